@@ -1,0 +1,123 @@
+"""What the compiler hands to an executor: an op with every template rendered and every value bound.
+
+These are plain frozen dataclasses that round-trip through JSON, so the store can keep the exact thing that
+was submitted and a restarted engine (or another executor) can act on it without recompiling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+OpKind = Literal["job", "service"]
+InitKind = Literal["git", "artifacts", "paths", "file", "tensorboard", "container"]
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSpec:
+    """One process to run. ``argv`` is ``command + args``: an argument list, never a shell string."""
+
+    name: str
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    working_dir: str | None = None
+    image: str | None = None
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return self.command + self.args
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ContainerSpec:
+        return cls(
+            name=data["name"],
+            command=tuple(data.get("command", ())),
+            args=tuple(data.get("args", ())),
+            env=tuple((str(k), str(v)) for k, v in data.get("env", ())),
+            working_dir=data.get("working_dir"),
+            image=data.get("image"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InitStep:
+    """One init entry, run in order before the main container.
+
+    ``spec`` holds the rendered fields of the entry's kind (``git``: url/revision/flags; ``artifacts``:
+    files/dirs; ``paths``: a list of paths; ``file``: content/filename/chmod; ``tensorboard``: uuids/
+    useNames/plugins). ``path`` is where the entry puts its result (relative to the run's artifacts folder
+    unless absolute); ``container`` is set for ``container`` entries.
+    """
+
+    kind: InitKind
+    spec: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+    container: ContainerSpec | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InitStep:
+        container = data.get("container")
+        return cls(
+            kind=data["kind"],
+            spec=dict(data.get("spec") or {}),
+            path=data.get("path"),
+            container=ContainerSpec.from_dict(container) if container else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TerminationSpec:
+    max_retries: int = 0
+    timeout: float | None = None
+    ttl: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where an op runs, decided by the executor before templates are rendered (they may use it)."""
+
+    artifacts_path: str
+    run_artifacts_path: str
+    run_outputs_path: str
+    ports: tuple[int, ...] = ()
+    base_url: str | None = None
+    host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledOp:
+    """A run ready to execute: the executor needs nothing else."""
+
+    uuid: str
+    name: str
+    kind: OpKind
+    container: ContainerSpec
+    placement: Placement
+    init: tuple[InitStep, ...] = ()
+    sidecars: tuple[ContainerSpec, ...] = ()
+    termination: TerminationSpec = field(default_factory=TerminationSpec)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    dag_uuid: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CompiledOp:
+        placement = dict(data["placement"])
+        placement["ports"] = tuple(placement.get("ports", ()))
+        return cls(
+            uuid=data["uuid"],
+            name=data["name"],
+            kind=data["kind"],
+            container=ContainerSpec.from_dict(data["container"]),
+            placement=Placement(**placement),
+            init=tuple(InitStep.from_dict(i) for i in data.get("init", ())),
+            sidecars=tuple(ContainerSpec.from_dict(s) for s in data.get("sidecars", ())),
+            termination=TerminationSpec(**data.get("termination", {})),
+            inputs=dict(data.get("inputs", {})),
+            dag_uuid=data.get("dag_uuid"),
+            labels=dict(data.get("labels", {})),
+        )
