@@ -1,0 +1,778 @@
+"""Pydantic v2 models of the Polyaxonfile v1.1 form, as Polyaxon 2.18 reads it.
+
+Attribute names are snake_case; YAML keys are the camelCase aliases. Unknown keys are rejected everywhere
+(``extra="forbid"``) so a misspelled key is an error with a did-you-mean, never silently ignored. Features
+that parse but that the engine cannot run yet (``matrix``, ``schedule``, distributed run kinds, ...) are
+accepted here and refused at compile time with "not supported yet".
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from polynb.spec import iotypes
+from polynb.spec.refs import Ref, ValuePath, parse_ref, parse_value_path
+
+NAME_PATTERN = re.compile(r"^[-a-zA-Z0-9_]+$")
+
+
+class Model(BaseModel):
+    """Base of every spec model: camelCase keys, unknown keys rejected."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=to_camel,
+        validate_default=False,
+        use_enum_values=False,
+    )
+
+
+def _check_name(value: str | None) -> str | None:
+    if value is not None and not NAME_PATTERN.match(value):
+        raise ValueError(
+            f"`{value}` is not a valid name: use letters, digits, `-` and `_` only "
+            "(no dots or spaces: refs such as `ops.NAME` split on `.`)"
+        )
+    return value
+
+
+def _split_csv(value: Any) -> Any:
+    """Polyaxon accepts ``tags: a, b`` as well as a list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+# --------------------------------------------------------------------------------------------- enums
+
+
+class Status(StrEnum):
+    CREATED = "created"
+    RESUMING = "resuming"
+    ON_SCHEDULE = "on_schedule"
+    COMPILED = "compiled"
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    STARTING = "starting"
+    RUNNING = "running"
+    PROCESSING = "processing"
+    STOPPING = "stopping"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    SUCCEEDED = "succeeded"
+    SKIPPED = "skipped"
+    WARNING = "warning"
+    UNSCHEDULABLE = "unschedulable"
+    UPSTREAM_FAILED = "upstream_failed"
+    RETRYING = "retrying"
+    UNKNOWN = "unknown"
+    DONE = "done"
+
+
+class EventKind(StrEnum):
+    RUN_STATUS_CREATED = "run_status_created"
+    RUN_STATUS_RESUMING = "run_status_resuming"
+    RUN_STATUS_COMPILED = "run_status_compiled"
+    RUN_STATUS_ON_SCHEDULE = "run_status_on_schedule"
+    RUN_STATUS_QUEUED = "run_status_queued"
+    RUN_STATUS_SCHEDULED = "run_status_scheduled"
+    RUN_STATUS_STARTING = "run_status_starting"
+    RUN_STATUS_RUNNING = "run_status_running"
+    RUN_STATUS_PROCESSING = "run_status_processing"
+    RUN_STATUS_STOPPING = "run_status_stopping"
+    RUN_STATUS_FAILED = "run_status_failed"
+    RUN_STATUS_STOPPED = "run_status_stopped"
+    RUN_STATUS_SUCCEEDED = "run_status_succeeded"
+    RUN_STATUS_SKIPPED = "run_status_skipped"
+    RUN_STATUS_WARNING = "run_status_warning"
+    RUN_STATUS_UNSCHEDULABLE = "run_status_unschedulable"
+    RUN_STATUS_UPSTREAM_FAILED = "run_status_upstream_failed"
+    RUN_STATUS_RETRYING = "run_status_retrying"
+    RUN_STATUS_UNKNOWN = "run_status_unknown"
+    RUN_STATUS_DONE = "run_status_done"
+    RUN_APPROVED_ACTOR = "run_approved_actor"
+    RUN_INVALIDATED_ACTOR = "run_invalidated_actor"
+    RUN_NEW_ARTIFACTS = "run_new_artifacts"
+    CONNECTION_GIT_COMMIT = "connection_git_commit"
+    CONNECTION_DATASET_VERSION = "connection_dataset_version"
+    CONNECTION_REGISTRY_IMAGE = "connection_registry_image"
+    ALERT_INFO = "alert_info"
+    ALERT_WARNING = "alert_warning"
+    ALERT_CRITICAL = "alert_critical"
+    MODEL_VERSION_NEW_METRIC = "model_version_new_metric"
+    PROJECT_CUSTOM_EVENT = "project_custom_event"
+    ORG_CUSTOM_EVENT = "org_custom_event"
+
+    @property
+    def status(self) -> Status | None:
+        """The status this event reports, for ``run_status_*`` kinds."""
+        if self.value.startswith("run_status_"):
+            return Status(self.value.removeprefix("run_status_"))
+        return None
+
+
+class TriggerPolicy(StrEnum):
+    ALL_SUCCEEDED = "all_succeeded"
+    ALL_FAILED = "all_failed"
+    ALL_DONE = "all_done"
+    ONE_SUCCEEDED = "one_succeeded"
+    ONE_FAILED = "one_failed"
+    ONE_DONE = "one_done"
+
+
+class HookTrigger(StrEnum):
+    """The statuses a hook may wait for; ``done`` means any final status."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    SKIPPED = "skipped"
+    UPSTREAM_FAILED = "upstream_failed"
+    DONE = "done"
+
+
+class PatchStrategy(StrEnum):
+    REPLACE = "replace"
+    ISNULL = "isnull"
+    POST_MERGE = "post_merge"
+    PRE_MERGE = "pre_merge"
+
+
+# ----------------------------------------------------------------------------------- io and params
+
+
+class IO(Model):
+    """A declared input or output of a component."""
+
+    name: str
+    description: str | None = None
+    type: str | None = None
+    is_optional: bool | None = None
+    is_list: bool | None = None
+    is_flag: bool | None = None
+    arg_format: str | None = None
+    connection: str | None = None
+    to_init: bool | None = None
+    to_env: str | None = None
+    value: Any = None
+    validation: dict[str, Any] | None = None
+    delay_validation: bool | None = None
+    options: list[Any] | None = None
+
+    _check_name = field_validator("name")(_check_name)
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str | None) -> str | None:
+        if value is not None and not iotypes.is_known_type(value):
+            known = ", ".join(sorted(iotypes.KNOWN_TYPES))
+            raise ValueError(f"`{value}` is not an IO type; expected one of {known}, or List[...]/Dict[...]")
+        return value
+
+    @model_validator(mode="after")
+    def _value_matches_type(self) -> IO:
+        if self.value is not None and not (isinstance(self.value, str) and "{{" in self.value):
+            try:
+                self.value = iotypes.check_value(self.type, self.value, is_list=bool(self.is_list))
+            except ValueError as exc:
+                raise ValueError(f"value of `{self.name}`: {exc}") from None
+            if self.options is not None and self.value not in self.options:
+                raise ValueError(f"value {self.value!r} of `{self.name}` is not one of the options {self.options}")
+        return self
+
+    @property
+    def required(self) -> bool:
+        return not self.is_optional and self.value is None
+
+
+_PARAM_KEYS = frozenset({"value", "ref", "contextOnly", "context_only", "connection", "toInit", "to_init",
+                         "toEnv", "to_env"})  # fmt: skip
+
+
+class Param(Model):
+    """A param of an operation: a literal ``value``, or a ``value`` read from the run named by ``ref``."""
+
+    ref: str | None = None
+    value: Any = None
+    context_only: bool | None = None
+    connection: str | None = None
+    to_init: bool | None = None
+    to_env: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        # `lr: 0.1` and `cfg: {a: 1}` are both the short form of `{value: ...}`.
+        if isinstance(data, dict) and _PARAM_KEYS.intersection(data):
+            return data
+        return {"value": data}
+
+    @field_validator("ref")
+    @classmethod
+    def _valid_ref(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_ref(value)
+        return value
+
+    @field_validator("value")
+    @classmethod
+    def _valid_value_for_ref(cls, value: Any, info: Any) -> Any:
+        ref = info.data.get("ref")
+        if ref is None:
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"a param with `ref: {ref}` needs a string `value` such as outputs.loss or globals.uuid")
+        parse_value_path(value, parse_ref(ref))
+        return value
+
+    @property
+    def parsed_ref(self) -> Ref | None:
+        return parse_ref(self.ref) if self.ref is not None else None
+
+    @property
+    def value_path(self) -> ValuePath | None:
+        ref = self.parsed_ref
+        return parse_value_path(str(self.value), ref) if ref is not None else None
+
+
+# --------------------------------------------------------------------------------- events and hooks
+
+
+class EventTrigger(Model):
+    """Start the op when the referenced run emits one of ``kinds`` (kinds are alternatives)."""
+
+    kinds: list[EventKind] = Field(min_length=1)
+    ref: str
+
+    @field_validator("ref")
+    @classmethod
+    def _valid_ref(cls, value: str) -> str:
+        ref = parse_ref(value)
+        if ref.kind == "dag":
+            raise ValueError("an event ref names a run: `ops.<op-name>` or `runs.<uuid>`, not `dag`")
+        return value
+
+    @property
+    def parsed_ref(self) -> Ref:
+        return parse_ref(self.ref)
+
+
+class Hook(Model):
+    """A post-done operation: runs after the main op reaches a final status matching ``trigger``."""
+
+    hub_ref: str
+    connection: str | None = None
+    trigger: HookTrigger | None = None
+    conditions: str | None = None
+    presets: list[str] | None = None
+    queue: str | None = None
+    namespace: str | None = None
+    params: dict[str, Param] | None = None
+    disable_defaults: bool | None = None
+
+    _split_presets = field_validator("presets", mode="before")(_split_csv)
+
+
+# ---------------------------------------------------------------------------------- small sections
+
+
+class Cache(Model):
+    disable: bool | None = None
+    ttl: int | None = None
+    io: list[str] | None = None
+    sections: list[str] | None = None
+
+
+class Termination(Model):
+    max_retries: int | None = Field(default=None, ge=0)
+    ttl: int | None = Field(default=None, ge=0)
+    timeout: int | None = Field(default=None, ge=0)
+    culling: dict[str, Any] | None = None
+    probe: dict[str, Any] | None = None
+    pod_failure_policy: dict[str, Any] | None = None
+
+
+class Schedule(Model):
+    """Parsed so it can be reported as not supported yet; the fields differ per kind."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["cron", "interval", "datetime"]
+
+
+class Matrix(Model):
+    """Parsed so it can be reported as not supported yet; the fields differ per kind."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["bayes", "grid", "hyperband", "tpe", "iterative", "mapping", "random"]
+
+
+class Join(Model):
+    ref: str
+    query: str | None = None
+    sort: str | None = None
+    limit: int | None = None
+    offset: int | None = None
+    params: dict[str, Param] | None = None
+
+
+# ------------------------------------------------------------------------- containers (k8s shapes)
+
+
+class EnvVar(Model):
+    name: str
+    value: str | None = None
+    value_from: dict[str, Any] | None = None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _scalar_to_str(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class ContainerPort(Model):
+    container_port: int
+    name: str | None = None
+    protocol: str | None = None
+    host_port: int | None = None
+    host_ip: str | None = Field(default=None, alias="hostIP")
+
+
+class Resources(Model):
+    limits: dict[str, str | int | float] | None = None
+    requests: dict[str, str | int | float] | None = None
+    claims: list[dict[str, Any]] | None = None
+
+
+class VolumeMount(Model):
+    name: str
+    mount_path: str
+    read_only: bool | None = None
+    sub_path: str | None = None
+    sub_path_expr: str | None = None
+    mount_propagation: str | None = None
+    recursive_read_only: str | None = None
+
+
+def _argv(value: Any) -> Any:
+    """Commands are argument lists; numbers in them are written as strings."""
+    if isinstance(value, list):
+        return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value]
+    if isinstance(value, str):
+        raise ValueError(
+            "expected an argument list, e.g. [python, train.py]; a single string is not split "
+            "(write [sh, -c, '...'] if you need a shell)"
+        )
+    return value
+
+
+class Container(Model):
+    """A Kubernetes container as Polyaxon takes it (``image`` is ignored by the local executor)."""
+
+    name: str | None = None
+    image: str | None = None
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    command: list[str] | None = None
+    args: list[str] | None = None
+    working_dir: str | None = None
+    ports: list[ContainerPort] | None = None
+    env: list[EnvVar] | None = None
+    env_from: list[dict[str, Any]] | None = None
+    resources: Resources | None = None
+    volume_mounts: list[VolumeMount] | None = None
+    volume_devices: list[dict[str, Any]] | None = None
+    liveness_probe: dict[str, Any] | None = None
+    readiness_probe: dict[str, Any] | None = None
+    startup_probe: dict[str, Any] | None = None
+    lifecycle: dict[str, Any] | None = None
+    security_context: dict[str, Any] | None = None
+    stdin: bool | None = None
+    stdin_once: bool | None = None
+    tty: bool | None = None
+    termination_message_path: str | None = None
+    termination_message_policy: str | None = None
+    resize_policy: list[dict[str, Any]] | None = None
+    restart_policy: str | None = None
+
+    _argv_command = field_validator("command", "args", mode="before")(_argv)
+
+
+class Environment(Model):
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    node_selector: dict[str, str] | None = None
+    affinity: dict[str, Any] | None = None
+    tolerations: list[dict[str, Any]] | None = None
+    node_name: str | None = None
+    service_account_name: str | None = None
+    host_aliases: list[dict[str, Any]] | None = None
+    security_context: dict[str, Any] | None = None
+    image_pull_secrets: list[str] | None = None
+    host_network: bool | None = None
+    host_pid: bool | None = Field(default=None, alias="hostPID")
+    dns_policy: str | None = None
+    dns_config: dict[str, Any] | None = None
+    scheduler_name: str | None = None
+    priority_class_name: str | None = None
+    priority: int | None = None
+    restart_policy: str | None = None
+
+
+class GitType(Model):
+    url: str | None = None
+    revision: str | None = None
+    flags: list[str] | None = None
+
+
+class ArtifactsType(Model):
+    files: list[str | list[str]] | None = None
+    dirs: list[str | list[str]] | None = None
+    workers: int | None = None
+
+
+class FileType(Model):
+    content: str
+    filename: str | None = None
+    kind: str | None = None
+    chmod: str | None = None
+
+    @field_validator("chmod", mode="before")
+    @classmethod
+    def _chmod_str(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class TensorboardType(Model):
+    port: int | str | None = None
+    uuids: list[str] | str | None = None
+    use_names: bool | None = None
+    path_prefix: str | None = None
+    plugins: list[str] | str | None = None
+
+
+_INIT_SCHEMAS = ("artifacts", "paths", "git", "dockerfile", "file", "tensorboard", "lineage_ref", "model_ref",
+                 "artifact_ref")  # fmt: skip
+
+
+class Init(Model):
+    """One init entry; at most one of its kinds, optionally with a custom ``container``."""
+
+    artifacts: ArtifactsType | None = None
+    paths: list[str | list[str]] | None = None
+    git: GitType | None = None
+    dockerfile: dict[str, Any] | None = None
+    file: FileType | None = None
+    tensorboard: TensorboardType | None = None
+    lineage_ref: str | None = None
+    model_ref: str | None = None
+    artifact_ref: str | None = None
+    connection: str | None = None
+    path: str | None = None
+    container: Container | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Init:
+        given = [name for name in _INIT_SCHEMAS if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"an init entry takes one kind, got {', '.join(given)}")
+        if self.git is not None and self.git.url is None and self.connection is None:
+            raise ValueError("a git init needs a `url` (or a `connection`)")
+        if not given and self.container is None and self.connection is None:
+            raise ValueError("an init entry needs one of " + ", ".join(to_camel(n) for n in _INIT_SCHEMAS)
+                             + " or a container")
+        return self
+
+    @property
+    def kind(self) -> str:
+        for name in _INIT_SCHEMAS:
+            if getattr(self, name) is not None:
+                return name
+        return "container"
+
+
+def _check_volume(value: Any) -> Any:
+    if isinstance(value, list):
+        for item in value:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise ValueError("each volume is a Kubernetes volume mapping with a `name`")
+    return value
+
+
+# -------------------------------------------------------------------------------------- run kinds
+
+
+class Job(Model):
+    kind: Literal["job"] = "job"
+    environment: Environment | None = None
+    connections: list[str] | None = None
+    volumes: list[dict[str, Any]] | None = None
+    init: list[Init] | None = None
+    sidecars: list[Container] | None = None
+    container: Container
+
+    _volumes = field_validator("volumes")(_check_volume)
+
+
+class Notifier(Job):
+    kind: Literal["notifier"] = "notifier"  # type: ignore[assignment]
+
+
+class Cleaner(Job):
+    kind: Literal["cleaner"] = "cleaner"  # type: ignore[assignment]
+
+
+class Tuner(Job):
+    kind: Literal["tuner"] = "tuner"  # type: ignore[assignment]
+
+
+class Service(Job):
+    kind: Literal["service"] = "service"  # type: ignore[assignment]
+    ports: list[int] | None = None
+    rewrite_path: bool | None = None
+    is_external: bool | None = None
+    replicas: int | None = Field(default=None, ge=0)
+
+
+class DistributedRun(Model):
+    """Distributed run kinds parse (loosely) and are refused at compile time as not supported yet."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["mpijob", "tfjob", "pytorchjob", "daskcluster", "raycluster"]
+
+
+class Dag(Model):
+    kind: Literal["dag"] = "dag"
+    operations: list[Operation] = Field(min_length=1)
+    components: list[Component] | None = None
+    environment: Environment | None = None
+    connections: list[str] | None = None
+    volumes: list[dict[str, Any]] | None = None
+    concurrency: PositiveInt | None = None
+    early_stopping: list[dict[str, Any]] | None = None
+
+    _volumes = field_validator("volumes")(_check_volume)
+
+
+Run = Annotated[
+    Job | Service | Dag | Notifier | Cleaner | Tuner | DistributedRun,
+    Field(discriminator="kind"),
+]
+RUN_KINDS = ("job", "service", "dag", "notifier", "cleaner", "tuner", "mpijob", "tfjob", "pytorchjob",
+             "daskcluster", "raycluster")  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ the Polyaxonfile
+
+
+_SHORTCUTS = ("ports", "container", "cmd", "env", "resources", "environment", "init", "connections", "sidecars",
+              "volumes")  # fmt: skip
+_REFS = ("hub_ref", "dag_ref", "url_ref", "path_ref", "component")
+
+
+class Polyaxonfile(Model):
+    """The fields shared by components and operations (one field set in Polyaxon 2.18)."""
+
+    version: float | str | None = None
+    kind: str | None = None
+    name: str | None = None
+    description: str | None = None
+    tags: list[str] | None = None
+    presets: list[str] | None = None
+    strict_params: bool | None = None
+    queue: str | None = None
+    namespace: str | None = None
+    cache: Cache | None = None
+    termination: Termination | None = None
+    plugins: dict[str, Any] | None = None
+    build: dict[str, Any] | None = None
+    hooks: list[Hook] | None = None
+    is_approved: bool | None = None
+    cost: float | None = None
+    mount: list[Any] | None = None
+    schedule: Schedule | None = None
+    events: list[EventTrigger] | None = None
+    matrix: Matrix | None = None
+    joins: list[Join] | None = None
+    dependencies: list[str] | None = None
+    trigger: TriggerPolicy | None = None
+    conditions: str | None = None
+    skip_on_upstream_skip: bool | None = None
+    inputs: list[IO] | None = None
+    outputs: list[IO] | None = None
+    run: Run | None = None
+    # Polyaxon 2.18 "shortcuts": run fields written at the top level, lowered into `run`.
+    ports: list[int] | None = None
+    container: Container | None = None
+    cmd: list[str] | None = None
+    env: list[EnvVar] | None = None
+    resources: Resources | None = None
+    environment: Environment | None = None
+    init: list[Init] | None = None
+    connections: list[str] | None = None
+    sidecars: list[Container] | None = None
+    volumes: list[dict[str, Any]] | None = None
+    template: dict[str, Any] | None = None
+    params: dict[str, Param] | None = None
+    hub_ref: str | None = None
+    dag_ref: str | None = None
+    url_ref: str | None = None
+    path_ref: str | None = None
+    component: Component | None = None
+    patch_strategy: PatchStrategy | None = None
+    is_preset: bool | None = None
+    run_patch: dict[str, Any] | None = None
+
+    _check_name = field_validator("name")(_check_name)
+    _split_tags = field_validator("tags", "presets", mode="before")(_split_csv)
+    _argv_cmd = field_validator("cmd", mode="before")(_argv)
+    _volumes = field_validator("volumes")(_check_volume)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        if value is not None and str(value) not in {"1.1", "1.0", "1", "1.10"}:
+            raise ValueError(f"unsupported Polyaxonfile version {value!r}; polynb reads version 1.1")
+        return value
+
+    @field_validator("dependencies")
+    @classmethod
+    def _dependency_names(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or ():
+            _check_name(name)
+        return value
+
+    @model_validator(mode="after")
+    def _refs_and_shortcuts(self) -> Polyaxonfile:
+        given = [name for name in _REFS if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError("an operation takes at most one of hubRef, dagRef, urlRef, pathRef, component; got "
+                             + ", ".join(to_camel(n) for n in given))
+        if given and self.run is not None:
+            raise ValueError(f"`run` cannot be combined with `{to_camel(given[0])}`")
+        self._lower_shortcuts()
+        self._check_io_names()
+        return self
+
+    def _lower_shortcuts(self) -> None:
+        used = [name for name in _SHORTCUTS if getattr(self, name) is not None]
+        if not used:
+            return
+        if self.run is None:
+            if self.container is None and self.cmd is None:
+                return  # reported by the component check ("missing run")
+            kind = "service" if self.ports is not None else "job"
+            data: dict[str, Any] = {"kind": kind, "container": self.container or Container()}
+            self.run = (Service if kind == "service" else Job).model_validate(data)
+        run = self.run
+        if isinstance(run, Dag | DistributedRun):
+            raise ValueError(f"{', '.join(to_camel(u) for u in used)} cannot be set at the top level of a "
+                             f"`{run.kind}`; put them in the ops' components")
+        container = run.container
+        if self.container is not None and self.container is not container:
+            container = self.container
+        updates: dict[str, Any] = {}
+        if self.cmd is not None:
+            updates["command"] = self.cmd
+        if self.env is not None:
+            updates["env"] = [*(container.env or []), *self.env]
+        if self.resources is not None:
+            updates["resources"] = self.resources
+        if updates:
+            container = container.model_copy(update=updates)
+        run_updates: dict[str, Any] = {"container": container}
+        for name in ("environment", "init", "connections", "sidecars", "volumes"):
+            if getattr(self, name) is not None:
+                run_updates[name] = getattr(self, name)
+        if self.ports is not None:
+            if not isinstance(run, Service):
+                raise ValueError("`ports` at the top level needs a service run")
+            run_updates["ports"] = self.ports
+        self.run = run.model_copy(update=run_updates)
+
+    def _check_io_names(self) -> None:
+        for section in ("inputs", "outputs"):
+            seen: set[str] = set()
+            for io in getattr(self, section) or ():
+                if io.name in seen:
+                    raise ValueError(f"{section} declares `{io.name}` twice")
+                seen.add(io.name)
+
+    # ---- convenience used by the compiler and the scheduler
+
+    @property
+    def reference(self) -> tuple[str, Any] | None:
+        """The one reference of an operation, as (alias, value), or None for an inline run."""
+        for name in _REFS:
+            value = getattr(self, name)
+            if value is not None:
+                return to_camel(name), value
+        return None
+
+    def input(self, name: str) -> IO | None:
+        return next((io for io in self.inputs or () if io.name == name), None)
+
+    def output(self, name: str) -> IO | None:
+        return next((io for io in self.outputs or () if io.name == name), None)
+
+
+class Component(Polyaxonfile):
+    """``kind: component``: inputs, outputs and a run."""
+
+    kind: Literal["component"] | None = "component"
+
+    @model_validator(mode="after")
+    def _needs_run(self) -> Component:
+        if self.run is None and self.reference is None:
+            raise ValueError("a component needs a `run` section (job, service or dag)")
+        if self.reference is not None:
+            raise ValueError(f"a component cannot use `{self.reference[0]}`; that is for operations")
+        if self.params is not None:
+            raise ValueError("`params` belong to an operation; a component declares `inputs`")
+        return self
+
+
+class Operation(Polyaxonfile):
+    """``kind: operation``: params bound to a component given by reference, inline ``component`` or ``run``."""
+
+    kind: Literal["operation"] | None = "operation"
+
+    @model_validator(mode="after")
+    def _needs_component(self) -> Operation:
+        if self.reference is None and self.run is None:
+            raise ValueError("an operation needs one of hubRef, dagRef, pathRef, urlRef, component or run")
+        return self
+
+
+Dag.model_rebuild()
+Polyaxonfile.model_rebuild()
+Component.model_rebuild()
+Operation.model_rebuild()
+
+PolyaxonfileKind = Literal["component", "operation"]
+
+
+def parse_polyaxonfile(data: dict[str, Any]) -> Component | Operation:
+    """Validate a top-level document; ``kind`` picks the model (a kindless file with a ref is an operation)."""
+    kind = data.get("kind")
+    if kind == "component":
+        return Component.model_validate(data)
+    if kind == "operation":
+        return Operation.model_validate(data)
+    if kind is None:
+        if any(key in data for key in ("hubRef", "dagRef", "urlRef", "pathRef", "component", "params")):
+            return Operation.model_validate(data)
+        return Component.model_validate(data)
+    # Let pydantic report the bad kind with the expected values.
+    return Component.model_validate(data)
