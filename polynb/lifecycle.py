@@ -1,0 +1,79 @@
+"""Run statuses and the rules for moving between them (Polyaxon's ``V1Statuses`` and ``LifeCycle``).
+
+Shared by the scheduler, the executors and the store, so it imports nothing from polynb.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """Polyaxon's 20 statuses. ``DONE`` is a pseudo-status for triggers, hooks and events: never stored."""
+
+    CREATED = "created"
+    RESUMING = "resuming"
+    ON_SCHEDULE = "on_schedule"
+    COMPILED = "compiled"
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    STARTING = "starting"
+    RUNNING = "running"
+    PROCESSING = "processing"
+    STOPPING = "stopping"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    SUCCEEDED = "succeeded"
+    SKIPPED = "skipped"
+    WARNING = "warning"
+    UNSCHEDULABLE = "unschedulable"
+    UPSTREAM_FAILED = "upstream_failed"
+    RETRYING = "retrying"
+    UNKNOWN = "unknown"
+    DONE = "done"
+
+
+FINAL: frozenset[Status] = frozenset(
+    {Status.FAILED, Status.UPSTREAM_FAILED, Status.STOPPED, Status.SKIPPED, Status.SUCCEEDED}
+)
+"""Final ("done") statuses: once a run has one, it never changes again."""
+
+PENDING_VALUES: frozenset[Status] = frozenset({Status.CREATED, Status.ON_SCHEDULE, Status.RESUMING})
+COMPILABLE_VALUES: frozenset[Status] = PENDING_VALUES | {Status.RETRYING}
+ALL_PENDING_VALUES: frozenset[Status] = COMPILABLE_VALUES | {Status.COMPILED, Status.QUEUED}
+RUNNING_VALUES: frozenset[Status] = frozenset({Status.SCHEDULED, Status.STARTING, Status.PROCESSING, Status.RUNNING})
+"""Statuses during which the run holds resources; the first one reached sets ``started_at``."""
+WARNING_VALUES: frozenset[Status] = frozenset({Status.UNSCHEDULABLE, Status.WARNING, Status.UNKNOWN})
+
+SUBMITTABLE_VALUES: frozenset[Status] = COMPILABLE_VALUES | {Status.COMPILED}
+"""Statuses from which a run may be claimed for submission to an executor (see ``Store.claim``)."""
+
+STORABLE: frozenset[Status] = frozenset(Status) - {Status.DONE}
+
+
+def is_final(status: Status | str) -> bool:
+    """True for a final status. ``done`` is not one: it is the pseudo-status that stands for all of them."""
+    return status in FINAL
+
+
+def event_kind(status: Status | str) -> str:
+    """The event emitted when a run reaches ``status``: ``run_status_<status>``."""
+    return f"run_status_{Status(status).value}"
+
+
+def can_transition(old: Status | str | None, new: Status | str) -> bool:
+    """Whether a run in ``old`` (None: not created yet) may move to ``new``.
+
+    Polyaxon's guard: a final status is never overwritten; from ``stopping`` only a final status is
+    accepted; the same status again is not a transition; ``created`` is only ever the first status;
+    ``done`` is never a run's status.
+    """
+    new = Status(new)
+    if new == Status.DONE:
+        return False
+    if old is None:
+        return new == Status.CREATED
+    old = Status(old)
+    if old == new or old in FINAL or new == Status.CREATED:
+        return False
+    return not (old == Status.STOPPING and new not in FINAL)
