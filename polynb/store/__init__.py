@@ -1,0 +1,35 @@
+"""The SQLite (WAL) store: runs, status history, the append-only event log, hook links, outputs."""
+
+from polynb.store.errors import (
+    AmbiguousRunError,
+    DuplicateRunError,
+    RunNotFoundError,
+    SchemaVersionError,
+    StoreError,
+)
+from polynb.store.paths import RunPaths, artifacts_dir, db_path, polynb_home, run_paths
+from polynb.store.records import EventRecord, NewRun, RunRecord, StatusChange, Transition, new_uuid
+from polynb.store.schema import SCHEMA_VERSION
+from polynb.store.store import DONE_EVENT, Store
+
+__all__ = [
+    "DONE_EVENT",
+    "SCHEMA_VERSION",
+    "AmbiguousRunError",
+    "DuplicateRunError",
+    "EventRecord",
+    "NewRun",
+    "RunNotFoundError",
+    "RunPaths",
+    "RunRecord",
+    "SchemaVersionError",
+    "StatusChange",
+    "Store",
+    "StoreError",
+    "Transition",
+    "artifacts_dir",
+    "db_path",
+    "new_uuid",
+    "polynb_home",
+    "run_paths",
+]

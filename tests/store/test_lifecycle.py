@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from polynb.lifecycle import (
@@ -65,7 +67,7 @@ def test_done_is_never_a_target_and_created_only_the_first_status() -> None:
 
 def test_ordinary_moves_are_allowed() -> None:
     path = ["created", "compiled", "queued", "scheduled", "starting", "running", "stopping", "stopped"]
-    assert all(can_transition(a, b) for a, b in zip(path, path[1:], strict=False))
+    assert all(can_transition(a, b) for a, b in itertools.pairwise(path))
     assert can_transition(Status.RUNNING, Status.RETRYING)
     assert can_transition(Status.RETRYING, Status.QUEUED)
     assert can_transition(Status.CREATED, Status.UPSTREAM_FAILED)

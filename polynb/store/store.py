@@ -1,0 +1,543 @@
+"""The store: runs, their status history, the append-only event log, hook links and outputs in SQLite.
+
+Every write is one short transaction, so a crash (even SIGKILL of the engine mid-DAG) leaves the file in a
+state some sequence of complete writes produced. Any number of threads and processes may use the same file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from polynb.lifecycle import (
+    FINAL,
+    RUNNING_VALUES,
+    STORABLE,
+    SUBMITTABLE_VALUES,
+    Status,
+    can_transition,
+    event_kind,
+)
+from polynb.store.checkpoint import Checkpointer
+from polynb.store.connections import ConnectionPool
+from polynb.store.errors import AmbiguousRunError, DuplicateRunError, RunNotFoundError, StoreError
+from polynb.store.paths import check_uuid, db_path
+from polynb.store.records import (
+    RUN_COLUMNS,
+    EventRecord,
+    NewRun,
+    RunRecord,
+    StatusChange,
+    Transition,
+    change_from_row,
+    dumps,
+    event_from_row,
+    loads,
+    run_from_row,
+    to_ts,
+)
+
+STATUS_EVENT_PREFIX = "run_status_"
+DONE_EVENT = event_kind(Status.DONE)
+
+_SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs"  # noqa: S608 -- a constant column list
+_INSERT_EVENT = "INSERT INTO events (at, run_uuid, dag_uuid, kind, payload) VALUES (?, ?, ?, ?, ?)"
+_INSERT_CHANGE = (
+    "INSERT INTO status_history (run_uuid, seq, status, previous, reason, message, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_HEX_RE = re.compile(r"[0-9a-f]{1,32}")
+_AMBIGUOUS_SHOWN = 10
+
+
+class Store:
+    """The polynb store at ``path`` (default ``$POLYNB_HOME/polynb.db``), created if missing.
+
+    Thread-safe: each thread uses its own connection. Reads never block on writes (WAL); writes from
+    several threads or processes queue on SQLite's write lock.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._pool = ConnectionPool(self.path)
+        self._checkpointer = Checkpointer(self._pool.get)
+        self._pool.on_commit = self._checkpointer.committed
+
+    def close(self) -> None:
+        """Stop the checkpoint thread and close every connection of this process."""
+        self._checkpointer.stop()
+        self._pool.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- creating runs ------------------------------------------------------------------------------
+
+    def create_runs(self, runs: Iterable[NewRun], *, at: datetime | None = None) -> list[RunRecord]:
+        """Create runs (status ``created``, with their history row and ``run_status_created`` event) in one
+        transaction: a DAG's runs appear all together or not at all. Parents may be in the same batch."""
+        batch = list(runs)
+        now = to_ts(at)
+        for new in batch:
+            _check_new_run(new)
+        created: list[RunRecord] = []
+        with self._pool.write() as conn:
+            self._check_references(conn, batch)
+            for new in batch:
+                try:
+                    conn.execute(
+                        "INSERT INTO runs (uuid, name, kind, status, message, dag_uuid, hook_of, hook_trigger,"
+                        " spec, inputs, meta, executor, created_at, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            new.uuid,
+                            new.name,
+                            new.kind,
+                            Status.CREATED.value,
+                            new.message,
+                            new.dag_uuid,
+                            new.hook_of,
+                            new.hook_trigger,
+                            dumps(new.spec),
+                            dumps(new.inputs),
+                            dumps(new.meta),
+                            new.executor,
+                            now,
+                            now,
+                        ),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise DuplicateRunError(f"a run with uuid {new.uuid} exists already") from exc
+                run = _fresh_record(new, now)
+                self._record_change(conn, run, None, now)
+                created.append(run)
+        return created
+
+    def create_run(self, run: NewRun, *, at: datetime | None = None) -> RunRecord:
+        """Create one run; see ``create_runs``."""
+        return self.create_runs([run], at=at)[0]
+
+    @staticmethod
+    def _check_references(conn: sqlite3.Connection, batch: list[NewRun]) -> None:
+        in_batch = {new.uuid for new in batch}
+        wanted = {ref for new in batch for ref in (new.dag_uuid, new.hook_of) if ref and ref not in in_batch}
+        for ref in wanted:
+            if conn.execute("SELECT 1 FROM runs WHERE uuid = ?", (ref,)).fetchone() is None:
+                raise RunNotFoundError(f"no run {ref} (named as a dag_uuid or hook_of)")
+
+    # -- status changes -----------------------------------------------------------------------------
+
+    def set_status(
+        self,
+        uuid: str,
+        status: Status | str,
+        *,
+        reason: str | None = None,
+        message: str | None = None,
+        at: datetime | None = None,
+        expected: Collection[Status] | None = None,
+    ) -> Transition:
+        """Move a run to ``status`` in one transaction: the run row (timestamps, wait_time, duration), a
+        status-history row and the ``run_status_<status>`` event, plus ``run_status_done`` on a final status.
+
+        Refused (returns a false Transition, writes nothing) when the run is final, when it is
+        ``stopping`` and ``status`` is not final, and when ``expected`` is given and the current status is
+        not in it (a compare-and-set). The current (non-final) status again appends nothing; a ``reason``
+        or ``message`` given then replaces the run's current ones (progress messages).
+        """
+        target = _storable(status)
+        now = to_ts(at)
+        with self._pool.write() as conn:
+            run = self._load(conn, uuid)
+            return self._transition(conn, run, target, reason, message, now, expected, claim=None)
+
+    def claim(
+        self,
+        uuid: str,
+        *,
+        status: Status | str = Status.QUEUED,
+        expected: Collection[Status] = SUBMITTABLE_VALUES,
+        executor: str | None = None,
+        spec: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+        at: datetime | None = None,
+    ) -> Transition:
+        """Claim a run for submission: atomically move it from a status in ``expected`` (pending,
+        compiled or retrying) to ``status``, add one to ``attempt`` and record the executor and what is
+        being submitted. Exactly one of any number of concurrent claimers (threads or processes) gets a
+        true result; only that caller may submit the run."""
+        target = _storable(status)
+        now = to_ts(at)
+        with self._pool.write() as conn:
+            run = self._load(conn, uuid)
+            return self._transition(conn, run, target, reason, message, now, expected, claim=(executor, spec, inputs))
+
+    def _transition(
+        self,
+        conn: sqlite3.Connection,
+        run: RunRecord,
+        target: Status,
+        reason: str | None,
+        message: str | None,
+        now: float,
+        expected: Collection[Status] | None,
+        claim: tuple[str | None, Mapping[str, Any] | None, Mapping[str, Any] | None] | None,
+    ) -> Transition:
+        previous = run.status
+        if (expected is not None and previous not in expected) or previous in FINAL:
+            return Transition(False, previous, run)  # a final run is frozen, message included
+        if previous == target:
+            if (reason is not None and reason != run.reason) or (message is not None and message != run.message):
+                run = replace(
+                    run,
+                    reason=run.reason if reason is None else reason,
+                    message=run.message if message is None else message,
+                    updated_at=_dt(now),
+                )
+                conn.execute(
+                    "UPDATE runs SET reason = ?, message = ?, updated_at = ? WHERE uuid = ?",
+                    (run.reason, run.message, now, run.uuid),
+                )
+            return Transition(False, previous, run)
+        if not can_transition(previous, target):
+            return Transition(False, previous, run)
+
+        created_ts = run.created_at.timestamp()
+        started_ts = None if run.started_at is None else run.started_at.timestamp()
+        wait_time, duration = run.wait_time, run.duration
+        finished_ts = None
+        if started_ts is None and target in RUNNING_VALUES:
+            started_ts = now
+            wait_time = max(0.0, now - created_ts)
+        if target in FINAL:
+            finished_ts = now
+            # A run that never started (skipped, upstream_failed, stopped while pending) keeps
+            # started_at empty; its duration counts from creation, as Polyaxon's LifeCycle does.
+            duration = max(0.0, now - (created_ts if started_ts is None else started_ts))
+        executor, spec, inputs, attempt = run.executor, run.spec, run.inputs, run.attempt
+        if claim is not None:
+            attempt += 1
+            executor = claim[0] if claim[0] is not None else executor
+            spec = dict(claim[1]) if claim[1] is not None else spec
+            inputs = dict(claim[2]) if claim[2] is not None else inputs
+        conn.execute(
+            "UPDATE runs SET status = ?, reason = ?, message = ?, updated_at = ?, started_at = ?,"
+            " finished_at = ?, wait_time = ?, duration = ?, attempt = ?, executor = ?, spec = ?, inputs = ?"
+            " WHERE uuid = ?",
+            (
+                target.value,
+                reason,
+                message,
+                now,
+                started_ts,
+                finished_ts,
+                wait_time,
+                duration,
+                attempt,
+                executor,
+                dumps(spec),
+                dumps(inputs),
+                run.uuid,
+            ),
+        )
+        run = replace(
+            run,
+            status=target,
+            reason=reason,
+            message=message,
+            updated_at=_dt(now),
+            started_at=None if started_ts is None else _dt(started_ts),
+            finished_at=None if finished_ts is None else _dt(finished_ts),
+            wait_time=wait_time,
+            duration=duration,
+            attempt=attempt,
+            executor=executor,
+            spec=spec,
+            inputs=inputs,
+        )
+        events = self._record_change(conn, run, previous, now)
+        return Transition(True, previous, run, events)
+
+    @staticmethod
+    def _record_change(
+        conn: sqlite3.Connection, run: RunRecord, previous: Status | None, now: float
+    ) -> tuple[EventRecord, ...]:
+        """Append the history row and the status events of ``run``'s new status (already written)."""
+        payload = {
+            "name": run.name,
+            "run_kind": run.kind,
+            "status": run.status.value,
+            "previous": None if previous is None else previous.value,
+            "reason": run.reason,
+            "message": run.message,
+            "attempt": run.attempt,
+        }
+        kinds = [event_kind(run.status)]
+        if run.status in FINAL:
+            kinds.append(DONE_EVENT)
+        text = dumps(payload)
+        events = []
+        for kind in kinds:
+            seq = conn.execute(_INSERT_EVENT, (now, run.uuid, run.dag_uuid, kind, text)).lastrowid
+            assert seq is not None
+            events.append(EventRecord(seq, _dt(now), run.uuid, run.dag_uuid, kind, dict(payload)))
+        conn.execute(
+            _INSERT_CHANGE,
+            (run.uuid, events[0].seq, run.status.value, payload["previous"], run.reason, run.message, now),
+        )
+        return tuple(events)
+
+    # -- other writes -------------------------------------------------------------------------------
+
+    def append_event(
+        self, run_uuid: str, kind: str, payload: Mapping[str, Any] | None = None, *, at: datetime | None = None
+    ) -> EventRecord:
+        """Append a non-status event (``run_new_artifacts``, ``alert_*``, ...) to the log of ``run_uuid``.
+        ``run_status_*`` events are written only by status changes, so history and log always agree."""
+        if not kind or kind.startswith(STATUS_EVENT_PREFIX):
+            raise ValueError(f"{kind!r}: status events come from set_status(), not append_event()")
+        now = to_ts(at)
+        body = dict(payload or {})
+        with self._pool.write() as conn:
+            row = conn.execute("SELECT dag_uuid FROM runs WHERE uuid = ?", (run_uuid,)).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"no run {run_uuid}")
+            seq = conn.execute(_INSERT_EVENT, (now, run_uuid, row["dag_uuid"], kind, dumps(body))).lastrowid
+        assert seq is not None
+        return EventRecord(seq, _dt(now), run_uuid, row["dag_uuid"], kind, body)
+
+    def set_outputs(self, uuid: str, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``outputs`` into the run's outputs (new keys win) and return the result."""
+        return self._merge_json(uuid, "outputs", outputs)
+
+    def set_meta(self, uuid: str, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``meta`` (engine data needed to resume the run, e.g. the DAG's source folder) into the run's."""
+        return self._merge_json(uuid, "meta", meta)
+
+    def set_handle(self, uuid: str, record: Mapping[str, Any] | None, *, executor: str | None = None) -> None:
+        """Store (or clear, with None) the executor's handle record (pid, pgid, start time, ports, paths)
+        so a restarted engine can re-attach to the run."""
+        self._update(uuid, "handle = ?, executor = coalesce(?, executor)", (dumps(record), executor))
+
+    def set_url(self, uuid: str, url: str | None) -> None:
+        """Store the URL where a service run answers (None clears it)."""
+        self._update(uuid, "url = ?", (url,))
+
+    def set_spec(self, uuid: str, spec: Mapping[str, Any], *, inputs: Mapping[str, Any] | None = None) -> None:
+        """Replace the run's spec (the compiled op, or a DAG's spec) and, if given, its inputs."""
+        self._update(uuid, "spec = ?, inputs = coalesce(?, inputs)", (dumps(spec), dumps(inputs)))
+
+    def _update(self, uuid: str, assignments: str, params: tuple[Any, ...]) -> None:
+        with self._pool.write() as conn:
+            cursor = conn.execute(
+                f"UPDATE runs SET {assignments}, updated_at = ? WHERE uuid = ?",  # noqa: S608 -- fixed SQL
+                (*params, to_ts(None), uuid),
+            )
+            if cursor.rowcount != 1:
+                raise RunNotFoundError(f"no run {uuid}")
+
+    def _merge_json(self, uuid: str, column: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        with self._pool.write() as conn:
+            row = conn.execute(f"SELECT {column} FROM runs WHERE uuid = ?", (uuid,)).fetchone()  # noqa: S608
+            if row is None:
+                raise RunNotFoundError(f"no run {uuid}")
+            merged = {**loads(row[0]), **values}
+            conn.execute(
+                f"UPDATE runs SET {column} = ?, updated_at = ? WHERE uuid = ?",  # noqa: S608 -- fixed column
+                (dumps(merged), to_ts(None), uuid),
+            )
+        return merged
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    def get_run(self, uuid: str) -> RunRecord:
+        """The run with this uuid; RunNotFoundError if there is none."""
+        return self._load(self._pool.get(), uuid)
+
+    @staticmethod
+    def _load(conn: sqlite3.Connection, uuid: str) -> RunRecord:
+        row = conn.execute(f"{_SELECT_RUN} WHERE uuid = ?", (uuid,)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"no run {uuid}")
+        return run_from_row(row)
+
+    def list_runs(
+        self,
+        dag_uuid: str | None = None,
+        *,
+        top_level_only: bool = False,
+        statuses: Collection[Status] | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Runs, newest first: those of one DAG run (ops and hooks), or only top-level runs, or all."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if dag_uuid is not None:
+            clauses.append("dag_uuid = ?")
+            params.append(dag_uuid)
+        if top_level_only:
+            clauses.append("dag_uuid IS NULL AND hook_of IS NULL")
+        if statuses is not None:
+            clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(Status(s).value for s in statuses)
+        return self._select_runs(clauses, params, order="rowid DESC", limit=limit)
+
+    def children(self, dag_uuid: str, *, include_hooks: bool = False) -> list[RunRecord]:
+        """The op runs of a DAG run in creation order; hook runs only if ``include_hooks``."""
+        clauses = ["dag_uuid = ?"] + ([] if include_hooks else ["hook_of IS NULL"])
+        return self._select_runs(clauses, [dag_uuid], order="rowid")
+
+    def hooks_of(self, uuid: str) -> list[RunRecord]:
+        """The hook runs of a main run, in creation order."""
+        return self._select_runs(["hook_of = ?"], [uuid], order="rowid")
+
+    def unfinished_runs(self) -> list[RunRecord]:
+        """Every run not in a final status, oldest first: what a restarted engine must re-attach to,
+        resume or resolve. A run claimed (``queued``/``starting``) without a handle may have been
+        submitted just before a crash; it must not be submitted again blindly."""
+        return self._select_runs(["finished_at IS NULL"], [], order="rowid")
+
+    def _select_runs(
+        self, clauses: list[str], params: list[Any], *, order: str, limit: int | None = None
+    ) -> list[RunRecord]:
+        sql = _SELECT_RUN
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += f" ORDER BY {order}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = [*params, limit]
+        return [run_from_row(row) for row in self._pool.get().execute(sql, params)]
+
+    def status_history(self, uuid: str) -> list[StatusChange]:
+        """Every status a run took, oldest first (the first is ``created``)."""
+        rows = self._pool.get().execute(
+            "SELECT run_uuid, seq, status, previous, reason, message, at FROM status_history"
+            " WHERE run_uuid = ? ORDER BY seq",
+            (uuid,),
+        )
+        return [change_from_row(row) for row in rows]
+
+    def events(
+        self,
+        run_uuid: str | None = None,
+        dag_uuid: str | None = None,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[EventRecord]:
+        """Events with ``seq > after_seq`` in seq order, of one run and/or of a DAG run (its own events
+        and those of its ops and hooks). Poll with the last seq seen: nothing is ever missed, because
+        writers commit one at a time and a seq is never reused."""
+        clauses = ["seq > ?"]
+        params: list[Any] = [after_seq]
+        if run_uuid is not None:
+            clauses.append("run_uuid = ?")
+            params.append(run_uuid)
+        if dag_uuid is not None:
+            clauses.append("(dag_uuid = ? OR run_uuid = ?)")
+            params.extend((dag_uuid, dag_uuid))
+        where = " AND ".join(clauses)  # fixed clauses; every value is a bound parameter
+        sql = f"SELECT seq, at, run_uuid, dag_uuid, kind, payload FROM events WHERE {where} ORDER BY seq"  # noqa: S608
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [event_from_row(row) for row in self._pool.get().execute(sql, params)]
+
+    def last_seq(self) -> int:
+        """The seq of the newest event (0 when the log is empty)."""
+        row = self._pool.get().execute("SELECT max(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def find_by_prefix(self, query: str, *, dag_uuid: str | None = None) -> RunRecord:
+        """The one run whose uuid starts with ``query`` (dashes and case ignored) or whose name is
+        ``query``, optionally among the runs of one DAG run. RunNotFoundError when none matches,
+        AmbiguousRunError (listing candidates) when several do."""
+        query = query.strip()
+        if not query:
+            raise RunNotFoundError("empty run reference")
+        scope, scope_params = ("", []) if dag_uuid is None else (" AND dag_uuid = ?", [dag_uuid])
+        found: dict[str, str] = {}
+        with self._pool.read() as conn:
+            prefix = query.lower().replace("-", "")
+            if _HEX_RE.fullmatch(prefix):
+                # A range, not LIKE: it uses the primary key index ('g' sorts after every hex digit).
+                rows = conn.execute(
+                    f"SELECT uuid, name FROM runs WHERE uuid >= ? AND uuid < ?{scope} ORDER BY rowid LIMIT ?",  # noqa: S608
+                    [prefix, prefix + "g", *scope_params, _AMBIGUOUS_SHOWN + 1],
+                )
+                found.update((row["uuid"], row["name"]) for row in rows)
+            rows = conn.execute(
+                f"SELECT uuid, name FROM runs WHERE name = ?{scope} ORDER BY rowid LIMIT ?",  # noqa: S608
+                [query, *scope_params, _AMBIGUOUS_SHOWN + 1],
+            )
+            found.update((row["uuid"], row["name"]) for row in rows)
+            if len(found) == 1:
+                return self._load(conn, next(iter(found)))
+        if not found:
+            where = "" if dag_uuid is None else f" in DAG run {dag_uuid}"
+            raise RunNotFoundError(f"no run with a uuid starting with or a name equal to {query!r}{where}")
+        raise AmbiguousRunError(query, list(found.items())[:_AMBIGUOUS_SHOWN])
+
+
+def _storable(status: Status | str) -> Status:
+    target = Status(status)
+    if target not in STORABLE:
+        raise ValueError(f"{target.value!r} is a pseudo-status; a run never has it")
+    return target
+
+
+def _check_new_run(new: NewRun) -> None:
+    check_uuid(new.uuid)
+    for ref in (new.dag_uuid, new.hook_of):
+        if ref is not None:
+            check_uuid(ref)
+    if not new.name or not new.kind:
+        raise StoreError(f"run {new.uuid}: name and kind must not be empty")
+    if new.hook_trigger is not None and new.hook_of is None:
+        raise StoreError(f"run {new.uuid}: hook_trigger given without hook_of")
+
+
+def _fresh_record(new: NewRun, now: float) -> RunRecord:
+    return RunRecord(
+        uuid=new.uuid,
+        name=new.name,
+        kind=new.kind,
+        status=Status.CREATED,
+        reason=None,
+        message=new.message,
+        dag_uuid=new.dag_uuid,
+        hook_of=new.hook_of,
+        hook_trigger=new.hook_trigger,
+        spec=dict(new.spec),
+        inputs=dict(new.inputs),
+        outputs={},
+        meta=dict(new.meta),
+        executor=new.executor,
+        handle=None,
+        attempt=0,
+        url=None,
+        created_at=_dt(now),
+        updated_at=_dt(now),
+        started_at=None,
+        finished_at=None,
+        wait_time=None,
+        duration=None,
+    )
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)

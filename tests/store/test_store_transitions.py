@@ -1,0 +1,186 @@
+"""Status changes: what one change writes, and the changes the store refuses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from polynb.lifecycle import FINAL, Status
+from polynb.store import NewRun, RunNotFoundError, Store
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def new_job(store: Store, name: str = "train", **kwargs: object) -> str:
+    return store.create_run(NewRun(name=name, kind="job", **kwargs), at=T0).uuid  # type: ignore[arg-type]
+
+
+def kinds(store: Store, uuid: str) -> list[str]:
+    return [e.kind for e in store.events(run_uuid=uuid)]
+
+
+def test_a_new_run_is_created_with_its_history_row_and_event(store: Store) -> None:
+    uuid = new_job(store, inputs={"lr": 0.1}, message="from cell 3")
+    run = store.get_run(uuid)
+    assert (run.status, run.message, run.inputs, run.attempt) == (Status.CREATED, "from cell 3", {"lr": 0.1}, 0)
+    assert run.created_at == T0
+    assert (run.started_at, run.finished_at) == (None, None)
+    [change] = store.status_history(uuid)
+    assert (change.status, change.previous, change.at) == (Status.CREATED, None, T0)
+    assert kinds(store, uuid) == ["run_status_created"]
+
+
+def test_transitions_are_recorded_with_reason_message_and_timestamps(store: Store) -> None:
+    uuid = new_job(store)
+    assert store.claim(uuid, executor="local", at=at(1))
+    assert store.set_status(uuid, Status.STARTING, reason="Submitted", message="pid 42", at=at(3))
+    assert store.set_status(uuid, Status.RUNNING, at=at(4))
+    done = store.set_status(uuid, Status.SUCCEEDED, reason="Completed", message="exit 0", at=at(10))
+
+    run = store.get_run(uuid)
+    assert run == done.run
+    assert (run.status, run.reason, run.message) == (Status.SUCCEEDED, "Completed", "exit 0")
+    # started_at: the first running-ish status (starting), not the later `running`.
+    assert (run.started_at, run.finished_at) == (at(3), at(10))
+    assert (run.wait_time, run.duration) == (pytest.approx(3.0), pytest.approx(7.0))
+    assert (run.executor, run.attempt) == ("local", 1)
+    history = store.status_history(uuid)
+    assert [(c.status, c.previous, c.reason, c.message, c.at) for c in history] == [
+        (Status.CREATED, None, None, None, T0),
+        (Status.QUEUED, Status.CREATED, None, None, at(1)),
+        (Status.STARTING, Status.QUEUED, "Submitted", "pid 42", at(3)),
+        (Status.RUNNING, Status.STARTING, None, None, at(4)),
+        (Status.SUCCEEDED, Status.RUNNING, "Completed", "exit 0", at(10)),
+    ]
+    events = store.events(run_uuid=uuid)
+    assert [e.seq for e in events[:-1]] == [c.seq for c in history]
+    assert events[2].payload == {
+        "name": "train",
+        "run_kind": "job",
+        "status": "starting",
+        "previous": "queued",
+        "reason": "Submitted",
+        "message": "pid 42",
+        "attempt": 1,
+    }
+
+
+def test_reaching_a_final_status_also_emits_run_status_done(store: Store) -> None:
+    uuid = new_job(store)
+    store.set_status(uuid, Status.RUNNING)
+    result = store.set_status(uuid, Status.FAILED, reason="Error", message="exit 1")
+    assert [e.kind for e in result.events] == ["run_status_failed", "run_status_done"]
+    assert result.events[1].seq == result.events[0].seq + 1
+    assert result.events[1].payload["status"] == "failed"
+    assert kinds(store, uuid) == ["run_status_created", "run_status_running", "run_status_failed", "run_status_done"]
+    assert result.events == tuple(store.events(run_uuid=uuid)[-2:])
+
+
+def test_a_non_final_status_emits_no_done_event(store: Store) -> None:
+    uuid = new_job(store)
+    for status in (Status.QUEUED, Status.RUNNING, Status.WARNING, Status.RETRYING):
+        store.set_status(uuid, status)
+    assert "run_status_done" not in kinds(store, uuid)
+
+
+def test_a_run_that_never_started_gets_finished_at_and_a_duration_from_creation(store: Store) -> None:
+    uuid = new_job(store)
+    store.set_status(uuid, Status.SKIPPED, reason="ConditionsNotMet", at=at(5))
+    run = store.get_run(uuid)
+    assert (run.started_at, run.wait_time, run.finished_at) == (None, None, at(5))
+    assert run.duration == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("final", sorted(FINAL))
+def test_a_final_status_is_never_overwritten(store: Store, final: Status) -> None:
+    uuid = new_job(store)
+    store.set_status(uuid, final, reason="First", message="kept")
+    before = (store.get_run(uuid), store.status_history(uuid), store.events(run_uuid=uuid))
+    for status in Status:
+        if status != Status.DONE:
+            result = store.set_status(uuid, status, reason="Late", message="ignored")
+            assert not result
+            assert result.events == ()
+    assert (store.get_run(uuid), store.status_history(uuid), store.events(run_uuid=uuid)) == before
+
+
+def test_from_stopping_only_a_final_status_is_accepted(store: Store) -> None:
+    uuid = new_job(store)
+    store.set_status(uuid, Status.RUNNING)
+    assert store.set_status(uuid, Status.STOPPING, reason="UserStop")
+    refused = store.set_status(uuid, Status.RUNNING)
+    assert not refused
+    assert refused.previous == Status.STOPPING
+    assert not store.set_status(uuid, Status.RETRYING)
+    assert store.get_run(uuid).status == Status.STOPPING
+    assert store.set_status(uuid, Status.STOPPED, reason="UserStop")
+    assert [c.status for c in store.status_history(uuid)][-2:] == [Status.STOPPING, Status.STOPPED]
+
+
+def test_the_same_status_again_adds_no_event_but_updates_the_message(store: Store) -> None:
+    uuid = new_job(store)
+    store.set_status(uuid, Status.RUNNING, message="epoch 1/10")
+    seq = store.last_seq()
+    again = store.set_status(uuid, Status.RUNNING, message="epoch 2/10")
+    assert not again
+    assert again.events == ()
+    assert store.last_seq() == seq
+    assert len(store.status_history(uuid)) == 2
+    assert store.get_run(uuid).message == "epoch 2/10"
+    assert again.run.message == "epoch 2/10"
+
+
+def test_done_is_never_stored(store: Store) -> None:
+    uuid = new_job(store)
+    with pytest.raises(ValueError, match="pseudo-status"):
+        store.set_status(uuid, Status.DONE)
+    with pytest.raises(ValueError, match="bogus"):
+        store.set_status(uuid, "bogus")
+    assert store.get_run(uuid).status == Status.CREATED
+
+
+def test_expected_makes_a_compare_and_set(store: Store) -> None:
+    uuid = new_job(store)
+    store.set_status(uuid, Status.RUNNING)
+    assert not store.set_status(uuid, Status.STOPPED, expected={Status.CREATED})
+    assert store.get_run(uuid).status == Status.RUNNING
+    assert store.set_status(uuid, Status.STOPPED, expected={Status.RUNNING})
+
+
+def test_a_claim_wins_once_and_counts_attempts(store: Store) -> None:
+    uuid = new_job(store)
+    first = store.claim(uuid, executor="local", spec={"argv": ["python", "train.py"]}, inputs={"lr": 0.1})
+    assert first
+    assert first.run.status == Status.QUEUED
+    assert not store.claim(uuid, executor="local")
+    run = store.get_run(uuid)
+    assert (run.attempt, run.executor) == (1, "local")
+    assert (run.spec, run.inputs) == ({"argv": ["python", "train.py"]}, {"lr": 0.1})
+    # A retry goes through `retrying` and may be claimed again: a second attempt.
+    store.set_status(uuid, Status.RUNNING)
+    store.set_status(uuid, Status.RETRYING, reason="Retry", message="exit 1, 1 retry left")
+    assert store.claim(uuid, status=Status.STARTING)
+    assert store.get_run(uuid).attempt == 2
+
+
+def test_a_final_run_cannot_be_claimed(store: Store) -> None:
+    uuid = new_job(store)
+    store.set_status(uuid, Status.STOPPED)
+    assert not store.claim(uuid)
+    assert store.get_run(uuid).attempt == 0
+
+
+def test_unknown_runs_are_reported(store: Store) -> None:
+    missing = "0" * 32
+    with pytest.raises(RunNotFoundError):
+        store.set_status(missing, Status.RUNNING)
+    with pytest.raises(RunNotFoundError):
+        store.claim(missing)
+    with pytest.raises(RunNotFoundError):
+        store.get_run(missing)
+    assert store.last_seq() == 0
