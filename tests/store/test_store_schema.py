@@ -1,0 +1,71 @@
+"""The store file: WAL mode, schema version, refusing files it does not understand, reopening."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from polynb.lifecycle import Status
+from polynb.store import SCHEMA_VERSION, NewRun, SchemaVersionError, Store, StoreError
+
+
+def pragma(path: Path, name: str) -> object:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_a_new_store_is_in_wal_mode_with_the_current_schema_version(db: Path) -> None:
+    Store(db).close()
+    # Read with a plain connection: WAL is a property of the file, not of the store's connections.
+    assert pragma(db, "journal_mode") == "wal"
+    assert pragma(db, "user_version") == SCHEMA_VERSION
+
+
+def test_the_store_writes_through_the_wal(store: Store, db: Path) -> None:
+    store.create_run(NewRun(name="a", kind="job"))
+    assert db.with_name(db.name + "-wal").exists()
+
+
+def test_a_newer_schema_is_refused_with_a_clear_error(db: Path) -> None:
+    Store(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaVersionError, match=rf"schema version {SCHEMA_VERSION + 1}.*upgrade polynb"):
+        Store(db)
+
+
+def test_an_sqlite_file_of_something_else_is_refused(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.close()
+    with pytest.raises(SchemaVersionError, match="not a polynb store"):
+        Store(db)
+
+
+def test_a_file_that_is_not_sqlite_is_refused(db: Path) -> None:
+    db.write_bytes(b"this is not a database, just some text that is long enough" * 100)
+    with pytest.raises(StoreError, match="cannot open the polynb store"):
+        Store(db)
+
+
+def test_everything_survives_a_reopen(db: Path) -> None:
+    with Store(db) as first:
+        run = first.create_run(NewRun(name="a", kind="job", inputs={"lr": 0.1}))
+        first.set_status(run.uuid, Status.RUNNING, message="hi")
+        first.set_outputs(run.uuid, {"loss": 1.0})
+        before = (first.get_run(run.uuid), first.status_history(run.uuid), first.events())
+    with Store(db) as second:
+        assert (second.get_run(run.uuid), second.status_history(run.uuid), second.events()) == before
+
+
+def test_a_closed_store_refuses_use(db: Path) -> None:
+    store = Store(db)
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.list_runs()
