@@ -1,0 +1,204 @@
+"""What the engine needs to know about a pipeline, in a form it can store and reload after a crash.
+
+A ``Pipeline`` (from the compiler) holds live pydantic models and a registry-resolved component per op. The
+engine turns it into plans at submission and keeps them in the runs' ``meta`` so a restarted engine (in
+another process, maybe without the notebook's component registry) can carry on with the same specs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from polynb.scheduler.readiness import EventWait, OpRequirements, requirements
+from polynb.spec.models import Component, Hook, Operation
+
+SERVICE_KINDS = frozenset({"service"})
+
+
+class PipelineOpLike(Protocol):
+    """The part of ``compiler.pipeline.PipelineOp`` the scheduler reads."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def operation(self) -> Operation: ...
+    @property
+    def component(self) -> Component: ...
+    @property
+    def upstream(self) -> frozenset[str]: ...
+
+
+def dump(model: Operation | Component | Hook) -> dict[str, Any]:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _pick(op: Operation, component: Component, name: str) -> Any:
+    """An operation's field overrides the component's (Polyaxon's default post-merge patch)."""
+    value = getattr(op, name)
+    return value if value is not None else getattr(component, name)
+
+
+@dataclass(frozen=True, slots=True)
+class TerminationPlan:
+    max_retries: int = 0
+    timeout: float | None = None
+    ttl: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpPlan:
+    """One op of a pipeline (or the only op of a single-op pipeline)."""
+
+    name: str
+    operation: Operation
+    component: Component
+    upstream: frozenset[str]
+    requirements: OpRequirements
+    kind: str
+    conditions: str | None
+    termination: TerminationPlan
+    hooks: tuple[Hook, ...]
+
+    @property
+    def is_service(self) -> bool:
+        return self.kind in SERVICE_KINDS
+
+    def to_meta(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "operation": dump(self.operation),
+            "component": dump(self.component),
+            "upstream": sorted(self.upstream),
+        }
+
+    @classmethod
+    def from_meta(cls, data: Mapping[str, Any]) -> OpPlan:
+        return make_op_plan(
+            name=str(data["name"]),
+            operation=Operation.model_validate(data["operation"]),
+            component=Component.model_validate(data["component"]),
+            upstream=frozenset(data.get("upstream", ())),
+        )
+
+
+def event_key(ref: str) -> str:
+    """The name an event ref is tracked under: the op name for ``ops.X``, ``runs.<uuid>`` otherwise."""
+    return ref.removeprefix("ops.")
+
+
+def make_op_plan(*, name: str, operation: Operation, component: Component, upstream: Iterable[str]) -> OpPlan:
+    events = [
+        EventWait(event_key(trigger.ref), frozenset(str(kind.value) for kind in trigger.kinds))
+        for trigger in _pick(operation, component, "events") or ()
+    ]
+    req = requirements(
+        upstream=upstream,
+        dependencies=_pick(operation, component, "dependencies") or (),
+        events=events,
+        trigger=_pick(operation, component, "trigger"),
+        skip_on_upstream_skip=_pick(operation, component, "skip_on_upstream_skip"),
+    )
+    run = component.run
+    kind = str(getattr(run, "kind", "job")) if run is not None else "job"
+    op_term = operation.termination
+    comp_term = component.termination
+
+    def term(field_name: str) -> Any:
+        for source in (op_term, comp_term):
+            value = getattr(source, field_name, None) if source is not None else None
+            if value is not None:
+                return value
+        return None
+
+    termination = TerminationPlan(
+        max_retries=int(term("max_retries") or 0),
+        timeout=float(term("timeout")) if term("timeout") else None,
+        ttl=float(term("ttl")) if term("ttl") is not None else None,
+    )
+    return OpPlan(
+        name=name,
+        operation=operation,
+        component=component,
+        upstream=frozenset(upstream),
+        requirements=req,
+        kind=kind,
+        conditions=_pick(operation, component, "conditions"),
+        termination=termination,
+        # Component hooks first, then the operation's own: both apply (a list post-merge).
+        hooks=tuple(component.hooks or ()) + tuple(operation.hooks or ()),
+    )
+
+
+def plan_from_pipeline_op(op: PipelineOpLike) -> OpPlan:
+    return make_op_plan(name=op.name, operation=op.operation, component=op.component, upstream=op.upstream)
+
+
+@dataclass(frozen=True, slots=True)
+class DagPlan:
+    """The DAG-level facts: its inputs (for ``ref: dag``), concurrency and DAG-level hooks."""
+
+    name: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    concurrency: int | None = None
+    hooks: tuple[Hook, ...] = ()
+    base_dir: str | None = None
+
+    def to_meta(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "inputs": self.inputs,
+            "concurrency": self.concurrency,
+            "hooks": [dump(h) for h in self.hooks],
+            "base_dir": self.base_dir,
+        }
+
+    @classmethod
+    def from_meta(cls, data: Mapping[str, Any]) -> DagPlan:
+        return cls(
+            name=str(data["name"]),
+            inputs=dict(data.get("inputs") or {}),
+            concurrency=data.get("concurrency"),
+            hooks=tuple(Hook.model_validate(h) for h in data.get("hooks") or ()),
+            base_dir=data.get("base_dir"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HookPlan:
+    """A hook run: the hook, its resolved component and the main run's context it was given."""
+
+    hook: Hook
+    component: Component
+    index: int
+    context: dict[str, Any]
+
+    def to_meta(self) -> dict[str, Any]:
+        return {
+            "hook": dump(self.hook),
+            "component": dump(self.component),
+            "index": self.index,
+            "context": self.context,
+        }
+
+    @classmethod
+    def from_meta(cls, data: Mapping[str, Any]) -> HookPlan:
+        return cls(
+            hook=Hook.model_validate(data["hook"]),
+            component=Component.model_validate(data["component"]),
+            index=int(data["index"]),
+            context=dict(data.get("context") or {}),
+        )
+
+
+__all__ = [
+    "DagPlan",
+    "HookPlan",
+    "OpPlan",
+    "OpRequirements",
+    "TerminationPlan",
+    "event_key",
+    "make_op_plan",
+    "plan_from_pipeline_op",
+]

@@ -1,0 +1,48 @@
+"""What a restarted engine does with each unfinished run it adopts. Pure decision logic.
+
+The invariant is **never submit an op twice**. The store's claim (``compiled``/``retrying`` → ``queued``)
+happens before ``executor.submit`` and the handle record is written right after it. So after a crash:
+
+* a run with a handle record was submitted: re-attach to it (the executor replays what it missed);
+* a run claimed (``queued`` or later) *without* a handle record may or may not have been started between
+  the claim and the crash: it is marked ``failed`` (reason ``SubmissionInterrupted``) and never
+  resubmitted blindly — a stray duplicate process is worse than a clear failure the user can retry;
+* a run not claimed yet is pending: it is scheduled as usual (a ``compiled`` one is compiled again, so
+  it gets fresh ports); a ``retrying`` one is claimed and submitted again (its next attempt).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from polynb.lifecycle import Status, is_final
+
+REASON_SUBMISSION_INTERRUPTED = "SubmissionInterrupted"
+REASON_LOST = "Lost"
+
+
+class Recovery(StrEnum):
+    NOTHING = "nothing"
+    PENDING = "pending"
+    RESUBMIT = "resubmit"
+    REATTACH = "reattach"
+    INTERRUPTED = "interrupted"
+    STOP_PENDING = "stop_pending"
+
+
+PENDING = frozenset({Status.CREATED, Status.ON_SCHEDULE, Status.RESUMING, Status.COMPILED})
+
+
+def classify(status: Status, *, has_handle: bool) -> Recovery:
+    """The recovery action for a run found in ``status`` by a restarted engine."""
+    if is_final(status):
+        return Recovery.NOTHING
+    if status in PENDING:
+        return Recovery.PENDING
+    if status == Status.RETRYING:
+        return Recovery.RESUBMIT
+    if has_handle:
+        return Recovery.REATTACH
+    if status == Status.STOPPING:
+        return Recovery.STOP_PENDING
+    return Recovery.INTERRUPTED
