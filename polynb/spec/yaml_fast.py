@@ -1,0 +1,285 @@
+"""A fast reader for the plain block subset of YAML that Polyaxonfiles are written in.
+
+PyYAML, even with LibYAML, spends ~10 µs per line building events, nodes and marks in Python; a
+100,000-op DAG (over a million lines) takes 10-25 s. Most Polyaxonfiles only use block mappings,
+block sequences, one-line scalars and one-line flow collections, which a line-oriented reader handles
+several times faster. This module returns exactly what ``yaml.safe_load`` returns for that subset
+(scalars are resolved by PyYAML's own YAML 1.1 resolver and constructors, so ``on`` is ``True`` as in
+Polyaxon) and raises :class:`Unsupported` for anything else: anchors, tags, block scalars,
+multi-line scalars, duplicate keys, odd indentation, syntax errors. The caller then falls back to
+PyYAML, which also produces the precise error messages; this module never reports errors itself.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+from yaml.nodes import ScalarNode
+
+_STR_TAG = "tag:yaml.org,2002:str"
+# Keys the fast path accepts unquoted; anything else (spaces, quotes, '<<', '?', ...) falls back.
+_KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]*\Z")
+# Characters YAML forbids in a stream (PyYAML's Reader rejects them); such text takes the PyYAML path.
+_NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Characters that cannot start a plain scalar (or start an unsupported construct) in block context.
+_BLOCK_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
+_FLOW_STOP = re.compile(r"[,\[\]{}:#]")
+
+
+class Unsupported(Exception):
+    """The text is outside the fast subset (or invalid): parse it with PyYAML instead."""
+
+
+class _Scalars:
+    """Resolves plain scalars as PyYAML's SafeLoader does, caching per distinct string."""
+
+    def __init__(self) -> None:
+        self._loader = yaml.SafeLoader("")
+        self._cache: dict[str, Any] = {}
+
+    def plain(self, text: str) -> Any:
+        try:
+            return self._cache[text]
+        except KeyError:
+            pass
+        tag: str = self._loader.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+        if tag == _STR_TAG:
+            value: Any = text
+        else:
+            constructor = self._loader.yaml_constructors.get(tag)
+            if constructor is None:  # '=' (value tag) and '<<' (merge): leave them to PyYAML
+                raise Unsupported(tag)
+            # Every implicit scalar (int, float, bool, null, timestamp) is immutable, so sharing is safe.
+            value = constructor(self._loader, ScalarNode(tag, text))
+        self._cache[text] = value
+        return value
+
+
+class _Reader:
+    def __init__(self, text: str) -> None:
+        sig: list[tuple[int, str]] = []
+        for line in text.split("\n"):
+            content = line.lstrip(" ")
+            if not content or content[0] == "#":
+                continue
+            indent = len(line) - len(content)
+            if indent == 0 and (content[:3] in ("---", "...") or content[0] == "%"):
+                raise Unsupported("document marker or directive")
+            sig.append((indent, content.rstrip(" ")))
+        self.sig = sig
+        self.scalars = _Scalars()
+
+    def document(self) -> Any:
+        sig = self.sig
+        if not sig:
+            return None
+        value, i = self.block(0, sig[0][0])
+        if i != len(sig):
+            raise Unsupported("trailing content")
+        return value
+
+    def block(self, i: int, indent: int) -> tuple[Any, int]:
+        content = self.sig[i][1]
+        if content == "-" or content.startswith("- "):
+            return self.sequence(i, indent)
+        return self.mapping(i, indent, None)
+
+    def sequence(self, i: int, indent: int) -> tuple[list[Any], int]:
+        sig = self.sig
+        end = len(sig)
+        out: list[Any] = []
+        while i < end:
+            ind, content = sig[i]
+            if ind != indent:
+                if ind > indent:
+                    raise Unsupported("indentation")
+                break
+            if content == "-":
+                i += 1
+                value: Any = None
+                if i < end and sig[i][0] > indent:
+                    value, i = self.block(i, sig[i][0])
+            elif content.startswith("- "):
+                rest = content[2:].lstrip(" ")
+                if rest == "-" or rest.startswith("- "):
+                    raise Unsupported("compact nested sequence")
+                if self.split_key(rest) is not None:
+                    # `- key: value`: a mapping whose keys sit at the column of the first key.
+                    value, i = self.mapping(i, indent + len(content) - len(rest), rest)
+                else:
+                    value = self.value(rest)
+                    i += 1
+                    if i < end and sig[i][0] > indent:
+                        raise Unsupported("multi-line scalar")
+            else:
+                break
+            out.append(value)
+        return out, i
+
+    def mapping(self, i: int, indent: int, first: str | None) -> tuple[dict[Any, Any], int]:
+        sig = self.sig
+        end = len(sig)
+        out: dict[Any, Any] = {}
+        while i < end:
+            if first is not None:
+                content, first = first, None
+            else:
+                ind, content = sig[i]
+                if ind != indent:
+                    if ind > indent:
+                        raise Unsupported("indentation")
+                    break
+            pair = self.split_key(content)
+            if pair is None:
+                raise Unsupported("not a key")  # a scalar or a stray '- ' where a key belongs
+            key = self.scalars.plain(pair[0])
+            if key in out:
+                raise Unsupported("duplicate key")  # PyYAML's path reports it with both positions
+            rest = pair[1]
+            i += 1
+            value: Any = None
+            if rest:
+                value = self.value(rest)
+                if i < end and sig[i][0] > indent:
+                    raise Unsupported("multi-line scalar")
+            elif i < end:
+                ind, content = sig[i]
+                if ind > indent:
+                    value, i = self.block(i, ind)
+                elif ind == indent and (content == "-" or content.startswith("- ")):
+                    value, i = self.sequence(i, indent)  # an indentless sequence
+            out[key] = value
+        return out, i
+
+    @staticmethod
+    def split_key(content: str) -> tuple[str, str] | None:
+        """``key: rest`` -> (key, rest without a comment); None when the line is not a plain key."""
+        j = content.find(": ")
+        if j < 0:
+            if not content.endswith(":"):
+                return None
+            key, rest = content[:-1], ""
+        else:
+            key, rest = content[:j], content[j + 2 :].lstrip(" ")
+            if rest[:1] == "#":
+                rest = ""
+        if _KEY_RE.match(key) is None:
+            if content[0] in "'\"?" or ": " in content or content.endswith(":"):
+                raise Unsupported("key")
+            return None
+        return key, rest
+
+    def value(self, text: str) -> Any:
+        c = text[0]
+        if c == "'" or c == '"':
+            value, j = _quoted(text, 0)
+            _expect_end(text, j)
+            return value
+        if c == "[" or c == "{":
+            value, j = self.flow(text, 0)
+            _expect_end(text, j)
+            return value
+        if c in _BLOCK_INDICATORS and not (c == "-" and len(text) > 1 and text[1] not in " ,[]{}#"):
+            raise Unsupported("indicator")
+        j = text.find(" #")
+        if j >= 0:
+            text = text[:j].rstrip(" ")
+        if ": " in text or text.endswith(":"):
+            raise Unsupported("colon in plain scalar")
+        return self.scalars.plain(text)
+
+    def flow(self, text: str, j: int) -> tuple[Any, int]:
+        """A one-line flow collection starting at ``text[j]`` (``[`` or ``{``)."""
+        closing = "]" if text[j] == "[" else "}"
+        seq: list[Any] = []
+        mapping: dict[Any, Any] = {}
+        j = _skip(text, j + 1)
+        if j < len(text) and text[j] == closing:
+            return (seq if closing == "]" else mapping), j + 1
+        while True:
+            if closing == "]":
+                value, j = self.flow_node(text, j)
+                seq.append(value)
+            else:
+                key, j = self.flow_node(text, j)
+                if isinstance(key, (list, dict)) or key in mapping:
+                    raise Unsupported("flow key")
+                j = _skip(text, j)
+                if j >= len(text) or text[j] != ":":
+                    raise Unsupported("flow mapping entry without ':'")
+                j = _skip(text, j + 1)
+                mapping[key], j = self.flow_node(text, j)
+            j = _skip(text, j)
+            if j >= len(text):
+                raise Unsupported("unterminated flow collection")
+            if text[j] == closing:
+                return (seq if closing == "]" else mapping), j + 1
+            if text[j] != ",":
+                raise Unsupported("flow separator")
+            j = _skip(text, j + 1)
+            if j >= len(text) or text[j] in ",]}":
+                raise Unsupported("empty flow entry")
+
+    def flow_node(self, text: str, j: int) -> tuple[Any, int]:
+        if j >= len(text):
+            raise Unsupported("unterminated flow collection")
+        c = text[j]
+        if c == "[" or c == "{":
+            return self.flow(text, j)
+        if c == "'" or c == '"':
+            return _quoted(text, j)
+        if c in _BLOCK_INDICATORS and not (c == "-" and j + 1 < len(text) and text[j + 1] not in " ,[]{}#:"):
+            raise Unsupported("indicator")
+        m = _FLOW_STOP.search(text, j)
+        k = len(text) if m is None else m.start()
+        if m is not None and text[k] == ":" and k + 1 < len(text) and text[k + 1] not in " ,[]{}":
+            raise Unsupported("colon in flow scalar")  # URLs and the like: PyYAML's rules are subtle
+        if m is not None and text[k] == "#":
+            raise Unsupported("'#' in a flow collection")
+        return self.scalars.plain(text[j:k].rstrip(" ")), k
+
+
+def _skip(text: str, j: int) -> int:
+    while j < len(text) and text[j] == " ":
+        j += 1
+    return j
+
+
+def _quoted(text: str, j: int) -> tuple[str, int]:
+    """A one-line quoted scalar at ``text[j]``; returns (value, index after the closing quote)."""
+    quote = text[j]
+    if quote == '"':
+        k = text.find('"', j + 1)
+        if k < 0 or "\\" in text[j + 1 : k]:
+            raise Unsupported("multi-line or escaped double-quoted scalar")
+        return text[j + 1 : k], k + 1
+    parts: list[str] = []
+    start = j + 1
+    while True:
+        k = text.find("'", start)
+        if k < 0:
+            raise Unsupported("multi-line single-quoted scalar")
+        parts.append(text[start:k])
+        if text[k + 1 : k + 2] == "'":
+            parts.append("'")
+            start = k + 2
+            continue
+        return "".join(parts), k + 1
+
+
+def _expect_end(text: str, j: int) -> None:
+    rest = text[j:]
+    if (rest and not rest.lstrip(" ").startswith("#")) or rest[:1] == "#":
+        raise Unsupported("content after a value")
+
+
+def parse_fast(text: str) -> Any:
+    """Return ``yaml.safe_load(text)`` for the fast subset, or raise :class:`Unsupported`."""
+    if "\t" in text or "\r" in text or "\ufeff" in text or _NON_PRINTABLE.search(text) is not None:
+        raise Unsupported("tabs, carriage returns, BOMs and control characters go through PyYAML")
+    try:
+        return _Reader(text).document()
+    except RecursionError as e:
+        raise Unsupported("deep nesting") from e
