@@ -158,6 +158,7 @@ def test_a_claim_wins_once_and_counts_attempts(store: Store) -> None:
     assert first
     assert first.run.status == Status.QUEUED
     assert not store.claim(uuid, executor="local")
+    assert not store.claim(uuid, status=Status.STARTING, executor="other")  # queued is taken, whatever the target
     run = store.get_run(uuid)
     assert (run.attempt, run.executor) == (1, "local")
     assert (run.spec, run.inputs) == ({"argv": ["python", "train.py"]}, {"lr": 0.1})
