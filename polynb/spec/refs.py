@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid as uuid_mod
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 RefKind = Literal["ops", "runs", "dag"]
@@ -95,3 +96,9 @@ def parse_value_path(text: str, ref: Ref) -> ValuePath:
     if ref.kind == "dag" and path.section == "outputs":
         raise ValueError("`ref: dag` has no outputs while the DAG runs; use inputs.<x> or globals.<x>")
     return path
+
+
+@lru_cache(maxsize=65536)
+def parse_ref_cached(text: str) -> Ref:
+    """``parse_ref`` memoised: a DAG refers to the same few ops many times, and refs are immutable."""
+    return parse_ref(text)
