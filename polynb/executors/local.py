@@ -1,0 +1,701 @@
+"""The local executor: every op runs as subprocesses on this machine, supervised by a shim per run.
+
+``submit`` writes the run's spec into ``<run>/.executor/`` and starts ``local_shim.py`` in a session of
+its own; the shim runs the containers and appends each transition to ``<run>/status.jsonl``. One watcher
+thread serves every run: it blocks in ``epoll`` on the shims' stdout pipes (a byte per transition, EOF at
+exit) and, for runs re-attached after an engine restart, on pidfds, and turns new lines of the status
+files into :class:`ExecutorUpdate` calls. The file, not the pipe, carries the data, so a restarted engine
+replays exactly what the old one may have missed.
+
+Working directory: a container's ``working_dir`` if absolute; if relative, or unset, it is taken from the
+*base folder*: the op's ``polynb.io/base-dir`` label, else the executor's ``base_dir`` (default: the
+current folder when the executor was made, i.e. the notebook's folder), so ``python train.py`` works as
+it does in a terminal beside the notebook.
+
+Environment of every container: the engine's environment, the engine interpreter's folder in front of
+``PATH`` and ``PYTHONUNBUFFERED=1`` (so ``python`` is this environment's and prints reach the log live),
+then the container's ``env``, then ``POLYAXON_RUN_UUID``, ``POLYAXON_RUN_OUTPUTS_PATH``,
+``POLYAXON_RUN_ARTIFACTS_PATH`` and ``POLYNB_HOME``, which always win (``tracking`` depends on them).
+
+Outputs: ``outputs.json`` in the run's outputs folder is read when the final status arrives. A file that
+is not a JSON object does not change the status (the op did run); the final update then carries no
+outputs and its message says what is wrong with the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import marshal
+import os
+import re
+import select
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import polynb
+from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
+from polynb.executors import local_shim
+from polynb.executors.base import FINAL_EXECUTOR_STATUSES, ExecutorUpdate, UpdateCallback
+from polynb.executors.local_shim import (
+    INTERNAL_DIR,
+    LOGS_DIR,
+    MAIN_LOG,
+    OP_FILE,
+    PROCS_FILE,
+    SHIM_FILE,
+    SHIM_LOG,
+    SPEC_FILE,
+    STATUS_FILE,
+    STOP_FILE,
+    proc_start_time,
+    status_line,
+)
+from polynb.executors.ports import PortAllocator
+from polynb.store.paths import artifacts_dir, polynb_home
+
+log = logging.getLogger(__name__)
+
+BASE_DIR_LABEL: Final = "polynb.io/base-dir"
+"""Label of an op that sets its base folder (relative working dirs, default cwd, local git urls)."""
+
+PACKAGE_ROOT: Final = str(Path(polynb.__file__).resolve().parent.parent)
+TAIL_INTERVAL: Final = 0.25
+"""How often the status file of a re-attached live run is re-read (no pipe to it any more)."""
+STOP_SLACK: Final = 5.0
+"""After ``grace`` plus this, a shim that has not ended the run itself is killed by the engine."""
+_LOG_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_INIT_LOG = re.compile(r"init-(\d+)-.*\.log")
+
+
+@dataclass(eq=False)
+class _Watch:
+    """One run followed by the watcher thread."""
+
+    uuid: str
+    on_update: UpdateCallback
+    run_dir: Path
+    outputs_dir: Path
+    offset: int
+    pid: int
+    start_time: int | None
+    child: bool  # our own child: waitpid reaps it; else a pidfd tells when it ends
+    pipe_fd: int | None = None
+    pidfd: int | None = None
+    alive: bool = True  # False: nothing to wait for, read what the file has and finish
+    final: bool = False
+    stop_requested: bool = False
+    kill_at: float | None = None
+    seq: int = 0
+    exit_code: int | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def status_path(self) -> Path:
+        return self.run_dir / STATUS_FILE
+
+
+class LocalExecutor:
+    """Runs compiled ops as local subprocesses; see the module docstring for the rules."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        *,
+        base_dir: str | os.PathLike[str] | None = None,
+        readiness_timeout: float = 120.0,
+        sidecar_grace: float = 5.0,
+        stop_grace: float = 10.0,
+        host: str = "127.0.0.1",
+        python: str = sys.executable,
+    ) -> None:
+        self.base_dir = Path(base_dir or os.getcwd()).resolve()
+        self.readiness_timeout = readiness_timeout
+        self.sidecar_grace = sidecar_grace
+        self.stop_grace = stop_grace
+        self.host = host
+        self.python = python
+        self._ports = PortAllocator(host)
+        self._lock = threading.Lock()  # guards _runs and every signal sent to a shim (vs. its reaping)
+        self._runs: dict[str, _Watch] = {}
+        self._image_noted = False
+        self._closed = False
+        self._watcher = _Watcher(self)
+        self._watcher.start()
+
+    # -- placement and submission ------------------------------------------------------------------
+
+    def place(self, run_uuid: str, kind: OpKind, port_count: int) -> Placement:
+        run_dir = artifacts_dir(run_uuid)
+        ports = self._ports.reserve(run_uuid, port_count) if port_count else ()
+        return Placement(
+            artifacts_path=str(run_dir.parent),
+            run_artifacts_path=str(run_dir),
+            run_outputs_path=str(run_dir / "outputs"),
+            ports=ports,
+            base_url=f"http://{self.host}:{ports[0]}/" if ports else None,
+            host=self.host,
+        )
+
+    def submit(self, op: CompiledOp, on_update: UpdateCallback) -> dict[str, Any]:
+        if self._closed:
+            raise RuntimeError("the local executor is shut down")
+        self._note_images(op)
+        run_dir = Path(op.placement.run_artifacts_path)
+        outputs_dir = Path(op.placement.run_outputs_path)
+        internal = run_dir / INTERNAL_DIR
+        for folder in (outputs_dir / "tensorboard", run_dir / LOGS_DIR, internal):
+            folder.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            current = self._runs.get(op.uuid)
+            if current is not None and not current.done.is_set():
+                raise RuntimeError(f"run {op.uuid} is already running here")
+        (internal / OP_FILE).write_text(json.dumps(op.to_dict(), indent=1, default=str))
+        spec_path = internal / SPEC_FILE
+        with open(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            marshal.dump(self._shim_spec(op), f)
+        with contextlib.suppress(FileNotFoundError):
+            (internal / STOP_FILE).unlink()
+        status_path = run_dir / STATUS_FILE
+        offset = status_path.stat().st_size if status_path.exists() else 0  # a retry appends
+        pid, pipe_fd = self._spawn_shim(spec_path, internal / SHIM_LOG)
+        start_time = proc_start_time(pid)
+        (internal / SHIM_FILE).write_text(f"{pid} {start_time} {offset}\n")
+        watch = _Watch(
+            uuid=op.uuid,
+            on_update=on_update,
+            run_dir=run_dir,
+            outputs_dir=outputs_dir,
+            offset=offset,
+            pid=pid,
+            start_time=start_time,
+            child=True,
+            pipe_fd=pipe_fd,
+        )
+        with self._lock:
+            self._runs[op.uuid] = watch
+        self._watcher.add(watch)
+        return {
+            "executor": self.name,
+            "run_uuid": op.uuid,
+            "run_dir": str(run_dir),
+            "shim_pid": pid,
+            "shim_start_time": start_time,
+            "status_offset": offset,
+            "ports": list(op.placement.ports),
+            "base_url": op.placement.base_url,
+        }
+
+    def _spawn_shim(self, spec_path: Path, shim_log: Path) -> tuple[int, int]:
+        read_fd, write_fd = os.pipe()
+        try:
+            pid = os.posix_spawn(
+                self.python,
+                # -I -S: no site-packages or user paths; the shim needs the standard library only, and
+                # a bare interpreter starts several milliseconds sooner.
+                [self.python, "-I", "-S", "-c", local_shim.LAUNCHER, PACKAGE_ROOT, str(spec_path)],
+                os.environ,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, write_fd, 1),
+                    (os.POSIX_SPAWN_OPEN, 2, str(shim_log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+                ],
+                setsid=True,
+                # Blocked until the shim has its handlers: a stop sent at once is delayed, not fatal.
+                setsigmask=(signal.SIGTERM, signal.SIGINT),
+                setsigdef=(signal.SIGPIPE, signal.SIGHUP, signal.SIGINT, signal.SIGTERM),
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        return pid, read_fd
+
+    def _shim_spec(self, op: CompiledOp) -> dict[str, Any]:
+        placement = op.placement
+        base_dir = Path(op.labels.get(BASE_DIR_LABEL) or self.base_dir)
+        bin_dir = os.path.dirname(self.python)
+        path = os.environ.get("PATH", os.defpath)
+        defaults = {"PYTHONUNBUFFERED": os.environ.get("PYTHONUNBUFFERED", "1")}
+        if path.split(os.pathsep, 1)[0] != bin_dir:
+            defaults["PATH"] = bin_dir + os.pathsep + path
+        return {
+            "uuid": op.uuid,
+            "name": op.name,
+            "kind": op.kind,
+            "run_dir": placement.run_artifacts_path,
+            "artifacts_root": str(polynb_home() / "artifacts"),
+            "base_dir": str(base_dir),
+            "package_root": PACKAGE_ROOT,
+            "env_defaults": defaults,
+            "env": {
+                "POLYAXON_RUN_UUID": op.uuid,
+                "POLYAXON_RUN_OUTPUTS_PATH": placement.run_outputs_path,
+                "POLYAXON_RUN_ARTIFACTS_PATH": placement.run_artifacts_path,
+                "POLYNB_HOME": str(polynb_home()),
+            },
+            "main": _container(op.container, base_dir, "main"),
+            "init": [
+                {
+                    "kind": step.kind,
+                    "spec": step.spec,
+                    "path": step.path,
+                    "container": _container(step.container, base_dir, f"init-{i}") if step.container else None,
+                }
+                for i, step in enumerate(op.init)
+            ],
+            "sidecars": [_container(c, base_dir, f"sidecar-{i}") for i, c in enumerate(op.sidecars)],
+            "ports": list(placement.ports),
+            "host": placement.host,
+            "base_url": placement.base_url,
+            "readiness_timeout": self.readiness_timeout,
+            "sidecar_grace": self.sidecar_grace,
+            "stop_grace": self.stop_grace,
+        }
+
+    def _note_images(self, op: CompiledOp) -> None:
+        if self._image_noted:
+            return
+        containers = [op.container, *op.sidecars, *(s.container for s in op.init if s.container)]
+        if any(c.image for c in containers):
+            self._image_noted = True
+            log.info("local executor: container images are ignored; ops run with %s", self.python)
+
+    # -- control -----------------------------------------------------------------------------------
+
+    def stop(self, run_uuid: str, *, grace: float = 10.0) -> None:
+        with self._lock:
+            watch = self._runs.get(run_uuid)
+            if watch is None or watch.done.is_set():
+                self._stop_unwatched(run_uuid, grace)
+                return
+            if watch.final or watch.stop_requested:
+                return
+            watch.stop_requested = True
+            _write_stop(watch.run_dir, grace)
+            self._signal(watch, signal.SIGTERM)
+            watch.kill_at = time.monotonic() + grace + STOP_SLACK
+        self._watcher.wake()
+
+    def _signal(self, watch: _Watch, sig: int) -> None:
+        """Signal a watched shim; called under the lock, so the watcher cannot reap it meanwhile."""
+        if not watch.alive:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            if watch.child:
+                os.kill(watch.pid, sig)  # not reaped yet, so the pid is still this shim's
+            elif watch.pidfd is not None:
+                signal.pidfd_send_signal(watch.pidfd, sig)
+
+    def _stop_unwatched(self, run_uuid: str, grace: float) -> None:
+        """Best effort for a run this engine does not watch (e.g. another process's)."""
+        run_dir = artifacts_dir(run_uuid)
+        shim = _read_shim_file(run_dir)
+        if shim is None or proc_start_time(shim[0]) != shim[1]:
+            return
+        _write_stop(run_dir, grace)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(shim[0], signal.SIGTERM)
+
+    def reattach(self, op: CompiledOp, record: dict[str, Any], on_update: UpdateCallback) -> bool:
+        if self._closed:
+            raise RuntimeError("the local executor is shut down")
+        run_dir = Path(record.get("run_dir") or op.placement.run_artifacts_path)
+        shim = _read_shim_file(run_dir)
+        if shim is None and not record.get("shim_pid") and not (run_dir / STATUS_FILE).exists():
+            return False  # never started here
+        if record.get("shim_pid"):
+            pid, start_time = int(record["shim_pid"]), record.get("shim_start_time")
+        else:
+            pid, start_time = (shim[0], shim[1]) if shim else (0, None)
+        offset = int(record.get("status_offset", shim[2] if shim else 0))
+        watch = _Watch(
+            uuid=op.uuid,
+            on_update=on_update,
+            run_dir=run_dir,
+            outputs_dir=Path(op.placement.run_outputs_path),
+            offset=offset,
+            pid=pid,
+            start_time=start_time,
+            child=False,
+        )
+        pidfd: int | None = None
+        if pid > 0:
+            with contextlib.suppress(ProcessLookupError):
+                pidfd = os.pidfd_open(pid)
+        # Check the start time after opening the pidfd: the pidfd then names the process we checked.
+        if pidfd is not None and (start_time is None or proc_start_time(watch.pid) != start_time):
+            os.close(pidfd)
+            pidfd = None
+        watch.pidfd = pidfd
+        watch.alive = pidfd is not None
+        with self._lock:
+            self._runs[op.uuid] = watch
+        self._watcher.add(watch)
+        return True
+
+    def cleanup(self, run_uuid: str) -> None:
+        with self._lock:
+            watch = self._runs.get(run_uuid)
+            if watch is not None and not watch.done.is_set():
+                return  # still running: ttl counts from the end of the run
+            self._runs.pop(run_uuid, None)
+        self._ports.release(run_uuid)
+        run_dir = artifacts_dir(run_uuid)
+        internal = run_dir / INTERNAL_DIR
+        created = internal / local_shim.CREATED_FILE
+        if created.exists():
+            for line in created.read_text().splitlines():
+                _remove_inside(Path(line), run_dir)
+        if internal.is_dir():
+            _remove_inside(internal, run_dir)
+
+    def shutdown(self, *, stop_running: bool = True) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if stop_running:
+            with self._lock:
+                live = [w for w in self._runs.values() if not w.done.is_set()]
+            for watch in live:
+                self.stop(watch.uuid, grace=self.stop_grace)
+            for watch in live:
+                watch.done.wait(self.stop_grace + STOP_SLACK + 5.0)
+        self._watcher.close()
+
+    # -- logs --------------------------------------------------------------------------------------
+
+    def logs(self, run_uuid: str, *, follow: bool = False) -> Iterator[str]:
+        """Init logs in order, then the main container's; lines come without their line endings."""
+        with self._lock:
+            watch = self._runs.get(run_uuid)
+        run_dir = watch.run_dir if watch else artifacts_dir(run_uuid)
+        logs_dir = run_dir / LOGS_DIR
+        index, pos, pending, delay = 0, 0, b"", 0.05
+        while True:
+            final = not follow or self._is_final(watch, run_dir)
+            files = _log_files(logs_dir)
+            got = False
+            while index < len(files):
+                with open(files[index], "rb") as f:
+                    f.seek(pos)
+                    data = f.read()
+                pos += len(data)
+                got = got or bool(data)
+                *lines, pending = (pending + data).split(b"\n")
+                for line in lines:
+                    yield line.decode("utf-8", "replace")
+                if index + 1 < len(files) or final:  # this file is complete
+                    if pending:
+                        yield pending.decode("utf-8", "replace")
+                    index, pos, pending = index + 1, 0, b""
+                else:
+                    break
+            if final:
+                return
+            # A file tail has no event to wait on without inotify: back off while nothing comes.
+            delay = 0.05 if got else min(delay * 2, 1.0)
+            time.sleep(delay)
+
+    @staticmethod
+    def _is_final(watch: _Watch | None, run_dir: Path) -> bool:
+        if watch is not None:
+            return watch.final or watch.done.is_set()
+        last = _last_status(run_dir / STATUS_FILE)
+        return last is None or last in FINAL_EXECUTOR_STATUSES
+
+    # -- called by the watcher thread --------------------------------------------------------------
+
+    def _read_status(self, watch: _Watch) -> None:
+        """Deliver every complete line of the status file after ``watch.offset``."""
+        try:
+            with open(watch.status_path, "rb") as f:
+                f.seek(watch.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n") + 1
+        watch.offset += end
+        for raw in data[:end].splitlines():
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                log.warning("run %s: unreadable status line %r", watch.uuid, raw)
+                continue
+            self._deliver(watch, line)
+
+    def _deliver(self, watch: _Watch, line: dict[str, Any]) -> None:
+        if watch.final:
+            return  # a final status is never followed by another one
+        watch.seq = max(watch.seq, int(line.get("seq", 0)))
+        status = str(line["status"])
+        message = str(line.get("message") or "")
+        outputs = None
+        if status in FINAL_EXECUTOR_STATUSES:
+            watch.final = True
+            outputs, problem = read_outputs(watch.outputs_dir)
+            if problem:
+                message = f"{message}\n{problem}" if message else problem
+        update = ExecutorUpdate(
+            run_uuid=watch.uuid,
+            status=status,
+            reason=str(line.get("reason") or ""),
+            message=message,
+            outputs=outputs,
+            url=line.get("url"),
+            at=float(line.get("at") or time.time()),
+        )
+        try:
+            watch.on_update(update)
+        except Exception:
+            log.exception("run %s: on_update failed", watch.uuid)
+
+    def _finish(self, watch: _Watch) -> None:
+        """The shim is gone: reap it, deliver the rest, and end the run ourselves if it could not."""
+        with self._lock:
+            if watch.child:
+                _, wait_status = os.waitpid(watch.pid, 0)
+                watch.exit_code = os.waitstatus_to_exitcode(wait_status)
+            else:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(watch.pid, os.WNOHANG)  # a shim of an earlier executor in this process
+            watch.alive = False
+        self._read_status(watch)
+        if not watch.final:
+            _kill_orphans(watch.run_dir)
+            if watch.stop_requested:
+                status, reason, message = "stopped", "Stopped", "stopped on request (the run was killed)"
+            else:
+                code = "" if watch.exit_code is None else f" ({local_shim.exit_description(watch.exit_code)})"
+                status, reason = "failed", "ProcessLost"
+                message = f"the run's supervisor (pid {watch.pid}) ended without a final status{code}"
+            line = status_line(watch.seq + 1, time.time(), status, reason, message, None)
+            with open(watch.status_path, "ab") as f:
+                f.write(line)
+            self._read_status(watch)
+        watch.done.set()
+
+    def _kill_overdue(self, watch: _Watch) -> None:
+        """A stop's grace is long past and the shim still runs: kill it; ``_finish`` ends the run."""
+        watch.kill_at = None
+        with self._lock:
+            self._signal(watch, signal.SIGKILL)
+
+
+class _Watcher(threading.Thread):
+    """The one thread that waits on every run (epoll: pipes, pidfds, a wake-up pipe)."""
+
+    def __init__(self, executor: LocalExecutor) -> None:
+        super().__init__(name="polynb-local-executor", daemon=True)
+        self._executor = executor
+        self._epoll = select.epoll()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._epoll.register(self._wake_r, select.EPOLLIN)
+        self._lock = threading.Lock()
+        self._pending: list[_Watch] = []
+        self._by_fd: dict[int, _Watch] = {}
+        self._watches: set[_Watch] = set()
+        self._closing = False
+
+    def add(self, watch: _Watch) -> None:
+        with self._lock:
+            self._pending.append(watch)
+        self.wake()
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"x")
+
+    def close(self) -> None:
+        """Stop watching (the shims carry on: their writes to our closed pipes fail and are ignored)."""
+        self._closing = True
+        self.wake()
+        self.join()
+        for fd in self._by_fd:
+            os.close(fd)
+        self._by_fd.clear()
+        self._epoll.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def run(self) -> None:
+        while not self._closing:
+            try:
+                self._step()
+            except Exception:  # one bad run must not stop the thread that serves them all
+                log.exception("local executor watcher")
+
+    def _step(self) -> None:
+        self._take_pending()
+        events = self._epoll.poll(self._timeout())
+        for fd, _ in events:
+            if fd == self._wake_r:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 4096)
+                continue
+            watch = self._by_fd.get(fd)
+            if watch is None:
+                continue
+            if fd == watch.pipe_fd and os.read(fd, 4096):
+                self._executor._read_status(watch)
+            else:  # EOF on the pipe or a pidfd readable: the shim has exited
+                self._end(watch)
+        now = time.monotonic()
+        for watch in list(self._watches):
+            if watch.pipe_fd is None:
+                self._executor._read_status(watch)
+            if watch.kill_at is not None and now >= watch.kill_at:
+                self._executor._kill_overdue(watch)
+
+    def _timeout(self) -> float:
+        timeout = -1.0
+        if any(w.pipe_fd is None for w in self._watches):
+            timeout = TAIL_INTERVAL
+        deadlines = [w.kill_at for w in self._watches if w.kill_at is not None]
+        if deadlines:
+            until = max(0.0, min(deadlines) - time.monotonic())
+            timeout = until if timeout < 0 else min(timeout, until)
+        return timeout
+
+    def _take_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for watch in pending:
+            fd = watch.pipe_fd if watch.pipe_fd is not None else watch.pidfd
+            self._executor._read_status(watch)  # a re-attached run replays what it has so far
+            if fd is None or not watch.alive:
+                self._executor._finish(watch)
+                continue
+            self._watches.add(watch)
+            self._by_fd[fd] = watch
+            self._epoll.register(fd, select.EPOLLIN)
+
+    def _end(self, watch: _Watch) -> None:
+        fd = watch.pipe_fd if watch.pipe_fd is not None else watch.pidfd
+        assert fd is not None
+        self._epoll.unregister(fd)
+        del self._by_fd[fd]
+        self._watches.discard(watch)
+        self._executor._finish(watch)
+        with self._executor._lock:  # _signal() checks alive under this lock before using the pidfd
+            os.close(fd)
+
+
+def _container(spec: ContainerSpec, base_dir: Path, default_name: str) -> dict[str, Any]:
+    name = _LOG_NAME.sub("-", spec.name or default_name).strip("-") or default_name
+    return {
+        "name": name,
+        "argv": list(spec.argv),
+        "env": dict(spec.env),
+        "cwd": str(base_dir / spec.working_dir) if spec.working_dir else str(base_dir),
+    }
+
+
+def read_outputs(outputs_dir: Path) -> tuple[dict[str, Any] | None, str]:
+    """The run's ``outputs.json`` (``{}`` when there is none) and a problem to report, if any."""
+    path = outputs_dir / "outputs.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}, ""
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"outputs: cannot read {path}: {exc}"
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return None, f"outputs: {path} is not valid JSON: {exc}"
+    if not isinstance(data, dict):
+        return None, f"outputs: {path} must hold a JSON object, not {type(data).__name__}"
+    return data, ""
+
+
+def _write_stop(run_dir: Path, grace: float) -> None:
+    with contextlib.suppress(OSError):
+        (run_dir / INTERNAL_DIR / STOP_FILE).write_text(f"{grace}\n")
+
+
+def _read_shim_file(run_dir: Path) -> tuple[int, int | None, int] | None:
+    try:
+        pid, start, offset = (run_dir / INTERNAL_DIR / SHIM_FILE).read_text().split()
+    except (OSError, ValueError):
+        return None
+    return int(pid), None if start == "None" else int(start), int(offset)
+
+
+def _kill_orphans(run_dir: Path) -> None:
+    """Kill the process groups of a lost shim's containers.
+
+    A group whose leader is alive is killed only if the leader's start time matches; a group whose leader
+    is gone is killed by id, which the kernel does not hand out again while the group has members.
+    """
+    try:
+        lines = (run_dir / INTERNAL_DIR / PROCS_FILE).read_text().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        parts = line.split(maxsplit=2)
+        if len(parts) < 2:
+            continue
+        pid, start = int(parts[0]), parts[1]
+        current = proc_start_time(pid)
+        if current is not None and str(current) != start:
+            continue  # the pid now belongs to someone else
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def _last_status(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for raw in reversed(lines):
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            return str(json.loads(raw)["status"])
+    return None
+
+
+def _log_files(logs_dir: Path) -> list[Path]:
+    inits: list[tuple[int, Path]] = []
+    with contextlib.suppress(FileNotFoundError):
+        for path in logs_dir.iterdir():
+            match = _INIT_LOG.fullmatch(path.name)
+            if match:
+                inits.append((int(match.group(1)), path))
+    files = [path for _, path in sorted(inits)]
+    main = logs_dir / MAIN_LOG
+    if main.exists():
+        files.append(main)
+    return files
+
+
+def _remove_inside(path: Path, run_dir: Path) -> None:
+    """Remove a file, link or folder, but only strictly inside the run folder, and never logs/outputs."""
+    root = run_dir.resolve()
+    parent = path.parent.resolve()
+    if not (parent == root or root in parent.parents):
+        return
+    rel = (parent / path.name).relative_to(root)
+    if rel.parts and rel.parts[0] in (LOGS_DIR, "outputs", STATUS_FILE):
+        return
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

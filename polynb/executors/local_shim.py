@@ -1,0 +1,446 @@
+"""The supervisor of one local run: ``python -I -S -c "<LAUNCHER>" <package root> <run>/.executor/spec.bin``.
+
+The local executor starts one shim per run, in a session of its own, so a run outlives the engine that
+started it (a kernel restart, a SIGKILLed ``polynb run``). The shim runs the init entries, starts the
+sidecars and the main container, checks a service's port, stops everything that is left, and appends
+every transition as one JSON line to ``<run>/status.jsonl``: that file is the source of truth. After each
+line it writes one byte to its stdout, a pipe the live engine waits on; when the engine is gone the
+write fails with EPIPE and the shim carries on.
+
+Start-up time is paid by every op, so this module imports only what a bare interpreter has at hand:
+``_signal`` rather than ``signal`` (which pulls in ``enum``), no ``typing``, no ``json`` (lines are
+encoded by hand, ``outputs.json`` is read by the engine), no ``subprocess`` (``os.posix_spawn``).
+Everything slower (init entries, sockets for services) is imported when a run needs it.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import select
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal as _signal
+    from typing import Any, NoReturn
+else:
+    import _signal  # the C half of ``signal``, same names, without the cost of ``enum``
+
+# On-disk layout of a run folder, shared with the engine (``local.py`` imports these names).
+STATUS_FILE = "status.jsonl"
+INTERNAL_DIR = ".executor"  # everything below is the executor's own bookkeeping
+SPEC_FILE = "spec.bin"  # marshal: read by this shim, written by the same interpreter
+OP_FILE = "op.json"  # the CompiledOp, for humans and for tensorboard run names
+SHIM_FILE = "shim"  # "<pid> <start time> <status offset>" of the shim, written by the engine
+PROCS_FILE = "procs"  # "<pid> <start time> <name>" of each container, to kill orphans of a lost shim
+CREATED_FILE = "created"  # paths made by init entries, removed by cleanup()
+STOP_FILE = "stop"  # the grace period of a requested stop, read when SIGTERM arrives
+SHIM_LOG = "shim.log"  # the shim's own stderr (tracebacks of executor bugs)
+LOGS_DIR = "logs"
+MAIN_LOG = "main.log"
+
+FINAL = ("succeeded", "failed", "stopped")
+LOG_TAIL_LINES = 20
+LOG_TAIL_BYTES = 8192
+# Dispositions a child must not inherit: Python ignores SIGPIPE and SIGXFSZ, and an engine started under
+# nohup ignores SIGHUP; exec keeps ignored signals ignored.
+CHILD_DEFAULT_SIGNALS = (
+    _signal.SIGPIPE,
+    _signal.SIGXFSZ,
+    _signal.SIGHUP,
+    _signal.SIGINT,
+    _signal.SIGQUIT,
+    _signal.SIGTERM,
+    _signal.SIGUSR1,
+    _signal.SIGUSR2,
+)
+SIGNAL_NAMES: dict[int, str] = {
+    _signal.SIGHUP: "SIGHUP",
+    _signal.SIGINT: "SIGINT",
+    _signal.SIGQUIT: "SIGQUIT",
+    _signal.SIGABRT: "SIGABRT",
+    _signal.SIGKILL: "SIGKILL",
+    _signal.SIGSEGV: "SIGSEGV",
+    _signal.SIGPIPE: "SIGPIPE",
+    _signal.SIGTERM: "SIGTERM",
+    _signal.SIGBUS: "SIGBUS",
+}
+
+
+def proc_start_time(pid: int) -> int | None:
+    """The start time of ``pid`` (clock ticks since boot, field 22 of /proc/<pid>/stat), None if gone.
+
+    A pid plus its start time names a process for good: it defeats PID reuse.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return int(fields[19])
+
+
+def encode_json_string(text: str) -> str:
+    """A JSON string literal without importing ``json`` (and its ``re``) into every shim."""
+    try:
+        from _json import encode_basestring_ascii
+    except ImportError:  # pragma: no cover - CPython always has _json
+        import json
+
+        return json.dumps(text)
+    return str(encode_basestring_ascii(text))
+
+
+def status_line(seq: int, at: float, status: str, reason: str, message: str, url: str | None) -> bytes:
+    """One line of ``status.jsonl``."""
+    url_json = "null" if url is None else encode_json_string(url)
+    return (
+        f'{{"seq":{seq},"at":{at!r},"status":"{status}","reason":"{reason}",'
+        f'"message":{encode_json_string(message)},"url":{url_json}}}\n'
+    ).encode()
+
+
+def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of a log file, for failure messages."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - LOG_TAIL_BYTES))
+            data = f.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", "replace").rstrip("\n")
+    return "\n".join(text.split("\n")[-lines:])
+
+
+def exit_description(code: int) -> str:
+    if code < 0:
+        return f"killed by signal {-code} ({SIGNAL_NAMES.get(-code, 'signal')})"
+    return f"exit code {code}"
+
+
+def which(command: str, path: str | None) -> str:
+    """Resolve a command like ``execvp`` would, but against the child's PATH, not the shim's."""
+    if "/" in command:
+        return command
+    for folder in (path or os.defpath).split(os.pathsep):
+        candidate = os.path.join(folder or ".", command)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    raise FileNotFoundError(f"{command}: command not found in PATH")
+
+
+def killpg(pgid: int, sig: int) -> None:
+    """Signal a process group that may be gone already."""
+    try:  # noqa: SIM105 - contextlib costs start-up time
+        os.killpg(pgid, sig)
+    except OSError:
+        pass
+
+
+class StopRequested(Exception):
+    """SIGTERM (or SIGINT) reached the shim: the engine asked the run to stop."""
+
+
+class RunFailed(Exception):
+    """The run ends as failed with this reason and message."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class Proc:
+    """A container process: the leader of its own session and process group."""
+
+    __slots__ = ("code", "log", "name", "pid", "pidfd")
+
+    def __init__(self, name: str, pid: int, log: str) -> None:
+        self.name = name
+        self.pid = pid
+        self.log = log
+        self.pidfd = os.pidfd_open(pid)
+        self.code: int | None = None
+
+
+class Shim:
+    """Runs one op from its spec; ``main()`` is the whole life of the process."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.run_dir: str = spec["run_dir"]
+        self.internal = os.path.join(self.run_dir, INTERNAL_DIR)
+        self.logs_dir = os.path.join(self.run_dir, LOGS_DIR)
+        # The child's environment: ours, then defaults, then the container's own, then polynb's variables.
+        self.env_defaults: dict[str, str] = spec["env_defaults"]
+        self.env_overlay: dict[str, str] = spec["env"]
+        self.seq = 0
+        self.live: list[Proc] = []
+        self.stopping = False
+        self.status_fd = os.open(os.path.join(self.run_dir, STATUS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.procs_fd = os.open(os.path.join(self.internal, PROCS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        os.set_blocking(self.wake_r, False)
+        # Signals become bytes on a pipe we poll together with the children's pidfds: no polling loop,
+        # and a stop that arrives while we wait is seen at once.
+        _signal.set_wakeup_fd(wake_w)
+        for sig in (_signal.SIGTERM, _signal.SIGINT):
+            _signal.signal(sig, lambda signum, frame: None)
+        _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, (_signal.SIGTERM, _signal.SIGINT))
+
+    # -- reporting -----------------------------------------------------------------------------------
+
+    def emit(self, status: str, reason: str, message: str = "", url: str | None = None) -> None:
+        self.seq += 1
+        os.write(self.status_fd, status_line(self.seq, time.time(), status, reason, message, url))
+        if status in FINAL:
+            # Only the final line is made durable: an earlier line lost in a machine crash changes
+            # nothing, since the processes it describes die with the machine too.
+            os.fdatasync(self.status_fd)
+        try:  # noqa: SIM105 - contextlib costs start-up time
+            os.write(1, b"\n")  # wake the engine; it reads the line from the file
+        except OSError:
+            pass  # EPIPE: the engine is gone; the file has it all for the next one
+
+    # -- processes -----------------------------------------------------------------------------------
+
+    def spawn(self, container: dict[str, Any], log_name: str) -> Proc:
+        argv: list[str] = list(container["argv"])
+        if not argv:
+            raise RunFailed("SpawnFailed", f"container {container['name']!r} has no command")
+        env = dict(os.environ)
+        env.update(self.env_defaults)
+        env.update(container["env"])
+        env.update(self.env_overlay)
+        log = os.path.join(self.logs_dir, log_name)
+        cwd: str = container["cwd"]
+        try:
+            # posix_spawn has no cwd argument; the shim is single-threaded and uses absolute paths only.
+            os.chdir(cwd)
+        except OSError as exc:
+            raise RunFailed("SpawnFailed", f"working directory {cwd}: {exc.strerror}") from None
+        log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            pid = os.posix_spawn(
+                which(argv[0], env.get("PATH")),
+                argv,
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                    (os.POSIX_SPAWN_DUP2, log_fd, 2),
+                ],
+                setsid=True,
+                setsigmask=(),
+                setsigdef=CHILD_DEFAULT_SIGNALS,
+            )
+        except OSError as exc:
+            message = f"{container['name']}: cannot start {argv[0]!r}: {exc.strerror or exc}"
+            raise RunFailed("SpawnFailed", message) from None
+        finally:
+            os.close(log_fd)
+        proc = Proc(container["name"], pid, log)
+        os.write(self.procs_fd, f"{pid} {proc_start_time(pid)} {proc.name}\n".encode())
+        self.live.append(proc)
+        return proc
+
+    def reap(self, proc: Proc) -> None:
+        # Kill what is left of the group while the zombie leader still holds the group id (so it cannot
+        # be reused): when a container's main process exits, the container is gone, as on Kubernetes.
+        killpg(proc.pid, _signal.SIGKILL)
+        _, status = os.waitpid(proc.pid, 0)
+        proc.code = os.waitstatus_to_exitcode(status)
+        os.close(proc.pidfd)
+        self.live.remove(proc)
+
+    def wait(self, procs: list[Proc], timeout: float | None, *, stoppable: bool = True) -> list[Proc]:
+        """Wait until one of ``procs`` exits (reaped, returned) or ``timeout`` passes (returns [])."""
+        poller = select.poll()
+        poller.register(self.wake_r, select.POLLIN)
+        for proc in procs:
+            poller.register(proc.pidfd, select.POLLIN)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = {fd for fd, _ in poller.poll(None if remaining is None else remaining * 1000)}
+            if self.wake_r in ready:
+                self.drain_signals()
+            exited = [p for p in procs if p.pidfd in ready]
+            for proc in exited:
+                self.reap(proc)
+            if exited:
+                return exited
+            if self.stopping and stoppable:
+                raise StopRequested
+            if deadline is not None and time.monotonic() >= deadline:
+                return []
+
+    def drain_signals(self) -> None:
+        try:
+            while os.read(self.wake_r, 64):
+                self.stopping = True
+        except BlockingIOError:
+            pass
+
+    def check_stop(self) -> None:
+        self.drain_signals()
+        if self.stopping:
+            raise StopRequested
+
+    def terminate(self, procs: list[Proc], grace: float) -> None:
+        """SIGTERM each group, SIGKILL after ``grace``, and wait until every process is reaped."""
+        procs = [p for p in procs if p in self.live]
+        for proc in procs:
+            killpg(proc.pid, _signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while procs and (remaining := deadline - time.monotonic()) > 0:
+            for proc in self.wait(procs, remaining, stoppable=False):
+                procs.remove(proc)
+        for proc in procs:
+            killpg(proc.pid, _signal.SIGKILL)
+        while procs:
+            for proc in self.wait(procs, None, stoppable=False):
+                procs.remove(proc)
+
+    def stop_grace(self) -> float:
+        try:
+            with open(os.path.join(self.internal, STOP_FILE)) as f:
+                return float(f.read().strip())
+        except (OSError, ValueError):
+            return float(self.spec["stop_grace"])
+
+    # -- the run -------------------------------------------------------------------------------------
+
+    def main(self) -> int:
+        try:
+            try:
+                status, reason, message = self.run()
+            except StopRequested:
+                self.terminate(self.live, self.stop_grace())
+                status, reason, message = "stopped", "Stopped", "stopped on request"
+            except RunFailed as exc:
+                self.terminate(self.live, float(self.spec["sidecar_grace"]))
+                status, reason, message = "failed", exc.reason, exc.message
+        except BaseException as exc:  # a bug here must still end the run, never leave it hanging
+            import traceback
+
+            traceback.print_exc()
+            self.terminate(self.live, 1.0)
+            status, reason, message = "failed", "ExecutorError", f"{type(exc).__name__}: {exc}"
+        self.emit(status, reason, message)
+        return 0
+
+    def run(self) -> tuple[str, str, str]:
+        spec = self.spec
+        self.emit("starting", "Initializing" if spec["init"] else "Starting")
+        for index, step in enumerate(spec["init"]):
+            self.check_stop()
+            self.run_init(index, step)
+        for sidecar in spec["sidecars"]:
+            self.spawn(sidecar, f"sidecar-{sidecar['name']}.log")
+        main = self.spawn(spec["main"], MAIN_LOG)
+        if spec["kind"] == "service" and spec["ports"]:
+            self.await_port(main)
+        else:
+            self.emit("running", "ProcessStarted", f"pid {main.pid}")
+        while main.code is None:
+            self.wait([main], None)
+        self.check_stop()  # a stop that raced with the exit still ends as stopped
+        sidecars = [p for p in self.live if p is not main]
+        self.terminate(sidecars, float(spec["sidecar_grace"]))
+        if main.code == 0:
+            return "succeeded", "ExitCode", "exit code 0"
+        return "failed", "ExitCode", self.failure_message(main, exit_description(main.code))
+
+    def failure_message(self, proc: Proc, what: str) -> str:
+        tail = log_tail(proc.log)
+        return f"{what}\n{tail}" if tail else what
+
+    def run_init(self, index: int, step: dict[str, Any]) -> None:
+        kind: str = step["kind"]
+        log_name = f"init-{index}-{kind}.log"
+        label = f"init[{index}] {kind}"
+        if kind == "container":
+            container = step["container"]
+            proc = self.spawn_init(container, log_name, label)
+            while proc.code is None:
+                self.wait([proc], None)
+            if proc.code != 0:
+                what = f"{label}: {exit_description(proc.code)}"
+                raise RunFailed("InitFailed", self.failure_message(proc, what))
+            return
+        sys.path.insert(0, self.spec["package_root"])
+        from polynb.executors import init_steps
+
+        log = os.path.join(self.logs_dir, log_name)
+        try:
+            commands = init_steps.run_step(step, self.spec, log)
+        except init_steps.InitError as exc:
+            raise RunFailed("InitFailed", f"{label}: {exc}") from None
+        for argv, env in commands:  # external commands (git) run like containers: a stop reaches them
+            self.check_stop()
+            command = {"name": kind, "argv": argv, "env": env, "cwd": self.run_dir}
+            proc = self.spawn_init(command, log_name, label)
+            while proc.code is None:
+                self.wait([proc], None)
+            if proc.code != 0:
+                what = f"{label}: {argv[0]} {argv[1]} failed ({exit_description(proc.code)})"
+                raise RunFailed("InitFailed", self.failure_message(proc, what))
+
+    def spawn_init(self, container: dict[str, Any], log_name: str, label: str) -> Proc:
+        try:
+            return self.spawn(container, log_name)
+        except RunFailed as exc:
+            raise RunFailed("InitFailed", f"{label}: {exc.message}") from None
+
+    def await_port(self, main: Proc) -> None:
+        """A service counts as running once its first port accepts a connection."""
+        import socket
+
+        spec = self.spec
+        host: str = spec["host"]
+        port: int = spec["ports"][0]
+        timeout = float(spec["readiness_timeout"])
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            try:
+                socket.create_connection((host, port), timeout=1.0).close()
+            except OSError:
+                pass
+            else:
+                self.emit("running", "PortReady", f"port {port} accepts connections", spec["base_url"])
+                return
+            if self.wait([main], delay):
+                code = main.code if main.code is not None else -1
+                what = f"{exit_description(code)} before port {port} accepted connections"
+                raise RunFailed("ExitCode", self.failure_message(main, what))
+            if time.monotonic() >= deadline:
+                what = f"port {port} did not accept connections within {timeout:g} s"
+                self.terminate([main], float(spec["sidecar_grace"]))
+                raise RunFailed("ServiceNotReady", self.failure_message(main, what))
+            delay = min(delay * 1.5, 0.5)
+
+
+LAUNCHER = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from polynb.executors.local_shim import main; main(sys.argv[2])"
+)
+"""The ``-c`` program that starts a shim. Importing the module (not running it as a script) lets Python use
+its cached bytecode: compiling this file on every start would cost more than the rest of the start-up."""
+
+
+def main(spec_path: str) -> NoReturn:
+    with open(spec_path, "rb") as f:
+        spec = marshal.load(f)  # noqa: S302 - written by our engine, mode 0600, same interpreter
+    code = Shim(spec).main()
+    # Skip interpreter teardown: nothing is left to flush but stderr, and it costs milliseconds per op.
+    sys.stderr.flush()
+    os._exit(code)
