@@ -1,0 +1,163 @@
+"""The models accept the v1.1 forms users write and reject what Polyaxon rejects, with clear reasons."""
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from polynb.spec.models import (
+    Component,
+    Dag,
+    EventKind,
+    Job,
+    Operation,
+    Param,
+    Service,
+    Status,
+    parse_polyaxonfile,
+)
+
+JOB = {"kind": "job", "container": {"image": "python:3.11", "command": ["python", "-c", "print(1)"]}}
+
+
+def errors(data: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+    with pytest.raises(ValidationError) as info:
+        parse_polyaxonfile(data)
+    return [(e["loc"], e["msg"]) for e in info.value.errors()]
+
+
+def test_all_32_event_kinds_and_20_statuses() -> None:
+    assert len(EventKind) == 32
+    assert len(Status) == 20
+    assert EventKind.RUN_STATUS_RUNNING.status is Status.RUNNING
+    assert EventKind.RUN_STATUS_DONE.status is Status.DONE
+    assert EventKind.ALERT_INFO.status is None
+
+
+def test_param_short_form_equals_value_form() -> None:
+    op = parse_polyaxonfile({"kind": "operation", "dagRef": "x", "params": {"lr": 0.1, "cfg": {"a": 1}}})
+    assert op.params is not None
+    assert op.params["lr"] == Param(value=0.1)
+    assert op.params["cfg"] == Param(value={"a": 1})
+
+
+def test_param_flags_and_refs() -> None:
+    op = parse_polyaxonfile(
+        {
+            "kind": "operation",
+            "dagRef": "x",
+            "params": {
+                "uuid": {"ref": "ops.experiment", "value": "globals.uuid", "contextOnly": True},
+                "token": {"value": "s3cr3t", "toEnv": "API_TOKEN"},
+                "repo": {"value": {"url": "https://example.org/r.git"}, "toInit": True, "connection": "gh"},
+            },
+        }
+    )
+    assert op.params is not None
+    uuid = op.params["uuid"]
+    assert uuid.context_only is True
+    assert uuid.parsed_ref is not None and uuid.parsed_ref.target == "experiment"
+    assert str(uuid.value_path) == "globals.uuid"
+    assert op.params["token"].to_env == "API_TOKEN"
+    assert op.params["repo"].to_init is True
+
+
+def test_component_dag_with_events_and_hooks() -> None:
+    comp = parse_polyaxonfile(
+        {
+            "version": 1.1,
+            "kind": "component",
+            "name": "seed",
+            "hooks": [{"hubRef": "webhook", "trigger": "failed", "params": {"url": "http://x"}}],
+            "run": {
+                "kind": "dag",
+                "concurrency": 2,
+                "operations": [
+                    {"name": "experiment", "dagRef": "train"},
+                    {
+                        "name": "tensorboard",
+                        "hubRef": "tensorboard",
+                        "events": [{"ref": "ops.experiment", "kinds": ["run_status_running"]}],
+                        "params": {"uuids": {"ref": "ops.experiment", "value": "globals.uuid"}},
+                        "trigger": "all_done",
+                        "skipOnUpstreamSkip": True,
+                    },
+                ],
+                "components": [{"name": "train", "run": JOB}],
+            },
+        }
+    )
+    assert isinstance(comp, Component)
+    assert isinstance(comp.run, Dag)
+    tb = comp.run.operations[1]
+    assert tb.events is not None and tb.events[0].kinds == [EventKind.RUN_STATUS_RUNNING]
+    assert tb.skip_on_upstream_skip is True
+    assert comp.hooks is not None and comp.hooks[0].hub_ref == "webhook"
+
+
+def test_kindless_file_with_a_ref_is_an_operation() -> None:
+    assert isinstance(parse_polyaxonfile({"hubRef": "tensorboard", "params": {"uuids": ["a"]}}), Operation)
+
+
+def test_top_level_shortcuts_are_lowered_into_run() -> None:
+    comp = parse_polyaxonfile(
+        {"kind": "component", "container": {"image": "x", "command": ["serve"]}, "ports": [6006],
+         "env": [{"name": "A", "value": 1}]}
+    )
+    assert isinstance(comp.run, Service)
+    assert comp.run.ports == [6006]
+    assert comp.run.container.env is not None and comp.run.container.env[0].value == "1"
+
+
+def test_numbers_in_argument_lists_become_strings_but_a_string_command_is_refused() -> None:
+    comp = parse_polyaxonfile({"kind": "component", "run": {"kind": "job", "container": {"args": ["--n", 3]}}})
+    assert isinstance(comp.run, Job) and comp.run.container.args == ["--n", "3"]
+    [(loc, msg)] = errors({"kind": "component", "run": {"kind": "job", "container": {"command": "python a.py"}}})
+    assert loc == ("run", "job", "container", "command")
+    assert "expected an argument list" in msg
+
+
+@pytest.mark.parametrize(
+    ("data", "loc", "fragment"),
+    [
+        ({"kind": "component", "nmae": "x", "run": JOB}, ("nmae",), "Extra inputs"),
+        ({"kind": "component", "name": "a.b", "run": JOB}, ("name",), "not a valid name"),
+        ({"kind": "component"}, (), "needs a `run` section"),
+        ({"kind": "operation"}, (), "needs one of hubRef"),
+        ({"kind": "operation", "hubRef": "a", "dagRef": "b"}, (), "at most one of"),
+        ({"kind": "component", "run": {"kind": "dag", "operations": []}}, ("run", "dag", "operations"), "at least 1"),
+        ({"kind": "component", "run": {"kind": "dag", "concurrency": 0, "operations": [{"dagRef": "x"}]}},
+         ("run", "dag", "concurrency"), "greater than 0"),
+        ({"kind": "operation", "dagRef": "x", "trigger": "all_sucess"}, ("trigger",), "all_succeeded"),
+        ({"kind": "operation", "dagRef": "x", "hooks": [{"hubRef": "w", "trigger": "running"}]},
+         ("hooks", 0, "trigger"), "succeeded"),
+        ({"kind": "operation", "dagRef": "x", "hooks": [{"trigger": "done"}]}, ("hooks", 0, "hubRef"), "required"),
+        ({"kind": "operation", "dagRef": "x", "events": [{"ref": "ops.a", "kinds": ["run_status_initializing"]}]},
+         ("events", 0, "kinds", 0), "run_status_running"),
+        ({"kind": "operation", "dagRef": "x", "events": [{"ref": "{{ ops.a }}", "kinds": ["run_status_done"]}]},
+         ("events", 0, "ref"), "creates no dependency"),
+        ({"kind": "operation", "dagRef": "x", "params": {"a": {"ref": "dag", "value": "outputs.y"}}},
+         ("params", "a", "value"), "has no outputs"),
+        ({"kind": "component", "inputs": [{"name": "lr", "type": "float", "value": "fast"}], "run": JOB},
+         ("inputs", 0), "expected a number"),
+        ({"kind": "component", "inputs": [{"name": "lr", "type": "floaty"}], "run": JOB},
+         ("inputs", 0, "type"), "not an IO type"),
+        ({"kind": "component", "inputs": [{"name": "a"}, {"name": "a"}], "run": JOB}, (), "declares `a` twice"),
+        ({"kind": "component", "run": {"kind": "job", "init": [{"git": {"url": "u"}, "file": {"content": "c"}}],
+                                       "container": {}}},
+         ("run", "job", "init", 0), "one kind"),
+        ({"kind": "component", "version": 2, "run": JOB}, ("version",), "unsupported Polyaxonfile version"),
+    ],
+)  # fmt: skip
+def test_invalid_documents(data: dict[str, Any], loc: tuple[Any, ...], fragment: str) -> None:
+    found = errors(data)
+    assert any(err_loc == loc and fragment in msg for err_loc, msg in found), found
+
+
+def test_matrix_and_schedule_parse_so_they_can_be_refused_at_compile_time() -> None:
+    op = parse_polyaxonfile(
+        {"kind": "operation", "dagRef": "x", "matrix": {"kind": "grid", "params": {"lr": {"kind": "choice"}}},
+         "schedule": {"kind": "cron", "cron": "0 * * * *"}}
+    )
+    assert op.matrix is not None and op.matrix.kind == "grid"
+    assert op.schedule is not None and op.schedule.kind == "cron"
