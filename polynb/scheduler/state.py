@@ -1,0 +1,75 @@
+"""The engine's in-memory view of the runs it manages. Only the engine thread touches it.
+
+The store is the source of truth; this is a cache of what the scheduling decisions need (statuses, the
+event kinds each run emitted, plans, which runs hold a concurrency slot), rebuilt from the store on restart.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+from polynb.compiler.types import CompiledOp
+from polynb.lifecycle import Status, is_final
+from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan
+
+RunRole = Literal["dag", "op", "single", "hook"]
+
+
+@dataclass(eq=False)
+class RunState:
+    uuid: str
+    name: str
+    role: RunRole
+    status: Status
+    executor: str
+    dag_uuid: str | None = None
+    hook_of: str | None = None
+    root: str = ""
+    """The top-level run this run belongs to (itself for a top-level run)."""
+    emitted: set[str] = field(default_factory=set)
+    attempt: int = 0
+    plan: OpPlan | None = None
+    hook: HookPlan | None = None
+    compiled: CompiledOp | None = None
+    submitted: bool = False
+    """Claimed and handed to the executor, not final yet: holds a concurrency slot."""
+    stop_requested: bool = False
+    timed_out: bool = False
+
+    @property
+    def is_final(self) -> bool:
+        return is_final(self.status)
+
+    @property
+    def is_service(self) -> bool:
+        if self.plan is not None:
+            return self.plan.is_service
+        return self.hook is not None and str(getattr(self.hook.component.run, "kind", "")) == "service"
+
+    @property
+    def hookable(self) -> bool:
+        """Runs whose final status starts hooks: ops, single runs and DAG runs, not hook runs themselves."""
+        return self.role != "hook"
+
+
+@dataclass(eq=False)
+class DagState:
+    uuid: str
+    plan: DagPlan
+    ops: dict[str, str] = field(default_factory=dict)
+    """op name -> run uuid"""
+    ready: deque[str] = field(default_factory=deque)
+    """compiled op runs waiting for a concurrency slot, in the order they became ready"""
+    stopping: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What ``Engine.wait`` looks at for one top-level run, published by the engine thread."""
+
+    status: Status | None
+    """The run's final status, or None while it is not final."""
+    services_done: bool
+    hooks_done: bool

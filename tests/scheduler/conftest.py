@@ -1,0 +1,34 @@
+"""Fixtures for engine tests: a real store and local executor in ``tmp_path``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# The helpers module sits beside this file; test modules import it by name.
+sys.path.insert(0, str(Path(__file__).parent))
+from schedkit import Env, Recorder, Registry
+
+from polynb.executors.local import LocalExecutor
+from polynb.scheduler.engine import Engine
+from polynb.store import Store
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    store = Store(tmp_path / "home" / "polynb.db")
+    executor = LocalExecutor(base_dir=tmp_path, stop_grace=2.0)
+    registry = Registry()
+    engine = Engine(store=store, executors={"local": executor}, registry=registry, retry_delay=0.05)
+    recorder = Recorder()
+    engine.subscribe(recorder)
+    engine.start()
+    try:
+        yield Env(store, engine, executor, registry, recorder, tmp_path)
+    finally:
+        engine.shutdown(stop_running=True)
+        store.close()

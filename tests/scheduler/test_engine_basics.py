@@ -1,0 +1,51 @@
+"""The engine runs DAGs on the real local executor with a real store."""
+
+from __future__ import annotations
+
+from schedkit import PY, Env
+
+from polynb.lifecycle import Status
+
+TWO_STEPS = f"""
+version: 1.1
+kind: component
+name: two-steps
+run:
+  kind: dag
+  operations:
+  - name: a
+    dagRef: quick
+  - name: b
+    dagRef: quick
+    dependencies: [a]
+  components:
+  - name: quick
+    run: {{kind: job, container: {{command: ["{PY}", "-c", "pass"]}}}}
+"""
+
+
+def test_dag_runs_ops_in_order_and_succeeds(env: Env) -> None:
+    uuid = env.run(TWO_STEPS)
+    assert env.wait(uuid) == "succeeded"
+    ops = env.ops(uuid)
+    assert {r.status for r in ops.values()} == {Status.SUCCEEDED}
+    assert env.seq(ops["a"].uuid, "run_status_done") < env.seq(ops["b"].uuid, "run_status_compiled")
+
+
+def test_every_run_goes_through_polyaxon_statuses(env: Env) -> None:
+    uuid = env.run(TWO_STEPS)
+    env.wait(uuid)
+    a = env.ops(uuid)["a"]
+    kinds = env.kinds(a.uuid)
+    assert kinds[0] == "run_status_created"
+    for earlier, later in [
+        ("run_status_created", "run_status_compiled"),
+        ("run_status_compiled", "run_status_queued"),
+        ("run_status_queued", "run_status_running"),
+        ("run_status_running", "run_status_succeeded"),
+    ]:
+        assert kinds.index(earlier) < kinds.index(later)
+    assert kinds[-2:] == ["run_status_succeeded", "run_status_done"]
+    history = env.store.status_history(a.uuid)
+    assert all(change.reason for change in history[1:])
+    assert env.kinds(uuid)[-2:] == ["run_status_succeeded", "run_status_done"]
