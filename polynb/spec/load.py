@@ -147,8 +147,8 @@ def _to_spec_error(group: list[_Entry], document: Document, root: type[BaseModel
             nouns = list(dict.fromkeys(x for x in expected if x))
             message = f"expected {_join_or(nouns)}, got {_show(error['input'])}"
             return document.error(path, message)
-    if kind == "union_tag_invalid":
-        # Point at the discriminator's value (`kind: jbo`), not at the mapping holding it.
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        # The problem is the discriminator (`kind: jbo`, or no kind): name it in the path.
         path = (*path, str((error.get("ctx") or {}).get("discriminator", "'kind'")).strip("'"))
     if kind == "extra_forbidden":
         return document.error(path, _unexpected_key(path, document.data, root), key=True)
@@ -177,7 +177,7 @@ def _message(error: ErrorDetails, path: tuple[PathPart, ...], data: Any, root: t
         allowed = _quoted_list(str(ctx.get("expected_tags", "")))
         return _not_one_of(ctx.get("tag"), "a run kind" if path[-2:] == ("run", "kind") else "a known kind", allowed)
     if kind == "union_tag_not_found":
-        allowed = _quoted_list(_expected_tags(root, path, data))
+        allowed = _quoted_list(_expected_tags(root, path[:-1], data))
         return f"missing required field 'kind' (one of {', '.join(allowed)})" if allowed else "missing 'kind'"
     if kind in ("value_error", "assertion_error"):
         return str(ctx.get("error", error["msg"])).removeprefix("Value error, ")
