@@ -10,7 +10,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -184,7 +184,9 @@ class Store:
         now = to_ts(at)
         with self._pool.write() as conn:
             run = self._load(conn, uuid)
-            return self._transition(conn, run, target, reason, message, now, expected, claim=(executor, spec, inputs))
+            return self._transition(
+                conn, run, target, reason, message, now, expected, claim=_Claim(executor, spec, inputs)
+            )
 
     def _transition(
         self,
@@ -195,7 +197,7 @@ class Store:
         message: str | None,
         now: float,
         expected: Collection[Status] | None,
-        claim: tuple[str | None, Mapping[str, Any] | None, Mapping[str, Any] | None] | None,
+        claim: _Claim | None,
     ) -> Transition:
         previous = run.status
         if (expected is not None and previous not in expected) or previous in FINAL:
@@ -216,59 +218,27 @@ class Store:
         if not can_transition(previous, target):
             return Transition(False, previous, run)
 
-        created_ts = run.created_at.timestamp()
-        started_ts = None if run.started_at is None else run.started_at.timestamp()
-        wait_time, duration = run.wait_time, run.duration
-        finished_ts = None
-        if started_ts is None and target in RUNNING_VALUES:
-            started_ts = now
-            wait_time = max(0.0, now - created_ts)
-        if target in FINAL:
-            finished_ts = now
-            # A run that never started (skipped, upstream_failed, stopped while pending) keeps
-            # started_at empty; its duration counts from creation, as Polyaxon's LifeCycle does.
-            duration = max(0.0, now - (created_ts if started_ts is None else started_ts))
-        executor, spec, inputs, attempt = run.executor, run.spec, run.inputs, run.attempt
-        if claim is not None:
-            attempt += 1
-            executor = claim[0] if claim[0] is not None else executor
-            spec = dict(claim[1]) if claim[1] is not None else spec
-            inputs = dict(claim[2]) if claim[2] is not None else inputs
+        run = _advanced(run, target, reason, message, now, claim)
         conn.execute(
-            "UPDATE runs SET status = ?, reason = ?, message = ?, updated_at = ?, started_at = ?,"
-            " finished_at = ?, wait_time = ?, duration = ?, attempt = ?, executor = ?, spec = ?, inputs = ?"
-            " WHERE uuid = ?",
+            "UPDATE runs SET status = ?, reason = ?, message = ?, updated_at = ?, started_at = ?, finished_at = ?,"
+            " wait_time = ?, duration = ? WHERE uuid = ?",
             (
                 target.value,
                 reason,
                 message,
                 now,
-                started_ts,
-                finished_ts,
-                wait_time,
-                duration,
-                attempt,
-                executor,
-                dumps(spec),
-                dumps(inputs),
+                _ts_or_none(run.started_at),
+                _ts_or_none(run.finished_at),
+                run.wait_time,
+                run.duration,
                 run.uuid,
             ),
         )
-        run = replace(
-            run,
-            status=target,
-            reason=reason,
-            message=message,
-            updated_at=_dt(now),
-            started_at=None if started_ts is None else _dt(started_ts),
-            finished_at=None if finished_ts is None else _dt(finished_ts),
-            wait_time=wait_time,
-            duration=duration,
-            attempt=attempt,
-            executor=executor,
-            spec=spec,
-            inputs=inputs,
-        )
+        if claim is not None:
+            conn.execute(
+                "UPDATE runs SET attempt = ?, executor = ?, spec = ?, inputs = ? WHERE uuid = ?",
+                (run.attempt, run.executor, dumps(run.spec), dumps(run.inputs), run.uuid),
+            )
         events = self._record_change(conn, run, previous, now)
         return Transition(True, previous, run, events)
 
@@ -491,6 +461,54 @@ class Store:
             where = "" if dag_uuid is None else f" in DAG run {dag_uuid}"
             raise RunNotFoundError(f"no run with a uuid starting with or a name equal to {query!r}{where}")
         raise AmbiguousRunError(query, list(found.items())[:_AMBIGUOUS_SHOWN])
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """What a claim records besides the status: who submits, and what is submitted (None: keep)."""
+
+    executor: str | None
+    spec: Mapping[str, Any] | None
+    inputs: Mapping[str, Any] | None
+
+
+def _advanced(
+    run: RunRecord, target: Status, reason: str | None, message: str | None, now: float, claim: _Claim | None
+) -> RunRecord:
+    """``run`` moved to ``target`` at ``now``, with Polyaxon's LifeCycle bookkeeping: ``started_at`` and
+    ``wait_time`` on the first running-ish status, ``finished_at`` and ``duration`` on a final one."""
+    started_at, wait_time, finished_at, duration = run.started_at, run.wait_time, None, None
+    if started_at is None and target in RUNNING_VALUES:
+        started_at = _dt(now)
+        wait_time = max(0.0, now - run.created_at.timestamp())
+    if target in FINAL:
+        finished_at = _dt(now)
+        # A run that never started (skipped, upstream_failed, stopped while pending) keeps started_at
+        # empty; its duration counts from creation, which is what Polyaxon's LifeCycle computes.
+        duration = max(0.0, now - (started_at or run.created_at).timestamp())
+    if claim is not None:
+        run = replace(
+            run,
+            attempt=run.attempt + 1,
+            executor=run.executor if claim.executor is None else claim.executor,
+            spec=run.spec if claim.spec is None else dict(claim.spec),
+            inputs=run.inputs if claim.inputs is None else dict(claim.inputs),
+        )
+    return replace(
+        run,
+        status=target,
+        reason=reason,
+        message=message,
+        updated_at=_dt(now),
+        started_at=started_at,
+        finished_at=finished_at,
+        wait_time=wait_time,
+        duration=duration,
+    )
+
+
+def _ts_or_none(at: datetime | None) -> float | None:
+    return None if at is None else at.timestamp()
 
 
 def _storable(status: Status | str) -> Status:

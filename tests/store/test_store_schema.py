@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,18 @@ def test_a_closed_store_refuses_use(db: Path) -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.list_runs()
+
+
+def checkpoint_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "polynb-store-checkpoint"]
+
+
+def test_checkpoints_run_on_a_thread_started_by_writes_and_stopped_by_close(db: Path) -> None:
+    assert checkpoint_threads() == []
+    store = Store(db)
+    store.list_runs()
+    assert checkpoint_threads() == []  # a reader (polynb ls) starts no thread
+    store.create_run(NewRun(name="a", kind="job"))
+    assert len(checkpoint_threads()) == 1
+    store.close()
+    assert checkpoint_threads() == []
