@@ -171,3 +171,46 @@ class Env:
 
 def component(name: str, command: list[str], **extra: Any) -> Component:
     return Component.model_validate({"name": name, "run": {"kind": "job", "container": {"command": command}}, **extra})
+
+
+def wait_flag(path: Path) -> list[str]:
+    """A command that blocks until ``path`` exists: ops that stay running until the test lets them go."""
+    return ["sh", "-c", f'while [ ! -e "{path}" ]; do sleep 0.05; done']
+
+
+def write_outputs(**outputs: Any) -> list[str]:
+    """A command that reports ``outputs`` the Polyaxon way (``$POLYAXON_RUN_OUTPUTS_PATH/outputs.json``)."""
+    import json
+
+    code = (
+        "import json, os; "
+        "path = os.path.join(os.environ['POLYAXON_RUN_OUTPUTS_PATH'], 'outputs.json'); "
+        f"json.dump({json.dumps(outputs)}, open(path, 'w'))"
+    )
+    return [PY, "-c", code]
+
+
+def yaml_list(argv: list[str]) -> str:
+    import json
+
+    return json.dumps(argv)
+
+
+def _item(op: str) -> str:
+    first, *rest = textwrap.dedent(op).strip().splitlines()
+    return "\n".join([f"  - {first}", *(f"    {line}" for line in rest)])
+
+
+def dag(*ops: str, components: str = "", extra: str = "", name: str = "dag") -> str:
+    """A DAG component in YAML from op snippets (each a YAML mapping in flow style or block text)."""
+    body = "\n".join(_item(op) for op in ops)
+    text = f"version: 1.1\nkind: component\nname: {name}\n{extra}run:\n  kind: dag\n  operations:\n{body}\n"
+    if components:
+        text += "  components:\n" + textwrap.indent(textwrap.dedent(components).strip(), "  ") + "\n"
+    return text
+
+
+def job(name: str, argv: list[str], extra: str = "") -> str:
+    """An op with an inline job component."""
+    run = f"{{kind: job, container: {{command: {yaml_list(argv)}}}}}"
+    return f"name: {name}\n{extra}component:\n  name: {name}\n  run: {run}"
