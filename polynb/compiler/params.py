@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from polynb.compiler.context import as_str, template_context
 from polynb.compiler.errors import ParamError, TemplateError
 from polynb.compiler.templates import is_template, render_value
+from polynb.lifecycle import FINAL
 from polynb.spec import iotypes
 from polynb.spec.models import IO, Component, Init, Operation, Param
 from polynb.spec.refs import Ref, ValuePath
@@ -41,6 +42,7 @@ __all__ = [
 
 # Polyaxon maps `globals.id`/`globals.uid` of a DAG to its uuid; harmless to honour for every run.
 _UUID_ALIASES = frozenset({"id", "uid"})
+_FINAL = frozenset(status.value for status in FINAL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +114,8 @@ def read_value(run: RunView, path: ValuePath) -> Any:
         if key is None:
             return copy.deepcopy(dict(run.outputs))
         if key not in run.outputs:
-            raise ValueError(f"run `{run.name}` has no output `{key}` (it reported: {_names(run.outputs)})")
+            pending = "" if run.status in _FINAL else f" yet (it is {run.status})"
+            raise ValueError(f"run `{run.name}` has no output `{key}`{pending} (it reported: {_names(run.outputs)})")
         return copy.deepcopy(run.outputs[key])
     if section == "artifacts":
         artifacts = artifacts_of(run)
