@@ -1,0 +1,523 @@
+"""What the scheduler runs: a validated pipeline of resolved ops, built before anything starts.
+
+``build_pipeline`` resolves every component, binds params to inputs, checks the DAG (``spec.dag``) and
+refuses what the engine cannot run yet, then returns a frozen ``Pipeline``; any problem raises
+``SpecErrors``. ``analyze_pipeline`` does the same work without raising and returns every problem with its
+field path, which ``polynb check`` turns into positioned errors.
+
+Semantics the scheduler relies on:
+
+* ``kind="dag"``: ``ops`` are the DAG's ops; ``inputs`` are the DAG component's bound inputs; ``hooks`` are
+  the hooks of the DAG run itself (top-level operation's, then its component's). Each op's own hooks are
+  ``PipelineOp.hooks`` (operation's, then component's).
+* ``kind="single"``: one op, the run itself. ``inputs`` are its bound params (declared inputs with their
+  defaults, plus literal context params). Its hooks are ``Pipeline.hooks`` (== the op's ``hooks``: run them
+  once).
+* An op whose component is itself a DAG keeps that component; build its pipeline with ``build_pipeline(
+  op.component, params=resolved_values, base_dir=op.base_dir)`` once its params are known.
+
+What parses but is refused as "not supported yet" (DESIGN §3: never silently ignored): ``matrix``,
+``schedule``, ``joins``, ``build``, ``runPatch``, ``isApproved: false``, distributed and ``tuner`` run kinds,
+``earlyStopping``, event kinds other than ``run_status_*``, and ``dockerfile``/``lineageRef``/``modelRef``/
+``artifactRef`` init entries. ``cache`` is accepted with a warning: the op always runs, which gives the same
+results, only slower. ``notifier`` and ``cleaner`` runs are jobs with another name (as in Polyaxon).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
+from polynb.spec import iotypes
+from polynb.spec.dag import DagGraph, OpNode, analyze, check_refs
+from polynb.spec.errors import SpecError, SpecErrors, format_path
+from polynb.spec.models import (
+    IO,
+    Component,
+    Dag,
+    DistributedRun,
+    EventTrigger,
+    Hook,
+    Operation,
+    Param,
+    Polyaxonfile,
+    Tuner,
+)
+
+Path_ = tuple[str | int, ...]
+Severity = Literal["error", "unsupported", "warning"]
+
+_STRING_TYPES = iotypes.POLYAXON_TYPES - {"any", "dockerfile", "artifacts", "git", "event", "metric", "metadata"}
+HOOK_CONTEXT_PARAMS = frozenset({"name", "uuid", "kind", "status", "inputs", "outputs", "duration", "wait_time"})
+"""Params a hook receives from its main run unless ``disableDefaults`` (DESIGN §3)."""
+
+_UNSUPPORTED_INIT = {"dockerfile": "dockerfile", "lineage_ref": "lineageRef", "model_ref": "modelRef",
+                     "artifact_ref": "artifactRef"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PipelineOp:
+    name: str
+    operation: Operation
+    component: Component
+    upstream: frozenset[str]
+    events: tuple[EventTrigger, ...]
+    base_dir: Path | None = None
+    """Where pathRefs inside ``component`` resolve (the folder of the file it came from)."""
+
+    @property
+    def hooks(self) -> tuple[Hook, ...]:
+        return (*(self.operation.hooks or ()), *(self.component.hooks or ()))
+
+    @property
+    def is_dag(self) -> bool:
+        return isinstance(self.component.run, Dag)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    kind: Literal["dag", "single"]
+    spec: Component | Operation
+    inputs: dict[str, Any]
+    ops: dict[str, PipelineOp]
+    graph: DagGraph
+    concurrency: int | None
+    hooks: tuple[Hook, ...]
+    base_dir: Path | None
+    source: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A problem at ``path`` of ``file`` (None: the document being built)."""
+
+    path: Path_
+    message: str
+    file: str | None = None
+    severity: Severity = "error"
+
+
+@dataclass
+class PipelineReport:
+    pipeline: Pipeline | None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def unsupported(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "unsupported"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
+def build_pipeline(
+    spec: Component | Operation,
+    *,
+    params: Mapping[str, Any] | None = None,
+    registry: ComponentRegistry | None = None,
+    base_dir: Path | None = None,
+    source: str | None = None,
+) -> Pipeline:
+    """Resolve, bind and validate ``spec``; raise ``SpecErrors`` (errors and unsupported features)."""
+    report = analyze_pipeline(spec, params=params, registry=registry, base_dir=base_dir, source=source)
+    blocking = [p for p in report.problems if p.severity != "warning"]
+    if blocking or report.pipeline is None:
+        file = source or "<string>"
+        raise SpecErrors(SpecError(p.file or file, 0, 0, format_path(p.path), p.message) for p in blocking)
+    return report.pipeline
+
+
+def analyze_pipeline(
+    spec: Component | Operation,
+    *,
+    params: Mapping[str, Any] | None = None,
+    registry: ComponentRegistry | None = None,
+    base_dir: Path | None = None,
+    source: str | None = None,
+) -> PipelineReport:
+    """Build the pipeline and collect every problem (never raises for a bad spec)."""
+    if base_dir is None and source is not None:
+        base_dir = Path(source).resolve().parent
+    builder = _Builder(registry or ComponentRegistry(), source)
+    pipeline = builder.top(spec, dict(params or {}), base_dir)
+    return PipelineReport(pipeline, builder.problems)
+
+
+# ------------------------------------------------------------------------------------------ builder
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Where a spec lives: its file (None = the document being built) and its path in that file."""
+
+    file: str | None
+    path: Path_
+
+    def __truediv__(self, more: Path_) -> _Where:
+        return _Where(self.file, (*self.path, *more))
+
+
+class _Builder:
+    def __init__(self, registry: ComponentRegistry, source: str | None) -> None:
+        self.registry = registry
+        self.source = source
+        self.problems: list[Problem] = []
+        self._seen: set[tuple[str, tuple[str | int, ...], str]] = set()
+        self._checked: set[int] = set()  # ids of components whose body was checked
+        self._stack: list[int] = []  # ids of components being expanded (nested DAG through files)
+
+    def add(self, where: _Where, path: Path_, message: str, severity: Severity = "error") -> None:
+        full = (*where.path, *path)
+        key = (where.file or "", full, message)
+        if key not in self._seen:  # an alias cycle is met by every op using it: say it once
+            self._seen.add(key)
+            self.problems.append(Problem(full, message, where.file, severity))
+
+    def _spec_errors(self, exc: SpecErrors) -> None:
+        for e in exc.errors:
+            key = (e.file, (e.path,), e.message)
+            if key not in self._seen:
+                self._seen.add(key)
+                self.problems.append(Problem((e.path,) if e.path != "(root)" else (), e.message, e.file))
+
+    # ---- top level
+
+    def top(self, spec: Component | Operation, overrides: dict[str, Any], base_dir: Path | None) -> Pipeline | None:
+        root = _Where(None, ())
+        self.check_fields(spec, root)
+        if isinstance(spec, Component):
+            if spec.dag_ref is not None:
+                self.add(
+                    root,
+                    ("dagRef",),
+                    "a top-level component cannot be an alias: dagRef names a component of a DAG's `components`",
+                )
+                return None
+            component = spec
+            where = root
+            operation = _operation_for(component)
+            literal: dict[str, Param] = {}
+            component_base = base_dir
+        else:
+            resolved = self.resolve(spec, None, base_dir, root)
+            if resolved is None:
+                return None
+            component = resolved.component
+            where = self.component_where(spec, resolved, root, None)
+            operation = spec
+            literal = dict(spec.params or {})
+            component_base = resolved.base_dir
+            if where != root:
+                self.check_fields(component, where)
+            for name, param in literal.items():
+                ref = param.parsed_ref
+                if ref is not None and ref.kind != "runs":
+                    self.add(
+                        root,
+                        ("params", name, "ref"),
+                        f"`ref: {param.ref}` needs an enclosing DAG; at the top "
+                        "level a param can only read `runs.<uuid>`",
+                    )
+            for k, event in enumerate(spec.events or ()):
+                if event.parsed_ref.kind == "ops":
+                    self.add(
+                        root,
+                        ("events", k, "ref"),
+                        f"`{event.ref}` needs an enclosing DAG; at the top level an event can only watch `runs.<uuid>`",
+                    )
+        inputs = self.bind_top(spec, component, literal, overrides, where)
+        name = spec.name or component.name or "main"
+        hooks = (*(spec.hooks or ()), *((component.hooks or ()) if component is not spec else ()))
+        run = component.run
+        if isinstance(run, Dag):
+            ops, graph = self.dag(run, where / ("run",), component, component_base)
+            return Pipeline(name, "dag", spec, inputs, ops, graph, run.concurrency, hooks, base_dir, self.source)
+        op = PipelineOp(name, operation, component, frozenset(), tuple(operation.events or ()), component_base)
+        graph = DagGraph(nodes={name: OpNode(name)}, edges=[], stages=[[name]])
+        return Pipeline(name, "single", spec, inputs, {name: op}, graph, None, hooks, base_dir, self.source)
+
+    def component_where(self, op: Operation, resolved: Resolved, op_where: _Where, dag_where: _Where | None) -> _Where:
+        """Where the resolved component is written, for positions of errors inside it."""
+        if resolved.source is not None:
+            return _Where(resolved.source, ())
+        if op.component is not None and op.component.dag_ref is None:
+            return op_where / ("component",)
+        if op.run is not None and op.reference is None:
+            return op_where
+        if dag_where is not None and resolved.dag_index is not None:
+            return dag_where / ("components", resolved.dag_index)
+        return op_where
+
+    def resolve(self, op: Operation, dag: Dag | None, base_dir: Path | None, where: _Where,
+                dag_where: _Where | None = None) -> Resolved | None:  # fmt: skip
+        try:
+            return self.registry.resolve_full(op, dag=dag, base_dir=base_dir)
+        except ResolutionError as exc:
+            anchor = dag_where if exc.anchor == "dag" and dag_where is not None else where
+            self.add(anchor, exc.path, exc.message)
+        except SpecErrors as exc:
+            self._spec_errors(exc)
+        return None
+
+    # ---- params
+
+    def bind_top(
+        self, spec: Component | Operation, component: Component, literal: Mapping[str, Param],
+        overrides: Mapping[str, Any], where: _Where,
+    ) -> dict[str, Any]:  # fmt: skip
+        root = _Where(None, ())
+        declared = {io.name: io for io in (*(component.inputs or ()), *(component.outputs or ()))}
+        values: dict[str, Any] = {}
+        for name, raw in overrides.items():
+            io = declared.get(name)
+            if io is None and name not in literal:
+                known = ", ".join(io.name for io in component.inputs or ()) or "none"
+                self.add(
+                    root,
+                    (),
+                    f"param `{name}` (-P) is not an input of `{component.name or 'the component'}`"
+                    f"{_suggest(name, declared)}; its inputs: {known}",
+                )
+                continue
+            try:
+                values[name] = coerce(io, raw) if io is not None else raw
+            except ValueError as exc:
+                self.add(root, (), f"param `{name}` (-P {name}={raw}): {exc}")
+        self.check_params(literal, component, where, root, ("params",), strict=bool(spec.strict_params),
+                          given={*overrides, *_matrix_params(spec)}, is_top=True)  # fmt: skip
+        for io in component.inputs or ():
+            if io.name in values:
+                continue
+            param = literal.get(io.name)
+            if param is not None and param.ref is None:
+                values[io.name] = param.value
+            elif param is None:
+                values[io.name] = io.value
+        for name, param in literal.items():
+            if name not in declared and name not in values and param.ref is None:
+                values[name] = param.value
+        return values
+
+    def check_params(
+        self, params: Mapping[str, Param], component: Component, component_where: _Where, op_where: _Where,
+        params_path: Path_, *, strict: bool, given: Iterable[str] = (), is_top: bool = False,
+        context: frozenset[str] = frozenset(),
+    ) -> None:  # fmt: skip
+        """Literal values against declared types; undeclared params under strictParams; required inputs."""
+        declared = {io.name: io for io in (*(component.inputs or ()), *(component.outputs or ()))}
+        for name, param in params.items():
+            io = declared.get(name)
+            if io is None:
+                if param.context_only is False:
+                    self.add(
+                        op_where,
+                        (*params_path, name),
+                        f"param `{name}` sets `contextOnly: false` but "
+                        f"the component declares no input `{name}`"
+                        f"{_suggest(name, declared)}",
+                    )
+                elif strict and param.context_only is not True:
+                    self.add(
+                        op_where,
+                        (*params_path, name),
+                        f"received undeclared param `{name}` under "
+                        "strictParams; declare an input or set "
+                        f"`contextOnly: true`{_suggest(name, declared)}",
+                    )
+                continue
+            if param.ref is not None or _templated(param.value):
+                continue
+            try:
+                value = iotypes.check_value(io.type, param.value, is_list=bool(io.is_list))
+            except ValueError as exc:
+                self.add(op_where, (*params_path, name, "value"), f"param `{name}`: {exc}")
+                continue
+            if io.options is not None and value is not None and value not in io.options:
+                self.add(op_where, (*params_path, name, "value"),
+                         f"param `{name}`: {value!r} is not one of the options {io.options}")  # fmt: skip
+        supplied = set(params) | set(given) | context
+        missing = [(i, io) for i, io in enumerate(component.inputs or ()) if io.required and io.name not in supplied
+                   and not io.delay_validation]  # fmt: skip
+        for i, io in missing:
+            if is_top and component_where.file is None and not params:
+                # A component run as is: point at the input that needs a value.
+                self.add(
+                    component_where,
+                    ("inputs", i),
+                    f"input `{io.name}` is required: give it a `value`, mark "
+                    f"it `isOptional`, or pass `-P {io.name}=...`",
+                )
+            else:
+                path = params_path if params else params_path[:-1]
+                self.add(
+                    op_where,
+                    path,
+                    f"input `{io.name}` of `{component.name or 'the component'}` is required and no param gives it",
+                )
+
+    # ---- DAG
+
+    def dag(self, dag: Dag, where: _Where, owner: Component, base_dir: Path | None) -> tuple[dict[str, PipelineOp],
+                                                                                             DagGraph]:  # fmt: skip
+        graph, issues = analyze(dag)
+        for issue in issues:
+            self.add(where, issue.path, issue.message)
+        for k, component in enumerate(dag.components or ()):
+            self.check_fields(component, where / ("components", k))
+        components: dict[str, Component] = {}
+        ops: dict[str, PipelineOp] = {}
+        for i, op in enumerate(dag.operations):
+            op_where = where / ("operations", i)
+            self.check_fields(op, op_where)
+            name = op.name
+            if name is None or name not in graph.nodes or graph.nodes[name].index != i:
+                continue
+            resolved = self.resolve(op, dag, base_dir, op_where, where)
+            if resolved is None:
+                continue
+            component = resolved.component
+            c_where = self.component_where(op, resolved, op_where, where)
+            if c_where.file is not None or c_where.path[-1:] == ("component",):
+                self.check_fields(component, c_where)
+            components[name] = component
+            self.check_params(op.params or {}, component, c_where, op_where, ("params",),
+                              strict=bool(op.strict_params), given=_matrix_params(op))  # fmt: skip
+            if isinstance(component.run, Dag):
+                self.nested(component, c_where, resolved.base_dir)
+            node = graph.nodes[name]
+            ops[name] = PipelineOp(name, op, component, frozenset(node.upstream), tuple(op.events or ()),
+                                   resolved.base_dir)  # fmt: skip
+        for issue in check_refs(dag, graph, components, owner.inputs or ()):
+            self.add(where, issue.path, issue.message)
+        return ops, graph
+
+    def nested(self, component: Component, where: _Where, base_dir: Path | None) -> None:
+        """Validate a DAG used as an op's component; its inputs are bound when the parent op runs."""
+        key = id(component)
+        if key in self._stack:
+            self.add(where, (), f"component `{component.name}` contains itself (through pathRef/hubRef)")
+            return
+        if key in self._checked and where.file is not None:
+            return
+        self._checked.add(key)
+        self._stack.append(key)
+        try:
+            assert isinstance(component.run, Dag)
+            self.dag(component.run, where / ("run",), component, base_dir)
+        finally:
+            self._stack.pop()
+
+    # ---- fields the engine cannot honour yet, hooks
+
+    def check_fields(self, spec: Polyaxonfile, where: _Where) -> None:
+        for attr, key in (("matrix", "matrix"), ("schedule", "schedule"), ("joins", "joins"), ("build", "build"),
+                          ("run_patch", "runPatch")):  # fmt: skip
+            if getattr(spec, attr) is not None:
+                self.add(where, (key,), f"`{key}` is not supported yet", "unsupported")
+        if spec.is_approved is False:
+            self.add(where, ("isApproved",), "`isApproved: false` (waiting for an approval) is not supported yet",
+                     "unsupported")  # fmt: skip
+        if spec.cache is not None and not spec.cache.disable:
+            self.add(where, ("cache",), "`cache` is not used yet: the op always runs (same results, no reuse)",
+                     "warning")  # fmt: skip
+        for k, event in enumerate(spec.events or ()):
+            for j, kind in enumerate(event.kinds):
+                if not kind.value.startswith("run_status_"):
+                    self.add(
+                        where,
+                        ("events", k, "kinds", j),
+                        f"event kind `{kind.value}` is not supported yet (only run_status_* events are produced)",
+                        "unsupported",
+                    )
+        for h, hook in enumerate(spec.hooks or ()):
+            self.check_hook(hook, where / ("hooks", h))
+        run = spec.run
+        if isinstance(run, DistributedRun | Tuner):
+            self.add(where, ("run", "kind"), f"run kind `{run.kind}` is not supported yet", "unsupported")
+        elif isinstance(run, Dag):
+            if run.early_stopping:
+                self.add(where, ("run", "earlyStopping"), "`earlyStopping` is not supported yet", "unsupported")
+        elif run is not None:
+            for k, init in enumerate(run.init or ()):
+                for attr, key in _UNSUPPORTED_INIT.items():
+                    if getattr(init, attr) is not None:
+                        self.add(where, ("run", "init", k, key), f"init `{key}` is not supported yet", "unsupported")
+
+    def check_hook(self, hook: Hook, where: _Where) -> None:
+        try:
+            resolved = self.registry.hub(hook.hub_ref)
+        except ResolutionError as exc:
+            self.add(where, exc.path, exc.message)
+            return
+        except SpecErrors as exc:
+            self._spec_errors(exc)
+            return
+        context = frozenset() if hook.disable_defaults else HOOK_CONTEXT_PARAMS
+        self.check_params(hook.params or {}, resolved.component, _Where(resolved.source, ()), where, ("params",),
+                          strict=False, context=context)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def coerce(io: IO, value: Any) -> Any:
+    """A ``-P`` value (a string from the command line, or a Python value) as the input's type.
+
+    Strings are read as JSON for lists, dicts, numbers and booleans (``-P shards='["a","b"]'``); a plain string
+    given to a list of str is a one-element list (the same leniency as a single uuid for ``uuids``).
+    """
+    base, generic_list = iotypes.normalize_type(io.type) if io.type else ("any", False)
+    is_list = bool(io.is_list) or generic_list
+    if isinstance(value, str) and (is_list or base not in _STRING_TYPES):
+        with contextlib.suppress(ValueError):  # not JSON: checked as the plain string it is
+            value = json.loads(value)
+        if is_list and not isinstance(value, list) and base in _STRING_TYPES:
+            value = [str(value)]
+    value = iotypes.check_value(io.type, value, is_list=bool(io.is_list))
+    if io.options is not None and value not in io.options:
+        raise ValueError(f"{value!r} is not one of the options {io.options}")
+    return value
+
+
+def _matrix_params(spec: Polyaxonfile) -> set[str]:
+    """Inputs a (refused, but checked) matrix gives values to: they are not missing."""
+    if spec.matrix is None:
+        return set()
+    extra = spec.matrix.model_extra or {}
+    names = set(extra.get("params") or {})
+    for row in extra.get("values") or ():
+        if isinstance(row, dict):
+            names.update(row)
+    return names
+
+
+def _templated(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{{" in value
+    if isinstance(value, list):
+        return any(_templated(v) for v in value)
+    if isinstance(value, dict):
+        return any(_templated(v) for v in value.values())
+    return False
+
+
+def _suggest(name: str, candidates: Iterable[str]) -> str:
+    from polynb.spec.dag import did_you_mean
+
+    return did_you_mean(name, candidates)
+
+
+def _operation_for(component: Component) -> Operation:
+    """The operation that runs a top-level component as is."""
+    return Operation.model_construct(kind="operation", name=component.name, component=component)

@@ -1,0 +1,466 @@
+"""DAG validation and the graph: names, orphans, cycles, topological stages and typed refs between ops.
+
+Everything here is linear in the size of the DAG (ops + refs): names are indexed once, edges are integer
+adjacency lists, stages come from Kahn's algorithm level by level, and a cycle is found by walking upstream
+from a node Kahn could not place (every such node has an unplaced upstream, so the walk must loop). Nothing
+recurses, so a 100,000-op chain is as fine as a 10-op one.
+
+Problems are returned as ``DagIssue`` with a path *relative to the DAG run* (``("operations", 2,
+"dependencies", 0)``); the caller prefixes it (``run``) and turns it into a positioned ``SpecError``.
+
+Upstream = ``dependencies`` + ops named by param refs (``ref: ops.X``) + ops named by event refs, as in
+Polyaxon's ``_get_op_upstream``. Stages are the breadth-first topological levels of Polyaxon's
+``sort_topologically``; within a stage ops keep their document order.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from polynb.spec.errors import SpecError, SpecErrors, format_path
+from polynb.spec.models import IO, Component, Dag, EventKind, Operation
+
+Path = tuple[str | int, ...]
+
+DEPENDENCY = "dependency"
+PARAM = "param"
+EVENT = "event"
+
+FINAL_EVENT_KINDS = frozenset(
+    {
+        EventKind.RUN_STATUS_DONE, EventKind.RUN_STATUS_SUCCEEDED, EventKind.RUN_STATUS_FAILED,
+        EventKind.RUN_STATUS_STOPPED, EventKind.RUN_STATUS_SKIPPED, EventKind.RUN_STATUS_UPSTREAM_FAILED,
+    }
+)  # fmt: skip
+"""Event kinds emitted only once a run is final: after them, the run's outputs exist."""
+
+# The `globals.*` keys Polyaxon's compile-time context knows for an op or the DAG (`GLOBALS_CONTEXTS`); each is
+# a `str`. Other keys (run_outputs_path, ...) exist at runtime only, so a declared input cannot take them.
+GLOBALS_KEYS = frozenset(
+    {
+        "owner_name", "project_name", "project_unique_name", "project_uuid", "run_info", "name", "uuid",
+        "status", "namespace", "iteration", "context_path", "artifacts_path", "created_at", "compiled_at",
+        "schedule_at", "started_at", "finished_at", "duration", "cloning_kind", "original_uuid",
+        "is_independent",
+    }
+)  # fmt: skip
+
+# Types Polyaxon takes as interchangeable for a ref (`clipped.types.COMPATIBLE_TYPES`; its float/metric pair
+# compares a Python type with a string and never matches, so it is left out here too).
+_STR_LIKE = frozenset({"str", "path", "s3", "gcs", "wasb"})
+_DID_YOU_MEAN_LIMIT = 2000  # difflib over more names than this costs more than the hint is worth
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """``src`` must exist (and, for dependencies, finish) before ``dst``; ``kinds`` say why."""
+
+    src: str
+    dst: str
+    kinds: frozenset[str]
+    event_kinds: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class OpNode:
+    name: str
+    upstream: set[str] = field(default_factory=set)
+    downstream: set[str] = field(default_factory=set)
+    index: int = 0
+    """Position of the op in ``operations``."""
+
+
+@dataclass(slots=True)
+class DagGraph:
+    nodes: dict[str, OpNode]
+    edges: list[Edge]
+    stages: list[list[str]]
+    _into: dict[str, list[Edge]] = field(default_factory=dict, repr=False)
+
+    def edges_into(self, name: str) -> list[Edge]:
+        if not self._into and self.edges:
+            for edge in self.edges:
+                self._into.setdefault(edge.dst, []).append(edge)
+        return self._into.get(name, [])
+
+    def edges_from(self, name: str) -> list[Edge]:
+        return [e for e in self.edges if e.src == name]
+
+    @property
+    def order(self) -> list[str]:
+        """A topological order (the stages flattened)."""
+        return [name for stage in self.stages for name in stage]
+
+
+@dataclass(frozen=True, slots=True)
+class DagIssue:
+    """A problem of a DAG, at ``path`` relative to the DAG run (``operations[2].dependencies[0]``)."""
+
+    path: Path
+    message: str
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean `x`?)`` for a close candidate, else an empty string."""
+    pool = list(candidates)
+    if len(pool) > _DID_YOU_MEAN_LIMIT:
+        return ""
+    close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+# ----------------------------------------------------------------------------------- graph building
+
+
+@dataclass(slots=True)
+class _Node:
+    """Working state of one op: upstream index -> (kinds, event kinds, path of the first field naming it)."""
+
+    name: str
+    ups: dict[int, tuple[set[str], set[str], Path]] = field(default_factory=dict)
+
+
+def analyze(dag: Dag) -> tuple[DagGraph, list[DagIssue]]:
+    """Build the graph of a DAG and report duplicate names, orphan refs and cycles (with their path)."""
+    issues: list[DagIssue] = []
+    ops = dag.operations
+    _check_component_names(dag, issues)
+
+    index: dict[str, int] = {}
+    for i, op in enumerate(ops):
+        name = op.name
+        if not name:
+            issues.append(DagIssue(("operations", i, "name"), "every op of a DAG needs a `name`"))
+            continue
+        if name in index:
+            issues.append(
+                DagIssue(
+                    ("operations", i, "name"),
+                    f"the DAG has several ops named `{name}` (first at operations[{index[name]}]); op names "
+                    "must be unique",
+                )
+            )
+            continue
+        index[name] = i
+
+    work: dict[int, _Node] = {i: _Node(str(ops[i].name)) for i in index.values()}
+    for i, node in work.items():
+        _collect_upstream(ops[i], i, node, index, issues)
+
+    graph = _assemble(ops, index, work)
+    issues.extend(_cycles(ops, work, graph))
+    return graph, issues
+
+
+def _check_component_names(dag: Dag, issues: list[DagIssue]) -> None:
+    seen: dict[str, int] = {}
+    for i, component in enumerate(dag.components or ()):
+        name = component.name
+        if not name:
+            issues.append(
+                DagIssue(("components", i, "name"), "every component of a DAG needs a `name` (ops use it in dagRef)")
+            )
+        elif name in seen:
+            issues.append(
+                DagIssue(
+                    ("components", i, "name"),
+                    f"the DAG has several components named `{name}` (first at components[{seen[name]}]); "
+                    "component names must be unique",
+                )
+            )
+        else:
+            seen[name] = i
+
+
+def _collect_upstream(op: Operation, i: int, node: _Node, index: Mapping[str, int], issues: list[DagIssue]) -> None:
+    ups = node.ups
+
+    def add(target: str, kind: str, path: Path, event_kinds: Iterable[str] = ()) -> None:
+        j = index.get(target)
+        if j is None:
+            issues.append(
+                DagIssue(
+                    (*path,),
+                    f"`{target}` is not an op of this DAG (orphan ref){did_you_mean(target, index)}",
+                )
+            )
+            return
+        entry = ups.get(j)
+        if entry is None:
+            entry = ups[j] = (set(), set(), (*path,))
+        entry[0].add(kind)
+        entry[1].update(event_kinds)
+
+    for k, dep in enumerate(op.dependencies or ()):
+        add(dep, DEPENDENCY, ("operations", i, "dependencies", k))
+    for pname, param in (op.params or {}).items():
+        if param.ref is not None and param.ref.startswith("ops."):
+            add(param.ref[4:], PARAM, ("operations", i, "params", pname, "ref"))
+    for k, event in enumerate(op.events or ()):
+        if event.ref.startswith("ops."):
+            add(event.ref[4:], EVENT, ("operations", i, "events", k, "ref"), (str(kd.value) for kd in event.kinds))
+
+
+def _assemble(ops: Sequence[Operation], index: Mapping[str, int], work: Mapping[int, _Node]) -> DagGraph:
+    nodes: dict[str, OpNode] = {name: OpNode(name, index=i) for name, i in index.items()}
+    edges: list[Edge] = []
+    indegree: dict[int, int] = {}
+    downstream: dict[int, list[int]] = {i: [] for i in work}
+    for i, node in work.items():
+        dst = node.name
+        dst_node = nodes[dst]
+        indegree[i] = len(node.ups)
+        for j, (kinds, event_kinds, _path) in node.ups.items():
+            src = work[j].name
+            dst_node.upstream.add(src)
+            nodes[src].downstream.add(dst)
+            downstream[j].append(i)
+            edges.append(Edge(src, dst, frozenset(kinds), frozenset(event_kinds)))
+
+    # Kahn, one level at a time (Polyaxon's breadth-first stages); document order inside a level.
+    stages: list[list[str]] = []
+    level = sorted(i for i, d in indegree.items() if d == 0)
+    while level:
+        stages.append([work[i].name for i in level])
+        nxt: list[int] = []
+        for i in level:
+            for d in downstream[i]:
+                indegree[d] -= 1
+                if indegree[d] == 0:
+                    nxt.append(d)
+        nxt.sort()
+        level = nxt
+    edges.sort(key=lambda e: (nodes[e.dst].index, nodes[e.src].index))
+    return DagGraph(nodes=nodes, edges=edges, stages=stages)
+
+
+def _cycles(ops: Sequence[Operation], work: Mapping[int, _Node], graph: DagGraph) -> list[DagIssue]:
+    placed = sum(len(s) for s in graph.stages)
+    if placed == len(work):
+        return []
+    in_stage = {graph.nodes[n].index for stage in graph.stages for n in stage}
+    remaining = sorted(i for i in work if i not in in_stage)
+    issues: list[DagIssue] = []
+    explored: set[int] = set()
+    for start in remaining:
+        if start in explored:
+            continue
+        # Walk upstream through unplaced nodes: each has an unplaced upstream, so the walk closes a loop.
+        trail: list[int] = []
+        position: dict[int, int] = {}
+        cur = start
+        while cur not in position and cur not in explored:
+            position[cur] = len(trail)
+            trail.append(cur)
+            cur = next(j for j in work[cur].ups if j not in in_stage)
+        explored.update(trail)
+        if cur not in position:
+            continue  # joined a walk already reported
+        loop = trail[position[cur] :]  # each element's upstream is the next one
+        first = min(loop)
+        k = loop.index(first)
+        # Display downstream-wise from the first op in document order: a -> b means b waits for a.
+        upstream_wise = loop[k:] + loop[:k]
+        downstream_wise = [upstream_wise[0], *reversed(upstream_wise[1:]), upstream_wise[0]]
+        names = " -> ".join(work[i].name for i in downstream_wise)
+        # Point at the field of the first op that names its upstream in the loop.
+        upstream_of_first = upstream_wise[1] if len(upstream_wise) > 1 else first
+        path = work[first].ups[upstream_of_first][2]
+        issues.append(DagIssue(path, f"the DAG has a cycle: {names}"))
+    return issues
+
+
+def build_graph(dag: Dag, *, file: str = "<string>", base: Path = ("run",)) -> DagGraph:
+    """The graph of ``dag``; raise ``SpecErrors`` (without positions) for duplicates, orphans and cycles."""
+    graph, issues = analyze(dag)
+    if issues:
+        raise SpecErrors(SpecError(file, 0, 0, format_path((*base, *i.path)), i.message) for i in issues)
+    return graph
+
+
+# --------------------------------------------------------------------------------------- ref typing
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """The type of a value a ref reads: Polyaxon's compile-time context entry."""
+
+    type: str | None
+    is_list: bool
+
+
+_DICT = _Source("dict", False)
+_STR = _Source("str", False)
+
+
+def io_shape(io: IO) -> tuple[str | None, bool]:
+    """(element type, is a list) of an IO; ``List[str]`` and ``type: str, isList: true`` are the same."""
+    t = io.type
+    if t is not None and t.startswith("List[") and t.endswith("]"):
+        return t[5:-1].strip(), True
+    return t, bool(io.is_list)
+
+
+def _op_source(component: Component, section: str, key: str | None) -> _Source | None:
+    """What ``ops.X`` offers under ``section[.key]``; None when it declares no such thing."""
+    if key is None:
+        return _DICT if section in ("inputs", "outputs") else _STR
+    if section == "globals":
+        return _STR if key in GLOBALS_KEYS else None
+    if section == "artifacts":
+        io = component.output(key) or component.input(key)
+        return _from_io(io) if io is not None and io.type == "artifacts" else None
+    io = component.output(key) if section == "outputs" else component.input(key)
+    return _from_io(io) if io is not None else None
+
+
+def _from_io(io: IO) -> _Source:
+    t, is_list = io_shape(io)
+    return _Source(t, is_list)
+
+
+def _compatible(dst: str | None, src: str | None) -> bool:
+    return dst == src or (dst in _STR_LIKE and src in _STR_LIKE)
+
+
+def check_refs(
+    dag: Dag,
+    graph: DagGraph,
+    components: Mapping[str, Component],
+    dag_inputs: Sequence[IO] = (),
+) -> list[DagIssue]:
+    """Check every param ref of every op against what it reads, and polynb's outputs-after-event rule.
+
+    ``components`` maps op names to their resolved components (ops that failed to resolve are absent and
+    skipped). Like Polyaxon, only params bound to a **declared** input are typed; an undeclared (context)
+    param is not, except for the outputs-after-event rule, which holds for every param.
+
+    Leniencies against Polyaxon (deliberate): a single ``globals.*`` value is accepted by a list-of-str input
+    (so ``globals.uuid`` feeds the hub ``tensorboard``'s ``uuids``), and ``List[T]`` equals ``type: T, isList``.
+    """
+    issues: list[DagIssue] = []
+    dag_index = {io.name: io for io in dag_inputs}
+    for i, op in enumerate(dag.operations):
+        name = op.name
+        if not op.params or name is None or name not in graph.nodes or graph.nodes[name].index != i:
+            continue
+        component = components.get(name)
+        not_finished = _awaited_before_final(op)
+        for pname, param in op.params.items():
+            ref = param.parsed_ref
+            if ref is None or ref.kind == "runs":
+                continue  # runs.UUID is resolved from the store at runtime (Polyaxon does not check it either)
+            value_path = param.value_path
+            if value_path is None:
+                continue
+            path: Path = ("operations", i, "params", pname)
+            source: _Source | None
+            if ref.kind == "dag":
+                if value_path.key is None:
+                    source = _DICT if value_path.section == "inputs" else _STR
+                elif value_path.section == "inputs":
+                    io = dag_index.get(value_path.key)
+                    source = _from_io(io) if io is not None else None
+                else:
+                    source = _STR if value_path.section != "globals" or value_path.key in GLOBALS_KEYS else None
+                where = "dag"
+            else:
+                target = str(ref.target)
+                if target not in graph.nodes:
+                    continue  # reported as an orphan
+                if target in not_finished and value_path.section in ("outputs", "io"):
+                    kinds = ", ".join(sorted(not_finished[target]))
+                    issues.append(
+                        DagIssue(
+                            (*path, "value"),
+                            f"param `{pname}` reads `{value_path}` of `{target}`, but this op only waits for "
+                            f"{kinds} of `{target}`, before `{target}` has finished and has outputs; wait for a "
+                            f"final event (run_status_succeeded / run_status_done), add `{target}` to "
+                            "`dependencies`, or use what exists while it runs (globals.uuid, globals.name, "
+                            "inputs.*, artifacts.*)",
+                        )
+                    )
+                    continue
+                upstream = components.get(target)
+                if upstream is None:
+                    continue
+                source = _op_source(upstream, value_path.section, value_path.key)
+                where = f"ops.{target}"
+            if component is None:
+                continue
+            declared = component.input(pname) or component.output(pname)
+            if declared is None:
+                continue  # a context param: Polyaxon does not type it
+            if source is None:
+                if value_path.section == "artifacts":
+                    continue  # artifacts may be logged at runtime
+                what = {"outputs": "such output", "inputs": "such input"}.get(value_path.section, "such value")
+                issues.append(
+                    DagIssue(
+                        (*path, "value"),
+                        f"param `{pname}` reads `{value_path}` from `{where}`, which has no {what}"
+                        + _declared_hint(value_path.section, where, components, dag_index),
+                    )
+                )
+                continue
+            message = _type_mismatch(pname, declared, source, str(value_path), where, value_path.section == "globals")
+            if message:
+                issues.append(DagIssue((*path, "value"), message))
+    return issues
+
+
+def _declared_hint(section: str, where: str, components: Mapping[str, Component], dag_inputs: Mapping[str, IO]) -> str:
+    if where == "dag":
+        names = list(dag_inputs) if section == "inputs" else []
+    else:
+        component = components.get(where[4:])
+        ios = (component.outputs if section == "outputs" else component.inputs) if component else None
+        names = [io.name for io in ios or ()]
+    if section not in ("inputs", "outputs"):
+        return ""
+    return f" (it declares {section}: {', '.join(names)})" if names else f" (it declares no {section})"
+
+
+def _type_mismatch(pname: str, declared: IO, source: _Source, value: str, where: str, from_globals: bool) -> str | None:
+    dst_type, dst_list = io_shape(declared)
+    if from_globals and dst_list and not source.is_list and dst_type in _STR_LIKE:
+        # polynb leniency: a run's identity (globals.uuid, globals.name) into a list of str, so one run's uuid
+        # feeds the hub tensorboard's `uuids`. Declared outputs keep Polyaxon's strict list-ness.
+        return None
+    if not _compatible(dst_type, source.type):
+        return (
+            f"param `{pname}` has input type `{_show(dst_type, dst_list)}`, which does not correspond to the "
+            f"type `{_show(source.type, source.is_list)}` of `{value}` received from `{where}`"
+        )
+    if dst_list != source.is_list:
+        return (
+            f"param `{pname}` has input type `{_show(dst_type, dst_list)}`, which does not correspond to "
+            f"`{_show(source.type, source.is_list)}` of `{value}` received from `{where}` (list vs single value)"
+        )
+    return None
+
+
+def _show(type_name: str | None, is_list: bool) -> str:
+    name = type_name or "untyped"
+    return f"List[{name}]" if is_list else name
+
+
+def _awaited_before_final(op: Operation) -> dict[str, set[str]]:
+    """Upstream ops this op may start before they finish: awaited by events only, none of them final-only.
+
+    Triggers combine with AND, so one trigger whose kinds are all final guarantees the upstream is done;
+    ``dependencies`` on it do too (an explicit dependency is always waited for).
+    """
+    early: dict[str, set[str]] = {}
+    final: set[str] = set(op.dependencies or ())
+    for event in op.events or ():
+        if not event.ref.startswith("ops."):
+            continue
+        target = event.ref[4:]
+        if all(kind in FINAL_EVENT_KINDS for kind in event.kinds):
+            final.add(target)
+        else:
+            early.setdefault(target, set()).update(str(k.value) for k in event.kinds if k not in FINAL_EVENT_KINDS)
+    return {name: kinds for name, kinds in early.items() if name not in final}
