@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from polynb.compiler import compile as compiler
+from polynb.compiler.context import run_globals
 from polynb.compiler.errors import CompilerError, ConditionError
+from polynb.compiler.params import RunView, resolve_params
+from polynb.compiler.registry import ComponentRegistry
 from polynb.compiler.templates import evaluate_conditions
-from polynb.compiler.types import CompiledOp
+from polynb.compiler.types import CompiledOp, TerminationSpec
 from polynb.executors.base import Executor
 from polynb.lifecycle import Status
-from polynb.scheduler import minicompile
-from polynb.scheduler.hooks import default_context
 from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan, dump
 from polynb.spec.models import Component, Hook, Operation
-from polynb.store import RunNotFoundError, RunRecord, Store
+from polynb.store import RunNotFoundError, RunRecord, Store, run_paths
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +32,7 @@ REASON_CONDITIONS_NOT_MET = "ConditionsNotMet"
 REASON_CONDITIONS_ERROR = "ConditionsError"
 REASON_PARAMS = "ParamsError"
 REASON_COMPILE = "CompilationFailed"
+BASE_DIR_LABEL = "polynb.io/base-dir"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,17 +54,57 @@ class Outcome:
 @dataclass(frozen=True, slots=True)
 class HookSelection:
     component: Component
-    context: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     """Set when the hook's conditions could not be evaluated: the hook run is created ``failed``."""
+
+
+def run_view(record: RunRecord, *, status: Status | None = None) -> RunView:
+    """A run as params, conditions and hooks see it (``globals.*`` from the store's record)."""
+    paths = run_paths(record.uuid)
+    placement = record.spec.get("placement") if isinstance(record.spec.get("placement"), dict) else None
+    extra: dict[str, Any] = {
+        "kind": record.kind,
+        "status": (status or record.status).value,
+        "finished_at": record.finished_at.isoformat() if record.finished_at else None,
+        "duration": record.duration,
+        "wait_time": record.wait_time,
+        "artifacts_path": str(paths.root.parent),
+        "run_artifacts_path": str(paths.root),
+        "run_outputs_path": str(paths.outputs),
+    }
+    if placement is not None:
+        extra.update({k: placement[k] for k in ("artifacts_path", "run_artifacts_path", "run_outputs_path")})
+        extra.update({"ports": list(placement.get("ports", ())), "base_url": placement.get("base_url")})
+    globals_ = run_globals(
+        uuid=record.uuid, name=record.name, created_at=record.created_at, started_at=record.started_at, extra=extra
+    )
+    return RunView(
+        uuid=record.uuid,
+        name=record.name,
+        status=(status or record.status).value,
+        inputs=dict(record.inputs),
+        outputs=dict(record.outputs),
+        globals=globals_,
+    )
+
+
+def _termination(plan: OpPlan) -> TerminationSpec:
+    t = plan.termination
+    return TerminationSpec(max_retries=t.max_retries, timeout=t.timeout, ttl=t.ttl)
 
 
 class OpCompiler:
     """Binds the compiler's functions to the store (upstream runs) and the component registry (hooks)."""
 
-    def __init__(self, *, store: Store, registry: Any | None) -> None:
+    def __init__(self, *, store: Store, registry: ComponentRegistry | None) -> None:
         self._store = store
         self._registry = registry
+
+    def lookup_run(self, uuid: str) -> RunView | None:
+        try:
+            return run_view(self._store.get_run(uuid))
+        except RunNotFoundError:
+            return None
 
     # -- ops ----------------------------------------------------------------------------------------
 
@@ -75,65 +119,67 @@ class OpCompiler:
         upstream: Mapping[str, str],
         executor: Executor,
     ) -> Compiled | Outcome:
-        views = {name: minicompile.run_view(self._store.get_run(u)) for name, u in upstream.items()}
-        dag_globals = {"uuid": dag_uuid, "name": dag_name} if dag_uuid else {}
+        views = {name: run_view(self._store.get_run(u)) for name, u in upstream.items()}
+        dag_globals = {"uuid": dag_uuid, "name": dag_name, "status": "running"} if dag_uuid else {}
+        own = run_globals(uuid=uuid, name=plan.name, project_name=dag_plan.name)
         try:
-            inputs, contexts = minicompile.resolve_params(
-                plan.operation,
-                plan.component,
+            inputs, contexts = resolve_params(
+                _OpView(plan),
                 dag_inputs=dag_plan.inputs,
                 dag_globals=dag_globals,
                 upstream=views,
-                lookup_run=self._lookup_run,
+                lookup_run=self.lookup_run,
+                globals_=own,
             )
         except CompilerError as exc:
             return Outcome(Status.FAILED, REASON_PARAMS, exc.message)
-        placement = executor.place(uuid, minicompile.op_kind(plan.component), minicompile.port_count(plan.component))
-        globals_ = minicompile.globals_for(uuid=uuid, name=plan.name, placement=placement)
-        context = minicompile.template_context(inputs, contexts, globals_)
-        if plan.conditions is not None:
-            try:
-                if not evaluate_conditions(plan.conditions, context):
-                    return Outcome(
-                        Status.SKIPPED, REASON_CONDITIONS_NOT_MET, f"conditions `{plan.conditions}` are false"
-                    )
-            except ConditionError as exc:
-                return Outcome(Status.FAILED, REASON_CONDITIONS_ERROR, exc.message)
         try:
-            op = minicompile.compile_op(
+            kind = compiler.op_kind(plan.component)
+            placement = executor.place(uuid, kind, compiler.port_count(plan.component))
+            globals_ = run_globals(uuid=uuid, name=plan.name, placement=placement, project_name=dag_plan.name)
+            if plan.conditions is not None:
+                from polynb.compiler.context import template_context
+
+                context = template_context(inputs=inputs, contexts=contexts, globals_=globals_)
+                try:
+                    if not evaluate_conditions(plan.conditions, context):
+                        return Outcome(
+                            Status.SKIPPED, REASON_CONDITIONS_NOT_MET, f"conditions `{plan.conditions}` are false"
+                        )
+                except ConditionError as exc:
+                    return Outcome(Status.FAILED, REASON_CONDITIONS_ERROR, exc.message)
+            base_dir = dag_plan.base_dir
+            op = compiler.compile_op(
                 uuid=uuid,
                 name=plan.name,
                 component=plan.component,
-                termination=plan.termination,
                 inputs=inputs,
-                context=context,
+                contexts=contexts,
                 placement=placement,
+                globals_=globals_,
                 dag_uuid=dag_uuid,
-                base_dir=dag_plan.base_dir,
+                labels={BASE_DIR_LABEL: base_dir} if base_dir else None,
+                operation=plan.operation,
+                termination=_termination(plan),
             )
         except CompilerError as exc:
             return Outcome(Status.FAILED, REASON_COMPILE, exc.message)
-        return Compiled(op, inputs, f"{len(inputs)} inputs resolved")
-
-    def _lookup_run(self, uuid: str) -> minicompile.RunView | None:
-        try:
-            return minicompile.run_view(self._store.get_run(uuid))
-        except RunNotFoundError:
-            return None
+        return Compiled(op, inputs, f"{len(inputs)} inputs bound")
 
     # -- hooks --------------------------------------------------------------------------------------
 
-    def resolve_hooks(self, hooks: Iterable[Hook], *, base_dir: Any) -> dict[str, dict[str, Any]]:
-        """Resolve every hook's ``hubRef`` now, so a bad ref fails the submission and a restarted engine
-        (maybe without this registry) still has the components."""
+    def resolve_hooks(self, hooks: Iterable[Hook], *, base_dir: Path | None) -> dict[str, dict[str, Any]]:
+        """Resolve every hook's ``hubRef`` now: a bad ref fails the submission, and a restarted engine
+        (maybe without this registry, e.g. in a terminal) still has the components."""
         resolved: dict[str, dict[str, Any]] = {}
+        hooks = list(hooks)
+        if hooks and self._registry is None:
+            self._registry = ComponentRegistry()
         for hook in hooks:
-            if hook.hub_ref in resolved:
-                continue
-            if self._registry is None:
-                raise ValueError(f"hook hubRef `{hook.hub_ref}` cannot be resolved: the engine has no registry")
-            component = self._registry.resolve(Operation(hub_ref=hook.hub_ref), base_dir=base_dir)
-            resolved[hook.hub_ref] = dump(component)
+            if hook.hub_ref not in resolved:
+                assert self._registry is not None
+                component = self._registry.resolve(Operation(hub_ref=hook.hub_ref), base_dir=base_dir)
+                resolved[hook.hub_ref] = dump(component)
         return resolved
 
     def select_hook(
@@ -141,57 +187,52 @@ class OpCompiler:
     ) -> HookSelection | None:
         """The hook's run, or None when its conditions are false. ``trigger`` is checked by the caller."""
         component = Component.model_validate(components[hook.hub_ref])
-        main_context = default_context(
-            name=main.name,
-            uuid=main.uuid,
-            kind=main.kind,
-            status=status,
-            inputs=main.inputs,
-            outputs=main.outputs,
-            created_at=main.created_at,
-            started_at=main.started_at,
-            finished_at=main.finished_at or main.updated_at,
-        )
-        context = {} if hook.disable_defaults else main_context
         if hook.conditions is not None:
-            # Polyaxon renders hook conditions with the main run's inputs, outputs and globals.
-            env = {**main.inputs, **main.outputs, "globals": {"uuid": main.uuid, "name": main.name}}
+            context = compiler.hook_condition_context(run_view(main, status=status))
             try:
-                if not evaluate_conditions(hook.conditions, env):
+                if not evaluate_conditions(hook.conditions, context):
                     return None
             except ConditionError as exc:
-                return HookSelection(component, context, exc.message)
-        return HookSelection(component, context)
+                return HookSelection(component, f"hook `{hook.hub_ref}`: {exc.message}")
+        return HookSelection(component)
 
-    def compile_hook(self, plan: HookPlan, *, uuid: str, executor: Executor) -> Compiled | Outcome:
-        operation = Operation(hub_ref=plan.hook.hub_ref, params=plan.hook.params)
+    def compile_hook(self, plan: HookPlan, *, uuid: str, main_uuid: str, executor: Executor) -> Compiled | Outcome:
+        main = self._store.get_run(main_uuid)
         try:
-            inputs, contexts = minicompile.resolve_params(
-                operation,
-                plan.component,
-                dag_inputs={},
-                dag_globals={},
-                upstream={},
-                lookup_run=self._lookup_run,
-                extra_context=plan.context,
-            )
-        except CompilerError as exc:
-            return Outcome(Status.FAILED, REASON_PARAMS, exc.message)
-        placement = executor.place(uuid, minicompile.op_kind(plan.component), minicompile.port_count(plan.component))
-        name = plan.component.name or plan.hook.hub_ref
-        globals_ = minicompile.globals_for(uuid=uuid, name=name, placement=placement)
-        try:
-            op = minicompile.compile_op(
-                uuid=uuid,
-                name=name,
+            kind = compiler.op_kind(plan.component)
+            placement = executor.place(uuid, kind, compiler.port_count(plan.component))
+            name = f"{main.name}-{plan.hook.hub_ref.split(':')[0].replace('/', '-')}"
+            op = compiler.compile_hook(
+                hook=plan.hook,
                 component=plan.component,
-                termination=None,
-                inputs=inputs,
-                context=minicompile.template_context(inputs, contexts, globals_),
+                main=run_view(main),
+                uuid=uuid,
                 placement=placement,
-                dag_uuid=None,
-                base_dir=None,
+                globals_=run_globals(uuid=uuid, name=name, placement=placement),
+                main_kind=main.kind,
+                name=name,
+                dag_uuid=main.dag_uuid or (main.uuid if main.kind == "dag" else None),
+                lookup_run=self.lookup_run,
             )
         except CompilerError as exc:
             return Outcome(Status.FAILED, REASON_COMPILE, exc.message)
-        return Compiled(op, inputs, "hook compiled")
+        return Compiled(op, dict(op.inputs), "hook compiled")
+
+
+@dataclass(frozen=True, slots=True)
+class _OpView:
+    """What ``resolve_params`` reads of an op."""
+
+    plan: OpPlan
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    @property
+    def operation(self) -> Operation:
+        return self.plan.operation
+
+    @property
+    def component(self) -> Component:
+        return self.plan.component

@@ -496,7 +496,9 @@ class Engine:
         if run.is_final or self._shutting_down:
             return
         if run.hook is not None:
-            outcome = self._compiler.compile_hook(run.hook, uuid=run.uuid, executor=self._executor(run))
+            outcome = self._compiler.compile_hook(
+                run.hook, uuid=run.uuid, main_uuid=run.hook_of or "", executor=self._executor(run)
+            )
             self._apply_compiled(run, outcome)
             if run.status == Status.COMPILED:
                 self._claim_and_submit(run)
@@ -682,9 +684,9 @@ class Engine:
             selection = self._compiler.select_hook(hook, main=main, status=status, components=components)
             if selection is None:
                 continue
-            plan = HookPlan(hook=hook, component=selection.component, index=index, context=selection.context)
+            plan = HookPlan(hook=hook, component=selection.component, index=index)
             new = NewRun(
-                name=f"{run.name}-hook-{hook.hub_ref.split(':')[0].split('/')[-1]}",
+                name=f"{run.name}-{hook.hub_ref.split(':')[0].replace('/', '-')}",
                 kind=str(getattr(selection.component.run, "kind", "job")),
                 dag_uuid=run.dag_uuid if run.role != "dag" else run.uuid,
                 hook_of=run.uuid,
@@ -790,7 +792,9 @@ class Engine:
         """A ``compiled`` run waited for a slot when the engine died: compile it again, then queue it."""
         dag = self._dags.get(run.dag_uuid or "") if run.role == "op" else None
         if run.hook is not None:
-            outcome = self._compiler.compile_hook(run.hook, uuid=run.uuid, executor=self._executor(run))
+            outcome = self._compiler.compile_hook(
+                run.hook, uuid=run.uuid, main_uuid=run.hook_of or "", executor=self._executor(run)
+            )
         else:
             assert run.plan is not None
             upstream = {n: u for n, u in (dag.ops.items() if dag else ()) if n in run.plan.upstream}

@@ -126,8 +126,8 @@ def make_op_plan(*, name: str, operation: Operation, component: Component, upstr
         kind=kind,
         conditions=_pick(operation, component, "conditions"),
         termination=termination,
-        # Component hooks first, then the operation's own: both apply (a list post-merge).
-        hooks=tuple(component.hooks or ()) + tuple(operation.hooks or ()),
+        # The operation's hooks, then its component's: both apply (as ``PipelineOp.hooks``).
+        hooks=tuple(operation.hooks or ()) + tuple(component.hooks or ()),
     )
 
 
@@ -167,20 +167,14 @@ class DagPlan:
 
 @dataclass(frozen=True, slots=True)
 class HookPlan:
-    """A hook run: the hook, its resolved component and the main run's context it was given."""
+    """A hook run: the hook, its resolved component and its index among the main run's hooks."""
 
     hook: Hook
     component: Component
     index: int
-    context: dict[str, Any]
 
     def to_meta(self) -> dict[str, Any]:
-        return {
-            "hook": dump(self.hook),
-            "component": dump(self.component),
-            "index": self.index,
-            "context": self.context,
-        }
+        return {"hook": dump(self.hook), "component": dump(self.component), "index": self.index}
 
     @classmethod
     def from_meta(cls, data: Mapping[str, Any]) -> HookPlan:
@@ -188,7 +182,6 @@ class HookPlan:
             hook=Hook.model_validate(data["hook"]),
             component=Component.model_validate(data["component"]),
             index=int(data["index"]),
-            context=dict(data.get("context") or {}),
         )
 
 

@@ -10,8 +10,9 @@ import pytest
 
 # The helpers module sits beside this file; test modules import it by name.
 sys.path.insert(0, str(Path(__file__).parent))
-from schedkit import Env, Recorder, Registry
+from schedkit import Env, Recorder
 
+from polynb.compiler.registry import ComponentRegistry
 from polynb.executors.local import LocalExecutor
 from polynb.scheduler.engine import Engine
 from polynb.store import Store
@@ -22,7 +23,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
     store = Store(tmp_path / "home" / "polynb.db")
     executor = LocalExecutor(base_dir=tmp_path, stop_grace=2.0)
-    registry = Registry()
+    registry = ComponentRegistry()
     engine = Engine(store=store, executors={"local": executor}, registry=registry, retry_delay=0.05)
     recorder = Recorder()
     engine.subscribe(recorder)

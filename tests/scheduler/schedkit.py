@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from polynb.compiler.pipeline import Pipeline, build_pipeline
+from polynb.compiler.registry import ComponentRegistry
 from polynb.executors.local import LocalExecutor
 from polynb.scheduler.engine import Engine
 from polynb.scheduler.events import EngineEvent
 from polynb.spec.load import load_text
-from polynb.spec.models import Component, Operation
+from polynb.spec.models import Component
 from polynb.store import EventRecord, RunRecord, Store
 
 DEADLOCK_GUARD = 60.0
@@ -22,102 +24,10 @@ DEADLOCK_GUARD = 60.0
 PY = sys.executable
 
 
-@dataclass(frozen=True)
-class POp:
-    name: str
-    operation: Operation
-    component: Component
-    upstream: frozenset[str]
-    events: tuple[Any, ...] = ()
-
-
-@dataclass(frozen=True)
-class Pipe:
-    name: str
-    kind: str
-    spec: Any
-    inputs: dict[str, Any]
-    ops: dict[str, POp]
-    concurrency: int | None
-    hooks: list[Any]
-    base_dir: Path | None
-    graph: Any = None
-
-
-class Registry:
-    """A component registry: ``register(name, component)`` and ``resolve(op, base_dir=...)`` by hubRef."""
-
-    def __init__(self) -> None:
-        self.components: dict[str, Component] = {}
-
-    def register(self, name: str, component: Component) -> None:
-        self.components[name] = component
-
-    def resolve(self, op: Operation, *, base_dir: Any = None) -> Component:
-        assert op.hub_ref is not None
-        return self.components[op.hub_ref]
-
-
-def _upstream(op: Operation) -> frozenset[str]:
-    names = set(op.dependencies or ())
-    for param in (op.params or {}).values():
-        if param.ref and param.ref.startswith("ops."):
-            names.add(param.ref.removeprefix("ops."))
-    for trigger in op.events or ():
-        if trigger.ref.startswith("ops."):
-            names.add(trigger.ref.removeprefix("ops."))
-    return frozenset(names)
-
-
-def build(text: str, *, params: dict[str, Any] | None = None, registry: Registry | None = None) -> Pipe:
-    """A pipeline from YAML: the project's ``build_pipeline`` when it exists, else a minimal stand-in."""
+def build(text: str, *, params: dict[str, Any] | None = None, registry: ComponentRegistry | None = None) -> Pipeline:
+    """A pipeline from YAML text, built by the project's ``build_pipeline``."""
     spec = load_text(textwrap.dedent(text))
-    try:
-        from polynb.compiler.pipeline import build_pipeline  # type: ignore[import-not-found]
-    except ImportError:
-        pass
-    else:
-        return build_pipeline(spec, params=params or {}, registry=registry, base_dir=Path.cwd())  # type: ignore[no-any-return]
-    component = spec.component if isinstance(spec, Operation) and spec.component else spec
-    assert isinstance(component, Component | Operation)
-    run = component.run
-    inputs = {io.name: io.value for io in component.inputs or ()}
-    inputs.update(params or {})
-    if getattr(run, "kind", None) == "dag":
-        by_name = {c.name: c for c in run.components or ()}  # type: ignore[union-attr]
-        ops: dict[str, POp] = {}
-        for op in run.operations:  # type: ignore[union-attr]
-            if op.dag_ref:
-                comp = by_name[op.dag_ref]
-            elif op.hub_ref:
-                assert registry is not None
-                comp = registry.resolve(op)
-            else:
-                comp = op.component or Component.model_validate({"run": op.run.model_dump(by_alias=True)})  # type: ignore[union-attr]
-            assert op.name is not None
-            ops[op.name] = POp(op.name, op, comp, _upstream(op), tuple(op.events or ()))
-        return Pipe(
-            name=component.name or "dag",
-            kind="dag",
-            spec=spec,
-            inputs=inputs,
-            ops=ops,
-            concurrency=run.concurrency,  # type: ignore[union-attr]
-            hooks=list(component.hooks or ()),
-            base_dir=None,
-        )
-    name = component.name or "job"
-    comp = (
-        component
-        if isinstance(component, Component)
-        else Component.model_validate(
-            component.model_dump(by_alias=True, exclude_none=True, exclude={"kind", "params"})
-        )
-    )
-    op = Operation.model_validate(
-        {"name": name, "params": {k: {"value": v} for k, v in (params or {}).items()}, "hubRef": name}
-    )
-    return Pipe(name, "single", spec, {}, {name: POp(name, op, comp, frozenset())}, None, [], None)
+    return build_pipeline(spec, params=params or {}, registry=registry or ComponentRegistry(), base_dir=Path.cwd())
 
 
 class Recorder:
@@ -142,7 +52,7 @@ class Env:
     store: Store
     engine: Engine
     executor: LocalExecutor
-    registry: Registry
+    registry: ComponentRegistry
     recorder: Recorder
     tmp: Path
     extra: dict[str, Any] = field(default_factory=dict)
