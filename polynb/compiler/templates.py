@@ -78,7 +78,8 @@ def map_format(value: Any, pattern: str) -> str:
 
 
 def _build_environment() -> _Environment:
-    env = _Environment(undefined=_StrictUndefined, autoescape=False, loader=None)
+    # keep_trailing_newline: a rendered file `content` must keep its last newline.
+    env = _Environment(undefined=_StrictUndefined, autoescape=False, loader=None, keep_trailing_newline=True)
     env.filters["map_format"] = map_format
     # Helpers a spec never needs; fewer callables, less surface.
     for name in ("lipsum", "cycler", "joiner"):

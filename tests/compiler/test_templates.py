@@ -120,6 +120,10 @@ def test_render_value_walks_containers_and_keeps_keys() -> None:
     assert render_value(value, context) == {"{{ name }}": [2, (3, 4)], "b": {"c": "v2"}, "d": 1.5}
 
 
+def test_trailing_newline_is_kept() -> None:
+    assert render_str("a={{ n }}\n", {"n": 1}) == "a=1\n"
+
+
 def test_rendered_values_are_not_rendered_again() -> None:
     # An upstream output that happens to contain `{{` is data, not a template.
     assert render_value("{{ out }}", {"out": "{{ secret }}"}) == "{{ secret }}"

@@ -1,0 +1,440 @@
+"""Turning a resolved op into a :class:`CompiledOp`: every template rendered, every value bound.
+
+Commands are argument lists and stay so: each ``command``/``args`` element renders to one argv element (a
+value with spaces or ``;`` is never split or handed to a shell). Two conveniences, both documented:
+
+* an element that is exactly one ``{{ expr }}`` whose value is a list (``"{{ params.as_args }}"``) becomes
+  one argv element per item;
+* an element that is a template and renders to ``""`` is dropped (``"{{ params.verbose.as_arg }}"`` of an
+  unset flag), so programs never receive a stray empty argument. A literal ``""`` is kept.
+
+Hooks compile like ops, with the main run's context (see :func:`hook_params`).
+"""
+
+from __future__ import annotations
+
+import uuid as uuid_mod
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from polynb.compiler.context import placement_globals, run_globals, template_context
+from polynb.compiler.errors import CompileError, ParamError, TemplateError
+from polynb.compiler.params import RunView, bind_params, param_env, param_inits, read_value
+from polynb.compiler.templates import is_template, render_str, render_value
+from polynb.compiler.types import CompiledOp, ContainerSpec, InitStep, OpKind, Placement, TerminationSpec
+from polynb.spec.models import Component, Container, Hook, Init, Job, Operation, Param, Service, Termination
+
+__all__ = [
+    "compile_hook",
+    "compile_op",
+    "hook_condition_context",
+    "hook_params",
+    "op_kind",
+    "port_count",
+]
+
+MAIN_CONTAINER = "main"
+DEFAULT_SERVICE_PORTS = (80,)  # Polyaxon's default when a service declares none
+_UNSUPPORTED_INITS = {
+    "dockerfile": "dockerfile",
+    "lineage_ref": "lineageRef",
+    "model_ref": "modelRef",
+    "artifact_ref": "artifactRef",
+}
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def op_kind(component: Component) -> OpKind:
+    """``job`` or ``service``; any other run kind raises :class:`CompileError` (not supported yet)."""
+    run = component.run
+    if run is None:
+        raise CompileError("the component has no `run` section")
+    kind = str(run.kind)
+    if kind == "job" and isinstance(run, Job):
+        return "job"
+    if kind == "service" and isinstance(run, Service):
+        return "service"
+    raise CompileError(f"run kind `{kind}` is not supported yet")
+
+
+def port_count(component: Component) -> int:
+    """How many ports the executor must place: a service's ``ports`` (``[80]`` when none), 0 for a job."""
+    run = component.run
+    if isinstance(run, Service):
+        return len(run.ports or DEFAULT_SERVICE_PORTS)
+    return 0
+
+
+def _render(value: Any, context: Mapping[str, Any], where: str) -> Any:
+    try:
+        return render_value(value, context)
+    except TemplateError as exc:
+        raise CompileError(f"{where}: {exc.message}") from exc
+
+
+def _render_text(value: str | None, context: Mapping[str, Any], where: str) -> str | None:
+    if value is None or not is_template(value):
+        return value
+    try:
+        return render_str(value, context)
+    except TemplateError as exc:
+        raise CompileError(f"{where}: {exc.message}") from exc
+
+
+def _arg_text(value: Any) -> str:
+    # As Jinja would print it, so `{{ x }}` and `x={{ x }}` agree on how x looks.
+    return value if isinstance(value, str) else str(value)
+
+
+def _argv(items: Iterable[str] | None, context: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for i, item in enumerate(items or ()):
+        if not is_template(item):
+            out.append(item)
+            continue
+        value = _render(item, context, f"{where}[{i}]")
+        if isinstance(value, list | tuple):
+            out.extend(_arg_text(v) for v in value)
+        elif (text := _arg_text(value)) != "":
+            out.append(text)
+    return tuple(out)
+
+
+def _env(container: Container, context: Mapping[str, Any], where: str) -> dict[str, str]:
+    if container.env_from:
+        raise CompileError(f"{where}.envFrom: not supported yet on the local executor")
+    env: dict[str, str] = {}
+    for var in container.env or ():
+        if var.value_from is not None:
+            raise CompileError(f"{where}.env `{var.name}`: valueFrom is not supported yet on the local executor")
+        env[var.name] = _render_text(var.value, context, f"{where}.env `{var.name}`") or ""
+    return env
+
+
+def _container_spec(
+    container: Container,
+    context: Mapping[str, Any],
+    *,
+    where: str,
+    default_name: str,
+    extra_env: Mapping[str, str] | None = None,
+) -> ContainerSpec:
+    env = {**_env(container, context, where), **(extra_env or {})}
+    return ContainerSpec(
+        name=container.name or default_name,
+        command=_argv(container.command, context, f"{where}.command"),
+        args=_argv(container.args, context, f"{where}.args"),
+        env=tuple(env.items()),
+        working_dir=_render_text(container.working_dir, context, f"{where}.workingDir"),
+        image=_render_text(container.image, context, f"{where}.image"),
+    )
+
+
+# ------------------------------------------------------------------------------------------- init
+
+
+def normalize_uuids(value: Any, *, where: str) -> list[str]:
+    """TensorBoard ``uuids``: a list, a comma-separated string, or a mix, to a list of 32-hex run uuids.
+
+    A value that is not a uuid is refused: uuids become paths under the artifacts root.
+    """
+    items = value if isinstance(value, list | tuple) else [] if value is None else [value]
+    uuids: list[str] = []
+    for item in items:
+        for part in str(item).split(","):
+            text = part.strip()
+            if not text:
+                continue
+            try:
+                uuids.append(uuid_mod.UUID(text).hex)
+            except ValueError:
+                raise CompileError(f"{where}: `{text}` is not a run uuid") from None
+    return uuids
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _init_spec(kind: str, fields: Any, context: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The rendered fields of one init entry, under their Polyaxonfile names (``useNames``, ``pathPrefix``)."""
+    rendered = _render(fields, context, where)
+    if kind == "paths":
+        return {"paths": [rendered] if isinstance(rendered, str) else list(rendered)}
+    spec: dict[str, Any] = dict(rendered)
+    if kind == "artifacts":
+        # A templated `dirs: '{{ uuids | map(...) | list }}'` renders to a list; a plain string is one entry.
+        for key in ("files", "dirs"):
+            if isinstance(spec.get(key), str):
+                spec[key] = [spec[key]]
+    elif kind == "git" and isinstance(spec.get("flags"), str):
+        spec["flags"] = [spec["flags"]]
+    elif kind == "tensorboard":
+        spec["uuids"] = normalize_uuids(spec.get("uuids"), where=f"{where}.uuids")
+        use_names = spec.get("useNames", False)
+        spec["useNames"] = bool(use_names) if isinstance(use_names, bool) else str(use_names).lower() == "true"
+        spec["use_names"] = spec["useNames"]  # both spellings: the Polyaxonfile's and the Python one
+        if spec.get("port") not in (None, ""):
+            try:
+                spec["port"] = int(spec["port"])
+            except (TypeError, ValueError):
+                raise CompileError(f"{where}.port: `{spec['port']}` is not a port number") from None
+        if "plugins" in spec:
+            spec["plugins"] = _as_list(spec["plugins"])
+    return spec
+
+
+def _init_step(init: Init, context: Mapping[str, Any], where: str) -> InitStep:
+    kind = init.kind
+    if kind in _UNSUPPORTED_INITS:
+        raise CompileError(f"{where}: `{_UNSUPPORTED_INITS[kind]}` init is not supported yet")
+    if init.connection is not None:
+        raise CompileError(f"{where}: init `connection` is not supported yet")
+    container = None
+    if init.container is not None:
+        container = _container_spec(init.container, context, where=f"{where}.container", default_name="init")
+    spec: dict[str, Any] = {}
+    if kind != "container":
+        fields = init.model_dump(by_alias=True, exclude_none=True)[_alias(kind)]
+        spec = _init_spec(kind, fields, context, f"{where}.{_alias(kind)}")
+    return InitStep(
+        kind=kind,  # type: ignore[arg-type]  # the supported kinds are exactly InitKind
+        spec=spec,
+        path=_render_text(init.path, context, f"{where}.path"),
+        container=container,
+    )
+
+
+def _alias(kind: str) -> str:
+    return {"lineage_ref": "lineageRef", "model_ref": "modelRef", "artifact_ref": "artifactRef"}.get(kind, kind)
+
+
+# ------------------------------------------------------------------------------------------- ops
+
+
+def _termination(component: Component, operation: Operation | None) -> TerminationSpec:
+    """Field by field, the operation's termination wins over the component's."""
+    layers: list[Termination] = [t for t in (component.termination, operation and operation.termination) if t]
+
+    def pick(name: str) -> Any:
+        for layer in reversed(layers):
+            value = getattr(layer, name)
+            if value is not None:
+                return value
+        return None
+
+    return TerminationSpec(
+        max_retries=pick("max_retries") or 0,
+        timeout=float(t) if (t := pick("timeout")) is not None else None,
+        ttl=float(t) if (t := pick("ttl")) is not None else None,
+    )
+
+
+def compile_op(
+    *,
+    uuid: str,
+    name: str,
+    component: Component,
+    inputs: Mapping[str, Any],
+    contexts: Mapping[str, Any],
+    placement: Placement,
+    globals_: Mapping[str, Any],
+    dag_uuid: str | None = None,
+    env: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    operation: Operation | None = None,
+    termination: TerminationSpec | None = None,
+) -> CompiledOp:
+    """Render the component's run for one run of it.
+
+    ``inputs``/``contexts`` come from :func:`~polynb.compiler.params.resolve_params`; ``globals_`` from
+    :func:`~polynb.compiler.context.run_globals` (``uuid``, ``name``, paths, ``ports`` and ``base_url`` are
+    (re)set from the arguments and the placement). ``operation`` supplies the params' ``toEnv``/``toInit``
+    flags and a termination that overrides the component's; ``termination``, when given, wins over both.
+    The main container's environment is its ``env``, then ``toEnv`` params, then ``env`` (later wins).
+    Raise :class:`CompileError` for anything unsupported or any template that fails.
+    """
+    kind = op_kind(component)
+    run = component.run
+    assert isinstance(run, Job)  # op_kind accepted it: a job or a service
+    ports_needed = port_count(component)
+    if len(placement.ports) < ports_needed:
+        raise CompileError(
+            f"op `{name}`: the service needs {ports_needed} port(s), the placement has {len(placement.ports)}"
+        )
+    full_globals = {
+        **run_globals(uuid=uuid, name=name),
+        **globals_,
+        "uuid": uuid,
+        "name": name,
+        **placement_globals(placement),
+    }
+    declared = [*(component.inputs or ()), *(component.outputs or ())]
+    output_defaults = {io.name: io.value for io in component.outputs or () if io.value is not None}
+    context = template_context(
+        inputs=inputs, contexts=contexts, globals_=full_globals, outputs=output_defaults, ios=declared
+    )
+    params = operation.params if operation is not None else None
+    values = {**contexts, **inputs}
+    try:
+        to_env = param_env(component, params, values)
+        extra_inits = param_inits(component, params, values)
+    except ParamError as exc:
+        raise CompileError(f"op `{name}`: {exc.message}") from exc
+    main = _container_spec(
+        run.container,
+        context,
+        where="run.container",
+        default_name=MAIN_CONTAINER,
+        extra_env={**to_env, **(env or {})},
+    )
+    init = [_init_step(entry, context, f"run.init[{i}]") for i, entry in enumerate(run.init or ())]
+    init += [_init_step(entry, context, f"params (toInit) [{i}]") for i, entry in enumerate(extra_inits)]
+    sidecars = [
+        _container_spec(c, context, where=f"run.sidecars[{i}]", default_name=f"sidecar-{i}")
+        for i, c in enumerate(run.sidecars or ())
+    ]
+    env_labels = run.environment.labels if run.environment is not None else None
+    return CompiledOp(
+        uuid=uuid,
+        name=name,
+        kind=kind,
+        container=main,
+        placement=placement,
+        init=tuple(init),
+        sidecars=tuple(sidecars),
+        termination=termination or _termination(component, operation),
+        inputs={**contexts, **inputs},
+        dag_uuid=dag_uuid,
+        labels={**(env_labels or {}), **(labels or {})},
+    )
+
+
+# ------------------------------------------------------------------------------------------- hooks
+
+
+def hook_condition_context(main: RunView) -> dict[str, Any]:
+    """The context of a hook's ``conditions`` and templated params: the main run's.
+
+    As Polyaxon: the main run's inputs and outputs by bare name, ``params.*`` and ``globals.*``. We also
+    expose ``status`` (the main run's final status) by bare name unless an input or output is so named,
+    and as ``globals.status``, so ``{{ status == 'failed' and loss > 1 }}`` works (Polyaxon has neither).
+    """
+    context = template_context(inputs=main.inputs, contexts={}, outputs=main.outputs, globals_=main.all_globals())
+    context.setdefault("status", main.status)
+    return context
+
+
+def hook_defaults(main: RunView, *, main_kind: str | None = None) -> dict[str, Any]:
+    """What a hook receives from its main run unless ``disableDefaults: true``.
+
+    ``name, uuid, kind, status, inputs, outputs, duration, wait_time``; ``kind`` is ``main_kind`` (else
+    ``globals.kind``), ``duration``/``wait_time`` (seconds) come from the main run's globals (None if absent).
+    """
+    main_globals = main.all_globals()
+    return {
+        "name": main.name,
+        "uuid": main.uuid,
+        "kind": main_kind or main_globals.get("kind"),
+        "status": main.status,
+        "inputs": dict(main.inputs),
+        "outputs": dict(main.outputs),
+        "duration": main_globals.get("duration"),
+        "wait_time": main_globals.get("wait_time"),
+    }
+
+
+def hook_params(
+    hook: Hook,
+    main: RunView,
+    *,
+    main_kind: str | None = None,
+    lookup_run: Callable[[str], RunView | None] | None = None,
+) -> dict[str, Any]:
+    """The hook's param values: the defaults (unless ``disableDefaults``), then its own params (which win).
+
+    Templated values render with :func:`hook_condition_context` (``{{ globals.uuid }}`` is the main run's
+    uuid). A ``ref`` may name the main run (``ops.<main name>``) or any run (``runs.<uuid>``).
+    """
+    values = {} if hook.disable_defaults else hook_defaults(main, main_kind=main_kind)
+    context = hook_condition_context(main)
+    errors: list[str] = []
+    for name, param in (hook.params or {}).items():
+        try:
+            values[name] = _hook_param_value(param, main, context, lookup_run)
+        except (ValueError, TemplateError) as exc:
+            errors.append(f"hook `{hook.hub_ref}` param `{name}`: {getattr(exc, 'message', exc)}")
+    if errors:
+        raise ParamError("; ".join(errors))
+    return values
+
+
+def _hook_param_value(
+    param: Param,
+    main: RunView,
+    context: Mapping[str, Any],
+    lookup_run: Callable[[str], RunView | None] | None,
+) -> Any:
+    ref = param.parsed_ref
+    if ref is None:
+        return render_value(param.value, context)
+    path = param.value_path
+    assert path is not None  # the model pairs every ref with a value path
+    if ref.kind == "ops" and ref.target == main.name:
+        return read_value(main, path)
+    if ref.kind == "runs":
+        found = lookup_run(ref.target or "") if lookup_run is not None else None
+        if found is None:
+            raise ValueError(f"run `{ref.target}` (`runs.{ref.target}`) was not found")
+        return read_value(found, path)
+    raise ValueError(f"`{ref}` is not available to a hook: use `ops.{main.name}` (the main run) or `runs.<uuid>`")
+
+
+def compile_hook(
+    *,
+    hook: Hook,
+    component: Component,
+    main: RunView,
+    uuid: str,
+    placement: Placement,
+    globals_: Mapping[str, Any],
+    main_kind: str | None = None,
+    name: str | None = None,
+    dag_uuid: str | None = None,
+    env: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    lookup_run: Callable[[str], RunView | None] | None = None,
+) -> CompiledOp:
+    """Compile one hook run of ``main``: its params (:func:`hook_params`) bound to ``component`` (resolved
+    from ``hook.hubRef``), then :func:`compile_op`. Defaults bind to declared inputs of the same name (a
+    TensorBoard component's ``uuid``) and are context values otherwise, even in strict mode. The name
+    defaults to ``<main name>-<hubRef>`` (``:tag`` dropped). Raise :class:`ParamError` or :class:`CompileError`.
+    """
+    run_name = name or f"{main.name}-{hook.hub_ref.split(':')[0].replace('/', '-')}"
+    values = hook_params(hook, main, main_kind=main_kind, lookup_run=lookup_run)
+    params = {
+        **{key: Param(value=None, context_only=True) for key in values},
+        **(hook.params or {}),
+    }
+    inputs, contexts = bind_params(
+        component, values, op_name=run_name, params=params, strict=bool(component.strict_params)
+    )
+    return compile_op(
+        uuid=uuid,
+        name=run_name,
+        component=component,
+        inputs=inputs,
+        contexts=contexts,
+        placement=placement,
+        globals_=globals_,
+        dag_uuid=dag_uuid,
+        env=env,
+        labels=labels,
+        operation=Operation(hub_ref=hook.hub_ref, params=hook.params),
+    )

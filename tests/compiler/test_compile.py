@@ -1,0 +1,361 @@
+"""Compiling a resolved op (and a hook) into a CompiledOp."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from polynb.compiler.compile import (
+    compile_hook,
+    compile_op,
+    hook_condition_context,
+    hook_params,
+    op_kind,
+    port_count,
+)
+from polynb.compiler.context import run_globals
+from polynb.compiler.errors import CompileError, ParamError
+from polynb.compiler.params import RunView
+from polynb.compiler.templates import evaluate_conditions
+from polynb.compiler.types import CompiledOp, Placement, TerminationSpec
+from polynb.spec.models import Component, Hook, Operation
+
+UUID = "11111111111111111111111111111111"
+TRAIN_UUID = "0de53b5bf8b04a219d12a39c6b92bcce"
+OTHER_UUID = "fcc462d764104eb698d3cca509f34154"
+
+
+def component(text: str) -> Component:
+    return Component.model_validate({"kind": "component", **yaml.safe_load(text)})
+
+
+def placement(*ports: int, base_url: str | None = None) -> Placement:
+    return Placement(
+        artifacts_path="/home/u/.polynb/artifacts",
+        run_artifacts_path=f"/home/u/.polynb/artifacts/{UUID}",
+        run_outputs_path=f"/home/u/.polynb/artifacts/{UUID}/outputs",
+        ports=ports,
+        base_url=base_url,
+    )
+
+
+def build(comp: Component, *, inputs: dict[str, Any] | None = None, **kw: Any) -> CompiledOp:
+    args: dict[str, Any] = {
+        "uuid": UUID,
+        "name": "train",
+        "component": comp,
+        "inputs": inputs or {},
+        "contexts": {},
+        "placement": placement(),
+        "globals_": run_globals(uuid=UUID, name="train", project_name="exp"),
+    }
+    args.update(kw)
+    return compile_op(**args)
+
+
+JOB = """
+name: train
+inputs:
+  - {name: lr, type: float}
+  - {name: note, type: str}
+  - {name: verbose, type: bool, isFlag: true, value: false}
+termination: {maxRetries: 2, timeout: 60}
+run:
+  kind: job
+  environment: {labels: {team: ml}}
+  container:
+    image: "python:{{ '3.11' }}"
+    command: [python, "-c", "import sys; print(sys.argv)"]
+    args: ["--lr={{ lr }}", "{{ note }}", "{{ params.verbose.as_arg }}", "", "{{ params.as_args }}"]
+    workingDir: "{{ globals.run_artifacts_path }}"
+    env:
+      - {name: RUN, value: "{{ globals.run_info }}"}
+      - {name: N, value: 3}
+"""
+
+
+def test_job_container_is_rendered_as_argv() -> None:
+    op = build(component(JOB), inputs={"lr": 0.1, "note": "a b; rm -rf / && echo $HOME", "verbose": False})
+    assert op.kind == "job"
+    assert op.container.name == "main"
+    assert op.container.image == "python:3.11"
+    assert op.container.command == ("python", "-c", "import sys; print(sys.argv)")
+    # The value with shell metacharacters is one argv element; the unset flag is dropped, the literal "" kept,
+    # and the single-expression list is spliced element by element.
+    assert op.container.args == (
+        "--lr=0.1",
+        "a b; rm -rf / && echo $HOME",
+        "",
+        "--lr=0.1",
+        "--note=a b; rm -rf / && echo $HOME",
+    )
+    assert op.container.working_dir == f"/home/u/.polynb/artifacts/{UUID}"
+    assert dict(op.container.env) == {"RUN": f"local.exp.runs.{UUID}", "N": "3"}
+    assert op.termination == TerminationSpec(max_retries=2, timeout=60.0, ttl=None)
+    assert op.labels == {"team": "ml"}
+    assert op.inputs == {"lr": 0.1, "note": "a b; rm -rf / && echo $HOME", "verbose": False}
+
+
+def test_set_flag_is_passed() -> None:
+    op = build(component(JOB), inputs={"lr": 0.1, "note": "n", "verbose": True})
+    assert op.container.args[2] == "--verbose"
+
+
+def test_compiled_op_round_trips_through_json() -> None:
+    op = build(component(JOB), inputs={"lr": 0.1, "note": "n", "verbose": True}, labels={"polynb.io/run": UUID})
+    assert CompiledOp.from_dict(json.loads(json.dumps(op.to_dict()))) == op
+
+
+def test_template_error_says_where() -> None:
+    comp = component("run: {kind: job, container: {command: [echo, '{{ nope }}']}}")
+    with pytest.raises(
+        CompileError, match=r"run\.container\.command\[1\]: template `\{\{ nope \}\}`: 'nope' is undefined"
+    ):
+        build(comp)
+
+
+def test_env_precedence_to_env_and_value_from() -> None:
+    comp = component(
+        """
+inputs: [{name: key, type: str, toEnv: API_KEY}, {name: lr, type: float}]
+run: {kind: job, container: {command: [env], env: [{name: API_KEY, value: base}, {name: KEEP, value: k}]}}
+"""
+    )
+    operation = Operation.model_validate(
+        {"hubRef": "x", "params": {"key": "secret", "lr": {"value": 0.5, "toEnv": "LR"}}}
+    )
+    op = build(comp, inputs={"key": "secret", "lr": 0.5}, operation=operation, env={"KEEP": "scheduler"})
+    assert dict(op.container.env) == {"API_KEY": "secret", "KEEP": "scheduler", "LR": "0.5"}
+    bad = component("run: {kind: job, container: {command: [env], env: [{name: X, valueFrom: {secretKeyRef: {}}}]}}")
+    with pytest.raises(CompileError, match="env `X`: valueFrom is not supported yet"):
+        build(bad)
+
+
+def test_operation_termination_overrides_the_component() -> None:
+    operation = Operation.model_validate({"hubRef": "x", "termination": {"timeout": 5, "ttl": 30}})
+    op = build(component(JOB), inputs={"lr": 0.1, "note": "n", "verbose": False}, operation=operation)
+    assert op.termination == TerminationSpec(max_retries=2, timeout=5.0, ttl=30.0)
+    explicit = TerminationSpec(max_retries=0, timeout=1.0)
+    assert (
+        build(component(JOB), inputs={"lr": 0.1, "note": "n", "verbose": False}, termination=explicit).termination
+        == explicit
+    )
+
+
+INIT = """
+inputs: [{name: uuids, type: str, isList: true}, {name: branch, type: str, value: main}]
+run:
+  kind: job
+  init:
+    - file: {content: "lr={{ branch }}\\n", filename: config.ini, chmod: "0644"}
+    - git: {url: "https://github.com/org/repo.git", revision: "{{ branch }}"}
+      path: code
+    - artifacts: {dirs: ["{{ uuids[0] }}/outputs", "{{ uuids[1] }}/outputs"], files: ["{{ uuids[0] }}/x.txt"]}
+    - paths: ["{{ uuids[0] }}/outputs"]
+    - tensorboard: {uuids: "{{ uuids }}", useNames: true, port: "{{ globals.ports[0] }}", plugins: "a, b"}
+    - tensorboard: {uuids: "0DE53B5B-F8B0-4A21-9D12-A39C6B92BCCE, fcc462d764104eb698d3cca509f34154"}
+    - container: {name: prep, command: [python, -c, "print('{{ branch }}')"]}
+  sidecars:
+    - {name: watcher, command: [sh, -c, "echo {{ globals.uuid }}"]}
+    - {command: [sleep, "{{ 1 + 1 }}"]}
+  container: {command: ["true"]}
+"""
+
+
+def test_init_entries_and_sidecars() -> None:
+    comp = component(INIT)
+    op = build(comp, inputs={"uuids": [TRAIN_UUID, OTHER_UUID], "branch": "dev"}, placement=placement(7000))
+    kinds = [step.kind for step in op.init]
+    assert kinds == ["file", "git", "artifacts", "paths", "tensorboard", "tensorboard", "container"]
+    file_, git, artifacts, paths, tb, tb2, container = op.init
+    assert file_.spec == {"content": "lr=dev\n", "filename": "config.ini", "chmod": "0644"}
+    assert git.spec == {"url": "https://github.com/org/repo.git", "revision": "dev"}
+    assert git.path == "code"
+    assert artifacts.spec == {
+        "dirs": [f"{TRAIN_UUID}/outputs", f"{OTHER_UUID}/outputs"],
+        "files": [f"{TRAIN_UUID}/x.txt"],
+    }
+    assert paths.spec == {"paths": [f"{TRAIN_UUID}/outputs"]}
+    assert tb.spec["uuids"] == [TRAIN_UUID, OTHER_UUID]
+    assert tb.spec["use_names"] is True and tb.spec["useNames"] is True
+    assert tb.spec["port"] == 7000
+    assert tb.spec["plugins"] == ["a", "b"]
+    assert tb2.spec["uuids"] == [TRAIN_UUID, OTHER_UUID]
+    assert tb2.spec["use_names"] is False
+    assert container.spec == {}
+    assert container.container is not None
+    assert container.container.argv == ("python", "-c", "print('dev')")
+    assert [s.name for s in op.sidecars] == ["watcher", "sidecar-1"]
+    assert op.sidecars[0].args == () and op.sidecars[0].command == ("sh", "-c", f"echo {UUID}")
+    assert op.sidecars[1].command == ("sleep", "2")
+
+
+def test_tensorboard_init_refuses_non_uuids() -> None:
+    comp = component("run: {kind: job, init: [{tensorboard: {uuids: '../../etc'}}], container: {command: ['true']}}")
+    with pytest.raises(CompileError, match=r"tensorboard\.uuids: `\.\./\.\./etc` is not a run uuid"):
+        build(comp)
+
+
+@pytest.mark.parametrize(
+    ("init", "message"),
+    [
+        ("{dockerfile: {image: x}}", "`dockerfile` init is not supported yet"),
+        ("{modelRef: m}", "`modelRef` init is not supported yet"),
+        ("{git: {url: 'https://x/y'}, connection: gh}", "init `connection` is not supported yet"),
+    ],
+)
+def test_unsupported_init_entries(init: str, message: str) -> None:
+    comp = component(f"run: {{kind: job, init: [{init}], container: {{command: ['true']}}}}")
+    with pytest.raises(CompileError, match=message):
+        build(comp)
+
+
+def test_to_init_params_become_init_steps() -> None:
+    comp = component("inputs: [{name: repo, type: git}]\nrun: {kind: job, container: {command: ['true']}}")
+    operation = Operation.model_validate(
+        {"hubRef": "x", "params": {"repo": {"value": "https://x/r.git", "toInit": True}}}
+    )
+    op = build(comp, inputs={"repo": "https://x/r.git"}, operation=operation)
+    assert [(s.kind, s.spec) for s in op.init] == [("git", {"url": "https://x/r.git"})]
+
+
+SERVICE = """
+name: tensorboard
+inputs: [{name: uuid, type: str}]
+run:
+  kind: service
+  ports: [6006]
+  container:
+    command: [tensorboard]
+    args:
+      - "--logdir={{ globals.artifacts_path }}/{{ uuid }}/outputs/tensorboard"
+      - "--port={{ globals.ports[0] }}"
+      - "--path_prefix={{ globals.base_url }}"
+"""
+
+
+def test_service_ports_and_base_url() -> None:
+    comp = component(SERVICE)
+    assert op_kind(comp) == "service"
+    assert port_count(comp) == 1
+    op = build(comp, inputs={"uuid": TRAIN_UUID}, placement=placement(51234, base_url="/proxy/51234/"))
+    assert op.kind == "service"
+    assert op.container.args == (
+        f"--logdir=/home/u/.polynb/artifacts/{TRAIN_UUID}/outputs/tensorboard",
+        "--port=51234",
+        "--path_prefix=/proxy/51234/",
+    )
+    assert op.placement.ports == (51234,)
+    with pytest.raises(CompileError, match=r"needs 1 port\(s\), the placement has 0"):
+        build(comp, inputs={"uuid": TRAIN_UUID})
+
+
+def test_service_without_ports_gets_one() -> None:
+    assert port_count(component("run: {kind: service, container: {command: [x]}}")) == 1
+    assert port_count(component("run: {kind: job, container: {command: [x]}}")) == 0
+
+
+@pytest.mark.parametrize(
+    ("run", "kind"),
+    [
+        ("{kind: notifier, container: {command: [x]}}", "notifier"),
+        ("{kind: tfjob}", "tfjob"),
+        ("{kind: dag, operations: [{name: a, hubRef: x}]}", "dag"),
+    ],
+)
+def test_other_run_kinds_are_not_supported_yet(run: str, kind: str) -> None:
+    with pytest.raises(CompileError, match=f"run kind `{kind}` is not supported yet"):
+        build(component(f"run: {run}"))
+
+
+# ------------------------------------------------------------------------------------------ hooks
+
+MAIN = RunView(
+    uuid=TRAIN_UUID,
+    name="train",
+    status="failed",
+    inputs={"lr": 0.1},
+    outputs={"loss": 2.5},
+    globals={"duration": 12.5, "wait_time": 1.0},
+)
+
+
+def test_hook_params_defaults_and_disable_defaults() -> None:
+    hook = Hook.model_validate(
+        {"hubRef": "notify", "params": {"channel": "#ml", "msg": "{{ globals.name }}: {{ loss }}"}}
+    )
+    values = hook_params(hook, MAIN, main_kind="job")
+    assert values == {
+        "name": "train",
+        "uuid": TRAIN_UUID,
+        "kind": "job",
+        "status": "failed",
+        "inputs": {"lr": 0.1},
+        "outputs": {"loss": 2.5},
+        "duration": 12.5,
+        "wait_time": 1.0,
+        "channel": "#ml",
+        "msg": "train: 2.5",
+    }
+    bare = Hook.model_validate(
+        {"hubRef": "tb", "disableDefaults": True, "params": {"uuid": {"value": "{{ globals.uuid }}"}}}
+    )
+    assert hook_params(bare, MAIN) == {"uuid": TRAIN_UUID}
+
+
+def test_hook_param_refs() -> None:
+    hook = Hook.model_validate(
+        {
+            "hubRef": "x",
+            "disableDefaults": True,
+            "params": {
+                "loss": {"ref": "ops.train", "value": "outputs.loss"},
+                "other": {"ref": f"runs.{OTHER_UUID}", "value": "globals.name"},
+            },
+        }
+    )
+    other = RunView(uuid=OTHER_UUID, name="old", status="succeeded")
+    assert hook_params(hook, MAIN, lookup_run={OTHER_UUID: other}.get) == {"loss": 2.5, "other": "old"}
+    bad = Hook.model_validate({"hubRef": "x", "params": {"v": {"ref": "ops.eval", "value": "outputs.a"}}})
+    with pytest.raises(ParamError, match=r"`ops\.eval` is not available to a hook"):
+        hook_params(bad, MAIN)
+
+
+def test_hook_conditions_context() -> None:
+    context = hook_condition_context(MAIN)
+    assert evaluate_conditions("{{ loss > 1 and lr < 1 }}", context) is True
+    assert evaluate_conditions("{{ status == 'failed' and globals.status == 'failed' }}", context) is True
+    assert evaluate_conditions("{{ globals.uuid == '" + TRAIN_UUID + "' }}", context) is True
+
+
+def test_compile_hook_binds_defaults_to_declared_inputs() -> None:
+    hook = Hook.model_validate({"hubRef": "tensorboard:single-run", "trigger": "succeeded"})
+    op = compile_hook(
+        hook=hook,
+        component=component(SERVICE),
+        main=MAIN,
+        main_kind="job",
+        uuid=UUID,
+        placement=placement(6010, base_url="/p/"),
+        globals_=run_globals(uuid=UUID, name="ignored"),
+    )
+    assert op.name == "train-tensorboard"
+    assert op.inputs["uuid"] == TRAIN_UUID  # the default `uuid` filled the declared input
+    assert op.inputs["status"] == "failed"  # the rest are context values
+    assert op.container.args[0].endswith(f"/{TRAIN_UUID}/outputs/tensorboard")
+
+
+def test_compile_hook_without_defaults_needs_its_required_inputs() -> None:
+    hook = Hook.model_validate({"hubRef": "tensorboard", "disableDefaults": True})
+    with pytest.raises(ParamError, match="input `uuid` of `train-tensorboard` is required"):
+        compile_hook(
+            hook=hook,
+            component=component(SERVICE),
+            main=MAIN,
+            uuid=UUID,
+            placement=placement(6010),
+            globals_={},
+        )
