@@ -90,12 +90,11 @@ def wait_flag(path: Path) -> list[str]:
 
 def write_outputs(**outputs: Any) -> list[str]:
     """A command that reports ``outputs`` the Polyaxon way (``$POLYAXON_RUN_OUTPUTS_PATH/outputs.json``)."""
-    import json
 
     code = (
         "import json, os; "
         "path = os.path.join(os.environ['POLYAXON_RUN_OUTPUTS_PATH'], 'outputs.json'); "
-        f"json.dump({json.dumps(outputs)}, open(path, 'w'))"
+        f"json.dump({outputs!r}, open(path, 'w'))"
     )
     return [PY, "-c", code]
 
@@ -124,3 +123,10 @@ def job(name: str, argv: list[str], extra: str = "") -> str:
     """An op with an inline job component."""
     run = f"{{kind: job, container: {{command: {yaml_list(argv)}}}}}"
     return f"name: {name}\n{extra}component:\n  name: {name}\n  run: {run}"
+
+
+def describe(store: Store, dag_uuid: str) -> str:
+    """Every op's status, reason and message: the message of a failing assertion."""
+    return "\n".join(
+        f"{r.name}: {r.status} {r.reason}: {r.message}" for r in store.children(dag_uuid, include_hooks=True)
+    )
