@@ -17,7 +17,7 @@ import uuid as uuid_mod
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from polynb.compiler.context import placement_globals, run_globals, template_context
+from polynb.compiler.context import op_context, placement_globals, run_globals, template_context
 from polynb.compiler.errors import CompileError, ParamError, TemplateError
 from polynb.compiler.params import RunView, bind_params, param_env, param_inits, read_value
 from polynb.compiler.templates import is_template, render_str, render_value
@@ -275,11 +275,7 @@ def compile_op(
         "name": name,
         **placement_globals(placement),
     }
-    declared = [*(component.inputs or ()), *(component.outputs or ())]
-    output_defaults = {io.name: io.value for io in component.outputs or () if io.value is not None}
-    context = template_context(
-        inputs=inputs, contexts=contexts, globals_=full_globals, outputs=output_defaults, ios=declared
-    )
+    context = op_context(component, inputs=inputs, contexts=contexts, globals_=full_globals)
     params = operation.params if operation is not None else None
     values = {**contexts, **inputs}
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 from polynb.compiler.templates import render_str
 from polynb.compiler.types import Placement
-from polynb.spec.models import IO
+from polynb.spec.models import IO, Component
 
 LOCAL_OWNER = "local"
 
@@ -82,6 +82,20 @@ def template_context(
     context["params"] = params
     context["globals"] = dict(globals_)
     return context
+
+
+def op_context(
+    component: Component, *, inputs: Mapping[str, Any], contexts: Mapping[str, Any], globals_: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The context an op's templates and ``conditions`` render with: :func:`template_context` with the
+    component's declarations (types, flags, ``argFormat``) and its declared output defaults."""
+    return template_context(
+        inputs=inputs,
+        contexts=contexts,
+        globals_=globals_,
+        outputs={io.name: io.value for io in component.outputs or () if io.value is not None},
+        ios=[*(component.inputs or ()), *(component.outputs or ())],
+    )
 
 
 def _iso(value: datetime | str | None) -> str | None:

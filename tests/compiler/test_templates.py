@@ -257,3 +257,20 @@ def test_run_globals_local_values() -> None:
     assert g["artifacts_path"] == "/a"
     assert g["run_outputs_path"] == "/a/u1/outputs"
     assert run_globals(uuid="u2", name="solo")["project_name"] == "solo"
+
+
+def test_op_context_uses_the_component_declarations() -> None:
+    from polynb.compiler.context import op_context
+    from polynb.spec.models import Component
+
+    component = Component.model_validate(
+        {
+            "inputs": [{"name": "debug", "type": "bool", "isFlag": True}],
+            "outputs": [{"name": "loss", "type": "float", "value": 1.5}],
+            "run": {"kind": "job", "container": {"command": ["true"]}},
+        }
+    )
+    context = op_context(component, inputs={"debug": True}, contexts={"tag": "t"}, globals_={"uuid": "u"})
+    assert context["params"]["as_args"] == ["--debug", "--tag=t"]
+    assert context["loss"] == 1.5
+    assert evaluate_conditions("{{ debug and loss > 1 and globals.uuid == 'u' }}", context) is True
