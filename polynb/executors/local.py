@@ -156,7 +156,8 @@ class LocalExecutor:
             folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
             current = self._runs.get(op.uuid)
-            if current is not None and not current.done.is_set():
+            # A final status seen is enough: that shim has nothing left to do but exit.
+            if current is not None and not current.final and not current.done.is_set():
                 raise RuntimeError(f"run {op.uuid} is already running here")
         (internal / OP_FILE).write_text(json.dumps(op.to_dict(), indent=1, default=str))
         spec_path = internal / SPEC_FILE
@@ -346,9 +347,12 @@ class LocalExecutor:
     def cleanup(self, run_uuid: str) -> None:
         with self._lock:
             watch = self._runs.get(run_uuid)
-            if watch is not None and not watch.done.is_set():
+        if watch is not None:
+            if not watch.final:
                 return  # still running: ttl counts from the end of the run
-            self._runs.pop(run_uuid, None)
+            watch.done.wait(STOP_SLACK)  # the shim is exiting: let it finish writing
+            with self._lock:
+                self._runs.pop(run_uuid, None)
         self._ports.release(run_uuid)
         run_dir = artifacts_dir(run_uuid)
         internal = run_dir / INTERNAL_DIR

@@ -1,0 +1,123 @@
+"""Crash safety: runs outlive the engine, and a new engine re-attaches without losing an event.
+
+Engine death is simulated with ``shutdown(stop_running=False)``: the executor closes its pipes and its
+thread and forgets the runs, as a SIGKILLed engine would, while the shims carry on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from execkit import PY, MakeExecutor, Recorder, alive, container, make_op, read_pid, wait_dead, wait_until
+
+from polynb.compiler.types import CompiledOp
+
+# Notes its pid, waits for `go`, reports an output, exits 0.
+SCRIPT = f"""echo $$ > main.pid
+while [ ! -f go ]; do sleep 0.02; done
+{PY} -c 'from polynb.tracking import log_outputs; log_outputs(done=True)'"""
+
+
+def long_op(make_executor: MakeExecutor, workdir: Path) -> tuple[CompiledOp, dict[str, object], Recorder]:
+    """Submit a run that waits for `go` on a first executor, see it running, then let that engine die."""
+    first = make_executor()
+    recorder = Recorder()
+    op = make_op(first, container("sh", "-c", SCRIPT))
+    record = first.submit(op, recorder)
+    recorder.until("running")
+    first.shutdown(stop_running=False)
+    return op, record, recorder
+
+
+def final_line_written(op: CompiledOp) -> bool:
+    status = Path(op.placement.run_artifacts_path) / "status.jsonl"
+    return '"status":"succeeded"' in status.read_text()
+
+
+def test_reattach_to_a_live_run_replays_and_follows_it_to_the_end(make_executor: MakeExecutor, workdir: Path) -> None:
+    op, record, _ = long_op(make_executor, workdir)
+    main_pid = read_pid(workdir / "main.pid")
+    assert alive(main_pid)  # the run outlived its engine
+    second = make_executor()
+    recorder = Recorder()
+    assert second.reattach(op, record, recorder)
+    assert recorder.next().status == "starting"  # replayed from the status file
+    assert recorder.next().status == "running"
+    (workdir / "go").touch()
+    final = recorder.final()
+    assert final.status == "succeeded", final.message
+    assert final.outputs == {"done": True}
+    assert recorder.statuses == ["starting", "running", "succeeded"]
+
+
+def test_a_run_that_ended_while_no_engine_watched_still_delivers_its_end(
+    make_executor: MakeExecutor, workdir: Path
+) -> None:
+    op, record, _ = long_op(make_executor, workdir)
+    (workdir / "go").touch()
+    wait_until(lambda: final_line_written(op), "the shim to finish the run alone")
+    second = make_executor()
+    recorder = Recorder()
+    assert second.reattach(op, record, recorder)
+    final = recorder.final()
+    assert (final.status, final.outputs) == ("succeeded", {"done": True})
+    assert recorder.statuses == ["starting", "running", "succeeded"]
+
+
+def test_reattach_works_from_the_run_folder_alone(make_executor: MakeExecutor, workdir: Path) -> None:
+    # The engine died before the store kept the handle record: the run folder knows the shim.
+    op, _, _ = long_op(make_executor, workdir)
+    recorder = Recorder()
+    assert make_executor().reattach(op, {}, recorder)
+    recorder.until("running")
+    (workdir / "go").touch()
+    assert recorder.final().status == "succeeded"
+
+
+def test_a_dead_shim_without_a_final_status_is_process_lost(make_executor: MakeExecutor, workdir: Path) -> None:
+    op, record, _ = long_op(make_executor, workdir)
+    main_pid = read_pid(workdir / "main.pid")
+    shim_pid = int(str(record["shim_pid"]))
+    os.kill(shim_pid, signal.SIGKILL)
+    recorder = Recorder()
+    assert make_executor().reattach(op, record, recorder)
+    final = recorder.final()
+    assert (final.status, final.reason) == ("failed", "ProcessLost")
+    assert str(shim_pid) in final.message
+    wait_dead(main_pid)  # its orphaned container is killed, not left running
+    # The verdict is written down: the next engine sees the same end.
+    again = Recorder()
+    assert make_executor().reattach(op, record, again)
+    assert (again.final().reason, again.statuses) == ("ProcessLost", ["starting", "running", "failed"])
+
+
+def test_stop_after_reattach(make_executor: MakeExecutor, workdir: Path) -> None:
+    op, record, _ = long_op(make_executor, workdir)
+    main_pid = read_pid(workdir / "main.pid")
+    second = make_executor()
+    recorder = Recorder()
+    assert second.reattach(op, record, recorder)
+    recorder.until("running")
+    second.stop(op.uuid, grace=5)
+    assert recorder.final().status == "stopped"
+    assert not alive(main_pid)
+
+
+def test_reattach_to_a_run_that_never_started_here_returns_false(make_executor: MakeExecutor) -> None:
+    executor = make_executor()
+    op = make_op(executor, container("true"))
+    assert not executor.reattach(op, {}, Recorder())
+
+
+def test_a_reused_pid_is_not_mistaken_for_the_shim(make_executor: MakeExecutor, workdir: Path) -> None:
+    op, record, _ = long_op(make_executor, workdir)
+    main_pid = read_pid(workdir / "main.pid")
+    os.kill(int(str(record["shim_pid"])), signal.SIGKILL)
+    # Claim the shim had another start time: as if its pid now belonged to another process.
+    forged = {**record, "shim_start_time": 1}
+    recorder = Recorder()
+    assert make_executor().reattach(op, forged, recorder)
+    assert recorder.final().reason == "ProcessLost"
+    wait_dead(main_pid)

@@ -1,0 +1,90 @@
+"""In-job helpers: outputs merged atomically into outputs.json, run paths from the environment."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from polynb import tracking
+
+
+@pytest.fixture
+def outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "run" / "outputs"
+    monkeypatch.setenv("POLYAXON_RUN_OUTPUTS_PATH", str(path))
+    monkeypatch.setenv("POLYAXON_RUN_ARTIFACTS_PATH", str(path.parent))
+    monkeypatch.setenv("POLYAXON_RUN_UUID", "a" * 32)
+    return path
+
+
+def test_log_outputs_merges_into_outputs_json(outputs: Path) -> None:
+    assert tracking.log_outputs(loss=0.5, epochs=3) == {"loss": 0.5, "epochs": 3}
+    assert tracking.log_outputs(loss=0.25) == {"loss": 0.25, "epochs": 3}
+    assert json.loads((outputs / "outputs.json").read_text()) == {"loss": 0.25, "epochs": 3}
+    assert sorted(p.name for p in outputs.iterdir()) == [".outputs.json.lock", "outputs.json"]  # no temp files
+
+
+def test_values_with_item_or_tolist_are_converted(outputs: Path) -> None:
+    class Scalar:
+        def item(self) -> float:
+            return 1.5
+
+    class Array:
+        def tolist(self) -> list[int]:
+            return [1, 2]
+
+    assert tracking.log_outputs(a=Scalar(), b=Array(), p=Path("/x")) == {"a": 1.5, "b": [1, 2], "p": "/x"}
+
+
+def test_unserialisable_values_are_refused_and_nothing_is_written(outputs: Path) -> None:
+    with pytest.raises(TypeError, match="not JSON-serialisable"):
+        tracking.log_outputs(bad=object())
+    with pytest.raises(ValueError, match="Out of range"):
+        tracking.log_outputs(nan=float("nan"))
+    assert not (outputs / "outputs.json").exists()
+
+
+def test_a_corrupt_outputs_file_is_not_overwritten(outputs: Path) -> None:
+    outputs.mkdir(parents=True)
+    (outputs / "outputs.json").write_text("{oops")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        tracking.log_outputs(a=1)
+    assert (outputs / "outputs.json").read_text() == "{oops"
+
+
+def _writer(index: int) -> None:
+    for step in range(20):
+        tracking.log_outputs(**{f"w{index}": step, f"w{index}_{step}": True})
+
+
+def test_concurrent_writers_lose_nothing(outputs: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")  # children read the environment set by the fixture
+    workers = [ctx.Process(target=_writer, args=(i,)) for i in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+    data = json.loads((outputs / "outputs.json").read_text())
+    assert len(data) == 4 * 21
+    assert all(data[f"w{i}"] == 19 for i in range(4))
+
+
+def test_paths_come_from_the_environment(outputs: Path) -> None:
+    assert tracking.outputs_path() == outputs
+    assert tracking.artifacts_path() == outputs.parent
+    assert tracking.run_uuid() == "a" * 32
+    assert tracking.tensorboard_path() == outputs / "tensorboard"
+    assert (outputs / "tensorboard").is_dir()
+
+
+def test_outside_a_run_the_helpers_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("POLYAXON_RUN_OUTPUTS_PATH", "POLYAXON_RUN_UUID"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(tracking.NotInRunError, match="not running inside"):
+        tracking.log_outputs(a=1)
+    with pytest.raises(tracking.NotInRunError):
+        tracking.run_uuid()
