@@ -34,9 +34,9 @@ def component(text: str) -> Component:
 
 def placement(*ports: int, base_url: str | None = None) -> Placement:
     return Placement(
-        artifacts_path="/home/u/.polynb/artifacts",
-        run_artifacts_path=f"/home/u/.polynb/artifacts/{UUID}",
-        run_outputs_path=f"/home/u/.polynb/artifacts/{UUID}/outputs",
+        artifacts_path="/polynb-home/artifacts",
+        run_artifacts_path=f"/polynb-home/artifacts/{UUID}",
+        run_outputs_path=f"/polynb-home/artifacts/{UUID}/outputs",
         ports=ports,
         base_url=base_url,
     )
@@ -92,7 +92,7 @@ def test_job_container_is_rendered_as_argv() -> None:
         "--lr=0.1",
         "--note=a b; rm -rf / && echo $HOME",
     )
-    assert op.container.working_dir == f"/home/u/.polynb/artifacts/{UUID}"
+    assert op.container.working_dir == f"/polynb-home/artifacts/{UUID}"
     assert dict(op.container.env) == {"RUN": f"local.exp.runs.{UUID}", "N": "3"}
     assert op.termination == TerminationSpec(max_retries=2, timeout=60.0, ttl=None)
     assert op.labels == {"team": "ml"}
@@ -244,7 +244,7 @@ def test_service_ports_and_base_url() -> None:
     op = build(comp, inputs={"uuid": TRAIN_UUID}, placement=placement(51234, base_url="/proxy/51234/"))
     assert op.kind == "service"
     assert op.container.args == (
-        f"--logdir=/home/u/.polynb/artifacts/{TRAIN_UUID}/outputs/tensorboard",
+        f"--logdir=/polynb-home/artifacts/{TRAIN_UUID}/outputs/tensorboard",
         "--port=51234",
         "--path_prefix=/proxy/51234/",
     )
