@@ -50,6 +50,8 @@ from polynb.spec.models import (
 )
 
 Path_ = tuple[str | int, ...]
+CLI_PARAMS = "-P"
+"""First element of the path of a problem with a ``-P`` param (it is in no file)."""
 Severity = Literal["error", "unsupported", "warning"]
 
 _STRING_TYPES = iotypes.POLYAXON_TYPES - {"any", "dockerfile", "artifacts", "git", "event", "metric", "metadata"}
@@ -101,6 +103,8 @@ class Problem:
     message: str
     file: str | None = None
     severity: Severity = "error"
+    located: SpecError | None = None
+    """Set for problems already positioned in another file (errors of a referenced file)."""
 
 
 @dataclass
@@ -186,10 +190,10 @@ class _Builder:
 
     def _spec_errors(self, exc: SpecErrors) -> None:
         for e in exc.errors:
-            key = (e.file, (e.path,), e.message)
+            key = (e.file, (e.path, e.line, e.column), e.message)
             if key not in self._seen:
                 self._seen.add(key)
-                self.problems.append(Problem((e.path,) if e.path != "(root)" else (), e.message, e.file))
+                self.problems.append(Problem((), e.message, e.file, located=e))
 
     # ---- top level
 
@@ -285,7 +289,7 @@ class _Builder:
                 known = ", ".join(io.name for io in component.inputs or ()) or "none"
                 self.add(
                     root,
-                    (),
+                    (CLI_PARAMS, name),
                     f"param `{name}` (-P) is not an input of `{component.name or 'the component'}`"
                     f"{_suggest(name, declared)}; its inputs: {known}",
                 )
@@ -293,7 +297,7 @@ class _Builder:
             try:
                 values[name] = coerce(io, raw) if io is not None else raw
             except ValueError as exc:
-                self.add(root, (), f"param `{name}` (-P {name}={raw}): {exc}")
+                self.add(root, (CLI_PARAMS, name), f"param `{name}` (-P {name}={raw}): {exc}")
         self.check_params(literal, component, where, root, ("params",), strict=bool(spec.strict_params),
                           given={*overrides, *_matrix_params(spec)}, is_top=True)  # fmt: skip
         for io in component.inputs or ():

@@ -21,14 +21,14 @@ file are ``SpecErrors`` positioned in that file.
 from __future__ import annotations
 
 import difflib
-import importlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from polynb.spec.errors import SpecError, SpecErrors
+from polynb.spec.errors import SpecErrors
+from polynb.spec.load import load
 from polynb.spec.models import Component, Dag, Operation
 
 HUB_DIR = Path(__file__).resolve().parent.parent / "hub"
@@ -67,36 +67,6 @@ class Resolved:
 _FILE_CACHE: dict[Path, tuple[int, Component | Operation]] = {}
 
 
-def _loader() -> Callable[[Path], Component | Operation]:
-    """``polynb.spec.load.load`` (positioned errors); a plain PyYAML + pydantic reader until it exists."""
-    try:
-        module = importlib.import_module("polynb.spec.load")
-    except ImportError:
-        return _fallback_load
-    load: Callable[[Path], Component | Operation] = module.load
-    return load
-
-
-def _fallback_load(path: Path) -> Component | Operation:
-    import yaml
-    from pydantic import ValidationError
-
-    from polynb.spec.models import parse_polyaxonfile
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SpecErrors([SpecError(str(path), 0, 0, "(root)", f"cannot read the file: {exc}")]) from None
-    if not isinstance(data, dict):
-        raise SpecErrors([SpecError(str(path), 0, 0, "(root)", "a Polyaxonfile is a mapping")])
-    try:
-        return parse_polyaxonfile(data)
-    except ValidationError as exc:
-        raise SpecErrors(
-            SpecError(str(path), 0, 0, ".".join(map(str, e["loc"])) or "(root)", e["msg"]) for e in exc.errors()
-        ) from None
-
-
 def load_file(path: Path) -> Component | Operation:
     """Load a Polyaxonfile, cached by path and modification time (hub files are read once)."""
     path = path.resolve()
@@ -104,7 +74,7 @@ def load_file(path: Path) -> Component | Operation:
     cached = _FILE_CACHE.get(path)
     if cached is not None and cached[0] == mtime:
         return cached[1]
-    spec = _loader()(path)
+    spec = load(path)
     _FILE_CACHE[path] = (mtime, spec)
     return spec
 

@@ -1,0 +1,58 @@
+"""The ``polynb`` command: one argparse parser, one module per group of subcommands.
+
+Each command module has ``register(subparsers)``, which adds its subcommands with ``set_defaults(func=...)``;
+``func(args) -> int`` is the exit status. ``main`` never lets a traceback reach the user for bad input: the
+commands report problems themselves, and usage errors exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_USAGE = 2
+
+# Command modules, in the order of `polynb --help`. A module that is not there (yet) is skipped.
+COMMAND_MODULES = ("polynb.cli_check", "polynb.cli_run", "polynb.cli_runs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="polynb",
+        description="Polyaxon-style ML pipelines (events, hooks, trigger policies), local or on Kubernetes.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        module = _optional_module(name)
+        if module is not None:
+            module.register(subparsers)
+    return parser
+
+
+def _optional_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return None
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on usage errors and --help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        status: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""``check()``: load, resolve and validate Polyaxonfiles, and report every problem with its position.
+
+This is the engine of ``polynb check``. It never raises for bad input: YAML and schema errors (from
+``load``), resolution, params and graph errors (from ``compiler.pipeline``) all become ``SpecError`` with the
+file, line, column and field path, so a cycle or an orphan points at the op's line
+(``run.operations[2].dependencies[0]``).
+
+Features that parse but the engine cannot run yet ("not supported yet") do not make a file invalid here:
+the file is a valid Polyaxonfile, and ``polynb run`` refuses it. They are listed in ``CheckResult.warnings``
+with the other warnings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from polynb.spec.errors import SpecError, SpecErrors, format_path
+from polynb.spec.load import load_data
+from polynb.spec.yaml_loader import Document, parse
+
+if TYPE_CHECKING:
+    from polynb.compiler.pipeline import Pipeline, Problem
+    from polynb.compiler.registry import ComponentRegistry
+
+
+@dataclass(frozen=True, slots=True)
+class OpSummary:
+    """One op as ``check --json`` shows it."""
+
+    name: str
+    upstream: list[str]
+    events: list[dict[str, Any]]
+    trigger: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "upstream": self.upstream, "events": self.events, "trigger": self.trigger}
+
+
+@dataclass
+class CheckResult:
+    valid: bool
+    errors: list[SpecError]
+    ops: list[OpSummary]
+    pipelines: list[Pipeline] = field(default_factory=list)
+    warnings: list[SpecError] = field(default_factory=list)
+    """Features not supported yet (``polynb run`` refuses them) and ignored settings (``cache``)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid,
+            "errors": [e.to_dict() for e in self.errors],
+            "ops": [op.to_dict() for op in self.ops],
+        }
+
+
+def check(
+    sources: Sequence[str | Path],
+    *,
+    params: Mapping[str, Any] | None = None,
+    registry: ComponentRegistry | None = None,
+) -> CheckResult:
+    """Check files (paths) or YAML texts (a ``str`` with a newline); collect every problem, never raise."""
+    errors: list[SpecError] = []
+    warnings: list[SpecError] = []
+    ops: list[OpSummary] = []
+    pipelines: list[Pipeline] = []
+    for n, source in enumerate(sources):
+        name = _name(source, n)
+        try:
+            pipeline, file_errors, file_warnings = _check_one(source, name, params, registry)
+        except Exception as exc:  # never a traceback for a user's file: report what broke, where
+            pipeline, file_warnings = None, []
+            file_errors = [SpecError(name, 0, 0, format_path(()), f"internal error while checking: {exc!r}")]
+        errors.extend(sorted(file_errors, key=_order))
+        warnings.extend(sorted(file_warnings, key=_order))
+        if pipeline is not None:
+            pipelines.append(pipeline)
+            ops.extend(summarize(pipeline))
+    return CheckResult(valid=not errors, errors=errors, ops=ops, pipelines=pipelines, warnings=warnings)
+
+
+def summarize(pipeline: Pipeline) -> list[OpSummary]:
+    """The ops of a pipeline in topological order (stages), for ``--json`` and ``--graph``."""
+    order = [name for stage in pipeline.graph.stages for name in stage if name in pipeline.ops]
+    order += [name for name in pipeline.ops if name not in set(order)]
+    out: list[OpSummary] = []
+    for name in order:
+        op = pipeline.ops[name]
+        node = pipeline.graph.nodes.get(name)
+        upstream = sorted(node.upstream, key=lambda u: pipeline.graph.nodes[u].index) if node else []
+        events = [{"ref": e.ref, "kinds": [k.value for k in e.kinds]} for e in op.events]
+        trigger = op.operation.trigger.value if op.operation.trigger is not None else "all_succeeded"
+        out.append(OpSummary(name, upstream, events, trigger))
+    return out
+
+
+def _name(source: str | Path, n: int) -> str:
+    if _is_text(source):
+        return "<string>" if n == 0 else f"<string-{n}>"
+    return str(source)
+
+
+def _is_text(source: str | Path) -> bool:
+    return isinstance(source, str) and "\n" in source
+
+
+def _order(e: SpecError) -> tuple[str, int, int, str]:
+    return (e.file, e.line, e.column, e.path)
+
+
+def _check_one(
+    source: str | Path,
+    name: str,
+    params: Mapping[str, Any] | None,
+    registry: ComponentRegistry | None,
+) -> tuple[Pipeline | None, list[SpecError], list[SpecError]]:
+    from polynb.compiler.pipeline import analyze_pipeline  # the compiler imports the spec layer
+
+    if _is_text(source):
+        raw: str | bytes = str(source)
+        base_dir: Path | None = Path.cwd()
+    else:
+        path = Path(source)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            message = f"cannot read the file: {exc.strerror or exc}"
+            return None, [SpecError(name, 0, 0, format_path(()), message)], []
+        base_dir = path.resolve().parent
+    try:
+        document = parse(raw, name)
+        spec = load_data(document)
+    except SpecErrors as exc:
+        return None, list(exc.errors), []
+    report = analyze_pipeline(spec, params=params, registry=registry, base_dir=base_dir, source=name)
+    locator = _Locator(name, document)
+    errors = [locator.locate(p) for p in report.errors]
+    warnings = [locator.locate(p) for p in (*report.unsupported, *report.warnings)]
+    return report.pipeline, errors, warnings
+
+
+def _as_written(path: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
+    """A param's ``value`` path as written: the short form ``lr: 0.1`` has no ``value`` key, point at ``lr``."""
+    if not path or path[-1] != "value":
+        return path
+    node = data
+    for part in path[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return path
+    return path if isinstance(node, dict) and "value" in node else path[:-1]
+
+
+class _Locator:
+    """Positions of problems: in the checked document, or in the referenced file they come from."""
+
+    def __init__(self, name: str, document: Document) -> None:
+        self.name = name
+        self.documents: dict[str, Document | None] = {name: document}
+
+    def locate(self, problem: Problem) -> SpecError:
+        from polynb.compiler.pipeline import CLI_PARAMS
+
+        if problem.located is not None:
+            return problem.located
+        file = problem.file or self.name
+        if problem.path[:1] == (CLI_PARAMS,):
+            return SpecError(file, 0, 0, format_path(problem.path), problem.message)
+        document = self._document(file)
+        if document is None:
+            return SpecError(file, 0, 0, format_path(problem.path), problem.message)
+        parts = _as_written(problem.path, document.data)
+        line, column = document.position(parts)
+        return SpecError(file, line, column, format_path(parts), problem.message)
+
+    def _document(self, file: str) -> Document | None:
+        if file not in self.documents:
+            try:
+                self.documents[file] = parse(Path(file).read_bytes(), file)
+            except (OSError, SpecErrors):
+                self.documents[file] = None
+        return self.documents[file]
