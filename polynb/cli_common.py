@@ -1,0 +1,130 @@
+"""What the run-related commands share: finding a run from what a user types, times, durations, colours."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from polynb.lifecycle import FINAL, Status
+from polynb.store import AmbiguousRunError, RunRecord, Store
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
+
+STATUS_STYLES: dict[str, str] = {
+    "created": "dim",
+    "on_schedule": "dim",
+    "resuming": "dim",
+    "compiled": "cyan",
+    "queued": "cyan",
+    "scheduled": "cyan",
+    "starting": "blue",
+    "running": "bold blue",
+    "processing": "bold blue",
+    "retrying": "yellow",
+    "warning": "yellow",
+    "unschedulable": "yellow",
+    "unknown": "yellow",
+    "stopping": "magenta",
+    "stopped": "magenta",
+    "succeeded": "green",
+    "skipped": "dim yellow",
+    "failed": "bold red",
+    "upstream_failed": "red",
+}
+
+
+def style_of(status: str) -> str:
+    return STATUS_STYLES.get(status, "")
+
+
+def resolve_run(store: Store, ref: str) -> RunRecord:
+    """The run a user means by ``ref``: a uuid, a unique uuid prefix, or a name (the latest run of that name,
+    top-level runs first). Raises ``RunNotFoundError`` / ``AmbiguousRunError`` (a prefix shared by runs)."""
+    try:
+        return store.find_by_prefix(ref)
+    except AmbiguousRunError as exc:
+        prefix = ref.strip().lower().replace("-", "")
+        if sum(1 for uuid, _ in exc.candidates if uuid.startswith(prefix)) > 1:
+            raise  # several uuids start with it: only more digits can tell them apart
+        # A name used by several runs (every `polynb run` of a file reuses it): the latest one.
+        named = [r for r in store.list_runs() if r.name == ref.strip()]
+        if not named:
+            raise
+        top = [r for r in named if r.dag_uuid is None and r.hook_of is None]
+        return (top or named)[0]
+
+
+def root_of(store: Store, run: RunRecord) -> RunRecord:
+    """The top-level run ``run`` belongs to (itself when it is top-level)."""
+    while run.dag_uuid or run.hook_of:
+        run = store.get_run(run.dag_uuid or run.hook_of or "")
+    return run
+
+
+def local_time(at: datetime, *, millis: bool = True) -> str:
+    """``HH:MM:SS.mmm`` in the local time zone (what a terminal user compares with their clock)."""
+    local = at.astimezone()
+    text = local.strftime("%H:%M:%S")
+    return f"{text}.{local.microsecond // 1000:03d}" if millis else text
+
+
+def local_datetime(at: datetime) -> str:
+    return at.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso(at: datetime | None) -> str | None:
+    return None if at is None else at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def run_duration(run: RunRecord, *, now: datetime | None = None) -> float | None:
+    """Seconds the run ran (or has been running so far); None before it started."""
+    if run.duration is not None and run.status in FINAL:
+        return run.duration
+    if run.started_at is None:
+        return None
+    return max(0.0, ((now or datetime.now(UTC)) - run.started_at).total_seconds())
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def is_final_status(status: str | Status) -> bool:
+    return status in FINAL
+
+
+def error(message: str, *, stream: TextIO | None = None) -> None:
+    print(f"polynb: {message}", file=stream or sys.stderr)
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, status_column: int | None = None) -> None:
+    """Columns aligned with two spaces: with rich on a terminal (the status column coloured), otherwise
+    plain text that never wraps, so pipes and ``grep`` see one row per line."""
+    if sys.stdout.isatty():
+        table = Table(show_edge=False, pad_edge=False, box=None)
+        for column in header:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            cells = [Text(cell, style=style_of(cell) if i == status_column else "") for i, cell in enumerate(row)]
+            table.add_row(*cells)
+        Console(highlight=False).print(table)
+        return
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -1,0 +1,223 @@
+"""``polynb run -f FILE``: validate, run on an engine in this process, show progress, wait, report.
+
+Nothing is submitted unless the whole file (with its ``-P`` params) is valid. The command waits for every
+non-service op (and the hooks they started); services (TensorBoard) keep running after it exits unless
+``--stop-services``: the engine then releases them, and ``polynb stop`` ends them later from any terminal.
+Ctrl-C (or SIGTERM) stops the pipeline cleanly (``stopping`` → ``stopped``) and exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from polynb.cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, format_duration, run_duration
+from polynb.cli_progress import Progress, make_progress
+from polynb.cli_tree import RunTree
+from polynb.lifecycle import Status
+from polynb.spec.errors import SpecErrors
+
+EXECUTORS = ("local",)
+WAKE_INTERVAL = 0.25
+"""Longest pause between two looks at the store (durations in the live view tick at this rate)."""
+
+
+def register(subparsers: Any) -> None:
+    """Add ``run`` to the ``polynb`` argument parser."""
+    p = subparsers.add_parser("run", help="run a pipeline (Polyaxonfile) and wait for it")
+    p.add_argument("-f", "--file", required=True, help="the Polyaxonfile (YAML) to run")
+    p.add_argument(
+        "-P", "--param", action="append", default=[], metavar="NAME=VALUE", help="set an input (repeatable)"
+    )
+    p.add_argument("--executor", default="local", help=f"where ops run ({', '.join(EXECUTORS)}; default local)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (progress on stderr)")
+    p.add_argument(
+        "--stop-services", action="store_true", help="stop services (TensorBoard) once the other ops are done"
+    )
+    p.add_argument("--live", dest="live", action="store_true", default=None, help="force the live view")
+    p.add_argument("--no-live", dest="live", action="store_false", help="one line per status change")
+    p.set_defaults(func=cmd_run)
+
+
+def parse_params(items: list[str]) -> tuple[dict[str, str], list[str]]:
+    """``-P name=value`` items -> {name: raw value} (typed later against the inputs) and the problems."""
+    params: dict[str, str] = {}
+    problems: list[str] = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            problems.append(f"-P {item}: expected NAME=VALUE")
+        elif name in params:
+            problems.append(f"-P {item}: `{name}` is given twice")
+        else:
+            params[name] = value
+    return params, problems
+
+
+def load_pipeline(path: Path, params: dict[str, str]) -> Any:
+    """Load, resolve, bind and validate: a ``Pipeline``, or ``SpecErrors`` naming every problem."""
+    # Imported here (as the engine below): registering `run` must not slow every other command down.
+    from polynb.compiler.pipeline import build_pipeline
+    from polynb.compiler.registry import ComponentRegistry
+    from polynb.spec.load import load
+
+    spec = load(path)
+    return build_pipeline(
+        spec, params=params, registry=ComponentRegistry(), base_dir=path.resolve().parent, source=str(path)
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="polynb: %(levelname)s: %(name)s: %(message)s")
+    path = Path(args.file)
+    params, problems = parse_params(args.param)
+    if args.executor not in EXECUTORS:
+        problems.append(f"--executor {args.executor}: unknown executor; available: {', '.join(EXECUTORS)}")
+    if not path.is_file():
+        problems.append(f"{path}: no such file")
+    pipeline = None
+    if path.is_file():  # checked even when -P is malformed: every problem is shown at once
+        try:
+            pipeline = load_pipeline(path, params)
+        except SpecErrors as exc:
+            problems += [str(e) for e in exc.errors]
+    if problems or pipeline is None:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"polynb: {path}: not run ({len(problems)} problem{'s' * (len(problems) != 1)})", file=sys.stderr)
+        return EXIT_FAILED
+    stream = sys.stderr if args.json else sys.stdout
+    return Runner(pipeline, executor=args.executor, stream=stream, live=args.live).run(
+        json_out=args.json, stop_services=args.stop_services
+    )
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM: stop the pipeline."""
+
+
+@contextmanager
+def interrupts() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread while inside."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class Runner:
+    """One pipeline on one engine of this process, followed through the store until it is done."""
+
+    def __init__(self, pipeline: Any, *, executor: str, stream: TextIO, live: bool | None) -> None:
+        self.pipeline = pipeline
+        self.executor = executor
+        self.stream = stream
+        self.live = live
+
+    def run(self, *, json_out: bool, stop_services: bool) -> int:
+        from polynb.executors.local import LocalExecutor
+        from polynb.scheduler import control
+        from polynb.scheduler.engine import Engine
+        from polynb.store import Store
+
+        store = Store()
+        engine = Engine(store=store, executors={"local": LocalExecutor()}, default_executor="local")
+        wake = threading.Event()
+        interrupted = False
+        leave_running = False
+        progress: Progress | None = None
+        engine.start()
+        unserve = control.serve(engine)
+        unsubscribe = engine.subscribe(lambda _event: wake.set())
+        try:
+            with interrupts():
+                uuid = engine.submit(self.pipeline, executor=self.executor)
+                tree = RunTree(store, uuid)
+                progress = make_progress(self.stream, live=self.live)
+                try:
+                    self._follow(engine, tree, progress, wake, include_services=False)
+                except Interrupted as exc:
+                    interrupted = True
+                    self._stop(engine, tree, progress, wake, f"{exc}: stopping {tree.top.name}…")
+                else:
+                    services = tree.live_services()
+                    if services and stop_services:
+                        progress.note(f"stopping {', '.join(s.name for s in services)} (--stop-services)")
+                        for service in services:
+                            engine.stop(service.uuid)
+                        with contextlib.suppress(Interrupted):  # already stopping: shutdown waits for it
+                            self._follow(engine, tree, progress, wake, include_services=True)
+                    leave_running = bool(tree.live_services())
+                progress.close()
+                progress = None
+                self._report(tree, json_out=json_out, interrupted=interrupted)
+        except Interrupted:
+            # Interrupted again while stopping: leave now; whatever still runs is released, not killed.
+            leave_running = True
+            interrupted = True
+            print("polynb: interrupted again: leaving without waiting; `polynb ls` shows what still runs",
+                  file=sys.stderr)  # fmt: skip
+        finally:
+            if progress is not None:
+                progress.close()
+            unsubscribe()
+            unserve()
+            engine.shutdown(stop_running=not leave_running)
+            store.close()
+        if interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_OK if tree.top.status == Status.SUCCEEDED else EXIT_FAILED
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.stream)
+
+    def _follow(self, engine: Any, tree: RunTree, progress: Progress, wake: threading.Event, *,
+                include_services: bool) -> str:  # fmt: skip
+        """Show every event until the engine says the run is done (``include_services``: services too)."""
+        while True:
+            wake.wait(WAKE_INTERVAL)
+            wake.clear()  # before reading: an event after this sets it again, so none is missed
+            progress.update(tree, tree.poll())
+            try:
+                status: str = engine.wait(tree.root, timeout=0, include_services=include_services)
+            except TimeoutError:
+                continue
+            progress.update(tree, tree.poll())
+            return status
+
+    def _stop(self, engine: Any, tree: RunTree, progress: Progress, wake: threading.Event, note: str) -> None:
+        progress.note(note + " (Ctrl-C again to leave without waiting)")
+        engine.stop(tree.root)
+        self._follow(engine, tree, progress, wake, include_services=True)
+
+    def _report(self, tree: RunTree, *, json_out: bool, interrupted: bool) -> None:
+        top = tree.top
+        if json_out:
+            print(json.dumps(tree.summary(), indent=1))
+        say = self._say
+        say(f"{top.name} {top.status.value} in {format_duration(run_duration(top))} — run {top.uuid}")
+        short = top.uuid[:12]
+        say(f"  events: polynb events {short}   logs: polynb logs {short}")
+        services = tree.live_services()
+        if services and not interrupted:
+            for service in services:
+                where = f" at {service.url}" if service.url else ""
+                say(f"  {service.name} keeps running{where} after this command exits;"
+                    f" stop it with: polynb stop {service.uuid[:12]}")  # fmt: skip

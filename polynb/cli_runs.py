@@ -1,0 +1,293 @@
+"""``polynb ls``, ``logs``, ``events`` and ``stop``: what the store recorded, read from any process.
+
+RUN is a uuid, a unique uuid prefix, or a run name (the latest run of that name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from polynb.cli_common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    error,
+    format_duration,
+    iso,
+    local_datetime,
+    local_time,
+    print_table,
+    resolve_run,
+    run_duration,
+)
+from polynb.cli_tree import short_kind
+from polynb.executors.base import Executor
+from polynb.lifecycle import FINAL
+from polynb.store import EventRecord, RunRecord, Store, StoreError
+
+FOLLOW_POLL = 0.2
+"""Seconds between looks at the store while following (another process writes it: no event to wait on)."""
+STOP_WAIT = 60.0
+"""Seconds ``polynb stop`` waits for the run to be final after the stop was delivered."""
+
+
+def register(subparsers: Any) -> None:
+    """Add ``ls``, ``logs``, ``events`` and ``stop`` to the ``polynb`` argument parser."""
+    p = subparsers.add_parser("ls", help="list runs (top-level runs; --all: with their ops and hooks)")
+    p.add_argument("--all", "-a", action="store_true", help="include the ops and hooks of each run")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--limit", "-n", type=int, default=50, help="at most this many top-level runs (default 50)")
+    p.set_defaults(func=cmd_ls)
+
+    p = subparsers.add_parser("logs", help="print the logs of a run (of every op of a DAG)")
+    p.add_argument("run", metavar="RUN", help="uuid, uuid prefix or run name (latest)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing until the run is final")
+    p.set_defaults(func=cmd_logs)
+
+    p = subparsers.add_parser("events", help="print the event log of a run (a DAG: with its ops and hooks)")
+    p.add_argument("run", metavar="RUN", help="uuid, uuid prefix or run name (latest)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_events)
+
+    p = subparsers.add_parser("stop", help="stop a run (a DAG, an op or a service) from any terminal")
+    p.add_argument("run", metavar="RUN", help="uuid, uuid prefix or run name (latest)")
+    p.add_argument("--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL (default 10)")
+    p.add_argument("--no-wait", action="store_true", help="return once the stop is delivered")
+    p.set_defaults(func=cmd_stop)
+
+
+def _open_store() -> Store:
+    return Store()
+
+
+def _find(store: Store, ref: str) -> RunRecord | None:
+    try:
+        return resolve_run(store, ref)
+    except (LookupError, ValueError) as exc:
+        error(str(exc))
+        return None
+
+
+# -- ls -------------------------------------------------------------------------------------------------
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    with _open_store() as store:
+        tops = store.list_runs(top_level_only=True, limit=args.limit)
+        rows: list[tuple[RunRecord, int]] = []
+        for top in tops:
+            rows.append((top, 0))
+            if args.all:
+                below = store.children(top.uuid) if top.kind == "dag" else []
+                for run in below:
+                    rows.append((run, 1))
+                    rows.extend((hook, 2) for hook in store.hooks_of(run.uuid))
+                rows.extend((hook, 1) for hook in store.hooks_of(top.uuid))
+    now = datetime.now(UTC)
+    if args.json:
+        print(json.dumps([_run_json(run, now) for run, _ in rows], indent=1))
+        return EXIT_OK
+    if not rows:
+        print("no runs yet (polynb run -f FILE starts one)")
+        return EXIT_OK
+    print_table(
+        ("uuid", "name", "kind", "status", "created", "duration"),
+        [
+            (
+                run.uuid[:12],
+                "  " * depth + ("↳ " if run.hook_of else "") + run.name,
+                run.kind,
+                run.status.value,
+                local_datetime(run.created_at),
+                format_duration(run_duration(run, now=now)),
+            )
+            for run, depth in rows
+        ],
+        status_column=3,
+    )
+    return EXIT_OK
+
+
+def _run_json(run: RunRecord, now: datetime) -> dict[str, Any]:
+    return {
+        "uuid": run.uuid,
+        "name": run.name,
+        "kind": run.kind,
+        "status": run.status.value,
+        "reason": run.reason,
+        "dag_uuid": run.dag_uuid,
+        "hook_of": run.hook_of,
+        "created_at": iso(run.created_at),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "duration": run_duration(run, now=now),
+        "url": run.url,
+    }
+
+
+# -- events ---------------------------------------------------------------------------------------------
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    with _open_store() as store:
+        run = _find(store, args.run)
+        if run is None:
+            return EXIT_FAILED
+        events = store.events(dag_uuid=run.uuid) if run.kind == "dag" else store.events(run_uuid=run.uuid)
+        if run.kind != "dag":
+            for hook in store.hooks_of(run.uuid):
+                events += store.events(run_uuid=hook.uuid)
+            events.sort(key=lambda e: e.seq)
+        names = _names(store, events)
+    if args.json:
+        print(json.dumps([_event_json(e, names) for e in events], indent=1))
+        return EXIT_OK
+    rows = []
+    for event in events:
+        detail = ": ".join(str(p) for p in (event.payload.get("reason"), event.payload.get("message")) if p)
+        name = names.get(event.run_uuid, event.run_uuid[:12])
+        rows.append((str(event.seq), local_time(event.at), name, short_kind(event.kind), detail))
+    print_table(("seq", "time", "op", "event", "reason"), rows, status_column=3)
+    return EXIT_OK
+
+
+def _names(store: Store, events: list[EventRecord]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for event in events:
+        if event.run_uuid not in names:
+            name = event.payload.get("name")
+            names[event.run_uuid] = str(name) if name else store.get_run(event.run_uuid).name
+    return names
+
+
+def _event_json(event: EventRecord, names: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "at": iso(event.at),
+        "kind": event.kind,
+        "run": event.run_uuid,
+        "op": names.get(event.run_uuid),
+        "dag": event.dag_uuid,
+        "status": event.payload.get("status"),
+        "reason": event.payload.get("reason"),
+        "message": event.payload.get("message"),
+    }
+
+
+# -- logs -----------------------------------------------------------------------------------------------
+
+
+def _executors() -> dict[str, Executor]:
+    from polynb.executors.local import LocalExecutor  # lazily: `ls`/`events` start faster
+
+    return {"local": LocalExecutor()}
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    with _open_store() as store:
+        run = _find(store, args.run)
+        if run is None:
+            return EXIT_FAILED
+        executors = _executors()
+        try:
+            if run.kind == "dag":
+                _dag_logs(store, run, executors, follow=args.follow)
+            else:
+                for line in _run_logs(store, run, executors, follow=args.follow):
+                    print(line, flush=args.follow)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for executor in executors.values():
+                executor.shutdown(stop_running=False)
+    return EXIT_OK
+
+
+def _run_logs(store: Store, run: RunRecord, executors: Mapping[str, Executor], *, follow: bool) -> Iterator[str]:
+    """The log lines of one run; with ``follow``, first wait until it was handed to an executor."""
+    while follow and run.handle is None and run.status not in FINAL:
+        time.sleep(FOLLOW_POLL)
+        run = store.get_run(run.uuid)
+    executor = executors.get(run.executor or "local")
+    if executor is None:
+        raise StoreError(f"run {run.uuid} ran on executor {run.executor!r}, which this command cannot read")
+    yield from executor.logs(run.uuid, follow=follow and run.status not in FINAL)
+
+
+def _dag_logs(store: Store, dag: RunRecord, executors: Mapping[str, Executor], *, follow: bool) -> None:
+    """Each op's logs prefixed with its name: one op after another, or interleaved as they come with
+    ``follow`` (a thread per op that has started, until the DAG and every op followed are final)."""
+    if not follow:
+        for op in store.children(dag.uuid, include_hooks=True):
+            for line in _run_logs(store, op, executors, follow=False):
+                print(f"{op.name} | {line}")
+        return
+    lines: queue.Queue[str] = queue.Queue()
+    followed: dict[str, threading.Thread] = {}
+
+    def pump(op: RunRecord) -> None:
+        for line in _run_logs(store, op, executors, follow=True):
+            lines.put(f"{op.name} | {line}")
+
+    while True:
+        dag = store.get_run(dag.uuid)
+        for op in store.children(dag.uuid, include_hooks=True):
+            if op.uuid not in followed and (op.handle is not None or op.status in FINAL):
+                thread = threading.Thread(target=pump, args=(op,), daemon=True)
+                followed[op.uuid] = thread
+                thread.start()
+        _drain(lines)
+        if dag.status in FINAL and not any(t.is_alive() for t in followed.values()):
+            ops = store.children(dag.uuid, include_hooks=True)
+            if all(op.uuid in followed or op.status in FINAL for op in ops) and all(
+                op.status in FINAL or op.kind == "service" for op in ops
+            ):
+                _drain(lines)
+                return
+        time.sleep(FOLLOW_POLL)
+
+
+def _drain(lines: queue.Queue[str]) -> None:
+    while True:
+        try:
+            print(lines.get_nowait(), flush=True)
+        except queue.Empty:
+            return
+
+
+# -- stop -----------------------------------------------------------------------------------------------
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from polynb.scheduler.control import ControlError, stop  # lazily, with the executors
+
+    with _open_store() as store:
+        run = _find(store, args.run)
+        if run is None:
+            return EXIT_FAILED
+        try:
+            how = stop(store, run, executors=_executors, grace=args.grace)
+        except ControlError as exc:
+            error(str(exc))
+            return EXIT_FAILED
+        if how == "final":
+            print(f"{run.name} ({run.uuid}) is already {run.status.value}: nothing to stop")
+            return EXIT_OK
+        if how == "engine" and not args.no_wait:
+            deadline = time.monotonic() + args.grace + STOP_WAIT
+            while store.get_run(run.uuid).status not in FINAL and time.monotonic() < deadline:
+                time.sleep(FOLLOW_POLL)
+        final = store.get_run(run.uuid)
+    where = "by the engine running it" if how == "engine" else "directly (no engine was running it)"
+    print(f"{final.name} ({final.uuid}): {final.status.value}, stopped {where}", file=sys.stdout)
+    return EXIT_OK if final.status in FINAL or args.no_wait else EXIT_FAILED
+
+
+__all__ = ["register"]

@@ -1,0 +1,114 @@
+"""A top-level run and everything under it (ops, hooks), followed through the store's event log.
+
+The store is the one source of truth for every command: ``polynb run`` follows its own engine's DAG the same
+way ``polynb events`` or ``polynb logs -f`` follow one from another process. Polling with the last seq seen
+misses nothing (seqs are global and committed one at a time); the caller decides when to poll.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from polynb.cli_common import iso
+from polynb.lifecycle import FINAL
+from polynb.store import DONE_EVENT, EventRecord, RunRecord, Store
+
+STATUS_PREFIX = "run_status_"
+
+
+@dataclass(eq=False)
+class RunTree:
+    """The runs of one top-level run (``root``), as of the last :meth:`poll`."""
+
+    store: Store
+    root: str
+    last_seq: int = 0
+    runs: dict[str, RunRecord] = field(default_factory=dict)
+    """uuid -> latest record; insertion order is creation order (the root first)."""
+    events: dict[str, list[EventRecord]] = field(default_factory=dict)
+    """uuid -> the events of that run, in seq order"""
+    is_dag: bool = False
+
+    def __post_init__(self) -> None:
+        top = self.store.get_run(self.root)
+        self.is_dag = top.kind == "dag"
+        self.runs[top.uuid] = top
+
+    def poll(self) -> list[EventRecord]:
+        """Read the events appended since the last poll; refresh the records of the runs they touch."""
+        if self.is_dag:
+            # A DAG's log holds its own events and those of its ops and of every hook under it.
+            new = self.store.events(dag_uuid=self.root, after_seq=self.last_seq)
+        else:
+            new = self.store.events(run_uuid=self.root, after_seq=self.last_seq)
+            for hook in self.store.hooks_of(self.root):
+                new += self.store.events(run_uuid=hook.uuid, after_seq=self.last_seq)
+            new.sort(key=lambda e: e.seq)
+        for event in new:
+            self.events.setdefault(event.run_uuid, []).append(event)
+        for uuid in dict.fromkeys(e.run_uuid for e in new):
+            self.runs[uuid] = self.store.get_run(uuid)
+        if new:
+            self.last_seq = new[-1].seq
+        return new
+
+    @property
+    def top(self) -> RunRecord:
+        return self.runs[self.root]
+
+    def ops(self) -> list[RunRecord]:
+        """The ops of a DAG (or the single run itself), in creation order; hooks are not ops."""
+        if not self.is_dag:
+            return [self.top]
+        return [r for r in self.runs.values() if r.dag_uuid == self.root and r.hook_of is None]
+
+    def hooks(self, of: str | None = None) -> list[RunRecord]:
+        return [r for r in self.runs.values() if r.hook_of is not None and (of is None or r.hook_of == of)]
+
+    def live_services(self) -> list[RunRecord]:
+        """Service ops not final yet: what keeps running after the DAG's other ops are done."""
+        return [r for r in self.ops() if r.kind == "service" and r.status not in FINAL]
+
+    def summary(self) -> dict[str, Any]:
+        """The ``polynb run --json`` document."""
+        return {
+            "uuid": self.root,
+            "status": self.top.status.value,
+            "ops": [self._op_summary(op) for op in self.ops()],
+        }
+
+    def _op_summary(self, op: RunRecord) -> dict[str, Any]:
+        return {
+            "name": op.name,
+            "uuid": op.uuid,
+            "status": op.status.value,
+            "reason": op.reason,
+            "events": [{"kind": e.kind, "seq": e.seq, "at": iso(e.at)} for e in self.events.get(op.uuid, [])],
+            "hooks": [
+                {
+                    "hubRef": hook_ref(h),
+                    "uuid": h.uuid,
+                    "status": h.status.value,
+                    "trigger": h.hook_trigger,
+                }
+                for h in self.hooks(op.uuid)
+            ],
+            "url": op.url,
+        }
+
+
+def hook_ref(run: RunRecord) -> str | None:
+    """The ``hubRef`` a hook run was made from (kept by the engine in the run's meta)."""
+    hook = run.meta.get("hook", {}).get("hook", {})
+    ref = hook.get("hubRef") if isinstance(hook, dict) else None
+    return str(ref) if ref is not None else None
+
+
+def is_status_change(event: EventRecord) -> bool:
+    """Status events but the ``run_status_done`` twin every final status has."""
+    return event.kind.startswith(STATUS_PREFIX) and event.kind != DONE_EVENT
+
+
+def short_kind(kind: str) -> str:
+    return kind.removeprefix(STATUS_PREFIX)
