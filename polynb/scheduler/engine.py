@@ -330,6 +330,7 @@ class Engine:
                 )
             )
             run = self._adopt_record(record, role="single", plan=op, root=uuid)
+            self._listeners.publish(self.store.events(run_uuid=uuid))
             self._dirty_roots.add(uuid)
             self._prepare_and_submit(run)
             return uuid
@@ -359,6 +360,7 @@ class Engine:
                 ),
             ]
         )
+        self._listeners.publish(self.store.events(dag_uuid=dag_uuid))
         dag_run = self._adopt_record(records[0], role="dag", root=dag_uuid)
         dag = DagState(dag_uuid, dag_plan, ops=dict(op_uuids))
         self._dags[dag_uuid] = dag

@@ -1,0 +1,149 @@
+"""Timeouts, retries, stop, concurrency, services and the DAG status (DESIGN §3)."""
+
+from __future__ import annotations
+
+from schedkit import PY, Env, dag, describe, job, wait_flag
+
+from polynb.lifecycle import Status
+from polynb.scheduler.engine import EngineEvent
+
+
+def test_timeout_stops_the_op_and_fails_it_with_reason_timeout(env: Env) -> None:
+    uuid = env.run(dag(job("slow", wait_flag(env.tmp / "never"), extra="termination: {timeout: 1}\n")))
+    assert env.wait(uuid) == "failed"
+    op = env.ops(uuid)["slow"]
+    assert op.status == Status.FAILED
+    assert op.reason == "Timeout"
+    kinds = env.kinds(op.uuid)
+    assert kinds.index("run_status_stopping") < kinds.index("run_status_failed")
+
+
+def test_retries_resubmit_until_success(env: Env) -> None:
+    counter = env.tmp / "count"
+    # Fails on the first attempt, succeeds on the second.
+    script = f'echo x >> "{counter}"; [ "$(wc -l < "{counter}")" -ge 2 ]'
+    uuid = env.run(dag(job("flaky", ["sh", "-c", script], extra="termination: {maxRetries: 3}\n")))
+    assert env.wait(uuid) == "succeeded", describe(env.store, uuid)
+    op = env.ops(uuid)["flaky"]
+    assert op.attempt == 2
+    assert env.kinds(op.uuid).count("run_status_retrying") == 1
+
+
+def test_stop_an_op_goes_through_stopping_to_stopped(env: Env) -> None:
+    uuid = env.run(
+        dag(job("long", wait_flag(env.tmp / "never")), job("next", ["true"], extra="dependencies: [long]\n"))
+    )
+    long_uuid = env.ops(uuid)["long"].uuid
+    env.recorder.wait_for(lambda evs: any(e.run_uuid == long_uuid and e.kind == "run_status_running" for e in evs))
+    env.engine.stop(long_uuid)
+    assert env.wait(uuid) == "stopped"
+    ops = env.ops(uuid)
+    assert ops["long"].status == Status.STOPPED
+    kinds = env.kinds(long_uuid)
+    assert kinds.index("run_status_stopping") < kinds.index("run_status_stopped")
+    assert ops["next"].status == Status.UPSTREAM_FAILED
+
+
+def test_stop_a_dag_stops_running_ops_and_marks_pending_ops_stopped(env: Env) -> None:
+    uuid = env.run(
+        dag(
+            job("long", wait_flag(env.tmp / "never")),
+            job("later", ["true"], extra="dependencies: [long]\n"),
+            job("last", ["true"], extra="dependencies: [later]\ntrigger: all_done\n"),
+        )
+    )
+    long_uuid = env.ops(uuid)["long"].uuid
+    env.recorder.wait_for(lambda evs: any(e.run_uuid == long_uuid and e.kind == "run_status_running" for e in evs))
+    env.engine.stop(uuid)
+    assert env.wait(uuid) == "stopped"
+    ops = env.ops(uuid)
+    assert {r.status for r in ops.values()} == {Status.STOPPED}
+    assert "run_status_running" not in env.kinds(ops["later"].uuid)
+    assert "run_status_stopping" in env.kinds(uuid)
+
+
+def test_concurrency_never_runs_more_than_n_ops_at_once(env: Env) -> None:
+    ops = [job(f"op{i}", ["sh", "-c", "sleep 0.2"]) for i in range(6)]
+    uuid = env.run(dag(*ops, extra="").replace("  kind: dag\n", "  kind: dag\n  concurrency: 2\n"))
+    assert env.wait(uuid) == "succeeded"
+    running = 0
+    peak = 0
+    children = {r.uuid for r in env.store.children(uuid)}
+    for event in env.log(uuid):
+        if event.run_uuid not in children:
+            continue
+        if event.kind == "run_status_queued":
+            running += 1
+        elif event.kind == "run_status_done":
+            running -= 1
+        peak = max(peak, running)
+    assert peak == 2
+
+
+def test_service_keeps_running_until_stopped_without_blocking_the_dag(env: Env) -> None:
+    service = f"""name: board
+component:
+  name: board
+  run:
+    kind: service
+    ports: [8000]
+    container: {{command: ["{PY}", "-m", "http.server", "{{{{ globals.ports[0] }}}}", "--bind", "127.0.0.1"]}}"""
+    uuid = env.run(dag(service, job("work", ["sh", "-c", "sleep 0.2"])))
+    assert env.wait(uuid) == "succeeded"
+    board = env.ops(uuid)["board"]
+    assert not board.is_final
+    env.engine.stop(board.uuid)
+    assert env.wait(uuid, include_services=True) == "succeeded"
+    assert env.store.get_run(board.uuid).status == Status.STOPPED
+
+
+def test_service_timeout_fails_it(env: Env) -> None:
+    service = f"""name: board
+termination: {{timeout: 1}}
+component:
+  name: board
+  run:
+    kind: service
+    ports: [8000]
+    container: {{command: ["{PY}", "-m", "http.server", "{{{{ globals.ports[0] }}}}", "--bind", "127.0.0.1"]}}"""
+    uuid = env.run(dag(service))
+    assert env.wait(uuid, include_services=True) == "failed"
+    assert env.ops(uuid)["board"].reason == "Timeout"
+
+
+def test_dag_status_is_failed_over_stopped_over_succeeded(env: Env) -> None:
+    uuid = env.run(dag(job("bad", ["false"]), job("fine", ["true"])))
+    assert env.wait(uuid) == "failed"
+    assert env.store.get_run(uuid).status == Status.FAILED
+
+
+def test_single_op_pipeline_is_its_own_top_level_run(env: Env) -> None:
+    uuid = env.run(
+        """version: 1.1
+kind: component
+name: solo
+run: {kind: job, container: {command: ["true"]}}
+"""
+    )
+    assert env.wait(uuid) == "succeeded"
+    record = env.store.get_run(uuid)
+    assert record.dag_uuid is None
+    assert record.kind == "job"
+
+
+def test_a_failing_listener_never_kills_the_engine(env: Env) -> None:
+    def broken(event: EngineEvent) -> None:
+        raise RuntimeError("listener bug")
+
+    unsubscribe = env.engine.subscribe(broken)
+    uuid = env.run(dag(job("a", ["true"]), job("b", ["true"], extra="dependencies: [a]\n")))
+    assert env.wait(uuid) == "succeeded"
+    unsubscribe()
+
+
+def test_listeners_see_every_event_in_seq_order(env: Env) -> None:
+    uuid = env.run(dag(job("a", ["true"]), job("b", ["true"], extra="dependencies: [a]\n")))
+    env.wait(uuid)
+    stored = [e.seq for e in env.log(uuid)]
+    seen = [e.seq for e in env.recorder.events if e.run_uuid == uuid or e.dag_uuid == uuid]
+    assert seen == stored
