@@ -23,6 +23,10 @@ class ContainerSpec:
     env: tuple[tuple[str, str], ...] = ()
     working_dir: str | None = None
     image: str | None = None
+    k8s: dict[str, Any] = field(default_factory=dict)
+    """Optional: extra Kubernetes container fields under their API names (``resources``,
+    ``imagePullPolicy``, ``volumeMounts``, ``ports``, ``securityContext``, ...), used by the kubernetes
+    executor only and ignored by the local one."""
 
     @property
     def argv(self) -> tuple[str, ...]:
@@ -37,6 +41,7 @@ class ContainerSpec:
             env=tuple((str(k), str(v)) for k, v in data.get("env", ())),
             working_dir=data.get("working_dir"),
             image=data.get("image"),
+            k8s=dict(data.get("k8s") or {}),
         )
 
 
@@ -100,6 +105,11 @@ class CompiledOp:
     inputs: dict[str, Any] = field(default_factory=dict)
     dag_uuid: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    """Optional: the run's ``environment`` under its Polyaxonfile names (``nodeSelector``, ``tolerations``,
+    ``serviceAccountName``, ``annotations``, ``affinity``, ``imagePullSecrets``, ...); kubernetes only."""
+    volumes: tuple[dict[str, Any], ...] = ()
+    """Optional: the run's ``volumes`` as Kubernetes volume objects; kubernetes only."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,4 +130,6 @@ class CompiledOp:
             inputs=dict(data.get("inputs", {})),
             dag_uuid=data.get("dag_uuid"),
             labels=dict(data.get("labels", {})),
+            environment=dict(data.get("environment") or {}),
+            volumes=tuple(dict(v) for v in data.get("volumes") or ()),
         )
