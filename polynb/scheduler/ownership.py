@@ -63,7 +63,7 @@ def owner_alive(owner: Mapping[str, Any] | None, *, me: Mapping[str, Any]) -> bo
     if owner.get("host") != me.get("host"):
         return True
     pid = owner.get("pid")
-    if not isinstance(pid, int) or not _pid_alive(pid):
+    if not isinstance(pid, int) or pid <= 0 or not _pid_alive(pid):
         return False
     start = owner.get("start")
     return start is None or process_start_time(pid) == start

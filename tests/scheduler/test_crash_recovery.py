@@ -1,0 +1,167 @@
+"""SIGKILL the engine mid-DAG, start a new one on the same store: it finishes the DAG, loses no event and
+submits no op twice (every op appends its name to a file when it runs)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from schedkit import DEADLOCK_GUARD, Recorder, build, dag, job
+
+from polynb.compiler.registry import ComponentRegistry
+from polynb.executors.local import LocalExecutor
+from polynb.lifecycle import Status
+from polynb.scheduler.engine import Engine
+from polynb.store import Store
+
+CHILD = """
+import sys, time
+sys.path.insert(0, {helpers!r})
+from schedkit import build
+from polynb.executors.local import LocalExecutor
+from polynb.scheduler.engine import Engine
+from polynb.store import Store
+
+store = Store({db!r})
+engine = Engine(store=store, executors={{"local": LocalExecutor(base_dir={tmp!r})}})
+engine.start()
+uuid = engine.submit(build(open({spec!r}).read()))
+print(uuid, flush=True)
+time.sleep(3600)
+"""
+
+
+def appending(name: str, log: Path, then: str = "true") -> list[str]:
+    return ["sh", "-c", f'echo {name} >> "{log}"; {then}']
+
+
+def wait_until(predicate: object) -> None:
+    deadline = time.monotonic() + DEADLOCK_GUARD
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "deadlock guard"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_dag_then_restart_finishes_with_no_lost_event_and_no_double_submission(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("POLYNB_HOME", str(home))
+    log = tmp_path / "submissions.txt"
+    release = tmp_path / "release"
+    spec = dag(
+        job("a", appending("a", log)),
+        job("b", appending("b", log, f'while [ ! -e "{release}" ]; do sleep 0.05; done')),
+        job("watch", appending("watch", log), extra="events: [{ref: ops.b, kinds: [run_status_running]}]\n"),
+        job("c", appending("c", log), extra="dependencies: [b]\n"),
+        job("d", appending("d", log), extra="dependencies: [c, a]\n"),
+    )
+    (tmp_path / "dag.yaml").write_text(spec)
+    script = tmp_path / "child.py"
+    script.write_text(
+        textwrap.dedent(CHILD).format(
+            helpers=str(Path(__file__).parent),
+            db=str(home / "polynb.db"),
+            tmp=str(tmp_path),
+            spec=str(tmp_path / "dag.yaml"),
+        )
+    )
+    env = {**os.environ, "POLYNB_HOME": str(home), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env, text=True)
+    assert child.stdout is not None
+    dag_uuid = child.stdout.readline().strip()
+    assert len(dag_uuid) == 32
+    # Kill the engine once `b` runs (and `watch`, started by b's running event, has been submitted).
+    wait_until(lambda: log.exists() and {"a", "b", "watch"} <= set(log.read_text().split()))
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    # b finishes while no engine watches it: the next engine must replay its final status.
+    release.touch()
+
+    store = Store(home / "polynb.db")
+    engine = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)}, registry=ComponentRegistry())
+    recorder = Recorder()
+    engine.subscribe(recorder)
+    engine.start()
+    try:
+        assert engine.wait(dag_uuid, timeout=DEADLOCK_GUARD) == "succeeded"
+        ops = {r.name: r for r in store.children(dag_uuid)}
+        assert {name: r.status for name, r in ops.items()} == dict.fromkeys(ops, Status.SUCCEEDED)
+        # No double submission: each op ran exactly once across both engines.
+        assert sorted(log.read_text().split()) == sorted(ops)
+        assert all(r.attempt == 1 for r in ops.values())
+        # No lost event: every run has one complete, ordered life in the log.
+        for record in [store.get_run(dag_uuid), *ops.values()]:
+            kinds = [e.kind for e in store.events(run_uuid=record.uuid)]
+            assert kinds[0] == "run_status_created"
+            assert kinds.count("run_status_created") == 1
+            assert kinds.count("run_status_done") == 1
+            assert kinds[-2:] == ["run_status_succeeded", "run_status_done"]
+            assert kinds.index("run_status_running") < kinds.index("run_status_succeeded")
+        seqs = [e.seq for e in store.events(dag_uuid=dag_uuid)]
+        assert seqs == sorted(seqs)
+        assert len(seqs) == len(set(seqs))
+        # The new engine published what it wrote, in seq order.
+        seen = [e.seq for e in recorder.events]
+        assert seen == sorted(seen)
+    finally:
+        engine.shutdown()
+        store.close()
+
+
+def test_claimed_run_without_a_handle_is_failed_not_resubmitted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    log = tmp_path / "submissions.txt"
+    store = Store(tmp_path / "home" / "polynb.db")
+    # Build the DAG's runs as an engine that died right after claiming `a` would have left them.
+    engine = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+    engine.start()
+    uuid = engine.submit(build(dag(job("a", appending("a", log)), job("b", ["true"], extra="dependencies: [a]\n"))))
+    engine.wait(uuid, timeout=DEADLOCK_GUARD)
+    engine.shutdown()
+    # Rewrite a copy of the story: a second DAG whose op `a` is claimed but has no handle, owner gone.
+    from polynb.store import NewRun
+
+    first = {r.name: r for r in store.children(uuid)}
+    dag_record = store.get_run(uuid)
+    meta = {**dag_record.meta, "engine": {"host": "gone", "pid": -1, "token": "x"}}
+    meta["engine"]["host"] = os.uname().nodename
+    new_dag, new_a, new_b = (NewRun(name=n, kind=k) for n, k in (("dag", "dag"), ("a", "job"), ("b", "job")))
+    store.create_runs(
+        [
+            NewRun(name="dag", kind="dag", uuid=new_dag.uuid, meta=meta, executor="local"),
+            NewRun(
+                name="a", kind="job", uuid=new_a.uuid, dag_uuid=new_dag.uuid, meta=first["a"].meta, executor="local"
+            ),
+            NewRun(
+                name="b", kind="job", uuid=new_b.uuid, dag_uuid=new_dag.uuid, meta=first["b"].meta, executor="local"
+            ),
+        ]
+    )
+    store.set_status(new_dag.uuid, Status.RUNNING)
+    store.set_status(new_a.uuid, Status.COMPILED)
+    assert store.claim(new_a.uuid, executor="local")
+    before = log.read_text()
+
+    engine = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+    engine.start()
+    try:
+        assert engine.wait(new_dag.uuid, timeout=DEADLOCK_GUARD) == "failed"
+        a = store.get_run(new_a.uuid)
+        assert a.status == Status.FAILED
+        assert a.reason == "SubmissionInterrupted"
+        assert store.get_run(new_b.uuid).status == Status.UPSTREAM_FAILED
+        assert log.read_text() == before
+    finally:
+        engine.shutdown()
+        store.close()
