@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from polynb import tracking
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -55,19 +59,19 @@ def test_a_corrupt_outputs_file_is_not_overwritten(outputs: Path) -> None:
     assert (outputs / "outputs.json").read_text() == "{oops"
 
 
-def _writer(index: int) -> None:
-    for step in range(20):
-        tracking.log_outputs(**{f"w{index}": step, f"w{index}_{step}": True})
+WRITER = """
+import sys
+from polynb.tracking import log_outputs
+index = sys.argv[1]
+for step in range(20):
+    log_outputs(**{f"w{index}": step, f"w{index}_{step}": True})
+"""
 
 
-def test_concurrent_writers_lose_nothing(outputs: Path) -> None:
-    ctx = multiprocessing.get_context("spawn")  # children read the environment set by the fixture
-    workers = [ctx.Process(target=_writer, args=(i,)) for i in range(4)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(60)
-    assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+def test_concurrent_writers_lose_nothing(outputs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    workers = [subprocess.Popen([sys.executable, "-c", WRITER, str(i)]) for i in range(4)]
+    assert [w.wait(60) for w in workers] == [0, 0, 0, 0]
     data = json.loads((outputs / "outputs.json").read_text())
     assert len(data) == 4 * 21
     assert all(data[f"w{i}"] == 19 for i in range(4))

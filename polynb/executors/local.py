@@ -525,7 +525,8 @@ class _Watcher(threading.Thread):
         """Stop watching (the shims carry on: their writes to our closed pipes fail and are ignored)."""
         self._closing = True
         self.wake()
-        self.join()
+        if threading.current_thread() is not self:  # shutdown() may be called from an on_update callback
+            self.join()
         for fd in self._by_fd:
             os.close(fd)
         self._by_fd.clear()
