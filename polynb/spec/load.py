@@ -15,7 +15,7 @@ from pydantic_core import ErrorDetails
 from polynb.spec import models
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.suggest import did_you_mean
-from polynb.spec.yaml_loader import Document, PathPart, describe_value, parse
+from polynb.spec.yaml_loader import Document, PathPart, describe_value, gc_paused, parse
 
 _ROOT_MODELS: dict[str, type[BaseModel]] = {"Component": models.Component, "Operation": models.Operation}
 # What a value of each enum is called in a message: "'x' is not an event kind".
@@ -61,7 +61,8 @@ def load_text(text: str | bytes, filename: str = "<string>") -> models.Component
 def load_data(document: Document) -> models.Component | models.Operation:
     """Validate a parsed document; pydantic's errors become ``SpecErrors`` positioned in the document."""
     try:
-        return models.parse_polyaxonfile(document.data)
+        with gc_paused():  # a 100,000-op DAG builds millions of objects: full collections would dominate
+            return models.parse_polyaxonfile(document.data)
     except ValidationError as e:
         root = _ROOT_MODELS.get(e.title, models.Component)
         raise SpecErrors(translate(e.errors(include_url=False), document, root)) from None

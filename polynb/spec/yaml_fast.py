@@ -13,6 +13,7 @@ PyYAML, which also produces the precise error messages; this module never report
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -156,6 +157,8 @@ class _Reader:
     @staticmethod
     def split_key(content: str) -> tuple[str, str] | None:
         """``key: rest`` -> (key, rest without a comment); None when the line is not a plain key."""
+        if content[0] in "[{":
+            return None  # a flow collection (a complex key `{a: 1}: x` is then refused by value())
         j = content.find(": ")
         if j < 0:
             if not content.endswith(":"):
@@ -283,3 +286,152 @@ def parse_fast(text: str) -> Any:
         return _Reader(text).document()
     except RecursionError as e:
         raise Unsupported("deep nesting") from e
+
+
+# ------------------------------------------------------------------------------------------ positions
+
+# A node of a document the fast reader accepted: (shape, line index, column), all 0-based; shape is
+# "block" (a mapping or sequence starting at that line and column), "flow" or "scalar".
+_Node = tuple[str, int, int]
+
+
+def locate(text: str, path: Sequence[str | int], *, key: bool = False) -> tuple[int, int]:
+    """1-based (line, column) of ``path`` in a document :func:`parse_fast` accepted (see ``Document.position``).
+
+    Only the lines on the way are looked at, and only their indentation for the siblings skipped, so
+    this costs a small fraction of a parse: positions are not recorded while parsing.
+    """
+    finder = _Locator(text)
+    first = finder.next_sig(0)
+    if first >= len(finder.lines):
+        return 1, 1
+    node: _Node | None = ("block", first, finder.indent(first))
+    position = (first, finder.indent(first))
+    for i, part in enumerate(path):
+        assert node is not None
+        step = finder.child(node, part)
+        if step is None:
+            break
+        key_position, node = step
+        later_line = node is not None and key_position is not None and node[1] != key_position[0]
+        if key_position is not None and ((key and i == len(path) - 1) or node is None or later_line):
+            position = key_position
+        elif node is not None:
+            position = (node[1], node[2])
+        if node is None:
+            break
+    return position[0] + 1, position[1] + 1
+
+
+class _Locator:
+    def __init__(self, text: str) -> None:
+        self.lines = text.split("\n")
+        self.scalars = _Scalars()
+        self.reader = _Reader("")
+
+    def indent(self, j: int) -> int:
+        line = self.lines[j]
+        return len(line) - len(line.lstrip(" "))
+
+    def next_sig(self, j: int) -> int:
+        lines = self.lines
+        while j < len(lines):
+            content = lines[j].lstrip(" ")
+            if content and content[0] != "#":
+                return j
+            j += 1
+        return j
+
+    def child(self, node: _Node, part: str | int) -> tuple[tuple[int, int] | None, _Node | None] | None:
+        shape, j, col = node
+        if shape == "flow":
+            return self.flow_child(j, col, part)
+        if shape != "block":
+            return None
+        content = self.lines[j][col:].rstrip(" ")
+        if content == "-" or content.startswith("- "):
+            return self.item(j, col, part) if isinstance(part, int) else None
+        return self.entry(j, col, part)
+
+    def item(self, j: int, col: int, index: int) -> tuple[None, _Node | None] | None:
+        count = 0
+        k = j
+        while k < len(self.lines):
+            ind = self.indent(k)
+            if ind < col:
+                break
+            content = self.lines[k][ind:].rstrip(" ")
+            if ind == col:
+                if not (content == "-" or content.startswith("- ")):
+                    break
+                if count == index:
+                    return None, self.item_value(k, col, content)
+                count += 1
+            k = self.next_sig(k + 1)
+        return None
+
+    def item_value(self, k: int, col: int, content: str) -> _Node:
+        if content == "-":
+            m = self.next_sig(k + 1)
+            if m < len(self.lines) and self.indent(m) > col:
+                return ("block", m, self.indent(m))
+            return ("scalar", k, col)
+        rest = content[2:].lstrip(" ")
+        rcol = col + len(content) - len(rest)
+        if self.reader.split_key(rest) is not None:
+            return ("block", k, rcol)  # `- key: value`: a mapping starting at the first key
+        return ("flow" if rest[0] in "[{" else "scalar", k, rcol)
+
+    def entry(self, j: int, col: int, part: str | int) -> tuple[tuple[int, int], _Node | None] | None:
+        k = j
+        while k < len(self.lines):
+            ind = col if k == j else self.indent(k)  # line j may be `- key: ...` with its key at col
+            if ind < col:
+                break
+            content = self.lines[k][col:].rstrip(" ")
+            if ind == col and (k == j or not (content == "-" or content.startswith("- "))):
+                # (lines `- x` at this indent are an indentless sequence under the previous key)
+                pair = self.reader.split_key(content)
+                if pair is None:
+                    break
+                name, rest = pair
+                if self.scalars.plain(name) == part:
+                    return (k, col), self.entry_value(k, col, content, rest)
+            k = self.next_sig(k + 1)
+        return None
+
+    def entry_value(self, k: int, col: int, content: str, rest: str) -> _Node | None:
+        if rest:
+            vcol = col + len(content) - len(content[content.index(": ") + 2 :].lstrip(" "))
+            return ("flow" if rest[0] in "[{" else "scalar", k, vcol)
+        m = self.next_sig(k + 1)
+        if m < len(self.lines):
+            ind = self.indent(m)
+            following = self.lines[m][ind:]
+            if ind > col or (ind == col and (following.rstrip(" ") == "-" or following.startswith("- "))):
+                return ("block", m, ind)
+        return None  # a null value: its key is the place to point at
+
+    def flow_child(self, j: int, col: int, part: str | int) -> tuple[tuple[int, int] | None, _Node] | None:
+        text = self.lines[j]
+        is_seq = text[col] == "["
+        closing = "]" if is_seq else "}"
+        p = _skip(text, col + 1)
+        index = 0
+        while p < len(text) and text[p] != closing:
+            if is_seq:
+                if part == index:
+                    return None, ("flow" if text[p] in "[{" else "scalar", j, p)
+                _, p = self.reader.flow_node(text, p)
+            else:
+                key_col = p
+                name, p = self.reader.flow_node(text, p)
+                p = _skip(text, _skip(text, p) + 1)  # past ':'
+                if name == part:
+                    return (j, key_col), ("flow" if text[p] in "[{" else "scalar", j, p)
+                _, p = self.reader.flow_node(text, p)
+            index += 1
+            p = _skip(text, p)
+            if p < len(text) and text[p] == ",":
+                p = _skip(text, p + 1)
+        return None

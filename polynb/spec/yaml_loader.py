@@ -26,7 +26,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from polynb.spec.errors import SpecError, SpecErrors, format_path
-from polynb.spec.yaml_fast import Unsupported, parse_fast
+from polynb.spec.yaml_fast import Unsupported, locate, parse_fast
 
 PathPart = str | int
 Path = tuple[PathPart, ...]
@@ -41,7 +41,7 @@ _ALIAS_EXPANSION_SLACK = 10_000
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Building millions of containers triggers full collections that make loading super-linear."""
     enabled = gc.isenabled()
     gc.disable()
@@ -93,10 +93,12 @@ class Document:
     filename: str
     text: str
     _root: Node | None = field(default=None, repr=False)
+    # Read by the fast reader: positions come from its locator, which skips what PyYAML would compose.
+    fast: bool = False
 
     def root_node(self) -> Node | None:
         if self._root is None:
-            with _gc_paused():
+            with gc_paused():
                 loader = _Loader(self.text)
                 try:
                     self._root = loader.get_single_node()
@@ -110,6 +112,8 @@ class Document:
         The last element's value is pointed at, or its key with ``key=True`` (an unexpected key);
         a missing key gives its parent mapping. Aliases are followed without expanding anything.
         """
+        if self.fast:
+            return locate(self.text, path, key=key)
         node = self.root_node()
         if node is None:
             return 1, 1
@@ -124,7 +128,7 @@ class Document:
             if key_node is not None and (
                 (last and key)
                 or node.start_mark.line != key_node.start_mark.line
-                or (isinstance(node, ScalarNode) and node.value == "" and node.style is None)
+                or (isinstance(node, ScalarNode) and node.value == "" and not node.style)
             ):
                 mark = key_node.start_mark
             else:
@@ -165,10 +169,10 @@ def parse(text: str | bytes, filename: str) -> Document:
         text = _decode(text, filename)
     if text.startswith("\ufeff"):
         text = text[1:]  # PyYAML skips a BOM too, but counts it in the first line's columns
-    with _gc_paused():
+    with gc_paused():
         try:
             data = parse_fast(text)
-            doc = Document(data, filename, text)
+            doc = Document(data, filename, text, fast=True)
         except Unsupported:
             doc = _parse_slow(text, filename)
     _check_root(doc)
@@ -324,7 +328,7 @@ def _check_root(doc: Document) -> None:
     if isinstance(doc.data, dict):
         return
     if doc.data is None:
-        node = doc.root_node()
+        node = None if doc.fast else doc.root_node()  # the fast reader reads no `~`/`null` document
         if node is None or (isinstance(node, ScalarNode) and node.value in ("", "~", "null")):
             message = "the file is empty; expected a Polyaxonfile"
             raise SpecErrors([SpecError(doc.filename, 1, 1, format_path(()), message)])

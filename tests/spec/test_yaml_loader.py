@@ -9,7 +9,7 @@ import yaml
 
 from polynb.spec.errors import SpecError, SpecErrors
 from polynb.spec.yaml_fast import Unsupported, parse_fast
-from polynb.spec.yaml_loader import parse
+from polynb.spec.yaml_loader import Document, parse
 
 
 def only_error(text: str | bytes) -> SpecError:
@@ -245,3 +245,39 @@ def test_positions(path: tuple[str | int, ...], key: bool, expected: tuple[int, 
 def test_positions_follow_aliases() -> None:
     doc = parse("base: &b\n  image: a\nc: *b\n", "f.yaml")
     assert doc.position(("c", "image")) == (2, 10)
+
+
+def all_paths(data: object, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    out = [prefix]
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out += all_paths(v, (*prefix, k))
+        out.append((*prefix, "no-such-key"))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out += all_paths(v, (*prefix, i))
+    return out
+
+
+INDENTLESS = """\
+a:
+- x
+- {k: [1, {m: n}], j: 'q'}   # comment
+-
+  - deep
+b:   # comment
+  c: ~
+  d:
+  e: [ 1 , 2 ]
+"""
+
+
+@pytest.mark.parametrize("text", [NESTED, INDENTLESS, *(t for t in FAST_SUBSET if not t.startswith("-"))])
+@pytest.mark.parametrize("key", [False, True])
+def test_fast_locator_agrees_with_pyyaml_nodes(text: str, key: bool) -> None:
+    fast = parse(text, "f.yaml")
+    assert fast.fast
+    assert fast.data == yaml.safe_load(text)
+    slow = Document(fast.data, "f.yaml", fast.text)  # positions from PyYAML's composed nodes
+    for path in all_paths(fast.data):
+        assert fast.position(path, key=key) == slow.position(path, key=key), path
