@@ -1,0 +1,53 @@
+"""The event-driven scheduler: statuses, events, trigger policies, conditions, hooks, retries, stop.
+
+It knows nothing of notebooks or Kubernetes: it drives any :class:`~polynb.executors.base.Executor` and
+records everything in the :class:`~polynb.store.Store`. Modules: ``engine`` (the loop and the API),
+``readiness``/``triggers`` (when an op may start), ``dag_status``, ``hooks`` (selection, context),
+``recovery`` and ``ownership`` (restart), ``timers``, ``plan`` (storable specs), ``compiling`` (the seam to
+the compiler), ``events`` (what subscribers get), ``state`` (the engine's in-memory view).
+
+Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
+
+* **Event-triggered op with other upstreams.** It starts when every event trigger has fired *and* the
+  trigger policy over its non-event upstreams allows. An upstream named by an event trigger is not a
+  policy upstream (even if a param also reads its ``globals.uuid``), unless it is listed in
+  ``dependencies``: an explicit dependency is always waited for.
+* **Missed event.** When the event's upstream is final without having emitted an awaited kind, the op is
+  ``skipped`` (reason ``UpstreamEventNotEmitted``, message naming the upstream, its status, the kinds).
+* ``all_failed``/``one_failed`` count ``failed`` only (not ``upstream_failed``), as Polyaxon does; a skipped
+  upstream is not a success (``upstream_failed`` unless ``skipOnUpstreamSkip``).
+* **Statuses of an op:** ``created`` → ``compiled`` (params resolved, conditions true, placed and
+  rendered; waiting for a concurrency slot) → ``queued`` (claimed in the store, handed to the executor) →
+  ``scheduled``/``starting``/``running`` (from the executor) → final. A DAG run goes ``created`` →
+  ``compiled`` → ``running`` at submission, then final. Reasons are CamelCase words; messages are human.
+* **DAG status** is decided once every non-service op is final (all ops if it has only services):
+  failed > stopped > succeeded over the ops final at that moment. Services still running are left running
+  until stopped or timed out (``polynb run --stop-services``); ``Engine.wait`` returns then, or when the
+  services are final too with ``include_services=True``. Hooks never count.
+* **Concurrency** counts ops claimed and not final (services included: they hold resources); retrying
+  ops give their slot back while they wait for the next attempt.
+* **Timeout** counts from the claim (``queued``), so an op stuck in scheduling also times out; the op
+  goes ``stopping`` then ``failed`` (reason ``Timeout``) and is not retried.
+* **Retries.** A failed attempt with retries left becomes ``retrying`` (never ``failed``: final statuses
+  are sticky), then is claimed and submitted again after a short delay; hooks run after the last try.
+* **Stop.** A submitted op goes ``stopping`` → ``stopped`` (the executor confirms); a pending one goes
+  ``stopping`` → ``stopped`` at once. Stopping a DAG stops every op; pending ops are never started.
+* **Hooks** are created (``created``) just before the main run's final status is written and submitted
+  right after, so a crash between the two cannot lose them; they are linked with ``hook_of`` and listed
+  under the DAG (``dag_uuid``). Their ``hubRef`` is resolved at submission (a bad ref fails ``submit``) and
+  stored, so a restarted engine without the notebook's registry still runs them. A hook whose conditions
+  cannot be evaluated is a ``failed`` hook run with the message. ``wait`` waits for hooks by default.
+* **Crash safety.** Every run's plan is in the store (``meta``). Each top-level run records its owning
+  engine (host, pid, process start time, token); ``Engine.start`` adopts the unfinished runs whose owner
+  is gone (or released them at a clean ``shutdown(stop_running=False)``). A run with a handle record is
+  re-attached (the executor replays what it missed); a run claimed without a handle record may or may not
+  have started, so it is marked ``failed`` (reason ``SubmissionInterrupted``) and never resubmitted; a
+  ``compiled`` run is compiled again (fresh ports) and queued; a ``retrying`` one gets its next attempt.
+* **Shutdown** with ``stop_running`` stops everything and records the statuses before returning; no new
+  hooks are started while shutting down.
+"""
+
+from polynb.scheduler.engine import Engine
+from polynb.scheduler.events import EngineEvent
+
+__all__ = ["Engine", "EngineEvent"]

@@ -1,7 +1,7 @@
 """The final status of a DAG run, from the statuses of its ops.
 
 Pure decision logic. DESIGN §3: ``failed`` if any op failed, else ``stopped`` if any op was stopped, else
-``succeeded``. Our decisions on what DESIGN leaves open (documented in ``docs/scheduler.md``):
+``succeeded``. Our decisions on what DESIGN leaves open (documented in the ``polynb.scheduler`` package docstring):
 
 * The DAG is decided once every **non-service** op is final. Services (TensorBoard) still running are
   left running until they are stopped or time out (``polynb run --stop-services`` stops them); hooks never

@@ -5,7 +5,7 @@ they need an answer, wait on a future. Everything that decides or writes statuse
 thread, so decisions never race. The loop blocks on ``queue.get(timeout=<next timer deadline>)``: there
 is no poll loop. Subscribers are called on the engine thread after each store write, in seq order.
 
-See ``docs/scheduler.md`` for the semantics and the decisions DESIGN §3 leaves open.
+See the ``polynb.scheduler`` package docstring for the semantics and the decisions DESIGN §3 leaves open.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from polynb.compiler.registry import ComponentRegistry
 from polynb.compiler.types import CompiledOp
 from polynb.executors.base import Executor, ExecutorUpdate
 from polynb.lifecycle import Status, event_kind, is_final
@@ -72,7 +73,7 @@ class Engine:
         store: Store,
         executors: Mapping[str, Executor] | None = None,
         default_executor: str = "local",
-        registry: Any | None = None,
+        registry: ComponentRegistry | None = None,
         retry_delay: float = DEFAULT_RETRY_DELAY,
     ) -> None:
         self.store = store

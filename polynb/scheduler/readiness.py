@@ -9,11 +9,11 @@ Pure decision logic combining, in this order (each rule is final once it fires, 
 3. **Trigger policy** — decided over the *policy upstreams* only (see ``OpRequirements``), as soon as
    the outcome is certain (``triggers.decide``).
 
-How an event-triggered op combines with its other upstreams (our decision, documented in
-``docs/scheduler.md``): the op starts when every event trigger has fired **and** the trigger policy over
-its non-event upstreams allows. An upstream referenced by an event trigger is *not* a policy upstream,
-even when a param also refers to it (``globals.uuid`` of the experiment is there as soon as it exists),
-unless it is listed in ``dependencies`` explicitly: an explicit dependency is always waited for.
+How an event-triggered op combines with its other upstreams (our decision, documented in the
+``polynb.scheduler`` package docstring): the op starts when every event trigger has fired **and** the
+trigger policy over its non-event upstreams allows. An upstream referenced by an event trigger is *not*
+a policy upstream, even when a param also refers to it (``globals.uuid`` of the experiment is there as
+soon as it exists), unless it is listed in ``dependencies``: an explicit dependency is always waited for.
 """
 
 from __future__ import annotations

@@ -165,3 +165,35 @@ def test_claimed_run_without_a_handle_is_failed_not_resubmitted(
     finally:
         engine.shutdown()
         store.close()
+
+
+def test_clean_shutdown_without_stopping_hands_runs_to_the_next_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    log = tmp_path / "submissions.txt"
+    release = tmp_path / "release"
+    store = Store(tmp_path / "home" / "polynb.db")
+    first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+    recorder = Recorder()
+    first.subscribe(recorder)
+    first.start()
+    text = dag(
+        job("a", appending("a", log, f'while [ ! -e "{release}" ]; do sleep 0.05; done')),
+        job("b", appending("b", log), extra="dependencies: [a]\n"),
+    )
+    uuid = first.submit(build(text))
+    a_uuid = next(r.uuid for r in store.children(uuid) if r.name == "a")
+    recorder.wait_for(lambda evs: any(e.run_uuid == a_uuid and e.kind == "run_status_running" for e in evs))
+    first.shutdown(stop_running=False)
+    assert not store.get_run(a_uuid).is_final
+
+    second = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+    second.start()
+    try:
+        release.touch()
+        assert second.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded"
+        assert sorted(log.read_text().split()) == ["a", "b"]
+    finally:
+        second.shutdown()
+        store.close()

@@ -1,0 +1,42 @@
+"""Plans survive the store: what a restarted engine reloads is what was submitted."""
+
+from __future__ import annotations
+
+from schedkit import build, dag, job
+
+from polynb.scheduler.plan import DagPlan, OpPlan, make_op_plan, plan_from_pipeline_op
+
+
+def test_op_plan_round_trips_through_meta() -> None:
+    pipeline = build(
+        dag(
+            job("a", ["true"]),
+            job(
+                "b",
+                ["true"],
+                extra="dependencies: [a]\ntrigger: one_done\nskipOnUpstreamSkip: true\n"
+                "termination: {maxRetries: 2, timeout: 30}\nconditions: '{{ true }}'\n"
+                "events: [{ref: ops.a, kinds: [run_status_running, run_status_done]}]\n",
+            ),
+        )
+    )
+    plan = plan_from_pipeline_op(pipeline.ops["b"])
+    again = OpPlan.from_meta(plan.to_meta())
+    assert again.requirements == plan.requirements
+    assert again.termination == plan.termination
+    assert again.conditions == plan.conditions
+    assert again.requirements.policy_upstream == frozenset({"a"})  # explicit dependency wins
+    assert again.termination.max_retries == 2
+
+
+def test_operation_fields_override_the_component() -> None:
+    pipeline = build(dag(job("a", ["true"], extra="termination: {timeout: 5}\n")))
+    op = pipeline.ops["a"]
+    component = op.component.model_copy(update={"termination": None})
+    plan = make_op_plan(name="a", operation=op.operation, component=component, upstream=())
+    assert plan.termination.timeout == 5
+
+
+def test_dag_plan_round_trips_through_meta() -> None:
+    plan = DagPlan(name="d", inputs={"lr": 0.1}, concurrency=2, base_dir="/x")
+    assert DagPlan.from_meta(plan.to_meta()) == plan
