@@ -457,7 +457,7 @@ class FileType(Model):
 class TensorboardType(Model):
     port: int | str | None = None
     uuids: list[str] | str | None = None
-    use_names: bool | None = None
+    use_names: bool | str | None = None
     path_prefix: str | None = None
     plugins: list[str] | str | None = None
 
