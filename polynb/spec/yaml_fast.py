@@ -293,41 +293,45 @@ def parse_fast(text: str) -> Any:
 # A node of a document the fast reader accepted: (shape, line index, column), all 0-based; shape is
 # "block" (a mapping or sequence starting at that line and column), "flow" or "scalar".
 _Node = tuple[str, int, int]
+_DONE = -1
 
 
-def locate(text: str, path: Sequence[str | int], *, key: bool = False) -> tuple[int, int]:
-    """1-based (line, column) of ``path`` in a document :func:`parse_fast` accepted (see ``Document.position``).
+class Locator:
+    """Positions in a document :func:`parse_fast` accepted; nothing is recorded while parsing.
 
-    Only the lines on the way are looked at, and only their indentation for the siblings skipped, so
-    this costs a small fraction of a parse: positions are not recorded while parsing.
+    A lookup reads only the lines on the way, and only the indentation of the siblings it skips. What a
+    scan of a mapping or a sequence finds is kept and the scan resumes from there, so reporting many
+    errors in a long list of ops stays linear in the document, not in errors x lines.
     """
-    finder = _Locator(text)
-    first = finder.next_sig(0)
-    if first >= len(finder.lines):
-        return 1, 1
-    node: _Node | None = ("block", first, finder.indent(first))
-    position = (first, finder.indent(first))
-    for i, part in enumerate(path):
-        assert node is not None
-        step = finder.child(node, part)
-        if step is None:
-            break
-        key_position, node = step
-        later_line = node is not None and key_position is not None and node[1] != key_position[0]
-        if key_position is not None and ((key and i == len(path) - 1) or node is None or later_line):
-            position = key_position
-        elif node is not None:
-            position = (node[1], node[2])
-        if node is None:
-            break
-    return position[0] + 1, position[1] + 1
 
-
-class _Locator:
     def __init__(self, text: str) -> None:
         self.lines = text.split("\n")
-        self.scalars = _Scalars()
         self.reader = _Reader("")
+        self.scalars = self.reader.scalars
+        self._items: dict[tuple[int, int], tuple[list[int], int]] = {}
+        self._entries: dict[tuple[int, int], tuple[dict[Any, tuple[int, str, str]], int]] = {}
+
+    def position(self, path: Sequence[str | int], *, key: bool = False) -> tuple[int, int]:
+        """1-based (line, column), with the rules of ``Document.position``."""
+        first = self.next_sig(0)
+        if first >= len(self.lines):
+            return 1, 1
+        node: _Node | None = ("block", first, self.indent(first))
+        position = (first, self.indent(first))
+        for i, part in enumerate(path):
+            assert node is not None
+            step = self.child(node, part)
+            if step is None:
+                break
+            key_position, node = step
+            later_line = node is not None and key_position is not None and node[1] != key_position[0]
+            if key_position is not None and ((key and i == len(path) - 1) or node is None or later_line):
+                position = key_position
+            elif node is not None:
+                position = (node[1], node[2])
+            if node is None:
+                break
+        return position[0] + 1, position[1] + 1
 
     def indent(self, j: int) -> int:
         line = self.lines[j]
@@ -354,21 +358,27 @@ class _Locator:
         return self.entry(j, col, part)
 
     def item(self, j: int, col: int, index: int) -> tuple[None, _Node | None] | None:
-        count = 0
-        k = j
-        while k < len(self.lines):
+        items, k = self._items.get((j, col), ([], j))
+        while len(items) <= index and k != _DONE:
+            if k >= len(self.lines):
+                k = _DONE
+                break
             ind = self.indent(k)
             if ind < col:
+                k = _DONE
                 break
-            content = self.lines[k][ind:].rstrip(" ")
             if ind == col:
+                content = self.lines[k][ind:].rstrip(" ")
                 if not (content == "-" or content.startswith("- ")):
+                    k = _DONE
                     break
-                if count == index:
-                    return None, self.item_value(k, col, content)
-                count += 1
+                items.append(k)
             k = self.next_sig(k + 1)
-        return None
+        self._items[(j, col)] = (items, k)
+        if not 0 <= index < len(items):
+            return None
+        line = items[index]
+        return None, self.item_value(line, col, self.lines[line][col:].rstrip(" "))
 
     def item_value(self, k: int, col: int, content: str) -> _Node:
         if content == "-":
@@ -383,22 +393,29 @@ class _Locator:
         return ("flow" if rest[0] in "[{" else "scalar", k, rcol)
 
     def entry(self, j: int, col: int, part: str | int) -> tuple[tuple[int, int], _Node | None] | None:
-        k = j
-        while k < len(self.lines):
+        found, k = self._entries.get((j, col), ({}, j))
+        while part not in found and k != _DONE:
+            if k >= len(self.lines):
+                k = _DONE
+                break
             ind = col if k == j else self.indent(k)  # line j may be `- key: ...` with its key at col
             if ind < col:
+                k = _DONE
                 break
             content = self.lines[k][col:].rstrip(" ")
+            # Lines `- x` at this indent are an indentless sequence under the previous key: skip them.
             if ind == col and (k == j or not (content == "-" or content.startswith("- "))):
-                # (lines `- x` at this indent are an indentless sequence under the previous key)
                 pair = self.reader.split_key(content)
                 if pair is None:
+                    k = _DONE
                     break
-                name, rest = pair
-                if self.scalars.plain(name) == part:
-                    return (k, col), self.entry_value(k, col, content, rest)
+                found.setdefault(self.scalars.plain(pair[0]), (k, content, pair[1]))
             k = self.next_sig(k + 1)
-        return None
+        self._entries[(j, col)] = (found, k)
+        if part not in found:
+            return None
+        line, content, rest = found[part]
+        return (line, col), self.entry_value(line, col, content, rest)
 
     def entry_value(self, k: int, col: int, content: str, rest: str) -> _Node | None:
         if rest:

@@ -26,7 +26,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from polynb.spec.errors import SpecError, SpecErrors, format_path
-from polynb.spec.yaml_fast import Unsupported, locate, parse_fast
+from polynb.spec.yaml_fast import Locator, Unsupported, parse_fast
 
 PathPart = str | int
 Path = tuple[PathPart, ...]
@@ -95,6 +95,7 @@ class Document:
     _root: Node | None = field(default=None, repr=False)
     # Read by the fast reader: positions come from its locator, which skips what PyYAML would compose.
     fast: bool = False
+    _locator: Locator | None = field(default=None, repr=False)
 
     def root_node(self) -> Node | None:
         if self._root is None:
@@ -113,7 +114,9 @@ class Document:
         a missing key gives its parent mapping. Aliases are followed without expanding anything.
         """
         if self.fast:
-            return locate(self.text, path, key=key)
+            if self._locator is None:
+                self._locator = Locator(self.text)
+            return self._locator.position(path, key=key)
         node = self.root_node()
         if node is None:
             return 1, 1
