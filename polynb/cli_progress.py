@@ -16,10 +16,12 @@ from rich.table import Table
 from rich.text import Text
 
 from polynb.cli_common import format_duration, local_time, run_duration, style_of
-from polynb.cli_tree import RunTree, is_status_change, short_kind
+from polynb.cli_tree import RunTree, hook_ref, is_status_change, short_kind
 from polynb.store import EventRecord, RunRecord
 
 TIMELINE_LENGTH = 12
+WIDE = 110
+"""Terminal columns from which the live table also shows the events each op fired."""
 
 
 class Progress(Protocol):
@@ -96,16 +98,22 @@ class LiveProgress:
             (top.name, "bold"), "  ", (top.status.value, style_of(top.status.value)), f"  {top.uuid}"
         )
         table = Table(title=title, title_justify="left", expand=False, show_edge=False, pad_edge=False)
-        for column in ("op", "status", "reason", "duration", "events"):
-            table.add_column(column, overflow="fold", no_wrap=column == "events")
+        # Names, statuses and URLs must stay readable on an 80-column terminal; the rest gives way.
+        wide = self.console.width >= WIDE
+        table.add_column("op", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        table.add_column("reason", no_wrap=True, overflow="ellipsis", max_width=40 if wide else 16)
+        table.add_column("duration", no_wrap=True, justify="right")
+        if wide:
+            table.add_column("events", no_wrap=True, overflow="ellipsis", max_width=32)
         table.add_column("url", no_wrap=True)
         for op in tree.ops():
-            table.add_row(*self._row(tree, op, now))
+            table.add_row(*self._row(tree, op, now, wide=wide))
             for hook in tree.hooks(op.uuid):
-                table.add_row(*self._row(tree, hook, now, prefix="  ↳ "))
+                table.add_row(*self._row(tree, hook, now, wide=wide, name=f"  ↳ {hook_ref(hook) or hook.name}"))
         if tree.is_dag:
             for hook in tree.hooks(tree.root):
-                table.add_row(*self._row(tree, hook, now, prefix="↳ "))
+                table.add_row(*self._row(tree, hook, now, wide=wide, name=f"↳ {hook_ref(hook) or hook.name}"))
         timeline = Table.grid(padding=(0, 2))
         for event, name in self.timeline:
             timeline.add_row(
@@ -118,19 +126,20 @@ class LiveProgress:
         return Group(*parts)
 
     @staticmethod
-    def _row(tree: RunTree, run: RunRecord, now: datetime, prefix: str = "") -> tuple[Text, ...]:
+    def _row(tree: RunTree, run: RunRecord, now: datetime, *, wide: bool, name: str | None = None) -> list[Text]:
         fired = [short_kind(e.kind) for e in tree.events.get(run.uuid, []) if is_status_change(e)]
         reason = run.reason or ""
         if run.message and run.status.value in ("failed", "upstream_failed", "skipped"):
             reason = f"{reason}: {run.message}" if reason else run.message
-        return (
-            Text(prefix + run.name),
+        cells = [
+            Text(name or run.name),
             Text(run.status.value, style=style_of(run.status.value)),
             Text(reason, style="dim" if not run.is_final else ""),
             Text(format_duration(run_duration(run, now=now))),
             Text(("… " if len(fired) > 3 else "") + " ".join(fired[-3:]), style="dim"),
             Text(run.url or "", style="underline cyan"),
-        )
+        ]
+        return cells if wide else cells[:4] + cells[5:]
 
 
 

@@ -15,7 +15,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -103,6 +103,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def follow(
+    engine: Any,
+    tree: RunTree,
+    progress: Progress,
+    wake: threading.Event,
+    *,
+    include_services: bool,
+    on_poll: Callable[[RunTree], None] | None = None,
+) -> str:
+    """Show every event until the engine says the run is done (``include_services``: services too);
+    ``on_poll`` sees the tree after each look at the store. ``wake`` is set by an engine subscriber."""
+    while True:
+        wake.wait(WAKE_INTERVAL)
+        wake.clear()  # before reading: an event after this sets it again, so none is missed
+        progress.update(tree, tree.poll())
+        if on_poll is not None:
+            on_poll(tree)
+        try:
+            status: str = engine.wait(tree.root, timeout=0, include_services=include_services)
+        except TimeoutError:
+            continue
+        progress.update(tree, tree.poll())
+        return status
+
+
 class Interrupted(Exception):
     """Ctrl-C or SIGTERM: stop the pipeline."""
 
@@ -152,7 +177,7 @@ class Runner:
                 tree = RunTree(store, uuid)
                 progress = make_progress(self.stream, live=self.live)
                 try:
-                    self._follow(engine, tree, progress, wake, include_services=False)
+                    follow(engine, tree, progress, wake, include_services=False)
                 except Interrupted as exc:
                     interrupted = True
                     self._stop(engine, tree, progress, wake, f"{exc}: stopping {tree.top.name}…")
@@ -163,7 +188,7 @@ class Runner:
                         for service in services:
                             engine.stop(service.uuid)
                         with contextlib.suppress(Interrupted):  # already stopping: shutdown waits for it
-                            self._follow(engine, tree, progress, wake, include_services=True)
+                            follow(engine, tree, progress, wake, include_services=True)
                     leave_running = bool(tree.live_services())
                 progress.close()
                 progress = None
@@ -188,24 +213,10 @@ class Runner:
     def _say(self, text: str) -> None:
         print(text, file=self.stream)
 
-    def _follow(self, engine: Any, tree: RunTree, progress: Progress, wake: threading.Event, *,
-                include_services: bool) -> str:  # fmt: skip
-        """Show every event until the engine says the run is done (``include_services``: services too)."""
-        while True:
-            wake.wait(WAKE_INTERVAL)
-            wake.clear()  # before reading: an event after this sets it again, so none is missed
-            progress.update(tree, tree.poll())
-            try:
-                status: str = engine.wait(tree.root, timeout=0, include_services=include_services)
-            except TimeoutError:
-                continue
-            progress.update(tree, tree.poll())
-            return status
-
     def _stop(self, engine: Any, tree: RunTree, progress: Progress, wake: threading.Event, note: str) -> None:
         progress.note(note + " (Ctrl-C again to leave without waiting)")
         engine.stop(tree.root)
-        self._follow(engine, tree, progress, wake, include_services=True)
+        follow(engine, tree, progress, wake, include_services=True)
 
     def _report(self, tree: RunTree, *, json_out: bool, interrupted: bool) -> None:
         top = tree.top

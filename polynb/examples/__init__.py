@@ -1,0 +1,1 @@
+"""Example programs the example pipelines run (``python -m polynb.examples.train``)."""
