@@ -27,6 +27,7 @@ _NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd
 # Characters that cannot start a plain scalar (or start an unsupported construct) in block context.
 _BLOCK_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
 _FLOW_STOP = re.compile(r"[,\[\]{}:#]")
+_MISSING = object()
 
 
 class Unsupported(Exception):
@@ -71,6 +72,8 @@ class _Reader:
             sig.append((indent, content.rstrip(" ")))
         self.sig = sig
         self.scalars = _Scalars()
+        self.keys: dict[str, Any] = {}
+        self.values: dict[str, Any] = {}
 
     def document(self) -> Any:
         sig = self.sig
@@ -132,13 +135,22 @@ class _Reader:
                     if ind > indent:
                         raise Unsupported("indentation")
                     break
-            pair = self.split_key(content)
-            if pair is None:
+            # The hot loop: `key: value` split inline, keys resolved once per distinct text.
+            j = content.find(": ")
+            if j > 0:
+                key_text = content[:j]
+                rest = content[j + 2 :].lstrip(" ")
+                if rest[:1] == "#":
+                    rest = ""
+            elif content[-1] == ":":
+                key_text, rest = content[:-1], ""
+            else:
                 raise Unsupported("not a key")  # a scalar or a stray '- ' where a key belongs
-            key = self.scalars.plain(pair[0])
+            key = self.keys.get(key_text, _MISSING)
+            if key is _MISSING:
+                key = self.key(key_text, content)
             if key in out:
                 raise Unsupported("duplicate key")  # PyYAML's path reports it with both positions
-            rest = pair[1]
             i += 1
             value: Any = None
             if rest:
@@ -153,6 +165,12 @@ class _Reader:
                     value, i = self.sequence(i, indent)  # an indentless sequence
             out[key] = value
         return out, i
+
+    def key(self, key_text: str, content: str) -> Any:
+        if _KEY_RE.match(key_text) is None or content[0] in "[{":
+            raise Unsupported("key")
+        key = self.keys[key_text] = self.scalars.plain(key_text)
+        return key
 
     @staticmethod
     def split_key(content: str) -> tuple[str, str] | None:
@@ -175,6 +193,10 @@ class _Reader:
         return key, rest
 
     def value(self, text: str) -> Any:
+        try:
+            return self.values[text]  # plain scalars seen before (kinds, refs, images, ...)
+        except KeyError:
+            pass
         c = text[0]
         if c == "'" or c == '"':
             value, j = _quoted(text, 0)
@@ -191,7 +213,10 @@ class _Reader:
             text = text[:j].rstrip(" ")
         if ": " in text or text.endswith(":"):
             raise Unsupported("colon in plain scalar")
-        return self.scalars.plain(text)
+        value = self.scalars.plain(text)
+        if j < 0:
+            self.values[text] = value
+        return value
 
     def flow(self, text: str, j: int) -> tuple[Any, int]:
         """A one-line flow collection starting at ``text[j]`` (``[`` or ``{``)."""
