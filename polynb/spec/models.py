@@ -17,10 +17,13 @@ from pydantic import (
     ConfigDict,
     Field,
     PositiveInt,
+    ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from polynb.spec import iotypes
 from polynb.spec.refs import Ref, ValuePath, parse_ref_cached, parse_value_path
@@ -47,6 +50,12 @@ def _check_name(value: str | None) -> str | None:
             "(no dots or spaces: refs such as `ops.NAME` split on `.`)"
         )
     return value
+
+
+def _nested_error(loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:
+    """A validation error located below the field being validated (pydantic prefixes the field's loc)."""
+    error = PydanticCustomError("value_error", message)
+    return ValidationError.from_exception_data("Polyaxonfile", [InitErrorDetails(type=error, loc=loc, input=value)])
 
 
 def _split_csv(value: Any) -> Any:
@@ -167,10 +176,11 @@ class IO(Model):
     connection: str | None = None
     to_init: bool | None = None
     to_env: str | None = None
+    # `options` is declared before `value` so the value's validator can see it (fields validate in order).
+    options: list[Any] | None = None
     value: Any = None
     validation: dict[str, Any] | None = None
     delay_validation: bool | None = None
-    options: list[Any] | None = None
 
     _check_name = field_validator("name")(_check_name)
 
@@ -182,16 +192,20 @@ class IO(Model):
             raise ValueError(f"`{value}` is not an IO type; expected one of {known}, or List[...]/Dict[...]")
         return value
 
-    @model_validator(mode="after")
-    def _value_matches_type(self) -> IO:
-        if self.value is not None and not (isinstance(self.value, str) and "{{" in self.value):
-            try:
-                self.value = iotypes.check_value(self.type, self.value, is_list=bool(self.is_list))
-            except ValueError as exc:
-                raise ValueError(f"value of `{self.name}`: {exc}") from None
-            if self.options is not None and self.value not in self.options:
-                raise ValueError(f"value {self.value!r} of `{self.name}` is not one of the options {self.options}")
-        return self
+    @field_validator("value")
+    @classmethod
+    def _value_matches_type(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None or (isinstance(value, str) and "{{" in value):
+            return value
+        name = info.data.get("name", "?")
+        try:
+            value = iotypes.check_value(info.data.get("type"), value, is_list=bool(info.data.get("is_list")))
+        except ValueError as exc:
+            raise ValueError(f"value of `{name}`: {exc}") from None
+        options = info.data.get("options")
+        if options is not None and value not in options:
+            raise ValueError(f"value {value!r} of `{name}` is not one of the options {options}")
+        return value
 
     @property
     def required(self) -> bool:
@@ -229,7 +243,7 @@ class Param(Model):
 
     @field_validator("value")
     @classmethod
-    def _valid_value_for_ref(cls, value: Any, info: Any) -> Any:
+    def _valid_value_for_ref(cls, value: Any, info: ValidationInfo) -> Any:
         ref = info.data.get("ref")
         if ref is None:
             return value
@@ -647,6 +661,17 @@ class Polyaxonfile(Model):
             raise ValueError(f"unsupported Polyaxonfile version {value!r}; polynb reads version 1.1")
         return value
 
+    @field_validator("inputs", "outputs")
+    @classmethod
+    def _unique_io_names(cls, value: list[IO] | None, info: ValidationInfo) -> list[IO] | None:
+        seen: set[str] = set()
+        for index, io in enumerate(value or ()):
+            if io.name in seen:
+                # Point at the second declaration itself, not at the whole list.
+                raise _nested_error((index, "name"), f"{info.field_name} declares `{io.name}` twice", io.name)
+            seen.add(io.name)
+        return value
+
     @field_validator("dependencies")
     @classmethod
     def _dependency_names(cls, value: list[str] | None) -> list[str] | None:
@@ -666,8 +691,6 @@ class Polyaxonfile(Model):
             raise ValueError(f"`run` cannot be combined with `{_ALIAS[given[0]]}`")
         if not fields_set.isdisjoint(_SHORTCUTS):
             self._lower_shortcuts()
-        if self.inputs or self.outputs:
-            self._check_io_names()
         return self
 
     def _lower_shortcuts(self) -> None:
@@ -706,13 +729,6 @@ class Polyaxonfile(Model):
             run_updates["ports"] = self.ports
         self.run = run.model_copy(update=run_updates)
 
-    def _check_io_names(self) -> None:
-        for section in ("inputs", "outputs"):
-            seen: set[str] = set()
-            for io in getattr(self, section) or ():
-                if io.name in seen:
-                    raise ValueError(f"{section} declares `{io.name}` twice")
-                seen.add(io.name)
 
     # ---- convenience used by the compiler and the scheduler
 
