@@ -172,6 +172,8 @@ def parse(text: str | bytes, filename: str) -> Document:
         text = _decode(text, filename)
     if text.startswith("\ufeff"):
         text = text[1:]  # PyYAML skips a BOM too, but counts it in the first line's columns
+    if "\r\n" in text:
+        text = text.replace("\r\n", "\n")  # one line break to YAML too; keeps Windows files on the fast path
     with gc_paused():
         try:
             data = parse_fast(text)

@@ -103,6 +103,12 @@ def test_anchors_aliases_and_merge_keys() -> None:
     assert data["d"] == {"image": "a", "tag": 1}
 
 
+def test_windows_line_breaks() -> None:
+    doc = parse(b"a: 1\r\nb:\r\n  - x # c\r\n", "f.yaml")
+    assert (doc.data, doc.fast) == ({"a": 1, "b": ["x"]}, True)
+    assert doc.position(("b", 0)) == (3, 5)
+
+
 def test_bytes_with_bom_are_accepted() -> None:
     assert parse("\ufeffa: 1\n".encode(), "f.yaml").data == {"a": 1}
 
