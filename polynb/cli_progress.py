@@ -94,9 +94,7 @@ class LiveProgress:
         tree = self._tree
         now = datetime.now(UTC)
         top = tree.top
-        title = Text.assemble(
-            (top.name, "bold"), "  ", (top.status.value, style_of(top.status.value)), f"  {top.uuid}"
-        )
+        title = Text.assemble((top.name, "bold"), "  ", (top.status.value, style_of(top.status.value)), f"  {top.uuid}")
         table = Table(title=title, title_justify="left", expand=False, show_edge=False, pad_edge=False)
         # Names, statuses and URLs must stay readable on an 80-column terminal; the rest gives way.
         wide = self.console.width >= WIDE
@@ -140,7 +138,6 @@ class LiveProgress:
             Text(run.url or "", style="underline cyan"),
         ]
         return cells if wide else cells[:4] + cells[5:]
-
 
 
 def make_progress(stream: TextIO, *, live: bool | None = None) -> Progress:

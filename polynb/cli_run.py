@@ -36,9 +36,7 @@ def register(subparsers: Any) -> None:
     """Add ``run`` to the ``polynb`` argument parser."""
     p = subparsers.add_parser("run", help="run a pipeline (Polyaxonfile) and wait for it")
     p.add_argument("-f", "--file", required=True, help="the Polyaxonfile (YAML) to run")
-    p.add_argument(
-        "-P", "--param", action="append", default=[], metavar="NAME=VALUE", help="set an input (repeatable)"
-    )
+    p.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE", help="set an input (repeatable)")
     p.add_argument("--executor", default="local", help=f"where ops run ({', '.join(EXECUTORS)}; default local)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (progress on stderr)")
     p.add_argument(

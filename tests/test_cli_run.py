@@ -1,0 +1,198 @@
+"""``polynb run``: a real engine in a subprocess, POLYNB_HOME in tmp_path."""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clikit import DEADLOCK_GUARD, FAILING_DAG, SERVICE_DAG, SLEEPY_DAG, SMALL_DAG, Cli
+
+from polynb.lifecycle import FINAL, Status
+
+LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d{3})  (\S+)\s+(\S+)(?:\s+(.*))?$")
+
+TYPED_DAG = """
+version: 1.1
+kind: component
+name: typed
+inputs:
+  - {name: lr, type: float}
+  - {name: epochs, type: int, value: 3, isOptional: true}
+run:
+  kind: dag
+  operations:
+    - name: train
+      params: {lr: {ref: dag, value: inputs.lr}}
+      component:
+        inputs: [{name: lr, type: float}]
+        run: {kind: job, container: {command: [echo, "{{ lr }}"]}}
+"""
+
+HOOKED_DAG = """
+version: 1.1
+kind: component
+name: hooked
+run:
+  kind: dag
+  operations:
+    - name: main
+      hooks: [{hubRef: notify, trigger: succeeded}]
+      component:
+        run: {kind: job, container: {command: ["true"]}}
+"""
+
+NOTIFY = """
+version: 1.1
+kind: component
+name: notify
+inputs: [{name: status, type: str, isOptional: true}]
+run: {kind: job, container: {command: [echo, "main was {{ status }}"]}}
+"""
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Iterator[Cli]:
+    kit = Cli(tmp_path)
+    yield kit
+    kit.cleanup()
+
+
+def test_a_small_dag_succeeds_with_the_json_document(cli: Cli) -> None:
+    path = cli.write("dag.yaml", SMALL_DAG)
+    code, doc = cli.run_json("run", "-f", str(path), "--json")
+    assert code == 0
+    assert set(doc) == {"uuid", "status", "ops"}
+    assert doc["status"] == "succeeded"
+    assert [op["name"] for op in doc["ops"]] == ["a", "b"]
+    for op in doc["ops"]:
+        assert set(op) == {"name", "uuid", "status", "reason", "events", "hooks", "url"}
+        assert op["status"] == "succeeded"
+        assert op["hooks"] == []
+        assert op["url"] is None
+        kinds = [e["kind"] for e in op["events"]]
+        assert kinds[0] == "run_status_created"
+        assert "run_status_running" in kinds
+        assert kinds[-2:] == ["run_status_succeeded", "run_status_done"]
+        seqs = [e["seq"] for e in op["events"]]
+        assert seqs == sorted(seqs)
+        assert all(set(e) == {"kind", "seq", "at"} for e in op["events"])
+    with cli.store() as store:
+        assert store.get_run(doc["uuid"]).status == Status.SUCCEEDED
+        assert {r.uuid for r in store.children(doc["uuid"])} == {op["uuid"] for op in doc["ops"]}
+
+
+def test_a_failing_dag_exits_1(cli: Cli) -> None:
+    path = cli.write("dag.yaml", FAILING_DAG)
+    code, doc = cli.run_json("run", "-f", str(path), "--json")
+    assert code == 1
+    assert doc["status"] == "failed"
+    statuses = {op["name"]: op["status"] for op in doc["ops"]}
+    assert statuses == {"bad": "failed", "after": "upstream_failed"}
+
+
+def test_hooks_are_listed_under_their_op(cli: Cli) -> None:
+    (cli.hub / "notify.yaml").write_text(NOTIFY)
+    path = cli.write("dag.yaml", HOOKED_DAG)
+    code, doc = cli.run_json("run", "-f", str(path), "--json")
+    assert code == 0
+    (hook,) = doc["ops"][0]["hooks"]
+    assert hook["hubRef"] == "notify"
+    assert hook["trigger"] == "succeeded"
+    assert hook["status"] == "succeeded"  # the run waits for the hooks it started
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "expected"),
+    [
+        (TYPED_DAG, ["-P", "lr=fast"], "lr"),  # wrong type
+        (TYPED_DAG, ["-P", "lr=0.1", "-P", "momentum=0.9"], "momentum"),  # unknown param
+        (TYPED_DAG, [], "lr"),  # missing required input
+        (TYPED_DAG, ["-P", "lr"], "NAME=VALUE"),  # malformed -P
+        (SMALL_DAG.replace("dependencies: [a]", "dependencies: [nope]"), [], "nope"),  # bad reference
+        (SMALL_DAG.replace("kind: job", "kind: jobb", 1), [], "dag.yaml:"),  # schema error, positioned
+    ],
+    ids=["wrong-type", "unknown-param", "missing-required", "malformed-P", "unknown-dependency", "schema"],
+)
+def test_bad_input_is_rejected_before_anything_starts(cli: Cli, text: str, args: list[str], expected: str) -> None:
+    path = cli.write("dag.yaml", text)
+    result = cli.run("run", "-f", str(path), *args)
+    assert result.returncode == 1
+    assert expected in result.stderr
+    assert "not run" in result.stderr
+    assert cli.runs() == []
+    assert not (cli.home / "artifacts").exists()
+
+
+def test_every_problem_is_reported_at_once(cli: Cli) -> None:
+    path = cli.write("dag.yaml", TYPED_DAG)
+    result = cli.run("run", "-f", str(path), "-P", "lr=fast", "-P", "epochs=many", "-P", "oops")
+    assert result.returncode == 1
+    assert "`lr`" in result.stderr
+    assert "`epochs`" in result.stderr
+    assert "-P oops" in result.stderr
+
+
+def test_without_a_terminal_each_status_change_is_one_line(cli: Cli) -> None:
+    path = cli.write("dag.yaml", SMALL_DAG)
+    result = cli.run("run", "-f", str(path))
+    assert result.returncode == 0, result.stderr
+    printed: dict[str, list[str]] = {}
+    for line in result.stdout.splitlines():
+        match = LINE.match(line)
+        if match:
+            printed.setdefault(match.group(2), []).append(match.group(3))
+    with cli.store() as store:
+        (dag,) = store.list_runs(top_level_only=True)
+        recorded = {run.name: [c.status.value for c in store.status_history(run.uuid)]
+                    for run in [dag, *store.children(dag.uuid)]}  # fmt: skip
+    assert printed == recorded
+    assert f"run {dag.uuid}" in result.stdout
+
+
+def test_ctrl_c_stops_the_dag_and_exits_130(cli: Cli) -> None:
+    path = cli.write("dag.yaml", SLEEPY_DAG)
+    proc = cli.start("run", "-f", str(path))
+    cli.wait_for(lambda s: (op := cli.op(s, "sleepy", "sleeper")) is not None and op.status == Status.RUNNING,
+                 "the sleeper running")  # fmt: skip
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=DEADLOCK_GUARD)
+    assert proc.returncode == 130
+    with cli.store() as store:
+        (dag,) = store.list_runs(top_level_only=True)
+        assert dag.status == Status.STOPPED
+        ops = {r.name: r for r in store.children(dag.uuid)}
+        assert ops["sleeper"].status == Status.STOPPED
+        assert ops["after"].status == Status.STOPPED
+        assert [c.status for c in store.status_history(dag.uuid)][-2:] == [Status.STOPPING, Status.STOPPED]
+    assert re.search(r"sleeper\s+stopped", out)
+
+
+def test_services_keep_running_after_the_command_unless_asked(cli: Cli) -> None:
+    path = cli.write("dag.yaml", SERVICE_DAG)
+    result = cli.run("run", "-f", str(path))
+    assert result.returncode == 0, result.stderr
+    with cli.store() as store:
+        web = cli.op(store, "with-service", "web")
+        assert web is not None
+        assert web.status == Status.RUNNING
+        assert web.url is not None
+    assert "keeps running" in result.stdout
+    assert f"polynb stop {web.uuid[:12]}" in result.stdout
+    stopped = cli.run("stop", web.uuid)
+    assert stopped.returncode == 0, stopped.stderr
+    with cli.store() as store:
+        assert store.get_run(web.uuid).status == Status.STOPPED
+
+
+def test_stop_services_stops_them_once_the_other_ops_are_done(cli: Cli) -> None:
+    path = cli.write("dag.yaml", SERVICE_DAG)
+    code, doc = cli.run_json("run", "-f", str(path), "--json", "--stop-services")
+    assert code == 0
+    assert doc["status"] == "succeeded"
+    web = next(op for op in doc["ops"] if op["name"] == "web")
+    assert web["status"] == "stopped"
+    assert web["url"].startswith("http://127.0.0.1:")
+    assert all(r.status in FINAL for r in cli.runs())

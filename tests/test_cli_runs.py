@@ -1,0 +1,161 @@
+"""``polynb ls``, ``logs``, ``events`` and ``stop``: reading and acting on runs from other processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clikit import DEADLOCK_GUARD, SLEEPY_DAG, SMALL_DAG, Cli
+
+from polynb.lifecycle import Status
+
+SLOW_PRINTER = """
+version: 1.1
+kind: component
+name: printer
+run:
+  kind: dag
+  operations:
+    - name: talk
+      component:
+        run:
+          kind: job
+          container:
+            command: [sh, -c, "for i in 1 2 3 4 5; do echo line $i; sleep 0.2; done"]
+"""
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Iterator[Cli]:
+    kit = Cli(tmp_path)
+    yield kit
+    kit.cleanup()
+
+
+@pytest.fixture
+def small(cli: Cli) -> dict[str, str]:
+    """A finished run of the small DAG: {"dag": uuid, "a": uuid, "b": uuid}."""
+    code, doc = cli.run_json("run", "-f", str(cli.write("dag.yaml", SMALL_DAG)), "--json")
+    assert code == 0
+    return {"dag": doc["uuid"], **{op["name"]: op["uuid"] for op in doc["ops"]}}
+
+
+def test_ls_lists_top_level_runs_and_with_all_their_ops(cli: Cli, small: dict[str, str]) -> None:
+    code, runs = cli.run_json("ls", "--json")
+    assert code == 0
+    assert [(r["uuid"], r["name"], r["status"]) for r in runs] == [(small["dag"], "small", "succeeded")]
+    assert runs[0]["duration"] is not None
+    code, everything = cli.run_json("ls", "--all", "--json")
+    assert [r["name"] for r in everything] == ["small", "a", "b"]
+    assert {r["dag_uuid"] for r in everything[1:]} == {small["dag"]}
+    table = cli.run("ls").stdout
+    assert small["dag"][:12] in table
+    assert "succeeded" in table
+
+
+def test_ls_with_no_runs_says_so(cli: Cli) -> None:
+    result = cli.run("ls")
+    assert result.returncode == 0
+    assert "no runs" in result.stdout
+
+
+def test_logs_by_name_prefix_or_uuid(cli: Cli, small: dict[str, str]) -> None:
+    by_dag_name = cli.run("logs", "small")
+    assert by_dag_name.returncode == 0, by_dag_name.stderr
+    assert by_dag_name.stdout.splitlines() == ["a | hello from a", "a | second line"]
+    by_prefix = cli.run("logs", small["a"][:8])
+    assert by_prefix.stdout.splitlines() == ["hello from a", "second line"]
+    assert cli.run("logs", small["a"]).stdout == by_prefix.stdout
+
+
+def test_a_name_means_the_latest_run_of_that_name(cli: Cli, small: dict[str, str]) -> None:
+    code, again = cli.run_json("run", "-f", str(cli.tmp / "dag.yaml"), "--json")
+    assert code == 0
+    code, events = cli.run_json("events", "small", "--json")
+    assert {e["dag"] or e["run"] for e in events} == {again["uuid"]}
+
+
+def test_unknown_run_is_an_error(cli: Cli, small: dict[str, str]) -> None:
+    for command in ("logs", "events", "stop"):
+        result = cli.run(command, "no-such-run")
+        assert result.returncode == 1
+        assert "no-such-run" in result.stderr
+
+
+def test_events_of_a_dag_with_its_ops_in_seq_order(cli: Cli, small: dict[str, str]) -> None:
+    code, events = cli.run_json("events", small["dag"][:10], "--json")
+    assert code == 0
+    seqs = [e["seq"] for e in events]
+    assert seqs == sorted(seqs)
+    with cli.store() as store:
+        assert seqs == [e.seq for e in store.events(dag_uuid=small["dag"])]
+    ops = {e["op"] for e in events}
+    assert ops == {"small", "a", "b"}
+    a_kinds = [e["kind"] for e in events if e["op"] == "a"]
+    assert a_kinds[0] == "run_status_created"
+    assert a_kinds[-2:] == ["run_status_succeeded", "run_status_done"]
+    assert all(e["at"].endswith("Z") for e in events)
+    code, op_events = cli.run_json("events", small["b"], "--json")
+    assert {e["op"] for e in op_events} == {"b"}
+    text = cli.run("events", "small").stdout
+    assert "run_status_running" not in text  # the table shows the short kind
+    assert "running" in text
+
+
+def test_stop_from_another_process_stops_a_running_dag(cli: Cli) -> None:
+    proc = cli.start("run", "-f", str(cli.write("dag.yaml", SLEEPY_DAG)))
+    cli.wait_for(lambda s: (op := cli.op(s, "sleepy", "sleeper")) is not None and op.status == Status.RUNNING,
+                 "the sleeper running")  # fmt: skip
+    result = cli.run("stop", "sleepy")
+    assert result.returncode == 0, result.stderr
+    assert "by the engine running it" in result.stdout
+    proc.communicate(timeout=DEADLOCK_GUARD)
+    assert proc.returncode == 1  # the DAG did not succeed
+    with cli.store() as store:
+        (dag,) = store.list_runs(top_level_only=True)
+        assert dag.status == Status.STOPPED
+        assert {r.name: r.status for r in store.children(dag.uuid)} == {
+            "sleeper": Status.STOPPED,
+            "after": Status.STOPPED,
+        }
+
+
+def test_stop_without_a_live_engine_stops_the_processes_directly(cli: Cli) -> None:
+    proc = cli.start("run", "-f", str(cli.write("dag.yaml", SLEEPY_DAG)))
+    cli.wait_for(lambda s: (op := cli.op(s, "sleepy", "sleeper")) is not None and op.status == Status.RUNNING,
+                 "the sleeper running")  # fmt: skip
+    proc.kill()  # the engine dies; the op's process (in a session of its own) lives on
+    proc.communicate(timeout=DEADLOCK_GUARD)
+    with cli.store() as store:
+        sleeper = cli.op(store, "sleepy", "sleeper")
+        assert sleeper is not None and sleeper.handle is not None
+    result = cli.run("stop", "sleepy", "--grace", "2")
+    assert result.returncode == 0, result.stderr
+    assert "directly" in result.stdout
+    with cli.store() as store:
+        (dag,) = store.list_runs(top_level_only=True)
+        assert dag.status == Status.STOPPED
+        assert store.get_run(sleeper.uuid).status == Status.STOPPED
+    pid = int(sleeper.handle["shim_pid"])
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+
+
+def test_stop_of_a_final_run_changes_nothing(cli: Cli, small: dict[str, str]) -> None:
+    result = cli.run("stop", small["dag"])
+    assert result.returncode == 0
+    assert "nothing to stop" in result.stdout
+
+
+def test_logs_follow_prints_until_the_run_is_final(cli: Cli) -> None:
+    proc = cli.start("run", "-f", str(cli.write("dag.yaml", SLOW_PRINTER)))
+    cli.wait_for(lambda s: cli.op(s, "printer", "talk") is not None, "the op created")
+    followed = cli.run("logs", "-f", "talk")
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout.splitlines() == [f"line {i}" for i in range(1, 6)]
+    proc.communicate(timeout=DEADLOCK_GUARD)
+    assert proc.returncode == 0
+    with cli.store() as store:
+        assert store.get_run(cli.op(store, "printer", "talk").uuid).status == Status.SUCCEEDED  # type: ignore[union-attr]
+    dag_followed = cli.run("logs", "-f", "printer")
+    assert dag_followed.stdout.splitlines() == [f"talk | line {i}" for i in range(1, 6)]
