@@ -1,0 +1,316 @@
+"""Kubernetes objects for a compiled op: a batch/v1 Job per job op, a Pod plus a Service per service op.
+
+Pure functions of the op and a :class:`ManifestConfig`; no I/O. The shape (see ``docs/kubernetes.md``):
+
+* ``restartPolicy: Never`` everywhere and ``backoffLimit: 0`` on Jobs: retries are the scheduler's;
+* init entries become init containers in order (:mod:`polynb.executors.k8s_init`), then the sidecars as
+  *native sidecars* (init containers with ``restartPolicy: Always``, Kubernetes >= 1.29: started after the
+  init entries, stopped after the main container) or, with ``native_sidecars=False``, plain containers
+  (which must then exit by themselves, or the Job never completes);
+* a service op is a bare Pod, not a Deployment: a Deployment would restart a crashed TensorBoard behind the
+  scheduler's back, and the scheduler owns retries. Its Service is owned by the Pod (garbage-collected
+  with it);
+* every container mounts the artifacts volume (an ``emptyDir``, or the ``artifacts_claim`` PVC) at
+  :data:`ARTIFACTS_ROOT`, and gets ``POLYAXON_RUN_UUID``, ``POLYAXON_RUN_OUTPUTS_PATH``,
+  ``POLYAXON_RUN_ARTIFACTS_PATH`` (these win over the container's own ``env``);
+* outputs come back in the main container's termination message: the op writes its outputs as a JSON
+  object to ``/dev/termination-log`` (``$POLYNB_TERMINATION_LOG``, at most 4 KiB); with
+  ``FallbackToLogsOnError`` a failed container's message is the tail of its log instead;
+* ``termination.timeout`` -> ``activeDeadlineSeconds`` (plus ``deadline_slack``, a backstop: the
+  scheduler's own timeout stops the run first and reports ``Timeout``); ``termination.ttl`` ->
+  ``ttlSecondsAfterFinished`` on Jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Final
+
+from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
+from polynb.executors import k8s_names as names
+from polynb.executors.k8s_init import init_container
+
+ARTIFACTS_ROOT: Final = "/plx-context/artifacts"
+ARTIFACTS_VOLUME: Final = "polynb-artifacts"
+TERMINATION_LOG: Final = "/dev/termination-log"
+MAIN_DEFAULT: Final = "main"
+
+_OWN_CONTAINER_KEYS: Final = frozenset({"name", "image", "command", "args", "env"})
+_ENVIRONMENT_KEYS: Final = {
+    # Polyaxonfile ``environment`` name -> pod spec name (labels/annotations go to metadata).
+    "nodeSelector": "nodeSelector",
+    "affinity": "affinity",
+    "tolerations": "tolerations",
+    "nodeName": "nodeName",
+    "serviceAccountName": "serviceAccountName",
+    "serviceAccount": "serviceAccountName",
+    "hostAliases": "hostAliases",
+    "securityContext": "securityContext",
+    "hostNetwork": "hostNetwork",
+    "hostPID": "hostPID",
+    "dnsPolicy": "dnsPolicy",
+    "dnsConfig": "dnsConfig",
+    "schedulerName": "schedulerName",
+    "priorityClassName": "priorityClassName",
+    "priority": "priority",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestConfig:
+    """What the executor decides for every run (see :class:`~polynb.executors.kubernetes.KubernetesExecutor`)."""
+
+    namespace: str
+    kernel_label: str
+    kernel_id: str
+    default_image: str = "python:3.11-slim"
+    tools_image: str = "python:3.11-slim"
+    git_image: str = "alpine/git:2.45.2"
+    artifacts_claim: str | None = None
+    native_sidecars: bool = True
+    deadline_slack: int = 30
+    service_port_base: int = 6006
+
+
+# ------------------------------------------------------------------------------------------ placement
+
+
+def service_name(run_uuid: str) -> str:
+    """The Service of a service run: from the uuid alone, so ``place()`` can give ``base_url`` before the
+    op is compiled (the op's name is in the Service's annotations and labels)."""
+    return f"svc-{run_uuid[:12].lower()}"
+
+
+def service_host(run_uuid: str, namespace: str) -> str:
+    """The in-cluster DNS name of a service run's Service."""
+    return f"{service_name(run_uuid)}.{namespace}.svc"
+
+
+def placement(run_uuid: str, kind: OpKind, port_count: int, cfg: ManifestConfig) -> Placement:
+    """Paths inside the pod and the service's ports (a pod has its own network: any port is free).
+
+    ``base_url`` is the in-cluster URL of the Service; out of the cluster the executor reports the URL of
+    its port-forward once the service is ready.
+    """
+    run_dir = f"{ARTIFACTS_ROOT}/{run_uuid}"
+    ports = tuple(range(cfg.service_port_base, cfg.service_port_base + port_count)) if port_count else ()
+    return Placement(
+        artifacts_path=ARTIFACTS_ROOT,
+        run_artifacts_path=run_dir,
+        run_outputs_path=f"{run_dir}/outputs",
+        ports=ports,
+        base_url=f"http://{service_host(run_uuid, cfg.namespace)}:{ports[0]}/" if ports else None,
+        host="0.0.0.0",  # noqa: S104 - the bind address inside the pod: the Service must reach it
+    )
+
+
+# ------------------------------------------------------------------------------------------ metadata
+
+
+def run_labels(op: CompiledOp, cfg: ManifestConfig, attempt: int) -> dict[str, str]:
+    user, _ = names.split_labels({**_environment_labels(op), **op.labels})
+    labels = {
+        **user,
+        names.MANAGED_BY: names.MANAGED_BY_VALUE,
+        names.APP_NAME: names.label_value(names.slug(op.name) or "op"),
+        names.RUN: names.label_value(op.uuid),
+        names.KERNEL: cfg.kernel_label,
+        names.ATTEMPT: str(attempt),
+        names.KIND: op.kind,
+        names.ROLE: "run",
+    }
+    if op.dag_uuid:
+        labels[names.DAG] = names.label_value(op.dag_uuid)
+    return labels
+
+
+def run_annotations(op: CompiledOp, cfg: ManifestConfig) -> dict[str, str]:
+    _, other = names.split_labels({**_environment_labels(op), **op.labels})
+    annotations = {str(k): str(v) for k, v in (op.environment.get("annotations") or {}).items()}
+    annotations.update({names.NAME_ANNOTATION: op.name, names.KERNEL_ANNOTATION: cfg.kernel_id})
+    if op.dag_uuid:
+        annotations[names.DAG_ANNOTATION] = op.dag_uuid
+    if other:
+        annotations[names.LABELS_ANNOTATION] = json.dumps(other, sort_keys=True)
+    return annotations
+
+
+def _environment_labels(op: CompiledOp) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (op.environment.get("labels") or {}).items()}
+
+
+def _metadata(op: CompiledOp, cfg: ManifestConfig, attempt: int, name: str | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "labels": run_labels(op, cfg, attempt),
+        "annotations": run_annotations(op, cfg),
+    }
+    if name is not None:
+        meta["name"] = name
+        meta["namespace"] = cfg.namespace
+    return meta
+
+
+# ------------------------------------------------------------------------------------------ containers
+
+
+def main_container_name(op: CompiledOp) -> str:
+    return names.dns_label(op.container.name or MAIN_DEFAULT, prefix="c")
+
+
+def _env_list(own: dict[str, str], run_env: dict[str, str], extra: list[Any]) -> list[dict[str, Any]]:
+    merged = {**own, **run_env}  # the run's variables win: tracking depends on them
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in merged.items()]
+    env += [e for e in extra if isinstance(e, dict) and e.get("name") not in merged]
+    return env
+
+
+def _container(
+    base: dict[str, Any], run_env: dict[str, str], mounts: list[dict[str, Any]], k8s: dict[str, Any]
+) -> dict[str, Any]:
+    container = {k: v for k, v in base.items() if not k.startswith("_") and v is not None}
+    extra_env = list(k8s.get("env") or ())
+    for key, value in k8s.items():
+        if key not in _OWN_CONTAINER_KEYS:
+            container[key] = value
+    container["env"] = _env_list(base.get("_env") or {}, run_env, extra_env)
+    own_mounts = [m for m in container.get("volumeMounts") or () if isinstance(m, dict)]
+    taken = {m.get("mountPath") for m in own_mounts}
+    container["volumeMounts"] = [m for m in mounts if m["mountPath"] not in taken] + own_mounts
+    return container
+
+
+def _spec_container(spec: ContainerSpec, name: str, cfg: ManifestConfig) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": spec.image or cfg.default_image,
+        "command": list(spec.command) or None,
+        "args": list(spec.args) or None,
+        "workingDir": spec.working_dir if spec.working_dir and spec.working_dir.startswith("/") else None,
+        "_env": dict(spec.env),
+    }
+
+
+def pod_spec(op: CompiledOp, cfg: ManifestConfig) -> dict[str, Any]:
+    """The pod spec of a run (raises ``ValueError`` for an init entry that cannot run here)."""
+    run_dir = f"{ARTIFACTS_ROOT}/{op.uuid}"
+    run_env = {
+        "POLYAXON_RUN_UUID": op.uuid,
+        "POLYAXON_RUN_OUTPUTS_PATH": op.placement.run_outputs_path,
+        "POLYAXON_RUN_ARTIFACTS_PATH": op.placement.run_artifacts_path,
+        "POLYNB_TERMINATION_LOG": TERMINATION_LOG,
+    }
+    mounts = [{"name": ARTIFACTS_VOLUME, "mountPath": ARTIFACTS_ROOT}]
+    used: set[str] = set()
+
+    def unique(name: str) -> str:
+        candidate, n = name, 1
+        while candidate in used:
+            n += 1
+            candidate = names.dns_label(f"{name}-{n}", prefix="c")
+        used.add(candidate)
+        return candidate
+
+    main_name = unique(main_container_name(op))
+    init: list[dict[str, Any]] = []
+    for i, step in enumerate(op.init):
+        base = init_container(
+            step,
+            i,
+            run_dir=run_dir,
+            artifacts_root=ARTIFACTS_ROOT,
+            tools_image=cfg.tools_image,
+            git_image=cfg.git_image,
+            default_image=op.container.image or cfg.default_image,
+        )
+        base["name"] = unique(base["name"])
+        init.append(_container(base, run_env, mounts, base.get("_k8s") or {}))
+    sidecars = []
+    for i, side in enumerate(op.sidecars):
+        base = _spec_container(side, unique(names.dns_label(side.name or f"sidecar-{i}", prefix="c")), cfg)
+        sidecar = _container(base, run_env, mounts, side.k8s)
+        if cfg.native_sidecars:
+            sidecar["restartPolicy"] = "Always"
+        sidecars.append(sidecar)
+    main = _container(_spec_container(op.container, main_name, cfg), run_env, mounts, op.container.k8s)
+    main.setdefault("terminationMessagePath", TERMINATION_LOG)
+    main.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
+    if op.kind == "service" and op.placement.ports and "ports" not in op.container.k8s:
+        main["ports"] = [{"containerPort": p, "name": f"p{i}"} for i, p in enumerate(op.placement.ports)]
+    spec: dict[str, Any] = {"restartPolicy": "Never"}
+    if cfg.native_sidecars:
+        init += sidecars
+        spec["containers"] = [main]
+    else:
+        spec["containers"] = [main, *sidecars]
+    if init:
+        spec["initContainers"] = init
+    artifacts: dict[str, Any] = (
+        {"persistentVolumeClaim": {"claimName": cfg.artifacts_claim}} if cfg.artifacts_claim else {"emptyDir": {}}
+    )
+    user_volumes = [dict(v) for v in op.volumes if v.get("name") != ARTIFACTS_VOLUME]
+    spec["volumes"] = [{"name": ARTIFACTS_VOLUME, **artifacts}, *user_volumes]
+    env = op.environment
+    for key, target in _ENVIRONMENT_KEYS.items():
+        if env.get(key) is not None:
+            spec[target] = env[key]
+    if env.get("imagePullSecrets"):
+        spec["imagePullSecrets"] = [s if isinstance(s, dict) else {"name": str(s)} for s in env["imagePullSecrets"]]
+    deadline = active_deadline(op, cfg)
+    if deadline is not None and op.kind == "service":
+        spec["activeDeadlineSeconds"] = deadline
+    return spec
+
+
+def active_deadline(op: CompiledOp, cfg: ManifestConfig) -> int | None:
+    timeout = op.termination.timeout
+    return math.ceil(timeout) + cfg.deadline_slack if timeout else None
+
+
+# ------------------------------------------------------------------------------------------ objects
+
+
+def job_manifest(op: CompiledOp, cfg: ManifestConfig, attempt: int) -> dict[str, Any]:
+    name = names.resource_name(op.name, op.uuid, attempt)
+    spec: dict[str, Any] = {
+        "backoffLimit": 0,
+        "template": {"metadata": _metadata(op, cfg, attempt, None), "spec": pod_spec(op, cfg)},
+    }
+    deadline = active_deadline(op, cfg)
+    if deadline is not None:
+        spec["activeDeadlineSeconds"] = deadline
+    if op.termination.ttl is not None:
+        spec["ttlSecondsAfterFinished"] = math.ceil(op.termination.ttl)
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _metadata(op, cfg, attempt, name), "spec": spec}
+
+
+def service_pod_manifest(op: CompiledOp, cfg: ManifestConfig, attempt: int) -> dict[str, Any]:
+    name = names.resource_name(op.name, op.uuid, attempt)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": _metadata(op, cfg, attempt, name), "spec": pod_spec(op, cfg)}
+
+
+def service_manifest(op: CompiledOp, cfg: ManifestConfig, attempt: int, pod: dict[str, Any]) -> dict[str, Any]:
+    """The ClusterIP Service of a service run, named as the run's base name and owned by its pod."""
+    meta = _metadata(op, cfg, attempt, service_name(op.uuid))
+    pod_meta = pod["metadata"]
+    meta["ownerReferences"] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": pod_meta["name"],
+            "uid": pod_meta["uid"],
+            "blockOwnerDeletion": True,
+        }
+    ]
+    ports = [{"name": f"p{i}", "port": p, "targetPort": p, "protocol": "TCP"} for i, p in enumerate(op.placement.ports)]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta,
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {names.RUN: names.label_value(op.uuid), names.ATTEMPT: str(attempt)},
+            "ports": ports,
+        },
+    }

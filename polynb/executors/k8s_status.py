@@ -1,0 +1,176 @@
+"""From a Pod (or a Job) as the API returns it to a Polyaxon status, a reason and a message. Pure.
+
+Rules (in order):
+
+* the main container terminated: ``succeeded`` (exit 0, outputs from its termination message) or
+  ``failed`` with the container's reason (``OOMKilled``, ``Error``, ...) and exit code; that is final even
+  while native sidecars are still being stopped;
+* an init entry (not a sidecar) terminated with a non-zero code: ``failed`` (``InitFailed``);
+* a container waiting for a reason that will not resolve by itself (``ImagePullBackOff``,
+  ``InvalidImageName``, ``CreateContainerConfigError``, ...): ``failed`` with that reason — the executor
+  then deletes the run, since Kubernetes would wait forever; ``ErrImagePull`` (the first failed pull) and a
+  crash-looping sidecar are ``warning``;
+* the pod ``Failed`` or ``Succeeded`` without a main-container state (evicted, deadline exceeded): that;
+* the main container ``running``: ``running`` — only then, not when the pod is scheduled;
+* ``PodScheduled=False`` with reason ``Unschedulable``: ``unschedulable`` with the scheduler's message;
+* scheduled, containers being created or init entries running: ``starting``; else ``scheduled``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+FATAL_WAITING: Final = frozenset(
+    {
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+WARNING_WAITING: Final = frozenset({"ErrImagePull", "CrashLoopBackOff", "ContainerStatusUnknown"})
+MAX_MESSAGE: Final = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What a pod says about its run."""
+
+    status: str
+    reason: str
+    message: str = ""
+    outputs: dict[str, Any] | None = None
+    ready: bool = False
+    """The main container runs and the pod is Ready (a service's URL may be given)."""
+    at: float | None = None
+    """When it happened, from the pod (container start/finish time), else None."""
+    started_at: float | None = None
+    """When the main container started (to report ``running`` before a final status seen first)."""
+
+    @property
+    def final(self) -> bool:
+        return self.status in ("succeeded", "failed", "stopped")
+
+
+def parse_time(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c.get("type", ""): c for c in (obj.get("status") or {}).get("conditions") or () if isinstance(c, dict)}
+
+
+def parse_outputs(message: str) -> tuple[dict[str, Any] | None, str]:
+    """A termination message as outputs (a JSON object), else None and the text (a log tail, a note)."""
+    text = message.strip()
+    if not text:
+        return {}, ""
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None, text
+        if isinstance(data, dict):
+            return data, ""
+    return None, text
+
+
+def _short(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= MAX_MESSAGE else "..." + text[-MAX_MESSAGE:]
+
+
+def _terminated(name: str, state: dict[str, Any], *, init: bool) -> tuple[str, str]:
+    code = state.get("exitCode")
+    reason = str(state.get("reason") or ("Completed" if code == 0 else "Error"))
+    what = f"init container {name}" if init else f"container {name}"
+    message = f"{what} exited with code {code}" + (f" ({reason})" if reason not in ("Completed", "Error") else "")
+    if state.get("signal"):
+        message += f", signal {state['signal']}"
+    return reason, message
+
+
+def interpret_pod(pod: dict[str, Any], main: str) -> Observed:
+    """The status of a run from its pod; ``main`` is the main container's name."""
+    status = pod.get("status") or {}
+    phase = status.get("phase") or "Pending"
+    spec = pod.get("spec") or {}
+    sidecars = {c.get("name") for c in spec.get("initContainers") or () if c.get("restartPolicy") == "Always"}
+    inits = [s for s in status.get("initContainerStatuses") or () if isinstance(s, dict)]
+    mains = [s for s in status.get("containerStatuses") or () if isinstance(s, dict)]
+    main_status = next((s for s in mains if s.get("name") == main), None)
+    main_state = (main_status or {}).get("state") or {}
+    started_at = parse_time((main_state.get("running") or main_state.get("terminated") or {}).get("startedAt"))
+
+    if "terminated" in main_state:
+        term = main_state["terminated"]
+        at = parse_time(term.get("finishedAt"))
+        outputs, text = parse_outputs(str(term.get("message") or ""))
+        if term.get("exitCode") == 0:
+            note = f"outputs: the termination message is not a JSON object: {_short(text)}" if text else ""
+            return Observed("succeeded", "Completed", note, outputs, at=at, started_at=started_at)
+        reason, message = _terminated(main, term, init=False)
+        if text:
+            message += "\n" + _short(text)
+        return Observed("failed", reason, message, at=at, started_at=started_at)
+
+    for s in inits:
+        name, state = s.get("name"), s.get("state") or {}
+        term = state.get("terminated")
+        if name not in sidecars and term and term.get("exitCode") not in (0, None):
+            reason, message = _terminated(str(name), term, init=True)
+            detail = str(term.get("message") or "")
+            return Observed("failed", "InitFailed", message + (f"\n{_short(detail)}" if detail else ""))
+
+    warning: Observed | None = None
+    for s in [*inits, *mains]:
+        waiting = (s.get("state") or {}).get("waiting") or {}
+        reason = str(waiting.get("reason") or "")
+        detail = str(waiting.get("message") or "")
+        where = f"container {s.get('name')}: {reason}" + (f": {detail}" if detail else "")
+        if reason in FATAL_WAITING:
+            return Observed("failed", reason, where)
+        if reason in WARNING_WAITING and warning is None:
+            warning = Observed("warning", reason, where)
+
+    if phase in ("Failed", "Succeeded"):
+        reason = str(status.get("reason") or ("Completed" if phase == "Succeeded" else "PodFailed"))
+        message = str(status.get("message") or f"pod {phase.lower()}")
+        return Observed("succeeded" if phase == "Succeeded" else "failed", reason, message)
+
+    if warning is not None:
+        return warning
+
+    conditions = _conditions(pod)
+    if "running" in main_state:
+        ready = conditions.get("Ready", {}).get("status") == "True"
+        return Observed("running", "ContainerStarted", "", ready=ready, at=started_at, started_at=started_at)
+
+    scheduled = conditions.get("PodScheduled", {})
+    if scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+        return Observed("unschedulable", "Unschedulable", str(scheduled.get("message") or ""))
+    if scheduled.get("status") == "True" or spec.get("nodeName"):
+        if inits and conditions.get("Initialized", {}).get("status") != "True":
+            return Observed("starting", "Initializing", "running init containers")
+        return Observed("starting", "ContainerCreating", "")
+    return Observed("scheduled", "PodCreated", "")
+
+
+def interpret_job(job: dict[str, Any]) -> Observed | None:
+    """A final status from a Job's conditions (``Complete``/``Failed``), or None while it is not final."""
+    conditions = _conditions(job)
+    for kind, status in (("Failed", "failed"), ("FailureTarget", "failed"), ("Complete", "succeeded")):
+        cond = conditions.get(kind)
+        if cond and cond.get("status") == "True":
+            return Observed(status, str(cond.get("reason") or kind), str(cond.get("message") or ""))
+    return None

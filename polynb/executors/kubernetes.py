@@ -1,0 +1,762 @@
+"""The Kubernetes executor: a batch/v1 Job per job op, a Pod plus a Service per service op.
+
+Statuses come from ONE list + watch of the namespace's pods by the selector
+``app.kubernetes.io/managed-by=polynb,polynb.io/kernel=<kernel>`` (:mod:`~polynb.executors.k8s_watch`),
+whatever the number of runs; a pod event becomes an :class:`ExecutorUpdate` through the pure rules of
+:mod:`~polynb.executors.k8s_status` (``running`` = the main container started). A job op costs two
+requests from create to cleanup (create the Job; delete it with its pods); outputs arrive inside the
+watch event (the main container's termination message).
+
+Names are deterministic (:func:`~polynb.executors.k8s_names.resource_name`): submitting an attempt twice
+meets ``409 AlreadyExists``, and the existing object is adopted when its ``polynb.io/run`` label is this
+run's. A resubmission after a final status (a scheduler retry) is the next attempt (``-a2``, ...).
+
+Kernel ownership, heartbeat and sweep: :mod:`~polynb.executors.k8s_kernel`. Manifests:
+:mod:`~polynb.executors.k8s_manifests`. See ``docs/kubernetes.md`` for the user's side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid as uuid_mod
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Final
+
+from polynb.compiler.types import CompiledOp, OpKind, Placement
+from polynb.executors import k8s_kernel, k8s_manifests
+from polynb.executors import k8s_names as names
+from polynb.executors.base import ExecutorUpdate, UpdateCallback
+from polynb.executors.k8s_client import Api, K8sError, path
+from polynb.executors.k8s_config import ClusterConfig, load
+from polynb.executors.k8s_logs import Resume, split_timestamp
+from polynb.executors.k8s_manifests import ManifestConfig
+from polynb.executors.k8s_portforward import Connect, PortForward, official_connect
+from polynb.executors.k8s_status import Observed, interpret_job, interpret_pod
+from polynb.executors.k8s_watch import PodInformer
+
+log = logging.getLogger(__name__)
+
+BACKGROUND: Final = "Background"
+MAX_ATTEMPTS: Final = 100
+LOG_WAIT: Final = 5.0
+"""Seconds between re-checks while a log waits for its container (woken at once by any pod event)."""
+
+
+class K8sSubmitError(RuntimeError):
+    """The cluster refused a run (or cannot be used); the message says why and what to do."""
+
+
+@dataclass(eq=False)
+class _Run:
+    uuid: str
+    op_name: str
+    kind: OpKind
+    on_update: UpdateCallback
+    attempt: int
+    name: str
+    main: str
+    ports: tuple[int, ...] = ()
+    pod: str | None = None
+    last: tuple[str, str] | None = None
+    running_reported: bool = False
+    url: str | None = None
+    final: bool = False
+    stop_requested: bool = False
+    created_at: float = 0.0
+    stuck_checked: bool = False
+    forward: PortForward | None = None
+
+
+class KubernetesExecutor:
+    """Runs compiled ops on Kubernetes; see the module docstring and ``docs/kubernetes.md``."""
+
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        *,
+        namespace: str | None = None,
+        context: str | None = None,
+        kubeconfig: str | os.PathLike[str] | None = None,
+        in_cluster: bool | None = None,
+        kernel_id: str | None = None,
+        default_image: str = "python:3.11-slim",
+        tools_image: str = "python:3.11-slim",
+        git_image: str = "alpine/git:2.45.2",
+        artifacts_claim: str | None = None,
+        native_sidecars: bool = True,
+        port_forward: bool | None = None,
+        service_port_base: int = 6006,
+        deadline_slack: int = 30,
+        watch_timeout: int = 300,
+        heartbeat_interval: float = 60.0,
+        lease_seconds: float = 300.0,
+        pod_start_timeout: float = 120.0,
+        sweep: bool = True,
+        backoff: float = 0.2,
+        shutdown_wait: float = 30.0,
+        connect: Callable[[str, str, int], Connect] | None = None,
+    ) -> None:
+        self.cluster: ClusterConfig = load(
+            kubeconfig=kubeconfig, context=context, namespace=namespace, in_cluster=in_cluster
+        )
+        self.namespace = self.cluster.namespace
+        self.api = Api.from_configuration(self.cluster.configuration, backoff=backoff)
+        self.kernel_id = kernel_id or f"{socket.gethostname()}-{os.getpid()}-{uuid_mod.uuid4().hex[:6]}"
+        self.kernel_label = names.label_value(self.kernel_id)
+        self.config = ManifestConfig(
+            namespace=self.namespace,
+            kernel_label=self.kernel_label,
+            kernel_id=self.kernel_id,
+            default_image=default_image,
+            tools_image=tools_image,
+            git_image=git_image,
+            artifacts_claim=artifacts_claim,
+            native_sidecars=native_sidecars,
+            deadline_slack=deadline_slack,
+            service_port_base=service_port_base,
+        )
+        self.port_forward = (not self.cluster.in_cluster) if port_forward is None else port_forward
+        self.selector = names.selector({names.MANAGED_BY: names.MANAGED_BY_VALUE, names.KERNEL: self.kernel_label})
+        self.watch_timeout = watch_timeout
+        self.pod_start_timeout = pod_start_timeout
+        self.sweep_on_start = sweep
+        self.backoff = backoff
+        self.shutdown_wait = shutdown_wait
+        self._connect = connect or (lambda ns, pod, port: official_connect(self.cluster.configuration, ns, pod, port))
+        self.lease = k8s_kernel.KernelLease(
+            self.api,
+            self.namespace,
+            self.kernel_id,
+            self.kernel_label,
+            interval=min(heartbeat_interval, pod_start_timeout / 2),
+            lease_seconds=lease_seconds,
+            on_tick=self._check_stuck,
+        )
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._runs: dict[str, _Run] = {}
+        self._attempts: dict[str, int] = {}
+        self._informer: PodInformer | None = None
+        self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="polynb-k8s")
+        self._started = False
+        self._closed = False
+        self._start_lock = threading.Lock()
+
+    # -- start: namespace check, heartbeat, sweep, the watch -----------------------------------------
+
+    def _ensure_started(self) -> None:
+        with self._start_lock:
+            if self._started:
+                return
+            if self._closed:
+                raise K8sSubmitError("the kubernetes executor is shut down")
+            self._check_namespace()
+            try:
+                self.lease.acquire()
+                if self.sweep_on_start:
+                    k8s_kernel.sweep(self.api, self.namespace, now=time.time(), exclude=self.kernel_label)
+            except K8sError as exc:
+                raise K8sSubmitError(self._explain(exc, "set up the kernel's heartbeat ConfigMap")) from exc
+            self._informer = PodInformer(
+                self.api,
+                self.namespace,
+                self.selector,
+                self._on_pod,
+                self._on_watch_error,
+                watch_timeout=self.watch_timeout,
+                backoff=self.backoff,
+            )
+            self._informer.start()
+            self.lease.start()
+            self._started = True
+
+    def _check_namespace(self) -> None:
+        try:
+            self.api.request("GET", path("namespaces", None, self.namespace))
+        except K8sError as exc:
+            if exc.code == 403:
+                return  # may not read namespaces (RBAC): a missing one shows as a 404 at create
+            if exc.code == 404:
+                raise K8sSubmitError(self._missing_namespace()) from exc
+            raise K8sSubmitError(self._explain(exc, f"read namespace {self.namespace!r}")) from exc
+
+    def _missing_namespace(self) -> str:
+        return (
+            f"namespace {self.namespace!r} does not exist ({self._where()}); create it with "
+            f"`kubectl create namespace {self.namespace}` or choose another one"
+        )
+
+    def _where(self) -> str:
+        ctx = f"context {self.cluster.context!r}, " if self.cluster.context else ""
+        return f"{ctx}{self.cluster.source}"
+
+    def _explain(self, exc: K8sError, doing: str) -> str:
+        """An error of the API as a message that says what to do."""
+        if exc.code == 401:
+            return f"cannot {doing}: the cluster rejected the credentials ({self._where()}): {exc.message}"
+        if exc.code == 403:
+            return (
+                f"cannot {doing}: forbidden: {exc.message} (the identity of {self._where()} needs the Role of "
+                "docs/kubernetes.md in namespace " + repr(self.namespace) + ")"
+            )
+        if exc.code == 404 and "namespaces" in exc.message:
+            return f"cannot {doing}: {self._missing_namespace()}"
+        if exc.code == 422:
+            causes = "; ".join(f"{c.get('field')}: {c.get('message')}" for c in exc.causes) or exc.message
+            return f"cannot {doing}: Kubernetes rejected it as invalid: {causes}"
+        if exc.code == 0:
+            return f"cannot {doing}: {exc.message} ({self._where()})"
+        return f"cannot {doing}: {exc}"
+
+    # -- placement and submission ---------------------------------------------------------------------
+
+    def place(self, run_uuid: str, kind: OpKind, port_count: int) -> Placement:
+        return k8s_manifests.placement(run_uuid, kind, port_count, self.config)
+
+    def submit(self, op: CompiledOp, on_update: UpdateCallback) -> dict[str, Any]:
+        self._ensure_started()
+        with self._lock:
+            current = self._runs.get(op.uuid)
+            if current is not None and not current.final:
+                raise K8sSubmitError(f"run {op.uuid} is already running here")
+            attempt = self._attempts.get(op.uuid, 0) + 1
+        for _ in range(MAX_ATTEMPTS):
+            run = self._new_run(op, on_update, attempt)
+            with self._lock:
+                self._runs[op.uuid] = run
+                self._attempts[op.uuid] = attempt
+            try:
+                self._create(op, run)
+                break
+            except K8sError as exc:
+                if exc.code != 409:
+                    with self._lock:
+                        self._runs.pop(op.uuid, None)
+                    raise K8sSubmitError(self._explain(exc, f"create the {self._what(op)} of op {op.name!r}")) from exc
+                if self._adopt(op, run):
+                    break
+                attempt += 1  # a finished attempt of this run: this is the next one
+        else:
+            raise K8sSubmitError(f"run {op.uuid}: more than {MAX_ATTEMPTS} attempts exist already")
+        self._replay(run)
+        return self._record(run)
+
+    @staticmethod
+    def _what(op: CompiledOp) -> str:
+        return "Job" if op.kind == "job" else "Pod"
+
+    def _new_run(self, op: CompiledOp, on_update: UpdateCallback, attempt: int) -> _Run:
+        return _Run(
+            uuid=op.uuid,
+            op_name=op.name,
+            kind=op.kind,
+            on_update=on_update,
+            attempt=attempt,
+            name=names.resource_name(op.name, op.uuid, attempt),
+            main=k8s_manifests.main_container_name(op),
+            ports=op.placement.ports,
+            created_at=time.monotonic(),
+        )
+
+    def _create(self, op: CompiledOp, run: _Run) -> None:
+        try:
+            if op.kind == "job":
+                body = k8s_manifests.job_manifest(op, self.config, run.attempt)
+            else:
+                body = k8s_manifests.service_pod_manifest(op, self.config, run.attempt)
+        except ValueError as exc:
+            raise K8sSubmitError(f"op {op.name!r}: {exc}") from exc
+        if op.kind == "job":
+            self.api.request("POST", path("jobs", self.namespace), body=body)
+            return
+        pod = self.api.request("POST", path("pods", self.namespace), body=body)
+        self._create_service(op, run, pod)
+
+    def _create_service(self, op: CompiledOp, run: _Run, pod: dict[str, Any]) -> None:
+        if not op.placement.ports:
+            return
+        service = k8s_manifests.service_manifest(op, self.config, run.attempt, pod)
+        try:
+            self.api.request("POST", path("services", self.namespace), body=service)
+        except K8sError as exc:
+            if exc.code != 409:
+                raise
+            # The Service of an earlier attempt (owned by its pod, maybe not yet collected): point it here.
+            self.api.request(
+                "PUT",
+                path("services", self.namespace, service["metadata"]["name"]),
+                body=self._replace_service(service),
+            )
+
+    def _replace_service(self, service: dict[str, Any]) -> dict[str, Any]:
+        current = self.api.request("GET", path("services", self.namespace, service["metadata"]["name"]))
+        spec = {**current.get("spec", {}), "selector": service["spec"]["selector"], "ports": service["spec"]["ports"]}
+        meta = {
+            **current["metadata"],
+            **{k: service["metadata"][k] for k in ("labels", "annotations", "ownerReferences")},
+        }
+        return {**current, "metadata": meta, "spec": spec}
+
+    def _adopt(self, op: CompiledOp, run: _Run) -> bool:
+        """409 on create: adopt the object if it is this run's attempt and still live (True), or say it
+        is a finished attempt (False: try the next attempt). Anything else is an error."""
+        plural = "jobs" if op.kind == "job" else "pods"
+        existing = self.api.request("GET", path(plural, self.namespace, run.name))
+        labels = (existing.get("metadata") or {}).get("labels") or {}
+        if labels.get(names.RUN) != names.label_value(op.uuid):
+            raise K8sSubmitError(
+                f"cannot create {plural[:-1]} {run.name!r}: an object of that name exists and is not run {op.uuid}"
+            )
+        if plural == "jobs":
+            finished = interpret_job(existing) is not None
+        else:
+            finished = interpret_pod(existing, run.main).final or bool(existing["metadata"].get("deletionTimestamp"))
+        if finished:
+            return False
+        if labels.get(names.KERNEL) != self.kernel_label:
+            self._relabel(run)
+        if op.kind == "service":
+            self._create_service(op, run, existing)
+        log.info("run %s: %s %s exists already; adopted", op.uuid, plural[:-1], run.name)
+        return True
+
+    def _record(self, run: _Run) -> dict[str, Any]:
+        return {
+            "executor": self.name,
+            "run_uuid": run.uuid,
+            "namespace": self.namespace,
+            "kind": run.kind,
+            "name": run.name,
+            "attempt": run.attempt,
+            "kernel": self.kernel_label,
+            "main": run.main,
+            "ports": list(run.ports),
+            "service": k8s_manifests.service_name(run.uuid) if run.ports else None,
+        }
+
+    # -- observing pods (the watch thread) -------------------------------------------------------------
+
+    def _run_of(self, pod: dict[str, Any]) -> _Run | None:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        run_uuid = labels.get(names.RUN)
+        run = self._runs.get(run_uuid) if run_uuid else None
+        if run is None or labels.get(names.ATTEMPT) != str(run.attempt):
+            return None  # not ours, or an earlier attempt of a retried run
+        return run
+
+    def _on_pod(self, kind: str, pod: dict[str, Any]) -> None:
+        with self._lock:
+            run = self._run_of(pod)
+            self._changed.notify_all()
+        if run is None or run.final:
+            return
+        run.pod = pod["metadata"]["name"]
+        observed = interpret_pod(pod, run.main)
+        if kind == "DELETED" and not observed.final:
+            if run.stop_requested:
+                self._report(run, Observed("stopped", "Stopped", "stopped on request"))
+            else:
+                self._workers.submit(self._vanished, run)
+            return
+        if run.stop_requested and observed.final:
+            if observed.status == "failed":  # killed by our own stop
+                observed = Observed("stopped", "Stopped", "stopped on request")
+            self._report(run, observed)
+            return
+        if run.stop_requested or pod["metadata"].get("deletionTimestamp"):
+            return  # terminating: the final state or the deletion follows
+        self._report(run, observed)
+        if observed.status == "failed" and observed.reason != "InitFailed" and not self._pod_done(pod):
+            # Kubernetes would wait forever (an image that never comes): end the run's objects.
+            self._workers.submit(self._delete_run_objects, run, 0)
+        elif observed.status == "running" and observed.ready and run.ports and run.url is None:
+            self._workers.submit(self._publish_url, run)
+
+    @staticmethod
+    def _pod_done(pod: dict[str, Any]) -> bool:
+        return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+    def _report(self, run: _Run, observed: Observed, *, url: str | None = None) -> None:
+        with self._lock:
+            if run.final:
+                return
+            key = (observed.status, observed.reason)
+            if key == run.last and url is None:
+                return
+            updates = []
+            if observed.final and not run.running_reported and observed.started_at is not None:
+                updates.append(ExecutorUpdate(run.uuid, "running", "ContainerStarted", "", at=observed.started_at))
+                run.running_reported = True
+            if observed.status == "running":
+                run.running_reported = True
+            run.last = key
+            run.final = observed.final
+            updates.append(
+                ExecutorUpdate(
+                    run.uuid,
+                    observed.status,
+                    observed.reason,
+                    observed.message,
+                    outputs=observed.outputs if observed.final else None,
+                    url=url,
+                    at=time.time(),
+                )
+            )
+            self._changed.notify_all()
+            for update in updates:
+                try:
+                    run.on_update(update)
+                except Exception:
+                    log.exception("run %s: on_update failed", run.uuid)
+        if observed.final and run.forward is not None:
+            run.forward.close()
+
+    def _replay(self, run: _Run) -> None:
+        """Deliver what the watch already knows of a run (submitted before its pod was seen, re-attached)."""
+        informer = self._informer
+        if informer is None:
+            return
+        for pod in informer.snapshot():
+            with self._lock:
+                mine = self._run_of(pod) is run
+            if mine:
+                self._on_pod("MODIFIED", pod)
+
+    def _on_watch_error(self, exc: K8sError) -> None:
+        if exc.code not in (401, 403):
+            log.warning("kubernetes executor: pods watch: %s (retrying)", exc)
+            return
+        message = self._explain(exc, f"watch pods in namespace {self.namespace!r}")
+        with self._lock:
+            live = [r for r in self._runs.values() if not r.final]
+        for run in live:
+            self._report(
+                run, Observed("warning", "WatchForbidden" if exc.code == 403 else "WatchUnauthorized", message)
+            )
+
+    # -- side requests (worker threads) ---------------------------------------------------------------
+
+    def _vanished(self, run: _Run) -> None:
+        """The pod is gone without a final state and not on our request: ask its Job why."""
+        if run.kind == "service":
+            self._report(run, Observed("failed", "PodDeleted", f"pod {run.pod} was deleted outside polynb"))
+            return
+        try:
+            job = self.api.request("GET", path("jobs", self.namespace, run.name))
+        except K8sError as exc:
+            if exc.code == 404:
+                self._report(run, Observed("stopped", "Deleted", f"Job {run.name} was deleted outside polynb"))
+            else:
+                log.warning("run %s: cannot read Job %s: %s", run.uuid, run.name, exc)
+            return
+        observed = interpret_job(job)
+        if observed is not None:
+            self._report(run, observed)
+
+    def _publish_url(self, run: _Run) -> None:
+        host = k8s_manifests.service_host(run.uuid, self.namespace)
+        url = f"http://{host}:{run.ports[0]}/"
+        if self.port_forward and run.pod is not None:
+            try:
+                forward = PortForward(self._connect(self.namespace, run.pod, run.ports[0]))
+            except OSError as exc:
+                log.warning("run %s: cannot open a local port-forward: %s", run.uuid, exc)
+            else:
+                with self._lock:
+                    if run.final or run.forward is not None:
+                        forward.close()
+                        return
+                    run.forward = forward
+                url = forward.url
+        with self._lock:
+            if run.url is not None:
+                return
+            run.url = url
+        self._report(run, Observed("running", "ServiceReady", f"service reachable at {url}"), url=url)
+
+    def _delete_run_objects(self, run: _Run, grace: float | None) -> None:
+        query: dict[str, Any] = {"propagationPolicy": BACKGROUND}
+        if grace is not None:
+            query["gracePeriodSeconds"] = int(grace)
+        plural = "jobs" if run.kind == "job" else "pods"
+        try:
+            self.api.request("DELETE", path(plural, self.namespace, run.name), query=query)
+        except K8sError as exc:
+            if exc.code != 404:
+                log.warning("run %s: cannot delete %s %s: %s", run.uuid, plural[:-1], run.name, exc)
+                return
+        if run.kind == "job" and run.stop_requested and run.pod is not None and grace is not None:
+            # The Job's GC deletes pods with their own grace period; ours is the one asked for.
+            with contextlib.suppress(K8sError):
+                self.api.request("DELETE", path("pods", self.namespace, run.pod), query=query)
+        if run.stop_requested and run.pod is None:
+            self._report(run, Observed("stopped", "Stopped", "stopped on request before its pod started"))
+
+    def _check_stuck(self) -> None:
+        """Periodic (heartbeat thread): a Job that has no pod long after its creation — say why."""
+        now = time.monotonic()
+        with self._lock:
+            stuck = [
+                r
+                for r in self._runs.values()
+                if r.kind == "job"
+                and not r.final
+                and r.pod is None
+                and not r.stuck_checked
+                and now - r.created_at >= self.pod_start_timeout
+            ]
+            for run in stuck:
+                run.stuck_checked = True
+        for run in stuck:
+            try:
+                events = self.api.request(
+                    "GET",
+                    path("events", self.namespace),
+                    query={"fieldSelector": f"involvedObject.kind=Job,involvedObject.name={run.name}"},
+                )
+            except K8sError as exc:
+                log.warning("run %s: cannot read events: %s", run.uuid, exc)
+                continue
+            warnings = [e for e in events.get("items") or () if e.get("type") == "Warning"]
+            if warnings:
+                last = warnings[-1]
+                self._report(run, Observed("warning", str(last.get("reason") or "Warning"), str(last.get("message"))))
+
+    def _relabel(self, run: _Run) -> None:
+        """Adopt a run of another kernel: our kernel label on its objects, so our watch sees its pods."""
+        body = {"metadata": {"labels": {names.KERNEL: self.kernel_label}}}
+        run_selector = names.selector({names.RUN: names.label_value(run.uuid)})
+        plural = "jobs" if run.kind == "job" else "pods"
+        patch = "application/merge-patch+json"
+        self.api.request("PATCH", path(plural, self.namespace, run.name), body=body, content_type=patch)
+        if run.kind == "job":
+            pods = self.api.request("GET", path("pods", self.namespace), query={"labelSelector": run_selector})
+            for pod in pods.get("items") or ():
+                self.api.request(
+                    "PATCH", path("pods", self.namespace, pod["metadata"]["name"]), body=body, content_type=patch
+                )
+        if run.ports:
+            with contextlib.suppress(K8sError):
+                self.api.request(
+                    "PATCH",
+                    path("services", self.namespace, k8s_manifests.service_name(run.uuid)),
+                    body=body,
+                    content_type=patch,
+                )
+
+    # -- control --------------------------------------------------------------------------------------
+
+    def stop(self, run_uuid: str, *, grace: float = 10.0) -> None:
+        with self._lock:
+            run = self._runs.get(run_uuid)
+            if run is None or run.final or run.stop_requested:
+                return
+            run.stop_requested = True
+        self._workers.submit(self._delete_run_objects, run, grace)
+
+    def reattach(self, op: CompiledOp, record: dict[str, Any], on_update: UpdateCallback) -> bool:
+        if record.get("namespace") not in (None, self.namespace):
+            log.warning(
+                "run %s lives in namespace %s, not %s: not re-attached", op.uuid, record["namespace"], self.namespace
+            )
+            return False
+        self._ensure_started()
+        attempt = int(record.get("attempt") or 1)
+        run = self._new_run(op, on_update, attempt)
+        run.name = str(record.get("name") or run.name)
+        plural = "jobs" if op.kind == "job" else "pods"
+        try:
+            obj = self.api.request("GET", path(plural, self.namespace, run.name))
+        except K8sError as exc:
+            if exc.code == 404:
+                return False
+            raise K8sSubmitError(self._explain(exc, f"re-attach run {op.uuid}")) from exc
+        with self._lock:
+            self._runs[op.uuid] = run
+            self._attempts[op.uuid] = max(self._attempts.get(op.uuid, 0), attempt)
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        if labels.get(names.KERNEL) != self.kernel_label:
+            try:
+                self._relabel(run)
+            except K8sError as exc:
+                raise K8sSubmitError(self._explain(exc, f"adopt run {op.uuid}")) from exc
+        if op.kind == "job" and (observed := interpret_job(obj)) is not None:
+            # Finished while nobody watched; its pod (if still there) has the details and the outputs.
+            self._replay(run)
+            if not run.final:
+                self._report(run, observed)
+            return True
+        if op.kind == "service":
+            self._on_pod("MODIFIED", obj)
+        self._replay(run)
+        return True
+
+    def cleanup(self, run_uuid: str) -> None:
+        with self._lock:
+            run = self._runs.get(run_uuid)
+            if run is not None and not run.final:
+                return  # ttl counts from the end of the run
+            self._runs.pop(run_uuid, None)
+        if run is not None and run.forward is not None:
+            run.forward.close()
+        selector = names.selector({names.RUN: names.label_value(run_uuid)})
+        # A job's pods go with their Job, a service's Service with its pod; unknown run: both kinds.
+        plurals = ["jobs", "pods"] if run is None else ["jobs"] if run.kind == "job" else ["pods"]
+        for plural in plurals:
+            try:
+                self.api.request(
+                    "DELETE",
+                    path(plural, self.namespace),
+                    query={"labelSelector": selector, "propagationPolicy": BACKGROUND},
+                )
+            except K8sError as exc:
+                if exc.code != 404:
+                    log.warning("cleanup of run %s: %s", run_uuid, exc)
+
+    def shutdown(self, *, stop_running: bool = True) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._start_lock:
+            started = self._started
+        if started and stop_running:
+            with self._lock:
+                for run in self._runs.values():
+                    run.stop_requested = True
+                live = [r for r in self._runs.values() if not r.final]
+            try:
+                k8s_kernel.delete_kernel_runs(self.api, self.namespace, self.kernel_label)
+            except K8sError as exc:
+                log.warning("kubernetes executor: cannot delete this kernel's runs: %s", exc)
+            with self._changed:
+                self._changed.wait_for(lambda: all(r.final for r in live), timeout=self.shutdown_wait)
+            for run in live:  # deleted, whether or not the watch saw it go
+                self._report(run, Observed("stopped", "Stopped", "stopped: the executor shut down"))
+        if self._informer is not None:
+            self._informer.stop()
+        self.lease.stop()
+        if started:
+            try:
+                if stop_running:
+                    self.lease.delete()
+                else:
+                    self.lease.release()
+            except K8sError as exc:
+                log.warning("kubernetes executor: kernel ConfigMap: %s", exc)
+        for run in list(self._runs.values()):
+            if run.forward is not None:
+                run.forward.close()
+        self._workers.shutdown(wait=True)
+        self.api.close()
+
+    # -- logs -----------------------------------------------------------------------------------------
+
+    def logs(self, run_uuid: str, *, follow: bool = False) -> Iterator[str]:
+        """Init entries' logs in order, then the main container's; ``follow`` tails until the run ends."""
+        pod = self._find_pod(run_uuid)
+        if pod is None:
+            return
+        spec = pod.get("spec") or {}
+        run = self._runs.get(run_uuid)
+        main = run.main if run else spec["containers"][0]["name"]
+        order = [c["name"] for c in spec.get("initContainers") or () if c.get("restartPolicy") != "Always"]
+        order.append(main)
+        for container in order:
+            yield from self._container_log(run_uuid, pod["metadata"]["name"], container, follow=follow)
+
+    def _find_pod(self, run_uuid: str) -> dict[str, Any] | None:
+        run = self._runs.get(run_uuid)
+        selector = {names.RUN: names.label_value(run_uuid)}
+        if run is not None:
+            selector[names.ATTEMPT] = str(run.attempt)
+        deadline = time.monotonic() + LOG_WAIT
+        while True:
+            try:
+                data = self.api.request(
+                    "GET", path("pods", self.namespace), query={"labelSelector": names.selector(selector)}
+                )
+            except K8sError as exc:
+                log.warning("logs of run %s: %s", run_uuid, exc)
+                return None
+            items = sorted(data.get("items") or (), key=lambda p: p["metadata"].get("creationTimestamp") or "")
+            if items:
+                pod: dict[str, Any] = items[-1]
+                return pod
+            # A just-submitted Job has no pod yet: wait for one (woken by the watch), not forever.
+            with self._changed:
+                if run is None or run.final or time.monotonic() >= deadline:
+                    return None
+                self._changed.wait(LOG_WAIT)
+
+    def _container_state(self, pod_name: str, container: str) -> str:
+        """``waiting``, ``running``, ``terminated`` or ``gone`` (no such pod any more), from the cache."""
+        informer = self._informer
+        pod = None
+        if informer is not None:
+            pod = next((p for p in informer.snapshot() if p["metadata"]["name"] == pod_name), None)
+        if pod is None:
+            try:
+                pod = self.api.request("GET", path("pods", self.namespace, pod_name))
+            except K8sError:
+                return "gone"
+        status = pod.get("status") or {}
+        for cs in [*(status.get("initContainerStatuses") or ()), *(status.get("containerStatuses") or ())]:
+            if cs.get("name") == container:
+                state = cs.get("state") or {}
+                return next((k for k in ("terminated", "running") if k in state), "waiting")
+        return "waiting"
+
+    def _container_log(self, run_uuid: str, pod: str, container: str, *, follow: bool) -> Iterator[str]:
+        log_path = path("pods", self.namespace, pod, "log")
+        if not follow:
+            try:
+                text = self.api.text(log_path, query={"container": container})
+            except K8sError:
+                return  # not started (400) or gone (404): nothing to show
+            yield from text.splitlines()
+            return
+        resume = Resume()
+        while True:
+            state = self._container_state(pod, container)
+            if state == "gone":
+                return
+            if state == "waiting":
+                with self._changed:
+                    run = self._runs.get(run_uuid)
+                    if run is not None and run.final and self._container_state(pod, container) == "waiting":
+                        return  # the run ended before this container started
+                    self._changed.wait(LOG_WAIT)
+                continue
+            query: dict[str, Any] = {"container": container, "follow": True, "timestamps": True}
+            since = resume.reopen()
+            if since:
+                query["sinceTime"] = since
+            try:
+                stream = self.api.stream(log_path, query=query, timeout=(10.0, 300.0))
+            except K8sError as exc:
+                if exc.code in (400, 404):
+                    with self._changed:
+                        self._changed.wait(LOG_WAIT)
+                    if exc.code == 404:
+                        return
+                    continue
+                raise
+            try:
+                for raw in stream.lines():
+                    ts, text = split_timestamp(raw)
+                    if resume.accept(ts, text):
+                        yield text
+            except Exception as exc:  # a dropped stream: resume from the last timestamp
+                log.debug("log of %s/%s dropped: %s", pod, container, exc)
+            finally:
+                stream.close()
+            if self._container_state(pod, container) in ("terminated", "gone"):
+                return

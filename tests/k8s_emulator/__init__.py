@@ -1,0 +1,231 @@
+"""A loopback Kubernetes API-server emulator for polynb's tests (test-only, never shipped).
+
+It speaks the real REST and watch protocol (so the official client and kubectl talk to it unmodified) for
+what the kubernetes executor uses, with a deterministic, scripted control plane (see ``controllers``) and
+fault injection. Usage::
+
+    with Emulator() as emu:
+        kubeconfig = emu.write_kubeconfig(tmp_path / "kubeconfig")
+        ...
+        emu.finish("train-1a2b3c4d-x7k2p", "main", exit_code=0)
+        emu.settle()
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .clock import Clock
+from .controllers import SCRIPT_ANNOTATION, ControlPlane
+from .errors import ApiError
+from .server import Faults, Handler, Request, Server
+from .store import RESOURCES, Store
+
+__all__ = ["SCRIPT_ANNOTATION", "Emulator", "Request", "script_annotation"]
+
+
+def script_annotation(containers: dict[str, dict[str, Any]] | None = None, **pod: Any) -> dict[str, str]:
+    """Annotations that script a pod: ``script_annotation({"main": {"exit": 1}}, unschedulable="...")``."""
+    return {SCRIPT_ANNOTATION: json.dumps({"containers": containers or {}, **pod})}
+
+
+class Emulator:
+    def __init__(
+        self,
+        *,
+        namespaces: tuple[str, ...] = ("default",),
+        token: str | None = None,
+        watch_timeout: float = 1800.0,
+        history_limit: int = 100_000,
+    ) -> None:
+        self.clock = Clock()
+        self.store = Store(self.clock, namespaces=namespaces, history_limit=history_limit)
+        self.scripts: dict[str, dict[str, Any]] = {}
+        """image -> container script (see ``controllers``), for pods whose annotation does not script it."""
+        self.control = ControlPlane(self.store, self.scripts)
+        self.faults = Faults(token=token)
+        self.user = "system:serviceaccount:default:polynb"
+        self.watch_timeout = watch_timeout
+        self.requests: list[Request] = []
+        self.open_watches = 0
+        self.max_open_watches = 0
+        self._lock = threading.Lock()
+        self.server = Server(self)
+        self._thread: threading.Thread | None = None
+
+    # -- lifetime -------------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Emulator:
+        self.control.start()
+        self._thread = threading.Thread(target=self.server.serve_forever, name="k8s-emulator-http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stopping = True
+        with self.store.lock:
+            self.store.cond.notify_all()
+        self.server.shutdown()
+        self.server.close_all()
+        self.server.server_close()
+        self.control.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def write_kubeconfig(
+        self, path: Path, *, namespace: str = "default", token: str | None = None, context: str = "emulator"
+    ) -> Path:
+        """A kubeconfig for this emulator (JSON is YAML); ``token`` defaults to the emulator's own."""
+        user: dict[str, Any] = {"token": token or self.faults.token or "emulator-token"}
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
+            "users": [{"name": "tester", "user": user}],
+            "contexts": [
+                {"name": context, "context": {"cluster": "emulator", "user": "tester", "namespace": namespace}}
+            ],
+            "current-context": context,
+        }
+        path.write_text(json.dumps(config, indent=1))
+        return path
+
+    # -- bookkeeping (server threads) -----------------------------------------------------------------
+
+    def log_request(self, request: Request) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def watch_opened(self, request: Request | None) -> None:
+        with self._lock:
+            self.open_watches += 1
+            self.max_open_watches = max(self.max_open_watches, self.open_watches)
+
+    def watch_closed(self, request: Request | None) -> None:
+        with self._lock:
+            self.open_watches -= 1
+
+    def counts(self, *, resource: str | None = None) -> Counter[str]:
+        """Requests so far by verb (optionally of one resource, e.g. ``"jobs"``)."""
+        with self._lock:
+            return Counter(r.verb for r in self.requests if resource is None or r.resource == resource)
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    # -- the control plane ----------------------------------------------------------------------------
+
+    def settle(self) -> None:
+        """Return once the controllers have handled every change so far (and the changes they made)."""
+        self.control.settle()
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock: deadlines (``activeDeadlineSeconds``) and TTLs fire now."""
+        self.clock.advance(seconds)
+        self.control.tick()
+
+    def finish(
+        self,
+        pod: str,
+        container: str = "main",
+        *,
+        exit_code: int = 0,
+        message: str | None = None,
+        namespace: str = "default",
+    ) -> None:
+        """End a ``hold`` container (or any running one) with ``exit_code`` and a termination message."""
+        self.control.finish(namespace, pod, container, exit_code, message)
+
+    def schedule(self, pod: str, *, namespace: str = "default") -> None:
+        """An unschedulable pod fits now (e.g. a node was added)."""
+        self.control.schedule(namespace, pod)
+
+    def log(self, pod: str, container: str, line: str, *, namespace: str = "default") -> None:
+        self.store.append_log(namespace, pod, container, line)
+
+    def fail_pod_creation(self, job: str, message: str) -> None:
+        """The job controller cannot create the Job's pods (quota, admission): a FailedCreate event."""
+        self.control.failed_creates[job] = message
+
+    # -- objects --------------------------------------------------------------------------------------
+
+    def objects(self, plural: str, namespace: str | None = "default", selector: str = "") -> list[dict[str, Any]]:
+        from .selectors import parse_labels
+
+        items, _ = self.store.list(plural, namespace, parse_labels(selector))
+        return items
+
+    def pod_of(self, run_uuid: str, namespace: str = "default") -> dict[str, Any] | None:
+        pods = self.objects("pods", namespace, f"polynb.io/run={run_uuid}")
+        return pods[-1] if pods else None
+
+    # -- faults ---------------------------------------------------------------------------------------
+
+    def compact(self) -> int:
+        """Forget the watch history: every watch (and resumption) from before now gets 410 Gone."""
+        return self.store.compact()
+
+    def drop_watches(self) -> None:
+        """Break every open watch connection (no terminating chunk), as a network failure would."""
+        with self.store.lock:
+            self.faults.watch_epoch += 1
+            self.store.cond.notify_all()
+
+    def drop_logs(self) -> None:
+        """Break every followed log stream."""
+        with self.store.lock:
+            self.faults.log_epoch += 1
+            self.store.cond.notify_all()
+
+    def send_bookmarks(self) -> None:
+        """Every open watch that allows bookmarks gets a BOOKMARK with the current resourceVersion."""
+        with self.store.lock:
+            self.faults.bookmark_epoch += 1
+            self.store.cond.notify_all()
+
+    def fail(self, code: int = 500, *, times: int = 1, verb: str | None = None, resource: str | None = None) -> None:
+        """The next ``times`` requests matching (verb, resource) fail with ``code`` (5xx, 429, ...)."""
+        with self.faults.lock:
+            self.faults.failures.append([times, code, verb, resource])
+
+    def deny(self, verb: str, resource: str) -> None:
+        """RBAC: ``verb`` on ``resource`` is forbidden (403 with the authorizer's message)."""
+        with self.faults.lock:
+            self.faults.denied.add((verb, resource))
+
+    def allow(self, verb: str, resource: str) -> None:
+        with self.faults.lock:
+            self.faults.denied.discard((verb, resource))
+
+    def reject_creates(self, resource: str, causes: list[dict[str, str]]) -> None:
+        """Every create of ``resource`` gets 422 with these causes (``[{"field":..., "message":...}]``)."""
+        self.faults.invalid_creates[resource] = causes
+
+    # -- port-forward ---------------------------------------------------------------------------------
+
+    def portforward(self, handler: Handler, namespace: str, pod: str, query: dict[str, str]) -> None:
+        from .websocket import serve_portforward
+
+        serve_portforward(self, handler, namespace, pod, query)
+
+
+_ = (ApiError, Clock, ControlPlane, Faults, RESOURCES, Store)
