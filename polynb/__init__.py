@@ -1,3 +1,44 @@
-"""polynb: Polyaxon-style ML pipelines with events and hooks, native to Jupyter."""
+"""polynb: Polyaxon-style ML pipelines with events and hooks, native to Jupyter.
+
+``%load_ext polynb`` loads the notebook magics (or ``c.InteractiveShellApp.extensions = ["polynb"]`` in
+``ipython_kernel_config.py``); ``polynb.run(...)`` submits a pipeline from Python. Both import the
+notebook layer lazily, so ``import polynb`` stays light for the CLI and for running jobs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from polynb.notebook.handle import RunHandle
+    from polynb.spec.models import Component, Operation
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext polynb``."""
+    from polynb.notebook.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext polynb``."""
+    from polynb.notebook.magics import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
+def run(
+    spec: Component | Operation | str | os.PathLike[str],
+    *,
+    params: Mapping[str, Any] | None = None,
+    executor: str | None = None,
+) -> RunHandle:
+    """Submit a pipeline to this process's scheduler session; see :func:`polynb.notebook.api.run`."""
+    from polynb.notebook.api import run as submit
+
+    return submit(spec, params=params, executor=executor)

@@ -1,0 +1,43 @@
+"""``polynb.run(...)``: submit a pipeline to this process's notebook session from Python code."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from polynb.notebook.handle import RunHandle
+from polynb.notebook.session import get_session
+from polynb.spec.models import Component, Operation
+
+
+def run(
+    spec: Component | Operation | str | os.PathLike[str],
+    *,
+    params: Mapping[str, Any] | None = None,
+    executor: str | None = None,
+) -> RunHandle:
+    """Validate and submit ``spec`` (a model, a Polyaxonfile path, or YAML text); return its handle.
+
+    Components registered by ``%%polyaxon_component``/``%%polyaxon_python`` resolve by ``hubRef``. Bad
+    input raises ``SpecErrors`` and submits nothing. The run goes on in the background; ``handle.wait()``.
+    """
+    from polynb.compiler.pipeline import build_pipeline
+    from polynb.spec.load import load, load_text
+
+    session = get_session()
+    base_dir = Path.cwd()
+    source: str | None = None
+    if isinstance(spec, Component | Operation):
+        model = spec
+    elif isinstance(spec, str) and "\n" in spec:
+        model = load_text(spec, "<string>")
+    else:
+        path = Path(spec)
+        model = load(path)
+        base_dir, source = path.resolve().parent, str(path)
+    pipeline = build_pipeline(
+        model, params=dict(params or {}), registry=session.registry, base_dir=base_dir, source=source
+    )
+    return session.submit(pipeline, executor=executor)

@@ -1,0 +1,109 @@
+"""``RunHandle``: what ``polynb.run(...)`` and the magics give back: wait, status, ops, events, stop, widget."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from polynb.notebook.model import RunTracker
+from polynb.notebook.render import run_text
+from polynb.scheduler.events import EngineEvent
+
+if TYPE_CHECKING:
+    from polynb.notebook.session import KernelSession
+    from polynb.notebook.widget import RunWidget
+
+
+@dataclass(frozen=True, slots=True)
+class OpInfo:
+    """One op (or hook run) of a run, as stored now."""
+
+    uuid: str
+    name: str
+    kind: str
+    status: str
+    outputs: dict[str, Any]
+    url: str | None
+    hook_of: str | None
+
+
+class RunHandle:
+    """A top-level run of this kernel's session (any run of the store can be looked at)."""
+
+    def __init__(self, session: KernelSession, uuid: str) -> None:
+        self._session = session
+        self.uuid = uuid
+        self.name = session.store.get_run(uuid).name
+        self._widget: RunWidget | None = None
+
+    @property
+    def status(self) -> str:
+        return self._session.store.get_run(self.uuid).status.value
+
+    @property
+    def ops(self) -> dict[str, OpInfo]:
+        """The ops and hook runs by name (a single-op run: itself and its hooks)."""
+        store = self._session.store
+        root = store.get_run(self.uuid)
+        records = store.list_runs(self.uuid) if root.kind == "dag" else [root, *store.hooks_of(self.uuid)]
+        records.sort(key=lambda r: r.created_at)
+        names = {r.uuid: r.name for r in records}
+        return {
+            r.name: OpInfo(r.uuid, r.name, r.kind, r.status.value, dict(r.outputs), r.url, names.get(r.hook_of or ""))
+            for r in records
+        }
+
+    @property
+    def outputs(self) -> dict[str, dict[str, Any]]:
+        """Outputs by op name (ops that logged none are left out)."""
+        return {name: op.outputs for name, op in self.ops.items() if op.outputs}
+
+    @property
+    def events(self) -> list[EngineEvent]:
+        store = self._session.store
+        root = store.get_run(self.uuid)
+        if root.kind == "dag":
+            records = store.events(dag_uuid=self.uuid)
+        else:
+            records = store.events(run_uuid=self.uuid)
+            for hook in store.hooks_of(self.uuid):
+                records += store.events(run_uuid=hook.uuid)
+            records.sort(key=lambda e: e.seq)
+        return [EngineEvent.from_record(r) for r in records]
+
+    def wait(self, timeout: float | None = None, *, include_services: bool = False) -> str:
+        """Block until the run is done and return its status (services too with ``include_services``)."""
+        return self._session.wait(self.uuid, timeout=timeout, include_services=include_services)
+
+    def stop(self) -> None:
+        """Stop the run (its ops; services included) and wait until it is final."""
+        self._session.stop(self.uuid)
+        self._session.wait(self.uuid, include_services=True)
+
+    def stop_services(self) -> None:
+        """Stop the services (TensorBoard) still running, and wait for them."""
+        for op in self.ops.values():
+            if op.kind == "service" and op.status not in ("succeeded", "failed", "stopped", "skipped",
+                                                           "upstream_failed"):  # fmt: skip
+                self._session.stop(op.uuid)
+        self._session.wait(self.uuid, include_services=True)
+
+    @property
+    def widget(self) -> RunWidget:
+        if self._widget is None or not self._widget.alive:
+            self._widget = self._session.widget(self.uuid)
+        return self._widget
+
+    def text(self) -> str:
+        """The stable text summary (what nbval compares)."""
+        tracker = RunTracker(self._session.store, self.uuid)
+        tracker.refresh()
+        return run_text(tracker.snapshot(time.time()))
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs)
+        return bundle

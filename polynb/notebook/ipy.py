@@ -1,0 +1,28 @@
+"""Typed wrappers of IPython's untyped ``magic_arguments`` helpers (one place for the ignores)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, cast
+
+from IPython.core import magic_arguments as _ma
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Decorator(Protocol):
+    def __call__(self, fn: F, /) -> F: ...
+
+
+def magic_arguments() -> Decorator:
+    return cast(Decorator, _ma.magic_arguments())  # type: ignore[no-untyped-call]
+
+
+def argument(*args: Any, **kwargs: Any) -> Decorator:
+    return cast(Decorator, _ma.argument(*args, **kwargs))  # type: ignore[no-untyped-call]
+
+
+def parse_argstring(magic: Callable[..., Any], line: str) -> argparse.Namespace:
+    """Parse a magic's line; a bad line raises ``UsageError`` (shown without a traceback)."""
+    return cast(argparse.Namespace, _ma.parse_argstring(magic, line))  # type: ignore[no-untyped-call]

@@ -1,0 +1,434 @@
+"""IPython magics: ``%%polyaxon_component``, ``%%polyaxon_dag``, ``%%polyaxon_python`` and ``%polyaxon``.
+
+Bad input is a ``UsageError`` (see :func:`cell_error`: IPython shows it without a traceback) naming the
+cell's own line and column, and nothing is registered or submitted. A DAG cell returns a
+:class:`~polynb.notebook.handle.RunHandle`, displayed as the live run widget, at once: the DAG runs in the
+background on the kernel's scheduler (``session``). Cell bodies are never variable-expanded; neither is
+the magic's line (``@no_var_expand``), so ``{{ }}`` and ``$`` reach the YAML untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from traitlets import Bool, Enum, Float, Unicode, observe
+from traitlets.config import Configurable
+
+from polynb.notebook import cellspec, pystep
+from polynb.notebook.handle import RunHandle
+from polynb.notebook.ipy import argument, magic_arguments, parse_argstring
+from polynb.notebook.render import GraphNode, graph_svg, graph_text
+from polynb.notebook.session import KernelSession, get_session
+from polynb.spec.errors import SpecError, SpecErrors
+
+EXECUTOR_CHOICES = ("local", "kubernetes")
+
+
+def cell_error(errors: Sequence[SpecError], *, what: str) -> UsageError:
+    """A cell's problems, each at ``<cell magic NAME>:line:column``, as a ``UsageError`` (IPython shows
+    exactly that class without a traceback, not its subclasses); ``.errors`` keeps them for callers."""
+    lines = [str(e) for e in errors]
+    error = UsageError(f"{what}: not accepted ({len(lines)} problem{'s' * (len(lines) != 1)})\n" + "\n".join(lines))
+    error.errors = list(errors)
+    return error
+
+
+class GraphView:
+    """A DAG that did not run (``--dry-run``): SVG for browsers, stable text for terminals and nbval."""
+
+    def __init__(self, name: str, nodes: list[GraphNode], edges: list[Any]) -> None:
+        self.name, self.nodes, self.edges = name, nodes, edges
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, str]:
+        text = self.__repr__()
+        return {"text/plain": text, "text/html": graph_svg(self.nodes, self.edges)}
+
+    def __repr__(self) -> str:
+        head = f"DAG {self.name}: {len(self.nodes)} ops (dry run, nothing submitted)"
+        return head + "\n" + graph_text(self.nodes, self.edges)
+
+
+@magics_class
+class PolynbMagics(Magics, Configurable):
+    """polynb's magics; ``%config PolynbMagics.<option>`` (or ``ipython_kernel_config.py``) sets the options."""
+
+    max_rate = Float(10.0, config=True, help="widget messages per second per widget, at most")
+    keep_runs_on_exit = Bool(False, config=True, help="leave local ops running when the kernel exits")
+    stop_grace = Float(3.0, config=True, help="seconds a stopped local op gets before it is killed")
+    proxy = Enum(["auto", "always", "never"], "auto", config=True, help="links through jupyter-server-proxy")
+    base_url = Unicode(None, allow_none=True, config=True, help="the Jupyter server's base URL (default: guessed)")
+    auto_open = Bool(True, config=True, help="open TensorBoard in a Lab tab when it starts (lab extension)")
+    default_executor = Unicode("local", config=True, help="executor of runs that do not name one")
+
+    def __init__(self, shell: Any, session: KernelSession | None = None) -> None:
+        Configurable.__init__(self, config=shell.config)
+        Magics.__init__(self, shell=shell)
+        shell.configurables.append(self)  # `%config PolynbMagics` lists and sets the options
+        self.session = session or get_session()
+        self._apply_config()
+
+    @observe("max_rate", "keep_runs_on_exit", "stop_grace", "proxy", "base_url", "auto_open", "default_executor")
+    def _config_changed(self, _change: Any) -> None:
+        self._apply_config()
+
+    def _apply_config(self) -> None:
+        config = self.session.config
+        config.max_rate = float(self.max_rate)
+        config.keep_runs_on_exit = bool(self.keep_runs_on_exit)
+        config.stop_grace = float(self.stop_grace)
+        config.proxy = "always" if self.proxy == "always" else "never" if self.proxy == "never" else "auto"
+        config.base_url = self.base_url
+        config.auto_open = bool(self.auto_open)
+        config.default_executor = str(self.default_executor)
+
+    # -- %%polyaxon_component -----------------------------------------------------------------------
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("name", help="the component's name: `hubRef: NAME` resolves to it")
+    @argument("--save", metavar="PATH", help="also write the YAML to this file")
+    @cell_magic
+    def polyaxon_component(self, line: str, cell: str) -> None:
+        """Define a component from the YAML body and register it in this kernel (``hubRef: NAME``)."""
+        args = parse_argstring(PolynbMagics.polyaxon_component, line)
+        loaded = self._load("polyaxon_component", args.name, cell)
+        from polynb.spec.models import Component
+
+        if not isinstance(loaded.spec, Component):
+            self._fail("polyaxon_component", args.name, [_root_error(loaded, "the cell defines an operation; a "
+                       "component cell needs `kind: component` (or no `kind`) and a `run`")])  # fmt: skip
+        if loaded.spec.run is None:
+            self._fail("polyaxon_component", args.name, [_root_error(loaded, "a component needs a `run`")])
+        self.session.registry.register(args.name, loaded.spec)
+        self._clear_diagnostics("polyaxon_component")
+        if args.save:
+            _save(Path(args.save), cell)
+        inputs = ", ".join(f"{io.name}:{io.type}" for io in loaded.spec.inputs or ())
+        kind = getattr(loaded.spec.run, "kind", "?")
+        print(f"component {args.name} registered ({kind}" + (f"; inputs {inputs}" if inputs else "") + ")")
+
+    # -- %%polyaxon_dag -----------------------------------------------------------------------------
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("name", help="the DAG's name (a whole component's own `name` wins)")
+    @argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE", help="set an input (repeatable)")
+    @argument("--executor", choices=EXECUTOR_CHOICES, default=None, help="where the ops run (default local)")
+    @argument("--dry-run", action="store_true", help="validate and show the graph; submit nothing")
+    @argument("--save", metavar="PATH", help="also write the YAML to this file")
+    @cell_magic
+    def polyaxon_dag(self, line: str, cell: str) -> RunHandle | GraphView | None:
+        """Validate a DAG (a whole component, or just `operations:` …), show it and run it in the background."""
+        args = parse_argstring(PolynbMagics.polyaxon_dag, line)
+        params = _params(args.param)
+        loaded = self._load("polyaxon_dag", args.name, cell, dag_body=True)
+        try:
+            pipeline = cellspec.build_cell_pipeline(
+                loaded, params=params, registry=self.session.registry, base_dir=Path.cwd()
+            )
+        except SpecErrors as exc:
+            self._fail("polyaxon_dag", args.name, exc.errors)
+        if pipeline.kind != "dag":
+            self._fail("polyaxon_dag", args.name, [_root_error(loaded, "this is not a DAG (`run.kind: dag` or "
+                       "`operations:`); run a single component with `polynb.run(...)`")])  # fmt: skip
+        self._clear_diagnostics("polyaxon_dag")
+        if args.save:
+            _save(Path(args.save), _yaml_of(loaded, cell))
+        if args.dry_run:
+            from polynb.notebook.model import EdgeView
+
+            nodes = [GraphNode(n, str(getattr(op.component.run, "kind", "job"))) for n, op in pipeline.ops.items()]
+            edges = [
+                EdgeView(e.src, e.dst, "event" if "event" in e.kinds else "dependency" if "dependency" in e.kinds
+                         else "param", " | ".join(sorted(k.removeprefix("run_status_") for k in e.event_kinds)))
+                for e in pipeline.graph.edges
+            ]  # fmt: skip
+            return GraphView(pipeline.name, nodes, edges)
+        executor = self._executor(args.executor)
+        return self.session.submit(pipeline, executor=executor)
+
+    # -- %%polyaxon_python --------------------------------------------------------------------------
+
+    @no_var_expand
+    @magic_arguments()
+    @argument("name", help="the component's name")
+    @argument("--input", action="append", default=[], metavar="NAME:TYPE[=DEFAULT]", help="an input (variable)")
+    @argument("--output", action="append", default=[], metavar="NAME:TYPE", help="an output (variable)")
+    @cell_magic
+    def polyaxon_python(self, line: str, cell: str) -> None:
+        """The cell's Python becomes a job component NAME: inputs arrive as variables, outputs are logged
+        from the variables of the same names. The cell does not run here; it runs as a pipeline step."""
+        args = parse_argstring(PolynbMagics.polyaxon_python, line)
+        filename = cellspec.cell_filename("polyaxon_python", args.name)
+        try:
+            inputs = [pystep.parse_decl(t, what="input") for t in args.input]
+            outputs = [pystep.parse_decl(t, what="output") for t in args.output]
+        except pystep.StepSpecError as exc:
+            raise UsageError(str(exc)) from None
+        try:
+            compile(cell, filename, "exec")
+        except SyntaxError as exc:
+            line_no = (exc.lineno or 0) + cellspec.BODY_OFFSET if exc.lineno else 0
+            self._fail("polyaxon_python", args.name, [SpecError(filename, line_no, exc.offset or 0, "", exc.msg)])
+        script = pystep.save_script(args.name, cell)
+        try:
+            component = pystep.step_component(args.name, script, inputs, outputs)
+        except (pystep.StepSpecError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+        self.session.registry.register(args.name, component)
+        self._clear_diagnostics("polyaxon_python")
+        ins = ", ".join(f"{d.name}:{d.type}" for d in inputs) or "none"
+        outs = ", ".join(f"{d.name}:{d.type}" for d in outputs) or "none"
+        print(f"component {args.name} registered (python step; inputs {ins}; outputs {outs})")
+
+    # -- %polyaxon ----------------------------------------------------------------------------------
+
+    @no_var_expand
+    @line_magic
+    def polyaxon(self, line: str) -> Any:
+        """``%polyaxon run|ls|status|stop|logs|wait|events|tensorboard …`` — ``%polyaxon -h`` for help."""
+        parser = _command_parser()
+        try:
+            args = parser.parse_args(shlex.split(line))
+        except _HelpShown:
+            return None
+        if args.command is None:
+            parser.print_help()
+            return None
+        command = getattr(self, f"_cmd_{args.command}")
+        return command(args)
+
+    def _cmd_run(self, args: argparse.Namespace) -> RunHandle:
+        from polynb.compiler.pipeline import build_pipeline
+        from polynb.spec.load import load
+
+        path = Path(args.file)
+        try:
+            spec = load(path)
+            pipeline = build_pipeline(spec, params=_params(args.param), registry=self.session.registry,
+                                      base_dir=path.resolve().parent, source=str(path))  # fmt: skip
+        except SpecErrors as exc:
+            raise UsageError(f"{path}: not run\n{exc}") from None
+        return self.session.submit(pipeline, executor=self._executor(args.executor))
+
+    def _cmd_ls(self, args: argparse.Namespace) -> None:
+        from polynb.cli_common import local_datetime
+
+        runs = self.session.store.list_runs(top_level_only=True, limit=args.limit)
+        if not runs:
+            print("no runs yet")
+            return
+        rows = [("NAME", "KIND", "STATUS", "UUID", "CREATED")]
+        rows += [(r.name, r.kind, r.status.value, r.uuid[:12], local_datetime(r.created_at)) for r in runs]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+    def _cmd_status(self, args: argparse.Namespace) -> RunHandle:
+        return self.session.handle(self._root(args.run))
+
+    def _cmd_stop(self, args: argparse.Namespace) -> None:
+        record = self._record(args.run)
+        how = self.session.stop(record.uuid)
+        print(f"{record.name}: " + ("already final" if how == "final" else "stopping"))
+
+    def _cmd_logs(self, args: argparse.Namespace) -> None:
+        record = self._record(args.run)
+        store = self.session.store
+        targets = store.children(record.uuid) if record.kind == "dag" else [record]
+        for target in targets:
+            lines, _title = self.session.logs(target.uuid, tail=args.tail)
+            if len(targets) > 1:
+                print(f"── {target.name} ({target.status.value})")
+            for text in lines:
+                print(text)
+
+    def _cmd_wait(self, args: argparse.Namespace) -> None:
+        uuid = self._root(args.run)
+        handle = self.session.handle(uuid)
+        try:
+            handle.wait(timeout=args.timeout, include_services=args.services)
+        except TimeoutError as exc:
+            raise UsageError(str(exc)) from None
+        except KeyboardInterrupt:
+            print(f"stopped waiting; {handle.name} keeps running")
+            return
+        print(handle.text())
+
+    def _cmd_events(self, args: argparse.Namespace) -> None:
+        handle = self.session.handle(self._root(args.run))
+        events = handle.events
+        if not events:
+            return
+        origin = events[0].at
+        names = {op.uuid: op.name for op in handle.ops.values()} | {handle.uuid: handle.name}
+        for event in events:
+            if event.kind == "run_status_done":
+                continue
+            offset = (event.at - origin).total_seconds()
+            why = " — ".join(p for p in (event.reason, event.message) if p)
+            name = names.get(event.run_uuid, event.run_uuid[:12])
+            print(f"+{offset:7.2f}s  {name:<20} {event.status or event.kind:<16} {why}".rstrip())
+
+    def _cmd_tensorboard(self, args: argparse.Namespace) -> RunHandle:
+        from polynb.compiler.pipeline import build_pipeline
+        from polynb.spec.models import Operation
+
+        uuids = [self._record(ref).uuid for ref in args.runs]
+        spec = Operation.model_validate(
+            {"version": 1.1, "kind": "operation", "name": args.name or "tensorboard", "hubRef": "tensorboard",
+             "params": {"uuids": {"value": uuids}}, "termination": {"timeout": args.timeout}}
+        )  # fmt: skip
+        pipeline = build_pipeline(spec, registry=self.session.registry, base_dir=Path.cwd())
+        return self.session.submit(pipeline)
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _load(self, magic: str, name: str, cell: str, *, dag_body: bool = False) -> cellspec.CellSpec:
+        try:
+            return cellspec.load_cell(cell, magic=magic, name=name, dag_body=dag_body)
+        except SpecErrors as exc:
+            self._fail(magic, name, exc.errors)
+
+    def _fail(self, magic: str, name: str, errors: Sequence[SpecError]) -> NoReturn:
+        filename = cellspec.cell_filename(magic, name)
+        self.session.bridge.diagnostics(self._cell_id(), magic, cellspec.diagnostics(errors, filename))
+        raise cell_error(errors, what=f"%%{magic} {name}")
+
+    def _clear_diagnostics(self, magic: str) -> None:
+        cell_id = self._cell_id()
+        if cell_id and self.session.bridge.connected:
+            self.session.bridge.diagnostics(cell_id, magic, [])
+
+    def _cell_id(self) -> str | None:
+        kernel = getattr(self.shell, "kernel", None)
+        get_parent = getattr(kernel, "get_parent", None)
+        parent = get_parent() if callable(get_parent) else None
+        metadata = (parent or {}).get("metadata") or {}
+        cell_id = metadata.get("cellId")
+        return str(cell_id) if cell_id else None
+
+    def _executor(self, name: str | None) -> str:
+        name = name or self.session.config.default_executor
+        if name not in self.session.executor_names():
+            if name == "kubernetes":
+                raise UsageError("the kubernetes executor is not configured in this kernel; use --executor local")
+            raise UsageError(f"unknown executor {name!r}; available: {', '.join(self.session.executor_names())}")
+        return name
+
+    def _record(self, ref: str | None) -> Any:
+        from polynb.cli_common import resolve_run
+        from polynb.store import StoreError
+
+        if ref is None:
+            last = self.session.last_run
+            if last is None:
+                raise UsageError("no run in this kernel yet: name one (uuid, uuid prefix or name)")
+            return self.session.store.get_run(last)
+        try:
+            return resolve_run(self.session.store, ref)
+        except (StoreError, LookupError) as exc:
+            raise UsageError(str(exc)) from None
+
+    def _root(self, ref: str | None) -> str:
+        from polynb.cli_common import root_of
+
+        return str(root_of(self.session.store, self._record(ref)).uuid)
+
+
+class _HelpShown(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ``UsageError`` instead of exiting the kernel."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"%polyaxon: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            print(message)
+        raise _HelpShown
+
+
+def _command_parser() -> _Parser:
+    parser = _Parser(prog="%polyaxon", description="what the polynb CLI does, from the notebook")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    p = sub.add_parser("run", help="run a Polyaxonfile in this kernel (shows the run widget)")
+    p.add_argument("-f", "--file", required=True)
+    p.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--executor", choices=EXECUTOR_CHOICES, default=None)
+    p = sub.add_parser("ls", help="list the latest top-level runs")
+    p.add_argument("-n", "--limit", type=int, default=20)
+    for name, text in (("status", "show a run's widget, redrawn from the store"), ("wait", "wait for a run")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("run", nargs="?", help="uuid, uuid prefix or name (default: this kernel's last run)")
+        if name == "wait":
+            p.add_argument("--timeout", type=float, default=None)
+            p.add_argument("--services", action="store_true", help="also wait for services (TensorBoard)")
+    p = sub.add_parser("stop", help="stop a run (an op, a service or a DAG)")
+    p.add_argument("run")
+    p = sub.add_parser("logs", help="print a run's logs (every op of a DAG)")
+    p.add_argument("run", nargs="?")
+    p.add_argument("--tail", type=int, default=None)
+    p = sub.add_parser("events", help="print a run's event log")
+    p.add_argument("run", nargs="?")
+    p = sub.add_parser("tensorboard", help="start a TensorBoard over runs (opens like an auto-opened one)")
+    p.add_argument("runs", nargs="+", metavar="RUN")
+    p.add_argument("--name", default=None)
+    p.add_argument("--timeout", type=float, default=7200.0)
+    return parser
+
+
+def _params(items: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"-P {item}: expected NAME=VALUE")
+        params[name.strip()] = value
+    return params
+
+
+def _root_error(loaded: cellspec.CellSpec, message: str) -> SpecError:
+    return SpecError(loaded.document.filename, 0, 0, "", message)
+
+
+def _save(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+
+
+def _yaml_of(loaded: cellspec.CellSpec, cell: str) -> str:
+    """What ``--save`` writes: the cell as written, or the wrapped component for a DAG-only body."""
+    if not loaded.wrapped:
+        return cell
+    import yaml
+
+    return yaml.safe_dump(loaded.data, sort_keys=False)
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """``%load_ext polynb``: register the magics and the comm target; re-attach to runs still alive."""
+    session = get_session()
+    magics = PolynbMagics(ip, session=session)
+    ip.register_magics(magics)
+    session.bridge.register_target()
+    session.start_if_unfinished()
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    """``%unload_ext polynb``: remove the magics (runs keep going; the session ends with the kernel)."""
+    manager = ip.magics_manager
+    for kind, names in PolynbMagics.magics.items():
+        for name in names:
+            manager.magics[kind].pop(name, None)
+    manager.registry.pop("PolynbMagics", None)
+    get_session().bridge.unregister_target()

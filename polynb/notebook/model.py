@@ -1,0 +1,346 @@
+"""The run widget's view model: frozen snapshots of a run, and the tracker that builds them from the store.
+
+A :class:`RunTracker` follows one top-level run (a DAG, or a single op) through the store's event log,
+reading only the events after the last ``seq`` it saw, so redrawing after a kernel restart and following a
+live run are the same code and no event is ever missed. :meth:`RunTracker.snapshot` returns a
+:class:`RunSnapshot`, which ``render`` turns into SVG/HTML/text. Only the UI thread touches a tracker.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from polynb.lifecycle import FINAL, Status
+from polynb.store import DONE_EVENT, EventRecord, RunRecord, Store
+
+EdgeKind = Literal["dependency", "param", "event", "hook"]
+STATUS_PREFIX = "run_status_"
+LOG_KEPT = 200
+"""Event log lines kept per run (the widget shows the newest few)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A stretch of an op's life in one status; times are seconds since the top-level run was created."""
+
+    status: str
+    start: float
+    end: float | None
+    """None: the op is still in this status."""
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """A point on an op's bar: an event another op waited for, or a hook it started."""
+
+    at: float
+    label: str
+    kind: Literal["event", "hook"]
+
+
+@dataclass(frozen=True, slots=True)
+class OpView:
+    uuid: str
+    name: str
+    kind: str
+    role: str
+    """``dag`` (the run itself), ``op``, ``single`` or ``hook``."""
+    status: str
+    reason: str | None = None
+    message: str | None = None
+    segments: tuple[Segment, ...] = ()
+    markers: tuple[Marker, ...] = ()
+    url: str | None = None
+    outputs: tuple[tuple[str, Any], ...] = ()
+    hook_of: str | None = None
+    """The name of the main run of a hook run."""
+    trigger: str | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeView:
+    src: str
+    dst: str
+    kind: EdgeKind
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    seq: int
+    at: float
+    name: str
+    status: str
+    reason: str | None
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A page to open: ``url`` is what to show (proxied when possible), ``direct_url`` the plain address."""
+
+    title: str
+    url: str
+    direct_url: str
+    run_uuid: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunSnapshot:
+    uuid: str
+    name: str
+    kind: str
+    status: str
+    reason: str | None
+    message: str | None
+    elapsed: float
+    """Seconds from creation to now (or to the end once every op is final)."""
+    ops: tuple[OpView, ...]
+    """The run itself first (for a DAG), then its ops, each followed by its hook runs."""
+    edges: tuple[EdgeView, ...] = ()
+    log: tuple[LogLine, ...] = ()
+    links: tuple[Link, ...] = ()
+    notes: tuple[str, ...] = ()
+    last_seq: int = 0
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+    @property
+    def settled(self) -> bool:
+        """Nothing will change any more: the run and every op and hook are final."""
+        return all(op.is_final for op in self.ops)
+
+    @property
+    def members(self) -> tuple[OpView, ...]:
+        """The ops and hooks, without the DAG run itself."""
+        return tuple(op for op in self.ops if op.role != "dag")
+
+
+@dataclass
+class _RunState:
+    record: RunRecord
+    status: str
+    reason: str | None
+    message: str | None
+    segments: list[tuple[str, float]] = field(default_factory=list)
+    end: float | None = None
+    emitted: dict[str, float] = field(default_factory=dict)
+
+
+class RunTracker:
+    """Follows one top-level run through the store (UI thread only); see the module docstring."""
+
+    def __init__(self, store: Store, root_uuid: str) -> None:
+        self.store = store
+        root = store.get_run(root_uuid)
+        self.uuid = root.uuid
+        self.is_dag = root.kind == "dag"
+        self.origin = root.created_at.timestamp()
+        self.last_seq = 0
+        self._runs: dict[str, _RunState] = {}
+        self._order: list[str] = []
+        self._log: deque[LogLine] = deque(maxlen=LOG_KEPT)
+        self._add(root)
+        if self.is_dag:
+            for child in store.children(root.uuid):
+                self._add(child)
+
+    @property
+    def member_uuids(self) -> set[str]:
+        return set(self._runs)
+
+    def refresh(self) -> bool:
+        """Apply the events appended since the last call; True if anything changed."""
+        if self.is_dag:
+            events = self.store.events(dag_uuid=self.uuid, after_seq=self.last_seq)
+        else:
+            events = self.store.events(run_uuid=self.uuid, after_seq=self.last_seq)
+            hooks = [h for h in self.store.hooks_of(self.uuid) if h.uuid not in self._runs]
+            for hook in hooks:
+                self._add(hook)
+            for uuid in [u for u in self._order if u != self.uuid]:
+                events += self.store.events(run_uuid=uuid, after_seq=self.last_seq)
+            events.sort(key=lambda e: e.seq)
+        self.apply(events)
+        return bool(events)
+
+    def apply(self, events: Iterable[EventRecord]) -> None:
+        for event in events:
+            if event.seq <= self.last_seq:
+                continue
+            self.last_seq = event.seq
+            state = self._runs.get(event.run_uuid)
+            if state is None:
+                state = self._add(self.store.get_run(event.run_uuid))
+            at = event.at.timestamp() - self.origin
+            state.emitted.setdefault(event.kind, at)
+            if not event.kind.startswith(STATUS_PREFIX) or event.kind == DONE_EVENT:
+                continue
+            status = event.kind.removeprefix(STATUS_PREFIX)
+            p = event.payload
+            state.status, state.reason, state.message = status, p.get("reason"), p.get("message")
+            if not state.segments or state.segments[-1][0] != status:
+                state.segments.append((status, at))
+            if status in FINAL:
+                state.end = at
+            if status in FINAL or (status == Status.RUNNING and state.record.kind == "service"):
+                state.record = self.store.get_run(state.record.uuid)  # outputs and url arrive with these
+            self._log.append(LogLine(event.seq, at, state.record.name, status, state.reason, state.message))
+
+    def record(self, uuid: str) -> RunRecord | None:
+        state = self._runs.get(uuid)
+        return state.record if state else None
+
+    def snapshot(self, now: float, *, links: Iterable[Link] = (), notes: Iterable[str] = ()) -> RunSnapshot:
+        """The run as of the last :meth:`refresh`; ``now`` is an epoch time (it ends the open segments)."""
+        root = self._runs[self.uuid]
+        finished = [s.end for s in self._runs.values() if s.end is not None]
+        all_final = all(s.status in FINAL for s in self._runs.values())
+        elapsed = max(finished, default=0.0) if all_final else max(0.0, now - self.origin)
+        by_uuid = {u: self._runs[u].record.name for u in self._order}
+        waits = _awaited(self._runs[u].record for u in self._order)
+        ops = [self._view(uuid, by_uuid, waits) for uuid in self._ordered()]
+        return RunSnapshot(
+            uuid=self.uuid,
+            name=root.record.name,
+            kind=root.record.kind,
+            status=root.status,
+            reason=root.reason,
+            message=root.message,
+            elapsed=elapsed,
+            ops=tuple(ops),
+            edges=tuple(self._edges()),
+            log=tuple(self._log),
+            links=tuple(links),
+            notes=tuple(notes),
+            last_seq=self.last_seq,
+        )
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _add(self, record: RunRecord) -> _RunState:
+        state = _RunState(record, record.status.value, record.reason, record.message)
+        self._runs[record.uuid] = state
+        self._order.append(record.uuid)
+        return state
+
+    def _ordered(self) -> list[str]:
+        """The run, then each op followed by its hooks, then the hooks of the run itself."""
+        hooks: dict[str, list[str]] = {}
+        for uuid in self._order:
+            main = self._runs[uuid].record.hook_of
+            if main is not None:
+                hooks.setdefault(main, []).append(uuid)
+        out: list[str] = [self.uuid]
+
+        def visit(uuid: str) -> None:
+            out.append(uuid)
+            for hook in hooks.get(uuid, ()):
+                visit(hook)
+
+        for uuid in self._order:
+            if uuid != self.uuid and self._runs[uuid].record.hook_of is None:
+                visit(uuid)
+        for hook in hooks.get(self.uuid, ()):
+            visit(hook)
+        return out
+
+    def _view(self, uuid: str, names: Mapping[str, str], waits: dict[str, list[tuple[str, set[str]]]]) -> OpView:
+        state = self._runs[uuid]
+        record = state.record
+        segments: list[Segment] = []
+        for i, (status, start) in enumerate(state.segments):
+            following = state.segments[i + 1][1] if i + 1 < len(state.segments) else None
+            # A final status is a point (the bar's end cap); any other one lasts until the next or now.
+            end = following if following is not None else (start if status in FINAL else None)
+            segments.append(Segment(status, start, end))
+        markers: list[Marker] = []
+        for dst, kinds in waits.get(record.name, ()):
+            hits = [state.emitted[k] for k in kinds if k in state.emitted]
+            if hits:
+                markers.append(Marker(min(hits), f"→ {dst}", "event"))
+        for other in self._runs.values():
+            if other.record.hook_of == uuid and other.segments:
+                markers.append(Marker(other.segments[0][1], f"hook {other.record.name}", "hook"))
+        role = "dag" if uuid == self.uuid and self.is_dag else record.meta.get("role") or (
+            "hook" if record.hook_of else "single"
+        )
+        return OpView(
+            uuid=uuid,
+            name=record.name,
+            kind=record.kind,
+            role=str(role),
+            status=state.status,
+            reason=state.reason,
+            message=state.message,
+            segments=tuple(segments),
+            markers=tuple(sorted(markers, key=lambda m: m.at)),
+            url=record.url,
+            outputs=tuple(sorted(record.outputs.items())),
+            hook_of=names.get(record.hook_of) if record.hook_of else None,
+            trigger=record.hook_trigger,
+        )
+
+    def _edges(self) -> list[EdgeView]:
+        edges: list[EdgeView] = []
+        for uuid in self._order:
+            record = self._runs[uuid].record
+            if record.hook_of is not None:
+                main = self._runs.get(record.hook_of)
+                if main is not None and record.hook_of != self.uuid:
+                    edges.append(EdgeView(main.record.name, record.name, "hook", record.hook_trigger or "done"))
+                continue
+            plan = record.meta.get("plan")
+            if uuid == self.uuid or not isinstance(plan, dict):
+                continue
+            events = _plan_events(plan)
+            deps = set(_plan_field(plan, "dependencies") or ())
+            for src in plan.get("upstream", ()):
+                if src in events:
+                    edges.append(EdgeView(src, record.name, "event", " | ".join(sorted(events[src]))))
+                elif src in deps:
+                    edges.append(EdgeView(src, record.name, "dependency"))
+                else:
+                    edges.append(EdgeView(src, record.name, "param"))
+        return edges
+
+
+def _plan_field(plan: Mapping[str, Any], name: str) -> Any:
+    """A field of a stored op plan: the operation's, else its component's (the engine's merge rule)."""
+    for part in ("operation", "component"):
+        value = (plan.get(part) or {}).get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def _plan_events(plan: Mapping[str, Any]) -> dict[str, set[str]]:
+    """``{upstream name: {short event kinds}}`` of a stored op plan (``running`` for ``run_status_running``)."""
+    out: dict[str, set[str]] = {}
+    for trigger in _plan_field(plan, "events") or ():
+        ref = str(trigger.get("ref", ""))
+        name = ref.removeprefix("ops.")
+        out.setdefault(name, set()).update(str(k).removeprefix(STATUS_PREFIX) for k in trigger.get("kinds", ()))
+    return out
+
+
+def _awaited(records: Iterable[RunRecord]) -> dict[str, list[tuple[str, set[str]]]]:
+    """``{upstream name: [(waiting op, {full event kinds})]}`` over the stored plans."""
+    out: dict[str, list[tuple[str, set[str]]]] = {}
+    for record in records:
+        plan = record.meta.get("plan")
+        if not isinstance(plan, dict):
+            continue
+        for src, kinds in _plan_events(plan).items():
+            out.setdefault(src, []).append((record.name, {STATUS_PREFIX + k for k in kinds}))
+    return out

@@ -1,0 +1,429 @@
+"""The kernel's scheduler session: one engine, one store, one UI thread and one comm bridge per kernel.
+
+Started on first use (or at ``%load_ext polynb`` when the store has unfinished runs: the engine's crash
+recovery re-attaches to the runs a previous kernel left running, with no second submission). Stopped at
+kernel exit (``atexit``): local ops are stopped unless ``keep_runs_on_exit``, in which case they are
+released and the next kernel adopts them.
+
+Output isolation: nothing here prints. The ``polynb`` loggers are captured while a session runs (a
+background thread logging to stderr would write into whichever cell runs at that moment); recent warnings
+show up in the widgets as notes instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from polynb.compiler.registry import ComponentRegistry
+from polynb.executors.base import Executor
+from polynb.lifecycle import FINAL
+from polynb.notebook.comm import LabBridge
+from polynb.notebook.links import ProxyMode, default_base_url, links_for
+from polynb.notebook.model import RunSnapshot, RunTracker
+from polynb.notebook.pump import DEFAULT_MAX_RATE, UiPump
+from polynb.store import Store
+
+if TYPE_CHECKING:
+    from polynb.compiler.pipeline import Pipeline
+    from polynb.notebook.handle import RunHandle
+    from polynb.notebook.widget import RunWidget
+    from polynb.scheduler.engine import Engine
+
+log = logging.getLogger(__name__)
+
+WAIT_SLICE = 0.25
+"""Waits block in slices this long, so Ctrl-C (kernel interrupt) ends a wait promptly."""
+LOG_TAIL = 200
+
+
+@dataclass
+class SessionConfig:
+    """What ``%config PolynbMagics.<name>`` sets (see ``magics.PolynbMagics``)."""
+
+    max_rate: float = DEFAULT_MAX_RATE
+    keep_runs_on_exit: bool = False
+    stop_grace: float = 3.0
+    proxy: ProxyMode = "auto"
+    base_url: str | None = None
+    auto_open: bool = True
+    default_executor: str = "local"
+    executors: dict[str, Executor] = field(default_factory=dict)
+    """Extra executors by name (tests and benchmarks plug fakes in); ``local`` is made when missing."""
+
+
+class _NoteHandler(logging.Handler):
+    """Keeps the recent warnings of the ``polynb`` loggers (shown in widgets) instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.notes: deque[tuple[float, str]] = deque(maxlen=20)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.notes.append((record.created, record.getMessage().splitlines()[0][:300]))
+        except Exception:  # a note must never break the thread that logs
+            self.handleError(record)
+
+
+class _Headless:
+    """A view with no widget: keeps a run tracked (pages opened, lab updated) even when nothing shows it."""
+
+    def __init__(self, root: str) -> None:
+        self._root = root
+
+    @property
+    def root(self) -> str:
+        return self._root
+
+    @property
+    def alive(self) -> bool:
+        return True
+
+    def show(self, snapshot: RunSnapshot) -> None:
+        pass
+
+
+class KernelSession:
+    """One per kernel (:func:`get_session`); the magics, ``polynb.run`` and the widgets go through it."""
+
+    def __init__(self, config: SessionConfig | None = None) -> None:
+        self.config = config or SessionConfig()
+        self.registry = ComponentRegistry()
+        self.bridge = LabBridge(on_stop=self.request_stop, runs_snapshot=self.runs_summary)
+        self.known_runs: list[str] = []
+        """Top-level runs started or shown in this kernel, oldest first."""
+        self._lock = threading.RLock()
+        self._store: Store | None = None
+        self._engine: Engine | None = None
+        self._pump: UiPump | None = None
+        self._unserve: Callable[[], None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._notes = _NoteHandler()
+        self._logger_state: tuple[bool, int] | None = None
+        self._atexit_registered = False
+        self._closed = False
+        self._executors: dict[str, Executor] = {}
+        self._views: dict[str, list[RunWidget]] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                self._store = Store()
+            return self._store
+
+    @property
+    def started(self) -> bool:
+        return self._engine is not None
+
+    @property
+    def engine(self) -> Engine:
+        self.start()
+        assert self._engine is not None
+        return self._engine
+
+    @property
+    def pump(self) -> UiPump:
+        self.start()
+        assert self._pump is not None
+        return self._pump
+
+    def start(self) -> None:
+        """Start the engine (adopting runs of dead kernels), the UI thread and the stop socket; idempotent."""
+        with self._lock:
+            if self._engine is not None:
+                return
+            if self._closed:
+                raise RuntimeError("this polynb session is shut down")
+            from polynb.scheduler import control
+            from polynb.scheduler.engine import Engine
+
+            self._capture_logs()
+            executors = dict(self.config.executors)
+            if "local" not in executors:
+                executors["local"] = self._local_executor()
+            self._executors = executors
+            pump = UiPump(self.store, snapshot=self._snapshot, max_rate=self.config.max_rate)
+            pump.start()
+            engine = Engine(
+                store=self.store,
+                executors=executors,
+                default_executor=self.config.default_executor,
+                registry=self.registry,
+            )
+            self._unsubscribe = engine.subscribe(pump.notify)
+            engine.start()
+            self._pump, self._engine = pump, engine
+            try:
+                self._unserve = control.serve(engine)  # `polynb stop` from a terminal reaches this kernel
+            except OSError:
+                log.warning("`polynb stop` from other processes cannot reach this kernel's runs")
+            if not self._atexit_registered:
+                atexit.register(self.shutdown)
+                self._atexit_registered = True
+
+    def start_if_unfinished(self) -> bool:
+        """Start now if the store has unfinished runs (a previous kernel's): re-attach to them."""
+        from polynb.store import db_path
+
+        if self.started or not db_path().exists():
+            return self.started
+        if self.store.unfinished_runs():
+            self.start()
+        return self.started
+
+    def shutdown(self) -> None:
+        """Stop the UI thread, then the engine (stopping local ops unless ``keep_runs_on_exit``)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            pump, engine = self._pump, self._engine
+        if pump is not None:
+            pump.stop()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self._unserve is not None:
+            self._unserve()
+        if engine is not None:
+            try:
+                engine.shutdown(stop_running=not self.config.keep_runs_on_exit)
+            except Exception:
+                log.exception("polynb: engine shutdown failed")
+        self.bridge.close()
+        if self._store is not None:
+            self._store.close()
+        self._release_logs()
+
+    def _local_executor(self) -> Executor:
+        from polynb.executors.local import LocalExecutor
+
+        executor: Executor = LocalExecutor(base_dir=os.getcwd(), stop_grace=self.config.stop_grace)
+        return executor
+
+    def executor_names(self) -> list[str]:
+        return sorted({"local", *self.config.executors})
+
+    def _capture_logs(self) -> None:
+        logger = logging.getLogger("polynb")
+        if self._logger_state is None:
+            self._logger_state = (logger.propagate, logger.level)
+            logger.addHandler(self._notes)
+            logger.propagate = False
+            if logger.level == logging.NOTSET:
+                logger.setLevel(logging.INFO)
+
+    def _release_logs(self) -> None:
+        if self._logger_state is not None:
+            logger = logging.getLogger("polynb")
+            logger.removeHandler(self._notes)
+            logger.propagate, level = self._logger_state
+            logger.setLevel(level)
+            self._logger_state = None
+
+    # -- runs ---------------------------------------------------------------------------------------
+
+    def submit(self, pipeline: Pipeline, *, executor: str | None = None) -> RunHandle:
+        from polynb.notebook.handle import RunHandle
+
+        uuid = self.engine.submit(pipeline, executor=executor)
+        self._remember(uuid)
+        self.bridge.ensure_open()
+        self.pump.attach(_Headless(uuid))
+        return RunHandle(self, uuid)
+
+    def handle(self, uuid: str) -> RunHandle:
+        from polynb.notebook.handle import RunHandle
+
+        return RunHandle(self, uuid)
+
+    def _remember(self, uuid: str) -> None:
+        with self._lock:
+            if uuid in self.known_runs:
+                self.known_runs.remove(uuid)
+            self.known_runs.append(uuid)
+
+    @property
+    def last_run(self) -> str | None:
+        return self.known_runs[-1] if self.known_runs else None
+
+    def widget(self, uuid: str) -> RunWidget:
+        """A new widget on a top-level run, redrawn from the store and kept live by the UI thread."""
+        from polynb.notebook.widget import RunWidget
+
+        tracker = RunTracker(self.store, uuid)
+        tracker.refresh()
+        snapshot = self._snapshot(tracker, time.time(), open_pages=False)
+        view = RunWidget(snapshot, on_stop=self.request_stop, on_logs=self.request_logs)
+        self._remember(uuid)
+        self.bridge.ensure_open()
+        pump = self.pump
+        # Hand the tracker over to the UI thread, which owns it from now on.
+        pump.attach(view, tracker)
+        with self._lock:
+            self._views.setdefault(uuid, []).append(view)
+        return view
+
+    def stop(self, uuid: str) -> str:
+        """Stop a run (an op, a hook or a DAG): through this kernel's engine, else its owner or directly."""
+        try:
+            self.engine.stop(uuid)
+        except LookupError:
+            from polynb.scheduler import control
+
+            record = self.store.get_run(uuid)
+            return control.stop(self.store, record, executors=self._stop_executors, grace=self.config.stop_grace)
+        return "engine"
+
+    def _stop_executors(self) -> Mapping[str, Executor]:
+        from polynb.executors.local import LocalExecutor
+
+        return {"local": LocalExecutor()}
+
+    def request_stop(self, uuid: str) -> None:
+        """Button and comm handlers (main thread): stop on the UI thread, never blocking the caller."""
+
+        def stop() -> None:
+            try:
+                self.stop(uuid)
+            except Exception as exc:
+                log.warning("could not stop %s: %s", uuid[:12], exc)
+
+        self.pump.call(stop)
+
+    def request_logs(self, uuid: str) -> None:
+        def show() -> None:
+            lines, title = self.logs(uuid, tail=LOG_TAIL)
+            record = self.store.get_run(uuid)
+            for views in list(self._views.values()):
+                for view in views:
+                    if view.root == uuid or uuid in {op.uuid for op in view.snapshot.ops}:
+                        view.show_logs(f"{title} — {record.name}", lines)
+
+        self.pump.call(show)
+
+    def logs(self, uuid: str, *, tail: int | None = None) -> tuple[list[str], str]:
+        """The log lines of a run (init steps first), and a title saying which run."""
+        record = self.store.get_run(uuid)
+        if record.kind == "dag":
+            return [], f"{record.name} is a DAG: choose one of its ops"
+        executor = self._executors.get(record.executor or "local")
+        try:
+            lines = list(executor.logs(uuid, follow=False)) if executor is not None else _read_local_logs(uuid)
+        except Exception as exc:
+            return [f"(logs unavailable: {exc})"], "logs"
+        return (lines[-tail:] if tail else lines), "logs"
+
+    def wait(self, uuid: str, *, timeout: float | None = None, include_services: bool = False) -> str:
+        """Block until the run is done (its non-service ops, hooks); Ctrl-C interrupts the wait, not the run."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        managed = True
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            step = WAIT_SLICE if remaining is None else min(WAIT_SLICE, remaining)
+            if managed:
+                try:
+                    return self.engine.wait(uuid, timeout=step, include_services=include_services)
+                except TimeoutError:
+                    pass
+                except LookupError:
+                    managed = False  # another process's engine runs it: follow the store
+            if not managed:
+                record = self.store.get_run(uuid)
+                if record.status in FINAL:
+                    return record.status.value
+                time.sleep(step)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {uuid} not done after {timeout} s")
+
+    # -- snapshots ----------------------------------------------------------------------------------
+
+    def _snapshot(self, tracker: RunTracker, now: float, *, open_pages: bool = True) -> RunSnapshot:
+        """A tracker's snapshot with service links and notes; on the UI thread it also opens TensorBoard
+        tabs (once per service run) and tells the lab extension about the change."""
+        records = [r for u in tracker.member_uuids if (r := tracker.record(u)) is not None]
+        root = tracker.record(tracker.uuid)
+        name = root.name if root else "run"
+        base_url = self.config.base_url or self.bridge.base_url or default_base_url()
+        links = links_for(records, name, base_url=base_url, mode=self.config.proxy)
+        origin = tracker.origin
+        notes = [text for at, text in list(self._notes.notes) if at >= origin]
+        snapshot = tracker.snapshot(now, links=links, notes=notes[-3:])
+        if open_pages:
+            if self.config.auto_open:
+                for link in links:
+                    if link.kind == "tensorboard":
+                        self.bridge.open_page(link)
+            self.bridge.run_update(summary(snapshot))
+        return snapshot
+
+    def runs_summary(self) -> list[dict[str, Any]]:
+        """The ``runs`` message: this kernel's runs, newest first (read from the store)."""
+        out = []
+        for uuid in reversed(self.known_runs):
+            tracker = RunTracker(self.store, uuid)
+            tracker.refresh()
+            out.append(summary(self._snapshot(tracker, time.time(), open_pages=False)))
+        return out
+
+
+def summary(snapshot: RunSnapshot) -> dict[str, Any]:
+    """A ``RunSummary`` of the comm protocol."""
+    urls = {link.run_uuid: link.url for link in snapshot.links}
+    counts: dict[str, int] = {}
+    for op in snapshot.members:
+        counts[op.status] = counts.get(op.status, 0) + 1
+    return {
+        "uuid": snapshot.uuid,
+        "name": snapshot.name,
+        "kind": snapshot.kind,
+        "status": snapshot.status,
+        "elapsed": round(snapshot.elapsed, 3),
+        "counts": counts,
+        "ops": [
+            {"uuid": op.uuid, "name": op.name, "kind": op.kind, "status": op.status, "url": urls.get(op.uuid)}
+            for op in snapshot.members
+        ],
+    }
+
+
+def _read_local_logs(uuid: str) -> list[str]:
+    from polynb.executors.local import LocalExecutor
+
+    executor = LocalExecutor()
+    try:
+        return list(executor.logs(uuid, follow=False))
+    finally:
+        executor.shutdown(stop_running=False)
+
+
+_session: KernelSession | None = None
+_session_lock = threading.Lock()
+
+
+def get_session() -> KernelSession:
+    """This kernel's session (made on first call)."""
+    global _session
+    with _session_lock:
+        if _session is None or _session._closed:
+            _session = KernelSession()
+        return _session
+
+
+def set_session(session: KernelSession | None) -> KernelSession | None:
+    """Replace the kernel's session (tests); returns the previous one, which the caller shuts down."""
+    global _session
+    with _session_lock:
+        previous, _session = _session, session
+        return previous
+
