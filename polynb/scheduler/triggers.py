@@ -13,18 +13,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 
 from polynb.lifecycle import Status, is_final
-
-
-class TriggerPolicy(StrEnum):
-    """Polyaxon's six trigger policies (``V1TriggerPolicy``)."""
-
-    ALL_SUCCEEDED = "all_succeeded"
-    ALL_FAILED = "all_failed"
-    ALL_DONE = "all_done"
-    ONE_SUCCEEDED = "one_succeeded"
-    ONE_FAILED = "one_failed"
-    ONE_DONE = "one_done"
-
+from polynb.spec.models import TriggerPolicy as TriggerPolicy
 
 DEFAULT_POLICY = TriggerPolicy.ALL_SUCCEEDED
 

@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from polynb.lifecycle import Status as Status
 from polynb.spec import iotypes
 from polynb.spec.refs import Ref, ValuePath, parse_ref_cached, parse_value_path
 
@@ -66,29 +67,7 @@ def _split_csv(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------- enums
-
-
-class Status(StrEnum):
-    CREATED = "created"
-    RESUMING = "resuming"
-    ON_SCHEDULE = "on_schedule"
-    COMPILED = "compiled"
-    QUEUED = "queued"
-    SCHEDULED = "scheduled"
-    STARTING = "starting"
-    RUNNING = "running"
-    PROCESSING = "processing"
-    STOPPING = "stopping"
-    FAILED = "failed"
-    STOPPED = "stopped"
-    SUCCEEDED = "succeeded"
-    SKIPPED = "skipped"
-    WARNING = "warning"
-    UNSCHEDULABLE = "unschedulable"
-    UPSTREAM_FAILED = "upstream_failed"
-    RETRYING = "retrying"
-    UNKNOWN = "unknown"
-    DONE = "done"
+# `Status` (Polyaxon's 20 statuses) lives in `polynb.lifecycle`, shared with the engine and the store.
 
 
 class EventKind(StrEnum):
