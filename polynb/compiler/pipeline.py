@@ -48,6 +48,7 @@ from polynb.spec.models import (
     Polyaxonfile,
     Tuner,
 )
+from polynb.spec.yaml_loader import gc_paused
 
 Path_ = tuple[str | int, ...]
 CLI_PARAMS = "-P"
@@ -154,7 +155,8 @@ def analyze_pipeline(
     if base_dir is None and source is not None:
         base_dir = Path(source).resolve().parent
     builder = _Builder(registry or ComponentRegistry(), source)
-    pipeline = builder.top(spec, dict(params or {}), base_dir)
+    with gc_paused():  # building a 100k-op pipeline makes many objects; collections would make it super-linear
+        pipeline = builder.top(spec, dict(params or {}), base_dir)
     return PipelineReport(pipeline, builder.problems)
 
 
@@ -172,6 +174,19 @@ class _Where:
         return _Where(self.file, (*self.path, *more))
 
 
+class _ComponentInfo:
+    """What params are checked against, computed once per component (a DAG's ops often share one)."""
+
+    __slots__ = ("component", "declared", "required")
+
+    def __init__(self, component: Component) -> None:
+        self.component = component
+        self.declared: dict[str, IO] = {io.name: io for io in (*(component.inputs or ()), *(component.outputs or ()))}
+        self.required = [
+            (i, io) for i, io in enumerate(component.inputs or ()) if io.required and not io.delay_validation
+        ]
+
+
 class _Builder:
     def __init__(self, registry: ComponentRegistry, source: str | None) -> None:
         self.registry = registry
@@ -180,6 +195,13 @@ class _Builder:
         self._seen: set[tuple[str, tuple[str | int, ...], str]] = set()
         self._checked: set[int] = set()  # ids of components whose body was checked
         self._stack: list[int] = []  # ids of components being expanded (nested DAG through files)
+        self._infos: dict[int, _ComponentInfo] = {}
+
+    def _info(self, component: Component) -> _ComponentInfo:
+        info = self._infos.get(id(component))
+        if info is None or info.component is not component:
+            info = self._infos[id(component)] = _ComponentInfo(component)
+        return info
 
     def add(self, where: _Where, path: Path_, message: str, severity: Severity = "error") -> None:
         full = (*where.path, *path)
@@ -319,7 +341,8 @@ class _Builder:
         context: frozenset[str] = frozenset(),
     ) -> None:  # fmt: skip
         """Literal values against declared types; undeclared params under strictParams; required inputs."""
-        declared = {io.name: io for io in (*(component.inputs or ()), *(component.outputs or ()))}
+        info = self._info(component)
+        declared = info.declared
         for name, param in params.items():
             io = declared.get(name)
             if io is None:
@@ -350,9 +373,10 @@ class _Builder:
             if io.options is not None and value is not None and value not in io.options:
                 self.add(op_where, (*params_path, name, "value"),
                          f"param `{name}`: {value!r} is not one of the options {io.options}")  # fmt: skip
-        supplied = set(params) | set(given) | context
-        missing = [(i, io) for i, io in enumerate(component.inputs or ()) if io.required and io.name not in supplied
-                   and not io.delay_validation]  # fmt: skip
+        if not info.required:
+            return
+        missing = [(i, io) for i, io in info.required if io.name not in params and io.name not in given
+                   and io.name not in context]  # fmt: skip
         for i, io in missing:
             if is_top and component_where.file is None and not params:
                 # A component run as is: point at the input that needs a value.
@@ -392,8 +416,8 @@ class _Builder:
                 continue
             component = resolved.component
             c_where = self.component_where(op, resolved, op_where, where)
-            if c_where.file is not None or c_where.path[-1:] == ("component",):
-                self.check_fields(component, c_where)
+            if (c_where.file is not None and id(component) not in self._infos) or c_where.path[-1:] == ("component",):
+                self.check_fields(component, c_where)  # a file's component: once, however many ops use it
             components[name] = component
             self.check_params(op.params or {}, component, c_where, op_where, ("params",),
                               strict=bool(op.strict_params), given=_matrix_params(op))  # fmt: skip

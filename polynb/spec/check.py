@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.load import load_data
-from polynb.spec.yaml_loader import Document, parse
+from polynb.spec.yaml_loader import Document, gc_paused, parse
 
 if TYPE_CHECKING:
     from polynb.compiler.pipeline import Pipeline, Problem
@@ -70,7 +70,8 @@ def check(
     for n, source in enumerate(sources):
         name = _name(source, n)
         try:
-            pipeline, file_errors, file_warnings = _check_one(source, name, params, registry)
+            with gc_paused():  # millions of small objects: collections would make checking super-linear
+                pipeline, file_errors, file_warnings = _check_one(source, name, params, registry)
         except Exception as exc:  # never a traceback for a user's file: report what broke, where
             pipeline, file_warnings = None, []
             file_errors = [SpecError(name, 0, 0, format_path(()), f"internal error while checking: {exc!r}")]
@@ -78,14 +79,16 @@ def check(
         warnings.extend(sorted(file_warnings, key=_order))
         if pipeline is not None:
             pipelines.append(pipeline)
-            ops.extend(summarize(pipeline))
+            with gc_paused():
+                ops.extend(summarize(pipeline))
     return CheckResult(valid=not errors, errors=errors, ops=ops, pipelines=pipelines, warnings=warnings)
 
 
 def summarize(pipeline: Pipeline) -> list[OpSummary]:
     """The ops of a pipeline in topological order (stages), for ``--json`` and ``--graph``."""
     order = [name for stage in pipeline.graph.stages for name in stage if name in pipeline.ops]
-    order += [name for name in pipeline.ops if name not in set(order)]
+    placed = set(order)
+    order += [name for name in pipeline.ops if name not in placed]
     out: list[OpSummary] = []
     for name in order:
         op = pipeline.ops[name]

@@ -303,17 +303,27 @@ def io_shape(io: IO) -> tuple[str | None, bool]:
     return t, bool(io.is_list)
 
 
-def _op_source(component: Component, section: str, key: str | None) -> _Source | None:
-    """What ``ops.X`` offers under ``section[.key]``; None when it declares no such thing."""
-    if key is None:
-        return _DICT if section in ("inputs", "outputs") else _STR
-    if section == "globals":
-        return _STR if key in GLOBALS_KEYS else None
-    if section == "artifacts":
-        io = component.output(key) or component.input(key)
-        return _from_io(io) if io is not None and io.type == "artifacts" else None
-    io = component.output(key) if section == "outputs" else component.input(key)
-    return _from_io(io) if io is not None else None
+class _IOIndex:
+    """A component's inputs and outputs by name, built once per component (ops often share one)."""
+
+    __slots__ = ("component", "inputs", "outputs")
+
+    def __init__(self, component: Component) -> None:
+        self.component = component
+        self.inputs = {io.name: io for io in component.inputs or ()}
+        self.outputs = {io.name: io for io in component.outputs or ()}
+
+    def source(self, section: str, key: str | None) -> _Source | None:
+        """What ``ops.X`` offers under ``section[.key]``; None when it declares no such thing."""
+        if key is None:
+            return _DICT if section in ("inputs", "outputs") else _STR
+        if section == "globals":
+            return _STR if key in GLOBALS_KEYS else None
+        if section == "artifacts":
+            io = self.outputs.get(key) or self.inputs.get(key)
+            return _from_io(io) if io is not None and io.type == "artifacts" else None
+        io = self.outputs.get(key) if section == "outputs" else self.inputs.get(key)
+        return _from_io(io) if io is not None else None
 
 
 def _from_io(io: IO) -> _Source:
@@ -342,6 +352,14 @@ def check_refs(
     """
     issues: list[DagIssue] = []
     dag_index = {io.name: io for io in dag_inputs}
+    indexes: dict[int, _IOIndex] = {}
+
+    def index_of(component: Component) -> _IOIndex:
+        found = indexes.get(id(component))
+        if found is None:
+            found = indexes[id(component)] = _IOIndex(component)
+        return found
+
     for i, op in enumerate(dag.operations):
         name = op.name
         if not op.params or name is None or name not in graph.nodes or graph.nodes[name].index != i:
@@ -386,11 +404,12 @@ def check_refs(
                 upstream = components.get(target)
                 if upstream is None:
                     continue
-                source = _op_source(upstream, value_path.section, value_path.key)
+                source = index_of(upstream).source(value_path.section, value_path.key)
                 where = f"ops.{target}"
             if component is None:
                 continue
-            declared = component.input(pname) or component.output(pname)
+            own = index_of(component)
+            declared = own.inputs.get(pname) or own.outputs.get(pname)
             if declared is None:
                 continue  # a context param: Polyaxon does not type it
             if source is None:
