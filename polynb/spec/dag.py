@@ -412,6 +412,16 @@ def check_refs(
             declared = own.inputs.get(pname) or own.outputs.get(pname)
             if declared is None:
                 continue  # a context param: Polyaxon does not type it
+            if pname in own.outputs and value_path.section != "artifacts":
+                # Polyaxon checks a param named like an output against no context at all: always refused.
+                issues.append(
+                    DagIssue(
+                        (*path, "value"),
+                        f"param `{pname}` is a ref, but `{pname}` is an output of `{component.name}`; an output is "
+                        "set by the run itself, not from a ref (rename the input or the output)",
+                    )
+                )
+                continue
             if source is None:
                 if value_path.section == "artifacts":
                     continue  # artifacts may be logged at runtime
