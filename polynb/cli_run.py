@@ -12,24 +12,18 @@ import argparse
 import contextlib
 import json
 import logging
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Any, TextIO
 
 from polynb.cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, format_duration, run_duration
+from polynb.cli_follow import Follower, Interrupted
 from polynb.cli_progress import Progress, make_progress
 from polynb.cli_tree import RunTree
 from polynb.lifecycle import Status
 from polynb.spec.errors import SpecErrors
 
 EXECUTORS = ("local",)
-WAKE_INTERVAL = 0.25
-"""Longest pause between two looks at the store (durations in the live view tick at this rate)."""
 
 
 def register(subparsers: Any) -> None:
@@ -101,50 +95,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
 
-def follow(
-    engine: Any,
-    tree: RunTree,
-    progress: Progress,
-    wake: threading.Event,
-    *,
-    include_services: bool,
-    on_poll: Callable[[RunTree], None] | None = None,
-) -> str:
-    """Show every event until the engine says the run is done (``include_services``: services too);
-    ``on_poll`` sees the tree after each look at the store. ``wake`` is set by an engine subscriber."""
-    while True:
-        wake.wait(WAKE_INTERVAL)
-        wake.clear()  # before reading: an event after this sets it again, so none is missed
-        progress.update(tree, tree.poll())
-        if on_poll is not None:
-            on_poll(tree)
-        try:
-            status: str = engine.wait(tree.root, timeout=0, include_services=include_services)
-        except TimeoutError:
-            continue
-        progress.update(tree, tree.poll())
-        return status
-
-
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM: stop the pipeline."""
-
-
-@contextmanager
-def interrupts() -> Iterator[None]:
-    """SIGINT and SIGTERM raise :class:`Interrupted` in the main thread while inside."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted(signal.Signals(signum).name)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 class Runner:
     """One pipeline on one engine of this process, followed through the store until it is done."""
 
@@ -155,6 +105,7 @@ class Runner:
         self.live = live
 
     def run(self, *, json_out: bool, stop_services: bool) -> int:
+        # Imported here: registering `run` must not slow every other command down.
         from polynb.executors.local import LocalExecutor
         from polynb.scheduler import control
         from polynb.scheduler.engine import Engine
@@ -162,23 +113,22 @@ class Runner:
 
         store = Store()
         engine = Engine(store=store, executors={"local": LocalExecutor()}, default_executor="local")
-        wake = threading.Event()
         interrupted = False
         leave_running = False
         progress: Progress | None = None
         engine.start()
         unserve = control.serve(engine)
-        unsubscribe = engine.subscribe(lambda _event: wake.set())
         try:
-            with interrupts():
-                uuid = engine.submit(self.pipeline, executor=self.executor)
-                tree = RunTree(store, uuid)
+            with Follower(engine) as follower:
+                tree = RunTree(store, engine.submit(self.pipeline, executor=self.executor))
                 progress = make_progress(self.stream, live=self.live)
                 try:
-                    follow(engine, tree, progress, wake, include_services=False)
+                    follower.follow(tree, progress, include_services=False)
                 except Interrupted as exc:
                     interrupted = True
-                    self._stop(engine, tree, progress, wake, f"{exc}: stopping {tree.top.name}…")
+                    progress.note(f"{exc}: stopping {tree.top.name}… (again to leave without waiting)")
+                    engine.stop(tree.root)
+                    follower.follow(tree, progress, include_services=True)
                 else:
                     services = tree.live_services()
                     if services and stop_services:
@@ -186,7 +136,7 @@ class Runner:
                         for service in services:
                             engine.stop(service.uuid)
                         with contextlib.suppress(Interrupted):  # already stopping: shutdown waits for it
-                            follow(engine, tree, progress, wake, include_services=True)
+                            follower.follow(tree, progress, include_services=True)
                     leave_running = bool(tree.live_services())
                 progress.close()
                 progress = None
@@ -200,7 +150,6 @@ class Runner:
         finally:
             if progress is not None:
                 progress.close()
-            unsubscribe()
             unserve()
             engine.shutdown(stop_running=not leave_running)
             store.close()
@@ -210,11 +159,6 @@ class Runner:
 
     def _say(self, text: str) -> None:
         print(text, file=self.stream)
-
-    def _stop(self, engine: Any, tree: RunTree, progress: Progress, wake: threading.Event, note: str) -> None:
-        progress.note(note + " (Ctrl-C again to leave without waiting)")
-        engine.stop(tree.root)
-        follow(engine, tree, progress, wake, include_services=True)
 
     def _report(self, tree: RunTree, *, json_out: bool, interrupted: bool) -> None:
         top = tree.top

@@ -16,14 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import polynb
 from polynb.cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, format_duration, run_duration
+from polynb.cli_follow import Follower, Interrupted
 from polynb.cli_progress import make_progress
-from polynb.cli_run import Interrupted, follow, interrupts, load_pipeline
+from polynb.cli_run import load_pipeline
 from polynb.cli_tree import RunTree
 from polynb.demo_probes import ReportReceiver, TensorBoardProbe
 from polynb.lifecycle import FINAL, Status
@@ -75,33 +76,31 @@ class Demo:
 
         store = Store()
         engine = Engine(store=store, executors={"local": LocalExecutor()})
-        wake = threading.Event()
         engine.start()
         unserve = control.serve(engine)
-        unsubscribe = engine.subscribe(lambda _event: wake.set())
         progress = None
         interrupted = False
         try:
-            with interrupts():
+            with Follower(engine) as follower:
                 tree = RunTree(store, engine.submit(self.pipeline))
                 progress = make_progress(self.out, live=self.live)
+                keeping = False
                 try:
-                    follow(engine, tree, progress, wake, include_services=False, on_poll=self._on_poll(progress))
-                    if self.probe is not None and not self.probe.done.wait(PROBE_WAIT):
-                        self.probe.error = self.probe.error or "the TensorBoard checks did not conclude"
-                    self._note_probe(progress)
+                    follower.follow(tree, progress, include_services=False, on_poll=self._on_poll(progress))
+                    self._await_probe(follower, progress)
                     if keep and self._tensorboard(tree) is not None:
                         progress.note("TensorBoard stays up (--keep): Ctrl-C to stop it and end the demo")
-                        threading.Event().wait()
+                        keeping = True
+                        follower.until_interrupted()
                 except Interrupted:
-                    interrupted = not keep
+                    interrupted = not keeping  # Ctrl-C is how a --keep demo ends
                 if interrupted:
                     progress.note(f"interrupted: stopping {tree.top.name}")
                     engine.stop(tree.root)
                 for service in tree.live_services():
                     progress.note(f"stopping {service.name}")
                     engine.stop(service.uuid)
-                follow(engine, tree, progress, wake, include_services=True)
+                follower.follow(tree, progress, include_services=True)
                 progress.close()
                 progress = None
         except Interrupted:
@@ -110,7 +109,6 @@ class Demo:
         finally:
             if progress is not None:
                 progress.close()
-            unsubscribe()
             unserve()
             engine.shutdown(stop_running=True)
             store.close()
@@ -147,7 +145,15 @@ class Demo:
 
         return check
 
-    def _note_probe(self, progress: Any) -> None:
+    def _await_probe(self, follower: Follower, progress: Any) -> None:
+        """Wait (interruptibly) for the TensorBoard checks to conclude, then say if they failed."""
+        deadline = time.monotonic() + PROBE_WAIT
+        while self.probe is not None and not self.probe.done.is_set():
+            follower.check()
+            if time.monotonic() > deadline:
+                self.probe.error = self.probe.error or "the TensorBoard checks did not conclude"
+                break
+            self.probe.done.wait(0.25)
         if self.probe is None:
             progress.note("TensorBoard never ran")
         elif self.probe.error:

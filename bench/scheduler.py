@@ -1,0 +1,426 @@
+"""Benchmark the scheduler on the local executor; prints a table, asserts nothing.
+
+    .venv/bin/python bench/scheduler.py [--only a,b,c,d] [--chains 20] [--hops 50] [--fanout 1000]
+                                        [--sleepers 50] [--keep]
+
+(a) Event-to-submission latency: ``chains`` chains of ``hops + 1`` ``true`` ops (1,000 hops by default);
+    hops alternate between an event trigger on the upstream's ``run_status_running`` and a dependency (the
+    upstream's ``run_status_succeeded``). Latency = when the executor's ``submit`` is called for the
+    downstream (a timing wrapper around the local executor: the public protocol, no patching) minus the
+    upstream event's timestamp in the store (taken as it is written).
+(b) 40 sequential ``true`` ops: wall from ``submit`` to the DAG's end, overhead per hop against the ops' own
+    time (running → succeeded) and against 40 sequential ``subprocess.run(["true"])``; with the published
+    figures of peers beside (DESIGN/peers survey: Airflow 2.7.3 116 s for 40 tiny tasks, Windmill 4.4 s,
+    Argo's 10 s requeue per pod event).
+(c) A 1,000-op fan-out/fan-in DAG (root → 998 → sink): wall, the engine thread's CPU
+    (``pthread_getcpuclockid``), the engine process's CPU (children excluded), peak RSS; beside it the wall
+    of starting as many bare interpreters as the local executor's shims (``python -I -S``), all at once.
+(d) CPU of the engine process while ``sleepers`` ops sleep: one core's percentage over a window in which
+    all are running and none ends.
+
+Each scenario runs in a fresh subprocess with its own ``POLYNB_HOME`` (a temporary folder), so peak RSS
+and CPU belong to that scenario alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+GUARD = 900.0
+"""Seconds any scenario may take before it is declared hung."""
+
+PEERS_40 = "Airflow 2.7.3: 116 s (2.9 s/hop) · Windmill: 4.4 s (110 ms/hop) · Argo: 10 s requeue per pod event"
+
+
+# -- the engine side (runs in the scenario subprocess) ------------------------------------------------------
+
+
+class TimedExecutor:
+    """The local executor, recording when ``submit`` is called for each run (wall clock, like the store)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.submitted: dict[str, float] = {}
+
+    def place(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.place(*args, **kwargs)
+
+    def submit(self, op: Any, on_update: Any) -> Any:
+        self.submitted[op.uuid] = time.time()
+        return self.inner.submit(op, on_update)
+
+    def stop(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.stop(*args, **kwargs)
+
+    def logs(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.logs(*args, **kwargs)
+
+    def reattach(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.reattach(*args, **kwargs)
+
+    def cleanup(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.cleanup(*args, **kwargs)
+
+    def shutdown(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.shutdown(*args, **kwargs)
+
+
+@dataclass
+class Recorder:
+    """Engine subscriber: the store timestamp of each (run, event kind), and the names of runs."""
+
+    at: dict[tuple[str, str], float] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    running: int = 0
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+    def __call__(self, event: Any) -> None:
+        self.at.setdefault((event.run_uuid, event.kind), event.at.timestamp())
+        if event.name:
+            self.names[event.run_uuid] = event.name
+        if event.kind == "run_status_running":
+            with self.cond:
+                self.running += 1
+                self.cond.notify_all()
+
+
+@dataclass
+class Harness:
+    engine: Any
+    store: Any
+    executor: TimedExecutor
+    recorder: Recorder
+
+    def submit(self, yaml_text: str) -> str:
+        from polynb.compiler.pipeline import build_pipeline
+        from polynb.compiler.registry import ComponentRegistry
+        from polynb.spec.load import load_text
+
+        spec = load_text(yaml_text)
+        pipeline = build_pipeline(spec, params={}, registry=ComponentRegistry(), base_dir=Path.cwd())
+        uuid: str = self.engine.submit(pipeline)
+        return uuid
+
+    def ops(self, dag_uuid: str) -> dict[str, Any]:
+        return {r.name: r for r in self.store.children(dag_uuid)}
+
+    def engine_thread_cpu(self) -> float:
+        thread = next(t for t in threading.enumerate() if t.name == "polynb-engine")
+        assert thread.ident is not None
+        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
+
+def process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class EngineRun:
+    harness: Harness
+    close: Callable[[], None]
+
+
+def open_engine() -> EngineRun:
+    from polynb.executors.local import LocalExecutor
+    from polynb.scheduler.engine import Engine
+    from polynb.store import Store
+
+    store = Store()
+    executor = TimedExecutor(LocalExecutor())
+    engine = Engine(store=store, executors={"local": executor})
+    recorder = Recorder()
+    engine.subscribe(recorder)
+    engine.start()
+
+    def close() -> None:
+        engine.shutdown()
+        store.close()
+
+    return EngineRun(Harness(engine, store, executor, recorder), close)
+
+
+def dag_yaml(name: str, ops: list[str], concurrency: int | None = None) -> str:
+    head = f"version: 1.1\nkind: component\nname: {name}\nrun:\n  kind: dag\n"
+    if concurrency:
+        head += f"  concurrency: {concurrency}\n"
+    return head + "  operations:\n" + "".join(textwrap.indent(op, "    ") for op in ops)
+
+
+def op_yaml(name: str, command: list[str], extra: str = "") -> str:
+    return (
+        f"- name: {name}\n  component: {{run: {{kind: job, container: {{command: {json.dumps(command)}}}}}}}\n" + extra
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def scenario_a(args: argparse.Namespace) -> dict[str, Any]:
+    ops: list[str] = []
+    edges: list[tuple[str, str, str]] = []  # (upstream, downstream, trigger event kind)
+    for c in range(args.chains):
+        ops.append(op_yaml(f"c{c}-0", ["true"]))
+        for h in range(1, args.hops + 1):
+            up, down = f"c{c}-{h - 1}", f"c{c}-{h}"
+            if h % 2:
+                extra, kind = f"  events: [{{ref: ops.{up}, kinds: [run_status_running]}}]\n", "run_status_running"
+            else:
+                extra, kind = f"  dependencies: [{up}]\n", "run_status_succeeded"
+            ops.append(op_yaml(down, ["true"], extra))
+            edges.append((up, down, kind))
+    run = open_engine()
+    h = run.harness
+    try:
+        dag = h.submit(dag_yaml("latency", ops))
+        status = h.engine.wait(dag, timeout=GUARD)
+        by_name = {name: r.uuid for name, r in h.ops(dag).items()}
+    finally:
+        run.close()
+    latencies: dict[str, list[float]] = {"run_status_running": [], "run_status_succeeded": []}
+    for up, down, kind in edges:
+        submitted = h.executor.submitted.get(by_name[down])
+        event_at = h.recorder.at.get((by_name[up], kind))
+        if submitted is not None and event_at is not None:
+            latencies[kind].append((submitted - event_at) * 1000)
+    return {"status": status, "latencies_ms": latencies}
+
+
+def scenario_b(args: argparse.Namespace) -> dict[str, Any]:
+    n = 40
+    ops = [op_yaml("t0", ["true"])]
+    ops += [op_yaml(f"t{i}", ["true"], f"  dependencies: [t{i - 1}]\n") for i in range(1, n)]
+    run = open_engine()
+    h = run.harness
+    try:
+        started = time.perf_counter()
+        dag = h.submit(dag_yaml("sequential", ops))
+        status = h.engine.wait(dag, timeout=GUARD)
+        wall = time.perf_counter() - started
+        records = h.ops(dag)
+    finally:
+        run.close()
+    # Where a hop's time goes: the scheduler (upstream succeeded -> downstream submitted), the executor's
+    # start (submitted -> running), the op itself as observed (running -> succeeded).
+    phases: dict[str, float] = {"scheduler": 0.0, "start": 0.0, "own": 0.0}
+    previous_done: float | None = None
+    for i in range(n):
+        uuid = records[f"t{i}"].uuid
+        submitted = h.executor.submitted[uuid]
+        running = h.recorder.at[(uuid, "run_status_running")]
+        done = h.recorder.at[(uuid, "run_status_succeeded")]
+        if previous_done is not None:
+            phases["scheduler"] += submitted - previous_done
+        phases["start"] += running - submitted
+        phases["own"] += done - running
+        previous_done = done
+    started = time.perf_counter()
+    for _ in range(n):
+        subprocess.run(["true"], check=True)
+    baseline = time.perf_counter() - started
+    return {"status": status, "n": n, "wall": wall, "own": phases["own"], "phases": phases, "baseline": baseline}
+
+
+def scenario_c(args: argparse.Namespace) -> dict[str, Any]:
+    middle = [f"m{i}" for i in range(args.fanout - 2)]
+    ops = [op_yaml("root", ["true"])]
+    ops += [op_yaml(name, ["true"], "  dependencies: [root]\n") for name in middle]
+    ops.append(op_yaml("sink", ["true"], f"  dependencies: [{', '.join(middle)}]\n"))
+    run = open_engine()
+    h = run.harness
+    try:
+        cpu0, thread0 = process_cpu(), h.engine_thread_cpu()
+        started = time.perf_counter()
+        dag = h.submit(dag_yaml("fan", ops))
+        status = h.engine.wait(dag, timeout=GUARD)
+        wall = time.perf_counter() - started
+        cpu, thread_cpu = process_cpu() - cpu0, h.engine_thread_cpu() - thread0
+    finally:
+        run.close()
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # What the ops cost at the least: one interpreter start per op (the local executor's shim), all at once.
+    started = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-I", "-S", "-c", "pass"]) for _ in range(args.fanout)]
+    for proc in procs:
+        proc.wait()
+    baseline = time.perf_counter() - started
+    return {
+        "status": status,
+        "n": args.fanout,
+        "wall": wall,
+        "cpu": cpu,
+        "thread_cpu": thread_cpu,
+        "rss_mb": rss_mb,
+        "baseline": baseline,
+    }
+
+
+def scenario_d(args: argparse.Namespace) -> dict[str, Any]:
+    seconds = 12
+    ops = [op_yaml(f"s{i}", ["sleep", str(seconds)]) for i in range(args.sleepers)]
+    run = open_engine()
+    h = run.harness
+    try:
+        dag = h.submit(dag_yaml("sleepers", ops))
+        with h.recorder.cond:
+            assert h.recorder.cond.wait_for(lambda: h.recorder.running >= args.sleepers, timeout=GUARD)
+        time.sleep(0.5)  # let the last start-up work (handles, pipes) settle
+        window = 4.0
+        cpu0, thread0, t0 = process_cpu(), h.engine_thread_cpu(), time.perf_counter()
+        time.sleep(window)
+        cpu, thread_cpu, elapsed = process_cpu() - cpu0, h.engine_thread_cpu() - thread0, time.perf_counter() - t0
+        finals = [r for r in h.ops(dag).values() if r.is_final]
+        h.engine.stop(dag)
+        h.engine.wait(dag, timeout=GUARD, include_services=True)
+    finally:
+        run.close()
+    return {
+        "n": args.sleepers,
+        "window": elapsed,
+        "cpu_pct": 100 * cpu / elapsed,
+        "thread_pct": 100 * thread_cpu / elapsed,
+        "clean_window": not finals,
+    }
+
+
+SCENARIOS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "a": scenario_a,
+    "b": scenario_b,
+    "c": scenario_c,
+    "d": scenario_d,
+}
+
+
+# -- the driver ---------------------------------------------------------------------------------------------
+
+
+def run_scenario(name: str, args: argparse.Namespace, base: Path) -> dict[str, Any]:
+    home = base / name
+    home.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, __file__, "--worker", name, *_forwarded(args)]
+    env = {**os.environ, "POLYNB_HOME": str(home)}
+    result = subprocess.run(argv, cwd=home, env=env, capture_output=True, text=True, timeout=GUARD, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"scenario {name} failed:\n{result.stderr[-4000:]}")
+    data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
+
+
+def _forwarded(args: argparse.Namespace) -> Iterator[str]:
+    for flag in ("chains", "hops", "fanout", "sleepers"):
+        yield f"--{flag}"
+        yield str(getattr(args, flag))
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def print_table(results: dict[str, dict[str, Any]]) -> None:
+    rows: list[tuple[str, str, str, str]] = []
+    if "a" in results:
+        lat = results["a"]["latencies_ms"]
+        every = [v for values in lat.values() for v in values]
+        for label, values in (("upstream running", lat["run_status_running"]),
+                              ("upstream succeeded", lat["run_status_succeeded"]), ("all", every)):  # fmt: skip
+            if values:
+                rows.append((
+                    f"(a) event→submit, {label} (n={len(values)})",
+                    f"p50 {percentile(values, 50):.2f} ms · p99 {percentile(values, 99):.2f} ms"
+                    f" · max {max(values):.2f} ms",
+                    "p99 < 10 ms",
+                    "",
+                ))  # fmt: skip
+    if "b" in results:
+        b = results["b"]
+        n = b["n"]
+        rows.append((f"(b) {n} sequential `true` ops: wall", f"{b['wall']:.2f} s ({ms(b['wall'] / n)}/hop)", "",
+                     PEERS_40))  # fmt: skip
+        rows.append(("(b) overhead per hop (wall - ops' own running time)", ms((b["wall"] - b["own"]) / n),
+                     "< 40 ms", ""))  # fmt: skip
+        p = b["phases"]
+        rows.append(("(b) per hop: scheduler · executor start-up · op observed",
+                     f"{ms(p['scheduler'] / (n - 1))} · {ms(p['start'] / n)} · {ms(p['own'] / n)}", "",
+                     "scheduler: upstream done → submit; start-up: submit → running"))  # fmt: skip
+        rows.append((f"(b) overhead per hop vs {n}x subprocess.run(['true'])", ms((b["wall"] - b["baseline"]) / n),
+                     "< 40 ms", f"baseline {b['baseline']:.2f} s"))  # fmt: skip
+    if "c" in results:
+        c = results["c"]
+        n = c["n"]
+        rows.append((f"(c) {n}-op fan-out/fan-in: wall", f"{c['wall']:.2f} s", "bound by process start-up",
+                     f"{n} bare interpreter starts: {c['baseline']:.2f} s"))  # fmt: skip
+        rows.append(("(c) scheduler CPU: engine thread · whole engine process",
+                     f"{c['thread_cpu']:.2f} s · {c['cpu']:.2f} s",
+                     "", f"engine thread busy {100 * c['thread_cpu'] / c['wall']:.0f}% of the wall"))  # fmt: skip
+        rows.append(("(c) peak RSS of the engine process", f"{c['rss_mb']:.0f} MB", "", ""))
+    if "d" in results:
+        d = results["d"]
+        note = "" if d["clean_window"] else "(an op ended inside the window)"
+        rows.append((f"(d) CPU while {d['n']} ops sleep: process · engine thread",
+                     f"{d['cpu_pct']:.2f}% · {d['thread_pct']:.2f}% of a core",
+                     "< 1% of a core", f"over {d['window']:.1f} s {note}".strip()))  # fmt: skip
+    headers = ("measure", "polynb", "goal", "baseline / peers (published)")
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(3)]
+    print()
+    print("  ".join(h.ljust(w) for h, w in zip(headers, [*widths, 0], strict=True)).rstrip())
+    print("  ".join("-" * w for w in [*widths, len(headers[3])]))
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, [*widths, 0], strict=True)).rstrip())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="a,b,c,d", help="scenarios to run (default a,b,c,d)")
+    parser.add_argument("--chains", type=int, default=20)
+    parser.add_argument("--hops", type=int, default=50, help="hops per chain: chains x hops upstream events")
+    parser.add_argument("--fanout", type=int, default=1000, help="ops in the fan-out/fan-in DAG")
+    parser.add_argument("--sleepers", type=int, default=50)
+    parser.add_argument("--keep", action="store_true", help="keep the scenarios' POLYNB_HOME folders")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(SCENARIOS[args.worker](args)))
+        return 0
+    base = Path(tempfile.mkdtemp(prefix="polynb-bench-"))
+    print(f"polynb scheduler benchmark: local executor, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs,"
+          f" load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        for name in args.only.split(","):
+            started = time.perf_counter()
+            results[name] = run_scenario(name, args, base)
+            print(f"  scenario {name} done in {time.perf_counter() - started:.1f} s", flush=True)
+    finally:
+        if args.keep:
+            print(f"  POLYNB_HOME folders kept in {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    print_table(results)
+    medians = results.get("a", {}).get("latencies_ms", {})
+    if medians:
+        print(f"\n(a) mean latency {statistics.fmean(v for vs in medians.values() for v in vs):.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
