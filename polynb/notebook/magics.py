@@ -27,8 +27,6 @@ from polynb.notebook.render import GraphNode, graph_svg, graph_text
 from polynb.notebook.session import KernelSession, get_session
 from polynb.spec.errors import SpecError, SpecErrors
 
-EXECUTOR_CHOICES = ("local", "kubernetes")
-
 
 def cell_error(errors: Sequence[SpecError], *, what: str) -> UsageError:
     """A cell's problems, each at ``<cell magic NAME>:line:column``, as a ``UsageError`` (IPython shows
@@ -119,7 +117,7 @@ class PolynbMagics(Magics, Configurable):
     @magic_arguments()
     @argument("name", help="the DAG's name (a whole component's own `name` wins)")
     @argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE", help="set an input (repeatable)")
-    @argument("--executor", choices=EXECUTOR_CHOICES, default=None, help="where the ops run (default local)")
+    @argument("--executor", default=None, help="where the ops run: local (default) or kubernetes")
     @argument("--dry-run", action="store_true", help="validate and show the graph; submit nothing")
     @argument("--save", metavar="PATH", help="also write the YAML to this file")
     @cell_magic
@@ -364,7 +362,7 @@ def _command_parser() -> _Parser:
     p = sub.add_parser("run", help="run a Polyaxonfile in this kernel (shows the run widget)")
     p.add_argument("-f", "--file", required=True)
     p.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--executor", choices=EXECUTOR_CHOICES, default=None)
+    p.add_argument("--executor", default=None)
     p = sub.add_parser("ls", help="list the latest top-level runs")
     p.add_argument("-n", "--limit", type=int, default=20)
     for name, text in (("status", "show a run's widget, redrawn from the store"), ("wait", "wait for a run")):

@@ -158,7 +158,8 @@ def graph_text(nodes: Sequence[GraphNode], edges: Sequence[EdgeView]) -> str:
         for name in column:
             node = next(n for n in nodes if n.name == name)
             after = incoming.get(name)
-            lines.append(f"  {name.ljust(width)}  {node.kind:<7}" + (f"  after: {', '.join(after)}" if after else ""))
+            row = f"  {name.ljust(width)}  {node.kind:<7}" + (f"  after: {', '.join(after)}" if after else "")
+            lines.append(row.rstrip())
     return "\n".join(lines)
 
 

@@ -275,13 +275,17 @@ class KernelSession:
         return view
 
     def stop(self, uuid: str) -> str:
-        """Stop a run (an op, a hook or a DAG): through this kernel's engine, else its owner or directly."""
+        """Stop a run (an op, a hook or a DAG): through this kernel's engine, else its owner or directly.
+        Returns how: ``engine``, ``direct`` or ``final`` (nothing left to stop)."""
+        record = self.store.get_run(uuid)
+        below = self.store.list_runs(uuid) if record.kind == "dag" else self.store.hooks_of(uuid)
+        if all(r.status in FINAL for r in (record, *below)):
+            return "final"
         try:
             self.engine.stop(uuid)
         except LookupError:
             from polynb.scheduler import control
 
-            record = self.store.get_run(uuid)
             return control.stop(self.store, record, executors=self._stop_executors, grace=self.config.stop_grace)
         return "engine"
 

@@ -1,0 +1,150 @@
+"""A real ipykernel for tests: every IOPub message recorded with its arrival time, cells run one by one."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.manager import KernelManager, start_new_kernel
+
+GUARD = 120.0
+"""Deadlock guard for a cell or a wait (never a timing assertion)."""
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+@dataclass
+class Received:
+    at: float
+    msg: dict[str, Any]
+
+    @property
+    def type(self) -> str:
+        return str(self.msg["msg_type"])
+
+    @property
+    def parent_id(self) -> str | None:
+        return self.msg["parent_header"].get("msg_id")
+
+    @property
+    def content(self) -> dict[str, Any]:
+        return dict(self.msg["content"])
+
+
+@dataclass
+class Cell:
+    msg_id: str
+    busy_at: float
+    idle_at: float
+    reply: dict[str, Any]
+    outputs: list[Received] = field(default_factory=list)
+
+
+class Kernel:
+    """One kernel with ``POLYNB_HOME`` set, started in ``cwd``; ``execute`` runs a cell and waits for it."""
+
+    def __init__(self, cwd: Path, home: Path) -> None:
+        env = {
+            **os.environ,
+            "POLYNB_HOME": str(home),
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(HERE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        }
+        self.km: KernelManager
+        self.km, self.kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(cwd))
+        self.messages: list[Received] = []
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                msg = self.kc.get_iopub_msg(timeout=0.1)
+            except queue.Empty:
+                continue
+            except Exception:
+                return
+            with self._cond:
+                self.messages.append(Received(time.monotonic(), msg))
+                self._cond.notify_all()
+
+    def wait_for(self, predicate: Any, timeout: float = GUARD) -> Received:
+        """The first recorded message matching ``predicate`` (waiting for it, with a deadlock guard)."""
+        found: list[Received] = []
+
+        def check() -> bool:
+            found[:] = [m for m in self.messages if predicate(m)]
+            return bool(found)
+
+        with self._cond:
+            assert self._cond.wait_for(check, timeout), "deadlock guard: message never came"
+        return found[0]
+
+    def execute(self, code: str, *, allow_errors: bool = False) -> Cell:
+        # What JupyterLab sends: the cell's id in the request's metadata (diagnostics use it).
+        content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                   "allow_stdin": False, "stop_on_error": True}  # fmt: skip
+        msg = self.kc.session.msg("execute_request", content, metadata={"cellId": f"cell-{len(self.messages)}"})
+        self.kc.shell_channel.send(msg)
+        msg_id = msg["header"]["msg_id"]
+        reply = self.kc.get_shell_msg(timeout=GUARD)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self.kc.get_shell_msg(timeout=GUARD)
+
+        def state(m: Received, value: str) -> bool:
+            return m.type == "status" and m.parent_id == msg_id and m.content["execution_state"] == value
+
+        busy = self.wait_for(lambda m: state(m, "busy"))
+        idle = self.wait_for(lambda m: state(m, "idle"))
+        outputs = [
+            m for m in self.messages
+            if m.parent_id == msg_id and m.type in ("stream", "display_data", "execute_result", "error")
+        ]  # fmt: skip
+        cell = Cell(msg_id, busy.at, idle.at, reply["content"], outputs)
+        if not allow_errors and reply["content"]["status"] != "ok":
+            raise AssertionError(f"cell failed: {reply['content'].get('ename')}: {reply['content'].get('evalue')}\n"
+                                 + "\n".join(self.text(cell)))  # fmt: skip
+        return cell
+
+    def text(self, cell: Cell) -> list[str]:
+        out = []
+        for m in cell.outputs:
+            if m.type == "stream":
+                out.append(m.content["text"])
+            elif m.type in ("display_data", "execute_result"):
+                out.append(m.content["data"].get("text/plain", ""))
+            elif m.type == "error":
+                out.append(f"{m.content['ename']}: {m.content['evalue']}")
+        return out
+
+    def comm_messages(self, *, method: str | None = None, kind: str | None = None) -> list[Received]:
+        with self._cond:
+            msgs = [m for m in self.messages if m.type == "comm_msg"]
+        if method is not None:
+            msgs = [m for m in msgs if m.content["data"].get("method") == method]
+        if kind is not None:
+            msgs = [m for m in msgs if m.content["data"].get("type") == kind]
+        return msgs
+
+    def kill(self) -> None:
+        """SIGKILL the kernel process: no atexit, no clean shutdown."""
+        pid = self.km.provisioner.pid if self.km.provisioner is not None else None  # type: ignore[attr-defined]
+        assert pid, "no kernel process"
+        os.kill(pid, signal.SIGKILL)
+        self.km.provisioner.process.wait()  # type: ignore[attr-defined]
+        self.close(shutdown=False)
+
+    def close(self, *, shutdown: bool = True) -> None:
+        self._stop.set()
+        self.kc.stop_channels()
+        if shutdown:
+            self.km.shutdown_kernel(now=False)
+        else:
+            self.km.cleanup_resources()

@@ -1,0 +1,175 @@
+"""polynb in a real ipykernel (jupyter_client): live widget updates during a busy cell under the rate cap,
+output isolation, the comm ``open`` when TensorBoard runs, and re-attaching after the kernel is killed."""
+
+from __future__ import annotations
+
+import importlib.util
+import textwrap
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kernelkit import Kernel, Received
+
+from polynb.store import Store
+
+MAX_RATE = 10.0
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def kernel(tmp_path: Path, home: Path) -> Iterator[Kernel]:
+    k = Kernel(tmp_path, home)
+    try:
+        yield k
+    finally:
+        k.close()
+
+
+def in_window(messages: list[Received], start: float, end: float) -> list[Received]:
+    return [m for m in messages if start < m.at < end]
+
+
+def test_widget_updates_arrive_during_a_busy_cell_and_stay_under_the_cap(kernel: Kernel) -> None:
+    kernel.execute(
+        "%load_ext polynb\nfrom polynb.notebook.session import get_session\nfrom fakes import ChattyExecutor\n"
+        "get_session().config.executors['chatty'] = ChattyExecutor(rate=1000, duration=4.0)"
+    )
+    submit = kernel.execute(
+        "%%polyaxon_dag chatter --executor chatty\noperations:\n"
+        + "".join(f"  - {{name: op{i}, run: {{kind: job, container: {{image: x, command: [x]}}}}}}\n" for i in range(3))
+    )
+    assert any("chatter" in text for text in kernel.text(submit))  # the widget is shown at once
+    busy = kernel.execute("import time\ntime.sleep(3)")
+    updates = in_window(kernel.comm_messages(method="update"), busy.busy_at, busy.idle_at)
+    assert updates, "no widget update reached the front end while the cell was busy"
+    window = busy.idle_at - busy.busy_at
+    per_widget = Counter(m.content["comm_id"] for m in updates)
+    # The cap as a count bound over the measured window (+2: a refresh may fall on each edge).
+    assert max(per_widget.values()) <= MAX_RATE * window + 2, (per_widget, window)
+    assert busy.outputs == []  # nothing from the background landed in the busy cell
+    done = kernel.execute("%polyaxon wait chatter")
+    assert "polynb run chatter (dag): succeeded" in "".join(kernel.text(done))
+
+
+def test_background_activity_never_prints_into_another_cell(kernel: Kernel) -> None:
+    kernel.execute("%load_ext polynb")
+    kernel.execute(
+        "%%polyaxon_dag noisy\noperations:\n"
+        "  - name: fails\n    run: {kind: job, container: {image: x, command: [sh, -c, 'echo out; echo err >&2; exit 3']}}\n"
+        "  - {name: after, dependencies: [fails], run: {kind: job, container: {image: x, command: ['true']}}}\n"
+    )
+    # A warning logged on the UI thread (stopping a run that does not exist) must not print anywhere.
+    kernel.execute("from polynb.notebook.session import get_session\nget_session().request_stop('0' * 32)")
+    busy = kernel.execute("import time\ntime.sleep(2)")
+    assert busy.outputs == []
+    done = kernel.execute("%polyaxon wait noisy")
+    assert kernel.text(done) == [
+        "polynb run noisy (dag): failed\n  fails  job      failed\n  after  job      upstream_failed\n"
+    ]
+    streams = [m for m in kernel.messages if m.type == "stream"]
+    assert all(m.parent_id == done.msg_id for m in streams), [m.content for m in streams]
+
+
+FAKE_TENSORBOARD = """\
+%%polyaxon_component tensorboard-fake
+version: 1.1
+kind: component
+run:
+  kind: service
+  ports: [6006]
+  container:
+    image: x
+    command: [python, -m, http.server, "{{ globals.ports[0] }}", --bind, 127.0.0.1]
+"""
+
+
+def open_message(kernel: Kernel) -> Received:
+    return kernel.wait_for(lambda m: m.type == "comm_msg" and m.content["data"].get("type") == "open")
+
+
+def test_the_comm_opens_a_tensorboard_tab_when_the_service_runs(kernel: Kernel) -> None:
+    kernel.execute("%load_ext polynb")
+    kernel.execute(FAKE_TENSORBOARD)
+    kernel.execute(
+        "%%polyaxon_dag watch\noperations:\n"
+        "  - name: train\n    run: {kind: job, container: {image: x, command: [sleep, '2']}}\n"
+        "  - name: tensorboard\n    hubRef: tensorboard-fake\n    termination: {timeout: 60}\n"
+        "    events: [{ref: ops.train, kinds: [run_status_running]}]\n"
+    )
+    opened = kernel.wait_for(lambda m: m.type == "comm_open" and m.content["target_name"] == "polynb")
+    assert opened.content["data"]["type"] == "hello"
+    message = open_message(kernel)
+    data = message.content["data"]
+    assert message.content["comm_id"] == opened.content["comm_id"]
+    port = data["direct_url"].rsplit(":", 1)[1].strip("/")
+    assert data["url"] == f"/proxy/{port}/"  # jupyter-server-proxy is installed: same-origin link
+    assert data["reuse_key"] == f"tensorboard:{data['run_uuid']}" and data["kind"] == "tensorboard"
+    assert data["title"] == "TensorBoard · watch"
+    kernel.execute("%polyaxon stop tensorboard")
+    kernel.execute("%polyaxon wait watch --services")
+    assert len(kernel.comm_messages(kind="open")) == 1  # once per service run
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="TensorBoard is not installed")
+def test_the_real_hub_tensorboard_opens_over_a_finished_run(kernel: Kernel) -> None:
+    kernel.execute("%load_ext polynb")
+    kernel.execute(
+        "import polynb\nh = polynb.run('version: 1.1\\nkind: component\\nname: writer\\nrun: {kind: job, container: "
+        "{image: x, command: [python, -c, \"from polynb.examples.tbwriter import ScalarWriter; "
+        "from polynb.tracking import tensorboard_path; w = ScalarWriter(tensorboard_path()); "
+        "w.add_scalar(\\'loss\\', 1.0, 1); w.close()\"]}}\\n')\nh.wait()"
+    )
+    kernel.execute("tb = %polyaxon tensorboard writer")
+    data = open_message(kernel).content["data"]
+    assert data["kind"] == "tensorboard" and "/proxy/" in data["url"]
+    kernel.execute("tb.stop()")
+
+
+CHILD_DAG = """\
+%%polyaxon_dag survive
+operations:
+  - {{name: a, run: {{kind: job, container: {{image: x, command: [sh, -c, 'echo a >> {log}']}}}}}}
+  - name: b
+    dependencies: [a]
+    run: {{kind: job, container: {{image: x, command: [sh, -c, 'echo b >> {log}; while [ ! -e {release} ]; do sleep 0.05; done']}}}}
+  - {{name: c, dependencies: [b], run: {{kind: job, container: {{image: x, command: [sh, -c, 'echo c >> {log}']}}}}}}
+"""
+
+
+def test_a_killed_kernel_s_dag_is_finished_by_the_next_kernel_with_no_double_submission(
+    tmp_path: Path, home: Path
+) -> None:
+    log, release = tmp_path / "ran.txt", tmp_path / "release"
+    first = Kernel(tmp_path, home)
+    try:
+        first.execute("%load_ext polynb")
+        first.execute(textwrap.dedent(CHILD_DAG).format(log=log, release=release))
+        first.execute(
+            "from polynb.notebook.session import get_session\nimport time\ns = get_session()\n"
+            "deadline = time.monotonic() + 60\n"
+            "while s.store.find_by_prefix('b').status.value != 'running' and time.monotonic() < deadline:\n"
+            "    time.sleep(0.05)"
+        )
+    finally:
+        first.kill()
+    second = Kernel(tmp_path, home)
+    try:
+        second.execute("%load_ext polynb")  # re-attaches: the engine adopts the dead kernel's runs
+        shown = second.execute("h = %polyaxon status survive\nh.widget")
+        assert "survive" in "".join(second.text(shown))
+        release.touch()
+        done = second.execute("%polyaxon wait survive")
+        assert second.text(done) == [
+            "polynb run survive (dag): succeeded\n  a  job      succeeded\n  b  job      succeeded\n  c  job      succeeded\n"
+        ]
+    finally:
+        second.close()
+    assert sorted(log.read_text().split()) == ["a", "b", "c"]  # each op ran exactly once
+    with Store(home / "polynb.db") as store:
+        dag = store.find_by_prefix("survive")
+        queued = Counter(e.run_uuid for e in store.events(dag_uuid=dag.uuid) if e.kind == "run_status_queued")
+        assert sorted(queued.values()) == [1, 1, 1]  # no op was claimed twice
+        kinds = [e.kind for e in store.events(run_uuid=dag.uuid)]
+        assert kinds.count("run_status_succeeded") == 1

@@ -1,0 +1,196 @@
+"""The magics in an in-process IPython shell: registration, errors at the cell's lines, DAG runs, steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from polynb.notebook.handle import RunHandle
+from polynb.notebook.session import KernelSession
+
+GUARD = 60.0
+"""Deadlock guard for waits (never a timing assertion)."""
+
+HELLO = """%%polyaxon_component hello
+version: 1.1
+kind: component
+inputs: [{name: who, type: str}]
+outputs: [{name: n, type: int}]
+run:
+  kind: job
+  container:
+    image: python:3.11
+    command: [python, -c, "import sys; from polynb.tracking import log_outputs; log_outputs(n=len(sys.argv[1]))"]
+    args: ["{{ who }}"]
+"""
+
+
+def cell(ip: InteractiveShell, text: str) -> Any:
+    result = ip.run_cell(text)
+    if result.error_in_exec is not None:
+        raise result.error_in_exec
+    return result.result
+
+
+def usage_error(ip: InteractiveShell, text: str, capsys: pytest.CaptureFixture[str]) -> str:
+    result = ip.run_cell(text)
+    assert isinstance(result.error_in_exec, UsageError)
+    assert type(result.error_in_exec) is UsageError  # exactly: IPython shows it without a traceback
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return str(result.error_in_exec)
+
+
+def test_component_cell_registers_it_for_hubref(ip: InteractiveShell, session: KernelSession) -> None:
+    cell(ip, HELLO)
+    assert "hello" in session.registry.registered()
+    handle = cell(ip, "%%polyaxon_dag greet -P who=ada\ninputs: [{name: who, type: str}]\noperations:\n"
+                      "  - {name: hi, hubRef: hello, params: {who: {ref: dag, value: inputs.who}}}\n")  # fmt: skip
+    assert isinstance(handle, RunHandle)
+    assert handle.wait(timeout=GUARD) == "succeeded"
+    assert handle.outputs == {"hi": {"n": 3}}
+
+
+def test_yaml_error_points_at_the_cells_own_line_and_column(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    message = usage_error(ip, "%%polyaxon_component broken\nversion: 1.1\nkind: component\nrun:\n  kind: jobb\n", capsys)
+    # `kind: jobb` is line 5 of the cell (the %% line is line 1), its value at column 9.
+    assert "<cell polyaxon_component broken>:5:9: run.kind" in message
+
+
+def test_dag_body_errors_are_positioned_and_named_as_written(
+    ip: InteractiveShell, session: KernelSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = "%%polyaxon_dag d\noperations:\n  - name: a\n    hubRef: nope\n"
+    message = usage_error(ip, text, capsys)
+    assert "<cell polyaxon_dag d>:4:13: operations[0].hubRef: hubRef `nope`" in message
+    assert not session.started  # nothing was submitted
+
+
+def test_unknown_event_kind_is_rejected_before_anything_runs(
+    ip: InteractiveShell, session: KernelSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cell(ip, HELLO)
+    text = (
+        "%%polyaxon_dag d -P who=x\ninputs: [{name: who, type: str}]\noperations:\n"
+        "  - {name: a, hubRef: hello, params: {who: {ref: dag, value: inputs.who}}}\n"
+        "  - name: b\n    hubRef: hello\n    params: {who: {value: y}}\n"
+        "    events: [{ref: ops.a, kinds: [run_status_runing]}]\n"
+    )
+    message = usage_error(ip, text, capsys)
+    assert "<cell polyaxon_dag d>:8:35: operations[1].events[0].kinds[0]" in message
+    assert "run_status_running" in message  # the suggestion
+    assert not session.started
+
+
+def test_bad_magic_arguments_are_usage_errors(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    usage_error(ip, "%%polyaxon_dag\noperations: []\n", capsys)
+    usage_error(ip, "%%polyaxon_python step --input 1x:int\npass\n", capsys)
+    usage_error(ip, "%%polyaxon_python step --input x:integer\npass\n", capsys)
+    usage_error(ip, "%polyaxon nosuchcommand", capsys)
+
+
+def test_python_syntax_error_points_at_the_cell_line(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    message = usage_error(ip, "%%polyaxon_python step\nx = 1\ny = (\n", capsys)
+    assert "<cell polyaxon_python step>:3:" in message
+
+
+def test_dry_run_shows_the_graph_and_submits_nothing(ip: InteractiveShell, session: KernelSession) -> None:
+    cell(ip, HELLO)
+    view = cell(
+        ip,
+        "%%polyaxon_dag d --dry-run\noperations:\n  - {name: a, hubRef: hello, params: {who: {value: x}}}\n"
+        "  - name: tb\n    hubRef: tensorboard\n    params: {uuids: {ref: ops.a, value: globals.uuid}}\n"
+        "    events: [{ref: ops.a, kinds: [run_status_running]}]\n",
+    )
+    bundle = view._repr_mimebundle_()
+    assert bundle["text/plain"].splitlines() == [
+        "DAG d: 2 ops (dry run, nothing submitted)",
+        "  a   job",
+        "  tb  service  after: a running",
+    ]
+    assert "<svg" in bundle["text/html"] and "polynb-edge-event" in bundle["text/html"]
+    assert not session.started
+
+
+def test_save_writes_yaml_the_cli_can_run(ip: InteractiveShell, tmp_path: Path) -> None:
+    cell(ip, HELLO.replace("hello\n", "hello --save components/hello.yaml\n", 1))
+    from polynb.spec.load import load
+
+    assert load(tmp_path / "components" / "hello.yaml").inputs[0].name == "who"  # type: ignore[index]
+    cell(ip, "%%polyaxon_dag d --dry-run --save d.yaml\noperations:\n  - {name: a, hubRef: tensorboard, "
+             "params: {uuids: {value: [x]}}}\n")  # fmt: skip
+    assert load(tmp_path / "d.yaml").run.kind == "dag"  # type: ignore[union-attr]
+
+
+def test_python_step_gets_inputs_as_data_and_logs_outputs(ip: InteractiveShell) -> None:
+    cell(ip, HELLO)
+    # A value that would be code if it were spliced into the source: it must arrive as a plain string.
+    cell(ip, "%%polyaxon_python shout --input text:str --input times:int=2 --output loud:str\n"
+             "loud = (text.upper() + '!') * times\n")  # fmt: skip
+    cell(ip, "%%polyaxon_python dbl --input n:int --output d:int\nd = n * 2\n")
+    handle = cell(
+        ip,
+        "%%polyaxon_dag pipe\noperations:\n"
+        "  - {name: hi, hubRef: hello, params: {who: {value: ada}}}\n"
+        "  - name: shout\n    hubRef: shout\n"
+        "    params: {text: {value: \"x'); import os; os._exit(3) #\"}}\n"
+        "    dependencies: [hi]\n"
+        "  - {name: twice, hubRef: dbl, params: {n: {ref: ops.hi, value: outputs.n}}}\n",
+    )
+    assert handle.wait(timeout=GUARD) == "succeeded"
+    assert handle.outputs["shout"] == {"loud": "X'); IMPORT OS; OS._EXIT(3) #!X'); IMPORT OS; OS._EXIT(3) #!"}
+    assert handle.outputs["twice"] == {"d": 6}
+
+
+def test_python_step_missing_output_fails_the_op_with_a_clear_message(ip: InteractiveShell) -> None:
+    cell(ip, "%%polyaxon_python nothing --output result:int\nx = 1\n")
+    handle = cell(ip, "%%polyaxon_dag d\noperations:\n  - {name: n, hubRef: nothing}\n")
+    assert handle.wait(timeout=GUARD) == "failed"
+    lines, _ = handle._session.logs(handle.ops["n"].uuid)
+    assert any("declared output result not set" in line for line in lines)
+
+
+def test_polyaxon_line_commands(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    cell(ip, HELLO)
+    cell(ip, "%%polyaxon_dag greet\noperations:\n  - {name: hi, hubRef: hello, params: {who: {value: bob}}}\n")
+    capsys.readouterr()
+    cell(ip, "%polyaxon wait")
+    assert capsys.readouterr().out.splitlines() == ["polynb run greet (dag): succeeded", "  hi  job      succeeded  n=3"]
+    cell(ip, "%polyaxon ls")
+    out = capsys.readouterr().out
+    assert "greet" in out and "succeeded" in out
+    cell(ip, "%polyaxon events greet")
+    out = capsys.readouterr().out
+    assert "hi" in out and "succeeded" in out
+    status = cell(ip, "%polyaxon status greet")
+    assert isinstance(status, RunHandle) and status.status == "succeeded"
+    assert "succeeded" in status.widget._repr_mimebundle_()["text/plain"]
+    cell(ip, "%polyaxon stop greet")
+    assert "already final" in capsys.readouterr().out
+
+
+def test_polynb_run_api_from_yaml_text_and_file(ip: InteractiveShell, tmp_path: Path) -> None:
+    import polynb
+
+    text = "version: 1.1\nkind: component\nname: one\nrun: {kind: job, container: {image: x, command: ['true']}}\n"
+    handle = polynb.run(text)
+    assert handle.wait(timeout=GUARD) == "succeeded"
+    assert handle.ops["one"].status == "succeeded"
+    assert [e.kind for e in handle.events if e.run_uuid == handle.uuid][-1] == "run_status_done"
+    (tmp_path / "one.yaml").write_text(text)
+    assert polynb.run(tmp_path / "one.yaml").wait(timeout=GUARD) == "succeeded"
+
+
+def test_stop_a_running_dag_from_the_widget_button(ip: InteractiveShell) -> None:
+    handle = cell(ip, "%%polyaxon_dag slow\noperations:\n  - name: s\n    run: {kind: job, container: "
+                      "{image: x, command: [sleep, '60']}}\n")  # fmt: skip
+    widget = handle.widget
+    widget.stop_button.click()  # what a click does: the UI thread stops the run
+    assert handle.wait(timeout=GUARD, include_services=True) == "stopped"
+    assert handle.ops["s"].status == "stopped"
