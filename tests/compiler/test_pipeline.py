@@ -1,0 +1,200 @@
+"""build_pipeline: what the scheduler runs, and everything refused before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from polynb.compiler.pipeline import analyze_pipeline, build_pipeline
+from polynb.compiler.registry import ComponentRegistry
+from polynb.spec.errors import SpecErrors
+from polynb.spec.load import load_text
+from polynb.spec.models import Component, Operation
+
+SEED = """
+kind: component
+name: seed
+inputs:
+  - {name: lr, type: float, value: 0.005, isOptional: true}
+run:
+  kind: dag
+  concurrency: 2
+  operations:
+    - name: experiment
+      dagRef: experiment
+      params: {lr: {ref: dag, value: inputs.lr}}
+    - name: tensorboard
+      hubRef: tensorboard
+      params: {uuids: {ref: ops.experiment, value: globals.uuid}}
+      events: [{ref: ops.experiment, kinds: [run_status_running]}]
+  components:
+    - name: experiment
+      inputs: [{name: lr, type: float}]
+      run: {kind: job, container: {command: [python, train.py]}}
+"""
+
+JOB_OP = """
+kind: operation
+name: train
+params: {lr: 0.1}
+hooks: [{hubRef: webhook, params: {url: {value: "http://127.0.0.1/x"}}}]
+component:
+  inputs:
+    - {name: lr, type: float}
+    - {name: epochs, type: int, value: 3, isOptional: true}
+    - {name: tags, type: str, isList: true, isOptional: true}
+  run: {kind: job, container: {command: [python, train.py]}}
+"""
+
+
+def spec(text: str) -> Component | Operation:
+    return load_text(text)
+
+
+def errors_of(text: str, **kwargs: Any) -> list[str]:
+    with pytest.raises(SpecErrors) as info:
+        build_pipeline(spec(text), **kwargs)
+    return [str(e) for e in info.value.errors]
+
+
+def test_dag_pipeline() -> None:
+    pipeline = build_pipeline(spec(SEED), source="seed.yaml")
+    assert (pipeline.name, pipeline.kind, pipeline.concurrency) == ("seed", "dag", 2)
+    assert pipeline.inputs == {"lr": 0.005}
+    assert list(pipeline.ops) == ["experiment", "tensorboard"]
+    board = pipeline.ops["tensorboard"]
+    assert board.upstream == frozenset({"experiment"})
+    assert [e.ref for e in board.events] == ["ops.experiment"]
+    assert board.component.name == "tensorboard" and board.component.run is not None
+    assert board.component.run.kind == "service"
+    assert pipeline.graph.stages == [["experiment"], ["tensorboard"]]
+    assert pipeline.source == "seed.yaml"
+
+
+def test_params_override_and_coerce_dag_inputs() -> None:
+    pipeline = build_pipeline(spec(SEED), params={"lr": "0.5"})
+    assert pipeline.inputs == {"lr": 0.5}
+
+
+def test_single_operation() -> None:
+    pipeline = build_pipeline(spec(JOB_OP), params={"epochs": "7", "tags": "a"})
+    assert (pipeline.kind, list(pipeline.ops)) == ("single", ["train"])
+    assert pipeline.inputs == {"lr": 0.1, "epochs": 7, "tags": ["a"]}
+    assert [h.hub_ref for h in pipeline.hooks] == ["webhook"]
+    assert pipeline.ops["train"].upstream == frozenset()
+    assert build_pipeline(spec(JOB_OP), params={"tags": '["a", "b"]'}).inputs["tags"] == ["a", "b"]
+
+
+def test_cli_params_wrong_type_unknown_and_missing_required() -> None:
+    assert (
+        "-P.epochs: param `epochs` (-P epochs=many): expected an integer"
+        in errors_of(JOB_OP, params={"epochs": "many"})[0]
+    )
+    (unknown,) = errors_of(JOB_OP, params={"epoch": "3"})
+    assert "param `epoch` (-P) is not an input" in unknown and "did you mean `epochs`" in unknown
+    text = JOB_OP.replace("params: {lr: 0.1}\n", "")
+    (missing,) = errors_of(text)
+    assert "input `lr`" in missing and "-P lr=" in missing
+    assert build_pipeline(spec(text), params={"lr": "1e-3"}).inputs["lr"] == 0.001
+
+
+def test_literal_param_types_and_strict_params() -> None:
+    (wrong,) = errors_of(JOB_OP.replace("params: {lr: 0.1}", "params: {lr: fast}"))
+    assert "params.lr.value: param `lr`: expected a number" in wrong
+    strict = JOB_OP.replace("params: {lr: 0.1}", "strictParams: true\nparams: {lr: 0.1, zz: 1}")
+    assert "undeclared param `zz` under strictParams" in errors_of(strict)[0]
+    lenient = JOB_OP.replace("params: {lr: 0.1}", "params: {lr: 0.1, zz: 1}")
+    assert build_pipeline(spec(lenient)).inputs["zz"] == 1  # 2.18: an undeclared param is context
+
+
+def test_dag_op_params_are_validated() -> None:
+    text = SEED.replace("params: {lr: {ref: dag, value: inputs.lr}}", "params: {other: 1}")
+    (missing,) = errors_of(text)
+    assert "run.operations[0].params: input `lr` of `experiment` is required" in missing
+    text = SEED.replace("params: {lr: {ref: dag, value: inputs.lr}}", "trigger: all_done")
+    assert "run.operations[0]: input `lr`" in errors_of(text)[0]
+    text = SEED.replace("params: {lr: {ref: dag, value: inputs.lr}}", "params: {lr: abc}")
+    assert "run.operations[0].params.lr.value" in errors_of(text)[0]
+
+
+def test_registry_components_resolve_hub_refs() -> None:
+    registry = ComponentRegistry()
+    registry.register(
+        "experiment", load_text("kind: component\nname: mine\nrun: {kind: job, container: {command: [x]}}\n")
+    )
+    text = SEED.replace("dagRef: experiment\n      params: {lr: {ref: dag, value: inputs.lr}}", "hubRef: experiment")
+    pipeline = build_pipeline(spec(text), registry=registry)
+    assert pipeline.ops["experiment"].component.name == "mine"
+
+
+def test_path_ref_relative_to_the_source(tmp_path: Path) -> None:
+    (tmp_path / "step.yaml").write_text("kind: component\nname: step\nrun: {kind: job, container: {command: [x]}}\n")
+    text = "kind: operation\nname: run-step\npathRef: step.yaml\n"
+    pipeline = build_pipeline(spec(text), base_dir=tmp_path)
+    assert pipeline.ops["run-step"].component.name == "step"
+    assert "no such file" in errors_of(text, base_dir=tmp_path / "elsewhere")[0]
+
+
+@pytest.mark.parametrize(
+    ("snippet", "expected"),
+    [
+        ("matrix: {kind: grid, params: {lr: {kind: choice, value: [0.1]}}}", "`matrix` is not supported yet"),
+        ("schedule: {kind: cron, cron: '0 2 * * *'}", "`schedule` is not supported yet"),
+        ("joins: [{ref: runs, query: 'status: succeeded', params: {}}]", "`joins` is not supported yet"),
+        ("build: {hubRef: kaniko}", "`build` is not supported yet"),
+        ("runPatch: {container: {image: x}}", "`runPatch` is not supported yet"),
+        ("isApproved: false", "`isApproved: false`"),
+    ],
+)
+def test_unsupported_top_level_fields(snippet: str, expected: str) -> None:
+    text = JOB_OP.replace("name: train\n", f"name: train\n{snippet}\n")
+    assert any(expected in e for e in errors_of(text))
+    report = analyze_pipeline(spec(text))
+    assert report.errors == [] and report.unsupported  # check() accepts; run refuses
+
+
+def test_unsupported_run_kinds_events_and_init() -> None:
+    text = "kind: component\nname: d\nrun: {kind: pytorchjob, master: {}}\n"
+    assert "run kind `pytorchjob` is not supported yet" in errors_of(text)[0]
+    text = SEED.replace("[run_status_running]", "[run_new_artifacts]")
+    assert "event kind `run_new_artifacts` is not supported yet" in errors_of(text)[0]
+    text = "kind: component\nname: j\nrun:\n  kind: job\n  init: [{modelRef: m}]\n  container: {command: [x]}\n"
+    assert "init `modelRef` is not supported yet" in errors_of(text)[0]
+
+
+def test_cache_is_a_warning_only() -> None:
+    text = JOB_OP.replace("name: train\n", "name: train\ncache: {ttl: 100}\n")
+    report = analyze_pipeline(spec(text))
+    assert [p.severity for p in report.problems] == ["warning"]
+    assert build_pipeline(spec(text)).kind == "single"
+
+
+def test_hooks_are_resolved_and_checked() -> None:
+    text = JOB_OP.replace("hubRef: webhook, params: {url:", "hubRef: webhok, params: {url:")
+    assert "did you mean `webhook`" in errors_of(text)[0]
+    text = JOB_OP.replace('params: {url: {value: "http://127.0.0.1/x"}}', "params: {}")
+    assert "input `url` of `webhook` is required" in errors_of(text)[0]
+
+
+def test_nested_dag_is_validated() -> None:
+    text = """
+kind: component
+name: outer
+run:
+  kind: dag
+  operations:
+    - {name: inner, dagRef: inner, params: {region: eu}}
+  components:
+    - name: inner
+      inputs: [{name: region, type: str}]
+      run:
+        kind: dag
+        operations:
+          - {name: a, dagRef: j, dependencies: [b]}
+          - {name: b, dagRef: j, dependencies: [a]}
+        components: [{name: j, run: {kind: job, container: {command: [x]}}}]
+"""
+    (cycle,) = errors_of(text)
+    assert "run.components[0].run.operations[0].dependencies[0]: the DAG has a cycle: a -> b -> a" in cycle

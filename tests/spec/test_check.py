@@ -1,0 +1,144 @@
+"""check(): every problem positioned (file, line, column, path), never an exception, and the JSON shape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from polynb.spec import check as exported_check
+from polynb.spec.check import CheckResult, check
+
+CYCLE = """\
+kind: component
+name: cyc
+run:
+  kind: dag
+  operations:
+    - {name: a, dagRef: job}
+    - {name: b, dagRef: job, dependencies: [c]}
+    - {name: c, dagRef: job, dependencies: [b, nope]}
+  components:
+    - {name: job, run: {kind: job, container: {command: [x]}}}
+"""
+
+SEED = """\
+kind: component
+name: seed
+run:
+  kind: dag
+  operations:
+    - {name: experiment, dagRef: job}
+    - name: tensorboard
+      hubRef: tensorboard
+      params: {uuids: {ref: ops.experiment, value: globals.uuid}}
+      events: [{ref: ops.experiment, kinds: [run_status_running]}]
+  components:
+    - {name: job, run: {kind: job, container: {command: [x]}}}
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_graph_errors_point_at_the_op_line(tmp_path: Path) -> None:
+    file = write(tmp_path, "cyc.yaml", CYCLE)
+    result = check([file])
+    assert result.valid is False
+    rendered = [str(e) for e in result.errors]
+    assert rendered == [
+        f"{file}:7:45: run.operations[1].dependencies[0]: the DAG has a cycle: b -> c -> b",
+        f"{file}:8:48: run.operations[2].dependencies[1]: `nope` is not an op of this DAG (orphan ref)",
+    ]
+
+
+def test_valid_file_json_shape(tmp_path: Path) -> None:
+    result = check([write(tmp_path, "seed.yaml", SEED)])
+    assert result.valid and result.errors == []
+    assert result.to_json() == {
+        "valid": True,
+        "errors": [],
+        "ops": [
+            {"name": "experiment", "upstream": [], "events": [], "trigger": "all_succeeded"},
+            {
+                "name": "tensorboard",
+                "upstream": ["experiment"],
+                "events": [{"ref": "ops.experiment", "kinds": ["run_status_running"]}],
+                "trigger": "all_succeeded",
+            },
+        ],
+    }
+    assert result.pipelines[0].graph.stages == [["experiment"], ["tensorboard"]]
+
+
+def test_error_json_shape(tmp_path: Path) -> None:
+    payload = check([write(tmp_path, "cyc.yaml", CYCLE)]).to_json()
+    assert set(payload) == {"valid", "errors", "ops"}
+    assert set(payload["errors"][0]) == {"file", "line", "column", "path", "message"}
+
+
+def test_never_raises_and_collects_every_file(tmp_path: Path) -> None:
+    bad_yaml = write(tmp_path, "bad.yaml", "kind: component\nrun: [\n")
+    missing = tmp_path / "missing.yaml"
+    good = write(tmp_path, "seed.yaml", SEED)
+    result = check([bad_yaml, missing, good, "kind: operation\nhubRef: nothing-like-it\n"])
+    files = [e.file for e in result.errors]
+    assert str(bad_yaml) in files and str(missing) in files and "<string-3>" in files
+    assert "cannot read the file" in next(e.message for e in result.errors if e.file == str(missing))
+    assert [op.name for op in result.ops] == ["experiment", "tensorboard"]
+    assert result.valid is False
+
+
+def test_errors_in_a_path_ref_file_are_positioned_there(tmp_path: Path) -> None:
+    lib = write(tmp_path, "lib.yaml", "kind: component\nname: lib\nrun: {kind: job, container: {comand: [x]}}\n")
+    main = write(tmp_path, "main.yaml", "kind: operation\nname: m\npathRef: lib.yaml\n")
+    (error,) = check([main]).errors
+    assert error.file == str(lib) and error.line == 3 and "comand" in error.path
+
+
+def test_unsupported_features_are_warnings_for_check(tmp_path: Path) -> None:
+    text = SEED.replace("[run_status_running]", "[run_new_artifacts]")
+    result = check([write(tmp_path, "events.yaml", text)])
+    assert result.valid is True
+    (warning,) = result.warnings
+    assert warning.path == "run.operations[1].events[0].kinds[0]" and warning.line == 10
+    assert "not supported yet" in warning.message
+
+
+def test_params_apply_to_the_top_level_component(tmp_path: Path) -> None:
+    text = "kind: component\nname: j\ninputs: [{name: lr, type: float}]\nrun: {kind: job, container: {command: [x]}}\n"
+    file = write(tmp_path, "j.yaml", text)
+    (missing,) = check([file]).errors
+    assert (missing.path, missing.line) == ("inputs[0]", 3)
+    assert check([file], params={"lr": "0.1"}).valid
+    (wrong,) = check([file], params={"lr": "x"}).errors
+    assert (wrong.path, wrong.line, wrong.column) == ("-P.lr", 0, 0)
+
+
+def test_short_form_param_errors_point_at_the_param(tmp_path: Path) -> None:
+    base = (
+        "kind: operation\nname: o\n{params}\ncomponent:\n  inputs: [{{name: n, type: int}}]\n"
+        "  run: {{kind: job, container: {{command: [x]}}}}\n"
+    )
+    (short,) = check([write(tmp_path, "a.yaml", base.format(params="params: {n: many}"))]).errors
+    (long,) = check([write(tmp_path, "b.yaml", base.format(params="params: {n: {value: many}}"))]).errors
+    assert (short.path, long.path) == ("params.n", "params.n.value")
+
+
+def test_exported_from_the_package() -> None:
+    assert exported_check is check
+    assert isinstance(check([]), CheckResult)
+
+
+def test_example_pipelines_are_valid() -> None:
+    folder = Path(__file__).resolve().parents[2] / "notebooks" / "pipelines"
+    files = sorted(folder.glob("*.yaml"))
+    assert {f.name for f in files} >= {
+        "experiment-tensorboard.yaml",
+        "hooks-and-conditions.yaml",
+        "params-and-outputs.yaml",
+    }
+    result = check(files)
+    assert result.errors == [], "\n".join(map(str, result.errors))
+    assert result.warnings == []
