@@ -107,6 +107,7 @@ class LabBridge:
     def _adopt(self, comm: CommLike) -> None:
         with self._lock:
             self._comms[comm.comm_id] = comm
+
         def on_msg(msg: dict[str, Any]) -> None:
             self._handle(comm, (msg.get("content") or {}).get("data") or {})
 

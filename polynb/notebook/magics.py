@@ -33,7 +33,7 @@ def cell_error(errors: Sequence[SpecError], *, what: str) -> UsageError:
     exactly that class without a traceback, not its subclasses); ``.errors`` keeps them for callers."""
     lines = [str(e) for e in errors]
     error = UsageError(f"{what}: not accepted ({len(lines)} problem{'s' * (len(lines) != 1)})\n" + "\n".join(lines))
-    error.errors = list(errors)
+    error.errors = list(errors)  # type: ignore[attr-defined]  # an attribute of this instance only
     return error
 
 

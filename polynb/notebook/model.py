@@ -272,8 +272,10 @@ class RunTracker:
         for other in self._runs.values():
             if other.record.hook_of == uuid and other.segments:
                 markers.append(Marker(other.segments[0][1], f"hook {other.record.name}", "hook"))
-        role = "dag" if uuid == self.uuid and self.is_dag else record.meta.get("role") or (
-            "hook" if record.hook_of else "single"
+        role = (
+            "dag"
+            if uuid == self.uuid and self.is_dag
+            else record.meta.get("role") or ("hook" if record.hook_of else "single")
         )
         return OpView(
             uuid=uuid,

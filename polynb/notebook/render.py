@@ -221,7 +221,7 @@ def timeline_svg(snapshot: RunSnapshot, *, width: int = 760) -> str:
     out.append("</svg>")
     more = len(snapshot.ops) - len(ops)
     if more > 0:
-        out.append(f'<div class="polynb-more">… and {more} more ({_counts(snapshot.ops[len(ops):])})</div>')
+        out.append(f'<div class="polynb-more">… and {more} more ({_counts(snapshot.ops[len(ops) :])})</div>')
     return "".join(out)
 
 

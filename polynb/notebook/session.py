@@ -430,4 +430,3 @@ def set_session(session: KernelSession | None) -> KernelSession | None:
     with _session_lock:
         previous, _session = _session, session
         return previous
-

@@ -113,7 +113,8 @@ def test_diagnostics_need_a_cell_id() -> None:
     b.diagnostics(None, "polyaxon_dag", [{"line": 2}])
     assert made == []
     b.diagnostics("cell-1", "polyaxon_dag", [{"line": 2}])
-    assert made[0].sent == [{"type": "diagnostics", "cell_id": "cell-1", "magic": "polyaxon_dag", "errors": [{"line": 2}]}]
+    expected = {"type": "diagnostics", "cell_id": "cell-1", "magic": "polyaxon_dag", "errors": [{"line": 2}]}
+    assert made[0].sent == [expected]
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,8 @@ def test_background_activity_never_prints_into_another_cell(kernel: Kernel) -> N
     kernel.execute("%load_ext polynb")
     kernel.execute(
         "%%polyaxon_dag noisy\noperations:\n"
-        "  - name: fails\n    run: {kind: job, container: {image: x, command: [sh, -c, 'echo out; echo err >&2; exit 3']}}\n"
+        "  - name: fails\n"
+        "    run: {kind: job, container: {image: x, command: [sh, -c, 'echo out; echo err >&2; exit 3']}}\n"
         "  - {name: after, dependencies: [fails], run: {kind: job, container: {image: x, command: ['true']}}}\n"
     )
     # A warning logged on the UI thread (stopping a run that does not exist) must not print anywhere.
@@ -117,7 +118,7 @@ def test_the_real_hub_tensorboard_opens_over_a_finished_run(kernel: Kernel) -> N
     kernel.execute("%load_ext polynb")
     kernel.execute(
         "import polynb\nh = polynb.run('version: 1.1\\nkind: component\\nname: writer\\nrun: {kind: job, container: "
-        "{image: x, command: [python, -c, \"from polynb.examples.tbwriter import ScalarWriter; "
+        '{image: x, command: [python, -c, "from polynb.examples.tbwriter import ScalarWriter; '
         "from polynb.tracking import tensorboard_path; w = ScalarWriter(tensorboard_path()); "
         "w.add_scalar(\\'loss\\', 1.0, 1); w.close()\"]}}\\n')\nh.wait()"
     )
@@ -133,7 +134,9 @@ operations:
   - {{name: a, run: {{kind: job, container: {{image: x, command: [sh, -c, 'echo a >> {log}']}}}}}}
   - name: b
     dependencies: [a]
-    run: {{kind: job, container: {{image: x, command: [sh, -c, 'echo b >> {log}; while [ ! -e {release} ]; do sleep 0.05; done']}}}}
+    run:
+      kind: job
+      container: {{image: x, command: [sh, -c, 'echo b >> {log}; while [ ! -e {release} ]; do sleep 0.05; done']}}
   - {{name: c, dependencies: [b], run: {{kind: job, container: {{image: x, command: [sh, -c, 'echo c >> {log}']}}}}}}
 """
 
@@ -161,8 +164,11 @@ def test_a_killed_kernel_s_dag_is_finished_by_the_next_kernel_with_no_double_sub
         assert "survive" in "".join(second.text(shown))
         release.touch()
         done = second.execute("%polyaxon wait survive")
-        assert second.text(done) == [
-            "polynb run survive (dag): succeeded\n  a  job      succeeded\n  b  job      succeeded\n  c  job      succeeded\n"
+        assert "".join(second.text(done)).splitlines() == [
+            "polynb run survive (dag): succeeded",
+            "  a  job      succeeded",
+            "  b  job      succeeded",
+            "  c  job      succeeded",
         ]
     finally:
         second.close()

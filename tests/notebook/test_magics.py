@@ -58,7 +58,8 @@ def test_component_cell_registers_it_for_hubref(ip: InteractiveShell, session: K
 def test_yaml_error_points_at_the_cells_own_line_and_column(
     ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    message = usage_error(ip, "%%polyaxon_component broken\nversion: 1.1\nkind: component\nrun:\n  kind: jobb\n", capsys)
+    text = "%%polyaxon_component broken\nversion: 1.1\nkind: component\nrun:\n  kind: jobb\n"
+    message = usage_error(ip, text, capsys)
     # `kind: jobb` is line 5 of the cell (the %% line is line 1), its value at column 9.
     assert "<cell polyaxon_component broken>:5:9: run.kind" in message
 
@@ -139,7 +140,7 @@ def test_python_step_gets_inputs_as_data_and_logs_outputs(ip: InteractiveShell) 
         "%%polyaxon_dag pipe\noperations:\n"
         "  - {name: hi, hubRef: hello, params: {who: {value: ada}}}\n"
         "  - name: shout\n    hubRef: shout\n"
-        "    params: {text: {value: \"x'); import os; os._exit(3) #\"}}\n"
+        '    params: {text: {value: "x\'); import os; os._exit(3) #"}}\n'
         "    dependencies: [hi]\n"
         "  - {name: twice, hubRef: dbl, params: {n: {ref: ops.hi, value: outputs.n}}}\n",
     )
@@ -161,7 +162,8 @@ def test_polyaxon_line_commands(ip: InteractiveShell, capsys: pytest.CaptureFixt
     cell(ip, "%%polyaxon_dag greet\noperations:\n  - {name: hi, hubRef: hello, params: {who: {value: bob}}}\n")
     capsys.readouterr()
     cell(ip, "%polyaxon wait")
-    assert capsys.readouterr().out.splitlines() == ["polynb run greet (dag): succeeded", "  hi  job      succeeded  n=3"]
+    expected = ["polynb run greet (dag): succeeded", "  hi  job      succeeded  n=3"]
+    assert capsys.readouterr().out.splitlines() == expected
     cell(ip, "%polyaxon ls")
     out = capsys.readouterr().out
     assert "greet" in out and "succeeded" in out

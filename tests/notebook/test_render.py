@@ -124,5 +124,6 @@ def test_text_is_stable_while_running_and_informative_when_final() -> None:
     )
     final = snapshot(status="failed", ops=(op("train", "failed"), op("report", "skipped", outputs=(("n", 3),))))
     text = run_text(final)
-    assert text.splitlines() == ["polynb run pipe (dag): failed", "  train   job      failed", "  report  job      skipped  n=3"]
+    expected = ["polynb run pipe (dag): failed", "  train   job      failed", "  report  job      skipped  n=3"]
+    assert text.splitlines() == expected
     assert UUID not in text and UUID[:12] not in text
