@@ -2,6 +2,7 @@
 
 Rules (in order):
 
+* the pod ``Failed`` with a reason of its own (``Evicted``, ``DeadlineExceeded``): ``failed`` with it;
 * the main container terminated: ``succeeded`` (exit 0, outputs from its termination message) or
   ``failed`` with the container's reason (``OOMKilled``, ``Error``, ...) and exit code; that is final even
   while native sidecars are still being stopped;
@@ -111,6 +112,10 @@ def interpret_pod(pod: dict[str, Any], main: str) -> Observed:
     main_status = next((s for s in mains if s.get("name") == main), None)
     main_state = (main_status or {}).get("state") or {}
     started_at = parse_time((main_state.get("running") or main_state.get("terminated") or {}).get("startedAt"))
+
+    if phase == "Failed" and status.get("reason"):
+        # The pod was failed as a whole (evicted, activeDeadlineSeconds): that is the reason, not exit 143.
+        return Observed("failed", str(status["reason"]), str(status.get("message") or ""), started_at=started_at)
 
     if "terminated" in main_state:
         term = main_state["terminated"]

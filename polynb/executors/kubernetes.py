@@ -38,7 +38,7 @@ from polynb.executors.k8s_config import ClusterConfig, load
 from polynb.executors.k8s_logs import Resume, split_timestamp
 from polynb.executors.k8s_manifests import ManifestConfig
 from polynb.executors.k8s_portforward import Connect, PortForward, official_connect
-from polynb.executors.k8s_status import Observed, interpret_job, interpret_pod
+from polynb.executors.k8s_status import FATAL_WAITING, Observed, interpret_job, interpret_pod
 from polynb.executors.k8s_watch import PodInformer
 
 log = logging.getLogger(__name__)
@@ -234,20 +234,30 @@ class KubernetesExecutor:
                 self._runs[op.uuid] = run
                 self._attempts[op.uuid] = attempt
             try:
-                self._create(op, run)
-                break
-            except K8sError as exc:
-                if exc.code != 409:
-                    with self._lock:
-                        self._runs.pop(op.uuid, None)
-                    raise K8sSubmitError(self._explain(exc, f"create the {self._what(op)} of op {op.name!r}")) from exc
-                if self._adopt(op, run):
+                if self._create_or_adopt(op, run):
                     break
-                attempt += 1  # a finished attempt of this run: this is the next one
+            except BaseException:
+                with self._lock:
+                    self._runs.pop(op.uuid, None)
+                raise
+            attempt += 1  # a finished attempt of this run exists: this is the next one
         else:
             raise K8sSubmitError(f"run {op.uuid}: more than {MAX_ATTEMPTS} attempts exist already")
         self._replay(run)
         return self._record(run)
+
+    def _create_or_adopt(self, op: CompiledOp, run: _Run) -> bool:
+        """Create the run's objects; False when the name belongs to a finished attempt of this run."""
+        try:
+            self._create(op, run)
+            return True
+        except K8sError as exc:
+            if exc.code != 409:
+                raise K8sSubmitError(self._explain(exc, f"create the {self._what(op)} of op {op.name!r}")) from exc
+        try:
+            return self._adopt(op, run)
+        except K8sError as exc:
+            raise K8sSubmitError(self._explain(exc, f"adopt the existing {self._what(op)} of op {op.name!r}")) from exc
 
     @staticmethod
     def _what(op: CompiledOp) -> str:
@@ -359,30 +369,32 @@ class KubernetesExecutor:
         if run is None or run.final:
             return
         run.pod = pod["metadata"]["name"]
+        labels = pod["metadata"].get("labels") or {}
+        if kind == "DELETED" and labels.get(names.KERNEL) != self.kernel_label:
+            # It left our selector: another kernel adopted it (re-attach). Not ours to report any more.
+            log.info("run %s was adopted by kernel %s", run.uuid, labels.get(names.KERNEL))
+            with self._lock:
+                run.final = True
+                self._changed.notify_all()
+            return
         observed = interpret_pod(pod, run.main)
-        if kind == "DELETED" and not observed.final:
-            if run.stop_requested:
+        if run.stop_requested:
+            if observed.status == "succeeded":
+                self._report(run, observed)  # it ended by itself before the stop reached it
+            elif kind == "DELETED" or observed.final:
                 self._report(run, Observed("stopped", "Stopped", "stopped on request"))
-            else:
-                self._workers.submit(self._vanished, run)
             return
-        if run.stop_requested and observed.final:
-            if observed.status == "failed":  # killed by our own stop
-                observed = Observed("stopped", "Stopped", "stopped on request")
-            self._report(run, observed)
+        if kind == "DELETED" or pod["metadata"].get("deletionTimestamp"):
+            # Deleted, not by us: the container's exit code (SIGTERM) is a consequence, not the reason.
+            if kind == "DELETED":
+                self._workers.submit(self._vanished, run, pod)
             return
-        if run.stop_requested or pod["metadata"].get("deletionTimestamp"):
-            return  # terminating: the final state or the deletion follows
         self._report(run, observed)
-        if observed.status == "failed" and observed.reason != "InitFailed" and not self._pod_done(pod):
+        if observed.status == "failed" and observed.reason in FATAL_WAITING:
             # Kubernetes would wait forever (an image that never comes): end the run's objects.
             self._workers.submit(self._delete_run_objects, run, 0)
         elif observed.status == "running" and observed.ready and run.ports and run.url is None:
             self._workers.submit(self._publish_url, run)
-
-    @staticmethod
-    def _pod_done(pod: dict[str, Any]) -> bool:
-        return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
     def _report(self, run: _Run, observed: Observed, *, url: str | None = None) -> None:
         with self._lock:
@@ -444,10 +456,14 @@ class KubernetesExecutor:
 
     # -- side requests (worker threads) ---------------------------------------------------------------
 
-    def _vanished(self, run: _Run) -> None:
-        """The pod is gone without a final state and not on our request: ask its Job why."""
+    def _vanished(self, run: _Run, pod: dict[str, Any]) -> None:
+        """The pod was deleted, not on our request: its Job says why (a deadline, a deletion by hand)."""
         if run.kind == "service":
-            self._report(run, Observed("failed", "PodDeleted", f"pod {run.pod} was deleted outside polynb"))
+            observed = interpret_pod(pod, run.main)
+            if observed.final and (pod.get("status") or {}).get("reason"):
+                self._report(run, observed)  # e.g. evicted
+            else:
+                self._report(run, Observed("stopped", "Deleted", f"pod {run.pod} was deleted outside polynb"))
             return
         try:
             job = self.api.request("GET", path("jobs", self.namespace, run.name))
@@ -457,9 +473,9 @@ class KubernetesExecutor:
             else:
                 log.warning("run %s: cannot read Job %s: %s", run.uuid, run.name, exc)
             return
-        observed = interpret_job(job)
-        if observed is not None:
-            self._report(run, observed)
+        verdict = interpret_job(job)
+        if verdict is not None:
+            self._report(run, verdict)
 
     def _publish_url(self, run: _Run) -> None:
         host = k8s_manifests.service_host(run.uuid, self.namespace)

@@ -69,7 +69,9 @@ class Emulator:
 
     def start(self) -> Emulator:
         self.control.start()
-        self._thread = threading.Thread(target=self.server.serve_forever, name="k8s-emulator-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), name="k8s-emulator-http", daemon=True
+        )
         self._thread.start()
         return self
 
