@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
@@ -107,6 +109,21 @@ def format_duration(seconds: float | None) -> str:
 
 def is_final_status(status: str | Status) -> bool:
     return status in FINAL
+
+
+def pipe_safe(command: Callable[[Any], int]) -> Callable[[Any], int]:
+    """A command whose reader may go away (``polynb logs RUN | head``): end quietly, as ``cat`` does."""
+
+    @functools.wraps(command)
+    def run(args: Any) -> int:
+        try:
+            return command(args)
+        except BrokenPipeError:
+            # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OK
+
+    return run
 
 
 def error(message: str, *, stream: TextIO | None = None) -> None:

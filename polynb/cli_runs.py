@@ -23,6 +23,7 @@ from polynb.cli_common import (
     iso,
     local_datetime,
     local_time,
+    pipe_safe,
     print_table,
     resolve_run,
     run_duration,
@@ -78,6 +79,7 @@ def _find(store: Store, ref: str) -> RunRecord | None:
 # -- ls -------------------------------------------------------------------------------------------------
 
 
+@pipe_safe
 def cmd_ls(args: argparse.Namespace) -> int:
     with _open_store() as store:
         tops = store.list_runs(top_level_only=True, limit=args.limit)
@@ -135,6 +137,7 @@ def _run_json(run: RunRecord, now: datetime) -> dict[str, Any]:
 # -- events ---------------------------------------------------------------------------------------------
 
 
+@pipe_safe
 def cmd_events(args: argparse.Namespace) -> int:
     with _open_store() as store:
         run = _find(store, args.run)
@@ -190,6 +193,7 @@ def _executors() -> dict[str, Executor]:
     return {"local": LocalExecutor()}
 
 
+@pipe_safe
 def cmd_logs(args: argparse.Namespace) -> int:
     with _open_store() as store:
         run = _find(store, args.run)
