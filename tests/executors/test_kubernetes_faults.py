@@ -1,0 +1,164 @@
+"""The kubernetes executor under faults: 410 after compaction, dropped watches, 5xx, 403, 401, 422, a
+missing namespace, bookmarks. Each test says how the fault is survived (or reported)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from k8s_emulator import Emulator, testkit
+from k8s_emulator.testkit import MakeExecutor, Recorder, make_op, outputs_message, wait_for
+
+from polynb.executors.k8s_config import K8sConfigError
+from polynb.executors.kubernetes import K8sSubmitError, KubernetesExecutor
+
+emulator = testkit.emulator
+kubeconfig = testkit.kubeconfig
+make_executor = testkit.make_executor
+executor = testkit.executor
+
+
+def running_pod(emulator: Emulator, executor: KubernetesExecutor, rec: Recorder, **script: object) -> str:
+    op = make_op(executor, script={"main": {"hold": True, **script}})
+    executor.submit(op, rec)
+    rec.until("running")
+    return str(emulator.pod_of(op.uuid)["metadata"]["name"])
+
+
+def test_410_after_compaction_relists_without_losing_or_repeating(
+    emulator: Emulator, executor: KubernetesExecutor
+) -> None:
+    rec, gone = Recorder(), Recorder()
+    pod = running_pod(emulator, executor, rec)
+    other = running_pod(emulator, executor, gone)
+    informer = executor._informer
+    assert informer is not None and informer.relists == 1
+    emulator.fail(503, times=10**6, verb="watch")  # an outage for watches...
+    emulator.drop_watches()
+    emulator.finish(pod, message=outputs_message(acc=0.7))  # ...during which the run ends
+    emulator.store.delete(
+        "jobs",
+        "default",
+        emulator.pod_of(gone.seen[0].run_uuid)["metadata"]["labels"]["job-name"],
+        {"propagationPolicy": "Background"},
+    )  # and another is deleted by hand
+    emulator.settle()
+    emulator.compact()  # the history of the gap is gone: resuming gets 410 Gone
+    emulator.faults.failures.clear()
+    final = rec.final()
+    assert (final.status, final.outputs) == ("succeeded", {"acc": 0.7})
+    assert (gone.final().status, gone.seen[-1].reason) == ("stopped", "Deleted")  # a DELETED from the relist diff
+    assert informer.relists == 2
+    assert rec.statuses.count("running") == 1 and rec.statuses.count("succeeded") == 1
+    assert other  # its pod existed before the gap
+
+
+def test_a_dropped_watch_resumes_from_its_resource_version(emulator: Emulator, executor: KubernetesExecutor) -> None:
+    rec = Recorder()
+    pod = running_pod(emulator, executor, rec)
+    informer = executor._informer
+    assert informer is not None
+    emulator.drop_watches()
+    emulator.finish(pod)
+    assert rec.final().status == "succeeded"
+    assert informer.relists == 1  # no re-list: resumed where it was
+    assert emulator.counts()["watch"] >= 2
+
+
+def test_bookmarks_move_the_resource_version(emulator: Emulator, executor: KubernetesExecutor) -> None:
+    rec = Recorder()
+    running_pod(emulator, executor, rec)
+    informer = executor._informer
+    assert informer is not None
+    emulator.store.create("configmaps", "default", {"metadata": {"name": "unrelated"}})  # not a pod
+    emulator.send_bookmarks()
+    wait_for(lambda: informer.resource_version == str(emulator.store.rv), emulator, what="bookmark")
+
+
+def test_5xx_on_create_is_retried_and_on_watch_backed_off(emulator: Emulator, executor: KubernetesExecutor) -> None:
+    emulator.fail(500, times=2, verb="create", resource="jobs")
+    emulator.fail(503, times=3, verb="watch")
+    rec = Recorder()
+    executor.submit(make_op(executor), rec)
+    assert rec.final().status == "succeeded"
+    assert emulator.counts(resource="jobs")["create"] == 3
+    assert len(emulator.objects("jobs")) == 1
+
+
+def test_403_on_create_says_what_is_missing(emulator: Emulator, executor: KubernetesExecutor) -> None:
+    emulator.deny("create", "jobs")
+    with pytest.raises(K8sSubmitError) as exc:
+        executor.submit(make_op(executor, name="train"), Recorder())
+    message = str(exc.value)
+    assert "cannot create the Job of op 'train': forbidden" in message
+    assert 'cannot create resource "jobs"' in message and "docs/kubernetes.md" in message
+
+
+def test_403_on_the_watch_warns_the_live_runs(emulator: Emulator, executor: KubernetesExecutor) -> None:
+    rec = Recorder()
+    pod = running_pod(emulator, executor, rec)
+    emulator.deny("watch", "pods")
+    emulator.drop_watches()
+    warning = rec.until("warning", reason="WatchForbidden")
+    assert "cannot watch pods" in warning.message
+    emulator.allow("watch", "pods")
+    emulator.finish(pod)
+    assert rec.final().status == "succeeded"
+
+
+def test_422_is_a_clear_submit_error(emulator: Emulator, executor: KubernetesExecutor) -> None:
+    op = make_op(executor, k8s={"resources": {"limits": {"cpu": "lots"}}})
+    with pytest.raises(K8sSubmitError) as exc:
+        executor.submit(op, Recorder())
+    assert "Kubernetes rejected it as invalid: spec.template.spec.containers[0].resources.limits[cpu]" in str(exc.value)
+    emulator.reject_creates("jobs", [{"field": "spec.template.spec.securityContext", "message": "runAsNonRoot"}])
+    with pytest.raises(K8sSubmitError, match="securityContext: runAsNonRoot"):
+        executor.submit(make_op(executor), Recorder())
+    assert emulator.objects("jobs") == []  # nothing half-submitted
+
+
+def test_missing_namespace_is_reported_before_anything_is_created(
+    emulator: Emulator, make_executor: MakeExecutor
+) -> None:
+    executor = make_executor(namespace="ml-team")
+    with pytest.raises(K8sSubmitError) as exc:
+        executor.submit(make_op(executor), Recorder())
+    assert "namespace 'ml-team' does not exist" in str(exc.value)
+    assert "kubectl create namespace ml-team" in str(exc.value)
+    assert emulator.counts()["create"] == 0
+
+
+def test_401_names_the_credentials(emulator: Emulator, make_executor: MakeExecutor, tmp_path: Path) -> None:
+    emulator.faults.token = "right"
+    wrong = emulator.write_kubeconfig(tmp_path / "wrong", token="wrong")
+    executor = make_executor(kubeconfig=str(wrong))
+    with pytest.raises(K8sSubmitError, match="rejected the credentials"):
+        executor.submit(make_op(executor), Recorder())
+
+
+def test_no_configuration_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(K8sConfigError, match="no Kubernetes configuration"):
+        KubernetesExecutor()
+    bad = tmp_path / "kc"
+    bad.write_text("{}")
+    with pytest.raises(K8sConfigError, match=f"cannot use kubeconfig {bad}"):
+        KubernetesExecutor(kubeconfig=str(bad))
+
+
+def test_kubeconfig_from_the_environment_and_its_namespace(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = emulator.write_kubeconfig(tmp_path / "kc", namespace="team")
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'missing'}:{path}")  # merged, as kubectl does
+    executor = KubernetesExecutor(kernel_id="k")
+    try:
+        assert executor.namespace == "team" and executor.cluster.context == "emulator"
+    finally:
+        executor.shutdown()
