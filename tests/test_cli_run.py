@@ -196,3 +196,24 @@ def test_stop_services_stops_them_once_the_other_ops_are_done(cli: Cli) -> None:
     assert web["status"] == "stopped"
     assert web["url"].startswith("http://127.0.0.1:")
     assert all(r.status in FINAL for r in cli.runs())
+
+
+SINGLE_JOB = """
+version: 1.1
+kind: component
+name: hello
+inputs: [{name: who, type: str, value: world, isOptional: true}]
+run: {kind: job, container: {command: [echo, "hello {{ who }}"]}}
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="scheduler: a single-op pipeline's bound inputs (pipeline.inputs, with -P) are not passed to "
+    "resolve_params(overrides=...) by OpCompiler.compile_op, so the component default wins",
+)
+def test_params_of_a_single_op_file_reach_its_command(cli: Cli) -> None:
+    path = cli.write("job.yaml", SINGLE_JOB)
+    code, doc = cli.run_json("run", "-f", str(path), "-P", "who=you", "--json")
+    assert code == 0
+    assert cli.run("logs", doc["uuid"]).stdout.strip() == "hello you"
