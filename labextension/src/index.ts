@@ -4,12 +4,15 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import {
+  EditorExtensionRegistry,
+  IEditorExtensionFactory,
   IEditorExtensionRegistry,
   IEditorLanguageRegistry
 } from '@jupyterlab/codemirror';
 import { INotebookTracker } from '@jupyterlab/notebook';
+import { Extension } from '@codemirror/state';
 
-import { registerYamlMagic } from './highlight';
+import { yamlMagicExtension } from './highlight';
 import { PolynbManager } from './manager';
 import { RunsPanel } from './panel';
 import { VERSION } from './version';
@@ -19,11 +22,37 @@ const highlightPlugin: JupyterFrontEndPlugin<void> = {
   description: 'Highlight %%polyaxon_* YAML cells as YAML.',
   autoStart: true,
   requires: [IEditorExtensionRegistry, IEditorLanguageRegistry],
-  activate: (
+  activate: async (
     app: JupyterFrontEnd,
     extensions: IEditorExtensionRegistry,
     languages: IEditorLanguageRegistry
-  ): Promise<void> => registerYamlMagic(extensions, languages)
+  ): Promise<void> => {
+    // Lab's own YAML (legacy mode): nothing bundled, same colours as .yaml files
+    let yaml: Extension | undefined;
+    try {
+      yaml = (await languages.getLanguage('yaml'))?.support;
+    } catch {
+      yaml = undefined;
+    }
+    if (!yaml) {
+      console.warn('polynb: no YAML language in this JupyterLab');
+      return;
+    }
+    const support = yaml;
+    extensions.addExtension(
+      Object.freeze({
+        name: 'polynb:yaml-magic',
+        factory: (options: IEditorExtensionFactory.IOptions) => {
+          const model = options.model;
+          // notebook and console cells of IPython kernels only
+          const isPython = () => model.mimeType === 'text/x-ipython';
+          return EditorExtensionRegistry.createImmutableExtension(
+            yamlMagicExtension(support, model.sharedModel.getSource(), isPython)
+          );
+        }
+      })
+    );
+  }
 };
 
 const runsPlugin: JupyterFrontEndPlugin<void> = {

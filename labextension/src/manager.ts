@@ -18,7 +18,13 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { DockPanel, Widget } from '@lumino/widgets';
 
 import { showDiagnostics } from './diagnostics';
-import { COMM_TARGET, ICellError, IDiagnostics, ILogs, IOpen } from './protocol';
+import {
+  COMM_TARGET,
+  ICellError,
+  IDiagnostics,
+  ILogs,
+  IOpen
+} from './protocol';
 import { PolynbSession } from './session';
 import { ITabHost, TabReuse } from './tabs';
 

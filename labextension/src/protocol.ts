@@ -97,13 +97,7 @@ export interface ILogs {
 }
 
 export type KernelMessage =
-  | IHello
-  | IOpen
-  | IRuns
-  | IRunUpdate
-  | IDiagnostics
-  | IError
-  | ILogs;
+  IHello | IOpen | IRuns | IRunUpdate | IDiagnostics | IError | ILogs;
 
 type Json = Record<string, unknown>;
 
