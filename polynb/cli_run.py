@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from polynb.cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, format_duration, run_duration
+from polynb.cli_detach import detach, report_uuid, run_argv, take_uuid_fd
 from polynb.cli_follow import Follower, Interrupted
 from polynb.cli_progress import Progress, make_progress
 from polynb.cli_tree import RunTree
@@ -36,6 +37,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--stop-services", action="store_true", help="stop services (TensorBoard) once the other ops are done"
     )
+    p.add_argument("--no-wait", action="store_true", help="run in the background: print the run's uuid once submitted")
     p.add_argument("--live", dest="live", action="store_true", default=None, help="force the live view")
     p.add_argument("--no-live", dest="live", action="store_false", help="one line per status change")
     p.set_defaults(func=cmd_run)
@@ -89,6 +91,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"polynb: {path}: not run ({len(problems)} problem{'s' * (len(problems) != 1)})", file=sys.stderr)
         return EXIT_FAILED
+    if args.no_wait:
+        argv = run_argv(path, args.param, executor=args.executor, json_out=args.json, stop_services=args.stop_services)
+        return detach(argv)
     stream = sys.stderr if args.json else sys.stdout
     return Runner(pipeline, executor=args.executor, stream=stream, live=args.live).run(
         json_out=args.json, stop_services=args.stop_services
@@ -111,6 +116,7 @@ class Runner:
         from polynb.scheduler.engine import Engine
         from polynb.store import Store
 
+        uuid_fd = take_uuid_fd()  # set when this is the background half of `--no-wait`
         store = Store()
         engine = Engine(store=store, executors={"local": LocalExecutor()}, default_executor="local")
         interrupted = False
@@ -121,6 +127,7 @@ class Runner:
         try:
             with Follower(engine) as follower:
                 tree = RunTree(store, engine.submit(self.pipeline, executor=self.executor))
+                report_uuid(uuid_fd, tree.root)
                 progress = make_progress(self.stream, live=self.live)
                 try:
                     follower.follow(tree, progress, include_services=False)

@@ -198,6 +198,25 @@ def test_stop_services_stops_them_once_the_other_ops_are_done(cli: Cli) -> None:
     assert all(r.status in FINAL for r in cli.runs())
 
 
+
+def test_no_wait_returns_the_uuid_and_the_run_goes_on_in_the_background(cli: Cli) -> None:
+    path = cli.write("dag.yaml", SMALL_DAG)
+    result = cli.run("run", "-f", str(path), "--no-wait")
+    assert result.returncode == 0, result.stderr
+    uuid = result.stdout.strip()
+    assert f"polynb stop {uuid[:12]}" in result.stderr
+    cli.wait_for(lambda s: s.get_run(uuid).is_final, "the background run final")
+    with cli.store() as store:
+        assert store.get_run(uuid).status == Status.SUCCEEDED
+        assert {r.status for r in store.children(uuid)} == {Status.SUCCEEDED}
+
+
+def test_no_wait_still_rejects_bad_input_first(cli: Cli) -> None:
+    result = cli.run("run", "-f", str(cli.write("dag.yaml", TYPED_DAG)), "--no-wait")
+    assert result.returncode == 1
+    assert "lr" in result.stderr
+    assert cli.runs() == []
+
 SINGLE_JOB = """
 version: 1.1
 kind: component
