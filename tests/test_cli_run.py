@@ -198,7 +198,6 @@ def test_stop_services_stops_them_once_the_other_ops_are_done(cli: Cli) -> None:
     assert all(r.status in FINAL for r in cli.runs())
 
 
-
 def test_no_wait_returns_the_uuid_and_the_run_goes_on_in_the_background(cli: Cli) -> None:
     path = cli.write("dag.yaml", SMALL_DAG)
     result = cli.run("run", "-f", str(path), "--no-wait")
@@ -216,6 +215,7 @@ def test_no_wait_still_rejects_bad_input_first(cli: Cli) -> None:
     assert result.returncode == 1
     assert "lr" in result.stderr
     assert cli.runs() == []
+
 
 SINGLE_JOB = """
 version: 1.1
