@@ -1,9 +1,11 @@
 """Benchmark the scheduler on the local executor; prints a table, asserts nothing.
 
-    .venv/bin/python bench/scheduler.py [--only a,b,c,d] [--chains 20] [--hops 50] [--fanout 1000]
+    .venv/bin/python bench/scheduler.py [--only a,b,c,d] [--chains 20] [--hops 50] [--serial-hops 200]
+                                        [--fanout 1000]
                                         [--sleepers 50] [--keep]
 
-(a) Event-to-submission latency: ``chains`` chains of ``hops + 1`` ``true`` ops (1,000 hops by default);
+(a) Event-to-submission latency: ``chains`` chains of ``hops + 1`` ``true`` ops (1,000 hops by default), then
+    one chain of ``serial-hops`` alone (no other op competes for the engine thread);
     hops alternate between an event trigger on the upstream's ``run_status_running`` and a dependency (the
     upstream's ``run_status_succeeded``). Latency = when the executor's ``submit`` is called for the
     downstream (a timing wrapper around the local executor: the public protocol, no patching) minus the
@@ -29,7 +31,6 @@ import json
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -176,12 +177,14 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def scenario_a(args: argparse.Namespace) -> dict[str, Any]:
+def chains_dag(name: str, chains: int, hops: int) -> tuple[str, list[tuple[str, str, str]]]:
+    """``chains`` chains of ``hops + 1`` ``true`` ops; hops alternate between an event trigger on the
+    upstream's ``run_status_running`` and a dependency (its ``run_status_succeeded``)."""
     ops: list[str] = []
     edges: list[tuple[str, str, str]] = []  # (upstream, downstream, trigger event kind)
-    for c in range(args.chains):
+    for c in range(chains):
         ops.append(op_yaml(f"c{c}-0", ["true"]))
-        for h in range(1, args.hops + 1):
+        for h in range(1, hops + 1):
             up, down = f"c{c}-{h - 1}", f"c{c}-{h}"
             if h % 2:
                 extra, kind = f"  events: [{{ref: ops.{up}, kinds: [run_status_running]}}]\n", "run_status_running"
@@ -189,21 +192,30 @@ def scenario_a(args: argparse.Namespace) -> dict[str, Any]:
                 extra, kind = f"  dependencies: [{up}]\n", "run_status_succeeded"
             ops.append(op_yaml(down, ["true"], extra))
             edges.append((up, down, kind))
+    return dag_yaml(name, ops), edges
+
+
+def scenario_a(args: argparse.Namespace) -> dict[str, Any]:
+    """Concurrent chains (the engine thread also serves the other chains' ops), then one chain alone."""
+    results: dict[str, Any] = {}
     run = open_engine()
     h = run.harness
     try:
-        dag = h.submit(dag_yaml("latency", ops))
-        status = h.engine.wait(dag, timeout=GUARD)
-        by_name = {name: r.uuid for name, r in h.ops(dag).items()}
+        for label, chains, hops in (("concurrent", args.chains, args.hops), ("serial", 1, args.serial_hops)):
+            yaml_text, edges = chains_dag(f"latency-{label}", chains, hops)
+            dag = h.submit(yaml_text)
+            status = h.engine.wait(dag, timeout=GUARD)
+            by_name = {name: r.uuid for name, r in h.ops(dag).items()}
+            latencies: dict[str, list[float]] = {"run_status_running": [], "run_status_succeeded": []}
+            for up, down, kind in edges:
+                submitted = h.executor.submitted.get(by_name[down])
+                event_at = h.recorder.at.get((by_name[up], kind))
+                if submitted is not None and event_at is not None:
+                    latencies[kind].append((submitted - event_at) * 1000)
+            results[label] = {"status": status, "chains": chains, "latencies_ms": latencies}
     finally:
         run.close()
-    latencies: dict[str, list[float]] = {"run_status_running": [], "run_status_succeeded": []}
-    for up, down, kind in edges:
-        submitted = h.executor.submitted.get(by_name[down])
-        event_at = h.recorder.at.get((by_name[up], kind))
-        if submitted is not None and event_at is not None:
-            latencies[kind].append((submitted - event_at) * 1000)
-    return {"status": status, "latencies_ms": latencies}
+    return results
 
 
 def scenario_b(args: argparse.Namespace) -> dict[str, Any]:
@@ -327,8 +339,8 @@ def run_scenario(name: str, args: argparse.Namespace, base: Path) -> dict[str, A
 
 
 def _forwarded(args: argparse.Namespace) -> Iterator[str]:
-    for flag in ("chains", "hops", "fanout", "sleepers"):
-        yield f"--{flag}"
+    for flag in ("chains", "hops", "serial_hops", "fanout", "sleepers"):
+        yield f"--{flag.replace('_', '-')}"
         yield str(getattr(args, flag))
 
 
@@ -338,18 +350,18 @@ def ms(seconds: float) -> str:
 
 def print_table(results: dict[str, dict[str, Any]]) -> None:
     rows: list[tuple[str, str, str, str]] = []
-    if "a" in results:
-        lat = results["a"]["latencies_ms"]
+    for part in results.get("a", {}).values():
+        lat = part["latencies_ms"]
         every = [v for values in lat.values() for v in values]
-        for label, values in (("upstream running", lat["run_status_running"]),
-                              ("upstream succeeded", lat["run_status_succeeded"]), ("all", every)):  # fmt: skip
+        for kind, values in (("running", lat["run_status_running"]), ("succeeded", lat["run_status_succeeded"]),
+                             ("all", every)):  # fmt: skip
             if values:
                 rows.append((
-                    f"(a) event→submit, {label} (n={len(values)})",
+                    f"(a) event→submit, {part['chains']} chain{'s' * (part['chains'] > 1)}, {kind} (n={len(values)})",
                     f"p50 {percentile(values, 50):.2f} ms · p99 {percentile(values, 99):.2f} ms"
                     f" · max {max(values):.2f} ms",
                     "p99 < 10 ms",
-                    "",
+                    "upstream running / succeeded → downstream submit" if kind == "all" else "",
                 ))  # fmt: skip
     if "b" in results:
         b = results["b"]
@@ -393,6 +405,7 @@ def main() -> int:
     parser.add_argument("--only", default="a,b,c,d", help="scenarios to run (default a,b,c,d)")
     parser.add_argument("--chains", type=int, default=20)
     parser.add_argument("--hops", type=int, default=50, help="hops per chain: chains x hops upstream events")
+    parser.add_argument("--serial-hops", type=int, default=200, help="hops of the chain run alone after")
     parser.add_argument("--fanout", type=int, default=1000, help="ops in the fan-out/fan-in DAG")
     parser.add_argument("--sleepers", type=int, default=50)
     parser.add_argument("--keep", action="store_true", help="keep the scenarios' POLYNB_HOME folders")
@@ -416,9 +429,6 @@ def main() -> int:
         else:
             shutil.rmtree(base, ignore_errors=True)
     print_table(results)
-    medians = results.get("a", {}).get("latencies_ms", {})
-    if medians:
-        print(f"\n(a) mean latency {statistics.fmean(v for vs in medians.values() for v in vs):.2f} ms")
     return 0
 
 
