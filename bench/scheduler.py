@@ -1,8 +1,7 @@
 """Benchmark the scheduler on the local executor; prints a table, asserts nothing.
 
     .venv/bin/python bench/scheduler.py [--only a,b,c,d] [--chains 20] [--hops 50] [--serial-hops 200]
-                                        [--fanout 1000]
-                                        [--sleepers 50] [--keep]
+                                        [--fanout 1000] [--sleepers 50] [--keep]
 
 (a) Event-to-submission latency: ``chains`` chains of ``hops + 1`` ``true`` ops (1,000 hops by default), then
     one chain of ``serial-hops`` alone (no other op competes for the engine thread);
