@@ -1,0 +1,106 @@
+"""Opt-in: the kubernetes executor on a real cluster (``pytest --k8s-real`` with ``KUBECONFIG`` set).
+
+Off in CI. Each test run uses a namespace of its own (``polynb-e2e-<random>``), created and deleted here,
+and tiny public images (``busybox``, ``python:3.11-slim``). This is how emulator drift is caught: the same
+behaviours as the emulator tests, on kind, k3d or minikube (see docs/kubernetes.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid as uuidlib
+from collections.abc import Iterator
+
+import pytest
+
+from polynb.compiler.types import CompiledOp, ContainerSpec, TerminationSpec
+from polynb.executors.base import ExecutorUpdate
+from polynb.executors.k8s_client import Api, K8sError, path
+from polynb.executors.k8s_config import load
+from polynb.executors.kubernetes import KubernetesExecutor
+
+
+@pytest.fixture(scope="module")
+def namespace(request: pytest.FixtureRequest) -> Iterator[str]:
+    if not request.config.getoption("--k8s-real"):
+        pytest.skip("real-cluster tests are opt-in: pytest --k8s-real (with KUBECONFIG)")
+    if not os.environ.get("KUBECONFIG"):
+        pytest.skip("--k8s-real needs KUBECONFIG")
+    api = Api.from_configuration(load().configuration)
+    name = f"polynb-e2e-{uuidlib.uuid4().hex[:6]}"
+    api.request("POST", path("namespaces"), body={"metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(K8sError):
+            api.request("DELETE", path("namespaces", None, name), query={"propagationPolicy": "Background"})
+        api.close()
+
+
+class Updates:
+    def __init__(self) -> None:
+        import queue
+
+        self.queue: queue.Queue[ExecutorUpdate] = queue.Queue()
+
+    def __call__(self, update: ExecutorUpdate) -> None:
+        self.queue.put(update)
+
+    def final(self, timeout: float = 300.0) -> list[ExecutorUpdate]:
+        seen = []
+        while True:
+            update = self.queue.get(timeout=timeout)
+            seen.append(update)
+            if update.is_final:
+                return seen
+
+
+def busybox_op(executor: KubernetesExecutor, script: str, **kw: object) -> CompiledOp:
+    run = uuidlib.uuid4().hex
+    return CompiledOp(
+        uuid=run,
+        name="e2e",
+        kind="job",
+        container=ContainerSpec(
+            name="main", image="busybox:1.36", command=("sh", "-c", script), k8s={"imagePullPolicy": "IfNotPresent"}
+        ),
+        placement=executor.place(run, "job", 0),
+        termination=TerminationSpec(timeout=600),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_job_outputs_and_logs(namespace: str) -> None:
+    executor = KubernetesExecutor(namespace=namespace, kernel_id=f"e2e-{namespace}")
+    try:
+        updates = Updates()
+        op = busybox_op(executor, "echo hello; printf '{\"answer\": 42}' > /dev/termination-log")
+        executor.submit(op, updates)
+        seen = updates.final()
+        assert [u.status for u in seen][-2:] == ["running", "succeeded"]
+        assert seen[-1].outputs == {"answer": 42}
+        assert "hello" in list(executor.logs(op.uuid))
+    finally:
+        executor.shutdown()
+
+
+def test_failure_reason_and_stop(namespace: str) -> None:
+    executor = KubernetesExecutor(namespace=namespace, kernel_id=f"e2e2-{namespace}")
+    try:
+        updates = Updates()
+        failing = busybox_op(executor, "echo boom; exit 3")
+        executor.submit(failing, updates)
+        final = updates.final()[-1]
+        assert (final.status, final.reason) == ("failed", "Error") and "boom" in final.message
+        stopped = Updates()
+        long = busybox_op(executor, "sleep 600")
+        executor.submit(long, stopped)
+        while stopped.queue.get(timeout=300).status != "running":
+            pass
+        executor.stop(long.uuid, grace=1)
+        assert stopped.final()[-1].status == "stopped"
+    finally:
+        executor.shutdown()
+    assert json.dumps({"ok": True})
