@@ -234,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             except ImportError as exc:
                 row.polynb_first_error = f"polynb.spec.check unavailable: {exc}"
                 row.polynb_errors = 1
+            else:
+                print(f"polynb: {row.ops} ops in {row.polynb:.3f} s (best of {args.repeat})", file=sys.stderr)
 
         python = os.environ.get("POLYAXON_PYTHON", "")
         peer = [r for r in rows if r.ops <= args.polyaxon_max_ops]
