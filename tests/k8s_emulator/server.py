@@ -35,6 +35,7 @@ class Request:
     verb: str
     resource: str
     status: int = 0
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
