@@ -37,7 +37,20 @@ def run(
         path = Path(spec)
         model = load(path)
         base_dir, source = path.resolve().parent, str(path)
-    pipeline = build_pipeline(
-        model, params=dict(params or {}), registry=session.registry, base_dir=base_dir, source=source
-    )
+    values = dict(params or {})
+    pipeline = build_pipeline(model, params=values, registry=session.registry, base_dir=base_dir, source=source)
+    if pipeline.kind == "single" and values:
+        # The engine compiles a single op from its operation's own params (not from the top-level inputs
+        # a DAG run keeps), so the values go into the operation itself.
+        model = _with_params(model, values)
+        pipeline = build_pipeline(model, registry=session.registry, base_dir=base_dir, source=source)
     return session.submit(pipeline, executor=executor)
+
+
+def _with_params(spec: Component | Operation, values: Mapping[str, Any]) -> Operation:
+    data = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(spec, Component):
+        named = {"name": spec.name} if spec.name else {}
+        data = {"version": data.get("version", 1.1), "kind": "operation", **named, "component": data}
+    data["params"] = {**data.get("params", {}), **{name: {"value": value} for name, value in values.items()}}
+    return Operation.model_validate(data)

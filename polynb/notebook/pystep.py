@@ -3,7 +3,7 @@
 The cell body is saved, content-addressed, under ``$POLYNB_HOME/steps/`` (a running step's script never
 changes under it, and a restarted kernel finds it again). The component runs
 ``python -m polynb.notebook.step_runner <script>``; its inputs reach the script as one JSON object in
-``$POLYNB_STEP_INPUTS``, rendered with ``tojson`` from ``params.<name>.value``: values are data, never
+``$POLYNB_STEP_INPUTS``, rendered with ``tojson`` from ``params['<name>'].value``: values are data, never
 source. Outputs are the script's variables of the declared names (see ``step_runner``).
 """
 
@@ -92,7 +92,8 @@ def step_component(name: str, script: Path, inputs: list[IODecl], outputs: list[
             raise StepSpecError(f"`{decl.name}` is declared twice")
         seen.add(decl.name)
     # One JSON object: every value goes through `tojson`, the names are checked Python identifiers.
-    pairs = ", ".join(f'"{d.name}": {{{{ params.{d.name}.value | tojson }}}}' for d in inputs)
+    # `params['x']`, not `params.x`: a dot would find dict methods first (an input named `values`).
+    pairs = ", ".join(f"\"{d.name}\": {{{{ params['{d.name}'].value | tojson }}}}" for d in inputs)
     data: dict[str, Any] = {
         "version": 1.1,
         "kind": "component",

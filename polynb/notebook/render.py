@@ -305,6 +305,9 @@ def run_text(snapshot: RunSnapshot) -> str:
     else:
         lines = [f"polynb run {snapshot.name} ({snapshot.kind}): submitted — live status in the widget"]
     members = snapshot.members if snapshot.kind == "dag" else snapshot.ops[1:]
+    if not snapshot.is_final:
+        # Hook runs appear when their main op ends: listing them while running would depend on timing.
+        members = tuple(op for op in members if op.role != "hook")
     width = max((len(_row_name(op)) for op in members), default=0)
     for op in members:
         row = f"  {_row_name(op).ljust(width)}  {op.kind:<7}"

@@ -120,7 +120,7 @@ def _replace_root(snap: RunSnapshot) -> dict[str, object]:
 def test_text_is_stable_while_running_and_informative_when_final() -> None:
     running = snapshot(ops=(op("train", "running"), op("train-webhook", "created", role="hook")))
     assert run_text(running) == (
-        "polynb run pipe (dag): submitted — live status in the widget\n  train            job\n  ↳ train-webhook  job"
+        "polynb run pipe (dag): submitted — live status in the widget\n  train  job"  # hooks: once final
     )
     final = snapshot(status="failed", ops=(op("train", "failed"), op("report", "skipped", outputs=(("n", 3),))))
     text = run_text(final)
