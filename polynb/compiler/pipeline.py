@@ -449,6 +449,12 @@ class _Builder:
     # ---- fields the engine cannot honour yet, hooks
 
     def check_fields(self, spec: Polyaxonfile, where: _Where) -> None:
+        if (
+            spec.run is None and not spec.events and not spec.hooks and spec.matrix is None and spec.schedule is None
+            and spec.joins is None and spec.build is None and spec.run_patch is None and spec.cache is None
+            and spec.is_approved is not False
+        ):  # fmt: skip
+            return  # the common DAG op: nothing to refuse (kept cheap for 100k-op DAGs)
         for attr, key in (("matrix", "matrix"), ("schedule", "schedule"), ("joins", "joins"), ("build", "build"),
                           ("run_patch", "runPatch")):  # fmt: skip
             if getattr(spec, attr) is not None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.models import IO, Component, Dag, EventKind, Operation
+from polynb.spec.refs import ValuePath, parse_ref, parse_value_path
 
 Path = tuple[str | int, ...]
 
@@ -306,12 +307,19 @@ def io_shape(io: IO) -> tuple[str | None, bool]:
 class _IOIndex:
     """A component's inputs and outputs by name, built once per component (ops often share one)."""
 
-    __slots__ = ("component", "inputs", "outputs")
+    __slots__ = ("component", "inputs", "outputs", "shapes")
 
     def __init__(self, component: Component) -> None:
         self.component = component
         self.inputs = {io.name: io for io in component.inputs or ()}
         self.outputs = {io.name: io for io in component.outputs or ()}
+        self.shapes: dict[int, _Source] = {}
+
+    def shape(self, io: IO) -> _Source:
+        found = self.shapes.get(id(io))
+        if found is None:
+            found = self.shapes[id(io)] = _from_io(io)
+        return found
 
     def source(self, section: str, key: str | None) -> _Source | None:
         """What ``ops.X`` offers under ``section[.key]``; None when it declares no such thing."""
@@ -321,9 +329,9 @@ class _IOIndex:
             return _STR if key in GLOBALS_KEYS else None
         if section == "artifacts":
             io = self.outputs.get(key) or self.inputs.get(key)
-            return _from_io(io) if io is not None and io.type == "artifacts" else None
+            return self.shape(io) if io is not None and io.type == "artifacts" else None
         io = self.outputs.get(key) if section == "outputs" else self.inputs.get(key)
-        return _from_io(io) if io is not None else None
+        return self.shape(io) if io is not None else None
 
 
 def _from_io(io: IO) -> _Source:
@@ -353,6 +361,7 @@ def check_refs(
     issues: list[DagIssue] = []
     dag_index = {io.name: io for io in dag_inputs}
     indexes: dict[int, _IOIndex] = {}
+    value_paths: dict[tuple[bool, str], ValuePath] = {}  # ops share a few value forms: parse each once
 
     def index_of(component: Component) -> _IOIndex:
         found = indexes.get(id(component))
@@ -365,17 +374,20 @@ def check_refs(
         if not op.params or name is None or name not in graph.nodes or graph.nodes[name].index != i:
             continue
         component = components.get(name)
-        not_finished = _awaited_before_final(op)
+        not_finished = _awaited_before_final(op) if op.events else {}
         for pname, param in op.params.items():
-            ref = param.parsed_ref
-            if ref is None or ref.kind == "runs":
+            ref_text = param.ref
+            if ref_text is None or ref_text.startswith("runs."):
                 continue  # runs.UUID is resolved from the store at runtime (Polyaxon does not check it either)
-            value_path = param.value_path
+            is_dag = ref_text == "dag"
+            key = (is_dag, str(param.value))
+            value_path = value_paths.get(key)
             if value_path is None:
-                continue
+                ref = parse_ref(ref_text)  # validated by the model already
+                value_path = value_paths[key] = parse_value_path(str(param.value), ref)
             path: Path = ("operations", i, "params", pname)
             source: _Source | None
-            if ref.kind == "dag":
+            if is_dag:
                 if value_path.key is None:
                     source = _DICT if value_path.section == "inputs" else _STR
                 elif value_path.section == "inputs":
@@ -385,7 +397,7 @@ def check_refs(
                     source = _STR if value_path.section != "globals" or value_path.key in GLOBALS_KEYS else None
                 where = "dag"
             else:
-                target = str(ref.target)
+                target = ref_text[4:]
                 if target not in graph.nodes:
                     continue  # reported as an orphan
                 if target in not_finished and value_path.section in ("outputs", "io"):
@@ -434,7 +446,7 @@ def check_refs(
                     )
                 )
                 continue
-            message = _type_mismatch(pname, declared, source, str(value_path), where, value_path.section == "globals")
+            message = _type_mismatch(pname, own.shape(declared), source, value_path, where)
             if message:
                 issues.append(DagIssue((*path, "value"), message))
     return issues
@@ -452,9 +464,11 @@ def _declared_hint(section: str, where: str, components: Mapping[str, Component]
     return f" (it declares {section}: {', '.join(names)})" if names else f" (it declares no {section})"
 
 
-def _type_mismatch(pname: str, declared: IO, source: _Source, value: str, where: str, from_globals: bool) -> str | None:
-    dst_type, dst_list = io_shape(declared)
-    if from_globals and dst_list and not source.is_list and dst_type in _STR_LIKE:
+def _type_mismatch(pname: str, dst: _Source, source: _Source, value: ValuePath, where: str) -> str | None:
+    dst_type, dst_list = dst.type, dst.is_list
+    if dst_type == source.type and dst_list == source.is_list:
+        return None
+    if value.section == "globals" and dst_list and not source.is_list and dst_type in _STR_LIKE:
         # polynb leniency: a run's identity (globals.uuid, globals.name) into a list of str, so one run's uuid
         # feeds the hub tensorboard's `uuids`. Declared outputs keep Polyaxon's strict list-ness.
         return None
