@@ -226,11 +226,6 @@ run: {kind: job, container: {command: [echo, "hello {{ who }}"]}}
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scheduler: a single-op pipeline's bound inputs (pipeline.inputs, with -P) are not passed to "
-    "resolve_params(overrides=...) by OpCompiler.compile_op, so the component default wins",
-)
 def test_params_of_a_single_op_file_reach_its_command(cli: Cli) -> None:
     path = cli.write("job.yaml", SINGLE_JOB)
     code, doc = cli.run_json("run", "-f", str(path), "-P", "who=you", "--json")

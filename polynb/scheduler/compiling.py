@@ -129,6 +129,9 @@ class OpCompiler:
                 dag_globals=dag_globals,
                 upstream=views,
                 lookup_run=self.lookup_run,
+                # A single-op pipeline's bound params (with -P) are the pipeline's inputs: they win over
+                # the component's defaults. A DAG's ops read the DAG's inputs through `ref: dag` instead.
+                overrides=dag_plan.inputs if dag_uuid is None else None,
                 globals_=own,
             )
         except CompilerError as exc:
