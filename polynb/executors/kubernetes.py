@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 import uuid as uuid_mod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
@@ -149,6 +149,28 @@ class KubernetesExecutor:
         self._started = False
         self._closed = False
         self._start_lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> KubernetesExecutor:
+        """An executor configured by ``POLYNB_K8S_*`` variables (for the CLI and ``POLYNB_EXECUTOR``):
+        ``NAMESPACE``, ``CONTEXT``, ``KERNEL_ID``, ``IMAGE``, ``TOOLS_IMAGE``, ``GIT_IMAGE``,
+        ``ARTIFACTS_CLAIM``, ``PORT_FORWARD`` (1/0), ``NATIVE_SIDECARS`` (1/0); ``overrides`` win."""
+        env = os.environ if environ is None else environ
+        keys = {
+            "namespace": "NAMESPACE",
+            "context": "CONTEXT",
+            "kernel_id": "KERNEL_ID",
+            "default_image": "IMAGE",
+            "tools_image": "TOOLS_IMAGE",
+            "git_image": "GIT_IMAGE",
+            "artifacts_claim": "ARTIFACTS_CLAIM",
+        }
+        kwargs: dict[str, Any] = {k: env[f"POLYNB_K8S_{v}"] for k, v in keys.items() if env.get(f"POLYNB_K8S_{v}")}
+        for arg, name in (("port_forward", "PORT_FORWARD"), ("native_sidecars", "NATIVE_SIDECARS")):
+            value = env.get(f"POLYNB_K8S_{name}")
+            if value:
+                kwargs[arg] = value.lower() in ("1", "true", "yes")
+        return cls(**{**kwargs, **overrides})
 
     # -- start: namespace check, heartbeat, sweep, the watch -----------------------------------------
 

@@ -162,3 +162,19 @@ def test_kubeconfig_from_the_environment_and_its_namespace(
         assert executor.namespace == "team" and executor.cluster.context == "emulator"
     finally:
         executor.shutdown()
+
+
+def test_configuration_from_the_environment(emulator: Emulator, kubeconfig: Path) -> None:
+    env = {
+        "POLYNB_K8S_NAMESPACE": "default",
+        "POLYNB_K8S_KERNEL_ID": "cli-1",
+        "POLYNB_K8S_PORT_FORWARD": "0",
+        "POLYNB_K8S_TOOLS_IMAGE": "tools:1",
+        "POLYNB_K8S_ARTIFACTS_CLAIM": "shared",
+    }
+    executor = KubernetesExecutor.from_env(env, kubeconfig=str(kubeconfig))
+    try:
+        assert (executor.kernel_id, executor.port_forward) == ("cli-1", False)
+        assert (executor.config.tools_image, executor.config.artifacts_claim) == ("tools:1", "shared")
+    finally:
+        executor.shutdown()
