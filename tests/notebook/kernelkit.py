@@ -43,6 +43,7 @@ class Cell:
     busy_at: float
     idle_at: float
     reply: dict[str, Any]
+    cell_id: str
     outputs: list[Received] = field(default_factory=list)
 
 
@@ -91,7 +92,8 @@ class Kernel:
         # What JupyterLab sends: the cell's id in the request's metadata (diagnostics use it).
         content = {"code": code, "silent": False, "store_history": True, "user_expressions": {},
                    "allow_stdin": False, "stop_on_error": True}  # fmt: skip
-        msg = self.kc.session.msg("execute_request", content, metadata={"cellId": f"cell-{len(self.messages)}"})
+        cell_id = f"cell-{len(self.messages)}"
+        msg = self.kc.session.msg("execute_request", content, metadata={"cellId": cell_id})
         self.kc.shell_channel.send(msg)
         msg_id = msg["header"]["msg_id"]
         reply = self.kc.get_shell_msg(timeout=GUARD)
@@ -107,7 +109,7 @@ class Kernel:
             m for m in self.messages
             if m.parent_id == msg_id and m.type in ("stream", "display_data", "execute_result", "error")
         ]  # fmt: skip
-        cell = Cell(msg_id, busy.at, idle.at, reply["content"], outputs)
+        cell = Cell(msg_id, busy.at, idle.at, reply["content"], cell_id, outputs)
         if not allow_errors and reply["content"]["status"] != "ok":
             raise AssertionError(f"cell failed: {reply['content'].get('ename')}: {reply['content'].get('evalue')}\n"
                                  + "\n".join(self.text(cell)))  # fmt: skip

@@ -90,6 +90,17 @@ def open_message(kernel: Kernel) -> Received:
     return kernel.wait_for(lambda m: m.type == "comm_msg" and m.content["data"].get("type") == "open")
 
 
+def test_cell_errors_reach_the_lab_as_diagnostics_for_that_cell(kernel: Kernel) -> None:
+    kernel.execute("%load_ext polynb")
+    bad = kernel.execute("%%polyaxon_dag d\noperations:\n  - name: a\n    hubRef: nope\n", allow_errors=True)
+    assert bad.reply["ename"] == "UsageError"
+    message = kernel.wait_for(lambda m: m.type == "comm_msg" and m.content["data"].get("type") == "diagnostics")
+    data = message.content["data"]
+    assert data["cell_id"] == bad.cell_id and data["magic"] == "polyaxon_dag"  # the request's metadata.cellId
+    assert [(e["line"], e["column"]) for e in data["errors"]] == [(4, 13)]
+    assert "hubRef `nope`" in data["errors"][0]["message"]
+
+
 def test_the_comm_opens_a_tensorboard_tab_when_the_service_runs(kernel: Kernel) -> None:
     kernel.execute("%load_ext polynb")
     kernel.execute(FAKE_TENSORBOARD)
