@@ -18,13 +18,13 @@ from typing import Any, TextIO
 
 from polynb.cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, format_duration, run_duration
 from polynb.cli_detach import detach, report_uuid, run_argv, take_uuid_fd
+from polynb.cli_executors import EXECUTOR_ENV, KNOWN, ExecutorSetupError, default_executor, make_executor
 from polynb.cli_follow import Follower, Interrupted
 from polynb.cli_progress import Progress, make_progress
 from polynb.cli_tree import RunTree
+from polynb.executors.base import Executor
 from polynb.lifecycle import Status
 from polynb.spec.errors import SpecErrors
-
-EXECUTORS = ("local",)
 
 
 def register(subparsers: Any) -> None:
@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("run", help="run a pipeline (Polyaxonfile) and wait for it")
     p.add_argument("-f", "--file", required=True, help="the Polyaxonfile (YAML) to run")
     p.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE", help="set an input (repeatable)")
-    p.add_argument("--executor", default="local", help=f"where ops run ({', '.join(EXECUTORS)}; default local)")
+    p.add_argument("--executor", help=f"where ops run: {' or '.join(KNOWN)} (default: ${EXECUTOR_ENV}, else local)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (progress on stderr)")
     p.add_argument(
         "--stop-services", action="store_true", help="stop services (TensorBoard) once the other ops are done"
@@ -76,8 +76,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="polynb: %(levelname)s: %(name)s: %(message)s")
     path = Path(args.file)
     params, problems = parse_params(args.param)
-    if args.executor not in EXECUTORS:
-        problems.append(f"--executor {args.executor}: unknown executor; available: {', '.join(EXECUTORS)}")
+    executor = args.executor or default_executor()
+    if executor not in KNOWN:
+        problems.append(f"--executor {executor}: unknown executor; available: {', '.join(KNOWN)}")
     if not path.is_file():
         problems.append(f"{path}: no such file")
     pipeline = None
@@ -92,10 +93,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"polynb: {path}: not run ({len(problems)} problem{'s' * (len(problems) != 1)})", file=sys.stderr)
         return EXIT_FAILED
     if args.no_wait:
-        argv = run_argv(path, args.param, executor=args.executor, json_out=args.json, stop_services=args.stop_services)
+        argv = run_argv(path, args.param, executor=executor, json_out=args.json, stop_services=args.stop_services)
         return detach(argv)
+    try:
+        # Made now, so a missing cluster configuration is reported before anything is submitted.
+        executors = {name: make_executor(name) for name in dict.fromkeys(("local", executor))}
+    except ExecutorSetupError as exc:
+        print(f"polynb: {exc}", file=sys.stderr)
+        print(f"polynb: {path}: not run", file=sys.stderr)
+        return EXIT_FAILED
     stream = sys.stderr if args.json else sys.stdout
-    return Runner(pipeline, executor=args.executor, stream=stream, live=args.live).run(
+    return Runner(pipeline, executors, executor=executor, stream=stream, live=args.live).run(
         json_out=args.json, stop_services=args.stop_services
     )
 
@@ -103,24 +111,29 @@ def cmd_run(args: argparse.Namespace) -> int:
 class Runner:
     """One pipeline on one engine of this process, followed through the store until it is done."""
 
-    def __init__(self, pipeline: Any, *, executor: str, stream: TextIO, live: bool | None) -> None:
+    def __init__(
+        self, pipeline: Any, executors: dict[str, Executor], *, executor: str, stream: TextIO, live: bool | None
+    ) -> None:
         self.pipeline = pipeline
+        self.executors = executors
         self.executor = executor
         self.stream = stream
         self.live = live
 
     def run(self, *, json_out: bool, stop_services: bool) -> int:
         # Imported here: registering `run` must not slow every other command down.
-        from polynb.executors.local import LocalExecutor
         from polynb.scheduler import control
         from polynb.scheduler.engine import Engine
         from polynb.store import Store
 
         uuid_fd = take_uuid_fd()  # set when this is the background half of `--no-wait`
         store = Store()
-        engine = Engine(store=store, executors={"local": LocalExecutor()}, default_executor="local")
+        engine = Engine(store=store, executors=self.executors, default_executor=self.executor)
         interrupted = False
-        leave_running = False
+        # Whether the engine may leave runs as they are at shutdown: yes once the flow below is through
+        # (everything final, or services left on purpose; finished pods then keep their logs on Kubernetes).
+        # An unexpected error stops whatever this engine started.
+        clean = False
         progress: Progress | None = None
         engine.start()
         unserve = control.serve(engine)
@@ -144,13 +157,13 @@ class Runner:
                             engine.stop(service.uuid)
                         with contextlib.suppress(Interrupted):  # already stopping: shutdown waits for it
                             follower.follow(tree, progress, include_services=True)
-                    leave_running = bool(tree.live_services())
                 progress.close()
                 progress = None
                 self._report(tree, json_out=json_out, interrupted=interrupted)
+                clean = True
         except Interrupted:
             # Interrupted again while stopping: leave now; whatever still runs is released, not killed.
-            leave_running = True
+            clean = True
             interrupted = True
             print("polynb: interrupted again: leaving without waiting; `polynb ls` shows what still runs",
                   file=sys.stderr)  # fmt: skip
@@ -158,7 +171,7 @@ class Runner:
             if progress is not None:
                 progress.close()
             unserve()
-            engine.shutdown(stop_running=not leave_running)
+            engine.shutdown(stop_running=not clean)
             store.close()
         if interrupted:
             return EXIT_INTERRUPTED

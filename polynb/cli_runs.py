@@ -28,6 +28,7 @@ from polynb.cli_common import (
     resolve_run,
     run_duration,
 )
+from polynb.cli_executors import LazyExecutors
 from polynb.cli_tree import short_kind
 from polynb.executors.base import Executor
 from polynb.lifecycle import FINAL
@@ -187,10 +188,8 @@ def _event_json(event: EventRecord, names: Mapping[str, str]) -> dict[str, Any]:
 # -- logs -----------------------------------------------------------------------------------------------
 
 
-def _executors() -> dict[str, Executor]:
-    from polynb.executors.local import LocalExecutor  # lazily: `ls`/`events` start faster
-
-    return {"local": LocalExecutor()}
+def _executors() -> LazyExecutors:
+    return LazyExecutors()
 
 
 @pipe_safe
@@ -208,9 +207,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
                     print(line, flush=args.follow)
         except KeyboardInterrupt:
             pass
+        except StoreError as exc:
+            error(str(exc))
+            return EXIT_FAILED
         finally:
-            for executor in executors.values():
-                executor.shutdown(stop_running=False)
+            executors.shutdown()
     return EXIT_OK
 
 
@@ -221,7 +222,7 @@ def _run_logs(store: Store, run: RunRecord, executors: Mapping[str, Executor], *
         run = store.get_run(run.uuid)
     executor = executors.get(run.executor or "local")
     if executor is None:
-        raise StoreError(f"run {run.uuid} ran on executor {run.executor!r}, which this command cannot read")
+        raise StoreError(f"run {run.uuid} ran on executor {run.executor!r}, which cannot be reached from here")
     yield from executor.logs(run.uuid, follow=follow and run.status not in FINAL)
 
 

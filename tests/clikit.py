@@ -98,12 +98,15 @@ class Cli:
         self.hub = tmp_path / "hub"
         self.hub.mkdir(exist_ok=True)
         self.started: list[subprocess.Popen[str]] = []
+        self.extra_env: dict[str, str] = {}
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["POLYNB_HOME"] = str(self.home)
         env["POLYNB_HUB_PATH"] = str(self.hub)
         env.pop("COLUMNS", None)
+        env.pop("POLYNB_EXECUTOR", None)
+        env.update(self.extra_env)
         return env
 
     def write(self, name: str, text: str) -> Path:

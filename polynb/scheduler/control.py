@@ -224,11 +224,14 @@ def stop_unowned(store: Store, runs: list[RunRecord], executors: Mapping[str, Ex
                 cond.notify_all()
 
     watched: list[str] = []
+    used: dict[str, Executor] = {}
     for run in runs:
         if run.status in FINAL or run.kind == "dag":
             continue
         store.set_status(run.uuid, Status.STOPPING, reason=REASON_STOPPED, message=message)
         executor = executors.get(run.executor or "")
+        if executor is not None:
+            used[run.executor or ""] = executor
         if run.handle is None or executor is None or "placement" not in run.spec:
             # Never handed to an executor (pending), or nothing here can reach it.
             store.set_status(run.uuid, Status.STOPPED, reason=REASON_STOPPED, message=message)
@@ -260,6 +263,6 @@ def stop_unowned(store: Store, runs: list[RunRecord], executors: Mapping[str, Ex
         if run.kind == "dag" and run.status not in FINAL:
             store.set_status(run.uuid, Status.STOPPING, reason=REASON_STOPPED, message=message)
             store.set_status(run.uuid, Status.STOPPED, reason=REASON_STOPPED, message=message)
-    for executor in executors.values():
+    for executor in used.values():
         with contextlib.suppress(Exception):
             executor.shutdown(stop_running=False)

@@ -1,0 +1,90 @@
+"""``polynb run --executor kubernetes`` (and ``POLYNB_EXECUTOR``) against the Kubernetes API emulator:
+the same commands, with pods scripted by image, from separate processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clikit import Cli
+from k8s_emulator import Emulator, testkit
+
+from polynb.lifecycle import Status
+
+emulator = testkit.emulator
+kubeconfig = testkit.kubeconfig
+
+SCRIPTS = {
+    "emu/ok": {"logs": ["training", "done"]},
+    "emu/hold": {"hold": True, "logs": ["serving"]},
+}
+
+DAG = """
+version: 1.1
+kind: component
+name: on-k8s
+run:
+  kind: dag
+  operations:
+    - name: train
+      component: {run: {kind: job, container: {image: emu/ok, command: [python, train.py]}}}
+    - name: evaluate
+      dependencies: [train]
+      component: {run: {kind: job, container: {image: emu/ok, command: [python, evaluate.py]}}}
+"""
+
+HOLDING = """
+version: 1.1
+kind: component
+name: holding
+run:
+  kind: dag
+  operations:
+    - name: forever
+      component: {run: {kind: job, container: {image: emu/hold, command: [python, serve.py]}}}
+"""
+
+
+@pytest.fixture
+def cli(emulator: Emulator, kubeconfig: Path, tmp_path: Path) -> Iterator[Cli]:
+    emulator.scripts.update(SCRIPTS)
+    kit = Cli(tmp_path)
+    kit.extra_env = {"KUBECONFIG": str(kubeconfig), "POLYNB_K8S_PORT_FORWARD": "0"}
+    yield kit
+    kit.cleanup()
+
+
+def test_a_dag_runs_on_kubernetes_and_its_logs_read_from_another_process(cli: Cli) -> None:
+    code, doc = cli.run_json("run", "-f", str(cli.write("dag.yaml", DAG)), "--executor", "kubernetes", "--json")
+    assert code == 0
+    assert doc["status"] == "succeeded"
+    assert {op["name"]: op["status"] for op in doc["ops"]} == {"train": "succeeded", "evaluate": "succeeded"}
+    with cli.store() as store:
+        assert {r.executor for r in store.children(doc["uuid"])} == {"kubernetes"}
+    logs = cli.run("logs", "train")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout.splitlines() == ["training", "done"]
+
+
+def test_polynb_executor_chooses_kubernetes_and_stop_reaches_the_engine(cli: Cli) -> None:
+    cli.extra_env["POLYNB_EXECUTOR"] = "kubernetes"
+    started = cli.run("run", "-f", str(cli.write("dag.yaml", HOLDING)), "--no-wait")
+    assert started.returncode == 0, started.stderr
+    uuid = started.stdout.strip()
+    cli.wait_for(lambda s: (op := cli.op(s, "holding", "forever")) is not None and op.status == Status.RUNNING,
+                 "the op running on kubernetes")  # fmt: skip
+    stopped = cli.run("stop", uuid)
+    assert stopped.returncode == 0, stopped.stderr
+    with cli.store() as store:
+        assert store.get_run(uuid).status == Status.STOPPED
+        assert {r.status for r in store.children(uuid)} == {Status.STOPPED}
+        assert {r.executor for r in store.children(uuid)} == {"kubernetes"}
+
+
+def test_kubernetes_without_a_cluster_configuration_submits_nothing(cli: Cli) -> None:
+    cli.extra_env["KUBECONFIG"] = str(cli.tmp / "missing-kubeconfig")
+    result = cli.run("run", "-f", str(cli.write("dag.yaml", DAG)), "--executor", "kubernetes")
+    assert result.returncode == 1
+    assert "kubeconfig" in result.stderr
+    assert cli.runs() == []
