@@ -48,6 +48,10 @@ def artifacts_path() -> Path:
     return _env_path("POLYAXON_RUN_ARTIFACTS_PATH")
 
 
+TERMINATION_LOG_ENV = "POLYNB_TERMINATION_LOG"
+"""Set by the kubernetes executor in pods: where ``log_outputs`` also writes the merged outputs."""
+
+
 def tensorboard_path() -> Path:
     """Where to write TensorBoard event files: ``<outputs>/tensorboard`` (what the tensorboard init links)."""
     path = outputs_path() / "tensorboard"
@@ -83,6 +87,11 @@ def log_outputs(**values: Any) -> dict[str, Any]:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        termination_log = os.environ.get(TERMINATION_LOG_ENV)
+        if termination_log:
+            # On Kubernetes the outputs travel back in the container's termination message: a plain
+            # overwrite of that file (it is read once, after the container exits).
+            Path(termination_log).write_text(json.dumps(merged, sort_keys=True), encoding="utf-8")
     return merged
 
 

@@ -92,3 +92,13 @@ def test_outside_a_run_the_helpers_say_so(monkeypatch: pytest.MonkeyPatch) -> No
         tracking.log_outputs(a=1)
     with pytest.raises(tracking.NotInRunError):
         tracking.run_uuid()
+
+
+def test_outputs_also_go_to_the_termination_log_when_a_pod_asks(
+    outputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    termination_log = tmp_path / "termination-log"
+    monkeypatch.setenv(tracking.TERMINATION_LOG_ENV, str(termination_log))
+    tracking.log_outputs(loss=0.5)
+    tracking.log_outputs(acc=0.9)
+    assert json.loads(termination_log.read_text()) == {"acc": 0.9, "loss": 0.5}

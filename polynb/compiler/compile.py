@@ -129,7 +129,19 @@ def _container_spec(
         env=tuple(env.items()),
         working_dir=_render_text(container.working_dir, context, f"{where}.workingDir"),
         image=_render_text(container.image, context, f"{where}.image"),
+        k8s=_k8s_fields(container),
     )
+
+
+# Fields the ContainerSpec carries itself; everything else of a Kubernetes container goes to `k8s`.
+_PORTABLE_FIELDS = frozenset({"name", "image", "command", "args", "env", "workingDir"})
+
+
+def _k8s_fields(container: Container) -> dict[str, Any]:
+    """The container's Kubernetes-only fields (resources, imagePullPolicy, volumeMounts, probes, ...)
+    under their API names, for the kubernetes executor; the local executor ignores them."""
+    dumped = container.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return {key: value for key, value in dumped.items() if key not in _PORTABLE_FIELDS}
 
 
 # ------------------------------------------------------------------------------------------- init
@@ -309,6 +321,10 @@ def compile_op(
         inputs={**contexts, **inputs},
         dag_uuid=dag_uuid,
         labels={**(env_labels or {}), **(labels or {})},
+        environment=(
+            run.environment.model_dump(by_alias=True, exclude_none=True, mode="json") if run.environment else {}
+        ),
+        volumes=tuple(dict(v) for v in run.volumes or ()),
     )
 
 

@@ -155,4 +155,6 @@ def placement_globals(placement: Placement) -> dict[str, Any]:
         "run_outputs_path": placement.run_outputs_path,
         "ports": list(placement.ports),
         "base_url": placement.base_url,
+        # The address a service binds: 127.0.0.1 locally, 0.0.0.0 in a pod (reached through its Service).
+        "host": placement.host,
     }

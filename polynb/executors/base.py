@@ -14,7 +14,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 from polynb.compiler.types import CompiledOp, OpKind, Placement
 
 EXECUTOR_STATUSES: Final = frozenset(
-    {"scheduled", "starting", "running", "succeeded", "failed", "stopped", "unknown", "warning"}
+    {"scheduled", "starting", "running", "succeeded", "failed", "stopped", "unknown", "warning", "unschedulable"}
 )
 """The statuses an executor may report; the scheduler maps them onto the run's lifecycle."""
 

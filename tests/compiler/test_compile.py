@@ -359,3 +359,50 @@ def test_compile_hook_without_defaults_needs_its_required_inputs() -> None:
             placement=placement(6010),
             globals_={},
         )
+
+
+def test_kubernetes_fields_environment_and_volumes_reach_the_compiled_op() -> None:
+    comp = component(
+        """
+run:
+  kind: job
+  environment:
+    nodeSelector: {gpu: "true"}
+    tolerations: [{key: gpu, operator: Exists}]
+    serviceAccountName: trainer
+  volumes: [{name: data, persistentVolumeClaim: {claimName: datasets}}]
+  container:
+    image: python:3.11
+    imagePullPolicy: IfNotPresent
+    command: [python, train.py]
+    resources: {limits: {cpu: 2, memory: 4Gi}}
+    volumeMounts: [{name: data, mountPath: /data}]
+"""
+    )
+    op = build(comp)
+    assert op.container.k8s == {
+        "imagePullPolicy": "IfNotPresent",
+        "resources": {"limits": {"cpu": 2, "memory": "4Gi"}},
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+    }
+    assert op.environment == {
+        "nodeSelector": {"gpu": "true"},
+        "tolerations": [{"key": "gpu", "operator": "Exists"}],
+        "serviceAccountName": "trainer",
+    }
+    assert op.volumes == ({"name": "data", "persistentVolumeClaim": {"claimName": "datasets"}},)
+    assert CompiledOp.from_dict(json.loads(json.dumps(op.to_dict()))) == op
+
+
+def test_services_bind_the_host_the_placement_gives() -> None:
+    comp = component(
+        """
+run: {kind: service, ports: [6006], container: {command: [serve, "--host={{ globals.host }}"]}}
+"""
+    )
+    local = build(comp, placement=placement(7001))
+    assert local.container.args == ()
+    assert local.container.command == ("serve", "--host=127.0.0.1")
+    pod = Placement(artifacts_path="/a", run_artifacts_path="/a/x", run_outputs_path="/a/x/outputs",
+                    ports=(6006,), host="0.0.0.0")  # fmt: skip
+    assert build(comp, placement=pod).container.command == ("serve", "--host=0.0.0.0")
