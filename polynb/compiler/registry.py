@@ -36,7 +36,8 @@ HUB_PATH_ENV = "POLYNB_HUB_PATH"
 Anchor = Literal["op", "dag"]
 
 # A component's fields an operation with an inline `run` lends to the component it is (2.18 semantics).
-_COMPONENT_FIELDS = ("name", "description", "tags", "inputs", "outputs", "run", "termination", "hooks", "cache",
+# Not `hooks`: they stay the operation's, or they would run twice (once as the op's, once as the component's).
+_COMPONENT_FIELDS = ("name", "description", "tags", "inputs", "outputs", "run", "termination", "cache",
                      "plugins", "presets", "queue", "namespace", "is_approved", "cost")  # fmt: skip
 
 

@@ -198,3 +198,21 @@ run:
 """
     (cycle,) = errors_of(text)
     assert "run.components[0].run.operations[0].dependencies[0]: the DAG has a cycle: a -> b -> a" in cycle
+
+
+def test_hooks_of_an_op_with_an_inline_run_are_listed_once() -> None:
+    pipeline = build_pipeline(
+        spec(
+            """
+version: 1.1
+kind: component
+run:
+  kind: dag
+  operations:
+    - name: train
+      hooks: [{hubRef: webhook, trigger: failed, params: {url: "http://127.0.0.1:9/"}}]
+      run: {kind: job, container: {command: ["true"]}}
+"""
+        )
+    )
+    assert [h.hub_ref for h in pipeline.ops["train"].hooks] == ["webhook"]
