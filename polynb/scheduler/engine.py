@@ -174,6 +174,25 @@ class Engine:
         """Call ``listener`` on the engine thread for every event the engine appends; returns unsubscribe."""
         return self._listeners.add(listener)
 
+    def add_executor(self, name: str, executor: Executor) -> None:
+        """Make another executor available (e.g. Kubernetes, chosen in a notebook after the engine started).
+
+        An executor already registered under ``name`` is kept: runs in flight may be using it.
+        """
+
+        def add() -> None:
+            if name in self._executors:
+                raise ValueError(f"an executor named {name!r} is already configured")
+            self._executors[name] = executor
+
+        if self._thread is None:
+            add()
+        else:
+            self._call(add)
+
+    def has_executor(self, name: str) -> bool:
+        return name in self._executors
+
     def shutdown(self, *, stop_running: bool = True) -> None:
         """Stop the engine. With ``stop_running`` every live run is stopped (and its status recorded) first;
         without, runs keep running and are released so the next engine on this store re-attaches to them."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from schedkit import PY, Env
+import pytest
+from schedkit import PY, Env, build
 
+from polynb.executors.local import LocalExecutor
 from polynb.lifecycle import Status
 
 TWO_STEPS = f"""
@@ -49,3 +51,18 @@ def test_every_run_goes_through_polyaxon_statuses(env: Env) -> None:
     history = env.store.status_history(a.uuid)
     assert all(change.reason for change in history[1:])
     assert env.kinds(uuid)[-2:] == ["run_status_succeeded", "run_status_done"]
+
+
+
+def test_an_executor_added_after_start_runs_ops_submitted_to_it(env: Env) -> None:
+    other = LocalExecutor(base_dir=env.tmp, stop_grace=2.0)
+    env.engine.add_executor("second", other)
+    try:
+        job = "version: 1.1\nkind: component\nname: one\nrun: {kind: job, container: {command: ['true']}}\n"
+        uuid = env.engine.submit(build(job, registry=env.registry), executor="second")
+        assert env.wait(uuid) == Status.SUCCEEDED
+        assert env.store.get_run(uuid).executor == "second"
+        with pytest.raises(ValueError, match="already configured"):
+            env.engine.add_executor("second", other)
+    finally:
+        other.shutdown()
