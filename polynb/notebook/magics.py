@@ -314,9 +314,12 @@ class PolynbMagics(Magics, Configurable):
 
     def _executor(self, name: str | None) -> str:
         name = name or self.session.config.default_executor
+        if name == "kubernetes" and name not in self.session.executor_names():
+            try:
+                self.session.add_kubernetes_executor()
+            except Exception as exc:  # configuration problems: no kubeconfig, bad context, ...
+                raise UsageError(f"the kubernetes executor cannot start: {exc}") from None
         if name not in self.session.executor_names():
-            if name == "kubernetes":
-                raise UsageError("the kubernetes executor is not configured in this kernel; use --executor local")
             raise UsageError(f"unknown executor {name!r}; available: {', '.join(self.session.executor_names())}")
         return name
 

@@ -212,7 +212,21 @@ class KernelSession:
         return executor
 
     def executor_names(self) -> list[str]:
-        return sorted({"local", *self.config.executors})
+        return sorted({"local", *self.config.executors, *self._executors})
+
+    def add_kubernetes_executor(self) -> None:
+        """Make ``--executor kubernetes`` work in this kernel: a Kubernetes executor configured from
+        kubeconfig / ``KUBECONFIG`` / in-cluster and ``POLYNB_K8S_*`` (``POLYNB_K8S_KERNEL_ID`` keeps the
+        label stable across kernel restarts; without it a restarted kernel adopts the runs by label)."""
+        from polynb.executors.kubernetes import KubernetesExecutor
+
+        self.start()
+        with self._lock:
+            if "kubernetes" in self._executors:
+                return
+            executor = KubernetesExecutor.from_env()
+            self.engine.add_executor("kubernetes", executor)
+            self._executors["kubernetes"] = executor
 
     def _capture_logs(self) -> None:
         logger = logging.getLogger("polynb")
