@@ -8,7 +8,7 @@ PX_VENV := .polyaxon-venv
 PX_PY := $(PX_VENV)/bin/python
 PIP_QUIET ?= -q
 
-.PHONY: demo test lint typecheck bench venv polyaxon-venv clean
+.PHONY: demo test lab lint typecheck bench venv polyaxon-venv clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,10 +27,17 @@ polyaxon-venv: $(PX_VENV)/.installed
 demo: venv
 	$(PY) -m polynb.demo
 
+# The venv's bin goes first on PATH: tests start `polynb`, `tensorboard`, `jupyter` and `kubectl` from it.
+TEST_ENV := PATH=$(abspath $(VENV))/bin:$$PATH POLYAXON_PYTHON=$(abspath $(PX_PY))
+
 test: venv polyaxon-venv
 	$(VENV)/bin/ruff check polynb tests bench
 	$(VENV)/bin/mypy
-	POLYAXON_PYTHON=$(abspath $(PX_PY)) $(VENV)/bin/pytest
+	$(TEST_ENV) $(VENV)/bin/pytest
+	$(TEST_ENV) $(VENV)/bin/pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks/
+
+lab: venv
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 lint: venv
 	$(VENV)/bin/ruff check polynb tests bench
@@ -42,6 +49,8 @@ typecheck: venv
 bench: venv polyaxon-venv
 	POLYAXON_PYTHON=$(abspath $(PX_PY)) $(PY) bench/spec_check.py
 	$(PY) bench/scheduler.py
+	$(PY) bench/kubernetes.py
+	$(PY) bench/notebook.py
 
 clean:
 	rm -rf $(VENV) $(PX_VENV) .pytest_cache .ruff_cache .mypy_cache
