@@ -25,13 +25,14 @@ from polynb.executors.base import Executor, ExecutorUpdate
 from polynb.lifecycle import Status, event_kind, is_final
 from polynb.scheduler import recovery
 from polynb.scheduler.compiling import Compiled, OpCompiler, Outcome
-from polynb.scheduler.dag_status import OpOutcome, dag_status
+from polynb.scheduler.dag_status import counts_status
 from polynb.scheduler.events import EngineEvent, Listeners
 from polynb.scheduler.hooks import trigger_matches
 from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive
 from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan, plan_from_pipeline_op
-from polynb.scheduler.readiness import Action, UpstreamState, evaluate
+from polynb.scheduler.readiness import Action, UpstreamState, Verdict, evaluate, evaluate_tallied
 from polynb.scheduler.state import DagState, RunState, Settled
+from polynb.scheduler.tallies import DagIndex, RootTally
 from polynb.scheduler.timers import Timers
 from polynb.store import NewRun, RunNotFoundError, RunRecord, Store, Transition, new_uuid
 
@@ -90,6 +91,7 @@ class Engine:
         self._dirty_dags: set[str] = set()
         self._dirty_roots: set[str] = set()
         self._settled: dict[str, Settled] = {}
+        self._roots: dict[str, RootTally] = {}
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._owner = new_owner()
@@ -273,23 +275,25 @@ class Engine:
                 self._cond.notify_all()
 
     def _settled_state(self, root: str) -> Settled:
-        members = [r for r in self._runs.values() if r.root == root]
         top = self._runs[root]
-        services = [r for r in members if r.role == "op" and r.is_service] or (
-            [top] if top.role == "single" and top.is_service else []
-        )
+        tally = self._roots[root]
         return Settled(
             status=top.status if top.is_final else None,
-            services_done=all(r.is_final for r in services),
-            hooks_done=all(r.is_final for r in members if r.role == "hook"),
+            services_done=tally.services_done,
+            hooks_done=tally.hooks_done,
         )
 
     # -- status changes -----------------------------------------------------------------------------
 
     def _apply(self, run: RunState, transition: Transition) -> bool:
+        old = run.status
         run.status = transition.run.status
         run.attempt = transition.run.attempt
+        if run.status != old:
+            self._moved(run, old)
         if not transition.applied:
+            if run.status != old:
+                self._changed(run)  # someone else moved it (e.g. a stop from the CLI): decide on it too
             return False
         run.emitted.update(e.kind for e in transition.events)
         self._listeners.publish(transition.events)
@@ -301,18 +305,46 @@ class Engine:
             return False
         return self._apply(run, self.store.set_status(run.uuid, status, reason=reason, message=message or None))
 
+    def _moved(self, run: RunState, old: Status) -> None:
+        """Keep the counts in step with ``run.status`` (it just moved from ``old``)."""
+        root = self._roots[run.root]
+        root.add(run, old, -1)
+        root.add(run, run.status)
+        index = self._index_of(run)
+        if index is not None:
+            index.moved(run, old)
+
+    def _index_of(self, run: RunState) -> DagIndex | None:
+        """The index of the DAG ``run`` is an op of (None for DAG runs, single runs and hooks)."""
+        if run.role != "op" or run.dag_uuid is None:
+            return None
+        dag = self._dags.get(run.dag_uuid)
+        return dag.index if dag is not None else None
+
+    def _hold_slot(self, run: RunState, submitted: bool) -> None:
+        """Set ``run.submitted`` (it holds a concurrency slot while true) and the DAG's count of them."""
+        if run.submitted == submitted:
+            return
+        run.submitted = submitted
+        index = self._index_of(run)
+        if index is not None:
+            index.active += 1 if submitted else -1
+
     def _changed(self, run: RunState) -> None:
         self._dirty_roots.add(run.root)
         if run.is_final:
             self._timers.cancel(("timeout", run.uuid))
             self._timers.cancel(("retry", run.uuid))
             if run.submitted:
-                run.submitted = False
+                self._hold_slot(run, False)
                 ttl = run.plan.termination.ttl if run.plan is not None else None
                 if ttl is not None:
                     self._timers.schedule(("ttl", run.uuid), ttl, run.uuid)
         if run.dag_uuid is not None and run.role == "op":
             self._dirty_dags.add(run.dag_uuid)
+            index = self._index_of(run)
+            if index is not None:
+                index.touch(run)
 
     def _finish(self, run: RunState, status: Status, reason: str, message: str = "") -> None:
         """Move ``run`` to a final status; its hooks are created first (so a crash in between cannot lose
@@ -386,6 +418,7 @@ class Engine:
         self._dags[dag_uuid] = dag
         for op, record in zip(ops, records[1:], strict=True):
             self._adopt_record(record, role="op", plan=op, root=dag_uuid)
+        dag.index = DagIndex({name: self._runs[uuid] for name, uuid in dag.ops.items()})
         self._set(dag_run, Status.COMPILED, "Created", f"{len(ops)} ops")
         self._set(dag_run, Status.RUNNING, "Scheduling", "evaluating the ops' triggers")
         self._dirty_dags.add(dag_uuid)
@@ -416,6 +449,7 @@ class Engine:
             hook=hook,
         )
         self._runs[run.uuid] = run
+        self._roots.setdefault(root, RootTally()).add(run, run.status)
         return run
 
     def _executor(self, run: RunState) -> Executor:
@@ -442,15 +476,17 @@ class Engine:
         return None
 
     def _evaluate_dag(self, dag: DagState) -> None:
+        """Decide the ops whose upstreams moved since the last pass, dispatch, then the DAG's own status."""
         dag_run = self._runs[dag.uuid]
-        if not dag.stopping and not self._shutting_down:
-            for uuid in list(dag.ops.values()):
-                run = self._runs[uuid]
+        index = dag.index
+        assert index is not None
+        if dag.stopping or self._shutting_down:
+            index.dirty.clear()  # pending ops are never started now
+        else:
+            for run in index.take_dirty():
                 if run.status != Status.CREATED or run.plan is None:
                     continue
-                names = set(run.plan.requirements.upstream)
-                states = {n: s for n in names if (s := self._upstream_state(dag, n)) is not None}
-                verdict = evaluate(run.plan.requirements, states)
+                verdict = self._verdict(dag, index, run)
                 if verdict.action == Action.START:
                     self._prepare(run, dag)
                 elif verdict.action == Action.SKIP:
@@ -459,24 +495,35 @@ class Engine:
                     self._finish(run, Status.UPSTREAM_FAILED, verdict.reason, verdict.message)
             self._dispatch(dag)
         if not dag_run.is_final:
-            ops = [self._runs[u] for u in dag.ops.values()]
-            status = dag_status(OpOutcome(r.status, r.is_service) for r in ops)
+            status = counts_status(index.counts)
             if status is not None:
                 counts: dict[str, int] = {}
-                for r in ops:
-                    counts[r.status.value] = counts.get(r.status.value, 0) + 1
+                for uuid in dag.ops.values():
+                    value = self._runs[uuid].status.value
+                    counts[value] = counts.get(value, 0) + 1
                 summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                 reason = REASON_STOPPED if dag.stopping else "OpsDone"
                 self._finish(dag_run, status, reason, summary)
 
+    def _verdict(self, dag: DagState, index: DagIndex, run: RunState) -> Verdict:
+        assert run.plan is not None
+        req = run.plan.requirements
+
+        def state_of(name: str) -> UpstreamState | None:
+            return self._upstream_state(dag, name)
+
+        if run in index.volatile:
+            # An upstream outside the DAG: no count follows it, so read every upstream afresh.
+            return evaluate(req, {n: s for n in req.upstream if (s := state_of(n)) is not None})
+        return evaluate_tallied(req, index.tallies[run.uuid], state_of)
+
     def _dispatch(self, dag: DagState) -> None:
         """Submit compiled ops while the DAG's concurrency allows (services hold a slot too)."""
         limit = dag.plan.concurrency
+        assert dag.index is not None
         while dag.ready:
-            if limit is not None:
-                active = sum(1 for u in dag.ops.values() if self._runs[u].submitted)
-                if active >= limit:
-                    return
+            if limit is not None and dag.index.active >= limit:
+                return
             run = self._runs[dag.ready.popleft()]
             if run.status in (Status.COMPILED, Status.RETRYING) and not run.stop_requested:
                 self._claim_and_submit(run)
@@ -536,7 +583,7 @@ class Engine:
         if not self._apply(run, claim):
             logger.warning("run %s not claimed (status %s): not submitted", run.uuid, claim.previous)
             return
-        run.submitted = True
+        self._hold_slot(run, True)
         executor = self._executor(run)
         try:
             handle = executor.submit(run.compiled, self._on_update)
@@ -604,7 +651,7 @@ class Engine:
         message = f"attempt {run.attempt} of {total} failed ({update.reason}: {update.message})".strip()
         self.store.set_handle(run.uuid, None)  # the next claim must not find the old attempt's handle
         self._set(run, Status.RETRYING, update.reason, message)
-        run.submitted = False
+        self._hold_slot(run, False)
         self._dirty_dags.add(run.dag_uuid or "")
         self._timers.schedule(("retry", run.uuid), self._retry_delay, run.uuid)
 
@@ -778,6 +825,7 @@ class Engine:
         if root.kind == "dag":
             dag = DagState(root.uuid, DagPlan.from_meta(root.meta["dag"]))
             dag.ops = {r.name: r.uuid for r, _ in states if r.role == "op"}
+            dag.index = DagIndex({r.name: r for r, _ in states if r.role == "op"})
             dag.stopping = root.status == Status.STOPPING
             self._dags[root.uuid] = dag
             self._dirty_dags.add(root.uuid)
@@ -843,7 +891,7 @@ class Engine:
         assert record.handle is not None
         if run.compiled is None:
             run.compiled = CompiledOp.from_dict(record.spec)
-        run.submitted = True
+        self._hold_slot(run, True)
         try:
             attached = self._executor(run).reattach(run.compiled, dict(record.handle), self._on_update)
         except Exception as exc:

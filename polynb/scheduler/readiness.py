@@ -18,12 +18,12 @@ soon as it exists), unless it is listed in ``dependencies``: an explicit depende
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from polynb.lifecycle import Status, is_final
-from polynb.scheduler.triggers import Decision, TriggerPolicy, decide, describe_failure, parse_policy
+from polynb.scheduler.triggers import Counts, Decision, TriggerPolicy, decide_counts, describe_failure, parse_policy
 
 REASON_EVENT_NOT_EMITTED = "UpstreamEventNotEmitted"
 REASON_UPSTREAM_SKIPPED = "UpstreamSkipped"
@@ -114,10 +114,49 @@ def missed(wait: EventWait, state: UpstreamState | None) -> bool:
     )
 
 
+@dataclass(slots=True)
+class Tally:
+    """What the verdict needs of an op's upstreams besides its few event refs, as counts: the policy
+    upstreams' :class:`Counts` and how many upstreams were skipped. The engine keeps one per pending op and
+    updates it in O(1) per upstream status change, so a 1,000-upstream fan-in is not rescanned per event."""
+
+    policy: Counts
+    skipped: int = 0
+
+    @classmethod
+    def of(cls, req: OpRequirements, states: Mapping[str, UpstreamState]) -> Tally:
+        tally = cls(Counts(total=len(req.policy_upstream)))
+        for name in req.upstream:
+            state = states.get(name)
+            tally.moved(req, name, None, state.status if state is not None else None)
+        return tally
+
+    def moved(self, req: OpRequirements, name: str, old: Status | None, new: Status | None) -> None:
+        """Upstream ``name`` went from ``old`` to ``new`` (``None``: not created)."""
+        if name in req.policy_upstream:
+            self.policy.add(old, -1)
+            self.policy.add(new)
+        if name in req.upstream:
+            self.skipped += (new == Status.SKIPPED) - (old == Status.SKIPPED)
+
+
+StateOf = Callable[[str], "UpstreamState | None"]
+"""What is known of one upstream by name (``None``: not created yet)."""
+
+
 def evaluate(req: OpRequirements, states: Mapping[str, UpstreamState]) -> Verdict:
     """The verdict for a pending op given what is known of its upstreams (missing: not created yet)."""
+    return evaluate_tallied(req, Tally.of(req, states), states.get)
+
+
+def evaluate_tallied(req: OpRequirements, tally: Tally, state_of: StateOf) -> Verdict:
+    """``evaluate`` with the upstreams already counted: ``tally`` must match what ``state_of`` says.
+
+    Only the event refs are looked up on every call; the other upstreams only when a verdict needs a
+    message naming them (a skipped upstream, a failed policy), which happens once per op.
+    """
     for wait in req.events:
-        state = states.get(wait.ref)
+        state = state_of(wait.ref)
         if state is not None and state.status is not None and missed(wait, state):
             kinds = ", ".join(sorted(wait.kinds))
             return Verdict(
@@ -126,23 +165,27 @@ def evaluate(req: OpRequirements, states: Mapping[str, UpstreamState]) -> Verdic
                 f"upstream {wait.ref} ended {state.status.value} without emitting {kinds}",
             )
 
-    if req.skip_on_upstream_skip:
+    if req.skip_on_upstream_skip and tally.skipped:
         for name in sorted(req.upstream):
-            state = states.get(name)
+            state = state_of(name)
             if state is not None and state.status == Status.SKIPPED:
                 return Verdict(
                     Action.SKIP, REASON_UPSTREAM_SKIPPED, f"upstream {name} was skipped (skipOnUpstreamSkip)"
                 )
 
-    statuses = {name: (states[name].status if name in states else None) for name in req.policy_upstream}
-    decision = decide(req.trigger, statuses)
+    decision = decide_counts(req.trigger, tally.policy)
     if decision == Decision.UPSTREAM_FAILED:
+        statuses = {name: _status(state_of(name)) for name in req.policy_upstream}
         return Verdict(Action.UPSTREAM_FAILED, REASON_UPSTREAM_FAILED, describe_failure(req.trigger, statuses))
     if decision == Decision.WAIT:
         return WAIT
-    if not all(fired(w, states.get(w.ref)) for w in req.events):
+    if not all(fired(w, state_of(w.ref)) for w in req.events):
         return WAIT
     return Verdict(Action.START, REASON_TRIGGERED, _start_message(req))
+
+
+def _status(state: UpstreamState | None) -> Status | None:
+    return state.status if state is not None else None
 
 
 def _start_message(req: OpRequirements) -> str:

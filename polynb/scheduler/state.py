@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from polynb.compiler.types import CompiledOp
 from polynb.lifecycle import Status, is_final
 from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan
+
+if TYPE_CHECKING:
+    from polynb.scheduler.tallies import DagIndex
 
 RunRole = Literal["dag", "op", "single", "hook"]
 
@@ -63,6 +66,8 @@ class DagState:
     ready: deque[str] = field(default_factory=deque)
     """compiled op runs waiting for a concurrency slot, in the order they became ready"""
     stopping: bool = False
+    index: DagIndex | None = None
+    """set once every op is adopted; see ``tallies``"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ Polyaxon counts only ``failed`` (not ``upstream_failed``) for the ``*_failed`` p
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 from polynb.lifecycle import Status, is_final
@@ -33,34 +34,60 @@ def parse_policy(value: object) -> TriggerPolicy:
     return TriggerPolicy(str(getattr(value, "value", value)))
 
 
+@dataclass(slots=True)
+class Counts:
+    """Where the upstreams a policy looks at stand. Every policy depends on these four numbers only, so
+    the engine keeps them per op and updates them in O(1) when an upstream's status moves."""
+
+    total: int = 0
+    final: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+    def add(self, status: Status | None, sign: int = 1) -> None:
+        """Count one upstream in ``status`` (``sign=-1`` takes it back out); ``total`` is left alone."""
+        if status is None or not is_final(status):
+            return
+        self.final += sign
+        if status == Status.SUCCEEDED:
+            self.succeeded += sign
+        elif status == Status.FAILED:
+            self.failed += sign
+
+
+def count(statuses: Mapping[str, Status | str | None]) -> Counts:
+    """The counts of the upstreams' current statuses (``None``: run not created yet, not final)."""
+    counts = Counts(total=len(statuses))
+    for status in statuses.values():
+        counts.add(Status(status) if status is not None else None)
+    return counts
+
+
 def decide(policy: TriggerPolicy | str | None, statuses: Mapping[str, Status | str | None]) -> Decision:
     """Decide ``policy`` over the current statuses of the upstreams (``None``: run not created yet).
 
     No upstream at all means nothing to wait for: the op may start whatever the policy.
     """
-    policy = parse_policy(policy)
-    values = [Status(s) if s is not None else None for s in statuses.values()]
-    if not values:
-        return Decision.START
-    final = [s for s in values if s is not None and is_final(s)]
-    all_final = len(final) == len(values)
-    target = {
-        TriggerPolicy.ALL_SUCCEEDED: Status.SUCCEEDED,
-        TriggerPolicy.ONE_SUCCEEDED: Status.SUCCEEDED,
-        TriggerPolicy.ALL_FAILED: Status.FAILED,
-        TriggerPolicy.ONE_FAILED: Status.FAILED,
-    }.get(policy)
+    return decide_counts(policy, count(statuses))
 
+
+def decide_counts(policy: TriggerPolicy | str | None, counts: Counts) -> Decision:
+    """``decide`` over the upstreams' counts (the rule itself; ``decide`` counts, then calls this)."""
+    policy = parse_policy(policy)
+    if counts.total == 0:
+        return Decision.START
+    all_final = counts.final == counts.total
     if policy == TriggerPolicy.ALL_DONE:
         return Decision.START if all_final else Decision.WAIT
     if policy == TriggerPolicy.ONE_DONE:
-        return Decision.START if final else Decision.WAIT
+        return Decision.START if counts.final else Decision.WAIT
     if policy in (TriggerPolicy.ALL_SUCCEEDED, TriggerPolicy.ALL_FAILED):
-        if any(s != target for s in final):
+        on_target = counts.succeeded if policy == TriggerPolicy.ALL_SUCCEEDED else counts.failed
+        if counts.final != on_target:  # an upstream ended otherwise
             return Decision.UPSTREAM_FAILED
         return Decision.START if all_final else Decision.WAIT
     # one_succeeded / one_failed
-    if any(s == target for s in final):
+    if (counts.succeeded if policy == TriggerPolicy.ONE_SUCCEEDED else counts.failed) > 0:
         return Decision.START
     return Decision.UPSTREAM_FAILED if all_final else Decision.WAIT
 
