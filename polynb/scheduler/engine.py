@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive
 from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan, plan_from_pipeline_op
 from polynb.scheduler.readiness import Action, UpstreamState, Verdict, evaluate, evaluate_tallied
 from polynb.scheduler.state import DagState, RunState, Settled
+from polynb.scheduler.submitter import Submitted, Submitter
 from polynb.scheduler.tallies import DagIndex, RootTally
 from polynb.scheduler.timers import Timers
 from polynb.store import NewRun, RunNotFoundError, RunRecord, Store, Transition, new_uuid
@@ -96,6 +98,9 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._owner = new_owner()
         self._shutting_down = False
+        self._closing = False
+        """No new claims: the engine is shutting down (runs not claimed yet stay for the next engine)."""
+        self._submitter = Submitter(self._queue.put)
 
     # -- public API (any thread) --------------------------------------------------------------------
 
@@ -202,6 +207,13 @@ class Engine:
             return
         if stop_running:
             self._call(self._stop_everything)
+        else:
+            self._call(self._close)
+        # Submissions already queued are made; wait for them and for their handles to be stored (and for
+        # the stops asked meanwhile to be sent), so no shim outlives the executor's shutdown unseen.
+        self._submitter.drain()
+        self._call(lambda: None)
+        self._submitter.close()
         for executor in self._executors.values():
             try:
                 executor.shutdown(stop_running=stop_running)
@@ -241,6 +253,8 @@ class Engine:
                     self._run_call(message)
                 elif isinstance(message, _Update):
                     self._handle_update(message.update)
+                elif isinstance(message, Submitted):
+                    self._on_submitted(message)
                 for key, payload in self._timers.pop_due():
                     self._on_timer(key, payload)
                 self._settle()
@@ -575,7 +589,13 @@ class Engine:
             self._prepare(run, None)
 
     def _claim_and_submit(self, run: RunState) -> None:
-        """Claim the run in the store (exactly once), then hand it to the executor and keep its handle."""
+        """Claim the run in the store (exactly once), then queue it for the submitter threads.
+
+        From the claim on the run counts as submitted (it holds its slot, updates are accepted); its handle
+        is stored when the ``Submitted`` message comes back (``_on_submitted``).
+        """
+        if self._closing:
+            return  # left compiled/retrying: the next engine on this store resumes it
         if run.compiled is None:
             record = self.store.get_run(run.uuid)
             run.compiled = CompiledOp.from_dict(record.spec)
@@ -584,15 +604,38 @@ class Engine:
             logger.warning("run %s not claimed (status %s): not submitted", run.uuid, claim.previous)
             return
         self._hold_slot(run, True)
-        executor = self._executor(run)
+        run.in_flight = True
+        run.claimed_at = time.monotonic()
         try:
-            handle = executor.submit(run.compiled, self._on_update)
-        except Exception as exc:
-            logger.exception("executor %s refused run %s", run.executor, run.uuid)
-            self._finish(run, Status.FAILED, "SubmitFailed", f"{type(exc).__name__}: {exc}")
+            executor = self._executor(run)
+        except RuntimeError as exc:
+            self._on_submitted(Submitted(run.uuid, run.attempt, error=exc))
             return
-        self.store.set_handle(run.uuid, handle, executor=run.executor)
-        self._arm_timeout(run, run.compiled.termination.timeout)
+        self._submitter.submit(executor, run.compiled, self._on_update, attempt=run.attempt)
+
+    def _on_submitted(self, done: Submitted) -> None:
+        """The executor has the run (or refused it): store the handle, send a stop asked meanwhile."""
+        run = self._runs.get(done.uuid)
+        if run is None or run.attempt != done.attempt or not run.in_flight:
+            return  # an earlier attempt's, already superseded by a new claim
+        run.in_flight = False
+        if done.error is not None:
+            logger.error("executor %s refused run %s", run.executor, run.uuid, exc_info=done.error)
+            if run.stop_requested:
+                self._finish(run, Status.STOPPED, REASON_STOPPED, "stopped before the executor started it")
+            else:
+                self._finish(run, Status.FAILED, "SubmitFailed", f"{type(done.error).__name__}: {done.error}")
+            return
+        if run.status == Status.RETRYING:
+            return  # this attempt already failed (its updates came first): its handle must not be kept
+        self.store.set_handle(run.uuid, done.handle, executor=run.executor)
+        if run.is_final:
+            return
+        if run.stop_requested:
+            self._executor(run).stop(run.uuid)
+        assert run.compiled is not None
+        elapsed = time.monotonic() - run.claimed_at
+        self._arm_timeout(run, run.compiled.termination.timeout, elapsed=elapsed)
 
     def _arm_timeout(self, run: RunState, timeout: float | None, *, elapsed: float = 0.0) -> None:
         if timeout:
@@ -709,14 +752,19 @@ class Engine:
         self._timers.cancel(("retry", run.uuid))
         if run.submitted:
             self._set(run, Status.STOPPING, reason, message)
-            self._executor(run).stop(run.uuid)
+            if not run.in_flight:  # else sent once the executor has it (``_on_submitted``)
+                self._executor(run).stop(run.uuid)
         else:
             # Never handed to an executor (pending, compiled, retrying): nothing to wait for.
             self._set(run, Status.STOPPING, reason, message)
             self._finish(run, Status.STOPPED, reason, message)
 
+    def _close(self) -> None:
+        self._closing = True
+
     def _stop_everything(self) -> None:
         self._shutting_down = True
+        self._closing = True
         for dag in list(self._dags.values()):
             if not self._runs[dag.uuid].is_final or any(not self._runs[u].is_final for u in dag.ops.values()):
                 dag.stopping = True

@@ -38,6 +38,10 @@ class RunState:
     compiled: CompiledOp | None = None
     submitted: bool = False
     """Claimed and handed to the executor, not final yet: holds a concurrency slot."""
+    in_flight: bool = False
+    """Claimed and queued for ``executor.submit``, whose handle has not come back yet."""
+    claimed_at: float = 0.0
+    """``time.monotonic()`` of the last claim: the timeout counts from it."""
     stop_requested: bool = False
     timed_out: bool = False
 
