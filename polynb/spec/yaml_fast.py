@@ -26,8 +26,32 @@ _KEY_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]*\Z")
 _NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 # Characters that cannot start a plain scalar (or start an unsupported construct) in block context.
 _BLOCK_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
-_FLOW_STOP = re.compile(r"[,\[\]{}:#]")
+# PyYAML's line breaks besides '\n': a line-oriented reader would read them as characters.
+_UNICODE_BREAKS = ("\x85", "\u2028", "\u2029")
+_DOCUMENT_MARKER = re.compile(r"^(?:---|\.\.\.|%)", re.MULTILINE)
+# PyYAML forgets a possible simple key once the ':' is more than 1024 characters past its start.
+_MAX_KEY = 1000
 _MISSING = object()
+
+# One token of a one-line flow collection, after optional spaces, following PyYAML's scanner in flow
+# context: an indicator, a quoted scalar (double-quoted without escapes), a plain scalar, or a comment
+# (after a space). A plain scalar starts with a character that may start one ('-' only when not followed
+# by a space), ends before ',?[]{}', before ':' followed by a space, an indicator or the end, and before
+# ' #'; spaces inside it are kept. Anything else matches the last alternative, outside the group, and
+# leaves an empty string in ``findall``'s result: the text is then outside the subset.
+_FLOW_PLAIN = (
+    r"(?:[^ \-?:,\[\]{}#&*!|>'\"%@`]|-(?=[^ ]))"
+    r"(?:[^ ,?\[\]{}:]|:(?=[^ ,\[\]{}])| +(?=[^ ,?\[\]{}:#]|:[^ ,\[\]{}]))*"
+)
+_FLOW_TOKENS = re.compile(r" *(?:([\[\]{},:]|'(?:[^']|'')*'|\"[^\"\\]*\"|" + _FLOW_PLAIN + r"|(?<= )#.*)|[^ ])")
+# The most common flow collections, `[a, b]` and `{a: b, c: d}` with word-like plain scalars and one space
+# after separators, are split with str methods once validated; ':' inside a scalar is followed by a word
+# character, so neither ', ' nor ': ' occurs inside one.
+_SIMPLE_SCALAR = r"-?[\w./](?:[\w./\-]|:(?=[\w./\-]))*"
+_SIMPLE_SEQUENCE = re.compile(rf"\[{_SIMPLE_SCALAR}(?:, {_SIMPLE_SCALAR})*\]")
+_SIMPLE_MAPPING = re.compile(rf"\{{{_SIMPLE_SCALAR}: {_SIMPLE_SCALAR}(?:, {_SIMPLE_SCALAR}: {_SIMPLE_SCALAR})*\}}")
+# Tokens that are not scalars where a flow node is expected.
+_FLOW_NOT_SCALAR = frozenset("]},:#")
 
 
 class Unsupported(Exception):
@@ -42,13 +66,14 @@ class _Scalars:
         self._cache: dict[str, Any] = {}
 
     def plain(self, text: str) -> Any:
-        try:
-            return self._cache[text]
-        except KeyError:
-            pass
+        value: Any = self._cache.get(text, _MISSING)  # not try/except: a raised KeyError costs more than a lookup
+        if value is not _MISSING:
+            return value
+        if text.isdigit() and text.isascii() and (text[0] != "0" or len(text) == 1):
+            return int(text)  # decimal ints (op indexes, ...) are mostly distinct: skip the resolver and the cache
         tag: str = self._loader.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
         if tag == _STR_TAG:
-            value: Any = text
+            value = text
         else:
             constructor = self._loader.yaml_constructors.get(tag)
             if constructor is None:  # '=' (value tag) and '<<' (merge): leave them to PyYAML
@@ -61,16 +86,14 @@ class _Scalars:
 
 class _Reader:
     def __init__(self, text: str) -> None:
-        sig: list[tuple[int, str]] = []
-        for line in text.split("\n"):
-            content = line.lstrip(" ")
-            if not content or content[0] == "#":
-                continue
-            indent = len(line) - len(content)
-            if indent == 0 and (content[:3] in ("---", "...") or content[0] == "%"):
-                raise Unsupported("document marker or directive")
-            sig.append((indent, content.rstrip(" ")))
-        self.sig = sig
+        if _DOCUMENT_MARKER.search(text) is not None:
+            raise Unsupported("document marker or directive")
+        # The significant lines as (indent, content): a comprehension, not a loop, for a million lines.
+        self.sig: list[tuple[int, str]] = [
+            (len(line) - len(content), content.rstrip(" "))
+            for line in text.split("\n")
+            if (content := line.lstrip(" ")) and content[0] != "#"
+        ]
         self.scalars = _Scalars()
         self.keys: dict[str, Any] = {}
         self.values: dict[str, Any] = {}
@@ -125,6 +148,8 @@ class _Reader:
     def mapping(self, i: int, indent: int, first: str | None) -> tuple[dict[Any, Any], int]:
         sig = self.sig
         end = len(sig)
+        keys = self.keys
+        values = self.values
         out: dict[Any, Any] = {}
         while i < end:
             if first is not None:
@@ -146,7 +171,7 @@ class _Reader:
                 key_text, rest = content[:-1], ""
             else:
                 raise Unsupported("not a key")  # a scalar or a stray '- ' where a key belongs
-            key = self.keys.get(key_text, _MISSING)
+            key = keys.get(key_text, _MISSING)
             if key is _MISSING:
                 key = self.key(key_text, content)
             if key in out:
@@ -154,7 +179,9 @@ class _Reader:
             i += 1
             value: Any = None
             if rest:
-                value = self.value(rest)
+                value = values.get(rest, _MISSING)
+                if value is _MISSING:
+                    value = self.value(rest)
                 if i < end and sig[i][0] > indent:
                     raise Unsupported("multi-line scalar")
             elif i < end:
@@ -167,7 +194,7 @@ class _Reader:
         return out, i
 
     def key(self, key_text: str, content: str) -> Any:
-        if _KEY_RE.match(key_text) is None or content[0] in "[{":
+        if _KEY_RE.match(key_text) is None or content[0] in "[{" or len(key_text) > _MAX_KEY:
             raise Unsupported("key")
         key = self.keys[key_text] = self.scalars.plain(key_text)
         return key
@@ -193,19 +220,16 @@ class _Reader:
         return key, rest
 
     def value(self, text: str) -> Any:
-        try:
-            return self.values[text]  # plain scalars seen before (kinds, refs, images, ...)
-        except KeyError:
-            pass
+        value: Any = self.values.get(text, _MISSING)  # plain scalars seen before (kinds, refs, images, ...)
+        if value is not _MISSING:
+            return value
         c = text[0]
         if c == "'" or c == '"':
             value, j = _quoted(text, 0)
             _expect_end(text, j)
             return value
         if c == "[" or c == "{":
-            value, j = self.flow(text, 0)
-            _expect_end(text, j)
-            return value
+            return self.flow(text)
         if c in _BLOCK_INDICATORS and not (c == "-" and len(text) > 1 and text[1] not in " ,[]{}#"):
             raise Unsupported("indicator")
         j = text.find(" #")
@@ -218,61 +242,85 @@ class _Reader:
             self.values[text] = value
         return value
 
-    def flow(self, text: str, j: int) -> tuple[Any, int]:
-        """A one-line flow collection starting at ``text[j]`` (``[`` or ``{``)."""
-        closing = "]" if text[j] == "[" else "}"
-        seq: list[Any] = []
-        mapping: dict[Any, Any] = {}
-        j = _skip(text, j + 1)
-        if j < len(text) and text[j] == closing:
-            return (seq if closing == "]" else mapping), j + 1
-        while True:
-            if closing == "]":
-                value, j = self.flow_node(text, j)
+    def flow(self, text: str) -> Any:
+        """A one-line flow collection: all of ``text`` but an optional trailing comment."""
+        if text[0] == "[":
+            if _SIMPLE_SEQUENCE.fullmatch(text) is not None:
+                plain = self.scalars.plain
+                return [plain(item) for item in text[1:-1].split(", ")]
+        elif _SIMPLE_MAPPING.fullmatch(text) is not None and len(text) <= _MAX_KEY:
+            plain = self.scalars.plain
+            pairs = [item.split(": ") for item in text[1:-1].split(", ")]
+            mapping = {plain(key): plain(value) for key, value in pairs}
+            if len(mapping) != len(pairs):
+                raise Unsupported("duplicate key")
+            return mapping
+        tokens: list[str] = _FLOW_TOKENS.findall(text)
+        if "" in tokens:
+            raise Unsupported("flow token")
+        if len(text) > _MAX_KEY and "{" in text:
+            raise Unsupported("long flow mapping")  # a key could be too long for PyYAML
+        try:
+            value, i = self.collection(tokens, 0)
+        except IndexError:
+            raise Unsupported("unterminated flow collection") from None
+        if i < len(tokens) and (i != len(tokens) - 1 or tokens[i][0] != "#"):
+            raise Unsupported("content after a flow collection")
+        return value
+
+    def collection(self, tokens: list[str], i: int) -> tuple[Any, int]:
+        """The collection opening at ``tokens[i]``; returns it and the index after its closing token."""
+        scalar = self.flow_scalar
+        i += 1
+        if tokens[i - 1] == "[":
+            seq: list[Any] = []
+            if tokens[i] == "]":
+                return seq, i + 1
+            while True:
+                tok = tokens[i]
+                if tok == "[" or tok == "{":
+                    value, i = self.collection(tokens, i)
+                else:
+                    value = scalar(tok)
+                    i += 1
                 seq.append(value)
+                tok = tokens[i]
+                if tok == "]":
+                    return seq, i + 1
+                if tok != ",":
+                    raise Unsupported("flow separator")  # also `[a: b]`, a mapping in a sequence
+                i += 1
+        mapping: dict[Any, Any] = {}
+        if tokens[i] == "}":
+            return mapping, i + 1
+        while True:
+            key = scalar(tokens[i])  # `{[a]: b}`, a collection as a key, is refused here
+            if key in mapping:
+                raise Unsupported("duplicate key")
+            if tokens[i + 1] != ":":
+                raise Unsupported("flow mapping entry without ':'")
+            tok = tokens[i + 2]
+            if tok == "[" or tok == "{":
+                mapping[key], i = self.collection(tokens, i + 2)
             else:
-                key, j = self.flow_node(text, j)
-                if isinstance(key, (list, dict)) or key in mapping:
-                    raise Unsupported("flow key")
-                j = _skip(text, j)
-                if j >= len(text) or text[j] != ":":
-                    raise Unsupported("flow mapping entry without ':'")
-                j = _skip(text, j + 1)
-                mapping[key], j = self.flow_node(text, j)
-            j = _skip(text, j)
-            if j >= len(text):
-                raise Unsupported("unterminated flow collection")
-            if text[j] == closing:
-                return (seq if closing == "]" else mapping), j + 1
-            if text[j] != ",":
+                mapping[key] = scalar(tok)
+                i += 3
+            tok = tokens[i]
+            if tok == "}":
+                return mapping, i + 1
+            if tok != ",":
                 raise Unsupported("flow separator")
-            j = _skip(text, j + 1)
-            if j >= len(text) or text[j] in ",]}":
-                raise Unsupported("empty flow entry")
+            i += 1
 
-    def flow_node(self, text: str, j: int) -> tuple[Any, int]:
-        if j >= len(text):
-            raise Unsupported("unterminated flow collection")
-        c = text[j]
-        if c == "[" or c == "{":
-            return self.flow(text, j)
-        if c == "'" or c == '"':
-            return _quoted(text, j)
-        if c in _BLOCK_INDICATORS and not (c == "-" and j + 1 < len(text) and text[j + 1] not in " ,[]{}#:"):
-            raise Unsupported("indicator")
-        m = _FLOW_STOP.search(text, j)
-        k = len(text) if m is None else m.start()
-        if m is not None and text[k] == ":" and k + 1 < len(text) and text[k + 1] not in " ,[]{}":
-            raise Unsupported("colon in flow scalar")  # URLs and the like: PyYAML's rules are subtle
-        if m is not None and text[k] == "#":
-            raise Unsupported("'#' in a flow collection")
-        return self.scalars.plain(text[j:k].rstrip(" ")), k
-
-
-def _skip(text: str, j: int) -> int:
-    while j < len(text) and text[j] == " ":
-        j += 1
-    return j
+    def flow_scalar(self, token: str) -> Any:
+        c = token[0]
+        if c == "'":
+            return token[1:-1].replace("''", "'")
+        if c == '"':
+            return token[1:-1]
+        if c in _FLOW_NOT_SCALAR or c == "[" or c == "{":
+            raise Unsupported("flow node")  # an empty entry (`[a, , b]`, `[a,]`, `{a: }`) or a misplaced token
+        return self.scalars.plain(token)
 
 
 def _quoted(text: str, j: int) -> tuple[str, int]:
@@ -305,8 +353,11 @@ def _expect_end(text: str, j: int) -> None:
 
 def parse_fast(text: str) -> Any:
     """Return ``yaml.safe_load(text)`` for the fast subset, or raise :class:`Unsupported`."""
-    if "\t" in text or "\r" in text or "\ufeff" in text or _NON_PRINTABLE.search(text) is not None:
-        raise Unsupported("tabs, carriage returns, BOMs and control characters go through PyYAML")
+    if (
+        "\t" in text or "\r" in text or "\ufeff" in text or any(b in text for b in _UNICODE_BREAKS)
+        or _NON_PRINTABLE.search(text) is not None
+    ):  # fmt: skip
+        raise Unsupported("tabs, carriage returns, BOMs, Unicode line breaks and control characters go through PyYAML")
     try:
         return _Reader(text).document()
     except RecursionError as e:
@@ -456,24 +507,41 @@ class Locator:
 
     def flow_child(self, j: int, col: int, part: str | int) -> tuple[tuple[int, int] | None, _Node] | None:
         text = self.lines[j]
-        is_seq = text[col] == "["
-        closing = "]" if is_seq else "}"
-        p = _skip(text, col + 1)
+        # (token, column) from the collection's opening bracket on; the reader accepted this line.
+        tokens = [(m.group(1), m.start(1)) for m in _FLOW_TOKENS.finditer(text, col)]
+        is_seq = tokens[0][0] == "["
+        i = 1
         index = 0
-        while p < len(text) and text[p] != closing:
+        while tokens[i][0] not in ("]", "}"):
             if is_seq:
                 if part == index:
-                    return None, ("flow" if text[p] in "[{" else "scalar", j, p)
-                _, p = self.reader.flow_node(text, p)
+                    return None, self.flow_node(j, tokens[i][1])
             else:
-                key_col = p
-                name, p = self.reader.flow_node(text, p)
-                p = _skip(text, _skip(text, p) + 1)  # past ':'
-                if name == part:
-                    return (j, key_col), ("flow" if text[p] in "[{" else "scalar", j, p)
-                _, p = self.reader.flow_node(text, p)
+                key_col = tokens[i][1]
+                i += 2  # the key and ':'
+                if self.reader.flow_scalar(tokens[i - 2][0]) == part:
+                    return (j, key_col), self.flow_node(j, tokens[i][1])
+            i = _after_flow_node(tokens, i)
             index += 1
-            p = _skip(text, p)
-            if p < len(text) and text[p] == ",":
-                p = _skip(text, p + 1)
+            if tokens[i][0] == ",":
+                i += 1
         return None
+
+    def flow_node(self, j: int, p: int) -> _Node:
+        return ("flow" if self.lines[j][p] in "[{" else "scalar", j, p)
+
+
+def _after_flow_node(tokens: list[tuple[str, int]], i: int) -> int:
+    """The index of the token after the flow node starting at ``tokens[i]``."""
+    if tokens[i][0] not in ("[", "{"):
+        return i + 1
+    depth = 0
+    while True:
+        tok = tokens[i][0]
+        if tok == "[" or tok == "{":
+            depth += 1
+        elif tok == "]" or tok == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1

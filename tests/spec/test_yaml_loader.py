@@ -66,7 +66,6 @@ OUTSIDE_SUBSET = [
     'a: "esc\\n"\n',
     "- - nested\n",
     "a: [x, y,]\n",
-    "a: [http://x]\n",
     "a: b: c\n",
     "<<: {a: 1}\n",
 ]
