@@ -4,7 +4,9 @@ It knows nothing of notebooks or Kubernetes: it drives any :class:`~polynb.execu
 records everything in the :class:`~polynb.store.Store`. Modules: ``engine`` (the loop and the API),
 ``readiness``/``triggers`` (when an op may start), ``dag_status``, ``hooks`` (selection, context),
 ``recovery`` and ``ownership`` (restart), ``timers``, ``plan`` (storable specs), ``compiling`` (the seam to
-the compiler), ``events`` (what subscribers get), ``state`` (the engine's in-memory view).
+the compiler), ``events`` (what subscribers get), ``state`` (the engine's in-memory view), ``tallies``
+(incremental counts: an event re-evaluates only the downstream ops of the run that moved), ``submitter``
+(``executor.submit`` on a small thread pool, so a process spawn never blocks the engine thread).
 
 Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
 
@@ -41,10 +43,17 @@ Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
   engine (host, pid, process start time, token); ``Engine.start`` adopts the unfinished runs whose owner
   is gone (or released them at a clean ``shutdown(stop_running=False)``). A run with a handle record is
   re-attached (the executor replays what it missed); a run claimed without a handle record may or may not
-  have started, so it is marked ``failed`` (reason ``SubmissionInterrupted``) and never resubmitted; a
+  have started (the handle is stored when the submitter thread reports back, after the spawn), so it is
+  marked ``failed`` (reason ``SubmissionInterrupted``) and never resubmitted; a
   ``compiled`` run is compiled again (fresh ports) and queued; a ``retrying`` one gets its next attempt.
+* **Submission** happens off the engine thread: the engine claims the run (``queued``, atomic) and queues
+  it for a submitter thread. From the claim on the run holds its slot and its executor updates are applied,
+  even those that arrive before the handle; a stop asked while the spawn is in flight is sent as soon as
+  the executor has the run (a refused submission then ends ``stopped``, not ``failed``); a timeout still
+  counts from the claim.
 * **Shutdown** with ``stop_running`` stops everything and records the statuses before returning; no new
-  hooks are started while shutting down.
+  hooks are started while shutting down. Either way no run is claimed any more, and the submissions
+  already queued are made and their handles stored before the executors shut down.
 """
 
 from polynb.scheduler.engine import Engine

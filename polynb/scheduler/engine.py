@@ -1,9 +1,11 @@
 """The event-driven engine: one thread consuming a queue of messages, one store, any executors.
 
 Threading. Executor threads only enqueue updates (``_on_update``); public methods enqueue a call and, when
-they need an answer, wait on a future. Everything that decides or writes statuses runs on the engine
-thread, so decisions never race. The loop blocks on ``queue.get(timeout=<next timer deadline>)``: there
-is no poll loop. Subscribers are called on the engine thread after each store write, in seq order.
+they need an answer, wait on a future; the submitter threads (``submitter``) call ``executor.submit`` and
+enqueue the outcome. Everything that decides or writes statuses runs on the engine thread, so decisions
+never race. Each message costs O(edges of the run that moved), not O(ops): see ``tallies``. The loop
+blocks on ``queue.get(timeout=<next timer deadline>)``: there is no poll loop. Subscribers are called on
+the engine thread after each store write, in seq order.
 
 See the ``polynb.scheduler`` package docstring for the semantics and the decisions DESIGN §3 leaves open.
 """

@@ -1,7 +1,8 @@
 """What a restarted engine does with each unfinished run it adopts. Pure decision logic.
 
 The invariant is **never submit an op twice**. The store's claim (``compiled``/``retrying`` → ``queued``)
-happens before ``executor.submit`` and the handle record is written right after it. So after a crash:
+happens before ``executor.submit`` (made by a submitter thread) and the handle record is written when
+the engine thread hears back from it. So after a crash:
 
 * a run with a handle record was submitted: re-attach to it (the executor replays what it missed);
 * a run claimed (``queued`` or later) *without* a handle record may or may not have been started between
