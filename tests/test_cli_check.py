@@ -127,3 +127,48 @@ def test_unsupported_features_are_warnings(tmp_path: Path, capsys: pytest.Captur
     )
     assert main(["check", "-f", str(path)]) == 0
     assert f"{path}:3:11: schedule: warning: `schedule` is not supported yet" in capsys.readouterr().err
+
+
+# -- the ways people really get a Polyaxonfile wrong ------------------------------------------------------------
+
+JOB = """\
+kind: component
+name: one
+run:
+  kind: job
+  container: {command: [x]}
+"""
+
+
+def _check(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    path = tmp_path / "f.yaml"
+    path.write_text(text)
+    assert main(["check", "-f", str(path)]) == 1
+    return [line.removeprefix(f"{path}:") for line in capsys.readouterr().out.splitlines()[:-1]]
+
+
+def test_a_misspelled_required_key_is_one_error_that_names_the_right_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = _check(tmp_path, JOB.replace("container:", "containr:"), capsys)
+    assert lines == ["5:3: run.containr: unexpected key 'containr'; did you mean 'container'?"]
+
+
+def test_a_run_kind_at_the_wrong_indentation_says_where_it_belongs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (line,) = _check(tmp_path, "version: 1.1\nkind: job\ncontainer: {command: [x]}\n", capsys)
+    assert line.startswith("2:7: kind: 'job' is a run kind, not a Polyaxonfile kind")
+    assert "belongs under `run:`" in line
+    dedented = SEED.replace(
+        "    - {name: job, inputs: [{name: lr, type: float}], run: {kind: job, container: {command: [x]}}}",
+        "    - name: job\n      inputs: [{name: lr, type: float}]\n"
+        "      run:\n      kind: job\n      container: {command: [x]}",
+    )
+    (line,) = _check(tmp_path, dedented, capsys)
+    assert line.startswith("17:13: run.components[0].kind: 'job' is a run kind")
+
+
+def test_a_directory_is_not_a_polyaxonfile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "-f", str(tmp_path)]) == 1
+    assert f"{tmp_path}:0:0: (root): is a directory; expected a Polyaxonfile" in capsys.readouterr().out

@@ -84,7 +84,39 @@ def translate(errors: Sequence[ErrorDetails], document: Document, root: type[Bas
     out: list[SpecError] = []
     for group in _fold_unions(entries):
         out.append(_to_spec_error(group, document, root))
-    return list({(e.line, e.column, e.path, e.message): e for e in out}.values())
+    return _drop_explained_missing(list({(e.line, e.column, e.path, e.message): e for e in out}.values()))
+
+
+def _drop_explained_missing(errors: list[SpecError]) -> list[SpecError]:
+    """A misspelled required key is one mistake, not two: ``containr:`` makes pydantic report both the
+    unexpected ``containr`` and the missing ``container``; keep the first, which says "did you mean"."""
+    suggested = {
+        (_parent(e.path), hint)
+        for e in errors
+        if e.message.startswith("unexpected key ") and (hint := _suggestion(e.message)) is not None
+    }
+    return [
+        e
+        for e in errors
+        if not (
+            e.message == f"missing required field '{_leaf(e.path)}'" and (_parent(e.path), _leaf(e.path)) in suggested
+        )
+    ]
+
+
+def _suggestion(message: str) -> str | None:
+    marker = "; did you mean '"
+    if marker not in message:
+        return None
+    return message.split(marker, 1)[1].split("'", 1)[0]
+
+
+def _parent(path: str) -> str:
+    return path.rpartition(".")[0]
+
+
+def _leaf(path: str) -> str:
+    return path.rpartition(".")[2]
 
 
 def _entry(error: ErrorDetails, data: Any) -> _Entry:
@@ -172,7 +204,14 @@ def _message(error: ErrorDetails, path: tuple[PathPart, ...], data: Any, root: t
         return _not_one_of(value, noun, allowed or _quoted_list(str(ctx.get("expected", ""))))
     if kind == "literal_error":
         allowed = _quoted_list(str(ctx.get("expected", "")))
-        noun = "a Polyaxonfile kind" if path == ("kind",) else "an allowed value"
+        is_file_kind = bool(path) and path[-1] == "kind" and "component" in allowed
+        noun = "a Polyaxonfile kind" if path == ("kind",) or is_file_kind else "an allowed value"
+        if is_file_kind and value in _run_kinds():
+            return (
+                f"'{value}' is a run kind, not a Polyaxonfile kind (component or operation): it belongs under"
+                f" `run:` (`run: {{kind: {value}, container: ...}}`); check the indentation of `kind:` and the"
+                " lines after it"
+            )
         return _not_one_of(value, noun, allowed)
     if kind == "union_tag_invalid":
         allowed = _quoted_list(str(ctx.get("expected_tags", "")))
@@ -199,6 +238,12 @@ def _message(error: ErrorDetails, path: tuple[PathPart, ...], data: Any, root: t
     if kind == "less_than_equal":
         return f"expected a number of at most {ctx.get('le')}, got {_show(value)}"
     return f"{error['msg'][:1].lower()}{error['msg'][1:]}, got {_show(value)}"
+
+
+def _run_kinds() -> set[str]:
+    runs = (models.Job, models.Notifier, models.Cleaner, models.Tuner, models.Service, models.DistributedRun,
+            models.Dag)  # fmt: skip
+    return {str(k) for run in runs for k in _kind_values(run)}
 
 
 def _not_one_of(value: Any, noun: str, allowed: list[str]) -> str:
