@@ -24,7 +24,7 @@ from polynb.cli_progress import Progress, make_progress
 from polynb.cli_tree import RunTree
 from polynb.executors.base import Executor
 from polynb.lifecycle import Status
-from polynb.spec.errors import SpecErrors
+from polynb.spec.errors import SpecError, SpecErrors
 
 
 def register(subparsers: Any) -> None:
@@ -60,16 +60,25 @@ def parse_params(items: list[str]) -> tuple[dict[str, str], list[str]]:
 
 
 def load_pipeline(path: Path, params: dict[str, str]) -> Any:
-    """Load, resolve, bind and validate: a ``Pipeline``, or ``SpecErrors`` naming every problem."""
-    # Imported here (as the engine below): registering `run` must not slow every other command down.
-    from polynb.compiler.pipeline import build_pipeline
-    from polynb.compiler.registry import ComponentRegistry
-    from polynb.spec.load import load
+    """Load, resolve, bind and validate: a ``Pipeline``, or ``SpecErrors`` naming every problem.
 
-    spec = load(path)
-    return build_pipeline(
-        spec, params=params, registry=ComponentRegistry(), base_dir=path.resolve().parent, source=str(path)
-    )
+    The same work as ``polynb check`` (so every problem has its line and column), plus the features that
+    parse but cannot run yet ("not supported yet"), which ``check`` only warns about.
+    """
+    return validate(path, params)[0]
+
+
+def validate(path: Path, params: dict[str, str]) -> tuple[Any, list[SpecError]]:
+    """``(pipeline, warnings)`` for a runnable file; ``SpecErrors`` with every problem otherwise."""
+    # Imported here (as the engine below): registering `run` must not slow every other command down.
+    from polynb.spec.check import check
+
+    result = check([path], params=params)
+    blocking = [*result.errors, *result.unsupported]
+    if blocking or not result.pipelines:
+        raise SpecErrors(blocking or [SpecError(str(path), 0, 0, "(root)", "nothing to run in this file")])
+    notes = [w for w in result.warnings if w not in result.unsupported]
+    return result.pipelines[0], notes
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -79,14 +88,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     executor = args.executor or default_executor()
     if executor not in KNOWN:
         problems.append(f"--executor {executor}: unknown executor; available: {', '.join(KNOWN)}")
-    if not path.is_file():
-        problems.append(f"{path}: no such file")
     pipeline = None
-    if path.is_file():  # checked even when -P is malformed: every problem is shown at once
-        try:
-            pipeline = load_pipeline(path, params)
-        except SpecErrors as exc:
-            problems += [str(e) for e in exc.errors]
+    try:  # checked even when -P is malformed: every problem is shown at once
+        pipeline, notes = validate(path, params)
+    except SpecErrors as exc:
+        problems += [str(e) for e in exc.errors]
+    else:
+        for note in notes:
+            print(f"{note.file}:{note.line}:{note.column}: {note.path}: warning: {note.message}", file=sys.stderr)
     if problems or pipeline is None:
         for problem in problems:
             print(problem, file=sys.stderr)

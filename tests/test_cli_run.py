@@ -231,3 +231,25 @@ def test_params_of_a_single_op_file_reach_its_command(cli: Cli) -> None:
     code, doc = cli.run_json("run", "-f", str(path), "-P", "who=you", "--json")
     assert code == 0
     assert cli.run("logs", doc["uuid"]).stdout.strip() == "hello you"
+
+
+def test_run_reports_the_same_positioned_errors_as_check(cli: Cli) -> None:
+    path = cli.write("dag.yaml", TYPED_DAG)
+    checked = cli.run("check", "-f", str(path))
+    run = cli.run("run", "-f", str(path))
+    assert run.returncode == checked.returncode == 1
+    expected = checked.stdout.splitlines()[:-1]
+    assert expected == [f"{path}:6:5: inputs[0]: input `lr` is required: give it a `value`, mark it `isOptional`,"
+                        " or pass `-P lr=...`"]  # fmt: skip
+    assert run.stderr.splitlines()[:-1] == expected
+    assert cli.runs() == []
+
+
+def test_run_of_a_directory_or_a_missing_file_says_which(cli: Cli) -> None:
+    folder = cli.run("run", "-f", str(cli.tmp))
+    assert folder.returncode == 1
+    assert "is a directory; expected a Polyaxonfile" in folder.stderr
+    missing = cli.run("run", "-f", "nope.yaml")
+    assert missing.returncode == 1
+    assert "nope.yaml:0:0: (root): cannot read the file: No such file or directory" in missing.stderr
+    assert cli.runs() == []

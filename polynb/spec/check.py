@@ -47,6 +47,8 @@ class CheckResult:
     pipelines: list[Pipeline] = field(default_factory=list)
     warnings: list[SpecError] = field(default_factory=list)
     """Features not supported yet (``polynb run`` refuses them) and ignored settings (``cache``)."""
+    unsupported: list[SpecError] = field(default_factory=list)
+    """The features not supported yet among ``warnings``: what ``polynb run`` refuses in a valid file."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,23 +67,27 @@ def check(
     """Check files (paths) or YAML texts (a ``str`` with a newline); collect every problem, never raise."""
     errors: list[SpecError] = []
     warnings: list[SpecError] = []
+    unsupported: list[SpecError] = []
     ops: list[OpSummary] = []
     pipelines: list[Pipeline] = []
     for n, source in enumerate(sources):
         name = _name(source, n)
         try:
             with gc_paused():  # millions of small objects: collections would make checking super-linear
-                pipeline, file_errors, file_warnings = _check_one(source, name, params, registry)
+                pipeline, file_errors, file_warnings, file_unsupported = _check_one(source, name, params, registry)
         except Exception as exc:  # never a traceback for a user's file: report what broke, where
-            pipeline, file_warnings = None, []
+            pipeline, file_warnings, file_unsupported = None, [], []
             file_errors = [SpecError(name, 0, 0, format_path(()), f"internal error while checking: {exc!r}")]
         errors.extend(sorted(file_errors, key=_order))
         warnings.extend(sorted(file_warnings, key=_order))
+        unsupported.extend(sorted(file_unsupported, key=_order))
         if pipeline is not None:
             pipelines.append(pipeline)
             with gc_paused():
                 ops.extend(summarize(pipeline))
-    return CheckResult(valid=not errors, errors=errors, ops=ops, pipelines=pipelines, warnings=warnings)
+    return CheckResult(
+        valid=not errors, errors=errors, ops=ops, pipelines=pipelines, warnings=warnings, unsupported=unsupported
+    )
 
 
 def summarize(pipeline: Pipeline) -> list[OpSummary]:
@@ -119,7 +125,7 @@ def _check_one(
     name: str,
     params: Mapping[str, Any] | None,
     registry: ComponentRegistry | None,
-) -> tuple[Pipeline | None, list[SpecError], list[SpecError]]:
+) -> tuple[Pipeline | None, list[SpecError], list[SpecError], list[SpecError]]:
     from polynb.compiler.pipeline import analyze_pipeline  # the compiler imports the spec layer
 
     if _is_text(source):
@@ -129,20 +135,24 @@ def _check_one(
         path = Path(source)
         try:
             raw = path.read_bytes()
+        except IsADirectoryError:
+            message = "is a directory; expected a Polyaxonfile (a YAML file)"
+            return None, [SpecError(name, 0, 0, format_path(()), message)], [], []
         except OSError as exc:
             message = f"cannot read the file: {exc.strerror or exc}"
-            return None, [SpecError(name, 0, 0, format_path(()), message)], []
+            return None, [SpecError(name, 0, 0, format_path(()), message)], [], []
         base_dir = path.resolve().parent
     try:
         document = parse(raw, name)
         spec = load_data(document)
     except SpecErrors as exc:
-        return None, list(exc.errors), []
+        return None, list(exc.errors), [], []
     report = analyze_pipeline(spec, params=params, registry=registry, base_dir=base_dir, source=name)
     locator = _Locator(name, document)
     errors = [locator.locate(p) for p in report.errors]
-    warnings = [locator.locate(p) for p in (*report.unsupported, *report.warnings)]
-    return report.pipeline, errors, warnings
+    unsupported = [locator.locate(p) for p in report.unsupported]
+    warnings = [*unsupported, *(locator.locate(p) for p in report.warnings)]
+    return report.pipeline, errors, warnings, unsupported
 
 
 def _as_written(path: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
