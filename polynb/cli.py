@@ -16,7 +16,7 @@ from typing import Any
 EXIT_USAGE = 2
 
 # Command modules, in the order of `polynb --help`. A module that is not there (yet) is skipped.
-COMMAND_MODULES = ("polynb.cli_check", "polynb.cli_run", "polynb.cli_runs")
+COMMAND_MODULES = ("polynb.cli_check", "polynb.cli_run", "polynb.cli_runs", "polynb.cli_attach")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -117,17 +117,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def _manages(engine: Any, uuid: str) -> bool:
+    """Whether ``engine`` runs ``uuid`` (or it is final already)."""
+    try:
+        engine.wait(uuid, timeout=0)
+    except TimeoutError:
+        return True
+    except LookupError:
+        return False
+    return True
+
+
 class Runner:
     """One pipeline on one engine of this process, followed through the store until it is done."""
 
     def __init__(
-        self, pipeline: Any, executors: dict[str, Executor], *, executor: str, stream: TextIO, live: bool | None
+        self,
+        pipeline: Any,
+        executors: dict[str, Executor],
+        *,
+        executor: str,
+        stream: TextIO,
+        live: bool | None,
+        adopt: str | None = None,
     ) -> None:
+        """Submit ``pipeline``, or with ``adopt`` follow that run, left by an engine that is gone (``attach``)."""
         self.pipeline = pipeline
         self.executors = executors
         self.executor = executor
         self.stream = stream
         self.live = live
+        self.adopt = adopt
 
     def run(self, *, json_out: bool, stop_services: bool) -> int:
         # Imported here: registering `run` must not slow every other command down.
@@ -144,13 +164,29 @@ class Runner:
         # An unexpected error stops whatever this engine started.
         clean = False
         progress: Progress | None = None
-        engine.start()
+        from polynb.cli_attach import orphaned
+
+        others = [r.name for r in orphaned(store.list_runs(top_level_only=True)) if r.uuid != self.adopt]
+        engine.start()  # adopts the runs of engines that are gone
         unserve = control.serve(engine)
         try:
             with Follower(engine) as follower:
-                tree = RunTree(store, engine.submit(self.pipeline, executor=self.executor))
+                root = self.adopt or engine.submit(self.pipeline, executor=self.executor)
+                if not _manages(engine, root):
+                    clean = True
+                    print(f"polynb: run {root} was taken over by another engine meanwhile; not attached",
+                          file=sys.stderr)  # fmt: skip
+                    return EXIT_FAILED
+                tree = RunTree(store, root)
                 report_uuid(uuid_fd, tree.root)
                 progress = make_progress(self.stream, live=self.live)
+                if self.adopt:
+                    progress.note(f"attached to {tree.top.name} ({root}): its engine is gone; this one goes on")
+                if others:
+                    progress.note(
+                        f"also going on with {len(others)} run{'s' * (len(others) != 1)} whose engine is gone"
+                        f" ({', '.join(others[:5])}{', …' * (len(others) > 5)}) while this command runs"
+                    )
                 try:
                     follower.follow(tree, progress, include_services=False)
                 except Interrupted as exc:

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from polynb.cli_attach import orphaned
 from polynb.cli_common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -95,7 +96,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 rows.extend((hook, 1) for hook in store.hooks_of(top.uuid))
     now = datetime.now(UTC)
     if args.json:
-        print(json.dumps([_run_json(run, now) for run, _ in rows], indent=1))
+        orphans = {run.uuid for run in orphaned(tops)}
+        print(json.dumps([_run_json(run, now, orphans) for run, _ in rows], indent=1))
         return EXIT_OK
     if not rows:
         print("no runs yet (polynb run -f FILE starts one)")
@@ -115,10 +117,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
         ],
         status_column=3,
     )
+    for run in orphaned(tops):
+        short = run.uuid[:12]
+        print(f"{short} ({run.name}) is {run.status.value} but no engine runs it any more (its polynb run was"
+              f" killed?): `polynb attach {short}` goes on with it, `polynb stop {short}` stops it")  # fmt: skip
     return EXIT_OK
 
 
-def _run_json(run: RunRecord, now: datetime) -> dict[str, Any]:
+def _run_json(run: RunRecord, now: datetime, orphans: set[str]) -> dict[str, Any]:
     return {
         "uuid": run.uuid,
         "name": run.name,
@@ -132,6 +138,7 @@ def _run_json(run: RunRecord, now: datetime) -> dict[str, Any]:
         "finished_at": iso(run.finished_at),
         "duration": run_duration(run, now=now),
         "url": run.url,
+        "orphaned": run.uuid in orphans,
     }
 
 

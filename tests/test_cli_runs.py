@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,3 +160,98 @@ def test_logs_follow_prints_until_the_run_is_final(cli: Cli) -> None:
         assert store.get_run(cli.op(store, "printer", "talk").uuid).status == Status.SUCCEEDED  # type: ignore[union-attr]
     dag_followed = cli.run("logs", "-f", "printer")
     assert dag_followed.stdout.splitlines() == [f"talk | line {i}" for i in range(1, 6)]
+
+
+# -- attach: a DAG whose `polynb run` was killed ------------------------------------------------------------
+
+GATED_DAG = """
+version: 1.1
+kind: component
+name: gated
+run:
+  kind: dag
+  operations:
+    - name: gate
+      component:
+        run:
+          kind: job
+          container: {command: [sh, -c, "while [ ! -e GATE ]; do sleep 0.05; done; echo gate opened"]}
+    - name: after
+      dependencies: [gate]
+      component:
+        run: {kind: job, container: {command: [echo, after ran]}}
+"""
+
+
+def _gate_running(cli: Cli) -> tuple[Path, Path]:
+    """Start `polynb run` of the gated DAG and wait until its gate op runs; return (file, gate file)."""
+    gate = cli.tmp / "gate-open"
+    path = cli.write("dag.yaml", GATED_DAG.replace("GATE", str(gate)))
+    cli.start("run", "-f", str(path))
+    cli.wait_for(lambda s: (op := cli.op(s, "gated", "gate")) is not None and op.status == Status.RUNNING,
+                 "the gate op running")  # fmt: skip
+    return path, gate
+
+
+def test_attach_goes_on_with_a_dag_whose_run_was_killed(cli: Cli) -> None:
+    _gate_running(cli)
+    proc = cli.started[-1]
+    proc.kill()  # SIGKILL: no clean-up at all; the gate op (its own session) lives on
+    proc.communicate(timeout=DEADLOCK_GUARD)
+    listed = cli.run("ls")
+    assert "no engine runs it" in listed.stdout
+    assert "polynb attach" in listed.stdout
+    _, runs = cli.run_json("ls", "--json")
+    assert [(r["name"], r["orphaned"]) for r in runs] == [("gated", True)]
+
+    (cli.tmp / "gate-open").touch()
+    attached = cli.run("attach", "gated", "--json")
+    assert attached.returncode == 0, attached.stderr
+    doc = json.loads(attached.stdout)
+    assert doc["status"] == "succeeded"
+    assert {op["name"]: op["status"] for op in doc["ops"]} == {"gate": "succeeded", "after": "succeeded"}
+    assert "attached to gated" in attached.stderr
+    with cli.store() as store:
+        gate = cli.op(store, "gated", "gate")
+        assert gate is not None
+        submitted = [c for c in store.status_history(gate.uuid) if c.status == Status.QUEUED]
+        assert len(submitted) == 1  # re-attached to, never submitted again
+    assert cli.run("logs", "gated").stdout.splitlines() == ["gate | gate opened", "after | after ran"]
+    again = cli.run("attach", "gated")
+    assert again.returncode == 0
+    assert "already succeeded: nothing to attach to" in again.stdout
+    assert "no engine runs it" not in cli.run("ls").stdout
+
+
+def test_attach_leaves_a_run_with_a_live_engine_to_it(cli: Cli) -> None:
+    _path, gate = _gate_running(cli)
+    result = cli.run("attach", "gated")
+    assert result.returncode == 1
+    assert f"is run by the engine in process {cli.started[-1].pid}" in result.stderr
+    assert "polynb logs -f" in result.stderr
+    gate.touch()
+    cli.started[-1].communicate(timeout=DEADLOCK_GUARD)
+    assert cli.started[-1].returncode == 0
+
+
+def test_attach_to_an_unknown_run_is_an_error(cli: Cli) -> None:
+    result = cli.run("attach", "nothing-here")
+    assert result.returncode == 1
+    assert "nothing-here" in result.stderr
+
+
+def test_a_new_run_says_it_goes_on_with_runs_whose_engine_is_gone(cli: Cli) -> None:
+    _path, gate = _gate_running(cli)
+    cli.started[-1].kill()
+    cli.started[-1].communicate(timeout=DEADLOCK_GUARD)
+    other = cli.run("run", "-f", str(cli.write("small.yaml", SMALL_DAG)))
+    assert other.returncode == 0, other.stderr
+    assert "also going on with 1 run whose engine is gone (gated)" in other.stdout
+    gate.touch()
+    attached = cli.run("attach", "gated")  # released by that run at its end: still attachable
+    assert attached.returncode == 0, attached.stderr
+    with cli.store() as store:
+        assert {r.name: r.status for r in store.list_runs(top_level_only=True)} == {
+            "small": Status.SUCCEEDED,
+            "gated": Status.SUCCEEDED,
+        }

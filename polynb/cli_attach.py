@@ -1,0 +1,103 @@
+"""``polynb attach RUN``: finish a run whose ``polynb run`` is gone (killed, its terminal closed).
+
+Every top-level run records the engine that owns it. When that process dies, its runs stay as they were in
+the store (ops still running as processes of their own, pending ops never started). ``attach`` starts an
+engine here, which adopts them (``Engine.start`` re-attaches to live ops through their stored handles and
+schedules what is pending, never submitting an op twice), then shows the progress and waits exactly as
+``polynb run`` does: the same output, ``--json``, ``--stop-services``, Ctrl-C stops the run, exit status 0
+when the DAG succeeded. A run owned by a live engine is left to it.
+
+The engine adopts every run whose owner is gone, not only RUN: the others are followed silently while this
+command runs and released again (for the next engine) when it exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+from polynb.cli_common import EXIT_FAILED, EXIT_OK, error, resolve_run, root_of
+from polynb.cli_executors import ExecutorSetupError, make_executor
+from polynb.lifecycle import FINAL
+from polynb.store import RunRecord, Store
+
+OWNER_KEY = "engine"
+"""Where a run's meta names its engine (``polynb.scheduler.ownership``, imported lazily: it loads the engine)."""
+
+
+def register(subparsers: Any) -> None:
+    """Add ``attach`` to the ``polynb`` argument parser."""
+    p = subparsers.add_parser(
+        "attach", help="continue and wait for a run whose polynb run is gone (killed, terminal closed)"
+    )
+    p.add_argument("run", metavar="RUN", help="uuid, uuid prefix or run name (latest); an op means its DAG")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (progress on stderr)")
+    p.add_argument(
+        "--stop-services", action="store_true", help="stop services (TensorBoard) once the other ops are done"
+    )
+    p.add_argument("--live", dest="live", action="store_true", default=None, help="force the live view")
+    p.add_argument("--no-live", dest="live", action="store_false", help="one line per status change")
+    p.set_defaults(func=cmd_attach)
+
+
+def orphaned(runs: Iterable[RunRecord]) -> list[RunRecord]:
+    """The top-level runs not final, not lone services, that no live engine runs: ``polynb attach`` takes them.
+
+    (A service that ``polynb run`` left running on purpose is released too; it needs no engine to go on.)
+    """
+    candidates = [
+        run for run in runs if run.status not in FINAL and not (run.dag_uuid or run.hook_of or run.kind == "service")
+    ]
+    if not candidates:
+        return []
+    from polynb.scheduler.ownership import new_owner, owner_alive
+
+    me = new_owner()
+    return [run for run in candidates if not owner_alive(run.meta.get(OWNER_KEY), me=me)]
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from polynb.cli_run import Runner  # the engine and the executors only once there is something to do
+
+    with Store() as store:
+        try:
+            run = resolve_run(store, args.run)
+        except (LookupError, ValueError) as exc:
+            error(str(exc))
+            return EXIT_FAILED
+        root = root_of(store, run)
+        members = [root, *store.list_runs(root.uuid)] if root.kind == "dag" else [root, *store.hooks_of(root.uuid)]
+    label = f"{root.name} ({root.uuid[:12]})"
+    live = [r for r in members if r.status not in FINAL]
+    if not live:
+        print(f"{label} is already {root.status.value}: nothing to attach to")
+        return EXIT_OK
+    from polynb.scheduler.ownership import new_owner, owner_alive
+
+    owner = root.meta.get(OWNER_KEY)
+    if owner_alive(owner, me=new_owner()):
+        assert owner is not None
+        where = f"process {owner.get('pid')}" + (f" on {owner.get('host')}" if owner.get("host") else "")
+        error(
+            f"{label} is run by the engine in {where}, which is alive: follow it with `polynb logs -f"
+            f" {root.uuid[:12]}` or `polynb events {root.uuid[:12]}`, stop it with `polynb stop {root.uuid[:12]}`"
+        )
+        return EXIT_FAILED
+    if root.status in FINAL:
+        services = ", ".join(f"{s.name} ({s.uuid[:12]})" for s in live)
+        print(f"{label} is already {root.status.value}; still running: {services} (`polynb stop RUN` stops one)")
+        return EXIT_OK
+    names = dict.fromkeys(r.executor or "local" for r in members)
+    try:
+        executors = {name: make_executor(name) for name in dict.fromkeys(("local", *names))}
+    except ExecutorSetupError as exc:
+        error(f"{exc}; {label} was not attached")
+        return EXIT_FAILED
+    stream = sys.stderr if args.json else sys.stdout
+    runner = Runner(None, executors, executor=root.executor or "local", stream=stream, live=args.live, adopt=root.uuid)
+    return runner.run(json_out=args.json, stop_services=args.stop_services)
+
+
+__all__ = ["cmd_attach", "orphaned", "register"]
