@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -80,6 +81,9 @@ class Demo:
         unserve = control.serve(engine)
         progress = None
         interrupted = False
+        # Whether the demo's own runs are all final: the engine then leaves alone the runs it adopted at
+        # start (those of a `polynb run` that was killed), releasing them for `polynb attach`.
+        clean = False
         try:
             with Follower(engine) as follower:
                 tree = RunTree(store, engine.submit(self.pipeline))
@@ -101,6 +105,7 @@ class Demo:
                     progress.note(f"stopping {service.name}")
                     engine.stop(service.uuid)
                 follower.follow(tree, progress, include_services=True)
+                clean = True
                 progress.close()
                 progress = None
         except Interrupted:
@@ -110,7 +115,7 @@ class Demo:
             if progress is not None:
                 progress.close()
             unserve()
-            engine.shutdown(stop_running=True)
+            engine.shutdown(stop_running=not clean)
             store.close()
         findings = self._findings(tree)
         if json_out:
@@ -216,7 +221,25 @@ class Demo:
             say(f"                 {name:<12} {path}")
         failed = [name for name, ok in findings["checks"].items() if not ok]
         say("  checks         all passed" if not failed else f"  checks         FAILED: {', '.join(failed)}")
-        say(f"  more           polynb events {tree.root[:12]}   polynb logs {tree.root[:12]}   polynb ls --all")
+        cmd = polynb_command()
+        say(f"  more           {cmd} events {tree.root[:12]}   {cmd} logs {tree.root[:12]}   {cmd} ls --all")
+        if cmd != "polynb" and cmd.endswith("/polynb"):
+            say(f"                 (`source {Path(cmd).parent}/activate` puts `polynb` on your PATH)")
+
+
+def polynb_command() -> str:
+    """How to type ``polynb`` in this shell: ``polynb`` when PATH finds this installation's, else its path
+    (``.venv/bin/polynb`` after ``make demo``, whose virtualenv is not activated)."""
+    here = Path(sys.executable).parent / "polynb"
+    found = shutil.which("polynb")
+    if found is not None and Path(found).resolve() == here.resolve():
+        return "polynb"
+    if not here.exists():
+        return f"{sys.executable} -m polynb.cli"
+    try:
+        return str(here.relative_to(Path.cwd()))
+    except ValueError:
+        return str(here)
 
 
 if __name__ == "__main__":
