@@ -47,8 +47,9 @@ Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
   marked ``failed`` (reason ``SubmissionInterrupted``) and never resubmitted; a
   ``compiled`` run is compiled again (fresh ports) and queued; a ``retrying`` one gets its next attempt.
 * **Submission** happens off the engine thread: the engine claims the run (``queued``, atomic) and queues
-  it for a submitter thread. From the claim on the run holds its slot and its executor updates are applied,
-  even those that arrive before the handle; a stop asked while the spawn is in flight is sent as soon as
+  it for a submitter thread. From the claim on the run holds its slot; executor updates that arrive before
+  its handle is back are held and applied right after it, in order; a stop asked while the spawn is in
+  flight is sent as soon as
   the executor has the run (a refused submission then ends ``stopped``, not ``failed``); a timeout still
   counts from the claim.
 * **Shutdown** with ``stop_running`` stops everything and records the statuses before returning; no new

@@ -621,6 +621,7 @@ class Engine:
         if run is None or run.attempt != done.attempt or not run.in_flight:
             return  # an earlier attempt's, already superseded by a new claim
         run.in_flight = False
+        early, run.early = run.early, []
         if done.error is not None:
             logger.error("executor %s refused run %s", run.executor, run.uuid, exc_info=done.error)
             if run.stop_requested:
@@ -628,8 +629,6 @@ class Engine:
             else:
                 self._finish(run, Status.FAILED, "SubmitFailed", f"{type(done.error).__name__}: {done.error}")
             return
-        if run.status == Status.RETRYING:
-            return  # this attempt already failed (its updates came first): its handle must not be kept
         self.store.set_handle(run.uuid, done.handle, executor=run.executor)
         if run.is_final:
             return
@@ -638,6 +637,8 @@ class Engine:
         assert run.compiled is not None
         elapsed = time.monotonic() - run.claimed_at
         self._arm_timeout(run, run.compiled.termination.timeout, elapsed=elapsed)
+        for update in early:
+            self._handle_update(update)
 
     def _arm_timeout(self, run: RunState, timeout: float | None, *, elapsed: float = 0.0) -> None:
         if timeout:
@@ -647,6 +648,9 @@ class Engine:
 
     def _handle_update(self, update: ExecutorUpdate) -> None:
         run = self._runs.get(update.run_uuid)
+        if run is not None and run.in_flight:
+            run.early.append(update)  # the executor has it but its handle is not back yet: keep the order
+            return
         if run is None or run.is_final:
             logger.debug("ignoring update for %s: %s", update.run_uuid, update.status)
             return

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from polynb.compiler.types import CompiledOp
+from polynb.executors.base import ExecutorUpdate
 from polynb.lifecycle import Status, is_final
 from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan
 
@@ -40,6 +41,9 @@ class RunState:
     """Claimed and handed to the executor, not final yet: holds a concurrency slot."""
     in_flight: bool = False
     """Claimed and queued for ``executor.submit``, whose handle has not come back yet."""
+    early: list[ExecutorUpdate] = field(default_factory=list)
+    """Updates that came while ``in_flight``: applied once the handle is stored, so the engine sees a
+    run's updates after its submission, as when ``submit`` ran on the engine thread."""
     claimed_at: float = 0.0
     """``time.monotonic()`` of the last claim: the timeout counts from it."""
     stop_requested: bool = False

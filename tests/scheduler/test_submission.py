@@ -13,7 +13,7 @@ import pytest
 from schedkit import DEADLOCK_GUARD, Recorder, build, dag, job, wait_flag
 
 from polynb.compiler.types import CompiledOp
-from polynb.executors.base import UpdateCallback
+from polynb.executors.base import ExecutorUpdate, UpdateCallback
 from polynb.executors.local import LocalExecutor
 from polynb.lifecycle import Status
 from polynb.scheduler.engine import Engine
@@ -27,15 +27,32 @@ class GatedExecutor(LocalExecutor):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.entered = threading.Event()
+        self.delivered: list[ExecutorUpdate] = []
+        self.cond = threading.Condition()
         self.before: Callable[[CompiledOp], object] = lambda op: None
         self.after: Callable[[CompiledOp], object] = lambda op: None
 
     def submit(self, op: CompiledOp, on_update: UpdateCallback) -> dict[str, Any]:
         self.entered.set()
         self.before(op)
-        handle = super().submit(op, on_update)
+
+        def record(update: ExecutorUpdate) -> None:
+            on_update(update)
+            with self.cond:
+                self.delivered.append(update)
+                self.cond.notify_all()
+
+        handle = super().submit(op, record)
         self.after(op)
         return handle
+
+    def wait_delivered(self, uuid: str, status: str) -> None:
+        """Block until the engine was handed ``status`` for ``uuid`` (deadlock guard only)."""
+        with self.cond:
+            found = self.cond.wait_for(
+                lambda: any(u.run_uuid == uuid and u.status == status for u in self.delivered), DEADLOCK_GUARD
+            )
+        assert found, "deadlock guard"
 
 
 @pytest.fixture
@@ -80,36 +97,38 @@ def test_a_stop_while_the_submission_is_in_flight_stops_the_run_once_the_executo
         engine.shutdown()
 
 
-def test_updates_that_arrive_before_the_handle_are_applied_and_the_handle_is_kept(store: Store, tmp_path: Path) -> None:
+def test_updates_that_arrive_before_the_handle_are_applied_after_it_in_order(store: Store, tmp_path: Path) -> None:
     executor = GatedExecutor(base_dir=tmp_path)
-    engine, recorder = engine_with(store, executor)
-
-    def after(op: CompiledOp) -> None:
-        # Return the handle only once the engine has applied the run's final status.
-        recorder.wait_for(lambda evs: any(e.run_uuid == op.uuid and e.kind == "run_status_done" for e in evs))
-
-    executor.after = after
+    engine, _ = engine_with(store, executor)
+    # Return the handle only once the executor has handed the engine the run's final status.
+    executor.after = lambda op: executor.wait_delivered(op.uuid, "succeeded")
     try:
         uuid = engine.submit(build(dag(job("a", ["true"]), job("b", ["true"], extra="dependencies: [a]\n"))))
         assert engine.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded"
-        assert all(r.status == Status.SUCCEEDED for r in store.children(uuid))
-        engine.stop(uuid)  # a no-op round trip through the engine's queue: every Submitted before it is handled
-        assert all(r.handle is not None for r in store.children(uuid))
+        children = store.children(uuid)
+        assert all(r.status == Status.SUCCEEDED and r.handle is not None for r in children)
+        for record in children:
+            kinds = [e.kind for e in store.events(run_uuid=record.uuid)]
+            assert (
+                kinds.index("run_status_queued")
+                < kinds.index("run_status_running")
+                < kinds.index("run_status_succeeded")
+            )
     finally:
         engine.shutdown()
 
 
-def test_a_failed_attempt_reported_before_its_handle_is_retried_without_the_stale_handle(
+def test_a_failed_attempt_reported_before_its_handle_is_retried_with_the_new_handle(
     store: Store, tmp_path: Path
 ) -> None:
     executor = GatedExecutor(base_dir=tmp_path)
-    engine, recorder = engine_with(store, executor)
-    seen: list[int] = []
+    engine, _ = engine_with(store, executor)
+    seen: list[str] = []
 
     def after(op: CompiledOp) -> None:
-        seen.append(1)
-        if len(seen) == 1:  # the first attempt: hold its handle until the engine moved to retrying
-            recorder.wait_for(lambda evs: any(e.kind == "run_status_retrying" for e in evs))
+        seen.append(op.uuid)
+        if len(seen) == 1:  # the first attempt: hold its handle until its failure reached the engine
+            executor.wait_delivered(op.uuid, "failed")
 
     executor.after = after
     text = single(["false"]).replace("run:", "termination: {maxRetries: 1}\nrun:")
