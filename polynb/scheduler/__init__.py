@@ -49,9 +49,8 @@ Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
 * **Submission** happens off the engine thread: the engine claims the run (``queued``, atomic) and queues
   it for a submitter thread. From the claim on the run holds its slot; executor updates that arrive before
   its handle is back are held and applied right after it, in order; a stop asked while the spawn is in
-  flight is sent as soon as
-  the executor has the run (a refused submission then ends ``stopped``, not ``failed``); a timeout still
-  counts from the claim.
+  flight is sent as soon as the executor has the run (a refused submission then ends ``stopped``, not
+  ``failed``); a timeout still counts from the claim.
 * **Shutdown** with ``stop_running`` stops everything and records the statuses before returning; no new
   hooks are started while shutting down. Either way no run is claimed any more, and the submissions
   already queued are made and their handles stored before the executors shut down.
