@@ -16,7 +16,7 @@ Polyaxon's ``_get_op_upstream``. Stages are the breadth-first topological levels
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 
 from polynb.spec.errors import SpecError, SpecErrors, format_path
@@ -105,6 +105,8 @@ class DagIssue:
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """`` (did you mean `x`?)`` for a close candidate, else an empty string."""
+    if isinstance(candidates, Sized) and len(candidates) > _DID_YOU_MEAN_LIMIT:
+        return ""  # before copying: orphans in a 100,000-op DAG would each copy every name
     pool = list(candidates)
     if len(pool) > _DID_YOU_MEAN_LIMIT:
         return ""
@@ -115,12 +117,27 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
 # ----------------------------------------------------------------------------------- graph building
 
 
-@dataclass(slots=True)
-class _Node:
-    """Working state of one op: upstream index -> (kinds, event kinds, path of the first field naming it)."""
+# Edge kinds as bits while collecting; each combination's frozenset is built once and shared by every edge.
+_DEPENDENCY_BIT, _PARAM_BIT, _EVENT_BIT = 1, 2, 4
+_KIND_SETS = [
+    frozenset(kind for bit, kind in ((1, DEPENDENCY), (2, PARAM), (4, EVENT)) if mask & bit) for mask in range(8)
+]
+_NO_EVENT_KINDS: frozenset[str] = frozenset()
 
-    name: str
-    ups: dict[int, tuple[set[str], set[str], Path]] = field(default_factory=dict)
+
+@dataclass(slots=True)
+class _Up:
+    """Why an op waits for one upstream: kind bits, event kinds, and the first field naming it."""
+
+    kinds: int
+    event_kinds: set[str] | None
+    field: tuple[str, str | int]
+    """(``dependencies``, k), (``params``, name) or (``events``, k): the path is built only to report a cycle."""
+
+
+def _field_path(i: int, where: tuple[str, str | int]) -> Path:
+    section, key = where
+    return ("operations", i, section, key) if section == "dependencies" else ("operations", i, section, key, "ref")
 
 
 def analyze(dag: Dag) -> tuple[DagGraph, list[DagIssue]]:
@@ -146,12 +163,10 @@ def analyze(dag: Dag) -> tuple[DagGraph, list[DagIssue]]:
             continue
         index[name] = i
 
-    work: dict[int, _Node] = {i: _Node(str(ops[i].name)) for i in index.values()}
-    for i, node in work.items():
-        _collect_upstream(ops[i], i, node, index, issues)
-
-    graph = _assemble(ops, index, work)
-    issues.extend(_cycles(ops, work, graph))
+    # Upstream index -> _Up, per op index, in document order (index values ascend).
+    ups: dict[int, dict[int, _Up]] = {i: _collect_upstream(ops[i], i, index, issues) for i in index.values()}
+    graph = _assemble(ops, index, ups)
+    issues.extend(_cycles(ops, ups, graph))
     return graph, issues
 
 
@@ -175,56 +190,66 @@ def _check_component_names(dag: Dag, issues: list[DagIssue]) -> None:
             seen[name] = i
 
 
-def _collect_upstream(op: Operation, i: int, node: _Node, index: Mapping[str, int], issues: list[DagIssue]) -> None:
-    ups = node.ups
-
-    def add(target: str, kind: str, path: Path, event_kinds: Iterable[str] = ()) -> None:
+def _collect_upstream(op: Operation, i: int, index: Mapping[str, int], issues: list[DagIssue]) -> dict[int, _Up]:
+    """The upstream ops of ``op`` (dependencies, ``ops.X`` param refs, ``ops.X`` events); orphans are issues."""
+    ups: dict[int, _Up] = {}
+    targets: list[tuple[str, int, tuple[str, str | int], Sequence[EventKind]]] = []
+    for k, dep in enumerate(op.dependencies or ()):
+        targets.append((dep, _DEPENDENCY_BIT, ("dependencies", k), ()))
+    if op.params:
+        for pname, param in op.params.items():
+            ref = param.ref
+            if ref is not None and ref.startswith("ops."):
+                targets.append((ref[4:], _PARAM_BIT, ("params", pname), ()))
+    for k, event in enumerate(op.events or ()):
+        if event.ref.startswith("ops."):
+            targets.append((event.ref[4:], _EVENT_BIT, ("events", k), event.kinds))
+    for target, bit, where, event_kinds in targets:
         j = index.get(target)
         if j is None:
             issues.append(
                 DagIssue(
-                    (*path,),
+                    _field_path(i, where),
                     f"`{target}` is not an op of this DAG (orphan ref){did_you_mean(target, index)}",
                 )
             )
-            return
-        entry = ups.get(j)
-        if entry is None:
-            entry = ups[j] = (set(), set(), (*path,))
-        entry[0].add(kind)
-        entry[1].update(event_kinds)
-
-    for k, dep in enumerate(op.dependencies or ()):
-        add(dep, DEPENDENCY, ("operations", i, "dependencies", k))
-    for pname, param in (op.params or {}).items():
-        if param.ref is not None and param.ref.startswith("ops."):
-            add(param.ref[4:], PARAM, ("operations", i, "params", pname, "ref"))
-    for k, event in enumerate(op.events or ()):
-        if event.ref.startswith("ops."):
-            add(event.ref[4:], EVENT, ("operations", i, "events", k, "ref"), (str(kd.value) for kd in event.kinds))
+            continue
+        up = ups.get(j)
+        if up is None:
+            up = ups[j] = _Up(0, None, where)
+        up.kinds |= bit
+        if event_kinds:
+            if up.event_kinds is None:
+                up.event_kinds = set()
+            up.event_kinds.update(str(kind.value) for kind in event_kinds)
+    return ups
 
 
-def _assemble(ops: Sequence[Operation], index: Mapping[str, int], work: Mapping[int, _Node]) -> DagGraph:
-    nodes: dict[str, OpNode] = {name: OpNode(name, index=i) for name, i in index.items()}
+def _assemble(ops: Sequence[Operation], index: Mapping[str, int], ups: Mapping[int, dict[int, _Up]]) -> DagGraph:
+    names = {i: name for name, i in index.items()}
+    nodes: dict[str, OpNode] = {name: OpNode(name, set(), set(), i) for name, i in index.items()}
     edges: list[Edge] = []
     indegree: dict[int, int] = {}
-    downstream: dict[int, list[int]] = {i: [] for i in work}
-    for i, node in work.items():
-        dst = node.name
-        dst_node = nodes[dst]
-        indegree[i] = len(node.ups)
-        for j, (kinds, event_kinds, _path) in node.ups.items():
-            src = work[j].name
-            dst_node.upstream.add(src)
+    downstream: dict[int, list[int]] = {i: [] for i in ups}
+    kind_sets = _KIND_SETS
+    for i, node_ups in ups.items():  # ascending op index, so edges come out ordered by (dst, src) index
+        dst = names[i]
+        upstream = nodes[dst].upstream
+        indegree[i] = len(node_ups)
+        for j in sorted(node_ups) if len(node_ups) > 1 else node_ups:
+            up = node_ups[j]
+            src = names[j]
+            upstream.add(src)
             nodes[src].downstream.add(dst)
             downstream[j].append(i)
-            edges.append(Edge(src, dst, frozenset(kinds), frozenset(event_kinds)))
+            event_kinds = frozenset(up.event_kinds) if up.event_kinds else _NO_EVENT_KINDS
+            edges.append(Edge(src, dst, kind_sets[up.kinds], event_kinds))
 
     # Kahn, one level at a time (Polyaxon's breadth-first stages); document order inside a level.
     stages: list[list[str]] = []
-    level = sorted(i for i, d in indegree.items() if d == 0)
+    level = [i for i, d in indegree.items() if d == 0]  # already ascending
     while level:
-        stages.append([work[i].name for i in level])
+        stages.append([names[i] for i in level])
         nxt: list[int] = []
         for i in level:
             for d in downstream[i]:
@@ -233,16 +258,15 @@ def _assemble(ops: Sequence[Operation], index: Mapping[str, int], work: Mapping[
                     nxt.append(d)
         nxt.sort()
         level = nxt
-    edges.sort(key=lambda e: (nodes[e.dst].index, nodes[e.src].index))
     return DagGraph(nodes=nodes, edges=edges, stages=stages)
 
 
-def _cycles(ops: Sequence[Operation], work: Mapping[int, _Node], graph: DagGraph) -> list[DagIssue]:
+def _cycles(ops: Sequence[Operation], ups: Mapping[int, dict[int, _Up]], graph: DagGraph) -> list[DagIssue]:
     placed = sum(len(s) for s in graph.stages)
-    if placed == len(work):
+    if placed == len(ups):
         return []
     in_stage = {graph.nodes[n].index for stage in graph.stages for n in stage}
-    remaining = sorted(i for i in work if i not in in_stage)
+    remaining = sorted(i for i in ups if i not in in_stage)
     issues: list[DagIssue] = []
     explored: set[int] = set()
     for start in remaining:
@@ -255,7 +279,7 @@ def _cycles(ops: Sequence[Operation], work: Mapping[int, _Node], graph: DagGraph
         while cur not in position and cur not in explored:
             position[cur] = len(trail)
             trail.append(cur)
-            cur = next(j for j in work[cur].ups if j not in in_stage)
+            cur = next(j for j in ups[cur] if j not in in_stage)
         explored.update(trail)
         if cur not in position:
             continue  # joined a walk already reported
@@ -265,10 +289,10 @@ def _cycles(ops: Sequence[Operation], work: Mapping[int, _Node], graph: DagGraph
         # Display downstream-wise from the first op in document order: a -> b means b waits for a.
         upstream_wise = loop[k:] + loop[:k]
         downstream_wise = [upstream_wise[0], *reversed(upstream_wise[1:]), upstream_wise[0]]
-        names = " -> ".join(work[i].name for i in downstream_wise)
+        names = " -> ".join(str(ops[i].name) for i in downstream_wise)
         # Point at the field of the first op that names its upstream in the loop.
         upstream_of_first = upstream_wise[1] if len(upstream_wise) > 1 else first
-        path = work[first].ups[upstream_of_first][2]
+        path = _field_path(first, ups[first][upstream_of_first].field)
         issues.append(DagIssue(path, f"the DAG has a cycle: {names}"))
     return issues
 
