@@ -30,7 +30,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
 from polynb.spec import iotypes
@@ -163,9 +163,11 @@ def analyze_pipeline(
 # ------------------------------------------------------------------------------------------ builder
 
 
-@dataclass(frozen=True, slots=True)
-class _Where:
-    """Where a spec lives: its file (None = the document being built) and its path in that file."""
+class _Where(NamedTuple):
+    """Where a spec lives: its file (None = the document being built) and its path in that file.
+
+    A named tuple rather than a frozen dataclass: one is made per op, and a tuple is built several times faster.
+    """
 
     file: str | None
     path: Path_
@@ -196,6 +198,9 @@ class _Builder:
         self._checked: set[int] = set()  # ids of components whose body was checked
         self._stack: list[int] = []  # ids of components being expanded (nested DAG through files)
         self._infos: dict[int, _ComponentInfo] = {}
+        # Resolutions by reference: 100,000 ops (and their hooks) name a handful of components, and a hub or
+        # path lookup touches the file system. Failures are kept too and reported for every op naming them.
+        self._resolved: dict[tuple[Any, ...], Resolved | ResolutionError | SpecErrors] = {}
 
     def _info(self, component: Component) -> _ComponentInfo:
         info = self._infos.get(id(component))
@@ -287,14 +292,46 @@ class _Builder:
 
     def resolve(self, op: Operation, dag: Dag | None, base_dir: Path | None, where: _Where,
                 dag_where: _Where | None = None) -> Resolved | None:  # fmt: skip
-        try:
-            return self.registry.resolve_full(op, dag=dag, base_dir=base_dir)
-        except ResolutionError as exc:
-            anchor = dag_where if exc.anchor == "dag" and dag_where is not None else where
-            self.add(anchor, exc.path, exc.message)
-        except SpecErrors as exc:
-            self._spec_errors(exc)
-        return None
+        # The reference resolve_full follows (it tries them in this order); an inline component is not cached.
+        key: tuple[Any, ...] | None = None
+        if op.component is None:
+            if op.dag_ref is not None:
+                key = ("dag", id(dag), op.dag_ref, base_dir)
+            elif op.hub_ref is not None:
+                key = ("hub", op.hub_ref)
+            elif op.path_ref is not None:
+                key = ("path", op.path_ref, base_dir)
+        found = self._resolved.get(key) if key is not None else None
+        if found is None:
+            try:
+                found = self.registry.resolve_full(op, dag=dag, base_dir=base_dir)
+            except (ResolutionError, SpecErrors) as exc:
+                found = exc
+            if key is not None:
+                self._resolved[key] = found
+        return self._resolution(found, where, dag_where)
+
+    def _resolution(self, found: Resolved | ResolutionError | SpecErrors, where: _Where,
+                    dag_where: _Where | None = None) -> Resolved | None:  # fmt: skip
+        if isinstance(found, ResolutionError):
+            anchor = dag_where if found.anchor == "dag" and dag_where is not None else where
+            self.add(anchor, found.path, found.message)
+            return None
+        if isinstance(found, SpecErrors):
+            self._spec_errors(found)
+            return None
+        return found
+
+    def hub(self, ref: str) -> Resolved | ResolutionError | SpecErrors:
+        """``registry.hub(ref)``, once per ref: every 25th op of a big DAG may have the same hook."""
+        found = self._resolved.get(("hub", ref))
+        if found is None:
+            try:
+                found = self.registry.hub(ref)
+            except (ResolutionError, SpecErrors) as exc:
+                found = exc
+            self._resolved[("hub", ref)] = found
+        return found
 
     # ---- params
 
@@ -489,13 +526,8 @@ class _Builder:
                         self.add(where, ("run", "init", k, key), f"init `{key}` is not supported yet", "unsupported")
 
     def check_hook(self, hook: Hook, where: _Where) -> None:
-        try:
-            resolved = self.registry.hub(hook.hub_ref)
-        except ResolutionError as exc:
-            self.add(where, exc.path, exc.message)
-            return
-        except SpecErrors as exc:
-            self._spec_errors(exc)
+        resolved = self._resolution(self.hub(hook.hub_ref), where)
+        if resolved is None:
             return
         context = frozenset() if hook.disable_defaults else HOOK_CONTEXT_PARAMS
         self.check_params(hook.params or {}, resolved.component, _Where(resolved.source, ()), where, ("params",),
