@@ -92,17 +92,25 @@ def check(
 
 def summarize(pipeline: Pipeline) -> list[OpSummary]:
     """The ops of a pipeline in topological order (stages), for ``--json`` and ``--graph``."""
-    order = [name for stage in pipeline.graph.stages for name in stage if name in pipeline.ops]
-    placed = set(order)
-    order += [name for name in pipeline.ops if name not in placed]
+    ops = pipeline.ops
+    nodes = pipeline.graph.nodes
+    order = [name for stage in pipeline.graph.stages for name in stage if name in ops]
+    if len(order) != len(ops):
+        placed = set(order)
+        order += [name for name in ops if name not in placed]
+    position = {name: node.index for name, node in nodes.items()}.__getitem__
     out: list[OpSummary] = []
     for name in order:
-        op = pipeline.ops[name]
-        node = pipeline.graph.nodes.get(name)
-        upstream = sorted(node.upstream, key=lambda u: pipeline.graph.nodes[u].index) if node else []
-        events = [{"ref": e.ref, "kinds": [k.value for k in e.kinds]} for e in op.events]
-        trigger = op.operation.trigger.value if op.operation.trigger is not None else "all_succeeded"
-        out.append(OpSummary(name, upstream, events, trigger))
+        op = ops[name]
+        node = nodes.get(name)
+        if node is None:
+            upstream: list[str] = []
+        else:
+            ups = node.upstream
+            upstream = sorted(ups, key=position) if len(ups) > 1 else list(ups)
+        events = [{"ref": e.ref, "kinds": [k.value for k in e.kinds]} for e in op.events] if op.events else []
+        trigger = op.operation.trigger
+        out.append(OpSummary(name, upstream, events, trigger.value if trigger is not None else "all_succeeded"))
     return out
 
 
