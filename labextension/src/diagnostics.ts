@@ -16,14 +16,24 @@ function* docLines(doc: Text): Generator<string> {
 }
 
 /**
- * Editor ranges for body positions. Line 1 is the line after the `%%polyaxon_…` line; with no
- * magic line (the user edited it away) positions are taken from the first line. A column of 0
- * (unknown) marks the line from its first non-blank character; a known column marks the word
- * there, so the underline sits under the offending key or value.
+ * Lines of a `diagnostics` message count from the magic line (line 1 = `%%polyaxon_…`), as in the
+ * error text the kernel prints (`<cell polyaxon_dag x>:6:3`) and Jupyter's line numbers.
+ * docs/comm-protocol.md says body lines (line 1 = the line after the magic); the kernel sends
+ * cell lines (polynb/notebook/cellspec.py BODY_OFFSET). Follow the kernel; if the protocol wins
+ * instead, this becomes 1.
+ */
+export const FIRST_LINE_OFFSET = 0;
+
+/**
+ * Editor ranges for the kernel's positions. IPython drops blank lines before the `%%` line, so
+ * positions count from the magic line wherever it is; with no magic line (the user edited it
+ * away) they count from the first line. A column of 0 (unknown) marks the line from its first
+ * non-blank character; a known column marks the word there, so the underline sits under the
+ * offending key or value.
  */
 export function toDiagnostics(doc: Text, errors: ICellError[]): Diagnostic[] {
   const magic = findPolyaxonMagic(docLines(doc));
-  const offset = magic ? magic.index + 1 : 0;
+  const offset = (magic ? magic.index : 0) + FIRST_LINE_OFFSET;
   return errors.map(err => {
     const n = Math.min(Math.max(err.line, 1) + offset, doc.lines);
     const line = doc.line(n);

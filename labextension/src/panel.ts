@@ -115,9 +115,11 @@ export class RunsPanel extends Widget {
     const name = el('span', 'polynb-run-name', run.name);
     name.title = `${run.kind} ${run.uuid}${run.created_at ? '\ncreated ' + run.created_at : ''}`;
     row.append(name);
-    row.append(el('span', 'polynb-run-counts', countsLabel(run.counts)));
-    row.append(...this.actions(run.uuid, run.status, null, state));
     item.append(row);
+    const meta = el('div', 'polynb-run-meta');
+    meta.append(el('span', 'polynb-run-counts', countsLabel(run.counts)));
+    meta.append(...this.actions(run.uuid, run.status, null, state));
+    item.append(meta);
 
     if (!collapsed && run.ops.length > 0) {
       const ops = el('ul', 'polynb-ops');
@@ -142,9 +144,11 @@ export class RunsPanel extends Widget {
     const name = el('span', 'polynb-op-name', op.name);
     name.title = `${op.kind} ${op.uuid}`;
     item.append(name, el('span', 'polynb-op-kind', op.kind));
-    item.append(
+    const actions = el('span', 'polynb-actions');
+    actions.append(
       ...this.actions(op.uuid, op.status, { run, op, url: op.url }, state)
     );
+    item.append(actions);
     return item;
   }
 

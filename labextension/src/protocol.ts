@@ -67,7 +67,7 @@ export interface IRunUpdate {
 export type Severity = 'error' | 'warning' | 'info';
 
 export interface ICellError {
-  /** 1-based line of the cell *body* (the line after the magic line is 1). */
+  /** 1-based line of the cell, the magic line being 1 (see diagnostics.ts FIRST_LINE_OFFSET). */
   line: number;
   /** 1-based column; 0 = unknown. */
   column: number;

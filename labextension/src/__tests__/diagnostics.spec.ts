@@ -27,8 +27,8 @@ function text(ranges: { from: number; to: number }[], doc: Text): string[] {
 describe('toDiagnostics', () => {
   const doc = Text.of(cell);
 
-  it('counts body lines from the line after the magic and marks the word at the column', () => {
-    const d = toDiagnostics(doc, [err(4, 13, 'no component `experimnt`')]);
+  it('counts lines from the magic line and marks the word at the column', () => {
+    const d = toDiagnostics(doc, [err(5, 13, 'no component `experimnt`')]);
     expect(text(d, doc)).toEqual(['experimnt']);
     expect(d[0]).toMatchObject({
       severity: 'error',
@@ -38,23 +38,25 @@ describe('toDiagnostics', () => {
   });
 
   it('marks the line without its indent when the column is unknown', () => {
-    expect(text(toDiagnostics(doc, [err(3, 0)]), doc)).toEqual([
+    expect(text(toDiagnostics(doc, [err(4, 0)]), doc)).toEqual([
       '- name: experiment'
     ]);
-    expect(text(toDiagnostics(doc, [err(1, 0)]), doc)).toEqual(['kind: dag']);
+    expect(text(toDiagnostics(doc, [err(2, 0)]), doc)).toEqual(['kind: dag']);
   });
 
   it('clamps lines past the end and columns past the line', () => {
     expect(text(toDiagnostics(doc, [err(99, 0)]), doc)).toEqual([
       'hubRef: experimnt'
     ]);
-    expect(text(toDiagnostics(doc, [err(1, 80)]), doc)).toEqual(['kind: dag']);
-    expect(text(toDiagnostics(doc, [err(0, 0)]), doc)).toEqual(['kind: dag']);
+    expect(text(toDiagnostics(doc, [err(2, 80)]), doc)).toEqual(['kind: dag']);
+    expect(text(toDiagnostics(doc, [err(0, 0)]), doc)).toEqual([
+      '%%polyaxon_dag experiment'
+    ]);
   });
 
   it('follows leading blank lines before the magic, and a cell whose magic line is gone', () => {
     const shifted = Text.of(['', '', ...cell]);
-    expect(text(toDiagnostics(shifted, [err(1, 1)]), shifted)).toEqual([
+    expect(text(toDiagnostics(shifted, [err(2, 1)]), shifted)).toEqual([
       'kind:'
     ]);
     const bare = Text.of(cell.slice(1));
@@ -63,7 +65,7 @@ describe('toDiagnostics', () => {
 
   it('marks an empty line as an empty range', () => {
     const d = Text.of(['%%polyaxon_dag', '']);
-    expect(toDiagnostics(d, [err(1, 0)])[0]).toMatchObject({
+    expect(toDiagnostics(d, [err(2, 0)])[0]).toMatchObject({
       from: 15,
       to: 15
     });
@@ -75,7 +77,7 @@ describe('showDiagnostics', () => {
     const view = new EditorView({
       state: EditorState.create({ doc: cell.join('\n') })
     });
-    showDiagnostics(view, [err(4, 13, 'typo'), err(1, 0, 'other')]);
+    showDiagnostics(view, [err(5, 13, 'typo'), err(2, 0, 'other')]);
     const found: string[] = [];
     forEachDiagnostic(view.state, d => found.push(d.message));
     expect(found.sort()).toEqual(['other', 'typo']);

@@ -1,0 +1,41 @@
+/**
+ * Galata on Debian's Chromium (no browser download): the system binary, no video (it would need
+ * Playwright's own ffmpeg build), one worker (2-core CI; the tests share one Jupyter server).
+ */
+const baseConfig = require('@jupyterlab/galata/lib/playwright-config');
+
+const port = process.env.POLYNB_UI_PORT || '18888';
+
+module.exports = {
+  ...baseConfig,
+  reporter: [['list'], ['html', { open: 'never' }]],
+  outputDir: 'test-results',
+  timeout: 180 * 1000,
+  expect: { timeout: 30 * 1000 },
+  workers: 1,
+  retries: 0,
+  use: {
+    ...baseConfig.use,
+    baseURL: `http://127.0.0.1:${port}`,
+    viewport: { width: 1400, height: 850 },
+    video: 'off',
+    trace: 'retain-on-failure',
+    launchOptions: {
+      executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-dev-shm-usage',
+        '--disable-background-networking'
+      ]
+    }
+  },
+  webServer: {
+    command: 'jlpm start',
+    url: `http://127.0.0.1:${port}/lab`,
+    timeout: 120 * 1000,
+    reuseExistingServer: false,
+    stdout: 'pipe',
+    stderr: 'pipe'
+  }
+};
