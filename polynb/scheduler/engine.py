@@ -900,6 +900,8 @@ class Engine:
         elif action == recovery.Recovery.RESUBMIT:
             self._timers.schedule(("retry", run.uuid), 0.0, run.uuid)
         elif action == recovery.Recovery.INTERRUPTED:
+            if self._reattach_without_handle(run, record):
+                return
             self._finish(
                 run,
                 Status.FAILED,
@@ -940,6 +942,23 @@ class Engine:
             dag.ready.append(run.uuid)
         else:
             self._claim_and_submit(run)
+
+    def _reattach_without_handle(self, run: RunState, record: RunRecord) -> bool:
+        """The crash fell between the claim and the handle: the executor may still have started the run
+        (the local one leaves a trace in the run's folder). Attach to it if so; never start it again."""
+        if not record.spec or "placement" not in record.spec:
+            return False
+        compiled = run.compiled or CompiledOp.from_dict(record.spec)
+        try:
+            attached = self._executor(run).reattach(compiled, {}, self._on_update)
+        except Exception:
+            logger.debug("no trace of run %s without a handle record", run.uuid, exc_info=True)
+            return False
+        if attached:
+            run.compiled = compiled
+            self._hold_slot(run, True)
+            logger.info("re-attached run %s, started before its handle was recorded", run.uuid)
+        return attached
 
     def _reattach(self, run: RunState, record: RunRecord) -> None:
         assert record.handle is not None

@@ -6,8 +6,10 @@ the engine thread hears back from it. So after a crash:
 
 * a run with a handle record was submitted: re-attach to it (the executor replays what it missed);
 * a run claimed (``queued`` or later) *without* a handle record may or may not have been started between
-  the claim and the crash: it is marked ``failed`` (reason ``SubmissionInterrupted``) and never
-  resubmitted blindly — a stray duplicate process is worse than a clear failure the user can retry;
+  the claim and the crash: the executor is asked to re-attach from what the run left behind (the local
+  executor finds its shim in the run's folder); with no trace it is marked ``failed`` (reason
+  ``SubmissionInterrupted``) and never resubmitted blindly — a stray duplicate process is worse than a
+  clear failure the user can retry;
 * a run not claimed yet is pending: it is scheduled as usual (a ``compiled`` one is compiled again, so
   it gets fresh ports); a ``retrying`` one is claimed and submitted again (its next attempt).
 """

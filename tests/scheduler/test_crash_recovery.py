@@ -197,3 +197,39 @@ def test_clean_shutdown_without_stopping_hands_runs_to_the_next_engine(
     finally:
         second.shutdown()
         store.close()
+
+
+def test_a_run_started_before_its_handle_was_recorded_is_re_attached_not_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crash window between the claim and the stored handle: the process may already run. The local
+    executor finds it from the run's folder, so the new engine attaches to it (and never starts it again)."""
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    log = tmp_path / "submissions.txt"
+    release = tmp_path / "release"
+    store = Store(tmp_path / "home" / "polynb.db")
+    first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+    recorder = Recorder()
+    first.subscribe(recorder)
+    first.start()
+    text = dag(
+        job("a", appending("a", log, f'while [ ! -e "{release}" ]; do sleep 0.05; done')),
+        job("b", appending("b", log), extra="dependencies: [a]\n"),
+    )
+    uuid = first.submit(build(text))
+    a_uuid = next(r.uuid for r in store.children(uuid) if r.name == "a")
+    recorder.wait_for(lambda evs: any(e.run_uuid == a_uuid and e.kind == "run_status_running" for e in evs))
+    first.shutdown(stop_running=False)
+    store.set_handle(a_uuid, None)  # as if the engine had died before recording it
+    assert store.get_run(a_uuid).handle is None
+
+    second = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+    second.start()
+    try:
+        release.touch()
+        assert second.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded"
+        assert store.get_run(a_uuid).status == Status.SUCCEEDED
+        assert sorted(log.read_text().split()) == ["a", "b"]  # `a` ran once
+    finally:
+        second.shutdown()
+        store.close()
