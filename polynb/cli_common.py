@@ -49,17 +49,17 @@ def style_of(status: str) -> str:
 
 def resolve_run(store: Store, ref: str) -> RunRecord:
     """The run a user means by ``ref``: a uuid, a unique uuid prefix, or a name (the latest run of that name,
-    top-level runs first). Raises ``RunNotFoundError`` / ``AmbiguousRunError`` (a prefix shared by runs)."""
+    top-level runs first). Raises ``RunNotFoundError`` / ``AmbiguousRunError`` (a prefix shared by runs).
+
+    A name wins over uuid prefixes: ops called ``a``, ``b`` or ``add`` are spelled in hex digits, and with a
+    few dozen runs some uuids always start with them."""
     try:
         return store.find_by_prefix(ref)
-    except AmbiguousRunError as exc:
-        prefix = ref.strip().lower().replace("-", "")
-        if sum(1 for uuid, _ in exc.candidates if uuid.startswith(prefix)) > 1:
-            raise  # several uuids start with it: only more digits can tell them apart
-        # A name used by several runs (every `polynb run` of a file reuses it): the latest one.
+    except AmbiguousRunError:
+        # A name used by several runs (every `polynb run` of a file reuses it), or also a uuid prefix.
         named = [r for r in store.list_runs() if r.name == ref.strip()]
         if not named:
-            raise
+            raise  # several uuids start with it: only more digits can tell them apart
         top = [r for r in named if r.dag_uuid is None and r.hook_of is None]
         return (top or named)[0]
 

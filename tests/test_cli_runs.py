@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from clikit import DEADLOCK_GUARD, SLEEPY_DAG, SMALL_DAG, Cli
 
+from polynb.cli_common import resolve_run
 from polynb.lifecycle import Status
+from polynb.store import AmbiguousRunError, NewRun, Store
 
 SLOW_PRINTER = """
 version: 1.1
@@ -255,3 +257,20 @@ def test_a_new_run_says_it_goes_on_with_runs_whose_engine_is_gone(cli: Cli) -> N
             "small": Status.SUCCEEDED,
             "gated": Status.SUCCEEDED,
         }
+
+
+def test_a_name_spelled_in_hex_wins_over_the_uuids_it_prefixes(tmp_path: Path) -> None:
+    with Store(tmp_path / "polynb.db") as store:
+        dag, _, op_b, _, _ = store.create_runs(
+            [
+                NewRun(name="dag", kind="dag", uuid="b" * 32),
+                NewRun(name="a", kind="job", uuid="ba" + "0" * 30, dag_uuid="b" * 32),
+                NewRun(name="b", kind="job", uuid="c" * 32, dag_uuid="b" * 32),
+                NewRun(name="x", kind="job", uuid="e1" + "0" * 30, dag_uuid="b" * 32),
+                NewRun(name="y", kind="job", uuid="e2" + "0" * 30, dag_uuid="b" * 32),
+            ]
+        )
+        assert resolve_run(store, "b").uuid == op_b.uuid  # two uuids start with "b"; one run is named "b"
+        assert resolve_run(store, "bb").uuid == dag.uuid
+        with pytest.raises(AmbiguousRunError):
+            resolve_run(store, "e")  # no run is named "e": only more digits can tell e1… from e2…
