@@ -10,7 +10,10 @@ fan-in from up to three earlier ops, ``up: {ref: ops.op-J, value: outputs.y}`` p
 (``run_status_running`` with a context-only ``globals.uuid`` param, and ``run_status_succeeded`` with an
 outputs ref and ``trigger: all_done``) and a hook on every 25th op.
 
-polynb is timed in-process (``polynb.spec.check.check``, best of ``--repeat``). Polyaxon is timed in one
+polynb is timed in-process (``polynb.spec.check.check``, best of ``--repeat``), in wall time (the clock the
+Polyaxon timing uses, so the ratio compares like with like) and in CPU time of the process, which a machine
+shared with other work inflates far less; the 100,000-op and flatness goals are judged on CPU time. Polyaxon is
+timed in one
 subprocess of ``$POLYAXON_PYTHON`` running ``tests/spec/polyaxon_oracle.py``, which imports Polyaxon once
 and times each file in-process after the import (best of ``--repeat``). Polyaxon takes seconds per
 thousand ops, so sizes above ``--polyaxon-max-ops`` are printed as "skipped". Nothing is asserted: the
@@ -112,6 +115,7 @@ class Row:
     ops: int
     lines: int
     polynb: float | None = None
+    polynb_cpu: float | None = None
     polynb_errors: int = 0
     polynb_first_error: str = ""
     polyaxon: float | None = None
@@ -136,17 +140,20 @@ def warm_up(folder: Path) -> None:
     check([str(generate(3, folder))])
 
 
-def time_polynb(path: Path, repeat: int) -> tuple[float, int, str]:
+def time_polynb(path: Path, repeat: int) -> tuple[float, float, int, str]:
+    """Best wall time, best CPU time, error count and first error of ``check`` on ``path``."""
     from polynb.spec.check import check
 
-    best = float("inf")
+    best = best_cpu = float("inf")
     errors: list[object] = []
     for _ in range(max(1, repeat)):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = check([str(path)])
         best = min(best, time.perf_counter() - start)
+        best_cpu = min(best_cpu, time.process_time() - start_cpu)
         errors = list(result.errors)
-    return best, len(errors), str(errors[0]) if errors else ""
+        del result  # before the next run: two results of 100,000 ops at once only measure the allocator
+    return best, best_cpu, len(errors), str(errors[0]) if errors else ""
 
 
 def time_polyaxon(paths: list[Path], repeat: int, python: str) -> dict[str, dict[str, object]]:
@@ -169,15 +176,19 @@ def _fmt(seconds: float | None, note: str = "") -> str:
 
 
 def print_table(rows: list[Row]) -> None:
-    header = f"{'ops':>8} {'lines':>9} {'polynb s':>10} {'Polyaxon s':>11} {'ratio':>8} {'polynb us/op':>13}"
+    header = (
+        f"{'ops':>8} {'lines':>9} {'polynb s':>10} {'Polyaxon s':>11} {'ratio':>8} {'polynb us/op':>13}"
+        f" {'polynb cpu s':>13} {'cpu us/op':>10}"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
         ratio = f"{r.polyaxon / r.polynb:.1f}x" if r.polyaxon and r.polynb else "-"
         per_op = f"{r.polynb / r.ops * 1e6:.1f}" if r.polynb is not None else "-"
+        cpu_per_op = f"{r.polynb_cpu / r.ops * 1e6:.1f}" if r.polynb_cpu is not None else "-"
         line = (
             f"{r.ops:>8} {r.lines:>9} {_fmt(r.polynb, 'n/a'):>10} {_fmt(r.polyaxon, r.polyaxon_note):>11}"
-            f" {ratio:>8} {per_op:>13}"
+            f" {ratio:>8} {per_op:>13} {_fmt(r.polynb_cpu, 'n/a'):>13} {cpu_per_op:>10}"
         )
         print(line)
     for r in rows:
@@ -198,20 +209,23 @@ def print_goals(rows: list[Row]) -> None:
     else:
         print("  >= 20x faster than Polyaxon at 1,000 ops: not measured")
     r100k = by_ops.get(100_000)
-    if r100k and r100k.polynb is not None:
-        ok = r100k.polynb < 10
-        print(f"  100,000 ops under 10 s: {r100k.polynb:.2f} s -> {'met' if ok else 'NOT met'}")
+    if r100k and r100k.polynb_cpu is not None:
+        ok = r100k.polynb_cpu < 10
+        print(
+            f"  100,000 ops under 10 s (CPU): {r100k.polynb_cpu:.2f} s (wall {_fmt(r100k.polynb)} s) -> "
+            f"{'met' if ok else 'NOT met'}"
+        )
     else:
         print("  100,000 ops under 10 s: not measured")
-    flat = [r.polynb / r.ops * 1e6 for r in rows if r.ops >= 1_000 and r.polynb]
+    flat = [r.polynb_cpu / r.ops * 1e6 for r in rows if r.ops >= 1_000 and r.polynb_cpu]
     if len(flat) >= 2:
         spread = max(flat) / min(flat)
         print(
-            f"  us/op flat within 2x from 1k up: {min(flat):.1f}..{max(flat):.1f} us/op "
+            f"  CPU us/op flat within 2x from 1k up: {min(flat):.1f}..{max(flat):.1f} us/op "
             f"(x{spread:.2f}) -> {'met' if spread <= 2 else 'NOT met'}"
         )
     else:
-        print("  us/op flat within 2x from 1k up: not measured")
+        print("  CPU us/op flat within 2x from 1k up: not measured")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,12 +265,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"polynb.spec.check unavailable: {exc}", file=sys.stderr)
         for row in rows:
             try:
-                row.polynb, row.polynb_errors, row.polynb_first_error = time_polynb(files[row.ops], args.repeat)
+                timing = time_polynb(files[row.ops], args.repeat)
+                row.polynb, row.polynb_cpu, row.polynb_errors, row.polynb_first_error = timing
             except ImportError as exc:
                 row.polynb_first_error = f"polynb.spec.check unavailable: {exc}"
                 row.polynb_errors = 1
             else:
-                print(f"polynb: {row.ops} ops in {row.polynb:.3f} s (best of {args.repeat})", file=sys.stderr)
+                print(
+                    f"polynb: {row.ops} ops in {row.polynb:.3f} s, {row.polynb_cpu:.3f} s CPU (best of {args.repeat})",
+                    file=sys.stderr,
+                )
 
         python = os.environ.get("POLYAXON_PYTHON", "")
         peer = [r for r in rows if r.ops <= args.polyaxon_max_ops]
