@@ -164,7 +164,8 @@ def analyze(dag: Dag) -> tuple[DagGraph, list[DagIssue]]:
         index[name] = i
 
     # Upstream index -> _Up, per op index, in document order (index values ascend).
-    ups: dict[int, dict[int, _Up]] = {i: _collect_upstream(ops[i], i, index, issues) for i in index.values()}
+    hints: dict[str, str] = {}  # did-you-mean per orphan name: many ops may name the same missing op
+    ups: dict[int, dict[int, _Up]] = {i: _collect_upstream(ops[i], i, index, issues, hints) for i in index.values()}
     graph = _assemble(ops, index, ups)
     issues.extend(_cycles(ops, ups, graph))
     return graph, issues
@@ -190,7 +191,9 @@ def _check_component_names(dag: Dag, issues: list[DagIssue]) -> None:
             seen[name] = i
 
 
-def _collect_upstream(op: Operation, i: int, index: Mapping[str, int], issues: list[DagIssue]) -> dict[int, _Up]:
+def _collect_upstream(
+    op: Operation, i: int, index: Mapping[str, int], issues: list[DagIssue], hints: dict[str, str]
+) -> dict[int, _Up]:
     """The upstream ops of ``op`` (dependencies, ``ops.X`` param refs, ``ops.X`` events); orphans are issues."""
     ups: dict[int, _Up] = {}
     targets: list[tuple[str, int, tuple[str, str | int], Sequence[EventKind]]] = []
@@ -207,12 +210,10 @@ def _collect_upstream(op: Operation, i: int, index: Mapping[str, int], issues: l
     for target, bit, where, event_kinds in targets:
         j = index.get(target)
         if j is None:
-            issues.append(
-                DagIssue(
-                    _field_path(i, where),
-                    f"`{target}` is not an op of this DAG (orphan ref){did_you_mean(target, index)}",
-                )
-            )
+            hint = hints.get(target)
+            if hint is None:
+                hint = hints[target] = did_you_mean(target, index)
+            issues.append(DagIssue(_field_path(i, where), f"`{target}` is not an op of this DAG (orphan ref){hint}"))
             continue
         up = ups.get(j)
         if up is None:

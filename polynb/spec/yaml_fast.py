@@ -64,6 +64,13 @@ class _Scalars:
     def __init__(self) -> None:
         self._loader = yaml.SafeLoader("")
         self._cache: dict[str, Any] = {}
+        # PyYAML's implicit resolvers by first character (wildcards appended), as its resolve() looks them up;
+        # inlined because op names and refs are resolved once each, 100,000 times in a big DAG.
+        table: dict[Any, list[tuple[str, re.Pattern[str]]]] = self._loader.yaml_implicit_resolvers
+        wildcard = tuple(table.get(None, ()))
+        self._wildcard = wildcard
+        self._resolvers = {first: (*resolvers, *wildcard) for first, resolvers in table.items() if first is not None}
+        self._inline = not self._loader.yaml_path_resolvers  # path resolvers (none in PyYAML itself) need resolve()
 
     def plain(self, text: str) -> Any:
         value: Any = self._cache.get(text, _MISSING)  # not try/except: a raised KeyError costs more than a lookup
@@ -71,7 +78,14 @@ class _Scalars:
             return value
         if text.isdigit() and text.isascii() and (text[0] != "0" or len(text) == 1):
             return int(text)  # decimal ints (op indexes, ...) are mostly distinct: skip the resolver and the cache
-        tag: str = self._loader.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+        tag: str = _STR_TAG
+        if self._inline:
+            for resolver_tag, regexp in self._resolvers.get(text[:1], self._wildcard):
+                if regexp.match(text):
+                    tag = resolver_tag
+                    break
+        else:
+            tag = self._loader.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
         if tag == _STR_TAG:
             value = text
         else:
@@ -161,10 +175,10 @@ class _Reader:
                         raise Unsupported("indentation")
                     break
             # The hot loop: `key: value` split inline, keys resolved once per distinct text.
-            j = content.find(": ")
-            if j > 0:
-                key_text = content[:j]
-                rest = content[j + 2 :].lstrip(" ")
+            key_text, sep, rest = content.partition(": ")  # an empty key_text is refused by key()
+            if sep:
+                if rest[:1] == " ":
+                    rest = rest.lstrip(" ")
                 if rest[:1] == "#":
                     rest = ""
             elif content[-1] == ":":
