@@ -51,6 +51,9 @@ REASON_SHUTDOWN = "EngineShutdown"
 REASON_RAN = "ObservedSucceeded"
 RUNNING_EVENT = event_kind(Status.RUNNING)
 
+_PROGRESS = {Status.QUEUED: 0, Status.SCHEDULED: 1, Status.STARTING: 2, Status.RUNNING: 3}
+"""The order a submitted run moves in: an update behind the run's current status is not applied."""
+
 DEFAULT_RETRY_DELAY = 0.5
 """Seconds between a failed attempt and the next (a timer, not a sleep)."""
 
@@ -679,6 +682,9 @@ class Engine:
                 self._finish(run, Status.FAILED, REASON_TIMEOUT, self._timeout_message(run))
             else:
                 self._finish(run, Status.STOPPED, update.reason, update.message)
+        elif _PROGRESS.get(Status(status), -1) < _PROGRESS.get(run.status, -1):
+            # A re-attached executor replays what it recorded; what the store already has moved past is old.
+            logger.debug("ignoring %s for %s, already %s", status, run.uuid, run.status)
         else:
             self._set(run, Status(status), update.reason, update.message)
 

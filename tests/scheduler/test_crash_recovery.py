@@ -233,3 +233,31 @@ def test_a_run_started_before_its_handle_was_recorded_is_re_attached_not_failed(
     finally:
         second.shutdown()
         store.close()
+
+
+def test_re_attaching_never_moves_a_status_backwards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The executor replays every transition it recorded; the run's history must not go running -> starting."""
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    release = tmp_path / "release"
+    store = Store(tmp_path / "home" / "polynb.db")
+    first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+    recorder = Recorder()
+    first.subscribe(recorder)
+    first.start()
+    uuid = first.submit(build(dag(job("a", ["sh", "-c", f'while [ ! -e "{release}" ]; do sleep 0.05; done']))))
+    a_uuid = next(r.uuid for r in store.children(uuid) if r.name == "a")
+    recorder.wait_for(lambda evs: any(e.run_uuid == a_uuid and e.kind == "run_status_running" for e in evs))
+    first.shutdown(stop_running=False)
+
+    second = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+    second.start()
+    try:
+        release.touch()
+        assert second.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded"
+        history = [change.status for change in store.status_history(a_uuid)]
+        assert history == [
+            Status.CREATED, Status.COMPILED, Status.QUEUED, Status.STARTING, Status.RUNNING, Status.SUCCEEDED
+        ]
+    finally:
+        second.shutdown()
+        store.close()
