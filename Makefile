@@ -8,7 +8,7 @@ PX_VENV := .polyaxon-venv
 PX_PY := $(PX_VENV)/bin/python
 PIP_QUIET ?= -q
 
-.PHONY: demo test lab lint typecheck bench venv polyaxon-venv clean
+.PHONY: demo test lab lint typecheck bench venv polyaxon-venv clean jstest uitest
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,16 @@ TEST_ENV := PATH=$(abspath $(VENV))/bin:$$PATH POLYAXON_PYTHON=$(abspath $(PX_PY
 test: venv polyaxon-venv
 	$(VENV)/bin/ruff check polynb tests bench
 	$(VENV)/bin/mypy
+	$(MAKE) jstest uitest
 	$(TEST_ENV) $(VENV)/bin/pytest
 	$(TEST_ENV) $(VENV)/bin/pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks/
+
+# The JupyterLab extension: jest units, then Galata end to end in Debian's Chromium (installed if missing).
+jstest: venv
+	cd labextension && PATH=$(abspath $(VENV))/bin:$$PATH jlpm install --immutable && PATH=$(abspath $(VENV))/bin:$$PATH jlpm test
+
+uitest: venv
+	VENV=$(abspath $(VENV)) labextension/run-ui-tests.sh
 
 lab: venv
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
@@ -54,3 +62,4 @@ bench: venv polyaxon-venv
 
 clean:
 	rm -rf $(VENV) $(PX_VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf labextension/node_modules labextension/ui-tests/node_modules labextension/lib polynb/labextension
