@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 TARGET = "polynb"
 PROTOCOL = 1
-KERNEL_FEATURES = ("open", "runs", "run_update", "diagnostics", "stop", "error")
+KERNEL_FEATURES = ("open", "runs", "run_update", "diagnostics", "stop", "error", "logs")
+LOGS_TAIL = 2000
+"""At most this many lines of a run's log go to the lab per request (the rest is marked ``truncated``)."""
 
 
 class CommLike(Protocol):
@@ -48,13 +50,14 @@ class LabBridge:
         on_stop: Callable[[str], None],
         runs_snapshot: Callable[[], list[dict[str, Any]]],
         create_comm: Callable[..., CommLike] | None = None,
+        read_logs: Callable[[str], list[str]] | None = None,
     ) -> None:
         self._on_stop = on_stop
         self._runs_snapshot = runs_snapshot
+        self._read_logs = read_logs
         self._create_comm = create_comm
         self._lock = threading.Lock()
         self._comms: dict[str, CommLike] = {}
-        self._opened_once = False
         self.features: set[str] = set()
         """What a lab said it handles in its ``hello`` (empty: no extension answered yet)."""
         self.base_url: str | None = None
@@ -81,11 +84,11 @@ class LabBridge:
             pass
 
     def ensure_open(self) -> None:
-        """Open the kernel's comm once (first use); a front end without the extension closes it."""
+        """Open the kernel's comm when none is open (first use, or after a front end without the extension
+        closed it and a page with the extension came back)."""
         with self._lock:
-            if self._opened_once:
+            if self._comms:
                 return
-            self._opened_once = True
         create = self._create_comm
         if create is None:
             from comm import create_comm
@@ -158,6 +161,21 @@ class LabBridge:
                 self._send_to(comm, {"type": "error", "request": "stop", "message": str(exc)})
         elif kind == "opened":
             self.opened.add(str(data.get("reuse_key") or ""))
+        elif kind == "logs_request":
+            self._send_logs(comm, str(data.get("uuid") or ""))
+
+    def _send_logs(self, comm: CommLike, uuid: str) -> None:
+        if self._read_logs is None:
+            self._send_to(comm, {"type": "error", "request": "logs_request", "message": "logs are not available"})
+            return
+        try:
+            lines = self._read_logs(uuid)
+        except Exception as exc:
+            self._send_to(comm, {"type": "error", "request": "logs_request", "message": str(exc)})
+            return
+        truncated = len(lines) > LOGS_TAIL
+        text = "\n".join(lines[-LOGS_TAIL:])
+        self._send_to(comm, {"type": "logs", "uuid": uuid, "text": text, "truncated": truncated})
 
     # -- kernel -> lab ------------------------------------------------------------------------------
 

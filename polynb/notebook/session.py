@@ -97,7 +97,9 @@ class KernelSession:
     def __init__(self, config: SessionConfig | None = None) -> None:
         self.config = config or SessionConfig()
         self.registry = ComponentRegistry()
-        self.bridge = LabBridge(on_stop=self.request_stop, runs_snapshot=self.runs_summary)
+        self.bridge = LabBridge(
+            on_stop=self.request_stop, runs_snapshot=self.runs_summary, read_logs=lambda uuid: self.logs(uuid)[0]
+        )
         self.known_runs: list[str] = []
         """Top-level runs started or shown in this kernel, oldest first."""
         self._lock = threading.RLock()

@@ -58,6 +58,37 @@ def test_kernel_opens_the_comm_once_with_its_hello() -> None:
     assert made[0].open_data["type"] == "hello" and made[0].open_data["protocol"] == PROTOCOL
 
 
+def test_the_comm_is_opened_again_once_a_front_end_without_the_extension_closed_it() -> None:
+    b, made, _ = bridge()
+    b.ensure_open()
+    made[0].close_cb({})  # classic front end: no `polynb` target, the comm is closed at once
+    b.ensure_open()  # the next run, now in a page with the extension
+    assert len(made) == 2
+    assert b.connected
+
+
+def test_logs_requests_are_answered_with_the_runs_log_tail() -> None:
+    lines = [f"line {i}" for i in range(2500)]
+    b, made, _ = bridge(read_logs=lambda uuid: lines if uuid == UUID else [])
+    b.ensure_open()
+    comm = made[0]
+    assert "logs" in comm.open_data["features"]
+    comm.receive({"type": "logs_request", "uuid": UUID})
+    reply = comm.sent[-1]
+    assert reply["type"] == "logs" and reply["uuid"] == UUID and reply["truncated"] is True
+    assert reply["text"].splitlines() == lines[-2000:]
+
+
+def test_a_logs_request_that_fails_is_answered_with_an_error() -> None:
+    def boom(uuid: str) -> list[str]:
+        raise LookupError(f"no run {uuid}")
+
+    b, made, _ = bridge(read_logs=boom)
+    b.ensure_open()
+    made[0].receive({"type": "logs_request", "uuid": "x"})
+    assert made[0].sent[-1] == {"type": "error", "request": "logs_request", "message": "no run x"}
+
+
 def test_lab_hello_state_request_stop_and_opened() -> None:
     b, made, stopped = bridge()
     b.ensure_open()
