@@ -178,6 +178,39 @@ def test_hooks_are_resolved_and_checked() -> None:
     assert "input `url` of `webhook` is required" in errors_of(text)[0]
 
 
+def test_each_reference_is_resolved_once_per_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
+    ops = "".join(
+        f"    - name: op-{i}\n      dagRef: job\n"
+        f"      hooks: [{{hubRef: webhook, params: {{url: {{value: 'http://127.0.0.1/{i}'}}}}}}]\n"
+        f"    - name: bad-{i}\n      hubRef: no-such-thing\n"
+        for i in range(20)
+    )
+    text = (
+        "kind: component\nrun:\n  kind: dag\n  components:\n    - name: job\n"
+        "      run: {kind: job, container: {command: [echo]}}\n  operations:\n" + ops
+    )
+    registry = ComponentRegistry()
+    calls: list[str] = []
+    real_hub, real_full = registry.hub, registry.resolve_full
+
+    def hub(ref: str) -> Any:
+        calls.append(f"hub {ref}")
+        return real_hub(ref)
+
+    def resolve_full(op: Operation, **kwargs: Any) -> Any:
+        calls.append(f"op {op.dag_ref or op.hub_ref}")
+        return real_full(op, **kwargs)
+
+    monkeypatch.setattr(registry, "hub", hub)
+    monkeypatch.setattr(registry, "resolve_full", resolve_full)
+    report = analyze_pipeline(spec(text), registry=registry)
+    # resolve_full calls hub() itself for a hubRef op.
+    assert sorted(calls) == ["hub no-such-thing", "hub webhook", "op job", "op no-such-thing"]
+    # A failed resolution is still reported at every op naming it.
+    failed = [p.path for p in report.errors]
+    assert failed == [("run", "operations", 2 * i + 1, "hubRef") for i in range(20)]
+
+
 def test_nested_dag_is_validated() -> None:
     text = """
 kind: component

@@ -108,6 +108,52 @@ def test_orphans_in_dependencies_params_and_events() -> None:
     assert "orphan" in found[1][1] and "`nope`" in found[1][1]
 
 
+def test_orphan_hints_are_computed_once_per_name_and_never_over_a_huge_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    import polynb.spec.dag as dag_module
+
+    calls: list[int] = []
+    real = dag_module.difflib.get_close_matches
+
+    def counting(word: str, possibilities: list[str], *args: Any, **kwargs: Any) -> list[str]:
+        calls.append(len(possibilities))
+        return real(word, possibilities, *args, **kwargs)
+
+    monkeypatch.setattr(dag_module.difflib, "get_close_matches", counting)
+    # Every op names the same missing op: one hint, shared by every message.
+    dag = dag_of([op("train"), *(op(f"x{i}", dependencies=["trian"]) for i in range(50))])
+    found = messages(dag)
+    assert len(found) == 50 and all("did you mean `train`" in m for _, m in found)
+    assert calls == [51]
+    # Past the limit no hint is looked for (a copy of 100,000 names per orphan made big DAGs quadratic).
+    calls.clear()
+    many = dag_of([op(f"op-{i}", dependencies=[f"nope-{i}"] if i % 100 == 0 else []) for i in range(2500)])
+    found = messages(many)
+    assert len(found) == 25 and calls == []
+    assert found[0][1] == "`nope-0` is not an op of this DAG (orphan ref)"
+
+
+def test_edges_are_ordered_by_downstream_then_upstream_position() -> None:
+    dag = dag_of(
+        [
+            op("a"),
+            op("b"),
+            op("c", dependencies=["b"], params={"p": {"ref": "ops.a", "value": "globals.uuid"}}),
+            op("d", events=[{"ref": "ops.c", "kinds": ["run_status_done"]}], dependencies=["b", "a"]),
+        ]
+    )
+    graph, issues = analyze(dag)
+    assert issues == []
+    assert [(e.src, e.dst, sorted(e.kinds)) for e in graph.edges] == [
+        ("a", "c", ["param"]),
+        ("b", "c", ["dependency"]),
+        ("a", "d", ["dependency"]),
+        ("b", "d", ["dependency"]),
+        ("c", "d", ["event"]),
+    ]
+    assert graph.edges[-1].event_kinds == {"run_status_done"}
+    assert graph.edges[0].event_kinds == frozenset()
+
+
 def test_duplicate_op_and_component_names() -> None:
     dag = dag_of(
         [op("train"), op("train")],
