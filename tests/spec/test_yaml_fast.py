@@ -234,7 +234,8 @@ def _documents(draw: st.DrawFn) -> str:
     return "\n".join(lines) + "\n"
 
 
-_SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# No example database: it would be written into the working tree.
+_SETTINGS = settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @_SETTINGS
