@@ -19,34 +19,56 @@ MAX_GRAPH_NODES = 80
 """Bigger graphs are not drawn (the timeline and the counts still are)."""
 MAX_TIMELINE_ROWS = 40
 LOG_SHOWN = 12
+COMPACT_ROWS = 8
+"""A graph column or a timeline taller than this many rows is drawn with smaller rows."""
+WRAP_ROWS = 12
+"""A graph column with more nodes is folded into side-by-side sub-columns, so a wide fan-out stays short."""
 
-_PENDING = "#c5cad3"
+# Each family of statuses has its own hue (grey: waiting, cyan: getting a slot, blue: running, amber:
+# needs attention, purple: stopped, green/red: done) and lightness separates the steps inside a family.
+_PENDING = "#cfd8dc"
 STATUS_COLORS: dict[str, str] = {
     "created": _PENDING,
     "on_schedule": _PENDING,
     "resuming": _PENDING,
     "compiled": "#b0bec5",
-    "queued": "#90a4ae",
-    "scheduled": "#90caf9",
-    "starting": "#64b5f6",
+    "queued": "#8fa3ad",
+    "scheduled": "#80deea",
+    "starting": "#00acc1",
     "running": "#1e88e5",
     "processing": "#1e88e5",
     "warning": "#fbc02d",
     "unknown": "#fbc02d",
     "unschedulable": "#fbc02d",
-    "retrying": "#ffa000",
-    "stopping": "#ba68c8",
+    "retrying": "#fb8c00",
+    "stopping": "#ce93d8",
     "stopped": "#8e24aa",
     "succeeded": "#43a047",
     "failed": "#e53935",
-    "upstream_failed": "#ef9a9a",
+    "upstream_failed": "#f4a3a3",
     "skipped": "#9e9e9e",
 }
+STATUS_ORDER = tuple(STATUS_COLORS)
+"""The legend's order: a run's life from left to right."""
+EDGE_COLORS = {"dependency": "#78909c", "param": "#78909c", "event": "#ef6c00", "hook": "#78909c"}
+EDGE_DASH = {"event": "6,4", "hook": "2,3"}
 _FONT = 'font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12"'
+# Text outside the coloured boxes follows the notebook's theme (JupyterLab's variable, a dark-grey fallback
+# elsewhere): SVG text is black by default, unreadable on a dark theme.
+_INK = "var(--jp-ui-font-color1, #263238)"
+_SVG_STYLE = f'style="color:{_INK};overflow:visible"'
+_CHAR_W = 7.0
+"""Rough width of a character at 12px, to clip labels before they run into bars (no layout engine here)."""
 
 
 def status_color(status: str) -> str:
     return STATUS_COLORS.get(status, "#757575")
+
+
+def ink_on(fill: str) -> str:
+    """Dark or white text, whichever reads better on ``fill`` (``#rrggbb``)."""
+    r, g, b = (int(fill[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    return "#1b1f24" if 0.299 * r + 0.587 * g + 0.114 * b > 0.6 else "#ffffff"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,57 +108,141 @@ def layers(names: Sequence[str], edges: Iterable[EdgeView]) -> list[list[str]]:
     return columns
 
 
+MAX_FOLDS = 3
+"""At most this many sub-columns per layer: staggering keeps edges in the gaps only up to about three."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    pos: dict[str, tuple[float, float]]
+    layer_of: dict[str, int]
+    left: dict[int, float]
+    """Each layer's leftmost and rightmost x: edges run straight across a folded layer's sub-columns."""
+    right: dict[int, float]
+    width: float
+    height: float
+    node_h: int
+    font: int
+
+
+def _layout(columns: list[list[str]]) -> _Layout:
+    """Place nodes column by column. A column taller than ``WRAP_ROWS`` is folded into up to
+    ``MAX_FOLDS`` sub-columns, each shifted down by a fraction of a row: an edge entering or leaving a
+    node of one sub-column then runs through the gaps of the others instead of behind their boxes."""
+    tallest = max(len(c) for c in columns)
+    folds = {i: min(MAX_FOLDS, max(1, -(-len(c) // WRAP_ROWS))) for i, c in enumerate(columns)}
+    most = max(folds.values())
+    compact = tallest > COMPACT_ROWS
+    node_w, pad, gap_x, gap_sub = 150, 8, (60 if compact else 70), 14
+    node_h, font = (16, 11) if compact else (26, 12)
+    # The row pitch that leaves a stagger of pitch/folds between sub-columns clear of every box.
+    pitch = {1: node_h + (5 if compact else 14), 2: 26, 3: 32}[most]
+    pos: dict[str, tuple[float, float]] = {}
+    layer_of: dict[str, int] = {}
+    left: dict[int, float] = {}
+    right: dict[int, float] = {}
+    x, bottom = float(pad) - gap_x - node_w, 0.0
+    for layer, column in enumerate(columns):
+        parts = folds[layer]
+        per = -(-len(column) // parts)
+        x += node_w + gap_x
+        left[layer] = x
+        for j, start in enumerate(range(0, len(column), per)):
+            if j:
+                x += node_w + gap_sub
+            shift = j * pitch / parts
+            for r, name in enumerate(column[start : start + per]):
+                pos[name] = (x, pad + shift + r * pitch)
+                layer_of[name] = layer
+                bottom = max(bottom, pad + shift + r * pitch + node_h)
+        right[layer] = x + node_w
+    return _Layout(pos, layer_of, left, right, x + node_w + pad, bottom + pad, node_h, font)
+
+
 def graph_svg(nodes: Sequence[GraphNode], edges: Sequence[EdgeView]) -> str:
-    """The DAG: ops as boxes coloured by status, dependency edges solid, event edges dashed and labelled
-    with the awaited kinds, hook edges dotted and labelled with the trigger."""
+    """The DAG: ops as boxes coloured by status, dependency edges solid, event edges dashed, orange and
+    labelled with the awaited kinds, hook edges dotted and labelled with the trigger. Skipped ops are
+    outlined only; services carry a tag. Wide fan-outs are folded into sub-columns and drawn smaller."""
     if not nodes:
         return ""
     if len(nodes) > MAX_GRAPH_NODES:
         return f'<div class="polynb-graph-omitted">graph of {len(nodes)} ops not drawn (see the timeline)</div>'
-    node_w, node_h, gap_x, gap_y, pad = 150, 26, 70, 14, 8
     by_name = {n.name: n for n in nodes}
     columns = layers([n.name for n in nodes], edges)
-    pos: dict[str, tuple[float, float]] = {}
-    for c, column in enumerate(columns):
-        for r, name in enumerate(column):
-            pos[name] = (pad + c * (node_w + gap_x), pad + r * (node_h + gap_y))
-    width = pad * 2 + len(columns) * node_w + (len(columns) - 1) * gap_x
-    height = pad * 2 + max(len(c) for c in columns) * (node_h + gap_y) - gap_y
+    lay = _layout(columns)
+    pos, node_h, font, node_w = lay.pos, lay.node_h, lay.font, 150
+    # Many edges would hide one another: draw them fainter.
+    opacity = ' stroke-opacity="0.45"' if len(edges) > 24 else ""
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="polynb-graph" width="{width}" height="{height}" {_FONT}>',
-        '<defs><marker id="polynb-arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" '
-        'orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" fill="#607d8b"/></marker></defs>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="polynb-graph" width="{lay.width:.0f}" '
+        f'height="{lay.height:.0f}" {_FONT} {_SVG_STYLE}><defs>'
+        + "".join(
+            f'<marker id="polynb-arrow-{kind}" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" '
+            f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" fill="{color}"/></marker>'
+            for kind, color in (("plain", EDGE_COLORS["dependency"]), ("event", EDGE_COLORS["event"]))
+        )
+        + "</defs>",
     ]
+    labels = []
     for edge in edges:
         if edge.src not in pos or edge.dst not in pos:
             continue
         (x0, y0), (x1, y1) = pos[edge.src], pos[edge.dst]
         sx, sy, ex, ey = x0 + node_w, y0 + node_h / 2, x1, y1 + node_h / 2
-        mid = (sx + ex) / 2
-        dash = {"event": ' stroke-dasharray="6,4"', "hook": ' stroke-dasharray="2,3"'}.get(edge.kind, "")
+        # Straight out of the source's layer and into the target's (they differ from the node's own
+        # edge only when the layer is folded), curved in between.
+        lx = max(sx, lay.right[lay.layer_of[edge.src]])
+        end = ex - 2  # the arrowhead's tip touches the box
+        rx = min(end, lay.left[lay.layer_of[edge.dst]]) if lay.layer_of[edge.dst] > lay.layer_of[edge.src] else end
+        mid = (lx + rx) / 2
+        # A zero-length last segment would turn the arrowhead (``orient="auto"``) the wrong way.
+        tail = f" L{end:.0f},{ey:.1f}" if end - rx > 0.5 else ""
+        dash = f' stroke-dasharray="{EDGE_DASH[edge.kind]}"' if edge.kind in EDGE_DASH else ""
+        arrow = "event" if edge.kind == "event" else "plain"
+        color = EDGE_COLORS.get(edge.kind, EDGE_COLORS["dependency"])
+        width_px = "1.6" if edge.kind == "event" else "1.3"
         title = f"{edge.src} → {edge.dst}: {edge.kind}" + (f" ({edge.label})" if edge.label else "")
         out.append(
-            f'<path class="polynb-edge polynb-edge-{edge.kind}" d="M{sx:.0f},{sy:.0f} C{mid:.0f},{sy:.0f} '
-            f'{mid:.0f},{ey:.0f} {ex - 2:.0f},{ey:.0f}" fill="none" stroke="#607d8b" stroke-width="1.3"{dash} '
-            f'marker-end="url(#polynb-arrow)"><title>{escape(title)}</title></path>'
+            f'<path class="polynb-edge polynb-edge-{edge.kind}" d="M{sx:.0f},{sy:.0f} L{lx:.0f},{sy:.0f} '
+            f'C{mid:.0f},{sy:.0f} {mid:.0f},{ey:.1f} {rx:.0f},{ey:.1f}{tail}" fill="none" '
+            f'stroke="{color}" stroke-width="{width_px}"{dash}{opacity} marker-end="url(#polynb-arrow-{arrow})">'
+            f"<title>{escape(title)}</title></path>"
         )
         if edge.label:
             label = ("on " if edge.kind == "hook" else "") + edge.label
-            out.append(
+            fill = EDGE_COLORS["event"] if edge.kind == "event" else "currentColor"
+            labels.append(
                 f'<text x="{mid:.0f}" y="{(sy + ey) / 2 - 4:.0f}" text-anchor="middle" font-size="10" '
-                f'fill="#455a64">{escape(label)}</text>'
+                f'fill="{fill}">{escape(label)}</text>'
             )
-    for name, (x, y) in pos.items():
+    for name, (nx, ny) in pos.items():
+        nx, ny = round(nx, 1), round(ny, 1)
         node = by_name[name]
-        fill = status_color(node.status) if node.status else "#eceff1"
-        text = "#fff" if node.status in ("running", "succeeded", "failed", "stopped", "processing") else "#263238"
-        stroke = ' stroke-dasharray="3,2"' if node.kind == "service" else ""
         title = f"{name} ({node.kind})" + (f": {node.status}" if node.status else "")
-        out.append(
-            f'<g class="polynb-node"><rect x="{x}" y="{y}" width="{node_w}" height="{node_h}" rx="5" '
-            f'fill="{fill}" stroke="#546e7a"{stroke}/><text x="{x + 8}" y="{y + 17}" fill="{text}">'
-            f"{escape(_clip(name, 20))}</text><title>{escape(title)}</title></g>"
-        )
+        tag = node.kind if node.kind not in ("job", "") else ""
+        room = node_w - 14 - (len(tag) * 5.5 + 6 if tag else 0)
+        if node.status == "skipped":  # it never ran: an outline, struck through
+            box = f'fill="none" stroke="{status_color("skipped")}" stroke-dasharray="4,3"'
+            text = 'fill="currentColor" fill-opacity="0.65" text-decoration="line-through"'
+            tag_fill = "currentColor"
+        else:
+            fill = status_color(node.status) if node.status else "#eceff1"
+            box, text = f'fill="{fill}" stroke="#546e7a" stroke-opacity="0.6"', f'fill="{ink_on(fill)}"'
+            tag_fill = ink_on(fill)
+        parts = [
+            f'<g class="polynb-node polynb-status-{escape(node.status or "none")}"><rect x="{nx}" y="{ny}" '
+            f'width="{node_w}" height="{node_h}" rx="4" {box}/>'
+            f'<text x="{nx + 7}" y="{ny + node_h / 2 + font * 0.36:.1f}" font-size="{font}" {text}>'
+            f"{escape(_clip(name, int(room / (font * 0.58))))}</text>"
+        ]
+        if tag:
+            parts.append(
+                f'<text class="polynb-kind" x="{nx + node_w - 5}" y="{ny + node_h / 2 + 3:.1f}" font-size="9" '
+                f'text-anchor="end" fill="{tag_fill}" fill-opacity="0.8">{escape(tag)}</text>'
+            )
+        parts.append(f"<title>{escape(title)}</title></g>")
+        out.append("".join(parts))
+    out += labels  # above the nodes and edges, so no box hides them
     out.append("</svg>")
     return "".join(out)
 
@@ -166,58 +272,96 @@ def graph_text(nodes: Sequence[GraphNode], edges: Sequence[EdgeView]) -> str:
 # ------------------------------------------------------------------------------------------- timeline
 
 
+def axis_step(span: float) -> float:
+    """A round tick interval (1, 2 or 5 times a power of ten seconds, minutes and hours past a minute)
+    giving at most 8 ticks over ``span``."""
+    for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400):
+        if span / step <= 8:
+            return float(step)
+    return 86400.0
+
+
 def timeline_svg(snapshot: RunSnapshot, *, width: int = 760) -> str:
     """A bar per op (the run itself first): status segments, a cap in the final status' colour, diamond
-    markers for events other ops waited for and triangles for hooks; a dashed line marks now."""
+    markers for events other ops waited for and triangles for hooks; a dashed line marks now.
+
+    The axis ends on the first round tick past now, so while a run is live the now line walks right
+    and the ticks step, rather than everything being stretched to the full width at every update."""
     ops = list(snapshot.ops[:MAX_TIMELINE_ROWS])
-    label_w, row_h, top, bottom = 170, 18, 4, 18
-    span = max(snapshot.elapsed, max((s.start for op in ops for s in op.segments), default=0.0), 1.0)
-    scale = (width - label_w - 10) / span
+    longest = max((len(_row_label(op)) * (1.1 if op.role == "dag" else 1.0) for op in ops), default=4.0)
+    label_w = int(min(220, max(90, longest * _CHAR_W + 12)))
+    compact = len(ops) > 2 * COMPACT_ROWS
+    row_h, bar_h, font = (14, 8, 11) if compact else (18, 10, 12)
+    top, bottom = 4, 18
+    latest = max(snapshot.elapsed, max((s.start for op in ops for s in op.segments), default=0.0))
+    step = axis_step(max(latest, 1.0))
+    span = max(1.0, (int(latest / step + 1e-9) + 1) * step)
+    scale = (width - label_w - 14) / span
     height = top + len(ops) * row_h + bottom
 
     def x(t: float) -> float:
         return label_w + max(0.0, t) * scale
 
-    svg = f'<svg xmlns="http://www.w3.org/2000/svg" class="polynb-timeline" width="{width}" height="{height}" {_FONT}>'
-    out = [svg]
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="polynb-timeline" width="{width}" height="{height}" '
+        f"{_FONT} {_SVG_STYLE}>"
+    ]
+    axis_y = top + len(ops) * row_h
+    for i in range(int(span / step + 1e-9) + 1):  # faint grid lines behind the bars
+        tx = x(i * step)
+        out.append(
+            f'<line class="polynb-tick" x1="{tx:.1f}" y1="{top}" x2="{tx:.1f}" y2="{axis_y + 3}" '
+            'stroke="currentColor" stroke-opacity="0.12"/>'
+            f'<text x="{tx:.1f}" y="{axis_y + 14}" text-anchor="middle" font-size="10" fill="currentColor" '
+            f'fill-opacity="0.7">{_tick(i * step)}</text>'
+        )
     for i, op in enumerate(ops):
         y = top + i * row_h
-        indent = "  ↳ " if op.role == "hook" else ""
+        by = y + (row_h - bar_h) / 2
         weight = ' font-weight="bold"' if op.role == "dag" else ""
-        out.append(f'<text x="2" y="{y + 13}"{weight}>{escape(indent + _clip(op.name, 24))}</text>')
+        room = (label_w - 8) / (_CHAR_W * (1.1 if op.role == "dag" else 1.0) * font / 12)
+        out.append(
+            f'<text class="polynb-row-label" x="2" y="{y + row_h / 2 + font * 0.36:.1f}" font-size="{font}" '
+            f'fill="currentColor"{weight}>{escape(_clip(_row_label(op), int(room)))}'
+            f"<title>{escape(op.name)}: {escape(op.status)}</title></text>"
+        )
         for seg in op.segments:
-            if seg.end is not None and seg.end == seg.start:
+            color = status_color(seg.status)
+            if seg.end is not None and seg.end == seg.start:  # a final status: the bar's end cap
                 out.append(
-                    f'<rect x="{x(seg.start) - 1:.1f}" y="{y + 2}" width="4" height="{row_h - 5}" '
-                    f'fill="{status_color(seg.status)}"><title>{escape(op.name)}: {seg.status}</title></rect>'
+                    f'<rect class="polynb-cap" x="{x(seg.start) - 1:.1f}" y="{y + 1}" width="4" height="{row_h - 2}" '
+                    f'fill="{color}" stroke="{_cap_edge(seg.status)}" stroke-width="0.6"><title>{escape(op.name)}: '
+                    f"{seg.status} at {_seconds(seg.start)}</title></rect>"
                 )
                 continue
             end = seg.end if seg.end is not None else snapshot.elapsed
             w = max(x(end) - x(seg.start), 1.0)
             out.append(
-                f'<rect x="{x(seg.start):.1f}" y="{y + 4}" width="{w:.1f}" height="{row_h - 9}" '
-                f'fill="{status_color(seg.status)}"><title>{escape(op.name)}: {seg.status} '
+                f'<rect x="{x(seg.start):.1f}" y="{by:.1f}" width="{w:.1f}" height="{bar_h}" '
+                f'fill="{color}"><title>{escape(op.name)}: {seg.status} '
                 f"({_seconds(seg.start)} → {_seconds(end)})</title></rect>"
             )
         for marker in op.markers:
-            mx, my = x(marker.at), y + row_h / 2
+            mx, my, r = x(marker.at), y + row_h / 2, row_h * 0.3
             if marker.kind == "event":  # a diamond
-                points = f"M{mx:.1f},{my - 5:.1f} L{mx + 5:.1f},{my:.1f} L{mx:.1f},{my + 5:.1f} L{mx - 5:.1f},{my:.1f}z"
+                points = f"M{mx:.1f},{my - r:.1f} L{mx + r:.1f},{my:.1f} L{mx:.1f},{my + r:.1f} L{mx - r:.1f},{my:.1f}z"
+                stroke = EDGE_COLORS["event"]
             else:  # a triangle
-                points = f"M{mx:.1f},{my - 5:.1f} L{mx + 5:.1f},{my + 5:.1f} L{mx - 5:.1f},{my + 5:.1f} z"
+                points = f"M{mx:.1f},{my - r:.1f} L{mx + r:.1f},{my + r:.1f} L{mx - r:.1f},{my + r:.1f} z"
+                stroke = "#263238"
             shape = f'<path class="polynb-marker-{marker.kind}" d="{points}"'
-            out.append(f'{shape} fill="#fff" stroke="#263238" stroke-width="1.2"><title>{escape(marker.label)} '
+            out.append(f'{shape} fill="#fff" stroke="{stroke}" stroke-width="1.4"><title>{escape(marker.label)} '
                        f"at {_seconds(marker.at)}</title></path>")  # fmt: skip
-    axis_y = top + len(ops) * row_h
-    now_x = x(snapshot.elapsed)
     if not snapshot.settled:
+        now_x = x(snapshot.elapsed)
         out.append(
-            f'<line class="polynb-now" x1="{now_x:.1f}" y1="0" x2="{now_x:.1f}" y2="{axis_y}" stroke="#37474f" '
-            'stroke-dasharray="3,3"/>'
+            f'<line class="polynb-now" x1="{now_x:.1f}" y1="0" x2="{now_x:.1f}" y2="{axis_y}" stroke="currentColor" '
+            f'stroke-dasharray="3,3"><title>now: {_seconds(snapshot.elapsed)}</title></line>'
         )
-    out.append(f'<line x1="{label_w}" y1="{axis_y}" x2="{width - 10}" y2="{axis_y}" stroke="#b0bec5"/>')
-    out.append(f'<text x="{label_w}" y="{axis_y + 13}" fill="#546e7a">0s</text>')
-    out.append(f'<text x="{width - 10}" y="{axis_y + 13}" text-anchor="end" fill="#546e7a">{_seconds(span)}</text>')
+    out.append(
+        f'<line x1="{label_w}" y1="{axis_y}" x2="{x(span):.1f}" y2="{axis_y}" stroke="currentColor" '
+        'stroke-opacity="0.35"/>'
+    )
     out.append("</svg>")
     more = len(snapshot.ops) - len(ops)
     if more > 0:
@@ -225,76 +369,138 @@ def timeline_svg(snapshot: RunSnapshot, *, width: int = 760) -> str:
     return "".join(out)
 
 
+def legend_html(snapshot: RunSnapshot, *, graph: bool) -> str:
+    """What the colours and line styles mean, for the statuses and kinds this run shows."""
+    seen = {op.status for op in snapshot.ops} | {s.status for op in snapshot.ops for s in op.segments}
+    items = []
+    for status in STATUS_ORDER:
+        if status not in seen:
+            continue
+        if status == "skipped" and graph:
+            swatch = f"border:1px dashed {status_color(status)}"
+        else:
+            swatch = f"background:{status_color(status)}"
+        items.append(
+            f'<span class="polynb-legend-status"><span style="display:inline-block;width:10px;height:10px;'
+            f'border-radius:2px;vertical-align:-1px;{swatch}"></span> {escape(status)}</span>'
+        )
+    if graph:
+        for kind, text in (("dependency", "after"), ("event", "on event"), ("hook", "hook")):
+            if any(e.kind == kind or (kind == "dependency" and e.kind == "param") for e in snapshot.edges):
+                dash = f' stroke-dasharray="{EDGE_DASH[kind]}"' if kind in EDGE_DASH else ""
+                items.append(
+                    f'<span class="polynb-legend-edge polynb-legend-{kind}"><svg width="22" height="8">'
+                    f'<line x1="0" y1="4" x2="22" y2="4" stroke="{EDGE_COLORS[kind]}" stroke-width="1.6"{dash}/>'
+                    f"</svg> {text}</span>"
+                )
+    kinds = {m.kind for op in snapshot.ops for m in op.markers}
+    if "event" in kinds:
+        items.append(f'<span class="polynb-legend-marker"><span style="color:{EDGE_COLORS["event"]}">◇</span> '
+                     "event awaited</span>")  # fmt: skip
+    if "hook" in kinds:
+        items.append('<span class="polynb-legend-marker">△ hook started</span>')
+    if not snapshot.settled:
+        items.append('<span class="polynb-legend-now">┆ now</span>')
+    if not items:
+        return ""
+    gap = '<span style="display:inline-block;width:12px"></span>'
+    return f'<div class="polynb-legend" style="font-size:11px;opacity:0.85;margin:2px 0 6px">{gap.join(items)}</div>'
+
+
 # ------------------------------------------------------------------------------------------ html, text
 
 
+_CELL = "padding:1px 12px 1px 0;text-align:left;vertical-align:top"
+_HEAD = f"{_CELL};font-weight:600;opacity:0.75"
+_LINK = "color:var(--jp-content-link-color, #1565c0)"
+
+
+def _table(cls: str, head: Sequence[str], rows: Iterable[Sequence[str]], nowrap: int) -> str:
+    """A compact table; the first ``nowrap`` columns do not wrap. Styles are inline: the widget's own
+    line height (28px, meant for form controls) would otherwise spread rows far apart."""
+
+    def cells(values: Sequence[str], tag: str, style: str) -> str:
+        return "".join(
+            f'<{tag} style="{style}{";white-space:nowrap" if i < nowrap else ""}">{v}</{tag}>'
+            for i, v in enumerate(values)
+        )
+
+    body = "".join(f"<tr>{cells(r, 'td', _CELL)}</tr>" for r in rows)
+    return (
+        f'<table class="{cls}" style="font-size:12px;line-height:1.35;border-collapse:collapse;margin:4px 0">'
+        f"<tr>{cells(head, 'th', _HEAD)}</tr>{body}</table>"
+    )
+
+
 def log_html(snapshot: RunSnapshot, *, limit: int = LOG_SHOWN) -> str:
+    """The newest ``limit`` status changes, oldest first."""
     rows = []
     for line in snapshot.log[-limit:]:
         why = " — ".join(p for p in (line.reason, line.message) if p)
-        rows.append(
-            f"<tr><td>+{_seconds(line.at)}</td><td>{escape(line.name)}</td>"
-            f'<td><span style="color:{status_color(line.status)}">●</span> {escape(line.status)}</td>'
-            f"<td>{escape(_clip(why, 120))}</td></tr>"
-        )
+        rows.append((
+            f'<span style="font-variant-numeric:tabular-nums">+{_seconds(line.at)}</span>',
+            escape(line.name),
+            f'<span style="color:{status_color(line.status)}">●</span> {escape(line.status)}',
+            escape(_clip(why, 120)),
+        ))  # fmt: skip
     if not rows:
         return ""
-    return (
-        '<table class="polynb-log" style="font-size:12px;border-collapse:collapse">'
-        "<tr><th align=left>t</th><th align=left>run</th><th align=left>status</th><th align=left>why</th></tr>"
-        + "".join(rows)
-        + "</table>"
-    )
+    return _table("polynb-log", ("t", "run", "status", "why"), rows, nowrap=3)
 
 
 def outputs_html(snapshot: RunSnapshot) -> str:
     rows = [
-        f"<tr><td>{escape(op.name)}</td><td><code>{escape(key)}</code></td><td><code>{escape(_show(value))}</code></td></tr>"
+        (escape(op.name), f"<code>{escape(key)}</code>", f"<code>{escape(_clip(_show(value), 200))}</code>")
         for op in snapshot.ops
         for key, value in op.outputs
     ]
     if not rows:
         return ""
-    return '<table class="polynb-outputs" style="font-size:12px"><tr><th align=left>op</th><th align=left>output</th>' \
-        "<th align=left>value</th></tr>" + "".join(rows) + "</table>"  # fmt: skip
+    return _table("polynb-outputs", ("op", "output", "value"), rows, nowrap=2)
 
 
 def links_html(snapshot: RunSnapshot) -> str:
     parts = []
     for link in snapshot.links:
         direct = (
-            f' <a href="{escape(link.direct_url)}" target="_blank" rel="noopener">(direct)</a>'
+            f' <a href="{escape(link.direct_url)}" target="_blank" rel="noopener" style="{_LINK};font-size:11px"'
+            f' title="the service\'s own address, for a browser that can reach it">(direct)</a>'
             if link.direct_url != link.url
             else ""
         )
         parts.append(
-            f'<a class="polynb-link" href="{escape(link.url)}" target="_blank" rel="noopener">'
-            f"<b>{escape(link.title)} ↗</b></a>{direct}"
+            f'<a class="polynb-link polynb-link-{escape(link.kind)}" href="{escape(link.url)}" target="_blank" '
+            f'rel="noopener" style="{_LINK};font-weight:600">{escape(link.title)} ↗</a>{direct}'
         )
     return " · ".join(parts)
 
 
 def run_html(snapshot: RunSnapshot) -> str:
-    """The whole widget body: header, links, notes, graph, timeline, event log, outputs."""
+    """The whole widget body: header, links, notes, graph, timeline, legend, event log, outputs."""
     header = (
         f'<div class="polynb-header"><b>{escape(snapshot.name)}</b> ({escape(snapshot.kind)}) '
-        f'<span style="color:{status_color(snapshot.status)}">● {escape(snapshot.status)}</span>'
+        f'<span class="polynb-status"><span style="color:{status_color(snapshot.status)}">●</span> '
+        f"<b>{escape(snapshot.status)}</b></span>"
         f" · {_seconds(snapshot.elapsed)} · {_counts(snapshot.members) or 'no ops'} · "
-        f"<code>{snapshot.uuid[:12]}</code></div>"
+        f'<code style="opacity:0.7">{snapshot.uuid[:12]}</code></div>'
     )
     parts = [header]
     if snapshot.links:
-        parts.append(f'<div class="polynb-links">{links_html(snapshot)}</div>')
+        parts.append(f'<div class="polynb-links" style="margin:2px 0">{links_html(snapshot)}</div>')
     for note in snapshot.notes:
-        parts.append(f'<div class="polynb-note" style="color:#8d6e00">⚠ {escape(note)}</div>')
-    if snapshot.kind == "dag":
+        parts.append(f'<div class="polynb-note" style="color:var(--jp-warn-color0, #8d6e00)">⚠ {escape(note)}</div>')
+    graph = snapshot.kind == "dag"
+    if graph:
         nodes = [GraphNode(op.name, op.kind, op.status) for op in snapshot.members]
-        parts.append(graph_svg(nodes, snapshot.edges))
+        parts.append(f'<div style="margin:4px 0">{graph_svg(nodes, snapshot.edges)}</div>')
     parts.append(timeline_svg(snapshot))
+    parts.append(legend_html(snapshot, graph=graph))
     parts.append(log_html(snapshot))
     if snapshot.settled:
         parts.append(outputs_html(snapshot))
-    return "".join(p for p in parts if p)
+    # The widget's line height (28px, for form controls) would spread every line of text far apart.
+    body = "".join(p for p in parts if p)
+    return f'<div class="polynb-run" style="line-height:1.4;color:{_INK}">{body}</div>'
 
 
 def run_text(snapshot: RunSnapshot) -> str:
@@ -324,6 +530,21 @@ def run_text(snapshot: RunSnapshot) -> str:
 
 def _row_name(op: OpView) -> str:
     return f"↳ {op.name}" if op.role == "hook" else op.name
+
+
+def _row_label(op: OpView) -> str:
+    return f"  ↳ {op.name}" if op.role == "hook" else op.name
+
+
+def _cap_edge(status: str) -> str:
+    """A thin outline for caps as light as the bar's background could be (skipped, upstream failed)."""
+    return "#616161" if ink_on(status_color(status)) != "#ffffff" else status_color(status)
+
+
+def _tick(t: float) -> str:
+    if t < 60:
+        return f"{t:.1f}".rstrip("0").rstrip(".") + "s"
+    return _seconds(t)
 
 
 def _counts(ops: Iterable[OpView]) -> str:
