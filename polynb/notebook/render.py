@@ -49,6 +49,8 @@ STATUS_COLORS: dict[str, str] = {
     "skipped": "#9e9e9e",
 }
 STATUS_ORDER = tuple(STATUS_COLORS)
+PROBLEMS = frozenset({"failed", "warning", "unschedulable", "unknown", "retrying"})
+"""Statuses whose reason the widget shows under its header."""
 """The legend's order: a run's life from left to right."""
 EDGE_COLORS = {"dependency": "#78909c", "param": "#78909c", "event": "#ef6c00", "hook": "#78909c"}
 EDGE_DASH = {"event": "6,4", "hook": "2,3"}
@@ -323,7 +325,7 @@ def timeline_svg(snapshot: RunSnapshot, *, width: int = 760) -> str:
         out.append(
             f'<text class="polynb-row-label" x="2" y="{y + row_h / 2 + font * 0.36:.1f}" font-size="{font}" '
             f'fill="currentColor"{weight}>{escape(_clip(_row_label(op), int(room)))}'
-            f"<title>{escape(op.name)}: {escape(op.status)}</title></text>"
+            f"<title>{escape(_describe(op))}</title></text>"
         )
         for seg in op.segments:
             color = status_color(seg.status)
@@ -487,6 +489,15 @@ def run_html(snapshot: RunSnapshot) -> str:
     parts = [header]
     if snapshot.links:
         parts.append(f'<div class="polynb-links" style="margin:2px 0">{links_html(snapshot)}</div>')
+    for op in snapshot.members:
+        if op.status in PROBLEMS:  # why it went wrong, where one looks first (the log may have scrolled on)
+            why = " — ".join(p for p in (op.reason, op.message) if p)
+            parts.append(
+                f'<div class="polynb-problem"><span style="color:{status_color(op.status)}">●</span> '
+                f"<b>{escape(op.name)}</b> {escape(op.status)}"
+                + (f": {escape(_clip(why, 200))}" if why else "")
+                + "</div>"
+            )
     for note in snapshot.notes:
         parts.append(f'<div class="polynb-note" style="color:var(--jp-warn-color0, #8d6e00)">⚠ {escape(note)}</div>')
     graph = snapshot.kind == "dag"
@@ -534,6 +545,11 @@ def _row_name(op: OpView) -> str:
 
 def _row_label(op: OpView) -> str:
     return f"  ↳ {op.name}" if op.role == "hook" else op.name
+
+
+def _describe(op: OpView) -> str:
+    why = " — ".join(p for p in (op.reason, op.message) if p)
+    return f"{op.name} ({op.kind}): {op.status}" + (f" — {why}" if why else "")
 
 
 def _cap_edge(status: str) -> str:

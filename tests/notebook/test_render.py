@@ -258,3 +258,11 @@ def test_html_follows_the_notebook_theme_and_keeps_rows_compact() -> None:
     assert "var(--jp-content-link-color" in html
     log = re.search(r'<table class="polynb-log"[^>]*>', html)
     assert log is not None and "line-height" in log.group(0)
+
+
+def test_failed_ops_say_why_under_the_header() -> None:
+    failed = op("flaky", "failed", reason="ExitCode", message="exit code 1: out of memory")
+    html = run_html(snapshot(status="running", ops=(failed, op("ok", "succeeded"))))
+    problems = re.findall(r'<div class="polynb-problem">(.*?)</div>', html)
+    assert len(problems) == 1 and "flaky" in problems[0] and "out of memory" in problems[0]
+    assert "flaky (job): failed — ExitCode — exit code 1: out of memory" in timeline_svg(snapshot(ops=(failed,)))
