@@ -51,6 +51,7 @@ STATUS_COLORS: dict[str, str] = {
 STATUS_ORDER = tuple(STATUS_COLORS)
 PROBLEMS = frozenset({"failed", "warning", "unschedulable", "unknown", "retrying"})
 """Statuses whose reason the widget shows under its header."""
+PROBLEMS_SHOWN = 3
 """The legend's order: a run's life from left to right."""
 EDGE_COLORS = {"dependency": "#78909c", "param": "#78909c", "event": "#ef6c00", "hook": "#78909c"}
 EDGE_DASH = {"event": "6,4", "hook": "2,3"}
@@ -489,15 +490,17 @@ def run_html(snapshot: RunSnapshot) -> str:
     parts = [header]
     if snapshot.links:
         parts.append(f'<div class="polynb-links" style="margin:2px 0">{links_html(snapshot)}</div>')
-    for op in snapshot.members:
-        if op.status in PROBLEMS:  # why it went wrong, where one looks first (the log may have scrolled on)
-            why = " — ".join(p for p in (op.reason, op.message) if p)
-            parts.append(
-                f'<div class="polynb-problem"><span style="color:{status_color(op.status)}">●</span> '
-                f"<b>{escape(op.name)}</b> {escape(op.status)}"
-                + (f": {escape(_clip(why, 200))}" if why else "")
-                + "</div>"
-            )
+    # Why ops went wrong, where one looks first (the log may have scrolled on); a few, not a wall of them.
+    problems = [op for op in snapshot.members if op.status in PROBLEMS]
+    for op in problems[:PROBLEMS_SHOWN]:
+        why = " — ".join(p for p in (op.reason, op.message) if p)
+        parts.append(
+            f'<div class="polynb-problem"><span style="color:{status_color(op.status)}">●</span> '
+            f"<b>{escape(op.name)}</b> {escape(op.status)}" + (f": {escape(_clip(why, 200))}" if why else "") + "</div>"
+        )
+    if len(problems) > PROBLEMS_SHOWN:
+        rest = problems[PROBLEMS_SHOWN:]
+        parts.append(f'<div class="polynb-problem-more">… and {len(rest)} more ({_counts(rest)})</div>')
     for note in snapshot.notes:
         parts.append(f'<div class="polynb-note" style="color:var(--jp-warn-color0, #8d6e00)">⚠ {escape(note)}</div>')
     graph = snapshot.kind == "dag"

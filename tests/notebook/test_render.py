@@ -266,3 +266,8 @@ def test_failed_ops_say_why_under_the_header() -> None:
     problems = re.findall(r'<div class="polynb-problem">(.*?)</div>', html)
     assert len(problems) == 1 and "flaky" in problems[0] and "out of memory" in problems[0]
     assert "flaky (job): failed — ExitCode — exit code 1: out of memory" in timeline_svg(snapshot(ops=(failed,)))
+
+
+def test_only_a_few_problems_are_listed() -> None:
+    html = run_html(snapshot(ops=tuple(op(f"o{i}", "failed") for i in range(10))))
+    assert html.count('class="polynb-problem"') == 3 and "… and 7 more (7 failed)" in html
