@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PositiveInt,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -628,6 +629,8 @@ class Polyaxonfile(Model):
     is_preset: bool | None = None
     run_patch: dict[str, Any] | None = None
 
+    _lowered: bool = PrivateAttr(default=False)
+
     _check_name = field_validator("name")(_check_name)
     _split_tags = field_validator("tags", "presets", mode="before")(_split_csv)
     _argv_cmd = field_validator("cmd", mode="before")(_argv)
@@ -673,6 +676,10 @@ class Polyaxonfile(Model):
         return self
 
     def _lower_shortcuts(self) -> None:
+        # Pydantic runs after-validators of recursive models (DAG ops) twice on the same instance: lower once.
+        if self._lowered:
+            return
+        self._lowered = True
         used = [name for name in _SHORTCUTS if getattr(self, name) is not None]
         if not used:
             return

@@ -98,7 +98,7 @@ def parse_value_path(text: str, ref: Ref) -> ValuePath:
     return path
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=1 << 20)
 def parse_ref_cached(text: str) -> Ref:
     """``parse_ref`` memoised: a DAG refers to the same few ops many times, and refs are immutable."""
     return parse_ref(text)

@@ -162,3 +162,15 @@ def test_matrix_and_schedule_parse_so_they_can_be_refused_at_compile_time() -> N
     )
     assert op.matrix is not None and op.matrix.kind == "grid"
     assert op.schedule is not None and op.schedule.kind == "cron"
+
+
+def test_shortcuts_of_a_dag_op_are_lowered_once() -> None:
+    comp = parse_polyaxonfile(
+        {"kind": "component", "run": {"kind": "dag", "operations": [
+            {"name": "a", "run": {"kind": "job", "container": {"command": ["true"]}},
+             "env": [{"name": "A", "value": "1"}]}]}}
+    )
+    assert isinstance(comp.run, Dag)
+    op_run = comp.run.operations[0].run
+    assert isinstance(op_run, Job)
+    assert [(e.name, e.value) for e in op_run.container.env or ()] == [("A", "1")]
