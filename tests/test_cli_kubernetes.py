@@ -3,6 +3,7 @@ the same commands, with pods scripted by image, from separate processes."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,3 +89,33 @@ def test_kubernetes_without_a_cluster_configuration_submits_nothing(cli: Cli) ->
     assert result.returncode == 1
     assert "kubeconfig" in result.stderr
     assert cli.runs() == []
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "notebooks" / "pipelines"
+# The example pipelines' containers, scripted by image: every python:3.11 step reports, in its termination
+# message, the outputs any of the examples declares (the kubelet cannot run the real scripts).
+EXAMPLE_OUTPUTS = {"n_rows": 2000, "dataset": "synthetic", "loss": 0.12, "accuracy": 0.93, "passed": True}
+EXAMPLE_SCRIPTS = {
+    "python:3.11": {"logs": ["step done"], "message": json.dumps(EXAMPLE_OUTPUTS)},
+    "tensorflow/tensorflow:2.15.0": {"hold": True, "logs": ["TensorBoard serving"]},
+}
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_the_example_pipelines_run_unchanged_on_kubernetes(cli: Cli, emulator: Emulator, example: str) -> None:
+    emulator.scripts.update(EXAMPLE_SCRIPTS)
+    code, doc = cli.run_json(
+        "run", "-f", str(EXAMPLES / example), "--executor", "kubernetes", "--stop-services", "--json"
+    )
+    assert code == 0, doc
+    assert doc["status"] == "succeeded"
+    statuses = {op["name"]: op["status"] for op in doc["ops"]}
+    # What the same files give on the local executor with default params: `alert` only runs on a failure.
+    expected = {op: "succeeded" for op in statuses}
+    if example == "hooks-and-conditions.yaml":
+        expected["alert"] = "upstream_failed"
+    if example == "experiment-tensorboard.yaml":
+        expected["tensorboard"] = "stopped"  # a service, stopped by --stop-services once the rest is done
+    assert statuses == expected
+    with cli.store() as store:
+        assert {r.executor for r in store.children(doc["uuid"])} == {"kubernetes"}
