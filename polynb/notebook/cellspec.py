@@ -16,6 +16,7 @@ from typing import Any
 
 from polynb.compiler.pipeline import CLI_PARAMS, Pipeline, PipelineReport, analyze_pipeline
 from polynb.compiler.registry import ComponentRegistry
+from polynb.spec.check import as_written
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.load import load_data
 from polynb.spec.models import Component, Operation
@@ -120,7 +121,7 @@ def report_errors(report: PipelineReport, cell: CellSpec) -> list[SpecError]:
         if problem.path[:1] == (CLI_PARAMS,):
             out.append(SpecError(own, 0, 0, format_path(problem.path), problem.message))
             continue
-        parts = _as_written(problem.path, cell.document.data)
+        parts = as_written(problem.path, cell.document.data)
         line, column = cell.document.position(parts)
         out.append(SpecError(own, line, column, format_path(parts), problem.message))
     return to_cell(out, wrapped=cell.wrapped, own=own)
@@ -139,19 +140,6 @@ def to_cell(errors: Sequence[SpecError], *, wrapped: bool, own: str | None = Non
             path = inner
         out.append(SpecError(e.file, e.line + BODY_OFFSET if e.line else 0, e.column, path, e.message))
     return out
-
-
-def _as_written(path: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
-    """The short form ``lr: 0.1`` has no ``value`` key: point at ``lr`` itself."""
-    if not path or path[-1] != "value":
-        return path
-    node = data
-    for part in path[:-1]:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            return path
-    return path if isinstance(node, dict) and "value" in node else path[:-1]
 
 
 def diagnostics(errors: Sequence[SpecError], filename: str) -> list[dict[str, Any]]:

@@ -163,7 +163,7 @@ def _check_one(
     return report.pipeline, errors, warnings, unsupported
 
 
-def _as_written(path: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
+def as_written(path: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
     """A param's ``value`` path as written: the short form ``lr: 0.1`` has no ``value`` key, point at ``lr``."""
     if not path or path[-1] != "value":
         return path
@@ -194,7 +194,7 @@ class _Locator:
         document = self._document(file)
         if document is None:
             return SpecError(file, 0, 0, format_path(problem.path), problem.message)
-        parts = _as_written(problem.path, document.data)
+        parts = as_written(problem.path, document.data)
         line, column = document.position(parts)
         return SpecError(file, line, column, format_path(parts), problem.message)
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -167,9 +168,19 @@ def test_claimed_run_without_a_handle_is_failed_not_resubmitted(
         store.close()
 
 
-def test_clean_shutdown_without_stopping_hands_runs_to_the_next_engine(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@dataclass
+class HandedOver:
+    """A DAG (`a`, blocked until `release` exists, then `b`) whose first engine shut down without stopping
+    it while `a` runs: the next engine on `store` must finish it."""
+
+    store: Store
+    uuid: str
+    a_uuid: str
+    release: Path
+    log: Path
+
+
+def hand_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HandedOver:
     monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
     log = tmp_path / "submissions.txt"
     release = tmp_path / "release"
@@ -187,16 +198,28 @@ def test_clean_shutdown_without_stopping_hands_runs_to_the_next_engine(
     recorder.wait_for(lambda evs: any(e.run_uuid == a_uuid and e.kind == "run_status_running" for e in evs))
     first.shutdown(stop_running=False)
     assert not store.get_run(a_uuid).is_final
+    return HandedOver(store, uuid, a_uuid, release, log)
 
-    second = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+
+def finish(handed: HandedOver) -> None:
+    second = Engine(store=handed.store, executors={"local": LocalExecutor(base_dir=handed.log.parent)})
     second.start()
     try:
-        release.touch()
-        assert second.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded"
-        assert sorted(log.read_text().split()) == ["a", "b"]
+        handed.release.touch()
+        assert second.wait(handed.uuid, timeout=DEADLOCK_GUARD) == "succeeded"
+        assert sorted(handed.log.read_text().split()) == ["a", "b"]  # each op ran once
     finally:
         second.shutdown()
-        store.close()
+
+
+def test_clean_shutdown_without_stopping_hands_runs_to_the_next_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handed = hand_over(tmp_path, monkeypatch)
+    try:
+        finish(handed)
+    finally:
+        handed.store.close()
 
 
 def test_a_run_started_before_its_handle_was_recorded_is_re_attached_not_failed(
@@ -204,60 +227,23 @@ def test_a_run_started_before_its_handle_was_recorded_is_re_attached_not_failed(
 ) -> None:
     """The crash window between the claim and the stored handle: the process may already run. The local
     executor finds it from the run's folder, so the new engine attaches to it (and never starts it again)."""
-    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
-    log = tmp_path / "submissions.txt"
-    release = tmp_path / "release"
-    store = Store(tmp_path / "home" / "polynb.db")
-    first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
-    recorder = Recorder()
-    first.subscribe(recorder)
-    first.start()
-    text = dag(
-        job("a", appending("a", log, f'while [ ! -e "{release}" ]; do sleep 0.05; done')),
-        job("b", appending("b", log), extra="dependencies: [a]\n"),
-    )
-    uuid = first.submit(build(text))
-    a_uuid = next(r.uuid for r in store.children(uuid) if r.name == "a")
-    recorder.wait_for(lambda evs: any(e.run_uuid == a_uuid and e.kind == "run_status_running" for e in evs))
-    first.shutdown(stop_running=False)
-    store.set_handle(a_uuid, None)  # as if the engine had died before recording it
-    assert store.get_run(a_uuid).handle is None
-
-    second = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
-    second.start()
+    handed = hand_over(tmp_path, monkeypatch)
     try:
-        release.touch()
-        assert second.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded"
-        assert store.get_run(a_uuid).status == Status.SUCCEEDED
-        assert sorted(log.read_text().split()) == ["a", "b"]  # `a` ran once
+        handed.store.set_handle(handed.a_uuid, None)  # as if the engine had died before recording it
+        finish(handed)
+        assert handed.store.get_run(handed.a_uuid).status == Status.SUCCEEDED
     finally:
-        second.shutdown()
-        store.close()
+        handed.store.close()
 
 
 def test_re_attaching_never_moves_a_status_backwards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The executor replays every transition it recorded; the run's history must not go running -> starting."""
-    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
-    release = tmp_path / "release"
-    store = Store(tmp_path / "home" / "polynb.db")
-    first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
-    recorder = Recorder()
-    first.subscribe(recorder)
-    first.start()
-    uuid = first.submit(build(dag(job("a", ["sh", "-c", f'while [ ! -e "{release}" ]; do sleep 0.05; done']))))
-    a_uuid = next(r.uuid for r in store.children(uuid) if r.name == "a")
-    recorder.wait_for(lambda evs: any(e.run_uuid == a_uuid and e.kind == "run_status_running" for e in evs))
-    first.shutdown(stop_running=False)
-
-    second = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
-    second.start()
+    handed = hand_over(tmp_path, monkeypatch)
     try:
-        release.touch()
-        assert second.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded"
-        history = [change.status for change in store.status_history(a_uuid)]
+        finish(handed)
+        history = [change.status for change in handed.store.status_history(handed.a_uuid)]
         assert history == [
             Status.CREATED, Status.COMPILED, Status.QUEUED, Status.STARTING, Status.RUNNING, Status.SUCCEEDED
         ]
     finally:
-        second.shutdown()
-        store.close()
+        handed.store.close()
