@@ -31,7 +31,9 @@ executor = testkit.executor
 def kubectl(kubeconfig: Path, *args: str) -> str:
     home = kubeconfig.parent / "kubectl-home"
     home.mkdir(exist_ok=True)
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(home)}
+    # kubectl >= 1.35 lists through a watch with `sendInitialEvents` (client-go's WatchListClient), which
+    # the emulator does not model: ask for the classic list-then-watch that polynb's executor uses too.
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(home), "KUBE_FEATURE_WatchListClient": "false"}
     done = subprocess.run(
         ["kubectl", "--request-timeout=20s", f"--cache-dir={home / 'cache'}", *args],
         env=env,
