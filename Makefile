@@ -31,7 +31,7 @@ demo: venv
 TEST_ENV := PATH=$(abspath $(VENV))/bin:$$PATH POLYAXON_PYTHON=$(abspath $(PX_PY))
 
 test: venv polyaxon-venv
-	$(VENV)/bin/ruff check polynb tests bench
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(MAKE) jstest uitest
 	$(TEST_ENV) $(VENV)/bin/pytest
@@ -48,7 +48,7 @@ lab: venv
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 lint: venv
-	$(VENV)/bin/ruff check polynb tests bench
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check polynb tests bench
 
 typecheck: venv
