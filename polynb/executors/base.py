@@ -18,6 +18,10 @@ EXECUTOR_STATUSES: Final = frozenset(
 )
 """The statuses an executor may report; the scheduler maps them onto the run's lifecycle."""
 
+BASE_DIR_LABEL: Final = "polynb.io/base-dir"
+"""Label the scheduler sets on a compiled op: the folder its relative paths (working dir, local git urls)
+are relative to — the notebook's or the YAML file's folder."""
+
 FINAL_EXECUTOR_STATUSES: Final = frozenset({"succeeded", "failed", "stopped"})
 """An update with one of these is the last one for the run (until it is submitted again)."""
 

@@ -43,6 +43,7 @@ from typing import Any, Final
 import polynb
 from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
 from polynb.executors import local_shim
+from polynb.executors.base import BASE_DIR_LABEL as BASE_DIR_LABEL
 from polynb.executors.base import FINAL_EXECUTOR_STATUSES, ExecutorUpdate, UpdateCallback
 from polynb.executors.local_shim import (
     INTERNAL_DIR,
@@ -63,8 +64,6 @@ from polynb.store.paths import artifacts_dir, polynb_home
 
 log = logging.getLogger(__name__)
 
-BASE_DIR_LABEL: Final = "polynb.io/base-dir"
-"""Label of an op that sets its base folder (relative working dirs, default cwd, local git urls)."""
 
 PACKAGE_ROOT: Final = str(Path(polynb.__file__).resolve().parent.parent)
 TAIL_INTERVAL: Final = 0.25

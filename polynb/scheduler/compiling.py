@@ -20,7 +20,7 @@ from polynb.compiler.params import RunView, resolve_params
 from polynb.compiler.registry import ComponentRegistry
 from polynb.compiler.templates import evaluate_conditions
 from polynb.compiler.types import CompiledOp, TerminationSpec
-from polynb.executors.base import Executor
+from polynb.executors.base import BASE_DIR_LABEL, Executor
 from polynb.lifecycle import Status
 from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan, dump
 from polynb.spec.models import Component, Hook, Operation
@@ -32,7 +32,6 @@ REASON_CONDITIONS_NOT_MET = "ConditionsNotMet"
 REASON_CONDITIONS_ERROR = "ConditionsError"
 REASON_PARAMS = "ParamsError"
 REASON_COMPILE = "CompilationFailed"
-BASE_DIR_LABEL = "polynb.io/base-dir"
 
 
 @dataclass(frozen=True, slots=True)
