@@ -450,11 +450,14 @@ class Store:
                     [prefix, prefix + "g", *scope_params, _AMBIGUOUS_SHOWN + 1],
                 )
                 found.update((row["uuid"], row["name"]) for row in rows)
-            rows = conn.execute(
+            named = conn.execute(
                 f"SELECT uuid, name FROM runs WHERE name = ?{scope} ORDER BY rowid LIMIT ?",  # noqa: S608
                 [query, *scope_params, _AMBIGUOUS_SHOWN + 1],
-            )
-            found.update((row["uuid"], row["name"]) for row in rows)
+            ).fetchall()
+            if len(named) == 1:
+                # A name typed in full wins over uuids it happens to prefix (names like `b` or `add` are hex).
+                return self._load(conn, named[0]["uuid"])
+            found.update((row["uuid"], row["name"]) for row in named)
             if len(found) == 1:
                 return self._load(conn, next(iter(found)))
         if not found:

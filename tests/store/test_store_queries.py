@@ -163,6 +163,12 @@ def test_find_by_prefix_takes_short_uuids_dashed_uuids_and_names(store: Store) -
         store.find_by_prefix("nosuchname")
 
 
+def test_a_full_name_wins_over_uuids_it_prefixes(store: Store) -> None:
+    named = store.create_run(NewRun(name="b", kind="job", uuid="25" + "0" * 30))
+    store.create_run(NewRun(name="c", kind="job", uuid="b0" + "0" * 30))
+    assert store.find_by_prefix("b").uuid == named.uuid
+
+
 def test_find_by_prefix_with_a_name_used_in_several_dags(store: Store) -> None:
     first, [op_a, _] = make_dag(store)
     second, [op_b, _] = make_dag(store)
