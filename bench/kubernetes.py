@@ -32,7 +32,7 @@ from polynb.compiler.pipeline import build_pipeline  # noqa: E402
 from polynb.compiler.registry import ComponentRegistry  # noqa: E402
 from polynb.compiler.types import CompiledOp, ContainerSpec  # noqa: E402
 from polynb.executors.base import ExecutorUpdate  # noqa: E402
-from polynb.executors.kubernetes import KubernetesExecutor  # noqa: E402
+from polynb.executors.kubernetes.executor import KubernetesExecutor  # noqa: E402
 from polynb.scheduler.engine import Engine  # noqa: E402
 from polynb.spec.load import load_text  # noqa: E402
 from polynb.store import Store  # noqa: E402

@@ -139,7 +139,7 @@ class EngineRun:
 
 
 def open_engine() -> EngineRun:
-    from polynb.executors.local import LocalExecutor
+    from polynb.executors.local.executor import LocalExecutor
     from polynb.scheduler.engine import Engine
     from polynb.store import Store
 

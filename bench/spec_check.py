@@ -10,7 +10,7 @@ fan-in from up to three earlier ops, ``up: {ref: ops.op-J, value: outputs.y}`` p
 (``run_status_running`` with a context-only ``globals.uuid`` param, and ``run_status_succeeded`` with an
 outputs ref and ``trigger: all_done``) and a hook on every 25th op.
 
-polynb is timed in-process (``polynb.spec.check.check``, best of ``--repeat``), in wall time (the clock the
+polynb is timed in-process (``polynb.compiler.check.check``, best of ``--repeat``), in wall time (the clock the
 Polyaxon timing uses, so the ratio compares like with like) and in CPU time of the process, which a machine
 shared with other work inflates far less; the 100,000-op and flatness goals are judged on CPU time. Polyaxon is
 timed in one
@@ -135,14 +135,14 @@ def warm_up(folder: Path) -> None:
     """One untimed check of a tiny DAG, so lazy imports do not land in the first timed size."""
     if str(ROOT) not in sys.path:  # run as `python bench/spec_check.py` without an installed polynb
         sys.path.insert(0, str(ROOT))
-    from polynb.spec.check import check
+    from polynb.compiler.check import check
 
     check([str(generate(3, folder))])
 
 
 def time_polynb(path: Path, repeat: int) -> tuple[float, float, int, str]:
     """Best wall time, best CPU time, error count and first error of ``check`` on ``path``."""
-    from polynb.spec.check import check
+    from polynb.compiler.check import check
 
     best = best_cpu = float("inf")
     errors: list[object] = []
@@ -262,13 +262,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             warm_up(folder)
         except ImportError as exc:
-            print(f"polynb.spec.check unavailable: {exc}", file=sys.stderr)
+            print(f"polynb.compiler.check unavailable: {exc}", file=sys.stderr)
         for row in rows:
             try:
                 timing = time_polynb(files[row.ops], args.repeat)
                 row.polynb, row.polynb_cpu, row.polynb_errors, row.polynb_first_error = timing
             except ImportError as exc:
-                row.polynb_first_error = f"polynb.spec.check unavailable: {exc}"
+                row.polynb_first_error = f"polynb.compiler.check unavailable: {exc}"
                 row.polynb_errors = 1
             else:
                 print(

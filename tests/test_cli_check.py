@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from polynb.cli import main
+from polynb.cli.app import main
 
 SEED = """\
 kind: component

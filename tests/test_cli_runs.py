@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from clikit import DEADLOCK_GUARD, SLEEPY_DAG, SMALL_DAG, Cli
 
-from polynb.cli_common import resolve_run
+from polynb.cli.common import resolve_run
 from polynb.lifecycle import Status
 from polynb.store import AmbiguousRunError, NewRun, Store
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
-from polynb.demo import polynb_command
+from polynb.demo.app import polynb_command
 from polynb.examples.tbwriter import ScalarWriter, crc32c
 from polynb.lifecycle import FINAL, Status
 from polynb.store import Store

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from polynb.compiler.check import as_written
 from polynb.compiler.pipeline import CLI_PARAMS, Pipeline, PipelineReport, analyze_pipeline
 from polynb.compiler.registry import ComponentRegistry
-from polynb.spec.check import as_written
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.load import load_data
 from polynb.spec.models import Component, Operation

@@ -216,7 +216,7 @@ class PolynbMagics(Magics, Configurable):
         return self.session.submit(pipeline, executor=self._executor(args.executor))
 
     def _cmd_ls(self, args: argparse.Namespace) -> None:
-        from polynb.cli_common import local_datetime
+        from polynb.cli.common import local_datetime
 
         runs = self.session.store.list_runs(top_level_only=True, limit=args.limit)
         if not runs:
@@ -324,7 +324,7 @@ class PolynbMagics(Magics, Configurable):
         return name
 
     def _record(self, ref: str | None) -> Any:
-        from polynb.cli_common import resolve_run
+        from polynb.cli.common import resolve_run
         from polynb.store import StoreError
 
         if ref is None:
@@ -338,7 +338,7 @@ class PolynbMagics(Magics, Configurable):
             raise UsageError(str(exc)) from None
 
     def _root(self, ref: str | None) -> str:
-        from polynb.cli_common import root_of
+        from polynb.cli.common import root_of
 
         return str(root_of(self.session.store, self._record(ref)).uuid)
 

@@ -2,7 +2,7 @@
 
 The cell body is saved, content-addressed, under ``$POLYNB_HOME/steps/`` (a running step's script never
 changes under it, and a restarted kernel finds it again). The component runs
-``python -m polynb.notebook.step_runner <script>``; its inputs reach the script as one JSON object in
+``python -m polynb.runtime.step_runner <script>``; its inputs reach the script as one JSON object in
 ``$POLYNB_STEP_INPUTS``, rendered with ``tojson`` from ``params['<name>'].value``: values are data, never
 source. Outputs are the script's variables of the declared names (see ``step_runner``).
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from polynb.notebook.step_runner import INPUTS_ENV, OUTPUTS_ENV
+from polynb.runtime.step_runner import INPUTS_ENV, OUTPUTS_ENV
 from polynb.spec import iotypes
 from polynb.spec.models import Component
 from polynb.store import polynb_home
@@ -105,7 +105,7 @@ def step_component(name: str, script: Path, inputs: list[IODecl], outputs: list[
             "kind": "job",
             "container": {
                 "image": STEP_IMAGE,
-                "command": ["python", "-m", "polynb.notebook.step_runner", str(script)],
+                "command": ["python", "-m", "polynb.runtime.step_runner", str(script)],
                 "env": [
                     {"name": INPUTS_ENV, "value": "{" + pairs + " }"},
                     {"name": OUTPUTS_ENV, "value": json.dumps([d.name for d in outputs])},

@@ -208,7 +208,7 @@ class KernelSession:
         self._release_logs()
 
     def _local_executor(self) -> Executor:
-        from polynb.executors.local import LocalExecutor
+        from polynb.executors.local.executor import LocalExecutor
 
         executor: Executor = LocalExecutor(base_dir=os.getcwd(), stop_grace=self.config.stop_grace)
         return executor
@@ -220,7 +220,7 @@ class KernelSession:
         """Make ``--executor kubernetes`` work in this kernel: a Kubernetes executor configured from
         kubeconfig / ``KUBECONFIG`` / in-cluster and ``POLYNB_K8S_*`` (``POLYNB_K8S_KERNEL_ID`` keeps the
         label stable across kernel restarts; without it a restarted kernel adopts the runs by label)."""
-        from polynb.executors.kubernetes import KubernetesExecutor
+        from polynb.executors.kubernetes.executor import KubernetesExecutor
 
         self.start()
         with self._lock:
@@ -306,7 +306,7 @@ class KernelSession:
         return "engine"
 
     def _stop_executors(self) -> Mapping[str, Executor]:
-        from polynb.executors.local import LocalExecutor
+        from polynb.executors.local.executor import LocalExecutor
 
         return {"local": LocalExecutor()}
 
@@ -418,7 +418,7 @@ def summary(snapshot: RunSnapshot) -> dict[str, Any]:
 
 
 def _read_local_logs(uuid: str) -> list[str]:
-    from polynb.executors.local import LocalExecutor
+    from polynb.executors.local.executor import LocalExecutor
 
     executor = LocalExecutor()
     try:

@@ -993,7 +993,7 @@ class Engine:
 
 
 def _default_local_executor() -> Executor:
-    from polynb.executors.local import LocalExecutor
+    from polynb.executors.local.executor import LocalExecutor
 
     executor: Executor = LocalExecutor()
     return executor

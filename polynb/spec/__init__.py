@@ -1,14 +1,25 @@
-"""The Polyaxonfile v1.1 layer: models, YAML loading with positions, DAG validation and ``check()``.
+"""The Polyaxonfile v1.1 layer: models, YAML loading with positions, DAG validation.
 
-``load``, ``load_text`` and ``check`` share their names with the modules that define them: they are bound
-here, after those modules are imported, so ``from polynb.spec import check`` is the function. Import the
-modules themselves with ``from polynb.spec.check import ...`` (``check`` imports the compiler only when
-called, so this stays cheap).
+The bottom layer: it imports nothing above it. ``load`` and ``load_text`` are defined here; ``check`` (which
+resolves components and params, so it lives in the compiler) stays reachable as ``polynb.spec.check`` for
+users: it is bound lazily on first access, so importing the spec layer never imports the compiler.
 """
 
 from __future__ import annotations
 
-from polynb.spec.check import CheckResult, check
+from typing import TYPE_CHECKING, Any
+
 from polynb.spec.load import load, load_text
 
+if TYPE_CHECKING:
+    from polynb.compiler.check import CheckResult, check
+
 __all__ = ["CheckResult", "check", "load", "load_text"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in {"check", "CheckResult"}:
+        from polynb.compiler import check as module  # the public façade: the one upward reference, lazy
+
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

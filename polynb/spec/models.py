@@ -484,8 +484,9 @@ class Init(Model):
         if self.git is not None and self.git.url is None and self.connection is None:
             raise ValueError("a git init needs a `url` (or a `connection`)")
         if not given and self.container is None and self.connection is None:
-            raise ValueError("an init entry needs one of " + ", ".join(to_camel(n) for n in _INIT_SCHEMAS)
-                             + " or a container")
+            raise ValueError(
+                "an init entry needs one of " + ", ".join(to_camel(n) for n in _INIT_SCHEMAS) + " or a container"
+            )
         return self
 
     @property
@@ -667,8 +668,10 @@ class Polyaxonfile(Model):
         fields_set = self.model_fields_set
         given = [name for name in _REFS if name in fields_set and getattr(self, name) is not None]
         if len(given) > 1:
-            raise ValueError("an operation takes at most one of hubRef, dagRef, urlRef, pathRef, component; got "
-                             + ", ".join(_ALIAS[n] for n in given))
+            raise ValueError(
+                "an operation takes at most one of hubRef, dagRef, urlRef, pathRef, component; got "
+                + ", ".join(_ALIAS[n] for n in given)
+            )
         if given and self.run is not None:
             raise ValueError(f"`run` cannot be combined with `{_ALIAS[given[0]]}`")
         if not fields_set.isdisjoint(_SHORTCUTS):
@@ -691,8 +694,10 @@ class Polyaxonfile(Model):
             self.run = (Service if kind == "service" else Job).model_validate(data)
         run = self.run
         if isinstance(run, Dag | DistributedRun):
-            raise ValueError(f"{', '.join(_ALIAS[u] for u in used)} cannot be set at the top level of a "
-                             f"`{run.kind}`; put them in the ops' components")
+            raise ValueError(
+                f"{', '.join(_ALIAS[u] for u in used)} cannot be set at the top level of a "
+                f"`{run.kind}`; put them in the ops' components"
+            )
         container = run.container
         if self.container is not None and self.container is not container:
             container = self.container
@@ -714,7 +719,6 @@ class Polyaxonfile(Model):
                 raise ValueError("`ports` at the top level needs a service run")
             run_updates["ports"] = self.ports
         self.run = run.model_copy(update=run_updates)
-
 
     # ---- convenience used by the compiler and the scheduler
 

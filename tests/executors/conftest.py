@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from execkit import MakeExecutor
 
-from polynb.executors.local import LocalExecutor
+from polynb.executors.local.executor import LocalExecutor
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

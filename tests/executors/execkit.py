@@ -11,7 +11,7 @@ from pathlib import Path
 
 from polynb.compiler.types import CompiledOp, ContainerSpec, InitStep, OpKind
 from polynb.executors.base import ExecutorUpdate
-from polynb.executors.local import LocalExecutor
+from polynb.executors.local.executor import LocalExecutor
 
 TIMEOUT = 60.0
 """Only a guard against a hang: every wait below returns as soon as the awaited thing happens."""

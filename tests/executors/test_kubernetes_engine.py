@@ -21,7 +21,7 @@ from k8s_emulator.testkit import TIMEOUT, wait_for
 
 from polynb.compiler.pipeline import build_pipeline
 from polynb.compiler.registry import ComponentRegistry
-from polynb.executors.kubernetes import KubernetesExecutor
+from polynb.executors.kubernetes.executor import KubernetesExecutor
 from polynb.lifecycle import Status
 from polynb.scheduler.engine import Engine
 from polynb.scheduler.events import EngineEvent

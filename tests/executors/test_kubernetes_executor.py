@@ -15,9 +15,9 @@ from k8s_emulator import Emulator, testkit
 from k8s_emulator.testkit import MakeExecutor, Recorder, make_op, outputs_message, wait_for
 
 from polynb.compiler.types import ContainerSpec, InitStep
-from polynb.executors import k8s_kernel
-from polynb.executors import k8s_names as names
-from polynb.executors.kubernetes import K8sSubmitError, KubernetesExecutor
+from polynb.executors.kubernetes import kernel as k8s_kernel
+from polynb.executors.kubernetes import names
+from polynb.executors.kubernetes.executor import K8sSubmitError, KubernetesExecutor
 
 emulator = testkit.emulator
 kubeconfig = testkit.kubeconfig

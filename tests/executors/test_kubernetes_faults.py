@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from k8s_emulator import Emulator, testkit
 from k8s_emulator.testkit import MakeExecutor, Recorder, make_op, outputs_message, wait_for
 
-from polynb.executors.k8s_config import K8sConfigError
-from polynb.executors.kubernetes import K8sSubmitError, KubernetesExecutor
+from polynb.executors.kubernetes.config import K8sConfigError
+from polynb.executors.kubernetes.executor import K8sSubmitError, KubernetesExecutor
 
 emulator = testkit.emulator
 kubeconfig = testkit.kubeconfig

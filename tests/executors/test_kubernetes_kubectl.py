@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from k8s_emulator import Emulator, testkit
 from k8s_emulator.testkit import Recorder, make_op, outputs_message
 
-from polynb.executors.kubernetes import KubernetesExecutor
+from polynb.executors.kubernetes.executor import KubernetesExecutor
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH")
 

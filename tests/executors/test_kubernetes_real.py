@@ -17,9 +17,9 @@ import pytest
 
 from polynb.compiler.types import CompiledOp, ContainerSpec, TerminationSpec
 from polynb.executors.base import ExecutorUpdate
-from polynb.executors.k8s_client import Api, K8sError, path
-from polynb.executors.k8s_config import load
-from polynb.executors.kubernetes import KubernetesExecutor
+from polynb.executors.kubernetes.client import Api, K8sError, path
+from polynb.executors.kubernetes.config import load
+from polynb.executors.kubernetes.executor import KubernetesExecutor
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 
 from polynb.compiler.types import CompiledOp, ContainerSpec, InitStep, Placement, TerminationSpec
-from polynb.executors import k8s_manifests as manifests
-from polynb.executors import k8s_names as names
-from polynb.executors.k8s_init import GIT_SCRIPT, INIT_SCRIPT, init_container
-from polynb.executors.k8s_logs import Resume, split_timestamp, ts_key
-from polynb.executors.k8s_portforward import PortForward
-from polynb.executors.k8s_status import interpret_job, interpret_pod, parse_outputs
+from polynb.executors.kubernetes import manifests, names
+from polynb.executors.kubernetes.init import GIT_SCRIPT, INIT_SCRIPT, init_container
+from polynb.executors.kubernetes.logs import Resume, split_timestamp, ts_key
+from polynb.executors.kubernetes.portforward import PortForward
+from polynb.executors.kubernetes.status import interpret_job, interpret_pod, parse_outputs
 
 CFG = manifests.ManifestConfig(namespace="ml", kernel_label="k1", kernel_id="k1")
 UUID = "0123456789abcdef0123456789abcdef"

@@ -12,8 +12,8 @@ import pytest
 from execkit import Recorder, container, make_op, new_uuid
 
 from polynb.compiler.types import CompiledOp, InitStep
-from polynb.executors.init_steps import InitError, parse_chmod
-from polynb.executors.local import LocalExecutor
+from polynb.executors.local.executor import LocalExecutor
+from polynb.executors.local.init_steps import InitError, parse_chmod
 
 
 def submit(executor: LocalExecutor, op: CompiledOp) -> Recorder:

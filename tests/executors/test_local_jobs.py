@@ -12,7 +12,7 @@ from execkit import PY, Recorder, container, make_op
 
 from polynb.compiler.types import ContainerSpec
 from polynb.executors.base import Executor
-from polynb.executors.local import BASE_DIR_LABEL, LocalExecutor
+from polynb.executors.local.executor import BASE_DIR_LABEL, LocalExecutor
 
 
 def run(executor: LocalExecutor, main: ContainerSpec, **kw: object) -> Recorder:
@@ -169,7 +169,7 @@ def test_logs_of_an_unknown_run_are_empty(executor: LocalExecutor) -> None:
 
 
 def test_images_are_ignored_and_said_once(executor: LocalExecutor, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="polynb.executors.local")
+    caplog.set_level(logging.INFO, logger="polynb.executors.local.executor")
     for _ in range(2):
         assert run(executor, container("true", image="python:3.11")).statuses[-1] == "succeeded"
     assert sum("images are ignored" in r.getMessage() for r in caplog.records) == 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from execkit import PY, MakeExecutor, Recorder, alive, container, make_op, read_pid
 
-from polynb.executors.local import LocalExecutor
+from polynb.executors.local.executor import LocalExecutor
 
 # A tiny HTTP-less server: waits for a `go` file in its folder, then listens on the port it is given.
 SERVER = """

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from execkit import MakeExecutor, Recorder, alive, container, make_op, read_pid, wait_dead
 
-from polynb.executors.local import LocalExecutor
+from polynb.executors.local.executor import LocalExecutor
 
 
 def test_stop_terminates_the_run_and_reports_stopped(executor: LocalExecutor, workdir: Path) -> None:

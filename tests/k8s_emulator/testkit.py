@@ -16,7 +16,7 @@ import pytest
 
 from polynb.compiler.types import CompiledOp, ContainerSpec, InitStep, OpKind, TerminationSpec
 from polynb.executors.base import ExecutorUpdate
-from polynb.executors.kubernetes import KubernetesExecutor
+from polynb.executors.kubernetes.executor import KubernetesExecutor
 
 from . import Emulator, script_annotation
 

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from schedkit import Env, Recorder
 
 from polynb.compiler.registry import ComponentRegistry
-from polynb.executors.local import LocalExecutor
+from polynb.executors.local.executor import LocalExecutor
 from polynb.scheduler.engine import Engine
 from polynb.store import Store
 

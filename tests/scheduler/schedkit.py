@@ -12,7 +12,7 @@ from typing import Any
 
 from polynb.compiler.pipeline import Pipeline, build_pipeline
 from polynb.compiler.registry import ComponentRegistry
-from polynb.executors.local import LocalExecutor
+from polynb.executors.local.executor import LocalExecutor
 from polynb.scheduler.engine import Engine
 from polynb.scheduler.events import EngineEvent
 from polynb.spec.load import load_text

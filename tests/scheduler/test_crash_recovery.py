@@ -16,7 +16,7 @@ import pytest
 from schedkit import DEADLOCK_GUARD, Recorder, build, dag, job
 
 from polynb.compiler.registry import ComponentRegistry
-from polynb.executors.local import LocalExecutor
+from polynb.executors.local.executor import LocalExecutor
 from polynb.lifecycle import Status
 from polynb.scheduler.engine import Engine
 from polynb.store import Store
@@ -25,7 +25,7 @@ CHILD = """
 import sys, time
 sys.path.insert(0, {helpers!r})
 from schedkit import build
-from polynb.executors.local import LocalExecutor
+from polynb.executors.local.executor import LocalExecutor
 from polynb.scheduler.engine import Engine
 from polynb.store import Store
 
@@ -243,7 +243,12 @@ def test_re_attaching_never_moves_a_status_backwards(tmp_path: Path, monkeypatch
         finish(handed)
         history = [change.status for change in handed.store.status_history(handed.a_uuid)]
         assert history == [
-            Status.CREATED, Status.COMPILED, Status.QUEUED, Status.STARTING, Status.RUNNING, Status.SUCCEEDED
+            Status.CREATED,
+            Status.COMPILED,
+            Status.QUEUED,
+            Status.STARTING,
+            Status.RUNNING,
+            Status.SUCCEEDED,
         ]
     finally:
         handed.store.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from schedkit import PY, Env, build
 
-from polynb.executors.local import LocalExecutor
+from polynb.executors.local.executor import LocalExecutor
 from polynb.lifecycle import Status
 
 TWO_STEPS = f"""
@@ -51,7 +51,6 @@ def test_every_run_goes_through_polyaxon_statuses(env: Env) -> None:
     history = env.store.status_history(a.uuid)
     assert all(change.reason for change in history[1:])
     assert env.kinds(uuid)[-2:] == ["run_status_succeeded", "run_status_done"]
-
 
 
 def test_an_executor_added_after_start_runs_ops_submitted_to_it(env: Env) -> None:

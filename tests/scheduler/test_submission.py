@@ -14,7 +14,7 @@ from schedkit import DEADLOCK_GUARD, Recorder, build, dag, job, wait_flag
 
 from polynb.compiler.types import CompiledOp
 from polynb.executors.base import ExecutorUpdate, UpdateCallback
-from polynb.executors.local import LocalExecutor
+from polynb.executors.local.executor import LocalExecutor
 from polynb.lifecycle import Status
 from polynb.scheduler.engine import Engine
 from polynb.scheduler.ownership import OWNER_KEY

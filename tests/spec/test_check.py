@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from polynb.compiler.check import CheckResult, check
 from polynb.spec import check as exported_check
-from polynb.spec.check import CheckResult, check
 
 CYCLE = """\
 kind: component

@@ -85,7 +85,7 @@ FILES = corpus_files()
 
 
 def _run_check(file: Path) -> Any:
-    from polynb.spec.check import check  # imported here: the corpus layout tests run without it
+    from polynb.compiler.check import check  # imported here: the corpus layout tests run without it
 
     return check([str(file)])
 
@@ -194,7 +194,7 @@ def test_check_agrees_with_the_corpus(file: Path) -> None:
 def test_check_reports_each_file_of_a_batch_under_its_own_name() -> None:
     good = CORPUS / "valid" / "dag_chain_dependencies.yaml"
     bad = CORPUS / "invalid" / "orphan_dependency.yaml"
-    from polynb.spec.check import check
+    from polynb.compiler.check import check
 
     result = check([str(good), str(bad)])
     assert result.valid is False
@@ -203,7 +203,7 @@ def test_check_reports_each_file_of_a_batch_under_its_own_name() -> None:
 
 
 def test_check_never_raises_on_bad_input() -> None:
-    from polynb.spec.check import check
+    from polynb.compiler.check import check
 
     bad = sorted(CORPUS.glob("invalid/*.yaml"))
     result = check([str(f) for f in bad])

@@ -101,8 +101,12 @@ def test_kindless_file_with_a_ref_is_an_operation() -> None:
 
 def test_top_level_shortcuts_are_lowered_into_run() -> None:
     comp = parse_polyaxonfile(
-        {"kind": "component", "container": {"image": "x", "command": ["serve"]}, "ports": [6006],
-         "env": [{"name": "A", "value": 1}]}
+        {
+            "kind": "component",
+            "container": {"image": "x", "command": ["serve"]},
+            "ports": [6006],
+            "env": [{"name": "A", "value": 1}],
+        }
     )
     assert isinstance(comp.run, Service)
     assert comp.run.ports == [6006]
@@ -157,8 +161,12 @@ def test_invalid_documents(data: dict[str, Any], loc: tuple[Any, ...], fragment:
 
 def test_matrix_and_schedule_parse_so_they_can_be_refused_at_compile_time() -> None:
     op = parse_polyaxonfile(
-        {"kind": "operation", "dagRef": "x", "matrix": {"kind": "grid", "params": {"lr": {"kind": "choice"}}},
-         "schedule": {"kind": "cron", "cron": "0 * * * *"}}
+        {
+            "kind": "operation",
+            "dagRef": "x",
+            "matrix": {"kind": "grid", "params": {"lr": {"kind": "choice"}}},
+            "schedule": {"kind": "cron", "cron": "0 * * * *"},
+        }
     )
     assert op.matrix is not None and op.matrix.kind == "grid"
     assert op.schedule is not None and op.schedule.kind == "cron"
@@ -166,9 +174,19 @@ def test_matrix_and_schedule_parse_so_they_can_be_refused_at_compile_time() -> N
 
 def test_shortcuts_of_a_dag_op_are_lowered_once() -> None:
     comp = parse_polyaxonfile(
-        {"kind": "component", "run": {"kind": "dag", "operations": [
-            {"name": "a", "run": {"kind": "job", "container": {"command": ["true"]}},
-             "env": [{"name": "A", "value": "1"}]}]}}
+        {
+            "kind": "component",
+            "run": {
+                "kind": "dag",
+                "operations": [
+                    {
+                        "name": "a",
+                        "run": {"kind": "job", "container": {"command": ["true"]}},
+                        "env": [{"name": "A", "value": "1"}],
+                    }
+                ],
+            },
+        }
     )
     assert isinstance(comp.run, Dag)
     op_run = comp.run.operations[0].run

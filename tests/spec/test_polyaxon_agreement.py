@@ -100,7 +100,7 @@ def test_polyaxon_agrees_with_the_corpus(name: str, polyaxon_verdicts: dict[str,
 
 @pytest.mark.parametrize("name", IDS)
 def test_polynb_agrees_with_polyaxon(name: str, polyaxon_verdicts: dict[str, dict[str, Any]]) -> None:
-    from polynb.spec.check import check
+    from polynb.compiler.check import check
 
     result = check([str(CORPUS / name)])
     ours = _verdict(result.valid)

@@ -378,7 +378,7 @@ class Shim:
                 raise RunFailed("InitFailed", self.failure_message(proc, what))
             return
         sys.path.insert(0, self.spec["package_root"])
-        from polynb.executors import init_steps
+        from polynb.executors.local import init_steps
 
         log = os.path.join(self.logs_dir, log_name)
         try:
@@ -431,7 +431,7 @@ class Shim:
 
 
 LAUNCHER = (
-    "import sys; sys.path.insert(0, sys.argv[1]); from polynb.executors.local_shim import main; main(sys.argv[2])"
+    "import sys; sys.path.insert(0, sys.argv[1]); from polynb.executors.local.shim import main; main(sys.argv[2])"
 )
 """The ``-c`` program that starts a shim. Importing the module (not running it as a script) lets Python use
 its cached bytecode: compiling this file on every start would cost more than the rest of the start-up."""

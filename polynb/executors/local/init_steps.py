@@ -21,7 +21,7 @@ import stat
 from typing import Any
 from urllib.parse import urlsplit
 
-from polynb.executors.local_shim import CREATED_FILE, INTERNAL_DIR, OP_FILE
+from polynb.executors.local.shim import CREATED_FILE, INTERNAL_DIR, OP_FILE
 
 Command = tuple[list[str], dict[str, str]]
 """An external command (argv, extra environment) the shim runs for an entry."""

@@ -42,10 +42,11 @@ from typing import Any, Final
 
 import polynb
 from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
-from polynb.executors import local_shim
 from polynb.executors.base import BASE_DIR_LABEL as BASE_DIR_LABEL
 from polynb.executors.base import FINAL_EXECUTOR_STATUSES, ExecutorUpdate, UpdateCallback
-from polynb.executors.local_shim import (
+from polynb.executors.local import shim as local_shim
+from polynb.executors.local.ports import PortAllocator
+from polynb.executors.local.shim import (
     INTERNAL_DIR,
     LOGS_DIR,
     MAIN_LOG,
@@ -59,7 +60,6 @@ from polynb.executors.local_shim import (
     proc_start_time,
     status_line,
 )
-from polynb.executors.ports import PortAllocator
 from polynb.store.paths import artifacts_dir, polynb_home
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
-"""Runs a ``%%polyaxon_python`` step: ``python -m polynb.notebook.step_runner SCRIPT``.
+"""Runs a ``%%polyaxon_python`` step: ``python -m polynb.runtime.step_runner SCRIPT``.
 
 The step's inputs arrive as one JSON object in ``$POLYNB_STEP_INPUTS`` (rendered by the compiler with
 ``tojson``) and become variables of the script's namespace; values are never spliced into source code.
 After the script ran, the variables named like the declared outputs (``$POLYNB_STEP_OUTPUTS``, a JSON
-list) are logged with ``polynb.tracking.log_outputs``. The script is compiled under its own file name, so
+list) are logged with ``polynb.runtime.tracking.log_outputs``. The script is compiled under its own file name, so
 tracebacks point at the cell's lines. Imports nothing of IPython: a step starts like a plain script.
 """
 
@@ -56,7 +56,7 @@ def run_step(script: Path, environ: dict[str, str] | os._Environ[str]) -> dict[s
         )
     values = {n: namespace[n] for n in outputs}
     if values:
-        from polynb.tracking import log_outputs
+        from polynb.runtime.tracking import log_outputs
 
         log_outputs(**values)
     return values
@@ -65,7 +65,7 @@ def run_step(script: Path, environ: dict[str, str] | os._Environ[str]) -> dict[s
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m polynb.notebook.step_runner SCRIPT", file=sys.stderr)
+        print("usage: python -m polynb.runtime.step_runner SCRIPT", file=sys.stderr)
         return 2
     try:
         run_step(Path(args[0]), os.environ)

@@ -1,18 +1,18 @@
 """The Kubernetes executor: a batch/v1 Job per job op, a Pod plus a Service per service op.
 
 Statuses come from ONE list + watch of the namespace's pods by the selector
-``app.kubernetes.io/managed-by=polynb,polynb.io/kernel=<kernel>`` (:mod:`~polynb.executors.k8s_watch`),
+``app.kubernetes.io/managed-by=polynb,polynb.io/kernel=<kernel>`` (:mod:`~polynb.executors.kubernetes.watch`),
 whatever the number of runs; a pod event becomes an :class:`ExecutorUpdate` through the pure rules of
-:mod:`~polynb.executors.k8s_status` (``running`` = the main container started). A job op costs two
+:mod:`~polynb.executors.kubernetes.status` (``running`` = the main container started). A job op costs two
 requests from create to cleanup (create the Job; delete it with its pods); outputs arrive inside the
 watch event (the main container's termination message).
 
-Names are deterministic (:func:`~polynb.executors.k8s_names.resource_name`): submitting an attempt twice
+Names are deterministic (:func:`~polynb.executors.kubernetes.names.resource_name`): submitting an attempt twice
 meets ``409 AlreadyExists``, and the existing object is adopted when its ``polynb.io/run`` label is this
 run's. A resubmission after a final status (a scheduler retry) is the next attempt (``-a2``, ...).
 
-Kernel ownership, heartbeat and sweep: :mod:`~polynb.executors.k8s_kernel`. Manifests:
-:mod:`~polynb.executors.k8s_manifests`. See ``docs/kubernetes.md`` for the user's side.
+Kernel ownership, heartbeat and sweep: :mod:`~polynb.executors.kubernetes.kernel`. Manifests:
+:mod:`~polynb.executors.kubernetes.manifests`. See ``docs/kubernetes.md`` for the user's side.
 """
 
 from __future__ import annotations
@@ -30,16 +30,17 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from polynb.compiler.types import CompiledOp, OpKind, Placement
-from polynb.executors import k8s_kernel, k8s_manifests
-from polynb.executors import k8s_names as names
 from polynb.executors.base import ExecutorUpdate, UpdateCallback
-from polynb.executors.k8s_client import Api, K8sError, path
-from polynb.executors.k8s_config import ClusterConfig, load
-from polynb.executors.k8s_logs import Resume, split_timestamp
-from polynb.executors.k8s_manifests import ManifestConfig
-from polynb.executors.k8s_portforward import Connect, PortForward, official_connect
-from polynb.executors.k8s_status import FATAL_WAITING, Observed, interpret_job, interpret_pod
-from polynb.executors.k8s_watch import PodInformer
+from polynb.executors.kubernetes import kernel as k8s_kernel
+from polynb.executors.kubernetes import manifests as k8s_manifests
+from polynb.executors.kubernetes import names
+from polynb.executors.kubernetes.client import Api, K8sError, path
+from polynb.executors.kubernetes.config import ClusterConfig, load
+from polynb.executors.kubernetes.logs import Resume, split_timestamp
+from polynb.executors.kubernetes.manifests import ManifestConfig
+from polynb.executors.kubernetes.portforward import Connect, PortForward, official_connect
+from polynb.executors.kubernetes.status import FATAL_WAITING, Observed, interpret_job, interpret_pod
+from polynb.executors.kubernetes.watch import PodInformer
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ def parse_param(text: str) -> tuple[str, str]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from polynb.spec.check import check
+    from polynb.compiler.check import check
 
     params = dict(args.params)
     result = check(args.files, params=params or None)

@@ -18,8 +18,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from polynb.cli_common import EXIT_FAILED, EXIT_OK, error, resolve_run, root_of
-from polynb.cli_executors import ExecutorSetupError, make_executor
+from polynb.cli.common import EXIT_FAILED, EXIT_OK, error, resolve_run, root_of
+from polynb.cli.executors import ExecutorSetupError, make_executor
 from polynb.lifecycle import FINAL
 from polynb.store import RunRecord, Store
 
@@ -59,7 +59,7 @@ def orphaned(runs: Iterable[RunRecord]) -> list[RunRecord]:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from polynb.cli_run import Runner  # the engine and the executors only once there is something to do
+    from polynb.cli.run import Runner  # the engine and the executors only once there is something to do
 
     with Store() as store:
         try:

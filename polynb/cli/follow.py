@@ -12,8 +12,8 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any, Self
 
-from polynb.cli_progress import Progress
-from polynb.cli_tree import RunTree
+from polynb.cli.progress import Progress
+from polynb.cli.tree import RunTree
 
 WAKE_INTERVAL = 0.25
 """Longest pause between two looks at the store (durations in the live view tick at this rate)."""

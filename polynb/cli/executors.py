@@ -27,12 +27,12 @@ def default_executor() -> str:
 def make_executor(name: str) -> Executor:
     """A new executor called ``name``; ``ExecutorSetupError`` when it cannot be made."""
     if name == "local":
-        from polynb.executors.local import LocalExecutor  # imported on use: `ls` never needs it
+        from polynb.executors.local.executor import LocalExecutor  # imported on use: `ls` never needs it
 
         return LocalExecutor()
     if name == "kubernetes":
-        from polynb.executors.k8s_config import K8sConfigError
-        from polynb.executors.kubernetes import KubernetesExecutor
+        from polynb.executors.kubernetes.config import K8sConfigError
+        from polynb.executors.kubernetes.executor import KubernetesExecutor
 
         try:
             return KubernetesExecutor.from_env()

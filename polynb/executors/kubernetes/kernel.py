@@ -20,9 +20,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from polynb.executors import k8s_names as names
-from polynb.executors.k8s_client import Api, K8sError, path
-from polynb.executors.k8s_status import parse_time
+from polynb.executors.kubernetes import names
+from polynb.executors.kubernetes.client import Api, K8sError, path
+from polynb.executors.kubernetes.status import parse_time
 
 log = logging.getLogger(__name__)
 

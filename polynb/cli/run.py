@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from polynb.cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, format_duration, run_duration
-from polynb.cli_detach import detach, report_uuid, run_argv, take_uuid_fd
-from polynb.cli_executors import EXECUTOR_ENV, KNOWN, ExecutorSetupError, default_executor, make_executor
-from polynb.cli_follow import Follower, Interrupted
-from polynb.cli_progress import Progress, make_progress
-from polynb.cli_tree import RunTree
+from polynb.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, format_duration, run_duration
+from polynb.cli.detach import detach, report_uuid, run_argv, take_uuid_fd
+from polynb.cli.executors import EXECUTOR_ENV, KNOWN, ExecutorSetupError, default_executor, make_executor
+from polynb.cli.follow import Follower, Interrupted
+from polynb.cli.progress import Progress, make_progress
+from polynb.cli.tree import RunTree
 from polynb.executors.base import Executor
 from polynb.lifecycle import Status
 from polynb.spec.errors import SpecError, SpecErrors
@@ -71,7 +71,7 @@ def load_pipeline(path: Path, params: dict[str, str]) -> Any:
 def validate(path: Path, params: dict[str, str]) -> tuple[Any, list[SpecError]]:
     """``(pipeline, warnings)`` for a runnable file; ``SpecErrors`` with every problem otherwise."""
     # Imported here (as the engine below): registering `run` must not slow every other command down.
-    from polynb.spec.check import check
+    from polynb.compiler.check import check
 
     result = check([path], params=params)
     blocking = [*result.errors, *result.unsupported]
@@ -164,7 +164,7 @@ class Runner:
         # An unexpected error stops whatever this engine started.
         clean = False
         progress: Progress | None = None
-        from polynb.cli_attach import orphaned
+        from polynb.cli.attach import orphaned
 
         others = [r.name for r in orphaned(store.list_runs(top_level_only=True)) if r.uuid != self.adopt]
         engine.start()  # adopts the runs of engines that are gone

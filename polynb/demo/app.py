@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import polynb
-from polynb.cli_common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, format_duration, run_duration
-from polynb.cli_follow import Follower, Interrupted
-from polynb.cli_progress import make_progress
-from polynb.cli_run import load_pipeline
-from polynb.cli_tree import RunTree
-from polynb.demo_probes import ReportReceiver, TensorBoardProbe
+from polynb.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, format_duration, run_duration
+from polynb.cli.follow import Follower, Interrupted
+from polynb.cli.progress import make_progress
+from polynb.cli.run import load_pipeline
+from polynb.cli.tree import RunTree
+from polynb.demo.probes import ReportReceiver, TensorBoardProbe
 from polynb.lifecycle import FINAL, Status
 from polynb.spec.errors import SpecErrors
 from polynb.store import RunRecord, Store, polynb_home
@@ -71,7 +71,7 @@ class Demo:
         self._scalars_noted = False
 
     def run(self, *, keep: bool, json_out: bool) -> int:
-        from polynb.executors.local import LocalExecutor  # as in cli_run: only once the input is valid
+        from polynb.executors.local.executor import LocalExecutor  # as in cli_run: only once the input is valid
         from polynb.scheduler import control
         from polynb.scheduler.engine import Engine
 

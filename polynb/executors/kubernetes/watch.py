@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
-from polynb.executors.k8s_client import Api, K8sError, Stream, path
+from polynb.executors.kubernetes.client import Api, K8sError, Stream, path
 
 log = logging.getLogger(__name__)
 

@@ -12,17 +12,19 @@ with the other warnings.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from polynb.compiler.pipeline import CLI_PARAMS, Pipeline, analyze_pipeline
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.load import load_data
 from polynb.spec.yaml_loader import Document, gc_paused, parse
 
 if TYPE_CHECKING:
-    from polynb.compiler.pipeline import Pipeline, Problem
+    from polynb.compiler.pipeline import Problem
     from polynb.compiler.registry import ComponentRegistry
 
 
@@ -59,18 +61,24 @@ class CheckResult:
 
 
 def check(
-    sources: Sequence[str | Path],
+    sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     params: Mapping[str, Any] | None = None,
     registry: ComponentRegistry | None = None,
 ) -> CheckResult:
-    """Check files (paths) or YAML texts (a ``str`` with a newline); collect every problem, never raise."""
+    """Check files (paths) or YAML texts (a ``str`` with a newline); collect every problem, never raise.
+
+    One path or text is taken as one source, not as a sequence of characters.
+    """
+    if isinstance(sources, str | os.PathLike):
+        sources = [sources]
     errors: list[SpecError] = []
     warnings: list[SpecError] = []
     unsupported: list[SpecError] = []
     ops: list[OpSummary] = []
     pipelines: list[Pipeline] = []
-    for n, source in enumerate(sources):
+    for n, entry in enumerate(sources):
+        source = entry if isinstance(entry, str) else Path(entry)
         name = _name(source, n)
         try:
             with gc_paused():  # millions of small objects: collections would make checking super-linear
@@ -134,8 +142,6 @@ def _check_one(
     params: Mapping[str, Any] | None,
     registry: ComponentRegistry | None,
 ) -> tuple[Pipeline | None, list[SpecError], list[SpecError], list[SpecError]]:
-    from polynb.compiler.pipeline import analyze_pipeline  # the compiler imports the spec layer
-
     if _is_text(source):
         raw: str | bytes = str(source)
         base_dir: Path | None = Path.cwd()
@@ -184,7 +190,6 @@ class _Locator:
         self.documents: dict[str, Document | None] = {name: document}
 
     def locate(self, problem: Problem) -> SpecError:
-        from polynb.compiler.pipeline import CLI_PARAMS
 
         if problem.located is not None:
             return problem.located

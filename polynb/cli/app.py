@@ -8,15 +8,15 @@ commands report problems themselves, and usage errors exit with status 2.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any
+
+from polynb.cli import attach, check, run, runs
 
 EXIT_USAGE = 2
 
-# Command modules, in the order of `polynb --help`. A module that is not there (yet) is skipped.
-COMMAND_MODULES = ("polynb.cli_check", "polynb.cli_run", "polynb.cli_runs", "polynb.cli_attach")
+# Command modules, in the order of `polynb --help`. Each imports what its commands need only when they run.
+COMMAND_MODULES = (check, run, runs, attach)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,20 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Polyaxon-style ML pipelines (events, hooks, trigger policies), local or on Kubernetes.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        module = _optional_module(name)
-        if module is not None:
-            module.register(subparsers)
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
     return parser
-
-
-def _optional_module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            return None
-        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:

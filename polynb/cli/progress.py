@@ -1,6 +1,6 @@
 """How ``polynb run`` shows a pipeline while it runs: a live rich view on a terminal, plain lines otherwise.
 
-Both are fed from the main thread with what :class:`~polynb.cli_tree.RunTree` read from the store, never
+Both are fed from the main thread with what :class:`~polynb.cli.tree.RunTree` read from the store, never
 from the engine thread: a slow terminal then cannot hold up scheduling.
 """
 
@@ -15,8 +15,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from polynb.cli_common import format_duration, local_time, run_duration, style_of
-from polynb.cli_tree import RunTree, hook_ref, is_status_change, short_kind
+from polynb.cli.common import format_duration, local_time, run_duration, style_of
+from polynb.cli.tree import RunTree, hook_ref, is_status_change, short_kind
 from polynb.store import EventRecord, RunRecord
 
 TIMELINE_LENGTH = 12

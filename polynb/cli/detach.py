@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from polynb.cli_common import EXIT_FAILED, EXIT_OK
+from polynb.cli.common import EXIT_FAILED, EXIT_OK
 from polynb.store import polynb_home
 
 UUID_FD_ENV = "POLYNB_RUN_UUID_FD"

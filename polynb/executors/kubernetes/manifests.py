@@ -3,7 +3,7 @@
 Pure functions of the op and a :class:`ManifestConfig`; no I/O. The shape (see ``docs/kubernetes.md``):
 
 * ``restartPolicy: Never`` everywhere and ``backoffLimit: 0`` on Jobs: retries are the scheduler's;
-* init entries become init containers in order (:mod:`polynb.executors.k8s_init`), then the sidecars as
+* init entries become init containers in order (:mod:`polynb.executors.kubernetes.init`), then the sidecars as
   *native sidecars* (init containers with ``restartPolicy: Always``, Kubernetes >= 1.29: started after the
   init entries, stopped after the main container) or, with ``native_sidecars=False``, plain containers
   (which must then exit by themselves, or the Job never completes);
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
-from polynb.executors import k8s_names as names
-from polynb.executors.k8s_init import init_container
+from polynb.executors.kubernetes import names
+from polynb.executors.kubernetes.init import init_container
 
 ARTIFACTS_ROOT: Final = "/plx-context/artifacts"
 ARTIFACTS_VOLUME: Final = "polynb-artifacts"
@@ -60,7 +60,7 @@ _ENVIRONMENT_KEYS: Final = {
 
 @dataclass(frozen=True, slots=True)
 class ManifestConfig:
-    """What the executor decides for every run (see :class:`~polynb.executors.kubernetes.KubernetesExecutor`)."""
+    """What the executor decides for every run (see :class:`~.executor.KubernetesExecutor`)."""
 
     namespace: str
     kernel_label: str

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from polynb.cli_attach import orphaned
-from polynb.cli_common import (
+from polynb.cli.attach import orphaned
+from polynb.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     error,
@@ -29,8 +29,8 @@ from polynb.cli_common import (
     resolve_run,
     run_duration,
 )
-from polynb.cli_executors import LazyExecutors
-from polynb.cli_tree import short_kind
+from polynb.cli.executors import LazyExecutors
+from polynb.cli.tree import short_kind
 from polynb.executors.base import Executor
 from polynb.lifecycle import FINAL
 from polynb.store import EventRecord, RunRecord, Store, StoreError

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from polynb.cli_common import iso
+from polynb.cli.common import iso
 from polynb.lifecycle import FINAL
 from polynb.store import DONE_EVENT, EventRecord, RunRecord, Store
 

@@ -1,0 +1,117 @@
+"""Helpers for code running inside a polynb run: where to write, and how to report outputs.
+
+The executor sets ``POLYAXON_RUN_UUID``, ``POLYAXON_RUN_OUTPUTS_PATH`` and ``POLYAXON_RUN_ARTIFACTS_PATH``
+(Polyaxon's names) for every container. ``log_outputs(accuracy=0.93)`` merges values into
+``$POLYAXON_RUN_OUTPUTS_PATH/outputs.json``, which the executor reads when the run ends; downstream ops use
+them as ``{ref: ops.train, value: outputs.accuracy}``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+OUTPUTS_FILE = "outputs.json"
+_LOCK_FILE = ".outputs.json.lock"
+
+
+class NotInRunError(RuntimeError):
+    """Raised when a helper needs the run's environment and the code is not running inside a run."""
+
+
+def _env_path(name: str) -> Path:
+    value = os.environ.get(name)
+    if not value:
+        raise NotInRunError(f"${name} is not set: this code is not running inside a polynb/Polyaxon run")
+    return Path(value)
+
+
+def run_uuid() -> str:
+    """The uuid of the current run."""
+    value = os.environ.get("POLYAXON_RUN_UUID")
+    if not value:
+        raise NotInRunError("$POLYAXON_RUN_UUID is not set: this code is not running inside a polynb run")
+    return value
+
+
+def outputs_path() -> Path:
+    """The run's outputs folder (``outputs.json``, ``tensorboard/``, anything the run wants to keep)."""
+    return _env_path("POLYAXON_RUN_OUTPUTS_PATH")
+
+
+def artifacts_path() -> Path:
+    """The run's artifacts folder (its outputs, logs and what init entries put there)."""
+    return _env_path("POLYAXON_RUN_ARTIFACTS_PATH")
+
+
+TERMINATION_LOG_ENV = "POLYNB_TERMINATION_LOG"
+"""Set by the kubernetes executor in pods: where ``log_outputs`` also writes the merged outputs."""
+
+
+def tensorboard_path() -> Path:
+    """Where to write TensorBoard event files: ``<outputs>/tensorboard`` (what the tensorboard init links)."""
+    path = outputs_path() / "tensorboard"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def log_outputs(**values: Any) -> dict[str, Any]:
+    """Merge ``values`` into the run's ``outputs.json``; return the merged outputs.
+
+    Safe with concurrent writers (processes or threads of one run): an exclusive lock on a lock file
+    beside it serialises the read-merge-write, and the new file replaces the old one atomically, so a
+    reader never sees half a file. Values must be JSON-serialisable; NumPy-like scalars and arrays
+    (anything with ``.item()`` / ``.tolist()``) are converted.
+    """
+    encoded = json.loads(json.dumps(values, default=_to_json, allow_nan=False))
+    folder = outputs_path()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / OUTPUTS_FILE
+    with open(folder / _LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        merged = _read(target)
+        merged.update(encoded)
+        fd, tmp = tempfile.mkstemp(prefix=".outputs.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(merged, f, indent=2, sort_keys=True)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes it private; outputs are not secrets
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        termination_log = os.environ.get(TERMINATION_LOG_ENV)
+        if termination_log:
+            # On Kubernetes the outputs travel back in the container's termination message: a plain
+            # overwrite of that file (it is read once, after the container exits).
+            Path(termination_log).write_text(json.dumps(merged, sort_keys=True), encoding="utf-8")
+    return merged
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON, not merging into it: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _to_json(value: Any) -> Any:
+    for method in ("tolist", "item"):
+        convert = getattr(value, method, None)
+        if callable(convert):
+            return convert()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"output value {value!r} ({type(value).__name__}) is not JSON-serialisable")
