@@ -56,9 +56,31 @@ def is_final(status: Status | str) -> bool:
     return status in FINAL
 
 
+STATUS_EVENT_PREFIX = "run_status_"
+"""Status events are ``run_status_<status>``; every other event kind (artifacts, alerts, ...) has no status."""
+
+
 def event_kind(status: Status | str) -> str:
     """The event emitted when a run reaches ``status``: ``run_status_<status>``."""
-    return f"run_status_{Status(status).value}"
+    return STATUS_EVENT_PREFIX + Status(status).value
+
+
+DONE_EVENT = event_kind(Status.DONE)
+"""Logged with a run's final status: what ``run_status_done`` triggers and hooks wait for."""
+
+
+def is_status_event(kind: str) -> bool:
+    """A status event (``run_status_done`` included)."""
+    return kind.startswith(STATUS_EVENT_PREFIX)
+
+
+def status_of_event(kind: str) -> str:
+    """``run_status_running`` -> ``running`` (``done`` for the done event); other kinds are returned as they are."""
+    return kind.removeprefix(STATUS_EVENT_PREFIX)
+
+
+REASON_STOPPED = "StopRequested"
+"""The reason of every status a stop asked by a user or a program writes (``stopping``, ``stopped``)."""
 
 
 def can_transition(old: Status | str | None, new: Status | str) -> bool:

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from clikit import DEADLOCK_GUARD, SLEEPY_DAG, SMALL_DAG, Cli
 
-from polynb.cli.common import resolve_run
 from polynb.lifecycle import Status
-from polynb.store import AmbiguousRunError, NewRun, Store
+from polynb.store import AmbiguousRunError, NewRun, Store, resolve_run
 
 SLOW_PRINTER = """
 version: 1.1

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
 from typing import Any
 
-from polynb.cli.common import EXIT_FAILED, EXIT_OK, error, resolve_run, root_of
+from polynb.cli.common import EXIT_FAILED, EXIT_OK, error
 from polynb.cli.executors import ExecutorSetupError, make_executor
 from polynb.lifecycle import FINAL
-from polynb.store import RunRecord, Store
-
-OWNER_KEY = "engine"
-"""Where a run's meta names its engine (``polynb.scheduler.ownership``, imported lazily: it loads the engine)."""
+from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive
+from polynb.store import Store, resolve_run, root_of
 
 
 def register(subparsers: Any) -> None:
@@ -40,22 +37,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--live", dest="live", action="store_true", default=None, help="force the live view")
     p.add_argument("--no-live", dest="live", action="store_false", help="one line per status change")
     p.set_defaults(func=cmd_attach)
-
-
-def orphaned(runs: Iterable[RunRecord]) -> list[RunRecord]:
-    """The top-level runs not final, not lone services, that no live engine runs: ``polynb attach`` takes them.
-
-    (A service that ``polynb run`` left running on purpose is released too; it needs no engine to go on.)
-    """
-    candidates = [
-        run for run in runs if run.status not in FINAL and not (run.dag_uuid or run.hook_of or run.kind == "service")
-    ]
-    if not candidates:
-        return []
-    from polynb.scheduler.ownership import new_owner, owner_alive
-
-    me = new_owner()
-    return [run for run in candidates if not owner_alive(run.meta.get(OWNER_KEY), me=me)]
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
@@ -74,8 +55,6 @@ def cmd_attach(args: argparse.Namespace) -> int:
     if not live:
         print(f"{label} is already {root.status.value}: nothing to attach to")
         return EXIT_OK
-    from polynb.scheduler.ownership import new_owner, owner_alive
-
     owner = root.meta.get(OWNER_KEY)
     if owner_alive(owner, me=new_owner()):
         assert owner is not None
@@ -100,4 +79,4 @@ def cmd_attach(args: argparse.Namespace) -> int:
     return runner.run(json_out=args.json, stop_services=args.stop_services)
 
 
-__all__ = ["cmd_attach", "orphaned", "register"]
+__all__ = ["cmd_attach", "register"]

@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from polynb.lifecycle import FINAL, Status
-from polynb.store import AmbiguousRunError, RunRecord, Store
+from polynb.lifecycle import FINAL
+from polynb.store import RunRecord
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -45,30 +45,6 @@ STATUS_STYLES: dict[str, str] = {
 
 def style_of(status: str) -> str:
     return STATUS_STYLES.get(status, "")
-
-
-def resolve_run(store: Store, ref: str) -> RunRecord:
-    """The run a user means by ``ref``: a uuid, a unique uuid prefix, or a name (the latest run of that name,
-    top-level runs first). Raises ``RunNotFoundError`` / ``AmbiguousRunError`` (a prefix shared by runs).
-
-    A name wins over uuid prefixes: ops called ``a``, ``b`` or ``add`` are spelled in hex digits, and with a
-    few dozen runs some uuids always start with them."""
-    try:
-        return store.find_by_prefix(ref)
-    except AmbiguousRunError:
-        # A name used by several runs (every `polynb run` of a file reuses it), or also a uuid prefix.
-        named = [r for r in store.list_runs() if r.name == ref.strip()]
-        if not named:
-            raise  # several uuids start with it: only more digits can tell them apart
-        top = [r for r in named if r.dag_uuid is None and r.hook_of is None]
-        return (top or named)[0]
-
-
-def root_of(store: Store, run: RunRecord) -> RunRecord:
-    """The top-level run ``run`` belongs to (itself when it is top-level)."""
-    while run.dag_uuid or run.hook_of:
-        run = store.get_run(run.dag_uuid or run.hook_of or "")
-    return run
 
 
 def local_time(at: datetime, *, millis: bool = True) -> str:
@@ -105,10 +81,6 @@ def format_duration(seconds: float | None) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
-
-
-def is_final_status(status: str | Status) -> bool:
-    return status in FINAL
 
 
 def pipe_safe(command: Callable[[Any], int]) -> Callable[[Any], int]:

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from polynb.cli.common import format_duration, local_time, run_duration, style_of
 from polynb.cli.tree import RunTree, hook_ref, is_status_change, short_kind
+from polynb.lifecycle import is_status_event
 from polynb.store import EventRecord, RunRecord
 
 TIMELINE_LENGTH = 12
@@ -75,7 +76,7 @@ class LiveProgress:
     def update(self, tree: RunTree, new: list[EventRecord]) -> None:
         self._tree = tree
         for event in new:
-            if event.kind.startswith("run_status_") and not is_status_change(event):
+            if is_status_event(event.kind) and not is_status_change(event):
                 continue  # run_status_done repeats the final status just shown
             self.timeline.append((event, tree.runs[event.run_uuid].name))
         self._live.update(self._render(), refresh=True)

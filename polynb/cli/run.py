@@ -164,7 +164,7 @@ class Runner:
         # An unexpected error stops whatever this engine started.
         clean = False
         progress: Progress | None = None
-        from polynb.cli.attach import orphaned
+        from polynb.scheduler.ownership import orphaned
 
         others = [r.name for r in orphaned(store.list_runs(top_level_only=True)) if r.uuid != self.adopt]
         engine.start()  # adopts the runs of engines that are gone

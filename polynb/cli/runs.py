@@ -15,7 +15,6 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from polynb.cli.attach import orphaned
 from polynb.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -26,14 +25,14 @@ from polynb.cli.common import (
     local_time,
     pipe_safe,
     print_table,
-    resolve_run,
     run_duration,
 )
 from polynb.cli.executors import LazyExecutors
 from polynb.cli.tree import short_kind
 from polynb.executors.base import Executor
 from polynb.lifecycle import FINAL
-from polynb.store import EventRecord, RunRecord, Store, StoreError
+from polynb.scheduler.ownership import orphaned
+from polynb.store import EventRecord, RunRecord, Store, StoreError, resolve_run
 
 FOLLOW_POLL = 0.2
 """Seconds between looks at the store while following (another process writes it: no event to wait on)."""

@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from polynb.cli.common import iso
-from polynb.lifecycle import FINAL
-from polynb.store import DONE_EVENT, EventRecord, RunRecord, Store
-
-STATUS_PREFIX = "run_status_"
+from polynb.lifecycle import DONE_EVENT, FINAL, is_status_event, status_of_event
+from polynb.store import EventRecord, RunRecord, Store
 
 
 @dataclass(eq=False)
@@ -107,8 +105,8 @@ def hook_ref(run: RunRecord) -> str | None:
 
 def is_status_change(event: EventRecord) -> bool:
     """Status events but the ``run_status_done`` twin every final status has."""
-    return event.kind.startswith(STATUS_PREFIX) and event.kind != DONE_EVENT
+    return is_status_event(event.kind) and event.kind != DONE_EVENT
 
 
 def short_kind(kind: str) -> str:
-    return kind.removeprefix(STATUS_PREFIX)
+    return status_of_event(kind)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
+from polynb.lifecycle import is_status_event
 from polynb.spec import iotypes
 from polynb.spec.dag import DagGraph, OpNode, analyze, check_refs
 from polynb.spec.errors import SpecError, SpecErrors, format_path
@@ -504,7 +505,7 @@ class _Builder:
                      "warning")  # fmt: skip
         for k, event in enumerate(spec.events or ()):
             for j, kind in enumerate(event.kinds):
-                if not kind.value.startswith("run_status_"):
+                if not is_status_event(kind.value):
                     self.add(
                         where,
                         ("events", k, "kinds", j),

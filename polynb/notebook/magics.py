@@ -20,6 +20,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from traitlets import Bool, Enum, Float, Unicode, observe
 from traitlets.config import Configurable
 
+from polynb.lifecycle import DONE_EVENT, status_of_event
 from polynb.notebook import cellspec, pystep
 from polynb.notebook.handle import RunHandle
 from polynb.notebook.ipy import argument, magic_arguments, parse_argstring
@@ -144,7 +145,7 @@ class PolynbMagics(Magics, Configurable):
             nodes = [GraphNode(n, str(getattr(op.component.run, "kind", "job"))) for n, op in pipeline.ops.items()]
             edges = [
                 EdgeView(e.src, e.dst, "event" if "event" in e.kinds else "dependency" if "dependency" in e.kinds
-                         else "param", " | ".join(sorted(k.removeprefix("run_status_") for k in e.event_kinds)))
+                         else "param", " | ".join(sorted(status_of_event(k) for k in e.event_kinds)))
                 for e in pipeline.graph.edges
             ]  # fmt: skip
             return GraphView(pipeline.name, nodes, edges)
@@ -216,14 +217,15 @@ class PolynbMagics(Magics, Configurable):
         return self.session.submit(pipeline, executor=self._executor(args.executor))
 
     def _cmd_ls(self, args: argparse.Namespace) -> None:
-        from polynb.cli.common import local_datetime
-
         runs = self.session.store.list_runs(top_level_only=True, limit=args.limit)
         if not runs:
             print("no runs yet")
             return
         rows = [("NAME", "KIND", "STATUS", "UUID", "CREATED")]
-        rows += [(r.name, r.kind, r.status.value, r.uuid[:12], local_datetime(r.created_at)) for r in runs]
+        rows += [
+            (r.name, r.kind, r.status.value, r.uuid[:12], r.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"))
+            for r in runs
+        ]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -267,7 +269,7 @@ class PolynbMagics(Magics, Configurable):
         origin = events[0].at
         names = {op.uuid: op.name for op in handle.ops.values()} | {handle.uuid: handle.name}
         for event in events:
-            if event.kind == "run_status_done":
+            if event.kind == DONE_EVENT:
                 continue
             offset = (event.at - origin).total_seconds()
             why = " — ".join(p for p in (event.reason, event.message) if p)
@@ -324,8 +326,7 @@ class PolynbMagics(Magics, Configurable):
         return name
 
     def _record(self, ref: str | None) -> Any:
-        from polynb.cli.common import resolve_run
-        from polynb.store import StoreError
+        from polynb.store import StoreError, resolve_run
 
         if ref is None:
             last = self.session.last_run
@@ -338,7 +339,7 @@ class PolynbMagics(Magics, Configurable):
             raise UsageError(str(exc)) from None
 
     def _root(self, ref: str | None) -> str:
-        from polynb.cli.common import root_of
+        from polynb.store import root_of
 
         return str(root_of(self.session.store, self._record(ref)).uuid)
 

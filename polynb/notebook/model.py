@@ -13,11 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from polynb.lifecycle import FINAL, Status
-from polynb.store import DONE_EVENT, EventRecord, RunRecord, Store
+from polynb.lifecycle import DONE_EVENT, FINAL, STATUS_EVENT_PREFIX, Status, is_status_event, status_of_event
+from polynb.store import EventRecord, RunRecord, Store
 
 EdgeKind = Literal["dependency", "param", "event", "hook"]
-STATUS_PREFIX = "run_status_"
 LOG_KEPT = 200
 """Event log lines kept per run (the widget shows the newest few)."""
 
@@ -184,9 +183,9 @@ class RunTracker:
                 state = self._add(self.store.get_run(event.run_uuid))
             at = event.at.timestamp() - self.origin
             state.emitted.setdefault(event.kind, at)
-            if not event.kind.startswith(STATUS_PREFIX) or event.kind == DONE_EVENT:
+            if not is_status_event(event.kind) or event.kind == DONE_EVENT:
                 continue
-            status = event.kind.removeprefix(STATUS_PREFIX)
+            status = status_of_event(event.kind)
             p = event.payload
             state.status, state.reason, state.message = status, p.get("reason"), p.get("message")
             if not state.segments or state.segments[-1][0] != status:
@@ -332,7 +331,7 @@ def _plan_events(plan: Mapping[str, Any]) -> dict[str, set[str]]:
     for trigger in _plan_field(plan, "events") or ():
         ref = str(trigger.get("ref", ""))
         name = ref.removeprefix("ops.")
-        out.setdefault(name, set()).update(str(k).removeprefix(STATUS_PREFIX) for k in trigger.get("kinds", ()))
+        out.setdefault(name, set()).update(status_of_event(str(k)) for k in trigger.get("kinds", ()))
     return out
 
 
@@ -344,5 +343,5 @@ def _awaited(records: Iterable[RunRecord]) -> dict[str, list[tuple[str, set[str]
         if not isinstance(plan, dict):
             continue
         for src, kinds in _plan_events(plan).items():
-            out.setdefault(src, []).append((record.name, {STATUS_PREFIX + k for k in kinds}))
+            out.setdefault(src, []).append((record.name, {STATUS_EVENT_PREFIX + k for k in kinds}))
     return out

@@ -56,7 +56,25 @@ Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
   already queued are made and their handles stored before the executors shut down.
 """
 
-from polynb.scheduler.engine import Engine
-from polynb.scheduler.events import EngineEvent
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from polynb.scheduler.engine import Engine
+    from polynb.scheduler.events import EngineEvent
 
 __all__ = ["Engine", "EngineEvent"]
+
+
+def __getattr__(name: str) -> Any:
+    # Bound on first use: ``polynb.scheduler.ownership`` (the CLI's ``ls``, ``attach``) must not load the engine.
+    if name == "Engine":
+        from polynb.scheduler.engine import Engine
+
+        return Engine
+    if name == "EngineEvent":
+        from polynb.scheduler.events import EngineEvent
+
+        return EngineEvent
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,7 +30,7 @@ from typing import Any, Literal, Protocol
 
 from polynb.compiler.types import CompiledOp
 from polynb.executors.base import Executor, ExecutorUpdate
-from polynb.lifecycle import FINAL, Status
+from polynb.lifecycle import FINAL, REASON_STOPPED, Status
 from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive, process_start_time
 from polynb.store import RunRecord, Store
 
@@ -39,7 +39,6 @@ logger = logging.getLogger(__name__)
 REQUEST_LIMIT = 64 * 1024
 CLIENT_TIMEOUT = 30.0
 """Seconds a client waits for an answer (the engine only records ``stopping`` before it answers)."""
-REASON_STOPPED = "StopRequested"
 UNOWNED_SLACK = 10.0
 """Seconds beyond the grace period to wait for the processes of an unowned run to report their end."""
 

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from polynb.compiler.registry import ComponentRegistry
 from polynb.compiler.types import CompiledOp
 from polynb.executors.base import Executor, ExecutorUpdate
-from polynb.lifecycle import Status, event_kind, is_final
+from polynb.lifecycle import REASON_STOPPED, Status, event_kind, is_final
 from polynb.scheduler import recovery
 from polynb.scheduler.compiling import Compiled, OpCompiler, Outcome
 from polynb.scheduler.dag_status import counts_status
@@ -45,7 +45,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 REASON_TIMEOUT = "Timeout"
-REASON_STOPPED = "StopRequested"
 REASON_DAG_STOPPED = "DagStopped"
 REASON_SHUTDOWN = "EngineShutdown"
 REASON_RAN = "ObservedSucceeded"

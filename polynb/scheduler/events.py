@@ -13,8 +13,6 @@ from polynb.store import EventRecord
 
 logger = logging.getLogger(__name__)
 
-STATUS_PREFIX = "run_status_"
-
 
 @dataclass(frozen=True, slots=True)
 class EngineEvent:
@@ -36,10 +34,6 @@ class EngineEvent:
     reason: str | None = None
     message: str | None = None
     payload: dict[str, Any] = field(default_factory=dict, hash=False)
-
-    @property
-    def is_status(self) -> bool:
-        return self.kind.startswith(STATUS_PREFIX)
 
     @classmethod
     def from_record(cls, record: EventRecord) -> EngineEvent:

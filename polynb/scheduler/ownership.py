@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from polynb.lifecycle import FINAL
+from polynb.store import RunRecord
 
 OWNER_KEY = "engine"
 
@@ -67,3 +70,17 @@ def owner_alive(owner: Mapping[str, Any] | None, *, me: Mapping[str, Any]) -> bo
         return False
     start = owner.get("start")
     return start is None or process_start_time(pid) == start
+
+
+def orphaned(runs: Iterable[RunRecord]) -> list[RunRecord]:
+    """The top-level runs not final, not lone services, that no live engine runs: ``polynb attach`` takes them.
+
+    (A service that ``polynb run`` left running on purpose is released too; it needs no engine to go on.)
+    """
+    candidates = [
+        run for run in runs if run.status not in FINAL and not (run.dag_uuid or run.hook_of or run.kind == "service")
+    ]
+    if not candidates:
+        return []
+    me = new_owner()
+    return [run for run in candidates if not owner_alive(run.meta.get(OWNER_KEY), me=me)]

@@ -86,9 +86,6 @@ class DagGraph:
                 self._into.setdefault(edge.dst, []).append(edge)
         return self._into.get(name, [])
 
-    def edges_from(self, name: str) -> list[Edge]:
-        return [e for e in self.edges if e.src == name]
-
     @property
     def order(self) -> list[str]:
         """A topological order (the stages flattened)."""

@@ -27,6 +27,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from polynb.lifecycle import Status as Status
+from polynb.lifecycle import is_status_event, status_of_event
 from polynb.spec import iotypes
 from polynb.spec.refs import Ref, ValuePath, parse_ref_cached, parse_value_path
 
@@ -108,8 +109,8 @@ class EventKind(StrEnum):
     @property
     def status(self) -> Status | None:
         """The status this event reports, for ``run_status_*`` kinds."""
-        if self.value.startswith("run_status_"):
-            return Status(self.value.removeprefix("run_status_"))
+        if is_status_event(self.value):
+            return Status(status_of_event(self.value))
         return None
 
 

@@ -7,13 +7,13 @@ from polynb.store.errors import (
     SchemaVersionError,
     StoreError,
 )
+from polynb.store.lookup import resolve_run, root_of
 from polynb.store.paths import RunPaths, artifacts_dir, db_path, polynb_home, run_paths
 from polynb.store.records import EventRecord, NewRun, RunRecord, StatusChange, Transition, new_uuid
 from polynb.store.schema import SCHEMA_VERSION
-from polynb.store.store import DONE_EVENT, Store
+from polynb.store.store import Store
 
 __all__ = [
-    "DONE_EVENT",
     "SCHEMA_VERSION",
     "AmbiguousRunError",
     "DuplicateRunError",
@@ -31,5 +31,7 @@ __all__ = [
     "db_path",
     "new_uuid",
     "polynb_home",
+    "resolve_run",
+    "root_of",
     "run_paths",
 ]

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from polynb.lifecycle import (
+    DONE_EVENT,
     FINAL,
     RUNNING_VALUES,
     STORABLE,
@@ -24,6 +25,7 @@ from polynb.lifecycle import (
     Status,
     can_transition,
     event_kind,
+    is_status_event,
 )
 from polynb.store.checkpoint import Checkpointer
 from polynb.store.connections import ConnectionPool
@@ -43,9 +45,6 @@ from polynb.store.records import (
     run_from_row,
     to_ts,
 )
-
-STATUS_EVENT_PREFIX = "run_status_"
-DONE_EVENT = event_kind(Status.DONE)
 
 _SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs"  # noqa: S608 -- a constant column list
 _INSERT_EVENT = "INSERT INTO events (at, run_uuid, dag_uuid, kind, payload) VALUES (?, ?, ?, ?, ?)"
@@ -278,7 +277,7 @@ class Store:
     ) -> EventRecord:
         """Append a non-status event (``run_new_artifacts``, ``alert_*``, ...) to the log of ``run_uuid``.
         ``run_status_*`` events are written only by status changes, so history and log always agree."""
-        if not kind or kind.startswith(STATUS_EVENT_PREFIX):
+        if not kind or is_status_event(kind):
             raise ValueError(f"{kind!r}: status events come from set_status(), not append_event()")
         now = to_ts(at)
         body = dict(payload or {})
