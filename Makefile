@@ -32,6 +32,8 @@ TEST_ENV := PATH=$(abspath $(VENV))/bin:$$PATH POLYAXON_PYTHON=$(abspath $(PX_PY
 
 test: venv polyaxon-venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check polynb tests bench
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	$(MAKE) jstest uitest
 	$(TEST_ENV) $(VENV)/bin/pytest
@@ -50,6 +52,7 @@ lab: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check polynb tests bench
+	$(VENV)/bin/lint-imports
 
 typecheck: venv
 	$(VENV)/bin/mypy
@@ -61,5 +64,5 @@ bench: venv polyaxon-venv
 	$(PY) bench/notebook.py
 
 clean:
-	rm -rf $(VENV) $(PX_VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(PX_VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache .grimp_cache
 	rm -rf labextension/node_modules labextension/ui-tests/node_modules labextension/lib polynb/labextension

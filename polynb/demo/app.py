@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import polynb
 from polynb.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, format_duration, run_duration
 from polynb.cli.follow import Follower, Interrupted
 from polynb.cli.progress import make_progress
@@ -32,7 +31,7 @@ from polynb.lifecycle import FINAL, Status
 from polynb.spec.errors import SpecErrors
 from polynb.store import RunRecord, Store, polynb_home
 
-REPO_ROOT = Path(polynb.__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = REPO_ROOT / "notebooks" / "pipelines" / "experiment-tensorboard.yaml"
 PROBE_WAIT = 120.0
 """Seconds to wait, after the experiment, for the TensorBoard checks to conclude (a deadlock guard)."""

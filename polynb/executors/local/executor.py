@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-import polynb
 from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
 from polynb.executors.base import BASE_DIR_LABEL as BASE_DIR_LABEL
 from polynb.executors.base import FINAL_EXECUTOR_STATUSES, ExecutorUpdate, UpdateCallback
@@ -65,7 +64,9 @@ from polynb.store.paths import artifacts_dir, polynb_home
 log = logging.getLogger(__name__)
 
 
-PACKAGE_ROOT: Final = str(Path(polynb.__file__).resolve().parent.parent)
+PACKAGE_ROOT: Final = str(Path(__file__).resolve().parents[3])
+"""The folder holding the ``polynb`` package, put on the shim's path (found from this file: ``polynb.__file__``
+would import the package root, whose lazy ``polynb.run`` reaches the notebook layer)."""
 TAIL_INTERVAL: Final = 0.25
 """How often the status file of a re-attached live run is re-read (no pipe to it any more)."""
 STOP_SLACK: Final = 5.0
