@@ -15,7 +15,21 @@ if TYPE_CHECKING:
     from polynb.notebook.handle import RunHandle
     from polynb.spec.models import Component, Operation
 
-__version__ = "0.1.0"
+    __version__: str
+
+
+def __getattr__(name: str) -> Any:
+    # The version has one source, labextension/package.json (read at build time by hatch-nodejs-version, see
+    # pyproject.toml); here it comes from the installed metadata, looked up on first use: importlib.metadata
+    # costs tens of milliseconds, and every local run's shim imports this package.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("polynb")
+        except PackageNotFoundError:  # a source tree on sys.path that was never installed
+            return "0+unknown"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:
