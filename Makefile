@@ -10,7 +10,8 @@ PIP_QUIET ?= -q
 
 .PHONY: demo test lab lint typecheck bench venv polyaxon-venv clean jstest uitest
 
-$(VENV)/.installed: pyproject.toml
+# package.json holds the version (see pyproject.toml): a new one needs a new install.
+$(VENV)/.installed: pyproject.toml labextension/package.json
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_QUIET) --upgrade pip
 	$(PY) -m pip install $(PIP_QUIET) -e '.[test]'
