@@ -11,7 +11,7 @@
     upstream event's timestamp in the store (taken as it is written).
 (b) 40 sequential ``true`` ops: wall from ``submit`` to the DAG's end, overhead per hop against the ops' own
     time (running → succeeded) and against 40 sequential ``subprocess.run(["true"])``; with the published
-    figures of peers beside (DESIGN/peers survey: Airflow 2.7.3 116 s for 40 tiny tasks, Windmill 4.4 s,
+    figures of peers beside (Airflow 2.7.3 116 s for 40 tiny tasks, Windmill 4.4 s,
     Argo's 10 s requeue per pod event).
 (c) A 1,000-op fan-out/fan-in DAG (root → 998 → sink): wall, the engine thread's CPU
     (``pthread_getcpuclockid``), the engine process's CPU (children excluded), peak RSS; beside it the wall

@@ -16,7 +16,7 @@ Semantics the scheduler relies on:
 * An op whose component is itself a DAG keeps that component; build its pipeline with ``build_pipeline(
   op.component, params=resolved_values, base_dir=op.base_dir)`` once its params are known.
 
-What parses but is refused as "not supported yet" (DESIGN §3: never silently ignored): ``matrix``,
+What parses but is refused as "not supported yet" (docs/semantics.md: never silently ignored): ``matrix``,
 ``schedule``, ``joins``, ``build``, ``runPatch``, ``isApproved: false``, distributed and ``tuner`` run kinds,
 ``earlyStopping``, event kinds other than ``run_status_*``, and ``dockerfile``/``lineageRef``/``modelRef``/
 ``artifactRef`` init entries. ``cache`` is accepted with a warning: the op always runs, which gives the same
@@ -58,7 +58,7 @@ Severity = Literal["error", "unsupported", "warning"]
 
 _STRING_TYPES = iotypes.POLYAXON_TYPES - {"any", "dockerfile", "artifacts", "git", "event", "metric", "metadata"}
 HOOK_CONTEXT_PARAMS = frozenset({"name", "uuid", "kind", "status", "inputs", "outputs", "duration", "wait_time"})
-"""Params a hook receives from its main run unless ``disableDefaults`` (DESIGN §3)."""
+"""Params a hook receives from its main run unless ``disableDefaults`` (docs/semantics.md, Hooks)."""
 
 _UNSUPPORTED_INIT = {"dockerfile": "dockerfile", "lineage_ref": "lineageRef", "model_ref": "modelRef",
                      "artifact_ref": "artifactRef"}  # fmt: skip
