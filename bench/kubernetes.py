@@ -33,6 +33,7 @@ from polynb.compiler.registry import ComponentRegistry  # noqa: E402
 from polynb.compiler.types import CompiledOp, ContainerSpec  # noqa: E402
 from polynb.executors.base import ExecutorUpdate  # noqa: E402
 from polynb.executors.kubernetes.executor import KubernetesExecutor  # noqa: E402
+from polynb.executors.kubernetes.settings import KubernetesSettings  # noqa: E402
 from polynb.scheduler.engine import Engine  # noqa: E402
 from polynb.spec.load import load_text  # noqa: E402
 from polynb.store import Store  # noqa: E402
@@ -136,7 +137,9 @@ def latency(emu: Emulator, kubeconfig: Path, home: Path, pairs: int) -> list[flo
     emu.store._record = record  # type: ignore[method-assign]
     emu.scripts.update({"emu/hold": {"hold": True}})
     store = Store(home / "polynb.db")
-    executor = KubernetesExecutor(kubeconfig=str(kubeconfig), kernel_id="bench-engine", port_forward=False)
+    executor = KubernetesExecutor(
+        KubernetesSettings(kubeconfig=str(kubeconfig), kernel_id="bench-engine", port_forward=False)
+    )
     engine = Engine(
         store=store, executors={"kubernetes": executor}, default_executor="kubernetes", registry=ComponentRegistry()
     )
@@ -184,7 +187,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, Emulator() as emu:
         kubeconfig = emu.write_kubeconfig(Path(tmp) / "kubeconfig")
-        executor = KubernetesExecutor(kubeconfig=str(kubeconfig), kernel_id="bench", port_forward=False)
+        executor = KubernetesExecutor(
+            KubernetesSettings(kubeconfig=str(kubeconfig), kernel_id="bench", port_forward=False)
+        )
         try:
             warm: queue.Queue[ExecutorUpdate] = queue.Queue()
             executor.submit(op(executor, "warm-up"), warm.put)

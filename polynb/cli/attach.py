@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from polynb.cli.common import EXIT_FAILED, EXIT_OK, error
-from polynb.cli.executors import ExecutorSetupError, make_executor
+from polynb.executors.registry import ExecutorSetupError, build
 from polynb.lifecycle import FINAL
 from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive
 from polynb.store import Store, resolve_run, root_of
@@ -70,7 +70,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
         return EXIT_OK
     names = dict.fromkeys(r.executor or "local" for r in members)
     try:
-        executors = {name: make_executor(name) for name in dict.fromkeys(("local", *names))}
+        executors = {name: build(name) for name in dict.fromkeys(("local", *names))}
     except ExecutorSetupError as exc:
         error(f"{exc}; {label} was not attached")
         return EXIT_FAILED

@@ -18,11 +18,11 @@ from typing import Any, TextIO
 
 from polynb.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, format_duration, run_duration
 from polynb.cli.detach import detach, report_uuid, run_argv, take_uuid_fd
-from polynb.cli.executors import EXECUTOR_ENV, KNOWN, ExecutorSetupError, default_executor, make_executor
 from polynb.cli.follow import Follower, Interrupted
 from polynb.cli.progress import Progress, make_progress
 from polynb.cli.tree import RunTree
 from polynb.executors.base import Executor
+from polynb.executors.registry import EXECUTOR_ENV, KNOWN, ExecutorSetupError, build, default_name
 from polynb.lifecycle import Status
 from polynb.spec.errors import SpecError, SpecErrors
 
@@ -85,7 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="polynb: %(levelname)s: %(name)s: %(message)s")
     path = Path(args.file)
     params, problems = parse_params(args.param)
-    executor = args.executor or default_executor()
+    executor = args.executor or default_name()
     if executor not in KNOWN:
         problems.append(f"--executor {executor}: unknown executor; available: {', '.join(KNOWN)}")
     pipeline = None
@@ -106,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return detach(argv)
     try:
         # Made now, so a missing cluster configuration is reported before anything is submitted.
-        executors = {name: make_executor(name) for name in dict.fromkeys(("local", executor))}
+        executors = {name: build(name) for name in dict.fromkeys(("local", executor))}
     except ExecutorSetupError as exc:
         print(f"polynb: {exc}", file=sys.stderr)
         print(f"polynb: {path}: not run", file=sys.stderr)

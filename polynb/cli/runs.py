@@ -27,9 +27,9 @@ from polynb.cli.common import (
     print_table,
     run_duration,
 )
-from polynb.cli.executors import LazyExecutors
 from polynb.cli.tree import short_kind
 from polynb.executors.base import Executor
+from polynb.executors.registry import LazyExecutors
 from polynb.lifecycle import FINAL
 from polynb.scheduler.ownership import orphaned
 from polynb.store import EventRecord, RunRecord, Store, StoreError, resolve_run

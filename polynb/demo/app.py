@@ -70,12 +70,12 @@ class Demo:
         self._scalars_noted = False
 
     def run(self, *, keep: bool, json_out: bool) -> int:
-        from polynb.executors.local.executor import LocalExecutor  # as in cli_run: only once the input is valid
+        from polynb.executors import registry  # as in `polynb run`: only once the input is valid
         from polynb.scheduler import control
         from polynb.scheduler.engine import Engine
 
         store = Store()
-        engine = Engine(store=store, executors={"local": LocalExecutor()})
+        engine = Engine(store=store, executors={"local": registry.build("local")})
         engine.start()
         unserve = control.serve(engine)
         progress = None

@@ -20,6 +20,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from traitlets import Bool, Enum, Float, Unicode, observe
 from traitlets.config import Configurable
 
+from polynb.executors.registry import KNOWN, ExecutorSetupError
 from polynb.lifecycle import DONE_EVENT, status_of_event
 from polynb.notebook import cellspec, pystep
 from polynb.notebook.handle import RunHandle
@@ -316,13 +317,15 @@ class PolynbMagics(Magics, Configurable):
 
     def _executor(self, name: str | None) -> str:
         name = name or self.session.config.default_executor
-        if name == "kubernetes" and name not in self.session.executor_names():
-            try:
-                self.session.add_kubernetes_executor()
-            except Exception as exc:  # configuration problems: no kubeconfig, bad context, ...
-                raise UsageError(f"the kubernetes executor cannot start: {exc}") from None
-        if name not in self.session.executor_names():
-            raise UsageError(f"unknown executor {name!r}; available: {', '.join(self.session.executor_names())}")
+        if name in self.session.executor_names():
+            return name
+        if name not in KNOWN:
+            available = sorted({*self.session.executor_names(), *KNOWN})
+            raise UsageError(f"unknown executor {name!r}; available: {', '.join(available)}")
+        try:
+            self.session.add_executor(name)
+        except ExecutorSetupError as exc:  # configuration problems: no kubeconfig, bad context, ...
+            raise UsageError(f"the {name} executor cannot start: {exc.reason}") from None
         return name
 
     def _record(self, ref: str | None) -> Any:

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from polynb.compiler.registry import ComponentRegistry
+from polynb.executors import registry
 from polynb.executors.base import Executor
+from polynb.executors.registry import BuildOptions
 from polynb.lifecycle import FINAL
 from polynb.notebook.comm import LabBridge
 from polynb.notebook.links import ProxyMode, default_base_url, links_for
@@ -153,7 +155,7 @@ class KernelSession:
             self._capture_logs()
             executors = dict(self.config.executors)
             if "local" not in executors:
-                executors["local"] = self._local_executor()
+                executors["local"] = registry.build("local", self._build_options())
             self._executors = executors
             pump = UiPump(self.store, snapshot=self._snapshot, max_rate=self.config.max_rate)
             pump.start()
@@ -207,28 +209,28 @@ class KernelSession:
             self._store.close()
         self._release_logs()
 
-    def _local_executor(self) -> Executor:
-        from polynb.executors.local.executor import LocalExecutor
-
-        executor: Executor = LocalExecutor(base_dir=os.getcwd(), stop_grace=self.config.stop_grace)
-        return executor
+    def _build_options(self) -> BuildOptions:
+        return BuildOptions(base_dir=os.getcwd(), stop_grace=self.config.stop_grace)
 
     def executor_names(self) -> list[str]:
+        """The executors this kernel's engine has (``local`` always; the others once used)."""
         return sorted({"local", *self.config.executors, *self._executors})
 
-    def add_kubernetes_executor(self) -> None:
-        """Make ``--executor kubernetes`` work in this kernel: a Kubernetes executor configured from
-        kubeconfig / ``KUBECONFIG`` / in-cluster and ``POLYNB_K8S_*`` (``POLYNB_K8S_KERNEL_ID`` keeps the
-        label stable across kernel restarts; without it a restarted kernel adopts the runs by label)."""
-        from polynb.executors.kubernetes.executor import KubernetesExecutor
+    def add_executor(self, name: str) -> None:
+        """Make ``name`` usable in this kernel (``--executor kubernetes``): built by the registry and added
+        to the running engine; nothing happens if it is there already. The Kubernetes executor is
+        configured from ``KUBECONFIG`` (or in-cluster) and ``POLYNB_K8S_*`` (``POLYNB_K8S_KERNEL_ID`` keeps
+        the kernel's label across kernel restarts; without it a restarted kernel adopts the runs by label).
 
+        :class:`~polynb.executors.registry.ExecutorSetupError` when it cannot be built (the reason says why).
+        """
         self.start()
         with self._lock:
-            if "kubernetes" in self._executors:
+            if name in self._executors:
                 return
-            executor = KubernetesExecutor.from_env()
-            self.engine.add_executor("kubernetes", executor)
-            self._executors["kubernetes"] = executor
+            executor = registry.build(name, self._build_options())
+            self.engine.add_executor(name, executor)
+            self._executors[name] = executor
 
     def _capture_logs(self) -> None:
         logger = logging.getLogger("polynb")
@@ -252,6 +254,9 @@ class KernelSession:
     def submit(self, pipeline: Pipeline, *, executor: str | None = None) -> RunHandle:
         from polynb.notebook.handle import RunHandle
 
+        name = executor or self.config.default_executor
+        if name not in self.executor_names() and name in registry.KNOWN:
+            self.add_executor(name)  # `polynb.run(..., executor="kubernetes")` as well as the magics
         uuid = self.engine.submit(pipeline, executor=executor)
         self._remember(uuid)
         self.bridge.ensure_open()
@@ -306,9 +311,7 @@ class KernelSession:
         return "engine"
 
     def _stop_executors(self) -> Mapping[str, Executor]:
-        from polynb.executors.local.executor import LocalExecutor
-
-        return {"local": LocalExecutor()}
+        return {"local": registry.build("local")}
 
     def request_stop(self, uuid: str) -> None:
         """Button and comm handlers (main thread): stop on the UI thread, never blocking the caller."""
@@ -418,9 +421,7 @@ def summary(snapshot: RunSnapshot) -> dict[str, Any]:
 
 
 def _read_local_logs(uuid: str) -> list[str]:
-    from polynb.executors.local.executor import LocalExecutor
-
-    executor = LocalExecutor()
+    executor = registry.build("local")
     try:
         return list(executor.logs(uuid, follow=False))
     finally:

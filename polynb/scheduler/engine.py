@@ -112,8 +112,6 @@ class Engine:
         """Start the engine thread and adopt the unfinished runs of engines that are gone."""
         if self._thread is not None:
             return
-        if self.default_executor not in self._executors and not self._executors:
-            self._executors[self.default_executor] = _default_local_executor()
         self._thread = threading.Thread(target=self._loop, name="polynb-engine", daemon=True)
         self._thread.start()
         self._call(self._recover)
@@ -989,13 +987,6 @@ class Engine:
             claimed = [c for c in self.store.status_history(run.uuid) if c.status == Status.QUEUED]
             elapsed = (datetime.now(UTC) - claimed[-1].at).total_seconds() if claimed else 0.0
             self._arm_timeout(run, timeout, elapsed=max(0.0, elapsed))
-
-
-def _default_local_executor() -> Executor:
-    from polynb.executors.local.executor import LocalExecutor
-
-    executor: Executor = LocalExecutor()
-    return executor
 
 
 __all__ = ["Engine", "EngineEvent", "is_final"]

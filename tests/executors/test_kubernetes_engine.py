@@ -22,6 +22,7 @@ from k8s_emulator.testkit import TIMEOUT, wait_for
 from polynb.compiler.pipeline import build_pipeline
 from polynb.compiler.registry import ComponentRegistry
 from polynb.executors.kubernetes.executor import KubernetesExecutor
+from polynb.executors.kubernetes.settings import KubernetesSettings
 from polynb.lifecycle import Status
 from polynb.scheduler.engine import Engine
 from polynb.scheduler.events import EngineEvent
@@ -77,7 +78,9 @@ def make_engine(
     emu: Emulator, kubeconfig: Path, store: Store, registry: ComponentRegistry, kernel: str
 ) -> tuple[Engine, KubernetesExecutor]:
     executor = KubernetesExecutor(
-        kubeconfig=str(kubeconfig), kernel_id=kernel, backoff=0.01, port_forward=False, shutdown_wait=10.0
+        KubernetesSettings(
+            kubeconfig=str(kubeconfig), kernel_id=kernel, backoff=0.01, port_forward=False, shutdown_wait=10.0
+        )
     )
     engine = Engine(
         store=store,

@@ -4,6 +4,7 @@ missing namespace, bookmarks. Each test says how the fault is survived (or repor
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from k8s_emulator.testkit import MakeExecutor, Recorder, make_op, outputs_messag
 
 from polynb.executors.kubernetes.config import K8sConfigError
 from polynb.executors.kubernetes.executor import K8sSubmitError, KubernetesExecutor
+from polynb.executors.kubernetes.settings import KubernetesSettings
 
 emulator = testkit.emulator
 kubeconfig = testkit.kubeconfig
@@ -149,7 +151,7 @@ def test_no_configuration_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
     bad = tmp_path / "kc"
     bad.write_text("{}")
     with pytest.raises(K8sConfigError, match=f"cannot use kubeconfig {bad}"):
-        KubernetesExecutor(kubeconfig=str(bad))
+        KubernetesExecutor(KubernetesSettings(kubeconfig=str(bad)))
 
 
 def test_kubeconfig_from_the_environment_and_its_namespace(
@@ -157,7 +159,7 @@ def test_kubeconfig_from_the_environment_and_its_namespace(
 ) -> None:
     path = emulator.write_kubeconfig(tmp_path / "kc", namespace="team")
     monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'missing'}:{path}")  # merged, as kubectl does
-    executor = KubernetesExecutor(kernel_id="k")
+    executor = KubernetesExecutor(KubernetesSettings(kernel_id="k"))
     try:
         assert executor.namespace == "team" and executor.cluster.context == "emulator"
     finally:
@@ -172,7 +174,7 @@ def test_configuration_from_the_environment(emulator: Emulator, kubeconfig: Path
         "POLYNB_K8S_TOOLS_IMAGE": "tools:1",
         "POLYNB_K8S_ARTIFACTS_CLAIM": "shared",
     }
-    executor = KubernetesExecutor.from_env(env, kubeconfig=str(kubeconfig))
+    executor = KubernetesExecutor(replace(KubernetesSettings.from_env(env), kubeconfig=str(kubeconfig)))
     try:
         assert (executor.kernel_id, executor.port_forward) == ("cli-1", False)
         assert (executor.config.tools_image, executor.config.artifacts_claim) == ("tools:1", "shared")

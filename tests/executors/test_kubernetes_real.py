@@ -20,6 +20,7 @@ from polynb.executors.base import ExecutorUpdate
 from polynb.executors.kubernetes.client import Api, K8sError, path
 from polynb.executors.kubernetes.config import load
 from polynb.executors.kubernetes.executor import KubernetesExecutor
+from polynb.executors.kubernetes.settings import KubernetesSettings
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def busybox_op(executor: KubernetesExecutor, script: str, **kw: object) -> Compi
 
 
 def test_job_outputs_and_logs(namespace: str) -> None:
-    executor = KubernetesExecutor(namespace=namespace, kernel_id=f"e2e-{namespace}")
+    executor = KubernetesExecutor(KubernetesSettings(namespace=namespace, kernel_id=f"e2e-{namespace}"))
     try:
         updates = Updates()
         op = busybox_op(executor, "echo hello; printf '{\"answer\": 42}' > /dev/termination-log")
@@ -87,7 +88,7 @@ def test_job_outputs_and_logs(namespace: str) -> None:
 
 
 def test_failure_reason_and_stop(namespace: str) -> None:
-    executor = KubernetesExecutor(namespace=namespace, kernel_id=f"e2e2-{namespace}")
+    executor = KubernetesExecutor(KubernetesSettings(namespace=namespace, kernel_id=f"e2e2-{namespace}"))
     try:
         updates = Updates()
         failing = busybox_op(executor, "echo boom; exit 3")

@@ -17,6 +17,7 @@ import pytest
 from polynb.compiler.types import CompiledOp, ContainerSpec, InitStep, OpKind, TerminationSpec
 from polynb.executors.base import ExecutorUpdate
 from polynb.executors.kubernetes.executor import KubernetesExecutor
+from polynb.executors.kubernetes.settings import KubernetesSettings
 
 from . import Emulator, script_annotation
 
@@ -47,7 +48,7 @@ def make_executor(kubeconfig: Path) -> Iterator[MakeExecutor]:
         kwargs.setdefault("backoff", 0.01)
         kwargs.setdefault("shutdown_wait", 10.0)
         kwargs.setdefault("port_forward", False)
-        executor = KubernetesExecutor(**kwargs)
+        executor = KubernetesExecutor(KubernetesSettings(**kwargs))
         made.append(executor)
         return executor
 

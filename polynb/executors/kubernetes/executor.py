@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 import uuid as uuid_mod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
@@ -39,6 +39,7 @@ from polynb.executors.kubernetes.config import ClusterConfig, load
 from polynb.executors.kubernetes.logs import Resume, split_timestamp
 from polynb.executors.kubernetes.manifests import ManifestConfig
 from polynb.executors.kubernetes.portforward import Connect, PortForward, official_connect
+from polynb.executors.kubernetes.settings import KubernetesSettings
 from polynb.executors.kubernetes.status import FATAL_WAITING, Observed, interpret_job, interpret_pod
 from polynb.executors.kubernetes.watch import PodInformer
 
@@ -82,63 +83,44 @@ class KubernetesExecutor:
 
     def __init__(
         self,
+        settings: KubernetesSettings | None = None,
         *,
-        namespace: str | None = None,
-        context: str | None = None,
-        kubeconfig: str | os.PathLike[str] | None = None,
-        in_cluster: bool | None = None,
-        kernel_id: str | None = None,
-        default_image: str = "python:3.11-slim",
-        tools_image: str = "python:3.11-slim",
-        git_image: str = "alpine/git:2.45.2",
-        artifacts_claim: str | None = None,
-        native_sidecars: bool = True,
-        port_forward: bool | None = None,
-        service_port_base: int = 6006,
-        deadline_slack: int = 30,
-        watch_timeout: int = 300,
-        heartbeat_interval: float = 60.0,
-        lease_seconds: float = 300.0,
-        pod_start_timeout: float = 120.0,
-        sweep: bool = True,
-        backoff: float = 0.2,
-        shutdown_wait: float = 30.0,
         connect: Callable[[str, str, int], Connect] | None = None,
     ) -> None:
+        """An executor on the cluster that ``settings`` name (default ``KubernetesSettings()``: ``KUBECONFIG``
+        and its context's namespace); ``connect`` replaces the official port-forward (tests).
+
+        Reads the kubeconfig now (``K8sConfigError``); talks to the cluster only on first use."""
+        self.settings = s = settings or KubernetesSettings()
         self.cluster: ClusterConfig = load(
-            kubeconfig=kubeconfig, context=context, namespace=namespace, in_cluster=in_cluster
+            kubeconfig=s.kubeconfig, context=s.context, namespace=s.namespace, in_cluster=s.in_cluster
         )
         self.namespace = self.cluster.namespace
-        self.api = Api.from_configuration(self.cluster.configuration, backoff=backoff)
-        self.kernel_id = kernel_id or f"{socket.gethostname()}-{os.getpid()}-{uuid_mod.uuid4().hex[:6]}"
+        self.api = Api.from_configuration(self.cluster.configuration, backoff=s.backoff)
+        self.kernel_id = s.kernel_id or f"{socket.gethostname()}-{os.getpid()}-{uuid_mod.uuid4().hex[:6]}"
         self.kernel_label = names.label_value(self.kernel_id)
         self.config = ManifestConfig(
             namespace=self.namespace,
             kernel_label=self.kernel_label,
             kernel_id=self.kernel_id,
-            default_image=default_image,
-            tools_image=tools_image,
-            git_image=git_image,
-            artifacts_claim=artifacts_claim,
-            native_sidecars=native_sidecars,
-            deadline_slack=deadline_slack,
-            service_port_base=service_port_base,
+            default_image=s.default_image,
+            tools_image=s.tools_image,
+            git_image=s.git_image,
+            artifacts_claim=s.artifacts_claim,
+            native_sidecars=s.native_sidecars,
+            deadline_slack=s.deadline_slack,
+            service_port_base=s.service_port_base,
         )
-        self.port_forward = (not self.cluster.in_cluster) if port_forward is None else port_forward
+        self.port_forward = (not self.cluster.in_cluster) if s.port_forward is None else s.port_forward
         self.selector = names.selector({names.MANAGED_BY: names.MANAGED_BY_VALUE, names.KERNEL: self.kernel_label})
-        self.watch_timeout = watch_timeout
-        self.pod_start_timeout = pod_start_timeout
-        self.sweep_on_start = sweep
-        self.backoff = backoff
-        self.shutdown_wait = shutdown_wait
         self._connect = connect or (lambda ns, pod, port: official_connect(self.cluster.configuration, ns, pod, port))
         self.lease = k8s_kernel.KernelLease(
             self.api,
             self.namespace,
             self.kernel_id,
             self.kernel_label,
-            interval=min(heartbeat_interval, pod_start_timeout / 2),
-            lease_seconds=lease_seconds,
+            interval=min(s.heartbeat_interval, s.pod_start_timeout / 2),
+            lease_seconds=s.lease_seconds,
             on_tick=self._check_stuck,
         )
         self._lock = threading.RLock()
@@ -151,28 +133,6 @@ class KubernetesExecutor:
         self._closed = False
         self._start_lock = threading.Lock()
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> KubernetesExecutor:
-        """An executor configured by ``POLYNB_K8S_*`` variables (for the CLI and ``POLYNB_EXECUTOR``):
-        ``NAMESPACE``, ``CONTEXT``, ``KERNEL_ID``, ``IMAGE``, ``TOOLS_IMAGE``, ``GIT_IMAGE``,
-        ``ARTIFACTS_CLAIM``, ``PORT_FORWARD`` (1/0), ``NATIVE_SIDECARS`` (1/0); ``overrides`` win."""
-        env = os.environ if environ is None else environ
-        keys = {
-            "namespace": "NAMESPACE",
-            "context": "CONTEXT",
-            "kernel_id": "KERNEL_ID",
-            "default_image": "IMAGE",
-            "tools_image": "TOOLS_IMAGE",
-            "git_image": "GIT_IMAGE",
-            "artifacts_claim": "ARTIFACTS_CLAIM",
-        }
-        kwargs: dict[str, Any] = {k: env[f"POLYNB_K8S_{v}"] for k, v in keys.items() if env.get(f"POLYNB_K8S_{v}")}
-        for arg, name in (("port_forward", "PORT_FORWARD"), ("native_sidecars", "NATIVE_SIDECARS")):
-            value = env.get(f"POLYNB_K8S_{name}")
-            if value:
-                kwargs[arg] = value.lower() in ("1", "true", "yes")
-        return cls(**{**kwargs, **overrides})
-
     # -- start: namespace check, heartbeat, sweep, the watch -----------------------------------------
 
     def _ensure_started(self) -> None:
@@ -184,7 +144,7 @@ class KubernetesExecutor:
             self._check_namespace()
             try:
                 self.lease.acquire()
-                if self.sweep_on_start:
+                if self.settings.sweep:
                     k8s_kernel.sweep(self.api, self.namespace, now=time.time(), exclude=self.kernel_label)
             except K8sError as exc:
                 raise K8sSubmitError(self._explain(exc, "set up the kernel's heartbeat ConfigMap")) from exc
@@ -194,8 +154,8 @@ class KubernetesExecutor:
                 self.selector,
                 self._on_pod,
                 self._on_watch_error,
-                watch_timeout=self.watch_timeout,
-                backoff=self.backoff,
+                watch_timeout=self.settings.watch_timeout,
+                backoff=self.settings.backoff,
             )
             self._informer.start()
             self.lease.start()
@@ -550,7 +510,7 @@ class KubernetesExecutor:
                 and not r.final
                 and r.pod is None
                 and not r.stuck_checked
-                and now - r.created_at >= self.pod_start_timeout
+                and now - r.created_at >= self.settings.pod_start_timeout
             ]
             for run in stuck:
                 run.stuck_checked = True
@@ -676,7 +636,7 @@ class KubernetesExecutor:
             except K8sError as exc:
                 log.warning("kubernetes executor: cannot delete this kernel's runs: %s", exc)
             with self._changed:
-                self._changed.wait_for(lambda: all(r.final for r in live), timeout=self.shutdown_wait)
+                self._changed.wait_for(lambda: all(r.final for r in live), timeout=self.settings.shutdown_wait)
             for run in live:  # deleted, whether or not the watch saw it go
                 self._report(run, Observed("stopped", "Stopped", "stopped: the executor shut down"))
         if self._informer is not None:

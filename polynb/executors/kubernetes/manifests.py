@@ -31,6 +31,7 @@ from typing import Any, Final
 from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
 from polynb.executors.kubernetes import names
 from polynb.executors.kubernetes.init import init_container
+from polynb.executors.kubernetes.settings import KubernetesSettings
 
 ARTIFACTS_ROOT: Final = "/plx-context/artifacts"
 ARTIFACTS_VOLUME: Final = "polynb-artifacts"
@@ -58,6 +59,10 @@ _ENVIRONMENT_KEYS: Final = {
 }
 
 
+_DEFAULTS: Final = KubernetesSettings()
+"""The defaults are the settings' (manifests are also made without an executor, in tests)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ManifestConfig:
     """What the executor decides for every run (see :class:`~.executor.KubernetesExecutor`)."""
@@ -65,13 +70,13 @@ class ManifestConfig:
     namespace: str
     kernel_label: str
     kernel_id: str
-    default_image: str = "python:3.11-slim"
-    tools_image: str = "python:3.11-slim"
-    git_image: str = "alpine/git:2.45.2"
+    default_image: str = _DEFAULTS.default_image
+    tools_image: str = _DEFAULTS.tools_image
+    git_image: str = _DEFAULTS.git_image
     artifacts_claim: str | None = None
-    native_sidecars: bool = True
-    deadline_slack: int = 30
-    service_port_base: int = 6006
+    native_sidecars: bool = _DEFAULTS.native_sidecars
+    deadline_slack: int = _DEFAULTS.deadline_slack
+    service_port_base: int = _DEFAULTS.service_port_base
 
 
 # ------------------------------------------------------------------------------------------ placement

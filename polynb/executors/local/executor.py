@@ -1,11 +1,11 @@
 """The local executor: every op runs as subprocesses on this machine, supervised by a shim per run.
 
-``submit`` writes the run's spec into ``<run>/.executor/`` and starts ``local_shim.py`` in a session of
-its own; the shim runs the containers and appends each transition to ``<run>/status.jsonl``. One watcher
-thread serves every run: it blocks in ``epoll`` on the shims' stdout pipes (a byte per transition, EOF at
-exit) and, for runs re-attached after an engine restart, on pidfds, and turns new lines of the status
-files into :class:`ExecutorUpdate` calls. The file, not the pipe, carries the data, so a restarted engine
-replays exactly what the old one may have missed.
+``submit`` writes the run's spec into ``<run>/.executor/`` and starts a shim (:mod:`.shim`) in a session of
+its own; the shim runs the containers and appends each transition to ``<run>/status.jsonl`` (the folder's
+names: :mod:`.layout`). One watcher thread serves every run: it blocks in ``epoll`` on the shims' stdout
+pipes (a byte per transition, EOF at exit) and, for runs re-attached after an engine restart, on pidfds,
+and turns new lines of the status files into :class:`ExecutorUpdate` calls. The file, not the pipe,
+carries the data, so a restarted engine replays exactly what the old one may have missed.
 
 Working directory: a container's ``working_dir`` if absolute; if relative, or unset, it is taken from the
 *base folder*: the op's ``polynb.io/base-dir`` label, else the executor's ``base_dir`` (default: the
@@ -44,21 +44,26 @@ from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
 from polynb.executors.base import BASE_DIR_LABEL as BASE_DIR_LABEL
 from polynb.executors.base import FINAL_EXECUTOR_STATUSES, ExecutorUpdate, UpdateCallback
 from polynb.executors.local import shim as local_shim
-from polynb.executors.local.ports import PortAllocator
-from polynb.executors.local.shim import (
+from polynb.executors.local.layout import (
+    CREATED_FILE,
     INTERNAL_DIR,
+    KEPT,
     LOGS_DIR,
     MAIN_LOG,
     OP_FILE,
+    OUTPUTS_DIR,
+    OUTPUTS_FILE,
     PROCS_FILE,
     SHIM_FILE,
     SHIM_LOG,
     SPEC_FILE,
     STATUS_FILE,
     STOP_FILE,
-    proc_start_time,
-    status_line,
+    TENSORBOARD_DIR,
+    init_log_index,
 )
+from polynb.executors.local.ports import PortAllocator
+from polynb.executors.local.shim import proc_start_time, status_line
 from polynb.store.paths import artifacts_dir, polynb_home
 
 log = logging.getLogger(__name__)
@@ -72,7 +77,6 @@ TAIL_INTERVAL: Final = 0.25
 STOP_SLACK: Final = 5.0
 """After ``grace`` plus this, a shim that has not ended the run itself is killed by the engine."""
 _LOG_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-_INIT_LOG = re.compile(r"init-(\d+)-.*\.log")
 
 
 @dataclass(eq=False)
@@ -139,7 +143,7 @@ class LocalExecutor:
         return Placement(
             artifacts_path=str(run_dir.parent),
             run_artifacts_path=str(run_dir),
-            run_outputs_path=str(run_dir / "outputs"),
+            run_outputs_path=str(run_dir / OUTPUTS_DIR),
             ports=ports,
             base_url=f"http://{self.host}:{ports[0]}/" if ports else None,
             host=self.host,
@@ -152,7 +156,7 @@ class LocalExecutor:
         run_dir = Path(op.placement.run_artifacts_path)
         outputs_dir = Path(op.placement.run_outputs_path)
         internal = run_dir / INTERNAL_DIR
-        for folder in (outputs_dir / "tensorboard", run_dir / LOGS_DIR, internal):
+        for folder in (outputs_dir / TENSORBOARD_DIR, run_dir / LOGS_DIR, internal):
             folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
             current = self._runs.get(op.uuid)
@@ -356,7 +360,7 @@ class LocalExecutor:
         self._ports.release(run_uuid)
         run_dir = artifacts_dir(run_uuid)
         internal = run_dir / INTERNAL_DIR
-        created = internal / local_shim.CREATED_FILE
+        created = internal / CREATED_FILE
         if created.exists():
             for line in created.read_text().splitlines():
                 _remove_inside(Path(line), run_dir)
@@ -609,7 +613,7 @@ def _container(spec: ContainerSpec, base_dir: Path, default_name: str) -> dict[s
 
 def read_outputs(outputs_dir: Path) -> tuple[dict[str, Any] | None, str]:
     """The run's ``outputs.json`` (``{}`` when there is none) and a problem to report, if any."""
-    path = outputs_dir / "outputs.json"
+    path = outputs_dir / OUTPUTS_FILE
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -678,9 +682,9 @@ def _log_files(logs_dir: Path) -> list[Path]:
     inits: list[tuple[int, Path]] = []
     with contextlib.suppress(FileNotFoundError):
         for path in logs_dir.iterdir():
-            match = _INIT_LOG.fullmatch(path.name)
-            if match:
-                inits.append((int(match.group(1)), path))
+            index = init_log_index(path.name)
+            if index is not None:
+                inits.append((index, path))
     files = [path for _, path in sorted(inits)]
     main = logs_dir / MAIN_LOG
     if main.exists():
@@ -695,7 +699,7 @@ def _remove_inside(path: Path, run_dir: Path) -> None:
     if not (parent == root or root in parent.parents):
         return
     rel = (parent / path.name).relative_to(root)
-    if rel.parts and rel.parts[0] in (LOGS_DIR, "outputs", STATUS_FILE):
+    if rel.parts and rel.parts[0] in KEPT:
         return
     import shutil
 

@@ -21,7 +21,7 @@ import stat
 from typing import Any
 from urllib.parse import urlsplit
 
-from polynb.executors.local.shim import CREATED_FILE, INTERNAL_DIR, OP_FILE
+from polynb.executors.local.layout import CREATED_FILE, INTERNAL_DIR, OP_FILE, OUTPUTS_DIR, TENSORBOARD_DIR
 
 Command = tuple[list[str], dict[str, str]]
 """An external command (argv, extra environment) the shim runs for an entry."""
@@ -212,7 +212,7 @@ def _tensorboard(step: _Step) -> list[Command]:
     taken: set[str] = set()
     for uuid in uuids:
         # Symlinks, not copies: TensorBoard then shows what the runs are still writing.
-        target = os.path.join(step.artifacts_root, uuid, "outputs", "tensorboard")
+        target = os.path.join(step.artifacts_root, uuid, OUTPUTS_DIR, TENSORBOARD_DIR)
         name = _run_name(step.artifacts_root, uuid) if spec.get("useNames") else None
         link_name = _unique(name or uuid, uuid, taken)
         link = os.path.join(logdir, link_name)

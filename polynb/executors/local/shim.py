@@ -21,25 +21,23 @@ import select
 import sys
 import time
 
+from polynb.executors.local.layout import (
+    INTERNAL_DIR,
+    LOGS_DIR,
+    MAIN_LOG,
+    PROCS_FILE,
+    STATUS_FILE,
+    STOP_FILE,
+    init_log,
+    sidecar_log,
+)
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal as _signal
     from typing import Any, NoReturn
 else:
     import _signal  # the C half of ``signal``, same names, without the cost of ``enum``
-
-# On-disk layout of a run folder, shared with the engine (``local.py`` imports these names).
-STATUS_FILE = "status.jsonl"
-INTERNAL_DIR = ".executor"  # everything below is the executor's own bookkeeping
-SPEC_FILE = "spec.bin"  # marshal: read by this shim, written by the same interpreter
-OP_FILE = "op.json"  # the CompiledOp, for humans and for tensorboard run names
-SHIM_FILE = "shim"  # "<pid> <start time> <status offset>" of the shim, written by the engine
-PROCS_FILE = "procs"  # "<pid> <start time> <name>" of each container, to kill orphans of a lost shim
-CREATED_FILE = "created"  # paths made by init entries, removed by cleanup()
-STOP_FILE = "stop"  # the grace period of a requested stop, read when SIGTERM arrives
-SHIM_LOG = "shim.log"  # the shim's own stderr (tracebacks of executor bugs)
-LOGS_DIR = "logs"
-MAIN_LOG = "main.log"
 
 FINAL = ("succeeded", "failed", "stopped")
 LOG_TAIL_LINES = 20
@@ -345,7 +343,7 @@ class Shim:
             self.check_stop()
             self.run_init(index, step)
         for sidecar in spec["sidecars"]:
-            self.spawn(sidecar, f"sidecar-{sidecar['name']}.log")
+            self.spawn(sidecar, sidecar_log(sidecar["name"]))
         main = self.spawn(spec["main"], MAIN_LOG)
         if spec["kind"] == "service" and spec["ports"]:
             self.await_port(main)
@@ -366,7 +364,7 @@ class Shim:
 
     def run_init(self, index: int, step: dict[str, Any]) -> None:
         kind: str = step["kind"]
-        log_name = f"init-{index}-{kind}.log"
+        log_name = init_log(index, kind)
         label = f"init[{index}] {kind}"
         if kind == "container":
             container = step["container"]

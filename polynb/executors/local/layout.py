@@ -1,0 +1,59 @@
+"""The names inside a local run's folder, ``$POLYNB_HOME/artifacts/<uuid>/``: the one place for them.
+
+Written by the shim, read by the executor (and by the next engine after a restart), so both import them
+from here. The shim runs in a bare ``-I -S`` interpreter where every import costs start-up time: this
+module imports nothing and stays tiny.
+
+``outputs/``, ``outputs/outputs.json``, ``outputs/tensorboard/`` and ``logs/`` are Polyaxon's names, which
+users and other layers see too (``store.paths.run_paths``, ``compiler.params.artifacts_of``,
+``runtime.tracking``); everything under ``.executor/`` is the executor's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+STATUS_FILE = "status.jsonl"
+"""One JSON line per transition, appended by the shim: the source of truth for the run's statuses."""
+LOGS_DIR = "logs"
+MAIN_LOG = "main.log"
+OUTPUTS_DIR = "outputs"
+OUTPUTS_FILE = "outputs.json"
+"""In ``outputs/``: written by ``polynb.tracking`` inside the op, read by the executor at the end."""
+TENSORBOARD_DIR = "tensorboard"
+"""In ``outputs/``."""
+
+INTERNAL_DIR = ".executor"
+SPEC_FILE = "spec.bin"
+"""marshal: written by the executor, read by the shim (same interpreter)."""
+OP_FILE = "op.json"
+"""The CompiledOp, for humans and for TensorBoard run names."""
+SHIM_FILE = "shim"
+"""``<pid> <start time> <status offset>`` of the shim, written by the executor: the run's handle on disk."""
+PROCS_FILE = "procs"
+"""``<pid> <start time> <name>`` per container, written by the shim, to kill the orphans of a lost shim."""
+CREATED_FILE = "created"
+"""Paths made by init entries, one a line, removed by ``cleanup()``."""
+STOP_FILE = "stop"
+"""The grace period of a requested stop, read by the shim when SIGTERM arrives."""
+SHIM_LOG = "shim.log"
+"""The shim's own stderr (tracebacks of executor bugs)."""
+
+KEPT = (LOGS_DIR, OUTPUTS_DIR, STATUS_FILE)
+"""What ``cleanup()`` never removes."""
+
+
+def init_log(index: int, kind: str) -> str:
+    """The log of init entry ``index`` (in ``logs/``); logs are read init entries first, in order."""
+    return f"init-{index}-{kind}.log"
+
+
+def init_log_index(name: str) -> int | None:
+    """The entry index of an :func:`init_log` name; None for any other file."""
+    if not (name.startswith("init-") and name.endswith(".log")):
+        return None
+    index, sep, _ = name[len("init-") : -len(".log")].partition("-")
+    return int(index) if sep and index.isascii() and index.isdecimal() else None
+
+
+def sidecar_log(name: str) -> str:
+    """The log of a sidecar (in ``logs/``)."""
+    return f"sidecar-{name}.log"

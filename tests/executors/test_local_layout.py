@@ -1,0 +1,39 @@
+"""The run folder's names (``layout``): what the bare shim may import, and the order logs are read in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from execkit import Recorder, container, make_op
+
+from polynb.compiler.types import InitStep
+from polynb.executors.local.executor import PACKAGE_ROOT, LocalExecutor
+
+
+def test_the_shim_imports_nothing_of_polynb_but_itself_and_the_layout() -> None:
+    # The shim starts with every op in `python -I -S`: each module it pulls in is start-up time.
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import polynb.executors.local.shim;"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('polynb'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe, PACKAGE_ROOT], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == [
+        "polynb",
+        "polynb.executors",
+        "polynb.executors.local",
+        "polynb.executors.local.layout",
+        "polynb.executors.local.shim",
+    ]
+
+
+def test_logs_are_the_init_entries_in_order_then_the_main_container(executor: LocalExecutor) -> None:
+    init = [InitStep(kind="container", container=container("echo", f"init {i}", name=f"i{i}")) for i in range(11)]
+    op = make_op(executor, container("echo", "main"), init=init)
+    recorder = Recorder()
+    executor.submit(op, recorder)
+    assert recorder.final().status == "succeeded"
+    # init-10 after init-9: by entry number, not by file name.
+    assert list(executor.logs(op.uuid)) == [*(f"init {i}" for i in range(11)), "main"]
