@@ -1,12 +1,22 @@
 """The event-driven scheduler: statuses, events, trigger policies, conditions, hooks, retries, stop.
 
 It knows nothing of notebooks or Kubernetes: it drives any :class:`~polynb.executors.base.Executor` and
-records everything in the :class:`~polynb.store.Store`. Modules: ``engine`` (the loop and the API),
-``readiness``/``triggers`` (when an op may start), ``dag_status``, ``hooks`` (selection, context),
-``recovery`` and ``ownership`` (restart), ``timers``, ``plan`` (storable specs), ``compiling`` (the seam to
-the compiler), ``events`` (what subscribers get), ``state`` (the engine's in-memory view), ``tallies``
-(incremental counts: an event re-evaluates only the downstream ops of the run that moved), ``submitter``
-(``executor.submit`` on a small thread pool, so a process spawn never blocks the engine thread).
+records everything in the :class:`~polynb.store.Store`. Modules:
+
+* ``engine`` — the public API (``Engine``) and the loop: one thread, one queue of messages.
+* ``state`` — the engine's in-memory view (``EngineState``), shared explicitly by the collaborators below.
+* ``statuses`` — every status change: store write, counts, listeners; a final status creates the hooks.
+* ``hooks`` — which hooks a final status selects (trigger, conditions) and their runs; the default context.
+* ``submission`` — create a pipeline's runs, compile an op when it may start, claim it, hand it to the
+  ``submitter`` (``executor.submit`` on a small thread pool, so a process spawn never blocks the engine).
+* ``evaluation`` — a DAG after its ops moved: start, skip or fail pending ops, fill slots, its own status.
+* ``updates`` — what an executor's update does to a run; ``termination`` — timeouts and retries;
+  ``stopping`` — stop an op, a DAG, everything at shutdown.
+* ``recovery`` and ``ownership`` — a restarted engine adopts the runs of engines that are gone.
+* Pure rules: ``readiness``/``triggers`` (when an op may start), ``dag_status``, ``timers`` (deadlines);
+  ``tallies`` (incremental counts: an event re-evaluates only the downstream ops of the run that moved).
+* ``plan`` (storable specs), ``compiling`` (the seam to the compiler), ``events`` (what subscribers get),
+  ``control`` (``polynb stop`` from another process).
 
 Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
 

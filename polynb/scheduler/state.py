@@ -2,21 +2,26 @@
 
 The store is the source of truth; this is a cache of what the scheduling decisions need (statuses, the
 event kinds each run emitted, plans, which runs hold a concurrency slot), rebuilt from the store on restart.
+:class:`EngineState` gathers it with what every part of the engine shares (store, executors, timers,
+listeners); the engine's collaborators (``statuses``, ``submission``, ``stopping``, ...) take it explicitly.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from polynb.compiler.types import CompiledOp
-from polynb.executors.base import ExecutorUpdate
+from polynb.executors.base import Executor, ExecutorUpdate
 from polynb.lifecycle import Status, is_final
+from polynb.scheduler.events import Listeners
 from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan
+from polynb.scheduler.timers import Timers
+from polynb.store import Store
 
 if TYPE_CHECKING:
-    from polynb.scheduler.tallies import DagIndex
+    from polynb.scheduler.tallies import DagIndex, RootTally
 
 RunRole = Literal["dag", "op", "single", "hook"]
 
@@ -86,3 +91,47 @@ class Settled:
     """The run's final status, or None while it is not final."""
     services_done: bool
     hooks_done: bool
+
+
+@dataclass(eq=False)
+class EngineState:
+    """Everything the engine thread knows and shares: the store, the executors, the runs it manages and
+    what the last message changed. One per engine; only the engine thread reads or writes it."""
+
+    store: Store
+    executors: dict[str, Executor]
+    default_executor: str
+    owner: dict[str, Any]
+    """This engine, as recorded on the top-level runs it owns (``ownership``)."""
+    retry_delay: float
+    timers: Timers = field(default_factory=Timers)
+    listeners: Listeners = field(default_factory=Listeners)
+    runs: dict[str, RunState] = field(default_factory=dict)
+    dags: dict[str, DagState] = field(default_factory=dict)
+    roots: dict[str, RootTally] = field(default_factory=dict)
+    """per top-level run: its services and hooks not final yet (what ``Engine.wait`` needs)"""
+    dirty_dags: set[str] = field(default_factory=set)
+    """DAGs to re-evaluate before the engine waits for the next message"""
+    dirty_roots: set[str] = field(default_factory=set)
+    """top-level runs whose ``Settled`` state must be published to waiters"""
+    shutting_down: bool = False
+    """``shutdown(stop_running=True)``: everything is being stopped; no hook, retry or new op starts."""
+    closing: bool = False
+    """No new claims: the engine is shutting down (runs not claimed yet stay for the next engine)."""
+
+    def executor(self, run: RunState) -> Executor:
+        try:
+            return self.executors[run.executor]
+        except KeyError:
+            raise RuntimeError(f"executor {run.executor!r} is not configured in this engine") from None
+
+    def dag_of(self, run: RunState) -> DagState | None:
+        """The DAG ``run`` is an op of (None for DAG runs, single runs and hooks)."""
+        if run.role != "op" or run.dag_uuid is None:
+            return None
+        return self.dags.get(run.dag_uuid)
+
+    def index_of(self, run: RunState) -> DagIndex | None:
+        """The index of the DAG ``run`` is an op of (None for DAG runs, single runs and hooks)."""
+        dag = self.dag_of(run)
+        return dag.index if dag is not None else None
