@@ -44,11 +44,13 @@ Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
   are sticky), then is claimed and submitted again after a short delay; hooks run after the last try.
 * **Stop.** A submitted op goes ``stopping`` → ``stopped`` (the executor confirms); a pending one goes
   ``stopping`` → ``stopped`` at once. Stopping a DAG stops every op; pending ops are never started.
-* **Hooks** are created (``created``) just before the main run's final status is written and submitted
-  right after, so a crash between the two cannot lose them; they are linked with ``hook_of`` and listed
-  under the DAG (``dag_uuid``). Their ``hubRef`` is resolved at submission (a bad ref fails ``submit``) and
-  stored, so a restarted engine without the notebook's registry still runs them. A hook whose conditions
-  cannot be evaluated is a ``failed`` hook run with the message. ``wait`` waits for hooks by default.
+* **Hooks** are created (``created``) in the store transaction that writes the main run's final status,
+  after it (the log reads: the main run's final status and ``done``, then its hooks), so a crash cannot
+  lose them; they are submitted once that transaction is committed. They are linked with ``hook_of`` and
+  listed under the DAG (``dag_uuid``). Their ``hubRef`` is resolved at submission (a bad ref fails
+  ``submit``) and stored, so a restarted engine without the notebook's registry still runs them. A hook
+  whose conditions cannot be evaluated is a ``failed`` hook run with the message (written in the same
+  transaction, so it never runs). ``wait`` waits for hooks by default.
 * **Crash safety.** Every run's plan is in the store (``meta``). Each top-level run records its owning
   engine (host, pid, process start time, token); ``Engine.start`` adopts the unfinished runs whose owner
   is gone (or released them at a clean ``shutdown(stop_running=False)``). A run with a handle record is

@@ -80,14 +80,25 @@ class Statuses:
         return self.apply(run, transition)
 
     def finish(self, run: RunState, status: Status, reason: str, message: str = "") -> None:
-        """Move ``run`` to a final status; its hooks are created first (so a crash in between cannot lose
-        them: a restarted engine finds them pending) and submitted after."""
+        """Move ``run`` to a final status and start the hooks that status selects.
+
+        The final status and the hook runs are written in one store transaction, the final status first.
+        First, so the log reads in causal order (the main run's ``succeeded``/``done``, then its hooks'
+        ``created``) for every reader: listeners, ``polynb events``, a second process polling by seq.
+        One transaction, so a crash between the two writes cannot leave a final run whose hooks were never
+        created: a restarted engine finds both (the hooks ``created``, and submits them) or neither (the
+        run not final, and finishes it again). The hooks are submitted once the transaction is committed.
+        """
         if run.is_final:
             return
         state = self._state
         selected = self._hooks.select(run, status) if run.hookable and not state.shutting_down else []
+        with state.store.atomic():
+            transition = state.store.set_status(run.uuid, status, reason=reason, message=message or None)
+            written = self._hooks.write(selected) if transition.applied else []
+        self.apply(run, transition)
         created: list[RunState] = []
-        for hook in self._hooks.write(selected):
+        for hook in written:
             hook_run = self.adopt(hook.record, role="hook", root=run.root, hook=hook.plan)
             state.listeners.publish(hook.created)
             state.dirty_roots.add(run.root)
@@ -95,7 +106,6 @@ class Statuses:
                 self.apply(hook_run, hook.failed)  # its conditions could not be evaluated: a failed hook run
             else:
                 created.append(hook_run)
-        self.set(run, status, reason, message)
         for hook_run in created:
             self.start_hook(hook_run)
 
