@@ -39,7 +39,11 @@ Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
 * **Concurrency** counts ops claimed and not final (services included: they hold resources); retrying
   ops give their slot back while they wait for the next attempt.
 * **Timeout** counts from the claim (``queued``), so an op stuck in scheduling also times out; the op
-  goes ``stopping`` then ``failed`` (reason ``Timeout``) and is not retried.
+  goes ``stopping`` then ``failed`` (reason ``Timeout``) and is not retried. A DAG's own timeout counts
+  from its ``running`` (across a restart too): the DAG is stopped like ``Engine.stop`` does (its ops end
+  ``stopped``, reason ``DagStopped``) and ends ``failed``, reason ``Timeout``. A DAG's own ``maxRetries`` and
+  ``ttl`` are refused by the compiler ("not supported yet"): retrying a whole DAG would need a second set
+  of op runs under one DAG run, which every reader of the store takes to be unique by name.
 * **Retries.** A failed attempt with retries left becomes ``retrying`` (never ``failed``: final statuses
   are sticky), then is claimed and submitted again after a short delay; hooks run after the last try.
 * **Stop.** A submitted op goes ``stopping`` → ``stopped`` (the executor confirms); a pending one goes

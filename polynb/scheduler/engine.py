@@ -98,13 +98,13 @@ class Engine:
         self._submitter = Submitter(self._queue.put)
         self._compiler = OpCompiler(store=store, registry=registry)
         self._statuses = statuses = Statuses(state, HookFactory(state, self._compiler))
-        self._termination = termination = Termination(state, statuses)
+        self._stopping = stopping = Stopping(state, statuses)
+        self._termination = termination = Termination(state, statuses, stopping)
         self._submission = submission = Submission(
             state, statuses, termination, self._compiler, self._submitter, self._on_update
         )
         statuses.start_hook = submission.prepare_and_submit
         self._updates = Updates(state, statuses, termination)
-        self._stopping = Stopping(state, statuses)
         self._evaluator = DagEvaluator(state, statuses, submission)
         self._adopter = Adopter(state, statuses, submission, termination, self._on_update)
 
@@ -140,6 +140,7 @@ class Engine:
             concurrency=pipeline.concurrency,
             hooks=tuple(pipeline.hooks or ()),
             base_dir=str(pipeline.base_dir) if pipeline.base_dir is not None else None,
+            timeout=float(term.timeout) if (term := pipeline.termination) and term.timeout else None,
         )
         kind = pipeline.kind
         uuid: str = self._call(lambda: self._submission.create(kind, dag_plan, ops, hook_components, name))

@@ -14,6 +14,7 @@ from polynb.scheduler.state import DagState, EngineState, RunState
 from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.submission import Submission
 from polynb.scheduler.tallies import DagIndex
+from polynb.scheduler.termination import REASON_TIMEOUT
 from polynb.store import RunNotFoundError
 
 REASON_OPS_DONE = "OpsDone"
@@ -55,6 +56,11 @@ class DagEvaluator:
                     value = state.runs[uuid].status.value
                     counts[value] = counts.get(value, 0) + 1
                 summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                if dag.timed_out:
+                    timeout = dag.plan.timeout or 0.0
+                    message = f"stopped after termination.timeout of {timeout:g} s ({summary})"
+                    self._statuses.finish(dag_run, Status.FAILED, REASON_TIMEOUT, message)
+                    return
                 reason = REASON_STOPPED if dag.stopping else REASON_OPS_DONE
                 self._statuses.finish(dag_run, status, reason, summary)
 

@@ -32,7 +32,7 @@ from polynb.scheduler.state import DagState, EngineState, RunRole, RunState
 from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.submission import Submission
 from polynb.scheduler.tallies import DagIndex
-from polynb.scheduler.termination import Termination
+from polynb.scheduler.termination import REASON_TIMEOUT, Termination
 from polynb.store import RunRecord
 
 logger = logging.getLogger(__name__)
@@ -133,6 +133,9 @@ class Adopter:
             dag.ops = {r.name: r.uuid for r, _ in states if r.role == "op"}
             dag.index = DagIndex({r.name: r for r, _ in states if r.role == "op"})
             dag.stopping = root.status == Status.STOPPING
+            dag.timed_out = dag.stopping and root.reason == REASON_TIMEOUT
+            if not dag.stopping:
+                self._termination.arm_dag_timeout(dag, elapsed=_seconds_since(state, root.uuid, Status.RUNNING))
             state.dags[root.uuid] = dag
             state.dirty_dags.add(root.uuid)
         state.dirty_roots.add(root.uuid)

@@ -79,6 +79,8 @@ class DagState:
     ready: deque[str] = field(default_factory=deque)
     """compiled op runs waiting for a concurrency slot, in the order they became ready"""
     stopping: bool = False
+    timed_out: bool = False
+    """Its ``termination.timeout`` stopped it: it ends ``failed`` (reason ``Timeout``) whatever its ops."""
     index: DagIndex | None = None
     """set once every op is adopted; see ``tallies``"""
 

@@ -38,14 +38,23 @@ class Stopping:
         else:
             self.stop_run(run, REASON_STOPPED, "stop requested")
 
-    def stop_dag(self, dag: DagState, reason: str, message: str) -> None:
+    def stop_dag(
+        self,
+        dag: DagState,
+        reason: str,
+        message: str,
+        *,
+        op_reason: str = REASON_DAG_STOPPED,
+        op_message: str | None = None,
+    ) -> None:
+        """The DAG goes ``stopping`` (``reason``, ``message``), then every op is stopped."""
         state = self._state
         dag.stopping = True
         dag.ready.clear()
         dag_run = state.runs[dag.uuid]
         self._statuses.set(dag_run, Status.STOPPING, reason, message)
         for uuid in dag.ops.values():
-            self.stop_run(state.runs[uuid], REASON_DAG_STOPPED, f"DAG {dag_run.name} stopped")
+            self.stop_run(state.runs[uuid], op_reason, op_message or f"DAG {dag_run.name} stopped")
         state.dirty_dags.add(dag.uuid)
 
     def stop_run(self, run: RunState, reason: str, message: str) -> None:

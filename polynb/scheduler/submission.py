@@ -118,6 +118,7 @@ class Submission:
         dag.index = DagIndex({name: state.runs[uuid] for name, uuid in dag.ops.items()})
         self._statuses.set(dag_run, Status.COMPILED, "Created", f"{len(ops)} ops")
         self._statuses.set(dag_run, Status.RUNNING, "Scheduling", "evaluating the ops' triggers")
+        self._termination.arm_dag_timeout(dag)
         state.dirty_dags.add(dag_uuid)
         return dag_uuid
 
