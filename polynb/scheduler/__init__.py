@@ -4,7 +4,8 @@ It knows nothing of notebooks or Kubernetes: it drives any :class:`~polynb.execu
 records everything in the :class:`~polynb.store.Store`. Modules:
 
 * ``engine`` — the public API (``Engine``) and the loop: one thread, one queue of messages.
-* ``state`` — the engine's in-memory view (``EngineState``), shared explicitly by the collaborators below.
+* ``state`` — the engine's in-memory view (``EngineState``, ``DagState``; one ``run_state.RunState`` per
+  run), shared explicitly by the collaborators below.
 * ``statuses`` — every status change: store write, counts, listeners; a final status creates the hooks.
 * ``hooks`` — which hooks a final status selects (trigger, conditions) and their runs; the default context.
 * ``submission`` — create a pipeline's runs, compile an op when it may start, claim it, hand it to the

@@ -10,7 +10,8 @@ from __future__ import annotations
 from polynb.lifecycle import REASON_STOPPED, Status
 from polynb.scheduler.dag_status import counts_status
 from polynb.scheduler.readiness import Action, UpstreamState, Verdict, evaluate, evaluate_tallied
-from polynb.scheduler.state import DagState, EngineState, RunState
+from polynb.scheduler.run_state import RunState
+from polynb.scheduler.state import DagState, EngineState
 from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.submission import Submission
 from polynb.scheduler.tallies import DagIndex

@@ -17,7 +17,8 @@ from typing import Any
 from polynb.lifecycle import Status, is_final
 from polynb.scheduler.compiling import REASON_CONDITIONS_ERROR, OpCompiler
 from polynb.scheduler.plan import HookPlan
-from polynb.scheduler.state import EngineState, RunState
+from polynb.scheduler.run_state import RunState
+from polynb.scheduler.state import EngineState
 from polynb.store import EventRecord, NewRun, RunRecord, Transition
 
 HOOK_TRIGGERS: frozenset[Status] = frozenset(

@@ -28,7 +28,8 @@ from polynb.lifecycle import REASON_STOPPED, Status, is_final
 from polynb.scheduler.compiling import Outcome
 from polynb.scheduler.ownership import OWNER_KEY, owner_alive
 from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan
-from polynb.scheduler.state import DagState, EngineState, RunRole, RunState
+from polynb.scheduler.run_state import RunRole, RunState
+from polynb.scheduler.state import DagState, EngineState
 from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.submission import Submission
 from polynb.scheduler.tallies import DagIndex

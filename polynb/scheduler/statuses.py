@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable
 from polynb.lifecycle import Status, event_kind
 from polynb.scheduler.hooks import HookFactory
 from polynb.scheduler.plan import HookPlan, OpPlan
-from polynb.scheduler.state import EngineState, RunRole, RunState
+from polynb.scheduler.run_state import RunRole, RunState
+from polynb.scheduler.state import EngineState
 from polynb.scheduler.tallies import RootTally
 from polynb.store import RunRecord, Transition
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from polynb.lifecycle import REASON_STOPPED, Status
 from polynb.scheduler.ownership import OWNER_KEY
-from polynb.scheduler.state import DagState, EngineState, RunState
+from polynb.scheduler.run_state import RunState
+from polynb.scheduler.state import DagState, EngineState
 from polynb.scheduler.statuses import Statuses
 
 REASON_DAG_STOPPED = "DagStopped"

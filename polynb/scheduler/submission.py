@@ -19,7 +19,8 @@ from polynb.lifecycle import REASON_STOPPED, Status
 from polynb.scheduler.compiling import Compiled, OpCompiler, Outcome
 from polynb.scheduler.ownership import OWNER_KEY
 from polynb.scheduler.plan import DagPlan, OpPlan
-from polynb.scheduler.state import DagState, EngineState, RunState
+from polynb.scheduler.run_state import RunState
+from polynb.scheduler.state import DagState, EngineState
 from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.submitter import Submitted, Submitter
 from polynb.scheduler.tallies import DagIndex

@@ -16,7 +16,8 @@ from typing import Any
 
 from polynb.executors.base import ExecutorUpdate
 from polynb.lifecycle import Status
-from polynb.scheduler.state import DagState, EngineState, RunState
+from polynb.scheduler.run_state import RunState
+from polynb.scheduler.state import DagState, EngineState
 from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.stopping import REASON_DAG_STOPPED, Stopping
 
