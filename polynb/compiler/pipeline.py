@@ -18,9 +18,11 @@ Semantics the scheduler relies on:
 
 What parses but is refused as "not supported yet" (docs/semantics.md: never silently ignored): ``matrix``,
 ``schedule``, ``joins``, ``build``, ``runPatch``, ``isApproved: false``, distributed and ``tuner`` run kinds,
-``earlyStopping``, event kinds other than ``run_status_*``, and ``dockerfile``/``lineageRef``/``modelRef``/
-``artifactRef`` init entries. ``cache`` is accepted with a warning: the op always runs, which gives the same
-results, only slower. ``notifier`` and ``cleaner`` runs are jobs with another name (as in Polyaxon).
+``earlyStopping``, event kinds other than ``run_status_*``, ``dockerfile``/``lineageRef``/``modelRef``/
+``artifactRef`` init entries, and a DAG's own ``termination.maxRetries`` and ``termination.ttl`` (its
+``termination.timeout`` is honoured: ``Pipeline.termination``). ``cache`` is accepted with a warning: the op
+always runs, which gives the same results, only slower. ``notifier`` and ``cleaner`` runs are jobs with
+another name (as in Polyaxon).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from polynb.spec.models import (
     Operation,
     Param,
     Polyaxonfile,
+    Termination,
     Tuner,
 )
 from polynb.spec.yaml_loader import gc_paused
@@ -60,6 +63,11 @@ _STRING_TYPES = iotypes.POLYAXON_TYPES - {"any", "dockerfile", "artifacts", "git
 HOOK_CONTEXT_PARAMS = frozenset({"name", "uuid", "kind", "status", "inputs", "outputs", "duration", "wait_time"})
 """Params a hook receives from its main run unless ``disableDefaults`` (docs/semantics.md, Hooks)."""
 
+_DAG_MAX_RETRIES = (
+    "`termination.maxRetries` on a DAG (retrying the whole DAG) is not supported yet: set it on the DAG's ops, "
+    "each op is then retried on its own"
+)
+_DAG_TTL = "`termination.ttl` on a DAG is not supported yet: a DAG has no resources of its own; set it on its ops"
 _UNSUPPORTED_INIT = {"dockerfile": "dockerfile", "lineage_ref": "lineageRef", "model_ref": "modelRef",
                      "artifact_ref": "artifactRef"}  # fmt: skip
 
@@ -95,6 +103,9 @@ class Pipeline:
     hooks: tuple[Hook, ...]
     base_dir: Path | None
     source: str | None
+    termination: Termination | None = None
+    """A DAG's own termination (the top-level operation's fields over its component's); only ``timeout``
+    is set: ``maxRetries`` and ``ttl`` on a DAG are refused as not supported yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,10 +285,35 @@ class _Builder:
         run = component.run
         if isinstance(run, Dag):
             ops, graph = self.dag(run, where / ("run",), component, component_base)
-            return Pipeline(name, "dag", spec, inputs, ops, graph, run.concurrency, hooks, base_dir, self.source)
+            end = self.dag_termination(spec, component, where)
+            return Pipeline(name, "dag", spec, inputs, ops, graph, run.concurrency, hooks, base_dir, self.source, end)
         op = PipelineOp(name, operation, component, frozenset(), tuple(operation.events or ()), component_base)
         graph = DagGraph(nodes={name: OpNode(name)}, edges=[], stages=[[name]])
         return Pipeline(name, "single", spec, inputs, {name: op}, graph, None, hooks, base_dir, self.source)
+
+    def dag_termination(self, spec: Component | Operation, component: Component, where: _Where) -> Termination | None:
+        """The top-level DAG's own ``termination``: the operation's fields over its component's. Only
+        ``timeout`` is honoured (every op is stopped, the DAG fails with reason ``Timeout``); ``maxRetries``
+        and ``ttl`` are refused, never accepted and ignored."""
+        sources = [(spec.termination, _Where(None, ()))]
+        if component is not spec:
+            sources.append((component.termination, where))
+        timeout: int | None = None
+        seen: set[str] = set()
+        for termination, at in sources:
+            if termination is None:
+                continue
+            if termination.timeout is not None and "timeout" not in seen:
+                seen.add("timeout")
+                timeout = termination.timeout
+            if termination.max_retries is not None and "maxRetries" not in seen:
+                seen.add("maxRetries")
+                if termination.max_retries > 0:
+                    self.add(at, ("termination", "maxRetries"), _DAG_MAX_RETRIES, "unsupported")
+            if termination.ttl is not None and "ttl" not in seen:
+                seen.add("ttl")
+                self.add(at, ("termination", "ttl"), _DAG_TTL, "unsupported")
+        return Termination(timeout=timeout) if timeout else None
 
     def component_where(self, op: Operation, resolved: Resolved, op_where: _Where, dag_where: _Where | None) -> _Where:
         """Where the resolved component is written, for positions of errors inside it."""

@@ -1,12 +1,23 @@
 """The event-driven scheduler: statuses, events, trigger policies, conditions, hooks, retries, stop.
 
 It knows nothing of notebooks or Kubernetes: it drives any :class:`~polynb.executors.base.Executor` and
-records everything in the :class:`~polynb.store.Store`. Modules: ``engine`` (the loop and the API),
-``readiness``/``triggers`` (when an op may start), ``dag_status``, ``hooks`` (selection, context),
-``recovery`` and ``ownership`` (restart), ``timers``, ``plan`` (storable specs), ``compiling`` (the seam to
-the compiler), ``events`` (what subscribers get), ``state`` (the engine's in-memory view), ``tallies``
-(incremental counts: an event re-evaluates only the downstream ops of the run that moved), ``submitter``
-(``executor.submit`` on a small thread pool, so a process spawn never blocks the engine thread).
+records everything in the :class:`~polynb.store.Store`. Modules:
+
+* ``engine`` — the public API (``Engine``) and the loop: one thread, one queue of messages.
+* ``state`` — the engine's in-memory view (``EngineState``, ``DagState``; one ``run_state.RunState`` per
+  run), shared explicitly by the collaborators below.
+* ``statuses`` — every status change: store write, counts, listeners; a final status creates the hooks.
+* ``hooks`` — which hooks a final status selects (trigger, conditions) and their runs; the default context.
+* ``submission`` — create a pipeline's runs, compile an op when it may start, claim it, hand it to the
+  ``submitter`` (``executor.submit`` on a small thread pool, so a process spawn never blocks the engine).
+* ``evaluation`` — a DAG after its ops moved: start, skip or fail pending ops, fill slots, its own status.
+* ``updates`` — what an executor's update does to a run; ``termination`` — timeouts and retries;
+  ``stopping`` — stop an op, a DAG, everything at shutdown.
+* ``recovery`` and ``ownership`` — a restarted engine adopts the runs of engines that are gone.
+* Pure rules: ``readiness``/``triggers`` (when an op may start), ``dag_status``, ``timers`` (deadlines);
+  ``tallies`` (incremental counts: an event re-evaluates only the downstream ops of the run that moved).
+* ``plan`` (storable specs), ``compiling`` (the seam to the compiler), ``events`` (what subscribers get),
+  ``control`` (``polynb stop`` from another process).
 
 Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
 
@@ -29,16 +40,22 @@ Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
 * **Concurrency** counts ops claimed and not final (services included: they hold resources); retrying
   ops give their slot back while they wait for the next attempt.
 * **Timeout** counts from the claim (``queued``), so an op stuck in scheduling also times out; the op
-  goes ``stopping`` then ``failed`` (reason ``Timeout``) and is not retried.
+  goes ``stopping`` then ``failed`` (reason ``Timeout``) and is not retried. A DAG's own timeout counts
+  from its ``running`` (across a restart too): the DAG is stopped like ``Engine.stop`` does (its ops end
+  ``stopped``, reason ``DagStopped``) and ends ``failed``, reason ``Timeout``. A DAG's own ``maxRetries`` and
+  ``ttl`` are refused by the compiler ("not supported yet"): retrying a whole DAG would need a second set
+  of op runs under one DAG run, which every reader of the store takes to be unique by name.
 * **Retries.** A failed attempt with retries left becomes ``retrying`` (never ``failed``: final statuses
   are sticky), then is claimed and submitted again after a short delay; hooks run after the last try.
 * **Stop.** A submitted op goes ``stopping`` → ``stopped`` (the executor confirms); a pending one goes
   ``stopping`` → ``stopped`` at once. Stopping a DAG stops every op; pending ops are never started.
-* **Hooks** are created (``created``) just before the main run's final status is written and submitted
-  right after, so a crash between the two cannot lose them; they are linked with ``hook_of`` and listed
-  under the DAG (``dag_uuid``). Their ``hubRef`` is resolved at submission (a bad ref fails ``submit``) and
-  stored, so a restarted engine without the notebook's registry still runs them. A hook whose conditions
-  cannot be evaluated is a ``failed`` hook run with the message. ``wait`` waits for hooks by default.
+* **Hooks** are created (``created``) in the store transaction that writes the main run's final status,
+  after it (the log reads: the main run's final status and ``done``, then its hooks), so a crash cannot
+  lose them; they are submitted once that transaction is committed. They are linked with ``hook_of`` and
+  listed under the DAG (``dag_uuid``). Their ``hubRef`` is resolved at submission (a bad ref fails
+  ``submit``) and stored, so a restarted engine without the notebook's registry still runs them. A hook
+  whose conditions cannot be evaluated is a ``failed`` hook run with the message (written in the same
+  transaction, so it never runs). ``wait`` waits for hooks by default.
 * **Crash safety.** Every run's plan is in the store (``meta``). Each top-level run records its owning
   engine (host, pid, process start time, token); ``Engine.start`` adopts the unfinished runs whose owner
   is gone (or released them at a clean ``shutdown(stop_running=False)``). A run with a handle record is

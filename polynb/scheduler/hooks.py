@@ -1,16 +1,25 @@
-"""Hook selection and the default context a hook receives from its main run.
+"""Hooks: which ones a run's final status selects, the runs they become, and the default context a hook
+receives from its main run.
 
-Pure logic. A hook runs after its main run's final status (after the last retry) when its ``trigger``
-matches that status (``done`` or no trigger: any final status) and its ``conditions`` hold.
+A hook runs after its main run's final status (after the last retry) when its ``trigger`` matches that
+status (``done`` or no trigger: any final status) and its ``conditions`` hold. :class:`HookFactory` selects
+the hooks and writes their runs; ``Statuses.finish`` calls it inside the transaction that writes the main
+run's final status, and submits them after.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from polynb.lifecycle import Status, is_final
+from polynb.scheduler.compiling import REASON_CONDITIONS_ERROR, OpCompiler
+from polynb.scheduler.plan import HookPlan
+from polynb.scheduler.run_state import RunState
+from polynb.scheduler.state import EngineState
+from polynb.store import EventRecord, NewRun, RunRecord, Transition
 
 HOOK_TRIGGERS: frozenset[Status] = frozenset(
     {Status.SUCCEEDED, Status.FAILED, Status.STOPPED, Status.SKIPPED, Status.UPSTREAM_FAILED, Status.DONE}
@@ -63,3 +72,83 @@ def default_context(
         "duration": seconds_between(started_at or created_at, finished_at),
         "wait_time": seconds_between(created_at, started_at),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class NewHook:
+    """A hook run to create and its plan; ``run.message`` holds the error of conditions that could not be
+    evaluated (the hook run is then created ``failed``)."""
+
+    run: NewRun
+    plan: HookPlan
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenHook:
+    """A hook run as written: its record and ``created`` events, and its ``failed`` transition when its
+    conditions could not be evaluated (it never runs)."""
+
+    record: RunRecord
+    plan: HookPlan
+    created: list[EventRecord]
+    failed: Transition | None
+
+
+class HookFactory:
+    """Selects the hooks of a main run's final status and writes their runs."""
+
+    def __init__(self, state: EngineState, compiler: OpCompiler) -> None:
+        self._state = state
+        self._compiler = compiler
+
+    def select(self, run: RunState, status: Status) -> list[NewHook]:
+        """The hook runs ``status`` selects among ``run``'s hooks (trigger and conditions), not created
+        yet. Reads only: called before the transaction that writes them."""
+        if run.role == "dag":
+            hooks = self._state.dags[run.uuid].plan.hooks
+        elif run.plan is not None:
+            hooks = run.plan.hooks
+        else:
+            return []
+        if not hooks:
+            return []
+        store = self._state.store
+        components = store.get_run(run.root).meta.get("hook_components", {})
+        existing = {r.meta.get("hook", {}).get("index") for r in store.hooks_of(run.uuid)}
+        main = store.get_run(run.uuid)
+        selected: list[NewHook] = []
+        for index, hook in enumerate(hooks):
+            if index in existing or not trigger_matches(hook.trigger, status):
+                continue
+            selection = self._compiler.select_hook(hook, main=main, status=status, components=components)
+            if selection is None:
+                continue
+            plan = HookPlan(hook=hook, component=selection.component, index=index)
+            new = NewRun(
+                name=f"{run.name}-{hook.hub_ref.split(':')[0].replace('/', '-')}",
+                kind=str(getattr(selection.component.run, "kind", "job")),
+                dag_uuid=run.dag_uuid if run.role != "dag" else run.uuid,
+                hook_of=run.uuid,
+                hook_trigger=hook.trigger.value if hook.trigger is not None else "done",
+                meta={"role": "hook", "hook": plan.to_meta()},
+                executor=run.executor,
+                message=selection.error,
+            )
+            selected.append(NewHook(new, plan))
+        return selected
+
+    def write(self, hooks: list[NewHook]) -> list[WrittenHook]:
+        """Create the hook runs (``created``); a hook whose conditions could not be evaluated is moved to
+        ``failed`` at once, so a restarted engine never runs it. Meant to run inside ``Store.atomic``."""
+        store = self._state.store
+        written: list[WrittenHook] = []
+        for new in hooks:
+            (record,) = store.create_runs([new.run])
+            created = store.events(run_uuid=record.uuid)
+            failed = None
+            if new.run.message:
+                failed = store.set_status(
+                    record.uuid, Status.FAILED, reason=REASON_CONDITIONS_ERROR, message=new.run.message
+                )
+            written.append(WrittenHook(record, new.plan, created, failed))
+        return written

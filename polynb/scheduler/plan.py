@@ -137,13 +137,15 @@ def plan_from_pipeline_op(op: PipelineOpLike) -> OpPlan:
 
 @dataclass(frozen=True, slots=True)
 class DagPlan:
-    """The DAG-level facts: its inputs (for ``ref: dag``), concurrency and DAG-level hooks."""
+    """The DAG-level facts: its inputs (for ``ref: dag``), concurrency, DAG-level hooks and timeout."""
 
     name: str
     inputs: dict[str, Any] = field(default_factory=dict)
     concurrency: int | None = None
     hooks: tuple[Hook, ...] = ()
     base_dir: str | None = None
+    timeout: float | None = None
+    """The DAG's ``termination.timeout`` in seconds, counted from its ``running``."""
 
     def to_meta(self) -> dict[str, Any]:
         return {
@@ -152,6 +154,7 @@ class DagPlan:
             "concurrency": self.concurrency,
             "hooks": [dump(h) for h in self.hooks],
             "base_dir": self.base_dir,
+            "timeout": self.timeout,
         }
 
     @classmethod
@@ -162,6 +165,7 @@ class DagPlan:
             concurrency=data.get("concurrency"),
             hooks=tuple(Hook.model_validate(h) for h in data.get("hooks") or ()),
             base_dir=data.get("base_dir"),
+            timeout=data.get("timeout"),
         )
 
 

@@ -1,4 +1,5 @@
-"""What a restarted engine does with each unfinished run it adopts. Pure decision logic.
+"""What a restarted engine does with each unfinished run it adopts: :func:`classify` decides (pure logic),
+:class:`Adopter` does it (re-attach, resume, never submit twice).
 
 The invariant is **never submit an op twice**. The store's claim (``compiled``/``retrying`` → ``queued``)
 happens before ``executor.submit`` (made by a submitter thread) and the handle record is written when
@@ -16,9 +17,26 @@ the engine thread hears back from it. So after a crash:
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import cast
 
-from polynb.lifecycle import Status, is_final
+from polynb.compiler.types import CompiledOp
+from polynb.executors.base import UpdateCallback
+from polynb.lifecycle import REASON_STOPPED, Status, is_final
+from polynb.scheduler.compiling import Outcome
+from polynb.scheduler.ownership import OWNER_KEY, owner_alive
+from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan
+from polynb.scheduler.run_state import RunRole, RunState
+from polynb.scheduler.state import DagState, EngineState
+from polynb.scheduler.statuses import Statuses
+from polynb.scheduler.submission import Submission
+from polynb.scheduler.tallies import DagIndex
+from polynb.scheduler.termination import REASON_TIMEOUT, Termination
+from polynb.store import RunRecord
+
+logger = logging.getLogger(__name__)
 
 REASON_SUBMISSION_INTERRUPTED = "SubmissionInterrupted"
 REASON_LOST = "Lost"
@@ -49,3 +67,163 @@ def classify(status: Status, *, has_handle: bool) -> Recovery:
     if status == Status.STOPPING:
         return Recovery.STOP_PENDING
     return Recovery.INTERRUPTED
+
+
+class Adopter:
+    """Adopts the unfinished runs of engines that are gone (engine thread only, at ``Engine.start``)."""
+
+    def __init__(
+        self,
+        state: EngineState,
+        statuses: Statuses,
+        submission: Submission,
+        termination: Termination,
+        on_update: UpdateCallback,
+    ) -> None:
+        self._state = state
+        self._statuses = statuses
+        self._submission = submission
+        self._termination = termination
+        self._on_update = on_update
+
+    def recover(self) -> None:
+        """Adopt every unfinished top-level run whose owner engine is gone (or released it)."""
+        store = self._state.store
+        roots: dict[str, RunRecord] = {}
+        for record in store.unfinished_runs():
+            root = record
+            while root.dag_uuid or root.hook_of:
+                root = store.get_run(root.dag_uuid or root.hook_of or "")
+            roots.setdefault(root.uuid, root)
+        for root in roots.values():
+            if owner_alive(root.meta.get(OWNER_KEY), me=self._state.owner):
+                continue
+            try:
+                self._recover_root(root)
+            except Exception:
+                logger.exception("could not resume run %s (%s)", root.uuid, root.name)
+
+    def _recover_root(self, root: RunRecord) -> None:
+        state = self._state
+        store = state.store
+        store.set_meta(root.uuid, {OWNER_KEY: state.owner})
+        logger.info("resuming %s run %s (%s)", root.kind, root.uuid, root.name)
+        members = [root, *store.list_runs(root.uuid)] if root.kind == "dag" else [root]
+        members += [h for r in list(members) for h in store.hooks_of(r.uuid) if h.dag_uuid != root.uuid]
+        emitted: dict[str, set[str]] = {}
+        for event in store.events(
+            dag_uuid=root.uuid if root.kind == "dag" else None, run_uuid=None if root.kind == "dag" else root.uuid
+        ):
+            emitted.setdefault(event.run_uuid, set()).add(event.kind)
+        for record in members:
+            if record.uuid not in emitted:
+                emitted[record.uuid] = {e.kind for e in store.events(run_uuid=record.uuid)}
+        states: list[tuple[RunState, RunRecord]] = []
+        for record in sorted(members, key=lambda r: r.created_at):
+            role = cast(RunRole, record.meta.get("role") or ("dag" if record.kind == "dag" else "single"))
+            plan = OpPlan.from_meta(record.meta["plan"]) if "plan" in record.meta else None
+            hook = HookPlan.from_meta(record.meta["hook"]) if "hook" in record.meta else None
+            run = self._statuses.adopt(
+                record, role=role, root=root.uuid, plan=plan, hook=hook, emitted=emitted.get(record.uuid, ())
+            )
+            if record.spec and "placement" in record.spec:
+                run.compiled = CompiledOp.from_dict(record.spec)
+            states.append((run, record))
+        if root.kind == "dag":
+            dag = DagState(root.uuid, DagPlan.from_meta(root.meta["dag"]))
+            dag.ops = {r.name: r.uuid for r, _ in states if r.role == "op"}
+            dag.index = DagIndex({r.name: r for r, _ in states if r.role == "op"})
+            dag.stopping = root.status == Status.STOPPING
+            dag.timed_out = dag.stopping and root.reason == REASON_TIMEOUT
+            if not dag.stopping:
+                self._termination.arm_dag_timeout(dag, elapsed=_seconds_since(state, root.uuid, Status.RUNNING))
+            state.dags[root.uuid] = dag
+            state.dirty_dags.add(root.uuid)
+        state.dirty_roots.add(root.uuid)
+        for run, record in states:
+            self._recover_run(run, record)
+
+    def _recover_run(self, run: RunState, record: RunRecord) -> None:
+        if run.role == "dag":
+            return
+        statuses = self._statuses
+        action = classify(record.status, has_handle=record.handle is not None)
+        if action == Recovery.PENDING:
+            if record.status == Status.COMPILED:
+                self._resume_compiled(run)
+            elif run.role != "op":
+                self._submission.prepare_and_submit(run)
+            # ops still `created` are decided by the DAG evaluation like any other
+        elif action == Recovery.RESUBMIT:
+            self._state.timers.schedule(("retry", run.uuid), 0.0, run.uuid)
+        elif action == Recovery.INTERRUPTED:
+            if self._reattach_without_handle(run, record):
+                return
+            statuses.finish(
+                run,
+                Status.FAILED,
+                REASON_SUBMISSION_INTERRUPTED,
+                "the engine stopped between claiming this run and recording its handle; it is not "
+                "resubmitted so that it never runs twice",
+            )
+        elif action == Recovery.STOP_PENDING:
+            statuses.finish(run, Status.STOPPED, REASON_STOPPED, "stopped while the engine was down")
+        elif action == Recovery.REATTACH:
+            self._reattach(run, record)
+
+    def _resume_compiled(self, run: RunState) -> None:
+        """A ``compiled`` run waited for a slot when the engine died: compile it again, then queue it."""
+        dag = self._state.dag_of(run)
+        outcome = self._submission.compile(run, dag)
+        if isinstance(outcome, Outcome):
+            self._statuses.finish(run, outcome.status, outcome.reason, outcome.message)
+            return
+        run.compiled = outcome.op
+        self._state.store.set_spec(run.uuid, outcome.op.to_dict(), inputs=outcome.inputs)
+        self._submission.enqueue(run, dag)
+
+    def _reattach_without_handle(self, run: RunState, record: RunRecord) -> bool:
+        """The crash fell between the claim and the handle: the executor may still have started the run
+        (the local one leaves a trace in the run's folder). Attach to it if so; never start it again."""
+        if not record.spec or "placement" not in record.spec:
+            return False
+        compiled = run.compiled or CompiledOp.from_dict(record.spec)
+        try:
+            attached = self._state.executor(run).reattach(compiled, {}, self._on_update)
+        except Exception:
+            logger.debug("no trace of run %s without a handle record", run.uuid, exc_info=True)
+            return False
+        if attached:
+            run.compiled = compiled
+            self._statuses.hold_slot(run, True)
+            logger.info("re-attached run %s, started before its handle was recorded", run.uuid)
+        return attached
+
+    def _reattach(self, run: RunState, record: RunRecord) -> None:
+        assert record.handle is not None
+        state = self._state
+        if run.compiled is None:
+            run.compiled = CompiledOp.from_dict(record.spec)
+        self._statuses.hold_slot(run, True)
+        try:
+            attached = state.executor(run).reattach(run.compiled, dict(record.handle), self._on_update)
+        except Exception as exc:
+            logger.exception("re-attaching run %s failed", run.uuid)
+            attached = False
+            detail = f"{type(exc).__name__}: {exc}"
+        else:
+            detail = "the executor has no trace of it"
+        if not attached:
+            self._statuses.finish(run, Status.FAILED, REASON_LOST, f"could not re-attach after a restart: {detail}")
+            return
+        if record.status == Status.STOPPING:
+            run.stop_requested = True
+            state.executor(run).stop(run.uuid)
+        if run.compiled.termination.timeout:
+            self._termination.arm_timeout(run, elapsed=_seconds_since(state, run.uuid, Status.QUEUED))
+
+
+def _seconds_since(state: EngineState, uuid: str, status: Status) -> float:
+    """Seconds since ``uuid`` last entered ``status`` (0 if it never did): timers resume where they were."""
+    entered = [c for c in state.store.status_history(uuid) if c.status == status]
+    return max(0.0, (datetime.now(UTC) - entered[-1].at).total_seconds()) if entered else 0.0

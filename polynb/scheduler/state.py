@@ -1,68 +1,26 @@
 """The engine's in-memory view of the runs it manages. Only the engine thread touches it.
 
 The store is the source of truth; this is a cache of what the scheduling decisions need (statuses, the
-event kinds each run emitted, plans, which runs hold a concurrency slot), rebuilt from the store on restart.
+event kinds each run emitted, plans, which runs hold a concurrency slot), rebuilt from the store on restart:
+one :class:`~polynb.scheduler.run_state.RunState` per run, one :class:`DagState` per DAG run.
+:class:`EngineState` gathers it with what every part of the engine shares (store, executors, timers,
+listeners); the engine's collaborators (``statuses``, ``submission``, ``stopping``, ...) take it explicitly.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Any
 
-from polynb.compiler.types import CompiledOp
-from polynb.executors.base import ExecutorUpdate
-from polynb.lifecycle import Status, is_final
-from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan
-
-if TYPE_CHECKING:
-    from polynb.scheduler.tallies import DagIndex
-
-RunRole = Literal["dag", "op", "single", "hook"]
-
-
-@dataclass(eq=False)
-class RunState:
-    uuid: str
-    name: str
-    role: RunRole
-    status: Status
-    executor: str
-    dag_uuid: str | None = None
-    hook_of: str | None = None
-    root: str = ""
-    """The top-level run this run belongs to (itself for a top-level run)."""
-    emitted: set[str] = field(default_factory=set)
-    attempt: int = 0
-    plan: OpPlan | None = None
-    hook: HookPlan | None = None
-    compiled: CompiledOp | None = None
-    submitted: bool = False
-    """Claimed and handed to the executor, not final yet: holds a concurrency slot."""
-    in_flight: bool = False
-    """Claimed and queued for ``executor.submit``, whose handle has not come back yet."""
-    early: list[ExecutorUpdate] = field(default_factory=list)
-    """Updates that came while ``in_flight``: applied once the handle is stored, so the engine sees a
-    run's updates after its submission, as when ``submit`` ran on the engine thread."""
-    claimed_at: float = 0.0
-    """``time.monotonic()`` of the last claim: the timeout counts from it."""
-    stop_requested: bool = False
-    timed_out: bool = False
-
-    @property
-    def is_final(self) -> bool:
-        return is_final(self.status)
-
-    @property
-    def is_service(self) -> bool:
-        if self.plan is not None:
-            return self.plan.is_service
-        return self.hook is not None and str(getattr(self.hook.component.run, "kind", "")) == "service"
-
-    @property
-    def hookable(self) -> bool:
-        """Runs whose final status starts hooks: ops, single runs and DAG runs, not hook runs themselves."""
-        return self.role != "hook"
+from polynb.executors.base import Executor
+from polynb.lifecycle import Status
+from polynb.scheduler.events import Listeners
+from polynb.scheduler.plan import DagPlan
+from polynb.scheduler.run_state import RunState
+from polynb.scheduler.tallies import DagIndex, RootTally
+from polynb.scheduler.timers import Timers
+from polynb.store import Store
 
 
 @dataclass(eq=False)
@@ -74,6 +32,8 @@ class DagState:
     ready: deque[str] = field(default_factory=deque)
     """compiled op runs waiting for a concurrency slot, in the order they became ready"""
     stopping: bool = False
+    timed_out: bool = False
+    """Its ``termination.timeout`` stopped it: it ends ``failed`` (reason ``Timeout``) whatever its ops."""
     index: DagIndex | None = None
     """set once every op is adopted; see ``tallies``"""
 
@@ -86,3 +46,47 @@ class Settled:
     """The run's final status, or None while it is not final."""
     services_done: bool
     hooks_done: bool
+
+
+@dataclass(eq=False)
+class EngineState:
+    """Everything the engine thread knows and shares: the store, the executors, the runs it manages and
+    what the last message changed. One per engine; only the engine thread reads or writes it."""
+
+    store: Store
+    executors: dict[str, Executor]
+    default_executor: str
+    owner: dict[str, Any]
+    """This engine, as recorded on the top-level runs it owns (``ownership``)."""
+    retry_delay: float
+    timers: Timers = field(default_factory=Timers)
+    listeners: Listeners = field(default_factory=Listeners)
+    runs: dict[str, RunState] = field(default_factory=dict)
+    dags: dict[str, DagState] = field(default_factory=dict)
+    roots: dict[str, RootTally] = field(default_factory=dict)
+    """per top-level run: its services and hooks not final yet (what ``Engine.wait`` needs)"""
+    dirty_dags: set[str] = field(default_factory=set)
+    """DAGs to re-evaluate before the engine waits for the next message"""
+    dirty_roots: set[str] = field(default_factory=set)
+    """top-level runs whose ``Settled`` state must be published to waiters"""
+    shutting_down: bool = False
+    """``shutdown(stop_running=True)``: everything is being stopped; no hook, retry or new op starts."""
+    closing: bool = False
+    """No new claims: the engine is shutting down (runs not claimed yet stay for the next engine)."""
+
+    def executor(self, run: RunState) -> Executor:
+        try:
+            return self.executors[run.executor]
+        except KeyError:
+            raise RuntimeError(f"executor {run.executor!r} is not configured in this engine") from None
+
+    def dag_of(self, run: RunState) -> DagState | None:
+        """The DAG ``run`` is an op of (None for DAG runs, single runs and hooks)."""
+        if run.role != "op" or run.dag_uuid is None:
+            return None
+        return self.dags.get(run.dag_uuid)
+
+    def index_of(self, run: RunState) -> DagIndex | None:
+        """The index of the DAG ``run`` is an op of (None for DAG runs, single runs and hooks)."""
+        dag = self.dag_of(run)
+        return dag.index if dag is not None else None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from polynb.lifecycle import Status, is_final
 from polynb.scheduler.dag_status import DagCounts, OpOutcome
 from polynb.scheduler.readiness import Tally, UpstreamState
-from polynb.scheduler.state import RunState
+from polynb.scheduler.run_state import RunState
 
 
 class DagIndex:

@@ -66,8 +66,11 @@ class ConnectionPool:
     def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction. BEGIN IMMEDIATE takes the write lock up front: a deferred transaction
         that reads then writes can fail at once with SQLITE_BUSY (its snapshot is stale) instead of
-        waiting out the busy timeout."""
+        waiting out the busy timeout. Inside :meth:`atomic` the write joins the enclosing transaction."""
         conn = self.get()
+        if getattr(self._local, "atomic", 0):
+            yield conn
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -78,6 +81,17 @@ class ConnectionPool:
             raise
         if self.on_commit is not None:
             self.on_commit()
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One write transaction around every write this thread makes in the block: all or none is kept."""
+        with self.write():
+            local = self._local
+            local.atomic = getattr(local, "atomic", 0) + 1
+            try:
+                yield
+            finally:
+                local.atomic -= 1
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -1,7 +1,8 @@
 """The store: runs, their status history, the append-only event log, hook links and outputs in SQLite.
 
-Every write is one short transaction, so a crash (even SIGKILL of the engine mid-DAG) leaves the file in a
-state some sequence of complete writes produced. Any number of threads and processes may use the same file.
+Every write is one short transaction (``Store.atomic`` groups a few into one), so a crash (even SIGKILL of
+the engine mid-DAG) leaves the file in a state some sequence of complete writes produced. Any number of
+threads and processes may use the same file.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,6 +83,13 @@ class Store:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Make the writes this thread makes in the block one transaction: a crash keeps all or none of
+        them (e.g. a run's final status and the hook runs it starts). Other threads' writes wait for it."""
+        with self._pool.atomic():
+            yield
 
     # -- creating runs ------------------------------------------------------------------------------
 

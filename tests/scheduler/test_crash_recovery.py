@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from schedkit import DEADLOCK_GUARD, Recorder, build, dag, job
+from schedkit import DEADLOCK_GUARD, Recorder, build, dag, job, wait_flag
 
 from polynb.compiler.registry import ComponentRegistry
 from polynb.executors.local.executor import LocalExecutor
@@ -252,3 +252,32 @@ def test_re_attaching_never_moves_a_status_backwards(tmp_path: Path, monkeypatch
         ]
     finally:
         handed.store.close()
+
+
+def test_a_dag_timeout_still_fires_after_the_dag_changes_engines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DAG's own ``termination.timeout`` counts from its ``running``, across a hand-over to another engine."""
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    store = Store(tmp_path / "home" / "polynb.db")
+    try:
+        first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+        recorder = Recorder()
+        first.subscribe(recorder)
+        first.start()
+        text = dag(job("long", wait_flag(tmp_path / "never")), extra="termination: {timeout: 2}\n")
+        uuid = first.submit(build(text))
+        long_uuid = next(r.uuid for r in store.children(uuid))
+        recorder.wait_for(lambda evs: any(e.run_uuid == long_uuid and e.kind == "run_status_running" for e in evs))
+        first.shutdown(stop_running=False)
+        assert not store.get_run(uuid).is_final
+        second = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path, stop_grace=2.0)})
+        second.start()
+        try:
+            assert second.wait(uuid, timeout=DEADLOCK_GUARD) == "failed"
+        finally:
+            second.shutdown()
+        assert store.get_run(uuid).reason == "Timeout"
+        assert store.get_run(long_uuid).status == Status.STOPPED
+    finally:
+        store.close()

@@ -157,3 +157,25 @@ def test_a_hook_never_keeps_the_dag_alive(env: Env) -> None:
     flag.touch()
     assert env.wait(uuid) == "succeeded"
     assert env.store.get_run(hook.uuid).status == Status.SUCCEEDED
+
+
+def test_the_main_runs_final_status_is_logged_before_anything_of_its_hooks(notify: Env) -> None:
+    """Issue 11 item 6: a hook's ``created`` (and a failed hook's ``failed``/``done``) came before the main
+    run's ``succeeded``. The log, and what listeners see, must read in causal order."""
+    env = notify
+    hooks = (
+        "hooks:\n"
+        "- {hubRef: notify, trigger: succeeded}\n"
+        "- {hubRef: notify, trigger: done, conditions: '{{ nope > 1 }}'}\n"
+    )
+    uuid = env.run(dag(job("main", ["true"], extra=hooks), extra=hooks))
+    assert env.wait(uuid) == "succeeded", describe(env.store, uuid)
+    for main in (env.ops(uuid)["main"].uuid, uuid):
+        hook_runs = env.store.hooks_of(main)
+        assert sorted(h.status for h in hook_runs) == [Status.FAILED, Status.SUCCEEDED], describe(env.store, uuid)
+        final = env.seq(main, "run_status_succeeded")
+        assert final < env.seq(main, "run_status_done")
+        for hook in hook_runs:
+            assert min(e.seq for e in env.store.events(run_uuid=hook.uuid)) > env.seq(main, "run_status_done")
+            seen = [(e.run_uuid, e.kind) for e in env.recorder.events]
+            assert seen.index((main, "run_status_done")) < seen.index((hook.uuid, "run_status_created"))

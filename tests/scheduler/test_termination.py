@@ -147,3 +147,38 @@ def test_listeners_see_every_event_in_seq_order(env: Env) -> None:
     stored = [e.seq for e in env.log(uuid)]
     seen = [e.seq for e in env.recorder.events if e.run_uuid == uuid or e.dag_uuid == uuid]
     assert seen == stored
+
+
+def test_dag_timeout_stops_every_op_and_fails_the_dag_with_reason_timeout(env: Env) -> None:
+    """Issue 11 item 4: a DAG's own ``termination.timeout`` was ignored (the DAG ran on and succeeded)."""
+    text = dag(
+        job("long", wait_flag(env.tmp / "never")),
+        job("later", ["true"], extra="dependencies: [long]\n"),
+        extra="termination: {timeout: 1}\n",
+    )
+    uuid = env.run(text)
+    assert env.wait(uuid) == "failed", describe(env.store, uuid)
+    record = env.store.get_run(uuid)
+    assert (record.status, record.reason) == (Status.FAILED, "Timeout")
+    assert record.message is not None
+    assert "termination.timeout of 1 s" in record.message
+    kinds = env.kinds(uuid)
+    assert kinds.index("run_status_stopping") < kinds.index("run_status_failed")
+    ops = env.ops(uuid)
+    assert {name: op.status for name, op in ops.items()} == {"long": Status.STOPPED, "later": Status.STOPPED}
+    assert "run_status_running" not in env.kinds(ops["later"].uuid)
+
+
+def test_dag_timeout_of_a_top_level_operation_wins_over_its_component(env: Env) -> None:
+    component = dag(job("long", wait_flag(env.tmp / "never")), extra="termination: {timeout: 3600}\n")
+    body = "\n".join("  " + line for line in component.splitlines()[1:])  # the DAG component, inline
+    text = f"version: 1.1\nkind: operation\nname: op\ntermination: {{timeout: 1}}\ncomponent:\n{body}\n"
+    uuid = env.run(text)
+    assert env.wait(uuid) == "failed", describe(env.store, uuid)
+    assert env.store.get_run(uuid).reason == "Timeout"
+
+
+def test_a_dag_done_within_its_timeout_succeeds(env: Env) -> None:
+    uuid = env.run(dag(job("quick", ["true"]), extra="termination: {timeout: 3600}\n"))
+    assert env.wait(uuid) == "succeeded"
+    assert env.store.get_run(uuid).reason == "OpsDone"

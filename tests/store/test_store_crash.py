@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
 from polynb.lifecycle import FINAL, Status
-from polynb.store import Store
+from polynb.store import NewRun, Store
 
 StartWorker = Callable[..., subprocess.Popen[str]]
 
@@ -68,3 +69,45 @@ def test_sigkill_mid_write_loop_leaves_a_consistent_store(
                     # restarted engine will not submit it again without knowing.
                     assert run.attempt == 1
                     assert run.executor == "local"
+
+
+ATOMIC_CHILD = """
+import os, signal, sys
+from polynb.store import NewRun, Store
+
+store = Store(sys.argv[1])
+with store.atomic():
+    store.set_status(sys.argv[2], "succeeded", reason="Done")
+    store.create_runs([NewRun(name="hook", kind="job", hook_of=sys.argv[2])])
+    if sys.argv[3] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_store_atomic_keeps_all_of_its_writes_or_none(db: Path, consistent: Callable[[Path], None]) -> None:
+    """A run's final status and the hook runs it starts are one transaction: a crash inside keeps neither,
+    an exception inside rolls both back, and a finished block keeps both, the final status first."""
+    with Store(db) as store:
+        main = store.create_run(NewRun(name="main", kind="job"))
+        store.set_status(main.uuid, Status.RUNNING)
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        killed = subprocess.run([sys.executable, "-c", ATOMIC_CHILD, str(db), main.uuid, "kill"], env=env, check=False)
+        assert killed.returncode == -signal.SIGKILL
+        consistent(db)
+        assert store.get_run(main.uuid).status == Status.RUNNING
+        assert store.hooks_of(main.uuid) == []
+
+        try:
+            with store.atomic():
+                store.set_status(main.uuid, Status.SUCCEEDED)
+                raise RuntimeError("boom")
+        except RuntimeError:
+            pass
+        assert store.get_run(main.uuid).status == Status.RUNNING
+
+        subprocess.run([sys.executable, "-c", ATOMIC_CHILD, str(db), main.uuid, "finish"], env=env, check=True)
+        consistent(db)
+        (hook,) = store.hooks_of(main.uuid)
+        done = [e.seq for e in store.events(run_uuid=main.uuid) if e.kind == "run_status_done"]
+        assert store.get_run(main.uuid).status == Status.SUCCEEDED
+        assert done and done[0] < store.events(run_uuid=hook.uuid)[0].seq

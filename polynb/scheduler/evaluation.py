@@ -1,0 +1,94 @@
+"""Deciding a DAG after its ops moved: start, skip or fail the pending ops whose upstreams moved, fill the
+free concurrency slots, then set the DAG's own status once it is decided.
+
+The rules themselves are pure and live elsewhere (``readiness``, ``triggers``, ``dag_status``); the counts
+they read are kept up to date by ``tallies``, so a pass costs O(ops whose upstreams moved), not O(ops).
+"""
+
+from __future__ import annotations
+
+from polynb.lifecycle import REASON_STOPPED, Status
+from polynb.scheduler.dag_status import counts_status
+from polynb.scheduler.readiness import Action, UpstreamState, Verdict, evaluate, evaluate_tallied
+from polynb.scheduler.run_state import RunState
+from polynb.scheduler.state import DagState, EngineState
+from polynb.scheduler.statuses import Statuses
+from polynb.scheduler.submission import Submission
+from polynb.scheduler.tallies import DagIndex
+from polynb.scheduler.termination import REASON_TIMEOUT
+from polynb.store import RunNotFoundError
+
+REASON_OPS_DONE = "OpsDone"
+
+
+class DagEvaluator:
+    """Re-evaluates the DAGs of one engine (engine thread only)."""
+
+    def __init__(self, state: EngineState, statuses: Statuses, submission: Submission) -> None:
+        self._state = state
+        self._statuses = statuses
+        self._submission = submission
+
+    def evaluate(self, dag: DagState) -> None:
+        """Decide the ops whose upstreams moved since the last pass, dispatch, then the DAG's own status."""
+        state = self._state
+        dag_run = state.runs[dag.uuid]
+        index = dag.index
+        assert index is not None
+        if dag.stopping or state.shutting_down:
+            index.dirty.clear()  # pending ops are never started now
+        else:
+            for run in index.take_dirty():
+                if run.status != Status.CREATED or run.plan is None:
+                    continue
+                verdict = self._verdict(dag, index, run)
+                if verdict.action == Action.START:
+                    self._submission.prepare(run, dag)
+                elif verdict.action == Action.SKIP:
+                    self._statuses.finish(run, Status.SKIPPED, verdict.reason, verdict.message)
+                elif verdict.action == Action.UPSTREAM_FAILED:
+                    self._statuses.finish(run, Status.UPSTREAM_FAILED, verdict.reason, verdict.message)
+            self._submission.dispatch(dag)
+        if not dag_run.is_final:
+            status = counts_status(index.counts)
+            if status is not None:
+                counts: dict[str, int] = {}
+                for uuid in dag.ops.values():
+                    value = state.runs[uuid].status.value
+                    counts[value] = counts.get(value, 0) + 1
+                summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                if dag.timed_out:
+                    timeout = dag.plan.timeout or 0.0
+                    message = f"stopped after termination.timeout of {timeout:g} s ({summary})"
+                    self._statuses.finish(dag_run, Status.FAILED, REASON_TIMEOUT, message)
+                    return
+                reason = REASON_STOPPED if dag.stopping else REASON_OPS_DONE
+                self._statuses.finish(dag_run, status, reason, summary)
+
+    def _verdict(self, dag: DagState, index: DagIndex, run: RunState) -> Verdict:
+        assert run.plan is not None
+        req = run.plan.requirements
+
+        def state_of(name: str) -> UpstreamState | None:
+            return self._upstream_state(dag, name)
+
+        if run in index.volatile:
+            # An upstream outside the DAG: no count follows it, so read every upstream afresh.
+            return evaluate(req, {n: s for n in req.upstream if (s := state_of(n)) is not None})
+        return evaluate_tallied(req, index.tallies[run.uuid], state_of)
+
+    def _upstream_state(self, dag: DagState, name: str) -> UpstreamState | None:
+        state = self._state
+        uuid = dag.ops.get(name)
+        if uuid is not None:
+            run = state.runs[uuid]
+            return UpstreamState(run.status, frozenset(run.emitted))
+        if name.startswith("runs."):
+            # An event ref to an earlier run: read what the store recorded of it.
+            try:
+                record = state.store.get_run(name.removeprefix("runs."))
+            except RunNotFoundError:
+                return None
+            kinds = frozenset(e.kind for e in state.store.events(run_uuid=record.uuid))
+            return UpstreamState(record.status, kinds)
+        return None

@@ -1,0 +1,58 @@
+"""One run as the engine sees it: a cache of what the scheduling decisions need, rebuilt from the store on
+restart. Only the engine thread touches it. (Below ``tallies`` and ``state``, which both hold runs.)"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from polynb.compiler.types import CompiledOp
+from polynb.executors.base import ExecutorUpdate
+from polynb.lifecycle import Status, is_final
+from polynb.scheduler.plan import HookPlan, OpPlan
+
+RunRole = Literal["dag", "op", "single", "hook"]
+
+
+@dataclass(eq=False)
+class RunState:
+    uuid: str
+    name: str
+    role: RunRole
+    status: Status
+    executor: str
+    dag_uuid: str | None = None
+    hook_of: str | None = None
+    root: str = ""
+    """The top-level run this run belongs to (itself for a top-level run)."""
+    emitted: set[str] = field(default_factory=set)
+    attempt: int = 0
+    plan: OpPlan | None = None
+    hook: HookPlan | None = None
+    compiled: CompiledOp | None = None
+    submitted: bool = False
+    """Claimed and handed to the executor, not final yet: holds a concurrency slot."""
+    in_flight: bool = False
+    """Claimed and queued for ``executor.submit``, whose handle has not come back yet."""
+    early: list[ExecutorUpdate] = field(default_factory=list)
+    """Updates that came while ``in_flight``: applied once the handle is stored, so the engine sees a
+    run's updates after its submission, as when ``submit`` ran on the engine thread."""
+    claimed_at: float = 0.0
+    """``time.monotonic()`` of the last claim: the timeout counts from it."""
+    stop_requested: bool = False
+    timed_out: bool = False
+
+    @property
+    def is_final(self) -> bool:
+        return is_final(self.status)
+
+    @property
+    def is_service(self) -> bool:
+        if self.plan is not None:
+            return self.plan.is_service
+        return self.hook is not None and str(getattr(self.hook.component.run, "kind", "")) == "service"
+
+    @property
+    def hookable(self) -> bool:
+        """Runs whose final status starts hooks: ops, single runs and DAG runs, not hook runs themselves."""
+        return self.role != "hook"

@@ -1,0 +1,91 @@
+"""Stopping runs: one op, a whole DAG, or everything at shutdown.
+
+A submitted op goes ``stopping`` → ``stopped`` once its executor confirms (a stop asked while its
+submission is in flight is sent as soon as the executor has it); an op never handed to an executor goes
+``stopping`` → ``stopped`` at once. Stopping a DAG stops every op; its pending ops are never started.
+"""
+
+from __future__ import annotations
+
+from polynb.lifecycle import REASON_STOPPED, Status
+from polynb.scheduler.ownership import OWNER_KEY
+from polynb.scheduler.run_state import RunState
+from polynb.scheduler.state import DagState, EngineState
+from polynb.scheduler.statuses import Statuses
+
+REASON_DAG_STOPPED = "DagStopped"
+REASON_SHUTDOWN = "EngineShutdown"
+
+
+class Stopping:
+    """Stops the runs of one engine (engine thread only)."""
+
+    def __init__(self, state: EngineState, statuses: Statuses) -> None:
+        self._state = state
+        self._statuses = statuses
+
+    def stop(self, uuid: str) -> None:
+        """``Engine.stop``: a DAG run stops every op, any other run stops itself."""
+        state = self._state
+        run = state.runs.get(uuid)
+        if run is None:
+            record = state.store.get_run(uuid)  # RunNotFoundError for a wrong uuid
+            if not record.is_final:
+                raise LookupError(f"run {uuid} is not managed by this engine (is another engine running it?)")
+            return
+        dag = state.dags.get(uuid)
+        if dag is not None:
+            self.stop_dag(dag, REASON_STOPPED, "stop requested")
+        else:
+            self.stop_run(run, REASON_STOPPED, "stop requested")
+
+    def stop_dag(
+        self,
+        dag: DagState,
+        reason: str,
+        message: str,
+        *,
+        op_reason: str = REASON_DAG_STOPPED,
+        op_message: str | None = None,
+    ) -> None:
+        """The DAG goes ``stopping`` (``reason``, ``message``), then every op is stopped."""
+        state = self._state
+        dag.stopping = True
+        dag.ready.clear()
+        dag_run = state.runs[dag.uuid]
+        self._statuses.set(dag_run, Status.STOPPING, reason, message)
+        for uuid in dag.ops.values():
+            self.stop_run(state.runs[uuid], op_reason, op_message or f"DAG {dag_run.name} stopped")
+        state.dirty_dags.add(dag.uuid)
+
+    def stop_run(self, run: RunState, reason: str, message: str) -> None:
+        if run.is_final:
+            return
+        run.stop_requested = True
+        self._state.timers.cancel(("retry", run.uuid))
+        if run.submitted:
+            self._statuses.set(run, Status.STOPPING, reason, message)
+            if not run.in_flight:  # else sent once the executor has it (``Submission.on_submitted``)
+                self._state.executor(run).stop(run.uuid)
+        else:
+            # Never handed to an executor (pending, compiled, retrying): nothing to wait for.
+            self._statuses.set(run, Status.STOPPING, reason, message)
+            self._statuses.finish(run, Status.STOPPED, reason, message)
+
+    def stop_everything(self) -> None:
+        """``shutdown(stop_running=True)``: stop every run; nothing new starts from now on."""
+        state = self._state
+        state.shutting_down = True
+        state.closing = True
+        for dag in list(state.dags.values()):
+            if not state.runs[dag.uuid].is_final or any(not state.runs[u].is_final for u in dag.ops.values()):
+                dag.stopping = True
+                dag.ready.clear()
+        for run in list(state.runs.values()):
+            self.stop_run(run, REASON_SHUTDOWN, "the engine is shutting down")
+
+    def release(self) -> None:
+        """Clean shutdown without stopping runs: give their ownership up so the next engine adopts them."""
+        state = self._state
+        for root in {run.root for run in state.runs.values() if not run.is_final}:
+            state.store.set_meta(root, {OWNER_KEY: None})

@@ -1,0 +1,251 @@
+"""From a pipeline to running processes: create the runs, compile each op when it may start, claim it in
+the store and hand it to its executor (through ``submitter``'s threads), store the handle when it is back.
+
+An op of a DAG waits, ``compiled``, for a concurrency slot (``dispatch``); single runs and hook runs have
+no DAG and are claimed as soon as they are compiled. The claim (atomic, exactly once) happens on the engine
+thread; from it on the run holds its slot and its timeout counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from polynb.compiler.types import CompiledOp
+from polynb.executors.base import ExecutorUpdate, UpdateCallback
+from polynb.lifecycle import REASON_STOPPED, Status
+from polynb.scheduler.compiling import Compiled, OpCompiler, Outcome
+from polynb.scheduler.ownership import OWNER_KEY
+from polynb.scheduler.plan import DagPlan, OpPlan
+from polynb.scheduler.run_state import RunState
+from polynb.scheduler.state import DagState, EngineState
+from polynb.scheduler.statuses import Statuses
+from polynb.scheduler.submitter import Submitted, Submitter
+from polynb.scheduler.tallies import DagIndex
+from polynb.scheduler.termination import Termination
+from polynb.store import NewRun, new_uuid
+
+logger = logging.getLogger(__name__)
+
+REASON_SUBMIT_FAILED = "SubmitFailed"
+
+
+class Submission:
+    """Creates, compiles, claims and submits the runs of one engine (engine thread only)."""
+
+    def __init__(
+        self,
+        state: EngineState,
+        statuses: Statuses,
+        termination: Termination,
+        compiler: OpCompiler,
+        submitter: Submitter,
+        on_update: UpdateCallback,
+    ) -> None:
+        self._state = state
+        self._statuses = statuses
+        self._termination = termination
+        self._compiler = compiler
+        self._submitter = submitter
+        self._on_update = on_update
+
+    # -- creating runs ------------------------------------------------------------------------------
+
+    def create(
+        self,
+        kind: str,
+        dag_plan: DagPlan,
+        ops: list[OpPlan],
+        hook_components: Mapping[str, Any],
+        executor: str,
+    ) -> str:
+        """Create the runs of a pipeline (all in one transaction) and start scheduling them; return the
+        top-level run's uuid."""
+        state = self._state
+        owner = {OWNER_KEY: state.owner}
+        hooks_meta = {"hook_components": dict(hook_components)}
+        if kind == "single":
+            (op,) = ops
+            uuid = new_uuid()
+            record = state.store.create_run(
+                NewRun(
+                    name=op.name,
+                    kind=op.kind,
+                    uuid=uuid,
+                    spec={},
+                    meta={"role": "single", "plan": op.to_meta(), "dag": dag_plan.to_meta(), **owner, **hooks_meta},
+                    executor=executor,
+                )
+            )
+            run = self._statuses.adopt(record, role="single", plan=op, root=uuid)
+            state.listeners.publish(state.store.events(run_uuid=uuid))
+            state.dirty_roots.add(uuid)
+            self.prepare_and_submit(run)
+            return uuid
+
+        dag_uuid = new_uuid()
+        op_uuids = {op.name: new_uuid() for op in ops}
+        records = state.store.create_runs(
+            [
+                NewRun(
+                    name=dag_plan.name,
+                    kind="dag",
+                    uuid=dag_uuid,
+                    inputs=dag_plan.inputs,
+                    meta={"role": "dag", "dag": dag_plan.to_meta(), **owner, **hooks_meta},
+                    executor=executor,
+                ),
+                *(
+                    NewRun(
+                        name=op.name,
+                        kind=op.kind,
+                        uuid=op_uuids[op.name],
+                        dag_uuid=dag_uuid,
+                        meta={"role": "op", "plan": op.to_meta()},
+                        executor=executor,
+                    )
+                    for op in ops
+                ),
+            ]
+        )
+        state.listeners.publish(state.store.events(dag_uuid=dag_uuid))
+        dag_run = self._statuses.adopt(records[0], role="dag", root=dag_uuid)
+        dag = DagState(dag_uuid, dag_plan, ops=dict(op_uuids))
+        state.dags[dag_uuid] = dag
+        for op, record in zip(ops, records[1:], strict=True):
+            self._statuses.adopt(record, role="op", plan=op, root=dag_uuid)
+        dag.index = DagIndex({name: state.runs[uuid] for name, uuid in dag.ops.items()})
+        self._statuses.set(dag_run, Status.COMPILED, "Created", f"{len(ops)} ops")
+        self._statuses.set(dag_run, Status.RUNNING, "Scheduling", "evaluating the ops' triggers")
+        self._termination.arm_dag_timeout(dag)
+        state.dirty_dags.add(dag_uuid)
+        return dag_uuid
+
+    # -- compiling ----------------------------------------------------------------------------------
+
+    def compile(self, run: RunState, dag: DagState | None) -> Compiled | Outcome:
+        """Resolve params, check conditions and compile ``run`` (an op, a single run or a hook run)."""
+        state = self._state
+        executor = state.executor(run)
+        if run.hook is not None:
+            return self._compiler.compile_hook(run.hook, uuid=run.uuid, main_uuid=run.hook_of or "", executor=executor)
+        assert run.plan is not None
+        return self._compiler.compile_op(
+            run.plan,
+            uuid=run.uuid,
+            dag_uuid=run.dag_uuid,
+            dag_plan=dag.plan if dag else self._single_dag_plan(run),
+            dag_name=state.runs[dag.uuid].name if dag else None,
+            upstream={n: u for n, u in (dag.ops.items() if dag else ()) if n in run.plan.upstream},
+            executor=executor,
+        )
+
+    def prepare(self, run: RunState, dag: DagState | None) -> None:
+        """Compile an op; it becomes ``compiled`` and waits for a slot (in its DAG) or is claimed at once."""
+        self._apply_compiled(run, self.compile(run, dag))
+        if run.status == Status.COMPILED:
+            self.enqueue(run, dag)
+
+    def prepare_and_submit(self, run: RunState) -> None:
+        """Single runs and hook runs: no DAG, no concurrency limit."""
+        if run.is_final or self._state.shutting_down:
+            return
+        self.prepare(run, None)
+
+    def enqueue(self, run: RunState, dag: DagState | None) -> None:
+        """A compiled run: in its DAG's queue for a slot, or claimed at once (no DAG)."""
+        if dag is not None:
+            dag.ready.append(run.uuid)
+        else:
+            self.claim_and_submit(run)
+
+    def _apply_compiled(self, run: RunState, outcome: Compiled | Outcome) -> None:
+        if isinstance(outcome, Outcome):
+            self._statuses.finish(run, outcome.status, outcome.reason, outcome.message)
+            return
+        run.compiled = outcome.op
+        self._state.store.set_spec(run.uuid, outcome.op.to_dict(), inputs=outcome.inputs)
+        self._statuses.set(run, Status.COMPILED, "Compiled", outcome.message)
+
+    def _single_dag_plan(self, run: RunState) -> DagPlan:
+        record = self._state.store.get_run(run.root)
+        return DagPlan.from_meta(record.meta["dag"]) if "dag" in record.meta else DagPlan(name=run.name)
+
+    # -- claiming and submitting --------------------------------------------------------------------
+
+    def dispatch(self, dag: DagState) -> None:
+        """Submit compiled ops while the DAG's concurrency allows (services hold a slot too)."""
+        state = self._state
+        limit = dag.plan.concurrency
+        assert dag.index is not None
+        while dag.ready:
+            if limit is not None and dag.index.active >= limit:
+                return
+            run = state.runs[dag.ready.popleft()]
+            if run.status in (Status.COMPILED, Status.RETRYING) and not run.stop_requested:
+                self.claim_and_submit(run)
+
+    def resubmit(self, run: RunState) -> None:
+        """The next attempt of a ``retrying`` run: in its DAG's queue for a slot, or claimed at once."""
+        dag = self._state.dag_of(run)
+        if dag is not None:
+            dag.ready.append(run.uuid)
+            self.dispatch(dag)
+        else:
+            self.claim_and_submit(run)
+
+    def claim_and_submit(self, run: RunState) -> None:
+        """Claim the run in the store (exactly once), then queue it for the submitter threads.
+
+        From the claim on the run counts as submitted (it holds its slot, updates are accepted); its handle
+        is stored when the ``Submitted`` message comes back (``on_submitted``).
+        """
+        state = self._state
+        if state.closing:
+            return  # left compiled/retrying: the next engine on this store resumes it
+        if run.compiled is None:
+            record = state.store.get_run(run.uuid)
+            run.compiled = CompiledOp.from_dict(record.spec)
+        claim = state.store.claim(run.uuid, executor=run.executor, reason="Queued")
+        if not self._statuses.apply(run, claim):
+            logger.warning("run %s not claimed (status %s): not submitted", run.uuid, claim.previous)
+            return
+        self._statuses.hold_slot(run, True)
+        run.in_flight = True
+        run.claimed_at = time.monotonic()
+        try:
+            executor = state.executor(run)
+        except RuntimeError as exc:
+            self.on_submitted(Submitted(run.uuid, run.attempt, error=exc))  # a refusal: no update to replay
+            return
+        self._submitter.submit(executor, run.compiled, self._on_update, attempt=run.attempt)
+
+    def on_submitted(self, done: Submitted) -> list[ExecutorUpdate]:
+        """The executor has the run (or refused it): store the handle, send a stop asked meanwhile.
+
+        Returns the updates that came before the handle, for the caller to apply now, in order.
+        """
+        state = self._state
+        run = state.runs.get(done.uuid)
+        if run is None or run.attempt != done.attempt or not run.in_flight:
+            return []  # an earlier attempt's, already superseded by a new claim
+        run.in_flight = False
+        early, run.early = run.early, []
+        if done.error is not None:
+            logger.error("executor %s refused run %s", run.executor, run.uuid, exc_info=done.error)
+            if run.stop_requested:
+                self._statuses.finish(run, Status.STOPPED, REASON_STOPPED, "stopped before the executor started it")
+            else:
+                message = f"{type(done.error).__name__}: {done.error}"
+                self._statuses.finish(run, Status.FAILED, REASON_SUBMIT_FAILED, message)
+            return []
+        state.store.set_handle(run.uuid, done.handle, executor=run.executor)
+        if run.is_final:
+            return []
+        if run.stop_requested:
+            state.executor(run).stop(run.uuid)
+        assert run.compiled is not None
+        self._termination.arm_timeout(run, elapsed=time.monotonic() - run.claimed_at)
+        return early

@@ -1,0 +1,74 @@
+"""What an executor's status update does to a run: progress, its final status, a retry, a timeout.
+
+Updates reach the engine thread through its queue (executor threads only enqueue). An update that comes
+while the run's submission is in flight (its handle not back yet) is held and applied after the handle, in
+order. A re-attached executor replays what it recorded: an update behind what the store has is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from polynb.executors.base import ExecutorUpdate
+from polynb.lifecycle import Status, event_kind
+from polynb.scheduler.state import EngineState
+from polynb.scheduler.statuses import Statuses
+from polynb.scheduler.termination import REASON_TIMEOUT, Termination
+
+logger = logging.getLogger(__name__)
+
+REASON_RAN = "ObservedSucceeded"
+RUNNING_EVENT = event_kind(Status.RUNNING)
+
+_PROGRESS = {Status.QUEUED: 0, Status.SCHEDULED: 1, Status.STARTING: 2, Status.RUNNING: 3}
+"""The order a submitted run moves in: an update behind the run's current status is not applied."""
+
+
+class Updates:
+    """Applies executor updates to the runs of one engine (engine thread only)."""
+
+    def __init__(self, state: EngineState, statuses: Statuses, termination: Termination) -> None:
+        self._state = state
+        self._statuses = statuses
+        self._termination = termination
+
+    def handle(self, update: ExecutorUpdate) -> None:
+        state = self._state
+        statuses = self._statuses
+        run = state.runs.get(update.run_uuid)
+        if run is not None and run.in_flight:
+            run.early.append(update)  # the executor has it but its handle is not back yet: keep the order
+            return
+        if run is None or run.is_final:
+            logger.debug("ignoring update for %s: %s", update.run_uuid, update.status)
+            return
+        if not run.submitted and run.status == Status.RETRYING:
+            logger.debug("ignoring late update of a previous attempt of %s", run.uuid)
+            return
+        if update.url:
+            state.store.set_url(run.uuid, update.url)
+        if update.outputs:
+            state.store.set_outputs(run.uuid, update.outputs)
+        status = update.status
+        if status == "succeeded":
+            if RUNNING_EVENT not in run.emitted:
+                # A job too fast to be seen running did run: running-triggers must not miss it.
+                statuses.set(run, Status.RUNNING, REASON_RAN, "reported succeeded before running")
+            statuses.finish(run, Status.SUCCEEDED, update.reason, update.message)
+        elif status == "failed":
+            if run.timed_out:
+                statuses.finish(run, Status.FAILED, REASON_TIMEOUT, self._termination.timeout_message(run))
+            elif self._termination.retries_left(run):
+                self._termination.retry(run, update)
+            else:
+                statuses.finish(run, Status.FAILED, update.reason, update.message)
+        elif status == "stopped":
+            if run.timed_out:
+                statuses.finish(run, Status.FAILED, REASON_TIMEOUT, self._termination.timeout_message(run))
+            else:
+                statuses.finish(run, Status.STOPPED, update.reason, update.message)
+        elif _PROGRESS.get(Status(status), -1) < _PROGRESS.get(run.status, -1):
+            # A re-attached executor replays what it recorded; what the store already has moved past is old.
+            logger.debug("ignoring %s for %s, already %s", status, run.uuid, run.status)
+        else:
+            statuses.set(run, Status(status), update.reason, update.message)
