@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clikit import Cli
 from k8s_emulator import Emulator, testkit
+from support.clikit import Cli
 
 from polynb.lifecycle import Status
 
@@ -91,7 +91,7 @@ def test_kubernetes_without_a_cluster_configuration_submits_nothing(cli: Cli) ->
     assert cli.runs() == []
 
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "notebooks" / "pipelines"
+EXAMPLES = Path(__file__).resolve().parents[2] / "notebooks" / "pipelines"
 # The example pipelines' containers, scripted by image: every python:3.11 step reports, in its termination
 # message, the outputs any of the examples declares (the kubelet cannot run the real scripts).
 EXAMPLE_OUTPUTS = {"n_rows": 2000, "dataset": "synthetic", "loss": 0.12, "accuracy": 0.93, "passed": True}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from schedkit import Env, component, dag, describe, job, wait_flag
+from support.schedkit import Env, component, dag, describe, job, wait_flag
 
 from polynb.lifecycle import Status
 
@@ -93,7 +93,7 @@ def test_hook_conditions_select_hooks(notify: Env) -> None:
         "- {hubRef: notify, trigger: done, conditions: '{{ loss < 1 }}'}\n"
         "- {hubRef: notify, trigger: done, conditions: '{{ loss > 1 }}'}\n"
     )
-    from schedkit import write_outputs
+    from support.schedkit import write_outputs
 
     main = job("main", write_outputs(loss=0.5), extra="outputs: [{name: loss, type: float}]\n" + hooks)
     uuid = env.run(dag(main))

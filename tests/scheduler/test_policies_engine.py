@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from schedkit import Env, dag, job, wait_flag
+from support.schedkit import Env, dag, job, wait_flag
 
 from polynb.lifecycle import Status
 
@@ -158,7 +158,7 @@ def test_conditions_non_boolean_fails_the_op(env: Env) -> None:
 
 
 def test_conditions_see_upstream_outputs_pulled_in_as_params(env: Env) -> None:
-    from schedkit import write_outputs
+    from support.schedkit import write_outputs
 
     tune = job(
         "tune",

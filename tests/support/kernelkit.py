@@ -15,8 +15,8 @@ from jupyter_client.manager import KernelManager, start_new_kernel
 
 GUARD = 120.0
 """Deadlock guard for a cell or a wait (never a timing assertion)."""
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
+TESTS = Path(__file__).resolve().parents[1]
+REPO = TESTS.parent
 
 
 @dataclass
@@ -54,7 +54,7 @@ class Kernel:
         env = {
             **os.environ,
             "POLYNB_HOME": str(home),
-            "PYTHONPATH": os.pathsep.join([str(REPO), str(HERE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         }
         self.km: KernelManager
         self.km, self.kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(cwd))
