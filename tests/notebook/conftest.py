@@ -49,5 +49,6 @@ def ip(session: KernelSession) -> Iterator[InteractiveShell]:
         yield shell
     finally:
         shell.run_line_magic("unload_ext", "polynb")
+        assert shell.extension_manager is not None
         shell.extension_manager.loaded.discard("polynb")
         InteractiveShell.clear_instance()

@@ -28,7 +28,7 @@ from polynb.store import Store
 emulator = testkit.emulator
 kubeconfig = testkit.kubeconfig
 
-SCRIPTS = {
+SCRIPTS: dict[str, dict[str, Any]] = {
     "emu/ok": {"logs": ["training", "done"], "message": '{"loss": 0.125}'},
     "emu/hold": {"hold": True, "logs": ["serving"]},
     "emu/fail": {"exit": 1, "logs": ["Traceback", "RuntimeError: diverged"]},

@@ -107,7 +107,7 @@ def test_unschedulable_then_scheduled(emulator: Emulator, executor: KubernetesEx
     executor.submit(op, rec)
     update = rec.until("unschedulable")
     assert "Insufficient nvidia.com/gpu" in update.message
-    emulator.schedule(emulator.pod_of(op.uuid)["metadata"]["name"])
+    emulator.schedule(emulator.require_pod_of(op.uuid)["metadata"]["name"])
     rec.until("running")
     rec.until("succeeded")
 
@@ -169,7 +169,7 @@ def test_resubmitting_an_attempt_adopts_it(emulator: Emulator, make_executor: Ma
     handle = second.submit(op, rec2)
     assert handle["attempt"] == 1 and len(emulator.objects("jobs")) == 1
     rec2.until("running")
-    emulator.finish(emulator.pod_of(op.uuid)["metadata"]["name"])
+    emulator.finish(emulator.require_pod_of(op.uuid)["metadata"]["name"])
     assert rec2.final().status == "succeeded"
 
 
@@ -204,8 +204,8 @@ def test_reattach_after_a_restart(emulator: Emulator, make_executor: MakeExecuto
     rec = UpdateRecorder()
     assert new.reattach(op, handle, rec) is True
     assert rec.until("running").reason == "ContainerStarted"
-    assert emulator.pod_of(op.uuid)["metadata"]["labels"][names.KERNEL] == "after"  # adopted
-    emulator.finish(emulator.pod_of(op.uuid)["metadata"]["name"], message=outputs_message(step=7))
+    assert emulator.require_pod_of(op.uuid)["metadata"]["labels"][names.KERNEL] == "after"  # adopted
+    emulator.finish(emulator.require_pod_of(op.uuid)["metadata"]["name"], message=outputs_message(step=7))
     assert rec.final().outputs == {"step": 7}
     assert new.reattach(make_op(new), {"name": "missing-x", "attempt": 1}, UpdateRecorder()) is False
 
@@ -216,7 +216,7 @@ def test_reattach_to_a_run_that_finished_meanwhile(emulator: Emulator, make_exec
     handle = old.submit(op, UpdateRecorder())
     wait_for(lambda: (emulator.pod_of(op.uuid) or {}).get("status", {}).get("phase") == "Running", emulator)
     old.shutdown(stop_running=False)
-    emulator.finish(emulator.pod_of(op.uuid)["metadata"]["name"], exit_code=4)
+    emulator.finish(emulator.require_pod_of(op.uuid)["metadata"]["name"], exit_code=4)
     emulator.settle()
     rec = UpdateRecorder()
     assert make_executor(kernel_id="after").reattach(op, handle, rec)
@@ -274,7 +274,7 @@ def test_logs_follow_waits_for_the_container_and_resumes_without_duplicates(
     executor.submit(op, rec)
     rec.until("unschedulable")
     lines = executor.logs(op.uuid, follow=True)
-    pod = emulator.pod_of(op.uuid)["metadata"]["name"]
+    pod = emulator.require_pod_of(op.uuid)["metadata"]["name"]
     emulator.schedule(pod)
     assert next(lines) == "one"  # waited for the container to start
     assert next(lines) == "two"

@@ -23,7 +23,7 @@ def running_pod(emulator: Emulator, executor: KubernetesExecutor, rec: UpdateRec
     op = make_op(executor, script={"main": {"hold": True, **script}})
     executor.submit(op, rec)
     rec.until("running")
-    return str(emulator.pod_of(op.uuid)["metadata"]["name"])
+    return str(emulator.require_pod_of(op.uuid)["metadata"]["name"])
 
 
 def test_410_after_compaction_relists_without_losing_or_repeating(
@@ -40,7 +40,7 @@ def test_410_after_compaction_relists_without_losing_or_repeating(
     emulator.store.delete(
         "jobs",
         "default",
-        emulator.pod_of(gone.seen[0].run_uuid)["metadata"]["labels"]["job-name"],
+        emulator.require_pod_of(gone.seen[0].run_uuid)["metadata"]["labels"]["job-name"],
         {"propagationPolicy": "Background"},
     )  # and another is deleted by hand
     emulator.settle()

@@ -72,7 +72,7 @@ def test_describe_shows_why_a_pod_waits(emulator: Emulator, kubeconfig: Path, ex
     op = make_op(executor, pod_script={"unschedulable": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."})
     executor.submit(op, rec)
     rec.until("unschedulable")
-    pod = emulator.pod_of(op.uuid)["metadata"]["name"]
+    pod = emulator.require_pod_of(op.uuid)["metadata"]["name"]
     text = kubectl(kubeconfig, "describe", "pod", pod)
     assert "FailedScheduling" in text and "Insufficient nvidia.com/gpu" in text
     assert "polynb.io/run=" + op.uuid in text.replace(" ", "")
