@@ -18,9 +18,9 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "notebook"))  # kernelkit (a recorded kernel) and fakes
+sys.path.insert(0, str(REPO / "tests"))  # support.kernelkit (a recorded kernel) and support.fakes
 
-from kernelkit import Kernel  # noqa: E402
+from support.kernelkit import Kernel  # noqa: E402
 
 from polynb.store import Store  # noqa: E402
 
@@ -40,7 +40,7 @@ def bench_rate(kernel: Kernel, home: Path, *, events: int, seconds: float) -> tu
     # One engine event per update; sleeps overshoot, so each op is asked for more than its share.
     per_op = events / ops * 1.6
     kernel.execute(
-        "from polynb.notebook.session import get_session\nfrom fakes import ChattyExecutor\n"
+        "from polynb.notebook.session import get_session\nfrom support.fakes import ChattyExecutor\n"
         f"get_session().config.executors['chatty'] = ChattyExecutor(rate={per_op}, duration={seconds + 2})"
     )
     spec = "".join(

@@ -121,9 +121,9 @@ def test_dag_op_params_are_validated() -> None:
 
 def test_registry_components_resolve_hub_refs() -> None:
     registry = ComponentRegistry()
-    registry.register(
-        "experiment", load_text("kind: component\nname: mine\nrun: {kind: job, container: {command: [x]}}\n")
-    )
+    mine = load_text("kind: component\nname: mine\nrun: {kind: job, container: {command: [x]}}\n")
+    assert isinstance(mine, Component)
+    registry.register("experiment", mine)
     text = SEED.replace("dagRef: experiment\n      params: {lr: {ref: dag, value: inputs.lr}}", "hubRef: experiment")
     pipeline = build_pipeline(spec(text), registry=registry)
     assert pipeline.ops["experiment"].component.name == "mine"

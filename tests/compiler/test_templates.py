@@ -203,8 +203,8 @@ def _placement(**kw: object) -> Placement:
 def test_context_bare_names_params_and_globals() -> None:
     ios = [
         IO(name="lr", type="float"),
-        IO(name="debug", type="bool", isFlag=True),
-        IO(name="quiet", type="bool", isFlag=True),
+        IO(name="debug", type="bool", is_flag=True),
+        IO(name="quiet", type="bool", is_flag=True),
     ]
     context = template_context(
         inputs={"lr": 0.1, "debug": True, "quiet": False},
@@ -232,7 +232,7 @@ def test_context_bare_names_params_and_globals() -> None:
 
 
 def test_as_arg_with_arg_format_and_none() -> None:
-    ios = [IO(name="lr", type="float", argFormat="-l {{ lr }}"), IO(name="opt", type="str", isOptional=True)]
+    ios = [IO(name="lr", type="float", arg_format="-l {{ lr }}"), IO(name="opt", type="str", is_optional=True)]
     context = template_context(inputs={"lr": 0.5, "opt": None}, contexts={}, globals_={}, ios=ios)
     assert context["params"]["lr"]["as_arg"] == "-l 0.5"
     assert context["params"]["opt"]["as_arg"] == ""

@@ -180,6 +180,12 @@ class Emulator:
         pods = self.objects("pods", namespace, f"polynb.io/run={run_uuid}")
         return pods[-1] if pods else None
 
+    def require_pod_of(self, run_uuid: str, namespace: str = "default") -> dict[str, Any]:
+        """``pod_of`` for a run that must have a pod by now: fails the test, naming the run, if it has none."""
+        pod = self.pod_of(run_uuid, namespace)
+        assert pod is not None, f"no pod for run {run_uuid} in {namespace}"
+        return pod
+
     # -- faults ---------------------------------------------------------------------------------------
 
     def compact(self) -> int:

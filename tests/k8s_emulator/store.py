@@ -9,10 +9,12 @@ gone, and a watch from before it gets ``410 Expired``. Writes are also queued fo
 
 from __future__ import annotations
 
+import builtins
 import copy
 import hashlib
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +77,8 @@ class Store:
         self.history: list[Change] = []
         self.history_limit = history_limit
         self.compacted_rv = self.rv
-        self.feed: queue.Queue[Change | None] = queue.Queue()
+        # Changes for the controllers, functions to run on their thread (``call``), None to stop them.
+        self.feed: queue.Queue[Change | Callable[[], None] | None] = queue.Queue()
         self.logs: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
         self._uids = 0
         for ns in ("kube-system", *namespaces):
@@ -394,7 +397,7 @@ class Store:
         self._record(plural, "DELETED", gone, obj)
         return gone
 
-    def dependents(self, uid: str) -> list[Key]:
+    def dependents(self, uid: str) -> builtins.list[Key]:  # ``list`` is a method of this class
         return [
             k
             for k, o in self.objects.items()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +23,21 @@ NS = "default"
 
 
 @pytest.fixture
-def api(emulator: Emulator, kubeconfig: Path) -> client.ApiClient:
+def api(emulator: Emulator, kubeconfig: Path) -> Iterator[client.ApiClient]:
     cfg = client.Configuration()
     config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
     with client.ApiClient(cfg) as api_client:
         yield api_client
 
 
-def core(api: client.ApiClient) -> client.CoreV1Api:
+# The client's generated hints take model objects (V1Pod, ...) and make every field of a reply optional; these
+# tests post raw JSON dicts (the client sends them as they are), read fields the server must have filled, and
+# ask for undecoded responses (``_preload_content=False``). So the APIs are used untyped, as in polynb's client.
+def core(api: client.ApiClient) -> Any:
     return client.CoreV1Api(api)
 
 
-def batch(api: client.ApiClient) -> client.BatchV1Api:
+def batch(api: client.ApiClient) -> Any:
     return client.BatchV1Api(api)
 
 
@@ -71,6 +75,7 @@ def job_body(name: str, *, backoff: int = 0, script: dict[str, Any] | None = Non
 
 
 def error(exc: pytest.ExceptionInfo[ApiException]) -> dict[str, Any]:
+    assert exc.value.body is not None, exc.value
     body: dict[str, Any] = json.loads(exc.value.body)
     return body
 
@@ -82,7 +87,7 @@ def test_discovery_and_version(api: client.ApiClient) -> None:
     assert client.VersionApi(api).get_code().git_version.startswith("v1.32")
     groups = client.ApisApi(api).get_api_versions()
     assert "batch" in [g.name for g in groups.groups]
-    resources = {r.name for r in client.BatchV1Api(api).get_api_resources().resources}
+    resources = {r.name for r in batch(api).get_api_resources().resources}
     assert {"jobs", "jobs/status"} <= resources
 
 
@@ -222,14 +227,14 @@ def test_kubelet_runs_init_then_native_sidecar_then_main(emulator: Emulator, api
     )
     rv = core(api).list_namespaced_pod(NS).metadata.resource_version
     core(api).create_namespaced_pod(NS, body)
-    phases: list[tuple[str, str, str]] = []
+    phases: list[tuple[str, ...]] = []  # the pod's phase, then each container's state
     for event in watch.Watch().stream(core(api).list_namespaced_pod, NS, resource_version=rv, timeout_seconds=2):
         pod = event["object"]
         states = [
             next(k for k in ("running", "terminated", "waiting") if getattr(s.state, k))
             for s in (pod.status.init_container_statuses or []) + (pod.status.container_statuses or [])
         ]
-        phases.append((pod.status.phase, *states))  # type: ignore[arg-type]
+        phases.append((pod.status.phase, *states))
         if pod.status.phase == "Succeeded":
             break
     assert phases[-1] == ("Succeeded", "terminated", "terminated", "terminated")
@@ -326,7 +331,7 @@ def test_patches(api: client.ApiClient) -> None:
     core(api).create_namespaced_config_map(
         NS, {"metadata": {"name": "cm", "annotations": {"a": "1", "b": "2"}}, "data": {"k": "v"}}
     )
-    merge = client.CoreV1Api(api).api_client
+    merge = core(api).api_client
     core(api).patch_namespaced_config_map(
         "cm", NS, {"metadata": {"annotations": {"a": None, "c": "3"}}}, _content_type="application/merge-patch+json"
     )

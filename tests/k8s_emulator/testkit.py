@@ -6,7 +6,6 @@ Test modules bind the fixtures by assignment (``emulator = testkit.emulator``)."
 from __future__ import annotations
 
 import json
-import queue
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any
 import pytest
 
 from polynb.compiler.types import CompiledOp, ContainerSpec, InitStep, OpKind, TerminationSpec
-from polynb.executors.base import ExecutorUpdate
 from polynb.executors.kubernetes.executor import KubernetesExecutor
 from polynb.executors.kubernetes.settings import KubernetesSettings
 
@@ -105,46 +103,6 @@ def make_op(
 
 def outputs_message(**outputs: Any) -> str:
     return json.dumps(outputs)
-
-
-class Recorder:
-    """Collects updates from executor threads; waits on a queue."""
-
-    def __init__(self) -> None:
-        self.queue: queue.Queue[ExecutorUpdate] = queue.Queue()
-        self.seen: list[ExecutorUpdate] = []
-
-    def __call__(self, update: ExecutorUpdate) -> None:
-        self.queue.put(update)
-
-    def next(self) -> ExecutorUpdate:
-        update = self.queue.get(timeout=TIMEOUT)
-        self.seen.append(update)
-        return update
-
-    def until(self, status: str, *, reason: str | None = None) -> ExecutorUpdate:
-        """Updates until one with ``status`` (and ``reason``); a final one that is not it fails the wait."""
-        while True:
-            update = self.next()
-            if update.status == status and (reason is None or update.reason == reason):
-                return update
-            if update.is_final:
-                raise AssertionError(f"run ended {update.status} ({update.reason}: {update.message}), not {status}")
-
-    def final(self) -> ExecutorUpdate:
-        while True:
-            update = self.next()
-            if update.is_final:
-                return update
-
-    @property
-    def statuses(self) -> list[str]:
-        return [u.status for u in self.seen]
-
-    def drain(self) -> list[ExecutorUpdate]:
-        while not self.queue.empty():
-            self.seen.append(self.queue.get_nowait())
-        return self.seen
 
 
 def wait_for(predicate: Callable[[], Any], emu: Emulator, *, what: str = "condition") -> Any:

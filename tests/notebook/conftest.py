@@ -4,15 +4,12 @@ session per test (shut down after it), and an in-process IPython shell with ``%l
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 from polynb.notebook.session import KernelSession, SessionConfig, set_session
 
@@ -52,5 +49,6 @@ def ip(session: KernelSession) -> Iterator[InteractiveShell]:
         yield shell
     finally:
         shell.run_line_magic("unload_ext", "polynb")
+        assert shell.extension_manager is not None
         shell.extension_manager.loaded.discard("polynb")
         InteractiveShell.clear_instance()

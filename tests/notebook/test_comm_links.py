@@ -20,7 +20,7 @@ UUID = "ab" * 16
 class FakeComm:
     def __init__(self, comm_id: str = "c1", **kwargs: Any) -> None:
         self.comm_id = comm_id
-        self.open_data = kwargs.get("data")
+        self.open_data: dict[str, Any] = kwargs.get("data") or {}  # what the kernel opened it with
         self.sent: list[dict[str, Any]] = []
         self.msg_cb: Any = None
         self.close_cb: Any = None

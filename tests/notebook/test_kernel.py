@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kernelkit import Kernel, Received
+from support.kernelkit import Kernel, Received
 
 from polynb.store import Store
 
@@ -33,7 +33,7 @@ def in_window(messages: list[Received], start: float, end: float) -> list[Receiv
 
 def test_widget_updates_arrive_during_a_busy_cell_and_stay_under_the_cap(kernel: Kernel) -> None:
     kernel.execute(
-        "%load_ext polynb\nfrom polynb.notebook.session import get_session\nfrom fakes import ChattyExecutor\n"
+        "%load_ext polynb\nfrom polynb.notebook.session import get_session\nfrom support.fakes import ChattyExecutor\n"
         "get_session().config.executors['chatty'] = ChattyExecutor(rate=1000, duration=4.0)"
     )
     submit = kernel.execute(

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-# The helpers module sits beside this file; test modules import it by name.
-sys.path.insert(0, str(Path(__file__).parent))
-from schedkit import Env, Recorder
+from support.recorder import Recorder
+from support.schedkit import Env
 
 from polynb.compiler.registry import ComponentRegistry
 from polynb.executors.local.executor import LocalExecutor
 from polynb.scheduler.engine import Engine
+from polynb.scheduler.events import EngineEvent
 from polynb.store import Store
 
 
@@ -25,7 +23,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     executor = LocalExecutor(base_dir=tmp_path, stop_grace=2.0)
     registry = ComponentRegistry()
     engine = Engine(store=store, executors={"local": executor}, registry=registry, retry_delay=0.05)
-    recorder = Recorder()
+    recorder = Recorder[EngineEvent]()
     engine.subscribe(recorder)
     engine.start()
     try:

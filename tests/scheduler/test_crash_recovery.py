@@ -13,18 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from schedkit import DEADLOCK_GUARD, Recorder, build, dag, job, wait_flag
+from support.recorder import Recorder
+from support.schedkit import DEADLOCK_GUARD, build, dag, job, wait_flag
 
 from polynb.compiler.registry import ComponentRegistry
 from polynb.executors.local.executor import LocalExecutor
 from polynb.lifecycle import Status
 from polynb.scheduler.engine import Engine
+from polynb.scheduler.events import EngineEvent
 from polynb.store import Store
 
 CHILD = """
 import sys, time
-sys.path.insert(0, {helpers!r})
-from schedkit import build
+from support.schedkit import build
 from polynb.executors.local.executor import LocalExecutor
 from polynb.scheduler.engine import Engine
 from polynb.store import Store
@@ -68,13 +69,14 @@ def test_sigkill_mid_dag_then_restart_finishes_with_no_lost_event_and_no_double_
     script = tmp_path / "child.py"
     script.write_text(
         textwrap.dedent(CHILD).format(
-            helpers=str(Path(__file__).parent),
             db=str(home / "polynb.db"),
             tmp=str(tmp_path),
             spec=str(tmp_path / "dag.yaml"),
         )
     )
-    env = {**os.environ, "POLYNB_HOME": str(home), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    # The child imports polynb from this checkout and ``support.schedkit`` from tests/.
+    tests = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "POLYNB_HOME": str(home), "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
     child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env, text=True)
     assert child.stdout is not None
     dag_uuid = child.stdout.readline().strip()
@@ -89,7 +91,7 @@ def test_sigkill_mid_dag_then_restart_finishes_with_no_lost_event_and_no_double_
 
     store = Store(home / "polynb.db")
     engine = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)}, registry=ComponentRegistry())
-    recorder = Recorder()
+    recorder = Recorder[EngineEvent]()
     engine.subscribe(recorder)
     engine.start()
     try:
@@ -186,7 +188,7 @@ def hand_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HandedOver:
     release = tmp_path / "release"
     store = Store(tmp_path / "home" / "polynb.db")
     first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
-    recorder = Recorder()
+    recorder = Recorder[EngineEvent]()
     first.subscribe(recorder)
     first.start()
     text = dag(
@@ -262,7 +264,7 @@ def test_a_dag_timeout_still_fires_after_the_dag_changes_engines(
     store = Store(tmp_path / "home" / "polynb.db")
     try:
         first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
-        recorder = Recorder()
+        recorder = Recorder[EngineEvent]()
         first.subscribe(recorder)
         first.start()
         text = dag(job("long", wait_flag(tmp_path / "never")), extra="termination: {timeout: 2}\n")

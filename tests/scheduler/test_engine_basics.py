@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from schedkit import PY, Env, build
+from support.schedkit import PY, Env, build
 
 from polynb.executors.local.executor import LocalExecutor
 from polynb.lifecycle import Status

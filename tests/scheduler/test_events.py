@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from schedkit import DEADLOCK_GUARD, PY, Env, build, dag, job, wait_flag
+from support.schedkit import DEADLOCK_GUARD, PY, Env, build, dag, job, wait_flag
 
 from polynb.compiler.types import CompiledOp, OpKind, Placement
 from polynb.executors.base import ExecutorUpdate

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from schedkit import Env, component, dag, describe, job, wait_flag
+from support.schedkit import Env, component, dag, describe, job, wait_flag
 
 from polynb.lifecycle import Status
 
@@ -49,11 +49,11 @@ def test_hooks_run_for_the_matching_trigger_only(notify: Env) -> None:
         "blocked": {"upstream_failed", "done"},
     }
     for name, triggers in expected.items():
-        hooks = env.store.hooks_of(ops[name].uuid)
-        assert {h.hook_trigger for h in hooks} == triggers, name
-        assert all(h.status == Status.SUCCEEDED for h in hooks), describe(env.store, uuid)
+        hook_runs = env.store.hooks_of(ops[name].uuid)
+        assert {h.hook_trigger for h in hook_runs} == triggers, name
+        assert all(h.status == Status.SUCCEEDED for h in hook_runs), describe(env.store, uuid)
         # The hook started after the main run's final status, as a run of its own.
-        for hook in hooks:
+        for hook in hook_runs:
             assert env.seq(ops[name].uuid, "run_status_done") < env.seq(hook.uuid, "run_status_queued")
             assert hook.dag_uuid == uuid
             assert hook.hook_of == ops[name].uuid
@@ -93,7 +93,7 @@ def test_hook_conditions_select_hooks(notify: Env) -> None:
         "- {hubRef: notify, trigger: done, conditions: '{{ loss < 1 }}'}\n"
         "- {hubRef: notify, trigger: done, conditions: '{{ loss > 1 }}'}\n"
     )
-    from schedkit import write_outputs
+    from support.schedkit import write_outputs
 
     main = job("main", write_outputs(loss=0.5), extra="outputs: [{name: loss, type: float}]\n" + hooks)
     uuid = env.run(dag(main))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from schedkit import Env, dag, job
+from support.schedkit import Env, dag, job
 
 from polynb.lifecycle import Status
 from polynb.scheduler.dag_status import DagCounts, OpOutcome, counts_status, dag_status

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from schedkit import Env, dag, describe, write_outputs
+from support.schedkit import Env, dag, describe, write_outputs
 
 from polynb.lifecycle import Status
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schedkit import build, dag, job
+from support.schedkit import build, dag, job
 
 from polynb.scheduler.plan import DagPlan, OpPlan, make_op_plan, plan_from_pipeline_op
 

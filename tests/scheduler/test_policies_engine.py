@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
-from schedkit import Env, dag, job, wait_flag
+from support.schedkit import Env, dag, job, wait_flag
 
 from polynb.lifecycle import Status
+from polynb.scheduler.events import EngineEvent
 
 
-def done(env: Env, uuid: str):  # type: ignore[no-untyped-def]
+def done(env: Env, uuid: str) -> Callable[[list[EngineEvent]], bool]:
     return lambda evs: any(e.run_uuid == uuid and e.kind == "run_status_done" for e in evs)
 
 
@@ -158,7 +161,7 @@ def test_conditions_non_boolean_fails_the_op(env: Env) -> None:
 
 
 def test_conditions_see_upstream_outputs_pulled_in_as_params(env: Env) -> None:
-    from schedkit import write_outputs
+    from support.schedkit import write_outputs
 
     tune = job(
         "tune",

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from schedkit import DEADLOCK_GUARD, Recorder, build, dag, job, wait_flag
+from support.recorder import Recorder
+from support.schedkit import DEADLOCK_GUARD, build, dag, job, wait_flag
 
 from polynb.compiler.types import CompiledOp
 from polynb.executors.base import ExecutorUpdate, UpdateCallback
 from polynb.executors.local.executor import LocalExecutor
 from polynb.lifecycle import Status
 from polynb.scheduler.engine import Engine
+from polynb.scheduler.events import EngineEvent
 from polynb.scheduler.ownership import OWNER_KEY
 from polynb.store import Store
 
@@ -63,9 +65,9 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     store.close()
 
 
-def engine_with(store: Store, executor: LocalExecutor) -> tuple[Engine, Recorder]:
+def engine_with(store: Store, executor: LocalExecutor) -> tuple[Engine, Recorder[EngineEvent]]:
     engine = Engine(store=store, executors={"local": executor}, retry_delay=0.05)
-    recorder = Recorder()
+    recorder = Recorder[EngineEvent]()
     engine.subscribe(recorder)
     engine.start()
     return engine, recorder

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schedkit import PY, Env, dag, describe, job, wait_flag
+from support.schedkit import PY, Env, dag, describe, job, wait_flag
 
 from polynb.lifecycle import Status
 from polynb.scheduler.engine import EngineEvent

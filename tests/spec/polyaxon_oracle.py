@@ -39,7 +39,7 @@ def install_offline_references(hub_dir: str | None) -> None:
     from polyaxon._polyaxonfile import references
     from polyaxon.exceptions import PolyaxonfileError
 
-    class OfflineConfigSpec(ConfigSpec):  # type: ignore[misc]
+    class OfflineConfigSpec(ConfigSpec):
         @classmethod
         def get_from(cls, value: Any, config_type: str | None = None) -> Any:
             if config_type == "hub":
@@ -52,7 +52,7 @@ def install_offline_references(hub_dir: str | None) -> None:
                 raise PolyaxonfileError(f"urlRef `{value}` is not fetched (offline)")
             return ConfigSpec.get_from(value, config_type)
 
-    references.ConfigSpec = OfflineConfigSpec  # type: ignore[attr-defined]
+    references.ConfigSpec = OfflineConfigSpec
 
 
 def describe(exc: BaseException) -> str:

@@ -109,16 +109,16 @@ def test_orphans_in_dependencies_params_and_events() -> None:
 
 
 def test_orphan_hints_are_computed_once_per_name_and_never_over_a_huge_pool(monkeypatch: pytest.MonkeyPatch) -> None:
-    import polynb.spec.dag as dag_module
+    import difflib  # the module polynb.spec.dag asks for close matches
 
     calls: list[int] = []
-    real = dag_module.difflib.get_close_matches
+    real = difflib.get_close_matches
 
     def counting(word: str, possibilities: list[str], *args: Any, **kwargs: Any) -> list[str]:
         calls.append(len(possibilities))
         return real(word, possibilities, *args, **kwargs)
 
-    monkeypatch.setattr(dag_module.difflib, "get_close_matches", counting)
+    monkeypatch.setattr(difflib, "get_close_matches", counting)
     # Every op names the same missing op: one hint, shared by every message.
     dag = dag_of([op("train"), *(op(f"x{i}", dependencies=["trian"]) for i in range(50))])
     found = messages(dag)

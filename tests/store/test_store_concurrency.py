@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from polynb.lifecycle import Status
 from polynb.store import NewRun, Store
@@ -30,8 +31,9 @@ def write_runs(store: Store, prefix: str, count: int, barrier: threading.Barrier
     return seqs
 
 
-def start_together(start_worker: StartWorker, go: Path, *worker_args: tuple[str | Path, ...]) -> list[list[str]]:
-    """Start workers, release them at once when all have opened the store, return their JSON results."""
+def start_together(start_worker: StartWorker, go: Path, *worker_args: tuple[object, ...]) -> list[list[Any]]:
+    """Start workers, release them at once when all have opened the store, return their JSON results (seqs or
+    uuids, by command)."""
     procs = [start_worker(*args) for args in worker_args]
     for proc in procs:
         assert proc.stdout is not None

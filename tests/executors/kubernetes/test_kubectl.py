@@ -8,15 +8,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from k8s_emulator import Emulator, testkit
-from k8s_emulator.testkit import Recorder, make_op, outputs_message
+from k8s_emulator.testkit import make_op, outputs_message
+from support.recorder import UpdateRecorder
 
 from polynb.executors.kubernetes.executor import KubernetesExecutor
 
@@ -47,7 +44,7 @@ def kubectl(kubeconfig: Path, *args: str) -> str:
 
 
 def test_get_and_logs_of_a_polynb_job(emulator: Emulator, kubeconfig: Path, executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     op = make_op(
         executor, name="train", script={"main": {"logs": ["epoch 1", "epoch 2"], "message": outputs_message(loss=0.5)}}
     )
@@ -71,18 +68,18 @@ def test_get_and_logs_of_a_polynb_job(emulator: Emulator, kubeconfig: Path, exec
 
 
 def test_describe_shows_why_a_pod_waits(emulator: Emulator, kubeconfig: Path, executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     op = make_op(executor, pod_script={"unschedulable": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."})
     executor.submit(op, rec)
     rec.until("unschedulable")
-    pod = emulator.pod_of(op.uuid)["metadata"]["name"]
+    pod = emulator.require_pod_of(op.uuid)["metadata"]["name"]
     text = kubectl(kubeconfig, "describe", "pod", pod)
     assert "FailedScheduling" in text and "Insufficient nvidia.com/gpu" in text
     assert "polynb.io/run=" + op.uuid in text.replace(" ", "")
 
 
 def test_kubectl_delete_is_noticed(emulator: Emulator, kubeconfig: Path, executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     op = make_op(executor, script={"main": {"hold": True}})
     handle = executor.submit(op, rec)
     rec.until("running")
@@ -94,7 +91,7 @@ def test_kubectl_delete_is_noticed(emulator: Emulator, kubeconfig: Path, executo
 
 
 def test_get_services_and_kernel_configmap(emulator: Emulator, kubeconfig: Path, executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     op = make_op(executor, name="tensorboard", kind="service", ports=1, script={"main": {"hold": True}})
     executor.submit(op, rec)
     rec.until("running", reason="ServiceReady")

@@ -3,16 +3,13 @@ missing namespace, bookmarks. Each test says how the fault is survived (or repor
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from k8s_emulator import Emulator, testkit
-from k8s_emulator.testkit import MakeExecutor, Recorder, make_op, outputs_message, wait_for
+from k8s_emulator.testkit import MakeExecutor, make_op, outputs_message, wait_for
+from support.recorder import UpdateRecorder
 
 from polynb.executors.kubernetes.config import K8sConfigError
 from polynb.executors.kubernetes.executor import K8sSubmitError, KubernetesExecutor
@@ -24,17 +21,17 @@ make_executor = testkit.make_executor
 executor = testkit.executor
 
 
-def running_pod(emulator: Emulator, executor: KubernetesExecutor, rec: Recorder, **script: object) -> str:
+def running_pod(emulator: Emulator, executor: KubernetesExecutor, rec: UpdateRecorder, **script: object) -> str:
     op = make_op(executor, script={"main": {"hold": True, **script}})
     executor.submit(op, rec)
     rec.until("running")
-    return str(emulator.pod_of(op.uuid)["metadata"]["name"])
+    return str(emulator.require_pod_of(op.uuid)["metadata"]["name"])
 
 
 def test_410_after_compaction_relists_without_losing_or_repeating(
     emulator: Emulator, executor: KubernetesExecutor
 ) -> None:
-    rec, gone = Recorder(), Recorder()
+    rec, gone = UpdateRecorder(), UpdateRecorder()
     pod = running_pod(emulator, executor, rec)
     other = running_pod(emulator, executor, gone)
     informer = executor._informer
@@ -45,7 +42,7 @@ def test_410_after_compaction_relists_without_losing_or_repeating(
     emulator.store.delete(
         "jobs",
         "default",
-        emulator.pod_of(gone.seen[0].run_uuid)["metadata"]["labels"]["job-name"],
+        emulator.require_pod_of(gone.seen[0].run_uuid)["metadata"]["labels"]["job-name"],
         {"propagationPolicy": "Background"},
     )  # and another is deleted by hand
     emulator.settle()
@@ -60,7 +57,7 @@ def test_410_after_compaction_relists_without_losing_or_repeating(
 
 
 def test_a_dropped_watch_resumes_from_its_resource_version(emulator: Emulator, executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     pod = running_pod(emulator, executor, rec)
     informer = executor._informer
     assert informer is not None
@@ -72,7 +69,7 @@ def test_a_dropped_watch_resumes_from_its_resource_version(emulator: Emulator, e
 
 
 def test_bookmarks_move_the_resource_version(emulator: Emulator, executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     running_pod(emulator, executor, rec)
     informer = executor._informer
     assert informer is not None
@@ -84,7 +81,7 @@ def test_bookmarks_move_the_resource_version(emulator: Emulator, executor: Kuber
 def test_5xx_on_create_is_retried_and_on_watch_backed_off(emulator: Emulator, executor: KubernetesExecutor) -> None:
     emulator.fail(500, times=2, verb="create", resource="jobs")
     emulator.fail(503, times=3, verb="watch")
-    rec = Recorder()
+    rec = UpdateRecorder()
     executor.submit(make_op(executor), rec)
     assert rec.final().status == "succeeded"
     assert emulator.counts(resource="jobs")["create"] == 3
@@ -94,14 +91,14 @@ def test_5xx_on_create_is_retried_and_on_watch_backed_off(emulator: Emulator, ex
 def test_403_on_create_says_what_is_missing(emulator: Emulator, executor: KubernetesExecutor) -> None:
     emulator.deny("create", "jobs")
     with pytest.raises(K8sSubmitError) as exc:
-        executor.submit(make_op(executor, name="train"), Recorder())
+        executor.submit(make_op(executor, name="train"), UpdateRecorder())
     message = str(exc.value)
     assert "cannot create the Job of op 'train': forbidden" in message
     assert 'cannot create resource "jobs"' in message and "docs/kubernetes.md" in message
 
 
 def test_403_on_the_watch_warns_the_live_runs(emulator: Emulator, executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     pod = running_pod(emulator, executor, rec)
     emulator.deny("watch", "pods")
     emulator.drop_watches()
@@ -115,11 +112,11 @@ def test_403_on_the_watch_warns_the_live_runs(emulator: Emulator, executor: Kube
 def test_422_is_a_clear_submit_error(emulator: Emulator, executor: KubernetesExecutor) -> None:
     op = make_op(executor, k8s={"resources": {"limits": {"cpu": "lots"}}})
     with pytest.raises(K8sSubmitError) as exc:
-        executor.submit(op, Recorder())
+        executor.submit(op, UpdateRecorder())
     assert "Kubernetes rejected it as invalid: spec.template.spec.containers[0].resources.limits[cpu]" in str(exc.value)
     emulator.reject_creates("jobs", [{"field": "spec.template.spec.securityContext", "message": "runAsNonRoot"}])
     with pytest.raises(K8sSubmitError, match="securityContext: runAsNonRoot"):
-        executor.submit(make_op(executor), Recorder())
+        executor.submit(make_op(executor), UpdateRecorder())
     assert emulator.objects("jobs") == []  # nothing half-submitted
 
 
@@ -128,7 +125,7 @@ def test_missing_namespace_is_reported_before_anything_is_created(
 ) -> None:
     executor = make_executor(namespace="ml-team")
     with pytest.raises(K8sSubmitError) as exc:
-        executor.submit(make_op(executor), Recorder())
+        executor.submit(make_op(executor), UpdateRecorder())
     assert "namespace 'ml-team' does not exist" in str(exc.value)
     assert "kubectl create namespace ml-team" in str(exc.value)
     assert emulator.counts()["create"] == 0
@@ -139,7 +136,7 @@ def test_401_names_the_credentials(emulator: Emulator, make_executor: MakeExecut
     wrong = emulator.write_kubeconfig(tmp_path / "wrong", token="wrong")
     executor = make_executor(kubeconfig=str(wrong))
     with pytest.raises(K8sSubmitError, match="rejected the credentials"):
-        executor.submit(make_op(executor), Recorder())
+        executor.submit(make_op(executor), UpdateRecorder())
 
 
 def test_no_configuration_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

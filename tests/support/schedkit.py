@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sys
 import textwrap
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,8 @@ from polynb.spec.load import load_text
 from polynb.spec.models import Component
 from polynb.store import EventRecord, RunRecord, Store
 
+from .recorder import Recorder
+
 DEADLOCK_GUARD = 60.0
 """Seconds before a wait is declared hung: a guard against deadlocks, never a timing assertion."""
 PY = sys.executable
@@ -30,30 +30,13 @@ def build(text: str, *, params: dict[str, Any] | None = None, registry: Componen
     return build_pipeline(spec, params=params or {}, registry=registry or ComponentRegistry(), base_dir=Path.cwd())
 
 
-class Recorder:
-    """Collects every engine event; lets a test block (with a deadlock guard) until a predicate holds."""
-
-    def __init__(self) -> None:
-        self.events: list[EngineEvent] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, event: EngineEvent) -> None:
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
-
-    def wait_for(self, predicate: Callable[[list[EngineEvent]], bool]) -> None:
-        with self._cond:
-            assert self._cond.wait_for(lambda: predicate(self.events), timeout=DEADLOCK_GUARD), "deadlock guard"
-
-
 @dataclass
 class Env:
     store: Store
     engine: Engine
     executor: LocalExecutor
     registry: ComponentRegistry
-    recorder: Recorder
+    recorder: Recorder[EngineEvent]
     tmp: Path
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from execkit import Recorder, container, make_op
+from support.execkit import container, make_op
+from support.recorder import UpdateRecorder
 
 from polynb.compiler.types import InitStep
 from polynb.executors.local.executor import PACKAGE_ROOT, LocalExecutor
@@ -32,7 +33,7 @@ def test_the_shim_imports_nothing_of_polynb_but_itself_and_the_layout() -> None:
 def test_logs_are_the_init_entries_in_order_then_the_main_container(executor: LocalExecutor) -> None:
     init = [InitStep(kind="container", container=container("echo", f"init {i}", name=f"i{i}")) for i in range(11)]
     op = make_op(executor, container("echo", "main"), init=init)
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     executor.submit(op, recorder)
     assert recorder.final().status == "succeeded"
     # init-10 after init-9: by entry number, not by file name.

@@ -6,17 +6,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from clikit import Cli
 from k8s_emulator import Emulator, testkit
+from support.clikit import Cli
 
 from polynb.lifecycle import Status
 
 emulator = testkit.emulator
 kubeconfig = testkit.kubeconfig
 
-SCRIPTS = {
+SCRIPTS: dict[str, dict[str, Any]] = {
     "emu/ok": {"logs": ["training", "done"]},
     "emu/hold": {"hold": True, "logs": ["serving"]},
 }
@@ -91,11 +92,11 @@ def test_kubernetes_without_a_cluster_configuration_submits_nothing(cli: Cli) ->
     assert cli.runs() == []
 
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "notebooks" / "pipelines"
+EXAMPLES = Path(__file__).resolve().parents[2] / "notebooks" / "pipelines"
 # The example pipelines' containers, scripted by image: every python:3.11 step reports, in its termination
 # message, the outputs any of the examples declares (the kubelet cannot run the real scripts).
 EXAMPLE_OUTPUTS = {"n_rows": 2000, "dataset": "synthetic", "loss": 0.12, "accuracy": 0.93, "passed": True}
-EXAMPLE_SCRIPTS = {
+EXAMPLE_SCRIPTS: dict[str, dict[str, Any]] = {
     "python:3.11": {"logs": ["step done"], "message": json.dumps(EXAMPLE_OUTPUTS)},
     "tensorflow/tensorflow:2.15.0": {"hold": True, "logs": ["TensorBoard serving"]},
 }

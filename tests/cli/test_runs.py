@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clikit import DEADLOCK_GUARD, SLEEPY_DAG, SMALL_DAG, Cli
+from support.clikit import DEADLOCK_GUARD, SLEEPY_DAG, SMALL_DAG, Cli
 
 from polynb.lifecycle import Status
 from polynb.store import AmbiguousRunError, NewRun, Store, resolve_run

@@ -12,7 +12,7 @@ import pytest
 
 from polynb import tracking
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

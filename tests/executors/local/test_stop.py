@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from execkit import MakeExecutor, Recorder, alive, container, make_op, read_pid, wait_dead
+from support.execkit import MakeExecutor, alive, container, make_op, read_pid, wait_dead
+from support.recorder import UpdateRecorder
 
 from polynb.executors.local.executor import LocalExecutor
 
 
 def test_stop_terminates_the_run_and_reports_stopped(executor: LocalExecutor, workdir: Path) -> None:
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     op = make_op(executor, container("sh", "-c", "echo $$ > main.pid; exec sleep 1000"))
     executor.submit(op, recorder)
     recorder.until("running")
@@ -23,7 +24,7 @@ def test_stop_terminates_the_run_and_reports_stopped(executor: LocalExecutor, wo
 
 def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(executor: LocalExecutor, workdir: Path) -> None:
     script = 'trap "echo got TERM" TERM; echo $$ > main.pid; while true; do sleep 0.05; done'
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     op = make_op(executor, container("sh", "-c", script))
     executor.submit(op, recorder)
     recorder.until("running")
@@ -37,7 +38,7 @@ def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(executor: L
 def test_the_whole_process_group_dies_grandchildren_too(executor: LocalExecutor, workdir: Path) -> None:
     # The grandchild ignores SIGTERM: only the group's SIGKILL ends it.
     script = "(trap '' TERM; exec sleep 1000) & echo $! > grandchild.pid; wait"
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     op = make_op(executor, container("sh", "-c", script), sidecars=[container("sleep", "1000", name="side")])
     executor.submit(op, recorder)
     recorder.until("running")
@@ -48,7 +49,7 @@ def test_the_whole_process_group_dies_grandchildren_too(executor: LocalExecutor,
 
 
 def test_a_grandchild_left_behind_by_a_finished_main_is_killed(executor: LocalExecutor, workdir: Path) -> None:
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     op = make_op(executor, container("sh", "-c", "sleep 1000 & echo $! > grandchild.pid"))
     executor.submit(op, recorder)
     assert recorder.final().status == "succeeded"
@@ -59,7 +60,7 @@ def test_stop_during_init_stops_the_init_container(executor: LocalExecutor, work
     from polynb.compiler.types import InitStep
 
     init = [InitStep(kind="container", container=container("sh", "-c", "echo $$ > init.pid; exec sleep 1000"))]
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     op = make_op(executor, container("sh", "-c", "touch main-ran"), init=init)
     executor.submit(op, recorder)
     pid = read_pid(workdir / "init.pid")
@@ -70,7 +71,7 @@ def test_stop_during_init_stops_the_init_container(executor: LocalExecutor, work
 
 
 def test_stop_of_a_finished_or_unknown_run_does_nothing(executor: LocalExecutor) -> None:
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     op = make_op(executor, container("true"))
     executor.submit(op, recorder)
     assert recorder.final().status == "succeeded"
@@ -83,7 +84,7 @@ def test_shutdown_stops_every_run_and_leaves_nothing_running(make_executor: Make
     executor = make_executor(stop_grace=0.5)
     recorders, pids = [], []
     for i in range(3):
-        recorder = Recorder()
+        recorder = UpdateRecorder()
         main = container("sh", "-c", f"trap '' TERM; echo $$ > main{i}.pid; exec sleep 1000")
         executor.submit(make_op(executor, main, sidecars=[container("sleep", "1000", name="s")]), recorder)
         recorder.until("running")

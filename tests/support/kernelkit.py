@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import KernelManager, start_new_kernel
+from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
 GUARD = 120.0
 """Deadlock guard for a cell or a wait (never a timing assertion)."""
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
+TESTS = Path(__file__).resolve().parents[1]
+REPO = TESTS.parent
 
 
 @dataclass
@@ -54,7 +56,7 @@ class Kernel:
         env = {
             **os.environ,
             "POLYNB_HOME": str(home),
-            "PYTHONPATH": os.pathsep.join([str(REPO), str(HERE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(TESTS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         }
         self.km: KernelManager
         self.km, self.kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(cwd))
@@ -137,10 +139,13 @@ class Kernel:
 
     def kill(self) -> None:
         """SIGKILL the kernel process: no atexit, no clean shutdown."""
-        pid = self.km.provisioner.pid if self.km.provisioner is not None else None  # type: ignore[attr-defined]
-        assert pid, "no kernel process"
-        os.kill(pid, signal.SIGKILL)
-        self.km.provisioner.process.wait()  # type: ignore[attr-defined]
+        provisioner = self.km.provisioner
+        assert isinstance(provisioner, LocalProvisioner), "no kernel process"
+        # jupyter_client declares ``process = None`` without a type: say what the launch assigned.
+        process: subprocess.Popen[bytes] | None = provisioner.process
+        assert process is not None, "no kernel process"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
         self.close(shutdown=False)
 
     def close(self, *, shutdown: bool = True) -> None:

@@ -10,7 +10,8 @@ import os
 import signal
 from pathlib import Path
 
-from execkit import PY, MakeExecutor, Recorder, alive, container, make_op, read_pid, wait_dead, wait_until
+from support.execkit import PY, MakeExecutor, alive, container, make_op, read_pid, wait_dead, wait_until
+from support.recorder import UpdateRecorder
 
 from polynb.compiler.types import CompiledOp
 
@@ -20,10 +21,10 @@ while [ ! -f go ]; do sleep 0.02; done
 {PY} -c 'from polynb.tracking import log_outputs; log_outputs(done=True)'"""
 
 
-def long_op(make_executor: MakeExecutor, workdir: Path) -> tuple[CompiledOp, dict[str, object], Recorder]:
+def long_op(make_executor: MakeExecutor, workdir: Path) -> tuple[CompiledOp, dict[str, object], UpdateRecorder]:
     """Submit a run that waits for `go` on a first executor, see it running, then let that engine die."""
     first = make_executor()
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     op = make_op(first, container("sh", "-c", SCRIPT))
     record = first.submit(op, recorder)
     recorder.until("running")
@@ -41,7 +42,7 @@ def test_reattach_to_a_live_run_replays_and_follows_it_to_the_end(make_executor:
     main_pid = read_pid(workdir / "main.pid")
     assert alive(main_pid)  # the run outlived its engine
     second = make_executor()
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     assert second.reattach(op, record, recorder)
     assert recorder.next().status == "starting"  # replayed from the status file
     assert recorder.next().status == "running"
@@ -59,7 +60,7 @@ def test_a_run_that_ended_while_no_engine_watched_still_delivers_its_end(
     (workdir / "go").touch()
     wait_until(lambda: final_line_written(op), "the shim to finish the run alone")
     second = make_executor()
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     assert second.reattach(op, record, recorder)
     final = recorder.final()
     assert (final.status, final.outputs) == ("succeeded", {"done": True})
@@ -69,7 +70,7 @@ def test_a_run_that_ended_while_no_engine_watched_still_delivers_its_end(
 def test_reattach_works_from_the_run_folder_alone(make_executor: MakeExecutor, workdir: Path) -> None:
     # The engine died before the store kept the handle record: the run folder knows the shim.
     op, _, _ = long_op(make_executor, workdir)
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     assert make_executor().reattach(op, {}, recorder)
     recorder.until("running")
     (workdir / "go").touch()
@@ -81,14 +82,14 @@ def test_a_dead_shim_without_a_final_status_is_process_lost(make_executor: MakeE
     main_pid = read_pid(workdir / "main.pid")
     shim_pid = int(str(record["shim_pid"]))
     os.kill(shim_pid, signal.SIGKILL)
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     assert make_executor().reattach(op, record, recorder)
     final = recorder.final()
     assert (final.status, final.reason) == ("failed", "ProcessLost")
     assert str(shim_pid) in final.message
     wait_dead(main_pid)  # its orphaned container is killed, not left running
     # The verdict is written down: the next engine sees the same end.
-    again = Recorder()
+    again = UpdateRecorder()
     assert make_executor().reattach(op, record, again)
     assert (again.final().reason, again.statuses) == ("ProcessLost", ["starting", "running", "failed"])
 
@@ -97,7 +98,7 @@ def test_stop_after_reattach(make_executor: MakeExecutor, workdir: Path) -> None
     op, record, _ = long_op(make_executor, workdir)
     main_pid = read_pid(workdir / "main.pid")
     second = make_executor()
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     assert second.reattach(op, record, recorder)
     recorder.until("running")
     second.stop(op.uuid, grace=5)
@@ -108,7 +109,7 @@ def test_stop_after_reattach(make_executor: MakeExecutor, workdir: Path) -> None
 def test_reattach_to_a_run_that_never_started_here_returns_false(make_executor: MakeExecutor) -> None:
     executor = make_executor()
     op = make_op(executor, container("true"))
-    assert not executor.reattach(op, {}, Recorder())
+    assert not executor.reattach(op, {}, UpdateRecorder())
 
 
 def test_a_reused_pid_is_not_mistaken_for_the_shim(make_executor: MakeExecutor, workdir: Path) -> None:
@@ -117,7 +118,7 @@ def test_a_reused_pid_is_not_mistaken_for_the_shim(make_executor: MakeExecutor, 
     os.kill(int(str(record["shim_pid"])), signal.SIGKILL)
     # Claim the shim had another start time: as if its pid now belonged to another process.
     forged = {**record, "shim_start_time": 1}
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     assert make_executor().reattach(op, forged, recorder)
     assert recorder.final().reason == "ProcessLost"
     wait_dead(main_pid)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clikit import DEADLOCK_GUARD, FAILING_DAG, SERVICE_DAG, SLEEPY_DAG, SMALL_DAG, Cli
+from support.clikit import DEADLOCK_GUARD, FAILING_DAG, SERVICE_DAG, SLEEPY_DAG, SMALL_DAG, Cli
 
 from polynb.lifecycle import FINAL, Status
 

@@ -1,18 +1,14 @@
 """The kubernetes executor against the emulator: lifecycle, statuses, services, stop, logs, idempotency,
-re-attach and cleanup. Faults are in ``test_kubernetes_faults.py``."""
+re-attach and cleanup. Faults are in ``test_faults.py``."""
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from k8s_emulator import Emulator, testkit
-from k8s_emulator.testkit import MakeExecutor, Recorder, make_op, outputs_message, wait_for
+from k8s_emulator.testkit import MakeExecutor, make_op, outputs_message, wait_for
+from support.recorder import UpdateRecorder
 
 from polynb.compiler.types import ContainerSpec, InitStep
 from polynb.executors.kubernetes import kernel as k8s_kernel
@@ -26,7 +22,7 @@ executor = testkit.executor
 
 
 def test_job_lifecycle_outputs_and_objects(emulator: Emulator, executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     op = make_op(
         executor,
         name="Train Model!",
@@ -56,7 +52,7 @@ def test_job_lifecycle_outputs_and_objects(emulator: Emulator, executor: Kuberne
 
 
 def test_running_means_the_main_container_started(emulator: Emulator, executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     step = InitStep(kind="container", container=ContainerSpec(name="prepare", image="busybox:1.36"))
     op = make_op(executor, init=(step,), script={"init-0-container": {"hold": True}})
     executor.submit(op, rec)
@@ -64,7 +60,7 @@ def test_running_means_the_main_container_started(emulator: Emulator, executor: 
     assert starting.message == "running init containers"
     pod = wait_for(lambda: emulator.pod_of(op.uuid), emulator)
     emulator.settle()
-    assert rec.queue.empty() or rec.next().status == "starting"  # scheduled and initializing: not running
+    assert rec.empty() or rec.next().status == "starting"  # scheduled and initializing: not running
     emulator.finish(pod["metadata"]["name"], "init-0-container")
     rec.until("running")
     rec.until("succeeded")
@@ -82,7 +78,7 @@ def test_running_means_the_main_container_started(emulator: Emulator, executor: 
 def test_failures_carry_the_container_reason(
     emulator: Emulator, executor: KubernetesExecutor, script: dict[str, dict[str, object]], reason: str, text: str
 ) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     op = make_op(executor, script=script)
     executor.submit(op, rec)
     final = rec.final()
@@ -96,7 +92,7 @@ def test_failures_carry_the_container_reason(
 
 
 def test_init_failure(executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     step = InitStep(kind="container", container=ContainerSpec(name="fetch", image="busybox:1.36"))
     op = make_op(executor, init=(step,), script={"init-0-container": {"exit": 2}})
     executor.submit(op, rec)
@@ -106,18 +102,18 @@ def test_init_failure(executor: KubernetesExecutor) -> None:
 
 
 def test_unschedulable_then_scheduled(emulator: Emulator, executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     op = make_op(executor, pod_script={"unschedulable": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."})
     executor.submit(op, rec)
     update = rec.until("unschedulable")
     assert "Insufficient nvidia.com/gpu" in update.message
-    emulator.schedule(emulator.pod_of(op.uuid)["metadata"]["name"])
+    emulator.schedule(emulator.require_pod_of(op.uuid)["metadata"]["name"])
     rec.until("running")
     rec.until("succeeded")
 
 
 def test_stop_deletes_with_background_propagation(emulator: Emulator, executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     op = make_op(executor, script={"main": {"hold": True}})
     executor.submit(op, rec)
     rec.until("running")
@@ -132,7 +128,7 @@ def test_stop_deletes_with_background_propagation(emulator: Emulator, executor: 
 
 
 def test_stop_before_the_pod_exists(emulator: Emulator, executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     op = make_op(executor)
     emulator.fail_pod_creation(names.resource_name(op.name, op.uuid), "exceeded quota: pods")
     executor.submit(op, rec)
@@ -141,7 +137,7 @@ def test_stop_before_the_pod_exists(emulator: Emulator, executor: KubernetesExec
 
 
 def test_service_gets_a_pod_a_service_and_a_url(emulator: Emulator, executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     op = make_op(executor, name="tensorboard", kind="service", ports=1, script={"main": {"hold": True}})
     assert op.placement.ports == (6006,)
     assert op.placement.base_url == f"http://svc-{op.uuid[:12]}.default.svc:6006/"
@@ -164,33 +160,33 @@ def test_service_gets_a_pod_a_service_and_a_url(emulator: Emulator, executor: Ku
 def test_resubmitting_an_attempt_adopts_it(emulator: Emulator, make_executor: MakeExecutor) -> None:
     first = make_executor(kernel_id="k")
     op = make_op(first, script={"main": {"hold": True}})
-    rec = Recorder()
+    rec = UpdateRecorder()
     first.submit(op, rec)
     rec.until("running")
     # A second engine that crashed between create and saving its handle submits the same attempt again.
     second = make_executor(kernel_id="k2")
-    rec2 = Recorder()
+    rec2 = UpdateRecorder()
     handle = second.submit(op, rec2)
     assert handle["attempt"] == 1 and len(emulator.objects("jobs")) == 1
     rec2.until("running")
-    emulator.finish(emulator.pod_of(op.uuid)["metadata"]["name"])
+    emulator.finish(emulator.require_pod_of(op.uuid)["metadata"]["name"])
     assert rec2.final().status == "succeeded"
 
 
 def test_a_name_taken_by_another_run_is_an_error(emulator: Emulator, executor: KubernetesExecutor) -> None:
     op = make_op(executor)
     other = make_op(executor, uuid=op.uuid[:8] + "f" * 24)  # same name, another run
-    executor.submit(other, Recorder())
+    executor.submit(other, UpdateRecorder())
     with pytest.raises(K8sSubmitError, match="exists and is not run"):
-        executor.submit(op, Recorder())
+        executor.submit(op, UpdateRecorder())
 
 
 def test_a_retry_is_the_next_attempt(emulator: Emulator, executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     op = make_op(executor, script={"main": {"exit": 1}})
     executor.submit(op, rec)
     assert rec.final().status == "failed"
-    rec2 = Recorder()
+    rec2 = UpdateRecorder()
     handle = executor.submit(op, rec2)
     assert handle["name"].endswith("-a2") and handle["attempt"] == 2
     assert rec2.final().status == "failed"
@@ -200,29 +196,29 @@ def test_a_retry_is_the_next_attempt(emulator: Emulator, executor: KubernetesExe
 def test_reattach_after_a_restart(emulator: Emulator, make_executor: MakeExecutor) -> None:
     old = make_executor(kernel_id="before")
     op = make_op(old, script={"main": {"hold": True, "message": outputs_message(step=7)}})
-    handle = old.submit(op, Recorder())
+    handle = old.submit(op, UpdateRecorder())
     wait_for(lambda: (emulator.pod_of(op.uuid) or {}).get("status", {}).get("phase") == "Running", emulator)
     old.shutdown(stop_running=False)
     assert emulator.objects("jobs"), "kept for re-attach"
     new = make_executor(kernel_id="after")
-    rec = Recorder()
+    rec = UpdateRecorder()
     assert new.reattach(op, handle, rec) is True
     assert rec.until("running").reason == "ContainerStarted"
-    assert emulator.pod_of(op.uuid)["metadata"]["labels"][names.KERNEL] == "after"  # adopted
-    emulator.finish(emulator.pod_of(op.uuid)["metadata"]["name"], message=outputs_message(step=7))
+    assert emulator.require_pod_of(op.uuid)["metadata"]["labels"][names.KERNEL] == "after"  # adopted
+    emulator.finish(emulator.require_pod_of(op.uuid)["metadata"]["name"], message=outputs_message(step=7))
     assert rec.final().outputs == {"step": 7}
-    assert new.reattach(make_op(new), {"name": "missing-x", "attempt": 1}, Recorder()) is False
+    assert new.reattach(make_op(new), {"name": "missing-x", "attempt": 1}, UpdateRecorder()) is False
 
 
 def test_reattach_to_a_run_that_finished_meanwhile(emulator: Emulator, make_executor: MakeExecutor) -> None:
     old = make_executor(kernel_id="before")
     op = make_op(old, script={"main": {"hold": True}})
-    handle = old.submit(op, Recorder())
+    handle = old.submit(op, UpdateRecorder())
     wait_for(lambda: (emulator.pod_of(op.uuid) or {}).get("status", {}).get("phase") == "Running", emulator)
     old.shutdown(stop_running=False)
-    emulator.finish(emulator.pod_of(op.uuid)["metadata"]["name"], exit_code=4)
+    emulator.finish(emulator.require_pod_of(op.uuid)["metadata"]["name"], exit_code=4)
     emulator.settle()
-    rec = Recorder()
+    rec = UpdateRecorder()
     assert make_executor(kernel_id="after").reattach(op, handle, rec)
     final = rec.final()
     assert (final.status, final.reason) == ("failed", "Error")
@@ -232,7 +228,7 @@ def test_reattach_to_a_run_that_finished_meanwhile(emulator: Emulator, make_exec
 def test_shutdown_removes_this_kernels_runs(emulator: Emulator, make_executor: MakeExecutor) -> None:
     mine = make_executor(kernel_id="mine")
     theirs = make_executor(kernel_id="theirs")
-    recs = [Recorder(), Recorder()]
+    recs = [UpdateRecorder(), UpdateRecorder()]
     ops = [make_op(mine, script={"main": {"hold": True}}), make_op(theirs, script={"main": {"hold": True}})]
     mine.submit(ops[0], recs[0])
     theirs.submit(ops[1], recs[1])
@@ -248,7 +244,7 @@ def test_shutdown_removes_this_kernels_runs(emulator: Emulator, make_executor: M
 def test_sweep_removes_the_runs_of_gone_kernels(emulator: Emulator, make_executor: MakeExecutor) -> None:
     for kernel in ("dead", "kept"):
         ex = make_executor(kernel_id=kernel, lease_seconds=60)
-        rec = Recorder()
+        rec = UpdateRecorder()
         ex.submit(make_op(ex, script={"main": {"hold": True}}), rec)
         rec.until("running")
         ex.shutdown(stop_running=False)  # runs kept, kernel released
@@ -271,14 +267,14 @@ def test_sweep_removes_the_runs_of_gone_kernels(emulator: Emulator, make_executo
 def test_logs_follow_waits_for_the_container_and_resumes_without_duplicates(
     emulator: Emulator, executor: KubernetesExecutor
 ) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     op = make_op(
         executor, script={"main": {"hold": True, "logs": ["one", "two"]}}, pod_script={"unschedulable": "later"}
     )
     executor.submit(op, rec)
     rec.until("unschedulable")
     lines = executor.logs(op.uuid, follow=True)
-    pod = emulator.pod_of(op.uuid)["metadata"]["name"]
+    pod = emulator.require_pod_of(op.uuid)["metadata"]["name"]
     emulator.schedule(pod)
     assert next(lines) == "one"  # waited for the container to start
     assert next(lines) == "two"
@@ -291,7 +287,7 @@ def test_logs_follow_waits_for_the_container_and_resumes_without_duplicates(
 
 
 def test_timeout_is_a_backstop_deadline(emulator: Emulator, executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     op = make_op(executor, timeout=60, ttl=600, script={"main": {"hold": True}})
     executor.submit(op, rec)
     rec.until("running")
@@ -303,7 +299,7 @@ def test_timeout_is_a_backstop_deadline(emulator: Emulator, executor: Kubernetes
 
 
 def test_a_job_deleted_outside_polynb_is_stopped(emulator: Emulator, executor: KubernetesExecutor) -> None:
-    rec = Recorder()
+    rec = UpdateRecorder()
     op = make_op(executor, script={"main": {"hold": True}})
     executor.submit(op, rec)
     rec.until("running")
@@ -315,7 +311,7 @@ def test_a_job_deleted_outside_polynb_is_stopped(emulator: Emulator, executor: K
 def test_one_watch_whatever_the_number_of_ops(emulator: Emulator, executor: KubernetesExecutor) -> None:
     recs = []
     for i in range(20):
-        rec = Recorder()
+        rec = UpdateRecorder()
         executor.submit(make_op(executor, name=f"op{i}"), rec)
         recs.append(rec)
     for rec in recs:

@@ -4,7 +4,6 @@ re-attach after an engine restart. Pods are scripted by image (``emulator.script
 
 from __future__ import annotations
 
-import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -13,9 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from k8s_emulator import Emulator, testkit
 from k8s_emulator.testkit import TIMEOUT, wait_for
 
@@ -33,7 +29,7 @@ from polynb.store import Store
 emulator = testkit.emulator
 kubeconfig = testkit.kubeconfig
 
-SCRIPTS = {
+SCRIPTS: dict[str, dict[str, Any]] = {
     "emu/ok": {"logs": ["training", "done"], "message": '{"loss": 0.125}'},
     "emu/hold": {"hold": True, "logs": ["serving"]},
     "emu/fail": {"exit": 1, "logs": ["Traceback", "RuntimeError: diverged"]},

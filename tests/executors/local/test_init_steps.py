@@ -9,15 +9,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from execkit import Recorder, container, make_op, new_uuid
+from support.execkit import container, make_op, new_uuid
+from support.recorder import UpdateRecorder
 
 from polynb.compiler.types import CompiledOp, InitStep
 from polynb.executors.local.executor import LocalExecutor
 from polynb.executors.local.init_steps import InitError, parse_chmod
 
 
-def submit(executor: LocalExecutor, op: CompiledOp) -> Recorder:
-    recorder = Recorder()
+def submit(executor: LocalExecutor, op: CompiledOp) -> UpdateRecorder:
+    recorder = UpdateRecorder()
     executor.submit(op, recorder)
     recorder.final()
     return recorder

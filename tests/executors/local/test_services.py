@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from execkit import PY, MakeExecutor, Recorder, alive, container, make_op, read_pid
+from support.execkit import PY, MakeExecutor, alive, container, make_op, read_pid
+from support.recorder import UpdateRecorder
 
 from polynb.executors.local.executor import LocalExecutor
 
@@ -24,7 +25,7 @@ while True:
 def test_a_sidecar_runs_during_main_and_is_stopped_after_it(executor: LocalExecutor, workdir: Path) -> None:
     sidecar = container("sh", "-c", "echo $$ > sidecar.pid; exec sleep 1000", name="collector")
     main = container("sh", "-c", "while [ ! -s sidecar.pid ]; do sleep 0.02; done; kill -0 $(cat sidecar.pid)")
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     op = make_op(executor, main, sidecars=[sidecar])
     executor.submit(op, recorder)
     final = recorder.final()
@@ -43,12 +44,12 @@ def test_place_gives_distinct_free_ports_and_a_base_url(executor: LocalExecutor)
 
 
 def test_a_service_is_running_only_once_its_port_accepts_connections(executor: LocalExecutor, workdir: Path) -> None:
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     op = make_op(executor, container(PY, "-c", SERVER), kind="service", ports=1, port_args=True)
     executor.submit(op, recorder)
     assert recorder.next().status == "starting"
     # The server cannot listen before `go` exists, so nothing may claim it runs yet.
-    assert recorder.queue.empty()
+    assert recorder.empty()
     (workdir / "go").touch()
     running = recorder.until("running")
     assert running.reason == "PortReady"
@@ -60,7 +61,7 @@ def test_a_service_is_running_only_once_its_port_accepts_connections(executor: L
 
 def test_a_service_that_never_opens_its_port_is_not_ready(make_executor: MakeExecutor, workdir: Path) -> None:
     executor = make_executor(readiness_timeout=0.3, sidecar_grace=0.5)
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     main = container("sh", "-c", "echo waiting; echo $$ > service.pid; exec sleep 1000")
     op = make_op(executor, main, kind="service", ports=1)
     executor.submit(op, recorder)
@@ -72,7 +73,7 @@ def test_a_service_that_never_opens_its_port_is_not_ready(make_executor: MakeExe
 
 
 def test_a_service_that_exits_before_its_port_is_ready_fails(executor: LocalExecutor) -> None:
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     op = make_op(executor, container("sh", "-c", "echo cannot bind >&2; exit 2"), kind="service", ports=1)
     executor.submit(op, recorder)
     final = recorder.final()

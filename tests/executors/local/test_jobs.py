@@ -8,15 +8,16 @@ import threading
 from pathlib import Path
 
 import pytest
-from execkit import PY, Recorder, container, make_op
+from support.execkit import PY, container, make_op
+from support.recorder import UpdateRecorder
 
 from polynb.compiler.types import ContainerSpec
 from polynb.executors.base import Executor
 from polynb.executors.local.executor import BASE_DIR_LABEL, LocalExecutor
 
 
-def run(executor: LocalExecutor, main: ContainerSpec, **kw: object) -> Recorder:
-    recorder = Recorder()
+def run(executor: LocalExecutor, main: ContainerSpec, **kw: object) -> UpdateRecorder:
+    recorder = UpdateRecorder()
     executor.submit(make_op(executor, main, **kw), recorder)  # type: ignore[arg-type]
     recorder.final()
     return recorder
@@ -57,7 +58,7 @@ def test_environment_has_polyaxon_variables_the_container_env_and_the_inherited_
     names = ["POLYAXON_RUN_UUID", "POLYAXON_RUN_OUTPUTS_PATH", "POLYAXON_RUN_ARTIFACTS_PATH", "POLYNB_HOME"]
     names += ["POLYNB_TEST_INHERITED", "MY_VAR", "PYTHONUNBUFFERED"]
     script = f"import json, os; print(json.dumps({{n: os.environ.get(n) for n in {names!r}}}))"
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     op = make_op(executor, container(PY, "-c", script, env={"MY_VAR": "x y $HOME"}))
     executor.submit(op, recorder)
     assert recorder.final().status == "succeeded"
@@ -131,7 +132,7 @@ def test_invalid_outputs_json_keeps_the_status_and_says_why(executor: LocalExecu
 
 
 def test_logs_go_to_one_file_per_container_stdout_and_stderr_interleaved(executor: LocalExecutor) -> None:
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     op = make_op(executor, container("sh", "-c", "echo out1; echo err1 >&2; echo out2"))
     executor.submit(op, recorder)
     recorder.final()
@@ -142,7 +143,7 @@ def test_logs_go_to_one_file_per_container_stdout_and_stderr_interleaved(executo
 
 def test_logs_follow_tails_until_the_run_is_final(executor: LocalExecutor, workdir: Path) -> None:
     script = "echo first; while [ ! -f go ]; do sleep 0.02; done; echo second; printf last"
-    recorder = Recorder()
+    recorder = UpdateRecorder()
     op = make_op(executor, container("sh", "-c", script))
     executor.submit(op, recorder)
     lines: list[str] = []
@@ -177,18 +178,18 @@ def test_images_are_ignored_and_said_once(executor: LocalExecutor, caplog: pytes
 
 def test_a_retry_of_the_same_run_reports_the_new_attempt_only(executor: LocalExecutor, workdir: Path) -> None:
     op = make_op(executor, container("sh", "-c", "test -f ok"))
-    first = Recorder()
+    first = UpdateRecorder()
     executor.submit(op, first)
     assert first.final().status == "failed"
     (workdir / "ok").touch()
-    second = Recorder()
+    second = UpdateRecorder()
     executor.submit(op, second)
     assert second.final().status == "succeeded"
     assert second.statuses == ["starting", "running", "succeeded"]
 
 
 def test_many_quick_jobs_at_once(executor: LocalExecutor) -> None:
-    recorders = [Recorder() for _ in range(30)]
+    recorders = [UpdateRecorder() for _ in range(30)]
     for recorder in recorders:
         executor.submit(make_op(executor, container("true")), recorder)
     assert all(r.final().status == "succeeded" for r in recorders)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import queue
 import sys
 import time
 import uuid as uuidlib
@@ -10,7 +9,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from polynb.compiler.types import CompiledOp, ContainerSpec, InitStep, OpKind
-from polynb.executors.base import ExecutorUpdate
 from polynb.executors.local.executor import LocalExecutor
 
 TIMEOUT = 60.0
@@ -56,47 +54,6 @@ def make_op(
         sidecars=tuple(sidecars),
         labels=labels or {},
     )
-
-
-class Recorder:
-    """Collects updates from executor threads; waits on a queue (never sleeps)."""
-
-    def __init__(self) -> None:
-        self.queue: queue.Queue[ExecutorUpdate] = queue.Queue()
-        self.seen: list[ExecutorUpdate] = []
-
-    def __call__(self, update: ExecutorUpdate) -> None:
-        self.queue.put(update)
-
-    def next(self) -> ExecutorUpdate:
-        update = self.queue.get(timeout=TIMEOUT)
-        self.seen.append(update)
-        return update
-
-    def until(self, status: str) -> ExecutorUpdate:
-        """Updates until one with ``status`` (or a final one, which fails the wait unless awaited)."""
-        while True:
-            update = self.next()
-            if update.status == status:
-                return update
-            assert not update.is_final, f"ended as {update.status} ({update.reason}): {update.message}"
-
-    def final(self) -> ExecutorUpdate:
-        while True:
-            update = self.next()
-            if update.is_final:
-                return update
-
-    def drain(self) -> list[ExecutorUpdate]:
-        while True:
-            try:
-                self.seen.append(self.queue.get_nowait())
-            except queue.Empty:
-                return self.seen
-
-    @property
-    def statuses(self) -> list[str]:
-        return [u.status for u in self.seen]
 
 
 def alive(pid: int) -> bool:
