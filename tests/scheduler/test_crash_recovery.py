@@ -3,6 +3,7 @@ submits no op twice (every op appends its name to a file when it runs)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from schedkit import DEADLOCK_GUARD, Recorder, build, dag, job
+from schedkit import DEADLOCK_GUARD, Recorder, build, dag, describe, job
 
 from polynb.compiler.registry import ComponentRegistry
 from polynb.executors.local.executor import LocalExecutor
 from polynb.lifecycle import Status
 from polynb.scheduler.engine import Engine
 from polynb.store import Store
+from polynb.store.paths import artifacts_dir
 
 CHILD = """
 import sys, time
@@ -252,3 +254,79 @@ def test_re_attaching_never_moves_a_status_backwards(tmp_path: Path, monkeypatch
         ]
     finally:
         handed.store.close()
+
+
+# The engine dies in the window between starting an op's supervisor (the shim) and recording anything of it:
+# the first shim spawned SIGKILLs its engine, after noting its pid and, when asked, pausing the shim before it
+# wrote a line (so the next engine meets a live shim that has left no trace yet).
+KILLED_AT_SPAWN = """
+import os, signal, sys
+sys.path.insert(0, {helpers!r})
+from schedkit import build
+from polynb.executors.local.executor import LocalExecutor
+from polynb.scheduler.engine import Engine
+from polynb.store import Store
+
+spawn = LocalExecutor._spawn_shim
+
+def spawn_then_die(self, *args):
+    pid, pipe = spawn(self, *args)
+    if {pause!r}:
+        os.kill(pid, signal.SIGSTOP)
+    with open({pid_file!r}, "w") as f:
+        f.write(str(pid))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+LocalExecutor._spawn_shim = spawn_then_die
+engine = Engine(store=Store({db!r}), executors={{"local": LocalExecutor(base_dir={tmp!r})}})
+engine.start()
+engine.submit(build(open({spec!r}).read()))
+signal.pause()
+"""
+
+
+@pytest.mark.parametrize("pause", [False, True], ids=["shim-going-on", "shim-paused-before-its-first-line"])
+def test_an_engine_killed_right_after_starting_a_shim_never_fails_or_kills_that_op(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pause: bool
+) -> None:
+    """Issue 11.1: the next engine found the live shim without its pid and declared it lost (``ProcessLost:
+    the run's supervisor (pid 0) ended``), appending a line whose seq the shim then wrote again."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("POLYNB_HOME", str(home))
+    log = tmp_path / "submissions.txt"
+    pid_file = tmp_path / "shim.pid"
+    (tmp_path / "dag.yaml").write_text(
+        dag(job("a", appending("a", log, "sleep 0.2")), job("b", appending("b", log), extra="dependencies: [a]\n"))
+    )
+    script = tmp_path / "child.py"
+    script.write_text(
+        textwrap.dedent(KILLED_AT_SPAWN).format(
+            helpers=str(Path(__file__).parent),
+            db=str(home / "polynb.db"),
+            tmp=str(tmp_path),
+            spec=str(tmp_path / "dag.yaml"),
+            pid_file=str(pid_file),
+            pause=pause,
+        )
+    )
+    env = {**os.environ, "POLYNB_HOME": str(home), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    child = subprocess.run([sys.executable, str(script)], env=env, timeout=DEADLOCK_GUARD, check=False)
+    assert child.returncode == -signal.SIGKILL
+    shim_pid = int(pid_file.read_text())
+
+    store = Store(home / "polynb.db")
+    (dag_record,) = store.list_runs(top_level_only=True)
+    a = next(r for r in store.children(dag_record.uuid) if r.name == "a")
+    assert (a.status, a.handle) == (Status.QUEUED, None)  # claimed, started, nothing recorded of it
+    engine = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+    engine.start()
+    try:
+        if pause:
+            os.kill(shim_pid, signal.SIGCONT)
+        assert engine.wait(dag_record.uuid, timeout=DEADLOCK_GUARD) == "succeeded", describe(store, dag_record.uuid)
+        assert sorted(log.read_text().split()) == ["a", "b"]  # a ran once, and was never failed
+        lines = [json.loads(line) for line in (artifacts_dir(a.uuid) / "status.jsonl").read_text().splitlines()]
+        assert [(line["seq"], line["status"]) for line in lines] == [(1, "starting"), (2, "running"), (3, "succeeded")]
+    finally:
+        engine.shutdown()
+        store.close()
