@@ -318,10 +318,11 @@ class Engine:
         self._changed(run)
         return True
 
-    def _set(self, run: RunState, status: Status, reason: str, message: str = "") -> bool:
+    def _set(self, run: RunState, status: Status, reason: str, message: str = "", at: datetime | None = None) -> bool:
         if run.is_final:
             return False
-        return self._apply(run, self.store.set_status(run.uuid, status, reason=reason, message=message or None))
+        transition = self.store.set_status(run.uuid, status, reason=reason, message=message or None, at=at)
+        return self._apply(run, transition)
 
     def _moved(self, run: RunState, old: Status) -> None:
         """Keep the counts in step with ``run.status`` (it just moved from ``old``)."""
@@ -364,13 +365,15 @@ class Engine:
             if index is not None:
                 index.touch(run)
 
-    def _finish(self, run: RunState, status: Status, reason: str, message: str = "") -> None:
+    def _finish(
+        self, run: RunState, status: Status, reason: str, message: str = "", at: datetime | None = None
+    ) -> None:
         """Move ``run`` to a final status; its hooks are created first (so a crash in between cannot lose
         them: a restarted engine finds them pending) and submitted after."""
         if run.is_final:
             return
         hook_runs = self._create_hooks(run, status) if run.hookable and not self._shutting_down else []
-        self._set(run, status, reason, message)
+        self._set(run, status, reason, message, at)
         for hook in hook_runs:
             self._prepare_and_submit(hook)
 
@@ -664,28 +667,29 @@ class Engine:
         if update.outputs:
             self.store.set_outputs(run.uuid, update.outputs)
         status = update.status
+        at = recovery.observed_at(update)
         if status == "succeeded":
             if RUNNING_EVENT not in run.emitted:
                 # A job too fast to be seen running did run: running-triggers must not miss it.
-                self._set(run, Status.RUNNING, REASON_RAN, "reported succeeded before running")
-            self._finish(run, Status.SUCCEEDED, update.reason, update.message)
+                self._set(run, Status.RUNNING, REASON_RAN, "reported succeeded before running", at)
+            self._finish(run, Status.SUCCEEDED, update.reason, update.message, at)
         elif status == "failed":
             if run.timed_out:
-                self._finish(run, Status.FAILED, REASON_TIMEOUT, self._timeout_message(run))
+                self._finish(run, Status.FAILED, REASON_TIMEOUT, self._timeout_message(run), at)
             elif self._retries_left(run):
                 self._retry(run, update)
             else:
-                self._finish(run, Status.FAILED, update.reason, update.message)
+                self._finish(run, Status.FAILED, update.reason, update.message, at)
         elif status == "stopped":
             if run.timed_out:
-                self._finish(run, Status.FAILED, REASON_TIMEOUT, self._timeout_message(run))
+                self._finish(run, Status.FAILED, REASON_TIMEOUT, self._timeout_message(run), at)
             else:
-                self._finish(run, Status.STOPPED, update.reason, update.message)
+                self._finish(run, Status.STOPPED, update.reason, update.message, at)
         elif _PROGRESS.get(Status(status), -1) < _PROGRESS.get(run.status, -1):
             # A re-attached executor replays what it recorded; what the store already has moved past is old.
             logger.debug("ignoring %s for %s, already %s", status, run.uuid, run.status)
         else:
-            self._set(run, Status(status), update.reason, update.message)
+            self._set(run, Status(status), update.reason, update.message, at)
 
     def _timeout_message(self, run: RunState) -> str:
         timeout = run.compiled.termination.timeout if run.compiled else None

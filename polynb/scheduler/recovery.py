@@ -16,8 +16,11 @@ the engine thread hears back from it. So after a crash:
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from enum import StrEnum
 
+from polynb.executors.base import ExecutorUpdate
 from polynb.lifecycle import Status, is_final
 
 REASON_SUBMISSION_INTERRUPTED = "SubmissionInterrupted"
@@ -49,3 +52,15 @@ def classify(status: Status, *, has_handle: bool) -> Recovery:
     if status == Status.STOPPING:
         return Recovery.STOP_PENDING
     return Recovery.INTERRUPTED
+
+
+def observed_at(update: ExecutorUpdate) -> datetime | None:
+    """When the executor saw ``update`` happen (None: unknown, the store uses the time of writing).
+
+    A restarted engine hears of what happened while no engine ran only when it re-attaches: the status is
+    recorded with the time the run's own record gives, never the replay's (an op that took 3 s must not
+    show, nor hand its hooks, the 6 s until someone attached). Never in the future: clocks may differ.
+    """
+    if update.at <= 0:
+        return None
+    return datetime.fromtimestamp(min(update.at, time.time()), UTC)

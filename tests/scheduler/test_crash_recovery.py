@@ -238,6 +238,27 @@ def test_a_run_started_before_its_handle_was_recorded_is_re_attached_not_failed(
         handed.store.close()
 
 
+def test_an_op_that_ended_while_no_engine_ran_keeps_the_times_its_run_folder_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11.3: the op got the attach time as ``finished_at`` (and hooks a duration that long)."""
+    handed = hand_over(tmp_path, monkeypatch)
+    try:
+        status_file = artifacts_dir(handed.a_uuid) / "status.jsonl"
+        handed.release.touch()
+        wait_until(lambda: '"succeeded"' in status_file.read_text())
+        lines = {line["status"]: line for line in map(json.loads, status_file.read_text().splitlines())}
+        finish(handed)
+        a = handed.store.get_run(handed.a_uuid)
+        assert a.started_at is not None and a.finished_at is not None
+        assert a.finished_at.timestamp() == pytest.approx(lines["succeeded"]["at"], abs=1e-5)
+        assert a.duration == pytest.approx(lines["succeeded"]["at"] - a.started_at.timestamp(), abs=1e-5)
+        (done,) = (e for e in handed.store.events(run_uuid=handed.a_uuid) if e.kind == "run_status_succeeded")
+        assert done.at == a.finished_at
+    finally:
+        handed.store.close()
+
+
 def test_re_attaching_never_moves_a_status_backwards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The executor replays every transition it recorded; the run's history must not go running -> starting."""
     handed = hand_over(tmp_path, monkeypatch)
