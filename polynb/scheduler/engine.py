@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -108,15 +108,16 @@ class Engine:
 
     # -- public API (any thread) --------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the engine thread and adopt the unfinished runs of engines that are gone."""
+    def start(self, *, only: Collection[str] | None = None) -> None:
+        """Start the engine thread and adopt the unfinished runs of engines that are gone (with ``only``,
+        just those of these top-level runs: a stop must not resume the others)."""
         if self._thread is not None:
             return
         if self.default_executor not in self._executors and not self._executors:
             self._executors[self.default_executor] = _default_local_executor()
         self._thread = threading.Thread(target=self._loop, name="polynb-engine", daemon=True)
         self._thread.start()
-        self._call(self._recover)
+        self._call(lambda: self._recover(only))
 
     def submit(self, pipeline: Any, *, executor: str | None = None) -> str:
         """Create every run of ``pipeline`` (status ``created``) and start scheduling it.
@@ -844,7 +845,7 @@ class Engine:
 
     # -- recovery -----------------------------------------------------------------------------------
 
-    def _recover(self) -> None:
+    def _recover(self, only: Collection[str] | None = None) -> None:
         """Adopt the unfinished runs of engines that are gone: re-attach, resume, never submit twice."""
         unfinished = self.store.unfinished_runs()
         roots: dict[str, RunRecord] = {}
@@ -854,7 +855,7 @@ class Engine:
                 root = self.store.get_run(root.dag_uuid or root.hook_of or "")
             roots.setdefault(root.uuid, root)
         for root in roots.values():
-            if owner_alive(root.meta.get(OWNER_KEY), me=self._owner):
+            if (only is not None and root.uuid not in only) or owner_alive(root.meta.get(OWNER_KEY), me=self._owner):
                 continue
             try:
                 self._recover_root(root)
