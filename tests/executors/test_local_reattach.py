@@ -6,6 +6,7 @@ thread and forgets the runs, as a SIGKILLed engine would, while the shims carry 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import pytest
 from execkit import PY, MakeExecutor, Recorder, alive, container, make_op, read_pid, wait_dead, wait_until
 
 from polynb.compiler.types import CompiledOp
+from polynb.executors.local.shim import status_line
 
 # Notes its pid, waits for `go`, reports an output, exits 0.
 SCRIPT = f"""echo $$ > main.pid
@@ -160,3 +162,28 @@ def test_a_live_shim_not_known_by_pid_yet_is_followed_and_stopped(make_executor:
     wait_dead(shim_pid)
     lines = [json.loads(line) for line in (Path(op.placement.run_artifacts_path) / "status.jsonl").open()]
     assert [(line["seq"], line["status"]) for line in lines] == [(1, "starting"), (2, "running"), (3, "stopped")]
+
+
+def test_only_one_engine_writes_the_end_of_a_lost_run(make_executor: MakeExecutor, workdir: Path) -> None:
+    """Issue 11.1: a run folder never gets two lines with the same seq. Here another engine is writing the
+    verdict on a dead shim (it holds the run's lock) when this one finds the shim gone: it must take that
+    verdict, not append one of its own."""
+    op, record, _ = long_op(make_executor, workdir)
+    run_dir = Path(op.placement.run_artifacts_path)
+    os.kill(int(str(record["shim_pid"])), signal.SIGKILL)
+    wait_dead(int(str(record["shim_pid"])))
+    lock = os.open(run_dir / ".executor" / "lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other engine, about to write
+        recorder = Recorder()
+        assert make_executor().reattach(op, record, recorder)
+        assert recorder.next().status == "starting"
+        assert recorder.next().status == "running"
+        with open(run_dir / "status.jsonl", "ab") as f:
+            f.write(status_line(3, 1.0, "failed", "ProcessLost", "written by the other engine", None))
+    finally:
+        os.close(lock)
+    final = recorder.final()
+    assert (final.status, final.message) == ("failed", "written by the other engine")
+    seqs = [json.loads(line)["seq"] for line in (run_dir / "status.jsonl").open()]
+    assert seqs == [1, 2, 3]

@@ -501,19 +501,34 @@ class LocalExecutor:
             watch.alive = False
         self._read_status(watch)
         if not watch.final:
-            _kill_orphans(watch.run_dir)
-            if watch.stop_requested:
-                status, reason, message = "stopped", "Stopped", "stopped on request (the run was killed)"
-            else:
-                code = "" if watch.exit_code is None else f" ({local_shim.exit_description(watch.exit_code)})"
-                status, reason = "failed", "ProcessLost"
-                who = f"pid {watch.pid}" if watch.pid > 0 else "its pid not known yet"
-                message = f"the run's supervisor ({who}) ended without a final status{code}"
-            line = status_line(watch.seq + 1, time.time(), status, reason, message, None)
-            with open(watch.status_path, "ab") as f:
-                f.write(line)
-            self._read_status(watch)
+            with _run_lock(watch.run_dir) as ours:
+                self._read_status(watch)  # another engine may have written the verdict meanwhile
+                if ours and not watch.final:
+                    self._write_verdict(watch)
+            if not ours and not watch.final:
+                # A live process holds the run's lock (a shim not known here, or an engine writing the
+                # verdict): follow the run as one whose shim is not known by pid, until the lock is free.
+                with self._lock:
+                    watch.pid, watch.start_time, watch.child, watch.alive = 0, None, False, True
+                    watch.pipe_fd = watch.pidfd = None  # the caller closes the old one
+                self._watcher.add(watch)
+                return
         watch.done.set()
+
+    def _write_verdict(self, watch: _Watch) -> None:
+        """End a run whose shim died without a final status (under the run's lock: one writer, one seq)."""
+        _kill_orphans(watch.run_dir)
+        if watch.stop_requested:
+            status, reason, message = "stopped", "Stopped", "stopped on request (the run was killed)"
+        else:
+            code = "" if watch.exit_code is None else f" ({local_shim.exit_description(watch.exit_code)})"
+            status, reason = "failed", "ProcessLost"
+            who = f"pid {watch.pid}" if watch.pid > 0 else "its pid not known yet"
+            message = f"the run's supervisor ({who}) ended without a final status{code}"
+        line = status_line(watch.seq + 1, time.time(), status, reason, message, None)
+        with open(watch.status_path, "ab") as f:
+            f.write(line)
+        self._read_status(watch)
 
     def _locate(self, watch: _Watch) -> bool:
         """A re-attached run whose shim was not known by pid: open a pidfd once its shim file names it.
@@ -698,6 +713,23 @@ def _lock_run(internal: Path) -> int | None:
         os.close(fd)
         fd = moved
     return fd
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path) -> Iterator[bool]:
+    """Hold the run's lock if free: yields False while a live process (a shim) holds it."""
+    try:
+        fd = _lock_run(run_dir / INTERNAL_DIR)
+    except OSError:  # no bookkeeping folder (cleaned up): nothing runs there
+        yield True
+        return
+    if fd is None:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.close(fd)
 
 
 def _run_locked(run_dir: Path) -> bool:
