@@ -701,15 +701,15 @@ def _write_stop(run_dir: Path, grace: float) -> None:
 
 
 def _lock_run(internal: Path) -> int | None:
-    """Take the run's lock for a shim about to start (an fd, never 3: see ``_spawn_shim``), None if held."""
+    """Take the run's lock for a shim about to start (an fd above 3: see ``_spawn_shim``), None if held."""
     fd = os.open(internal / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         return None
-    if fd == LOCK_FD:  # dup2() onto itself would keep close-on-exec: the shim would not get it
-        moved = os.dup(fd)
+    if fd <= LOCK_FD:  # dup2() onto itself keeps close-on-exec, and 0-2 are replaced in the shim
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, LOCK_FD + 1)
         os.close(fd)
         fd = moved
     return fd
