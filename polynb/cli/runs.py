@@ -30,9 +30,9 @@ from polynb.cli.common import (
 from polynb.cli.tree import short_kind
 from polynb.executors.base import Executor
 from polynb.executors.registry import LazyExecutors
-from polynb.lifecycle import FINAL
+from polynb.lifecycle import FINAL, Status
 from polynb.scheduler.ownership import orphaned
-from polynb.store import EventRecord, RunRecord, Store, StoreError, resolve_run
+from polynb.store import EventRecord, RunRecord, Store, StoreError, resolve_run, root_of
 
 FOLLOW_POLL = 0.2
 """Seconds between looks at the store while following (another process writes it: no event to wait on)."""
@@ -277,12 +277,13 @@ def _drain(lines: queue.Queue[str]) -> None:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from polynb.scheduler.control import ControlError, stop  # lazily, with the executors
+    from polynb.scheduler.control import ControlError, hook_runs, stop  # lazily, with the executors
 
     with _open_store() as store:
         run = _find(store, args.run)
         if run is None:
             return EXIT_FAILED
+        before = {h.uuid for h in hook_runs(store, run)}
         try:
             how = stop(store, run, executors=_executors, grace=args.grace)
         except ControlError as exc:
@@ -296,7 +297,16 @@ def cmd_stop(args: argparse.Namespace) -> int:
             while store.get_run(run.uuid).status not in FINAL and time.monotonic() < deadline:
                 time.sleep(FOLLOW_POLL)
         final = store.get_run(run.uuid)
+        hooks = [h for h in hook_runs(store, final) if h.uuid not in before]
+        root = root_of(store, final)
+    if how == "pending":
+        print(f"{final.name} ({final.uuid}): its processes are stopped; no engine runs {root.name}, so its end is"
+              f" recorded and its hooks run when one goes on with it: polynb attach {root.uuid[:12]}")  # fmt: skip
+        return EXIT_OK
     where = "by the engine running it" if how == "engine" else "directly (no engine was running it)"
+    if hooks:
+        failed = sum(h.status != Status.SUCCEEDED for h in hooks)
+        where += f"; {len(hooks)} hook{'s' * (len(hooks) != 1)} ran" + (f", {failed} did not succeed" * bool(failed))
     print(f"{final.name} ({final.uuid}): {final.status.value}, stopped {where}", file=sys.stdout)
     return EXIT_OK if final.status in FINAL or args.no_wait else EXIT_FAILED
 

@@ -297,7 +297,8 @@ class KernelSession:
 
     def stop(self, uuid: str) -> str:
         """Stop a run (an op, a hook or a DAG): through this kernel's engine, else its owner or directly.
-        Returns how: ``engine``, ``direct`` or ``final`` (nothing left to stop)."""
+        Returns how: ``engine``, ``direct``, ``pending`` (an op of a DAG no engine runs: its end and hooks
+        are the next engine's) or ``final`` (nothing left to stop); see ``control.stop``."""
         record = self.store.get_run(uuid)
         below = self.store.list_runs(uuid) if record.kind == "dag" else self.store.hooks_of(uuid)
         if all(r.status in FINAL for r in (record, *below)):

@@ -8,9 +8,14 @@ SIGKILLed engine would leave a stale file behind, whereas an abstract name vanis
 Access is limited to the same user by checking the peer's credentials (``SO_PEERCRED``).
 
 When no live engine owns the run (its ``polynb run`` ended and left a service running, or was killed),
-:func:`stop_unowned` re-attaches to each live run through the executor's stored handle record, stops its
-process group(s) and records ``stopping`` then the final status in the store itself. Such a stop runs no
-hooks: only an engine does.
+:func:`stop_unowned` records ``stopping`` on the run and everything under it, and stops the live ones'
+processes through the executor's stored handle records (with the grace asked for). What happens next —
+final statuses, ``trigger: stopped`` hooks, the DAG's own status and hooks — is an engine's to decide, as
+for any run: :func:`finish_unowned` starts one in this process that adopts just that run, finishes it as a
+restarted engine finishes a run it finds ``stopping``, waits for the hooks and goes. That is done only when
+nothing else can start meanwhile: the run stopped is the top-level one, or that one is final already. For
+an op of a DAG that is not being stopped, the engine would go on with the DAG (start its next ops): the op
+is left ``stopping`` instead, and the next engine (``polynb attach``) records its end and runs its hooks.
 
 Protocol: one JSON request line (``{"cmd": "stop", "run": uuid}`` or ``{"cmd": "ping"}``), one JSON answer
 line (``{"ok": true}`` or ``{"ok": false, "error": "..."}``).
@@ -41,6 +46,8 @@ CLIENT_TIMEOUT = 30.0
 """Seconds a client waits for an answer (the engine only records ``stopping`` before it answers)."""
 UNOWNED_SLACK = 10.0
 """Seconds beyond the grace period to wait for the processes of an unowned run to report their end."""
+_SUBMITTED = frozenset({Status.QUEUED, Status.SCHEDULED, Status.STARTING, Status.RUNNING})
+"""Statuses of a run its engine claimed for an executor: it may have processes even without a handle."""
 
 
 class ControlError(Exception):
@@ -167,12 +174,14 @@ def stop(
     *,
     executors: Callable[[], Mapping[str, Executor]],
     grace: float = 10.0,
-) -> Literal["engine", "direct", "final"]:
+) -> Literal["engine", "direct", "pending", "final"]:
     """Stop ``run`` (a DAG, an op or a single run) from any process; return how it was done.
 
     ``engine``: the live engine owning it was asked to (it records the statuses and runs the hooks);
-    ``direct``: no engine owns it, so its processes were stopped here; ``final``: nothing to stop.
-    ``executors`` is called only for a direct stop.
+    ``direct``: no engine owns it, so its processes were stopped here and an engine of this process
+    recorded the statuses and ran the hooks; ``pending``: its processes were stopped here, but its DAG has
+    no engine and goes on: the end and the hooks are the next engine's (``polynb attach``); ``final``:
+    nothing to stop. ``executors`` is called only without a live engine (a fresh set per call).
     """
     root = run
     while root.dag_uuid or root.hook_of:
@@ -199,6 +208,9 @@ def stop(
                 raise ControlError(str(answer.get("error") or "the engine refused the request"))
             return "engine"
     stop_unowned(store, targets, executors(), grace=grace)
+    if run.uuid != root.uuid and not store.get_run(root.uuid).is_final:
+        return "pending"
+    finish_unowned(store, root, run, executors())
     return "direct"
 
 
@@ -209,9 +221,19 @@ def _tree(store: Store, run: RunRecord) -> list[RunRecord]:
     return [*below, run]
 
 
+def hook_runs(store: Store, run: RunRecord) -> list[RunRecord]:
+    """The hook runs under ``run``: its own and, for a DAG, those of its ops."""
+    return [r for r in _tree(store, run) if r.hook_of is not None]
+
+
 def stop_unowned(store: Store, runs: list[RunRecord], executors: Mapping[str, Executor], *, grace: float) -> None:
-    """Stop runs no engine watches: re-attach to the live ones through their handle records, stop their
-    processes, and record the final statuses (a DAG run last, once its ops are final)."""
+    """Stop runs no engine watches: record ``stopping`` on each, then stop the processes of the live ones.
+
+    The final statuses are left to an engine (``finish_unowned`` or the next one), which reads them from the
+    executor (the run folder: what really happened, when) and runs the hooks. Only what no engine could
+    decide is recorded here: a run whose executor is not available, one whose processes never reported
+    their end.
+    """
     message = "stopped by `polynb stop`; no engine was running it"
     done: dict[str, ExecutorUpdate] = {}
     cond = threading.Condition()
@@ -225,43 +247,76 @@ def stop_unowned(store: Store, runs: list[RunRecord], executors: Mapping[str, Ex
     watched: list[str] = []
     used: dict[str, Executor] = {}
     for run in runs:
-        if run.status in FINAL or run.kind == "dag":
+        if run.status in FINAL:
             continue
         store.set_status(run.uuid, Status.STOPPING, reason=REASON_STOPPED, message=message)
+        if run.kind == "dag":
+            continue  # its status follows its ops'
         executor = executors.get(run.executor or "")
-        if executor is not None:
-            used[run.executor or ""] = executor
-        if run.handle is None or executor is None or "placement" not in run.spec:
-            # Never handed to an executor (pending), or nothing here can reach it.
-            store.set_status(run.uuid, Status.STOPPED, reason=REASON_STOPPED, message=message)
+        if executor is None:
+            store.set_status(run.uuid, Status.STOPPED, reason=REASON_STOPPED, message=f"{message} (unreachable)")
             continue
+        used[run.executor or ""] = executor
+        # Claimed without a handle: its engine died while submitting it; the run folder may know it.
+        claimed = run.handle is not None or run.status in _SUBMITTED
+        if not claimed or "placement" not in run.spec:
+            continue  # never handed to an executor (pending): an engine finishes it as stopped
         try:
-            attached = executor.reattach(CompiledOp.from_dict(run.spec), dict(run.handle), on_update)
-        except Exception as exc:
+            attached = executor.reattach(CompiledOp.from_dict(run.spec), dict(run.handle or {}), on_update)
+        except Exception:
             logger.exception("re-attaching run %s failed", run.uuid)
-            attached, message_ = False, f"{message} (could not re-attach: {exc})"
-        else:
-            message_ = message
+            attached = False
         if not attached:
-            store.set_status(run.uuid, Status.STOPPED, reason=REASON_STOPPED, message=message_)
+            if run.handle is not None:
+                store.set_handle(run.uuid, None)  # no trace of a process: an engine finishes it as never started
             continue
         executor.stop(run.uuid, grace=grace)
         watched.append(run.uuid)
     with cond:
         cond.wait_for(lambda: all(u in done for u in watched), timeout=grace + UNOWNED_SLACK)
     for uuid in watched:
-        update = done.get(uuid)
-        if update is None:
+        if uuid not in done:
             store.set_status(uuid, Status.STOPPED, reason=REASON_STOPPED, message=f"{message}; no exit was observed")
-        elif update.status in ("succeeded", "failed"):
-            # It ended on its own before the stop reached it: record what really happened.
-            store.set_status(uuid, Status(update.status), reason=update.reason, message=update.message or None)
-        else:
-            store.set_status(uuid, Status.STOPPED, reason=REASON_STOPPED, message=message)
-    for run in runs:
-        if run.kind == "dag" and run.status not in FINAL:
-            store.set_status(run.uuid, Status.STOPPING, reason=REASON_STOPPED, message=message)
-            store.set_status(run.uuid, Status.STOPPED, reason=REASON_STOPPED, message=message)
     for executor in used.values():
         with contextlib.suppress(Exception):
             executor.shutdown(stop_running=False)
+
+
+def finish_unowned(store: Store, root: RunRecord, run: RunRecord, executors: Mapping[str, Executor]) -> None:
+    """Let an engine of this process adopt ``root`` (only it), record how ``run`` and the runs under it
+    ended, run their hooks, wait for those, and give the rest (services of a final DAG) up again."""
+    from polynb.scheduler.engine import Engine  # the engine is needed only here
+
+    names = {r.executor or "local" for r in [root, *_tree(store, root)]}
+    available: dict[str, Executor] = {}
+    for name in sorted(names):
+        with contextlib.suppress(KeyError):  # not available here: stop_unowned recorded its runs
+            available[name] = executors[name]
+    engine = Engine(store=store, executors=available, default_executor=root.executor or "local")
+    cond = threading.Condition()
+
+    def settled() -> bool:
+        return all(r.status in FINAL for r in _tree(store, store.get_run(run.uuid)))
+
+    def on_event(_event: object) -> None:
+        with cond:
+            cond.notify_all()
+
+    engine.subscribe(on_event)
+    engine.start(only={root.uuid})
+    unserve = serve(engine)
+    try:
+        try:
+            engine.wait(root.uuid, timeout=0)
+        except TimeoutError:
+            pass  # adopted, not final yet
+        except LookupError:  # not adopted (taken over meanwhile, or it could not be resumed: logged)
+            raise ControlError(
+                f"the processes of {run.name} are stopped, but {root.name} could not be taken over here to record"
+                f" the rest and run its hooks; `polynb attach {root.uuid[:12]}` does that"
+            ) from None
+        with cond:
+            cond.wait_for(settled)
+    finally:
+        unserve()
+        engine.shutdown(stop_running=False)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -110,13 +110,14 @@ class Engine:
 
     # -- public API (any thread) --------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the engine thread and adopt the unfinished runs of engines that are gone."""
+    def start(self, *, only: Collection[str] | None = None) -> None:
+        """Start the engine thread and adopt the unfinished runs of engines that are gone (with ``only``,
+        just those of these top-level runs: a stop must not resume the others)."""
         if self._thread is not None:
             return
         self._thread = threading.Thread(target=self._loop, name="polynb-engine", daemon=True)
         self._thread.start()
-        self._call(self._adopter.recover)
+        self._call(lambda: self._adopter.recover(only))
 
     def submit(self, pipeline: Pipeline, *, executor: str | None = None) -> str:
         """Create every run of ``pipeline`` (status ``created``) and start scheduling it.

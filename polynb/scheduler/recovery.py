@@ -18,6 +18,7 @@ the engine thread hears back from it. So after a crash:
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import cast
@@ -86,7 +87,7 @@ class Adopter:
         self._termination = termination
         self._on_update = on_update
 
-    def recover(self) -> None:
+    def recover(self, only: Collection[str] | None = None) -> None:
         """Adopt every unfinished top-level run whose owner engine is gone (or released it)."""
         store = self._state.store
         roots: dict[str, RunRecord] = {}
@@ -96,7 +97,9 @@ class Adopter:
                 root = store.get_run(root.dag_uuid or root.hook_of or "")
             roots.setdefault(root.uuid, root)
         for root in roots.values():
-            if owner_alive(root.meta.get(OWNER_KEY), me=self._state.owner):
+            if (only is not None and root.uuid not in only) or owner_alive(
+                root.meta.get(OWNER_KEY), me=self._state.owner
+            ):
                 continue
             try:
                 self._recover_root(root)

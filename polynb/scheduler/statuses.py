@@ -9,6 +9,7 @@ e.g. a claim); ``adopt`` starts managing a run the store holds. What the engine 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 
 from polynb.lifecycle import Status, event_kind
 from polynb.scheduler.hooks import HookFactory
@@ -74,13 +75,14 @@ class Statuses:
         self._changed(run)
         return True
 
-    def set(self, run: RunState, status: Status, reason: str, message: str = "") -> bool:
+    def set(self, run: RunState, status: Status, reason: str, message: str = "", at: datetime | None = None) -> bool:
+        """Record ``status``; ``at`` is when the executor saw it (None: now)."""
         if run.is_final:
             return False
-        transition = self._state.store.set_status(run.uuid, status, reason=reason, message=message or None)
+        transition = self._state.store.set_status(run.uuid, status, reason=reason, message=message or None, at=at)
         return self.apply(run, transition)
 
-    def finish(self, run: RunState, status: Status, reason: str, message: str = "") -> None:
+    def finish(self, run: RunState, status: Status, reason: str, message: str = "", at: datetime | None = None) -> None:
         """Move ``run`` to a final status and start the hooks that status selects.
 
         The final status and the hook runs are written in one store transaction, the final status first.
@@ -95,7 +97,7 @@ class Statuses:
         state = self._state
         selected = self._hooks.select(run, status) if run.hookable and not state.shutting_down else []
         with state.store.atomic():
-            transition = state.store.set_status(run.uuid, status, reason=reason, message=message or None)
+            transition = state.store.set_status(run.uuid, status, reason=reason, message=message or None, at=at)
             written = self._hooks.write(selected) if transition.applied else []
         self.apply(run, transition)
         created: list[RunState] = []

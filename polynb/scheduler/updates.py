@@ -8,6 +8,8 @@ order. A re-attached executor replays what it recorded: an update behind what th
 from __future__ import annotations
 
 import logging
+import time
+from datetime import UTC, datetime
 
 from polynb.executors.base import ExecutorUpdate
 from polynb.lifecycle import Status, event_kind
@@ -50,25 +52,38 @@ class Updates:
         if update.outputs:
             state.store.set_outputs(run.uuid, update.outputs)
         status = update.status
+        at = observed_at(update)
         if status == "succeeded":
             if RUNNING_EVENT not in run.emitted:
                 # A job too fast to be seen running did run: running-triggers must not miss it.
-                statuses.set(run, Status.RUNNING, REASON_RAN, "reported succeeded before running")
-            statuses.finish(run, Status.SUCCEEDED, update.reason, update.message)
+                statuses.set(run, Status.RUNNING, REASON_RAN, "reported succeeded before running", at)
+            statuses.finish(run, Status.SUCCEEDED, update.reason, update.message, at)
         elif status == "failed":
             if run.timed_out:
-                statuses.finish(run, Status.FAILED, REASON_TIMEOUT, self._termination.timeout_message(run))
+                statuses.finish(run, Status.FAILED, REASON_TIMEOUT, self._termination.timeout_message(run), at)
             elif self._termination.retries_left(run):
                 self._termination.retry(run, update)
             else:
-                statuses.finish(run, Status.FAILED, update.reason, update.message)
+                statuses.finish(run, Status.FAILED, update.reason, update.message, at)
         elif status == "stopped":
             if run.timed_out:
-                statuses.finish(run, Status.FAILED, REASON_TIMEOUT, self._termination.timeout_message(run))
+                statuses.finish(run, Status.FAILED, REASON_TIMEOUT, self._termination.timeout_message(run), at)
             else:
-                statuses.finish(run, Status.STOPPED, update.reason, update.message)
+                statuses.finish(run, Status.STOPPED, update.reason, update.message, at)
         elif _PROGRESS.get(Status(status), -1) < _PROGRESS.get(run.status, -1):
             # A re-attached executor replays what it recorded; what the store already has moved past is old.
             logger.debug("ignoring %s for %s, already %s", status, run.uuid, run.status)
         else:
-            statuses.set(run, Status(status), update.reason, update.message)
+            statuses.set(run, Status(status), update.reason, update.message, at)
+
+
+def observed_at(update: ExecutorUpdate) -> datetime | None:
+    """When the executor saw ``update`` happen (None: unknown, the store uses the time of writing).
+
+    A restarted engine hears of what happened while no engine ran only when it re-attaches: the status is
+    recorded with the time the run's own record gives, never the replay's (an op that took 3 s must not
+    show, nor hand its hooks, the 6 s until someone attached). Never in the future: clocks may differ.
+    """
+    if update.at <= 0:
+        return None
+    return datetime.fromtimestamp(min(update.at, time.time()), UTC)

@@ -273,3 +273,85 @@ def test_a_name_spelled_in_hex_wins_over_the_uuids_it_prefixes(tmp_path: Path) -
         assert resolve_run(store, "bb").uuid == dag.uuid
         with pytest.raises(AmbiguousRunError):
             resolve_run(store, "e")  # no run is named "e": only more digits can tell e1… from e2…
+
+
+# -- stop without an engine: the hooks still run ------------------------------------------------------------
+
+STOP_HOOKED_DAG = """
+version: 1.1
+kind: component
+name: hooked
+hooks: [{hubRef: note, trigger: stopped}]
+run:
+  kind: dag
+  operations:
+    - name: sleeper
+      hooks: [{hubRef: note, trigger: stopped}, {hubRef: note, trigger: succeeded}]
+      component:
+        run: {kind: job, container: {command: [sleep, "300"]}}
+    - name: after
+      dependencies: [sleeper]
+      hooks: [{hubRef: note, trigger: stopped}]
+      component:
+        run: {kind: job, container: {command: ["true"]}}
+"""
+
+NOTE = """
+version: 1.1
+kind: component
+name: note
+inputs: [{name: name, type: str, isOptional: true}, {name: status, type: str, isOptional: true}]
+run: {kind: job, container: {command: [sh, -c, "echo {{ name }} {{ status }} >> NOTES"]}}
+"""
+
+
+def _orphaned_hooked_dag(cli: Cli) -> Path:
+    """Run STOP_HOOKED_DAG, kill its `polynb run` once the sleeper runs; return the file the hooks append to."""
+    notes = cli.tmp / "notes.txt"
+    (cli.hub / "note.yaml").write_text(NOTE.replace("NOTES", str(notes)))
+    proc = cli.start("run", "-f", str(cli.write("dag.yaml", STOP_HOOKED_DAG)))
+    cli.wait_for(lambda s: (op := cli.op(s, "hooked", "sleeper")) is not None and op.status == Status.RUNNING,
+                 "the sleeper running")  # fmt: skip
+    proc.kill()
+    proc.communicate(timeout=DEADLOCK_GUARD)
+    return notes
+
+
+def test_a_direct_stop_runs_the_stopped_hooks_of_the_ops_and_of_the_dag(cli: Cli) -> None:
+    """Issue 11.2: with no engine running the DAG, `polynb stop` recorded `stopped` and ran no hook."""
+    notes = _orphaned_hooked_dag(cli)
+    result = cli.run("stop", "hooked", "--grace", "2")
+    assert result.returncode == 0, result.stderr
+    assert "directly" in result.stdout
+    assert "3 hooks ran" in result.stdout
+    assert sorted(notes.read_text().splitlines()) == ["after stopped", "hooked stopped", "sleeper stopped"]
+    with cli.store() as store:
+        (dag,) = store.list_runs(top_level_only=True)
+        assert dag.status == Status.STOPPED
+        runs = store.children(dag.uuid, include_hooks=True)
+        assert {r.name: r.status for r in runs if r.hook_of is None} == {
+            "sleeper": Status.STOPPED,
+            "after": Status.STOPPED,
+        }
+        hooks = [r for r in runs if r.hook_of is not None]
+        assert len(hooks) == 3
+        assert all(h.status == Status.SUCCEEDED and h.hook_trigger == "stopped" for h in hooks)
+    assert "nothing to attach to" in cli.run("attach", "hooked").stdout
+    assert "no engine runs it" not in cli.run("ls").stdout
+
+
+def test_a_direct_stop_of_one_op_leaves_its_hooks_to_the_next_engine_and_says_so(cli: Cli) -> None:
+    notes = _orphaned_hooked_dag(cli)
+    result = cli.run("stop", "sleeper", "--grace", "2")
+    assert result.returncode == 0, result.stderr
+    assert "polynb attach" in result.stdout
+    assert not notes.exists()  # the DAG has no engine: nothing decides on the op's end and hooks yet
+    attached = cli.run("attach", "hooked")
+    assert attached.returncode == 1, attached.stdout  # the DAG did not succeed
+    # `after` could not run (upstream_failed), so the DAG ends stopped: its own stopped hook runs too.
+    assert sorted(notes.read_text().splitlines()) == ["hooked stopped", "sleeper stopped"]
+    with cli.store() as store:
+        sleeper = cli.op(store, "hooked", "sleeper")
+        assert sleeper is not None and sleeper.status == Status.STOPPED
+        (hook,) = store.hooks_of(sleeper.uuid)
+        assert (hook.hook_trigger, hook.status) == ("stopped", Status.SUCCEEDED)

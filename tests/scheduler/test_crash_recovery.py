@@ -3,6 +3,7 @@ submits no op twice (every op appends its name to a file when it runs)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from support.recorder import Recorder
-from support.schedkit import DEADLOCK_GUARD, build, dag, job, wait_flag
+from support.schedkit import DEADLOCK_GUARD, build, dag, describe, job, wait_flag
 
 from polynb.compiler.registry import ComponentRegistry
 from polynb.executors.local.executor import LocalExecutor
@@ -22,6 +23,7 @@ from polynb.lifecycle import Status
 from polynb.scheduler.engine import Engine
 from polynb.scheduler.events import EngineEvent
 from polynb.store import Store
+from polynb.store.paths import artifacts_dir
 
 CHILD = """
 import sys, time
@@ -238,6 +240,27 @@ def test_a_run_started_before_its_handle_was_recorded_is_re_attached_not_failed(
         handed.store.close()
 
 
+def test_an_op_that_ended_while_no_engine_ran_keeps_the_times_its_run_folder_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11.3: the op got the attach time as ``finished_at`` (and hooks a duration that long)."""
+    handed = hand_over(tmp_path, monkeypatch)
+    try:
+        status_file = artifacts_dir(handed.a_uuid) / "status.jsonl"
+        handed.release.touch()
+        wait_until(lambda: '"succeeded"' in status_file.read_text())
+        lines = {line["status"]: line for line in map(json.loads, status_file.read_text().splitlines())}
+        finish(handed)
+        a = handed.store.get_run(handed.a_uuid)
+        assert a.started_at is not None and a.finished_at is not None
+        assert a.finished_at.timestamp() == pytest.approx(lines["succeeded"]["at"], abs=1e-5)
+        assert a.duration == pytest.approx(lines["succeeded"]["at"] - a.started_at.timestamp(), abs=1e-5)
+        (done,) = (e for e in handed.store.events(run_uuid=handed.a_uuid) if e.kind == "run_status_succeeded")
+        assert done.at == a.finished_at
+    finally:
+        handed.store.close()
+
+
 def test_re_attaching_never_moves_a_status_backwards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The executor replays every transition it recorded; the run's history must not go running -> starting."""
     handed = hand_over(tmp_path, monkeypatch)
@@ -282,4 +305,80 @@ def test_a_dag_timeout_still_fires_after_the_dag_changes_engines(
         assert store.get_run(uuid).reason == "Timeout"
         assert store.get_run(long_uuid).status == Status.STOPPED
     finally:
+        store.close()
+
+
+# The engine dies in the window between starting an op's supervisor (the shim) and recording anything of it:
+# the first shim spawned SIGKILLs its engine, after noting its pid and, when asked, pausing the shim before it
+# wrote a line (so the next engine meets a live shim that has left no trace yet).
+KILLED_AT_SPAWN = """
+import os, signal, sys
+sys.path.insert(0, {helpers!r})
+from support.schedkit import build
+from polynb.executors.local.executor import LocalExecutor
+from polynb.scheduler.engine import Engine
+from polynb.store import Store
+
+spawn = LocalExecutor._spawn_shim
+
+def spawn_then_die(self, *args):
+    pid, pipe = spawn(self, *args)
+    if {pause!r}:
+        os.kill(pid, signal.SIGSTOP)
+    with open({pid_file!r}, "w") as f:
+        f.write(str(pid))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+LocalExecutor._spawn_shim = spawn_then_die
+engine = Engine(store=Store({db!r}), executors={{"local": LocalExecutor(base_dir={tmp!r})}})
+engine.start()
+engine.submit(build(open({spec!r}).read()))
+signal.pause()
+"""
+
+
+@pytest.mark.parametrize("pause", [False, True], ids=["shim-going-on", "shim-paused-before-its-first-line"])
+def test_an_engine_killed_right_after_starting_a_shim_never_fails_or_kills_that_op(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pause: bool
+) -> None:
+    """Issue 11.1: the next engine found the live shim without its pid and declared it lost (``ProcessLost:
+    the run's supervisor (pid 0) ended``), appending a line whose seq the shim then wrote again."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("POLYNB_HOME", str(home))
+    log = tmp_path / "submissions.txt"
+    pid_file = tmp_path / "shim.pid"
+    (tmp_path / "dag.yaml").write_text(
+        dag(job("a", appending("a", log, "sleep 0.2")), job("b", appending("b", log), extra="dependencies: [a]\n"))
+    )
+    script = tmp_path / "child.py"
+    script.write_text(
+        textwrap.dedent(KILLED_AT_SPAWN).format(
+            helpers=str(Path(__file__).resolve().parents[1]),
+            db=str(home / "polynb.db"),
+            tmp=str(tmp_path),
+            spec=str(tmp_path / "dag.yaml"),
+            pid_file=str(pid_file),
+            pause=pause,
+        )
+    )
+    env = {**os.environ, "POLYNB_HOME": str(home), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    child = subprocess.run([sys.executable, str(script)], env=env, timeout=DEADLOCK_GUARD, check=False)
+    assert child.returncode == -signal.SIGKILL
+    shim_pid = int(pid_file.read_text())
+
+    store = Store(home / "polynb.db")
+    (dag_record,) = store.list_runs(top_level_only=True)
+    a = next(r for r in store.children(dag_record.uuid) if r.name == "a")
+    assert (a.status, a.handle) == (Status.QUEUED, None)  # claimed, started, nothing recorded of it
+    engine = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+    engine.start()
+    try:
+        if pause:
+            os.kill(shim_pid, signal.SIGCONT)
+        assert engine.wait(dag_record.uuid, timeout=DEADLOCK_GUARD) == "succeeded", describe(store, dag_record.uuid)
+        assert sorted(log.read_text().split()) == ["a", "b"]  # a ran once, and was never failed
+        lines = [json.loads(line) for line in (artifacts_dir(a.uuid) / "status.jsonl").read_text().splitlines()]
+        assert [(line["seq"], line["status"]) for line in lines] == [(1, "starting"), (2, "running"), (3, "succeeded")]
+    finally:
+        engine.shutdown()
         store.close()

@@ -7,6 +7,12 @@ pipes (a byte per transition, EOF at exit) and, for runs re-attached after an en
 and turns new lines of the status files into :class:`ExecutorUpdate` calls. The file, not the pipe,
 carries the data, so a restarted engine replays exactly what the old one may have missed.
 
+Whether a run's shim is alive is never guessed from what an engine managed to record before it died: the
+engine takes ``<run>/.executor/lock`` (``flock``) before the spawn and the shim inherits it, so the lock is
+held from before the shim exists until it exits. The shim writes its own pid file before its first status
+line. A re-attaching engine that finds the lock held but no pid yet follows the run and looks for its pid
+at every tick; a submit that finds the lock held refuses to start a second shim.
+
 Working directory: a container's ``working_dir`` if absolute; if relative, or unset, it is taken from the
 *base folder*: the op's ``polynb.io/base-dir`` label, else the executor's ``base_dir`` (default: the
 current folder when the executor was made, i.e. the notebook's folder), so ``python train.py`` works as
@@ -25,6 +31,7 @@ outputs and its message says what is wrong with the file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import marshal
@@ -48,6 +55,8 @@ from polynb.executors.local.layout import (
     CREATED_FILE,
     INTERNAL_DIR,
     KEPT,
+    LOCK_FD,
+    LOCK_FILE,
     LOGS_DIR,
     MAIN_LOG,
     OP_FILE,
@@ -163,17 +172,27 @@ class LocalExecutor:
             # A final status seen is enough: that shim has nothing left to do but exit.
             if current is not None and not current.final and not current.done.is_set():
                 raise RuntimeError(f"run {op.uuid} is already running here")
-        (internal / OP_FILE).write_text(json.dumps(op.to_dict(), indent=1, default=str))
-        spec_path = internal / SPEC_FILE
-        with open(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-            marshal.dump(self._shim_spec(op), f)
-        with contextlib.suppress(FileNotFoundError):
-            (internal / STOP_FILE).unlink()
-        status_path = run_dir / STATUS_FILE
-        offset = status_path.stat().st_size if status_path.exists() else 0  # a retry appends
-        pid, pipe_fd = self._spawn_shim(spec_path, internal / SHIM_LOG)
+        if current is not None:
+            current.done.wait(STOP_SLACK)  # let the previous attempt's shim exit (and free the run's lock)
+        lock_fd = _lock_run(internal)
+        if lock_fd is None:
+            raise RuntimeError(f"run {op.uuid} is already running: a supervisor holds {internal / LOCK_FILE}")
+        try:
+            # Ours until the shim inherits it: no other shim of this run may start, and what an earlier
+            # attempt left is ours to clear (a stale shim file would name the wrong process).
+            for stale in (STOP_FILE, SHIM_FILE):
+                with contextlib.suppress(FileNotFoundError):
+                    (internal / stale).unlink()
+            (internal / OP_FILE).write_text(json.dumps(op.to_dict(), indent=1, default=str))
+            status_path = run_dir / STATUS_FILE
+            offset = status_path.stat().st_size if status_path.exists() else 0  # a retry appends
+            spec_path = internal / SPEC_FILE
+            with open(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+                marshal.dump(self._shim_spec(op, offset), f)
+            pid, pipe_fd = self._spawn_shim(spec_path, internal / SHIM_LOG, lock_fd)
+        finally:
+            os.close(lock_fd)  # the shim holds the lock now (or, if it did not start, nobody)
         start_time = proc_start_time(pid)
-        (internal / SHIM_FILE).write_text(f"{pid} {start_time} {offset}\n")
         watch = _Watch(
             uuid=op.uuid,
             on_update=on_update,
@@ -199,7 +218,7 @@ class LocalExecutor:
             "base_url": op.placement.base_url,
         }
 
-    def _spawn_shim(self, spec_path: Path, shim_log: Path) -> tuple[int, int]:
+    def _spawn_shim(self, spec_path: Path, shim_log: Path, lock_fd: int) -> tuple[int, int]:
         read_fd, write_fd = os.pipe()
         try:
             pid = os.posix_spawn(
@@ -212,6 +231,7 @@ class LocalExecutor:
                     (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                     (os.POSIX_SPAWN_DUP2, write_fd, 1),
                     (os.POSIX_SPAWN_OPEN, 2, str(shim_log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+                    (os.POSIX_SPAWN_DUP2, lock_fd, LOCK_FD),
                 ],
                 setsid=True,
                 # Blocked until the shim has its handlers: a stop sent at once is delayed, not fatal.
@@ -225,7 +245,7 @@ class LocalExecutor:
             os.close(write_fd)
         return pid, read_fd
 
-    def _shim_spec(self, op: CompiledOp) -> dict[str, Any]:
+    def _shim_spec(self, op: CompiledOp, status_offset: int) -> dict[str, Any]:
         placement = op.placement
         base_dir = Path(op.labels.get(BASE_DIR_LABEL) or self.base_dir)
         bin_dir = os.path.dirname(self.python)
@@ -265,6 +285,7 @@ class LocalExecutor:
             "readiness_timeout": self.readiness_timeout,
             "sidecar_grace": self.sidecar_grace,
             "stop_grace": self.stop_grace,
+            "status_offset": status_offset,
         }
 
     def _note_images(self, op: CompiledOp) -> None:
@@ -315,14 +336,20 @@ class LocalExecutor:
         if self._closed:
             raise RuntimeError("the local executor is shut down")
         run_dir = Path(record.get("run_dir") or op.placement.run_artifacts_path)
+        # The size first: a shim writes its shim file before its first line, so if the file is missing
+        # below, every line of this attempt comes after this size.
+        size = _size(run_dir / STATUS_FILE)
         shim = _read_shim_file(run_dir)
-        if shim is None and not record.get("shim_pid") and not (run_dir / STATUS_FILE).exists():
-            return False  # never started here
+        locked = _run_locked(run_dir)  # a shim of this run is alive, known or not
         if record.get("shim_pid"):
             pid, start_time = int(record["shim_pid"]), record.get("shim_start_time")
+            offset = int(record.get("status_offset", shim[2] if shim else 0))
+        elif shim is not None:
+            pid, start_time, offset = shim
+        elif locked:
+            pid, start_time, offset = 0, None, size  # started, not yet known by pid: found once it writes
         else:
-            pid, start_time = (shim[0], shim[1]) if shim else (0, None)
-        offset = int(record.get("status_offset", shim[2] if shim else 0))
+            return False  # never started here (or its engine died before the shim could start)
         watch = _Watch(
             uuid=op.uuid,
             on_update=on_update,
@@ -342,7 +369,7 @@ class LocalExecutor:
             os.close(pidfd)
             pidfd = None
         watch.pidfd = pidfd
-        watch.alive = pidfd is not None
+        watch.alive = pidfd is not None or locked
         with self._lock:
             self._runs[op.uuid] = watch
         self._watcher.add(watch)
@@ -473,24 +500,59 @@ class LocalExecutor:
             if watch.child:
                 _, wait_status = os.waitpid(watch.pid, 0)
                 watch.exit_code = os.waitstatus_to_exitcode(wait_status)
-            else:
+            elif watch.pid > 0:  # (waitpid(0) would reap any child of ours)
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(watch.pid, os.WNOHANG)  # a shim of an earlier executor in this process
             watch.alive = False
         self._read_status(watch)
         if not watch.final:
-            _kill_orphans(watch.run_dir)
-            if watch.stop_requested:
-                status, reason, message = "stopped", "Stopped", "stopped on request (the run was killed)"
-            else:
-                code = "" if watch.exit_code is None else f" ({local_shim.exit_description(watch.exit_code)})"
-                status, reason = "failed", "ProcessLost"
-                message = f"the run's supervisor (pid {watch.pid}) ended without a final status{code}"
-            line = status_line(watch.seq + 1, time.time(), status, reason, message, None)
-            with open(watch.status_path, "ab") as f:
-                f.write(line)
-            self._read_status(watch)
+            with _run_lock(watch.run_dir) as ours:
+                self._read_status(watch)  # another engine may have written the verdict meanwhile
+                if ours and not watch.final:
+                    self._write_verdict(watch)
+            if not ours and not watch.final:
+                # A live process holds the run's lock (a shim not known here, or an engine writing the
+                # verdict): follow the run as one whose shim is not known by pid, until the lock is free.
+                with self._lock:
+                    watch.pid, watch.start_time, watch.child, watch.alive = 0, None, False, True
+                    watch.pipe_fd = watch.pidfd = None  # the caller closes the old one
+                self._watcher.add(watch)
+                return
         watch.done.set()
+
+    def _write_verdict(self, watch: _Watch) -> None:
+        """End a run whose shim died without a final status (under the run's lock: one writer, one seq)."""
+        _kill_orphans(watch.run_dir)
+        if watch.stop_requested:
+            status, reason, message = "stopped", "Stopped", "stopped on request (the run was killed)"
+        else:
+            code = "" if watch.exit_code is None else f" ({local_shim.exit_description(watch.exit_code)})"
+            status, reason = "failed", "ProcessLost"
+            who = f"pid {watch.pid}" if watch.pid > 0 else "its pid not known yet"
+            message = f"the run's supervisor ({who}) ended without a final status{code}"
+        line = status_line(watch.seq + 1, time.time(), status, reason, message, None)
+        with open(watch.status_path, "ab") as f:
+            f.write(line)
+        self._read_status(watch)
+
+    def _locate(self, watch: _Watch) -> bool:
+        """A re-attached run whose shim was not known by pid: open a pidfd once its shim file names it.
+
+        Returns False when there is nothing to wait for any more (the shim is gone: it held the run's lock).
+        """
+        shim = _read_shim_file(watch.run_dir)
+        if shim is not None:
+            pid, start_time, _ = shim
+            with contextlib.suppress(ProcessLookupError):
+                pidfd = os.pidfd_open(pid)
+                if start_time is not None and proc_start_time(pid) == start_time:
+                    with self._lock:
+                        watch.pid, watch.start_time, watch.pidfd = pid, start_time, pidfd
+                        if watch.stop_requested:
+                            self._signal(watch, signal.SIGTERM)  # asked while we could not reach it
+                    return True
+                os.close(pidfd)
+        return _run_locked(watch.run_dir)
 
     def _kill_overdue(self, watch: _Watch) -> None:
         """A stop's grace is long past and the shim still runs: kill it; ``_finish`` ends the run."""
@@ -564,6 +626,13 @@ class _Watcher(threading.Thread):
         for watch in list(self._watches):
             if watch.pipe_fd is None:
                 self._executor._read_status(watch)
+            if watch.pipe_fd is None and watch.pidfd is None:
+                if not self._executor._locate(watch):
+                    self._end(watch)
+                elif watch.pidfd is not None:
+                    self._by_fd[watch.pidfd] = watch
+                    self._epoll.register(watch.pidfd, select.EPOLLIN)
+                continue
             if watch.kill_at is not None and now >= watch.kill_at:
                 self._executor._kill_overdue(watch)
 
@@ -583,22 +652,24 @@ class _Watcher(threading.Thread):
         for watch in pending:
             fd = watch.pipe_fd if watch.pipe_fd is not None else watch.pidfd
             self._executor._read_status(watch)  # a re-attached run replays what it has so far
-            if fd is None or not watch.alive:
+            if not watch.alive:
                 self._executor._finish(watch)
                 continue
             self._watches.add(watch)
-            self._by_fd[fd] = watch
-            self._epoll.register(fd, select.EPOLLIN)
+            if fd is not None:  # else a live shim not known by pid yet: looked for at every tick
+                self._by_fd[fd] = watch
+                self._epoll.register(fd, select.EPOLLIN)
 
     def _end(self, watch: _Watch) -> None:
         fd = watch.pipe_fd if watch.pipe_fd is not None else watch.pidfd
-        assert fd is not None
-        self._epoll.unregister(fd)
-        del self._by_fd[fd]
+        if fd is not None:
+            self._epoll.unregister(fd)
+            del self._by_fd[fd]
         self._watches.discard(watch)
         self._executor._finish(watch)
-        with self._executor._lock:  # _signal() checks alive under this lock before using the pidfd
-            os.close(fd)
+        if fd is not None:
+            with self._executor._lock:  # _signal() checks alive under this lock before using the pidfd
+                os.close(fd)
 
 
 def _container(spec: ContainerSpec, base_dir: Path, default_name: str) -> dict[str, Any]:
@@ -632,6 +703,60 @@ def read_outputs(outputs_dir: Path) -> tuple[dict[str, Any] | None, str]:
 def _write_stop(run_dir: Path, grace: float) -> None:
     with contextlib.suppress(OSError):
         (run_dir / INTERNAL_DIR / STOP_FILE).write_text(f"{grace}\n")
+
+
+def _lock_run(internal: Path) -> int | None:
+    """Take the run's lock for a shim about to start (an fd above 3: see ``_spawn_shim``), None if held."""
+    fd = os.open(internal / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    if fd <= LOCK_FD:  # dup2() onto itself keeps close-on-exec, and 0-2 are replaced in the shim
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, LOCK_FD + 1)
+        os.close(fd)
+        fd = moved
+    return fd
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path) -> Iterator[bool]:
+    """Hold the run's lock if free: yields False while a live process (a shim) holds it."""
+    try:
+        fd = _lock_run(run_dir / INTERNAL_DIR)
+    except OSError:  # no bookkeeping folder (cleaned up): nothing runs there
+        yield True
+        return
+    if fd is None:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _run_locked(run_dir: Path) -> bool:
+    """Whether a shim of this run is alive: it holds the run's lock from before it starts until it exits."""
+    try:
+        fd = os.open(run_dir / INTERNAL_DIR / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _read_shim_file(run_dir: Path) -> tuple[int, int | None, int] | None:

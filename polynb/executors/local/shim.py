@@ -5,7 +5,9 @@ started it (a kernel restart, a SIGKILLed ``polynb run``). The shim runs the ini
 sidecars and the main container, checks a service's port, stops everything that is left, and appends
 every transition as one JSON line to ``<run>/status.jsonl``: that file is the source of truth. After each
 line it writes one byte to its stdout, a pipe the live engine waits on; when the engine is gone the
-write fails with EPIPE and the shim carries on.
+write fails with EPIPE and the shim carries on. It holds the run's lock (fd 3, taken by the engine before
+the spawn) until it exits, and writes its pid file before its first line: a restarted engine can tell a
+live shim from a dead one even if its engine died a microsecond after the spawn.
 
 Start-up time is paid by every op, so this module imports only what a bare interpreter has at hand:
 ``_signal`` rather than ``signal`` (which pulls in ``enum``), no ``typing``, no ``json`` (lines are
@@ -23,9 +25,11 @@ import time
 
 from polynb.executors.local.layout import (
     INTERNAL_DIR,
+    LOCK_FD,
     LOGS_DIR,
     MAIN_LOG,
     PROCS_FILE,
+    SHIM_FILE,
     STATUS_FILE,
     STOP_FILE,
     init_log,
@@ -181,6 +185,7 @@ class Shim:
         self.seq = 0
         self.live: list[Proc] = []
         self.stopping = False
+        self.write_identity()
         self.status_fd = os.open(os.path.join(self.run_dir, STATUS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.procs_fd = os.open(os.path.join(self.internal, PROCS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.wake_r, wake_w = os.pipe()
@@ -193,6 +198,17 @@ class Shim:
             _signal.signal(sig, lambda signum, frame: None)
         _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, (_signal.SIGTERM, _signal.SIGINT))
+
+    def write_identity(self) -> None:
+        """Write the shim file before any status line: a line in the file implies its shim is known.
+
+        Renamed into place, so a reader never sees half of it (an engine re-attaching after a crash).
+        """
+        pid = os.getpid()
+        path = os.path.join(self.internal, SHIM_FILE)
+        with open(path + ".tmp", "w") as f:
+            f.write(f"{pid} {proc_start_time(pid)} {self.spec['status_offset']}\n")
+        os.rename(path + ".tmp", path)
 
     # -- reporting -----------------------------------------------------------------------------------
 
@@ -436,6 +452,8 @@ its cached bytecode: compiling this file on every start would cost more than the
 
 
 def main(spec_path: str) -> NoReturn:
+    # The run's lock: ours until we exit, never our children's (they may outlive us; the lock says we live).
+    os.set_inheritable(LOCK_FD, False)
     with open(spec_path, "rb") as f:
         spec = marshal.load(f)  # noqa: S302 - written by our engine, mode 0600, same interpreter
     code = Shim(spec).main()
