@@ -13,9 +13,9 @@ module.exports = {
   timeout: 180 * 1000,
   expect: { timeout: 30 * 1000 },
   workers: 1,
-  // One retry: a kernel change right after JupyterLab starts is sometimes lost (the kernel shows
-  // "Disconnected"; the same test passes alone). A failure that repeats on the retry is a real one.
-  retries: 1,
+  // No retries: the one flake that had one (a changed-to kernel ending "Disconnected") was Galata's
+  // kernels mock racing a kernel change; those tests now use the real kernels API (comm.spec.ts).
+  retries: 0,
   use: {
     ...baseConfig.use,
     baseURL: `http://127.0.0.1:${port}`,

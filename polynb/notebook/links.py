@@ -46,14 +46,15 @@ def proxied_url(direct_url: str, base_url: str) -> str | None:
 
 
 def is_tensorboard(record: RunRecord) -> bool:
-    """A service whose main command is ``tensorboard`` (the built-in hub component, or any other)."""
+    """A service whose main command is ``tensorboard`` or the hub component's program (or named so)."""
     if record.kind != "service":
         return False
     container = (record.spec or {}).get("container") or {}
     argv = [*container.get("command", ()), *container.get("args", ())]
     if argv and PurePosixPath(str(argv[0])).name == "tensorboard":
         return True
-    return any(str(a) in ("tensorboard", "tensorboard.main") for a in argv[:3]) or "tensorboard" in record.name
+    programs = ("tensorboard", "tensorboard.main", "polynb.hub.tensorboard")
+    return any(str(a) in programs for a in argv[:3]) or "tensorboard" in record.name
 
 
 def service_link(record: RunRecord, title: str, *, base_url: str, mode: ProxyMode) -> Link | None:

@@ -4,13 +4,15 @@ output isolation, the comm ``open`` when TensorBoard runs, and re-attaching afte
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 import textwrap
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.kernelkit import Kernel, Received
+from support.kernelkit import Kernel, Received, wait_until_no_process_mentions
 
 from polynb.store import Store
 
@@ -152,6 +154,18 @@ operations:
 """
 
 
+@pytest.fixture
+def stop_survive(tmp_path: Path, home: Path) -> Iterator[None]:
+    """Teardown: ``polynb stop survive`` (a failure before the release leaves ``b`` blocked, its shim alive with
+    no kernel to stop it), then no process of this test (a shim or an op: their arguments name ``tmp_path``)
+    may be left."""
+    yield
+    stop = [sys.executable, "-m", "polynb.cli", "stop", "--grace", "2", "survive"]
+    subprocess.run(stop, capture_output=True, check=False, timeout=120)  # "nothing to stop" once it succeeded
+    assert wait_until_no_process_mentions(str(tmp_path)) == []
+
+
+@pytest.mark.usefixtures("stop_survive")
 def test_a_killed_kernel_s_dag_is_finished_by_the_next_kernel_with_no_double_submission(
     tmp_path: Path, home: Path
 ) -> None:

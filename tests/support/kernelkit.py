@@ -17,6 +17,7 @@ from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
 GUARD = 120.0
 """Deadlock guard for a cell or a wait (never a timing assertion)."""
+POLL = 0.05
 TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent
 
@@ -155,3 +156,27 @@ class Kernel:
             self.km.shutdown_kernel(now=False)
         else:
             self.km.cleanup_resources()
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """The command lines of live processes other than this one whose arguments mention ``text``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        line = " ".join(a.decode(errors="replace") for a in argv if a)
+        if text in line:
+            found.append(f"{proc.name}: {line}")
+    return found
+
+
+def wait_until_no_process_mentions(text: str) -> list[str]:
+    """Wait (deadlock guard) until no process mentions ``text``; return those still there then."""
+    deadline = time.monotonic() + GUARD
+    while (left := processes_mentioning(text)) and time.monotonic() < deadline:
+        time.sleep(POLL)
+    return left

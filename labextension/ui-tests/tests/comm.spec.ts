@@ -1,4 +1,4 @@
-import { expect, test } from '@jupyterlab/galata';
+import { IJupyterLabPageFixture, expect, test } from '@jupyterlab/galata';
 
 import { appendCell, currentLabel, setSource } from './helpers';
 
@@ -73,35 +73,85 @@ test('open: one tab per reuse_key, acknowledged, focus kept', async ({
   });
 });
 
-// A new kernel (Kernel > Change Kernel) is a new connection: the target must be registered on it
-// (`manager.ts` connects `kernelChanged`). Under Galata the changed-to kernel ends "Disconnected" when
-// this runs in the full suite on a fresh machine (it passed alone), so it is marked fixme until that is
-// understood; only the session-level reset on a restart is covered by jest.
-test.fixme('the comm target is registered again on a new kernel', async ({
-  page
-}) => {
-  await page.notebook.createNew('comm-kernel.ipynb');
-  await setSource(page, 0, KERNEL);
-  await page.notebook.runCell(0, { inplace: true });
-  const show = await appendCell(
-    page,
-    'time.sleep(0.5); print(json.dumps(got))'
-  );
-  const stop = await appendCell(page, 'srv.terminate()');
-  await page.notebook.runCell(stop, { inplace: true });
-  await page.evaluate(async () => {
-    const panel = (window as any).jupyterapp.shell.currentWidget;
-    await panel.sessionContext.changeKernel({ name: 'python3' });
+/**
+ * A new kernel (Kernel > Change Kernel) is a new connection: the target must be registered on it
+ * (`manager.ts` connects `kernelChanged`); a restart keeps the connection and its registration.
+ *
+ * These run against the server's real kernels API (`kernels: null`; sessions are still tracked, and
+ * deleted with their kernels after each test). Galata's kernels mock answers `GET /api/kernels` with
+ * the kernels it has seen created, and it learns of a changed-to kernel only from the PATCH that
+ * changes it. The server answers that PATCH after the old kernel has shut down, but its sessions list
+ * shows the new kernel before: a sessions poll in that window makes JupyterLab connect to the new
+ * kernel, the next kernels poll (from the mock) does not list it, and JupyterLab's KernelManager shuts
+ * that connection down: the kernel ends "Disconnected". JupyterLab polls both every 10 s, so a full
+ * run hit the window now and then; `changeKernel` below refreshes both inside it, as those polls do.
+ * The mock also answers a restart with 201 where JupyterLab requires 200, so restarts failed too.
+ */
+test.describe('a new kernel connection', () => {
+  test.use({ kernels: null });
+
+  async function commTypesAfter(
+    page: IJupyterLabPageFixture,
+    change: () => Promise<void>
+  ): Promise<string[]> {
+    await setSource(page, 0, KERNEL);
+    await page.notebook.runCell(0, { inplace: true });
+    const show = await appendCell(
+      page,
+      'time.sleep(0.5); print(json.dumps(got))'
+    );
+    const stop = await appendCell(page, 'srv.terminate()');
+    await page.notebook.runCell(stop, { inplace: true });
+    await change();
+    await page.notebook.runCell(0, { inplace: true });
+    await page.notebook.runCell(show, { inplace: true });
+    const after = JSON.parse(
+      (await page.notebook.getCellTextOutput(show))!.join('')
+    );
+    await page.notebook.runCell(stop, { inplace: true });
+    return after.map((m: any) => m.type);
+  }
+
+  test('the comm target is registered again on a new kernel', async ({
+    page
+  }) => {
+    await page.notebook.createNew('comm-kernel.ipynb');
+    const types = await commTypesAfter(page, () =>
+      page.evaluate(async () => {
+        const app = (window as any).jupyterapp;
+        const context = app.shell.currentWidget.sessionContext;
+        const before = context.session.kernel.id;
+        const { sessions, kernels } = app.serviceManager;
+        let changed = false;
+        const change = context
+          .changeKernel({ name: 'python3' })
+          .finally(() => (changed = true));
+        // JupyterLab's polls, while the server already shows the new kernel and the PATCH is pending
+        while (!changed) {
+          await sessions.refreshRunning();
+          const model = [...sessions.running()].find(
+            (m: any) => m.id === context.session.id
+          );
+          if (model && model.kernel?.id !== before) {
+            await kernels.refreshRunning();
+            break;
+          }
+          await new Promise(resolve => setTimeout(resolve, 20));
+        }
+        await change;
+      })
+    );
+    expect(types).toEqual(['hello', 'state_request', 'opened']);
   });
-  await page.notebook.runCell(0, { inplace: true });
-  await page.notebook.runCell(show, { inplace: true });
-  const after = JSON.parse(
-    (await page.notebook.getCellTextOutput(show))!.join('')
-  );
-  expect(after.map((m: any) => m.type)).toEqual([
-    'hello',
-    'state_request',
-    'opened'
-  ]);
-  await page.notebook.runCell(stop, { inplace: true });
+
+  test('the registration survives a kernel restart', async ({ page }) => {
+    await page.notebook.createNew('comm-restart.ipynb');
+    const types = await commTypesAfter(page, () =>
+      page.evaluate(async () => {
+        const panel = (window as any).jupyterapp.shell.currentWidget;
+        await panel.sessionContext.restartKernel();
+      })
+    );
+    expect(types).toEqual(['hello', 'state_request', 'opened']);
+  });
 });

@@ -30,6 +30,23 @@ test('events notebook: runs panel, TensorBoard tab beside the notebook, reload, 
   await page.notebook.activate(NAME);
   const panel = await openRunsPanel(page);
   await recordStatuses(page);
+  // what the TensorBoard page (a frame under /proxy/) asks the server for, and the answers
+  const proxiedPage: { url: string; status: number }[] = [];
+  page.on('response', response => {
+    let frameUrl: string;
+    try {
+      frameUrl = response.request().frame().url();
+    } catch {
+      return; // a service worker's request: no frame
+    }
+    const url = new URL(response.url());
+    if (
+      url.protocol.startsWith('http') &&
+      new URL(frameUrl, url).pathname.startsWith('/proxy/')
+    ) {
+      proxiedPage.push({ url: url.pathname, status: response.status() });
+    }
+  });
 
   await test.step('run the magics: the DAG starts in the background', async () => {
     for (const index of [2, 3, 5]) {
@@ -81,6 +98,14 @@ test('events notebook: runs panel, TensorBoard tab beside the notebook, reload, 
         timeout: 60_000
       }
     );
+    // every asset (its fonts too) loads through the proxy: nothing is asked of the server's root
+    await expect
+      .poll(() => proxiedPage.some(r => r.url.includes('/font-roboto/')))
+      .toBe(true);
+    const escaped = proxiedPage.filter(
+      r => !r.url.startsWith(src!) || r.status >= 400
+    );
+    expect(escaped).toEqual([]);
     expect(await currentLabel(page)).toBe(NAME);
     // side by side: the TensorBoard area is to the right of the notebook
     const nb = await page.locator('.jp-NotebookPanel').boundingBox();
