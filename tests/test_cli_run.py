@@ -233,6 +233,23 @@ def test_params_of_a_single_op_file_reach_its_command(cli: Cli) -> None:
     assert cli.run("logs", doc["uuid"]).stdout.strip() == "hello you"
 
 
+JSON_ARGUMENT = """
+version: 1.1
+kind: component
+name: as-json
+inputs: [{name: d, type: dict}]
+run: {kind: job, container: {command: [echo, "{{ d | tojson }}", "{{ d.a | string | e }}", "{{ d.keys() }}"]}}
+"""
+
+
+def test_a_template_that_is_a_whole_argument_runs_whatever_jinja_returns(cli: Cli) -> None:
+    """``tojson`` and ``e`` return Markup, ``keys()`` a view (a list: one argument per key): plain text to the op."""
+    path = cli.write("job.yaml", JSON_ARGUMENT)
+    code, doc = cli.run_json("run", "-f", str(path), "-P", 'd={"a": 1}', "--json")
+    assert (code, doc["status"]) == (0, "succeeded"), doc
+    assert cli.run("logs", doc["uuid"]).stdout.strip() == '{"a": 1} 1 a'
+
+
 def test_run_reports_the_same_positioned_errors_as_check(cli: Cli) -> None:
     path = cli.write("dag.yaml", TYPED_DAG)
     checked = cli.run("check", "-f", str(path))
