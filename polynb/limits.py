@@ -47,16 +47,17 @@ class Limit:
             raise LimitError(f"{self.env}={raw!r} is negative (0 turns the limit off)")
         return value or None
 
-    def exceeded(self, size: int, what: str, *, at_least: bool = False) -> str | None:
-        """The message for ``what`` of ``size`` units when that is over the limit, else None.
+    def exceeded(self, size: int, what: str, *, at_least: bool = False, limit: int | None = None) -> str | None:
+        """The message when ``size`` is over the limit, else None; ``what`` leads to the number ("the file is").
 
-        ``at_least``: ``size`` is where counting stopped, not the whole size.
+        ``at_least``: ``size`` is where counting stopped, not the whole size. ``limit``: the value in force, when
+        the caller has read it already.
         """
-        limit = self.value()
+        limit = self.value() if limit is None else limit
         if limit is None or size <= limit:
             return None
         return (
-            f"{what} is {'at least ' if at_least else ''}{size:,} {self.unit}, more than the limit of {limit:,} "
+            f"{what} {'at least ' if at_least else ''}{size:,} {self.unit}, more than the limit of {limit:,} "
             f"{self.unit}; set {self.env} to raise it (0 for no limit)"
         )
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from polynb.compiler.pipeline import CLI_PARAMS, Pipeline, analyze_pipeline
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.load import load_data
-from polynb.spec.yaml_loader import Document, gc_paused, parse
+from polynb.spec.yaml_loader import Document, gc_paused, parse, read_source
 
 if TYPE_CHECKING:
     from polynb.compiler.pipeline import Problem
@@ -148,7 +148,9 @@ def _check_one(
     else:
         path = Path(source)
         try:
-            raw = path.read_bytes()
+            raw = read_source(path, name)
+        except SpecErrors as exc:
+            return None, list(exc.errors), [], []
         except IsADirectoryError:
             message = "is a directory; expected a Polyaxonfile (a YAML file)"
             return None, [SpecError(name, 0, 0, format_path(()), message)], [], []
@@ -206,7 +208,7 @@ class _Locator:
     def _document(self, file: str) -> Document | None:
         if file not in self.documents:
             try:
-                self.documents[file] = parse(Path(file).read_bytes(), file)
+                self.documents[file] = parse(read_source(file), file)
             except (OSError, SpecErrors):
                 self.documents[file] = None
         return self.documents[file]

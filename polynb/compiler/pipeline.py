@@ -35,7 +35,7 @@ from typing import Any, Literal, NamedTuple
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
 from polynb.lifecycle import is_status_event
 from polynb.spec import iotypes
-from polynb.spec.dag import DagGraph, OpNode, analyze, check_refs
+from polynb.spec.dag import DagGraph, DagIssue, OpNode, analyze, check_refs, name_limit, name_too_long
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.models import (
     IO,
@@ -270,6 +270,7 @@ class _Builder:
                     )
         inputs = self.bind_top(spec, component, literal, overrides, where)
         name = spec.name or component.name or "main"
+        self.check_name_length(name, root / ("name",) if spec.name else where / ("name",))
         hooks = (*(spec.hooks or ()), *((component.hooks or ()) if component is not spec else ()))
         run = component.run
         if isinstance(run, Dag):
@@ -278,6 +279,15 @@ class _Builder:
         op = PipelineOp(name, operation, component, frozenset(), tuple(operation.events or ()), component_base)
         graph = DagGraph(nodes={name: OpNode(name)}, edges=[], stages=[[name]])
         return Pipeline(name, "single", spec, inputs, {name: op}, graph, None, hooks, base_dir, self.source)
+
+    def check_name_length(self, name: str, where: _Where) -> None:
+        """The top-level run's name, as an op's (``spec.dag.analyze`` checks those)."""
+        issues: list[DagIssue] = []
+        limit = name_limit(issues, ())
+        if limit is not None and len(name) > limit:
+            issues.append(DagIssue((), name_too_long(name, limit)))
+        for issue in issues:
+            self.add(where, issue.path, issue.message)
 
     def component_where(self, op: Operation, resolved: Resolved, op_where: _Where, dag_where: _Where | None) -> _Where:
         """Where the resolved component is written, for positions of errors inside it."""

@@ -33,7 +33,7 @@ def _limit() -> int | None:
 
 
 def _refuse(size: int, what: str) -> SecurityError:
-    message = MAX_RENDERED_CHARS.exceeded(size, what)
+    message = MAX_RENDERED_CHARS.exceeded(size, f"{what} is")
     return SecurityError(message or f"{what} is too large")
 
 

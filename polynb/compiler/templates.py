@@ -205,7 +205,7 @@ def render_str(text: str, context: Mapping[str, Any]) -> str:
         for part in template.generate(context):
             size += len(part)
             if limit is not None and size > limit:
-                MAX_RENDERED_CHARS.check(size, "the rendered value", at_least=True)
+                MAX_RENDERED_CHARS.check(size, "the rendered value is", at_least=True)
             parts.append(part)
         return "".join(parts)  # a plain str even when the parts are Markup
     except Exception as exc:
@@ -224,7 +224,7 @@ class _Budget:
     def take(self, size: int) -> None:
         self.used += size
         if self.limit is not None and self.used > self.limit:
-            MAX_RENDERED_CHARS.check(self.used, "the rendered value", at_least=True)
+            MAX_RENDERED_CHARS.check(self.used, "the rendered value is", at_least=True)
 
 
 def _plain(value: Any, budget: _Budget) -> Any:

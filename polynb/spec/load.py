@@ -15,7 +15,7 @@ from pydantic_core import ErrorDetails
 from polynb.spec import models
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.suggest import did_you_mean
-from polynb.spec.yaml_loader import Document, PathPart, describe_value, gc_paused, parse
+from polynb.spec.yaml_loader import Document, PathPart, describe_value, gc_paused, parse, read_source
 
 _ROOT_MODELS: dict[str, type[BaseModel]] = {"Component": models.Component, "Operation": models.Operation}
 # What a value of each enum is called in a message: "'x' is not an event kind".
@@ -46,7 +46,7 @@ _EXPECTED: dict[str, str] = {
 def load(path: str | Path) -> models.Component | models.Operation:
     """Read, parse and validate a Polyaxonfile; raise ``SpecErrors`` (also when it cannot be read)."""
     try:
-        raw = Path(path).read_bytes()
+        raw = read_source(path)
     except OSError as e:
         reason = e.strerror or str(e)
         raise SpecErrors([SpecError(str(path), 0, 0, format_path(()), f"cannot read the file: {reason}")]) from None
