@@ -571,11 +571,13 @@ def _matrix_params(spec: Polyaxonfile) -> set[str]:
     """Inputs a (refused, but checked) matrix gives values to: they are not missing."""
     if spec.matrix is None:
         return set()
+    # The matrix is loosely typed (refused anyway): take names only from the shapes that have them.
     extra = spec.matrix.model_extra or {}
-    names = set(extra.get("params") or {})
-    for row in extra.get("values") or ():
+    params, rows = extra.get("params"), extra.get("values")
+    names = {str(name) for name in params} if isinstance(params, dict) else set()
+    for row in rows if isinstance(rows, list) else ():
         if isinstance(row, dict):
-            names.update(row)
+            names.update(str(name) for name in row)
     return names
 
 

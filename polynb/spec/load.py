@@ -206,7 +206,7 @@ def _message(error: ErrorDetails, path: tuple[PathPart, ...], data: Any, root: t
         allowed = _quoted_list(str(ctx.get("expected", "")))
         is_file_kind = bool(path) and path[-1] == "kind" and "component" in allowed
         noun = "a Polyaxonfile kind" if path == ("kind",) or is_file_kind else "an allowed value"
-        if is_file_kind and value in _run_kinds():
+        if is_file_kind and isinstance(value, str) and value in _run_kinds():
             return (
                 f"'{value}' is a run kind, not a Polyaxonfile kind (component or operation): it belongs under"
                 f" `run:` (`run: {{kind: {value}, container: ...}}`); check the indentation of `kind:` and the"

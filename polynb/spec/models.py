@@ -202,7 +202,7 @@ class Param(Model):
     """A param of an operation: a literal ``value``, or a ``value`` read from the run named by ``ref``."""
 
     ref: str | None = None
-    value: Any = None
+    value: Any = Field(default=None, validate_default=True)  # validated when absent too: a ref needs one
     context_only: bool | None = None
     connection: str | None = None
     to_init: bool | None = None
