@@ -30,7 +30,7 @@ from polynb.scheduler import recovery
 from polynb.scheduler.compiling import Compiled, OpCompiler, Outcome
 from polynb.scheduler.dag_status import counts_status
 from polynb.scheduler.events import EngineEvent, Listeners
-from polynb.scheduler.hooks import trigger_matches
+from polynb.scheduler.hooks import hook_run_name, trigger_matches
 from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive
 from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan, plan_from_pipeline_op
 from polynb.scheduler.readiness import Action, UpstreamState, Verdict, evaluate, evaluate_tallied
@@ -814,7 +814,7 @@ class Engine:
                 continue
             plan = HookPlan(hook=hook, component=selection.component, index=index)
             new = NewRun(
-                name=f"{run.name}-{hook.hub_ref.split(':')[0].replace('/', '-')}",
+                name=hook_run_name(run.name, hooks, index),
                 kind=str(getattr(selection.component.run, "kind", "job")),
                 dag_uuid=run.dag_uuid if run.role != "dag" else run.uuid,
                 hook_of=run.uuid,
