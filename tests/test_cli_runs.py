@@ -330,4 +330,4 @@ def test_multi_line_messages_and_hooks_of_one_component_keep_every_table_one_row
         "↳ notify-on-failed-1",
         "↳ notify-on-done",
         "↳ notify-on-failed-2",
-    ], live  # fmt: skip: one row a run, the multi-line reason included
+    ], live  # one row a run, the multi-line reason included
