@@ -40,10 +40,12 @@ from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.models import (
     IO,
     Component,
+    Container,
     Dag,
     DistributedRun,
     EventTrigger,
     Hook,
+    Job,
     Operation,
     Param,
     Polyaxonfile,
@@ -180,7 +182,7 @@ class _Where(NamedTuple):
 class _ComponentInfo:
     """What params are checked against, computed once per component (a DAG's ops often share one)."""
 
-    __slots__ = ("component", "declared", "required")
+    __slots__ = ("component", "declared", "required", "to_init")
 
     def __init__(self, component: Component) -> None:
         self.component = component
@@ -188,6 +190,7 @@ class _ComponentInfo:
         self.required = [
             (i, io) for i, io in enumerate(component.inputs or ()) if io.required and not io.delay_validation
         ]
+        self.to_init = [(i, io) for i, io in enumerate(component.inputs or ()) if io.to_init]
 
 
 class _Builder:
@@ -391,7 +394,13 @@ class _Builder:
         """Literal values against declared types; undeclared params under strictParams; required inputs."""
         info = self._info(component)
         declared = info.declared
+        for i, flagged in info.to_init:
+            flag = params.get(flagged.name)
+            if flag is None or not flag.to_init:
+                self.check_to_init(flagged.name, flagged, flag, component_where / ("inputs", i, "toInit"))
         for name, param in params.items():
+            if param.to_init:
+                self.check_to_init(name, declared.get(name), param, op_where / (*params_path, name, "toInit"))
             io = declared.get(name)
             if io is None:
                 if param.context_only is False:
@@ -441,6 +450,17 @@ class _Builder:
                     path,
                     f"input `{io.name}` of `{component.name or 'the component'}` is required and no param gives it",
                 )
+
+    def check_to_init(self, name: str, io: IO | None, param: Param | None, where: _Where) -> None:
+        """A ``toInit`` param as ``compiler.params.param_inits`` will take it: a git, artifacts or path input."""
+        kind = iotypes.normalize_type(io.type)[0] if io is not None and io.type else None
+        if (param is not None and param.connection) or (io is not None and io.connection):
+            self.add(where, (), f"param `{name}`: toInit with a connection is not supported yet", "unsupported")
+        elif kind == "dockerfile":
+            self.add(where, (), f"param `{name}`: toInit of a dockerfile is not supported yet", "unsupported")
+        elif kind not in ("git", "artifacts", "path"):
+            self.add(where, (), f"param `{name}`: toInit needs an input of type git, artifacts or path (got "
+                                f"{kind or 'no type'})")  # fmt: skip
 
     # ---- DAG
 
@@ -530,11 +550,28 @@ class _Builder:
         elif isinstance(run, Dag):
             if run.early_stopping:
                 self.add(where, ("run", "earlyStopping"), "`earlyStopping` is not supported yet", "unsupported")
-        elif run is not None:
+        elif isinstance(run, Job):
             for k, init in enumerate(run.init or ()):
                 for attr, key in _UNSUPPORTED_INIT.items():
                     if getattr(init, attr) is not None:
                         self.add(where, ("run", "init", k, key), f"init `{key}` is not supported yet", "unsupported")
+                if init.connection is not None:
+                    self.add(where, ("run", "init", k, "connection"), "init `connection` is not supported yet",
+                             "unsupported")  # fmt: skip
+                if init.container is not None:
+                    self.check_container(init.container, where / ("run", "init", k, "container"))
+            self.check_container(run.container, where / ("run", "container"))
+            for k, sidecar in enumerate(run.sidecars or ()):
+                self.check_container(sidecar, where / ("run", "sidecars", k))
+
+    def check_container(self, container: Container, where: _Where) -> None:
+        """What the compiler refuses in a container (``compiler.compile``), said by ``check`` as well."""
+        if container.env_from:
+            self.add(where, ("envFrom",), "`envFrom` is not supported yet", "unsupported")
+        for k, var in enumerate(container.env or ()):
+            if var.value_from is not None:
+                self.add(where, ("env", k, "valueFrom"), f"env `{var.name}`: valueFrom is not supported yet",
+                         "unsupported")  # fmt: skip
 
     def check_hook(self, hook: Hook, where: _Where) -> None:
         resolved = self._resolution(self.hub(hook.hub_ref), where)
