@@ -153,11 +153,16 @@ def analyze_pipeline(
     registry: ComponentRegistry | None = None,
     base_dir: Path | None = None,
     source: str | None = None,
+    stubs: frozenset[Path_] = frozenset(),
 ) -> PipelineReport:
-    """Build the pipeline and collect every problem (never raises for a bad spec)."""
+    """Build the pipeline and collect every problem (never raises for a bad spec).
+
+    ``stubs``: paths of the document's ops that stand for ops with schema errors (``spec.salvage``): they
+    take part in the graph, and nothing else is done with them.
+    """
     if base_dir is None and source is not None:
         base_dir = Path(source).resolve().parent
-    builder = _Builder(registry or ComponentRegistry(), source)
+    builder = _Builder(registry or ComponentRegistry(), source, stubs)
     with gc_paused():  # building a 100k-op pipeline makes many objects; collections would make it super-linear
         pipeline = builder.top(spec, dict(params or {}), base_dir)
     return PipelineReport(pipeline, builder.problems)
@@ -194,9 +199,10 @@ class _ComponentInfo:
 
 
 class _Builder:
-    def __init__(self, registry: ComponentRegistry, source: str | None) -> None:
+    def __init__(self, registry: ComponentRegistry, source: str | None, stubs: frozenset[Path_] = frozenset()) -> None:
         self.registry = registry
         self.source = source
+        self.stubs = stubs
         self.problems: list[Problem] = []
         self._seen: set[tuple[str, tuple[str | int, ...], str]] = set()
         self._checked: set[int] = set()  # ids of components whose body was checked
@@ -479,6 +485,8 @@ class _Builder:
             name = op.name
             if name is None or name not in graph.nodes or graph.nodes[name].index != i:
                 continue
+            if self.stubs and op_where.file is None and op_where.path in self.stubs:
+                continue  # an op with schema errors: in the graph, nothing more
             resolved = self.resolve(op, dag, base_dir, op_where, where)
             if resolved is None:
                 continue

@@ -52,6 +52,8 @@ GLOBALS_KEYS = frozenset(
 # Types Polyaxon takes as interchangeable for a ref (`clipped.types.COMPATIBLE_TYPES`; its float/metric pair
 # compares a Python type with a string and never matches, so it is left out here too).
 _STR_LIKE = frozenset({"str", "path", "s3", "gcs", "wasb"})
+ORPHAN_REF = "is not an op of this DAG (orphan ref)"
+"""How an orphan ref is reported, after the name it refers to."""
 _DID_YOU_MEAN_LIMIT = 2000  # difflib over more names than this costs more than the hint is worth
 
 
@@ -230,7 +232,7 @@ def _collect_upstream(
             hint = hints.get(target)
             if hint is None:
                 hint = hints[target] = did_you_mean(target, index)
-            issues.append(DagIssue(_field_path(i, where), f"`{target}` is not an op of this DAG (orphan ref){hint}"))
+            issues.append(DagIssue(_field_path(i, where), f"`{target}` {ORPHAN_REF}{hint}"))
             continue
         up = ups.get(j)
         if up is None:

@@ -58,14 +58,29 @@ def load_text(text: str | bytes, filename: str = "<string>") -> models.Component
     return load_data(parse(text, filename))
 
 
+class SchemaErrors(SpecErrors):
+    """The document parsed but does not validate; ``details`` are pydantic's errors, for
+    :func:`polynb.spec.salvage.salvage` (what can still be checked)."""
+
+    def __init__(self, errors: list[SpecError], details: list[ErrorDetails]) -> None:
+        super().__init__(errors)
+        self.details = details
+
+
 def load_data(document: Document) -> models.Component | models.Operation:
-    """Validate a parsed document; pydantic's errors become ``SpecErrors`` positioned in the document."""
+    """Validate a parsed document; pydantic's errors become ``SchemaErrors`` positioned in the document."""
     try:
         with gc_paused():  # a 100,000-op DAG builds millions of objects: full collections would dominate
             return models.parse_polyaxonfile(document.data)
     except ValidationError as e:
         root = _ROOT_MODELS.get(e.title, models.Component)
-        raise SpecErrors(translate(e.errors(include_url=False), document, root)) from None
+        details = e.errors(include_url=False)
+        raise SchemaErrors(translate(details, document, root), details) from None
+
+
+def error_path(error: ErrorDetails, data: Any) -> tuple[PathPart, ...]:
+    """Where in ``data`` a pydantic error is (its ``loc`` without the union tags pydantic inserts)."""
+    return _entry(error, data).path
 
 
 # ----------------------------------------------------------------------------- error translation
@@ -398,4 +413,4 @@ def _unannotate(tp: Any) -> Any:
     return tp
 
 
-__all__ = ["load", "load_data", "load_text", "translate"]
+__all__ = ["SchemaErrors", "error_path", "load", "load_data", "load_text", "translate"]
