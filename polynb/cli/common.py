@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -41,6 +42,20 @@ STATUS_STYLES: dict[str, str] = {
     "failed": "bold red",
     "upstream_failed": "red",
 }
+
+
+# Terminal escapes (colours, cursor moves) and the other control characters but tab and line breaks.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LINE_BREAKS = re.compile(r"\s*(?:\r\n|\r|\n)\s*")
+LINE_JOINER = " ⏎ "
+"""What stands for a line break in a one-line message."""
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line, for a table row or a progress line: a failed op's message carries the tail of
+    its log, whose line breaks would split the row and whose escapes would repaint the terminal."""
+    text = _ESCAPES.sub("", text).replace("\t", " ")
+    return _LINE_BREAKS.sub(LINE_JOINER, text.strip())
 
 
 def style_of(status: str) -> str:
@@ -104,16 +119,17 @@ def error(message: str, *, stream: TextIO | None = None) -> None:
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, status_column: int | None = None) -> None:
     """Columns aligned with two spaces: with rich on a terminal (the status column coloured), otherwise
-    plain text that never wraps, so pipes and ``grep`` see one row per line."""
+    plain text that never wraps, so pipes and ``grep`` see one row per line (cells are made one line)."""
+    lines: list[Sequence[str]] = [[one_line(cell) for cell in row] for row in rows]
     if sys.stdout.isatty():
         table = Table(show_edge=False, pad_edge=False, box=None)
         for column in header:
             table.add_column(column, overflow="fold")
-        for row in rows:
+        for row in lines:
             cells = [Text(cell, style=style_of(cell) if i == status_column else "") for i, cell in enumerate(row)]
             table.add_row(*cells)
         Console(highlight=False).print(table)
         return
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
+    widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
+    for row in [header, *lines]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

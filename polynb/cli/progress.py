@@ -15,8 +15,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from polynb.cli.common import format_duration, local_time, run_duration, style_of
-from polynb.cli.tree import RunTree, hook_ref, is_status_change, short_kind
+from polynb.cli.common import format_duration, local_time, one_line, run_duration, style_of
+from polynb.cli.tree import RunTree, hook_label, is_status_change, short_kind
 from polynb.lifecycle import is_status_event
 from polynb.store import EventRecord, RunRecord
 
@@ -35,7 +35,7 @@ def status_line(event: EventRecord, name: str, width: int = 0) -> str:
     """``HH:MM:SS.mmm  op-name  status  reason: message`` for one status event."""
     status = event.payload.get("status") or short_kind(event.kind)
     reason, message = event.payload.get("reason"), event.payload.get("message")
-    detail = ": ".join(str(part) for part in (reason, message) if part)
+    detail = one_line(": ".join(str(part) for part in (reason, message) if part))
     text = f"{local_time(event.at)}  {name:<{width}}  {status:<15}  {detail}"
     return text.rstrip()
 
@@ -109,10 +109,10 @@ class LiveProgress:
         for op in tree.ops():
             table.add_row(*self._row(tree, op, now, wide=wide))
             for hook in tree.hooks(op.uuid):
-                table.add_row(*self._row(tree, hook, now, wide=wide, name=f"  ↳ {hook_ref(hook) or hook.name}"))
+                table.add_row(*self._row(tree, hook, now, wide=wide, name=f"  ↳ {hook_label(hook, op.name)}"))
         if tree.is_dag:
             for hook in tree.hooks(tree.root):
-                table.add_row(*self._row(tree, hook, now, wide=wide, name=f"↳ {hook_ref(hook) or hook.name}"))
+                table.add_row(*self._row(tree, hook, now, wide=wide, name=f"↳ {hook_label(hook, top.name)}"))
         timeline = Table.grid(padding=(0, 2))
         for event, name in self.timeline:
             timeline.add_row(
@@ -133,7 +133,7 @@ class LiveProgress:
         cells = [
             Text(name or run.name),
             Text(run.status.value, style=style_of(run.status.value)),
-            Text(reason, style="dim" if not run.is_final else ""),
+            Text(one_line(reason), style="dim" if not run.is_final else ""),
             Text(format_duration(run_duration(run, now=now))),
             Text(("… " if len(fired) > 3 else "") + " ".join(fired[-3:]), style="dim"),
             Text(run.url or "", style="underline cyan"),

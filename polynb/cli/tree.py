@@ -103,6 +103,12 @@ def hook_ref(run: RunRecord) -> str | None:
     return str(ref) if ref is not None else None
 
 
+def hook_label(hook: RunRecord, main_name: str) -> str:
+    """A hook as listed under its main run: its name without the main run's (``webhook-on-failed``)."""
+    prefix = f"{main_name}-"
+    return hook.name.removeprefix(prefix) if len(hook.name) > len(prefix) else hook.name
+
+
 def is_status_change(event: EventRecord) -> bool:
     """Status events but the ``run_status_done`` twin every final status has."""
     return is_status_event(event.kind) and event.kind != DONE_EVENT

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polynb.compiler.pipeline import CLI_PARAMS, Pipeline, analyze_pipeline
+from polynb.spec.dag import ORPHAN_REF
 from polynb.spec.errors import SpecError, SpecErrors, format_path
-from polynb.spec.load import load_data
-from polynb.spec.yaml_loader import Document, gc_paused, parse
+from polynb.spec.load import SchemaErrors, load_data
+from polynb.spec.salvage import Salvaged, salvage
+from polynb.spec.yaml_loader import Document, gc_paused, parse, read_source
 
 if TYPE_CHECKING:
     from polynb.compiler.pipeline import Problem
@@ -148,7 +150,9 @@ def _check_one(
     else:
         path = Path(source)
         try:
-            raw = path.read_bytes()
+            raw = read_source(path, name)
+        except SpecErrors as exc:
+            return None, list(exc.errors), [], []
         except IsADirectoryError:
             message = "is a directory; expected a Polyaxonfile (a YAML file)"
             return None, [SpecError(name, 0, 0, format_path(()), message)], [], []
@@ -158,15 +162,40 @@ def _check_one(
         base_dir = path.resolve().parent
     try:
         document = parse(raw, name)
-        spec = load_data(document)
     except SpecErrors as exc:
         return None, list(exc.errors), [], []
-    report = analyze_pipeline(spec, params=params, registry=registry, base_dir=base_dir, source=name)
+    salvaged: Salvaged | None = None
+    try:
+        spec = load_data(document)
+    except SchemaErrors as exc:
+        # Check what can be checked anyway (the graph above all), so one pass reports every error.
+        salvaged = salvage(document.data, exc.details)
+        if salvaged is None:
+            return None, list(exc.errors), [], []
+        spec = salvaged.spec
+        schema_errors = list(exc.errors)
+    stubs = salvaged.stubs if salvaged is not None else frozenset()
+    report = analyze_pipeline(spec, params=params, registry=registry, base_dir=base_dir, source=name, stubs=stubs)
     locator = _Locator(name, document)
-    errors = [locator.locate(p) for p in report.errors]
-    unsupported = [locator.locate(p) for p in report.unsupported]
-    warnings = [*unsupported, *(locator.locate(p) for p in report.warnings)]
+
+    def located(problems: list[Problem]) -> list[SpecError]:
+        if salvaged is not None:
+            problems = [p for p in problems if not _repeats(p, salvaged)]
+        return [locator.locate(p) for p in problems]
+
+    errors = located(report.errors)
+    unsupported = located(report.unsupported)
+    warnings = [*unsupported, *located(report.warnings)]
+    if salvaged is not None:
+        return None, [*schema_errors, *errors], warnings, unsupported
     return report.pipeline, errors, warnings, unsupported
+
+
+def _repeats(problem: Problem, salvaged: Salvaged) -> bool:
+    """Whether a problem found in a salvaged document only follows from its schema errors."""
+    if problem.file is not None or problem.located is not None:
+        return False  # in another file
+    return salvaged.repeats(problem.path) or (salvaged.unnamed and ORPHAN_REF in problem.message)
 
 
 def as_written(path: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
@@ -206,7 +235,7 @@ class _Locator:
     def _document(self, file: str) -> Document | None:
         if file not in self.documents:
             try:
-                self.documents[file] = parse(Path(file).read_bytes(), file)
+                self.documents[file] = parse(read_source(file), file)
             except (OSError, SpecErrors):
                 self.documents[file] = None
         return self.documents[file]

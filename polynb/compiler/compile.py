@@ -104,11 +104,11 @@ def _argv(items: Iterable[str] | None, context: Mapping[str, Any], where: str) -
 
 def _env(container: Container, context: Mapping[str, Any], where: str) -> dict[str, str]:
     if container.env_from:
-        raise CompileError(f"{where}.envFrom: not supported yet on the local executor")
+        raise CompileError(f"{where}.envFrom: `envFrom` is not supported yet")
     env: dict[str, str] = {}
     for var in container.env or ():
         if var.value_from is not None:
-            raise CompileError(f"{where}.env `{var.name}`: valueFrom is not supported yet on the local executor")
+            raise CompileError(f"{where}.env `{var.name}`: valueFrom is not supported yet")
         env[var.name] = _render_text(var.value, context, f"{where}.env `{var.name}`") or ""
     return env
 

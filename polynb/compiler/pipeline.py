@@ -37,15 +37,17 @@ from typing import Any, Literal, NamedTuple
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
 from polynb.lifecycle import is_status_event
 from polynb.spec import iotypes
-from polynb.spec.dag import DagGraph, OpNode, analyze, check_refs
+from polynb.spec.dag import DagGraph, DagIssue, OpNode, analyze, check_refs, name_limit, name_too_long
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.models import (
     IO,
     Component,
+    Container,
     Dag,
     DistributedRun,
     EventTrigger,
     Hook,
+    Job,
     Operation,
     Param,
     Polyaxonfile,
@@ -162,11 +164,16 @@ def analyze_pipeline(
     registry: ComponentRegistry | None = None,
     base_dir: Path | None = None,
     source: str | None = None,
+    stubs: frozenset[Path_] = frozenset(),
 ) -> PipelineReport:
-    """Build the pipeline and collect every problem (never raises for a bad spec)."""
+    """Build the pipeline and collect every problem (never raises for a bad spec).
+
+    ``stubs``: paths of the document's ops that stand for ops with schema errors (``spec.salvage``): they
+    take part in the graph, and nothing else is done with them.
+    """
     if base_dir is None and source is not None:
         base_dir = Path(source).resolve().parent
-    builder = _Builder(registry or ComponentRegistry(), source)
+    builder = _Builder(registry or ComponentRegistry(), source, stubs)
     with gc_paused():  # building a 100k-op pipeline makes many objects; collections would make it super-linear
         pipeline = builder.top(spec, dict(params or {}), base_dir)
     return PipelineReport(pipeline, builder.problems)
@@ -191,7 +198,7 @@ class _Where(NamedTuple):
 class _ComponentInfo:
     """What params are checked against, computed once per component (a DAG's ops often share one)."""
 
-    __slots__ = ("component", "declared", "required")
+    __slots__ = ("component", "declared", "required", "to_init")
 
     def __init__(self, component: Component) -> None:
         self.component = component
@@ -199,12 +206,14 @@ class _ComponentInfo:
         self.required = [
             (i, io) for i, io in enumerate(component.inputs or ()) if io.required and not io.delay_validation
         ]
+        self.to_init = [(i, io) for i, io in enumerate(component.inputs or ()) if io.to_init]
 
 
 class _Builder:
-    def __init__(self, registry: ComponentRegistry, source: str | None) -> None:
+    def __init__(self, registry: ComponentRegistry, source: str | None, stubs: frozenset[Path_] = frozenset()) -> None:
         self.registry = registry
         self.source = source
+        self.stubs = stubs
         self.problems: list[Problem] = []
         self._seen: set[tuple[str, tuple[str | int, ...], str]] = set()
         self._checked: set[int] = set()  # ids of components whose body was checked
@@ -281,6 +290,7 @@ class _Builder:
                     )
         inputs = self.bind_top(spec, component, literal, overrides, where)
         name = spec.name or component.name or "main"
+        self.check_name_length(name, root / ("name",) if spec.name else where / ("name",))
         hooks = (*(spec.hooks or ()), *((component.hooks or ()) if component is not spec else ()))
         run = component.run
         if isinstance(run, Dag):
@@ -314,6 +324,15 @@ class _Builder:
                 seen.add("ttl")
                 self.add(at, ("termination", "ttl"), _DAG_TTL, "unsupported")
         return Termination(timeout=timeout) if timeout else None
+
+    def check_name_length(self, name: str, where: _Where) -> None:
+        """The top-level run's name, as an op's (``spec.dag.analyze`` checks those)."""
+        issues: list[DagIssue] = []
+        limit = name_limit(issues, ())
+        if limit is not None and len(name) > limit:
+            issues.append(DagIssue((), name_too_long(name, limit)))
+        for issue in issues:
+            self.add(where, issue.path, issue.message)
 
     def component_where(self, op: Operation, resolved: Resolved, op_where: _Where, dag_where: _Where | None) -> _Where:
         """Where the resolved component is written, for positions of errors inside it."""
@@ -417,7 +436,13 @@ class _Builder:
         """Literal values against declared types; undeclared params under strictParams; required inputs."""
         info = self._info(component)
         declared = info.declared
+        for i, flagged in info.to_init:
+            flag = params.get(flagged.name)
+            if flag is None or not flag.to_init:
+                self.check_to_init(flagged.name, flagged, flag, component_where / ("inputs", i, "toInit"))
         for name, param in params.items():
+            if param.to_init:
+                self.check_to_init(name, declared.get(name), param, op_where / (*params_path, name, "toInit"))
             io = declared.get(name)
             if io is None:
                 if param.context_only is False:
@@ -468,6 +493,17 @@ class _Builder:
                     f"input `{io.name}` of `{component.name or 'the component'}` is required and no param gives it",
                 )
 
+    def check_to_init(self, name: str, io: IO | None, param: Param | None, where: _Where) -> None:
+        """A ``toInit`` param as ``compiler.params.param_inits`` will take it: a git, artifacts or path input."""
+        kind = iotypes.normalize_type(io.type)[0] if io is not None and io.type else None
+        if (param is not None and param.connection) or (io is not None and io.connection):
+            self.add(where, (), f"param `{name}`: toInit with a connection is not supported yet", "unsupported")
+        elif kind == "dockerfile":
+            self.add(where, (), f"param `{name}`: toInit of a dockerfile is not supported yet", "unsupported")
+        elif kind not in ("git", "artifacts", "path"):
+            self.add(where, (), f"param `{name}`: toInit needs an input of type git, artifacts or path (got "
+                                f"{kind or 'no type'})")  # fmt: skip
+
     # ---- DAG
 
     def dag(self, dag: Dag, where: _Where, owner: Component, base_dir: Path | None) -> tuple[dict[str, PipelineOp],
@@ -485,6 +521,8 @@ class _Builder:
             name = op.name
             if name is None or name not in graph.nodes or graph.nodes[name].index != i:
                 continue
+            if self.stubs and op_where.file is None and op_where.path in self.stubs:
+                continue  # an op with schema errors: in the graph, nothing more
             resolved = self.resolve(op, dag, base_dir, op_where, where)
             if resolved is None:
                 continue
@@ -556,11 +594,28 @@ class _Builder:
         elif isinstance(run, Dag):
             if run.early_stopping:
                 self.add(where, ("run", "earlyStopping"), "`earlyStopping` is not supported yet", "unsupported")
-        elif run is not None:
+        elif isinstance(run, Job):
             for k, init in enumerate(run.init or ()):
                 for attr, key in _UNSUPPORTED_INIT.items():
                     if getattr(init, attr) is not None:
                         self.add(where, ("run", "init", k, key), f"init `{key}` is not supported yet", "unsupported")
+                if init.connection is not None:
+                    self.add(where, ("run", "init", k, "connection"), "init `connection` is not supported yet",
+                             "unsupported")  # fmt: skip
+                if init.container is not None:
+                    self.check_container(init.container, where / ("run", "init", k, "container"))
+            self.check_container(run.container, where / ("run", "container"))
+            for k, sidecar in enumerate(run.sidecars or ()):
+                self.check_container(sidecar, where / ("run", "sidecars", k))
+
+    def check_container(self, container: Container, where: _Where) -> None:
+        """What the compiler refuses in a container (``compiler.compile``), said by ``check`` as well."""
+        if container.env_from:
+            self.add(where, ("envFrom",), "`envFrom` is not supported yet", "unsupported")
+        for k, var in enumerate(container.env or ()):
+            if var.value_from is not None:
+                self.add(where, ("env", k, "valueFrom"), f"env `{var.name}`: valueFrom is not supported yet",
+                         "unsupported")  # fmt: skip
 
     def check_hook(self, hook: Hook, where: _Where) -> None:
         resolved = self._resolution(self.hub(hook.hub_ref), where)
@@ -597,11 +652,13 @@ def _matrix_params(spec: Polyaxonfile) -> set[str]:
     """Inputs a (refused, but checked) matrix gives values to: they are not missing."""
     if spec.matrix is None:
         return set()
+    # The matrix is loosely typed (refused anyway): take names only from the shapes that have them.
     extra = spec.matrix.model_extra or {}
-    names = set(extra.get("params") or {})
-    for row in extra.get("values") or ():
+    params, rows = extra.get("params"), extra.get("values")
+    names = {str(name) for name in params} if isinstance(params, dict) else set()
+    for row in rows if isinstance(rows, list) else ():
         if isinstance(row, dict):
-            names.update(row)
+            names.update(str(name) for name in row)
     return names
 
 

@@ -3,28 +3,34 @@
 Templates come from Polyaxonfiles and may be fed values from upstream runs, so the environment is locked
 down: no loader (``{% include %}``/``{% import %}`` fail), the immutable sandbox (no attribute starting with
 ``_``, no mutating methods, no ``str.format`` escapes), strict undefined (a misspelt name is an error, never an
-empty string), and caps on ``*``/``**`` so a template cannot allocate gigabytes.
+empty string), and size caps (:mod:`polynb.compiler.template_limits`) so a template cannot allocate gigabytes.
 
 A string that is exactly one ``{{ expr }}`` renders to the expression's native value (``"{{ uuids }}"`` stays a
-list, ``"{{ n }}"`` an int); anything else renders to a string. Rendered values are never rendered again, so
-a value that happens to contain ``{{`` (an upstream output, say) is data, not a template.
+list, ``"{{ n }}"`` an int); anything else renders to a string. Native values are plain data: ``str`` (never
+``Markup``, which ``tojson`` and ``e`` return), ``int``, ``float``, ``bool``, ``None``, lists and dicts of them;
+other iterables become lists and other objects their text, as ``x={{ x }}`` would show them. A rendered value
+over ``POLYNB_MAX_RENDERED_CHARS`` is an error. Rendered values are never rendered again, so a value that
+happens to contain ``{{`` (an upstream output, say) is data, not a template.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Set, ValuesView
 from functools import lru_cache
 from typing import Any, NoReturn
 
-from jinja2 import StrictUndefined, Template, Undefined
+from jinja2 import StrictUndefined, Template, Undefined, nodes
 from jinja2 import TemplateError as JinjaTemplateError
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from polynb.compiler import template_limits
 from polynb.compiler.errors import ConditionError, TemplateError
+from polynb.limits import MAX_RENDERED_CHARS, LimitError
 
 __all__ = [
     "ENV",
@@ -51,25 +57,60 @@ class _StrictUndefined(StrictUndefined):
         self._fail_with_undefined_error()
 
 
-class _Environment(ImmutableSandboxedEnvironment):
-    """The immutable sandbox with size caps on repetition and powers (``'a' * 10**10``)."""
+class _CodeGenerator(CodeGenerator):
+    """Jinja's code generator, with ``a ~ b`` checked against the size limit (Jinja does not intercept ``~``)."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:  # noqa: N802 - Jinja's visitor name
+        self.write("environment.checked_concat(")
+        super().visit_Concat(node, frame)
+        self.write(")")
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """The immutable sandbox with size caps on what a template builds (``'a' * 10**10``, ``a ~ a``)."""
+
+    code_generator_class = _CodeGenerator
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
                 if isinstance(seq, str | list | tuple) and isinstance(times, int) and len(seq) * times > _MAX_REPEAT:
                     raise SecurityError(f"`*` would produce more than {_MAX_REPEAT} items")
-        elif (
-            isinstance(left, int)
-            and isinstance(right, int)
-            and right > 0
-            and abs(left) > 1
-            and abs(left).bit_length() * right > _MAX_POWER_BITS
-        ):
-            raise SecurityError(f"`**` would produce an integer of more than {_MAX_POWER_BITS} bits")
-        return super().call_binop(context, operator, left, right)
+        elif operator == "**":
+            if (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and right > 0
+                and abs(left) > 1
+                and abs(left).bit_length() * right > _MAX_POWER_BITS
+            ):
+                raise SecurityError(f"`**` would produce an integer of more than {_MAX_POWER_BITS} bits")
+        elif operator == "%" and isinstance(left, str):
+            template_limits.check_format(left, right if isinstance(right, tuple) else (right,), printf=True)
+        return template_limits.checked(
+            super().call_binop(context, operator, left, right), f"the result of `{operator}`"
+        )
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - as Jinja's
+        template_limits.check_call(__obj, args, kwargs)
+        return template_limits.checked(super().call(__context, __obj, *args, **kwargs), "the result of a call")
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        fmt = value.__self__
+
+        def checked_format(*args: Any, **kwargs: Any) -> str:
+            template_limits.check_format(fmt, (*args, *kwargs.values()), printf=False)
+            return str(template_limits.checked(wrapped(*args, **kwargs), "the result of `format`"))
+
+        return checked_format
+
+    @staticmethod
+    def checked_concat(value: Any) -> Any:
+        return template_limits.checked(value, "the result of `~`")
 
 
 def map_format(value: Any, pattern: str) -> str:
@@ -81,6 +122,7 @@ def _build_environment() -> _Environment:
     # keep_trailing_newline: a rendered file `content` must keep its last newline.
     env = _Environment(undefined=_StrictUndefined, autoescape=False, loader=None, keep_trailing_newline=True)
     env.filters["map_format"] = map_format
+    template_limits.guard_filters(env.filters)
     # Helpers a spec never needs; fewer callables, less surface.
     for name in ("lipsum", "cycler", "joiner"):
         env.globals.pop(name, None)
@@ -97,7 +139,7 @@ def _short(text: str) -> str:
 
 def _fail(source: str, exc: BaseException) -> NoReturn:
     reason = exc.message if isinstance(exc, JinjaTemplateError) and exc.message else str(exc)
-    if not isinstance(exc, JinjaTemplateError):
+    if not isinstance(exc, JinjaTemplateError | LimitError):
         reason = f"{type(exc).__name__}: {reason}"
     raise TemplateError(source, reason) from exc
 
@@ -151,12 +193,64 @@ def _check_defined(value: Any) -> None:
 
 
 def render_str(text: str, context: Mapping[str, Any]) -> str:
-    """Render ``text`` to a string; raise :class:`TemplateError` naming the template and the cause."""
+    """Render ``text`` to a string; raise :class:`TemplateError` naming the template and the cause.
+
+    The output is gathered piece by piece, so a loop that would print gigabytes stops at the size limit.
+    """
     template = _template(text)
     try:
-        return template.render(context)
+        limit = MAX_RENDERED_CHARS.value()
+        parts: list[str] = []
+        size = 0
+        for part in template.generate(context):
+            size += len(part)
+            if limit is not None and size > limit:
+                MAX_RENDERED_CHARS.check(size, "the rendered value is", at_least=True)
+            parts.append(part)
+        return "".join(parts)  # a plain str even when the parts are Markup
     except Exception as exc:
         _fail(text, exc)
+
+
+class _Budget:
+    """Characters (and items) a native value may still take before it is over the size limit."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> None:
+        self.used += size
+        if self.limit is not None and self.used > self.limit:
+            MAX_RENDERED_CHARS.check(self.used, "the rendered value is", at_least=True)
+
+
+def _plain(value: Any, budget: _Budget) -> Any:
+    """``value`` as plain data (see the module docstring), its size taken from ``budget``."""
+    kind = type(value)
+    if kind is str:
+        budget.take(len(value))
+        return value
+    if value is None or kind is bool or kind is int or kind is float:
+        budget.take(1)
+        return value
+    if isinstance(value, str):  # Markup (`tojson`, `e`) and other str subclasses
+        budget.take(len(value))
+        return str.__str__(value)
+    if isinstance(value, bool | int | float):  # subclasses (enums): their plain value
+        budget.take(1)
+        return bool(value) if isinstance(value, bool) else int(value) if isinstance(value, int) else float(value)
+    if isinstance(value, Mapping):
+        budget.take(1)
+        return {_plain(k, budget): _plain(v, budget) for k, v in value.items()}
+    if isinstance(value, list | tuple | Set | ValuesView | Iterator | range):
+        budget.take(1)
+        return [_plain(item, budget) for item in value]
+    text = str(value)  # another object (a dict view, a namespace, a function): as `x={{ x }}` would print it
+    budget.take(len(text))
+    return str.__str__(text)
 
 
 def _render_string(text: str, context: Mapping[str, Any]) -> Any:
@@ -169,9 +263,9 @@ def _render_string(text: str, context: Mapping[str, Any]) -> Any:
     try:
         value = expression(context)
         _check_defined(value)
+        return _plain(value, _Budget(MAX_RENDERED_CHARS.value()))
     except Exception as exc:
         _fail(text, exc)
-    return value
 
 
 def render_value(obj: Any, context: Mapping[str, Any]) -> Any:

@@ -203,7 +203,7 @@ class OpCompiler:
         try:
             kind = compiler.op_kind(plan.component)
             placement = executor.place(uuid, kind, compiler.port_count(plan.component))
-            name = f"{main.name}-{plan.hook.hub_ref.split(':')[0].replace('/', '-')}"
+            name = self._store.get_run(uuid).name  # hook_run_name(), given at creation
             op = compiler.compile_hook(
                 hook=plan.hook,
                 component=plan.component,

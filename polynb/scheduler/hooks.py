@@ -9,10 +9,11 @@ run's final status, and submits them after.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from polynb.lifecycle import Status, is_final
 from polynb.scheduler.compiling import REASON_CONDITIONS_ERROR, OpCompiler
@@ -37,6 +38,43 @@ def trigger_matches(trigger: object, status: Status | str) -> bool:
         return True
     value = Status(str(getattr(trigger, "value", trigger)))
     return value == Status.DONE or value == status
+
+
+class _NamedHook(Protocol):
+    @property
+    def hub_ref(self) -> str: ...
+    @property
+    def trigger(self) -> object: ...
+
+
+def _trigger_name(hook: _NamedHook) -> str:
+    trigger = hook.trigger
+    return str(getattr(trigger, "value", trigger)) if trigger is not None else Status.DONE.value
+
+
+def hook_run_name(main_name: str, hooks: Sequence[_NamedHook], index: int) -> str:
+    """The name of the run of ``hooks[index]`` of the run ``main_name``: distinct among its hooks, and stable.
+
+    ``<main>-<hub>`` (``hubRef`` without its tag, ``/`` as ``-``) when one hook uses that component; when several
+    do, ``-on-<trigger>`` follows, and when they share the trigger too, their 1-based rank among those
+    (``train-webhook-on-failed-2``). Only the op's hook list decides it, so a run keeps its name whichever hooks
+    fire and whichever engine creates it.
+    """
+
+    def hub(hook: _NamedHook) -> str:
+        return hook.hub_ref.split(":")[0].replace("/", "-")
+
+    hook = hooks[index]
+    name = f"{main_name}-{hub(hook)}"
+    same_hub = [h for h in hooks if hub(h) == hub(hook)]
+    if len(same_hub) == 1:
+        return name
+    trigger = _trigger_name(hook)
+    name = f"{name}-on-{trigger}"
+    if Counter(_trigger_name(h) for h in same_hub)[trigger] == 1:
+        return name
+    rank = sum(1 for h in hooks[:index] if hub(h) == hub(hook) and _trigger_name(h) == trigger) + 1
+    return f"{name}-{rank}"
 
 
 def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
@@ -125,7 +163,7 @@ class HookFactory:
                 continue
             plan = HookPlan(hook=hook, component=selection.component, index=index)
             new = NewRun(
-                name=f"{run.name}-{hook.hub_ref.split(':')[0].replace('/', '-')}",
+                name=hook_run_name(run.name, hooks, index),
                 kind=str(getattr(selection.component.run, "kind", "job")),
                 dag_uuid=run.dag_uuid if run.role != "dag" else run.uuid,
                 hook_of=run.uuid,

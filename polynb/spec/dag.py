@@ -19,6 +19,7 @@ import difflib
 from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 
+from polynb.limits import MAX_NAME_LENGTH, LimitError
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.models import IO, Component, Dag, EventKind, Operation
 from polynb.spec.refs import ValuePath, parse_ref, parse_value_path
@@ -51,6 +52,8 @@ GLOBALS_KEYS = frozenset(
 # Types Polyaxon takes as interchangeable for a ref (`clipped.types.COMPATIBLE_TYPES`; its float/metric pair
 # compares a Python type with a string and never matches, so it is left out here too).
 _STR_LIKE = frozenset({"str", "path", "s3", "gcs", "wasb"})
+ORPHAN_REF = "is not an op of this DAG (orphan ref)"
+"""How an orphan ref is reported, after the name it refers to."""
 _DID_YOU_MEAN_LIMIT = 2000  # difflib over more names than this costs more than the hint is worth
 
 
@@ -144,11 +147,14 @@ def analyze(dag: Dag) -> tuple[DagGraph, list[DagIssue]]:
     _check_component_names(dag, issues)
 
     index: dict[str, int] = {}
+    max_name = name_limit(issues, ("operations",))
     for i, op in enumerate(ops):
         name = op.name
         if not name:
             issues.append(DagIssue(("operations", i, "name"), "every op of a DAG needs a `name`"))
             continue
+        if max_name is not None and len(name) > max_name:
+            issues.append(DagIssue(("operations", i, "name"), name_too_long(name, max_name)))
         if name in index:
             issues.append(
                 DagIssue(
@@ -166,6 +172,22 @@ def analyze(dag: Dag) -> tuple[DagGraph, list[DagIssue]]:
     graph = _assemble(ops, index, ups)
     issues.extend(_cycles(ops, ups, graph))
     return graph, issues
+
+
+def name_limit(issues: list[DagIssue], path: Path) -> int | None:
+    """``POLYNB_MAX_NAME_LENGTH`` (None: no limit); a malformed setting is an issue at ``path``."""
+    try:
+        return MAX_NAME_LENGTH.value()
+    except LimitError as exc:
+        issues.append(DagIssue(path, str(exc)))
+        return MAX_NAME_LENGTH.default
+
+
+def name_too_long(name: str, limit: int) -> str:
+    """Why a run name over ``limit`` (``POLYNB_MAX_NAME_LENGTH``) is refused: runs, pods and URLs carry it."""
+    shown = name if len(name) <= 40 else name[:37] + "..."
+    what = f"the name `{shown}` is"
+    return MAX_NAME_LENGTH.exceeded(len(name), what, limit=limit) or f"{what} too long"
 
 
 def _check_component_names(dag: Dag, issues: list[DagIssue]) -> None:
@@ -210,7 +232,7 @@ def _collect_upstream(
             hint = hints.get(target)
             if hint is None:
                 hint = hints[target] = did_you_mean(target, index)
-            issues.append(DagIssue(_field_path(i, where), f"`{target}` is not an op of this DAG (orphan ref){hint}"))
+            issues.append(DagIssue(_field_path(i, where), f"`{target}` {ORPHAN_REF}{hint}"))
             continue
         up = ups.get(j)
         if up is None:

@@ -15,7 +15,7 @@ from pydantic_core import ErrorDetails
 from polynb.spec import models
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.suggest import did_you_mean
-from polynb.spec.yaml_loader import Document, PathPart, describe_value, gc_paused, parse
+from polynb.spec.yaml_loader import Document, PathPart, describe_value, gc_paused, parse, read_source
 
 _ROOT_MODELS: dict[str, type[BaseModel]] = {"Component": models.Component, "Operation": models.Operation}
 # What a value of each enum is called in a message: "'x' is not an event kind".
@@ -46,7 +46,7 @@ _EXPECTED: dict[str, str] = {
 def load(path: str | Path) -> models.Component | models.Operation:
     """Read, parse and validate a Polyaxonfile; raise ``SpecErrors`` (also when it cannot be read)."""
     try:
-        raw = Path(path).read_bytes()
+        raw = read_source(path)
     except OSError as e:
         reason = e.strerror or str(e)
         raise SpecErrors([SpecError(str(path), 0, 0, format_path(()), f"cannot read the file: {reason}")]) from None
@@ -58,14 +58,29 @@ def load_text(text: str | bytes, filename: str = "<string>") -> models.Component
     return load_data(parse(text, filename))
 
 
+class SchemaErrors(SpecErrors):
+    """The document parsed but does not validate; ``details`` are pydantic's errors, for
+    :func:`polynb.spec.salvage.salvage` (what can still be checked)."""
+
+    def __init__(self, errors: list[SpecError], details: list[ErrorDetails]) -> None:
+        super().__init__(errors)
+        self.details = details
+
+
 def load_data(document: Document) -> models.Component | models.Operation:
-    """Validate a parsed document; pydantic's errors become ``SpecErrors`` positioned in the document."""
+    """Validate a parsed document; pydantic's errors become ``SchemaErrors`` positioned in the document."""
     try:
         with gc_paused():  # a 100,000-op DAG builds millions of objects: full collections would dominate
             return models.parse_polyaxonfile(document.data)
     except ValidationError as e:
         root = _ROOT_MODELS.get(e.title, models.Component)
-        raise SpecErrors(translate(e.errors(include_url=False), document, root)) from None
+        details = e.errors(include_url=False)
+        raise SchemaErrors(translate(details, document, root), details) from None
+
+
+def error_path(error: ErrorDetails, data: Any) -> tuple[PathPart, ...]:
+    """Where in ``data`` a pydantic error is (its ``loc`` without the union tags pydantic inserts)."""
+    return _entry(error, data).path
 
 
 # ----------------------------------------------------------------------------- error translation
@@ -206,7 +221,7 @@ def _message(error: ErrorDetails, path: tuple[PathPart, ...], data: Any, root: t
         allowed = _quoted_list(str(ctx.get("expected", "")))
         is_file_kind = bool(path) and path[-1] == "kind" and "component" in allowed
         noun = "a Polyaxonfile kind" if path == ("kind",) or is_file_kind else "an allowed value"
-        if is_file_kind and value in _run_kinds():
+        if is_file_kind and isinstance(value, str) and value in _run_kinds():
             return (
                 f"'{value}' is a run kind, not a Polyaxonfile kind (component or operation): it belongs under"
                 f" `run:` (`run: {{kind: {value}, container: ...}}`); check the indentation of `kind:` and the"
@@ -398,4 +413,4 @@ def _unannotate(tp: Any) -> Any:
     return tp
 
 
-__all__ = ["load", "load_data", "load_text", "translate"]
+__all__ = ["SchemaErrors", "error_path", "load", "load_data", "load_text", "translate"]

@@ -28,6 +28,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from polynb.lifecycle import Status as Status
 from polynb.lifecycle import is_status_event, status_of_event
+from polynb.limits import MAX_OPS
 from polynb.spec import iotypes
 from polynb.spec.refs import Ref, ValuePath, parse_ref_cached, parse_value_path
 
@@ -201,7 +202,7 @@ class Param(Model):
     """A param of an operation: a literal ``value``, or a ``value`` read from the run named by ``ref``."""
 
     ref: str | None = None
-    value: Any = None
+    value: Any = Field(default=None, validate_default=True)  # validated when absent too: a ref needs one
     context_only: bool | None = None
     connection: str | None = None
     to_init: bool | None = None
@@ -559,6 +560,14 @@ class Dag(Model):
     early_stopping: list[dict[str, Any]] | None = None
 
     _volumes = field_validator("volumes")(_check_volume)
+
+    @field_validator("operations", mode="before")
+    @classmethod
+    def _not_too_many(cls, value: Any) -> Any:
+        # Before the ops are validated: a million ops would cost gigabytes to refuse afterwards.
+        if isinstance(value, list):
+            MAX_OPS.check(len(value), "the DAG has")
+        return value
 
 
 Run = Annotated[

@@ -16,6 +16,7 @@ document with aliases is refused when they would expand it far beyond its writte
 from __future__ import annotations
 
 import gc
+import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from polynb.limits import MAX_SPEC_BYTES, LimitError
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.yaml_fast import Locator, Unsupported, parse_fast
 
@@ -166,8 +168,33 @@ def _scalar_key(node: ScalarNode) -> Any:
         return node.value
 
 
+def read_source(path: str | os.PathLike[str], filename: str | None = None) -> bytes:
+    """The bytes of a Polyaxonfile; ``SpecErrors`` when it is over ``POLYNB_MAX_SPEC_BYTES`` (judged before
+    reading it). ``OSError`` propagates: each caller words it for its own context."""
+    with open(path, "rb") as f:
+        _check_size(os.fstat(f.fileno()).st_size, filename or os.fspath(path))
+        return f.read()
+
+
+def _check_size(text: str | bytes | int, filename: str) -> None:
+    """Refuse a file (its size, or its text) over ``POLYNB_MAX_SPEC_BYTES``."""
+    try:
+        limit = MAX_SPEC_BYTES.value()
+        if limit is None:
+            return
+        if isinstance(text, str):
+            if len(text) * 4 <= limit:  # a character is at most 4 bytes of UTF-8: no need to encode
+                return
+            text = len(text.encode("utf-8", "surrogatepass"))
+        MAX_SPEC_BYTES.check(text if isinstance(text, int) else len(text), "the file is")
+    except LimitError as exc:
+        raise SpecErrors([SpecError(filename, 0, 0, format_path(()), str(exc))]) from None
+
+
 def parse(text: str | bytes, filename: str) -> Document:
-    """Load one YAML document that must be a mapping; raise ``SpecErrors`` for anything else."""
+    """Load one YAML document that must be a mapping; raise ``SpecErrors`` for anything else (a text over
+    ``POLYNB_MAX_SPEC_BYTES`` included)."""
+    _check_size(text, filename)
     if isinstance(text, bytes):
         text = _decode(text, filename)
     if text.startswith("\ufeff"):

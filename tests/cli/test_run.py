@@ -233,6 +233,56 @@ def test_params_of_a_single_op_file_reach_its_command(cli: Cli) -> None:
     assert cli.run("logs", doc["uuid"]).stdout.strip() == "hello you"
 
 
+JSON_ARGUMENT = """
+version: 1.1
+kind: component
+name: as-json
+inputs: [{name: d, type: dict}]
+run: {kind: job, container: {command: [echo, "{{ d | tojson }}", "{{ d.a | string | e }}", "{{ d.keys() }}"]}}
+"""
+
+
+def test_a_template_that_is_a_whole_argument_runs_whatever_jinja_returns(cli: Cli) -> None:
+    """``tojson`` and ``e`` return Markup, ``keys()`` a view (a list: one argument per key): plain text to the op."""
+    path = cli.write("job.yaml", JSON_ARGUMENT)
+    code, doc = cli.run_json("run", "-f", str(path), "-P", 'd={"a": 1}', "--json")
+    assert (code, doc["status"]) == (0, "succeeded"), doc
+    assert cli.run("logs", doc["uuid"]).stdout.strip() == '{"a": 1} 1 a'
+
+
+ENV_FROM_DAG = """
+version: 1.1
+kind: component
+name: env-from
+run:
+  kind: dag
+  operations:
+    - name: cached
+      cache: {ttl: 100}
+      component:
+        run: {kind: job, container: {command: ["true"]}}
+    - name: secrets
+      component:
+        run: {kind: job, container: {command: ["true"], envFrom: [{secretRef: {name: creds}}]}}
+"""
+
+
+def test_check_and_run_say_the_same_of_what_is_not_supported_yet(cli: Cli) -> None:
+    """``envFrom`` used to pass ``check`` silently, then fail the op at compile time under ``run``."""
+    path = cli.write("dag.yaml", ENV_FROM_DAG)
+    checked = cli.run("check", "-f", str(path))
+    assert checked.returncode == 0, checked.stdout
+    warnings = checked.stderr.splitlines()
+    not_supported = f"{path}:14:66: run.operations[1].component.run.container.envFrom: `envFrom` is not supported yet"
+    cache = f"{path}:9:14: run.operations[0].cache: warning: `cache` is not used yet: the op always runs"
+    warned = not_supported.replace(": `envFrom`", ": warning: `envFrom`")
+    assert warnings == [f"{cache} (same results, no reuse)", warned]
+    run = cli.run("run", "-f", str(path))
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [not_supported, f"polynb: {path}: not run (1 problem)"], run.stderr
+    assert cli.runs() == []
+
+
 def test_run_reports_the_same_positioned_errors_as_check(cli: Cli) -> None:
     path = cli.write("dag.yaml", TYPED_DAG)
     checked = cli.run("check", "-f", str(path))

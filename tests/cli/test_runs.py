@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -355,3 +356,60 @@ def test_a_direct_stop_of_one_op_leaves_its_hooks_to_the_next_engine_and_says_so
         assert sleeper is not None and sleeper.status == Status.STOPPED
         (hook,) = store.hooks_of(sleeper.uuid)
         assert (hook.hook_trigger, hook.status) == ("stopped", Status.SUCCEEDED)
+
+
+NOISY_DAG = """
+version: 1.1
+kind: component
+name: noisy
+run:
+  kind: dag
+  operations:
+    - name: main
+      hooks:
+        - {hubRef: notify, trigger: failed}
+        - {hubRef: notify, trigger: done}
+        - {hubRef: notify, trigger: failed, params: {status: {value: again}}}
+      component:
+        run:
+          kind: job
+          container: {command: [sh, -c, "printf 'first line\\\\nsecond\\\\tline\\\\033[31m red\\\\n' >&2; exit 3"]}
+"""
+
+NOTIFY = """
+version: 1.1
+kind: component
+name: notify
+inputs: [{name: status, type: str, isOptional: true}]
+run: {kind: job, container: {command: [echo, "main was {{ status }}"]}}
+"""
+
+
+def test_multi_line_messages_and_hooks_of_one_component_keep_every_table_one_row_a_run(cli: Cli) -> None:
+    """A failed op's message carries its log tail (lines, tabs, colour codes); three hooks share a component."""
+    (cli.hub / "notify.yaml").write_text(NOTIFY)
+    run = cli.run("run", "-f", str(cli.write("dag.yaml", NOISY_DAG)))
+    assert run.returncode == 1, run.stderr
+    progress = run.stdout.splitlines()
+    status_lines = progress[: progress.index(next(line for line in progress if line.startswith("noisy failed in")))]
+    assert all(re.match(r"^\d\d:\d\d:\d\d\.\d{3}  \S", line) for line in status_lines), run.stdout
+    failed = next(line for line in status_lines if " main " in line and "failed" in line)
+    assert "first line ⏎ second line red" in failed
+    assert "\x1b" not in run.stdout
+
+    events = cli.run("events", "noisy").stdout.splitlines()
+    assert all(re.match(r"^(seq|\d+) ", line) for line in events), "\n".join(events)
+    assert any("first line ⏎ second line red" in line for line in events)
+
+    listing = cli.run("ls", "--all").stdout
+    hooks = [line.split()[2] for line in listing.splitlines() if "↳" in line]
+    assert sorted(hooks) == ["main-notify-on-done", "main-notify-on-failed-1", "main-notify-on-failed-2"], listing
+
+    live = cli.run("run", "-f", str(cli.tmp / "dag.yaml"), "--live").stdout
+    rows = [line for line in live.splitlines() if "│" in line]
+    assert [row.split("│")[0].strip() for row in rows] == [
+        "main",
+        "↳ notify-on-failed-1",
+        "↳ notify-on-done",
+        "↳ notify-on-failed-2",
+    ], live  # one row a run, the multi-line reason included

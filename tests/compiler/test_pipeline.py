@@ -9,7 +9,7 @@ import pytest
 
 from polynb.compiler.pipeline import analyze_pipeline, build_pipeline
 from polynb.compiler.registry import ComponentRegistry
-from polynb.spec.errors import SpecErrors
+from polynb.spec.errors import SpecErrors, format_path
 from polynb.spec.load import load_text
 from polynb.spec.models import Component, Operation
 
@@ -190,6 +190,57 @@ def test_unsupported_run_kinds_events_and_init() -> None:
     assert "event kind `run_new_artifacts` is not supported yet" in errors_of(text)[0]
     text = "kind: component\nname: j\nrun:\n  kind: job\n  init: [{modelRef: m}]\n  container: {command: [x]}\n"
     assert "init `modelRef` is not supported yet" in errors_of(text)[0]
+
+
+COMPILED_JOB = """
+kind: operation
+name: train
+params: {repo: {value: "https://x/r.git"}}
+component:
+  inputs: [{name: repo, type: git}]
+  run:
+    kind: job
+    container: {command: [python, train.py]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "message"),
+    [
+        ("{command: [python, train.py]}", "{command: [x], envFrom: [{configMapRef: {name: c}}]}",
+         "component.run.container.envFrom", "`envFrom` is not supported yet"),
+        ("{command: [python, train.py]}", "{command: [x], env: [{name: K, valueFrom: {secretKeyRef: {name: s}}}]}",
+         "component.run.container.env[0].valueFrom", "env `K`: valueFrom is not supported yet"),
+        ("kind: job\n", "kind: job\n    sidecars: [{name: s, envFrom: [{secretRef: {name: s}}]}]\n",
+         "component.run.sidecars[0].envFrom", "`envFrom` is not supported yet"),
+        ("kind: job\n", "kind: job\n    init: [{git: {url: 'https://x/y'}, connection: gh}]\n",
+         "component.run.init[0].connection", "init `connection` is not supported yet"),
+        ("kind: job\n", "kind: job\n    init: [{container: {command: [x], envFrom: [{secretRef: {name: s}}]}}]\n",
+         "component.run.init[0].container.envFrom", "`envFrom` is not supported yet"),
+        ('{repo: {value: "https://x/r.git"}}', '{repo: {value: "https://x/r.git", toInit: true, connection: gh}}',
+         "params.repo.toInit", "param `repo`: toInit with a connection is not supported yet"),
+        ("{name: repo, type: git}", "{name: repo, type: dockerfile, toInit: true}",
+         "component.inputs[0].toInit", "param `repo`: toInit of a dockerfile is not supported yet"),
+    ],
+)  # fmt: skip
+def test_what_the_compiler_refuses_is_unsupported_for_check(old: str, new: str, path: str, message: str) -> None:
+    """``check`` says what ``run`` refuses (it used to compile, submit, and fail the op)."""
+    text = COMPILED_JOB.replace(old, new)
+    assert text != COMPILED_JOB
+    report = analyze_pipeline(spec(text))
+    assert report.errors == []
+    assert [(format_path(p.path), p.message) for p in report.unsupported] == [(path, message)]
+    assert errors_of(text) == [f"<string>:0:0: {path}: {message}"]
+
+
+def test_a_to_init_param_of_another_type_is_an_error() -> None:
+    text = COMPILED_JOB.replace("{name: repo, type: git}", "{name: repo, type: int}").replace(
+        '{value: "https://x/r.git"}', "{value: 3, toInit: true}"
+    )
+    report = analyze_pipeline(spec(text))
+    assert [(format_path(p.path), p.message) for p in report.errors] == [
+        ("params.repo.toInit", "param `repo`: toInit needs an input of type git, artifacts or path (got int)")
+    ]
 
 
 def test_cache_is_a_warning_only() -> None:

@@ -274,3 +274,109 @@ def test_op_context_uses_the_component_declarations() -> None:
     assert context["params"]["as_args"] == ["--debug", "--tag=t"]
     assert context["loss"] == 1.5
     assert evaluate_conditions("{{ debug and loss > 1 and globals.uuid == 'u' }}", context) is True
+
+
+# ------------------------------------------------------------------------------ plain native values
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ d | tojson }}", '{"a": 1}'),
+        ("{{ d.a | string | e }}", "1"),
+        ("{{ '<b>' | e }}", "&lt;b&gt;"),
+        ("{{ [d | tojson, 'x' | e] }}", ['{"a": 1}', "x"]),
+        ("{{ {'k': d | tojson} }}", {"k": '{"a": 1}'}),
+        ("{{ d.keys() }}", ["a"]),
+        ("{{ d.items() }}", [["a", 1]]),
+        ("{{ range(3) }}", [0, 1, 2]),
+        ("{{ [1, 2] | map('string') }}", ["1", "2"]),
+        ("{{ (1, 'x') }}", [1, "x"]),
+    ],
+)
+def test_a_whole_argument_renders_to_plain_data(template: str, expected: object) -> None:
+    """Markup (from tojson, e), views, generators and tuples become str, lists: what marshal and JSON can hold."""
+    import marshal
+
+    value = render_value(template, {"d": {"a": 1}})
+    assert value == expected
+
+    def plain(v: object) -> bool:
+        if isinstance(v, list):
+            return type(v) is list and all(plain(i) for i in v)
+        if isinstance(v, dict):
+            return type(v) is dict and all(plain(k) and plain(i) for k, i in v.items())
+        return type(v) in (str, int, float, bool, type(None))
+
+    assert plain(value), repr(value)
+    assert marshal.loads(marshal.dumps(value)) == expected
+
+
+def test_other_objects_render_as_their_text() -> None:
+    assert render_value("{{ namespace(a=1) }}", {}) == render_str("{{ namespace(a=1) }}", {})
+    assert type(render_str("{{ '<' | e }}", {})) is str
+
+
+# ------------------------------------------------------------------------------------- size limits
+
+DOUBLING = "{% set s = 'x' * 1000000 %}" + "{% set s = s ~ s %}" * 7 + "{{ s | length }}"
+
+
+@pytest.mark.parametrize(
+    ("template", "what"),
+    [
+        (DOUBLING, "the result of `~`"),
+        ("{% set s = 'x' * 1000000 %}{{ s + s }}", "the result of `+`"),
+        ("{% set s = ['x'] * 1000000 %}{{ s + s }}", "the result of `+`"),
+        ("{{ 'x' | center(1000000000) }}", "the width given to `center`"),
+        ("{{ 'x'.ljust(1000000000) }}", "the width given to `ljust`"),
+        ("{{ '%0999999999d' % 1 }}", "a width in a format"),
+        ("{{ '%*d' % (999999999, 1) }}", "a width given to a format"),
+        ("{{ '{:>999999999}'.format(1) }}", "a width in a format"),
+        ("{{ ('x' * 1000) | replace('x', 'y' * 100000) }}", "the result of `replace`"),
+        ("{{ (['x' * 100000] * 100) | join }}", "the result of `join`"),
+        ("{{ ([[0] * 1000000] * 1000) | sum(start=[]) }}", "the result of `sum`"),
+        ("{{ 'a\nb' | indent(1000000000) }}", "the result of `indent`"),
+        ("{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}", "the rendered value is at least"),
+        ("{{ 'x' * 1000000 ~ 'y' * 100000 }}", "the result of `~`"),
+    ],
+)
+def test_templates_cannot_build_values_over_the_size_limit(template: str, what: str) -> None:
+    with pytest.raises(TemplateError) as info:
+        render_value(template, {})
+    message = info.value.message
+    assert what in message
+    assert "more than the limit of 1,048,576 characters" in message
+    assert "set POLYNB_MAX_RENDERED_CHARS to raise it" in message
+
+
+def test_a_native_value_over_the_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYNB_MAX_RENDERED_CHARS", "10")
+    assert render_value("{{ x }}", {"x": "a" * 10}) == "a" * 10
+    with pytest.raises(TemplateError, match="the rendered value is at least 11 characters"):
+        render_value("{{ x }}", {"x": ["a" * 5, "b" * 5]})
+    with pytest.raises(TemplateError, match="the rendered value is at least 11 characters"):
+        render_str("x={{ x }}", {"x": "a" * 9})
+
+
+def test_the_size_limit_can_be_raised_or_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYNB_MAX_RENDERED_CHARS", "3000000")
+    assert render_value("{% set s = 'x' * 1000000 %}{{ (s ~ s) | length }}", {}) == "2000000"
+    monkeypatch.setenv("POLYNB_MAX_RENDERED_CHARS", "0")
+    assert render_value("{{ ('x' * 1000000 ~ 'x' * 1000000 ~ 'x' * 1000000) | length }}", {}) == 3000000
+    monkeypatch.setenv("POLYNB_MAX_RENDERED_CHARS", "lots")
+    with pytest.raises(TemplateError, match="POLYNB_MAX_RENDERED_CHARS='lots' is not a whole number"):
+        render_value("{{ 'a' ~ 'b' }}", {"x": 1})
+
+
+def test_ordinary_templates_are_unaffected_by_the_caps() -> None:
+    context = {"xs": ["a", "b"], "n": 3}
+    assert render_value("{{ xs | join(',') }}", context) == "a,b"
+    assert render_value("{{ 'a b' | replace('a', 'c') }}", context) == "c b"
+    assert render_value("{{ '%5.2f' % 3.14159 }}", context) == " 3.14"
+    assert render_value("{{ '{:>3}'.format(n) }}", context) == "  3"
+    assert render_value("{{ 'x' | center(5) }}", context) == "  x  "
+    assert render_value("{{ xs + ['c'] }}", context) == ["a", "b", "c"]
+    assert render_value("{{ n + 1 }}-{{ n % 2 }}", context) == "4-1"
+    assert render_value("{{ 'ab' | indent(2, true) }}", context) == "  ab"
+    assert render_value("{{ [[1], [2]] | sum(start=[]) }}", context) == [1, 2]

@@ -51,6 +51,8 @@ def test_hooks_run_for_the_matching_trigger_only(notify: Env) -> None:
     for name, triggers in expected.items():
         hook_runs = env.store.hooks_of(ops[name].uuid)
         assert {h.hook_trigger for h in hook_runs} == triggers, name
+        # Six hooks of one component: each run has a name of its own, saying which hook it is.
+        assert sorted(h.name for h in hook_runs) == sorted(f"{name}-notify-on-{t}" for t in triggers), name
         assert all(h.status == Status.SUCCEEDED for h in hook_runs), describe(env.store, uuid)
         # The hook started after the main run's final status, as a run of its own.
         for hook in hook_runs:

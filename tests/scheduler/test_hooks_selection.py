@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from polynb.lifecycle import FINAL, Status
-from polynb.scheduler.hooks import DEFAULT_CONTEXT_KEYS, default_context, trigger_matches
+from polynb.scheduler.hooks import DEFAULT_CONTEXT_KEYS, default_context, hook_run_name, trigger_matches
+from polynb.spec.models import Hook
 
 
 @pytest.mark.parametrize("status", sorted(FINAL))
@@ -44,3 +45,31 @@ def test_default_context_has_the_main_run_facts() -> None:
     assert ctx["wait_time"] == 2.0
     assert ctx["duration"] == 3.0
     assert ctx["outputs"] == {"loss": 0}
+
+
+def _hooks(*specs: tuple[str, str | None]) -> list[Hook]:
+    return [Hook(hub_ref=ref, trigger=trigger) for ref, trigger in specs]
+
+
+def test_a_hook_alone_on_its_component_is_named_after_it() -> None:
+    hooks = _hooks(("notify:v1", "failed"), ("acme/slack", None), ("webhook", "done"))
+    assert [hook_run_name("train", hooks, i) for i in range(3)] == ["train-notify", "train-acme-slack", "train-webhook"]
+
+
+def test_hooks_sharing_a_component_are_told_apart_by_trigger_then_rank() -> None:
+    hooks = _hooks(
+        ("webhook", "succeeded"), ("webhook", "failed"), ("notify", "done"), ("webhook", "done"),
+        ("webhook", "failed"), ("webhook", None),
+    )  # fmt: skip
+    names = [hook_run_name("m-ok", hooks, i) for i in range(len(hooks))]
+    assert names == [
+        "m-ok-webhook-on-succeeded",
+        "m-ok-webhook-on-failed-1",
+        "m-ok-notify",
+        "m-ok-webhook-on-done-1",
+        "m-ok-webhook-on-failed-2",
+        "m-ok-webhook-on-done-2",  # no trigger is `done`
+    ]
+    assert len(set(names)) == len(names)
+    # Stable: the same list gives the same names, whichever hook is named first.
+    assert [hook_run_name("m-ok", hooks, i) for i in reversed(range(len(hooks)))] == names[::-1]
