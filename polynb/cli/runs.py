@@ -130,6 +130,7 @@ def _run_json(run: RunRecord, now: datetime, orphans: set[str]) -> dict[str, Any
         "kind": run.kind,
         "status": run.status.value,
         "reason": run.reason,
+        "attempt": run.attempt,
         "dag_uuid": run.dag_uuid,
         "hook_of": run.hook_of,
         "created_at": iso(run.created_at),

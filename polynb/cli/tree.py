@@ -56,10 +56,14 @@ class RunTree:
         return self.runs[self.root]
 
     def ops(self) -> list[RunRecord]:
-        """The ops of a DAG (or the single run itself), in creation order; hooks are not ops."""
+        """The ops of a DAG (or the single run itself), in creation order; hooks are not ops. A DAG retried
+        by its ``maxRetries``: the ops of its current attempt (the events keep every attempt's)."""
         if not self.is_dag:
             return [self.top]
-        return [r for r in self.runs.values() if r.dag_uuid == self.root and r.hook_of is None]
+        attempt = self.top.dag_attempt
+        return [
+            r for r in self.runs.values() if r.dag_uuid == self.root and r.hook_of is None and r.dag_attempt == attempt
+        ]
 
     def hooks(self, of: str | None = None) -> list[RunRecord]:
         return [r for r in self.runs.values() if r.hook_of is not None and (of is None or r.hook_of == of)]
@@ -73,6 +77,7 @@ class RunTree:
         return {
             "uuid": self.root,
             "status": self.top.status.value,
+            "attempt": self.top.attempt,
             "ops": [self._op_summary(op) for op in self.ops()],
         }
 

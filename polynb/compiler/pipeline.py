@@ -19,8 +19,8 @@ Semantics the scheduler relies on:
 What parses but is refused as "not supported yet" (docs/semantics.md: never silently ignored): ``matrix``,
 ``schedule``, ``joins``, ``build``, ``runPatch``, ``isApproved: false``, distributed and ``tuner`` run kinds,
 ``earlyStopping``, event kinds other than ``run_status_*``, ``dockerfile``/``lineageRef``/``modelRef``/
-``artifactRef`` init entries, and a DAG's own ``termination.maxRetries`` and ``termination.ttl`` (its
-``termination.timeout`` is honoured: ``Pipeline.termination``). ``cache`` is accepted with a warning: the op
+``artifactRef`` init entries, and a DAG's own ``termination.ttl`` (its ``termination.timeout`` and
+``termination.maxRetries`` are honoured: ``Pipeline.termination``). ``cache`` is accepted with a warning: the op
 always runs, which gives the same results, only slower. ``notifier`` and ``cleaner`` runs are jobs with
 another name (as in Polyaxon).
 """
@@ -65,10 +65,6 @@ _STRING_TYPES = iotypes.POLYAXON_TYPES - {"any", "dockerfile", "artifacts", "git
 HOOK_CONTEXT_PARAMS = frozenset({"name", "uuid", "kind", "status", "inputs", "outputs", "duration", "wait_time"})
 """Params a hook receives from its main run unless ``disableDefaults`` (docs/semantics.md, Hooks)."""
 
-_DAG_MAX_RETRIES = (
-    "`termination.maxRetries` on a DAG (retrying the whole DAG) is not supported yet: set it on the DAG's ops, "
-    "each op is then retried on its own"
-)
 _DAG_TTL = "`termination.ttl` on a DAG is not supported yet: a DAG has no resources of its own; set it on its ops"
 _UNSUPPORTED_INIT = {"dockerfile": "dockerfile", "lineage_ref": "lineageRef", "model_ref": "modelRef",
                      "artifact_ref": "artifactRef"}  # fmt: skip
@@ -106,8 +102,8 @@ class Pipeline:
     base_dir: Path | None
     source: str | None
     termination: Termination | None = None
-    """A DAG's own termination (the top-level operation's fields over its component's); only ``timeout``
-    is set: ``maxRetries`` and ``ttl`` on a DAG are refused as not supported yet."""
+    """A DAG's own termination (the top-level operation's fields over its component's): ``timeout`` and
+    ``maxRetries`` (a failed DAG runs again as a whole); ``ttl`` on a DAG is refused as not supported yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,13 +298,14 @@ class _Builder:
         return Pipeline(name, "single", spec, inputs, {name: op}, graph, None, hooks, base_dir, self.source)
 
     def dag_termination(self, spec: Component | Operation, component: Component, where: _Where) -> Termination | None:
-        """The top-level DAG's own ``termination``: the operation's fields over its component's. Only
-        ``timeout`` is honoured (every op is stopped, the DAG fails with reason ``Timeout``); ``maxRetries``
-        and ``ttl`` are refused, never accepted and ignored."""
+        """The top-level DAG's own ``termination``: the operation's fields over its component's. ``timeout``
+        (every op is stopped, the DAG fails with reason ``Timeout``) and ``maxRetries`` (a failed DAG runs
+        again, all its ops anew) are honoured; ``ttl`` is refused, never accepted and ignored."""
         sources = [(spec.termination, _Where(None, ()))]
         if component is not spec:
             sources.append((component.termination, where))
         timeout: int | None = None
+        max_retries: int | None = None
         seen: set[str] = set()
         for termination, at in sources:
             if termination is None:
@@ -318,12 +315,13 @@ class _Builder:
                 timeout = termination.timeout
             if termination.max_retries is not None and "maxRetries" not in seen:
                 seen.add("maxRetries")
-                if termination.max_retries > 0:
-                    self.add(at, ("termination", "maxRetries"), _DAG_MAX_RETRIES, "unsupported")
+                max_retries = termination.max_retries
             if termination.ttl is not None and "ttl" not in seen:
                 seen.add("ttl")
                 self.add(at, ("termination", "ttl"), _DAG_TTL, "unsupported")
-        return Termination(timeout=timeout) if timeout else None
+        if not timeout and not max_retries:
+            return None
+        return Termination(timeout=timeout or None, max_retries=max_retries or None)
 
     def check_name_length(self, name: str, where: _Where) -> None:
         """The top-level run's name, as an op's (``spec.dag.analyze`` checks those)."""

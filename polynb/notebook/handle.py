@@ -43,10 +43,14 @@ class RunHandle:
 
     @property
     def ops(self) -> dict[str, OpInfo]:
-        """The ops and hook runs by name (a single-op run: itself and its hooks)."""
+        """The ops and hook runs by name (a single-op run: itself and its hooks); a DAG retried by its
+        ``maxRetries``: those of its current attempt."""
         store = self._session.store
         root = store.get_run(self.uuid)
-        records = store.list_runs(self.uuid) if root.kind == "dag" else [root, *store.hooks_of(self.uuid)]
+        if root.kind == "dag":
+            records = store.children(self.uuid, include_hooks=True)
+        else:
+            records = [root, *store.hooks_of(self.uuid)]
         records.sort(key=lambda r: r.created_at)
         names = {r.uuid: r.name for r in records}
         return {

@@ -149,6 +149,10 @@ class RunTracker:
         self._runs: dict[str, _RunState] = {}
         self._order: list[str] = []
         self._log: deque[LogLine] = deque(maxlen=LOG_KEPT)
+        self._attempt = root.dag_attempt
+        """The DAG's attempt whose ops are shown (its ``maxRetries`` runs them anew as new runs)."""
+        self._superseded: set[str] = set()
+        """Runs of earlier attempts (ops and their hooks): in the log, not among the ops."""
         self._add(root)
         if self.is_dag:
             for child in store.children(root.uuid):
@@ -179,9 +183,15 @@ class RunTracker:
                 continue
             self.last_seq = event.seq
             state = self._runs.get(event.run_uuid)
-            if state is None:
-                state = self._add(self.store.get_run(event.run_uuid))
+            if state is None and event.run_uuid not in self._superseded:
+                state = self._admit(self.store.get_run(event.run_uuid))
             at = event.at.timestamp() - self.origin
+            if state is None:  # a run of an earlier attempt of the DAG
+                if is_status_event(event.kind) and event.kind != DONE_EVENT:
+                    p = event.payload
+                    name, status = str(p.get("name", "")), status_of_event(event.kind)
+                    self._log.append(LogLine(event.seq, at, name, status, p.get("reason"), p.get("message")))
+                continue
             state.emitted.setdefault(event.kind, at)
             if not is_status_event(event.kind) or event.kind == DONE_EVENT:
                 continue
@@ -226,6 +236,22 @@ class RunTracker:
         )
 
     # -- internals ----------------------------------------------------------------------------------
+
+    def _admit(self, record: RunRecord) -> _RunState | None:
+        """Track a run first seen in the log, unless it belongs to an earlier attempt of the DAG. An op of a
+        later attempt replaces the ops shown (and their hooks): the DAG's ``maxRetries`` started it anew."""
+        is_op = self.is_dag and record.dag_uuid == self.uuid and record.hook_of is None
+        if record.hook_of in self._superseded or (is_op and record.dag_attempt < self._attempt):
+            self._superseded.add(record.uuid)
+            return None
+        if is_op and record.dag_attempt > self._attempt:
+            self._attempt = record.dag_attempt
+            old = {u for u in self._order if u != self.uuid and self._runs[u].record.hook_of != self.uuid}
+            self._superseded |= old
+            self._order = [u for u in self._order if u not in old]
+            for uuid in old:
+                del self._runs[uuid]
+        return self._add(record)
 
     def _add(self, record: RunRecord) -> _RunState:
         state = _RunState(record, record.status.value, record.reason, record.message)

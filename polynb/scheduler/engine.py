@@ -105,7 +105,7 @@ class Engine:
         )
         statuses.start_hook = submission.prepare_and_submit
         self._updates = Updates(state, statuses, termination)
-        self._evaluator = DagEvaluator(state, statuses, submission)
+        self._evaluator = DagEvaluator(state, statuses, submission, termination)
         self._adopter = Adopter(state, statuses, submission, termination, self._on_update)
 
     # -- public API (any thread) --------------------------------------------------------------------
@@ -132,13 +132,15 @@ class Engine:
         hook_components = self._compiler.resolve_hooks(
             [h for op in ops for h in op.hooks] + list(pipeline.hooks or ()), base_dir=pipeline.base_dir
         )
+        term = pipeline.termination
         dag_plan = DagPlan(
             name=pipeline.name,
             inputs=dict(pipeline.inputs or {}),
             concurrency=pipeline.concurrency,
             hooks=tuple(pipeline.hooks or ()),
             base_dir=str(pipeline.base_dir) if pipeline.base_dir is not None else None,
-            timeout=float(term.timeout) if (term := pipeline.termination) and term.timeout else None,
+            timeout=float(term.timeout) if term and term.timeout else None,
+            max_retries=int(term.max_retries or 0) if term else 0,
         )
         kind = pipeline.kind
         uuid: str = self._call(lambda: self._submission.create(kind, dag_plan, ops, hook_components, name))

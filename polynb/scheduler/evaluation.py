@@ -15,7 +15,7 @@ from polynb.scheduler.state import DagState, EngineState
 from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.submission import Submission
 from polynb.scheduler.tallies import DagIndex
-from polynb.scheduler.termination import REASON_TIMEOUT
+from polynb.scheduler.termination import REASON_TIMEOUT, Termination
 from polynb.store import RunNotFoundError
 
 REASON_OPS_DONE = "OpsDone"
@@ -24,10 +24,13 @@ REASON_OPS_DONE = "OpsDone"
 class DagEvaluator:
     """Re-evaluates the DAGs of one engine (engine thread only)."""
 
-    def __init__(self, state: EngineState, statuses: Statuses, submission: Submission) -> None:
+    def __init__(
+        self, state: EngineState, statuses: Statuses, submission: Submission, termination: Termination
+    ) -> None:
         self._state = state
         self._statuses = statuses
         self._submission = submission
+        self._termination = termination
 
     def evaluate(self, dag: DagState) -> None:
         """Decide the ops whose upstreams moved since the last pass, dispatch, then the DAG's own status."""
@@ -35,7 +38,7 @@ class DagEvaluator:
         dag_run = state.runs[dag.uuid]
         index = dag.index
         assert index is not None
-        if dag.stopping or state.shutting_down:
+        if dag.stopping or state.shutting_down or dag.between_attempts:
             index.dirty.clear()  # pending ops are never started now
         else:
             for run in index.take_dirty():
@@ -49,21 +52,46 @@ class DagEvaluator:
                 elif verdict.action == Action.UPSTREAM_FAILED:
                     self._statuses.finish(run, Status.UPSTREAM_FAILED, verdict.reason, verdict.message)
             self._submission.dispatch(dag)
-        if not dag_run.is_final:
-            status = counts_status(index.counts)
-            if status is not None:
-                counts: dict[str, int] = {}
-                for uuid in dag.ops.values():
-                    value = state.runs[uuid].status.value
-                    counts[value] = counts.get(value, 0) + 1
-                summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-                if dag.timed_out:
-                    timeout = dag.plan.timeout or 0.0
-                    message = f"stopped after termination.timeout of {timeout:g} s ({summary})"
-                    self._statuses.finish(dag_run, Status.FAILED, REASON_TIMEOUT, message)
-                    return
-                reason = REASON_STOPPED if dag.stopping else REASON_OPS_DONE
-                self._statuses.finish(dag_run, status, reason, summary)
+        if dag_run.is_final:
+            return
+        if dag.between_attempts:
+            self._between_attempts(dag)
+            return
+        status = counts_status(index.counts)
+        if status is None:
+            return
+        summary = self._summary(dag)
+        if dag.timed_out:
+            timeout = dag.plan.timeout or 0.0
+            message = f"stopped after termination.timeout of {timeout:g} s ({summary})"
+            self._statuses.finish(dag_run, Status.FAILED, REASON_TIMEOUT, message)
+        elif status == Status.FAILED and self._termination.dag_retries_left(dag):
+            self._termination.retry_dag(dag, summary)
+        else:
+            reason = REASON_STOPPED if dag.stopping else REASON_OPS_DONE
+            self._statuses.finish(dag_run, status, reason, summary)
+
+    def _between_attempts(self, dag: DagState) -> None:
+        """A ``retrying`` DAG: stopped meanwhile, it ends ``stopped``; else its next attempt starts once it
+        is due and every op of the failed one (services being stopped too) is final."""
+        state = self._state
+        dag_run = state.runs[dag.uuid]
+        if dag.stopping or state.shutting_down:
+            message = f"stopped between attempts ({self._summary(dag)})"
+            self._statuses.finish(dag_run, Status.STOPPED, REASON_STOPPED, message)
+            return
+        assert dag.index is not None
+        counts = dag.index.counts
+        if dag.retry_due and counts.jobs_final + counts.services_final == counts.jobs + counts.services:
+            self._submission.next_attempt(dag)
+
+    def _summary(self, dag: DagState) -> str:
+        """How many ops of the DAG's current attempt are in each status: ``2 failed, 3 succeeded``."""
+        counts: dict[str, int] = {}
+        for uuid in dag.ops.values():
+            value = self._state.runs[uuid].status.value
+            counts[value] = counts.get(value, 0) + 1
+        return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
 
     def _verdict(self, dag: DagState, index: DagIndex, run: RunState) -> Verdict:
         assert run.plan is not None

@@ -137,7 +137,7 @@ def plan_from_pipeline_op(op: PipelineOpLike) -> OpPlan:
 
 @dataclass(frozen=True, slots=True)
 class DagPlan:
-    """The DAG-level facts: its inputs (for ``ref: dag``), concurrency, DAG-level hooks and timeout."""
+    """The DAG-level facts: its inputs (for ``ref: dag``), concurrency, DAG-level hooks and termination."""
 
     name: str
     inputs: dict[str, Any] = field(default_factory=dict)
@@ -145,7 +145,9 @@ class DagPlan:
     hooks: tuple[Hook, ...] = ()
     base_dir: str | None = None
     timeout: float | None = None
-    """The DAG's ``termination.timeout`` in seconds, counted from its ``running``."""
+    """The DAG's ``termination.timeout`` in seconds, counted from the ``running`` of each attempt."""
+    max_retries: int = 0
+    """The DAG's ``termination.maxRetries``: how many times a failed DAG runs again, all its ops anew."""
 
     def to_meta(self) -> dict[str, Any]:
         return {
@@ -155,6 +157,7 @@ class DagPlan:
             "hooks": [dump(h) for h in self.hooks],
             "base_dir": self.base_dir,
             "timeout": self.timeout,
+            "max_retries": self.max_retries,
         }
 
     @classmethod
@@ -166,6 +169,7 @@ class DagPlan:
             hooks=tuple(Hook.model_validate(h) for h in data.get("hooks") or ()),
             base_dir=data.get("base_dir"),
             timeout=data.get("timeout"),
+            max_retries=int(data.get("max_retries") or 0),
         )
 
 

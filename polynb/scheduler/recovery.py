@@ -13,6 +13,10 @@ the engine thread hears back from it. So after a crash:
   clear failure the user can retry;
 * a run not claimed yet is pending: it is scheduled as usual (a ``compiled`` one is compiled again, so
   it gets fresh ports); a ``retrying`` one is claimed and submitted again (its next attempt).
+
+A DAG retried by its ``maxRetries`` is adopted with the ops of its current attempt (those of earlier ones are
+final). One found ``retrying`` starts its next attempt after the retry delay, as in the engine that died; one
+stopped while ``retrying`` ends ``stopped``.
 """
 
 from __future__ import annotations
@@ -111,7 +115,12 @@ class Adopter:
         store = state.store
         store.set_meta(root.uuid, {OWNER_KEY: state.owner})
         logger.info("resuming %s run %s (%s)", root.kind, root.uuid, root.name)
-        members = [root, *store.list_runs(root.uuid)] if root.kind == "dag" else [root]
+        members = [root]
+        if root.kind == "dag":
+            # The ops of its current attempt only (``maxRetries``; earlier attempts' are final), every hook.
+            attempt = root.dag_attempt
+            below = store.children(root.uuid, include_hooks=True, all_attempts=True)  # in creation order
+            members += [r for r in below if r.hook_of is not None or r.dag_attempt == attempt]
         members += [h for r in list(members) for h in store.hooks_of(r.uuid) if h.dag_uuid != root.uuid]
         emitted: dict[str, set[str]] = {}
         for event in store.events(
@@ -138,7 +147,13 @@ class Adopter:
             dag.index = DagIndex({r.name: r for r, _ in states if r.role == "op"})
             dag.stopping = root.status == Status.STOPPING
             dag.timed_out = dag.stopping and root.reason == REASON_TIMEOUT
-            if not dag.stopping:
+            dag.between_attempts = root.status == Status.RETRYING or (
+                dag.stopping and store.status_history(root.uuid)[-1].previous == Status.RETRYING
+            )
+            if dag.between_attempts:
+                if not dag.stopping:  # the retry delay may not be over: it counts again from here
+                    state.timers.schedule(("retry", root.uuid), state.retry_delay, root.uuid)
+            elif not dag.stopping:
                 self._termination.arm_dag_timeout(dag, elapsed=_seconds_since(state, root.uuid, Status.RUNNING))
             state.dags[root.uuid] = dag
             state.dirty_dags.add(root.uuid)

@@ -34,6 +34,10 @@ class DagState:
     stopping: bool = False
     timed_out: bool = False
     """Its ``termination.timeout`` stopped it: it ends ``failed`` (reason ``Timeout``) whatever its ops."""
+    between_attempts: bool = False
+    """``retrying``: an attempt failed and its ``maxRetries`` runs it again (``termination``)."""
+    retry_due: bool = False
+    """The retry delay is over: the next attempt starts once the failed one's ops are all final."""
     index: DagIndex | None = None
     """set once every op is adopted; see ``tallies``"""
 

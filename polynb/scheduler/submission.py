@@ -25,11 +25,14 @@ from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.submitter import Submitted, Submitter
 from polynb.scheduler.tallies import DagIndex
 from polynb.scheduler.termination import Termination
-from polynb.store import NewRun, new_uuid
+from polynb.store import NewRun, RunRecord, new_uuid
+from polynb.store.records import DAG_ATTEMPT_KEY
 
 logger = logging.getLogger(__name__)
 
 REASON_SUBMIT_FAILED = "SubmitFailed"
+REASON_RETRYING = "Retrying"
+"""The reason of a DAG's ``running`` when its ``maxRetries`` starts another attempt."""
 
 
 class Submission:
@@ -86,42 +89,72 @@ class Submission:
             return uuid
 
         dag_uuid = new_uuid()
-        op_uuids = {op.name: new_uuid() for op in ops}
-        records = state.store.create_runs(
-            [
-                NewRun(
-                    name=dag_plan.name,
-                    kind="dag",
-                    uuid=dag_uuid,
-                    inputs=dag_plan.inputs,
-                    meta={"role": "dag", "dag": dag_plan.to_meta(), **owner, **hooks_meta},
-                    executor=executor,
-                ),
-                *(
-                    NewRun(
-                        name=op.name,
-                        kind=op.kind,
-                        uuid=op_uuids[op.name],
-                        dag_uuid=dag_uuid,
-                        meta={"role": "op", "plan": op.to_meta()},
-                        executor=executor,
-                    )
-                    for op in ops
-                ),
-            ]
+        dag_record = NewRun(
+            name=dag_plan.name,
+            kind="dag",
+            uuid=dag_uuid,
+            inputs=dag_plan.inputs,
+            meta={"role": "dag", "dag": dag_plan.to_meta(), **owner, **hooks_meta},
+            executor=executor,
         )
+        records = state.store.create_runs([dag_record, *_op_runs(dag_uuid, ops, executor, attempt=1)])
         state.listeners.publish(state.store.events(dag_uuid=dag_uuid))
         dag_run = self._statuses.adopt(records[0], role="dag", root=dag_uuid)
-        dag = DagState(dag_uuid, dag_plan, ops=dict(op_uuids))
+        dag = DagState(dag_uuid, dag_plan)
         state.dags[dag_uuid] = dag
-        for op, record in zip(ops, records[1:], strict=True):
-            self._statuses.adopt(record, role="op", plan=op, root=dag_uuid)
-        dag.index = DagIndex({name: state.runs[uuid] for name, uuid in dag.ops.items()})
+        self._adopt_ops(dag, ops, records[1:])
         self._statuses.set(dag_run, Status.COMPILED, "Created", f"{len(ops)} ops")
-        self._statuses.set(dag_run, Status.RUNNING, "Scheduling", "evaluating the ops' triggers")
+        # Claimed, so the DAG's ``attempt`` is 1, as an op's on its first try (``next_attempt`` adds one).
+        claim = state.store.claim(
+            dag_uuid,
+            status=Status.RUNNING,
+            expected={Status.COMPILED},
+            reason="Scheduling",
+            message="evaluating the ops' triggers",
+        )
+        self._statuses.apply(dag_run, claim)
         self._termination.arm_dag_timeout(dag)
         state.dirty_dags.add(dag_uuid)
         return dag_uuid
+
+    def next_attempt(self, dag: DagState) -> None:
+        """A DAG's ``maxRetries``: run it again, all its ops anew (new runs with the same names, in one
+        transaction with the DAG's ``retrying`` → ``running``); the previous attempt's runs, all final, stay
+        in the store for the history and leave the engine's view."""
+        state = self._state
+        if state.closing:
+            return  # left retrying: the next engine on this store starts the attempt
+        dag_run = state.runs[dag.uuid]
+        previous = [state.runs[uuid] for uuid in dag.ops.values()]
+        plans = [run.plan for run in previous if run.plan is not None]
+        attempt = dag_run.attempt + 1
+        total = dag.plan.max_retries + 1
+        message = f"attempt {attempt} of {total}"
+        records: list[RunRecord] = []
+        with state.store.atomic():
+            started = state.store.claim(
+                dag.uuid, status=Status.RUNNING, expected={Status.RETRYING}, reason=REASON_RETRYING, message=message
+            )
+            if started:
+                records = state.store.create_runs(_op_runs(dag.uuid, plans, dag_run.executor, attempt=attempt))
+        self._statuses.apply(dag_run, started)
+        if not started:
+            return  # someone else moved the DAG (a stop from another process): nothing was written
+        state.listeners.publish(state.store.events(dag_uuid=dag.uuid, after_seq=started.events[-1].seq))
+        for run in previous:
+            del state.runs[run.uuid]
+        dag.ready.clear()
+        dag.between_attempts = dag.retry_due = False
+        self._adopt_ops(dag, plans, records)
+        self._termination.arm_dag_timeout(dag)
+        state.dirty_dags.add(dag.uuid)
+
+    def _adopt_ops(self, dag: DagState, plans: list[OpPlan], records: list[RunRecord]) -> None:
+        state = self._state
+        for plan, record in zip(plans, records, strict=True):
+            self._statuses.adopt(record, role="op", plan=plan, root=dag.uuid)
+        dag.ops = {record.name: record.uuid for record in records}
+        dag.index = DagIndex({name: state.runs[uuid] for name, uuid in dag.ops.items()})
 
     # -- compiling ----------------------------------------------------------------------------------
 
@@ -188,7 +221,14 @@ class Submission:
                 self.claim_and_submit(run)
 
     def resubmit(self, run: RunState) -> None:
-        """The next attempt of a ``retrying`` run: in its DAG's queue for a slot, or claimed at once."""
+        """The next attempt of a ``retrying`` run: in its DAG's queue for a slot, or claimed at once. For a
+        DAG run, its next attempt is due: it starts once the previous attempt's ops are all final
+        (``DagEvaluator``)."""
+        if run.role == "dag":
+            retried = self._state.dags[run.uuid]
+            retried.retry_due = True
+            self._state.dirty_dags.add(run.uuid)
+            return
         dag = self._state.dag_of(run)
         if dag is not None:
             dag.ready.append(run.uuid)
@@ -249,3 +289,17 @@ class Submission:
         assert run.compiled is not None
         self._termination.arm_timeout(run, elapsed=time.monotonic() - run.claimed_at)
         return early
+
+
+def _op_runs(dag_uuid: str, ops: list[OpPlan], executor: str, *, attempt: int) -> list[NewRun]:
+    """The runs of a DAG's ops for one attempt of the DAG."""
+    return [
+        NewRun(
+            name=op.name,
+            kind=op.kind,
+            dag_uuid=dag_uuid,
+            meta={"role": "op", "plan": op.to_meta(), DAG_ATTEMPT_KEY: attempt},
+            executor=executor,
+        )
+        for op in ops
+    ]

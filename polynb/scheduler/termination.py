@@ -8,6 +8,11 @@
 * **Retries.** A failed attempt with retries left becomes ``retrying`` (never ``failed``: final statuses
   are sticky) and gives its concurrency slot back; after ``retry_delay`` (a timer, not a sleep) it is
   claimed and submitted again. A run being stopped, or of a DAG being stopped, is not retried.
+* **DAG retries** (a DAG's own ``termination.maxRetries``). A DAG whose ops decide it ``failed`` with retries
+  left becomes ``retrying`` instead; its services still running are stopped; after ``retry_delay``, once
+  every op of the failed attempt is final, it goes ``running`` again (``attempt`` one more) with all its ops
+  anew (``Submission.next_attempt``). Its hooks run once, after its final status. A DAG stopped or timed
+  out is not retried; one stopped between attempts ends ``stopped``. Its timeout counts per attempt.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.stopping import REASON_DAG_STOPPED, Stopping
 
 REASON_TIMEOUT = "Timeout"
+REASON_ATTEMPT_FAILED = "AttemptFailed"
+"""The reason of a DAG's ``retrying``: this attempt's ops decided it ``failed``; ``maxRetries`` runs it again."""
+REASON_DAG_RETRYING = "DagRetrying"
+"""The reason of the ``stopped`` of a service still running when its DAG's attempt failed."""
 
 
 class Termination:
@@ -97,3 +106,25 @@ class Termination:
         self._statuses.hold_slot(run, False)
         state.dirty_dags.add(run.dag_uuid or "")
         state.timers.schedule(("retry", run.uuid), state.retry_delay, run.uuid)
+
+    def dag_retries_left(self, dag: DagState) -> bool:
+        """A DAG decided ``failed``: does its ``maxRetries`` run it again? Not once stopped or timed out."""
+        if dag.stopping or dag.timed_out or self._state.shutting_down:
+            return False
+        return max(self._state.runs[dag.uuid].attempt, 1) <= dag.plan.max_retries
+
+    def retry_dag(self, dag: DagState, summary: str) -> None:
+        """This attempt of the DAG failed and retries are left: ``retrying``, its services stopped, and the
+        next attempt due after the delay (it starts once every op of this one is final)."""
+        state = self._state
+        run = state.runs[dag.uuid]
+        message = f"attempt {max(run.attempt, 1)} of {dag.plan.max_retries + 1} failed ({summary})"
+        state.timers.cancel(("timeout", dag.uuid))  # each attempt has its own
+        dag.between_attempts = True
+        dag.ready.clear()
+        self._statuses.set(run, Status.RETRYING, REASON_ATTEMPT_FAILED, message)
+        for uuid in dag.ops.values():
+            self._stopping.stop_run(
+                state.runs[uuid], REASON_DAG_RETRYING, f"DAG {run.name} failed; its next attempt starts anew"
+            )
+        state.timers.schedule(("retry", dag.uuid), state.retry_delay, dag.uuid)

@@ -95,6 +95,20 @@ class RunRecord:
     def is_final(self) -> bool:
         return self.status in FINAL
 
+    @property
+    def dag_attempt(self) -> int:
+        """Which attempt of a DAG this is: a DAG run's current one (``attempt``, 1 at least), or the one an op
+        run was made for (``meta["dag_attempt"]``, 1 if absent). A DAG's ``termination.maxRetries`` runs all
+        its ops anew, as new runs with the same names: its ops are those whose ``dag_attempt`` is its own
+        (``Store.children``); the earlier attempts' runs stay, final, for the history."""
+        if self.kind == "dag":
+            return max(self.attempt, 1)
+        return int(self.meta.get(DAG_ATTEMPT_KEY, 1))
+
+
+DAG_ATTEMPT_KEY = "dag_attempt"
+"""The key of an op run's ``meta`` that holds the attempt of its DAG it was made for."""
+
 
 @dataclass(frozen=True, slots=True)
 class StatusChange:

@@ -34,6 +34,7 @@ from polynb.store.connections import ConnectionPool
 from polynb.store.errors import AmbiguousRunError, DuplicateRunError, RunNotFoundError, StoreError
 from polynb.store.paths import check_uuid, db_path
 from polynb.store.records import (
+    DAG_ATTEMPT_KEY,
     RUN_COLUMNS,
     EventRecord,
     NewRun,
@@ -54,6 +55,15 @@ _INSERT_CHANGE = (
     "INSERT INTO status_history (run_uuid, seq, status, previous, reason, message, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _HEX_RE = re.compile(r"[0-9a-f]{1,32}")
+_CURRENT_ATTEMPT = "(SELECT max(attempt, 1) FROM runs WHERE uuid = ?)"
+_OP_OF_CURRENT_ATTEMPT = f"coalesce(json_extract(meta, '$.{DAG_ATTEMPT_KEY}'), 1) = {_CURRENT_ATTEMPT}"
+# A run of DAG ``?`` (every ``?`` is that DAG's uuid) in its current attempt: an op made for it, a hook of such an
+# op, or a hook of the DAG itself. Until the DAG is retried every run is: the JSON is read only then.
+_OPS_OF_CURRENT_ATTEMPT = f"SELECT uuid FROM runs WHERE dag_uuid = ? AND hook_of IS NULL AND {_OP_OF_CURRENT_ATTEMPT}"  # noqa: S608
+_IN_CURRENT_ATTEMPT = (
+    f"({_CURRENT_ATTEMPT} = 1 OR CASE WHEN hook_of IS NULL THEN {_OP_OF_CURRENT_ATTEMPT}"
+    f" WHEN hook_of = ? THEN 1 ELSE hook_of IN ({_OPS_OF_CURRENT_ATTEMPT}) END)"
+)
 _AMBIGUOUS_SHOWN = 10
 
 
@@ -374,10 +384,19 @@ class Store:
             params.extend(Status(s).value for s in statuses)
         return self._select_runs(clauses, params, order="rowid DESC", limit=limit)
 
-    def children(self, dag_uuid: str, *, include_hooks: bool = False) -> list[RunRecord]:
-        """The op runs of a DAG run in creation order; hook runs only if ``include_hooks``."""
-        clauses = ["dag_uuid = ?"] + ([] if include_hooks else ["hook_of IS NULL"])
-        return self._select_runs(clauses, [dag_uuid], order="rowid")
+    def children(self, dag_uuid: str, *, include_hooks: bool = False, all_attempts: bool = False) -> list[RunRecord]:
+        """The op runs of a DAG run in creation order: those of its current attempt (``RunRecord.dag_attempt``;
+        a DAG retried by its ``maxRetries`` has a set of ops per attempt, with the same names), or of every
+        attempt with ``all_attempts``. With ``include_hooks``, also the hook runs of the ops listed and the
+        DAG's own. One statement, so a reader never mixes two attempts while a new one is being created."""
+        clauses = ["dag_uuid = ?"]
+        params: list[Any] = [dag_uuid]
+        if not include_hooks:
+            clauses.append("hook_of IS NULL")
+        if not all_attempts:
+            clauses.append(_IN_CURRENT_ATTEMPT)
+            params += [dag_uuid] * _IN_CURRENT_ATTEMPT.count("?")
+        return self._select_runs(clauses, params, order="rowid")
 
     def hooks_of(self, uuid: str) -> list[RunRecord]:
         """The hook runs of a main run, in creation order."""
