@@ -64,7 +64,7 @@ def test_a_small_dag_succeeds_with_the_json_document(cli: Cli) -> None:
     path = cli.write("dag.yaml", SMALL_DAG)
     code, doc = cli.run_json("run", "-f", str(path), "--json")
     assert code == 0
-    assert set(doc) == {"uuid", "status", "ops"}
+    assert set(doc) == {"uuid", "status", "attempt", "ops"}
     assert doc["status"] == "succeeded"
     assert [op["name"] for op in doc["ops"]] == ["a", "b"]
     for op in doc["ops"]:

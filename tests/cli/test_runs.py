@@ -57,6 +57,55 @@ def test_ls_lists_top_level_runs_and_with_all_their_ops(cli: Cli, small: dict[st
     assert "succeeded" in table
 
 
+RETRIED_DAG = """
+version: 1.1
+kind: component
+name: retried
+termination: {{maxRetries: 1}}
+run:
+  kind: dag
+  operations:
+    - name: prepare
+      component:
+        run: {{kind: job, container: {{command: [sh, -c, "echo preparing"]}}}}
+    - name: train
+      dependencies: [prepare]
+      component:
+        run:
+          kind: job
+          container:
+            command:
+              - sh
+              - -c
+              - 'if [ -e "{marker}" ]; then echo second try; else touch "{marker}"; echo first try; exit 1; fi'
+"""
+
+
+def test_a_retried_dag_shows_the_ops_of_its_last_attempt_and_keeps_every_event(cli: Cli) -> None:
+    """Issue 11 item 4: a DAG's ``maxRetries`` runs its ops anew, as new runs with the same names."""
+    path = cli.write("retried.yaml", RETRIED_DAG.format(marker=cli.tmp / "marker"))
+    code, doc = cli.run_json("run", "-f", str(path), "--json")
+    assert code == 0
+    with cli.store() as store:
+        current = store.children(doc["uuid"])
+        assert len(store.children(doc["uuid"], all_attempts=True)) == 4
+    assert (doc["status"], doc["attempt"]) == ("succeeded", 2)
+    assert [(op["name"], op["uuid"], op["status"]) for op in doc["ops"]] == [
+        (r.name, r.uuid, "succeeded") for r in current
+    ]
+    code, everything = cli.run_json("ls", "--all", "--json")
+    assert [(r["name"], r["uuid"]) for r in everything] == [("retried", doc["uuid"])] + [
+        (r.name, r.uuid) for r in current
+    ]
+    assert everything[0]["attempt"] == 2
+    assert cli.run("ls", "--all").stdout.count("train") == 1
+    assert cli.run("logs", "retried").stdout.splitlines() == ["prepare | preparing", "train | second try"]
+    code, events = cli.run_json("events", "retried", "--json")
+    kinds = [(e["op"], e["kind"]) for e in events]
+    assert kinds.count(("train", "run_status_created")) == 2
+    assert kinds.count(("retried", "run_status_retrying")) == 1
+
+
 def test_ls_with_no_runs_says_so(cli: Cli) -> None:
     result = cli.run("ls")
     assert result.returncode == 0

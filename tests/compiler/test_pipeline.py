@@ -167,20 +167,30 @@ def test_a_dags_own_timeout_is_kept_and_the_operations_wins() -> None:
     assert build_pipeline(spec(SEED)).termination is None
 
 
-@pytest.mark.parametrize(
-    ("snippet", "path"), [("{maxRetries: 2}", "termination.maxRetries"), ("{ttl: 60}", "termination.ttl")]
-)
-def test_a_dags_own_max_retries_and_ttl_are_refused_never_ignored(snippet: str, path: str) -> None:
-    text = SEED.replace("name: seed\n", f"name: seed\ntermination: {snippet}\n")
+def test_a_dags_own_ttl_is_refused_never_ignored() -> None:
+    text = SEED.replace("name: seed\n", "name: seed\ntermination: {ttl: 60}\n")
     report = analyze_pipeline(spec(text))
     assert report.errors == []  # check() accepts the file; run refuses it
     (problem,) = report.unsupported
-    assert ".".join(map(str, problem.path)) == path
+    assert ".".join(map(str, problem.path)) == "termination.ttl"
     assert "on a DAG" in problem.message and "not supported yet" in problem.message
     assert any("set it on" in e for e in errors_of(text))
-    # On an op of the DAG, both are honoured as before.
-    op_level = SEED.replace("dagRef: experiment\n", f"dagRef: experiment\n      termination: {snippet}\n", 1)
+    # On an op of the DAG, it is honoured as before.
+    op_level = SEED.replace("dagRef: experiment\n", "dagRef: experiment\n      termination: {ttl: 60}\n", 1)
     assert build_pipeline(spec(op_level)).kind == "dag"
+
+
+def test_a_dags_own_max_retries_is_kept_and_the_operations_wins() -> None:
+    """Issue 11 item 4: a DAG's ``maxRetries`` was refused as not supported yet; it runs the DAG again."""
+    text = SEED.replace("name: seed\n", "name: seed\ntermination: {maxRetries: 2}\n")
+    report = analyze_pipeline(spec(text))
+    assert report.errors == [] and report.unsupported == []
+    termination = build_pipeline(spec(text)).termination
+    assert termination is not None and (termination.max_retries, termination.timeout) == (2, None)
+    body = "\n".join("  " + line for line in text.strip().splitlines())
+    operation = f"kind: operation\nname: run-seed\ntermination: {{maxRetries: 0, timeout: 9}}\ncomponent:\n{body}\n"
+    termination = build_pipeline(spec(operation)).termination
+    assert termination is not None and (termination.max_retries, termination.timeout) == (None, 9)
 
 
 def test_unsupported_run_kinds_events_and_init() -> None:

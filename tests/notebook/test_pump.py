@@ -132,3 +132,54 @@ def test_a_view_attached_late_is_drawn_from_the_whole_log(tmp_path: Path) -> Non
     snap = view.shown[-1][1]
     assert snap.status == "succeeded" and snap.settled
     assert [s.status for s in snap.ops[1].segments] == ["created", "running", "succeeded"]
+
+
+def retried_dag(store: Store) -> tuple[str, list[str]]:
+    """A DAG whose first attempt failed, as the engine writes it (the DAG ``retrying``): its uuid, its ops'."""
+    dag_uuid, first = dag(store, 2)
+    store.set_status(dag_uuid, Status.COMPILED)
+    assert store.claim(dag_uuid, status=Status.RUNNING, expected={Status.COMPILED})
+    store.set_status(first[0], Status.RUNNING)
+    store.set_status(first[0], Status.SUCCEEDED)
+    store.set_status(first[1], Status.RUNNING)
+    store.set_status(first[1], Status.FAILED, reason="ExitCode", message="exit code 1")
+    store.create_run(NewRun(name="op1-notify", kind="job", dag_uuid=dag_uuid, hook_of=first[1], hook_trigger="failed"))
+    store.set_status(dag_uuid, Status.RETRYING)
+    return dag_uuid, first
+
+
+def start_second_attempt(store: Store, dag_uuid: str) -> list[str]:
+    """The DAG ``running`` again (its attempt 2) with new runs of the same ops (``meta.dag_attempt``)."""
+    assert store.claim(dag_uuid, status=Status.RUNNING, expected={Status.RETRYING})
+    second = store.create_runs(
+        [NewRun(name=f"op{i}", kind="job", dag_uuid=dag_uuid, meta={"dag_attempt": 2}) for i in range(2)]
+    )
+    return [r.uuid for r in second]
+
+
+def test_a_retried_dag_shows_the_ops_of_its_current_attempt_followed_live_or_drawn_late(tmp_path: Path) -> None:
+    """Issue 11 item 4: a DAG's ``maxRetries`` runs its ops anew as new runs with the same names; the widget
+    shows the current attempt's, and its log keeps the earlier attempt's lines."""
+    store = Store(tmp_path / "db")
+    try:
+        dag_uuid, first = retried_dag(store)
+        live = RunTracker(store, dag_uuid)
+        live.refresh()
+        assert [op.uuid for op in live.snapshot(time.time()).members] == [*first, store.hooks_of(first[1])[0].uuid]
+        second = start_second_attempt(store, dag_uuid)
+        store.set_status(second[0], Status.RUNNING)
+        # The failed attempt's hook still runs after the next attempt started: it stays out of the ops too.
+        store.set_status(store.hooks_of(first[1])[0].uuid, Status.RUNNING)
+        late = RunTracker(store, dag_uuid)
+        for tracker in (live, late):
+            tracker.refresh()
+            snap = tracker.snapshot(time.time())
+            assert [(op.uuid, op.name, op.status) for op in snap.members] == [
+                (second[0], "op0", "running"),
+                (second[1], "op1", "created"),
+            ]
+            assert snap.ops[0].status == "running"
+            assert [line.status for line in snap.log if line.name == "op1"][:3] == ["created", "running", "failed"]
+            assert [line.status for line in snap.log if line.name == "d"][-2:] == ["retrying", "running"]
+    finally:
+        store.close()

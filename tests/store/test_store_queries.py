@@ -77,6 +77,46 @@ def test_children_hooks_and_listing(store: Store) -> None:
     assert [r.name for r in store.list_runs(statuses=[Status.RUNNING])] == ["op1"]
 
 
+def test_children_are_the_ops_of_the_dags_current_attempt(store: Store) -> None:
+    """A DAG's ``maxRetries`` makes new op runs with the same names per attempt (``meta.dag_attempt``): readers
+    see the current attempt's ops and their hooks, and the DAG's own hooks; ``all_attempts`` shows every one."""
+    dag = NewRun(name="pipeline", kind="dag")
+    first = [NewRun(name=n, kind="job", dag_uuid=dag.uuid, meta={"dag_attempt": 1}) for n in ("a", "b")]
+    store.create_runs([dag, *first])
+    store.set_status(dag.uuid, Status.COMPILED)
+    assert store.claim(dag.uuid, status=Status.RUNNING, expected={Status.COMPILED})  # attempt 1
+    old_hook = NewRun(name="a-notify", kind="job", dag_uuid=dag.uuid, hook_of=first[0].uuid, hook_trigger="done")
+    store.create_run(old_hook)
+    assert [r.name for r in store.children(dag.uuid)] == ["a", "b"]
+    store.set_status(dag.uuid, Status.RETRYING)
+    assert [r.name for r in store.children(dag.uuid)] == ["a", "b"]  # the failed attempt, until the next starts
+
+    assert store.claim(dag.uuid, status=Status.RUNNING, expected={Status.RETRYING})  # attempt 2
+    second = [NewRun(name=n, kind="job", dag_uuid=dag.uuid, meta={"dag_attempt": 2}) for n in ("a", "b")]
+    store.create_runs(second)
+    new_hook = NewRun(name="b-notify", kind="job", dag_uuid=dag.uuid, hook_of=second[1].uuid, hook_trigger="done")
+    dag_hook = NewRun(name="pipeline-notify", kind="job", dag_uuid=dag.uuid, hook_of=dag.uuid, hook_trigger="done")
+    store.create_runs([new_hook, dag_hook])
+
+    assert store.get_run(dag.uuid).dag_attempt == 2
+    assert [r.uuid for r in store.children(dag.uuid)] == [r.uuid for r in second]
+    assert [r.uuid for r in store.children(dag.uuid, include_hooks=True)] == [
+        *(r.uuid for r in second),
+        new_hook.uuid,
+        dag_hook.uuid,
+    ]
+    every = store.children(dag.uuid, all_attempts=True)
+    assert [(r.name, r.dag_attempt) for r in every] == [("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert len(store.children(dag.uuid, include_hooks=True, all_attempts=True)) == 7
+
+
+def test_ops_made_before_dag_retries_existed_belong_to_the_first_attempt(store: Store) -> None:
+    dag, ops = make_dag(store)  # no meta.dag_attempt, and the DAG run never claimed (attempt 0)
+    assert store.get_run(dag.uuid).dag_attempt == 1
+    assert [r.dag_attempt for r in store.children(dag.uuid)] == [1, 1]
+    assert [r.uuid for r in store.children(dag.uuid)] == [r.uuid for r in ops]
+
+
 def test_outputs_merge_handle_and_url(store: Store) -> None:
     run = store.create_run(NewRun(name="tb", kind="service"))
     assert store.set_outputs(run.uuid, {"loss": 0.5, "acc": 0.8}) == {"loss": 0.5, "acc": 0.8}
