@@ -42,9 +42,13 @@ Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
 * **Timeout** counts from the claim (``queued``), so an op stuck in scheduling also times out; the op
   goes ``stopping`` then ``failed`` (reason ``Timeout``) and is not retried. A DAG's own timeout counts
   from its ``running`` (across a restart too): the DAG is stopped like ``Engine.stop`` does (its ops end
-  ``stopped``, reason ``DagStopped``) and ends ``failed``, reason ``Timeout``. A DAG's own ``maxRetries`` and
-  ``ttl`` are refused by the compiler ("not supported yet"): retrying a whole DAG would need a second set
-  of op runs under one DAG run, which every reader of the store takes to be unique by name.
+  ``stopped``, reason ``DagStopped``) and ends ``failed``, reason ``Timeout``; it counts per attempt of the
+  DAG. A DAG's own ``ttl`` is refused by the compiler ("not supported yet").
+* **DAG retries.** A DAG's own ``maxRetries`` runs a failed DAG again as a whole: ``retrying`` (its
+  services stopped), then, after the delay and once every op of the attempt is final, ``running`` with its
+  ``attempt`` one more and a new set of op runs (same names, ``meta.dag_attempt``) in the same transaction.
+  The earlier attempts' runs stay, final; ``Store.children`` (what every reader lists) gives the current
+  attempt's. The DAG's hooks run after its final status only; stopped or timed out, it is not retried.
 * **Retries.** A failed attempt with retries left becomes ``retrying`` (never ``failed``: final statuses
   are sticky), then is claimed and submitted again after a short delay; hooks run after the last try.
 * **Stop.** A submitted op goes ``stopping`` → ``stopped`` (the executor confirms); a pending one goes

@@ -38,5 +38,7 @@ def test_operation_fields_override_the_component() -> None:
 
 
 def test_dag_plan_round_trips_through_meta() -> None:
-    plan = DagPlan(name="d", inputs={"lr": 0.1}, concurrency=2, base_dir="/x")
+    plan = DagPlan(name="d", inputs={"lr": 0.1}, concurrency=2, base_dir="/x", timeout=30.0, max_retries=2)
     assert DagPlan.from_meta(plan.to_meta()) == plan
+    # A DAG stored before DAG retries existed is never retried.
+    assert DagPlan.from_meta({"name": "d"}).max_retries == 0
