@@ -30,7 +30,7 @@ REASON_TIMEOUT = "Timeout"
 REASON_ATTEMPT_FAILED = "AttemptFailed"
 """The reason of a DAG's ``retrying``: this attempt's ops decided it ``failed``; ``maxRetries`` runs it again."""
 REASON_DAG_RETRYING = "DagRetrying"
-"""The reason of the ``stopped`` of a service still running when its DAG's attempt failed."""
+"""The reason of the ``stopping`` of a service still running when its DAG's attempt failed."""
 
 
 class Termination:

@@ -332,3 +332,21 @@ def test_an_engine_killed_during_the_second_attempt_is_followed_by_one_that_adop
         ("train", 1, Status.FAILED),
     ]
     assert log.read_text().split() == ["prepare", "train", "prepare", "train"]  # nothing ran twice
+
+
+def test_a_retrying_dag_no_engine_runs_is_stopped_by_polynb_stop_and_not_retried(
+    engine_with_delay: Callable[[float], Env],
+) -> None:
+    """``polynb stop`` with no live engine records ``stopping``; the engine that finishes the DAG sees it was
+    ``retrying`` and ends it ``stopped`` without starting the next attempt."""
+    from polynb.scheduler import control
+
+    env = engine_with_delay(3600)
+    uuid = env.run(flaky_dag(env.tmp, retries=2))
+    env.recorder.wait_for(lambda evs: any(e.run_uuid == uuid and e.kind == "run_status_retrying" for e in evs))
+    env.engine.shutdown(stop_running=False)  # releases the DAG: no engine runs it now
+    how = control.stop(env.store, env.store.get_run(uuid), executors=lambda: {"local": LocalExecutor(base_dir=env.tmp)})
+    assert how == "direct"
+    record = env.store.get_run(uuid)
+    assert (record.status, record.attempt) == (Status.STOPPED, 1)
+    assert len(env.store.children(uuid, all_attempts=True)) == 2
