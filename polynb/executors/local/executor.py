@@ -729,7 +729,7 @@ def _write_stop(run_dir: Path, grace: float) -> None:
 
 
 def _lock_run(internal: Path) -> int | None:
-    """Take the run's lock for a shim about to start (an fd above 3: see ``_spawn_shim``), None if held."""
+    """Take the run's lock for a shim about to start (an fd above 3: see ``launch.spawn_shim``), None if held."""
     fd = os.open(internal / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

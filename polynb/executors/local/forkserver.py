@@ -3,7 +3,7 @@
 Started by the executor (:mod:`.launch`) as ``python -I -S -c "<LAUNCHER>" <package root>`` in a session of
 its own, with one end of a ``SOCK_SEQPACKET`` socket pair on fd 3. It imports the shim once; each request
 then costs a ``fork()`` (about a millisecond) where a new interpreter costs ten or more. A forked child is
-exactly what ``executor._spawn_shim`` would have started: its own session, ``/dev/null`` on 0, the
+exactly what ``launch.spawn_shim`` would have started: its own session, ``/dev/null`` on 0, the
 engine's pipe on 1, ``shim.log`` on 2, the run's lock on 3 (both sent with the request, ``SCM_RIGHTS``),
 SIGTERM and SIGINT blocked until the shim has its handlers, the engine's environment and folder.
 
@@ -16,9 +16,9 @@ Requests and replies are ``marshal``-ed tuples, one per message:
 
 The server closes its copies of the pipe and the lock before it replies: "lock held" still means "a shim
 of this run is alive", and EOF on the pipe still means the shim is gone. Its first message is
-``("ready", pid)``. It exits when its peer's end of the socket closes (the executor shut down, or the
-engine died); the shims it forked carry on, reparented like any orphan. Like the shim, it imports only
-what a bare interpreter has at hand.
+``("ready", pid)``. It exits when its peer's end of the socket closes (the engine died); an executor that
+shuts down kills it (it is idle then) and reaps it. The shims it forked carry on either way, reparented
+like any orphan. Like the shim, it imports only what a bare interpreter has at hand.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ class Server:
         return pid
 
     def child(self, spec_path: str, pipe_w: int, log_fd: int, lock_fd: int) -> NoReturn:
-        """Become the shim: the state ``_spawn_shim``'s ``posix_spawn`` gives one, then ``shim.main``."""
+        """Become the shim: the state ``launch.spawn_shim`` gives one, then ``shim.main``."""
         try:
             _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)  # the shim waits for its own children
             os.setsid()
