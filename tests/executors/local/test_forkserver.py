@@ -185,6 +185,20 @@ def test_a_server_killed_with_a_request_in_flight_starts_nothing_and_the_run_is_
     (workdir / "go").touch()
 
 
+def test_a_shim_that_cannot_start_fails_its_submit_and_the_next_runs_start_as_before(
+    make_executor: MakeExecutor, workdir: Path, spawn_mode: str
+) -> None:
+    executor = make_executor()
+    op = make_op(executor, container("true"))
+    (Path(op.placement.run_artifacts_path) / ".executor" / "shim.log").mkdir(parents=True)  # not a file
+    with pytest.raises(IsADirectoryError):
+        executor.submit(op, UpdateRecorder())
+    shim, recorder, _ = waiting_op(executor)
+    assert (parent_of(shim) == os.getpid()) == (spawn_mode == "spawn")  # the server is still used
+    (workdir / "go").touch()
+    assert recorder.final().status == "succeeded"
+
+
 def test_a_killed_shim_is_process_lost_and_says_how_it_ended(make_executor: MakeExecutor) -> None:
     # Forked or spawned, the verdict says how the shim died (the fork server, its parent, tells).
     executor = make_executor()
