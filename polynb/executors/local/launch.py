@@ -99,6 +99,7 @@ class ForkServer:
     def __init__(self, python: str) -> None:
         self.python = python
         self.pid: int | None = None
+        self._pidfd: int | None = None  # the server's: a kill never reaches another process
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
         self._failed: str | None = None  # why it cannot be used any more
@@ -187,6 +188,7 @@ class ForkServer:
                     (os.POSIX_SPAWN_DUP2, theirs.fileno(), forkserver.SERVER_FD),
                 ],
                 setsid=True,  # a Ctrl-C meant for the engine does not reach it; it ends at EOF instead
+                setsigmask=(),  # whatever the submitting thread blocks: SIGCHLD must reach it
                 setsigdef=_DEFAULT_SIGNALS,
             )
         except OSError as exc:
@@ -195,6 +197,7 @@ class ForkServer:
             raise ForkServerError(self._failed) from None
         finally:
             theirs.close()
+        self._pidfd = os.pidfd_open(self.pid)  # our child, not reaped yet: surely the server
         self._sock = ours
         self._environ, self._cwd = dict(os.environ), _cwd()
         hello = self._receive(ours, starting=True)
@@ -226,10 +229,14 @@ class ForkServer:
         assert self._sock is not None
         self._sock.close()
         self._sock = None
-        if self.pid is not None:
+        if self._pidfd is not None:
             if kill:
-                os.kill(self.pid, signal.SIGKILL)  # our child, not reaped yet: the pid is still its
-            with contextlib.suppress(ChildProcessError):
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            os.close(self._pidfd)
+            self._pidfd = None
+        if self.pid is not None:
+            with contextlib.suppress(ChildProcessError):  # (unless something else reaped it)
                 _, status = os.waitpid(self.pid, 0)
                 code = os.waitstatus_to_exitcode(status)
                 why = f"{why} ({local_shim.exit_description(code)})"
