@@ -20,7 +20,8 @@
     all are running and none ends.
 
 Each scenario runs in a fresh subprocess with its own ``POLYNB_HOME`` (a temporary folder), so peak RSS
-and CPU belong to that scenario alone.
+and CPU belong to that scenario alone. ``POLYNB_LOCAL_SPAWN=spawn`` measures shims spawned one interpreter
+each instead of forked by the executor's fork server.
 """
 
 from __future__ import annotations
@@ -414,8 +415,9 @@ def main() -> int:
         print(json.dumps(SCENARIOS[args.worker](args)))
         return 0
     base = Path(tempfile.mkdtemp(prefix="polynb-bench-"))
-    print(f"polynb scheduler benchmark: local executor, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs,"
-          f" load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    shims = os.environ.get("POLYNB_LOCAL_SPAWN") or "fork"
+    print(f"polynb scheduler benchmark: local executor (shims: {shims}), Python {sys.version.split()[0]},"
+          f" {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     results: dict[str, dict[str, Any]] = {}
     try:
         for name in args.only.split(","):

@@ -1,17 +1,20 @@
 """The local executor: every op runs as subprocesses on this machine, supervised by a shim per run.
 
 ``submit`` writes the run's spec into ``<run>/.executor/`` and starts a shim (:mod:`.shim`) in a session of
-its own; the shim runs the containers and appends each transition to ``<run>/status.jsonl`` (the folder's
-names: :mod:`.layout`). One watcher thread serves every run: it blocks in ``epoll`` on the shims' stdout
-pipes (a byte per transition, EOF at exit) and, for runs re-attached after an engine restart, on pidfds,
-and turns new lines of the status files into :class:`ExecutorUpdate` calls. The file, not the pipe,
-carries the data, so a restarted engine replays exactly what the old one may have missed.
+its own, forked by the executor's fork server or spawned (:mod:`.launch`, ``POLYNB_LOCAL_SPAWN``); the shim
+runs the containers and appends each transition to ``<run>/status.jsonl`` (the folder's names:
+:mod:`.layout`). One watcher thread serves every run: it blocks in ``epoll`` on the shims' stdout pipes (a
+byte per transition, EOF at exit) and, for runs re-attached after an engine restart, on pidfds, and turns
+new lines of the status files into :class:`ExecutorUpdate` calls. The file, not the pipe, carries the
+data, so a restarted engine replays exactly what the old one may have missed. A shim that is not our child
+(forked, or re-attached) is signalled through a pidfd, never by a pid that may have been reused.
 
 Whether a run's shim is alive is never guessed from what an engine managed to record before it died: the
-engine takes ``<run>/.executor/lock`` (``flock``) before the spawn and the shim inherits it, so the lock is
-held from before the shim exists until it exits. The shim writes its own pid file before its first status
-line. A re-attaching engine that finds the lock held but no pid yet follows the run and looks for its pid
-at every tick; a submit that finds the lock held refuses to start a second shim.
+engine takes ``<run>/.executor/lock`` (``flock``) before the spawn and the shim inherits it (a fork server
+gets it with the request and closes its copy before it replies), so the lock is held from before the shim
+exists until it exits. The shim writes its own pid file before its first status line. A re-attaching
+engine that finds the lock held but no pid yet follows the run and looks for its pid at every tick; a
+submit that finds the lock held refuses to start a second shim.
 
 Working directory: a container's ``working_dir`` if absolute; if relative, or unset, it is taken from the
 *base folder*: the op's ``polynb.io/base-dir`` label, else the executor's ``base_dir`` (default: the
@@ -51,6 +54,8 @@ from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
 from polynb.executors.base import BASE_DIR_LABEL as BASE_DIR_LABEL
 from polynb.executors.base import FINAL_EXECUTOR_STATUSES, ExecutorUpdate, UpdateCallback
 from polynb.executors.local import shim as local_shim
+from polynb.executors.local.launch import PACKAGE_ROOT as PACKAGE_ROOT
+from polynb.executors.local.launch import ForkServer, ForkServerError, fork_unavailable, spawn_mode, spawn_shim
 from polynb.executors.local.layout import (
     CREATED_FILE,
     INTERNAL_DIR,
@@ -78,9 +83,6 @@ from polynb.store.paths import artifacts_dir, polynb_home
 log = logging.getLogger(__name__)
 
 
-PACKAGE_ROOT: Final = str(Path(__file__).resolve().parents[3])
-"""The folder holding the ``polynb`` package, put on the shim's path (found from this file: ``polynb.__file__``
-would import the package root, whose lazy ``polynb.run`` reaches the notebook layer)."""
 TAIL_INTERVAL: Final = 0.25
 """How often the status file of a re-attached live run is re-read (no pipe to it any more)."""
 STOP_SLACK: Final = 5.0
@@ -99,9 +101,10 @@ class _Watch:
     offset: int
     pid: int
     start_time: int | None
-    child: bool  # our own child: waitpid reaps it; else a pidfd tells when it ends
+    child: bool  # our own child: waitpid reaps it; else a pidfd tells when it ends (or, if forked, the pipe)
     pipe_fd: int | None = None
-    pidfd: int | None = None
+    pidfd: int | None = None  # signals go through it when the shim is not our child
+    forked: bool = False  # by our fork server, which alone can tell how it exited
     alive: bool = True  # False: nothing to wait for, read what the file has and finish
     final: bool = False
     stop_requested: bool = False
@@ -141,6 +144,14 @@ class LocalExecutor:
         self._runs: dict[str, _Watch] = {}
         self._image_noted = False
         self._closed = False
+        self._children: set[int] = set()  # shims spawned as our children, not reaped yet
+        self._forkserver: ForkServer | None = None
+        if spawn_mode() == "fork":
+            unavailable = fork_unavailable()
+            if unavailable is None:
+                self._forkserver = ForkServer(python)  # started by the first submit
+            else:
+                log.info("local executor: %s; each shim is spawned (a new interpreter per run)", unavailable)
         self._watcher = _Watcher(self)
         self._watcher.start()
 
@@ -192,7 +203,9 @@ class LocalExecutor:
             pid, pipe_fd = self._spawn_shim(spec_path, internal / SHIM_LOG, lock_fd)
         finally:
             os.close(lock_fd)  # the shim holds the lock now (or, if it did not start, nobody)
-        start_time = proc_start_time(pid)
+        with self._lock:
+            child = pid in self._children
+        pidfd, start_time = (None, proc_start_time(pid)) if child else _identify(pid, pipe_fd)
         watch = _Watch(
             uuid=op.uuid,
             on_update=on_update,
@@ -201,8 +214,10 @@ class LocalExecutor:
             offset=offset,
             pid=pid,
             start_time=start_time,
-            child=True,
+            child=child,
             pipe_fd=pipe_fd,
+            pidfd=pidfd,
+            forked=not child,
         )
         with self._lock:
             self._runs[op.uuid] = watch
@@ -219,31 +234,25 @@ class LocalExecutor:
         }
 
     def _spawn_shim(self, spec_path: Path, shim_log: Path, lock_fd: int) -> tuple[int, int]:
-        read_fd, write_fd = os.pipe()
-        try:
-            pid = os.posix_spawn(
-                self.python,
-                # -I -S: no site-packages or user paths; the shim needs the standard library only, and
-                # a bare interpreter starts several milliseconds sooner.
-                [self.python, "-I", "-S", "-c", local_shim.LAUNCHER, PACKAGE_ROOT, str(spec_path)],
-                os.environ,
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_DUP2, write_fd, 1),
-                    (os.POSIX_SPAWN_OPEN, 2, str(shim_log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
-                    (os.POSIX_SPAWN_DUP2, lock_fd, LOCK_FD),
-                ],
-                setsid=True,
-                # Blocked until the shim has its handlers: a stop sent at once is delayed, not fatal.
-                setsigmask=(signal.SIGTERM, signal.SIGINT),
-                setsigdef=(signal.SIGPIPE, signal.SIGHUP, signal.SIGINT, signal.SIGTERM),
-            )
-        except BaseException:
-            os.close(read_fd)
-            raise
-        finally:
-            os.close(write_fd)
-        return pid, read_fd
+        """Start a shim holding ``lock_fd`` on fd 3: (pid, read end of its stdout); see :mod:`.launch`."""
+        server = self._forkserver
+        if server is not None:
+            try:
+                return server.spawn(spec_path, shim_log, lock_fd)
+            except ForkServerError as exc:
+                self._drop_forkserver(str(exc))
+        pid, pipe_fd = spawn_shim(self.python, spec_path, shim_log, lock_fd)
+        with self._lock:
+            self._children.add(pid)
+        return pid, pipe_fd
+
+    def _drop_forkserver(self, why: str) -> None:
+        """Spawn every shim from now on, and say why once."""
+        with self._lock:
+            server, self._forkserver = self._forkserver, None
+        if server is not None:
+            log.warning("local executor: %s; each shim is spawned from now on (a new interpreter per run)", why)
+            server.close()
 
     def _shim_spec(self, op: CompiledOp, status_offset: int) -> dict[str, Any]:
         placement = op.placement
@@ -406,6 +415,10 @@ class LocalExecutor:
             for watch in live:
                 watch.done.wait(self.stop_grace + STOP_SLACK + 5.0)
         self._watcher.close()
+        with self._lock:
+            server, self._forkserver = self._forkserver, None
+        if server is not None:
+            server.close()  # the shims it forked carry on
 
     # -- logs --------------------------------------------------------------------------------------
 
@@ -500,11 +513,14 @@ class LocalExecutor:
             if watch.child:
                 _, wait_status = os.waitpid(watch.pid, 0)
                 watch.exit_code = os.waitstatus_to_exitcode(wait_status)
-            elif watch.pid > 0:  # (waitpid(0) would reap any child of ours)
+                self._children.discard(watch.pid)
+            elif watch.pid > 0 and not watch.forked:  # (waitpid(0) would reap any child of ours)
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(watch.pid, os.WNOHANG)  # a shim of an earlier executor in this process
             watch.alive = False
         self._read_status(watch)
+        if not watch.final and watch.forked and (server := self._forkserver) is not None:
+            watch.exit_code = server.exit_code(watch.pid)  # for the verdict: the server reaped it
         if not watch.final:
             with _run_lock(watch.run_dir) as ours:
                 self._read_status(watch)  # another engine may have written the verdict meanwhile
@@ -515,7 +531,8 @@ class LocalExecutor:
                 # verdict): follow the run as one whose shim is not known by pid, until the lock is free.
                 with self._lock:
                     watch.pid, watch.start_time, watch.child, watch.alive = 0, None, False, True
-                    watch.pipe_fd = watch.pidfd = None  # the caller closes the old one
+                    watch.pipe_fd = watch.pidfd = None  # the caller closes the old ones
+                    watch.forked = False
                 self._watcher.add(watch)
                 return
         watch.done.set()
@@ -593,8 +610,12 @@ class _Watcher(threading.Thread):
         self.wake()
         if threading.current_thread() is not self:  # shutdown() may be called from an on_update callback
             self.join()
-        for fd in self._by_fd:
-            os.close(fd)
+        with self._lock:
+            watches = [*self._watches, *self._pending]
+        for watch in watches:
+            for fd in (watch.pipe_fd, watch.pidfd):
+                if fd is not None:
+                    os.close(fd)
         self._by_fd.clear()
         self._epoll.close()
         os.close(self._wake_r)
@@ -662,14 +683,16 @@ class _Watcher(threading.Thread):
 
     def _end(self, watch: _Watch) -> None:
         fd = watch.pipe_fd if watch.pipe_fd is not None else watch.pidfd
+        fds = [f for f in (watch.pipe_fd, watch.pidfd) if f is not None]
         if fd is not None:
             self._epoll.unregister(fd)
             del self._by_fd[fd]
         self._watches.discard(watch)
         self._executor._finish(watch)
-        if fd is not None:
+        if fds:
             with self._executor._lock:  # _signal() checks alive under this lock before using the pidfd
-                os.close(fd)
+                for f in fds:
+                    os.close(f)
 
 
 def _container(spec: ContainerSpec, base_dir: Path, default_name: str) -> dict[str, Any]:
@@ -706,7 +729,7 @@ def _write_stop(run_dir: Path, grace: float) -> None:
 
 
 def _lock_run(internal: Path) -> int | None:
-    """Take the run's lock for a shim about to start (an fd above 3: see ``_spawn_shim``), None if held."""
+    """Take the run's lock for a shim about to start (an fd above 3: see ``launch.spawn_shim``), None if held."""
     fd = os.open(internal / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -750,6 +773,26 @@ def _run_locked(run_dir: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def _identify(pid: int, pipe_fd: int) -> tuple[int | None, int | None]:
+    """A pidfd and the start time of a shim that is not our child, if it is still alive: else (None, None).
+
+    Someone else reaps it, so its pid may name another process once it has exited. The shim alone holds
+    the pipe's write end (the fork server closes its copy before it replies), until it exits: no hang-up
+    after the pidfd is open and the start time read means both are the shim's.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None, None
+    start_time = proc_start_time(pid)
+    poller = select.poll()
+    poller.register(pipe_fd, select.POLLIN)
+    if any(events & select.POLLHUP for _, events in poller.poll(0)):
+        os.close(pidfd)  # it has exited: the pipe's EOF ends the run, nothing is left to signal
+        return None, None
+    return pidfd, start_time
 
 
 def _size(path: Path) -> int:

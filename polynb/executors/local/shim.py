@@ -1,4 +1,5 @@
-"""The supervisor of one local run: ``python -I -S -c "<LAUNCHER>" <package root> <run>/.executor/spec.bin``.
+"""The supervisor of one local run: ``python -I -S -c "<LAUNCHER>" <package root> <run>/.executor/spec.bin``,
+or a fork of the executor's fork server (:mod:`.forkserver`) calling :func:`main` in the same state.
 
 The local executor starts one shim per run, in a session of its own, so a run outlives the engine that
 started it (a kernel restart, a SIGKILLed ``polynb run``). The shim runs the init entries, starts the
@@ -9,9 +10,10 @@ write fails with EPIPE and the shim carries on. It holds the run's lock (fd 3, t
 the spawn) until it exits, and writes its pid file before its first line: a restarted engine can tell a
 live shim from a dead one even if its engine died a microsecond after the spawn.
 
-Start-up time is paid by every op, so this module imports only what a bare interpreter has at hand:
-``_signal`` rather than ``signal`` (which pulls in ``enum``), no ``typing``, no ``json`` (lines are
-encoded by hand, ``outputs.json`` is read by the engine), no ``subprocess`` (``os.posix_spawn``).
+Start-up time is paid by every spawned op (and a fork server's imports by every forked one), so this
+module imports only what a bare interpreter has at hand: ``_signal`` rather than ``signal`` (which pulls
+in ``enum``), no ``typing``, no ``json`` (lines are encoded by hand, ``outputs.json`` is read by the
+engine), no ``subprocess`` (``os.posix_spawn``).
 Everything slower (init entries, sockets for services) is imported when a run needs it.
 """
 

@@ -1,4 +1,8 @@
-"""Fixtures for the local executor: a base folder, and executors that are always shut down."""
+"""Fixtures for the local executor: a base folder, and executors that are always shut down.
+
+Every test that makes an executor runs twice: with shims forked by the fork server and spawned one
+interpreter each (``POLYNB_LOCAL_SPAWN``), so both ways of starting a shim keep the same behaviour.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import pytest
 from support.execkit import MakeExecutor
 
 from polynb.executors.local.executor import LocalExecutor
+from polynb.executors.local.launch import SPAWN_MODE_ENV, SPAWN_MODES
 
 
 @pytest.fixture
@@ -20,8 +25,16 @@ def workdir(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(params=SPAWN_MODES)
+def spawn_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How the executors of the test start their shims (and those of any engine the test starts)."""
+    mode: str = request.param
+    monkeypatch.setenv(SPAWN_MODE_ENV, mode)
+    return mode
+
+
 @pytest.fixture
-def make_executor(workdir: Path) -> Iterator[MakeExecutor]:
+def make_executor(workdir: Path, spawn_mode: str) -> Iterator[MakeExecutor]:
     made: list[LocalExecutor] = []
 
     def make(**kwargs: Any) -> LocalExecutor:

@@ -1,0 +1,209 @@
+"""The fork server: one process per local executor that forks a shim per run instead of starting an interpreter.
+
+Started by the executor (:mod:`.launch`) as ``python -I -S -c "<LAUNCHER>" <package root>`` in a session of
+its own, with one end of a ``SOCK_SEQPACKET`` socket pair on fd 3. It imports the shim once; each request
+then costs a ``fork()`` (about a millisecond) where a new interpreter costs ten or more. A forked child is
+exactly what ``launch.spawn_shim`` would have started: its own session, ``/dev/null`` on 0, the
+engine's pipe on 1, ``shim.log`` on 2, the run's lock on 3 (both sent with the request, ``SCM_RIGHTS``),
+SIGTERM and SIGINT blocked until the shim has its handlers, the engine's environment and folder.
+
+Requests and replies are ``marshal``-ed tuples, one per message:
+
+- ``("spawn", spec path, shim log, environ or None, cwd or None)`` with the pipe's write end and the lock
+  → ``("ok", pid)`` or ``("error", errno, message)``. ``environ``/``cwd`` are sent when they changed.
+- ``("exit", pid)`` → ``("ok", exit code or None)``: how a shim that wrote no final status ended (the
+  server is its parent, so only the server can tell).
+
+The server closes its copies of the pipe and the lock before it replies: "lock held" still means "a shim
+of this run is alive", and EOF on the pipe still means the shim is gone. Its first message is
+``("ready", pid)``. It exits when its peer's end of the socket closes (the engine died); an executor that
+shuts down kills it (it is idle then) and reaps it. The shims it forked carry on either way, reparented
+like any orphan. Like the shim, it imports only what a bare interpreter has at hand.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+
+from polynb.executors.local import shim
+from polynb.executors.local.layout import LOCK_FD
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal as _signal
+    import socket as _socket
+    from typing import Any, NoReturn
+else:
+    import _signal  # the C halves of ``signal`` and ``socket``: the same names, without ``enum``
+    import _socket
+
+SERVER_FD = 3
+"""Where the server finds its socket; 0-3 all open, so every fd it receives or opens is above the child's."""
+MAX_MESSAGE = 1 << 18
+"""Above the default socket buffer (208 KiB): a request that fits in the socket fits here."""
+FDS_PER_REQUEST = 2
+KEPT_EXIT_CODES = 4096
+"""Exit codes of reaped shims kept for ``exit`` requests (the engine asks right after the shim's EOF)."""
+BLOCKED_AT_START = (_signal.SIGTERM, _signal.SIGINT)
+"""Blocked in a new shim until it has its handlers (as ``setsigmask`` does for a spawned one)."""
+
+LAUNCHER = "import sys; sys.path.insert(0, sys.argv[1]); from polynb.executors.local.forkserver import serve; serve()"
+"""The ``-c`` program that starts the server (a module import, so its bytecode is cached)."""
+
+
+def encode_fds(fds: list[int]) -> bytes:
+    """The data of an ``SCM_RIGHTS`` message (native ints, without ``array`` or ``struct``)."""
+    return b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
+
+
+def decode_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
+    """The file descriptors an ``SCM_RIGHTS`` message carried (now open in this process)."""
+    fds: list[int] = []
+    for level, kind, data in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            usable = len(data) - len(data) % 4
+            fds += [int.from_bytes(data[i : i + 4], sys.byteorder, signed=True) for i in range(0, usable, 4)]
+    return fds
+
+
+class Server:
+    """The request loop; the parent of every shim it forks (it reaps them and keeps their exit codes)."""
+
+    def __init__(self, sock: _socket.socket) -> None:
+        self.sock = sock
+        self.codes: dict[int, int] = {}
+        self.max_fd = os.sysconf("SC_OPEN_MAX")
+
+    def reap(self, signum: int = 0, frame: object = None) -> None:
+        """SIGCHLD: reap every shim that ended (runs between two bytecodes of the loop)."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.codes[pid] = os.waitstatus_to_exitcode(status)
+            if len(self.codes) > KEPT_EXIT_CODES:
+                del self.codes[next(iter(self.codes))]
+
+    def run(self) -> None:
+        _signal.signal(_signal.SIGCHLD, self.reap)
+        self.send(("ready", os.getpid()))
+        space = _socket.CMSG_SPACE(4 * FDS_PER_REQUEST)
+        while True:
+            try:
+                data, ancdata, flags, _ = self.sock.recvmsg(MAX_MESSAGE, space)
+            except OSError:  # ECONNRESET: the engine is gone
+                return
+            fds = decode_fds(ancdata)
+            try:
+                if not data:
+                    return  # EOF: the executor shut down or the engine died
+                if flags & (_socket.MSG_TRUNC | _socket.MSG_CTRUNC):
+                    reply: tuple[Any, ...] = ("error", 0, "request truncated")
+                else:
+                    request = marshal.loads(data)  # noqa: S302 - from our engine, over a socket pair
+                    reply = self.handle(request, fds)
+            finally:
+                for fd in fds:
+                    os.close(fd)  # before the reply: the lock and the pipe are the shim's alone now
+            try:
+                self.send(reply)
+            except OSError:  # EPIPE: the engine died while we worked
+                return
+
+    def send(self, reply: tuple[Any, ...]) -> None:
+        self.sock.sendall(marshal.dumps(reply))
+
+    def handle(self, request: tuple[Any, ...], fds: list[int]) -> tuple[Any, ...]:
+        if request[0] == "spawn" and len(fds) == FDS_PER_REQUEST:
+            _, spec_path, shim_log, environ, cwd = request
+            try:
+                if environ is not None:
+                    os.environ.clear()
+                    os.environ.update(environ)
+                if cwd is not None:
+                    os.chdir(cwd)
+                return ("ok", self.spawn(spec_path, shim_log, fds[0], fds[1]))
+            except OSError as exc:
+                return ("error", exc.errno or 0, str(exc))
+            except ValueError as exc:  # a variable putenv() refuses
+                return ("error", 0, str(exc))
+        if request[0] == "exit":
+            return ("ok", self.exit_code(request[1]))
+        return ("error", 0, f"bad request {request[0]!r} with {len(fds)} fds")
+
+    def spawn(self, spec_path: str, shim_log: str, pipe_w: int, lock_fd: int) -> int:
+        log_fd = os.open(shim_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            # SIGCHLD too: a child that ends at once is reaped after its pid's stale exit code is dropped.
+            mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, (*BLOCKED_AT_START, _signal.SIGCHLD))
+            try:
+                sys.stderr.flush()  # nothing buffered may be written twice
+                pid = os.fork()
+                if pid == 0:
+                    self.child(spec_path, pipe_w, log_fd, lock_fd)
+                self.codes.pop(pid, None)  # a reused pid: the old code is someone else's
+            finally:
+                _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
+        finally:
+            os.close(log_fd)
+        return pid
+
+    def child(self, spec_path: str, pipe_w: int, log_fd: int, lock_fd: int) -> NoReturn:
+        """Become the shim: the state ``launch.spawn_shim`` gives one, then ``shim.main``."""
+        try:
+            _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)  # the shim waits for its own children
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDONLY)
+            # Every source fd is above 3 (0-3 are open in the server), so no dup2 overwrites another.
+            os.dup2(null, 0)
+            os.dup2(pipe_w, 1)
+            os.dup2(log_fd, 2)
+            os.dup2(lock_fd, LOCK_FD)
+            os.closerange(LOCK_FD + 1, self.max_fd)  # the server's socket, the fds of this request
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, BLOCKED_AT_START)
+            shim.main(spec_path)  # never returns: it ends the process
+        except BaseException:
+            _print_exception()
+        finally:
+            os._exit(1)
+
+    def exit_code(self, pid: int) -> int | None:
+        """The exit code of a shim this server forked; waits for it if it is still exiting.
+
+        Asked once the shim's pipe is at EOF: it has closed its files, so it exits, if it has not yet.
+        """
+        if pid not in self.codes:
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:  # reaped meanwhile by ``reap``, or not ours
+                pass
+            else:
+                self.codes[pid] = os.waitstatus_to_exitcode(status)
+        return self.codes.get(pid)
+
+
+def _print_exception() -> None:
+    try:
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
+    except BaseException:  # noqa: S110 - nothing is left to report it to
+        pass
+
+
+def serve() -> NoReturn:
+    """The server process's whole life (see the module docstring); its stderr is the engine's."""
+    code = 0
+    try:
+        Server(_socket.socket(fileno=SERVER_FD)).run()
+    except BaseException:
+        _print_exception()
+        code = 1
+    finally:
+        os._exit(code)

@@ -1,0 +1,279 @@
+"""How the local executor starts a shim: forked by a fork server, or spawned as a new interpreter.
+
+``POLYNB_LOCAL_SPAWN`` chooses, read when an executor is made:
+
+- ``fork`` (the default): a :class:`ForkServer` (:mod:`.forkserver`), started on the first submit and shut
+  down with the executor, forks each shim from an interpreter that has imported the shim already: about a
+  millisecond, where a new interpreter costs ten or more (more on a loaded machine).
+- ``spawn``: :func:`spawn_shim`, one ``posix_spawn`` of ``python -I -S`` per run: the shim is the
+  engine's child.
+
+Either way the shim gets the same fds, session, signal mask, environment and folder, and writes the same
+records; the executor takes the run's lock before either and follows the shim by its pipe. The executor
+falls back to spawning, and says why once, where forking cannot be used: a platform without ``fork``,
+``SOCK_SEQPACKET`` or ``SCM_RIGHTS``, a server that cannot start, or one that died.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import select
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Any, Final
+
+from polynb.executors.local import forkserver
+from polynb.executors.local import shim as local_shim
+from polynb.executors.local.layout import LOCK_FD, SHIM_FILE
+
+PACKAGE_ROOT: Final = str(Path(__file__).resolve().parents[3])
+"""The folder holding the ``polynb`` package, put on the shim's path (found from this file: ``polynb.__file__``
+would import the package root, whose lazy ``polynb.run`` reaches the notebook layer)."""
+SPAWN_MODE_ENV: Final = "POLYNB_LOCAL_SPAWN"
+SPAWN_MODES: Final = ("fork", "spawn")
+# Dispositions a new interpreter must not inherit from the engine (e.g. SIGHUP ignored under nohup).
+_DEFAULT_SIGNALS: Final = (signal.SIGPIPE, signal.SIGHUP, signal.SIGINT, signal.SIGTERM)
+
+
+def spawn_mode() -> str:
+    """The mode ``POLYNB_LOCAL_SPAWN`` asks for (``fork`` when unset)."""
+    mode = os.environ.get(SPAWN_MODE_ENV, "").strip().lower() or "fork"
+    if mode not in SPAWN_MODES:
+        raise ValueError(f"{SPAWN_MODE_ENV}={os.environ[SPAWN_MODE_ENV]!r}: expected 'fork' or 'spawn'")
+    return mode
+
+
+def fork_unavailable() -> str | None:
+    """Why a fork server cannot work on this platform, or None."""
+    for what, present in (
+        ("os.fork", hasattr(os, "fork")),
+        ("os.pidfd_open", hasattr(os, "pidfd_open")),
+        ("AF_UNIX SOCK_SEQPACKET sockets", hasattr(socket, "AF_UNIX") and hasattr(socket, "SOCK_SEQPACKET")),
+        ("SCM_RIGHTS", hasattr(socket, "SCM_RIGHTS")),
+    ):
+        if not present:
+            return f"this platform has no {what}"
+    return None
+
+
+def spawn_shim(python: str, spec_path: Path, shim_log: Path, lock_fd: int) -> tuple[int, int]:
+    """Start a shim as a new interpreter, a child of ours: (pid, read end of its stdout)."""
+    read_fd, write_fd = os.pipe()
+    try:
+        pid = os.posix_spawn(
+            python,
+            # -I -S: no site-packages or user paths; the shim needs the standard library only, and
+            # a bare interpreter starts several milliseconds sooner.
+            [python, "-I", "-S", "-c", local_shim.LAUNCHER, PACKAGE_ROOT, str(spec_path)],
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, write_fd, 1),
+                (os.POSIX_SPAWN_OPEN, 2, str(shim_log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+                (os.POSIX_SPAWN_DUP2, lock_fd, LOCK_FD),
+            ],
+            setsid=True,
+            # Blocked until the shim has its handlers: a stop sent at once is delayed, not fatal.
+            setsigmask=forkserver.BLOCKED_AT_START,
+            setsigdef=_DEFAULT_SIGNALS,
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    return pid, read_fd
+
+
+class ForkServerError(Exception):
+    """The fork server cannot be used (and the request that found out started no shim)."""
+
+
+class ForkServer:
+    """The engine's end of one fork server; thread-safe (one request at a time)."""
+
+    def __init__(self, python: str) -> None:
+        self.python = python
+        self.pid: int | None = None
+        self._pidfd: int | None = None  # the server's: a kill never reaches another process
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._failed: str | None = None  # why it cannot be used any more
+        self._environ: dict[str, str] = {}  # what the server has, so it is sent only when it changed
+        self._cwd: str | None = None
+
+    def spawn(self, spec_path: Path, shim_log: Path, lock_fd: int) -> tuple[int, int]:
+        """Fork a shim: (pid, read end of its stdout), as :func:`spawn_shim` returns, but not our child.
+
+        Raises :class:`ForkServerError` when the server is unusable and no shim was started, OSError when
+        the server could not start this one (as ``posix_spawn`` would).
+        """
+        read_fd, write_fd = os.pipe()
+        try:
+            with self._lock:
+                sock = self._started()
+                environ = dict(os.environ)
+                cwd = _cwd()
+                request = ("spawn", str(spec_path), str(shim_log), _changed(environ, self._environ),
+                           _changed(cwd, self._cwd))  # fmt: skip
+                try:
+                    sock.sendmsg(
+                        [marshal.dumps(request)],
+                        [(socket.SOL_SOCKET, socket.SCM_RIGHTS, forkserver.encode_fds([write_fd, lock_fd]))],
+                    )
+                except OSError as exc:  # nothing was sent
+                    raise ForkServerError(self._lost(f"the fork server cannot be reached ({exc})", kill=True)) from None
+                os.close(write_fd)
+                write_fd = -1
+                try:
+                    reply = self._receive(sock)
+                except ForkServerError as exc:
+                    if _a_shim_may_run(read_fd, spec_path.parent):
+                        run_dir = spec_path.parent.parent
+                        raise RuntimeError(f"{exc} while forking the shim of {run_dir}, which may run") from None
+                    raise
+                # On an error, what the server took of them is unknown: send both again next time.
+                self._environ, self._cwd = (environ, cwd) if reply[0] == "ok" else ({}, None)
+            if reply[0] != "ok":
+                raise OSError(reply[1] or None, f"fork server: {reply[2]}")
+            return int(reply[1]), read_fd
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            if write_fd >= 0:
+                os.close(write_fd)
+
+    def exit_code(self, pid: int) -> int | None:
+        """How a shim this server forked ended (it is the parent), None if it cannot tell any more."""
+        with self._lock:
+            if self._sock is None:
+                return None
+            try:
+                self._sock.sendall(marshal.dumps(("exit", pid)))
+                reply = self._receive(self._sock)
+            except (OSError, ForkServerError):
+                return None
+        code = reply[1]
+        return code if isinstance(code, int) else None
+
+    def close(self) -> None:
+        """Stop the server and reap it; its shims carry on."""
+        with self._lock:
+            if self._sock is not None:
+                self._lost("the fork server is shut down", kill=True)
+            self._failed = self._failed or "the fork server is shut down"
+
+    # -- under self._lock ----------------------------------------------------------------------------
+
+    def _started(self) -> socket.socket:
+        if self._sock is not None:
+            return self._sock
+        if self._failed is not None:
+            raise ForkServerError(self._failed)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.pid = os.posix_spawn(
+                self.python,
+                [self.python, "-I", "-S", "-c", forkserver.LAUNCHER, PACKAGE_ROOT],
+                os.environ,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                    *_stderr_action(),
+                    (os.POSIX_SPAWN_DUP2, theirs.fileno(), forkserver.SERVER_FD),
+                ],
+                setsid=True,  # a Ctrl-C meant for the engine does not reach it; it ends at EOF instead
+                setsigmask=(),  # whatever the submitting thread blocks: SIGCHLD must reach it
+                setsigdef=_DEFAULT_SIGNALS,
+            )
+        except OSError as exc:
+            ours.close()
+            self._failed = f"the fork server cannot start: {exc}"
+            raise ForkServerError(self._failed) from None
+        finally:
+            theirs.close()
+        self._pidfd = os.pidfd_open(self.pid)  # our child, not reaped yet: surely the server
+        self._sock = ours
+        self._environ, self._cwd = dict(os.environ), _cwd()
+        hello = self._receive(ours, starting=True)
+        if hello[0] != "ready":
+            raise ForkServerError(self._lost(f"the fork server said {hello!r} at start-up"))
+        return ours
+
+    def _receive(self, sock: socket.socket, *, starting: bool = False) -> tuple[Any, ...]:
+        try:
+            data = sock.recv(forkserver.MAX_MESSAGE)
+        except OSError as exc:
+            data, why = b"", str(exc)
+        else:
+            why = ""
+        if not data:
+            if starting:
+                raise ForkServerError(self._lost("the fork server could not start", stderr=True))
+            raise ForkServerError(self._lost(f"the fork server died{f' ({why})' if why else ''}", stderr=True))
+        reply = marshal.loads(data)  # noqa: S302 - from our own server, over a socket pair
+        assert isinstance(reply, tuple)
+        return reply
+
+    def _lost(self, why: str, *, stderr: bool = False, kill: bool = False) -> str:
+        """Close our end, reap the server, and say why it is unusable.
+
+        The server exits at EOF on its socket; ``kill`` (no request in flight, so it is idle) makes sure
+        even a stopped one cannot hang the engine.
+        """
+        assert self._sock is not None
+        self._sock.close()
+        self._sock = None
+        if self._pidfd is not None:
+            if kill:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            os.close(self._pidfd)
+            self._pidfd = None
+        if self.pid is not None:
+            with contextlib.suppress(ChildProcessError):  # (unless something else reaped it)
+                _, status = os.waitpid(self.pid, 0)
+                code = os.waitstatus_to_exitcode(status)
+                why = f"{why} ({local_shim.exit_description(code)})"
+                if stderr and code > 0:
+                    why += "; its error is on the engine's stderr"
+            self.pid = None
+        self._failed = why
+        return why
+
+
+def _changed(value: Any, sent: Any) -> Any:
+    return None if value == sent else value
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:  # the engine's folder was removed: the server keeps its own
+        return None
+
+
+def _stderr_action() -> list[tuple[Any, ...]]:
+    """The server's stderr is the engine's (its tracebacks belong there); /dev/null if the engine has none."""
+    try:
+        os.fstat(2)
+    except OSError:
+        return [(os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
+    return []
+
+
+def _a_shim_may_run(read_fd: int, internal: Path) -> bool:
+    """After the server died mid-request: did it fork the shim first?
+
+    The server is reaped, so only a forked shim can hold the pipe's write end; one that ended already
+    wrote its shim file first. Neither: nothing was started, and the run can be spawned instead.
+    """
+    poller = select.poll()
+    poller.register(read_fd, select.POLLIN)
+    hung_up = any(events & select.POLLHUP for _, events in poller.poll(0))
+    return not hung_up or (internal / SHIM_FILE).exists()

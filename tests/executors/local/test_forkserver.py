@@ -1,0 +1,270 @@
+"""The fork server: who starts the shims, what they inherit, and what happens when the server fails.
+
+The executor's behaviour in both modes is covered by the other modules of this folder (``spawn_mode``
+runs each of their tests twice); these tests are about the server itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import signal
+import subprocess
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+from support.execkit import PY, MakeExecutor, alive, container, make_op, wait_dead, wait_until
+from support.recorder import UpdateRecorder
+
+from polynb.executors.local.executor import PACKAGE_ROOT, LocalExecutor
+from polynb.executors.local.launch import SPAWN_MODE_ENV
+
+TESTS = Path(__file__).resolve().parents[2]
+WAIT_FOR_GO = "while [ ! -f go ]; do sleep 0.02; done"
+
+
+def parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rfind(")") + 2 :].split()[1])
+
+
+def waiting_op(executor: LocalExecutor) -> tuple[int, UpdateRecorder, Path]:
+    """Submit an op that runs until `go` exists: (its shim's pid, its updates, its status file)."""
+    recorder = UpdateRecorder()
+    op = make_op(executor, container("sh", "-c", WAIT_FOR_GO))
+    record = executor.submit(op, recorder)
+    recorder.until("running")
+    return int(str(record["shim_pid"])), recorder, Path(op.placement.run_artifacts_path) / "status.jsonl"
+
+
+def run_true(executor: LocalExecutor) -> int:
+    """Run `true` to its end; the pid of its shim."""
+    recorder = UpdateRecorder()
+    record = executor.submit(make_op(executor, container("true")), recorder)
+    assert recorder.final().status == "succeeded"
+    return int(str(record["shim_pid"]))
+
+
+def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+FORK_ONLY = pytest.mark.parametrize("spawn_mode", ["fork"], indirect=True)
+
+
+def test_shims_are_forked_by_one_server_or_spawned_as_our_children(
+    make_executor: MakeExecutor, workdir: Path, spawn_mode: str
+) -> None:
+    executor = make_executor()
+    first, _, _ = waiting_op(executor)
+    second, _, _ = waiting_op(executor)
+    if spawn_mode == "spawn":
+        assert parent_of(first) == parent_of(second) == os.getpid()
+    else:
+        server = parent_of(first)
+        assert parent_of(second) == server != os.getpid()
+        assert parent_of(server) == os.getpid()  # started by the executor: ours to reap
+        assert b"import serve;" in Path(f"/proc/{server}/cmdline").read_bytes()
+    (workdir / "go").touch()
+
+
+@FORK_ONLY
+def test_shutdown_leaves_no_server_and_the_runs_carry_on(make_executor: MakeExecutor, workdir: Path) -> None:
+    executor = make_executor()
+    shim, _, status = waiting_op(executor)
+    server = parent_of(shim)
+    executor.shutdown(stop_running=False)
+    assert not Path(f"/proc/{server}").exists()  # exited and reaped: not even a zombie is left
+    assert alive(shim)
+    (workdir / "go").touch()
+    wait_until(lambda: '"status":"succeeded"' in status.read_text(), "the orphaned shim to finish its run")
+
+
+ENGINE = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from support.execkit import container, make_op
+from support.recorder import UpdateRecorder
+from polynb.executors.local.executor import LocalExecutor
+
+executor = LocalExecutor(base_dir={workdir!r})
+recorder = UpdateRecorder()
+op = make_op(executor, container("sh", "-c", {script!r}))
+record = executor.submit(op, recorder)
+recorder.until("running")
+print(record["shim_pid"], op.placement.run_artifacts_path, flush=True)
+time.sleep(3600)
+"""
+
+
+@FORK_ONLY
+@pytest.mark.usefixtures("spawn_mode")
+def test_the_server_of_a_killed_engine_exits_and_its_runs_carry_on(workdir: Path) -> None:
+    script = textwrap.dedent(ENGINE).format(tests=str(TESTS), workdir=str(workdir), script=WAIT_FOR_GO)
+    env = {**os.environ, "PYTHONPATH": PACKAGE_ROOT}
+    engine = subprocess.Popen([PY, "-c", script], stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        assert engine.stdout is not None
+        shim_pid, run_dir = engine.stdout.readline().split()
+        shim = int(shim_pid)
+        server = parent_of(shim)
+        assert parent_of(server) == engine.pid
+    finally:
+        engine.kill()  # SIGKILL: no shutdown, the server only sees its socket's peer go away
+        engine.wait()
+        if engine.stdout is not None:
+            engine.stdout.close()
+    wait_dead(server)
+    assert alive(shim)
+    (workdir / "go").touch()
+    status = Path(run_dir) / "status.jsonl"
+    wait_until(lambda: '"status":"succeeded"' in status.read_text(), "the orphaned shim to finish its run")
+
+
+@FORK_ONLY
+def test_a_server_that_cannot_start_falls_back_to_spawning_and_says_why_once(
+    make_executor: MakeExecutor, workdir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An interpreter that runs shims but not the fork server.
+    python = tmp_path / "bin" / "python"
+    python.parent.mkdir()
+    serving = '*"import serve;"*'  # the fork server's launcher
+    python.write_text(f'#!/bin/sh\ncase "$*" in {serving}) echo "no server" >&2; exit 3;; esac\nexec {PY} "$@"\n')
+    python.chmod(0o755)
+    executor = make_executor(python=str(python))
+    caplog.set_level(logging.WARNING, logger="polynb.executors.local.executor")
+    shim, recorder, _ = waiting_op(executor)
+    assert parent_of(shim) == os.getpid()
+    run_true(executor)
+    (workdir / "go").touch()
+    assert recorder.final().status == "succeeded"
+    (message,) = warnings(caplog)
+    assert "fork server could not start (exit code 3)" in message
+    assert "each shim is spawned" in message
+
+
+@FORK_ONLY
+def test_a_server_killed_under_a_live_engine_leaves_its_runs_going_and_spawning_takes_over(
+    make_executor: MakeExecutor, workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    executor = make_executor()
+    caplog.set_level(logging.WARNING, logger="polynb.executors.local.executor")
+    shim, recorder, _ = waiting_op(executor)
+    server = parent_of(shim)
+    os.kill(server, signal.SIGKILL)
+    wait_dead(server)
+    second, _, _ = waiting_op(executor)
+    assert parent_of(second) == os.getpid()  # spawned now
+    (workdir / "go").touch()
+    assert recorder.final().status == "succeeded"  # the forked run went on without its server
+    run_true(executor)
+    (message,) = warnings(caplog)
+    assert "fork server" in message and "SIGKILL" in message
+
+
+@FORK_ONLY
+def test_a_server_killed_with_a_request_in_flight_starts_nothing_and_the_run_is_spawned(
+    make_executor: MakeExecutor, workdir: Path
+) -> None:
+    executor = make_executor()
+    shim, _, _ = waiting_op(executor)
+    server = parent_of(shim)
+    os.kill(server, signal.SIGSTOP)  # it will not read the next request
+    recorder = UpdateRecorder()
+    op = make_op(executor, container("sh", "-c", "echo ran >> ran.txt"))
+    submitting = threading.Thread(target=executor.submit, args=(op, recorder))
+    submitting.start()
+    spec = Path(op.placement.run_artifacts_path) / ".executor" / "spec.bin"
+    wait_until(spec.exists, "the submit to reach the server")
+    os.kill(server, signal.SIGKILL)  # whether the request was sent yet or not, no shim was forked
+    submitting.join()
+    assert recorder.final().status == "succeeded"
+    assert (workdir / "ran.txt").read_text() == "ran\n"  # once
+    (workdir / "go").touch()
+
+
+def test_a_shim_that_cannot_start_fails_its_submit_and_the_next_runs_start_as_before(
+    make_executor: MakeExecutor, workdir: Path, spawn_mode: str
+) -> None:
+    executor = make_executor()
+    op = make_op(executor, container("true"))
+    (Path(op.placement.run_artifacts_path) / ".executor" / "shim.log").mkdir(parents=True)  # not a file
+    with pytest.raises(IsADirectoryError):
+        executor.submit(op, UpdateRecorder())
+    shim, recorder, _ = waiting_op(executor)
+    assert (parent_of(shim) == os.getpid()) == (spawn_mode == "spawn")  # the server is still used
+    (workdir / "go").touch()
+    assert recorder.final().status == "succeeded"
+
+
+def test_a_killed_shim_is_process_lost_and_says_how_it_ended(make_executor: MakeExecutor) -> None:
+    # Forked or spawned, the verdict says how the shim died (the fork server, its parent, tells).
+    executor = make_executor()
+    shim, recorder, _ = waiting_op(executor)
+    os.kill(shim, signal.SIGKILL)
+    final = recorder.final()
+    assert (final.status, final.reason) == ("failed", "ProcessLost")
+    assert f"pid {shim}" in final.message
+    assert "killed by signal 9 (SIGKILL)" in final.message
+
+
+def test_environment_changes_reach_the_ops_started_after_them(
+    make_executor: MakeExecutor, monkeypatch: pytest.MonkeyPatch, workdir: Path
+) -> None:
+    # A notebook sets or removes variables between runs; the fork server started with the first run.
+    monkeypatch.setenv("POLYNB_TEST_GONE", "still here")
+    executor = make_executor()
+    run_true(executor)
+    monkeypatch.setenv("POLYNB_TEST_NEW", "set later")
+    monkeypatch.delenv("POLYNB_TEST_GONE")
+    recorder = UpdateRecorder()
+    script = 'echo "new=$POLYNB_TEST_NEW gone=${POLYNB_TEST_GONE-unset}"'
+    op = make_op(executor, container("sh", "-c", script))
+    executor.submit(op, recorder)
+    assert recorder.final().status == "succeeded"
+    assert list(executor.logs(op.uuid)) == ["new=set later gone=unset"]
+
+
+def open_fds() -> dict[str, str]:
+    """This process's open fds and what each is (``pipe:[...]``, ``anon_inode:[pidfd]``, a path, ...)."""
+    fds: dict[str, str] = {}
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own fd, closed already
+            fds[fd] = os.readlink(f"/proc/self/fd/{fd}")
+    return fds
+
+
+def test_no_file_descriptor_is_left_open_after_shutdown(make_executor: MakeExecutor, workdir: Path) -> None:
+    gc.collect()  # files an earlier test left to the collector are closed now, not during this test
+    before = open_fds()
+    executor = make_executor()
+    for _ in range(3):
+        run_true(executor)
+    shim, recorder, _ = waiting_op(executor)
+    executor.stop(recorder.events[0].run_uuid, grace=5)
+    assert recorder.final().status == "stopped"
+    wait_dead(shim)
+    executor.shutdown()
+    after = open_fds()
+    assert {fd: what for fd, what in after.items() if before.get(fd) != what} == {}
+
+
+def test_the_fork_server_imports_nothing_the_shim_does_not() -> None:
+    # Every shim is a copy of the server: what it imports, each shim carries.
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import polynb.executors.local.shim;"
+        "before = set(sys.modules); import polynb.executors.local.forkserver;"
+        "print(' '.join(sorted(set(sys.modules) - before)))"
+    )
+    out = subprocess.run([PY, "-I", "-S", "-c", probe, PACKAGE_ROOT], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["_socket", "polynb.executors.local.forkserver"]
+
+
+def test_an_unknown_spawn_mode_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SPAWN_MODE_ENV, "vfork")
+    with pytest.raises(ValueError, match=r"POLYNB_LOCAL_SPAWN='vfork': expected 'fork' or 'spawn'"):
+        LocalExecutor()
