@@ -7,14 +7,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, TextIO
 
 from polynb.lifecycle import FINAL
-from polynb.store import RunRecord
+
+if TYPE_CHECKING:
+    from polynb.store import RunRecord
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -106,6 +104,10 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, status_
     """Columns aligned with two spaces: with rich on a terminal (the status column coloured), otherwise
     plain text that never wraps, so pipes and ``grep`` see one row per line."""
     if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table(show_edge=False, pad_edge=False, box=None)
         for column in header:
             table.add_column(column, overflow="fold")
