@@ -169,6 +169,10 @@ def prepare(ctx: Context, tools: list[Tool]) -> dict[str, str]:
 # -- measuring -------------------------------------------------------------------------------------------------
 
 
+class Failed(Exception):
+    """One command failed or hung: its cell says so, the other figures are still measured."""
+
+
 @dataclass
 class Sample:
     wall: float
@@ -182,10 +186,13 @@ def run_once(tool: Tool, shape: str, ctx: Context, env: dict[str, str]) -> Sampl
         return None
     cwd = ctx.work / "metaflow" if tool.key == "metaflow" else ctx.work  # Metaflow keeps .metaflow/ there
     started = time.perf_counter()
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=GUARD, check=False)
+    try:
+        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=GUARD, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise Failed(f"{tool.key} {shape}: no end after {GUARD:.0f} s: {' '.join(argv)}") from exc
     wall = time.perf_counter() - started
     if not tool.succeeded(done):
-        raise RuntimeError(f"{tool.key} {shape} failed ({done.returncode}): {' '.join(argv)}\n{done.stderr[-3000:]}")
+        raise Failed(f"{tool.key} {shape} failed ({done.returncode}): {' '.join(argv)}\n{done.stderr[-3000:]}")
     return Sample(wall, watch_delay(done.stdout) if shape == "watch" else None)
 
 
@@ -203,16 +210,19 @@ def watch_delay(stdout: str) -> float:
 def measure(tools: list[Tool], shapes: list[str], ctx: Context, env: dict[str, str], rounds: int) -> dict[
         str, dict[str, list[Sample]]]:  # fmt: skip
     samples: dict[str, dict[str, list[Sample]]] = {t.key: {s: [] for s in shapes} for t in tools}
-    for tool in tools:  # warm-up: bytecode, Metaflow's datastore, Dagster's instance, polynb's store
-        run_once(tool, "one", ctx, env)
     pairs = [(tool, shape) for shape in shapes for tool in tools]
-    for r in range(rounds):
-        shift = r * len(tools) % len(pairs)
-        for tool, shape in pairs[shift:] + pairs[:shift]:
-            sample = run_once(tool, shape, ctx, env)
-            if sample is not None:
+    # Round 0 is the warm-up (bytecode, Metaflow's datastore, Dagster's instance, polynb's store): not counted.
+    for r in range(rounds + 1):
+        shift = r * (len(tools) + 1) % len(pairs)  # each round starts one shape and one tool further
+        for tool, shape in [(t, "one") for t in tools] if r == 0 else pairs[shift:] + pairs[:shift]:
+            try:
+                sample = run_once(tool, shape, ctx, env)
+            except Failed as exc:
+                print(f"round {r}/{rounds}  {exc}", file=sys.stderr, flush=True)
+                continue
+            if sample is not None and r > 0:
                 samples[tool.key][shape].append(sample)
-                print(f"round {r + 1}/{rounds}  {tool.key:<10}  {shape:<5}  {sample.wall:7.2f} s", file=sys.stderr,
+                print(f"round {r}/{rounds}  {tool.key:<10}  {shape:<5}  {sample.wall:7.2f} s", file=sys.stderr,
                       flush=True)  # fmt: skip
     return samples
 
@@ -249,7 +259,7 @@ def print_table(tools: list[Tool], shapes: list[str], samples: dict[str, dict[st
         ("one", "fixed overhead (1-step)"),
         ("watch", "watcher started while the upstream runs"),
     ):
-        if shape not in figures[tools[0].key]:
+        if shape not in figures[tools[0].key] or (shape == "hop" and not {"chain", "one"} <= set(shapes)):
             continue
         row = [label]
         for tool in tools:
@@ -257,8 +267,10 @@ def print_table(tools: list[Tool], shapes: list[str], samples: dict[str, dict[st
             if shape == "watch" and tool.key == "polynb":
                 delay = median(samples["polynb"]["watch"], lambda s: s.delay)
                 row.append("-" if delay is None else f"{delay * 1000:.0f} ms from the upstream's running")
+            elif value is None and shape == "hop":
+                row.append("-")
             elif value is None:
-                row.append(NOT_EXPRESSIBLE if shape == "watch" else "-")
+                row.append(NOT_EXPRESSIBLE if tool.command(ctx, shape) is None else "failed")
             elif shape == "hop":
                 row.append(f"{value * 1000:.1f} ms" + ratio(value, base) * (tool.key != "polynb"))
             else:
