@@ -27,9 +27,11 @@ reinstalled when the pin changes), so they never meet the project's dependencies
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -39,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from subprocess import PIPE
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOWS = ROOT / "bench" / "peers"
@@ -186,11 +189,17 @@ def run_once(tool: Tool, shape: str, ctx: Context, env: dict[str, str]) -> Sampl
         return None
     cwd = ctx.work / "metaflow" if tool.key == "metaflow" else ctx.work  # Metaflow keeps .metaflow/ there
     started = time.perf_counter()
-    try:
-        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=GUARD, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise Failed(f"{tool.key} {shape}: no end after {GUARD:.0f} s: {' '.join(argv)}") from exc
+    # A session of its own: a hung or interrupted command is ended with every process it started.
+    with subprocess.Popen(argv, cwd=cwd, env=env, stdout=PIPE, stderr=PIPE, text=True, start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=GUARD)
+        except subprocess.TimeoutExpired as exc:
+            raise Failed(f"{tool.key} {shape}: no end after {GUARD:.0f} s: {' '.join(argv)}") from exc
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # what is left of it, if anything
     wall = time.perf_counter() - started
+    done = subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
     if not tool.succeeded(done):
         raise Failed(f"{tool.key} {shape} failed ({done.returncode}): {' '.join(argv)}\n{done.stderr[-3000:]}")
     return Sample(wall, watch_delay(done.stdout) if shape == "watch" else None)
