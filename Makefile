@@ -8,7 +8,7 @@ PX_VENV := .polyaxon-venv
 PX_PY := $(PX_VENV)/bin/python
 PIP_QUIET ?= -q
 
-.PHONY: demo test lab lint typecheck bench venv polyaxon-venv clean jstest uitest
+.PHONY: demo test lab lint typecheck bench bench-peers venv polyaxon-venv clean jstest uitest
 
 # package.json holds the version (see pyproject.toml): a new one needs a new install.
 $(VENV)/.installed: pyproject.toml labextension/package.json
@@ -63,7 +63,12 @@ bench: venv polyaxon-venv
 	$(PY) bench/scheduler.py
 	$(PY) bench/kubernetes.py
 	$(PY) bench/notebook.py
+	$(PY) bench/peers.py
+
+# polynb beside Metaflow, Dagster and Luigi (each installed once into bench/.venvs/ by the script itself).
+bench-peers: venv
+	$(PY) bench/peers.py
 
 clean:
-	rm -rf $(VENV) $(PX_VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache .grimp_cache
+	rm -rf $(VENV) $(PX_VENV) bench/.venvs .pytest_cache .ruff_cache .mypy_cache .import_linter_cache .grimp_cache
 	rm -rf labextension/node_modules labextension/ui-tests/node_modules labextension/lib polynb/labextension

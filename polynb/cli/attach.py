@@ -20,8 +20,6 @@ from typing import Any
 from polynb.cli.common import EXIT_FAILED, EXIT_OK, error
 from polynb.executors.registry import ExecutorSetupError, build
 from polynb.lifecycle import FINAL
-from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive
-from polynb.store import Store, resolve_run, root_of
 
 
 def register(subparsers: Any) -> None:
@@ -41,6 +39,8 @@ def register(subparsers: Any) -> None:
 
 def cmd_attach(args: argparse.Namespace) -> int:
     from polynb.cli.run import Runner  # the engine and the executors only once there is something to do
+    from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive
+    from polynb.store import Store, resolve_run, root_of
 
     with Store() as store:
         try:

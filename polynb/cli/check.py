@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from polynb.spec.dag import DEPENDENCY, EVENT, PARAM, Edge
+if TYPE_CHECKING:
+    from polynb.spec.dag import Edge
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
@@ -65,6 +66,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def describe_edge(edge: Edge) -> str:
     """``dependency, event: run_status_running, param`` — why ``edge.dst`` waits for or reads ``edge.src``."""
+    from polynb.spec.dag import DEPENDENCY, EVENT, PARAM
+
     parts: list[str] = []
     if DEPENDENCY in edge.kinds:
         parts.append("dependency")

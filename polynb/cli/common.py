@@ -8,14 +8,12 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, TextIO
 
 from polynb.lifecycle import FINAL
-from polynb.store import RunRecord
+
+if TYPE_CHECKING:
+    from polynb.store import RunRecord
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -122,6 +120,10 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, status_
     plain text that never wraps, so pipes and ``grep`` see one row per line (cells are made one line)."""
     lines: list[Sequence[str]] = [[one_line(cell) for cell in row] for row in rows]
     if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table(show_edge=False, pad_edge=False, box=None)
         for column in header:
             table.add_column(column, overflow="fold")

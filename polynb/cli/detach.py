@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 from polynb.cli.common import EXIT_FAILED, EXIT_OK
-from polynb.store import polynb_home
 
 UUID_FD_ENV = "POLYNB_RUN_UUID_FD"
 HANDOVER_TIMEOUT = 120.0
@@ -25,6 +24,8 @@ HANDOVER_TIMEOUT = 120.0
 
 def detach(run_argv: list[str]) -> int:
     """Start ``polynb run *run_argv`` in the background; print its uuid when it has submitted."""
+    from polynb.store import polynb_home
+
     folder = polynb_home() / "detached"
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from collections import deque
 from datetime import UTC, datetime
-from typing import Protocol, TextIO
-
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from polynb.cli.common import format_duration, local_time, one_line, run_duration, style_of
 from polynb.cli.tree import RunTree, hook_label, is_status_change, short_kind
 from polynb.lifecycle import is_status_event
-from polynb.store import EventRecord, RunRecord
+
+if TYPE_CHECKING:  # rich is imported by the live view alone: a pipe or `--no-live` does without it
+    from rich.console import Console, RenderableType
+    from rich.text import Text
+
+    from polynb.store import EventRecord, RunRecord
 
 TIMELINE_LENGTH = 12
 WIDE = 110
@@ -66,6 +66,8 @@ class LiveProgress:
     timeline of the latest events. Redrawn by the main thread after each poll, so nothing races."""
 
     def __init__(self, console: Console) -> None:
+        from rich.live import Live
+
         self.console = console
         self.timeline: deque[tuple[EventRecord, str]] = deque(maxlen=TIMELINE_LENGTH)
         self.notes: list[str] = []
@@ -90,6 +92,10 @@ class LiveProgress:
         self._live.stop()
 
     def _render(self) -> RenderableType:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
         if self._tree is None:
             return Text("submitting…")
         tree = self._tree
@@ -126,6 +132,8 @@ class LiveProgress:
 
     @staticmethod
     def _row(tree: RunTree, run: RunRecord, now: datetime, *, wide: bool, name: str | None = None) -> list[Text]:
+        from rich.text import Text
+
         fired = [short_kind(e.kind) for e in tree.events.get(run.uuid, []) if is_status_change(e)]
         reason = run.reason or ""
         if run.message and run.status.value in ("failed", "upstream_failed", "skipped"):
@@ -146,5 +154,7 @@ def make_progress(stream: TextIO, *, live: bool | None = None) -> Progress:
     if live is None:
         live = stream.isatty()
     if live:
+        from rich.console import Console
+
         return LiveProgress(Console(file=stream))
     return LineProgress(stream)

@@ -14,17 +14,19 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from polynb.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, format_duration, run_duration
 from polynb.cli.detach import detach, report_uuid, run_argv, take_uuid_fd
 from polynb.cli.follow import Follower, Interrupted
 from polynb.cli.progress import Progress, make_progress
 from polynb.cli.tree import RunTree
-from polynb.executors.base import Executor
 from polynb.executors.registry import EXECUTOR_ENV, KNOWN, ExecutorSetupError, build, default_name
 from polynb.lifecycle import Status
-from polynb.spec.errors import SpecError, SpecErrors
+
+if TYPE_CHECKING:
+    from polynb.executors.base import Executor
+    from polynb.spec.errors import SpecError
 
 
 def register(subparsers: Any) -> None:
@@ -72,6 +74,7 @@ def validate(path: Path, params: dict[str, str]) -> tuple[Any, list[SpecError]]:
     """``(pipeline, warnings)`` for a runnable file; ``SpecErrors`` with every problem otherwise."""
     # Imported here (as the engine below): registering `run` must not slow every other command down.
     from polynb.compiler.check import check
+    from polynb.spec.errors import SpecError, SpecErrors
 
     result = check([path], params=params)
     blocking = [*result.errors, *result.unsupported]
@@ -82,6 +85,8 @@ def validate(path: Path, params: dict[str, str]) -> tuple[Any, list[SpecError]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from polynb.spec.errors import SpecErrors
+
     logging.basicConfig(level=logging.WARNING, format="polynb: %(levelname)s: %(name)s: %(message)s")
     path = Path(args.file)
     params, problems = parse_params(args.param)

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polynb.cli.common import (
     EXIT_FAILED,
@@ -28,11 +28,12 @@ from polynb.cli.common import (
     run_duration,
 )
 from polynb.cli.tree import short_kind
-from polynb.executors.base import Executor
 from polynb.executors.registry import LazyExecutors
 from polynb.lifecycle import FINAL, Status
-from polynb.scheduler.ownership import orphaned
-from polynb.store import EventRecord, RunRecord, Store, StoreError, resolve_run, root_of
+
+if TYPE_CHECKING:  # the store is imported when a command runs: `polynb --help` does without it
+    from polynb.executors.base import Executor
+    from polynb.store import EventRecord, RunRecord, Store
 
 FOLLOW_POLL = 0.2
 """Seconds between looks at the store while following (another process writes it: no event to wait on)."""
@@ -66,10 +67,14 @@ def register(subparsers: Any) -> None:
 
 
 def _open_store() -> Store:
+    from polynb.store import Store
+
     return Store()
 
 
 def _find(store: Store, ref: str) -> RunRecord | None:
+    from polynb.store import resolve_run
+
     try:
         return resolve_run(store, ref)
     except (LookupError, ValueError) as exc:
@@ -82,6 +87,8 @@ def _find(store: Store, ref: str) -> RunRecord | None:
 
 @pipe_safe
 def cmd_ls(args: argparse.Namespace) -> int:
+    from polynb.scheduler.ownership import orphaned
+
     with _open_store() as store:
         tops = store.list_runs(top_level_only=True, limit=args.limit)
         rows: list[tuple[RunRecord, int]] = []
@@ -201,6 +208,8 @@ def _executors() -> LazyExecutors:
 
 @pipe_safe
 def cmd_logs(args: argparse.Namespace) -> int:
+    from polynb.store import StoreError
+
     with _open_store() as store:
         run = _find(store, args.run)
         if run is None:
@@ -224,6 +233,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def _run_logs(store: Store, run: RunRecord, executors: Mapping[str, Executor], *, follow: bool) -> Iterator[str]:
     """The log lines of one run; with ``follow``, first wait until it was handed to an executor."""
+    from polynb.store import StoreError
+
     while follow and run.handle is None and run.status not in FINAL:
         time.sleep(FOLLOW_POLL)
         run = store.get_run(run.uuid)
@@ -279,6 +290,7 @@ def _drain(lines: queue.Queue[str]) -> None:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     from polynb.scheduler.control import ControlError, hook_runs, stop  # lazily, with the executors
+    from polynb.store import root_of
 
     with _open_store() as store:
         run = _find(store, args.run)

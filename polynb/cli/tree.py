@@ -8,11 +8,13 @@ misses nothing (seqs are global and committed one at a time); the caller decides
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polynb.cli.common import iso
 from polynb.lifecycle import DONE_EVENT, FINAL, is_status_event, status_of_event
-from polynb.store import EventRecord, RunRecord, Store
+
+if TYPE_CHECKING:
+    from polynb.store import EventRecord, RunRecord, Store
 
 
 @dataclass(eq=False)
