@@ -1,8 +1,8 @@
 """The store: runs, their status history, the append-only event log, hook links and outputs in SQLite.
 
-Every write is one short transaction (``Store.atomic`` groups a few into one), so a crash (even SIGKILL of
-the engine mid-DAG) leaves the file in a state some sequence of complete writes produced. Any number of
-threads and processes may use the same file.
+Every write is one short transaction (``Store.atomic`` groups a few into one, ``Store.batch`` many), so
+a crash (even SIGKILL of the engine mid-DAG) leaves the file in a state some sequence of complete writes
+produced. Any number of threads and processes may use the same file.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from polynb.lifecycle import (
     is_status_event,
 )
 from polynb.store.checkpoint import Checkpointer
-from polynb.store.connections import ConnectionPool
+from polynb.store.connections import Batch, ConnectionPool
 from polynb.store.errors import AmbiguousRunError, DuplicateRunError, RunNotFoundError, StoreError
 from polynb.store.paths import check_uuid, db_path
 from polynb.store.records import (
@@ -53,6 +53,11 @@ _INSERT_EVENT = "INSERT INTO events (at, run_uuid, dag_uuid, kind, payload) VALU
 _INSERT_CHANGE = (
     "INSERT INTO status_history (run_uuid, seq, status, previous, reason, message, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+_SET_STATUS = (
+    "status = ?, reason = ?, message = ?, updated_at = ?, started_at = ?, finished_at = ?, wait_time = ?, duration = ?"
+)
+_UPDATE_STATUS = f"UPDATE runs SET {_SET_STATUS} WHERE uuid = ?"  # noqa: S608 -- constant SQL
+_UPDATE_CLAIMED = f"UPDATE runs SET {_SET_STATUS}, attempt = ?, executor = ?, spec = ?, inputs = ? WHERE uuid = ?"  # noqa: S608
 _HEX_RE = re.compile(r"[0-9a-f]{1,32}")
 _AMBIGUOUS_SHOWN = 10
 
@@ -90,6 +95,16 @@ class Store:
         them (e.g. a run's final status and the hook runs it starts). Other threads' writes wait for it."""
         with self._pool.atomic():
             yield
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """Make this thread's writes one transaction until ``batch.commit()`` or the end of the block, so
+        many writes cost one commit (the engine writes a whole turn of its loop this way). Each write in it
+        stays whole: one that raises is undone alone (a savepoint), as is an ``atomic`` block that raises.
+        Other threads and processes see the writes only once committed, and wait for the write lock
+        meanwhile: commit often. An exception out of the block rolls back what was not committed."""
+        with self._pool.batch() as batch:
+            yield batch
 
     # -- creating runs ------------------------------------------------------------------------------
 
@@ -227,26 +242,21 @@ class Store:
             return Transition(False, previous, run)
 
         run = _advanced(run, target, reason, message, now, claim)
-        conn.execute(
-            "UPDATE runs SET status = ?, reason = ?, message = ?, updated_at = ?, started_at = ?, finished_at = ?,"
-            " wait_time = ?, duration = ? WHERE uuid = ?",
-            (
-                target.value,
-                reason,
-                message,
-                now,
-                _ts_or_none(run.started_at),
-                _ts_or_none(run.finished_at),
-                run.wait_time,
-                run.duration,
-                run.uuid,
-            ),
+        values = (
+            target.value,
+            reason,
+            message,
+            now,
+            _ts_or_none(run.started_at),
+            _ts_or_none(run.finished_at),
+            run.wait_time,
+            run.duration,
         )
-        if claim is not None:
-            conn.execute(
-                "UPDATE runs SET attempt = ?, executor = ?, spec = ?, inputs = ? WHERE uuid = ?",
-                (run.attempt, run.executor, dumps(run.spec), dumps(run.inputs), run.uuid),
-            )
+        if claim is None:
+            conn.execute(_UPDATE_STATUS, (*values, run.uuid))
+        else:
+            claimed = (run.attempt, run.executor, dumps(run.spec), dumps(run.inputs))
+            conn.execute(_UPDATE_CLAIMED, (*values, *claimed, run.uuid))
         events = self._record_change(conn, run, previous, now)
         return Transition(True, previous, run, events)
 
@@ -290,7 +300,7 @@ class Store:
             raise ValueError(f"{kind!r}: status events come from set_status(), not append_event()")
         now = to_ts(at)
         body = dict(payload or {})
-        with self._pool.write() as conn:
+        with self._pool.write(one_statement=True) as conn:  # a read, then the one write
             row = conn.execute("SELECT dag_uuid FROM runs WHERE uuid = ?", (run_uuid,)).fetchone()
             if row is None:
                 raise RunNotFoundError(f"no run {run_uuid}")
@@ -320,7 +330,7 @@ class Store:
         self._update(uuid, "spec = ?, inputs = coalesce(?, inputs)", (dumps(spec), dumps(inputs)))
 
     def _update(self, uuid: str, assignments: str, params: tuple[Any, ...]) -> None:
-        with self._pool.write() as conn:
+        with self._pool.write(one_statement=True) as conn:
             cursor = conn.execute(
                 f"UPDATE runs SET {assignments}, updated_at = ? WHERE uuid = ?",  # noqa: S608 -- fixed SQL
                 (*params, to_ts(None), uuid),
@@ -329,7 +339,7 @@ class Store:
                 raise RunNotFoundError(f"no run {uuid}")
 
     def _merge_json(self, uuid: str, column: str, values: Mapping[str, Any]) -> dict[str, Any]:
-        with self._pool.write() as conn:
+        with self._pool.write(one_statement=True) as conn:  # a read, then the one write
             row = conn.execute(f"SELECT {column} FROM runs WHERE uuid = ?", (uuid,)).fetchone()  # noqa: S608
             if row is None:
                 raise RunNotFoundError(f"no run {uuid}")
