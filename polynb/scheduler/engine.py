@@ -365,10 +365,8 @@ class Engine:
         elif kind == "timeout":
             self._termination.on_timeout(run, payload)
         elif kind == "ttl":
-            try:
-                state.executor(run).cleanup(run.uuid)
-            except Exception:
-                logger.exception("cleanup of run %s failed", run.uuid)
+            executor, uuid = state.executor(run), run.uuid
+            state.outbox.post(lambda: executor.cleanup(uuid), f"clean-up of run {uuid}")  # after its final status
 
     def _settle(self) -> None:
         """Re-evaluate the DAGs touched by the last message until nothing changes."""

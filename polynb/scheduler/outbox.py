@@ -29,17 +29,18 @@ class Outbox:
 
     def __init__(self, listeners: Listeners) -> None:
         self._listeners = listeners
-        self._actions: list[Action] = []
+        self._actions: list[tuple[Action, str]] = []
         self._events: list[EventRecord] = []
         self.holding = False
         """A turn is open: what is posted waits for its commit."""
 
-    def post(self, action: Action) -> None:
-        """Do ``action`` (an executor call) once the writes before it are committed."""
+    def post(self, action: Action, what: str) -> None:
+        """Do ``action`` (an executor call; ``what`` names it in the log if it fails) once the writes before it
+        are committed."""
         if self.holding:
-            self._actions.append(action)
+            self._actions.append((action, what))
         else:
-            _attempt(action)
+            _attempt(action, what)
 
     def publish(self, events: Iterable[EventRecord]) -> None:
         """Hand ``events`` (just written) to the listeners once committed, in seq order."""
@@ -54,8 +55,8 @@ class Outbox:
         while self._actions or self._events:
             actions, self._actions = self._actions, []
             events, self._events = self._events, []
-            for action in actions:
-                _attempt(action)
+            for action, what in actions:
+                _attempt(action, what)
             self._listeners.publish(events)
 
     def drop(self) -> int:
@@ -65,9 +66,9 @@ class Outbox:
         return dropped
 
 
-def _attempt(action: Action) -> None:
+def _attempt(action: Action, what: str) -> None:
     try:
         action()
     except Exception:
         # One executor's failure to stop a run must not keep the others' submissions from being made.
-        logger.exception("engine: %r failed after its commit", action)
+        logger.exception("engine: %s failed", what)

@@ -83,7 +83,7 @@ class EngineState:
     def stop_later(self, run: RunState) -> None:
         """Ask ``run``'s executor to stop it once its ``stopping`` is committed."""
         executor, uuid = self.executor(run), run.uuid
-        self.outbox.post(lambda: executor.stop(uuid))
+        self.outbox.post(lambda: executor.stop(uuid), f"stopping run {uuid}")
 
     def executor(self, run: RunState) -> Executor:
         try:

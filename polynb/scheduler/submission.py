@@ -222,7 +222,9 @@ class Submission:
             return
         # Made once the claim is committed: a process must never run for a claim a crash could undo.
         submitter, op, on_update, attempt = self._submitter, run.compiled, self._on_update, run.attempt
-        state.outbox.post(lambda: submitter.submit(executor, op, on_update, attempt=attempt))
+        state.outbox.post(
+            lambda: submitter.submit(executor, op, on_update, attempt=attempt), f"submitting run {op.uuid}"
+        )
 
     def on_submitted(self, done: Submitted) -> list[ExecutorUpdate]:
         """The executor has the run (or refused it): store the handle, send a stop asked meanwhile.

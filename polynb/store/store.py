@@ -507,14 +507,14 @@ def _advanced(
         # A run that never started (skipped, upstream_failed, stopped while pending) keeps started_at
         # empty; its duration counts from creation, which is what Polyaxon's LifeCycle computes.
         duration = max(0.0, now - (started_at or run.created_at).timestamp())
+    claimed: dict[str, Any] = {}
     if claim is not None:
-        run = replace(
-            run,
-            attempt=run.attempt + 1,
-            executor=run.executor if claim.executor is None else claim.executor,
-            spec=run.spec if claim.spec is None else dict(claim.spec),
-            inputs=run.inputs if claim.inputs is None else dict(claim.inputs),
-        )
+        claimed = {
+            "attempt": run.attempt + 1,
+            "executor": run.executor if claim.executor is None else claim.executor,
+            "spec": run.spec if claim.spec is None else dict(claim.spec),
+            "inputs": run.inputs if claim.inputs is None else dict(claim.inputs),
+        }
     return replace(
         run,
         status=target,
@@ -525,6 +525,7 @@ def _advanced(
         finished_at=finished_at,
         wait_time=wait_time,
         duration=duration,
+        **claimed,
     )
 
 
