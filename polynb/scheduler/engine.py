@@ -6,10 +6,11 @@ enqueue the outcome. Everything that decides or writes statuses runs on the engi
 never race. Each message costs O(edges of the run that moved), not O(ops): see ``tallies``. The loop
 blocks on ``queue.get(timeout=<next timer deadline>)``: there is no poll loop.
 
-Turns. The loop takes the messages queued at once (for up to ``TURN_SECONDS``) as one turn, written in one
-store transaction (``Store.batch``): one commit instead of one per status change. Nothing acts on a status
-before it is committed: the turn's submissions, stops and events (``outbox``), its waiters and the answers
-to its calls all wait for the commit. Subscribers are called on the engine thread then, in seq order.
+Turns. The loop takes the messages queued at once (for up to ``TURN_SECONDS``, or until one leaves a run to
+submit or stop) as one turn, written in one store transaction (``Store.batch``): one commit instead of one
+per status change. Nothing acts on a status before it is committed: the turn's submissions, stops and
+events (``outbox``), its waiters and the answers to its calls all wait for the commit. Subscribers are
+called on the engine thread then, in seq order.
 
 This module holds the public API and the loop; the work is done by collaborators that share one
 :class:`~polynb.scheduler.state.EngineState`: ``statuses`` (every status change, hooks created with the
@@ -61,8 +62,9 @@ DEFAULT_RETRY_DELAY = 0.5
 """Seconds between a failed attempt and the next (a timer, not a sleep)."""
 
 TURN_SECONDS = 0.005
-"""How long a turn goes on taking queued messages. Its writes are one commit, and nothing acts on them
-before it: longer turns save commits, shorter ones submit sooner."""
+"""How long a turn goes on taking queued messages (status updates, mostly): its writes are one commit.
+A message that leaves something to act on (a run to submit, one to stop) ends the turn at once: nothing
+acts before the commit, and a submission must not wait for the rest of the queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +289,8 @@ class Engine:
                 go_on = self._turn(None)  # a listener called the engine back while the turn was delivered
 
     def _turn(self, message: object) -> bool:
-        """Handle ``message`` and those queued behind it (for up to ``TURN_SECONDS``) as one turn.
+        """Handle ``message`` and those queued behind it (for up to ``TURN_SECONDS``, or until one leaves a run
+        to submit or stop) as one turn.
 
         The turn's writes are one transaction, so they cost one commit; what acts on them (submissions,
         stops, listeners, waiters, the public API's callers) is done once it is committed (``outbox``).
@@ -302,7 +305,7 @@ class Engine:
             with state.store.batch():
                 while True:
                     self._handle(message, replies)
-                    if time.monotonic() >= deadline:
+                    if state.outbox.acting or time.monotonic() >= deadline:
                         break
                     try:
                         message = self._queue.get_nowait()

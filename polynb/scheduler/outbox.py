@@ -42,6 +42,11 @@ class Outbox:
         else:
             _attempt(action, what)
 
+    @property
+    def acting(self) -> bool:
+        """An action (a submission, a stop) waits for the commit."""
+        return bool(self._actions)
+
     def publish(self, events: Iterable[EventRecord]) -> None:
         """Hand ``events`` (just written) to the listeners once committed, in seq order."""
         if self.holding:
