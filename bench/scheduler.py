@@ -1,6 +1,6 @@
 """Benchmark the scheduler on the local executor; prints a table, asserts nothing.
 
-    .venv/bin/python bench/scheduler.py [--only a,b,c,d] [--chains 20] [--hops 50] [--serial-hops 200]
+    .venv/bin/python bench/scheduler.py [--only a,b,c,d,e] [--chains 20] [--hops 50] [--serial-hops 200]
                                         [--fanout 1000] [--sleepers 50] [--keep]
 
 (a) Event-to-submission latency: ``chains`` chains of ``hops + 1`` ``true`` ops (1,000 hops by default), then
@@ -18,6 +18,9 @@
     of starting as many bare interpreters as the local executor's shims (``python -I -S``), all at once.
 (d) CPU of the engine process while ``sleepers`` ops sleep: one core's percentage over a window in which
     all are running and none ends.
+(e) The engine alone: the ``chains`` chains of (a) on an executor that reports each op ``starting``,
+    ``running`` and ``succeeded`` as it is handed over (no process), so the engine is the bottleneck:
+    event-to-submission latency and the engine thread's CPU per op.
 
 Each scenario runs in a fresh subprocess with its own ``POLYNB_HOME`` (a temporary folder), so peak RSS
 and CPU belong to that scenario alone. ``POLYNB_LOCAL_SPAWN=spawn`` measures shims spawned one interpreter
@@ -83,6 +86,46 @@ class TimedExecutor:
         return self.inner.shutdown(*args, **kwargs)
 
 
+class InstantExecutor:
+    """Runs nothing: each op is reported starting, running and succeeded as ``submit`` is called (recorded
+    like ``TimedExecutor`` does), so only the engine's own cost is left."""
+
+    name = "instant"
+
+    def __init__(self) -> None:
+        self.submitted: dict[str, float] = {}
+
+    def place(self, run_uuid: str, kind: Any, port_count: int) -> Any:
+        from polynb.compiler.types import Placement
+        from polynb.store import run_paths
+
+        paths = run_paths(run_uuid)
+        return Placement(str(paths.root.parent), str(paths.root), str(paths.outputs))
+
+    def submit(self, op: Any, on_update: Any) -> dict[str, Any]:
+        from polynb.executors.base import ExecutorUpdate
+
+        now = self.submitted[op.uuid] = time.time()
+        for status in ("starting", "running", "succeeded"):
+            on_update(ExecutorUpdate(op.uuid, status, "Instant", at=now))
+        return {"instant": True}
+
+    def stop(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def logs(self, *args: Any, **kwargs: Any) -> Iterator[str]:
+        return iter(())
+
+    def reattach(self, *args: Any, **kwargs: Any) -> bool:
+        return False
+
+    def cleanup(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
 @dataclass
 class Recorder:
     """Engine subscriber: the store timestamp of each (run, event kind), and the names of runs."""
@@ -106,7 +149,7 @@ class Recorder:
 class Harness:
     engine: Any
     store: Any
-    executor: TimedExecutor
+    executor: TimedExecutor | InstantExecutor
     recorder: Recorder
 
     def submit(self, yaml_text: str) -> str:
@@ -139,13 +182,13 @@ class EngineRun:
     close: Callable[[], None]
 
 
-def open_engine() -> EngineRun:
+def open_engine(instant: bool = False) -> EngineRun:
     from polynb.executors.local.executor import LocalExecutor
     from polynb.scheduler.engine import Engine
     from polynb.store import Store
 
     store = Store()
-    executor = TimedExecutor(LocalExecutor())
+    executor = InstantExecutor() if instant else TimedExecutor(LocalExecutor())
     engine = Engine(store=store, executors={"local": executor})
     recorder = Recorder()
     engine.subscribe(recorder)
@@ -195,27 +238,43 @@ def chains_dag(name: str, chains: int, hops: int) -> tuple[str, list[tuple[str, 
     return dag_yaml(name, ops), edges
 
 
+def run_chains(h: Harness, label: str, chains: int, hops: int) -> dict[str, Any]:
+    """Submit ``chains`` chains and wait for them; the latency of every hop and the engine thread's CPU."""
+    yaml_text, edges = chains_dag(f"latency-{label}", chains, hops)
+    thread0 = h.engine_thread_cpu()
+    dag = h.submit(yaml_text)
+    status = h.engine.wait(dag, timeout=GUARD)
+    thread_cpu = h.engine_thread_cpu() - thread0
+    by_name = {name: r.uuid for name, r in h.ops(dag).items()}
+    latencies: dict[str, list[float]] = {"run_status_running": [], "run_status_succeeded": []}
+    for up, down, kind in edges:
+        submitted = h.executor.submitted.get(by_name[down])
+        event_at = h.recorder.at.get((by_name[up], kind))
+        if submitted is not None and event_at is not None:
+            latencies[kind].append((submitted - event_at) * 1000)
+    ops = len(by_name)
+    return {"status": status, "chains": chains, "ops": ops, "latencies_ms": latencies, "thread_cpu": thread_cpu}
+
+
 def scenario_a(args: argparse.Namespace) -> dict[str, Any]:
     """Concurrent chains (the engine thread also serves the other chains' ops), then one chain alone."""
-    results: dict[str, Any] = {}
     run = open_engine()
-    h = run.harness
     try:
-        for label, chains, hops in (("concurrent", args.chains, args.hops), ("serial", 1, args.serial_hops)):
-            yaml_text, edges = chains_dag(f"latency-{label}", chains, hops)
-            dag = h.submit(yaml_text)
-            status = h.engine.wait(dag, timeout=GUARD)
-            by_name = {name: r.uuid for name, r in h.ops(dag).items()}
-            latencies: dict[str, list[float]] = {"run_status_running": [], "run_status_succeeded": []}
-            for up, down, kind in edges:
-                submitted = h.executor.submitted.get(by_name[down])
-                event_at = h.recorder.at.get((by_name[up], kind))
-                if submitted is not None and event_at is not None:
-                    latencies[kind].append((submitted - event_at) * 1000)
-            results[label] = {"status": status, "chains": chains, "latencies_ms": latencies}
+        return {
+            label: run_chains(run.harness, label, chains, hops)
+            for label, chains, hops in (("concurrent", args.chains, args.hops), ("serial", 1, args.serial_hops))
+        }
     finally:
         run.close()
-    return results
+
+
+def scenario_e(args: argparse.Namespace) -> dict[str, Any]:
+    """The chains of (a) with no process behind them: what is left is the engine."""
+    run = open_engine(instant=True)
+    try:
+        return {"engine alone": run_chains(run.harness, "instant", args.chains, args.hops)}
+    finally:
+        run.close()
 
 
 def scenario_b(args: argparse.Namespace) -> dict[str, Any]:
@@ -320,6 +379,7 @@ SCENARIOS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "b": scenario_b,
     "c": scenario_c,
     "d": scenario_d,
+    "e": scenario_e,
 }
 
 
@@ -348,21 +408,33 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
+def latency_rows(scenario: str, part: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    lat = part["latencies_ms"]
+    every = [v for values in lat.values() for v in values]
+    alone = " (no process)" if scenario == "e" else ""
+    chains = f"{part['chains']} chain{'s' * (part['chains'] > 1)}"
+    for kind, values in (("running", lat["run_status_running"]), ("succeeded", lat["run_status_succeeded"]),
+                         ("all", every)):  # fmt: skip
+        if values:
+            rows.append((
+                f"({scenario}) event→submit{alone}, {chains}, {kind} (n={len(values)})",
+                f"p50 {percentile(values, 50):.2f} ms · p99 {percentile(values, 99):.2f} ms"
+                f" · max {max(values):.2f} ms",
+                "p99 < 10 ms",
+                "upstream running / succeeded → downstream submit" if kind == "all" else "",
+            ))  # fmt: skip
+    if "thread_cpu" in part:
+        rows.append((f"({scenario}) engine-thread CPU per op{alone}, {chains}", ms(part["thread_cpu"] / part["ops"]),
+                     "", f"{part['ops']} ops"))  # fmt: skip
+    return rows
+
+
 def print_table(results: dict[str, dict[str, Any]]) -> None:
     rows: list[tuple[str, str, str, str]] = []
-    for part in results.get("a", {}).values():
-        lat = part["latencies_ms"]
-        every = [v for values in lat.values() for v in values]
-        for kind, values in (("running", lat["run_status_running"]), ("succeeded", lat["run_status_succeeded"]),
-                             ("all", every)):  # fmt: skip
-            if values:
-                rows.append((
-                    f"(a) event→submit, {part['chains']} chain{'s' * (part['chains'] > 1)}, {kind} (n={len(values)})",
-                    f"p50 {percentile(values, 50):.2f} ms · p99 {percentile(values, 99):.2f} ms"
-                    f" · max {max(values):.2f} ms",
-                    "p99 < 10 ms",
-                    "upstream running / succeeded → downstream submit" if kind == "all" else "",
-                ))  # fmt: skip
+    for scenario in ("a", "e"):
+        for part in results.get(scenario, {}).values():
+            rows += latency_rows(scenario, part)
     if "b" in results:
         b = results["b"]
         n = b["n"]
@@ -402,7 +474,7 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="a,b,c,d", help="scenarios to run (default a,b,c,d)")
+    parser.add_argument("--only", default="a,b,c,d,e", help="scenarios to run (default a,b,c,d,e)")
     parser.add_argument("--chains", type=int, default=20)
     parser.add_argument("--hops", type=int, default=50, help="hops per chain: chains x hops upstream events")
     parser.add_argument("--serial-hops", type=int, default=200, help="hops of the chain run alone after")

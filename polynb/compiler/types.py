@@ -6,7 +6,7 @@ was submitted and a restarted engine (or another executor) can act on it without
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
 OpKind = Literal["job", "service"]
@@ -90,6 +90,29 @@ class Placement:
     host: str = "127.0.0.1"
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict`` without its deep copy of every leaf (the engine converts one op per run):
+    the containers are new, the leaves (str, numbers, None) shared."""
+    cls = type(value)
+    if cls in (str, int, float, bool) or value is None:
+        return value
+    names = _FIELDS.get(cls)
+    if names is None and is_dataclass(cls):
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls))
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledOp:
     """A run ready to execute: the executor needs nothing else."""
@@ -112,7 +135,8 @@ class CompiledOp:
     """Optional: the run's ``volumes`` as Kubernetes volume objects; kubernetes only."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        plain: dict[str, Any] = _plain(self)
+        return plain
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CompiledOp:

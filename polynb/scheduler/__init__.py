@@ -17,6 +17,7 @@ records everything in the :class:`~polynb.store.Store`. Modules:
 * Pure rules: ``readiness``/``triggers`` (when an op may start), ``dag_status``, ``timers`` (deadlines);
   ``tallies`` (incremental counts: an event re-evaluates only the downstream ops of the run that moved).
 * ``plan`` (storable specs), ``compiling`` (the seam to the compiler), ``events`` (what subscribers get),
+  ``outbox`` (what waits for a turn's commit),
   ``control`` (``polynb stop`` from another process).
 
 Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
@@ -72,6 +73,11 @@ Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
   its handle is back are held and applied right after it, in order; a stop asked while the spawn is in
   flight is sent as soon as the executor has the run (a refused submission then ends ``stopped``, not
   ``failed``); a timeout still counts from the claim.
+* **Turns.** The loop handles the messages queued at once (for up to ``engine.TURN_SECONDS``, or until one
+  leaves a run to submit or stop) as one turn whose writes are one store transaction. Nothing acts on a
+  status before it is committed: submissions, stops, events to subscribers, waiters and the answers to API
+  calls wait for the turn's commit (``outbox``), so an engine killed mid-turn leaves nothing that happened
+  unrecorded.
 * **Shutdown** with ``stop_running`` stops everything and records the statuses before returning; no new
   hooks are started while shutting down. Either way no run is claimed any more, and the submissions
   already queued are made and their handles stored before the executors shut down.

@@ -8,7 +8,7 @@ exception: a param that cannot be resolved fails the op, conditions that are fal
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,7 @@ class OpCompiler:
         upstream: Mapping[str, str],
         executor: Executor,
     ) -> Compiled | Outcome:
-        views = {name: run_view(self._store.get_run(u)) for name, u in upstream.items()}
+        views = _UpstreamViews(self._store, upstream)
         dag_globals = {"uuid": dag_uuid, "name": dag_name, "status": "running"} if dag_uuid else {}
         own = run_globals(uuid=uuid, name=plan.name, project_name=dag_plan.name)
         try:
@@ -219,6 +219,28 @@ class OpCompiler:
         except CompilerError as exc:
             return Outcome(Status.FAILED, REASON_COMPILE, exc.message)
         return Compiled(op, dict(op.inputs), "hook compiled")
+
+
+class _UpstreamViews(Mapping[str, RunView]):
+    """An op's upstream runs by name, each read from the store when a param first names it: most ops
+    read none, and a fan-in op has hundreds of upstreams."""
+
+    def __init__(self, store: Store, uuids: Mapping[str, str]) -> None:
+        self._store = store
+        self._uuids = uuids
+        self._views: dict[str, RunView] = {}
+
+    def __getitem__(self, name: str) -> RunView:
+        view = self._views.get(name)
+        if view is None:
+            view = self._views[name] = run_view(self._store.get_run(self._uuids[name]))
+        return view
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._uuids)
+
+    def __len__(self) -> int:
+        return len(self._uuids)
 
 
 @dataclass(frozen=True, slots=True)

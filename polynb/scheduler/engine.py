@@ -4,8 +4,13 @@ Threading. Executor threads only enqueue updates (``_on_update``); public method
 they need an answer, wait on a future; the submitter threads (``submitter``) call ``executor.submit`` and
 enqueue the outcome. Everything that decides or writes statuses runs on the engine thread, so decisions
 never race. Each message costs O(edges of the run that moved), not O(ops): see ``tallies``. The loop
-blocks on ``queue.get(timeout=<next timer deadline>)``: there is no poll loop. Subscribers are called on
-the engine thread after each store write, in seq order.
+blocks on ``queue.get(timeout=<next timer deadline>)``: there is no poll loop.
+
+Turns. The loop takes the messages queued at once (for up to ``TURN_SECONDS``, or until one leaves a run to
+submit or stop) as one turn, written in one store transaction (``Store.batch``): one commit instead of one
+per status change. Nothing acts on a status before it is committed: the turn's submissions, stops and
+events (``outbox``), its waiters and the answers to its calls all wait for the commit. Subscribers are
+called on the engine thread then, in seq order.
 
 This module holds the public API and the loop; the work is done by collaborators that share one
 :class:`~polynb.scheduler.state.EngineState`: ``statuses`` (every status change, hooks created with the
@@ -21,6 +26,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -55,11 +61,31 @@ T = TypeVar("T")
 DEFAULT_RETRY_DELAY = 0.5
 """Seconds between a failed attempt and the next (a timer, not a sleep)."""
 
+TURN_SECONDS = 0.005
+"""How long a turn goes on taking queued messages (status updates, mostly): its writes are one commit.
+A message that leaves something to act on (a run to submit, one to stop) ends the turn at once: nothing
+acts before the commit, and a submission must not wait for the rest of the queue."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Call:
     fn: Callable[[], Any]
     future: Future[Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """The outcome of a ``_Call``, given to its caller once the turn is committed."""
+
+    future: Future[Any]
+    result: Any = None
+    error: BaseException | None = None
+
+    def send(self) -> None:
+        if self.error is not None:
+            self.future.set_exception(self.error)
+        else:
+            self.future.set_result(self.result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,40 +278,86 @@ class Engine:
 
     def _loop(self) -> None:
         timers = self._state.timers
-        while True:
+        go_on = True
+        while go_on:
             try:
                 message = self._queue.get(timeout=timers.next_timeout())
             except queue.Empty:
                 message = None
             if message is _QUIT:
                 return
-            try:
-                if isinstance(message, _Call):
-                    self._run_call(message)
-                elif isinstance(message, _Update):
-                    self._updates.handle(message.update)
-                elif isinstance(message, Submitted):
-                    for update in self._submission.on_submitted(message):
-                        self._updates.handle(update)
-                for key, payload in timers.pop_due():
-                    self._on_timer(key, payload)
-                self._settle()
-            except Exception:
-                # A bug in one decision must not stop every pipeline: log it and carry on.
-                logger.exception("engine loop: unexpected error handling %r", message)
+            go_on = self._turn(message)
+            while go_on and self._state.dirty_dags:
+                go_on = self._turn(None)  # a listener called the engine back while the turn was delivered
 
-    def _run_call(self, call: _Call) -> None:
+    def _turn(self, message: object) -> bool:
+        """Handle ``message`` and those queued behind it (for up to ``TURN_SECONDS``, or until one leaves a run
+        to submit or stop) as one turn.
+
+        The turn's writes are one transaction, so they cost one commit; what acts on them (submissions,
+        stops, listeners, waiters, the public API's callers) is done once it is committed (``outbox``).
+        Returns False when the engine must quit.
+        """
+        state = self._state
+        replies: list[_Reply] = []
+        deadline = time.monotonic() + TURN_SECONDS
+        go_on = True
+        state.outbox.holding = True
+        try:
+            with state.store.batch():
+                while True:
+                    self._handle(message, replies)
+                    if state.outbox.acting or time.monotonic() >= deadline:
+                        break
+                    try:
+                        message = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if message is _QUIT:
+                        go_on = False
+                        break
+        except Exception as exc:
+            # Not committed: none of its statuses is durable, so nothing may act on them. The engine's view
+            # is now ahead of the store; a restarted engine resumes from what the store holds.
+            dropped = state.outbox.drop()
+            logger.critical("engine: a turn's commit failed; %d submissions, stops and events dropped", dropped)
+            replies = [_Reply(reply.future, error=exc) for reply in replies]
+        finally:
+            state.outbox.holding = False
+        state.outbox.deliver()
+        self._publish_settled()
+        for reply in replies:
+            reply.send()
+        return go_on
+
+    def _handle(self, message: object, replies: list[_Reply]) -> None:
+        timers = self._state.timers
+        try:
+            if isinstance(message, _Call):
+                self._run_call(message, replies)
+            elif isinstance(message, _Update):
+                self._updates.handle(message.update)
+            elif isinstance(message, Submitted):
+                for update in self._submission.on_submitted(message):
+                    self._updates.handle(update)
+            for key, payload in timers.pop_due():
+                self._on_timer(key, payload)
+            self._settle()
+        except Exception:
+            # A bug in one decision must not stop every pipeline: log it and carry on.
+            logger.exception("engine loop: unexpected error handling %r", message)
+
+    def _run_call(self, call: _Call, replies: list[_Reply]) -> None:
         try:
             result = call.fn()
             self._settle()
         except BaseException as exc:
-            if call.future is not None:
-                call.future.set_exception(exc)
-            else:
+            if call.future is None:
                 raise
+            replies.append(_Reply(call.future, error=exc))
         else:
             if call.future is not None:
-                call.future.set_result(result)
+                replies.append(_Reply(call.future, result))
 
     def _on_timer(self, key: object, payload: Any) -> None:
         kind, uuid = key if isinstance(key, tuple) else (None, None)
@@ -298,24 +370,29 @@ class Engine:
         elif kind == "timeout":
             self._termination.on_timeout(run, payload)
         elif kind == "ttl":
-            try:
-                state.executor(run).cleanup(run.uuid)
-            except Exception:
-                logger.exception("cleanup of run %s failed", run.uuid)
+            executor, uuid = state.executor(run), run.uuid
+            state.outbox.post(lambda: executor.cleanup(uuid), f"clean-up of run {uuid}")  # after its final status
 
     def _settle(self) -> None:
-        """Re-evaluate the DAGs touched by the last message until nothing changes, then publish waits."""
+        """Re-evaluate the DAGs touched by the last message until nothing changes."""
         state = self._state
         while state.dirty_dags:
             dag = state.dags.get(state.dirty_dags.pop())
             if dag is not None:
                 self._evaluator.evaluate(dag)
+
+    def _publish_settled(self) -> None:
+        """Wake the waiters of the top-level runs whose waits may be over (their statuses are committed)."""
+        state = self._state
         if state.dirty_roots:
             roots, state.dirty_roots = state.dirty_roots, set()
-            with self._cond:
-                for root in roots:
-                    self._settled[root] = self._settled_state(root)
-                self._cond.notify_all()
+            changed = {
+                root: settled for root in roots if (settled := self._settled_state(root)) != self._settled.get(root)
+            }
+            if changed:  # a run moving inside a DAG rarely changes what its waiters wait for
+                with self._cond:
+                    self._settled.update(changed)
+                    self._cond.notify_all()
 
     def _settled_state(self, root: str) -> Settled:
         top = self._state.runs[root]

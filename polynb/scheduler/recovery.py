@@ -236,7 +236,7 @@ class Adopter:
             return
         if record.status == Status.STOPPING:
             run.stop_requested = True
-            state.executor(run).stop(run.uuid)
+            state.stop_later(run)
         if run.compiled.termination.timeout:
             self._termination.arm_timeout(run, elapsed=_seconds_since(state, run.uuid, Status.QUEUED))
 

@@ -16,6 +16,7 @@ from typing import Any
 from polynb.executors.base import Executor
 from polynb.lifecycle import Status
 from polynb.scheduler.events import Listeners
+from polynb.scheduler.outbox import Outbox
 from polynb.scheduler.plan import DagPlan
 from polynb.scheduler.run_state import RunState
 from polynb.scheduler.tallies import DagIndex, RootTally
@@ -65,6 +66,8 @@ class EngineState:
     retry_delay: float
     timers: Timers = field(default_factory=Timers)
     listeners: Listeners = field(default_factory=Listeners)
+    outbox: Outbox = field(init=False)
+    """Executor calls and events waiting for the commit of the writes they follow (``outbox``)."""
     runs: dict[str, RunState] = field(default_factory=dict)
     dags: dict[str, DagState] = field(default_factory=dict)
     roots: dict[str, RootTally] = field(default_factory=dict)
@@ -77,6 +80,14 @@ class EngineState:
     """``shutdown(stop_running=True)``: everything is being stopped; no hook, retry or new op starts."""
     closing: bool = False
     """No new claims: the engine is shutting down (runs not claimed yet stay for the next engine)."""
+
+    def __post_init__(self) -> None:
+        self.outbox = Outbox(self.listeners)
+
+    def stop_later(self, run: RunState) -> None:
+        """Ask ``run``'s executor to stop it once its ``stopping`` is committed."""
+        executor, uuid = self.executor(run), run.uuid
+        self.outbox.post(lambda: executor.stop(uuid), f"stopping run {uuid}")
 
     def executor(self, run: RunState) -> Executor:
         try:

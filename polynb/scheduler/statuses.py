@@ -71,7 +71,7 @@ class Statuses:
                 self._changed(run)  # someone else moved it (e.g. a stop from the CLI): decide on it too
             return False
         run.emitted.update(e.kind for e in transition.events)
-        self._state.listeners.publish(transition.events)
+        self._state.outbox.publish(transition.events)
         self._changed(run)
         return True
 
@@ -103,7 +103,7 @@ class Statuses:
         created: list[RunState] = []
         for hook in written:
             hook_run = self.adopt(hook.record, role="hook", root=run.root, hook=hook.plan)
-            state.listeners.publish(hook.created)
+            state.outbox.publish(hook.created)
             state.dirty_roots.add(run.root)
             if hook.failed is not None:
                 self.apply(hook_run, hook.failed)  # its conditions could not be evaluated: a failed hook run

@@ -66,7 +66,7 @@ class Stopping:
         if run.submitted:
             self._statuses.set(run, Status.STOPPING, reason, message)
             if not run.in_flight:  # else sent once the executor has it (``Submission.on_submitted``)
-                self._state.executor(run).stop(run.uuid)
+                self._state.stop_later(run)
         else:
             # Never handed to an executor (pending, compiled, retrying): nothing to wait for.
             self._statuses.set(run, Status.STOPPING, reason, message)

@@ -83,7 +83,7 @@ class Submission:
                 )
             )
             run = self._statuses.adopt(record, role="single", plan=op, root=uuid)
-            state.listeners.publish(state.store.events(run_uuid=uuid))
+            state.outbox.publish(state.store.events(run_uuid=uuid))
             state.dirty_roots.add(uuid)
             self.prepare_and_submit(run)
             return uuid
@@ -98,7 +98,7 @@ class Submission:
             executor=executor,
         )
         records = state.store.create_runs([dag_record, *_op_runs(dag_uuid, ops, executor, attempt=1)])
-        state.listeners.publish(state.store.events(dag_uuid=dag_uuid))
+        state.outbox.publish(state.store.events(dag_uuid=dag_uuid))
         dag_run = self._statuses.adopt(records[0], role="dag", root=dag_uuid)
         dag = DagState(dag_uuid, dag_plan)
         state.dags[dag_uuid] = dag
@@ -140,7 +140,7 @@ class Submission:
         self._statuses.apply(dag_run, started)
         if not started:
             return  # someone else moved the DAG (a stop from another process): nothing was written
-        state.listeners.publish(state.store.events(dag_uuid=dag.uuid, after_seq=started.events[-1].seq))
+        state.outbox.publish(state.store.events(dag_uuid=dag.uuid, after_seq=started.events[-1].seq))
         for run in previous:
             del state.runs[run.uuid]
         dag.ready.clear()
@@ -171,7 +171,7 @@ class Submission:
             dag_uuid=run.dag_uuid,
             dag_plan=dag.plan if dag else self._single_dag_plan(run),
             dag_name=state.runs[dag.uuid].name if dag else None,
-            upstream={n: u for n, u in (dag.ops.items() if dag else ()) if n in run.plan.upstream},
+            upstream={n: dag.ops[n] for n in run.plan.upstream if n in dag.ops} if dag else {},
             executor=executor,
         )
 
@@ -260,7 +260,11 @@ class Submission:
         except RuntimeError as exc:
             self.on_submitted(Submitted(run.uuid, run.attempt, error=exc))  # a refusal: no update to replay
             return
-        self._submitter.submit(executor, run.compiled, self._on_update, attempt=run.attempt)
+        # Made once the claim is committed: a process must never run for a claim a crash could undo.
+        submitter, op, on_update, attempt = self._submitter, run.compiled, self._on_update, run.attempt
+        state.outbox.post(
+            lambda: submitter.submit(executor, op, on_update, attempt=attempt), f"submitting run {op.uuid}"
+        )
 
     def on_submitted(self, done: Submitted) -> list[ExecutorUpdate]:
         """The executor has the run (or refused it): store the handle, send a stop asked meanwhile.
@@ -285,7 +289,7 @@ class Submission:
         if run.is_final:
             return []
         if run.stop_requested:
-            state.executor(run).stop(run.uuid)
+            state.stop_later(run)
         assert run.compiled is not None
         self._termination.arm_timeout(run, elapsed=time.monotonic() - run.claimed_at)
         return early

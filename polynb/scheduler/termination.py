@@ -65,7 +65,7 @@ class Termination:
             return
         run.timed_out = True
         self._statuses.set(run, Status.STOPPING, REASON_TIMEOUT, f"termination.timeout of {timeout:g} s reached")
-        self._state.executor(run).stop(run.uuid)
+        self._state.stop_later(run)
 
     def _dag_timed_out(self, run: RunState, timeout: float) -> None:
         dag = self._state.dags.get(run.uuid)

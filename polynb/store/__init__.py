@@ -1,5 +1,6 @@
 """The SQLite (WAL) store: runs, status history, the append-only event log, hook links, outputs."""
 
+from polynb.store.connections import Batch
 from polynb.store.errors import (
     AmbiguousRunError,
     DuplicateRunError,
@@ -16,6 +17,7 @@ from polynb.store.store import Store
 __all__ = [
     "SCHEMA_VERSION",
     "AmbiguousRunError",
+    "Batch",
     "DuplicateRunError",
     "EventRecord",
     "NewRun",

@@ -40,7 +40,8 @@ def dumps(value: Mapping[str, Any] | None) -> str | None:
 
 
 def loads(text: str | None) -> dict[str, Any]:
-    return {} if not text else dict(json.loads(text))
+    # Most of these columns are empty objects, and runs are read on every status change.
+    return {} if not text or text == "{}" else dict(json.loads(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,31 +158,35 @@ RUN_COLUMNS = (
 
 
 def run_from_row(row: sqlite3.Row) -> RunRecord:
-    handle = row["handle"]
+    """A row of ``RUN_COLUMNS`` as a record. Read by position: a Row looks each name up column by column."""
+    (
+        uuid, name, kind, status, reason, message, dag_uuid, hook_of, hook_trigger, spec, inputs, outputs, meta,
+        executor, handle, attempt, url, created_at, updated_at, started_at, finished_at, wait_time, duration,
+    ) = row  # fmt: skip
     return RunRecord(
-        uuid=row["uuid"],
-        name=row["name"],
-        kind=row["kind"],
-        status=Status(row["status"]),
-        reason=row["reason"],
-        message=row["message"],
-        dag_uuid=row["dag_uuid"],
-        hook_of=row["hook_of"],
-        hook_trigger=row["hook_trigger"],
-        spec=loads(row["spec"]),
-        inputs=loads(row["inputs"]),
-        outputs=loads(row["outputs"]),
-        meta=loads(row["meta"]),
-        executor=row["executor"],
+        uuid=uuid,
+        name=name,
+        kind=kind,
+        status=Status(status),
+        reason=reason,
+        message=message,
+        dag_uuid=dag_uuid,
+        hook_of=hook_of,
+        hook_trigger=hook_trigger,
+        spec=loads(spec),
+        inputs=loads(inputs),
+        outputs=loads(outputs),
+        meta=loads(meta),
+        executor=executor,
         handle=None if handle is None else loads(handle),
-        attempt=row["attempt"],
-        url=row["url"],
-        created_at=datetime.fromtimestamp(row["created_at"], UTC),
-        updated_at=datetime.fromtimestamp(row["updated_at"], UTC),
-        started_at=from_ts(row["started_at"]),
-        finished_at=from_ts(row["finished_at"]),
-        wait_time=row["wait_time"],
-        duration=row["duration"],
+        attempt=attempt,
+        url=url,
+        created_at=datetime.fromtimestamp(created_at, UTC),
+        updated_at=datetime.fromtimestamp(updated_at, UTC),
+        started_at=from_ts(started_at),
+        finished_at=from_ts(finished_at),
+        wait_time=wait_time,
+        duration=duration,
     )
 
 

@@ -1,8 +1,8 @@
 """The store: runs, their status history, the append-only event log, hook links and outputs in SQLite.
 
-Every write is one short transaction (``Store.atomic`` groups a few into one), so a crash (even SIGKILL of
-the engine mid-DAG) leaves the file in a state some sequence of complete writes produced. Any number of
-threads and processes may use the same file.
+Every write is one short transaction (``Store.atomic`` groups a few into one, ``Store.batch`` many), so
+a crash (even SIGKILL of the engine mid-DAG) leaves the file in a state some sequence of complete writes
+produced. Any number of threads and processes may use the same file.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from polynb.lifecycle import (
     is_status_event,
 )
 from polynb.store.checkpoint import Checkpointer
-from polynb.store.connections import ConnectionPool
+from polynb.store.connections import Batch, ConnectionPool
 from polynb.store.errors import AmbiguousRunError, DuplicateRunError, RunNotFoundError, StoreError
 from polynb.store.paths import check_uuid, db_path
 from polynb.store.records import (
@@ -54,6 +54,11 @@ _INSERT_EVENT = "INSERT INTO events (at, run_uuid, dag_uuid, kind, payload) VALU
 _INSERT_CHANGE = (
     "INSERT INTO status_history (run_uuid, seq, status, previous, reason, message, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+_SET_STATUS = (
+    "status = ?, reason = ?, message = ?, updated_at = ?, started_at = ?, finished_at = ?, wait_time = ?, duration = ?"
+)
+_UPDATE_STATUS = f"UPDATE runs SET {_SET_STATUS} WHERE uuid = ?"  # noqa: S608 -- constant SQL
+_UPDATE_CLAIMED = f"UPDATE runs SET {_SET_STATUS}, attempt = ?, executor = ?, spec = ?, inputs = ? WHERE uuid = ?"  # noqa: S608
 _HEX_RE = re.compile(r"[0-9a-f]{1,32}")
 _CURRENT_ATTEMPT = "(SELECT max(attempt, 1) FROM runs WHERE uuid = ?)"
 _OP_OF_CURRENT_ATTEMPT = f"coalesce(json_extract(meta, '$.{DAG_ATTEMPT_KEY}'), 1) = {_CURRENT_ATTEMPT}"
@@ -100,6 +105,16 @@ class Store:
         them (e.g. a run's final status and the hook runs it starts). Other threads' writes wait for it."""
         with self._pool.atomic():
             yield
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """Make this thread's writes one transaction until ``batch.commit()`` or the end of the block, so
+        many writes cost one commit (the engine writes a whole turn of its loop this way). Each write in it
+        stays whole: one that raises is undone alone (a savepoint), as is an ``atomic`` block that raises.
+        Other threads and processes see the writes only once committed, and wait for the write lock
+        meanwhile: commit often. An exception out of the block rolls back what was not committed."""
+        with self._pool.batch() as batch:
+            yield batch
 
     # -- creating runs ------------------------------------------------------------------------------
 
@@ -237,26 +252,21 @@ class Store:
             return Transition(False, previous, run)
 
         run = _advanced(run, target, reason, message, now, claim)
-        conn.execute(
-            "UPDATE runs SET status = ?, reason = ?, message = ?, updated_at = ?, started_at = ?, finished_at = ?,"
-            " wait_time = ?, duration = ? WHERE uuid = ?",
-            (
-                target.value,
-                reason,
-                message,
-                now,
-                _ts_or_none(run.started_at),
-                _ts_or_none(run.finished_at),
-                run.wait_time,
-                run.duration,
-                run.uuid,
-            ),
+        values = (
+            target.value,
+            reason,
+            message,
+            now,
+            _ts_or_none(run.started_at),
+            _ts_or_none(run.finished_at),
+            run.wait_time,
+            run.duration,
         )
-        if claim is not None:
-            conn.execute(
-                "UPDATE runs SET attempt = ?, executor = ?, spec = ?, inputs = ? WHERE uuid = ?",
-                (run.attempt, run.executor, dumps(run.spec), dumps(run.inputs), run.uuid),
-            )
+        if claim is None:
+            conn.execute(_UPDATE_STATUS, (*values, run.uuid))
+        else:
+            claimed = (run.attempt, run.executor, dumps(run.spec), dumps(run.inputs))
+            conn.execute(_UPDATE_CLAIMED, (*values, *claimed, run.uuid))
         events = self._record_change(conn, run, previous, now)
         return Transition(True, previous, run, events)
 
@@ -300,7 +310,7 @@ class Store:
             raise ValueError(f"{kind!r}: status events come from set_status(), not append_event()")
         now = to_ts(at)
         body = dict(payload or {})
-        with self._pool.write() as conn:
+        with self._pool.write(one_statement=True) as conn:  # a read, then the one write
             row = conn.execute("SELECT dag_uuid FROM runs WHERE uuid = ?", (run_uuid,)).fetchone()
             if row is None:
                 raise RunNotFoundError(f"no run {run_uuid}")
@@ -330,7 +340,7 @@ class Store:
         self._update(uuid, "spec = ?, inputs = coalesce(?, inputs)", (dumps(spec), dumps(inputs)))
 
     def _update(self, uuid: str, assignments: str, params: tuple[Any, ...]) -> None:
-        with self._pool.write() as conn:
+        with self._pool.write(one_statement=True) as conn:
             cursor = conn.execute(
                 f"UPDATE runs SET {assignments}, updated_at = ? WHERE uuid = ?",  # noqa: S608 -- fixed SQL
                 (*params, to_ts(None), uuid),
@@ -339,7 +349,7 @@ class Store:
                 raise RunNotFoundError(f"no run {uuid}")
 
     def _merge_json(self, uuid: str, column: str, values: Mapping[str, Any]) -> dict[str, Any]:
-        with self._pool.write() as conn:
+        with self._pool.write(one_statement=True) as conn:  # a read, then the one write
             row = conn.execute(f"SELECT {column} FROM runs WHERE uuid = ?", (uuid,)).fetchone()  # noqa: S608
             if row is None:
                 raise RunNotFoundError(f"no run {uuid}")
@@ -516,14 +526,14 @@ def _advanced(
         # A run that never started (skipped, upstream_failed, stopped while pending) keeps started_at
         # empty; its duration counts from creation, which is what Polyaxon's LifeCycle computes.
         duration = max(0.0, now - (started_at or run.created_at).timestamp())
+    claimed: dict[str, Any] = {}
     if claim is not None:
-        run = replace(
-            run,
-            attempt=run.attempt + 1,
-            executor=run.executor if claim.executor is None else claim.executor,
-            spec=run.spec if claim.spec is None else dict(claim.spec),
-            inputs=run.inputs if claim.inputs is None else dict(claim.inputs),
-        )
+        claimed = {
+            "attempt": run.attempt + 1,
+            "executor": run.executor if claim.executor is None else claim.executor,
+            "spec": run.spec if claim.spec is None else dict(claim.spec),
+            "inputs": run.inputs if claim.inputs is None else dict(claim.inputs),
+        }
     return replace(
         run,
         status=target,
@@ -534,6 +544,7 @@ def _advanced(
         finished_at=finished_at,
         wait_time=wait_time,
         duration=duration,
+        **claimed,
     )
 
 

@@ -1,0 +1,79 @@
+"""What the engine does only once the store has committed the writes it follows.
+
+The engine writes a turn of its loop in one transaction (``Store.batch``): one commit for many status
+changes. The rule that makes this safe: nothing acts on a status before it is durable. So during a turn
+the engine does not call ``executor.submit`` (through the submitter), ``executor.stop`` nor the listeners:
+it posts them here, and the loop delivers them after the commit, in the order they were posted. Had the
+process died before the commit, none of it happened: a restarted engine finds the store as it was before
+the turn and no process, event or stop that the store does not explain.
+
+Outside a turn (e.g. a listener calling the engine back while the loop delivers) every write commits on
+its own, so whatever is posted is done at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from polynb.scheduler.events import Listeners
+from polynb.store import EventRecord
+
+logger = logging.getLogger(__name__)
+
+Action = Callable[[], None]
+
+
+class Outbox:
+    """Actions and events waiting for the commit of the turn that caused them (engine thread only)."""
+
+    def __init__(self, listeners: Listeners) -> None:
+        self._listeners = listeners
+        self._actions: list[tuple[Action, str]] = []
+        self._events: list[EventRecord] = []
+        self.holding = False
+        """A turn is open: what is posted waits for its commit."""
+
+    def post(self, action: Action, what: str) -> None:
+        """Do ``action`` (an executor call; ``what`` names it in the log if it fails) once the writes before it
+        are committed."""
+        if self.holding:
+            self._actions.append((action, what))
+        else:
+            _attempt(action, what)
+
+    @property
+    def acting(self) -> bool:
+        """An action (a submission, a stop) waits for the commit."""
+        return bool(self._actions)
+
+    def publish(self, events: Iterable[EventRecord]) -> None:
+        """Hand ``events`` (just written) to the listeners once committed, in seq order."""
+        if self.holding:
+            self._events.extend(events)
+        else:
+            self._listeners.publish(events)
+
+    def deliver(self) -> None:
+        """The turn's writes are committed: do the actions, then publish the events (the actions first: a
+        submission waits for no listener). Listeners may call the engine back; what that posts is done too."""
+        while self._actions or self._events:
+            actions, self._actions = self._actions, []
+            events, self._events = self._events, []
+            for action, what in actions:
+                _attempt(action, what)
+            self._listeners.publish(events)
+
+    def drop(self) -> int:
+        """The turn's commit failed: nothing it posted may happen. Returns how many items are dropped."""
+        dropped = len(self._actions) + len(self._events)
+        self._actions, self._events = [], []
+        return dropped
+
+
+def _attempt(action: Action, what: str) -> None:
+    try:
+        action()
+    except Exception:
+        # One executor's failure to stop a run must not keep the others' submissions from being made.
+        logger.exception("engine: %s failed", what)
