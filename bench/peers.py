@@ -249,11 +249,14 @@ def seconds(value: float) -> str:
 
 
 def ratio(value: float | None, base: float | None) -> str:
-    return f" · {value / base:.1f}x" if value is not None and base else ""
+    """`` · 7.7x``; nothing when either side is missing or not positive (a per-hop figure lost in the noise)."""
+    if value is None or base is None or value <= 0 or base <= 0:
+        return ""
+    return f" · {value / base:.1f}x" if value >= base else f" · {value / base:.2f}x"
 
 
 def print_table(tools: list[Tool], shapes: list[str], samples: dict[str, dict[str, list[Sample]]], ctx: Context,
-                rounds: int) -> None:  # fmt: skip
+                rounds: int, load: str = "") -> None:  # fmt: skip
     figures: dict[str, dict[str, float | None]] = {}
     for tool in tools:
         walls = {s: median(samples[tool.key][s]) for s in shapes}
@@ -288,7 +291,7 @@ def print_table(tools: list[Tool], shapes: list[str], samples: dict[str, dict[st
     header = ["work", *(t.title for t in tools)]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     print()
-    print(f"Whole processes, median of {rounds} interleaved round{'s' * (rounds != 1)}; x = peer / polynb.")
+    print(f"Whole processes, median of {rounds} interleaved round{'s' * (rounds != 1)}; x = peer / polynb.{load}")
     print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
@@ -311,6 +314,7 @@ def main() -> int:
         parser.error("--chain must be at least 2, and --only and --shapes must name something")
     for venv in dict.fromkeys(t.venv for t in tools if t.venv):
         ensure_venv(venv)
+    load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="polynb-peers-"))
     try:
         ctx = Context(work, args.chain, args.width)
@@ -321,7 +325,9 @@ def main() -> int:
             print(f"work folder kept: {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print_table(tools, shapes, samples, ctx, args.rounds)
+    # Everything else running on the machine shows in the figures: say how busy it was.
+    load = f" Load average: {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, {os.cpu_count()} CPUs."
+    print_table(tools, shapes, samples, ctx, args.rounds, load)
     out = ROOT / "bench" / "out"
     out.mkdir(exist_ok=True)
     raw = {t.key: {s: [vars(x) for x in samples[t.key][s]] for s in shapes} for t in tools}
