@@ -1,8 +1,10 @@
 """``%%polyaxon_python``: a notebook cell becomes a pipeline step (a job component).
 
 The cell body is saved, content-addressed, under ``$POLYNB_HOME/steps/`` (a running step's script never
-changes under it, and a restarted kernel finds it again). The component runs
-``python -m polynb.runtime.step_runner <script>``; its inputs reach the script as one JSON object in
+changes under it, and a restarted kernel finds it again), and named by ``$POLYNB_STEP_SCRIPT``. The component
+runs ``python3 -m polynb.runtime.step_runner`` in ``python:3.11-slim``: the local executor runs it in the
+kernel's environment, the kubernetes one ships the script into the pod as a ConfigMap and the runner with the
+runtime bundle, so the image needs nothing but ``python3``. Its inputs reach the script as one JSON object in
 ``$POLYNB_STEP_INPUTS``, rendered with ``tojson`` from ``params['<name>'].value``: values are data, never
 source. Outputs are the script's variables of the declared names (see ``step_runner``).
 """
@@ -21,13 +23,13 @@ from typing import Any
 
 import yaml
 
-from polynb.runtime.step_runner import INPUTS_ENV, OUTPUTS_ENV
+from polynb.runtime.step_runner import INPUTS_ENV, OUTPUTS_ENV, SCRIPT_ENV
 from polynb.spec import iotypes
 from polynb.spec.models import Component
 from polynb.store import polynb_home
 
-STEP_IMAGE = "python:3.11"
-"""The image a step names (the local executor runs it in the kernel's own environment)."""
+STEP_IMAGE = "python:3.11-slim"
+"""The image a step names: any image with ``python3`` (the local executor runs it in the kernel's environment)."""
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -105,8 +107,9 @@ def step_component(name: str, script: Path, inputs: list[IODecl], outputs: list[
             "kind": "job",
             "container": {
                 "image": STEP_IMAGE,
-                "command": ["python", "-m", "polynb.runtime.step_runner", str(script)],
+                "command": ["python3", "-m", "polynb.runtime.step_runner"],
                 "env": [
+                    {"name": SCRIPT_ENV, "value": str(script)},
                     {"name": INPUTS_ENV, "value": "{" + pairs + " }"},
                     {"name": OUTPUTS_ENV, "value": json.dumps([d.name for d in outputs])},
                 ],

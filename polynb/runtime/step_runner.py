@@ -1,4 +1,7 @@
-"""Runs a ``%%polyaxon_python`` step: ``python -m polynb.runtime.step_runner SCRIPT``.
+"""Runs a ``%%polyaxon_python`` step: ``python3 -m polynb.runtime.step_runner [SCRIPT]``.
+
+The script is ``SCRIPT``, else the file ``$POLYNB_STEP_SCRIPT`` names (on Kubernetes the executor mounts the
+step's code from a ConfigMap and points the variable at it; this module reaches the pod in the runtime bundle).
 
 The step's inputs arrive as one JSON object in ``$POLYNB_STEP_INPUTS`` (rendered by the compiler with
 ``tojson``) and become variables of the script's namespace; values are never spliced into source code.
@@ -17,6 +20,7 @@ from typing import Any
 
 INPUTS_ENV = "POLYNB_STEP_INPUTS"
 OUTPUTS_ENV = "POLYNB_STEP_OUTPUTS"
+SCRIPT_ENV = "POLYNB_STEP_SCRIPT"
 
 
 class StepError(Exception):
@@ -63,13 +67,16 @@ def run_step(script: Path, environ: dict[str, str] | os._Environ[str]) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
+    from polynb.runtime.tracking import OutputsTooLargeError
+
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m polynb.runtime.step_runner SCRIPT", file=sys.stderr)
+    script = args[0] if len(args) == 1 else os.environ.get(SCRIPT_ENV) if not args else None
+    if not script:
+        print(f"usage: python3 -m polynb.runtime.step_runner SCRIPT (or with ${SCRIPT_ENV} set)", file=sys.stderr)
         return 2
     try:
-        run_step(Path(args[0]), os.environ)
-    except StepError as exc:
+        run_step(Path(script), os.environ)
+    except (StepError, OutputsTooLargeError) as exc:
         print(f"polynb step: {exc}", file=sys.stderr)
         return 1
     return 0

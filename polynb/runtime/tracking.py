@@ -50,6 +50,30 @@ def artifacts_path() -> Path:
 
 TERMINATION_LOG_ENV = "POLYNB_TERMINATION_LOG"
 """Set by the kubernetes executor in pods: where ``log_outputs`` also writes the merged outputs."""
+TERMINATION_LIMIT_ENV = "POLYNB_TERMINATION_LOG_LIMIT"
+"""Set beside it: the bytes the container's termination message may hold (the kubelet keeps no more)."""
+TERMINATION_LIMIT = 4096
+"""A container's termination message is cut at 4096 bytes, and a pod's at 12 KiB shared by its containers
+("Customizing the termination message" in the Kubernetes documentation)."""
+OUTPUTS_TOO_LARGE = "OutputsTooLarge"
+"""The first word of the termination message of a container whose outputs did not fit (the run's reason)."""
+
+
+class OutputsTooLargeError(RuntimeError):
+    """The outputs do not fit in the termination message that carries them out of a pod.
+
+    Raised rather than letting the kubelet cut the JSON: a run never loses outputs silently.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"{OUTPUTS_TOO_LARGE}: the outputs are {size} bytes as JSON; a pod's termination message carries at "
+            f"most {limit} bytes for this container, so they cannot leave the pod. Keep outputs small (numbers, "
+            "short strings, paths) and write large results as files under the run's outputs folder; outputs "
+            "through an artifacts store are planned (issue 12)"
+        )
 
 
 def tensorboard_path() -> Path:
@@ -89,10 +113,23 @@ def log_outputs(**values: Any) -> dict[str, Any]:
             raise
         termination_log = os.environ.get(TERMINATION_LOG_ENV)
         if termination_log:
-            # On Kubernetes the outputs travel back in the container's termination message: a plain
-            # overwrite of that file (it is read once, after the container exits).
-            Path(termination_log).write_text(json.dumps(merged, sort_keys=True), encoding="utf-8")
+            _write_termination_message(Path(termination_log), merged)
     return merged
+
+
+def _write_termination_message(path: Path, outputs: dict[str, Any]) -> None:
+    """On Kubernetes the outputs travel back in the container's termination message: a plain overwrite of
+    that file (read once, after the container exits). Too large, it says so there and raises."""
+    text = json.dumps(outputs, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    try:
+        limit = int(os.environ.get(TERMINATION_LIMIT_ENV) or TERMINATION_LIMIT)
+    except ValueError:
+        limit = TERMINATION_LIMIT
+    if len(text) > limit:
+        error = OutputsTooLargeError(len(text), limit)
+        path.write_bytes(str(error).encode("utf-8")[:limit])
+        raise error
+    path.write_bytes(text)
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -93,21 +93,26 @@ def test_kubernetes_without_a_cluster_configuration_submits_nothing(cli: Cli) ->
 
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "notebooks" / "pipelines"
-# The example pipelines' containers, scripted by image: every python:3.11 step reports, in its termination
-# message, the outputs any of the examples declares (the kubelet cannot run the real scripts).
+# The example pipelines' containers, scripted by image: every step (python:3.11, or the seed experiment's
+# tensorflow/tensorflow:2.15.0) reports, in its termination message, the outputs any of the examples declares
+# (this kubelet cannot run the real scripts); TensorBoard is told to run in an image of its own, which holds.
 EXAMPLE_OUTPUTS = {"n_rows": 2000, "dataset": "synthetic", "loss": 0.12, "accuracy": 0.93, "passed": True}
+STEP_SCRIPT: dict[str, Any] = {"logs": ["step done"], "message": json.dumps(EXAMPLE_OUTPUTS)}
 EXAMPLE_SCRIPTS: dict[str, dict[str, Any]] = {
-    "python:3.11": {"logs": ["step done"], "message": json.dumps(EXAMPLE_OUTPUTS)},
-    "tensorflow/tensorflow:2.15.0": {"hold": True, "logs": ["TensorBoard serving"]},
+    "python:3.11": STEP_SCRIPT,
+    "tensorflow/tensorflow:2.15.0": STEP_SCRIPT,
+    "tensorboard.test/tensorboard:1": {"hold": True, "logs": ["TensorBoard serving"]},
 }
+EXAMPLE_PARAMS = {"experiment-tensorboard.yaml": ["-P", "tensorboard_image=tensorboard.test/tensorboard:1"]}
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
 def test_the_example_pipelines_run_unchanged_on_kubernetes(cli: Cli, emulator: Emulator, example: str) -> None:
     emulator.scripts.update(EXAMPLE_SCRIPTS)
     code, doc = cli.run_json(
-        "run", "-f", str(EXAMPLES / example), "--executor", "kubernetes", "--stop-services", "--json"
-    )
+        "run", "-f", str(EXAMPLES / example), *EXAMPLE_PARAMS.get(example, []), "--executor", "kubernetes",
+        "--stop-services", "--json",
+    )  # fmt: skip
     assert code == 0, doc
     assert doc["status"] == "succeeded"
     statuses = {op["name"]: op["status"] for op in doc["ops"]}

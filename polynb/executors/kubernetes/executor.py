@@ -31,9 +31,9 @@ from typing import Any, Final
 
 from polynb.compiler.types import CompiledOp, OpKind, Placement
 from polynb.executors.base import ExecutorUpdate, UpdateCallback
+from polynb.executors.kubernetes import bundle, names, stepcode
 from polynb.executors.kubernetes import kernel as k8s_kernel
 from polynb.executors.kubernetes import manifests as k8s_manifests
-from polynb.executors.kubernetes import names
 from polynb.executors.kubernetes.client import Api, K8sError, path
 from polynb.executors.kubernetes.config import ClusterConfig, load
 from polynb.executors.kubernetes.logs import Resume, split_timestamp
@@ -127,6 +127,7 @@ class KubernetesExecutor:
         self._changed = threading.Condition(self._lock)
         self._runs: dict[str, _Run] = {}
         self._attempts: dict[str, int] = {}
+        self._shipped: set[str] = set()
         self._informer: PodInformer | None = None
         self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="polynb-k8s")
         self._started = False
@@ -261,17 +262,36 @@ class KubernetesExecutor:
 
     def _create(self, op: CompiledOp, run: _Run) -> None:
         try:
+            step = stepcode.step_code(op)
             if op.kind == "job":
-                body = k8s_manifests.job_manifest(op, self.config, run.attempt)
+                body = k8s_manifests.job_manifest(op, self.config, run.attempt, step)
             else:
-                body = k8s_manifests.service_pod_manifest(op, self.config, run.attempt)
+                body = k8s_manifests.service_pod_manifest(op, self.config, run.attempt, step)
         except ValueError as exc:
             raise K8sSubmitError(f"op {op.name!r}: {exc}") from exc
+        self._ship(bundle.runtime_bundle().configmap(), "the runtime bundle")
+        if step is not None:
+            self._ship(step.configmap(), f"the code of step {op.name!r}")
         if op.kind == "job":
             self.api.request("POST", path("jobs", self.namespace), body=body)
             return
         pod = self.api.request("POST", path("pods", self.namespace), body=body)
         self._create_service(op, run, pod)
+
+    def _ship(self, configmap: dict[str, Any], what: str) -> None:
+        """Create an immutable, content-named ConfigMap once per executor; a 409 means it is there already
+        (another kernel shipped the same content), which is as good."""
+        name = configmap["metadata"]["name"]
+        with self._lock:
+            if name in self._shipped:
+                return
+        try:
+            self.api.request("POST", path("configmaps", self.namespace), body=configmap)
+        except K8sError as exc:
+            if exc.code != 409:
+                raise K8sSubmitError(self._explain(exc, f"create ConfigMap {name} ({what})")) from exc
+        with self._lock:
+            self._shipped.add(name)
 
     def _create_service(self, op: CompiledOp, run: _Run, pod: dict[str, Any]) -> None:
         if not op.placement.ports:

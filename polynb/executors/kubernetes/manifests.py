@@ -13,8 +13,13 @@ Pure functions of the op and a :class:`ManifestConfig`; no I/O. The shape (see `
 * every container mounts the artifacts volume (an ``emptyDir``, or the ``artifacts_claim`` PVC) at
   :data:`ARTIFACTS_ROOT`, and gets ``POLYAXON_RUN_UUID``, ``POLYAXON_RUN_OUTPUTS_PATH``,
   ``POLYAXON_RUN_ARTIFACTS_PATH`` (these win over the container's own ``env``);
+* every container mounts the runtime bundle (:mod:`~polynb.executors.kubernetes.bundle`: ``polynb.tracking``,
+  the step runner, the hub's and the examples' programs) read-only at ``/polynb-runtime``, which ends its
+  ``PYTHONPATH``, so stock images run them; a ``%%polyaxon_python`` step's main container also mounts its code
+  (:mod:`~polynb.executors.kubernetes.stepcode`);
 * outputs come back in the main container's termination message: the op writes its outputs as a JSON
-  object to ``/dev/termination-log`` (``$POLYNB_TERMINATION_LOG``, at most 4 KiB); with
+  object to ``/dev/termination-log`` (``$POLYNB_TERMINATION_LOG``, at most
+  ``$POLYNB_TERMINATION_LOG_LIMIT`` bytes: 4 KiB, less in a pod of more than 3 containers); with
   ``FallbackToLogsOnError`` a failed container's message is the tail of its log instead;
 * ``termination.timeout`` -> ``activeDeadlineSeconds`` (plus ``deadline_slack``, a backstop: the
   scheduler's own timeout stops the run first and reports ``Timeout``); ``termination.ttl`` ->
@@ -29,9 +34,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
+from polynb.executors.kubernetes import bundle as runtime
 from polynb.executors.kubernetes import names
 from polynb.executors.kubernetes.init import init_container
 from polynb.executors.kubernetes.settings import KubernetesSettings
+from polynb.executors.kubernetes.status import termination_limit
+from polynb.executors.kubernetes.stepcode import MOUNT_PATH as STEP_MOUNT
+from polynb.executors.kubernetes.stepcode import STEP_SCRIPT_ENV, StepCode
+from polynb.executors.kubernetes.stepcode import VOLUME as STEP_VOLUME
 
 ARTIFACTS_ROOT: Final = "/plx-context/artifacts"
 ARTIFACTS_VOLUME: Final = "polynb-artifacts"
@@ -166,6 +176,9 @@ def main_container_name(op: CompiledOp) -> str:
 
 def _env_list(own: dict[str, str], run_env: dict[str, str], extra: list[Any]) -> list[dict[str, Any]]:
     merged = {**own, **run_env}  # the run's variables win: tracking depends on them
+    # The bundle ends PYTHONPATH: the container's own entries come first. (An image with polynb installed keeps
+    # its own: the bundle's `polynb` is a namespace portion, which a regular package anywhere on sys.path beats.)
+    merged["PYTHONPATH"] = ":".join(p for p in (own.get("PYTHONPATH"), runtime.MOUNT_PATH) if p)
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in merged.items()]
     env += [e for e in extra if isinstance(e, dict) and e.get("name") not in merged]
     return env
@@ -197,16 +210,22 @@ def _spec_container(spec: ContainerSpec, name: str, cfg: ManifestConfig) -> dict
     }
 
 
-def pod_spec(op: CompiledOp, cfg: ManifestConfig) -> dict[str, Any]:
-    """The pod spec of a run (raises ``ValueError`` for an init entry that cannot run here)."""
+def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) -> dict[str, Any]:
+    """The pod spec of a run (raises ``ValueError`` for an init entry that cannot run here); ``step``: the code
+    of a ``%%polyaxon_python`` step, mounted in the main container (its ConfigMap is the executor's to create)."""
     run_dir = f"{ARTIFACTS_ROOT}/{op.uuid}"
+    bundle = runtime.runtime_bundle()
     run_env = {
         "POLYAXON_RUN_UUID": op.uuid,
         "POLYAXON_RUN_OUTPUTS_PATH": op.placement.run_outputs_path,
         "POLYAXON_RUN_ARTIFACTS_PATH": op.placement.run_artifacts_path,
         "POLYNB_TERMINATION_LOG": TERMINATION_LOG,
+        "POLYNB_TERMINATION_LOG_LIMIT": str(termination_limit(len(op.init) + len(op.sidecars) + 1)),
     }
-    mounts = [{"name": ARTIFACTS_VOLUME, "mountPath": ARTIFACTS_ROOT}]
+    mounts: list[dict[str, Any]] = [
+        {"name": ARTIFACTS_VOLUME, "mountPath": ARTIFACTS_ROOT},
+        {"name": runtime.VOLUME, "mountPath": runtime.MOUNT_PATH, "readOnly": True},
+    ]
     used: set[str] = set()
 
     def unique(name: str) -> str:
@@ -219,9 +238,9 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig) -> dict[str, Any]:
 
     main_name = unique(main_container_name(op))
     init: list[dict[str, Any]] = []
-    for i, step in enumerate(op.init):
+    for i, entry in enumerate(op.init):
         base = init_container(
-            step,
+            entry,
             i,
             run_dir=run_dir,
             artifacts_root=ARTIFACTS_ROOT,
@@ -238,7 +257,11 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig) -> dict[str, Any]:
         if cfg.native_sidecars:
             sidecar["restartPolicy"] = "Always"
         sidecars.append(sidecar)
-    main = _container(_spec_container(op.container, main_name, cfg), run_env, mounts, op.container.k8s)
+    main_env, main_mounts = run_env, mounts
+    if step is not None:
+        main_env = {**run_env, STEP_SCRIPT_ENV: step.script}
+        main_mounts = [*mounts, {"name": STEP_VOLUME, "mountPath": STEP_MOUNT, "readOnly": True}]
+    main = _container(_spec_container(op.container, main_name, cfg), main_env, main_mounts, op.container.k8s)
     main.setdefault("terminationMessagePath", TERMINATION_LOG)
     main.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
     if op.kind == "service" and op.placement.ports and "ports" not in op.container.k8s:
@@ -254,8 +277,9 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig) -> dict[str, Any]:
     artifacts: dict[str, Any] = (
         {"persistentVolumeClaim": {"claimName": cfg.artifacts_claim}} if cfg.artifacts_claim else {"emptyDir": {}}
     )
-    user_volumes = [dict(v) for v in op.volumes if v.get("name") != ARTIFACTS_VOLUME]
-    spec["volumes"] = [{"name": ARTIFACTS_VOLUME, **artifacts}, *user_volumes]
+    ours = [{"name": ARTIFACTS_VOLUME, **artifacts}, bundle.volume(), *([step.volume()] if step else [])]
+    taken = {v["name"] for v in ours}
+    spec["volumes"] = [*ours, *(dict(v) for v in op.volumes if v.get("name") not in taken)]
     env = op.environment
     for key, target in _ENVIRONMENT_KEYS.items():
         if env.get(key) is not None:
@@ -276,11 +300,11 @@ def active_deadline(op: CompiledOp, cfg: ManifestConfig) -> int | None:
 # ------------------------------------------------------------------------------------------ objects
 
 
-def job_manifest(op: CompiledOp, cfg: ManifestConfig, attempt: int) -> dict[str, Any]:
+def job_manifest(op: CompiledOp, cfg: ManifestConfig, attempt: int, step: StepCode | None = None) -> dict[str, Any]:
     name = names.resource_name(op.name, op.uuid, attempt)
     spec: dict[str, Any] = {
         "backoffLimit": 0,
-        "template": {"metadata": _metadata(op, cfg, attempt, None), "spec": pod_spec(op, cfg)},
+        "template": {"metadata": _metadata(op, cfg, attempt, None), "spec": pod_spec(op, cfg, step)},
     }
     deadline = active_deadline(op, cfg)
     if deadline is not None:
@@ -290,9 +314,12 @@ def job_manifest(op: CompiledOp, cfg: ManifestConfig, attempt: int) -> dict[str,
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _metadata(op, cfg, attempt, name), "spec": spec}
 
 
-def service_pod_manifest(op: CompiledOp, cfg: ManifestConfig, attempt: int) -> dict[str, Any]:
+def service_pod_manifest(
+    op: CompiledOp, cfg: ManifestConfig, attempt: int, step: StepCode | None = None
+) -> dict[str, Any]:
     name = names.resource_name(op.name, op.uuid, attempt)
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": _metadata(op, cfg, attempt, name), "spec": pod_spec(op, cfg)}
+    meta = _metadata(op, cfg, attempt, name)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec(op, cfg, step)}
 
 
 def service_manifest(op: CompiledOp, cfg: ManifestConfig, attempt: int, pod: dict[str, Any]) -> dict[str, Any]:

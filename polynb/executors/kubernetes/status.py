@@ -36,6 +36,17 @@ FATAL_WAITING: Final = frozenset(
 )
 WARNING_WAITING: Final = frozenset({"ErrImagePull", "CrashLoopBackOff", "ContainerStatusUnknown"})
 MAX_MESSAGE: Final = 2000
+OUTPUTS_TOO_LARGE: Final = "OutputsTooLarge"
+"""The reason of a run whose outputs did not fit in its termination message (``polynb.tracking`` starts the
+message with it; the same word as ``polynb.runtime.tracking.OUTPUTS_TOO_LARGE``)."""
+TERMINATION_LIMIT: Final = 4096
+POD_TERMINATION_LIMIT: Final = 12 * 1024
+
+
+def termination_limit(container_count: int) -> int:
+    """Bytes of termination message the kubelet keeps per container: 4096, and 12 KiB per pod shared equally
+    among its containers, init containers included ("Customizing the termination message", Kubernetes docs)."""
+    return min(TERMINATION_LIMIT, POD_TERMINATION_LIMIT // max(1, container_count))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +131,22 @@ def interpret_pod(pod: dict[str, Any], main: str) -> Observed:
     if "terminated" in main_state:
         term = main_state["terminated"]
         at = parse_time(term.get("finishedAt"))
-        outputs, text = parse_outputs(str(term.get("message") or ""))
+        raw = str(term.get("message") or "")
+        outputs, text = parse_outputs(raw)
+        if text.startswith(OUTPUTS_TOO_LARGE + ":"):
+            # polynb.tracking refused outputs that would not fit: loud, never a cut JSON object.
+            return Observed("failed", OUTPUTS_TOO_LARGE, _short(text), at=at, started_at=started_at)
+        count = len(spec.get("initContainers") or ()) + len(spec.get("containers") or ())
+        if outputs is None and text.startswith("{") and len(raw.encode("utf-8")) >= termination_limit(count):
+            return Observed(
+                "failed",
+                OUTPUTS_TOO_LARGE,
+                f"container {main}: its termination message was cut by the kubelet at "
+                f"{termination_limit(count)} bytes, so its outputs are lost; write outputs with "
+                "polynb.tracking.log_outputs (which refuses outputs that do not fit) and keep them small",
+                at=at,
+                started_at=started_at,
+            )
         if term.get("exitCode") == 0:
             note = f"outputs: the termination message is not a JSON object: {_short(text)}" if text else ""
             return Observed("succeeded", "Completed", note, outputs, at=at, started_at=started_at)

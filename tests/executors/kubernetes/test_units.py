@@ -119,14 +119,15 @@ def test_job_manifest() -> None:
     assert pod["nodeSelector"] == {"gpu": "a100"} and pod["serviceAccountName"] == "trainer"
     assert pod["tolerations"] == [{"key": "gpu", "operator": "Exists"}]
     assert pod["imagePullSecrets"] == [{"name": "regcred"}]
-    assert [v["name"] for v in pod["volumes"]] == ["polynb-artifacts", "data"]
+    assert [v["name"] for v in pod["volumes"]] == ["polynb-artifacts", "polynb-runtime", "data"]
     assert pod["volumes"][0] == {"name": "polynb-artifacts", "emptyDir": {}}
     main = pod["containers"][0]
     assert main["image"] == "python:3.11-slim" and main["command"] == ["python"] and main["args"] == ["t.py"]
     assert main["resources"] == {"limits": {"nvidia.com/gpu": 1}}
-    assert [m["mountPath"] for m in main["volumeMounts"]] == ["/plx-context/artifacts", "/data"]
+    assert [m["mountPath"] for m in main["volumeMounts"]] == ["/plx-context/artifacts", "/polynb-runtime", "/data"]
     env = {e["name"]: e["value"] for e in main["env"]}
     assert env["POLYAXON_RUN_UUID"] == UUID  # the run's variables win over the container's
+    assert env["PYTHONPATH"] == "/polynb-runtime" and env["POLYNB_TERMINATION_LOG_LIMIT"] == "4096"
     assert main["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
 
