@@ -102,3 +102,20 @@ def test_outputs_also_go_to_the_termination_log_when_a_pod_asks(
     tracking.log_outputs(loss=0.5)
     tracking.log_outputs(acc=0.9)
     assert json.loads(termination_log.read_text()) == {"acc": 0.9, "loss": 0.5}
+
+
+def test_outputs_too_large_for_the_termination_message_fail_loudly(
+    outputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    termination_log = tmp_path / "termination-log"
+    monkeypatch.setenv(tracking.TERMINATION_LOG_ENV, str(termination_log))
+    monkeypatch.setenv("POLYNB_TERMINATION_LOG_LIMIT", "100")
+    tracking.log_outputs(small=1)
+    with pytest.raises(tracking.OutputsTooLargeError) as raised:
+        tracking.log_outputs(big="x" * 200)
+    error = raised.value
+    assert (error.limit, error.size) == (100, len(json.dumps({"big": "x" * 200, "small": 1}, separators=(",", ":"))))
+    assert f"{error.size} bytes" in str(error) and "at most 100 bytes" in str(error) and "issue 12" in str(error)
+    # The pod's termination message says so (cut to the limit: the kubelet would cut it anyway), never half a JSON.
+    message = termination_log.read_text()
+    assert message.startswith("OutputsTooLarge: the outputs are") and len(message.encode()) <= 100

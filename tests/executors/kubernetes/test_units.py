@@ -293,6 +293,26 @@ def test_outputs_from_the_termination_message() -> None:
     assert done.outputs is None and "not a JSON object" in done.message
 
 
+def test_outputs_too_large_fail_the_run_loudly() -> None:
+    # polynb.tracking refused them and said so in the termination message (exit 1): reason OutputsTooLarge.
+    said = "OutputsTooLarge: the outputs are 5000 bytes as JSON; ... at most 4096 bytes"
+    refused = interpret_pod(pod("Failed", main={"terminated": {"exitCode": 1, "message": said}}), "main")
+    assert (refused.status, refused.reason, refused.message) == ("failed", "OutputsTooLarge", said)
+    # Written straight to /dev/termination-log, the JSON was cut by the kubelet at the limit: lost, so failed.
+    cut = '{"values": [' + "1, " * 2000
+    cut = cut[:4096]
+    lost = interpret_pod(pod("Succeeded", main={"terminated": {"exitCode": 0, "message": cut}}), "main")
+    assert (lost.status, lost.reason) == ("failed", "OutputsTooLarge")
+    assert "cut by the kubelet at 4096 bytes" in lost.message
+    # The limit is shared in a pod of many containers (12 KiB in all): 5 containers keep 2457 bytes each.
+    crowded = pod("Succeeded", main={"terminated": {"exitCode": 0, "message": cut[:2457]}})
+    crowded["spec"].update(initContainers=[{"name": f"i{n}"} for n in range(4)], containers=[{"name": "main"}])
+    assert interpret_pod(crowded, "main").reason == "OutputsTooLarge"
+    assert interpret_pod(
+        pod("Succeeded", main={"terminated": {"exitCode": 0, "message": cut[:2457]}}), "main"
+    ).status == ("succeeded")
+
+
 def test_job_conditions() -> None:
     failed = {
         "status": {
