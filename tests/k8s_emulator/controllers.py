@@ -58,6 +58,8 @@ class ControlPlane(threading.Thread):
         self._failed_create_seen: set[str] = set()
         self._stopped = False
         self.errors: list[str] = []
+        self.kubelet: Any = None
+        """The executing kubelet (``kubelet.ExecKubelet``) when set: it runs pods instead of the scripts."""
 
     # -- the thread -----------------------------------------------------------------------------------
 
@@ -94,13 +96,15 @@ class ControlPlane(threading.Thread):
         meta = obj["metadata"]
         if change.type == "DELETED":
             self._collect(meta["uid"])
+        if self.kubelet is not None:
+            self.kubelet.on_change(change)
         if change.plural == "pods":
             owner = self._job_owner(obj)
             if change.type == "DELETED":
                 phase = (obj.get("status") or {}).get("phase")
                 if owner and phase not in ("Succeeded", "Failed"):
                     self._deleted_active[owner[1]] = self._deleted_active.get(owner[1], 0) + 1
-            else:
+            elif self.kubelet is None:
                 self._kubelet_step(meta["namespace"], meta["name"])
             if owner:
                 self._sync_job(meta["namespace"], owner[0])
@@ -512,7 +516,15 @@ class ControlPlane(threading.Thread):
                 deadline = pod["spec"].get("activeDeadlineSeconds")
                 start = (pod.get("status") or {}).get("startTime")
                 running = (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-                if deadline and start and running and parse_iso(start) + deadline <= now and not self._job_owner(pod):
+                scripted = self.kubelet is None
+                if (
+                    scripted
+                    and deadline
+                    and start
+                    and running
+                    and parse_iso(start) + deadline <= now
+                    and not self._job_owner(pod)
+                ):
                     self._kill(
                         pod,
                         reason="Killing",

@@ -1,0 +1,80 @@
+"""The first step of every emulated container, run by the host interpreter inside fresh mount and UTS
+namespaces (``unshare --mount --uts``): bind the image's and the pod's mounts into the container's root,
+set the hostname to the pod's name, ``chroot`` into it and exec the container's command, resolved on the
+container's own ``PATH`` (as runc does). Standalone (run with ``python -I -S``), stdlib only.
+
+When the executable is missing, runc fails the container start; containerd reports it and the kubelet
+shows ``StartError`` with exit code 128 and the runtime's message (see ``CONTAINERD_NOT_FOUND``), so this
+writes that message to the start-error file the kubelet reads, and exits 128.
+"""
+
+import ctypes
+import ctypes.util
+import json
+import os
+import socket
+import sys
+
+MS_RDONLY = 1
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+
+START_ERROR = (
+    "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create "
+    'failed: unable to start container process: exec: "{0}": {1}: unknown'
+)
+
+
+def mount(libc, source, target, flags):
+    if libc.mount(source, target, None, flags, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {source!r} on {target!r}: {os.strerror(err)}")
+
+
+def main() -> None:
+    with open(sys.argv[1]) as f:
+        spec = json.load(f)
+    errors = spec["status_fd"]  # closes on a successful exec (the kubelet reads EOF), else gets the error
+    os.set_inheritable(errors, False)
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    root = spec["root"]
+    mount(libc, b"none", b"/", MS_REC | MS_PRIVATE)
+    for m in spec["mounts"]:
+        target = root + m["target"]
+        if os.path.isdir(m["source"]):
+            os.makedirs(target, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if not os.path.exists(target):
+                open(target, "a").close()
+        mount(libc, m["source"].encode(), target.encode(), MS_BIND | MS_REC)
+        if m["readonly"]:
+            mount(libc, b"none", target.encode(), MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
+    socket.sethostname(spec["hostname"])
+    os.chroot(root)
+    workdir = spec["workdir"]
+    os.makedirs(workdir, exist_ok=True)  # runc creates a missing working directory
+    os.chdir(workdir)
+    argv, env = spec["argv"], spec["env"]
+    program = argv[0]
+    candidates = (
+        [program] if "/" in program else [os.path.join(d or ".", program) for d in env.get("PATH", "").split(":")]
+    )
+    found = next((c for c in candidates if os.path.isfile(c) and os.access(c, os.X_OK)), None)
+    if found is None:
+        reason = (
+            f"stat {program}: no such file or directory" if "/" in program else "executable file not found in $PATH"
+        )
+        os.write(errors, START_ERROR.format(program, reason).encode())
+        os._exit(128)
+    try:
+        os.execve(found, argv, env)
+    except OSError as exc:
+        os.write(errors, START_ERROR.format(program, exc.strerror or "exec failed").encode())
+        os._exit(128)
+
+
+if __name__ == "__main__":
+    main()
