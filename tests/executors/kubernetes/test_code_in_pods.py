@@ -1,0 +1,276 @@
+"""Pods need nothing but public images: the engine on the kubernetes executor against the *executing* kubelet,
+whose containers really run, from catalogue images in which nothing can import polynb.
+
+What the pods run reaches them as code (the runtime bundle, a step's ConfigMap): a ``%%polyaxon_python`` step in
+``python:3.11-slim`` returns its outputs, and fails loudly when they do not fit in the termination message; the
+built-in webhook hook posts from ``python:3.11-slim`` to a server in this test; the seed pipeline's experiment
+trains on ``tensorflow/tensorflow:2.15.0`` (NumPy) and writes TensorBoard event files that its TensorBoard,
+started on the experiment's ``running`` event, can read from the shared artifacts claim.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import textwrap
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from k8s_emulator import Emulator, testkit
+from k8s_emulator.volumes import claim_folder
+from kubernetes import client, config
+
+from polynb.cli.run import load_pipeline
+from polynb.compiler.pipeline import Pipeline, build_pipeline
+from polynb.compiler.registry import ComponentRegistry
+from polynb.executors.kubernetes.executor import KubernetesExecutor
+from polynb.executors.kubernetes.settings import KubernetesSettings
+from polynb.lifecycle import Status
+from polynb.notebook.pystep import IODecl, save_script, step_component
+from polynb.scheduler.engine import Engine
+from polynb.scheduler.events import EngineEvent
+from polynb.spec.load import load_text
+from polynb.store import RunRecord, Store
+
+GUARD = 180.0
+"""Only a guard against a hang (real processes start here, on a busy machine); waits return on the event."""
+SEED = Path(__file__).resolve().parents[3] / "notebooks" / "pipelines" / "experiment-tensorboard.yaml"
+CLAIM = "polynb-artifacts"
+
+
+@dataclass
+class Cluster:
+    emulator: Emulator
+    store: Store
+    engine: Engine
+    executor: KubernetesExecutor
+    registry: ComponentRegistry
+    home: Path
+    events: list[EngineEvent]
+    cond: threading.Condition
+
+    def submit(self, pipeline: Pipeline) -> str:
+        return self.engine.submit(pipeline)
+
+    def wait(self, uuid: str) -> str:
+        return self.engine.wait(uuid, timeout=GUARD)
+
+    def ops(self, dag_uuid: str) -> dict[str, RunRecord]:
+        return {r.name: r for r in self.store.children(dag_uuid, include_hooks=True)}
+
+    def wait_event(self, predicate: Callable[[EngineEvent], bool]) -> None:
+        with self.cond:
+            assert self.cond.wait_for(lambda: any(predicate(e) for e in self.events), timeout=GUARD)
+
+    def logs(self, run_uuid: str) -> str:
+        return "\n".join(self.executor.logs(run_uuid))
+
+
+def make_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **settings: Any) -> Iterator[Cluster]:
+    home = tmp_path / "home"
+    monkeypatch.setenv("POLYNB_HOME", str(home))
+    with testkit.executing(tmp_path) as emu:
+        assert emu.kubeconfig is not None
+        store = Store(home / "polynb.db")
+        registry = ComponentRegistry()
+        executor = KubernetesExecutor(
+            KubernetesSettings(
+                kubeconfig=str(emu.kubeconfig),
+                kernel_id="pods-e2e",
+                backoff=0.05,
+                port_forward=False,
+                shutdown_wait=20.0,
+                **settings,
+            )
+        )
+        engine = Engine(
+            store=store, executors={"kubernetes": executor}, default_executor="kubernetes", registry=registry
+        )
+        events: list[EngineEvent] = []
+        cond = threading.Condition()
+
+        def listen(event: EngineEvent) -> None:
+            with cond:
+                events.append(event)
+                cond.notify_all()
+
+        engine.subscribe(listen)
+        engine.start()
+        try:
+            yield Cluster(emu, store, engine, executor, registry, home, events, cond)
+        finally:
+            engine.shutdown(stop_running=True)
+            store.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    yield from make_cluster(tmp_path, monkeypatch)
+
+
+def step_pipeline(
+    cluster: Cluster, code: str, *, inputs: list[IODecl], outputs: list[IODecl], **params: Any
+) -> Pipeline:
+    """What ``%%polyaxon_python NAME --input … --output …`` makes of a cell, as a one-op pipeline."""
+    script = save_script("step", textwrap.dedent(code), folder=cluster.home / "steps")
+    component = step_component("step", script, inputs, outputs)
+    return build_pipeline(component, params=params, registry=cluster.registry, base_dir=cluster.home)
+
+
+# -- %%polyaxon_python steps ----------------------------------------------------------------------------
+
+
+def test_a_python_step_runs_in_python_slim_and_returns_its_outputs(cluster: Cluster) -> None:
+    # Braces and Jinja-looking text in the cell stay code: the cell travels as a file, never through a template.
+    code = """
+        import sys
+        total = sum(values) * factor
+        label = f"{{total}} is {total} on {sys.version_info[0]}"  # {{ not a template }}
+        print("step ran", total)
+    """
+    pipeline = step_pipeline(
+        cluster,
+        code,
+        inputs=[IODecl("values", "list"), IODecl("factor", "int")],
+        outputs=[IODecl("total", "int"), IODecl("label", "str")],
+        values=[1, 2, 3],
+        factor=7,
+    )
+    uuid = cluster.submit(pipeline)
+    assert cluster.wait(uuid) == "succeeded"
+    run = cluster.store.get_run(uuid)
+    assert run.outputs == {"total": 42, "label": "{total} is 42 on 3"}
+    assert "step ran 42" in cluster.logs(uuid)
+    pod = cluster.emulator.pod_of(uuid)
+    assert pod is not None
+    main = pod["spec"]["containers"][0]
+    assert main["image"] == "python:3.11-slim"
+    env = {e["name"]: e.get("value") for e in main["env"]}
+    assert env["POLYNB_STEP_SCRIPT"].startswith("/polynb-step/")  # the code came in its ConfigMap
+
+
+def test_outputs_too_large_for_the_termination_message_fail_the_step_loudly(cluster: Cluster) -> None:
+    pipeline = step_pipeline(cluster, "blob = 'x' * 5000\n", inputs=[], outputs=[IODecl("blob", "str")])
+    uuid = cluster.submit(pipeline)
+    assert cluster.wait(uuid) == "failed"
+    run = cluster.store.get_run(uuid)
+    assert run.reason == "OutputsTooLarge"
+    assert "5011 bytes" in (run.message or "") and "at most 4096 bytes" in (run.message or "")
+    assert run.outputs == {}  # nothing half-delivered
+
+
+# -- the built-in webhook, as a hook ---------------------------------------------------------------------
+
+
+class Receiver(http.server.ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), ReceiverHandler)
+        self.messages: list[dict[str, Any]] = []
+        self.got = threading.Condition()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/report"
+
+
+class ReceiverHandler(http.server.BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with self.server.got:
+            self.server.messages.append({"path": self.path, "agent": self.headers["User-Agent"], **json.loads(body)})
+            self.server.got.notify_all()
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_webhook_hook_posts_from_a_stock_image(cluster: Cluster, receiver: Receiver) -> None:
+    spec = load_text(
+        textwrap.dedent(
+            f"""\
+            version: 1.1
+            kind: component
+            name: scored
+            hooks:
+              - hubRef: webhook
+                trigger: done
+                params: {{url: {{value: "{receiver.url}"}}, payload: {{value: {{team: vision}}}}}}
+            run:
+              kind: job
+              container:
+                image: python:3.11
+                command: [python3, -c, "from polynb.tracking import log_outputs; log_outputs(score=0.9)"]
+            """
+        )
+    )
+    uuid = cluster.submit(build_pipeline(spec, registry=cluster.registry, base_dir=cluster.home))
+    assert cluster.wait(uuid) == "succeeded"
+    with receiver.got:
+        assert receiver.got.wait_for(lambda: receiver.messages, timeout=GUARD)
+    [message] = receiver.messages
+    assert message["path"] == "/report" and message["agent"] == "polynb-webhook/1"
+    assert message["payload"] == {"team": "vision"}
+    assert message["run"]["uuid"] == uuid and message["run"]["status"] == "succeeded"
+    assert message["run"]["outputs"] == {"score": 0.9}  # polynb.tracking ran in python:3.11 too
+    [hook] = cluster.store.hooks_of(uuid)
+    assert hook.status == Status.SUCCEEDED
+    assert hook.spec is not None and hook.spec["container"]["image"] == "python:3.11-slim"
+
+
+# -- the seed pipeline ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def seed_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
+    for made in make_cluster(tmp_path, monkeypatch, artifacts_claim=CLAIM):
+        assert made.emulator.kubeconfig is not None
+        api = config.new_client_from_config(str(made.emulator.kubeconfig))
+        claim: Any = {  # the client takes dicts as well as its models
+            "metadata": {"name": CLAIM},
+            "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
+        }
+        client.CoreV1Api(api).create_namespaced_persistent_volume_claim("default", claim)
+        api.close()
+        yield made
+
+
+def test_the_seed_experiment_trains_on_a_stock_image_and_writes_event_files(seed_cluster: Cluster) -> None:
+    cluster = seed_cluster
+    uuid = cluster.submit(load_pipeline(SEED, {"max_seconds": "2", "epochs": "40"}))
+    assert cluster.wait(uuid) == "succeeded"
+    ops = cluster.ops(uuid)
+    experiment = ops["experiment"]
+    assert experiment.status == Status.SUCCEEDED
+    assert experiment.spec is not None and experiment.spec["container"]["image"] == "tensorflow/tensorflow:2.15.0"
+    assert set(experiment.outputs) == {"loss", "accuracy", "epochs"}
+    # The event files are in the run's outputs on the shared claim, where TensorBoard's init links them.
+    assert cluster.emulator.kubelet is not None
+    claim = claim_folder(cluster.emulator.kubelet.root, "default", CLAIM)
+    [events] = list((claim / experiment.uuid / "outputs" / "tensorboard").glob("events.out.tfevents.*"))
+    data = events.read_bytes()
+    assert b"brain.Event:2" in data and b"loss" in data and b"accuracy" in data and b"learning_rate" in data
+    # TensorBoard was started by the experiment's running event, in the image that has TensorBoard.
+    board = ops["tensorboard"]
+    assert board.spec is not None and board.spec["container"]["image"] == "tensorflow/tensorflow:2.15.0"
+    cluster.wait_event(lambda e: e.run_uuid == board.uuid and e.kind == "run_status_running")
+    cluster.engine.stop(board.uuid)
