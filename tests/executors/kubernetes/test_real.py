@@ -1,7 +1,7 @@
 """Opt-in: the kubernetes executor on a real cluster (``pytest --k8s-real`` with ``KUBECONFIG`` set).
 
 Off in CI. Each test run uses a namespace of its own (``polynb-e2e-<random>``), created and deleted here,
-and tiny public images (``busybox``, ``python:3.11-slim``). This is how emulator drift is caught: the same
+and small public images (``busybox``, ``python:3.11-slim``). This is how emulator drift is caught: the same
 behaviours as the emulator tests, on kind, k3d or minikube (see docs/kubernetes.md).
 """
 
@@ -105,3 +105,25 @@ def test_failure_reason_and_stop(namespace: str) -> None:
     finally:
         executor.shutdown()
     assert json.dumps({"ok": True})
+
+
+def test_polynb_code_runs_in_a_stock_python_image(namespace: str) -> None:
+    # python:3.11-slim has no polynb: polynb.tracking comes in the runtime bundle (a ConfigMap on PYTHONPATH).
+    executor = KubernetesExecutor(KubernetesSettings(namespace=namespace, kernel_id=f"e2e3-{namespace}"))
+    try:
+        updates = Updates()
+        run = uuidlib.uuid4().hex
+        code = "from polynb.tracking import log_outputs; log_outputs(answer=42)"
+        op = CompiledOp(
+            uuid=run,
+            name="bundle",
+            kind="job",
+            container=ContainerSpec(name="main", image="python:3.11-slim", command=("python3", "-c", code)),
+            placement=executor.place(run, "job", 0),
+            termination=TerminationSpec(timeout=600),
+        )
+        executor.submit(op, updates)
+        final = updates.final()[-1]
+        assert (final.status, final.outputs) == ("succeeded", {"answer": 42}), final.message
+    finally:
+        executor.shutdown()
