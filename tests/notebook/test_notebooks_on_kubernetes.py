@@ -1,0 +1,73 @@
+"""The example notebook of ``%%polyaxon_python`` steps, cell by cell and unchanged, in a kernel whose default
+executor is kubernetes (``%config PolynbMagics.default_executor``), on the executing test cluster: every step
+really runs in a catalogue image that has no polynb (``python:3.11-slim`` for the steps, ``python:3.11`` for
+the YAML component), and the outputs come back through the termination messages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from k8s_emulator import Emulator, testkit
+
+from polynb.executors.kubernetes.executor import KubernetesExecutor
+from polynb.executors.kubernetes.settings import KubernetesSettings
+from polynb.notebook.handle import RunHandle
+from polynb.notebook.session import KernelSession, SessionConfig, set_session
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "04-params-and-outputs.ipynb"
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Emulator]:
+    with testkit.executing(tmp_path) as emu:
+        yield emu
+
+
+@pytest.fixture
+def session(cluster: Emulator) -> Iterator[KernelSession]:
+    assert cluster.kubeconfig is not None
+    settings = KubernetesSettings(
+        kubeconfig=str(cluster.kubeconfig), kernel_id="nb-e2e", port_forward=False, backoff=0.05, shutdown_wait=20.0
+    )
+    config = SessionConfig(
+        stop_grace=2.0, default_executor="kubernetes", executors={"kubernetes": KubernetesExecutor(settings)}
+    )
+    s = KernelSession(config)
+    previous = set_session(s)
+    if previous is not None:
+        previous.shutdown()
+    try:
+        yield s
+    finally:
+        set_session(None)
+        s.shutdown()
+
+
+def code_cells(notebook: Path) -> list[str]:
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+
+
+def test_the_steps_notebook_runs_unchanged_on_stock_images(
+    ip: InteractiveShell, session: KernelSession, cluster: Emulator
+) -> None:
+    ip.run_line_magic("config", "PolynbMagics.default_executor = 'kubernetes'")
+    results = []
+    for source in code_cells(NOTEBOOK)[1:]:  # %load_ext polynb: the `ip` fixture did it
+        result = ip.run_cell(source)
+        assert result.error_in_exec is None and result.error_before_exec is None, (source, result)
+        results.append(result.result)
+    stats = next(r for r in results if isinstance(r, RunHandle) and r.name == "stats")
+    assert stats.status == "succeeded"
+    line = stats.outputs["report"]["line"]
+    assert line.startswith("dice: mean ")  # computed by steps in python:3.11-slim, reported from python:3.11
+    assert results[-1] == ("succeeded", True)  # the tricky text came back unchanged: data, never code
+    jobs = [r for r in session.store.list_runs() if r.kind == "job"]
+    assert {r.executor for r in jobs} == {"kubernetes"}
+    assert {(r.spec or {})["container"]["image"] for r in jobs} == {"python:3.11-slim", "python:3.11"}
+    ran = {p["spec"]["containers"][0]["image"]: p["status"]["phase"] for p in cluster.objects("pods")}
+    assert ran == {"python:3.11-slim": "Succeeded", "python:3.11": "Succeeded"}  # really executed there
