@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -47,20 +48,34 @@ def session(cluster: Emulator) -> Iterator[KernelSession]:
         s.shutdown()
 
 
-def code_cells(notebook: Path) -> list[str]:
+def code_cells(notebook: Path) -> list[tuple[str, bool]]:
+    """The code cells' sources, and whether the saved notebook shows the cell failing (on purpose: an error,
+    or the UsageError IPython prints for a magic)."""
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    return ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+
+    def fails(outputs: list[dict[str, Any]]) -> bool:
+        return any(
+            o.get("output_type") == "error" or "".join(o.get("text") or ()).startswith("UsageError") for o in outputs
+        )
+
+    return [("".join(c["source"]), fails(c.get("outputs") or [])) for c in cells if c["cell_type"] == "code"]
+
+
+def run_notebook(ip: InteractiveShell, notebook: Path) -> list[object]:
+    ip.run_line_magic("config", "PolynbMagics.default_executor = 'kubernetes'")
+    results = []
+    for source, fails in code_cells(notebook)[1:]:  # %load_ext polynb: the `ip` fixture did it
+        result = ip.run_cell(source)
+        if not fails:
+            assert result.error_in_exec is None and result.error_before_exec is None, (source, result)
+        results.append(result.result)
+    return results
 
 
 def test_the_steps_notebook_runs_unchanged_on_stock_images(
     ip: InteractiveShell, session: KernelSession, cluster: Emulator
 ) -> None:
-    ip.run_line_magic("config", "PolynbMagics.default_executor = 'kubernetes'")
-    results = []
-    for source in code_cells(NOTEBOOK)[1:]:  # %load_ext polynb: the `ip` fixture did it
-        result = ip.run_cell(source)
-        assert result.error_in_exec is None and result.error_before_exec is None, (source, result)
-        results.append(result.result)
+    results = run_notebook(ip, NOTEBOOK)
     stats = next(r for r in results if isinstance(r, RunHandle) and r.name == "stats")
     assert stats.status == "succeeded"
     line = stats.outputs["report"]["line"]
@@ -71,3 +86,17 @@ def test_the_steps_notebook_runs_unchanged_on_stock_images(
     assert {(r.spec or {})["container"]["image"] for r in jobs} == {"python:3.11-slim", "python:3.11"}
     ran = {p["spec"]["containers"][0]["image"]: p["status"]["phase"] for p in cluster.objects("pods")}
     assert ran == {"python:3.11-slim": "Succeeded", "python:3.11": "Succeeded"}  # really executed there
+
+
+@pytest.mark.parametrize("name", ["01-quick-start", "03-hooks-and-conditions"])
+def test_the_other_notebooks_of_jobs_and_hooks_run_unchanged(
+    ip: InteractiveShell, session: KernelSession, cluster: Emulator, name: str
+) -> None:
+    # (02, the experiment with TensorBoard, reads the seed pipeline through a path relative to its folder and
+    # serves TensorBoard: tests/executors/kubernetes/test_code_in_pods.py runs that pipeline's pods.)
+    run_notebook(ip, NOTEBOOK.parent / f"{name}.ipynb")
+    runs = [r for r in session.store.list_runs() if r.kind == "job"]
+    assert runs and {r.executor for r in runs} == {"kubernetes"}
+    images = {r.spec["container"]["image"] for r in runs if r.spec and "container" in r.spec}  # ran or compiled
+    assert images <= {"python:3.11", "python:3.11-slim"}
+    assert cluster.objects("pods")  # they ran there
