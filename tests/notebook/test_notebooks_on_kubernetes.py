@@ -1,7 +1,8 @@
-"""The example notebook of ``%%polyaxon_python`` steps, cell by cell and unchanged, in a kernel whose default
-executor is kubernetes (``%config PolynbMagics.default_executor``), on the executing test cluster: every step
-really runs in a catalogue image that has no polynb (``python:3.11-slim`` for the steps, ``python:3.11`` for
-the YAML component), and the outputs come back through the termination messages."""
+"""The four example notebooks, cell by cell and unchanged, in a kernel whose default executor is kubernetes
+(``%config PolynbMagics.default_executor``), on the executing test cluster: every container really runs in a
+catalogue image that has no polynb (``python:3.11-slim`` for ``%%polyaxon_python`` steps and the webhook,
+``python:3.11`` for YAML components, ``tensorflow/tensorflow:2.15.0`` for the NumPy experiment and TensorBoard),
+and outputs come back through the termination messages."""
 
 from __future__ import annotations
 
@@ -88,15 +89,19 @@ def test_the_steps_notebook_runs_unchanged_on_stock_images(
     assert ran == {"python:3.11-slim": "Succeeded", "python:3.11": "Succeeded"}  # really executed there
 
 
-@pytest.mark.parametrize("name", ["01-quick-start", "03-hooks-and-conditions"])
-def test_the_other_notebooks_of_jobs_and_hooks_run_unchanged(
-    ip: InteractiveShell, session: KernelSession, cluster: Emulator, name: str
+@pytest.mark.parametrize("name", ["01-quick-start", "02-experiment-tensorboard", "03-hooks-and-conditions"])
+def test_the_other_notebooks_run_unchanged(
+    ip: InteractiveShell, session: KernelSession, cluster: Emulator, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # (02, the experiment with TensorBoard, reads the seed pipeline through a path relative to its folder and
-    # serves TensorBoard: tests/executors/kubernetes/test_code_in_pods.py runs that pipeline's pods.)
-    run_notebook(ip, NOTEBOOK.parent / f"{name}.ipynb")
-    runs = [r for r in session.store.list_runs() if r.kind == "job"]
+    monkeypatch.chdir(NOTEBOOK.parent)  # as Jupyter runs them: 02 names `pipelines/…` relative to its folder
+    results = run_notebook(ip, NOTEBOOK.parent / f"{name}.ipynb")
+    runs = [r for r in session.store.list_runs() if r.kind in ("job", "service")]
     assert runs and {r.executor for r in runs} == {"kubernetes"}
     images = {r.spec["container"]["image"] for r in runs if r.spec and "container" in r.spec}  # ran or compiled
-    assert images <= {"python:3.11", "python:3.11-slim"}
-    assert cluster.objects("pods")  # they ran there
+    ran = {p["spec"]["containers"][0]["image"] for p in cluster.objects("pods")}
+    assert ran and ran <= images
+    if name == "02-experiment-tensorboard":
+        # NumPy training and TensorBoard on the image that has them; the experiment learned (as saved: True).
+        assert images == {"tensorflow/tensorflow:2.15.0"} and True in results
+    else:
+        assert images <= {"python:3.11", "python:3.11-slim"}
