@@ -103,6 +103,8 @@ def test_an_unknown_image_backs_off_then_runs_once_pushed(executing_emulator: Em
 
     def waiting(reason: str) -> Any:
         def check(p: Any) -> bool:
+            if not p.status.container_statuses:
+                return False  # scheduled, not yet on its node
             state = main_state(p)
             return state.waiting is not None and state.waiting.reason == reason
 

@@ -321,3 +321,46 @@ def test_kubectl_creates_a_secret_and_a_claim_that_pods_use(executing_emulator: 
     wait_pod(core, "uses", "Succeeded")
     assert executing_emulator.kubelet is not None
     assert (executing_emulator.kubelet.root / "claims" / "default" / "ws" / "k").read_text() == "k-123"
+
+
+def test_active_deadline_fails_the_pod_when_the_clock_passes_it(executing_emulator: Emulator, core: Any) -> None:
+    core.create_namespaced_pod(
+        "default",
+        pod("late", py("main", READY_THEN_REPORT_TERM), activeDeadlineSeconds=60),
+    )
+    wait_log(executing_emulator, core, "late", "ready")
+    executing_emulator.advance(61)
+    failed = wait_pod(core, "late", "Failed")
+    assert (failed.status.reason, states(failed)["main"].terminated.exit_code) == ("DeadlineExceeded", 143)
+
+
+def test_on_failure_restarts_the_container_in_place(core: Any) -> None:
+    code = (
+        "import os\n"
+        "if not os.path.exists('/w/tried'):\n"
+        "    open('/w/tried', 'w').close(); print('first try fails'); raise SystemExit(1)\n"
+        "print('second try')\n"
+    )
+    core.create_namespaced_pod(
+        "default",
+        pod(
+            "again",
+            py("main", code, volumeMounts=[{"name": "w", "mountPath": "/w"}]),
+            volumes=[{"name": "w", "emptyDir": {}}],
+            restartPolicy="OnFailure",
+        ),
+    )
+    done = wait_pod(core, "again", "Succeeded")
+    status = done.status.container_statuses[0]
+    assert status.restart_count == 1
+    assert status.last_state.terminated.exit_code == 1
+    assert log(core, "again").splitlines()[-1] == "second try"
+
+
+def test_pods_spread_over_the_two_nodes(executing_emulator: Emulator, core: Any) -> None:
+    for name in ("left", "right"):
+        core.create_namespaced_pod("default", pod(name, py("main", READY_THEN_REPORT_TERM)))
+        wait_log(executing_emulator, core, name, "ready")
+    nodes = {core.read_namespaced_pod(n, "default").spec.node_name for n in ("left", "right")}
+    assert nodes == {"emu-node-1", "emu-node-2"}
+    assert executing_emulator.pod_address("left") != executing_emulator.pod_address("right")
