@@ -71,6 +71,8 @@ class PodWorker(threading.Thread):
         self.stop_grace: float | None = None
         """Set when the pod is being deleted (or its deadline passed): the grace period its containers get."""
         self.deadline_reached = False
+        self.kill_at = float("inf")
+        """When a delete's grace period ends (monotonic): a container still stopping is killed then."""
         self.processes: dict[str, Process] = {}
         self.volumes: dict[str, tuple[Path, bool]] = {}
         self.finished = threading.Event()
@@ -162,6 +164,7 @@ class PodWorker(threading.Thread):
         with self.cond:
             if self.stop_grace is None or grace < self.stop_grace:
                 self.stop_grace = grace
+                self.kill_at = time.monotonic() + grace
             self.cond.notify_all()
 
     def deadline(self) -> None:
@@ -170,6 +173,7 @@ class PodWorker(threading.Thread):
             self.deadline_reached = True
             if self.stop_grace is None:
                 self.stop_grace = self._grace()
+                self.kill_at = time.monotonic() + self.stop_grace
             self.cond.notify_all()
 
     def _pause(self, seconds: float) -> None:
@@ -552,7 +556,7 @@ class PodWorker(threading.Thread):
         deadline = time.monotonic() + grace
         for _, process in running:
             while not process.exited.wait(max(0.0, min(0.2, deadline - time.monotonic()))):
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= min(deadline, self.kill_at):  # a delete may shorten it
                     process.signal(signal.SIGKILL)
                     process.exited.wait()
                     break

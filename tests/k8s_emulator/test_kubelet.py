@@ -118,3 +118,25 @@ def test_an_unknown_image_backs_off_then_runs_once_pushed(executing_emulator: Em
     assert core.read_namespaced_pod_log("pull", "default") == "pulled\n"
     reasons = [e.reason for e in core.list_namespaced_event("default").items if e.involved_object.name == "pull"]
     assert "BackOff" in reasons and "Failed" in reasons
+
+
+def test_a_followed_log_streams_while_the_container_runs_and_ends_with_it(
+    executing_emulator: Emulator, core: Any
+) -> None:
+    code = (
+        "import os, time\n"
+        "print('first', flush=True)\n"
+        "while not os.path.exists('/tmp/go'): time.sleep(0.05)\n"
+        "print('second', flush=True)\n"
+    )
+    core.create_namespaced_pod("default", pod("tail", "python:3.11-slim", ["python3", "-c", code]))
+    wait_pod(core, "tail", "Running")
+    stream = core.read_namespaced_pod_log("tail", "default", follow=True, _preload_content=False)
+    lines = stream.stream()
+    assert next(lines) == b"first\n"
+    assert executing_emulator.kubelet is not None
+    worker = executing_emulator.kubelet.worker("default", "tail")
+    assert worker is not None
+    (worker.dir / "containers" / "main-0" / "rootfs" / "tmp" / "go").touch()  # the container's own /tmp
+    assert b"".join(lines) == b"second\n"  # then the stream ends: the container exited
+    wait_pod(core, "tail", "Succeeded")
