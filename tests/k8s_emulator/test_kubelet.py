@@ -140,3 +140,12 @@ def test_a_followed_log_streams_while_the_container_runs_and_ends_with_it(
     (worker.dir / "containers" / "main-0" / "rootfs" / "tmp" / "go").touch()  # the container's own /tmp
     assert b"".join(lines) == b"second\n"  # then the stream ends: the container exited
     wait_pod(core, "tail", "Succeeded")
+
+
+def test_the_tensorflow_image_has_the_tensorboard_command(core: Any) -> None:
+    core.create_namespaced_pod("default", pod("tbcmd", "tensorflow/tensorflow:2.15.0", ["tensorboard", "--version_tb"]))
+    wait_pod(core, "tbcmd", "Succeeded")
+    import tensorboard
+
+    # (TensorFlow itself is not in the modelled image: TensorBoard says so, then prints its version)
+    assert core.read_namespaced_pod_log("tbcmd", "default").splitlines()[-1] == tensorboard.__version__
