@@ -66,7 +66,7 @@ def wait_log(emu: Emulator, core: Any, name: str, text: str, container: str = "m
         except client.ApiException:
             return False  # not started yet
 
-    testkit.wait_for(has, emu, what=f"{text!r} in the log of {name}/{container}")
+    testkit.eventually(has, what=f"{text!r} in the log of {name}/{container}")
 
 
 def last_state_before_removal(core: Any, name: str, resource_version: str) -> Any:
@@ -256,7 +256,7 @@ def test_a_job_retries_real_pods_up_to_its_backoff_limit(executing_emulator: Emu
         job = batch.read_namespaced_job("flaky", "default")
         return any(c.type == "Failed" and c.status == "True" for c in job.status.conditions or ())
 
-    testkit.wait_for(failed, executing_emulator, what="the Job to fail")
+    testkit.eventually(failed, what="the Job to fail")
     pods = core.list_namespaced_pod("default", label_selector="job-name=flaky").items
     assert len(pods) == 2 and {p.status.phase for p in pods} == {"Failed"}
     for p in pods:
