@@ -20,20 +20,27 @@ from k8s_emulator.testkit import TIMEOUT, wait_pod
 executing_emulator = testkit.executing_emulator
 
 READY_THEN_IGNORE_TERM = (
-    "import signal, sys, time\n"
+    "import os, signal, sys, time\n"
     "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
     "print('ready', flush=True)\n"
+    "if os.path.isdir('/shared'): open('/shared/ready', 'w').close()\n"
     "time.sleep(300)\n"
 )
 READY_THEN_REPORT_TERM = (
-    "import signal, sys, time\n"
+    "import os, signal, sys, time\n"
     "def term(*_):\n"
     "    print('got SIGTERM', flush=True)\n"
     "    sys.exit(143)\n"
     "signal.signal(signal.SIGTERM, term)\n"
     "print('ready', flush=True)\n"
+    "if os.path.isdir('/shared'): open('/shared/ready', 'w').close()\n"
     "time.sleep(300)\n"
 )
+
+
+WAIT_FOR_THE_SIDECAR = "import os, time\nwhile not os.path.exists('/shared/ready'): time.sleep(0.02)\nprint('main ran')"
+"""The main container starts once the sidecar has started; this waits until it handles signals too."""
+SHARED = {"volumeMounts": [{"name": "shared", "mountPath": "/shared"}]}
 
 
 @pytest.fixture
@@ -125,14 +132,15 @@ def test_a_failed_init_container_fails_a_never_restarting_pod(core: Any) -> None
 def test_a_native_sidecar_starts_first_and_gets_sigterm_after_the_main_container(
     executing_emulator: Emulator, core: Any
 ) -> None:
-    sidecar = py("sidecar", READY_THEN_REPORT_TERM, restartPolicy="Always")
+    sidecar = py("sidecar", READY_THEN_REPORT_TERM, restartPolicy="Always", **SHARED)
     core.create_namespaced_pod(
         "default",
         pod(
             "sided",
-            py("main", "print('main ran')"),
+            py("main", WAIT_FOR_THE_SIDECAR, **SHARED),
             init=(sidecar,),
             terminationGracePeriodSeconds=20,
+            volumes=[{"name": "shared", "emptyDir": {}}],
         ),
     )
     done = wait_pod(core, "sided", "Succeeded")
@@ -149,9 +157,10 @@ def test_a_sidecar_that_ignores_sigterm_is_killed_after_the_grace_period(core: A
         "default",
         pod(
             "stubborn",
-            py("main", "print('main ran')"),
-            init=(py("sidecar", READY_THEN_IGNORE_TERM, restartPolicy="Always"),),
+            py("main", WAIT_FOR_THE_SIDECAR, **SHARED),
+            init=(py("sidecar", READY_THEN_IGNORE_TERM, restartPolicy="Always", **SHARED),),
             terminationGracePeriodSeconds=1,
+            volumes=[{"name": "shared", "emptyDir": {}}],
         ),
     )
     done = wait_pod(core, "stubborn", "Succeeded")
