@@ -9,6 +9,10 @@ fault injection. Usage::
         ...
         emu.finish("train-1a2b3c4d-x7k2p", "main", exit_code=0)
         emu.settle()
+
+``Emulator(kubelet="exec", root=folder)`` executes the pods instead (see ``kubelet``): every container runs
+as a sandboxed local process from an image of the catalogue (``images``); ``testkit.executing`` and the
+``executing_emulator`` fixture set one up with its kubeconfig.
 """
 
 from __future__ import annotations

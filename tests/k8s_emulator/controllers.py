@@ -516,15 +516,10 @@ class ControlPlane(threading.Thread):
                 deadline = pod["spec"].get("activeDeadlineSeconds")
                 start = (pod.get("status") or {}).get("startTime")
                 running = (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-                scripted = self.kubelet is None
-                if (
-                    scripted
-                    and deadline
-                    and start
-                    and running
-                    and parse_iso(start) + deadline <= now
-                    and not self._job_owner(pod)
-                ):
+                passed = bool(deadline and start and running and parse_iso(start) + deadline <= now)
+                if passed and self.kubelet is not None:
+                    self.kubelet.deadline_exceeded(pod["metadata"]["namespace"], pod["metadata"]["name"])
+                elif passed and not self._job_owner(pod):
                     self._kill(
                         pod,
                         reason="Killing",

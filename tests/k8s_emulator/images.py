@@ -149,6 +149,26 @@ class Images:
             return self._images.get(_normalize(name))
 
 
+def reference(name: str) -> str:
+    """The fully qualified reference containerd resolves: ``busybox:1.36`` -> ``docker.io/library/busybox:1.36``."""
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        full = name
+    elif rest:
+        full = f"docker.io/{name}"
+    else:
+        full = f"docker.io/library/{name}"
+    last = full.rsplit("/", 1)[-1]
+    return full if ":" in last or "@" in last else f"{full}:latest"
+
+
+def repository(name: str) -> str:
+    """The reference without its tag (what ``imageID`` puts before ``@sha256:``)."""
+    full = reference(name).split("@", 1)[0]
+    head, _, last = full.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}"
+
+
 def _normalize(name: str) -> str:
     """``docker.io/library/python:3.11`` and ``python:3.11`` are the same image; no tag means ``latest``."""
     for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):

@@ -233,6 +233,11 @@ class ExecKubelet:
         with self._lock:
             return next((w for w in self._workers.values() if (w.ns, w.name) == (ns, name)), None)
 
+    def deadline_exceeded(self, ns: str, name: str) -> None:
+        worker = self.worker(ns, name)
+        if worker is not None:
+            worker.deadline()
+
     def container_pids(self, ns: str, name: str) -> dict[str, int]:
         worker = self.worker(ns, name)
         if worker is None:

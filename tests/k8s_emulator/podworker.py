@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import podenv, rootfs, volumes
+from . import images, podenv, rootfs, volumes
 from .errors import ApiError
 from .images import Image
 from .rootfs import Mount
@@ -69,7 +69,10 @@ class PodWorker(threading.Thread):
         self.dir = kubelet.root / "pods" / self.uid
         self.cond = threading.Condition()
         self.stop_grace: float | None = None
-        """Set when the pod is being deleted: the grace period its containers get."""
+        """Set when the pod is being deleted (or its deadline passed): the grace period its containers get."""
+        self.deadline_reached = False
+        self.kill_at = float("inf")
+        """When a delete's grace period ends (monotonic): a container still stopping is killed then."""
         self.processes: dict[str, Process] = {}
         self.volumes: dict[str, tuple[Path, bool]] = {}
         self.finished = threading.Event()
@@ -161,6 +164,16 @@ class PodWorker(threading.Thread):
         with self.cond:
             if self.stop_grace is None or grace < self.stop_grace:
                 self.stop_grace = grace
+                self.kill_at = time.monotonic() + grace
+            self.cond.notify_all()
+
+    def deadline(self) -> None:
+        """``activeDeadlineSeconds`` passed: the kubelet kills the containers and fails the pod."""
+        with self.cond:
+            self.deadline_reached = True
+            if self.stop_grace is None:
+                self.stop_grace = self._grace()
+                self.kill_at = time.monotonic() + self.stop_grace
             self.cond.notify_all()
 
     def _pause(self, seconds: float) -> None:
@@ -344,10 +357,11 @@ class PodWorker(threading.Thread):
             if image is not None:
                 self.event("Pulled", f'Container image "{name}" already present on machine')
                 return image
+            ref = images.reference(name)
             message = (
-                f'failed to pull and unpack image "docker.io/library/{name}": failed to resolve reference '
-                f'"docker.io/library/{name}": pull access denied, repository does not exist or may require '
-                "authorization: server message: insufficient_scope: authorization failed"
+                f'failed to pull and unpack image "{ref}": failed to resolve reference "{ref}": pull access '
+                "denied, repository does not exist or may require authorization: server message: "
+                "insufficient_scope: authorization failed"
             )
             self._set_state(container["name"], state={"waiting": {"reason": "ErrImagePull", "message": message}})
             self.publish()
@@ -433,9 +447,8 @@ class PodWorker(threading.Thread):
         self.processes[name] = process
         now = self.store.clock.iso()
         container_id = "containerd://" + hashlib.sha256(f"{self.uid}/{name}/{restarts}".encode()).hexdigest()
-        image_id = (
-            f"docker.io/library/{container['image']}@sha256:" + hashlib.sha256(container["image"].encode()).hexdigest()
-        )
+        digest = hashlib.sha256(images.reference(container["image"]).encode()).hexdigest()
+        image_id = f"{images.repository(container['image'])}@sha256:{digest}"
         if process.start_error is not None:
             self._set_state(
                 name,
@@ -534,7 +547,7 @@ class PodWorker(threading.Thread):
 
     # -- stopping -------------------------------------------------------------------------------------
 
-    def _stop(self, names: list[str], grace: float) -> None:
+    def _stop_containers(self, names: list[str], grace: float) -> None:
         """SIGTERM to each, SIGKILL to what still runs after ``grace`` seconds; record their exits."""
         running = [(n, self.processes[n]) for n in names if n in self.processes]
         for name, process in running:
@@ -543,7 +556,7 @@ class PodWorker(threading.Thread):
         deadline = time.monotonic() + grace
         for _, process in running:
             while not process.exited.wait(max(0.0, min(0.2, deadline - time.monotonic()))):
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= min(deadline, self.kill_at):  # a delete may shorten it
                     process.signal(signal.SIGKILL)
                     process.exited.wait()
                     break
@@ -558,7 +571,7 @@ class PodWorker(threading.Thread):
         """After the main containers: sidecars get SIGTERM in reverse order of start."""
         sidecars = [c["name"] for c in self.spec.get("initContainers") or () if c.get("restartPolicy") == "Always"]
         for name in reversed(sidecars):
-            self._stop([name], self._grace())
+            self._stop_containers([name], self._grace())
 
     def _terminate_for_delete(self) -> None:
         grace = self.stop_grace if self.stop_grace is not None else self._grace()
@@ -566,15 +579,19 @@ class PodWorker(threading.Thread):
             c["name"] for c in self.spec.get("initContainers") or () if c.get("restartPolicy") != "Always"
         ]
         started = time.monotonic()
-        self._stop(mains, grace)
+        self._stop_containers(mains, grace)
         sidecars = [c["name"] for c in self.spec.get("initContainers") or () if c.get("restartPolicy") == "Always"]
-        self._stop(list(reversed(sidecars)), max(0.0, grace - (time.monotonic() - started)))
+        self._stop_containers(list(reversed(sidecars)), max(0.0, grace - (time.monotonic() - started)))
         if self.status["phase"] not in ("Succeeded", "Failed"):
             self.status["phase"] = "Failed"
+            if self.deadline_reached:
+                self.status["reason"] = "DeadlineExceeded"
+                self.status["message"] = "Pod was active on the node longer than the specified deadline"
         self._update_ready()
         self.publish()
-        with contextlib.suppress(ApiError):
-            self.store.finalize_pod(self.ns, self.name)
+        if self._deleting() or not self.deadline_reached:
+            with contextlib.suppress(ApiError):
+                self.store.finalize_pod(self.ns, self.name)
 
     def _kill_all(self, grace: float) -> None:
         for process in list(self.processes.values()):

@@ -70,9 +70,24 @@ def _requirement_names(dist: importlib.metadata.Distribution) -> list[str]:
 def package_entries(packages: tuple[str, ...]) -> list[Path]:
     """The host site-packages entries (module folders, modules, ``.dist-info``) of ``packages`` and of
     everything they require, transitively."""
+    entries: dict[str, Path] = {}
+    for dist in distributions(packages):
+        root = Path(str(dist.locate_file("")))
+        for file in dist.files or ():
+            top = file.parts[0]
+            if top in ("..", "__pycache__") or top.endswith(".pth") or top.startswith("__editable__"):
+                continue
+            path = root / top
+            if path.exists():
+                entries[top] = path
+    return [entries[k] for k in sorted(entries)]
+
+
+def distributions(packages: tuple[str, ...]) -> list[importlib.metadata.Distribution]:
+    """``packages`` and what they require, transitively, as installed on the host."""
+    found: list[importlib.metadata.Distribution] = []
     seen: set[str] = set()
     todo = list(packages)
-    entries: dict[str, Path] = {}
     while todo:
         name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
         if name in seen:
@@ -84,16 +99,9 @@ def package_entries(packages: tuple[str, ...]) -> list[Path]:
             dist = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
             continue  # an optional dependency the host lacks: the image lacks it too
-        root = Path(str(dist.locate_file("")))
-        for file in dist.files or ():
-            top = file.parts[0]
-            if top in ("..", "__pycache__") or top.endswith(".pth") or top.startswith("__editable__"):
-                continue
-            path = root / top
-            if path.exists():
-                entries[top] = path
+        found.append(dist)
         todo.extend(_requirement_names(dist))
-    return [entries[k] for k in sorted(entries)]
+    return found
 
 
 def _copy_command(name: str, dest: Path) -> None:
@@ -124,6 +132,16 @@ def build_image(folder: Path, image: Image) -> None:
         site.mkdir()
         for entry in package_entries(image.packages):
             (site / entry.name).mkdir() if entry.is_dir() else (site / entry.name).touch()
+        for dist in distributions(image.packages):  # their commands, as pip installs them
+            for ep in dist.entry_points.select(group="console_scripts"):
+                module, _, attr = ep.value.partition(":")
+                script = local / ep.name
+                script.write_text(
+                    "#!/usr/local/bin/python3\nimport sys\n"
+                    f"from {module} import {attr.split('.')[0]}\n"
+                    f"sys.exit({attr}())\n"
+                )
+                script.chmod(0o755)
     etc = folder / "etc"
     etc.mkdir()
     (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n")

@@ -3,9 +3,12 @@ namespaces (``unshare --mount --uts``): bind the image's and the pod's mounts in
 set the hostname to the pod's name, ``chroot`` into it and exec the container's command, resolved on the
 container's own ``PATH`` (as runc does). Standalone (run with ``python -I -S``), stdlib only.
 
-When the executable is missing, runc fails the container start; containerd reports it and the kubelet
-shows ``StartError`` with exit code 128 and the runtime's message (see ``CONTAINERD_NOT_FOUND``), so this
-writes that message to the start-error file the kubelet reads, and exits 128.
+When the executable is missing, runc fails the container start and containerd's CRI plugin records the
+container as exited with ``errorStartReason = "StartError"`` and ``errorStartExitCode = 128`` ("the same
+with Docker's behavior"), the runtime's error as its message (containerd ``pkg/cri/server/
+container_start.go``); the kubelet shows that as the terminated state. So this writes runc's message
+(``START_ERROR``) to the status pipe the kubelet reads, and exits 128. A shell that cannot find a command
+exits 127 on its own, as in a real container.
 """
 
 import ctypes
@@ -14,6 +17,7 @@ import json
 import os
 import socket
 import sys
+from typing import Any
 
 MS_RDONLY = 1
 MS_REMOUNT = 32
@@ -27,7 +31,13 @@ START_ERROR = (
 )
 
 
-def mount(libc, source, target, flags):
+SETUP_ERROR = (
+    "failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create "
+    "failed: unable to start container process: error during container init: {0}: unknown"
+)
+
+
+def mount(libc: ctypes.CDLL, source: bytes, target: bytes, flags: int) -> None:
     if libc.mount(source, target, None, flags, None) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount {source!r} on {target!r}: {os.strerror(err)}")
@@ -38,6 +48,16 @@ def main() -> None:
         spec = json.load(f)
     errors = spec["status_fd"]  # closes on a successful exec (the kubelet reads EOF), else gets the error
     os.set_inheritable(errors, False)
+    try:
+        enter(spec)
+    except OSError as exc:  # a mount or the chroot failed: the container does not start
+        os.write(errors, SETUP_ERROR.format(exc).encode())
+        os._exit(128)
+    run(spec, errors)
+
+
+def enter(spec: dict[str, Any]) -> None:
+    """Mounts, hostname, chroot and working directory: the container's view of the world."""
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     root = spec["root"]
     mount(libc, b"none", b"/", MS_REC | MS_PRIVATE)
@@ -57,7 +77,14 @@ def main() -> None:
     workdir = spec["workdir"]
     os.makedirs(workdir, exist_ok=True)  # runc creates a missing working directory
     os.chdir(workdir)
+
+
+def run(spec: dict[str, Any], errors: int) -> None:
+    """Exec the command, found on the container's PATH; report a failure as runc does."""
     argv, env = spec["argv"], spec["env"]
+    if not argv:
+        os.write(errors, SETUP_ERROR.format("no command specified").encode())
+        os._exit(128)
     program = argv[0]
     candidates = (
         [program] if "/" in program else [os.path.join(d or ".", program) for d in env.get("PATH", "").split(":")]

@@ -103,6 +103,8 @@ def test_an_unknown_image_backs_off_then_runs_once_pushed(executing_emulator: Em
 
     def waiting(reason: str) -> Any:
         def check(p: Any) -> bool:
+            if not p.status.container_statuses:
+                return False  # scheduled, not yet on its node
             state = main_state(p)
             return state.waiting is not None and state.waiting.reason == reason
 
@@ -116,3 +118,34 @@ def test_an_unknown_image_backs_off_then_runs_once_pushed(executing_emulator: Em
     assert core.read_namespaced_pod_log("pull", "default") == "pulled\n"
     reasons = [e.reason for e in core.list_namespaced_event("default").items if e.involved_object.name == "pull"]
     assert "BackOff" in reasons and "Failed" in reasons
+
+
+def test_a_followed_log_streams_while_the_container_runs_and_ends_with_it(
+    executing_emulator: Emulator, core: Any
+) -> None:
+    code = (
+        "import os, time\n"
+        "print('first', flush=True)\n"
+        "while not os.path.exists('/tmp/go'): time.sleep(0.05)\n"
+        "print('second', flush=True)\n"
+    )
+    core.create_namespaced_pod("default", pod("tail", "python:3.11-slim", ["python3", "-c", code]))
+    wait_pod(core, "tail", "Running")
+    stream = core.read_namespaced_pod_log("tail", "default", follow=True, _preload_content=False)
+    lines = stream.stream()
+    assert next(lines) == b"first\n"
+    assert executing_emulator.kubelet is not None
+    worker = executing_emulator.kubelet.worker("default", "tail")
+    assert worker is not None
+    (worker.dir / "containers" / "main-0" / "rootfs" / "tmp" / "go").touch()  # the container's own /tmp
+    assert b"".join(lines) == b"second\n"  # then the stream ends: the container exited
+    wait_pod(core, "tail", "Succeeded")
+
+
+def test_the_tensorflow_image_has_the_tensorboard_command(core: Any) -> None:
+    core.create_namespaced_pod("default", pod("tbcmd", "tensorflow/tensorflow:2.15.0", ["tensorboard", "--version_tb"]))
+    wait_pod(core, "tbcmd", "Succeeded")
+    import tensorboard
+
+    # (TensorFlow itself is not in the modelled image: TensorBoard says so, then prints its version)
+    assert core.read_namespaced_pod_log("tbcmd", "default").splitlines()[-1] == tensorboard.__version__

@@ -20,20 +20,27 @@ from k8s_emulator.testkit import TIMEOUT, wait_pod
 executing_emulator = testkit.executing_emulator
 
 READY_THEN_IGNORE_TERM = (
-    "import signal, sys, time\n"
+    "import os, signal, sys, time\n"
     "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
     "print('ready', flush=True)\n"
+    "if os.path.isdir('/shared'): open('/shared/ready', 'w').close()\n"
     "time.sleep(300)\n"
 )
 READY_THEN_REPORT_TERM = (
-    "import signal, sys, time\n"
+    "import os, signal, sys, time\n"
     "def term(*_):\n"
     "    print('got SIGTERM', flush=True)\n"
     "    sys.exit(143)\n"
     "signal.signal(signal.SIGTERM, term)\n"
     "print('ready', flush=True)\n"
+    "if os.path.isdir('/shared'): open('/shared/ready', 'w').close()\n"
     "time.sleep(300)\n"
 )
+
+
+WAIT_FOR_THE_SIDECAR = "import os, time\nwhile not os.path.exists('/shared/ready'): time.sleep(0.02)\nprint('main ran')"
+"""The main container starts once the sidecar has started; this waits until it handles signals too."""
+SHARED = {"volumeMounts": [{"name": "shared", "mountPath": "/shared"}]}
 
 
 @pytest.fixture
@@ -66,7 +73,7 @@ def wait_log(emu: Emulator, core: Any, name: str, text: str, container: str = "m
         except client.ApiException:
             return False  # not started yet
 
-    testkit.wait_for(has, emu, what=f"{text!r} in the log of {name}/{container}")
+    testkit.eventually(has, what=f"{text!r} in the log of {name}/{container}")
 
 
 def last_state_before_removal(core: Any, name: str, resource_version: str) -> Any:
@@ -125,14 +132,15 @@ def test_a_failed_init_container_fails_a_never_restarting_pod(core: Any) -> None
 def test_a_native_sidecar_starts_first_and_gets_sigterm_after_the_main_container(
     executing_emulator: Emulator, core: Any
 ) -> None:
-    sidecar = py("sidecar", READY_THEN_REPORT_TERM, restartPolicy="Always")
+    sidecar = py("sidecar", READY_THEN_REPORT_TERM, restartPolicy="Always", **SHARED)
     core.create_namespaced_pod(
         "default",
         pod(
             "sided",
-            py("main", "print('main ran')"),
+            py("main", WAIT_FOR_THE_SIDECAR, **SHARED),
             init=(sidecar,),
             terminationGracePeriodSeconds=20,
+            volumes=[{"name": "shared", "emptyDir": {}}],
         ),
     )
     done = wait_pod(core, "sided", "Succeeded")
@@ -149,9 +157,10 @@ def test_a_sidecar_that_ignores_sigterm_is_killed_after_the_grace_period(core: A
         "default",
         pod(
             "stubborn",
-            py("main", "print('main ran')"),
-            init=(py("sidecar", READY_THEN_IGNORE_TERM, restartPolicy="Always"),),
+            py("main", WAIT_FOR_THE_SIDECAR, **SHARED),
+            init=(py("sidecar", READY_THEN_IGNORE_TERM, restartPolicy="Always", **SHARED),),
             terminationGracePeriodSeconds=1,
+            volumes=[{"name": "shared", "emptyDir": {}}],
         ),
     )
     done = wait_pod(core, "stubborn", "Succeeded")
@@ -256,7 +265,7 @@ def test_a_job_retries_real_pods_up_to_its_backoff_limit(executing_emulator: Emu
         job = batch.read_namespaced_job("flaky", "default")
         return any(c.type == "Failed" and c.status == "True" for c in job.status.conditions or ())
 
-    testkit.wait_for(failed, executing_emulator, what="the Job to fail")
+    testkit.eventually(failed, what="the Job to fail")
     pods = core.list_namespaced_pod("default", label_selector="job-name=flaky").items
     assert len(pods) == 2 and {p.status.phase for p in pods} == {"Failed"}
     for p in pods:
@@ -321,3 +330,46 @@ def test_kubectl_creates_a_secret_and_a_claim_that_pods_use(executing_emulator: 
     wait_pod(core, "uses", "Succeeded")
     assert executing_emulator.kubelet is not None
     assert (executing_emulator.kubelet.root / "claims" / "default" / "ws" / "k").read_text() == "k-123"
+
+
+def test_active_deadline_fails_the_pod_when_the_clock_passes_it(executing_emulator: Emulator, core: Any) -> None:
+    core.create_namespaced_pod(
+        "default",
+        pod("late", py("main", READY_THEN_REPORT_TERM), activeDeadlineSeconds=60),
+    )
+    wait_log(executing_emulator, core, "late", "ready")
+    executing_emulator.advance(61)
+    failed = wait_pod(core, "late", "Failed")
+    assert (failed.status.reason, states(failed)["main"].terminated.exit_code) == ("DeadlineExceeded", 143)
+
+
+def test_on_failure_restarts_the_container_in_place(core: Any) -> None:
+    code = (
+        "import os\n"
+        "if not os.path.exists('/w/tried'):\n"
+        "    open('/w/tried', 'w').close(); print('first try fails'); raise SystemExit(1)\n"
+        "print('second try')\n"
+    )
+    core.create_namespaced_pod(
+        "default",
+        pod(
+            "again",
+            py("main", code, volumeMounts=[{"name": "w", "mountPath": "/w"}]),
+            volumes=[{"name": "w", "emptyDir": {}}],
+            restartPolicy="OnFailure",
+        ),
+    )
+    done = wait_pod(core, "again", "Succeeded")
+    status = done.status.container_statuses[0]
+    assert status.restart_count == 1
+    assert status.last_state.terminated.exit_code == 1
+    assert log(core, "again").splitlines()[-1] == "second try"
+
+
+def test_pods_spread_over_the_two_nodes(executing_emulator: Emulator, core: Any) -> None:
+    for name in ("left", "right"):
+        core.create_namespaced_pod("default", pod(name, py("main", READY_THEN_REPORT_TERM)))
+        wait_log(executing_emulator, core, name, "ready")
+    nodes = {core.read_namespaced_pod(n, "default").spec.node_name for n in ("left", "right")}
+    assert nodes == {"emu-node-1", "emu-node-2"}
+    assert executing_emulator.pod_address("left") != executing_emulator.pod_address("right")

@@ -56,6 +56,21 @@ def executing_emulator(tmp_path: Path) -> Iterator[Emulator]:
         yield emu
 
 
+def eventually(predicate: Callable[[], Any], *, what: str = "condition") -> Any:
+    """Poll ``predicate()`` until it is truthy, for what real processes do (the executing kubelet): the
+    ``TIMEOUT`` only guards against a hang."""
+    import time
+
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} never held")
+        time.sleep(0.05)
+
+
 def wait_pod(core: Any, name: str, phase: str | Callable[[Any], bool], *, namespace: str = "default") -> Any:
     """Watch the pod until it is in ``phase`` (or ``phase(pod)`` holds); fails the test if it ends in another
     phase, or is deleted first. ``core`` is a ``kubernetes.client.CoreV1Api``. Returns the V1Pod."""
@@ -150,6 +165,7 @@ def make_op(
     pod_script: dict[str, Any] | None = None,
     ports: int = 0,
     image: str = "python:3.11-slim",
+    command: tuple[str, ...] = ("python", "train.py"),
     init: tuple[InitStep, ...] = (),
     sidecars: tuple[ContainerSpec, ...] = (),
     timeout: float | None = None,
@@ -168,7 +184,7 @@ def make_op(
         uuid=run_uuid,
         name=name,
         kind=kind,
-        container=ContainerSpec(name="main", image=image, command=("python", "train.py"), **container),
+        container=ContainerSpec(name="main", image=image, command=command, **container),
         placement=executor.place(run_uuid, kind, ports),
         init=init,
         sidecars=sidecars,
