@@ -70,10 +70,19 @@ def test_an_init_container_shares_the_artifacts_volume_with_the_main_container(
     assert "prepared" in "".join(executor.logs(op.uuid))
 
 
-def test_an_op_importing_polynb_fails_on_a_stock_image(executor: KubernetesExecutor) -> None:
+def test_an_op_needing_what_its_image_lacks_fails_on_a_stock_image(executor: KubernetesExecutor) -> None:
+    # polynb's programs come into the pod in the runtime bundle, but not the packages they need: the example
+    # training needs NumPy, which python:3.11 does not have (tensorflow/tensorflow:2.15.0 does).
     rec = UpdateRecorder()
     op = make_op(executor, image="python:3.11", command=("python", "-m", "polynb.examples.train"))
     executor.submit(op, rec)
     final = rec.final()
     assert final.status == "failed"
-    assert "No module named 'polynb'" in (final.message or "") + "".join(executor.logs(op.uuid))
+    assert "No module named 'numpy'" in (final.message or "") + "".join(executor.logs(op.uuid))
+    # Nor is the rest of polynb there: only what runs in ops is shipped.
+    rec = UpdateRecorder()
+    op = make_op(executor, image="python:3.11", command=("python", "-c", "import polynb.notebook"))
+    executor.submit(op, rec)
+    final = rec.final()
+    assert final.status == "failed"
+    assert "No module named 'polynb.notebook'" in (final.message or "") + "".join(executor.logs(op.uuid))
