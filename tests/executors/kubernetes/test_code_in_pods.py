@@ -4,16 +4,19 @@ whose containers really run, from catalogue images in which nothing can import p
 What the pods run reaches them as code (the runtime bundle, a step's ConfigMap): a ``%%polyaxon_python`` step in
 ``python:3.11-slim`` returns its outputs, and fails loudly when they do not fit in the termination message; the
 built-in webhook hook posts from ``python:3.11-slim`` to a server in this test; the seed pipeline's experiment
-trains on ``tensorflow/tensorflow:2.15.0`` (NumPy) and writes TensorBoard event files that its TensorBoard,
-started on the experiment's ``running`` event, can read from the shared artifacts claim.
+trains on ``tensorflow/tensorflow:2.15.0`` (NumPy) and writes TensorBoard event files, which its TensorBoard,
+started on the experiment's ``running`` event in the same stock image, serves from the shared artifacts claim;
+the example pipelines run unchanged.
 """
 
 from __future__ import annotations
 
 import http.server
 import json
+import socket
 import textwrap
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any
 
 import pytest
 from k8s_emulator import Emulator, testkit
+from k8s_emulator.testkit import eventually
 from k8s_emulator.volumes import claim_folder
 from kubernetes import client, config
 
@@ -240,9 +244,16 @@ def test_the_webhook_hook_posts_from_a_stock_image(cluster: Cluster, receiver: R
 # -- the seed pipeline ----------------------------------------------------------------------------------
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 @pytest.fixture
 def seed_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    for made in make_cluster(tmp_path, monkeypatch, artifacts_claim=CLAIM):
+    for made in make_cluster(tmp_path, monkeypatch, artifacts_claim=CLAIM, service_port_base=free_port()):
         assert made.emulator.kubeconfig is not None
         api = config.new_client_from_config(str(made.emulator.kubeconfig))
         claim: Any = {  # the client takes dicts as well as its models
@@ -273,6 +284,22 @@ def test_the_seed_experiment_trains_on_a_stock_image_and_writes_event_files(seed
     board = ops["tensorboard"]
     assert board.spec is not None and board.spec["container"]["image"] == "tensorflow/tensorflow:2.15.0"
     cluster.wait_event(lambda e: e.run_uuid == board.uuid and e.kind == "run_status_running")
+    # It serves the experiment's scalars, read through its init's link into the claim. (Pods share the
+    # host's network in this emulator, so its port is reached directly; through a Service or a port-forward
+    # on a real cluster.)
+    port = cluster.executor.settings.service_port_base
+    url = f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?run={experiment.uuid}&tag=loss"
+
+    def served() -> list[Any] | None:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                points: list[Any] = json.loads(answer.read())
+                return points
+        except (OSError, ValueError):
+            return None  # not listening yet, or not loaded yet
+
+    points = eventually(served, what="TensorBoard serving the experiment's loss")
+    assert [step for _, step, _ in points] == list(range(1, experiment.outputs["epochs"] + 1))
     cluster.engine.stop(board.uuid)
 
 
