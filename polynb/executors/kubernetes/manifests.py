@@ -1,6 +1,7 @@
 """Kubernetes objects for a compiled op: a batch/v1 Job per job op, a Pod plus a Service per service op.
 
-Pure functions of the op and a :class:`ManifestConfig`; no I/O. The shape (see ``docs/kubernetes.md``):
+Pure functions of the op and a :class:`ManifestConfig`; no I/O (but polynb's own sources, read once for the
+runtime bundle). The shape (see ``docs/kubernetes.md``):
 
 * ``restartPolicy: Never`` everywhere and ``backoffLimit: 0`` on Jobs: retries are the scheduler's;
 * init entries become init containers in order (:mod:`polynb.executors.kubernetes.init`), then the sidecars as

@@ -5,7 +5,9 @@ Rules (in order):
 * the pod ``Failed`` with a reason of its own (``Evicted``, ``DeadlineExceeded``): ``failed`` with it;
 * the main container terminated: ``succeeded`` (exit 0, outputs from its termination message) or
   ``failed`` with the container's reason (``OOMKilled``, ``Error``, ...) and exit code; that is final even
-  while native sidecars are still being stopped;
+  while native sidecars are still being stopped. Outputs that did not fit in the message fail it with
+  ``OutputsTooLarge``: refused by ``polynb.tracking`` (the message says so), or a JSON object the kubelet cut
+  at the container's limit (:func:`termination_limit`);
 * an init entry (not a sidecar) terminated with a non-zero code: ``failed`` (``InitFailed``);
 * a container waiting for a reason that will not resolve by itself (``ImagePullBackOff``,
   ``InvalidImageName``, ``CreateContainerConfigError``, ...): ``failed`` with that reason — the executor
@@ -137,7 +139,8 @@ def interpret_pod(pod: dict[str, Any], main: str) -> Observed:
             # polynb.tracking refused outputs that would not fit: loud, never a cut JSON object.
             return Observed("failed", OUTPUTS_TOO_LARGE, _short(text), at=at, started_at=started_at)
         count = len(spec.get("initContainers") or ()) + len(spec.get("containers") or ())
-        if outputs is None and text.startswith("{") and len(raw.encode("utf-8")) >= termination_limit(count):
+        cut = outputs is None and text.startswith("{") and len(raw.encode("utf-8")) >= termination_limit(count)
+        if cut and term.get("exitCode") == 0:  # (a failed container's message may be a log tail of JSON lines)
             return Observed(
                 "failed",
                 OUTPUTS_TOO_LARGE,

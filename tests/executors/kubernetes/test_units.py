@@ -304,6 +304,9 @@ def test_outputs_too_large_fail_the_run_loudly() -> None:
     lost = interpret_pod(pod("Succeeded", main={"terminated": {"exitCode": 0, "message": cut}}), "main")
     assert (lost.status, lost.reason) == ("failed", "OutputsTooLarge")
     assert "cut by the kubelet at 4096 bytes" in lost.message
+    # A failed container's message may be its log's tail, JSON lines included: that failure is its own.
+    crashed = interpret_pod(pod("Failed", main={"terminated": {"exitCode": 1, "message": cut}}), "main")
+    assert (crashed.status, crashed.reason) == ("failed", "Error")
     # The limit is shared in a pod of many containers (12 KiB in all): 5 containers keep 2457 bytes each.
     crowded = pod("Succeeded", main={"terminated": {"exitCode": 0, "message": cut[:2457]}})
     crowded["spec"].update(initContainers=[{"name": f"i{n}"} for n in range(4)], containers=[{"name": "main"}])
