@@ -90,6 +90,10 @@ def log_outputs(**values: Any) -> dict[str, Any]:
     beside it serialises the read-merge-write, and the new file replaces the old one atomically, so a
     reader never sees half a file. Values must be JSON-serialisable; NumPy-like scalars and arrays
     (anything with ``.item()`` / ``.tolist()``) are converted.
+
+    In a Kubernetes pod the merged outputs also become the container's termination message; when they do not
+    fit (``$POLYNB_TERMINATION_LOG_LIMIT``, 4 KiB at most) it raises :class:`OutputsTooLargeError` and the run
+    fails with reason ``OutputsTooLarge``, rather than lose them to the kubelet's cut.
     """
     encoded = json.loads(json.dumps(values, default=_to_json, allow_nan=False))
     folder = outputs_path()
