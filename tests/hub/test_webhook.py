@@ -111,3 +111,11 @@ def test_hub_components_load() -> None:
     board = load(HUB / "tensorboard.yaml")
     uuids = board.input("uuids")
     assert uuids is not None and uuids.type == "str" and uuids.is_list
+    # Stock images, no polynb inside: the programs reach pods in the runtime bundle (python3 -m ...).
+    container = getattr(hook.run, "container", None)
+    assert container is not None and container.image == "python:3.11-slim"
+    assert container.command == ["python3", "-m", "polynb.hub.webhook"]
+    image = board.input("image")
+    assert image is not None and image.type == "image" and image.value == "tensorflow/tensorflow:2.15.0"
+    assert board.run is not None and board.run.container is not None
+    assert board.run.container.image == "{{ image }}"
