@@ -117,5 +117,6 @@ def test_hub_components_load() -> None:
     assert container.command == ["python3", "-m", "polynb.hub.webhook"]
     image = board.input("image")
     assert image is not None and image.type == "image" and image.value == "tensorflow/tensorflow:2.15.0"
-    assert board.run is not None and board.run.container is not None
-    assert board.run.container.image == "{{ image }}"
+    served = getattr(board.run, "container", None)
+    assert served is not None and served.image == "{{ image }}"
+    assert served.command == ["python3", "-m", "polynb.hub.tensorboard"]
