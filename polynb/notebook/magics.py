@@ -17,10 +17,10 @@ from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from traitlets import Bool, Enum, Float, Unicode, observe
+from traitlets import Bool, Enum, Float, Unicode, default, observe
 from traitlets.config import Configurable
 
-from polynb.executors.registry import KNOWN, ExecutorSetupError
+from polynb.executors.registry import EXECUTOR_ENV, KNOWN, ExecutorSetupError, default_name
 from polynb.lifecycle import DONE_EVENT, status_of_event
 from polynb.notebook import cellspec, pystep
 from polynb.notebook.handle import RunHandle
@@ -64,7 +64,12 @@ class PolynbMagics(Magics, Configurable):
     proxy = Enum(["auto", "always", "never"], "auto", config=True, help="links through jupyter-server-proxy")
     base_url = Unicode(None, allow_none=True, config=True, help="the Jupyter server's base URL (default: guessed)")
     auto_open = Bool(True, config=True, help="open TensorBoard in a Lab tab when it starts (lab extension)")
-    default_executor = Unicode("local", config=True, help="executor of runs that do not name one")
+    default_executor = Unicode(config=True, help=f"executor of runs naming none (default: ${EXECUTOR_ENV}, else local)")
+
+    @default("default_executor")
+    def _default_executor(self) -> str:
+        # The same default as `polynb run`: a kernel started with POLYNB_EXECUTOR=kubernetes runs there.
+        return default_name()
 
     def __init__(self, shell: Any, session: KernelSession | None = None) -> None:
         Configurable.__init__(self, config=shell.config)
