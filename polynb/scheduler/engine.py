@@ -154,6 +154,11 @@ class Engine:
         if name not in self._state.executors:
             known = ", ".join(sorted(self._state.executors)) or "none"
             raise ValueError(f"unknown executor {name!r}; known: {known}")
+        # An executor may refuse a pipeline it cannot run as configured (Kubernetes: an op reading another
+        # run's artifacts without a shared artifacts store), before any run exists.
+        check = getattr(self._state.executors[name], "check_pipeline", None)
+        if check is not None:
+            check(pipeline)
         ops = [plan_from_pipeline_op(op) for op in pipeline.ops.values()]
         hook_components = self._compiler.resolve_hooks(
             [h for op in ops for h in op.hooks] + list(pipeline.hooks or ()), base_dir=pipeline.base_dir

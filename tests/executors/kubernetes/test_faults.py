@@ -93,7 +93,7 @@ def test_403_on_create_says_what_is_missing(emulator: Emulator, executor: Kubern
     with pytest.raises(K8sSubmitError) as exc:
         executor.submit(make_op(executor, name="train"), UpdateRecorder())
     message = str(exc.value)
-    assert "cannot create the Job of op 'train': forbidden" in message
+    assert "cannot create the Job of op 'train': RBAC denies verb 'create' on resource 'jobs.batch'" in message
     assert 'cannot create resource "jobs"' in message and "docs/kubernetes.md" in message
 
 
