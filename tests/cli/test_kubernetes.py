@@ -105,8 +105,10 @@ EXAMPLE_SCRIPTS: dict[str, dict[str, Any]] = {
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
 def test_the_example_pipelines_run_unchanged_on_kubernetes(cli: Cli, emulator: Emulator, example: str) -> None:
     emulator.scripts.update(EXAMPLE_SCRIPTS)
+    # TensorBoard reads the experiment's outputs: refused on per-pod emptyDirs, so the runs share a claim.
+    claim = ["--k8s-artifacts-claim", "polynb-artifacts"] if example == "experiment-tensorboard.yaml" else []
     code, doc = cli.run_json(
-        "run", "-f", str(EXAMPLES / example), "--executor", "kubernetes", "--stop-services", "--json"
+        "run", "-f", str(EXAMPLES / example), "--executor", "kubernetes", "--stop-services", "--json", *claim
     )
     assert code == 0, doc
     assert doc["status"] == "succeeded"

@@ -151,6 +151,7 @@ class KubernetesExecutor:
         self._started = False
         self._closed = False
         self._start_lock = threading.Lock()
+        self._last_sweep = clock()
 
     # -- start: namespace check, heartbeat, sweep, the watch -----------------------------------------
 
@@ -537,7 +538,9 @@ class KubernetesExecutor:
         query = {"propagationPolicy": BACKGROUND}
         # The Job takes its pods; a service's Pod takes its Service (ownerReferences); run ConfigMaps are
         # owned the same way. A service's Service is deleted by name too: nothing waits on the collector.
-        targets = [("jobs", run.name)] if run.kind == "job" else [("pods", run.name)]
+        targets = []
+        if not run.stop_requested:  # a stop deleted the Job or Pod already
+            targets.append(("jobs", run.name) if run.kind == "job" else ("pods", run.name))
         if run.ports:
             targets.append(("services", k8s_manifests.service_name(run.uuid)))
         for plural, name in targets:
@@ -639,10 +642,18 @@ class KubernetesExecutor:
           last warning event (quota, admission, no node fits, ...);
         * one whose pods cannot be created (a ``FailedCreate`` event) ``failed_create_timeout`` after its
           creation: ``failed`` with the event's message, and the Job deleted (it would retry forever);
-        * a pod still failing to pull its image ``image_pull_grace`` after the first failure: ``failed``.
+        * a pod still failing to pull its image ``image_pull_grace`` after the first failure: ``failed``;
+        * every ``lease_seconds``, the sweep of gone kernels (:func:`~.kernel.sweep`), as at start: a kernel that
+          lives for days still clears what released or crashed kernels left.
         """
         now = self.clock()
         s = self.settings
+        if s.sweep and now - self._last_sweep >= s.lease_seconds:
+            self._last_sweep = now
+            try:
+                k8s_kernel.sweep(self.api, self.namespace, now=time.time(), exclude=self.kernel_label)
+            except K8sError as exc:
+                log.warning("kubernetes executor: sweep of gone kernels: %s", exc)
         with self._lock:
             podless = [
                 r
@@ -768,6 +779,11 @@ class KubernetesExecutor:
             run = self._runs.get(run_uuid)
             if run is not None and not run.final:
                 return  # ttl counts from the end of the run
+        if run is not None and not run.keep and run.finished.wait(LOG_WAIT):
+            with self._lock:
+                self._runs.pop(run_uuid, None)
+            return  # deleted when it ended (logs archived first)
+        with self._lock:
             self._runs.pop(run_uuid, None)
         if run is not None and run.forward is not None:
             run.forward.close()

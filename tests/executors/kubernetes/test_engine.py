@@ -75,7 +75,15 @@ def make_engine(
 ) -> tuple[Engine, KubernetesExecutor]:
     executor = KubernetesExecutor(
         KubernetesSettings(
-            kubeconfig=str(kubeconfig), kernel_id=kernel, backoff=0.01, port_forward=False, shutdown_wait=10.0
+            kubeconfig=str(kubeconfig),
+            kernel_id=kernel,
+            backoff=0.01,
+            port_forward=False,
+            shutdown_wait=10.0,
+            # These tests read the Jobs a pipeline made (deleting finished runs: test_hygiene.py), and an
+            # image that never comes fails at its first back-off (the pull's grace: test_faults.py).
+            keep_finished=True,
+            image_pull_grace=0,
         )
     )
     engine = Engine(
