@@ -51,6 +51,7 @@ from polynb.spec.models import (
     Operation,
     Param,
     Polyaxonfile,
+    Service,
     Termination,
     Tuner,
 )
@@ -615,13 +616,14 @@ class _Builder:
         if policy is None:
             return
         at = ("run", "environment", "restartPolicy")
-        if run.kind == "service" and policy != "Never":
+        service = isinstance(run, Service)
+        if service and policy != "Never":
             message = (
                 f"restartPolicy `{policy}` cannot be honoured for a service: it runs as a bare Pod that only the"
                 " scheduler restarts (`termination.maxRetries`); use `Never` or leave it out"
             )
             self.add(where, at, message)
-        elif run.kind != "service" and policy not in ("Never", "OnFailure"):
+        elif not service and policy not in ("Never", "OnFailure"):
             message = (
                 f"restartPolicy `{policy}` is not valid for a job: a Kubernetes Job takes `Never` or `OnFailure`"
                 " (retries are `termination.maxRetries`)"

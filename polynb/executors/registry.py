@@ -64,17 +64,22 @@ def _local(options: BuildOptions) -> Executor:
     return LocalExecutor(base_dir=options.base_dir, stop_grace=options.stop_grace)
 
 
-def _kubernetes(options: BuildOptions) -> Executor:
+def _kubernetes_settings(options: BuildOptions) -> Any:
+    """The resolved settings (:class:`~.kubernetes.sources.Resolved`) of ``options``."""
     from polynb.executors.kubernetes.settings import SettingsError
     from polynb.executors.kubernetes.sources import resolve
     from polynb.spec.errors import SpecErrors
 
     try:
-        resolved = resolve(
+        return resolve(
             environ=options.environ, overrides=options.kubernetes, overrides_origin=options.kubernetes_origin
         )
     except (SettingsError, SpecErrors) as exc:
         raise ExecutorSetupError(f"executor kubernetes: {exc}", reason=str(exc)) from exc
+
+
+def _kubernetes(options: BuildOptions) -> Executor:
+    resolved = _kubernetes_settings(options)
     from polynb.executors.kubernetes.config import K8sConfigError
     from polynb.executors.kubernetes.executor import KubernetesExecutor
 
@@ -87,6 +92,20 @@ def _kubernetes(options: BuildOptions) -> Executor:
 FACTORIES: Final[Mapping[str, Factory]] = MappingProxyType({"local": _local, "kubernetes": _kubernetes})
 KNOWN: Final = tuple(FACTORIES)
 """The executor names, in the order they are offered."""
+
+
+def reconfigure(name: str, executor: Executor, options: BuildOptions) -> None:
+    """Give an executor built earlier the settings ``options`` resolve to now (the magics' ``%config`` or
+    ``polynb.run(kubernetes=...)`` changed them): only what shapes the next runs may change
+    (:meth:`~.kubernetes.executor.KubernetesExecutor.reconfigure`); :class:`ExecutorSetupError` otherwise."""
+    apply = getattr(executor, "reconfigure", None)
+    if name != "kubernetes" or apply is None:
+        return
+    resolved = _kubernetes_settings(options)
+    try:
+        apply(resolved.settings, resolved.origins)
+    except ValueError as exc:
+        raise ExecutorSetupError(f"executor kubernetes: {exc}", reason=str(exc)) from exc
 
 
 def default_name(environ: Mapping[str, str] | None = None) -> str:

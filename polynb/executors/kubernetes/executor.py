@@ -18,6 +18,7 @@ Kernel ownership, heartbeat and sweep: :mod:`~polynb.executors.kubernetes.kernel
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -55,6 +56,20 @@ BACKGROUND: Final = "Background"
 MAX_ATTEMPTS: Final = 100
 LOG_WAIT: Final = 5.0
 """Seconds between re-checks while a log waits for its container (woken at once by any pod event)."""
+
+
+RECONFIGURE_FIXED: Final = (
+    "namespace",
+    "context",
+    "kubeconfig",
+    "in_cluster",
+    "kernel_id",
+    "port_forward",
+    "watch_timeout",
+    "heartbeat_interval",
+    "lease_seconds",
+)
+"""Settings :meth:`KubernetesExecutor.reconfigure` cannot change (None in the new settings: not asked)."""
 
 
 class K8sSubmitError(RuntimeError):
@@ -152,6 +167,38 @@ class KubernetesExecutor:
         self._closed = False
         self._start_lock = threading.Lock()
         self._last_sweep = clock()
+
+    def reconfigure(self, settings: KubernetesSettings, origins: Mapping[str, str] | None = None) -> None:
+        """New settings for the runs submitted from now on (artifacts claim, security profile, keep, images,
+        timeouts); runs already submitted keep theirs. Where the executor is (cluster, namespace, kernel) and
+        how it watches cannot change here: ``ValueError`` naming them (a new kernel, or a new command)."""
+        fixed = [
+            name
+            for name in RECONFIGURE_FIXED
+            if getattr(settings, name) is not None and getattr(settings, name) != getattr(self.settings, name)
+        ]
+        if fixed:
+            raise ValueError(
+                f"{', '.join(fixed)} cannot change once the executor runs (now "
+                + ", ".join(f"{n}={getattr(self.settings, n)!r}" for n in fixed)
+                + "): restart the kernel to use another one"
+            )
+        config = dataclasses.replace(
+            self.config,
+            default_image=settings.default_image,
+            tools_image=settings.tools_image,
+            git_image=settings.git_image,
+            artifacts_claim=settings.artifacts_claim,
+            native_sidecars=settings.native_sidecars,
+            deadline_slack=settings.deadline_slack,
+            service_port_base=settings.service_port_base,
+            security_profile=settings.security_profile,
+        )
+        keep = {n: getattr(self.settings, n) for n in RECONFIGURE_FIXED}
+        with self._lock:
+            self.settings = dataclasses.replace(settings, **keep)
+            self.config = config
+            self.origins = dict(origins or {})
 
     # -- start: namespace check, heartbeat, sweep, the watch -----------------------------------------
 
