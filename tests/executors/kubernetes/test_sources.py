@@ -56,5 +56,5 @@ def test_a_bad_value_is_named_by_where_it_came_from() -> None:
 
 
 def test_an_unknown_setting_from_the_caller_is_refused() -> None:
-    with pytest.raises(SettingsError, match="polynb.run: artifact_claim: unknown setting"):
+    with pytest.raises(SettingsError, match=r"polynb\.run: artifact_claim: unknown setting"):
         resolve(environ={}, overrides={"artifact_claim": "x"}, overrides_origin="polynb.run", config=FILE)
