@@ -155,9 +155,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         # Made now, so a missing cluster configuration is reported before anything is submitted.
         for name in dict.fromkeys(("local", executor)):
             executors[name] = build(name, options)
-        check = getattr(executors[executor], "check_pipeline", None)
-        if check is not None:
-            check(pipeline)  # what this executor cannot run as configured: refused before anything exists
+        from polynb.scheduler.executor_checks import check_submission
+
+        check_submission(executors[executor], pipeline)  # what it cannot run as configured: refused before all
     except (ExecutorSetupError, RuntimeError) as exc:
         for made in executors.values():
             made.shutdown(stop_running=False)

@@ -9,7 +9,6 @@ such a pipeline at submission rather than let TensorBoard show nothing. Pure, on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -67,8 +66,3 @@ def _op_reads(name: str, operation: Operation | None, component: Component | Non
             sub_component = sub.component or (inner.get(sub.dag_ref) if sub.dag_ref else None)
             reads += _op_reads(f"{name}.{sub.name}", sub, sub_component, depth=depth + 1)
     return reads
-
-
-def describe(reads: list[ArtifactRead]) -> Iterator[str]:
-    for read in reads:
-        yield str(read)

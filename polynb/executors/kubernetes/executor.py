@@ -25,11 +25,11 @@ import socket
 import threading
 import time
 import uuid as uuid_mod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from polynb.compiler.types import CompiledOp, OpKind, Placement
 from polynb.executors.base import ExecutorUpdate, UpdateCallback
@@ -46,9 +46,6 @@ from polynb.executors.kubernetes.settings import KubernetesSettings
 from polynb.executors.kubernetes.status import FATAL_WAITING, IMAGE_PULL, Observed, interpret_job, interpret_pod
 from polynb.executors.kubernetes.watch import PodInformer
 from polynb.store.paths import artifacts_dir
-
-if TYPE_CHECKING:
-    from polynb.compiler.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -279,23 +276,20 @@ class KubernetesExecutor:
 
     # -- placement and submission ---------------------------------------------------------------------
 
-    def check_pipeline(self, pipeline: Pipeline) -> None:
-        """Before anything of ``pipeline`` is created: refuse what cannot work on this cluster as configured.
+    def check_submission(self, pipeline_name: str, *, artifact_reads: Sequence[str] = ()) -> None:
+        """Before anything of a pipeline is created: refuse what cannot work on this cluster as configured
+        (the scheduler asks, :mod:`polynb.scheduler.executor_checks`).
 
-        Without an artifacts claim each pod has its own ``emptyDir``: an op that reads another run's
-        artifacts (TensorBoard over an experiment, an ``artifacts`` init) would silently see nothing."""
-        if self.settings.artifacts_claim:
+        ``artifact_reads`` say which ops read another run's artifacts (TensorBoard over an experiment, an
+        ``artifacts`` init): without an artifacts claim each pod has its own ``emptyDir``, where they would
+        silently find nothing."""
+        if self.settings.artifacts_claim or not artifact_reads:
             return
-        from polynb.compiler.artifact_reads import artifact_reads
-
-        reads = artifact_reads(pipeline)
-        if reads:
-            listed = "; ".join(str(r) for r in reads)
-            raise K8sSubmitError(
-                f"pipeline {pipeline.name!r} reads the artifacts of other runs ({listed}), but on Kubernetes each "
-                f"run's artifacts are a private emptyDir unless the artifacts_claim setting is set: "
-                + sources.claim_hint()
-            )
+        raise K8sSubmitError(
+            f"pipeline {pipeline_name!r} reads the artifacts of other runs ({'; '.join(artifact_reads)}), but on"
+            " Kubernetes each run's artifacts are a private emptyDir unless the artifacts_claim setting is set: "
+            + sources.claim_hint()
+        )
 
     def place(self, run_uuid: str, kind: OpKind, port_count: int) -> Placement:
         return k8s_manifests.placement(run_uuid, kind, port_count, self.config)

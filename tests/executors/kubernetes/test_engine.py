@@ -22,6 +22,7 @@ from polynb.executors.kubernetes.settings import KubernetesSettings
 from polynb.lifecycle import Status
 from polynb.scheduler.engine import Engine
 from polynb.scheduler.events import EngineEvent
+from polynb.scheduler.executor_checks import check_submission
 from polynb.spec.load import load_text
 from polynb.spec.models import Component
 from polynb.store import Store
@@ -279,7 +280,7 @@ def test_with_an_artifacts_claim_the_same_dag_is_accepted(env: K8sEnv, kubeconfi
     pipeline = build_pipeline(spec, params={}, registry=env.registry, base_dir=Path.cwd())
     claimed = KubernetesExecutor(KubernetesSettings(kubeconfig=str(kubeconfig), artifacts_claim="shared-artifacts"))
     try:
-        claimed.check_pipeline(pipeline)  # no refusal: the runs share the claim
+        check_submission(claimed, pipeline)  # no refusal: the runs share the claim
         assert claimed.config.artifacts_claim == "shared-artifacts"
     finally:
         claimed.shutdown()
