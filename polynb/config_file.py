@@ -24,7 +24,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
-from polynb.spec.errors import SpecError, SpecErrors, format_path
+from polynb.spec.errors import SpecError, SpecErrors
 from polynb.spec.yaml_loader import Document, parse
 from polynb.store.paths import polynb_home
 
@@ -81,10 +81,6 @@ class ConfigFile:
             return self.path or "<no config file>"
         line, column = self.document.position((section, key))
         return f"{self.path}:{line}:{column}"
-
-    def error(self, section: str, key: str, message: str) -> SpecError:
-        line, column = (0, 0) if self.document is None else self.document.position((section, key))
-        return SpecError(self.path or "<config>", line, column, format_path((section, key)), message)
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> Path:

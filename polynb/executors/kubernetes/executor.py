@@ -3,9 +3,14 @@
 Statuses come from ONE list + watch of the namespace's pods by the selector
 ``app.kubernetes.io/managed-by=polynb,polynb.io/kernel=<kernel>`` (:mod:`~polynb.executors.kubernetes.watch`),
 whatever the number of runs; a pod event becomes an :class:`ExecutorUpdate` through the pure rules of
-:mod:`~polynb.executors.kubernetes.status` (``running`` = the main container started). A job op costs two
-requests from create to cleanup (create the Job; delete it with its pods); outputs arrive inside the
-watch event (the main container's termination message).
+:mod:`~polynb.executors.kubernetes.status` (``running`` = the main container started). A job op costs three
+requests from create to cleanup (create the Job; once it is final, read its main container's log into
+``$POLYNB_HOME/artifacts/<uuid>/logs/`` and delete the Job with its pods); outputs arrive inside the watch
+event (the main container's termination message). ``termination.ttl`` or ``keep_finished`` keep the objects.
+
+Faults the cluster recovers from are ``warning`` for a while, then ``failed`` (``image_pull_grace``,
+``failed_create_timeout``, measured on the injectable ``clock``); 403s say whether RBAC, a quota or
+PodSecurity refused (:mod:`~polynb.executors.kubernetes.forbidden`).
 
 Names are deterministic (:func:`~polynb.executors.kubernetes.names.resource_name`): submitting an attempt twice
 meets ``409 AlreadyExists``, and the existing object is adopted when its ``polynb.io/run`` label is this
@@ -95,9 +100,9 @@ class _Run:
     keep: bool = False
     """Leave the objects when final (``termination.ttl``: the scheduler cleans up later; ``keep_finished``)."""
     pull_failing_since: float | None = None
-    finished: threading.Event = field(default_factory=threading.Event)
-    """Set once a final run's logs are archived and its objects deleted (or it is kept)."""
     """When a container of the run first failed to pull its image (None: it pulls, or has not tried)."""
+    finished: threading.Event = field(default_factory=threading.Event)
+    """Set once a final run's logs are archived and its objects deleted (never for a kept run)."""
 
 
 class KubernetesExecutor:
