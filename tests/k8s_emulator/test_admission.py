@@ -48,7 +48,7 @@ def test_a_restricted_namespace_refuses_a_pod_that_does_not_meet_the_level(emula
     with pytest.raises(ApiException) as exc:
         v1.create_namespaced_pod(NS, pod("plain"))
     assert exc.value.status == 403
-    status = json.loads(exc.value.body)
+    status = json.loads(str(exc.value.body))
     assert status["reason"] == "Forbidden"
     assert status["message"] == (
         'pods "plain" is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false'
@@ -66,7 +66,7 @@ def test_a_pods_quota_refuses_the_pod_over_it_and_the_job_controller_says_so(emu
     v1.create_namespaced_pod(NS, pod("first"))
     with pytest.raises(ApiException) as exc:
         v1.create_namespaced_pod(NS, pod("second"))
-    assert json.loads(exc.value.body)["message"] == (
+    assert json.loads(str(exc.value.body))["message"] == (
         'pods "second" is forbidden: exceeded quota: team, requested: pods=1, used: pods=1, limited: pods=1'
     )
     job = {
