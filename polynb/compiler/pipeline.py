@@ -51,6 +51,7 @@ from polynb.spec.models import (
     Operation,
     Param,
     Polyaxonfile,
+    Service,
     Termination,
     Tuner,
 )
@@ -605,6 +606,29 @@ class _Builder:
             self.check_container(run.container, where / ("run", "container"))
             for k, sidecar in enumerate(run.sidecars or ()):
                 self.check_container(sidecar, where / ("run", "sidecars", k))
+            self.check_restart_policy(run, where)
+
+    def check_restart_policy(self, run: Job, where: _Where) -> None:
+        """``environment.restartPolicy``: Polyaxon puts it in the pod template, so it is kept where Kubernetes
+        takes it for a Job (``Never``, ``OnFailure``); retries are ``termination.maxRetries`` (the scheduler's,
+        each a new attempt). A service here is a bare Pod the scheduler restarts, never the kubelet."""
+        policy = run.environment.restart_policy if run.environment is not None else None
+        if policy is None:
+            return
+        at = ("run", "environment", "restartPolicy")
+        service = isinstance(run, Service)
+        if service and policy != "Never":
+            message = (
+                f"restartPolicy `{policy}` cannot be honoured for a service: it runs as a bare Pod that only the"
+                " scheduler restarts (`termination.maxRetries`); use `Never` or leave it out"
+            )
+            self.add(where, at, message)
+        elif not service and policy not in ("Never", "OnFailure"):
+            message = (
+                f"restartPolicy `{policy}` is not valid for a job: a Kubernetes Job takes `Never` or `OnFailure`"
+                " (retries are `termination.maxRetries`)"
+            )
+            self.add(where, at, message)
 
     def check_container(self, container: Container, where: _Where) -> None:
         """What the compiler refuses in a container (``compiler.compile``), said by ``check`` as well."""

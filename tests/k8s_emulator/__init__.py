@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from .admission import ENFORCE_LABEL, Admission
 from .clock import Clock
 from .controllers import SCRIPT_ANNOTATION, ControlPlane
 from .errors import ApiError
@@ -47,6 +48,8 @@ class Emulator:
         self.scripts: dict[str, dict[str, Any]] = {}
         """image -> container script (see ``controllers``), for pods whose annotation does not script it."""
         self.control = ControlPlane(self.store, self.scripts)
+        self.admission = Admission()
+        self.store.admit = self.admission.admit
         self.faults = Faults(token=token)
         self.user = "system:serviceaccount:default:polynb"
         self.watch_timeout = watch_timeout
@@ -223,6 +226,21 @@ class Emulator:
     def allow(self, verb: str, resource: str) -> None:
         with self.faults.lock:
             self.faults.denied.discard((verb, resource))
+
+    def enforce_pod_security(self, level: str = "restricted", *, namespace: str = "default") -> None:
+        """Label the namespace ``pod-security.kubernetes.io/enforce=<level>`` (see ``admission``)."""
+        self.store.patch(
+            "namespaces",
+            None,
+            namespace,
+            "application/merge-patch+json",
+            {"metadata": {"labels": {ENFORCE_LABEL: level}}},
+        )
+
+    def pod_quota(self, pods: int, *, name: str = "pods", namespace: str = "default") -> None:
+        """A ResourceQuota ``name`` with ``hard: {pods: <pods>}`` in ``namespace`` (see ``admission``)."""
+        with self.store.lock:
+            self.admission.quotas[namespace] = (name, pods)
 
     def reject_creates(self, resource: str, causes: list[dict[str, str]]) -> None:
         """Every create of ``resource`` gets 422 with these causes (``[{"field":..., "message":...}]``)."""

@@ -602,9 +602,18 @@ class ControlPlane(threading.Thread):
                         "blockOwnerDeletion": True,
                     }
                 ]
-                pod = self.store.create(
-                    "pods", ns, {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]}
-                )
+                try:
+                    pod = self.store.create(
+                        "pods", ns, {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]}
+                    )
+                except ApiError as exc:
+                    # Admission refused it (quota, PodSecurity): the job controller records why and retries
+                    # with back-off; here on the Job's next sync (a change, or the clock moving).
+                    key = f"{uid}/{exc.message}"
+                    if key not in self._failed_create_seen:
+                        self._failed_create_seen.add(key)
+                        self.event(job, "FailedCreate", f"Error creating: {exc.message}", "Warning", "job-controller")
+                    return
                 self.event(
                     job, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}", component="job-controller"
                 )

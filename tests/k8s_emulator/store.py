@@ -81,6 +81,8 @@ class Store:
         self.feed: queue.Queue[Change | Callable[[], None] | None] = queue.Queue()
         self.logs: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
         self._uids = 0
+        self.admit: Callable[[dict[Key, dict[str, Any]], str, str | None, dict[str, Any]], None] | None = None
+        """Validating admission (``admission.Admission.admit``), run on creates after validation."""
         for ns in ("kube-system", *namespaces):
             self.create("namespaces", None, {"metadata": {"name": ns}})
 
@@ -229,6 +231,8 @@ class Store:
             )
             if plural != "events":
                 validation.validate(plural, res.kind, obj)
+            if self.admit is not None:
+                self.admit(self.objects, plural, ns, obj)
             key = self._key(plural, ns, meta["name"])
             if key in self.objects:
                 raise already_exists(plural, res.group, meta["name"])

@@ -46,7 +46,8 @@ def make_executor(kubeconfig: Path) -> Iterator[MakeExecutor]:
         kwargs.setdefault("backoff", 0.01)
         kwargs.setdefault("shutdown_wait", 10.0)
         kwargs.setdefault("port_forward", False)
-        executor = KubernetesExecutor(KubernetesSettings(**kwargs))
+        clock = kwargs.pop("clock", None)  # the executor's clock for its timeouts (a ManualClock in tests)
+        executor = KubernetesExecutor(KubernetesSettings(**kwargs), **({"clock": clock} if clock else {}))
         made.append(executor)
         return executor
 
@@ -58,6 +59,19 @@ def make_executor(kubeconfig: Path) -> Iterator[MakeExecutor]:
 @pytest.fixture
 def executor(make_executor: MakeExecutor) -> KubernetesExecutor:
     return make_executor()
+
+
+class ManualClock:
+    """A monotonic clock that only tests move: the executor's timeouts fire when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def new_uuid() -> str:

@@ -7,10 +7,10 @@ Rules (in order):
   ``failed`` with the container's reason (``OOMKilled``, ``Error``, ...) and exit code; that is final even
   while native sidecars are still being stopped;
 * an init entry (not a sidecar) terminated with a non-zero code: ``failed`` (``InitFailed``);
-* a container waiting for a reason that will not resolve by itself (``ImagePullBackOff``,
-  ``InvalidImageName``, ``CreateContainerConfigError``, ...): ``failed`` with that reason — the executor
-  then deletes the run, since Kubernetes would wait forever; ``ErrImagePull`` (the first failed pull) and a
-  crash-looping sidecar are ``warning``;
+* a container waiting for a reason that will not resolve by itself (``InvalidImageName``,
+  ``CreateContainerConfigError``, ...): ``failed`` with that reason — the executor then deletes the run,
+  since Kubernetes would wait forever; ``ErrImagePull``/``ImagePullBackOff`` (registries recover; the
+  executor fails the run after its ``image_pull_grace``) and a crash-looping sidecar are ``warning``;
 * the pod ``Failed`` or ``Succeeded`` without a main-container state (evicted, deadline exceeded): that;
 * the main container ``running``: ``running`` — only then, not when the pod is scheduled;
 * ``PodScheduled=False`` with reason ``Unschedulable``: ``unschedulable`` with the scheduler's message;
@@ -26,7 +26,6 @@ from typing import Any, Final
 
 FATAL_WAITING: Final = frozenset(
     {
-        "ImagePullBackOff",
         "InvalidImageName",
         "ErrImageNeverPull",
         "CreateContainerConfigError",
@@ -34,7 +33,10 @@ FATAL_WAITING: Final = frozenset(
         "RunContainerError",
     }
 )
-WARNING_WAITING: Final = frozenset({"ErrImagePull", "CrashLoopBackOff", "ContainerStatusUnknown"})
+WARNING_WAITING: Final = frozenset({"ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff", "ContainerStatusUnknown"})
+IMAGE_PULL: Final = frozenset({"ErrImagePull", "ImagePullBackOff"})
+"""Pull failures a registry recovers from (rate limits, a late push): the executor fails the run only after
+its ``image_pull_grace``."""
 MAX_MESSAGE: Final = 2000
 
 
