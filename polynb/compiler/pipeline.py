@@ -39,6 +39,7 @@ from polynb.lifecycle import is_status_event
 from polynb.spec import iotypes
 from polynb.spec.dag import DagGraph, DagIssue, OpNode, analyze, check_refs, name_limit, name_too_long
 from polynb.spec.errors import SpecError, SpecErrors, format_path
+from polynb.spec.joins import join_value_problem
 from polynb.spec.models import (
     IO,
     Component,
@@ -65,6 +66,14 @@ _STRING_TYPES = iotypes.POLYAXON_TYPES - {"any", "dockerfile", "artifacts", "git
 HOOK_CONTEXT_PARAMS = frozenset({"name", "uuid", "kind", "status", "inputs", "outputs", "duration", "wait_time"})
 """Params a hook receives from its main run unless ``disableDefaults`` (docs/semantics.md, Hooks)."""
 
+_UNSUPPORTED_SECTIONS = (
+    ("matrix", "matrix", "polynb does not run sweeps yet (the matrix is checked, not run)"),
+    ("schedule", "schedule", "polynb does not run schedules yet (the schedule is checked, not run)"),
+    ("joins", "joins", "polynb does not run join queries over past runs yet (the joins are checked, not run)"),
+    ("build", "build", "polynb builds no container images (the build section is checked, not run)"),
+    ("run_patch", "runPatch", "not applied yet"),
+)
+"""Sections that parse and are checked field by field, then refused by ``polynb run``, with the reason."""
 _DAG_TTL = "`termination.ttl` on a DAG is not supported yet: a DAG has no resources of its own; set it on its ops"
 _UNSUPPORTED_INIT = {"dockerfile": "dockerfile", "lineage_ref": "lineageRef", "model_ref": "modelRef",
                      "artifact_ref": "artifactRef"}  # fmt: skip
@@ -412,7 +421,8 @@ class _Builder:
             except ValueError as exc:
                 self.add(root, (CLI_PARAMS, name), f"param `{name}` (-P {name}={raw}): {exc}")
         self.check_params(literal, component, where, root, ("params",), strict=bool(spec.strict_params),
-                          given={*overrides, *_matrix_params(spec)}, is_top=True)  # fmt: skip
+                          given={*overrides, *_given_params(spec)}, is_top=True)  # fmt: skip
+        self.check_joins(spec, component, root)
         for io in component.inputs or ():
             if io.name in values:
                 continue
@@ -491,6 +501,28 @@ class _Builder:
                     f"input `{io.name}` of `{component.name or 'the component'}` is required and no param gives it",
                 )
 
+    def check_joins(self, op: Polyaxonfile, component: Component, where: _Where) -> None:
+        """A join's params against the inputs they feed, as Polyaxon checks them (``ParamSpec``): a value
+        readable from the runs found, and an input that takes a list (``isList``) or is of type artifacts."""
+        declared = self._info(component).declared
+        for j, join in enumerate(op.joins or ()):
+            for name, param in (join.params or {}).items():
+                path = ("joins", j, "params", name)
+                if param.ref is not None:
+                    self.add(where, (*path, "ref"), f"join param `{name}`: `ref` is ignored; the join's `query` "
+                                                    "selects the runs it reads", "warning")  # fmt: skip
+                io = declared.get(name)
+                if io is None or param.context_only:
+                    continue  # a context value: Polyaxon reads it as is
+                problem = join_value_problem(param.value)
+                if problem is not None:
+                    self.add(where, (*path, "value"), f"join param `{name}`: {problem}")
+                    continue
+                kind = iotypes.normalize_type(io.type) if io.type else ("any", False)
+                if not io.is_list and not kind[1] and kind[0] != "artifacts":
+                    self.add(where, (*path, "value"), f"join param `{name}` receives a list (one value per run "
+                             f"found), but input `{name}` is not a list: add `isList: true` to it")  # fmt: skip
+
     def check_to_init(self, name: str, io: IO | None, param: Param | None, where: _Where) -> None:
         """A ``toInit`` param as ``compiler.params.param_inits`` will take it: a git, artifacts or path input."""
         kind = iotypes.normalize_type(io.type)[0] if io is not None and io.type else None
@@ -530,7 +562,8 @@ class _Builder:
                 self.check_fields(component, c_where)  # a file's component: once, however many ops use it
             components[name] = component
             self.check_params(op.params or {}, component, c_where, op_where, ("params",),
-                              strict=bool(op.strict_params), given=_matrix_params(op))  # fmt: skip
+                              strict=bool(op.strict_params), given=_given_params(op))  # fmt: skip
+            self.check_joins(op, component, op_where)
             if isinstance(component.run, Dag):
                 self.nested(component, c_where, resolved.base_dir)
             node = graph.nodes[name]
@@ -565,10 +598,9 @@ class _Builder:
             and spec.is_approved is not False
         ):  # fmt: skip
             return  # the common DAG op: nothing to refuse (kept cheap for 100k-op DAGs)
-        for attr, key in (("matrix", "matrix"), ("schedule", "schedule"), ("joins", "joins"), ("build", "build"),
-                          ("run_patch", "runPatch")):  # fmt: skip
+        for attr, key, reason in _UNSUPPORTED_SECTIONS:
             if getattr(spec, attr) is not None:
-                self.add(where, (key,), f"`{key}` is not supported yet", "unsupported")
+                self.add(where, (key,), f"`{key}` is not supported yet: {reason}", "unsupported")
         if spec.is_approved is False:
             self.add(where, ("isApproved",), "`isApproved: false` (waiting for an approval) is not supported yet",
                      "unsupported")  # fmt: skip
@@ -646,8 +678,13 @@ def coerce(io: IO, value: Any) -> Any:
     return value
 
 
+def _given_params(spec: Polyaxonfile) -> set[str]:
+    """Inputs a (refused, but checked) matrix or join gives values to: they are not missing."""
+    names = {name for join in spec.joins or () for name in join.params or {}}
+    return names | _matrix_params(spec)
+
+
 def _matrix_params(spec: Polyaxonfile) -> set[str]:
-    """Inputs a (refused, but checked) matrix gives values to: they are not missing."""
     if spec.matrix is None:
         return set()
     # The matrix is loosely typed (refused anyway): take names only from the shapes that have them.

@@ -13,38 +13,26 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     PositiveInt,
     PrivateAttr,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from polynb.lifecycle import Status as Status
 from polynb.lifecycle import is_status_event, status_of_event
 from polynb.limits import MAX_OPS
 from polynb.spec import iotypes
+from polynb.spec.base import Model as Model
+from polynb.spec.base import nested_error as _nested_error
+from polynb.spec.joins import Join as Join
 from polynb.spec.refs import Ref, ValuePath, parse_ref_cached, parse_value_path
 
 NAME_PATTERN = re.compile(r"^[-a-zA-Z0-9_]+$")
-
-
-class Model(BaseModel):
-    """Base of every spec model: camelCase keys, unknown keys rejected."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        alias_generator=to_camel,
-        validate_default=False,
-        use_enum_values=False,
-    )
 
 
 def _check_name(value: str | None) -> str | None:
@@ -54,12 +42,6 @@ def _check_name(value: str | None) -> str | None:
             "(no dots or spaces: refs such as `ops.NAME` split on `.`)"
         )
     return value
-
-
-def _nested_error(loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:
-    """A validation error located below the field being validated (pydantic prefixes the field's loc)."""
-    error = PydanticCustomError("value_error", message)
-    return ValidationError.from_exception_data("Polyaxonfile", [InitErrorDetails(type=error, loc=loc, input=value)])
 
 
 def _split_csv(value: Any) -> Any:
@@ -313,15 +295,6 @@ class Matrix(Model):
 
     model_config = ConfigDict(extra="allow")
     kind: Literal["bayes", "grid", "hyperband", "tpe", "iterative", "mapping", "random"]
-
-
-class Join(Model):
-    ref: str
-    query: str | None = None
-    sort: str | None = None
-    limit: int | None = None
-    offset: int | None = None
-    params: dict[str, Param] | None = None
 
 
 # ------------------------------------------------------------------------- containers (k8s shapes)
