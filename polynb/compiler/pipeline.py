@@ -40,6 +40,7 @@ from polynb.spec import iotypes
 from polynb.spec.dag import DagGraph, DagIssue, OpNode, analyze, check_refs, name_limit, name_too_long
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.joins import join_value_problem
+from polynb.spec.matrix import MatrixSpec, gives_input, hp_param, input_type_problem
 from polynb.spec.models import (
     IO,
     Component,
@@ -421,7 +422,7 @@ class _Builder:
             except ValueError as exc:
                 self.add(root, (CLI_PARAMS, name), f"param `{name}` (-P {name}={raw}): {exc}")
         self.check_params(literal, component, where, root, ("params",), strict=bool(spec.strict_params),
-                          given={*overrides, *_given_params(spec)}, is_top=True)  # fmt: skip
+                          given={*overrides, *_given_params(spec)}, is_top=True, matrix=spec.matrix)  # fmt: skip
         self.check_joins(spec, component, root)
         for io in component.inputs or ():
             if io.name in values:
@@ -439,7 +440,7 @@ class _Builder:
     def check_params(
         self, params: Mapping[str, Param], component: Component, component_where: _Where, op_where: _Where,
         params_path: Path_, *, strict: bool, given: Iterable[str] = (), is_top: bool = False,
-        context: frozenset[str] = frozenset(),
+        context: frozenset[str] = frozenset(), matrix: MatrixSpec | None = None,
     ) -> None:  # fmt: skip
         """Literal values against declared types; undeclared params under strictParams; required inputs."""
         info = self._info(component)
@@ -480,10 +481,13 @@ class _Builder:
             if io.options is not None and value is not None and value not in io.options:
                 self.add(op_where, (*params_path, name, "value"),
                          f"param `{name}`: {value!r} is not one of the options {io.options}")  # fmt: skip
+        if matrix is not None:
+            self.check_matrix_inputs(matrix, component, params, op_where)
         if not info.required:
             return
         missing = [(i, io) for i, io in info.required if io.name not in params and io.name not in given
-                   and io.name not in context]  # fmt: skip
+                   and io.name not in context
+                   and not (matrix is not None and gives_input(matrix, io.name))]  # fmt: skip
         for i, io in missing:
             if is_top and component_where.file is None and not params:
                 # A component run as is: point at the input that needs a value.
@@ -500,6 +504,19 @@ class _Builder:
                     path,
                     f"input `{io.name}` of `{component.name or 'the component'}` is required and no param gives it",
                 )
+
+    def check_matrix_inputs(
+        self, matrix: MatrixSpec, component: Component, params: Mapping[str, Param], where: _Where
+    ) -> None:
+        """The inputs a matrix feeds (those no param gives) take what its generators give (Polyaxon's
+        ``validate_io``: numbers for int/float inputs, dates for date inputs)."""
+        for io in component.inputs or ():
+            param = hp_param(matrix, io.name)
+            if param is None or io.name in params:
+                continue
+            problem = input_type_problem(param, iotypes.normalize_type(io.type)[0] if io.type else None)
+            if problem is not None:
+                self.add(where, ("matrix", "params", io.name), f"matrix param `{io.name}`: {problem}")
 
     def check_joins(self, op: Polyaxonfile, component: Component, where: _Where) -> None:
         """A join's params against the inputs they feed, as Polyaxon checks them (``ParamSpec``): a value
@@ -562,7 +579,7 @@ class _Builder:
                 self.check_fields(component, c_where)  # a file's component: once, however many ops use it
             components[name] = component
             self.check_params(op.params or {}, component, c_where, op_where, ("params",),
-                              strict=bool(op.strict_params), given=_given_params(op))  # fmt: skip
+                              strict=bool(op.strict_params), given=_given_params(op), matrix=op.matrix)  # fmt: skip
             self.check_joins(op, component, op_where)
             if isinstance(component.run, Dag):
                 self.nested(component, c_where, resolved.base_dir)
@@ -681,19 +698,6 @@ def coerce(io: IO, value: Any) -> Any:
 def _given_params(spec: Polyaxonfile) -> set[str]:
     """Inputs a (refused, but checked) matrix or join gives values to: they are not missing."""
     names = {name for join in spec.joins or () for name in join.params or {}}
-    return names | _matrix_params(spec)
-
-
-def _matrix_params(spec: Polyaxonfile) -> set[str]:
-    if spec.matrix is None:
-        return set()
-    # The matrix is loosely typed (refused anyway): take names only from the shapes that have them.
-    extra = spec.matrix.model_extra or {}
-    params, rows = extra.get("params"), extra.get("values")
-    names = {str(name) for name in params} if isinstance(params, dict) else set()
-    for row in rows if isinstance(rows, list) else ():
-        if isinstance(row, dict):
-            names.update(str(name) for name in row)
     return names
 
 

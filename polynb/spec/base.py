@@ -9,8 +9,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-TEMPLATE_REF = re.compile(r"^\s*\{\{.*\}\}\s*$", re.DOTALL)
-"""A whole-value template (``{{ params.n }}``): Polyaxon's ``RefField``, resolved when the op compiles."""
+TEMPLATE_REF = re.compile(r"{{\s*(.+)\s*}}")
+"""A param reference (``{{ params.n }}``): Polyaxon's ``RefField``, a string holding one, resolved when the op
+compiles. Searched, not matched: Polyaxon accepts any string that contains one."""
+
+
+def is_ref_field(value: Any) -> bool:
+    """Whether ``value`` is a ``{{ ... }}`` reference standing for a value given when the op compiles."""
+    return isinstance(value, str) and TEMPLATE_REF.search(value) is not None
 
 
 class Model(BaseModel):
@@ -38,6 +44,6 @@ def int_or_template(value: Any, what: str) -> Any:
         raise ValueError(f"{what}: expected an integer or a `{{{{ ... }}}}` param reference, got {value}")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and TEMPLATE_REF.match(value):
+    if is_ref_field(value):
         return value
     raise ValueError(f"{what}: expected an integer or a `{{{{ ... }}}}` param reference, got {value!r}")

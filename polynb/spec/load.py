@@ -26,6 +26,10 @@ _ENUM_NOUNS: dict[type[Enum], str] = {
     models.Status: "a status",
     models.PatchStrategy: "a patch strategy",
 }
+# Kinds of older Polyaxon versions that 2.18 spells otherwise.
+_RENAMED_KINDS = {
+    "hyperopt": " (Polyaxon 2.18 calls the Hyperopt search `tpe`: `kind: tpe`, without `algorithm`)",
+}
 # The plain-words expectation behind pydantic's type errors.
 _EXPECTED: dict[str, str] = {
     "int_type": "an integer",
@@ -176,12 +180,28 @@ def _fold_unions(entries: list[_Entry]) -> list[list[_Entry]]:
         deepest = max(len(e.path) for e in group)
         depth_at_union = min(len(e.path) for e in group)
         if deepest == depth_at_union:
-            singles.append(group)
+            if not _deeper_elsewhere(union, group, entries):
+                singles.append(group)
             continue
         branch = len(union)
         best = {e.error["loc"][branch] for e in group if len(e.path) == deepest}
         singles.extend([e] for e in group if e.error["loc"][branch] in best)
     return singles
+
+
+def _deeper_elsewhere(union: tuple[Any, ...], group: list[_Entry], entries: list[_Entry]) -> bool:
+    """Whether another alternative of ``union`` got deeper into the data than ``group`` (whose alternatives
+    all failed at the union itself): ``earlyStopping: [...]`` failing deep inside the list alternative must
+    not also report "expected a string" for the ``{{ ... }}`` alternative."""
+    depth = len(group[0].path)
+    tags = {e.error["loc"][len(union)] for e in group if len(e.error["loc"]) > len(union)}
+    return any(
+        len(e.path) > depth
+        and tuple(e.error["loc"][: len(union)]) == union
+        and len(e.error["loc"]) > len(union)
+        and e.error["loc"][len(union)] not in tags
+        for e in entries
+    )
 
 
 def _to_spec_error(group: list[_Entry], document: Document, root: type[BaseModel]) -> SpecError:
@@ -230,7 +250,8 @@ def _message(error: ErrorDetails, path: tuple[PathPart, ...], data: Any, root: t
         return _not_one_of(value, noun, allowed)
     if kind == "union_tag_invalid":
         allowed = _quoted_list(str(ctx.get("expected_tags", "")))
-        return _not_one_of(ctx.get("tag"), "a run kind" if path[-2:] == ("run", "kind") else "a known kind", allowed)
+        message = _not_one_of(ctx.get("tag"), "a run kind" if path[-2:] == ("run", "kind") else "a known kind", allowed)
+        return message + _RENAMED_KINDS.get(str(ctx.get("tag")), "")
     if kind == "union_tag_not_found":
         allowed = _quoted_list(_expected_tags(root, path[:-1], data))
         return f"missing required field 'kind' (one of {', '.join(allowed)})" if allowed else "missing 'kind'"

@@ -30,6 +30,7 @@ from polynb.spec import iotypes
 from polynb.spec.base import Model as Model
 from polynb.spec.base import nested_error as _nested_error
 from polynb.spec.joins import Join as Join
+from polynb.spec.matrix import Matrix as Matrix
 from polynb.spec.refs import Ref, ValuePath, parse_ref_cached, parse_value_path
 
 NAME_PATTERN = re.compile(r"^[-a-zA-Z0-9_]+$")
@@ -288,13 +289,6 @@ class Schedule(Model):
 
     model_config = ConfigDict(extra="allow")
     kind: Literal["cron", "interval", "datetime"]
-
-
-class Matrix(Model):
-    """Parsed so it can be reported as not supported yet; the fields differ per kind."""
-
-    model_config = ConfigDict(extra="allow")
-    kind: Literal["bayes", "grid", "hyperband", "tpe", "iterative", "mapping", "random"]
 
 
 # ------------------------------------------------------------------------- containers (k8s shapes)

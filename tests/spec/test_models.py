@@ -164,7 +164,7 @@ def test_matrix_and_schedule_parse_so_they_can_be_refused_at_compile_time() -> N
         {
             "kind": "operation",
             "dagRef": "x",
-            "matrix": {"kind": "grid", "params": {"lr": {"kind": "choice"}}},
+            "matrix": {"kind": "grid", "params": {"lr": {"kind": "choice", "value": [0.1]}}},
             "schedule": {"kind": "cron", "cron": "0 * * * *"},
         }
     )
