@@ -659,6 +659,10 @@ class _Builder:
         """What the compiler refuses in a container (``compiler.compile``), said by ``check`` as well."""
         if container.env_from:
             self.add(where, ("envFrom",), "`envFrom` is not supported yet", "unsupported")
+        for key in sorted(container.written_as_string):
+            message = _one_argument(key, container)
+            if message is not None:
+                self.add(where, (key,), message, "warning")
         for k, var in enumerate(container.env or ()):
             if var.value_from is not None:
                 self.add(where, ("env", k, "valueFrom"), f"env `{var.name}`: valueFrom is not supported yet",
@@ -699,6 +703,28 @@ def _given_params(spec: Polyaxonfile) -> set[str]:
     """Inputs a (refused, but checked) matrix or join gives values to: they are not missing."""
     names = {name for join in spec.joins or () for name in join.params or {}}
     return names
+
+
+_SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ash", "ksh"})
+
+
+def _one_argument(key: str, container: Container) -> str | None:
+    """The warning for ``command``/``args`` written as one string, or None where one argument is surely meant
+    (a word without spaces, a ``{{ ... }}`` list, or ``args`` of a shell's ``-c``)."""
+    items = getattr(container, key) or []
+    text = items[0] if items else ""
+    if not any(c.isspace() for c in text.strip()) or _templated(text):
+        return None
+    command = container.command or []
+    if key == "args" and len(command) >= 2 and command[-1] == "-c" and command[-2].rsplit("/", 1)[-1] in _SHELLS:
+        return None
+    program = text.strip().split()[0]
+    return (
+        f"`{key}` is a string, so it is ONE argument (as in Polyaxon, which passes it to Kubernetes whole): "
+        f"{'the program named' if key == 'command' else 'the program receives'} {text.strip()[:40]!r}"
+        f"{'' if key == 'command' else ' as a single argument'}, not `{program}` and its arguments; write a "
+        f"list such as [{', '.join(text.split()[:3])}], or `command: [sh, -c]` with the string as `args` for a shell"
+    )
 
 
 def _templated(value: Any) -> bool:

@@ -330,14 +330,16 @@ class VolumeMount(Model):
 
 
 def _argv(value: Any) -> Any:
-    """Commands are argument lists; numbers in them are written as strings."""
+    """Commands are argument lists; numbers in them are written as strings.
+
+    A string is ONE argument, as Polyaxon hands it to Kubernetes (``to_list("python train.py")`` is
+    ``["python train.py"]``): ``args: "python train.py --lr 0.1"`` after ``command: [sh, -c]`` is the usual
+    idiom. It is never split; ``polynb check`` warns where a string is unlikely to mean one argument.
+    """
     if isinstance(value, list):
         return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value]
     if isinstance(value, str):
-        raise ValueError(
-            "expected an argument list, e.g. [python, train.py]; a single string is not split "
-            "(write [sh, -c, '...'] if you need a shell)"
-        )
+        return [value]
     return value
 
 
@@ -370,6 +372,24 @@ class Container(Model):
     restart_policy: str | None = None
 
     _argv_command = field_validator("command", "args", mode="before")(_argv)
+    _strings: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_strings(cls, data: Any, handler: Any) -> Any:
+        # Which of command/args were written as one string: `check` explains that a string is one argument.
+        strings = frozenset(
+            key for key in ("command", "args") if isinstance(data, dict) and isinstance(data.get(key), str)
+        )
+        container = handler(data)
+        if strings and isinstance(container, Container):
+            container._strings = strings
+        return container
+
+    @property
+    def written_as_string(self) -> frozenset[str]:
+        """``command``/``args`` written as a single string (one argv element)."""
+        return self._strings
 
 
 class Environment(Model):

@@ -113,12 +113,12 @@ def test_top_level_shortcuts_are_lowered_into_run() -> None:
     assert comp.run.container.env is not None and comp.run.container.env[0].value == "1"
 
 
-def test_numbers_in_argument_lists_become_strings_but_a_string_command_is_refused() -> None:
+def test_numbers_in_argument_lists_become_strings_and_a_string_is_one_argument() -> None:
     comp = parse_polyaxonfile({"kind": "component", "run": {"kind": "job", "container": {"args": ["--n", 3]}}})
     assert isinstance(comp.run, Job) and comp.run.container.args == ["--n", "3"]
-    [(loc, msg)] = errors({"kind": "component", "run": {"kind": "job", "container": {"command": "python a.py"}}})
-    assert loc == ("run", "job", "container", "command")
-    assert "expected an argument list" in msg
+    comp = parse_polyaxonfile({"kind": "component", "run": {"kind": "job", "container": {"command": "python a.py"}}})
+    assert isinstance(comp.run, Job) and comp.run.container.command == ["python a.py"]
+    assert comp.run.container.written_as_string == {"command"}
 
 
 @pytest.mark.parametrize(
