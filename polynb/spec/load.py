@@ -144,8 +144,13 @@ def _entry(error: ErrorDetails, data: Any) -> _Entry:
     tags: list[int] = []
     node = data
     loc = error["loc"]
+    tagged = False  # whether the node's kind tag was met already (it is met once per node)
     for i, part in enumerate(loc):
-        if isinstance(node, dict | list) and _has(node, part):
+        if not tagged and _is_kind_tag(node, part, loc[i + 1 :], error["type"]):
+            tags.append(i)  # `kind: cron` tags the union with `cron`, which is also a key of a cron schedule
+            tagged = True
+        elif isinstance(node, dict | list) and _has(node, part):
+            tagged = False
             path.append(part)
             node = node[part]  # type: ignore[index]
         elif i == len(loc) - 1 and isinstance(node, dict) and error["type"] == "missing":
@@ -153,6 +158,14 @@ def _entry(error: ErrorDetails, data: Any) -> _Entry:
         else:
             tags.append(i)
     return _Entry(error, tuple(path), tags)
+
+
+def _is_kind_tag(node: Any, part: Any, rest: tuple[Any, ...], kind: str) -> bool:
+    """Whether ``part`` is the discriminator tag pydantic put in ``loc`` although the data has a key of that
+    name: the rest of ``loc`` then continues in ``node`` itself, not in ``node[part]``."""
+    if not (isinstance(node, dict) and part in node and node.get("kind") == part):
+        return False
+    return not rest or rest[0] in node or (len(rest) == 1 and kind == "missing")
 
 
 def _fold_unions(entries: list[_Entry]) -> list[list[_Entry]]:

@@ -32,6 +32,7 @@ from polynb.spec.base import nested_error as _nested_error
 from polynb.spec.joins import Join as Join
 from polynb.spec.matrix import Matrix as Matrix
 from polynb.spec.refs import Ref, ValuePath, parse_ref_cached, parse_value_path
+from polynb.spec.schedule import Schedule as Schedule
 
 NAME_PATTERN = re.compile(r"^[-a-zA-Z0-9_]+$")
 
@@ -282,13 +283,6 @@ class Termination(Model):
     culling: dict[str, Any] | None = None
     probe: dict[str, Any] | None = None
     pod_failure_policy: dict[str, Any] | None = None
-
-
-class Schedule(Model):
-    """Parsed so it can be reported as not supported yet; the fields differ per kind."""
-
-    model_config = ConfigDict(extra="allow")
-    kind: Literal["cron", "interval", "datetime"]
 
 
 # ------------------------------------------------------------------------- containers (k8s shapes)
