@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from pydantic.alias_generators import to_camel
+
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
 from polynb.lifecycle import is_status_event
 from polynb.spec import iotypes
@@ -56,6 +58,7 @@ from polynb.spec.models import (
     Termination,
     Tuner,
 )
+from polynb.spec.plugins import ALREADY_ON, IGNORED_PLUGINS, REFUSED_PLUGINS, Plugins
 from polynb.spec.yaml_loader import gc_paused
 
 Path_ = tuple[str | int, ...]
@@ -76,6 +79,12 @@ _UNSUPPORTED_SECTIONS = (
 )
 """Sections that parse and are checked field by field, then refused by ``polynb run``, with the reason."""
 _DAG_TTL = "`termination.ttl` on a DAG is not supported yet: a DAG has no resources of its own; set it on its ops"
+_INIT_REASONS = {
+    "dockerfile": "polynb does not write Dockerfiles in init yet",
+    "lineageRef": "polynb has no lineage store to resolve it from",
+    "modelRef": "polynb has no model registry to resolve it from",
+    "artifactRef": "polynb has no artifact registry to resolve it from",
+}
 _UNSUPPORTED_INIT = {"dockerfile": "dockerfile", "lineage_ref": "lineageRef", "model_ref": "modelRef",
                      "artifact_ref": "artifactRef"}  # fmt: skip
 
@@ -612,7 +621,7 @@ class _Builder:
         if (
             spec.run is None and not spec.events and not spec.hooks and spec.matrix is None and spec.schedule is None
             and spec.joins is None and spec.build is None and spec.run_patch is None and spec.cache is None
-            and spec.is_approved is not False
+            and spec.is_approved is not False and spec.plugins is None
         ):  # fmt: skip
             return  # the common DAG op: nothing to refuse (kept cheap for 100k-op DAGs)
         for attr, key, reason in _UNSUPPORTED_SECTIONS:
@@ -635,9 +644,15 @@ class _Builder:
                     )
         for h, hook in enumerate(spec.hooks or ()):
             self.check_hook(hook, where / ("hooks", h))
+        if spec.plugins is not None:
+            self.check_plugins(spec.plugins, where / ("plugins",))
         run = spec.run
-        if isinstance(run, DistributedRun | Tuner):
-            self.add(where, ("run", "kind"), f"run kind `{run.kind}` is not supported yet", "unsupported")
+        if isinstance(run, DistributedRun):
+            self.add(where, ("run", "kind"), f"run kind `{run.kind}` is not supported yet: polynb runs no "
+                     "Kubeflow, Dask or Ray operator (the run is checked, not run)", "unsupported")  # fmt: skip
+        elif isinstance(run, Tuner):
+            self.add(where, ("run", "kind"), "run kind `tuner` is not supported yet: polynb does not run sweeps yet",
+                     "unsupported")  # fmt: skip
         elif isinstance(run, Dag):
             if run.early_stopping:
                 self.add(where, ("run", "earlyStopping"), "`earlyStopping` is not supported yet", "unsupported")
@@ -645,7 +660,8 @@ class _Builder:
             for k, init in enumerate(run.init or ()):
                 for attr, key in _UNSUPPORTED_INIT.items():
                     if getattr(init, attr) is not None:
-                        self.add(where, ("run", "init", k, key), f"init `{key}` is not supported yet", "unsupported")
+                        self.add(where, ("run", "init", k, key), f"init `{key}` is not supported yet: "
+                                 f"{_INIT_REASONS[key]} (the entry is checked, not run)", "unsupported")  # fmt: skip
                 if init.connection is not None:
                     self.add(where, ("run", "init", k, "connection"), "init `connection` is not supported yet",
                              "unsupported")  # fmt: skip
@@ -654,6 +670,20 @@ class _Builder:
             self.check_container(run.container, where / ("run", "container"))
             for k, sidecar in enumerate(run.sidecars or ()):
                 self.check_container(sidecar, where / ("run", "sidecars", k))
+
+    def check_plugins(self, plugins: Plugins, where: _Where) -> None:
+        """Each plugin set: refused where its absence changes what the run can do, else a warning."""
+        for name in sorted(plugins.model_fields_set):
+            value = getattr(plugins, name)
+            key = to_camel(name)
+            if value is None or value == []:
+                continue
+            if name in REFUSED_PLUGINS:
+                if value is not False:
+                    self.add(where, (key,), f"plugin `{key}` is not supported yet: {REFUSED_PLUGINS[name]}",
+                             "unsupported")  # fmt: skip
+            elif not isinstance(value, bool) or value != (name in ALREADY_ON):
+                self.add(where, (key,), f"plugin `{key}` is not applied: {IGNORED_PLUGINS[name]}", "warning")
 
     def check_container(self, container: Container, where: _Where) -> None:
         """What the compiler refuses in a container (``compiler.compile``), said by ``check`` as well."""

@@ -29,6 +29,11 @@ _ENUM_NOUNS: dict[type[Enum], str] = {
 # Kinds of older Polyaxon versions that 2.18 spells otherwise.
 _RENAMED_KINDS = {
     "hyperopt": " (Polyaxon 2.18 calls the Hyperopt search `tpe`: `kind: tpe`, without `algorithm`)",
+    "daskjob": " (Polyaxon 2.18 runs Dask as `kind: daskcluster`)",
+    "rayjob": " (Polyaxon 2.18 runs Ray as `kind: raycluster`, with an `entrypoint`)",
+    "xgbjob": " (Polyaxon 2 dropped the XGBoost operator: use a pytorchjob, an mpijob or a job)",
+    "mxjob": " (Polyaxon 2 dropped the MXNet operator: use a pytorchjob, an mpijob or a job)",
+    "paddlejob": " (Polyaxon 2 dropped the Paddle operator: use a pytorchjob, an mpijob or a job)",
 }
 # The plain-words expectation behind pydantic's type errors.
 _EXPECTED: dict[str, str] = {
@@ -290,8 +295,8 @@ def _message(error: ErrorDetails, path: tuple[PathPart, ...], data: Any, root: t
 
 
 def _run_kinds() -> set[str]:
-    runs = (models.Job, models.Notifier, models.Cleaner, models.Tuner, models.Service, models.DistributedRun,
-            models.Dag)  # fmt: skip
+    runs = (models.Job, models.Notifier, models.Cleaner, models.Tuner, models.Service, models.TFJob,
+            models.PytorchJob, models.MPIJob, models.DaskCluster, models.RayCluster, models.Dag)  # fmt: skip
     return {str(k) for run in runs for k in _kind_values(run)}
 
 

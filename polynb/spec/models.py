@@ -13,7 +13,6 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    ConfigDict,
     Field,
     PositiveInt,
     PrivateAttr,
@@ -29,8 +28,22 @@ from polynb.limits import MAX_OPS
 from polynb.spec import iotypes
 from polynb.spec.base import Model as Model
 from polynb.spec.base import nested_error as _nested_error
+from polynb.spec.containers import Container as Container
+from polynb.spec.containers import Environment as Environment
+from polynb.spec.containers import EnvVar as EnvVar
+from polynb.spec.containers import Init as Init
+from polynb.spec.containers import Resources as Resources
+from polynb.spec.containers import argv, check_volume
+from polynb.spec.distributed import DaskCluster as DaskCluster
+from polynb.spec.distributed import DistributedRun as DistributedRun
+from polynb.spec.distributed import MPIJob as MPIJob
+from polynb.spec.distributed import PytorchJob as PytorchJob
+from polynb.spec.distributed import RayCluster as RayCluster
+from polynb.spec.distributed import TFJob as TFJob
 from polynb.spec.joins import Join as Join
 from polynb.spec.matrix import Matrix as Matrix
+from polynb.spec.plugins import Cache as Cache
+from polynb.spec.plugins import Plugins as Plugins
 from polynb.spec.refs import Ref, ValuePath, parse_ref_cached, parse_value_path
 from polynb.spec.schedule import Schedule as Schedule
 
@@ -269,11 +282,18 @@ class Hook(Model):
 # ---------------------------------------------------------------------------------- small sections
 
 
-class Cache(Model):
-    disable: bool | None = None
-    ttl: int | None = None
-    io: list[str] | None = None
-    sections: list[str] | None = None
+class Build(Model):
+    """Build an image before the run (Polyaxon's ``V1Build``, a hub component such as kaniko)."""
+
+    hub_ref: str
+    connection: str | None = None
+    presets: list[str] | None = None
+    queue: str | None = None
+    namespace: str | None = None
+    cache: Cache | None = None
+    params: dict[str, Param] | None = None
+    run_patch: dict[str, Any] | None = None
+    patch_strategy: PatchStrategy | None = None
 
 
 class Termination(Model):
@@ -283,209 +303,6 @@ class Termination(Model):
     culling: dict[str, Any] | None = None
     probe: dict[str, Any] | None = None
     pod_failure_policy: dict[str, Any] | None = None
-
-
-# ------------------------------------------------------------------------- containers (k8s shapes)
-
-
-class EnvVar(Model):
-    name: str
-    value: str | None = None
-    value_from: dict[str, Any] | None = None
-
-    @field_validator("value", mode="before")
-    @classmethod
-    def _scalar_to_str(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-
-
-class ContainerPort(Model):
-    container_port: int
-    name: str | None = None
-    protocol: str | None = None
-    host_port: int | None = None
-    host_ip: str | None = Field(default=None, alias="hostIP")
-
-
-class Resources(Model):
-    limits: dict[str, str | int | float] | None = None
-    requests: dict[str, str | int | float] | None = None
-    claims: list[dict[str, Any]] | None = None
-
-
-class VolumeMount(Model):
-    name: str
-    mount_path: str
-    read_only: bool | None = None
-    sub_path: str | None = None
-    sub_path_expr: str | None = None
-    mount_propagation: str | None = None
-    recursive_read_only: str | None = None
-
-
-def _argv(value: Any) -> Any:
-    """Commands are argument lists; numbers in them are written as strings.
-
-    A string is ONE argument, as Polyaxon hands it to Kubernetes (``to_list("python train.py")`` is
-    ``["python train.py"]``): ``args: "python train.py --lr 0.1"`` after ``command: [sh, -c]`` is the usual
-    idiom. It is never split; ``polynb check`` warns where a string is unlikely to mean one argument.
-    """
-    if isinstance(value, list):
-        return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value]
-    if isinstance(value, str):
-        return [value]
-    return value
-
-
-class Container(Model):
-    """A Kubernetes container as Polyaxon takes it (``image`` is ignored by the local executor)."""
-
-    name: str | None = None
-    image: str | None = None
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
-    command: list[str] | None = None
-    args: list[str] | None = None
-    working_dir: str | None = None
-    ports: list[ContainerPort] | None = None
-    env: list[EnvVar] | None = None
-    env_from: list[dict[str, Any]] | None = None
-    resources: Resources | None = None
-    volume_mounts: list[VolumeMount] | None = None
-    volume_devices: list[dict[str, Any]] | None = None
-    liveness_probe: dict[str, Any] | None = None
-    readiness_probe: dict[str, Any] | None = None
-    startup_probe: dict[str, Any] | None = None
-    lifecycle: dict[str, Any] | None = None
-    security_context: dict[str, Any] | None = None
-    stdin: bool | None = None
-    stdin_once: bool | None = None
-    tty: bool | None = None
-    termination_message_path: str | None = None
-    termination_message_policy: str | None = None
-    resize_policy: list[dict[str, Any]] | None = None
-    restart_policy: str | None = None
-
-    _argv_command = field_validator("command", "args", mode="before")(_argv)
-    _strings: frozenset[str] = PrivateAttr(default=frozenset())
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _remember_strings(cls, data: Any, handler: Any) -> Any:
-        # Which of command/args were written as one string: `check` explains that a string is one argument.
-        strings = frozenset(
-            key for key in ("command", "args") if isinstance(data, dict) and isinstance(data.get(key), str)
-        )
-        container = handler(data)
-        if strings and isinstance(container, Container):
-            container._strings = strings
-        return container
-
-    @property
-    def written_as_string(self) -> frozenset[str]:
-        """``command``/``args`` written as a single string (one argv element)."""
-        return self._strings
-
-
-class Environment(Model):
-    labels: dict[str, str] | None = None
-    annotations: dict[str, str] | None = None
-    node_selector: dict[str, str] | None = None
-    affinity: dict[str, Any] | None = None
-    tolerations: list[dict[str, Any]] | None = None
-    node_name: str | None = None
-    service_account_name: str | None = None
-    host_aliases: list[dict[str, Any]] | None = None
-    security_context: dict[str, Any] | None = None
-    image_pull_secrets: list[str] | None = None
-    host_network: bool | None = None
-    host_pid: bool | None = Field(default=None, alias="hostPID")
-    dns_policy: str | None = None
-    dns_config: dict[str, Any] | None = None
-    scheduler_name: str | None = None
-    priority_class_name: str | None = None
-    priority: int | None = None
-    restart_policy: str | None = None
-
-
-class GitType(Model):
-    url: str | None = None
-    revision: str | None = None
-    flags: list[str] | None = None
-
-
-class ArtifactsType(Model):
-    files: list[str | list[str]] | None = None
-    dirs: list[str | list[str]] | None = None
-    workers: int | None = None
-
-
-class FileType(Model):
-    content: str
-    filename: str | None = None
-    kind: str | None = None
-    chmod: str | None = None
-
-    @field_validator("chmod", mode="before")
-    @classmethod
-    def _chmod_str(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-class TensorboardType(Model):
-    port: int | str | None = None
-    uuids: list[str] | str | None = None
-    use_names: bool | str | None = None
-    path_prefix: str | None = None
-    plugins: list[str] | str | None = None
-
-
-_INIT_SCHEMAS = ("artifacts", "paths", "git", "dockerfile", "file", "tensorboard", "lineage_ref", "model_ref",
-                 "artifact_ref")  # fmt: skip
-
-
-class Init(Model):
-    """One init entry; at most one of its kinds, optionally with a custom ``container``."""
-
-    artifacts: ArtifactsType | None = None
-    paths: list[str | list[str]] | None = None
-    git: GitType | None = None
-    dockerfile: dict[str, Any] | None = None
-    file: FileType | None = None
-    tensorboard: TensorboardType | None = None
-    lineage_ref: str | None = None
-    model_ref: str | None = None
-    artifact_ref: str | None = None
-    connection: str | None = None
-    path: str | None = None
-    container: Container | None = None
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> Init:
-        given = [name for name in _INIT_SCHEMAS if getattr(self, name) is not None]
-        if len(given) > 1:
-            raise ValueError(f"an init entry takes one kind, got {', '.join(given)}")
-        if self.git is not None and self.git.url is None and self.connection is None:
-            raise ValueError("a git init needs a `url` (or a `connection`)")
-        if not given and self.container is None and self.connection is None:
-            raise ValueError(
-                "an init entry needs one of " + ", ".join(to_camel(n) for n in _INIT_SCHEMAS) + " or a container"
-            )
-        return self
-
-    @property
-    def kind(self) -> str:
-        for name in _INIT_SCHEMAS:
-            if getattr(self, name) is not None:
-                return name
-        return "container"
-
-
-def _check_volume(value: Any) -> Any:
-    if isinstance(value, list):
-        for item in value:
-            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                raise ValueError("each volume is a Kubernetes volume mapping with a `name`")
-    return value
 
 
 # -------------------------------------------------------------------------------------- run kinds
@@ -500,7 +317,7 @@ class Job(Model):
     sidecars: list[Container] | None = None
     container: Container
 
-    _volumes = field_validator("volumes")(_check_volume)
+    _volumes = field_validator("volumes")(check_volume)
 
 
 class Notifier(Job):
@@ -523,13 +340,6 @@ class Service(Job):
     replicas: int | None = Field(default=None, ge=0)
 
 
-class DistributedRun(Model):
-    """Distributed run kinds parse (loosely) and are refused at compile time as not supported yet."""
-
-    model_config = ConfigDict(extra="allow")
-    kind: Literal["mpijob", "tfjob", "pytorchjob", "daskcluster", "raycluster"]
-
-
 class Dag(Model):
     kind: Literal["dag"] = "dag"
     operations: list[Operation] = Field(min_length=1)
@@ -540,7 +350,7 @@ class Dag(Model):
     concurrency: PositiveInt | None = None
     early_stopping: list[dict[str, Any]] | None = None
 
-    _volumes = field_validator("volumes")(_check_volume)
+    _volumes = field_validator("volumes")(check_volume)
 
     @field_validator("operations", mode="before")
     @classmethod
@@ -552,7 +362,7 @@ class Dag(Model):
 
 
 Run = Annotated[
-    Job | Service | Dag | Notifier | Cleaner | Tuner | DistributedRun,
+    Job | Service | Dag | Notifier | Cleaner | Tuner | TFJob | PytorchJob | MPIJob | DaskCluster | RayCluster,
     Field(discriminator="kind"),
 ]
 RUN_KINDS = ("job", "service", "dag", "notifier", "cleaner", "tuner", "mpijob", "tfjob", "pytorchjob",
@@ -582,8 +392,8 @@ class Polyaxonfile(Model):
     namespace: str | None = None
     cache: Cache | None = None
     termination: Termination | None = None
-    plugins: dict[str, Any] | None = None
-    build: dict[str, Any] | None = None
+    plugins: Plugins | None = None
+    build: Build | None = None
     hooks: list[Hook] | None = None
     is_approved: bool | None = None
     cost: float | None = None
@@ -625,8 +435,8 @@ class Polyaxonfile(Model):
 
     _check_name = field_validator("name")(_check_name)
     _split_tags = field_validator("tags", "presets", mode="before")(_split_csv)
-    _argv_cmd = field_validator("cmd", mode="before")(_argv)
-    _volumes = field_validator("volumes")(_check_volume)
+    _argv_cmd = field_validator("cmd", mode="before")(argv)
+    _volumes = field_validator("volumes")(check_volume)
 
     @field_validator("version", mode="before")
     @classmethod
