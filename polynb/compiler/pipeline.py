@@ -655,7 +655,13 @@ class _Builder:
                      "unsupported")  # fmt: skip
         elif isinstance(run, Dag):
             if run.early_stopping:
-                self.add(where, ("run", "earlyStopping"), "`earlyStopping` is not supported yet", "unsupported")
+                self.add(
+                    where,
+                    ("run", "earlyStopping"),
+                    "`earlyStopping` is not supported yet: polynb does not "
+                    "stop a DAG on its ops' metrics or failures yet (the policies are checked)",
+                    "unsupported",
+                )
         elif isinstance(run, Job):
             for k, init in enumerate(run.init or ()):
                 for attr, key in _UNSUPPORTED_INIT.items():

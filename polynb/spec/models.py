@@ -41,6 +41,7 @@ from polynb.spec.distributed import PytorchJob as PytorchJob
 from polynb.spec.distributed import RayCluster as RayCluster
 from polynb.spec.distributed import TFJob as TFJob
 from polynb.spec.joins import Join as Join
+from polynb.spec.matrix import EarlyStopping
 from polynb.spec.matrix import Matrix as Matrix
 from polynb.spec.plugins import Cache as Cache
 from polynb.spec.plugins import Plugins as Plugins
@@ -348,7 +349,7 @@ class Dag(Model):
     connections: list[str] | None = None
     volumes: list[dict[str, Any]] | None = None
     concurrency: PositiveInt | None = None
-    early_stopping: list[dict[str, Any]] | None = None
+    early_stopping: list[EarlyStopping] | None = None
 
     _volumes = field_validator("volumes")(check_volume)
 
