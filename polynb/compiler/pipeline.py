@@ -36,6 +36,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic.alias_generators import to_camel
 
+from polynb.compiler.patch import RunPatchError, apply_run_patch
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
 from polynb.lifecycle import is_status_event
 from polynb.spec import iotypes
@@ -75,7 +76,6 @@ _UNSUPPORTED_SECTIONS = (
     ("schedule", "schedule", "polynb does not run schedules yet (the schedule is checked, not run)"),
     ("joins", "joins", "polynb does not run join queries over past runs yet (the joins are checked, not run)"),
     ("build", "build", "polynb builds no container images (the build section is checked, not run)"),
-    ("run_patch", "runPatch", "not applied yet"),
 )
 """Sections that parse and are checked field by field, then refused by ``polynb run``, with the reason."""
 _DAG_TTL = "`termination.ttl` on a DAG is not supported yet: a DAG has no resources of its own; set it on its ops"
@@ -280,7 +280,7 @@ class _Builder:
             resolved = self.resolve(spec, None, base_dir, root)
             if resolved is None:
                 return None
-            component = resolved.component
+            component = self.patched(spec, resolved.component, root)
             where = self.component_where(spec, resolved, root, None)
             operation = spec
             literal = dict(spec.params or {})
@@ -315,6 +315,17 @@ class _Builder:
         op = PipelineOp(name, operation, component, frozenset(), tuple(operation.events or ()), component_base)
         graph = DagGraph(nodes={name: OpNode(name)}, edges=[], stages=[[name]])
         return Pipeline(name, "single", spec, inputs, {name: op}, graph, None, hooks, base_dir, self.source)
+
+    def patched(self, op: Operation, component: Component, where: _Where) -> Component:
+        """The component with the operation's ``runPatch`` applied (``compiler.patch``); a patch that makes
+        the run invalid is an error at ``runPatch``."""
+        if not op.run_patch:
+            return component
+        try:
+            return apply_run_patch(component, op.run_patch, op.patch_strategy)
+        except RunPatchError as exc:
+            self.add(where, ("runPatch", *_within(op.run_patch, exc.location)), str(exc))
+            return component
 
     def dag_termination(self, spec: Component | Operation, component: Component, where: _Where) -> Termination | None:
         """The top-level DAG's own ``termination``: the operation's fields over its component's. ``timeout``
@@ -582,7 +593,7 @@ class _Builder:
             resolved = self.resolve(op, dag, base_dir, op_where, where)
             if resolved is None:
                 continue
-            component = resolved.component
+            component = self.patched(op, resolved.component, op_where)
             c_where = self.component_where(op, resolved, op_where, where)
             if (c_where.file is not None and id(component) not in self._infos) or c_where.path[-1:] == ("component",):
                 self.check_fields(component, c_where)  # a file's component: once, however many ops use it
@@ -627,6 +638,9 @@ class _Builder:
         for attr, key, reason in _UNSUPPORTED_SECTIONS:
             if getattr(spec, attr) is not None:
                 self.add(where, (key,), f"`{key}` is not supported yet: {reason}", "unsupported")
+        if spec.run_patch is not None and isinstance(spec, Component):
+            self.add(where, ("runPatch",), "`runPatch` on a component is not supported yet: it patches the "
+                     "component an operation runs; move it to the operation", "unsupported")  # fmt: skip
         if spec.is_approved is False:
             self.add(where, ("isApproved",), "`isApproved: false` (waiting for an approval) is not supported yet",
                      "unsupported")  # fmt: skip
@@ -761,6 +775,19 @@ def _one_argument(key: str, container: Container) -> str | None:
         f"{'' if key == 'command' else ' as a single argument'}, not `{program}` and its arguments; write a "
         f"list such as [{', '.join(text.split()[:3])}], or `command: [sh, -c]` with the string as `args` for a shell"
     )
+
+
+def _within(data: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """The longest prefix of ``path`` that exists in ``data`` (where an error of the patched run is written)."""
+    found: list[str | int] = []
+    for part in path:
+        in_dict = isinstance(data, dict) and part in data
+        in_list = isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        if not (in_dict or in_list):
+            break
+        data = data[part]
+        found.append(part)
+    return tuple(found)
 
 
 def _templated(value: Any) -> bool:
