@@ -25,7 +25,7 @@ from pydantic.alias_generators import to_camel
 from polynb.lifecycle import Status as Status
 from polynb.lifecycle import is_status_event, status_of_event
 from polynb.limits import MAX_OPS
-from polynb.spec import iotypes
+from polynb.spec import iotypes, shortcuts
 from polynb.spec.base import Model as Model
 from polynb.spec.base import nested_error as _nested_error
 from polynb.spec.containers import Container as Container
@@ -33,7 +33,7 @@ from polynb.spec.containers import Environment as Environment
 from polynb.spec.containers import EnvVar as EnvVar
 from polynb.spec.containers import Init as Init
 from polynb.spec.containers import Resources as Resources
-from polynb.spec.containers import argv, check_volume
+from polynb.spec.containers import check_volume
 from polynb.spec.distributed import DaskCluster as DaskCluster
 from polynb.spec.distributed import DistributedRun as DistributedRun
 from polynb.spec.distributed import MPIJob as MPIJob
@@ -413,9 +413,9 @@ class Polyaxonfile(Model):
     # Polyaxon 2.18 "shortcuts": run fields written at the top level, lowered into `run`.
     ports: list[int] | None = None
     container: Container | None = None
-    cmd: list[str] | None = None
-    env: list[EnvVar] | None = None
-    resources: Resources | None = None
+    cmd: str | list[str] | None = None
+    env: dict[str, str] | None = None
+    resources: dict[str, Any] | None = None
     environment: Environment | None = None
     init: list[Init] | None = None
     connections: list[str] | None = None
@@ -436,7 +436,9 @@ class Polyaxonfile(Model):
 
     _check_name = field_validator("name")(_check_name)
     _split_tags = field_validator("tags", "presets", mode="before")(_split_csv)
-    _argv_cmd = field_validator("cmd", mode="before")(argv)
+    _cmd = field_validator("cmd", mode="before")(shortcuts.check_cmd)
+    _env = field_validator("env", mode="before")(shortcuts.check_env)
+    _resources = field_validator("resources", mode="before")(shortcuts.check_resources)
     _volumes = field_validator("volumes")(check_volume)
 
     @field_validator("version", mode="before")
@@ -505,11 +507,15 @@ class Polyaxonfile(Model):
             container = self.container
         updates: dict[str, Any] = {}
         if self.cmd is not None:
-            updates["command"] = self.cmd
+            updates.update(shortcuts.cmd_container(self.cmd))
         if self.env is not None:
-            updates["env"] = [*(container.env or []), *self.env]
+            entries = shortcuts.env_entries(list(container.env or []), self.env)
+            updates["env"] = [EnvVar.model_validate(e) if isinstance(e, dict) else e for e in entries]
         if self.resources is not None:
-            updates["resources"] = self.resources
+            current = container.resources.model_dump(exclude_none=True) if container.resources else {}
+            lowered = shortcuts.lower_resources(self.resources)
+            merged = {side: {**current.get(side, {}), **lowered.get(side, {})} for side in ("requests", "limits")}
+            updates["resources"] = Resources.model_validate({k: v for k, v in merged.items() if v})
         if updates:
             container = container.model_copy(update=updates)
         run_updates: dict[str, Any] = {"container": container}
