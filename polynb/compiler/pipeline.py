@@ -36,6 +36,7 @@ from typing import Any, Literal, NamedTuple
 
 from pydantic.alias_generators import to_camel
 
+from polynb.compiler.joins import QueryError, parse_query, parse_sort
 from polynb.compiler.patch import RunPatchError, apply_run_patch
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
 from polynb.lifecycle import is_status_event
@@ -543,6 +544,11 @@ class _Builder:
         readable from the runs found, and an input that takes a list (``isList``) or is of type artifacts."""
         declared = self._info(component).declared
         for j, join in enumerate(op.joins or ()):
+            for key, text, parse in (("query", join.query, parse_query), ("sort", join.sort, parse_sort)):
+                try:
+                    parse(text or "")
+                except QueryError as exc:
+                    self.add(where, ("joins", j, key), f"join {key}: {exc}")
             for name, param in (join.params or {}).items():
                 path = ("joins", j, "params", name)
                 if param.ref is not None:
