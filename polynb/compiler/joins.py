@@ -72,6 +72,8 @@ def parse_query(text: str) -> list[Condition]:
         if not part:
             continue
         name, colon, condition = part.partition(":")
+        if PLACEHOLDER in name:
+            continue  # conditions given by a `{{ ... }}`: read when the op runs and the template is rendered
         if not colon:
             raise QueryError(f"`{part}` is not a condition: write `field: value`, e.g. `status: succeeded`")
         condition = condition.strip()
@@ -112,7 +114,7 @@ def parse_sort(text: str) -> list[tuple[str, bool]]:
     """The sort keys, each ``(field, descending)``."""
     keys: list[tuple[str, bool]] = []
     for part in (p.strip() for p in TEMPLATE_REF.sub(PLACEHOLDER, text).split(",")):
-        if part:
+        if part and PLACEHOLDER not in part:
             descending = part.startswith("-")
             keys.append((_field(part.removeprefix("-").strip()), descending))
     return keys

@@ -68,6 +68,7 @@ def test_parsing() -> None:
         Condition("project.name", False, "eq", ("__ref__",)),
     ]
     assert parse_sort("created_at, -metrics.loss") == [("created_at", False), ("metrics.loss", True)]
+    assert parse_query("{{ params.query }}") == [] and parse_sort("{{ params.sort }}") == []  # read once rendered
     mistakes = [
         ("status succeeded", "write `field: value`"),
         ("stauts: running", "not a run field"),
