@@ -38,7 +38,7 @@ from polynb.executors.kubernetes.client import Api, K8sError, path
 from polynb.executors.kubernetes.config import ClusterConfig, load
 from polynb.executors.kubernetes.logs import Resume, split_timestamp
 from polynb.executors.kubernetes.manifests import ManifestConfig
-from polynb.executors.kubernetes.portforward import Connect, PortForward, official_connect
+from polynb.executors.kubernetes.portforward import Connect, PodLookup, PortForward, official_connect
 from polynb.executors.kubernetes.settings import KubernetesSettings
 from polynb.executors.kubernetes.status import FATAL_WAITING, Observed, interpret_job, interpret_pod
 from polynb.executors.kubernetes.watch import PodInformer
@@ -85,7 +85,7 @@ class KubernetesExecutor:
         self,
         settings: KubernetesSettings | None = None,
         *,
-        connect: Callable[[str, str, int], Connect] | None = None,
+        connect: Callable[[str, str | PodLookup, int], Connect] | None = None,
     ) -> None:
         """An executor on the cluster that ``settings`` name (default ``KubernetesSettings()``: ``KUBECONFIG``
         and its context's namespace); ``connect`` replaces the official port-forward (tests).
@@ -406,13 +406,16 @@ class KubernetesExecutor:
                 )
             )
             self._changed.notify_all()
+            forward = run.forward if observed.final else None
+            if forward is not None:
+                # Closed before the final status is told: whoever sees the run end finds its port closed.
+                run.forward = None
+                forward.close()
             for update in updates:
                 try:
                     run.on_update(update)
                 except Exception:
                     log.exception("run %s: on_update failed", run.uuid)
-        if observed.final and run.forward is not None:
-            run.forward.close()
 
     def _replay(self, run: _Run) -> None:
         """Deliver what the watch already knows of a run (submitted before its pod was seen, re-attached)."""
@@ -465,7 +468,7 @@ class KubernetesExecutor:
         url = f"http://{host}:{run.ports[0]}/"
         if self.port_forward and run.pod is not None:
             try:
-                forward = PortForward(self._connect(self.namespace, run.pod, run.ports[0]))
+                forward = PortForward(self._connect(self.namespace, lambda: self._serving_pod(run), run.ports[0]))
             except OSError as exc:
                 log.warning("run %s: cannot open a local port-forward: %s", run.uuid, exc)
             else:
@@ -480,6 +483,13 @@ class KubernetesExecutor:
                 return
             run.url = url
         self._report(run, Observed("running", "ServiceReady", f"service reachable at {url}"), url=url)
+
+    @staticmethod
+    def _serving_pod(run: _Run) -> str:
+        """The run's pod now (per forwarded connection: the watch keeps ``run.pod`` current)."""
+        if run.final or run.pod is None:
+            raise LookupError(f"run {run.uuid} has no running pod")
+        return run.pod
 
     def _delete_run_objects(self, run: _Run, grace: float | None) -> None:
         query: dict[str, Any] = {"propagationPolicy": BACKGROUND}
