@@ -236,15 +236,36 @@ def test_service_proxy_errors(emulator: Emulator) -> None:
         assert json.loads(err.value.read())["message"] == text
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH")
-def test_kubectl_port_forward_is_refused_not_faked(emulator: Emulator, kubeconfig: Path, tmp_path: Path) -> None:
-    """kubectl tunnels SPDY over WebSocket (KEP-4006), then falls back to an SPDY upgrade; the emulator
-    speaks neither, and says so (kubectl exits with an error instead of forwarding)."""
-    running_pod(emulator)
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)}
-    done = subprocess.run(
-        ["kubectl", "--request-timeout=20s", "port-forward", "pod/web", "0:8080"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+def kubectl_forward(kubeconfig: Path, home: Path, *, websockets: bool) -> subprocess.Popen[str]:
+    """``kubectl port-forward pod/web :8080``: SPDY tunnelled in a WebSocket (kubectl's default since 1.31),
+    or with ``KUBECTL_PORT_FORWARD_WEBSOCKETS=false`` a plain SPDY upgrade."""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(home)}
+    env["KUBECTL_PORT_FORWARD_WEBSOCKETS"] = "true" if websockets else "false"
+    return subprocess.Popen(
+        ["kubectl", "--request-timeout=20s", "port-forward", "pod/web", ":8080"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert done.returncode != 0
-    assert "upgrade" in done.stderr.lower()
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH")
+@pytest.mark.parametrize("websockets", [True, False], ids=["spdy-over-websocket", "spdy-upgrade"])
+def test_kubectl_port_forward(
+    emulator: Emulator, kubeconfig: Path, tmp_path: Path, serve: Any, websockets: bool
+) -> None:
+    pod = running_pod(emulator)
+    serve(pod["status"]["podIP"], 8080)
+    proc = kubectl_forward(kubeconfig, tmp_path, websockets=websockets)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "Forwarding from 127.0.0.1:NNNNN -> 8080"
+        assert line.startswith("Forwarding from 127.0.0.1:"), line + (proc.stderr.read() if proc.stderr else "")
+        local = line.split()[2]
+        for path in ("/one", "/two"):  # a connection each: new streams on the same SPDY connection
+            with urllib.request.urlopen(f"http://{local}{path}", timeout=10) as reply:
+                assert reply.read() == f"hello from {pod['status']['podIP']} {path}".encode()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    upgrades = [r for r in emulator.requests if r.resource == "pods/portforward"]
+    assert upgrades and upgrades[-1].status == 101
+    assert upgrades[-1].method == ("GET" if websockets else "POST")

@@ -13,10 +13,8 @@ connection is over.
 Here the pod's port is ``status.podIP:port`` (pods get loopback addresses, see ``network``), so a process
 listening in the "pod" — a thread in a test, or a process the executing kubelet started — is reached.
 
-Not served: ``v4.base64.channel.k8s.io`` (text frames), and kubectl's ``SPDY/3.1+portforward.k8s.io``
-tunnelling (KEP-4006) and plain SPDY upgrade: both are answered as a server that does not speak them
-would (``403`` for the unsupported subprotocol, ``400`` for an upgrade that is not a WebSocket), so
-``kubectl port-forward`` fails against the emulator rather than pretending to work.
+kubectl's way — SPDY streams, tunnelled in a WebSocket (``SPDY/3.1+portforward.k8s.io``) or over an
+``Upgrade: SPDY/3.1`` connection — is in ``spdy``. Not served: ``v4.base64.channel.k8s.io`` (text frames).
 """
 
 from __future__ import annotations
@@ -38,6 +36,7 @@ if TYPE_CHECKING:
     from .server import Handler
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io"
 PROTOCOLS = ("v4.channel.k8s.io", "")
 """What the kubelet's port-forward accepts (binary ones); the client's first offered match wins."""
 
@@ -146,11 +145,18 @@ def serve_portforward(emu: Emulator, handler: Handler, namespace: str, pod: str,
         # registry/core/pod/strategy.go PortForwardLocation: no node, nowhere to go.
         raise ApiError(400, "BadRequest", f"pod {pod} does not have a host assigned")
     headers = handler.headers
-    if "websocket" not in (headers.get("Upgrade") or "").lower() or not headers.get("Sec-WebSocket-Key"):
-        # An SPDY upgrade (kubectl's fallback) or a plain request: not served here (see the module docstring).
-        raise ApiError(400, "BadRequest", "unable to upgrade: the emulator serves pod port-forward over WebSocket only")
-    ports = requested_ports(handler)
+    upgrade = (headers.get("Upgrade") or "").lower()
+    if upgrade == "spdy/3.1":
+        _serve_spdy_upgrade(emu, handler, namespace, pod)
+        return
+    if "websocket" not in upgrade or not headers.get("Sec-WebSocket-Key"):
+        # httpstream's handshake (k8s.io/apimachinery/pkg/util/httpstream/spdy/upgrade.go) on a plain request.
+        raise ApiError(400, "BadRequest", "unable to upgrade: missing upgrade headers in request")
     offered = [p.strip() for p in (headers.get("Sec-WebSocket-Protocol") or "").split(",") if p.strip()] or [""]
+    if SPDY_TUNNEL in offered:
+        _serve_spdy_tunnel(emu, handler, namespace, pod)
+        return
+    ports = requested_ports(handler)
     chosen = next((p for p in offered if p in PROTOCOLS), None)
     if chosen is None:
         # wsstream's handshake refuses; golang.org/x/net/websocket answers a refused handshake with 403.
@@ -170,6 +176,73 @@ def serve_portforward(emu: Emulator, handler: Handler, namespace: str, pod: str,
         handler._request.status = 101
     ws = WebSocket(handler.rfile, handler.connection)
     _Forward(emu, ws, namespace, pod, ports).run()
+
+
+def _switch(handler: Handler, headers: dict[str, str]) -> None:
+    handler.send_response(101, "Switching Protocols")
+    for key, value in headers.items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    handler.wfile.flush()
+    handler.close_connection = True
+    if handler._request is not None:
+        handler._request.status = 101
+
+
+def _serve_spdy_tunnel(emu: Emulator, handler: Handler, namespace: str, pod: str) -> None:
+    """KEP-4006: SPDY inside WebSocket binary messages (the API server's translation to the kubelet)."""
+    from .spdy import Session, Transport
+
+    _switch(
+        handler,
+        {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Accept": accept_key(handler.headers["Sec-WebSocket-Key"]),
+            "Sec-WebSocket-Protocol": SPDY_TUNNEL,
+        },
+    )
+    ws = WebSocket(handler.rfile, handler.connection)
+
+    def read() -> bytes:
+        while True:
+            try:
+                message = ws.recv()
+            except (OSError, ConnectionError):
+                return b""
+            if message is None:
+                return b""
+            if message[0] == BINARY and message[1]:
+                return message[1]
+
+    Session(emu, Transport(read, lambda data: ws.send(BINARY, data)), namespace, pod).run()
+    ws.close()
+
+
+def _serve_spdy_upgrade(emu: Emulator, handler: Handler, namespace: str, pod: str) -> None:
+    """kubectl's fallback: ``Upgrade: SPDY/3.1`` with ``X-Stream-Protocol-Version: portforward.k8s.io``."""
+    from .spdy import PROTOCOL, Session, Transport
+
+    offered = handler.headers.get_all("X-Stream-Protocol-Version") or []
+    versions = [v.strip() for value in offered for v in value.split(",")]
+    if PROTOCOL not in versions:
+        # httpstream.Handshake: no protocol in common.
+        raise ApiError(
+            403,
+            "Forbidden",
+            f"unable to upgrade: unable to negotiate protocol: client supports {versions}, server supports "
+            f"[{PROTOCOL}]",
+        )
+    _switch(handler, {"Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": PROTOCOL})
+    rfile = handler.rfile
+
+    def read() -> bytes:
+        try:
+            return bytes(rfile.read1(65536))
+        except (OSError, ValueError):
+            return b""
+
+    Session(emu, Transport(read, handler.connection.sendall), namespace, pod).run()
 
 
 class _Forward:
