@@ -1,5 +1,5 @@
 """The emulated network against real clients: the official client's WebSocket port-forward, kubectl's
-port-forward (refused: the emulator does not tunnel SPDY), the kube-proxy stand-in and the API server's
+port-forward (SPDY in a WebSocket, and over an SPDY upgrade), the kube-proxy stand-in and the API server's
 service proxy. A "process in the pod" is a TCP server of the test bound to the pod's ``status.podIP``."""
 
 from __future__ import annotations
@@ -269,3 +269,18 @@ def test_kubectl_port_forward(
     upgrades = [r for r in emulator.requests if r.resource == "pods/portforward"]
     assert upgrades and upgrades[-1].status == 101
     assert upgrades[-1].method == ("GET" if websockets else "POST")
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH")
+def test_kubectl_port_forward_reports_nothing_listening(emulator: Emulator, kubeconfig: Path, tmp_path: Path) -> None:
+    running_pod(emulator)
+    proc = kubectl_forward(kubeconfig, tmp_path, websockets=True)
+    try:
+        assert proc.stdout is not None
+        local = proc.stdout.readline().split()[2]
+        with pytest.raises(http.client.RemoteDisconnected):
+            urllib.request.urlopen(f"http://{local}/", timeout=10)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "error forwarding port 8080 to pod web" in err
