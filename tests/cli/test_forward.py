@@ -60,7 +60,11 @@ class _Board(BaseHTTPRequestHandler):
 def cli(emulator: Emulator, kubeconfig: Path, tmp_path: Path) -> Iterator[Cli]:
     emulator.scripts.update({"emu/hold": {"hold": True}, "emu/ok": {}})
     kit = Cli(tmp_path)
-    kit.extra_env = {"KUBECONFIG": str(kubeconfig), "POLYNB_K8S_PORT_FORWARD": "0"}
+    kit.extra_env = {
+        "KUBECONFIG": str(kubeconfig),
+        "POLYNB_K8S_PORT_FORWARD": "0",
+        "POLYNB_K8S_SERVICE_PORT": str(testkit.free_port()),
+    }
     yield kit
     kit.cleanup()
 
@@ -75,7 +79,7 @@ def board(cli: Cli, emulator: Emulator) -> Iterator[str]:
     assert run.status == Status.RUNNING
     assert f"polynb open {run.uuid[:12]}" in done.stdout  # not a URL that died with the command
     pod = emulator.require_pod_of(run.uuid)
-    server = ThreadingHTTPServer((pod["status"]["podIP"], 6006), _Board)
+    server = ThreadingHTTPServer((pod["status"]["podIP"], int(cli.extra_env["POLYNB_K8S_SERVICE_PORT"])), _Board)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield run.uuid
     server.shutdown()

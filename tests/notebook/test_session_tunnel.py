@@ -61,6 +61,7 @@ def k8s_env(emulator: Emulator, kubeconfig: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.setenv("POLYNB_K8S_PORT_FORWARD", "1")  # as outside a cluster
     monkeypatch.setenv("POLYNB_K8S_KERNEL_ID", "nb-kernel")
+    monkeypatch.setenv("POLYNB_K8S_SERVICE_PORT", str(testkit.free_port()))
     return emulator
 
 
@@ -68,8 +69,8 @@ def k8s_env(emulator: Emulator, kubeconfig: Path, monkeypatch: pytest.MonkeyPatc
 def pod_server() -> Iterator[Any]:
     servers: list[ThreadingHTTPServer] = []
 
-    def start(ip: str) -> None:
-        server = ThreadingHTTPServer((ip, 6006), _Board)
+    def start(ip: str, port: int) -> None:
+        server = ThreadingHTTPServer((ip, port), _Board)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
 
@@ -116,14 +117,16 @@ def test_the_kernel_holds_the_tunnel_and_a_restarted_kernel_opens_it_again(
     record = served_url(session, board.uuid)
     first = record.url or ""
     assert first.startswith("http://127.0.0.1:")
-    pod_server(k8s_env.require_pod_of(board.uuid)["status"]["podIP"])
+    port = int(k8s_env.objects("services")[0]["spec"]["ports"][0]["targetPort"])
+    pod_server(k8s_env.require_pod_of(board.uuid)["status"]["podIP"], port)
     assert get(first + "data/runs") == b"board /data/runs"
 
     tracker = RunTracker(session.store, handle.uuid)
     tracker.refresh()
     links = session._snapshot(tracker, time.time(), open_pages=False).links
-    port = urlsplit(first).port
-    assert [link.url for link in links] == [f"/proxy/{port}/"]  # jupyter-server-proxy to the kernel's tunnel
+    assert [link.url for link in links] == [
+        f"/proxy/{urlsplit(first).port}/"
+    ]  # jupyter-server-proxy to the kernel's tunnel
 
     set_session(None)
     session.shutdown()  # the kernel goes away: so does its tunnel, not the service

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from k8s_emulator import Emulator, testkit
-from k8s_emulator.testkit import MakeExecutor, make_op
+from k8s_emulator.testkit import MakeExecutor, free_port, make_op
 from support.recorder import UpdateRecorder
 
 from polynb.executors.base import ExecutorUpdate
@@ -65,7 +65,7 @@ def refused(url: str) -> bool:
 def test_service_url_is_served_through_the_tunnel_and_closed_at_the_end(
     emulator: Emulator, make_executor: MakeExecutor, pod_server: Any
 ) -> None:
-    executor = make_executor(port_forward=True)
+    executor = make_executor(port_forward=True, service_port_base=free_port())
     closed_when_final: list[bool] = []
     rec = UpdateRecorder()
     url_box: list[str] = []
@@ -94,7 +94,7 @@ def test_service_url_is_served_through_the_tunnel_and_closed_at_the_end(
 def test_nothing_listening_yet_is_a_closed_connection_not_a_hang(
     emulator: Emulator, make_executor: MakeExecutor
 ) -> None:
-    executor = make_executor(port_forward=True)
+    executor = make_executor(port_forward=True, service_port_base=free_port())
     rec = UpdateRecorder()
     op = make_op(executor, name="tensorboard", kind="service", ports=1, script={"main": {"hold": True}})
     executor.submit(op, rec)
