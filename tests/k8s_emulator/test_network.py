@@ -29,6 +29,20 @@ from k8s_emulator.testkit import wait_for
 NS = "default"
 
 
+def _free_ports(n: int) -> list[int]:
+    """Ports nothing listens on now (held together, so they differ): pods share the host's loopback, and a
+    process on ``0.0.0.0:8080`` elsewhere on the machine would take a fixed one."""
+    probes = [socket.create_server(("127.0.0.1", 0)) for _ in range(n)]
+    try:
+        return [int(p.getsockname()[1]) for p in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+PORT, PORT2, *SVC_PORTS = _free_ports(6)
+
+
 @pytest.fixture
 def api(emulator: Emulator, kubeconfig: Path) -> Iterator[Any]:
     cfg = client.Configuration()
@@ -49,7 +63,7 @@ def running_pod(emulator: Emulator, name: str = "web", labels: dict[str, str] | 
             },
             "spec": {
                 "containers": [
-                    {"name": "main", "image": "python:3.11-slim", "ports": [{"name": "http", "containerPort": 8080}]}
+                    {"name": "main", "image": "python:3.11-slim", "ports": [{"name": "http", "containerPort": PORT}]}
                 ]
             },
         },
@@ -122,35 +136,35 @@ def test_pods_get_their_own_loopback_address(emulator: Emulator) -> None:
 
 def test_official_client_port_forward_round_trips_bytes(emulator: Emulator, api: Any, serve: Any) -> None:
     pod = running_pod(emulator)
-    serve(pod["status"]["podIP"], 8080)
-    forward = portforward(api.connect_get_namespaced_pod_portforward, "web", NS, ports="8080")
-    reply = http_over(forward.socket(8080), "/x")
+    serve(pod["status"]["podIP"], PORT)
+    forward = portforward(api.connect_get_namespaced_pod_portforward, "web", NS, ports=str(PORT))
+    reply = http_over(forward.socket(PORT), "/x")
     assert reply.startswith(b"HTTP/1.0 200") and reply.endswith(f"hello from {pod['status']['podIP']} /x".encode())
-    assert forward.error(8080) is None
+    assert forward.error(PORT) is None
     request = next(r for r in emulator.requests if r.resource == "pods/portforward")
     assert (request.verb, request.status) == ("get", 101)
 
 
 def test_two_ports_in_one_port_forward(emulator: Emulator, api: Any, serve: Any) -> None:
     pod = running_pod(emulator)
-    serve(pod["status"]["podIP"], 8080)
-    serve(pod["status"]["podIP"], 8081)
-    forward = portforward(api.connect_get_namespaced_pod_portforward, "web", NS, ports="8080,8081")
-    first, second = http_over(forward.socket(8080), "/a"), http_over(forward.socket(8081), "/b")
+    serve(pod["status"]["podIP"], PORT)
+    serve(pod["status"]["podIP"], PORT2)
+    forward = portforward(api.connect_get_namespaced_pod_portforward, "web", NS, ports=f"{PORT},{PORT2}")
+    first, second = http_over(forward.socket(PORT), "/a"), http_over(forward.socket(PORT2), "/b")
     assert first.endswith(b" /a") and second.endswith(b" /b")
 
 
 def test_nothing_listening_is_reported_on_the_error_channel(emulator: Emulator, api: Any) -> None:
     running_pod(emulator)
-    forward = portforward(api.connect_get_namespaced_pod_portforward, "web", NS, ports="8080")
-    assert forward.socket(8080).recv(1024) == b""  # closed: nothing to forward to
-    assert "error forwarding port 8080 to pod web" in (forward.error(8080) or "")
-    assert "connection refused" in (forward.error(8080) or "").lower()
+    forward = portforward(api.connect_get_namespaced_pod_portforward, "web", NS, ports=str(PORT))
+    assert forward.socket(PORT).recv(1024) == b""  # closed: nothing to forward to
+    assert f"error forwarding port {PORT} to pod web" in (forward.error(PORT) or "")
+    assert "connection refused" in (forward.error(PORT) or "").lower()
 
 
 def test_port_forward_to_a_missing_pod_is_404(emulator: Emulator, api: Any) -> None:
     with pytest.raises(ApiException) as err:
-        portforward(api.connect_get_namespaced_pod_portforward, "ghost", NS, ports="8080")
+        portforward(api.connect_get_namespaced_pod_portforward, "ghost", NS, ports=str(PORT))
     assert "404" in str(err.value)
 
 
@@ -180,32 +194,35 @@ def test_a_plain_request_is_not_upgraded(emulator: Emulator) -> None:
     assert err.value.code == 400
 
 
-def service(emulator: Emulator, name: str = "web", port: int = 80, target: Any = 8080) -> dict[str, Any]:
+def service(emulator: Emulator, name: str = "web", port: int = 80, target: Any = None) -> dict[str, Any]:
     return emulator.store.create(
         "services",
         NS,
         {
             "metadata": {"name": name},
-            "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": port, "targetPort": target}]},
+            "spec": {
+                "selector": {"app": name},
+                "ports": [{"name": "http", "port": port, "targetPort": PORT if target is None else target}],
+            },
         },
     )
 
 
 def test_kube_proxy_relays_cluster_ip_to_a_ready_endpoint(emulator: Emulator, serve: Any) -> None:
     pod = running_pod(emulator)
-    serve(pod["status"]["podIP"], 8080)
-    svc = service(emulator, port=18080, target="http")  # a named targetPort, resolved in the pod
+    serve(pod["status"]["podIP"], PORT)
+    svc = service(emulator, port=SVC_PORTS[0], target="http")  # a named targetPort, resolved in the pod
     emulator.settle()
     ip = svc["spec"]["clusterIP"]
     assert ip.startswith("127.")
-    with urllib.request.urlopen(f"http://{ip}:18080/via-service", timeout=10) as reply:
+    with urllib.request.urlopen(f"http://{ip}:{SVC_PORTS[0]}/via-service", timeout=10) as reply:
         assert reply.read() == f"hello from {pod['status']['podIP']} /via-service".encode()
 
 
 def test_kube_proxy_rejects_when_no_endpoint_is_ready(emulator: Emulator) -> None:
-    svc = service(emulator, name="lonely", port=18081)
+    svc = service(emulator, name="lonely", port=SVC_PORTS[1])
     emulator.settle()
-    conn = socket.create_connection((svc["spec"]["clusterIP"], 18081), timeout=10)
+    conn = socket.create_connection((svc["spec"]["clusterIP"], SVC_PORTS[1]), timeout=10)
     with conn, pytest.raises(ConnectionResetError):
         conn.recv(1)  # reset at once (kube-proxy's REJECT), not left hanging
 
@@ -213,8 +230,8 @@ def test_kube_proxy_rejects_when_no_endpoint_is_ready(emulator: Emulator) -> Non
 def test_service_proxy_forwards_http_with_the_users_credentials(emulator: Emulator, serve: Any) -> None:
     emulator.faults.token = "s3cret"
     pod = running_pod(emulator)
-    serve(pod["status"]["podIP"], 8080)
-    service(emulator, port=18082)
+    serve(pod["status"]["podIP"], PORT)
+    service(emulator, port=SVC_PORTS[2])
     url = f"{emulator.url}/api/v1/namespaces/{NS}/services/web:http/proxy/data/run?x=1"
     request = urllib.request.Request(url, headers={"Authorization": "Bearer s3cret"})
     with urllib.request.urlopen(request, timeout=10) as reply:
@@ -225,7 +242,7 @@ def test_service_proxy_forwards_http_with_the_users_credentials(emulator: Emulat
 
 
 def test_service_proxy_errors(emulator: Emulator) -> None:
-    service(emulator, name="idle", port=18083)
+    service(emulator, name="idle", port=SVC_PORTS[3])
     for name, code, text in (
         ("nope", 404, 'services "nope" not found'),
         ("idle", 503, 'no endpoints available for service "idle"'),
@@ -237,12 +254,12 @@ def test_service_proxy_errors(emulator: Emulator) -> None:
 
 
 def kubectl_forward(kubeconfig: Path, home: Path, *, websockets: bool) -> subprocess.Popen[str]:
-    """``kubectl port-forward pod/web :8080``: SPDY tunnelled in a WebSocket (kubectl's default since 1.31),
+    """``kubectl port-forward pod/web :PORT``: SPDY tunnelled in a WebSocket (kubectl's default since 1.31),
     or with ``KUBECTL_PORT_FORWARD_WEBSOCKETS=false`` a plain SPDY upgrade."""
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(home)}
     env["KUBECTL_PORT_FORWARD_WEBSOCKETS"] = "true" if websockets else "false"
     return subprocess.Popen(
-        ["kubectl", "--request-timeout=20s", "port-forward", "pod/web", ":8080"],
+        ["kubectl", "--request-timeout=20s", "port-forward", "pod/web", f":{PORT}"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -253,11 +270,11 @@ def test_kubectl_port_forward(
     emulator: Emulator, kubeconfig: Path, tmp_path: Path, serve: Any, websockets: bool
 ) -> None:
     pod = running_pod(emulator)
-    serve(pod["status"]["podIP"], 8080)
+    serve(pod["status"]["podIP"], PORT)
     proc = kubectl_forward(kubeconfig, tmp_path, websockets=websockets)
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline()  # "Forwarding from 127.0.0.1:NNNNN -> 8080"
+        line = proc.stdout.readline()  # "Forwarding from 127.0.0.1:NNNNN -> PORT"
         assert line.startswith("Forwarding from 127.0.0.1:"), line + (proc.stderr.read() if proc.stderr else "")
         local = line.split()[2]
         for path in ("/one", "/two"):  # a connection each: new streams on the same SPDY connection
@@ -283,4 +300,4 @@ def test_kubectl_port_forward_reports_nothing_listening(emulator: Emulator, kube
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
-    assert "error forwarding port 8080 to pod web" in err
+    assert f"error forwarding port {PORT} to pod web" in err
