@@ -138,6 +138,7 @@ def test_the_kernel_holds_the_tunnel_and_a_restarted_kernel_opens_it_again(
         assert restarted.start_if_unfinished()
         again = served_url(restarted, board.uuid)
         assert again.url is not None and get(again.url + "x") == b"board /x"
+        assert again.url == first  # the same local port (the run's preferred one): open Lab tabs keep working
     finally:
         restarted.config.keep_runs_on_exit = False
         restarted.shutdown()

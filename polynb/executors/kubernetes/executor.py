@@ -18,6 +18,7 @@ Kernel ownership, heartbeat and sweep: :mod:`~polynb.executors.kubernetes.kernel
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import socket
@@ -49,6 +50,17 @@ BACKGROUND: Final = "Background"
 MAX_ATTEMPTS: Final = 100
 LOG_WAIT: Final = 5.0
 """Seconds between re-checks while a log waits for its container (woken at once by any pod event)."""
+
+
+FORWARD_PORTS: Final = (20000, 10000)
+"""Where a service's local port-forward port is chosen first: ``first + hash(uuid) % count``, below Linux's
+ephemeral range, so a restarted kernel gets the same port (and its Lab tab, ``/proxy/<port>/``, keeps
+working) unless another process took it."""
+
+
+def preferred_local_port(run_uuid: str) -> int:
+    first, count = FORWARD_PORTS
+    return first + int(hashlib.sha256(run_uuid.encode()).hexdigest()[:8], 16) % count
 
 
 class K8sSubmitError(RuntimeError):
@@ -468,7 +480,10 @@ class KubernetesExecutor:
         url = f"http://{host}:{run.ports[0]}/"
         if self.port_forward and run.pod is not None:
             try:
-                forward = PortForward(self._connect(self.namespace, lambda: self._serving_pod(run), run.ports[0]))
+                forward = PortForward(
+                    self._connect(self.namespace, lambda: self._serving_pod(run), run.ports[0]),
+                    prefer=preferred_local_port(run.uuid),
+                )
             except OSError as exc:
                 log.warning("run %s: cannot open a local port-forward: %s", run.uuid, exc)
             else:
