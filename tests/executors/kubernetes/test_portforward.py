@@ -20,6 +20,8 @@ from k8s_emulator.testkit import MakeExecutor, free_port, make_op
 from support.recorder import UpdateRecorder
 
 from polynb.executors.base import ExecutorUpdate
+from polynb.executors.kubernetes.executor import preferred_local_port
+from polynb.executors.kubernetes.portforward import PortForward
 
 emulator = testkit.emulator
 kubeconfig = testkit.kubeconfig
@@ -106,3 +108,27 @@ def test_nothing_listening_yet_is_a_closed_connection_not_a_hang(
     executor.stop(op.uuid)
     assert rec.final().status == "stopped"
     assert refused(ready.url)
+
+
+def test_local_port_choice() -> None:
+    """``prefer`` falls back to any free port when taken; an explicit ``port`` that is taken is an error."""
+
+    def never() -> Any:
+        raise AssertionError("no connection expected")
+
+    taken = socket.create_server(("127.0.0.1", 0))
+    busy = taken.getsockname()[1]
+    try:
+        fallback = PortForward(never, prefer=busy)
+        assert fallback.port != busy
+        fallback.close()
+        with pytest.raises(OSError, match="in use"):
+            PortForward(never, port=busy)
+    finally:
+        taken.close()
+    first = PortForward(never, prefer=preferred_local_port("0123abcd"))
+    try:
+        assert first.port == preferred_local_port("0123abcd")
+        assert 20000 <= first.port < 30000
+    finally:
+        first.close()
