@@ -289,6 +289,13 @@ class Runner:
         services = tree.live_services()
         if services and not interrupted:
             for service in services:
+                sid = service.uuid[:12]
+                if service.executor == "kubernetes":
+                    # The URL shown so far is this command's port-forward, gone once it exits.
+                    say(f"  {service.name} keeps running on Kubernetes after this command exits;"
+                        f" open it with: polynb open {sid} (or polynb port-forward {sid});"
+                        f" stop it with: polynb stop {sid}")  # fmt: skip
+                    continue
                 where = f" at {service.url}" if service.url else ""
                 say(f"  {service.name} keeps running{where} after this command exits;"
-                    f" stop it with: polynb stop {service.uuid[:12]}")  # fmt: skip
+                    f" stop it with: polynb stop {sid}")  # fmt: skip

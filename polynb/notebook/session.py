@@ -159,6 +159,7 @@ class KernelSession:
             executors = dict(self.config.executors)
             if "local" not in executors:
                 executors["local"] = registry.build("local", self._build_options())
+            executors.update(self._executors_to_resume(executors))
             self._executors = executors
             pump = UiPump(self.store, snapshot=self._snapshot, max_rate=self.config.max_rate)
             pump.start()
@@ -178,6 +179,21 @@ class KernelSession:
             if not self._atexit_registered:
                 atexit.register(self.shutdown)
                 self._atexit_registered = True
+
+    def _executors_to_resume(self, have: Mapping[str, Executor]) -> dict[str, Executor]:
+        """The executors of runs a previous kernel left unfinished (Kubernetes ones, typically): the engine
+        re-attaches to those runs as it starts, and a Kubernetes service gets its tunnel (and link) again.
+        One that cannot be built is a warning: its runs are then reported lost by the engine."""
+        wanted = {r.executor for r in self.store.unfinished_runs() if r.executor}
+        out: dict[str, Executor] = {}
+        for name in sorted(wanted - set(have)):
+            if name not in registry.KNOWN:
+                continue
+            try:
+                out[name] = registry.build(name, self._build_options())
+            except registry.ExecutorSetupError as exc:
+                log.warning("runs left on %s cannot be re-attached: %s", name, exc)
+        return out
 
     def start_if_unfinished(self) -> bool:
         """Start now if the store has unfinished runs (a previous kernel's): re-attach to them."""

@@ -58,6 +58,10 @@ class Emulator:
         self.max_open_watches = 0
         self._lock = threading.Lock()
         self.server = Server(self)
+        from .network import Network  # pod/Service addresses on loopback, kube-proxy, service proxy
+
+        self.network = Network(self.store)
+        self.control.listeners.append(self.network.on_change)
         self._thread: threading.Thread | None = None
 
     # -- lifetime -------------------------------------------------------------------------------------
@@ -86,6 +90,7 @@ class Emulator:
         self.server.close_all()
         self.server.server_close()
         self.control.stop()
+        self.network.close()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
@@ -252,6 +257,11 @@ class Emulator:
         from .websocket import serve_portforward
 
         serve_portforward(self, handler, namespace, pod, query)
+
+    def service_proxy(self, handler: Handler, method: str, namespace: str, ref: str) -> None:
+        from .network import serve_service_proxy
+
+        serve_service_proxy(self, handler, method, namespace, ref)
 
 
 _ = (ApiError, Clock, ControlPlane, Faults, RESOURCES, Store)

@@ -29,6 +29,7 @@ from typing import Any
 
 from .clock import parse_iso
 from .errors import ApiError
+from .network import pod_ip
 from .store import Change, Store
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class ControlPlane(threading.Thread):
         self._failed_create_seen: set[str] = set()
         self._stopped = False
         self.errors: list[str] = []
+        self.listeners: list[Callable[[Change], None]] = []
+        """Told of every change after the controllers (the network's kube-proxy)."""
 
     # -- the thread -----------------------------------------------------------------------------------
 
@@ -106,6 +109,8 @@ class ControlPlane(threading.Thread):
                 self._sync_job(meta["namespace"], owner[0])
         elif change.plural == "jobs" and change.type != "DELETED":
             self._sync_job(meta["namespace"], meta["name"])
+        for listener in self.listeners:
+            listener(change)
 
     # -- garbage collector ----------------------------------------------------------------------------
 
@@ -354,7 +359,6 @@ class ControlPlane(threading.Thread):
         return int(script.get("exit", 0)), None
 
     def _advance_containers(self, pod: dict[str, Any], status: dict[str, Any], now: str) -> None:
-        name = pod["metadata"]["name"]
         inits = pod["spec"].get("initContainers") or []
         mains = pod["spec"]["containers"]
         init_states = self._statuses(pod, "initContainers")
@@ -407,7 +411,7 @@ class ControlPlane(threading.Thread):
                 started.append(container)
             if not stuck or started:
                 status["phase"] = "Running"
-                status["podIP"] = f"10.244.0.{sum(map(ord, name)) % 250 + 2}"
+                status["podIP"] = status.get("podIP") or pod_ip()  # network: a loopback address per pod
                 status["podIPs"] = [{"ip": status["podIP"]}]
             if not stuck:
                 self._set_condition(status, "ContainersReady", "True", now)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import validation
+from . import network, validation
 from .clock import Clock
 from .errors import ApiError, already_exists, invalid, not_found
 from .selectors import Requirement, fields_match, labels_match
@@ -227,7 +227,10 @@ class Store:
                 meta["generation"] = 1
             obj.pop("status", None)  # never taken from a create
             validation.default(
-                plural, obj, uid=meta["uid"], cluster_ip=f"10.96.{len(self.objects) % 250}.{self.rv % 250 + 1}"
+                plural,
+                obj,
+                uid=meta["uid"],
+                cluster_ip=network.cluster_ip(),  # network: loopback addresses
             )
             if plural != "events":
                 validation.validate(plural, res.kind, obj)

@@ -115,6 +115,15 @@ def make_op(
     )
 
 
+def free_port() -> int:
+    """A port no process listens on now: a service port for a test whose "pod process" binds the pod's
+    address (pods share the host's loopback, so another process on ``0.0.0.0:6006`` would take it)."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return int(probe.getsockname()[1])
+
+
 def outputs_message(**outputs: Any) -> str:
     return json.dumps(outputs)
 

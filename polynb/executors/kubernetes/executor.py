@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 import socket
@@ -46,7 +47,7 @@ from polynb.executors.kubernetes.config import ClusterConfig, load
 from polynb.executors.kubernetes.forbidden import explain as explain_forbidden
 from polynb.executors.kubernetes.logs import Resume, split_timestamp
 from polynb.executors.kubernetes.manifests import ManifestConfig
-from polynb.executors.kubernetes.portforward import Connect, PortForward, official_connect
+from polynb.executors.kubernetes.portforward import Connect, PodLookup, PortForward, official_connect
 from polynb.executors.kubernetes.settings import KubernetesSettings
 from polynb.executors.kubernetes.status import FATAL_WAITING, IMAGE_PULL, Observed, interpret_job, interpret_pod
 from polynb.executors.kubernetes.watch import PodInformer
@@ -72,6 +73,17 @@ RECONFIGURE_FIXED: Final = (
     "lease_seconds",
 )
 """Settings :meth:`KubernetesExecutor.reconfigure` cannot change (None in the new settings: not asked)."""
+
+
+FORWARD_PORTS: Final = (20000, 10000)
+"""Where a service's local port-forward port is chosen first: ``first + hash(uuid) % count``, below Linux's
+ephemeral range, so a restarted kernel gets the same port (and its Lab tab, ``/proxy/<port>/``, keeps
+working) unless another process took it."""
+
+
+def preferred_local_port(run_uuid: str) -> int:
+    first, count = FORWARD_PORTS
+    return first + int(hashlib.sha256(run_uuid.encode()).hexdigest()[:8], 16) % count
 
 
 class K8sSubmitError(RuntimeError):
@@ -114,7 +126,7 @@ class KubernetesExecutor:
         self,
         settings: KubernetesSettings | None = None,
         *,
-        connect: Callable[[str, str, int], Connect] | None = None,
+        connect: Callable[[str, str | PodLookup, int], Connect] | None = None,
         origins: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -530,13 +542,16 @@ class KubernetesExecutor:
                 )
             )
             self._changed.notify_all()
+            forward = run.forward if observed.final else None
+            if forward is not None:
+                # Closed before the final status is told: whoever sees the run end finds its port closed.
+                run.forward = None
+                forward.close()
             for update in updates:
                 try:
                     run.on_update(update)
                 except Exception:
                     log.exception("run %s: on_update failed", run.uuid)
-        if observed.final and run.forward is not None:
-            run.forward.close()
         if observed.final and not run.keep and not self._closed:
             with contextlib.suppress(RuntimeError):  # the pool is shut down: shutdown() deletes the runs
                 self._workers.submit(self._finish, run)
@@ -647,7 +662,10 @@ class KubernetesExecutor:
         url = f"http://{host}:{run.ports[0]}/"
         if self.port_forward and run.pod is not None:
             try:
-                forward = PortForward(self._connect(self.namespace, run.pod, run.ports[0]))
+                forward = PortForward(
+                    self._connect(self.namespace, lambda: self._serving_pod(run), run.ports[0]),
+                    prefer=preferred_local_port(run.uuid),
+                )
             except OSError as exc:
                 log.warning("run %s: cannot open a local port-forward: %s", run.uuid, exc)
             else:
@@ -662,6 +680,13 @@ class KubernetesExecutor:
                 return
             run.url = url
         self._report(run, Observed("running", "ServiceReady", f"service reachable at {url}"), url=url)
+
+    @staticmethod
+    def _serving_pod(run: _Run) -> str:
+        """The run's pod now (per forwarded connection: the watch keeps ``run.pod`` current)."""
+        if run.final or run.pod is None:
+            raise LookupError(f"run {run.uuid} has no running pod")
+        return run.pod
 
     def _delete_run_objects(self, run: _Run, grace: float | None) -> None:
         query: dict[str, Any] = {"propagationPolicy": BACKGROUND}

@@ -25,6 +25,7 @@ ENV: Final[Mapping[str, str]] = {
     "native_sidecars": "POLYNB_K8S_NATIVE_SIDECARS",
     "security_profile": "POLYNB_K8S_SECURITY_PROFILE",
     "keep_finished": "POLYNB_K8S_KEEP_FINISHED",
+    "service_port_base": "POLYNB_K8S_SERVICE_PORT",
 }
 """The settings :meth:`KubernetesSettings.from_env` reads, and their variables (an empty one is unset).
 The cluster itself comes from ``KUBECONFIG`` (or ``~/.kube/config``, or the in-cluster service account)."""
@@ -134,6 +135,11 @@ class KubernetesSettings:
                 if flag is None:
                     problems.append((variable, f"expected 1 or 0 (true/false, yes/no, on/off), not {text!r}"))
                 values[name] = flag
+            elif name == "service_port_base":
+                try:
+                    values[name] = int(text)
+                except ValueError:
+                    problems.append((variable, f"expected a port number, 1 to 65535, not {text!r}"))
             else:
                 values[name] = text
         if problems:

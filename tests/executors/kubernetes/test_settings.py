@@ -22,6 +22,7 @@ def test_every_variable_is_read() -> None:
         "POLYNB_K8S_NATIVE_SIDECARS": "0",
         "POLYNB_K8S_SECURITY_PROFILE": "restricted",
         "POLYNB_K8S_KEEP_FINISHED": "yes",
+        "POLYNB_K8S_SERVICE_PORT": "8888",
     }
     assert set(env) == set(ENV.values())
     assert KubernetesSettings.from_env(env) == KubernetesSettings(
@@ -36,6 +37,7 @@ def test_every_variable_is_read() -> None:
         native_sidecars=False,
         security_profile="restricted",
         keep_finished=True,
+        service_port_base=8888,
     )
 
 
