@@ -155,3 +155,23 @@ def argv(container: dict[str, Any], image: Image, env: dict[str, str]) -> list[s
     else:
         words = [*image.entrypoint, *image.cmd]
     return [expand(str(w), env) for w in words]
+
+
+def identity(pod: dict[str, Any], container: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(uid, gid) from the container's then the pod's ``securityContext`` (None: the image's, root), with
+    the kubelet's ``runAsNonRoot`` check (``verifyRunAsNonRoot``) before the container is created."""
+    pod_ctx = pod["spec"].get("securityContext") or {}
+    own = container.get("securityContext") or {}
+
+    def pick(key: str) -> Any:
+        return own[key] if own.get(key) is not None else pod_ctx.get(key)
+
+    uid, gid = pick("runAsUser"), pick("runAsGroup")
+    if pick("runAsNonRoot"):
+        meta = pod["metadata"]
+        where = f'(pod: "{meta["name"]}_{meta["namespace"]}({meta["uid"]})", container: {container["name"]})'
+        if uid == 0:
+            raise ConfigError(f"container's runAsUser breaks non-root policy {where}")
+        if uid is None:
+            raise ConfigError(f"container has runAsNonRoot and image will run as root {where}")
+    return (None if uid is None else int(uid)), (None if gid is None else int(gid))

@@ -77,6 +77,10 @@ def enter(spec: dict[str, Any]) -> None:
     workdir = spec["workdir"]
     os.makedirs(workdir, exist_ok=True)  # runc creates a missing working directory
     os.chdir(workdir)
+    if spec.get("uid") is not None or spec.get("gid") is not None:  # runAsUser / runAsGroup
+        os.setgroups([])
+        os.setgid(spec.get("gid") or 0)
+        os.setuid(spec.get("uid") or 0)
 
 
 def run(spec: dict[str, Any], errors: int) -> None:

@@ -373,3 +373,35 @@ def test_pods_spread_over_the_two_nodes(executing_emulator: Emulator, core: Any)
     nodes = {core.read_namespaced_pod(n, "default").spec.node_name for n in ("left", "right")}
     assert nodes == {"emu-node-1", "emu-node-2"}
     assert executing_emulator.pod_address("left") != executing_emulator.pod_address("right")
+
+
+def test_run_as_user_runs_the_process_as_that_user(core: Any) -> None:
+    code = (
+        "import os\n"
+        "print(os.getuid(), os.getgid())\n"
+        "open('/dev/termination-log', 'w').write('written as a user')\n"
+        "open('/root/x', 'w')\n"
+    )
+    container = py("main", code, securityContext={"runAsUser": 1000, "runAsGroup": 3000})
+    core.create_namespaced_pod("default", pod("user", container))
+    failed = wait_pod(core, "user", "Failed")
+    lines = log(core, "user").splitlines()
+    assert "1000 3000" in lines  # stdout; the traceback is on stderr, another stream
+    assert any(line.startswith("PermissionError") for line in lines)
+    assert states(failed)["main"].terminated.message == "written as a user"
+
+
+def test_run_as_non_root_without_a_user_is_a_config_error(core: Any) -> None:
+    core.create_namespaced_pod("default", pod("rooted", py("main", "print(1)"), securityContext={"runAsNonRoot": True}))
+
+    def config_error(p: Any) -> bool:
+        statuses: list[Any] = p.status.container_statuses or []
+        return (
+            bool(statuses)
+            and statuses[0].state.waiting is not None
+            and (statuses[0].state.waiting.reason == "CreateContainerConfigError")
+        )
+
+    stuck = wait_pod(core, "rooted", config_error)
+    message = stuck.status.container_statuses[0].state.waiting.message
+    assert message.startswith('container has runAsNonRoot and image will run as root (pod: "rooted_default(')
