@@ -20,7 +20,7 @@ from . import rootfs, sandbox
 from .errors import ApiError
 from .images import Image, Images
 from .podworker import PodWorker
-from .scheduler import Attachments, Node, Unschedulable, make_nodes, pick_node
+from .scheduler import Attachments, Node, Unschedulable, make_nodes, node_object, pick_node
 from .store import Change, Store
 
 log = logging.getLogger(__name__)
@@ -57,12 +57,19 @@ class ExecKubelet:
         self._unscheduled: set[tuple[str, str]] = set()
         self._ips = 0
         self._image_locks: dict[str, threading.Lock] = {}
+        for node in self.nodes:  # each node's kubelet registers its Node
+            body, status = node_object(node, store.clock.iso())
+            store.create("nodes", None, body)
+            with store.lock:
+                key = ("nodes", None, node.name)
+                old = store.objects[key]
+                store.write(key, {**copy.deepcopy(old), "status": status}, old)
 
     # -- the controller thread ------------------------------------------------------------------------
 
     def on_change(self, change: Change) -> None:
         if change.plural != "pods":
-            if change.plural in ("configmaps", "secrets", "persistentvolumeclaims"):
+            if change.plural in ("configmaps", "secrets", "persistentvolumeclaims", "nodes"):
                 self._wake_all()
                 self._retry_scheduling()
             return
@@ -104,7 +111,10 @@ class ExecKubelet:
         claims = {c["metadata"]["name"] for c in self.store.list("persistentvolumeclaims", ns)[0]}
         now = self.store.clock.iso()
         try:
-            node = pick_node(self.nodes, pod, self._active_by_node(), claims)
+            cordoned = {
+                n["metadata"]["name"] for n in self.store.list("nodes", None)[0] if n["spec"].get("unschedulable")
+            }
+            node = pick_node(self.nodes, pod, self._active_by_node(), claims, cordoned)
         except Unschedulable as exc:
             first = (ns, name) not in self._unscheduled
             self._unscheduled.add((ns, name))

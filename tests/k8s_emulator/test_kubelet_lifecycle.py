@@ -405,3 +405,25 @@ def test_run_as_non_root_without_a_user_is_a_config_error(core: Any) -> None:
     stuck = wait_pod(core, "rooted", config_error)
     message = stuck.status.container_statuses[0].state.waiting.message
     assert message.startswith('container has runAsNonRoot and image will run as root (pod: "rooted_default(')
+
+
+def test_kubectl_sees_the_nodes_and_a_cordoned_node_gets_no_pods(executing_emulator: Emulator, core: Any) -> None:
+    kube = executing_emulator.kubeconfig
+    assert kube is not None
+    nodes = json.loads(kubectl(kube, "get", "nodes", "-o", "json"))["items"]
+    assert [n["metadata"]["name"] for n in nodes] == ["emu-node-1", "emu-node-2"]
+    assert all(c["status"] == "True" for n in nodes for c in n["status"]["conditions"] if c["type"] == "Ready")
+    kubectl(kube, "cordon", "emu-node-1")
+    for name in ("c1", "c2"):
+        core.create_namespaced_pod("default", pod(name, py("main", "print(1)")))
+        assert wait_pod(core, name, "Succeeded").spec.node_name == "emu-node-2"
+    kubectl(kube, "cordon", "emu-node-2")
+    core.create_namespaced_pod("default", pod("nowhere", py("main", "print(1)")))
+
+    def unschedulable(p: Any) -> bool:
+        return any(c.type == "PodScheduled" and c.reason == "Unschedulable" for c in p.status.conditions or ())
+
+    found = wait_pod(core, "nowhere", unschedulable)
+    assert "2 node(s) were unschedulable" in found.status.conditions[0].message
+    kubectl(kube, "uncordon", "emu-node-1")
+    assert wait_pod(core, "nowhere", "Succeeded").spec.node_name == "emu-node-1"
