@@ -56,6 +56,14 @@ def executing_emulator(tmp_path: Path) -> Iterator[Emulator]:
         yield emu
 
 
+@pytest.fixture
+def executing_kubeconfig(executing_emulator: Emulator) -> Path:
+    """The executing emulator's kubeconfig: bind it as ``kubeconfig = testkit.executing_kubeconfig`` and
+    ``make_executor``/``executor`` drive executors against pods that really run."""
+    assert executing_emulator.kubeconfig is not None
+    return executing_emulator.kubeconfig
+
+
 def eventually(predicate: Callable[[], Any], *, what: str = "condition") -> Any:
     """Poll ``predicate()`` until it is truthy, for what real processes do (the executing kubelet): the
     ``TIMEOUT`` only guards against a hang."""
