@@ -152,6 +152,9 @@ def build_image(folder: Path, image: Image) -> None:
         if sub:
             (folder / sub).mkdir(parents=True, exist_ok=True)
     (folder / "tmp").chmod(0o1777)
+    for link, to in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1")):
+        (folder / "dev" / link).symlink_to(to)
+    (folder / "dev" / "stderr").symlink_to("/proc/self/fd/2")
     (folder / ".complete").touch()
 
 

@@ -149,3 +149,15 @@ def test_the_tensorflow_image_has_the_tensorboard_command(core: Any) -> None:
 
     # (TensorFlow itself is not in the modelled image: TensorBoard says so, then prints its version)
     assert core.read_namespaced_pod_log("tbcmd", "default").splitlines()[-1] == tensorboard.__version__
+
+
+def test_a_container_has_proc_dev_shm_and_dev_stdout(core: Any) -> None:
+    code = (
+        "import multiprocessing, os\n"
+        "lock = multiprocessing.Lock()\n"  # a POSIX semaphore: needs /dev/shm
+        "print(os.path.isdir('/proc/self'), flush=True)\n"
+        "open('/dev/stdout', 'w').write('via /dev/stdout\\n')\n"
+    )
+    core.create_namespaced_pod("default", pod("devs", "python:3.11-slim", ["python3", "-c", code]))
+    wait_pod(core, "devs", "Succeeded")
+    assert core.read_namespaced_pod_log("devs", "default") == "True\nvia /dev/stdout\n"
