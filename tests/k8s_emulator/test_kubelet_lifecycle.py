@@ -427,3 +427,22 @@ def test_kubectl_sees_the_nodes_and_a_cordoned_node_gets_no_pods(executing_emula
     assert "2 node(s) were unschedulable" in found.status.conditions[0].message
     kubectl(kube, "uncordon", "emu-node-1")
     assert wait_pod(core, "nowhere", "Succeeded").spec.node_name == "emu-node-1"
+
+
+def test_an_init_container_is_retried_under_on_failure(core: Any) -> None:
+    code = "import os\nif not os.path.exists('/w/tried'):\n    open('/w/tried', 'w').close(); raise SystemExit(1)\n"
+    work = {"volumeMounts": [{"name": "w", "mountPath": "/w"}]}
+    core.create_namespaced_pod(
+        "default",
+        pod(
+            "retried",
+            py("main", "print('after init')"),
+            init=(py("setup", code, **work),),
+            volumes=[{"name": "w", "emptyDir": {}}],
+            restartPolicy="OnFailure",
+        ),
+    )
+    done = wait_pod(core, "retried", "Succeeded")
+    setup = done.status.init_container_statuses[0]
+    assert (setup.restart_count, setup.last_state.terminated.exit_code) == (1, 1)
+    assert setup.state.terminated.reason == "Completed"
