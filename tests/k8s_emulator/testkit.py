@@ -47,6 +47,9 @@ def executing(folder: Path, **kwargs: Any) -> Iterator[Emulator]:
     with Emulator(kubelet="exec", root=folder / "cluster", **kwargs) as emu:
         emu.write_kubeconfig(folder / "kubeconfig")
         yield emu
+    assert emu.kubelet is not None
+    errors = emu.kubelet.errors + emu.control.errors
+    assert not errors, f"the emulator failed (a bug in it, not in the test): {errors}"
 
 
 @pytest.fixture
