@@ -98,13 +98,21 @@ def _field(pod: dict[str, Any], path: str) -> str:
     raise ConfigError(f"unsupported fieldRef {path}")
 
 
-def environment(pod: dict[str, Any], container: dict[str, Any], image: Image, lookup: Lookup) -> dict[str, str]:
+def environment(
+    pod: dict[str, Any],
+    container: dict[str, Any],
+    image: Image,
+    lookup: Lookup,
+    services: list[dict[str, Any]] | None = None,
+) -> dict[str, str]:
+    """The container's environment: the image's, the service variables, ``envFrom``, then ``env``."""
     ns = pod["metadata"]["namespace"]
     env: dict[str, str] = {
         "PATH": image.env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     }
     env.update(image.env)
     env["HOSTNAME"] = pod["metadata"]["name"]
+    env.update(service_env(pod, services))
     defined: dict[str, str] = {}
     for source in container.get("envFrom") or ():
         prefix = source.get("prefix", "")
@@ -142,6 +150,40 @@ def environment(pod: dict[str, Any], container: dict[str, Any], image: Image, lo
     env.update(defined)
     env.setdefault("HOME", "/root")
     return env
+
+
+API_SERVICE_IP = "10.96.0.1"
+
+
+def _service_vars(name: str, ip: str, ports: list[dict[str, Any]]) -> dict[str, str]:
+    prefix = re.sub(r"[^A-Z0-9]", "_", name.upper())
+    out = {f"{prefix}_SERVICE_HOST": ip}
+    for i, port in enumerate(ports):
+        number, proto = port.get("port"), str(port.get("protocol", "TCP")).lower()
+        if i == 0:
+            out[f"{prefix}_SERVICE_PORT"] = str(number)
+            out[f"{prefix}_PORT"] = f"{proto}://{ip}:{number}"
+        if port.get("name"):
+            out[f"{prefix}_SERVICE_PORT_{re.sub(r'[^A-Z0-9]', '_', str(port['name']).upper())}"] = str(number)
+        base = f"{prefix}_PORT_{number}_{proto.upper()}"
+        out.update({base: f"{proto}://{ip}:{number}", f"{base}_PROTO": proto, f"{base}_PORT": str(number)})
+        out[f"{base}_ADDR"] = ip
+    return out
+
+
+def service_env(pod: dict[str, Any], services: list[dict[str, Any]] | None) -> dict[str, str]:
+    """What the kubelet adds for Services: the API server's ``KUBERNETES_*`` in every pod, and with
+    ``enableServiceLinks`` (the default) the Docker-links-style variables of each Service of the pod's
+    namespace that has a cluster IP.
+    https://kubernetes.io/docs/concepts/services-networking/service/#environment-variables"""
+    out = _service_vars("kubernetes", API_SERVICE_IP, [{"name": "https", "port": 443, "protocol": "TCP"}])
+    if pod["spec"].get("enableServiceLinks", True):
+        for svc in services or ():
+            spec = svc.get("spec") or {}
+            ip = spec.get("clusterIP")
+            if ip and ip != "None":
+                out.update(_service_vars(svc["metadata"]["name"], ip, list(spec.get("ports") or ())))
+    return out
 
 
 def argv(container: dict[str, Any], image: Image, env: dict[str, str]) -> list[str]:

@@ -385,7 +385,8 @@ class PodWorker(threading.Thread):
             obj = {**obj, "status": {**(obj.get("status") or {}), **self.status}}
             try:
                 podenv.identity(obj, container)
-                return podenv.environment(obj, container, image, self._lookup)
+                services = self.store.list("services", self.ns)[0]
+                return podenv.environment(obj, container, image, self._lookup, services)
             except podenv.ConfigError as exc:
                 message = str(exc)
                 self._set_state(
