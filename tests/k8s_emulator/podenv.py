@@ -199,8 +199,8 @@ def argv(container: dict[str, Any], image: Image, env: dict[str, str]) -> list[s
     return [expand(str(w), env) for w in words]
 
 
-def identity(pod: dict[str, Any], container: dict[str, Any]) -> tuple[int | None, int | None]:
-    """(uid, gid) from the container's then the pod's ``securityContext`` (None: the image's, root), with
+def identity(pod: dict[str, Any], container: dict[str, Any], image: Image) -> tuple[int, int]:
+    """(uid, gid) from the container's then the pod's ``securityContext``, else the image's ``USER``, with
     the kubelet's ``runAsNonRoot`` check (``verifyRunAsNonRoot``) before the container is created."""
     pod_ctx = pod["spec"].get("securityContext") or {}
     own = container.get("securityContext") or {}
@@ -214,6 +214,8 @@ def identity(pod: dict[str, Any], container: dict[str, Any]) -> tuple[int | None
         where = f'(pod: "{meta["name"]}_{meta["namespace"]}({meta["uid"]})", container: {container["name"]})'
         if uid == 0:
             raise ConfigError(f"container's runAsUser breaks non-root policy {where}")
-        if uid is None:
+        if uid is None and image.user == 0:
             raise ConfigError(f"container has runAsNonRoot and image will run as root {where}")
-    return (None if uid is None else int(uid)), (None if gid is None else int(gid))
+    return (image.user if uid is None else int(uid)), (
+        int(gid) if gid is not None else (image.group if uid is None else 0)
+    )

@@ -384,7 +384,7 @@ class PodWorker(threading.Thread):
             obj = self.store.find("pods", self.ns, self.name) or self.pod
             obj = {**obj, "status": {**(obj.get("status") or {}), **self.status}}
             try:
-                podenv.identity(obj, container)
+                podenv.identity(obj, container, image)
                 services = self.store.list("services", self.ns)[0]
                 return podenv.environment(obj, container, image, self._lookup, services)
             except podenv.ConfigError as exc:
@@ -444,7 +444,7 @@ class PodWorker(threading.Thread):
             argv=argv,
             env=env,
             workdir=container.get("workingDir") or image.workdir,
-            user=podenv.identity(self.pod, container),
+            user=podenv.identity(self.pod, container, image),
             on_line=lambda line: self.store.append_log(self.ns, self.name, name, line),
         )
         process.termination_log = termination_log  # type: ignore[attr-defined]

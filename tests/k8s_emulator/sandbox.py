@@ -55,7 +55,7 @@ class Process:
         argv: list[str],
         env: dict[str, str],
         workdir: str,
-        user: tuple[int | None, int | None] = (None, None),
+        user: tuple[int, int] = (0, 0),
         on_line: Callable[[str], None],
     ) -> None:
         read_end, write_end = os.pipe()

@@ -85,10 +85,10 @@ def enter(spec: dict[str, Any]) -> None:
     workdir = spec["workdir"]
     os.makedirs(workdir, exist_ok=True)  # runc creates a missing working directory
     os.chdir(workdir)
-    if spec.get("uid") is not None or spec.get("gid") is not None:  # runAsUser / runAsGroup
+    if spec["uid"] or spec["gid"]:  # runAsUser / runAsGroup, or the image's USER
         os.setgroups([])
-        os.setgid(spec.get("gid") or 0)
-        os.setuid(spec.get("uid") or 0)
+        os.setgid(spec["gid"])
+        os.setuid(spec["uid"])
 
 
 def run(spec: dict[str, Any], errors: int) -> None:

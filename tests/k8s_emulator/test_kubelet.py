@@ -161,3 +161,12 @@ def test_a_container_has_proc_dev_shm_and_dev_stdout(core: Any) -> None:
     core.create_namespaced_pod("default", pod("devs", "python:3.11-slim", ["python3", "-c", code]))
     wait_pod(core, "devs", "Succeeded")
     assert core.read_namespaced_pod_log("devs", "default") == "True\nvia /dev/stdout\n"
+
+
+def test_the_curl_image_runs_as_its_own_user(core: Any) -> None:
+    core.create_namespaced_pod(
+        "default",
+        pod("curly", "curlimages/curl:8.10.1", ["id", "-u"], securityContext={"runAsNonRoot": True}),
+    )
+    wait_pod(core, "curly", "Succeeded")
+    assert core.read_namespaced_pod_log("curly", "default") == "100\n"
