@@ -9,6 +9,10 @@ fault injection. Usage::
         ...
         emu.finish("train-1a2b3c4d-x7k2p", "main", exit_code=0)
         emu.settle()
+
+``Emulator(kubelet="exec", root=folder)`` executes the pods instead (see ``kubelet``): every container runs
+as a sandboxed local process from an image of the catalogue (``images``); ``testkit.executing`` and the
+``executing_emulator`` fixture set one up with its kubeconfig.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from .admission import ENFORCE_LABEL, Admission
 from .clock import Clock
 from .controllers import SCRIPT_ANNOTATION, ControlPlane
 from .errors import ApiError
+from .images import Image
+from .kubelet import ExecKubelet
 from .server import Faults, Handler, Request, Server
 from .store import RESOURCES, Store
 
-__all__ = ["SCRIPT_ANNOTATION", "Emulator", "Request", "script_annotation"]
+__all__ = ["SCRIPT_ANNOTATION", "Emulator", "Image", "Request", "script_annotation"]
 
 
 def script_annotation(containers: dict[str, dict[str, Any]] | None = None, **pod: Any) -> dict[str, str]:
@@ -42,7 +48,14 @@ class Emulator:
         token: str | None = None,
         watch_timeout: float = 1800.0,
         history_limit: int = 100_000,
+        kubelet: str = "scripted",
+        root: Path | None = None,
+        nodes: int = 2,
+        pull_backoff: float = 1.0,
+        crash_backoff: float = 1.0,
     ) -> None:
+        """``kubelet="exec"`` runs every container as a local process in a sandbox under ``root`` (see
+        ``kubelet``), on ``nodes`` emulated nodes; the default ``"scripted"`` kubelet follows scripts."""
         self.clock = Clock()
         self.store = Store(self.clock, namespaces=namespaces, history_limit=history_limit)
         self.scripts: dict[str, dict[str, Any]] = {}
@@ -50,6 +63,16 @@ class Emulator:
         self.control = ControlPlane(self.store, self.scripts)
         self.admission = Admission()
         self.store.admit = self.admission.admit
+        self.kubelet: ExecKubelet | None = None
+        if kubelet == "exec":
+            if root is None:
+                raise ValueError('Emulator(kubelet="exec") needs a root folder for the pods\' files')
+            self.kubelet = ExecKubelet(
+                self.store, root, nodes=nodes, pull_backoff=pull_backoff, crash_backoff=crash_backoff
+            )
+            self.control.kubelet = self.kubelet
+        elif kubelet != "scripted":
+            raise ValueError(f"unknown kubelet {kubelet!r}: 'scripted' or 'exec'")
         self.faults = Faults(token=token)
         self.user = "system:serviceaccount:default:polynb"
         self.watch_timeout = watch_timeout
@@ -62,6 +85,8 @@ class Emulator:
 
         self.network = Network(self.store)
         self.control.listeners.append(self.network.on_change)
+        self.kubeconfig: Path | None = None
+        """The last kubeconfig ``write_kubeconfig`` wrote."""
         self._thread: threading.Thread | None = None
 
     # -- lifetime -------------------------------------------------------------------------------------
@@ -89,6 +114,8 @@ class Emulator:
         self.server.shutdown()
         self.server.close_all()
         self.server.server_close()
+        if self.kubelet is not None:
+            self.kubelet.stop()
         self.control.stop()
         self.network.close()
         if self._thread is not None:
@@ -116,6 +143,7 @@ class Emulator:
             "current-context": context,
         }
         path.write_text(json.dumps(config, indent=1))
+        self.kubeconfig = path
         return path
 
     # -- bookkeeping (server threads) -----------------------------------------------------------------
@@ -175,6 +203,26 @@ class Emulator:
     def fail_pod_creation(self, job: str, message: str) -> None:
         """The job controller cannot create the Job's pods (quota, admission): a FailedCreate event."""
         self.control.failed_creates[job] = message
+
+    # -- the executing kubelet ------------------------------------------------------------------------
+
+    def _exec(self) -> ExecKubelet:
+        if self.kubelet is None:
+            raise RuntimeError('only Emulator(kubelet="exec") runs containers')
+        return self.kubelet
+
+    def add_image(self, name: str, image: Image) -> None:
+        """The image can be pulled from now on (a pod in ImagePullBackOff gets it at its next try)."""
+        self._exec().images.add(name, image)
+
+    def container_pids(self, pod: str, *, namespace: str = "default") -> dict[str, int]:
+        """Container name -> PID of its running process (containers that run now only)."""
+        return self._exec().container_pids(namespace, pod)
+
+    def pod_address(self, pod: str, *, namespace: str = "default") -> str | None:
+        """The pod's IP (a 127.x loopback address) once its sandbox is up, else None."""
+        obj = self.store.find("pods", namespace, pod)
+        return None if obj is None else (obj.get("status") or {}).get("podIP")
 
     # -- objects --------------------------------------------------------------------------------------
 

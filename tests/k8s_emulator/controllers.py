@@ -61,6 +61,8 @@ class ControlPlane(threading.Thread):
         self.errors: list[str] = []
         self.listeners: list[Callable[[Change], None]] = []
         """Told of every change after the controllers (the network's kube-proxy)."""
+        self.kubelet: Any = None
+        """The executing kubelet (``kubelet.ExecKubelet``) when set: it runs pods instead of the scripts."""
 
     # -- the thread -----------------------------------------------------------------------------------
 
@@ -97,13 +99,15 @@ class ControlPlane(threading.Thread):
         meta = obj["metadata"]
         if change.type == "DELETED":
             self._collect(meta["uid"])
+        if self.kubelet is not None:
+            self.kubelet.on_change(change)
         if change.plural == "pods":
             owner = self._job_owner(obj)
             if change.type == "DELETED":
                 phase = (obj.get("status") or {}).get("phase")
                 if owner and phase not in ("Succeeded", "Failed"):
                     self._deleted_active[owner[1]] = self._deleted_active.get(owner[1], 0) + 1
-            else:
+            elif self.kubelet is None:
                 self._kubelet_step(meta["namespace"], meta["name"])
             if owner:
                 self._sync_job(meta["namespace"], owner[0])
@@ -516,7 +520,10 @@ class ControlPlane(threading.Thread):
                 deadline = pod["spec"].get("activeDeadlineSeconds")
                 start = (pod.get("status") or {}).get("startTime")
                 running = (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-                if deadline and start and running and parse_iso(start) + deadline <= now and not self._job_owner(pod):
+                passed = bool(deadline and start and running and parse_iso(start) + deadline <= now)
+                if passed and self.kubelet is not None:
+                    self.kubelet.deadline_exceeded(pod["metadata"]["namespace"], pod["metadata"]["name"])
+                elif passed and not self._job_owner(pod):
                     self._kill(
                         pod,
                         reason="Killing",

@@ -391,6 +391,7 @@ class Handler(BaseHTTPRequestHandler):
             "action",
             "related",
             "immutable",
+            "stringData",
         }
         unknown = sorted(set(body) - known)
         if unknown and query.get("fieldValidation") == "Strict":

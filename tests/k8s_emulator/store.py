@@ -43,9 +43,12 @@ RESOURCES: dict[str, Resource] = {
     r.plural: r
     for r in (
         Resource("namespaces", "", "v1", "Namespace", False, ("ns",), ("status",)),
+        Resource("nodes", "", "v1", "Node", False, ("no",), ("status",)),
         Resource("pods", "", "v1", "Pod", True, ("po",), ("status", "log", "portforward")),
         Resource("services", "", "v1", "Service", True, ("svc",), ("status",)),
         Resource("configmaps", "", "v1", "ConfigMap", True, ("cm",)),
+        Resource("secrets", "", "v1", "Secret", True),
+        Resource("persistentvolumeclaims", "", "v1", "PersistentVolumeClaim", True, ("pvc",), ("status",)),
         Resource("events", "", "v1", "Event", True, ("ev",)),
         Resource("jobs", "batch", "v1", "Job", True, (), ("status",)),
     )

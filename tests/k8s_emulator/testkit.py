@@ -5,6 +5,7 @@ Test modules bind the fixtures by assignment (``emulator = testkit.emulator``)."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
@@ -34,6 +35,108 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture
 def kubeconfig(emulator: Emulator, tmp_path: Path) -> Path:
     return emulator.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@contextlib.contextmanager
+def executing(folder: Path, **kwargs: Any) -> Iterator[Emulator]:
+    """An emulator whose kubelet executes the pods, its files under ``folder`` and its kubeconfig written
+    to ``folder / "kubeconfig"`` (``emu.kubeconfig``). Back-offs are short, so recoveries happen within a
+    test; pass ``pull_backoff=...`` to change them."""
+    kwargs.setdefault("pull_backoff", 0.3)
+    kwargs.setdefault("crash_backoff", 0.3)
+    with Emulator(kubelet="exec", root=folder / "cluster", **kwargs) as emu:
+        emu.write_kubeconfig(folder / "kubeconfig")
+        yield emu
+    assert emu.kubelet is not None
+    errors = emu.kubelet.errors + emu.control.errors
+    assert not errors, f"the emulator failed (a bug in it, not in the test): {errors}"
+
+
+@pytest.fixture
+def executing_emulator(tmp_path: Path) -> Iterator[Emulator]:
+    """``executing(tmp_path)``: bind it in a test module with ``executing_emulator = testkit.executing_emulator``."""
+    with executing(tmp_path) as emu:
+        yield emu
+
+
+@pytest.fixture
+def executing_kubeconfig(executing_emulator: Emulator) -> Path:
+    """The executing emulator's kubeconfig: bind it as ``kubeconfig = testkit.executing_kubeconfig`` and
+    ``make_executor``/``executor`` drive executors against pods that really run."""
+    assert executing_emulator.kubeconfig is not None
+    return executing_emulator.kubeconfig
+
+
+def eventually(predicate: Callable[[], Any], *, what: str = "condition") -> Any:
+    """Poll ``predicate()`` until it is truthy, for what real processes do (the executing kubelet): the
+    ``TIMEOUT`` only guards against a hang."""
+    import time
+
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} never held")
+        time.sleep(0.05)
+
+
+def wait_pod(core: Any, name: str, phase: str | Callable[[Any], bool], *, namespace: str = "default") -> Any:
+    """Watch the pod until it is in ``phase`` (or ``phase(pod)`` holds); fails the test if it ends in another
+    phase, or is deleted first. ``core`` is a ``kubernetes.client.CoreV1Api``. Returns the V1Pod."""
+    from kubernetes import watch
+
+    def done(pod: Any) -> bool:
+        return bool(phase(pod)) if callable(phase) else pod.status.phase == phase
+
+    current = core.read_namespaced_pod(name, namespace)
+    if done(current):
+        return current
+    stream = watch.Watch()
+    for event in stream.stream(
+        core.list_namespaced_pod,
+        namespace,
+        field_selector=f"metadata.name={name}",
+        resource_version=current.metadata.resource_version,
+        timeout_seconds=int(TIMEOUT),
+    ):
+        pod = event["object"]
+        if event["type"] == "DELETED":
+            stream.stop()
+            raise AssertionError(f"pod {name} was deleted while waiting for {phase}")
+        if done(pod):
+            stream.stop()
+            return pod
+        if not callable(phase) and pod.status.phase in ("Succeeded", "Failed"):
+            stream.stop()
+            raise AssertionError(f"pod {name} ended {pod.status.phase}, not {phase}: {pod.status}")
+    raise AssertionError(f"pod {name} never reached {phase}")
+
+
+def wait_gone(core: Any, name: str, *, namespace: str = "default") -> None:
+    """Watch until the pod object is removed."""
+    from kubernetes import watch
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        current = core.read_namespaced_pod(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return
+        raise
+    stream = watch.Watch()
+    for event in stream.stream(
+        core.list_namespaced_pod,
+        namespace,
+        field_selector=f"metadata.name={name}",
+        resource_version=current.metadata.resource_version,
+        timeout_seconds=int(TIMEOUT),
+    ):
+        if event["type"] == "DELETED":
+            stream.stop()
+            return
+    raise AssertionError(f"pod {name} was never removed")
 
 
 @pytest.fixture
@@ -87,6 +190,7 @@ def make_op(
     pod_script: dict[str, Any] | None = None,
     ports: int = 0,
     image: str = "python:3.11-slim",
+    command: tuple[str, ...] = ("python", "train.py"),
     init: tuple[InitStep, ...] = (),
     sidecars: tuple[ContainerSpec, ...] = (),
     timeout: float | None = None,
@@ -105,7 +209,7 @@ def make_op(
         uuid=run_uuid,
         name=name,
         kind=kind,
-        container=ContainerSpec(name="main", image=image, command=("python", "train.py"), **container),
+        container=ContainerSpec(name="main", image=image, command=command, **container),
         placement=executor.place(run_uuid, kind, ports),
         init=init,
         sidecars=sidecars,

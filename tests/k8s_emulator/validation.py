@@ -104,6 +104,25 @@ def default(plural: str, obj: dict[str, Any], *, uid: str, cluster_ip: str) -> N
         )
         default_pod_spec(template.setdefault("spec", {}))
         obj["status"] = {}
+    elif plural == "secrets":
+        # stringData is write-only: merged into data (base64) on write, never stored.
+        import base64
+
+        for key, value in (obj.pop("stringData", None) or {}).items():
+            obj.setdefault("data", {})[key] = base64.b64encode(str(value).encode()).decode()
+        obj.setdefault("type", "Opaque")
+    elif plural == "persistentvolumeclaims":
+        # A default StorageClass with immediate binding: the claim is Bound to a new volume at once.
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("volumeMode", "Filesystem")
+        spec.setdefault("storageClassName", "standard")
+        spec.setdefault("volumeName", f"pvc-{uid}")
+        storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
+        obj["status"] = {
+            "phase": "Bound",
+            "accessModes": list(spec.get("accessModes") or ()),
+            "capacity": {"storage": storage},
+        }
     elif plural == "namespaces":
         obj.setdefault("spec", {"finalizers": ["kubernetes"]})
         obj["status"] = {"phase": "Active"}
@@ -256,6 +275,30 @@ def validate(plural: str, kind: str, obj: dict[str, Any], old: dict[str, Any] | 
             )
         if old is not None and (old.get("spec") or {}).get("template") != spec.get("template"):
             causes.append({"field": "spec.template", "message": "Invalid value: field is immutable"})
+    elif plural == "persistentvolumeclaims":
+        spec = obj.get("spec") or {}
+        if not spec.get("accessModes"):
+            causes.append(
+                {
+                    "field": "spec.accessModes",
+                    "reason": "FieldValueRequired",
+                    "message": "Required value: at least 1 access mode is required",
+                }
+            )
+        for mode in spec.get("accessModes") or ():
+            if mode not in ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"):
+                causes.append(
+                    {
+                        "field": "spec.accessModes",
+                        "reason": "FieldValueNotSupported",
+                        "message": f'Unsupported value: "{mode}": supported values: "ReadOnlyMany", '
+                        '"ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"',
+                    }
+                )
+        if not ((spec.get("resources") or {}).get("requests") or {}).get("storage"):
+            causes.append(
+                {"field": "spec.resources[storage]", "reason": "FieldValueRequired", "message": "Required value"}
+            )
     elif plural == "services":
         for i, port in enumerate((obj.get("spec") or {}).get("ports") or ()):
             number = port.get("port")

@@ -1,0 +1,63 @@
+"""The kubernetes executor on the executing emulator: its Jobs' containers really run, from catalogue images
+that contain no polynb, so what a cluster would make of an op is what the test sees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from k8s_emulator import Emulator, testkit
+from k8s_emulator.testkit import make_op
+from support.recorder import UpdateRecorder
+
+from polynb.compiler.types import ContainerSpec, InitStep
+from polynb.executors.kubernetes.executor import KubernetesExecutor
+
+executing_emulator = testkit.executing_emulator
+kubeconfig = testkit.executing_kubeconfig
+make_executor = testkit.make_executor
+executor = testkit.executor
+
+
+def test_a_job_op_runs_and_reports_outputs_through_the_termination_message(
+    executor: KubernetesExecutor,
+) -> None:
+    code = (
+        "import json, os; print('training')\n"
+        "open(os.environ['POLYNB_TERMINATION_LOG'], 'w').write(json.dumps({'loss': 0.5}))"
+    )
+    rec = UpdateRecorder()
+    op = make_op(executor, image="python:3.11", command=("python3", "-c", code))
+    executor.submit(op, rec)
+    final = rec.final()
+    assert (final.status, final.outputs) == ("succeeded", {"loss": 0.5})
+    assert "training" in "".join(executor.logs(op.uuid))
+
+
+def test_an_init_container_shares_the_artifacts_volume_with_the_main_container(
+    executing_emulator: Emulator, executor: KubernetesExecutor, tmp_path: Path
+) -> None:
+    prepare = InitStep(
+        kind="container",
+        container=ContainerSpec(
+            name="prepare", image="busybox:1.36", command=("sh", "-c", "echo prepared > /plx-context/artifacts/ready")
+        ),
+    )
+    rec = UpdateRecorder()
+    op = make_op(
+        executor,
+        image="python:3.11-slim",
+        command=("python3", "-c", "print(open('/plx-context/artifacts/ready').read())"),
+        init=(prepare,),
+    )
+    executor.submit(op, rec)
+    assert rec.final().status == "succeeded"
+    assert "prepared" in "".join(executor.logs(op.uuid))
+
+
+def test_an_op_importing_polynb_fails_on_a_stock_image(executor: KubernetesExecutor) -> None:
+    rec = UpdateRecorder()
+    op = make_op(executor, image="python:3.11", command=("python", "-m", "polynb.examples.train"))
+    executor.submit(op, rec)
+    final = rec.final()
+    assert final.status == "failed"
+    assert "No module named 'polynb'" in (final.message or "") + "".join(executor.logs(op.uuid))
