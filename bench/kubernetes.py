@@ -4,7 +4,8 @@ op (a TensorBoard-like service started on the experiment's ``run_status_running`
 
     .venv/bin/python bench/kubernetes.py [--ops 100] [--pairs 50]
 
-Goals: one watch per namespace; at most 4 requests per job op from create to cleanup; no request that grows
+Goals: one watch per namespace; at most 4 requests per job op from create to cleanup (log archiving and the
+deletion of its objects included); no request that grows
 with the number of ops while they run. The emulator is in-process (loopback), so latencies measure polynb and
 the client, not a network.
 """
@@ -12,6 +13,7 @@ the client, not a network.
 from __future__ import annotations
 
 import argparse
+import os
 import queue
 import statistics
 import sys
@@ -186,14 +188,18 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=50)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, Emulator() as emu:
+        os.environ["POLYNB_HOME"] = tmp  # finished runs' logs are archived under it
         kubeconfig = emu.write_kubeconfig(Path(tmp) / "kubeconfig")
         executor = KubernetesExecutor(
             KubernetesSettings(kubeconfig=str(kubeconfig), kernel_id="bench", port_forward=False)
         )
         try:
             warm: queue.Queue[ExecutorUpdate] = queue.Queue()
-            executor.submit(op(executor, "warm-up"), warm.put)
+            warm_op = op(executor, "warm-up")
+            executor.submit(warm_op, warm.put)
             final_of(warm)
+            executor.cleanup(warm_op.uuid)  # returns once its logs are archived and its Job deleted
+            emu.settle()
             job = lifecycle(emu, executor, "job")
             service = lifecycle(emu, executor, "service")
             print("API requests per op lifecycle (submit -> final -> cleanup), by verb")

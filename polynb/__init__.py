@@ -51,8 +51,9 @@ def run(
     *,
     params: Mapping[str, Any] | None = None,
     executor: str | None = None,
+    kubernetes: Mapping[str, Any] | None = None,
 ) -> RunHandle:
     """Submit a pipeline to this process's scheduler session; see :func:`polynb.notebook.api.run`."""
     from polynb.notebook.api import run as submit
 
-    return submit(spec, params=params, executor=executor)
+    return submit(spec, params=params, executor=executor, kubernetes=kubernetes)

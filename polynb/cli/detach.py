@@ -92,9 +92,18 @@ def report_uuid(fd: int | None, uuid: str) -> None:
             os.close(fd)
 
 
-def run_argv(file: Path, params: list[str], *, executor: str, json_out: bool, stop_services: bool) -> list[str]:
-    """The arguments of the background ``polynb run`` (the file made absolute, progress as lines)."""
-    argv = ["-f", str(file.resolve()), "--executor", executor, "--no-live"]
+def run_argv(
+    file: Path,
+    params: list[str],
+    *,
+    executor: str,
+    json_out: bool,
+    stop_services: bool,
+    extra: list[str] | None = None,
+) -> list[str]:
+    """The arguments of the background ``polynb run`` (the file made absolute, progress as lines); ``extra``
+    are passed on as they are (``--k8s-*`` flags)."""
+    argv = ["-f", str(file.resolve()), "--executor", executor, "--no-live", *(extra or ())]
     for item in params:
         argv += ["-P", item]
     if json_out:

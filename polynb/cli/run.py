@@ -21,7 +21,7 @@ from polynb.cli.detach import detach, report_uuid, run_argv, take_uuid_fd
 from polynb.cli.follow import Follower, Interrupted
 from polynb.cli.progress import Progress, make_progress
 from polynb.cli.tree import RunTree
-from polynb.executors.registry import EXECUTOR_ENV, KNOWN, ExecutorSetupError, build, default_name
+from polynb.executors.registry import EXECUTOR_ENV, KNOWN, BuildOptions, ExecutorSetupError, build, default_name
 from polynb.lifecycle import Status
 
 if TYPE_CHECKING:
@@ -40,6 +40,27 @@ def register(subparsers: Any) -> None:
         "--stop-services", action="store_true", help="stop services (TensorBoard) once the other ops are done"
     )
     p.add_argument("--no-wait", action="store_true", help="run in the background: print the run's uuid once submitted")
+    k8s = p.add_argument_group(
+        "kubernetes", "override the `kubernetes:` section of $POLYNB_HOME/config.yaml and POLYNB_K8S_* for this run"
+    )
+    k8s.add_argument("--k8s-namespace", metavar="NAME", help="the namespace the runs go to")
+    k8s.add_argument(
+        "--k8s-artifacts-claim",
+        metavar="NAME",
+        help="a ReadWriteMany PersistentVolumeClaim shared by the runs as their artifacts store (TensorBoard"
+        " reads the experiments' outputs through it); default: a private emptyDir per run",
+    )
+    k8s.add_argument(
+        "--k8s-security-profile",
+        choices=["default", "restricted"],
+        help="restricted: containers get the securityContext PodSecurity `restricted` demands",
+    )
+    k8s.add_argument(
+        "--k8s-keep",
+        action="store_true",
+        default=None,
+        help="keep finished runs' Jobs/Pods/Services (default: logs archived, then deleted)",
+    )
     p.add_argument("--live", dest="live", action="store_true", default=None, help="force the live view")
     p.add_argument("--no-live", dest="live", action="store_false", help="one line per status change")
     p.set_defaults(func=cmd_run)
@@ -84,12 +105,29 @@ def validate(path: Path, params: dict[str, str]) -> tuple[Any, list[SpecError]]:
     return result.pipelines[0], notes
 
 
+def kubernetes_overrides(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """The ``--k8s-*`` flags given: as settings, and as arguments for a background run."""
+    values = {
+        "namespace": args.k8s_namespace,
+        "artifacts_claim": args.k8s_artifacts_claim,
+        "security_profile": args.k8s_security_profile,
+        "keep_finished": args.k8s_keep,
+    }
+    given = {name: value for name, value in values.items() if value is not None}
+    argv: list[str] = []
+    for name, value in given.items():
+        flag = "--k8s-keep" if name == "keep_finished" else f"--k8s-{name.replace('_', '-')}"
+        argv += [flag] if value is True else [flag, str(value)]
+    return given, argv
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from polynb.spec.errors import SpecErrors
 
     logging.basicConfig(level=logging.WARNING, format="polynb: %(levelname)s: %(name)s: %(message)s")
     path = Path(args.file)
     params, problems = parse_params(args.param)
+    k8s_values, k8s_argv = kubernetes_overrides(args)
     executor = args.executor or default_name()
     if executor not in KNOWN:
         problems.append(f"--executor {executor}: unknown executor; available: {', '.join(KNOWN)}")
@@ -107,12 +145,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"polynb: {path}: not run ({len(problems)} problem{'s' * (len(problems) != 1)})", file=sys.stderr)
         return EXIT_FAILED
     if args.no_wait:
-        argv = run_argv(path, args.param, executor=executor, json_out=args.json, stop_services=args.stop_services)
+        argv = run_argv(
+            path, args.param, executor=executor, json_out=args.json, stop_services=args.stop_services, extra=k8s_argv
+        )
         return detach(argv)
+    options = BuildOptions(kubernetes=k8s_values, kubernetes_origin="command line")
+    executors: dict[str, Executor] = {}
     try:
         # Made now, so a missing cluster configuration is reported before anything is submitted.
-        executors = {name: build(name) for name in dict.fromkeys(("local", executor))}
-    except ExecutorSetupError as exc:
+        for name in dict.fromkeys(("local", executor)):
+            executors[name] = build(name, options)
+        from polynb.scheduler.executor_checks import check_submission
+
+        check_submission(executors[executor], pipeline)  # what it cannot run as configured: refused before all
+    except (ExecutorSetupError, RuntimeError) as exc:
+        for made in executors.values():
+            made.shutdown(stop_running=False)
         print(f"polynb: {exc}", file=sys.stderr)
         print(f"polynb: {path}: not run", file=sys.stderr)
         return EXIT_FAILED
@@ -241,6 +289,13 @@ class Runner:
         services = tree.live_services()
         if services and not interrupted:
             for service in services:
+                sid = service.uuid[:12]
+                if service.executor == "kubernetes":
+                    # The URL shown so far is this command's port-forward, gone once it exits.
+                    say(f"  {service.name} keeps running on Kubernetes after this command exits;"
+                        f" open it with: polynb open {sid} (or polynb port-forward {sid});"
+                        f" stop it with: polynb stop {sid}")  # fmt: skip
+                    continue
                 where = f" at {service.url}" if service.url else ""
                 say(f"  {service.name} keeps running{where} after this command exits;"
-                    f" stop it with: polynb stop {service.uuid[:12]}")  # fmt: skip
+                    f" stop it with: polynb stop {sid}")  # fmt: skip

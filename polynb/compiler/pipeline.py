@@ -34,11 +34,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from pydantic.alias_generators import to_camel
+
+from polynb.compiler.joins import QueryError, parse_query, parse_sort
+from polynb.compiler.patch import RunPatchError, apply_run_patch
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
 from polynb.lifecycle import is_status_event
 from polynb.spec import iotypes
 from polynb.spec.dag import DagGraph, DagIssue, OpNode, analyze, check_refs, name_limit, name_too_long
 from polynb.spec.errors import SpecError, SpecErrors, format_path
+from polynb.spec.joins import join_value_problem
+from polynb.spec.matrix import MatrixSpec, gives_input, hp_param, input_type_problem
 from polynb.spec.models import (
     IO,
     Component,
@@ -51,9 +57,11 @@ from polynb.spec.models import (
     Operation,
     Param,
     Polyaxonfile,
+    Service,
     Termination,
     Tuner,
 )
+from polynb.spec.plugins import ALREADY_ON, IGNORED_PLUGINS, REFUSED_PLUGINS, Plugins
 from polynb.spec.yaml_loader import gc_paused
 
 Path_ = tuple[str | int, ...]
@@ -65,7 +73,20 @@ _STRING_TYPES = iotypes.POLYAXON_TYPES - {"any", "dockerfile", "artifacts", "git
 HOOK_CONTEXT_PARAMS = frozenset({"name", "uuid", "kind", "status", "inputs", "outputs", "duration", "wait_time"})
 """Params a hook receives from its main run unless ``disableDefaults`` (docs/semantics.md, Hooks)."""
 
+_UNSUPPORTED_SECTIONS = (
+    ("matrix", "matrix", "polynb does not run sweeps yet (the matrix is checked, not run)"),
+    ("schedule", "schedule", "polynb does not run schedules yet (the schedule is checked, not run)"),
+    ("joins", "joins", "polynb does not run join queries over past runs yet (the joins are checked, not run)"),
+    ("build", "build", "polynb builds no container images (the build section is checked, not run)"),
+)
+"""Sections that parse and are checked field by field, then refused by ``polynb run``, with the reason."""
 _DAG_TTL = "`termination.ttl` on a DAG is not supported yet: a DAG has no resources of its own; set it on its ops"
+_INIT_REASONS = {
+    "dockerfile": "polynb does not write Dockerfiles in init yet",
+    "lineageRef": "polynb has no lineage store to resolve it from",
+    "modelRef": "polynb has no model registry to resolve it from",
+    "artifactRef": "polynb has no artifact registry to resolve it from",
+}
 _UNSUPPORTED_INIT = {"dockerfile": "dockerfile", "lineage_ref": "lineageRef", "model_ref": "modelRef",
                      "artifact_ref": "artifactRef"}  # fmt: skip
 
@@ -261,7 +282,7 @@ class _Builder:
             resolved = self.resolve(spec, None, base_dir, root)
             if resolved is None:
                 return None
-            component = resolved.component
+            component = self.patched(spec, resolved.component, root)
             where = self.component_where(spec, resolved, root, None)
             operation = spec
             literal = dict(spec.params or {})
@@ -296,6 +317,17 @@ class _Builder:
         op = PipelineOp(name, operation, component, frozenset(), tuple(operation.events or ()), component_base)
         graph = DagGraph(nodes={name: OpNode(name)}, edges=[], stages=[[name]])
         return Pipeline(name, "single", spec, inputs, {name: op}, graph, None, hooks, base_dir, self.source)
+
+    def patched(self, op: Operation, component: Component, where: _Where) -> Component:
+        """The component with the operation's ``runPatch`` applied (``compiler.patch``); a patch that makes
+        the run invalid is an error at ``runPatch``."""
+        if not op.run_patch:
+            return component
+        try:
+            return apply_run_patch(component, op.run_patch, op.patch_strategy)
+        except RunPatchError as exc:
+            self.add(where, ("runPatch", *_within(op.run_patch, exc.location)), str(exc))
+            return component
 
     def dag_termination(self, spec: Component | Operation, component: Component, where: _Where) -> Termination | None:
         """The top-level DAG's own ``termination``: the operation's fields over its component's. ``timeout``
@@ -412,7 +444,8 @@ class _Builder:
             except ValueError as exc:
                 self.add(root, (CLI_PARAMS, name), f"param `{name}` (-P {name}={raw}): {exc}")
         self.check_params(literal, component, where, root, ("params",), strict=bool(spec.strict_params),
-                          given={*overrides, *_matrix_params(spec)}, is_top=True)  # fmt: skip
+                          given={*overrides, *_given_params(spec)}, is_top=True, matrix=spec.matrix)  # fmt: skip
+        self.check_joins(spec, component, root)
         for io in component.inputs or ():
             if io.name in values:
                 continue
@@ -429,7 +462,7 @@ class _Builder:
     def check_params(
         self, params: Mapping[str, Param], component: Component, component_where: _Where, op_where: _Where,
         params_path: Path_, *, strict: bool, given: Iterable[str] = (), is_top: bool = False,
-        context: frozenset[str] = frozenset(),
+        context: frozenset[str] = frozenset(), matrix: MatrixSpec | None = None,
     ) -> None:  # fmt: skip
         """Literal values against declared types; undeclared params under strictParams; required inputs."""
         info = self._info(component)
@@ -470,10 +503,13 @@ class _Builder:
             if io.options is not None and value is not None and value not in io.options:
                 self.add(op_where, (*params_path, name, "value"),
                          f"param `{name}`: {value!r} is not one of the options {io.options}")  # fmt: skip
+        if matrix is not None:
+            self.check_matrix_inputs(matrix, component, params, op_where)
         if not info.required:
             return
         missing = [(i, io) for i, io in info.required if io.name not in params and io.name not in given
-                   and io.name not in context]  # fmt: skip
+                   and io.name not in context
+                   and not (matrix is not None and gives_input(matrix, io.name))]  # fmt: skip
         for i, io in missing:
             if is_top and component_where.file is None and not params:
                 # A component run as is: point at the input that needs a value.
@@ -490,6 +526,46 @@ class _Builder:
                     path,
                     f"input `{io.name}` of `{component.name or 'the component'}` is required and no param gives it",
                 )
+
+    def check_matrix_inputs(
+        self, matrix: MatrixSpec, component: Component, params: Mapping[str, Param], where: _Where
+    ) -> None:
+        """The inputs a matrix feeds (those no param gives) take what its generators give (Polyaxon's
+        ``validate_io``: numbers for int/float inputs, dates for date inputs)."""
+        for io in component.inputs or ():
+            param = hp_param(matrix, io.name)
+            if param is None or io.name in params:
+                continue
+            problem = input_type_problem(param, iotypes.normalize_type(io.type)[0] if io.type else None)
+            if problem is not None:
+                self.add(where, ("matrix", "params", io.name), f"matrix param `{io.name}`: {problem}")
+
+    def check_joins(self, op: Polyaxonfile, component: Component, where: _Where) -> None:
+        """A join's params against the inputs they feed, as Polyaxon checks them (``ParamSpec``): a value
+        readable from the runs found, and an input that takes a list (``isList``) or is of type artifacts."""
+        declared = self._info(component).declared
+        for j, join in enumerate(op.joins or ()):
+            for key, text, parse in (("query", join.query, parse_query), ("sort", join.sort, parse_sort)):
+                try:
+                    parse(text or "")
+                except QueryError as exc:
+                    self.add(where, ("joins", j, key), f"join {key}: {exc}")
+            for name, param in (join.params or {}).items():
+                path = ("joins", j, "params", name)
+                if param.ref is not None:
+                    self.add(where, (*path, "ref"), f"join param `{name}`: `ref` is ignored; the join's `query` "
+                                                    "selects the runs it reads", "warning")  # fmt: skip
+                io = declared.get(name)
+                if io is None or param.context_only:
+                    continue  # a context value: Polyaxon reads it as is
+                problem = join_value_problem(param.value)
+                if problem is not None:
+                    self.add(where, (*path, "value"), f"join param `{name}`: {problem}")
+                    continue
+                kind = iotypes.normalize_type(io.type) if io.type else ("any", False)
+                if not io.is_list and not kind[1] and kind[0] != "artifacts":
+                    self.add(where, (*path, "value"), f"join param `{name}` receives a list (one value per run "
+                             f"found), but input `{name}` is not a list: add `isList: true` to it")  # fmt: skip
 
     def check_to_init(self, name: str, io: IO | None, param: Param | None, where: _Where) -> None:
         """A ``toInit`` param as ``compiler.params.param_inits`` will take it: a git, artifacts or path input."""
@@ -524,13 +600,14 @@ class _Builder:
             resolved = self.resolve(op, dag, base_dir, op_where, where)
             if resolved is None:
                 continue
-            component = resolved.component
+            component = self.patched(op, resolved.component, op_where)
             c_where = self.component_where(op, resolved, op_where, where)
             if (c_where.file is not None and id(component) not in self._infos) or c_where.path[-1:] == ("component",):
                 self.check_fields(component, c_where)  # a file's component: once, however many ops use it
             components[name] = component
             self.check_params(op.params or {}, component, c_where, op_where, ("params",),
-                              strict=bool(op.strict_params), given=_matrix_params(op))  # fmt: skip
+                              strict=bool(op.strict_params), given=_given_params(op), matrix=op.matrix)  # fmt: skip
+            self.check_joins(op, component, op_where)
             if isinstance(component.run, Dag):
                 self.nested(component, c_where, resolved.base_dir)
             node = graph.nodes[name]
@@ -562,13 +639,15 @@ class _Builder:
         if (
             spec.run is None and not spec.events and not spec.hooks and spec.matrix is None and spec.schedule is None
             and spec.joins is None and spec.build is None and spec.run_patch is None and spec.cache is None
-            and spec.is_approved is not False
+            and spec.is_approved is not False and spec.plugins is None
         ):  # fmt: skip
             return  # the common DAG op: nothing to refuse (kept cheap for 100k-op DAGs)
-        for attr, key in (("matrix", "matrix"), ("schedule", "schedule"), ("joins", "joins"), ("build", "build"),
-                          ("run_patch", "runPatch")):  # fmt: skip
+        for attr, key, reason in _UNSUPPORTED_SECTIONS:
             if getattr(spec, attr) is not None:
-                self.add(where, (key,), f"`{key}` is not supported yet", "unsupported")
+                self.add(where, (key,), f"`{key}` is not supported yet: {reason}", "unsupported")
+        if spec.run_patch is not None and isinstance(spec, Component):
+            self.add(where, ("runPatch",), "`runPatch` on a component is not supported yet: it patches the "
+                     "component an operation runs; move it to the operation", "unsupported")  # fmt: skip
         if spec.is_approved is False:
             self.add(where, ("isApproved",), "`isApproved: false` (waiting for an approval) is not supported yet",
                      "unsupported")  # fmt: skip
@@ -586,17 +665,30 @@ class _Builder:
                     )
         for h, hook in enumerate(spec.hooks or ()):
             self.check_hook(hook, where / ("hooks", h))
+        if spec.plugins is not None:
+            self.check_plugins(spec.plugins, where / ("plugins",))
         run = spec.run
-        if isinstance(run, DistributedRun | Tuner):
-            self.add(where, ("run", "kind"), f"run kind `{run.kind}` is not supported yet", "unsupported")
+        if isinstance(run, DistributedRun):
+            self.add(where, ("run", "kind"), f"run kind `{run.kind}` is not supported yet: polynb runs no "
+                     "Kubeflow, Dask or Ray operator (the run is checked, not run)", "unsupported")  # fmt: skip
+        elif isinstance(run, Tuner):
+            self.add(where, ("run", "kind"), "run kind `tuner` is not supported yet: polynb does not run sweeps yet",
+                     "unsupported")  # fmt: skip
         elif isinstance(run, Dag):
             if run.early_stopping:
-                self.add(where, ("run", "earlyStopping"), "`earlyStopping` is not supported yet", "unsupported")
+                self.add(
+                    where,
+                    ("run", "earlyStopping"),
+                    "`earlyStopping` is not supported yet: polynb does not "
+                    "stop a DAG on its ops' metrics or failures yet (the policies are checked)",
+                    "unsupported",
+                )
         elif isinstance(run, Job):
             for k, init in enumerate(run.init or ()):
                 for attr, key in _UNSUPPORTED_INIT.items():
                     if getattr(init, attr) is not None:
-                        self.add(where, ("run", "init", k, key), f"init `{key}` is not supported yet", "unsupported")
+                        self.add(where, ("run", "init", k, key), f"init `{key}` is not supported yet: "
+                                 f"{_INIT_REASONS[key]} (the entry is checked, not run)", "unsupported")  # fmt: skip
                 if init.connection is not None:
                     self.add(where, ("run", "init", k, "connection"), "init `connection` is not supported yet",
                              "unsupported")  # fmt: skip
@@ -605,11 +697,52 @@ class _Builder:
             self.check_container(run.container, where / ("run", "container"))
             for k, sidecar in enumerate(run.sidecars or ()):
                 self.check_container(sidecar, where / ("run", "sidecars", k))
+            self.check_restart_policy(run, where)
+
+    def check_restart_policy(self, run: Job, where: _Where) -> None:
+        """``environment.restartPolicy``: Polyaxon puts it in the pod template, so it is kept where Kubernetes
+        takes it for a Job (``Never``, ``OnFailure``); retries are ``termination.maxRetries`` (the scheduler's,
+        each a new attempt). A service here is a bare Pod the scheduler restarts, never the kubelet."""
+        policy = run.environment.restart_policy if run.environment is not None else None
+        if policy is None:
+            return
+        at = ("run", "environment", "restartPolicy")
+        service = isinstance(run, Service)
+        if service and policy != "Never":
+            message = (
+                f"restartPolicy `{policy}` cannot be honoured for a service: it runs as a bare Pod that only the"
+                " scheduler restarts (`termination.maxRetries`); use `Never` or leave it out"
+            )
+            self.add(where, at, message)
+        elif not service and policy not in ("Never", "OnFailure"):
+            message = (
+                f"restartPolicy `{policy}` is not valid for a job: a Kubernetes Job takes `Never` or `OnFailure`"
+                " (retries are `termination.maxRetries`)"
+            )
+            self.add(where, at, message)
+
+    def check_plugins(self, plugins: Plugins, where: _Where) -> None:
+        """Each plugin set: refused where its absence changes what the run can do, else a warning."""
+        for name in sorted(plugins.model_fields_set):
+            value = getattr(plugins, name)
+            key = to_camel(name)
+            if value is None or value == []:
+                continue
+            if name in REFUSED_PLUGINS:
+                if value is not False:
+                    self.add(where, (key,), f"plugin `{key}` is not supported yet: {REFUSED_PLUGINS[name]}",
+                             "unsupported")  # fmt: skip
+            elif not isinstance(value, bool) or value != (name in ALREADY_ON):
+                self.add(where, (key,), f"plugin `{key}` is not applied: {IGNORED_PLUGINS[name]}", "warning")
 
     def check_container(self, container: Container, where: _Where) -> None:
         """What the compiler refuses in a container (``compiler.compile``), said by ``check`` as well."""
         if container.env_from:
             self.add(where, ("envFrom",), "`envFrom` is not supported yet", "unsupported")
+        for key in sorted(container.written_as_string):
+            message = _one_argument(key, container)
+            if message is not None:
+                self.add(where, (key,), message, "warning")
         for k, var in enumerate(container.env or ()):
             if var.value_from is not None:
                 self.add(where, ("env", k, "valueFrom"), f"env `{var.name}`: valueFrom is not supported yet",
@@ -646,18 +779,45 @@ def coerce(io: IO, value: Any) -> Any:
     return value
 
 
-def _matrix_params(spec: Polyaxonfile) -> set[str]:
-    """Inputs a (refused, but checked) matrix gives values to: they are not missing."""
-    if spec.matrix is None:
-        return set()
-    # The matrix is loosely typed (refused anyway): take names only from the shapes that have them.
-    extra = spec.matrix.model_extra or {}
-    params, rows = extra.get("params"), extra.get("values")
-    names = {str(name) for name in params} if isinstance(params, dict) else set()
-    for row in rows if isinstance(rows, list) else ():
-        if isinstance(row, dict):
-            names.update(str(name) for name in row)
+def _given_params(spec: Polyaxonfile) -> set[str]:
+    """Inputs a (refused, but checked) matrix or join gives values to: they are not missing."""
+    names = {name for join in spec.joins or () for name in join.params or {}}
     return names
+
+
+_SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ash", "ksh"})
+
+
+def _one_argument(key: str, container: Container) -> str | None:
+    """The warning for ``command``/``args`` written as one string, or None where one argument is surely meant
+    (a word without spaces, a ``{{ ... }}`` list, or ``args`` of a shell's ``-c``)."""
+    items = getattr(container, key) or []
+    text = items[0] if items else ""
+    if not any(c.isspace() for c in text.strip()) or _templated(text):
+        return None
+    command = container.command or []
+    if key == "args" and len(command) >= 2 and command[-1] == "-c" and command[-2].rsplit("/", 1)[-1] in _SHELLS:
+        return None
+    program = text.strip().split()[0]
+    return (
+        f"`{key}` is a string, so it is ONE argument (as in Polyaxon, which passes it to Kubernetes whole): "
+        f"{'the program named' if key == 'command' else 'the program receives'} {text.strip()[:40]!r}"
+        f"{'' if key == 'command' else ' as a single argument'}, not `{program}` and its arguments; write a "
+        f"list such as [{', '.join(text.split()[:3])}], or `command: [sh, -c]` with the string as `args` for a shell"
+    )
+
+
+def _within(data: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """The longest prefix of ``path`` that exists in ``data`` (where an error of the patched run is written)."""
+    found: list[str | int] = []
+    for part in path:
+        in_dict = isinstance(data, dict) and part in data
+        in_list = isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
+        if not (in_dict or in_list):
+            break
+        data = data[part]
+        found.append(part)
+    return tuple(found)
 
 
 def _templated(value: Any) -> bool:

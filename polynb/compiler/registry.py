@@ -11,7 +11,8 @@ An operation names its component in one of these ways (Polyaxon 2.18 allows at m
 * ``hubRef: NAME[:TAG]`` — looked up in this order: components registered at runtime (notebook cells), the
   built-in hub shipped in ``polynb/hub/``, then the folders of ``POLYNB_HUB_PATH`` (``:``-separated). In a
   hub folder ``NAME.yaml`` is the untagged / ``latest`` version and ``NAME/TAG.yaml`` a tagged one;
-* ``urlRef`` — refused: polynb never fetches components over the network.
+* ``urlRef: URL`` — fetched over HTTP(S), revalidated against a content cache (``compiler.urlref``); an
+  unreachable URL is an error naming it. pathRefs inside a fetched component have no folder to resolve in.
 
 Failures raise ``ResolutionError`` whose ``path`` is relative to the operation (``("hubRef",)``) or, for
 problems inside the DAG's ``components``, to the DAG run (``anchor="dag"``). Errors inside a referenced
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from polynb.compiler import urlref
 from polynb.spec.errors import SpecErrors
 from polynb.spec.load import load
 from polynb.spec.models import Component, Dag, Operation
@@ -171,10 +173,7 @@ class ComponentRegistry:
         if op.path_ref is not None:
             return self._from_path(op.path_ref, base_dir)
         if op.url_ref is not None:
-            raise ResolutionError(
-                f"urlRef needs network access and is not fetched (`{op.url_ref}`); download it and use pathRef",
-                ("urlRef",),
-            )
+            return self._from_url(op.url_ref)
         if op.run is not None:
             return Resolved(component_of_run(op), base_dir, None)
         raise ResolutionError("the operation names no component: use dagRef, hubRef, pathRef, component or run")
@@ -237,6 +236,20 @@ class ComponentRegistry:
                 raise
             raise ResolutionError(f"pathRef `{ref}`: {exc}", ("pathRef",)) from None
         return Resolved(component, path.resolve().parent, str(path))
+
+    def _from_url(self, url: str) -> Resolved:
+        """Fetch (or revalidate the cached copy of) ``url`` and read the component in it (``urlref``)."""
+        try:
+            body = urlref.fetch(url)
+        except urlref.UrlRefError as exc:
+            raise ResolutionError(str(exc), ("urlRef",)) from None
+        try:
+            component = as_component(load_file(body))
+        except ValueError as exc:
+            if isinstance(exc, SpecErrors):
+                raise
+            raise ResolutionError(f"urlRef `{url}`: {exc}", ("urlRef",)) from None
+        return Resolved(component, None, str(body))
 
     def hub(self, ref: str) -> Resolved:
         """Resolve ``hubRef: NAME[:TAG]``: runtime registry, built-in hub, then ``POLYNB_HUB_PATH`` folders."""

@@ -1,7 +1,8 @@
 """Executors by name: the one place they are built (the CLI, the notebook and ``polynb stop`` ask here).
 
 ``local`` runs ops as processes on this machine; ``kubernetes`` runs them on the cluster of ``KUBECONFIG``,
-configured by ``POLYNB_K8S_*`` (:mod:`.kubernetes.settings`). ``POLYNB_EXECUTOR`` names the default one.
+configured by the configuration file, ``POLYNB_K8S_*`` and the caller's settings
+(:mod:`.kubernetes.sources`). ``POLYNB_EXECUTOR`` names the default one.
 Each factory imports its executor when called, so asking for ``local`` never imports the kubernetes client.
 A factory that cannot build its executor here raises :class:`ExecutorSetupError` saying why.
 
@@ -15,7 +16,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from polynb.executors.base import Executor
 
@@ -45,6 +46,11 @@ class BuildOptions:
     current folder when the executor is built)."""
     stop_grace: float | None = None
     """Seconds a stopped local op gets before it is killed (default: the executor's)."""
+    kubernetes: Mapping[str, Any] = field(default_factory=dict)
+    """Kubernetes settings given by the caller (flags, magics, ``polynb.run``): they win over ``POLYNB_K8S_*``
+    and the configuration file (:mod:`.kubernetes.sources`)."""
+    kubernetes_origin: str = "explicit settings"
+    """What gave ``kubernetes``, for messages (``command line``, ``%config PolynbMagics.kubernetes``, ...)."""
 
 
 Factory = Callable[[BuildOptions], Executor]
@@ -58,18 +64,27 @@ def _local(options: BuildOptions) -> Executor:
     return LocalExecutor(base_dir=options.base_dir, stop_grace=options.stop_grace)
 
 
-def _kubernetes(options: BuildOptions) -> Executor:
-    from polynb.executors.kubernetes.settings import KubernetesSettings, SettingsError
+def _kubernetes_settings(options: BuildOptions) -> Any:
+    """The resolved settings (:class:`~.kubernetes.sources.Resolved`) of ``options``."""
+    from polynb.executors.kubernetes.settings import SettingsError
+    from polynb.executors.kubernetes.sources import resolve
+    from polynb.spec.errors import SpecErrors
 
     try:
-        settings = KubernetesSettings.from_env(options.environ)
-    except SettingsError as exc:
+        return resolve(
+            environ=options.environ, overrides=options.kubernetes, overrides_origin=options.kubernetes_origin
+        )
+    except (SettingsError, SpecErrors) as exc:
         raise ExecutorSetupError(f"executor kubernetes: {exc}", reason=str(exc)) from exc
+
+
+def _kubernetes(options: BuildOptions) -> Executor:
+    resolved = _kubernetes_settings(options)
     from polynb.executors.kubernetes.config import K8sConfigError
     from polynb.executors.kubernetes.executor import KubernetesExecutor
 
     try:
-        return KubernetesExecutor(settings)
+        return KubernetesExecutor(resolved.settings, origins=resolved.origins)
     except K8sConfigError as exc:
         raise ExecutorSetupError(f"executor kubernetes: {exc}", reason=str(exc)) from exc
 
@@ -77,6 +92,20 @@ def _kubernetes(options: BuildOptions) -> Executor:
 FACTORIES: Final[Mapping[str, Factory]] = MappingProxyType({"local": _local, "kubernetes": _kubernetes})
 KNOWN: Final = tuple(FACTORIES)
 """The executor names, in the order they are offered."""
+
+
+def reconfigure(name: str, executor: Executor, options: BuildOptions) -> None:
+    """Give an executor built earlier the settings ``options`` resolve to now (the magics' ``%config`` or
+    ``polynb.run(kubernetes=...)`` changed them): only what shapes the next runs may change
+    (:meth:`~.kubernetes.executor.KubernetesExecutor.reconfigure`); :class:`ExecutorSetupError` otherwise."""
+    apply = getattr(executor, "reconfigure", None)
+    if name != "kubernetes" or apply is None:
+        return
+    resolved = _kubernetes_settings(options)
+    try:
+        apply(resolved.settings, resolved.origins)
+    except ValueError as exc:
+        raise ExecutorSetupError(f"executor kubernetes: {exc}", reason=str(exc)) from exc
 
 
 def default_name(environ: Mapping[str, str] | None = None) -> str:

@@ -17,11 +17,16 @@ def run(
     *,
     params: Mapping[str, Any] | None = None,
     executor: str | None = None,
+    kubernetes: Mapping[str, Any] | None = None,
 ) -> RunHandle:
     """Validate and submit ``spec`` (a model, a Polyaxonfile path, or YAML text); return its handle.
 
     Components registered by ``%%polyaxon_component``/``%%polyaxon_python`` resolve by ``hubRef``. Bad
     input raises ``SpecErrors`` and submits nothing. The run goes on in the background; ``handle.wait()``.
+
+    ``kubernetes`` (with ``executor="kubernetes"``) sets Kubernetes settings (``artifacts_claim``,
+    ``security_profile``, ``keep_finished``, ...) over ``%config PolynbMagics.kubernetes``, the config file
+    and ``POLYNB_K8S_*``, for this kernel's Kubernetes runs from now on.
     """
     from polynb.compiler.pipeline import build_pipeline
     from polynb.spec.load import load, load_text
@@ -44,7 +49,7 @@ def run(
         # a DAG run keeps), so the values go into the operation itself.
         model = _with_params(model, values)
         pipeline = build_pipeline(model, registry=session.registry, base_dir=base_dir, source=source)
-    return session.submit(pipeline, executor=executor)
+    return session.submit(pipeline, executor=executor, kubernetes=kubernetes)
 
 
 def _with_params(spec: Component | Operation, values: Mapping[str, Any]) -> Operation:

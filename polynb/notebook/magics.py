@@ -17,10 +17,10 @@ from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from traitlets import Bool, Enum, Float, Unicode, observe
+from traitlets import Bool, Dict, Enum, Float, Unicode, default, observe
 from traitlets.config import Configurable
 
-from polynb.executors.registry import KNOWN, ExecutorSetupError
+from polynb.executors.registry import EXECUTOR_ENV, KNOWN, ExecutorSetupError, default_name
 from polynb.lifecycle import DONE_EVENT, status_of_event
 from polynb.notebook import cellspec, pystep
 from polynb.notebook.handle import RunHandle
@@ -64,7 +64,17 @@ class PolynbMagics(Magics, Configurable):
     proxy = Enum(["auto", "always", "never"], "auto", config=True, help="links through jupyter-server-proxy")
     base_url = Unicode(None, allow_none=True, config=True, help="the Jupyter server's base URL (default: guessed)")
     auto_open = Bool(True, config=True, help="open TensorBoard in a Lab tab when it starts (lab extension)")
-    default_executor = Unicode("local", config=True, help="executor of runs that do not name one")
+    default_executor = Unicode(config=True, help=f"executor of runs naming none (default: ${EXECUTOR_ENV}, else local)")
+    kubernetes = Dict(
+        config=True,
+        help="Kubernetes settings over $POLYNB_HOME/config.yaml and POLYNB_K8S_* (e.g. {'artifacts_claim': 'shared',"
+        " 'security_profile': 'restricted', 'keep_finished': True}); used by the next Kubernetes run",
+    )
+
+    @default("default_executor")
+    def _default_executor(self) -> str:
+        # The same default as `polynb run`: a kernel started with POLYNB_EXECUTOR=kubernetes runs there.
+        return default_name()
 
     def __init__(self, shell: Any, session: KernelSession | None = None) -> None:
         Configurable.__init__(self, config=shell.config)
@@ -73,7 +83,16 @@ class PolynbMagics(Magics, Configurable):
         self.session = session or get_session()
         self._apply_config()
 
-    @observe("max_rate", "keep_runs_on_exit", "stop_grace", "proxy", "base_url", "auto_open", "default_executor")
+    @observe(
+        "max_rate",
+        "keep_runs_on_exit",
+        "stop_grace",
+        "proxy",
+        "base_url",
+        "auto_open",
+        "default_executor",
+        "kubernetes",
+    )
     def _config_changed(self, _change: Any) -> None:
         self._apply_config()
 
@@ -86,6 +105,7 @@ class PolynbMagics(Magics, Configurable):
         config.base_url = self.base_url
         config.auto_open = bool(self.auto_open)
         config.default_executor = str(self.default_executor)
+        config.kubernetes = {str(k): v for k, v in dict(self.kubernetes).items()}
 
     # -- %%polyaxon_component -----------------------------------------------------------------------
 

@@ -57,6 +57,9 @@ class SessionConfig:
     base_url: str | None = None
     auto_open: bool = True
     default_executor: str = "local"
+    kubernetes: dict[str, Any] = field(default_factory=dict)
+    """Kubernetes settings (``artifacts_claim``, ``security_profile``, ...) over the config file and
+    ``POLYNB_K8S_*`` (:mod:`polynb.executors.kubernetes.sources`)."""
     executors: dict[str, Executor] = field(default_factory=dict)
     """Extra executors by name (tests and benchmarks plug fakes in); ``local`` is made when missing."""
 
@@ -156,6 +159,7 @@ class KernelSession:
             executors = dict(self.config.executors)
             if "local" not in executors:
                 executors["local"] = registry.build("local", self._build_options())
+            executors.update(self._executors_to_resume(executors))
             self._executors = executors
             pump = UiPump(self.store, snapshot=self._snapshot, max_rate=self.config.max_rate)
             pump.start()
@@ -175,6 +179,21 @@ class KernelSession:
             if not self._atexit_registered:
                 atexit.register(self.shutdown)
                 self._atexit_registered = True
+
+    def _executors_to_resume(self, have: Mapping[str, Executor]) -> dict[str, Executor]:
+        """The executors of runs a previous kernel left unfinished (Kubernetes ones, typically): the engine
+        re-attaches to those runs as it starts, and a Kubernetes service gets its tunnel (and link) again.
+        One that cannot be built is a warning: its runs are then reported lost by the engine."""
+        wanted = {r.executor for r in self.store.unfinished_runs() if r.executor}
+        out: dict[str, Executor] = {}
+        for name in sorted(wanted - set(have)):
+            if name not in registry.KNOWN:
+                continue
+            try:
+                out[name] = registry.build(name, self._build_options())
+            except registry.ExecutorSetupError as exc:
+                log.warning("runs left on %s cannot be re-attached: %s", name, exc)
+        return out
 
     def start_if_unfinished(self) -> bool:
         """Start now if the store has unfinished runs (a previous kernel's): re-attach to them."""
@@ -209,14 +228,20 @@ class KernelSession:
             self._store.close()
         self._release_logs()
 
-    def _build_options(self) -> BuildOptions:
-        return BuildOptions(base_dir=os.getcwd(), stop_grace=self.config.stop_grace)
+    def _build_options(self, kubernetes: Mapping[str, Any] | None = None) -> BuildOptions:
+        """``kubernetes``: a run's own settings (``polynb.run(kubernetes=...)``), over the magics' ones."""
+        return BuildOptions(
+            base_dir=os.getcwd(),
+            stop_grace=self.config.stop_grace,
+            kubernetes={**self.config.kubernetes, **(kubernetes or {})},
+            kubernetes_origin="polynb.run(kubernetes=...)" if kubernetes else "%config PolynbMagics.kubernetes",
+        )
 
     def executor_names(self) -> list[str]:
         """The executors this kernel's engine has (``local`` always; the others once used)."""
         return sorted({"local", *self.config.executors, *self._executors})
 
-    def add_executor(self, name: str) -> None:
+    def add_executor(self, name: str, kubernetes: Mapping[str, Any] | None = None) -> None:
         """Make ``name`` usable in this kernel (``--executor kubernetes``): built by the registry and added
         to the running engine; nothing happens if it is there already. The Kubernetes executor is
         configured from ``KUBECONFIG`` (or in-cluster) and ``POLYNB_K8S_*`` (``POLYNB_K8S_KERNEL_ID`` keeps
@@ -227,8 +252,9 @@ class KernelSession:
         self.start()
         with self._lock:
             if name in self._executors:
+                registry.reconfigure(name, self._executors[name], self._build_options(kubernetes))
                 return
-            executor = registry.build(name, self._build_options())
+            executor = registry.build(name, self._build_options(kubernetes))
             self.engine.add_executor(name, executor)
             self._executors[name] = executor
 
@@ -251,12 +277,21 @@ class KernelSession:
 
     # -- runs ---------------------------------------------------------------------------------------
 
-    def submit(self, pipeline: Pipeline, *, executor: str | None = None) -> RunHandle:
+    def submit(
+        self, pipeline: Pipeline, *, executor: str | None = None, kubernetes: Mapping[str, Any] | None = None
+    ) -> RunHandle:
+        """Submit ``pipeline``; ``kubernetes`` settings apply to this kernel's Kubernetes runs from now on
+        (over ``%config PolynbMagics.kubernetes``), and only to runs that go to Kubernetes."""
         from polynb.notebook.handle import RunHandle
 
         name = executor or self.config.default_executor
-        if name not in self.executor_names() and name in registry.KNOWN:
-            self.add_executor(name)  # `polynb.run(..., executor="kubernetes")` as well as the magics
+        if kubernetes and name != "kubernetes":
+            raise ValueError(f"kubernetes settings were given, but the run goes to executor {name!r}")
+        if name == "kubernetes" and name not in self.config.executors:
+            # Built on first use; its settings follow the magics' (and this run's) after that.
+            self.add_executor(name, kubernetes)
+        elif name not in self.executor_names() and name in registry.KNOWN:
+            self.add_executor(name)  # `polynb.run(..., executor="local")` as well as the magics
         uuid = self.engine.submit(pipeline, executor=executor)
         self._remember(uuid)
         self.bridge.ensure_open()

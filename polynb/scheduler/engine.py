@@ -38,6 +38,7 @@ from polynb.lifecycle import Status, is_final
 from polynb.scheduler.compiling import OpCompiler
 from polynb.scheduler.evaluation import DagEvaluator
 from polynb.scheduler.events import EngineEvent
+from polynb.scheduler.executor_checks import check_submission
 from polynb.scheduler.hooks import HookFactory
 from polynb.scheduler.ownership import new_owner
 from polynb.scheduler.plan import DagPlan, plan_from_pipeline_op
@@ -154,6 +155,9 @@ class Engine:
         if name not in self._state.executors:
             known = ", ".join(sorted(self._state.executors)) or "none"
             raise ValueError(f"unknown executor {name!r}; known: {known}")
+        # An executor may refuse a pipeline it cannot run as configured (Kubernetes: an op reading another
+        # run's artifacts without a shared artifacts store), before any run exists.
+        check_submission(self._state.executors[name], pipeline)
         ops = [plan_from_pipeline_op(op) for op in pipeline.ops.values()]
         hook_components = self._compiler.resolve_hooks(
             [h for op in ops for h in op.hooks] + list(pipeline.hooks or ()), base_dir=pipeline.base_dir

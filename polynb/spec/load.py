@@ -26,6 +26,15 @@ _ENUM_NOUNS: dict[type[Enum], str] = {
     models.Status: "a status",
     models.PatchStrategy: "a patch strategy",
 }
+# Kinds of older Polyaxon versions that 2.18 spells otherwise.
+_RENAMED_KINDS = {
+    "hyperopt": " (Polyaxon 2.18 calls the Hyperopt search `tpe`: `kind: tpe`, without `algorithm`)",
+    "daskjob": " (Polyaxon 2.18 runs Dask as `kind: daskcluster`)",
+    "rayjob": " (Polyaxon 2.18 runs Ray as `kind: raycluster`, with an `entrypoint`)",
+    "xgbjob": " (Polyaxon 2 dropped the XGBoost operator: use a pytorchjob, an mpijob or a job)",
+    "mxjob": " (Polyaxon 2 dropped the MXNet operator: use a pytorchjob, an mpijob or a job)",
+    "paddlejob": " (Polyaxon 2 dropped the Paddle operator: use a pytorchjob, an mpijob or a job)",
+}
 # The plain-words expectation behind pydantic's type errors.
 _EXPECTED: dict[str, str] = {
     "int_type": "an integer",
@@ -140,8 +149,13 @@ def _entry(error: ErrorDetails, data: Any) -> _Entry:
     tags: list[int] = []
     node = data
     loc = error["loc"]
+    tagged = False  # whether the node's kind tag was met already (it is met once per node)
     for i, part in enumerate(loc):
-        if isinstance(node, dict | list) and _has(node, part):
+        if not tagged and _is_kind_tag(node, part, loc[i + 1 :], error["type"]):
+            tags.append(i)  # `kind: cron` tags the union with `cron`, which is also a key of a cron schedule
+            tagged = True
+        elif isinstance(node, dict | list) and _has(node, part):
+            tagged = False
             path.append(part)
             node = node[part]  # type: ignore[index]
         elif i == len(loc) - 1 and isinstance(node, dict) and error["type"] == "missing":
@@ -149,6 +163,14 @@ def _entry(error: ErrorDetails, data: Any) -> _Entry:
         else:
             tags.append(i)
     return _Entry(error, tuple(path), tags)
+
+
+def _is_kind_tag(node: Any, part: Any, rest: tuple[Any, ...], kind: str) -> bool:
+    """Whether ``part`` is the discriminator tag pydantic put in ``loc`` although the data has a key of that
+    name: the rest of ``loc`` then continues in ``node`` itself, not in ``node[part]``."""
+    if not (isinstance(node, dict) and part in node and node.get("kind") == part):
+        return False
+    return not rest or rest[0] in node or (len(rest) == 1 and kind == "missing")
 
 
 def _fold_unions(entries: list[_Entry]) -> list[list[_Entry]]:
@@ -176,12 +198,28 @@ def _fold_unions(entries: list[_Entry]) -> list[list[_Entry]]:
         deepest = max(len(e.path) for e in group)
         depth_at_union = min(len(e.path) for e in group)
         if deepest == depth_at_union:
-            singles.append(group)
+            if not _deeper_elsewhere(union, group, entries):
+                singles.append(group)
             continue
         branch = len(union)
         best = {e.error["loc"][branch] for e in group if len(e.path) == deepest}
         singles.extend([e] for e in group if e.error["loc"][branch] in best)
     return singles
+
+
+def _deeper_elsewhere(union: tuple[Any, ...], group: list[_Entry], entries: list[_Entry]) -> bool:
+    """Whether another alternative of ``union`` got deeper into the data than ``group`` (whose alternatives
+    all failed at the union itself): ``earlyStopping: [...]`` failing deep inside the list alternative must
+    not also report "expected a string" for the ``{{ ... }}`` alternative."""
+    depth = len(group[0].path)
+    tags = {e.error["loc"][len(union)] for e in group if len(e.error["loc"]) > len(union)}
+    return any(
+        len(e.path) > depth
+        and tuple(e.error["loc"][: len(union)]) == union
+        and len(e.error["loc"]) > len(union)
+        and e.error["loc"][len(union)] not in tags
+        for e in entries
+    )
 
 
 def _to_spec_error(group: list[_Entry], document: Document, root: type[BaseModel]) -> SpecError:
@@ -230,7 +268,8 @@ def _message(error: ErrorDetails, path: tuple[PathPart, ...], data: Any, root: t
         return _not_one_of(value, noun, allowed)
     if kind == "union_tag_invalid":
         allowed = _quoted_list(str(ctx.get("expected_tags", "")))
-        return _not_one_of(ctx.get("tag"), "a run kind" if path[-2:] == ("run", "kind") else "a known kind", allowed)
+        message = _not_one_of(ctx.get("tag"), "a run kind" if path[-2:] == ("run", "kind") else "a known kind", allowed)
+        return message + _RENAMED_KINDS.get(str(ctx.get("tag")), "")
     if kind == "union_tag_not_found":
         allowed = _quoted_list(_expected_tags(root, path[:-1], data))
         return f"missing required field 'kind' (one of {', '.join(allowed)})" if allowed else "missing 'kind'"
@@ -256,8 +295,8 @@ def _message(error: ErrorDetails, path: tuple[PathPart, ...], data: Any, root: t
 
 
 def _run_kinds() -> set[str]:
-    runs = (models.Job, models.Notifier, models.Cleaner, models.Tuner, models.Service, models.DistributedRun,
-            models.Dag)  # fmt: skip
+    runs = (models.Job, models.Notifier, models.Cleaner, models.Tuner, models.Service, models.TFJob,
+            models.PytorchJob, models.MPIJob, models.DaskCluster, models.RayCluster, models.Dag)  # fmt: skip
     return {str(k) for run in runs for k in _kind_values(run)}
 
 

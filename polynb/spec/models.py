@@ -13,38 +13,42 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PositiveInt,
     PrivateAttr,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from polynb.lifecycle import Status as Status
 from polynb.lifecycle import is_status_event, status_of_event
 from polynb.limits import MAX_OPS
-from polynb.spec import iotypes
+from polynb.spec import iotypes, shortcuts
+from polynb.spec.base import Model as Model
+from polynb.spec.base import nested_error as _nested_error
+from polynb.spec.containers import Container as Container
+from polynb.spec.containers import Environment as Environment
+from polynb.spec.containers import EnvVar as EnvVar
+from polynb.spec.containers import Init as Init
+from polynb.spec.containers import Resources as Resources
+from polynb.spec.containers import check_volume
+from polynb.spec.distributed import DaskCluster as DaskCluster
+from polynb.spec.distributed import DistributedRun as DistributedRun
+from polynb.spec.distributed import MPIJob as MPIJob
+from polynb.spec.distributed import PytorchJob as PytorchJob
+from polynb.spec.distributed import RayCluster as RayCluster
+from polynb.spec.distributed import TFJob as TFJob
+from polynb.spec.joins import Join as Join
+from polynb.spec.matrix import EarlyStopping
+from polynb.spec.matrix import Matrix as Matrix
+from polynb.spec.plugins import Cache as Cache
+from polynb.spec.plugins import Plugins as Plugins
 from polynb.spec.refs import Ref, ValuePath, parse_ref_cached, parse_value_path
+from polynb.spec.schedule import Schedule as Schedule
 
 NAME_PATTERN = re.compile(r"^[-a-zA-Z0-9_]+$")
-
-
-class Model(BaseModel):
-    """Base of every spec model: camelCase keys, unknown keys rejected."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        alias_generator=to_camel,
-        validate_default=False,
-        use_enum_values=False,
-    )
 
 
 def _check_name(value: str | None) -> str | None:
@@ -54,12 +58,6 @@ def _check_name(value: str | None) -> str | None:
             "(no dots or spaces: refs such as `ops.NAME` split on `.`)"
         )
     return value
-
-
-def _nested_error(loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:
-    """A validation error located below the field being validated (pydantic prefixes the field's loc)."""
-    error = PydanticCustomError("value_error", message)
-    return ValidationError.from_exception_data("Polyaxonfile", [InitErrorDetails(type=error, loc=loc, input=value)])
 
 
 def _split_csv(value: Any) -> Any:
@@ -285,11 +283,18 @@ class Hook(Model):
 # ---------------------------------------------------------------------------------- small sections
 
 
-class Cache(Model):
-    disable: bool | None = None
-    ttl: int | None = None
-    io: list[str] | None = None
-    sections: list[str] | None = None
+class Build(Model):
+    """Build an image before the run (Polyaxon's ``V1Build``, a hub component such as kaniko)."""
+
+    hub_ref: str
+    connection: str | None = None
+    presets: list[str] | None = None
+    queue: str | None = None
+    namespace: str | None = None
+    cache: Cache | None = None
+    params: dict[str, Param] | None = None
+    run_patch: dict[str, Any] | None = None
+    patch_strategy: PatchStrategy | None = None
 
 
 class Termination(Model):
@@ -299,212 +304,6 @@ class Termination(Model):
     culling: dict[str, Any] | None = None
     probe: dict[str, Any] | None = None
     pod_failure_policy: dict[str, Any] | None = None
-
-
-class Schedule(Model):
-    """Parsed so it can be reported as not supported yet; the fields differ per kind."""
-
-    model_config = ConfigDict(extra="allow")
-    kind: Literal["cron", "interval", "datetime"]
-
-
-class Matrix(Model):
-    """Parsed so it can be reported as not supported yet; the fields differ per kind."""
-
-    model_config = ConfigDict(extra="allow")
-    kind: Literal["bayes", "grid", "hyperband", "tpe", "iterative", "mapping", "random"]
-
-
-class Join(Model):
-    ref: str
-    query: str | None = None
-    sort: str | None = None
-    limit: int | None = None
-    offset: int | None = None
-    params: dict[str, Param] | None = None
-
-
-# ------------------------------------------------------------------------- containers (k8s shapes)
-
-
-class EnvVar(Model):
-    name: str
-    value: str | None = None
-    value_from: dict[str, Any] | None = None
-
-    @field_validator("value", mode="before")
-    @classmethod
-    def _scalar_to_str(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-
-
-class ContainerPort(Model):
-    container_port: int
-    name: str | None = None
-    protocol: str | None = None
-    host_port: int | None = None
-    host_ip: str | None = Field(default=None, alias="hostIP")
-
-
-class Resources(Model):
-    limits: dict[str, str | int | float] | None = None
-    requests: dict[str, str | int | float] | None = None
-    claims: list[dict[str, Any]] | None = None
-
-
-class VolumeMount(Model):
-    name: str
-    mount_path: str
-    read_only: bool | None = None
-    sub_path: str | None = None
-    sub_path_expr: str | None = None
-    mount_propagation: str | None = None
-    recursive_read_only: str | None = None
-
-
-def _argv(value: Any) -> Any:
-    """Commands are argument lists; numbers in them are written as strings."""
-    if isinstance(value, list):
-        return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value]
-    if isinstance(value, str):
-        raise ValueError(
-            "expected an argument list, e.g. [python, train.py]; a single string is not split "
-            "(write [sh, -c, '...'] if you need a shell)"
-        )
-    return value
-
-
-class Container(Model):
-    """A Kubernetes container as Polyaxon takes it (``image`` is ignored by the local executor)."""
-
-    name: str | None = None
-    image: str | None = None
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
-    command: list[str] | None = None
-    args: list[str] | None = None
-    working_dir: str | None = None
-    ports: list[ContainerPort] | None = None
-    env: list[EnvVar] | None = None
-    env_from: list[dict[str, Any]] | None = None
-    resources: Resources | None = None
-    volume_mounts: list[VolumeMount] | None = None
-    volume_devices: list[dict[str, Any]] | None = None
-    liveness_probe: dict[str, Any] | None = None
-    readiness_probe: dict[str, Any] | None = None
-    startup_probe: dict[str, Any] | None = None
-    lifecycle: dict[str, Any] | None = None
-    security_context: dict[str, Any] | None = None
-    stdin: bool | None = None
-    stdin_once: bool | None = None
-    tty: bool | None = None
-    termination_message_path: str | None = None
-    termination_message_policy: str | None = None
-    resize_policy: list[dict[str, Any]] | None = None
-    restart_policy: str | None = None
-
-    _argv_command = field_validator("command", "args", mode="before")(_argv)
-
-
-class Environment(Model):
-    labels: dict[str, str] | None = None
-    annotations: dict[str, str] | None = None
-    node_selector: dict[str, str] | None = None
-    affinity: dict[str, Any] | None = None
-    tolerations: list[dict[str, Any]] | None = None
-    node_name: str | None = None
-    service_account_name: str | None = None
-    host_aliases: list[dict[str, Any]] | None = None
-    security_context: dict[str, Any] | None = None
-    image_pull_secrets: list[str] | None = None
-    host_network: bool | None = None
-    host_pid: bool | None = Field(default=None, alias="hostPID")
-    dns_policy: str | None = None
-    dns_config: dict[str, Any] | None = None
-    scheduler_name: str | None = None
-    priority_class_name: str | None = None
-    priority: int | None = None
-    restart_policy: str | None = None
-
-
-class GitType(Model):
-    url: str | None = None
-    revision: str | None = None
-    flags: list[str] | None = None
-
-
-class ArtifactsType(Model):
-    files: list[str | list[str]] | None = None
-    dirs: list[str | list[str]] | None = None
-    workers: int | None = None
-
-
-class FileType(Model):
-    content: str
-    filename: str | None = None
-    kind: str | None = None
-    chmod: str | None = None
-
-    @field_validator("chmod", mode="before")
-    @classmethod
-    def _chmod_str(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-class TensorboardType(Model):
-    port: int | str | None = None
-    uuids: list[str] | str | None = None
-    use_names: bool | str | None = None
-    path_prefix: str | None = None
-    plugins: list[str] | str | None = None
-
-
-_INIT_SCHEMAS = ("artifacts", "paths", "git", "dockerfile", "file", "tensorboard", "lineage_ref", "model_ref",
-                 "artifact_ref")  # fmt: skip
-
-
-class Init(Model):
-    """One init entry; at most one of its kinds, optionally with a custom ``container``."""
-
-    artifacts: ArtifactsType | None = None
-    paths: list[str | list[str]] | None = None
-    git: GitType | None = None
-    dockerfile: dict[str, Any] | None = None
-    file: FileType | None = None
-    tensorboard: TensorboardType | None = None
-    lineage_ref: str | None = None
-    model_ref: str | None = None
-    artifact_ref: str | None = None
-    connection: str | None = None
-    path: str | None = None
-    container: Container | None = None
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> Init:
-        given = [name for name in _INIT_SCHEMAS if getattr(self, name) is not None]
-        if len(given) > 1:
-            raise ValueError(f"an init entry takes one kind, got {', '.join(given)}")
-        if self.git is not None and self.git.url is None and self.connection is None:
-            raise ValueError("a git init needs a `url` (or a `connection`)")
-        if not given and self.container is None and self.connection is None:
-            raise ValueError(
-                "an init entry needs one of " + ", ".join(to_camel(n) for n in _INIT_SCHEMAS) + " or a container"
-            )
-        return self
-
-    @property
-    def kind(self) -> str:
-        for name in _INIT_SCHEMAS:
-            if getattr(self, name) is not None:
-                return name
-        return "container"
-
-
-def _check_volume(value: Any) -> Any:
-    if isinstance(value, list):
-        for item in value:
-            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-                raise ValueError("each volume is a Kubernetes volume mapping with a `name`")
-    return value
 
 
 # -------------------------------------------------------------------------------------- run kinds
@@ -519,7 +318,7 @@ class Job(Model):
     sidecars: list[Container] | None = None
     container: Container
 
-    _volumes = field_validator("volumes")(_check_volume)
+    _volumes = field_validator("volumes")(check_volume)
 
 
 class Notifier(Job):
@@ -542,13 +341,6 @@ class Service(Job):
     replicas: int | None = Field(default=None, ge=0)
 
 
-class DistributedRun(Model):
-    """Distributed run kinds parse (loosely) and are refused at compile time as not supported yet."""
-
-    model_config = ConfigDict(extra="allow")
-    kind: Literal["mpijob", "tfjob", "pytorchjob", "daskcluster", "raycluster"]
-
-
 class Dag(Model):
     kind: Literal["dag"] = "dag"
     operations: list[Operation] = Field(min_length=1)
@@ -557,9 +349,9 @@ class Dag(Model):
     connections: list[str] | None = None
     volumes: list[dict[str, Any]] | None = None
     concurrency: PositiveInt | None = None
-    early_stopping: list[dict[str, Any]] | None = None
+    early_stopping: list[EarlyStopping] | None = None
 
-    _volumes = field_validator("volumes")(_check_volume)
+    _volumes = field_validator("volumes")(check_volume)
 
     @field_validator("operations", mode="before")
     @classmethod
@@ -571,7 +363,7 @@ class Dag(Model):
 
 
 Run = Annotated[
-    Job | Service | Dag | Notifier | Cleaner | Tuner | DistributedRun,
+    Job | Service | Dag | Notifier | Cleaner | Tuner | TFJob | PytorchJob | MPIJob | DaskCluster | RayCluster,
     Field(discriminator="kind"),
 ]
 RUN_KINDS = ("job", "service", "dag", "notifier", "cleaner", "tuner", "mpijob", "tfjob", "pytorchjob",
@@ -601,8 +393,8 @@ class Polyaxonfile(Model):
     namespace: str | None = None
     cache: Cache | None = None
     termination: Termination | None = None
-    plugins: dict[str, Any] | None = None
-    build: dict[str, Any] | None = None
+    plugins: Plugins | None = None
+    build: Build | None = None
     hooks: list[Hook] | None = None
     is_approved: bool | None = None
     cost: float | None = None
@@ -621,9 +413,9 @@ class Polyaxonfile(Model):
     # Polyaxon 2.18 "shortcuts": run fields written at the top level, lowered into `run`.
     ports: list[int] | None = None
     container: Container | None = None
-    cmd: list[str] | None = None
-    env: list[EnvVar] | None = None
-    resources: Resources | None = None
+    cmd: str | list[str] | None = None
+    env: dict[str, str] | None = None
+    resources: dict[str, Any] | None = None
     environment: Environment | None = None
     init: list[Init] | None = None
     connections: list[str] | None = None
@@ -644,8 +436,10 @@ class Polyaxonfile(Model):
 
     _check_name = field_validator("name")(_check_name)
     _split_tags = field_validator("tags", "presets", mode="before")(_split_csv)
-    _argv_cmd = field_validator("cmd", mode="before")(_argv)
-    _volumes = field_validator("volumes")(_check_volume)
+    _cmd = field_validator("cmd", mode="before")(shortcuts.check_cmd)
+    _env = field_validator("env", mode="before")(shortcuts.check_env)
+    _resources = field_validator("resources", mode="before")(shortcuts.check_resources)
+    _volumes = field_validator("volumes")(check_volume)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -713,11 +507,15 @@ class Polyaxonfile(Model):
             container = self.container
         updates: dict[str, Any] = {}
         if self.cmd is not None:
-            updates["command"] = self.cmd
+            updates.update(shortcuts.cmd_container(self.cmd))
         if self.env is not None:
-            updates["env"] = [*(container.env or []), *self.env]
+            entries = shortcuts.env_entries(list(container.env or []), self.env)
+            updates["env"] = [EnvVar.model_validate(e) if isinstance(e, dict) else e for e in entries]
         if self.resources is not None:
-            updates["resources"] = self.resources
+            current = container.resources.model_dump(exclude_none=True) if container.resources else {}
+            lowered = shortcuts.lower_resources(self.resources)
+            merged = {side: {**current.get(side, {}), **lowered.get(side, {})} for side in ("requests", "limits")}
+            updates["resources"] = Resources.model_validate({k: v for k, v in merged.items() if v})
         if updates:
             container = container.model_copy(update=updates)
         run_updates: dict[str, Any] = {"container": container}

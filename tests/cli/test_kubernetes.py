@@ -109,9 +109,11 @@ EXAMPLE_PARAMS = {"experiment-tensorboard.yaml": ["-P", "tensorboard_image=tenso
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
 def test_the_example_pipelines_run_unchanged_on_kubernetes(cli: Cli, emulator: Emulator, example: str) -> None:
     emulator.scripts.update(EXAMPLE_SCRIPTS)
+    # TensorBoard reads the experiment's outputs: refused on per-pod emptyDirs, so the runs share a claim.
+    claim = ["--k8s-artifacts-claim", "polynb-artifacts"] if example == "experiment-tensorboard.yaml" else []
     code, doc = cli.run_json(
         "run", "-f", str(EXAMPLES / example), *EXAMPLE_PARAMS.get(example, []), "--executor", "kubernetes",
-        "--stop-services", "--json",
+        "--stop-services", "--json", *claim,
     )  # fmt: skip
     assert code == 0, doc
     assert doc["status"] == "succeeded"
@@ -125,3 +127,85 @@ def test_the_example_pipelines_run_unchanged_on_kubernetes(cli: Cli, emulator: E
     assert statuses == expected
     with cli.store() as store:
         assert {r.executor for r in store.children(doc["uuid"])} == {"kubernetes"}
+
+
+TENSORBOARD_DAG = """
+version: 1.1
+kind: component
+name: watch
+run:
+  kind: dag
+  operations:
+    - name: experiment
+      component: {name: experiment, run: {kind: job, container: {image: emu/ok, command: [train]}}}
+    - name: tensorboard
+      dependencies: [experiment]
+      params: {uuids: {ref: ops.experiment, value: globals.uuid}}
+      component:
+        name: tensorboard
+        inputs: [{name: uuids, type: str}]
+        run:
+          kind: job
+          init: [{tensorboard: {uuids: "{{ uuids }}"}}]
+          container: {image: emu/ok, command: [tensorboard]}
+"""
+
+
+def claims(emulator: Emulator) -> list[str]:
+    return [
+        j["spec"]["template"]["spec"]["volumes"][0].get("persistentVolumeClaim", {}).get("claimName", "emptyDir")
+        for j in emulator.objects("jobs")
+    ]
+
+
+def test_reading_another_runs_artifacts_needs_the_claim_flag(cli: Cli, emulator: Emulator) -> None:
+    path = str(cli.write("tb.yaml", TENSORBOARD_DAG))
+    refused = cli.run("run", "-f", path, "--executor", "kubernetes")
+    assert refused.returncode == 1
+    assert "op 'tensorboard': init tensorboard" in refused.stderr and "--k8s-artifacts-claim NAME" in refused.stderr
+    assert cli.runs() == [] and emulator.objects("jobs") == []  # nothing half-submitted
+    code, doc = cli.run_json(
+        "run", "-f", path, "--executor", "kubernetes", "--k8s-artifacts-claim", "shared", "--k8s-keep", "--json"
+    )
+    assert code == 0 and doc["status"] == "succeeded", doc
+    assert claims(emulator) == ["shared", "shared"]  # kept (--k8s-keep), both on the claim
+
+
+def test_flags_win_over_variables_and_the_config_file(cli: Cli, emulator: Emulator) -> None:
+    (cli.home).mkdir(parents=True, exist_ok=True)
+    (cli.home / "config.yaml").write_text("kubernetes:\n  artifacts_claim: from-file\n  keep_finished: true\n")
+    path = str(cli.write("tb.yaml", TENSORBOARD_DAG))
+    cli.extra_env["POLYNB_K8S_ARTIFACTS_CLAIM"] = "from-env"
+    code, doc = cli.run_json("run", "-f", path, "--executor", "kubernetes", "--k8s-artifacts-claim", "from-flag",
+                             "--json")  # fmt: skip
+    assert code == 0, doc
+    assert set(claims(emulator)) == {"from-flag"}
+    del cli.extra_env["POLYNB_K8S_ARTIFACTS_CLAIM"]
+    code, doc = cli.run_json("run", "-f", path, "--executor", "kubernetes", "--json")
+    assert code == 0, doc
+    assert sorted(set(claims(emulator))) == ["from-file", "from-flag"]
+
+
+def test_a_bad_config_file_is_reported_with_its_position(cli: Cli) -> None:
+    (cli.home).mkdir(parents=True, exist_ok=True)
+    config = cli.home / "config.yaml"
+    config.write_text("kubernetes:\n  namespace: ml\n  security_profile: strict\n")
+    result = cli.run("run", "-f", str(cli.write("dag.yaml", DAG)), "--executor", "kubernetes")
+    assert result.returncode == 1
+    assert f"{config}:3:21: kubernetes.security_profile: Input should be 'default' or 'restricted'" in result.stderr
+    assert cli.runs() == []
+
+
+def test_the_k8s_flags_go_to_a_background_run_too(tmp_path: Path) -> None:
+    import argparse
+
+    from polynb.cli.detach import run_argv
+    from polynb.cli.run import kubernetes_overrides
+
+    args = argparse.Namespace(
+        k8s_namespace=None, k8s_artifacts_claim="shared", k8s_security_profile="restricted", k8s_keep=True
+    )
+    values, extra = kubernetes_overrides(args)
+    assert values == {"artifacts_claim": "shared", "security_profile": "restricted", "keep_finished": True}
+    argv = run_argv(tmp_path / "p.yaml", [], executor="kubernetes", json_out=False, stop_services=False, extra=extra)
+    assert argv[-5:] == ["--k8s-artifacts-claim", "shared", "--k8s-security-profile", "restricted", "--k8s-keep"]

@@ -406,3 +406,17 @@ run: {kind: service, ports: [6006], container: {command: [serve, "--host={{ glob
     pod = Placement(artifacts_path="/a", run_artifacts_path="/a/x", run_outputs_path="/a/x/outputs",
                     ports=(6006,), host="0.0.0.0")  # fmt: skip
     assert build(comp, placement=pod).container.command == ("serve", "--host=0.0.0.0")
+
+
+def test_a_string_command_or_args_is_one_argument_as_in_polyaxon() -> None:
+    """Polyaxon hands a string to Kubernetes whole (``to_list``): never split, never given to a shell."""
+    comp = component(
+        "run:\n  kind: job\n  container:\n    command: [/bin/bash, -c]\n"
+        "    args: 'pip install -r requirements.txt && python train.py --lr={{ lr }}'\n"
+        "inputs: [{name: lr, type: float, value: 0.1}]\n"
+    )
+    op = build(comp, inputs={"lr": 0.1})
+    assert op.container.command == ("/bin/bash", "-c")
+    assert op.container.args == ("pip install -r requirements.txt && python train.py --lr=0.1",)
+    op = build(component("run: {kind: job, container: {command: 'python train.py'}}"))
+    assert op.container.command == ("python train.py",)

@@ -144,7 +144,6 @@ def test_path_ref_relative_to_the_source(tmp_path: Path) -> None:
         ("schedule: {kind: cron, cron: '0 2 * * *'}", "`schedule` is not supported yet"),
         ("joins: [{ref: runs, query: 'status: succeeded', params: {}}]", "`joins` is not supported yet"),
         ("build: {hubRef: kaniko}", "`build` is not supported yet"),
-        ("runPatch: {container: {image: x}}", "`runPatch` is not supported yet"),
         ("isApproved: false", "`isApproved: false`"),
     ],
 )

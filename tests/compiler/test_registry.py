@@ -139,9 +139,10 @@ def test_unknown_hub_ref_lists_what_exists() -> None:
     assert info.value.path == ("hubRef",)
 
 
-def test_url_ref_is_refused() -> None:
+def test_an_unreachable_url_ref_is_an_error_naming_the_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path))
     with pytest.raises(ResolutionError) as info:
-        ComponentRegistry().resolve(operation(urlRef="https://example.com/c.yaml"))
-    assert "urlRef needs network access and is not fetched" in info.value.message
+        ComponentRegistry().resolve(operation(urlRef="http://127.0.0.1:9/c.yaml"))  # the discard port: refused
+    assert "urlRef `http://127.0.0.1:9/c.yaml` cannot be fetched" in info.value.message
     assert "use pathRef" in info.value.message
     assert info.value.path == ("urlRef",)

@@ -23,6 +23,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from .admission import ENFORCE_LABEL, Admission
 from .clock import Clock
 from .controllers import SCRIPT_ANNOTATION, ControlPlane
 from .errors import ApiError
@@ -60,6 +61,8 @@ class Emulator:
         self.scripts: dict[str, dict[str, Any]] = {}
         """image -> container script (see ``controllers``), for pods whose annotation does not script it."""
         self.control = ControlPlane(self.store, self.scripts)
+        self.admission = Admission()
+        self.store.admit = self.admission.admit
         self.kubelet: ExecKubelet | None = None
         if kubelet == "exec":
             if root is None:
@@ -78,6 +81,10 @@ class Emulator:
         self.max_open_watches = 0
         self._lock = threading.Lock()
         self.server = Server(self)
+        from .network import Network  # pod/Service addresses on loopback, kube-proxy, service proxy
+
+        self.network = Network(self.store)
+        self.control.listeners.append(self.network.on_change)
         self.kubeconfig: Path | None = None
         """The last kubeconfig ``write_kubeconfig`` wrote."""
         self._thread: threading.Thread | None = None
@@ -110,6 +117,7 @@ class Emulator:
         if self.kubelet is not None:
             self.kubelet.stop()
         self.control.stop()
+        self.network.close()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
@@ -272,6 +280,21 @@ class Emulator:
         with self.faults.lock:
             self.faults.denied.discard((verb, resource))
 
+    def enforce_pod_security(self, level: str = "restricted", *, namespace: str = "default") -> None:
+        """Label the namespace ``pod-security.kubernetes.io/enforce=<level>`` (see ``admission``)."""
+        self.store.patch(
+            "namespaces",
+            None,
+            namespace,
+            "application/merge-patch+json",
+            {"metadata": {"labels": {ENFORCE_LABEL: level}}},
+        )
+
+    def pod_quota(self, pods: int, *, name: str = "pods", namespace: str = "default") -> None:
+        """A ResourceQuota ``name`` with ``hard: {pods: <pods>}`` in ``namespace`` (see ``admission``)."""
+        with self.store.lock:
+            self.admission.quotas[namespace] = (name, pods)
+
     def reject_creates(self, resource: str, causes: list[dict[str, str]]) -> None:
         """Every create of ``resource`` gets 422 with these causes (``[{"field":..., "message":...}]``)."""
         self.faults.invalid_creates[resource] = causes
@@ -282,6 +305,11 @@ class Emulator:
         from .websocket import serve_portforward
 
         serve_portforward(self, handler, namespace, pod, query)
+
+    def service_proxy(self, handler: Handler, method: str, namespace: str, ref: str) -> None:
+        from .network import serve_service_proxy
+
+        serve_service_proxy(self, handler, method, namespace, ref)
 
 
 _ = (ApiError, Clock, ControlPlane, Faults, RESOURCES, Store)

@@ -29,6 +29,7 @@ from typing import Any
 
 from .clock import parse_iso
 from .errors import ApiError
+from .network import pod_ip
 from .store import Change, Store
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class ControlPlane(threading.Thread):
         self._failed_create_seen: set[str] = set()
         self._stopped = False
         self.errors: list[str] = []
+        self.listeners: list[Callable[[Change], None]] = []
+        """Told of every change after the controllers (the network's kube-proxy)."""
         self.kubelet: Any = None
         """The executing kubelet (``kubelet.ExecKubelet``) when set: it runs pods instead of the scripts."""
 
@@ -110,6 +113,8 @@ class ControlPlane(threading.Thread):
                 self._sync_job(meta["namespace"], owner[0])
         elif change.plural == "jobs" and change.type != "DELETED":
             self._sync_job(meta["namespace"], meta["name"])
+        for listener in self.listeners:
+            listener(change)
 
     # -- garbage collector ----------------------------------------------------------------------------
 
@@ -358,7 +363,6 @@ class ControlPlane(threading.Thread):
         return int(script.get("exit", 0)), None
 
     def _advance_containers(self, pod: dict[str, Any], status: dict[str, Any], now: str) -> None:
-        name = pod["metadata"]["name"]
         inits = pod["spec"].get("initContainers") or []
         mains = pod["spec"]["containers"]
         init_states = self._statuses(pod, "initContainers")
@@ -411,7 +415,7 @@ class ControlPlane(threading.Thread):
                 started.append(container)
             if not stuck or started:
                 status["phase"] = "Running"
-                status["podIP"] = f"10.244.0.{sum(map(ord, name)) % 250 + 2}"
+                status["podIP"] = status.get("podIP") or pod_ip()  # network: a loopback address per pod
                 status["podIPs"] = [{"ip": status["podIP"]}]
             if not stuck:
                 self._set_condition(status, "ContainersReady", "True", now)
@@ -609,9 +613,18 @@ class ControlPlane(threading.Thread):
                         "blockOwnerDeletion": True,
                     }
                 ]
-                pod = self.store.create(
-                    "pods", ns, {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]}
-                )
+                try:
+                    pod = self.store.create(
+                        "pods", ns, {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]}
+                    )
+                except ApiError as exc:
+                    # Admission refused it (quota, PodSecurity): the job controller records why and retries
+                    # with back-off; here on the Job's next sync (a change, or the clock moving).
+                    key = f"{uid}/{exc.message}"
+                    if key not in self._failed_create_seen:
+                        self._failed_create_seen.add(key)
+                        self.event(job, "FailedCreate", f"Error creating: {exc.message}", "Warning", "job-controller")
+                    return
                 self.event(
                     job, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}", component="job-controller"
                 )

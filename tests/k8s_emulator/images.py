@@ -62,6 +62,9 @@ class Image:
     cmd: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     workdir: str = "/"
+    user: int = 0
+    group: int = 0
+    """The image's ``USER`` (numeric): who its processes run as unless ``runAsUser`` says otherwise."""
 
 
 def python_image(version: str, *, packages: tuple[str, ...] = (), cmd: tuple[str, ...] = ("python3",)) -> Image:
@@ -115,11 +118,14 @@ CATALOGUE: dict[str, Image] = {
         env={"PATH": DEFAULT_PATH},
     ),
     # curlimages/curl's ENTRYPOINT is a script that runs curl with the arguments; modelled as curl itself.
+    # It runs as ``curl_user`` (uid 100, gid 101), not root.
     "curlimages/curl:8.10.1": Image(
-        commands=("curl", "sh", "cat", "echo", "sleep", "env"),
+        commands=("curl", "sh", "cat", "echo", "sleep", "env", "id"),
         entrypoint=("curl",),
         cmd=("--help",),
         env={"PATH": DEFAULT_PATH},
+        user=100,
+        group=101,
     ),
     "alpine/git:2.45.2": Image(
         commands=("git", "sh", "cat", "echo", "ls", "mkdir", "env"),

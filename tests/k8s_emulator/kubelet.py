@@ -19,8 +19,9 @@ from typing import Any
 from . import rootfs, sandbox
 from .errors import ApiError
 from .images import Image, Images
+from .network import pod_ip
 from .podworker import PodWorker
-from .scheduler import Attachments, Node, Unschedulable, make_nodes, pick_node
+from .scheduler import Attachments, Node, Unschedulable, make_nodes, node_object, pick_node
 from .store import Change, Store
 
 log = logging.getLogger(__name__)
@@ -55,14 +56,20 @@ class ExecKubelet:
         self._workers: dict[str, PodWorker] = {}
         self._done: set[str] = set()
         self._unscheduled: set[tuple[str, str]] = set()
-        self._ips = 0
         self._image_locks: dict[str, threading.Lock] = {}
+        for node in self.nodes:  # each node's kubelet registers its Node
+            body, status = node_object(node, store.clock.iso())
+            store.create("nodes", None, body)
+            with store.lock:
+                key = ("nodes", None, node.name)
+                old = store.objects[key]
+                store.write(key, {**copy.deepcopy(old), "status": status}, old)
 
     # -- the controller thread ------------------------------------------------------------------------
 
     def on_change(self, change: Change) -> None:
         if change.plural != "pods":
-            if change.plural in ("configmaps", "secrets", "persistentvolumeclaims"):
+            if change.plural in ("configmaps", "secrets", "persistentvolumeclaims", "nodes"):
                 self._wake_all()
                 self._retry_scheduling()
             return
@@ -104,7 +111,10 @@ class ExecKubelet:
         claims = {c["metadata"]["name"] for c in self.store.list("persistentvolumeclaims", ns)[0]}
         now = self.store.clock.iso()
         try:
-            node = pick_node(self.nodes, pod, self._active_by_node(), claims)
+            cordoned = {
+                n["metadata"]["name"] for n in self.store.list("nodes", None)[0] if n["spec"].get("unschedulable")
+            }
+            node = pick_node(self.nodes, pod, self._active_by_node(), claims, cordoned)
         except Unschedulable as exc:
             first = (ns, name) not in self._unscheduled
             self._unscheduled.add((ns, name))
@@ -156,9 +166,8 @@ class ExecKubelet:
         if node is None:
             return  # bound to a node that does not exist here: no kubelet runs it, as on a cluster
         with self._lock:
-            self._ips += 1
-            ip = f"127.1.{self._ips // 250}.{self._ips % 250 + 1}"
-            worker = PodWorker(self, pod, node.ip, ip)
+            # The network's allocator: the same loopback block the port-forward and kube-proxy dial.
+            worker = PodWorker(self, pod, node.ip, pod_ip())
             self._workers[pod["metadata"]["uid"]] = worker
         worker.start()
 

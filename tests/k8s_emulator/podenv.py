@@ -98,13 +98,21 @@ def _field(pod: dict[str, Any], path: str) -> str:
     raise ConfigError(f"unsupported fieldRef {path}")
 
 
-def environment(pod: dict[str, Any], container: dict[str, Any], image: Image, lookup: Lookup) -> dict[str, str]:
+def environment(
+    pod: dict[str, Any],
+    container: dict[str, Any],
+    image: Image,
+    lookup: Lookup,
+    services: list[dict[str, Any]] | None = None,
+) -> dict[str, str]:
+    """The container's environment: the image's, the service variables, ``envFrom``, then ``env``."""
     ns = pod["metadata"]["namespace"]
     env: dict[str, str] = {
         "PATH": image.env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     }
     env.update(image.env)
     env["HOSTNAME"] = pod["metadata"]["name"]
+    env.update(service_env(pod, services))
     defined: dict[str, str] = {}
     for source in container.get("envFrom") or ():
         prefix = source.get("prefix", "")
@@ -144,6 +152,40 @@ def environment(pod: dict[str, Any], container: dict[str, Any], image: Image, lo
     return env
 
 
+API_SERVICE_IP = "10.96.0.1"
+
+
+def _service_vars(name: str, ip: str, ports: list[dict[str, Any]]) -> dict[str, str]:
+    prefix = re.sub(r"[^A-Z0-9]", "_", name.upper())
+    out = {f"{prefix}_SERVICE_HOST": ip}
+    for i, port in enumerate(ports):
+        number, proto = port.get("port"), str(port.get("protocol", "TCP")).lower()
+        if i == 0:
+            out[f"{prefix}_SERVICE_PORT"] = str(number)
+            out[f"{prefix}_PORT"] = f"{proto}://{ip}:{number}"
+        if port.get("name"):
+            out[f"{prefix}_SERVICE_PORT_{re.sub(r'[^A-Z0-9]', '_', str(port['name']).upper())}"] = str(number)
+        base = f"{prefix}_PORT_{number}_{proto.upper()}"
+        out.update({base: f"{proto}://{ip}:{number}", f"{base}_PROTO": proto, f"{base}_PORT": str(number)})
+        out[f"{base}_ADDR"] = ip
+    return out
+
+
+def service_env(pod: dict[str, Any], services: list[dict[str, Any]] | None) -> dict[str, str]:
+    """What the kubelet adds for Services: the API server's ``KUBERNETES_*`` in every pod, and with
+    ``enableServiceLinks`` (the default) the Docker-links-style variables of each Service of the pod's
+    namespace that has a cluster IP.
+    https://kubernetes.io/docs/concepts/services-networking/service/#environment-variables"""
+    out = _service_vars("kubernetes", API_SERVICE_IP, [{"name": "https", "port": 443, "protocol": "TCP"}])
+    if pod["spec"].get("enableServiceLinks", True):
+        for svc in services or ():
+            spec = svc.get("spec") or {}
+            ip = spec.get("clusterIP")
+            if ip and ip != "None":
+                out.update(_service_vars(svc["metadata"]["name"], ip, list(spec.get("ports") or ())))
+    return out
+
+
 def argv(container: dict[str, Any], image: Image, env: dict[str, str]) -> list[str]:
     """``command`` replaces the image's ENTRYPOINT (and drops its CMD), ``args`` replace its CMD."""
     command = container.get("command")
@@ -155,3 +197,25 @@ def argv(container: dict[str, Any], image: Image, env: dict[str, str]) -> list[s
     else:
         words = [*image.entrypoint, *image.cmd]
     return [expand(str(w), env) for w in words]
+
+
+def identity(pod: dict[str, Any], container: dict[str, Any], image: Image) -> tuple[int, int]:
+    """(uid, gid) from the container's then the pod's ``securityContext``, else the image's ``USER``, with
+    the kubelet's ``runAsNonRoot`` check (``verifyRunAsNonRoot``) before the container is created."""
+    pod_ctx = pod["spec"].get("securityContext") or {}
+    own = container.get("securityContext") or {}
+
+    def pick(key: str) -> Any:
+        return own[key] if own.get(key) is not None else pod_ctx.get(key)
+
+    uid, gid = pick("runAsUser"), pick("runAsGroup")
+    if pick("runAsNonRoot"):
+        meta = pod["metadata"]
+        where = f'(pod: "{meta["name"]}_{meta["namespace"]}({meta["uid"]})", container: {container["name"]})'
+        if uid == 0:
+            raise ConfigError(f"container's runAsUser breaks non-root policy {where}")
+        if uid is None and image.user == 0:
+            raise ConfigError(f"container has runAsNonRoot and image will run as root {where}")
+    return (image.user if uid is None else int(uid)), (
+        int(gid) if gid is not None else (image.group if uid is None else 0)
+    )

@@ -384,7 +384,9 @@ class PodWorker(threading.Thread):
             obj = self.store.find("pods", self.ns, self.name) or self.pod
             obj = {**obj, "status": {**(obj.get("status") or {}), **self.status}}
             try:
-                return podenv.environment(obj, container, image, self._lookup)
+                podenv.identity(obj, container, image)
+                services = self.store.list("services", self.ns)[0]
+                return podenv.environment(obj, container, image, self._lookup, services)
             except podenv.ConfigError as exc:
                 message = str(exc)
                 self._set_state(
@@ -411,6 +413,7 @@ class PodWorker(threading.Thread):
         rootfs.library_links(root)
         termination_log = state_dir / "termination-log"
         termination_log.touch()
+        termination_log.chmod(0o666)  # as the kubelet creates it: writable whatever the container's user
         mounts = [
             Mount(
                 str(image_dir / "site-packages") if m.source == "<image>/site-packages" else m.source,
@@ -441,6 +444,7 @@ class PodWorker(threading.Thread):
             argv=argv,
             env=env,
             workdir=container.get("workingDir") or image.workdir,
+            user=podenv.identity(self.pod, container, image),
             on_line=lambda line: self.store.append_log(self.ns, self.name, name, line),
         )
         process.termination_log = termination_log  # type: ignore[attr-defined]

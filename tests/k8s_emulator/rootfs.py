@@ -152,12 +152,24 @@ def build_image(folder: Path, image: Image) -> None:
         if sub:
             (folder / sub).mkdir(parents=True, exist_ok=True)
     (folder / "tmp").chmod(0o1777)
+    for link, to in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1")):
+        (folder / "dev" / link).symlink_to(to)
+    (folder / "dev" / "stderr").symlink_to("/proc/self/fd/2")
     (folder / ".complete").touch()
 
 
 def container_root(image_folder: Path, dest: Path) -> None:
-    """The container's writable layer: a hard-linked copy of the image (writes replace, never share)."""
-    shutil.copytree(image_folder, dest, symlinks=True, copy_function=os.link)
+    """The container's writable layer: a copy of the image, its commands hard-linked (they are replaced,
+    never written in place) and its small config files copied, so a container that appends to
+    ``/etc/passwd`` changes its own copy only."""
+
+    def copy(src: str, dst: str) -> object:
+        if os.sep + "bin" + os.sep in src:
+            os.link(src, dst)
+            return dst
+        return shutil.copy2(src, dst)
+
+    shutil.copytree(image_folder, dest, symlinks=True, copy_function=copy)
     (dest / ".complete").unlink()
 
 

@@ -55,6 +55,7 @@ class Process:
         argv: list[str],
         env: dict[str, str],
         workdir: str,
+        user: tuple[int, int] = (0, 0),
         on_line: Callable[[str], None],
     ) -> None:
         read_end, write_end = os.pipe()
@@ -65,6 +66,8 @@ class Process:
             "argv": argv,
             "env": env,
             "workdir": workdir,
+            "uid": user[0],
+            "gid": user[1],
             "status_fd": write_end,
         }
         spec_file = state / "sandbox.json"

@@ -37,8 +37,10 @@ SETUP_ERROR = (
 )
 
 
-def mount(libc: ctypes.CDLL, source: bytes, target: bytes, flags: int) -> None:
-    if libc.mount(source, target, None, flags, None) != 0:
+def mount(
+    libc: ctypes.CDLL, source: bytes, target: bytes, flags: int, fstype: bytes | None = None, data: bytes | None = None
+) -> None:
+    if libc.mount(source, target, fstype, flags, data) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount {source!r} on {target!r}: {os.strerror(err)}")
 
@@ -72,11 +74,21 @@ def enter(spec: dict[str, Any]) -> None:
         mount(libc, m["source"].encode(), target.encode(), MS_BIND | MS_REC)
         if m["readonly"]:
             mount(libc, b"none", target.encode(), MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
+    # What a runtime gives every container: /proc (of the host's PID namespace here: a known gap) and a
+    # 64 MiB tmpfs on /dev/shm (Docker's and containerd's default), for multiprocessing and friends.
+    os.makedirs(root + "/proc", exist_ok=True)
+    mount(libc, b"proc", (root + "/proc").encode(), 0, b"proc")
+    os.makedirs(root + "/dev/shm", exist_ok=True)
+    mount(libc, b"shm", (root + "/dev/shm").encode(), 0, b"tmpfs", b"mode=1777,size=65536k")
     socket.sethostname(spec["hostname"])
     os.chroot(root)
     workdir = spec["workdir"]
     os.makedirs(workdir, exist_ok=True)  # runc creates a missing working directory
     os.chdir(workdir)
+    if spec["uid"] or spec["gid"]:  # runAsUser / runAsGroup, or the image's USER
+        os.setgroups([])
+        os.setgid(spec["gid"])
+        os.setuid(spec["uid"])
 
 
 def run(spec: dict[str, Any], errors: int) -> None:

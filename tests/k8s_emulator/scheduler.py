@@ -31,12 +31,49 @@ def make_nodes(count: int) -> list[Node]:
     return [Node(f"emu-node-{i + 1}", f"10.0.0.{i + 1}") for i in range(count)]
 
 
+def node_object(node: Node, now: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Node's object and its status, as a kubelet registers it (``kubectl get nodes`` shows them)."""
+    body = {"metadata": {"name": node.name, "labels": node.labels}, "spec": {}}
+    capacity = {"cpu": "2", "memory": "8Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+    status = {
+        "capacity": capacity,
+        "allocatable": capacity,
+        "addresses": [{"type": "InternalIP", "address": node.ip}, {"type": "Hostname", "address": node.name}],
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "kubelet is posting ready status",
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": now,
+            }
+        ],
+        "nodeInfo": {
+            "kubeletVersion": "v1.32.0-polynb-emulator",
+            "containerRuntimeVersion": "containerd://1.7.0",
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+            "osImage": "polynb emulated node",
+            "kernelVersion": "",
+            "kubeProxyVersion": "",
+            "machineID": "",
+            "systemUUID": "",
+            "bootID": "",
+        },
+    }
+    return body, status
+
+
 class Unschedulable(Exception):
     pass
 
 
-def pick_node(nodes: list[Node], pod: dict[str, Any], active: dict[str, int], claims: set[str]) -> Node:
-    """The node for ``pod`` (``active``: node -> its running pods; ``claims``: existing claim names)."""
+def pick_node(
+    nodes: list[Node], pod: dict[str, Any], active: dict[str, int], claims: set[str], cordoned: set[str]
+) -> Node:
+    """The node for ``pod`` (``active``: node -> its running pods; ``claims``: existing claim names;
+    ``cordoned``: nodes marked unschedulable, e.g. by ``kubectl cordon``)."""
     for volume in pod["spec"].get("volumes") or ():
         claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
         if claim is not None and claim not in claims:
@@ -46,6 +83,12 @@ def pick_node(nodes: list[Node], pod: dict[str, Any], active: dict[str, int], cl
             )
     selector = pod["spec"].get("nodeSelector") or {}
     fits = [n for n in nodes if all(n.labels.get(k) == v for k, v in selector.items())]
+    if fits and all(n.name in cordoned for n in fits):
+        raise Unschedulable(
+            f"0/{len(nodes)} nodes are available: {len(cordoned)} node(s) were unschedulable. preemption: "
+            f"0/{len(nodes)} nodes are available: {len(nodes)} Preemption is not helpful for scheduling."
+        )
+    fits = [n for n in fits if n.name not in cordoned]
     if not fits:
         raise Unschedulable(
             f"0/{len(nodes)} nodes are available: {len(nodes)} node(s) didn't match Pod's node "

@@ -235,6 +235,14 @@ class Handler(BaseHTTPRequestHandler):
         if parts in (["healthz"], ["readyz"], ["livez"]):
             self.send_text(200, "ok")
             return
+        if parts[:3] == ["api", "v1", "namespaces"] and parts[4:5] == ["services"] and parts[6:7] == ["proxy"]:
+            # The API server's service proxy (network.serve_service_proxy); RBAC: services/proxy.
+            verb = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
+            self._request = Request(method, "/" + "/".join(parts), query, verb, "services/proxy")
+            self.emu.log_request(self._request)
+            self._inject(verb, "services/proxy", parts[3], parts[5])
+            self.emu.service_proxy(self, method, parts[3], parts[5])
+            return
         if parts[:2] == ["api", "v1"]:
             group, rest = "", parts[2:]
         elif parts[:1] == ["apis"] and len(parts) >= 3:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import validation
+from . import network, validation
 from .clock import Clock
 from .errors import ApiError, already_exists, invalid, not_found
 from .selectors import Requirement, fields_match, labels_match
@@ -43,6 +43,7 @@ RESOURCES: dict[str, Resource] = {
     r.plural: r
     for r in (
         Resource("namespaces", "", "v1", "Namespace", False, ("ns",), ("status",)),
+        Resource("nodes", "", "v1", "Node", False, ("no",), ("status",)),
         Resource("pods", "", "v1", "Pod", True, ("po",), ("status", "log", "portforward")),
         Resource("services", "", "v1", "Service", True, ("svc",), ("status",)),
         Resource("configmaps", "", "v1", "ConfigMap", True, ("cm",)),
@@ -83,6 +84,8 @@ class Store:
         self.feed: queue.Queue[Change | Callable[[], None] | None] = queue.Queue()
         self.logs: dict[tuple[str, str, str], list[tuple[str, str]]] = {}
         self._uids = 0
+        self.admit: Callable[[dict[Key, dict[str, Any]], str, str | None, dict[str, Any]], None] | None = None
+        """Validating admission (``admission.Admission.admit``), run on creates after validation."""
         for ns in ("kube-system", *namespaces):
             self.create("namespaces", None, {"metadata": {"name": ns}})
 
@@ -227,10 +230,15 @@ class Store:
                 meta["generation"] = 1
             obj.pop("status", None)  # never taken from a create
             validation.default(
-                plural, obj, uid=meta["uid"], cluster_ip=f"10.96.{len(self.objects) % 250}.{self.rv % 250 + 1}"
+                plural,
+                obj,
+                uid=meta["uid"],
+                cluster_ip=network.cluster_ip(),  # network: loopback addresses
             )
             if plural != "events":
                 validation.validate(plural, res.kind, obj)
+            if self.admit is not None:
+                self.admit(self.objects, plural, ns, obj)
             key = self._key(plural, ns, meta["name"])
             if key in self.objects:
                 raise already_exists(plural, res.group, meta["name"])

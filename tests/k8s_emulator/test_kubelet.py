@@ -3,7 +3,9 @@ only what the catalogue says (no polynb anywhere), and fail as they would on a c
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from kubernetes import client, config
 
 from k8s_emulator import Emulator, Image, testkit
 from k8s_emulator.images import CATALOGUE
+from k8s_emulator.sandbox import SandboxUnavailable
 from k8s_emulator.testkit import wait_pod
 
 executing_emulator = testkit.executing_emulator
@@ -149,3 +152,36 @@ def test_the_tensorflow_image_has_the_tensorboard_command(core: Any) -> None:
 
     # (TensorFlow itself is not in the modelled image: TensorBoard says so, then prints its version)
     assert core.read_namespaced_pod_log("tbcmd", "default").splitlines()[-1] == tensorboard.__version__
+
+
+def test_a_container_has_proc_dev_shm_and_dev_stdout(core: Any) -> None:
+    code = (
+        "import multiprocessing, os\n"
+        "lock = multiprocessing.Lock()\n"  # a POSIX semaphore: needs /dev/shm
+        "print(os.path.isdir('/proc/self'), flush=True)\n"
+        "open('/dev/stdout', 'w').write('via /dev/stdout\\n')\n"
+    )
+    core.create_namespaced_pod("default", pod("devs", "python:3.11-slim", ["python3", "-c", code]))
+    wait_pod(core, "devs", "Succeeded")
+    assert core.read_namespaced_pod_log("devs", "default") == "True\nvia /dev/stdout\n"
+
+
+def test_the_curl_image_runs_as_its_own_user(core: Any) -> None:
+    core.create_namespaced_pod(
+        "default",
+        pod("curly", "curlimages/curl:8.10.1", ["id", "-u"], securityContext={"runAsNonRoot": True}),
+    )
+    wait_pod(core, "curly", "Succeeded")
+    assert core.read_namespaced_pod_log("curly", "default") == "100\n"
+
+
+def test_without_namespaces_the_executing_kubelet_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "unshare").write_text("#!/bin/sh\necho 'unshare: unshare failed: Operation not permitted' >&2\nexit 1\n")
+    (fake / "unshare").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    with pytest.raises(SandboxUnavailable, match=r"CAP_SYS_ADMIN.*Operation not permitted"):
+        Emulator(kubelet="exec", root=tmp_path / "cluster")

@@ -373,3 +373,76 @@ def test_pods_spread_over_the_two_nodes(executing_emulator: Emulator, core: Any)
     nodes = {core.read_namespaced_pod(n, "default").spec.node_name for n in ("left", "right")}
     assert nodes == {"emu-node-1", "emu-node-2"}
     assert executing_emulator.pod_address("left") != executing_emulator.pod_address("right")
+
+
+def test_run_as_user_runs_the_process_as_that_user(core: Any) -> None:
+    code = (
+        "import os\n"
+        "print(os.getuid(), os.getgid())\n"
+        "open('/dev/termination-log', 'w').write('written as a user')\n"
+        "open('/root/x', 'w')\n"
+    )
+    container = py("main", code, securityContext={"runAsUser": 1000, "runAsGroup": 3000})
+    core.create_namespaced_pod("default", pod("user", container))
+    failed = wait_pod(core, "user", "Failed")
+    lines = log(core, "user").splitlines()
+    assert "1000 3000" in lines  # stdout; the traceback is on stderr, another stream
+    assert any(line.startswith("PermissionError") for line in lines)
+    assert states(failed)["main"].terminated.message == "written as a user"
+
+
+def test_run_as_non_root_without_a_user_is_a_config_error(core: Any) -> None:
+    core.create_namespaced_pod("default", pod("rooted", py("main", "print(1)"), securityContext={"runAsNonRoot": True}))
+
+    def config_error(p: Any) -> bool:
+        statuses: list[Any] = p.status.container_statuses or []
+        return (
+            bool(statuses)
+            and statuses[0].state.waiting is not None
+            and (statuses[0].state.waiting.reason == "CreateContainerConfigError")
+        )
+
+    stuck = wait_pod(core, "rooted", config_error)
+    message = stuck.status.container_statuses[0].state.waiting.message
+    assert message.startswith('container has runAsNonRoot and image will run as root (pod: "rooted_default(')
+
+
+def test_kubectl_sees_the_nodes_and_a_cordoned_node_gets_no_pods(executing_emulator: Emulator, core: Any) -> None:
+    kube = executing_emulator.kubeconfig
+    assert kube is not None
+    nodes = json.loads(kubectl(kube, "get", "nodes", "-o", "json"))["items"]
+    assert [n["metadata"]["name"] for n in nodes] == ["emu-node-1", "emu-node-2"]
+    assert all(c["status"] == "True" for n in nodes for c in n["status"]["conditions"] if c["type"] == "Ready")
+    kubectl(kube, "cordon", "emu-node-1")
+    for name in ("c1", "c2"):
+        core.create_namespaced_pod("default", pod(name, py("main", "print(1)")))
+        assert wait_pod(core, name, "Succeeded").spec.node_name == "emu-node-2"
+    kubectl(kube, "cordon", "emu-node-2")
+    core.create_namespaced_pod("default", pod("nowhere", py("main", "print(1)")))
+
+    def unschedulable(p: Any) -> bool:
+        return any(c.type == "PodScheduled" and c.reason == "Unschedulable" for c in p.status.conditions or ())
+
+    found = wait_pod(core, "nowhere", unschedulable)
+    assert "2 node(s) were unschedulable" in found.status.conditions[0].message
+    kubectl(kube, "uncordon", "emu-node-1")
+    assert wait_pod(core, "nowhere", "Succeeded").spec.node_name == "emu-node-1"
+
+
+def test_an_init_container_is_retried_under_on_failure(core: Any) -> None:
+    code = "import os\nif not os.path.exists('/w/tried'):\n    open('/w/tried', 'w').close(); raise SystemExit(1)\n"
+    work = {"volumeMounts": [{"name": "w", "mountPath": "/w"}]}
+    core.create_namespaced_pod(
+        "default",
+        pod(
+            "retried",
+            py("main", "print('after init')"),
+            init=(py("setup", code, **work),),
+            volumes=[{"name": "w", "emptyDir": {}}],
+            restartPolicy="OnFailure",
+        ),
+    )
+    done = wait_pod(core, "retried", "Succeeded")
+    setup = done.status.init_container_statuses[0]
+    assert (setup.restart_count, setup.last_state.terminated.exit_code) == (1, 1)
+    assert setup.state.terminated.reason == "Completed"

@@ -278,3 +278,11 @@ def test_a_missing_secret_key_is_a_create_container_config_error(core: Any) -> N
     core.replace_namespaced_secret("partial", "default", {"metadata": {"name": "partial"}, "data": data})
     wait_pod(core, "configless", "Succeeded")  # the kubelet retries the start
     assert log(core, "configless") == "2\n"
+
+
+def test_a_containers_writes_to_its_image_files_stay_in_that_container(core: Any) -> None:
+    core.create_namespaced_pod("default", pod("edits", sh("main", "echo intruder:x:7:7::/:/bin/sh >> /etc/passwd")))
+    wait_pod(core, "edits", "Succeeded")
+    core.create_namespaced_pod("default", pod("fresh", sh("main", "cat /etc/passwd")))
+    wait_pod(core, "fresh", "Succeeded")
+    assert "intruder" not in log(core, "fresh")

@@ -62,3 +62,23 @@ def test_command_replaces_the_entrypoint_and_args_the_cmd() -> None:
     assert podenv.argv({}, git, {}) == ["git", "--help"]
     assert podenv.argv({"args": ["clone", "$(URL)"]}, git, {"URL": "u"}) == ["git", "clone", "u"]
     assert podenv.argv({"command": ["sh"]}, git, {}) == ["sh"]
+
+
+def test_service_variables_as_the_kubelet_writes_them() -> None:
+    service = {
+        "metadata": {"name": "tb-svc"},
+        "spec": {"clusterIP": "10.96.3.4", "ports": [{"name": "http", "port": 6006, "protocol": "TCP"}]},
+    }
+    env = podenv.environment(pod(), {}, CATALOGUE["busybox:1.36"], lambda p, n: None, [service])
+    assert env["KUBERNETES_SERVICE_HOST"] == "10.96.0.1" and env["KUBERNETES_SERVICE_PORT"] == "443"
+    assert env["KUBERNETES_PORT_443_TCP"] == "tcp://10.96.0.1:443"
+    assert (env["TB_SVC_SERVICE_HOST"], env["TB_SVC_SERVICE_PORT"], env["TB_SVC_SERVICE_PORT_HTTP"]) == (
+        "10.96.3.4",
+        "6006",
+        "6006",
+    )
+    assert env["TB_SVC_PORT_6006_TCP_ADDR"] == "10.96.3.4"
+    no_links = {**pod(), "spec": {"enableServiceLinks": False}}
+    assert "TB_SVC_SERVICE_HOST" not in podenv.environment(
+        no_links, {}, CATALOGUE["busybox:1.36"], lambda p, n: None, [service]
+    )

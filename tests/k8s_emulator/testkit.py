@@ -47,6 +47,9 @@ def executing(folder: Path, **kwargs: Any) -> Iterator[Emulator]:
     with Emulator(kubelet="exec", root=folder / "cluster", **kwargs) as emu:
         emu.write_kubeconfig(folder / "kubeconfig")
         yield emu
+    assert emu.kubelet is not None
+    errors = emu.kubelet.errors + emu.control.errors
+    assert not errors, f"the emulator failed (a bug in it, not in the test): {errors}"
 
 
 @pytest.fixture
@@ -54,6 +57,14 @@ def executing_emulator(tmp_path: Path) -> Iterator[Emulator]:
     """``executing(tmp_path)``: bind it in a test module with ``executing_emulator = testkit.executing_emulator``."""
     with executing(tmp_path) as emu:
         yield emu
+
+
+@pytest.fixture
+def executing_kubeconfig(executing_emulator: Emulator) -> Path:
+    """The executing emulator's kubeconfig: bind it as ``kubeconfig = testkit.executing_kubeconfig`` and
+    ``make_executor``/``executor`` drive executors against pods that really run."""
+    assert executing_emulator.kubeconfig is not None
+    return executing_emulator.kubeconfig
 
 
 def eventually(predicate: Callable[[], Any], *, what: str = "condition") -> Any:
@@ -138,7 +149,8 @@ def make_executor(kubeconfig: Path) -> Iterator[MakeExecutor]:
         kwargs.setdefault("backoff", 0.01)
         kwargs.setdefault("shutdown_wait", 10.0)
         kwargs.setdefault("port_forward", False)
-        executor = KubernetesExecutor(KubernetesSettings(**kwargs))
+        clock = kwargs.pop("clock", None)  # the executor's clock for its timeouts (a ManualClock in tests)
+        executor = KubernetesExecutor(KubernetesSettings(**kwargs), **({"clock": clock} if clock else {}))
         made.append(executor)
         return executor
 
@@ -150,6 +162,19 @@ def make_executor(kubeconfig: Path) -> Iterator[MakeExecutor]:
 @pytest.fixture
 def executor(make_executor: MakeExecutor) -> KubernetesExecutor:
     return make_executor()
+
+
+class ManualClock:
+    """A monotonic clock that only tests move: the executor's timeouts fire when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def new_uuid() -> str:
@@ -192,6 +217,15 @@ def make_op(
         dag_uuid=dag_uuid,
         environment=env,
     )
+
+
+def free_port() -> int:
+    """A port no process listens on now: a service port for a test whose "pod process" binds the pod's
+    address (pods share the host's loopback, so another process on ``0.0.0.0:6006`` would take it)."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return int(probe.getsockname()[1])
 
 
 def outputs_message(**outputs: Any) -> str:

@@ -196,3 +196,19 @@ def test_stop_a_running_dag_from_the_widget_button(ip: InteractiveShell) -> None
     widget.stop_button.click()  # what a click does: the UI thread stops the run
     assert handle.wait(timeout=GUARD, include_services=True) == "stopped"
     assert handle.ops["s"].status == "stopped"
+
+
+def test_the_default_executor_follows_polynb_executor_like_the_cli(
+    session: KernelSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polynb.notebook.magics import PolynbMagics
+
+    shell = InteractiveShell.instance()
+    try:
+        monkeypatch.setenv("POLYNB_EXECUTOR", "kubernetes")
+        assert PolynbMagics(shell, session).default_executor == "kubernetes"
+        assert session.config.default_executor == "kubernetes"
+        monkeypatch.delenv("POLYNB_EXECUTOR")
+        assert PolynbMagics(shell, session).default_executor == "local"
+    finally:
+        InteractiveShell.clear_instance()

@@ -15,7 +15,8 @@ offline. The oracle therefore swaps the ``ConfigSpec`` used by Polyaxon's refere
 
 * ``hubRef: NAME[:TAG]`` reads ``NAME.yaml`` from ``--hub-dir`` (polynb's built-in hub), so Polyaxon checks
   a file against the same component polynb resolves. An unknown name is an error, as it is for polynb.
-* ``urlRef`` is refused with "urlRef is not fetched (offline)", which is what polynb does too.
+* ``urlRef`` is refused with "urlRef is not fetched (offline)"; the corpus's urlRef names an unreachable
+  URL, which polynb fails to fetch, so both say invalid.
 
 Hook ``hubRef`` values are not resolved by ``check_polyaxonfile`` at all, so nothing is needed for them.
 This script must not import polynb: it runs in a different virtualenv.

@@ -142,3 +142,20 @@ def test_example_pipelines_are_valid() -> None:
     result = check(files)
     assert result.errors == [], "\n".join(map(str, result.errors))
     assert result.warnings == []
+
+
+def test_a_string_command_is_valid_with_a_warning_that_it_is_one_argument() -> None:
+    text = "kind: component\nrun:\n  kind: job\n  container:\n    command: python train.py --lr 0.1\n"
+    result = check(text)
+    assert result.valid
+    [warning] = [w for w in result.warnings if w.path == "run.container.command"]
+    assert (warning.line, warning.column) == (5, 14)
+    assert "ONE argument" in warning.message and "[python, train.py, --lr]" in warning.message
+
+
+def test_string_args_of_a_shell_are_the_idiom_and_not_warned() -> None:
+    text = "kind: component\nrun:\n  kind: job\n  container:\n    command: [/bin/sh, -c]\n    args: python a.py\n"
+    result = check(text)
+    assert result.valid and not [w for w in result.warnings if "ONE argument" in w.message]
+    text = "kind: component\nrun:\n  kind: job\n  container:\n    command: [python]\n    args: a.py --n 3\n"
+    assert [w.path for w in check(text).warnings if "ONE argument" in w.message] == ["run.container.args"]

@@ -105,7 +105,7 @@ def test_top_level_shortcuts_are_lowered_into_run() -> None:
             "kind": "component",
             "container": {"image": "x", "command": ["serve"]},
             "ports": [6006],
-            "env": [{"name": "A", "value": 1}],
+            "env": {"A": "1"},
         }
     )
     assert isinstance(comp.run, Service)
@@ -113,12 +113,54 @@ def test_top_level_shortcuts_are_lowered_into_run() -> None:
     assert comp.run.container.env is not None and comp.run.container.env[0].value == "1"
 
 
-def test_numbers_in_argument_lists_become_strings_but_a_string_command_is_refused() -> None:
+def test_shortcuts_are_polyaxons_cmd_a_script_env_a_mapping_resources_flat() -> None:
+    """Polyaxon 2.18's forms: ``cmd`` runs under ``/bin/sh -c`` with ``set -e``, ``env`` maps names to strings,
+    ``resources`` maps cpu/memory/gpu to a request (quantities) or request and limit (counts, ``a..b``)."""
+    comp = parse_polyaxonfile(
+        {
+            "kind": "component",
+            "container": {"image": "x", "env": [{"name": "A", "value": "old"}, {"name": "K", "value": "k"}],
+                          "resources": {"limits": {"memory": "8Gi"}}},
+            "cmd": ["pip install -r requirements.txt", "python train.py"],
+            "env": {"A": "new", "B": "2"},
+            "resources": {"cpu": "1..2", "memory": "4Gi", "gpu": 1},
+        }
+    )  # fmt: skip
+    assert isinstance(comp.run, Job)
+    container = comp.run.container
+    assert container.command == ["/bin/sh", "-c"]
+    assert container.args == ["set -e\npip install -r requirements.txt\npython train.py"]
+    assert [(e.name, e.value) for e in container.env or ()] == [("K", "k"), ("A", "new"), ("B", "2")]
+    assert container.resources is not None
+    assert container.resources.requests == {"cpu": "1", "memory": "4Gi", "nvidia.com/gpu": 1}
+    assert container.resources.limits == {"memory": "8Gi", "cpu": "2", "nvidia.com/gpu": 1}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("env", [{"name": "A", "value": "1"}], "mapping of names to string values"),
+        ("env", {"A": 1}, 'quote it: "1"'),
+        ("resources", {"limits": {"cpu": 1}}, "unknown resource `limits`"),
+        ("resources", {"nvidia.com/gpu": 1}, "spelled gpu"),
+        ("resources", {"gpu": 0.5}, "integer count"),
+        ("resources", {"cpu": "2..1"}, "request greater than its limit"),
+        ("resources", {"memory": "4GB"}, "unsupported value `4GB`"),
+        ("cmd", "  ", "must not be blank"),
+        ("cmd", [], "must not be empty"),
+    ],
+)
+def test_shortcut_mistakes_as_polyaxon_reports_them(field: str, value: Any, fragment: str) -> None:
+    found = errors({"kind": "component", "container": {"image": "x"}, field: value})
+    assert any(loc == (field,) and fragment in msg for loc, msg in found), found
+
+
+def test_numbers_in_argument_lists_become_strings_and_a_string_is_one_argument() -> None:
     comp = parse_polyaxonfile({"kind": "component", "run": {"kind": "job", "container": {"args": ["--n", 3]}}})
     assert isinstance(comp.run, Job) and comp.run.container.args == ["--n", "3"]
-    [(loc, msg)] = errors({"kind": "component", "run": {"kind": "job", "container": {"command": "python a.py"}}})
-    assert loc == ("run", "job", "container", "command")
-    assert "expected an argument list" in msg
+    comp = parse_polyaxonfile({"kind": "component", "run": {"kind": "job", "container": {"command": "python a.py"}}})
+    assert isinstance(comp.run, Job) and comp.run.container.command == ["python a.py"]
+    assert comp.run.container.written_as_string == {"command"}
 
 
 @pytest.mark.parametrize(
@@ -164,7 +206,7 @@ def test_matrix_and_schedule_parse_so_they_can_be_refused_at_compile_time() -> N
         {
             "kind": "operation",
             "dagRef": "x",
-            "matrix": {"kind": "grid", "params": {"lr": {"kind": "choice"}}},
+            "matrix": {"kind": "grid", "params": {"lr": {"kind": "choice", "value": [0.1]}}},
             "schedule": {"kind": "cron", "cron": "0 * * * *"},
         }
     )
@@ -182,7 +224,7 @@ def test_shortcuts_of_a_dag_op_are_lowered_once() -> None:
                     {
                         "name": "a",
                         "run": {"kind": "job", "container": {"command": ["true"]}},
-                        "env": [{"name": "A", "value": "1"}],
+                        "env": {"A": "1"},
                     }
                 ],
             },

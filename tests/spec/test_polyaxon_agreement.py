@@ -2,8 +2,8 @@
 
 Polyaxon runs in its own virtualenv (``$POLYAXON_PYTHON``; ``make test`` sets it). The driver
 ``polyaxon_oracle.py`` imports it once and checks the whole corpus in one process; hubRef components
-are read from polynb's built-in hub (``polynb/hub/NAME.yaml``) and urlRef is refused, since the tests run
-offline (see the driver's docstring).
+are read from polynb's built-in hub (``polynb/hub/NAME.yaml``) and urlRef is refused (the corpus names an
+unreachable URL, which polynb fails to fetch), since the tests run offline (see the driver's docstring).
 
 Every deliberate difference is listed, with its reason, in ``polyaxon_differences.yaml``. A listed
 difference that is no longer a difference fails the test, so the list stays honest.

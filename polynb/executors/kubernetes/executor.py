@@ -3,9 +3,14 @@
 Statuses come from ONE list + watch of the namespace's pods by the selector
 ``app.kubernetes.io/managed-by=polynb,polynb.io/kernel=<kernel>`` (:mod:`~polynb.executors.kubernetes.watch`),
 whatever the number of runs; a pod event becomes an :class:`ExecutorUpdate` through the pure rules of
-:mod:`~polynb.executors.kubernetes.status` (``running`` = the main container started). A job op costs two
-requests from create to cleanup (create the Job; delete it with its pods); outputs arrive inside the
-watch event (the main container's termination message).
+:mod:`~polynb.executors.kubernetes.status` (``running`` = the main container started). A job op costs three
+requests from create to cleanup (create the Job; once it is final, read its main container's log into
+``$POLYNB_HOME/artifacts/<uuid>/logs/`` and delete the Job with its pods); outputs arrive inside the watch
+event (the main container's termination message). ``termination.ttl`` or ``keep_finished`` keep the objects.
+
+Faults the cluster recovers from are ``warning`` for a while, then ``failed`` (``image_pull_grace``,
+``failed_create_timeout``, measured on the injectable ``clock``); 403s say whether RBAC, a quota or
+PodSecurity refused (:mod:`~polynb.executors.kubernetes.forbidden`).
 
 Names are deterministic (:func:`~polynb.executors.kubernetes.names.resource_name`): submitting an attempt twice
 meets ``409 AlreadyExists``, and the existing object is adopted when its ``polynb.io/run`` label is this
@@ -18,30 +23,35 @@ Kernel ownership, heartbeat and sweep: :mod:`~polynb.executors.kubernetes.kernel
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import logging
 import os
 import socket
 import threading
 import time
 import uuid as uuid_mod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 from polynb.compiler.types import CompiledOp, OpKind, Placement
 from polynb.executors.base import ExecutorUpdate, UpdateCallback
-from polynb.executors.kubernetes import bundle, names, stepcode
+from polynb.executors.kubernetes import bundle, names, sources, stepcode
 from polynb.executors.kubernetes import kernel as k8s_kernel
 from polynb.executors.kubernetes import manifests as k8s_manifests
 from polynb.executors.kubernetes.client import Api, K8sError, path
 from polynb.executors.kubernetes.config import ClusterConfig, load
+from polynb.executors.kubernetes.forbidden import explain as explain_forbidden
 from polynb.executors.kubernetes.logs import Resume, split_timestamp
 from polynb.executors.kubernetes.manifests import ManifestConfig
-from polynb.executors.kubernetes.portforward import Connect, PortForward, official_connect
+from polynb.executors.kubernetes.portforward import Connect, PodLookup, PortForward, official_connect
 from polynb.executors.kubernetes.settings import KubernetesSettings
-from polynb.executors.kubernetes.status import FATAL_WAITING, Observed, interpret_job, interpret_pod
+from polynb.executors.kubernetes.status import FATAL_WAITING, IMAGE_PULL, Observed, interpret_job, interpret_pod
 from polynb.executors.kubernetes.watch import PodInformer
+from polynb.store.paths import artifacts_dir
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +59,31 @@ BACKGROUND: Final = "Background"
 MAX_ATTEMPTS: Final = 100
 LOG_WAIT: Final = 5.0
 """Seconds between re-checks while a log waits for its container (woken at once by any pod event)."""
+
+
+RECONFIGURE_FIXED: Final = (
+    "namespace",
+    "context",
+    "kubeconfig",
+    "in_cluster",
+    "kernel_id",
+    "port_forward",
+    "watch_timeout",
+    "heartbeat_interval",
+    "lease_seconds",
+)
+"""Settings :meth:`KubernetesExecutor.reconfigure` cannot change (None in the new settings: not asked)."""
+
+
+FORWARD_PORTS: Final = (20000, 10000)
+"""Where a service's local port-forward port is chosen first: ``first + hash(uuid) % count``, below Linux's
+ephemeral range, so a restarted kernel gets the same port (and its Lab tab, ``/proxy/<port>/``, keeps
+working) unless another process took it."""
+
+
+def preferred_local_port(run_uuid: str) -> int:
+    first, count = FORWARD_PORTS
+    return first + int(hashlib.sha256(run_uuid.encode()).hexdigest()[:8], 16) % count
 
 
 class K8sSubmitError(RuntimeError):
@@ -74,6 +109,12 @@ class _Run:
     created_at: float = 0.0
     stuck_checked: bool = False
     forward: PortForward | None = None
+    keep: bool = False
+    """Leave the objects when final (``termination.ttl``: the scheduler cleans up later; ``keep_finished``)."""
+    pull_failing_since: float | None = None
+    """When a container of the run first failed to pull its image (None: it pulls, or has not tried)."""
+    finished: threading.Event = field(default_factory=threading.Event)
+    """Set once a final run's logs are archived and its objects deleted (never for a kept run)."""
 
 
 class KubernetesExecutor:
@@ -85,13 +126,19 @@ class KubernetesExecutor:
         self,
         settings: KubernetesSettings | None = None,
         *,
-        connect: Callable[[str, str, int], Connect] | None = None,
+        connect: Callable[[str, str | PodLookup, int], Connect] | None = None,
+        origins: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """An executor on the cluster that ``settings`` name (default ``KubernetesSettings()``: ``KUBECONFIG``
         and its context's namespace); ``connect`` replaces the official port-forward (tests).
 
+        ``origins`` say where each setting came from (:mod:`.sources`, for messages); ``clock`` measures the
+        timeouts (``failed_create_timeout``, ``image_pull_grace``, ``pod_start_timeout``; tests move it).
         Reads the kubeconfig now (``K8sConfigError``); talks to the cluster only on first use."""
         self.settings = s = settings or KubernetesSettings()
+        self.origins = dict(origins or {})
+        self.clock = clock
         self.cluster: ClusterConfig = load(
             kubeconfig=s.kubeconfig, context=s.context, namespace=s.namespace, in_cluster=s.in_cluster
         )
@@ -110,6 +157,7 @@ class KubernetesExecutor:
             native_sidecars=s.native_sidecars,
             deadline_slack=s.deadline_slack,
             service_port_base=s.service_port_base,
+            security_profile=s.security_profile,
         )
         self.port_forward = (not self.cluster.in_cluster) if s.port_forward is None else s.port_forward
         self.selector = names.selector({names.MANAGED_BY: names.MANAGED_BY_VALUE, names.KERNEL: self.kernel_label})
@@ -133,6 +181,39 @@ class KubernetesExecutor:
         self._started = False
         self._closed = False
         self._start_lock = threading.Lock()
+        self._last_sweep = clock()
+
+    def reconfigure(self, settings: KubernetesSettings, origins: Mapping[str, str] | None = None) -> None:
+        """New settings for the runs submitted from now on (artifacts claim, security profile, keep, images,
+        timeouts); runs already submitted keep theirs. Where the executor is (cluster, namespace, kernel) and
+        how it watches cannot change here: ``ValueError`` naming them (a new kernel, or a new command)."""
+        fixed = [
+            name
+            for name in RECONFIGURE_FIXED
+            if getattr(settings, name) is not None and getattr(settings, name) != getattr(self.settings, name)
+        ]
+        if fixed:
+            raise ValueError(
+                f"{', '.join(fixed)} cannot change once the executor runs (now "
+                + ", ".join(f"{n}={getattr(self.settings, n)!r}" for n in fixed)
+                + "): restart the kernel to use another one"
+            )
+        config = dataclasses.replace(
+            self.config,
+            default_image=settings.default_image,
+            tools_image=settings.tools_image,
+            git_image=settings.git_image,
+            artifacts_claim=settings.artifacts_claim,
+            native_sidecars=settings.native_sidecars,
+            deadline_slack=settings.deadline_slack,
+            service_port_base=settings.service_port_base,
+            security_profile=settings.security_profile,
+        )
+        keep = {n: getattr(self.settings, n) for n in RECONFIGURE_FIXED}
+        with self._lock:
+            self.settings = dataclasses.replace(settings, **keep)
+            self.config = config
+            self.origins = dict(origins or {})
 
     # -- start: namespace check, heartbeat, sweep, the watch -----------------------------------------
 
@@ -187,10 +268,21 @@ class KubernetesExecutor:
         if exc.code == 401:
             return f"cannot {doing}: the cluster rejected the credentials ({self._where()}): {exc.message}"
         if exc.code == 403:
-            return (
-                f"cannot {doing}: forbidden: {exc.message} (the identity of {self._where()} needs the Role of "
-                "docs/kubernetes.md in namespace " + repr(self.namespace) + ")"
+            profile = self.origins.get("security_profile")
+            security_hint = (
+                f"security_profile is {self.settings.security_profile!r} (from {profile}); the op's own "
+                "containers must meet the namespace's level"
+                if self.settings.security_profile == "restricted"
+                else "run with `--k8s-security-profile restricted` (or `security_profile: restricted` in the"
+                " config file) and give the op's containers what the level demands"
             )
+            rbac_hint = (
+                f"the identity of {self._where()} needs the Role of docs/kubernetes.md in namespace {self.namespace!r}"
+            )
+            verdict = explain_forbidden(
+                exc.message, namespace=self.namespace, security_hint=security_hint, rbac_hint=rbac_hint
+            )
+            return f"cannot {doing}: {verdict.what}; the API server said: {exc.message}"
         if exc.code == 404 and "namespaces" in exc.message:
             return f"cannot {doing}: {self._missing_namespace()}"
         if exc.code == 422:
@@ -201,6 +293,21 @@ class KubernetesExecutor:
         return f"cannot {doing}: {exc}"
 
     # -- placement and submission ---------------------------------------------------------------------
+
+    def check_submission(self, pipeline_name: str, *, artifact_reads: Sequence[str] = ()) -> None:
+        """Before anything of a pipeline is created: refuse what cannot work on this cluster as configured
+        (the scheduler asks, :mod:`polynb.scheduler.executor_checks`).
+
+        ``artifact_reads`` say which ops read another run's artifacts (TensorBoard over an experiment, an
+        ``artifacts`` init): without an artifacts claim each pod has its own ``emptyDir``, where they would
+        silently find nothing."""
+        if self.settings.artifacts_claim or not artifact_reads:
+            return
+        raise K8sSubmitError(
+            f"pipeline {pipeline_name!r} reads the artifacts of other runs ({'; '.join(artifact_reads)}), but on"
+            " Kubernetes each run's artifacts are a private emptyDir unless the artifacts_claim setting is set: "
+            + sources.claim_hint()
+        )
 
     def place(self, run_uuid: str, kind: OpKind, port_count: int) -> Placement:
         return k8s_manifests.placement(run_uuid, kind, port_count, self.config)
@@ -257,7 +364,8 @@ class KubernetesExecutor:
             name=names.resource_name(op.name, op.uuid, attempt),
             main=k8s_manifests.main_container_name(op),
             ports=op.placement.ports,
-            created_at=time.monotonic(),
+            created_at=self.clock(),
+            keep=self.settings.keep_finished or op.termination.ttl is not None,
         )
 
     def _create(self, op: CompiledOp, run: _Run) -> None:
@@ -276,7 +384,16 @@ class KubernetesExecutor:
             self.api.request("POST", path("jobs", self.namespace), body=body)
             return
         pod = self.api.request("POST", path("pods", self.namespace), body=body)
-        self._create_service(op, run, pod)
+        try:
+            self._create_service(op, run, pod)
+        except K8sError as exc:
+            # Nothing half-made: the Pod would run (TensorBoard) with nothing pointing at it.
+            with contextlib.suppress(K8sError):
+                self.api.request("DELETE", path("pods", self.namespace, run.name), query={"gracePeriodSeconds": 0})
+            service = k8s_manifests.service_name(op.uuid)
+            raise K8sSubmitError(
+                self._explain(exc, f"create Service {service!r} of op {op.name!r} (its Pod {run.name!r} was deleted)")
+            ) from exc
 
     def _ship(self, configmap: dict[str, Any], what: str) -> None:
         """Create an immutable, content-named ConfigMap once per executor; a 409 means it is there already
@@ -380,7 +497,7 @@ class KubernetesExecutor:
                 run.final = True
                 self._changed.notify_all()
             return
-        observed = interpret_pod(pod, run.main)
+        observed = self._pull_grace(run, interpret_pod(pod, run.main))
         if run.stop_requested:
             if observed.status == "succeeded":
                 self._report(run, observed)  # it ended by itself before the stop reached it
@@ -393,11 +510,30 @@ class KubernetesExecutor:
                 self._workers.submit(self._vanished, run, pod)
             return
         self._report(run, observed)
-        if observed.status == "failed" and observed.reason in FATAL_WAITING:
-            # Kubernetes would wait forever (an image that never comes): end the run's objects.
+        if observed.status == "failed" and observed.reason in FATAL_WAITING | IMAGE_PULL and run.keep:
+            # Kubernetes would wait forever (an image that never comes): end the run's objects even when
+            # finished runs are kept (without keep, the final status deletes them anyway).
             self._workers.submit(self._delete_run_objects, run, 0)
         elif observed.status == "running" and observed.ready and run.ports and run.url is None:
             self._workers.submit(self._publish_url, run)
+
+    def _pull_grace(self, run: _Run, observed: Observed) -> Observed:
+        """``ImagePullBackOff`` stays a ``warning`` for ``image_pull_grace`` seconds from the first failed pull."""
+        if observed.status != "warning" or observed.reason not in IMAGE_PULL:
+            if observed.status in ("starting", "running") or observed.final:
+                run.pull_failing_since = None
+            return observed
+        now = self.clock()
+        if run.pull_failing_since is None:
+            run.pull_failing_since = now
+        grace = self.settings.image_pull_grace
+        if observed.reason == "ImagePullBackOff" and now - run.pull_failing_since >= grace:
+            return Observed(
+                "failed",
+                "ImagePullBackOff",
+                f"{observed.message} (still failing {grace:g} s after the first failed pull: image_pull_grace)",
+            )
+        return observed
 
     def _report(self, run: _Run, observed: Observed, *, url: str | None = None) -> None:
         with self._lock:
@@ -426,13 +562,74 @@ class KubernetesExecutor:
                 )
             )
             self._changed.notify_all()
+            forward = run.forward if observed.final else None
+            if forward is not None:
+                # Closed before the final status is told: whoever sees the run end finds its port closed.
+                run.forward = None
+                forward.close()
             for update in updates:
                 try:
                     run.on_update(update)
                 except Exception:
                     log.exception("run %s: on_update failed", run.uuid)
-        if observed.final and run.forward is not None:
-            run.forward.close()
+        if observed.final and not run.keep and not self._closed:
+            with contextlib.suppress(RuntimeError):  # the pool is shut down: shutdown() deletes the runs
+                self._workers.submit(self._finish, run)
+
+    # -- after a run: archive its logs, delete its objects --------------------------------------------
+
+    def _finish(self, run: _Run) -> None:
+        """A final run: its logs to ``$POLYNB_HOME/artifacts/<uuid>/logs/`` (``logs()`` reads them once the
+        pod is gone), then its objects deleted as Polyaxon does right after done."""
+        try:
+            self._archive_logs(run)
+        except OSError as exc:
+            log.warning("run %s: cannot archive its logs: %s", run.uuid, exc)
+        finally:
+            self._delete_finished(run)
+            run.finished.set()
+
+    def _archive_logs(self, run: _Run) -> None:
+        pod = self._cached_pod(run)
+        if pod is None:
+            return
+        folder = artifacts_dir(run.uuid) / "logs"
+        for i, container in enumerate(self._log_order(pod, run.main)):
+            try:
+                text = self.api.text(path("pods", self.namespace, run.pod, "log"), query={"container": container})
+            except K8sError:
+                continue  # never started, or gone
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{i:02d}-{container}.log").write_text(text, encoding="utf-8")
+
+    def _cached_pod(self, run: _Run) -> dict[str, Any] | None:
+        informer = self._informer
+        if informer is None or run.pod is None:
+            return None
+        return next((p for p in informer.snapshot() if p["metadata"]["name"] == run.pod), None)
+
+    @staticmethod
+    def _log_order(pod: dict[str, Any], main: str) -> list[str]:
+        """Init entries in order, then the main container (the sidecars' logs are not the run's)."""
+        spec = pod.get("spec") or {}
+        order = [c["name"] for c in spec.get("initContainers") or () if c.get("restartPolicy") != "Always"]
+        return [*order, main]
+
+    def _delete_finished(self, run: _Run) -> None:
+        query = {"propagationPolicy": BACKGROUND}
+        # The Job takes its pods; a service's Pod takes its Service (ownerReferences); run ConfigMaps are
+        # owned the same way. A service's Service is deleted by name too: nothing waits on the collector.
+        targets = []
+        if not run.stop_requested:  # a stop deleted the Job or Pod already
+            targets.append(("jobs", run.name) if run.kind == "job" else ("pods", run.name))
+        if run.ports:
+            targets.append(("services", k8s_manifests.service_name(run.uuid)))
+        for plural, name in targets:
+            try:
+                self.api.request("DELETE", path(plural, self.namespace, name), query=query)
+            except K8sError as exc:
+                if exc.code != 404:
+                    log.warning("run %s: cannot delete %s %s: %s", run.uuid, plural[:-1], name, exc)
 
     def _replay(self, run: _Run) -> None:
         """Deliver what the watch already knows of a run (submitted before its pod was seen, re-attached)."""
@@ -485,7 +682,10 @@ class KubernetesExecutor:
         url = f"http://{host}:{run.ports[0]}/"
         if self.port_forward and run.pod is not None:
             try:
-                forward = PortForward(self._connect(self.namespace, run.pod, run.ports[0]))
+                forward = PortForward(
+                    self._connect(self.namespace, lambda: self._serving_pod(run), run.ports[0]),
+                    prefer=preferred_local_port(run.uuid),
+                )
             except OSError as exc:
                 log.warning("run %s: cannot open a local port-forward: %s", run.uuid, exc)
             else:
@@ -500,6 +700,13 @@ class KubernetesExecutor:
                 return
             run.url = url
         self._report(run, Observed("running", "ServiceReady", f"service reachable at {url}"), url=url)
+
+    @staticmethod
+    def _serving_pod(run: _Run) -> str:
+        """The run's pod now (per forwarded connection: the watch keeps ``run.pod`` current)."""
+        if run.final or run.pod is None:
+            raise LookupError(f"run {run.uuid} has no running pod")
+        return run.pod
 
     def _delete_run_objects(self, run: _Run, grace: float | None) -> None:
         query: dict[str, Any] = {"propagationPolicy": BACKGROUND}
@@ -520,34 +727,74 @@ class KubernetesExecutor:
             self._report(run, Observed("stopped", "Stopped", "stopped on request before its pod started"))
 
     def _check_stuck(self) -> None:
-        """Periodic (heartbeat thread): a Job that has no pod long after its creation — say why."""
-        now = time.monotonic()
+        """Periodic (heartbeat thread; tests call it after moving the clock).
+
+        * a Job still without a pod ``pod_start_timeout`` after its creation: ``warning`` with the cluster's
+          last warning event (quota, admission, no node fits, ...);
+        * one whose pods cannot be created (a ``FailedCreate`` event) ``failed_create_timeout`` after its
+          creation: ``failed`` with the event's message, and the Job deleted (it would retry forever);
+        * a pod still failing to pull its image ``image_pull_grace`` after the first failure: ``failed``;
+        * every ``lease_seconds``, the sweep of gone kernels (:func:`~.kernel.sweep`), as at start: a kernel that
+          lives for days still clears what released or crashed kernels left.
+        """
+        now = self.clock()
+        s = self.settings
+        if s.sweep and now - self._last_sweep >= s.lease_seconds:
+            self._last_sweep = now
+            try:
+                k8s_kernel.sweep(self.api, self.namespace, now=time.time(), exclude=self.kernel_label)
+            except K8sError as exc:
+                log.warning("kubernetes executor: sweep of gone kernels: %s", exc)
         with self._lock:
-            stuck = [
+            podless = [
                 r
                 for r in self._runs.values()
                 if r.kind == "job"
                 and not r.final
                 and r.pod is None
-                and not r.stuck_checked
-                and now - r.created_at >= self.settings.pod_start_timeout
+                and now - r.created_at >= min(s.pod_start_timeout, s.failed_create_timeout)
             ]
-            for run in stuck:
-                run.stuck_checked = True
-        for run in stuck:
-            try:
-                events = self.api.request(
-                    "GET",
-                    path("events", self.namespace),
-                    query={"fieldSelector": f"involvedObject.kind=Job,involvedObject.name={run.name}"},
-                )
-            except K8sError as exc:
-                log.warning("run %s: cannot read events: %s", run.uuid, exc)
-                continue
-            warnings = [e for e in events.get("items") or () if e.get("type") == "Warning"]
-            if warnings:
-                last = warnings[-1]
-                self._report(run, Observed("warning", str(last.get("reason") or "Warning"), str(last.get("message"))))
+            pulling = [
+                r
+                for r in self._runs.values()
+                if not r.final and r.pull_failing_since is not None and now - r.pull_failing_since >= s.image_pull_grace
+            ]
+        for run in podless:
+            self._check_podless(run, now - run.created_at)
+        for run in pulling:
+            pod = self._cached_pod(run)
+            if pod is not None:
+                self._on_pod("MODIFIED", pod)
+
+    def _check_podless(self, run: _Run, age: float) -> None:
+        try:
+            events = self.api.request(
+                "GET",
+                path("events", self.namespace),
+                query={"fieldSelector": f"involvedObject.kind=Job,involvedObject.name={run.name}"},
+            )
+        except K8sError as exc:
+            log.warning("run %s: cannot read events: %s", run.uuid, exc)
+            return
+        warnings = [e for e in events.get("items") or () if e.get("type") == "Warning"]
+        failed_creates = [e for e in warnings if e.get("reason") == "FailedCreate"]
+        if failed_creates and age >= self.settings.failed_create_timeout:
+            message = str(failed_creates[-1].get("message") or "")
+            self._report(
+                run,
+                Observed(
+                    "failed",
+                    "FailedCreate",
+                    f"Job {run.name} could not create its pod for {age:.0f} s (failed_create_timeout): {message}",
+                ),
+            )
+            if run.keep:  # without keep, the final status deletes it
+                self._workers.submit(self._delete_run_objects, run, 0)
+            return
+        if warnings and not run.stuck_checked and age >= self.settings.pod_start_timeout:
+            run.stuck_checked = True
+            last = warnings[-1]
+            self._report(run, Observed("warning", str(last.get("reason") or "Warning"), str(last.get("message"))))
 
     def _relabel(self, run: _Run) -> None:
         """Adopt a run of another kernel: our kernel label on its objects, so our watch sees its pods."""
@@ -623,6 +870,11 @@ class KubernetesExecutor:
             run = self._runs.get(run_uuid)
             if run is not None and not run.final:
                 return  # ttl counts from the end of the run
+        if run is not None and not run.keep and run.finished.wait(LOG_WAIT):
+            with self._lock:
+                self._runs.pop(run_uuid, None)
+            return  # deleted when it ended (logs archived first)
+        with self._lock:
             self._runs.pop(run_uuid, None)
         if run is not None and run.forward is not None:
             run.forward.close()
@@ -680,15 +932,18 @@ class KubernetesExecutor:
 
     def logs(self, run_uuid: str, *, follow: bool = False) -> Iterator[str]:
         """Init entries' logs in order, then the main container's; ``follow`` tails until the run ends."""
+        run = self._runs.get(run_uuid)
+        if run is not None and run.final and not run.keep:
+            run.finished.wait(LOG_WAIT)  # its logs are being archived before its pod goes
+        if (run is None or run.final) and has_archive(run_uuid):
+            yield from archived_logs(run_uuid)
+            return
         pod = self._find_pod(run_uuid)
         if pod is None:
             return
         spec = pod.get("spec") or {}
-        run = self._runs.get(run_uuid)
         main = run.main if run else spec["containers"][0]["name"]
-        order = [c["name"] for c in spec.get("initContainers") or () if c.get("restartPolicy") != "Always"]
-        order.append(main)
-        for container in order:
+        for container in self._log_order(pod, main):
             yield from self._container_log(run_uuid, pod["metadata"]["name"], container, follow=follow)
 
     def _find_pod(self, run_uuid: str) -> dict[str, Any] | None:
@@ -779,3 +1034,21 @@ class KubernetesExecutor:
                 stream.close()
             if self._container_state(pod, container) in ("terminated", "gone"):
                 return
+
+
+def _archive_files(run_uuid: str) -> list[Path]:
+    try:
+        return sorted((artifacts_dir(run_uuid) / "logs").glob("[0-9][0-9]-*.log"))
+    except (OSError, ValueError):
+        return []
+
+
+def has_archive(run_uuid: str) -> bool:
+    return bool(_archive_files(run_uuid))
+
+
+def archived_logs(run_uuid: str) -> Iterator[str]:
+    """The logs a finished run left in ``$POLYNB_HOME/artifacts/<uuid>/logs/`` (its containers in order)."""
+    for file in _archive_files(run_uuid):
+        with contextlib.suppress(OSError):
+            yield from file.read_text(encoding="utf-8", errors="replace").splitlines()

@@ -6,6 +6,8 @@ labelled ``polynb.io/role=kernel`` and ``polynb.io/kernel=<id>``, and renews its
 older than its lease (``polynb.io/lease-seconds``, 5 minutes by default) and it did not release its runs
 on purpose (``polynb.io/released=true``, written by ``shutdown(stop_running=False)``: those runs wait for a
 kernel to re-attach, bounded by their ``activeDeadlineSeconds``/``ttlSecondsAfterFinished`` backstops). A
+released kernel is swept too once its lease is over and none of its pods is still live: its finished runs
+and its ConfigMap would otherwise pile up. A
 kernel label found on runs without any ConfigMap is gone too (the ConfigMap is written before any run).
 The sweep deletes a gone kernel's Jobs, Pods and Services by label (Background propagation) and its
 ConfigMap.
@@ -137,6 +139,16 @@ class KernelLease:
 def gone_kernels(api: Api, namespace: str, *, now: float, exclude: str) -> list[str]:
     """Kernel labels in ``namespace`` whose runs may be swept (see the module docstring)."""
     maps = api.request("GET", path("configmaps", namespace), query={"labelSelector": KERNEL_SELECTOR})
+    pods = api.request("GET", path("pods", namespace), query={"labelSelector": RUN_SELECTOR})
+    live: set[str] = set()
+    labelled: list[str] = []
+    for pod in pods.get("items") or ():
+        label = ((pod.get("metadata") or {}).get("labels") or {}).get(names.KERNEL)
+        if not label:
+            continue
+        labelled.append(label)
+        if ((pod.get("status") or {}).get("phase") or "Pending") not in ("Succeeded", "Failed"):
+            live.add(label)
     known: set[str] = set()
     gone: list[str] = []
     for cm in maps.get("items") or ():
@@ -146,19 +158,23 @@ def gone_kernels(api: Api, namespace: str, *, now: float, exclude: str) -> list[
             continue
         known.add(label)
         notes = meta.get("annotations") or {}
-        if label == exclude or notes.get(names.RELEASED_ANNOTATION) == "true":
+        if label == exclude:
             continue
         beat = parse_time(notes.get(names.HEARTBEAT_ANNOTATION))
         try:
             lease = float(notes.get(names.LEASE_ANNOTATION) or 300)
         except ValueError:
             lease = 300.0
-        if beat is None or now - beat > lease:
+        expired = beat is None or now - beat > lease
+        if notes.get(names.RELEASED_ANNOTATION) == "true":
+            # Released on purpose: its live runs wait for a kernel to re-attach them; once none is live and
+            # the lease is over, what is left (finished runs, the ConfigMap) is litter.
+            if expired and label not in live:
+                gone.append(label)
+        elif expired:
             gone.append(label)
-    pods = api.request("GET", path("pods", namespace), query={"labelSelector": RUN_SELECTOR})
-    for pod in pods.get("items") or ():
-        label = ((pod.get("metadata") or {}).get("labels") or {}).get(names.KERNEL)
-        if label and label != exclude and label not in known and label not in gone:
+    for label in labelled:
+        if label != exclude and label not in known and label not in gone:
             gone.append(label)
     return gone
 

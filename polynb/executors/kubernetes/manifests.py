@@ -3,7 +3,10 @@
 Pure functions of the op and a :class:`ManifestConfig`; no I/O (but polynb's own sources, read once for the
 runtime bundle). The shape (see ``docs/kubernetes.md``):
 
-* ``restartPolicy: Never`` everywhere and ``backoffLimit: 0`` on Jobs: retries are the scheduler's;
+* ``restartPolicy: Never`` (a job's ``environment.restartPolicy: OnFailure`` is kept) and ``backoffLimit: 0``
+  on Jobs: retries are the scheduler's;
+* with ``security_profile: restricted`` every container gets the container-level ``securityContext`` that
+  PodSecurity ``restricted`` demands (its own keys win), polynb's own init containers a non-root uid too;
 * init entries become init containers in order (:mod:`polynb.executors.kubernetes.init`), then the sidecars as
   *native sidecars* (init containers with ``restartPolicy: Always``, Kubernetes >= 1.29: started after the
   init entries, stopped after the main container) or, with ``native_sidecars=False``, plain containers
@@ -88,6 +91,31 @@ class ManifestConfig:
     native_sidecars: bool = _DEFAULTS.native_sidecars
     deadline_slack: int = _DEFAULTS.deadline_slack
     service_port_base: int = _DEFAULTS.service_port_base
+    security_profile: str = _DEFAULTS.security_profile
+
+
+RESTRICTED: Final[dict[str, Any]] = {
+    # What PodSecurity `restricted` demands of every container
+    # (https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted).
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+NOBODY: Final = 65534
+"""The uid of polynb's own containers under ``restricted``: the stock images they use run as root, which
+``runAsNonRoot`` refuses at container start (CreateContainerConfigError) unless a non-zero uid is given."""
+JOB_RESTART_POLICIES: Final = ("Never", "OnFailure")
+"""What a Job's pod template accepts (Kubernetes refuses ``Always``); ``polynb check`` refuses the rest."""
+
+
+def restricted_context(own: Any, *, generated: bool) -> dict[str, Any]:
+    """A container's ``securityContext`` under the ``restricted`` profile: its own keys win, the missing
+    ones are filled in (a generated container also gets a non-root uid)."""
+    merged: dict[str, Any] = {**RESTRICTED, **(own if isinstance(own, dict) else {})}
+    if generated:
+        merged.setdefault("runAsUser", NOBODY)
+    return merged
 
 
 # ------------------------------------------------------------------------------------------ placement
@@ -250,24 +278,33 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
             default_image=op.container.image or cfg.default_image,
         )
         base["name"] = unique(base["name"])
-        init.append(_container(base, run_env, mounts, base.get("_k8s") or {}))
+        container = _container(base, run_env, mounts, base.get("_k8s") or {})
+        if cfg.security_profile == "restricted":
+            container["securityContext"] = restricted_context(
+                container.get("securityContext"), generated=entry.kind != "container"
+            )
+        init.append(container)
     sidecars = []
     for i, side in enumerate(op.sidecars):
         base = _spec_container(side, unique(names.dns_label(side.name or f"sidecar-{i}", prefix="c")), cfg)
         sidecar = _container(base, run_env, mounts, side.k8s)
         if cfg.native_sidecars:
             sidecar["restartPolicy"] = "Always"
+        if cfg.security_profile == "restricted":
+            sidecar["securityContext"] = restricted_context(sidecar.get("securityContext"), generated=False)
         sidecars.append(sidecar)
     main_env, main_mounts = run_env, mounts
     if step is not None:
         main_env = {**run_env, STEP_SCRIPT_ENV: step.script}
         main_mounts = [*mounts, {"name": STEP_VOLUME, "mountPath": STEP_MOUNT, "readOnly": True}]
     main = _container(_spec_container(op.container, main_name, cfg), main_env, main_mounts, op.container.k8s)
+    if cfg.security_profile == "restricted":
+        main["securityContext"] = restricted_context(main.get("securityContext"), generated=False)
     main.setdefault("terminationMessagePath", TERMINATION_LOG)
     main.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
     if op.kind == "service" and op.placement.ports and "ports" not in op.container.k8s:
         main["ports"] = [{"containerPort": p, "name": f"p{i}"} for i, p in enumerate(op.placement.ports)]
-    spec: dict[str, Any] = {"restartPolicy": "Never"}
+    spec: dict[str, Any] = {"restartPolicy": restart_policy(op)}
     if cfg.native_sidecars:
         init += sidecars
         spec["containers"] = [main]
@@ -291,6 +328,15 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
     if deadline is not None and op.kind == "service":
         spec["activeDeadlineSeconds"] = deadline
     return spec
+
+
+def restart_policy(op: CompiledOp) -> str:
+    """``environment.restartPolicy`` of a job when Kubernetes accepts it for a Job (``Never``, ``OnFailure``:
+    with ``backoffLimit: 0`` the Job fails at the container's first failure either way, so the scheduler's
+    ``maxRetries`` stay the only retries); ``Never`` otherwise (``polynb check`` refuses the others, and a
+    service, a bare Pod here, is never restarted behind the scheduler's back)."""
+    wanted = op.environment.get("restartPolicy")
+    return str(wanted) if op.kind == "job" and wanted in JOB_RESTART_POLICIES else "Never"
 
 
 def active_deadline(op: CompiledOp, cfg: ManifestConfig) -> int | None:

@@ -23,10 +23,16 @@ ENV: Final[Mapping[str, str]] = {
     "artifacts_claim": "POLYNB_K8S_ARTIFACTS_CLAIM",
     "port_forward": "POLYNB_K8S_PORT_FORWARD",
     "native_sidecars": "POLYNB_K8S_NATIVE_SIDECARS",
+    "security_profile": "POLYNB_K8S_SECURITY_PROFILE",
+    "keep_finished": "POLYNB_K8S_KEEP_FINISHED",
+    "service_port_base": "POLYNB_K8S_SERVICE_PORT",
 }
 """The settings :meth:`KubernetesSettings.from_env` reads, and their variables (an empty one is unset).
 The cluster itself comes from ``KUBECONFIG`` (or ``~/.kube/config``, or the in-cluster service account)."""
 
+SECURITY_PROFILES: Final = ("default", "restricted")
+"""``restricted``: every container gets what PodSecurity ``restricted`` demands (see :mod:`.manifests`)."""
+_ENV_FLAGS: Final = frozenset({"port_forward", "native_sidecars", "keep_finished"})
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
 _DNS_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -74,6 +80,14 @@ class KubernetesSettings:
     """Reach services through a port-forward; default: only outside the cluster."""
     service_port_base: int = 6006
     """The first container port of a service op."""
+    security_profile: str = "default"
+    """``restricted``: containers get a container-level ``securityContext`` that PodSecurity ``restricted``
+    admits (``runAsNonRoot``, no privilege escalation, all capabilities dropped, ``RuntimeDefault`` seccomp);
+    ``default``: none is added."""
+    keep_finished: bool = False
+    """Keep a finished run's Job/Pod/Service (for ``kubectl`` inspection); default: its logs are archived to
+    ``$POLYNB_HOME/artifacts/<uuid>/logs/`` and its objects deleted once it is final (as Polyaxon does),
+    or ``termination.ttl`` seconds later when the op sets one."""
     deadline_slack: int = 30
     """Seconds added to an op's timeout for ``activeDeadlineSeconds`` (the scheduler's own timeout acts first)."""
 
@@ -87,6 +101,12 @@ class KubernetesSettings:
     pod_start_timeout: float = 120.0
     """A job still without a pod this long after its creation is reported with the cluster's warning event
     (quota, no node fits, ...); the heartbeat runs at least twice per this period."""
+    failed_create_timeout: float = 120.0
+    """A job whose pod cannot be created (a ``FailedCreate`` event: quota, admission) this long after its
+    creation is ``failed`` with the event's message (before that: ``warning``)."""
+    image_pull_grace: float = 300.0
+    """A container in ``ImagePullBackOff`` is ``warning`` (registries recover: rate limits, a late push) and
+    ``failed`` only when it still cannot pull this long after the first back-off."""
     sweep: bool = True
     """On start, remove the runs and heartbeats of gone kernels."""
     backoff: float = 0.2
@@ -110,11 +130,16 @@ class KubernetesSettings:
             text = env.get(variable, "").strip()
             if not text:
                 continue
-            if name in ("port_forward", "native_sidecars"):
+            if name in _ENV_FLAGS:
                 flag = _flag(text)
                 if flag is None:
                     problems.append((variable, f"expected 1 or 0 (true/false, yes/no, on/off), not {text!r}"))
                 values[name] = flag
+            elif name == "service_port_base":
+                try:
+                    values[name] = int(text)
+                except ValueError:
+                    problems.append((variable, f"expected a port number, 1 to 65535, not {text!r}"))
             else:
                 values[name] = text
         if problems:
@@ -133,7 +158,7 @@ def _flag(text: str) -> bool | None:
 _DNS_RULE: Final = "lower-case letters, digits and '-', starting and ending with a letter or digit"
 _NAMES: Final = ("namespace", "context", "kernel_id", "artifacts_claim")
 _IMAGES: Final = ("default_image", "tools_image", "git_image")
-_FLAGS: Final = ("in_cluster", "native_sidecars", "port_forward", "sweep")
+_FLAGS: Final = ("in_cluster", "native_sidecars", "port_forward", "sweep", "keep_finished")
 _OPTIONAL_FLAGS: Final = frozenset({"in_cluster", "port_forward"})
 _NUMBERS: Final[Mapping[str, tuple[bool, Callable[[float], bool], str]]] = {
     # name: (whole numbers only, the test a value passes (NaN never does), what is expected)
@@ -143,6 +168,8 @@ _NUMBERS: Final[Mapping[str, tuple[bool, Callable[[float], bool], str]]] = {
     "heartbeat_interval": (False, lambda n: n > 0, "seconds, more than 0"),
     "lease_seconds": (False, lambda n: n > 0, "seconds, more than 0"),
     "pod_start_timeout": (False, lambda n: n > 0, "seconds, more than 0"),
+    "failed_create_timeout": (False, lambda n: n >= 0, "seconds, 0 or more"),
+    "image_pull_grace": (False, lambda n: n >= 0, "seconds, 0 or more"),
     "backoff": (False, lambda n: n >= 0, "seconds, 0 or more"),
     "shutdown_wait": (False, lambda n: n >= 0, "seconds, 0 or more"),
 }
@@ -163,6 +190,10 @@ def _problems(s: KubernetesSettings) -> list[tuple[str, str]]:
         )
     if s.kubeconfig is not None and not (isinstance(s.kubeconfig, str | os.PathLike) and os.fspath(s.kubeconfig)):
         problems.append(("kubeconfig", f"expected a file path or None, not {s.kubeconfig!r}"))
+    if s.security_profile not in SECURITY_PROFILES:
+        problems.append(
+            ("security_profile", f"expected one of {', '.join(SECURITY_PROFILES)}, not {s.security_profile!r}")
+        )
     for name in _IMAGES:
         value = getattr(s, name)
         if not isinstance(value, str) or not value or any(c.isspace() for c in value):

@@ -9,10 +9,10 @@ Rules (in order):
   ``OutputsTooLarge``: refused by ``polynb.tracking`` (the message says so), or a JSON object the kubelet cut
   at the container's limit (:func:`termination_limit`);
 * an init entry (not a sidecar) terminated with a non-zero code: ``failed`` (``InitFailed``);
-* a container waiting for a reason that will not resolve by itself (``ImagePullBackOff``,
-  ``InvalidImageName``, ``CreateContainerConfigError``, ...): ``failed`` with that reason — the executor
-  then deletes the run, since Kubernetes would wait forever; ``ErrImagePull`` (the first failed pull) and a
-  crash-looping sidecar are ``warning``;
+* a container waiting for a reason that will not resolve by itself (``InvalidImageName``,
+  ``CreateContainerConfigError``, ...): ``failed`` with that reason — the executor then deletes the run,
+  since Kubernetes would wait forever; ``ErrImagePull``/``ImagePullBackOff`` (registries recover; the
+  executor fails the run after its ``image_pull_grace``) and a crash-looping sidecar are ``warning``;
 * the pod ``Failed`` or ``Succeeded`` without a main-container state (evicted, deadline exceeded): that;
 * the main container ``running``: ``running`` — only then, not when the pod is scheduled;
 * ``PodScheduled=False`` with reason ``Unschedulable``: ``unschedulable`` with the scheduler's message;
@@ -28,7 +28,6 @@ from typing import Any, Final
 
 FATAL_WAITING: Final = frozenset(
     {
-        "ImagePullBackOff",
         "InvalidImageName",
         "ErrImageNeverPull",
         "CreateContainerConfigError",
@@ -36,7 +35,10 @@ FATAL_WAITING: Final = frozenset(
         "RunContainerError",
     }
 )
-WARNING_WAITING: Final = frozenset({"ErrImagePull", "CrashLoopBackOff", "ContainerStatusUnknown"})
+WARNING_WAITING: Final = frozenset({"ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff", "ContainerStatusUnknown"})
+IMAGE_PULL: Final = frozenset({"ErrImagePull", "ImagePullBackOff"})
+"""Pull failures a registry recovers from (rate limits, a late push): the executor fails the run only after
+its ``image_pull_grace``."""
 MAX_MESSAGE: Final = 2000
 OUTPUTS_TOO_LARGE: Final = "OutputsTooLarge"
 """The reason of a run whose outputs did not fit in its termination message (``polynb.tracking`` starts the

@@ -17,11 +17,12 @@ from k8s_emulator.testkit import TIMEOUT, wait_for
 
 from polynb.compiler.pipeline import build_pipeline
 from polynb.compiler.registry import ComponentRegistry
-from polynb.executors.kubernetes.executor import KubernetesExecutor
+from polynb.executors.kubernetes.executor import K8sSubmitError, KubernetesExecutor
 from polynb.executors.kubernetes.settings import KubernetesSettings
 from polynb.lifecycle import Status
 from polynb.scheduler.engine import Engine
 from polynb.scheduler.events import EngineEvent
+from polynb.scheduler.executor_checks import check_submission
 from polynb.spec.load import load_text
 from polynb.spec.models import Component
 from polynb.store import Store
@@ -75,7 +76,15 @@ def make_engine(
 ) -> tuple[Engine, KubernetesExecutor]:
     executor = KubernetesExecutor(
         KubernetesSettings(
-            kubeconfig=str(kubeconfig), kernel_id=kernel, backoff=0.01, port_forward=False, shutdown_wait=10.0
+            kubeconfig=str(kubeconfig),
+            kernel_id=kernel,
+            backoff=0.01,
+            port_forward=False,
+            shutdown_wait=10.0,
+            # These tests read the Jobs a pipeline made (deleting finished runs: test_hygiene.py), and an
+            # image that never comes fails at its first back-off (the pull's grace: test_faults.py).
+            keep_finished=True,
+            image_pull_grace=0,
         )
     )
     engine = Engine(
@@ -235,3 +244,43 @@ def test_reattach_after_an_engine_restart(env: K8sEnv, kubeconfig: Path) -> None
     env.emulator.finish(env.pod(long_run))
     assert env.wait(uuid) == "succeeded"
     assert env.kinds(long_run).count("run_status_running") == 1  # nothing replayed twice
+
+
+def tensorboard_reading(extra: str = "") -> str:
+    """A TensorBoard that links the experiment's outputs (the hub component's ``tensorboard`` init)."""
+    return f"""\
+  - name: tensorboard
+    events: [{{ref: ops.experiment, kinds: [run_status_running]}}]
+    params: {{uuids: {{ref: ops.experiment, value: globals.uuid}}}}
+{textwrap.indent(textwrap.dedent(extra), "    ")}    component:
+      name: tensorboard
+      inputs: [{{name: uuids, type: str}}]
+      run:
+        kind: service
+        ports: [6006]
+        init: [{{tensorboard: {{uuids: "{{{{ uuids }}}}"}}}}]
+        container: {{image: emu/hold, command: [tensorboard]}}
+"""
+
+
+def test_reading_another_runs_artifacts_without_a_claim_is_refused_before_anything_exists(env: K8sEnv) -> None:
+    env.emulator.settle()
+    env.emulator.reset_counts()
+    with pytest.raises(K8sSubmitError) as exc:
+        env.run(dag(job("experiment", "emu/hold"), tensorboard_reading()))
+    message = str(exc.value)
+    assert "op 'tensorboard': init tensorboard" in message
+    assert "--k8s-artifacts-claim" in message and "artifacts_claim" in message
+    assert env.store.list_runs() == []  # nothing half-submitted
+    assert env.emulator.counts()["create"] == 0
+
+
+def test_with_an_artifacts_claim_the_same_dag_is_accepted(env: K8sEnv, kubeconfig: Path) -> None:
+    spec = load_text(textwrap.dedent(dag(job("experiment", "emu/hold"), tensorboard_reading())))
+    pipeline = build_pipeline(spec, params={}, registry=env.registry, base_dir=Path.cwd())
+    claimed = KubernetesExecutor(KubernetesSettings(kubeconfig=str(kubeconfig), artifacts_claim="shared-artifacts"))
+    try:
+        check_submission(claimed, pipeline)  # no refusal: the runs share the claim
+        assert claimed.config.artifacts_claim == "shared-artifacts"
+    finally:
+        claimed.shutdown()

@@ -3,35 +3,19 @@ that contain no polynb, so what a cluster would make of an op is what the test s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from k8s_emulator import Emulator, testkit
 from k8s_emulator.testkit import make_op
 from support.recorder import UpdateRecorder
 
 from polynb.compiler.types import ContainerSpec, InitStep
 from polynb.executors.kubernetes.executor import KubernetesExecutor
-from polynb.executors.kubernetes.settings import KubernetesSettings
 
 executing_emulator = testkit.executing_emulator
-
-
-@pytest.fixture
-def executor(executing_emulator: Emulator) -> Iterator[KubernetesExecutor]:
-    assert executing_emulator.kubeconfig is not None
-    made = KubernetesExecutor(
-        KubernetesSettings(
-            kubeconfig=str(executing_emulator.kubeconfig),
-            kernel_id="kernel-1",
-            backoff=0.01,
-            shutdown_wait=10.0,
-            port_forward=False,
-        )
-    )
-    yield made
-    made.shutdown()
+kubeconfig = testkit.executing_kubeconfig
+make_executor = testkit.make_executor
+executor = testkit.executor
 
 
 def test_a_job_op_runs_and_reports_outputs_through_the_termination_message(

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from k8s_emulator import Emulator, testkit
-from k8s_emulator.testkit import MakeExecutor, make_op, outputs_message, wait_for
+from k8s_emulator.testkit import MakeExecutor, ManualClock, make_op, outputs_message, wait_for
 from support.recorder import UpdateRecorder
 
+from polynb.compiler.types import ContainerSpec, InitStep
 from polynb.executors.kubernetes.config import K8sConfigError
 from polynb.executors.kubernetes.executor import K8sSubmitError, KubernetesExecutor
 from polynb.executors.kubernetes.settings import KubernetesSettings
@@ -93,7 +94,7 @@ def test_403_on_create_says_what_is_missing(emulator: Emulator, executor: Kubern
     with pytest.raises(K8sSubmitError) as exc:
         executor.submit(make_op(executor, name="train"), UpdateRecorder())
     message = str(exc.value)
-    assert "cannot create the Job of op 'train': forbidden" in message
+    assert "cannot create the Job of op 'train': RBAC denies verb 'create' on resource 'jobs.batch'" in message
     assert 'cannot create resource "jobs"' in message and "docs/kubernetes.md" in message
 
 
@@ -177,3 +178,120 @@ def test_configuration_from_the_environment(emulator: Emulator, kubeconfig: Path
         assert (executor.config.tools_image, executor.config.artifacts_claim) == ("tools:1", "shared")
     finally:
         executor.shutdown()
+
+
+# -- issue 10: faults a real cluster produces ---------------------------------------------------------------
+
+
+def test_a_failed_service_create_deletes_its_pod_and_names_the_service(
+    emulator: Emulator, executor: KubernetesExecutor
+) -> None:
+    emulator.deny("create", "services")
+    op = make_op(executor, kind="service", ports=1, script={"main": {"hold": True}})
+    with pytest.raises(K8sSubmitError) as exc:
+        executor.submit(op, UpdateRecorder())
+    message = str(exc.value)
+    assert f"cannot create Service 'svc-{op.uuid[:12]}' of op 'train'" in message
+    assert "RBAC denies verb 'create' on resource 'services'" in message
+    wait_for(lambda: not emulator.objects("pods"), emulator, what="the service's Pod deleted")
+
+
+def test_a_job_blocked_by_quota_fails_with_the_event_after_its_timeout(
+    emulator: Emulator, make_executor: MakeExecutor
+) -> None:
+    clock = ManualClock()
+    executor = make_executor(clock=clock, pod_start_timeout=60, failed_create_timeout=300)
+    emulator.pod_quota(0, name="team-quota")
+    rec = UpdateRecorder()
+    op = make_op(executor)
+    executor.submit(op, rec)
+    events = wait_for(lambda: emulator.objects("events"), emulator, what="the FailedCreate event")
+    assert events[-1]["reason"] == "FailedCreate"
+    clock.advance(61)
+    executor._check_stuck()
+    warning = rec.until("warning", reason="FailedCreate")
+    assert "exceeded quota: team-quota" in warning.message
+    clock.advance(240)
+    executor._check_stuck()
+    final = rec.final()
+    assert (final.status, final.reason) == ("failed", "FailedCreate")
+    assert "failed_create_timeout" in final.message
+    assert 'pods "' in final.message and "exceeded quota: team-quota, requested: pods=1" in final.message
+    wait_for(lambda: not emulator.objects("jobs"), emulator, what="the blocked Job deleted")
+
+
+def test_image_pull_back_off_is_a_warning_until_its_grace_is_over(
+    emulator: Emulator, make_executor: MakeExecutor
+) -> None:
+    clock = ManualClock()
+    executor = make_executor(clock=clock, image_pull_grace=300)
+    rec = UpdateRecorder()
+    op = make_op(executor, script={"main": {"image_pull": "backoff"}})
+    executor.submit(op, rec)
+    warning = rec.until("warning", reason="ImagePullBackOff")
+    assert "Back-off pulling image" in warning.message
+    clock.advance(299)
+    executor._check_stuck()
+    emulator.settle()
+    assert not any(u.is_final for u in rec.events)  # still waiting for the registry
+    clock.advance(2)
+    executor._check_stuck()
+    final = rec.final()
+    assert (final.status, final.reason) == ("failed", "ImagePullBackOff")
+    assert "image_pull_grace" in final.message
+    wait_for(lambda: not emulator.objects("jobs"), emulator, what="the stuck Job deleted")
+
+
+def test_pod_security_restricted_refuses_polynb_containers_without_the_profile(
+    emulator: Emulator, make_executor: MakeExecutor
+) -> None:
+    emulator.enforce_pod_security("restricted")
+    executor = make_executor()
+    op = make_op(executor, kind="service", ports=1, script={"main": {"hold": True}})
+    with pytest.raises(K8sSubmitError) as exc:
+        executor.submit(op, UpdateRecorder())
+    message = str(exc.value)
+    assert "PodSecurity admission of namespace 'default' refuses the pod at level restricted:latest" in message
+    assert "not a permission problem" in message and "--k8s-security-profile restricted" in message
+    assert "RBAC" not in message and "Role" not in message
+
+
+def test_the_restricted_profile_is_admitted_by_a_restricted_namespace(
+    emulator: Emulator, make_executor: MakeExecutor
+) -> None:
+    emulator.enforce_pod_security("restricted")
+    executor = make_executor(security_profile="restricted")
+    rec = UpdateRecorder()
+    step = InitStep(kind="file", spec={"filename": "a.txt", "content": "x"})
+    sidecar = ContainerSpec(name="logger", image="busybox:1.36", command=("sh",))
+    op = make_op(executor, init=(step,), sidecars=(sidecar,), script={"main": {"logs": ["ok"]}})
+    executor.submit(op, rec)
+    assert rec.final().status == "succeeded"
+    events = emulator.objects("events")
+    assert not [e for e in events if e["reason"] == "FailedCreate"]
+
+
+def test_a_job_refused_by_pod_security_fails_with_the_admission_message(
+    emulator: Emulator, make_executor: MakeExecutor
+) -> None:
+    emulator.enforce_pod_security("restricted")
+    clock = ManualClock()
+    executor = make_executor(clock=clock, failed_create_timeout=120)
+    rec = UpdateRecorder()
+    executor.submit(make_op(executor), rec)
+    wait_for(lambda: emulator.objects("events"), emulator, what="the FailedCreate event")
+    clock.advance(121)
+    executor._check_stuck()
+    final = rec.final()
+    assert (final.status, final.reason) == ("failed", "FailedCreate")
+    assert 'violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false' in final.message
+
+
+def test_403_quota_on_a_service_pod_is_not_blamed_on_rbac(emulator: Emulator, executor: KubernetesExecutor) -> None:
+    emulator.pod_quota(0, name="small")
+    op = make_op(executor, kind="service", ports=1, script={"main": {"hold": True}})
+    with pytest.raises(K8sSubmitError) as exc:
+        executor.submit(op, UpdateRecorder())
+    message = str(exc.value)
+    assert "ResourceQuota 'small' of namespace 'default' is exhausted" in message
+    assert "RBAC" not in message

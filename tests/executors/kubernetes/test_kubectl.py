@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from k8s_emulator import Emulator, testkit
-from k8s_emulator.testkit import make_op, outputs_message
+from k8s_emulator.testkit import MakeExecutor, make_op, outputs_message
 from support.recorder import UpdateRecorder
 
 from polynb.executors.kubernetes.executor import KubernetesExecutor
@@ -43,7 +43,8 @@ def kubectl(kubeconfig: Path, *args: str) -> str:
     return done.stdout
 
 
-def test_get_and_logs_of_a_polynb_job(emulator: Emulator, kubeconfig: Path, executor: KubernetesExecutor) -> None:
+def test_get_and_logs_of_a_polynb_job(emulator: Emulator, kubeconfig: Path, make_executor: MakeExecutor) -> None:
+    executor = make_executor(keep_finished=True)  # kept for kubectl (by default finished runs are deleted)
     rec = UpdateRecorder()
     op = make_op(
         executor, name="train", script={"main": {"logs": ["epoch 1", "epoch 2"], "message": outputs_message(loss=0.5)}}

@@ -107,9 +107,54 @@ def test_failure_reason_and_stop(namespace: str) -> None:
     assert json.dumps({"ok": True})
 
 
+def test_service_url_through_the_port_forward(namespace: str) -> None:
+    """The real WebSocket port-forward: busybox's httpd as the service, fetched through the local tunnel."""
+    import urllib.request
+
+    executor = KubernetesExecutor(
+        KubernetesSettings(namespace=namespace, kernel_id=f"e2e3-{namespace}", port_forward=True)
+    )
+    try:
+        updates = Updates()
+        run = uuidlib.uuid4().hex
+        placement = executor.place(run, "service", 1)
+        serve = (
+            f"mkdir -p /tmp/www && echo scalars > /tmp/www/index.html && httpd -f -p {placement.ports[0]} -h /tmp/www"
+        )
+        op = CompiledOp(
+            uuid=run,
+            name="board",
+            kind="service",
+            container=ContainerSpec(name="main", image="busybox:1.36", command=("sh", "-c", serve)),
+            placement=placement,
+            termination=TerminationSpec(timeout=600),
+        )
+        executor.submit(op, updates)
+        url = None
+        while url is None:
+            update = updates.queue.get(timeout=300)
+            assert not update.is_final, update
+            url = update.url
+        body = b""
+        for _ in range(60):  # httpd may not listen yet when the container counts as started (no probe)
+            try:
+                with urllib.request.urlopen(url, timeout=30) as reply:
+                    body = reply.read().strip()
+                break
+            except OSError:
+                import time
+
+                time.sleep(1.0)
+        assert body == b"scalars"
+        executor.stop(run, grace=1)
+        assert updates.final()[-1].status == "stopped"
+    finally:
+        executor.shutdown()
+
+
 def test_polynb_code_runs_in_a_stock_python_image(namespace: str) -> None:
     # python:3.11-slim has no polynb: polynb.tracking comes in the runtime bundle (a ConfigMap on PYTHONPATH).
-    executor = KubernetesExecutor(KubernetesSettings(namespace=namespace, kernel_id=f"e2e3-{namespace}"))
+    executor = KubernetesExecutor(KubernetesSettings(namespace=namespace, kernel_id=f"e2e4-{namespace}"))
     try:
         updates = Updates()
         run = uuidlib.uuid4().hex

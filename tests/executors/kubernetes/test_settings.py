@@ -20,6 +20,9 @@ def test_every_variable_is_read() -> None:
         "POLYNB_K8S_ARTIFACTS_CLAIM": "shared-artifacts",
         "POLYNB_K8S_PORT_FORWARD": "no",
         "POLYNB_K8S_NATIVE_SIDECARS": "0",
+        "POLYNB_K8S_SECURITY_PROFILE": "restricted",
+        "POLYNB_K8S_KEEP_FINISHED": "yes",
+        "POLYNB_K8S_SERVICE_PORT": "8888",
     }
     assert set(env) == set(ENV.values())
     assert KubernetesSettings.from_env(env) == KubernetesSettings(
@@ -32,6 +35,9 @@ def test_every_variable_is_read() -> None:
         artifacts_claim="shared-artifacts",
         port_forward=False,
         native_sidecars=False,
+        security_profile="restricted",
+        keep_finished=True,
+        service_port_base=8888,
     )
 
 

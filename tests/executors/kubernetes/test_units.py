@@ -264,7 +264,7 @@ RUNNING = {"running": {"startedAt": "2024-05-01T10:00:00Z"}}
             "ContainerStarted",
         ),
         (pod(main={"waiting": {"reason": "ErrImagePull", "message": "x"}}), "warning", "ErrImagePull"),
-        (pod(main={"waiting": {"reason": "ImagePullBackOff", "message": "x"}}), "failed", "ImagePullBackOff"),
+        (pod(main={"waiting": {"reason": "ImagePullBackOff", "message": "x"}}), "warning", "ImagePullBackOff"),
         (pod(main={"waiting": {"reason": "CreateContainerConfigError"}}), "failed", "CreateContainerConfigError"),
         (pod(inits=[{"name": "i", "state": {"terminated": {"exitCode": 2}}}]), "failed", "InitFailed"),
         (

@@ -1,0 +1,72 @@
+"""schedule: cron, interval and datetime, as Polyaxon 2.18 reads them, with the cron expression checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from polynb.compiler.check import check
+from polynb.compiler.pipeline import build_pipeline
+from polynb.spec.errors import SpecErrors
+from polynb.spec.load import load_text
+from polynb.spec.schedule import cron_problem
+
+HEAD = "kind: component\nname: nightly\nrun: {kind: job, container: {command: [python, retrain.py]}}\nschedule:\n"
+
+
+def schedule(*lines: str) -> str:
+    return HEAD + "".join(f"  {line}\n" for line in lines)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ("kind: cron", "cron: '0 2 * * *'", "startAt: '2024-07-01T00:00:00Z'", "endAt: '2024-12-01T00:00:00Z'",
+         "maxRuns: 30", "dependsOnPast: false"),
+        ("kind: cron", "cron: '@daily'"),
+        ("kind: cron", "cron: '*/15 9-17 * jan-jun mon-fri'"),
+        ("kind: cron", "cron: '{{ params.when }}'"),
+        ("kind: interval", "frequency: 3600", "maxRuns: 3"),
+        ("kind: interval", "frequency: PT1H"),
+        ("kind: interval", "frequency: '1 day'", "dependsOnPast: 'yes'"),
+        ("kind: datetime", "startAt: '2024-07-01 10:00'"),
+    ],
+)  # fmt: skip
+def test_schedules_check_and_are_refused_at_run(lines: tuple[str, ...]) -> None:
+    text = schedule(*lines)
+    result = check(text)
+    assert result.valid, result.errors
+    assert [w.path for w in result.unsupported] == ["schedule"]
+    with pytest.raises(SpecErrors, match="does not run schedules"):
+        build_pipeline(load_text(text))
+
+
+@pytest.mark.parametrize(
+    ("lines", "line", "path", "fragment"),
+    [
+        (("kind: cron", "cron: '0 25 * * *'"), 6, "schedule.cron", "hour 25 is out of range 0-23"),
+        (("kind: cron", "cron: 'every day'"), 6, "schedule.cron", "five fields"),
+        (("kind: cron", "startAt: '2024-07-01'"), 4, "schedule.cron", "missing required field 'cron'"),
+        (("kind: cron", "cron: '0 * * * *'", "startAt: tomorrow"), 7, "schedule.startAt", "expected a datetime"),
+        (("kind: cron", "cron: '0 * * * *'", "maxRuns: '3'"), 7, "schedule.maxRuns", "expected an integer"),
+        (("kind: cron", "cron: '0 * * * *'", "startAt: '2024-07-02'", "endAt: '2024-07-01'"), 4, "schedule",
+         "would never run"),
+        (("kind: interval", "maxRuns: 3"), 4, "schedule.frequency", "missing required field 'frequency'"),
+        (("kind: interval", "frequency: '3600'"), 6, "schedule.frequency", "expected a duration"),
+        (("kind: datetime", "startAt: '2024-07-01'", "maxRuns: 1"), 7, "schedule.maxRuns", "unexpected key"),
+        (("kind: crontab", "cron: '0 * * * *'"), 5, "schedule.kind", "did you mean 'cron'"),
+    ],
+)  # fmt: skip
+def test_schedule_mistakes_are_positioned(lines: tuple[str, ...], line: int, path: str, fragment: str) -> None:
+    result = check(schedule(*lines))
+    assert not result.valid
+    first = result.errors[0]
+    assert (first.line, first.path) == (line, path) and fragment in first.message, result.errors
+
+
+@pytest.mark.parametrize(
+    ("expression", "ok"),
+    [("0 2 * * *", True), ("@hourly", True), ("0 0 1,15 * 7", True), ("0 0 * * sun", True), ("*/0 * * * *", False),
+     ("60 * * * *", False), ("0 0 0 * *", False), ("0 0 * 13 *", False), ("0 0 * * 8", False), ("0 0 * *", False)],
+)  # fmt: skip
+def test_cron_expressions(expression: str, ok: bool) -> None:
+    assert (cron_problem(expression) is None) == ok

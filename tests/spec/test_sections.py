@@ -1,0 +1,113 @@
+"""Distributed run kinds, build, plugins, dockerfile init and cache: checked field by field, refused at run
+with the reason where polynb does not execute them."""
+
+from __future__ import annotations
+
+import pytest
+
+from polynb.compiler.check import check
+from polynb.compiler.pipeline import build_pipeline
+from polynb.spec.errors import SpecErrors
+from polynb.spec.load import load_text
+
+TF = """\
+kind: component
+name: dist
+run:
+  kind: tfjob
+  cleanPodPolicy: All
+  schedulingPolicy: {minAvailable: 2}
+  chief: {replicas: 1, container: {image: tf, command: [python, train.py]}}
+  worker:
+    replicas: 2
+    environment: {nodeSelector: {gpu: "true"}}
+    container: {image: tf, command: [python, train.py], resources: {limits: {nvidia.com/gpu: 1}}}
+"""
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        TF.split("run:\n", 1)[1],
+        "  kind: pytorchjob\n  elasticPolicy: {minReplicas: 1, maxReplicas: 4}\n  nProcPerNode: 2\n"
+        "  master: {replicas: 1, container: {image: pt, command: [torchrun, train.py]}}\n",
+        "  kind: mpijob\n  slotsPerWorker: 1\n  launcher: {container: {image: h, command: [mpirun, python, t.py]}}\n",
+        "  kind: daskcluster\n  minReplicas: 1\n  scheduler: {container: {image: d, command: [dask-scheduler]}}\n",
+        "  kind: raycluster\n  entrypoint: python t.py\n  head: {container: {image: r}, rayStartParams: {a: b}}\n"
+        "  workers: {small: {replicas: 1, maxReplicas: 3, container: {image: r}}}\n",
+    ],
+)
+def test_distributed_runs_check_and_are_refused_with_the_reason(run: str) -> None:
+    text = "kind: component\nname: dist\nrun:\n" + run
+    result = check(text)
+    assert result.valid, result.errors
+    [refusal] = result.unsupported
+    assert refusal.path == "run.kind" and "runs no Kubeflow, Dask or Ray operator" in refusal.message
+    with pytest.raises(SpecErrors, match="not supported yet"):
+        build_pipeline(load_text(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path", "fragment"),
+    [
+        (TF.replace("cleanPodPolicy: All", "cleanPodPolicy: all"), 5, "run.cleanPodPolicy", "did you mean 'All'"),
+        (TF.replace("  worker:\n", "  workers:\n"), 8, "run.workers", "did you mean 'worker'"),
+        (TF.replace("replicas: 2", "replicas: '2'"), 9, "run.worker.replicas", "expected an integer"),
+        (TF.replace("kind: tfjob", "kind: xgbjob"), 4, "run.kind", "dropped the XGBoost operator"),
+        (TF.replace("kind: tfjob", "kind: rayjob"), 4, "run.kind", "`kind: raycluster`"),
+    ],
+)
+def test_distributed_mistakes_are_positioned(text: str, line: int, path: str, fragment: str) -> None:
+    result = check(text)
+    assert not result.valid
+    first = result.errors[0]
+    assert (first.line, first.path) == (line, path) and fragment in first.message, result.errors
+
+
+JOB = "run: {kind: job, container: {image: x, command: [echo]}}\n"
+
+
+def test_build_is_checked_and_refused() -> None:
+    text = (
+        "kind: operation\nname: op\nbuild:\n  hubRef: kaniko\n  params: {destination: {value: img}}\ncomponent:\n  "
+        + JOB
+    )
+    result = check(text)
+    assert result.valid and "builds no container images" in result.unsupported[0].message
+    result = check("kind: operation\nname: op\nbuild: {connection: registry}\ncomponent:\n  " + JOB)
+    assert [e.path for e in result.errors] == ["build.hubRef"]
+
+
+def test_plugins_are_checked_refused_or_warned() -> None:
+    text = (
+        "kind: component\nplugins: {collectLogs: true, auth: true, ssh: true,"
+        " notifications: [{connections: [slack], trigger: failed}]}\n" + JOB
+    )
+    result = check(text)
+    assert result.valid
+    assert sorted(e.path for e in result.unsupported) == ["plugins.notifications", "plugins.ssh"]
+    warned = [w.path for w in result.warnings if w not in result.unsupported]
+    assert warned == ["plugins.auth"]  # collectLogs: true is what polynb does anyway
+    result = check("kind: component\nplugins: {collectLog: false}\n" + JOB)
+    assert "did you mean 'collectLogs'" in result.errors[0].message
+    result = check("kind: component\nplugins: {notifications: [{connections: [s], trigger: finished}]}\n" + JOB)
+    assert result.errors[0].path == "plugins.notifications[0].trigger"
+
+
+def test_a_dockerfile_init_is_checked_and_refused_with_the_reason() -> None:
+    init = "  - dockerfile: {image: 'python:3.11', env: {A: '1'}, run: ['pip install x'], copy: ['.', /code]}\n"
+    text = "kind: component\nrun:\n  kind: job\n  init:\n" + init + "  container: {image: x, command: [echo]}\n"
+    result = check(text)
+    assert result.valid
+    assert "does not write Dockerfiles" in result.unsupported[0].message
+    bad = text.replace("image: 'python:3.11', ", "")
+    assert check(bad).errors[0].path == "run.init[0].dockerfile.image"
+    bad = text.replace("run: ['pip install x']", "run: pip install x")
+    assert "expected a list" in check(bad).errors[0].message
+
+
+def test_cache_is_checked() -> None:
+    ok = check("kind: component\ncache: {ttl: 3600, io: [lr], sections: [containers, init]}\n" + JOB)
+    assert ok.valid and ok.warnings[0].path == "cache"
+    bad = check("kind: component\ncache: {sections: [outputs]}\n" + JOB)
+    assert bad.errors[0].path == "cache.sections[0]"

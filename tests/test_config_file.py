@@ -1,0 +1,62 @@
+"""``$POLYNB_HOME/config.yaml`` (or ``$POLYNB_CONFIG``): its ``kubernetes:`` section, validated, with every
+problem at its line and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from polynb.config_file import config_path, load_config, parse_config
+from polynb.spec.errors import SpecErrors
+
+
+def test_no_file_is_no_settings(tmp_path: Path) -> None:
+    config = load_config({"POLYNB_HOME": str(tmp_path)})
+    assert config.path is None and dict(config.kubernetes) == {}
+
+
+def test_the_file_is_found_in_polynb_home_or_named_by_polynb_config(tmp_path: Path) -> None:
+    assert config_path({"POLYNB_HOME": str(tmp_path)}) == tmp_path / "config.yaml"
+    other = tmp_path / "team.yaml"
+    assert config_path({"POLYNB_HOME": str(tmp_path), "POLYNB_CONFIG": str(other)}) == other
+
+
+def test_a_missing_polynb_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecErrors, match=r"team.yaml:0:0: \(root\): no such file \(from \$POLYNB_CONFIG\)"):
+        load_config({"POLYNB_CONFIG": str(tmp_path / "team.yaml")})
+
+
+def test_the_kubernetes_section_keeps_only_what_it_sets(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text(
+        "# team defaults\nkubernetes:\n  namespace: ml\n  artifacts_claim: shared\n  keep_finished: true\n"
+        "  image_pull_grace: 600\n"
+    )
+    config = load_config({"POLYNB_HOME": str(tmp_path)})
+    assert dict(config.kubernetes) == {
+        "namespace": "ml",
+        "artifacts_claim": "shared",
+        "keep_finished": True,
+        "image_pull_grace": 600,
+    }
+    assert config.where("kubernetes", "artifacts_claim") == f"{tmp_path / 'config.yaml'}:4:20"
+
+
+def test_an_empty_or_comment_only_file_sets_nothing() -> None:
+    assert dict(parse_config("# nothing yet\n", "c.yaml").kubernetes) == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("kubernetes:\n  artifact_claim: x\n", "c.yaml:2:3: kubernetes.artifact_claim: unknown key; expected one of:"),
+        ("kubernetes:\n  keep_finished: maybe\n", "c.yaml:2:18: kubernetes.keep_finished: Input should be a valid"),
+        ("kubernetes:\n  security_profile: strict\n", "c.yaml:2:21: kubernetes.security_profile: Input should be"),
+        ("kubernets:\n  namespace: ml\n", "c.yaml:1:1: kubernets: unknown key; expected one of: kubernetes"),
+        ("kubernetes: [a]\n", "c.yaml:1:13: kubernetes: Input should be a valid dictionary"),
+    ],
+)
+def test_every_problem_has_its_position(text: str, expected: str) -> None:
+    with pytest.raises(SpecErrors) as exc:
+        parse_config(text, "c.yaml")
+    assert str(exc.value).startswith(expected), str(exc.value)
