@@ -176,7 +176,8 @@ def test_resubmitting_an_attempt_adopts_it(emulator: Emulator, make_executor: Ma
 
 def test_a_name_taken_by_another_run_is_an_error(emulator: Emulator, executor: KubernetesExecutor) -> None:
     op = make_op(executor)
-    other = make_op(executor, uuid=op.uuid[:8] + "f" * 24)  # same name, another run
+    # Same name, another run, still running (a finished one's Job is deleted once it is done: the name is free).
+    other = make_op(executor, uuid=op.uuid[:8] + "f" * 24, script={"main": {"hold": True}})
     executor.submit(other, UpdateRecorder())
     with pytest.raises(K8sSubmitError, match="exists and is not run"):
         executor.submit(op, UpdateRecorder())
