@@ -16,7 +16,8 @@ Semantics the scheduler relies on:
 * An op whose component is itself a DAG keeps that component; build its pipeline with ``build_pipeline(
   op.component, params=resolved_values, base_dir=op.base_dir)`` once its params are known.
 
-What parses but is refused as "not supported yet" (docs/semantics.md: never silently ignored): ``matrix``,
+A top-level ``matrix`` runs as a sweep (``scheduler.sweeps``); ``iterative`` and a matrix inside a DAG are
+refused. What parses but is refused as "not supported yet" (docs/semantics.md: never silently ignored):
 ``schedule``, ``joins``, ``build``, ``runPatch``, ``isApproved: false``, distributed and ``tuner`` run kinds,
 ``earlyStopping``, event kinds other than ``run_status_*``, ``dockerfile``/``lineageRef``/``modelRef``/
 ``artifactRef`` init entries, and a DAG's own ``termination.ttl`` (its ``termination.timeout`` and
@@ -44,7 +45,8 @@ from polynb.spec import iotypes
 from polynb.spec.dag import DagGraph, DagIssue, OpNode, analyze, check_refs, name_limit, name_too_long
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.joins import join_value_problem
-from polynb.spec.matrix import MatrixSpec, gives_input, hp_param, input_type_problem
+from polynb.compiler.trials import unrunnable
+from polynb.spec.matrix import MatrixSpec, MetricEarlyStopping, gives_input, hp_param, input_type_problem
 from polynb.spec.models import (
     IO,
     Component,
@@ -74,7 +76,6 @@ HOOK_CONTEXT_PARAMS = frozenset({"name", "uuid", "kind", "status", "inputs", "ou
 """Params a hook receives from its main run unless ``disableDefaults`` (docs/semantics.md, Hooks)."""
 
 _UNSUPPORTED_SECTIONS = (
-    ("matrix", "matrix", "polynb does not run sweeps yet (the matrix is checked, not run)"),
     ("schedule", "schedule", "polynb does not run schedules yet (the schedule is checked, not run)"),
     ("joins", "joins", "polynb does not run join queries over past runs yet (the joins are checked, not run)"),
     ("build", "build", "polynb builds no container images (the build section is checked, not run)"),
@@ -305,6 +306,7 @@ class _Builder:
                         ("events", k, "ref"),
                         f"`{event.ref}` needs an enclosing DAG; at the top level an event can only watch `runs.<uuid>`",
                     )
+        self.check_sweep(spec, component, where)
         inputs = self.bind_top(spec, component, literal, overrides, where)
         name = spec.name or component.name or "main"
         self.check_name_length(name, root / ("name",) if spec.name else where / ("name",))
@@ -317,6 +319,27 @@ class _Builder:
         op = PipelineOp(name, operation, component, frozenset(), tuple(operation.events or ()), component_base)
         graph = DagGraph(nodes={name: OpNode(name)}, edges=[], stages=[[name]])
         return Pipeline(name, "single", spec, inputs, {name: op}, graph, None, hooks, base_dir, self.source)
+
+    def check_sweep(self, spec: Component | Operation, component: Component, where: _Where) -> None:
+        """A top-level matrix runs as a sweep (``scheduler.sweeps``) if polynb can run its kind; a matrix
+        on the component an operation runs is refused: Polyaxon takes the operation's."""
+        if component is not spec and component.matrix is not None:
+            self.add(where, ("matrix",), "`matrix` on the component of an operation is not supported: write it "
+                     "on the operation", "unsupported")  # fmt: skip
+        if spec.matrix is None:
+            return
+        if isinstance(component.run, Dag):
+            self.add(_Where(None, ()), ("matrix",), "`matrix` over a DAG is not supported yet: polynb sweeps a "
+                     "job or a Python step", "unsupported")  # fmt: skip
+        problem = unrunnable(spec.matrix)
+        if problem is not None:
+            self.add(_Where(None, ()), ("matrix", "kind"), f"`matrix` is not supported yet: {problem}",
+                     "unsupported")  # fmt: skip
+        for k, policy in enumerate(spec.matrix.early_stopping or ()):
+            if isinstance(policy, MetricEarlyStopping) and policy.policy is not None:
+                self.add(_Where(None, ()), ("matrix", "earlyStopping", k, "policy"), "the `policy` is not "
+                         "applied: polynb reads a trial's metric once the trial is final, and stops the sweep when "
+                         "it reaches `value`", "warning")  # fmt: skip
 
     def patched(self, op: Operation, component: Component, where: _Where) -> Component:
         """The component with the operation's ``runPatch`` applied (``compiler.patch``); a patch that makes
@@ -587,11 +610,17 @@ class _Builder:
             self.add(where, issue.path, issue.message)
         for k, component in enumerate(dag.components or ()):
             self.check_fields(component, where / ("components", k))
+            if component.matrix is not None:
+                self.add(where / ("components", k), ("matrix",), "`matrix` in a DAG is not supported yet: polynb "
+                         "runs sweeps of a top-level operation or component", "unsupported")  # fmt: skip
         components: dict[str, Component] = {}
         ops: dict[str, PipelineOp] = {}
         for i, op in enumerate(dag.operations):
             op_where = where / ("operations", i)
             self.check_fields(op, op_where)
+            if op.matrix is not None:
+                self.add(op_where, ("matrix",), "`matrix` on an op of a DAG is not supported yet: polynb runs "
+                         "sweeps of a top-level operation or component", "unsupported")  # fmt: skip
             name = op.name
             if name is None or name not in graph.nodes or graph.nodes[name].index != i:
                 continue

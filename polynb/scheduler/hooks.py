@@ -144,6 +144,8 @@ class HookFactory:
         yet. Reads only: called before the transaction that writes them."""
         if run.role == "dag":
             hooks = self._state.dags[run.uuid].plan.hooks
+        elif run.role == "sweep":
+            hooks = self._state.sweeps[run.uuid].hooks
         elif run.plan is not None:
             hooks = run.plan.hooks
         else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polynb.executors.base import Executor
 from polynb.lifecycle import Status
@@ -22,6 +22,9 @@ from polynb.scheduler.run_state import RunState
 from polynb.scheduler.tallies import DagIndex, RootTally
 from polynb.scheduler.timers import Timers
 from polynb.store import Store
+
+if TYPE_CHECKING:
+    from polynb.scheduler.sweeps import SweepState
 
 
 @dataclass(eq=False)
@@ -74,6 +77,10 @@ class EngineState:
     """per top-level run: its services and hooks not final yet (what ``Engine.wait`` needs)"""
     dirty_dags: set[str] = field(default_factory=set)
     """DAGs to re-evaluate before the engine waits for the next message"""
+    sweeps: dict[str, SweepState] = field(default_factory=dict)
+    """matrix runs by uuid (``sweeps``)"""
+    dirty_sweeps: set[str] = field(default_factory=set)
+    """sweeps to re-evaluate (a trial of theirs is final) before the engine waits for the next message"""
     dirty_roots: set[str] = field(default_factory=set)
     """top-level runs whose ``Settled`` state must be published to waiters"""
     shutting_down: bool = False
