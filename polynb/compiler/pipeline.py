@@ -40,12 +40,12 @@ from pydantic.alias_generators import to_camel
 from polynb.compiler.joins import QueryError, parse_query, parse_sort
 from polynb.compiler.patch import RunPatchError, apply_run_patch
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
+from polynb.compiler.trials import unrunnable
 from polynb.lifecycle import is_status_event
 from polynb.spec import iotypes
 from polynb.spec.dag import DagGraph, DagIssue, OpNode, analyze, check_refs, name_limit, name_too_long
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.joins import join_value_problem
-from polynb.compiler.trials import unrunnable
 from polynb.spec.matrix import MatrixSpec, MetricEarlyStopping, gives_input, hp_param, input_type_problem
 from polynb.spec.models import (
     IO,

@@ -183,7 +183,7 @@ class HyperbandMath:
         return self.s_max + 1
 
     def num_runs(self, bracket: int) -> int:
-        return int(math.ceil((self.budget / self.max_iterations) * (self.eta**bracket) / (bracket + 1)))
+        return math.ceil((self.budget / self.max_iterations) * (self.eta**bracket) / (bracket + 1))
 
     def resources(self, bracket: int, bracket_iteration: int = 0) -> float:
         return self.max_iterations * (self.eta ** (-bracket)) * self.eta**bracket_iteration
@@ -216,4 +216,14 @@ def unrunnable(matrix: object) -> str | None:
                 "components; use random, grid, hyperband, tpe or bayes")  # fmt: skip
     if getattr(matrix, "tuner", None) is not None:
         return "a custom `tuner` component: polynb suggests trials itself (Optuna for tpe and bayes)"
+    params = getattr(matrix, "params", None)
+    if kind in ("tpe", "bayes") and isinstance(params, dict):
+        for name, param in params.items():
+            if param.kind not in OPTUNA_KINDS:
+                return (f"`{name}` is a `{param.kind}`: polynb's {kind} runs on Optuna, whose samplers take choices, "
+                        "ranges and uniform, quniform and loguniform distributions")  # fmt: skip
     return None
+
+
+OPTUNA_KINDS = ENUMERATED | {"uniform", "quniform", "loguniform"}
+"""Generators with an Optuna distribution (``scheduler.suggesters.optuna_distribution``)."""

@@ -132,9 +132,11 @@ class HyperbandSuggester:
     def _first_round(self) -> _Round:
         bracket = self.math.bracket(self._iteration)
         # As Polyaxon: each bracket's configurations are a random search with the matrix's seed.
-        configs = random_search(self._params, self.math.num_runs(bracket), self._seed) if self._params else [
-            {} for _ in range(self.math.num_runs(bracket))
-        ]
+        configs = (
+            random_search(self._params, self.math.num_runs(bracket), self._seed)
+            if self._params
+            else [{} for _ in range(self.math.num_runs(bracket))]
+        )
         return _Round(configs)
 
     def _with_resource(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -261,12 +263,11 @@ class OptunaSuggester:
 
 
 def _gp_sampler(seed: int | None, initial: int) -> Any:
+    import importlib.util
+
     import optuna
 
-    try:
-        import scipy  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("scipy") is None:
         raise TrialsError("a `bayes` matrix runs on Optuna's GPSampler, which needs `torch` and `scipy`: "
                           "install them (`pip install torch scipy`) or use `kind: tpe`") from None  # fmt: skip
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=initial)

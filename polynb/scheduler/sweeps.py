@@ -118,11 +118,16 @@ class Sweeps:
                 meta={
                     "role": "sweep",
                     "dag": dag_plan.to_meta(),
-                    "sweep": {"kind": matrix.kind, "metric": metric, "maximize": maximize,
-                              "total": suggester.total, "concurrency": concurrency},
+                    "sweep": {
+                        "kind": matrix.kind,
+                        "metric": metric,
+                        "maximize": maximize,
+                        "total": suggester.total,
+                        "concurrency": concurrency,
+                    },
                     OWNER_KEY: state.owner,
                     "hook_components": dict(hook_components),
-                },  # fmt: skip
+                },
                 executor=executor,
             )
         )
@@ -226,8 +231,12 @@ class Sweeps:
                 kind=sweep.plan.kind,
                 dag_uuid=sweep.uuid,
                 inputs=suggestion.params,
-                meta={"role": "trial", "plan": sweep.plan.to_meta(), "dag": dag.to_meta(),
-                      TRIAL_KEY: {"index": index, "params": suggestion.params}},  # fmt: skip
+                meta={
+                    "role": "trial",
+                    "plan": sweep.plan.to_meta(),
+                    "dag": dag.to_meta(),
+                    TRIAL_KEY: {"index": index, "params": suggestion.params},
+                },
                 executor=state.runs[sweep.uuid].executor,
             )
         )

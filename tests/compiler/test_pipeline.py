@@ -140,7 +140,6 @@ def test_path_ref_relative_to_the_source(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("snippet", "expected"),
     [
-        ("matrix: {kind: grid, params: {lr: {kind: choice, value: [0.1]}}}", "`matrix` is not supported yet"),
         ("schedule: {kind: cron, cron: '0 2 * * *'}", "`schedule` is not supported yet"),
         ("joins: [{ref: runs, query: 'status: succeeded', params: {}}]", "`joins` is not supported yet"),
         ("build: {hubRef: kaniko}", "`build` is not supported yet"),
@@ -337,3 +336,16 @@ run:
         )
     )
     assert [h.hub_ref for h in pipeline.ops["train"].hooks] == ["webhook"]
+
+
+def test_a_matrix_runs_at_the_top_level_and_is_refused_inside_a_dag() -> None:
+    top = "kind: operation\nname: s\nmatrix: {kind: grid, params: {lr: {kind: choice, value: [0.1]}}}\n" \
+          "component: {inputs: [{name: lr, type: float}], run: {kind: job, container: {command: [x]}}}\n"  # fmt: skip
+    assert build_pipeline(spec(top)).spec.matrix is not None
+    nested = (
+        "kind: component\nname: d\nrun:\n  kind: dag\n  operations:\n"
+        "  - name: a\n    matrix: {kind: grid, params: {lr: {kind: choice, value: [0.1]}}}\n"
+        "    component: {inputs: [{name: lr, type: float}], run: {kind: job, container: {command: [x]}}}\n"
+    )
+    with pytest.raises(SpecErrors, match="`matrix` on an op of a DAG is not supported yet"):
+        build_pipeline(spec(nested))

@@ -34,12 +34,14 @@ def trials(env: Env, uuid: str) -> list:
 
 
 def test_grid_sweep_runs_every_combination_as_trials_under_the_sweep(env: Env) -> None:
-    uuid = env.run(sweep("""
+    uuid = env.run(
+        sweep("""
         kind: grid
         concurrency: 2
         params:
           lr: {kind: choice, value: [0.1, 0.3, 0.5]}
-    """))
+    """)
+    )
     assert env.wait(uuid) == "succeeded"
     record = env.store.get_run(uuid)
     assert record.kind == "matrix"
@@ -51,14 +53,16 @@ def test_grid_sweep_runs_every_combination_as_trials_under_the_sweep(env: Env) -
 
 
 def test_trials_are_created_lazily_never_more_than_concurrency_at_once(env: Env) -> None:
-    uuid = env.run(sweep("""
+    uuid = env.run(
+        sweep("""
         kind: random
         numRuns: 6
         seed: 3
         concurrency: 2
         params:
           lr: {kind: uniform, value: [0, 1]}
-    """))
+    """)
+    )
     assert env.wait(uuid) == "succeeded"
     runs = trials(env, uuid)
     assert len(runs) == 6
@@ -83,23 +87,27 @@ def test_random_sweep_with_a_seed_gives_the_same_trials_again(env: Env) -> None:
 
 
 def test_a_failed_trial_fails_the_sweep_after_every_trial_is_done(env: Env) -> None:
-    uuid = env.run(sweep("""
+    uuid = env.run(
+        sweep("""
         kind: mapping
         concurrency: 1
         values: [{lr: -1.0}, {lr: 0.2}]
-    """))
+    """)
+    )
     assert env.wait(uuid) == "failed"
     assert [r.status for r in trials(env, uuid)] == [Status.FAILED, Status.SUCCEEDED]
     assert env.store.get_run(uuid).reason == "TrialsFailed"
 
 
 def test_failure_early_stopping_stops_the_sweep_once_the_percent_of_trials_failed(env: Env) -> None:
-    uuid = env.run(sweep("""
+    uuid = env.run(
+        sweep("""
         kind: mapping
         concurrency: 1
         earlyStopping: [{kind: failure_early_stopping, percent: 40}]
         values: [{lr: 0.1}, {lr: -1.0}, {lr: -2.0}, {lr: 0.2}, {lr: 0.4}]
-    """))
+    """)
+    )
     assert env.wait(uuid) == "failed"
     # 2 of the 5 trials (40%) failed: no trial starts after that.
     assert [r.inputs["lr"] for r in trials(env, uuid)] == [0.1, -1.0, -2.0]
@@ -107,14 +115,16 @@ def test_failure_early_stopping_stops_the_sweep_once_the_percent_of_trials_faile
 
 
 def test_metric_early_stopping_ends_the_sweep_when_a_trial_reaches_the_value(env: Env) -> None:
-    uuid = env.run(sweep("""
+    uuid = env.run(
+        sweep("""
         kind: grid
         concurrency: 1
         earlyStopping:
           - {kind: metric_early_stopping, metric: loss, value: 0.001, optimization: minimize}
         params:
           lr: {kind: choice, value: [0.1, 0.3, 0.5, 0.7]}
-    """))
+    """)
+    )
     assert env.wait(uuid) == "succeeded"
     assert [r.inputs["lr"] for r in trials(env, uuid)] == [0.1, 0.3]
     record = env.store.get_run(uuid)
@@ -155,7 +165,8 @@ def test_hyperband_gives_the_resource_and_keeps_the_best(env: Env) -> None:
 
 def test_tpe_sweep_asks_optuna_and_tells_it_each_trials_metric(env: Env) -> None:
     pytest.importorskip("optuna")
-    uuid = env.run(sweep("""
+    uuid = env.run(
+        sweep("""
         kind: tpe
         numRuns: 3
         maxIterations: 2
@@ -164,7 +175,8 @@ def test_tpe_sweep_asks_optuna_and_tells_it_each_trials_metric(env: Env) -> None
         metric: {name: loss, optimization: minimize}
         params:
           lr: {kind: uniform, value: [0, 1]}
-    """))
+    """)
+    )
     assert env.wait(uuid) == "succeeded"
     runs = trials(env, uuid)
     assert len(runs) == 6
@@ -172,12 +184,17 @@ def test_tpe_sweep_asks_optuna_and_tells_it_each_trials_metric(env: Env) -> None
 
 
 def test_operation_hooks_run_for_the_sweep_and_component_hooks_for_each_trial(env: Env) -> None:
-    uuid = env.run(sweep("""
+    uuid = env.run(
+        sweep(
+            """
         kind: grid
         params:
           lr: {kind: choice, value: [0.1, 0.2]}
-    """, hooks="hooks: [{hubRef: webhook, params: {url: {value: 'http://127.0.0.1:9/x'}}}]",
-        component_hooks="hooks: [{hubRef: webhook, params: {url: {value: 'http://127.0.0.1:9/y'}}}]"))
+    """,
+            hooks="hooks: [{hubRef: webhook, params: {url: {value: 'http://127.0.0.1:9/x'}}}]",
+            component_hooks="hooks: [{hubRef: webhook, params: {url: {value: 'http://127.0.0.1:9/y'}}}]",
+        )
+    )
     env.wait(uuid)
     assert [h.name for h in env.store.hooks_of(uuid)] == ["sweep-webhook"]
     for trial in trials(env, uuid):
@@ -215,9 +232,11 @@ def test_iterative_is_refused_with_the_reason() -> None:
     from polynb.spec.errors import SpecErrors
 
     with pytest.raises(SpecErrors, match="iterative"):
-        build(sweep("""
+        build(
+            sweep("""
             kind: iterative
             maxIterations: 3
             params:
               lr: {kind: uniform, value: [0, 1]}
-        """))
+        """)
+        )
