@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from polynb.executors.base import Executor
 from polynb.lifecycle import Status
@@ -19,12 +19,10 @@ from polynb.scheduler.events import Listeners
 from polynb.scheduler.outbox import Outbox
 from polynb.scheduler.plan import DagPlan
 from polynb.scheduler.run_state import RunState
+from polynb.scheduler.sweep_state import SweepState
 from polynb.scheduler.tallies import DagIndex, RootTally
 from polynb.scheduler.timers import Timers
 from polynb.store import Store
-
-if TYPE_CHECKING:
-    from polynb.scheduler.sweeps import SweepState
 
 
 @dataclass(eq=False)

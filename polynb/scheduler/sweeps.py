@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from polynb.lifecycle import Status
@@ -39,9 +38,9 @@ from polynb.scheduler.plan import DagPlan, OpPlan, make_op_plan
 from polynb.scheduler.run_state import RunState
 from polynb.scheduler.state import EngineState
 from polynb.scheduler.statuses import Statuses
-from polynb.scheduler.suggesters import Suggester, Suggestion, suggester_for
+from polynb.scheduler.suggesters import Suggestion, suggester_for
+from polynb.scheduler.sweep_state import SweepState
 from polynb.spec.matrix import FailureEarlyStopping, MatrixSpec, MetricEarlyStopping
-from polynb.spec.models import Hook
 from polynb.store import NewRun
 
 REASON_EARLY_STOPPING = "EarlyStopping"
@@ -49,32 +48,6 @@ REASON_SWEEP_STOPPED = "SweepStopped"
 SWEEP_KIND = "matrix"
 TRIAL_KEY = "trial"
 """``meta`` key of a trial run: ``{"index": n, "params": {...}}`` (what ``polynb ls`` and the sweep view read)."""
-
-
-@dataclass(eq=False)
-class SweepState:
-    uuid: str
-    name: str
-    plan: OpPlan
-    """The op each trial runs: the matrix taken off, the component's hooks only."""
-    inputs: dict[str, Any]
-    hooks: tuple[Hook, ...]
-    """The operation's hooks: they run for the sweep."""
-    suggester: Suggester
-    concurrency: int | None
-    metric: str | None
-    maximize: bool
-    early_stopping: tuple[MetricEarlyStopping | FailureEarlyStopping, ...]
-    active: dict[str, Any] = field(default_factory=dict)
-    """trial run uuid -> its suggestion's key, for the trials not final yet"""
-    created: int = 0
-    failed: int = 0
-    stopped: int = 0
-    closed: bool = False
-    """No trial starts any more (early stopping, a stop)."""
-    stop_requested: bool = False
-    early_stop_message: str | None = None
-    base_dir: str | None = None
 
 
 def _metric_of(matrix: MatrixSpec) -> tuple[str | None, bool]:
