@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
-from support.schedkit import PY, Env, build
+from support.schedkit import DEADLOCK_GUARD, PY, Env, build
 
 from polynb.lifecycle import Status
+from polynb.scheduler.events import EngineEvent
 
 _LOSS = (
     "import json, os, sys; lr = float(sys.argv[1]); "
@@ -240,3 +242,53 @@ def test_iterative_is_refused_with_the_reason() -> None:
               lr: {kind: uniform, value: [0, 1]}
         """)
         )
+
+
+def test_a_sweep_is_not_resumed_by_the_next_engine_its_running_trials_are(tmp_path: Path) -> None:
+    from support.recorder import Recorder
+
+    from polynb.executors.local.executor import LocalExecutor
+    from polynb.scheduler.engine import Engine
+    from polynb.store import Store
+
+    store = Store(tmp_path / "db")
+    flag = tmp_path / "go"
+    text = textwrap.dedent(f"""\
+        version: 1.1
+        kind: operation
+        name: handed
+        matrix:
+          kind: grid
+          concurrency: 2
+          params:
+            n: {{kind: range, value: [0, 6, 1]}}
+        component:
+          name: wait
+          inputs: [{{name: n, type: int}}]
+          run:
+            kind: job
+            container: {{command: [sh, -c, 'while [ ! -e "{flag}" ]; do sleep 0.05; done']}}
+        """)
+    try:
+        first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+        recorder = Recorder[EngineEvent]()
+        first.subscribe(recorder)
+        first.start()
+        uuid = first.submit(build(text))
+        recorder.wait_for(lambda evs: sum(e.kind == "run_status_running" and e.dag_uuid == uuid for e in evs) >= 2)
+        first.shutdown(stop_running=False)
+        second = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+        after = Recorder[EngineEvent]()
+        second.subscribe(after)
+        second.start()
+        try:
+            flag.touch()
+            assert second.wait(uuid, timeout=DEADLOCK_GUARD) == "failed"
+            assert store.get_run(uuid).reason == "SweepInterrupted"
+            after.wait_for(lambda evs: sum(e.kind == "run_status_succeeded" and e.dag_uuid == uuid for e in evs) >= 2)
+            runs = [r for r in store.children(uuid) if r.hook_of is None]
+            assert len(runs) == 2 and all(r.status == Status.SUCCEEDED for r in runs)  # they ran once, to the end
+        finally:
+            second.shutdown()
+    finally:
+        store.close()
