@@ -17,8 +17,9 @@ Semantics the scheduler relies on:
   op.component, params=resolved_values, base_dir=op.base_dir)`` once its params are known.
 
 A top-level ``matrix`` runs as a sweep (``scheduler.sweeps``); ``iterative`` and a matrix inside a DAG are
-refused. What parses but is refused as "not supported yet" (docs/semantics.md: never silently ignored):
-``schedule``, ``joins``, ``build``, ``runPatch``, ``isApproved: false``, distributed and ``tuner`` run kinds,
+refused. ``joins`` select runs of the store when the op compiles (``scheduler.joining``). What parses but is
+refused as "not supported yet" (docs/semantics.md: never silently ignored): ``schedule``, ``build``, ``runPatch``,
+``isApproved: false``, distributed and ``tuner`` run kinds,
 ``earlyStopping``, event kinds other than ``run_status_*``, ``dockerfile``/``lineageRef``/``modelRef``/
 ``artifactRef`` init entries, and a DAG's own ``termination.ttl`` (its ``termination.timeout`` and
 ``termination.maxRetries`` are honoured: ``Pipeline.termination``). ``cache`` is accepted with a warning: the op
@@ -77,7 +78,6 @@ HOOK_CONTEXT_PARAMS = frozenset({"name", "uuid", "kind", "status", "inputs", "ou
 
 _UNSUPPORTED_SECTIONS = (
     ("schedule", "schedule", "polynb does not run schedules yet (the schedule is checked, not run)"),
-    ("joins", "joins", "polynb does not run join queries over past runs yet (the joins are checked, not run)"),
     ("build", "build", "polynb builds no container images (the build section is checked, not run)"),
 )
 """Sections that parse and are checked field by field, then refused by ``polynb run``, with the reason."""
@@ -568,6 +568,10 @@ class _Builder:
         readable from the runs found, and an input that takes a list (``isList``) or is of type artifacts."""
         declared = self._info(component).declared
         for j, join in enumerate(op.joins or ()):
+            if join.ref is not None:
+                self.add(where, ("joins", j, "ref"), "a join's `ref` is not supported yet: polynb's joins search "
+                         "every run of the store; narrow the `query` instead (e.g. `pipeline: <uuid>`)",
+                         "unsupported")  # fmt: skip
             for key, text, parse in (("query", join.query, parse_query), ("sort", join.sort, parse_sort)):
                 try:
                     parse(text or "")
@@ -578,6 +582,10 @@ class _Builder:
                 if param.ref is not None:
                     self.add(where, (*path, "ref"), f"join param `{name}`: `ref` is ignored; the join's `query` "
                                                     "selects the runs it reads", "warning")  # fmt: skip
+                if param.to_init or param.connection or not isinstance(param.value, str):
+                    self.add(where, path, f"join param `{name}`: initializing artifacts of the runs found (`toInit`, "
+                             "`connection`, an artifacts selection) is not supported yet", "unsupported")  # fmt: skip
+                    continue
                 io = declared.get(name)
                 if io is None or param.context_only:
                     continue  # a context value: Polyaxon reads it as is

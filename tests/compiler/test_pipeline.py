@@ -141,7 +141,7 @@ def test_path_ref_relative_to_the_source(tmp_path: Path) -> None:
     ("snippet", "expected"),
     [
         ("schedule: {kind: cron, cron: '0 2 * * *'}", "`schedule` is not supported yet"),
-        ("joins: [{ref: runs, query: 'status: succeeded', params: {}}]", "`joins` is not supported yet"),
+        ("joins: [{ref: runs, query: 'status: succeeded', params: {}}]", "a join's `ref` is not supported yet"),
         ("build: {hubRef: kaniko}", "`build` is not supported yet"),
         ("isApproved: false", "`isApproved: false`"),
     ],
