@@ -100,6 +100,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 below = store.children(top.uuid) if top.kind in PIPELINE_KINDS else []
                 for run in below:
                     rows.append((run, 1))
+                    if "sweep" in run.meta:  # an op of a DAG that sweeps: its trials under it
+                        rows.extend((trial, 2) for trial in store.children(run.uuid))
                     rows.extend((hook, 2) for hook in store.hooks_of(run.uuid))
                 rows.extend((hook, 1) for hook in store.hooks_of(top.uuid))
     now = datetime.now(UTC)

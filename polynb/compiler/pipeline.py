@@ -16,10 +16,10 @@ Semantics the scheduler relies on:
 * An op whose component is itself a DAG keeps that component; build its pipeline with ``build_pipeline(
   op.component, params=resolved_values, base_dir=op.base_dir)`` once its params are known.
 
-A top-level ``matrix`` runs as a sweep (``scheduler.sweeps``); ``iterative`` and a matrix inside a DAG are
-refused. ``joins`` select runs of the store when the op compiles (``scheduler.joining``). What parses but is
-refused as "not supported yet" (docs/semantics.md: never silently ignored): ``schedule``, ``build``, ``runPatch``,
-``isApproved: false``, distributed and ``tuner`` run kinds,
+A ``matrix`` on a top-level operation or component or on an op of a DAG runs as a sweep (``scheduler.sweeps``);
+``iterative`` and a matrix over a DAG are refused. ``joins`` select runs of the store when the op compiles
+(``scheduler.joining``). What parses but is refused as "not supported yet" (docs/semantics.md: never silently
+ignored): ``schedule``, ``build``, ``runPatch``, ``isApproved: false``, distributed and ``tuner`` run kinds,
 ``earlyStopping``, event kinds other than ``run_status_*``, ``dockerfile``/``lineageRef``/``modelRef``/
 ``artifactRef`` init entries, and a DAG's own ``termination.ttl`` (its ``termination.timeout`` and
 ``termination.maxRetries`` are honoured: ``Pipeline.termination``). ``cache`` is accepted with a warning: the op
@@ -306,7 +306,7 @@ class _Builder:
                         ("events", k, "ref"),
                         f"`{event.ref}` needs an enclosing DAG; at the top level an event can only watch `runs.<uuid>`",
                     )
-        self.check_sweep(spec, component, where)
+        self.check_sweep(spec, component, where, _Where(None, ()))
         inputs = self.bind_top(spec, component, literal, overrides, where)
         name = spec.name or component.name or "main"
         self.check_name_length(name, root / ("name",) if spec.name else where / ("name",))
@@ -320,26 +320,25 @@ class _Builder:
         graph = DagGraph(nodes={name: OpNode(name)}, edges=[], stages=[[name]])
         return Pipeline(name, "single", spec, inputs, {name: op}, graph, None, hooks, base_dir, self.source)
 
-    def check_sweep(self, spec: Component | Operation, component: Component, where: _Where) -> None:
-        """A top-level matrix runs as a sweep (``scheduler.sweeps``) if polynb can run its kind; a matrix
-        on the component an operation runs is refused: Polyaxon takes the operation's."""
+    def check_sweep(self, spec: Component | Operation, component: Component, where: _Where, at: _Where) -> None:
+        """A matrix (written at ``at``) runs as a sweep (``scheduler.sweeps``) if polynb can run its kind; a
+        matrix on the component an operation runs is refused: Polyaxon takes the operation's."""
         if component is not spec and component.matrix is not None:
             self.add(where, ("matrix",), "`matrix` on the component of an operation is not supported: write it "
                      "on the operation", "unsupported")  # fmt: skip
         if spec.matrix is None:
             return
         if isinstance(component.run, Dag):
-            self.add(_Where(None, ()), ("matrix",), "`matrix` over a DAG is not supported yet: polynb sweeps a "
-                     "job or a Python step", "unsupported")  # fmt: skip
+            self.add(at, ("matrix",), "`matrix` over a DAG is not supported yet: polynb sweeps a job or a Python "
+                     "step", "unsupported")  # fmt: skip
         problem = unrunnable(spec.matrix)
         if problem is not None:
-            self.add(_Where(None, ()), ("matrix", "kind"), f"`matrix` is not supported yet: {problem}",
-                     "unsupported")  # fmt: skip
+            self.add(at, ("matrix", "kind"), f"`matrix` is not supported yet: {problem}", "unsupported")
         for k, policy in enumerate(spec.matrix.early_stopping or ()):
             if isinstance(policy, MetricEarlyStopping) and policy.policy is not None:
-                self.add(_Where(None, ()), ("matrix", "earlyStopping", k, "policy"), "the `policy` is not "
-                         "applied: polynb reads a trial's metric once the trial is final, and stops the sweep when "
-                         "it reaches `value`", "warning")  # fmt: skip
+                self.add(at, ("matrix", "earlyStopping", k, "policy"), "the `policy` is not applied: polynb reads "
+                         "a trial's metric once the trial is final, and stops the sweep when it reaches `value`",
+                         "warning")  # fmt: skip
 
     def patched(self, op: Operation, component: Component, where: _Where) -> Component:
         """The component with the operation's ``runPatch`` applied (``compiler.patch``); a patch that makes
@@ -619,16 +618,13 @@ class _Builder:
         for k, component in enumerate(dag.components or ()):
             self.check_fields(component, where / ("components", k))
             if component.matrix is not None:
-                self.add(where / ("components", k), ("matrix",), "`matrix` in a DAG is not supported yet: polynb "
-                         "runs sweeps of a top-level operation or component", "unsupported")  # fmt: skip
+                self.add(where / ("components", k), ("matrix",), "`matrix` on a component of a DAG is not "
+                         "supported: write it on the operation that runs it", "unsupported")  # fmt: skip
         components: dict[str, Component] = {}
         ops: dict[str, PipelineOp] = {}
         for i, op in enumerate(dag.operations):
             op_where = where / ("operations", i)
             self.check_fields(op, op_where)
-            if op.matrix is not None:
-                self.add(op_where, ("matrix",), "`matrix` on an op of a DAG is not supported yet: polynb runs "
-                         "sweeps of a top-level operation or component", "unsupported")  # fmt: skip
             name = op.name
             if name is None or name not in graph.nodes or graph.nodes[name].index != i:
                 continue
@@ -645,6 +641,7 @@ class _Builder:
             self.check_params(op.params or {}, component, c_where, op_where, ("params",),
                               strict=bool(op.strict_params), given=_given_params(op), matrix=op.matrix)  # fmt: skip
             self.check_joins(op, component, op_where)
+            self.check_sweep(op, component, c_where, op_where)
             if isinstance(component.run, Dag):
                 self.nested(component, c_where, resolved.base_dir)
             node = graph.nodes[name]

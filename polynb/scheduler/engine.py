@@ -134,7 +134,9 @@ class Engine:
         statuses.start_hook = submission.prepare_and_submit
         self._updates = Updates(state, statuses, termination)
         self._evaluator = DagEvaluator(state, statuses, submission, termination)
-        self._sweeps = Sweeps(state, statuses, submission.prepare_and_submit, stopping.stop_run)
+        self._sweeps = sweeps = Sweeps(state, statuses, submission.prepare_and_submit, stopping.stop_run)
+        submission.start_sweep = sweeps.start_in_dag
+        stopping.stop_sweep = sweeps.stop_run
         self._adopter = Adopter(state, statuses, submission, termination, self._on_update)
 
     # -- public API (any thread) --------------------------------------------------------------------

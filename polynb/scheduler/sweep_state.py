@@ -35,3 +35,7 @@ class SweepState:
     stop_requested: bool = False
     early_stop_message: str | None = None
     base_dir: str | None = None
+    root: str = ""
+    """The top-level run: the sweep itself, or the DAG whose op it is."""
+    dag_uuid: str | None = None
+    """The DAG whose op the sweep is (its trials read the DAG's inputs and upstream ops), or None."""

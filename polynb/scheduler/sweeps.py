@@ -28,19 +28,22 @@ A sweep is not resumed by a restarted engine (``recovery`` ends it ``failed``, r
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
 
+from polynb.compiler.trials import TrialsError
 from polynb.lifecycle import Status
 from polynb.scheduler.ownership import OWNER_KEY
 from polynb.scheduler.plan import DagPlan, OpPlan, make_op_plan
 from polynb.scheduler.run_state import RunState
 from polynb.scheduler.state import EngineState
 from polynb.scheduler.statuses import Statuses
-from polynb.scheduler.suggesters import Suggestion, suggester_for
+from polynb.scheduler.suggesters import Suggester, Suggestion, suggester_for
 from polynb.scheduler.sweep_state import SweepState
 from polynb.spec.matrix import FailureEarlyStopping, MatrixSpec, MetricEarlyStopping
+from polynb.spec.models import Param
 from polynb.store import NewRun
 
 REASON_EARLY_STOPPING = "EarlyStopping"
@@ -48,6 +51,13 @@ REASON_SWEEP_STOPPED = "SweepStopped"
 SWEEP_KIND = "matrix"
 TRIAL_KEY = "trial"
 """``meta`` key of a trial run: ``{"index": n, "params": {...}}`` (what ``polynb ls`` and the sweep view read)."""
+
+
+def _summary(matrix: MatrixSpec, total: int | None) -> dict[str, Any]:
+    """What readers of the store (``polynb ls``, the sweep view) know of a sweep (its run's ``meta``)."""
+    metric, maximize = _metric_of(matrix)
+    concurrency = matrix.concurrency if isinstance(matrix.concurrency, int) else None
+    return {"kind": matrix.kind, "metric": metric, "maximize": maximize, "total": total, "concurrency": concurrency}
 
 
 def _metric_of(matrix: MatrixSpec) -> tuple[str | None, bool]:
@@ -78,10 +88,6 @@ class Sweeps:
         matrix polynb cannot run."""
         state = self._state
         suggester = suggester_for(matrix)
-        trial_op = op.operation.model_copy(update={"matrix": None, "hooks": None})
-        plan = make_op_plan(name=op.name, operation=trial_op, component=op.component, upstream=())
-        metric, maximize = _metric_of(matrix)
-        early = tuple(p for p in matrix.early_stopping or () if not isinstance(p, str))
         concurrency = matrix.concurrency if isinstance(matrix.concurrency, int) else None
         record = state.store.create_run(
             NewRun(
@@ -91,13 +97,7 @@ class Sweeps:
                 meta={
                     "role": "sweep",
                     "dag": dag_plan.to_meta(),
-                    "sweep": {
-                        "kind": matrix.kind,
-                        "metric": metric,
-                        "maximize": maximize,
-                        "total": suggester.total,
-                        "concurrency": concurrency,
-                    },
+                    "sweep": _summary(matrix, suggester.total),
                     OWNER_KEY: state.owner,
                     "hook_components": dict(hook_components),
                 },
@@ -108,20 +108,8 @@ class Sweeps:
         run = self._statuses.adopt(record, role="sweep", root=uuid)
         state.outbox.publish(state.store.events(run_uuid=uuid))
         state.dirty_roots.add(uuid)
-        sweep = SweepState(
-            uuid=uuid,
-            name=op.name,
-            plan=plan,
-            inputs=dict(dag_plan.inputs),
-            hooks=tuple(op.operation.hooks or ()),
-            suggester=suggester,
-            concurrency=concurrency,
-            metric=metric,
-            maximize=maximize,
-            early_stopping=early,
-            base_dir=dag_plan.base_dir,
-        )
-        state.sweeps[uuid] = sweep
+        state.sweeps[uuid] = self._sweep_state(run, op, matrix, suggester, inputs=dict(dag_plan.inputs),
+                                               base_dir=dag_plan.base_dir, root=uuid, dag_uuid=None)  # fmt: skip
         total = f"{suggester.total} trials" if suggester.total is not None else "trials"
         self._statuses.set(run, Status.COMPILED, "Created", f"{matrix.kind} sweep: {total}")
         claim = state.store.claim(uuid, status=Status.RUNNING, expected={Status.COMPILED}, reason="Sweeping",
@@ -129,6 +117,50 @@ class Sweeps:
         self._statuses.apply(run, claim)
         state.dirty_sweeps.add(uuid)
         return uuid
+
+    def start_in_dag(self, run: RunState) -> None:
+        """An op of a DAG with a ``matrix``, claimed (``running``, holding its DAG's slot): its run is the
+        sweep; its trials are compiled as the op would be (the DAG's inputs, its upstream ops), each with its
+        params. A matrix polynb cannot run fails the op with the reason."""
+        state = self._state
+        assert run.plan is not None
+        assert run.plan.operation.matrix is not None
+        assert run.dag_uuid is not None
+        matrix = run.plan.operation.matrix
+        dag = state.dags[run.dag_uuid]
+        try:
+            suggester = suggester_for(matrix)
+        except TrialsError as exc:
+            self._statuses.finish(run, Status.FAILED, "SweepRefused", str(exc))
+            return
+        state.store.set_meta(run.uuid, {"sweep": _summary(matrix, suggester.total)})
+        state.sweeps[run.uuid] = self._sweep_state(run, run.plan, matrix, suggester, inputs={},
+                                                   base_dir=dag.plan.base_dir, root=run.root,
+                                                   dag_uuid=dag.uuid)  # fmt: skip
+        state.dirty_sweeps.add(run.uuid)
+
+    def _sweep_state(
+        self, run: RunState, op: OpPlan, matrix: MatrixSpec, suggester: Suggester, *, inputs: dict[str, Any],
+        base_dir: str | None, root: str, dag_uuid: str | None,
+    ) -> SweepState:  # fmt: skip
+        trial_op = op.operation.model_copy(update={"matrix": None, "hooks": None})
+        plan = make_op_plan(name=op.name, operation=trial_op, component=op.component, upstream=op.upstream)
+        metric, maximize = _metric_of(matrix)
+        return SweepState(
+            uuid=run.uuid,
+            name=op.name,
+            plan=plan,
+            inputs=inputs,
+            hooks=tuple(op.operation.hooks or ()),
+            suggester=suggester,
+            concurrency=matrix.concurrency if isinstance(matrix.concurrency, int) else None,
+            metric=metric,
+            maximize=maximize,
+            early_stopping=tuple(p for p in matrix.early_stopping or () if not isinstance(p, str)),
+            base_dir=base_dir,
+            root=root,
+            dag_uuid=dag_uuid,
+        )
 
     # -- deciding -----------------------------------------------------------------------------------
 
@@ -198,6 +230,10 @@ class Sweeps:
         index = sweep.created
         inputs = {**sweep.inputs, **suggestion.params}
         dag = DagPlan(name=sweep.name, inputs=inputs, base_dir=sweep.base_dir)
+        # The suggestion is the trial's params (over the op's): a top-level trial also gets them as its bound
+        # inputs (``dag``), as a -P; a DAG's trial is compiled from its op's params.
+        params = {**(sweep.plan.operation.params or {}), **{k: Param(value=v) for k, v in suggestion.params.items()}}
+        plan = dataclasses.replace(sweep.plan, operation=sweep.plan.operation.model_copy(update={"params": params}))
         record = state.store.create_run(
             NewRun(
                 name=f"{sweep.name}-{index}",
@@ -206,14 +242,14 @@ class Sweeps:
                 inputs=suggestion.params,
                 meta={
                     "role": "trial",
-                    "plan": sweep.plan.to_meta(),
+                    "plan": plan.to_meta(),
                     "dag": dag.to_meta(),
                     TRIAL_KEY: {"index": index, "params": suggestion.params},
                 },
                 executor=state.runs[sweep.uuid].executor,
             )
         )
-        trial = self._statuses.adopt(record, role="trial", plan=sweep.plan, root=sweep.uuid)
+        trial = self._statuses.adopt(record, role="trial", plan=plan, root=sweep.root or sweep.uuid)
         state.outbox.publish(state.store.events(run_uuid=record.uuid))
         sweep.active[record.uuid] = suggestion.key
         self._submit(trial)
@@ -237,6 +273,15 @@ class Sweeps:
         self._statuses.finish(run, status, reason, message)
 
     # -- stopping -----------------------------------------------------------------------------------
+
+    def stop_run(self, run: RunState, reason: str, message: str) -> bool:
+        """``Stopping.stop_run`` of a sweep (a DAG stopped, the engine shutting down): stop it; False for
+        any other run."""
+        sweep = self._state.sweeps.get(run.uuid)
+        if sweep is None:
+            return False
+        self.stop(sweep, reason, message)
+        return True
 
     def stop(self, sweep: SweepState, reason: str, message: str) -> None:
         """Stop the sweep: no trial starts any more, the trials running are stopped, then it ends ``stopped``."""

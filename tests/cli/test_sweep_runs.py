@@ -53,3 +53,26 @@ def test_polynb_events_of_a_sweep_has_each_trials_statuses(cli: Cli) -> None:
     assert code == 0
     done = {e["op"] for e in events if e["kind"] == "run_status_succeeded"}
     assert done == {"sweep", "sweep-1", "sweep-2", "sweep-3"}
+
+
+DAG_SWEEP = """
+version: 1.1
+kind: component
+name: pipeline
+run:
+  kind: dag
+  operations:
+    - name: tune
+      matrix: {kind: mapping, values: [{n: 1}, {n: 2}]}
+      component:
+        inputs: [{name: n, type: int}]
+        run: {kind: job, container: {command: [sh, -c, "echo {{ n }}"]}}
+"""
+
+
+def test_ls_shows_the_trials_of_a_dags_sweeping_op_under_it(cli: Cli) -> None:
+    assert cli.run("run", "-f", str(cli.write("dag.yaml", DAG_SWEEP))).returncode == 0
+    code, everything = cli.run_json("ls", "--all", "--json")
+    assert code == 0
+    assert [r["name"] for r in everything] == ["pipeline", "tune", "tune-1", "tune-2"]
+    assert [r["trial"]["params"] for r in everything[2:]] == [{"n": 1}, {"n": 2}]

@@ -338,7 +338,7 @@ run:
     assert [h.hub_ref for h in pipeline.ops["train"].hooks] == ["webhook"]
 
 
-def test_a_matrix_runs_at_the_top_level_and_is_refused_inside_a_dag() -> None:
+def test_a_matrix_runs_on_a_top_level_op_and_on_a_dags_op_but_not_over_a_dag() -> None:
     top = "kind: operation\nname: s\nmatrix: {kind: grid, params: {lr: {kind: choice, value: [0.1]}}}\n" \
           "component: {inputs: [{name: lr, type: float}], run: {kind: job, container: {command: [x]}}}\n"  # fmt: skip
     assert build_pipeline(spec(top)).spec.matrix is not None
@@ -347,5 +347,11 @@ def test_a_matrix_runs_at_the_top_level_and_is_refused_inside_a_dag() -> None:
         "  - name: a\n    matrix: {kind: grid, params: {lr: {kind: choice, value: [0.1]}}}\n"
         "    component: {inputs: [{name: lr, type: float}], run: {kind: job, container: {command: [x]}}}\n"
     )
-    with pytest.raises(SpecErrors, match="`matrix` on an op of a DAG is not supported yet"):
-        build_pipeline(spec(nested))
+    assert build_pipeline(spec(nested)).ops["a"].operation.matrix is not None
+    over_a_dag = (
+        "kind: operation\nname: s\nmatrix: {kind: grid, params: {lr: {kind: choice, value: [0.1]}}}\n"
+        "component:\n  inputs: [{name: lr, type: float}]\n  run:\n    kind: dag\n    operations:\n"
+        "    - {name: x, component: {run: {kind: job, container: {command: [x]}}}}\n"
+    )
+    with pytest.raises(SpecErrors, match="`matrix` over a DAG is not supported yet"):
+        build_pipeline(spec(over_a_dag))

@@ -292,3 +292,67 @@ def test_a_sweep_is_not_resumed_by_the_next_engine_its_running_trials_are(tmp_pa
             second.shutdown()
     finally:
         store.close()
+
+
+def test_an_op_of_a_dag_sweeps_reading_upstream_outputs_and_its_downstream_waits_for_every_trial(env: Env) -> None:
+    from support.schedkit import dag, job, write_outputs
+
+    trial_cmd = json.dumps([PY, "-c", _LOSS, "{{ lr }}"])
+    sweep_op = (
+        "name: tune\n"
+        "dependencies: [prepare]\n"
+        "matrix: {kind: grid, concurrency: 2, params: {lr: {kind: choice, value: [0.1, 0.3, 0.5]}}}\n"
+        "params: {base: {ref: ops.prepare, value: outputs.base}}\n"
+        "component:\n"
+        "  name: train\n"
+        "  inputs: [{name: lr, type: float}, {name: base, type: int}]\n"
+        "  outputs: [{name: loss, type: float}]\n"
+        f"  run: {{kind: job, container: {{command: {trial_cmd}}}}}"
+    )
+    prepare = (
+        "name: prepare\ncomponent:\n  name: prepare\n  outputs: [{name: base, type: int}]\n"
+        f"  run: {{kind: job, container: {{command: {json.dumps(write_outputs(base=7))}}}}}"
+    )
+    text = dag(
+        prepare,
+        sweep_op,
+        job("report", [PY, "-c", "print('done')"], extra="dependencies: [tune]\n"),
+    )
+    uuid = env.run(text)
+    assert env.wait(uuid) == "succeeded"
+    ops = env.ops(uuid)
+    tune = ops["tune"]
+    assert tune.status == Status.SUCCEEDED and tune.meta["sweep"]["total"] == 3
+    runs = trials(env, tune.uuid)
+    assert sorted(r.inputs["lr"] for r in runs) == [0.1, 0.3, 0.5]
+    assert {r.inputs["base"] for r in runs} == {7}  # read from the upstream op, as the op would
+    last_trial = max(env.seq(r.uuid, "run_status_succeeded") for r in runs)
+    assert (
+        env.seq(ops["report"].uuid, "run_status_created")
+        < last_trial
+        < env.seq(ops["report"].uuid, "run_status_compiled")
+    )
+
+
+def test_stopping_a_dag_stops_the_trials_of_its_sweeping_op(env: Env) -> None:
+    from support.schedkit import dag
+
+    flag = env.tmp / "never"
+    sweep_op = (
+        "name: tune\n"
+        "matrix: {kind: grid, concurrency: 2, params: {n: {kind: range, value: [0, 10, 1]}}}\n"
+        "component:\n"
+        "  name: wait\n"
+        "  inputs: [{name: n, type: int}]\n"
+        f"  run: {{kind: job, container: {{command: [sh, -c, 'while [ ! -e \"{flag}\" ]; do sleep 0.05; done']}}}}"
+    )
+    uuid = env.run(dag(sweep_op))
+    tune = env.ops(uuid)["tune"].uuid
+    env.recorder.wait_for(
+        lambda events: sum(e.kind == "run_status_running" and e.dag_uuid == tune for e in events) >= 2
+    )
+    env.engine.stop(uuid)
+    assert env.wait(uuid) == "stopped"
+    assert env.store.get_run(tune).status == Status.STOPPED
+    runs = trials(env, tune)
+    assert len(runs) == 2 and all(r.status == Status.STOPPED for r in runs)
