@@ -216,6 +216,9 @@ def unrunnable(matrix: object) -> str | None:
                 "components; use random, grid, hyperband, tpe or bayes")  # fmt: skip
     if getattr(matrix, "tuner", None) is not None:
         return "a custom `tuner` component: polynb suggests trials itself (Optuna for tpe and bayes)"
+    if kind == "bayes" and not gp_available():
+        return ("`bayes` runs on Optuna's GPSampler, which needs `torch` and `scipy`, not installed here: install "
+                "them (`pip install torch scipy`) or use `kind: tpe`")  # fmt: skip
     params = getattr(matrix, "params", None)
     if kind in ("tpe", "bayes") and isinstance(params, dict):
         for name, param in params.items():
@@ -223,6 +226,13 @@ def unrunnable(matrix: object) -> str | None:
                 return (f"`{name}` is a `{param.kind}`: polynb's {kind} runs on Optuna, whose samplers take choices, "
                         "ranges and uniform, quniform and loguniform distributions")  # fmt: skip
     return None
+
+
+def gp_available() -> bool:
+    """Whether Optuna's GPSampler can run here (it imports ``torch`` and ``scipy``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None and importlib.util.find_spec("scipy") is not None
 
 
 OPTUNA_KINDS = ENUMERATED | {"uniform", "quniform", "loguniform"}

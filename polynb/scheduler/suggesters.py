@@ -27,6 +27,7 @@ from polynb.compiler.trials import (
     HyperbandMath,
     TrialsError,
     cast_resource,
+    gp_available,
     grid,
     mapping,
     random_search,
@@ -263,11 +264,9 @@ class OptunaSuggester:
 
 
 def _gp_sampler(seed: int | None, initial: int) -> Any:
-    import importlib.util
-
     import optuna
 
-    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("scipy") is None:
+    if not gp_available():
         raise TrialsError("a `bayes` matrix runs on Optuna's GPSampler, which needs `torch` and `scipy`: "
                           "install them (`pip install torch scipy`) or use `kind: tpe`") from None  # fmt: skip
     return optuna.samplers.GPSampler(seed=seed, n_startup_trials=initial)

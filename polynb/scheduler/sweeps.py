@@ -176,7 +176,7 @@ class Sweeps:
             self._fill(sweep)
         if sweep.active:
             return
-        if sweep.closed or state.closing or sweep.suggester.finished:
+        if sweep.closed or sweep.suggester.finished:  # closing (a shutdown that keeps runs): left for the next
             self._finish(sweep, run)
 
     def _trial_ended(self, sweep: SweepState, trial: RunState, key: Any) -> None:
