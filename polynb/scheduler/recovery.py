@@ -166,21 +166,24 @@ class Adopter:
             self._recover_run(run, record)
 
     def _interrupt_sweep(self, root: RunRecord) -> None:
-        """A sweep's suggester lives in the engine that died (an Optuna study, hyperband's rounds): the sweep
+        """A top-level sweep, not resumed (see :meth:`_end_sweep`)."""
+        logger.info("sweep %s (%s) was interrupted: not resumed", root.uuid, root.name)
+        self._state.dirty_roots.add(root.uuid)
+        self._end_sweep(self._statuses.adopt(root, role="single", root=root.uuid))
+
+    def _end_sweep(self, sweep: RunState) -> None:
+        """A sweep's suggester lived in the engine that died (an Optuna study, hyperband's rounds): the sweep
         is not resumed. It ends ``failed`` (``SweepInterrupted``); its trials still unfinished are taken over
         like single runs (re-attached, or failed if they may have started unseen) and end on their own."""
         state = self._state
-        logger.info("sweep %s (%s) was interrupted: not resumed", root.uuid, root.name)
-        sweep = self._statuses.adopt(root, role="single", root=root.uuid)
-        trials = [r for r in state.store.children(root.uuid) if r.hook_of is None and not r.is_final]
+        trials = [r for r in state.store.children(sweep.uuid) if r.hook_of is None and not r.is_final]
         adopted = []
         for record in trials:
             plan = OpPlan.from_meta(record.meta["plan"]) if "plan" in record.meta else None
-            run = self._statuses.adopt(record, role="trial", root=root.uuid, plan=plan)
+            run = self._statuses.adopt(record, role="trial", root=sweep.root, plan=plan)
             if record.spec and "placement" in record.spec:
                 run.compiled = CompiledOp.from_dict(record.spec)
             adopted.append((run, record))
-        state.dirty_roots.add(root.uuid)
         self._statuses.finish(sweep, Status.FAILED, REASON_SWEEP_INTERRUPTED,
                               "the engine running this sweep stopped; a sweep is not resumed (its suggester's "
                               "state was in that engine): run it again")  # fmt: skip
@@ -189,6 +192,9 @@ class Adopter:
 
     def _recover_run(self, run: RunState, record: RunRecord) -> None:
         if run.role == "dag":
+            return
+        if run.role == "op" and "sweep" in record.meta and not record.is_final:
+            self._end_sweep(run)  # an op of a DAG that was sweeping
             return
         statuses = self._statuses
         action = classify(record.status, has_handle=record.handle is not None)

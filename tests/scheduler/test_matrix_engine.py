@@ -356,3 +356,46 @@ def test_stopping_a_dag_stops_the_trials_of_its_sweeping_op(env: Env) -> None:
     assert env.store.get_run(tune).status == Status.STOPPED
     runs = trials(env, tune)
     assert len(runs) == 2 and all(r.status == Status.STOPPED for r in runs)
+
+
+def test_a_dags_sweeping_op_is_not_resumed_by_the_next_engine(tmp_path: Path) -> None:
+    from support.recorder import Recorder
+    from support.schedkit import dag
+
+    from polynb.executors.local.executor import LocalExecutor
+    from polynb.scheduler.engine import Engine
+    from polynb.store import Store
+
+    store = Store(tmp_path / "db")
+    flag = tmp_path / "go"
+    sweep_op = (
+        "name: tune\n"
+        "matrix: {kind: grid, concurrency: 2, params: {n: {kind: range, value: [0, 6, 1]}}}\n"
+        "component:\n"
+        "  name: wait\n"
+        "  inputs: [{name: n, type: int}]\n"
+        f"  run: {{kind: job, container: {{command: [sh, -c, 'while [ ! -e \"{flag}\" ]; do sleep 0.05; done']}}}}"
+    )
+    try:
+        first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+        recorder = Recorder[EngineEvent]()
+        first.subscribe(recorder)
+        first.start()
+        uuid = first.submit(build(dag(sweep_op)))
+        tune = next(r.uuid for r in store.children(uuid))
+        recorder.wait_for(lambda evs: sum(e.kind == "run_status_running" and e.dag_uuid == tune for e in evs) >= 2)
+        first.shutdown(stop_running=False)
+        second = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+        after = Recorder[EngineEvent]()
+        second.subscribe(after)
+        second.start()
+        try:
+            flag.touch()
+            assert second.wait(uuid, timeout=DEADLOCK_GUARD) == "failed"
+            assert store.get_run(tune).reason == "SweepInterrupted"
+            after.wait_for(lambda evs: sum(e.kind == "run_status_succeeded" and e.dag_uuid == tune for e in evs) >= 2)
+            assert len([r for r in store.children(tune) if r.hook_of is None]) == 2  # no trial was started anew
+        finally:
+            second.shutdown()
+    finally:
+        store.close()
