@@ -334,6 +334,10 @@ class _Builder:
         problem = unrunnable(spec.matrix)
         if problem is not None:
             self.add(at, ("matrix", "kind"), f"`matrix` is not supported yet: {problem}", "unsupported")
+        if getattr(spec.matrix, "resume", None) is True:
+            self.add(at, ("matrix", "resume"), "`resume` is not applied: each hyperband round starts its trials "
+                     "anew with more of the resource (they do not continue the previous round's runs)",
+                     "warning")  # fmt: skip
         for k, policy in enumerate(spec.matrix.early_stopping or ()):
             if isinstance(policy, MetricEarlyStopping) and policy.policy is not None:
                 self.add(at, ("matrix", "earlyStopping", k, "policy"), "the `policy` is not applied: polynb reads "

@@ -159,3 +159,20 @@ def test_only_the_first_row_of_a_mapping_gives_inputs() -> None:
 
 def test_a_generator_value_may_be_a_param_reference() -> None:
     assert HpParam.model_validate({"kind": "range", "value": "{{ params.space }}"}).value == "{{ params.space }}"
+
+
+def test_hyperband_resume_and_early_stopping_policies_are_warned_not_applied() -> None:
+    text = sweep(
+        "kind: hyperband",
+        "maxIterations: 9",
+        "eta: 3",
+        "resume: true",
+        "resource: {name: epochs, type: int}",
+        "metric: {name: loss, optimization: minimize}",
+        "params: {lr: {kind: uniform, value: [0, 1]}}",
+        "earlyStopping: [{kind: metric_early_stopping, metric: loss, value: 0.1, optimization: minimize,"
+        " policy: {kind: median, evaluationInterval: 1}}]",
+    )
+    result = check(text)
+    assert result.valid and not result.unsupported
+    assert sorted(w.path for w in result.warnings) == ["matrix.earlyStopping[0].policy", "matrix.resume"]
