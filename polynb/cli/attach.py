@@ -49,7 +49,11 @@ def cmd_attach(args: argparse.Namespace) -> int:
             error(str(exc))
             return EXIT_FAILED
         root = root_of(store, run)
-        members = [root, *store.list_runs(root.uuid)] if root.kind == "dag" else [root, *store.hooks_of(root.uuid)]
+        members = (
+            [root, *store.list_runs(root.uuid)]
+            if root.kind in ("dag", "matrix")
+            else [root, *store.hooks_of(root.uuid)]
+        )
     label = f"{root.name} ({root.uuid[:12]})"
     live = [r for r in members if r.status not in FINAL]
     if not live:

@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # the store is imported when a command runs: `polynb --help` 
     from polynb.executors.base import Executor
     from polynb.store import EventRecord, RunRecord, Store
 
+PIPELINE_KINDS = ("dag", "matrix")
+"""Runs with runs under them (``dag_uuid``): a DAG's ops, a sweep's trials."""
 FOLLOW_POLL = 0.2
 """Seconds between looks at the store while following (another process writes it: no event to wait on)."""
 STOP_WAIT = 60.0
@@ -95,9 +97,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
         for top in tops:
             rows.append((top, 0))
             if args.all:
-                below = store.children(top.uuid) if top.kind == "dag" else []
+                below = store.children(top.uuid) if top.kind in PIPELINE_KINDS else []
                 for run in below:
                     rows.append((run, 1))
+                    if "sweep" in run.meta:  # an op of a DAG that sweeps: its trials under it
+                        rows.extend((trial, 2) for trial in store.children(run.uuid))
                     rows.extend((hook, 2) for hook in store.hooks_of(run.uuid))
                 rows.extend((hook, 1) for hook in store.hooks_of(top.uuid))
     now = datetime.now(UTC)
@@ -113,7 +117,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         [
             (
                 run.uuid[:12],
-                "  " * depth + ("↳ " if run.hook_of else "") + run.name,
+                "  " * depth + ("↳ " if run.hook_of else "") + run.name + _trial_summary(run),
                 run.kind,
                 run.status.value,
                 local_datetime(run.created_at),
@@ -130,8 +134,28 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _trial_summary(run: RunRecord) -> str:
+    """A trial's params and outputs after its name (``sweep-3  lr=0.1 → loss=0.04``); a sweep's progress."""
+    trial = run.meta.get("trial")
+    if isinstance(trial, dict):
+        params = " ".join(f"{k}={_short(v)}" for k, v in (trial.get("params") or {}).items())
+        outputs = " ".join(f"{k}={_short(v)}" for k, v in run.outputs.items() if isinstance(v, int | float | str))
+        return f"  {params}" + (f" → {outputs}" if outputs else "")
+    sweep = run.meta.get("sweep")
+    if isinstance(sweep, dict) and sweep.get("total") is not None:
+        return f"  ({sweep.get('kind')}, {sweep['total']} trials)"
+    return ""
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _run_json(run: RunRecord, now: datetime, orphans: set[str]) -> dict[str, Any]:
+    trial = run.meta.get("trial")
+    extra = {"trial": {"index": trial.get("index"), "params": trial.get("params")}} if isinstance(trial, dict) else {}
     return {
+        **extra,
         "uuid": run.uuid,
         "name": run.name,
         "kind": run.kind,
@@ -158,8 +182,9 @@ def cmd_events(args: argparse.Namespace) -> int:
         run = _find(store, args.run)
         if run is None:
             return EXIT_FAILED
-        events = store.events(dag_uuid=run.uuid) if run.kind == "dag" else store.events(run_uuid=run.uuid)
-        if run.kind != "dag":
+        pipeline = run.kind in PIPELINE_KINDS
+        events = store.events(dag_uuid=run.uuid) if pipeline else store.events(run_uuid=run.uuid)
+        if not pipeline:
             for hook in store.hooks_of(run.uuid):
                 events += store.events(run_uuid=hook.uuid)
             events.sort(key=lambda e: e.seq)
@@ -216,7 +241,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         executors = _executors()
         try:
-            if run.kind == "dag":
+            if run.kind in PIPELINE_KINDS:
                 _dag_logs(store, run, executors, follow=args.follow)
             else:
                 for line in _run_logs(store, run, executors, follow=args.follow):

@@ -32,7 +32,7 @@ class RunTree:
 
     def __post_init__(self) -> None:
         top = self.store.get_run(self.root)
-        self.is_dag = top.kind == "dag"
+        self.is_dag = top.kind in ("dag", "matrix")  # a sweep's trials are under it as a DAG's ops
         self.runs[top.uuid] = top
 
     def poll(self) -> list[EventRecord]:

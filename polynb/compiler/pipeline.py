@@ -16,8 +16,10 @@ Semantics the scheduler relies on:
 * An op whose component is itself a DAG keeps that component; build its pipeline with ``build_pipeline(
   op.component, params=resolved_values, base_dir=op.base_dir)`` once its params are known.
 
-What parses but is refused as "not supported yet" (docs/semantics.md: never silently ignored): ``matrix``,
-``schedule``, ``joins``, ``build``, ``runPatch``, ``isApproved: false``, distributed and ``tuner`` run kinds,
+A ``matrix`` on a top-level operation or component or on an op of a DAG runs as a sweep (``scheduler.sweeps``);
+``iterative`` and a matrix over a DAG are refused. ``joins`` select runs of the store when the op compiles
+(``scheduler.joining``). What parses but is refused as "not supported yet" (docs/semantics.md: never silently
+ignored): ``schedule``, ``build``, ``runPatch``, ``isApproved: false``, distributed and ``tuner`` run kinds,
 ``earlyStopping``, event kinds other than ``run_status_*``, ``dockerfile``/``lineageRef``/``modelRef``/
 ``artifactRef`` init entries, and a DAG's own ``termination.ttl`` (its ``termination.timeout`` and
 ``termination.maxRetries`` are honoured: ``Pipeline.termination``). ``cache`` is accepted with a warning: the op
@@ -39,12 +41,13 @@ from pydantic.alias_generators import to_camel
 from polynb.compiler.joins import QueryError, parse_query, parse_sort
 from polynb.compiler.patch import RunPatchError, apply_run_patch
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
+from polynb.compiler.trials import unrunnable
 from polynb.lifecycle import is_status_event
 from polynb.spec import iotypes
 from polynb.spec.dag import DagGraph, DagIssue, OpNode, analyze, check_refs, name_limit, name_too_long
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.joins import join_value_problem
-from polynb.spec.matrix import MatrixSpec, gives_input, hp_param, input_type_problem
+from polynb.spec.matrix import MatrixSpec, MetricEarlyStopping, gives_input, hp_param, input_type_problem
 from polynb.spec.models import (
     IO,
     Component,
@@ -74,9 +77,7 @@ HOOK_CONTEXT_PARAMS = frozenset({"name", "uuid", "kind", "status", "inputs", "ou
 """Params a hook receives from its main run unless ``disableDefaults`` (docs/semantics.md, Hooks)."""
 
 _UNSUPPORTED_SECTIONS = (
-    ("matrix", "matrix", "polynb does not run sweeps yet (the matrix is checked, not run)"),
     ("schedule", "schedule", "polynb does not run schedules yet (the schedule is checked, not run)"),
-    ("joins", "joins", "polynb does not run join queries over past runs yet (the joins are checked, not run)"),
     ("build", "build", "polynb builds no container images (the build section is checked, not run)"),
 )
 """Sections that parse and are checked field by field, then refused by ``polynb run``, with the reason."""
@@ -305,6 +306,7 @@ class _Builder:
                         ("events", k, "ref"),
                         f"`{event.ref}` needs an enclosing DAG; at the top level an event can only watch `runs.<uuid>`",
                     )
+        self.check_sweep(spec, component, where, _Where(None, ()))
         inputs = self.bind_top(spec, component, literal, overrides, where)
         name = spec.name or component.name or "main"
         self.check_name_length(name, root / ("name",) if spec.name else where / ("name",))
@@ -317,6 +319,30 @@ class _Builder:
         op = PipelineOp(name, operation, component, frozenset(), tuple(operation.events or ()), component_base)
         graph = DagGraph(nodes={name: OpNode(name)}, edges=[], stages=[[name]])
         return Pipeline(name, "single", spec, inputs, {name: op}, graph, None, hooks, base_dir, self.source)
+
+    def check_sweep(self, spec: Component | Operation, component: Component, where: _Where, at: _Where) -> None:
+        """A matrix (written at ``at``) runs as a sweep (``scheduler.sweeps``) if polynb can run its kind; a
+        matrix on the component an operation runs is refused: Polyaxon takes the operation's."""
+        if component is not spec and component.matrix is not None:
+            self.add(where, ("matrix",), "`matrix` on the component of an operation is not supported: write it "
+                     "on the operation", "unsupported")  # fmt: skip
+        if spec.matrix is None:
+            return
+        if isinstance(component.run, Dag):
+            self.add(at, ("matrix",), "`matrix` over a DAG is not supported yet: polynb sweeps a job or a Python "
+                     "step", "unsupported")  # fmt: skip
+        problem = unrunnable(spec.matrix)
+        if problem is not None:
+            self.add(at, ("matrix", "kind"), f"`matrix` is not supported yet: {problem}", "unsupported")
+        if getattr(spec.matrix, "resume", None) is True:
+            self.add(at, ("matrix", "resume"), "`resume` is not applied: each hyperband round starts its trials "
+                     "anew with more of the resource (they do not continue the previous round's runs)",
+                     "warning")  # fmt: skip
+        for k, policy in enumerate(spec.matrix.early_stopping or ()):
+            if isinstance(policy, MetricEarlyStopping) and policy.policy is not None:
+                self.add(at, ("matrix", "earlyStopping", k, "policy"), "the `policy` is not applied: polynb reads "
+                         "a trial's metric once the trial is final, and stops the sweep when it reaches `value`",
+                         "warning")  # fmt: skip
 
     def patched(self, op: Operation, component: Component, where: _Where) -> Component:
         """The component with the operation's ``runPatch`` applied (``compiler.patch``); a patch that makes
@@ -545,6 +571,10 @@ class _Builder:
         readable from the runs found, and an input that takes a list (``isList``) or is of type artifacts."""
         declared = self._info(component).declared
         for j, join in enumerate(op.joins or ()):
+            if join.ref is not None:
+                self.add(where, ("joins", j, "ref"), "a join's `ref` is not supported yet: polynb's joins search "
+                         "every run of the store; narrow the `query` instead (e.g. `pipeline: <uuid>`)",
+                         "unsupported")  # fmt: skip
             for key, text, parse in (("query", join.query, parse_query), ("sort", join.sort, parse_sort)):
                 try:
                     parse(text or "")
@@ -555,6 +585,10 @@ class _Builder:
                 if param.ref is not None:
                     self.add(where, (*path, "ref"), f"join param `{name}`: `ref` is ignored; the join's `query` "
                                                     "selects the runs it reads", "warning")  # fmt: skip
+                if param.to_init or param.connection or not isinstance(param.value, str):
+                    self.add(where, path, f"join param `{name}`: initializing artifacts of the runs found (`toInit`, "
+                             "`connection`, an artifacts selection) is not supported yet", "unsupported")  # fmt: skip
+                    continue
                 io = declared.get(name)
                 if io is None or param.context_only:
                     continue  # a context value: Polyaxon reads it as is
@@ -587,6 +621,9 @@ class _Builder:
             self.add(where, issue.path, issue.message)
         for k, component in enumerate(dag.components or ()):
             self.check_fields(component, where / ("components", k))
+            if component.matrix is not None:
+                self.add(where / ("components", k), ("matrix",), "`matrix` on a component of a DAG is not "
+                         "supported: write it on the operation that runs it", "unsupported")  # fmt: skip
         components: dict[str, Component] = {}
         ops: dict[str, PipelineOp] = {}
         for i, op in enumerate(dag.operations):
@@ -608,6 +645,7 @@ class _Builder:
             self.check_params(op.params or {}, component, c_where, op_where, ("params",),
                               strict=bool(op.strict_params), given=_given_params(op), matrix=op.matrix)  # fmt: skip
             self.check_joins(op, component, op_where)
+            self.check_sweep(op, component, c_where, op_where)
             if isinstance(component.run, Dag):
                 self.nested(component, c_where, resolved.base_dir)
             node = graph.nodes[name]

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from polynb.notebook.model import RunTracker
+from polynb.notebook.model import RunTracker, SweepView
 from polynb.notebook.render import run_text
 from polynb.scheduler.events import EngineEvent
 
@@ -47,7 +47,7 @@ class RunHandle:
         ``maxRetries``: those of its current attempt."""
         store = self._session.store
         root = store.get_run(self.uuid)
-        if root.kind == "dag":
+        if root.kind in ("dag", "matrix"):  # a sweep's trials are its ops
             records = store.children(self.uuid, include_hooks=True)
         else:
             records = [root, *store.hooks_of(self.uuid)]
@@ -67,7 +67,7 @@ class RunHandle:
     def events(self) -> list[EngineEvent]:
         store = self._session.store
         root = store.get_run(self.uuid)
-        if root.kind == "dag":
+        if root.kind in ("dag", "matrix"):
             records = store.events(dag_uuid=self.uuid)
         else:
             records = store.events(run_uuid=self.uuid)
@@ -75,6 +75,22 @@ class RunHandle:
                 records += store.events(run_uuid=hook.uuid)
             records.sort(key=lambda e: e.seq)
         return [EngineEvent.from_record(r) for r in records]
+
+    @property
+    def sweep(self) -> SweepView | None:
+        """A matrix run's trials ranked by the metric (``sweep.best`` is the best trial), else None."""
+        tracker = RunTracker(self._session.store, self.uuid)
+        tracker.refresh()
+        return tracker.snapshot(time.time()).sweep
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """A sweep's best trial: its params and its metric (``{"params": {...}, "loss": 0.01}``), or None."""
+        sweep = self.sweep
+        best = sweep.best if sweep is not None else None
+        if sweep is None or best is None:
+            return None
+        return {"trial": best.name, "params": dict(best.params), str(sweep.metric): best.metric}
 
     def wait(self, timeout: float | None = None, *, include_services: bool = False) -> str:
         """Block until the run is done and return its status (services too with ``include_services``)."""

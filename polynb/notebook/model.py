@@ -93,6 +93,72 @@ class Link:
 
 
 @dataclass(frozen=True, slots=True)
+class TrialView:
+    """One trial of a sweep: its params and its metric (None until it succeeded with one)."""
+
+    index: int
+    name: str
+    status: str
+    params: tuple[tuple[str, Any], ...]
+    metric: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepView:
+    """A matrix run's trials, best first, and the best metric after each trial that ended."""
+
+    kind: str
+    metric: str | None
+    maximize: bool
+    total: int | None
+    params: tuple[str, ...]
+    trials: tuple[TrialView, ...]
+    """Sorted by the metric, best first; trials without a metric last, in the order they were created."""
+    best_so_far: tuple[tuple[int, float], ...] = ()
+    """``(n, best)``: the best metric once ``n`` trials had ended (one point per improvement and the last)."""
+
+    @property
+    def best(self) -> TrialView | None:
+        first = self.trials[0] if self.trials else None
+        return first if first is not None and first.metric is not None else None
+
+
+def sweep_view(trials: Iterable[tuple[RunRecord, str, float | None]], meta: Mapping[str, Any]) -> SweepView:
+    """The sweep view of a matrix run's trial records (each with its status and the time it ended), from
+    the ``sweep`` meta the engine stores on the matrix run (kind, metric, optimization, total)."""
+    metric = meta.get("metric")
+    maximize = bool(meta.get("maximize"))
+    views: list[TrialView] = []
+    ended: list[tuple[float, float | None]] = []
+    names: list[str] = []
+    for record, status, end in trials:
+        info = record.meta.get("trial") or {}
+        params = dict(info.get("params") or {})
+        for name in params:
+            if name not in names:
+                names.append(name)
+        value = record.outputs.get(metric) if metric else None
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        number = number if status == Status.SUCCEEDED.value else None
+        views.append(TrialView(int(info.get("index", len(views) + 1)), record.name, status,
+                               tuple(params.items()), number))  # fmt: skip
+        if end is not None:
+            ended.append((end, number))
+    sign = -1.0 if maximize else 1.0
+    views.sort(key=lambda t: (t.metric is None, sign * (t.metric or 0.0), t.index))
+    curve: list[tuple[int, float]] = []
+    best: float | None = None
+    for n, (_, value) in enumerate(sorted(ended, key=lambda e: e[0]), start=1):
+        if value is not None and (best is None or sign * value < sign * best):
+            best = value
+            curve.append((n, best))
+    if best is not None and curve[-1][0] != len(ended):
+        curve.append((len(ended), best))
+    return SweepView(str(meta.get("kind") or "matrix"), metric, maximize, meta.get("total"), tuple(names),
+                     tuple(views), tuple(curve))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class RunSnapshot:
     uuid: str
     name: str
@@ -109,6 +175,8 @@ class RunSnapshot:
     links: tuple[Link, ...] = ()
     notes: tuple[str, ...] = ()
     last_seq: int = 0
+    sweep: SweepView | None = None
+    """Set for a matrix run: its trials (``render.sweep_html`` draws them)."""
 
     @property
     def is_final(self) -> bool:
@@ -143,7 +211,7 @@ class RunTracker:
         self.store = store
         root = store.get_run(root_uuid)
         self.uuid = root.uuid
-        self.is_dag = root.kind == "dag"
+        self.is_dag = root.kind in ("dag", "matrix")  # a sweep's trials are under it as a DAG's ops are
         self.origin = root.created_at.timestamp()
         self.last_seq = 0
         self._runs: dict[str, _RunState] = {}
@@ -233,7 +301,17 @@ class RunTracker:
             links=tuple(links),
             notes=tuple(notes),
             last_seq=self.last_seq,
+            sweep=self._sweep() if root.record.kind == "matrix" else None,
         )
+
+    def _sweep(self) -> SweepView:
+        root = self._runs[self.uuid].record
+        trials = [
+            (s.record, s.status, s.end)
+            for u in self._order
+            if u != self.uuid and (s := self._runs[u]).record.hook_of is None
+        ]
+        return sweep_view(trials, root.meta.get("sweep") or {})
 
     # -- internals ----------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from polynb.notebook.model import EdgeView, OpView, RunSnapshot
+from polynb.notebook.model import EdgeView, OpView, RunSnapshot, SweepView
 
 MAX_GRAPH_NODES = 80
 """Bigger graphs are not drawn (the timeline and the counts still are)."""
@@ -507,10 +507,12 @@ def run_html(snapshot: RunSnapshot) -> str:
     if graph:
         nodes = [GraphNode(op.name, op.kind, op.status) for op in snapshot.members]
         parts.append(f'<div style="margin:4px 0">{graph_svg(nodes, snapshot.edges)}</div>')
+    if snapshot.sweep is not None:
+        parts.append(sweep_html(snapshot.sweep))
     parts.append(timeline_svg(snapshot))
     parts.append(legend_html(snapshot, graph=graph))
     parts.append(log_html(snapshot))
-    if snapshot.settled:
+    if snapshot.settled and snapshot.sweep is None:  # a sweep's outputs are in its table
         parts.append(outputs_html(snapshot))
     # The widget's line height (28px, for form controls) would spread every line of text far apart.
     body = "".join(p for p in parts if p)
@@ -524,6 +526,9 @@ def run_text(snapshot: RunSnapshot) -> str:
         lines = [f"polynb run {snapshot.name} ({snapshot.kind}): {snapshot.status}"]
     else:
         lines = [f"polynb run {snapshot.name} ({snapshot.kind}): submitted — live status in the widget"]
+    if snapshot.sweep is not None:
+        # A sweep: the trials ranked by the metric once final (their count and order depend on timing before).
+        return "\n".join([*lines, *(sweep_text(snapshot.sweep) if snapshot.is_final else [])])
     members = snapshot.members if snapshot.kind == "dag" else snapshot.ops[1:]
     if not snapshot.is_final:
         # Hook runs appear when their main op ends: listing them while running would depend on timing.
@@ -590,3 +595,160 @@ def _show(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, sort_keys=True)
+
+
+# ------------------------------------------------------------------------------------------- sweeps
+
+SWEEP_ROWS = 10
+"""Trials listed in the sweep table (the best ones)."""
+SWEEP_LINES = 200
+"""Trials drawn in the parallel-coordinates plot (the best ones): more lines are ink, not information."""
+
+
+def _metric_label(sweep: SweepView) -> str:
+    if sweep.metric is None:
+        return "metric"
+    return f"{sweep.metric} ({'max' if sweep.maximize else 'min'})"
+
+
+def sweep_table_html(sweep: SweepView, *, limit: int = SWEEP_ROWS) -> str:
+    """The trials sorted by the metric, best first."""
+    head = ("#", "trial", "status", *sweep.params, _metric_label(sweep))
+    rows = []
+    for rank, trial in enumerate(sweep.trials[:limit], start=1):
+        params = dict(trial.params)
+        rows.append((
+            str(rank),
+            escape(trial.name),
+            f'<span style="color:{status_color(trial.status)}">●</span> {escape(trial.status)}',
+            *(f"<code>{escape(_clip(_show(params.get(p, '')), 24))}</code>" for p in sweep.params),
+            f"<b>{_show(trial.metric)}</b>" if trial.metric is not None else "-",
+        ))  # fmt: skip
+    if not rows:
+        return ""
+    more = len(sweep.trials) - limit
+    tail = f'<div style="font-size:11px;opacity:0.7">… {more} more trials</div>' if more > 0 else ""
+    return _table("polynb-sweep-trials", head, rows, nowrap=3) + tail
+
+
+def best_so_far_svg(sweep: SweepView, *, width: int = 340, height: int = 150) -> str:
+    """The best metric after each trial that ended, as a step line."""
+    curve = sweep.best_so_far
+    if not curve:
+        return ""
+    left, right, top, bottom = 52, 10, 18, 24
+    n_max = max(curve[-1][0], 1)
+    values = [v for _, v in curve]
+    low, high = min(values), max(values)
+    span = (high - low) or abs(high) or 1.0
+
+    def x(n: float) -> float:
+        return left + (width - left - right) * (n / n_max)
+
+    def y(v: float) -> float:
+        return top + (height - top - bottom) * (1 - (v - low) / span)
+
+    points: list[str] = []
+    for k, (n, v) in enumerate(curve):
+        if k:
+            points.append(f"{x(n):.1f},{y(curve[k - 1][1]):.1f}")
+        points.append(f"{x(n):.1f},{y(v):.1f}")
+    dots = "".join(f'<circle cx="{x(n):.1f}" cy="{y(v):.1f}" r="2.5" fill="#2e7d32"/>' for n, v in curve)
+    return (
+        f'<svg class="polynb-best-so-far" width="{width}" height="{height}" {_FONT} {_SVG_STYLE}>'
+        f'<text x="{left}" y="12" font-weight="600">best {escape(_metric_label(sweep))} so far</text>'
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="currentColor" '
+        f'stroke-opacity="0.4"/><line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="currentColor" '
+        f'stroke-opacity="0.4"/>'
+        f'<text x="{left - 4}" y="{y(high) + 4:.1f}" text-anchor="end">{_show(high)}</text>'
+        f'<text x="{left - 4}" y="{y(low) + 4:.1f}" text-anchor="end">{_show(low)}</text>'
+        f'<text x="{width - right}" y="{height - 6}" text-anchor="end">{n_max} trials ended</text>'
+        f'<polyline points="{" ".join(points)}" fill="none" stroke="#2e7d32" stroke-width="2"/>{dots}</svg>'
+    )
+
+
+def _axis(values: Sequence[Any]) -> tuple[Any, list[str]]:
+    """A function placing a value on [0, 1] for one axis, and the axis' labels (bottom, top)."""
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if values and len(numbers) == len(values):
+        low, high = min(numbers), max(numbers)
+        span = (high - low) or 1.0
+        return (lambda v: (v - low) / span if high != low else 0.5), [_show(low), _show(high)]
+    categories = sorted({_show(v) for v in values})
+    slots = max(len(categories) - 1, 1)
+    index = {c: i for i, c in enumerate(categories)}
+    return (lambda v: index[_show(v)] / slots if len(categories) > 1 else 0.5), [categories[0], categories[-1]] if (
+        categories
+    ) else ["", ""]
+
+
+def parallel_coordinates_svg(sweep: SweepView, *, width: int = 560, height: int = 200) -> str:
+    """One line per trial with a metric through an axis per param, then the metric's; darker is better."""
+    scored = [t for t in sweep.trials if t.metric is not None][:SWEEP_LINES]
+    if not scored or not sweep.params:
+        return ""
+    names = [*sweep.params, _metric_label(sweep)]
+    columns = [[dict(t.params).get(p) for t in scored] for p in sweep.params] + [[t.metric for t in scored]]
+    axes = [_axis(col) for col in columns]
+    left, right, top, bottom = 30, 30, 30, 22
+    step = (width - left - right) / max(len(names) - 1, 1)
+
+    def y(fraction: float) -> float:
+        return top + (height - top - bottom) * (1 - fraction)
+
+    lines = []
+    for rank in range(len(scored) - 1, -1, -1):  # the best drawn last, on top
+        shade = rank / max(len(scored) - 1, 1)
+        color = f"hsl(125, 45%, {30 + 45 * shade:.0f}%)"
+        points = " ".join(f"{left + k * step:.1f},{y(axes[k][0](columns[k][rank])):.1f}" for k in range(len(names)))
+        lines.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-opacity="0.8" '
+                     f'stroke-width="{2.5 if rank == 0 else 1.2}"/>')  # fmt: skip
+    frame = []
+    for k, name in enumerate(names):
+        ax = left + k * step
+        low, high = axes[k][1]
+        frame.append(
+            f'<line x1="{ax:.1f}" y1="{top}" x2="{ax:.1f}" y2="{height - bottom}" stroke="currentColor" '
+            f'stroke-opacity="0.5"/><text x="{ax:.1f}" y="{top - 16}" text-anchor="middle" font-weight="600">'
+            f'{escape(_clip(name, 18))}</text><text x="{ax:.1f}" y="{top - 4}" text-anchor="middle" font-size="10">'
+            f'{escape(_clip(high, 12))}</text><text x="{ax:.1f}" y="{height - bottom + 14}" text-anchor="middle" '
+            f'font-size="10">{escape(_clip(low, 12))}</text>'
+        )
+    return (
+        f'<svg class="polynb-parallel-coordinates" width="{width}" height="{height}" {_FONT} {_SVG_STYLE}>'
+        f"{''.join(lines)}{''.join(frame)}</svg>"
+    )
+
+
+def sweep_html(sweep: SweepView) -> str:
+    """The sweep view: the best trial, best-so-far over time, params → metric, the trials best first."""
+    done = sum(1 for t in sweep.trials if t.status in ("succeeded", "failed", "stopped", "skipped", "upstream_failed"))
+    total = sweep.total if sweep.total is not None else len(sweep.trials)
+    best = sweep.best
+    summary = f"{sweep.kind} sweep · {done}/{total} trials done"
+    if best is not None:
+        params = ", ".join(f"{k}={_show(v)}" for k, v in best.params)
+        summary += f" · best {escape(_metric_label(sweep))} <b>{_show(best.metric)}</b> ({escape(best.name)}: " \
+                   f"<code>{escape(_clip(params, 160))}</code>)"  # fmt: skip
+    charts = best_so_far_svg(sweep) + parallel_coordinates_svg(sweep)
+    return (
+        f'<div class="polynb-sweep" style="margin:4px 0"><div>{summary}</div>'
+        f'<div style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start">{charts}</div>'
+        f"{sweep_table_html(sweep)}</div>"
+    )
+
+
+def sweep_text(sweep: SweepView, *, limit: int = SWEEP_ROWS) -> list[str]:
+    """Stable lines for a final sweep: the best trial, then the best trials with params and metric."""
+    lines = [f"  {sweep.kind} sweep: {len(sweep.trials)} trials, ranked by {_metric_label(sweep)}"]
+    best = sweep.best
+    if best is not None:
+        lines.append(f"  best: {best.name}  " + ", ".join(f"{k}={_show(v)}" for k, v in best.params) +
+                     f"  → {sweep.metric}={_show(best.metric)}")  # fmt: skip
+    for rank, trial in enumerate(sweep.trials[:limit], start=1):
+        params = ", ".join(f"{k}={_show(v)}" for k, v in trial.params)
+        metric = f"  {sweep.metric}={_show(trial.metric)}" if trial.metric is not None else ""
+        lines.append(f"  {rank:>3}. {trial.name}  {trial.status}  {params}{metric}")
+    if len(sweep.trials) > limit:
+        lines.append(f"  … {len(sweep.trials) - limit} more trials")
+    return lines

@@ -335,7 +335,7 @@ class KernelSession:
         Returns how: ``engine``, ``direct``, ``pending`` (an op of a DAG no engine runs: its end and hooks
         are the next engine's) or ``final`` (nothing left to stop); see ``control.stop``."""
         record = self.store.get_run(uuid)
-        below = self.store.list_runs(uuid) if record.kind == "dag" else self.store.hooks_of(uuid)
+        below = self.store.list_runs(uuid) if record.kind in ("dag", "matrix") else self.store.hooks_of(uuid)
         if all(r.status in FINAL for r in (record, *below)):
             return "final"
         try:
@@ -374,8 +374,9 @@ class KernelSession:
     def logs(self, uuid: str, *, tail: int | None = None) -> tuple[list[str], str]:
         """The log lines of a run (init steps first), and a title saying which run."""
         record = self.store.get_run(uuid)
-        if record.kind == "dag":
-            return [], f"{record.name} is a DAG: choose one of its ops"
+        if record.kind in ("dag", "matrix"):
+            what = "a DAG: choose one of its ops" if record.kind == "dag" else "a sweep: choose one of its trials"
+            return [], f"{record.name} is {what}"
         executor = self._executors.get(record.executor or "local")
         try:
             lines = list(executor.logs(uuid, follow=False)) if executor is not None else _read_local_logs(uuid)

@@ -16,6 +16,9 @@ records everything in the :class:`~polynb.store.Store`. Modules:
 * ``recovery`` and ``ownership`` — a restarted engine adopts the runs of engines that are gone.
 * Pure rules: ``readiness``/``triggers`` (when an op may start), ``dag_status``, ``timers`` (deadlines);
   ``tallies`` (incremental counts: an event re-evaluates only the downstream ops of the run that moved).
+* ``sweeps`` (a ``matrix``: its trials, made lazily up to ``concurrency``, early stopping, its status),
+  ``sweep_state`` and ``suggesters`` (what each matrix kind runs next; Optuna for tpe and bayes);
+  ``joining`` (an op's ``joins`` select runs of the store when it compiles).
 * ``plan`` (storable specs), ``compiling`` (the seam to the compiler), ``events`` (what subscribers get),
   ``outbox`` (what waits for a turn's commit),
   ``control`` (``polynb stop`` from another process).
@@ -78,6 +81,11 @@ Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
   status before it is committed: submissions, stops, events to subscribers, waiters and the answers to API
   calls wait for the turn's commit (``outbox``), so an engine killed mid-turn leaves nothing that happened
   unrecorded.
+* **Sweeps.** A matrix run (or a DAG's op with a ``matrix``) is final once every trial is: ``failed`` if any
+  trial failed, else ``stopped`` if all were, else ``succeeded`` (Polyaxon's pipeline rule); early stopping
+  starts no more trials and stops the running ones. Trials are ``dag_uuid``-children of the sweep, role
+  ``trial``; the operation's hooks run for the sweep, the component's per trial. A sweep is not resumed by a
+  restarted engine (``SweepInterrupted``); its trials still running are re-attached and end on their own.
 * **Shutdown** with ``stop_running`` stops everything and records the statuses before returning; no new
   hooks are started while shutting down. Either way no run is claimed any more, and the submissions
   already queued are made and their handles stored before the executors shut down.

@@ -7,6 +7,7 @@ exception: a param that cannot be resolved fails the op, conditions that are fal
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from polynb.compiler.templates import evaluate_conditions
 from polynb.compiler.types import CompiledOp, TerminationSpec
 from polynb.executors.base import BASE_DIR_LABEL, Executor
 from polynb.lifecycle import Status
+from polynb.scheduler.joining import join_params
 from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan, dump
 from polynb.spec.models import Component, Hook, Operation
 from polynb.store import RunNotFoundError, RunRecord, Store, run_paths
@@ -32,6 +34,7 @@ REASON_CONDITIONS_NOT_MET = "ConditionsNotMet"
 REASON_CONDITIONS_ERROR = "ConditionsError"
 REASON_PARAMS = "ParamsError"
 REASON_COMPILE = "CompilationFailed"
+REASON_JOINS = "JoinsError"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,17 @@ class OpCompiler:
         views = _UpstreamViews(self._store, upstream)
         dag_globals = {"uuid": dag_uuid, "name": dag_name, "status": "running"} if dag_uuid else {}
         own = run_globals(uuid=uuid, name=plan.name, project_name=dag_plan.name)
+        joins = plan.operation.joins or plan.component.joins
+        joined: dict[str, Any] = {}
+        if joins:
+            # The runs the joins select become the op's params, as lists (``joining``).
+            context = {**dag_plan.inputs, "globals": own, "dag": dag_globals}
+            try:
+                joined = join_params(joins, self._store.list_runs(), context, exclude=uuid)
+            except CompilerError as exc:
+                return Outcome(Status.FAILED, REASON_JOINS, exc.message)
+            operation = plan.operation.model_copy(update={"params": {**(plan.operation.params or {}), **joined}})
+            plan = dataclasses.replace(plan, operation=operation)
         try:
             inputs, contexts = resolve_params(
                 _OpView(plan),
@@ -130,7 +144,7 @@ class OpCompiler:
                 lookup_run=self.lookup_run,
                 # A single-op pipeline's bound params (with -P) are the pipeline's inputs: they win over
                 # the component's defaults. A DAG's ops read the DAG's inputs through `ref: dag` instead.
-                overrides=dag_plan.inputs if dag_uuid is None else None,
+                overrides={k: v for k, v in dag_plan.inputs.items() if k not in joined} if dag_uuid is None else None,
                 globals_=own,
             )
         except CompilerError as exc:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from polynb.compiler.registry import ComponentRegistry
 from polynb.executors.base import Executor, ExecutorUpdate
-from polynb.lifecycle import Status, is_final
+from polynb.lifecycle import REASON_STOPPED, Status, is_final
 from polynb.scheduler.compiling import OpCompiler
 from polynb.scheduler.evaluation import DagEvaluator
 from polynb.scheduler.events import EngineEvent
@@ -48,6 +48,7 @@ from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.stopping import Stopping
 from polynb.scheduler.submission import Submission
 from polynb.scheduler.submitter import Submitted, Submitter
+from polynb.scheduler.sweeps import Sweeps
 from polynb.scheduler.termination import Termination
 from polynb.scheduler.updates import Updates
 from polynb.store import Store
@@ -133,6 +134,9 @@ class Engine:
         statuses.start_hook = submission.prepare_and_submit
         self._updates = Updates(state, statuses, termination)
         self._evaluator = DagEvaluator(state, statuses, submission, termination)
+        self._sweeps = sweeps = Sweeps(state, statuses, submission.prepare_and_submit, stopping.stop_run)
+        submission.start_sweep = sweeps.start_in_dag
+        stopping.stop_sweep = sweeps.stop_run
         self._adopter = Adopter(state, statuses, submission, termination, self._on_update)
 
     # -- public API (any thread) --------------------------------------------------------------------
@@ -173,12 +177,26 @@ class Engine:
             max_retries=int(term.max_retries or 0) if term else 0,
         )
         kind = pipeline.kind
+        matrix = pipeline.spec.matrix if kind == "single" else None
+        if matrix is not None:
+            (op,) = ops
+            sweep: str = self._call(lambda: self._sweeps.create(op, matrix, dag_plan, hook_components, name))
+            return sweep
         uuid: str = self._call(lambda: self._submission.create(kind, dag_plan, ops, hook_components, name))
         return uuid
 
     def stop(self, uuid: str) -> None:
-        """Stop a run: an op (``stopping`` → ``stopped``) or a whole DAG (its pending ops become ``stopped``)."""
-        self._call(lambda: self._stopping.stop(uuid))
+        """Stop a run: an op (``stopping`` → ``stopped``), a whole DAG (its pending ops become ``stopped``) or a
+        sweep (no trial starts any more, the running ones are stopped)."""
+
+        def stop() -> None:
+            sweep = self._state.sweeps.get(uuid)
+            if sweep is not None:
+                self._sweeps.stop(sweep, REASON_STOPPED, "stop requested")
+            else:
+                self._stopping.stop(uuid)
+
+        self._call(stop)
 
     def wait(
         self,
@@ -291,7 +309,7 @@ class Engine:
             if message is _QUIT:
                 return
             go_on = self._turn(message)
-            while go_on and self._state.dirty_dags:
+            while go_on and (self._state.dirty_dags or self._state.dirty_sweeps):
                 go_on = self._turn(None)  # a listener called the engine back while the turn was delivered
 
     def _turn(self, message: object) -> bool:
@@ -380,10 +398,15 @@ class Engine:
     def _settle(self) -> None:
         """Re-evaluate the DAGs touched by the last message until nothing changes."""
         state = self._state
-        while state.dirty_dags:
-            dag = state.dags.get(state.dirty_dags.pop())
-            if dag is not None:
-                self._evaluator.evaluate(dag)
+        while state.dirty_dags or state.dirty_sweeps:
+            while state.dirty_dags:
+                dag = state.dags.get(state.dirty_dags.pop())
+                if dag is not None:
+                    self._evaluator.evaluate(dag)
+            while state.dirty_sweeps:
+                sweep = state.sweeps.get(state.dirty_sweeps.pop())
+                if sweep is not None:
+                    self._sweeps.evaluate(sweep)
 
     def _publish_settled(self) -> None:
         """Wake the waiters of the top-level runs whose waits may be over (their statuses are committed)."""

@@ -142,7 +142,9 @@ class HookFactory:
     def select(self, run: RunState, status: Status) -> list[NewHook]:
         """The hook runs ``status`` selects among ``run``'s hooks (trigger and conditions), not created
         yet. Reads only: called before the transaction that writes them."""
-        if run.role == "dag":
+        if run.uuid in self._state.sweeps:  # a sweep (top-level, or an op of a DAG): the operation's hooks
+            hooks = self._state.sweeps[run.uuid].hooks
+        elif run.role == "dag":
             hooks = self._state.dags[run.uuid].plan.hooks
         elif run.plan is not None:
             hooks = run.plan.hooks

@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 REASON_SUBMISSION_INTERRUPTED = "SubmissionInterrupted"
 REASON_LOST = "Lost"
+REASON_SWEEP_INTERRUPTED = "SweepInterrupted"
 
 
 class Recovery(StrEnum):
@@ -114,6 +115,9 @@ class Adopter:
         state = self._state
         store = state.store
         store.set_meta(root.uuid, {OWNER_KEY: state.owner})
+        if root.kind == "matrix":
+            self._interrupt_sweep(root)
+            return
         logger.info("resuming %s run %s (%s)", root.kind, root.uuid, root.name)
         members = [root]
         if root.kind == "dag":
@@ -161,8 +165,36 @@ class Adopter:
         for run, record in states:
             self._recover_run(run, record)
 
+    def _interrupt_sweep(self, root: RunRecord) -> None:
+        """A top-level sweep, not resumed (see :meth:`_end_sweep`)."""
+        logger.info("sweep %s (%s) was interrupted: not resumed", root.uuid, root.name)
+        self._state.dirty_roots.add(root.uuid)
+        self._end_sweep(self._statuses.adopt(root, role="single", root=root.uuid))
+
+    def _end_sweep(self, sweep: RunState) -> None:
+        """A sweep's suggester lived in the engine that died (an Optuna study, hyperband's rounds): the sweep
+        is not resumed. It ends ``failed`` (``SweepInterrupted``); its trials still unfinished are taken over
+        like single runs (re-attached, or failed if they may have started unseen) and end on their own."""
+        state = self._state
+        trials = [r for r in state.store.children(sweep.uuid) if r.hook_of is None and not r.is_final]
+        adopted = []
+        for record in trials:
+            plan = OpPlan.from_meta(record.meta["plan"]) if "plan" in record.meta else None
+            run = self._statuses.adopt(record, role="trial", root=sweep.root, plan=plan)
+            if record.spec and "placement" in record.spec:
+                run.compiled = CompiledOp.from_dict(record.spec)
+            adopted.append((run, record))
+        self._statuses.finish(sweep, Status.FAILED, REASON_SWEEP_INTERRUPTED,
+                              "the engine running this sweep stopped; a sweep is not resumed (its suggester's "
+                              "state was in that engine): run it again")  # fmt: skip
+        for run, record in adopted:
+            self._recover_run(run, record)
+
     def _recover_run(self, run: RunState, record: RunRecord) -> None:
         if run.role == "dag":
+            return
+        if run.role == "op" and "sweep" in record.meta and not record.is_final:
+            self._end_sweep(run)  # an op of a DAG that was sweeping
             return
         statuses = self._statuses
         action = classify(record.status, has_handle=record.handle is not None)

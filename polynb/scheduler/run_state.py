@@ -11,7 +11,8 @@ from polynb.executors.base import ExecutorUpdate
 from polynb.lifecycle import Status, is_final
 from polynb.scheduler.plan import HookPlan, OpPlan
 
-RunRole = Literal["dag", "op", "single", "hook"]
+RunRole = Literal["dag", "op", "single", "hook", "sweep", "trial"]
+"""``sweep``: a matrix run; ``trial``: one of its trials (``dag_uuid`` is the sweep), otherwise a single run."""
 
 
 @dataclass(eq=False)

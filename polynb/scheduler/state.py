@@ -19,6 +19,7 @@ from polynb.scheduler.events import Listeners
 from polynb.scheduler.outbox import Outbox
 from polynb.scheduler.plan import DagPlan
 from polynb.scheduler.run_state import RunState
+from polynb.scheduler.sweep_state import SweepState
 from polynb.scheduler.tallies import DagIndex, RootTally
 from polynb.scheduler.timers import Timers
 from polynb.store import Store
@@ -74,6 +75,10 @@ class EngineState:
     """per top-level run: its services and hooks not final yet (what ``Engine.wait`` needs)"""
     dirty_dags: set[str] = field(default_factory=set)
     """DAGs to re-evaluate before the engine waits for the next message"""
+    sweeps: dict[str, SweepState] = field(default_factory=dict)
+    """matrix runs by uuid (``sweeps``)"""
+    dirty_sweeps: set[str] = field(default_factory=set)
+    """sweeps to re-evaluate (a trial of theirs is final) before the engine waits for the next message"""
     dirty_roots: set[str] = field(default_factory=set)
     """top-level runs whose ``Settled`` state must be published to waiters"""
     shutting_down: bool = False

@@ -7,6 +7,8 @@ submission is in flight is sent as soon as the executor has it); an op never han
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from polynb.lifecycle import REASON_STOPPED, Status
 from polynb.scheduler.ownership import OWNER_KEY
 from polynb.scheduler.run_state import RunState
@@ -23,6 +25,8 @@ class Stopping:
     def __init__(self, state: EngineState, statuses: Statuses) -> None:
         self._state = state
         self._statuses = statuses
+        self.stop_sweep: Callable[[RunState, str, str], bool] = lambda run, reason, message: False
+        """Stops ``run`` if it is a sweep (its trials, then itself) and says so (set by the engine)."""
 
     def stop(self, uuid: str) -> None:
         """``Engine.stop``: a DAG run stops every op, any other run stops itself."""
@@ -59,7 +63,7 @@ class Stopping:
         state.dirty_dags.add(dag.uuid)
 
     def stop_run(self, run: RunState, reason: str, message: str) -> None:
-        if run.is_final:
+        if run.is_final or self.stop_sweep(run, reason, message):
             return
         run.stop_requested = True
         self._state.timers.cancel(("retry", run.uuid))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from polynb.compiler.types import CompiledOp
@@ -53,6 +53,8 @@ class Submission:
         self._compiler = compiler
         self._submitter = submitter
         self._on_update = on_update
+        self.start_sweep: Callable[[RunState], None] = lambda run: None
+        """Runs an op of a DAG with a ``matrix`` as a sweep (set by the engine: ``sweeps`` sits above)."""
 
     # -- creating runs ------------------------------------------------------------------------------
 
@@ -165,10 +167,24 @@ class Submission:
         if run.hook is not None:
             return self._compiler.compile_hook(run.hook, uuid=run.uuid, main_uuid=run.hook_of or "", executor=executor)
         assert run.plan is not None
+        sweep = state.sweeps.get(run.dag_uuid or "") if run.role == "trial" else None
+        if sweep is not None and sweep.dag_uuid is not None and sweep.dag_uuid in state.dags:
+            # A trial of an op of a DAG: compiled as that op would be, its params the suggestion.
+            parent = state.dags[sweep.dag_uuid]
+            return self._compiler.compile_op(
+                run.plan,
+                uuid=run.uuid,
+                dag_uuid=parent.uuid,
+                dag_plan=parent.plan,
+                dag_name=state.runs[parent.uuid].name,
+                upstream={n: parent.ops[n] for n in run.plan.upstream if n in parent.ops},
+                executor=executor,
+            )
         return self._compiler.compile_op(
             run.plan,
             uuid=run.uuid,
-            dag_uuid=run.dag_uuid,
+            # A trial is compiled as a single run whose bound inputs are the sweep's with its params over them.
+            dag_uuid=None if run.role == "trial" else run.dag_uuid,
             dag_plan=dag.plan if dag else self._single_dag_plan(run),
             dag_name=state.runs[dag.uuid].name if dag else None,
             upstream={n: dag.ops[n] for n in run.plan.upstream if n in dag.ops} if dag else {},
@@ -176,7 +192,14 @@ class Submission:
         )
 
     def prepare(self, run: RunState, dag: DagState | None) -> None:
-        """Compile an op; it becomes ``compiled`` and waits for a slot (in its DAG) or is claimed at once."""
+        """Compile an op; it becomes ``compiled`` and waits for a slot (in its DAG) or is claimed at once.
+
+        An op of a DAG with a ``matrix`` is not compiled: it waits for a slot, then runs as a sweep (its
+        trials are compiled, each with its params)."""
+        if dag is not None and run.plan is not None and run.plan.operation.matrix is not None:
+            self._statuses.set(run, Status.COMPILED, "Compiled", "a sweep: its trials are compiled one by one")
+            self.enqueue(run, dag)
+            return
         self._apply_compiled(run, self.compile(run, dag))
         if run.status == Status.COMPILED:
             self.enqueue(run, dag)
@@ -203,7 +226,7 @@ class Submission:
         self._statuses.set(run, Status.COMPILED, "Compiled", outcome.message)
 
     def _single_dag_plan(self, run: RunState) -> DagPlan:
-        record = self._state.store.get_run(run.root)
+        record = self._state.store.get_run(run.uuid if run.role == "trial" else run.root)
         return DagPlan.from_meta(record.meta["dag"]) if "dag" in record.meta else DagPlan(name=run.name)
 
     # -- claiming and submitting --------------------------------------------------------------------
@@ -245,6 +268,12 @@ class Submission:
         state = self._state
         if state.closing:
             return  # left compiled/retrying: the next engine on this store resumes it
+        if run.plan is not None and run.plan.operation.matrix is not None and run.role == "op":
+            claim = state.store.claim(run.uuid, status=Status.RUNNING, expected={Status.COMPILED}, reason="Sweeping")
+            if self._statuses.apply(run, claim):
+                self._statuses.hold_slot(run, True)  # the sweep holds its DAG's slot until its trials are done
+                self.start_sweep(run)
+            return
         if run.compiled is None:
             record = state.store.get_run(run.uuid)
             run.compiled = CompiledOp.from_dict(record.spec)

@@ -140,9 +140,8 @@ def test_path_ref_relative_to_the_source(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("snippet", "expected"),
     [
-        ("matrix: {kind: grid, params: {lr: {kind: choice, value: [0.1]}}}", "`matrix` is not supported yet"),
         ("schedule: {kind: cron, cron: '0 2 * * *'}", "`schedule` is not supported yet"),
-        ("joins: [{ref: runs, query: 'status: succeeded', params: {}}]", "`joins` is not supported yet"),
+        ("joins: [{ref: runs, query: 'status: succeeded', params: {}}]", "a join's `ref` is not supported yet"),
         ("build: {hubRef: kaniko}", "`build` is not supported yet"),
         ("isApproved: false", "`isApproved: false`"),
     ],
@@ -337,3 +336,22 @@ run:
         )
     )
     assert [h.hub_ref for h in pipeline.ops["train"].hooks] == ["webhook"]
+
+
+def test_a_matrix_runs_on_a_top_level_op_and_on_a_dags_op_but_not_over_a_dag() -> None:
+    top = "kind: operation\nname: s\nmatrix: {kind: grid, params: {lr: {kind: choice, value: [0.1]}}}\n" \
+          "component: {inputs: [{name: lr, type: float}], run: {kind: job, container: {command: [x]}}}\n"  # fmt: skip
+    assert build_pipeline(spec(top)).spec.matrix is not None
+    nested = (
+        "kind: component\nname: d\nrun:\n  kind: dag\n  operations:\n"
+        "  - name: a\n    matrix: {kind: grid, params: {lr: {kind: choice, value: [0.1]}}}\n"
+        "    component: {inputs: [{name: lr, type: float}], run: {kind: job, container: {command: [x]}}}\n"
+    )
+    assert build_pipeline(spec(nested)).ops["a"].operation.matrix is not None
+    over_a_dag = (
+        "kind: operation\nname: s\nmatrix: {kind: grid, params: {lr: {kind: choice, value: [0.1]}}}\n"
+        "component:\n  inputs: [{name: lr, type: float}]\n  run:\n    kind: dag\n    operations:\n"
+        "    - {name: x, component: {run: {kind: job, container: {command: [x]}}}}\n"
+    )
+    with pytest.raises(SpecErrors, match="`matrix` over a DAG is not supported yet"):
+        build_pipeline(spec(over_a_dag))

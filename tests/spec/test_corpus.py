@@ -158,7 +158,7 @@ def test_header_parser() -> None:
     )
     binary = read_expectation(CORPUS / "invalid" / "non_utf8_bytes.yaml")
     assert (binary.valid, binary.path, binary.line) == (False, "(root)", 6)
-    assert read_expectation(CORPUS / "valid" / "matrix_grid.yaml").unsupported == "matrix"
+    assert read_expectation(CORPUS / "valid" / "matrix_iterative_dates.yaml").unsupported == "matrix"
 
 
 # --- polynb check against the corpus ---------------------------------------------------------------------

@@ -28,7 +28,7 @@ def first_error(text: str) -> tuple[int, int, str, str]:
     return e.line, e.column, e.path, e.message
 
 
-def test_a_join_feeds_a_list_input_and_is_refused_at_run_only() -> None:
+def test_a_join_feeds_a_list_input_and_builds() -> None:
     text = (
         HEAD
         + """\
@@ -44,8 +44,14 @@ joins:
     )
     result = check(text)
     assert result.valid, result.errors
-    assert any("joins" in w.path and "not supported yet" in w.message for w in result.unsupported)
-    with pytest.raises(SpecErrors, match="joins"):
+    assert not result.unsupported  # the scheduler runs the query when the op compiles (scheduler/joining.py)
+    assert build_pipeline(load_text(text)).spec.joins is not None
+
+
+def test_a_joins_ref_and_artifacts_init_are_refused_with_the_reason() -> None:
+    text = HEAD + "joins:\n  - query: 'status: succeeded'\n    ref: runs\n    params: {losses: {value: outputs.loss}}\n"
+    assert any("`ref` is not supported yet" in w.message for w in check(text).unsupported)
+    with pytest.raises(SpecErrors, match="ref"):
         build_pipeline(load_text(text))
 
 

@@ -1,0 +1,88 @@
+"""Joins at compile time: an op's ``joins`` select runs of the store and feed its params as lists.
+
+When an op with ``joins`` is compiled, each join's ``query``, ``sort``, ``limit`` and ``offset`` are
+rendered (a ``{{ globals.uuid }}`` reads the op's own globals, ``{{ dag.uuid }}`` its DAG's, and the DAG's
+inputs are there by name), then :func:`polynb.compiler.joins.select` picks the runs among every run of the
+store but the op itself, and :func:`polynb.compiler.joins.aggregate` makes each param's list, in the order
+the sort gives (creation order without one). The lists become the op's params (a ``contextOnly`` one a
+context value only), so they are checked against the inputs as any param is.
+
+A run as a query sees it: ``uuid``, ``name``, ``kind``, ``status``, ``created_at``, ``started_at``,
+``finished_at``, ``duration``, ``wait_time``, ``inputs``, ``outputs`` and ``metrics`` (polynb records a run's
+metrics as its outputs, so ``metrics.loss`` and ``outputs.loss`` are the same value) and ``pipeline`` (the
+uuid of the DAG or sweep the run is under). A join param's ``value`` reads ``inputs.X``, ``outputs.X``,
+``globals.uuid``/``globals.name``, or ``inputs``/``outputs`` whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from polynb.compiler.errors import CompilerError
+from polynb.compiler.joins import QueryError, aggregate, select
+from polynb.compiler.templates import is_template, render_str
+from polynb.spec.joins import Join
+from polynb.spec.models import Param
+from polynb.store import RunRecord
+
+
+def run_fields(record: RunRecord) -> dict[str, Any]:
+    """A run as join queries read it (see the module docstring)."""
+    outputs = dict(record.outputs)
+    return {
+        "uuid": record.uuid,
+        "name": record.name,
+        "kind": record.kind,
+        "status": record.status.value,
+        "created_at": record.created_at,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "duration": record.duration,
+        "wait_time": record.wait_time,
+        "inputs": dict(record.inputs),
+        "outputs": outputs,
+        "metrics": outputs,
+        "pipeline": record.dag_uuid,
+    }
+
+
+def _rendered(value: Any, context: Mapping[str, Any], what: str) -> Any:
+    if isinstance(value, str) and is_template(value):
+        return render_str(value, context)
+    return value
+
+
+def _count(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise CompilerError(f"join `{what}` is {value!r} once rendered: expected an integer") from None
+    if number < 0:
+        raise CompilerError(f"join `{what}` is {number}: expected 0 or more")
+    return number
+
+
+def join_params(
+    joins: Sequence[Join], runs: Sequence[RunRecord], context: Mapping[str, Any], *, exclude: str
+) -> dict[str, Param]:
+    """The params the joins give (``CompilerError`` for a query that cannot be read once rendered)."""
+    candidates = [run_fields(r) for r in sorted(runs, key=lambda r: r.created_at) if r.uuid != exclude]
+    params: dict[str, Param] = {}
+    for j, join in enumerate(joins):
+        query = str(_rendered(join.query, context, "query"))
+        sort = _rendered(join.sort, context, "sort")
+        limit = _count(_rendered(join.limit, context, "limit"), "limit")
+        offset = _count(_rendered(join.offset, context, "offset"), "offset")
+        try:
+            found = select(candidates, query, sort=str(sort) if sort else None, limit=limit, offset=offset)
+        except QueryError as exc:
+            raise CompilerError(f"joins[{j}]: {exc} (query `{query}`)") from None
+        values = {name: p.value for name, p in (join.params or {}).items() if isinstance(p.value, str)}
+        lists = aggregate(found, values)
+        for name, param in (join.params or {}).items():
+            if name in lists:
+                params[name] = Param(value=lists[name], context_only=param.context_only)
+    return params

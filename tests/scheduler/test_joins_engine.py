@@ -1,0 +1,105 @@
+"""Joins run: when an op compiles, its joins select runs of the store (Polyaxon's query language, sort,
+limit, offset) and each join param receives the list of what it reads from them, in the sort's order."""
+
+from __future__ import annotations
+
+import json
+
+from support.schedkit import PY, Env, dag, job, write_outputs
+
+from polynb.lifecycle import Status
+
+_ECHO = [PY, "-c", "print('joined')"]
+
+
+def report(joins: str) -> str:
+    return (
+        "name: report\n"
+        "dependencies: [a, b, c]\n"
+        f"joins:\n{joins}"
+        "component:\n"
+        "  name: report\n"
+        "  inputs: [{name: losses, type: float, isList: true}, {name: names, type: str, isList: true}]\n"
+        f"  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}"
+    )
+
+
+def producers() -> list[str]:
+    return [
+        job("a", write_outputs(loss=0.3)),
+        job("b", write_outputs(loss=0.1)),
+        job("c", [PY, "-c", "raise SystemExit(1)"]),
+    ]
+
+
+def test_a_join_selects_the_dags_succeeded_runs_sorted_and_limited(env: Env) -> None:
+    joins = (
+        "  - query: 'pipeline: {{ dag.uuid }}, status: succeeded'\n"
+        "    sort: metrics.loss\n"
+        "    limit: 5\n"
+        "    params:\n"
+        "      losses: {value: outputs.loss}\n"
+        "      names: {value: globals.name}\n"
+    )
+    text = dag(
+        *producers(), report(joins).replace("dependencies: [a, b, c]", "trigger: all_done\ndependencies: [a, b, c]")
+    )
+    uuid = env.run(text)
+    env.wait(uuid)
+    record = env.ops(uuid)["report"]
+    assert record.status == Status.SUCCEEDED, record.message
+    assert record.inputs["losses"] == [0.1, 0.3]
+    assert record.inputs["names"] == ["b", "a"]
+
+
+def test_descending_sort_and_offset(env: Env) -> None:
+    joins = (
+        "  - query: 'pipeline: {{ dag.uuid }}, metrics.loss: >0'\n"
+        "    sort: -metrics.loss\n"
+        "    offset: 1\n"
+        "    params:\n"
+        "      losses: {value: outputs.loss}\n"
+        "      names: {value: globals.name}\n"
+    )
+    text = dag(
+        *producers(), report(joins).replace("dependencies: [a, b, c]", "trigger: all_done\ndependencies: [a, b, c]")
+    )
+    uuid = env.run(text)
+    env.wait(uuid)
+    record = env.ops(uuid)["report"]
+    assert record.inputs["losses"] == [0.1]
+
+
+def test_a_query_that_cannot_be_read_once_rendered_fails_the_op_with_the_reason(env: Env) -> None:
+    joins = (
+        "  - query: '{{ \"nosuchfield\" }}: 1'\n"
+        "    params:\n"
+        "      losses: {value: outputs.loss}\n"
+        "      names: {value: globals.name}\n"
+    )
+    text = dag(
+        *producers(), report(joins).replace("dependencies: [a, b, c]", "trigger: all_done\ndependencies: [a, b, c]")
+    )
+    uuid = env.run(text)
+    env.wait(uuid)
+    record = env.ops(uuid)["report"]
+    assert record.status == Status.FAILED
+    assert record.reason == "JoinsError" and "nosuchfield" in (record.message or "")
+
+
+def test_a_join_reads_the_trials_of_a_sweep(env: Env) -> None:
+    sweep = env.run(
+        "version: 1.1\nkind: operation\nname: s\n"
+        "matrix: {kind: mapping, values: [{x: 3}, {x: 1}, {x: 2}]}\n"
+        "component:\n  inputs: [{name: x, type: int}]\n"
+        f"  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}\n"
+    )
+    env.wait(sweep)
+    best = env.run(
+        "version: 1.1\nkind: operation\nname: pick\n"
+        f"joins: [{{query: 'pipeline: {sweep}', sort: -inputs.x, limit: 2, params: {{xs: {{value: inputs.x}}}}}}]\n"
+        "component:\n  inputs: [{name: xs, type: int, isList: true}]\n"
+        f"  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}\n"
+    )
+    assert env.wait(best) == "succeeded", env.store.get_run(best).message
+    assert env.store.get_run(best).inputs["xs"] == [3, 2]
