@@ -53,9 +53,16 @@ class Emulator:
         nodes: int = 2,
         pull_backoff: float = 1.0,
         crash_backoff: float = 1.0,
+        kube_proxy: bool | None = None,
     ) -> None:
         """``kubelet="exec"`` runs every container as a local process in a sandbox under ``root`` (see
-        ``kubelet``), on ``nodes`` emulated nodes; the default ``"scripted"`` kubelet follows scripts."""
+        ``kubelet``), on ``nodes`` emulated nodes; the default ``"scripted"`` kubelet follows scripts.
+
+        ``kube_proxy``: relay ``clusterIP:port`` to the Services' endpoints (see ``network``). Off by default
+        with the executing kubelet: its pods share the host's network namespace, where the stand-in's listener
+        on ``clusterIP:port`` would take the port from a pod process binding ``0.0.0.0:port`` (TensorBoard),
+        which on a cluster binds in a network namespace of its own. Nothing polynb runs outside a cluster dials
+        a clusterIP, so the tests of Service routing turn it on explicitly."""
         self.clock = Clock()
         self.store = Store(self.clock, namespaces=namespaces, history_limit=history_limit)
         self.scripts: dict[str, dict[str, Any]] = {}
@@ -84,7 +91,8 @@ class Emulator:
         from .network import Network  # pod/Service addresses on loopback, kube-proxy, service proxy
 
         self.network = Network(self.store)
-        self.control.listeners.append(self.network.on_change)
+        if kube_proxy if kube_proxy is not None else kubelet != "exec":
+            self.control.listeners.append(self.network.on_change)
         self.kubeconfig: Path | None = None
         """The last kubeconfig ``write_kubeconfig`` wrote."""
         self._thread: threading.Thread | None = None

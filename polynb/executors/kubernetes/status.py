@@ -127,6 +127,11 @@ def interpret_pod(pod: dict[str, Any], main: str) -> Observed:
     main_status = next((s for s in mains if s.get("name") == main), None)
     main_state = (main_status or {}).get("state") or {}
     started_at = parse_time((main_state.get("running") or main_state.get("terminated") or {}).get("startedAt"))
+    if not started_at:
+        # A container the runtime could not start (StartError: no such executable, a bad mount) is reported
+        # terminated with exit 128 and startedAt at the zero time (1970-01-01T00:00:00Z): it never ran, so
+        # an op awaiting its `running` must be skipped, not started.
+        started_at = None
 
     if phase == "Failed" and status.get("reason"):
         # The pod was failed as a whole (evicted, activeDeadlineSeconds): that is the reason, not exit 143.

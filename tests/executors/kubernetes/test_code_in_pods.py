@@ -11,11 +11,14 @@ pipelines run unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import socket
 import textwrap
 import threading
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,15 +82,9 @@ def make_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **settings: An
         assert emu.kubeconfig is not None
         store = Store(home / "polynb.db")
         registry = ComponentRegistry()
+        defaults: dict[str, Any] = {"kernel_id": "pods-e2e", "backoff": 0.05, "port_forward": False}
         executor = KubernetesExecutor(
-            KubernetesSettings(
-                kubeconfig=str(emu.kubeconfig),
-                kernel_id="pods-e2e",
-                backoff=0.05,
-                port_forward=False,
-                shutdown_wait=20.0,
-                **settings,
-            )
+            KubernetesSettings(kubeconfig=str(emu.kubeconfig), shutdown_wait=20.0, **{**defaults, **settings})
         )
         engine = Engine(
             store=store, executors={"kubernetes": executor}, default_executor="kubernetes", registry=registry
@@ -249,7 +246,13 @@ def free_port() -> int:
 
 @pytest.fixture
 def seed_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    for made in make_cluster(tmp_path, monkeypatch, artifacts_claim=CLAIM, service_port_base=free_port()):
+    yield from make_seed_cluster(tmp_path, monkeypatch)
+
+
+def make_seed_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **settings: Any) -> Iterator[Cluster]:
+    """The executing cluster with a ReadWriteMany artifacts claim, as a user sets it up for TensorBoard."""
+    settings = {"artifacts_claim": CLAIM, "service_port_base": free_port(), **settings}
+    for made in make_cluster(tmp_path, monkeypatch, **settings):
         assert made.emulator.kubeconfig is not None
         api = config.new_client_from_config(str(made.emulator.kubeconfig))
         claim: Any = {  # the client takes dicts as well as its models
@@ -280,9 +283,66 @@ def test_the_seed_experiment_trains_on_a_stock_image_and_writes_event_files(seed
     board = ops["tensorboard"]
     assert board.spec is not None and board.spec["container"]["image"] == "tensorflow/tensorflow:2.15.0"
     cluster.wait_event(lambda e: e.run_uuid == board.uuid and e.kind == "run_status_running")
-    # (Fetching its scalars over HTTP is not tested here: this emulator's pods share the host's network, where
-    # TensorBoard's bind to 0.0.0.0:<port> meets the kube-proxy stand-in already listening on <clusterIP>:<port>.)
     cluster.engine.stop(board.uuid)
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as reply:
+        return json.load(reply)
+
+
+def test_tensorboard_serves_the_experiments_scalars_through_the_tunnel_while_it_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The seed scenario as a user lives it: the experiment trains (a long budget: it is still training when
+    # the page is read), TensorBoard starts on its `running` event, and its URL — the executor's port-forward
+    # to the TensorBoard pod — serves the experiment's scalars over HTTP.
+    with contextlib.contextmanager(make_seed_cluster)(tmp_path, monkeypatch, port_forward=True) as cluster:
+        uuid = cluster.submit(load_pipeline(SEED, {"max_seconds": "600", "epochs": "100000000"}))
+
+        def board_url() -> str | None:
+            board = cluster.ops(uuid).get("tensorboard")
+            return board.url if board is not None and board.url else None
+
+        url = testkit.eventually(board_url, what="the TensorBoard run's URL").rstrip("/")
+        assert url.startswith("http://127.0.0.1:")  # the local end of the tunnel, not the pod's address
+
+        def loss_tags() -> dict[str, Any] | None:
+            try:
+                tags = get_json(f"{url}/data/plugin/scalars/tags")
+            except OSError:
+                return None  # TensorBoard is still starting in its pod
+            return {run: t for run, t in tags.items() if "loss" in t} or None
+
+        [(run, tags)] = testkit.eventually(loss_tags, what="the experiment's scalars in TensorBoard").items()
+        assert {"loss", "accuracy", "learning_rate"} <= set(tags)
+        points = get_json(f"{url}/data/plugin/scalars/scalars?run={urllib.parse.quote(run)}&tag=loss")
+        assert points and all(len(p) == 3 and p[1] >= 1 for p in points)  # [wall time, step, value]
+        assert cluster.ops(uuid)["experiment"].status == Status.RUNNING  # read while it trains
+        cluster.engine.stop(uuid)
+        assert cluster.engine.wait(uuid, timeout=GUARD, include_services=True) == "stopped"
+
+
+@pytest.mark.parametrize(
+    ("image", "settings"),
+    [
+        ("busybox:1.36", {}),  # no python3: the runtime cannot start the container (StartError, exit 128)
+        ("registry.invalid/no-such-image:1", {"image_pull_grace": 0.0}),  # never pulled
+    ],
+)
+def test_tensorboard_is_skipped_when_the_experiment_fails_before_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image: str, settings: dict[str, Any]
+) -> None:
+    with contextlib.contextmanager(make_seed_cluster)(tmp_path, monkeypatch, **settings) as cluster:
+        uuid = cluster.submit(load_pipeline(SEED, {"image": image, "max_seconds": "2", "epochs": "40"}))
+        assert cluster.wait(uuid) == "failed"
+        ops = cluster.ops(uuid)
+        assert ops["experiment"].status == Status.FAILED
+        assert ops["tensorboard"].status == Status.SKIPPED  # its event can no longer happen
+        assert ops["tensorboard"].started_at is None
+        assert not [
+            e for e in cluster.events if e.run_uuid == ops["experiment"].uuid and e.kind == "run_status_running"
+        ]
 
 
 EXAMPLES = SEED.parent
@@ -299,9 +359,8 @@ def test_the_example_pipelines_run_unchanged_on_stock_images(
     uuid = cluster.submit(load_pipeline(EXAMPLES / example, params))
     expected_dag = "succeeded"
     if example == SEED.name:
-        # TensorBoard is stopped once it runs, before it binds its port: in this emulator pods share the host's
-        # network, where the kube-proxy stand-in holds <clusterIP>:<port> and TensorBoard's 0.0.0.0 bind fails.
-        # A DAG with a stopped op is `stopped`, as on the local executor.
+        # TensorBoard is a service: it would serve until its timeout, so it is stopped once it runs (serving is
+        # the test above). A DAG with a stopped op is `stopped`, as on the local executor.
         def board_running(e: EngineEvent) -> bool:
             return e.dag_uuid == uuid and e.name == "tensorboard" and e.kind == "run_status_running"
 

@@ -385,3 +385,13 @@ def test_placement_is_json_round_trippable() -> None:
     compiled = op(kind="service", ports=1)
     assert CompiledOp.from_dict(json.loads(json.dumps(compiled.to_dict()))) == compiled
     assert isinstance(compiled.placement, Placement)
+
+
+def test_a_container_that_never_started_has_no_start_time() -> None:
+    # containerd reports a container it could not start (exec: "python3": executable file not found) as
+    # terminated, exit 128, StartError, startedAt at the zero time: the run failed without ever running.
+    never = {"exitCode": 128, "reason": "StartError", "startedAt": "1970-01-01T00:00:00Z"}
+    observed = interpret_pod(pod("Failed", main={"terminated": never}), "main")
+    assert observed.status == "failed" and observed.started_at is None
+    ran = {"exitCode": 1, "reason": "Error", "startedAt": "2026-12-06T10:00:00Z"}
+    assert interpret_pod(pod("Failed", main={"terminated": ran}), "main").started_at is not None
