@@ -63,7 +63,7 @@ class Emulator:
         on ``clusterIP:port`` would take the port from a pod process binding ``0.0.0.0:port`` (TensorBoard),
         which on a cluster binds in a network namespace of its own. Nothing polynb runs outside a cluster dials
         a clusterIP, so the tests of Service routing turn it on explicitly."""
-        self.clock = Clock()
+        self.clock = Clock(follow_wall=kubelet == "exec")
         self.store = Store(self.clock, namespaces=namespaces, history_limit=history_limit)
         self.scripts: dict[str, dict[str, Any]] = {}
         """image -> container script (see ``controllers``), for pods whose annotation does not script it."""

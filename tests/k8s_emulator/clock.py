@@ -12,15 +12,20 @@ from datetime import UTC, datetime
 
 
 class Clock:
-    def __init__(self, start: float | None = None) -> None:
+    def __init__(self, start: float | None = None, *, follow_wall: bool = False) -> None:
+        """``follow_wall``: time also passes as on the wall (the executing kubelet's processes take real time,
+        and a container's ``finishedAt`` must come after a stop asked while it ran); else it stands still
+        between ``advance()`` calls, which makes the scripted kubelet's timestamps exact."""
         self._base_ns = int((start if start is not None else time.time()) * 1e9)
+        self._follow_from_ns = time.time_ns() if follow_wall else None
         self._offset_ns = 0
         self._last_ns = 0
         self._lock = threading.Lock()
 
     def now_ns(self) -> int:
         with self._lock:
-            value = max(self._base_ns + self._offset_ns, self._last_ns + 1000)  # +1 µs per reading
+            passed = 0 if self._follow_from_ns is None else time.time_ns() - self._follow_from_ns
+            value = max(self._base_ns + passed + self._offset_ns, self._last_ns + 1000)  # +1 µs per reading
             self._last_ns = value
             return value
 

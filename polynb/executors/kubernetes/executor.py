@@ -106,6 +106,8 @@ class _Run:
     url: str | None = None
     final: bool = False
     stop_requested: bool = False
+    stop_at: float = 0.0
+    """When the stop was asked (wall clock): a container that finished before it ended by itself."""
     created_at: float = 0.0
     stuck_checked: bool = False
     forward: PortForward | None = None
@@ -499,8 +501,11 @@ class KubernetesExecutor:
             return
         observed = self._pull_grace(run, interpret_pod(pod, run.main))
         if run.stop_requested:
-            if observed.status == "succeeded":
-                self._report(run, observed)  # it ended by itself before the stop reached it
+            if observed.status == "succeeded" and observed.at is not None and observed.at < int(run.stop_at):
+                # It ended by itself before the stop was asked (finishedAt has whole seconds: a finish in the
+                # stop's second counts as stopped, as the local executor's race does). A service that exits 0
+                # on SIGTERM (TensorBoard) was stopped, not succeeded.
+                self._report(run, observed)
             elif kind == "DELETED" or observed.final:
                 self._report(run, Observed("stopped", "Stopped", "stopped on request"))
             return
@@ -826,6 +831,7 @@ class KubernetesExecutor:
             if run is None or run.final or run.stop_requested:
                 return
             run.stop_requested = True
+            run.stop_at = time.time()
         self._workers.submit(self._delete_run_objects, run, grace)
 
     def reattach(self, op: CompiledOp, record: dict[str, Any], on_update: UpdateCallback) -> bool:
@@ -902,6 +908,7 @@ class KubernetesExecutor:
             with self._lock:
                 for run in self._runs.values():
                     run.stop_requested = True
+                    run.stop_at = run.stop_at or time.time()
                 live = [r for r in self._runs.values() if not r.final]
             try:
                 k8s_kernel.delete_kernel_runs(self.api, self.namespace, self.kernel_label)

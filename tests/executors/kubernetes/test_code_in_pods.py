@@ -321,6 +321,11 @@ def test_tensorboard_serves_the_experiments_scalars_through_the_tunnel_while_it_
         assert cluster.ops(uuid)["experiment"].status == Status.RUNNING  # read while it trains
         cluster.engine.stop(uuid)
         assert cluster.engine.wait(uuid, timeout=GUARD, include_services=True) == "stopped"
+        # TensorBoard exits 0 on SIGTERM: still a stopped run, not a succeeded one.
+        assert {r.name: r.status for r in cluster.store.children(uuid)} == {
+            "experiment": Status.STOPPED,
+            "tensorboard": Status.STOPPED,
+        }
 
 
 @pytest.mark.parametrize(
