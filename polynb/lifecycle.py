@@ -99,3 +99,29 @@ def can_transition(old: Status | str | None, new: Status | str) -> bool:
     if old == new or old in FINAL or new == Status.CREATED:
         return False
     return not (old == Status.STOPPING and new not in FINAL)
+
+
+# -- event kinds beyond statuses: where each comes from (docs/semantics.md, "Events") ----------------------
+
+RUN_EVENT_SOURCES: dict[str, str] = {
+    "run_new_artifacts": "polynb.tracking.log_artifact() inside the op",
+    "model_version_new_metric": "polynb.tracking.log_metrics() / log_model_version() inside the op",
+    "alert_info": "polynb.tracking.alert('info', ...) inside the op",
+    "alert_warning": "polynb.tracking.alert('warning', ...) inside the op",
+    "alert_critical": "polynb.tracking.alert('critical', ...) inside the op",
+    "run_approved_actor": "polynb approve RUN, handle.approve() or the widget's Approve button",
+    "run_invalidated_actor": "polynb invalidate RUN or handle.invalidate()",
+    "project_custom_event": "polynb.tracking.emit() inside the op; polynb.emit() / polynb emit for `ref: dag`",
+    "org_custom_event": "polynb.tracking.emit(org=True) inside the op; polynb.emit(org=True) for `ref: dag`",
+}
+"""Non-status kinds that have a source, and what produces them."""
+
+CUSTOM_EVENT_KINDS = frozenset({"project_custom_event", "org_custom_event"})
+"""Kinds a trigger may await on ``ref: dag``: emitted from a notebook cell or a terminal to the running DAG."""
+
+UNSUPPORTED_EVENT_KINDS: dict[str, str] = {
+    "connection_git_commit": "connections are not watched yet (no git source)",
+    "connection_dataset_version": "connections are not watched yet (no folder or bucket source)",
+    "connection_registry_image": "connections are not watched yet (no registry source)",
+}
+"""Kinds ``polynb check`` refuses, with the reason: nothing in polynb produces them yet."""

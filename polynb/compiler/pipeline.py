@@ -17,8 +17,8 @@ Semantics the scheduler relies on:
   op.component, params=resolved_values, base_dir=op.base_dir)`` once its params are known.
 
 What parses but is refused as "not supported yet" (docs/semantics.md: never silently ignored): ``matrix``,
-``schedule``, ``joins``, ``build``, ``runPatch``, ``isApproved: false``, distributed and ``tuner`` run kinds,
-``earlyStopping``, event kinds other than ``run_status_*``, ``dockerfile``/``lineageRef``/``modelRef``/
+``schedule``, ``joins``, ``build``, ``runPatch``, distributed and ``tuner`` run kinds, ``earlyStopping``,
+``connection_*`` event kinds (``lifecycle.UNSUPPORTED_EVENT_KINDS``), ``dockerfile``/``lineageRef``/``modelRef``/
 ``artifactRef`` init entries, and a DAG's own ``termination.ttl`` (its ``termination.timeout`` and
 ``termination.maxRetries`` are honoured: ``Pipeline.termination``). ``cache`` is accepted with a warning: the op
 always runs, which gives the same results, only slower. ``notifier`` and ``cleaner`` runs are jobs with
@@ -39,7 +39,7 @@ from pydantic.alias_generators import to_camel
 from polynb.compiler.joins import QueryError, parse_query, parse_sort
 from polynb.compiler.patch import RunPatchError, apply_run_patch
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
-from polynb.lifecycle import is_status_event
+from polynb.lifecycle import UNSUPPORTED_EVENT_KINDS
 from polynb.spec import iotypes
 from polynb.spec.dag import DagGraph, DagIssue, OpNode, analyze, check_refs, name_limit, name_too_long
 from polynb.spec.errors import SpecError, SpecErrors, format_path
@@ -648,19 +648,17 @@ class _Builder:
         if spec.run_patch is not None and isinstance(spec, Component):
             self.add(where, ("runPatch",), "`runPatch` on a component is not supported yet: it patches the "
                      "component an operation runs; move it to the operation", "unsupported")  # fmt: skip
-        if spec.is_approved is False:
-            self.add(where, ("isApproved",), "`isApproved: false` (waiting for an approval) is not supported yet",
-                     "unsupported")  # fmt: skip
         if spec.cache is not None and not spec.cache.disable:
             self.add(where, ("cache",), "`cache` is not used yet: the op always runs (same results, no reuse)",
                      "warning")  # fmt: skip
         for k, event in enumerate(spec.events or ()):
             for j, kind in enumerate(event.kinds):
-                if not is_status_event(kind.value):
+                refused = UNSUPPORTED_EVENT_KINDS.get(kind.value)
+                if refused is not None:
                     self.add(
                         where,
                         ("events", k, "kinds", j),
-                        f"event kind `{kind.value}` is not supported yet (only run_status_* events are produced)",
+                        f"event kind `{kind.value}` is not supported yet: {refused}",
                         "unsupported",
                     )
         for h, hook in enumerate(spec.hooks or ()):

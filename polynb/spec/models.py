@@ -22,8 +22,8 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from polynb.lifecycle import CUSTOM_EVENT_KINDS, is_status_event, status_of_event
 from polynb.lifecycle import Status as Status
-from polynb.lifecycle import is_status_event, status_of_event
 from polynb.limits import MAX_OPS
 from polynb.spec import iotypes, shortcuts
 from polynb.spec.base import Model as Model
@@ -254,10 +254,21 @@ class EventTrigger(Model):
     @field_validator("ref")
     @classmethod
     def _valid_ref(cls, value: str) -> str:
-        ref = parse_ref_cached(value)
-        if ref.kind == "dag":
-            raise ValueError("an event ref names a run: `ops.<op-name>` or `runs.<uuid>`, not `dag`")
+        parse_ref_cached(value)
         return value
+
+    @model_validator(mode="after")
+    def _dag_ref_only_for_custom_events(self) -> EventTrigger:
+        # ``ref: dag`` awaits what a notebook cell or a terminal emits to the running DAG (polynb.emit);
+        # every other kind comes from a run, so it names one.
+        if parse_ref_cached(self.ref).kind == "dag":
+            others = [k.value for k in self.kinds if k.value not in CUSTOM_EVENT_KINDS]
+            if others:
+                raise ValueError(
+                    "an event ref names a run: `ops.<op-name>` or `runs.<uuid>`; `dag` is only for "
+                    f"project_custom_event / org_custom_event, not {', '.join(others)}"
+                )
+        return self
 
     @property
     def parsed_ref(self) -> Ref:

@@ -98,7 +98,7 @@ def test_errors_in_a_path_ref_file_are_positioned_there(tmp_path: Path) -> None:
 
 
 def test_unsupported_features_are_warnings_for_check(tmp_path: Path) -> None:
-    text = SEED.replace("[run_status_running]", "[run_new_artifacts]")
+    text = SEED.replace("[run_status_running]", "[connection_registry_image]")
     result = check([write(tmp_path, "events.yaml", text)])
     assert result.valid is True
     (warning,) = result.warnings
