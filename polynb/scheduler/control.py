@@ -17,8 +17,8 @@ nothing else can start meanwhile: the run stopped is the top-level one, or that 
 an op of a DAG that is not being stopped, the engine would go on with the DAG (start its next ops): the op
 is left ``stopping`` instead, and the next engine (``polynb attach``) records its end and runs its hooks.
 
-Protocol: one JSON request line (``{"cmd": "stop", "run": uuid}`` or ``{"cmd": "ping"}``), one JSON answer
-line (``{"ok": true}`` or ``{"ok": false, "error": "..."}``).
+Protocol: one JSON request line (``{"cmd": "stop", "run": uuid}`` or ``{"cmd": "ping"}``; ``approve`` and
+``emit``: see ``remote_events``), one JSON answer line (``{"ok": true}`` or ``{"ok": false, "error": "..."}``).
 """
 
 from __future__ import annotations
@@ -106,6 +106,12 @@ class _Server:
         request = json.loads(_read_line(conn))
         if request.get("cmd") == "ping":
             return {"ok": True, "pid": os.getpid()}
+        if request.get("cmd") in ("approve", "emit"):
+            with self.lock:
+                engines = list(self.engines)
+            from polynb.scheduler.remote_events import answer_event  # approvals and custom events
+
+            return answer_event(engines, request)
         if request.get("cmd") != "stop" or not isinstance(request.get("run"), str):
             return {"ok": False, "error": f"unknown request {request!r}"}
         with self.lock:
