@@ -31,7 +31,7 @@ from polynb.notebook.comm import LabBridge
 from polynb.notebook.links import ProxyMode, default_base_url, links_for
 from polynb.notebook.model import RunSnapshot, RunTracker
 from polynb.notebook.pump import DEFAULT_MAX_RATE, UiPump
-from polynb.store import Store
+from polynb.store import RunRecord, Store
 
 if TYPE_CHECKING:
     from polynb.compiler.pipeline import Pipeline
@@ -320,7 +320,9 @@ class KernelSession:
         tracker = RunTracker(self.store, uuid)
         tracker.refresh()
         snapshot = self._snapshot(tracker, time.time(), open_pages=False)
-        view = RunWidget(snapshot, on_stop=self.request_stop, on_logs=self.request_logs)
+        view = RunWidget(
+            snapshot, on_stop=self.request_stop, on_logs=self.request_logs, on_approve=self.request_approve
+        )
         self._remember(uuid)
         self.bridge.ensure_open()
         pump = self.pump
@@ -345,6 +347,43 @@ class KernelSession:
 
             return control.stop(self.store, record, executors=self._stop_executors, grace=self.config.stop_grace)
         return "engine"
+
+    def approve(self, uuid: str, *, approved: bool = True, actor: str | None = None) -> str:
+        """Approve (or invalidate) a run waiting for it; a DAG: every op of it that waits for an approval.
+        Returns how: ``engine`` (this kernel's), else as ``remote_events.approve`` (its owner, or the store)."""
+        from polynb.scheduler import remote_events
+
+        targets = [uuid]
+        record = self.store.get_run(uuid)
+        if record.kind == "dag":
+            targets = [r.uuid for r in self.store.children(uuid) if r.status.value == "created" and awaits_approval(r)]
+        how = "engine"
+        for target in targets:
+            try:
+                if not self.started:
+                    raise LookupError(target)
+                self.engine.approve(target, approved=approved, actor=actor)
+            except LookupError:
+                how = remote_events.approve(self.store, self.store.get_run(target), approved=approved, actor=actor)
+        return how
+
+    def request_approve(self, uuid: str) -> None:
+        """The widget's Approve button (main thread): approve on the UI thread, never blocking the caller."""
+
+        def approve() -> None:
+            try:
+                self.approve(uuid)
+            except Exception as exc:
+                log.warning("could not approve %s: %s", uuid[:12], exc)
+
+        self.pump.call(approve)
+
+    def emit(self, kind: str, payload: Mapping[str, Any]) -> list[int]:
+        """A custom event from a cell: to this kernel's running DAGs and to the other engines on this host."""
+        from polynb.scheduler import remote_events
+
+        seqs = self.engine.emit(kind, payload) if self.started else []
+        return seqs + remote_events.emit(self.store, kind, payload, skip_pid=os.getpid())
 
     def _stop_executors(self) -> Mapping[str, Executor]:
         return {"local": registry.build("local")}
@@ -434,6 +473,18 @@ class KernelSession:
             tracker.refresh()
             out.append(summary(self._snapshot(tracker, time.time(), open_pages=False)))
         return out
+
+
+def awaits_approval(record: RunRecord) -> bool:
+    """Does this op's stored plan say ``isApproved: false`` (operation first, then component)?"""
+    plan = record.meta.get("plan") if isinstance(record.meta.get("plan"), dict) else None
+    if plan is None:
+        return False
+    for part in ("operation", "component"):
+        value = plan.get(part, {}).get("isApproved") if isinstance(plan.get(part), dict) else None
+        if value is not None:
+            return value is False
+    return False
 
 
 def summary(snapshot: RunSnapshot) -> dict[str, Any]:

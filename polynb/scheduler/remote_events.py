@@ -83,8 +83,9 @@ def approve(
     return "store"
 
 
-def emit(store: Store, kind: str, payload: Mapping[str, Any]) -> list[int]:
-    """Send a custom event to every live engine on this host that runs a DAG; the seqs recorded."""
+def emit(store: Store, kind: str, payload: Mapping[str, Any], *, skip_pid: int | None = None) -> list[int]:
+    """Send a custom event to every live engine on this host that runs a DAG (but those of process
+    ``skip_pid``, which the caller reached directly); the seqs recorded."""
     if kind not in CUSTOM_EVENT_KINDS:
         raise ControlError(f"{kind}: only {', '.join(sorted(CUSTOM_EVENT_KINDS))} can be emitted")
     me = new_owner()
@@ -97,7 +98,7 @@ def emit(store: Store, kind: str, payload: Mapping[str, Any]) -> list[int]:
         if not isinstance(owner, Mapping) or owner.get("host") != me["host"] or not owner_alive(owner, me=me):
             continue
         key = (owner.get("pid"), owner.get("start"))
-        if key in seen:
+        if key in seen or owner.get("pid") == skip_pid:
             continue
         seen.add(key)
         try:
