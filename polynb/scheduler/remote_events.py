@@ -1,7 +1,8 @@
 """Approvals and custom events from another process (``polynb approve|invalidate RUN``, ``polynb emit``).
 
 They travel like ``polynb stop``: over the control socket of the engine that owns the run (``control``), which
-records them in the store, in its own turn, so the decision they trigger is made at once and exactly once.
+records them in the store (``control.answer_event``), in its own turn, so the decision they trigger is made at
+once and exactly once.
 
 * An approval of a run whose engine is gone is written to the store directly: the next engine that adopts
   the run (``polynb attach``) reads its events back into ``emitted`` and starts it.
@@ -13,7 +14,7 @@ records them in the store, in its own turn, so the decision they trigger is made
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from polynb.lifecycle import CUSTOM_EVENT_KINDS, FINAL
@@ -23,34 +24,6 @@ from polynb.scheduler.readiness import APPROVED_EVENT, INVALIDATED_EVENT
 from polynb.store import RunRecord, Store, root_of
 
 logger = logging.getLogger(__name__)
-
-
-# -- server side (called by control's server thread) ---------------------------------------------------
-
-
-def answer_event(engines: Iterable[Any], body: Mapping[str, Any]) -> dict[str, Any]:
-    """Deliver an ``approve`` or ``emit`` request to the engines of this process."""
-    cmd = body.get("cmd")
-    if cmd == "approve":
-        uuid = body.get("run")
-        if not isinstance(uuid, str):
-            return {"ok": False, "error": "approve needs a run uuid"}
-        for engine in engines:
-            try:
-                seq = engine.approve(uuid, approved=bool(body.get("approved", True)), actor=body.get("actor"))
-            except LookupError:
-                continue  # another engine of this process may manage it
-            except ValueError as exc:
-                return {"ok": False, "error": str(exc)}
-            return {"ok": True, "seqs": [seq]}
-        return {"ok": False, "error": f"run {uuid} is not managed by this process's engines"}
-    kind, payload = body.get("kind"), body.get("payload") or {}
-    if kind not in CUSTOM_EVENT_KINDS or not isinstance(payload, dict):
-        return {"ok": False, "error": f"emit takes {', '.join(sorted(CUSTOM_EVENT_KINDS))} and an object payload"}
-    seqs: list[int] = []
-    for engine in engines:
-        seqs.extend(engine.emit(kind, payload))
-    return {"ok": True, "seqs": seqs}
 
 
 # -- client side ------------------------------------------------------------------------------------------
