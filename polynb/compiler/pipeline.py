@@ -39,7 +39,7 @@ from pydantic.alias_generators import to_camel
 from polynb.compiler.joins import QueryError, parse_query, parse_sort
 from polynb.compiler.patch import RunPatchError, apply_run_patch
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
-from polynb.lifecycle import UNSUPPORTED_EVENT_KINDS
+from polynb.lifecycle import CONNECTION_EVENT_KINDS, UNSUPPORTED_EVENT_KINDS
 from polynb.spec import iotypes
 from polynb.spec.dag import DagGraph, DagIssue, OpNode, analyze, check_refs, name_limit, name_too_long
 from polynb.spec.errors import SpecError, SpecErrors, format_path
@@ -265,6 +265,15 @@ class _Builder:
     def top(self, spec: Component | Operation, overrides: dict[str, Any], base_dir: Path | None) -> Pipeline | None:
         root = _Where(None, ())
         self.check_fields(spec, root)
+        for k, event in enumerate(spec.events or ()):
+            if event.connection is not None:
+                self.add(
+                    root,
+                    ("events", k, "ref"),
+                    f"`{event.ref}`: a pipeline awaiting a connection's events runs once per event: run it "
+                    "with `polynb watch -f FILE`, not `polynb run`",
+                    "unsupported",
+                )
         if isinstance(spec, Component):
             if spec.dag_ref is not None:
                 self.add(
@@ -299,7 +308,7 @@ class _Builder:
                         "level a param can only read `runs.<uuid>`",
                     )
             for k, event in enumerate(spec.events or ()):
-                if event.parsed_ref.kind == "ops":
+                if event.connection is None and event.parsed_ref.kind == "ops":
                     self.add(
                         root,
                         ("events", k, "ref"),
@@ -652,8 +661,24 @@ class _Builder:
             self.add(where, ("cache",), "`cache` is not used yet: the op always runs (same results, no reuse)",
                      "warning")  # fmt: skip
         for k, event in enumerate(spec.events or ()):
+            if event.connection is not None and where != _Where(None, ()):
+                self.add(
+                    where,
+                    ("events", k, "ref"),
+                    f"`{event.ref}` inside a DAG is not supported yet: put it in the pipeline's top-level "
+                    "`events` and run it with `polynb watch -f FILE` (one run per event)",
+                    "unsupported",
+                )
             for j, kind in enumerate(event.kinds):
                 refused = UNSUPPORTED_EVENT_KINDS.get(kind.value)
+                from_connection = kind.value in CONNECTION_EVENT_KINDS
+                if from_connection != (event.connection is not None):
+                    refused = (
+                        f"{event.ref} emits only connection_* kinds"
+                        if event.connection is not None
+                        else "it comes from a connection: write `ref: connections.<name>` (a connection of "
+                        "$POLYNB_HOME/config.yaml) in the pipeline's top-level `events` and run it with `polynb watch`"
+                    )
                 if refused is not None:
                     self.add(
                         where,

@@ -195,7 +195,10 @@ def test_unsupported_run_kinds_events_and_init() -> None:
     text = "kind: component\nname: d\nrun: {kind: pytorchjob, master: {}}\n"
     assert "run kind `pytorchjob` is not supported yet" in errors_of(text)[0]
     text = SEED.replace("[run_status_running]", "[connection_git_commit]")
-    assert "event kind `connection_git_commit` is not supported yet: connections are not watched" in errors_of(text)[0]
+    assert (
+        "`connection_git_commit` is not supported yet: it comes from a connection: write `ref: connections."
+        in (errors_of(text)[0])
+    )
     text = "kind: component\nname: j\nrun:\n  kind: job\n  init: [{modelRef: m}]\n  container: {command: [x]}\n"
     assert "init `modelRef` is not supported yet" in errors_of(text)[0]
 

@@ -146,13 +146,13 @@ def test_a_custom_event_emitted_to_the_dag_starts_the_op_awaiting_it(env: Env) -
     assert (event.seq, event.payload) == (seq, {"name": "ship-it"})
 
 
-def test_check_refuses_event_kinds_without_a_source_and_says_why() -> None:
+def test_check_names_where_connection_events_come_from() -> None:
     text = dag(
         job("a", [PY, "-c", "pass"]),
         job("b", ["true"], extra="events: [{ref: ops.a, kinds: [connection_git_commit]}]\n"),
     )
-    messages = [str(w) for w in check([text]).unsupported]
-    assert any("connection_git_commit` is not supported yet: connections are not watched yet" in m for m in messages)
+    messages = [str(e) for e in check([text]).unsupported]
+    assert any("it comes from a connection: write `ref: connections.<name>`" in m for m in messages)
 
 
 def test_a_single_run_awaiting_approval_starts_once_approved(env: Env) -> None:
