@@ -63,6 +63,7 @@ bench: venv polyaxon-venv
 	$(PY) bench/scheduler.py
 	$(PY) bench/kubernetes.py
 	$(PY) bench/notebook.py
+	$(PY) bench/events.py
 	$(PY) bench/peers.py
 
 # polynb beside Metaflow, Dagster and Luigi (each installed once into bench/.venvs/ by the script itself).

@@ -80,6 +80,11 @@ class Inotify:
         self._folders[wd] = folder
         return int(wd)
 
+    def remove(self, wd: int) -> None:
+        assert _LIBC is not None
+        if self._folders.pop(wd, None) is not None:
+            _LIBC.inotify_rm_watch(self._fd, wd)  # fails harmlessly if the folder is gone (the watch went with it)
+
     def read(self) -> list[Change]:
         """Every change queued (none if nothing is); ``IN_Q_OVERFLOW`` comes as a change with mask and no name."""
         changes: list[Change] = []
