@@ -34,15 +34,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from polynb.compiler.pipeline import build_pipeline  # noqa: E402
-from polynb.compiler.registry import ComponentRegistry  # noqa: E402
-from polynb.executors.local.executor import LocalExecutor  # noqa: E402
-from polynb.scheduler.engine import Engine  # noqa: E402
-from polynb.scheduler.reactive import load_reactive  # noqa: E402
-from polynb.scheduler.watch import Watch, WatchOptions  # noqa: E402
-from polynb.spec.load import load_text  # noqa: E402
-from polynb.store import Store  # noqa: E402
-from polynb.store.watches import SUBMITTED, WatchLog  # noqa: E402
+from polynb.compiler.pipeline import build_pipeline
+from polynb.compiler.registry import ComponentRegistry
+from polynb.executors.local.executor import LocalExecutor
+from polynb.scheduler.engine import Engine
+from polynb.scheduler.reactive import load_reactive
+from polynb.scheduler.watch import Watch, WatchOptions
+from polynb.spec.load import load_text
+from polynb.store import Store
+from polynb.store.watches import SUBMITTED, WatchLog
 
 PY = json.dumps(sys.executable)
 
@@ -56,7 +56,8 @@ def dag(first: str, second_extra: str) -> str:
     return (
         (
             "version: 1.1\nkind: component\nname: bench\nrun:\n  kind: dag\n  operations:\n"
-            "    - name: first\n      FIRST_EXTRA\n      component: {run: {kind: job, container: {command: FIRST_COMMAND}}}\n"
+            "    - name: first\n      FIRST_EXTRA\n"
+            "      component: {run: {kind: job, container: {command: FIRST_COMMAND}}}\n"
             "    - name: second\n      SECOND_EXTRA\n"
             '      component: {run: {kind: job, container: {command: ["true"]}}}\n'
         )
@@ -108,11 +109,12 @@ def held(engine: Engine, store: Store, n: int, second: str, fire: Callable[[str,
         flag.unlink(missing_ok=True)
         uuid = engine.submit(pipeline(text))
         names = ops(store, uuid)
-        wait_until(lambda: store.get_run(names["first"]).status.value == "running")
+        first, second = names["first"], names["second"]
+        wait_until(lambda first=first: store.get_run(first).status.value == "running")  # type: ignore[misc]
         before = time.time()
-        fire(uuid, names["second"])
-        wait_until(lambda: any(e.kind == "run_status_queued" for e in store.events(run_uuid=names["second"])))
-        out.append(queued_at(store, names["second"]) - before)
+        fire(uuid, second)
+        wait_until(lambda second=second: any(e.kind == "run_status_queued" for e in store.events(run_uuid=second)))  # type: ignore[misc]
+        out.append(queued_at(store, second) - before)
         flag.touch()
         engine.wait(uuid, timeout=60)
     return out
@@ -175,8 +177,8 @@ def git_commits(engine: Engine, store: Store, base: Path, n: int) -> list[float]
 def folder_files(engine: Engine, store: Store, base: Path, n: int) -> list[float]:
     folder = base / "incoming"
     folder.mkdir()
-    watch = watch_of(engine, store, base, {"name": "incoming", "kind": "host_path", "schema": {"hostPath": str(folder)}},
-                     "connection_dataset_version")  # fmt: skip
+    connection = {"name": "incoming", "kind": "host_path", "schema": {"hostPath": str(folder)}}
+    watch = watch_of(engine, store, base, connection, "connection_dataset_version")
     out = []
     try:
         for i in range(n):
@@ -221,14 +223,14 @@ def idle_watches(engine: Engine, store: Store, base: Path, seconds: float) -> fl
     for i in range(5):
         folder = base / f"idle-{i}"
         folder.mkdir()
-        watches.append(watch_of(engine, store, base, {"name": f"idle-{i}", "kind": "host_path",
-                                                        "schema": {"hostPath": str(folder)}}, "connection_dataset_version"))  # fmt: skip
+        data = {"name": f"idle-{i}", "kind": "host_path", "schema": {"hostPath": str(folder)}}
+        watches.append(watch_of(engine, store, base, data, "connection_dataset_version"))
         repo = base / f"idle-repo-{i}"
         repo.mkdir()
         git(repo, "init", "-q", "-b", "main")
         git(repo, "commit", "-q", "--allow-empty", "-m", "0")
-        watches.append(watch_of(engine, store, base, {"name": f"idle-repo-{i}", "kind": "git",
-                                                        "schema": {"url": str(repo)}}, "connection_git_commit"))  # fmt: skip
+        code = {"name": f"idle-repo-{i}", "kind": "git", "schema": {"url": str(repo)}}
+        watches.append(watch_of(engine, store, base, code, "connection_git_commit"))
     time.sleep(0.5)
     try:
         return idle_cpu(seconds)
@@ -239,7 +241,7 @@ def idle_watches(engine: Engine, store: Store, base: Path, seconds: float) -> fl
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> int:
