@@ -36,8 +36,10 @@ from polynb.store import RunRecord, Store
 if TYPE_CHECKING:
     from polynb.compiler.pipeline import Pipeline
     from polynb.notebook.handle import RunHandle
+    from polynb.notebook.watching import WatchHandle
     from polynb.notebook.widget import RunWidget
     from polynb.scheduler.engine import Engine
+    from polynb.scheduler.reactive import ReactivePipeline
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,7 @@ class KernelSession:
         self._closed = False
         self._executors: dict[str, Executor] = {}
         self._views: dict[str, list[RunWidget]] = {}
+        self._watches: list[WatchHandle] = []
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -212,6 +215,9 @@ class KernelSession:
                 return
             self._closed = True
             pump, engine = self._pump, self._engine
+            watches, self._watches = self._watches, []
+        for watch in watches:
+            watch.stop()  # before the engine: no run is submitted to an engine going away
         if pump is not None:
             pump.stop()
         if self._unsubscribe is not None:
@@ -384,6 +390,31 @@ class KernelSession:
 
         seqs = self.engine.emit(kind, payload) if self.started else []
         return seqs + remote_events.emit(self.store, kind, payload, skip_pid=os.getpid())
+
+    def watch(
+        self,
+        reactive: ReactivePipeline,
+        *,
+        name: str | None = None,
+        max_runs: int | None = None,
+        concurrency: int = 1,
+        catch_up: bool = False,
+        executor: str | None = None,
+    ) -> WatchHandle:
+        """Watch ``reactive``'s connections on this kernel's engine: one run per event (``%polyaxon watch``)."""
+        from polynb.notebook.watching import WatchHandle
+        from polynb.scheduler.watch import Watch, WatchOptions
+
+        self.start()
+        options = WatchOptions(name=name or reactive.name, max_runs=max_runs, concurrency=concurrency,
+                               catch_up=catch_up)  # fmt: skip
+        watch = Watch(store=self.store, engine=self.engine, sources=reactive.sources, build=reactive.build,
+                      options=options, executor=executor)  # fmt: skip
+        watch.start()
+        handle = WatchHandle(watch, ", ".join(f"{s.name} ({s.kind})" for s in reactive.sources))
+        with self._lock:
+            self._watches.append(handle)
+        return handle
 
     def _stop_executors(self) -> Mapping[str, Executor]:
         return {"local": registry.build("local")}

@@ -70,3 +70,54 @@ def test_the_handle_and_the_widgets_approve_button_start_waiting_ops(ip: Interac
     assert handle.wait(timeout=GUARD) == "succeeded"
     approvals = [e for e in handle.events if e.kind == "run_approved_actor"]
     assert [e.payload.get("actor") for e in approvals] == ["alice", None]
+
+
+def test_polyaxon_watch_runs_a_pipeline_per_new_file_in_a_folder(ip: InteractiveShell, tmp_path: Any) -> None:
+    import json
+    import sys
+
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    (home / "config.yaml").write_text(
+        f"connections:\n  - {{name: incoming, kind: host_path, schema: {{hostPath: {json.dumps(str(folder))}}}}}\n"
+    )
+    code = "import sys; from polynb.tracking import log_outputs; log_outputs(rows=len(open(sys.argv[1]).readlines()))"
+    (tmp_path / "ingest.yaml").write_text(
+        "kind: component\nname: ingest\n"
+        "events: [{ref: connections.incoming, kinds: [connection_dataset_version]}]\n"
+        "inputs: [{name: path, type: str}]\n"
+        f"run: {{kind: job, container: {{command: [{json.dumps(sys.executable)}, -c, {json.dumps(code)}, "
+        '"{{ path }}"]}}\n'
+    )
+    watch = cell(ip, "%polyaxon watch -f ingest.yaml --max-runs 1")
+    import time
+
+    deadline = time.monotonic() + GUARD
+    while not watch.events:  # the baseline (an empty folder) is taken: armed
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    (folder / "day-1.csv").write_text("a\nb\nc\n")
+    assert watch.wait(timeout=GUARD)
+    (uuid,) = watch.runs
+    from polynb.notebook.session import get_session
+
+    assert get_session().wait(uuid, timeout=GUARD) == "succeeded"
+    assert get_session().store.get_run(uuid).outputs == {"rows": 3}
+    assert "incoming day-1.csv submitted -> ingest succeeded" in watch.text()
+    watch.stop()
+
+
+def test_approve_and_emit_magics(ip: InteractiveShell) -> None:
+    cell(ip, "%%polyaxon_python noop\npass\n")
+    handle: RunHandle = cell(
+        ip,
+        "%%polyaxon_dag gated2\noperations:\n"
+        "  - {name: gate, hubRef: noop, isApproved: false}\n"
+        "  - name: after\n    hubRef: noop\n    events: [{ref: dag, kinds: [project_custom_event]}]\n",
+    )
+    cell(ip, f"%polyaxon approve {handle.ops['gate'].uuid}")
+    cell(ip, "%polyaxon emit go n=1")
+    assert handle.wait(timeout=GUARD) == "succeeded"
+    assert {op.name: op.status for op in handle.ops.values()} == {"gate": "succeeded", "after": "succeeded"}
