@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from support.schedkit import PY, Env, dag, job, wait_flag
 
 from polynb.compiler.check import check
@@ -162,3 +163,20 @@ def test_a_single_run_awaiting_approval_starts_once_approved(env: Env) -> None:
     assert env.store.get_run(uuid).status == Status.CREATED
     env.engine.approve(uuid)
     assert env.wait(uuid) == "succeeded"
+
+
+def test_an_executor_that_cannot_read_the_ops_events_files_refuses_the_pipeline() -> None:
+    from support.schedkit import build
+
+    from polynb.scheduler.executor_checks import check_submission
+
+    class Elsewhere:
+        name = "kubernetes"
+
+    text = dag(job("train", ["true"]), consumer("evaluate", "run_new_artifacts", {"ckpt": "artifacts.latest"}))
+    with pytest.raises(RuntimeError, match=r"evaluate: run_new_artifacts of ops\.train"):
+        check_submission(Elsewhere(), build(text))  # type: ignore[arg-type]
+    statuses_only = dag(
+        job("a", ["true"]), job("b", ["true"], extra="events: [{ref: ops.a, kinds: [run_status_running]}]\n")
+    )
+    check_submission(Elsewhere(), build(statuses_only))  # type: ignore[arg-type]
