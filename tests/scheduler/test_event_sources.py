@@ -180,3 +180,42 @@ def test_an_executor_that_cannot_read_the_ops_events_files_refuses_the_pipeline(
         job("a", ["true"]), job("b", ["true"], extra="events: [{ref: ops.a, kinds: [run_status_running]}]\n")
     )
     check_submission(Elsewhere(), build(statuses_only))  # type: ignore[arg-type]
+
+
+def test_events_of_ops_and_approvals_survive_an_engine_restart_once_each(env: Env) -> None:
+    """An engine released mid-run (``shutdown(stop_running=False)``); meanwhile the op logs more and a
+    terminal approves the gated op through the store; the next engine records each line once and starts it."""
+    from polynb.executors.local.executor import LocalExecutor
+    from polynb.scheduler import remote_events
+    from polynb.scheduler.engine import Engine
+
+    flag = env.tmp / "finish"
+    code = "\n".join(
+        [
+            "import os, time",
+            "tracking.log_artifact('a.ckpt')",
+            f"while not os.path.exists({str(flag)!r}): time.sleep(0.02)",
+            "tracking.log_artifact('b.ckpt')",
+            "tracking.alert('info', 'done')",
+        ]
+    )
+    gate = job("gate", [PY, "-c", "pass"], extra="isApproved: false\ndependencies: [evaluate]\n")
+    uuid = env.run(
+        dag(job("train", tracked(code)), consumer("evaluate", "run_new_artifacts", {"c": "artifacts.latest"}), gate)
+    )
+    ops = env.ops(uuid)
+    env.recorder.wait_for(
+        lambda evs: any(e.run_uuid == ops["evaluate"].uuid and e.kind == "run_status_succeeded" for e in evs)
+    )
+    env.engine.shutdown(stop_running=False)
+    flag.touch()
+    remote_events.approve(env.store, env.store.get_run(ops["gate"].uuid), actor="bob")
+    engine = Engine(store=env.store, executors={"local": LocalExecutor(base_dir=env.tmp)})
+    engine.start()
+    try:
+        assert engine.wait(uuid, timeout=60) == "succeeded"
+    finally:
+        engine.shutdown(stop_running=True)
+    kinds = env.kinds(ops["train"].uuid)
+    assert kinds.count("run_new_artifacts") == 2 and kinds.count("alert_info") == 1
+    assert env.store.get_run(ops["gate"].uuid).status == Status.SUCCEEDED
