@@ -34,6 +34,9 @@ def test_an_evaluation_starts_on_a_checkpoint_a_python_step_logs(ip: Interactive
     assert handle.wait(timeout=GUARD) == "succeeded"
     assert handle.outputs["evaluate"] == {"size": 7}
     assert [e.kind for e in handle.events if e.kind == "run_new_artifacts"] == ["run_new_artifacts"]
+    # The widget's event log shows it with its payload, beside the status changes.
+    (line,) = [line for line in handle.widget.snapshot.log if line.status == "run_new_artifacts"]
+    assert line.name == "train" and line.message is not None and "name=ckpt-1.pt" in line.message
 
 
 def test_a_cell_calling_emit_starts_the_op_awaiting_a_custom_event(ip: InteractiveShell) -> None:
