@@ -137,6 +137,8 @@ def test_a_new_file_in_a_folder_runs_the_pipeline_with_its_path(env: Env) -> Non
 
 
 class _Registry(BaseHTTPRequestHandler):
+    """The OCI distribution API's tag listing, two tags a page (``?n=2&last=...``, a ``Link`` to the next)."""
+
     tags: list[str] = []
     failures = 0
 
@@ -146,14 +148,21 @@ class _Registry(BaseHTTPRequestHandler):
             self.send_response(503)
             self.end_headers()
             return
-        if self.path != "/v2/team/trainer/tags/list":
+        path, _, query = self.path.partition("?")
+        if path != "/v2/team/trainer/tags/list":
             self.send_response(404)
             self.end_headers()
             return
-        body = json.dumps({"name": "team/trainer", "tags": list(type(self).tags)}).encode()
+        last = dict(p.split("=", 1) for p in query.split("&") if "=" in p).get("last")
+        tags = list(type(self).tags)
+        start = tags.index(last) + 1 if last in tags else 0
+        page = tags[start : start + 2]
+        body = json.dumps({"name": "team/trainer", "tags": page}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        if start + 2 < len(tags):
+            self.send_header("Link", f'</v2/team/trainer/tags/list?n=2&last={page[-1]}>; rel="next"')
         self.end_headers()
         self.wfile.write(body)
 
@@ -186,6 +195,23 @@ def test_a_new_image_tag_runs_the_pipeline_with_the_tag(env: Env, registry: str)
     finally:
         watch.stop()
     assert runs_of(env) == [{"got": "v2"}]
+
+
+def test_registry_tags_are_read_across_pages(registry: str) -> None:
+    _Registry.tags = ["v1", "v2", "v3", "v4", "v5"]
+    source = RegistrySource("images", {"url": registry, "image": "team/trainer"}, 1.0)
+    events = source.poll(None)
+    assert [e.id for e in events] == ["v1", "v2", "v3", "v4", "v5"]
+    assert events[-1].payload["reference"] == f"{registry.removeprefix('http://')}/team/trainer:v5"
+
+
+def test_a_remote_repository_is_read_with_ls_remote(repo: Path) -> None:
+    source = GitSource("remote", {"url": f"file://{repo}", "revision": "main"}, 30.0)
+    assert source.local is None and source.folders == []  # polled, every 30 s
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert [e.id for e in source.poll(None)] == [head]
+    newer = commit(repo, "second")
+    assert [(e.id, e.payload["branch"]) for e in source.poll(head)] == [(newer, "main")]
 
 
 def test_registry_errors_are_retried_with_back_off(registry: str) -> None:
@@ -222,3 +248,22 @@ def _wait(predicate: Any) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "deadlock guard"
         time.sleep(0.01)
+
+
+def test_a_failing_source_is_looked_at_less_and_less_often_then_normally_again(registry: str) -> None:
+    from polynb.scheduler.sources.external import MAX_BACKOFF, SourceLoop
+
+    _Registry.failures = 10**6  # the registry answers 503 until told otherwise
+    source = RegistrySource("images", {"url": registry, "image": "team/trainer"}, 0.01)
+    loop = SourceLoop([source], lambda s: s.poll(None) and None)
+    loop.start()
+    try:
+        _wait(lambda: loop.backoff("images") >= 5)
+        delay = loop.next_look("images")
+        assert delay is not None and delay <= 0.01 * MAX_BACKOFF  # capped
+        _Registry.failures = 0
+        _wait(lambda: loop.backoff("images") == 0)  # one success: back to the normal interval
+        next_look = loop.next_look("images")
+        assert next_look is not None and next_look <= 0.01
+    finally:
+        loop.stop()

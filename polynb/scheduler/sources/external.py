@@ -371,6 +371,11 @@ class SourceLoop:
                 if due is not None and due <= now:
                     self._look(source)
 
+    def next_look(self, name: str) -> float | None:
+        """Seconds until the source ``name`` is looked at again unprompted (None: only inotify wakes it)."""
+        due = self._due.get(name)
+        return None if due is None else max(0.0, due - self._clock())
+
     def backoff(self, name: str) -> int:
         """How many errors in a row the source ``name`` had (0: its last look succeeded)."""
         return self._backoff.get(name, 0)
