@@ -3,6 +3,7 @@ stand-in on 127.0.0.1; the cursor in the store across restarts (docs/semantics.m
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import threading
@@ -267,3 +268,22 @@ def test_a_failing_source_is_looked_at_less_and_less_often_then_normally_again(r
         assert next_look is not None and next_look <= 0.01
     finally:
         loop.stop()
+
+
+def test_concurrency_one_runs_the_events_one_after_the_other_in_order(env: Env) -> None:
+    folder = env.tmp / "batches"
+    folder.mkdir()
+    pipeline = reactive(env.tmp, {"name": "data", "kind": "host_path", "schema": {"hostPath": str(folder)}}, "path")
+    watch = start_watch(env, pipeline, max_runs=3, concurrency=1)
+    log = WatchLog(env.store)
+    try:
+        _wait(lambda: bool(log.events("retrain")))
+        for name in ("a.csv", "b.csv", "c.csv"):
+            (folder / name).write_text(name)
+        assert watch.wait_done(timeout=DEADLOCK_GUARD)
+    finally:
+        watch.stop()
+    runs = [env.store.get_run(e.run_uuid) for e in log.events("retrain", status=SUBMITTED) if e.run_uuid]
+    assert [r.outputs["got"].rsplit("/", 1)[-1] for r in runs] == ["a.csv", "b.csv", "c.csv"]
+    for earlier, later in itertools.pairwise(runs):
+        assert earlier.finished_at is not None and later.created_at >= earlier.finished_at  # never two at once
