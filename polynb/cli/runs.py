@@ -60,6 +60,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("run", metavar="RUN", nargs="?", help="uuid, uuid prefix or run name (latest)")
     p.add_argument("--limit", "-n", type=int, default=50, help="without RUN: this many latest events (default 50)")
+    p.add_argument("--watch", metavar="NAME", help="the events a `polynb watch` handled (its cursor), with their runs")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_events)
 
@@ -158,6 +159,8 @@ def _run_json(run: RunRecord, now: datetime, orphans: set[str]) -> dict[str, Any
 
 @pipe_safe
 def cmd_events(args: argparse.Namespace) -> int:
+    if args.watch is not None:
+        return _watch_events(args.watch, as_json=args.json)
     with _open_store() as store:
         if args.run is None:
             events = store.events(after_seq=max(0, store.last_seq() - args.limit))
@@ -173,6 +176,28 @@ def cmd_events(args: argparse.Namespace) -> int:
             events.sort(key=lambda e: e.seq)
         names = _names(store, events)
     return _print_events(events, names, as_json=args.json)
+
+
+def _watch_events(name: str, *, as_json: bool) -> int:
+    from polynb.store.watches import WatchLog
+
+    with _open_store() as store:
+        events = WatchLog(store).events(name)
+    if as_json:
+        print(json.dumps([{"seq": e.seq, "at": iso(e.at), "source": e.source, "kind": e.kind, "id": e.event_id,
+                           "status": e.status, "run": e.run_uuid, "message": e.message, "payload": e.payload}
+                          for e in events], indent=1))  # fmt: skip
+        return EXIT_OK
+    if not events:
+        error(f"no watch named {name} has recorded anything in this store")
+        return EXIT_FAILED
+    rows = [
+        (str(e.seq), local_time(e.at), e.source, short_kind(e.kind), e.event_id[:40], e.status,
+         (e.run_uuid or "")[:12], one_line(e.message or json.dumps(e.payload, sort_keys=True)))
+        for e in events
+    ]  # fmt: skip
+    print_table(("seq", "time", "source", "event", "id", "status", "run", "detail"), rows)
+    return EXIT_OK
 
 
 def _print_events(events: list[EventRecord], names: Mapping[str, str], *, as_json: bool) -> int:

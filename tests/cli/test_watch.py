@@ -69,6 +69,10 @@ def test_watch_runs_the_pipeline_once_per_new_commit(cli: Cli) -> None:
         (run,) = store.list_runs(top_level_only=True)
         assert run.status == Status.SUCCEEDED
         assert run.outputs == {"sha": sha, "msg": "new data"}
+    code, rows = cli.run_json("events", "--watch", "retrain", "--json")
+    assert code == 0
+    assert [(r["status"], r["id"] == sha, r["run"] == run.uuid) for r in rows][-1] == ("submitted", True, True)
+    assert rows[0]["status"] == "baseline"
 
 
 def _baseline_taken(cli: Cli) -> bool:
