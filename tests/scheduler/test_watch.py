@@ -287,3 +287,13 @@ def test_concurrency_one_runs_the_events_one_after_the_other_in_order(env: Env) 
     assert [r.outputs["got"].rsplit("/", 1)[-1] for r in runs] == ["a.csv", "b.csv", "c.csv"]
     for earlier, later in itertools.pairwise(runs):
         assert earlier.finished_at is not None and later.created_at >= earlier.finished_at  # never two at once
+
+
+def test_the_example_reactive_pipelines_load_for_a_watch(tmp_path: Path) -> None:
+    from polynb.spec.load import load
+
+    folder = Path(__file__).resolve().parents[2] / "notebooks" / "reactive"
+    connections = [{"name": "project", "kind": "git", "schema": {"url": str(tmp_path)}}]
+    for path in sorted(folder.glob("*.yaml")):
+        pipeline = load_reactive(path, load(path), connections, {})
+        assert [s.kind for s in pipeline.sources] == ["connection_git_commit"], path.name
