@@ -71,8 +71,11 @@ class EventIntake:
 
     def ingest(self, run: RunState) -> list[EventRecord]:
         """Record the complete lines ``run``'s op appended since the last read."""
+        path = events_file(run.uuid)
+        if run.uuid not in self._offsets and not path.exists():
+            return []  # most runs log no event: no store read for them
         offset = self._offset(run.uuid)
-        lines, new_offset = read_new(events_file(run.uuid), offset)
+        lines, new_offset = read_new(path, offset)
         if new_offset == offset:
             return []
         records = []

@@ -208,7 +208,7 @@ def test_registry_tags_are_read_across_pages(registry: str) -> None:
 
 def test_a_remote_repository_is_read_with_ls_remote(repo: Path) -> None:
     source = GitSource("remote", {"url": f"file://{repo}", "revision": "main"}, 30.0)
-    assert source.local is None and source.folders == []  # polled, every 30 s
+    assert not source.local and source.folders == []  # polled, every 30 s
     head = git(repo, "rev-parse", "HEAD").strip()
     assert [e.id for e in source.poll(None)] == [head]
     newer = commit(repo, "second")

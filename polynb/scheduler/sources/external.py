@@ -68,6 +68,11 @@ class Source(ABC):
         self.poll_interval = poll
 
     @property
+    def local(self) -> bool:
+        """Watched through its folders (inotify) rather than polled."""
+        return False
+
+    @property
     def folders(self) -> list[tuple[Path, int]]:
         """Folders (and inotify masks) whose changes make this source worth polling; none for a remote one."""
         return []
@@ -114,19 +119,24 @@ class GitSource(Source):
         self.url = url
         self.branch = str(schema.get("revision") or "main")
         path = Path(url).expanduser()
-        self.local = path if path.is_dir() else None
+        self.repo = path if path.is_dir() else None
+        """The repository's folder when it is on this machine (else ``url`` is a remote)."""
         self._git_dir: Path | None = None
+
+    @property
+    def local(self) -> bool:
+        return self.repo is not None
 
     @property
     def git_dir(self) -> Path:
         if self._git_dir is None:
-            assert self.local is not None
-            self._git_dir = Path(_git("-C", str(self.local), "rev-parse", "--absolute-git-dir").strip())
+            assert self.repo is not None
+            self._git_dir = Path(_git("-C", str(self.repo), "rev-parse", "--absolute-git-dir").strip())
         return self._git_dir
 
     @property
     def folders(self) -> list[tuple[Path, int]]:
-        if self.local is None:
+        if self.repo is None:
             return []
         mask = inotify.IN_MOVED_TO | inotify.IN_CLOSE_WRITE | inotify.IN_CREATE
         heads = self.git_dir / "refs" / "heads" / self.branch
@@ -134,9 +144,9 @@ class GitSource(Source):
 
     def head(self) -> str | None:
         ref = f"refs/heads/{self.branch}"
-        if self.local is not None:
+        if self.repo is not None:
             try:
-                return _git("-C", str(self.local), "rev-parse", "--verify", "--quiet", ref).strip() or None
+                return _git("-C", str(self.repo), "rev-parse", "--verify", "--quiet", ref).strip() or None
             except SourceError:
                 return None  # no commit on the branch yet
         line = _git("ls-remote", self.url, ref).strip()
@@ -147,17 +157,17 @@ class GitSource(Source):
         if head is None or head == last_id:
             return []
         shas = [head]
-        if self.local is not None and last_id is not None:
+        if self.repo is not None and last_id is not None:
             try:
-                listed = _git("-C", str(self.local), "rev-list", "--reverse", f"{last_id}..{head}").split()
+                listed = _git("-C", str(self.repo), "rev-list", "--reverse", f"{last_id}..{head}").split()
                 shas = listed or [head]
             except SourceError:
                 shas = [head]  # the last commit is gone (a force push): the new head alone
         events = []
         for sha in shas:
             payload: dict[str, Any] = {"sha": sha, "branch": self.branch, "url": self.url}
-            if self.local is not None:
-                payload["message"] = _git("-C", str(self.local), "log", "-1", "--format=%s", sha).strip()
+            if self.repo is not None:
+                payload["message"] = _git("-C", str(self.repo), "log", "-1", "--format=%s", sha).strip()
             events.append(self.event(sha, payload))
         return events
 
@@ -182,6 +192,10 @@ class FolderSource(Source):
         if not isinstance(path, str) or not path:
             raise ValueError(f"connection {name}: a host_path connection needs `schema.hostPath`")
         self.root = Path(path).expanduser()
+
+    @property
+    def local(self) -> bool:
+        return True
 
     @property
     def folders(self) -> list[tuple[Path, int]]:
@@ -304,7 +318,7 @@ class SourceLoop:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        local = [s for s in self.sources if s.folders]
+        local = [s for s in self.sources if s.local]
         if local and inotify.available():
             self._inotify = inotify.Inotify()
             for source in local:
@@ -343,7 +357,7 @@ class SourceLoop:
         """Seconds to the next look when nothing wakes the loop (None: only inotify does)."""
         if source.poll_interval is not None:
             return source.poll_interval
-        if source.folders:
+        if source.local:
             return None if self._inotify is not None else LOCAL_FALLBACK_POLL
         return DEFAULT_REMOTE_POLL
 
