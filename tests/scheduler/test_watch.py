@@ -16,7 +16,7 @@ import pytest
 from support.schedkit import DEADLOCK_GUARD, PY, Env
 
 from polynb.scheduler.reactive import ReactiveError, load_reactive
-from polynb.scheduler.sources.external import FolderSource, GitSource, RegistrySource, SourceError
+from polynb.scheduler.sources.external import FolderSource, GitSource, RegistrySource, Source, SourceError
 from polynb.scheduler.watch import Watch, WatchOptions
 from polynb.spec.load import load_data
 from polynb.spec.yaml_loader import parse
@@ -256,7 +256,10 @@ def test_a_failing_source_is_looked_at_less_and_less_often_then_normally_again(r
 
     _Registry.failures = 10**6  # the registry answers 503 until told otherwise
     source = RegistrySource("images", {"url": registry, "image": "team/trainer"}, 0.01)
-    loop = SourceLoop([source], lambda s: s.poll(None) and None)
+    def look(s: Source) -> None:
+        s.poll(None)
+
+    loop = SourceLoop([source], look)
     loop.start()
     try:
         _wait(lambda: loop.backoff("images") >= 5)
