@@ -256,6 +256,7 @@ def test_a_failing_source_is_looked_at_less_and_less_often_then_normally_again(r
 
     _Registry.failures = 10**6  # the registry answers 503 until told otherwise
     source = RegistrySource("images", {"url": registry, "image": "team/trainer"}, 0.01)
+
     def look(s: Source) -> None:
         s.poll(None)
 
