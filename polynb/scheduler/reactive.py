@@ -82,7 +82,7 @@ def load_reactive(
             known = ", ".join(sorted(by_name)) or "none"
             raise ReactiveError(
                 f"{path}: `{trigger.ref}`: no connection named {name} in the `connections:` of the config file "
-                f"(known: {known})"
+                f"($POLYNB_CONFIG, else $POLYNB_HOME/config.yaml; known: {known})"
             )
         try:
             source = source_for(connection)
