@@ -57,6 +57,7 @@ class EventIntake:
         if update.is_final:
             self.watcher.unwatch(run.uuid)
             self.ingest(run)
+            self._offsets.pop(run.uuid, None)  # kept in the run's meta: a next attempt reads it back
         elif not self.watcher.watching(run.uuid) and self._awaited(run):
             self.watcher.watch(run.uuid, events_file(run.uuid), self._offset(run.uuid))
             self.ingest(run)  # what it wrote before the watch began
