@@ -1,7 +1,8 @@
 """``polynb approve|invalidate RUN`` and ``polynb emit NAME``: events a person sends to running pipelines.
 
 An ``isApproved: false`` op waits, ``created``, until ``polynb approve`` (``run_approved_actor``);
-``polynb invalidate`` (``run_invalidated_actor``) makes it ``skipped``. ``polynb emit`` sends a
+``polynb invalidate`` (``run_invalidated_actor``) makes it ``skipped``. A DAG given as RUN stands for every op
+of it waiting for an approval. ``polynb emit`` sends a
 ``project_custom_event`` (``--org``: ``org_custom_event``) to every running DAG on this host: the ops awaiting
 ``{ref: dag, kinds: [project_custom_event]}`` start. See ``polynb.scheduler.remote_events``.
 """
@@ -35,19 +36,26 @@ def register(subparsers: Any) -> None:
 
 def cmd_approve(args: argparse.Namespace) -> int:
     from polynb.scheduler.control import ControlError
-    from polynb.scheduler.remote_events import approve
+    from polynb.scheduler.remote_events import approval_targets, approve
     from polynb.store import Store, resolve_run
 
     verb = "approved" if args.approved else "invalidated"
     with Store() as store:
         try:
             run = resolve_run(store, args.run)
-            how = approve(store, run, approved=args.approved, actor=args.actor or getpass.getuser())
+            targets = approval_targets(store, run)
+            if not targets:
+                error(f"{run.name} ({run.uuid}) has no op waiting for an approval")
+                return EXIT_FAILED
+            done = [
+                (t, approve(store, t, approved=args.approved, actor=args.actor or getpass.getuser())) for t in targets
+            ]
         except (LookupError, ValueError, ControlError) as exc:
             error(str(exc))
             return EXIT_FAILED
-    where = "by the engine running it" if how == "engine" else "in the store (the next engine to attach acts on it)"
-    print(f"{run.name} ({run.uuid}) {verb}, {where}")
+    for target, how in done:
+        where = "by the engine running it" if how == "engine" else "in the store (the next engine to attach acts on it)"
+        print(f"{target.name} ({target.uuid}) {verb}, {where}")
     return EXIT_OK
 
 

@@ -31,7 +31,7 @@ from polynb.notebook.comm import LabBridge
 from polynb.notebook.links import ProxyMode, default_base_url, links_for
 from polynb.notebook.model import RunSnapshot, RunTracker
 from polynb.notebook.pump import DEFAULT_MAX_RATE, UiPump
-from polynb.store import RunRecord, Store
+from polynb.store import Store
 
 if TYPE_CHECKING:
     from polynb.compiler.pipeline import Pipeline
@@ -359,10 +359,7 @@ class KernelSession:
         Returns how: ``engine`` (this kernel's), else as ``remote_events.approve`` (its owner, or the store)."""
         from polynb.scheduler import remote_events
 
-        targets = [uuid]
-        record = self.store.get_run(uuid)
-        if record.kind == "dag":
-            targets = [r.uuid for r in self.store.children(uuid) if r.status.value == "created" and awaits_approval(r)]
+        targets = [r.uuid for r in remote_events.approval_targets(self.store, self.store.get_run(uuid))]
         how = "engine"
         for target in targets:
             try:
@@ -504,18 +501,6 @@ class KernelSession:
             tracker.refresh()
             out.append(summary(self._snapshot(tracker, time.time(), open_pages=False)))
         return out
-
-
-def awaits_approval(record: RunRecord) -> bool:
-    """Does this op's stored plan say ``isApproved: false`` (operation first, then component)?"""
-    plan = record.meta.get("plan") if isinstance(record.meta.get("plan"), dict) else None
-    if plan is None:
-        return False
-    for part in ("operation", "component"):
-        value = plan.get(part, {}).get("isApproved") if isinstance(plan.get(part), dict) else None
-        if value is not None:
-            return value is False
-    return False
 
 
 def summary(snapshot: RunSnapshot) -> dict[str, Any]:

@@ -29,6 +29,26 @@ logger = logging.getLogger(__name__)
 # -- client side ------------------------------------------------------------------------------------------
 
 
+def awaits_approval(record: RunRecord) -> bool:
+    """Does this run's stored plan say ``isApproved: false`` (the operation's, else its component's)?"""
+    plan = record.meta.get("plan")
+    if not isinstance(plan, Mapping):
+        return False
+    for part in ("operation", "component"):
+        spec = plan.get(part)
+        value = spec.get("isApproved") if isinstance(spec, Mapping) else None
+        if value is not None:
+            return value is False
+    return False
+
+
+def approval_targets(store: Store, run: RunRecord) -> list[RunRecord]:
+    """What approving ``run`` approves: the run itself, or for a DAG every op of it waiting for an approval."""
+    if run.kind != "dag":
+        return [run]
+    return [r for r in store.children(run.uuid) if r.status.value == "created" and awaits_approval(r)]
+
+
 def approve(
     store: Store, run: RunRecord, *, approved: bool = True, actor: str | None = None
 ) -> Literal["engine", "store"]:

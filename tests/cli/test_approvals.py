@@ -82,7 +82,9 @@ def test_invalidate_skips_the_waiting_op(cli: Cli) -> None:
     proc = cli.start("run", "-f", str(cli.write("dag.yaml", GATED)))
     cli.wait_for(lambda s: (op := cli.op(s, "gated", "train")) is not None and op.status == Status.SUCCEEDED,
                  "train succeeded")  # fmt: skip
-    assert cli.run("invalidate", "deploy").returncode == 0
+    result = cli.run("invalidate", "gated")  # the DAG: every op of it waiting for an approval
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("deploy (") and "invalidated, by the engine running it" in result.stdout
     assert cli.run("emit", "release").returncode == 0
     proc.communicate(timeout=DEADLOCK_GUARD)
     with cli.store() as store:
