@@ -375,5 +375,7 @@ def _awaited(records: Iterable[RunRecord]) -> dict[str, list[tuple[str, set[str]
         if not isinstance(plan, dict):
             continue
         for src, kinds in _plan_events(plan).items():
-            out.setdefault(src, []).append((record.name, {STATUS_EVENT_PREFIX + k for k in kinds}))
+            # Short status kinds (``running``) back to event names; other kinds (``run_new_artifacts``) are
+            # their own short form: match both.
+            out.setdefault(src, []).append((record.name, {STATUS_EVENT_PREFIX + k for k in kinds} | kinds))
     return out

@@ -37,6 +37,9 @@ def test_an_evaluation_starts_on_a_checkpoint_a_python_step_logs(ip: Interactive
     # The widget's event log shows it with its payload, beside the status changes.
     (line,) = [line for line in handle.widget.snapshot.log if line.status == "run_new_artifacts"]
     assert line.name == "train" and line.message is not None and "name=ckpt-1.pt" in line.message
+    # ... and the timeline marks on train's bar the moment evaluate's trigger fired.
+    train = next(op for op in handle.widget.snapshot.ops if op.name == "train")
+    assert [m.label for m in train.markers if m.kind == "event"] == ["→ evaluate"]
 
 
 def test_a_cell_calling_emit_starts_the_op_awaiting_a_custom_event(ip: InteractiveShell) -> None:
