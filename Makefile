@@ -64,6 +64,7 @@ bench: venv polyaxon-venv
 	$(PY) bench/kubernetes.py
 	$(PY) bench/notebook.py
 	$(PY) bench/sweep.py
+	$(PY) bench/events.py
 	$(PY) bench/peers.py
 
 # polynb beside Metaflow, Dagster and Luigi (each installed once into bench/.venvs/ by the script itself).

@@ -57,3 +57,11 @@ def run(
     from polynb.notebook.api import run as submit
 
     return submit(spec, params=params, executor=executor, kubernetes=kubernetes)
+
+
+def emit(name: str, *, org: bool = False, **payload: Any) -> list[int]:
+    """Send a custom event to the running DAGs; see :func:`polynb.notebook.api.emit` (inside an op, use
+    ``polynb.tracking.emit``, which emits on the op's own run)."""
+    from polynb.notebook.api import emit as send
+
+    return send(name, org=org, **payload)

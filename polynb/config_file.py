@@ -9,7 +9,15 @@ Today it has one section, ``kubernetes:``, whose keys are those of
       security_profile: restricted
       keep_finished: false
 
-The file sits at the bottom of the settings' precedence (defaults < this file < ``POLYNB_K8S_*`` < the
+and ``connections:``, Polyaxon's connection entries (``name``, ``kind``, ``schema``) that ``polynb watch``
+watches for ``{ref: connections.NAME, kinds: [...]}`` events (``polynb.scheduler.sources``)::
+
+    connections:
+      - {name: repo, kind: git, schema: {url: /src/project, revision: main}}
+      - {name: incoming, kind: host_path, schema: {hostPath: /data/incoming}}
+      - {name: images, kind: registry, schema: {url: "http://127.0.0.1:5000", image: team/trainer}, poll: 30}
+
+The kubernetes section sits at the bottom of the settings' precedence (defaults < this file < ``POLYNB_K8S_*`` < the
 command line, the magics or ``polynb.run(kubernetes=...)``; :mod:`polynb.executors.kubernetes.sources`).
 Every problem is reported as ``file:line:col: path: message``, like a Polyaxonfile's, and nothing runs.
 """
@@ -22,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from polynb.spec.errors import SpecError, SpecErrors
 from polynb.spec.yaml_loader import Document, parse
@@ -60,10 +68,25 @@ class KubernetesSection(BaseModel):
     sweep: StrictBool | None = None
 
 
+class ConnectionSection(BaseModel):
+    """One ``connections:`` entry: Polyaxon's ``V1Connection`` keys (``schema`` holds the kind's own keys, as
+    Polyaxon's ``schema_``), plus ``poll``: seconds between two looks at a remote source (polynb's own)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: StrictStr
+    kind: StrictStr
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    description: StrictStr | None = None
+    tags: list[StrictStr] | None = None
+    poll: Seconds | None = None
+
+
 class ConfigModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kubernetes: KubernetesSection | None = None
+    connections: list[ConnectionSection] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,8 @@ class ConfigFile:
     path: str | None = None
     kubernetes: Mapping[str, Any] = field(default_factory=dict)
     """The keys the file sets in its ``kubernetes:`` section (only those)."""
+    connections: tuple[Mapping[str, Any], ...] = ()
+    """The ``connections:`` entries, as written (``schema`` under that name)."""
     document: Document | None = field(default=None, repr=False)
 
     def where(self, section: str, key: str) -> str:
@@ -129,9 +154,12 @@ def parse_config(text: str | bytes, filename: str) -> ConfigFile:
         raise SpecErrors(errors) from None
     section = model.kubernetes
     values = {} if section is None else section.model_dump(exclude_unset=True)
-    return ConfigFile(path=filename, kubernetes=values, document=document)
+    connections = tuple(c.model_dump(by_alias=True, exclude_none=True) for c in model.connections or ())
+    return ConfigFile(path=filename, kubernetes=values, connections=connections, document=document)
 
 
 def _known(loc: tuple[Any, ...]) -> str:
+    if len(loc) == 3 and loc[0] == "connections":
+        return f"; expected one of: {', '.join(sorted(('name', 'kind', 'schema', 'description', 'tags', 'poll')))}"
     fields = KubernetesSection.model_fields if len(loc) == 2 and loc[0] == "kubernetes" else ConfigModel.model_fields
     return f"; expected one of: {', '.join(sorted(fields))}"

@@ -99,3 +99,34 @@ def can_transition(old: Status | str | None, new: Status | str) -> bool:
     if old == new or old in FINAL or new == Status.CREATED:
         return False
     return not (old == Status.STOPPING and new not in FINAL)
+
+
+# -- event kinds beyond statuses: where each comes from (docs/semantics.md, "Events") ----------------------
+
+RUN_EVENT_SOURCES: dict[str, str] = {
+    "run_new_artifacts": "polynb.tracking.log_artifact() inside the op",
+    "model_version_new_metric": "polynb.tracking.log_metrics() / log_model_version() inside the op",
+    "alert_info": "polynb.tracking.alert('info', ...) inside the op",
+    "alert_warning": "polynb.tracking.alert('warning', ...) inside the op",
+    "alert_critical": "polynb.tracking.alert('critical', ...) inside the op",
+    "run_approved_actor": "polynb approve RUN, handle.approve() or the widget's Approve button",
+    "run_invalidated_actor": "polynb invalidate RUN or handle.invalidate()",
+    "project_custom_event": "polynb.tracking.emit() inside the op; polynb.emit() / polynb emit for `ref: dag`",
+    "org_custom_event": "polynb.tracking.emit(org=True) inside the op; polynb.emit(org=True) for `ref: dag`",
+    "connection_git_commit": "a git connection (a local repository or a remote) under `polynb watch`",
+    "connection_dataset_version": "a host_path connection (a new file in the folder) under `polynb watch`",
+    "connection_registry_image": "a registry connection (a new tag of an image) under `polynb watch`",
+}
+"""Non-status kinds that have a source, and what produces them."""
+
+CUSTOM_EVENT_KINDS = frozenset({"project_custom_event", "org_custom_event"})
+"""Kinds a trigger may await on ``ref: dag``: emitted from a notebook cell or a terminal to the running DAG."""
+
+CONNECTION_EVENT_KINDS = frozenset({"connection_git_commit", "connection_dataset_version", "connection_registry_image"})
+"""Kinds a watched connection emits (``ref: connections.NAME``): a pipeline whose top-level ``events`` await them
+runs once per event under ``polynb watch``."""
+CONNECTION_REF_PREFIX = "connections."
+
+UNSUPPORTED_EVENT_KINDS: dict[str, str] = {}
+"""Kinds ``polynb check`` refuses, with the reason: none today (every kind of Polyaxon's V1EventKind has a
+source); kept so a kind added upstream is refused with a reason until it has one."""

@@ -52,7 +52,10 @@ def test_an_empty_or_comment_only_file_sets_nothing() -> None:
         ("kubernetes:\n  artifact_claim: x\n", "c.yaml:2:3: kubernetes.artifact_claim: unknown key; expected one of:"),
         ("kubernetes:\n  keep_finished: maybe\n", "c.yaml:2:18: kubernetes.keep_finished: Input should be a valid"),
         ("kubernetes:\n  security_profile: strict\n", "c.yaml:2:21: kubernetes.security_profile: Input should be"),
-        ("kubernets:\n  namespace: ml\n", "c.yaml:1:1: kubernets: unknown key; expected one of: kubernetes"),
+        (
+            "kubernets:\n  namespace: ml\n",
+            "c.yaml:1:1: kubernets: unknown key; expected one of: connections, kubernetes",
+        ),
         ("kubernetes: [a]\n", "c.yaml:1:13: kubernetes: Input should be a valid dictionary"),
     ],
 )
@@ -60,3 +63,15 @@ def test_every_problem_has_its_position(text: str, expected: str) -> None:
     with pytest.raises(SpecErrors) as exc:
         parse_config(text, "c.yaml")
     assert str(exc.value).startswith(expected), str(exc.value)
+
+
+def test_connections_are_read_as_written_and_unknown_keys_are_refused() -> None:
+    from polynb.config_file import parse_config
+    from polynb.spec.errors import SpecErrors
+
+    text = "connections:\n  - {name: repo, kind: git, schema: {url: /src, revision: main}, poll: 5}\n"
+    config = parse_config(text, "c.yaml")
+    assert config.connections == ({"name": "repo", "kind": "git", "schema": {"url": "/src", "revision": "main"},
+                                   "poll": 5},)  # fmt: skip
+    with pytest.raises(SpecErrors, match="shema: unknown key; expected one of: description, kind, name, poll, schema"):
+        parse_config("connections:\n  - {name: repo, kind: git, shema: {}}\n", "c.yaml")

@@ -23,13 +23,14 @@ from polynb.cli.common import (
     iso,
     local_datetime,
     local_time,
+    one_line,
     pipe_safe,
     print_table,
     run_duration,
 )
 from polynb.cli.tree import short_kind
 from polynb.executors.registry import LazyExecutors
-from polynb.lifecycle import FINAL, Status
+from polynb.lifecycle import FINAL, Status, is_status_event
 
 if TYPE_CHECKING:  # the store is imported when a command runs: `polynb --help` does without it
     from polynb.executors.base import Executor
@@ -56,8 +57,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("-f", "--follow", action="store_true", help="keep printing until the run is final")
     p.set_defaults(func=cmd_logs)
 
-    p = subparsers.add_parser("events", help="print the event log of a run (a DAG: with its ops and hooks)")
-    p.add_argument("run", metavar="RUN", help="uuid, uuid prefix or run name (latest)")
+    p = subparsers.add_parser(
+        "events", help="print the event log of a run (a DAG: with its ops and hooks); no RUN: the latest events"
+    )
+    p.add_argument("run", metavar="RUN", nargs="?", help="uuid, uuid prefix or run name (latest)")
+    p.add_argument("--limit", "-n", type=int, default=50, help="without RUN: this many latest events (default 50)")
+    p.add_argument("--watch", metavar="NAME", help="the events a `polynb watch` handled (its cursor), with their runs")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_events)
 
@@ -178,7 +183,13 @@ def _run_json(run: RunRecord, now: datetime, orphans: set[str]) -> dict[str, Any
 
 @pipe_safe
 def cmd_events(args: argparse.Namespace) -> int:
+    if args.watch is not None:
+        return _watch_events(args.watch, as_json=args.json)
     with _open_store() as store:
+        if args.run is None:
+            events = store.events(after_seq=max(0, store.last_seq() - args.limit))
+            names = _names(store, events)
+            return _print_events(events, names, as_json=args.json)
         run = _find(store, args.run)
         if run is None:
             return EXIT_FAILED
@@ -189,15 +200,44 @@ def cmd_events(args: argparse.Namespace) -> int:
                 events += store.events(run_uuid=hook.uuid)
             events.sort(key=lambda e: e.seq)
         names = _names(store, events)
-    if args.json:
+    return _print_events(events, names, as_json=args.json)
+
+
+def _watch_events(name: str, *, as_json: bool) -> int:
+    from polynb.store.watches import WatchLog
+
+    with _open_store() as store:
+        events = WatchLog(store).events(name)
+    if as_json:
+        print(json.dumps([{"seq": e.seq, "at": iso(e.at), "source": e.source, "kind": e.kind, "id": e.event_id,
+                           "status": e.status, "run": e.run_uuid, "message": e.message, "payload": e.payload}
+                          for e in events], indent=1))  # fmt: skip
+        return EXIT_OK
+    if not events:
+        error(f"no watch named {name} has recorded anything in this store")
+        return EXIT_FAILED
+    rows = [
+        (str(e.seq), local_time(e.at), e.source, short_kind(e.kind), e.event_id[:40], e.status,
+         (e.run_uuid or "")[:12], one_line(e.message or json.dumps(e.payload, sort_keys=True)))
+        for e in events
+    ]  # fmt: skip
+    print_table(("seq", "time", "source", "event", "id", "status", "run", "detail"), rows)
+    return EXIT_OK
+
+
+def _print_events(events: list[EventRecord], names: Mapping[str, str], *, as_json: bool) -> int:
+    if as_json:
         print(json.dumps([_event_json(e, names) for e in events], indent=1))
         return EXIT_OK
     rows = []
     for event in events:
-        detail = ": ".join(str(p) for p in (event.payload.get("reason"), event.payload.get("message")) if p)
+        if is_status_event(event.kind):
+            detail = ": ".join(str(p) for p in (event.payload.get("reason"), event.payload.get("message")) if p)
+        else:  # artifacts, metrics, alerts, approvals, custom events: their payload is the news
+            detail = json.dumps(event.payload, sort_keys=True)
         name = names.get(event.run_uuid, event.run_uuid[:12])
-        rows.append((str(event.seq), local_time(event.at), name, short_kind(event.kind), detail))
-    print_table(("seq", "time", "op", "event", "reason"), rows, status_column=3)
+        rows.append((str(event.seq), local_time(event.at), name, short_kind(event.kind), one_line(detail)))
+    print_table(("seq", "time", "op", "event", "detail"), rows, status_column=3)
     return EXIT_OK
 
 
@@ -205,7 +245,8 @@ def _names(store: Store, events: list[EventRecord]) -> dict[str, str]:
     names: dict[str, str] = {}
     for event in events:
         if event.run_uuid not in names:
-            name = event.payload.get("name")
+            # A status event carries its run's name; other payloads may use `name` for something else.
+            name = event.payload.get("name") if is_status_event(event.kind) else None
             names[event.run_uuid] = str(name) if name else store.get_run(event.run_uuid).name
     return names
 
@@ -221,6 +262,7 @@ def _event_json(event: EventRecord, names: Mapping[str, str]) -> dict[str, Any]:
         "status": event.payload.get("status"),
         "reason": event.payload.get("reason"),
         "message": event.payload.get("message"),
+        **({} if is_status_event(event.kind) else {"payload": dict(event.payload)}),
     }
 
 

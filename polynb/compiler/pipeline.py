@@ -19,8 +19,8 @@ Semantics the scheduler relies on:
 A ``matrix`` on a top-level operation or component or on an op of a DAG runs as a sweep (``scheduler.sweeps``);
 ``iterative`` and a matrix over a DAG are refused. ``joins`` select runs of the store when the op compiles
 (``scheduler.joining``). What parses but is refused as "not supported yet" (docs/semantics.md: never silently
-ignored): ``schedule``, ``build``, ``runPatch``, ``isApproved: false``, distributed and ``tuner`` run kinds,
-``earlyStopping``, event kinds other than ``run_status_*``, ``dockerfile``/``lineageRef``/``modelRef``/
+ignored): ``schedule``, ``build``, ``runPatch``, distributed and ``tuner`` run kinds, ``earlyStopping``,
+``connection_*`` event kinds on ops (``lifecycle.UNSUPPORTED_EVENT_KINDS``), ``dockerfile``/``lineageRef``/``modelRef``/
 ``artifactRef`` init entries, and a DAG's own ``termination.ttl`` (its ``termination.timeout`` and
 ``termination.maxRetries`` are honoured: ``Pipeline.termination``). ``cache`` is accepted with a warning: the op
 always runs, which gives the same results, only slower. ``notifier`` and ``cleaner`` runs are jobs with
@@ -42,7 +42,7 @@ from polynb.compiler.joins import QueryError, parse_query, parse_sort
 from polynb.compiler.patch import RunPatchError, apply_run_patch
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
 from polynb.compiler.trials import unrunnable
-from polynb.lifecycle import is_status_event
+from polynb.lifecycle import CONNECTION_EVENT_KINDS, UNSUPPORTED_EVENT_KINDS
 from polynb.spec import iotypes
 from polynb.spec.dag import DagGraph, DagIssue, OpNode, analyze, check_refs, name_limit, name_too_long
 from polynb.spec.errors import SpecError, SpecErrors, format_path
@@ -266,6 +266,15 @@ class _Builder:
     def top(self, spec: Component | Operation, overrides: dict[str, Any], base_dir: Path | None) -> Pipeline | None:
         root = _Where(None, ())
         self.check_fields(spec, root)
+        for k, event in enumerate(spec.events or ()):
+            if event.connection is not None:
+                self.add(
+                    root,
+                    ("events", k, "ref"),
+                    f"`{event.ref}`: a pipeline awaiting a connection's events runs once per event: run it "
+                    "with `polynb watch -f FILE`, not `polynb run`",
+                    "unsupported",
+                )
         if isinstance(spec, Component):
             if spec.dag_ref is not None:
                 self.add(
@@ -300,7 +309,7 @@ class _Builder:
                         "level a param can only read `runs.<uuid>`",
                     )
             for k, event in enumerate(spec.events or ()):
-                if event.parsed_ref.kind == "ops":
+                if event.connection is None and event.parsed_ref.kind == "ops":
                     self.add(
                         root,
                         ("events", k, "ref"),
@@ -686,19 +695,33 @@ class _Builder:
         if spec.run_patch is not None and isinstance(spec, Component):
             self.add(where, ("runPatch",), "`runPatch` on a component is not supported yet: it patches the "
                      "component an operation runs; move it to the operation", "unsupported")  # fmt: skip
-        if spec.is_approved is False:
-            self.add(where, ("isApproved",), "`isApproved: false` (waiting for an approval) is not supported yet",
-                     "unsupported")  # fmt: skip
         if spec.cache is not None and not spec.cache.disable:
             self.add(where, ("cache",), "`cache` is not used yet: the op always runs (same results, no reuse)",
                      "warning")  # fmt: skip
         for k, event in enumerate(spec.events or ()):
+            if event.connection is not None and where != _Where(None, ()):
+                self.add(
+                    where,
+                    ("events", k, "ref"),
+                    f"`{event.ref}` inside a DAG is not supported yet: put it in the pipeline's top-level "
+                    "`events` and run it with `polynb watch -f FILE` (one run per event)",
+                    "unsupported",
+                )
             for j, kind in enumerate(event.kinds):
-                if not is_status_event(kind.value):
+                refused = UNSUPPORTED_EVENT_KINDS.get(kind.value)
+                from_connection = kind.value in CONNECTION_EVENT_KINDS
+                if from_connection != (event.connection is not None):
+                    refused = (
+                        f"{event.ref} emits only connection_* kinds"
+                        if event.connection is not None
+                        else "it comes from a connection: write `ref: connections.<name>` (a connection of "
+                        "$POLYNB_HOME/config.yaml) in the pipeline's top-level `events` and run it with `polynb watch`"
+                    )
+                if refused is not None:
                     self.add(
                         where,
                         ("events", k, "kinds", j),
-                        f"event kind `{kind.value}` is not supported yet (only run_status_* events are produced)",
+                        f"event kind `{kind.value}` is not supported yet: {refused}",
                         "unsupported",
                     )
         for h, hook in enumerate(spec.hooks or ()):

@@ -59,3 +59,12 @@ def _with_params(spec: Component | Operation, values: Mapping[str, Any]) -> Oper
         data = {"version": data.get("version", 1.1), "kind": "operation", **named, "component": data}
     data["params"] = {**data.get("params", {}), **{name: {"value": value} for name, value in values.items()}}
     return Operation.model_validate(data)
+
+
+def emit(name: str, *, org: bool = False, **payload: Any) -> list[int]:
+    """A custom event from a cell: ``project_custom_event`` (``org_custom_event`` with ``org=True``) named
+    ``name`` with ``payload``, to the running DAGs of this kernel and of the other engines on this host (the
+    ops awaiting ``{ref: dag, kinds: [project_custom_event]}`` start). Returns the seqs recorded: empty when
+    no DAG is running."""
+    kind = "org_custom_event" if org else "project_custom_event"
+    return get_session().emit(kind, {**payload, "name": name})

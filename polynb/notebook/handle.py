@@ -101,6 +101,23 @@ class RunHandle:
         self._session.stop(self.uuid)
         self._session.wait(self.uuid, include_services=True)
 
+    def approve(self, op: str | None = None, *, actor: str | None = None) -> None:
+        """Approve an op waiting for it (``isApproved: false``): ``op`` by name, or every waiting op (a single
+        run: itself). It starts once everything else it waits for allows."""
+        self._session.approve(self._target(op), actor=actor)
+
+    def invalidate(self, op: str | None = None, *, actor: str | None = None) -> None:
+        """Invalidate an op waiting for its approval (every waiting op without ``op``): it is ``skipped``."""
+        self._session.approve(self._target(op), approved=False, actor=actor)
+
+    def _target(self, op: str | None) -> str:
+        if op is None:
+            return self.uuid
+        ops = self.ops
+        if op not in ops:
+            raise KeyError(f"{self.name} has no op {op!r} (it has: {', '.join(sorted(ops))})")
+        return ops[op].uuid
+
     def stop_services(self) -> None:
         """Stop the services (TensorBoard) still running, and wait for them."""
         for op in self.ops.values():

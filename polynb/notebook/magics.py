@@ -10,6 +10,7 @@ the magic's line (``@no_var_expand``), so ``{{ }}`` and ``$`` reach the YAML unt
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from polynb.notebook.handle import RunHandle
 from polynb.notebook.ipy import argument, magic_arguments, parse_argstring
 from polynb.notebook.render import GraphNode, graph_svg, graph_text
 from polynb.notebook.session import KernelSession, get_session
+from polynb.notebook.watching import WatchHandle
 from polynb.spec.errors import SpecError, SpecErrors
 
 
@@ -294,8 +296,42 @@ class PolynbMagics(Magics, Configurable):
                 continue
             offset = (event.at - origin).total_seconds()
             why = " — ".join(p for p in (event.reason, event.message) if p)
+            if event.status is None and event.kind != DONE_EVENT:
+                why = json.dumps(event.payload, sort_keys=True)  # artifacts, metrics, alerts, approvals
             name = names.get(event.run_uuid, event.run_uuid[:12])
             print(f"+{offset:7.2f}s  {name:<20} {event.status or event.kind:<16} {why}".rstrip())
+
+    def _cmd_watch(self, args: argparse.Namespace) -> WatchHandle:
+        from polynb.config_file import load_config
+        from polynb.scheduler.reactive import ReactiveError, load_reactive
+        from polynb.spec.load import load
+
+        path = Path(args.file)
+        try:
+            reactive = load_reactive(path, load(path), load_config().connections, _params(args.param))
+        except (SpecErrors, ReactiveError) as exc:
+            raise UsageError(f"{path}: not watched\n{exc}") from None
+        return self.session.watch(reactive, name=args.name, max_runs=args.max_runs, concurrency=args.concurrency,
+                                  catch_up=args.catch_up, executor=self._executor(args.executor))  # fmt: skip
+
+    def _cmd_approve(self, args: argparse.Namespace) -> None:
+        record = self._record(args.run)
+        self.session.approve(record.uuid, approved=not args.invalidate)
+        print(f"{record.name}: {'invalidated' if args.invalidate else 'approved'}")
+
+    def _cmd_emit(self, args: argparse.Namespace) -> None:
+        payload: dict[str, Any] = {}
+        for item in args.values:
+            key, sep, raw = item.partition("=")
+            if not sep or not key:
+                raise UsageError(f"{item}: payload entries are KEY=VALUE")
+            try:
+                payload[key] = json.loads(raw)
+            except ValueError:
+                payload[key] = raw
+        kind = "org_custom_event" if args.org else "project_custom_event"
+        seqs = self.session.emit(kind, {**payload, "name": args.name})
+        print(f"{kind} {args.name!r}: " + (f"recorded on {len(seqs)} running DAG(s)" if seqs else "no DAG is running"))
 
     def _cmd_tensorboard(self, args: argparse.Namespace) -> RunHandle:
         from polynb.compiler.pipeline import build_pipeline
@@ -405,6 +441,21 @@ def _command_parser() -> _Parser:
     p.add_argument("--tail", type=int, default=None)
     p = sub.add_parser("events", help="print a run's event log")
     p.add_argument("run", nargs="?")
+    p = sub.add_parser("watch", help="run a pipeline once per event of the connections its `events` name")
+    p.add_argument("-f", "--file", required=True)
+    p.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--name", default=None)
+    p.add_argument("--max-runs", type=int, default=None)
+    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--catch-up", action="store_true")
+    p.add_argument("--executor", default=None)
+    p = sub.add_parser("approve", help="approve a run waiting for it (isApproved: false); a DAG: all its waiting ops")
+    p.add_argument("run")
+    p.add_argument("--invalidate", action="store_true", help="invalidate instead: the waiting op is skipped")
+    p = sub.add_parser("emit", help="send a custom event to the running DAGs (ops awaiting `ref: dag`)")
+    p.add_argument("name")
+    p.add_argument("values", nargs="*", metavar="KEY=VALUE")
+    p.add_argument("--org", action="store_true")
     p = sub.add_parser("tensorboard", help="start a TensorBoard over runs (opens like an auto-opened one)")
     p.add_argument("runs", nargs="+", metavar="RUN")
     p.add_argument("--name", default=None)

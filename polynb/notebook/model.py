@@ -261,7 +261,13 @@ class RunTracker:
                     self._log.append(LogLine(event.seq, at, name, status, p.get("reason"), p.get("message")))
                 continue
             state.emitted.setdefault(event.kind, at)
-            if not is_status_event(event.kind) or event.kind == DONE_EVENT:
+            if not is_status_event(event.kind):
+                # An artifact, a metric, an alert, an approval, a custom event: a line of the log, its payload
+                # as the why (the timeline keeps to statuses).
+                payload = ", ".join(f"{k}={v}" for k, v in sorted(event.payload.items()))
+                self._log.append(LogLine(event.seq, at, state.record.name, event.kind, None, payload or None))
+                continue
+            if event.kind == DONE_EVENT:
                 continue
             status = status_of_event(event.kind)
             p = event.payload
@@ -447,5 +453,7 @@ def _awaited(records: Iterable[RunRecord]) -> dict[str, list[tuple[str, set[str]
         if not isinstance(plan, dict):
             continue
         for src, kinds in _plan_events(plan).items():
-            out.setdefault(src, []).append((record.name, {STATUS_EVENT_PREFIX + k for k in kinds}))
+            # Short status kinds (``running``) back to event names; other kinds (``run_new_artifacts``) are
+            # their own short form: match both.
+            out.setdefault(src, []).append((record.name, {STATUS_EVENT_PREFIX + k for k in kinds} | kinds))
     return out

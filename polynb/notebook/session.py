@@ -36,8 +36,10 @@ from polynb.store import Store
 if TYPE_CHECKING:
     from polynb.compiler.pipeline import Pipeline
     from polynb.notebook.handle import RunHandle
+    from polynb.notebook.watching import WatchHandle
     from polynb.notebook.widget import RunWidget
     from polynb.scheduler.engine import Engine
+    from polynb.scheduler.reactive import ReactivePipeline
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,7 @@ class KernelSession:
         self._closed = False
         self._executors: dict[str, Executor] = {}
         self._views: dict[str, list[RunWidget]] = {}
+        self._watches: list[WatchHandle] = []
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -212,6 +215,9 @@ class KernelSession:
                 return
             self._closed = True
             pump, engine = self._pump, self._engine
+            watches, self._watches = self._watches, []
+        for watch in watches:
+            watch.stop()  # before the engine: no run is submitted to an engine going away
         if pump is not None:
             pump.stop()
         if self._unsubscribe is not None:
@@ -320,7 +326,9 @@ class KernelSession:
         tracker = RunTracker(self.store, uuid)
         tracker.refresh()
         snapshot = self._snapshot(tracker, time.time(), open_pages=False)
-        view = RunWidget(snapshot, on_stop=self.request_stop, on_logs=self.request_logs)
+        view = RunWidget(
+            snapshot, on_stop=self.request_stop, on_logs=self.request_logs, on_approve=self.request_approve
+        )
         self._remember(uuid)
         self.bridge.ensure_open()
         pump = self.pump
@@ -345,6 +353,65 @@ class KernelSession:
 
             return control.stop(self.store, record, executors=self._stop_executors, grace=self.config.stop_grace)
         return "engine"
+
+    def approve(self, uuid: str, *, approved: bool = True, actor: str | None = None) -> str:
+        """Approve (or invalidate) a run waiting for it; a DAG: every op of it that waits for an approval.
+        Returns how: ``engine`` (this kernel's), else as ``remote_events.approve`` (its owner, or the store)."""
+        from polynb.scheduler import remote_events
+
+        targets = [r.uuid for r in remote_events.approval_targets(self.store, self.store.get_run(uuid))]
+        how = "engine"
+        for target in targets:
+            try:
+                if not self.started:
+                    raise LookupError(target)
+                self.engine.approve(target, approved=approved, actor=actor)
+            except LookupError:
+                how = remote_events.approve(self.store, self.store.get_run(target), approved=approved, actor=actor)
+        return how
+
+    def request_approve(self, uuid: str) -> None:
+        """The widget's Approve button (main thread): approve on the UI thread, never blocking the caller."""
+
+        def approve() -> None:
+            try:
+                self.approve(uuid)
+            except Exception as exc:
+                log.warning("could not approve %s: %s", uuid[:12], exc)
+
+        self.pump.call(approve)
+
+    def emit(self, kind: str, payload: Mapping[str, Any]) -> list[int]:
+        """A custom event from a cell: to this kernel's running DAGs and to the other engines on this host."""
+        from polynb.scheduler import remote_events
+
+        seqs = self.engine.emit(kind, payload) if self.started else []
+        return seqs + remote_events.emit(self.store, kind, payload, skip_pid=os.getpid())
+
+    def watch(
+        self,
+        reactive: ReactivePipeline,
+        *,
+        name: str | None = None,
+        max_runs: int | None = None,
+        concurrency: int = 1,
+        catch_up: bool = False,
+        executor: str | None = None,
+    ) -> WatchHandle:
+        """Watch ``reactive``'s connections on this kernel's engine: one run per event (``%polyaxon watch``)."""
+        from polynb.notebook.watching import WatchHandle
+        from polynb.scheduler.watch import Watch, WatchOptions
+
+        self.start()
+        options = WatchOptions(name=name or reactive.name, max_runs=max_runs, concurrency=concurrency,
+                               catch_up=catch_up)  # fmt: skip
+        watch = Watch(store=self.store, engine=self.engine, sources=reactive.sources, build=reactive.build,
+                      options=options, executor=executor)  # fmt: skip
+        watch.start()
+        handle = WatchHandle(watch, ", ".join(f"{s.name} ({s.kind})" for s in reactive.sources))
+        with self._lock:
+            self._watches.append(handle)
+        return handle
 
     def _stop_executors(self) -> Mapping[str, Executor]:
         return {"local": registry.build("local")}

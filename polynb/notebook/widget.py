@@ -28,10 +28,12 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         *,
         on_stop: Callable[[str], None],
         on_logs: Callable[[str], None],
+        on_approve: Callable[[str], None] | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._on_stop = on_stop
         self._on_logs = on_logs
+        self._on_approve = on_approve
         self._closed = False
         self.body = widgets.HTML(value=run_html(snapshot))
         self.target = widgets.Dropdown(options=self._options(snapshot), value=snapshot.uuid, description="op",
@@ -39,11 +41,15 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger",
                                           tooltip="stop the selected op, or the whole run")  # fmt: skip
         self.logs_button = widgets.Button(description="Logs", icon="file-text-o", tooltip="show the selected op's log")
+        self.approve_button = widgets.Button(description="Approve", icon="check", button_style="success",
+                                             tooltip="approve the selected op (the whole run: every op waiting "
+                                             "for an approval, isApproved: false)")  # fmt: skip
         self.logs = widgets.HTML(value="")
+        self.approve_button.on_click(self._approve_clicked)
         self.stop_button.on_click(self._stop_clicked)
         self.logs_button.on_click(self._logs_clicked)
         self._sync_controls(snapshot)
-        controls = widgets.HBox([self.target, self.stop_button, self.logs_button])
+        controls = widgets.HBox([self.target, self.stop_button, self.approve_button, self.logs_button])
         super().__init__(children=[self.body, controls, self.logs])
 
     # -- main thread --------------------------------------------------------------------------------
@@ -66,6 +72,10 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _stop_clicked(self, _button: Any) -> None:
         self._on_stop(str(self.target.value or self.root))
+
+    def _approve_clicked(self, _button: Any) -> None:
+        if self._on_approve is not None:
+            self._on_approve(str(self.target.value or self.root))
 
     def _logs_clicked(self, _button: Any) -> None:
         uuid = str(self.target.value or self.root)
@@ -111,3 +121,5 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         disabled = snapshot.settled
         if self.stop_button.disabled != disabled:
             self.stop_button.disabled = disabled
+        if self.approve_button.disabled != (disabled or self._on_approve is None):
+            self.approve_button.disabled = disabled or self._on_approve is None

@@ -156,3 +156,77 @@ def _to_json(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"output value {value!r} ({type(value).__name__}) is not JSON-serialisable")
+
+
+# -- events an op emits while it runs ------------------------------------------------------------------
+
+EVENTS_FILE = "events.jsonl"
+"""In the outputs folder: one JSON object a line (``{"kind", "at", "payload"}``), appended by the helpers below
+and read by the engine while the run lives (and once more when it ends, before its final status is decided,
+so an event logged just before exiting is never missed)."""
+ALERT_LEVELS = ("info", "warning", "critical")
+
+
+def _emit_event(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Append one event line; one ``write`` of one line under ``flock`` so concurrent writers never interleave
+    and the engine never reads half a line as a whole one (it only takes lines ending in a newline)."""
+    import time
+
+    encoded = json.loads(json.dumps(payload, default=_to_json, allow_nan=False))
+    line = {"kind": kind, "at": time.time(), "payload": encoded}
+    folder = outputs_path()
+    folder.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(line, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(folder / EVENTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    return line
+
+
+def log_artifact(path: str | os.PathLike[str], *, kind: str = "file", name: str | None = None) -> dict[str, Any]:
+    """Record that the run produced ``path`` (a checkpoint, a model, a report): emits ``run_new_artifacts``.
+
+    A downstream op awaiting ``{ref: ops.<this op>, kinds: [run_new_artifacts]}`` starts on the first one and
+    reads it as ``{ref: ops.<this op>, value: artifacts.latest}`` (or ``artifacts.<name>``; ``name`` defaults to
+    the file's name). ``path`` is made absolute; the helper does not copy the file.
+    """
+    absolute = Path(path).expanduser().resolve()
+    return _emit_event("run_new_artifacts", {"path": str(absolute), "kind": kind, "name": name or absolute.name})
+
+
+def log_metrics(step: int | None = None, **metrics: Any) -> dict[str, Any]:
+    """Record metric values (``log_metrics(step=3, loss=0.2)``): emits ``model_version_new_metric``.
+
+    The values also reach downstream params as ``{ref: ops.<this op>, value: globals.metrics}`` (the latest
+    value of each metric).
+    """
+    if not metrics:
+        raise ValueError("log_metrics() needs at least one metric, e.g. log_metrics(loss=0.2)")
+    return _emit_event("model_version_new_metric", {"metrics": metrics, "step": step})
+
+
+def log_model_version(
+    name: str, *, version: str | None = None, path: str | os.PathLike[str] | None = None, **metrics: Any
+) -> dict[str, Any]:
+    """Register a model version (its name, version, files and metrics): emits ``model_version_new_metric``."""
+    payload: dict[str, Any] = {"model": name, "version": version, "metrics": metrics}
+    if path is not None:
+        payload["path"] = str(Path(path).expanduser().resolve())
+    return _emit_event("model_version_new_metric", payload)
+
+
+def alert(level: str, message: str, **details: Any) -> dict[str, Any]:
+    """Raise an alert (``info``, ``warning`` or ``critical``): emits ``alert_<level>``."""
+    if level not in ALERT_LEVELS:
+        raise ValueError(f"alert level {level!r}: use one of {', '.join(ALERT_LEVELS)}")
+    return _emit_event(f"alert_{level}", {"message": message, **details})
+
+
+def emit(name: str, *, org: bool = False, **payload: Any) -> dict[str, Any]:
+    """A custom event from inside an op: ``project_custom_event`` (``org_custom_event`` with ``org=True``),
+    named ``name``, carrying ``payload``, on this run."""
+    kind = "org_custom_event" if org else "project_custom_event"
+    return _emit_event(kind, {"name": name, **payload})

@@ -22,11 +22,11 @@ from polynb.compiler.registry import ComponentRegistry
 from polynb.compiler.templates import evaluate_conditions
 from polynb.compiler.types import CompiledOp, TerminationSpec
 from polynb.executors.base import BASE_DIR_LABEL, Executor
-from polynb.lifecycle import Status
+from polynb.lifecycle import Status, is_status_event
 from polynb.scheduler.joining import join_params
 from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan, dump
 from polynb.spec.models import Component, Hook, Operation
-from polynb.store import RunNotFoundError, RunRecord, Store, run_paths
+from polynb.store import EventRecord, RunNotFoundError, RunRecord, Store, run_paths
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +60,39 @@ class HookSelection:
     """Set when the hook's conditions could not be evaluated: the hook run is created ``failed``."""
 
 
-def run_view(record: RunRecord, *, status: Status | None = None) -> RunView:
-    """A run as params, conditions and hooks see it (``globals.*`` from the store's record)."""
+def event_values(events: Iterable[EventRecord]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a run's non-status events give its readers: ``(artifacts, globals)``.
+
+    ``artifacts.latest`` is the path of the last ``run_new_artifacts``, ``artifacts.<name>`` the last one of
+    that name; ``globals.metrics`` the latest value of each metric (``model_version_new_metric``);
+    ``globals.events`` the payload of the latest event of each kind.
+    """
+    artifacts: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    latest: dict[str, Any] = {}
+    for event in events:
+        if is_status_event(event.kind):
+            continue
+        latest[event.kind] = dict(event.payload)
+        if event.kind == "run_new_artifacts" and isinstance(event.payload.get("path"), str):
+            path = event.payload["path"]
+            artifacts[str(event.payload.get("name") or path)] = path
+            artifacts["latest"] = path
+        elif event.kind == "model_version_new_metric" and isinstance(event.payload.get("metrics"), dict):
+            metrics.update(event.payload["metrics"])
+    extra: dict[str, Any] = {}
+    if latest:
+        extra["events"] = latest
+    if metrics:
+        extra["metrics"] = metrics
+    return artifacts, extra
+
+
+def run_view(record: RunRecord, *, status: Status | None = None, events: Iterable[EventRecord] = ()) -> RunView:
+    """A run as params, conditions and hooks see it (``globals.*`` from the store's record, plus what its
+    non-status ``events`` recorded: see :func:`event_values`)."""
     paths = run_paths(record.uuid)
+    artifacts, from_events = event_values(events)
     placement = record.spec.get("placement") if isinstance(record.spec.get("placement"), dict) else None
     extra: dict[str, Any] = {
         "kind": record.kind,
@@ -73,6 +103,7 @@ def run_view(record: RunRecord, *, status: Status | None = None) -> RunView:
         "artifacts_path": str(paths.root.parent),
         "run_artifacts_path": str(paths.root),
         "run_outputs_path": str(paths.outputs),
+        **from_events,
     }
     if placement is not None:
         extra.update({k: placement[k] for k in ("artifacts_path", "run_artifacts_path", "run_outputs_path")})
@@ -87,6 +118,7 @@ def run_view(record: RunRecord, *, status: Status | None = None) -> RunView:
         inputs=dict(record.inputs),
         outputs=dict(record.outputs),
         globals=globals_,
+        artifacts=artifacts,
     )
 
 
@@ -104,7 +136,7 @@ class OpCompiler:
 
     def lookup_run(self, uuid: str) -> RunView | None:
         try:
-            return run_view(self._store.get_run(uuid))
+            return run_view(self._store.get_run(uuid), events=self._store.events(run_uuid=uuid))
         except RunNotFoundError:
             return None
 
@@ -247,7 +279,8 @@ class _UpstreamViews(Mapping[str, RunView]):
     def __getitem__(self, name: str) -> RunView:
         view = self._views.get(name)
         if view is None:
-            view = self._views[name] = run_view(self._store.get_run(self._uuids[name]))
+            uuid = self._uuids[name]
+            view = self._views[name] = run_view(self._store.get_run(uuid), events=self._store.events(run_uuid=uuid))
         return view
 
     def __iter__(self) -> Iterator[str]:

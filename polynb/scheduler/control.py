@@ -17,8 +17,8 @@ nothing else can start meanwhile: the run stopped is the top-level one, or that 
 an op of a DAG that is not being stopped, the engine would go on with the DAG (start its next ops): the op
 is left ``stopping`` instead, and the next engine (``polynb attach``) records its end and runs its hooks.
 
-Protocol: one JSON request line (``{"cmd": "stop", "run": uuid}`` or ``{"cmd": "ping"}``), one JSON answer
-line (``{"ok": true}`` or ``{"ok": false, "error": "..."}``).
+Protocol: one JSON request line (``{"cmd": "stop", "run": uuid}`` or ``{"cmd": "ping"}``; ``approve`` and
+``emit``: see ``remote_events``), one JSON answer line (``{"ok": true}`` or ``{"ok": false, "error": "..."}``).
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal, Protocol
 
 from polynb.compiler.types import CompiledOp
 from polynb.executors.base import Executor, ExecutorUpdate
-from polynb.lifecycle import FINAL, REASON_STOPPED, Status
+from polynb.lifecycle import CUSTOM_EVENT_KINDS, FINAL, REASON_STOPPED, Status
 from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive, process_start_time
 from polynb.store import RunRecord, Store
 
@@ -106,6 +106,10 @@ class _Server:
         request = json.loads(_read_line(conn))
         if request.get("cmd") == "ping":
             return {"ok": True, "pid": os.getpid()}
+        if request.get("cmd") in ("approve", "emit"):
+            with self.lock:
+                engines = list(self.engines)
+            return answer_event(engines, request)
         if request.get("cmd") != "stop" or not isinstance(request.get("run"), str):
             return {"ok": False, "error": f"unknown request {request!r}"}
         with self.lock:
@@ -117,6 +121,31 @@ class _Server:
                 continue  # another engine of this process may manage it
             return {"ok": True}
         return {"ok": False, "error": f"run {request['run']} is not managed by the engine in process {os.getpid()}"}
+
+
+def answer_event(engines: Iterable[Any], body: Mapping[str, Any]) -> dict[str, Any]:
+    """Deliver an ``approve`` or ``emit`` request (``remote_events``) to the engines of this process."""
+    cmd = body.get("cmd")
+    if cmd == "approve":
+        uuid = body.get("run")
+        if not isinstance(uuid, str):
+            return {"ok": False, "error": "approve needs a run uuid"}
+        for engine in engines:
+            try:
+                seq = engine.approve(uuid, approved=bool(body.get("approved", True)), actor=body.get("actor"))
+            except LookupError:
+                continue  # another engine of this process may manage it
+            except ValueError as exc:
+                return {"ok": False, "error": str(exc)}
+            return {"ok": True, "seqs": [seq]}
+        return {"ok": False, "error": f"run {uuid} is not managed by this process's engines"}
+    kind, payload = body.get("kind"), body.get("payload") or {}
+    if kind not in CUSTOM_EVENT_KINDS or not isinstance(payload, dict):
+        return {"ok": False, "error": f"emit takes {', '.join(sorted(CUSTOM_EVENT_KINDS))} and an object payload"}
+    seqs: list[int] = []
+    for engine in engines:
+        seqs.extend(engine.emit(kind, payload))
+    return {"ok": True, "seqs": seqs}
 
 
 _server: _Server | None = None

@@ -40,6 +40,7 @@ from polynb.scheduler.evaluation import DagEvaluator
 from polynb.scheduler.events import EngineEvent
 from polynb.scheduler.executor_checks import check_submission
 from polynb.scheduler.hooks import HookFactory
+from polynb.scheduler.intake import EventIntake
 from polynb.scheduler.ownership import new_owner
 from polynb.scheduler.plan import DagPlan, plan_from_pipeline_op
 from polynb.scheduler.recovery import Adopter
@@ -133,6 +134,9 @@ class Engine:
         )
         statuses.start_hook = submission.prepare_and_submit
         self._updates = Updates(state, statuses, termination)
+        self._intake = intake = EventIntake(state, self._on_events_file)
+        self._updates.before = intake.before_update
+        intake.start_single = submission.start_unless_awaiting_approval
         self._evaluator = DagEvaluator(state, statuses, submission, termination)
         self._sweeps = sweeps = Sweeps(state, statuses, submission.prepare_and_submit, stopping.stop_run)
         submission.start_sweep = sweeps.start_in_dag
@@ -235,6 +239,26 @@ class Engine:
             assert status is not None
             return status
 
+    def emit(self, kind: str, payload: Mapping[str, Any] | None = None, *, run: str | None = None) -> list[int]:
+        """Record a custom event; returns the seqs of the events written.
+
+        Without ``run``: ``project_custom_event`` / ``org_custom_event`` to every DAG of this engine that is
+        not final (what ``{ref: dag, kinds: [project_custom_event]}`` awaits). With ``run``: any non-status
+        kind on that run (what ``{ref: ops.X, ...}`` awaits).
+        """
+        body = dict(payload or {})
+        if run is None:
+            records = self._call(lambda: self._intake.emit_to_dags(kind, body))
+        else:
+            uuid = run
+            records = [self._call(lambda: self._intake.emit_to_run(uuid, kind, body))]
+        return [r.seq for r in records]
+
+    def approve(self, uuid: str, *, approved: bool = True, actor: str | None = None) -> int:
+        """Approve an ``isApproved: false`` op (``run_approved_actor``), or invalidate it
+        (``run_invalidated_actor``: a waiting op is then ``skipped``). Returns the event's seq."""
+        return self._call(lambda: self._intake.approve(uuid, approved=approved, actor=actor)).seq
+
     def subscribe(self, listener: Callable[[EngineEvent], None]) -> Callable[[], None]:
         """Call ``listener`` on the engine thread for every event the engine appends; returns unsubscribe."""
         return self._state.listeners.add(listener)
@@ -279,6 +303,7 @@ class Engine:
                 logger.exception("executor %s failed to shut down", executor)
         if not stop_running:
             self._call(self._stopping.release)
+        self._intake.close()
         self._queue.put(_QUIT)
         self._thread.join()
         self._thread = None
@@ -293,6 +318,10 @@ class Engine:
         future: Future[T] = Future()
         self._queue.put(_Call(fn, future))
         return future.result()
+
+    def _on_events_file(self, uuid: str) -> None:
+        # The events-file watcher's thread: enqueue only.
+        self._queue.put(_Call(lambda: self._intake.wake(uuid), None))
 
     def _on_update(self, update: ExecutorUpdate) -> None:
         # Executor threads: enqueue only.

@@ -111,6 +111,10 @@ class DagEvaluator:
         if uuid is not None:
             run = state.runs[uuid]
             return UpstreamState(run.status, frozenset(run.emitted))
+        if name == "dag":
+            # ``ref: dag``: custom events emitted to the running DAG (``polynb.emit``).
+            own = state.runs[dag.uuid]
+            return UpstreamState(own.status, frozenset(own.emitted))
         if name.startswith("runs."):
             # An event ref to an earlier run: read what the store recorded of it.
             try:

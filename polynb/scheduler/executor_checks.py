@@ -11,10 +11,41 @@ from __future__ import annotations
 from polynb.compiler.artifact_reads import artifact_reads
 from polynb.compiler.pipeline import Pipeline
 from polynb.executors.base import Executor
+from polynb.lifecycle import CONNECTION_EVENT_KINDS, is_status_event
+
+READS_EVENT_FILES = frozenset({"local"})
+"""Executors whose ops' events files (``polynb.tracking.log_artifact`` & co.) the engine can read: the run
+folder is on this machine. Elsewhere (a pod) the file is not reachable yet, so an op awaiting such an event
+would be skipped for an event that did happen: refused instead."""
+
+
+_NOT_FROM_OPS = frozenset({"run_approved_actor", "run_invalidated_actor"}) | CONNECTION_EVENT_KINDS
+
+
+def op_event_waits(pipeline: Pipeline) -> list[str]:
+    """``op: kind`` for every event trigger of ``pipeline`` on a kind an op emits from inside (not a status,
+    not a custom event sent to the DAG, not an approval, not a connection)."""
+    found = []
+    for op in pipeline.ops.values():
+        for trigger in op.events:
+            if trigger.connection is not None or trigger.ref == "dag":
+                continue
+            for kind in trigger.kinds:
+                value = kind.value
+                if is_status_event(value) or value in _NOT_FROM_OPS:
+                    continue
+                found.append(f"{op.name}: {value} of {trigger.ref}")
+    return found
 
 
 def check_submission(executor: Executor, pipeline: Pipeline) -> None:
     """Raise the executor's own error (a ``RuntimeError``) when it refuses ``pipeline``."""
+    waits = op_event_waits(pipeline)
+    if waits and executor.name not in READS_EVENT_FILES:
+        raise RuntimeError(
+            f"{pipeline.name}: events emitted from inside ops ({'; '.join(waits)}) are read from the local run "
+            f"folder; the {executor.name} executor does not bring them back yet: run it on the local executor"
+        )
     check = getattr(executor, "check_submission", None)
     if check is None:
         return

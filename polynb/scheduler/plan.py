@@ -99,6 +99,7 @@ def make_op_plan(*, name: str, operation: Operation, component: Component, upstr
         events=events,
         trigger=_pick(operation, component, "trigger"),
         skip_on_upstream_skip=_pick(operation, component, "skip_on_upstream_skip"),
+        approval=name if _pick(operation, component, "is_approved") is False else None,
     )
     run = component.run
     kind = str(getattr(run, "kind", "job")) if run is not None else "job"

@@ -29,6 +29,9 @@ REASON_EVENT_NOT_EMITTED = "UpstreamEventNotEmitted"
 REASON_UPSTREAM_SKIPPED = "UpstreamSkipped"
 REASON_UPSTREAM_FAILED = "UpstreamFailed"
 REASON_TRIGGERED = "TriggerMet"
+REASON_INVALIDATED = "Invalidated"
+APPROVED_EVENT = "run_approved_actor"
+INVALIDATED_EVENT = "run_invalidated_actor"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,9 @@ class OpRequirements:
     events: tuple[EventWait, ...] = ()
     trigger: TriggerPolicy = TriggerPolicy.ALL_SUCCEEDED
     skip_on_upstream_skip: bool = False
+    approval: str | None = None
+    """``isApproved: false``: the op's own name; it waits for its own ``run_approved_actor`` event (and is
+    ``skipped`` on ``run_invalidated_actor``) once everything else allows it to start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,7 @@ def requirements(
     events: Iterable[EventWait],
     trigger: object = None,
     skip_on_upstream_skip: bool | None = False,
+    approval: str | None = None,
 ) -> OpRequirements:
     """Build an op's requirements; see the module docstring for which upstreams the policy covers."""
     events = tuple(events)
@@ -97,6 +104,7 @@ def requirements(
         events=events,
         trigger=parse_policy(trigger),
         skip_on_upstream_skip=bool(skip_on_upstream_skip),
+        approval=approval,
     )
 
 
@@ -155,6 +163,10 @@ def evaluate_tallied(req: OpRequirements, tally: Tally, state_of: StateOf) -> Ve
     Only the event refs are looked up on every call; the other upstreams only when a verdict needs a
     message naming them (a skipped upstream, a failed policy), which happens once per op.
     """
+    if req.approval is not None:
+        own = state_of(req.approval)
+        if own is not None and INVALIDATED_EVENT in own.emitted:
+            return Verdict(Action.SKIP, REASON_INVALIDATED, "invalidated while waiting for an approval")
     for wait in req.events:
         state = state_of(wait.ref)
         if state is not None and state.status is not None and missed(wait, state):
@@ -181,6 +193,10 @@ def evaluate_tallied(req: OpRequirements, tally: Tally, state_of: StateOf) -> Ve
         return WAIT
     if not all(fired(w, state_of(w.ref)) for w in req.events):
         return WAIT
+    if req.approval is not None:
+        own = state_of(req.approval)
+        if own is None or APPROVED_EVENT not in own.emitted:
+            return WAIT
     return Verdict(Action.START, REASON_TRIGGERED, _start_message(req))
 
 
@@ -194,4 +210,6 @@ def _start_message(req: OpRequirements) -> str:
         parts.append("events " + "; ".join(f"{w.ref}: {'|'.join(sorted(w.kinds))}" for w in req.events))
     if req.policy_upstream:
         parts.append(f"{req.trigger.value} over {', '.join(sorted(req.policy_upstream))}")
+    if req.approval is not None:
+        parts.append("approved")
     return "ready: " + (", ".join(parts) if parts else "no upstream")

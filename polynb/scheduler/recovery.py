@@ -202,7 +202,7 @@ class Adopter:
             if record.status == Status.COMPILED:
                 self._resume_compiled(run)
             elif run.role != "op":
-                self._submission.prepare_and_submit(run)
+                self._submission.start_unless_awaiting_approval(run)
             # ops still `created` are decided by the DAG evaluation like any other
         elif action == Recovery.RESUBMIT:
             self._state.timers.schedule(("retry", run.uuid), 0.0, run.uuid)

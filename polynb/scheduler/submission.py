@@ -19,6 +19,7 @@ from polynb.lifecycle import REASON_STOPPED, Status
 from polynb.scheduler.compiling import Compiled, OpCompiler, Outcome
 from polynb.scheduler.ownership import OWNER_KEY
 from polynb.scheduler.plan import DagPlan, OpPlan
+from polynb.scheduler.readiness import APPROVED_EVENT, INVALIDATED_EVENT, REASON_INVALIDATED
 from polynb.scheduler.run_state import RunState
 from polynb.scheduler.state import DagState, EngineState
 from polynb.scheduler.statuses import Statuses
@@ -87,7 +88,7 @@ class Submission:
             run = self._statuses.adopt(record, role="single", plan=op, root=uuid)
             state.outbox.publish(state.store.events(run_uuid=uuid))
             state.dirty_roots.add(uuid)
-            self.prepare_and_submit(run)
+            self.start_unless_awaiting_approval(run)
             return uuid
 
         dag_uuid = new_uuid()
@@ -118,6 +119,18 @@ class Submission:
         self._termination.arm_dag_timeout(dag)
         state.dirty_dags.add(dag_uuid)
         return dag_uuid
+
+    def start_unless_awaiting_approval(self, run: RunState) -> None:
+        """A single run or a hook run starts at once; a single run with ``isApproved: false`` stays ``created``
+        until its ``run_approved_actor`` event (``intake``), or is ``skipped`` on ``run_invalidated_actor``."""
+        approval = run.plan.requirements.approval if run.plan is not None else None
+        if approval is not None and APPROVED_EVENT not in run.emitted:
+            if INVALIDATED_EVENT in run.emitted:
+                self._statuses.finish(
+                    run, Status.SKIPPED, REASON_INVALIDATED, "invalidated while waiting for an approval"
+                )
+            return
+        self.prepare_and_submit(run)
 
     def next_attempt(self, dag: DagState) -> None:
         """A DAG's ``maxRetries``: run it again, all its ops anew (new runs with the same names, in one

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from polynb.executors.base import ExecutorUpdate
 from polynb.lifecycle import Status, event_kind
+from polynb.scheduler.run_state import RunState
 from polynb.scheduler.state import EngineState
 from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.termination import REASON_TIMEOUT, Termination
@@ -33,6 +35,8 @@ class Updates:
         self._state = state
         self._statuses = statuses
         self._termination = termination
+        self.before: Callable[[RunState, ExecutorUpdate], None] | None = None
+        """Called before an update of a live run is applied (``intake``: read the op's events file first)."""
 
     def handle(self, update: ExecutorUpdate) -> None:
         state = self._state
@@ -47,6 +51,8 @@ class Updates:
         if not run.submitted and run.status == Status.RETRYING:
             logger.debug("ignoring late update of a previous attempt of %s", run.uuid)
             return
+        if self.before is not None:
+            self.before(run, update)
         if update.url:
             state.store.set_url(run.uuid, update.url)
         if update.outputs:

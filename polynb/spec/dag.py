@@ -49,6 +49,10 @@ GLOBALS_KEYS = frozenset(
     }
 )  # fmt: skip
 
+EVENT_GLOBALS_KEYS = frozenset({"metrics", "events"})
+"""polynb's own `globals.*` of a run, filled from its events as they come (docs/semantics.md, "Events"):
+`metrics` (latest value of each metric) and `events` (latest payload of each kind); each a `dict`."""
+
 # Types Polyaxon takes as interchangeable for a ref (`clipped.types.COMPATIBLE_TYPES`; its float/metric pair
 # compares a Python type with a string and never matches, so it is left out here too).
 _STR_LIKE = frozenset({"str", "path", "s3", "gcs", "wasb"})
@@ -370,6 +374,8 @@ class _IOIndex:
         if key is None:
             return _DICT if section in ("inputs", "outputs") else _STR
         if section == "globals":
+            if key in EVENT_GLOBALS_KEYS:
+                return _DICT
             return _STR if key in GLOBALS_KEYS else None
         if section == "artifacts":
             io = self.outputs.get(key) or self.inputs.get(key)

@@ -22,8 +22,13 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from polynb.lifecycle import (
+    CONNECTION_REF_PREFIX,
+    CUSTOM_EVENT_KINDS,
+    is_status_event,
+    status_of_event,
+)
 from polynb.lifecycle import Status as Status
-from polynb.lifecycle import is_status_event, status_of_event
 from polynb.limits import MAX_OPS
 from polynb.spec import iotypes, shortcuts
 from polynb.spec.base import Model as Model
@@ -254,13 +259,42 @@ class EventTrigger(Model):
     @field_validator("ref")
     @classmethod
     def _valid_ref(cls, value: str) -> str:
-        ref = parse_ref_cached(value)
-        if ref.kind == "dag":
-            raise ValueError("an event ref names a run: `ops.<op-name>` or `runs.<uuid>`, not `dag`")
+        if value.startswith(CONNECTION_REF_PREFIX):
+            name = value.removeprefix(CONNECTION_REF_PREFIX)
+            if not NAME_PATTERN.match(name):
+                raise ValueError(f"`{value}` is not a valid ref: expected `connections.<connection-name>`")
+            return value
+        parse_ref_cached(value)
         return value
+
+    @model_validator(mode="after")
+    def _kinds_match_the_ref(self) -> EventTrigger:
+        # ``ref: dag`` awaits what a notebook cell or a terminal emits to the running DAG (polynb.emit);
+        # ``connections.NAME`` what a watched connection produces (a commit, a file, an image tag); every
+        # other kind comes from a run, so it names one.
+        # Which kinds fit a run or a connection ref is checked by the compiler ("not supported"), as Polyaxon
+        # accepts any pairing in a valid file.
+        if self.connection is not None:
+            return self
+        if parse_ref_cached(self.ref).kind == "dag":
+            others = [k.value for k in self.kinds if k.value not in CUSTOM_EVENT_KINDS]
+            if others:
+                raise ValueError(
+                    "an event ref names a run: `ops.<op-name>` or `runs.<uuid>`; `dag` is only for "
+                    f"project_custom_event / org_custom_event, not {', '.join(others)}"
+                )
+        return self
+
+    @property
+    def connection(self) -> str | None:
+        """The connection's name for ``ref: connections.NAME``; None for a run ref."""
+        if self.ref.startswith(CONNECTION_REF_PREFIX):
+            return self.ref.removeprefix(CONNECTION_REF_PREFIX)
+        return None
 
     @property
     def parsed_ref(self) -> Ref:
+        """The run ref (``ops.X``, ``runs.UUID``, ``dag``); a ``connections.NAME`` ref raises ValueError."""
         return parse_ref_cached(self.ref)
 
 

@@ -143,7 +143,6 @@ def test_path_ref_relative_to_the_source(tmp_path: Path) -> None:
         ("schedule: {kind: cron, cron: '0 2 * * *'}", "`schedule` is not supported yet"),
         ("joins: [{ref: runs, query: 'status: succeeded', params: {}}]", "a join's `ref` is not supported yet"),
         ("build: {hubRef: kaniko}", "`build` is not supported yet"),
-        ("isApproved: false", "`isApproved: false`"),
     ],
 )
 def test_unsupported_top_level_fields(snippet: str, expected: str) -> None:
@@ -194,8 +193,11 @@ def test_a_dags_own_max_retries_is_kept_and_the_operations_wins() -> None:
 def test_unsupported_run_kinds_events_and_init() -> None:
     text = "kind: component\nname: d\nrun: {kind: pytorchjob, master: {}}\n"
     assert "run kind `pytorchjob` is not supported yet" in errors_of(text)[0]
-    text = SEED.replace("[run_status_running]", "[run_new_artifacts]")
-    assert "event kind `run_new_artifacts` is not supported yet" in errors_of(text)[0]
+    text = SEED.replace("[run_status_running]", "[connection_git_commit]")
+    assert (
+        "`connection_git_commit` is not supported yet: it comes from a connection: write `ref: connections."
+        in (errors_of(text)[0])
+    )
     text = "kind: component\nname: j\nrun:\n  kind: job\n  init: [{modelRef: m}]\n  container: {command: [x]}\n"
     assert "init `modelRef` is not supported yet" in errors_of(text)[0]
 

@@ -119,3 +119,66 @@ def test_outputs_too_large_for_the_termination_message_fail_loudly(
     # The pod's termination message says so (cut to the limit: the kubelet would cut it anyway), never half a JSON.
     message = termination_log.read_text()
     assert message.startswith("OutputsTooLarge: the outputs are") and len(message.encode()) <= 100
+
+
+EVENT_WRITER = """
+import sys
+from polynb.runtime import tracking
+for n in range(50):
+    tracking.log_metrics(step=n, worker=int(sys.argv[1]), padding="x" * 2000)
+"""
+
+
+def test_events_are_whole_json_lines_even_from_concurrent_writers(
+    outputs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    workers = [subprocess.Popen([sys.executable, "-c", EVENT_WRITER, str(i)]) for i in range(4)]
+    assert [w.wait(60) for w in workers] == [0, 0, 0, 0]
+    lines = (outputs / tracking.EVENTS_FILE).read_text().splitlines()
+    events = [json.loads(line) for line in lines]  # no line torn or interleaved
+    assert len(events) == 200
+    assert {e["kind"] for e in events} == {"model_version_new_metric"}
+    assert sorted(e["payload"]["step"] for e in events if e["payload"]["metrics"]["worker"] == 3) == list(range(50))
+
+
+def test_each_helper_emits_its_kind_with_its_payload(outputs: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model.pt"
+    tracking.log_artifact(model, kind="model", name="best")
+    tracking.log_model_version("classifier", version="v2", path=model, accuracy=0.9)
+    tracking.alert("warning", "loss is flat", epochs=3)
+    tracking.emit("ready", org=True, stage="eval")
+    tracking.emit("ready")
+    events = [json.loads(line) for line in (outputs / tracking.EVENTS_FILE).read_text().splitlines()]
+    assert [(e["kind"], e["payload"]) for e in events] == [
+        ("run_new_artifacts", {"path": str(model), "kind": "model", "name": "best"}),
+        (
+            "model_version_new_metric",
+            {"model": "classifier", "version": "v2", "metrics": {"accuracy": 0.9}, "path": str(model)},
+        ),
+        ("alert_warning", {"message": "loss is flat", "epochs": 3}),
+        ("org_custom_event", {"name": "ready", "stage": "eval"}),
+        ("project_custom_event", {"name": "ready"}),
+    ]
+    with pytest.raises(ValueError, match="use one of info, warning, critical"):
+        tracking.alert("fatal", "no such level")
+    with pytest.raises(ValueError, match="at least one metric"):
+        tracking.log_metrics(step=1)
+
+
+def test_the_runtime_imports_nothing_beyond_the_standard_library(tmp_path: Path) -> None:
+    # Shipped into pods as a stdlib-only bundle: the tracking helpers must load without pydantic & co.
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('pydantic', 'yaml', 'rich', 'IPython', 'ipywidgets'):\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from polynb.runtime import tracking\n"
+        "names = ('log_artifact', 'log_metrics', 'log_model_version', 'alert', 'emit')\n"
+        "print(sorted(n for n in names if hasattr(tracking, n)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == "['alert', 'emit', 'log_artifact', 'log_metrics', 'log_model_version']"

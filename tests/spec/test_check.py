@@ -98,12 +98,14 @@ def test_errors_in_a_path_ref_file_are_positioned_there(tmp_path: Path) -> None:
 
 
 def test_unsupported_features_are_warnings_for_check(tmp_path: Path) -> None:
-    text = SEED.replace("[run_status_running]", "[run_new_artifacts]")
+    text = SEED.replace(
+        "{ref: ops.experiment, kinds: [run_status_running]}", "{ref: connections.repo, kinds: [connection_git_commit]}"
+    )
     result = check([write(tmp_path, "events.yaml", text)])
     assert result.valid is True
     (warning,) = result.warnings
-    assert warning.path == "run.operations[1].events[0].kinds[0]" and warning.line == 10
-    assert "not supported yet" in warning.message
+    assert warning.path == "run.operations[1].events[0].ref" and warning.line == 10
+    assert "not supported yet" in warning.message and "polynb watch" in warning.message
 
 
 def test_params_apply_to_the_top_level_component(tmp_path: Path) -> None:

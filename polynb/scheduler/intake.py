@@ -1,0 +1,171 @@
+"""Recording events beyond statuses: what ops append to their events file, approvals, custom events.
+
+Engine thread only. Each event is appended to the store's log on the run it belongs to, added to that run's
+``emitted`` kinds (what ``readiness`` reads) and published to subscribers once committed; the ops waiting
+on it are marked for a new verdict. Inside a DAG an op starts once, on the first matching event: later
+events are recorded (``polynb events`` lists them) but start nothing.
+
+An op's events file is read (``sources.run_files``) while an op waits for one of its kinds, and always once
+more when the run's final update arrives, *before* its final status is recorded: an artifact logged just
+before the process exits fires its trigger instead of skipping the op that waited for it. The byte offset
+read so far is kept in the run's ``meta`` (``events_offset``), so a restarted engine neither records a line
+twice nor misses one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from polynb.executors.base import ExecutorUpdate
+from polynb.lifecycle import CUSTOM_EVENT_KINDS, Status, is_status_event
+from polynb.runtime.tracking import EVENTS_FILE
+from polynb.scheduler.readiness import APPROVED_EVENT, INVALIDATED_EVENT
+from polynb.scheduler.run_state import RunState
+from polynb.scheduler.sources.run_files import EventFileWatcher, read_new
+from polynb.scheduler.state import EngineState
+from polynb.store import EventRecord
+from polynb.store.paths import run_paths
+
+logger = logging.getLogger(__name__)
+
+OFFSET_KEY = "events_offset"
+
+
+def events_file(uuid: str) -> Path:
+    """Where the op of run ``uuid`` appends its events (local executor layout)."""
+    return run_paths(uuid).outputs / EVENTS_FILE
+
+
+class EventIntake:
+    """Records non-status events for one engine (engine thread only, but for ``watcher``'s thread)."""
+
+    def __init__(self, state: EngineState, wake: Callable[[str], None]) -> None:
+        self._state = state
+        self.watcher = EventFileWatcher(wake)
+        self._offsets: dict[str, int] = {}
+        self.start_single: Callable[[RunState], None] | None = None
+        """``Submission.start_unless_awaiting_approval``: an approved single run starts."""
+
+    # -- an op's events file --------------------------------------------------------------------------
+
+    def before_update(self, run: RunState, update: ExecutorUpdate) -> None:
+        """Called before an executor update is applied: watch a run someone waits on; read it all at its end."""
+        if update.is_final:
+            self.watcher.unwatch(run.uuid)
+            self.ingest(run)
+            self._offsets.pop(run.uuid, None)  # kept in the run's meta: a next attempt reads it back
+        elif not self.watcher.watching(run.uuid) and self._awaited(run):
+            self.watcher.watch(run.uuid, events_file(run.uuid), self._offset(run.uuid))
+            self.ingest(run)  # what it wrote before the watch began
+
+    def wake(self, uuid: str) -> None:
+        """The watcher saw the file of ``uuid`` grow."""
+        run = self._state.runs.get(uuid)
+        if run is None or run.is_final:
+            self.watcher.unwatch(uuid)
+            return
+        self.ingest(run)
+
+    def ingest(self, run: RunState) -> list[EventRecord]:
+        """Record the complete lines ``run``'s op appended since the last read."""
+        path = events_file(run.uuid)
+        if run.uuid not in self._offsets and not path.exists():
+            return []  # most runs log no event: no store read for them
+        offset = self._offset(run.uuid)
+        lines, new_offset = read_new(path, offset)
+        if new_offset == offset:
+            return []
+        records = []
+        for line in lines:
+            if is_status_event(line.kind):
+                logger.warning("run %s: ignoring a status event %s in its events file", run.uuid, line.kind)
+                continue
+            at = datetime.fromtimestamp(line.at, UTC) if line.at > 0 else None
+            records.append(self.record(run, line.kind, line.payload, at=at))
+        self._offsets[run.uuid] = new_offset
+        self._state.store.set_meta(run.uuid, {OFFSET_KEY: new_offset})
+        return records
+
+    def close(self) -> None:
+        self.watcher.close()
+
+    # -- any event --------------------------------------------------------------------------------------
+
+    def record(
+        self, run: RunState, kind: str, payload: Mapping[str, Any] | None = None, *, at: datetime | None = None
+    ) -> EventRecord:
+        """Append ``kind`` to ``run``'s log and let the ops waiting on it decide again."""
+        state = self._state
+        event = state.store.append_event(run.uuid, kind, payload, at=at)
+        run.emitted.add(kind)
+        state.outbox.publish([event])
+        index = state.index_of(run)
+        if index is not None:
+            index.touch(run)
+            if kind in (APPROVED_EVENT, INVALIDATED_EVENT) and run.status == Status.CREATED:
+                index.dirty.add(run.uuid)  # the op waits for its own approval
+        if run.role == "single" and run.status == Status.CREATED and kind in (APPROVED_EVENT, INVALIDATED_EVENT):
+            assert self.start_single is not None
+            self.start_single(run)
+        if run.role == "dag" or run.dag_uuid is not None:
+            state.dirty_dags.add(run.uuid if run.role == "dag" else str(run.dag_uuid))
+        return event
+
+    def approve(self, uuid: str, *, approved: bool = True, actor: str | None = None) -> EventRecord:
+        """Approve (or invalidate) run ``uuid``: ``run_approved_actor`` / ``run_invalidated_actor``."""
+        run = self._managed(uuid)
+        kind = APPROVED_EVENT if approved else INVALIDATED_EVENT
+        if run.is_final:
+            raise ValueError(f"run {run.name} ({uuid}) is {run.status.value} already: nothing to {_verb(approved)}")
+        return self.record(run, kind, {"actor": actor} if actor else {})
+
+    def emit_to_dags(self, kind: str, payload: Mapping[str, Any]) -> list[EventRecord]:
+        """A custom event from a cell or a terminal: recorded on every DAG of this engine that is not final
+        (what ``ref: dag`` triggers await)."""
+        if kind not in CUSTOM_EVENT_KINDS:
+            raise ValueError(f"{kind!r}: only {', '.join(sorted(CUSTOM_EVENT_KINDS))} can be emitted to a DAG")
+        state = self._state
+        return [
+            self.record(state.runs[uuid], kind, payload) for uuid in list(state.dags) if not state.runs[uuid].is_final
+        ]
+
+    def emit_to_run(self, uuid: str, kind: str, payload: Mapping[str, Any]) -> EventRecord:
+        if is_status_event(kind):
+            raise ValueError(f"{kind!r}: status events come from status changes")
+        return self.record(self._managed(uuid), kind, payload)
+
+    # -- helpers ----------------------------------------------------------------------------------------
+
+    def _managed(self, uuid: str) -> RunState:
+        run = self._state.runs.get(uuid)
+        if run is None:
+            raise LookupError(f"run {uuid} is not managed by this engine")
+        return run
+
+    def _offset(self, uuid: str) -> int:
+        offset = self._offsets.get(uuid)
+        if offset is None:
+            meta = self._state.store.get_run(uuid).meta
+            offset = self._offsets[uuid] = int(meta.get(OFFSET_KEY, 0) or 0)
+        return offset
+
+    def _awaited(self, run: RunState) -> bool:
+        """Does a pending op of ``run``'s DAG wait for a non-status kind of it?"""
+        index = self._state.index_of(run)
+        if index is None:
+            return False
+        for down in index.downstream.get(run.name, ()):
+            if down.status != Status.CREATED or down.plan is None:
+                continue
+            for wait in down.plan.requirements.events:
+                if wait.ref == run.name and any(not is_status_event(k) for k in wait.kinds):
+                    return True
+        return False
+
+
+def _verb(approved: bool) -> str:
+    return "approve" if approved else "invalidate"
