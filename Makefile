@@ -39,6 +39,8 @@ test: venv polyaxon-venv
 	$(MAKE) jstest uitest
 	$(TEST_ENV) $(VENV)/bin/pytest
 	$(TEST_ENV) $(VENV)/bin/pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks/
+	# The same notebooks, outputs compared the same, with every op on the executing test cluster (notebooks/conftest.py).
+	$(TEST_ENV) $(VENV)/bin/pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks/ --polynb-executor kubernetes
 
 # The JupyterLab extension: jest units, then Galata end to end in Debian's Chromium (installed if missing).
 jstest: venv
