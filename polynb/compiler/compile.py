@@ -369,12 +369,15 @@ def hook_params(
     main_kind: str | None = None,
     lookup_run: Callable[[str], RunView | None] | None = None,
 ) -> dict[str, Any]:
-    """The hook's param values: the defaults (unless ``disableDefaults``), then its own params (which win).
+    """The hook's param values: the defaults (unless ``disableDefaults``), its ``connection`` (as the context
+    param ``connection``, when set), then its own params (which win).
 
     Templated values render with :func:`hook_condition_context` (``{{ globals.uuid }}`` is the main run's
     uuid). A ``ref`` may name the main run (``ops.<main name>``) or any run (``runs.<uuid>``).
     """
     values = {} if hook.disable_defaults else hook_defaults(main, main_kind=main_kind)
+    if hook.connection is not None:  # the notifier components read their URL from it (polynb/hub/notify.py)
+        values["connection"] = hook.connection
     context = hook_condition_context(main)
     errors: list[str] = []
     for name, param in (hook.params or {}).items():

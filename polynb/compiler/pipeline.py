@@ -791,6 +791,8 @@ class _Builder:
         if resolved is None:
             return
         context = frozenset() if hook.disable_defaults else HOOK_CONTEXT_PARAMS
+        if hook.connection is not None:
+            context |= {"connection"}
         self.check_params(hook.params or {}, resolved.component, _Where(resolved.source, ()), where, ("params",),
                           strict=False, context=context)  # fmt: skip
 
