@@ -34,12 +34,13 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from pydantic.alias_generators import to_camel
 
 from polynb.compiler.joins import QueryError, parse_query, parse_sort
 from polynb.compiler.patch import RunPatchError, apply_run_patch
+from polynb.compiler.presets import PresetError, apply_presets
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
 from polynb.compiler.trials import unrunnable
 from polynb.lifecycle import is_status_event
@@ -200,6 +201,9 @@ def analyze_pipeline(
 # ------------------------------------------------------------------------------------------ builder
 
 
+_Spec = TypeVar("_Spec", Operation, Component)
+
+
 class _Where(NamedTuple):
     """Where a spec lives: its file (None = the document being built) and its path in that file.
 
@@ -276,6 +280,8 @@ class _Builder:
                 return None
             component = spec
             where = root
+            if component.presets:
+                component = spec = self.presetted(component, component, root, root, own_component=True)[1]
             operation = _operation_for(component)
             literal: dict[str, Param] = {}
             component_base = base_dir
@@ -285,6 +291,7 @@ class _Builder:
                 return None
             component = self.patched(spec, resolved.component, root)
             where = self.component_where(spec, resolved, root, None)
+            spec, component = self.presetted(spec, component, root, where)
             operation = spec
             literal = dict(spec.params or {})
             component_base = resolved.base_dir
@@ -354,6 +361,21 @@ class _Builder:
         except RunPatchError as exc:
             self.add(where, ("runPatch", *_within(op.run_patch, exc.location)), str(exc))
             return component
+
+    def presetted(self, op: _Spec, component: Component, where: _Where, c_where: _Where, *,
+                  own_component: bool = False) -> tuple[_Spec, Component]:  # fmt: skip
+        """``op`` and ``component`` with the presets applied (``compiler.presets``): the operation's, else its
+        component's. A preset that cannot be found or applied is an error at its entry of ``presets``."""
+        names, at = (op.presets, where) if op.presets else (component.presets, c_where)
+        if not names:
+            return op, component
+        try:
+            return apply_presets(op, component, names, own_component=own_component)
+        except PresetError as exc:
+            self.add(at, ("presets", exc.index), exc.message, "unsupported" if exc.missing else "error")
+        except SpecErrors as exc:
+            self._spec_errors(exc)
+        return op, component
 
     def dag_termination(self, spec: Component | Operation, component: Component, where: _Where) -> Termination | None:
         """The top-level DAG's own ``termination``: the operation's fields over its component's. ``timeout``
@@ -639,6 +661,8 @@ class _Builder:
                 continue
             component = self.patched(op, resolved.component, op_where)
             c_where = self.component_where(op, resolved, op_where, where)
+            if op.presets or component.presets:
+                op, component = self.presetted(op, component, op_where, c_where)
             if (c_where.file is not None and id(component) not in self._infos) or c_where.path[-1:] == ("component",):
                 self.check_fields(component, c_where)  # a file's component: once, however many ops use it
             components[name] = component
@@ -790,6 +814,9 @@ class _Builder:
         resolved = self._resolution(self.hub(hook.hub_ref), where)
         if resolved is None:
             return
+        if hook.presets:
+            self.add(where, ("presets",), "`presets` on a hook are not applied: the hook runs its component as is",
+                     "warning")  # fmt: skip
         context = frozenset() if hook.disable_defaults else HOOK_CONTEXT_PARAMS
         if hook.connection is not None:
             context |= {"connection"}
