@@ -20,7 +20,7 @@ A ``matrix`` on a top-level operation or component or on an op of a DAG runs as 
 ``iterative`` and a matrix over a DAG are refused. ``joins`` select runs of the store when the op compiles
 (``scheduler.joining``). What parses but is refused as "not supported yet" (docs/semantics.md: never silently
 ignored): ``schedule``, ``build``, ``runPatch``, ``isApproved: false``, distributed and ``tuner`` run kinds,
-``earlyStopping``, event kinds other than ``run_status_*``, ``dockerfile``/``lineageRef``/``modelRef``/
+``earlyStopping``, event kinds other than ``run_status_*``, ``lineageRef``/``modelRef``/
 ``artifactRef`` init entries, and a DAG's own ``termination.ttl`` (its ``termination.timeout`` and
 ``termination.maxRetries`` are honoured: ``Pipeline.termination``). ``cache`` is accepted with a warning: the op
 always runs, which gives the same results, only slower. ``notifier`` and ``cleaner`` runs are jobs with
@@ -84,13 +84,11 @@ _UNSUPPORTED_SECTIONS = (
 """Sections that parse and are checked field by field, then refused by ``polynb run``, with the reason."""
 _DAG_TTL = "`termination.ttl` on a DAG is not supported yet: a DAG has no resources of its own; set it on its ops"
 _INIT_REASONS = {
-    "dockerfile": "polynb does not write Dockerfiles in init yet",
     "lineageRef": "polynb has no lineage store to resolve it from",
     "modelRef": "polynb has no model registry to resolve it from",
     "artifactRef": "polynb has no artifact registry to resolve it from",
 }
-_UNSUPPORTED_INIT = {"dockerfile": "dockerfile", "lineage_ref": "lineageRef", "model_ref": "modelRef",
-                     "artifact_ref": "artifactRef"}  # fmt: skip
+_UNSUPPORTED_INIT = {"lineage_ref": "lineageRef", "model_ref": "modelRef", "artifact_ref": "artifactRef"}
 
 
 @dataclass(frozen=True)
