@@ -22,8 +22,8 @@ A ``matrix`` on a top-level operation or component or on an op of a DAG runs as 
 ignored): ``schedule``, ``build``, ``runPatch``, ``isApproved: false``, distributed and ``tuner`` run kinds,
 ``earlyStopping``, event kinds other than ``run_status_*``, ``lineageRef``/``modelRef``/
 ``artifactRef`` init entries, and a DAG's own ``termination.ttl`` (its ``termination.timeout`` and
-``termination.maxRetries`` are honoured: ``Pipeline.termination``). ``cache`` is accepted with a warning: the op
-always runs, which gives the same results, only slower. ``notifier`` and ``cleaner`` runs are jobs with
+``termination.maxRetries`` are honoured: ``Pipeline.termination``). ``cache`` on an op is applied: the op
+may reuse an earlier run's outputs (``compiler.cache``). ``notifier`` and ``cleaner`` runs are jobs with
 another name (as in Polyaxon).
 """
 
@@ -711,9 +711,9 @@ class _Builder:
         if spec.is_approved is False:
             self.add(where, ("isApproved",), "`isApproved: false` (waiting for an approval) is not supported yet",
                      "unsupported")  # fmt: skip
-        if spec.cache is not None and not spec.cache.disable:
-            self.add(where, ("cache",), "`cache` is not used yet: the op always runs (same results, no reuse)",
-                     "warning")  # fmt: skip
+        if spec.cache is not None and not spec.cache.disable and isinstance(spec.run, Dag):
+            self.add(where, ("cache",), "`cache` on a DAG is not applied: a DAG run always runs its ops; set "
+                     "`cache` on them", "warning")  # fmt: skip
         for k, event in enumerate(spec.events or ()):
             for j, kind in enumerate(event.kinds):
                 if not is_status_event(kind.value):

@@ -107,6 +107,9 @@ def test_a_dockerfile_init_is_checked_field_by_field_and_runs() -> None:
 
 def test_cache_is_checked() -> None:
     ok = check("kind: component\ncache: {ttl: 3600, io: [lr], sections: [containers, init]}\n" + JOB)
-    assert ok.valid and ok.warnings[0].path == "cache"
+    assert ok.valid and ok.warnings == []  # applied (compiler.cache)
+    on_dag = check("kind: component\ncache: {ttl: 60}\nrun: {kind: dag, operations: [{name: a, hubRef: webhook, "
+                   "params: {url: {value: 'http://x'}}}]}\n")  # fmt: skip
+    assert on_dag.valid and "`cache` on a DAG is not applied" in on_dag.warnings[0].message
     bad = check("kind: component\ncache: {sections: [outputs]}\n" + JOB)
     assert bad.errors[0].path == "cache.sections[0]"
