@@ -19,8 +19,8 @@ Semantics the scheduler relies on:
 A ``matrix`` on a top-level operation or component or on an op of a DAG runs as a sweep (``scheduler.sweeps``);
 ``iterative`` and a matrix over a DAG are refused. ``joins`` select runs of the store when the op compiles
 (``scheduler.joining``). What parses but is refused as "not supported yet" (docs/semantics.md: never silently
-ignored): ``schedule``, ``build``, ``runPatch``, ``isApproved: false``, distributed and ``tuner`` run kinds,
-``earlyStopping``, event kinds other than ``run_status_*``, ``lineageRef``/``modelRef``/
+ignored): ``schedule``, ``build``, ``isApproved: false``, distributed and ``tuner`` run kinds,
+a templated DAG ``earlyStopping`` threshold, event kinds other than ``run_status_*``, ``lineageRef``/``modelRef``/
 ``artifactRef`` init entries, and a DAG's own ``termination.ttl`` (its ``termination.timeout`` and
 ``termination.maxRetries`` are honoured: ``Pipeline.termination``). ``cache`` on an op is applied: the op
 may reuse an earlier run's outputs (``compiler.cache``). ``notifier`` and ``cleaner`` runs are jobs with
@@ -48,6 +48,7 @@ from polynb.spec import iotypes
 from polynb.spec.dag import DagGraph, DagIssue, OpNode, analyze, check_refs, name_limit, name_too_long
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.joins import join_value_problem
+from polynb.spec.matrix import EarlyStopping as EarlyStoppingPolicy
 from polynb.spec.matrix import MatrixSpec, MetricEarlyStopping, gives_input, hp_param, input_type_problem
 from polynb.spec.models import (
     IO,
@@ -122,6 +123,8 @@ class Pipeline:
     hooks: tuple[Hook, ...]
     base_dir: Path | None
     source: str | None
+    early_stopping: tuple[EarlyStoppingPolicy, ...] = ()
+    """A DAG's ``earlyStopping`` policies (``scheduler.early_stopping``)."""
     termination: Termination | None = None
     """A DAG's own termination (the top-level operation's fields over its component's): ``timeout`` and
     ``maxRetries`` (a failed DAG runs again as a whole); ``ttl`` on a DAG is refused as not supported yet."""
@@ -320,7 +323,8 @@ class _Builder:
         if isinstance(run, Dag):
             ops, graph = self.dag(run, where / ("run",), component, component_base)
             end = self.dag_termination(spec, component, where)
-            return Pipeline(name, "dag", spec, inputs, ops, graph, run.concurrency, hooks, base_dir, self.source, end)
+            return Pipeline(name, "dag", spec, inputs, ops, graph, run.concurrency, hooks, base_dir, self.source,
+                            tuple(run.early_stopping or ()), end)  # fmt: skip
         op = PipelineOp(name, operation, component, frozenset(), tuple(operation.events or ()), component_base)
         graph = DagGraph(nodes={name: OpNode(name)}, edges=[], stages=[[name]])
         return Pipeline(name, "single", spec, inputs, {name: op}, graph, None, hooks, base_dir, self.source)
@@ -735,14 +739,16 @@ class _Builder:
             self.add(where, ("run", "kind"), "run kind `tuner` is not supported yet: polynb does not run sweeps yet",
                      "unsupported")  # fmt: skip
         elif isinstance(run, Dag):
-            if run.early_stopping:
-                self.add(
-                    where,
-                    ("run", "earlyStopping"),
-                    "`earlyStopping` is not supported yet: polynb does not "
-                    "stop a DAG on its ops' metrics or failures yet (the policies are checked)",
-                    "unsupported",
-                )
+            for k, policy in enumerate(run.early_stopping or ()):
+                at = ("run", "earlyStopping", k)
+                value = policy.value if isinstance(policy, MetricEarlyStopping) else policy.percent
+                if isinstance(value, str):
+                    self.add(where, (*at, "value" if isinstance(policy, MetricEarlyStopping) else "percent"),
+                             "a templated early stopping threshold is not supported yet: write the number",
+                             "unsupported")  # fmt: skip
+                if isinstance(policy, MetricEarlyStopping) and policy.policy is not None:
+                    self.add(where, (*at, "policy"), "the `policy` is not applied: polynb reads an op's metric "
+                             "once the op is final, and stops the DAG when it reaches `value`", "warning")  # fmt: skip
         elif isinstance(run, Job):
             for k, init in enumerate(run.init or ()):
                 for attr, key in _UNSUPPORTED_INIT.items():

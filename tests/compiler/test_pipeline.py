@@ -251,10 +251,10 @@ def test_a_to_init_param_of_another_type_is_an_error() -> None:
     ]
 
 
-def test_cache_is_a_warning_only() -> None:
+def test_cache_on_an_op_is_applied_without_a_word() -> None:
     text = JOB_OP.replace("name: train\n", "name: train\ncache: {ttl: 100}\n")
     report = analyze_pipeline(spec(text))
-    assert [p.severity for p in report.problems] == ["warning"]
+    assert report.problems == []
     assert build_pipeline(spec(text)).kind == "single"
 
 
