@@ -630,11 +630,9 @@ class _Builder:
         kind = iotypes.normalize_type(io.type)[0] if io is not None and io.type else None
         if (param is not None and param.connection) or (io is not None and io.connection):
             self.add(where, (), f"param `{name}`: toInit with a connection is not supported yet", "unsupported")
-        elif kind == "dockerfile":
-            self.add(where, (), f"param `{name}`: toInit of a dockerfile is not supported yet", "unsupported")
-        elif kind not in ("git", "artifacts", "path"):
-            self.add(where, (), f"param `{name}`: toInit needs an input of type git, artifacts or path (got "
-                                f"{kind or 'no type'})")  # fmt: skip
+        elif kind not in ("git", "artifacts", "path", "dockerfile"):
+            self.add(where, (), f"param `{name}`: toInit needs an input of type git, artifacts, path or "
+                                f"dockerfile (got {kind or 'no type'})")  # fmt: skip
 
     # ---- DAG
 

@@ -248,6 +248,15 @@ def test_a_dockerfile_init_writes_polyaxons_dockerfile_at_its_path_and_in_output
     ]
 
 
+def test_a_dockerfile_param_with_to_init_is_written_too() -> None:
+    comp = component(
+        "inputs: [{name: image, type: dockerfile, toInit: true}]\nrun: {kind: job, container: {command: [x]}}"
+    )
+    op = build(comp, inputs={"image": {"image": "python:3.11", "run": ["pip install x"]}})
+    assert [(s.kind, s.path) for s in op.init] == [("file", None), ("file", "outputs")]
+    assert "RUN pip install x" in op.init[0].spec["content"]
+
+
 def test_a_minimal_dockerfile_init_uses_polyaxons_defaults() -> None:
     op = build(component("run: {kind: job, init: [{dockerfile: {image: 'python:3.11'}}], container: {command: [x]}}"))
     first, copy = op.init

@@ -227,8 +227,6 @@ component:
          "component.run.init[0].container.envFrom", "`envFrom` is not supported yet"),
         ('{repo: {value: "https://x/r.git"}}', '{repo: {value: "https://x/r.git", toInit: true, connection: gh}}',
          "params.repo.toInit", "param `repo`: toInit with a connection is not supported yet"),
-        ("{name: repo, type: git}", "{name: repo, type: dockerfile, toInit: true}",
-         "component.inputs[0].toInit", "param `repo`: toInit of a dockerfile is not supported yet"),
     ],
 )  # fmt: skip
 def test_what_the_compiler_refuses_is_unsupported_for_check(old: str, new: str, path: str, message: str) -> None:
@@ -247,7 +245,10 @@ def test_a_to_init_param_of_another_type_is_an_error() -> None:
     )
     report = analyze_pipeline(spec(text))
     assert [(format_path(p.path), p.message) for p in report.errors] == [
-        ("params.repo.toInit", "param `repo`: toInit needs an input of type git, artifacts or path (got int)")
+        (
+            "params.repo.toInit",
+            "param `repo`: toInit needs an input of type git, artifacts, path or dockerfile (got int)",
+        )
     ]
 
 
