@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from polynb.compiler.context import op_context, placement_globals, run_globals, template_context
+from polynb.compiler.dockerfile import OUTPUTS_DIR, DockerfileError, filename_of, render_dockerfile
 from polynb.compiler.errors import CompileError, ParamError, TemplateError
 from polynb.compiler.params import RunView, bind_params, param_env, param_inits, read_value
 from polynb.compiler.templates import is_template, render_str, render_value
@@ -36,7 +37,6 @@ __all__ = [
 MAIN_CONTAINER = "main"
 DEFAULT_SERVICE_PORTS = (80,)  # Polyaxon's default when a service declares none
 _UNSUPPORTED_INITS = {
-    "dockerfile": "dockerfile",
     "lineage_ref": "lineageRef",
     "model_ref": "modelRef",
     "artifact_ref": "artifactRef",
@@ -202,12 +202,30 @@ def _init_spec(kind: str, fields: Any, context: Mapping[str, Any], where: str) -
     return spec
 
 
+def _dockerfile_steps(init: Init, context: Mapping[str, Any], where: str) -> list[InitStep]:
+    """A ``dockerfile`` entry as Polyaxon's init does it: the file written at the init's ``path`` (the run's
+    artifacts folder by default), and a copy in the run's ``outputs/`` (``compiler.dockerfile``)."""
+    fields = _render(init.model_dump(by_alias=True, exclude_none=True)["dockerfile"], context, f"{where}.dockerfile")
+    try:
+        spec = {"filename": filename_of(fields), "content": render_dockerfile(fields)}
+    except DockerfileError as exc:
+        raise CompileError(f"{where}.dockerfile.{exc}") from None
+    path = _render_text(init.path, context, f"{where}.path")
+    return [InitStep(kind="file", spec=spec, path=path), InitStep(kind="file", spec=dict(spec), path=OUTPUTS_DIR)]
+
+
+def _init_steps(init: Init, context: Mapping[str, Any], where: str) -> list[InitStep]:
+    if init.connection is not None:
+        raise CompileError(f"{where}: init `connection` is not supported yet")
+    if init.kind == "dockerfile":
+        return _dockerfile_steps(init, context, where)
+    return [_init_step(init, context, where)]
+
+
 def _init_step(init: Init, context: Mapping[str, Any], where: str) -> InitStep:
     kind = init.kind
     if kind in _UNSUPPORTED_INITS:
         raise CompileError(f"{where}: `{_UNSUPPORTED_INITS[kind]}` init is not supported yet")
-    if init.connection is not None:
-        raise CompileError(f"{where}: init `connection` is not supported yet")
     container = None
     if init.container is not None:
         container = _container_spec(init.container, context, where=f"{where}.container", default_name="init")
@@ -302,8 +320,9 @@ def compile_op(
         default_name=MAIN_CONTAINER,
         extra_env={**to_env, **(env or {})},
     )
-    init = [_init_step(entry, context, f"run.init[{i}]") for i, entry in enumerate(run.init or ())]
-    init += [_init_step(entry, context, f"params (toInit) [{i}]") for i, entry in enumerate(extra_inits)]
+    init = [step for i, entry in enumerate(run.init or ()) for step in _init_steps(entry, context, f"run.init[{i}]")]
+    init += [step for i, entry in enumerate(extra_inits)
+             for step in _init_steps(entry, context, f"params (toInit) [{i}]")]  # fmt: skip
     sidecars = [
         _container_spec(c, context, where=f"run.sidecars[{i}]", default_name=f"sidecar-{i}")
         for i, c in enumerate(run.sidecars or ())
@@ -369,12 +388,15 @@ def hook_params(
     main_kind: str | None = None,
     lookup_run: Callable[[str], RunView | None] | None = None,
 ) -> dict[str, Any]:
-    """The hook's param values: the defaults (unless ``disableDefaults``), then its own params (which win).
+    """The hook's param values: the defaults (unless ``disableDefaults``), its ``connection`` (as the context
+    param ``connection``, when set), then its own params (which win).
 
     Templated values render with :func:`hook_condition_context` (``{{ globals.uuid }}`` is the main run's
     uuid). A ``ref`` may name the main run (``ops.<main name>``) or any run (``runs.<uuid>``).
     """
     values = {} if hook.disable_defaults else hook_defaults(main, main_kind=main_kind)
+    if hook.connection is not None:  # the notifier components read their URL from it (polynb/hub/notify.py)
+        values["connection"] = hook.connection
     context = hook_condition_context(main)
     errors: list[str] = []
     for name, param in (hook.params or {}).items():

@@ -371,9 +371,9 @@ def param_env(component: Component, params: Mapping[str, Param] | None, values: 
 
 def param_inits(component: Component, params: Mapping[str, Param] | None, values: Mapping[str, Any]) -> list[Init]:
     """Init entries from ``toInit`` params: ``git`` (a url or ``{url, revision, flags}``), ``artifacts``
-    (``{files, dirs}`` or a list of such), ``path`` (one path or a list).
+    (``{files, dirs}`` or a list of such), ``path`` (one path or a list), ``dockerfile`` (its fields).
 
-    Other types, ``dockerfile`` and connections are refused with :class:`ParamError` (not supported yet).
+    Other types and connections are refused with :class:`ParamError` (not supported yet).
     """
     inits: list[Init] = []
     for name, value, io, param in _flagged(component, params, values):
@@ -391,11 +391,12 @@ def param_inits(component: Component, params: Mapping[str, Param] | None, values
                 inits.append(Init.model_validate({"artifacts": _merge_artifacts(value)}))
             elif kind == "path":
                 inits.append(Init.model_validate({"paths": value if isinstance(value, list) else [value]}))
-            elif kind == "dockerfile":
-                raise ParamError(f"param `{name}`: toInit of a dockerfile is not supported yet")
+            elif kind == "dockerfile":  # Polyaxon: the value is a V1DockerfileType, written by the init
+                inits.append(Init.model_validate({"dockerfile": value}))
             else:
                 raise ParamError(
-                    f"param `{name}`: toInit needs an input of type git, artifacts or path (got {kind or 'no type'})"
+                    f"param `{name}`: toInit needs an input of type git, artifacts, path or dockerfile "
+                    f"(got {kind or 'no type'})"
                 )
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise ParamError(f"param `{name}`: cannot turn {_short_repr(value)} into an init step: {exc}") from exc

@@ -19,11 +19,11 @@ Semantics the scheduler relies on:
 A ``matrix`` on a top-level operation or component or on an op of a DAG runs as a sweep (``scheduler.sweeps``);
 ``iterative`` and a matrix over a DAG are refused. ``joins`` select runs of the store when the op compiles
 (``scheduler.joining``). What parses but is refused as "not supported yet" (docs/semantics.md: never silently
-ignored): ``schedule``, ``build``, ``runPatch``, distributed and ``tuner`` run kinds, ``earlyStopping``,
-``connection_*`` event kinds on ops (``lifecycle.UNSUPPORTED_EVENT_KINDS``), ``dockerfile``/``lineageRef``/``modelRef``/
+ignored): ``schedule``, ``build``, distributed and ``tuner`` run kinds, a templated DAG ``earlyStopping``
+threshold, ``connection_*`` event kinds on ops (``lifecycle.UNSUPPORTED_EVENT_KINDS``), ``lineageRef``/``modelRef``/
 ``artifactRef`` init entries, and a DAG's own ``termination.ttl`` (its ``termination.timeout`` and
-``termination.maxRetries`` are honoured: ``Pipeline.termination``). ``cache`` is accepted with a warning: the op
-always runs, which gives the same results, only slower. ``notifier`` and ``cleaner`` runs are jobs with
+``termination.maxRetries`` are honoured: ``Pipeline.termination``). ``cache`` on an op is applied: the op
+may reuse an earlier run's outputs (``compiler.cache``). ``notifier`` and ``cleaner`` runs are jobs with
 another name (as in Polyaxon).
 """
 
@@ -34,12 +34,13 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from pydantic.alias_generators import to_camel
 
 from polynb.compiler.joins import QueryError, parse_query, parse_sort
 from polynb.compiler.patch import RunPatchError, apply_run_patch
+from polynb.compiler.presets import PresetError, apply_presets
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
 from polynb.compiler.trials import unrunnable
 from polynb.lifecycle import CONNECTION_EVENT_KINDS, UNSUPPORTED_EVENT_KINDS
@@ -47,6 +48,7 @@ from polynb.spec import iotypes
 from polynb.spec.dag import DagGraph, DagIssue, OpNode, analyze, check_refs, name_limit, name_too_long
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.joins import join_value_problem
+from polynb.spec.matrix import EarlyStopping as EarlyStoppingPolicy
 from polynb.spec.matrix import MatrixSpec, MetricEarlyStopping, gives_input, hp_param, input_type_problem
 from polynb.spec.models import (
     IO,
@@ -83,13 +85,11 @@ _UNSUPPORTED_SECTIONS = (
 """Sections that parse and are checked field by field, then refused by ``polynb run``, with the reason."""
 _DAG_TTL = "`termination.ttl` on a DAG is not supported yet: a DAG has no resources of its own; set it on its ops"
 _INIT_REASONS = {
-    "dockerfile": "polynb does not write Dockerfiles in init yet",
     "lineageRef": "polynb has no lineage store to resolve it from",
     "modelRef": "polynb has no model registry to resolve it from",
     "artifactRef": "polynb has no artifact registry to resolve it from",
 }
-_UNSUPPORTED_INIT = {"dockerfile": "dockerfile", "lineage_ref": "lineageRef", "model_ref": "modelRef",
-                     "artifact_ref": "artifactRef"}  # fmt: skip
+_UNSUPPORTED_INIT = {"lineage_ref": "lineageRef", "model_ref": "modelRef", "artifact_ref": "artifactRef"}
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,8 @@ class Pipeline:
     hooks: tuple[Hook, ...]
     base_dir: Path | None
     source: str | None
+    early_stopping: tuple[EarlyStoppingPolicy, ...] = ()
+    """A DAG's ``earlyStopping`` policies (``scheduler.early_stopping``)."""
     termination: Termination | None = None
     """A DAG's own termination (the top-level operation's fields over its component's): ``timeout`` and
     ``maxRetries`` (a failed DAG runs again as a whole); ``ttl`` on a DAG is refused as not supported yet."""
@@ -198,6 +200,9 @@ def analyze_pipeline(
 
 
 # ------------------------------------------------------------------------------------------ builder
+
+
+_Spec = TypeVar("_Spec", Operation, Component)
 
 
 class _Where(NamedTuple):
@@ -285,6 +290,8 @@ class _Builder:
                 return None
             component = spec
             where = root
+            if component.presets:
+                component = spec = self.presetted(component, component, root, root, own_component=True)[1]
             operation = _operation_for(component)
             literal: dict[str, Param] = {}
             component_base = base_dir
@@ -294,6 +301,7 @@ class _Builder:
                 return None
             component = self.patched(spec, resolved.component, root)
             where = self.component_where(spec, resolved, root, None)
+            spec, component = self.presetted(spec, component, root, where)
             operation = spec
             literal = dict(spec.params or {})
             component_base = resolved.base_dir
@@ -324,7 +332,8 @@ class _Builder:
         if isinstance(run, Dag):
             ops, graph = self.dag(run, where / ("run",), component, component_base)
             end = self.dag_termination(spec, component, where)
-            return Pipeline(name, "dag", spec, inputs, ops, graph, run.concurrency, hooks, base_dir, self.source, end)
+            return Pipeline(name, "dag", spec, inputs, ops, graph, run.concurrency, hooks, base_dir, self.source,
+                            tuple(run.early_stopping or ()), end)  # fmt: skip
         op = PipelineOp(name, operation, component, frozenset(), tuple(operation.events or ()), component_base)
         graph = DagGraph(nodes={name: OpNode(name)}, edges=[], stages=[[name]])
         return Pipeline(name, "single", spec, inputs, {name: op}, graph, None, hooks, base_dir, self.source)
@@ -363,6 +372,21 @@ class _Builder:
         except RunPatchError as exc:
             self.add(where, ("runPatch", *_within(op.run_patch, exc.location)), str(exc))
             return component
+
+    def presetted(self, op: _Spec, component: Component, where: _Where, c_where: _Where, *,
+                  own_component: bool = False) -> tuple[_Spec, Component]:  # fmt: skip
+        """``op`` and ``component`` with the presets applied (``compiler.presets``): the operation's, else its
+        component's. A preset that cannot be found or applied is an error at its entry of ``presets``."""
+        names, at = (op.presets, where) if op.presets else (component.presets, c_where)
+        if not names:
+            return op, component
+        try:
+            return apply_presets(op, component, names, own_component=own_component)
+        except PresetError as exc:
+            self.add(at, ("presets", exc.index), exc.message, "unsupported" if exc.missing else "error")
+        except SpecErrors as exc:
+            self._spec_errors(exc)
+        return op, component
 
     def dag_termination(self, spec: Component | Operation, component: Component, where: _Where) -> Termination | None:
         """The top-level DAG's own ``termination``: the operation's fields over its component's. ``timeout``
@@ -615,11 +639,9 @@ class _Builder:
         kind = iotypes.normalize_type(io.type)[0] if io is not None and io.type else None
         if (param is not None and param.connection) or (io is not None and io.connection):
             self.add(where, (), f"param `{name}`: toInit with a connection is not supported yet", "unsupported")
-        elif kind == "dockerfile":
-            self.add(where, (), f"param `{name}`: toInit of a dockerfile is not supported yet", "unsupported")
-        elif kind not in ("git", "artifacts", "path"):
-            self.add(where, (), f"param `{name}`: toInit needs an input of type git, artifacts or path (got "
-                                f"{kind or 'no type'})")  # fmt: skip
+        elif kind not in ("git", "artifacts", "path", "dockerfile"):
+            self.add(where, (), f"param `{name}`: toInit needs an input of type git, artifacts, path or "
+                                f"dockerfile (got {kind or 'no type'})")  # fmt: skip
 
     # ---- DAG
 
@@ -648,6 +670,8 @@ class _Builder:
                 continue
             component = self.patched(op, resolved.component, op_where)
             c_where = self.component_where(op, resolved, op_where, where)
+            if op.presets or component.presets:
+                op, component = self.presetted(op, component, op_where, c_where)
             if (c_where.file is not None and id(component) not in self._infos) or c_where.path[-1:] == ("component",):
                 self.check_fields(component, c_where)  # a file's component: once, however many ops use it
             components[name] = component
@@ -695,9 +719,9 @@ class _Builder:
         if spec.run_patch is not None and isinstance(spec, Component):
             self.add(where, ("runPatch",), "`runPatch` on a component is not supported yet: it patches the "
                      "component an operation runs; move it to the operation", "unsupported")  # fmt: skip
-        if spec.cache is not None and not spec.cache.disable:
-            self.add(where, ("cache",), "`cache` is not used yet: the op always runs (same results, no reuse)",
-                     "warning")  # fmt: skip
+        if spec.cache is not None and not spec.cache.disable and isinstance(spec.run, Dag):
+            self.add(where, ("cache",), "`cache` on a DAG is not applied: a DAG run always runs its ops; set "
+                     "`cache` on them", "warning")  # fmt: skip
         for k, event in enumerate(spec.events or ()):
             if event.connection is not None and where != _Where(None, ()):
                 self.add(
@@ -736,14 +760,16 @@ class _Builder:
             self.add(where, ("run", "kind"), "run kind `tuner` is not supported yet: polynb does not run sweeps yet",
                      "unsupported")  # fmt: skip
         elif isinstance(run, Dag):
-            if run.early_stopping:
-                self.add(
-                    where,
-                    ("run", "earlyStopping"),
-                    "`earlyStopping` is not supported yet: polynb does not "
-                    "stop a DAG on its ops' metrics or failures yet (the policies are checked)",
-                    "unsupported",
-                )
+            for k, policy in enumerate(run.early_stopping or ()):
+                at = ("run", "earlyStopping", k)
+                value = policy.value if isinstance(policy, MetricEarlyStopping) else policy.percent
+                if isinstance(value, str):
+                    self.add(where, (*at, "value" if isinstance(policy, MetricEarlyStopping) else "percent"),
+                             "a templated early stopping threshold is not supported yet: write the number",
+                             "unsupported")  # fmt: skip
+                if isinstance(policy, MetricEarlyStopping) and policy.policy is not None:
+                    self.add(where, (*at, "policy"), "the `policy` is not applied: polynb reads an op's metric "
+                             "once the op is final, and stops the DAG when it reaches `value`", "warning")  # fmt: skip
         elif isinstance(run, Job):
             for k, init in enumerate(run.init or ()):
                 for attr, key in _UNSUPPORTED_INIT.items():
@@ -813,7 +839,12 @@ class _Builder:
         resolved = self._resolution(self.hub(hook.hub_ref), where)
         if resolved is None:
             return
+        if hook.presets:
+            self.add(where, ("presets",), "`presets` on a hook are not applied: the hook runs its component as is",
+                     "warning")  # fmt: skip
         context = frozenset() if hook.disable_defaults else HOOK_CONTEXT_PARAMS
+        if hook.connection is not None:
+            context |= {"connection"}
         self.check_params(hook.params or {}, resolved.component, _Where(resolved.source, ()), where, ("params",),
                           strict=False, context=context)  # fmt: skip
 

@@ -10,7 +10,8 @@ An operation names its component in one of these ways (Polyaxon 2.18 allows at m
   that file is relative to *its* folder);
 * ``hubRef: NAME[:TAG]`` — looked up in this order: components registered at runtime (notebook cells), the
   built-in hub shipped in ``polynb/hub/``, then the folders of ``POLYNB_HUB_PATH`` (``:``-separated). In a
-  hub folder ``NAME.yaml`` is the untagged / ``latest`` version and ``NAME/TAG.yaml`` a tagged one;
+  hub folder ``NAME.yaml`` is the untagged / ``latest`` version and ``NAME/TAG.yaml`` a tagged one. Polyaxon's
+  public names polynb cannot serve (``kaniko``, ``jupyterlab``, …: ``UNSERVED_HUB``) are refused with the reason;
 * ``urlRef: URL`` — fetched over HTTP(S), revalidated against a content cache (``compiler.urlref``); an
   unreachable URL is an error naming it. pathRefs inside a fetched component have no folder to resolve in.
 
@@ -129,6 +130,21 @@ def _hub_names(folder: Path) -> Iterator[str]:
         elif entry.is_dir() and not entry.name.startswith((".", "_")):
             for tagged in sorted(entry.glob("*.y*ml")):
                 yield f"{entry.name}:{tagged.stem}"
+
+
+# Polyaxon's public hub components polynb does not serve, with the reason (a folder of POLYNB_HUB_PATH or a
+# notebook registration with the same name still wins: this is said only when nothing else answers).
+_NO_IMAGES = "polynb builds no images (build it with docker or your CI, then name it in `image`)"
+_IN_JUPYTER = ("polynb runs inside JupyterLab: use this JupyterLab (or the VS Code you opened it from); a second "
+               "IDE served as an op would be a server without the notebook's authentication")  # fmt: skip
+UNSERVED_HUB: dict[str, str] = {
+    "kaniko": _NO_IMAGES,
+    "dockerizer": _NO_IMAGES,
+    "build": _NO_IMAGES,
+    "jupyterlab": _IN_JUPYTER,
+    "notebook": _IN_JUPYTER,
+    "vscode": _IN_JUPYTER,
+}
 
 
 # ------------------------------------------------------------------------------------- the registry
@@ -268,6 +284,9 @@ class ComponentRegistry:
                     raise
                 raise ResolutionError(f"hubRef `{ref}` ({file}): {exc}", ("hubRef",)) from None
             return Resolved(component, file.resolve().parent, str(file))
+        if name in UNSERVED_HUB:
+            raise ResolutionError(f"hubRef `{ref}`: Polyaxon's public hub component `{name}` is not served by polynb: "
+                                  f"{UNSERVED_HUB[name]}", ("hubRef",))  # fmt: skip
         available = self.hub_names()
         hint = _suggest(ref, available) or _suggest(name, available)
         listing = f"; available: {', '.join(available)}" if available else ""

@@ -223,11 +223,13 @@ class OpCompiler:
         hooks = list(hooks)
         if hooks and self._registry is None:
             self._registry = ComponentRegistry()
-        for hook in hooks:
+        while hooks:  # the hooks of the hooks' components too: a hook run runs its component's hooks
+            hook = hooks.pop(0)
             if hook.hub_ref not in resolved:
                 assert self._registry is not None
                 component = self._registry.resolve(Operation(hub_ref=hook.hub_ref), base_dir=base_dir)
                 resolved[hook.hub_ref] = dump(component)
+                hooks.extend(component.hooks or ())
         return resolved
 
     def select_hook(

@@ -137,7 +137,7 @@ class Engine:
         self._intake = intake = EventIntake(state, self._on_events_file)
         self._updates.before = intake.before_update
         intake.start_single = submission.start_unless_awaiting_approval
-        self._evaluator = DagEvaluator(state, statuses, submission, termination)
+        self._evaluator = DagEvaluator(state, statuses, submission, termination, stopping)
         self._sweeps = sweeps = Sweeps(state, statuses, submission.prepare_and_submit, stopping.stop_run)
         submission.start_sweep = sweeps.start_in_dag
         stopping.stop_sweep = sweeps.stop_run
@@ -179,6 +179,7 @@ class Engine:
             base_dir=str(pipeline.base_dir) if pipeline.base_dir is not None else None,
             timeout=float(term.timeout) if term and term.timeout else None,
             max_retries=int(term.max_retries or 0) if term else 0,
+            early_stopping=pipeline.early_stopping,
         )
         kind = pipeline.kind
         matrix = pipeline.spec.matrix if kind == "single" else None

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from polynb.lifecycle import REASON_STOPPED, Status
 from polynb.scheduler.dag_status import counts_status
+from polynb.scheduler.early_stopping import REASON_EARLY_STOPPING, failures_reached, metric_reached
 from polynb.scheduler.readiness import Action, UpstreamState, Verdict, evaluate, evaluate_tallied
 from polynb.scheduler.run_state import RunState
 from polynb.scheduler.state import DagState, EngineState
 from polynb.scheduler.statuses import Statuses
+from polynb.scheduler.stopping import Stopping
 from polynb.scheduler.submission import Submission
 from polynb.scheduler.tallies import DagIndex
 from polynb.scheduler.termination import REASON_TIMEOUT, Termination
@@ -25,12 +27,18 @@ class DagEvaluator:
     """Re-evaluates the DAGs of one engine (engine thread only)."""
 
     def __init__(
-        self, state: EngineState, statuses: Statuses, submission: Submission, termination: Termination
+        self,
+        state: EngineState,
+        statuses: Statuses,
+        submission: Submission,
+        termination: Termination,
+        stopping: Stopping,
     ) -> None:
         self._state = state
         self._statuses = statuses
         self._submission = submission
         self._termination = termination
+        self._stopping = stopping
 
     def evaluate(self, dag: DagState) -> None:
         """Decide the ops whose upstreams moved since the last pass, dispatch, then the DAG's own status."""
@@ -54,6 +62,8 @@ class DagEvaluator:
             self._submission.dispatch(dag)
         if dag_run.is_final:
             return
+        if dag.plan.early_stopping and not dag.stopping and not dag.between_attempts:
+            self._early_stop(dag)
         if dag.between_attempts:
             self._between_attempts(dag)
             return
@@ -61,7 +71,10 @@ class DagEvaluator:
         if status is None:
             return
         summary = self._summary(dag)
-        if dag.timed_out:
+        if dag.early_stop_message is not None:
+            status = Status.FAILED if index.counts.failed else Status.SUCCEEDED
+            self._statuses.finish(dag_run, status, REASON_EARLY_STOPPING, f"{dag.early_stop_message}; {summary}")
+        elif dag.timed_out:
             timeout = dag.plan.timeout or 0.0
             message = f"stopped after termination.timeout of {timeout:g} s ({summary})"
             self._statuses.finish(dag_run, Status.FAILED, REASON_TIMEOUT, message)
@@ -70,6 +83,29 @@ class DagEvaluator:
         else:
             reason = REASON_STOPPED if dag.stopping else REASON_OPS_DONE
             self._statuses.finish(dag_run, status, reason, summary)
+
+    def _early_stop(self, dag: DagState) -> None:
+        """Read the ops that became final since the last pass against the DAG's ``earlyStopping``; stop the
+        DAG (its unfinished ops, reason ``EarlyStopping``) when a policy is met."""
+        state = self._state
+        policies = dag.plan.early_stopping
+        message: str | None = None
+        failed = 0
+        for name, uuid in dag.ops.items():
+            run = state.runs[uuid]
+            failed += run.status == Status.FAILED
+            if not run.is_final or uuid in dag.early_seen:
+                continue
+            dag.early_seen.add(uuid)
+            if message is None and run.status == Status.SUCCEEDED:
+                message = metric_reached(policies, name, state.store.get_run(uuid).outputs)
+        message = message or failures_reached(policies, failed, len(dag.ops))
+        if message is None:
+            return
+        dag.early_stop_message = message
+        name = state.runs[dag.uuid].name
+        self._stopping.stop_dag(dag, REASON_EARLY_STOPPING, message, op_reason=REASON_EARLY_STOPPING,
+                                op_message=f"DAG {name} stopped early: {message}")  # fmt: skip
 
     def _between_attempts(self, dag: DagState) -> None:
         """A ``retrying`` DAG: stopped meanwhile, it ends ``stopped``; else its next attempt starts once it

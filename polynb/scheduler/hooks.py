@@ -146,6 +146,8 @@ class HookFactory:
             hooks = self._state.sweeps[run.uuid].hooks
         elif run.role == "dag":
             hooks = self._state.dags[run.uuid].plan.hooks
+        elif run.hook is not None:
+            hooks = self._hooks_of_hook(run)
         elif run.plan is not None:
             hooks = run.plan.hooks
         else:
@@ -176,6 +178,17 @@ class HookFactory:
             )
             selected.append(NewHook(new, plan))
         return selected
+
+    def _hooks_of_hook(self, run: RunState) -> tuple[Any, ...]:
+        """A hook run's own hooks: those of its component. A hook whose component is already running as a hook
+        up the chain (a webhook whose component notifies with the webhook) is left out: it would never end."""
+        assert run.hook is not None
+        chain: set[str] = set()
+        current: RunState | None = run
+        while current is not None and current.hook is not None:
+            chain.add(current.hook.hook.hub_ref)
+            current = self._state.runs.get(current.hook_of or "")
+        return tuple(h for h in run.hook.component.hooks or () if h.hub_ref not in chain)
 
     def write(self, hooks: list[NewHook]) -> list[WrittenHook]:
         """Create the hook runs (``created``); a hook whose conditions could not be evaluated is moved to

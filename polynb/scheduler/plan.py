@@ -11,7 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pydantic import TypeAdapter
+
 from polynb.scheduler.readiness import EventWait, OpRequirements, requirements
+from polynb.spec.matrix import EarlyStopping, FailureEarlyStopping, MetricEarlyStopping
 from polynb.spec.models import Component, Hook, Operation
 
 SERVICE_KINDS = frozenset({"service"})
@@ -30,7 +33,10 @@ class PipelineOpLike(Protocol):
     def upstream(self) -> frozenset[str]: ...
 
 
-def dump(model: Operation | Component | Hook) -> dict[str, Any]:
+_POLICY: TypeAdapter[MetricEarlyStopping | FailureEarlyStopping] = TypeAdapter(EarlyStopping)
+
+
+def dump(model: Operation | Component | Hook | MetricEarlyStopping | FailureEarlyStopping) -> dict[str, Any]:
     return model.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
@@ -149,9 +155,12 @@ class DagPlan:
     """The DAG's ``termination.timeout`` in seconds, counted from the ``running`` of each attempt."""
     max_retries: int = 0
     """The DAG's ``termination.maxRetries``: how many times a failed DAG runs again, all its ops anew."""
+    early_stopping: tuple[EarlyStopping, ...] = ()
+    """The DAG's ``earlyStopping`` policies over its ops (``scheduler.early_stopping``)."""
 
     def to_meta(self) -> dict[str, Any]:
         return {
+            "early_stopping": [dump(p) for p in self.early_stopping],
             "name": self.name,
             "inputs": self.inputs,
             "concurrency": self.concurrency,
@@ -171,6 +180,7 @@ class DagPlan:
             base_dir=data.get("base_dir"),
             timeout=data.get("timeout"),
             max_retries=int(data.get("max_retries") or 0),
+            early_stopping=tuple(_POLICY.validate_python(p) for p in data.get("early_stopping") or ()),
         )
 
 

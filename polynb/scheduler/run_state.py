@@ -55,5 +55,6 @@ class RunState:
 
     @property
     def hookable(self) -> bool:
-        """Runs whose final status starts hooks: ops, single runs and DAG runs, not hook runs themselves."""
-        return self.role != "hook"
+        """Runs whose final status may start hooks: ops, single runs, DAG runs, and hook runs whose component
+        has hooks of its own (as in Polyaxon, where a hook run is a run like any other)."""
+        return self.role != "hook" or (self.hook is not None and bool(self.hook.component.hooks))

@@ -42,6 +42,10 @@ class DagState:
     """The retry delay is over: the next attempt starts once the failed one's ops are all final."""
     index: DagIndex | None = None
     """set once every op is adopted; see ``tallies``"""
+    early_seen: set[str] = field(default_factory=set)
+    """ops whose final status ``earlyStopping`` has read (each once)"""
+    early_stop_message: str | None = None
+    """Set when ``earlyStopping`` stopped it: it ends with reason ``EarlyStopping`` (``early_stopping``)."""
 
 
 @dataclass(frozen=True, slots=True)

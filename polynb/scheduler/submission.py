@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from polynb.compiler.cache import CACHE_META_KEY, cache_key, cache_of, ttl_of
 from polynb.compiler.types import CompiledOp
 from polynb.executors.base import ExecutorUpdate, UpdateCallback
 from polynb.lifecycle import REASON_STOPPED, Status
@@ -28,6 +29,9 @@ from polynb.scheduler.tallies import DagIndex
 from polynb.scheduler.termination import Termination
 from polynb.store import NewRun, RunRecord, new_uuid
 from polynb.store.records import DAG_ATTEMPT_KEY
+
+REASON_CACHED = "Cached"
+"""An op that reused an earlier run's outputs (``cache``) instead of running."""
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +241,26 @@ class Submission:
         run.compiled = outcome.op
         self._state.store.set_spec(run.uuid, outcome.op.to_dict(), inputs=outcome.inputs)
         self._statuses.set(run, Status.COMPILED, "Compiled", outcome.message)
+        self._reuse_cached(run, outcome.op)
+
+    def _reuse_cached(self, run: RunState, op: CompiledOp) -> None:
+        """An op with a ``cache`` section (``compiler.cache``): record its key; a run that succeeded with the
+        same key within ``ttl`` gives it its outputs, and it ends ``succeeded`` (reason ``Cached``) unrun."""
+        if run.plan is None or run.hook is not None:
+            return
+        cache = cache_of(run.plan.operation, run.plan.component)
+        if cache is None:
+            return
+        store = self._state.store
+        key = cache_key(op, cache)
+        store.set_meta(run.uuid, {CACHE_META_KEY: key})
+        ttl = ttl_of(cache)
+        hit = store.find_cached(key, since=None if ttl is None else time.time() - ttl, exclude=run.uuid)
+        if hit is None:
+            return
+        store.set_outputs(run.uuid, hit.outputs)
+        self._statuses.finish(run, Status.SUCCEEDED, REASON_CACHED, f"reused the outputs of run {hit.name} "
+                              f"({hit.uuid}; its artifacts are there): same cache key")  # fmt: skip
 
     def _single_dag_plan(self, run: RunState) -> DagPlan:
         record = self._state.store.get_run(run.uuid if run.role == "trial" else run.root)

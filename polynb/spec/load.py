@@ -67,6 +67,24 @@ def load_text(text: str | bytes, filename: str = "<string>") -> models.Component
     return load_data(parse(text, filename))
 
 
+def load_preset(path: str | Path) -> models.Polyaxonfile:
+    """Read a preset (Polyaxon's ``isPreset: true`` operation: any fields of an operation, none required);
+    raise ``SpecErrors`` positioned in the file."""
+    try:
+        raw = read_source(path)
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise SpecErrors([SpecError(str(path), 0, 0, format_path(()), f"cannot read the file: {reason}")]) from None
+    document = parse(raw, str(path))
+    if not isinstance(document.data, dict):
+        raise SpecErrors([SpecError(str(path), 1, 1, format_path(()), "a preset is a mapping of operation fields")])
+    try:
+        return models.Polyaxonfile.model_validate(document.data)
+    except ValidationError as e:
+        details = e.errors(include_url=False)
+        raise SchemaErrors(translate(details, document, models.Polyaxonfile), details) from None
+
+
 class SchemaErrors(SpecErrors):
     """The document parsed but does not validate; ``details`` are pydantic's errors, for
     :func:`polynb.spec.salvage.salvage` (what can still be checked)."""

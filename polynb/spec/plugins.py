@@ -98,7 +98,7 @@ ALREADY_ON = frozenset({"shm", "mount_artifacts_store", "collect_artifacts", "co
 
 
 class Cache(Model):
-    """Reuse a previous run's results when its inputs match (polynb does not yet: the run always runs)."""
+    """Reuse a previous run's outputs when its cache key matches (``compiler.cache``)."""
 
     disable: bool | str | None = None
     ttl: int | str | None = None

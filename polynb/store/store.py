@@ -408,6 +408,18 @@ class Store:
             params += [dag_uuid] * _IN_CURRENT_ATTEMPT.count("?")
         return self._select_runs(clauses, params, order="rowid")
 
+    def find_cached(self, key: str, *, since: float | None, exclude: str) -> RunRecord | None:
+        """The newest run that ``succeeded`` with cache key ``key`` (``meta.cache_key``), finished at or after
+        ``since`` (a Unix time; None: any), other than ``exclude``. A scan of the succeeded runs: the cache is
+        opt-in per op, so few runs carry a key."""
+        clauses = ["status = ?", "json_extract(meta, '$.cache_key') = ?", "uuid != ?"]
+        params: list[Any] = [Status.SUCCEEDED.value, key, exclude]
+        if since is not None:
+            clauses.append("finished_at >= ?")
+            params.append(since)
+        found = self._select_runs(clauses, params, order="finished_at DESC", limit=1)
+        return found[0] if found else None
+
     def hooks_of(self, uuid: str) -> list[RunRecord]:
         """The hook runs of a main run, in creation order."""
         return self._select_runs(["hook_of = ?"], [uuid], order="rowid")

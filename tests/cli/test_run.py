@@ -274,9 +274,8 @@ def test_check_and_run_say_the_same_of_what_is_not_supported_yet(cli: Cli) -> No
     assert checked.returncode == 0, checked.stdout
     warnings = checked.stderr.splitlines()
     not_supported = f"{path}:14:66: run.operations[1].component.run.container.envFrom: `envFrom` is not supported yet"
-    cache = f"{path}:9:14: run.operations[0].cache: warning: `cache` is not used yet: the op always runs"
     warned = not_supported.replace(": `envFrom`", ": warning: `envFrom`")
-    assert warnings == [f"{cache} (same results, no reuse)", warned]
+    assert warnings == [warned]  # the op's `cache` is applied: nothing to say of it
     run = cli.run("run", "-f", str(path))
     assert run.returncode == 1
     assert run.stderr.splitlines() == [not_supported, f"polynb: {path}: not run (1 problem)"], run.stderr

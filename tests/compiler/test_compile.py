@@ -199,10 +199,77 @@ def test_tensorboard_init_refuses_non_uuids() -> None:
         build(comp)
 
 
+DOCKERFILE_JOB = """
+inputs: [{name: torch, type: str}]
+run:
+  kind: job
+  init:
+    - dockerfile:
+        image: "python:{{ '3.11' }}"
+        env: {PYTHONUNBUFFERED: "1"}
+        path: [/opt/tools/bin]
+        copy: [requirements.txt, [src, /code/src]]
+        run: ["pip install -r requirements.txt", "pip install torch=={{ torch }}"]
+        langEnv: en_US.UTF-8
+        uid: 1000
+        gid: 1000
+        filename: Dockerfile.train
+        workdir: /code
+      path: build
+  container: {command: ['true']}
+"""
+
+
+def test_a_dockerfile_init_writes_polyaxons_dockerfile_at_its_path_and_in_outputs() -> None:
+    op = build(component(DOCKERFILE_JOB), inputs={"torch": "2.3.0"})
+    assert [(s.kind, s.path, s.spec["filename"]) for s in op.init] == [
+        ("file", "build", "Dockerfile.train"),
+        ("file", "outputs", "Dockerfile.train"),
+    ]
+    assert op.init[0].spec["content"] == op.init[1].spec["content"]
+    assert op.init[0].spec["content"].splitlines() == [
+        "FROM python:3.11",
+        "",
+        "ENV LC_ALL en_US.UTF-8",
+        "ENV LANG en_US.UTF-8",
+        "ENV LANGUAGE en_US.UTF-8",
+        "ENV SHELL /bin/bash",
+        'ENV PATH="${PATH}:/opt/tools/bin"',
+        "ENV PYTHONUNBUFFERED 1",
+        "",
+        "WORKDIR /code",
+        "",
+        "COPY requirements.txt /code",
+        "COPY src /code/src",
+        "RUN pip install -r requirements.txt",
+        "RUN pip install torch==2.3.0",
+        "# Drop root: run as a user of its own",
+        "RUN groupadd -g 1000 -r polyaxon && useradd -r -m -g polyaxon -u 1000 polyaxon",
+    ]
+
+
+def test_a_dockerfile_param_with_to_init_is_written_too() -> None:
+    comp = component(
+        "inputs: [{name: image, type: dockerfile, toInit: true}]\nrun: {kind: job, container: {command: [x]}}"
+    )
+    op = build(comp, inputs={"image": {"image": "python:3.11", "run": ["pip install x"]}})
+    assert [(s.kind, s.path) for s in op.init] == [("file", None), ("file", "outputs")]
+    assert "RUN pip install x" in op.init[0].spec["content"]
+
+
+def test_a_minimal_dockerfile_init_uses_polyaxons_defaults() -> None:
+    op = build(component("run: {kind: job, init: [{dockerfile: {image: 'python:3.11'}}], container: {command: [x]}}"))
+    first, copy = op.init
+    assert (first.path, copy.path, first.spec["filename"]) == (None, "outputs", "Dockerfile")
+    assert first.spec["content"] == "FROM python:3.11\n\nENV SHELL /bin/bash\n\nWORKDIR /code\n"
+    bad = component("run: {kind: job, init: [{dockerfile: {image: x, filename: ../D}}], container: {command: [x]}}")
+    with pytest.raises(CompileError, match=r"run\.init\[0\]\.dockerfile\.filename: `\.\./D` must be a file name"):
+        build(bad)
+
+
 @pytest.mark.parametrize(
     ("init", "message"),
     [
-        ("{dockerfile: {image: x}}", "`dockerfile` init is not supported yet"),
         ("{modelRef: m}", "`modelRef` init is not supported yet"),
         ("{git: {url: 'https://x/y'}, connection: gh}", "init `connection` is not supported yet"),
     ],

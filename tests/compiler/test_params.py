@@ -284,5 +284,5 @@ def test_to_init_git_artifacts_path() -> None:
 def test_to_init_of_other_types_is_refused() -> None:
     op = make_op("[{name: n, type: int}]", "n: {value: 1, toInit: true}")
     inputs, contexts = resolve(op)
-    with pytest.raises(ParamError, match="toInit needs an input of type git, artifacts or path"):
+    with pytest.raises(ParamError, match="toInit needs an input of type git, artifacts, path or dockerfile"):
         param_inits(op.component, op.operation.params, {**contexts, **inputs})

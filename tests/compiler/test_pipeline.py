@@ -229,8 +229,6 @@ component:
          "component.run.init[0].container.envFrom", "`envFrom` is not supported yet"),
         ('{repo: {value: "https://x/r.git"}}', '{repo: {value: "https://x/r.git", toInit: true, connection: gh}}',
          "params.repo.toInit", "param `repo`: toInit with a connection is not supported yet"),
-        ("{name: repo, type: git}", "{name: repo, type: dockerfile, toInit: true}",
-         "component.inputs[0].toInit", "param `repo`: toInit of a dockerfile is not supported yet"),
     ],
 )  # fmt: skip
 def test_what_the_compiler_refuses_is_unsupported_for_check(old: str, new: str, path: str, message: str) -> None:
@@ -249,14 +247,17 @@ def test_a_to_init_param_of_another_type_is_an_error() -> None:
     )
     report = analyze_pipeline(spec(text))
     assert [(format_path(p.path), p.message) for p in report.errors] == [
-        ("params.repo.toInit", "param `repo`: toInit needs an input of type git, artifacts or path (got int)")
+        (
+            "params.repo.toInit",
+            "param `repo`: toInit needs an input of type git, artifacts, path or dockerfile (got int)",
+        )
     ]
 
 
-def test_cache_is_a_warning_only() -> None:
+def test_cache_on_an_op_is_applied_without_a_word() -> None:
     text = JOB_OP.replace("name: train\n", "name: train\ncache: {ttl: 100}\n")
     report = analyze_pipeline(spec(text))
-    assert [p.severity for p in report.problems] == ["warning"]
+    assert report.problems == []
     assert build_pipeline(spec(text)).kind == "single"
 
 

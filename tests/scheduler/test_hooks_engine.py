@@ -181,3 +181,20 @@ def test_the_main_runs_final_status_is_logged_before_anything_of_its_hooks(notif
             assert min(e.seq for e in env.store.events(run_uuid=hook.uuid)) > env.seq(main, "run_status_done")
             seen = [(e.run_uuid, e.kind) for e in env.recorder.events]
             assert seen.index((main, "run_status_done")) < seen.index((hook.uuid, "run_status_created"))
+
+
+def test_a_hook_runs_the_hooks_of_its_own_component(env: Env) -> None:
+    # Polyaxon: a hook run is a run like any other; its component's hooks run when it ends.
+    env.registry.register("audit", component("audit", ["true"]))
+    env.registry.register(
+        "notify",
+        component("notify", ["false"], hooks=[{"hubRef": "audit", "trigger": "failed"}, {"hubRef": "notify"}]),
+    )
+    uuid = env.run(job("train", ["true"], "hooks: [{hubRef: notify}]\n"))
+    assert env.wait(uuid) == "succeeded"
+    (notify_run,) = env.store.hooks_of(uuid)
+    assert (notify_run.name, notify_run.status) == ("train-notify", Status.FAILED)
+    # its own `notify` hook is left out (it would notify forever); its `audit` hook ran, as a hook of the hook
+    (audit,) = env.store.hooks_of(notify_run.uuid)
+    assert (audit.name, audit.status, audit.hook_trigger) == ("train-notify-audit", Status.SUCCEEDED, "failed")
+    assert env.store.hooks_of(audit.uuid) == []

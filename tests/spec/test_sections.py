@@ -94,12 +94,11 @@ def test_plugins_are_checked_refused_or_warned() -> None:
     assert result.errors[0].path == "plugins.notifications[0].trigger"
 
 
-def test_a_dockerfile_init_is_checked_and_refused_with_the_reason() -> None:
+def test_a_dockerfile_init_is_checked_field_by_field_and_runs() -> None:
     init = "  - dockerfile: {image: 'python:3.11', env: {A: '1'}, run: ['pip install x'], copy: ['.', /code]}\n"
     text = "kind: component\nrun:\n  kind: job\n  init:\n" + init + "  container: {image: x, command: [echo]}\n"
     result = check(text)
-    assert result.valid
-    assert "does not write Dockerfiles" in result.unsupported[0].message
+    assert result.valid and result.unsupported == []
     bad = text.replace("image: 'python:3.11', ", "")
     assert check(bad).errors[0].path == "run.init[0].dockerfile.image"
     bad = text.replace("run: ['pip install x']", "run: pip install x")
@@ -108,6 +107,9 @@ def test_a_dockerfile_init_is_checked_and_refused_with_the_reason() -> None:
 
 def test_cache_is_checked() -> None:
     ok = check("kind: component\ncache: {ttl: 3600, io: [lr], sections: [containers, init]}\n" + JOB)
-    assert ok.valid and ok.warnings[0].path == "cache"
+    assert ok.valid and ok.warnings == []  # applied (compiler.cache)
+    on_dag = check("kind: component\ncache: {ttl: 60}\nrun: {kind: dag, operations: [{name: a, hubRef: webhook, "
+                   "params: {url: {value: 'http://x'}}}]}\n")  # fmt: skip
+    assert on_dag.valid and "`cache` on a DAG is not applied" in on_dag.warnings[0].message
     bad = check("kind: component\ncache: {sections: [outputs]}\n" + JOB)
     assert bad.errors[0].path == "cache.sections[0]"

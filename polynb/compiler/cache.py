@@ -1,0 +1,61 @@
+"""``cache``: when an op may reuse the outputs of an earlier run instead of running (Polyaxon's ``V1Cache``).
+
+An op whose component or operation has a ``cache`` section (not ``disable: true``) gets a cache key when it
+compiles: a hash of what makes its result, as Polyaxon's cache manager counts it: the ``sections`` (default
+``init``, ``connections`` and ``containers``: the main container's image, command and args, and the init
+entries; polynb has no connections) and its inputs (only those named in ``io``, when given), the run's own
+uuid and DAG uuid left out (they are in every templated path). A run that ``succeeded`` with the same key and
+finished within ``ttl`` seconds (any age without one) is a hit: the op does not run, it ends ``succeeded``
+(reason ``Cached``) with that run's outputs. Its artifacts stay in the earlier run's folder, which the message
+names.
+
+polynb caches only where a ``cache`` section asks for it (Polyaxon's server caches DAG and sweep runs by
+default): an op without one always runs, as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from polynb.compiler.types import CompiledOp
+from polynb.spec.models import Component, Operation
+from polynb.spec.plugins import Cache
+
+DEFAULT_SECTIONS = ("containers", "init", "connections")
+CACHE_META_KEY = "cache_key"
+"""The run's ``meta`` entry holding its key."""
+
+
+def cache_of(operation: Operation | None, component: Component) -> Cache | None:
+    """The cache section that applies, the operation's over the component's; None when caching is off."""
+    cache = operation.cache if operation is not None and operation.cache is not None else component.cache
+    if cache is None or cache.disable is True:
+        return None
+    return cache
+
+
+def ttl_of(cache: Cache) -> float | None:
+    """Seconds a hit may be old; None: any age. A ``ttl`` left as a template never matches (no caching)."""
+    if cache.ttl is None:
+        return None
+    return float(cache.ttl) if isinstance(cache.ttl, int) else 0.0
+
+
+def cache_key(op: CompiledOp, cache: Cache) -> str:
+    """The hash two runs must share for one to reuse the other's outputs."""
+    sections = cache.sections if isinstance(cache.sections, list) else list(DEFAULT_SECTIONS)
+    io = cache.io if isinstance(cache.io, list) else None
+    state: dict[str, Any] = {"kind": op.kind}
+    if "containers" in sections:
+        c = op.container
+        state["containers"] = {"image": c.image, "command": list(c.command), "args": list(c.args)}
+    if "init" in sections:
+        state["init"] = [{"kind": s.kind, "spec": s.spec, "path": s.path} for s in op.init]
+    state["inputs"] = {k: v for k, v in sorted(op.inputs.items()) if io is None or k in io}
+    text = json.dumps(state, sort_keys=True, default=str)
+    for own in (op.uuid, op.dag_uuid):
+        if own:
+            text = text.replace(own, "<uuid>")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
