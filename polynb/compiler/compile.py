@@ -325,7 +325,31 @@ def compile_op(
             run.environment.model_dump(by_alias=True, exclude_none=True, mode="json") if run.environment else {}
         ),
         volumes=tuple(dict(v) for v in run.volumes or ()),
+        connections=_connections(run.connections or (), name),
     )
+
+
+def _connections(names: Iterable[str], op: str) -> tuple[dict[str, Any], ...]:
+    """The config file's entries for ``run.connections``: read when an op names some (most name none), so a
+    connection changed in the file reaches the next run; an unknown name fails the op before anything starts."""
+    names = list(names)
+    if not names:
+        return ()
+    from polynb.config_file import load_config
+    from polynb.connections import by_name
+    from polynb.spec.errors import SpecErrors
+
+    try:
+        config = load_config()
+    except SpecErrors as exc:
+        raise CompileError(f"op `{op}`: run.connections: the config file is not valid: {exc}") from None
+    known = by_name(config.connections)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        where = config.path or "no config file"
+        raise CompileError(f"op `{op}`: run.connections: no connection named {', '.join(unknown)} ({where}; "
+                           f"connections: {', '.join(sorted(known)) or 'none'})")  # fmt: skip
+    return tuple(dict(known[n]) for n in names)
 
 
 # ------------------------------------------------------------------------------------------- hooks

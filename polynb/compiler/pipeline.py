@@ -759,6 +759,29 @@ class _Builder:
             for k, sidecar in enumerate(run.sidecars or ()):
                 self.check_container(sidecar, where / ("run", "sidecars", k))
             self.check_restart_policy(run, where)
+            if run.connections:
+                self.check_connections(run.connections, where)
+
+    def check_connections(self, names: list[str], where: _Where) -> None:
+        """``run.connections`` against the config file's ``connections:``; with no config file there is nothing
+        to check against, so a warning says the run will fail unless one names them by then."""
+        from polynb.config_file import load_config
+
+        try:
+            config = load_config()
+        except SpecErrors as exc:
+            self._spec_errors(exc)
+            return
+        if config.path is None:
+            self.add(where, ("run", "connections"), "connections are not checked: no config file "
+                     "($POLYNB_CONFIG or $POLYNB_HOME/config.yaml); the op fails at run unless one names them",
+                     "warning")  # fmt: skip
+            return
+        known = {str(c["name"]) for c in config.connections}
+        for k, name in enumerate(names):
+            if name not in known:
+                self.add(where, ("run", "connections", k), f"no connection named {name} in {config.path} "
+                         f"(connections: {', '.join(sorted(known)) or 'none'})")  # fmt: skip
 
     def check_restart_policy(self, run: Job, where: _Where) -> None:
         """``environment.restartPolicy``: Polyaxon puts it in the pod template, so it is kept where Kubernetes
