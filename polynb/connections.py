@@ -129,3 +129,15 @@ def local_env(connections: Sequence[Mapping[str, Any]]) -> dict[str, str]:
         for var in connection.get("env") or ():
             env[str(var["name"])] = str(var.get("value", ""))
     return env
+
+
+def cluster_env_refusal(k8s: Mapping[str, Any], where: str) -> str | None:
+    """Why the local executor cannot run a container whose Kubernetes fields read the cluster's objects."""
+    if k8s.get("envFrom"):
+        return f"{where}: `envFrom` needs Kubernetes (secrets and config maps are the cluster's): run it there"
+    names = [
+        str(e.get("name")) for e in k8s.get("env") or () if isinstance(e, Mapping) and e.get("valueFrom") is not None
+    ]
+    if names:
+        return f"{where}: env {', '.join(names)}: valueFrom needs Kubernetes: run it there"
+    return None

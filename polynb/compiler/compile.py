@@ -103,12 +103,12 @@ def _argv(items: Iterable[str] | None, context: Mapping[str, Any], where: str) -
 
 
 def _env(container: Container, context: Mapping[str, Any], where: str) -> dict[str, str]:
-    if container.env_from:
-        raise CompileError(f"{where}.envFrom: `envFrom` is not supported yet")
+    """The plain variables; ``valueFrom`` ones (and ``envFrom``) go with the Kubernetes fields (``_k8s_fields``):
+    only a cluster holds what they read, and the local executor refuses an op that has them."""
     env: dict[str, str] = {}
     for var in container.env or ():
         if var.value_from is not None:
-            raise CompileError(f"{where}.env `{var.name}`: valueFrom is not supported yet")
+            continue
         env[var.name] = _render_text(var.value, context, f"{where}.env `{var.name}`") or ""
     return env
 
@@ -141,7 +141,13 @@ def _k8s_fields(container: Container) -> dict[str, Any]:
     """The container's Kubernetes-only fields (resources, imagePullPolicy, volumeMounts, probes, ...)
     under their API names, for the kubernetes executor; the local executor ignores them."""
     dumped = container.model_dump(by_alias=True, exclude_none=True, mode="json")
-    return {key: value for key, value in dumped.items() if key not in _PORTABLE_FIELDS}
+    fields = {key: value for key, value in dumped.items() if key not in _PORTABLE_FIELDS}
+    from_cluster = [
+        {"name": v.name, "valueFrom": v.value_from} for v in container.env or () if v.value_from is not None
+    ]
+    if from_cluster:
+        fields["env"] = from_cluster
+    return fields
 
 
 # ------------------------------------------------------------------------------------------- init

@@ -72,6 +72,10 @@ CLI_PARAMS = "-P"
 """First element of the path of a problem with a ``-P`` param (it is in no file)."""
 Severity = Literal["error", "unsupported", "warning"]
 
+KUBERNETES_ONLY = "Kubernetes only: "
+"""How a warning about what only the kubernetes executor runs begins: ``polynb check --executor local`` (the
+default) makes it an error, and the local executor refuses such an op when it is submitted."""
+
 _STRING_TYPES = iotypes.POLYAXON_TYPES - {"any", "dockerfile", "artifacts", "git", "event", "metric", "metadata"}
 HOOK_CONTEXT_PARAMS = frozenset({"name", "uuid", "kind", "status", "inputs", "outputs", "duration", "wait_time"})
 """Params a hook receives from its main run unless ``disableDefaults`` (docs/semantics.md, Hooks)."""
@@ -822,15 +826,16 @@ class _Builder:
     def check_container(self, container: Container, where: _Where) -> None:
         """What the compiler refuses in a container (``compiler.compile``), said by ``check`` as well."""
         if container.env_from:
-            self.add(where, ("envFrom",), "`envFrom` is not supported yet", "unsupported")
+            self.add(where, ("envFrom",), f"{KUBERNETES_ONLY}`envFrom` reads secrets and config maps of the "
+                     "cluster; the local executor refuses the op", "warning")  # fmt: skip
         for key in sorted(container.written_as_string):
             message = _one_argument(key, container)
             if message is not None:
                 self.add(where, (key,), message, "warning")
         for k, var in enumerate(container.env or ()):
             if var.value_from is not None:
-                self.add(where, ("env", k, "valueFrom"), f"env `{var.name}`: valueFrom is not supported yet",
-                         "unsupported")  # fmt: skip
+                self.add(where, ("env", k, "valueFrom"), f"{KUBERNETES_ONLY}env `{var.name}`: valueFrom reads the "
+                         "cluster's objects; the local executor refuses the op", "warning")  # fmt: skip
 
     def check_hook(self, hook: Hook, where: _Where) -> None:
         resolved = self._resolution(self.hub(hook.hub_ref), where)

@@ -82,3 +82,28 @@ def test_the_compiled_op_carries_the_named_entries_and_survives_the_store(config
     assert CompiledOp.from_dict(op.to_dict()) == op
     with pytest.raises(CompileError, match=r"run\.connections: no connection named nope"):
         compile_reader(OP)
+
+
+ENV_FROM = """\
+kind: component
+name: reader
+run:
+  kind: job
+  container:
+    image: python:3.11
+    command: [env]
+    envFrom: [{secretRef: {name: creds}}]
+"""
+
+
+def test_env_from_is_an_error_for_the_local_executor_and_accepted_for_kubernetes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("POLYNB_EXECUTOR", raising=False)
+    op = tmp_path / "op.yaml"
+    op.write_text(ENV_FROM)
+    assert main(["check", "-f", str(op)]) == 1
+    assert f"{op}:8:14: run.container.envFrom: Kubernetes only: `envFrom`" in capsys.readouterr().out
+    assert main(["check", "-f", str(op), "--executor", "kubernetes"]) == 0
+    monkeypatch.setenv("POLYNB_EXECUTOR", "kubernetes")
+    assert main(["check", "-f", str(op)]) == 0

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
-from polynb.connections import local_env, local_refusal
+from polynb.connections import cluster_env_refusal, local_env, local_refusal
 from polynb.executors.base import BASE_DIR_LABEL as BASE_DIR_LABEL
 from polynb.executors.base import FINAL_EXECUTOR_STATUSES, ExecutorUpdate, UpdateCallback
 from polynb.executors.local import shim as local_shim
@@ -174,6 +174,9 @@ class LocalExecutor:
         if self._closed:
             raise RuntimeError("the local executor is shut down")
         refused = [r for r in map(local_refusal, op.connections) if r is not None]
+        containers = [("container", op.container), *((f"sidecars[{i}]", c) for i, c in enumerate(op.sidecars))]
+        containers += [(f"init[{i}].container", s.container) for i, s in enumerate(op.init) if s.container]
+        refused += [r for w, c in containers if (r := cluster_env_refusal(c.k8s, w)) is not None]
         if refused:  # before anything is written: nothing of the run is half-started
             raise RuntimeError("; ".join(refused))
         self._note_images(op)

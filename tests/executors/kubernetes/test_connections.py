@@ -49,3 +49,24 @@ def test_an_op_without_connections_is_unchanged() -> None:
     spec = pod()
     assert "envFrom" not in spec["containers"][0]
     assert len(pod(AWS, SETTINGS)["volumes"]) == len(spec["volumes"]) + 1  # the config map's; the secret is envFrom
+
+
+def test_value_from_and_env_from_of_a_container_reach_the_pod() -> None:
+    from polynb.compiler.compile import compile_op
+    from polynb.spec.load import load_text
+    from polynb.spec.models import Component
+
+    component = load_text(
+        "kind: component\nname: c\nrun:\n  kind: job\n  container:\n    command: [env]\n"
+        "    envFrom: [{configMapRef: {name: cm}}]\n"
+        "    env: [{name: K, valueFrom: {secretKeyRef: {name: s, key: k}}}, {name: P, value: plain}]\n",
+        "c.yaml",
+    )
+    assert isinstance(component, Component)
+    op = compile_op(uuid=UUID, name="c", component=component, inputs={}, contexts={},
+                    placement=manifests.placement(UUID, "job", 0, CFG), globals_={})  # fmt: skip
+    main = manifests.pod_spec(op, CFG)["containers"][0]
+    assert main["envFrom"] == [{"configMapRef": {"name": "cm"}}]
+    env = {e["name"]: e for e in main["env"]}
+    assert env["K"] == {"name": "K", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+    assert env["P"] == {"name": "P", "value": "plain"}

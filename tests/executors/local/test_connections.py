@@ -53,3 +53,12 @@ def test_what_only_kubernetes_holds_is_refused_before_the_run_starts(
     with pytest.raises(RuntimeError, match=reason):
         executor.submit(op, UpdateRecorder())
     assert not Path(op.placement.run_artifacts_path, "logs").exists()
+
+
+def test_env_from_and_value_from_are_refused_with_the_container_named(executor: LocalExecutor) -> None:
+    main = dataclasses.replace(container(PY, "-c", "pass"), k8s={"envFrom": [{"secretRef": {"name": "s"}}]})
+    with pytest.raises(RuntimeError, match="container: `envFrom` needs Kubernetes"):
+        executor.submit(make_op(executor, main), UpdateRecorder())
+    side = dataclasses.replace(container(PY, "-c", "pass"), k8s={"env": [{"name": "K", "valueFrom": {}}]})
+    with pytest.raises(RuntimeError, match=r"sidecars\[0\]: env K: valueFrom needs Kubernetes"):
+        executor.submit(make_op(executor, container(PY, "-c", "pass"), sidecars=[side]), UpdateRecorder())
