@@ -134,11 +134,12 @@ class ConfigFile:
     """``artifactsStore``: the name of the connection where runs' outputs and logs go (None: the default)."""
     document: Document | None = field(default=None, repr=False)
 
-    def where(self, section: str, key: str) -> str:
-        """``file:line:col`` of a key, for messages about its value."""
+    def where(self, *path: str | int) -> str:
+        """``file:line:col`` of a key (``"kubernetes", "namespace"``; ``"artifactsStore"``), for messages about
+        its value."""
         if self.document is None or self.path is None:
             return self.path or "<no config file>"
-        line, column = self.document.position((section, key))
+        line, column = self.document.position(path)
         return f"{self.path}:{line}:{column}"
 
 
