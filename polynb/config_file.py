@@ -68,6 +68,34 @@ class KubernetesSection(BaseModel):
     sweep: StrictBool | None = None
 
 
+CONNECTION_KINDS: Final = ("volume_claim", "host_path", "s3", "gcs", "wasb", "git", "registry", "custom")
+"""Polyaxon's ``V1ConnectionKind`` names that polynb knows (the agent's ``connections:`` kinds)."""
+
+ConnectionKind = Literal["volume_claim", "host_path", "s3", "gcs", "wasb", "git", "registry", "custom"]
+
+
+class ResourceRef(BaseModel):
+    """A connection's ``secret`` or ``configMap``: Polyaxon's ``V1ConnectionResource``. With ``mountPath`` its keys
+    are files there (``items``: only those keys); without, they are the container's environment (``envFrom``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: StrictStr
+    mount_path: StrictStr | None = Field(default=None, alias="mountPath")
+    items: list[StrictStr] | None = None
+    default_mode: StrictInt | None = Field(default=None, alias="defaultMode")
+
+
+class ConnectionEnv(BaseModel):
+    """One ``env`` entry of a connection: a plain ``name``/``value`` (Kubernetes' ``EnvVar`` without
+    ``valueFrom``, which the local executor could not honour)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: StrictStr
+    value: StrictStr = ""
+
+
 class ConnectionSection(BaseModel):
     """One ``connections:`` entry: Polyaxon's ``V1Connection`` keys (``schema`` holds the kind's own keys, as
     Polyaxon's ``schema_``), plus ``poll``: seconds between two looks at a remote source (polynb's own)."""
@@ -75,18 +103,22 @@ class ConnectionSection(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     name: StrictStr
-    kind: StrictStr
+    kind: ConnectionKind
     schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    secret: ResourceRef | None = None
+    config_map: ResourceRef | None = Field(default=None, alias="configMap")
+    env: list[ConnectionEnv] | None = None
     description: StrictStr | None = None
     tags: list[StrictStr] | None = None
     poll: Seconds | None = None
 
 
 class ConfigModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     kubernetes: KubernetesSection | None = None
     connections: list[ConnectionSection] | None = None
+    artifacts_store: StrictStr | None = Field(default=None, alias="artifactsStore")
 
 
 @dataclass(frozen=True)
@@ -97,14 +129,17 @@ class ConfigFile:
     kubernetes: Mapping[str, Any] = field(default_factory=dict)
     """The keys the file sets in its ``kubernetes:`` section (only those)."""
     connections: tuple[Mapping[str, Any], ...] = ()
-    """The ``connections:`` entries, as written (``schema`` under that name)."""
+    """The ``connections:`` entries, as written (``schema``, ``configMap``, ``mountPath`` under those names)."""
+    artifacts_store: str | None = None
+    """``artifactsStore``: the name of the connection where runs' outputs and logs go (None: the default)."""
     document: Document | None = field(default=None, repr=False)
 
-    def where(self, section: str, key: str) -> str:
-        """``file:line:col`` of a key, for messages about its value."""
+    def where(self, *path: str | int) -> str:
+        """``file:line:col`` of a key (``"kubernetes", "namespace"``; ``"artifactsStore"``), for messages about
+        its value."""
         if self.document is None or self.path is None:
             return self.path or "<no config file>"
-        line, column = self.document.position((section, key))
+        line, column = self.document.position(path)
         return f"{self.path}:{line}:{column}"
 
 
@@ -155,11 +190,67 @@ def parse_config(text: str | bytes, filename: str) -> ConfigFile:
     section = model.kubernetes
     values = {} if section is None else section.model_dump(exclude_unset=True)
     connections = tuple(c.model_dump(by_alias=True, exclude_none=True) for c in model.connections or ())
-    return ConfigFile(path=filename, kubernetes=values, connections=connections, document=document)
+    errors = _cross_checks(model, document)
+    if errors:
+        raise SpecErrors(errors)
+    return ConfigFile(path=filename, kubernetes=values, connections=connections,
+                      artifacts_store=model.artifacts_store, document=document)  # fmt: skip
+
+
+# What each kind needs in its ``schema`` to be usable (Polyaxon's ``V1ClaimConnection``, ``V1HostPathConnection``,
+# ``V1BucketConnection``, ``V1GitConnection``); ``registry`` and ``custom`` need nothing. A ``mountPath`` is
+# needed only where the connection is mounted (``polynb.connections``).
+_REQUIRED_SCHEMA: Final = {
+    "volume_claim": ("claimName",),
+    "host_path": ("hostPath",),
+    "s3": ("bucket",),
+    "gcs": ("bucket",),
+    "wasb": ("bucket",),
+    "git": ("url",),
+}
+_STORE_KINDS: Final = ("volume_claim", "host_path", "s3", "gcs", "wasb")
+
+
+def _cross_checks(model: ConfigModel, document: Document) -> list[SpecError]:
+    """What one entry's model cannot see: unique names, each kind's schema keys, ``artifactsStore``'s target."""
+    errors: list[SpecError] = []
+    seen: dict[str, int] = {}
+    for i, connection in enumerate(model.connections or ()):
+        if connection.name in seen:
+            errors.append(document.error(("connections", i, "name"),
+                                         f"a second connection named {connection.name} "
+                                         f"(the first is connections[{seen[connection.name]}])"))  # fmt: skip
+        seen.setdefault(connection.name, i)
+        needed = _REQUIRED_SCHEMA.get(connection.kind, ())
+        missing = [key for key in needed if not connection.schema_.get(key)]
+        if missing:
+            at = ("connections", i, "schema") if "schema_" in connection.model_fields_set else ("connections", i)
+            errors.append(
+                document.error(at, f"a {connection.kind} connection needs {', '.join(missing)} in its schema")
+            )
+    store = model.artifacts_store
+    if store is not None:
+        kinds = {c.name: c.kind for c in model.connections or ()}
+        if store not in kinds:
+            known = ", ".join(sorted(kinds)) or "none"
+            errors.append(document.error(("artifactsStore",), f"no connection named {store} (connections: {known})"))
+        elif kinds[store] not in _STORE_KINDS:
+            errors.append(document.error(("artifactsStore",), f"connection {store} is a {kinds[store]} connection; "
+                                         f"an artifacts store is one of: {', '.join(_STORE_KINDS)}"))  # fmt: skip
+    return errors
 
 
 def _known(loc: tuple[Any, ...]) -> str:
     if len(loc) == 3 and loc[0] == "connections":
-        return f"; expected one of: {', '.join(sorted(('name', 'kind', 'schema', 'description', 'tags', 'poll')))}"
-    fields = KubernetesSection.model_fields if len(loc) == 2 and loc[0] == "kubernetes" else ConfigModel.model_fields
-    return f"; expected one of: {', '.join(sorted(fields))}"
+        return f"; expected one of: {_aliases(ConnectionSection)}"
+    if len(loc) == 4 and loc[0] == "connections" and loc[2] in ("secret", "configMap"):
+        return f"; expected one of: {_aliases(ResourceRef)}"
+    if len(loc) == 5 and loc[0] == "connections" and loc[2] == "env":
+        return f"; expected one of: {_aliases(ConnectionEnv)} (valueFrom needs Kubernetes: use a secret or configMap)"
+    if len(loc) == 2 and loc[0] == "kubernetes":
+        return f"; expected one of: {_aliases(KubernetesSection)}"
+    return f"; expected one of: {_aliases(ConfigModel)}"
+
+
+def _aliases(model: type[BaseModel]) -> str:
+    return ", ".join(sorted(f.alias or name for name, f in model.model_fields.items()))

@@ -54,7 +54,7 @@ def test_an_empty_or_comment_only_file_sets_nothing() -> None:
         ("kubernetes:\n  security_profile: strict\n", "c.yaml:2:21: kubernetes.security_profile: Input should be"),
         (
             "kubernets:\n  namespace: ml\n",
-            "c.yaml:1:1: kubernets: unknown key; expected one of: connections, kubernetes",
+            "c.yaml:1:1: kubernets: unknown key; expected one of: artifactsStore, connections, kubernetes",
         ),
         ("kubernetes: [a]\n", "c.yaml:1:13: kubernetes: Input should be a valid dictionary"),
     ],
@@ -73,5 +73,79 @@ def test_connections_are_read_as_written_and_unknown_keys_are_refused() -> None:
     config = parse_config(text, "c.yaml")
     assert config.connections == ({"name": "repo", "kind": "git", "schema": {"url": "/src", "revision": "main"},
                                    "poll": 5},)  # fmt: skip
-    with pytest.raises(SpecErrors, match="shema: unknown key; expected one of: description, kind, name, poll, schema"):
+    with pytest.raises(
+        SpecErrors,
+        match="shema: unknown key; expected one of: configMap, description, env, kind, name, poll, schema, secret,",
+    ):
         parse_config("connections:\n  - {name: repo, kind: git, shema: {}}\n", "c.yaml")
+
+
+AGENT_CONFIG = """\
+artifactsStore: store
+connections:
+  - name: store
+    kind: volume_claim
+    schema: {claimName: polynb-artifacts, mountPath: /artifacts}
+  - name: aws
+    kind: s3
+    schema: {bucket: "s3://team-data"}
+    secret: {name: aws-credentials}
+    env:
+      - {name: AWS_REGION, value: eu-west-1}
+  - name: settings
+    kind: custom
+    configMap: {name: team-settings, mountPath: /etc/team, items: [endpoint]}
+"""
+
+
+def test_connections_in_polyaxons_agent_shape() -> None:
+    config = parse_config(AGENT_CONFIG, "c.yaml")
+    assert config.artifacts_store == "store"
+    by_name = {c["name"]: c for c in config.connections}
+    assert by_name["aws"]["secret"] == {"name": "aws-credentials"}
+    assert by_name["aws"]["env"] == [{"name": "AWS_REGION", "value": "eu-west-1"}]
+    assert by_name["settings"]["configMap"] == {
+        "name": "team-settings",
+        "mountPath": "/etc/team",
+        "items": ["endpoint"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "connections:\n  - {name: a, kind: ftp}\n",
+            "c.yaml:2:21: connections[0].kind: Input should be 'volume_claim', 'host_path', 's3', 'gcs', 'wasb', 'git',"
+            " 'registry' or 'custom'",
+        ),
+        (
+            "connections:\n  - name: a\n    kind: s3\n    schema: {region: x}\n",
+            "c.yaml:4:13: connections[0].schema: a s3 connection needs bucket in its schema",
+        ),
+        (
+            "connections:\n  - {name: a, kind: custom}\n  - {name: a, kind: custom}\n",
+            "c.yaml:3:12: connections[1].name: a second connection named a (the first is connections[0])",
+        ),
+        (
+            "connections:\n  - {name: a, kind: custom, secret: {name: s, mount: /x}}\n",
+            "c.yaml:2:47: connections[0].secret.mount: unknown key; expected one of: defaultMode, items, mountPath,",
+        ),
+        (
+            "artifactsStore: nope\nconnections:\n  - {name: a, kind: custom}\n",
+            "c.yaml:1:17: artifactsStore: no connection named nope (connections: a)",
+        ),
+        (
+            "artifactsStore: a\nconnections:\n  - {name: a, kind: git, schema: {url: /src}}\n",
+            "c.yaml:1:17: artifactsStore: connection a is a git connection; an artifacts store is one of:",
+        ),
+        (
+            "connections:\n  - {name: a, kind: custom, env: [{name: X, valueFrom: {}}]}\n",
+            "c.yaml:2:45: connections[0].env[0].valueFrom: unknown key; expected one of: name, value",
+        ),
+    ],
+)
+def test_every_connection_problem_has_its_position(text: str, expected: str) -> None:
+    with pytest.raises(SpecErrors) as exc:
+        parse_config(text, "c.yaml")
+    assert str(exc.value).startswith(expected), str(exc.value)

@@ -11,12 +11,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from polynb.cli import approvals, attach, check, forward, run, runs, watch
+from polynb.cli import approvals, attach, check, connections, forward, run, runs, watch
 
 EXIT_USAGE = 2
 
 # Command modules, in the order of `polynb --help`. Each imports what its commands need only when they run.
-COMMAND_MODULES = (check, run, runs, approvals, watch, attach, forward)
+COMMAND_MODULES = (check, run, runs, approvals, watch, attach, forward, connections)
 
 
 def build_parser() -> argparse.ArgumentParser:

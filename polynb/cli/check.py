@@ -27,6 +27,8 @@ def register(subparsers: Any) -> None:
                    metavar="NAME=VALUE", help="a param of the top-level component (repeatable)")  # fmt: skip
     p.add_argument("--graph", action="store_true", help="print each pipeline's stages and edges")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--executor", help="where the ops will run: what only Kubernetes runs is an error for local "
+                   "(default: $POLYNB_EXECUTOR, else local)")  # fmt: skip
     p.set_defaults(func=cmd_check)
 
 
@@ -39,9 +41,18 @@ def parse_param(text: str) -> tuple[str, str]:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from polynb.compiler.check import check
+    from polynb.compiler.pipeline import KUBERNETES_ONLY
+    from polynb.executors.registry import default_name
 
     params = dict(args.params)
     result = check(args.files, params=params or None)
+    if (args.executor or default_name()) == "local":
+        # What reads the cluster's objects cannot run here: an error, as the local executor would refuse it.
+        moved = [w for w in result.warnings if w.message.startswith(KUBERNETES_ONLY)]
+        if moved:
+            result.warnings = [w for w in result.warnings if w not in moved]
+            result.errors = [*result.errors, *moved]
+            result.valid = False
     for warning in result.warnings:
         w = warning
         print(f"{w.file}:{w.line}:{w.column}: {w.path}: warning: {w.message}", file=sys.stderr)

@@ -91,14 +91,17 @@ def load_pipeline(path: Path, params: dict[str, str]) -> Any:
     return validate(path, params)[0]
 
 
-def validate(path: Path, params: dict[str, str]) -> tuple[Any, list[SpecError]]:
-    """``(pipeline, warnings)`` for a runnable file; ``SpecErrors`` with every problem otherwise."""
+def validate(path: Path, params: dict[str, str], executor: str = "local") -> tuple[Any, list[SpecError]]:
+    """``(pipeline, warnings)`` for a runnable file; ``SpecErrors`` with every problem otherwise. What only
+    Kubernetes runs (``envFrom``, ``valueFrom``) is a problem when ``executor`` is local."""
     # Imported here (as the engine below): registering `run` must not slow every other command down.
     from polynb.compiler.check import check
+    from polynb.compiler.pipeline import KUBERNETES_ONLY
     from polynb.spec.errors import SpecError, SpecErrors
 
     result = check([path], params=params)
-    blocking = [*result.errors, *result.unsupported]
+    cluster_only = [w for w in result.warnings if w.message.startswith(KUBERNETES_ONLY)] if executor == "local" else []
+    blocking = [*result.errors, *result.unsupported, *cluster_only]
     if blocking or not result.pipelines:
         raise SpecErrors(blocking or [SpecError(str(path), 0, 0, "(root)", "nothing to run in this file")])
     notes = [w for w in result.warnings if w not in result.unsupported]
@@ -133,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         problems.append(f"--executor {executor}: unknown executor; available: {', '.join(KNOWN)}")
     pipeline = None
     try:  # checked even when -P is malformed: every problem is shown at once
-        pipeline, notes = validate(path, params)
+        pipeline, notes = validate(path, params, executor)
     except SpecErrors as exc:
         problems += [str(e) for e in exc.errors]
     else:

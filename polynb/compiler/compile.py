@@ -103,12 +103,12 @@ def _argv(items: Iterable[str] | None, context: Mapping[str, Any], where: str) -
 
 
 def _env(container: Container, context: Mapping[str, Any], where: str) -> dict[str, str]:
-    if container.env_from:
-        raise CompileError(f"{where}.envFrom: `envFrom` is not supported yet")
+    """The plain variables; ``valueFrom`` ones (and ``envFrom``) go with the Kubernetes fields (``_k8s_fields``):
+    only a cluster holds what they read, and the local executor refuses an op that has them."""
     env: dict[str, str] = {}
     for var in container.env or ():
         if var.value_from is not None:
-            raise CompileError(f"{where}.env `{var.name}`: valueFrom is not supported yet")
+            continue
         env[var.name] = _render_text(var.value, context, f"{where}.env `{var.name}`") or ""
     return env
 
@@ -141,7 +141,13 @@ def _k8s_fields(container: Container) -> dict[str, Any]:
     """The container's Kubernetes-only fields (resources, imagePullPolicy, volumeMounts, probes, ...)
     under their API names, for the kubernetes executor; the local executor ignores them."""
     dumped = container.model_dump(by_alias=True, exclude_none=True, mode="json")
-    return {key: value for key, value in dumped.items() if key not in _PORTABLE_FIELDS}
+    fields = {key: value for key, value in dumped.items() if key not in _PORTABLE_FIELDS}
+    from_cluster = [
+        {"name": v.name, "valueFrom": v.value_from} for v in container.env or () if v.value_from is not None
+    ]
+    if from_cluster:
+        fields["env"] = from_cluster
+    return fields
 
 
 # ------------------------------------------------------------------------------------------- init
@@ -344,7 +350,31 @@ def compile_op(
             run.environment.model_dump(by_alias=True, exclude_none=True, mode="json") if run.environment else {}
         ),
         volumes=tuple(dict(v) for v in run.volumes or ()),
+        connections=_connections(run.connections or (), name),
     )
+
+
+def _connections(names: Iterable[str], op: str) -> tuple[dict[str, Any], ...]:
+    """The config file's entries for ``run.connections``: read when an op names some (most name none), so a
+    connection changed in the file reaches the next run; an unknown name fails the op before anything starts."""
+    names = list(names)
+    if not names:
+        return ()
+    from polynb.config_file import load_config
+    from polynb.connections import by_name
+    from polynb.spec.errors import SpecErrors
+
+    try:
+        config = load_config()
+    except SpecErrors as exc:
+        raise CompileError(f"op `{op}`: run.connections: the config file is not valid: {exc}") from None
+    known = by_name(config.connections)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        where = config.path or "no config file"
+        raise CompileError(f"op `{op}`: run.connections: no connection named {', '.join(unknown)} ({where}; "
+                           f"connections: {', '.join(sorted(known)) or 'none'})")  # fmt: skip
+    return tuple(dict(known[n]) for n in names)
 
 
 # ------------------------------------------------------------------------------------------- hooks

@@ -74,6 +74,10 @@ CLI_PARAMS = "-P"
 """First element of the path of a problem with a ``-P`` param (it is in no file)."""
 Severity = Literal["error", "unsupported", "warning"]
 
+KUBERNETES_ONLY = "Kubernetes only: "
+"""How a warning about what only the kubernetes executor runs begins: ``polynb check --executor local`` (the
+default) makes it an error, and the local executor refuses such an op when it is submitted."""
+
 _STRING_TYPES = iotypes.POLYAXON_TYPES - {"any", "dockerfile", "artifacts", "git", "event", "metric", "metadata"}
 HOOK_CONTEXT_PARAMS = frozenset({"name", "uuid", "kind", "status", "inputs", "outputs", "duration", "wait_time"})
 """Params a hook receives from its main run unless ``disableDefaults`` (docs/semantics.md, Hooks)."""
@@ -785,6 +789,29 @@ class _Builder:
             for k, sidecar in enumerate(run.sidecars or ()):
                 self.check_container(sidecar, where / ("run", "sidecars", k))
             self.check_restart_policy(run, where)
+            if run.connections:
+                self.check_connections(run.connections, where)
+
+    def check_connections(self, names: list[str], where: _Where) -> None:
+        """``run.connections`` against the config file's ``connections:``; with no config file there is nothing
+        to check against, so a warning says the run will fail unless one names them by then."""
+        from polynb.config_file import load_config
+
+        try:
+            config = load_config()
+        except SpecErrors as exc:
+            self._spec_errors(exc)
+            return
+        if config.path is None:
+            self.add(where, ("run", "connections"), "connections are not checked: no config file "
+                     "($POLYNB_CONFIG or $POLYNB_HOME/config.yaml); the op fails at run unless one names them",
+                     "warning")  # fmt: skip
+            return
+        known = {str(c["name"]) for c in config.connections}
+        for k, name in enumerate(names):
+            if name not in known:
+                self.add(where, ("run", "connections", k), f"no connection named {name} in {config.path} "
+                         f"(connections: {', '.join(sorted(known)) or 'none'})")  # fmt: skip
 
     def check_restart_policy(self, run: Job, where: _Where) -> None:
         """``environment.restartPolicy``: Polyaxon puts it in the pod template, so it is kept where Kubernetes
@@ -825,15 +852,16 @@ class _Builder:
     def check_container(self, container: Container, where: _Where) -> None:
         """What the compiler refuses in a container (``compiler.compile``), said by ``check`` as well."""
         if container.env_from:
-            self.add(where, ("envFrom",), "`envFrom` is not supported yet", "unsupported")
+            self.add(where, ("envFrom",), f"{KUBERNETES_ONLY}`envFrom` reads secrets and config maps of the "
+                     "cluster; the local executor refuses the op", "warning")  # fmt: skip
         for key in sorted(container.written_as_string):
             message = _one_argument(key, container)
             if message is not None:
                 self.add(where, (key,), message, "warning")
         for k, var in enumerate(container.env or ()):
             if var.value_from is not None:
-                self.add(where, ("env", k, "valueFrom"), f"env `{var.name}`: valueFrom is not supported yet",
-                         "unsupported")  # fmt: skip
+                self.add(where, ("env", k, "valueFrom"), f"{KUBERNETES_ONLY}env `{var.name}`: valueFrom reads the "
+                         "cluster's objects; the local executor refuses the op", "warning")  # fmt: skip
 
     def check_hook(self, hook: Hook, where: _Where) -> None:
         resolved = self._resolution(self.hub(hook.hub_ref), where)

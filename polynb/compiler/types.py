@@ -133,6 +133,9 @@ class CompiledOp:
     ``serviceAccountName``, ``annotations``, ``affinity``, ``imagePullSecrets``, ...); kubernetes only."""
     volumes: tuple[dict[str, Any], ...] = ()
     """Optional: the run's ``volumes`` as Kubernetes volume objects; kubernetes only."""
+    connections: tuple[dict[str, Any], ...] = ()
+    """The entries of the config file's ``connections:`` that ``run.connections`` names, as they were when the op
+    was compiled (``polynb.connections`` says what each executor makes of them)."""
 
     def to_dict(self) -> dict[str, Any]:
         plain: dict[str, Any] = _plain(self)
@@ -156,4 +159,5 @@ class CompiledOp:
             labels=dict(data.get("labels", {})),
             environment=dict(data.get("environment") or {}),
             volumes=tuple(dict(v) for v in data.get("volumes") or ()),
+            connections=tuple(dict(c) for c in data.get("connections") or ()),
         )

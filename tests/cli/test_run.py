@@ -267,18 +267,20 @@ run:
 """
 
 
-def test_check_and_run_say_the_same_of_what_is_not_supported_yet(cli: Cli) -> None:
-    """``envFrom`` used to pass ``check`` silently, then fail the op at compile time under ``run``."""
+def test_check_and_run_say_the_same_of_what_only_kubernetes_runs(cli: Cli) -> None:
+    """``envFrom`` used to pass ``check`` silently, then fail the op at compile time under ``run``; it runs on
+    Kubernetes, and for the local executor both ``check`` and ``run`` refuse it in the same words."""
     path = cli.write("dag.yaml", ENV_FROM_DAG)
     checked = cli.run("check", "-f", str(path))
-    assert checked.returncode == 0, checked.stdout
-    warnings = checked.stderr.splitlines()
-    not_supported = f"{path}:14:66: run.operations[1].component.run.container.envFrom: `envFrom` is not supported yet"
-    warned = not_supported.replace(": `envFrom`", ": warning: `envFrom`")
-    assert warnings == [warned]  # the op's `cache` is applied: nothing to say of it
+    assert checked.returncode == 1, checked.stdout
+    refused = (f"{path}:14:66: run.operations[1].component.run.container.envFrom: Kubernetes only: `envFrom` reads "
+               "secrets and config maps of the cluster; the local executor refuses the op")  # fmt: skip
+    assert checked.stderr.splitlines() == []  # the op's `cache` is applied: nothing to say of it
+    assert checked.stdout.splitlines()[0] == refused
+    assert cli.run("check", "-f", str(path), "--executor", "kubernetes").returncode == 0
     run = cli.run("run", "-f", str(path))
     assert run.returncode == 1
-    assert run.stderr.splitlines() == [not_supported, f"polynb: {path}: not run (1 problem)"], run.stderr
+    assert run.stderr.splitlines() == [refused, f"polynb: {path}: not run (1 problem)"], run.stderr
     assert cli.runs() == []
 
 

@@ -129,9 +129,12 @@ run: {kind: job, container: {command: [env], env: [{name: API_KEY, value: base},
     )
     op = build(comp, inputs={"key": "secret", "lr": 0.5}, operation=operation, env={"KEEP": "scheduler"})
     assert dict(op.container.env) == {"API_KEY": "secret", "KEEP": "scheduler", "LR": "0.5"}
-    bad = component("run: {kind: job, container: {command: [env], env: [{name: X, valueFrom: {secretKeyRef: {}}}]}}")
-    with pytest.raises(CompileError, match="env `X`: valueFrom is not supported yet"):
-        build(bad)
+    # valueFrom reads the cluster: it goes with the Kubernetes fields (the local executor refuses it).
+    secret = component("run: {kind: job, container: {command: [env], env: [{name: X, valueFrom: {secretKeyRef: {}}}]}}")
+    op = build(secret)
+    assert dict(op.container.env) == {} and op.container.k8s["env"] == [
+        {"name": "X", "valueFrom": {"secretKeyRef": {}}}
+    ]
 
 
 def test_operation_termination_overrides_the_component() -> None:

@@ -217,16 +217,8 @@ component:
 @pytest.mark.parametrize(
     ("old", "new", "path", "message"),
     [
-        ("{command: [python, train.py]}", "{command: [x], envFrom: [{configMapRef: {name: c}}]}",
-         "component.run.container.envFrom", "`envFrom` is not supported yet"),
-        ("{command: [python, train.py]}", "{command: [x], env: [{name: K, valueFrom: {secretKeyRef: {name: s}}}]}",
-         "component.run.container.env[0].valueFrom", "env `K`: valueFrom is not supported yet"),
-        ("kind: job\n", "kind: job\n    sidecars: [{name: s, envFrom: [{secretRef: {name: s}}]}]\n",
-         "component.run.sidecars[0].envFrom", "`envFrom` is not supported yet"),
         ("kind: job\n", "kind: job\n    init: [{git: {url: 'https://x/y'}, connection: gh}]\n",
          "component.run.init[0].connection", "init `connection` is not supported yet"),
-        ("kind: job\n", "kind: job\n    init: [{container: {command: [x], envFrom: [{secretRef: {name: s}}]}}]\n",
-         "component.run.init[0].container.envFrom", "`envFrom` is not supported yet"),
         ('{repo: {value: "https://x/r.git"}}', '{repo: {value: "https://x/r.git", toInit: true, connection: gh}}',
          "params.repo.toInit", "param `repo`: toInit with a connection is not supported yet"),
     ],
@@ -239,6 +231,27 @@ def test_what_the_compiler_refuses_is_unsupported_for_check(old: str, new: str, 
     assert report.errors == []
     assert [(format_path(p.path), p.message) for p in report.unsupported] == [(path, message)]
     assert errors_of(text) == [f"<string>:0:0: {path}: {message}"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "message"),
+    [
+        ("{command: [python, train.py]}", "{command: [x], envFrom: [{configMapRef: {name: c}}]}",
+         "component.run.container.envFrom", "Kubernetes only: `envFrom` reads secrets and config maps"),
+        ("{command: [python, train.py]}", "{command: [x], env: [{name: K, valueFrom: {secretKeyRef: {name: s}}}]}",
+         "component.run.container.env[0].valueFrom", "Kubernetes only: env `K`: valueFrom reads the cluster's"),
+        ("kind: job\n", "kind: job\n    sidecars: [{name: s, envFrom: [{secretRef: {name: s}}]}]\n",
+         "component.run.sidecars[0].envFrom", "Kubernetes only: `envFrom`"),
+        ("kind: job\n", "kind: job\n    init: [{container: {command: [x], envFrom: [{secretRef: {name: s}}]}}]\n",
+         "component.run.init[0].container.envFrom", "Kubernetes only: `envFrom`"),
+    ],
+)  # fmt: skip
+def test_what_reads_the_cluster_is_a_kubernetes_only_warning(old: str, new: str, path: str, message: str) -> None:
+    """Accepted (Kubernetes runs it); ``polynb check`` for the local executor makes it an error (tests/cli)."""
+    report = analyze_pipeline(spec(COMPILED_JOB.replace(old, new)))
+    assert report.errors == [] and report.unsupported == []
+    [warning] = [p for p in report.warnings if p.message.startswith("Kubernetes only")]
+    assert format_path(warning.path) == path and warning.message.startswith(message)
 
 
 def test_a_to_init_param_of_another_type_is_an_error() -> None:

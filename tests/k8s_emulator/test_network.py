@@ -224,9 +224,11 @@ def test_kube_proxy_rejects_when_no_endpoint_is_ready(emulator: Emulator) -> Non
     emulator.settle()
     # Reset at once (kube-proxy's REJECT), not left hanging: on a loaded machine the reset can even arrive
     # before the client's connect() returns.
-    with pytest.raises(ConnectionResetError):
-        with socket.create_connection((svc["spec"]["clusterIP"], SVC_PORTS[1]), timeout=10) as conn:
-            conn.recv(1)
+    with (
+        pytest.raises(ConnectionResetError),
+        socket.create_connection((svc["spec"]["clusterIP"], SVC_PORTS[1]), timeout=10) as conn,
+    ):
+        conn.recv(1)
 
 
 def test_service_proxy_forwards_http_with_the_users_credentials(emulator: Emulator, serve: Any) -> None:

@@ -40,6 +40,7 @@ from typing import Any, Final
 from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
 from polynb.executors.kubernetes import bundle as runtime
 from polynb.executors.kubernetes import names
+from polynb.executors.kubernetes.connections import connection_mounts
 from polynb.executors.kubernetes.init import init_container
 from polynb.executors.kubernetes.settings import KubernetesSettings
 from polynb.executors.kubernetes.status import termination_limit
@@ -297,7 +298,13 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
     if step is not None:
         main_env = {**run_env, STEP_SCRIPT_ENV: step.script}
         main_mounts = [*mounts, {"name": STEP_VOLUME, "mountPath": STEP_MOUNT, "readOnly": True}]
-    main = _container(_spec_container(op.container, main_name, cfg), main_env, main_mounts, op.container.k8s)
+    linked = connection_mounts(op.connections)
+    main = _container(_spec_container(op.container, main_name, cfg), main_env, [*main_mounts, *linked.mounts],
+                      op.container.k8s)  # fmt: skip
+    if linked.env_from:
+        main["envFrom"] = [*(main.get("envFrom") or ()), *linked.env_from]
+    own = {e.get("name") for e in main["env"]}
+    main["env"] += [e for e in linked.env if e["name"] not in own]
     if cfg.security_profile == "restricted":
         main["securityContext"] = restricted_context(main.get("securityContext"), generated=False)
     main.setdefault("terminationMessagePath", TERMINATION_LOG)
@@ -315,7 +322,8 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
     artifacts: dict[str, Any] = (
         {"persistentVolumeClaim": {"claimName": cfg.artifacts_claim}} if cfg.artifacts_claim else {"emptyDir": {}}
     )
-    ours = [{"name": ARTIFACTS_VOLUME, **artifacts}, bundle.volume(), *([step.volume()] if step else [])]
+    ours = [{"name": ARTIFACTS_VOLUME, **artifacts}, bundle.volume(), *([step.volume()] if step else []),
+            *linked.volumes]  # fmt: skip
     taken = {v["name"] for v in ours}
     spec["volumes"] = [*ours, *(dict(v) for v in op.volumes if v.get("name") not in taken)]
     env = op.environment

@@ -70,6 +70,12 @@ def resolve(
     config = load_config(environ) if config is None else config
     values: dict[str, Any] = dict(base or {})
     origins: dict[str, str] = {}
+    store = next((c for c in config.connections if c["name"] == config.artifacts_store), None)
+    if store is not None and store["kind"] == "volume_claim":
+        # `artifactsStore` naming a claim is Polyaxon's way to say the artifacts claim; the section's own
+        # `artifacts_claim`, below, wins when both are written.
+        values["artifacts_claim"] = store["schema"]["claimName"]
+        origins["artifacts_claim"] = config.where("artifactsStore")
     for name, value in config.kubernetes.items():
         values[name] = value
         origins[name] = config.where("kubernetes", name)

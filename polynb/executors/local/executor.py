@@ -45,12 +45,13 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
+from polynb.connections import cluster_env_refusal, local_env, local_refusal
 from polynb.executors.base import BASE_DIR_LABEL as BASE_DIR_LABEL
 from polynb.executors.base import FINAL_EXECUTOR_STATUSES, ExecutorUpdate, UpdateCallback
 from polynb.executors.local import shim as local_shim
@@ -172,6 +173,12 @@ class LocalExecutor:
     def submit(self, op: CompiledOp, on_update: UpdateCallback) -> dict[str, Any]:
         if self._closed:
             raise RuntimeError("the local executor is shut down")
+        refused = [r for r in map(local_refusal, op.connections) if r is not None]
+        containers = [("container", op.container), *((f"sidecars[{i}]", c) for i, c in enumerate(op.sidecars))]
+        containers += [(f"init[{i}].container", s.container) for i, s in enumerate(op.init) if s.container]
+        refused += [r for w, c in containers if (r := cluster_env_refusal(c.k8s, w)) is not None]
+        if refused:  # before anything is written: nothing of the run is half-started
+            raise RuntimeError("; ".join(refused))
         self._note_images(op)
         run_dir = Path(op.placement.run_artifacts_path)
         outputs_dir = Path(op.placement.run_outputs_path)
@@ -277,7 +284,8 @@ class LocalExecutor:
                 "POLYAXON_RUN_ARTIFACTS_PATH": placement.run_artifacts_path,
                 "POLYNB_HOME": str(polynb_home()),
             },
-            "main": _container(op.container, base_dir, "main"),
+            # A connection's env and host path first: the op's own env wins, as on Kubernetes.
+            "main": _container(op.container, base_dir, "main", local_env(op.connections)),
             "init": [
                 {
                     "kind": step.kind,
@@ -695,12 +703,14 @@ class _Watcher(threading.Thread):
                     os.close(f)
 
 
-def _container(spec: ContainerSpec, base_dir: Path, default_name: str) -> dict[str, Any]:
+def _container(
+    spec: ContainerSpec, base_dir: Path, default_name: str, connection_env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     name = _LOG_NAME.sub("-", spec.name or default_name).strip("-") or default_name
     return {
         "name": name,
         "argv": list(spec.argv),
-        "env": dict(spec.env),
+        "env": {**(connection_env or {}), **dict(spec.env)},
         "cwd": str(base_dir / spec.working_dir) if spec.working_dir else str(base_dir),
     }
 

@@ -386,3 +386,43 @@ def test_the_example_pipelines_run_unchanged_on_stock_images(
         with receiver.got:
             assert receiver.got.wait_for(lambda: receiver.messages, timeout=GUARD)
         assert {m["run"]["status"] for m in receiver.messages} == {"succeeded"}
+
+
+# -- connections ------------------------------------------------------------------------------------------
+
+CONNECTED = """
+kind: component
+name: connected
+run:
+  kind: job
+  connections: [creds, team]
+  container:
+    image: python:3.11-slim
+    command:
+      - python
+      - -c
+      - "import os; print(open('/etc/creds/token').read(), os.environ['REGION'], os.environ['ENDPOINT'])"
+"""
+
+
+def test_a_pod_reads_a_secrets_file_and_env_from_its_connections(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(
+        "connections:\n"
+        "  - {name: creds, kind: custom, secret: {name: creds, mountPath: /etc/creds, items: [token]},"
+        " env: [{name: REGION, value: eu-west-1}]}\n"
+        "  - {name: team, kind: custom, configMap: {name: team}}\n"
+    )
+    monkeypatch.setenv("POLYNB_CONFIG", str(config_file))
+    assert cluster.emulator.kubeconfig is not None
+    api = client.CoreV1Api(config.new_client_from_config(str(cluster.emulator.kubeconfig)))
+    secret: Any = {"metadata": {"name": "creds"}, "stringData": {"token": "s3cr3t", "other": "x"}}
+    api.create_namespaced_secret("default", secret)  # the client takes dicts as well as its models
+    config_map: Any = {"metadata": {"name": "team"}, "data": {"ENDPOINT": "http://e"}}
+    api.create_namespaced_config_map("default", config_map)
+    component = load_text(CONNECTED, "connected.yaml")
+    uuid = cluster.submit(build_pipeline(component, registry=cluster.registry, base_dir=cluster.home))
+    assert cluster.wait(uuid) == "succeeded", cluster.logs(uuid)
+    assert "s3cr3t eu-west-1 http://e" in cluster.logs(uuid)

@@ -58,3 +58,15 @@ def test_a_bad_value_is_named_by_where_it_came_from() -> None:
 def test_an_unknown_setting_from_the_caller_is_refused() -> None:
     with pytest.raises(SettingsError, match=r"polynb\.run: artifact_claim: unknown setting"):
         resolve(environ={}, overrides={"artifact_claim": "x"}, overrides_origin="polynb.run", config=FILE)
+
+
+def test_an_artifacts_store_naming_a_claim_is_the_artifacts_claim() -> None:
+    text = (
+        "artifactsStore: shared\n"
+        "connections:\n  - {name: shared, kind: volume_claim, schema: {claimName: team-artifacts, mountPath: /a}}\n"
+    )
+    resolved = resolve(environ={}, config=parse_config(text, "config.yaml"))
+    assert resolved.settings.artifacts_claim == "team-artifacts"
+    assert resolved.origin("artifacts_claim") == "config.yaml:1:17"
+    both = parse_config(text + "kubernetes: {artifacts_claim: own}\n", "config.yaml")
+    assert resolve(environ={}, config=both).settings.artifacts_claim == "own"
