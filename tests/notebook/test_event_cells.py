@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
+from support.execkit import wait_until
 
 from polynb.notebook.handle import RunHandle
 
@@ -34,7 +35,9 @@ def test_an_evaluation_starts_on_a_checkpoint_a_python_step_logs(ip: Interactive
     assert handle.wait(timeout=GUARD) == "succeeded"
     assert handle.outputs["evaluate"] == {"size": 7}
     assert [e.kind for e in handle.events if e.kind == "run_new_artifacts"] == ["run_new_artifacts"]
-    # The widget's event log shows it with its payload, beside the status changes.
+    # The widget's event log shows it with its payload, beside the status changes (the widget is redrawn on
+    # the UI thread, at most max_rate times a second: the run may end before its last redraw).
+    wait_until(lambda: handle.widget.snapshot.status == "succeeded", "the widget's last redraw")
     (line,) = [line for line in handle.widget.snapshot.log if line.status == "run_new_artifacts"]
     assert line.name == "train" and line.message is not None and "name=ckpt-1.pt" in line.message
     # ... and the timeline marks on train's bar the moment evaluate's trigger fired.

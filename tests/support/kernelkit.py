@@ -151,6 +151,9 @@ class Kernel:
 
     def close(self, *, shutdown: bool = True) -> None:
         self._stop.set()
+        # The reader polls the IOPub socket: closing a zmq socket another thread is using trips a libzmq
+        # assertion and aborts this whole process, so it must be gone first (it looks every 0.1 s).
+        self._reader.join()
         self.kc.stop_channels()
         if shutdown:
             self.km.shutdown_kernel(now=False)
