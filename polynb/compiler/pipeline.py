@@ -684,7 +684,8 @@ class _Builder:
             self.check_joins(op, component, op_where)
             self.check_sweep(op, component, c_where, op_where)
             if isinstance(component.run, Dag):
-                component = self.nested(component, c_where, resolved.base_dir)
+                ref_where = op_where / ((op.reference[0],) if op.reference is not None else ())
+                component = self.nested(component, c_where, resolved.base_dir, ref_where)
             node = graph.nodes[name]
             ops[name] = PipelineOp(name, op, component, frozenset(node.upstream), tuple(op.events or ()),
                                    resolved.base_dir)  # fmt: skip
@@ -692,13 +693,14 @@ class _Builder:
             self.add(where, issue.path, issue.message)
         return ops, graph
 
-    def nested(self, component: Component, where: _Where, base_dir: Path | None) -> Component:
+    def nested(self, component: Component, where: _Where, base_dir: Path | None, ref_where: _Where) -> Component:
         """Validate a DAG used as an op's component; return it with every op's component inlined (resolved
-        now, so the engine runs it without the registry); its inputs are bound when the parent op runs."""
+        now, so the engine runs it without the registry); its inputs are bound when the parent op runs.
+        A component met again inside itself (a cycle of pathRef/hubRef) is an error at the ref closing it."""
         key = id(component)
         if key in self._stack:
-            self.add(where, (), f"component `{component.name}` contains itself (through dagRef/pathRef/hubRef): "
-                     "a nested DAG cannot run itself")  # fmt: skip
+            self.add(ref_where, (), f"component `{component.name or 'the component'}` contains itself (a cycle of "
+                     "references): a nested DAG cannot run itself")  # fmt: skip
             return component
         done = self._inlined.get(key)
         if done is not None and done[0] is component:
