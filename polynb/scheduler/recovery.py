@@ -149,8 +149,9 @@ class Adopter:
             states.append((run, record))
         if root.kind == "dag":
             dag = DagState(root.uuid, DagPlan.from_meta(root.meta["dag"]))
-            dag.ops = {r.name: r.uuid for r, _ in states if r.role == "op"}
-            dag.index = DagIndex({r.name: r for r, _ in states if r.role == "op"})
+            mine = [r for r, _ in states if r.role == "op" and r.dag_uuid == root.uuid]  # not a nested DAG's ops
+            dag.ops = {r.name: r.uuid for r in mine}
+            dag.index = DagIndex({r.name: r for r in mine})
             dag.stopping = root.status == Status.STOPPING
             dag.timed_out = dag.stopping and root.reason == REASON_TIMEOUT
             dag.between_attempts = root.status == Status.RETRYING or (
