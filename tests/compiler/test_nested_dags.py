@@ -149,3 +149,13 @@ def test_hub_ref_cycle_through_two_components(tmp_path: Path, monkeypatch: pytes
     (error,) = result.errors
     assert (Path(error.file).name, error.line, error.column) == ("pong.yaml", 6, 28)
     assert "`ping` contains itself" in error.message
+
+
+def test_max_retries_on_an_op_running_a_dag_is_a_warning_not_ignored() -> None:
+    retried = "- name: first\n  termination: {maxRetries: 2}\n  params: {x: {value: 3}}\n  component:\n"
+    first = retried + _indent(INNER, 4)
+    result = check(outer(first))
+    assert result.valid
+    (warning,) = result.warnings
+    assert warning.path == "run.operations[0].termination.maxRetries"
+    assert "not applied" in warning.message
