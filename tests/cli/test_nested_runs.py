@@ -7,7 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.clikit import Cli
+from support.clikit import DEADLOCK_GUARD, Cli
+
+from polynb.lifecycle import Status
+from polynb.store import RunRecord, Store
 
 NESTED = """
 version: 1.1
@@ -61,3 +64,46 @@ def test_run_ls_events_and_logs_show_the_nested_dags_ops(cli: Cli) -> None:
     assert done == ["first/a", "first", "after", "outer"]
     logs = cli.run("logs", "outer").stdout.splitlines()
     assert logs == ["first/a | hello 3", "after | after"]
+
+
+SLEEPY_NESTED = """
+version: 1.1
+kind: component
+name: sleepy
+run:
+  kind: dag
+  operations:
+    - name: first
+      component:
+        name: inner
+        run:
+          kind: dag
+          operations:
+            - {name: sleeper, component: {run: {kind: job, container: {command: [sleep, "300"]}}}}
+    - {name: after, dependencies: [first], component: {run: {kind: job, container: {command: ["true"]}}}}
+"""
+
+
+def sleeper(cli: Cli, store: Store) -> RunRecord | None:
+    return next((r for r in store.list_runs() if r.name == "sleeper"), None)
+
+
+@pytest.mark.parametrize("engine_alive", [True, False])
+def test_stop_of_the_outer_dag_stops_the_nested_dags_processes(cli: Cli, engine_alive: bool) -> None:
+    proc = cli.start("run", "-f", str(cli.write("nested.yaml", SLEEPY_NESTED)))
+    cli.wait_for(lambda s: (op := sleeper(cli, s)) is not None and op.status == Status.RUNNING, "the sleeper running")
+    if not engine_alive:
+        proc.kill()  # the engine dies; the op's process (in a session of its own) lives on
+    result = cli.run("stop", "sleepy", "--grace", "2")
+    assert result.returncode == 0, result.stderr
+    assert ("by the engine running it" if engine_alive else "directly") in result.stdout
+    proc.communicate(timeout=DEADLOCK_GUARD)
+    with cli.store() as store:
+        (dag,) = store.list_runs(top_level_only=True)
+        assert dag.status == Status.STOPPED
+        statuses = {r.name: r.status for r in store.list_runs() if r.hook_of is None}
+        assert statuses == dict.fromkeys(("sleepy", "first", "sleeper", "after"), Status.STOPPED)
+        held = sleeper(cli, store)
+        assert held is not None and held.handle is not None
+    pid = int(held.handle["shim_pid"])
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
