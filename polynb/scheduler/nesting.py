@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from polynb.compiler.pipeline import build_pipeline
+from polynb.compiler.registry import ComponentRegistry
 from polynb.lifecycle import Status
 from polynb.scheduler.plan import DagPlan, plan_from_pipeline_op
 from polynb.scheduler.run_state import RunState
@@ -76,8 +77,9 @@ class Nesting:
         parent = state.dag_of(run)
         base_dir = parent.plan.base_dir if parent is not None else None
         try:
-            # Its ops' components were resolved and inlined by the compiler: no registry is needed here.
-            pipeline = build_pipeline(component, params=inputs)
+            # Its ops' components were resolved and inlined by the compiler; its hooks' components were
+            # resolved at submission and kept with the top-level run: no notebook registry is needed here.
+            pipeline = build_pipeline(component, params=inputs, registry=self._hook_registry(run))
         except SpecErrors as exc:
             problem: str | None = "; ".join(e.message for e in exc.errors) or "the nested DAG is not valid"
         else:
@@ -114,6 +116,12 @@ class Nesting:
         state.dags[run.uuid] = dag
         self._termination.arm_dag_timeout(dag)
         state.dirty_dags.add(run.uuid)
+
+    def _hook_registry(self, run: RunState) -> ComponentRegistry:
+        registry = ComponentRegistry()
+        for ref, data in (self._state.store.get_run(run.root).meta.get("hook_components") or {}).items():
+            registry.register(ref, Component.model_validate(data))
+        return registry
 
     def give_outputs(self, dag: DagState) -> None:
         """The inner DAG succeeded: record the outputs its component declares on the op's run."""

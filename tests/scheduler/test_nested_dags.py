@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from support.recorder import Recorder
-from support.schedkit import DEADLOCK_GUARD, PY, Env, build, wait_flag, yaml_list
+from support.schedkit import DEADLOCK_GUARD, PY, Env, build, component, wait_flag, yaml_list
 
 from polynb.executors.local.executor import LocalExecutor
 from polynb.lifecycle import Status
@@ -185,5 +185,54 @@ def test_engine_restart_mid_inner_dag_finishes_without_double_submission(
             "b": (Status.SUCCEEDED, 1),
         }
         assert store.get_run(inner.uuid).status == Status.SUCCEEDED
+    finally:
+        store.close()
+
+
+def test_hooks_of_the_op_and_of_an_inner_op_run(env: Env) -> None:
+    marks = env.tmp / "hooks.txt"
+    env.registry.register("mark", component("mark", ["sh", "-c", f'echo "$0" >> "{marks}"', "{{ name }}"]))
+    inner_ops = f"""            - name: leaf
+              hooks: [{{hubRef: mark, trigger: succeeded}}]
+              component: {job(["true"])}"""
+    text = nested(inner_ops).replace(
+        "    - name: inner\n", "    - name: inner\n      hooks: [{hubRef: mark, trigger: succeeded}]\n", 1
+    )
+    uuid = env.run(text)
+    assert env.wait(uuid) == "succeeded", describe(env.store, uuid)
+    assert sorted(marks.read_text().split()) == ["inner", "leaf"]  # each hook once, with its main run's name
+
+
+def test_an_engine_restart_while_the_op_waits_for_a_slot_starts_its_dag_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    log, release = tmp_path / "submissions.txt", tmp_path / "release"
+    held = appending("blocker", log, f'while [ ! -e "{release}" ]; do sleep 0.05; done')
+    text = nested(f"            - {{name: a, component: {job(appending('a', log))}}}").replace(
+        "  operations:\n    - name: inner\n",
+        f"  concurrency: 1\n  operations:\n    - {{name: blocker, component: {job(held)}}}\n    - name: inner\n",
+        1,
+    )
+    store = Store(tmp_path / "home" / "polynb.db")
+    try:
+        first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+        first.start()
+        uuid = first.submit(build(text))
+        wait_until(lambda: log.exists() and "blocker" in log.read_text().split())
+        first.shutdown(stop_running=False)
+        assert children(store, uuid)["inner"].status == Status.COMPILED  # waiting for the DAG's only slot
+
+        second = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+        second.start()
+        try:
+            release.touch()
+            assert second.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded", describe(store, uuid)
+        finally:
+            second.shutdown()
+        assert sorted(log.read_text().split()) == ["a", "blocker"]
+        inner = children(store, uuid)["inner"]
+        assert (inner.status, inner.inputs) == (Status.SUCCEEDED, {"x": 4})
+        assert [r.name for r in store.children(inner.uuid)] == ["a"]  # its ops were created once
     finally:
         store.close()
