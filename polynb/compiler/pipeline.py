@@ -988,6 +988,9 @@ def _inlined(component: Component, dag: Dag, ops: Mapping[str, PipelineOp]) -> C
         if built is None or (op.reference is None and op.component is None):
             operations.append(op if built is None else built.operation)  # an inline `run`: the op is its component
             continue
-        update = {**_REF_FIELDS, "component": built.component, "presets": None, "run_patch": None}
+        resolved = built.component.model_copy(update={"presets": None}) if built.component.presets else built.component
+        update = {**_REF_FIELDS, "component": resolved, "presets": None, "run_patch": None}
         operations.append(built.operation.model_copy(update=update))
-    return component.model_copy(update={"run": dag.model_copy(update={"operations": operations, "components": None})})
+    # Presets were applied where the ops were built: none is read again when the engine builds it.
+    run = dag.model_copy(update={"operations": operations, "components": None})
+    return component.model_copy(update={"run": run, "presets": None})
