@@ -16,6 +16,7 @@ from polynb.executors.local.executor import LocalExecutor
 from polynb.lifecycle import Status
 from polynb.scheduler.engine import Engine
 from polynb.scheduler.events import EngineEvent
+from polynb.scheduler.executor_checks import op_event_waits
 from polynb.spec.load import load_text
 from polynb.spec.models import Component
 from polynb.store import RunRecord, Store
@@ -236,3 +237,11 @@ def test_an_engine_restart_while_the_op_waits_for_a_slot_starts_its_dag_once(
         assert [r.name for r in store.children(inner.uuid)] == ["a"]  # its ops were created once
     finally:
         store.close()
+
+
+def test_events_awaited_inside_a_nested_dag_are_seen_before_submission() -> None:
+    inner_ops = f"""            - {{name: a, component: {job(["true"])}}}
+            - name: b
+              events: [{{ref: ops.a, kinds: [run_new_artifacts]}}]
+              component: {job(["true"])}"""
+    assert op_event_waits(build(nested(inner_ops))) == ["inner/b: run_new_artifacts of ops.a"]
