@@ -120,6 +120,7 @@ class RunTree:
         }
 
     def _op_summary(self, op: RunRecord) -> dict[str, Any]:
+        nested = self.nested_ops(op)
         return {
             "name": op.name,
             "uuid": op.uuid,
@@ -136,6 +137,7 @@ class RunTree:
                 for h in self.hooks(op.uuid)
             ],
             "url": op.url,
+            **({"ops": [self._op_summary(inner) for inner in nested]} if nested else {}),
         }
 
 
