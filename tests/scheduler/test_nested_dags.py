@@ -245,3 +245,13 @@ def test_events_awaited_inside_a_nested_dag_are_seen_before_submission() -> None
               events: [{{ref: ops.a, kinds: [run_new_artifacts]}}]
               component: {job(["true"])}"""
     assert op_event_waits(build(nested(inner_ops))) == ["inner/b: run_new_artifacts of ops.a"]
+
+
+def test_the_ops_timeout_stops_its_nested_dag_which_fails(env: Env) -> None:
+    inner_ops = f"            - {{name: forever, component: {job(wait_flag(env.tmp / 'never'))}}}"
+    text = nested(inner_ops).replace("    - name: inner\n", "    - name: inner\n      termination: {timeout: 1}\n", 1)
+    uuid = env.run(text)
+    assert env.wait(uuid) == "failed"
+    inner = children(env.store, uuid)["inner"]
+    assert (inner.status, inner.reason) == (Status.FAILED, "Timeout")
+    assert children(env.store, inner.uuid)["forever"].status == Status.STOPPED
