@@ -41,6 +41,7 @@ from polynb.scheduler.events import EngineEvent
 from polynb.scheduler.executor_checks import check_submission
 from polynb.scheduler.hooks import HookFactory
 from polynb.scheduler.intake import EventIntake
+from polynb.scheduler.nesting import Nesting, nested_hooks
 from polynb.scheduler.ownership import new_owner
 from polynb.scheduler.plan import DagPlan, plan_from_pipeline_op
 from polynb.scheduler.recovery import Adopter
@@ -141,6 +142,9 @@ class Engine:
         self._sweeps = sweeps = Sweeps(state, statuses, submission.prepare_and_submit, stopping.stop_run)
         submission.start_sweep = sweeps.start_in_dag
         stopping.stop_sweep = sweeps.stop_run
+        self._nesting = nesting = Nesting(state, statuses, termination)
+        submission.start_nested = nesting.start
+        self._evaluator.nested_succeeded = nesting.give_outputs
         self._adopter = Adopter(state, statuses, submission, termination, self._on_update)
 
     # -- public API (any thread) --------------------------------------------------------------------
@@ -168,7 +172,8 @@ class Engine:
         check_submission(self._state.executors[name], pipeline)
         ops = [plan_from_pipeline_op(op) for op in pipeline.ops.values()]
         hook_components = self._compiler.resolve_hooks(
-            [h for op in ops for h in op.hooks] + list(pipeline.hooks or ()), base_dir=pipeline.base_dir
+            [h for op in ops for h in (*op.hooks, *nested_hooks(op.component))] + list(pipeline.hooks or ()),
+            base_dir=pipeline.base_dir,
         )
         term = pipeline.termination
         dag_plan = DagPlan(
