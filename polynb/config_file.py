@@ -17,6 +17,9 @@ watches for ``{ref: connections.NAME, kinds: [...]}`` events (``polynb.scheduler
       - {name: incoming, kind: host_path, schema: {hostPath: /data/incoming}}
       - {name: images, kind: registry, schema: {url: "http://127.0.0.1:5000", image: team/trainer}, poll: 30}
 
+``artifactsStore`` names the connection where runs' artifacts go: a ``volume_claim`` is the Kubernetes artifacts
+claim, a ``host_path`` the local executor's artifacts root (:func:`local_artifacts_root`).
+
 The kubernetes section sits at the bottom of the settings' precedence (defaults < this file < ``POLYNB_K8S_*`` < the
 command line, the magics or ``polynb.run(kubernetes=...)``; :mod:`polynb.executors.kubernetes.sources`).
 Every problem is reported as ``file:line:col: path: message``, like a Polyaxonfile's, and nothing runs.
