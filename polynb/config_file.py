@@ -17,6 +17,9 @@ watches for ``{ref: connections.NAME, kinds: [...]}`` events (``polynb.scheduler
       - {name: incoming, kind: host_path, schema: {hostPath: /data/incoming}}
       - {name: images, kind: registry, schema: {url: "http://127.0.0.1:5000", image: team/trainer}, poll: 30}
 
+``artifactsStore`` names the connection where runs' artifacts go: a ``volume_claim`` is the Kubernetes artifacts
+claim, a ``host_path`` the local executor's artifacts root (:func:`local_artifacts_root`).
+
 The kubernetes section sits at the bottom of the settings' precedence (defaults < this file < ``POLYNB_K8S_*`` < the
 command line, the magics or ``polynb.run(kubernetes=...)``; :mod:`polynb.executors.kubernetes.sources`).
 Every problem is reported as ``file:line:col: path: message``, like a Polyaxonfile's, and nothing runs.
@@ -238,6 +241,45 @@ def _cross_checks(model: ConfigModel, document: Document) -> list[SpecError]:
             errors.append(document.error(("artifactsStore",), f"connection {store} is a {kinds[store]} connection; "
                                          f"an artifacts store is one of: {', '.join(_STORE_KINDS)}"))  # fmt: skip
     return errors
+
+
+def local_artifacts_root(config: ConfigFile) -> Path | None:
+    """The local executor's artifacts root: the folder of the ``host_path`` connection that ``artifactsStore``
+    names (a relative ``hostPath`` is relative to the configuration file's folder), created if missing; None
+    when there is no such store (runs then go to ``$POLYNB_HOME/artifacts``).
+
+    Raises ``SpecErrors`` at the connection's ``hostPath`` when the folder cannot be created or written: a run
+    refuses before anything of it starts rather than fail in its first init step."""
+    name = config.artifacts_store
+    found = next(((i, c) for i, c in enumerate(config.connections) if c.get("name") == name), None)
+    if name is None or found is None or found[1].get("kind") != "host_path":
+        return None
+    index, connection = found
+    written = str((connection.get("schema") or {}).get("hostPath") or "")
+    folder = Path(written).expanduser()
+    if not folder.is_absolute() and config.path is not None:
+        folder = Path(config.path).absolute().parent / folder
+    problem = _unusable(folder)
+    if problem is None:
+        return folder
+    message = f"connection {name} (the artifactsStore): {folder} {problem}"
+    at = ("connections", index, "schema", "hostPath")
+    if config.document is None:  # a ConfigFile made in code: no positions
+        raise SpecErrors([SpecError(config.path or "<no config file>", 0, 0, "connections", message)])
+    raise SpecErrors([config.document.error(at, message)])
+
+
+def _unusable(folder: Path) -> str | None:
+    """Why runs cannot write in ``folder`` (made if missing), or None."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return "is not a folder"
+    except OSError as exc:
+        return f"cannot be created: {exc.strerror or exc}"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "is not writable"
+    return None
 
 
 def _known(loc: tuple[Any, ...]) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from polynb.config_file import config_path, load_config, parse_config
+from polynb.config_file import config_path, load_config, local_artifacts_root, parse_config
 from polynb.spec.errors import SpecErrors
 
 
@@ -149,3 +149,45 @@ def test_every_connection_problem_has_its_position(text: str, expected: str) -> 
     with pytest.raises(SpecErrors) as exc:
         parse_config(text, "c.yaml")
     assert str(exc.value).startswith(expected), str(exc.value)
+
+
+def _store_config(tmp_path: Path, host_path: str, kind: str = "host_path") -> Path:
+    key = "claimName" if kind == "volume_claim" else "hostPath"
+    path = tmp_path / "conf" / "config.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(
+        f"artifactsStore: shared\nconnections:\n  - name: shared\n    kind: {kind}\n"
+        f"    schema: {{{key}: {host_path}, mountPath: /data/runs}}\n"
+    )
+    return path
+
+
+def test_a_host_path_artifacts_store_is_the_local_artifacts_root(tmp_path: Path) -> None:
+    path = _store_config(tmp_path, str(tmp_path / "runs"))
+    assert local_artifacts_root(load_config({"POLYNB_CONFIG": str(path)})) == tmp_path / "runs"
+    assert (tmp_path / "runs").is_dir()  # made when missing
+
+
+def test_a_relative_host_path_is_relative_to_the_config_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _store_config(tmp_path, "runs")
+    monkeypatch.chdir(tmp_path)
+    assert local_artifacts_root(load_config({"POLYNB_CONFIG": str(path)})) == tmp_path / "conf" / "runs"
+
+
+def test_no_host_path_store_keeps_the_default_root(tmp_path: Path) -> None:
+    assert local_artifacts_root(load_config({"POLYNB_HOME": str(tmp_path)})) is None
+    claim = _store_config(tmp_path, "polynb-artifacts", kind="volume_claim")
+    assert local_artifacts_root(load_config({"POLYNB_CONFIG": str(claim)})) is None
+
+
+def test_an_unusable_host_path_store_is_refused_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    for target, problem in ((tmp_path / "a-file", "is not a folder"), (tmp_path / "a-file" / "runs", "cannot be")):
+        path = _store_config(tmp_path, str(target))
+        with pytest.raises(SpecErrors) as caught:
+            local_artifacts_root(load_config({"POLYNB_CONFIG": str(path)}))
+        assert str(caught.value).startswith(
+            f"{path}:5:24: connections[0].schema.hostPath: connection shared (the artifactsStore): {target} {problem}"
+        )

@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from polynb.cli.common import EXIT_FAILED, EXIT_OK, error
-from polynb.executors.registry import ExecutorSetupError, build
+from polynb.executors.registry import BuildOptions, ExecutorSetupError, build
 from polynb.lifecycle import FINAL
 
 
@@ -38,8 +38,9 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from polynb.cli.run import Runner  # the engine and the executors only once there is something to do
+    from polynb.cli.run import Runner, local_artifacts_root  # the engine and executors once there is work
     from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive
+    from polynb.spec.errors import SpecErrors
     from polynb.store import Store, resolve_run, root_of
 
     with Store() as store:
@@ -73,13 +74,22 @@ def cmd_attach(args: argparse.Namespace) -> int:
         print(f"{label} is already {root.status.value}; still running: {services} (`polynb stop RUN` stops one)")
         return EXIT_OK
     names = dict.fromkeys(r.executor or "local" for r in members)
+    executor = root.executor or "local"
     try:
-        executors = {name: build(name) for name in dict.fromkeys(("local", *names))}
+        # Runs the engine still creates (hooks, retries) go where new runs go now; the others keep their root.
+        store = Store(artifacts_root=local_artifacts_root(executor))
+    except SpecErrors as exc:
+        error(f"{exc}\n{label} was not attached")
+        return EXIT_FAILED
+    options = BuildOptions(artifacts_root_of=store.artifacts_root_of)
+    try:
+        executors = {name: build(name, options) for name in dict.fromkeys(("local", *names))}
     except ExecutorSetupError as exc:
+        store.close()
         error(f"{exc}; {label} was not attached")
         return EXIT_FAILED
     stream = sys.stderr if args.json else sys.stdout
-    runner = Runner(None, executors, executor=root.executor or "local", stream=stream, live=args.live, adopt=root.uuid)
+    runner = Runner(None, executors, executor=executor, stream=stream, live=args.live, adopt=root.uuid, store=store)
     return runner.run(json_out=args.json, stop_services=args.stop_services)
 
 

@@ -27,6 +27,7 @@ from polynb.lifecycle import Status
 if TYPE_CHECKING:
     from polynb.executors.base import Executor
     from polynb.spec.errors import SpecError
+    from polynb.store import Store
 
 
 def register(subparsers: Any) -> None:
@@ -142,6 +143,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         for note in notes:
             print(f"{note.file}:{note.line}:{note.column}: {note.path}: warning: {note.message}", file=sys.stderr)
+    artifacts_root = None
+    try:
+        artifacts_root = local_artifacts_root(executor)
+    except SpecErrors as exc:
+        problems += [str(e) for e in exc.errors]
     if problems or pipeline is None:
         for problem in problems:
             print(problem, file=sys.stderr)
@@ -152,7 +158,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             path, args.param, executor=executor, json_out=args.json, stop_services=args.stop_services, extra=k8s_argv
         )
         return detach(argv)
-    options = BuildOptions(kubernetes=k8s_values, kubernetes_origin="command line")
+    from polynb.store import Store
+
+    store = Store(artifacts_root=artifacts_root)
+    options = BuildOptions(
+        kubernetes=k8s_values, kubernetes_origin="command line", artifacts_root_of=store.artifacts_root_of
+    )
     executors: dict[str, Executor] = {}
     try:
         # Made now, so a missing cluster configuration is reported before anything is submitted.
@@ -164,13 +175,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ExecutorSetupError, RuntimeError) as exc:
         for made in executors.values():
             made.shutdown(stop_running=False)
+        store.close()
         print(f"polynb: {exc}", file=sys.stderr)
         print(f"polynb: {path}: not run", file=sys.stderr)
         return EXIT_FAILED
     stream = sys.stderr if args.json else sys.stdout
-    return Runner(pipeline, executors, executor=executor, stream=stream, live=args.live).run(
+    return Runner(pipeline, executors, executor=executor, stream=stream, live=args.live, store=store).run(
         json_out=args.json, stop_services=args.stop_services
     )
+
+
+def local_artifacts_root(executor: str) -> Path | None:
+    """Where the local executor puts new runs' artifacts: the configuration file's ``artifactsStore`` when it
+    is a ``host_path`` connection (:func:`polynb.config_file.local_artifacts_root`), else None (the default).
+    Other executors keep their own rules. ``SpecErrors`` (positions in the configuration file) when unusable."""
+    if executor != "local":
+        return None
+    from polynb.config_file import load_config
+    from polynb.config_file import local_artifacts_root as from_config
+
+    return from_config(load_config())
 
 
 def _manages(engine: Any, uuid: str) -> bool:
@@ -196,14 +220,17 @@ class Runner:
         stream: TextIO,
         live: bool | None,
         adopt: str | None = None,
+        store: Store | None = None,
     ) -> None:
-        """Submit ``pipeline``, or with ``adopt`` follow that run, left by an engine that is gone (``attach``)."""
+        """Submit ``pipeline``, or with ``adopt`` follow that run, left by an engine that is gone (``attach``).
+        ``store``: the one the executors' ``artifacts_root_of`` reads (closed by :meth:`run`; default: a new one)."""
         self.pipeline = pipeline
         self.executors = executors
         self.executor = executor
         self.stream = stream
         self.live = live
         self.adopt = adopt
+        self.store = store
 
     def run(self, *, json_out: bool, stop_services: bool) -> int:
         # Imported here: registering `run` must not slow every other command down.
@@ -212,7 +239,7 @@ class Runner:
         from polynb.store import Store
 
         uuid_fd = take_uuid_fd()  # set when this is the background half of `--no-wait`
-        store = Store()
+        store = self.store or Store()
         engine = Engine(store=store, executors=self.executors, default_executor=self.executor)
         interrupted = False
         # Whether the engine may leave runs as they are at shutdown: yes once the flow below is through

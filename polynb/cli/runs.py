@@ -288,8 +288,11 @@ def _event_json(event: EventRecord, names: Mapping[str, str]) -> dict[str, Any]:
 # -- logs -----------------------------------------------------------------------------------------------
 
 
-def _executors() -> LazyExecutors:
-    return LazyExecutors()
+def _executors(store: Store) -> LazyExecutors:
+    """Executors that find each run's folder under the artifacts root recorded in ``store`` for it."""
+    from polynb.executors.registry import BuildOptions
+
+    return LazyExecutors(BuildOptions(artifacts_root_of=store.artifacts_root_of))
 
 
 @pipe_safe
@@ -300,7 +303,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         run = _find(store, args.run)
         if run is None:
             return EXIT_FAILED
-        executors = _executors()
+        executors = _executors(store)
         try:
             if run.kind in PIPELINE_KINDS:
                 _dag_logs(store, run, executors, follow=args.follow)
@@ -384,7 +387,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         before = {h.uuid for h in hook_runs(store, run)}
         try:
-            how = stop(store, run, executors=_executors, grace=args.grace)
+            how = stop(store, run, executors=lambda: _executors(store), grace=args.grace)
         except ControlError as exc:
             error(str(exc))
             return EXIT_FAILED

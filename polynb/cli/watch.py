@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from polynb.cli.run import parse_params
-    from polynb.config_file import load_config
+    from polynb.config_file import load_config, local_artifacts_root
     from polynb.executors.registry import BuildOptions, build
     from polynb.scheduler import control
     from polynb.scheduler.engine import Engine
@@ -57,6 +57,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     try:
         config = load_config()
         reactive = load_reactive(path, load(path), config.connections, params)
+        artifacts_root = local_artifacts_root(config) if args.executor == "local" else None
     except SpecErrors as exc:
         for error in exc.errors:
             print(str(error), file=sys.stderr)
@@ -65,10 +66,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
         print(f"polynb: {exc}", file=sys.stderr)
         return EXIT_FAILED
     name = args.name or reactive.name
-    store = Store()
-    executors = {"local": build("local", BuildOptions())}
+    store = Store(artifacts_root=artifacts_root)
+    build_options = BuildOptions(artifacts_root_of=store.artifacts_root_of)
+    executors = {"local": build("local", build_options)}
     if args.executor != "local":
-        executors[args.executor] = build(args.executor, BuildOptions())
+        executors[args.executor] = build(args.executor, build_options)
     engine = Engine(store=store, executors=executors, default_executor=args.executor)
     lock = threading.Lock()
 

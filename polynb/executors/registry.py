@@ -15,6 +15,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -51,6 +52,9 @@ class BuildOptions:
     and the configuration file (:mod:`.kubernetes.sources`)."""
     kubernetes_origin: str = "explicit settings"
     """What gave ``kubernetes``, for messages (``command line``, ``%config PolynbMagics.kubernetes``, ...)."""
+    artifacts_root_of: Callable[[str], Path] | None = None
+    """A run's artifacts root by uuid, as recorded when it was created (``Store.artifacts_root_of``): where the
+    local executor puts and finds its folder. None: ``$POLYNB_HOME/artifacts`` for every run."""
 
 
 Factory = Callable[[BuildOptions], Executor]
@@ -60,8 +64,10 @@ def _local(options: BuildOptions) -> Executor:
     from polynb.executors.local.executor import LocalExecutor
 
     if options.stop_grace is None:
-        return LocalExecutor(base_dir=options.base_dir)
-    return LocalExecutor(base_dir=options.base_dir, stop_grace=options.stop_grace)
+        return LocalExecutor(base_dir=options.base_dir, artifacts_root_of=options.artifacts_root_of)
+    return LocalExecutor(
+        base_dir=options.base_dir, stop_grace=options.stop_grace, artifacts_root_of=options.artifacts_root_of
+    )
 
 
 def _kubernetes_settings(options: BuildOptions) -> Any:

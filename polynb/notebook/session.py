@@ -34,6 +34,8 @@ from polynb.notebook.pump import DEFAULT_MAX_RATE, UiPump
 from polynb.store import Store
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from polynb.compiler.pipeline import Pipeline
     from polynb.notebook.handle import RunHandle
     from polynb.notebook.watching import WatchHandle
@@ -111,6 +113,7 @@ class KernelSession:
         """Top-level runs started or shown in this kernel, oldest first."""
         self._lock = threading.RLock()
         self._store: Store | None = None
+        self._artifacts_problem: str | None = None
         self._engine: Engine | None = None
         self._pump: UiPump | None = None
         self._unserve: Callable[[], None] | None = None
@@ -129,8 +132,22 @@ class KernelSession:
     def store(self) -> Store:
         with self._lock:
             if self._store is None:
-                self._store = Store()
+                self._store = Store(artifacts_root=self._local_artifacts_root())
             return self._store
+
+    def _local_artifacts_root(self) -> Path | None:
+        """The configuration file's host-path ``artifactsStore`` when local runs are the default (read once:
+        every run this kernel creates records it). A bad one is kept to refuse :meth:`start` with."""
+        if self.config.default_executor != "local":
+            return None
+        from polynb.config_file import load_config, local_artifacts_root
+        from polynb.spec.errors import SpecErrors
+
+        try:
+            return local_artifacts_root(load_config())
+        except SpecErrors as exc:
+            self._artifacts_problem = str(exc)
+            return None
 
     @property
     def started(self) -> bool:
@@ -155,6 +172,9 @@ class KernelSession:
                 return
             if self._closed:
                 raise RuntimeError("this polynb session is shut down")
+            self.store  # noqa: B018 - reads the configuration's artifacts store
+            if self._artifacts_problem is not None:
+                raise RuntimeError(f"{self._artifacts_problem}\nnothing was run (restart the kernel once it is fixed)")
             from polynb.scheduler import control
             from polynb.scheduler.engine import Engine
 
@@ -237,6 +257,7 @@ class KernelSession:
     def _build_options(self, kubernetes: Mapping[str, Any] | None = None) -> BuildOptions:
         """``kubernetes``: a run's own settings (``polynb.run(kubernetes=...)``), over the magics' ones."""
         return BuildOptions(
+            artifacts_root_of=self.store.artifacts_root_of,
             base_dir=os.getcwd(),
             stop_grace=self.config.stop_grace,
             kubernetes={**self.config.kubernetes, **(kubernetes or {})},
@@ -414,7 +435,7 @@ class KernelSession:
         return handle
 
     def _stop_executors(self) -> Mapping[str, Executor]:
-        return {"local": registry.build("local")}
+        return {"local": registry.build("local", BuildOptions(artifacts_root_of=self.store.artifacts_root_of))}
 
     def request_stop(self, uuid: str) -> None:
         """Button and comm handlers (main thread): stop on the UI thread, never blocking the caller."""
@@ -446,7 +467,9 @@ class KernelSession:
             return [], f"{record.name} is {what}"
         executor = self._executors.get(record.executor or "local")
         try:
-            lines = list(executor.logs(uuid, follow=False)) if executor is not None else _read_local_logs(uuid)
+            lines = (
+                list(executor.logs(uuid, follow=False)) if executor is not None else _read_local_logs(self.store, uuid)
+            )
         except Exception as exc:
             return [f"(logs unavailable: {exc})"], "logs"
         return (lines[-tail:] if tail else lines), "logs"
@@ -524,8 +547,8 @@ def summary(snapshot: RunSnapshot) -> dict[str, Any]:
     }
 
 
-def _read_local_logs(uuid: str) -> list[str]:
-    executor = registry.build("local")
+def _read_local_logs(store: Store, uuid: str) -> list[str]:
+    executor = registry.build("local", BuildOptions(artifacts_root_of=store.artifacts_root_of))
     try:
         return list(executor.logs(uuid, follow=False))
     finally:

@@ -26,7 +26,7 @@ from polynb.lifecycle import Status, is_status_event
 from polynb.scheduler.joining import join_params
 from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan, dump
 from polynb.spec.models import Component, Hook, Operation
-from polynb.store import EventRecord, RunNotFoundError, RunRecord, Store, run_paths
+from polynb.store import EventRecord, RunNotFoundError, RunRecord, Store, recorded_root, run_paths
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def event_values(events: Iterable[EventRecord]) -> tuple[dict[str, Any], dict[st
 def run_view(record: RunRecord, *, status: Status | None = None, events: Iterable[EventRecord] = ()) -> RunView:
     """A run as params, conditions and hooks see it (``globals.*`` from the store's record, plus what its
     non-status ``events`` recorded: see :func:`event_values`)."""
-    paths = run_paths(record.uuid)
+    paths = run_paths(record.uuid, recorded_root(record.meta))
     artifacts, from_events = event_values(events)
     placement = record.spec.get("placement") if isinstance(record.spec.get("placement"), dict) else None
     extra: dict[str, Any] = {

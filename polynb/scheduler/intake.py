@@ -35,9 +35,10 @@ logger = logging.getLogger(__name__)
 OFFSET_KEY = "events_offset"
 
 
-def events_file(uuid: str) -> Path:
-    """Where the op of run ``uuid`` appends its events (local executor layout)."""
-    return run_paths(uuid).outputs / EVENTS_FILE
+def events_file(uuid: str, root: Path | None = None) -> Path:
+    """Where the op of run ``uuid`` appends its events (local executor layout under the run's artifacts
+    ``root``, default ``$POLYNB_HOME/artifacts``)."""
+    return run_paths(uuid, root).outputs / EVENTS_FILE
 
 
 class EventIntake:
@@ -47,6 +48,7 @@ class EventIntake:
         self._state = state
         self.watcher = EventFileWatcher(wake)
         self._offsets: dict[str, int] = {}
+        self._files: dict[str, Path] = {}
         self.start_single: Callable[[RunState], None] | None = None
         """``Submission.start_unless_awaiting_approval``: an approved single run starts."""
 
@@ -58,8 +60,9 @@ class EventIntake:
             self.watcher.unwatch(run.uuid)
             self.ingest(run)
             self._offsets.pop(run.uuid, None)  # kept in the run's meta: a next attempt reads it back
+            self._files.pop(run.uuid, None)
         elif not self.watcher.watching(run.uuid) and self._awaited(run):
-            self.watcher.watch(run.uuid, events_file(run.uuid), self._offset(run.uuid))
+            self.watcher.watch(run.uuid, self._events_file(run.uuid), self._offset(run.uuid))
             self.ingest(run)  # what it wrote before the watch began
 
     def wake(self, uuid: str) -> None:
@@ -72,7 +75,7 @@ class EventIntake:
 
     def ingest(self, run: RunState) -> list[EventRecord]:
         """Record the complete lines ``run``'s op appended since the last read."""
-        path = events_file(run.uuid)
+        path = self._events_file(run.uuid)
         if run.uuid not in self._offsets and not path.exists():
             return []  # most runs log no event: no store read for them
         offset = self._offset(run.uuid)
@@ -89,6 +92,13 @@ class EventIntake:
         self._offsets[run.uuid] = new_offset
         self._state.store.set_meta(run.uuid, {OFFSET_KEY: new_offset})
         return records
+
+    def _events_file(self, uuid: str) -> Path:
+        """The run's events file, under the artifacts root recorded for it (read once per run)."""
+        path = self._files.get(uuid)
+        if path is None:
+            path = self._files[uuid] = events_file(uuid, self._state.store.artifacts_root_of(uuid))
+        return path
 
     def close(self) -> None:
         self.watcher.close()

@@ -9,12 +9,22 @@ from polynb.store.errors import (
     StoreError,
 )
 from polynb.store.lookup import resolve_run, root_of
-from polynb.store.paths import RunPaths, artifacts_dir, db_path, polynb_home, run_paths
+from polynb.store.paths import (
+    ARTIFACTS_ROOT_KEY,
+    RunPaths,
+    artifacts_dir,
+    db_path,
+    default_artifacts_root,
+    polynb_home,
+    recorded_root,
+    run_paths,
+)
 from polynb.store.records import EventRecord, NewRun, RunRecord, StatusChange, Transition, new_uuid
 from polynb.store.schema import SCHEMA_VERSION
 from polynb.store.store import Store
 
 __all__ = [
+    "ARTIFACTS_ROOT_KEY",
     "SCHEMA_VERSION",
     "AmbiguousRunError",
     "Batch",
@@ -31,8 +41,10 @@ __all__ = [
     "Transition",
     "artifacts_dir",
     "db_path",
+    "default_artifacts_root",
     "new_uuid",
     "polynb_home",
+    "recorded_root",
     "resolve_run",
     "root_of",
     "run_paths",

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 HOME_ENV = "POLYNB_HOME"
 DB_FILENAME = "polynb.db"
+ARTIFACTS_ROOT_KEY = "artifacts_root"
+"""The run meta key holding the run's artifacts root when it is not the default (an absolute path)."""
 
 _UUID_RE = re.compile(r"[0-9a-f]{32}")
 
@@ -50,13 +53,25 @@ class RunPaths:
         return self
 
 
-def artifacts_dir(uuid: str) -> Path:
-    """``$POLYNB_HOME/artifacts/<uuid>/``: the run's artifacts root (``POLYAXON_RUN_ARTIFACTS_PATH``)."""
-    return polynb_home() / "artifacts" / check_uuid(uuid)
+def default_artifacts_root() -> Path:
+    """``$POLYNB_HOME/artifacts``: the artifacts root of every run that has none recorded."""
+    return polynb_home() / "artifacts"
 
 
-def run_paths(uuid: str) -> RunPaths:
-    """The run's ``outputs/``, ``outputs/tensorboard/`` and ``logs/`` folders (not created)."""
-    root = artifacts_dir(uuid)
-    outputs = root / "outputs"
-    return RunPaths(root=root, outputs=outputs, tensorboard=outputs / "tensorboard", logs=root / "logs")
+def recorded_root(meta: Mapping[str, object]) -> Path:
+    """The artifacts root recorded in a run's ``meta`` when it was created, else the default one."""
+    value = meta.get(ARTIFACTS_ROOT_KEY)
+    return Path(value) if isinstance(value, str) and value else default_artifacts_root()
+
+
+def artifacts_dir(uuid: str, root: Path | None = None) -> Path:
+    """``<root>/<uuid>/`` (``root`` defaults to ``$POLYNB_HOME/artifacts``): the run's artifacts folder
+    (``POLYAXON_RUN_ARTIFACTS_PATH``)."""
+    return (root or default_artifacts_root()) / check_uuid(uuid)
+
+
+def run_paths(uuid: str, root: Path | None = None) -> RunPaths:
+    """The run's ``outputs/``, ``outputs/tensorboard/`` and ``logs/`` folders under ``root`` (not created)."""
+    run_root = artifacts_dir(uuid, root)
+    outputs = run_root / "outputs"
+    return RunPaths(root=run_root, outputs=outputs, tensorboard=outputs / "tensorboard", logs=run_root / "logs")

@@ -32,7 +32,7 @@ from polynb.lifecycle import (
 from polynb.store.checkpoint import Checkpointer
 from polynb.store.connections import Batch, ConnectionPool
 from polynb.store.errors import AmbiguousRunError, DuplicateRunError, RunNotFoundError, StoreError
-from polynb.store.paths import check_uuid, db_path
+from polynb.store.paths import ARTIFACTS_ROOT_KEY, check_uuid, db_path, recorded_root
 from polynb.store.records import (
     DAG_ATTEMPT_KEY,
     RUN_COLUMNS,
@@ -79,8 +79,13 @@ class Store:
     several threads or processes queue on SQLite's write lock.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, artifacts_root: str | os.PathLike[str] | None = None
+    ) -> None:
         self.path = Path(path) if path is not None else db_path()
+        self.artifacts_root = Path(artifacts_root).absolute() if artifacts_root is not None else None
+        """Recorded in the meta of every run this store creates (unless it has one): where the local executor
+        puts the run's artifacts for good, whatever the configuration says later. None: the default root."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._pool = ConnectionPool(self.path)
         self._checkpointer = Checkpointer(self._pool.get)
@@ -121,7 +126,7 @@ class Store:
     def create_runs(self, runs: Iterable[NewRun], *, at: datetime | None = None) -> list[RunRecord]:
         """Create runs (status ``created``, with their history row and ``run_status_created`` event) in one
         transaction: a DAG's runs appear all together or not at all. Parents may be in the same batch."""
-        batch = list(runs)
+        batch = [self._with_root(new) for new in runs]
         now = to_ts(at)
         for new in batch:
             _check_new_run(new)
@@ -157,6 +162,11 @@ class Store:
                 self._record_change(conn, run, None, now)
                 created.append(run)
         return created
+
+    def _with_root(self, new: NewRun) -> NewRun:
+        if self.artifacts_root is None or ARTIFACTS_ROOT_KEY in new.meta:
+            return new
+        return replace(new, meta={**new.meta, ARTIFACTS_ROOT_KEY: str(self.artifacts_root)})
 
     def create_run(self, run: NewRun, *, at: datetime | None = None) -> RunRecord:
         """Create one run; see ``create_runs``."""
@@ -365,6 +375,12 @@ class Store:
     def get_run(self, uuid: str) -> RunRecord:
         """The run with this uuid; RunNotFoundError if there is none."""
         return self._load(self._pool.get(), uuid)
+
+    def artifacts_root_of(self, uuid: str) -> Path:
+        """The artifacts root recorded for run ``uuid`` when it was created; ``$POLYNB_HOME/artifacts`` for a
+        run without one (created before a root was configured) or an unknown run."""
+        row = self._pool.get().execute("SELECT meta FROM runs WHERE uuid = ?", (uuid,)).fetchone()
+        return recorded_root(loads(row[0]) if row is not None else {})
 
     @staticmethod
     def _load(conn: sqlite3.Connection, uuid: str) -> RunRecord:

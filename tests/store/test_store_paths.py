@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from polynb.store import NewRun, Store, artifacts_dir, db_path, polynb_home, run_paths
+from polynb.store import (
+    ARTIFACTS_ROOT_KEY,
+    NewRun,
+    Store,
+    artifacts_dir,
+    db_path,
+    default_artifacts_root,
+    polynb_home,
+    recorded_root,
+    run_paths,
+)
 
 UUID = "0123456789abcdef0123456789abcdef"
 
@@ -52,3 +62,41 @@ def test_the_default_store_lives_in_polynb_home(monkeypatch: pytest.MonkeyPatch,
         store.create_run(NewRun(name="a", kind="job"))
         assert store.path == tmp_path / "fresh" / "polynb.db"
     assert (tmp_path / "fresh" / "polynb.db").is_file()
+
+
+def test_a_store_records_its_artifacts_root_on_the_runs_it_creates(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    shared = tmp_path / "shared"
+    with Store(tmp_path / "polynb.db", artifacts_root=shared) as store:
+        dag, op = store.create_runs([NewRun(name="d", kind="dag"), NewRun(name="a", kind="job")])
+        assert dag.meta[ARTIFACTS_ROOT_KEY] == str(shared)
+        assert store.get_run(op.uuid).meta[ARTIFACTS_ROOT_KEY] == str(shared)
+        assert store.artifacts_root_of(op.uuid) == shared
+        assert run_paths(op.uuid, store.artifacts_root_of(op.uuid)).logs == shared / op.uuid / "logs"
+        # A run that says where its artifacts are keeps it.
+        other = store.create_run(NewRun(name="b", kind="job", meta={ARTIFACTS_ROOT_KEY: str(tmp_path / "elsewhere")}))
+        assert store.artifacts_root_of(other.uuid) == tmp_path / "elsewhere"
+
+
+def test_runs_without_a_recorded_root_keep_the_default_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    with Store(tmp_path / "polynb.db") as store:
+        before = store.create_run(NewRun(name="before", kind="job"))
+    # The configuration changes: the runs created before stay where they were written.
+    with Store(tmp_path / "polynb.db", artifacts_root=tmp_path / "shared") as store:
+        after = store.create_run(NewRun(name="after", kind="job"))
+        assert ARTIFACTS_ROOT_KEY not in store.get_run(before.uuid).meta
+        assert store.artifacts_root_of(before.uuid) == default_artifacts_root() == tmp_path / "home" / "artifacts"
+        assert store.artifacts_root_of(after.uuid) == tmp_path / "shared"
+        assert store.artifacts_root_of(UUID) == default_artifacts_root()  # no such run
+    assert recorded_root({}) == artifacts_dir(UUID).parent
+    assert recorded_root({ARTIFACTS_ROOT_KEY: "/data/runs"}) == Path("/data/runs")
+
+
+def test_a_relative_artifacts_root_is_recorded_absolute(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    with Store(tmp_path / "polynb.db", artifacts_root="runs") as store:
+        run = store.create_run(NewRun(name="a", kind="job"))
+        assert store.artifacts_root_of(run.uuid) == tmp_path / "runs"

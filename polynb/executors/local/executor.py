@@ -45,7 +45,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -79,7 +79,7 @@ from polynb.executors.local.layout import (
 )
 from polynb.executors.local.ports import PortAllocator
 from polynb.executors.local.shim import proc_start_time, status_line
-from polynb.store.paths import artifacts_dir, polynb_home
+from polynb.store.paths import artifacts_dir, check_uuid, default_artifacts_root, polynb_home
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ TAIL_INTERVAL: Final = 0.25
 STOP_SLACK: Final = 5.0
 """After ``grace`` plus this, a shim that has not ended the run itself is killed by the engine."""
 _LOG_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_UUID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(eq=False)
@@ -133,7 +134,11 @@ class LocalExecutor:
         stop_grace: float = 10.0,
         host: str = "127.0.0.1",
         python: str = sys.executable,
+        artifacts_root_of: Callable[[str], Path] | None = None,
     ) -> None:
+        """``artifacts_root_of``: a run's artifacts root by uuid, the one recorded in the store when the run was
+        created (``Store.artifacts_root_of``); without it every run's is ``$POLYNB_HOME/artifacts``."""
+        self._root_of = artifacts_root_of or (lambda _uuid: default_artifacts_root())
         self.base_dir = Path(base_dir or os.getcwd()).resolve()
         self.readiness_timeout = readiness_timeout
         self.sidecar_grace = sidecar_grace
@@ -158,8 +163,12 @@ class LocalExecutor:
 
     # -- placement and submission ------------------------------------------------------------------
 
+    def run_dir(self, run_uuid: str) -> Path:
+        """The run's artifacts folder: ``<its recorded artifacts root>/<uuid>``."""
+        return artifacts_dir(run_uuid, self._root_of(check_uuid(run_uuid)))
+
     def place(self, run_uuid: str, kind: OpKind, port_count: int) -> Placement:
-        run_dir = artifacts_dir(run_uuid)
+        run_dir = self.run_dir(run_uuid)
         ports = self._ports.reserve(run_uuid, port_count) if port_count else ()
         return Placement(
             artifacts_path=str(run_dir.parent),
@@ -274,7 +283,8 @@ class LocalExecutor:
             "name": op.name,
             "kind": op.kind,
             "run_dir": placement.run_artifacts_path,
-            "artifacts_root": str(polynb_home() / "artifacts"),
+            "artifacts_root": str(Path(placement.artifacts_path)),
+            "run_roots": self._run_roots(op),
             "base_dir": str(base_dir),
             "package_root": PACKAGE_ROOT,
             "env_defaults": defaults,
@@ -304,6 +314,26 @@ class LocalExecutor:
             "stop_grace": self.stop_grace,
             "status_offset": status_offset,
         }
+
+    def _run_roots(self, op: CompiledOp) -> dict[str, str]:
+        """The artifacts roots of the other runs the op's init entries read (``tensorboard`` uuids, ``artifacts``
+        and ``paths`` sources starting with a uuid) whose root is not this run's: a run keeps the root it was
+        created with, so a TensorBoard may show runs from before and after the configuration changed."""
+        uuids: set[str] = set()
+        for step in op.init:
+            spec = step.spec or {}
+            if step.kind == "tensorboard":
+                listed = spec.get("uuids") or []
+                uuids.update(u.strip() for u in (listed.split(",") if isinstance(listed, str) else map(str, listed)))
+            elif step.kind in ("artifacts", "paths"):
+                for value in spec.values() if isinstance(spec, Mapping) else ():
+                    for item in value if isinstance(value, list) else ():
+                        source = item[0] if isinstance(item, list | tuple) and item else item
+                        if isinstance(source, str) and not os.path.isabs(source):
+                            uuids.add(source.split("/", 1)[0])
+        own = op.placement.artifacts_path
+        roots = {u: str(self._root_of(u)) for u in sorted(uuids) if _UUID.fullmatch(u) and u != op.uuid}
+        return {u: root for u, root in roots.items() if root != own}
 
     def _note_images(self, op: CompiledOp) -> None:
         if self._image_noted:
@@ -341,7 +371,7 @@ class LocalExecutor:
 
     def _stop_unwatched(self, run_uuid: str, grace: float) -> None:
         """Best effort for a run this engine does not watch (e.g. another process's)."""
-        run_dir = artifacts_dir(run_uuid)
+        run_dir = self.run_dir(run_uuid)
         shim = _read_shim_file(run_dir)
         if shim is None or proc_start_time(shim[0]) != shim[1]:
             return
@@ -402,7 +432,7 @@ class LocalExecutor:
             with self._lock:
                 self._runs.pop(run_uuid, None)
         self._ports.release(run_uuid)
-        run_dir = artifacts_dir(run_uuid)
+        run_dir = self.run_dir(run_uuid)
         internal = run_dir / INTERNAL_DIR
         created = internal / CREATED_FILE
         if created.exists():
@@ -434,7 +464,7 @@ class LocalExecutor:
         """Init logs in order, then the main container's; lines come without their line endings."""
         with self._lock:
             watch = self._runs.get(run_uuid)
-        run_dir = watch.run_dir if watch else artifacts_dir(run_uuid)
+        run_dir = watch.run_dir if watch else self.run_dir(run_uuid)
         logs_dir = run_dir / LOGS_DIR
         index, pos, pending, delay = 0, 0, b"", 0.05
         while True:

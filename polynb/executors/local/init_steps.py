@@ -8,7 +8,8 @@ Where results go (Polyaxon's layout, with the run's artifacts folder as the cont
 
 * the entry's ``path``, relative to the run's artifacts folder unless absolute, else
 * ``file``: the run's artifacts folder; ``git``: ``<run>/<repository name>``;
-  ``artifacts``/``paths``: ``<run>/<the source path>`` (sources are relative to ``$POLYNB_HOME/artifacts``);
+  ``artifacts``/``paths``: ``<run>/<the source path>`` (sources are relative to the artifacts root: a source
+  ``<uuid>/...`` of a run created with another root is read there);
   ``tensorboard``: ``<run>/tensorboard``, one symlink per run to ``<uuid>/outputs/tensorboard``.
 """
 
@@ -41,6 +42,8 @@ class _Step:
         self.path: str | None = step.get("path")
         self.run_dir: str = run["run_dir"]
         self.artifacts_root: str = run["artifacts_root"]
+        self.run_roots: dict[str, str] = run.get("run_roots") or {}
+        """Other runs' artifacts roots by uuid, where they differ from this run's."""
         self.base_dir: str = run["base_dir"]
         self.log_path = log_path
 
@@ -57,11 +60,17 @@ class _Step:
         with open(os.path.join(self.run_dir, INTERNAL_DIR, CREATED_FILE), "a", encoding="utf-8") as f:
             f.write(path + "\n")
 
+    def root_of(self, uuid: str) -> str:
+        """The artifacts root of run ``uuid`` (this run's unless the run was created with another)."""
+        return self.run_roots.get(uuid, self.artifacts_root)
+
     def source(self, rel: str) -> str:
-        """A source path of ``artifacts``/``paths``: relative to ``$POLYNB_HOME/artifacts`` unless absolute."""
-        src = os.path.join(self.artifacts_root, rel)
+        """A source path of ``artifacts``/``paths``: relative to the artifacts root of the run it starts with
+        (this run's root for anything else) unless absolute."""
+        root = self.root_of(rel.split("/", 1)[0])
+        src = os.path.join(root, rel)
         if not os.path.lexists(src):
-            raise InitError(f"{rel}: not found under {self.artifacts_root}")
+            raise InitError(f"{rel}: not found under {root}")
         return src
 
     def clear(self, dest: str) -> None:
@@ -212,8 +221,8 @@ def _tensorboard(step: _Step) -> list[Command]:
     taken: set[str] = set()
     for uuid in uuids:
         # Symlinks, not copies: TensorBoard then shows what the runs are still writing.
-        target = os.path.join(step.artifacts_root, uuid, OUTPUTS_DIR, TENSORBOARD_DIR)
-        name = _run_name(step.artifacts_root, uuid) if spec.get("useNames") else None
+        target = os.path.join(step.root_of(uuid), uuid, OUTPUTS_DIR, TENSORBOARD_DIR)
+        name = _run_name(step.root_of(uuid), uuid) if spec.get("useNames") else None
         link_name = _unique(name or uuid, uuid, taken)
         link = os.path.join(logdir, link_name)
         if os.path.lexists(link):
