@@ -192,3 +192,19 @@ def test_a_restarted_engine_fires_a_missed_tick_once_and_never_doubles_one(engin
     runs = ticks(engines.store, uuid)
     assert [r.name for r in runs] == ["tick-1", "tick-2", "tick-3"]
     assert [r.meta["tick"]["at"] for r in runs] == [(T0 + timedelta(seconds=s)).isoformat() for s in (0, 60, 240)]
+
+
+def test_polynb_stop_of_a_schedule_no_engine_runs_stops_its_ticks_runs_and_it(engines: Engines, tmp_path: Path) -> None:
+    from polynb.scheduler import control
+
+    engine = engines.start()
+    uuid = engine.submit(build(scheduled("{kind: interval, frequency: 3600}", wait_flag(tmp_path / "never"))))
+    wait_until(lambda: [r.status for r in ticks(engines.store, uuid)] == [Status.RUNNING], "tick 1 running")
+    engine.shutdown(stop_running=False)  # releases the schedule: no engine runs it now
+    engines.live.remove(engine)
+    how = control.stop(
+        engines.store, engines.store.get_run(uuid), executors=lambda: {"local": LocalExecutor(base_dir=tmp_path)}
+    )
+    assert how == "direct"
+    assert engines.store.get_run(uuid).status == Status.STOPPED
+    assert [r.status for r in ticks(engines.store, uuid)] == [Status.STOPPED]
