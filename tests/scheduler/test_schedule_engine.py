@@ -208,3 +208,17 @@ def test_polynb_stop_of_a_schedule_no_engine_runs_stops_its_ticks_runs_and_it(en
     assert how == "direct"
     assert engines.store.get_run(uuid).status == Status.STOPPED
     assert [r.status for r in ticks(engines.store, uuid)] == [Status.STOPPED]
+
+
+def test_each_tick_runs_the_op_with_its_params(engines: Engines) -> None:
+    engine = engines.start()
+    command = json.dumps([PY, "-c", "import sys; sys.exit(int(sys.argv[1]) - 3)", "{{ n }}"])
+    text = (
+        "version: 1.1\nkind: operation\nname: tick\nschedule: {kind: interval, frequency: 1, maxRuns: 1}\n"
+        "params: {n: {value: 3}}\ncomponent:\n  name: job\n  inputs: [{name: n, type: int}]\n"
+        f"  run: {{kind: job, container: {{command: {command}}}}}\n"
+    )
+    uuid = engine.submit(build(text))
+    assert engine.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded"
+    (run,) = ticks(engines.store, uuid)
+    assert run.inputs == {"n": 3} and run.status == Status.SUCCEEDED
