@@ -47,11 +47,11 @@ class LineProgress:
         self.stream = stream
 
     def update(self, tree: RunTree, new: list[EventRecord]) -> None:
-        width = max((len(r.name) for r in tree.runs.values()), default=0)
+        width = max((len(tree.label(r)) for r in tree.runs.values()), default=0)
         for event in new:
             if is_status_change(event):
                 run = tree.runs[event.run_uuid]
-                print(status_line(event, run.name, width), file=self.stream)
+                print(status_line(event, tree.label(run), width), file=self.stream)
         self.stream.flush()
 
     def note(self, message: str) -> None:
@@ -80,7 +80,7 @@ class LiveProgress:
         for event in new:
             if is_status_event(event.kind) and not is_status_change(event):
                 continue  # run_status_done repeats the final status just shown
-            self.timeline.append((event, tree.runs[event.run_uuid].name))
+            self.timeline.append((event, tree.label(tree.runs[event.run_uuid])))
         self._live.update(self._render(), refresh=True)
 
     def note(self, message: str) -> None:
@@ -112,10 +112,13 @@ class LiveProgress:
         if wide:
             table.add_column("events", no_wrap=True, overflow="ellipsis", max_width=32)
         table.add_column("url", no_wrap=True)
-        for op in tree.ops():
-            table.add_row(*self._row(tree, op, now, wide=wide))
+        ops = tree.ops()
+        while ops:  # each op, then the ops of the nested DAG it runs (``outer-op/inner-op``)
+            op = ops.pop(0)
+            table.add_row(*self._row(tree, op, now, wide=wide, name=tree.label(op)))
             for hook in tree.hooks(op.uuid):
                 table.add_row(*self._row(tree, hook, now, wide=wide, name=f"  ↳ {hook_label(hook, op.name)}"))
+            ops[:0] = tree.nested_ops(op)
         if tree.is_dag:
             for hook in tree.hooks(tree.root):
                 table.add_row(*self._row(tree, hook, now, wide=wide, name=f"↳ {hook_label(hook, top.name)}"))

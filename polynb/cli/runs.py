@@ -28,7 +28,7 @@ from polynb.cli.common import (
     print_table,
     run_duration,
 )
-from polynb.cli.tree import short_kind
+from polynb.cli.tree import RunTree, short_kind
 from polynb.executors.registry import LazyExecutors
 from polynb.lifecycle import FINAL, PIPELINE_KINDS, Status, is_status_event
 
@@ -101,12 +101,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
         for top in tops:
             rows.append((top, 0))
             if args.all:
-                below = store.children(top.uuid) if top.kind in PIPELINE_KINDS else []
-                for run in below:
-                    rows.append((run, 1))
-                    if "sweep" in run.meta:  # an op of a DAG that sweeps: its trials under it
-                        rows.extend((trial, 2) for trial in store.children(run.uuid))
-                    rows.extend((hook, 2) for hook in store.hooks_of(run.uuid))
+                if top.kind in PIPELINE_KINDS:
+                    rows.extend(_ops_rows(store, top.uuid, 1))
                 rows.extend((hook, 1) for hook in store.hooks_of(top.uuid))
     now = datetime.now(UTC)
     if args.json:
@@ -191,6 +187,32 @@ def _run_json(run: RunRecord, now: datetime, orphans: set[str]) -> dict[str, Any
 # -- events ---------------------------------------------------------------------------------------------
 
 
+def _ops_rows(store: Store, dag_uuid: str, depth: int) -> list[tuple[RunRecord, int]]:
+    """The ops of a DAG at ``depth``, each followed by what is under it: a sweep's trials, the ops of the
+    nested DAG it runs (any depth), its hooks."""
+    rows: list[tuple[RunRecord, int]] = []
+    for run in store.children(dag_uuid):
+        rows.append((run, depth))
+        if "sweep" in run.meta:  # an op of a DAG that sweeps: its trials under it
+            rows.extend((trial, depth + 1) for trial in store.children(run.uuid))
+        elif run.kind == "dag":  # an op running a nested DAG: its ops under it
+            rows.extend(_ops_rows(store, run.uuid, depth + 1))
+        rows.extend((hook, depth + 1) for hook in store.hooks_of(run.uuid))
+    return rows
+
+
+def _log_runs(store: Store, dag_uuid: str, prefix: str = "") -> list[tuple[str, RunRecord]]:
+    """The runs of a DAG that have logs, with their label: its ops and hooks, and in place of an op running a
+    nested DAG, that DAG's (``outer-op/inner-op``)."""
+    found: list[tuple[str, RunRecord]] = []
+    for run in store.children(dag_uuid, include_hooks=True):
+        if run.kind == "dag" and run.hook_of is None:
+            found += _log_runs(store, run.uuid, f"{prefix}{run.name}/")
+        else:
+            found.append((prefix + run.name, run))
+    return found
+
+
 @pipe_safe
 def cmd_events(args: argparse.Namespace) -> int:
     if args.watch is not None:
@@ -203,13 +225,10 @@ def cmd_events(args: argparse.Namespace) -> int:
         run = _find(store, args.run)
         if run is None:
             return EXIT_FAILED
-        pipeline = run.kind in PIPELINE_KINDS
-        events = store.events(dag_uuid=run.uuid) if pipeline else store.events(run_uuid=run.uuid)
-        if not pipeline:
-            for hook in store.hooks_of(run.uuid):
-                events += store.events(run_uuid=hook.uuid)
-            events.sort(key=lambda e: e.seq)
-        names = _names(store, events)
+        # A DAG's events, with those of the nested DAGs its ops run (their ops as ``outer-op/inner-op``).
+        tree = RunTree(store, run.uuid)
+        events = tree.poll()
+        names = {**_names(store, events), **{uuid: tree.label(r) for uuid, r in tree.runs.items()}}
     return _print_events(events, names, as_json=args.json)
 
 
@@ -325,27 +344,27 @@ def _dag_logs(store: Store, dag: RunRecord, executors: Mapping[str, Executor], *
     """Each op's logs prefixed with its name: one op after another, or interleaved as they come with
     ``follow`` (a thread per op that has started, until the DAG and every op followed are final)."""
     if not follow:
-        for op in store.children(dag.uuid, include_hooks=True):
+        for label, op in _log_runs(store, dag.uuid):
             for line in _run_logs(store, op, executors, follow=False):
-                print(f"{op.name} | {line}")
+                print(f"{label} | {line}")
         return
     lines: queue.Queue[str] = queue.Queue()
     followed: dict[str, threading.Thread] = {}
 
-    def pump(op: RunRecord) -> None:
+    def pump(label: str, op: RunRecord) -> None:
         for line in _run_logs(store, op, executors, follow=True):
-            lines.put(f"{op.name} | {line}")
+            lines.put(f"{label} | {line}")
 
     while True:
         dag = store.get_run(dag.uuid)
-        for op in store.children(dag.uuid, include_hooks=True):
+        for label, op in _log_runs(store, dag.uuid):
             if op.uuid not in followed and (op.handle is not None or op.status in FINAL):
-                thread = threading.Thread(target=pump, args=(op,), daemon=True)
+                thread = threading.Thread(target=pump, args=(label, op), daemon=True)
                 followed[op.uuid] = thread
                 thread.start()
         _drain(lines)
         if dag.status in FINAL and not any(t.is_alive() for t in followed.values()):
-            ops = store.children(dag.uuid, include_hooks=True)
+            ops = [op for _, op in _log_runs(store, dag.uuid)]
             if all(op.uuid in followed or op.status in FINAL for op in ops) and all(
                 op.status in FINAL or op.kind == "service" for op in ops
             ):

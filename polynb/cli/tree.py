@@ -38,20 +38,56 @@ class RunTree:
     def poll(self) -> list[EventRecord]:
         """Read the events appended since the last poll; refresh the records of the runs they touch."""
         if self.is_dag:
-            # A DAG's log holds its own events and those of its ops and of every hook under it.
-            new = self.store.events(dag_uuid=self.root, after_seq=self.last_seq)
-        else:
-            new = self.store.events(run_uuid=self.root, after_seq=self.last_seq)
-            for hook in self.store.hooks_of(self.root):
-                new += self.store.events(run_uuid=hook.uuid, after_seq=self.last_seq)
-            new.sort(key=lambda e: e.seq)
+            return self._poll_dag()
+        new = self.store.events(run_uuid=self.root, after_seq=self.last_seq)
+        for hook in self.store.hooks_of(self.root):
+            new += self.store.events(run_uuid=hook.uuid, after_seq=self.last_seq)
+        new.sort(key=lambda e: e.seq)
+        self._absorb(new)
+        if new:
+            self.last_seq = new[-1].seq
+        return new
+
+    def _poll_dag(self) -> list[EventRecord]:
+        """A DAG's log holds its own events and those of its ops and of every hook under it; a nested DAG's
+        ops (their pipeline is an op's run) are in that op's log. Every read stops at one bound, so an event
+        committed meanwhile is read by the next poll, never skipped."""
+        bound = self.store.last_seq()
+        new = [e for e in self.store.events(dag_uuid=self.root, after_seq=self.last_seq) if e.seq <= bound]
+        self._absorb(new)
+        read: set[str] = set()
+        while pending := [u for u in self._nested() if u not in read]:
+            for uuid in pending:
+                read.add(uuid)
+                known = {e.seq for e in new}
+                more = self.store.events(dag_uuid=uuid, after_seq=self.last_seq)
+                more = [e for e in more if e.seq <= bound and e.seq not in known]
+                self._absorb(more)
+                new += more
+        new.sort(key=lambda e: e.seq)
+        self.last_seq = max(self.last_seq, bound)
+        return new
+
+    def _absorb(self, new: list[EventRecord]) -> None:
         for event in new:
             self.events.setdefault(event.run_uuid, []).append(event)
         for uuid in dict.fromkeys(e.run_uuid for e in new):
             self.runs[uuid] = self.store.get_run(uuid)
-        if new:
-            self.last_seq = new[-1].seq
-        return new
+
+    def _nested(self) -> list[str]:
+        """The ops of this tree that run a nested DAG (a run of kind ``dag`` under another run)."""
+        return [u for u, r in self.runs.items() if r.kind == "dag" and r.dag_uuid is not None and r.hook_of is None]
+
+    def label(self, run: RunRecord) -> str:
+        """A run's name as listed: a nested DAG's op is prefixed with its DAG's op (``outer-op/inner-op``)."""
+        parent = self.runs.get(run.dag_uuid or "")
+        if parent is None or parent.uuid == self.root or parent.kind != "dag":
+            return run.name
+        return f"{self.label(parent)}/{run.name}"
+
+    def nested_ops(self, op: RunRecord) -> list[RunRecord]:
+        """The ops of the nested DAG ``op`` runs (none for any other op), in creation order."""
+        return [r for r in self.runs.values() if r.dag_uuid == op.uuid and r.hook_of is None and op.kind == "dag"]
 
     @property
     def top(self) -> RunRecord:
@@ -84,6 +120,7 @@ class RunTree:
         }
 
     def _op_summary(self, op: RunRecord) -> dict[str, Any]:
+        nested = self.nested_ops(op)
         return {
             "name": op.name,
             "uuid": op.uuid,
@@ -100,6 +137,7 @@ class RunTree:
                 for h in self.hooks(op.uuid)
             ],
             "url": op.url,
+            **({"ops": [self._op_summary(inner) for inner in nested]} if nested else {}),
         }
 
 

@@ -251,7 +251,7 @@ class _Builder:
         self.stubs = stubs
         self.problems: list[Problem] = []
         self._seen: set[tuple[str, tuple[str | int, ...], str]] = set()
-        self._checked: set[int] = set()  # ids of components whose body was checked
+        self._inlined: dict[int, tuple[Component, Component]] = {}  # nested DAG components, their ops inlined
         self._stack: list[int] = []  # ids of components being expanded (nested DAG through files)
         self._infos: dict[int, _ComponentInfo] = {}
         # Resolutions by reference: 100,000 ops (and their hooks) name a handful of components, and a hub or
@@ -715,7 +715,9 @@ class _Builder:
             self.check_joins(op, component, op_where)
             self.check_sweep(op, component, c_where, op_where)
             if isinstance(component.run, Dag):
-                self.nested(component, c_where, resolved.base_dir)
+                self.check_nested_retries(((op, op_where), (component, c_where)))
+                ref_where = op_where / ((op.reference[0],) if op.reference is not None else ())
+                component = self.nested(component, c_where, resolved.base_dir, ref_where)
             node = graph.nodes[name]
             ops[name] = PipelineOp(name, op, component, frozenset(node.upstream), tuple(op.events or ()),
                                    resolved.base_dir)  # fmt: skip
@@ -723,21 +725,34 @@ class _Builder:
             self.add(where, issue.path, issue.message)
         return ops, graph
 
-    def nested(self, component: Component, where: _Where, base_dir: Path | None) -> None:
-        """Validate a DAG used as an op's component; its inputs are bound when the parent op runs."""
+    def check_nested_retries(self, sources: Iterable[tuple[Polyaxonfile, _Where]]) -> None:
+        """``maxRetries`` on an op running a DAG (or on its DAG component) is not applied: warn, never ignore."""
+        for spec, at in sources:
+            if spec.termination is not None and spec.termination.max_retries:
+                self.add(at, ("termination", "maxRetries"), "`maxRetries` on an op running a DAG is not applied: "
+                         "a failed nested DAG is not run again; set it on its ops", "warning")  # fmt: skip
+
+    def nested(self, component: Component, where: _Where, base_dir: Path | None, ref_where: _Where) -> Component:
+        """Validate a DAG used as an op's component; return it with every op's component inlined (resolved
+        now, so the engine runs it without the registry); its inputs are bound when the parent op runs.
+        A component met again inside itself (a cycle of pathRef/hubRef) is an error at the ref closing it."""
         key = id(component)
         if key in self._stack:
-            self.add(where, (), f"component `{component.name}` contains itself (through pathRef/hubRef)")
-            return
-        if key in self._checked and where.file is not None:
-            return
-        self._checked.add(key)
+            self.add(ref_where, (), f"component `{component.name or 'the component'}` contains itself (a cycle of "
+                     "references): a nested DAG cannot run itself")  # fmt: skip
+            return component
+        done = self._inlined.get(key)
+        if done is not None and done[0] is component:
+            return done[1]
         self._stack.append(key)
         try:
             assert isinstance(component.run, Dag)
-            self.dag(component.run, where / ("run",), component, base_dir)
+            ops, _ = self.dag(component.run, where / ("run",), component, base_dir)
         finally:
             self._stack.pop()
+        inlined = _inlined(component, component.run, ops)
+        self._inlined[key] = (component, inlined)
+        return inlined
 
     # ---- fields the engine cannot honour yet, hooks
 
@@ -995,3 +1010,23 @@ def _suggest(name: str, candidates: Iterable[str]) -> str:
 def _operation_for(component: Component) -> Operation:
     """The operation that runs a top-level component as is."""
     return Operation.model_construct(kind="operation", name=component.name, component=component)
+
+
+_REF_FIELDS = {"hub_ref": None, "dag_ref": None, "path_ref": None, "url_ref": None}
+
+
+def _inlined(component: Component, dag: Dag, ops: Mapping[str, PipelineOp]) -> Component:
+    """``component`` (a DAG) with each op's resolved component written inline (its presets and runPatch
+    applied), and no ``components`` left to resolve against: what ``scheduler.nesting`` runs."""
+    operations: list[Operation] = []
+    for op in dag.operations:
+        built = ops.get(op.name or "")
+        if built is None or (op.reference is None and op.component is None):
+            operations.append(op if built is None else built.operation)  # an inline `run`: the op is its component
+            continue
+        resolved = built.component.model_copy(update={"presets": None}) if built.component.presets else built.component
+        update = {**_REF_FIELDS, "component": resolved, "presets": None, "run_patch": None}
+        operations.append(built.operation.model_copy(update=update))
+    # Presets were applied where the ops were built: none is read again when the engine builds it.
+    run = dag.model_copy(update={"operations": operations, "components": None})
+    return component.model_copy(update={"run": run, "presets": None})

@@ -229,6 +229,8 @@ class RunTracker:
         """The DAG's attempt whose ops are shown (its ``maxRetries`` runs them anew as new runs)."""
         self._superseded: set[str] = set()
         """Runs of earlier attempts (ops and their hooks): in the log, not among the ops."""
+        self._peeked: dict[str, RunRecord] = {}
+        """Records read to tell whether a run is an op running a nested DAG, before it is tracked."""
         self._add(root)
         if self.is_dag:
             for child in store.children(root.uuid):
@@ -241,7 +243,7 @@ class RunTracker:
     def refresh(self) -> bool:
         """Apply the events appended since the last call; True if anything changed."""
         if self.is_dag:
-            events = self.store.events(dag_uuid=self.uuid, after_seq=self.last_seq)
+            events = self._dag_events()
         else:
             events = self.store.events(run_uuid=self.uuid, after_seq=self.last_seq)
             hooks = [h for h in self.store.hooks_of(self.uuid) if h.uuid not in self._runs]
@@ -252,6 +254,49 @@ class RunTracker:
             events.sort(key=lambda e: e.seq)
         self.apply(events)
         return bool(events)
+
+    def _dag_events(self) -> list[EventRecord]:
+        """The DAG's events and those of the nested DAGs its ops run (their ops' pipeline is the op's run),
+        every read stopping at one bound so an event committed meanwhile is read next time, never skipped."""
+        bound = self.store.last_seq()
+        events = [e for e in self.store.events(dag_uuid=self.uuid, after_seq=self.last_seq) if e.seq <= bound]
+        read: set[str] = set()
+        while pending := [u for u in self._nested_dags(events) if u not in read]:
+            for uuid in pending:
+                read.add(uuid)
+                known = {e.seq for e in events}
+                more = self.store.events(dag_uuid=uuid, after_seq=self.last_seq)
+                events += [e for e in more if e.seq <= bound and e.seq not in known]
+        events.sort(key=lambda e: e.seq)
+        if not events and bound > self.last_seq:
+            self.last_seq = bound
+        return events
+
+    def _nested_dags(self, events: Iterable[EventRecord]) -> list[str]:
+        """The runs (tracked, or met in ``events``) that are ops running a nested DAG."""
+        found: list[str] = []
+        for uuid in dict.fromkeys([*self._order, *(e.run_uuid for e in events)]):
+            if uuid == self.uuid or uuid in self._superseded:
+                continue
+            state = self._runs.get(uuid)
+            record = state.record if state is not None else self._peek(uuid)
+            if record.kind == "dag" and record.dag_uuid is not None and record.hook_of is None:
+                found.append(uuid)
+        return found
+
+    def _peek(self, uuid: str) -> RunRecord:
+        record = self._peeked.get(uuid)
+        if record is None:
+            record = self._peeked[uuid] = self.store.get_run(uuid)
+        return record
+
+    def _label(self, uuid: str) -> str:
+        """A run's name as shown: under a nested DAG, prefixed with the op running it (``outer-op/inner-op``)."""
+        record = self._runs[uuid].record
+        parent = self._runs.get(record.dag_uuid or "")
+        if parent is None or parent.record.uuid == self.uuid or parent.record.kind != "dag":
+            return record.name
+        return f"{self._label(parent.record.uuid)}/{record.name}"
 
     def apply(self, events: Iterable[EventRecord]) -> None:
         for event in events:
@@ -273,7 +318,7 @@ class RunTracker:
                 # An artifact, a metric, an alert, an approval, a custom event: a line of the log, its payload
                 # as the why (the timeline keeps to statuses).
                 payload = ", ".join(f"{k}={v}" for k, v in sorted(event.payload.items()))
-                self._log.append(LogLine(event.seq, at, state.record.name, event.kind, None, payload or None))
+                self._log.append(LogLine(event.seq, at, self._label(event.run_uuid), event.kind, None, payload or None))
                 continue
             if event.kind == DONE_EVENT:
                 continue
@@ -286,7 +331,7 @@ class RunTracker:
                 state.end = at
             if status in FINAL or (status == Status.RUNNING and state.record.kind == "service"):
                 state.record = self.store.get_run(state.record.uuid)  # outputs and url arrive with these
-            self._log.append(LogLine(event.seq, at, state.record.name, status, state.reason, state.message))
+            self._log.append(LogLine(event.seq, at, self._label(event.run_uuid), status, state.reason, state.message))
 
     def record(self, uuid: str) -> RunRecord | None:
         state = self._runs.get(uuid)
@@ -298,8 +343,8 @@ class RunTracker:
         finished = [s.end for s in self._runs.values() if s.end is not None]
         all_final = all(s.status in FINAL for s in self._runs.values())
         elapsed = max(finished, default=0.0) if all_final else max(0.0, now - self.origin)
-        by_uuid = {u: self._runs[u].record.name for u in self._order}
-        waits = _awaited(self._runs[u].record for u in self._order)
+        by_uuid = {u: self._label(u) for u in self._order}
+        waits = _awaited((self._runs[u].record, by_uuid[u]) for u in self._order)
         ops = [self._view(uuid, by_uuid, waits) for uuid in self._ordered()]
         return RunSnapshot(
             uuid=self.uuid,
@@ -354,19 +399,29 @@ class RunTracker:
     def _ordered(self) -> list[str]:
         """The run, then each op followed by its hooks, then the hooks of the run itself."""
         hooks: dict[str, list[str]] = {}
+        nested: dict[str, list[str]] = {}
         for uuid in self._order:
-            main = self._runs[uuid].record.hook_of
-            if main is not None:
-                hooks.setdefault(main, []).append(uuid)
+            record = self._runs[uuid].record
+            if record.hook_of is not None:
+                hooks.setdefault(record.hook_of, []).append(uuid)
+            elif record.dag_uuid in self._runs and record.dag_uuid != self.uuid:
+                nested.setdefault(record.dag_uuid, []).append(uuid)  # the ops of a nested DAG: under its op
         out: list[str] = [self.uuid]
 
         def visit(uuid: str) -> None:
             out.append(uuid)
             for hook in hooks.get(uuid, ()):
                 visit(hook)
+            for op in nested.get(uuid, ()):
+                visit(op)
 
         for uuid in self._order:
-            if uuid != self.uuid and self._runs[uuid].record.hook_of is None:
+            record = self._runs[uuid].record
+            if (
+                uuid != self.uuid
+                and record.hook_of is None
+                and not (record.dag_uuid in self._runs and record.dag_uuid != self.uuid)
+            ):
                 visit(uuid)
         for hook in hooks.get(self.uuid, ()):
             visit(hook)
@@ -382,13 +437,14 @@ class RunTracker:
             end = following if following is not None else (start if status in FINAL else None)
             segments.append(Segment(status, start, end))
         markers: list[Marker] = []
-        for dst, kinds in waits.get(record.name, ()):
+        label = names[uuid]
+        for dst, kinds in waits.get(label, ()):
             hits = [state.emitted[k] for k in kinds if k in state.emitted]
             if hits:
                 markers.append(Marker(min(hits), f"→ {dst}", "event"))
         for other in self._runs.values():
             if other.record.hook_of == uuid and other.segments:
-                markers.append(Marker(other.segments[0][1], f"hook {other.record.name}", "hook"))
+                markers.append(Marker(other.segments[0][1], f"hook {names[other.record.uuid]}", "hook"))
         role = (
             "dag"
             if uuid == self.uuid and self.is_dag
@@ -396,7 +452,7 @@ class RunTracker:
         )
         return OpView(
             uuid=uuid,
-            name=record.name,
+            name=label,
             kind=record.kind,
             role=str(role),
             status=state.status,
@@ -414,23 +470,25 @@ class RunTracker:
         edges: list[EdgeView] = []
         for uuid in self._order:
             record = self._runs[uuid].record
+            label = self._label(uuid)
             if record.hook_of is not None:
                 main = self._runs.get(record.hook_of)
                 if main is not None and record.hook_of != self.uuid:
-                    edges.append(EdgeView(main.record.name, record.name, "hook", record.hook_trigger or "done"))
+                    edges.append(EdgeView(self._label(record.hook_of), label, "hook", record.hook_trigger or "done"))
                 continue
             plan = record.meta.get("plan")
             if uuid == self.uuid or not isinstance(plan, dict):
                 continue
             events = _plan_events(plan)
             deps = set(_plan_field(plan, "dependencies") or ())
+            prefix = label[: len(label) - len(record.name)]  # a nested DAG's op: its upstreams are its siblings
             for src in plan.get("upstream", ()):
                 if src in events:
-                    edges.append(EdgeView(src, record.name, "event", " | ".join(sorted(events[src]))))
+                    edges.append(EdgeView(prefix + src, label, "event", " | ".join(sorted(events[src]))))
                 elif src in deps:
-                    edges.append(EdgeView(src, record.name, "dependency"))
+                    edges.append(EdgeView(prefix + src, label, "dependency"))
                 else:
-                    edges.append(EdgeView(src, record.name, "param"))
+                    edges.append(EdgeView(prefix + src, label, "param"))
         return edges
 
 
@@ -453,15 +511,17 @@ def _plan_events(plan: Mapping[str, Any]) -> dict[str, set[str]]:
     return out
 
 
-def _awaited(records: Iterable[RunRecord]) -> dict[str, list[tuple[str, set[str]]]]:
-    """``{upstream name: [(waiting op, {full event kinds})]}`` over the stored plans."""
+def _awaited(records: Iterable[tuple[RunRecord, str]]) -> dict[str, list[tuple[str, set[str]]]]:
+    """``{upstream label: [(waiting op's label, {full event kinds})]}`` over the stored plans (a label is the
+    name shown: ``outer-op/inner-op`` in a nested DAG)."""
     out: dict[str, list[tuple[str, set[str]]]] = {}
-    for record in records:
+    for record, label in records:
         plan = record.meta.get("plan")
         if not isinstance(plan, dict):
             continue
+        prefix = label[: len(label) - len(record.name)]
         for src, kinds in _plan_events(plan).items():
             # Short status kinds (``running``) back to event names; other kinds (``run_new_artifacts``) are
             # their own short form: match both.
-            out.setdefault(src, []).append((record.name, {STATUS_EVENT_PREFIX + k for k in kinds} | kinds))
+            out.setdefault(prefix + src, []).append((label, {STATUS_EVENT_PREFIX + k for k in kinds} | kinds))
     return out

@@ -45,6 +45,14 @@ class Compiled:
 
 
 @dataclass(frozen=True, slots=True)
+class Bound:
+    """An op running a nested DAG: its params resolved (the inner DAG's inputs); nothing to compile, its
+    ops are (``scheduler.nesting``)."""
+
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """The op will not run: its final status and why."""
 
@@ -152,7 +160,7 @@ class OpCompiler:
         dag_name: str | None,
         upstream: Mapping[str, str],
         executor: Executor,
-    ) -> Compiled | Outcome:
+    ) -> Compiled | Bound | Outcome:
         views = _UpstreamViews(self._store, upstream)
         dag_globals = {"uuid": dag_uuid, "name": dag_name, "status": "running"} if dag_uuid else {}
         own = run_globals(uuid=uuid, name=plan.name, project_name=dag_plan.name)
@@ -181,21 +189,16 @@ class OpCompiler:
             )
         except CompilerError as exc:
             return Outcome(Status.FAILED, REASON_PARAMS, exc.message)
+        if plan.kind == "dag":
+            skipped = _conditions_outcome(plan, inputs, contexts, own)
+            return skipped or Bound(inputs)
         try:
             kind = compiler.op_kind(plan.component)
             placement = executor.place(uuid, kind, compiler.port_count(plan.component))
             globals_ = run_globals(uuid=uuid, name=plan.name, placement=placement, project_name=dag_plan.name)
-            if plan.conditions is not None:
-                from polynb.compiler.context import template_context
-
-                context = template_context(inputs=inputs, contexts=contexts, globals_=globals_)
-                try:
-                    if not evaluate_conditions(plan.conditions, context):
-                        return Outcome(
-                            Status.SKIPPED, REASON_CONDITIONS_NOT_MET, f"conditions `{plan.conditions}` are false"
-                        )
-                except ConditionError as exc:
-                    return Outcome(Status.FAILED, REASON_CONDITIONS_ERROR, exc.message)
+            skipped = _conditions_outcome(plan, inputs, contexts, globals_)
+            if skipped is not None:
+                return skipped
             base_dir = dag_plan.base_dir
             op = compiler.compile_op(
                 uuid=uuid,
@@ -267,6 +270,23 @@ class OpCompiler:
         except CompilerError as exc:
             return Outcome(Status.FAILED, REASON_COMPILE, exc.message)
         return Compiled(op, dict(op.inputs), "hook compiled")
+
+
+def _conditions_outcome(
+    plan: OpPlan, inputs: Mapping[str, Any], contexts: Mapping[str, Any], globals_: Mapping[str, Any]
+) -> Outcome | None:
+    """The op's ``conditions`` false (skipped) or not evaluable (failed); None when it may run."""
+    if plan.conditions is None:
+        return None
+    from polynb.compiler.context import template_context
+
+    context = template_context(inputs=inputs, contexts=contexts, globals_=globals_)
+    try:
+        if not evaluate_conditions(plan.conditions, context):
+            return Outcome(Status.SKIPPED, REASON_CONDITIONS_NOT_MET, f"conditions `{plan.conditions}` are false")
+    except ConditionError as exc:
+        return Outcome(Status.FAILED, REASON_CONDITIONS_ERROR, exc.message)
+    return None
 
 
 class _UpstreamViews(Mapping[str, RunView]):

@@ -42,6 +42,7 @@ from polynb.scheduler.events import EngineEvent
 from polynb.scheduler.executor_checks import check_submission
 from polynb.scheduler.hooks import HookFactory
 from polynb.scheduler.intake import EventIntake
+from polynb.scheduler.nesting import Nesting, nested_hooks
 from polynb.scheduler.ownership import new_owner
 from polynb.scheduler.plan import DagPlan, plan_from_pipeline_op
 from polynb.scheduler.recovery import Adopter
@@ -152,6 +153,9 @@ class Engine:
         stopping.stop_sweep = lambda run, reason, message: (
             sweeps.stop_run(run, reason, message) or schedules.stop_run(run, reason, message)
         )
+        self._nesting = nesting = Nesting(state, statuses, termination)
+        submission.start_nested = nesting.start
+        self._evaluator.nested_succeeded = nesting.give_outputs
         self._adopter = Adopter(state, statuses, submission, termination, self._on_update)
         self._adopter.resume_schedule = schedules.resume
 
@@ -180,7 +184,8 @@ class Engine:
         check_submission(self._state.executors[name], pipeline)
         ops = [plan_from_pipeline_op(op) for op in pipeline.ops.values()]
         hook_components = self._compiler.resolve_hooks(
-            [h for op in ops for h in op.hooks] + list(pipeline.hooks or ()), base_dir=pipeline.base_dir
+            [h for op in ops for h in (*op.hooks, *nested_hooks(op.component))] + list(pipeline.hooks or ()),
+            base_dir=pipeline.base_dir,
         )
         term = pipeline.termination
         dag_plan = DagPlan(

@@ -7,6 +7,8 @@ they read are kept up to date by ``tallies``, so a pass costs O(ops whose upstre
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from polynb.lifecycle import REASON_STOPPED, Status
 from polynb.scheduler.dag_status import counts_status
 from polynb.scheduler.early_stopping import REASON_EARLY_STOPPING, failures_reached, metric_reached
@@ -39,6 +41,8 @@ class DagEvaluator:
         self._submission = submission
         self._termination = termination
         self._stopping = stopping
+        self.nested_succeeded: Callable[[DagState], None] = lambda dag: None
+        """Gives an op running a nested DAG its outputs before it ends ``succeeded`` (set by the engine)."""
 
     def evaluate(self, dag: DagState) -> None:
         """Decide the ops whose upstreams moved since the last pass, dispatch, then the DAG's own status."""
@@ -82,6 +86,8 @@ class DagEvaluator:
             self._termination.retry_dag(dag, summary)
         else:
             reason = REASON_STOPPED if dag.stopping else REASON_OPS_DONE
+            if status == Status.SUCCEEDED and dag_run.role == "op":
+                self.nested_succeeded(dag)
             self._statuses.finish(dag_run, status, reason, summary)
 
     def _early_stop(self, dag: DagState) -> None:

@@ -8,10 +8,13 @@ refuse has no ``check_submission``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from polynb.compiler.artifact_reads import artifact_reads
 from polynb.compiler.pipeline import Pipeline
 from polynb.executors.base import Executor
 from polynb.lifecycle import CONNECTION_EVENT_KINDS, is_status_event
+from polynb.spec.models import Dag, EventTrigger
 
 READS_EVENT_FILES = frozenset({"local"})
 """Executors whose ops' events files (``polynb.tracking.log_artifact`` & co.) the engine can read: the run
@@ -25,17 +28,31 @@ _NOT_FROM_OPS = frozenset({"run_approved_actor", "run_invalidated_actor"}) | CON
 def op_event_waits(pipeline: Pipeline) -> list[str]:
     """``op: kind`` for every event trigger of ``pipeline`` on a kind an op emits from inside (not a status,
     not a custom event sent to the DAG, not an approval, not a connection)."""
-    found = []
+    found: list[str] = []
     for op in pipeline.ops.values():
-        for trigger in op.events:
-            if trigger.connection is not None or trigger.ref == "dag":
-                continue
-            for kind in trigger.kinds:
-                value = kind.value
-                if is_status_event(value) or value in _NOT_FROM_OPS:
-                    continue
-                found.append(f"{op.name}: {value} of {trigger.ref}")
+        _waits(op.name, op.events, found)
+        if isinstance(op.component.run, Dag):  # a nested DAG's ops too (their components are inlined)
+            _nested_waits(op.name, op.component.run, found)
     return found
+
+
+def _nested_waits(prefix: str, dag: Dag, found: list[str]) -> None:
+    for inner in dag.operations:
+        name = f"{prefix}/{inner.name}"
+        _waits(name, inner.events or (), found)
+        if inner.component is not None and isinstance(inner.component.run, Dag):
+            _nested_waits(name, inner.component.run, found)
+
+
+def _waits(name: str, triggers: Iterable[EventTrigger], found: list[str]) -> None:
+    for trigger in triggers:
+        if trigger.connection is not None or trigger.ref == "dag":
+            continue
+        for kind in trigger.kinds:
+            value = kind.value
+            if is_status_event(value) or value in _NOT_FROM_OPS:
+                continue
+            found.append(f"{name}: {value} of {trigger.ref}")
 
 
 def check_submission(executor: Executor, pipeline: Pipeline) -> None:

@@ -113,6 +113,8 @@ class EventIntake:
             self.start_single(run)
         if run.role == "dag" or run.dag_uuid is not None:
             state.dirty_dags.add(run.uuid if run.role == "dag" else str(run.dag_uuid))
+        if run.role == "op" and run.uuid in state.dags:  # an op running a nested DAG: its ops may await it
+            state.dirty_dags.add(run.uuid)
         return event
 
     def approve(self, uuid: str, *, approved: bool = True, actor: str | None = None) -> EventRecord:

@@ -22,7 +22,7 @@ stopped while ``retrying`` ends ``stopped``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import cast
@@ -30,7 +30,7 @@ from typing import cast
 from polynb.compiler.types import CompiledOp
 from polynb.executors.base import UpdateCallback
 from polynb.lifecycle import REASON_STOPPED, Status, is_final
-from polynb.scheduler.compiling import Outcome
+from polynb.scheduler.compiling import Bound, Outcome
 from polynb.scheduler.ownership import OWNER_KEY, owner_alive
 from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan
 from polynb.scheduler.run_state import RunRole, RunState
@@ -39,7 +39,7 @@ from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.submission import Submission
 from polynb.scheduler.tallies import DagIndex
 from polynb.scheduler.termination import REASON_TIMEOUT, Termination
-from polynb.store import RunRecord
+from polynb.store import RunRecord, Store
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,9 @@ class Adopter:
             attempt = root.dag_attempt
             below = store.children(root.uuid, include_hooks=True, all_attempts=True)  # in creation order
             members += [r for r in below if r.hook_of is not None or r.dag_attempt == attempt]
+            members += _nested_members(store, members)
         members += [h for r in list(members) for h in store.hooks_of(r.uuid) if h.dag_uuid != root.uuid]
+        members = list({r.uuid: r for r in members}.values())  # a nested DAG's op's hooks are found twice
         emitted: dict[str, set[str]] = {}
         for event in store.events(
             dag_uuid=root.uuid if root.kind == "dag" else None, run_uuid=None if root.kind == "dag" else root.uuid
@@ -152,8 +154,9 @@ class Adopter:
             states.append((run, record))
         if root.kind == "dag":
             dag = DagState(root.uuid, DagPlan.from_meta(root.meta["dag"]))
-            dag.ops = {r.name: r.uuid for r, _ in states if r.role == "op"}
-            dag.index = DagIndex({r.name: r for r, _ in states if r.role == "op"})
+            mine = [r for r, _ in states if r.role == "op" and r.dag_uuid == root.uuid]  # not a nested DAG's ops
+            dag.ops = {r.name: r.uuid for r in mine}
+            dag.index = DagIndex({r.name: r for r in mine})
             dag.stopping = root.status == Status.STOPPING
             dag.timed_out = dag.stopping and root.reason == REASON_TIMEOUT
             dag.between_attempts = root.status == Status.RETRYING or (
@@ -166,9 +169,29 @@ class Adopter:
                 self._termination.arm_dag_timeout(dag, elapsed=_seconds_since(state, root.uuid, Status.RUNNING))
             state.dags[root.uuid] = dag
             state.dirty_dags.add(root.uuid)
+            self._adopt_nested([r for r, _ in states], {record.uuid: record for _, record in states})
         state.dirty_roots.add(root.uuid)
         for run, record in states:
             self._recover_run(run, record)
+
+    def _adopt_nested(self, runs: list[RunState], records: Mapping[str, RunRecord]) -> None:
+        """The ops running a nested DAG whose ops exist (``nesting``): their DAG is scheduled again."""
+        state = self._state
+        for run in runs:
+            record = records[run.uuid]
+            if run.role != "op" or record.kind != "dag" or "dag" not in record.meta or run.is_final:
+                continue
+            ops = {r.name: r for r in runs if r.dag_uuid == run.uuid and r.role == "op"}
+            dag = DagState(run.uuid, DagPlan.from_meta(record.meta["dag"]))
+            dag.ops = {name: r.uuid for name, r in ops.items()}
+            dag.index = DagIndex(ops)
+            dag.stopping = record.status == Status.STOPPING
+            dag.timed_out = dag.stopping and record.reason == REASON_TIMEOUT
+            if not dag.stopping:
+                self._termination.arm_dag_timeout(dag, elapsed=_seconds_since(state, run.uuid, Status.RUNNING))
+            self._statuses.hold_slot(run, True)
+            state.dags[run.uuid] = dag
+            state.dirty_dags.add(run.uuid)
 
     def _interrupt_sweep(self, root: RunRecord) -> None:
         """A top-level sweep, not resumed (see :meth:`_end_sweep`)."""
@@ -216,7 +239,7 @@ class Adopter:
             self._recover_run(run, record)
 
     def _recover_run(self, run: RunState, record: RunRecord) -> None:
-        if run.role == "dag":
+        if run.role == "dag" or run.uuid in self._state.dags:  # a DAG, or an op running a nested one
             return
         if run.role == "op" and "sweep" in record.meta and not record.is_final:
             self._end_sweep(run)  # an op of a DAG that was sweeping
@@ -252,6 +275,10 @@ class Adopter:
         outcome = self._submission.compile(run, dag)
         if isinstance(outcome, Outcome):
             self._statuses.finish(run, outcome.status, outcome.reason, outcome.message)
+            return
+        if isinstance(outcome, Bound):  # an op running a nested DAG, not started yet
+            self._state.store.set_spec(run.uuid, {}, inputs=outcome.inputs)
+            self._submission.enqueue(run, dag)
             return
         run.compiled = outcome.op
         self._state.store.set_spec(run.uuid, outcome.op.to_dict(), inputs=outcome.inputs)
@@ -296,6 +323,17 @@ class Adopter:
             state.stop_later(run)
         if run.compiled.termination.timeout:
             self._termination.arm_timeout(run, elapsed=_seconds_since(state, run.uuid, Status.QUEUED))
+
+
+def _nested_members(store: Store, members: list[RunRecord]) -> list[RunRecord]:
+    """The runs under the ops of ``members`` that run a nested DAG (at any depth), with their hooks."""
+    found: list[RunRecord] = []
+    todo = [r for r in members if r.kind == "dag" and r.meta.get("role") == "op" and "dag" in r.meta]
+    while todo:
+        below = store.children(todo.pop().uuid, include_hooks=True)
+        found += below
+        todo += [r for r in below if r.kind == "dag" and r.meta.get("role") == "op" and "dag" in r.meta]
+    return found
 
 
 def _seconds_since(state: EngineState, uuid: str, status: Status) -> float:

@@ -65,6 +65,12 @@ class Stopping:
     def stop_run(self, run: RunState, reason: str, message: str) -> None:
         if run.is_final or self.stop_sweep(run, reason, message):
             return
+        nested = self._state.dags.get(run.uuid) if run.role == "op" else None
+        if nested is not None:  # an op running a nested DAG: its ops are stopped, then it ends stopped
+            if not nested.stopping:
+                run.stop_requested = True
+                self.stop_dag(nested, reason, message)
+            return
         run.stop_requested = True
         self._state.timers.cancel(("retry", run.uuid))
         if run.submitted:

@@ -17,7 +17,7 @@ from polynb.compiler.cache import CACHE_META_KEY, cache_key, cache_of, ttl_of
 from polynb.compiler.types import CompiledOp
 from polynb.executors.base import ExecutorUpdate, UpdateCallback
 from polynb.lifecycle import REASON_STOPPED, Status
-from polynb.scheduler.compiling import Compiled, OpCompiler, Outcome
+from polynb.scheduler.compiling import Bound, Compiled, OpCompiler, Outcome
 from polynb.scheduler.ownership import OWNER_KEY
 from polynb.scheduler.plan import DagPlan, OpPlan
 from polynb.scheduler.readiness import APPROVED_EVENT, INVALIDATED_EVENT, REASON_INVALIDATED
@@ -60,6 +60,8 @@ class Submission:
         self._on_update = on_update
         self.start_sweep: Callable[[RunState], None] = lambda run: None
         """Runs an op of a DAG with a ``matrix`` as a sweep (set by the engine: ``sweeps`` sits above)."""
+        self.start_nested: Callable[[RunState], None] = lambda run: None
+        """Claims an op running a nested DAG and creates its ops (set by the engine: ``nesting`` sits above)."""
 
     # -- creating runs ------------------------------------------------------------------------------
 
@@ -104,7 +106,7 @@ class Submission:
             meta={"role": "dag", "dag": dag_plan.to_meta(), **owner, **hooks_meta},
             executor=executor,
         )
-        records = state.store.create_runs([dag_record, *_op_runs(dag_uuid, ops, executor, attempt=1)])
+        records = state.store.create_runs([dag_record, *op_runs(dag_uuid, ops, executor, attempt=1)])
         state.outbox.publish(state.store.events(dag_uuid=dag_uuid))
         dag_run = self._statuses.adopt(records[0], role="dag", root=dag_uuid)
         dag = DagState(dag_uuid, dag_plan)
@@ -155,7 +157,7 @@ class Submission:
                 dag.uuid, status=Status.RUNNING, expected={Status.RETRYING}, reason=REASON_RETRYING, message=message
             )
             if started:
-                records = state.store.create_runs(_op_runs(dag.uuid, plans, dag_run.executor, attempt=attempt))
+                records = state.store.create_runs(op_runs(dag.uuid, plans, dag_run.executor, attempt=attempt))
         self._statuses.apply(dag_run, started)
         if not started:
             return  # someone else moved the DAG (a stop from another process): nothing was written
@@ -177,7 +179,7 @@ class Submission:
 
     # -- compiling ----------------------------------------------------------------------------------
 
-    def compile(self, run: RunState, dag: DagState | None) -> Compiled | Outcome:
+    def compile(self, run: RunState, dag: DagState | None) -> Compiled | Bound | Outcome:
         """Resolve params, check conditions and compile ``run`` (an op, a single run or a hook run)."""
         state = self._state
         executor = state.executor(run)
@@ -235,9 +237,13 @@ class Submission:
         else:
             self.claim_and_submit(run)
 
-    def _apply_compiled(self, run: RunState, outcome: Compiled | Outcome) -> None:
+    def _apply_compiled(self, run: RunState, outcome: Compiled | Bound | Outcome) -> None:
         if isinstance(outcome, Outcome):
             self._statuses.finish(run, outcome.status, outcome.reason, outcome.message)
+            return
+        if isinstance(outcome, Bound):  # a nested DAG: its params are its inputs; its ops compile later
+            self._state.store.set_spec(run.uuid, {}, inputs=outcome.inputs)
+            self._statuses.set(run, Status.COMPILED, "Compiled", f"a nested DAG: {len(outcome.inputs)} inputs bound")
             return
         run.compiled = outcome.op
         self._state.store.set_spec(run.uuid, outcome.op.to_dict(), inputs=outcome.inputs)
@@ -312,6 +318,9 @@ class Submission:
                 self._statuses.hold_slot(run, True)  # the sweep holds its DAG's slot until its trials are done
                 self.start_sweep(run)
             return
+        if run.role == "op" and run.plan is not None and run.plan.kind == "dag":
+            self.start_nested(run)  # claimed with its ops created; it holds its DAG's slot until they are done
+            return
         if run.compiled is None:
             record = state.store.get_run(run.uuid)
             run.compiled = CompiledOp.from_dict(record.spec)
@@ -362,7 +371,7 @@ class Submission:
         return early
 
 
-def _op_runs(dag_uuid: str, ops: list[OpPlan], executor: str, *, attempt: int) -> list[NewRun]:
+def op_runs(dag_uuid: str, ops: list[OpPlan], executor: str, *, attempt: int) -> list[NewRun]:
     """The runs of a DAG's ops for one attempt of the DAG."""
     return [
         NewRun(

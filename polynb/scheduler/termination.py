@@ -58,7 +58,7 @@ class Termination:
     def on_timeout(self, run: RunState, payload: Any) -> None:
         """A timer of ``arm_timeout`` or ``arm_dag_timeout`` fired: stop what is still going."""
         attempt, timeout = payload
-        if run.role == "dag":
+        if run.uuid in self._state.dags:  # a DAG run, or an op running a nested DAG
             self._dag_timed_out(run, timeout)
             return
         if run.is_final or not run.submitted or attempt != run.attempt:

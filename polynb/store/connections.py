@@ -38,6 +38,8 @@ class ConnectionPool:
         self._local = _ThreadState()
         self._pid = os.getpid()
         self._inherited: list[sqlite3.Connection] = []
+        self._orphans: dict[int, sqlite3.Connection] = {}
+        """Connections of threads still alive at close: each is closed by its own thread."""
         self._closed = False
         self.on_commit: Callable[[], None] | None = None
         # The first connection creates/checks the schema and turns WAL on (a persistent file setting).
@@ -57,6 +59,10 @@ class ConnectionPool:
     def get(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
         if self._closed:
+            with self._lock:
+                orphan = self._orphans.pop(threading.get_ident(), None)
+            if orphan is not None:
+                orphan.close()
             raise StoreError(f"{self.path}: the store is closed")
         if os.getpid() != self._pid:
             # Forked child: set the parent's connections aside unclosed (closing them here could touch the
@@ -163,12 +169,21 @@ class ConnectionPool:
             conn.execute("COMMIT")
 
     def close(self) -> None:
-        """Close every connection this process opened. Further use raises StoreError."""
+        """Close this process's connections. Further use raises StoreError.
+
+        A connection is closed by this thread only if it is this thread's or its thread has ended: closing a
+        connection another thread may be using (a UI thread still finishing a redraw) races with its
+        statements in the C library. A live thread's connection is closed by that thread at its next call.
+        """
+        me = threading.get_ident()
         with self._lock:
             self._closed = True
             if os.getpid() == self._pid:
-                for _owner, conn in self._owners.values():
-                    conn.close()
+                for ident, (owner, conn) in self._owners.items():
+                    if ident == me or not owner.is_alive():
+                        conn.close()
+                    else:
+                        self._orphans[ident] = conn
             self._owners.clear()
         self._local = _ThreadState()
 

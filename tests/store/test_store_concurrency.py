@@ -13,6 +13,7 @@ from typing import Any
 
 from polynb.lifecycle import Status
 from polynb.store import NewRun, Store
+from polynb.store.errors import StoreError
 
 Consistent = Callable[[Path], None]
 StartWorker = Callable[..., subprocess.Popen[str]]
@@ -144,3 +145,31 @@ def test_a_claim_is_won_exactly_once_by_concurrent_processes(
             assert [c.status for c in store.status_history(uuid)] == [Status.CREATED, run.status]
             assert run.attempt == 1
     consistent(db)
+
+
+def test_closing_the_store_leaves_a_live_threads_work_to_finish_and_its_next_call_fails(db: Path) -> None:
+    """A UI thread may still be reading when the kernel closes the store: its statement runs on an open
+    connection (closing it from another thread races in SQLite's C code) and its next call says closed."""
+    store = Store(db)
+    run = store.create_run(NewRun(name="r", kind="job"))
+    opened, closed = threading.Event(), threading.Event()
+    seen: list[object] = []
+
+    def reader() -> None:
+        with store._pool.read() as conn:  # a read transaction open across the close
+            opened.set()
+            assert closed.wait(30), "deadlock guard"
+            seen.append(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+        try:
+            store.get_run(run.uuid)
+        except StoreError as exc:
+            seen.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    assert opened.wait(30), "deadlock guard"
+    store.close()
+    closed.set()
+    thread.join(30)
+    assert seen[0] == 1
+    assert isinstance(seen[1], StoreError) and "closed" in str(seen[1])
