@@ -33,6 +33,10 @@ class Status(StrEnum):
     DONE = "done"
 
 
+PIPELINE_KINDS: frozenset[str] = frozenset({"dag", "matrix", "schedule"})
+"""Kinds of the runs whose children (``dag_uuid``) are runs under them: a DAG's ops, a sweep's trials, a
+schedule's ticks (Polyaxon's ``has_pipeline`` kinds polynb runs)."""
+
 FINAL: frozenset[Status] = frozenset(
     {Status.FAILED, Status.UPSTREAM_FAILED, Status.STOPPED, Status.SKIPPED, Status.SUCCEEDED}
 )

@@ -19,7 +19,7 @@ from typing import Any
 
 from polynb.cli.common import EXIT_FAILED, EXIT_OK, error
 from polynb.executors.registry import BuildOptions, ExecutorSetupError, build
-from polynb.lifecycle import FINAL
+from polynb.lifecycle import FINAL, PIPELINE_KINDS
 
 
 def register(subparsers: Any) -> None:
@@ -51,9 +51,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         root = root_of(store, run)
         members = (
-            [root, *store.list_runs(root.uuid)]
-            if root.kind in ("dag", "matrix")
-            else [root, *store.hooks_of(root.uuid)]
+            [root, *store.list_runs(root.uuid)] if root.kind in PIPELINE_KINDS else [root, *store.hooks_of(root.uuid)]
         )
     label = f"{root.name} ({root.uuid[:12]})"
     live = [r for r in members if r.status not in FINAL]

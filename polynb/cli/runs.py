@@ -30,13 +30,12 @@ from polynb.cli.common import (
 )
 from polynb.cli.tree import RunTree, short_kind
 from polynb.executors.registry import LazyExecutors
-from polynb.lifecycle import FINAL, Status, is_status_event
+from polynb.lifecycle import FINAL, PIPELINE_KINDS, Status, is_status_event
 
 if TYPE_CHECKING:  # the store is imported when a command runs: `polynb --help` does without it
     from polynb.executors.base import Executor
     from polynb.store import EventRecord, RunRecord, Store
 
-PIPELINE_KINDS = ("dag", "matrix")
 """Runs with runs under them (``dag_uuid``): a DAG's ops, a sweep's trials."""
 FOLLOW_POLL = 0.2
 """Seconds between looks at the store while following (another process writes it: no event to wait on)."""
@@ -145,6 +144,14 @@ def _trial_summary(run: RunRecord) -> str:
     sweep = run.meta.get("sweep")
     if isinstance(sweep, dict) and sweep.get("total") is not None:
         return f"  ({sweep.get('kind')}, {sweep['total']} trials)"
+    tick = run.meta.get("tick")
+    if isinstance(tick, dict) and tick.get("at"):
+        return f"  tick at {local_datetime(datetime.fromisoformat(tick['at']))}"
+    schedule = run.meta.get("schedule")
+    if isinstance(schedule, dict) and isinstance(schedule.get("spec"), dict):
+        next_at = schedule.get("next_at")
+        after = f", next {local_datetime(datetime.fromisoformat(next_at))}" if next_at else ""
+        return f"  ({schedule['spec'].get('kind')} schedule, {schedule.get('fired', 0)} ticks{after})"
     return ""
 
 
@@ -155,6 +162,9 @@ def _short(value: Any) -> str:
 def _run_json(run: RunRecord, now: datetime, orphans: set[str]) -> dict[str, Any]:
     trial = run.meta.get("trial")
     extra = {"trial": {"index": trial.get("index"), "params": trial.get("params")}} if isinstance(trial, dict) else {}
+    tick = run.meta.get("tick")
+    if isinstance(tick, dict):
+        extra["tick"] = {"index": tick.get("index"), "at": tick.get("at")}
     return {
         **extra,
         "uuid": run.uuid,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from polynb.cli.common import iso
-from polynb.lifecycle import DONE_EVENT, FINAL, is_status_event, status_of_event
+from polynb.lifecycle import DONE_EVENT, FINAL, PIPELINE_KINDS, is_status_event, status_of_event
 
 if TYPE_CHECKING:
     from polynb.store import EventRecord, RunRecord, Store
@@ -32,7 +32,7 @@ class RunTree:
 
     def __post_init__(self) -> None:
         top = self.store.get_run(self.root)
-        self.is_dag = top.kind in ("dag", "matrix")  # a sweep's trials are under it as a DAG's ops
+        self.is_dag = top.kind in PIPELINE_KINDS  # a sweep's trials, a schedule's ticks: as a DAG's ops
         self.runs[top.uuid] = top
 
     def poll(self) -> list[EventRecord]:

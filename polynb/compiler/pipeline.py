@@ -17,14 +17,15 @@ Semantics the scheduler relies on:
   op.component, params=resolved_values, base_dir=op.base_dir)`` once its params are known.
 
 A ``matrix`` on a top-level operation or component or on an op of a DAG runs as a sweep (``scheduler.sweeps``);
-``iterative`` and a matrix over a DAG are refused. ``joins`` select runs of the store when the op compiles
-(``scheduler.joining``). What parses but is refused as "not supported yet" (docs/semantics.md: never silently
-ignored): ``schedule``, ``build``, distributed and ``tuner`` run kinds, a templated DAG ``earlyStopping``
-threshold, ``connection_*`` event kinds on ops (``lifecycle.UNSUPPORTED_EVENT_KINDS``), ``lineageRef``/``modelRef``/
-``artifactRef`` init entries, and a DAG's own ``termination.ttl`` (its ``termination.timeout`` and
-``termination.maxRetries`` are honoured: ``Pipeline.termination``). ``cache`` on an op is applied: the op
-may reuse an earlier run's outputs (``compiler.cache``). ``notifier`` and ``cleaner`` runs are jobs with
-another name (as in Polyaxon).
+``iterative`` and a matrix over a DAG are refused. A ``schedule`` on a top-level operation or component runs
+(``scheduler.schedules``, ``Pipeline.schedule``); elsewhere it is refused. ``joins`` select runs of the store
+when the op compiles (``scheduler.joining``). What parses but is refused as "not supported yet"
+(docs/semantics.md: never silently ignored): ``build``, distributed and ``tuner`` run kinds, a templated DAG
+``earlyStopping`` threshold, ``connection_*`` event kinds on ops (``lifecycle.UNSUPPORTED_EVENT_KINDS``),
+``lineageRef``/``modelRef``/``artifactRef`` init entries, and a DAG's own ``termination.ttl`` (its
+``termination.timeout`` and ``termination.maxRetries`` are honoured: ``Pipeline.termination``). ``cache`` on
+an op is applied: the op may reuse an earlier run's outputs (``compiler.cache``). ``notifier`` and
+``cleaner`` runs are jobs with another name (as in Polyaxon).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolve
 from polynb.compiler.trials import unrunnable
 from polynb.lifecycle import CONNECTION_EVENT_KINDS, UNSUPPORTED_EVENT_KINDS
 from polynb.spec import iotypes
+from polynb.spec.base import is_ref_field
 from polynb.spec.dag import DagGraph, DagIssue, OpNode, analyze, check_refs, name_limit, name_too_long
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.joins import join_value_problem
@@ -62,6 +64,7 @@ from polynb.spec.models import (
     Operation,
     Param,
     Polyaxonfile,
+    Schedule,
     Service,
     Termination,
     Tuner,
@@ -83,7 +86,6 @@ HOOK_CONTEXT_PARAMS = frozenset({"name", "uuid", "kind", "status", "inputs", "ou
 """Params a hook receives from its main run unless ``disableDefaults`` (docs/semantics.md, Hooks)."""
 
 _UNSUPPORTED_SECTIONS = (
-    ("schedule", "schedule", "polynb does not run schedules yet (the schedule is checked, not run)"),
     ("build", "build", "polynb builds no container images (the build section is checked, not run)"),
 )
 """Sections that parse and are checked field by field, then refused by ``polynb run``, with the reason."""
@@ -132,6 +134,12 @@ class Pipeline:
     termination: Termination | None = None
     """A DAG's own termination (the top-level operation's fields over its component's): ``timeout`` and
     ``maxRetries`` (a failed DAG runs again as a whole); ``ttl`` on a DAG is refused as not supported yet."""
+
+    @property
+    def schedule(self) -> Schedule | None:
+        """The top-level ``schedule`` of a single-op pipeline (``scheduler.schedules``): the op runs once per
+        tick, each run under a schedule run. The compiler refuses one anywhere else."""
+        return self.spec.schedule if self.kind == "single" else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +282,7 @@ class _Builder:
 
     def top(self, spec: Component | Operation, overrides: dict[str, Any], base_dir: Path | None) -> Pipeline | None:
         root = _Where(None, ())
-        self.check_fields(spec, root)
+        self.check_fields(spec, root, top=True)
         for k, event in enumerate(spec.events or ()):
             if event.connection is not None:
                 self.add(
@@ -310,7 +318,7 @@ class _Builder:
             literal = dict(spec.params or {})
             component_base = resolved.base_dir
             if where != root:
-                self.check_fields(component, where)
+                self.check_fields(component, where, top=True)
             for name, param in literal.items():
                 ref = param.parsed_ref
                 if ref is not None and ref.kind != "runs":
@@ -328,6 +336,7 @@ class _Builder:
                         f"`{event.ref}` needs an enclosing DAG; at the top level an event can only watch `runs.<uuid>`",
                     )
         self.check_sweep(spec, component, where, _Where(None, ()))
+        self.check_schedule(spec, component, where)
         inputs = self.bind_top(spec, component, literal, overrides, where)
         name = spec.name or component.name or "main"
         self.check_name_length(name, root / ("name",) if spec.name else where / ("name",))
@@ -365,6 +374,28 @@ class _Builder:
                 self.add(at, ("matrix", "earlyStopping", k, "policy"), "the `policy` is not applied: polynb reads "
                          "a trial's metric once the trial is final, and stops the sweep when it reaches `value`",
                          "warning")  # fmt: skip
+
+    def check_schedule(self, spec: Component | Operation, component: Component, where: _Where) -> None:
+        """A top-level schedule runs (``scheduler.schedules``) when it schedules one job or Python step with
+        literal fields (ticks are computed before any param resolves); anything else is refused."""
+        at = _Where(None, ())
+        if component is not spec and component.schedule is not None:
+            self.add(where, ("schedule",), "`schedule` on the component of an operation is not supported: write "
+                     "it on the operation", "unsupported")  # fmt: skip
+        schedule = spec.schedule
+        if schedule is None:
+            return
+        if isinstance(component.run, Dag):
+            self.add(at, ("schedule",), "`schedule` over a DAG is not supported yet: polynb schedules a job or a "
+                     "Python step", "unsupported")  # fmt: skip
+        if spec.matrix is not None:
+            self.add(at, ("schedule",), "`schedule` with a `matrix` is not supported yet: schedule the op, or "
+                     "sweep it, not both", "unsupported")  # fmt: skip
+        for name in ("cron", "frequency", "start_at", "end_at", "max_runs", "depends_on_past"):
+            if is_ref_field(getattr(schedule, name, None)):
+                key = to_camel(name)
+                self.add(at, ("schedule", key), f"a templated `{key}` is not supported yet: polynb computes the "
+                         "ticks before any param is resolved; write a literal", "unsupported")  # fmt: skip
 
     def patched(self, op: Operation, component: Component, where: _Where) -> Component:
         """The component with the operation's ``runPatch`` applied (``compiler.patch``); a patch that makes
@@ -725,7 +756,9 @@ class _Builder:
 
     # ---- fields the engine cannot honour yet, hooks
 
-    def check_fields(self, spec: Polyaxonfile, where: _Where) -> None:
+    def check_fields(self, spec: Polyaxonfile, where: _Where, *, top: bool = False) -> None:
+        """``top``: the top-level operation or component, or the component the top-level operation runs
+        (their ``schedule`` is checked by ``check_schedule``)."""
         if (
             spec.run is None and not spec.events and not spec.hooks and spec.matrix is None and spec.schedule is None
             and spec.joins is None and spec.build is None and spec.run_patch is None and spec.cache is None
@@ -735,6 +768,9 @@ class _Builder:
         for attr, key, reason in _UNSUPPORTED_SECTIONS:
             if getattr(spec, attr) is not None:
                 self.add(where, (key,), f"`{key}` is not supported yet: {reason}", "unsupported")
+        if spec.schedule is not None and not top:
+            self.add(where, ("schedule",), "`schedule` on an op or component of a DAG is not supported yet: polynb "
+                     "runs a schedule written on the top-level operation or component", "unsupported")  # fmt: skip
         if spec.run_patch is not None and isinstance(spec, Component):
             self.add(where, ("runPatch",), "`runPatch` on a component is not supported yet: it patches the "
                      "component an operation runs; move it to the operation", "unsupported")  # fmt: skip

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from polynb.lifecycle import PIPELINE_KINDS
 from polynb.notebook.model import RunTracker, SweepView
 from polynb.notebook.render import run_text
 from polynb.scheduler.events import EngineEvent
@@ -47,7 +48,7 @@ class RunHandle:
         ``maxRetries``: those of its current attempt."""
         store = self._session.store
         root = store.get_run(self.uuid)
-        if root.kind in ("dag", "matrix"):  # a sweep's trials are its ops
+        if root.kind in PIPELINE_KINDS:  # a sweep's trials, a schedule's ticks are its ops
             records = store.children(self.uuid, include_hooks=True)
         else:
             records = [root, *store.hooks_of(self.uuid)]
@@ -67,7 +68,7 @@ class RunHandle:
     def events(self) -> list[EngineEvent]:
         store = self._session.store
         root = store.get_run(self.uuid)
-        if root.kind in ("dag", "matrix"):
+        if root.kind in PIPELINE_KINDS:
             records = store.events(dag_uuid=self.uuid)
         else:
             records = store.events(run_uuid=self.uuid)

@@ -13,7 +13,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from polynb.lifecycle import DONE_EVENT, FINAL, STATUS_EVENT_PREFIX, Status, is_status_event, status_of_event
+from polynb.lifecycle import (
+    DONE_EVENT,
+    FINAL,
+    PIPELINE_KINDS,
+    STATUS_EVENT_PREFIX,
+    Status,
+    is_status_event,
+    status_of_event,
+)
 from polynb.store import EventRecord, RunRecord, Store
 
 EdgeKind = Literal["dependency", "param", "event", "hook"]
@@ -211,7 +219,7 @@ class RunTracker:
         self.store = store
         root = store.get_run(root_uuid)
         self.uuid = root.uuid
-        self.is_dag = root.kind in ("dag", "matrix")  # a sweep's trials are under it as a DAG's ops are
+        self.is_dag = root.kind in PIPELINE_KINDS  # a sweep's trials, a schedule's ticks: as a DAG's ops are
         self.origin = root.created_at.timestamp()
         self.last_seq = 0
         self._runs: dict[str, _RunState] = {}

@@ -26,7 +26,7 @@ from polynb.compiler.registry import ComponentRegistry
 from polynb.executors import registry
 from polynb.executors.base import Executor
 from polynb.executors.registry import BuildOptions
-from polynb.lifecycle import FINAL
+from polynb.lifecycle import FINAL, PIPELINE_KINDS
 from polynb.notebook.comm import LabBridge
 from polynb.notebook.links import ProxyMode, default_base_url, links_for
 from polynb.notebook.model import RunSnapshot, RunTracker
@@ -364,7 +364,7 @@ class KernelSession:
         Returns how: ``engine``, ``direct``, ``pending`` (an op of a DAG no engine runs: its end and hooks
         are the next engine's) or ``final`` (nothing left to stop); see ``control.stop``."""
         record = self.store.get_run(uuid)
-        below = self.store.list_runs(uuid) if record.kind in ("dag", "matrix") else self.store.hooks_of(uuid)
+        below = self.store.list_runs(uuid) if record.kind in PIPELINE_KINDS else self.store.hooks_of(uuid)
         if all(r.status in FINAL for r in (record, *below)):
             return "final"
         try:
@@ -462,8 +462,10 @@ class KernelSession:
     def logs(self, uuid: str, *, tail: int | None = None) -> tuple[list[str], str]:
         """The log lines of a run (init steps first), and a title saying which run."""
         record = self.store.get_run(uuid)
-        if record.kind in ("dag", "matrix"):
-            what = "a DAG: choose one of its ops" if record.kind == "dag" else "a sweep: choose one of its trials"
+        if record.kind in PIPELINE_KINDS:
+            what = {"dag": "a DAG: choose one of its ops", "matrix": "a sweep: choose one of its trials"}.get(
+                record.kind, "a schedule: choose one of its ticks' runs"
+            )
             return [], f"{record.name} is {what}"
         executor = self._executors.get(record.executor or "local")
         try:

@@ -19,6 +19,9 @@ records everything in the :class:`~polynb.store.Store`. Modules:
 * ``sweeps`` (a ``matrix``: its trials, made lazily up to ``concurrency``, early stopping, its status),
   ``sweep_state`` and ``suggesters`` (what each matrix kind runs next; Optuna for tpe and bayes);
   ``joining`` (an op's ``joins`` select runs of the store when it compiles).
+* ``schedules`` (a ``schedule``: a run per tick, on the engine's timers, ``maxRuns``/``endAt``/``dependsOnPast``,
+  resumed by a restarted engine), ``schedule_state`` and ``schedule_ticks`` (when a cron, interval or datetime
+  schedule ticks; croniter for cron).
 * ``plan`` (storable specs), ``compiling`` (the seam to the compiler), ``events`` (what subscribers get),
   ``outbox`` (what waits for a turn's commit),
   ``control`` (``polynb stop`` from another process).

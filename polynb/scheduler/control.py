@@ -243,11 +243,15 @@ def stop(
     return "direct"
 
 
+_OVER_RUNS = ("dag", "schedule")
+"""Kinds whose status follows the runs under them: a DAG's ops, a schedule's ticks' runs (a stop stops those)."""
+
+
 def _tree(store: Store, run: RunRecord) -> list[RunRecord]:
-    """``run`` and every run under it (ops and hooks of a DAG, hooks of a run), the top one last; an op
-    running a nested DAG comes after the runs under it."""
+    """``run`` and every run under it (ops and hooks of a DAG, a schedule's ticks' runs, hooks of a run), the
+    top one last; an op running a nested DAG comes after the runs under it."""
     # A DAG's log of runs holds its ops and every hook under it (theirs and its own).
-    below = store.list_runs(run.uuid) if run.kind == "dag" else store.hooks_of(run.uuid)
+    below = store.list_runs(run.uuid) if run.kind in _OVER_RUNS else store.hooks_of(run.uuid)
     found: list[RunRecord] = []
     for record in below:
         nested = record.kind == "dag" and record.hook_of is None and record.uuid != run.uuid
@@ -284,7 +288,7 @@ def stop_unowned(store: Store, runs: list[RunRecord], executors: Mapping[str, Ex
         if run.status in FINAL:
             continue
         store.set_status(run.uuid, Status.STOPPING, reason=REASON_STOPPED, message=message)
-        if run.kind == "dag":
+        if run.kind in _OVER_RUNS:
             continue  # its status follows its ops'
         executor = executors.get(run.executor or "")
         if executor is None:

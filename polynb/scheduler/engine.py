@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from polynb.compiler.registry import ComponentRegistry
@@ -45,6 +46,7 @@ from polynb.scheduler.nesting import Nesting, nested_hooks
 from polynb.scheduler.ownership import new_owner
 from polynb.scheduler.plan import DagPlan, plan_from_pipeline_op
 from polynb.scheduler.recovery import Adopter
+from polynb.scheduler.schedules import WALL_CLOCK_RECHECK, Schedules
 from polynb.scheduler.state import EngineState, Settled
 from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.stopping import Stopping
@@ -111,7 +113,11 @@ class Engine:
         default_executor: str = "local",
         registry: ComponentRegistry | None = None,
         retry_delay: float = DEFAULT_RETRY_DELAY,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock_recheck: float = WALL_CLOCK_RECHECK,
     ) -> None:
+        """``now``: the wall clock schedules tick by (aware UTC; tests inject one); ``clock_recheck``: the
+        longest the engine waits before reading it again while a tick is pending."""
         self.store = store
         self.default_executor = default_executor
         self._queue: queue.Queue[object] = queue.Queue()
@@ -141,11 +147,17 @@ class Engine:
         self._evaluator = DagEvaluator(state, statuses, submission, termination, stopping)
         self._sweeps = sweeps = Sweeps(state, statuses, submission.prepare_and_submit, stopping.stop_run)
         submission.start_sweep = sweeps.start_in_dag
-        stopping.stop_sweep = sweeps.stop_run
+        self._schedules = schedules = Schedules(
+            state, statuses, submission.prepare_and_submit, stopping.stop_run, now, clock_recheck
+        )
+        stopping.stop_sweep = lambda run, reason, message: (
+            sweeps.stop_run(run, reason, message) or schedules.stop_run(run, reason, message)
+        )
         self._nesting = nesting = Nesting(state, statuses, termination)
         submission.start_nested = nesting.start
         self._evaluator.nested_succeeded = nesting.give_outputs
         self._adopter = Adopter(state, statuses, submission, termination, self._on_update)
+        self._adopter.resume_schedule = schedules.resume
 
     # -- public API (any thread) --------------------------------------------------------------------
 
@@ -188,6 +200,11 @@ class Engine:
         )
         kind = pipeline.kind
         matrix = pipeline.spec.matrix if kind == "single" else None
+        if pipeline.schedule is not None:
+            (op,) = ops
+            sched, scheduled = pipeline.schedule, self._schedules
+            uuid_: str = self._call(lambda: scheduled.create(op, sched, dag_plan, hook_components, name))
+            return uuid_
         if matrix is not None:
             (op,) = ops
             sweep: str = self._call(lambda: self._sweeps.create(op, matrix, dag_plan, hook_components, name))
@@ -196,13 +213,17 @@ class Engine:
         return uuid
 
     def stop(self, uuid: str) -> None:
-        """Stop a run: an op (``stopping`` → ``stopped``), a whole DAG (its pending ops become ``stopped``) or a
-        sweep (no trial starts any more, the running ones are stopped)."""
+        """Stop a run: an op (``stopping`` → ``stopped``), a whole DAG (its pending ops become ``stopped``), a
+        sweep (no trial starts any more, the running ones are stopped) or a schedule (no tick fires any more,
+        its ticks' live runs are stopped)."""
 
         def stop() -> None:
             sweep = self._state.sweeps.get(uuid)
+            schedule = self._state.schedules.get(uuid)
             if sweep is not None:
                 self._sweeps.stop(sweep, REASON_STOPPED, "stop requested")
+            elif schedule is not None:
+                self._schedules.stop(schedule, REASON_STOPPED, "stop requested")
             else:
                 self._stopping.stop(uuid)
 
@@ -344,7 +365,7 @@ class Engine:
             if message is _QUIT:
                 return
             go_on = self._turn(message)
-            while go_on and (self._state.dirty_dags or self._state.dirty_sweeps):
+            while go_on and (self._state.dirty_dags or self._state.dirty_sweeps or self._state.dirty_schedules):
                 go_on = self._turn(None)  # a listener called the engine back while the turn was delivered
 
     def _turn(self, message: object) -> bool:
@@ -422,7 +443,9 @@ class Engine:
         run = state.runs.get(str(uuid))
         if run is None:
             return
-        if kind == "retry" and run.status == Status.RETRYING and not run.stop_requested:
+        if kind == "schedule":
+            state.dirty_schedules.add(run.uuid)  # a tick is due
+        elif kind == "retry" and run.status == Status.RETRYING and not run.stop_requested:
             self._submission.resubmit(run)
         elif kind == "timeout":
             self._termination.on_timeout(run, payload)
@@ -433,7 +456,7 @@ class Engine:
     def _settle(self) -> None:
         """Re-evaluate the DAGs touched by the last message until nothing changes."""
         state = self._state
-        while state.dirty_dags or state.dirty_sweeps:
+        while state.dirty_dags or state.dirty_sweeps or state.dirty_schedules:
             while state.dirty_dags:
                 dag = state.dags.get(state.dirty_dags.pop())
                 if dag is not None:
@@ -442,6 +465,10 @@ class Engine:
                 sweep = state.sweeps.get(state.dirty_sweeps.pop())
                 if sweep is not None:
                     self._sweeps.evaluate(sweep)
+            while state.dirty_schedules:
+                schedule = state.schedules.get(state.dirty_schedules.pop())
+                if schedule is not None:
+                    self._schedules.evaluate(schedule)
 
     def _publish_settled(self) -> None:
         """Wake the waiters of the top-level runs whose waits may be over (their statuses are committed)."""

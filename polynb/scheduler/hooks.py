@@ -144,6 +144,8 @@ class HookFactory:
         yet. Reads only: called before the transaction that writes them."""
         if run.uuid in self._state.sweeps:  # a sweep (top-level, or an op of a DAG): the operation's hooks
             hooks = self._state.sweeps[run.uuid].hooks
+        elif run.uuid in self._state.schedules:  # a schedule: the operation's hooks
+            hooks = self._state.schedules[run.uuid].hooks
         elif run.role == "dag":
             hooks = self._state.dags[run.uuid].plan.hooks
         elif run.hook is not None:

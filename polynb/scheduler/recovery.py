@@ -22,7 +22,7 @@ stopped while ``retrying`` ends ``stopped``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import cast
@@ -91,6 +91,8 @@ class Adopter:
         self._submission = submission
         self._termination = termination
         self._on_update = on_update
+        self.resume_schedule: Callable[[RunState, RunRecord, list[str]], None] = lambda run, record, live: None
+        """``Schedules.resume`` (set by the engine: ``schedules`` sits above)."""
 
     def recover(self, only: Collection[str] | None = None) -> None:
         """Adopt every unfinished top-level run whose owner engine is gone (or released it)."""
@@ -117,6 +119,9 @@ class Adopter:
         store.set_meta(root.uuid, {OWNER_KEY: state.owner})
         if root.kind == "matrix":
             self._interrupt_sweep(root)
+            return
+        if root.kind == "schedule":
+            self._resume_schedule(root)
             return
         logger.info("resuming %s run %s (%s)", root.kind, root.uuid, root.name)
         members = [root]
@@ -210,6 +215,26 @@ class Adopter:
         self._statuses.finish(sweep, Status.FAILED, REASON_SWEEP_INTERRUPTED,
                               "the engine running this sweep stopped; a sweep is not resumed (its suggester's "
                               "state was in that engine): run it again")  # fmt: skip
+        for run, record in adopted:
+            self._recover_run(run, record)
+
+    def _resume_schedule(self, root: RunRecord) -> None:
+        """A schedule goes on where it was (its next tick and count are in its ``meta``); its ticks' runs still
+        unfinished are taken over like single runs."""
+        logger.info("resuming schedule %s (%s)", root.uuid, root.name)
+        state = self._state
+        state.dirty_roots.add(root.uuid)
+        schedule = self._statuses.adopt(root, role="schedule", root=root.uuid)
+        adopted = []
+        for record in state.store.children(root.uuid):
+            if record.hook_of is not None or record.is_final:
+                continue
+            plan = OpPlan.from_meta(record.meta["plan"]) if "plan" in record.meta else None
+            run = self._statuses.adopt(record, role="tick", root=root.uuid, plan=plan)
+            if record.spec and "placement" in record.spec:
+                run.compiled = CompiledOp.from_dict(record.spec)
+            adopted.append((run, record))
+        self.resume_schedule(schedule, root, [run.uuid for run, _ in adopted])
         for run, record in adopted:
             self._recover_run(run, record)
 

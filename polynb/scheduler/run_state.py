@@ -11,8 +11,9 @@ from polynb.executors.base import ExecutorUpdate
 from polynb.lifecycle import Status, is_final
 from polynb.scheduler.plan import HookPlan, OpPlan
 
-RunRole = Literal["dag", "op", "single", "hook", "sweep", "trial"]
-"""``sweep``: a matrix run; ``trial``: one of its trials (``dag_uuid`` is the sweep), otherwise a single run."""
+RunRole = Literal["dag", "op", "single", "hook", "sweep", "trial", "schedule", "tick"]
+"""``sweep``: a matrix run; ``trial``: one of its trials (``dag_uuid`` is the sweep), otherwise a single run;
+``schedule``: a schedule run; ``tick``: the run of one of its ticks (``dag_uuid`` is the schedule)."""
 
 
 @dataclass(eq=False)

@@ -19,6 +19,7 @@ from polynb.scheduler.events import Listeners
 from polynb.scheduler.outbox import Outbox
 from polynb.scheduler.plan import DagPlan
 from polynb.scheduler.run_state import RunState
+from polynb.scheduler.schedule_state import ScheduleState
 from polynb.scheduler.sweep_state import SweepState
 from polynb.scheduler.tallies import DagIndex, RootTally
 from polynb.scheduler.timers import Timers
@@ -83,6 +84,10 @@ class EngineState:
     """matrix runs by uuid (``sweeps``)"""
     dirty_sweeps: set[str] = field(default_factory=set)
     """sweeps to re-evaluate (a trial of theirs is final) before the engine waits for the next message"""
+    schedules: dict[str, ScheduleState] = field(default_factory=dict)
+    """schedule runs by uuid (``schedules``)"""
+    dirty_schedules: set[str] = field(default_factory=set)
+    """schedules to re-evaluate (a tick is due, or one of their ticks' runs is final)"""
     dirty_roots: set[str] = field(default_factory=set)
     """top-level runs whose ``Settled`` state must be published to waiters"""
     shutting_down: bool = False

@@ -143,6 +143,8 @@ class Statuses:
                     state.timers.schedule(("ttl", run.uuid), ttl, run.uuid)
         if run.role == "trial" and run.is_final and run.dag_uuid is not None:
             state.dirty_sweeps.add(run.dag_uuid)
+        if run.role == "tick" and run.is_final and run.dag_uuid is not None:
+            state.dirty_schedules.add(run.dag_uuid)
         if run.dag_uuid is not None and run.role == "op":
             state.dirty_dags.add(run.dag_uuid)
             index = state.index_of(run)

@@ -202,8 +202,9 @@ class Submission:
         return self._compiler.compile_op(
             run.plan,
             uuid=run.uuid,
-            # A trial is compiled as a single run whose bound inputs are the sweep's with its params over them.
-            dag_uuid=None if run.role == "trial" else run.dag_uuid,
+            # A trial is compiled as a single run whose bound inputs are the sweep's with its params over them;
+            # a tick as a single run with the schedule's.
+            dag_uuid=None if run.role in ("trial", "tick") else run.dag_uuid,
             dag_plan=dag.plan if dag else self._single_dag_plan(run),
             dag_name=state.runs[dag.uuid].name if dag else None,
             upstream={n: dag.ops[n] for n in run.plan.upstream if n in dag.ops} if dag else {},
@@ -269,7 +270,7 @@ class Submission:
                               f"({hit.uuid}; its artifacts are there): same cache key")  # fmt: skip
 
     def _single_dag_plan(self, run: RunState) -> DagPlan:
-        record = self._state.store.get_run(run.uuid if run.role == "trial" else run.root)
+        record = self._state.store.get_run(run.uuid if run.role in ("trial", "tick") else run.root)
         return DagPlan.from_meta(record.meta["dag"]) if "dag" in record.meta else DagPlan(name=run.name)
 
     # -- claiming and submitting --------------------------------------------------------------------

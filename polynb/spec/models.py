@@ -2,8 +2,8 @@
 
 Attribute names are snake_case; YAML keys are the camelCase aliases. Unknown keys are rejected everywhere
 (``extra="forbid"``) so a misspelled key is an error with a did-you-mean, never silently ignored. Features
-that parse but that the engine cannot run yet (``matrix``, ``schedule``, distributed run kinds, ...) are
-accepted here and refused at compile time with "not supported yet".
+that parse but that the engine cannot run yet (``build``, distributed run kinds, some ``matrix`` kinds and
+``schedule`` places, ...) are accepted here and refused at compile time with "not supported yet".
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ Datetimes and durations are read as Polyaxon reads them (pydantic's ``datetime``
 may also be a ``{{ ... }}`` reference. Polyaxon checks a cron expression only when its scheduler first
 computes a tick; polynb checks it up front (a deliberate difference, listed in the agreement corpus).
 
-polynb checks a schedule and refuses to run it ("not supported yet"): schedules are not executed yet.
+A schedule on the top-level operation or component runs (``scheduler.schedules``); the compiler refuses one
+anywhere else, and a templated field (``compiler.pipeline``).
 """
 
 from __future__ import annotations

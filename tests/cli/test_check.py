@@ -120,13 +120,13 @@ def test_bad_input_never_gives_a_traceback(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_unsupported_features_are_warnings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "sched.yaml"
+    path = tmp_path / "build.yaml"
     path.write_text(
-        "kind: operation\nname: nightly\nschedule: {kind: cron, cron: '0 2 * * *'}\n"
+        "kind: operation\nname: nightly\nbuild: {hubRef: kaniko}\n"
         "component: {run: {kind: job, container: {command: [x]}}}\n"
     )
     assert main(["check", "-f", str(path)]) == 0
-    assert f"{path}:3:11: schedule: warning: `schedule` is not supported yet" in capsys.readouterr().err
+    assert f"{path}:3:8: build: warning: `build` is not supported yet" in capsys.readouterr().err
 
 
 # -- the ways people really get a Polyaxonfile wrong ------------------------------------------------------------

@@ -140,7 +140,7 @@ def test_path_ref_relative_to_the_source(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("snippet", "expected"),
     [
-        ("schedule: {kind: cron, cron: '0 2 * * *'}", "`schedule` is not supported yet"),
+        ("schedule: {kind: cron, cron: '{{ params.when }}'}", "a templated `cron` is not supported yet"),
         ("joins: [{ref: runs, query: 'status: succeeded', params: {}}]", "a join's `ref` is not supported yet"),
         ("build: {hubRef: kaniko}", "`build` is not supported yet"),
     ],
@@ -150,6 +150,14 @@ def test_unsupported_top_level_fields(snippet: str, expected: str) -> None:
     assert any(expected in e for e in errors_of(text))
     report = analyze_pipeline(spec(text))
     assert report.errors == [] and report.unsupported  # check() accepts; run refuses
+
+
+def test_a_top_level_schedule_is_kept_for_the_scheduler() -> None:
+    text = JOB_OP.replace("name: train\n", "name: train\nschedule: {kind: interval, frequency: 60, maxRuns: 2}\n")
+    pipeline = build_pipeline(spec(text))
+    assert pipeline.kind == "single" and list(pipeline.ops) == ["train"]
+    assert pipeline.schedule is not None and pipeline.schedule.kind == "interval"
+    assert build_pipeline(spec(JOB_OP)).schedule is None
 
 
 def test_a_dags_own_timeout_is_kept_and_the_operations_wins() -> None:

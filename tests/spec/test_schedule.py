@@ -1,4 +1,5 @@
-"""schedule: cron, interval and datetime, as Polyaxon 2.18 reads them, with the cron expression checked."""
+"""schedule: cron, interval and datetime, as Polyaxon 2.18 reads them, with the cron expression checked; a
+top-level schedule of a job runs (``scheduler.schedules``), one anywhere else is refused."""
 
 from __future__ import annotations
 
@@ -24,19 +25,44 @@ def schedule(*lines: str) -> str:
          "maxRuns: 30", "dependsOnPast: false"),
         ("kind: cron", "cron: '@daily'"),
         ("kind: cron", "cron: '*/15 9-17 * jan-jun mon-fri'"),
-        ("kind: cron", "cron: '{{ params.when }}'"),
         ("kind: interval", "frequency: 3600", "maxRuns: 3"),
         ("kind: interval", "frequency: PT1H"),
         ("kind: interval", "frequency: '1 day'", "dependsOnPast: 'yes'"),
         ("kind: datetime", "startAt: '2024-07-01 10:00'"),
     ],
 )  # fmt: skip
-def test_schedules_check_and_are_refused_at_run(lines: tuple[str, ...]) -> None:
+def test_top_level_schedules_check_and_run(lines: tuple[str, ...]) -> None:
     text = schedule(*lines)
     result = check(text)
+    assert result.valid and not result.unsupported, (result.errors, result.unsupported)
+    pipeline = build_pipeline(load_text(text))
+    assert pipeline.kind == "single"
+    assert pipeline.schedule is not None and pipeline.schedule.kind == lines[0].split(": ")[1]
+
+
+_JOB = "run: {kind: job, container: {command: [python, retrain.py]}}"
+_DAILY = "schedule: {kind: cron, cron: '0 2 * * *'}"
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "fragment"),
+    [
+        (schedule("kind: cron", "cron: '{{ params.when }}'"), "schedule.cron", "a templated `cron`"),
+        (f"kind: component\nname: d\n{_DAILY}\nrun:\n  kind: dag\n  operations:\n  - name: a\n"
+         f"    component: {{name: c, {_JOB}}}\n", "schedule", "over a DAG"),
+        (f"kind: component\nname: m\n{_JOB}\n{_DAILY}\n"
+         "matrix: {kind: grid, params: {a: {kind: choice, value: [1]}}}\n", "schedule", "with a `matrix`"),
+        (f"kind: operation\ncomponent:\n  name: c\n  {_JOB}\n  {_DAILY}\n", "component.schedule",
+         "on the component of an operation"),
+        ("kind: component\nname: d\nrun:\n  kind: dag\n  operations:\n  - name: a\n    " + _DAILY + "\n"
+         "    component: {name: c, " + _JOB + "}\n", "run.operations[0].schedule", "of a DAG"),
+    ],
+)  # fmt: skip
+def test_schedules_polynb_cannot_run_are_refused_where_written(text: str, path: str, fragment: str) -> None:
+    result = check(text)
     assert result.valid, result.errors
-    assert [w.path for w in result.unsupported] == ["schedule"]
-    with pytest.raises(SpecErrors, match="does not run schedules"):
+    assert [(w.path, fragment in w.message) for w in result.unsupported] == [(path, True)], result.unsupported
+    with pytest.raises(SpecErrors, match="not supported"):
         build_pipeline(load_text(text))
 
 
@@ -61,6 +87,7 @@ def test_schedule_mistakes_are_positioned(lines: tuple[str, ...], line: int, pat
     assert not result.valid
     first = result.errors[0]
     assert (first.line, first.path) == (line, path) and fragment in first.message, result.errors
+    assert first.column is not None and first.column >= 1  # file:line:col
 
 
 @pytest.mark.parametrize(
