@@ -13,14 +13,20 @@ Estimator Polyaxon takes from Hyperopt) and ``GPSampler`` (a Gaussian process, P
 maintained, is what the Python ecosystem tunes with, and has both samplers behind one ask/tell interface;
 its GP sampler needs ``torch`` and ``scipy``, which polynb does not install: without them a bayes matrix is
 refused with that reason, never run with another algorithm.
+
+A restarted engine rebuilds a suggester from the sweep's trials (``resume``, :class:`PastTrial`): grid, random,
+mapping and hyperband replay their suggestions (they are deterministic once the seed is fixed: the sweep stores
+the seed it drew when the matrix gives none) and must find each trial's params again, or the sweep cannot be
+resumed; Optuna's study is rebuilt from the trials' params and metrics.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from polynb.compiler.trials import (
     ENUMERATED,
@@ -53,14 +59,48 @@ class Suggestion:
     """What the suggester needs back with the result (an Optuna trial number, a hyperband config)."""
 
 
+@dataclass(frozen=True, slots=True)
+class PastTrial:
+    """A trial a restarted engine finds in the store, in the order the sweep made them."""
+
+    params: dict[str, Any]
+    final: bool
+    metric: float | None
+    """Its metric, if it succeeded with one (what ``tell`` was or will be told)."""
+
+
 class Suggester(Protocol):
     total: int | None
     """How many trials the sweep will run, where it is known up front."""
 
     def ask(self, limit: int) -> list[Suggestion]: ...
     def tell(self, key: Any, metric: float | None) -> None: ...
+    def resume(self, past: list[PastTrial]) -> list[Any] | None:
+        """Bring a new suggester to where the one that made ``past`` was (the final trials told): the keys
+        of ``past``'s suggestions, or None if they are not what this suggester makes."""
+        ...
+
     @property
     def finished(self) -> bool: ...
+
+
+def _same(params: dict[str, Any], stored: dict[str, Any]) -> bool:
+    """``params`` as the store keeps them (JSON) are ``stored``."""
+    return bool(json.loads(json.dumps(params)) == stored)
+
+
+def _replay(suggester: Suggester, past: list[PastTrial]) -> list[Any] | None:
+    """Ask for ``past`` again one by one, telling each final trial at once (as its round needs before the next
+    is asked): the keys, or None once a suggestion is not the stored trial's params."""
+    keys: list[Any] = []
+    for trial in past:
+        suggestions = suggester.ask(1)
+        if not suggestions or not _same(suggestions[0].params, trial.params):
+            return None
+        keys.append(suggestions[0].key)
+        if trial.final:
+            suggester.tell(suggestions[0].key, trial.metric)
+    return keys
 
 
 def _seed(value: int | str | None) -> int | None:
@@ -94,6 +134,9 @@ class Listed:
 
     def tell(self, key: Any, metric: float | None) -> None:
         pass
+
+    def resume(self, past: list[PastTrial]) -> list[Any] | None:
+        return _replay(self, past)
 
     @property
     def finished(self) -> bool:
@@ -163,6 +206,9 @@ class HyperbandSuggester:
         if len(r.results) == len(r.configs):
             self._next_round(r)
 
+    def resume(self, past: list[PastTrial]) -> list[Any] | None:
+        return _replay(self, past)
+
     def _next_round(self, done: _Round) -> None:
         bracket = self.math.bracket(self._iteration)
         keep = self.math.num_to_keep(bracket, self._bracket_iteration)
@@ -224,15 +270,17 @@ class OptunaSuggester:
             iterations = _count(spec.max_iterations, "maxIterations") or 0
             # Polyaxon's bayes: numInitialRuns random trials, then one suggestion per iteration.
             self._rounds = [initial] + [1] * iterations
-            sampler = _gp_sampler(seed, initial)
+            self._sampler: Any = lambda seed: _gp_sampler(seed, initial)
         else:
             per_round = _count(spec.num_runs, "numRuns") or 1
             iterations = _count(spec.max_iterations, "maxIterations") or 1
             # Polyaxon's tpe: numRuns suggestions per iteration, maxIterations iterations (one without).
             self._rounds = [per_round] * max(1, iterations)
-            sampler = optuna.samplers.TPESampler(seed=seed)
+            self._sampler = lambda seed: optuna.samplers.TPESampler(seed=seed)
+        self._seed = seed
+        self._direction: Literal["maximize", "minimize"] = "maximize" if maximize else "minimize"
         self.total: int | None = sum(self._rounds)
-        self._study = optuna.create_study(direction="maximize" if maximize else "minimize", sampler=sampler)
+        self._study = optuna.create_study(direction=self._direction, sampler=self._sampler(seed))
         self._open: dict[int, Any] = {}
         self._left_in_round = 0
 
@@ -257,6 +305,47 @@ class OptunaSuggester:
             self._study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:
             self._study.tell(trial, metric)
+
+    def resume(self, past: list[PastTrial]) -> list[Any] | None:
+        """A new study told every final trial (its params and metric, or failed), the live ones asked again
+        with their params (``enqueue_trial``), the rounds advanced past every trial made. The sampler is seeded
+        with the seed plus the count of trials, so it does not draw the first trials' params again."""
+        import optuna
+
+        if not past:
+            return []
+        seed = None if self._seed is None else self._seed + len(past)
+        self._study = optuna.create_study(direction=self._direction, sampler=self._sampler(seed))
+        keys: list[Any] = []
+        for trial in past:
+            try:
+                distributions = {name: self._space[name] for name in trial.params}
+                if trial.final:
+                    done = optuna.trial.create_trial(
+                        params=trial.params,
+                        distributions=distributions,
+                        value=trial.metric,
+                        state=optuna.trial.TrialState.COMPLETE
+                        if trial.metric is not None
+                        else optuna.trial.TrialState.FAIL,
+                    )
+                    self._study.add_trial(done)
+                    keys.append(None)
+                else:
+                    self._study.enqueue_trial(trial.params)
+                    asked = self._study.ask(self._space)
+                    if not _same(dict(asked.params), trial.params):
+                        return None
+                    self._open[asked.number] = asked
+                    keys.append(asked.number)
+            except (KeyError, ValueError):  # params not of this matrix's space
+                return None
+        made = len(past)
+        while made > 0 and self._rounds:
+            size = self._rounds.pop(0)
+            self._left_in_round = max(0, size - made)
+            made -= size
+        return keys
 
     @property
     def finished(self) -> bool:

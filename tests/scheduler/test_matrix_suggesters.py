@@ -10,7 +10,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from polynb.compiler.trials import TrialsError
-from polynb.scheduler.suggesters import Suggester, suggester_for
+from polynb.scheduler.suggesters import PastTrial, Suggester, suggester_for
 from polynb.spec.matrix import Matrix, MatrixSpec
 
 MATRIX: TypeAdapter[MatrixSpec] = TypeAdapter(Matrix)
@@ -103,3 +103,70 @@ def test_bayes_without_torch_is_refused_with_the_reason() -> None:
     )  # fmt: skip
     with pytest.raises(TrialsError, match="torch"):
         suggester_for(spec)
+
+
+HYPERBAND = {"kind": "hyperband", "maxIterations": 9, "eta": 3, "seed": 5, "resource": {"name": "epochs"},
+             "metric": {"name": "acc", "optimization": "maximize"},
+             "params": {"x": {"kind": "uniform", "value": [0, 1]}}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "matrix",
+    [
+        {"kind": "grid", "params": {"n": {"kind": "range", "value": [0, 7, 1]}}},
+        {"kind": "random", "numRuns": 7, "seed": 3, "params": {"x": {"kind": "uniform", "value": [0, 1]}}},
+        {"kind": "mapping", "values": [{"n": i} for i in range(7)]},
+        HYPERBAND,
+    ],
+    ids=["grid", "random", "mapping", "hyperband"],
+)
+def test_a_resumed_suggester_goes_on_as_the_one_that_made_the_trials(matrix: dict[str, Any]) -> None:
+    spec = MATRIX.validate_python(matrix)
+
+    def score(p: dict[str, Any]) -> float:
+        return float(p.get("x", p.get("n", 0)))
+
+    whole = drive(suggester_for(spec), score, limit=2)
+    # A restart after 5 trials were made, the last one still running (not told).
+    first = suggester_for(spec)
+    made = first.ask(2) + first.ask(2)
+    for s in made:
+        first.tell(s.key, score(s.params))
+    made += first.ask(1)
+    past = [PastTrial(s.params, final=i < 4, metric=score(s.params)) for i, s in enumerate(made)]
+    resumed = suggester_for(spec)
+    keys = resumed.resume(past)
+    assert keys is not None
+    resumed.tell(keys[-1], score(made[-1].params))  # the live trial ends after the restart
+    assert [s.params for s in made] + drive(resumed, score, limit=2) == whole
+
+
+def test_a_suggester_refuses_trials_it_would_not_make() -> None:
+    spec = MATRIX.validate_python({"kind": "grid", "params": {"n": {"kind": "range", "value": [0, 3, 1]}}})
+    assert suggester_for(spec).resume([PastTrial({"n": 1}, final=True, metric=None)]) is None
+
+
+def test_a_resumed_tpe_study_is_told_the_final_trials_and_asks_the_rest_of_its_rounds() -> None:
+    pytest.importorskip("optuna")
+    spec = MATRIX.validate_python(
+        {"kind": "tpe", "numRuns": 3, "maxIterations": 2, "seed": 1,
+         "metric": {"name": "loss", "optimization": "minimize"}, "params": {"x": {"kind": "uniform", "value": [0, 1]}}}
+    )  # fmt: skip
+    first = suggester_for(spec)
+    made = first.ask(3)
+    for s in made:
+        first.tell(s.key, s.params["x"])
+    made += first.ask(2)
+    past = [PastTrial(s.params, final=i < 4, metric=s.params["x"] if i != 1 else None) for i, s in enumerate(made)]
+    resumed = suggester_for(spec)
+    keys = resumed.resume(past)
+    assert keys is not None
+    rest = resumed.ask(5)
+    assert len(rest) == 1  # round 2 had one trial left
+    assert resumed.ask(5) == []
+    assert not resumed.finished  # until the live trial is told
+    resumed.tell(rest[0].key, 0.5)
+    resumed.tell(keys[-1], made[-1].params["x"])
+    assert resumed.finished
+    xs = [s.params["x"] for s in made + rest]
+    assert len(set(xs)) == 6
