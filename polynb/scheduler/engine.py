@@ -158,6 +158,7 @@ class Engine:
         self._evaluator.nested_succeeded = nesting.give_outputs
         self._adopter = Adopter(state, statuses, submission, termination, self._on_update)
         self._adopter.resume_schedule = schedules.resume
+        self._adopter.resume_sweep = sweeps.resume
 
     # -- public API (any thread) --------------------------------------------------------------------
 

@@ -14,6 +14,10 @@ the engine thread hears back from it. So after a crash:
 * a run not claimed yet is pending: it is scheduled as usual (a ``compiled`` one is compiled again, so
   it gets fresh ports); a ``retrying`` one is claimed and submitted again (its next attempt).
 
+A sweep (a ``matrix`` run, or an op of a DAG sweeping) is resumed: its live trials are adopted like single
+runs and ``Sweeps.resume`` rebuilds its suggester from its trials. One it cannot rebuild ends ``failed``
+(``SweepInterrupted``), its live trials taken over all the same.
+
 A DAG retried by its ``maxRetries`` is adopted with the ops of its current attempt (those of earlier ones are
 final). One found ``retrying`` starts its next attempt after the retry delay, as in the engine that died; one
 stopped while ``retrying`` ends ``stopped``.
@@ -93,6 +97,10 @@ class Adopter:
         self._on_update = on_update
         self.resume_schedule: Callable[[RunState, RunRecord, list[str]], None] = lambda run, record, live: None
         """``Schedules.resume`` (set by the engine: ``schedules`` sits above)."""
+        self.resume_sweep: Callable[[RunState, RunRecord, list[str]], str | None] = lambda run, record, live: (
+            "no sweeps here"
+        )
+        """``Sweeps.resume``: None, or why the sweep cannot be resumed (set by the engine)."""
 
     def recover(self, only: Collection[str] | None = None) -> None:
         """Adopt every unfinished top-level run whose owner engine is gone (or released it)."""
@@ -118,7 +126,9 @@ class Adopter:
         store = state.store
         store.set_meta(root.uuid, {OWNER_KEY: state.owner})
         if root.kind == "matrix":
-            self._interrupt_sweep(root)
+            logger.info("resuming sweep %s (%s)", root.uuid, root.name)
+            self._state.dirty_roots.add(root.uuid)
+            self._resume_sweep(self._statuses.adopt(root, role="sweep", root=root.uuid), root)
             return
         if root.kind == "schedule":
             self._resume_schedule(root)
@@ -193,30 +203,25 @@ class Adopter:
             state.dags[run.uuid] = dag
             state.dirty_dags.add(run.uuid)
 
-    def _interrupt_sweep(self, root: RunRecord) -> None:
-        """A top-level sweep, not resumed (see :meth:`_end_sweep`)."""
-        logger.info("sweep %s (%s) was interrupted: not resumed", root.uuid, root.name)
-        self._state.dirty_roots.add(root.uuid)
-        self._end_sweep(self._statuses.adopt(root, role="single", root=root.uuid))
-
-    def _end_sweep(self, sweep: RunState) -> None:
-        """A sweep's suggester lived in the engine that died (an Optuna study, hyperband's rounds): the sweep
-        is not resumed. It ends ``failed`` (``SweepInterrupted``); its trials still unfinished are taken over
-        like single runs (re-attached, or failed if they may have started unseen) and end on their own."""
+    def _resume_sweep(self, sweep: RunState, record: RunRecord) -> None:
+        """Adopt a sweep's live trials and resume it (``Sweeps.resume``), then re-attach them. One that cannot be
+        resumed ends ``failed`` (``SweepInterrupted``) with the reason; its trials end on their own."""
         state = self._state
         trials = [r for r in state.store.children(sweep.uuid) if r.hook_of is None and not r.is_final]
         adopted = []
-        for record in trials:
-            plan = OpPlan.from_meta(record.meta["plan"]) if "plan" in record.meta else None
-            run = self._statuses.adopt(record, role="trial", root=sweep.root, plan=plan)
-            if record.spec and "placement" in record.spec:
-                run.compiled = CompiledOp.from_dict(record.spec)
-            adopted.append((run, record))
-        self._statuses.finish(sweep, Status.FAILED, REASON_SWEEP_INTERRUPTED,
-                              "the engine running this sweep stopped; a sweep is not resumed (its suggester's "
-                              "state was in that engine): run it again")  # fmt: skip
-        for run, record in adopted:
-            self._recover_run(run, record)
+        for trial in trials:
+            plan = OpPlan.from_meta(trial.meta["plan"]) if "plan" in trial.meta else None
+            run = self._statuses.adopt(trial, role="trial", root=sweep.root, plan=plan)
+            if trial.spec and "placement" in trial.spec:
+                run.compiled = CompiledOp.from_dict(trial.spec)
+            adopted.append((run, trial))
+        why = self.resume_sweep(sweep, record, [run.uuid for run, _ in adopted])
+        if why is not None:
+            logger.warning("sweep %s (%s) cannot be resumed: %s", sweep.uuid, sweep.name, why)
+            self._statuses.finish(sweep, Status.FAILED, REASON_SWEEP_INTERRUPTED,
+                                  f"the engine running this sweep stopped and it cannot be resumed: {why}")  # fmt: skip
+        for run, trial in adopted:
+            self._recover_run(run, trial)
 
     def _resume_schedule(self, root: RunRecord) -> None:
         """A schedule goes on where it was (its next tick and count are in its ``meta``); its ticks' runs still
@@ -242,7 +247,7 @@ class Adopter:
         if run.role == "dag" or run.uuid in self._state.dags:  # a DAG, or an op running a nested one
             return
         if run.role == "op" and "sweep" in record.meta and not record.is_final:
-            self._end_sweep(run)  # an op of a DAG that was sweeping
+            self._resume_sweep(run, record)  # an op of a DAG that was sweeping
             return
         statuses = self._statuses
         action = classify(record.status, has_handle=record.handle is not None)

@@ -34,6 +34,8 @@ class SweepState:
     """No trial starts any more (early stopping, a stop)."""
     stop_requested: bool = False
     early_stop_message: str | None = None
+    stop_active: bool = False
+    """Stop the live trials at the next evaluation (early stopping found by a restarted engine)."""
     base_dir: str | None = None
     root: str = ""
     """The top-level run: the sweep itself, or the DAG whose op it is."""

@@ -23,13 +23,20 @@ trial is final the sweep is ``failed`` if any trial failed, else ``stopped`` if 
 else ``succeeded``; a sweep stopped by the user ends ``stopped``. Hooks: the operation's hooks (where the
 ``matrix`` is written) run for the sweep, after its final status; the component's hooks run for each trial.
 
-A sweep is not resumed by a restarted engine (``recovery`` ends it ``failed``, reason ``SweepInterrupted``).
+Restart: a sweep not final when its engine died is resumed by the next (``recovery`` adopts it and its live
+trials, then :meth:`Sweeps.resume`). Its state is the store's: the trials (each created with its params in
+the turn's transaction) and the seed in the sweep's ``meta`` (drawn when the matrix gives none, so the
+suggestions can be made again). The suggester is rebuilt from the trials in order (``Suggester.resume``), the
+counts and early stopping from the final ones; the live ones are told when they end. A sweep whose trials
+the rebuilt suggester would not make (a store from an older polynb without the seed) ends ``failed``
+(``SweepInterrupted``), its live trials left to end on their own.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,24 +47,57 @@ from polynb.scheduler.plan import DagPlan, OpPlan, make_op_plan
 from polynb.scheduler.run_state import RunState
 from polynb.scheduler.state import EngineState
 from polynb.scheduler.statuses import Statuses
-from polynb.scheduler.suggesters import Suggester, Suggestion, suggester_for
+from polynb.scheduler.suggesters import PastTrial, Suggester, Suggestion, suggester_for
 from polynb.scheduler.sweep_state import SweepState
-from polynb.spec.matrix import FailureEarlyStopping, MatrixSpec, MetricEarlyStopping
+from polynb.spec.matrix import (
+    Bayes,
+    FailureEarlyStopping,
+    Hyperband,
+    MatrixSpec,
+    MetricEarlyStopping,
+    RandomSearch,
+    Tpe,
+)
 from polynb.spec.models import Param
-from polynb.store import NewRun
+from polynb.store import NewRun, RunRecord
 
 REASON_EARLY_STOPPING = "EarlyStopping"
 REASON_SWEEP_STOPPED = "SweepStopped"
 SWEEP_KIND = "matrix"
 TRIAL_KEY = "trial"
 """``meta`` key of a trial run: ``{"index": n, "params": {...}}`` (what ``polynb ls`` and the sweep view read)."""
+_DRAWING = (RandomSearch, Hyperband, Tpe, Bayes)
+"""The kinds whose suggestions are drawn at random (with their ``seed``)."""
+SWEEP_OP_KEY = "sweep_op"
+"""``meta`` key of a top-level sweep run: its op (with the matrix), what a restarted engine resumes it from."""
 
 
 def _summary(matrix: MatrixSpec, total: int | None) -> dict[str, Any]:
-    """What readers of the store (``polynb ls``, the sweep view) know of a sweep (its run's ``meta``)."""
+    """What readers of the store (``polynb ls``, the sweep view) know of a sweep (its run's ``meta``), and the
+    seed its suggester draws with (what a restarted engine makes the same suggestions again with)."""
     metric, maximize = _metric_of(matrix)
     concurrency = matrix.concurrency if isinstance(matrix.concurrency, int) else None
-    return {"kind": matrix.kind, "metric": metric, "maximize": maximize, "total": total, "concurrency": concurrency}
+    seed = getattr(matrix, "seed", None)
+    return {"kind": matrix.kind, "metric": metric, "maximize": maximize, "total": total, "concurrency": concurrency,
+            "seed": seed if isinstance(seed, int) else None}  # fmt: skip
+
+
+def _seeded(matrix: MatrixSpec, seed: int | None = None) -> MatrixSpec:
+    """The matrix with a seed (``seed``, or one drawn now) where it draws at random and gives none: the sweep
+    stores it, so a restarted engine makes the same suggestions again."""
+    if not isinstance(matrix, _DRAWING) or matrix.seed is not None:
+        return matrix
+    return matrix.model_copy(update={"seed": seed if seed is not None else random.randrange(2**31)})
+
+
+def _metric(name: str | None, trial: RunRecord) -> float | None:
+    """A trial's metric: the output ``name`` of a trial that succeeded, if it is a number."""
+    if name is None or trial.status != Status.SUCCEEDED:
+        return None
+    value = trial.outputs.get(name)
+    if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
+        return float(value)
+    return None
 
 
 def _metric_of(matrix: MatrixSpec) -> tuple[str | None, bool]:
@@ -87,6 +127,7 @@ class Sweeps:
         """Create the sweep run and its first trials; raise ``TrialsError`` (before any run exists) for a
         matrix polynb cannot run."""
         state = self._state
+        matrix = _seeded(matrix)
         suggester = suggester_for(matrix)
         concurrency = matrix.concurrency if isinstance(matrix.concurrency, int) else None
         record = state.store.create_run(
@@ -98,6 +139,7 @@ class Sweeps:
                     "role": "sweep",
                     "dag": dag_plan.to_meta(),
                     "sweep": _summary(matrix, suggester.total),
+                    SWEEP_OP_KEY: op.to_meta(),
                     OWNER_KEY: state.owner,
                     "hook_components": dict(hook_components),
                 },
@@ -126,7 +168,7 @@ class Sweeps:
         assert run.plan is not None
         assert run.plan.operation.matrix is not None
         assert run.dag_uuid is not None
-        matrix = run.plan.operation.matrix
+        matrix = _seeded(run.plan.operation.matrix)
         dag = state.dags[run.dag_uuid]
         try:
             suggester = suggester_for(matrix)
@@ -138,6 +180,66 @@ class Sweeps:
                                                    base_dir=dag.plan.base_dir, root=run.root,
                                                    dag_uuid=dag.uuid)  # fmt: skip
         state.dirty_sweeps.add(run.uuid)
+
+    def resume(self, run: RunState, record: RunRecord, live: list[str]) -> str | None:
+        """A sweep adopted by a restarted engine (``recovery``; ``live``: its trials not final, adopted by the
+        caller, re-attached after this): rebuild its suggester from its trials, its counts and early stopping
+        from the final ones, and go on. None, or why it cannot be resumed (nothing is changed then)."""
+        state = self._state
+        meta = record.meta
+        if run.role == "sweep":
+            if SWEEP_OP_KEY not in meta:
+                return "its op is not in the store (a sweep made by an older polynb)"
+            op = OpPlan.from_meta(meta[SWEEP_OP_KEY])
+            inputs, base_dir = dict(record.inputs), DagPlan.from_meta(meta["dag"]).base_dir
+            root, dag_uuid = record.uuid, None
+        else:  # an op of a DAG (its DAG is adopted already)
+            assert run.plan is not None
+            assert run.dag_uuid is not None
+            op, inputs, base_dir = run.plan, {}, state.dags[run.dag_uuid].plan.base_dir
+            root, dag_uuid = run.root, run.dag_uuid
+        matrix = op.operation.matrix
+        if matrix is None:
+            return "its op has no matrix"
+        if isinstance(matrix, _DRAWING) and matrix.seed is None:
+            seed = (meta.get("sweep") or {}).get("seed")
+            if not isinstance(seed, int):
+                return "the seed its suggestions were drawn with is not in the store (a sweep made by an older polynb)"
+            matrix = _seeded(matrix, seed)
+        try:
+            suggester = suggester_for(matrix)
+        except TrialsError as exc:
+            return str(exc)
+        trials = sorted((r for r in state.store.children(record.uuid) if r.hook_of is None and TRIAL_KEY in r.meta),
+                        key=lambda r: int(r.meta[TRIAL_KEY]["index"]))  # fmt: skip
+        sweep = self._sweep_state(run, op, matrix, suggester, inputs=inputs, base_dir=base_dir, root=root,
+                                  dag_uuid=dag_uuid)  # fmt: skip
+        past = [PastTrial(dict(r.meta[TRIAL_KEY]["params"]), r.is_final, _metric(sweep.metric, r)) for r in trials]
+        keys = suggester.resume(past)
+        if keys is None:
+            return "the suggestions its matrix gives now are not its trials' params"
+        alive = set(live)
+        sweep.created = len(trials)
+        sweep.active = {r.uuid: key for r, key in zip(trials, keys, strict=True) if r.uuid in alive}
+        final = [r for r in trials if r.is_final]
+        sweep.failed = sum(r.status == Status.FAILED for r in final)
+        sweep.stopped = sum(r.status == Status.STOPPED for r in final)
+        if record.status == Status.STOPPING:
+            sweep.stop_requested = sweep.closed = sweep.stop_active = True
+        else:
+            for r in final:
+                reason = self._early_stop(sweep, r.name, r.status, _metric(sweep.metric, r))
+                if reason is not None:
+                    sweep.closed, sweep.early_stop_message, sweep.stop_active = True, reason, True
+                    break
+        state.sweeps[record.uuid] = sweep
+        if dag_uuid is not None:
+            self._statuses.hold_slot(run, True)  # as when it started: the sweep holds its DAG's slot
+        elif record.status == Status.COMPILED:
+            self._statuses.apply(run, state.store.claim(record.uuid, status=Status.RUNNING,
+                                                        expected={Status.COMPILED}, reason="Sweeping"))  # fmt: skip
+        state.dirty_sweeps.add(record.uuid)
+        return None
 
     def _sweep_state(
         self, run: RunState, op: OpPlan, matrix: MatrixSpec, suggester: Suggester, *, inputs: dict[str, Any],
@@ -172,6 +274,9 @@ class Sweeps:
             return
         for uuid in [u for u in sweep.active if state.runs[u].is_final]:
             self._trial_ended(sweep, state.runs[uuid], sweep.active.pop(uuid))
+        if sweep.stop_active:  # a stop found by a restarted engine, once the live trials are adopted
+            sweep.stop_active = False
+            self._stop_active(sweep)
         if not sweep.closed and not state.closing:
             self._fill(sweep)
         if sweep.active:
@@ -180,27 +285,25 @@ class Sweeps:
             self._finish(sweep, run)
 
     def _trial_ended(self, sweep: SweepState, trial: RunState, key: Any) -> None:
-        metric: float | None = None
+        metric = None
         if trial.status == Status.SUCCEEDED and sweep.metric is not None:
-            value = self._state.store.get_run(trial.uuid).outputs.get(sweep.metric)
-            if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
-                metric = float(value)
+            metric = _metric(sweep.metric, self._state.store.get_run(trial.uuid))
         sweep.failed += trial.status == Status.FAILED
         sweep.stopped += trial.status == Status.STOPPED
         if not sweep.closed:
             sweep.suggester.tell(key, metric)
-            reason = self._early_stop(sweep, trial, metric)
+            reason = self._early_stop(sweep, trial.name, trial.status, metric)
             if reason is not None:
                 self._close(sweep, reason)
 
-    def _early_stop(self, sweep: SweepState, trial: RunState, metric: float | None) -> str | None:
+    def _early_stop(self, sweep: SweepState, name: str, status: Status, metric: float | None) -> str | None:
         for policy in sweep.early_stopping:
             if isinstance(policy, MetricEarlyStopping) and not isinstance(policy.value, str):
-                if metric is None or trial.status != Status.SUCCEEDED:
+                if metric is None or status != Status.SUCCEEDED:
                     continue
                 maximize = policy.optimization == "maximize"
                 if (metric >= policy.value) if maximize else (metric <= policy.value):
-                    return (f"trial {trial.name} reached {policy.metric} = {metric:g} "
+                    return (f"trial {name} reached {policy.metric} = {metric:g} "
                             f"({'>=' if maximize else '<='} {policy.value:g})")  # fmt: skip
             elif isinstance(policy, FailureEarlyStopping) and not isinstance(policy.percent, str):
                 of = sweep.suggester.total or sweep.created
@@ -213,6 +316,16 @@ class Sweeps:
         sweep.early_stop_message = message
         for uuid in list(sweep.active):
             self._stop_run(self._state.runs[uuid], REASON_EARLY_STOPPING, f"sweep {sweep.name}: {message}")
+
+    def _stop_active(self, sweep: SweepState) -> None:
+        """Stop again the live trials a restarted engine adopted that are not stopping yet (a stop or early
+        stopping decided before the restart, or found from the final trials)."""
+        runs = self._state.runs
+        for uuid in [u for u in sweep.active if not runs[u].is_final and runs[u].status != Status.STOPPING]:
+            if sweep.stop_requested:
+                self._stop_run(runs[uuid], REASON_SWEEP_STOPPED, f"sweep {sweep.name} stopped")
+            else:
+                self._stop_run(runs[uuid], REASON_EARLY_STOPPING, f"sweep {sweep.name}: {sweep.early_stop_message}")
 
     def _fill(self, sweep: SweepState) -> None:
         limit = (sweep.concurrency or 2**31) - len(sweep.active)

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import textwrap
-from pathlib import Path
 
 import pytest
-from support.schedkit import DEADLOCK_GUARD, PY, Env, build
+from support.schedkit import PY, Env, build
 
 from polynb.lifecycle import Status
-from polynb.scheduler.events import EngineEvent
 
 _LOSS = (
     "import json, os, sys; lr = float(sys.argv[1]); "
@@ -244,56 +242,6 @@ def test_iterative_is_refused_with_the_reason() -> None:
         )
 
 
-def test_a_sweep_is_not_resumed_by_the_next_engine_its_running_trials_are(tmp_path: Path) -> None:
-    from support.recorder import Recorder
-
-    from polynb.executors.local.executor import LocalExecutor
-    from polynb.scheduler.engine import Engine
-    from polynb.store import Store
-
-    store = Store(tmp_path / "db")
-    flag = tmp_path / "go"
-    text = textwrap.dedent(f"""\
-        version: 1.1
-        kind: operation
-        name: handed
-        matrix:
-          kind: grid
-          concurrency: 2
-          params:
-            n: {{kind: range, value: [0, 6, 1]}}
-        component:
-          name: wait
-          inputs: [{{name: n, type: int}}]
-          run:
-            kind: job
-            container: {{command: [sh, -c, 'while [ ! -e "{flag}" ]; do sleep 0.05; done']}}
-        """)
-    try:
-        first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
-        recorder = Recorder[EngineEvent]()
-        first.subscribe(recorder)
-        first.start()
-        uuid = first.submit(build(text))
-        recorder.wait_for(lambda evs: sum(e.kind == "run_status_running" and e.dag_uuid == uuid for e in evs) >= 2)
-        first.shutdown(stop_running=False)
-        second = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
-        after = Recorder[EngineEvent]()
-        second.subscribe(after)
-        second.start()
-        try:
-            flag.touch()
-            assert second.wait(uuid, timeout=DEADLOCK_GUARD) == "failed"
-            assert store.get_run(uuid).reason == "SweepInterrupted"
-            after.wait_for(lambda evs: sum(e.kind == "run_status_succeeded" and e.dag_uuid == uuid for e in evs) >= 2)
-            runs = [r for r in store.children(uuid) if r.hook_of is None]
-            assert len(runs) == 2 and all(r.status == Status.SUCCEEDED for r in runs)  # they ran once, to the end
-        finally:
-            second.shutdown()
-    finally:
-        store.close()
-
-
 def test_an_op_of_a_dag_sweeps_reading_upstream_outputs_and_its_downstream_waits_for_every_trial(env: Env) -> None:
     from support.schedkit import dag, job, write_outputs
 
@@ -356,46 +304,3 @@ def test_stopping_a_dag_stops_the_trials_of_its_sweeping_op(env: Env) -> None:
     assert env.store.get_run(tune).status == Status.STOPPED
     runs = trials(env, tune)
     assert len(runs) == 2 and all(r.status == Status.STOPPED for r in runs)
-
-
-def test_a_dags_sweeping_op_is_not_resumed_by_the_next_engine(tmp_path: Path) -> None:
-    from support.recorder import Recorder
-    from support.schedkit import dag
-
-    from polynb.executors.local.executor import LocalExecutor
-    from polynb.scheduler.engine import Engine
-    from polynb.store import Store
-
-    store = Store(tmp_path / "db")
-    flag = tmp_path / "go"
-    sweep_op = (
-        "name: tune\n"
-        "matrix: {kind: grid, concurrency: 2, params: {n: {kind: range, value: [0, 6, 1]}}}\n"
-        "component:\n"
-        "  name: wait\n"
-        "  inputs: [{name: n, type: int}]\n"
-        f"  run: {{kind: job, container: {{command: [sh, -c, 'while [ ! -e \"{flag}\" ]; do sleep 0.05; done']}}}}"
-    )
-    try:
-        first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
-        recorder = Recorder[EngineEvent]()
-        first.subscribe(recorder)
-        first.start()
-        uuid = first.submit(build(dag(sweep_op)))
-        tune = next(r.uuid for r in store.children(uuid))
-        recorder.wait_for(lambda evs: sum(e.kind == "run_status_running" and e.dag_uuid == tune for e in evs) >= 2)
-        first.shutdown(stop_running=False)
-        second = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
-        after = Recorder[EngineEvent]()
-        second.subscribe(after)
-        second.start()
-        try:
-            flag.touch()
-            assert second.wait(uuid, timeout=DEADLOCK_GUARD) == "failed"
-            assert store.get_run(tune).reason == "SweepInterrupted"
-            after.wait_for(lambda evs: sum(e.kind == "run_status_succeeded" and e.dag_uuid == tune for e in evs) >= 2)
-            assert len([r for r in store.children(tune) if r.hook_of is None]) == 2  # no trial was started anew
-        finally:
-            second.shutdown()
-    finally:
-        store.close()
