@@ -87,8 +87,8 @@ Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
 * **Sweeps.** A matrix run (or a DAG's op with a ``matrix``) is final once every trial is: ``failed`` if any
   trial failed, else ``stopped`` if all were, else ``succeeded`` (Polyaxon's pipeline rule); early stopping
   starts no more trials and stops the running ones. Trials are ``dag_uuid``-children of the sweep, role
-  ``trial``; the operation's hooks run for the sweep, the component's per trial. A sweep is not resumed by a
-  restarted engine (``SweepInterrupted``); its trials still running are re-attached and end on their own.
+  ``trial``; the operation's hooks run for the sweep, the component's per trial. A restarted engine resumes
+  a sweep: its running trials are re-attached, its suggester rebuilt from its trials (``Sweeps.resume``).
 * **Shutdown** with ``stop_running`` stops everything and records the statuses before returning; no new
   hooks are started while shutting down. Either way no run is claimed any more, and the submissions
   already queued are made and their handles stored before the executors shut down.
