@@ -523,8 +523,9 @@ def test_an_op_starts_on_an_artifact_a_running_pod_logs_and_reads_its_path(seed_
 
 def test_a_dropped_log_stream_is_reopened_without_repeating_or_losing_an_event(seed_cluster: Cluster) -> None:
     cluster = seed_cluster
+    assert cluster.emulator.kubelet is not None
     gate = claim_folder(cluster.emulator.kubelet.root, "default", CLAIM) / "go"
-    train = f"""
+    train = """
         import os, pathlib, sys, time
         from polynb import tracking
         tracking.emit("first")
