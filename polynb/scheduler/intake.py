@@ -65,7 +65,9 @@ class EventIntake:
             self.ingest(run)
             self._offsets.pop(run.uuid, None)  # kept in the run's meta: a next attempt reads it back
             self._files.pop(run.uuid, None)
-            self._seqs.pop(run.uuid, None)
+            if self._seqs.pop(run.uuid, 0):
+                # A next attempt runs in a new pod, whose events may number from 1 again.
+                self._state.store.set_meta(run.uuid, {SEQ_KEY: 0})
         elif not self.watcher.watching(run.uuid) and not self.streamed(run) and self._awaited(run):
             self.watcher.watch(run.uuid, self._events_file(run.uuid), self._offset(run.uuid))
             self.ingest(run)  # what it wrote before the watch began
