@@ -16,6 +16,10 @@ Names are deterministic (:func:`~polynb.executors.kubernetes.names.resource_name
 meets ``409 AlreadyExists``, and the existing object is adopted when its ``polynb.io/run`` label is this
 run's. A resubmission after a final status (a scheduler retry) is the next attempt (``-a2``, ...).
 
+A run some op awaits events of (``log_artifact`` & co.) has its main container's log followed while it runs
+(:mod:`~polynb.executors.kubernetes.events`); its final status is delivered once that log has ended, after
+its events.
+
 Kernel ownership, heartbeat and sweep: :mod:`~polynb.executors.kubernetes.kernel`. Manifests:
 :mod:`~polynb.executors.kubernetes.manifests`. See ``docs/kubernetes.md`` for the user's side.
 """
