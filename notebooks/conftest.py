@@ -76,7 +76,7 @@ def _start_cluster(stack: contextlib.ExitStack, folder: Path) -> dict[str, str]:
     }
 
 
-LOCAL_ONLY = {"06-events.ipynb": "events from inside ops are read from the local run folder (docs/kubernetes.md)"}
+LOCAL_ONLY: dict[str, str] = {}
 """Notebooks that show what only the local executor does yet: skipped with ``--polynb-executor kubernetes``."""
 
 

@@ -7,7 +7,7 @@ after an engine restart, and cleans up after it. The scheduler owns statuses; an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -48,6 +48,15 @@ class ExecutorUpdate:
     def is_final(self) -> bool:
         return self.status in FINAL_EXECUTOR_STATUSES
 
+
+EVENTS_AWAITED_LABEL: Final = "polynb.io/events-awaited"
+"""Label the scheduler sets (``"true"``) on a compiled op some op of its DAG awaits a non-status event of
+(``log_artifact`` & co.): an executor that cannot read the run folder brings them back another way."""
+
+EventSink = Callable[[str, Sequence[Mapping[str, Any]]], None]
+"""``(run_uuid, events)``: events an executor read from where an op runs, each an events-file line as JSON
+(``kind``, ``at``, ``payload``, ``seq``), in order, all before the run's final update (an executor that has
+``set_event_sink(sink)`` is given one by the engine)."""
 
 UpdateCallback = Callable[[ExecutorUpdate], None]
 """Called from executor threads, in order per run; it must be cheap (the scheduler only enqueues)."""

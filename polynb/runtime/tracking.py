@@ -8,6 +8,7 @@ them as ``{ref: ops.train, value: outputs.accuracy}``.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -167,23 +168,60 @@ so an event logged just before exiting is never missed)."""
 ALERT_LEVELS = ("info", "warning", "critical")
 
 
+EVENTS_STDOUT_ENV = "POLYNB_EVENTS_STDOUT"
+"""Set (to ``1``) by the kubernetes executor in the pod of a run some op awaits events of: each event is also
+written on stdout as one marker line, which the executor reads from the pod's log stream (the pod's files are
+not reachable from the engine)."""
+EVENT_MARKER = "\x1b_polynb-event\x1b\\"
+"""Starts an event's line on stdout, compact JSON after: an APC control string (``ESC _ … ESC \\``), which no
+normal output writes and terminals do not show; none of its characters ends a line for ``str.splitlines``."""
+_SEQ_FILE = ".events.seq"
+
+
 def _emit_event(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     """Append one event line; one ``write`` of one line under ``flock`` so concurrent writers never interleave
-    and the engine never reads half a line as a whole one (it only takes lines ending in a newline)."""
+    and the engine never reads half a line as a whole one (it only takes lines ending in a newline).
+
+    Each event of a run has a ``seq`` (1, 2, ...; kept beside the file under the same lock): a reader that sees
+    an event twice (a log stream reopened after a drop) records it once."""
+    import sys
     import time
 
     encoded = json.loads(json.dumps(payload, default=_to_json, allow_nan=False))
-    line = {"kind": kind, "at": time.time(), "payload": encoded}
     folder = outputs_path()
     folder.mkdir(parents=True, exist_ok=True)
-    data = (json.dumps(line, sort_keys=True) + "\n").encode("utf-8")
     fd = os.open(folder / EVENTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, data)
+        seq_path = folder / _SEQ_FILE
+        try:
+            seq = int(seq_path.read_text(encoding="ascii") or 0) + 1
+        except (FileNotFoundError, ValueError):
+            seq = 1
+        seq_path.write_text(str(seq), encoding="ascii")
+        line = {"kind": kind, "at": time.time(), "payload": encoded, "seq": seq}
+        os.write(fd, (json.dumps(line, sort_keys=True) + "\n").encode("utf-8"))
+        if os.environ.get(EVENTS_STDOUT_ENV):
+            with contextlib.suppress(ValueError, OSError):
+                sys.stdout.flush()  # what print() buffered goes first, not after (or inside) the marker line
+            marker = EVENT_MARKER + json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n"
+            os.write(1, marker.encode("utf-8"))
     finally:
         os.close(fd)
     return line
+
+
+def parse_marker(text: str) -> dict[str, Any] | None:
+    """The event of a stdout line written by :func:`_emit_event` (the marker may follow unflushed output on
+    the same line); None for any other line."""
+    start = text.find(EVENT_MARKER)
+    if start < 0:
+        return None
+    try:
+        line = json.loads(text[start + len(EVENT_MARKER) :])
+    except ValueError:
+        return None
+    return line if isinstance(line, dict) else None
 
 
 def log_artifact(path: str | os.PathLike[str], *, kind: str = "file", name: str | None = None) -> dict[str, Any]:

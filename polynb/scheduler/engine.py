@@ -27,7 +27,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +47,7 @@ from polynb.scheduler.ownership import new_owner
 from polynb.scheduler.plan import DagPlan, plan_from_pipeline_op
 from polynb.scheduler.recovery import Adopter
 from polynb.scheduler.schedules import WALL_CLOCK_RECHECK, Schedules
+from polynb.scheduler.sources.run_files import parse_event
 from polynb.scheduler.state import EngineState, Settled
 from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.stopping import Stopping
@@ -144,6 +145,8 @@ class Engine:
         self._intake = intake = EventIntake(state, self._on_events_file)
         self._updates.before = intake.before_update
         intake.start_single = submission.start_unless_awaiting_approval
+        for executor in self._state.executors.values():
+            self._connect_events(executor)
         self._evaluator = DagEvaluator(state, statuses, submission, termination, stopping)
         self._sweeps = sweeps = Sweeps(state, statuses, submission.prepare_and_submit, stopping.stop_run)
         submission.start_sweep = sweeps.start_in_dag
@@ -301,6 +304,7 @@ class Engine:
             if name in self._state.executors:
                 raise ValueError(f"an executor named {name!r} is already configured")
             self._state.executors[name] = executor
+            self._connect_events(executor)
 
         if self._thread is None:
             add()
@@ -350,6 +354,22 @@ class Engine:
     def _on_events_file(self, uuid: str) -> None:
         # The events-file watcher's thread: enqueue only.
         self._queue.put(_Call(lambda: self._intake.wake(uuid), None))
+
+    def _connect_events(self, executor: Executor) -> None:
+        """An executor that brings its ops' events back itself (kubernetes: from the pods' log streams)."""
+        set_sink = getattr(executor, "set_event_sink", None)
+        if set_sink is not None:
+            set_sink(self._on_op_events)
+
+    def _on_op_events(self, uuid: str, lines: Sequence[Mapping[str, Any]]) -> None:
+        # An executor thread, before that run's final update: enqueue only (the queue keeps the order).
+        events = []
+        for line in lines:
+            try:
+                events.append(parse_event(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                logger.warning("run %s: skipping a malformed event (%s): %r", uuid, exc, str(line)[:200])
+        self._queue.put(_Call(lambda: self._intake.receive(uuid, events), None))
 
     def _on_update(self, update: ExecutorUpdate) -> None:
         # Executor threads: enqueue only.

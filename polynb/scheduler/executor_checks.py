@@ -18,8 +18,9 @@ from polynb.spec.models import Dag, EventTrigger
 
 READS_EVENT_FILES = frozenset({"local"})
 """Executors whose ops' events files (``polynb.tracking.log_artifact`` & co.) the engine can read: the run
-folder is on this machine. Elsewhere (a pod) the file is not reachable yet, so an op awaiting such an event
-would be skipped for an event that did happen: refused instead."""
+folder is on this machine. An executor that brings the events back itself (``set_event_sink``: kubernetes,
+from the pods' log streams) is as good; any other would skip an op awaiting such an event for an event that
+did happen: refused instead."""
 
 
 _NOT_FROM_OPS = frozenset({"run_approved_actor", "run_invalidated_actor"}) | CONNECTION_EVENT_KINDS
@@ -58,7 +59,7 @@ def _waits(name: str, triggers: Iterable[EventTrigger], found: list[str]) -> Non
 def check_submission(executor: Executor, pipeline: Pipeline) -> None:
     """Raise the executor's own error (a ``RuntimeError``) when it refuses ``pipeline``."""
     waits = op_event_waits(pipeline)
-    if waits and executor.name not in READS_EVENT_FILES:
+    if waits and executor.name not in READS_EVENT_FILES and not hasattr(executor, "set_event_sink"):
         raise RuntimeError(
             f"{pipeline.name}: events emitted from inside ops ({'; '.join(waits)}) are read from the local run "
             f"folder; the {executor.name} executor does not bring them back yet: run it on the local executor"

@@ -15,7 +15,7 @@ twice nor misses one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,14 +25,17 @@ from polynb.lifecycle import CUSTOM_EVENT_KINDS, Status, is_status_event
 from polynb.runtime.tracking import EVENTS_FILE
 from polynb.scheduler.readiness import APPROVED_EVENT, INVALIDATED_EVENT
 from polynb.scheduler.run_state import RunState
-from polynb.scheduler.sources.run_files import EventFileWatcher, read_new
+from polynb.scheduler.sources.run_files import EventFileWatcher, FileEvent, read_new
 from polynb.scheduler.state import EngineState
+from polynb.scheduler.tallies import awaits_events
 from polynb.store import EventRecord
 from polynb.store.paths import run_paths
 
 logger = logging.getLogger(__name__)
 
 OFFSET_KEY = "events_offset"
+SEQ_KEY = "events_seq"
+"""In a run's ``meta``: the last ``seq`` recorded of the events an executor streamed back (:meth:`receive`)."""
 
 
 def events_file(uuid: str, root: Path | None = None) -> Path:
@@ -49,6 +52,7 @@ class EventIntake:
         self.watcher = EventFileWatcher(wake)
         self._offsets: dict[str, int] = {}
         self._files: dict[str, Path] = {}
+        self._seqs: dict[str, int] = {}
         self.start_single: Callable[[RunState], None] | None = None
         """``Submission.start_unless_awaiting_approval``: an approved single run starts."""
 
@@ -61,9 +65,17 @@ class EventIntake:
             self.ingest(run)
             self._offsets.pop(run.uuid, None)  # kept in the run's meta: a next attempt reads it back
             self._files.pop(run.uuid, None)
-        elif not self.watcher.watching(run.uuid) and self._awaited(run):
+            if self._seqs.pop(run.uuid, 0):
+                # A next attempt runs in a new pod, whose events may number from 1 again.
+                self._state.store.set_meta(run.uuid, {SEQ_KEY: 0})
+        elif not self.watcher.watching(run.uuid) and not self.streamed(run) and self._awaited(run):
             self.watcher.watch(run.uuid, self._events_file(run.uuid), self._offset(run.uuid))
             self.ingest(run)  # what it wrote before the watch began
+
+    def streamed(self, run: RunState) -> bool:
+        """Does ``run``'s executor stream its op's events back itself (:meth:`receive`; kubernetes)?"""
+        executor = self._state.executors.get(run.executor)
+        return executor is not None and hasattr(executor, "set_event_sink")
 
     def wake(self, uuid: str) -> None:
         """The watcher saw the file of ``uuid`` grow."""
@@ -91,6 +103,33 @@ class EventIntake:
             records.append(self.record(run, line.kind, line.payload, at=at))
         self._offsets[run.uuid] = new_offset
         self._state.store.set_meta(run.uuid, {OFFSET_KEY: new_offset})
+        return records
+
+    def receive(self, uuid: str, events: Sequence[FileEvent]) -> list[EventRecord]:
+        """Events an executor read from where the op runs (a pod's log stream), in order: the same record as
+        :meth:`ingest`'s, each ``seq`` once (a stream reopened after a drop may repeat some). The executor
+        delivers them before the run's final update, so none arrives after the run is final."""
+        run = self._state.runs.get(uuid)
+        if run is None or run.is_final:
+            if events:
+                logger.warning("run %s: %d event(s) from its executor after it ended: dropped", uuid, len(events))
+            return []
+        last = self._seqs.get(uuid)
+        if last is None:
+            last = self._seqs[uuid] = int(self._state.store.get_run(uuid).meta.get(SEQ_KEY, 0) or 0)
+        records = []
+        for event in events:
+            if event.seq and event.seq <= last:
+                continue
+            if is_status_event(event.kind):
+                logger.warning("run %s: ignoring a status event %s from inside its op", uuid, event.kind)
+            else:
+                at = datetime.fromtimestamp(event.at, UTC) if event.at > 0 else None
+                records.append(self.record(run, event.kind, event.payload, at=at))
+            last = max(last, event.seq)
+        if last != self._seqs[uuid]:
+            self._seqs[uuid] = last
+            self._state.store.set_meta(uuid, {SEQ_KEY: last})
         return records
 
     def _events_file(self, uuid: str) -> Path:
@@ -168,15 +207,7 @@ class EventIntake:
     def _awaited(self, run: RunState) -> bool:
         """Does a pending op of ``run``'s DAG wait for a non-status kind of it?"""
         index = self._state.index_of(run)
-        if index is None:
-            return False
-        for down in index.downstream.get(run.name, ()):
-            if down.status != Status.CREATED or down.plan is None:
-                continue
-            for wait in down.plan.requirements.events:
-                if wait.ref == run.name and any(not is_status_event(k) for k in wait.kinds):
-                    return True
-        return False
+        return index is not None and awaits_events(index, run.name)
 
 
 def _verb(approved: bool) -> str:

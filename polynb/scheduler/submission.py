@@ -8,6 +8,7 @@ thread; from it on the run holds its slot and its timeout counts.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -15,7 +16,7 @@ from typing import Any
 
 from polynb.compiler.cache import CACHE_META_KEY, cache_key, cache_of, ttl_of
 from polynb.compiler.types import CompiledOp
-from polynb.executors.base import ExecutorUpdate, UpdateCallback
+from polynb.executors.base import EVENTS_AWAITED_LABEL, ExecutorUpdate, UpdateCallback
 from polynb.lifecycle import REASON_STOPPED, Status
 from polynb.scheduler.compiling import Bound, Compiled, OpCompiler, Outcome
 from polynb.scheduler.ownership import OWNER_KEY
@@ -25,7 +26,7 @@ from polynb.scheduler.run_state import RunState
 from polynb.scheduler.state import DagState, EngineState
 from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.submitter import Submitted, Submitter
-from polynb.scheduler.tallies import DagIndex
+from polynb.scheduler.tallies import DagIndex, awaits_events
 from polynb.scheduler.termination import Termination
 from polynb.store import NewRun, RunRecord, new_uuid
 from polynb.store.records import DAG_ATTEMPT_KEY
@@ -180,7 +181,18 @@ class Submission:
     # -- compiling ----------------------------------------------------------------------------------
 
     def compile(self, run: RunState, dag: DagState | None) -> Compiled | Bound | Outcome:
-        """Resolve params, check conditions and compile ``run`` (an op, a single run or a hook run)."""
+        """Resolve params, check conditions and compile ``run`` (an op, a single run or a hook run).
+
+        An op some op of its DAG awaits a non-status event of is labelled so (``EVENTS_AWAITED_LABEL``): an
+        executor whose pods' files the engine cannot read brings the events back from them."""
+        result = self._compile(run, dag)
+        awaited = dag is not None and dag.index is not None and awaits_events(dag.index, run.name)
+        if isinstance(result, Compiled) and awaited:
+            labels = {**result.op.labels, EVENTS_AWAITED_LABEL: "true"}
+            result = dataclasses.replace(result, op=dataclasses.replace(result.op, labels=labels))
+        return result
+
+    def _compile(self, run: RunState, dag: DagState | None) -> Compiled | Bound | Outcome:
         state = self._state
         executor = state.executor(run)
         if run.hook is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from polynb.lifecycle import Status, is_final
+from polynb.lifecycle import Status, is_final, is_status_event
 from polynb.scheduler.dag_status import DagCounts, OpOutcome
 from polynb.scheduler.readiness import Tally, UpstreamState
 from polynb.scheduler.run_state import RunState
@@ -99,3 +99,14 @@ class RootTally:
     @property
     def hooks_done(self) -> bool:
         return self.hooks_final == self.hooks
+
+
+def awaits_events(index: DagIndex, name: str) -> bool:
+    """Does a pending op of the DAG of ``index`` wait for a non-status kind of its op ``name``?"""
+    for down in index.downstream.get(name, ()):
+        if down.status != Status.CREATED or down.plan is None:
+            continue
+        for wait in down.plan.requirements.events:
+            if wait.ref == name and any(not is_status_event(k) for k in wait.kinds):
+                return True
+    return False

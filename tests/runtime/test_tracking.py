@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from polynb import tracking
+from polynb.runtime import tracking as runtime_tracking
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,6 +141,27 @@ def test_events_are_whole_json_lines_even_from_concurrent_writers(
     assert len(events) == 200
     assert {e["kind"] for e in events} == {"model_version_new_metric"}
     assert sorted(e["payload"]["step"] for e in events if e["payload"]["metrics"]["worker"] == 3) == list(range(50))
+    assert sorted(e["seq"] for e in events) == list(range(1, 201))  # each event its own number, none reused
+
+
+def test_in_a_pod_whose_events_are_awaited_each_event_is_also_one_marker_line_on_stdout(
+    outputs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = "from polynb.runtime import tracking\nprint('loss', end='')\ntracking.emit('ready', n=1)\nprint('done')\n"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), runtime_tracking.EVENTS_STDOUT_ENV: "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    first, second = out.splitlines()
+    assert first.startswith("loss" + runtime_tracking.EVENT_MARKER) and second == "done"  # print's buffer went first
+    event = runtime_tracking.parse_marker(first)
+    assert event is not None and (event["kind"], event["payload"], event["seq"]) == (
+        "project_custom_event",
+        {"name": "ready", "n": 1},
+        1,
+    )
+    assert [json.loads(line) for line in (outputs / tracking.EVENTS_FILE).read_text().splitlines()] == [event]
+    del env[runtime_tracking.EVENTS_STDOUT_ENV]  # not awaited: stdout is the program's alone
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out == "loss" + "done\n"
 
 
 def test_each_helper_emits_its_kind_with_its_payload(outputs: Path, tmp_path: Path) -> None:

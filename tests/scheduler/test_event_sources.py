@@ -170,8 +170,8 @@ def test_an_executor_that_cannot_read_the_ops_events_files_refuses_the_pipeline(
 
     from polynb.scheduler.executor_checks import check_submission
 
-    class Elsewhere:
-        name = "kubernetes"
+    class Elsewhere:  # runs ops where their events files are not readable, and brings no events back
+        name = "remote"
 
     text = dag(job("train", ["true"]), consumer("evaluate", "run_new_artifacts", {"ckpt": "artifacts.latest"}))
     with pytest.raises(RuntimeError, match=r"evaluate: run_new_artifacts of ops\.train"):

@@ -16,6 +16,10 @@ Names are deterministic (:func:`~polynb.executors.kubernetes.names.resource_name
 meets ``409 AlreadyExists``, and the existing object is adopted when its ``polynb.io/run`` label is this
 run's. A resubmission after a final status (a scheduler retry) is the next attempt (``-a2``, ...).
 
+A run some op awaits events of (``log_artifact`` & co.) has its main container's log followed while it runs
+(:mod:`~polynb.executors.kubernetes.events`); its final status is delivered once that log has ended, after
+its events.
+
 Kernel ownership, heartbeat and sweep: :mod:`~polynb.executors.kubernetes.kernel`. Manifests:
 :mod:`~polynb.executors.kubernetes.manifests`. See ``docs/kubernetes.md`` for the user's side.
 """
@@ -31,19 +35,20 @@ import socket
 import threading
 import time
 import uuid as uuid_mod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from polynb.compiler.types import CompiledOp, OpKind, Placement
-from polynb.executors.base import ExecutorUpdate, UpdateCallback
+from polynb.executors.base import EVENTS_AWAITED_LABEL, EventSink, ExecutorUpdate, UpdateCallback
 from polynb.executors.kubernetes import bundle, names, sources, stepcode
 from polynb.executors.kubernetes import kernel as k8s_kernel
 from polynb.executors.kubernetes import manifests as k8s_manifests
 from polynb.executors.kubernetes.client import Api, K8sError, path
 from polynb.executors.kubernetes.config import ClusterConfig, load
+from polynb.executors.kubernetes.events import EventFollower, strip_marker
 from polynb.executors.kubernetes.forbidden import explain as explain_forbidden
 from polynb.executors.kubernetes.logs import Resume, split_timestamp
 from polynb.executors.kubernetes.manifests import ManifestConfig
@@ -59,6 +64,9 @@ BACKGROUND: Final = "Background"
 MAX_ATTEMPTS: Final = 100
 LOG_WAIT: Final = 5.0
 """Seconds between re-checks while a log waits for its container (woken at once by any pod event)."""
+EVENTS_DRAIN: Final = 60.0
+"""Seconds a final run's followed log may take to end (the API server ends it with the container) before it
+is cut and the final status delivered anyway."""
 
 
 RECONFIGURE_FIXED: Final = (
@@ -117,6 +125,9 @@ class _Run:
     """When a container of the run first failed to pull its image (None: it pulls, or has not tried)."""
     finished: threading.Event = field(default_factory=threading.Event)
     """Set once a final run's logs are archived and its objects deleted (never for a kept run)."""
+    events: bool = False
+    """Some op awaits this run's events (``EVENTS_AWAITED_LABEL``): its main container's log is followed."""
+    follower: EventFollower | None = None
 
 
 class KubernetesExecutor:
@@ -184,6 +195,12 @@ class KubernetesExecutor:
         self._closed = False
         self._start_lock = threading.Lock()
         self._last_sweep = clock()
+        self._event_sink: EventSink | None = None
+
+    def set_event_sink(self, sink: EventSink) -> None:
+        """Where the events read from pods go (the engine's intake): ``sink(run_uuid, events)``, in order, all
+        before the run's final update. Without a sink no log is followed for events."""
+        self._event_sink = sink
 
     def reconfigure(self, settings: KubernetesSettings, origins: Mapping[str, str] | None = None) -> None:
         """New settings for the runs submitted from now on (artifacts claim, security profile, keep, images,
@@ -368,6 +385,7 @@ class KubernetesExecutor:
             ports=op.placement.ports,
             created_at=self.clock(),
             keep=self.settings.keep_finished or op.termination.ttl is not None,
+            events=op.labels.get(EVENTS_AWAITED_LABEL) == "true",
         )
 
     def _create(self, op: CompiledOp, run: _Run) -> None:
@@ -572,14 +590,67 @@ class KubernetesExecutor:
                 # Closed before the final status is told: whoever sees the run end finds its port closed.
                 run.forward = None
                 forward.close()
-            for update in updates:
-                try:
-                    run.on_update(update)
-                except Exception:
-                    log.exception("run %s: on_update failed", run.uuid)
+            follower = self._follow_events(run, observed) if run.events else None
+            if follower is None:
+                self._deliver(run, updates)
+        if follower is not None:
+            # Final: the events still in the log go first, then the final status (from a worker: the drain
+            # waits for the log's end, which the watch thread must not).
+            follower.ending()
+            try:
+                self._workers.submit(self._drain_then_deliver, run, follower, updates)
+            except RuntimeError:  # the pool is shut down (shutdown() reports the runs it stopped)
+                follower.close()
+                self._deliver(run, updates)
+            return
         if observed.final and not run.keep and not self._closed:
             with contextlib.suppress(RuntimeError):  # the pool is shut down: shutdown() deletes the runs
                 self._workers.submit(self._finish, run)
+
+    @staticmethod
+    def _deliver(run: _Run, updates: Sequence[ExecutorUpdate]) -> None:
+        for update in updates:
+            try:
+                run.on_update(update)
+            except Exception:
+                log.exception("run %s: on_update failed", run.uuid)
+
+    # -- events from inside pods (their main container's log) ----------------------------------------
+
+    def _follow_events(self, run: _Run, observed: Observed) -> EventFollower | None:
+        """Under the lock: the run's follower, started once its main container runs (or ended: its whole log
+        is read then). Returned only for a final run (its final updates wait for the follower's end)."""
+        sink = self._event_sink
+        started = observed.status == "running" or observed.final
+        if run.follower is None and sink is not None and run.pod is not None and started and not self._closed:
+            uuid = run.uuid
+            pod, container = run.pod, run.main
+            run.follower = EventFollower(
+                self.api,
+                self.namespace,
+                pod,
+                container,
+                lambda events: sink(uuid, events),
+                state=lambda: self._container_state(pod, container),
+                wait=self._wait_change,
+                retry_wait=LOG_WAIT,
+            )
+            run.follower.start()
+        return run.follower if observed.final else None
+
+    def _wait_change(self, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait(timeout)
+
+    def _drain_then_deliver(self, run: _Run, follower: EventFollower, updates: Sequence[ExecutorUpdate]) -> None:
+        """A worker: the followed log ends with its container; its events are delivered, then the final updates
+        (an engine records no event after a final status). A stream that does not end is cut after a while."""
+        if not follower.join(EVENTS_DRAIN):
+            log.warning("run %s: its log did not end %gs after the run: later events are lost", run.uuid, EVENTS_DRAIN)
+            follower.close()
+        self._deliver(run, updates)
+        if not run.keep and not self._closed:
+            self._finish(run)
 
     # -- after a run: archive its logs, delete its objects --------------------------------------------
 
@@ -605,7 +676,8 @@ class KubernetesExecutor:
             except K8sError:
                 continue  # never started, or gone
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{i:02d}-{container}.log").write_text(text, encoding="utf-8")
+            lines = list(_visible(text.splitlines()))
+            (folder / f"{i:02d}-{container}.log").write_text("".join(f"{x}\n" for x in lines), encoding="utf-8")
 
     def _cached_pod(self, run: _Run) -> dict[str, Any] | None:
         informer = self._informer
@@ -933,6 +1005,9 @@ class KubernetesExecutor:
             if run.forward is not None:
                 run.forward.close()
         self._workers.shutdown(wait=True)
+        for run in list(self._runs.values()):
+            if run.follower is not None:
+                run.follower.close()
         self.api.close()
 
     # -- logs -----------------------------------------------------------------------------------------
@@ -1002,7 +1077,7 @@ class KubernetesExecutor:
                 text = self.api.text(log_path, query={"container": container})
             except K8sError:
                 return  # not started (400) or gone (404): nothing to show
-            yield from text.splitlines()
+            yield from _visible(text.splitlines())
             return
         resume = Resume()
         while True:
@@ -1033,14 +1108,22 @@ class KubernetesExecutor:
             try:
                 for raw in stream.lines():
                     ts, text = split_timestamp(raw)
-                    if resume.accept(ts, text):
-                        yield text
+                    if resume.accept(ts, text) and (shown := strip_marker(text)) is not None:
+                        yield shown
             except Exception as exc:  # a dropped stream: resume from the last timestamp
                 log.debug("log of %s/%s dropped: %s", pod, container, exc)
             finally:
                 stream.close()
             if self._container_state(pod, container) in ("terminated", "gone"):
                 return
+
+
+def _visible(lines: Iterable[str]) -> Iterator[str]:
+    """Log lines without the event markers (``polynb.tracking`` writes them for the executor, not for users)."""
+    for line in lines:
+        shown = strip_marker(line)
+        if shown is not None:
+            yield shown
 
 
 def _archive_files(run_uuid: str) -> list[Path]:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
+from polynb.executors.base import EVENTS_AWAITED_LABEL
 from polynb.executors.kubernetes import bundle as runtime
 from polynb.executors.kubernetes import names
 from polynb.executors.kubernetes.connections import connection_mounts
@@ -47,6 +48,7 @@ from polynb.executors.kubernetes.status import termination_limit
 from polynb.executors.kubernetes.stepcode import MOUNT_PATH as STEP_MOUNT
 from polynb.executors.kubernetes.stepcode import STEP_SCRIPT_ENV, StepCode
 from polynb.executors.kubernetes.stepcode import VOLUME as STEP_VOLUME
+from polynb.runtime.tracking import EVENTS_STDOUT_ENV
 
 ARTIFACTS_ROOT: Final = "/plx-context/artifacts"
 ARTIFACTS_VOLUME: Final = "polynb-artifacts"
@@ -295,8 +297,12 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
             sidecar["securityContext"] = restricted_context(sidecar.get("securityContext"), generated=False)
         sidecars.append(sidecar)
     main_env, main_mounts = run_env, mounts
+    if op.labels.get(EVENTS_AWAITED_LABEL) == "true":
+        # An op awaits this run's events: the main container also writes them on stdout, which the executor
+        # follows (the engine cannot read the pod's events file). Only the main container's log is followed.
+        main_env = {**main_env, EVENTS_STDOUT_ENV: "1"}
     if step is not None:
-        main_env = {**run_env, STEP_SCRIPT_ENV: step.script}
+        main_env = {**main_env, STEP_SCRIPT_ENV: step.script}
         main_mounts = [*mounts, {"name": STEP_VOLUME, "mountPath": STEP_MOUNT, "readOnly": True}]
     linked = connection_mounts(op.connections)
     main = _container(_spec_container(op.container, main_name, cfg), main_env, [*main_mounts, *linked.mounts],

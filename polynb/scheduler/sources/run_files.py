@@ -37,6 +37,17 @@ class FileEvent:
     kind: str
     at: float
     payload: dict[str, Any]
+    seq: int = 0
+    """The op's number for the event (1, 2, ... per run; 0: an older writer without one)."""
+
+
+def parse_event(line: Any) -> FileEvent:
+    """An event line's JSON object as a :class:`FileEvent` (``ValueError``/``KeyError``/``TypeError`` if malformed)."""
+    kind = line["kind"]
+    payload = line.get("payload") or {}
+    if not isinstance(kind, str) or not isinstance(payload, dict):
+        raise ValueError("kind must be a string and payload an object")
+    return FileEvent(kind, float(line.get("at") or 0.0), payload, int(line.get("seq") or 0))
 
 
 def read_new(path: Path, offset: int) -> tuple[list[FileEvent], int]:
@@ -53,12 +64,7 @@ def read_new(path: Path, offset: int) -> tuple[list[FileEvent], int]:
     events: list[FileEvent] = []
     for raw in data[: end + 1].splitlines():
         try:
-            line = json.loads(raw)
-            kind = line["kind"]
-            payload = line.get("payload") or {}
-            if not isinstance(kind, str) or not isinstance(payload, dict):
-                raise ValueError("kind must be a string and payload an object")
-            events.append(FileEvent(kind, float(line.get("at") or 0.0), payload))
+            events.append(parse_event(json.loads(raw)))
         except (ValueError, KeyError, TypeError) as exc:
             logger.warning("%s: skipping a malformed event line (%s): %r", path, exc, raw[:200])
     return events, offset + end + 1

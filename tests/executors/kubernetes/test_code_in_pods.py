@@ -426,3 +426,135 @@ def test_a_pod_reads_a_secrets_file_and_env_from_its_connections(
     uuid = cluster.submit(build_pipeline(component, registry=cluster.registry, base_dir=cluster.home))
     assert cluster.wait(uuid) == "succeeded", cluster.logs(uuid)
     assert "s3cr3t eu-west-1 http://e" in cluster.logs(uuid)
+
+
+# -- events from inside pods (polynb.tracking), through the main container's log ----------------------------
+
+TRAIN = """
+import os, pathlib, sys, time
+from polynb import tracking
+out = tracking.outputs_path()
+out.mkdir(parents=True, exist_ok=True)
+ckpt = out / "epoch-1.ckpt"
+ckpt.write_text("weights of epoch 1")
+print("partial output without a newline", end="")
+tracking.log_artifact(ckpt, kind="checkpoint")
+tracking.log_metrics(step=1, loss=0.5)
+deadline = time.monotonic() + 150  # a guard only: evaluate writes the file as soon as it runs
+while not (out / "evaluated").exists():
+    if time.monotonic() > deadline:
+        sys.exit("evaluate did not run while train ran")
+    time.sleep(0.05)
+tracking.emit("trained", epochs=1)
+print("train done")
+"""
+
+EVALUATE = """
+import pathlib, sys
+from polynb import tracking
+checkpoint = pathlib.Path(sys.argv[1])
+score = checkpoint.read_text()
+(checkpoint.parent / "evaluated").write_text(score)
+tracking.log_outputs(score=score)
+"""
+
+EARLY_EVAL = """
+kind: component
+name: early-eval
+run:
+  kind: dag
+  operations:
+    - name: train
+      component:
+        name: train
+        run:
+          kind: job
+          container: {image: python:3.11-slim, command: [python, -c, TRAIN_CODE]}
+    - name: evaluate
+      events: [{ref: ops.train, kinds: [run_new_artifacts]}]
+      params: {checkpoint: {ref: ops.train, value: artifacts.latest}}
+      component:
+        name: evaluate
+        inputs: [{name: checkpoint, type: str}]
+        run:
+          kind: job
+          container: {image: python:3.11-slim, command: [python, -c, EVALUATE_CODE], args: ["{{ checkpoint }}"]}
+    - name: announce
+      events: [{ref: ops.train, kinds: [project_custom_event]}]
+      component:
+        name: announce
+        run:
+          kind: job
+          container: {image: python:3.11-slim, command: [python, -c, "print('announced')"]}
+"""
+
+
+def early_eval(cluster: Cluster, train: str = TRAIN) -> Pipeline:
+    text = EARLY_EVAL.replace("TRAIN_CODE", json.dumps(textwrap.dedent(train)))
+    text = text.replace("EVALUATE_CODE", json.dumps(EVALUATE))
+    return build_pipeline(load_text(text), registry=cluster.registry, base_dir=cluster.home)
+
+
+def op_events(cluster: Cluster, uuid: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(e.kind, e.payload) for e in cluster.store.events(run_uuid=uuid) if not e.kind.startswith("run_status_")]
+
+
+def test_an_op_starts_on_an_artifact_a_running_pod_logs_and_reads_its_path(seed_cluster: Cluster) -> None:
+    cluster = seed_cluster
+    dag = cluster.submit(early_eval(cluster))
+    assert cluster.wait(dag) == "succeeded"
+    ops = cluster.ops(dag)
+    train, evaluate = ops["train"], ops["evaluate"]
+    # evaluate ran while train ran (train waited for its file), from the path train logged in its pod: the
+    # artifacts claim is mounted at the same place in every pod.
+    assert evaluate.outputs == {"score": "weights of epoch 1"}
+    assert ops["announce"].status == Status.SUCCEEDED  # a custom event from inside the pod started it
+    ckpt = f"/plx-context/artifacts/{train.uuid}/outputs/epoch-1.ckpt"
+    assert op_events(cluster, train.uuid) == [
+        ("run_new_artifacts", {"path": ckpt, "kind": "checkpoint", "name": "epoch-1.ckpt"}),
+        ("model_version_new_metric", {"metrics": {"loss": 0.5}, "step": 1}),
+        ("project_custom_event", {"name": "trained", "epochs": 1}),
+    ]
+    # The markers are the executor's, not the user's: the log reads as the program wrote it.
+    logs = cluster.logs(train.uuid)
+    assert "polynb-event" not in logs
+    assert "partial output without a newline" in logs and "train done" in logs
+
+
+def test_a_dropped_log_stream_is_reopened_without_repeating_or_losing_an_event(seed_cluster: Cluster) -> None:
+    cluster = seed_cluster
+    assert cluster.emulator.kubelet is not None
+    gate = claim_folder(cluster.emulator.kubelet.root, "default", CLAIM) / "go"
+    train = """
+        import os, pathlib, sys, time
+        from polynb import tracking
+        tracking.emit("first")
+        deadline = time.monotonic() + 150  # a guard only: the test opens the gate once the stream dropped
+        while not pathlib.Path("/plx-context/artifacts/go").exists():
+            if time.monotonic() > deadline:
+                sys.exit("no gate")
+            time.sleep(0.05)
+        tracking.emit("second")
+        ckpt = tracking.outputs_path() / "model.ckpt"
+        ckpt.write_text("weights after the drop")
+        tracking.log_artifact(ckpt)
+        deadline = time.monotonic() + 150
+        while not (ckpt.parent / "evaluated").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    """
+    dag = cluster.submit(early_eval(cluster, train))
+
+    def first_recorded(e: EngineEvent) -> bool:
+        return e.dag_uuid == dag and e.kind == "project_custom_event"
+
+    cluster.wait_event(first_recorded)
+    cluster.emulator.drop_logs()  # the stream that brought "first" breaks, as a network failure would
+    gate.write_text("")
+    assert cluster.wait(dag) == "succeeded"
+    train_run = cluster.ops(dag)["train"]
+    assert [(k, p.get("name")) for k, p in op_events(cluster, train_run.uuid)] == [
+        ("project_custom_event", "first"),
+        ("project_custom_event", "second"),
+        ("run_new_artifacts", "model.ckpt"),
+    ]
+    assert cluster.ops(dag)["evaluate"].outputs == {"score": "weights after the drop"}
