@@ -143,7 +143,8 @@ def bucket_of(connection: Mapping[str, Any], environ: Mapping[str, str] | None =
     scheme = parts.scheme or _SCHEMES[kind][0]
     if scheme not in _SCHEMES[kind]:
         raise ValueError(
-            f"connection {name}: bucket {written}: a {kind} bucket's URL starts with {' or '.join(_SCHEMES[kind])}://"
+            f"connection {name}: bucket {written}: the URL of a {kind} bucket starts with "
+            + " or ".join(f"{s}://" for s in _SCHEMES[kind])
         )
     if parts.scheme:
         host, path = parts.netloc, parts.path
