@@ -145,7 +145,7 @@ def test_a_server_down_is_backed_off_with_a_warning_then_watched_again(
     finally:
         watch.stop()
     assert [o["path"] for o in runs_of(env)] == ["s3://data/after.csv"]
-    assert any("connection data: answering again after" in r.getMessage() for r in caplog.records)
+    assert any("connection data: back after" in r.getMessage() for r in caplog.records)
 
 
 def test_a_missing_bucket_is_a_source_error_and_the_same_object_keeps_its_id(server: MotoServer) -> None:

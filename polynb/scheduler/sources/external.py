@@ -396,7 +396,7 @@ class SourceLoop:
             return
         failures = self._backoff.pop(source.name, 0)
         if failures:
-            logger.warning("connection %s: answering again after %d failed look%s", source.name, failures,
+            logger.warning("connection %s: back after %d failed look%s", source.name, failures,
                            "s" * (failures != 1))  # fmt: skip
         interval = self._interval(source)
         if interval is None:
