@@ -163,3 +163,14 @@ def test_a_missing_bucket_is_a_source_error_and_the_same_object_keeps_its_id(ser
     fs.pipe("data/in/a.csv", b"other content")
     (again,) = [e.id for e in source.poll(first[0])]
     assert again != first[0] and again.startswith("in/a.csv@")
+
+
+def test_refused_keys_are_a_source_error_that_says_so() -> None:
+    server = MotoServer(check_keys=True).start()
+    try:
+        source = source_for(server.connection("data", "s3://data", secret={"name": "aws-creds"}))
+        with pytest.raises(SourceError, match="credentials refused or missing") as raised:
+            source.poll(None)
+        assert "the connection's secret is on the cluster: give the keys in its env here" in str(raised.value)
+    finally:
+        server.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -25,14 +26,17 @@ class MotoServer:
     """``python -m moto.server`` on ``port``; :meth:`stop` and :meth:`start` again keep the port (its data is
     in memory: a restarted server starts empty)."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, check_keys: bool = False) -> None:
         self.port = port or free_port()
+        self.check_keys = check_keys
+        """Refuse keys it does not know (moto's IAM checks, on from the first request): every key, here."""
         self.url = f"http://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> MotoServer:
+        env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"} if self.check_keys else None
         self._proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
         deadline = time.monotonic() + DEADLOCK_GUARD
         while True:
             assert self._proc.poll() is None, f"moto server exited {self._proc.returncode}"
