@@ -9,7 +9,8 @@ watch, the moment its run was submitted) minus when the event happened:
   the run's events file;
 * ``project_custom_event`` / ``run_approved_actor``: just before ``Engine.emit`` / ``Engine.approve``;
 * ``connection_git_commit``: the mtime of the branch's ref file (git renames it into place), seen through
-  inotify; ``connection_dataset_version``: just before the file is renamed into the watched folder.
+  inotify; ``connection_dataset_version``: just before the file is renamed into the watched folder; for a
+  bucket (an S3-compatible server, moto's, on 127.0.0.1, listed every 0.1 s), once the object's PUT returned.
 
 Idle CPU: the process's CPU time (``getrusage``) over ``--idle`` seconds, as a share of one core, with ten
 ops awaiting ``run_new_artifacts`` from ten sleeping ops, then with ten watches armed (five folders, five
@@ -192,6 +193,58 @@ def folder_files(engine: Engine, store: Store, base: Path, n: int) -> list[float
     return out
 
 
+BUCKET_POLL = 0.1
+"""Seconds between two listings of the bench's bucket: its latency is about half of it, plus the listing."""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bucket_objects(engine: Engine, store: Store, base: Path, n: int) -> list[float]:
+    """A real S3-compatible server (moto's, the test extra) on 127.0.0.1, listed every ``BUCKET_POLL`` s."""
+    import socket
+
+    import s3fs
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+            return True
+        except OSError:
+            return False
+
+    out = []
+    try:
+        wait_until(answers)
+        fs = s3fs.S3FileSystem(key="bench", secret="bench", endpoint_url=url, skip_instance_cache=True)
+        fs.mkdir("landing")
+        keys = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_ENDPOINT_URL": url}
+        connection = {"name": "landing", "kind": "s3", "schema": {"bucket": "s3://landing/in"}, "poll": BUCKET_POLL,
+                      "env": [{"name": k, "value": v} for k, v in keys.items()]}  # fmt: skip
+        watch = watch_of(engine, store, base, connection, "connection_dataset_version")
+        try:
+            for i in range(n):
+                fs.pipe(f"landing/in/{i}.csv", b"1,2,3\n")
+                landed = time.time()
+                out.append(submitted_after(store, "landing", i + 1) - landed)
+        finally:
+            watch.stop()
+    finally:
+        server.terminate()
+        server.wait()
+    return out
+
+
 def idle_cpu(seconds: float) -> float:
     start = resource.getrusage(resource.RUSAGE_SELF)
     wall = time.monotonic()
@@ -269,6 +322,9 @@ def main() -> int:
         ))  # fmt: skip
         rows.append(("connection_git_commit (inotify)", git_commits(engine, store, base, args.n)))
         rows.append(("connection_dataset_version (inotify)", folder_files(engine, store, base, args.n)))
+        rows.append(
+            (f"connection_dataset_version (s3, poll {BUCKET_POLL:g} s)", bucket_objects(engine, store, base, args.n))
+        )
         awaiting = idle_awaiting(engine, store, args.idle)
         watching = idle_watches(engine, store, base, args.idle)
     finally:
@@ -278,10 +334,10 @@ def main() -> int:
         f"polynb events benchmark: {args.n} events per source, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
     )
     print()
-    print(f"{'source':40} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    print(f"{'source':44} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, values in rows:
         ms = [v * 1000 for v in values]
-        print(f"{name:40} {statistics.median(ms):8.1f} {pct(ms, 0.99):8.1f} {max(ms):8.1f}")
+        print(f"{name:44} {statistics.median(ms):8.1f} {pct(ms, 0.99):8.1f} {max(ms):8.1f}")
     print()
     print(f"idle CPU, ten ops awaiting run_new_artifacts:   {awaiting:.2f} % of a core")
     print(f"idle CPU, ten watches armed (5 folders, 5 git): {watching:.2f} % of a core")

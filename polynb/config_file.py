@@ -16,6 +16,7 @@ watches for ``{ref: connections.NAME, kinds: [...]}`` events (``polynb.scheduler
       - {name: repo, kind: git, schema: {url: /src/project, revision: main}}
       - {name: incoming, kind: host_path, schema: {hostPath: /data/incoming}}
       - {name: images, kind: registry, schema: {url: "http://127.0.0.1:5000", image: team/trainer}, poll: 30}
+      - {name: landing, kind: s3, schema: {bucket: "s3://team-data/landing"}, poll: 30}   # polynb.buckets
 
 ``artifactsStore`` names the connection where runs' artifacts go: a ``volume_claim`` is the Kubernetes artifacts
 claim, a ``host_path`` the local executor's artifacts root (:func:`local_artifacts_root`).

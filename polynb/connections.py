@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from polynb.buckets import BUCKET_KINDS, BucketError, bucket_of, has_credentials
+
 CheckStatus = Literal["ok", "failed", "unchecked"]
 
 _GIT_TIMEOUT: Final = 20.0
@@ -57,8 +59,9 @@ def summary(connection: Mapping[str, Any]) -> str:
 
 def check(connection: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Check:
     """What can be known from here: a host path exists and is a directory, a git repository answers
-    ``git ls-remote``. A claim, a bucket or a secret lives on the cluster or behind credentials polynb does not
-    hold: those are ``unchecked`` and the detail says what the op will need."""
+    ``git ls-remote``, a bucket can be listed with the credentials this machine has. A claim, a secret, or a
+    bucket with no credentials here live on the cluster: those are ``unchecked`` and the detail says what the op
+    will need."""
     env = os.environ if environ is None else environ
     name, kind = str(connection["name"]), str(connection["kind"])
     schema = connection.get("schema") or {}
@@ -73,14 +76,27 @@ def check(connection: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         return Check(name, kind, "ok", f"{path} is a readable directory")
     if kind == "git":
         return _check_git(name, str(schema["url"]), env)
-    if kind in ("s3", "gcs", "wasb"):
-        secret = connection.get("secret")
-        if secret:
-            return Check(name, kind, "unchecked", f"credentials from secret {secret['name']} on the cluster")
-        return Check(name, kind, "unchecked", "no secret: the op must find credentials itself (workload identity)")
+    if kind in BUCKET_KINDS:
+        return _check_bucket(connection, env)
     if kind == "volume_claim":
         return Check(name, kind, "unchecked", f"claim {schema['claimName']} is checked on the cluster at submission")
     return Check(name, kind, "unchecked", "nothing to check from here")
+
+
+def _check_bucket(connection: Mapping[str, Any], env: Mapping[str, str]) -> Check:
+    # Listed from here with the credentials this machine has (the connection's env, then this process's); with
+    # none, the bucket is the cluster's business: its secret, or the pod's own identity.
+    name, kind = str(connection["name"]), str(connection["kind"])
+    secret = connection.get("secret")
+    if not has_credentials(connection, env):
+        if secret:
+            return Check(name, kind, "unchecked", f"credentials from secret {secret['name']} on the cluster")
+        return Check(name, kind, "unchecked", "no secret: the op must find credentials itself (workload identity)")
+    try:
+        answered = bucket_of(connection, env).check()
+    except (BucketError, ValueError) as exc:
+        return Check(name, kind, "failed", str(exc))
+    return Check(name, kind, "ok", answered + (f" (ops get secret {secret['name']} on the cluster)" if secret else ""))
 
 
 def _check_git(name: str, url: str, env: Mapping[str, str]) -> Check:

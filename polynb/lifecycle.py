@@ -118,7 +118,10 @@ RUN_EVENT_SOURCES: dict[str, str] = {
     "project_custom_event": "polynb.tracking.emit() inside the op; polynb.emit() / polynb emit for `ref: dag`",
     "org_custom_event": "polynb.tracking.emit(org=True) inside the op; polynb.emit(org=True) for `ref: dag`",
     "connection_git_commit": "a git connection (a local repository or a remote) under `polynb watch`",
-    "connection_dataset_version": "a host_path connection (a new file in the folder) under `polynb watch`",
+    "connection_dataset_version": (
+        "a host_path connection (a new file in the folder) or a bucket (s3, gcs, wasb: a new object under its "
+        "prefix) under `polynb watch`"
+    ),
     "connection_registry_image": "a registry connection (a new tag of an image) under `polynb watch`",
 }
 """Non-status kinds that have a source, and what produces them."""

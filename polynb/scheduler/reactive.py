@@ -17,7 +17,8 @@ from typing import Any
 
 from polynb.compiler.pipeline import Pipeline, build_pipeline
 from polynb.compiler.registry import ComponentRegistry
-from polynb.scheduler.sources.external import Source, source_for
+from polynb.scheduler.sources.external import Source
+from polynb.scheduler.sources.kinds import source_for
 from polynb.scheduler.watch import event_params
 from polynb.spec.models import Component, Operation
 from polynb.store.watches import WatchEvent

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.s3kit import MotoServer
 
 from polynb.cli.app import main
 
@@ -90,3 +91,32 @@ def test_check_of_an_unknown_name_and_a_bad_file(
     write_config(tmp_path, monkeypatch, "connections:\n  - {name: a, kind: ftp}\n")
     assert main(["connections", "list"]) == 1
     assert f"{path}:2:21: connections[0].kind: Input should be" in capsys.readouterr().err
+
+
+def test_check_lists_an_s3_bucket_with_the_connections_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = MotoServer().start()
+    try:
+        server.fs().mkdir("team")
+        env = ", ".join(f"{{name: {e['name']}, value: {e['value']!r}}}" for e in server.env())
+        write_config(
+            tmp_path,
+            monkeypatch,
+            f"""\
+connections:
+  - {{name: data, kind: s3, schema: {{bucket: "s3://team/incoming"}}, env: [{env}], secret: {{name: aws-creds}}}}
+  - {{name: gone, kind: s3, schema: {{bucket: "s3://nobody"}}, env: [{env}]}}
+""",
+        )
+        assert main(["connections", "check", "data"]) == 0
+        assert capsys.readouterr().out.splitlines() == [
+            f"data  s3  ok  s3://team at {server.url} answers (ops get secret aws-creds on the cluster)"
+        ]
+        assert main(["connections", "check", "gone"]) == 1
+        assert capsys.readouterr().out.startswith(f"gone  s3  failed  s3://nobody at {server.url}: no such bucket")
+        server.stop()
+        assert main(["connections", "check", "data"]) == 1
+        assert capsys.readouterr().out.startswith(f"data  s3  failed  s3://team/incoming at {server.url}: ")
+    finally:
+        server.stop()

@@ -83,3 +83,61 @@ def _baseline_taken(cli: Cli) -> bool:
             return bool(conn.execute("SELECT count(*) FROM watch_events").fetchone()[0])
     except sqlite3.OperationalError:
         return False  # the table is not there yet
+
+
+INGEST = """
+version: 1.1
+kind: component
+name: ingest
+events: [{ref: connections.data, kinds: [connection_dataset_version]}]
+inputs: [{name: path, type: str}, {name: size, type: int}]
+run:
+  kind: job
+  container:
+    command: [PY, -c, CODE, "{{ path }}", "{{ size }}"]
+""".replace("PY", json.dumps(sys.executable)).replace(
+    "CODE",
+    json.dumps("import sys; from polynb.tracking import log_outputs; log_outputs(path=sys.argv[1], size=sys.argv[2])"),
+)
+
+
+def test_watch_runs_once_per_new_object_of_an_s3_bucket_and_none_twice_after_a_restart(cli: Cli) -> None:
+    from support.s3kit import MotoServer
+
+    server = MotoServer().start()
+    try:
+        fs = server.fs()
+        fs.mkdir("data")
+        fs.pipe("data/incoming/old.csv", b"there before")
+        env = ", ".join(f"{{name: {e['name']}, value: {json.dumps(e['value'])}}}" for e in server.env())
+        cli.home.mkdir(parents=True, exist_ok=True)
+        (cli.home / "config.yaml").write_text(
+            "connections:\n"
+            f"  - {{name: data, kind: s3, schema: {{bucket: 's3://data/incoming'}}, env: [{env}], poll: 0.1}}\n"
+        )
+        pipeline = str(cli.write("ingest.yaml", INGEST))
+        proc = cli.start("watch", "-f", pipeline, "--max-runs", "1")
+        deadline = time.monotonic() + DEADLOCK_GUARD
+        while not (cli.home / "polynb.db").exists() or not _baseline_taken(cli):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.05)
+        fs.pipe("data/incoming/a.csv", b"aaa")
+        out, err = proc.communicate(timeout=DEADLOCK_GUARD)
+        assert proc.returncode == 0, err
+        assert "watching data (connection_dataset_version) for ingest; at most 1 runs" in out
+        fs.pipe("data/incoming/b.csv", b"bb")  # while no watch runs
+        proc = cli.start("watch", "-f", pipeline, "--max-runs", "2")  # a new engine, the same cursor
+        out, err = proc.communicate(timeout=DEADLOCK_GUARD)
+        assert proc.returncode == 0, err
+        assert [line.split()[3].split("@")[0] for line in out.splitlines() if "submitted -> run" in line] == [
+            "incoming/b.csv"
+        ]
+        assert "ingest: 2 runs submitted" in out  # counted across restarts, as --max-runs is
+    finally:
+        server.stop()
+    with cli.store() as store:
+        runs = sorted(store.list_runs(top_level_only=True), key=lambda r: r.created_at)
+        assert [(r.status, r.outputs) for r in runs] == [
+            (Status.SUCCEEDED, {"path": "s3://data/incoming/a.csv", "size": "3"}),
+            (Status.SUCCEEDED, {"path": "s3://data/incoming/b.csv", "size": "2"}),
+        ]

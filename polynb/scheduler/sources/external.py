@@ -1,5 +1,5 @@
 """Connections watched for events: a git repository, a folder, an OCI registry (``config.yaml``'s
-``connections:``; DESIGN §3 "Events", docs/semantics.md).
+``connections:``; DESIGN §3 "Events", docs/semantics.md), and a bucket (``sources.buckets``).
 
 Each :class:`Source` answers one question, :meth:`Source.poll`: what is there now that is newer than the
 event last handled? It returns candidates, oldest first, each with an id that names it for good (a commit
@@ -8,9 +8,9 @@ so a candidate seen again is dropped and nothing is handled twice.
 
 When to poll is :class:`SourceLoop`'s business: a local source (a repository on this machine, a folder) is
 polled when inotify says its folder changed, so it costs nothing while nothing happens; a remote one (``git
-ls-remote`` of a URL, a registry's tags list) every ``poll`` seconds, twice as long after each error up to
-:data:`MAX_BACKOFF` times, back to normal on the first success. Nothing runs when nothing is watched: the
-loop exists only while ``polynb watch`` runs.
+ls-remote`` of a URL, a registry's tags list, a bucket's listing) every ``poll`` seconds, twice as long after
+each error up to :data:`MAX_BACKOFF` times, back to normal on the first success (both said as warnings).
+Nothing runs when nothing is watched: the loop exists only while ``polynb watch`` runs.
 """
 
 from __future__ import annotations
@@ -277,20 +277,6 @@ class RegistrySource(Source):
         ]
 
 
-SOURCE_KINDS: dict[str, type[Source]] = {"git": GitSource, "host_path": FolderSource, "registry": RegistrySource}
-"""Connection kinds (Polyaxon's ``V1ConnectionKind`` names) that can be watched."""
-
-
-def source_for(connection: Mapping[str, Any]) -> Source:
-    """The source watching one ``connections:`` entry; ``ValueError`` names what is wrong with it."""
-    name, kind = str(connection.get("name")), str(connection.get("kind"))
-    cls = SOURCE_KINDS.get(kind)
-    if cls is None:
-        raise ValueError(f"connection {name}: kind `{kind}` cannot be watched (watchable: {', '.join(SOURCE_KINDS)})")
-    poll = connection.get("poll")
-    return cls(name, connection.get("schema") or {}, float(poll) if poll is not None else None)
-
-
 # -- when to poll ------------------------------------------------------------------------------------------
 
 
@@ -408,7 +394,10 @@ class SourceLoop:
             logger.exception("connection %s: unexpected error", source.name)
             self._due[source.name] = self._clock() + (self._interval(source) or LOCAL_FALLBACK_POLL) * MAX_BACKOFF
             return
-        self._backoff.pop(source.name, None)
+        failures = self._backoff.pop(source.name, 0)
+        if failures:
+            logger.warning("connection %s: back after %d failed look%s", source.name, failures,
+                           "s" * (failures != 1))  # fmt: skip
         interval = self._interval(source)
         if interval is None:
             self._due.pop(source.name, None)  # inotify wakes it
