@@ -171,20 +171,26 @@ def test_only_one_engine_writes_the_end_of_a_lost_run(make_executor: MakeExecuto
     verdict, not append one of its own."""
     op, record, _ = long_op(make_executor, workdir)
     run_dir = Path(op.placement.run_artifacts_path)
+    main_pid = read_pid(workdir / "main.pid")
     os.kill(int(str(record["shim_pid"])), signal.SIGKILL)
     wait_dead(int(str(record["shim_pid"])))
-    lock = os.open(run_dir / ".executor" / "lock", os.O_RDWR | os.O_CREAT)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the other engine, about to write
-        recorder = UpdateRecorder()
-        assert make_executor().reattach(op, record, recorder)
-        assert recorder.next().status == "starting"
-        assert recorder.next().status == "running"
-        with open(run_dir / "status.jsonl", "ab") as f:
-            f.write(status_line(3, 1.0, "failed", "ProcessLost", "written by the other engine", None))
+        lock = os.open(run_dir / ".executor" / "lock", os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # the other engine, about to write
+            recorder = UpdateRecorder()
+            assert make_executor().reattach(op, record, recorder)
+            assert recorder.next().status == "starting"
+            assert recorder.next().status == "running"
+            with open(run_dir / "status.jsonl", "ab") as f:
+                f.write(status_line(3, 1.0, "failed", "ProcessLost", "written by the other engine", None))
+        finally:
+            os.close(lock)
+        final = recorder.final()
+        assert (final.status, final.message) == ("failed", "written by the other engine")
+        seqs = [json.loads(line)["seq"] for line in (run_dir / "status.jsonl").open()]
+        assert seqs == [1, 2, 3]
     finally:
-        os.close(lock)
-    final = recorder.final()
-    assert (final.status, final.message) == ("failed", "written by the other engine")
-    seqs = [json.loads(line)["seq"] for line in (run_dir / "status.jsonl").open()]
-    assert seqs == [1, 2, 3]
+        # Its shim was killed, and the other engine of this story is the test: let the container end.
+        (workdir / "go").touch()
+        wait_dead(main_pid)
