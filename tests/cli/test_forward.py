@@ -6,10 +6,8 @@ the pod's address."""
 from __future__ import annotations
 
 import signal
-import threading
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from polynb.lifecycle import Status
 
 emulator = testkit.emulator
 kubeconfig = testkit.kubeconfig
+pod_http = testkit.pod_http
 
 SERVICE = """
 version: 1.1
@@ -44,18 +43,6 @@ run: {kind: job, container: {image: emu/ok, command: [python, train.py]}}
 """
 
 
-class _Board(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = f"board {self.path}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def cli(emulator: Emulator, kubeconfig: Path, tmp_path: Path) -> Iterator[Cli]:
     emulator.scripts.update({"emu/hold": {"hold": True}, "emu/ok": {}})
@@ -70,7 +57,7 @@ def cli(emulator: Emulator, kubeconfig: Path, tmp_path: Path) -> Iterator[Cli]:
 
 
 @pytest.fixture
-def board(cli: Cli, emulator: Emulator) -> Iterator[str]:
+def board(cli: Cli, emulator: Emulator, pod_http: testkit.PodServers) -> str:
     """A service run left running by ``polynb run``, served by an HTTP server at its pod's address."""
     done = cli.run("run", "-f", str(cli.write("board.yaml", SERVICE)), "--executor", "kubernetes", "--no-live")
     assert done.returncode == 0, done.stderr
@@ -79,11 +66,8 @@ def board(cli: Cli, emulator: Emulator) -> Iterator[str]:
     assert run.status == Status.RUNNING
     assert f"polynb open {run.uuid[:12]}" in done.stdout  # not a URL that died with the command
     pod = emulator.require_pod_of(run.uuid)
-    server = ThreadingHTTPServer((pod["status"]["podIP"], int(cli.extra_env["POLYNB_K8S_SERVICE_PORT"])), _Board)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield run.uuid
-    server.shutdown()
-    server.server_close()
+    pod_http.start(pod["status"]["podIP"], int(cli.extra_env["POLYNB_K8S_SERVICE_PORT"]), "board {path}")
+    return run.uuid
 
 
 def hold(cli: Cli, *args: str) -> tuple[Any, str]:
@@ -105,9 +89,7 @@ def test_port_forward_holds_a_tunnel_until_ctrl_c(cli: Cli, board: str) -> None:
 
 
 def test_open_by_name_on_a_chosen_port(cli: Cli, board: str) -> None:
-    free = ThreadingHTTPServer(("127.0.0.1", 0), _Board)
-    port = free.server_address[1]
-    free.server_close()
+    port = testkit.free_port()
     proc, url = hold(cli, "open", "board", "--no-browser", "--port", str(port))
     assert url == f"http://127.0.0.1:{port}/"
     with urllib.request.urlopen(url, timeout=10) as reply:

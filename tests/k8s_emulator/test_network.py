@@ -10,11 +10,10 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import portforward
 
-from k8s_emulator import Emulator, script_annotation
+from k8s_emulator import Emulator, script_annotation, testkit
 from k8s_emulator.testkit import wait_for
 
 NS = "default"
@@ -77,34 +76,13 @@ def running_pod(emulator: Emulator, name: str = "web", labels: dict[str, str] | 
     return pod
 
 
-class _Hello(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        host = self.server.server_address[0]  # type: ignore[index]  # an (ip, port) pair for AF_INET
-        body = f"hello from {host} {self.path}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+pod_http = testkit.pod_http
 
 
 @pytest.fixture
-def serve() -> Iterator[Any]:
+def serve(pod_http: testkit.PodServers) -> Callable[[str, int], ThreadingHTTPServer]:
     """``serve(ip, port)``: an HTTP server "in the pod" at ``ip:port``."""
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(ip: str, port: int) -> ThreadingHTTPServer:
-        server = ThreadingHTTPServer((ip, port), _Hello)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    return lambda ip, port: pod_http.start(ip, port, "hello from {host} {path}")
 
 
 def http_over(sock: Any, path: str = "/") -> bytes:

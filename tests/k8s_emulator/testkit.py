@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +245,41 @@ def wait_for(predicate: Callable[[], Any], emu: Emulator, *, what: str = "condit
         ev = __import__("threading").Event()
         ev.wait(0.01)  # let client threads (watch, workers) catch up; not a timing assumption
     raise AssertionError(f"{what} never held")
+
+
+class PodServers:
+    """HTTP servers standing in for a pod's process at its address; each answers every GET with ``body``
+    formatted with the address it serves (``{host}``) and the request's path (``{path}``)."""
+
+    def __init__(self) -> None:
+        self._servers: list[ThreadingHTTPServer] = []
+
+    def start(self, ip: str, port: int, body: str = "{host} {path}") -> ThreadingHTTPServer:
+        class Reply(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                data = body.format(host=ip, path=self.path).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer((ip, port), Reply)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self._servers.append(server)
+        return server
+
+    def close(self) -> None:
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+        self._servers.clear()
+
+
+@pytest.fixture
+def pod_http() -> Iterator[PodServers]:
+    servers = PodServers()
+    yield servers
+    servers.close()

@@ -6,11 +6,9 @@ the pod" is an HTTP server of the test bound to the pod's address)."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,18 +41,6 @@ run:
 """
 
 
-class _Board(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = f"board {self.path}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def k8s_env(emulator: Emulator, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> Emulator:
     emulator.scripts.update({"emu/hold": {"hold": True}, "emu/ok": {}})
@@ -65,19 +51,12 @@ def k8s_env(emulator: Emulator, kubeconfig: Path, monkeypatch: pytest.MonkeyPatc
     return emulator
 
 
+pod_http = testkit.pod_http
+
+
 @pytest.fixture
-def pod_server() -> Iterator[Any]:
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(ip: str, port: int) -> None:
-        server = ThreadingHTTPServer((ip, port), _Board)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+def pod_server(pod_http: testkit.PodServers) -> Callable[[str, int], object]:
+    return lambda ip, port: pod_http.start(ip, port, "board {path}")
 
 
 def served_url(session: KernelSession, uuid: str) -> RunRecord:

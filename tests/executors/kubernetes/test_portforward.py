@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import http.client
 import socket
-import threading
 import urllib.request
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,31 +26,12 @@ kubeconfig = testkit.kubeconfig
 make_executor = testkit.make_executor
 
 
-class _Scalars(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = f"scalars at {self.path}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+pod_http = testkit.pod_http
 
 
 @pytest.fixture
-def pod_server() -> Iterator[Any]:
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(ip: str, port: int) -> None:
-        server = ThreadingHTTPServer((ip, port), _Scalars)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+def pod_server(pod_http: testkit.PodServers) -> Callable[[str, int], object]:
+    return lambda ip, port: pod_http.start(ip, port, "scalars at {path}")
 
 
 def refused(url: str) -> bool:
