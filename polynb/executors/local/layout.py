@@ -42,6 +42,10 @@ STOP_FILE = "stop"
 """The grace period of a requested stop, read by the shim when SIGTERM arrives."""
 SHIM_LOG = "shim.log"
 """The shim's own stderr (tracebacks of executor bugs)."""
+STORE_SYNC_LOG = "store-sync.log"
+"""The output of the process syncing the run's folder to its bucket artifacts store (if it has one)."""
+STORE_SYNCED_FILE = "store-synced"
+"""Written once the final sync to the bucket store succeeded: a run without it has its final sync to redo."""
 
 KEPT = (LOGS_DIR, OUTPUTS_DIR, STATUS_FILE)
 """What ``cleanup()`` never removes."""
