@@ -73,8 +73,7 @@ def store_config(kind: str, moto: MotoServer, interval: float) -> str:
             f"    schema: {{bucket: 's3://{BUCKET}/polynb'}}\n"
             "    secret: {name: aws-creds}\n"  # the keys, as the cluster keeps them
             f"    env: [{{name: AWS_ENDPOINT_URL, value: '{moto.url}'}}, {{name: AWS_REGION, value: us-east-1}}]\n"
-            "kubernetes:\n"
-            f"  store_sync_interval: {interval}\n"
+            f"artifactsSyncInterval: {interval}\n"
         )
     return "artifactsStore: shared\nconnections:\n  - {name: shared, kind: volume_claim, schema: {claimName: shared}}\n"
 
