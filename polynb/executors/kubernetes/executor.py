@@ -342,7 +342,7 @@ class KubernetesExecutor:
         if self.settings.artifacts_claim or not artifact_reads:
             return
         if store is not None:
-            unsynced = [r for r in artifact_reads if not r.endswith(": init tensorboard")]
+            unsynced = [r for r in artifact_reads if not storesync.pulled(r)]
             if not unsynced:
                 return  # TensorBoard pulls its runs' event files from the bucket (storesync.py)
             raise K8sSubmitError(
