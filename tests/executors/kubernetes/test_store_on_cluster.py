@@ -267,3 +267,28 @@ def test_a_store_that_fails_at_the_last_sync_alerts_and_keeps_the_pod_with_the_f
             assert job["metadata"]["labels"]["polynb.io/run"] == uuid
     finally:
         server.stop()
+
+
+QUICK = """
+kind: component
+name: quick
+run:
+  kind: job
+  container:
+    image: busybox:1.36
+    command: [sh, -c, 'mkdir -p "$POLYAXON_RUN_OUTPUTS_PATH" && echo weights > "$POLYAXON_RUN_OUTPUTS_PATH/model.txt"']
+"""
+
+
+def test_an_op_shorter_than_the_sidecars_start_still_has_its_files_in_the_bucket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto: MotoServer
+) -> None:
+    # The op may end (and the kubelet send SIGTERM to the sidecar) while the sync is still starting Python: the
+    # sidecar then makes its last sync all the same, and the run is final after it.
+    with open_cluster(tmp_path, monkeypatch, moto, "s3", interval=3600) as cluster:
+        for _ in range(3):
+            uuid = cluster.engine.submit(build_pipeline(load_text(QUICK, "quick.yaml"), base_dir=tmp_path))
+            assert cluster.engine.wait(uuid, timeout=GUARD) == "succeeded"
+            fs = moto.fs()
+            assert fs.cat(f"{BUCKET}/polynb/{uuid}/outputs/model.txt") == b"weights\n"
+            assert not [e for e in cluster.store.events(run_uuid=uuid) if e.kind == "alert_warning"]
