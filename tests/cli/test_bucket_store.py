@@ -87,7 +87,7 @@ def test_a_local_run_is_synced_to_the_bucket_store_and_records_it(cli: Cli, serv
     assert stored["outputs/outputs.json"] == b'{"accuracy": 0.9}\n'
     assert stored["logs/main.log"] == b"training\n"
     assert not [k for k in stored if k.startswith(".executor/") or k == "status.jsonl"]
-    assert (local / ".executor" / "store-synced").exists()
+    assert (local / ".executor" / "store-synced").read_text() == "done\n"
     with cli.store() as store:
         assert store.get_run(uuid).meta[ARTIFACTS_STORE_KEY] == {
             "name": "runs-bucket", "kind": "s3", "url": "s3://team-runs/polynb", "every": 0.2,
