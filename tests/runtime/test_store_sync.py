@@ -192,3 +192,16 @@ def test_a_store_that_stops_answering_is_a_warning_alert_and_the_loop_goes_on(tm
     assert alerts[0]["payload"]["path"] == str(tmp_path / "run")
     assert len(alerts) == 1, "one warning per outage, not one per tick"
     assert "retrying at the next tick" in err
+
+
+def test_down_from_a_folder_store_and_bad_arguments(tmp_path: Path) -> None:
+    store = tmp_path / "store" / "u4"
+    write(store / "outputs" / "tensorboard" / "events.out", "events")
+    target = tmp_path / "tb"
+    done = run_sync("down", "--source", str(store), "--target", str(target))
+    assert done.returncode == 0, done.stderr
+    assert (target / "outputs" / "tensorboard" / "events.out").read_text() == "events"
+    bad = run_sync("up", "--source", str(target), "--target", "ftp://host/x")
+    assert (bad.returncode, bad.stderr.count("\n")) == (1, 1)
+    assert "not a store URL" in bad.stderr
+    assert run_sync("up", "--source", str(target), "--target", str(store), "--every", "0").returncode == 2
