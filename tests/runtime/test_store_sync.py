@@ -57,8 +57,12 @@ def until(check: Callable[[], Any], what: str) -> Any:
 
 
 def write(path: Path, text: str) -> Path:
+    """Write ``path`` whole at once (beside, under a name the sync skips, then renamed): a pass never sees it
+    half-written, so the number of uploads a test counts does not depend on the machine's speed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    staged = path.with_name(f"{path.name}.store-sync-staged")
+    staged.write_text(text)
+    os.replace(staged, path)
     return path
 
 
