@@ -221,7 +221,7 @@ class LocalExecutor:
         try:
             # Ours until the shim inherits it: no other shim of this run may start, and what an earlier
             # attempt left is ours to clear (a stale shim file would name the wrong process).
-            for stale in (STOP_FILE, SHIM_FILE):
+            for stale in (STOP_FILE, SHIM_FILE, STORE_SYNCED_FILE):
                 with contextlib.suppress(FileNotFoundError):
                     (internal / stale).unlink()
             (internal / OP_FILE).write_text(json.dumps(op.to_dict(), indent=1, default=str))
@@ -640,9 +640,11 @@ class LocalExecutor:
         except (OSError, subprocess.TimeoutExpired) as exc:
             why = str(exc)
         else:
+            with contextlib.suppress(OSError):
+                (watch.run_dir / INTERNAL_DIR / STORE_SYNCED_FILE).write_text(
+                    "done\n" if done.returncode == 0 else f"failed {done.returncode}\n"
+                )
             if done.returncode == 0:
-                with contextlib.suppress(OSError):
-                    (watch.run_dir / INTERNAL_DIR / STORE_SYNCED_FILE).write_text(f"{time.time()!r}\n")
                 return
             why = done.stderr.decode("utf-8", "replace").strip() or f"exit code {done.returncode}"
         log.warning("run %s: artifacts store %s: the final sync failed (%s); the run's files are kept at %s",

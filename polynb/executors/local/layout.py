@@ -45,7 +45,8 @@ SHIM_LOG = "shim.log"
 STORE_SYNC_LOG = "store-sync.log"
 """The output of the process syncing the run's folder to its bucket artifacts store (if it has one)."""
 STORE_SYNCED_FILE = "store-synced"
-"""Written once the final sync to the bucket store succeeded: a run without it has its final sync to redo."""
+"""Written by the shim once it tried the final sync to the bucket store (``done`` or ``failed <code>``): a run
+without it lost its shim before that, and the engine that ends the run does the final sync."""
 
 KEPT = (LOGS_DIR, OUTPUTS_DIR, STATUS_FILE)
 """What ``cleanup()`` never removes."""

@@ -396,13 +396,13 @@ class Shim:
         _, status = os.waitpid(proc.pid, 0)
         os.close(proc.pidfd)
         code = os.waitstatus_to_exitcode(status)
-        if code == 0:
-            with open(os.path.join(self.internal, STORE_SYNCED_FILE), "w") as f:
-                f.write(f"{time.time()!r}\n")
-        elif late:
+        if late:
             self.store_warning(f"the final sync did not end within {grace:g} s")
-        elif code != 1:  # 1: the sync said why itself, as a warning of the run
+        elif code not in (0, 1):  # 1: the sync said why itself, as a warning of the run
             self.store_warning(f"the sync ended with {exit_description(code)}")
+        # The final sync was tried: an engine must not redo it (a failed one has warned already).
+        with open(os.path.join(self.internal, STORE_SYNCED_FILE), "w") as f:
+            f.write("done\n" if code == 0 else f"failed {code}\n")
 
     def store_warning(self, what: str) -> None:
         """A ``warning`` alert of the run naming the store's connection and where the files are kept."""

@@ -72,7 +72,8 @@ def test_files_reach_the_bucket_while_the_run_runs_and_after_its_engine_died(
     first.shutdown(stop_running=False)  # the engine dies; the shim and its sync carry on
     (workdir / "go").touch()
     run_dir = Path(op.placement.run_artifacts_path)
-    wait_until(lambda: (run_dir / ".executor" / "store-synced").exists(), "the final sync, with no engine")
+    synced = run_dir / ".executor" / "store-synced"
+    wait_until(lambda: synced.exists() and synced.read_text() == "done\n", "the final sync, with no engine")
     files = stored(server, bucket, op.uuid)
     assert files["outputs/tensorboard/events.2"] == b"two\n"
     assert files["logs/main.log"] == b"finished\n"
@@ -96,7 +97,8 @@ def test_a_killed_shim_has_its_final_sync_done_by_the_engine(
     os.kill(int(record["shim_pid"]), signal.SIGKILL)
     final = recorder.final()
     assert (final.status, final.reason) == ("failed", "ProcessLost")
-    wait_until(lambda: (run_dir / ".executor" / "store-synced").exists(), "the engine's final sync")
+    synced = run_dir / ".executor" / "store-synced"
+    wait_until(lambda: synced.exists() and synced.read_text() == "done\n", "the engine's final sync")
     files = stored(server, bucket, op.uuid)
     assert files["outputs/late.txt"] == b"written just before the kill"
     assert files["outputs/tensorboard/events.1"] == b"one\n"
@@ -116,7 +118,7 @@ def test_a_store_failing_mid_run_is_a_warning_and_the_run_and_its_files_are_kept
     assert final.status == "succeeded", "the store's failure is not the run's"
     run_dir = Path(op.placement.run_artifacts_path)
     assert (run_dir / "outputs" / "tensorboard" / "events.2").read_text() == "two\n"
-    assert not (run_dir / ".executor" / "store-synced").exists()
+    assert (run_dir / ".executor" / "store-synced").read_text() == "failed 1\n", "tried: no engine redoes it"
     events = [json.loads(line) for line in (run_dir / "outputs" / "events.jsonl").read_text().splitlines()]
     warnings = [e["payload"] for e in events if e["kind"] == "alert_warning"]
     assert warnings, events
