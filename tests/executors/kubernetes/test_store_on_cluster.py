@@ -4,8 +4,12 @@ files, and a TensorBoard started on its ``running`` event) with ``artifactsStore
 * an ``s3`` bucket on a real S3 server (moto, on 127.0.0.1: the emulated pods share the host's network): the
   experiment's sync sidecar (in the image ``docker/Dockerfile`` builds) puts its event files in the bucket while
   it trains, TensorBoard's pull sidecar brings them into its pod, and TensorBoard serves them over HTTP through
-  the executor's port-forward; once stopped, the experiment's last sync leaves its whole folder in the bucket;
+  the executor's port-forward; the TensorBoard run's own folder in the bucket holds no copy of them;
 * a ``volume_claim``: every pod mounts it as its artifacts folder, and TensorBoard serves the same.
+
+And with the bucket: a run's last sync is in the bucket when its status is final (no periodic sync meanwhile),
+also for an op that ends before the sidecar's Python has started; a store that goes away under a running op is an
+``alert_warning`` on the run and its pod is kept with the files.
 
 The settings come from the config file as a user writes it (:func:`polynb.executors.kubernetes.sources.resolve`);
 every manifest is validated by the emulator as the API server would.
