@@ -37,6 +37,7 @@ from polynb.compiler.registry import ComponentRegistry
 from polynb.executors.base import Executor, ExecutorUpdate
 from polynb.lifecycle import REASON_STOPPED, Status, is_final
 from polynb.scheduler.compiling import OpCompiler
+from polynb.scheduler.connection_waits import Connections, ConnectionWaits
 from polynb.scheduler.evaluation import DagEvaluator
 from polynb.scheduler.events import EngineEvent
 from polynb.scheduler.executor_checks import check_submission
@@ -47,6 +48,7 @@ from polynb.scheduler.ownership import new_owner
 from polynb.scheduler.plan import DagPlan, plan_from_pipeline_op
 from polynb.scheduler.recovery import Adopter
 from polynb.scheduler.schedules import WALL_CLOCK_RECHECK, Schedules
+from polynb.scheduler.sources.kinds import source_for
 from polynb.scheduler.sources.run_files import parse_event
 from polynb.scheduler.state import EngineState, Settled
 from polynb.scheduler.statuses import Statuses
@@ -116,9 +118,11 @@ class Engine:
         retry_delay: float = DEFAULT_RETRY_DELAY,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         clock_recheck: float = WALL_CLOCK_RECHECK,
+        connections: Connections | None = None,
     ) -> None:
         """``now``: the wall clock schedules tick by (aware UTC; tests inject one); ``clock_recheck``: the
-        longest the engine waits before reading it again while a tick is pending."""
+        longest the engine waits before reading it again while a tick is pending; ``connections``: the
+        ``connections:`` entries a DAG's ops may await (default: read from the config file when needed)."""
         self.store = store
         self.default_executor = default_executor
         self._queue: queue.Queue[object] = queue.Queue()
@@ -159,6 +163,15 @@ class Engine:
         self._nesting = nesting = Nesting(state, statuses, termination)
         submission.start_nested = nesting.start
         self._evaluator.nested_succeeded = nesting.give_outputs
+        self._waits = waits = ConnectionWaits(
+            state,
+            call=lambda fn: self._queue.put(_Call(fn, None)),
+            record=lambda run, kind, payload: intake.record(run, kind, payload),
+            connections=connections or _configured_connections,
+            source_for=source_for,
+            finish=statuses.finish,
+        )
+        stopping.skip_connection_waits = waits.skip_waiting
         self._adopter = Adopter(state, statuses, submission, termination, self._on_update)
         self._adopter.resume_schedule = schedules.resume
         self._adopter.resume_sweep = sweeps.resume
@@ -339,6 +352,7 @@ class Engine:
         self._queue.put(_QUIT)
         self._thread.join()
         self._thread = None
+        self._waits.close()
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -482,6 +496,7 @@ class Engine:
                 dag = state.dags.get(state.dirty_dags.pop())
                 if dag is not None:
                     self._evaluator.evaluate(dag)
+                    self._waits.sync(dag)
             while state.dirty_sweeps:
                 sweep = state.sweeps.get(state.dirty_sweeps.pop())
                 if sweep is not None:
@@ -515,6 +530,13 @@ class Engine:
 
     def _close(self) -> None:
         self._state.closing = True
+
+
+def _configured_connections() -> Sequence[Mapping[str, Any]]:
+    """The config file's ``connections:`` (read when a DAG's op first awaits one, so a new entry is seen)."""
+    from polynb.config_file import load_config
+
+    return load_config().connections
 
 
 __all__ = ["Engine", "EngineEvent", "is_final"]
