@@ -428,14 +428,25 @@ class KernelSession:
         """Watch ``reactive``'s connections on this kernel's engine: one run per event (``%polyaxon watch``)."""
         from polynb.notebook.watching import WatchHandle
         from polynb.scheduler.watch import Watch, WatchOptions
+        from polynb.store.watches import WatchEvent
 
         self.start()
         options = WatchOptions(name=name or reactive.name, max_runs=max_runs, concurrency=concurrency,
                                catch_up=catch_up)  # fmt: skip
+        listeners: list[Callable[[WatchEvent], None]] = []
+
+        def forward(event: WatchEvent) -> None:  # the handle exists only once the watch does
+            for listener in listeners:
+                listener(event)
+
         watch = Watch(store=self.store, engine=self.engine, sources=reactive.sources, build=reactive.build,
-                      options=options, executor=executor)  # fmt: skip
+                      options=options, executor=executor, on_change=forward)  # fmt: skip
+        handle = WatchHandle(watch, ", ".join(f"{s.name} ({s.kind})" for s in reactive.sources),
+                             ui_call=self.pump.call)  # fmt: skip
+        listeners.append(handle.on_watch_change)
+        unsubscribe = self.engine.subscribe(handle.on_engine_event)
+        handle.on_stop = unsubscribe
         watch.start()
-        handle = WatchHandle(watch, ", ".join(f"{s.name} ({s.kind})" for s in reactive.sources))
         with self._lock:
             self._watches.append(handle)
         return handle
