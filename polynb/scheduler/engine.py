@@ -187,10 +187,14 @@ class Engine:
         self._thread.start()
         self._call(lambda: self._adopter.recover(only))
 
-    def submit(self, pipeline: Pipeline, *, executor: str | None = None) -> str:
+    def submit(
+        self, pipeline: Pipeline, *, executor: str | None = None, created: Callable[[str], None] | None = None
+    ) -> str:
         """Create every run of ``pipeline`` (status ``created``) and start scheduling it.
 
-        Returns the top-level run's uuid: the DAG run, or the run of a single-op pipeline.
+        Returns the top-level run's uuid: the DAG run, or the run of a single-op pipeline. ``created(uuid)`` is
+        called on the engine thread in the transaction that creates the runs: what it writes to the store is
+        committed with them or not at all (a watch marks its event handled so, ``watch``).
         """
         name = executor or self.default_executor
         if name not in self._state.executors:
@@ -217,16 +221,22 @@ class Engine:
         )
         kind = pipeline.kind
         matrix = pipeline.spec.matrix if kind == "single" else None
+
+        def then(uuid: str) -> str:
+            if created is not None:
+                created(uuid)
+            return uuid
+
         if pipeline.schedule is not None:
             (op,) = ops
             sched, scheduled = pipeline.schedule, self._schedules
-            uuid_: str = self._call(lambda: scheduled.create(op, sched, dag_plan, hook_components, name))
+            uuid_: str = self._call(lambda: then(scheduled.create(op, sched, dag_plan, hook_components, name)))
             return uuid_
         if matrix is not None:
             (op,) = ops
-            sweep: str = self._call(lambda: self._sweeps.create(op, matrix, dag_plan, hook_components, name))
+            sweep: str = self._call(lambda: then(self._sweeps.create(op, matrix, dag_plan, hook_components, name)))
             return sweep
-        uuid: str = self._call(lambda: self._submission.create(kind, dag_plan, ops, hook_components, name))
+        uuid: str = self._call(lambda: then(self._submission.create(kind, dag_plan, ops, hook_components, name)))
         return uuid
 
     def stop(self, uuid: str) -> None:
