@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from polynb.lifecycle import CONNECTION_EVENT_KINDS, CONNECTION_REF_PREFIX, Status
@@ -112,9 +112,6 @@ class _Armed:
     dag_uuid: str
     connection: str
     loop: SourceLoop
-    delivered: set[int] = field(default_factory=set)
-    """watch-log seqs recorded on the DAG by this arming (the engine thread's own guard against a second look
-    handing the same pending rows over before the first hand-over is committed)"""
 
 
 class ConnectionWaits:
@@ -246,10 +243,12 @@ class ConnectionWaits:
             return
         assert self._log is not None
         got = received(state.store, dag)
+        # Two looks may hand the same rows over before the first hand-over is handled: only those still
+        # pending in the log (which this turn's marks are part of) are recorded.
+        still = {e.seq for e in self._log.events(watch_name(armed.dag_uuid), status=PENDING)}
         for event in events:
-            if event.seq in armed.delivered:
+            if event.seq not in still:
                 continue
-            armed.delivered.add(event.seq)
             payload = {**event.payload, "connection": armed.connection, "id": event.event_id}
             self._record(run, event.kind, payload)
             got.setdefault(armed.connection, {}).setdefault(event.kind, payload)
