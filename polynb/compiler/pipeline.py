@@ -18,7 +18,8 @@ Semantics the scheduler relies on:
 
 A ``matrix`` on a top-level operation or component or on an op of a DAG runs as a sweep (``scheduler.sweeps``);
 ``iterative`` and a matrix over a DAG are refused. A ``schedule`` on a top-level operation or component runs
-(``scheduler.schedules``, ``Pipeline.schedule``); elsewhere it is refused. ``joins`` select runs of the store
+(``scheduler.schedules``, ``Pipeline.schedule``), and so does one on an op of a DAG (its run is the schedule);
+on a component an operation runs, over a DAG or with a matrix it is refused. ``joins`` select runs of the store
 when the op compiles (``scheduler.joining``). What parses but is refused as "not supported yet"
 (docs/semantics.md: never silently ignored): ``build``, distributed and ``tuner`` run kinds, a templated DAG
 ``earlyStopping`` threshold, ``connection_*`` event kinds on ops (``lifecycle.UNSUPPORTED_EVENT_KINDS``),
@@ -89,6 +90,7 @@ _UNSUPPORTED_SECTIONS = (
     ("build", "build", "polynb builds no container images (the build section is checked, not run)"),
 )
 """Sections that parse and are checked field by field, then refused by ``polynb run``, with the reason."""
+_SCHEDULE_ON_COMPONENT = "`schedule` on the component of an operation is not supported: write it on the operation"
 _DAG_TTL = "`termination.ttl` on a DAG is not supported yet: a DAG has no resources of its own; set it on its ops"
 _INIT_REASONS = {
     "lineageRef": "polynb has no lineage store to resolve it from",
@@ -375,13 +377,15 @@ class _Builder:
                          "a trial's metric once the trial is final, and stops the sweep when it reaches `value`",
                          "warning")  # fmt: skip
 
-    def check_schedule(self, spec: Component | Operation, component: Component, where: _Where) -> None:
-        """A top-level schedule runs (``scheduler.schedules``) when it schedules one job or Python step with
-        literal fields (ticks are computed before any param resolves); anything else is refused."""
-        at = _Where(None, ())
+    def check_schedule(
+        self, spec: Component | Operation, component: Component, where: _Where, at: _Where | None = None
+    ) -> None:
+        """A schedule (written at ``at``: the top-level operation or component, or an op of a DAG) runs
+        (``scheduler.schedules``) when it schedules one job or Python step with literal fields (ticks are
+        computed before any param resolves); anything else is refused."""
+        at = at if at is not None else _Where(None, ())
         if component is not spec and component.schedule is not None:
-            self.add(where, ("schedule",), "`schedule` on the component of an operation is not supported: write "
-                     "it on the operation", "unsupported")  # fmt: skip
+            self.add(where, ("schedule",), _SCHEDULE_ON_COMPONENT, "unsupported")
         schedule = spec.schedule
         if schedule is None:
             return
@@ -714,6 +718,7 @@ class _Builder:
                               strict=bool(op.strict_params), given=_given_params(op), matrix=op.matrix)  # fmt: skip
             self.check_joins(op, component, op_where)
             self.check_sweep(op, component, c_where, op_where)
+            self.check_schedule(op, component, c_where, op_where)
             if isinstance(component.run, Dag):
                 self.check_nested_retries(((op, op_where), (component, c_where)))
                 ref_where = op_where / ((op.reference[0],) if op.reference is not None else ())
@@ -768,9 +773,8 @@ class _Builder:
         for attr, key, reason in _UNSUPPORTED_SECTIONS:
             if getattr(spec, attr) is not None:
                 self.add(where, (key,), f"`{key}` is not supported yet: {reason}", "unsupported")
-        if spec.schedule is not None and not top:
-            self.add(where, ("schedule",), "`schedule` on an op or component of a DAG is not supported yet: polynb "
-                     "runs a schedule written on the top-level operation or component", "unsupported")  # fmt: skip
+        if spec.schedule is not None and not top and isinstance(spec, Component):
+            self.add(where, ("schedule",), _SCHEDULE_ON_COMPONENT, "unsupported")  # an op's: ``check_schedule``
         if spec.run_patch is not None and isinstance(spec, Component):
             self.add(where, ("runPatch",), "`runPatch` on a component is not supported yet: it patches the "
                      "component an operation runs; move it to the operation", "unsupported")  # fmt: skip
