@@ -383,12 +383,17 @@ class _Builder:
         """A schedule (written at ``at``: the top-level operation or component, or an op of a DAG) runs
         (``scheduler.schedules``) when it schedules one job or Python step with literal fields (ticks are
         computed before any param resolves); anything else is refused."""
+        in_dag = at is not None
         at = at if at is not None else _Where(None, ())
         if component is not spec and component.schedule is not None:
             self.add(where, ("schedule",), _SCHEDULE_ON_COMPONENT, "unsupported")
         schedule = spec.schedule
         if schedule is None:
             return
+        if in_dag:
+            self.add(at, ("schedule",), f"Polyaxon 2.18 refuses this file (\"DAG node `{spec.name}` cannot define a "
+                     "schedule\"): polynb runs it, the op's run being the schedule whose ticks' runs are under it, "
+                     "but the file is not portable to Polyaxon", "warning")  # fmt: skip
         if isinstance(component.run, Dag):
             self.add(at, ("schedule",), "`schedule` over a DAG is not supported yet: polynb schedules a job or a "
                      "Python step", "unsupported")  # fmt: skip

@@ -51,6 +51,9 @@ def test_a_schedule_on_an_op_of_a_dag_checks_and_runs() -> None:
             + _JOB + "}}\n")  # fmt: skip
     result = check(text)
     assert result.valid and not result.unsupported, (result.errors, result.unsupported)
+    # Polyaxon 2.18 refuses it ("DAG node `a` cannot define a schedule"): check says the file is not portable.
+    (warning,) = result.warnings
+    assert warning.path == "run.operations[0].schedule" and "DAG node `a` cannot define a schedule" in warning.message
     pipeline = build_pipeline(load_text(text))
     assert pipeline.schedule is None  # not the pipeline's: its op's
     assert pipeline.ops["a"].operation.schedule is not None
