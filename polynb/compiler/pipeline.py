@@ -725,7 +725,6 @@ class _Builder:
             self.check_sweep(op, component, c_where, op_where)
             self.check_schedule(op, component, c_where, op_where)
             if isinstance(component.run, Dag):
-                self.check_nested_retries(((op, op_where), (component, c_where)))
                 ref_where = op_where / ((op.reference[0],) if op.reference is not None else ())
                 component = self.nested(component, c_where, resolved.base_dir, ref_where)
             node = graph.nodes[name]
@@ -734,13 +733,6 @@ class _Builder:
         for issue in check_refs(dag, graph, components, owner.inputs or ()):
             self.add(where, issue.path, issue.message)
         return ops, graph
-
-    def check_nested_retries(self, sources: Iterable[tuple[Polyaxonfile, _Where]]) -> None:
-        """``maxRetries`` on an op running a DAG (or on its DAG component) is not applied: warn, never ignore."""
-        for spec, at in sources:
-            if spec.termination is not None and spec.termination.max_retries:
-                self.add(at, ("termination", "maxRetries"), "`maxRetries` on an op running a DAG is not applied: "
-                         "a failed nested DAG is not run again; set it on its ops", "warning")  # fmt: skip
 
     def nested(self, component: Component, where: _Where, base_dir: Path | None, ref_where: _Where) -> Component:
         """Validate a DAG used as an op's component; return it with every op's component inlined (resolved

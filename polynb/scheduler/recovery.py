@@ -198,7 +198,13 @@ class Adopter:
             dag.index = DagIndex(ops)
             dag.stopping = record.status == Status.STOPPING
             dag.timed_out = dag.stopping and record.reason == REASON_TIMEOUT
-            if not dag.stopping:
+            dag.between_attempts = record.status == Status.RETRYING or (  # its ``maxRetries``, as a DAG's
+                dag.stopping and state.store.status_history(run.uuid)[-1].previous == Status.RETRYING
+            )
+            if dag.between_attempts:
+                if not dag.stopping:
+                    state.timers.schedule(("retry", run.uuid), state.retry_delay, run.uuid)
+            elif not dag.stopping:
                 self._termination.arm_dag_timeout(dag, elapsed=_seconds_since(state, run.uuid, Status.RUNNING))
             self._statuses.hold_slot(run, True)
             state.dags[run.uuid] = dag

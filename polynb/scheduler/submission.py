@@ -168,6 +168,7 @@ class Submission:
         state.outbox.publish(state.store.events(dag_uuid=dag.uuid, after_seq=started.events[-1].seq))
         for run in previous:
             del state.runs[run.uuid]
+            state.dags.pop(run.uuid, None)  # an op of the failed attempt that ran a nested DAG: final, left
         dag.ready.clear()
         dag.between_attempts = dag.retry_due = False
         self._adopt_ops(dag, plans, records)
@@ -176,8 +177,9 @@ class Submission:
 
     def _adopt_ops(self, dag: DagState, plans: list[OpPlan], records: list[RunRecord]) -> None:
         state = self._state
+        root = state.runs[dag.uuid].root or dag.uuid  # a nested DAG's ops belong to the top-level run
         for plan, record in zip(plans, records, strict=True):
-            self._statuses.adopt(record, role="op", plan=plan, root=dag.uuid)
+            self._statuses.adopt(record, role="op", plan=plan, root=root)
         dag.ops = {record.name: record.uuid for record in records}
         dag.index = DagIndex({name: state.runs[uuid] for name, uuid in dag.ops.items()})
 
@@ -320,8 +322,8 @@ class Submission:
         """The next attempt of a ``retrying`` run: in its DAG's queue for a slot, or claimed at once. For a
         DAG run, its next attempt is due: it starts once the previous attempt's ops are all final
         (``DagEvaluator``)."""
-        if run.role == "dag":
-            retried = self._state.dags[run.uuid]
+        retried = self._state.dags.get(run.uuid)  # a DAG run, or an op running a nested DAG
+        if retried is not None:
             retried.retry_due = True
             self._state.dirty_dags.add(run.uuid)
             return
