@@ -66,6 +66,7 @@ bench: venv polyaxon-venv
 	$(PY) bench/kubernetes.py
 	$(PY) bench/notebook.py
 	$(PY) bench/sweep.py
+	$(PY) bench/sweep.py --in-dag
 	$(PY) bench/events.py
 	$(PY) bench/peers.py
 

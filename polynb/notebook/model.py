@@ -167,6 +167,17 @@ def sweep_view(trials: Iterable[tuple[RunRecord, str, float | None]], meta: Mapp
 
 
 @dataclass(frozen=True, slots=True)
+class OpSweep:
+    """An op of a DAG that sweeps (its ``matrix``): its trials, as a top-level sweep's (``render`` draws them
+    when the op is selected in the widget)."""
+
+    uuid: str
+    name: str
+    """As the op is shown (``outer-op/inner-op`` in a nested DAG)."""
+    sweep: SweepView
+
+
+@dataclass(frozen=True, slots=True)
 class RunSnapshot:
     uuid: str
     name: str
@@ -185,6 +196,12 @@ class RunSnapshot:
     last_seq: int = 0
     sweep: SweepView | None = None
     """Set for a matrix run: its trials (``render.sweep_html`` draws them)."""
+    op_sweeps: tuple[OpSweep, ...] = ()
+    """The ops of a DAG that sweep and have started, in the DAG's order, each with its trials."""
+
+    def op_sweep(self, uuid: str | None) -> OpSweep | None:
+        """The sweep of the op ``uuid``, if it is one."""
+        return next((s for s in self.op_sweeps if s.uuid == uuid), None)
 
     @property
     def is_final(self) -> bool:
@@ -231,6 +248,13 @@ class RunTracker:
         """Runs of earlier attempts (ops and their hooks): in the log, not among the ops."""
         self._peeked: dict[str, RunRecord] = {}
         """Records read to tell whether a run is an op running a nested DAG, before it is tracked."""
+        self._trials: dict[str, dict[str, _RunState]] = {}
+        """The trials of each op of the DAG that sweeps (by the op's uuid): followed for its sweep panel, not
+        drawn as ops (a sweep may have thousands)."""
+        self._trial_of: dict[str, str] = {}
+        """trial uuid -> the uuid of its op"""
+        self._strangers: set[str] = set()
+        """Runs met under a sweeping op that are not its trials (their hook runs): not followed."""
         self._add(root)
         if self.is_dag:
             for child in store.children(root.uuid):
@@ -261,7 +285,7 @@ class RunTracker:
         bound = self.store.last_seq()
         events = [e for e in self.store.events(dag_uuid=self.uuid, after_seq=self.last_seq) if e.seq <= bound]
         read: set[str] = set()
-        while pending := [u for u in self._nested_dags(events) if u not in read]:
+        while pending := [u for u in self._nested_dags(events) + self._sweeping_ops() if u not in read]:
             for uuid in pending:
                 read.add(uuid)
                 known = {e.seq for e in events}
@@ -284,6 +308,10 @@ class RunTracker:
                 found.append(uuid)
         return found
 
+    def _sweeping_ops(self) -> list[str]:
+        """The ops tracked that sweep (their trials' runs are under them, not under the DAG)."""
+        return [u for u in self._order if u != self.uuid and _sweeps(self._runs[u].record)]
+
     def _peek(self, uuid: str) -> RunRecord:
         record = self._peeked.get(uuid)
         if record is None:
@@ -303,10 +331,22 @@ class RunTracker:
             if event.seq <= self.last_seq:
                 continue
             self.last_seq = event.seq
+            at = event.at.timestamp() - self.origin
+            if event.run_uuid in self._strangers:
+                continue
+            trial = self._trial_of.get(event.run_uuid)
+            if trial is not None:
+                self._follow(self._trials[trial][event.run_uuid], event, at)  # its sweep's panel, not the log
+                continue
             state = self._runs.get(event.run_uuid)
             if state is None and event.run_uuid not in self._superseded:
-                state = self._admit(self.store.get_run(event.run_uuid))
-            at = event.at.timestamp() - self.origin
+                record = self.store.get_run(event.run_uuid)
+                if self._is_trial(record):
+                    self._follow(self._trials[self._trial_of[record.uuid]][record.uuid], event, at)
+                    continue
+                if record.uuid in self._strangers:
+                    continue
+                state = self._admit(record)
             if state is None:  # a run of an earlier attempt of the DAG
                 if is_status_event(event.kind) and event.kind != DONE_EVENT:
                     p = event.payload
@@ -322,16 +362,39 @@ class RunTracker:
                 continue
             if event.kind == DONE_EVENT:
                 continue
-            status = status_of_event(event.kind)
-            p = event.payload
-            state.status, state.reason, state.message = status, p.get("reason"), p.get("message")
-            if not state.segments or state.segments[-1][0] != status:
-                state.segments.append((status, at))
-            if status in FINAL:
-                state.end = at
-            if status in FINAL or (status == Status.RUNNING and state.record.kind == "service"):
-                state.record = self.store.get_run(state.record.uuid)  # outputs and url arrive with these
+            self._follow(state, event, at)
+            status = state.status
             self._log.append(LogLine(event.seq, at, self._label(event.run_uuid), status, state.reason, state.message))
+
+    def _follow(self, state: _RunState, event: EventRecord, at: float) -> None:
+        """A status event of a followed run: its status, its segments, and its record when what it shows
+        changed (outputs and a service's url with a final or running status, a sweep's ``sweep`` meta)."""
+        if not is_status_event(event.kind) or event.kind == DONE_EVENT:
+            return
+        status = status_of_event(event.kind)
+        p = event.payload
+        state.status, state.reason, state.message = status, p.get("reason"), p.get("message")
+        if not state.segments or state.segments[-1][0] != status:
+            state.segments.append((status, at))
+        if status in FINAL:
+            state.end = at
+        if status in FINAL or (status == Status.RUNNING and (state.record.kind == "service" or _sweeps(state.record))):
+            state.record = self.store.get_run(state.record.uuid)
+
+    def _is_trial(self, record: RunRecord) -> bool:
+        """Is ``record`` (met for the first time) a trial of a sweeping op of this DAG? Then it is followed
+        from now on; a run under such an op that is not a trial (a trial's hook run) is left out."""
+        op = self._runs.get(record.dag_uuid or "")
+        if op is None or record.dag_uuid == self.uuid or not _sweeps(op.record):
+            return False
+        if record.hook_of is not None:
+            self._strangers.add(record.uuid)
+            return False
+        self._trials.setdefault(op.record.uuid, {})[record.uuid] = _RunState(
+            record, record.status.value, record.reason, record.message
+        )
+        self._trial_of[record.uuid] = op.record.uuid
+        return True
 
     def record(self, uuid: str) -> RunRecord | None:
         state = self._runs.get(uuid)
@@ -361,7 +424,18 @@ class RunTracker:
             notes=tuple(notes),
             last_seq=self.last_seq,
             sweep=self._sweep() if root.record.kind == "matrix" else None,
+            op_sweeps=tuple(self._op_sweeps(by_uuid)),
         )
+
+    def _op_sweeps(self, names: Mapping[str, str]) -> list[OpSweep]:
+        out: list[OpSweep] = []
+        for uuid in self._ordered():
+            record = self._runs[uuid].record
+            if uuid == self.uuid or not _sweeps(record) or "sweep" not in record.meta:
+                continue  # not a sweeping op, or not started yet (its ``sweep`` meta comes with its running)
+            trials = [(s.record, s.status, s.end) for s in self._trials.get(uuid, {}).values()]
+            out.append(OpSweep(uuid, names[uuid], sweep_view(trials, record.meta["sweep"])))
+        return out
 
     def _sweep(self) -> SweepView:
         root = self._runs[self.uuid].record
@@ -490,6 +564,14 @@ class RunTracker:
                 else:
                     edges.append(EdgeView(prefix + src, label, "param"))
         return edges
+
+
+def _sweeps(record: RunRecord) -> bool:
+    """``record`` is an op of a DAG that runs as a sweep (its operation has a ``matrix``)."""
+    if record.dag_uuid is None or record.hook_of is not None:
+        return False
+    plan = record.meta.get("plan")
+    return isinstance(plan, dict) and (plan.get("operation") or {}).get("matrix") is not None
 
 
 def _plan_field(plan: Mapping[str, Any], name: str) -> Any:

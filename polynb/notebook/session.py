@@ -348,7 +348,11 @@ class KernelSession:
         tracker.refresh()
         snapshot = self._snapshot(tracker, time.time(), open_pages=False)
         view = RunWidget(
-            snapshot, on_stop=self.request_stop, on_logs=self.request_logs, on_approve=self.request_approve
+            snapshot,
+            on_stop=self.request_stop,
+            on_logs=self.request_logs,
+            on_approve=self.request_approve,
+            on_select=self.pump.touch,
         )
         self._remember(uuid)
         self.bridge.ensure_open()
