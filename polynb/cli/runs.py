@@ -203,10 +203,10 @@ def _ops_rows(store: Store, dag_uuid: str, depth: int) -> list[tuple[RunRecord, 
 
 def _log_runs(store: Store, dag_uuid: str, prefix: str = "") -> list[tuple[str, RunRecord]]:
     """The runs of a DAG that have logs, with their label: its ops and hooks, and in place of an op running a
-    nested DAG, that DAG's (``outer-op/inner-op``)."""
+    nested DAG or a schedule, the runs under it (``outer-op/inner-op``, ``op/op-1``)."""
     found: list[tuple[str, RunRecord]] = []
     for run in store.children(dag_uuid, include_hooks=True):
-        if run.kind == "dag" and run.hook_of is None:
+        if run.kind in ("dag", "schedule") and run.hook_of is None:
             found += _log_runs(store, run.uuid, f"{prefix}{run.name}/")
         else:
             found.append((prefix + run.name, run))

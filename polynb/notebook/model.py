@@ -242,8 +242,9 @@ class RunTracker:
         self._runs: dict[str, _RunState] = {}
         self._order: list[str] = []
         self._log: deque[LogLine] = deque(maxlen=LOG_KEPT)
-        self._attempt = root.dag_attempt
-        """The DAG's attempt whose ops are shown (its ``maxRetries`` runs them anew as new runs)."""
+        self._attempts: dict[str, int] = {root.uuid: root.dag_attempt}
+        """Per DAG (the top-level one, a nested one by its op's uuid): the attempt whose ops are shown (its
+        ``maxRetries`` runs them anew as new runs)."""
         self._superseded: set[str] = set()
         """Runs of earlier attempts (ops and their hooks): in the log, not among the ops."""
         self._peeked: dict[str, RunRecord] = {}
@@ -449,20 +450,44 @@ class RunTracker:
     # -- internals ----------------------------------------------------------------------------------
 
     def _admit(self, record: RunRecord) -> _RunState | None:
-        """Track a run first seen in the log, unless it belongs to an earlier attempt of the DAG. An op of a
-        later attempt replaces the ops shown (and their hooks): the DAG's ``maxRetries`` started it anew."""
-        is_op = self.is_dag and record.dag_uuid == self.uuid and record.hook_of is None
-        if record.hook_of in self._superseded or (is_op and record.dag_attempt < self._attempt):
+        """Track a run first seen in the log, unless it belongs to an earlier attempt of its DAG (the top-level
+        one, or a nested DAG an op runs). An op of a later attempt replaces the ops shown under that DAG (and
+        their hooks, and what is under them): the DAG's ``maxRetries`` (the op's, for a nested one) started it
+        anew."""
+        dag = record.dag_uuid or ""
+        parent = self._runs.get(dag)
+        is_op = record.hook_of is None and (
+            (dag == self.uuid and self.is_dag)
+            or (parent is not None and dag != self.uuid and parent.record.kind == "dag")
+        )
+        current = self._attempts.get(dag, 1)
+        if record.hook_of in self._superseded or dag in self._superseded or (is_op and record.dag_attempt < current):
             self._superseded.add(record.uuid)
             return None
-        if is_op and record.dag_attempt > self._attempt:
-            self._attempt = record.dag_attempt
-            old = {u for u in self._order if u != self.uuid and self._runs[u].record.hook_of != self.uuid}
+        if is_op and record.dag_attempt > current:
+            self._attempts[dag] = record.dag_attempt
+            old = {u for u in self._order if self._under(u, dag)}
             self._superseded |= old
             self._order = [u for u in self._order if u not in old]
             for uuid in old:
                 del self._runs[uuid]
         return self._add(record)
+
+    def _under(self, uuid: str, dag: str) -> bool:
+        """``uuid`` is a run under the DAG ``dag`` (an op of it, or under one), not ``dag`` itself or its hooks."""
+        record = self._runs[uuid].record
+        if uuid == dag or record.hook_of == dag:
+            return False
+        while True:
+            above = record.dag_uuid if record.hook_of is None else record.hook_of
+            if above is None:
+                return False
+            if above == dag:
+                return True
+            state = self._runs.get(above)
+            if state is None:
+                return False
+            record = state.record
 
     def _add(self, record: RunRecord) -> _RunState:
         state = _RunState(record, record.status.value, record.reason, record.message)

@@ -97,3 +97,8 @@ def test_polynb_run_of_a_dag_with_a_scheduled_op_waits_for_the_schedule_and_ls_n
     tick = everything[3]
     logs = cli.run("logs", tick["uuid"][:12])
     assert f"tick at {tick['tick']['at']}" in logs.stdout, logs.stdout + logs.stderr
+    # The DAG's logs and events include its schedule's ticks, under the op (`every/every-2`).
+    dag_logs = cli.run("logs", everything[0]["uuid"][:12])
+    assert f"tick at {tick['tick']['at']}" in dag_logs.stdout and "every/every-2" in dag_logs.stdout, dag_logs.stdout
+    events = cli.run("events", everything[0]["uuid"][:12])
+    assert "every/every-1" in events.stdout and "on_schedule" in events.stdout, events.stdout

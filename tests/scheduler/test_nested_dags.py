@@ -348,3 +348,37 @@ def test_a_restarted_engine_starts_the_next_attempt_of_a_retrying_inner_dag_once
         assert log.read_text().split() == ["flaky", "flaky"]  # the second attempt ran once
     finally:
         store.close()
+
+
+def test_a_restart_during_a_later_attempt_of_an_inner_dag_re_attaches_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    log, release, counter = tmp_path / "runs.txt", tmp_path / "release", tmp_path / "n"
+    # Fails on its first run; its second run waits for the test's flag (an engine restart falls in between).
+    script = f'n=$(cat "{counter}" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "{counter}"; echo flaky >> "{log}"'
+    held = ["sh", "-c", f'{script}; [ "$n" -ge 2 ] || exit 1; while [ ! -e "{release}" ]; do sleep 0.05; done']
+    after = f"    - {{name: after, dependencies: [inner], component: {job(appending('after', log))}}}"
+    text = retried(nested(f"            - {{name: flaky, component: {job(held)}}}", after=after), 2)
+    store = Store(tmp_path / "home" / "polynb.db")
+    try:
+        first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)}, retry_delay=0.05)
+        first.start()
+        uuid = first.submit(build(text))
+        wait_until(lambda: log.exists() and log.read_text().split() == ["flaky", "flaky"])
+        first.shutdown(stop_running=False)
+        inner = children(store, uuid)["inner"]
+        assert (inner.status, inner.attempt) == (Status.RUNNING, 2)
+        assert [r.name for r in children(store, uuid).values()] == ["inner", "after"]  # the op is its DAG's
+
+        second = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+        second.start()
+        try:
+            release.touch()
+            assert second.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded", describe(store, uuid)
+        finally:
+            second.shutdown()
+        assert log.read_text().split() == ["flaky", "flaky", "after"]  # the second attempt ran once
+        assert children(store, uuid)["inner"].attempt == 2
+    finally:
+        store.close()
