@@ -25,6 +25,8 @@ from polynb.lifecycle import (
 from polynb.store import EventRecord, RunRecord, Store
 
 EdgeKind = Literal["dependency", "param", "event", "hook"]
+_OVER = ("dag", "schedule")
+"""Kinds of an op of a DAG with runs under it, shown under the op: a nested DAG's ops, a schedule's ticks'."""
 LOG_KEPT = 200
 """Event log lines kept per run (the widget shows the newest few)."""
 
@@ -298,14 +300,15 @@ class RunTracker:
         return events
 
     def _nested_dags(self, events: Iterable[EventRecord]) -> list[str]:
-        """The runs (tracked, or met in ``events``) that are ops running a nested DAG."""
+        """The runs (tracked, or met in ``events``) that are ops running a nested DAG or a schedule (its ticks'
+        runs are under it)."""
         found: list[str] = []
         for uuid in dict.fromkeys([*self._order, *(e.run_uuid for e in events)]):
             if uuid == self.uuid or uuid in self._superseded:
                 continue
             state = self._runs.get(uuid)
             record = state.record if state is not None else self._peek(uuid)
-            if record.kind == "dag" and record.dag_uuid is not None and record.hook_of is None:
+            if record.kind in _OVER and record.dag_uuid is not None and record.hook_of is None:
                 found.append(uuid)
         return found
 
@@ -320,10 +323,11 @@ class RunTracker:
         return record
 
     def _label(self, uuid: str) -> str:
-        """A run's name as shown: under a nested DAG, prefixed with the op running it (``outer-op/inner-op``)."""
+        """A run's name as shown: under a nested DAG or a schedule, prefixed with the op running it
+        (``outer-op/inner-op``, ``op/op-1``)."""
         record = self._runs[uuid].record
         parent = self._runs.get(record.dag_uuid or "")
-        if parent is None or parent.record.uuid == self.uuid or parent.record.kind != "dag":
+        if parent is None or parent.record.uuid == self.uuid or parent.record.kind not in _OVER:
             return record.name
         return f"{self._label(parent.record.uuid)}/{record.name}"
 
@@ -576,8 +580,8 @@ class RunTracker:
                     edges.append(EdgeView(self._label(record.hook_of), label, "hook", record.hook_trigger or "done"))
                 continue
             plan = record.meta.get("plan")
-            if uuid == self.uuid or not isinstance(plan, dict):
-                continue
+            if uuid == self.uuid or not isinstance(plan, dict) or record.meta.get("role") == "tick":
+                continue  # a tick's run has its op's upstreams: drawn on the op, not again under it
             events = _plan_events(plan)
             deps = set(_plan_field(plan, "dependencies") or ())
             prefix = label[: len(label) - len(record.name)]  # a nested DAG's op: its upstreams are its siblings
@@ -624,7 +628,7 @@ def _awaited(records: Iterable[tuple[RunRecord, str]]) -> dict[str, list[tuple[s
     out: dict[str, list[tuple[str, set[str]]]] = {}
     for record, label in records:
         plan = record.meta.get("plan")
-        if not isinstance(plan, dict):
+        if not isinstance(plan, dict) or record.meta.get("role") == "tick":
             continue
         prefix = label[: len(label) - len(record.name)]
         for src, kinds in _plan_events(plan).items():
