@@ -64,10 +64,12 @@ bench: venv polyaxon-venv
 	POLYAXON_PYTHON=$(abspath $(PX_PY)) $(PY) bench/spec_check.py
 	$(PY) bench/scheduler.py
 	$(PY) bench/kubernetes.py
+	$(PY) bench/kubernetes_store.py
 	$(PY) bench/notebook.py
 	$(PY) bench/sweep.py
 	$(PY) bench/sweep.py --in-dag
 	$(PY) bench/events.py
+	$(PY) bench/store_sync.py
 	$(PY) bench/peers.py
 
 # polynb beside Metaflow, Dagster and Luigi (each installed once into bench/.venvs/ by the script itself).
