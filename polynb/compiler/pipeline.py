@@ -394,6 +394,10 @@ class _Builder:
             self.add(at, ("schedule",), f"Polyaxon 2.18 refuses this file (\"DAG node `{spec.name}` cannot define a "
                      "schedule\"): polynb runs it, the op's run being the schedule whose ticks' runs are under it, "
                      "but the file is not portable to Polyaxon", "warning")  # fmt: skip
+            endless = getattr(schedule, "max_runs", None) is None and getattr(schedule, "end_at", None) is None
+            if endless and schedule.kind != "datetime":
+                self.add(at, ("schedule",), "this schedule has no end (no `maxRuns`, no `endAt`): its DAG waits for "
+                         "it, so the DAG runs until it is stopped", "warning")  # fmt: skip
         if isinstance(component.run, Dag):
             self.add(at, ("schedule",), "`schedule` over a DAG is not supported yet: polynb schedules a job or a "
                      "Python step", "unsupported")  # fmt: skip

@@ -52,7 +52,7 @@ def test_a_schedule_on_an_op_of_a_dag_checks_and_runs() -> None:
     result = check(text)
     assert result.valid and not result.unsupported, (result.errors, result.unsupported)
     # Polyaxon 2.18 refuses it ("DAG node `a` cannot define a schedule"): check says the file is not portable.
-    (warning,) = result.warnings
+    (warning,) = [w for w in result.warnings if "Polyaxon" in w.message]
     assert warning.path == "run.operations[0].schedule" and "DAG node `a` cannot define a schedule" in warning.message
     pipeline = build_pipeline(load_text(text))
     assert pipeline.schedule is None  # not the pipeline's: its op's
@@ -118,3 +118,13 @@ def test_schedule_mistakes_are_positioned(lines: tuple[str, ...], line: int, pat
 )  # fmt: skip
 def test_cron_expressions(expression: str, ok: bool) -> None:
     assert (cron_problem(expression) is None) == ok
+
+
+def test_an_endless_schedule_in_a_dag_is_warned_about() -> None:
+    text = ("kind: component\nname: d\nrun:\n  kind: dag\n  operations:\n  - name: a\n    " + _DAILY + "\n"
+            "    component: {name: c, " + _JOB + "}\n")  # fmt: skip
+    result = check(text)
+    assert result.valid and not result.unsupported
+    assert any("has no end" in w.message and w.path == "run.operations[0].schedule" for w in result.warnings)
+    bounded = text.replace("'0 2 * * *'}", "'0 2 * * *', maxRuns: 3}")
+    assert not any("has no end" in w.message for w in check(bounded).warnings)
