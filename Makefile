@@ -67,6 +67,7 @@ bench: venv polyaxon-venv
 	$(PY) bench/kubernetes_store.py
 	$(PY) bench/notebook.py
 	$(PY) bench/sweep.py
+	$(PY) bench/sweep.py --in-dag
 	$(PY) bench/events.py
 	$(PY) bench/store_sync.py
 	$(PY) bench/peers.py

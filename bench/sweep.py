@@ -1,6 +1,6 @@
 """Benchmark a sweep on the local executor; prints a table, asserts nothing.
 
-    .venv/bin/python bench/sweep.py [--trials 1000] [--concurrency 8]
+    .venv/bin/python bench/sweep.py [--trials 1000] [--concurrency 8] [--in-dag]
 
 A random sweep of ``trials`` trials (each ``true``), ``concurrency`` at a time, with the run widget's sweep
 view attached (the notebook's UI pump at its default 10 refreshes a second, the view counting what it is
@@ -13,6 +13,9 @@ sent). Reported:
 * the engine process's CPU per trial (children excluded);
 * the sweep view's messages a second (the widget is sent one message per refresh) and the mean time to build
   and render one snapshot of the sweep (the table, best-so-far and parallel coordinates).
+
+With ``--in-dag`` the same matrix is on an op of a DAG (after one upstream op), and the view is the DAG's widget
+with that op chosen in its op list: its sweep panel is drawn on every refresh.
 """
 
 from __future__ import annotations
@@ -50,6 +53,31 @@ component:
 """
 
 
+SWEEP_IN_DAG = """
+version: 1.1
+kind: component
+name: bench-dag
+run:
+  kind: dag
+  operations:
+  - name: prep
+    component: {{name: prep, run: {{kind: job, container: {{command: ["true"]}}}}}}
+  - name: sweep
+    dependencies: [prep]
+    matrix:
+      kind: random
+      numRuns: {trials}
+      seed: 1
+      concurrency: {concurrency}
+      params:
+        x: {{kind: uniform, value: [0, 1]}}
+    component:
+      name: noop
+      inputs: [{{name: x, type: float}}]
+      run: {{kind: job, container: {{command: ["true"]}}}}
+"""
+
+
 class CountingView:
     """A widget stand-in: counts the snapshots the pump sends and times rendering them as the widget does."""
 
@@ -57,6 +85,8 @@ class CountingView:
         self._root = root
         self.shown = 0
         self.render_seconds = 0.0
+        self.panels = 0
+        """Snapshots that had a DAG's sweeping op's panel to draw (``--in-dag``)."""
         self.lock = threading.Lock()
 
     @property
@@ -68,11 +98,15 @@ class CountingView:
         return True
 
     def show(self, snapshot: object) -> None:
+        from polynb.notebook.model import RunSnapshot
         from polynb.notebook.render import run_html
 
+        assert isinstance(snapshot, RunSnapshot)
         started = time.perf_counter()
-        run_html(snapshot)  # type: ignore[arg-type]
+        chosen = snapshot.op_sweeps[0].uuid if snapshot.op_sweeps else None  # a DAG's sweeping op, chosen
+        run_html(snapshot, selected=chosen)
         with self.lock:
+            self.panels += chosen is not None
             self.shown += 1
             self.render_seconds += time.perf_counter() - started
 
@@ -88,6 +122,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--in-dag", action="store_true", help="the matrix on an op of a DAG")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="polynb-bench-sweep-"))
     os.environ["POLYNB_HOME"] = str(home)
@@ -114,7 +149,8 @@ def run(args: argparse.Namespace, home: Path) -> int:
     pump.start()
     engine.subscribe(pump.notify)
     engine.start()
-    pipeline = build_pipeline(load_text(SWEEP.format(trials=n, concurrency=k)), registry=ComponentRegistry())
+    text = (SWEEP_IN_DAG if args.in_dag else SWEEP).format(trials=n, concurrency=k)
+    pipeline = build_pipeline(load_text(text), registry=ComponentRegistry())
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     uuid = engine.submit(pipeline)
@@ -124,15 +160,17 @@ def run(args: argparse.Namespace, home: Path) -> int:
     wall = time.perf_counter() - started
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     pump.sync()
-    trials = [r for r in store.children(uuid) if r.hook_of is None]
+    parent = next(r.uuid for r in store.children(uuid) if r.name == "sweep") if args.in_dag else uuid
+    trials = [r for r in store.children(parent) if r.hook_of is None]
     own = sum((r.finished_at - r.created_at).total_seconds() for r in trials if r.finished_at is not None)
     engine.shutdown()
     pump.stop()
     store.close()
     floor = baseline(n, k)
     cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    where = f", an op of a DAG (its panel drawn in {view.panels} of the messages)" if args.in_dag else ""
     rows = [
-        ("sweep", f"random, {n} trials of `true`, concurrency {k}: {status}"),
+        ("sweep", f"random, {n} trials of `true`, concurrency {k}{where}: {status}"),
         ("wall, submit → sweep final", f"{wall:.2f} s"),
         ("wall per trial", f"{wall / n * 1000:.1f} ms"),
         ("scheduler overhead per trial (wall - own time / concurrency)", f"{(wall - own / k) / n * 1000:.1f} ms"),

@@ -188,12 +188,12 @@ def _run_json(run: RunRecord, now: datetime, orphans: set[str]) -> dict[str, Any
 
 
 def _ops_rows(store: Store, dag_uuid: str, depth: int) -> list[tuple[RunRecord, int]]:
-    """The ops of a DAG at ``depth``, each followed by what is under it: a sweep's trials, the ops of the
-    nested DAG it runs (any depth), its hooks."""
+    """The ops of a DAG at ``depth``, each followed by what is under it: a sweep's trials, a schedule's ticks,
+    the ops of the nested DAG it runs (any depth), its hooks."""
     rows: list[tuple[RunRecord, int]] = []
     for run in store.children(dag_uuid):
         rows.append((run, depth))
-        if "sweep" in run.meta:  # an op of a DAG that sweeps: its trials under it
+        if "sweep" in run.meta or "schedule" in run.meta:  # an op of a DAG that sweeps or ticks: its runs under it
             rows.extend((trial, depth + 1) for trial in store.children(run.uuid))
         elif run.kind == "dag":  # an op running a nested DAG: its ops under it
             rows.extend(_ops_rows(store, run.uuid, depth + 1))
@@ -203,10 +203,10 @@ def _ops_rows(store: Store, dag_uuid: str, depth: int) -> list[tuple[RunRecord, 
 
 def _log_runs(store: Store, dag_uuid: str, prefix: str = "") -> list[tuple[str, RunRecord]]:
     """The runs of a DAG that have logs, with their label: its ops and hooks, and in place of an op running a
-    nested DAG, that DAG's (``outer-op/inner-op``)."""
+    nested DAG or a schedule, the runs under it (``outer-op/inner-op``, ``op/op-1``)."""
     found: list[tuple[str, RunRecord]] = []
     for run in store.children(dag_uuid, include_hooks=True):
-        if run.kind == "dag" and run.hook_of is None:
+        if run.kind in ("dag", "schedule") and run.hook_of is None:
             found += _log_runs(store, run.uuid, f"{prefix}{run.name}/")
         else:
             found.append((prefix + run.name, run))

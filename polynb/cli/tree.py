@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from polynb.store import EventRecord, RunRecord, Store
 
 
+_OVER = ("dag", "schedule")
+"""Kinds of an op of a DAG that has runs under it, followed and listed with the DAG's."""
+
+
 @dataclass(eq=False)
 class RunTree:
     """The runs of one top-level run (``root``), as of the last :meth:`poll`."""
@@ -75,19 +79,29 @@ class RunTree:
             self.runs[uuid] = self.store.get_run(uuid)
 
     def _nested(self) -> list[str]:
-        """The ops of this tree that run a nested DAG (a run of kind ``dag`` under another run)."""
-        return [u for u, r in self.runs.items() if r.kind == "dag" and r.dag_uuid is not None and r.hook_of is None]
+        """The ops of this tree that have runs under them: a nested DAG's (a run of kind ``dag`` under another
+        run), a schedule's (an op of a DAG with a ``schedule``: its ticks' runs)."""
+        return [u for u, r in self.runs.items() if r.kind in _OVER and r.dag_uuid is not None and r.hook_of is None]
 
     def label(self, run: RunRecord) -> str:
-        """A run's name as listed: a nested DAG's op is prefixed with its DAG's op (``outer-op/inner-op``)."""
+        """A run's name as listed: under an op running a nested DAG or a schedule, prefixed with that op
+        (``outer-op/inner-op``, ``op/op-1``)."""
         parent = self.runs.get(run.dag_uuid or "")
-        if parent is None or parent.uuid == self.root or parent.kind != "dag":
+        if parent is None or parent.uuid == self.root or parent.kind not in _OVER:
             return run.name
         return f"{self.label(parent)}/{run.name}"
 
     def nested_ops(self, op: RunRecord) -> list[RunRecord]:
-        """The ops of the nested DAG ``op`` runs (none for any other op), in creation order."""
-        return [r for r in self.runs.values() if r.dag_uuid == op.uuid and r.hook_of is None and op.kind == "dag"]
+        """The runs under ``op`` (the ops of the nested DAG it runs, its schedule's ticks' runs; none for any
+        other op), in creation order."""
+        if op.kind not in _OVER:
+            return []
+        attempt = max(op.attempt, 1) if op.kind == "dag" else None  # a retried nested DAG: its current ops
+        return [
+            r
+            for r in self.runs.values()
+            if r.dag_uuid == op.uuid and r.hook_of is None and (attempt is None or r.dag_attempt == attempt)
+        ]
 
     @property
     def top(self) -> RunRecord:

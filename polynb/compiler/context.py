@@ -111,6 +111,7 @@ def run_globals(
     owner_name: str = LOCAL_OWNER,
     created_at: datetime | str | None = None,
     started_at: datetime | str | None = None,
+    schedule_at: datetime | str | None = None,
     namespace: str | None = None,
     iteration: int | None = None,
     extra: Mapping[str, Any] | None = None,
@@ -121,7 +122,9 @@ def run_globals(
     run's name); ``run_info`` is ``owner.project.runs.uuid`` as in Polyaxon. ``artifacts_path`` is the root
     holding every run's artifacts folder (``{{ globals.artifacts_path }}/<uuid>/outputs`` is another run's
     outputs), ``run_artifacts_path``/``run_outputs_path`` this run's folders, ``ports``/``base_url`` the
-    service's placement. ``namespace`` and ``iteration`` are None unless given. ``extra`` keys are added last.
+    service's placement. ``namespace`` and ``iteration`` are None unless given. ``schedule_at`` is the nominal
+    time of the tick a schedule's run was made for (ISO 8601, UTC), None for any other run, as in Polyaxon.
+    ``extra`` keys are added last.
     """
     project = project_name or name
     values: dict[str, Any] = {
@@ -135,6 +138,7 @@ def run_globals(
         "iteration": iteration,
         "created_at": _iso(created_at),
         "started_at": _iso(started_at),
+        "schedule_at": _iso(schedule_at),
         "artifacts_path": None,
         "run_artifacts_path": None,
         "run_outputs_path": None,

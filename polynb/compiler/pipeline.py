@@ -18,7 +18,8 @@ Semantics the scheduler relies on:
 
 A ``matrix`` on a top-level operation or component or on an op of a DAG runs as a sweep (``scheduler.sweeps``);
 ``iterative`` and a matrix over a DAG are refused. A ``schedule`` on a top-level operation or component runs
-(``scheduler.schedules``, ``Pipeline.schedule``); elsewhere it is refused. ``joins`` select runs of the store
+(``scheduler.schedules``, ``Pipeline.schedule``), and so does one on an op of a DAG (its run is the schedule);
+on a component an operation runs, over a DAG or with a matrix it is refused. ``joins`` select runs of the store
 when the op compiles (``scheduler.joining``). What parses but is refused as "not supported yet"
 (docs/semantics.md: never silently ignored): ``build``, distributed and ``tuner`` run kinds, a templated DAG
 ``earlyStopping`` threshold, ``connection_*`` event kinds on ops (``lifecycle.UNSUPPORTED_EVENT_KINDS``),
@@ -94,6 +95,7 @@ _UNSUPPORTED_SECTIONS = (
     ("build", "build", "polynb builds no container images (the build section is checked, not run)"),
 )
 """Sections that parse and are checked field by field, then refused by ``polynb run``, with the reason."""
+_SCHEDULE_ON_COMPONENT = "`schedule` on the component of an operation is not supported: write it on the operation"
 _DAG_TTL = "`termination.ttl` on a DAG is not supported yet: a DAG has no resources of its own; set it on its ops"
 _INIT_REASONS = {
     "lineageRef": "polynb has no lineage store to resolve it from",
@@ -380,16 +382,27 @@ class _Builder:
                          "a trial's metric once the trial is final, and stops the sweep when it reaches `value`",
                          "warning")  # fmt: skip
 
-    def check_schedule(self, spec: Component | Operation, component: Component, where: _Where) -> None:
-        """A top-level schedule runs (``scheduler.schedules``) when it schedules one job or Python step with
-        literal fields (ticks are computed before any param resolves); anything else is refused."""
-        at = _Where(None, ())
+    def check_schedule(
+        self, spec: Component | Operation, component: Component, where: _Where, at: _Where | None = None
+    ) -> None:
+        """A schedule (written at ``at``: the top-level operation or component, or an op of a DAG) runs
+        (``scheduler.schedules``) when it schedules one job or Python step with literal fields (ticks are
+        computed before any param resolves); anything else is refused."""
+        in_dag = at is not None
+        at = at if at is not None else _Where(None, ())
         if component is not spec and component.schedule is not None:
-            self.add(where, ("schedule",), "`schedule` on the component of an operation is not supported: write "
-                     "it on the operation", "unsupported")  # fmt: skip
+            self.add(where, ("schedule",), _SCHEDULE_ON_COMPONENT, "unsupported")
         schedule = spec.schedule
         if schedule is None:
             return
+        if in_dag:
+            self.add(at, ("schedule",), f"Polyaxon 2.18 refuses this file (\"DAG node `{spec.name}` cannot define a "
+                     "schedule\"): polynb runs it, the op's run being the schedule whose ticks' runs are under it, "
+                     "but the file is not portable to Polyaxon", "warning")  # fmt: skip
+            endless = getattr(schedule, "max_runs", None) is None and getattr(schedule, "end_at", None) is None
+            if endless and schedule.kind != "datetime":
+                self.add(at, ("schedule",), "this schedule has no end (no `maxRuns`, no `endAt`): its DAG waits for "
+                         "it, so the DAG runs until it is stopped", "warning")  # fmt: skip
         if isinstance(component.run, Dag):
             self.add(at, ("schedule",), "`schedule` over a DAG is not supported yet: polynb schedules a job or a "
                      "Python step", "unsupported")  # fmt: skip
@@ -719,8 +732,8 @@ class _Builder:
                               strict=bool(op.strict_params), given=_given_params(op), matrix=op.matrix)  # fmt: skip
             self.check_joins(op, component, op_where)
             self.check_sweep(op, component, c_where, op_where)
+            self.check_schedule(op, component, c_where, op_where)
             if isinstance(component.run, Dag):
-                self.check_nested_retries(((op, op_where), (component, c_where)))
                 ref_where = op_where / ((op.reference[0],) if op.reference is not None else ())
                 component = self.nested(component, c_where, resolved.base_dir, ref_where)
             node = graph.nodes[name]
@@ -729,13 +742,6 @@ class _Builder:
         for issue in check_refs(dag, graph, components, owner.inputs or ()):
             self.add(where, issue.path, issue.message)
         return ops, graph
-
-    def check_nested_retries(self, sources: Iterable[tuple[Polyaxonfile, _Where]]) -> None:
-        """``maxRetries`` on an op running a DAG (or on its DAG component) is not applied: warn, never ignore."""
-        for spec, at in sources:
-            if spec.termination is not None and spec.termination.max_retries:
-                self.add(at, ("termination", "maxRetries"), "`maxRetries` on an op running a DAG is not applied: "
-                         "a failed nested DAG is not run again; set it on its ops", "warning")  # fmt: skip
 
     def nested(self, component: Component, where: _Where, base_dir: Path | None, ref_where: _Where) -> Component:
         """Validate a DAG used as an op's component; return it with every op's component inlined (resolved
@@ -773,9 +779,8 @@ class _Builder:
         for attr, key, reason in _UNSUPPORTED_SECTIONS:
             if getattr(spec, attr) is not None:
                 self.add(where, (key,), f"`{key}` is not supported yet: {reason}", "unsupported")
-        if spec.schedule is not None and not top:
-            self.add(where, ("schedule",), "`schedule` on an op or component of a DAG is not supported yet: polynb "
-                     "runs a schedule written on the top-level operation or component", "unsupported")  # fmt: skip
+        if spec.schedule is not None and not top and isinstance(spec, Component):
+            self.add(where, ("schedule",), _SCHEDULE_ON_COMPONENT, "unsupported")  # an op's: ``check_schedule``
         if spec.run_patch is not None and isinstance(spec, Component):
             self.add(where, ("runPatch",), "`runPatch` on a component is not supported yet: it patches the "
                      "component an operation runs; move it to the operation", "unsupported")  # fmt: skip

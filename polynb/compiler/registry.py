@@ -135,15 +135,16 @@ def _hub_names(folder: Path) -> Iterator[str]:
 # Polyaxon's public hub components polynb does not serve, with the reason (a folder of POLYNB_HUB_PATH or a
 # notebook registration with the same name still wins: this is said only when nothing else answers).
 _NO_IMAGES = "polynb builds no images (build it with docker or your CI, then name it in `image`)"
-_IN_JUPYTER = ("polynb runs inside JupyterLab: use this JupyterLab (or the VS Code you opened it from); a second "
-               "IDE served as an op would be a server without the notebook's authentication")  # fmt: skip
+_IN_JUPYTER = ("polynb runs inside JupyterLab: use this JupyterLab (or the VS Code you opened it from), or "
+               "`hubRef: jupyterlab` for a JupyterLab of the op's own")  # fmt: skip
+_NO_VSCODE = ("polynb serves no VS Code (code-server is not part of it): open the run's folder in the VS Code you "
+              "use, or `hubRef: jupyterlab` for a JupyterLab of the op's own")  # fmt: skip
 UNSERVED_HUB: dict[str, str] = {
     "kaniko": _NO_IMAGES,
     "dockerizer": _NO_IMAGES,
     "build": _NO_IMAGES,
-    "jupyterlab": _IN_JUPYTER,
     "notebook": _IN_JUPYTER,
-    "vscode": _IN_JUPYTER,
+    "vscode": _NO_VSCODE,
 }
 
 

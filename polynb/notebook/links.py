@@ -9,12 +9,14 @@ the kernel cannot always know which one the browser can reach (VS Code has no Ju
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
-from collections.abc import Iterable
-from pathlib import PurePosixPath
+from collections.abc import Callable, Iterable
+from pathlib import Path, PurePosixPath
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
+from polynb.executors.local.layout import SERVICE_PAGE
 from polynb.notebook.model import Link
 from polynb.store import RunRecord
 
@@ -37,12 +39,39 @@ def normalize_base_url(base_url: str) -> str:
 
 
 def proxied_url(direct_url: str, base_url: str) -> str | None:
-    """``{base_url}proxy/<port>/`` for a loopback URL with a port, keeping its path; None otherwise."""
+    """``{base_url}proxy/<port>/`` for a loopback URL with a port, keeping its path and query; None otherwise.
+    A service served under ``{base_url}proxy/absolute/<port>/`` (``polynb.hub.jupyterlab``) is reached at that
+    same path: jupyter-server-proxy passes it on whole."""
     parts = urlsplit(direct_url)
     if parts.hostname not in PROXY_HOSTS or parts.port is None:
         return None
+    query = f"?{parts.query}" if parts.query else ""
+    absolute = f"{normalize_base_url(base_url)}proxy/absolute/{parts.port}/"
+    if parts.path.startswith(absolute):
+        return parts.path + query
     path = parts.path.lstrip("/")
-    return f"{normalize_base_url(base_url)}proxy/{parts.port}/{path}"
+    return f"{normalize_base_url(base_url)}proxy/{parts.port}/{path}{query}"
+
+
+def service_token(run_dir: Path) -> str | None:
+    """The token a service's program wrote beside its page (``service-page.json`` in its run folder), if any."""
+    try:
+        data = json.loads((run_dir / SERVICE_PAGE).read_text())
+    except (OSError, ValueError):
+        return None
+    token = data.get("token") if isinstance(data, dict) else None
+    return token if isinstance(token, str) and token else None
+
+
+def with_token(url: str, token: str | None) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{urlencode({'token': token})}" if token else url
+
+
+def is_jupyterlab(record: RunRecord) -> bool:
+    """A service run by the built-in ``jupyterlab`` component's program."""
+    container = (record.spec or {}).get("container") or {}
+    argv = [*container.get("command", ()), *container.get("args", ())]
+    return record.kind == "service" and "polynb.hub.jupyterlab" in (str(a) for a in argv[:3])
 
 
 def is_tensorboard(record: RunRecord) -> bool:
@@ -57,8 +86,10 @@ def is_tensorboard(record: RunRecord) -> bool:
     return any(str(a) in programs for a in argv[:3]) or "tensorboard" in record.name
 
 
-def service_link(record: RunRecord, title: str, *, base_url: str, mode: ProxyMode) -> Link | None:
-    """The link to a running service, or None when it serves nothing (yet)."""
+def service_link(
+    record: RunRecord, title: str, *, base_url: str, mode: ProxyMode, token: str | None = None
+) -> Link | None:
+    """The link to a running service, or None when it serves nothing (yet); ``token`` is added to its query."""
     if not record.url:
         return None
     url = record.url
@@ -66,17 +97,31 @@ def service_link(record: RunRecord, title: str, *, base_url: str, mode: ProxyMod
     if use_proxy:
         url = proxied_url(record.url, base_url) or record.url
     kind = "tensorboard" if is_tensorboard(record) else "service"
-    return Link(title=title, url=url, direct_url=record.url, run_uuid=record.uuid, kind=kind)
+    return Link(title=title, url=with_token(url, token), direct_url=with_token(record.url, token),
+                run_uuid=record.uuid, kind=kind)  # fmt: skip
 
 
-def links_for(records: Iterable[RunRecord], run_name: str, *, base_url: str, mode: ProxyMode) -> list[Link]:
-    """Links of the running services among ``records`` (TensorBoard titled after the run)."""
+def links_for(
+    records: Iterable[RunRecord],
+    run_name: str,
+    *,
+    base_url: str,
+    mode: ProxyMode,
+    token_of: Callable[[RunRecord], str | None] = lambda record: None,
+) -> list[Link]:
+    """Links of the running services among ``records`` (TensorBoard titled after the run); ``token_of`` gives
+    the token a service takes (JupyterLab's)."""
     out = []
     for record in records:
         if record.kind != "service" or record.status.value != "running":
             continue
-        title = f"TensorBoard · {run_name}" if is_tensorboard(record) else f"{record.name} · {run_name}"
-        link = service_link(record, title, base_url=base_url, mode=mode)
+        if is_tensorboard(record):
+            title = f"TensorBoard · {run_name}"
+        elif is_jupyterlab(record):
+            title = f"JupyterLab · {record.name}"
+        else:
+            title = f"{record.name} · {run_name}"
+        link = service_link(record, title, base_url=base_url, mode=mode, token=token_of(record))
         if link is not None:
             out.append(link)
     return out

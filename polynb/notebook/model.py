@@ -34,6 +34,8 @@ EMIT_SOURCE = "polynb emit"
 """The node of the custom events sent to the DAG (``ref: dag``: ``polynb.emit`` in a cell, ``polynb emit``)."""
 APPROVAL_SOURCE = "polynb approve"
 """The node of the approvals its ``isApproved: false`` ops wait for (the Approve buttons, ``polynb approve``)."""
+_OVER = ("dag", "schedule")
+"""Kinds of an op of a DAG with runs under it, shown under the op: a nested DAG's ops, a schedule's ticks'."""
 LOG_KEPT = 200
 """Event log lines kept per run (the widget shows the newest few)."""
 
@@ -194,6 +196,17 @@ def sweep_view(trials: Iterable[tuple[RunRecord, str, float | None]], meta: Mapp
 
 
 @dataclass(frozen=True, slots=True)
+class OpSweep:
+    """An op of a DAG that sweeps (its ``matrix``): its trials, as a top-level sweep's (``render`` draws them
+    when the op is selected in the widget)."""
+
+    uuid: str
+    name: str
+    """As the op is shown (``outer-op/inner-op`` in a nested DAG)."""
+    sweep: SweepView
+
+
+@dataclass(frozen=True, slots=True)
 class RunSnapshot:
     uuid: str
     name: str
@@ -214,6 +227,12 @@ class RunSnapshot:
     """Set for a matrix run: its trials (``render.sweep_html`` draws them)."""
     sources: tuple[SourceView, ...] = ()
     """The external sources the ops await (``edges`` of kind ``source`` link them to the ops)."""
+    op_sweeps: tuple[OpSweep, ...] = ()
+    """The ops of a DAG that sweep and have started, in the DAG's order, each with its trials."""
+
+    def op_sweep(self, uuid: str | None) -> OpSweep | None:
+        """The sweep of the op ``uuid``, if it is one."""
+        return next((s for s in self.op_sweeps if s.uuid == uuid), None)
 
     @property
     def is_final(self) -> bool:
@@ -254,14 +273,22 @@ class RunTracker:
         self._runs: dict[str, _RunState] = {}
         self._order: list[str] = []
         self._log: deque[LogLine] = deque(maxlen=LOG_KEPT)
-        self._attempt = root.dag_attempt
-        """The DAG's attempt whose ops are shown (its ``maxRetries`` runs them anew as new runs)."""
+        self._attempts: dict[str, int] = {root.uuid: root.dag_attempt}
+        """Per DAG (the top-level one, a nested one by its op's uuid): the attempt whose ops are shown (its
+        ``maxRetries`` runs them anew as new runs)."""
         self._superseded: set[str] = set()
         """Runs of earlier attempts (ops and their hooks): in the log, not among the ops."""
         self._external: list[tuple[str, Marker]] = []
         """Events from outside the ops (connections, custom events, approvals): (source node, marker)."""
         self._peeked: dict[str, RunRecord] = {}
         """Records read to tell whether a run is an op running a nested DAG, before it is tracked."""
+        self._trials: dict[str, dict[str, _RunState]] = {}
+        """The trials of each op of the DAG that sweeps (by the op's uuid): followed for its sweep panel, not
+        drawn as ops (a sweep may have thousands)."""
+        self._trial_of: dict[str, str] = {}
+        """trial uuid -> the uuid of its op"""
+        self._strangers: set[str] = set()
+        """Runs met under a sweeping op that are not its trials (their hook runs): not followed."""
         self._add(root)
         if self.is_dag:
             for child in store.children(root.uuid):
@@ -292,7 +319,7 @@ class RunTracker:
         bound = self.store.last_seq()
         events = [e for e in self.store.events(dag_uuid=self.uuid, after_seq=self.last_seq) if e.seq <= bound]
         read: set[str] = set()
-        while pending := [u for u in self._nested_dags(events) if u not in read]:
+        while pending := [u for u in self._nested_dags(events) + self._sweeping_ops() if u not in read]:
             for uuid in pending:
                 read.add(uuid)
                 known = {e.seq for e in events}
@@ -304,16 +331,21 @@ class RunTracker:
         return events
 
     def _nested_dags(self, events: Iterable[EventRecord]) -> list[str]:
-        """The runs (tracked, or met in ``events``) that are ops running a nested DAG."""
+        """The runs (tracked, or met in ``events``) that are ops running a nested DAG or a schedule (its ticks'
+        runs are under it)."""
         found: list[str] = []
         for uuid in dict.fromkeys([*self._order, *(e.run_uuid for e in events)]):
             if uuid == self.uuid or uuid in self._superseded:
                 continue
             state = self._runs.get(uuid)
             record = state.record if state is not None else self._peek(uuid)
-            if record.kind == "dag" and record.dag_uuid is not None and record.hook_of is None:
+            if record.kind in _OVER and record.dag_uuid is not None and record.hook_of is None:
                 found.append(uuid)
         return found
+
+    def _sweeping_ops(self) -> list[str]:
+        """The ops tracked that sweep (their trials' runs are under them, not under the DAG)."""
+        return [u for u in self._order if u != self.uuid and _sweeps(self._runs[u].record)]
 
     def _peek(self, uuid: str) -> RunRecord:
         record = self._peeked.get(uuid)
@@ -322,10 +354,11 @@ class RunTracker:
         return record
 
     def _label(self, uuid: str) -> str:
-        """A run's name as shown: under a nested DAG, prefixed with the op running it (``outer-op/inner-op``)."""
+        """A run's name as shown: under a nested DAG or a schedule, prefixed with the op running it
+        (``outer-op/inner-op``, ``op/op-1``)."""
         record = self._runs[uuid].record
         parent = self._runs.get(record.dag_uuid or "")
-        if parent is None or parent.record.uuid == self.uuid or parent.record.kind != "dag":
+        if parent is None or parent.record.uuid == self.uuid or parent.record.kind not in _OVER:
             return record.name
         return f"{self._label(parent.record.uuid)}/{record.name}"
 
@@ -334,10 +367,22 @@ class RunTracker:
             if event.seq <= self.last_seq:
                 continue
             self.last_seq = event.seq
+            at = event.at.timestamp() - self.origin
+            if event.run_uuid in self._strangers:
+                continue
+            trial = self._trial_of.get(event.run_uuid)
+            if trial is not None:
+                self._follow(self._trials[trial][event.run_uuid], event, at)  # its sweep's panel, not the log
+                continue
             state = self._runs.get(event.run_uuid)
             if state is None and event.run_uuid not in self._superseded:
-                state = self._admit(self.store.get_run(event.run_uuid))
-            at = event.at.timestamp() - self.origin
+                record = self.store.get_run(event.run_uuid)
+                if self._is_trial(record):
+                    self._follow(self._trials[self._trial_of[record.uuid]][record.uuid], event, at)
+                    continue
+                if record.uuid in self._strangers:
+                    continue
+                state = self._admit(record)
             if state is None:  # a run of an earlier attempt of the DAG
                 if is_status_event(event.kind) and event.kind != DONE_EVENT:
                     p = event.payload
@@ -360,16 +405,39 @@ class RunTracker:
                 continue
             if event.kind == DONE_EVENT:
                 continue
-            status = status_of_event(event.kind)
-            p = event.payload
-            state.status, state.reason, state.message = status, p.get("reason"), p.get("message")
-            if not state.segments or state.segments[-1][0] != status:
-                state.segments.append((status, at))
-            if status in FINAL:
-                state.end = at
-            if status in FINAL or (status == Status.RUNNING and state.record.kind == "service"):
-                state.record = self.store.get_run(state.record.uuid)  # outputs and url arrive with these
+            self._follow(state, event, at)
+            status = state.status
             self._log.append(LogLine(event.seq, at, self._label(event.run_uuid), status, state.reason, state.message))
+
+    def _follow(self, state: _RunState, event: EventRecord, at: float) -> None:
+        """A status event of a followed run: its status, its segments, and its record when what it shows
+        changed (outputs and a service's url with a final or running status, a sweep's ``sweep`` meta)."""
+        if not is_status_event(event.kind) or event.kind == DONE_EVENT:
+            return
+        status = status_of_event(event.kind)
+        p = event.payload
+        state.status, state.reason, state.message = status, p.get("reason"), p.get("message")
+        if not state.segments or state.segments[-1][0] != status:
+            state.segments.append((status, at))
+        if status in FINAL:
+            state.end = at
+        if status in FINAL or (status == Status.RUNNING and (state.record.kind == "service" or _sweeps(state.record))):
+            state.record = self.store.get_run(state.record.uuid)
+
+    def _is_trial(self, record: RunRecord) -> bool:
+        """Is ``record`` (met for the first time) a trial of a sweeping op of this DAG? Then it is followed
+        from now on; a run under such an op that is not a trial (a trial's hook run) is left out."""
+        op = self._runs.get(record.dag_uuid or "")
+        if op is None or record.dag_uuid == self.uuid or not _sweeps(op.record):
+            return False
+        if record.hook_of is not None:
+            self._strangers.add(record.uuid)
+            return False
+        self._trials.setdefault(op.record.uuid, {})[record.uuid] = _RunState(
+            record, record.status.value, record.reason, record.message
+        )
+        self._trial_of[record.uuid] = op.record.uuid
+        return True
 
     def record(self, uuid: str) -> RunRecord | None:
         state = self._runs.get(uuid)
@@ -401,6 +469,7 @@ class RunTracker:
             last_seq=self.last_seq,
             sweep=self._sweep() if root.record.kind == "matrix" else None,
             sources=self._sources(source_edges),
+            op_sweeps=tuple(self._op_sweeps(by_uuid)),
         )
 
     def _source_edges(self) -> list[EdgeView]:
@@ -434,6 +503,16 @@ class RunTracker:
             for name in names
         )
 
+    def _op_sweeps(self, names: Mapping[str, str]) -> list[OpSweep]:
+        out: list[OpSweep] = []
+        for uuid in self._ordered():
+            record = self._runs[uuid].record
+            if uuid == self.uuid or not _sweeps(record) or "sweep" not in record.meta:
+                continue  # not a sweeping op, or not started yet (its ``sweep`` meta comes with its running)
+            trials = [(s.record, s.status, s.end) for s in self._trials.get(uuid, {}).values()]
+            out.append(OpSweep(uuid, names[uuid], sweep_view(trials, record.meta["sweep"])))
+        return out
+
     def _sweep(self) -> SweepView:
         root = self._runs[self.uuid].record
         trials = [
@@ -446,20 +525,44 @@ class RunTracker:
     # -- internals ----------------------------------------------------------------------------------
 
     def _admit(self, record: RunRecord) -> _RunState | None:
-        """Track a run first seen in the log, unless it belongs to an earlier attempt of the DAG. An op of a
-        later attempt replaces the ops shown (and their hooks): the DAG's ``maxRetries`` started it anew."""
-        is_op = self.is_dag and record.dag_uuid == self.uuid and record.hook_of is None
-        if record.hook_of in self._superseded or (is_op and record.dag_attempt < self._attempt):
+        """Track a run first seen in the log, unless it belongs to an earlier attempt of its DAG (the top-level
+        one, or a nested DAG an op runs). An op of a later attempt replaces the ops shown under that DAG (and
+        their hooks, and what is under them): the DAG's ``maxRetries`` (the op's, for a nested one) started it
+        anew."""
+        dag = record.dag_uuid or ""
+        parent = self._runs.get(dag)
+        is_op = record.hook_of is None and (
+            (dag == self.uuid and self.is_dag)
+            or (parent is not None and dag != self.uuid and parent.record.kind == "dag")
+        )
+        current = self._attempts.get(dag, 1)
+        if record.hook_of in self._superseded or dag in self._superseded or (is_op and record.dag_attempt < current):
             self._superseded.add(record.uuid)
             return None
-        if is_op and record.dag_attempt > self._attempt:
-            self._attempt = record.dag_attempt
-            old = {u for u in self._order if u != self.uuid and self._runs[u].record.hook_of != self.uuid}
+        if is_op and record.dag_attempt > current:
+            self._attempts[dag] = record.dag_attempt
+            old = {u for u in self._order if self._under(u, dag)}
             self._superseded |= old
             self._order = [u for u in self._order if u not in old]
             for uuid in old:
                 del self._runs[uuid]
         return self._add(record)
+
+    def _under(self, uuid: str, dag: str) -> bool:
+        """``uuid`` is a run under the DAG ``dag`` (an op of it, or under one), not ``dag`` itself or its hooks."""
+        record = self._runs[uuid].record
+        if uuid == dag or record.hook_of == dag:
+            return False
+        while True:
+            above = record.dag_uuid if record.hook_of is None else record.hook_of
+            if above is None:
+                return False
+            if above == dag:
+                return True
+            state = self._runs.get(above)
+            if state is None:
+                return False
+            record = state.record
 
     def _add(self, record: RunRecord) -> _RunState:
         state = _RunState(record, record.status.value, record.reason, record.message)
@@ -554,8 +657,8 @@ class RunTracker:
                     edges.append(EdgeView(self._label(record.hook_of), label, "hook", record.hook_trigger or "done"))
                 continue
             plan = record.meta.get("plan")
-            if uuid == self.uuid or not isinstance(plan, dict):
-                continue
+            if uuid == self.uuid or not isinstance(plan, dict) or record.meta.get("role") == "tick":
+                continue  # a tick's run has its op's upstreams: drawn on the op, not again under it
             events = _plan_events(plan)
             deps = set(_plan_field(plan, "dependencies") or ())
             prefix = label[: len(label) - len(record.name)]  # a nested DAG's op: its upstreams are its siblings
@@ -567,6 +670,14 @@ class RunTracker:
                 else:
                     edges.append(EdgeView(prefix + src, label, "param"))
         return edges
+
+
+def _sweeps(record: RunRecord) -> bool:
+    """``record`` is an op of a DAG that runs as a sweep (its operation has a ``matrix``)."""
+    if record.dag_uuid is None or record.hook_of is not None:
+        return False
+    plan = record.meta.get("plan")
+    return isinstance(plan, dict) and (plan.get("operation") or {}).get("matrix") is not None
 
 
 def _plan_field(plan: Mapping[str, Any], name: str) -> Any:
@@ -627,7 +738,7 @@ def _awaited(records: Iterable[tuple[RunRecord, str]]) -> dict[str, list[tuple[s
     out: dict[str, list[tuple[str, set[str]]]] = {}
     for record, label in records:
         plan = record.meta.get("plan")
-        if not isinstance(plan, dict):
+        if not isinstance(plan, dict) or record.meta.get("role") == "tick":
             continue
         prefix = label[: len(label) - len(record.name)]
         for src, kinds in _plan_events(plan).items():

@@ -63,6 +63,11 @@ class _Call:
     fn: Callable[[], None]
 
 
+@dataclass(frozen=True, slots=True)
+class _Touch:
+    root: str
+
+
 _QUIT = object()
 
 
@@ -108,6 +113,10 @@ class UiPump:
     def call(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the UI thread (button actions: stop a run, show logs)."""
         self._queue.put(_Call(fn))
+
+    def touch(self, root: str) -> None:
+        """Redraw the views of ``root`` (a selection changed in one), within the message rate as any refresh."""
+        self._queue.put(_Touch(root))
 
     def sync(self, timeout: float = 10.0) -> None:
         """Wait until everything enqueued so far is handled (tests and benchmarks)."""
@@ -164,6 +173,8 @@ class UiPump:
             self._last_flush.pop(root, None)  # show the new view at once
         elif isinstance(item, _Call):
             item.fn()
+        elif isinstance(item, _Touch) and item.root in self._trackers:
+            self._dirty.add(item.root)
 
     def _route(self, notice: _Notice) -> str | None:
         for uuid in (notice.dag_uuid, notice.run_uuid):
@@ -182,9 +193,11 @@ class UiPump:
         except RunNotFoundError:
             return None
         main = record.hook_of or record.dag_uuid
-        if main is not None and main in self._trackers:
-            self._member_of[notice.run_uuid] = main
-            return main
+        # A trial of a DAG's sweeping op is under that op, a member of the DAG's run.
+        root = main if main in self._trackers else self._member_of.get(main or "")
+        if root is not None:
+            self._member_of[notice.run_uuid] = root
+            return root
         self._strangers.add(notice.run_uuid)
         return None
 

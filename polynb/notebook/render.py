@@ -498,8 +498,9 @@ def links_html(snapshot: RunSnapshot) -> str:
     return " · ".join(parts)
 
 
-def run_html(snapshot: RunSnapshot) -> str:
-    """The whole widget body: header, links, notes, graph, timeline, legend, event log, outputs."""
+def run_html(snapshot: RunSnapshot, *, selected: str | None = None) -> str:
+    """The whole widget body: header, links, notes, graph, sweeps, timeline, legend, event log, outputs.
+    ``selected``: the op chosen in the widget's op list (a sweeping op's trials are drawn then)."""
     header = (
         f'<div class="polynb-header"><b>{escape(snapshot.name)}</b> ({escape(snapshot.kind)}) '
         f'<span class="polynb-status"><span style="color:{status_color(snapshot.status)}">●</span> '
@@ -530,6 +531,7 @@ def run_html(snapshot: RunSnapshot) -> str:
         parts.append(f'<div style="margin:4px 0">{graph_svg(nodes, snapshot.edges)}</div>')
     if snapshot.sweep is not None:
         parts.append(sweep_html(snapshot.sweep))
+    parts.append(op_sweeps_html(snapshot, selected))
     parts.append(timeline_svg(snapshot))
     parts.append(legend_html(snapshot, graph=graph))
     parts.append(log_html(snapshot))
@@ -743,8 +745,8 @@ def parallel_coordinates_svg(sweep: SweepView, *, width: int = 560, height: int 
     )
 
 
-def sweep_html(sweep: SweepView) -> str:
-    """The sweep view: the best trial, best-so-far over time, params → metric, the trials best first."""
+def sweep_summary_html(sweep: SweepView) -> str:
+    """One line: the sweep's kind, its trials done, its best trial so far."""
     done = sum(1 for t in sweep.trials if t.status in ("succeeded", "failed", "stopped", "skipped", "upstream_failed"))
     total = sweep.total if sweep.total is not None else len(sweep.trials)
     best = sweep.best
@@ -753,12 +755,33 @@ def sweep_html(sweep: SweepView) -> str:
         params = ", ".join(f"{k}={_show(v)}" for k, v in best.params)
         summary += f" · best {escape(_metric_label(sweep))} <b>{_show(best.metric)}</b> ({escape(best.name)}: " \
                    f"<code>{escape(_clip(params, 160))}</code>)"  # fmt: skip
+    return summary
+
+
+def sweep_html(sweep: SweepView, *, title: str = "") -> str:
+    """The sweep view: the best trial, best-so-far over time, params → metric, the trials best first."""
     charts = best_so_far_svg(sweep) + parallel_coordinates_svg(sweep)
     return (
-        f'<div class="polynb-sweep" style="margin:4px 0"><div>{summary}</div>'
+        f'<div class="polynb-sweep" style="margin:4px 0"><div>{title}{sweep_summary_html(sweep)}</div>'
         f'<div style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start">{charts}</div>'
         f"{sweep_table_html(sweep)}</div>"
     )
+
+
+def op_sweeps_html(snapshot: RunSnapshot, selected: str | None) -> str:
+    """The ops of a DAG that sweep: a line each; the one ``selected`` in the widget's op list in full (its
+    trials ranked, best so far, parallel coordinates), as a top-level sweep is drawn."""
+    parts: list[str] = []
+    for op in snapshot.op_sweeps:
+        name = f"<b>{escape(op.name)}</b>: "
+        if op.uuid == selected:
+            parts.append(sweep_html(op.sweep, title=name))
+        else:
+            parts.append(
+                f'<div class="polynb-op-sweep" style="margin:2px 0">▸ {name}{sweep_summary_html(op.sweep)} '
+                f'<span style="opacity:0.7">(choose {escape(op.name)} in the op list for its trials)</span></div>'
+            )
+    return "".join(parts)
 
 
 def sweep_text(sweep: SweepView, *, limit: int = SWEEP_ROWS) -> list[str]:

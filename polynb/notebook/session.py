@@ -28,10 +28,10 @@ from polynb.executors.base import Executor
 from polynb.executors.registry import BuildOptions
 from polynb.lifecycle import FINAL, PIPELINE_KINDS
 from polynb.notebook.comm import LabBridge
-from polynb.notebook.links import ProxyMode, default_base_url, links_for
+from polynb.notebook.links import ProxyMode, default_base_url, is_jupyterlab, links_for, service_token
 from polynb.notebook.model import RunSnapshot, RunTracker
 from polynb.notebook.pump import DEFAULT_MAX_RATE, UiPump
-from polynb.store import Store
+from polynb.store import RunRecord, Store
 
 if TYPE_CHECKING:
     from polynb.compiler.pipeline import Pipeline
@@ -125,6 +125,8 @@ class KernelSession:
         self._closed = False
         self._executors: dict[str, Executor] = {}
         self._views: dict[str, list[RunWidget]] = {}
+        self._tokens: dict[str, str | None] = {}
+        """Tokens of JupyterLab services by run (``_service_token``)."""
         self._watches: list[WatchHandle] = []
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -352,7 +354,11 @@ class KernelSession:
         tracker.refresh()
         snapshot = self._snapshot(tracker, time.time(), open_pages=False)
         view = RunWidget(
-            snapshot, on_stop=self.request_stop, on_logs=self.request_logs, on_approve=self.request_approve
+            snapshot,
+            on_stop=self.request_stop,
+            on_logs=self.request_logs,
+            on_approve=self.request_approve,
+            on_select=self.pump.touch,
         )
         self._remember(uuid)
         self.bridge.ensure_open()
@@ -518,6 +524,14 @@ class KernelSession:
 
     # -- snapshots ----------------------------------------------------------------------------------
 
+    def _service_token(self, record: RunRecord) -> str | None:
+        """The token of a JupyterLab service (in its run folder, readable by this user only), read once."""
+        if not is_jupyterlab(record):
+            return None
+        if record.uuid not in self._tokens:
+            self._tokens[record.uuid] = service_token(self.store.artifacts_root_of(record.uuid) / record.uuid)
+        return self._tokens[record.uuid]
+
     def _snapshot(self, tracker: RunTracker, now: float, *, open_pages: bool = True) -> RunSnapshot:
         """A tracker's snapshot with service links and notes; on the UI thread it also opens TensorBoard
         tabs (once per service run) and tells the lab extension about the change."""
@@ -525,7 +539,7 @@ class KernelSession:
         root = tracker.record(tracker.uuid)
         name = root.name if root else "run"
         base_url = self.config.base_url or self.bridge.base_url or default_base_url()
-        links = links_for(records, name, base_url=base_url, mode=self.config.proxy)
+        links = links_for(records, name, base_url=base_url, mode=self.config.proxy, token_of=self._service_token)
         origin = tracker.origin
         notes = [text for at, text in list(self._notes.notes) if at >= origin]
         snapshot = tracker.snapshot(now, links=links, notes=notes[-3:])

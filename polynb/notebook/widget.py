@@ -29,11 +29,15 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         on_stop: Callable[[str], None],
         on_logs: Callable[[str], None],
         on_approve: Callable[[str], None] | None = None,
+        on_select: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_select(root)``: an op was chosen in the op list; the widget is redrawn (by the UI thread,
+        within its message rate) to show what it shows of that op (a sweeping op's trials)."""
         self._snapshot = snapshot
         self._on_stop = on_stop
         self._on_logs = on_logs
         self._on_approve = on_approve
+        self._on_select = on_select
         self._closed = False
         self.body = widgets.HTML(value=run_html(snapshot))
         self.target = widgets.Dropdown(options=self._options(snapshot), value=snapshot.uuid, description="op",
@@ -49,6 +53,7 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.stop_button.on_click(self._stop_clicked)
         self.logs_button.on_click(self._logs_clicked)
         self._sync_controls(snapshot)
+        self.target.observe(self._target_changed, names="value")
         controls = widgets.HBox([self.target, self.stop_button, self.approve_button, self.logs_button])
         super().__init__(children=[self.body, controls, self.logs])
 
@@ -77,6 +82,10 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         if self._on_approve is not None:
             self._on_approve(str(self.target.value or self.root))
 
+    def _target_changed(self, _change: Any) -> None:
+        if self._on_select is not None and self._snapshot.op_sweeps:
+            self._on_select(self.root)  # only the UI thread writes the body
+
     def _logs_clicked(self, _button: Any) -> None:
         uuid = str(self.target.value or self.root)
         self._on_logs(uuid)
@@ -95,7 +104,7 @@ class RunWidget(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._snapshot = snapshot
         if self._closed:
             return
-        self.body.value = run_html(snapshot)  # traitlets sends only what changed
+        self.body.value = run_html(snapshot, selected=str(self.target.value))  # traitlets sends only what changed
         self._sync_controls(snapshot)
 
     def show_logs(self, title: str, lines: list[str]) -> None:

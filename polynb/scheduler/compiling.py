@@ -116,9 +116,11 @@ def run_view(record: RunRecord, *, status: Status | None = None, events: Iterabl
     if placement is not None:
         extra.update({k: placement[k] for k in ("artifacts_path", "run_artifacts_path", "run_outputs_path")})
         extra.update({"ports": list(placement.get("ports", ())), "base_url": placement.get("base_url")})
+    tick = record.meta.get("tick")
     globals_ = run_globals(
-        uuid=record.uuid, name=record.name, created_at=record.created_at, started_at=record.started_at, extra=extra
-    )
+        uuid=record.uuid, name=record.name, created_at=record.created_at, started_at=record.started_at,
+        schedule_at=tick.get("at") if isinstance(tick, dict) else None, extra=extra,
+    )  # fmt: skip
     return RunView(
         uuid=record.uuid,
         name=record.name,
@@ -161,12 +163,14 @@ class OpCompiler:
         upstream: Mapping[str, str],
         executor: Executor,
         event_params: Mapping[str, Any] | None = None,
+        schedule_at: str | None = None,
     ) -> Compiled | Bound | Outcome:
         """``event_params``: what an awaited connection event gives the op's inputs (they win over its params,
-        as an event's values do in a reactive pipeline)."""
+        as an event's values do in a reactive pipeline). ``schedule_at``: the nominal time of the tick a schedule's
+        run is made for (``globals.schedule_at``)."""
         views = _UpstreamViews(self._store, upstream)
         dag_globals = {"uuid": dag_uuid, "name": dag_name, "status": "running"} if dag_uuid else {}
-        own = run_globals(uuid=uuid, name=plan.name, project_name=dag_plan.name)
+        own = run_globals(uuid=uuid, name=plan.name, project_name=dag_plan.name, schedule_at=schedule_at)
         joins = plan.operation.joins or plan.component.joins
         joined: dict[str, Any] = {}
         if joins:
@@ -202,7 +206,8 @@ class OpCompiler:
         try:
             kind = compiler.op_kind(plan.component)
             placement = executor.place(uuid, kind, compiler.port_count(plan.component))
-            globals_ = run_globals(uuid=uuid, name=plan.name, placement=placement, project_name=dag_plan.name)
+            globals_ = run_globals(uuid=uuid, name=plan.name, placement=placement, project_name=dag_plan.name,
+                                   schedule_at=schedule_at)  # fmt: skip
             skipped = _conditions_outcome(plan, inputs, contexts, globals_)
             if skipped is not None:
                 return skipped

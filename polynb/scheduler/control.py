@@ -249,12 +249,12 @@ _OVER_RUNS = ("dag", "schedule")
 
 def _tree(store: Store, run: RunRecord) -> list[RunRecord]:
     """``run`` and every run under it (ops and hooks of a DAG, a schedule's ticks' runs, hooks of a run), the
-    top one last; an op running a nested DAG comes after the runs under it."""
+    top one last; an op running a nested DAG or a schedule comes after the runs under it."""
     # A DAG's log of runs holds its ops and every hook under it (theirs and its own).
     below = store.list_runs(run.uuid) if run.kind in _OVER_RUNS else store.hooks_of(run.uuid)
     found: list[RunRecord] = []
     for record in below:
-        nested = record.kind == "dag" and record.hook_of is None and record.uuid != run.uuid
+        nested = record.kind in _OVER_RUNS and record.hook_of is None and record.uuid != run.uuid
         found += _tree(store, record) if nested else [record]
     return [*found, run]
 

@@ -157,6 +157,7 @@ class Engine:
         self._schedules = schedules = Schedules(
             state, statuses, submission.prepare_and_submit, stopping.stop_run, now, clock_recheck
         )
+        submission.start_schedule = schedules.start_in_dag
         stopping.stop_sweep = lambda run, reason, message: (
             sweeps.stop_run(run, reason, message) or schedules.stop_run(run, reason, message)
         )

@@ -14,7 +14,7 @@ from polynb.compiler.artifact_reads import artifact_reads
 from polynb.compiler.pipeline import Pipeline
 from polynb.executors.base import Executor
 from polynb.lifecycle import CONNECTION_EVENT_KINDS, is_status_event
-from polynb.spec.models import Dag, EventTrigger
+from polynb.spec.models import Component, Dag, EventTrigger
 
 READS_EVENT_FILES = frozenset({"local"})
 """Executors whose ops' events files (``polynb.tracking.log_artifact`` & co.) the engine can read: the run
@@ -56,8 +56,41 @@ def _waits(name: str, triggers: Iterable[EventTrigger], found: list[str]) -> Non
             found.append(f"{name}: {value} of {trigger.ref}")
 
 
+LOCAL_ONLY_PROGRAMS = {
+    "polynb.hub.jupyterlab": (
+        "the hub's `jupyterlab` runs on the local executor only: polynb has not run it on a cluster (its test "
+        "cluster has no image with JupyterLab) and its pod would need polynb's program and a route from the "
+        "notebook to its port"
+    ),
+}
+"""Programs of built-in hub components that only the local executor runs, with the reason."""
+
+
+def local_only_ops(pipeline: Pipeline) -> list[tuple[str, str]]:
+    """``(op, reason)`` for the ops of ``pipeline`` (nested DAGs' too) that run a local-only hub program."""
+    found: list[tuple[str, str]] = []
+
+    def visit(name: str, component: Component | None) -> None:
+        run = component.run if component is not None else None
+        if isinstance(run, Dag):
+            for inner in run.operations:
+                visit(f"{name}/{inner.name}", inner.component)
+            return
+        container = getattr(run, "container", None)
+        argv = [str(a) for a in (getattr(container, "command", None) or [])[:3]]
+        found.extend((name, reason) for program, reason in LOCAL_ONLY_PROGRAMS.items() if program in argv)
+
+    for op in pipeline.ops.values():
+        visit(op.name, op.component)
+    return found
+
+
 def check_submission(executor: Executor, pipeline: Pipeline) -> None:
     """Raise the executor's own error (a ``RuntimeError``) when it refuses ``pipeline``."""
+    local_only = local_only_ops(pipeline) if executor.name != "local" else []
+    if local_only:
+        name, reason = local_only[0]
+        raise RuntimeError(f"{pipeline.name}: op {name}: {reason}; run it with the local executor")
     waits = op_event_waits(pipeline)
     if waits and executor.name not in READS_EVENT_FILES and not hasattr(executor, "set_event_sink"):
         raise RuntimeError(

@@ -13,8 +13,9 @@ The op's run *is* the inner DAG's run (kind ``dag``, Polyaxon's pipeline of its 
 * Outputs: each output the DAG component declares takes, when it succeeds, the value of the output of the
   same name of its last op (in the order they are written) that has one, else the output's ``value``; the
   outer DAG's ops read them as ``ref: ops.<op>, value: outputs.<name>``.
-* Stopping the op (or the outer DAG) stops the inner DAG's ops; its ``termination.timeout`` is the inner
-  DAG's (the op's, else the DAG component's). ``maxRetries`` on such an op is not applied (the compiler warns).
+* Stopping the op (or the outer DAG) stops the inner DAG's ops; its ``termination`` is the inner DAG's (the
+  op's fields, else the DAG component's): ``timeout`` stops it, ``maxRetries`` runs a failed inner DAG again as
+  a whole, as a new attempt of the op (``retrying``, then all its ops anew, as a top-level DAG's retries).
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class Nesting:
                     concurrency=pipeline.concurrency,
                     base_dir=base_dir,
                     timeout=timeout,
+                    max_retries=run.plan.termination.max_retries,  # the op's, else its DAG component's
                     early_stopping=pipeline.early_stopping,
                 )
                 ops = [plan_from_pipeline_op(op) for op in pipeline.ops.values()]

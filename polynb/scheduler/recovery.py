@@ -38,6 +38,7 @@ from polynb.scheduler.compiling import Bound, Outcome
 from polynb.scheduler.ownership import OWNER_KEY, owner_alive
 from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan
 from polynb.scheduler.run_state import RunRole, RunState
+from polynb.scheduler.schedule_state import SCHEDULE_KEY
 from polynb.scheduler.state import DagState, EngineState
 from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.submission import Submission
@@ -197,7 +198,13 @@ class Adopter:
             dag.index = DagIndex(ops)
             dag.stopping = record.status == Status.STOPPING
             dag.timed_out = dag.stopping and record.reason == REASON_TIMEOUT
-            if not dag.stopping:
+            dag.between_attempts = record.status == Status.RETRYING or (  # its ``maxRetries``, as a DAG's
+                dag.stopping and state.store.status_history(run.uuid)[-1].previous == Status.RETRYING
+            )
+            if dag.between_attempts:
+                if not dag.stopping:
+                    state.timers.schedule(("retry", run.uuid), state.retry_delay, run.uuid)
+            elif not dag.stopping:
                 self._termination.arm_dag_timeout(dag, elapsed=_seconds_since(state, run.uuid, Status.RUNNING))
             self._statuses.hold_slot(run, True)
             state.dags[run.uuid] = dag
@@ -224,30 +231,36 @@ class Adopter:
             self._recover_run(run, trial)
 
     def _resume_schedule(self, root: RunRecord) -> None:
-        """A schedule goes on where it was (its next tick and count are in its ``meta``); its ticks' runs still
-        unfinished are taken over like single runs."""
+        """A top-level schedule goes on where it was (``_resume_ticks``)."""
         logger.info("resuming schedule %s (%s)", root.uuid, root.name)
+        self._state.dirty_roots.add(root.uuid)
+        self._resume_ticks(self._statuses.adopt(root, role="schedule", root=root.uuid), root)
+
+    def _resume_ticks(self, schedule: RunState, record: RunRecord) -> None:
+        """A schedule (top-level, or an op of a DAG) goes on where it was (its next tick and count are in its
+        ``meta``); its ticks' runs still unfinished are taken over like single runs."""
         state = self._state
-        state.dirty_roots.add(root.uuid)
-        schedule = self._statuses.adopt(root, role="schedule", root=root.uuid)
         adopted = []
-        for record in state.store.children(root.uuid):
-            if record.hook_of is not None or record.is_final:
+        for tick in state.store.children(record.uuid):
+            if tick.hook_of is not None or tick.is_final:
                 continue
-            plan = OpPlan.from_meta(record.meta["plan"]) if "plan" in record.meta else None
-            run = self._statuses.adopt(record, role="tick", root=root.uuid, plan=plan)
-            if record.spec and "placement" in record.spec:
-                run.compiled = CompiledOp.from_dict(record.spec)
-            adopted.append((run, record))
-        self.resume_schedule(schedule, root, [run.uuid for run, _ in adopted])
-        for run, record in adopted:
-            self._recover_run(run, record)
+            plan = OpPlan.from_meta(tick.meta["plan"]) if "plan" in tick.meta else None
+            run = self._statuses.adopt(tick, role="tick", root=schedule.root, plan=plan)
+            if tick.spec and "placement" in tick.spec:
+                run.compiled = CompiledOp.from_dict(tick.spec)
+            adopted.append((run, tick))
+        self.resume_schedule(schedule, record, [run.uuid for run, _ in adopted])
+        for run, tick in adopted:
+            self._recover_run(run, tick)
 
     def _recover_run(self, run: RunState, record: RunRecord) -> None:
         if run.role == "dag" or run.uuid in self._state.dags:  # a DAG, or an op running a nested one
             return
         if run.role == "op" and "sweep" in record.meta and not record.is_final:
             self._resume_sweep(run, record)  # an op of a DAG that was sweeping
+            return
+        if run.role == "op" and SCHEDULE_KEY in record.meta and not record.is_final:
+            self._resume_ticks(run, record)  # an op of a DAG that was ticking
             return
         statuses = self._statuses
         action = classify(record.status, has_handle=record.handle is not None)

@@ -10,6 +10,13 @@ from polynb.scheduler.plan import OpPlan
 from polynb.spec.models import Hook
 from polynb.spec.schedule import CronSchedule, DateTimeSchedule, IntervalSchedule
 
+SCHEDULE_KIND = "schedule"
+"""The kind of a schedule's run (Polyaxon's pipeline kind): a top-level schedule, or an op of a DAG with one."""
+SCHEDULE_KEY = "schedule"
+"""``meta`` key of a schedule run: its spec, ``next_at`` (ISO, or None), ``fired``, ``last`` (a run uuid)."""
+TICK_KEY = "tick"
+"""``meta`` key of a tick's run: ``{"index": n, "at": ISO time of the tick}`` (``globals.schedule_at``)."""
+
 
 @dataclass(eq=False)
 class ScheduleState:
@@ -35,6 +42,11 @@ class ScheduleState:
     closed_reason: str | None = None
     """Why no tick fires any more before its time (a stop, ``dependsOnPast`` after a failed tick)."""
     stop_requested: bool = False
+    root: str = ""
+    """The top-level run its ticks' runs belong to: itself, or the DAG the scheduled op is in."""
+    dag_uuid: str | None = None
+    """The DAG whose op is scheduled (its ticks are compiled as that op: the DAG's inputs, its upstream ops);
+    None for a top-level schedule."""
 
     @property
     def max_runs(self) -> int | None:

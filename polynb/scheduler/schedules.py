@@ -1,9 +1,15 @@
 """Schedules: a ``schedule`` run (Polyaxon's pipeline kind ``schedule``) whose ticks are runs under it.
 
-A scheduled operation runs as a schedule run, created ``compiled`` then ``running`` (as a sweep is); each
-tick (``schedule_ticks``) creates one child run of the op without its schedule, with ``dag_uuid`` = the
-schedule (``polynb ls`` lists it under it), named ``<op>-<n>``. The engine's timers wake it at the next tick:
-no thread per schedule, and the wall clock is the engine's (``Engine(now=...)``), so tests inject one.
+A scheduled operation runs as a schedule run, created ``compiled`` then ``on_schedule``; each tick
+(``schedule_ticks``) creates one child run of the op without its schedule, with ``dag_uuid`` = the schedule
+(``polynb ls`` lists it under it), named ``<op>-<n>``, whose ``globals.schedule_at`` is the tick's nominal time.
+The schedule run is ``running`` while a tick's run is not final, ``on_schedule`` between ticks (Polyaxon's
+status of a run waiting for its schedule). The engine's timers wake it at the next tick: no thread per schedule,
+and the wall clock is the engine's (``Engine(now=...)``), so tests inject one.
+
+An op of a DAG with a ``schedule`` is one too (:meth:`Schedules.start_in_dag`): its own run is the schedule
+(kind ``schedule``), it holds no slot of its DAG, its ticks are compiled as the op would be (the DAG's inputs,
+its upstream ops), and its DAG reads its final status as any op's. Stopping the DAG stops it.
 
 * ``maxRuns``: after that many ticks none fires; ``endAt``: no tick later than it fires. Once no tick will
   fire and every child is final, the schedule ends: ``failed`` if a child failed, else ``stopped`` if every
@@ -31,7 +37,7 @@ from polynb.lifecycle import Status, is_final
 from polynb.scheduler.ownership import OWNER_KEY
 from polynb.scheduler.plan import DagPlan, OpPlan, dump, make_op_plan
 from polynb.scheduler.run_state import RunState
-from polynb.scheduler.schedule_state import ScheduleState
+from polynb.scheduler.schedule_state import SCHEDULE_KEY, SCHEDULE_KIND, TICK_KEY, ScheduleState
 from polynb.scheduler.schedule_ticks import first_tick, next_tick, parse_schedule, schedule_to_meta
 from polynb.scheduler.state import EngineState
 from polynb.scheduler.statuses import Statuses
@@ -39,11 +45,6 @@ from polynb.spec.models import Hook
 from polynb.spec.schedule import CronSchedule, DateTimeSchedule, IntervalSchedule
 from polynb.store import NewRun, RunRecord
 
-SCHEDULE_KIND = "schedule"
-SCHEDULE_KEY = "schedule"
-"""``meta`` key of a schedule run: its spec, ``next_at`` (ISO, or None), ``fired``, ``last`` (a run uuid)."""
-TICK_KEY = "tick"
-"""``meta`` key of a tick's run: ``{"index": n, "at": ISO time of the tick}``."""
 REASON_SCHEDULE_STOPPED = "ScheduleStopped"
 REASON_PAST_TICK_FAILED = "PastTickFailed"
 _GOOD = frozenset({Status.SUCCEEDED, Status.SKIPPED})
@@ -111,15 +112,40 @@ class Schedules:
             hooks=sched_hooks,
             base_dir=dag_plan.base_dir,
             next_at=first_tick(schedule, self._now()),
+            root=uuid,
         )
         state.schedules[uuid] = sched
         self._persist(sched)
         self._statuses.set(run, Status.COMPILED, "Created", f"{schedule.kind} schedule")
-        claim = state.store.claim(uuid, status=Status.RUNNING, expected={Status.COMPILED}, reason="Scheduling",
+        claim = state.store.claim(uuid, status=Status.ON_SCHEDULE, expected={Status.COMPILED}, reason="Scheduling",
                                   message=_next_message(sched))  # fmt: skip
         self._statuses.apply(run, claim)
         state.dirty_schedules.add(uuid)
         return uuid
+
+    def start_in_dag(self, run: RunState) -> None:
+        """An op of a DAG with a ``schedule``, claimed ``on_schedule``: its run is the schedule; each tick's run
+        is compiled as the op would be (the DAG's inputs, its upstream ops). Its DAG waits for it to end."""
+        state = self._state
+        assert run.plan is not None
+        assert run.dag_uuid is not None
+        schedule = run.plan.operation.schedule
+        assert schedule is not None
+        sched = ScheduleState(
+            uuid=run.uuid,
+            name=run.name,
+            plan=_tick_plan(run.plan),
+            schedule=schedule,
+            inputs={},
+            hooks=tuple(run.plan.operation.hooks or ()),
+            base_dir=state.dags[run.dag_uuid].plan.base_dir,
+            next_at=first_tick(schedule, self._now()),
+            root=run.root,
+            dag_uuid=run.dag_uuid,
+        )
+        state.schedules[run.uuid] = sched
+        self._persist(sched)
+        state.dirty_schedules.add(run.uuid)
 
     def resume(self, run: RunState, record: RunRecord, live: list[str]) -> None:
         """A schedule run adopted by a restarted engine (``recovery``): its state from its ``meta``; ``live``
@@ -129,14 +155,26 @@ class Schedules:
         saved = meta.get(SCHEDULE_KEY) or {}
         children = state.store.children(record.uuid)
         next_at = saved.get("next_at")
+        if run.role == "op":  # an op of a DAG (its DAG is adopted already)
+            assert run.plan is not None
+            assert run.dag_uuid is not None
+            plan, inputs = _tick_plan(run.plan), {}
+            hooks = tuple(run.plan.operation.hooks or ())
+            base_dir, dag_uuid = state.dags[run.dag_uuid].plan.base_dir, run.dag_uuid
+        else:
+            plan, inputs = OpPlan.from_meta(meta["tick_plan"]), dict(record.inputs)
+            hooks = tuple(Hook.model_validate(h) for h in meta.get("schedule_hooks") or ())
+            base_dir, dag_uuid = DagPlan.from_meta(meta["dag"]).base_dir, None
         sched = ScheduleState(
             uuid=record.uuid,
             name=record.name,
-            plan=OpPlan.from_meta(meta["tick_plan"]),
+            plan=plan,
             schedule=parse_schedule(saved["spec"]),
-            inputs=dict(record.inputs),
-            hooks=tuple(Hook.model_validate(h) for h in meta.get("schedule_hooks") or ()),
-            base_dir=DagPlan.from_meta(meta["dag"]).base_dir,
+            inputs=inputs,
+            hooks=hooks,
+            base_dir=base_dir,
+            root=run.root,
+            dag_uuid=dag_uuid,
             next_at=datetime.fromisoformat(next_at) if next_at else None,
             fired=int(saved.get("fired", 0)),
             last=saved.get("last"),
@@ -150,7 +188,7 @@ class Schedules:
             sched.next_at = None
         state.schedules[record.uuid] = sched
         if record.status == Status.COMPILED:
-            self._statuses.apply(run, state.store.claim(record.uuid, status=Status.RUNNING,
+            self._statuses.apply(run, state.store.claim(record.uuid, status=Status.ON_SCHEDULE,
                                                         expected={Status.COMPILED}, reason="Scheduling"))  # fmt: skip
         state.dirty_schedules.add(record.uuid)
 
@@ -172,13 +210,29 @@ class Schedules:
         if sched.next_at is not None and not sched.stop_requested:
             self._fire_if_due(sched)
         state.timers.cancel(("schedule", sched.uuid))
+        if sched.next_at is None and not sched.active:
+            self._finish(sched, run)
+            return
+        self._show(sched, run)
         if sched.next_at is None:
-            if not sched.active:
-                self._finish(sched, run)
             return
         delay = (sched.next_at - self._now()).total_seconds()
         if delay > 0:  # else a due tick waits for the previous tick's run (``dependsOnPast``), which wakes it
             state.timers.schedule(("schedule", sched.uuid), min(delay, self._recheck), sched.uuid)
+
+    def _show(self, sched: ScheduleState, run: RunState) -> None:
+        """The schedule run is ``running`` while a tick's run is not final, ``on_schedule`` between ticks
+        (Polyaxon's status of a run waiting for its schedule)."""
+        if sched.stop_requested or run.status == Status.STOPPING:
+            return
+        if sched.active:
+            count = len(sched.active)
+            message = f"tick {sched.fired} running" if count == 1 else f"{count} ticks running"
+            target, reason = Status.RUNNING, "TickRunning"
+        else:
+            target, reason, message = Status.ON_SCHEDULE, "Scheduling", _next_message(sched)
+        if run.status != target:
+            self._statuses.set(run, target, reason, message)
 
     def _fire_if_due(self, sched: ScheduleState) -> None:
         assert sched.next_at is not None
@@ -227,7 +281,7 @@ class Schedules:
         )
         sched.last = record.uuid
         self._persist(sched)
-        tick = self._statuses.adopt(record, role="tick", plan=sched.plan, root=sched.uuid)
+        tick = self._statuses.adopt(record, role="tick", plan=sched.plan, root=sched.root or sched.uuid)
         state.outbox.publish(state.store.events(run_uuid=record.uuid))
         sched.active.add(record.uuid)
         self._submit(tick)

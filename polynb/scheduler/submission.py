@@ -24,6 +24,7 @@ from polynb.scheduler.ownership import OWNER_KEY
 from polynb.scheduler.plan import DagPlan, OpPlan
 from polynb.scheduler.readiness import APPROVED_EVENT, INVALIDATED_EVENT, REASON_INVALIDATED
 from polynb.scheduler.run_state import RunState
+from polynb.scheduler.schedule_state import SCHEDULE_KIND, TICK_KEY
 from polynb.scheduler.state import DagState, EngineState
 from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.submitter import Submitted, Submitter
@@ -62,6 +63,8 @@ class Submission:
         self._on_update = on_update
         self.start_sweep: Callable[[RunState], None] = lambda run: None
         """Runs an op of a DAG with a ``matrix`` as a sweep (set by the engine: ``sweeps`` sits above)."""
+        self.start_schedule: Callable[[RunState], None] = lambda run: None
+        """Runs an op of a DAG with a ``schedule`` as a schedule (set by the engine: ``schedules`` sits above)."""
         self.start_nested: Callable[[RunState], None] = lambda run: None
         """Claims an op running a nested DAG and creates its ops (set by the engine: ``nesting`` sits above)."""
 
@@ -166,6 +169,7 @@ class Submission:
         state.outbox.publish(state.store.events(dag_uuid=dag.uuid, after_seq=started.events[-1].seq))
         for run in previous:
             del state.runs[run.uuid]
+            state.dags.pop(run.uuid, None)  # an op of the failed attempt that ran a nested DAG: final, left
         dag.ready.clear()
         dag.between_attempts = dag.retry_due = False
         self._adopt_ops(dag, plans, records)
@@ -174,8 +178,9 @@ class Submission:
 
     def _adopt_ops(self, dag: DagState, plans: list[OpPlan], records: list[RunRecord]) -> None:
         state = self._state
+        root = state.runs[dag.uuid].root or dag.uuid  # a nested DAG's ops belong to the top-level run
         for plan, record in zip(plans, records, strict=True):
-            self._statuses.adopt(record, role="op", plan=plan, root=dag.uuid)
+            self._statuses.adopt(record, role="op", plan=plan, root=root)
         dag.ops = {record.name: record.uuid for record in records}
         dag.index = DagIndex({name: state.runs[uuid] for name, uuid in dag.ops.items()})
 
@@ -199,10 +204,13 @@ class Submission:
         if run.hook is not None:
             return self._compiler.compile_hook(run.hook, uuid=run.uuid, main_uuid=run.hook_of or "", executor=executor)
         assert run.plan is not None
-        sweep = state.sweeps.get(run.dag_uuid or "") if run.role == "trial" else None
-        if sweep is not None and sweep.dag_uuid is not None and sweep.dag_uuid in state.dags:
-            # A trial of an op of a DAG: compiled as that op would be, its params the suggestion.
-            parent = state.dags[sweep.dag_uuid]
+        above = state.sweeps.get(run.dag_uuid or "") if run.role == "trial" else None
+        schedule = state.schedules.get(run.dag_uuid or "") if run.role == "tick" else None
+        schedule_at = self._tick_at(run) if run.role == "tick" else None
+        outer = above.dag_uuid if above is not None else schedule.dag_uuid if schedule is not None else None
+        if outer is not None and outer in state.dags:
+            # A trial or a tick of an op of a DAG: compiled as that op would be (a trial's params the suggestion).
+            parent = state.dags[outer]
             return self._compiler.compile_op(
                 run.plan,
                 uuid=run.uuid,
@@ -211,6 +219,7 @@ class Submission:
                 dag_name=state.runs[parent.uuid].name,
                 upstream={n: parent.ops[n] for n in run.plan.upstream if n in parent.ops},
                 executor=executor,
+                schedule_at=schedule_at,
             )
         return self._compiler.compile_op(
             run.plan,
@@ -223,6 +232,7 @@ class Submission:
             upstream={n: dag.ops[n] for n in run.plan.upstream if n in dag.ops} if dag else {},
             executor=executor,
             event_params=self._connection_params(run, dag),
+            schedule_at=schedule_at,
         )
 
     def _connection_params(self, run: RunState, dag: DagState | None) -> dict[str, Any] | None:
@@ -234,6 +244,11 @@ class Submission:
             return None
         return event_inputs(payload, run.plan.component.inputs or ())
 
+    def _tick_at(self, run: RunState) -> str | None:
+        """The nominal time of the tick ``run`` (a tick's run) was made for: ``globals.schedule_at``."""
+        tick = self._state.store.get_run(run.uuid).meta.get(TICK_KEY)
+        return str(tick["at"]) if isinstance(tick, dict) and tick.get("at") else None
+
     def prepare(self, run: RunState, dag: DagState | None) -> None:
         """Compile an op; it becomes ``compiled`` and waits for a slot (in its DAG) or is claimed at once.
 
@@ -241,6 +256,10 @@ class Submission:
         trials are compiled, each with its params)."""
         if dag is not None and run.plan is not None and run.plan.operation.matrix is not None:
             self._statuses.set(run, Status.COMPILED, "Compiled", "a sweep: its trials are compiled one by one")
+            self.enqueue(run, dag)
+            return
+        if dag is not None and run.plan is not None and run.plan.operation.schedule is not None:
+            self._statuses.set(run, Status.COMPILED, "Compiled", "a schedule: each tick's run compiles when it fires")
             self.enqueue(run, dag)
             return
         self._apply_compiled(run, self.compile(run, dag))
@@ -314,8 +333,8 @@ class Submission:
         """The next attempt of a ``retrying`` run: in its DAG's queue for a slot, or claimed at once. For a
         DAG run, its next attempt is due: it starts once the previous attempt's ops are all final
         (``DagEvaluator``)."""
-        if run.role == "dag":
-            retried = self._state.dags[run.uuid]
+        retried = self._state.dags.get(run.uuid)  # a DAG run, or an op running a nested DAG
+        if retried is not None:
             retried.retry_due = True
             self._state.dirty_dags.add(run.uuid)
             return
@@ -340,6 +359,14 @@ class Submission:
             if self._statuses.apply(run, claim):
                 self._statuses.hold_slot(run, True)  # the sweep holds its DAG's slot until its trials are done
                 self.start_sweep(run)
+            return
+        if run.plan is not None and run.plan.operation.schedule is not None and run.role == "op":
+            # A schedule holds no slot of its DAG (as Polyaxon counts only runs queued or on the cluster); its
+            # ticks' runs are under it, not the DAG's ops.
+            claim = state.store.claim(run.uuid, status=Status.ON_SCHEDULE, expected={Status.COMPILED},
+                                      reason="Scheduling")  # fmt: skip
+            if self._statuses.apply(run, claim):
+                self.start_schedule(run)
             return
         if run.role == "op" and run.plan is not None and run.plan.kind == "dag":
             self.start_nested(run)  # claimed with its ops created; it holds its DAG's slot until they are done
@@ -399,7 +426,7 @@ def op_runs(dag_uuid: str, ops: list[OpPlan], executor: str, *, attempt: int) ->
     return [
         NewRun(
             name=op.name,
-            kind=op.kind,
+            kind=SCHEDULE_KIND if op.operation.schedule is not None else op.kind,
             dag_uuid=dag_uuid,
             meta={"role": "op", "plan": op.to_meta(), DAG_ATTEMPT_KEY: attempt},
             executor=executor,

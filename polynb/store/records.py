@@ -101,8 +101,10 @@ class RunRecord:
         """Which attempt of a DAG this is: a DAG run's current one (``attempt``, 1 at least), or the one an op
         run was made for (``meta["dag_attempt"]``, 1 if absent). A DAG's ``termination.maxRetries`` runs all
         its ops anew, as new runs with the same names: its ops are those whose ``dag_attempt`` is its own
-        (``Store.children``); the earlier attempts' runs stay, final, for the history."""
-        if self.kind == "dag":
+        (``Store.children``); the earlier attempts' runs stay, final, for the history. An op running a nested DAG
+        is both: the attempt of its DAG it was made for (its ``meta``) is what this gives; its own attempts (its
+        ``maxRetries``) are its ``attempt``."""
+        if self.kind == "dag" and DAG_ATTEMPT_KEY not in self.meta:
             return max(self.attempt, 1)
         return int(self.meta.get(DAG_ATTEMPT_KEY, 1))
 

@@ -111,3 +111,17 @@ def test_stop_of_the_outer_dag_stops_the_nested_dags_processes(cli: Cli, engine_
         assert held is not None and held.handle is not None
     pid = int(held.handle["shim_pid"])
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+
+
+def test_run_json_lists_a_retried_nested_dags_current_ops_once(cli: Cli, tmp_path: Path) -> None:
+    counter = tmp_path / "n"
+    flaky = f'n=$(cat "{counter}" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "{counter}"; [ "$n" -ge 2 ]'
+    text = NESTED.replace("    - name: first\n", "    - name: first\n      termination: {maxRetries: 1}\n", 1)
+    text = text.replace('"echo hello {{ x }}"', repr(flaky), 1)
+    code, summary = cli.run_json("run", "-f", str(cli.write("retried.yaml", text)), "--json")
+    assert code == 0, summary
+    first = next(op for op in summary["ops"] if op["name"] == "first")
+    assert (first["status"], [(op["name"], op["status"]) for op in first["ops"]]) == (
+        "succeeded",
+        [("a", "succeeded")],
+    )

@@ -58,3 +58,47 @@ def test_polynb_check_still_positions_a_bad_cron_expression(cli: Cli) -> None:
     assert result.returncode != 0
     assert f"{path}:5:" in result.stdout + result.stderr
     assert "hour 25 is out of range 0-23" in result.stdout + result.stderr
+
+
+IN_A_DAG = """
+version: 1.1
+kind: component
+name: nightly
+run:
+  kind: dag
+  operations:
+    - name: every
+      schedule: {kind: interval, frequency: 1, maxRuns: 2}
+      component:
+        name: hello
+        run: {kind: job, container: {command: [sh, -c, "echo tick at {{ globals.schedule_at }}"]}}
+    - name: report
+      dependencies: [every]
+      component: {name: report, run: {kind: job, container: {command: [sh, -c, "echo done"]}}}
+"""
+
+
+def test_polynb_run_of_a_dag_with_a_scheduled_op_waits_for_the_schedule_and_ls_nests_its_ticks(cli: Cli) -> None:
+    path = str(cli.write("nightly.yaml", IN_A_DAG))
+    check = cli.run("check", "-f", path)
+    assert check.returncode == 0, check.stdout + check.stderr
+    result = cli.run("run", "-f", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    code, everything = cli.run_json("ls", "--all", "--json")
+    assert code == 0
+    rows = [(r["name"], r["kind"], r["status"]) for r in everything]
+    assert rows == [
+        ("nightly", "dag", "succeeded"),
+        ("every", "schedule", "succeeded"),
+        ("every-1", "job", "succeeded"),
+        ("every-2", "job", "succeeded"),
+        ("report", "job", "succeeded"),
+    ]
+    tick = everything[3]
+    logs = cli.run("logs", tick["uuid"][:12])
+    assert f"tick at {tick['tick']['at']}" in logs.stdout, logs.stdout + logs.stderr
+    # The DAG's logs and events include its schedule's ticks, under the op (`every/every-2`).
+    dag_logs = cli.run("logs", everything[0]["uuid"][:12])
+    assert f"tick at {tick['tick']['at']}" in dag_logs.stdout and "every/every-2" in dag_logs.stdout, dag_logs.stdout
+    events = cli.run("events", everything[0]["uuid"][:12])
+    assert "every/every-1" in events.stdout and "on_schedule" in events.stdout, events.stdout

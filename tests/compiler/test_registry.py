@@ -135,7 +135,7 @@ def test_unknown_hub_ref_lists_what_exists() -> None:
         registry.resolve(operation(hubRef="tensorbord"))
     message = info.value.message
     assert "did you mean `tensorboard`" in message
-    assert "available: experiment, discord, hipchat, mattermost, pagerduty, slack, teams, " in message
+    assert "available: experiment, discord, hipchat, jupyterlab, mattermost, pagerduty, slack, teams, " in message
     assert "tensorboard:multi-run, tensorboard:path, tensorboard:single-run, tensorboard, webhook" in message
     assert info.value.path == ("hubRef",)
 

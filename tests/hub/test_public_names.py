@@ -178,8 +178,8 @@ def test_discord_content_stays_within_its_2000_characters() -> None:
 
 
 @pytest.mark.parametrize(("ref", "reason"), [("kaniko", "builds no images"), ("kaniko:latest", "builds no images"),
-                                             ("jupyterlab", "runs inside JupyterLab"),
-                                             ("vscode", "runs inside JupyterLab")])  # fmt: skip
+                                             ("notebook", "runs inside JupyterLab"),
+                                             ("vscode", "serves no VS Code")])  # fmt: skip
 def test_public_names_polynb_cannot_serve_are_refused_by_name(ref: str, reason: str) -> None:
     with pytest.raises(ResolutionError, match=f"public hub component `{ref.split(':')[0]}` is not served.*{reason}"):
         ComponentRegistry().resolve(Operation(hub_ref=ref))

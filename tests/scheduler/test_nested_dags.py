@@ -255,3 +255,130 @@ def test_the_ops_timeout_stops_its_nested_dag_which_fails(env: Env) -> None:
     inner = children(env.store, uuid)["inner"]
     assert (inner.status, inner.reason) == (Status.FAILED, "Timeout")
     assert children(env.store, inner.uuid)["forever"].status == Status.STOPPED
+
+
+def retried(text: str, max_retries: int) -> str:
+    """``text`` with ``termination: {maxRetries: N}`` on its op ``inner``."""
+    return text.replace(
+        "    - name: inner\n", f"    - name: inner\n      termination: {{maxRetries: {max_retries}}}\n", 1
+    )
+
+
+def failing_first(counter: Path, log: Path) -> list[str]:
+    """Fails on its first run, succeeds on the next: a count kept in ``counter``."""
+    script = f'n=$(cat "{counter}" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "{counter}"; echo flaky >> "{log}"'
+    return ["sh", "-c", f'{script}; [ "$n" -ge 2 ]']
+
+
+def test_max_retries_on_the_op_runs_a_failed_inner_dag_again_as_a_whole(env: Env) -> None:
+    log = env.tmp / "runs.txt"
+    inner_ops = f"""            - {{name: first, component: {job(appending("first", log))}}}
+            - {{name: flaky, dependencies: [first], component: {job(failing_first(env.tmp / "n", log))}}}"""
+    after = f"    - {{name: after, dependencies: [inner], component: {job(appending('after', log))}}}"
+    uuid = env.run(retried(nested(inner_ops, after=after), 2))
+    assert env.wait(uuid) == "succeeded", describe(env.store, uuid)
+    inner = children(env.store, uuid)["inner"]
+    assert (inner.status, inner.attempt) == (Status.SUCCEEDED, 2)  # a new attempt of the op
+    history = [(c.status, c.reason) for c in env.store.status_history(inner.uuid)]
+    assert (Status.RETRYING, "AttemptFailed") in history
+    # All its ops ran anew (new runs, same names); the failed attempt's runs stay in the store.
+    everything = env.store.children(inner.uuid, all_attempts=True)
+    assert [(r.name, r.status, r.dag_attempt) for r in everything] == [
+        ("first", Status.SUCCEEDED, 1),
+        ("flaky", Status.FAILED, 1),
+        ("first", Status.SUCCEEDED, 2),
+        ("flaky", Status.SUCCEEDED, 2),
+    ]
+    assert log.read_text().split() == ["first", "flaky", "first", "flaky", "after"]  # after waited for the retry
+
+
+def test_an_inner_dag_failing_every_attempt_fails_the_op_after_its_last_try(env: Env) -> None:
+    inner_ops = f"            - {{name: bad, component: {job(['false'])}}}"
+    after = f"    - {{name: after, dependencies: [inner], component: {job(['true'])}}}"
+    uuid = env.run(retried(nested(inner_ops, after=after), 1))
+    assert env.wait(uuid) == "failed"
+    ops = children(env.store, uuid)
+    assert (ops["inner"].status, ops["inner"].attempt) == (Status.FAILED, 2)
+    assert ops["after"].status == Status.UPSTREAM_FAILED
+    assert [r.status for r in env.store.children(ops["inner"].uuid, all_attempts=True)] == [Status.FAILED] * 2
+
+
+def test_stopping_the_outer_dag_while_the_inner_one_is_retrying_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    store = Store(tmp_path / "home" / "polynb.db")
+    # A retry delay no test waits for: the inner DAG stays `retrying` until the stop.
+    engine = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)}, retry_delay=3600)
+    engine.start()
+    try:
+        uuid = engine.submit(build(retried(nested(f"            - {{name: bad, component: {job(['false'])}}}"), 3)))
+        wait_until(lambda: children(store, uuid)["inner"].status == Status.RETRYING)
+        engine.stop(uuid)
+        assert engine.wait(uuid, timeout=DEADLOCK_GUARD) == "stopped"
+        inner = children(store, uuid)["inner"]
+        assert (inner.status, inner.attempt) == (Status.STOPPED, 1)  # no next attempt
+    finally:
+        engine.shutdown()
+        store.close()
+
+
+def test_a_restarted_engine_starts_the_next_attempt_of_a_retrying_inner_dag_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    log = tmp_path / "runs.txt"
+    text = retried(nested(f"            - {{name: flaky, component: {job(failing_first(tmp_path / 'n', log))}}}"), 2)
+    store = Store(tmp_path / "home" / "polynb.db")
+    try:
+        first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)}, retry_delay=3600)
+        first.start()
+        uuid = first.submit(build(text))
+        wait_until(lambda: children(store, uuid)["inner"].status == Status.RETRYING)
+        first.shutdown(stop_running=False)
+
+        second = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)}, retry_delay=0.05)
+        second.start()
+        try:
+            assert second.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded", describe(store, uuid)
+        finally:
+            second.shutdown()
+        inner = children(store, uuid)["inner"]
+        assert (inner.status, inner.attempt) == (Status.SUCCEEDED, 2)
+        assert log.read_text().split() == ["flaky", "flaky"]  # the second attempt ran once
+    finally:
+        store.close()
+
+
+def test_a_restart_during_a_later_attempt_of_an_inner_dag_re_attaches_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    log, release, counter = tmp_path / "runs.txt", tmp_path / "release", tmp_path / "n"
+    # Fails on its first run; its second run waits for the test's flag (an engine restart falls in between).
+    script = f'n=$(cat "{counter}" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "{counter}"; echo flaky >> "{log}"'
+    held = ["sh", "-c", f'{script}; [ "$n" -ge 2 ] || exit 1; while [ ! -e "{release}" ]; do sleep 0.05; done']
+    after = f"    - {{name: after, dependencies: [inner], component: {job(appending('after', log))}}}"
+    text = retried(nested(f"            - {{name: flaky, component: {job(held)}}}", after=after), 2)
+    store = Store(tmp_path / "home" / "polynb.db")
+    try:
+        first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)}, retry_delay=0.05)
+        first.start()
+        uuid = first.submit(build(text))
+        wait_until(lambda: log.exists() and log.read_text().split() == ["flaky", "flaky"])
+        first.shutdown(stop_running=False)
+        inner = children(store, uuid)["inner"]
+        assert (inner.status, inner.attempt) == (Status.RUNNING, 2)
+        assert [r.name for r in children(store, uuid).values()] == ["inner", "after"]  # the op is its DAG's
+
+        second = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+        second.start()
+        try:
+            release.touch()
+            assert second.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded", describe(store, uuid)
+        finally:
+            second.shutdown()
+        assert log.read_text().split() == ["flaky", "flaky", "after"]  # the second attempt ran once
+        assert children(store, uuid)["inner"].attempt == 2
+    finally:
+        store.close()

@@ -1,5 +1,6 @@
 """schedule: cron, interval and datetime, as Polyaxon 2.18 reads them, with the cron expression checked; a
-top-level schedule of a job runs (``scheduler.schedules``), one anywhere else is refused."""
+schedule of a job runs (``scheduler.schedules``) on the top-level operation or component and on an op of a
+DAG; on a component an operation runs, over a DAG or with a matrix it is refused where written."""
 
 from __future__ import annotations
 
@@ -44,6 +45,20 @@ _JOB = "run: {kind: job, container: {command: [python, retrain.py]}}"
 _DAILY = "schedule: {kind: cron, cron: '0 2 * * *'}"
 
 
+def test_a_schedule_on_an_op_of_a_dag_checks_and_runs() -> None:
+    text = ("kind: component\nname: d\nrun:\n  kind: dag\n  operations:\n  - name: a\n    " + _DAILY + "\n"
+            "    component: {name: c, " + _JOB + "}\n  - {name: b, dependencies: [a], component: {name: e, "
+            + _JOB + "}}\n")  # fmt: skip
+    result = check(text)
+    assert result.valid and not result.unsupported, (result.errors, result.unsupported)
+    # Polyaxon 2.18 refuses it ("DAG node `a` cannot define a schedule"): check says the file is not portable.
+    (warning,) = [w for w in result.warnings if "Polyaxon" in w.message]
+    assert warning.path == "run.operations[0].schedule" and "DAG node `a` cannot define a schedule" in warning.message
+    pipeline = build_pipeline(load_text(text))
+    assert pipeline.schedule is None  # not the pipeline's: its op's
+    assert pipeline.ops["a"].operation.schedule is not None
+
+
 @pytest.mark.parametrize(
     ("text", "path", "fragment"),
     [
@@ -54,8 +69,14 @@ _DAILY = "schedule: {kind: cron, cron: '0 2 * * *'}"
          "matrix: {kind: grid, params: {a: {kind: choice, value: [1]}}}\n", "schedule", "with a `matrix`"),
         (f"kind: operation\ncomponent:\n  name: c\n  {_JOB}\n  {_DAILY}\n", "component.schedule",
          "on the component of an operation"),
+        ("kind: component\nname: d\nrun:\n  kind: dag\n  operations:\n  - name: a\n    component: {name: c, "
+         + _JOB + ", " + _DAILY + "}\n", "run.operations[0].component.schedule", "on the component of an operation"),
         ("kind: component\nname: d\nrun:\n  kind: dag\n  operations:\n  - name: a\n    " + _DAILY + "\n"
-         "    component: {name: c, " + _JOB + "}\n", "run.operations[0].schedule", "of a DAG"),
+         "    component: {name: c, run: {kind: dag, operations: [{name: i, component: {name: j, " + _JOB + "}}]}}\n",
+         "run.operations[0].schedule", "over a DAG"),
+        ("kind: component\nname: d\nrun:\n  kind: dag\n  operations:\n  - name: a\n    " + _DAILY + "\n"
+         "    matrix: {kind: grid, params: {a: {kind: choice, value: [1]}}}\n"
+         "    component: {name: c, " + _JOB + "}\n", "run.operations[0].schedule", "with a `matrix`"),
     ],
 )  # fmt: skip
 def test_schedules_polynb_cannot_run_are_refused_where_written(text: str, path: str, fragment: str) -> None:
@@ -97,3 +118,13 @@ def test_schedule_mistakes_are_positioned(lines: tuple[str, ...], line: int, pat
 )  # fmt: skip
 def test_cron_expressions(expression: str, ok: bool) -> None:
     assert (cron_problem(expression) is None) == ok
+
+
+def test_an_endless_schedule_in_a_dag_is_warned_about() -> None:
+    text = ("kind: component\nname: d\nrun:\n  kind: dag\n  operations:\n  - name: a\n    " + _DAILY + "\n"
+            "    component: {name: c, " + _JOB + "}\n")  # fmt: skip
+    result = check(text)
+    assert result.valid and not result.unsupported
+    assert any("has no end" in w.message and w.path == "run.operations[0].schedule" for w in result.warnings)
+    bounded = text.replace("'0 2 * * *'}", "'0 2 * * *', maxRuns: 3}")
+    assert not any("has no end" in w.message for w in check(bounded).warnings)

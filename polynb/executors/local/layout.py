@@ -18,6 +18,9 @@ MAIN_LOG = "main.log"
 OUTPUTS_DIR = "outputs"
 OUTPUTS_FILE = "outputs.json"
 """In ``outputs/``: written by ``polynb.tracking`` inside the op, read by the executor at the end."""
+SERVICE_PAGE = "service-page.json"
+"""A service's page (``path``, under its base URL) and token, written by its program in the run folder
+(``polynb.hub.jupyterlab``; its own constant there): the shim reports the page as the run's URL."""
 TENSORBOARD_DIR = "tensorboard"
 """In ``outputs/``."""
 

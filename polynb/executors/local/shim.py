@@ -31,6 +31,7 @@ from polynb.executors.local.layout import (
     LOGS_DIR,
     MAIN_LOG,
     PROCS_FILE,
+    SERVICE_PAGE,
     SHIM_FILE,
     STATUS_FILE,
     STOP_FILE,
@@ -478,6 +479,19 @@ class Shim:
         except RunFailed as exc:
             raise RunFailed("InitFailed", f"{label}: {exc.message}") from None
 
+    def page_url(self) -> str:
+        """The service's URL: its base URL, with the page it wrote in ``service-page.json`` in its run folder
+        (``polynb.hub.jupyterlab``), if any. The token beside it in that file is not part of the URL."""
+        import json
+
+        base: str = self.spec["base_url"]
+        try:
+            with open(os.path.join(self.run_dir, SERVICE_PAGE)) as f:
+                path = json.load(f).get("path")
+        except (OSError, ValueError, AttributeError):
+            return base
+        return base.rstrip("/") + "/" + path.lstrip("/") if isinstance(path, str) and path else base
+
     def await_port(self, main: Proc) -> None:
         """A service counts as running once its first port accepts a connection."""
         import socket
@@ -494,7 +508,7 @@ class Shim:
             except OSError:
                 pass
             else:
-                self.emit("running", "PortReady", f"port {port} accepts connections", spec["base_url"])
+                self.emit("running", "PortReady", f"port {port} accepts connections", self.page_url())
                 return
             if self.wait([main], delay):
                 code = main.code if main.code is not None else -1

@@ -284,3 +284,15 @@ def test_with_an_artifacts_claim_the_same_dag_is_accepted(env: K8sEnv, kubeconfi
         assert claimed.config.artifacts_claim == "shared-artifacts"
     finally:
         claimed.shutdown()
+
+
+def test_the_hubs_jupyterlab_is_refused_on_kubernetes_with_the_reason(env: K8sEnv) -> None:
+    env.emulator.settle()
+    env.emulator.reset_counts()
+    lab = "    - {name: lab, hubRef: jupyterlab}\n"
+    text = "version: 1.1\nkind: component\nname: study\nrun:\n  kind: dag\n  operations:\n" + lab
+    with pytest.raises(RuntimeError, match="op lab: the hub's `jupyterlab` runs on the local executor only") as exc:
+        env.run(text)
+    assert "no image with JupyterLab" in str(exc.value)
+    assert env.store.list_runs() == []  # nothing half-submitted
+    assert env.emulator.counts()["create"] == 0
