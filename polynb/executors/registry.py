@@ -55,19 +55,35 @@ class BuildOptions:
     artifacts_root_of: Callable[[str], Path] | None = None
     """A run's artifacts root by uuid, as recorded when it was created (``Store.artifacts_root_of``): where the
     local executor puts and finds its folder. None: ``$POLYNB_HOME/artifacts`` for every run."""
+    log_archive: Any = None
+    """Where runs' logs are archived when they end (a :class:`~polynb.log_archive.LogArchive`); None: the store
+    the configuration file's ``artifactsStore`` names, read when the executor is built."""
+    archive_logs: bool = True
+    """False: no run's logs are copied to a store (executors built only to look at runs or stop them)."""
 
 
 Factory = Callable[[BuildOptions], Executor]
 
 
+def _log_archive(options: BuildOptions) -> Any:
+    if not options.archive_logs:
+        return None
+    if options.log_archive is not None:
+        return options.log_archive
+    from polynb.log_archive import configured_archive
+
+    return configured_archive(options.environ)
+
+
 def _local(options: BuildOptions) -> Executor:
     from polynb.executors.local.executor import LocalExecutor
 
+    archive = _log_archive(options)
     if options.stop_grace is None:
-        return LocalExecutor(base_dir=options.base_dir, artifacts_root_of=options.artifacts_root_of)
-    return LocalExecutor(
-        base_dir=options.base_dir, stop_grace=options.stop_grace, artifacts_root_of=options.artifacts_root_of
-    )
+        return LocalExecutor(base_dir=options.base_dir, artifacts_root_of=options.artifacts_root_of,
+                             log_archive=archive)  # fmt: skip
+    return LocalExecutor(base_dir=options.base_dir, stop_grace=options.stop_grace,
+                         artifacts_root_of=options.artifacts_root_of, log_archive=archive)  # fmt: skip
 
 
 def _kubernetes_settings(options: BuildOptions) -> Any:
@@ -90,7 +106,7 @@ def _kubernetes(options: BuildOptions) -> Executor:
     from polynb.executors.kubernetes.executor import KubernetesExecutor
 
     try:
-        return KubernetesExecutor(resolved.settings, origins=resolved.origins)
+        return KubernetesExecutor(resolved.settings, origins=resolved.origins, log_archive=_log_archive(options))
     except K8sConfigError as exc:
         raise ExecutorSetupError(f"executor kubernetes: {exc}", reason=str(exc)) from exc
 

@@ -56,6 +56,7 @@ from polynb.executors.kubernetes.portforward import Connect, PodLookup, PortForw
 from polynb.executors.kubernetes.settings import KubernetesSettings
 from polynb.executors.kubernetes.status import FATAL_WAITING, IMAGE_PULL, Observed, interpret_job, interpret_pod
 from polynb.executors.kubernetes.watch import PodInformer
+from polynb.log_archive import LogArchive
 from polynb.store.paths import artifacts_dir
 
 log = logging.getLogger(__name__)
@@ -142,14 +143,17 @@ class KubernetesExecutor:
         connect: Callable[[str, str | PodLookup, int], Connect] | None = None,
         origins: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        log_archive: LogArchive | None = None,
     ) -> None:
         """An executor on the cluster that ``settings`` name (default ``KubernetesSettings()``: ``KUBECONFIG``
-        and its context's namespace); ``connect`` replaces the official port-forward (tests).
+        and its context's namespace); ``connect`` replaces the official port-forward (tests). ``log_archive``:
+        the artifacts store a final run's logs are copied to after they are archived under ``$POLYNB_HOME``.
 
         ``origins`` say where each setting came from (:mod:`.sources`, for messages); ``clock`` measures the
         timeouts (``failed_create_timeout``, ``image_pull_grace``, ``pod_start_timeout``; tests move it).
         Reads the kubeconfig now (``K8sConfigError``); talks to the cluster only on first use."""
         self.settings = s = settings or KubernetesSettings()
+        self.log_archive = log_archive
         self.origins = dict(origins or {})
         self.clock = clock
         self.cluster: ClusterConfig = load(
@@ -656,11 +660,16 @@ class KubernetesExecutor:
 
     def _finish(self, run: _Run) -> None:
         """A final run: its logs to ``$POLYNB_HOME/artifacts/<uuid>/logs/`` (``logs()`` reads them once the
-        pod is gone), then its objects deleted as Polyaxon does right after done."""
+        pod is gone) and from there to the artifacts store, then its objects deleted as Polyaxon does right
+        after done."""
         try:
             self._archive_logs(run)
+            if self.log_archive is not None:
+                self.log_archive.archive(run.uuid, artifacts_dir(run.uuid) / "logs")
         except OSError as exc:
             log.warning("run %s: cannot archive its logs: %s", run.uuid, exc)
+        except Exception:  # a store's bug must not keep the run's objects alive
+            log.exception("run %s: archiving its logs to the %s failed", run.uuid, self.log_archive)
         finally:
             self._delete_finished(run)
             run.finished.set()

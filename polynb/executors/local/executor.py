@@ -79,6 +79,7 @@ from polynb.executors.local.layout import (
 )
 from polynb.executors.local.ports import PortAllocator
 from polynb.executors.local.shim import proc_start_time, status_line
+from polynb.log_archive import LogArchive
 from polynb.store.paths import artifacts_dir, check_uuid, default_artifacts_root, polynb_home
 
 log = logging.getLogger(__name__)
@@ -135,9 +136,14 @@ class LocalExecutor:
         host: str = "127.0.0.1",
         python: str = sys.executable,
         artifacts_root_of: Callable[[str], Path] | None = None,
+        log_archive: LogArchive | None = None,
     ) -> None:
         """``artifacts_root_of``: a run's artifacts root by uuid, the one recorded in the store when the run was
-        created (``Store.artifacts_root_of``); without it every run's is ``$POLYNB_HOME/artifacts``."""
+        created (``Store.artifacts_root_of``); without it every run's is ``$POLYNB_HOME/artifacts``.
+        ``log_archive``: the artifacts store where each run's logs are copied when it ends, before its final
+        status is delivered (a host-path store that is the run's own root already holds them)."""
+        self.log_archive = log_archive
+        self._archiving: set[threading.Thread] = set()
         self._root_of = artifacts_root_of or (lambda _uuid: default_artifacts_root())
         self.base_dir = Path(base_dir or os.getcwd()).resolve()
         self.readiness_timeout = readiness_timeout
@@ -454,6 +460,10 @@ class LocalExecutor:
                 watch.done.wait(self.stop_grace + STOP_SLACK + 5.0)
         self._watcher.close()
         with self._lock:
+            archiving = [t for t in self._archiving if t is not threading.current_thread()]
+        for thread in archiving:  # each upload is bounded by the store client's timeouts and retries
+            thread.join()
+        with self._lock:
             server, self._forkserver = self._forkserver, None
         if server is not None:
             server.close()  # the shims it forked carry on
@@ -540,10 +550,27 @@ class LocalExecutor:
             url=line.get("url"),
             at=float(line.get("at") or time.time()),
         )
+        archive = self.log_archive
+        if watch.final and archive is not None and not archive.holds(watch.run_dir / LOGS_DIR):
+            # Off the watcher thread (an upload may take seconds); the final status follows the archive, so a
+            # run reported final has its logs in the store (or a warning saying they stayed here).
+            thread = threading.Thread(target=self._archive_then_deliver, args=(watch, update, archive),
+                                      name=f"polynb-log-archive-{watch.uuid[:8]}", daemon=True)  # fmt: skip
+            with self._lock:
+                self._archiving.add(thread)
+            thread.start()
+            return
+        _call(watch, update)
+
+    def _archive_then_deliver(self, watch: _Watch, update: ExecutorUpdate, archive: LogArchive) -> None:
         try:
-            watch.on_update(update)
-        except Exception:
-            log.exception("run %s: on_update failed", watch.uuid)
+            archive.archive(watch.uuid, watch.run_dir / LOGS_DIR)
+        except Exception:  # never lose the final status to a store's bug
+            log.exception("run %s: archiving its logs to the %s failed", watch.uuid, archive)
+        finally:
+            _call(watch, update)
+            with self._lock:
+                self._archiving.discard(threading.current_thread())
 
     def _finish(self, watch: _Watch) -> None:
         """The shim is gone: reap it, deliver the rest, and end the run ourselves if it could not."""
@@ -731,6 +758,13 @@ class _Watcher(threading.Thread):
             with self._executor._lock:  # _signal() checks alive under this lock before using the pidfd
                 for f in fds:
                     os.close(f)
+
+
+def _call(watch: _Watch, update: ExecutorUpdate) -> None:
+    try:
+        watch.on_update(update)
+    except Exception:
+        log.exception("run %s: on_update failed", watch.uuid)
 
 
 def _container(
