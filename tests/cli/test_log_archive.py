@@ -4,11 +4,13 @@ configuration names the same store (a host-path folder, a bucket on a real S3-co
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from k8s_emulator.testkit import eventually, executing
 from support.clikit import Cli
 from support.s3kit import MotoServer
 
@@ -33,11 +35,19 @@ def cli(tmp_path: Path) -> Iterator[Cli]:
     kit.cleanup()
 
 
+@contextlib.contextmanager
+def _moto() -> Iterator[MotoServer]:
+    server = MotoServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def moto() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    yield server
-    server.stop()
+    with _moto() as server:
+        yield server
 
 
 def _config(cli: Cli, text: str) -> Path:
@@ -115,3 +125,45 @@ def test_a_store_that_fails_loses_nothing_and_the_warning_names_it(cli: Cli, mot
         uuid = store.list_runs()[0].uuid
     assert "they stay in " + str(cli.home / "artifacts" / uuid / "logs") in result.stderr
     assert "said kept" in cli.run("logs", uuid).stdout
+
+
+K8S_JOB = """
+version: 1.1
+kind: component
+name: pod-talker
+run:
+  kind: job
+  init:
+    - file: {filename: note.txt, content: hi}
+  container: {image: busybox:1.36, command: [sh, -c, 'echo "said from the pod"; echo "pod stderr" >&2']}
+"""
+
+
+@pytest.mark.parametrize("store", ["host_path", "s3"])
+def test_kubernetes_logs_outlive_the_pods_and_reach_a_second_home(cli: Cli, tmp_path: Path, store: str) -> None:
+    with executing(tmp_path / "k8s") as emulator, contextlib.ExitStack() as stack:
+        if store == "s3":
+            moto = stack.enter_context(_moto())
+            moto.fs().mkdir("runs-bucket")
+            _config(cli, _s3_config(moto, "runs-bucket"))
+        else:
+            _config(cli, "connections:\n  - {name: shared, kind: host_path, schema: {hostPath: runs}}\n"
+                         "artifactsStore: shared\n")  # fmt: skip
+        assert emulator.kubeconfig is not None
+        cli.extra_env.update({"KUBECONFIG": str(emulator.kubeconfig), "POLYNB_K8S_PORT_FORWARD": "0"})
+        job = cli.write("job.yaml", K8S_JOB)
+        code, out = cli.run_json("run", "-f", str(job), "--executor", "kubernetes", "--json")
+        assert code == 0, out
+        uuid = str(out["uuid"])
+        # The run's Job and pods are deleted once its logs are archived (Polyaxon deletes right after done).
+        eventually(lambda: not emulator.objects("pods", selector=f"polynb.io/run={uuid}"), what="the pods gone")
+        here = cli.run("logs", uuid)
+        assert here.returncode == 0, here.stderr
+        assert "said from the pod" in here.stdout and "pod stderr" in here.stdout
+        shutil.rmtree(cli.home / "artifacts" / uuid)  # this machine's archive is gone too: the store has them
+        assert cli.run("logs", uuid).stdout == here.stdout
+        _second_home(cli)
+        for ref in (uuid, uuid[:9]):
+            shown = cli.run("logs", ref)
+            assert shown.returncode == 0, shown.stderr
+            assert shown.stdout == here.stdout
