@@ -119,6 +119,10 @@ class Bucket:
         where = f" at {self.endpoint}" if self.endpoint else ""
         return f"{self.scheme}://{self.bucket}{where} answers"
 
+    def describe(self, exc: Exception) -> str:
+        """One line saying what failed on this bucket (the bucket, the endpoint, why)."""
+        return self._describe(exc)
+
     def _describe(self, exc: Exception) -> str:
         where = f" at {self.endpoint}" if self.endpoint else ""
         what = f"{self.scheme}://{self.root}{where}"
