@@ -157,3 +157,40 @@ def cluster_env_refusal(k8s: Mapping[str, Any], where: str) -> str | None:
     if names:
         return f"{where}: env {', '.join(names)}: valueFrom needs Kubernetes: run it there"
     return None
+
+
+INIT_SOURCE_KINDS: Final = ("git", "s3", "gcs", "wasb", "host_path")
+"""Connections an init entry's ``connection`` may name: a repository to clone, a bucket or a folder to copy from."""
+GIT_CREDENTIALS: Final = "POLYAXON_GIT_CREDENTIALS"
+"""``user:token`` for an https git url (Polyaxon's name), from the connection's env or secret; git reads it through
+an askpass helper, so it is in no command line, shell string or log."""
+
+
+def init_source_problem(connection: Mapping[str, Any], init_kind: str) -> str | None:
+    """Why an init entry of ``init_kind`` (``git``, ``artifacts``, ``paths``, or ``''`` for none) cannot read
+    ``connection`` (None: it can)."""
+    name, kind = connection["name"], str(connection.get("kind"))
+    if kind not in INIT_SOURCE_KINDS:
+        return f"connection {name} is a {kind} connection; an init entry reads one of: {', '.join(INIT_SOURCE_KINDS)}"
+    if kind == "git" and init_kind not in ("git", ""):
+        return f"connection {name} is a git repository: write `git:` (revision, flags) or nothing with it"
+    if kind != "git" and init_kind not in ("artifacts", "paths", ""):
+        return f"connection {name} is a {kind} connection: write `artifacts:` (files, dirs) or `paths:` with it"
+    return None
+
+
+def local_init_refusal(connection: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> str | None:
+    """Why the local executor cannot read ``connection`` in an init entry: credentials only the cluster has
+    (its secret), or a bucket this machine has no credentials for."""
+    refused = local_refusal(connection)
+    if refused is not None:
+        return refused
+    if connection.get("kind") in BUCKET_KINDS and not has_credentials(connection, environ):
+        return (f"connection {connection['name']}: no credentials for its bucket here (give the keys in its env, "
+                "or export them where polynb runs)")  # fmt: skip
+    return None
+
+
+def connection_env(connection: Mapping[str, Any]) -> dict[str, str]:
+    """A connection's own ``env`` (plain name/value pairs)."""
+    return {str(e["name"]): str(e.get("value", "")) for e in connection.get("env") or () if isinstance(e, Mapping)}

@@ -63,6 +63,8 @@ class LogArchive:
     """The store root as a user reads it (a folder, ``s3://bucket/prefix``)."""
     folder: Path | None = None
     bucket: Bucket | None = None
+    connection: Mapping[str, Any] | None = None
+    """The store's connection entry (as in the configuration file)."""
 
     def __str__(self) -> str:
         return f"artifacts store {self.name} ({self.where})"
@@ -222,14 +224,14 @@ def archive_of(config: Any, environ: Mapping[str, str] | None = None) -> LogArch
         path = getattr(config, "path", None)
         if not folder.is_absolute() and path is not None:
             folder = Path(path).absolute().parent / folder
-        return LogArchive(str(name), kind, str(folder), folder=folder)
+        return LogArchive(str(name), kind, str(folder), folder=folder, connection=connection)
     if kind in BUCKET_KINDS:
         try:
             bucket = bucket_of(connection, environ)
         except ValueError as exc:
             log.warning("artifacts store %s: %s", name, exc)
             return None
-        return LogArchive(str(name), kind, f"{bucket.scheme}://{bucket.root}", bucket=bucket)
+        return LogArchive(str(name), kind, f"{bucket.scheme}://{bucket.root}", bucket=bucket, connection=connection)
     return None
 
 

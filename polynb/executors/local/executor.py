@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
-from polynb.connections import cluster_env_refusal, local_env, local_refusal
+from polynb.connections import cluster_env_refusal, local_env, local_init_refusal, local_refusal
 from polynb.executors.base import BASE_DIR_LABEL as BASE_DIR_LABEL
 from polynb.executors.base import FINAL_EXECUTOR_STATUSES, ExecutorUpdate, UpdateCallback
 from polynb.executors.local import shim as local_shim
@@ -192,6 +192,11 @@ class LocalExecutor:
         containers = [("container", op.container), *((f"sidecars[{i}]", c) for i, c in enumerate(op.sidecars))]
         containers += [(f"init[{i}].container", s.container) for i, s in enumerate(op.init) if s.container]
         refused += [r for w, c in containers if (r := cluster_env_refusal(c.k8s, w)) is not None]
+        refused += [
+            f"init[{i}]: {r}"
+            for i, s in enumerate(op.init)
+            if s.spec.get("connection") and (r := local_init_refusal(s.spec["connection"])) is not None
+        ]
         if refused:  # before anything is written: nothing of the run is half-started
             raise RuntimeError("; ".join(refused))
         self._note_images(op)
@@ -291,6 +296,7 @@ class LocalExecutor:
             "run_dir": placement.run_artifacts_path,
             "artifacts_root": str(Path(placement.artifacts_path)),
             "run_roots": self._run_roots(op),
+            "artifacts_store": self._bucket_store(),
             "base_dir": str(base_dir),
             "package_root": PACKAGE_ROOT,
             "env_defaults": defaults,
@@ -320,6 +326,14 @@ class LocalExecutor:
             "stop_grace": self.stop_grace,
             "status_offset": status_offset,
         }
+
+    def _bucket_store(self) -> dict[str, Any] | None:
+        """The artifacts store's connection entry when it is a bucket: ``artifacts``/``paths`` init entries fetch
+        from it what is not on this machine (runs of another machine, or whose folder is gone)."""
+        archive = self.log_archive
+        if archive is None or archive.bucket is None or archive.connection is None:
+            return None
+        return dict(archive.connection)
 
     def _run_roots(self, op: CompiledOp) -> dict[str, str]:
         """The artifacts roots of the other runs the op's init entries read (``tensorboard`` uuids, ``artifacts``
