@@ -4,7 +4,9 @@ A registry is not reachable from the tests, so an image is a description: whethe
 Python distributions it can import (taken from the host's environment, with their dependencies), which
 commands are on its ``PATH``, and its ``ENTRYPOINT``/``CMD``/``ENV`` as the real image declares them. The
 point is to fail as a cluster would: a command or module the image lacks is missing in the container too,
-and no image can import polynb (pods must not rely on it being in the image).
+and no image can import polynb (pods must not rely on it being in the image) — but one: ``polynb:<version>``,
+the image ``docker/Dockerfile`` builds (polynb and its dependencies on ``python:3.11-slim``, user 1000), which
+the artifacts store's sidecars run in (``store_image``).
 
 An unknown name fails the pull (``ErrImagePull`` then ``ImagePullBackOff``), until a test adds it
 (``Emulator.add_image``), as a registry where the tag gets pushed later.
@@ -12,6 +14,8 @@ An unknown name fails the pull (``ErrImagePull`` then ``ImagePullBackOff``), unt
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -65,6 +69,9 @@ class Image:
     user: int = 0
     group: int = 0
     """The image's ``USER`` (numeric): who its processes run as unless ``runAsUser`` says otherwise."""
+    polynb: bool = False
+    """polynb itself is installed (the source tree this test process imports, with its ``.dist-info``);
+    ``packages`` then hold its requirements. Only :data:`POLYNB_IMAGE` has it."""
 
 
 def python_image(version: str, *, packages: tuple[str, ...] = (), cmd: tuple[str, ...] = ("python3",)) -> Image:
@@ -76,6 +83,24 @@ def python_image(version: str, *, packages: tuple[str, ...] = (), cmd: tuple[str
         cmd=cmd,
         env={"PATH": PYTHON_PATH, "LANG": "C.UTF-8", "PYTHON_VERSION": version},
     )
+
+
+def polynb_requirements() -> tuple[str, ...]:
+    """polynb's required distributions (not its extras), as ``pip install polynb`` brings them."""
+    try:
+        requires = importlib.metadata.distribution("polynb").requires or ()
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - the tests run with polynb installed
+        return ()
+    names = [re.split(r"[\s;<>=!~\[(]", r, maxsplit=1)[0] for r in requires if "extra ==" not in r]
+    return tuple(sorted(set(names)))
+
+
+def polynb_version() -> str:
+    return importlib.metadata.version("polynb")
+
+
+POLYNB_IMAGE = f"polynb:{polynb_version()}"
+"""``docker build -f docker/Dockerfile -t polynb:<version> .``: the store sidecars' default image."""
 
 
 CATALOGUE: dict[str, Image] = {
@@ -127,6 +152,24 @@ CATALOGUE: dict[str, Image] = {
         user=100,
         group=101,
     ),
+    # docker/Dockerfile: python:3.11-slim, `pip install polynb-*.whl` (and so its dependencies), USER 1000.
+    POLYNB_IMAGE: Image(
+        commands=SHELL_TOOLS,
+        python=True,
+        polynb=True,
+        packages=polynb_requirements(),
+        cmd=("polynb", "--help"),
+        env={
+            "PATH": PYTHON_PATH,
+            "LANG": "C.UTF-8",
+            "PYTHON_VERSION": "3.11.7",
+            "PYTHONUNBUFFERED": "1",
+            "POLYNB_HOME": "/home/polynb/.polynb",
+        },
+        workdir="/home/polynb",
+        user=1000,
+        group=1000,
+    ),
     "alpine/git:2.45.2": Image(
         commands=("git", "sh", "cat", "echo", "ls", "mkdir", "env"),
         entrypoint=("git",),
@@ -145,7 +188,7 @@ class Images:
         self._images = {**CATALOGUE, **(extra or {})}
 
     def add(self, name: str, image: Image) -> None:
-        if "polynb" in image.packages:
+        if "polynb" in image.packages or image.polynb:
             raise ValueError("no image may contain polynb: pods must not rely on it")
         with self._lock:
             self._images[name] = image

@@ -11,6 +11,8 @@ pod's volumes.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.metadata
 import os
 import re
@@ -70,6 +72,12 @@ def _requirement_names(dist: importlib.metadata.Distribution) -> list[str]:
 def package_entries(packages: tuple[str, ...]) -> list[Path]:
     """The host site-packages entries (module folders, modules, ``.dist-info``) of ``packages`` and of
     everything they require, transitively."""
+    return list(_package_entries(packages))
+
+
+@functools.lru_cache(maxsize=32)
+def _package_entries(packages: tuple[str, ...]) -> tuple[Path, ...]:
+    """:func:`package_entries`, looked up once per image (hundreds of files' metadata for a big image)."""
     entries: dict[str, Path] = {}
     for dist in distributions(packages):
         root = Path(str(dist.locate_file("")))
@@ -80,7 +88,7 @@ def package_entries(packages: tuple[str, ...]) -> list[Path]:
             path = root / top
             if path.exists():
                 entries[top] = path
-    return [entries[k] for k in sorted(entries)]
+    return tuple(entries[k] for k in sorted(entries))
 
 
 def distributions(packages: tuple[str, ...]) -> list[importlib.metadata.Distribution]:
@@ -102,6 +110,24 @@ def distributions(packages: tuple[str, ...]) -> list[importlib.metadata.Distribu
         found.append(dist)
         todo.extend(_requirement_names(dist))
     return found
+
+
+def polynb_entries() -> list[Path]:
+    """polynb's package folder (the one this process imports: the source tree under test) and its
+    ``.dist-info``, for an image that has polynb installed."""
+    import polynb
+
+    entries = [Path(polynb.__file__).resolve().parent]
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        info = Path(str(importlib.metadata.distribution("polynb").locate_file(""))) / _dist_info_name()
+        if info.is_dir():
+            entries.append(info)
+    return entries
+
+
+def _dist_info_name() -> str:
+    dist = importlib.metadata.distribution("polynb")
+    return f"{dist.metadata['Name']}-{dist.version}.dist-info"
 
 
 def _copy_command(name: str, dest: Path) -> None:
@@ -130,7 +156,7 @@ def build_image(folder: Path, image: Image) -> None:
             (local / alias).symlink_to(host_python())
         site = folder / "site-packages"
         site.mkdir()
-        for entry in package_entries(image.packages):
+        for entry in package_entries(image.packages) + (polynb_entries() if image.polynb else []):
             (site / entry.name).mkdir() if entry.is_dir() else (site / entry.name).touch()
         for dist in distributions(image.packages):  # their commands, as pip installs them
             for ep in dist.entry_points.select(group="console_scripts"):
@@ -188,7 +214,7 @@ def system_mounts(image: Image) -> list[Mount]:
         mounts.append(Mount(prefix, prefix))
         site = site_packages_in_prefix()
         mounts.append(Mount("<image>/site-packages", site))
-        for entry in package_entries(image.packages):
+        for entry in package_entries(image.packages) + (polynb_entries() if image.polynb else []):
             mounts.append(Mount(str(entry), f"{site}/{entry.name}"))
     return mounts
 

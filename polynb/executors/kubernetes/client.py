@@ -27,6 +27,7 @@ RESOURCES: Final = {
     "pods": ("/api/v1", True),
     "services": ("/api/v1", True),
     "configmaps": ("/api/v1", True),
+    "secrets": ("/api/v1", True),
     "events": ("/api/v1", True),
     "jobs": ("/apis/batch/v1", True),
 }

@@ -43,7 +43,7 @@ from typing import Any, Final
 
 from polynb.compiler.types import CompiledOp, OpKind, Placement
 from polynb.executors.base import EVENTS_AWAITED_LABEL, EventSink, ExecutorUpdate, UpdateCallback
-from polynb.executors.kubernetes import bundle, names, sources, stepcode
+from polynb.executors.kubernetes import bundle, names, sources, stepcode, storesync
 from polynb.executors.kubernetes import kernel as k8s_kernel
 from polynb.executors.kubernetes import manifests as k8s_manifests
 from polynb.executors.kubernetes.client import Api, K8sError, path
@@ -53,7 +53,7 @@ from polynb.executors.kubernetes.forbidden import explain as explain_forbidden
 from polynb.executors.kubernetes.logs import Resume, split_timestamp
 from polynb.executors.kubernetes.manifests import ManifestConfig
 from polynb.executors.kubernetes.portforward import Connect, PodLookup, PortForward, official_connect
-from polynb.executors.kubernetes.settings import KubernetesSettings
+from polynb.executors.kubernetes.settings import BucketStore, KubernetesSettings
 from polynb.executors.kubernetes.status import FATAL_WAITING, IMAGE_PULL, Observed, interpret_job, interpret_pod
 from polynb.executors.kubernetes.watch import PodInformer
 from polynb.log_archive import LogArchive
@@ -129,6 +129,18 @@ class _Run:
     events: bool = False
     """Some op awaits this run's events (``EVENTS_AWAITED_LABEL``): its main container's log is followed."""
     follower: EventFollower | None = None
+    store: bool = False
+    """The pod has the artifacts store's sync sidecars: its final status waits for their last sync."""
+
+
+def _store_config(s: KubernetesSettings) -> dict[str, Any]:
+    """The store's part of a :class:`ManifestConfig`."""
+    return {
+        "artifacts_store": s.artifacts_store,
+        "store_image": s.store_image or storesync.default_store_image(),
+        "store_sync_interval": s.store_sync_interval,
+        "store_grace": s.store_grace,
+    }
 
 
 class KubernetesExecutor:
@@ -175,6 +187,7 @@ class KubernetesExecutor:
             deadline_slack=s.deadline_slack,
             service_port_base=s.service_port_base,
             security_profile=s.security_profile,
+            **_store_config(s),
         )
         self.port_forward = (not self.cluster.in_cluster) if s.port_forward is None else s.port_forward
         self.selector = names.selector({names.MANAGED_BY: names.MANAGED_BY_VALUE, names.KERNEL: self.kernel_label})
@@ -231,6 +244,7 @@ class KubernetesExecutor:
             deadline_slack=settings.deadline_slack,
             service_port_base=settings.service_port_base,
             security_profile=settings.security_profile,
+            **_store_config(settings),
         )
         keep = {n: getattr(self.settings, n) for n in RECONFIGURE_FIXED}
         with self._lock:
@@ -323,14 +337,51 @@ class KubernetesExecutor:
 
         ``artifact_reads`` say which ops read another run's artifacts (TensorBoard over an experiment, an
         ``artifacts`` init): without an artifacts claim each pod has its own ``emptyDir``, where they would
-        silently find nothing."""
+        silently find nothing. With a bucket as the artifacts store, TensorBoard pulls its runs from the bucket;
+        the store's credentials Secret must exist (checked here, so no run is created without it)."""
+        store = self.settings.artifacts_store
+        if store is not None:
+            self._check_store(store)
         if self.settings.artifacts_claim or not artifact_reads:
             return
+        if store is not None:
+            unsynced = [r for r in artifact_reads if not r.endswith(": init tensorboard")]
+            if not unsynced:
+                return  # TensorBoard pulls its runs' event files from the bucket (storesync.py)
+            raise K8sSubmitError(
+                f"pipeline {pipeline_name!r} reads the artifacts of other runs ({'; '.join(unsynced)}); with the"
+                f" bucket {store.url} as the artifacts store only TensorBoard pulls other runs' files on Kubernetes"
+                " (each pod's artifacts folder is its own emptyDir, synced up to the bucket): " + sources.claim_hint()
+            )
         raise K8sSubmitError(
             f"pipeline {pipeline_name!r} reads the artifacts of other runs ({'; '.join(artifact_reads)}), but on"
             " Kubernetes each run's artifacts are a private emptyDir unless the artifacts_claim setting is set: "
             + sources.claim_hint()
         )
+
+    def _check_store(self, store: BucketStore) -> None:
+        """The bucket store can be used: native sidecars are on, and the Secret holding its credentials exists
+        in the namespace (a missing one would leave every pod in ``CreateContainerConfigError``)."""
+        where = self.origins.get("artifacts_store", "artifactsStore")
+        if not self.settings.native_sidecars:
+            raise K8sSubmitError(f"{where}: {k8s_manifests.store_needs_native_sidecars(store)}")
+        for secret in storesync.credential_secrets(store):
+            try:
+                self.api.request("GET", path("secrets", self.namespace, secret))
+            except K8sError as exc:
+                if exc.code == 404:
+                    raise K8sSubmitError(
+                        f"{where}: connection {store.name!r} (the artifacts store, {store.url}) takes its "
+                        f"credentials from Secret {secret!r}, which does not exist in namespace "
+                        f"{self.namespace!r}: create it (e.g. `kubectl -n {self.namespace} create secret generic "
+                        f"{secret} --from-literal=AWS_ACCESS_KEY_ID=… --from-literal=AWS_SECRET_ACCESS_KEY=…`)"
+                    ) from exc
+                if exc.code == 403:
+                    log.info("cannot read Secret %s (RBAC): the store's credentials are not checked", secret)
+                    continue
+                raise K8sSubmitError(
+                    self._explain(exc, f"read Secret {secret!r} of connection {store.name!r} (the artifacts store)")
+                ) from exc
 
     def place(self, run_uuid: str, kind: OpKind, port_count: int) -> Placement:
         return k8s_manifests.placement(run_uuid, kind, port_count, self.config)
@@ -390,6 +441,7 @@ class KubernetesExecutor:
             created_at=self.clock(),
             keep=self.settings.keep_finished or op.termination.ttl is not None,
             events=op.labels.get(EVENTS_AWAITED_LABEL) == "true",
+            store=self.config.artifacts_store is not None,
         )
 
     def _create(self, op: CompiledOp, run: _Run) -> None:
@@ -522,6 +574,10 @@ class KubernetesExecutor:
                 self._changed.notify_all()
             return
         observed = self._pull_grace(run, interpret_pod(pod, run.main))
+        if run.store and observed.final and kind != "DELETED" and _store_syncing(pod, run.main):
+            # The main container ended; the store's sidecars make their last sync (the kubelet stopped them):
+            # the run is final once its files are in the store, so a reader of the store finds them all.
+            return
         if run.stop_requested:
             if observed.status == "succeeded" and observed.at is not None and observed.at < int(run.stop_at):
                 # It ended by itself before the stop was asked (finishedAt has whole seconds: a finish in the
@@ -913,6 +969,9 @@ class KubernetesExecutor:
                 return
             run.stop_requested = True
             run.stop_at = time.time()
+            if run.store:
+                # The grace is the whole pod's: the store's sidecars sync last, after the main container ended.
+                grace = max(grace, float(self.config.store_grace))
         self._workers.submit(self._delete_run_objects, run, grace)
 
     def reattach(self, op: CompiledOp, record: dict[str, Any], on_update: UpdateCallback) -> bool:
@@ -1125,6 +1184,20 @@ class KubernetesExecutor:
                 stream.close()
             if self._container_state(pod, container) in ("terminated", "gone"):
                 return
+
+
+def _store_syncing(pod: dict[str, Any], main: str) -> bool:
+    """The main container has ended and a store sidecar still runs (its last sync)."""
+    status = pod.get("status") or {}
+    mains = [s for s in status.get("containerStatuses") or () if isinstance(s, dict) and s.get("name") == main]
+    if not mains or "terminated" not in (mains[0].get("state") or {}):
+        return False
+    store = set(storesync.store_container_names(pod.get("spec") or {}))
+    return any(
+        s.get("name") in store and "running" in (s.get("state") or {})
+        for s in status.get("initContainerStatuses") or ()
+        if isinstance(s, dict)
+    )
 
 
 def _visible(lines: Iterable[str]) -> Iterator[str]:

@@ -43,11 +43,12 @@ from polynb.executors.kubernetes import bundle as runtime
 from polynb.executors.kubernetes import names
 from polynb.executors.kubernetes.connections import connection_mounts
 from polynb.executors.kubernetes.init import init_container
-from polynb.executors.kubernetes.settings import KubernetesSettings
+from polynb.executors.kubernetes.settings import BucketStore, KubernetesSettings
 from polynb.executors.kubernetes.status import termination_limit
 from polynb.executors.kubernetes.stepcode import MOUNT_PATH as STEP_MOUNT
 from polynb.executors.kubernetes.stepcode import STEP_SCRIPT_ENV, StepCode
 from polynb.executors.kubernetes.stepcode import VOLUME as STEP_VOLUME
+from polynb.executors.kubernetes.storesync import StoreContainers, store_containers
 from polynb.runtime.tracking import EVENTS_STDOUT_ENV
 
 ARTIFACTS_ROOT: Final = "/plx-context/artifacts"
@@ -95,6 +96,11 @@ class ManifestConfig:
     deadline_slack: int = _DEFAULTS.deadline_slack
     service_port_base: int = _DEFAULTS.service_port_base
     security_profile: str = _DEFAULTS.security_profile
+    artifacts_store: BucketStore | None = None
+    store_image: str = "polynb:latest"
+    """The executor gives ``store_image`` or :func:`~.storesync.default_store_image`."""
+    store_sync_interval: float = _DEFAULTS.store_sync_interval
+    store_grace: int = _DEFAULTS.store_grace
 
 
 RESTRICTED: Final[dict[str, Any]] = {
@@ -247,12 +253,14 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
     of a ``%%polyaxon_python`` step, mounted in the main container (its ConfigMap is the executor's to create)."""
     run_dir = f"{ARTIFACTS_ROOT}/{op.uuid}"
     bundle = runtime.runtime_bundle()
+    store = _store_sidecars(op, cfg)
+    containers = len(op.init) + len(op.sidecars) + 1 + len(store.sidecars)
     run_env = {
         "POLYAXON_RUN_UUID": op.uuid,
         "POLYAXON_RUN_OUTPUTS_PATH": op.placement.run_outputs_path,
         "POLYAXON_RUN_ARTIFACTS_PATH": op.placement.run_artifacts_path,
         "POLYNB_TERMINATION_LOG": TERMINATION_LOG,
-        "POLYNB_TERMINATION_LOG_LIMIT": str(termination_limit(len(op.init) + len(op.sidecars) + 1)),
+        "POLYNB_TERMINATION_LOG_LIMIT": str(termination_limit(containers)),
     }
     mounts: list[dict[str, Any]] = [
         {"name": ARTIFACTS_VOLUME, "mountPath": ARTIFACTS_ROOT},
@@ -268,6 +276,7 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
         used.add(candidate)
         return candidate
 
+    used.update(c["name"] for c in store.sidecars)  # the store's names are fixed (the executor finds them by name)
     main_name = unique(main_container_name(op))
     init: list[dict[str, Any]] = []
     for i, entry in enumerate(op.init):
@@ -288,6 +297,12 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
             )
         init.append(container)
     sidecars = []
+    for syncer in store.sidecars:
+        syncer["volumeMounts"] = [{"name": ARTIFACTS_VOLUME, "mountPath": ARTIFACTS_ROOT}, *syncer["volumeMounts"]]
+        syncer["restartPolicy"] = "Always"
+        if cfg.security_profile == "restricted":
+            syncer["securityContext"] = restricted_context(None, generated=False)
+        sidecars.append(syncer)
     for i, side in enumerate(op.sidecars):
         base = _spec_container(side, unique(names.dns_label(side.name or f"sidecar-{i}", prefix="c")), cfg)
         sidecar = _container(base, run_env, mounts, side.k8s)
@@ -330,6 +345,7 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
     )
     ours = [{"name": ARTIFACTS_VOLUME, **artifacts}, bundle.volume(), *([step.volume()] if step else []),
             *linked.volumes]  # fmt: skip
+    ours += [v for v in store.volumes if v["name"] not in {o["name"] for o in ours}]
     taken = {v["name"] for v in ours}
     spec["volumes"] = [*ours, *(dict(v) for v in op.volumes if v.get("name") not in taken)]
     env = op.environment
@@ -341,7 +357,27 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
     deadline = active_deadline(op, cfg)
     if deadline is not None and op.kind == "service":
         spec["activeDeadlineSeconds"] = deadline
+    if store.sidecars:
+        # The store's last sync runs after the main container ended (or the pod was deleted): give it time.
+        spec["terminationGracePeriodSeconds"] = cfg.store_grace
     return spec
+
+
+def _store_sidecars(op: CompiledOp, cfg: ManifestConfig) -> StoreContainers:
+    if cfg.artifacts_store is None:
+        return StoreContainers()
+    if not cfg.native_sidecars:
+        raise ValueError(store_needs_native_sidecars(cfg.artifacts_store))
+    return store_containers(
+        op, cfg.artifacts_store, image=cfg.store_image, interval=cfg.store_sync_interval, artifacts_root=ARTIFACTS_ROOT
+    )
+
+
+def store_needs_native_sidecars(store: BucketStore) -> str:
+    return (
+        f"the artifacts store {store.name!r} is a bucket, synced by a sidecar that must stop after the main"
+        " container: that needs native sidecars (Kubernetes >= 1.29), but native_sidecars is off"
+    )
 
 
 def restart_policy(op: CompiledOp) -> str:

@@ -7,6 +7,7 @@ Standard library only: the registry reads settings without paying for the kubern
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ ENV: Final[Mapping[str, str]] = {
     "security_profile": "POLYNB_K8S_SECURITY_PROFILE",
     "keep_finished": "POLYNB_K8S_KEEP_FINISHED",
     "service_port_base": "POLYNB_K8S_SERVICE_PORT",
+    "store_image": "POLYNB_K8S_STORE_IMAGE",
 }
 """The settings :meth:`KubernetesSettings.from_env` reads, and their variables (an empty one is unset).
 The cluster itself comes from ``KUBECONFIG`` (or ``~/.kube/config``, or the in-cluster service account)."""
@@ -37,6 +39,35 @@ _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
 _DNS_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _DNS_SUBDOMAIN: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+@dataclass(frozen=True, slots=True)
+class BucketStore:
+    """A bucket connection (``s3``, ``gcs``, ``wasb``) named by ``artifactsStore``: every pod gets a sidecar that
+    syncs its artifacts folder there (:mod:`~polynb.executors.kubernetes.storesync`). Frozen and hashable, as the
+    settings are: the connection entry is kept as JSON."""
+
+    name: str
+    kind: str
+    url: str
+    """``schema.bucket`` without a trailing slash: a run's folder is ``<url>/<uuid>``."""
+    entry: str
+    """The connection entry as written in the config file, as JSON (sorted keys)."""
+
+    @classmethod
+    def of(cls, connection: Mapping[str, Any]) -> BucketStore:
+        schema = connection.get("schema") or {}
+        return cls(
+            name=str(connection["name"]),
+            kind=str(connection["kind"]),
+            url=str(schema.get("bucket") or "").strip().rstrip("/"),
+            entry=json.dumps(connection, sort_keys=True, default=str),
+        )
+
+    @property
+    def connection(self) -> dict[str, Any]:
+        entry: dict[str, Any] = json.loads(self.entry)
+        return entry
 
 
 class SettingsError(ValueError):
@@ -74,6 +105,18 @@ class KubernetesSettings:
     git_image: str = "alpine/git:2.45.2"
     artifacts_claim: str | None = None
     """A PersistentVolumeClaim mounted as the artifacts root in every run (shared outputs, TensorBoard)."""
+    artifacts_store: BucketStore | None = None
+    """A bucket as the artifacts store (``artifactsStore`` naming an s3/gcs/wasb connection): a native sidecar in
+    every pod syncs the run's artifacts folder up to ``<bucket>/<uuid>`` while it runs and at its end, and a
+    TensorBoard pod pulls the runs it shows down from there."""
+    store_image: str | None = None
+    """The image of the store's sidecars: one with polynb installed (``python -m polynb.runtime.store_sync``).
+    Default: ``polynb:<version of this polynb>``, the image ``docker/Dockerfile`` builds, tagged so."""
+    store_sync_interval: float = 10.0
+    """Seconds between two syncs of a run's artifacts folder to (or from) a bucket store."""
+    store_grace: int = 120
+    """``terminationGracePeriodSeconds`` of a pod with a store sidecar: the time its last sync has, once the
+    main container has ended (the kubelet stops sidecars after it) or the pod is deleted."""
     native_sidecars: bool = True
     """Sidecars as restartable init containers (Kubernetes 1.29+)."""
     port_forward: bool | None = None
@@ -157,7 +200,8 @@ def _flag(text: str) -> bool | None:
 
 _DNS_RULE: Final = "lower-case letters, digits and '-', starting and ending with a letter or digit"
 _NAMES: Final = ("namespace", "context", "kernel_id", "artifacts_claim")
-_IMAGES: Final = ("default_image", "tools_image", "git_image")
+_IMAGES: Final = ("default_image", "tools_image", "git_image", "store_image")
+_OPTIONAL_IMAGES: Final = frozenset({"store_image"})
 _FLAGS: Final = ("in_cluster", "native_sidecars", "port_forward", "sweep", "keep_finished")
 _OPTIONAL_FLAGS: Final = frozenset({"in_cluster", "port_forward"})
 _NUMBERS: Final[Mapping[str, tuple[bool, Callable[[float], bool], str]]] = {
@@ -172,6 +216,8 @@ _NUMBERS: Final[Mapping[str, tuple[bool, Callable[[float], bool], str]]] = {
     "image_pull_grace": (False, lambda n: n >= 0, "seconds, 0 or more"),
     "backoff": (False, lambda n: n >= 0, "seconds, 0 or more"),
     "shutdown_wait": (False, lambda n: n >= 0, "seconds, 0 or more"),
+    "store_sync_interval": (False, lambda n: n > 0, "seconds, more than 0"),
+    "store_grace": (True, lambda n: n >= 1, "whole seconds, 1 or more"),
 }
 
 
@@ -190,12 +236,17 @@ def _problems(s: KubernetesSettings) -> list[tuple[str, str]]:
         )
     if s.kubeconfig is not None and not (isinstance(s.kubeconfig, str | os.PathLike) and os.fspath(s.kubeconfig)):
         problems.append(("kubeconfig", f"expected a file path or None, not {s.kubeconfig!r}"))
+    store = s.artifacts_store
+    if store is not None and not (isinstance(store, BucketStore) and store.url):
+        problems.append(("artifacts_store", f"expected a bucket connection with schema.bucket, not {store!r}"))
     if s.security_profile not in SECURITY_PROFILES:
         problems.append(
             ("security_profile", f"expected one of {', '.join(SECURITY_PROFILES)}, not {s.security_profile!r}")
         )
     for name in _IMAGES:
         value = getattr(s, name)
+        if value is None and name in _OPTIONAL_IMAGES:
+            continue
         if not isinstance(value, str) or not value or any(c.isspace() for c in value):
             problems.append((name, f"expected an image reference (no whitespace), not {value!r}"))
     for name in _FLAGS:

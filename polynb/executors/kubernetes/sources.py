@@ -20,8 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from polynb.buckets import BUCKET_KINDS
 from polynb.config_file import ConfigFile, load_config
-from polynb.executors.kubernetes.settings import ENV, KubernetesSettings, SettingsError
+from polynb.executors.kubernetes.settings import ENV, BucketStore, KubernetesSettings, SettingsError
 
 CLI_FLAGS: Final[Mapping[str, str]] = {
     "artifacts_claim": "--k8s-artifacts-claim",
@@ -76,6 +77,10 @@ def resolve(
         # `artifacts_claim`, below, wins when both are written.
         values["artifacts_claim"] = store["schema"]["claimName"]
         origins["artifacts_claim"] = config.where("artifactsStore")
+    elif store is not None and store["kind"] in BUCKET_KINDS:
+        # A bucket: every pod syncs its artifacts folder there through a sidecar (storesync.py).
+        values["artifacts_store"] = BucketStore.of(store)
+        origins["artifacts_store"] = config.where("artifactsStore")
     for name, value in config.kubernetes.items():
         values[name] = value
         origins[name] = config.where("kubernetes", name)

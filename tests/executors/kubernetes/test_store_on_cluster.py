@@ -1,0 +1,214 @@
+"""The artifacts store on the executing test cluster: the seed pipeline (an experiment writing TensorBoard event
+files, and a TensorBoard started on its ``running`` event) with ``artifactsStore`` in the config file naming
+
+* an ``s3`` bucket on a real S3 server (moto, on 127.0.0.1: the emulated pods share the host's network): the
+  experiment's sync sidecar (in the image ``docker/Dockerfile`` builds) puts its event files in the bucket while
+  it trains, TensorBoard's pull sidecar brings them into its pod, and TensorBoard serves them over HTTP through
+  the executor's port-forward; once stopped, the experiment's last sync leaves its whole folder in the bucket;
+* a ``volume_claim``: every pod mounts it as its artifacts folder, and TensorBoard serves the same.
+
+The settings come from the config file as a user writes it (:func:`polynb.executors.kubernetes.sources.resolve`);
+every manifest is validated by the emulator as the API server would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from k8s_emulator import Emulator, testkit
+from k8s_emulator.images import POLYNB_IMAGE
+from kubernetes import client, config
+from support.s3kit import KEYS, MotoServer
+
+from polynb.cli.run import load_pipeline
+from polynb.executors.kubernetes.executor import KubernetesExecutor
+from polynb.executors.kubernetes.sources import resolve
+from polynb.lifecycle import Status
+from polynb.scheduler.engine import Engine
+from polynb.scheduler.events import EngineEvent
+from polynb.store import RunRecord, Store
+
+GUARD = 180.0
+"""Only a guard against a hang; waits return as soon as what they wait for holds."""
+SEED = Path(__file__).resolve().parents[3] / "notebooks" / "pipelines" / "experiment-tensorboard.yaml"
+BUCKET = "team-runs"
+
+
+@dataclass
+class Cluster:
+    emulator: Emulator
+    store: Store
+    engine: Engine
+    executor: KubernetesExecutor
+
+    def ops(self, dag_uuid: str) -> dict[str, RunRecord]:
+        return {r.name: r for r in self.store.children(dag_uuid)}
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    server = MotoServer().start()
+    server.fs().mkdir(BUCKET)
+    yield server
+    server.stop()
+
+
+def store_config(kind: str, moto: MotoServer, interval: float) -> str:
+    if kind == "s3":
+        return (
+            "artifactsStore: runs\n"
+            "connections:\n"
+            "  - name: runs\n"
+            "    kind: s3\n"
+            f"    schema: {{bucket: 's3://{BUCKET}/polynb'}}\n"
+            "    secret: {name: aws-creds}\n"  # the keys, as the cluster keeps them
+            f"    env: [{{name: AWS_ENDPOINT_URL, value: '{moto.url}'}}, {{name: AWS_REGION, value: us-east-1}}]\n"
+            "kubernetes:\n"
+            f"  store_sync_interval: {interval}\n"
+        )
+    return "artifactsStore: shared\nconnections:\n  - {name: shared, kind: volume_claim, schema: {claimName: shared}}\n"
+
+
+@pytest.fixture(params=["s3", "volume_claim"])
+def cluster(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto: MotoServer
+) -> Iterator[Cluster]:
+    with open_cluster(tmp_path, monkeypatch, moto, str(request.param), interval=1) as made:
+        yield made
+
+
+@contextlib.contextmanager
+def open_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto: MotoServer, kind: str, *, interval: float
+) -> Iterator[Cluster]:
+    """The executing cluster configured from a config file whose ``artifactsStore`` is a ``kind`` store."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.yaml").write_text(store_config(kind, moto, interval))
+    monkeypatch.setenv("POLYNB_HOME", str(home))
+    with testkit.executing(tmp_path) as emu:
+        assert emu.kubeconfig is not None
+        api = config.new_client_from_config(str(emu.kubeconfig))
+        core = client.CoreV1Api(api)
+        body: Any  # the client takes dicts as well as its models
+        if kind == "s3":
+            body = {"metadata": {"name": "aws-creds"}, "stringData": {k: KEYS[k] for k in KEYS if k.startswith("AWS_")}}
+            core.create_namespaced_secret("default", body)
+        else:
+            spec = {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}
+            body = {"metadata": {"name": "shared"}, "spec": spec}
+            core.create_namespaced_persistent_volume_claim("default", body)
+        api.close()
+        settings = resolve(
+            environ={"POLYNB_HOME": str(home)},
+            overrides={"kubeconfig": str(emu.kubeconfig), "kernel_id": f"store-{kind}".replace("_", "-"),
+                       "backoff": 0.05, "port_forward": True, "shutdown_wait": 20.0,
+                       "service_port_base": testkit.free_port()},
+        ).settings  # fmt: skip
+        if kind == "s3":
+            assert settings.artifacts_store is not None and settings.artifacts_claim is None
+        else:
+            assert settings.artifacts_claim == "shared" and settings.artifacts_store is None
+        executor = KubernetesExecutor(settings)
+        store = Store(home / "polynb.db")
+        engine = Engine(store=store, executors={"kubernetes": executor}, default_executor="kubernetes")
+        engine.start()
+        try:
+            yield Cluster(emu, store, engine, executor)
+        finally:
+            engine.shutdown(stop_running=True)
+            store.close()
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as reply:
+        return json.load(reply)
+
+
+def test_the_seed_pipeline_trains_into_the_store_and_tensorboard_shows_it_while_it_trains(
+    cluster: Cluster, moto: MotoServer
+) -> None:
+    bucket = cluster.executor.settings.artifacts_store is not None
+    uuid = cluster.engine.submit(load_pipeline(SEED, {"max_seconds": "600", "epochs": "100000000"}))
+    experiment = testkit.eventually(lambda: cluster.ops(uuid).get("experiment"), what="the experiment's run")
+    fs = moto.fs()
+    prefix = f"{BUCKET}/polynb/{experiment.uuid}/outputs/tensorboard"
+    if bucket:
+        # The sidecar puts the event files in the bucket while the experiment trains.
+        def events_in_bucket() -> list[str]:
+            fs.invalidate_cache()
+            return [p for p in fs.find(f"{BUCKET}/polynb/{experiment.uuid}") if "events.out.tfevents." in p]
+
+        [events] = testkit.eventually(events_in_bucket, what="the event files in the bucket")
+        assert events.startswith(prefix + "/")
+        assert cluster.ops(uuid)["experiment"].status == Status.RUNNING
+        pod = cluster.emulator.require_pod_of(experiment.uuid)
+        sync = next(c for c in pod["spec"]["initContainers"] if c["name"] == "store-sync")
+        assert sync["image"] == POLYNB_IMAGE and sync["restartPolicy"] == "Always"
+
+    def board_url() -> str | None:
+        board = cluster.ops(uuid).get("tensorboard")
+        return board.url if board is not None and board.url else None
+
+    url = testkit.eventually(board_url, what="the TensorBoard run's URL").rstrip("/")
+    assert url.startswith("http://127.0.0.1:")  # the executor's port-forward to the TensorBoard pod
+
+    def loss_tags() -> dict[str, Any] | None:
+        try:
+            tags = get_json(f"{url}/data/plugin/scalars/tags")
+        except OSError:
+            return None  # TensorBoard is still starting, or its pull has not brought the files yet
+        return {run: t for run, t in tags.items() if "loss" in t} or None
+
+    [(run, tags)] = testkit.eventually(loss_tags, what="the experiment's scalars in TensorBoard").items()
+    assert {"loss", "accuracy", "learning_rate"} <= set(tags)
+    points = get_json(f"{url}/data/plugin/scalars/scalars?run={urllib.parse.quote(run)}&tag=loss")
+    assert points and all(len(p) == 3 and p[1] >= 1 for p in points)
+    assert cluster.ops(uuid)["experiment"].status == Status.RUNNING  # shown while it trains
+
+    cluster.engine.stop(uuid)
+    assert cluster.engine.wait(uuid, timeout=GUARD, include_services=True) == "stopped"
+    assert {r.name: r.status for r in cluster.store.children(uuid)} == {
+        "experiment": Status.STOPPED,
+        "tensorboard": Status.STOPPED,
+    }
+    if bucket:
+        # The last sync ran before the run was final; the TensorBoard run's own folder holds no copy of the
+        # experiment's files (its links to other runs are not followed).
+        fs.invalidate_cache()
+        [events] = [p for p in fs.find(prefix) if "events.out.tfevents." in p]
+        assert fs.size(events) > 0
+        board = cluster.ops(uuid)["tensorboard"]
+        assert not [p for p in fs.find(f"{BUCKET}/polynb/{board.uuid}") if "events.out.tfevents." in p]
+
+
+def test_a_finished_experiments_last_sync_is_in_the_bucket_when_its_status_is_final(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto: MotoServer
+) -> None:
+    # No periodic sync during the short training (an hour apart): what the bucket holds when the experiment's
+    # `succeeded` is recorded comes from the sidecar's last sync, after the main container ended.
+    with open_cluster(tmp_path, monkeypatch, moto, "s3", interval=3600) as cluster:
+        seen: dict[str, list[str]] = {}
+        fs = moto.fs()
+
+        def at_success(event: EngineEvent) -> None:
+            if event.name == "experiment" and event.kind == "run_status_succeeded":
+                fs.invalidate_cache()
+                seen["files"] = [p.rsplit("/", 1)[-1] for p in fs.find(f"{BUCKET}/polynb/{event.run_uuid}")]
+
+        cluster.engine.subscribe(at_success)
+        uuid = cluster.engine.submit(load_pipeline(SEED, {"max_seconds": "2", "epochs": "40"}))
+        assert cluster.engine.wait(uuid, timeout=GUARD) == "succeeded"  # its non-service ops are final
+        assert cluster.ops(uuid)["experiment"].status == Status.SUCCEEDED
+        assert any(name.startswith("events.out.tfevents.") for name in seen["files"])
+        assert set(cluster.ops(uuid)["experiment"].outputs) == {"loss", "accuracy", "epochs"}
+        cluster.engine.stop(cluster.ops(uuid)["tensorboard"].uuid)  # the service would serve until its timeout
+        assert cluster.engine.wait(uuid, timeout=GUARD, include_services=True) == "succeeded"
