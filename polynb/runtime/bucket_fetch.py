@@ -4,15 +4,17 @@ store) runs, beside a local run or in a pod from polynb's image.
     python -m polynb.runtime.bucket_fetch --source s3://bucket/prefix/data --target /run/folder/data
 
 An object at ``--source`` is written to ``--target``; otherwise every object under it (a folder) is written under
-``--target``. Nothing there is an error naming the URL. Credentials and the endpoint come from the environment
-after the ``env`` of the connection entry in ``POLYNB_STORE_CONNECTION`` (:mod:`polynb.runtime.store_sync`), so no
-key is ever on a command line. Failures are retried with back-off, then one line on stderr and exit 1.
+``--target``; the pair may be repeated. Nothing there is an error naming the URL. Credentials and the endpoint
+come from the environment (a connection's ``env`` as variables, its secret as ``envFrom`` in a pod), the bucket's
+name from ``POLYNB_STORE_CONNECTION`` (:mod:`polynb.runtime.store_sync`): no key is ever on a command line.
+Failures are retried with back-off, then one line on stderr and exit 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -52,19 +54,27 @@ def fetch(source: str, target: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m polynb.runtime.bucket_fetch", description=__doc__.split("\n")[0])
-    parser.add_argument("--source", required=True, help="s3://bucket/key, gs://..., az://...: a file or a folder")
-    parser.add_argument("--target", required=True, help="the local file or folder to write")
-    args = parser.parse_args(argv)
-    target = Path(args.target)
-    try:
-        moved = with_retries(lambda: fetch(args.source, target), retries=RETRIES, backoff=FIRST_BACKOFF)
-    except StoreError as exc:
-        print(f"bucket_fetch: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"bucket_fetch: {target}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    print(f"fetched {args.source} -> {target} ({moved} file{'s' if moved != 1 else ''})", flush=True)
+    parser.add_argument(
+        "--source",
+        required=True,
+        action="append",
+        help="s3://bucket/key, gs://..., az://...: a file or a folder (repeat with --target)",
+    )
+    parser.add_argument("--target", required=True, action="append", help="the local file or folder to write")
+    args = parser.parse_args(argv)  # fmt: skip
+    if len(args.source) != len(args.target):
+        parser.error("give one --target per --source")
+    for source, where in zip(args.source, args.target, strict=True):
+        target = Path(where)
+        try:
+            moved = with_retries(functools.partial(fetch, source, target), retries=RETRIES, backoff=FIRST_BACKOFF)
+        except StoreError as exc:
+            print(f"bucket_fetch: {exc}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"bucket_fetch: {target}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        print(f"fetched {source} -> {target} ({moved} file{'s' if moved != 1 else ''})", flush=True)
     return 0
 
 

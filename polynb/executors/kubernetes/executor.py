@@ -345,13 +345,17 @@ class KubernetesExecutor:
         if self.settings.artifacts_claim or not artifact_reads:
             return
         if store is not None:
-            unsynced = [r for r in artifact_reads if not r.endswith(": init tensorboard")]
+            fetched = (": init tensorboard", ": init artifacts", ": init paths")
+            unsynced = [r for r in artifact_reads if not r.endswith(fetched)]
             if not unsynced:
-                return  # TensorBoard pulls its runs' event files from the bucket (storesync.py)
+                # TensorBoard pulls its runs' event files from the bucket (storesync.py), `artifacts`/`paths` init
+                # entries fetch their sources from it (init.py)
+                return
             raise K8sSubmitError(
                 f"pipeline {pipeline_name!r} reads the artifacts of other runs ({'; '.join(unsynced)}); with the"
-                f" bucket {store.url} as the artifacts store only TensorBoard pulls other runs' files on Kubernetes"
-                " (each pod's artifacts folder is its own emptyDir, synced up to the bucket): " + sources.claim_hint()
+                f" bucket {store.url} as the artifacts store only init entries (tensorboard, artifacts, paths) get"
+                " other runs' files on Kubernetes (each pod's artifacts folder is its own emptyDir, synced up to the"
+                " bucket): " + sources.claim_hint()
             )
         raise K8sSubmitError(
             f"pipeline {pipeline_name!r} reads the artifacts of other runs ({'; '.join(artifact_reads)}), but on"
@@ -393,6 +397,7 @@ class KubernetesExecutor:
             if current is not None and not current.final:
                 raise K8sSubmitError(f"run {op.uuid} is already running here")
             attempt = self._attempts.get(op.uuid, 0) + 1
+        self._check_init_secrets(op)
         for _ in range(MAX_ATTEMPTS):
             run = self._new_run(op, on_update, attempt)
             with self._lock:
@@ -410,6 +415,25 @@ class KubernetesExecutor:
             raise K8sSubmitError(f"run {op.uuid}: more than {MAX_ATTEMPTS} attempts exist already")
         self._replay(run)
         return self._record(run)
+
+    def _check_init_secrets(self, op: CompiledOp) -> None:
+        """The Secrets holding the credentials of connections the op's init entries read exist (a missing one would
+        leave the pod in ``CreateContainerConfigError``): refused before anything of the op is created."""
+        for i, step in enumerate(op.init):
+            connection = step.spec.get("connection") or {}
+            secret = (connection.get("secret") or {}).get("name")
+            if not secret:
+                continue
+            try:
+                self.api.request("GET", path("secrets", self.namespace, str(secret)))
+            except K8sError as exc:
+                if exc.code == 404:
+                    raise K8sSubmitError(
+                        f"op {op.name!r}: init[{i}]: connection {connection['name']!r} takes its credentials from "
+                        f"Secret {secret!r}, which does not exist in namespace {self.namespace!r}"
+                    ) from exc
+                if exc.code != 403:  # may not read Secrets (RBAC): not checked
+                    raise K8sSubmitError(self._explain(exc, f"read Secret {secret!r}")) from exc
 
     def _create_or_adopt(self, op: CompiledOp, run: _Run) -> bool:
         """Create the run's objects; False when the name belongs to a finished attempt of this run."""

@@ -260,7 +260,8 @@ def _fetch(step: _Step, connection: dict[str, Any], rel: str, dest: str) -> Comm
     os.makedirs(os.path.dirname(dest.rstrip("/")) or ".", exist_ok=True)
     step.created(dest)
     env = {
-        "POLYNB_STORE_CONNECTION": json.dumps(connection),
+        **_connection_env({"connection": connection}),  # credentials: variables of their own, as in a pod
+        "POLYNB_STORE_CONNECTION": json.dumps({k: v for k, v in connection.items() if k in ("name", "kind", "schema")}),
         "PYTHONPATH": os.pathsep.join(p for p in (step.package_root, os.environ.get("PYTHONPATH")) if p),
     }
     return ([step.python, "-m", "polynb.runtime.bucket_fetch", "--source", source, "--target", dest], env)
