@@ -20,6 +20,7 @@ from support.s3kit import MotoServer
 from polynb.compiler.types import InitStep
 from polynb.executors.kubernetes import manifests
 from polynb.executors.kubernetes.executor import K8sSubmitError, KubernetesExecutor
+from polynb.executors.kubernetes.settings import BucketStore
 
 executing_emulator = testkit.executing_emulator
 kubeconfig = testkit.executing_kubeconfig
@@ -103,3 +104,23 @@ def test_a_missing_credentials_secret_refuses_the_op_before_anything_is_created(
     with pytest.raises(K8sSubmitError, match=r"init\[0\]: connection 'repo' takes its credentials from Secret 'nope'"):
         executor.submit(op, UpdateRecorder())
     assert executing_emulator.objects("jobs") == []
+
+
+def test_artifacts_of_another_run_come_from_a_bucket_artifacts_store(
+    make_executor: testkit.MakeExecutor, moto: MotoServer
+) -> None:
+    producer = "cd" * 16  # only the bucket has its outputs: each pod's artifacts folder is its own
+    fs = moto.fs()
+    fs.mkdir("runs")
+    fs.pipe_file(f"runs/store/{producer}/outputs/model.txt", b"weights v2\n")
+    store = BucketStore.of(moto.connection("lake", "s3://runs/store"))
+    executor = make_executor(store_image=POLYNB_IMAGE, artifacts_store=store, store_sync_interval=1)
+    step = InitStep(kind="artifacts", spec={"files": [f"{producer}/outputs/model.txt"]})
+    rec = UpdateRecorder()
+    command = ("sh", "-c", f'cat "$POLYAXON_RUN_ARTIFACTS_PATH/{producer}/outputs/model.txt"')
+    op = make_op(executor, image="busybox:1.36", init=(step,), command=command)
+    executor.submit(op, rec)
+    final = rec.final()
+    shown = _logs(executor, op.uuid)
+    assert final.status == "succeeded", (final.message, shown)
+    assert "weights v2" in shown
