@@ -44,3 +44,26 @@ def test_an_unusable_store_refuses_the_first_run(
     with pytest.raises(RuntimeError, match=f"{config}:2:56: connections.0..schema.hostPath: .* is not a folder"):
         polynb.run(JOB)
     assert session.store.list_runs() == []
+
+
+def test_the_logs_button_reads_the_bucket_store_once_the_local_copy_is_gone(
+    session: KernelSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from support.s3kit import MotoServer
+
+    server = MotoServer().start()
+    try:
+        server.fs().mkdir("runs")
+        env = ", ".join(f"{{name: {e['name']}, value: '{e['value']}'}}" for e in server.env())
+        path = tmp_path / "config.yaml"
+        path.write_text(f"connections:\n  - {{name: lake, kind: s3, schema: {{bucket: 's3://runs'}}, env: [{env}]}}\n"
+                        "artifactsStore: lake\n")  # fmt: skip
+        monkeypatch.setenv("POLYNB_CONFIG", str(path))
+        handle = polynb.run(JOB)
+        assert handle.wait(timeout=GUARD) == "succeeded"
+        shutil.rmtree(session.store.artifacts_root_of(handle.uuid) / handle.uuid)
+        assert session.logs(handle.uuid)[0] == ["hi"]
+    finally:
+        server.stop()
