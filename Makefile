@@ -67,6 +67,7 @@ bench: venv polyaxon-venv
 	$(PY) bench/notebook.py
 	$(PY) bench/sweep.py
 	$(PY) bench/events.py
+	$(PY) bench/store_sync.py
 	$(PY) bench/peers.py
 
 # polynb beside Metaflow, Dagster and Luigi (each installed once into bench/.venvs/ by the script itself).

@@ -36,9 +36,11 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
+from polynb.buckets import BUCKET_KINDS, BucketError, bucket_of, has_credentials
 from polynb.spec.errors import SpecError, SpecErrors
 from polynb.spec.yaml_loader import Document, parse
 from polynb.store.paths import polynb_home
+from polynb.store.remote import StoreAccess, StoreRecord
 
 CONFIG_ENV: Final = "POLYNB_CONFIG"
 FILENAME: Final = "config.yaml"
@@ -126,6 +128,11 @@ class ConfigModel(BaseModel):
     kubernetes: KubernetesSection | None = None
     connections: list[ConnectionSection] | None = None
     artifacts_store: StrictStr | None = Field(default=None, alias="artifactsStore")
+    artifacts_sync_interval: Seconds | None = Field(default=None, alias="artifactsSyncInterval", gt=0)
+
+
+DEFAULT_SYNC_INTERVAL: Final = 5.0
+"""Seconds between two syncs of a running op's folder to a bucket ``artifactsStore`` (``artifactsSyncInterval``)."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,8 @@ class ConfigFile:
     """The ``connections:`` entries, as written (``schema``, ``configMap``, ``mountPath`` under those names)."""
     artifacts_store: str | None = None
     """``artifactsStore``: the name of the connection where runs' outputs and logs go (None: the default)."""
+    artifacts_sync_interval: float = DEFAULT_SYNC_INTERVAL
+    """``artifactsSyncInterval``: seconds between two syncs of a running op's folder to a bucket store."""
     document: Document | None = field(default=None, repr=False)
 
     def where(self, *path: str | int) -> str:
@@ -200,8 +209,9 @@ def parse_config(text: str | bytes, filename: str) -> ConfigFile:
     errors = _cross_checks(model, document)
     if errors:
         raise SpecErrors(errors)
-    return ConfigFile(path=filename, kubernetes=values, connections=connections,
-                      artifacts_store=model.artifacts_store, document=document)  # fmt: skip
+    interval = float(model.artifacts_sync_interval or DEFAULT_SYNC_INTERVAL)
+    return ConfigFile(path=filename, kubernetes=values, connections=connections, artifacts_store=model.artifacts_store,
+                      artifacts_sync_interval=interval, document=document)  # fmt: skip
 
 
 # What each kind needs in its ``schema`` to be usable (Polyaxon's ``V1ClaimConnection``, ``V1HostPathConnection``,
@@ -271,6 +281,50 @@ def local_artifacts_root(config: ConfigFile) -> Path | None:
     if config.document is None:  # a ConfigFile made in code: no positions
         raise SpecErrors([SpecError(config.path or "<no config file>", 0, 0, "connections", message)])
     raise SpecErrors([config.document.error(at, message)])
+
+
+def local_artifacts_store(config: ConfigFile, environ: Mapping[str, str] | None = None) -> StoreAccess | None:
+    """The bucket (``s3``, ``gcs``, ``wasb`` connection) that ``artifactsStore`` names, which local runs are synced
+    to; None when the store is not a bucket.
+
+    Checked at submission, so nothing of a run starts against a store it could not reach: this machine must have
+    credentials for the bucket (the connection's ``env``, this process's environment, the SDK's files) and the
+    bucket must answer a listing. Raises ``SpecErrors`` naming the connection, at its ``schema.bucket``."""
+    name = config.artifacts_store
+    found = next(((i, c) for i, c in enumerate(config.connections) if c.get("name") == name), None)
+    if name is None or found is None or found[1].get("kind") not in BUCKET_KINDS:
+        return None
+    index, connection = found
+    kind = str(connection["kind"])
+    url = str((connection.get("schema") or {}).get("bucket") or "")
+    problem: str | None = None
+    try:
+        bucket = bucket_of(connection, environ)
+    except ValueError as exc:
+        problem = str(exc)
+    else:
+        if not has_credentials(connection, environ):
+            secret = " (its secret is on the cluster: local runs need the keys here)" * bool(connection.get("secret"))
+            problem = f"no credentials for {url} on this machine{secret}: {_CREDENTIALS[kind]}"
+        else:
+            try:
+                bucket.check()
+            except BucketError as exc:
+                problem = str(exc)
+    if problem is not None:
+        message = f"connection {name} (the artifactsStore): {problem}"
+        if config.document is None:
+            raise SpecErrors([SpecError(config.path or "<no config file>", 0, 0, "connections", message)])
+        raise SpecErrors([config.document.error(("connections", index, "schema", "bucket"), message)])
+    record = StoreRecord(name=str(name), kind=kind, url=url, every=config.artifacts_sync_interval)
+    return StoreAccess(record, connection)
+
+
+_CREDENTIALS: Final = {
+    "s3": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the connection's env or the shell",
+    "gcs": "set GOOGLE_APPLICATION_CREDENTIALS in the connection's env or the shell",
+    "wasb": "set AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_SAS_TOKEN",
+}
 
 
 def _unusable(folder: Path) -> str | None:

@@ -54,7 +54,8 @@ def test_an_empty_or_comment_only_file_sets_nothing() -> None:
         ("kubernetes:\n  security_profile: strict\n", "c.yaml:2:21: kubernetes.security_profile: Input should be"),
         (
             "kubernets:\n  namespace: ml\n",
-            "c.yaml:1:1: kubernets: unknown key; expected one of: artifactsStore, connections, kubernetes",
+            "c.yaml:1:1: kubernets: unknown key; expected one of: "
+            "artifactsStore, artifactsSyncInterval, connections, kubernetes",
         ),
         ("kubernetes: [a]\n", "c.yaml:1:13: kubernetes: Input should be a valid dictionary"),
     ],

@@ -38,7 +38,11 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from polynb.cli.run import Runner, local_artifacts_root  # the engine and executors once there is work
+    from polynb.cli.run import (  # the engine and executors once there is work
+        Runner,
+        local_artifacts_root,
+        local_artifacts_store,
+    )
     from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive
     from polynb.spec.errors import SpecErrors
     from polynb.store import Store, resolve_run, root_of
@@ -75,11 +79,12 @@ def cmd_attach(args: argparse.Namespace) -> int:
     executor = root.executor or "local"
     try:
         # Runs the engine still creates (hooks, retries) go where new runs go now; the others keep their root.
-        store = Store(artifacts_root=local_artifacts_root(executor))
+        # A bucket store that does not answer refuses too: the runs attached here finish their syncs to it.
+        store = Store(artifacts_root=local_artifacts_root(executor), artifacts_store=local_artifacts_store(executor))
     except SpecErrors as exc:
         error(f"{exc}\n{label} was not attached")
         return EXIT_FAILED
-    options = BuildOptions(artifacts_root_of=store.artifacts_root_of)
+    options = BuildOptions(artifacts_root_of=store.artifacts_root_of, artifacts_store_of=store.artifacts_store_of)
     try:
         executors = {name: build(name, options) for name in dict.fromkeys(("local", *names))}
     except ExecutorSetupError as exc:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from polynb.executors.base import Executor
     from polynb.spec.errors import SpecError
     from polynb.store import Store
+    from polynb.store.remote import StoreAccess
 
 
 def register(subparsers: Any) -> None:
@@ -143,9 +144,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         for note in notes:
             print(f"{note.file}:{note.line}:{note.column}: {note.path}: warning: {note.message}", file=sys.stderr)
-    artifacts_root = None
+    artifacts_root = artifacts_store = None
     try:
         artifacts_root = local_artifacts_root(executor)
+        if not problems:  # a bucket store answers a request: asked only of a run that would start
+            artifacts_store = local_artifacts_store(executor)
     except SpecErrors as exc:
         problems += [str(e) for e in exc.errors]
     if problems or pipeline is None:
@@ -160,9 +163,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         return detach(argv)
     from polynb.store import Store
 
-    store = Store(artifacts_root=artifacts_root)
+    store = Store(artifacts_root=artifacts_root, artifacts_store=artifacts_store)
     options = BuildOptions(
-        kubernetes=k8s_values, kubernetes_origin="command line", artifacts_root_of=store.artifacts_root_of
+        kubernetes=k8s_values,
+        kubernetes_origin="command line",
+        artifacts_root_of=store.artifacts_root_of,
+        artifacts_store_of=store.artifacts_store_of,
     )
     executors: dict[str, Executor] = {}
     try:
@@ -193,6 +199,18 @@ def local_artifacts_root(executor: str) -> Path | None:
         return None
     from polynb.config_file import load_config
     from polynb.config_file import local_artifacts_root as from_config
+
+    return from_config(load_config())
+
+
+def local_artifacts_store(executor: str) -> StoreAccess | None:
+    """The bucket new local runs are synced to: the configuration file's ``artifactsStore`` when it is an ``s3``,
+    ``gcs`` or ``wasb`` connection (:func:`polynb.config_file.local_artifacts_store`: checked to answer with this
+    machine's credentials), else None. ``SpecErrors`` naming the connection when it cannot be used."""
+    if executor != "local":
+        return None
+    from polynb.config_file import load_config
+    from polynb.config_file import local_artifacts_store as from_config
 
     return from_config(load_config())
 

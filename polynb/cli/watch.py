@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from polynb.cli.run import parse_params
-    from polynb.config_file import load_config, local_artifacts_root
+    from polynb.config_file import load_config, local_artifacts_root, local_artifacts_store
     from polynb.executors.registry import BuildOptions, build
     from polynb.scheduler import control
     from polynb.scheduler.engine import Engine
@@ -58,6 +58,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         config = load_config()
         reactive = load_reactive(path, load(path), config.connections, params)
         artifacts_root = local_artifacts_root(config) if args.executor == "local" else None
+        artifacts_store = local_artifacts_store(config) if args.executor == "local" else None
     except SpecErrors as exc:
         for error in exc.errors:
             print(str(error), file=sys.stderr)
@@ -66,8 +67,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         print(f"polynb: {exc}", file=sys.stderr)
         return EXIT_FAILED
     name = args.name or reactive.name
-    store = Store(artifacts_root=artifacts_root)
-    build_options = BuildOptions(artifacts_root_of=store.artifacts_root_of)
+    store = Store(artifacts_root=artifacts_root, artifacts_store=artifacts_store)
+    build_options = BuildOptions(artifacts_root_of=store.artifacts_root_of, artifacts_store_of=store.artifacts_store_of)
     executors = {"local": build("local", build_options)}
     if args.executor != "local":
         executors[args.executor] = build(args.executor, build_options)

@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from polynb.executors.base import Executor
+from polynb.store.remote import StoreAccess
 
 EXECUTOR_ENV: Final = "POLYNB_EXECUTOR"
 DEFAULT: Final = "local"
@@ -55,6 +56,9 @@ class BuildOptions:
     artifacts_root_of: Callable[[str], Path] | None = None
     """A run's artifacts root by uuid, as recorded when it was created (``Store.artifacts_root_of``): where the
     local executor puts and finds its folder. None: ``$POLYNB_HOME/artifacts`` for every run."""
+    artifacts_store_of: Callable[[str], StoreAccess | None] | None = None
+    """A run's bucket artifacts store by uuid, as recorded when it was created (``Store.artifacts_store_of``):
+    where the local executor syncs the run's folder. None: no run is synced."""
     log_archive: Any = None
     """Where runs' logs are archived when they end (a :class:`~polynb.log_archive.LogArchive`); None: the store
     the configuration file's ``artifactsStore`` names, read when the executor is built."""
@@ -78,12 +82,15 @@ def _log_archive(options: BuildOptions) -> Any:
 def _local(options: BuildOptions) -> Executor:
     from polynb.executors.local.executor import LocalExecutor
 
-    archive = _log_archive(options)
-    if options.stop_grace is None:
-        return LocalExecutor(base_dir=options.base_dir, artifacts_root_of=options.artifacts_root_of,
-                             log_archive=archive)  # fmt: skip
-    return LocalExecutor(base_dir=options.base_dir, stop_grace=options.stop_grace,
-                         artifacts_root_of=options.artifacts_root_of, log_archive=archive)  # fmt: skip
+    executor = LocalExecutor(
+        base_dir=options.base_dir,
+        artifacts_root_of=options.artifacts_root_of,
+        artifacts_store_of=options.artifacts_store_of,
+        log_archive=_log_archive(options),
+    )
+    if options.stop_grace is not None:
+        executor.stop_grace = options.stop_grace
+    return executor
 
 
 def _kubernetes_settings(options: BuildOptions) -> Any:

@@ -34,8 +34,6 @@ from polynb.notebook.pump import DEFAULT_MAX_RATE, UiPump
 from polynb.store import Store
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from polynb.compiler.pipeline import Pipeline
     from polynb.notebook.handle import RunHandle
     from polynb.notebook.watching import WatchHandle
@@ -132,22 +130,24 @@ class KernelSession:
     def store(self) -> Store:
         with self._lock:
             if self._store is None:
-                self._store = Store(artifacts_root=self._local_artifacts_root())
+                self._store = Store(**self._local_artifacts())
             return self._store
 
-    def _local_artifacts_root(self) -> Path | None:
-        """The configuration file's host-path ``artifactsStore`` when local runs are the default (read once:
-        every run this kernel creates records it). A bad one is kept to refuse :meth:`start` with."""
+    def _local_artifacts(self) -> dict[str, Any]:
+        """The configuration file's ``artifactsStore`` when local runs are the default: a host path is their root,
+        a bucket is where they are synced (read once: every run this kernel creates records it). A bad one (a
+        bucket that does not answer) is kept to refuse :meth:`start` with."""
         if self.config.default_executor != "local":
-            return None
-        from polynb.config_file import load_config, local_artifacts_root
+            return {}
+        from polynb.config_file import load_config, local_artifacts_root, local_artifacts_store
         from polynb.spec.errors import SpecErrors
 
         try:
-            return local_artifacts_root(load_config())
+            config = load_config()
+            return {"artifacts_root": local_artifacts_root(config), "artifacts_store": local_artifacts_store(config)}
         except SpecErrors as exc:
             self._artifacts_problem = str(exc)
-            return None
+            return {}
 
     @property
     def started(self) -> bool:
@@ -258,6 +258,7 @@ class KernelSession:
         """``kubernetes``: a run's own settings (``polynb.run(kubernetes=...)``), over the magics' ones."""
         return BuildOptions(
             artifacts_root_of=self.store.artifacts_root_of,
+            artifacts_store_of=self.store.artifacts_store_of,
             base_dir=os.getcwd(),
             stop_grace=self.config.stop_grace,
             kubernetes={**self.config.kubernetes, **(kubernetes or {})},

@@ -359,9 +359,13 @@ def with_retries(
 class Runner:
     """The command: a single sync, or a loop until a signal and then the final sync."""
 
-    def __init__(self, sync: Sync, *, every: float | None, retries: int, alert: bool, name: str | None) -> None:
+    def __init__(
+        self, sync: Sync, *, every: float | None, retries: int, alert: bool, name: str | None, parent: int | None = None
+    ) -> None:
         self.sync = sync
         self.every = every
+        self.parent = parent
+        """Stop (with the final sync) once this process is no longer our parent (the local run's shim died)."""
         self.retries = max(1, retries)
         self.alert = alert
         self.name = name
@@ -373,7 +377,11 @@ class Runner:
             return self._final()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop.set())
+        # A local run's shim starts us with both blocked, so a stop sent before this point waits for the handler.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGTERM, signal.SIGINT))
         while not self.stop.is_set():
+            if self.parent is not None and os.getppid() != self.parent:
+                break
             try:
                 with_retries(self.sync.run_pass, retries=self.retries, backoff=FIRST_BACKOFF, wait=self.stop.wait)
             except StoreError as exc:
@@ -432,6 +440,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--retries", type=int, default=RETRIES, help=f"attempts of a pass (default {RETRIES})")
     parser.add_argument("--exclude", action="append", default=[], help="a top-level name of DIR not to send")
     parser.add_argument("--alert", action="store_true", help="a failing store is also a warning alert of the run")
+    parser.add_argument("--while-parent", action="store_true", help="end (with the final sync) when the parent does")
     args = parser.parse_args(argv)
     if args.every is not None and not args.every > 0:
         parser.error("--every must be a number of seconds above 0")
@@ -449,7 +458,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     local = Path(local_arg).expanduser().absolute()
     sync = Sync(args.direction, local, store, args.exclude)
-    return Runner(sync, every=args.every, retries=args.retries, alert=args.alert, name=name and str(name)).main()
+    parent = os.getppid() if args.while_parent else None
+    name = name and str(name)
+    return Runner(sync, every=args.every, retries=args.retries, alert=args.alert, name=name, parent=parent).main()
 
 
 if __name__ == "__main__":

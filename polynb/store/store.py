@@ -48,6 +48,7 @@ from polynb.store.records import (
     run_from_row,
     to_ts,
 )
+from polynb.store.remote import ARTIFACTS_STORE_KEY, StoreAccess, access, recorded_store
 
 _SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs"  # noqa: S608 -- a constant column list
 _INSERT_EVENT = "INSERT INTO events (at, run_uuid, dag_uuid, kind, payload) VALUES (?, ?, ?, ?, ?)"
@@ -80,12 +81,19 @@ class Store:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str] | None = None, *, artifacts_root: str | os.PathLike[str] | None = None
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        artifacts_root: str | os.PathLike[str] | None = None,
+        artifacts_store: StoreAccess | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else db_path()
         self.artifacts_root = Path(artifacts_root).absolute() if artifacts_root is not None else None
         """Recorded in the meta of every run this store creates (unless it has one): where the local executor
         puts the run's artifacts for good, whatever the configuration says later. None: the default root."""
+        self.artifacts_store = artifacts_store
+        """The bucket every new local run is synced to (recorded in its meta, without credentials), and the
+        connection that reaches it from here. None: runs stay on this machine only."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._pool = ConnectionPool(self.path)
         self._checkpointer = Checkpointer(self._pool.get)
@@ -164,9 +172,12 @@ class Store:
         return created
 
     def _with_root(self, new: NewRun) -> NewRun:
-        if self.artifacts_root is None or ARTIFACTS_ROOT_KEY in new.meta:
-            return new
-        return replace(new, meta={**new.meta, ARTIFACTS_ROOT_KEY: str(self.artifacts_root)})
+        meta = dict(new.meta)
+        if self.artifacts_root is not None and ARTIFACTS_ROOT_KEY not in meta:
+            meta[ARTIFACTS_ROOT_KEY] = str(self.artifacts_root)
+        if self.artifacts_store is not None and ARTIFACTS_STORE_KEY not in meta:
+            meta[ARTIFACTS_STORE_KEY] = self.artifacts_store.record.to_meta()
+        return new if meta == new.meta else replace(new, meta=meta)
 
     def create_run(self, run: NewRun, *, at: datetime | None = None) -> RunRecord:
         """Create one run; see ``create_runs``."""
@@ -381,6 +392,15 @@ class Store:
         run without one (created before a root was configured) or an unknown run."""
         row = self._pool.get().execute("SELECT meta FROM runs WHERE uuid = ?", (uuid,)).fetchone()
         return recorded_root(loads(row[0]) if row is not None else {})
+
+    def artifacts_store_of(self, uuid: str) -> StoreAccess | None:
+        """The bucket store recorded for run ``uuid`` when it was created, reached with this store's connection
+        of the same name (else with the environment alone); None for a run kept on this machine only."""
+        row = self._pool.get().execute("SELECT meta FROM runs WHERE uuid = ?", (uuid,)).fetchone()
+        record = recorded_store(loads(row[0]) if row is not None else {})
+        if record is None:
+            return None
+        return access(record, self.artifacts_store.connection if self.artifacts_store is not None else None)
 
     @staticmethod
     def _load(conn: sqlite3.Connection, uuid: str) -> RunRecord:

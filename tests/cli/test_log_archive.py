@@ -115,18 +115,6 @@ def test_a_bucket_store_keeps_the_logs_when_the_local_copy_is_gone(cli: Cli, mot
     assert "nor any logs" in missing.stderr and "artifacts store lake (s3://runs-bucket/team)" in missing.stderr
 
 
-def test_a_store_that_fails_loses_nothing_and_the_warning_names_it(cli: Cli, moto: MotoServer) -> None:
-    _config(cli, _s3_config(moto, "never-made"))  # no such bucket: every upload fails
-    job = cli.write("job.yaml", JOB)
-    result = cli.run("run", "-f", str(job), "-P", "word=kept")
-    assert result.returncode == 0, result.stderr
-    assert "logs not archived to the artifacts store lake (s3://never-made/team)" in result.stderr
-    with cli.store() as store:
-        uuid = store.list_runs()[0].uuid
-    assert "they stay in " + str(cli.home / "artifacts" / uuid / "logs") in result.stderr
-    assert "said kept" in cli.run("logs", uuid).stdout
-
-
 K8S_JOB = """
 version: 1.1
 kind: component
@@ -167,3 +155,22 @@ def test_kubernetes_logs_outlive_the_pods_and_reach_a_second_home(cli: Cli, tmp_
             shown = cli.run("logs", ref)
             assert shown.returncode == 0, shown.stderr
             assert shown.stdout == here.stdout
+
+
+def test_a_store_that_fails_loses_nothing_and_the_warning_names_it(cli: Cli, tmp_path: Path) -> None:
+    # On Kubernetes a host-path store is not where runs execute, so nothing refuses it at submission: a folder that
+    # cannot be written fails the engine's upload, and the archive under $POLYNB_HOME keeps the logs.
+    (cli.tmp / "a-file").write_text("")
+    with executing(tmp_path / "k8s") as emulator:
+        folder = cli.tmp / "a-file"
+        _config(cli, f"connections:\n  - {{name: shared, kind: host_path, schema: {{hostPath: {folder}}}}}\n"
+                     "artifactsStore: shared\n")  # fmt: skip
+        assert emulator.kubeconfig is not None
+        cli.extra_env.update({"KUBECONFIG": str(emulator.kubeconfig), "POLYNB_K8S_PORT_FORWARD": "0"})
+        result = cli.run("run", "-f", str(cli.write("job.yaml", K8S_JOB)), "--executor", "kubernetes")
+        assert result.returncode == 0, result.stderr
+        with cli.store() as store:
+            uuid = store.list_runs()[0].uuid
+        assert f"run {uuid}: logs not archived to the artifacts store shared ({cli.tmp / 'a-file'})" in result.stderr
+        assert f"they stay in {cli.home / 'artifacts' / uuid / 'logs'}" in result.stderr
+        assert "said from the pod" in cli.run("logs", uuid).stdout

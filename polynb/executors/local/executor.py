@@ -74,6 +74,8 @@ from polynb.executors.local.layout import (
     SPEC_FILE,
     STATUS_FILE,
     STOP_FILE,
+    STORE_SYNC_LOG,
+    STORE_SYNCED_FILE,
     TENSORBOARD_DIR,
     init_log_index,
 )
@@ -81,6 +83,7 @@ from polynb.executors.local.ports import PortAllocator
 from polynb.executors.local.shim import proc_start_time, status_line
 from polynb.log_archive import LogArchive
 from polynb.store.paths import artifacts_dir, check_uuid, default_artifacts_root, polynb_home
+from polynb.store.remote import StoreAccess
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,11 @@ log = logging.getLogger(__name__)
 TAIL_INTERVAL: Final = 0.25
 """How often the status file of a re-attached live run is re-read (no pipe to it any more)."""
 STOP_SLACK: Final = 5.0
+STORE_GRACE: Final = 120.0
+"""Seconds the shim waits for a run's final sync to its bucket store before it gives up on it (the files stay in
+the run's folder, and the run gets a warning)."""
+STORE_CONNECTION_ENV: Final = "POLYNB_STORE_CONNECTION"
+""":data:`polynb.runtime.store_sync.CONNECTION_ENV` (not imported: the sync's module loads fsspec)."""
 """After ``grace`` plus this, a shim that has not ended the run itself is killed by the engine."""
 _LOG_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _UUID = re.compile(r"[0-9a-f]{32}")
@@ -136,15 +144,22 @@ class LocalExecutor:
         host: str = "127.0.0.1",
         python: str = sys.executable,
         artifacts_root_of: Callable[[str], Path] | None = None,
+        artifacts_store_of: Callable[[str], StoreAccess | None] | None = None,
+        store_grace: float = STORE_GRACE,
         log_archive: LogArchive | None = None,
     ) -> None:
         """``artifacts_root_of``: a run's artifacts root by uuid, the one recorded in the store when the run was
         created (``Store.artifacts_root_of``); without it every run's is ``$POLYNB_HOME/artifacts``.
-        ``log_archive``: the artifacts store where each run's logs are copied when it ends, before its final
-        status is delivered (a host-path store that is the run's own root already holds them)."""
+        ``artifacts_store_of``: the bucket a run is synced to (``Store.artifacts_store_of``), None for none.
+        ``log_archive``: the artifacts store where the logs of a run that is not synced to a bucket are copied when
+        it ends, before its final status is delivered (a host-path store that is the run's own root already holds
+        them); its bucket, if it is one, is where ``artifacts``/``paths`` init entries fetch what is not here."""
         self.log_archive = log_archive
         self._archiving: set[threading.Thread] = set()
         self._root_of = artifacts_root_of or (lambda _uuid: default_artifacts_root())
+        self._store_of = artifacts_store_of or (lambda _uuid: None)
+        self.store_grace = store_grace
+        self._catch_ups: list[threading.Thread] = []
         self.base_dir = Path(base_dir or os.getcwd()).resolve()
         self.readiness_timeout = readiness_timeout
         self.sidecar_grace = sidecar_grace
@@ -218,7 +233,7 @@ class LocalExecutor:
         try:
             # Ours until the shim inherits it: no other shim of this run may start, and what an earlier
             # attempt left is ours to clear (a stale shim file would name the wrong process).
-            for stale in (STOP_FILE, SHIM_FILE):
+            for stale in (STOP_FILE, SHIM_FILE, STORE_SYNCED_FILE):
                 with contextlib.suppress(FileNotFoundError):
                     (internal / stale).unlink()
             (internal / OP_FILE).write_text(json.dumps(op.to_dict(), indent=1, default=str))
@@ -325,6 +340,8 @@ class LocalExecutor:
             "sidecar_grace": self.sidecar_grace,
             "stop_grace": self.stop_grace,
             "status_offset": status_offset,
+            "store": self._store_sync(op.uuid, placement.run_artifacts_path, final=False),
+            "store_grace": self.store_grace,
         }
 
     def _bucket_store(self) -> dict[str, Any] | None:
@@ -334,6 +351,25 @@ class LocalExecutor:
         if archive is None or archive.bucket is None or archive.connection is None:
             return None
         return dict(archive.connection)
+
+    def _store_sync(self, uuid: str, run_dir: str, *, final: bool) -> dict[str, Any] | None:
+        """The process that syncs the run's folder to its bucket store (:mod:`polynb.runtime.store_sync`): every
+        ``artifactsSyncInterval`` seconds while the shim lives, then once more; or (``final``) once."""
+        store = self._store_of(uuid)
+        if store is None:
+            return None
+        argv = [self.python, "-m", "polynb.runtime.store_sync", "up", "--source", run_dir,
+                "--target", store.record.run_url(uuid), "--exclude", INTERNAL_DIR, "--exclude", STATUS_FILE,
+                "--alert"]  # fmt: skip
+        if not final:
+            argv += ["--every", f"{store.record.every:g}", "--while-parent"]
+        path = os.environ.get("PYTHONPATH")
+        env = {
+            **store.env(),
+            STORE_CONNECTION_ENV: json.dumps(dict(store.connection), default=str),
+            "PYTHONPATH": PACKAGE_ROOT + (os.pathsep + path if path else ""),
+        }
+        return {"name": "store-sync", "argv": argv, "env": env, "cwd": run_dir, "connection": store.record.name}
 
     def _run_roots(self, op: CompiledOp) -> dict[str, str]:
         """The artifacts roots of the other runs the op's init entries read (``tensorboard`` uuids, ``artifacts``
@@ -474,7 +510,10 @@ class LocalExecutor:
                 watch.done.wait(self.stop_grace + STOP_SLACK + 5.0)
         self._watcher.close()
         with self._lock:
+            catch_ups, self._catch_ups = self._catch_ups, []
             archiving = [t for t in self._archiving if t is not threading.current_thread()]
+        for thread in catch_ups:  # a final sync left to do is done before the engine goes
+            thread.join(self.store_grace + STOP_SLACK)
         for thread in archiving:  # each upload is bounded by the store client's timeouts and retries
             thread.join()
         with self._lock:
@@ -565,7 +604,8 @@ class LocalExecutor:
             at=float(line.get("at") or time.time()),
         )
         archive = self.log_archive
-        if watch.final and archive is not None and not archive.holds(watch.run_dir / LOGS_DIR):
+        synced = self._store_of(watch.uuid) is not None  # its folder, logs included, goes to the bucket already
+        if watch.final and archive is not None and not synced and not archive.holds(watch.run_dir / LOGS_DIR):
             # Off the watcher thread (an upload may take seconds); the final status follows the archive, so a
             # run reported final has its logs in the store (or a warning saying they stayed here).
             thread = threading.Thread(target=self._archive_then_deliver, args=(watch, update, archive),
@@ -614,7 +654,43 @@ class LocalExecutor:
                     watch.forked = False
                 self._watcher.add(watch)
                 return
+        self._catch_up(watch)
         watch.done.set()
+
+    def _catch_up(self, watch: _Watch) -> None:
+        """Redo the final sync of a run whose shim did not finish it (killed, or the machine went down): in a
+        thread of its own, since the watcher serves every run."""
+        if (watch.run_dir / INTERNAL_DIR / STORE_SYNCED_FILE).exists():
+            return
+        sync = self._store_sync(watch.uuid, str(watch.run_dir), final=True)
+        if sync is None:
+            return
+        thread = threading.Thread(target=self._final_sync, args=(watch, sync), name=f"polynb-store-sync-{watch.uuid}")
+        with self._lock:
+            self._catch_ups = [t for t in self._catch_ups if t.is_alive()] + [thread]
+        thread.start()
+
+    def _final_sync(self, watch: _Watch, sync: dict[str, Any]) -> None:
+        import subprocess
+
+        log_path = watch.run_dir / INTERNAL_DIR / STORE_SYNC_LOG
+        try:
+            env = {**os.environ, **watch_env(watch), **sync["env"]}
+            with open(log_path, "ab") as out:
+                done = subprocess.run(sync["argv"], env=env, stdout=out, stderr=subprocess.PIPE,
+                                      timeout=self.store_grace, check=False)  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            why = str(exc)
+        else:
+            with contextlib.suppress(OSError):
+                (watch.run_dir / INTERNAL_DIR / STORE_SYNCED_FILE).write_text(
+                    "done\n" if done.returncode == 0 else f"failed {done.returncode}\n"
+                )
+            if done.returncode == 0:
+                return
+            why = done.stderr.decode("utf-8", "replace").strip() or f"exit code {done.returncode}"
+        log.warning("run %s: artifacts store %s: the final sync failed (%s); the run's files are kept at %s",
+                    watch.uuid, sync["connection"], why, watch.run_dir)  # fmt: skip
 
     def _write_verdict(self, watch: _Watch) -> None:
         """End a run whose shim died without a final status (under the run's lock: one writer, one seq)."""
@@ -791,6 +867,11 @@ def _container(
         "env": {**(connection_env or {}), **dict(spec.env)},
         "cwd": str(base_dir / spec.working_dir) if spec.working_dir else str(base_dir),
     }
+
+
+def watch_env(watch: _Watch) -> dict[str, str]:
+    """What the sync of a run needs of the run's own variables (its warnings go to the run's events file)."""
+    return {"POLYAXON_RUN_OUTPUTS_PATH": str(watch.outputs_dir), "POLYAXON_RUN_UUID": watch.uuid}
 
 
 def read_outputs(outputs_dir: Path) -> tuple[dict[str, Any] | None, str]:

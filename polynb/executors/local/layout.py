@@ -42,6 +42,11 @@ STOP_FILE = "stop"
 """The grace period of a requested stop, read by the shim when SIGTERM arrives."""
 SHIM_LOG = "shim.log"
 """The shim's own stderr (tracebacks of executor bugs)."""
+STORE_SYNC_LOG = "store-sync.log"
+"""The output of the process syncing the run's folder to its bucket artifacts store (if it has one)."""
+STORE_SYNCED_FILE = "store-synced"
+"""Written by the shim once it tried the final sync to the bucket store (``done`` or ``failed <code>``): a run
+without it lost its shim before that, and the engine that ends the run does the final sync."""
 
 KEPT = (LOGS_DIR, OUTPUTS_DIR, STATUS_FILE)
 """What ``cleanup()`` never removes."""

@@ -34,6 +34,8 @@ from polynb.executors.local.layout import (
     SHIM_FILE,
     STATUS_FILE,
     STOP_FILE,
+    STORE_SYNC_LOG,
+    STORE_SYNCED_FILE,
     init_log,
     sidecar_log,
 )
@@ -186,6 +188,7 @@ class Shim:
         self.env_overlay: dict[str, str] = spec["env"]
         self.seq = 0
         self.live: list[Proc] = []
+        self.store_sync: Proc | None = None  # not in ``live``: it outlives the containers, for the final sync
         self.stopping = False
         self.write_identity()
         self.status_fd = os.open(os.path.join(self.run_dir, STATUS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -228,7 +231,7 @@ class Shim:
 
     # -- processes -----------------------------------------------------------------------------------
 
-    def spawn(self, container: dict[str, Any], log_name: str) -> Proc:
+    def spawn(self, container: dict[str, Any], log_name: str, logs_dir: str | None = None) -> Proc:
         argv: list[str] = list(container["argv"])
         if not argv:
             raise RunFailed("SpawnFailed", f"container {container['name']!r} has no command")
@@ -236,7 +239,7 @@ class Shim:
         env.update(self.env_defaults)
         env.update(container["env"])
         env.update(self.env_overlay)
-        log = os.path.join(self.logs_dir, log_name)
+        log = os.path.join(logs_dir or self.logs_dir, log_name)
         cwd: str = container["cwd"]
         try:
             # posix_spawn has no cwd argument; the shim is single-threaded and uses absolute paths only.
@@ -255,7 +258,7 @@ class Shim:
                     (os.POSIX_SPAWN_DUP2, log_fd, 2),
                 ],
                 setsid=True,
-                setsigmask=(),
+                setsigmask=container.get("sigmask", ()),
                 setsigdef=CHILD_DEFAULT_SIGNALS,
             )
         except OSError as exc:
@@ -351,12 +354,70 @@ class Shim:
             traceback.print_exc()
             self.terminate(self.live, 1.0)
             status, reason, message = "failed", "ExecutorError", f"{type(exc).__name__}: {exc}"
+        try:
+            self.finish_store_sync()  # before the final status: a warning it raises is read with the run's events
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
         self.emit(status, reason, message)
         return 0
+
+    # -- the bucket artifacts store ------------------------------------------------------------------
+
+    def start_store_sync(self) -> None:
+        """Start syncing the run's folder to its bucket store (``python -m polynb.runtime.store_sync``)."""
+        sync = self.spec.get("store")
+        if sync is None:
+            return
+        # SIGTERM stays pending until the sync has its handler: a run shorter than its start-up still gets
+        # its final sync.
+        sync = {**sync, "sigmask": (_signal.SIGTERM, _signal.SIGINT)}
+        try:
+            proc = self.spawn(sync, STORE_SYNC_LOG, self.internal)
+        except RunFailed as exc:
+            self.store_warning(f"the sync could not start: {exc.message}")
+            return
+        self.live.remove(proc)
+        self.store_sync = proc
+
+    def finish_store_sync(self) -> None:
+        """Ask the sync for its final pass and wait for it (``store_grace`` at most)."""
+        proc, self.store_sync = self.store_sync, None
+        if proc is None:
+            return
+        killpg(proc.pid, _signal.SIGTERM)
+        poller = select.poll()
+        poller.register(proc.pidfd, select.POLLIN)
+        grace = float(self.spec["store_grace"])
+        late = not poller.poll(grace * 1000)
+        if late:
+            killpg(proc.pid, _signal.SIGKILL)
+        _, status = os.waitpid(proc.pid, 0)
+        os.close(proc.pidfd)
+        code = os.waitstatus_to_exitcode(status)
+        if late:
+            self.store_warning(f"the final sync did not end within {grace:g} s")
+        elif code not in (0, 1):  # 1: the sync said why itself, as a warning of the run
+            self.store_warning(f"the sync ended with {exit_description(code)}")
+        # The final sync was tried: an engine must not redo it (a failed one has warned already).
+        with open(os.path.join(self.internal, STORE_SYNCED_FILE), "w") as f:
+            f.write("done\n" if code == 0 else f"failed {code}\n")
+
+    def store_warning(self, what: str) -> None:
+        """A ``warning`` alert of the run naming the store's connection and where the files are kept."""
+        sys.path.insert(0, self.spec["package_root"])
+        os.environ["POLYAXON_RUN_OUTPUTS_PATH"] = self.env_overlay["POLYAXON_RUN_OUTPUTS_PATH"]
+        from polynb.runtime.tracking import alert
+
+        name = self.spec["store"]["connection"]
+        message = f"artifacts store {name}: {what}; the run's files are kept at {self.run_dir}"
+        alert("warning", message, connection=name, path=self.run_dir, reason="ArtifactsStoreUnreachable")
 
     def run(self) -> tuple[str, str, str]:
         spec = self.spec
         self.emit("starting", "Initializing" if spec["init"] else "Starting")
+        self.start_store_sync()
         for index, step in enumerate(spec["init"]):
             self.check_stop()
             self.run_init(index, step)
