@@ -60,7 +60,6 @@ class KubernetesSection(BaseModel):
     tools_image: StrictStr | None = None
     git_image: StrictStr | None = None
     store_image: StrictStr | None = None
-    store_sync_interval: Seconds | None = None
     store_grace: StrictInt | None = None
     artifacts_claim: StrictStr | None = None
     security_profile: Literal["default", "restricted"] | None = None

@@ -130,41 +130,33 @@ class LogArchive:
 
     def read(self, uuid: str) -> list[str] | None:
         """The archived log lines of run ``uuid`` (its containers in order), or None when the store has none."""
-        if _UUID.fullmatch(uuid) is None:
+        chosen = ordered_logs(self._names(uuid))
+        if not chosen:
             return None
         if self.folder is not None:
             folder = self.folder / uuid / LOGS_DIR
             try:
-                names = [p.name for p in folder.iterdir() if p.is_file()]
-            except OSError:
-                return None
-            chosen = ordered_logs(names)
-            if not chosen:
-                return None
-            return [line for n in chosen for line in _lines((folder / n).read_bytes())]
-        fs = self._fs()
-        prefix = self._key(uuid)
-        try:
-            names = [str(p).rsplit("/", 1)[-1] for p in fs.ls(prefix, detail=False)]
-        except FileNotFoundError:
-            return None
-        except Exception as exc:
-            raise ArchiveError(self._describe(exc)) from None
-        chosen = ordered_logs(names)
-        if not chosen:
-            return None
+                return [line for n in chosen for line in _lines((folder / n).read_bytes())]
+            except OSError as exc:
+                raise ArchiveError(f"{self}: {folder}: {exc.strerror or exc}") from None
+        fs, prefix = self._fs(), self._key(uuid)
         try:
             return [line for n in chosen for line in _lines(fs.cat_file(f"{prefix}/{n}"))]
         except Exception as exc:
             raise ArchiveError(self._describe(exc)) from None
 
+    def has(self, uuid: str) -> bool:
+        """Whether the store has logs of run ``uuid`` (one listing, nothing read)."""
+        return bool(ordered_logs(self._names(uuid)))
+
     def find(self, ref: str) -> list[str]:
-        """The uuids of runs the store has logs for that are ``ref`` or start with it (one listing of the root)."""
+        """The uuids of runs the store has logs for that are ``ref`` or start with it (one listing of the root,
+        then one of each match's logs folder)."""
         ref = ref.strip().lower().replace("-", "")
         if _HEX.fullmatch(ref) is None or len(ref) > 32:
             return []
         if len(ref) == 32:
-            return [ref] if self.read(ref) is not None else []
+            return [ref] if self.has(ref) else []
         if self.folder is not None:
             try:
                 names = [e.name for e in os.scandir(self.folder) if e.is_dir()]
@@ -180,7 +172,24 @@ class LogArchive:
             except Exception as exc:
                 raise ArchiveError(self._describe(exc)) from None
         found = sorted(n for n in names if _UUID.fullmatch(n) and n.startswith(ref))
-        return [u for u in found if self.read(u) is not None]
+        return [u for u in found if self.has(u)]
+
+    def _names(self, uuid: str) -> list[str]:
+        """The file names in the run's logs folder of the store ([] when there is none)."""
+        if _UUID.fullmatch(uuid) is None:
+            return []
+        if self.folder is not None:
+            try:
+                return [p.name for p in (self.folder / uuid / LOGS_DIR).iterdir() if p.is_file()]
+            except OSError:
+                return []
+        fs = self._fs()
+        try:
+            return [str(p).rsplit("/", 1)[-1] for p in fs.ls(self._key(uuid), detail=False)]
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise ArchiveError(self._describe(exc)) from None
 
     # -- helpers ------------------------------------------------------------------------------------------
 

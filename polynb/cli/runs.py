@@ -1,6 +1,8 @@
 """``polynb ls``, ``logs``, ``events`` and ``stop``: what the store recorded, read from any process.
 
-RUN is a uuid, a unique uuid prefix, or a run name (the latest run of that name).
+RUN is a uuid, a unique uuid prefix, or a run name (the latest run of that name). ``logs`` also reads the artifacts
+store's archive (:mod:`polynb.log_archive`): for a run whose pod or folder is gone, and for a run this home has no
+record of (another home's, by uuid or unique prefix).
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--limit", "-n", type=int, default=50, help="at most this many top-level runs (default 50)")
     p.set_defaults(func=cmd_ls)
 
-    p = subparsers.add_parser("logs", help="print the logs of a run (of every op of a DAG)")
+    p = subparsers.add_parser(
+        "logs", help="print the logs of a run (of every op of a DAG); also from the artifacts store's archive"
+    )
     p.add_argument("run", metavar="RUN", help="uuid, uuid prefix or run name (latest)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing until the run is final")
     p.set_defaults(func=cmd_logs)

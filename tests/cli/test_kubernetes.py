@@ -209,3 +209,19 @@ def test_the_k8s_flags_go_to_a_background_run_too(tmp_path: Path) -> None:
     assert values == {"artifacts_claim": "shared", "security_profile": "restricted", "keep_finished": True}
     argv = run_argv(tmp_path / "p.yaml", [], executor="kubernetes", json_out=False, stop_services=False, extra=extra)
     assert argv[-5:] == ["--k8s-artifacts-claim", "shared", "--k8s-security-profile", "restricted", "--k8s-keep"]
+
+
+def test_a_bucket_store_whose_credentials_secret_is_missing_refuses_the_run(cli: Cli, emulator: Emulator) -> None:
+    cli.home.mkdir(parents=True, exist_ok=True)
+    (cli.home / "config.yaml").write_text(
+        "artifactsStore: runs\n"
+        "connections:\n"
+        "  - {name: runs, kind: s3, schema: {bucket: 's3://team-runs/polynb'}, secret: {name: aws-creds}}\n"
+    )
+    path = str(cli.write("tb.yaml", TENSORBOARD_DAG))
+    refused = cli.run("run", "-f", path, "--executor", "kubernetes")
+    assert refused.returncode == 1
+    message = " ".join(refused.stderr.split())
+    assert "config.yaml:1:17: connection 'runs' (the artifacts store, s3://team-runs/polynb)" in message
+    assert "Secret 'aws-creds', which does not exist in namespace 'default'" in message
+    assert cli.runs() == [] and emulator.objects("jobs") == [] and emulator.objects("pods") == []

@@ -131,6 +131,7 @@ class _Run:
     follower: EventFollower | None = None
     store: bool = False
     """The pod has the artifacts store's sync sidecars: its final status waits for their last sync."""
+    store_warned: bool = False
 
 
 def _store_config(s: KubernetesSettings) -> dict[str, Any]:
@@ -345,8 +346,7 @@ class KubernetesExecutor:
         if self.settings.artifacts_claim or not artifact_reads:
             return
         if store is not None:
-            fetched = (": init tensorboard", ": init artifacts", ": init paths")
-            unsynced = [r for r in artifact_reads if not r.endswith(fetched)]
+            unsynced = [r for r in artifact_reads if not storesync.pulled(r)]
             if not unsynced:
                 # TensorBoard pulls its runs' event files from the bucket (storesync.py), `artifacts`/`paths` init
                 # entries fetch their sources from it (init.py)
@@ -602,6 +602,8 @@ class KubernetesExecutor:
             # The main container ended; the store's sidecars make their last sync (the kubelet stopped them):
             # the run is final once its files are in the store, so a reader of the store finds them all.
             return
+        if run.store and observed.final and kind != "DELETED":
+            self._store_failed(run, pod)
         if run.stop_requested:
             if observed.status == "succeeded" and observed.at is not None and observed.at < int(run.stop_at):
                 # It ended by itself before the stop was asked (finishedAt has whole seconds: a finish in the
@@ -623,6 +625,36 @@ class KubernetesExecutor:
             self._workers.submit(self._delete_run_objects, run, 0)
         elif observed.status == "running" and observed.ready and run.ports and run.url is None:
             self._workers.submit(self._publish_url, run)
+
+    def _store_failed(self, run: _Run, pod: dict[str, Any]) -> None:
+        """The store's sync sidecar ended in failure (its last sync did not reach the bucket): the run gets a
+        ``warning`` alert (``alert_warning``, reason ``ArtifactsStoreUnreachable``, as the local executor's sync
+        raises) before its final status, and the pod is kept: its artifacts folder holds the only copy."""
+        failure = _store_failure(pod)
+        if failure is None or run.store_warned:
+            return
+        run.store_warned = True
+        store = self.settings.artifacts_store
+        deleting = run.stop_requested or bool(pod["metadata"].get("deletionTimestamp"))
+        if not deleting:
+            run.keep = True
+        folder = f"{k8s_manifests.ARTIFACTS_ROOT}/{run.uuid}"
+        where = "lost with the pod, which is being deleted" if deleting else f"kept in pod {run.pod} ({folder})"
+        name = f" {store.name!r} ({store.url})" if store is not None else ""
+        message = f"the artifacts store{name} did not get the run's last files ({failure}); they are {where}"
+        log.warning("run %s: %s", run.uuid, message)
+        sink = self._event_sink
+        if sink is None:
+            return
+        payload = {"message": message, "reason": "ArtifactsStoreUnreachable", "path": folder}
+        if store is not None:
+            payload["connection"] = store.name
+        if run.pod is not None and not deleting:
+            payload["pod"] = run.pod
+        try:
+            sink(run.uuid, [{"kind": "alert_warning", "at": time.time(), "payload": payload, "seq": 0}])
+        except Exception:
+            log.exception("run %s: the store's warning could not be delivered", run.uuid)
 
     def _pull_grace(self, run: _Run, observed: Observed) -> Observed:
         """``ImagePullBackOff`` stays a ``warning`` for ``image_pull_grace`` seconds from the first failed pull."""
@@ -1222,6 +1254,20 @@ def _store_syncing(pod: dict[str, Any], main: str) -> bool:
         for s in status.get("initContainerStatuses") or ()
         if isinstance(s, dict)
     )
+
+
+def _store_failure(pod: dict[str, Any]) -> str | None:
+    """What the store's ``up`` sidecar said when it exited with an error (None: it did not)."""
+    for s in (pod.get("status") or {}).get("initContainerStatuses") or ():
+        if not isinstance(s, dict) or s.get("name") != storesync.UP:
+            continue
+        term = (s.get("state") or {}).get("terminated") or {}
+        code = term.get("exitCode")
+        if code in (0, None):
+            return None
+        detail = " ".join(str(term.get("message") or "").split())[-500:]
+        return f"container {storesync.UP} exited with code {code}" + (f": {detail}" if detail else "")
+    return None
 
 
 def _visible(lines: Iterable[str]) -> Iterator[str]:

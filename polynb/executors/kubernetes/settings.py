@@ -112,8 +112,9 @@ class KubernetesSettings:
     store_image: str | None = None
     """The image of the store's sidecars: one with polynb installed (``python -m polynb.runtime.store_sync``).
     Default: ``polynb:<version of this polynb>``, the image ``docker/Dockerfile`` builds, tagged so."""
-    store_sync_interval: float = 10.0
-    """Seconds between two syncs of a run's artifacts folder to (or from) a bucket store."""
+    store_sync_interval: float = 5.0
+    """Seconds between two syncs of a run's artifacts folder to (or from) a bucket store (the config file's
+    ``artifactsSyncInterval``, as for the local executor)."""
     store_grace: int = 120
     """``terminationGracePeriodSeconds`` of a pod with a store sidecar: the time its last sync has, once the
     main container has ended (the kubelet stops sidecars after it) or the pod is deleted."""

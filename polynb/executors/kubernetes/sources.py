@@ -81,6 +81,8 @@ def resolve(
         # A bucket: every pod syncs its artifacts folder there through a sidecar (storesync.py).
         values["artifacts_store"] = BucketStore.of(store)
         origins["artifacts_store"] = config.where("artifactsStore")
+        # One interval for both executors (validated by the config file: more than 0).
+        values["store_sync_interval"] = config.artifacts_sync_interval
     for name, value in config.kubernetes.items():
         values[name] = value
         origins[name] = config.where("kubernetes", name)

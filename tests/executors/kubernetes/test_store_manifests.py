@@ -64,7 +64,7 @@ def test_every_pod_syncs_its_artifacts_folder_up_from_a_native_sidecar() -> None
     assert syncer["image"] == "polynb:9"
     assert syncer["command"] == [
         "python", "-m", "polynb.runtime.store_sync", "up",
-        "--source", f"/plx-context/artifacts/{UUID}", "--target", f"s3://team-runs/polynb/{UUID}", "--every", "10",
+        "--source", f"/plx-context/artifacts/{UUID}", "--target", f"s3://team-runs/polynb/{UUID}", "--every", "5",
     ]  # fmt: skip
     # Credentials: the secret's keys as variables, the connection's env; no shell line anywhere.
     assert syncer["envFrom"] == [{"secretRef": {"name": "aws-creds"}}]
@@ -90,7 +90,7 @@ def test_a_tensorboard_pod_pulls_the_event_files_of_the_runs_it_shows() -> None:
     folder = f"{EXPERIMENT}/outputs/tensorboard"
     assert pull["command"][3:] == [
         "down", "--source", f"s3://team-runs/polynb/{folder}", "--target", f"/plx-context/artifacts/{folder}",
-        "--every", "10",
+        "--every", "5",
     ]  # fmt: skip
     assert pull["restartPolicy"] == "Always" and pull["envFrom"] == [{"secretRef": {"name": "aws-creds"}}]
     # The kubelet's 12 KiB of termination messages are shared by 4 containers now.
@@ -131,11 +131,13 @@ def test_an_artifacts_store_naming_a_bucket_is_the_store_of_every_pod() -> None:
         "artifactsStore: runs\n"
         "connections:\n  - {name: runs, kind: s3, schema: {bucket: 's3://team-runs'}, secret: {name: aws-creds}}\n"
     )
+    text += "artifactsSyncInterval: 2.5\n"  # one interval for both executors
     resolved = resolve(environ={"POLYNB_K8S_STORE_IMAGE": "reg/polynb:2"}, config=parse_config(text, "config.yaml"))
     store = resolved.settings.artifacts_store
     assert store is not None and (store.name, store.url) == ("runs", "s3://team-runs")
     assert resolved.origin("artifacts_store") == "config.yaml:1:17"
     assert resolved.settings.artifacts_claim is None and resolved.settings.store_image == "reg/polynb:2"
+    assert resolved.settings.store_sync_interval == 2.5
 
 
 def test_the_default_store_image_is_polynbs_own_tagged_with_its_version() -> None:

@@ -29,11 +29,13 @@ from kubernetes import client, config
 from support.s3kit import KEYS, MotoServer
 
 from polynb.cli.run import load_pipeline
+from polynb.compiler.pipeline import build_pipeline
 from polynb.executors.kubernetes.executor import KubernetesExecutor
 from polynb.executors.kubernetes.sources import resolve
 from polynb.lifecycle import Status
 from polynb.scheduler.engine import Engine
 from polynb.scheduler.events import EngineEvent
+from polynb.spec.load import load_text
 from polynb.store import RunRecord, Store
 
 GUARD = 180.0
@@ -71,8 +73,7 @@ def store_config(kind: str, moto: MotoServer, interval: float) -> str:
             f"    schema: {{bucket: 's3://{BUCKET}/polynb'}}\n"
             "    secret: {name: aws-creds}\n"  # the keys, as the cluster keeps them
             f"    env: [{{name: AWS_ENDPOINT_URL, value: '{moto.url}'}}, {{name: AWS_REGION, value: us-east-1}}]\n"
-            "kubernetes:\n"
-            f"  store_sync_interval: {interval}\n"
+            f"artifactsSyncInterval: {interval}\n"
         )
     return "artifactsStore: shared\nconnections:\n  - {name: shared, kind: volume_claim, schema: {claimName: shared}}\n"
 
@@ -212,3 +213,57 @@ def test_a_finished_experiments_last_sync_is_in_the_bucket_when_its_status_is_fi
         assert set(cluster.ops(uuid)["experiment"].outputs) == {"loss", "accuracy", "epochs"}
         cluster.engine.stop(cluster.ops(uuid)["tensorboard"].uuid)  # the service would serve until its timeout
         assert cluster.engine.wait(uuid, timeout=GUARD, include_services=True) == "succeeded"
+
+
+UNTIL_THE_STORE_IS_GONE = """
+kind: component
+name: writer
+run:
+  kind: job
+  container:
+    image: python:3.11-slim
+    command: [python3, -c]
+    args:
+      - |
+        import os, pathlib, socket, sys, time
+        port = int(sys.argv[1])
+        while True:  # the test stops the store's server; the op then writes its result and ends
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except OSError:
+                break
+            time.sleep(0.1)
+        out = pathlib.Path(os.environ["POLYAXON_RUN_OUTPUTS_PATH"])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "model.txt").write_text("weights")
+      - "{{ port }}"
+inputs: [{name: port, type: int}]
+"""
+
+
+def test_a_store_that_fails_at_the_last_sync_alerts_and_keeps_the_pod_with_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = MotoServer().start()
+    server.fs().mkdir(BUCKET)
+    try:
+        with open_cluster(tmp_path, monkeypatch, server, "s3", interval=3600) as cluster:
+            component = load_text(UNTIL_THE_STORE_IS_GONE, "writer.yaml")
+            pipeline = build_pipeline(component, params={"port": server.port}, base_dir=tmp_path)
+            uuid = cluster.engine.submit(pipeline)
+            testkit.eventually(lambda: cluster.store.get_run(uuid).status == Status.RUNNING, what="the op running")
+            server.stop()  # the store goes away while the op runs
+            assert cluster.engine.wait(uuid, timeout=GUARD) == "succeeded"  # the op itself did its work
+            [alert] = [e for e in cluster.store.events(run_uuid=uuid) if e.kind == "alert_warning"]
+            payload = alert.payload
+            assert (payload["reason"], payload["connection"]) == ("ArtifactsStoreUnreachable", "runs")
+            assert payload["path"] == f"/plx-context/artifacts/{uuid}"
+            message = str(payload["message"])
+            assert "the artifacts store 'runs' (s3://team-runs/polynb) did not get the run's last files" in message
+            assert "container store-sync exited with code 1" in message and "Could not connect" in message
+            assert f"they are kept in pod {payload['pod']}" in message
+            # The pod is kept: its artifacts folder (an emptyDir) holds the only copy of model.txt.
+            [job] = cluster.emulator.objects("jobs")
+            assert job["metadata"]["labels"]["polynb.io/run"] == uuid
+    finally:
+        server.stop()
