@@ -75,7 +75,7 @@ def check(connection: Mapping[str, Any], environ: Mapping[str, str] | None = Non
             return Check(name, kind, "failed", f"{path}: not readable by this user")
         return Check(name, kind, "ok", f"{path} is a readable directory")
     if kind == "git":
-        return _check_git(name, str(schema["url"]), env)
+        return _check_git(name, str(schema["url"]), {**env, **connection_env(connection)})
     if kind in BUCKET_KINDS:
         return _check_bucket(connection, env)
     if kind == "volume_claim":
@@ -102,8 +102,11 @@ def _check_bucket(connection: Mapping[str, Any], env: Mapping[str, str]) -> Chec
 def _check_git(name: str, url: str, env: Mapping[str, str]) -> Check:
     # ls-remote reads the refs only: it proves the url answers (and the credentials, if any, work) without cloning.
     quiet = {**env, "GIT_TERMINAL_PROMPT": "0"}
+    # With POLYAXON_GIT_CREDENTIALS (the connection's env, or this process's) git asks the helper, which reads them
+    # from its environment: they are in no argument.
+    helper = ["-c", "credential.helper=", "-c", GIT_CREDENTIAL_HELPER] if env.get(GIT_CREDENTIALS) else []
     try:
-        done = subprocess.run(["git", "ls-remote", "--heads", "--", url], capture_output=True, text=True,
+        done = subprocess.run(["git", *helper, "ls-remote", "--heads", "--", url], capture_output=True, text=True,
                               env=quiet, timeout=_GIT_TIMEOUT, check=False)  # fmt: skip
     except FileNotFoundError:
         return Check(name, "git", "unchecked", "git is not installed here")
@@ -159,6 +162,12 @@ def cluster_env_refusal(k8s: Mapping[str, Any], where: str) -> str | None:
     return None
 
 
+GIT_CREDENTIAL_HELPER: Final = (
+    'credential.helper=!f() { test "$1" = get || exit 0; echo "username=${POLYAXON_GIT_CREDENTIALS%%:*}"; '
+    'echo "password=${POLYAXON_GIT_CREDENTIALS#*:}"; }; f'
+)
+"""A ``git -c`` setting: a credential helper (a fixed shell function) answering git with the user and token of
+``POLYAXON_GIT_CREDENTIALS`` from its environment, so the secret is in no argument, url or log line."""
 INIT_SOURCE_KINDS: Final = ("git", "s3", "gcs", "wasb", "host_path")
 """Connections an init entry's ``connection`` may name: a repository to clone, a bucket or a folder to copy from."""
 GIT_CREDENTIALS: Final = "POLYAXON_GIT_CREDENTIALS"

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from polynb.compiler.types import InitStep
+from polynb.connections import GIT_CREDENTIAL_HELPER
 
 INIT_SCRIPT: Final = r"""
 import json, os, shutil, sys
@@ -71,15 +72,15 @@ else:
 """
 
 GIT_SCRIPT: Final = (
-    'set -e; url="$1"; dest="$2"; rev="$3"; shift 3; rm -rf "$dest"; mkdir -p "$(dirname "$dest")"; '
+    'set -e; url="$1"; dest="$2"; rev="$3"; helper="$4"; shift 4; rm -rf "$dest"; mkdir -p "$(dirname "$dest")"; '
     'if [ -n "${POLYAXON_GIT_CREDENTIALS:-}" ]; then '
-    # git's credential helper, a fixed function reading the variable when git asks: the secret is in no
-    # argument, url or log line.
-    'set -- -c credential.helper= -c \'credential.helper=!f() { test "$1" = get || exit 0; '
-    'echo "username=${POLYAXON_GIT_CREDENTIALS%%:*}"; echo "password=${POLYAXON_GIT_CREDENTIALS#*:}"; }; f\' '
-    'clone "$@"; else set -- clone "$@"; fi; '
-    'git "$@" -- "$url" "$dest"; if [ -n "$rev" ]; then git -C "$dest" checkout --quiet "$rev"; fi'
+    'git -c credential.helper= -c "$helper" clone "$@" -- "$url" "$dest"; '
+    'else git clone "$@" -- "$url" "$dest"; fi; '
+    'if [ -n "$rev" ]; then git -C "$dest" checkout --quiet "$rev"; fi'
 )
+"""The git entry's script; its arguments: url, destination, revision, the credential helper
+(:data:`~polynb.connections.GIT_CREDENTIAL_HELPER`, used when ``POLYAXON_GIT_CREDENTIALS`` is set: the connection's
+secret or env), then the flags."""
 FETCH_MODULE: Final = "polynb.runtime.bucket_fetch"
 STORE_CONNECTION_ENV: Final = "POLYNB_STORE_CONNECTION"
 
@@ -139,7 +140,7 @@ def init_container(
         return {
             "name": name,
             "image": git_image,
-            "command": ["sh", "-c", GIT_SCRIPT, "git-init", url, dest, revision, *flags],
+            "command": ["sh", "-c", GIT_SCRIPT, "git-init", url, dest, revision, GIT_CREDENTIAL_HELPER, *flags],
             "_env": {"GIT_TERMINAL_PROMPT": "0"},
         }
     payload = {
