@@ -148,14 +148,6 @@ def parse_chmod(value: str | int, mode: int) -> int:
     return mode
 
 
-ASKPASS = """#!/bin/sh
-# git asks for a username, then a password: both from $POLYAXON_GIT_CREDENTIALS (user:token), never from a file.
-case "$1" in
-  Username*) printf '%s\\n' "${POLYAXON_GIT_CREDENTIALS%%:*}" ;;
-  *) printf '%s\\n' "${POLYAXON_GIT_CREDENTIALS#*:}" ;;
-esac
-"""
-"""The askpass helper git runs for credentials: a fixed script; the secret is in its environment only."""
 GIT_CREDENTIALS = "POLYAXON_GIT_CREDENTIALS"
 
 
@@ -178,11 +170,9 @@ def _git(step: _Step) -> list[Command]:
     if env.get(GIT_CREDENTIALS):
         # git asks the helper, which reads the credentials from its environment: they are in no argv, no url
         # and no log; no credential helper of the user's may keep them.
-        askpass = os.path.join(step.run_dir, INTERNAL_DIR, "git-askpass")
-        with open(os.open(askpass, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700), "w", encoding="utf-8") as f:
-            f.write(ASKPASS)
-        env["GIT_ASKPASS"] = askpass
-        clone = ["git", "-c", "credential.helper=", "clone", *flags, "--", url, dest]
+        from polynb.connections import GIT_CREDENTIAL_HELPER
+
+        clone = ["git", "-c", "credential.helper=", "-c", GIT_CREDENTIAL_HELPER, "clone", *flags, "--", url, dest]
         step.log(f"git: credentials of connection {spec['connection']['name']} ({GIT_CREDENTIALS})")
     commands: list[Command] = [(clone, env)]
     revision = spec.get("revision")
