@@ -180,11 +180,12 @@ def init_source_problem(connection: Mapping[str, Any], init_kind: str) -> str | 
     ``connection`` (None: it can)."""
     name, kind = connection["name"], str(connection.get("kind"))
     if kind not in INIT_SOURCE_KINDS:
-        return f"connection {name} is a {kind} connection; an init entry reads one of: {', '.join(INIT_SOURCE_KINDS)}"
+        return f"connection {name} is of kind {kind}; an init entry reads one of: {', '.join(INIT_SOURCE_KINDS)}"
     if kind == "git" and init_kind not in ("git", ""):
         return f"connection {name} is a git repository: write `git:` (revision, flags) or nothing with it"
     if kind != "git" and init_kind not in ("artifacts", "paths", ""):
-        return f"connection {name} is a {kind} connection: write `artifacts:` (files, dirs) or `paths:` with it"
+        what = "a folder" if kind == "host_path" else f"a bucket ({kind})"
+        return f"connection {name} is {what}: write `artifacts:` (files, dirs), `paths:` or nothing with it"
     return None
 
 

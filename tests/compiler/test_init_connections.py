@@ -62,8 +62,8 @@ def test_an_unknown_connection_is_a_check_error_at_its_line(
 @pytest.mark.parametrize(
     ("init", "message"),
     [
-        ("connection: claim", "connection claim is a volume_claim connection; an init entry reads one of: git,"),
-        ("{connection: lake, git: {revision: v1}}", "connection lake is a s3 connection: write `artifacts:`"),
+        ("connection: claim", "connection claim is of kind volume_claim; an init entry reads one of: git,"),
+        ("{connection: lake, git: {revision: v1}}", "connection lake is a bucket (s3): write `artifacts:`"),
         ("{connection: repo, artifacts: {dirs: [x]}}", "connection repo is a git repository: write `git:`"),
     ],
 )
@@ -121,3 +121,13 @@ def test_a_bucket_connection_compiles_to_a_copy(config: Path) -> None:
     assert (whole.kind, whole.path) == ("artifacts", "cache")  # all of it, in a folder named for it
     with pytest.raises(CompileError, match=r"run\.init\[0\]\.connection: no connection named nope"):
         compile_reader(OP.replace("connection: INIT", "connection: nope"))
+
+
+def test_without_a_config_file_an_init_connection_is_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("POLYNB_CONFIG", raising=False)
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    code, _ = _check(tmp_path, "connection: repo")
+    assert code == 0
+    assert "connection repo is not checked: no config file" in capsys.readouterr().err
