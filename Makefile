@@ -64,6 +64,7 @@ bench: venv polyaxon-venv
 	POLYAXON_PYTHON=$(abspath $(PX_PY)) $(PY) bench/spec_check.py
 	$(PY) bench/scheduler.py
 	$(PY) bench/kubernetes.py
+	$(PY) bench/kubernetes_store.py
 	$(PY) bench/notebook.py
 	$(PY) bench/sweep.py
 	$(PY) bench/events.py

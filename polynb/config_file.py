@@ -127,7 +127,7 @@ class ConfigModel(BaseModel):
     kubernetes: KubernetesSection | None = None
     connections: list[ConnectionSection] | None = None
     artifacts_store: StrictStr | None = Field(default=None, alias="artifactsStore")
-    artifacts_sync_interval: Seconds | None = Field(default=None, alias="artifactsSyncInterval", gt=0)
+    artifacts_sync_interval: StrictFloat | None = Field(default=None, alias="artifactsSyncInterval", gt=0)
 
 
 DEFAULT_SYNC_INTERVAL: Final = 5.0

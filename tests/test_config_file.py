@@ -58,6 +58,8 @@ def test_an_empty_or_comment_only_file_sets_nothing() -> None:
             "artifactsStore, artifactsSyncInterval, connections, kubernetes",
         ),
         ("kubernetes: [a]\n", "c.yaml:1:13: kubernetes: Input should be a valid dictionary"),
+        ("artifactsSyncInterval: 0\n", "c.yaml:1:24: artifactsSyncInterval: Input should be greater than 0"),
+        ("artifactsSyncInterval: often\n", "c.yaml:1:24: artifactsSyncInterval: Input should be a valid number"),
     ],
 )
 def test_every_problem_has_its_position(text: str, expected: str) -> None:
@@ -192,3 +194,8 @@ def test_an_unusable_host_path_store_is_refused_at_its_line(tmp_path: Path) -> N
         assert str(caught.value).startswith(
             f"{path}:5:24: connections[0].schema.hostPath: connection shared (the artifactsStore): {target} {problem}"
         )
+
+
+def test_the_sync_interval_of_a_bucket_store_defaults_to_5_seconds() -> None:
+    assert parse_config("artifactsSyncInterval: 0.5\n", "c.yaml").artifacts_sync_interval == 0.5
+    assert parse_config("kubernetes: {}\n", "c.yaml").artifacts_sync_interval == 5.0

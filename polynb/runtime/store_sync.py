@@ -35,7 +35,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, BinaryIO, Final, Protocol, TypeVar
 
 from polynb.buckets import BUCKET_KINDS, Bucket, BucketError, bucket_of
 
@@ -99,26 +99,23 @@ class FolderSide:
 
     def put(self, local: Path, rel: str, size: int, mtime: float) -> None:
         dest = self.root / rel
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            _copy_atomic(local, dest, size, mtime)
-        except FileNotFoundError:
-            if not local.exists():
-                raise
-            raise StoreError(f"{self.root}: cannot write {rel}: no such folder") from None
-        except OSError as exc:
-            if not local.exists():
-                raise FileNotFoundError(str(local)) from None
-            raise StoreError(f"{self.root}: cannot write {rel}: {exc.strerror or exc}") from None
+        with open(local, "rb") as src:  # a local error (gone, unreadable) is the caller's, not the store's
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                _copy_atomic(src, dest, size, mtime)
+            except OSError as exc:
+                raise StoreError(f"{self.root}: cannot write {rel}: {exc.strerror or exc}") from None
 
     def get(self, rel: str, local: Path) -> None:
-        source = self.root / rel
         try:
-            st = source.stat()
+            src = open(self.root / rel, "rb")  # noqa: SIM115 - closed below, errors told apart from the local side's
+            size = os.fstat(src.fileno()).st_size
         except OSError as exc:
             raise StoreError(f"{self.root}: cannot read {rel}: {exc.strerror or exc}") from None
-        local.parent.mkdir(parents=True, exist_ok=True)
-        _copy_atomic(source, local, st.st_size, st.st_mtime)
+        with src:
+            mtime = os.fstat(src.fileno()).st_mtime
+            local.parent.mkdir(parents=True, exist_ok=True)
+            _copy_atomic(src, local, size, mtime)
 
 
 class BucketSide:
@@ -148,10 +145,12 @@ class BucketSide:
 
     def put(self, local: Path, rel: str, size: int, mtime: float) -> None:
         fs, path = self._fs(), f"{self.bucket.root}/{rel}"
+        data = None
+        if size <= SMALL_FILE:
+            with open(local, "rb") as f:  # a local error (gone, unreadable) is the caller's, not the store's
+                data = f.read(size)  # what the size recorded for this pass says, even if the file grows
         try:
-            if size <= SMALL_FILE:
-                with open(local, "rb") as f:
-                    data = f.read(size)  # what the size recorded for this pass says, even if the file grows
+            if data is not None:
                 fs.pipe_file(path, data)
             else:
                 fs.put_file(str(local), path)
@@ -234,11 +233,11 @@ def _is_file(st: os.stat_result) -> bool:
     return stat.S_ISREG(st.st_mode)
 
 
-def _copy_atomic(source: Path, dest: Path, size: int, mtime: float) -> None:
-    """``size`` bytes of ``source`` to ``dest`` through a temp name beside it, with ``mtime``."""
+def _copy_atomic(src: BinaryIO, dest: Path, size: int, mtime: float) -> None:
+    """``size`` bytes of ``src`` to ``dest`` through a temp name beside it, with ``mtime``."""
     tmp = dest.with_name(f"{dest.name}{_TMP_MARK}{os.getpid()}")
     try:
-        with open(source, "rb") as src, open(tmp, "wb") as out:
+        with open(tmp, "wb") as out:
             left = size
             while left > 0:
                 chunk = src.read(min(left, 1 << 20))
@@ -275,6 +274,7 @@ class Sync:
         self.store = store
         self.excludes = tuple(excludes)
         self.done: dict[str, tuple[int, float]] = {}
+        self.unreadable: dict[str, tuple[int, float]] = {}
         self.primed = False
         self.totals = Totals()
 
@@ -302,6 +302,11 @@ class Sync:
                 self.store.put(path, rel, st.st_size, st.st_mtime)
             except FileNotFoundError:
                 continue  # removed since it was listed
+            except PermissionError as exc:  # this file only: the others still go
+                if self.unreadable.get(rel) != key:
+                    self.unreadable[rel] = key
+                    _say(f"store_sync: {path}: not sent: {exc.strerror or exc}")
+                continue
             self.done[rel] = key
             moved += 1
             self.totals.files += 1

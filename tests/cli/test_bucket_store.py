@@ -13,6 +13,8 @@ import pytest
 from support.clikit import Cli
 from support.s3kit import MotoServer
 
+from polynb.lifecycle import Status
+from polynb.store import Store
 from polynb.store.remote import ARTIFACTS_STORE_KEY
 
 TRAINER = """
@@ -128,3 +130,35 @@ def test_an_unreachable_endpoint_refuses_the_run(cli: Cli, server: MotoServer) -
     assert "connection runs-bucket (the artifactsStore): s3://team-runs" in result.stderr
     assert gone.url in result.stderr
     assert cli.runs() == []
+
+
+SEED = Path(__file__).resolve().parents[2] / "notebooks" / "pipelines" / "experiment-tensorboard.yaml"
+
+
+@pytest.mark.slow
+def test_the_seed_pipelines_event_files_reach_the_bucket_while_the_experiment_trains(
+    cli: Cli, server: MotoServer
+) -> None:
+    _config(cli, "s3://team-runs/seed", server.env())
+    proc = cli.start("run", "-f", str(SEED), "-P", "max_seconds=8", "--stop-services", "--json", "--no-live")
+    seen: dict[str, object] = {}
+
+    def events_in_bucket_while_running(store: Store) -> bool:
+        experiment = cli.op(store, "experiment-tensorboard", "experiment")
+        if experiment is None or experiment.status != Status.RUNNING:
+            return False
+        found = [k for k in _objects(server, f"team-runs/seed/{experiment.uuid}") if "tfevents" in k]
+        if found and store.get_run(experiment.uuid).status == Status.RUNNING:
+            seen.update(uuid=experiment.uuid, keys=found)
+        return bool(seen)
+
+    cli.wait_for(events_in_bucket_while_running, "the experiment's event files in the bucket while it trains")
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    uuid = str(seen["uuid"])
+    local = cli.home / "artifacts" / uuid
+    stored = _objects(server, f"team-runs/seed/{uuid}")
+    for path in (local / "outputs" / "tensorboard").rglob("*tfevents*"):
+        key = str(path.relative_to(local))
+        assert stored[key] == path.read_bytes(), f"{key}: the final sync sent its last state"
+    assert stored["logs/main.log"] == (local / "logs" / "main.log").read_bytes()

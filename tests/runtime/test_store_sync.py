@@ -57,8 +57,12 @@ def until(check: Callable[[], Any], what: str) -> Any:
 
 
 def write(path: Path, text: str) -> Path:
+    """Write ``path`` whole at once (beside, under a name the sync skips, then renamed): a pass never sees it
+    half-written, so the number of uploads a test counts does not depend on the machine's speed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    staged = path.with_name(f"{path.name}.store-sync-staged")
+    staged.write_text(text)
+    os.replace(staged, path)
     return path
 
 
@@ -192,3 +196,16 @@ def test_a_store_that_stops_answering_is_a_warning_alert_and_the_loop_goes_on(tm
     assert alerts[0]["payload"]["path"] == str(tmp_path / "run")
     assert len(alerts) == 1, "one warning per outage, not one per tick"
     assert "retrying at the next tick" in err
+
+
+def test_down_from_a_folder_store_and_bad_arguments(tmp_path: Path) -> None:
+    store = tmp_path / "store" / "u4"
+    write(store / "outputs" / "tensorboard" / "events.out", "events")
+    target = tmp_path / "tb"
+    done = run_sync("down", "--source", str(store), "--target", str(target))
+    assert done.returncode == 0, done.stderr
+    assert (target / "outputs" / "tensorboard" / "events.out").read_text() == "events"
+    bad = run_sync("up", "--source", str(target), "--target", "ftp://host/x")
+    assert (bad.returncode, bad.stderr.count("\n")) == (1, 1)
+    assert "not a store URL" in bad.stderr
+    assert run_sync("up", "--source", str(target), "--target", str(store), "--every", "0").returncode == 2

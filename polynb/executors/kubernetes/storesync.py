@@ -6,11 +6,13 @@ https://kubernetes.io/docs/concepts/workloads/pods/sidecar-containers/) running
 
     python -m polynb.runtime.store_sync up --source <artifacts root>/<uuid> --target <bucket>/<uuid> --every N
 
-in the *store image* (one with polynb installed: ``docker/Dockerfile``). It starts before the main container and
-the kubelet stops it (SIGTERM) after the main container has ended; it then makes one last full sync and exits,
-within the pod's ``terminationGracePeriodSeconds`` (``store_grace``). A TensorBoard pod also gets one
-``store_sync down --every N`` sidecar per run it shows, pulling ``<bucket>/<uuid>/outputs/tensorboard`` into the
-folder its ``tensorboard`` init links (``<artifacts root>/<uuid>/outputs/tensorboard``) while the run trains.
+(under a few lines of ``sh`` that relay the kubelet's SIGTERM, and make the last sync of a sync killed while it
+was still starting: :data:`SYNC_SCRIPT`) in the *store image* (one with polynb installed: ``docker/Dockerfile``).
+It starts before the main container and the kubelet stops it (SIGTERM) after the main container has ended; it
+then makes one last full sync and exits, within the pod's ``terminationGracePeriodSeconds`` (``store_grace``).
+A TensorBoard pod also gets one ``store_sync down --every N`` sidecar per run it shows, pulling
+``<bucket>/<uuid>/outputs/tensorboard`` into the folder its ``tensorboard`` init links
+(``<artifacts root>/<uuid>/outputs/tensorboard``) while the run trains.
 
 Credentials reach the sidecars as Polyaxon's agent gives them to ops: the connection's ``secret`` as ``envFrom``
 (or as files at its ``mountPath``), its ``env`` as variables, and ``POLYNB_STORE_CONNECTION`` (the entry's
@@ -28,7 +30,6 @@ from polynb.compiler.types import CompiledOp
 from polynb.executors.kubernetes.connections import connection_mounts
 from polynb.executors.kubernetes.settings import BucketStore
 
-MODULE: Final = "polynb.runtime.store_sync"
 UP: Final = "store-sync"
 """The name of the sidecar syncing a run's folder up (the first native sidecar: the kubelet stops it last)."""
 DOWN: Final = "store-pull"
@@ -39,6 +40,22 @@ from a bucket store: the ``down`` sidecars pull TensorBoard's, ``artifacts``/``p
 (:mod:`.init`). Any other read still needs the artifacts claim."""
 IMAGE_REPOSITORY: Final = "polynb"
 """The default store image is ``polynb:<version>``: ``docker build -f docker/Dockerfile -t polynb:<version> .``"""
+
+
+SYNC_SCRIPT: Final = (
+    # $1 direction, $2 source, $3 target, $4 seconds: values are arguments, never part of this line.
+    # The kubelet's SIGTERM (after the main container ends) is relayed to the sync, which then syncs once more.
+    # A SIGTERM that comes while Python is still starting (a short op) would kill it before its handler is
+    # set (exit 143) and lose the last sync: then one last sync runs here. As PID 1, sh must trap TERM to see it.
+    'stopping=0; child=; trap \'stopping=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null\' TERM INT; '
+    'python -m polynb.runtime.store_sync "$1" --source "$2" --target "$3" --every "$4" & child=$!; '
+    '[ "$stopping" = 1 ] && kill -TERM "$child" 2>/dev/null; '
+    'while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || break; done; '
+    'if [ "$code" = 143 ] && [ "$stopping" = 1 ]; then '
+    'echo "store_sync: stopped while starting; one last sync" >&2; '
+    'exec python -m polynb.runtime.store_sync "$1" --source "$2" --target "$3"; fi; '
+    'exit "$code"'
+)
 
 
 def default_store_image() -> str:
@@ -97,7 +114,7 @@ def store_containers(
         container: dict[str, Any] = {
             "name": name,
             "image": image,
-            "command": ["python", "-m", MODULE, direction, "--source", source, "--target", target, "--every", every],
+            "command": ["sh", "-c", SYNC_SCRIPT, name, direction, source, target, every],
             "env": [dict(e) for e in env],
             "volumeMounts": [dict(m) for m in linked.mounts],
             # A failed last sync shows in the pod's status with the log's tail (the reason on stderr).

@@ -62,10 +62,12 @@ def test_every_pod_syncs_its_artifacts_folder_up_from_a_native_sidecar() -> None
     syncer = by_name(spec["initContainers"])["store-sync"]
     assert syncer["restartPolicy"] == "Always"  # a native sidecar: the Job completes with its main container
     assert syncer["image"] == "polynb:9"
+    # store_sync up SOURCE TARGET every 5 s, under sh only to relay SIGTERM: the values are arguments.
     assert syncer["command"] == [
-        "python", "-m", "polynb.runtime.store_sync", "up",
-        "--source", f"/plx-context/artifacts/{UUID}", "--target", f"s3://team-runs/polynb/{UUID}", "--every", "5",
+        "sh", "-c", storesync.SYNC_SCRIPT, "store-sync", "up", f"/plx-context/artifacts/{UUID}",
+        f"s3://team-runs/polynb/{UUID}", "5",
     ]  # fmt: skip
+    assert 'python -m polynb.runtime.store_sync "$1" --source "$2" --target "$3" --every "$4"' in storesync.SYNC_SCRIPT
     # Credentials: the secret's keys as variables, the connection's env; no shell line anywhere.
     assert syncer["envFrom"] == [{"secretRef": {"name": "aws-creds"}}]
     env = {e["name"]: e["value"] for e in syncer["env"]}
@@ -88,10 +90,7 @@ def test_a_tensorboard_pod_pulls_the_event_files_of_the_runs_it_shows() -> None:
     assert names == ["init-0-tensorboard", "store-sync", "store-pull-0"]  # linked first, then filled
     pull = by_name(spec["initContainers"])["store-pull-0"]
     folder = f"{EXPERIMENT}/outputs/tensorboard"
-    assert pull["command"][3:] == [
-        "down", "--source", f"s3://team-runs/polynb/{folder}", "--target", f"/plx-context/artifacts/{folder}",
-        "--every", "5",
-    ]  # fmt: skip
+    assert pull["command"][4:] == ["down", f"s3://team-runs/polynb/{folder}", f"/plx-context/artifacts/{folder}", "5"]
     assert pull["restartPolicy"] == "Always" and pull["envFrom"] == [{"secretRef": {"name": "aws-creds"}}]
     # The kubelet's 12 KiB of termination messages are shared by 4 containers now.
     main = spec["containers"][0]

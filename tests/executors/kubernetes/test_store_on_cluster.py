@@ -4,8 +4,12 @@ files, and a TensorBoard started on its ``running`` event) with ``artifactsStore
 * an ``s3`` bucket on a real S3 server (moto, on 127.0.0.1: the emulated pods share the host's network): the
   experiment's sync sidecar (in the image ``docker/Dockerfile`` builds) puts its event files in the bucket while
   it trains, TensorBoard's pull sidecar brings them into its pod, and TensorBoard serves them over HTTP through
-  the executor's port-forward; once stopped, the experiment's last sync leaves its whole folder in the bucket;
+  the executor's port-forward; the TensorBoard run's own folder in the bucket holds no copy of them;
 * a ``volume_claim``: every pod mounts it as its artifacts folder, and TensorBoard serves the same.
+
+And with the bucket: a run's last sync is in the bucket when its status is final (no periodic sync meanwhile),
+also for an op that ends before the sidecar's Python has started; a store that goes away under a running op is an
+``alert_warning`` on the run and its pod is kept with the files.
 
 The settings come from the config file as a user writes it (:func:`polynb.executors.kubernetes.sources.resolve`);
 every manifest is validated by the emulator as the API server would.
@@ -267,3 +271,28 @@ def test_a_store_that_fails_at_the_last_sync_alerts_and_keeps_the_pod_with_the_f
             assert job["metadata"]["labels"]["polynb.io/run"] == uuid
     finally:
         server.stop()
+
+
+QUICK = """
+kind: component
+name: quick
+run:
+  kind: job
+  container:
+    image: busybox:1.36
+    command: [sh, -c, 'mkdir -p "$POLYAXON_RUN_OUTPUTS_PATH" && echo weights > "$POLYAXON_RUN_OUTPUTS_PATH/model.txt"']
+"""
+
+
+def test_an_op_shorter_than_the_sidecars_start_still_has_its_files_in_the_bucket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto: MotoServer
+) -> None:
+    # The op may end (and the kubelet send SIGTERM to the sidecar) while the sync is still starting Python: the
+    # sidecar then makes its last sync all the same, and the run is final after it.
+    with open_cluster(tmp_path, monkeypatch, moto, "s3", interval=3600) as cluster:
+        for _ in range(3):
+            uuid = cluster.engine.submit(build_pipeline(load_text(QUICK, "quick.yaml"), base_dir=tmp_path))
+            assert cluster.engine.wait(uuid, timeout=GUARD) == "succeeded"
+            fs = moto.fs()
+            assert fs.cat(f"{BUCKET}/polynb/{uuid}/outputs/model.txt") == b"weights\n"
+            assert not [e for e in cluster.store.events(run_uuid=uuid) if e.kind == "alert_warning"]
