@@ -133,6 +133,24 @@ CONNECTION_EVENT_KINDS = frozenset({"connection_git_commit", "connection_dataset
 """Kinds a watched connection emits (``ref: connections.NAME``): a pipeline whose top-level ``events`` await them
 runs once per event under ``polynb watch``."""
 CONNECTION_REF_PREFIX = "connections."
+CONNECTION_KIND_EVENTS: dict[str, str] = {
+    "git": "connection_git_commit",
+    "host_path": "connection_dataset_version",
+    "s3": "connection_dataset_version",
+    "gcs": "connection_dataset_version",
+    "wasb": "connection_dataset_version",
+    "registry": "connection_registry_image",
+}
+"""The kind of event each watchable connection kind emits (``polynb.scheduler.sources.kinds`` watches them)."""
+CONNECTION_PAYLOAD_KEYS: dict[str, frozenset[str]] = {
+    "connection_git_commit": frozenset({"connection", "sha", "branch", "url", "message"}),
+    "connection_dataset_version": frozenset(
+        {"connection", "path", "relative_path", "folder", "key", "bucket", "size", "etag", "last_modified"}
+    ),
+    "connection_registry_image": frozenset({"connection", "image", "tag", "registry", "reference"}),
+}
+"""What each connection kind's events carry (docs/semantics.md, "Reactive pipelines"): an input named like one
+of these (or ``event``, the whole payload) is given its value by the event, under ``polynb watch`` and in a DAG."""
 
 UNSUPPORTED_EVENT_KINDS: dict[str, str] = {}
 """Kinds ``polynb check`` refuses, with the reason: none today (every kind of Polyaxon's V1EventKind has a

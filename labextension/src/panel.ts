@@ -8,7 +8,14 @@ import { Widget } from '@lumino/widgets';
 
 import { PolynbManager } from './manager';
 import { IOpSummary, IRunSummary } from './protocol';
-import { IRunsState, countsLabel, isFinal, statusCategory } from './runs';
+import {
+  IRunsState,
+  awaitsApproval,
+  countsLabel,
+  isFinal,
+  statusCategory
+} from './runs';
+import { renderSource } from './sources';
 import { PolynbSession } from './session';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16">
@@ -118,9 +125,18 @@ export class RunsPanel extends Widget {
     item.append(row);
     const meta = el('div', 'polynb-run-meta');
     meta.append(el('span', 'polynb-run-counts', countsLabel(run.counts)));
+    meta.append(...this.approvals(run, run.uuid, state));
     meta.append(...this.actions(run.uuid, run.status, null, state));
     item.append(meta);
 
+    const sources = run.sources ?? [];
+    if (!collapsed && sources.length > 0) {
+      const list = el('ul', 'polynb-sources');
+      for (const source of sources) {
+        list.append(renderSource(source));
+      }
+      item.append(list);
+    }
     if (!collapsed && run.ops.length > 0) {
       const ops = el('ul', 'polynb-ops');
       for (const op of run.ops) {
@@ -129,6 +145,43 @@ export class RunsPanel extends Widget {
       item.append(ops);
     }
     return item;
+  }
+
+  /** Approve / Invalidate for a run or op waiting for an approval (`isApproved: false`). */
+  private approvals(
+    run: IRunSummary,
+    uuid: string,
+    state: IRunsState
+  ): HTMLElement[] {
+    const session = this.session;
+    if (!session?.kernelFeatures.has('approve') || !awaitsApproval(run, uuid)) {
+      return [];
+    }
+    const pending = state.approving.has(uuid);
+    const approve = el(
+      'button',
+      'polynb-action polynb-approve',
+      pending ? 'Approving…' : 'Approve'
+    );
+    approve.title =
+      uuid === run.uuid
+        ? 'Approve every op of this run waiting for an approval'
+        : 'Approve: the op starts once everything else it waits for allows';
+    approve.disabled = pending;
+    approve.onclick = () => {
+      session.approve(uuid, true);
+    };
+    const invalidate = el(
+      'button',
+      'polynb-action polynb-invalidate',
+      'Invalidate'
+    );
+    invalidate.title = 'Invalidate: the op is skipped';
+    invalidate.disabled = pending;
+    invalidate.onclick = () => {
+      session.approve(uuid, false);
+    };
+    return [approve, invalidate];
   }
 
   private renderOp(
@@ -146,6 +199,7 @@ export class RunsPanel extends Widget {
     item.append(name, el('span', 'polynb-op-kind', op.kind));
     const actions = el('span', 'polynb-actions');
     actions.append(
+      ...this.approvals(run, op.uuid, state),
       ...this.actions(op.uuid, op.status, { run, op, url: op.url }, state)
     );
     item.append(actions);

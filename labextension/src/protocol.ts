@@ -15,7 +15,8 @@ export const FRONTEND_FEATURES = [
   'run_update',
   'diagnostics',
   'stop',
-  'logs'
+  'logs',
+  'approve'
 ];
 
 export interface IHello {
@@ -31,6 +32,22 @@ export interface IOpSummary {
   kind: string;
   status: string;
   url: string | null;
+  /** `isApproved: false` and not approved (nor invalidated) yet: an Approve button shows. */
+  awaiting_approval?: boolean;
+}
+
+/** Where events come from outside the run's ops: a connection, custom events, approvals, a run. */
+export type SourceKind = 'connection' | 'emit' | 'approval' | 'run';
+
+export interface ISourceSummary {
+  /** `connections.repo`, `polynb emit`, `polynb approve` or `runs.<uuid>`. */
+  name: string;
+  kind: SourceKind;
+  /** The ops waiting (or that waited) for it. */
+  awaited_by: string[];
+  /** How many events it delivered so far. */
+  events: number;
+  last_event: string | null;
 }
 
 export interface IRunSummary {
@@ -42,6 +59,9 @@ export interface IRunSummary {
   finished_at: string | null;
   counts: Record<string, number>;
   ops: IOpSummary[];
+  /** An op of the run (or the run itself) waits for an approval. */
+  awaiting_approval?: boolean;
+  sources?: ISourceSummary[];
 }
 
 export interface IOpen {
@@ -148,7 +168,35 @@ export function parseOp(v: unknown): IOpSummary | null {
     name: str(v.name) ?? uuid,
     kind: str(v.kind) ?? '',
     status,
-    url: url(v.url)
+    url: url(v.url),
+    ...(v.awaiting_approval === true ? { awaiting_approval: true } : {})
+  };
+}
+
+const SOURCE_KINDS: ReadonlySet<string> = new Set([
+  'connection',
+  'emit',
+  'approval',
+  'run'
+]);
+
+export function parseSource(v: unknown): ISourceSummary | null {
+  if (!isObject(v)) {
+    return null;
+  }
+  const name = optStr(v.name);
+  const kind = str(v.kind);
+  if (name === null || kind === null || !SOURCE_KINDS.has(kind)) {
+    return null;
+  }
+  return {
+    name,
+    kind: kind as SourceKind,
+    awaited_by: Array.isArray(v.awaited_by)
+      ? v.awaited_by.filter((n): n is string => typeof n === 'string')
+      : [],
+    events: nonNegInt(v.events) ?? 0,
+    last_event: optStr(v.last_event)
   };
 }
 
@@ -181,7 +229,16 @@ export function parseRun(v: unknown): IRunSummary | null {
     created_at: optStr(v.created_at),
     finished_at: optStr(v.finished_at),
     counts,
-    ops
+    ops,
+    // optional fields stay absent when the kernel sent none (an older polynb)
+    ...(v.awaiting_approval === true ? { awaiting_approval: true } : {}),
+    ...(Array.isArray(v.sources)
+      ? {
+          sources: v.sources
+            .map(parseSource)
+            .filter((x): x is ISourceSummary => x !== null)
+        }
+      : {})
   };
 }
 

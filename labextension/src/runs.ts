@@ -3,7 +3,7 @@
  * `runs` snapshot after a page reload and unit-tested without a browser.
  */
 
-import { IRunSummary } from './protocol';
+import { IRunSummary, ISourceSummary } from './protocol';
 
 /** Polyaxon's final statuses (polynb/lifecycle.py FINAL): nothing can be stopped there. */
 const FINAL = new Set([
@@ -61,6 +61,8 @@ export interface IRunsState {
   runs: IRunSummary[];
   /** uuids a stop was sent for and whose status has not changed since. */
   stopping: ReadonlySet<string>;
+  /** uuids an approval (or invalidation) was sent for, still awaiting it. */
+  approving: ReadonlySet<string>;
   /** Last `error` from the kernel, shown until the next change. */
   error: string | null;
   /** Whether a kernel with polynb is connected on the comm. */
@@ -71,6 +73,7 @@ export type RunsAction =
   | { type: 'runs'; runs: IRunSummary[] }
   | { type: 'run_update'; run: IRunSummary }
   | { type: 'stop_sent'; uuid: string }
+  | { type: 'approve_sent'; uuid: string }
   | { type: 'error'; message: string }
   | { type: 'connected' }
   | { type: 'reset' };
@@ -78,6 +81,7 @@ export type RunsAction =
 export const EMPTY: IRunsState = {
   runs: [],
   stopping: new Set(),
+  approving: new Set(),
   error: null,
   connected: false
 };
@@ -118,6 +122,38 @@ function settleStops(
   return next ?? stopping;
 }
 
+/** Whether a run or op (by uuid) still waits for an approval in `run`. */
+export function awaitsApproval(run: IRunSummary, uuid: string): boolean {
+  if (uuid === run.uuid) {
+    return run.awaiting_approval === true;
+  }
+  return run.ops.some(o => o.uuid === uuid && o.awaiting_approval === true);
+}
+
+/** Approvals sent whose target no longer waits (approved, invalidated, gone). */
+function settleApprovals(
+  approving: ReadonlySet<string>,
+  runs: IRunSummary[]
+): ReadonlySet<string> {
+  if (approving.size === 0) {
+    return approving;
+  }
+  const still = [...approving].filter(u =>
+    runs.some(r => awaitsApproval(r, u))
+  );
+  return still.length === approving.size ? approving : new Set(still);
+}
+
+/** One external source as the panel lists it: `connections.repo → retrain · 2 events`. */
+export function sourceLabel(source: ISourceSummary): string {
+  const to = source.awaited_by.length
+    ? ` → ${source.awaited_by.join(', ')}`
+    : '';
+  const n = source.events;
+  const events = n === 0 ? 'waiting' : `${n} event${n === 1 ? '' : 's'}`;
+  return `${source.name}${to} · ${events}`;
+}
+
 export function runsReducer(state: IRunsState, action: RunsAction): IRunsState {
   switch (action.type) {
     case 'runs': {
@@ -125,7 +161,15 @@ export function runsReducer(state: IRunsState, action: RunsAction): IRunsState {
       const runs = [...action.runs].sort(newestFirst);
       const known = new Set(runs.flatMap(r => [...statusesOf(r).keys()]));
       const stopping = new Set([...state.stopping].filter(u => known.has(u)));
-      return { ...state, runs, stopping, error: null, connected: true };
+      const approving = settleApprovals(state.approving, runs);
+      return {
+        ...state,
+        runs,
+        stopping,
+        approving,
+        error: null,
+        connected: true
+      };
     }
     case 'run_update': {
       const i = state.runs.findIndex(r => r.uuid === action.run.uuid);
@@ -138,8 +182,14 @@ export function runsReducer(state: IRunsState, action: RunsAction): IRunsState {
         ...state,
         runs,
         stopping: settleStops(state.stopping, before, action.run),
+        approving: settleApprovals(state.approving, runs),
         connected: true
       };
+    }
+    case 'approve_sent': {
+      const approving = new Set(state.approving);
+      approving.add(action.uuid);
+      return { ...state, approving };
     }
     case 'stop_sent': {
       const stopping = new Set(state.stopping);
@@ -148,7 +198,12 @@ export function runsReducer(state: IRunsState, action: RunsAction): IRunsState {
     }
     case 'error':
       // a failed stop must not leave the button disabled forever
-      return { ...state, error: action.message, stopping: new Set() };
+      return {
+        ...state,
+        error: action.message,
+        stopping: new Set(),
+        approving: new Set()
+      };
     case 'connected':
       return state.connected ? state : { ...state, connected: true };
     case 'reset':

@@ -94,6 +94,18 @@ export class PolynbSession {
     return true;
   }
 
+  /**
+   * Approve (or invalidate) a run waiting for it, as `polynb approve|invalidate` does: an op, or a
+   * DAG (every op of it that waits). The change arrives as `run_update`s, a failure as `error`.
+   */
+  approve(uuid: string, approved = true): boolean {
+    if (!this.send({ type: 'approve', uuid, approved })) {
+      return false;
+    }
+    this.dispatch({ type: 'approve_sent', uuid });
+    return true;
+  }
+
   /** Ask for a run's logs (only if the kernel announced the `logs` feature). */
   requestLogs(uuid: string): boolean {
     return this.send({ type: 'logs_request', uuid });

@@ -45,7 +45,12 @@ from polynb.compiler.presets import PresetError, apply_presets
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
 from polynb.compiler.templates import is_template
 from polynb.compiler.trials import unrunnable
-from polynb.lifecycle import CONNECTION_EVENT_KINDS, UNSUPPORTED_EVENT_KINDS
+from polynb.lifecycle import (
+    CONNECTION_EVENT_KINDS,
+    CONNECTION_KIND_EVENTS,
+    CONNECTION_PAYLOAD_KEYS,
+    UNSUPPORTED_EVENT_KINDS,
+)
 from polynb.spec import iotypes
 from polynb.spec.base import is_ref_field
 from polynb.spec.containers import Init
@@ -781,13 +786,7 @@ class _Builder:
                      "`cache` on them", "warning")  # fmt: skip
         for k, event in enumerate(spec.events or ()):
             if event.connection is not None and where != _Where(None, ()):
-                self.add(
-                    where,
-                    ("events", k, "ref"),
-                    f"`{event.ref}` inside a DAG is not supported yet: put it in the pipeline's top-level "
-                    "`events` and run it with `polynb watch -f FILE` (one run per event)",
-                    "unsupported",
-                )
+                self.check_event_connection(event, where / ("events", k))
             for j, kind in enumerate(event.kinds):
                 refused = UNSUPPORTED_EVENT_KINDS.get(kind.value)
                 from_connection = kind.value in CONNECTION_EVENT_KINDS
@@ -903,6 +902,37 @@ class _Builder:
         if refused is not None:
             self.add(where, at, f"{KUBERNETES_ONLY}{refused}; the local executor refuses the op", "warning")
 
+    def check_event_connection(self, event: EventTrigger, where: _Where) -> None:
+        """``{ref: connections.NAME}`` on an op of a DAG: the connection must be in the config file and be able
+        to emit the kinds awaited (a git connection emits ``connection_git_commit``, ...)."""
+        from polynb.config_file import load_config
+
+        try:
+            config = load_config()
+        except SpecErrors as exc:
+            self._spec_errors(exc)
+            return
+        if config.path is None:
+            self.add(where, ("ref",), f"`{event.ref}` is not checked: no config file ($POLYNB_CONFIG or "
+                     "$POLYNB_HOME/config.yaml); the op is skipped unless one names it by then", "warning")  # fmt: skip
+            return
+        by_name = {str(c["name"]): c for c in config.connections}
+        connection = by_name.get(str(event.connection))
+        if connection is None:
+            self.add(where, ("ref",), f"no connection named {event.connection} in {config.path} "
+                     f"(connections: {', '.join(sorted(by_name)) or 'none'})")  # fmt: skip
+            return
+        kind = str(connection.get("kind"))
+        emits = CONNECTION_KIND_EVENTS.get(kind)
+        if emits is None:
+            self.add(where, ("ref",), f"connection {event.connection} is a `{kind}` connection: it cannot be "
+                     f"watched (watchable: {', '.join(sorted(CONNECTION_KIND_EVENTS))})")  # fmt: skip
+            return
+        for j, awaited in enumerate(event.kinds):
+            if awaited.value in CONNECTION_EVENT_KINDS and awaited.value != emits:
+                self.add(where, ("kinds", j), f"connection {event.connection} is a `{kind}` connection: it "
+                         f"emits {emits}, not {awaited.value}")  # fmt: skip
+
     def check_restart_policy(self, run: Job, where: _Where) -> None:
         """``environment.restartPolicy``: Polyaxon puts it in the pod template, so it is kept where Kubernetes
         takes it for a Job (``Never``, ``OnFailure``); retries are ``termination.maxRetries`` (the scheduler's,
@@ -990,8 +1020,14 @@ def coerce(io: IO, value: Any) -> Any:
 
 
 def _given_params(spec: Polyaxonfile) -> set[str]:
-    """Inputs a (refused, but checked) matrix or join gives values to: they are not missing."""
+    """Inputs a (refused, but checked) matrix or join gives values to, or an awaited connection's event (an
+    input named like a payload key, or ``event``): they are not missing."""
     names = {name for join in spec.joins or () for name in join.params or {}}
+    for event in spec.events or ():
+        if event.connection is not None:
+            names.add("event")
+            for kind in event.kinds:
+                names |= CONNECTION_PAYLOAD_KEYS.get(kind.value, frozenset())
     return names
 
 

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 TARGET = "polynb"
 PROTOCOL = 1
-KERNEL_FEATURES = ("open", "runs", "run_update", "diagnostics", "stop", "error", "logs")
+KERNEL_FEATURES = ("open", "runs", "run_update", "diagnostics", "stop", "error", "logs", "approve")
 LOGS_TAIL = 2000
 """At most this many lines of a run's log go to the lab per request (the rest is marked ``truncated``)."""
 
@@ -51,8 +51,11 @@ class LabBridge:
         runs_snapshot: Callable[[], list[dict[str, Any]]],
         create_comm: Callable[..., CommLike] | None = None,
         read_logs: Callable[[str], list[str]] | None = None,
+        on_approve: Callable[[str, bool, Callable[[str], None]], None] | None = None,
     ) -> None:
+        """``on_approve(uuid, approved, on_error)``: the Lab runs panel's Approve/Invalidate (``approve``)."""
         self._on_stop = on_stop
+        self._on_approve = on_approve
         self._runs_snapshot = runs_snapshot
         self._read_logs = read_logs
         self._create_comm = create_comm
@@ -159,10 +162,27 @@ class LabBridge:
                 self._on_stop(uuid)
             except Exception as exc:
                 self._send_to(comm, {"type": "error", "request": "stop", "message": str(exc)})
+        elif kind == "approve":
+            self._approve(comm, str(data.get("uuid") or ""), data.get("approved", True) is not False)
         elif kind == "opened":
             self.opened.add(str(data.get("reuse_key") or ""))
         elif kind == "logs_request":
             self._send_logs(comm, str(data.get("uuid") or ""))
+
+    def _approve(self, comm: CommLike, uuid: str, approved: bool) -> None:
+        """Approve (or invalidate) as ``polynb approve`` does; the change arrives as ``run_update``s, a failure as
+        ``error``."""
+
+        def failed(message: str) -> None:
+            self._send_to(comm, {"type": "error", "request": "approve", "message": message})
+
+        if self._on_approve is None or not uuid:
+            failed("approvals are not available" if uuid else "approve: no uuid")
+            return
+        try:
+            self._on_approve(uuid, approved, failed)
+        except Exception as exc:
+            failed(str(exc))
 
     def _send_logs(self, comm: CommLike, uuid: str) -> None:
         if self._read_logs is None:

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from polynb.lifecycle import (
+    CONNECTION_EVENT_KINDS,
+    CONNECTION_REF_PREFIX,
+    CUSTOM_EVENT_KINDS,
     DONE_EVENT,
     FINAL,
     PIPELINE_KINDS,
@@ -22,9 +25,15 @@ from polynb.lifecycle import (
     is_status_event,
     status_of_event,
 )
+from polynb.scheduler.readiness import APPROVED_EVENT, INVALIDATED_EVENT
 from polynb.store import EventRecord, RunRecord, Store
 
-EdgeKind = Literal["dependency", "param", "event", "hook"]
+EdgeKind = Literal["dependency", "param", "event", "hook", "source"]
+SourceKind = Literal["connection", "emit", "approval", "run"]
+EMIT_SOURCE = "polynb emit"
+"""The node of the custom events sent to the DAG (``ref: dag``: ``polynb.emit`` in a cell, ``polynb emit``)."""
+APPROVAL_SOURCE = "polynb approve"
+"""The node of the approvals its ``isApproved: false`` ops wait for (the Approve buttons, ``polynb approve``)."""
 LOG_KEPT = 200
 """Event log lines kept per run (the widget shows the newest few)."""
 
@@ -41,11 +50,27 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class Marker:
-    """A point on an op's bar: an event another op waited for, or a hook it started."""
+    """A point on an op's bar: an event another op waited for, or a hook it started; on a source's row, an
+    event it delivered."""
 
     at: float
     label: str
-    kind: Literal["event", "hook"]
+    kind: Literal["event", "hook", "source"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    """Where events come from outside the DAG's ops: a connection (``connections.repo``), the custom events
+    sent to the DAG, the approvals, an earlier run (``runs.<uuid>``); a node of the graph, a row of the
+    timeline with a marker per event it delivered."""
+
+    name: str
+    """Its node's name: ``connections.NAME``, :data:`EMIT_SOURCE`, :data:`APPROVAL_SOURCE` or ``runs.UUID``
+    (none is a valid op name, so none collides with one)."""
+    kind: SourceKind
+    awaited_by: tuple[str, ...] = ()
+    """The ops (labels) waiting for it or that waited for it."""
+    markers: tuple[Marker, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +90,8 @@ class OpView:
     hook_of: str | None = None
     """The name of the main run of a hook run."""
     trigger: str | None = None
+    awaiting_approval: bool = False
+    """``isApproved: false`` and neither approved nor invalidated yet, not final: an Approve button shows."""
 
     @property
     def is_final(self) -> bool:
@@ -185,6 +212,8 @@ class RunSnapshot:
     last_seq: int = 0
     sweep: SweepView | None = None
     """Set for a matrix run: its trials (``render.sweep_html`` draws them)."""
+    sources: tuple[SourceView, ...] = ()
+    """The external sources the ops await (``edges`` of kind ``source`` link them to the ops)."""
 
     @property
     def is_final(self) -> bool:
@@ -229,6 +258,8 @@ class RunTracker:
         """The DAG's attempt whose ops are shown (its ``maxRetries`` runs them anew as new runs)."""
         self._superseded: set[str] = set()
         """Runs of earlier attempts (ops and their hooks): in the log, not among the ops."""
+        self._external: list[tuple[str, Marker]] = []
+        """Events from outside the ops (connections, custom events, approvals): (source node, marker)."""
         self._peeked: dict[str, RunRecord] = {}
         """Records read to tell whether a run is an op running a nested DAG, before it is tracked."""
         self._add(root)
@@ -314,6 +345,13 @@ class RunTracker:
                     self._log.append(LogLine(event.seq, at, name, status, p.get("reason"), p.get("message")))
                 continue
             state.emitted.setdefault(event.kind, at)
+            source = _external_source(event, event.run_uuid == self.uuid or state.record.kind == "dag")
+            if source is not None:
+                what = event.payload.get("id") or event.payload.get("name") or event.payload.get("actor") or ""
+                label = f"{event.kind}" + (f" {_clip_id(str(what))}" if what else "")
+                if source == APPROVAL_SOURCE:
+                    label += f" ({self._label(event.run_uuid)})"
+                self._external.append((source, Marker(at, label, "source")))
             if not is_status_event(event.kind):
                 # An artifact, a metric, an alert, an approval, a custom event: a line of the log, its payload
                 # as the why (the timeline keeps to statuses).
@@ -346,6 +384,7 @@ class RunTracker:
         by_uuid = {u: self._label(u) for u in self._order}
         waits = _awaited((self._runs[u].record, by_uuid[u]) for u in self._order)
         ops = [self._view(uuid, by_uuid, waits) for uuid in self._ordered()]
+        source_edges = self._source_edges()
         return RunSnapshot(
             uuid=self.uuid,
             name=root.record.name,
@@ -355,12 +394,44 @@ class RunTracker:
             message=root.message,
             elapsed=elapsed,
             ops=tuple(ops),
-            edges=tuple(self._edges()),
+            edges=tuple(self._edges()) + tuple(source_edges),
             log=tuple(self._log),
             links=tuple(links),
             notes=tuple(notes),
             last_seq=self.last_seq,
             sweep=self._sweep() if root.record.kind == "matrix" else None,
+            sources=self._sources(source_edges),
+        )
+
+    def _source_edges(self) -> list[EdgeView]:
+        """An edge from each external source to each op (of any attempt shown) awaiting it."""
+        edges: list[EdgeView] = []
+        for uuid in self._order:
+            record = self._runs[uuid].record
+            plan = record.meta.get("plan")
+            if uuid == self.uuid or record.hook_of is not None or not isinstance(plan, dict):
+                continue
+            label = self._label(uuid)
+            for trigger in _plan_field(plan, "events") or ():
+                name = _source_of_ref(str(trigger.get("ref", "")))
+                if name is not None:
+                    kinds = " | ".join(sorted(status_of_event(str(k)) for k in trigger.get("kinds", ())))
+                    edges.append(EdgeView(name, label, "source", kinds))
+            if _plan_field(plan, "isApproved") is False:
+                edges.append(EdgeView(APPROVAL_SOURCE, label, "source", "approved"))
+        return edges
+
+    def _sources(self, edges: Iterable[EdgeView]) -> tuple[SourceView, ...]:
+        awaited: dict[str, list[str]] = {}
+        for edge in edges:
+            awaited.setdefault(edge.src, []).append(edge.dst)
+        markers: dict[str, list[Marker]] = {}
+        for name, marker in self._external:
+            markers.setdefault(name, []).append(marker)
+        names = list(dict.fromkeys([*awaited, *markers]))
+        return tuple(
+            SourceView(name, _source_kind(name), tuple(awaited.get(name, ())), tuple(markers.get(name, ())))
+            for name in names
         )
 
     def _sweep(self) -> SweepView:
@@ -464,6 +535,12 @@ class RunTracker:
             outputs=tuple(sorted(record.outputs.items())),
             hook_of=names.get(record.hook_of) if record.hook_of else None,
             trigger=record.hook_trigger,
+            awaiting_approval=(
+                state.status == Status.CREATED.value
+                and isinstance(record.meta.get("plan"), dict)
+                and _plan_field(record.meta["plan"], "isApproved") is False
+                and not ({APPROVED_EVENT, INVALIDATED_EVENT} & set(state.emitted))
+            ),
         )
 
     def _edges(self) -> list[EdgeView]:
@@ -501,11 +578,44 @@ def _plan_field(plan: Mapping[str, Any], name: str) -> Any:
     return None
 
 
+def _source_of_ref(ref: str) -> str | None:
+    """The source node an event ref outside the DAG's ops names (None for ``ops.X``)."""
+    if ref.startswith(CONNECTION_REF_PREFIX) or ref.startswith("runs."):
+        return ref
+    return EMIT_SOURCE if ref == "dag" else None
+
+
+def _source_kind(name: str) -> SourceKind:
+    if name == EMIT_SOURCE:
+        return "emit"
+    if name == APPROVAL_SOURCE:
+        return "approval"
+    return "connection" if name.startswith(CONNECTION_REF_PREFIX) else "run"
+
+
+def _external_source(event: EventRecord, on_a_dag: bool) -> str | None:
+    """The source node an event recorded in the store came from, if it came from outside the ops."""
+    if event.kind in (APPROVED_EVENT, INVALIDATED_EVENT):
+        return APPROVAL_SOURCE
+    if not on_a_dag:
+        return None
+    connection = event.payload.get("connection")
+    if event.kind in CONNECTION_EVENT_KINDS and isinstance(connection, str):
+        return CONNECTION_REF_PREFIX + connection
+    return EMIT_SOURCE if event.kind in CUSTOM_EVENT_KINDS else None
+
+
+def _clip_id(text: str, n: int = 12) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 def _plan_events(plan: Mapping[str, Any]) -> dict[str, set[str]]:
     """``{upstream name: {short event kinds}}`` of a stored op plan (``running`` for ``run_status_running``)."""
     out: dict[str, set[str]] = {}
     for trigger in _plan_field(plan, "events") or ():
         ref = str(trigger.get("ref", ""))
+        if _source_of_ref(ref) is not None:
+            continue  # an external source: its own node (``RunTracker._source_edges``)
         name = ref.removeprefix("ops.")
         out.setdefault(name, set()).update(status_of_event(str(k)) for k in trigger.get("kinds", ()))
     return out

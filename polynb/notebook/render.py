@@ -53,8 +53,9 @@ PROBLEMS = frozenset({"failed", "warning", "unschedulable", "unknown", "retrying
 """Statuses whose reason the widget shows under its header."""
 PROBLEMS_SHOWN = 3
 """The legend's order: a run's life from left to right."""
-EDGE_COLORS = {"dependency": "#78909c", "param": "#78909c", "event": "#ef6c00", "hook": "#78909c"}
-EDGE_DASH = {"event": "6,4", "hook": "2,3"}
+EDGE_COLORS = {"dependency": "#78909c", "param": "#78909c", "event": "#ef6c00", "hook": "#78909c", "source": "#00897b"}
+EDGE_DASH = {"event": "6,4", "hook": "2,3", "source": "6,4"}
+SOURCE_FILL = "#e0f2f1"
 _FONT = 'font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12"'
 # Text outside the coloured boxes follows the notebook's theme (JupyterLab's variable, a dark-grey fallback
 # elsewhere): SVG text is black by default, unreadable on a dark theme.
@@ -80,6 +81,8 @@ class GraphNode:
     kind: str = "job"
     status: str = ""
     """Empty for a graph that did not run (``--dry-run``)."""
+    source: bool = False
+    """An external source (a connection, custom events, approvals): drawn as a rounded, dashed box."""
 
 
 # ---------------------------------------------------------------------------------------------- graph
@@ -182,7 +185,11 @@ def graph_svg(nodes: Sequence[GraphNode], edges: Sequence[EdgeView]) -> str:
         + "".join(
             f'<marker id="polynb-arrow-{kind}" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" '
             f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" fill="{color}"/></marker>'
-            for kind, color in (("plain", EDGE_COLORS["dependency"]), ("event", EDGE_COLORS["event"]))
+            for kind, color in (
+                ("plain", EDGE_COLORS["dependency"]),
+                ("event", EDGE_COLORS["event"]),
+                ("source", EDGE_COLORS["source"]),
+            )
         )
         + "</defs>",
     ]
@@ -201,9 +208,9 @@ def graph_svg(nodes: Sequence[GraphNode], edges: Sequence[EdgeView]) -> str:
         # A zero-length last segment would turn the arrowhead (``orient="auto"``) the wrong way.
         tail = f" L{end:.0f},{ey:.1f}" if end - rx > 0.5 else ""
         dash = f' stroke-dasharray="{EDGE_DASH[edge.kind]}"' if edge.kind in EDGE_DASH else ""
-        arrow = "event" if edge.kind == "event" else "plain"
+        arrow = edge.kind if edge.kind in ("event", "source") else "plain"
         color = EDGE_COLORS.get(edge.kind, EDGE_COLORS["dependency"])
-        width_px = "1.6" if edge.kind == "event" else "1.3"
+        width_px = "1.6" if edge.kind in ("event", "source") else "1.3"
         title = f"{edge.src} → {edge.dst}: {edge.kind}" + (f" ({edge.label})" if edge.label else "")
         out.append(
             f'<path class="polynb-edge polynb-edge-{edge.kind}" d="M{sx:.0f},{sy:.0f} L{lx:.0f},{sy:.0f} '
@@ -213,7 +220,7 @@ def graph_svg(nodes: Sequence[GraphNode], edges: Sequence[EdgeView]) -> str:
         )
         if edge.label:
             label = ("on " if edge.kind == "hook" else "") + edge.label
-            fill = EDGE_COLORS["event"] if edge.kind == "event" else "currentColor"
+            fill = EDGE_COLORS[edge.kind] if edge.kind in ("event", "source") else "currentColor"
             labels.append(
                 f'<text x="{mid:.0f}" y="{(sy + ey) / 2 - 4:.0f}" text-anchor="middle" font-size="10" '
                 f'fill="{fill}">{escape(label)}</text>'
@@ -224,7 +231,10 @@ def graph_svg(nodes: Sequence[GraphNode], edges: Sequence[EdgeView]) -> str:
         title = f"{name} ({node.kind})" + (f": {node.status}" if node.status else "")
         tag = node.kind if node.kind not in ("job", "") else ""
         room = node_w - 14 - (len(tag) * 5.5 + 6 if tag else 0)
-        if node.status == "skipped":  # it never ran: an outline, struck through
+        if node.source:  # outside the DAG: a rounded, dashed box in the sources' colour
+            box = f'fill="{SOURCE_FILL}" stroke="{EDGE_COLORS["source"]}" stroke-dasharray="4,2" rx="10"'
+            text, tag_fill = f'fill="{ink_on(SOURCE_FILL)}"', ink_on(SOURCE_FILL)
+        elif node.status == "skipped":  # it never ran: an outline, struck through
             box = f'fill="none" stroke="{status_color("skipped")}" stroke-dasharray="4,3"'
             text = 'fill="currentColor" fill-opacity="0.65" text-decoration="line-through"'
             tag_fill = "currentColor"
@@ -232,9 +242,11 @@ def graph_svg(nodes: Sequence[GraphNode], edges: Sequence[EdgeView]) -> str:
             fill = status_color(node.status) if node.status else "#eceff1"
             box, text = f'fill="{fill}" stroke="#546e7a" stroke-opacity="0.6"', f'fill="{ink_on(fill)}"'
             tag_fill = ink_on(fill)
+        cls = "polynb-source" if node.source else f"polynb-node polynb-status-{escape(node.status or 'none')}"
+        corner = "" if node.source else 'rx="4" '  # a source's box has its own, rounder corners
         parts = [
-            f'<g class="polynb-node polynb-status-{escape(node.status or "none")}"><rect x="{nx}" y="{ny}" '
-            f'width="{node_w}" height="{node_h}" rx="4" {box}/>'
+            f'<g class="{cls}"><rect x="{nx}" y="{ny}" '
+            f'width="{node_w}" height="{node_h}" {corner}{box}/>'
             f'<text x="{nx + 7}" y="{ny + node_h / 2 + font * 0.36:.1f}" font-size="{font}" {text}>'
             f"{escape(_clip(name, int(room / (font * 0.58))))}</text>"
         ]
@@ -254,7 +266,7 @@ def graph_text(nodes: Sequence[GraphNode], edges: Sequence[EdgeView]) -> str:
     """The graph as text: one line per op with what it waits for (stable: no times, no uuids)."""
     incoming: dict[str, list[str]] = {}
     for edge in edges:
-        if edge.kind == "event":
+        if edge.kind in ("event", "source"):
             how = f"{edge.src} {edge.label}"
         elif edge.kind == "hook":
             how = f"hook of {edge.src} on {edge.label}"
@@ -290,7 +302,10 @@ def timeline_svg(snapshot: RunSnapshot, *, width: int = 760) -> str:
 
     The axis ends on the first round tick past now, so while a run is live the now line walks right
     and the ticks step, rather than everything being stretched to the full width at every update."""
-    ops = list(snapshot.ops[:MAX_TIMELINE_ROWS])
+    ops = list(snapshot.ops[:MAX_TIMELINE_ROWS]) + [
+        OpView(uuid="", name=src.name, kind=src.kind, role="source", status="", markers=src.markers)
+        for src in snapshot.sources
+    ]
     longest = max((len(_row_label(op)) * (1.1 if op.role == "dag" else 1.0) for op in ops), default=4.0)
     label_w = int(min(220, max(90, longest * _CHAR_W + 12)))
     compact = len(ops) > 2 * COMPACT_ROWS
@@ -346,9 +361,9 @@ def timeline_svg(snapshot: RunSnapshot, *, width: int = 760) -> str:
             )
         for marker in op.markers:
             mx, my, r = x(marker.at), y + row_h / 2, row_h * 0.3
-            if marker.kind == "event":  # a diamond
+            if marker.kind in ("event", "source"):  # a diamond
                 points = f"M{mx:.1f},{my - r:.1f} L{mx + r:.1f},{my:.1f} L{mx:.1f},{my + r:.1f} L{mx - r:.1f},{my:.1f}z"
-                stroke = EDGE_COLORS["event"]
+                stroke = EDGE_COLORS[marker.kind]
             else:  # a triangle
                 points = f"M{mx:.1f},{my - r:.1f} L{mx + r:.1f},{my + r:.1f} L{mx - r:.1f},{my + r:.1f} z"
                 stroke = "#263238"
@@ -366,9 +381,10 @@ def timeline_svg(snapshot: RunSnapshot, *, width: int = 760) -> str:
         'stroke-opacity="0.35"/>'
     )
     out.append("</svg>")
-    more = len(snapshot.ops) - len(ops)
+    shown = min(len(snapshot.ops), MAX_TIMELINE_ROWS)
+    more = len(snapshot.ops) - shown
     if more > 0:
-        out.append(f'<div class="polynb-more">… and {more} more ({_counts(snapshot.ops[len(ops) :])})</div>')
+        out.append(f'<div class="polynb-more">… and {more} more ({_counts(snapshot.ops[shown:])})</div>')
     return "".join(out)
 
 
@@ -388,7 +404,8 @@ def legend_html(snapshot: RunSnapshot, *, graph: bool) -> str:
             f'border-radius:2px;vertical-align:-1px;{swatch}"></span> {escape(status)}</span>'
         )
     if graph:
-        for kind, text in (("dependency", "after"), ("event", "on event"), ("hook", "hook")):
+        for kind, text in (("dependency", "after"), ("event", "on event"), ("source", "on external event"),
+                           ("hook", "hook")):  # fmt: skip
             if any(e.kind == kind or (kind == "dependency" and e.kind == "param") for e in snapshot.edges):
                 dash = f' stroke-dasharray="{EDGE_DASH[kind]}"' if kind in EDGE_DASH else ""
                 items.append(
@@ -402,6 +419,9 @@ def legend_html(snapshot: RunSnapshot, *, graph: bool) -> str:
                      "event awaited</span>")  # fmt: skip
     if "hook" in kinds:
         items.append('<span class="polynb-legend-marker">△ hook started</span>')
+    if any(src.markers for src in snapshot.sources):
+        items.append(f'<span class="polynb-legend-marker"><span style="color:{EDGE_COLORS["source"]}">◇</span> '
+                     "external event</span>")  # fmt: skip
     if not snapshot.settled:
         items.append('<span class="polynb-legend-now">┆ now</span>')
     if not items:
@@ -505,7 +525,8 @@ def run_html(snapshot: RunSnapshot) -> str:
         parts.append(f'<div class="polynb-note" style="color:var(--jp-warn-color0, #8d6e00)">⚠ {escape(note)}</div>')
     graph = snapshot.kind == "dag"
     if graph:
-        nodes = [GraphNode(op.name, op.kind, op.status) for op in snapshot.members]
+        nodes = [GraphNode(src.name, src.kind, source=True) for src in snapshot.sources]
+        nodes += [GraphNode(op.name, op.kind, op.status) for op in snapshot.members]
         parts.append(f'<div style="margin:4px 0">{graph_svg(nodes, snapshot.edges)}</div>')
     if snapshot.sweep is not None:
         parts.append(sweep_html(snapshot.sweep))
@@ -556,6 +577,8 @@ def _row_label(op: OpView) -> str:
 
 
 def _describe(op: OpView) -> str:
+    if op.role == "source":
+        return f"{op.name} ({op.kind}): {len(op.markers)} event{'s' * (len(op.markers) != 1)}"
     why = " — ".join(p for p in (op.reason, op.message) if p)
     return f"{op.name} ({op.kind}): {op.status}" + (f" — {why}" if why else "")
 

@@ -105,7 +105,10 @@ class KernelSession:
         self.config = config or SessionConfig()
         self.registry = ComponentRegistry()
         self.bridge = LabBridge(
-            on_stop=self.request_stop, runs_snapshot=self.runs_summary, read_logs=lambda uuid: self.logs(uuid)[0]
+            on_stop=self.request_stop,
+            runs_snapshot=self.runs_summary,
+            read_logs=lambda uuid: self.logs(uuid)[0],
+            on_approve=self.request_approve,
         )
         self.known_runs: list[str] = []
         """Top-level runs started or shown in this kernel, oldest first."""
@@ -392,14 +395,17 @@ class KernelSession:
                 how = remote_events.approve(self.store, self.store.get_run(target), approved=approved, actor=actor)
         return how
 
-    def request_approve(self, uuid: str) -> None:
-        """The widget's Approve button (main thread): approve on the UI thread, never blocking the caller."""
+    def request_approve(self, uuid: str, approved: bool = True, on_error: Callable[[str], None] | None = None) -> None:
+        """The widget's and the Lab runs panel's Approve (or Invalidate) button (main thread): approve on the UI
+        thread, never blocking the caller; ``on_error`` is told why it could not be done."""
 
         def approve() -> None:
             try:
-                self.approve(uuid)
+                self.approve(uuid, approved=approved)
             except Exception as exc:
-                log.warning("could not approve %s: %s", uuid[:12], exc)
+                log.warning("could not %s %s: %s", "approve" if approved else "invalidate", uuid[:12], exc)
+                if on_error is not None:
+                    on_error(str(exc))
 
         self.pump.call(approve)
 
@@ -423,14 +429,25 @@ class KernelSession:
         """Watch ``reactive``'s connections on this kernel's engine: one run per event (``%polyaxon watch``)."""
         from polynb.notebook.watching import WatchHandle
         from polynb.scheduler.watch import Watch, WatchOptions
+        from polynb.store.watches import WatchEvent
 
         self.start()
         options = WatchOptions(name=name or reactive.name, max_runs=max_runs, concurrency=concurrency,
                                catch_up=catch_up)  # fmt: skip
+        listeners: list[Callable[[WatchEvent], None]] = []
+
+        def forward(event: WatchEvent) -> None:  # the handle exists only once the watch does
+            for listener in listeners:
+                listener(event)
+
         watch = Watch(store=self.store, engine=self.engine, sources=reactive.sources, build=reactive.build,
-                      options=options, executor=executor)  # fmt: skip
+                      options=options, executor=executor, on_change=forward)  # fmt: skip
+        handle = WatchHandle(watch, ", ".join(f"{s.name} ({s.kind})" for s in reactive.sources),
+                             ui_call=self.pump.call)  # fmt: skip
+        listeners.append(handle.on_watch_change)
+        unsubscribe = self.engine.subscribe(handle.on_engine_event)
+        handle.on_stop = unsubscribe
         watch.start()
-        handle = WatchHandle(watch, ", ".join(f"{s.name} ({s.kind})" for s in reactive.sources))
         with self._lock:
             self._watches.append(handle)
         return handle
@@ -546,8 +563,26 @@ def summary(snapshot: RunSnapshot) -> dict[str, Any]:
         "elapsed": round(snapshot.elapsed, 3),
         "counts": counts,
         "ops": [
-            {"uuid": op.uuid, "name": op.name, "kind": op.kind, "status": op.status, "url": urls.get(op.uuid)}
+            {
+                "uuid": op.uuid,
+                "name": op.name,
+                "kind": op.kind,
+                "status": op.status,
+                "url": urls.get(op.uuid),
+                "awaiting_approval": op.awaiting_approval,
+            }
             for op in snapshot.members
+        ],
+        "awaiting_approval": any(op.awaiting_approval for op in snapshot.ops),
+        "sources": [
+            {
+                "name": src.name,
+                "kind": src.kind,
+                "awaited_by": list(src.awaited_by),
+                "events": len(src.markers),
+                "last_event": src.markers[-1].label if src.markers else None,
+            }
+            for src in snapshot.sources
         ],
     }
 

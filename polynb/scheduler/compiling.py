@@ -160,7 +160,10 @@ class OpCompiler:
         dag_name: str | None,
         upstream: Mapping[str, str],
         executor: Executor,
+        event_params: Mapping[str, Any] | None = None,
     ) -> Compiled | Bound | Outcome:
+        """``event_params``: what an awaited connection event gives the op's inputs (they win over its params,
+        as an event's values do in a reactive pipeline)."""
         views = _UpstreamViews(self._store, upstream)
         dag_globals = {"uuid": dag_uuid, "name": dag_name, "status": "running"} if dag_uuid else {}
         own = run_globals(uuid=uuid, name=plan.name, project_name=dag_plan.name)
@@ -184,7 +187,11 @@ class OpCompiler:
                 lookup_run=self.lookup_run,
                 # A single-op pipeline's bound params (with -P) are the pipeline's inputs: they win over
                 # the component's defaults. A DAG's ops read the DAG's inputs through `ref: dag` instead.
-                overrides={k: v for k, v in dag_plan.inputs.items() if k not in joined} if dag_uuid is None else None,
+                overrides=(
+                    {k: v for k, v in dag_plan.inputs.items() if k not in joined}
+                    if dag_uuid is None
+                    else dict(event_params or {})
+                ),
                 globals_=own,
             )
         except CompilerError as exc:

@@ -37,6 +37,7 @@ from polynb.compiler.registry import ComponentRegistry
 from polynb.executors.base import Executor, ExecutorUpdate
 from polynb.lifecycle import REASON_STOPPED, Status, is_final
 from polynb.scheduler.compiling import OpCompiler
+from polynb.scheduler.connection_waits import Connections, ConnectionWaits
 from polynb.scheduler.evaluation import DagEvaluator
 from polynb.scheduler.events import EngineEvent
 from polynb.scheduler.executor_checks import check_submission
@@ -47,6 +48,7 @@ from polynb.scheduler.ownership import new_owner
 from polynb.scheduler.plan import DagPlan, plan_from_pipeline_op
 from polynb.scheduler.recovery import Adopter
 from polynb.scheduler.schedules import WALL_CLOCK_RECHECK, Schedules
+from polynb.scheduler.sources.kinds import source_for
 from polynb.scheduler.sources.run_files import parse_event
 from polynb.scheduler.state import EngineState, Settled
 from polynb.scheduler.statuses import Statuses
@@ -116,9 +118,11 @@ class Engine:
         retry_delay: float = DEFAULT_RETRY_DELAY,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         clock_recheck: float = WALL_CLOCK_RECHECK,
+        connections: Connections | None = None,
     ) -> None:
         """``now``: the wall clock schedules tick by (aware UTC; tests inject one); ``clock_recheck``: the
-        longest the engine waits before reading it again while a tick is pending."""
+        longest the engine waits before reading it again while a tick is pending; ``connections``: the
+        ``connections:`` entries a DAG's ops may await (default: read from the config file when needed)."""
         self.store = store
         self.default_executor = default_executor
         self._queue: queue.Queue[object] = queue.Queue()
@@ -159,6 +163,15 @@ class Engine:
         self._nesting = nesting = Nesting(state, statuses, termination)
         submission.start_nested = nesting.start
         self._evaluator.nested_succeeded = nesting.give_outputs
+        self._waits = waits = ConnectionWaits(
+            state,
+            call=lambda fn: self._queue.put(_Call(fn, None)),
+            record=lambda run, kind, payload: intake.record(run, kind, payload),
+            connections=connections or _configured_connections,
+            source_for=source_for,
+            finish=statuses.finish,
+        )
+        stopping.skip_connection_waits = waits.skip_waiting
         self._adopter = Adopter(state, statuses, submission, termination, self._on_update)
         self._adopter.resume_schedule = schedules.resume
         self._adopter.resume_sweep = sweeps.resume
@@ -174,10 +187,14 @@ class Engine:
         self._thread.start()
         self._call(lambda: self._adopter.recover(only))
 
-    def submit(self, pipeline: Pipeline, *, executor: str | None = None) -> str:
+    def submit(
+        self, pipeline: Pipeline, *, executor: str | None = None, created: Callable[[str], None] | None = None
+    ) -> str:
         """Create every run of ``pipeline`` (status ``created``) and start scheduling it.
 
-        Returns the top-level run's uuid: the DAG run, or the run of a single-op pipeline.
+        Returns the top-level run's uuid: the DAG run, or the run of a single-op pipeline. ``created(uuid)`` is
+        called on the engine thread in the transaction that creates the runs: what it writes to the store is
+        committed with them or not at all (a watch marks its event handled so, ``watch``).
         """
         name = executor or self.default_executor
         if name not in self._state.executors:
@@ -204,16 +221,22 @@ class Engine:
         )
         kind = pipeline.kind
         matrix = pipeline.spec.matrix if kind == "single" else None
+
+        def then(uuid: str) -> str:
+            if created is not None:
+                created(uuid)
+            return uuid
+
         if pipeline.schedule is not None:
             (op,) = ops
             sched, scheduled = pipeline.schedule, self._schedules
-            uuid_: str = self._call(lambda: scheduled.create(op, sched, dag_plan, hook_components, name))
+            uuid_: str = self._call(lambda: then(scheduled.create(op, sched, dag_plan, hook_components, name)))
             return uuid_
         if matrix is not None:
             (op,) = ops
-            sweep: str = self._call(lambda: self._sweeps.create(op, matrix, dag_plan, hook_components, name))
+            sweep: str = self._call(lambda: then(self._sweeps.create(op, matrix, dag_plan, hook_components, name)))
             return sweep
-        uuid: str = self._call(lambda: self._submission.create(kind, dag_plan, ops, hook_components, name))
+        uuid: str = self._call(lambda: then(self._submission.create(kind, dag_plan, ops, hook_components, name)))
         return uuid
 
     def stop(self, uuid: str) -> None:
@@ -339,6 +362,7 @@ class Engine:
         self._queue.put(_QUIT)
         self._thread.join()
         self._thread = None
+        self._waits.close()
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -482,6 +506,7 @@ class Engine:
                 dag = state.dags.get(state.dirty_dags.pop())
                 if dag is not None:
                     self._evaluator.evaluate(dag)
+                    self._waits.sync(dag)
             while state.dirty_sweeps:
                 sweep = state.sweeps.get(state.dirty_sweeps.pop())
                 if sweep is not None:
@@ -515,6 +540,13 @@ class Engine:
 
     def _close(self) -> None:
         self._state.closing = True
+
+
+def _configured_connections() -> Sequence[Mapping[str, Any]]:
+    """The config file's ``connections:`` (read when a DAG's op first awaits one, so a new entry is seen)."""
+    from polynb.config_file import load_config
+
+    return load_config().connections
 
 
 __all__ = ["Engine", "EngineEvent", "is_final"]

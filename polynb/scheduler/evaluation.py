@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from polynb.lifecycle import REASON_STOPPED, Status
+from polynb.lifecycle import CONNECTION_REF_PREFIX, REASON_STOPPED, Status
+from polynb.scheduler.connection_waits import received
 from polynb.scheduler.dag_status import counts_status
 from polynb.scheduler.early_stopping import REASON_EARLY_STOPPING, failures_reached, metric_reached
 from polynb.scheduler.readiness import Action, UpstreamState, Verdict, evaluate, evaluate_tallied
@@ -157,6 +158,10 @@ class DagEvaluator:
             # ``ref: dag``: custom events emitted to the running DAG (``polynb.emit``).
             own = state.runs[dag.uuid]
             return UpstreamState(own.status, frozenset(own.emitted))
+        if name.startswith(CONNECTION_REF_PREFIX):
+            # A connection's events, recorded on the DAG run while an op waits for them (``connection_waits``).
+            got = received(state.store, dag).get(name.removeprefix(CONNECTION_REF_PREFIX), {})
+            return UpstreamState(None, frozenset(got))
         if name.startswith("runs."):
             # An event ref to an earlier run: read what the store recorded of it.
             try:

@@ -35,7 +35,11 @@ logger = logging.getLogger(__name__)
 
 OFFSET_KEY = "events_offset"
 SEQ_KEY = "events_seq"
-"""In a run's ``meta``: the last ``seq`` recorded of the events an executor streamed back (:meth:`receive`)."""
+"""In a run's ``meta``: every ``seq`` up to this one is recorded, of the events an executor streamed back
+(:meth:`receive`)."""
+SEEN_KEY = "events_seen"
+"""In a run's ``meta``: the ``seq``s recorded beyond :data:`SEQ_KEY` (the containers of a pod are followed
+each on its own stream, so a later ``seq`` may arrive before an earlier one)."""
 
 
 def events_file(uuid: str, root: Path | None = None) -> Path:
@@ -52,7 +56,7 @@ class EventIntake:
         self.watcher = EventFileWatcher(wake)
         self._offsets: dict[str, int] = {}
         self._files: dict[str, Path] = {}
-        self._seqs: dict[str, int] = {}
+        self._seqs: dict[str, tuple[int, set[int]]] = {}
         self.start_single: Callable[[RunState], None] | None = None
         """``Submission.start_unless_awaiting_approval``: an approved single run starts."""
 
@@ -65,9 +69,9 @@ class EventIntake:
             self.ingest(run)
             self._offsets.pop(run.uuid, None)  # kept in the run's meta: a next attempt reads it back
             self._files.pop(run.uuid, None)
-            if self._seqs.pop(run.uuid, 0):
+            if self._seqs.pop(run.uuid, None) is not None:
                 # A next attempt runs in a new pod, whose events may number from 1 again.
-                self._state.store.set_meta(run.uuid, {SEQ_KEY: 0})
+                self._state.store.set_meta(run.uuid, {SEQ_KEY: 0, SEEN_KEY: []})
         elif not self.watcher.watching(run.uuid) and not self.streamed(run) and self._awaited(run):
             self.watcher.watch(run.uuid, self._events_file(run.uuid), self._offset(run.uuid))
             self.ingest(run)  # what it wrote before the watch began
@@ -114,22 +118,30 @@ class EventIntake:
             if events:
                 logger.warning("run %s: %d event(s) from its executor after it ended: dropped", uuid, len(events))
             return []
-        last = self._seqs.get(uuid)
-        if last is None:
-            last = self._seqs[uuid] = int(self._state.store.get_run(uuid).meta.get(SEQ_KEY, 0) or 0)
+        known = self._seqs.get(uuid)
+        if known is None:
+            meta = self._state.store.get_run(uuid).meta
+            known = (int(meta.get(SEQ_KEY, 0) or 0), {int(s) for s in meta.get(SEEN_KEY) or ()})
+        floor, seen = known[0], set(known[1])
         records = []
         for event in events:
-            if event.seq and event.seq <= last:
+            if event.seq and (event.seq <= floor or event.seq in seen):
                 continue
             if is_status_event(event.kind):
                 logger.warning("run %s: ignoring a status event %s from inside its op", uuid, event.kind)
             else:
                 at = datetime.fromtimestamp(event.at, UTC) if event.at > 0 else None
                 records.append(self.record(run, event.kind, event.payload, at=at))
-            last = max(last, event.seq)
-        if last != self._seqs[uuid]:
-            self._seqs[uuid] = last
-            self._state.store.set_meta(uuid, {SEQ_KEY: last})
+            if event.seq:
+                seen.add(event.seq)
+                while floor + 1 in seen:
+                    floor += 1
+                    seen.discard(floor)
+        if (floor, seen) != known:
+            self._seqs[uuid] = (floor, seen)
+            self._state.store.set_meta(uuid, {SEQ_KEY: floor, SEEN_KEY: sorted(seen)})
+        else:
+            self._seqs[uuid] = known
         return records
 
     def _events_file(self, uuid: str) -> Path:

@@ -45,6 +45,8 @@ class DagState:
     """set once every op is adopted; see ``tallies``"""
     early_seen: set[str] = field(default_factory=set)
     """ops whose final status ``earlyStopping`` has read (each once)"""
+    connection_events: dict[str, dict[str, dict[str, Any]]] | None = None
+    """connection -> kind -> the first payload recorded on the DAG (``connection_waits``; None: not read yet)"""
     early_stop_message: str | None = None
     """Set when ``earlyStopping`` stopped it: it ends with reason ``EarlyStopping`` (``early_stopping``)."""
 

@@ -19,6 +19,7 @@ from polynb.compiler.types import CompiledOp
 from polynb.executors.base import EVENTS_AWAITED_LABEL, ExecutorUpdate, UpdateCallback
 from polynb.lifecycle import REASON_STOPPED, Status
 from polynb.scheduler.compiling import Bound, Compiled, OpCompiler, Outcome
+from polynb.scheduler.connection_waits import event_inputs, payload_for
 from polynb.scheduler.ownership import OWNER_KEY
 from polynb.scheduler.plan import DagPlan, OpPlan
 from polynb.scheduler.readiness import APPROVED_EVENT, INVALIDATED_EVENT, REASON_INVALIDATED
@@ -221,7 +222,17 @@ class Submission:
             dag_name=state.runs[dag.uuid].name if dag else None,
             upstream={n: dag.ops[n] for n in run.plan.upstream if n in dag.ops} if dag else {},
             executor=executor,
+            event_params=self._connection_params(run, dag),
         )
+
+    def _connection_params(self, run: RunState, dag: DagState | None) -> dict[str, Any] | None:
+        """The inputs an awaited connection event gives an op of a DAG (``connection_waits``)."""
+        if dag is None or run.plan is None:
+            return None
+        payload = payload_for(self._state.store, dag, run)
+        if payload is None:
+            return None
+        return event_inputs(payload, run.plan.component.inputs or ())
 
     def prepare(self, run: RunState, dag: DagState | None) -> None:
         """Compile an op; it becomes ``compiled`` and waits for a slot (in its DAG) or is claimed at once.

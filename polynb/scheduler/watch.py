@@ -148,9 +148,14 @@ class Watch:
         return self.options.max_runs is not None and self._submitted >= self.options.max_runs
 
     def _submit(self, event: WatchEvent) -> None:
+        def handled(uuid: str) -> None:
+            # In the transaction that creates the run: a watch killed at any moment has either both (the run
+            # and its event marked) or neither, so a restarted watch never submits an event twice.
+            self.log.mark(event.seq, SUBMITTED, run_uuid=uuid)
+
         try:
             pipeline = self._build(event)
-            uuid = self.engine.submit(pipeline, executor=self._executor)
+            uuid = self.engine.submit(pipeline, executor=self._executor, created=handled)
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             logger.warning(
@@ -162,7 +167,6 @@ class Watch:
         with self._cond:
             self._active.add(uuid)
             self._submitted += 1
-        self.log.mark(event.seq, SUBMITTED, run_uuid=uuid)
         self._changed(event)
 
     # -- engine thread -----------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ no watch ran are handled on the next start. A row goes ``baseline`` (there befor
 not run), or ``pending`` → ``submitted`` (with its run), or ``failed`` (the pipeline could not be built for
 it, with the message).
 
-One gap is left open on purpose: a watch killed between submitting a run and marking its row ``submitted``
-submits it again when it restarts (at least once, never zero times). The table is created on first use
+A row is marked ``submitted`` in the transaction that creates its run (``Engine.submit(created=...)``), so a
+watch killed at any moment leaves both or neither: a restarted watch submits each event exactly once. The
+table is created on first use
 (``CREATE TABLE IF NOT EXISTS``): a store without watches is unchanged and its schema version stays.
 """
 

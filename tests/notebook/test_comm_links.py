@@ -183,3 +183,22 @@ def test_tensorboard_links_proxied_or_direct() -> None:
     other = service("web", Status.RUNNING, "http://127.0.0.1:7000/", ["python", "-m", "http.server"])
     (plain,) = links_for([other], "pipe", base_url="/", mode="always")
     assert plain.kind == "service"
+
+
+def test_approve_and_invalidate_from_the_lab_reach_the_session_and_a_failure_comes_back_as_an_error() -> None:
+    asked: list[tuple[str, bool]] = []
+
+    def approve(uuid: str, approved: bool, on_error: Any) -> None:
+        asked.append((uuid, approved))
+        if uuid == "gone":
+            on_error("no run gone")
+
+    b = LabBridge(on_stop=lambda uuid: None, runs_snapshot=list, on_approve=approve)
+    comm = FakeComm()
+    b._accept(comm, {"content": {"data": {"type": "hello", "protocol": PROTOCOL}}})
+    comm.receive({"type": "approve", "uuid": UUID})
+    comm.receive({"type": "approve", "uuid": UUID, "approved": False})
+    comm.receive({"type": "approve", "uuid": "gone"})
+    assert asked == [(UUID, True), (UUID, False), ("gone", True)]
+    assert comm.sent[-1] == {"type": "error", "request": "approve", "message": "no run gone"}
+    assert "approve" in comm.sent[0]["features"]

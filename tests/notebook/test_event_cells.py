@@ -101,6 +101,10 @@ def test_polyaxon_watch_runs_a_pipeline_per_new_file_in_a_folder(ip: Interactive
         '"{{ path }}"]}}\n'
     )
     watch = cell(ip, "%polyaxon watch -f ingest.yaml --max-runs 1")
+    live = watch.widget()  # the live list a front end with widgets shows
+    assert "no event yet" in live.value
+    bundle = watch._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and bundle["text/plain"] == watch.text()
     import time
 
     deadline = time.monotonic() + GUARD
@@ -115,7 +119,11 @@ def test_polyaxon_watch_runs_a_pipeline_per_new_file_in_a_folder(ip: Interactive
     assert get_session().wait(uuid, timeout=GUARD) == "succeeded"
     assert get_session().store.get_run(uuid).outputs == {"rows": 3}
     assert "incoming day-1.csv submitted -> ingest succeeded" in watch.text()
+    # The live list followed the event and its run to the end, without being displayed again.
+    wait_until(lambda: "day-1.csv" in live.value and "succeeded" in live.value, "the live list's last redraw")
+    assert "relative_path=day-1.csv" in live.value and "ingest" in live.value
     watch.stop()
+    wait_until(lambda: "stopped" in live.value, "the live list says the watch stopped")
 
 
 def test_approve_and_emit_magics(ip: InteractiveShell) -> None:

@@ -90,3 +90,31 @@ def test_streamed_events_start_the_awaiting_op_each_once_and_none_after_the_end(
         ("run_new_artifacts", "ckpt-1.pt"),
         ("alert_info", "half way"),
     ]
+
+
+def test_events_of_several_streams_arriving_out_of_order_are_each_recorded_once(
+    engine: tuple[Engine, StreamingExecutor, Store], tmp_path: Path
+) -> None:
+    """A pod's containers (init entries, sidecars, main) are followed each on its own stream, so a later ``seq``
+    may come before an earlier one: none is dropped, none recorded twice."""
+    eng, executor, store = engine
+    recorder = Recorder[EngineEvent]()
+    eng.subscribe(recorder)
+    flag = tmp_path / "let-train-finish"
+    waiting = "name: watcher\nevents: [{ref: ops.train, kinds: [alert_critical]}]\ncomponent: {run: {kind: job, " \
+              "container: {command: [\"true\"]}}}"  # fmt: skip
+    uuid = eng.submit(build(dag(job("train", wait_flag(flag)), waiting)))
+    train = {r.name: r for r in store.children(uuid)}["train"].uuid
+    recorder.wait_for(lambda evs: any(e.run_uuid == train and e.kind == "run_status_running" for e in evs))
+    assert executor.sink is not None
+    main, sidecar = event(1, "alert_info", {"message": "main"}), event(3, "alert_info", {"message": "sidecar"})
+    executor.sink(train, [sidecar])  # the sidecar's stream is ahead
+    executor.sink(train, [main, event(2, "alert_info", {"message": "init"})])
+    executor.sink(train, [sidecar, main])  # streams reopened after a drop repeat themselves
+    executor.sink(train, [event(5, "alert_critical", {"message": "later"})])
+    recorder.wait_for(lambda evs: any(e.name == "watcher" and e.kind == "run_status_succeeded" for e in evs))
+    assert store.get_run(train).meta["events_seq"] == 3 and store.get_run(train).meta["events_seen"] == [5]
+    flag.touch()
+    assert eng.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded"
+    messages = [e.payload["message"] for e in store.events(run_uuid=train) if e.kind.startswith("alert_")]
+    assert sorted(messages) == ["init", "later", "main", "sidecar"]

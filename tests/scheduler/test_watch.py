@@ -301,3 +301,43 @@ def test_the_example_reactive_pipelines_load_for_a_watch(tmp_path: Path) -> None
     for path in sorted(folder.glob("*.yaml")):
         pipeline = load_reactive(path, load(path), connections, {})
         assert [s.kind for s in pipeline.sources] == ["connection_git_commit"], path.name
+
+
+def test_a_watch_killed_right_after_submitting_does_not_submit_the_event_again(
+    env: Env, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run and its event marked ``submitted`` are one transaction: a dispatcher that dies the moment the
+    engine returned (as a killed watch) leaves the event handled, and the next watch does not run it again."""
+
+    class Killed(BaseException):
+        """Not an Exception: nothing in the watch catches it, as nothing runs after a kill."""
+
+    pipeline = reactive(env.tmp, {"name": "repo", "kind": "git", "schema": {"url": str(repo)}}, "sha")
+    submit = env.engine.submit
+    died = threading.Event()
+
+    def submit_then_die(*args: Any, **kwargs: Any) -> str:
+        submit(*args, **kwargs)
+        died.set()
+        raise Killed
+
+    monkeypatch.setattr(env.engine, "submit", submit_then_die)
+    monkeypatch.setattr(threading, "excepthook", lambda args: None)  # the dispatcher's death is the point
+    watch = start_watch(env, pipeline)
+    log = WatchLog(env.store)
+    try:
+        _wait(lambda: bool(log.events("retrain")))
+        sha = commit(repo, "one")
+        assert died.wait(DEADLOCK_GUARD)
+    finally:
+        watch._loop.stop()  # what is left of the killed watch
+    monkeypatch.setattr(env.engine, "submit", submit)
+    (event,) = [e for e in log.events("retrain") if e.event_id == sha]
+    assert event.status == SUBMITTED and event.run_uuid
+    restarted = start_watch(env, pipeline, max_runs=1)
+    try:
+        assert restarted.wait_done(timeout=DEADLOCK_GUARD)  # the run of the first watch counts; none is added
+    finally:
+        restarted.stop()
+    assert [e.run_uuid for e in log.events("retrain", status=SUBMITTED)] == [event.run_uuid]
+    assert [r.uuid for r in env.store.list_runs() if r.name == "retrain"] == [event.run_uuid]

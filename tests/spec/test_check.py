@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from polynb.compiler.check import CheckResult, check
 from polynb.spec import check as exported_check
 
@@ -99,13 +101,29 @@ def test_errors_in_a_path_ref_file_are_positioned_there(tmp_path: Path) -> None:
 
 def test_unsupported_features_are_warnings_for_check(tmp_path: Path) -> None:
     text = SEED.replace(
-        "{ref: ops.experiment, kinds: [run_status_running]}", "{ref: connections.repo, kinds: [connection_git_commit]}"
+        "{ref: ops.experiment, kinds: [run_status_running]}", "{ref: ops.experiment, kinds: [connection_git_commit]}"
     )
     result = check([write(tmp_path, "events.yaml", text)])
     assert result.valid is True
     (warning,) = result.warnings
-    assert warning.path == "run.operations[1].events[0].ref" and warning.line == 10
+    assert warning.path == "run.operations[1].events[0].kinds[0]" and warning.line == 10
     assert "not supported yet" in warning.message and "polynb watch" in warning.message
+    assert result.unsupported == [warning]
+
+
+def test_a_connection_ref_in_a_dag_with_no_config_file_is_a_warning_not_a_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path))
+    monkeypatch.delenv("POLYNB_CONFIG", raising=False)
+    text = SEED.replace(
+        "{ref: ops.experiment, kinds: [run_status_running]}", "{ref: connections.repo, kinds: [connection_git_commit]}"
+    )
+    result = check([write(tmp_path, "events.yaml", text)])
+    assert result.valid is True and result.unsupported == []
+    (warning,) = result.warnings
+    assert warning.path == "run.operations[1].events[0].ref" and warning.line == 10
+    assert "is not checked: no config file" in warning.message
 
 
 def test_params_apply_to_the_top_level_component(tmp_path: Path) -> None:

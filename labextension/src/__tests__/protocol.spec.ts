@@ -126,6 +126,50 @@ describe('parseKernelMessage', () => {
     expect(parseKernelMessage({ type: 'runs' })).toBeNull();
   });
 
+  it('reads the external sources of a run and who waits for an approval', () => {
+    const upd = parseKernelMessage({
+      type: 'run_update',
+      run: {
+        uuid: 'r3',
+        status: 'running',
+        awaiting_approval: true,
+        ops: [{ uuid: 'g', status: 'created', awaiting_approval: true }],
+        sources: [
+          {
+            name: 'connections.repo',
+            kind: 'connection',
+            awaited_by: ['retrain', 7],
+            events: 2,
+            last_event: 'connection_git_commit 1a2b'
+          },
+          { name: 'polynb approve', kind: 'approval' },
+          { name: 'x', kind: 'from_the_future' },
+          { kind: 'emit' }
+        ]
+      }
+    });
+    expect(upd?.type).toBe('run_update');
+    const run = upd?.type === 'run_update' ? upd.run : null;
+    expect(run?.awaiting_approval).toBe(true);
+    expect(run?.ops[0].awaiting_approval).toBe(true);
+    expect(run?.sources).toEqual([
+      {
+        name: 'connections.repo',
+        kind: 'connection',
+        awaited_by: ['retrain'],
+        events: 2,
+        last_event: 'connection_git_commit 1a2b'
+      },
+      {
+        name: 'polynb approve',
+        kind: 'approval',
+        awaited_by: [],
+        events: 0,
+        last_event: null
+      }
+    ]);
+  });
+
   it('reads diagnostics with defaults for column and severity', () => {
     expect(
       parseKernelMessage({

@@ -3,9 +3,11 @@ import {
   EMPTY,
   IRunsState,
   RunsAction,
+  awaitsApproval,
   countsLabel,
   isFinal,
   runsReducer,
+  sourceLabel,
   statusCategory
 } from '../runs';
 
@@ -191,5 +193,69 @@ describe('statuses', () => {
     expect(
       countsLabel({ succeeded: 1, running: 2, failed: 0, upstream_failed: 1 })
     ).toBe('1 succeeded · 2 running · 1 upstream failed');
+  });
+});
+
+describe('approvals', () => {
+  const t = '2026-01-01T00:00:00.000Z';
+  const gated = (waiting: boolean, status = 'created'): IRunSummary => ({
+    ...run('d', 'running', t, [['gate', status]]),
+    awaiting_approval: waiting,
+    ops: [
+      {
+        uuid: 'gate',
+        name: 'gate',
+        kind: 'job',
+        status,
+        url: null,
+        awaiting_approval: waiting
+      }
+    ]
+  });
+
+  it('knows which run or op waits for an approval', () => {
+    expect(awaitsApproval(gated(true), 'gate')).toBe(true);
+    expect(awaitsApproval(gated(true), 'd')).toBe(true);
+    expect(awaitsApproval(gated(false), 'gate')).toBe(false);
+    expect(awaitsApproval(run('x', 'running', t), 'x')).toBe(false);
+  });
+
+  it('an approval stays pending until the op no longer waits for it', () => {
+    let s = reduce([
+      { type: 'run_update', run: gated(true) },
+      { type: 'approve_sent', uuid: 'gate' }
+    ]);
+    expect([...s.approving]).toEqual(['gate']);
+    s = runsReducer(s, { type: 'run_update', run: gated(true) });
+    expect([...s.approving]).toEqual(['gate']);
+    s = runsReducer(s, { type: 'run_update', run: gated(false, 'running') });
+    expect(s.approving.size).toBe(0);
+  });
+
+  it('an error releases pending approvals', () => {
+    const s = reduce([
+      { type: 'approve_sent', uuid: 'gate' },
+      { type: 'error', message: 'no run gate' }
+    ]);
+    expect(s.approving.size).toBe(0);
+  });
+});
+
+describe('sources', () => {
+  it('labels a source with the ops it leads to and its events', () => {
+    const source = {
+      name: 'connections.repo',
+      kind: 'connection' as const,
+      awaited_by: ['retrain'],
+      events: 0,
+      last_event: null
+    };
+    expect(sourceLabel(source)).toBe('connections.repo → retrain · waiting');
+    expect(sourceLabel({ ...source, events: 1 })).toBe(
+      'connections.repo → retrain · 1 event'
+    );
+    expect(sourceLabel({ ...source, awaited_by: [], events: 3 })).toBe(
+      'connections.repo · 3 events'
+    );
   });
 });

@@ -161,6 +161,27 @@ describe('PolynbSession', () => {
     expect(session.state.runs).toHaveLength(1);
   });
 
+  it('sends approve and invalidate and marks the approval pending', () => {
+    const { session } = setup();
+    const comm = new FakeComm('c');
+    session.attachKernelComm(comm, kernelHello);
+    expect(session.approve('g')).toBe(true);
+    expect(last(comm.sent)).toEqual({
+      type: 'approve',
+      uuid: 'g',
+      approved: true
+    });
+    expect(session.state.approving.has('g')).toBe(true);
+    expect(session.approve('g', false)).toBe(true);
+    expect(last(comm.sent)).toEqual({
+      type: 'approve',
+      uuid: 'g',
+      approved: false
+    });
+    comm.close();
+    expect(session.approve('g')).toBe(false);
+  });
+
   it('sends stop on the newest open comm and marks it pending', () => {
     const { session } = setup();
     const older = new FakeComm('old');

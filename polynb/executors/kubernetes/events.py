@@ -1,4 +1,5 @@
-"""Events from inside a pod (``polynb.tracking.log_artifact`` & co.), read from its main container's log.
+"""Events from inside a pod (``polynb.tracking.log_artifact`` & co.), read from its containers' logs (one
+:class:`EventFollower` per container: init entries, sidecars, main).
 
 The engine cannot read a pod's ``outputs/events.jsonl``; what the API server gives is the container's log. In
 the pod of a run some op awaits events of, ``$POLYNB_EVENTS_STDOUT`` makes the tracking helpers also write

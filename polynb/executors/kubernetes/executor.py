@@ -16,9 +16,9 @@ Names are deterministic (:func:`~polynb.executors.kubernetes.names.resource_name
 meets ``409 AlreadyExists``, and the existing object is adopted when its ``polynb.io/run`` label is this
 run's. A resubmission after a final status (a scheduler retry) is the next attempt (``-a2``, ...).
 
-A run some op awaits events of (``log_artifact`` & co.) has its main container's log followed while it runs
-(:mod:`~polynb.executors.kubernetes.events`); its final status is delivered once that log has ended, after
-its events.
+A run some op awaits events of (``log_artifact`` & co.) has its containers' logs followed while it runs (init
+entries, sidecars and main: one follower each, :mod:`~polynb.executors.kubernetes.events`); its final status is
+delivered once those logs have ended, after its events.
 
 Kernel ownership, heartbeat and sweep: :mod:`~polynb.executors.kubernetes.kernel`. Manifests:
 :mod:`~polynb.executors.kubernetes.manifests`. See ``docs/kubernetes.md`` for the user's side.
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -57,6 +58,7 @@ from polynb.executors.kubernetes.settings import BucketStore, KubernetesSettings
 from polynb.executors.kubernetes.status import FATAL_WAITING, IMAGE_PULL, Observed, interpret_job, interpret_pod
 from polynb.executors.kubernetes.watch import PodInformer
 from polynb.log_archive import LogArchive
+from polynb.runtime.tracking import EVENTS_STDOUT_ENV
 from polynb.store.paths import artifacts_dir
 
 log = logging.getLogger(__name__)
@@ -127,8 +129,9 @@ class _Run:
     finished: threading.Event = field(default_factory=threading.Event)
     """Set once a final run's logs are archived and its objects deleted (never for a kept run)."""
     events: bool = False
-    """Some op awaits this run's events (``EVENTS_AWAITED_LABEL``): its main container's log is followed."""
-    follower: EventFollower | None = None
+    """Some op awaits this run's events (``EVENTS_AWAITED_LABEL``): its containers' logs are followed."""
+    followers: list[EventFollower] = field(default_factory=list)
+    """One per container writing events (init entries, sidecars, main), started once the pod is seen."""
     store: bool = False
     """The pod has the artifacts store's sync sidecars: its final status waits for their last sync."""
     store_warned: bool = False
@@ -706,17 +709,19 @@ class KubernetesExecutor:
                 # Closed before the final status is told: whoever sees the run end finds its port closed.
                 run.forward = None
                 forward.close()
-            follower = self._follow_events(run, observed) if run.events else None
-            if follower is None:
+            followers = self._follow_events(run, observed) if run.events else []
+            if not followers:
                 self._deliver(run, updates)
-        if follower is not None:
-            # Final: the events still in the log go first, then the final status (from a worker: the drain
-            # waits for the log's end, which the watch thread must not).
-            follower.ending()
+        if followers:
+            # Final: the events still in the logs go first, then the final status (from a worker: the drain
+            # waits for the logs' end, which the watch thread must not).
+            for follower in followers:
+                follower.ending()
             try:
-                self._workers.submit(self._drain_then_deliver, run, follower, updates)
+                self._workers.submit(self._drain_then_deliver, run, followers, updates)
             except RuntimeError:  # the pool is shut down (shutdown() reports the runs it stopped)
-                follower.close()
+                for follower in followers:
+                    follower.close()
                 self._deliver(run, updates)
             return
         if observed.final and not run.keep and not self._closed:
@@ -731,39 +736,58 @@ class KubernetesExecutor:
             except Exception:
                 log.exception("run %s: on_update failed", run.uuid)
 
-    # -- events from inside pods (their main container's log) ----------------------------------------
+    # -- events from inside pods (their containers' logs) ---------------------------------------------
 
-    def _follow_events(self, run: _Run, observed: Observed) -> EventFollower | None:
-        """Under the lock: the run's follower, started once its main container runs (or ended: its whole log
-        is read then). Returned only for a final run (its final updates wait for the follower's end)."""
+    def _follow_events(self, run: _Run, observed: Observed) -> list[EventFollower]:
+        """Under the lock: the run's followers, one per container that writes events (its init entries, its
+        sidecars, native or not, and its main container), started once its pod is seen; each waits for its
+        container to start, and reads the whole log of one that already ended. Returned only for a final run
+        (its final updates wait for the followers' end)."""
         sink = self._event_sink
-        started = observed.status == "running" or observed.final
-        if run.follower is None and sink is not None and run.pod is not None and started and not self._closed:
-            uuid = run.uuid
-            pod, container = run.pod, run.main
-            run.follower = EventFollower(
-                self.api,
-                self.namespace,
-                pod,
-                container,
-                lambda events: sink(uuid, events),
-                state=lambda: self._container_state(pod, container),
-                wait=self._wait_change,
-                retry_wait=LOG_WAIT,
-            )
-            run.follower.start()
-        return run.follower if observed.final else None
+        if not run.followers and sink is not None and run.pod is not None and not self._closed:
+            uuid, pod = run.uuid, run.pod
+            for container in self._event_containers(run):
+                follower = EventFollower(
+                    self.api,
+                    self.namespace,
+                    pod,
+                    container,
+                    lambda events: sink(uuid, events),
+                    state=functools.partial(self._container_state, pod, container),
+                    wait=self._wait_change,
+                    retry_wait=LOG_WAIT,
+                )
+                run.followers.append(follower)
+                follower.start()
+        return list(run.followers) if observed.final else []
+
+    def _event_containers(self, run: _Run) -> list[str]:
+        """The containers of the run's pod that write event markers (``POLYNB_EVENTS_STDOUT`` in their env),
+        init containers first; the main container alone when the pod's spec is not at hand."""
+        spec = (self._cached_pod(run) or {}).get("spec") or {}
+        found = [
+            c["name"]
+            for c in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]
+            if any(e.get("name") == EVENTS_STDOUT_ENV for e in c.get("env") or ())
+        ]
+        return found or [run.main]
 
     def _wait_change(self, timeout: float) -> None:
         with self._changed:
             self._changed.wait(timeout)
 
-    def _drain_then_deliver(self, run: _Run, follower: EventFollower, updates: Sequence[ExecutorUpdate]) -> None:
-        """A worker: the followed log ends with its container; its events are delivered, then the final updates
-        (an engine records no event after a final status). A stream that does not end is cut after a while."""
-        if not follower.join(EVENTS_DRAIN):
-            log.warning("run %s: its log did not end %gs after the run: later events are lost", run.uuid, EVENTS_DRAIN)
-            follower.close()
+    def _drain_then_deliver(
+        self, run: _Run, followers: Sequence[EventFollower], updates: Sequence[ExecutorUpdate]
+    ) -> None:
+        """A worker: each followed log ends with its container; their events are delivered, then the final
+        updates (an engine records no event after a final status). A stream that does not end is cut after a
+        while (one deadline for all of them)."""
+        deadline = time.monotonic() + EVENTS_DRAIN
+        for follower in followers:
+            if not follower.join(max(0.0, deadline - time.monotonic())):
+                log.warning("run %s: a log did not end %gs after the run: later events are lost", run.uuid,
+                            EVENTS_DRAIN)  # fmt: skip
+                follower.close()
         self._deliver(run, updates)
         if not run.keep and not self._closed:
             self._finish(run)
@@ -1130,8 +1154,8 @@ class KubernetesExecutor:
                 run.forward.close()
         self._workers.shutdown(wait=True)
         for run in list(self._runs.values()):
-            if run.follower is not None:
-                run.follower.close()
+            for follower in run.followers:
+                follower.close()
         self.api.close()
 
     # -- logs -----------------------------------------------------------------------------------------

@@ -262,6 +262,11 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
         "POLYNB_TERMINATION_LOG": TERMINATION_LOG,
         "POLYNB_TERMINATION_LOG_LIMIT": str(termination_limit(containers)),
     }
+    if op.labels.get(EVENTS_AWAITED_LABEL) == "true":
+        # An op awaits this run's events: every container (init entries, sidecars, main) also writes them on
+        # stdout, which the executor follows container by container (the engine cannot read the pod's events
+        # file); their ``seq`` is one count per pod (the file's, under its lock).
+        run_env[EVENTS_STDOUT_ENV] = "1"
     mounts: list[dict[str, Any]] = [
         {"name": ARTIFACTS_VOLUME, "mountPath": ARTIFACTS_ROOT},
         {"name": runtime.VOLUME, "mountPath": runtime.MOUNT_PATH, "readOnly": True},
@@ -326,10 +331,6 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
             sidecar["securityContext"] = restricted_context(sidecar.get("securityContext"), generated=False)
         sidecars.append(sidecar)
     main_env, main_mounts = run_env, mounts
-    if op.labels.get(EVENTS_AWAITED_LABEL) == "true":
-        # An op awaits this run's events: the main container also writes them on stdout, which the executor
-        # follows (the engine cannot read the pod's events file). Only the main container's log is followed.
-        main_env = {**main_env, EVENTS_STDOUT_ENV: "1"}
     if step is not None:
         main_env = {**main_env, STEP_SCRIPT_ENV: step.script}
         main_mounts = [*mounts, {"name": STEP_VOLUME, "mountPath": STEP_MOUNT, "readOnly": True}]

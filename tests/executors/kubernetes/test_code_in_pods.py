@@ -558,3 +558,62 @@ def test_a_dropped_log_stream_is_reopened_without_repeating_or_losing_an_event(s
         ("run_new_artifacts", "model.ckpt"),
     ]
     assert cluster.ops(dag)["evaluate"].outputs == {"score": "weights after the drop"}
+
+
+SIDE_EVENTS = """
+kind: component
+name: side-events
+run:
+  kind: dag
+  operations:
+    - name: train
+      component:
+        name: train
+        run:
+          kind: job
+          init: [{container: {name: prepare, image: python:3.11-slim, command: [python, -c, INIT_CODE]}}]
+          sidecars: [{name: watcher, image: python:3.11-slim, command: [python, -c, SIDECAR_CODE]}]
+          container: {image: python:3.11-slim, command: [python, -c, MAIN_CODE]}
+    - name: on-init
+      events: [{ref: ops.train, kinds: [alert_info]}]
+      component: {name: on-init, run: {kind: job, container: {image: python:3.11-slim, command: [python, -c, pass]}}}
+    - name: on-sidecar
+      events: [{ref: ops.train, kinds: [alert_warning]}]
+      params: {train: {ref: ops.train, value: globals.uuid}}
+      component:
+        name: on-sidecar
+        inputs: [{name: train, type: str}]
+        run:
+          kind: job
+          container:
+            image: python:3.11-slim
+            command: [python, -c, "import sys; open(sys.argv[1], 'w').write('seen')"]
+            args: ["/plx-context/artifacts/{{ train }}/outputs/sidecar-seen"]
+"""
+SIDE_INIT = "from polynb import tracking; tracking.alert('info', 'prepared')"
+SIDE_SIDECAR = (
+    "import time; from polynb import tracking; tracking.alert('warning', 'from the sidecar'); time.sleep(600)"
+)
+SIDE_MAIN = """
+import pathlib, sys, time
+from polynb import tracking
+seen = tracking.outputs_path() / "sidecar-seen"
+deadline = time.monotonic() + 150  # a guard only: on-sidecar writes the file as soon as it runs
+while not seen.exists():
+    if time.monotonic() > deadline:
+        sys.exit("the sidecar's event did not start on-sidecar while train ran")
+    time.sleep(0.05)
+"""
+
+
+def test_events_from_init_containers_and_native_sidecars_are_followed_too(seed_cluster: Cluster) -> None:
+    cluster = seed_cluster
+    text = SIDE_EVENTS.replace("INIT_CODE", json.dumps(SIDE_INIT)).replace("SIDECAR_CODE", json.dumps(SIDE_SIDECAR))
+    text = text.replace("MAIN_CODE", json.dumps(textwrap.dedent(SIDE_MAIN)))
+    dag = cluster.submit(build_pipeline(load_text(text), registry=cluster.registry, base_dir=cluster.home))
+    assert cluster.wait(dag) == "succeeded", cluster.logs(dag)
+    ops = cluster.ops(dag)
+    # on-sidecar ran while train's main container waited for it: the sidecar's log was followed live.
+    assert ops["on-init"].status == Status.SUCCEEDED and ops["on-sidecar"].status == Status.SUCCEEDED
+    events = sorted((k, p.get("message")) for k, p in op_events(cluster, ops["train"].uuid))
+    assert events == [("alert_info", "prepared"), ("alert_warning", "from the sidecar")]

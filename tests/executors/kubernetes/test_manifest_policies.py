@@ -69,3 +69,20 @@ def test_restart_policy_from_the_environment(kind: str, wanted: str | None, writ
     environment = {"restartPolicy": wanted} if wanted else {}
     compiled = op(kind=kind, ports=1 if kind == "service" else 0, environment=environment)
     assert manifests.pod_spec(compiled, CFG)["restartPolicy"] == written
+
+
+def test_every_container_writes_event_markers_when_an_op_awaits_the_runs_events() -> None:
+    from polynb.executors.base import EVENTS_AWAITED_LABEL
+    from polynb.runtime.tracking import EVENTS_STDOUT_ENV
+
+    def markers(spec: dict[str, Any]) -> dict[str, bool]:
+        return {c["name"]: any(e["name"] == EVENTS_STDOUT_ENV for e in c["env"]) for c in every_container(spec)}
+
+    parts: dict[str, Any] = {
+        "init": (InitStep(kind="container", container=ContainerSpec(name="prepare", image="python:3.11")),),
+        "sidecars": (ContainerSpec(name="shipper", image="python:3.11"),),
+    }
+    awaited = manifests.pod_spec(op(labels={EVENTS_AWAITED_LABEL: "true"}, **parts), CFG)
+    names = markers(awaited)
+    assert set(names.values()) == {True} and "shipper" in names and "main" in names and len(names) == 3
+    assert set(markers(manifests.pod_spec(op(**parts), CFG)).values()) == {False}  # stdout stays the program's

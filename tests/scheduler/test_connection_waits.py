@@ -1,0 +1,167 @@
+"""Connection events inside a DAG, from real sources: a git repository (the git CLI, inotify) and a real
+S3-compatible server (moto on 127.0.0.1), on the local executor (docs/semantics.md, "Events")."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.schedkit import DEADLOCK_GUARD, PY, Env, dag, describe, job, wait_flag
+
+from polynb.compiler.check import check
+from polynb.lifecycle import Status
+from polynb.scheduler.connection_waits import REASON_CONNECTION_EVENT_NOT_EMITTED, watch_name
+from polynb.store.watches import BASELINE, SUBMITTED, WatchLog
+
+from .test_watch import commit, git
+
+REPORT = (
+    "import json, os, sys; p = os.environ['POLYAXON_RUN_OUTPUTS_PATH']; "
+    "json.dump({'got': sys.argv[1], 'event': json.loads(sys.argv[2])}, open(p + '/outputs.json', 'w'))"
+)
+
+
+def awaiting(name: str, connection: str, kind: str, key: str) -> str:
+    """An op that starts on the connection's first event and reports the payload's ``key`` and ``event``."""
+    command = json.dumps([PY, "-c", REPORT, f"{{{{ {key} }}}}", "{{ event | tojson }}"])
+    return (
+        f"name: {name}\n"
+        f"events: [{{ref: connections.{connection}, kinds: [{kind}]}}]\n"
+        "component:\n"
+        f"  name: {name}\n"
+        f"  inputs: [{{name: {key}, type: str}}, {{name: event, type: dict}}]\n"
+        f"  run: {{kind: job, container: {{command: {command}}}}}"
+    )
+
+
+def configure(env: Env, *connections: dict[str, Any]) -> None:
+    home = env.tmp / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.yaml").write_text(json.dumps({"connections": list(connections)}))
+
+
+def wait_until(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLOCK_GUARD
+    while not predicate():
+        assert time.monotonic() < deadline, f"deadlock guard: {what}"
+        time.sleep(0.02)
+
+
+def baseline_taken(env: Env, dag_uuid: str) -> bool:
+    return any(e.status == BASELINE for e in WatchLog(env.store).events(watch_name(dag_uuid)))
+
+
+def sources_running() -> int:
+    return sum(t.name == "polynb-sources" for t in threading.enumerate())
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    commit(path, "first")
+    return path
+
+
+def test_an_op_starts_on_the_first_commit_after_the_dag_started_with_its_sha(env: Env, repo: Path) -> None:
+    configure(env, {"name": "repo", "kind": "git", "schema": {"url": str(repo), "revision": "main"}})
+    before = sources_running()
+    uuid = env.run(dag(job("prepare", [PY, "-c", "pass"]), awaiting("retrain", "repo", "connection_git_commit", "sha")))
+    wait_until(lambda: baseline_taken(env, uuid), "the source never took its baseline")
+    assert env.ops(uuid)["retrain"].status == Status.CREATED  # the commit already there is not an event
+    sha = commit(repo, "new data")
+    commit(repo, "later")  # a second commit starts nothing more
+    assert env.wait(uuid) == "succeeded", describe(env.store, uuid)
+    retrain = env.ops(uuid)["retrain"]
+    assert retrain.outputs["got"] == sha
+    assert retrain.outputs["event"]["message"] == "new data"
+    assert retrain.outputs["event"]["connection"] == "repo"
+    events = [e for e in env.store.events(run_uuid=uuid) if e.kind == "connection_git_commit"]
+    assert events[0].payload["sha"] == sha and events[0].payload["id"] == sha
+    # Nothing polls once nothing waits: the source was disarmed when the op started.
+    wait_until(lambda: sources_running() == before, "the source is still armed")
+
+
+def test_an_op_still_waiting_when_the_dag_is_stopped_is_skipped_with_the_reason(env: Env, repo: Path) -> None:
+    configure(env, {"name": "repo", "kind": "git", "schema": {"url": str(repo)}})
+    before = sources_running()
+    flag = env.tmp / "never"
+    uuid = env.run(dag(job("serve", wait_flag(flag)), awaiting("retrain", "repo", "connection_git_commit", "sha")))
+    wait_until(lambda: baseline_taken(env, uuid), "the source never took its baseline")
+    env.engine.stop(uuid)
+    assert env.wait(uuid) == "stopped"
+    retrain = env.ops(uuid)["retrain"]
+    assert (retrain.status, retrain.reason) == (Status.SKIPPED, REASON_CONNECTION_EVENT_NOT_EMITTED)
+    assert "connections.repo: connection_git_commit" in (retrain.message or "")
+    wait_until(lambda: sources_running() == before, "the source is still armed")
+
+
+def test_an_op_starts_on_a_new_object_of_a_bucket(env: Env, moto: Any) -> None:
+    fs = moto.fs()
+    fs.mkdir("landing")
+    fs.pipe("landing/in/old.csv", b"a")
+    configure(env, moto.connection("incoming", "s3://landing/in", poll=0.05))
+    uuid = env.run(dag(awaiting("load", "incoming", "connection_dataset_version", "key")))
+    wait_until(lambda: baseline_taken(env, uuid), "the source never took its baseline")
+    fs.pipe("landing/in/new.csv", b"b")
+    assert env.wait(uuid) == "succeeded", describe(env.store, uuid)
+    load = env.ops(uuid)["load"]
+    assert load.outputs["got"] == "in/new.csv"
+    assert load.outputs["event"]["path"] == "s3://landing/in/new.csv"
+    (row,) = WatchLog(env.store).events(watch_name(uuid), status=SUBMITTED)
+    assert row.run_uuid == uuid
+
+
+@pytest.fixture
+def moto() -> Iterator[Any]:
+    from support.s3kit import MotoServer
+
+    server = MotoServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_check_reads_connection_refs_of_a_dag_against_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo: Path
+) -> None:
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path))
+    text = dag(awaiting("retrain", "repo", "connection_git_commit", "sha"))
+    result = check([text])
+    assert [p.message for p in result.errors] == []
+    assert any("is not checked: no config file" in p.message for p in result.warnings)
+    (tmp_path / "config.yaml").write_text(json.dumps({"connections": [{"name": "repo", "kind": "git",
+                                                                       "schema": {"url": str(repo)}}]}))  # fmt: skip
+    again = check([text])
+    assert again.errors == [] and again.unsupported == [] and again.warnings == []
+    wrong = dag(awaiting("retrain", "repo", "connection_registry_image", "tag"))
+    assert any("it emits connection_git_commit, not connection_registry_image" in p.message
+               for p in check([wrong]).errors)  # fmt: skip
+    unknown = dag(awaiting("retrain", "other", "connection_git_commit", "sha"))
+    assert any("no connection named other" in p.message for p in check([unknown]).errors)
+
+
+def test_a_commit_made_while_no_engine_ran_starts_the_op_once_after_a_restart(env: Env, repo: Path) -> None:
+    from polynb.executors.local.executor import LocalExecutor
+    from polynb.scheduler.engine import Engine
+
+    configure(env, {"name": "repo", "kind": "git", "schema": {"url": str(repo)}})
+    uuid = env.run(dag(awaiting("retrain", "repo", "connection_git_commit", "sha")))
+    wait_until(lambda: baseline_taken(env, uuid), "the source never took its baseline")
+    env.engine.shutdown(stop_running=False)
+    sha = commit(repo, "while no engine ran")
+    engine = Engine(store=env.store, executors={"local": LocalExecutor(base_dir=env.tmp)})
+    engine.start()
+    try:
+        assert engine.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded", describe(env.store, uuid)
+    finally:
+        engine.shutdown(stop_running=True)
+    assert env.ops(uuid)["retrain"].outputs["got"] == sha
+    assert [e.payload["sha"] for e in env.store.events(run_uuid=uuid) if e.kind == "connection_git_commit"] == [sha]
