@@ -75,7 +75,7 @@ def check(connection: Mapping[str, Any], environ: Mapping[str, str] | None = Non
             return Check(name, kind, "failed", f"{path}: not readable by this user")
         return Check(name, kind, "ok", f"{path} is a readable directory")
     if kind == "git":
-        return _check_git(name, str(schema["url"]), env)
+        return _check_git(name, str(schema["url"]), {**env, **connection_env(connection)})
     if kind in BUCKET_KINDS:
         return _check_bucket(connection, env)
     if kind == "volume_claim":
@@ -102,8 +102,11 @@ def _check_bucket(connection: Mapping[str, Any], env: Mapping[str, str]) -> Chec
 def _check_git(name: str, url: str, env: Mapping[str, str]) -> Check:
     # ls-remote reads the refs only: it proves the url answers (and the credentials, if any, work) without cloning.
     quiet = {**env, "GIT_TERMINAL_PROMPT": "0"}
+    # With POLYAXON_GIT_CREDENTIALS (the connection's env, or this process's) git asks the helper, which reads them
+    # from its environment: they are in no argument.
+    helper = ["-c", "credential.helper=", "-c", GIT_CREDENTIAL_HELPER] if env.get(GIT_CREDENTIALS) else []
     try:
-        done = subprocess.run(["git", "ls-remote", "--heads", "--", url], capture_output=True, text=True,
+        done = subprocess.run(["git", *helper, "ls-remote", "--heads", "--", url], capture_output=True, text=True,
                               env=quiet, timeout=_GIT_TIMEOUT, check=False)  # fmt: skip
     except FileNotFoundError:
         return Check(name, "git", "unchecked", "git is not installed here")
@@ -157,3 +160,47 @@ def cluster_env_refusal(k8s: Mapping[str, Any], where: str) -> str | None:
     if names:
         return f"{where}: env {', '.join(names)}: valueFrom needs Kubernetes: run it there"
     return None
+
+
+GIT_CREDENTIAL_HELPER: Final = (
+    'credential.helper=!f() { test "$1" = get || exit 0; echo "username=${POLYAXON_GIT_CREDENTIALS%%:*}"; '
+    'echo "password=${POLYAXON_GIT_CREDENTIALS#*:}"; }; f'
+)
+"""A ``git -c`` setting: a credential helper (a fixed shell function) answering git with the user and token of
+``POLYAXON_GIT_CREDENTIALS`` from its environment, so the secret is in no argument, url or log line."""
+INIT_SOURCE_KINDS: Final = ("git", "s3", "gcs", "wasb", "host_path")
+"""Connections an init entry's ``connection`` may name: a repository to clone, a bucket or a folder to copy from."""
+GIT_CREDENTIALS: Final = "POLYAXON_GIT_CREDENTIALS"
+"""``user:token`` for an https git url (Polyaxon's name), from the connection's env or secret; git reads it through
+an askpass helper, so it is in no command line, shell string or log."""
+
+
+def init_source_problem(connection: Mapping[str, Any], init_kind: str) -> str | None:
+    """Why an init entry of ``init_kind`` (``git``, ``artifacts``, ``paths``, or ``''`` for none) cannot read
+    ``connection`` (None: it can)."""
+    name, kind = connection["name"], str(connection.get("kind"))
+    if kind not in INIT_SOURCE_KINDS:
+        return f"connection {name} is of kind {kind}; an init entry reads one of: {', '.join(INIT_SOURCE_KINDS)}"
+    if kind == "git" and init_kind not in ("git", ""):
+        return f"connection {name} is a git repository: write `git:` (revision, flags) or nothing with it"
+    if kind != "git" and init_kind not in ("artifacts", "paths", ""):
+        what = "a folder" if kind == "host_path" else f"a bucket ({kind})"
+        return f"connection {name} is {what}: write `artifacts:` (files, dirs), `paths:` or nothing with it"
+    return None
+
+
+def local_init_refusal(connection: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> str | None:
+    """Why the local executor cannot read ``connection`` in an init entry: credentials only the cluster has
+    (its secret), or a bucket this machine has no credentials for."""
+    refused = local_refusal(connection)
+    if refused is not None:
+        return refused
+    if connection.get("kind") in BUCKET_KINDS and not has_credentials(connection, environ):
+        return (f"connection {connection['name']}: no credentials for its bucket here (give the keys in its env, "
+                "or export them where polynb runs)")  # fmt: skip
+    return None
+
+
+def connection_env(connection: Mapping[str, Any]) -> dict[str, str]:
+    """A connection's own ``env`` (plain name/value pairs)."""
+    return {str(e["name"]): str(e.get("value", "")) for e in connection.get("env") or () if isinstance(e, Mapping)}

@@ -1,6 +1,8 @@
 """``polynb ls``, ``logs``, ``events`` and ``stop``: what the store recorded, read from any process.
 
-RUN is a uuid, a unique uuid prefix, or a run name (the latest run of that name).
+RUN is a uuid, a unique uuid prefix, or a run name (the latest run of that name). ``logs`` also reads the artifacts
+store's archive (:mod:`polynb.log_archive`): for a run whose pod or folder is gone, and for a run this home has no
+record of (another home's, by uuid or unique prefix).
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--limit", "-n", type=int, default=50, help="at most this many top-level runs (default 50)")
     p.set_defaults(func=cmd_ls)
 
-    p = subparsers.add_parser("logs", help="print the logs of a run (of every op of a DAG)")
+    p = subparsers.add_parser(
+        "logs", help="print the logs of a run (of every op of a DAG); also from the artifacts store's archive"
+    )
     p.add_argument("run", metavar="RUN", help="uuid, uuid prefix or run name (latest)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing until the run is final")
     p.set_defaults(func=cmd_logs)
@@ -307,11 +311,15 @@ def _executors(store: Store) -> LazyExecutors:
 
 @pipe_safe
 def cmd_logs(args: argparse.Namespace) -> int:
-    from polynb.store import StoreError
+    from polynb.store import RunNotFoundError, StoreError, resolve_run
 
     with _open_store() as store:
-        run = _find(store, args.run)
-        if run is None:
+        try:
+            run = resolve_run(store, args.run)
+        except RunNotFoundError as exc:
+            return _store_logs(args.run, str(exc))
+        except (LookupError, ValueError) as exc:
+            error(str(exc))
             return EXIT_FAILED
         executors = _executors(store)
         try:
@@ -330,17 +338,70 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _store_logs(ref: str, not_here: str) -> int:
+    """A run this home has no record of: its logs from the artifacts store, when the configuration names one
+    this machine reaches (another home, another machine, ran it and archived them there)."""
+    from polynb.log_archive import ArchiveError, configured_archive
+
+    archive = configured_archive()
+    if archive is None:
+        error(f"{not_here} in this POLYNB_HOME, and no artifacts store is configured to look in")
+        return EXIT_FAILED
+    try:
+        found = archive.find(ref)
+        if len(found) > 1:
+            error(f"{ref!r} starts several runs' uuids in the {archive}: {', '.join(found[:10])}")
+            return EXIT_FAILED
+        lines = archive.read(found[0]) if found else None
+    except ArchiveError as exc:
+        error(f"{not_here} in this POLYNB_HOME; the {archive} cannot be read: {exc}")
+        return EXIT_FAILED
+    if lines is None:
+        error(f"{not_here} in this POLYNB_HOME, nor any logs under {ref!r} in the {archive}")
+        return EXIT_FAILED
+    for line in lines:
+        print(line)
+    return EXIT_OK
+
+
 def _run_logs(store: Store, run: RunRecord, executors: Mapping[str, Executor], *, follow: bool) -> Iterator[str]:
-    """The log lines of one run; with ``follow``, first wait until it was handed to an executor."""
+    """The log lines of one run, where they are: its live process or pod, its executor's archive on this
+    machine, then the artifacts store (a final run whose local copy is gone, or whose executor is not here);
+    with ``follow``, first wait until it was handed to an executor."""
     from polynb.store import StoreError
 
     while follow and run.handle is None and run.status not in FINAL:
         time.sleep(FOLLOW_POLL)
         run = store.get_run(run.uuid)
     executor = executors.get(run.executor or "local")
-    if executor is None:
-        raise StoreError(f"run {run.uuid} ran on executor {run.executor!r}, which cannot be reached from here")
-    yield from executor.logs(run.uuid, follow=follow and run.status not in FINAL)
+    shown = False
+    if executor is not None:
+        for line in executor.logs(run.uuid, follow=follow and run.status not in FINAL):
+            shown = True
+            yield line
+    if shown or store.get_run(run.uuid).status not in FINAL:
+        return
+    stored = _archived(run.uuid)
+    if stored is not None:
+        yield from stored
+    elif executor is None:
+        raise StoreError(f"run {run.uuid} ran on executor {run.executor!r}, which cannot be reached from here, "
+                         "and no artifacts store has its logs")  # fmt: skip
+
+
+def _archived(uuid: str) -> list[str] | None:
+    """The run's logs in the configured artifacts store (None: no store, or none there; a store that cannot be
+    read is said on stderr)."""
+    from polynb.log_archive import ArchiveError, configured_archive
+
+    archive = configured_archive()
+    if archive is None:
+        return None
+    try:
+        return archive.read(uuid)
+    except ArchiveError as exc:
+        error(str(exc))
+        return None
 
 
 def _dag_logs(store: Store, dag: RunRecord, executors: Mapping[str, Executor], *, follow: bool) -> None:

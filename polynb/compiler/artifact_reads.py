@@ -58,7 +58,7 @@ def _op_reads(name: str, operation: Operation | None, component: Component | Non
     if isinstance(run, Job):
         for init in run.init or ():
             kind = next((k for k in READING_INITS if getattr(init, k) is not None), None)
-            if kind is not None:
+            if kind is not None and init.connection is None:  # with a connection it reads that, not a run
                 reads.append(ArtifactRead(name, f"init {kind}"))
     elif isinstance(run, Dag) and depth < 20:
         inner = {c.name: c for c in run.components or () if c.name}

@@ -222,7 +222,7 @@ def _dockerfile_steps(init: Init, context: Mapping[str, Any], where: str) -> lis
 
 def _init_steps(init: Init, context: Mapping[str, Any], where: str) -> list[InitStep]:
     if init.connection is not None:
-        raise CompileError(f"{where}: init `connection` is not supported yet")
+        return [_connection_step(init, context, where)]
     if init.kind == "dockerfile":
         return _dockerfile_steps(init, context, where)
     return [_init_step(init, context, where)]
@@ -245,6 +245,42 @@ def _init_step(init: Init, context: Mapping[str, Any], where: str) -> InitStep:
         path=_render_text(init.path, context, f"{where}.path"),
         container=container,
     )
+
+
+def _connection_step(init: Init, context: Mapping[str, Any], where: str) -> InitStep:
+    """An init entry reading a connection: a git connection is cloned (its ``url``; the entry's ``git`` revision and
+    flags, else the schema's ``revision``), a bucket or host path is copied from (the entry's ``artifacts`` files
+    and dirs or ``paths``; none: all of it, into ``<run>/<connection name>``). The connection's entry, as it is in
+    the config file now, travels in the step's ``spec["connection"]`` (the executors read its env there)."""
+    from polynb.connections import init_source_problem
+
+    name = _render_text(init.connection, context, f"{where}.connection") or ""
+    connection = _connections([name], "", what=f"{where}.connection")[0]
+    given = "" if init.kind == "container" else init.kind
+    if init.container is not None:
+        raise CompileError(f"{where}.connection: a custom container reading a connection is not supported yet "
+                           "(write `git:`, `artifacts:` or `paths:` with the connection, or mount it with "
+                           "run.connections)")  # fmt: skip
+    problem = init_source_problem(connection, given)
+    if problem is not None:
+        raise CompileError(f"{where}.connection: {problem}")
+    schema = connection.get("schema") or {}
+    if connection["kind"] == "git":
+        spec = _init_spec("git", init.model_dump(by_alias=True, exclude_none=True).get("git") or {}, context,
+                          f"{where}.git")  # fmt: skip
+        spec["url"] = str(schema["url"])
+        if not spec.get("revision") and schema.get("revision"):
+            spec["revision"] = str(schema["revision"])
+        kind = "git"
+    else:
+        kind = "paths" if given == "paths" else "artifacts"
+        fields = init.model_dump(by_alias=True, exclude_none=True).get(kind) or ({} if kind == "artifacts" else [])
+        spec = _init_spec(kind, fields, context, f"{where}.{kind}")
+    spec["connection"] = connection
+    path = _render_text(init.path, context, f"{where}.path")
+    if kind != "git" and not any(spec.get(k) for k in ("files", "dirs", "paths")):
+        path = path or name  # the whole bucket or folder: in a folder named for the connection
+    return InitStep(kind=kind, spec=spec, path=path)  # type: ignore[arg-type]  # git, artifacts or paths
 
 
 def _alias(kind: str) -> str:
@@ -354,9 +390,10 @@ def compile_op(
     )
 
 
-def _connections(names: Iterable[str], op: str) -> tuple[dict[str, Any], ...]:
-    """The config file's entries for ``run.connections``: read when an op names some (most name none), so a
-    connection changed in the file reaches the next run; an unknown name fails the op before anything starts."""
+def _connections(names: Iterable[str], op: str, *, what: str = "") -> tuple[dict[str, Any], ...]:
+    """The config file's entries for ``run.connections`` (or what ``what`` says): read when an op names some (most
+    name none), so a connection changed in the file reaches the next run; an unknown name fails the op before
+    anything starts."""
     names = list(names)
     if not names:
         return ()
@@ -364,15 +401,16 @@ def _connections(names: Iterable[str], op: str) -> tuple[dict[str, Any], ...]:
     from polynb.connections import by_name
     from polynb.spec.errors import SpecErrors
 
+    field = what or f"op `{op}`: run.connections"
     try:
         config = load_config()
     except SpecErrors as exc:
-        raise CompileError(f"op `{op}`: run.connections: the config file is not valid: {exc}") from None
+        raise CompileError(f"{field}: the config file is not valid: {exc}") from None
     known = by_name(config.connections)
     unknown = [n for n in names if n not in known]
     if unknown:
         where = config.path or "no config file"
-        raise CompileError(f"op `{op}`: run.connections: no connection named {', '.join(unknown)} ({where}; "
+        raise CompileError(f"{field}: no connection named {', '.join(unknown)} ({where}; "
                            f"connections: {', '.join(sorted(known)) or 'none'})")  # fmt: skip
     return tuple(dict(known[n]) for n in names)
 

@@ -44,6 +44,7 @@ from polynb.compiler.joins import QueryError, parse_query, parse_sort
 from polynb.compiler.patch import RunPatchError, apply_run_patch
 from polynb.compiler.presets import PresetError, apply_presets
 from polynb.compiler.registry import ComponentRegistry, ResolutionError, Resolved
+from polynb.compiler.templates import is_template
 from polynb.compiler.trials import unrunnable
 from polynb.lifecycle import (
     CONNECTION_EVENT_KINDS,
@@ -53,6 +54,7 @@ from polynb.lifecycle import (
 )
 from polynb.spec import iotypes
 from polynb.spec.base import is_ref_field
+from polynb.spec.containers import Init
 from polynb.spec.dag import DagGraph, DagIssue, OpNode, analyze, check_refs, name_limit, name_too_long
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.joins import join_value_problem
@@ -836,8 +838,7 @@ class _Builder:
                         self.add(where, ("run", "init", k, key), f"init `{key}` is not supported yet: "
                                  f"{_INIT_REASONS[key]} (the entry is checked, not run)", "unsupported")  # fmt: skip
                 if init.connection is not None:
-                    self.add(where, ("run", "init", k, "connection"), "init `connection` is not supported yet",
-                             "unsupported")  # fmt: skip
+                    self.check_init_connection(init, k, where)
                 if init.container is not None:
                     self.check_container(init.container, where / ("run", "init", k, "container"))
             self.check_container(run.container, where / ("run", "container"))
@@ -867,6 +868,44 @@ class _Builder:
             if name not in known:
                 self.add(where, ("run", "connections", k), f"no connection named {name} in {config.path} "
                          f"(connections: {', '.join(sorted(known)) or 'none'})")  # fmt: skip
+
+    def check_init_connection(self, init: Init, k: int, where: _Where) -> None:
+        """An init entry's ``connection``: named in the config file, a kind an init can read, with the entry's kind
+        that fits it (``git`` for a repository, ``artifacts``/``paths`` for a bucket or folder), and credentials the
+        local executor can reach (else a Kubernetes-only warning: ``--executor local`` makes it an error)."""
+        from polynb.config_file import load_config
+        from polynb.connections import init_source_problem, local_init_refusal
+
+        at = ("run", "init", k, "connection")
+        name = init.connection or ""
+        if is_template(name):
+            return  # known once rendered: the compiler checks it then
+        try:
+            config = load_config()
+        except SpecErrors as exc:
+            self._spec_errors(exc)
+            return
+        if config.path is None:
+            self.add(where, at, f"connection {name} is not checked: no config file ($POLYNB_CONFIG or "
+                     "$POLYNB_HOME/config.yaml); the op fails at run unless one names it", "warning")  # fmt: skip
+            return
+        known = {str(c["name"]): c for c in config.connections}
+        connection = known.get(name)
+        if connection is None:
+            self.add(where, at, f"no connection named {name} in {config.path} "
+                     f"(connections: {', '.join(sorted(known)) or 'none'})")  # fmt: skip
+            return
+        if init.container is not None:
+            self.add(where, at, "a custom container reading a connection is not supported yet (write `git:`, "
+                     "`artifacts:` or `paths:` with it, or mount it with run.connections)", "unsupported")  # fmt: skip
+            return
+        problem = init_source_problem(connection, "" if init.kind == "container" else init.kind)
+        if problem is not None:
+            self.add(where, at, problem)
+            return
+        refused = local_init_refusal(connection)
+        if refused is not None:
+            self.add(where, at, f"{KUBERNETES_ONLY}{refused}; the local executor refuses the op", "warning")
 
     def check_event_connection(self, event: EventTrigger, where: _Where) -> None:
         """``{ref: connections.NAME}`` on an op of a DAG: the connection must be in the config file and be able

@@ -59,9 +59,24 @@ class BuildOptions:
     artifacts_store_of: Callable[[str], StoreAccess | None] | None = None
     """A run's bucket artifacts store by uuid, as recorded when it was created (``Store.artifacts_store_of``):
     where the local executor syncs the run's folder. None: no run is synced."""
+    log_archive: Any = None
+    """Where runs' logs are archived when they end (a :class:`~polynb.log_archive.LogArchive`); None: the store
+    the configuration file's ``artifactsStore`` names, read when the executor is built."""
+    archive_logs: bool = True
+    """False: no run's logs are copied to a store (executors built only to look at runs or stop them)."""
 
 
 Factory = Callable[[BuildOptions], Executor]
+
+
+def _log_archive(options: BuildOptions) -> Any:
+    if not options.archive_logs:
+        return None
+    if options.log_archive is not None:
+        return options.log_archive
+    from polynb.log_archive import configured_archive
+
+    return configured_archive(options.environ)
 
 
 def _local(options: BuildOptions) -> Executor:
@@ -71,6 +86,7 @@ def _local(options: BuildOptions) -> Executor:
         base_dir=options.base_dir,
         artifacts_root_of=options.artifacts_root_of,
         artifacts_store_of=options.artifacts_store_of,
+        log_archive=_log_archive(options),
     )
     if options.stop_grace is not None:
         executor.stop_grace = options.stop_grace
@@ -97,7 +113,7 @@ def _kubernetes(options: BuildOptions) -> Executor:
     from polynb.executors.kubernetes.executor import KubernetesExecutor
 
     try:
-        return KubernetesExecutor(resolved.settings, origins=resolved.origins)
+        return KubernetesExecutor(resolved.settings, origins=resolved.origins, log_archive=_log_archive(options))
     except K8sConfigError as exc:
         raise ExecutorSetupError(f"executor kubernetes: {exc}", reason=str(exc)) from exc
 

@@ -498,6 +498,8 @@ class KernelSession:
             )
         except Exception as exc:
             return [f"(logs unavailable: {exc})"], "logs"
+        if not lines and self.store.get_run(uuid).status in FINAL:
+            lines = _stored_logs(uuid)  # this machine's copy is gone: the artifacts store's
         return (lines[-tail:] if tail else lines), "logs"
 
     def wait(self, uuid: str, *, timeout: float | None = None, include_services: bool = False) -> str:
@@ -599,8 +601,19 @@ def summary(snapshot: RunSnapshot) -> dict[str, Any]:
     }
 
 
+def _stored_logs(uuid: str) -> list[str]:
+    """A final run's logs from the configured artifacts store (none there, or no store: no lines)."""
+    from polynb.log_archive import ArchiveError, configured_archive
+
+    archive = configured_archive()
+    try:
+        return (archive.read(uuid) if archive is not None else None) or []
+    except ArchiveError as exc:
+        return [f"(logs unavailable: {exc})"]
+
+
 def _read_local_logs(store: Store, uuid: str) -> list[str]:
-    executor = registry.build("local", BuildOptions(artifacts_root_of=store.artifacts_root_of))
+    executor = registry.build("local", BuildOptions(artifacts_root_of=store.artifacts_root_of, archive_logs=False))
     try:
         return list(executor.logs(uuid, follow=False))
     finally:

@@ -120,3 +120,25 @@ connections:
         assert capsys.readouterr().out.startswith(f"data  s3  failed  s3://team/incoming at {server.url}: ")
     finally:
         server.stop()
+
+
+def test_check_of_a_git_connection_uses_its_credentials_without_showing_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from support.gitkit import GitHttpServer, bare_repo
+
+    repos = tmp_path / "repos"
+    repos.mkdir()
+    bare_repo(repos, "project", {"README": "x\n"})
+    server = GitHttpServer(repos, "carol", "tok3n").start()
+    try:
+        for credentials, code, status in (("carol:tok3n", 0, "ok"), ("carol:wrong", 1, "failed")):
+            write_config(tmp_path, monkeypatch, f"connections:\n  - {{name: repo, kind: git, schema: {{url: "
+                         f"'{server.url}/project.git'}}, env: [{{name: POLYAXON_GIT_CREDENTIALS, value: "
+                         f"'{credentials}'}}]}}\n")  # fmt: skip
+            assert main(["connections", "check"]) == code
+            out = capsys.readouterr().out
+            assert out.startswith(f"repo  git  {status}  {server.url}/project.git")
+            assert "tok3n" not in out and "wrong" not in out
+    finally:
+        server.stop()

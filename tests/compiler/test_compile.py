@@ -274,7 +274,7 @@ def test_a_minimal_dockerfile_init_uses_polyaxons_defaults() -> None:
     ("init", "message"),
     [
         ("{modelRef: m}", "`modelRef` init is not supported yet"),
-        ("{git: {url: 'https://x/y'}, connection: gh}", "init `connection` is not supported yet"),
+        ("{git: {url: 'https://x/y'}, connection: gh}", r"run\.init\[0\]\.connection: no connection named gh"),
     ],
 )
 def test_unsupported_init_entries(init: str, message: str) -> None:

@@ -225,8 +225,6 @@ component:
 @pytest.mark.parametrize(
     ("old", "new", "path", "message"),
     [
-        ("kind: job\n", "kind: job\n    init: [{git: {url: 'https://x/y'}, connection: gh}]\n",
-         "component.run.init[0].connection", "init `connection` is not supported yet"),
         ('{repo: {value: "https://x/r.git"}}', '{repo: {value: "https://x/r.git", toInit: true, connection: gh}}',
          "params.repo.toInit", "param `repo`: toInit with a connection is not supported yet"),
     ],

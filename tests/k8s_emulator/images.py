@@ -171,7 +171,7 @@ CATALOGUE: dict[str, Image] = {
         group=1000,
     ),
     "alpine/git:2.45.2": Image(
-        commands=("git", "sh", "cat", "echo", "ls", "mkdir", "env"),
+        commands=("git", "sh", "cat", "echo", "ls", "mkdir", "env", "rm", "dirname"),  # busybox has them too
         entrypoint=("git",),
         cmd=("--help",),
         env={"PATH": DEFAULT_PATH},

@@ -85,3 +85,15 @@ def test_a_bucket_store_that_does_not_answer_refuses_the_first_run(
     with pytest.raises(RuntimeError, match=f"{config}:2:46: connections.0..schema.bucket: connection store .*no such"):
         polynb.run(JOB)
     assert session.store.list_runs() == []
+
+
+def test_the_logs_button_reads_the_bucket_store_once_the_local_copy_is_gone(
+    session: KernelSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto: MotoServer
+) -> None:
+    import shutil
+
+    _bucket_config(tmp_path, monkeypatch, moto, "s3://kernel-runs/logs")
+    handle = polynb.run(JOB)
+    assert handle.wait(timeout=GUARD) == "succeeded"
+    shutil.rmtree(session.store.artifacts_root_of(handle.uuid) / handle.uuid)
+    assert session.logs(handle.uuid)[0] == ["hi"]

@@ -57,6 +57,7 @@ from polynb.executors.kubernetes.portforward import Connect, PodLookup, PortForw
 from polynb.executors.kubernetes.settings import BucketStore, KubernetesSettings
 from polynb.executors.kubernetes.status import FATAL_WAITING, IMAGE_PULL, Observed, interpret_job, interpret_pod
 from polynb.executors.kubernetes.watch import PodInformer
+from polynb.log_archive import LogArchive
 from polynb.runtime.tracking import EVENTS_STDOUT_ENV
 from polynb.store.paths import artifacts_dir
 
@@ -158,14 +159,17 @@ class KubernetesExecutor:
         connect: Callable[[str, str | PodLookup, int], Connect] | None = None,
         origins: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        log_archive: LogArchive | None = None,
     ) -> None:
         """An executor on the cluster that ``settings`` name (default ``KubernetesSettings()``: ``KUBECONFIG``
-        and its context's namespace); ``connect`` replaces the official port-forward (tests).
+        and its context's namespace); ``connect`` replaces the official port-forward (tests). ``log_archive``:
+        the artifacts store a final run's logs are copied to after they are archived under ``$POLYNB_HOME``.
 
         ``origins`` say where each setting came from (:mod:`.sources`, for messages); ``clock`` measures the
         timeouts (``failed_create_timeout``, ``image_pull_grace``, ``pod_start_timeout``; tests move it).
         Reads the kubeconfig now (``K8sConfigError``); talks to the cluster only on first use."""
         self.settings = s = settings or KubernetesSettings()
+        self.log_archive = log_archive
         self.origins = dict(origins or {})
         self.clock = clock
         self.cluster: ClusterConfig = load(
@@ -347,11 +351,14 @@ class KubernetesExecutor:
         if store is not None:
             unsynced = [r for r in artifact_reads if not storesync.pulled(r)]
             if not unsynced:
-                return  # TensorBoard pulls its runs' event files from the bucket (storesync.py)
+                # TensorBoard pulls its runs' event files from the bucket (storesync.py), `artifacts`/`paths` init
+                # entries fetch their sources from it (init.py)
+                return
             raise K8sSubmitError(
                 f"pipeline {pipeline_name!r} reads the artifacts of other runs ({'; '.join(unsynced)}); with the"
-                f" bucket {store.url} as the artifacts store only TensorBoard pulls other runs' files on Kubernetes"
-                " (each pod's artifacts folder is its own emptyDir, synced up to the bucket): " + sources.claim_hint()
+                f" bucket {store.url} as the artifacts store only init entries (tensorboard, artifacts, paths) get"
+                " other runs' files on Kubernetes (each pod's artifacts folder is its own emptyDir, synced up to the"
+                " bucket): " + sources.claim_hint()
             )
         raise K8sSubmitError(
             f"pipeline {pipeline_name!r} reads the artifacts of other runs ({'; '.join(artifact_reads)}), but on"
@@ -393,6 +400,7 @@ class KubernetesExecutor:
             if current is not None and not current.final:
                 raise K8sSubmitError(f"run {op.uuid} is already running here")
             attempt = self._attempts.get(op.uuid, 0) + 1
+        self._check_init_secrets(op)
         for _ in range(MAX_ATTEMPTS):
             run = self._new_run(op, on_update, attempt)
             with self._lock:
@@ -410,6 +418,25 @@ class KubernetesExecutor:
             raise K8sSubmitError(f"run {op.uuid}: more than {MAX_ATTEMPTS} attempts exist already")
         self._replay(run)
         return self._record(run)
+
+    def _check_init_secrets(self, op: CompiledOp) -> None:
+        """The Secrets holding the credentials of connections the op's init entries read exist (a missing one would
+        leave the pod in ``CreateContainerConfigError``): refused before anything of the op is created."""
+        for i, step in enumerate(op.init):
+            connection = step.spec.get("connection") or {}
+            secret = (connection.get("secret") or {}).get("name")
+            if not secret:
+                continue
+            try:
+                self.api.request("GET", path("secrets", self.namespace, str(secret)))
+            except K8sError as exc:
+                if exc.code == 404:
+                    raise K8sSubmitError(
+                        f"op {op.name!r}: init[{i}]: connection {connection['name']!r} takes its credentials from "
+                        f"Secret {secret!r}, which does not exist in namespace {self.namespace!r}"
+                    ) from exc
+                if exc.code != 403:  # may not read Secrets (RBAC): not checked
+                    raise K8sSubmitError(self._explain(exc, f"read Secret {secret!r}")) from exc
 
     def _create_or_adopt(self, op: CompiledOp, run: _Run) -> bool:
         """Create the run's objects; False when the name belongs to a finished attempt of this run."""
@@ -769,11 +796,16 @@ class KubernetesExecutor:
 
     def _finish(self, run: _Run) -> None:
         """A final run: its logs to ``$POLYNB_HOME/artifacts/<uuid>/logs/`` (``logs()`` reads them once the
-        pod is gone), then its objects deleted as Polyaxon does right after done."""
+        pod is gone) and from there to the artifacts store, then its objects deleted as Polyaxon does right
+        after done."""
         try:
             self._archive_logs(run)
+            if self.log_archive is not None:
+                self.log_archive.archive(run.uuid, artifacts_dir(run.uuid) / "logs")
         except OSError as exc:
             log.warning("run %s: cannot archive its logs: %s", run.uuid, exc)
+        except Exception:  # a store's bug must not keep the run's objects alive
+            log.exception("run %s: archiving its logs to the %s failed", run.uuid, self.log_archive)
         finally:
             self._delete_finished(run)
             run.finished.set()

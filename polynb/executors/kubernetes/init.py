@@ -16,9 +16,11 @@ ReadWriteMany PVC); with the default ``emptyDir`` they see this run's folder onl
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Final
 
 from polynb.compiler.types import InitStep
+from polynb.connections import GIT_CREDENTIAL_HELPER
 
 INIT_SCRIPT: Final = r"""
 import json, os, shutil, sys
@@ -70,9 +72,17 @@ else:
 """
 
 GIT_SCRIPT: Final = (
-    'set -e; url="$1"; dest="$2"; rev="$3"; shift 3; rm -rf "$dest"; mkdir -p "$(dirname "$dest")"; '
-    'git clone "$@" -- "$url" "$dest"; if [ -n "$rev" ]; then git -C "$dest" checkout --quiet "$rev"; fi'
+    'set -e; url="$1"; dest="$2"; rev="$3"; helper="$4"; shift 4; rm -rf "$dest"; mkdir -p "$(dirname "$dest")"; '
+    'if [ -n "${POLYAXON_GIT_CREDENTIALS:-}" ]; then '
+    'git -c credential.helper= -c "$helper" clone "$@" -- "$url" "$dest"; '
+    'else git clone "$@" -- "$url" "$dest"; fi; '
+    'if [ -n "$rev" ]; then git -C "$dest" checkout --quiet "$rev"; fi'
 )
+"""The git entry's script; its arguments: url, destination, revision, the credential helper
+(:data:`~polynb.connections.GIT_CREDENTIAL_HELPER`, used when ``POLYAXON_GIT_CREDENTIALS`` is set: the connection's
+secret or env), then the flags."""
+FETCH_MODULE: Final = "polynb.runtime.bucket_fetch"
+STORE_CONNECTION_ENV: Final = "POLYNB_STORE_CONNECTION"
 
 
 def init_container(
@@ -84,12 +94,26 @@ def init_container(
     tools_image: str,
     git_image: str,
     default_image: str,
+    store_image: str = "polynb:latest",
+    bucket_store: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The container of one init entry, without env and mounts (the manifest builder adds those).
+    """The container of one init entry, without env and mounts (the manifest builder adds those, and what the
+    connection in ``spec["connection"]`` brings: its env, its secret).
+
+    An ``artifacts``/``paths`` entry reading a bucket connection, or any when the artifacts store is a bucket
+    (``bucket_store``: its connection entry; the pods' artifacts volume then holds only their own run), fetches
+    from the bucket in the *store image* (polynb installed, ``docker/Dockerfile``).
 
     Raise ``ValueError`` for an entry that cannot run here (a git entry without url, a bad revision).
     """
     name = f"init-{index}-{step.kind}"
+    connection = step.spec.get("connection") or None
+    if connection is not None and connection.get("kind") == "host_path":
+        raise ValueError(f"init[{index}]: connection {connection['name']} is a host path, which an init entry reads "
+                         "on the local executor only (on Kubernetes, mount it with run.connections)")  # fmt: skip
+    source = connection if connection is not None else bucket_store
+    if step.kind in ("artifacts", "paths") and source is not None:
+        return _fetch_container(step, name, run_dir, source, store_image)
     if step.kind == "container":
         spec = step.container
         if spec is None:
@@ -116,12 +140,12 @@ def init_container(
         return {
             "name": name,
             "image": git_image,
-            "command": ["sh", "-c", GIT_SCRIPT, "git-init", url, dest, revision, *flags],
+            "command": ["sh", "-c", GIT_SCRIPT, "git-init", url, dest, revision, GIT_CREDENTIAL_HELPER, *flags],
             "_env": {"GIT_TERMINAL_PROMPT": "0"},
         }
     payload = {
         "kind": step.kind,
-        "spec": step.spec,
+        "spec": {k: v for k, v in step.spec.items() if k != "connection"},
         "path": step.path,
         "run_dir": run_dir,
         "artifacts_root": artifacts_root,
@@ -131,6 +155,32 @@ def init_container(
         "image": tools_image,
         "command": ["python3", "-c", INIT_SCRIPT],
         "_env": {"POLYNB_INIT": json.dumps(payload, sort_keys=True)},
+    }
+
+
+def _fetch_container(
+    step: InitStep, name: str, run_dir: str, connection: Mapping[str, Any], image: str
+) -> dict[str, Any]:
+    """``python -m polynb.runtime.bucket_fetch`` with a ``--source``/``--target`` pair per file, folder or path of
+    the entry (all of the bucket for none), as the local executor lays them out."""
+    url = str((connection.get("schema") or {}).get("bucket") or "").rstrip("/")
+    base = _join(run_dir, step.path) if step.path else run_dir
+    spec = step.spec
+    entries = spec.get("paths") if step.kind == "paths" else [*(spec.get("files") or ()), *(spec.get("dirs") or ())]
+    pairs: list[tuple[str, str]] = []
+    for entry in entries or ():
+        rel, to = (str(entry[0]), str(entry[1])) if isinstance(entry, list | tuple) else (str(entry), None)
+        to = to or (rel if not rel.startswith("/") else rel.rstrip("/").rsplit("/", 1)[-1])
+        pairs.append((f"{url}/{rel.strip('/')}", _join(base, to)))
+    if not pairs:
+        pairs.append((url, base))
+    public = {k: v for k, v in connection.items() if k in ("name", "kind", "schema")}
+    return {
+        "name": name,
+        "image": image,
+        "command": ["python", "-m", FETCH_MODULE, *(a for s, t in pairs for a in ("--source", s, "--target", t))],
+        "_env": {STORE_CONNECTION_ENV: json.dumps(public, sort_keys=True), "PYTHONUNBUFFERED": "1"},
+        "_connection": dict(connection),
     }
 
 

@@ -284,6 +284,7 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
     used.update(c["name"] for c in store.sidecars)  # the store's names are fixed (the executor finds them by name)
     main_name = unique(main_container_name(op))
     init: list[dict[str, Any]] = []
+    init_volumes: list[dict[str, Any]] = []
     for i, entry in enumerate(op.init):
         base = init_container(
             entry,
@@ -293,9 +294,22 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
             tools_image=cfg.tools_image,
             git_image=cfg.git_image,
             default_image=op.container.image or cfg.default_image,
+            store_image=cfg.store_image,
+            bucket_store=cfg.artifacts_store.connection if cfg.artifacts_store is not None else None,
         )
         base["name"] = unique(base["name"])
         container = _container(base, run_env, mounts, base.get("_k8s") or {})
+        # The connection the entry reads (a repository's or a bucket's credentials): its secret and env, in this
+        # init container only.
+        read = base.get("_connection") or entry.spec.get("connection")
+        if read:
+            reads = connection_mounts([read])
+            if reads.env_from:
+                container["envFrom"] = [*(container.get("envFrom") or ()), *reads.env_from]
+            own_env = {e.get("name") for e in container["env"]}
+            container["env"] += [e for e in reads.env if e["name"] not in own_env]
+            container["volumeMounts"] += reads.mounts
+            init_volumes += [v for v in reads.volumes if v not in init_volumes]
         if cfg.security_profile == "restricted":
             container["securityContext"] = restricted_context(
                 container.get("securityContext"), generated=entry.kind != "container"
@@ -347,6 +361,7 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
     ours = [{"name": ARTIFACTS_VOLUME, **artifacts}, bundle.volume(), *([step.volume()] if step else []),
             *linked.volumes]  # fmt: skip
     ours += [v for v in store.volumes if v["name"] not in {o["name"] for o in ours}]
+    ours += [v for v in init_volumes if v["name"] not in {o["name"] for o in ours}]
     taken = {v["name"] for v in ours}
     spec["volumes"] = [*ours, *(dict(v) for v in op.volumes if v.get("name") not in taken)]
     env = op.environment

@@ -34,9 +34,10 @@ UP: Final = "store-sync"
 """The name of the sidecar syncing a run's folder up (the first native sidecar: the kubelet stops it last)."""
 DOWN: Final = "store-pull"
 CONNECTION_ENV: Final = "POLYNB_STORE_CONNECTION"
-PULLED_READS: Final = ("init tensorboard",)
+PULLED_READS: Final = ("init tensorboard", "init artifacts", "init paths")
 """Reads of another run's artifacts (:mod:`polynb.compiler.artifact_reads`, ``op 'x': <what>``) that a pod serves
-from a bucket store: the ``down`` sidecars pull them. Any other read still needs the artifacts claim."""
+from a bucket store: the ``down`` sidecars pull TensorBoard's, ``artifacts``/``paths`` init containers fetch theirs
+(:mod:`.init`). Any other read still needs the artifacts claim."""
 IMAGE_REPOSITORY: Final = "polynb"
 """The default store image is ``polynb:<version>``: ``docker build -f docker/Dockerfile -t polynb:<version> .``"""
 

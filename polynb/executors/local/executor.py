@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
-from polynb.connections import cluster_env_refusal, local_env, local_refusal
+from polynb.connections import cluster_env_refusal, local_env, local_init_refusal, local_refusal
 from polynb.executors.base import BASE_DIR_LABEL as BASE_DIR_LABEL
 from polynb.executors.base import FINAL_EXECUTOR_STATUSES, ExecutorUpdate, UpdateCallback
 from polynb.executors.local import shim as local_shim
@@ -81,6 +81,7 @@ from polynb.executors.local.layout import (
 )
 from polynb.executors.local.ports import PortAllocator
 from polynb.executors.local.shim import proc_start_time, status_line
+from polynb.log_archive import LogArchive
 from polynb.store.paths import artifacts_dir, check_uuid, default_artifacts_root, polynb_home
 from polynb.store.remote import StoreAccess
 
@@ -145,10 +146,16 @@ class LocalExecutor:
         artifacts_root_of: Callable[[str], Path] | None = None,
         artifacts_store_of: Callable[[str], StoreAccess | None] | None = None,
         store_grace: float = STORE_GRACE,
+        log_archive: LogArchive | None = None,
     ) -> None:
         """``artifacts_root_of``: a run's artifacts root by uuid, the one recorded in the store when the run was
         created (``Store.artifacts_root_of``); without it every run's is ``$POLYNB_HOME/artifacts``.
-        ``artifacts_store_of``: the bucket a run is synced to (``Store.artifacts_store_of``), None for none."""
+        ``artifacts_store_of``: the bucket a run is synced to (``Store.artifacts_store_of``), None for none.
+        ``log_archive``: the artifacts store where the logs of a run that is not synced to a bucket are copied when
+        it ends, before its final status is delivered (a host-path store that is the run's own root already holds
+        them); its bucket, if it is one, is where ``artifacts``/``paths`` init entries fetch what is not here."""
+        self.log_archive = log_archive
+        self._archiving: set[threading.Thread] = set()
         self._root_of = artifacts_root_of or (lambda _uuid: default_artifacts_root())
         self._store_of = artifacts_store_of or (lambda _uuid: None)
         self.store_grace = store_grace
@@ -200,6 +207,11 @@ class LocalExecutor:
         containers = [("container", op.container), *((f"sidecars[{i}]", c) for i, c in enumerate(op.sidecars))]
         containers += [(f"init[{i}].container", s.container) for i, s in enumerate(op.init) if s.container]
         refused += [r for w, c in containers if (r := cluster_env_refusal(c.k8s, w)) is not None]
+        refused += [
+            f"init[{i}]: {r}"
+            for i, s in enumerate(op.init)
+            if s.spec.get("connection") and (r := local_init_refusal(s.spec["connection"])) is not None
+        ]
         if refused:  # before anything is written: nothing of the run is half-started
             raise RuntimeError("; ".join(refused))
         self._note_images(op)
@@ -299,6 +311,7 @@ class LocalExecutor:
             "run_dir": placement.run_artifacts_path,
             "artifacts_root": str(Path(placement.artifacts_path)),
             "run_roots": self._run_roots(op),
+            "artifacts_store": self._bucket_store(),
             "base_dir": str(base_dir),
             "package_root": PACKAGE_ROOT,
             "env_defaults": defaults,
@@ -330,6 +343,14 @@ class LocalExecutor:
             "store": self._store_sync(op.uuid, placement.run_artifacts_path, final=False),
             "store_grace": self.store_grace,
         }
+
+    def _bucket_store(self) -> dict[str, Any] | None:
+        """The artifacts store's connection entry when it is a bucket: ``artifacts``/``paths`` init entries fetch
+        from it what is not on this machine (runs of another machine, or whose folder is gone)."""
+        archive = self.log_archive
+        if archive is None or archive.bucket is None or archive.connection is None:
+            return None
+        return dict(archive.connection)
 
     def _store_sync(self, uuid: str, run_dir: str, *, final: bool) -> dict[str, Any] | None:
         """The process that syncs the run's folder to its bucket store (:mod:`polynb.runtime.store_sync`): every
@@ -490,8 +511,11 @@ class LocalExecutor:
         self._watcher.close()
         with self._lock:
             catch_ups, self._catch_ups = self._catch_ups, []
+            archiving = [t for t in self._archiving if t is not threading.current_thread()]
         for thread in catch_ups:  # a final sync left to do is done before the engine goes
             thread.join(self.store_grace + STOP_SLACK)
+        for thread in archiving:  # each upload is bounded by the store client's timeouts and retries
+            thread.join()
         with self._lock:
             server, self._forkserver = self._forkserver, None
         if server is not None:
@@ -579,10 +603,28 @@ class LocalExecutor:
             url=line.get("url"),
             at=float(line.get("at") or time.time()),
         )
+        archive = self.log_archive
+        synced = self._store_of(watch.uuid) is not None  # its folder, logs included, goes to the bucket already
+        if watch.final and archive is not None and not synced and not archive.holds(watch.run_dir / LOGS_DIR):
+            # Off the watcher thread (an upload may take seconds); the final status follows the archive, so a
+            # run reported final has its logs in the store (or a warning saying they stayed here).
+            thread = threading.Thread(target=self._archive_then_deliver, args=(watch, update, archive),
+                                      name=f"polynb-log-archive-{watch.uuid[:8]}", daemon=True)  # fmt: skip
+            with self._lock:
+                self._archiving.add(thread)
+            thread.start()
+            return
+        _call(watch, update)
+
+    def _archive_then_deliver(self, watch: _Watch, update: ExecutorUpdate, archive: LogArchive) -> None:
         try:
-            watch.on_update(update)
-        except Exception:
-            log.exception("run %s: on_update failed", watch.uuid)
+            archive.archive(watch.uuid, watch.run_dir / LOGS_DIR)
+        except Exception:  # never lose the final status to a store's bug
+            log.exception("run %s: archiving its logs to the %s failed", watch.uuid, archive)
+        finally:
+            _call(watch, update)
+            with self._lock:
+                self._archiving.discard(threading.current_thread())
 
     def _finish(self, watch: _Watch) -> None:
         """The shim is gone: reap it, deliver the rest, and end the run ourselves if it could not."""
@@ -806,6 +848,13 @@ class _Watcher(threading.Thread):
             with self._executor._lock:  # _signal() checks alive under this lock before using the pidfd
                 for f in fds:
                     os.close(f)
+
+
+def _call(watch: _Watch, update: ExecutorUpdate) -> None:
+    try:
+        watch.on_update(update)
+    except Exception:
+        log.exception("run %s: on_update failed", watch.uuid)
 
 
 def _container(

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -46,6 +47,10 @@ class _Step:
         """Other runs' artifacts roots by uuid, where they differ from this run's."""
         self.base_dir: str = run["base_dir"]
         self.log_path = log_path
+        self.store: dict[str, Any] | None = run.get("artifacts_store")
+        """The artifacts store's connection entry when it is a bucket: sources not on this machine come from it."""
+        self.package_root: str = run.get("package_root") or ""
+        self.python: str = sys.executable
 
     def dest(self, default: str) -> str:
         """Where the entry puts its result: ``path`` if given (relative to the run folder), else default."""
@@ -64,13 +69,16 @@ class _Step:
         """The artifacts root of run ``uuid`` (this run's unless the run was created with another)."""
         return self.run_roots.get(uuid, self.artifacts_root)
 
+    def local_source(self, rel: str) -> str:
+        """Where a source path of ``artifacts``/``paths`` is on this machine: relative to the artifacts root of
+        the run it starts with (this run's root for anything else) unless absolute."""
+        return os.path.join(self.root_of(rel.split("/", 1)[0]), rel)
+
     def source(self, rel: str) -> str:
-        """A source path of ``artifacts``/``paths``: relative to the artifacts root of the run it starts with
-        (this run's root for anything else) unless absolute."""
-        root = self.root_of(rel.split("/", 1)[0])
-        src = os.path.join(root, rel)
+        """:meth:`local_source`, which must exist."""
+        src = self.local_source(rel)
         if not os.path.lexists(src):
-            raise InitError(f"{rel}: not found under {root}")
+            raise InitError(f"{rel}: not found under {self.root_of(rel.split('/', 1)[0])}")
         return src
 
     def clear(self, dest: str) -> None:
@@ -140,11 +148,14 @@ def parse_chmod(value: str | int, mode: int) -> int:
     return mode
 
 
+GIT_CREDENTIALS = "POLYAXON_GIT_CREDENTIALS"
+
+
 def _git(step: _Step) -> list[Command]:
     spec = step.spec
     url = str(spec.get("url") or "")
     if not url:
-        raise InitError("git: no url (connections are not supported by the local executor)")
+        raise InitError("git: no url")
     if _is_local_path(url):
         url = os.path.join(step.base_dir, os.path.expanduser(url))  # relative to the notebook's folder
     name = os.path.basename(url.rstrip("/")).removesuffix(".git") or "repo"
@@ -154,13 +165,28 @@ def _git(step: _Step) -> list[Command]:
     step.created(dest)
     # Each flag may hold an option and its value ("--depth 1"): split on whitespace, never by a shell.
     flags = [part for flag in spec.get("flags") or () for part in str(flag).split()]
-    commands: list[Command] = [(["git", "clone", *flags, "--", url, dest], GIT_ENV)]
+    env = {**_connection_env(spec), **GIT_ENV}
+    clone = ["git", "clone", *flags, "--", url, dest]
+    if env.get(GIT_CREDENTIALS):
+        # git asks the helper, which reads the credentials from its environment: they are in no argv, no url
+        # and no log; no credential helper of the user's may keep them.
+        from polynb.connections import GIT_CREDENTIAL_HELPER
+
+        clone = ["git", "-c", "credential.helper=", "-c", GIT_CREDENTIAL_HELPER, "clone", *flags, "--", url, dest]
+        step.log(f"git: credentials of connection {spec['connection']['name']} ({GIT_CREDENTIALS})")
+    commands: list[Command] = [(clone, env)]
     revision = spec.get("revision")
     if revision:
         if str(revision).startswith("-"):
             raise InitError(f"git: revision {revision!r} looks like an option")
         commands.append((["git", "-C", dest, "checkout", "--quiet", str(revision)], GIT_ENV))
     return commands
+
+
+def _connection_env(spec: dict[str, Any]) -> dict[str, str]:
+    """The ``env`` of the connection an entry reads (credentials, endpoint), for its commands only."""
+    connection = spec.get("connection") or {}
+    return {str(e["name"]): str(e.get("value", "")) for e in connection.get("env") or () if isinstance(e, dict)}
 
 
 def _is_local_path(url: str) -> bool:
@@ -172,34 +198,82 @@ def _is_local_path(url: str) -> bool:
 
 def _artifacts(step: _Step) -> list[Command]:
     spec = step.spec
+    commands: list[Command] = []
+    if _whole_connection(spec):
+        return _from_connection(step, "", step.dest(""))
     for rel in spec.get("files") or ():
-        _copy(step, str(rel), None, want_dir=False)
+        commands += _copy(step, str(rel), None, want_dir=False)
     for rel in spec.get("dirs") or ():
-        _copy(step, str(rel), None, want_dir=True)
-    return []
+        commands += _copy(step, str(rel), None, want_dir=True)
+    return commands
 
 
 def _paths(step: _Step) -> list[Command]:
     entries = step.spec.get("paths")
     if entries is None:
         entries = [*step.spec.get("files", ()), *step.spec.get("dirs", ())]
+    if _whole_connection(step.spec):
+        return _from_connection(step, "", step.dest(""))
+    commands: list[Command] = []
     for entry in entries:
         if isinstance(entry, list | tuple):
             if len(entry) != 2:
                 raise InitError(f"paths: {entry!r} is neither a path nor a [from, to] pair")
-            _copy(step, str(entry[0]), str(entry[1]), want_dir=None)
+            commands += _copy(step, str(entry[0]), str(entry[1]), want_dir=None)
         else:
-            _copy(step, str(entry), None, want_dir=None)
-    return []
+            commands += _copy(step, str(entry), None, want_dir=None)
+    return commands
 
 
-def _copy(step: _Step, rel: str, to: str | None, *, want_dir: bool | None) -> None:
-    src = step.source(rel)
-    if want_dir is not None and os.path.isdir(src) != want_dir:
-        raise InitError(f"{rel}: expected a {'folder' if want_dir else 'file'}")
+def _whole_connection(spec: dict[str, Any]) -> bool:
+    return bool(spec.get("connection")) and not any(spec.get(k) for k in ("files", "dirs", "paths"))
+
+
+def _from_connection(step: _Step, rel: str, dest: str) -> list[Command]:
+    """``rel`` of the connection the entry reads (all of it for ``''``) to ``dest``: a folder's copied here, a
+    bucket's fetched by a command (credentials in its environment only)."""
+    connection = step.spec["connection"]
+    schema = connection.get("schema") or {}
+    if connection.get("kind") == "host_path":
+        root = os.path.expanduser(str(schema.get("hostPath") or ""))
+        src = os.path.join(root, rel) if rel else root
+        if not os.path.lexists(src):
+            raise InitError(f"{rel or '.'}: not found in connection {connection['name']} ({root})")
+        _place(step, src, dest)
+        return []
+    return [_fetch(step, connection, rel, dest)]
+
+
+def _fetch(step: _Step, connection: dict[str, Any], rel: str, dest: str) -> Command:
+    url = str((connection.get("schema") or {}).get("bucket") or "").rstrip("/")
+    source = f"{url}/{rel.strip('/')}" if rel.strip("/") else url
+    os.makedirs(os.path.dirname(dest.rstrip("/")) or ".", exist_ok=True)
+    step.created(dest)
+    env = {
+        **_connection_env({"connection": connection}),  # credentials: variables of their own, as in a pod
+        "POLYNB_STORE_CONNECTION": json.dumps({k: v for k, v in connection.items() if k in ("name", "kind", "schema")}),
+        "PYTHONPATH": os.pathsep.join(p for p in (step.package_root, os.environ.get("PYTHONPATH")) if p),
+    }
+    return ([step.python, "-m", "polynb.runtime.bucket_fetch", "--source", source, "--target", dest], env)
+
+
+def _copy(step: _Step, rel: str, to: str | None, *, want_dir: bool | None) -> list[Command]:
     if to is None:
         to = rel if not os.path.isabs(rel) else os.path.basename(rel.rstrip("/"))
     dest = os.path.join(step.dest(""), to)
+    if step.spec.get("connection"):
+        return _from_connection(step, rel, dest)
+    store = step.store
+    if store is not None and not os.path.isabs(rel) and not os.path.lexists(step.local_source(rel)):
+        return [_fetch(step, store, rel, dest)]  # not on this machine: the bucket artifacts store has it
+    src = step.source(rel)
+    if want_dir is not None and os.path.isdir(src) != want_dir:
+        raise InitError(f"{rel}: expected a {'folder' if want_dir else 'file'}")
+    _place(step, src, dest)
+    return []
+
+
+def _place(step: _Step, src: str, dest: str) -> None:
     os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
     if os.path.isdir(src):
         shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)

@@ -470,7 +470,8 @@ class Shim:
             while proc.code is None:
                 self.wait([proc], None)
             if proc.code != 0:
-                what = f"{label}: {argv[0]} {argv[1]} failed ({exit_description(proc.code)})"
+                words = [os.path.basename(argv[0]), *(a for a in argv[1:] if a[:1] != "-" and "=" not in a)][:2]
+                what = f"{label}: {' '.join(words)} failed ({exit_description(proc.code)})"
                 raise RunFailed("InitFailed", self.failure_message(proc, what))
 
     def spawn_init(self, container: dict[str, Any], log_name: str, label: str) -> Proc:

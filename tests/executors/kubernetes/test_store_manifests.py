@@ -198,8 +198,9 @@ def test_a_bucket_store_whose_secret_is_missing_refuses_the_pipeline_before_anyt
         # Once the secret exists, the same pipeline passes the check: TensorBoard reads through the bucket.
         emulator.store.create("secrets", "default", {"metadata": {"name": "aws-creds"}, "data": {}})
         executor.check_submission("seed", artifact_reads=["op 'tensorboard': init tensorboard"])
-        with pytest.raises(K8sSubmitError, match="only TensorBoard pulls other runs' files"):
-            executor.check_submission("seed", artifact_reads=["op 'eval': init artifacts"])
+        executor.check_submission("seed", artifact_reads=["op 'eval': init artifacts"])  # fetched from the bucket
+        with pytest.raises(K8sSubmitError, match=r"only init entries \(tensorboard, artifacts, paths\) get other"):
+            executor.check_submission("seed", artifact_reads=["op 'eval': param p (ops.train: artifacts.outputs)"])
     finally:
         engine.shutdown()
         executor.shutdown()

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from polynb.compiler.types import CompiledOp, ContainerSpec, InitStep, Placement, TerminationSpec
+from polynb.connections import GIT_CREDENTIAL_HELPER
 from polynb.executors.kubernetes import manifests, names
 from polynb.executors.kubernetes.init import GIT_SCRIPT, INIT_SCRIPT, init_container
 from polynb.executors.kubernetes.logs import Resume, split_timestamp, ts_key
@@ -170,7 +171,9 @@ def test_git_init_passes_values_as_arguments() -> None:
         step, 0, run_dir="/a/u", artifacts_root="/a", tools_image="t", git_image="g", default_image="d"
     )
     assert container["image"] == "g"
-    assert container["command"] == ["sh", "-c", GIT_SCRIPT, "git-init", url, "/a/u/code", "v1", "--depth", "1"]
+    assert container["command"] == [
+        "sh", "-c", GIT_SCRIPT, "git-init", url, "/a/u/code", "v1", GIT_CREDENTIAL_HELPER, "--depth", "1"
+    ]  # fmt: skip
     assert "$1" in GIT_SCRIPT and url not in GIT_SCRIPT  # a fixed script; values only as "$1", "$2", ...
     with pytest.raises(ValueError, match="looks like an option"):
         init_container(
