@@ -58,6 +58,14 @@ TERMINATION_LIMIT = 4096
 ("Customizing the termination message" in the Kubernetes documentation)."""
 OUTPUTS_TOO_LARGE = "OutputsTooLarge"
 """The first word of the termination message of a container whose outputs did not fit (the run's reason)."""
+OUTPUTS_VIA_STORE_ENV = "POLYNB_OUTPUTS_VIA_STORE"
+"""Set (to ``1``) by the kubernetes executor when the pod's artifacts folder reaches a store the engine reads
+(a bucket, through the sync sidecar): outputs that do not fit in the termination message stay in ``outputs.json``
+and the message carries :data:`OUTPUTS_POINTER` instead."""
+OUTPUTS_POINTER = "$polynb.outputs"
+"""The one key of a termination message that points at the outputs in the store:
+``{"$polynb.outputs": {"file": "outputs/outputs.json", "bytes": N, "sha256": H}}`` (the path is relative to the
+run's folder in the store; the size and hash are the file's, so a stale or partial copy is never taken)."""
 
 
 class OutputsTooLargeError(RuntimeError):
@@ -72,8 +80,8 @@ class OutputsTooLargeError(RuntimeError):
         super().__init__(
             f"{OUTPUTS_TOO_LARGE}: the outputs are {size} bytes as JSON; a pod's termination message carries at "
             f"most {limit} bytes for this container, so they cannot leave the pod. Keep outputs small (numbers, "
-            "short strings, paths) and write large results as files under the run's outputs folder; outputs "
-            "through an artifacts store are planned (issue 12)"
+            "short strings, paths) and write large results as files under the run's outputs folder, or use a "
+            "bucket as the artifacts store (artifactsStore), through which outputs of any size travel"
         )
 
 
@@ -93,8 +101,10 @@ def log_outputs(**values: Any) -> dict[str, Any]:
     (anything with ``.item()`` / ``.tolist()``) are converted.
 
     In a Kubernetes pod the merged outputs also become the container's termination message; when they do not
-    fit (``$POLYNB_TERMINATION_LOG_LIMIT``, 4 KiB at most) it raises :class:`OutputsTooLargeError` and the run
-    fails with reason ``OutputsTooLarge``, rather than lose them to the kubelet's cut.
+    fit (``$POLYNB_TERMINATION_LOG_LIMIT``, 4 KiB at most) and the pod syncs to a bucket store
+    (``$POLYNB_OUTPUTS_VIA_STORE``), the message points at ``outputs.json`` instead, which the engine reads from the
+    store; without a store it raises :class:`OutputsTooLargeError` and the run fails with reason
+    ``OutputsTooLarge``, rather than lose them to the kubelet's cut.
     """
     encoded = json.loads(json.dumps(values, default=_to_json, allow_nan=False))
     folder = outputs_path()
@@ -104,11 +114,11 @@ def log_outputs(**values: Any) -> dict[str, Any]:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
         merged = _read(target)
         merged.update(encoded)
+        data = (json.dumps(merged, indent=2, sort_keys=True) + "\n").encode("utf-8")
         fd, tmp = tempfile.mkstemp(prefix=".outputs.", suffix=".tmp", dir=folder)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(merged, f, indent=2, sort_keys=True)
-                f.write("\n")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, 0o644)  # mkstemp makes it private; outputs are not secrets
@@ -118,18 +128,29 @@ def log_outputs(**values: Any) -> dict[str, Any]:
             raise
         termination_log = os.environ.get(TERMINATION_LOG_ENV)
         if termination_log:
-            _write_termination_message(Path(termination_log), merged)
+            _write_termination_message(Path(termination_log), merged, data)
     return merged
 
 
-def _write_termination_message(path: Path, outputs: dict[str, Any]) -> None:
+def outputs_pointer(data: bytes) -> dict[str, Any]:
+    """The termination message that points at ``outputs.json`` holding ``data`` in the store."""
+    import hashlib
+
+    digest = hashlib.sha256(data).hexdigest()
+    return {OUTPUTS_POINTER: {"file": f"outputs/{OUTPUTS_FILE}", "bytes": len(data), "sha256": digest}}
+
+
+def _write_termination_message(path: Path, outputs: dict[str, Any], data: bytes) -> None:
     """On Kubernetes the outputs travel back in the container's termination message: a plain overwrite of
-    that file (read once, after the container exits). Too large, it says so there and raises."""
+    that file (read once, after the container exits). Too large, they stay in ``outputs.json`` (``data``) for
+    the engine to read from the store when the pod has one; without, the message says so and it raises."""
     text = json.dumps(outputs, sort_keys=True, separators=(",", ":")).encode("utf-8")
     try:
         limit = int(os.environ.get(TERMINATION_LIMIT_ENV) or TERMINATION_LIMIT)
     except ValueError:
         limit = TERMINATION_LIMIT
+    if len(text) > limit and os.environ.get(OUTPUTS_VIA_STORE_ENV):
+        text = json.dumps(outputs_pointer(data), sort_keys=True, separators=(",", ":")).encode("utf-8")
     if len(text) > limit:
         error = OutputsTooLargeError(len(text), limit)
         path.write_bytes(str(error).encode("utf-8")[:limit])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -116,10 +117,27 @@ def test_outputs_too_large_for_the_termination_message_fail_loudly(
         tracking.log_outputs(big="x" * 200)
     error = raised.value
     assert (error.limit, error.size) == (100, len(json.dumps({"big": "x" * 200, "small": 1}, separators=(",", ":"))))
-    assert f"{error.size} bytes" in str(error) and "at most 100 bytes" in str(error) and "issue 12" in str(error)
+    assert f"{error.size} bytes" in str(error) and "at most 100 bytes" in str(error) and "artifactsStore" in str(error)
     # The pod's termination message says so (cut to the limit: the kubelet would cut it anyway), never half a JSON.
     message = termination_log.read_text()
     assert message.startswith("OutputsTooLarge: the outputs are") and len(message.encode()) <= 100
+
+
+def test_outputs_too_large_point_at_outputs_json_when_the_pod_syncs_to_a_store(
+    outputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    termination_log = tmp_path / "termination-log"
+    monkeypatch.setenv(tracking.TERMINATION_LOG_ENV, str(termination_log))
+    monkeypatch.setenv("POLYNB_TERMINATION_LOG_LIMIT", "200")
+    monkeypatch.setenv(runtime_tracking.OUTPUTS_VIA_STORE_ENV, "1")
+    tracking.log_outputs(small=1)
+    assert json.loads(termination_log.read_text()) == {"small": 1}  # small ones stay in the message
+    merged = tracking.log_outputs(big="x" * 500)
+    data = (outputs / "outputs.json").read_bytes()
+    assert json.loads(data) == merged == {"big": "x" * 500, "small": 1}
+    pointer = json.loads(termination_log.read_text())
+    digest = hashlib.sha256(data).hexdigest()
+    assert pointer == {"$polynb.outputs": {"file": "outputs/outputs.json", "bytes": len(data), "sha256": digest}}
 
 
 EVENT_WRITER = """

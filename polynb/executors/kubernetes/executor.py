@@ -44,7 +44,7 @@ from typing import Any, Final
 
 from polynb.compiler.types import CompiledOp, OpKind, Placement
 from polynb.executors.base import EVENTS_AWAITED_LABEL, EventSink, ExecutorUpdate, UpdateCallback
-from polynb.executors.kubernetes import bundle, names, sources, stepcode, storesync
+from polynb.executors.kubernetes import bundle, names, sources, stepcode, store_outputs, storesync
 from polynb.executors.kubernetes import kernel as k8s_kernel
 from polynb.executors.kubernetes import manifests as k8s_manifests
 from polynb.executors.kubernetes.client import Api, K8sError, path
@@ -135,6 +135,10 @@ class _Run:
     store: bool = False
     """The pod has the artifacts store's sync sidecars: its final status waits for their last sync."""
     store_warned: bool = False
+    bucket: BucketStore | None = None
+    """The bucket store the pod syncs to (where outputs too large for the termination message are read)."""
+    fetching: bool = False
+    """Its outputs are being read from the store: the final status waits for them."""
 
 
 def _store_config(s: KubernetesSettings) -> dict[str, Any]:
@@ -469,6 +473,7 @@ class KubernetesExecutor:
             keep=self.settings.keep_finished or op.termination.ttl is not None,
             events=op.labels.get(EVENTS_AWAITED_LABEL) == "true",
             store=self.config.artifacts_store is not None,
+            bucket=self.config.artifacts_store,
         )
 
     def _create(self, op: CompiledOp, run: _Run) -> None:
@@ -612,7 +617,7 @@ class KubernetesExecutor:
                 # It ended by itself before the stop was asked (finishedAt has whole seconds: a finish in the
                 # stop's second counts as stopped, as the local executor's race does). A service that exits 0
                 # on SIGTERM (TensorBoard) was stopped, not succeeded.
-                self._report(run, observed)
+                self._report_final(run, observed)
             elif kind == "DELETED" or observed.final:
                 self._report(run, Observed("stopped", "Stopped", "stopped on request"))
             return
@@ -621,7 +626,7 @@ class KubernetesExecutor:
             if kind == "DELETED":
                 self._workers.submit(self._vanished, run, pod)
             return
-        self._report(run, observed)
+        self._report_final(run, observed)
         if observed.status == "failed" and observed.reason in FATAL_WAITING | IMAGE_PULL and run.keep:
             # Kubernetes would wait forever (an image that never comes): end the run's objects even when
             # finished runs are kept (without keep, the final status deletes them anyway).
@@ -659,6 +664,37 @@ class KubernetesExecutor:
         except Exception:
             log.exception("run %s: the store's warning could not be delivered", run.uuid)
 
+    def _report_final(self, run: _Run, observed: Observed) -> None:
+        """:meth:`_report`, but outputs left in the store (a pointer in the termination message) are read first,
+        by a worker (not the watch's thread); the final status waits for them."""
+        where = store_outputs.pointer(observed.outputs) if observed.status == "succeeded" else None
+        if where is None:
+            self._report(run, observed)
+            return
+        with self._lock:
+            if run.fetching or run.final:
+                return
+            run.fetching = True
+        try:
+            self._workers.submit(self._fetch_outputs, run, observed, where)
+        except RuntimeError:  # the pool is shut down: read here
+            self._fetch_outputs(run, observed, where)
+
+    def _fetch_outputs(self, run: _Run, observed: Observed, where: dict[str, Any]) -> None:
+        store = run.bucket
+        try:
+            if store is None:
+                raise store_outputs.OutputsUnreadableError("the run has no bucket store to read them from")
+            outputs = store_outputs.read_outputs(store, run.uuid, where)
+        except store_outputs.OutputsUnreadableError as exc:
+            message = store_outputs.unreadable_message(store, str(exc)) if store is not None else str(exc)
+            log.warning("run %s: %s", run.uuid, message)
+            read = Observed("failed", store_outputs.OUTPUTS_UNREADABLE, message, at=observed.at,
+                            started_at=observed.started_at)  # fmt: skip
+        else:
+            read = dataclasses.replace(observed, outputs=outputs)
+        self._report(run, read, fetched=True)
+
     def _pull_grace(self, run: _Run, observed: Observed) -> Observed:
         """``ImagePullBackOff`` stays a ``warning`` for ``image_pull_grace`` seconds from the first failed pull."""
         if observed.status != "warning" or observed.reason not in IMAGE_PULL:
@@ -677,9 +713,9 @@ class KubernetesExecutor:
             )
         return observed
 
-    def _report(self, run: _Run, observed: Observed, *, url: str | None = None) -> None:
+    def _report(self, run: _Run, observed: Observed, *, url: str | None = None, fetched: bool = False) -> None:
         with self._lock:
-            if run.final:
+            if run.final or (run.fetching and not fetched):
                 return
             key = (observed.status, observed.reason)
             if key == run.last and url is None:

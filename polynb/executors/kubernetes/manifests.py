@@ -24,7 +24,9 @@ runtime bundle). The shape (see ``docs/kubernetes.md``):
 * outputs come back in the main container's termination message: the op writes its outputs as a JSON
   object to ``/dev/termination-log`` (``$POLYNB_TERMINATION_LOG``, at most
   ``$POLYNB_TERMINATION_LOG_LIMIT`` bytes: 4 KiB, less in a pod of more than 3 containers); with
-  ``FallbackToLogsOnError`` a failed container's message is the tail of its log instead;
+  ``FallbackToLogsOnError`` a failed container's message is the tail of its log instead; with a bucket
+  store (``$POLYNB_OUTPUTS_VIA_STORE``) outputs that do not fit stay in ``outputs.json``, which the engine reads
+  from the bucket (:mod:`~polynb.executors.kubernetes.store_outputs`);
 * ``termination.timeout`` -> ``activeDeadlineSeconds`` (plus ``deadline_slack``, a backstop: the
   scheduler's own timeout stops the run first and reports ``Timeout``); ``termination.ttl`` ->
   ``ttlSecondsAfterFinished`` on Jobs.
@@ -49,7 +51,7 @@ from polynb.executors.kubernetes.stepcode import MOUNT_PATH as STEP_MOUNT
 from polynb.executors.kubernetes.stepcode import STEP_SCRIPT_ENV, StepCode
 from polynb.executors.kubernetes.stepcode import VOLUME as STEP_VOLUME
 from polynb.executors.kubernetes.storesync import StoreContainers, store_containers
-from polynb.runtime.tracking import EVENTS_STDOUT_ENV
+from polynb.runtime.tracking import EVENTS_STDOUT_ENV, OUTPUTS_VIA_STORE_ENV
 
 ARTIFACTS_ROOT: Final = "/plx-context/artifacts"
 ARTIFACTS_VOLUME: Final = "polynb-artifacts"
@@ -267,6 +269,10 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
         # stdout, which the executor follows container by container (the engine cannot read the pod's events
         # file); their ``seq`` is one count per pod (the file's, under its lock).
         run_env[EVENTS_STDOUT_ENV] = "1"
+    if cfg.artifacts_store is not None:
+        # The sync sidecar puts outputs.json in the bucket before the run is final: outputs that do not fit in
+        # the termination message are read from there (store_outputs.py).
+        run_env[OUTPUTS_VIA_STORE_ENV] = "1"
     mounts: list[dict[str, Any]] = [
         {"name": ARTIFACTS_VOLUME, "mountPath": ARTIFACTS_ROOT},
         {"name": runtime.VOLUME, "mountPath": runtime.MOUNT_PATH, "readOnly": True},

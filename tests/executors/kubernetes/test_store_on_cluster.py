@@ -79,6 +79,8 @@ def store_config(kind: str, moto: MotoServer, interval: float) -> str:
             f"    env: [{{name: AWS_ENDPOINT_URL, value: '{moto.url}'}}, {{name: AWS_REGION, value: us-east-1}}]\n"
             f"artifactsSyncInterval: {interval}\n"
         )
+    if kind == "none":
+        return "{}\n"
     return "artifactsStore: shared\nconnections:\n  - {name: shared, kind: volume_claim, schema: {claimName: shared}}\n"
 
 
@@ -107,7 +109,7 @@ def open_cluster(
         if kind == "s3":
             body = {"metadata": {"name": "aws-creds"}, "stringData": {k: KEYS[k] for k in KEYS if k.startswith("AWS_")}}
             core.create_namespaced_secret("default", body)
-        else:
+        elif kind == "volume_claim":
             spec = {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}
             body = {"metadata": {"name": "shared"}, "spec": spec}
             core.create_namespaced_persistent_volume_claim("default", body)
@@ -120,7 +122,7 @@ def open_cluster(
         ).settings  # fmt: skip
         if kind == "s3":
             assert settings.artifacts_store is not None and settings.artifacts_claim is None
-        else:
+        elif kind == "volume_claim":
             assert settings.artifacts_claim == "shared" and settings.artifacts_store is None
         executor = KubernetesExecutor(settings)
         store = Store(home / "polynb.db")
@@ -296,3 +298,66 @@ def test_an_op_shorter_than_the_sidecars_start_still_has_its_files_in_the_bucket
             fs = moto.fs()
             assert fs.cat(f"{BUCKET}/polynb/{uuid}/outputs/model.txt") == b"weights\n"
             assert not [e for e in cluster.store.events(run_uuid=uuid) if e.kind == "alert_warning"]
+
+
+BIG_OUTPUTS = """
+kind: component
+name: big-outputs
+run:
+  kind: dag
+  operations:
+    - name: produce
+      component:
+        outputs: [{name: blob, type: str}, {name: loss, type: float}]
+        run:
+          kind: job
+          container:
+            image: python:3.11-slim
+            command: [python3, -c, "from polynb.tracking import log_outputs; log_outputs(blob='x' * 102400, loss=0.5)"]
+    - name: consume
+      params: {blob: {ref: ops.produce, value: outputs.blob}}
+      component:
+        inputs: [{name: blob, type: str}]
+        outputs: [{name: size, type: int}]
+        run:
+          kind: job
+          container:
+            image: python:3.11-slim
+            command:
+              - python3
+              - -c
+              - "import sys; from polynb.tracking import log_outputs; log_outputs(size=len(sys.argv[1]))"
+              - "{{ blob }}"
+"""
+
+
+def test_outputs_too_large_for_the_termination_message_reach_the_next_op_through_the_bucket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto: MotoServer
+) -> None:
+    # The engine's machine has its own credentials for the bucket (the cluster's are in the Secret).
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, KEYS[key])
+    with open_cluster(tmp_path, monkeypatch, moto, "s3", interval=3600) as cluster:
+        uuid = cluster.engine.submit(build_pipeline(load_text(BIG_OUTPUTS, "big.yaml"), base_dir=tmp_path))
+        assert cluster.engine.wait(uuid, timeout=GUARD) == "succeeded"
+        ops = cluster.ops(uuid)
+        assert ops["produce"].outputs == {"blob": "x" * 102400, "loss": 0.5}
+        assert ops["consume"].outputs == {"size": 102400}
+        # The termination message carried a pointer only; the outputs came from the store's outputs.json.
+        stored = json.loads(moto.fs().cat(f"{BUCKET}/polynb/{ops['produce'].uuid}/outputs/outputs.json"))
+        assert stored == ops["produce"].outputs
+
+
+@pytest.mark.parametrize("kind", ["none", "volume_claim"])
+def test_outputs_too_large_without_a_bucket_store_fail_the_op_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto: MotoServer, kind: str
+) -> None:
+    # A volume claim is the cluster's, which the engine cannot read: no pointer, the same error as without a store.
+    with open_cluster(tmp_path, monkeypatch, moto, kind, interval=3600) as cluster:
+        uuid = cluster.engine.submit(build_pipeline(load_text(BIG_OUTPUTS, "big.yaml"), base_dir=tmp_path))
+        assert cluster.engine.wait(uuid, timeout=GUARD) == "failed"
+        ops = cluster.ops(uuid)
+        produce = ops["produce"]
+        assert (produce.status, produce.reason) == (Status.FAILED, "OutputsTooLarge")
+        assert "at most 4096 bytes" in (produce.message or "") and produce.outputs == {}
+        assert ops["consume"].status == Status.UPSTREAM_FAILED

@@ -1,0 +1,44 @@
+"""Outputs left in a bucket store by a pod (a pointer in its termination message), read back and checked against
+the pointer: a real S3 server (moto) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+
+import pytest
+from support.s3kit import MotoServer
+
+from polynb.executors.kubernetes.settings import BucketStore
+from polynb.executors.kubernetes.store_outputs import OutputsUnreadableError, pointer, read_outputs
+from polynb.runtime.tracking import outputs_pointer
+
+UUID = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    server = MotoServer().start()
+    server.fs().mkdir("runs")
+    yield server
+    server.stop()
+
+
+def test_a_pointer_is_read_from_the_store_and_checked(moto: MotoServer) -> None:
+    store = BucketStore.of(moto.connection("lake", "s3://runs/polynb"))
+    data = json.dumps({"blob": "x" * 10000}).encode()
+    moto.fs().pipe(f"runs/polynb/{UUID}/outputs/outputs.json", data)
+    where = pointer(outputs_pointer(data))
+    assert where is not None and pointer({"loss": 0.1}) is None
+    assert read_outputs(store, UUID, where) == {"blob": "x" * 10000}
+
+    # A copy that is not the file the pod wrote (its last sync failed, or it was changed) is refused.
+    stale = {**where, "sha256": hashlib.sha256(b"other").hexdigest()}
+    with pytest.raises(OutputsUnreadableError, match="is not the file the run wrote"):
+        read_outputs(store, UUID, stale)
+    with pytest.raises(OutputsUnreadableError, match="not a file of the run's folder"):
+        read_outputs(store, UUID, {**where, "file": "../other/outputs.json"})
+    other = "f" * 32
+    with pytest.raises(OutputsUnreadableError, match=f"s3://runs/polynb/{other}/outputs/outputs.json"):
+        read_outputs(store, other, where)
