@@ -13,7 +13,9 @@ the source's thread, then on the DAG run and marked ``submitted`` in the engine'
 a restarted engine re-arms the source where it stopped and delivers what came meanwhile, none twice.
 
 A connection wait keeps its DAG running (as ``ref: dag`` does): only the event or the DAG being stopped (by
-hand, a timeout, early stopping) ends it; stopped, the op is ``skipped`` (``ConnectionEventNotEmitted``).
+hand, a timeout, early stopping) ends it; stopped, the op is ``stopped`` like the DAG's other pending ops
+(:mod:`.stopping`, reason ``DagStopped``), so the DAG ends ``stopped``. ``skipped``
+(``ConnectionEventNotEmitted``) is for a connection that can no longer be watched (gone from the config file).
 """
 
 from __future__ import annotations
@@ -153,18 +155,6 @@ class ConnectionWaits:
         for name in needed:
             if (dag.uuid, name) not in self._armed:
                 self._arm(dag, name)
-
-    def skip_waiting(self, dag: DagState) -> None:
-        """The DAG is being stopped: its ops waiting for a connection's event are ``skipped`` (with the reason)."""
-        state = self._state
-        dag_name = state.runs[dag.uuid].name
-        for uuid in dag.ops.values():
-            run = state.runs[uuid]
-            waits = unfired(state.store, dag, run)
-            if waits:
-                what = "; ".join(f"{w.ref}: {'|'.join(sorted(w.kinds))}" for w in waits)
-                self._finish(run, Status.SKIPPED, REASON_CONNECTION_EVENT_NOT_EMITTED,
-                       f"DAG {dag_name} stopped before {what} came")  # fmt: skip
 
     def close(self) -> None:
         """Disarm every source and wait for their threads (idempotent)."""

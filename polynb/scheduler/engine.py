@@ -164,7 +164,7 @@ class Engine:
         self._nesting = nesting = Nesting(state, statuses, termination)
         submission.start_nested = nesting.start
         self._evaluator.nested_succeeded = nesting.give_outputs
-        self._waits = waits = ConnectionWaits(
+        self._waits = ConnectionWaits(
             state,
             call=lambda fn: self._queue.put(_Call(fn, None)),
             record=lambda run, kind, payload: intake.record(run, kind, payload),
@@ -172,7 +172,6 @@ class Engine:
             source_for=source_for,
             finish=statuses.finish,
         )
-        stopping.skip_connection_waits = waits.skip_waiting
         self._adopter = Adopter(state, statuses, submission, termination, self._on_update)
         self._adopter.resume_schedule = schedules.resume
         self._adopter.resume_sweep = sweeps.resume

@@ -27,8 +27,6 @@ class Stopping:
         self._statuses = statuses
         self.stop_sweep: Callable[[RunState, str, str], bool] = lambda run, reason, message: False
         """Stops ``run`` if it is a sweep (its trials, then itself) and says so (set by the engine)."""
-        self.skip_connection_waits: Callable[[DagState], None] = lambda dag: None
-        """Skips the ops of a DAG being stopped that wait for a connection's event (set by the engine)."""
 
     def stop(self, uuid: str) -> None:
         """``Engine.stop``: a DAG run stops every op, any other run stops itself."""
@@ -60,7 +58,8 @@ class Stopping:
         dag.ready.clear()
         dag_run = state.runs[dag.uuid]
         self._statuses.set(dag_run, Status.STOPPING, reason, message)
-        self.skip_connection_waits(dag)
+        # Every pending op is stopped, whatever it waits for (an upstream op, an upstream's event, a
+        # connection's event): the DAG then ends `stopped` (DESIGN §3, "Termination, retries, concurrency, stop").
         for uuid in dag.ops.values():
             self.stop_run(state.runs[uuid], op_reason, op_message or f"DAG {dag_run.name} stopped")
         state.dirty_dags.add(dag.uuid)

@@ -15,7 +15,8 @@ from support.schedkit import DEADLOCK_GUARD, PY, Env, dag, describe, job, wait_f
 
 from polynb.compiler.check import check
 from polynb.lifecycle import Status
-from polynb.scheduler.connection_waits import REASON_CONNECTION_EVENT_NOT_EMITTED, watch_name
+from polynb.scheduler.connection_waits import watch_name
+from polynb.scheduler.stopping import REASON_DAG_STOPPED
 from polynb.store.watches import BASELINE, SUBMITTED, WatchLog
 
 from .test_watch import commit, git
@@ -88,18 +89,40 @@ def test_an_op_starts_on_the_first_commit_after_the_dag_started_with_its_sha(env
     wait_until(lambda: sources_running() == before, "the source is still armed")
 
 
-def test_an_op_still_waiting_when_the_dag_is_stopped_is_skipped_with_the_reason(env: Env, repo: Path) -> None:
+def test_an_op_still_waiting_when_the_dag_is_stopped_is_stopped_like_an_op_awaiting_an_upstream_event(
+    env: Env, repo: Path
+) -> None:
     configure(env, {"name": "repo", "kind": "git", "schema": {"url": str(repo)}})
     before = sources_running()
     flag = env.tmp / "never"
-    uuid = env.run(dag(job("serve", wait_flag(flag)), awaiting("retrain", "repo", "connection_git_commit", "sha")))
+    board = job("board", [PY, "-c", "pass"], "events: [{ref: ops.serve, kinds: [run_status_succeeded]}]\n")
+    uuid = env.run(
+        dag(job("serve", wait_flag(flag)), board, awaiting("retrain", "repo", "connection_git_commit", "sha"))
+    )
     wait_until(lambda: baseline_taken(env, uuid), "the source never took its baseline")
     env.engine.stop(uuid)
     assert env.wait(uuid) == "stopped"
-    retrain = env.ops(uuid)["retrain"]
-    assert (retrain.status, retrain.reason) == (Status.SKIPPED, REASON_CONNECTION_EVENT_NOT_EMITTED)
-    assert "connections.repo: connection_git_commit" in (retrain.message or "")
+    ops = env.ops(uuid)
+    # Both pending ops end alike, whatever they wait for: an upstream op's event or a connection's.
+    assert {n: (r.status, r.reason) for n, r in ops.items() if n != "serve"} == {
+        "board": (Status.STOPPED, REASON_DAG_STOPPED),
+        "retrain": (Status.STOPPED, REASON_DAG_STOPPED),
+    }
     wait_until(lambda: sources_running() == before, "the source is still armed")
+
+
+def test_a_dag_stopped_while_its_only_pending_op_waits_for_a_connection_ends_stopped(env: Env, repo: Path) -> None:
+    # Every other op succeeded: the DAG is still `stopped` (not `succeeded` with reason Stopped).
+    configure(env, {"name": "repo", "kind": "git", "schema": {"url": str(repo)}})
+    uuid = env.run(dag(job("prepare", [PY, "-c", "pass"]), awaiting("retrain", "repo", "connection_git_commit", "sha")))
+    wait_until(lambda: baseline_taken(env, uuid), "the source never took its baseline")
+    wait_until(lambda: env.ops(uuid)["prepare"].status == Status.SUCCEEDED, "prepare never succeeded")
+    env.engine.stop(uuid)
+    assert env.wait(uuid) == "stopped", describe(env.store, uuid)
+    assert env.store.get_run(uuid).status == Status.STOPPED
+    retrain = env.ops(uuid)["retrain"]
+    assert (retrain.status, retrain.reason) == (Status.STOPPED, REASON_DAG_STOPPED)
+    assert "run_status_skipped" not in {e.kind for e in env.store.events(run_uuid=retrain.uuid)}
 
 
 def test_an_op_starts_on_a_new_object_of_a_bucket(env: Env, moto: Any) -> None:
