@@ -9,10 +9,16 @@ store has no archive here (the Kubernetes executor keeps its archive under ``$PO
 
 Nothing is lost when the store fails: the executor's own copy stays where it was written, each upload is retried,
 and the last failure is a warning naming the connection and the folder that keeps the logs.
+
+A DAG (or a sweep, a schedule) has no logs of its own: when it ends the engine writes its **index** next to where
+they would be, ``<store root>/<dag uuid>/logs/dag.json`` (:data:`INDEX_FILE`): its runs that have logs, in the order
+and with the labels ``polynb logs DAG`` prints (``op``, ``outer-op/inner-op``, hooks), so a home that never saw the
+DAG lists its logs op by op (:func:`log_runs`, :meth:`LogArchive.write_index`, :meth:`LogArchive.read_index`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -20,9 +26,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from polynb.buckets import BUCKET_KINDS, Bucket, BucketError, bucket_of
+
+if TYPE_CHECKING:
+    from polynb.store import RunRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +45,9 @@ _HEX: Final = re.compile(r"[0-9a-f]+")
 _NUMBERED: Final = re.compile(r"(\d+)-.+\.log")
 _INIT: Final = re.compile(r"init-(\d+)-.+\.log")
 MAIN_LOG: Final = "main.log"
+INDEX_FILE: Final = "dag.json"
+"""A DAG's index of its runs' logs, in its own ``logs/`` folder of the store."""
+INDEX_VERSION: Final = 1
 
 
 class ArchiveError(Exception):
@@ -50,6 +62,35 @@ def ordered_logs(names: list[str]) -> list[str]:
         return [n for _, n in numbered]
     inits = sorted((int(m.group(1)), n) for n in names if (m := _INIT.fullmatch(n)))
     return [n for _, n in inits] + ([MAIN_LOG] if MAIN_LOG in names else [])
+
+
+def log_runs(store: Store, dag_uuid: str, prefix: str = "") -> list[tuple[str, RunRecord]]:
+    """The runs of a DAG that have logs, with their label: its ops and hooks, and in place of an op running a
+    nested DAG or a schedule, the runs under it (``outer-op/inner-op``, ``op/op-1``)."""
+    found: list[tuple[str, RunRecord]] = []
+    for run in store.children(dag_uuid, include_hooks=True):
+        if run.kind in ("dag", "schedule") and run.hook_of is None:
+            found += log_runs(store, run.uuid, f"{prefix}{run.name}/")
+        else:
+            found.append((prefix + run.name, run))
+    return found
+
+
+def dag_index(store: Store, dag_uuid: str) -> dict[str, Any]:
+    """What :meth:`LogArchive.write_index` stores for a DAG: the DAG, then its runs with logs as ``polynb logs``
+    lists them (label, uuid, kind, status)."""
+    dag = store.get_run(dag_uuid)
+    return {
+        "version": INDEX_VERSION,
+        "uuid": dag.uuid,
+        "name": dag.name,
+        "kind": dag.kind,
+        "status": str(dag.status),
+        "runs": [
+            {"label": label, "uuid": run.uuid, "kind": run.kind, "status": str(run.status)}
+            for label, run in log_runs(store, dag_uuid)
+        ],
+    }
 
 
 @dataclass(frozen=True)
@@ -126,6 +167,49 @@ class LogArchive:
         except Exception as exc:  # any failure of the client (network, auth, missing bucket) is the store's
             raise ArchiveError(self._describe(exc)) from None
 
+    def write_index(self, dag_uuid: str, index: Mapping[str, Any]) -> None:
+        """Store a DAG's index (:func:`dag_index`) in ``<root>/<dag uuid>/logs/dag.json``, whole or not at all;
+        :class:`ArchiveError` when the store cannot be written."""
+        if _UUID.fullmatch(dag_uuid) is None:
+            return
+        data = json.dumps(index, indent=1, sort_keys=True).encode("utf-8")
+        if self.folder is not None:
+            target = self.folder / dag_uuid / LOGS_DIR
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+                partial = target / f".{INDEX_FILE}.partial"
+                partial.write_bytes(data)
+                os.replace(partial, target / INDEX_FILE)
+            except OSError as exc:
+                raise ArchiveError(f"{self}: {target}: {exc.strerror or exc}") from None
+            return
+        fs = self._fs()
+        try:
+            fs.pipe_file(f"{self._key(dag_uuid)}/{INDEX_FILE}", data)
+        except Exception as exc:
+            raise ArchiveError(self._describe(exc)) from None
+
+    def read_index(self, uuid: str) -> list[tuple[str, str]] | None:
+        """A DAG's runs with logs as ``(label, uuid)`` from its index in the store, or None when the store has
+        no index for ``uuid`` (not a DAG, or a DAG that has not ended)."""
+        if INDEX_FILE not in self._names(uuid):
+            return None
+        try:
+            if self.folder is not None:
+                data = (self.folder / uuid / LOGS_DIR / INDEX_FILE).read_bytes()
+            else:
+                data = self._fs().cat_file(f"{self._key(uuid)}/{INDEX_FILE}")
+        except ArchiveError:
+            raise
+        except Exception as exc:
+            raise ArchiveError(self._describe(exc)) from None
+        try:
+            index = json.loads(data)
+            runs = [(str(r["label"]), str(r["uuid"])) for r in index["runs"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ArchiveError(f"{self}: {uuid}/{LOGS_DIR}/{INDEX_FILE} is not a DAG's index: {exc}") from None
+        return [(label, run) for label, run in runs if _UUID.fullmatch(run)]
+
     # -- reading ------------------------------------------------------------------------------------------
 
     def read(self, uuid: str) -> list[str] | None:
@@ -146,12 +230,13 @@ class LogArchive:
             raise ArchiveError(self._describe(exc)) from None
 
     def has(self, uuid: str) -> bool:
-        """Whether the store has logs of run ``uuid`` (one listing, nothing read)."""
-        return bool(ordered_logs(self._names(uuid)))
+        """Whether the store has logs of run ``uuid``, or the index of DAG ``uuid`` (one listing, nothing read)."""
+        names = self._names(uuid)
+        return bool(ordered_logs(names)) or INDEX_FILE in names
 
     def find(self, ref: str) -> list[str]:
-        """The uuids of runs the store has logs for that are ``ref`` or start with it (one listing of the root,
-        then one of each match's logs folder)."""
+        """The uuids of runs the store has logs (or a DAG's index) for that are ``ref`` or start with it (one
+        listing of the root, then one of each match's logs folder)."""
         ref = ref.strip().lower().replace("-", "")
         if _HEX.fullmatch(ref) is None or len(ref) > 32:
             return []

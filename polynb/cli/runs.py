@@ -205,16 +205,11 @@ def _ops_rows(store: Store, dag_uuid: str, depth: int) -> list[tuple[RunRecord, 
     return rows
 
 
-def _log_runs(store: Store, dag_uuid: str, prefix: str = "") -> list[tuple[str, RunRecord]]:
-    """The runs of a DAG that have logs, with their label: its ops and hooks, and in place of an op running a
-    nested DAG or a schedule, the runs under it (``outer-op/inner-op``, ``op/op-1``)."""
-    found: list[tuple[str, RunRecord]] = []
-    for run in store.children(dag_uuid, include_hooks=True):
-        if run.kind in ("dag", "schedule") and run.hook_of is None:
-            found += _log_runs(store, run.uuid, f"{prefix}{run.name}/")
-        else:
-            found.append((prefix + run.name, run))
-    return found
+def _log_runs(store: Store, dag_uuid: str) -> list[tuple[str, RunRecord]]:
+    """The runs of a DAG that have logs, with their label (what a DAG's index in the store keeps, too)."""
+    from polynb.log_archive import log_runs
+
+    return log_runs(store, dag_uuid)
 
 
 @pipe_safe
@@ -340,7 +335,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def _store_logs(ref: str, not_here: str) -> int:
     """A run this home has no record of: its logs from the artifacts store, when the configuration names one
-    this machine reaches (another home, another machine, ran it and archived them there)."""
+    this machine reaches (another home, another machine, ran it and archived them there). A DAG's are its runs'
+    logs, op by op as here (``label | line``), from the index the engine wrote in the store when it ended."""
     from polynb.log_archive import ArchiveError, configured_archive
 
     archive = configured_archive()
@@ -352,7 +348,12 @@ def _store_logs(ref: str, not_here: str) -> int:
         if len(found) > 1:
             error(f"{ref!r} starts several runs' uuids in the {archive}: {', '.join(found[:10])}")
             return EXIT_FAILED
-        lines = archive.read(found[0]) if found else None
+        index = archive.read_index(found[0]) if found else None
+        lines: list[str] | None
+        if index is not None:
+            lines = [f"{label} | {line}" for label, uuid in index for line in archive.read(uuid) or ()]
+        else:
+            lines = archive.read(found[0]) if found else None
     except ArchiveError as exc:
         error(f"{not_here} in this POLYNB_HOME; the {archive} cannot be read: {exc}")
         return EXIT_FAILED

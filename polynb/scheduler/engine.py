@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from polynb.compiler.registry import ComponentRegistry
 from polynb.executors.base import Executor, ExecutorUpdate
 from polynb.lifecycle import REASON_STOPPED, Status, is_final
+from polynb.log_archive import LogArchive
 from polynb.scheduler.compiling import OpCompiler
 from polynb.scheduler.connection_waits import Connections, ConnectionWaits
 from polynb.scheduler.evaluation import DagEvaluator
@@ -43,6 +44,7 @@ from polynb.scheduler.events import EngineEvent
 from polynb.scheduler.executor_checks import check_submission
 from polynb.scheduler.hooks import HookFactory
 from polynb.scheduler.intake import EventIntake
+from polynb.scheduler.log_index import ArchiveSource, DagLogIndex
 from polynb.scheduler.nesting import Nesting, nested_hooks
 from polynb.scheduler.ownership import new_owner
 from polynb.scheduler.plan import DagPlan, plan_from_pipeline_op
@@ -119,10 +121,13 @@ class Engine:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         clock_recheck: float = WALL_CLOCK_RECHECK,
         connections: Connections | None = None,
+        log_archive: ArchiveSource | None = None,
     ) -> None:
         """``now``: the wall clock schedules tick by (aware UTC; tests inject one); ``clock_recheck``: the
         longest the engine waits before reading it again while a tick is pending; ``connections``: the
-        ``connections:`` entries a DAG's ops may await (default: read from the config file when needed)."""
+        ``connections:`` entries a DAG's ops may await (default: read from the config file when needed);
+        ``log_archive``: the artifacts store an ended DAG's index of its runs' logs goes to (default: the config
+        file's ``artifactsStore``, read at each DAG's end)."""
         self.store = store
         self.default_executor = default_executor
         self._queue: queue.Queue[object] = queue.Queue()
@@ -172,6 +177,8 @@ class Engine:
             source_for=source_for,
             finish=statuses.finish,
         )
+        self._log_index = DagLogIndex(store, log_archive or _configured_archive)
+        state.listeners.add(self._log_index.on_event)
         self._adopter = Adopter(state, statuses, submission, termination, self._on_update)
         self._adopter.resume_schedule = schedules.resume
         self._adopter.resume_sweep = sweeps.resume
@@ -363,6 +370,7 @@ class Engine:
         self._thread.join()
         self._thread = None
         self._waits.close()
+        self._log_index.close()
 
     # -- the loop -----------------------------------------------------------------------------------
 
@@ -540,6 +548,13 @@ class Engine:
 
     def _close(self) -> None:
         self._state.closing = True
+
+
+def _configured_archive() -> LogArchive | None:
+    """The config file's ``artifactsStore`` as a log archive (read at each DAG's end, on the index's worker)."""
+    from polynb.log_archive import configured_archive
+
+    return configured_archive()
 
 
 def _configured_connections() -> Sequence[Mapping[str, Any]]:

@@ -115,6 +115,49 @@ def test_a_bucket_store_keeps_the_logs_when_the_local_copy_is_gone(cli: Cli, mot
     assert "nor any logs" in missing.stderr and "artifacts store lake (s3://runs-bucket/team)" in missing.stderr
 
 
+DAG = """
+version: 1.1
+kind: component
+name: two-steps
+run:
+  kind: dag
+  operations:
+    - name: prepare
+      component:
+        name: prepare
+        run: {kind: job, container: {command: [sh, -c, 'echo "prepared the data"']}}
+    - name: train
+      dependencies: [prepare]
+      component:
+        name: train
+        run: {kind: job, container: {command: [sh, -c, 'echo "trained"; echo "train stderr" >&2']}}
+"""
+
+
+@pytest.mark.parametrize("store", ["host_path", "s3"])
+def test_a_dags_logs_are_listed_op_by_op_from_a_second_home(cli: Cli, store: str) -> None:
+    with contextlib.ExitStack() as stack:
+        if store == "s3":
+            moto = stack.enter_context(_moto())
+            moto.fs().mkdir("runs-bucket")
+            _config(cli, _s3_config(moto, "runs-bucket"))
+        else:
+            _config(cli, "connections:\n  - {name: shared, kind: host_path, schema: {hostPath: runs}}\n"
+                         "artifactsStore: shared\n")  # fmt: skip
+        code, out = cli.run_json("run", "-f", str(cli.write("dag.yaml", DAG)), "--json")
+        assert code == 0, out
+        uuid = str(out["uuid"])
+        here = cli.run("logs", uuid)
+        assert here.returncode == 0, here.stderr
+        assert "prepare | prepared the data\n" in here.stdout and "train | trained\n" in here.stdout
+        assert here.stdout.index("prepare |") < here.stdout.index("train |")
+        _second_home(cli)
+        for ref in (uuid, uuid[:10]):
+            shown = cli.run("logs", ref)
+            assert shown.returncode == 0, shown.stderr
+            assert shown.stdout == here.stdout
+
+
 K8S_JOB = """
 version: 1.1
 kind: component
