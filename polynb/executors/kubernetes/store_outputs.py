@@ -75,8 +75,13 @@ def read_outputs(store: BucketStore, run_uuid: str, where: dict[str, Any]) -> di
 
 def unreadable_message(store: BucketStore, problem: str) -> str:
     """The failure message of a run whose outputs could not be read back."""
+    hint = (
+        " (give this machine the bucket's credentials in the connection's env or the environment: "
+        "AWS_ACCESS_KEY_ID, ...; the cluster's Secret is not read from here)"
+        if "credentials" in problem.lower()
+        else ""
+    )
     return (
         f"the outputs did not fit in the termination message and were left in the artifacts store "
-        f"{store.name!r}, but they cannot be read from this machine: {problem} (give this machine the bucket's "
-        "credentials in the connection's env or the environment: AWS_ACCESS_KEY_ID, ...)"
+        f"{store.name!r}, but they cannot be read from this machine: {problem}{hint}"
     )

@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from support.s3kit import MotoServer
 
 from polynb.executors.kubernetes.settings import BucketStore
-from polynb.executors.kubernetes.store_outputs import OutputsUnreadableError, pointer, read_outputs
+from polynb.executors.kubernetes.store_outputs import OutputsUnreadableError, pointer, read_outputs, unreadable_message
 from polynb.runtime.tracking import outputs_pointer
 
 UUID = "0123456789abcdef0123456789abcdef"
@@ -42,3 +43,21 @@ def test_a_pointer_is_read_from_the_store_and_checked(moto: MotoServer) -> None:
     other = "f" * 32
     with pytest.raises(OutputsUnreadableError, match=f"s3://runs/polynb/{other}/outputs/outputs.json"):
         read_outputs(store, other, where)
+
+
+def test_a_machine_without_the_buckets_credentials_is_told_what_to_give(
+    moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.aws either
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    entry = {"name": "lake", "kind": "s3", "schema": {"bucket": "s3://runs/polynb"}, "secret": {"name": "aws"},
+             "env": [{"name": "AWS_ENDPOINT_URL", "value": moto.url}]}  # fmt: skip
+    store = BucketStore.of(entry)
+    data = b'{"a": 1}'
+    with pytest.raises(OutputsUnreadableError) as raised:
+        read_outputs(store, UUID, pointer(outputs_pointer(data)) or {})
+    message = unreadable_message(store, str(raised.value))
+    assert "credentials" in message and "AWS_ACCESS_KEY_ID" in message and "'lake'" in message
