@@ -76,20 +76,17 @@ def log_runs(store: Store, dag_uuid: str, prefix: str = "") -> list[tuple[str, R
     return found
 
 
-def dag_index(store: Store, dag_uuid: str) -> dict[str, Any]:
-    """What :meth:`LogArchive.write_index` stores for a DAG: the DAG, then its runs with logs as ``polynb logs``
-    lists them (label, uuid, kind, status)."""
+def dag_index(store: Store, dag_uuid: str, *, status: str | None = None) -> dict[str, Any]:
+    """What :meth:`LogArchive.write_index` stores for a DAG: the DAG (with ``status``, its final status, when
+    given), then its runs with logs as ``polynb logs`` lists them (label, uuid, kind)."""
     dag = store.get_run(dag_uuid)
     return {
         "version": INDEX_VERSION,
         "uuid": dag.uuid,
         "name": dag.name,
         "kind": dag.kind,
-        "status": str(dag.status),
-        "runs": [
-            {"label": label, "uuid": run.uuid, "kind": run.kind, "status": str(run.status)}
-            for label, run in log_runs(store, dag_uuid)
-        ],
+        "status": status or str(dag.status),
+        "runs": [{"label": label, "uuid": run.uuid, "kind": run.kind} for label, run in log_runs(store, dag_uuid)],
     }
 
 
