@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from time import sleep as _sleep
 from typing import Any, Final
 
 from polynb.buckets import BucketError, bucket_of
@@ -22,6 +24,10 @@ from polynb.runtime.tracking import OUTPUTS_POINTER
 
 OUTPUTS_UNREADABLE: Final = "OutputsUnreadable"
 """The reason of a run whose outputs were left in the store and could not be read back from it."""
+ATTEMPTS: Final = 3
+"""Reads tried before the outputs count as unreadable (a missing object or refused credentials: one)."""
+RETRY_WAIT: Final = 0.5
+"""Seconds before the second read; doubled before each later one."""
 MAX_BYTES: Final = 64 * 2**20
 """Outputs larger than this are not read (they belong in files, not in the run's record)."""
 
@@ -38,9 +44,12 @@ def pointer(outputs: dict[str, Any] | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def read_outputs(store: BucketStore, run_uuid: str, where: dict[str, Any]) -> dict[str, Any]:
+def read_outputs(
+    store: BucketStore, run_uuid: str, where: dict[str, Any], *, sleep: Callable[[float], None] = _sleep
+) -> dict[str, Any]:
     """The outputs ``where`` (a :func:`pointer`) names in ``store``'s folder of the run, checked against the
-    pointer's size and hash; :class:`OutputsUnreadableError` otherwise."""
+    pointer's size and hash (a failed read is tried again, :data:`ATTEMPTS` in all); :class:`OutputsUnreadableError`
+    otherwise."""
     file = str(where.get("file") or "")
     if not file or file.startswith("/") or ".." in file.split("/"):
         raise OutputsUnreadableError(f"the termination message points at {file!r}, not a file of the run's folder")
@@ -53,10 +62,20 @@ def read_outputs(store: BucketStore, run_uuid: str, where: dict[str, Any]) -> di
         fs = bucket.filesystem()
     except (BucketError, ValueError) as exc:
         raise OutputsUnreadableError(f"{url}: {exc}") from None
-    try:
-        data: bytes = fs.cat_file(f"{bucket.root}/{run_uuid}/{file}")
-    except Exception as exc:  # any failure of the client (network, credentials, a missing object)
-        raise OutputsUnreadableError(bucket.describe(exc).replace(f"{bucket.scheme}://{bucket.root}", url)) from None
+    data: bytes | None = None
+    wait = RETRY_WAIT
+    for attempt in range(ATTEMPTS):
+        try:
+            data = fs.cat_file(f"{bucket.root}/{run_uuid}/{file}")
+            break
+        except Exception as exc:  # any failure of the client (network, credentials, a missing object)
+            problem = bucket.describe(exc).replace(f"{bucket.scheme}://{bucket.root}", url)
+            final = isinstance(exc, FileNotFoundError | PermissionError) or "credentials" in problem.lower()
+            if final or attempt == ATTEMPTS - 1:
+                raise OutputsUnreadableError(problem) from None
+            sleep(wait)  # a store that hiccups (a timeout, a 503) is asked again
+            wait *= 2
+    assert data is not None
     if (isinstance(size, int) and len(data) != size) or (
         isinstance(digest, str) and hashlib.sha256(data).hexdigest() != digest
     ):

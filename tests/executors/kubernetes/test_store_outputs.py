@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.s3kit import MotoServer
+from support.s3kit import MotoServer, free_port
 
 from polynb.executors.kubernetes.settings import BucketStore
 from polynb.executors.kubernetes.store_outputs import OutputsUnreadableError, pointer, read_outputs, unreadable_message
@@ -45,6 +45,16 @@ def test_a_pointer_is_read_from_the_store_and_checked(moto: MotoServer) -> None:
         read_outputs(store, other, where)
 
 
+def test_a_store_that_does_not_answer_is_asked_again_then_named(moto: MotoServer) -> None:
+    entry = moto.connection("lake", "s3://runs/polynb")
+    entry["env"] = [e for e in entry["env"] if e["name"] != "AWS_ENDPOINT_URL"]
+    entry["env"].append({"name": "AWS_ENDPOINT_URL", "value": f"http://127.0.0.1:{free_port()}"})  # nobody there
+    waits: list[float] = []
+    with pytest.raises(OutputsUnreadableError, match="s3://runs/polynb/" + UUID):
+        read_outputs(BucketStore.of(entry), UUID, pointer(outputs_pointer(b"{}")) or {}, sleep=waits.append)
+    assert waits == [0.5, 1.0]
+
+
 def test_a_machine_without_the_buckets_credentials_is_told_what_to_give(
     moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -57,7 +67,9 @@ def test_a_machine_without_the_buckets_credentials_is_told_what_to_give(
              "env": [{"name": "AWS_ENDPOINT_URL", "value": moto.url}]}  # fmt: skip
     store = BucketStore.of(entry)
     data = b'{"a": 1}'
+    waits: list[float] = []
     with pytest.raises(OutputsUnreadableError) as raised:
-        read_outputs(store, UUID, pointer(outputs_pointer(data)) or {})
+        read_outputs(store, UUID, pointer(outputs_pointer(data)) or {}, sleep=waits.append)
+    assert waits == []  # refused credentials are not asked again
     message = unreadable_message(store, str(raised.value))
     assert "credentials" in message and "AWS_ACCESS_KEY_ID" in message and "'lake'" in message
