@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -97,6 +99,7 @@ def connect(path: Path) -> sqlite3.Connection:
 
 def open_database(path: Path) -> sqlite3.Connection:
     """Open the store at ``path``: switch it to WAL, create the schema if missing, check its version."""
+    _create_private(path)
     try:
         conn = connect(path)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -107,6 +110,13 @@ def open_database(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: cannot open the polynb store: {exc}") from exc
     return conn
+
+
+def _create_private(path: Path) -> None:
+    """Create a new store file readable by its owner only: runs' specs hold the env of the connections they
+    name (credentials). SQLite gives the ``-wal`` and ``-shm`` files the database file's permissions."""
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import stat
 import threading
 from pathlib import Path
 
@@ -30,6 +31,13 @@ def test_a_new_store_is_in_wal_mode_with_the_current_schema_version(db: Path) ->
 def test_the_store_writes_through_the_wal(store: Store, db: Path) -> None:
     store.create_run(NewRun(name="a", kind="job"))
     assert db.with_name(db.name + "-wal").exists()
+
+
+def test_a_new_store_and_its_wal_are_readable_by_their_owner_only(store: Store, db: Path) -> None:
+    # Runs' specs hold the env of the connections they name: credentials must not be world-readable.
+    store.create_run(NewRun(name="a", kind="job"))
+    for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
 def test_a_newer_schema_is_refused_with_a_clear_error(db: Path) -> None:
