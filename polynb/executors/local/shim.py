@@ -30,6 +30,7 @@ from polynb.executors.local.layout import (
     LOCK_FD,
     LOGS_DIR,
     MAIN_LOG,
+    OP_FILE,
     PROCS_FILE,
     SHIM_FILE,
     STATUS_FILE,
@@ -190,6 +191,7 @@ class Shim:
         self.live: list[Proc] = []
         self.store_sync: Proc | None = None  # not in ``live``: it outlives the containers, for the final sync
         self.stopping = False
+        self.make_folders()
         self.write_identity()
         self.status_fd = os.open(os.path.join(self.run_dir, STATUS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.procs_fd = os.open(os.path.join(self.internal, PROCS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -203,6 +205,17 @@ class Shim:
             _signal.signal(sig, lambda signum, frame: None)
         _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, (_signal.SIGTERM, _signal.SIGINT))
+
+    def make_folders(self) -> None:
+        """The run's ``outputs/``, ``outputs/tensorboard/`` and ``logs/``, and ``.executor/op.json`` (the
+        engine made ``.executor/``): here, not in the engine, whose few submitting threads serve every run."""
+        for folder in self.spec["folders"]:
+            try:  # noqa: SIM105 - contextlib costs start-up time
+                os.mkdir(folder)
+            except FileExistsError:
+                pass
+        with open(os.path.join(self.internal, OP_FILE), "w", encoding="utf-8") as f:
+            f.write(self.spec["op_json"])
 
     def write_identity(self) -> None:
         """Write the shim file before any status line: a line in the file implies its shim is known.
