@@ -25,6 +25,10 @@ import select
 import sys
 import time
 
+# The C half of ``json`` (every shim writes status lines): imported here, not at the first line, so a forked
+# shim finds it loaded in the fork server instead of loading the extension module itself (about a millisecond).
+from _json import encode_basestring_ascii
+
 from polynb.executors.local.layout import (
     INTERNAL_DIR,
     LOCK_FD,
@@ -93,12 +97,6 @@ def proc_start_time(pid: int) -> int | None:
 
 def encode_json_string(text: str) -> str:
     """A JSON string literal without importing ``json`` (and its ``re``) into every shim."""
-    try:
-        from _json import encode_basestring_ascii
-    except ImportError:  # pragma: no cover - CPython always has _json
-        import json
-
-        return json.dumps(text)
     return str(encode_basestring_ascii(text))
 
 
