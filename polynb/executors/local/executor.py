@@ -855,9 +855,13 @@ def _make_internal(internal: Path) -> bool:
     """Make the run's bookkeeping folder (and the run's folder): True if it was not there (a first attempt, so
     nothing stale is left in it)."""
     try:
+        os.mkdir(internal.parent)  # a first attempt's run folder is new: two mkdir calls, no os.makedirs walk
+    except FileExistsError:
+        pass
+    except FileNotFoundError:  # a new artifacts root
+        os.makedirs(internal.parent, exist_ok=True)
+    try:
         os.mkdir(internal)
-    except FileNotFoundError:
-        os.makedirs(internal, exist_ok=True)
     except FileExistsError:
         return False
     return True
