@@ -185,6 +185,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"polynb: {exc}", file=sys.stderr)
         print(f"polynb: {path}: not run", file=sys.stderr)
         return EXIT_FAILED
+    prestart = getattr(executors[executor], "prestart", None)  # the local executor's: see LocalExecutor.prestart
+    if prestart is not None:
+        prestart()
     stream = sys.stderr if args.json else sys.stdout
     return Runner(pipeline, executors, executor=executor, stream=stream, live=args.live, store=store).run(
         json_out=args.json, stop_services=args.stop_services

@@ -168,7 +168,7 @@ class LocalExecutor:
         if spawn_mode() == "fork":
             unavailable = fork_unavailable()
             if unavailable is None:
-                self._forkserver = ForkServer(python)  # started by the first submit
+                self._forkserver = ForkServer(python)  # started when the first run is placed
             else:
                 log.info("local executor: %s; each shim is spawned (a new interpreter per run)", unavailable)
         self._watcher = _Watcher(self)
@@ -180,7 +180,14 @@ class LocalExecutor:
         """The run's artifacts folder: ``<its recorded artifacts root>/<uuid>``."""
         return artifacts_dir(run_uuid, self._root_of(check_uuid(run_uuid)))
 
+    def prestart(self) -> None:
+        """Start the fork server now, without waiting for it, when a submit is coming: its interpreter then starts
+        while the caller does the rest (``polynb run`` loads the engine; a placed run compiles). Idempotent."""
+        if (server := self._forkserver) is not None:
+            server.prestart()
+
     def place(self, run_uuid: str, kind: OpKind, port_count: int) -> Placement:
+        self.prestart()  # a submit follows
         run_dir = self.run_dir(run_uuid)
         ports = self._ports.reserve(run_uuid, port_count) if port_count else ()
         return Placement(
