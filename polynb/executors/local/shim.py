@@ -2,7 +2,8 @@
 or a fork of the executor's fork server (:mod:`.forkserver`) calling :func:`main` in the same state.
 
 The local executor starts one shim per run, in a session of its own, so a run outlives the engine that
-started it (a kernel restart, a SIGKILLed ``polynb run``). The shim runs the init entries, starts the
+started it (a kernel restart, a SIGKILLed ``polynb run``). The shim makes the run's ``logs/`` and ``outputs/``
+folders and writes ``.executor/op.json`` (the engine makes only ``.executor/``), runs the init entries, starts the
 sidecars and the main container, checks a service's port, stops everything that is left, and appends
 every transition as one JSON line to ``<run>/status.jsonl``: that file is the source of truth. After each
 line it writes one byte to its stdout, a pipe the live engine waits on; when the engine is gone the
