@@ -6,6 +6,41 @@ The CLI sits on top of the core (compiler, scheduler, executors, store); nothing
 
 from __future__ import annotations
 
-from polynb.cli.app import main
+import atexit
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from typing import NoReturn
+
+from polynb.cli import app
 
 __all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """The console script and ``python -m polynb.cli``: run the command (:func:`app.main`, which returns its exit
+    status and is what code calls in-process), then leave at once."""
+    exit_now(app.main(argv))
+
+
+def exit_now(status: int) -> NoReturn:
+    """Exit without tearing the interpreter down: freeing every module's objects one by one costs a command tens
+    of milliseconds, and nothing is left to do once the output is flushed and the ``atexit`` functions have run
+    (``logging``'s flush among them). A normal exit where that could be wrong: output that cannot be flushed (a
+    closed pipe reports as it always did), or a thread that is not a daemon still running."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(status)
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        sys.exit(status)
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(status)
+    os._exit(status)

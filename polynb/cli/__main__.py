@@ -1,7 +1,5 @@
 """``python -m polynb.cli``: the ``polynb`` command without the console script."""
 
-import sys
+from polynb.cli import main
 
-from polynb.cli.app import main
-
-sys.exit(main())
+main()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any, Self
@@ -17,6 +18,10 @@ from polynb.cli.tree import RunTree
 
 WAKE_INTERVAL = 0.25
 """Longest pause between two looks at the store (durations in the live view tick at this rate)."""
+POLL_INTERVAL = 0.02
+"""Shortest pause between two looks at the store while the run goes on: the events of a burst (an op's
+statuses, a fan-out) are read together, and the engine thread, which shares the interpreter with this
+loop, is not slowed by a store read per event. The run's end is seen at once."""
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -68,10 +73,15 @@ class Follower:
     ) -> str:
         """Show every event until the engine says the run is done (``include_services``: services too) and
         return its status; ``on_poll`` sees the tree after each look at the store."""
+        polled = -POLL_INTERVAL
         while True:
             self.check()
             self.wake.wait(WAKE_INTERVAL)
+            pause = polled + POLL_INTERVAL - time.monotonic()
+            if pause > 0 and not self._done(tree.root, include_services):
+                time.sleep(pause)  # a signal meanwhile is checked on the next turn
             self.wake.clear()  # before reading: an event after this sets it again, so none is missed
+            polled = time.monotonic()
             progress.update(tree, tree.poll())
             if on_poll is not None:
                 on_poll(tree)
@@ -81,6 +91,13 @@ class Follower:
                 continue
             progress.update(tree, tree.poll())
             return status
+
+    def _done(self, root: str, include_services: bool) -> bool:
+        try:
+            self.engine.wait(root, timeout=0, include_services=include_services)
+        except TimeoutError:
+            return False
+        return True
 
     def until_interrupted(self) -> None:
         """Block until Ctrl-C or SIGTERM (then raise :class:`Interrupted`)."""

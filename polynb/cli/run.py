@@ -22,13 +22,16 @@ from polynb.cli.follow import Follower, Interrupted
 from polynb.cli.progress import Progress, make_progress
 from polynb.cli.tree import RunTree
 from polynb.executors.registry import EXECUTOR_ENV, KNOWN, BuildOptions, ExecutorSetupError, build, default_name
-from polynb.lifecycle import Status
+from polynb.lifecycle import FINAL, Status
 
 if TYPE_CHECKING:
     from polynb.executors.base import Executor
     from polynb.spec.errors import SpecError
     from polynb.store import Store
     from polynb.store.remote import StoreAccess
+
+UNFINISHED = frozenset(Status) - FINAL
+"""What a run that an engine may still have to go on with can be in (its engine gone: ``polynb attach``)."""
 
 
 def register(subparsers: Any) -> None:
@@ -185,6 +188,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"polynb: {exc}", file=sys.stderr)
         print(f"polynb: {path}: not run", file=sys.stderr)
         return EXIT_FAILED
+    prestart = getattr(executors[executor], "prestart", None)  # the local executor's: see LocalExecutor.prestart
+    if prestart is not None:
+        prestart()
     stream = sys.stderr if args.json else sys.stdout
     return Runner(pipeline, executors, executor=executor, stream=stream, live=args.live, store=store).run(
         json_out=args.json, stop_services=args.stop_services
@@ -267,7 +273,8 @@ class Runner:
         progress: Progress | None = None
         from polynb.scheduler.ownership import orphaned
 
-        others = [r.name for r in orphaned(store.list_runs(top_level_only=True)) if r.uuid != self.adopt]
+        unfinished = store.list_runs(top_level_only=True, statuses=UNFINISHED)  # not the whole history, each run
+        others = [r.name for r in orphaned(unfinished) if r.uuid != self.adopt]
         engine.start()  # adopts the runs of engines that are gone
         unserve = control.serve(engine)
         try:

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from polynb.compiler import urlref
 from polynb.spec.errors import SpecErrors
 from polynb.spec.load import load
 from polynb.spec.models import Component, Dag, Operation
@@ -256,6 +255,8 @@ class ComponentRegistry:
 
     def _from_url(self, url: str) -> Resolved:
         """Fetch (or revalidate the cached copy of) ``url`` and read the component in it (``urlref``)."""
+        from polynb.compiler import urlref  # urllib's HTTP client and ssl: loaded when a spec names a URL
+
         try:
             body = urlref.fetch(url)
         except urlref.UrlRefError as exc:

@@ -16,27 +16,20 @@ happens to contain ``{{`` (an upstream output, say) is data, not a template.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Set, ValuesView
+from collections.abc import Iterator, Mapping, Set, ValuesView
 from functools import lru_cache
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from jinja2 import StrictUndefined, Template, Undefined, nodes
-from jinja2 import TemplateError as JinjaTemplateError
-from jinja2.compiler import CodeGenerator, Frame
-from jinja2.environment import TemplateExpression
-from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-from polynb.compiler import template_limits
 from polynb.compiler.errors import ConditionError, TemplateError
 from polynb.limits import MAX_RENDERED_CHARS, LimitError
 
-__all__ = [
-    "ENV",
+if TYPE_CHECKING:
+    from jinja2 import Template
+    from jinja2.environment import TemplateExpression
+
+__all__ = [  # and ENV, map_format: see __getattr__
     "evaluate_conditions",
     "is_template",
-    "map_format",
     "render_str",
     "render_value",
     "to_bool",
@@ -44,93 +37,17 @@ __all__ = [
 
 # Exactly one `{{ ... }}` and nothing around it; the body holds no other delimiter.
 _SINGLE_EXPRESSION = re.compile(r"\{\{((?:(?!\{\{|\}\}|\{%|%\}|\{#).)*)\}\}", re.DOTALL)
-_MAX_REPEAT = 1_000_000  # items or characters a `*` may produce
-_MAX_POWER_BITS = 100_000  # size of the integer a `**` may produce
 _CACHE_SIZE = 8192
 _MESSAGE_WIDTH = 200
 
 
-class _StrictUndefined(StrictUndefined):
-    """Strict undefined that also fails inside a container: ``{{ [missing] }}`` would print ``[Undefined]``."""
+def __getattr__(name: str) -> Any:
+    """``ENV`` and ``map_format`` live in :mod:`.sandbox`, which loads Jinja2: imported on first use."""
+    if name in ("ENV", "map_format"):
+        from polynb.compiler import sandbox
 
-    def __repr__(self) -> NoReturn:
-        self._fail_with_undefined_error()
-
-
-class _CodeGenerator(CodeGenerator):
-    """Jinja's code generator, with ``a ~ b`` checked against the size limit (Jinja does not intercept ``~``)."""
-
-    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:  # noqa: N802 - Jinja's visitor name
-        self.write("environment.checked_concat(")
-        super().visit_Concat(node, frame)
-        self.write(")")
-
-
-class _Environment(ImmutableSandboxedEnvironment):
-    """The immutable sandbox with size caps on what a template builds (``'a' * 10**10``, ``a ~ a``)."""
-
-    code_generator_class = _CodeGenerator
-    intercepted_binops = frozenset({"*", "**", "+", "%"})
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(times, int) and len(seq) * times > _MAX_REPEAT:
-                    raise SecurityError(f"`*` would produce more than {_MAX_REPEAT} items")
-        elif operator == "**":
-            if (
-                isinstance(left, int)
-                and isinstance(right, int)
-                and right > 0
-                and abs(left) > 1
-                and abs(left).bit_length() * right > _MAX_POWER_BITS
-            ):
-                raise SecurityError(f"`**` would produce an integer of more than {_MAX_POWER_BITS} bits")
-        elif operator == "%" and isinstance(left, str):
-            template_limits.check_format(left, right if isinstance(right, tuple) else (right,), printf=True)
-        return template_limits.checked(
-            super().call_binop(context, operator, left, right), f"the result of `{operator}`"
-        )
-
-    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - as Jinja's
-        template_limits.check_call(__obj, args, kwargs)
-        return template_limits.checked(super().call(__context, __obj, *args, **kwargs), "the result of a call")
-
-    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
-        wrapped = super().wrap_str_format(value)
-        if wrapped is None:
-            return None
-        fmt = value.__self__
-
-        def checked_format(*args: Any, **kwargs: Any) -> str:
-            template_limits.check_format(fmt, (*args, *kwargs.values()), printf=False)
-            return str(template_limits.checked(wrapped(*args, **kwargs), "the result of `format`"))
-
-        return checked_format
-
-    @staticmethod
-    def checked_concat(value: Any) -> Any:
-        return template_limits.checked(value, "the result of `~`")
-
-
-def map_format(value: Any, pattern: str) -> str:
-    """Polyaxon's ``map_format`` filter: ``{{ uuids | map("map_format", "%s/outputs") | list }}``."""
-    return pattern % (value if isinstance(value, tuple) else (value,))
-
-
-def _build_environment() -> _Environment:
-    # keep_trailing_newline: a rendered file `content` must keep its last newline.
-    env = _Environment(undefined=_StrictUndefined, autoescape=False, loader=None, keep_trailing_newline=True)
-    env.filters["map_format"] = map_format
-    template_limits.guard_filters(env.filters)
-    # Helpers a spec never needs; fewer callables, less surface.
-    for name in ("lipsum", "cycler", "joiner"):
-        env.globals.pop(name, None)
-    return env
-
-
-ENV: ImmutableSandboxedEnvironment = _build_environment()
-"""The one environment every template is compiled in (built once; templates are cached per source)."""
+        return getattr(sandbox, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _short(text: str) -> str:
@@ -138,6 +55,8 @@ def _short(text: str) -> str:
 
 
 def _fail(source: str, exc: BaseException) -> NoReturn:
+    from jinja2 import TemplateError as JinjaTemplateError
+
     reason = exc.message if isinstance(exc, JinjaTemplateError) and exc.message else str(exc)
     if not isinstance(exc, JinjaTemplateError | LimitError):
         reason = f"{type(exc).__name__}: {reason}"
@@ -146,6 +65,8 @@ def _fail(source: str, exc: BaseException) -> NoReturn:
 
 @lru_cache(maxsize=_CACHE_SIZE)
 def _template(source: str) -> Template:
+    from polynb.compiler.sandbox import ENV
+
     try:
         return ENV.from_string(source)
     except Exception as exc:  # syntax errors and anything the parser raises
@@ -154,6 +75,8 @@ def _template(source: str) -> Template:
 
 @lru_cache(maxsize=_CACHE_SIZE)
 def _expression(source: str, body: str) -> TemplateExpression:
+    from polynb.compiler.sandbox import ENV
+
     try:
         return ENV.compile_expression(body, undefined_to_none=False)
     except Exception as exc:
@@ -181,15 +104,20 @@ def _single_expression(text: str) -> str | None:
 
 def _check_defined(value: Any) -> None:
     """Raise for an undefined value anywhere in a native result (``{{ [a, missing] }}``)."""
-    if isinstance(value, Undefined):
-        value._fail_with_undefined_error()
-    if isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            _check_defined(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_defined(key)
-            _check_defined(item)
+    from jinja2 import Undefined
+
+    def check(value: Any) -> None:
+        if isinstance(value, Undefined):
+            value._fail_with_undefined_error()
+        if isinstance(value, list | tuple | set | frozenset):
+            for item in value:
+                check(item)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                check(key)
+                check(item)
+
+    check(value)
 
 
 def render_str(text: str, context: Mapping[str, Any]) -> str:

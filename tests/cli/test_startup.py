@@ -65,4 +65,5 @@ def test_a_piped_local_run_loads_neither_the_kubernetes_client_nor_the_live_view
     status, heavy = loaded(tmp_path, "run", "-f", "one.yaml")
     assert status == 0
     assert "kubernetes" not in heavy and "rich" not in heavy
+    assert "jinja2" not in heavy  # loaded when a template is rendered, and this spec has none
     assert "polynb.scheduler.engine" in heavy  # the probe sees what a run needs

@@ -65,7 +65,6 @@ from polynb.executors.local.layout import (
     LOCK_FILE,
     LOGS_DIR,
     MAIN_LOG,
-    OP_FILE,
     OUTPUTS_DIR,
     OUTPUTS_FILE,
     PROCS_FILE,
@@ -176,7 +175,7 @@ class LocalExecutor:
         if spawn_mode() == "fork":
             unavailable = fork_unavailable()
             if unavailable is None:
-                self._forkserver = ForkServer(python)  # started by the first submit
+                self._forkserver = ForkServer(python)  # started when the first run is placed
             else:
                 log.info("local executor: %s; each shim is spawned (a new interpreter per run)", unavailable)
         self._watcher = _Watcher(self)
@@ -188,7 +187,14 @@ class LocalExecutor:
         """The run's artifacts folder: ``<its recorded artifacts root>/<uuid>``."""
         return artifacts_dir(run_uuid, self._root_of(check_uuid(run_uuid)))
 
+    def prestart(self) -> None:
+        """Start the fork server now, without waiting for it, when a submit is coming: its interpreter then starts
+        while the caller does the rest (``polynb run`` loads the engine; a placed run compiles). Idempotent."""
+        if (server := self._forkserver) is not None:
+            server.prestart()
+
     def place(self, run_uuid: str, kind: OpKind, port_count: int) -> Placement:
+        self.prestart()  # a submit follows
         run_dir = self.run_dir(run_uuid)
         ports = self._ports.reserve(run_uuid, port_count) if port_count else ()
         return Placement(
@@ -218,8 +224,7 @@ class LocalExecutor:
         run_dir = Path(op.placement.run_artifacts_path)
         outputs_dir = Path(op.placement.run_outputs_path)
         internal = run_dir / INTERNAL_DIR
-        for folder in (outputs_dir / TENSORBOARD_DIR, run_dir / LOGS_DIR, internal):
-            folder.mkdir(parents=True, exist_ok=True)
+        fresh = _make_internal(internal)  # logs/ and outputs/: made by the shim
         with self._lock:
             current = self._runs.get(op.uuid)
             # A final status seen is enough: that shim has nothing left to do but exit.
@@ -233,12 +238,10 @@ class LocalExecutor:
         try:
             # Ours until the shim inherits it: no other shim of this run may start, and what an earlier
             # attempt left is ours to clear (a stale shim file would name the wrong process).
-            for stale in (STOP_FILE, SHIM_FILE, STORE_SYNCED_FILE):
+            for stale in () if fresh else (STOP_FILE, SHIM_FILE, STORE_SYNCED_FILE):
                 with contextlib.suppress(FileNotFoundError):
                     (internal / stale).unlink()
-            (internal / OP_FILE).write_text(json.dumps(op.to_dict(), indent=1, default=str))
-            status_path = run_dir / STATUS_FILE
-            offset = status_path.stat().st_size if status_path.exists() else 0  # a retry appends
+            offset = _size(run_dir / STATUS_FILE)  # a retry appends (kept by cleanup(), so looked for even if fresh)
             spec_path = internal / SPEC_FILE
             with open(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
                 marshal.dump(self._shim_spec(op, offset), f)
@@ -342,6 +345,13 @@ class LocalExecutor:
             "status_offset": status_offset,
             "store": self._store_sync(op.uuid, placement.run_artifacts_path, final=False),
             "store_grace": self.store_grace,
+            # Written by the shim (a file created costs the submitting thread a fraction of a millisecond).
+            "op_json": json.dumps(op.to_dict(), indent=1, default=str),
+            "folders": [
+                placement.run_outputs_path,
+                os.path.join(placement.run_outputs_path, TENSORBOARD_DIR),
+                os.path.join(placement.run_artifacts_path, LOGS_DIR),
+            ],
         }
 
     def _bucket_store(self) -> dict[str, Any] | None:
@@ -895,6 +905,22 @@ def read_outputs(outputs_dir: Path) -> tuple[dict[str, Any] | None, str]:
 def _write_stop(run_dir: Path, grace: float) -> None:
     with contextlib.suppress(OSError):
         (run_dir / INTERNAL_DIR / STOP_FILE).write_text(f"{grace}\n")
+
+
+def _make_internal(internal: Path) -> bool:
+    """Make the run's bookkeeping folder (and the run's folder): True if it was not there (a first attempt, so
+    nothing stale is left in it)."""
+    try:
+        os.mkdir(internal.parent)  # a first attempt's run folder is new: two mkdir calls, no os.makedirs walk
+    except FileExistsError:
+        pass
+    except FileNotFoundError:  # a new artifacts root
+        os.makedirs(internal.parent, exist_ok=True)
+    try:
+        os.mkdir(internal)
+    except FileExistsError:
+        return False
+    return True
 
 
 def _lock_run(internal: Path) -> int | None:

@@ -2,9 +2,10 @@
 
 ``POLYNB_LOCAL_SPAWN`` chooses, read when an executor is made:
 
-- ``fork`` (the default): a :class:`ForkServer` (:mod:`.forkserver`), started on the first submit and shut
-  down with the executor, forks each shim from an interpreter that has imported the shim already: about a
-  millisecond, where a new interpreter costs ten or more (more on a loaded machine).
+- ``fork`` (the default): a :class:`ForkServer` (:mod:`.forkserver`), started when the first run is placed
+  (it gets ready while that run compiles) and shut down with the executor, forks each shim from an
+  interpreter that has imported the shim already: about a millisecond, where a new interpreter costs ten
+  or more (more on a loaded machine).
 - ``spawn``: :func:`spawn_shim`, one ``posix_spawn`` of ``python -I -S`` per run: the shim is the
   engine's child.
 
@@ -105,6 +106,18 @@ class ForkServer:
         self._failed: str | None = None  # why it cannot be used any more
         self._environ: dict[str, str] = {}  # what the server has, so it is sent only when it changed
         self._cwd: str | None = None
+        self._ready = False  # its "ready" message read (a prestarted server's is read by the first request)
+
+    def prestart(self) -> None:
+        """Start the server without waiting for it: a run was just placed, so a submit follows, and the server's
+        start-up then overlaps with the run's compile and claim instead of delaying the first shim. A server that
+        cannot start is reported by that submit, as without this."""
+        if self._sock is not None or self._failed is not None:  # (read without the lock: checked again under it)
+            return
+        with self._lock:
+            if self._sock is None and self._failed is None:
+                with contextlib.suppress(ForkServerError):
+                    self._launch()
 
     def spawn(self, spec_path: Path, shim_log: Path, lock_fd: int) -> tuple[int, int]:
         """Fork a shim: (pid, read end of its stdout), as :func:`spawn_shim` returns, but not our child.
@@ -151,7 +164,7 @@ class ForkServer:
     def exit_code(self, pid: int) -> int | None:
         """How a shim this server forked ended (it is the parent), None if it cannot tell any more."""
         with self._lock:
-            if self._sock is None:
+            if self._sock is None or not self._ready:
                 return None
             try:
                 self._sock.sendall(marshal.dumps(("exit", pid)))
@@ -171,10 +184,20 @@ class ForkServer:
     # -- under self._lock ----------------------------------------------------------------------------
 
     def _started(self) -> socket.socket:
-        if self._sock is not None:
-            return self._sock
-        if self._failed is not None:
-            raise ForkServerError(self._failed)
+        if self._sock is None:
+            if self._failed is not None:
+                raise ForkServerError(self._failed)
+            self._launch()
+        assert self._sock is not None
+        if not self._ready:
+            hello = self._receive(self._sock, starting=True)
+            if hello[0] != "ready":
+                raise ForkServerError(self._lost(f"the fork server said {hello!r} at start-up"))
+            self._ready = True
+        return self._sock
+
+    def _launch(self) -> None:
+        """Spawn the server (its "ready" message is read by :meth:`_started`)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.pid = os.posix_spawn(
@@ -200,10 +223,6 @@ class ForkServer:
         self._pidfd = os.pidfd_open(self.pid)  # our child, not reaped yet: surely the server
         self._sock = ours
         self._environ, self._cwd = dict(os.environ), _cwd()
-        hello = self._receive(ours, starting=True)
-        if hello[0] != "ready":
-            raise ForkServerError(self._lost(f"the fork server said {hello!r} at start-up"))
-        return ours
 
     def _receive(self, sock: socket.socket, *, starting: bool = False) -> tuple[Any, ...]:
         try:
@@ -229,6 +248,7 @@ class ForkServer:
         assert self._sock is not None
         self._sock.close()
         self._sock = None
+        self._ready = False
         if self._pidfd is not None:
             if kill:
                 with contextlib.suppress(ProcessLookupError):

@@ -2,7 +2,8 @@
 or a fork of the executor's fork server (:mod:`.forkserver`) calling :func:`main` in the same state.
 
 The local executor starts one shim per run, in a session of its own, so a run outlives the engine that
-started it (a kernel restart, a SIGKILLed ``polynb run``). The shim runs the init entries, starts the
+started it (a kernel restart, a SIGKILLed ``polynb run``). The shim makes the run's ``logs/`` and ``outputs/``
+folders and writes ``.executor/op.json`` (the engine makes only ``.executor/``), runs the init entries, starts the
 sidecars and the main container, checks a service's port, stops everything that is left, and appends
 every transition as one JSON line to ``<run>/status.jsonl``: that file is the source of truth. After each
 line it writes one byte to its stdout, a pipe the live engine waits on; when the engine is gone the
@@ -25,11 +26,16 @@ import select
 import sys
 import time
 
+# The C half of ``json`` (every shim writes status lines): imported here, not at the first line, so a forked
+# shim finds it loaded in the fork server instead of loading the extension module itself (about a millisecond).
+from _json import encode_basestring_ascii
+
 from polynb.executors.local.layout import (
     INTERNAL_DIR,
     LOCK_FD,
     LOGS_DIR,
     MAIN_LOG,
+    OP_FILE,
     PROCS_FILE,
     SERVICE_PAGE,
     SHIM_FILE,
@@ -93,12 +99,6 @@ def proc_start_time(pid: int) -> int | None:
 
 def encode_json_string(text: str) -> str:
     """A JSON string literal without importing ``json`` (and its ``re``) into every shim."""
-    try:
-        from _json import encode_basestring_ascii
-    except ImportError:  # pragma: no cover - CPython always has _json
-        import json
-
-        return json.dumps(text)
     return str(encode_basestring_ascii(text))
 
 
@@ -191,6 +191,7 @@ class Shim:
         self.live: list[Proc] = []
         self.store_sync: Proc | None = None  # not in ``live``: it outlives the containers, for the final sync
         self.stopping = False
+        self.make_folders()
         self.write_identity()
         self.status_fd = os.open(os.path.join(self.run_dir, STATUS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.procs_fd = os.open(os.path.join(self.internal, PROCS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -204,6 +205,17 @@ class Shim:
             _signal.signal(sig, lambda signum, frame: None)
         _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, (_signal.SIGTERM, _signal.SIGINT))
+
+    def make_folders(self) -> None:
+        """The run's ``outputs/``, ``outputs/tensorboard/`` and ``logs/``, and ``.executor/op.json`` (the
+        engine made ``.executor/``): here, not in the engine, whose few submitting threads serve every run."""
+        for folder in self.spec["folders"]:
+            try:  # noqa: SIM105 - contextlib costs start-up time
+                os.mkdir(folder)
+            except FileExistsError:
+                pass
+        with open(os.path.join(self.internal, OP_FILE), "w", encoding="utf-8") as f:
+            f.write(self.spec["op_json"])
 
     def write_identity(self) -> None:
         """Write the shim file before any status line: a line in the file implies its shim is known.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 from support.execkit import container, make_op
 from support.recorder import UpdateRecorder
@@ -38,3 +40,18 @@ def test_logs_are_the_init_entries_in_order_then_the_main_container(executor: Lo
     assert recorder.final().status == "succeeded"
     # init-10 after init-9: by entry number, not by file name.
     assert list(executor.logs(op.uuid)) == [*(f"init {i}" for i in range(11)), "main"]
+
+
+def test_an_op_finds_its_outputs_and_tensorboard_folders_and_the_run_keeps_its_op_and_logs(
+    executor: LocalExecutor,
+) -> None:
+    # Made by the shim before the op starts (not by the engine), so the op can write there from its first line.
+    check = 'test -d "$POLYAXON_RUN_OUTPUTS_PATH/tensorboard" && echo ready'
+    op = make_op(executor, container("sh", "-c", check), name="trainer")
+    recorder = UpdateRecorder()
+    executor.submit(op, recorder)
+    assert recorder.final().status == "succeeded"
+    assert list(executor.logs(op.uuid)) == ["ready"]
+    run_dir = Path(op.placement.run_artifacts_path)
+    recorded = json.loads((run_dir / ".executor" / "op.json").read_text())
+    assert (recorded["uuid"], recorded["name"]) == (op.uuid, "trainer")
