@@ -917,7 +917,8 @@ def _make_internal(internal: Path) -> bool:
     except FileNotFoundError:  # a new artifacts root
         os.makedirs(internal.parent, exist_ok=True)
     try:
-        os.mkdir(internal)
+        # Its owner's only: op.json and the shim's spec hold the env of the connections the op names.
+        os.mkdir(internal, 0o700)
     except FileExistsError:
         return False
     return True

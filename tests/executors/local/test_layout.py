@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,5 @@ def test_an_op_finds_its_outputs_and_tensorboard_folders_and_the_run_keeps_its_o
     run_dir = Path(op.placement.run_artifacts_path)
     recorded = json.loads((run_dir / ".executor" / "op.json").read_text())
     assert (recorded["uuid"], recorded["name"]) == (op.uuid, "trainer")
+    # The op's spec holds the env of the connections it names (credentials): its owner's only.
+    assert stat.S_IMODE((run_dir / ".executor").stat().st_mode) == 0o700
