@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from polynb.cli import approvals, attach, check, connections, forward, run, runs, watch
 
@@ -19,11 +20,26 @@ EXIT_USAGE = 2
 COMMAND_MODULES = (check, run, runs, approvals, watch, attach, forward, connections)
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (``importlib.metadata`` costs tens of
+    milliseconds, which argparse's own ``version`` action would spend on every command)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        import polynb
+
+        print(f"polynb {polynb.__version__}")  # on stdout, as ``--version`` conventionally is
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="polynb",
         description="Polyaxon-style ML pipelines (events, hooks, trigger policies), local or on Kubernetes.",
     )
+    parser.add_argument("--version", action=_Version, help="print the version of polynb and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
         module.register(subparsers)
