@@ -172,7 +172,7 @@ INIT_SOURCE_KINDS: Final = ("git", "s3", "gcs", "wasb", "host_path")
 """Connections an init entry's ``connection`` may name: a repository to clone, a bucket or a folder to copy from."""
 GIT_CREDENTIALS: Final = "POLYAXON_GIT_CREDENTIALS"
 """``user:token`` for an https git url (Polyaxon's name), from the connection's env or secret; git reads it through
-an askpass helper, so it is in no command line, shell string or log."""
+the credential helper above, so it is in no command line, shell string or log."""
 
 
 def init_source_problem(connection: Mapping[str, Any], init_kind: str) -> str | None:
