@@ -19,16 +19,11 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    # The version has one source, labextension/package.json (read at build time by hatch-nodejs-version, see
-    # pyproject.toml); here it comes from the installed metadata, looked up on first use: importlib.metadata
-    # costs tens of milliseconds, and every local run's shim imports this package.
+    # Looked up on first use (polynb.version): every local run's shim imports this package.
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from polynb.version import installed_version
 
-        try:
-            return version("polynb")
-        except PackageNotFoundError:  # a source tree on sys.path that was never installed
-            return "0+unknown"
+        return installed_version()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

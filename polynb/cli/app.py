@@ -28,9 +28,9 @@ class _Version(argparse.Action):
         super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
-        import polynb
+        from polynb.version import installed_version
 
-        print(f"polynb {polynb.__version__}")  # on stdout, as ``--version`` conventionally is
+        print(f"polynb {installed_version()}")  # on stdout, as ``--version`` conventionally is
         parser.exit()
 
 
