@@ -12,6 +12,11 @@ The cursor is the watch log's (``store.watches``, watch ``dag:<uuid>``): an even
 the source's thread, then on the DAG run and marked ``submitted`` in the engine's turn, one transaction, so
 a restarted engine re-arms the source where it stopped and delivers what came meanwhile, none twice.
 
+A DAG retried by its ``maxRetries`` runs its ops anew: each new attempt has its own cursor (``dag:<uuid>@<seq>``,
+the seq of the DAG's ``running`` that began it) and reads only the events recorded on the DAG run since, so its
+ops wait for a new event after the attempt began (its first look is a new baseline), never start on an earlier
+attempt's.
+
 A connection wait keeps its DAG running (as ``ref: dag`` does): only the event or the DAG being stopped (by
 hand, a timeout, early stopping) ends it; stopped, the op is ``stopped`` like the DAG's other pending ops
 (:mod:`.stopping`, reason ``DagStopped``), so the DAG ends ``stopped``. ``skipped``
@@ -43,9 +48,9 @@ Connections = Callable[[], Sequence[Mapping[str, Any]]]
 SourceFor = Callable[[Mapping[str, Any]], Source]
 
 
-def watch_name(dag_uuid: str) -> str:
-    """The DAG's cursor in the watch log."""
-    return f"dag:{dag_uuid}"
+def watch_name(dag_uuid: str, attempt_seq: int = 0) -> str:
+    """The DAG's cursor in the watch log, one per attempt (``DagState.attempt_seq``; 0: the first)."""
+    return f"dag:{dag_uuid}" if not attempt_seq else f"dag:{dag_uuid}@{attempt_seq}"
 
 
 def connection_of(wait: EventWait) -> str | None:
@@ -53,10 +58,11 @@ def connection_of(wait: EventWait) -> str | None:
 
 
 def received(store: Store, dag: DagState) -> dict[str, dict[str, dict[str, Any]]]:
-    """connection -> kind -> the first payload of that kind recorded on the DAG (read from the store once)."""
+    """connection -> kind -> the first payload of that kind recorded on the DAG in its current attempt (read
+    from the store once per attempt)."""
     if dag.connection_events is None:
         found: dict[str, dict[str, dict[str, Any]]] = {}
-        for event in store.events(run_uuid=dag.uuid):
+        for event in store.events(run_uuid=dag.uuid, after_seq=dag.attempt_seq):
             name = event.payload.get("connection")
             if event.kind in CONNECTION_EVENT_KINDS and isinstance(name, str):
                 found.setdefault(name, {}).setdefault(event.kind, dict(event.payload))
@@ -113,6 +119,8 @@ def event_inputs(payload: Mapping[str, Any], inputs: Sequence[Any]) -> dict[str,
 class _Armed:
     dag_uuid: str
     connection: str
+    watch: str
+    """The cursor of the DAG's attempt that armed it (``watch_name``)."""
     loop: SourceLoop
 
 
@@ -150,7 +158,11 @@ class ConnectionWaits:
     def sync(self, dag: DagState) -> None:
         """Arm the sources ``dag``'s pending ops wait on, disarm those none waits on any more."""
         needed = self._needed(dag)
-        for key in [k for k in self._armed if k[0] == dag.uuid and k[1] not in needed]:
+        watch = watch_name(dag.uuid, dag.attempt_seq)
+        # An earlier attempt's source is disarmed even when the new attempt waits on the same connection: the
+        # new one takes its own baseline.
+        stale = [k for k, a in self._armed.items() if k[0] == dag.uuid and (k[1] not in needed or a.watch != watch)]
+        for key in stale:
             self._disarm(key)
         for name in needed:
             if (dag.uuid, name) not in self._armed:
@@ -194,13 +206,13 @@ class ConnectionWaits:
             return
         if self._log is None:
             self._log = WatchLog(self._state.store)
-        log, dag_uuid = self._log, dag.uuid
+        log, dag_uuid, watch = self._log, dag.uuid, watch_name(dag.uuid, dag.attempt_seq)
 
         def look(src: Source) -> None:
-            self._look(log, dag_uuid, src)
+            self._look(log, dag_uuid, watch, src)
 
         loop = SourceLoop([source], look)
-        self._armed[(dag.uuid, name)] = _Armed(dag.uuid, name, loop)
+        self._armed[(dag.uuid, name)] = _Armed(dag.uuid, name, watch, loop)
         loop.start()
         logger.debug("DAG %s: watching connection %s", dag.uuid, name)
 
@@ -235,7 +247,7 @@ class ConnectionWaits:
         got = received(state.store, dag)
         # Two looks may hand the same rows over before the first hand-over is handled: only those still
         # pending in the log (which this turn's marks are part of) are recorded.
-        still = {e.seq for e in self._log.events(watch_name(armed.dag_uuid), status=PENDING)}
+        still = {e.seq for e in self._log.events(armed.watch, status=PENDING)}
         for event in events:
             if event.seq not in still:
                 continue
@@ -247,8 +259,7 @@ class ConnectionWaits:
 
     # -- a source's thread --------------------------------------------------------------------------------
 
-    def _look(self, log: WatchLog, dag_uuid: str, source: Source) -> None:
-        name = watch_name(dag_uuid)
+    def _look(self, log: WatchLog, dag_uuid: str, name: str, source: Source) -> None:
         if not log.has_looked(name, source.name):
             rows = [(e.id, e.kind, e.payload) for e in source.poll(None)]
             # Even an empty source gets a row: the next look knows the baseline was taken.

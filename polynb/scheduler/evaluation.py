@@ -155,9 +155,9 @@ class DagEvaluator:
             run = state.runs[uuid]
             return UpstreamState(run.status, frozenset(run.emitted))
         if name == "dag":
-            # ``ref: dag``: custom events emitted to the running DAG (``polynb.emit``).
+            # ``ref: dag``: custom events emitted to the running DAG (``polynb.emit``) in its current attempt.
             own = state.runs[dag.uuid]
-            return UpstreamState(own.status, frozenset(own.emitted))
+            return UpstreamState(own.status, frozenset(dag.own_emitted(own)))
         if name.startswith(CONNECTION_REF_PREFIX):
             # A connection's events, recorded on the DAG run while an op waits for them (``connection_waits``).
             got = received(state.store, dag).get(name.removeprefix(CONNECTION_REF_PREFIX), {})

@@ -163,6 +163,9 @@ class EventIntake:
         state = self._state
         event = state.store.append_event(run.uuid, kind, payload, at=at)
         run.emitted.add(kind)
+        own = state.dags.get(run.uuid)
+        if own is not None and own.attempt_seq:
+            own.attempt_emitted.add(kind)  # a retried DAG's ``ref: dag`` triggers see this attempt's events only
         state.outbox.publish([event])
         index = state.index_of(run)
         if index is not None:

@@ -178,6 +178,7 @@ class Adopter:
                     state.timers.schedule(("retry", root.uuid), state.retry_delay, root.uuid)
             elif not dag.stopping:
                 self._termination.arm_dag_timeout(dag, elapsed=_seconds_since(state, root.uuid, Status.RUNNING))
+            _resume_attempt(store, dag, root.attempt)
             state.dags[root.uuid] = dag
             state.dirty_dags.add(root.uuid)
             self._adopt_nested([r for r, _ in states], {record.uuid: record for _, record in states})
@@ -206,6 +207,7 @@ class Adopter:
                     state.timers.schedule(("retry", run.uuid), state.retry_delay, run.uuid)
             elif not dag.stopping:
                 self._termination.arm_dag_timeout(dag, elapsed=_seconds_since(state, run.uuid, Status.RUNNING))
+            _resume_attempt(state.store, dag, record.attempt)
             self._statuses.hold_slot(run, True)
             state.dags[run.uuid] = dag
             state.dirty_dags.add(run.uuid)
@@ -358,3 +360,14 @@ def _seconds_since(state: EngineState, uuid: str, status: Status) -> float:
     """Seconds since ``uuid`` last entered ``status`` (0 if it never did): timers resume where they were."""
     entered = [c for c in state.store.status_history(uuid) if c.status == status]
     return max(0.0, (datetime.now(UTC) - entered[-1].at).total_seconds()) if entered else 0.0
+
+
+def _resume_attempt(store: Store, dag: DagState, attempt: int) -> None:
+    """A DAG past its first attempt (``maxRetries``): its events before the current attempt's ``running`` are
+    the earlier attempts' (``DagState.attempt_seq``)."""
+    if attempt <= 1:
+        return
+    starts = [change.seq for change in store.status_history(dag.uuid) if change.status == Status.RUNNING]
+    if starts:
+        seq = starts[-1]
+        dag.begin_attempt(seq, {e.kind for e in store.events(run_uuid=dag.uuid, after_seq=seq)})

@@ -46,7 +46,25 @@ class DagState:
     early_seen: set[str] = field(default_factory=set)
     """ops whose final status ``earlyStopping`` has read (each once)"""
     connection_events: dict[str, dict[str, dict[str, Any]]] | None = None
-    """connection -> kind -> the first payload recorded on the DAG (``connection_waits``; None: not read yet)"""
+    """connection -> kind -> the first payload recorded on the DAG in this attempt (``connection_waits``; None:
+    not read yet)"""
+    attempt_seq: int = 0
+    """The DAG run's events up to this seq belong to its earlier attempts (``maxRetries``): ``ref: dag`` and
+    connection waits read only later ones, so a new attempt's ops wait for an event after it began, as the first
+    attempt's wait for one after they began to wait (0: the first attempt, every event counts)."""
+    attempt_emitted: set[str] = field(default_factory=set)
+    """The kinds emitted to the DAG run since ``attempt_seq`` (kept once ``attempt_seq`` is set)."""
+
+    def own_emitted(self, run: RunState) -> set[str]:
+        """What ``ref: dag`` triggers see: the kinds emitted to the DAG run (``run``) in its current attempt."""
+        return self.attempt_emitted if self.attempt_seq else run.emitted
+
+    def begin_attempt(self, seq: int, kinds: set[str]) -> None:
+        """A new attempt began at event ``seq`` (``kinds``: what was emitted to the DAG run since, on recovery)."""
+        self.attempt_seq = seq
+        self.attempt_emitted = set(kinds)
+        self.connection_events = None
+
     early_stop_message: str | None = None
     """Set when ``earlyStopping`` stopped it: it ends with reason ``EarlyStopping`` (``early_stopping``)."""
 

@@ -172,6 +172,7 @@ class Submission:
             state.dags.pop(run.uuid, None)  # an op of the failed attempt that ran a nested DAG: final, left
         dag.ready.clear()
         dag.between_attempts = dag.retry_due = False
+        dag.begin_attempt(started.events[-1].seq, set())
         self._adopt_ops(dag, plans, records)
         self._termination.arm_dag_timeout(dag)
         state.dirty_dags.add(dag.uuid)

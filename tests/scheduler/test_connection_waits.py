@@ -53,8 +53,23 @@ def wait_until(predicate: Callable[[], bool], what: str) -> None:
         time.sleep(0.02)
 
 
-def baseline_taken(env: Env, dag_uuid: str) -> bool:
-    return any(e.status == BASELINE for e in WatchLog(env.store).events(watch_name(dag_uuid)))
+def baseline_taken(env: Env, dag_uuid: str, attempt_seq: int = 0) -> bool:
+    return any(e.status == BASELINE for e in WatchLog(env.store).events(watch_name(dag_uuid, attempt_seq)))
+
+
+def attempt_started(env: Env, dag_uuid: str) -> int:
+    """The seq of the DAG's last ``running``: where its current attempt began."""
+    return [c.seq for c in env.store.status_history(dag_uuid) if c.status == Status.RUNNING][-1]
+
+
+def gated_failing_once(tmp: Path) -> list[str]:
+    """Waits for ``tmp/go``, then fails the first time it runs and succeeds every time after."""
+    flag, marker = tmp / "go", tmp / "failed-once"
+    return [
+        "sh",
+        "-c",
+        f'while [ ! -e "{flag}" ]; do sleep 0.05; done; [ -e "{marker}" ] || {{ touch "{marker}"; exit 1; }}',
+    ]
 
 
 def sources_running() -> int:
@@ -188,3 +203,58 @@ def test_a_commit_made_while_no_engine_ran_starts_the_op_once_after_a_restart(en
         engine.shutdown(stop_running=True)
     assert env.ops(uuid)["retrain"].outputs["got"] == sha
     assert [e.payload["sha"] for e in env.store.events(run_uuid=uuid) if e.kind == "connection_git_commit"] == [sha]
+
+
+def retried(env: Env) -> str:
+    """``retrain`` awaits a commit of ``repo``; ``evaluate`` after it fails on the DAG's first attempt only."""
+    evaluate = job("evaluate", gated_failing_once(env.tmp), extra="dependencies: [retrain]\n")
+    retrain = awaiting("retrain", "repo", "connection_git_commit", "sha")
+    return dag(retrain, evaluate, extra="termination: {maxRetries: 1}\n")
+
+
+def test_a_retried_dag_waits_for_a_commit_after_its_new_attempt_began(env: Env, repo: Path) -> None:
+    # The first attempt's commit (recorded on the DAG run) and one made while it ran start nothing in the next.
+    configure(env, {"name": "repo", "kind": "git", "schema": {"url": str(repo), "revision": "main"}})
+    uuid = env.run(retried(env))
+    wait_until(lambda: baseline_taken(env, uuid), "the source never took its baseline")
+    first = commit(repo, "first data")
+    wait_until(lambda: env.ops(uuid)["evaluate"].status == Status.RUNNING, "evaluate never ran")
+    assert env.ops(uuid)["retrain"].outputs["got"] == first
+    commit(repo, "while the first attempt ran")
+    (env.tmp / "go").touch()  # evaluate fails: the DAG runs again
+    wait_until(lambda: env.store.get_run(uuid).attempt == 2, "the DAG was never retried")
+    since = attempt_started(env, uuid)
+    wait_until(lambda: baseline_taken(env, uuid, since), "the new attempt never took its baseline")
+    assert env.ops(uuid)["retrain"].status == Status.CREATED, describe(env.store, uuid)
+    sha = commit(repo, "second data")
+    assert env.wait(uuid) == "succeeded", describe(env.store, uuid)
+    retrain = env.ops(uuid)["retrain"]
+    assert (retrain.dag_attempt, retrain.outputs["got"]) == (2, sha)
+    recorded = [e for e in env.store.events(run_uuid=uuid) if e.kind == "connection_git_commit"]
+    assert [e.payload["sha"] for e in recorded] == [first, sha]
+    assert recorded[1].seq > since
+
+
+def test_an_engine_restarted_in_a_retried_dags_new_attempt_keeps_waiting_for_a_new_commit(env: Env, repo: Path) -> None:
+    from polynb.executors.local.executor import LocalExecutor
+    from polynb.scheduler.engine import Engine
+
+    configure(env, {"name": "repo", "kind": "git", "schema": {"url": str(repo)}})
+    uuid = env.run(retried(env))
+    wait_until(lambda: baseline_taken(env, uuid), "the source never took its baseline")
+    first = commit(repo, "first data")
+    (env.tmp / "go").touch()
+    wait_until(lambda: env.store.get_run(uuid).attempt == 2, "the DAG was never retried")
+    since = attempt_started(env, uuid)
+    wait_until(lambda: baseline_taken(env, uuid, since), "the new attempt never took its baseline")
+    env.engine.shutdown(stop_running=False)
+    sha = commit(repo, "while no engine ran")
+    engine = Engine(store=env.store, executors={"local": LocalExecutor(base_dir=env.tmp)})
+    engine.start()
+    try:
+        assert engine.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded", describe(env.store, uuid)
+    finally:
+        engine.shutdown(stop_running=True)
+    assert env.ops(uuid)["retrain"].outputs["got"] == sha
+    shas = [e.payload["sha"] for e in env.store.events(run_uuid=uuid) if e.kind == "connection_git_commit"]
+    assert shas == [first, sha]

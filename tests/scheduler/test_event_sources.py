@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support.schedkit import PY, Env, dag, job, wait_flag
+from support.schedkit import PY, Env, dag, describe, job, wait_flag
 
 from polynb.compiler.check import check
 from polynb.lifecycle import Status
@@ -145,6 +145,38 @@ def test_a_custom_event_emitted_to_the_dag_starts_the_op_awaiting_it(env: Env) -
     assert env.wait(uuid) == "succeeded"
     (event,) = [e for e in env.store.events(run_uuid=uuid) if e.kind == "project_custom_event"]
     assert (event.seq, event.payload) == (seq, {"name": "ship-it"})
+
+
+def test_a_retried_dag_waits_for_a_custom_event_emitted_after_its_new_attempt_began(env: Env) -> None:
+    flag, marker = env.tmp / "go", env.tmp / "failed-once"
+    gate = f'while [ ! -e "{flag}" ]; do sleep 0.05; done; [ -e "{marker}" ] || {{ touch "{marker}"; exit 1; }}'
+    text = dag(
+        job("prepare", [PY, "-c", "pass"]),
+        job("deploy", [PY, "-c", "pass"], extra="events: [{ref: dag, kinds: [project_custom_event]}]\n"),
+        job("evaluate", ["sh", "-c", gate], extra="dependencies: [deploy]\n"),
+        extra="termination: {maxRetries: 1}\n",
+    )
+    uuid = env.run(text)
+    env.engine.emit("project_custom_event", {"name": "first"})
+    env.recorder.wait_for(lambda evs: any(e.kind == "run_status_running" for e in evs if e.name == "evaluate"))
+    env.engine.emit("project_custom_event", {"name": "while the first attempt ran"})
+    flag.touch()  # evaluate fails: the DAG runs again
+    env.recorder.wait_for(lambda evs: any(e.run_uuid == uuid and e.kind == "run_status_retrying" for e in evs))
+
+    def second(name: str) -> str | None:
+        run = env.ops(uuid).get(name)
+        return run.uuid if run is not None and run.dag_attempt == 2 else None
+
+    env.recorder.wait_for(
+        lambda evs: any(e.run_uuid == second("prepare") and e.kind == "run_status_succeeded" for e in evs)
+    )
+    # The new attempt's ops were all decided in its first pass, before prepare could run: deploy waits.
+    assert env.ops(uuid)["deploy"].status == Status.CREATED, describe(env.store, uuid)
+    (seq,) = env.engine.emit("project_custom_event", {"name": "second"})
+    assert env.wait(uuid) == "succeeded", describe(env.store, uuid)
+    deploy = env.ops(uuid)["deploy"]
+    assert deploy.dag_attempt == 2
+    assert env.seq(deploy.uuid, "run_status_running") > seq
 
 
 def test_check_names_where_connection_events_come_from() -> None:
