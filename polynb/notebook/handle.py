@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from polynb.lifecycle import PIPELINE_KINDS
-from polynb.notebook.model import RunTracker, SweepView
+from polynb.notebook.model import RunSnapshot, RunTracker, SweepView
 from polynb.notebook.render import run_text
 from polynb.scheduler.events import EngineEvent
 
@@ -79,19 +79,40 @@ class RunHandle:
 
     @property
     def sweep(self) -> SweepView | None:
-        """A matrix run's trials ranked by the metric (``sweep.best`` is the best trial), else None."""
-        tracker = RunTracker(self._session.store, self.uuid)
-        tracker.refresh()
-        return tracker.snapshot(time.time()).sweep
+        """The trials ranked by the metric (``sweep.best`` is the best trial) of a matrix run, or of a DAG's only
+        op that sweeps; None otherwise (a DAG with several: ``sweeps[op]``)."""
+        snapshot = self._snapshot()
+        if snapshot.sweep is not None:
+            return snapshot.sweep
+        if len(snapshot.op_sweeps) == 1 and _sweeping_ops(self._session, self.uuid) == 1:
+            return snapshot.op_sweeps[0].sweep
+        return None
+
+    @property
+    def sweeps(self) -> dict[str, SweepView]:
+        """The sweeps of a DAG's ops (their ``matrix``) by op name (``outer/inner`` in a nested DAG), as
+        ``ops`` and ``outputs`` are: those that have started, each with its trials ranked by the metric."""
+        return {op.name: op.sweep for op in self._snapshot().op_sweeps}
 
     @property
     def best(self) -> dict[str, Any] | None:
-        """A sweep's best trial: its params and its metric (``{"params": {...}, "loss": 0.01}``), or None."""
-        sweep = self.sweep
-        best = sweep.best if sweep is not None else None
-        if sweep is None or best is None:
-            return None
-        return {"trial": best.name, "params": dict(best.params), str(sweep.metric): best.metric}
+        """The best trial of ``sweep`` (a matrix run, or a DAG's only sweeping op): its name, params and metric
+        (``{"trial": ..., "params": {...}, "loss": 0.01}``), or None."""
+        return _best(self.sweep)
+
+    def best_of(self, op: str) -> dict[str, Any] | None:
+        """The best trial of the DAG's op ``op`` that sweeps, as ``best`` gives it (None while no trial has a
+        metric). KeyError if no op of that name sweeps (or it has not started yet)."""
+        sweeps = self.sweeps
+        if op not in sweeps:
+            have = ", ".join(sorted(sweeps)) or "none yet"
+            raise KeyError(f"{self.name} has no op {op!r} that sweeps and has started (those that have: {have})")
+        return _best(sweeps[op])
+
+    def _snapshot(self) -> RunSnapshot:
+        tracker = RunTracker(self._session.store, self.uuid)
+        tracker.refresh()
+        return tracker.snapshot(time.time())
 
     def wait(self, timeout: float | None = None, *, include_services: bool = False) -> str:
         """Block until the run is done and return its status (services too with ``include_services``)."""
@@ -135,9 +156,7 @@ class RunHandle:
 
     def text(self) -> str:
         """The stable text summary (what nbval compares)."""
-        tracker = RunTracker(self._session.store, self.uuid)
-        tracker.refresh()
-        return run_text(tracker.snapshot(time.time()))
+        return run_text(self._snapshot())
 
     def __repr__(self) -> str:
         return self.text()
@@ -145,3 +164,26 @@ class RunHandle:
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs)
         return bundle
+
+
+def _best(sweep: SweepView | None) -> dict[str, Any] | None:
+    best = sweep.best if sweep is not None else None
+    if sweep is None or best is None:
+        return None
+    return {"trial": best.name, "params": dict(best.params), str(sweep.metric): best.metric}
+
+
+def _sweeping_ops(session: KernelSession, uuid: str) -> int:
+    """How many ops of DAG ``uuid`` (nested DAGs' included) have a ``matrix``, started or not: ``sweep``
+    falls back to a DAG's sweeping op only when it is the only one."""
+    store = session.store
+    count, below = 0, [uuid]
+    while below:
+        for record in store.children(below.pop()):
+            plan = record.meta.get("plan")
+            operation = plan.get("operation") if isinstance(plan, dict) else None
+            if isinstance(operation, dict) and operation.get("matrix") is not None:
+                count += 1
+            elif record.kind == "dag":
+                below.append(record.uuid)
+    return count

@@ -14,7 +14,7 @@ import json
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
@@ -30,6 +30,9 @@ from polynb.notebook.render import GraphNode, graph_svg, graph_text
 from polynb.notebook.session import KernelSession, get_session
 from polynb.notebook.watching import WatchHandle
 from polynb.spec.errors import SpecError, SpecErrors
+
+if TYPE_CHECKING:
+    from polynb.compiler.pipeline import PipelineOp
 
 
 def cell_error(errors: Sequence[SpecError], *, what: str) -> UsageError:
@@ -165,7 +168,7 @@ class PolynbMagics(Magics, Configurable):
         if args.dry_run:
             from polynb.notebook.model import EdgeView
 
-            nodes = [GraphNode(n, str(getattr(op.component.run, "kind", "job"))) for n, op in pipeline.ops.items()]
+            nodes = [GraphNode(n, _preview_kind(op)) for n, op in pipeline.ops.items()]
             edges = [
                 EdgeView(e.src, e.dst, "event" if "event" in e.kinds else "dependency" if "dependency" in e.kinds
                          else "param", " | ".join(sorted(status_of_event(k) for k in e.event_kinds)))
@@ -508,3 +511,12 @@ def unload_ipython_extension(ip: Any) -> None:
             manager.magics[kind].pop(name, None)
     manager.registry.pop("PolynbMagics", None)
     get_session().bridge.unregister_target()
+
+
+def _preview_kind(op: PipelineOp) -> str:
+    """An op's run kind as its run will record it (``matrix``/``schedule`` for an op that sweeps or ticks)."""
+    if op.operation.schedule is not None:
+        return "schedule"
+    if op.operation.matrix is not None:
+        return "matrix"
+    return str(getattr(op.component.run, "kind", "job"))

@@ -28,6 +28,7 @@ from polynb.scheduler.schedule_state import SCHEDULE_KIND, TICK_KEY
 from polynb.scheduler.state import DagState, EngineState
 from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.submitter import Submitted, Submitter
+from polynb.scheduler.sweep_state import SWEEP_KIND
 from polynb.scheduler.tallies import DagIndex, awaits_events
 from polynb.scheduler.termination import Termination
 from polynb.store import NewRun, RunRecord, new_uuid
@@ -422,12 +423,22 @@ class Submission:
         return early
 
 
+def _run_kind(op: OpPlan) -> str:
+    """An op's run kind, as Polyaxon derives it: ``schedule`` / ``matrix`` (``V1RunKind``) for an op with a
+    ``schedule`` / ``matrix`` (its run is over the runs under it), else its component's run kind."""
+    if op.operation.schedule is not None:
+        return SCHEDULE_KIND
+    if op.operation.matrix is not None:
+        return SWEEP_KIND
+    return op.kind
+
+
 def op_runs(dag_uuid: str, ops: list[OpPlan], executor: str, *, attempt: int) -> list[NewRun]:
     """The runs of a DAG's ops for one attempt of the DAG."""
     return [
         NewRun(
             name=op.name,
-            kind=SCHEDULE_KIND if op.operation.schedule is not None else op.kind,
+            kind=_run_kind(op),
             dag_uuid=dag_uuid,
             meta={"role": "op", "plan": op.to_meta(), DAG_ATTEMPT_KEY: attempt},
             executor=executor,

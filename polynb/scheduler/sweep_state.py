@@ -10,6 +10,9 @@ from polynb.scheduler.suggesters import Suggester
 from polynb.spec.matrix import FailureEarlyStopping, MetricEarlyStopping
 from polynb.spec.models import Hook
 
+SWEEP_KIND = "matrix"
+"""A sweep's run kind (Polyaxon's ``V1RunKind.MATRIX``), top-level or an op of a DAG."""
+
 
 @dataclass(eq=False)
 class SweepState:

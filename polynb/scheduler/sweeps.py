@@ -48,7 +48,7 @@ from polynb.scheduler.run_state import RunState
 from polynb.scheduler.state import EngineState
 from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.suggesters import PastTrial, Suggester, Suggestion, suggester_for
-from polynb.scheduler.sweep_state import SweepState
+from polynb.scheduler.sweep_state import SWEEP_KIND, SweepState
 from polynb.spec.matrix import (
     Bayes,
     FailureEarlyStopping,
@@ -63,7 +63,6 @@ from polynb.store import NewRun, RunRecord
 
 REASON_EARLY_STOPPING = "EarlyStopping"
 REASON_SWEEP_STOPPED = "SweepStopped"
-SWEEP_KIND = "matrix"
 TRIAL_KEY = "trial"
 """``meta`` key of a trial run: ``{"index": n, "params": {...}}`` (what ``polynb ls`` and the sweep view read)."""
 _DRAWING = (RandomSearch, Hyperband, Tpe, Bayes)

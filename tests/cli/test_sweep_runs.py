@@ -75,4 +75,10 @@ def test_ls_shows_the_trials_of_a_dags_sweeping_op_under_it(cli: Cli) -> None:
     code, everything = cli.run_json("ls", "--all", "--json")
     assert code == 0
     assert [r["name"] for r in everything] == ["pipeline", "tune", "tune-1", "tune-2"]
+    # The sweeping op's run is of kind matrix (Polyaxon's run kind for it), as a top-level sweep's; its trials jobs.
+    assert [r["kind"] for r in everything] == ["dag", "matrix", "job", "job"]
     assert [r["trial"]["params"] for r in everything[2:]] == [{"n": 1}, {"n": 2}]
+    # `polynb logs` of the op prints its trials' logs, as for a top-level sweep (the op has no process).
+    logs = cli.run("logs", everything[1]["uuid"])
+    assert logs.returncode == 0
+    assert sorted(line for line in logs.stdout.splitlines() if line.strip()) == ["tune-1 | 1", "tune-2 | 2"]

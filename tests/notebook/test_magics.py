@@ -119,6 +119,17 @@ def test_dry_run_shows_the_graph_and_submits_nothing(ip: InteractiveShell, sessi
     assert not session.started
 
 
+def test_dry_run_shows_a_sweeping_op_as_the_matrix_run_it_will_be(ip: InteractiveShell, session: KernelSession) -> None:
+    cell(ip, HELLO)
+    view = cell(
+        ip,
+        "%%polyaxon_dag d --dry-run\noperations:\n  - name: a\n    hubRef: hello\n"
+        "    matrix: {kind: grid, params: {who: {kind: choice, value: [x, y]}}}\n",
+    )
+    assert view._repr_mimebundle_()["text/plain"].splitlines()[1] == "  a  matrix"
+    assert not session.started
+
+
 def test_save_writes_yaml_the_cli_can_run(ip: InteractiveShell, tmp_path: Path) -> None:
     cell(ip, HELLO.replace("hello\n", "hello --save components/hello.yaml\n", 1))
     from polynb.spec.load import load

@@ -17,6 +17,7 @@ from polynb.executors.local.executor import LocalExecutor
 from polynb.notebook.model import RunSnapshot, RunTracker
 from polynb.notebook.pump import UiPump
 from polynb.notebook.render import run_html, run_text
+from polynb.notebook.session import summary
 from polynb.scheduler.engine import Engine
 from polynb.store import Store
 
@@ -90,8 +91,11 @@ def test_a_dags_sweeping_op_has_its_trials_ranked_without_them_among_the_ops(sto
     assert sweep.best is not None and sweep.best.metric == 0.0
     assert sweep.best_so_far[-1] == (4, 0.0)
     assert not any(line.name.startswith("tune-") for line in snap.log)  # the panel has them, not the log
+    # The op's kind is matrix (as a top-level sweep's) wherever it is shown: the widget, the lab's runs panel.
+    assert {op.name: op.kind for op in snap.ops} == {"study": "dag", "prep": "job", "tune": "matrix", "report": "job"}
+    assert [op["kind"] for op in summary(snap)["ops"]] == ["job", "matrix", "job"]
     # The text (what nbval compares) is the DAG's, unchanged by the trials.
-    assert run_text(snap).splitlines()[1:] == ["  prep    job      succeeded", "  tune    job      succeeded",
+    assert run_text(snap).splitlines()[1:] == ["  prep    job      succeeded", "  tune    matrix   succeeded",
                                                "  report  job      succeeded"]  # fmt: skip
 
 
