@@ -11,6 +11,9 @@ watch, the moment its run was submitted) minus when the event happened:
 * ``connection_git_commit``: the mtime of the branch's ref file (git renames it into place), seen through
   inotify; ``connection_dataset_version``: just before the file is renamed into the watched folder; for a
   bucket (an S3-compatible server, moto's, on 127.0.0.1, listed every 0.1 s), once the object's PUT returned.
+  Each under ``polynb watch`` (a reactive pipeline: the run submitted) and, for git and a folder, awaited by an
+  op of a running DAG (``ref: connections.NAME``; its ``run_status_queued``), a new DAG per event so each
+  event is met by a freshly armed source, as in use.
 
 Idle CPU: the process's CPU time (``getrusage``) over ``--idle`` seconds, as a share of one core, with ten
 ops awaiting ``run_new_artifacts`` from ten sleeping ops, then with ten watches armed (five folders, five
@@ -38,12 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from polynb.compiler.pipeline import build_pipeline
 from polynb.compiler.registry import ComponentRegistry
 from polynb.executors.local.executor import LocalExecutor
+from polynb.scheduler.connection_waits import watch_name
 from polynb.scheduler.engine import Engine
 from polynb.scheduler.reactive import load_reactive
 from polynb.scheduler.watch import Watch, WatchOptions
 from polynb.spec.load import load_text
 from polynb.store import Store
-from polynb.store.watches import SUBMITTED, WatchLog
+from polynb.store.watches import BASELINE, SUBMITTED, WatchLog
 
 PY = json.dumps(sys.executable)
 
@@ -193,6 +197,68 @@ def folder_files(engine: Engine, store: Store, base: Path, n: int) -> list[float
     return out
 
 
+IN_DAG_CONNECTIONS = ("dag-repo", "dag-incoming")
+"""The connections the in-DAG forms await (written to the config file before the engine starts)."""
+
+
+def in_dag_config(base: Path) -> None:
+    """``$POLYNB_HOME/config.yaml`` with a git repository and a folder for the in-DAG forms (created here)."""
+    repo, folder = base / "dag-repo", base / "dag-incoming"
+    repo.mkdir()
+    folder.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "0")
+    connections = [
+        {"name": "dag-repo", "kind": "git", "schema": {"url": str(repo)}},
+        {"name": "dag-incoming", "kind": "host_path", "schema": {"hostPath": str(folder)}},
+    ]
+    home = base / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.yaml").write_text(json.dumps({"connections": connections}))
+
+
+def in_dag(
+    engine: Engine, store: Store, n: int, connection: str, kind: str, fire: Callable[[int], float]
+) -> list[float]:
+    """An op of a running DAG awaits ``connection``'s ``kind``: ``fire(i)`` makes the event and returns when it
+    happened; the latency ends at the op's ``run_status_queued``."""
+    text = dag("", f"events: [{{ref: connections.{connection}, kinds: [{kind}]}}]").replace(FIRST, '["true"]')
+    log = WatchLog(store)
+    out = []
+    for i in range(n):
+        uuid = engine.submit(pipeline(text))
+        second = ops(store, uuid)["second"]
+        wait_until(lambda uuid=uuid: any(e.status == BASELINE for e in log.events(watch_name(uuid))))  # type: ignore[misc]
+        happened = fire(i)
+        wait_until(lambda second=second: any(e.kind == "run_status_queued" for e in store.events(run_uuid=second)))  # type: ignore[misc]
+        out.append(queued_at(store, second) - happened)
+        engine.wait(uuid, timeout=60)
+    return out
+
+
+def in_dag_commit(base: Path) -> Callable[[int], float]:
+    repo = base / "dag-repo"
+
+    def fire(i: int) -> float:
+        git(repo, "commit", "-q", "--allow-empty", "-m", str(i + 1))
+        return (repo / ".git" / "refs" / "heads" / "main").stat().st_mtime_ns / 1e9
+
+    return fire
+
+
+def in_dag_file(base: Path) -> Callable[[int], float]:
+    folder = base / "dag-incoming"
+
+    def fire(i: int) -> float:
+        part = folder / f"{i}.csv.part"
+        part.write_text("1,2,3\n")
+        before = time.time()
+        part.rename(folder / f"{i}.csv")
+        return before
+
+    return fire
+
+
 BUCKET_POLL = 0.1
 """Seconds between two listings of the bench's bucket: its latency is about half of it, plus the listing."""
 
@@ -305,6 +371,7 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="polynb-bench-events-"))
     os.environ["POLYNB_HOME"] = str(base / "home")
     os.chdir(base)
+    in_dag_config(base)
     store = Store(base / "home" / "polynb.db")
     engine = Engine(store=store, executors={"local": LocalExecutor(base_dir=base)})
     engine.start()
@@ -322,6 +389,14 @@ def main() -> int:
         ))  # fmt: skip
         rows.append(("connection_git_commit (inotify)", git_commits(engine, store, base, args.n)))
         rows.append(("connection_dataset_version (inotify)", folder_files(engine, store, base, args.n)))
+        rows.append((
+            "connection_git_commit (in a DAG, inotify)",
+            in_dag(engine, store, args.n, "dag-repo", "connection_git_commit", in_dag_commit(base)),
+        ))  # fmt: skip
+        rows.append((
+            "connection_dataset_version (in a DAG, inotify)",
+            in_dag(engine, store, args.n, "dag-incoming", "connection_dataset_version", in_dag_file(base)),
+        ))  # fmt: skip
         rows.append(
             (f"connection_dataset_version (s3, poll {BUCKET_POLL:g} s)", bucket_objects(engine, store, base, args.n))
         )
@@ -334,10 +409,10 @@ def main() -> int:
         f"polynb events benchmark: {args.n} events per source, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
     )
     print()
-    print(f"{'source':44} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    print(f"{'source':48} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, values in rows:
         ms = [v * 1000 for v in values]
-        print(f"{name:44} {statistics.median(ms):8.1f} {pct(ms, 0.99):8.1f} {max(ms):8.1f}")
+        print(f"{name:48} {statistics.median(ms):8.1f} {pct(ms, 0.99):8.1f} {max(ms):8.1f}")
     print()
     print(f"idle CPU, ten ops awaiting run_new_artifacts:   {awaiting:.2f} % of a core")
     print(f"idle CPU, ten watches armed (5 folders, 5 git): {watching:.2f} % of a core")
