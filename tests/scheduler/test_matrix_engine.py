@@ -304,3 +304,33 @@ def test_stopping_a_dag_stops_the_trials_of_its_sweeping_op(env: Env) -> None:
     assert env.store.get_run(tune).status == Status.STOPPED
     runs = trials(env, tune)
     assert len(runs) == 2 and all(r.status == Status.STOPPED for r in runs)
+
+
+def test_polynb_stop_of_a_dag_no_engine_runs_stops_the_trials_of_its_sweeping_op(env: Env) -> None:
+    # As for a scheduled op's ticks: the sweeping op's run (kind matrix) is over its trials, which are stopped too.
+    from support.schedkit import dag
+
+    from polynb.executors.local.executor import LocalExecutor
+    from polynb.scheduler import control
+
+    flag = env.tmp / "never"
+    sweep_op = (
+        "name: tune\n"
+        "matrix: {kind: grid, concurrency: 2, params: {n: {kind: range, value: [0, 10, 1]}}}\n"
+        "component:\n"
+        "  name: wait\n"
+        "  inputs: [{name: n, type: int}]\n"
+        f"  run: {{kind: job, container: {{command: [sh, -c, 'while [ ! -e \"{flag}\" ]; do sleep 0.05; done']}}}}"
+    )
+    uuid = env.run(dag(sweep_op))
+    tune = env.ops(uuid)["tune"].uuid
+    env.recorder.wait_for(
+        lambda events: sum(e.kind == "run_status_running" and e.dag_uuid == tune for e in events) >= 2
+    )
+    env.engine.shutdown(stop_running=False)
+    how = control.stop(env.store, env.store.get_run(uuid), executors=lambda: {"local": LocalExecutor(base_dir=env.tmp)})
+    assert how == "direct"
+    assert env.store.get_run(uuid).status == Status.STOPPED
+    assert env.store.get_run(tune).status == Status.STOPPED
+    running = [r for r in env.store.children(tune) if r.hook_of is None]
+    assert len(running) == 2 and {r.status for r in running} == {Status.STOPPED}, [r.status for r in running]
