@@ -382,3 +382,29 @@ def test_a_restart_during_a_later_attempt_of_an_inner_dag_re_attaches_to_it(
         assert children(store, uuid)["inner"].attempt == 2
     finally:
         store.close()
+
+
+def test_a_retried_inner_dags_op_awaiting_a_custom_event_waits_for_one_after_the_new_attempt_began(env: Env) -> None:
+    # The op's maxRetries runs the inner DAG anew: its `ref: dag` wait reads the events of the new attempt only.
+    flaky = job(failing_first(env.tmp / "n", env.tmp / "log"))
+    inner_ops = f"""            - {{name: prep, component: {job(["true"])}}}
+            - {{name: deploy, events: [{{ref: dag, kinds: [project_custom_event]}}], component: {job(["true"])}}}
+            - {{name: flaky, dependencies: [deploy], component: {flaky}}}"""
+    uuid = env.run(retried(nested(inner_ops), 1))
+    wait_until(lambda: "inner" in children(env.store, uuid))
+    inner = children(env.store, uuid)["inner"].uuid
+    wait_until(lambda: children(env.store, inner).get("deploy") is not None)
+    env.engine.emit("project_custom_event", {"name": "first"})
+    wait_until(lambda: env.store.get_run(inner).attempt == 2)
+
+    def second(name: str) -> RunRecord | None:
+        run = children(env.store, inner).get(name)
+        return run if run is not None and run.dag_attempt == 2 else None
+
+    # The new attempt's ops were all decided in its first pass, before its prep could end: deploy waits.
+    wait_until(lambda: (prep := second("prep")) is not None and prep.status == Status.SUCCEEDED)
+    deploy = second("deploy")
+    assert deploy is not None and deploy.status == Status.CREATED, describe(env.store, uuid)
+    (seq, *_) = env.engine.emit("project_custom_event", {"name": "second"})
+    assert env.wait(uuid) == "succeeded", describe(env.store, uuid)
+    assert env.seq(deploy.uuid, "run_status_running") > seq
