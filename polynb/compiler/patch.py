@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from polynb.spec.base import DEFERRED
 from polynb.spec.models import Component, PatchStrategy, Run
 
 # Keys whose value is a model in Polyaxon: patched key by key rather than as one value.
@@ -31,7 +32,7 @@ _MODEL_KEYS = frozenset({"environment", "container", "chief", "ps", "worker", "e
                          "scheduler", "head", "elasticPolicy", "schedulingPolicy", "autoscalerOptions"})  # fmt: skip
 # Polyaxon patches the entries of these mappings that the run has (`_FIELDS_DICT_PATCH`), each as a model.
 _MODEL_MAPS = frozenset({"workers"})
-_RUN = TypeAdapter(Run)
+_RUN = TypeAdapter(Run, config=DEFERRED)
 
 
 def _deep_update(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

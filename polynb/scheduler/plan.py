@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from pydantic import TypeAdapter
 
 from polynb.scheduler.readiness import EventWait, OpRequirements, requirements
+from polynb.spec.base import DEFERRED
 from polynb.spec.matrix import EarlyStopping, FailureEarlyStopping, MetricEarlyStopping
 from polynb.spec.models import Component, Hook, Operation
 
@@ -33,7 +34,7 @@ class PipelineOpLike(Protocol):
     def upstream(self) -> frozenset[str]: ...
 
 
-_POLICY: TypeAdapter[MetricEarlyStopping | FailureEarlyStopping] = TypeAdapter(EarlyStopping)
+_POLICY: TypeAdapter[MetricEarlyStopping | FailureEarlyStopping] = TypeAdapter(EarlyStopping, config=DEFERRED)
 
 
 def dump(model: Operation | Component | Hook | MetricEarlyStopping | FailureEarlyStopping) -> dict[str, Any]:

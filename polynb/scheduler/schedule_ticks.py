@@ -18,11 +18,12 @@ from typing import Any
 from croniter import croniter
 from pydantic import TypeAdapter
 
+from polynb.spec.base import DEFERRED
 from polynb.spec.schedule import CronSchedule, DateTimeSchedule, IntervalSchedule, Schedule
 
-_DATETIME = TypeAdapter(datetime)
-_TIMEDELTA = TypeAdapter(timedelta)
-_SCHEDULE: TypeAdapter[CronSchedule | IntervalSchedule | DateTimeSchedule] = TypeAdapter(Schedule)
+_DATETIME = TypeAdapter(datetime, config=DEFERRED)
+_TIMEDELTA = TypeAdapter(timedelta, config=DEFERRED)
+_SCHEDULE: TypeAdapter[CronSchedule | IntervalSchedule | DateTimeSchedule] = TypeAdapter(Schedule, config=DEFERRED)
 
 
 def utc(value: Any) -> datetime:

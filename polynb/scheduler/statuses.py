@@ -17,7 +17,7 @@ from polynb.scheduler.plan import HookPlan, OpPlan
 from polynb.scheduler.run_state import RunRole, RunState
 from polynb.scheduler.state import EngineState
 from polynb.scheduler.tallies import RootTally
-from polynb.store import RunRecord, Transition
+from polynb.store import Move, RunRecord, Transition
 
 
 class Statuses:
@@ -59,11 +59,11 @@ class Statuses:
         state.roots.setdefault(root, RootTally()).add(run, run.status)
         return run
 
-    def apply(self, run: RunState, transition: Transition) -> bool:
+    def apply(self, run: RunState, transition: Transition | Move) -> bool:
         """Take a store transition of ``run`` into the engine's view; publish its events. True if applied."""
         old = run.status
-        run.status = transition.run.status
-        run.attempt = transition.run.attempt
+        run.status = transition.status
+        run.attempt = transition.attempt
         if run.status != old:
             self._moved(run, old)
         if not transition.applied:
@@ -79,7 +79,9 @@ class Statuses:
         """Record ``status``; ``at`` is when the executor saw it (None: now)."""
         if run.is_final:
             return False
-        transition = self._state.store.set_status(run.uuid, status, reason=reason, message=message or None, at=at)
+        transition = self._state.store.move(
+            run.uuid, status, known=run.status, reason=reason, message=message or None, at=at
+        )
         return self.apply(run, transition)
 
     def finish(self, run: RunState, status: Status, reason: str, message: str = "", at: datetime | None = None) -> None:
@@ -97,7 +99,9 @@ class Statuses:
         state = self._state
         selected = self._hooks.select(run, status) if run.hookable and not state.shutting_down else []
         with state.store.atomic():
-            transition = state.store.set_status(run.uuid, status, reason=reason, message=message or None, at=at)
+            transition = state.store.move(
+                run.uuid, status, known=run.status, reason=reason, message=message or None, at=at
+            )
             written = self._hooks.write(selected) if transition.applied else []
         self.apply(run, transition)
         created: list[RunState] = []

@@ -376,9 +376,11 @@ class Submission:
         if run.compiled is None:
             record = state.store.get_run(run.uuid)
             run.compiled = CompiledOp.from_dict(record.spec)
-        claim = state.store.claim(run.uuid, executor=run.executor, reason="Queued")
-        if not self._statuses.apply(run, claim):
-            logger.warning("run %s not claimed (status %s): not submitted", run.uuid, claim.previous)
+        queued = state.store.move(
+            run.uuid, Status.QUEUED, known=run.status, claim=True, executor=run.executor, reason="Queued"
+        )
+        if not self._statuses.apply(run, queued):
+            logger.warning("run %s not claimed (status %s): not submitted", run.uuid, queued.previous)
             return
         self._statuses.hold_slot(run, True)
         run.in_flight = True

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, GetPydanticSchema, TypeAdapter, ValidationError, ValidationInfo
 from pydantic.alias_generators import to_camel
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 TEMPLATE_REF = re.compile(r"{{\s*(.+)\s*}}")
 """A param reference (``{{ params.n }}``): Polyaxon's ``RefField``, a string holding one, resolved when the op
@@ -19,8 +19,33 @@ def is_ref_field(value: Any) -> bool:
     return isinstance(value, str) and TEMPLATE_REF.search(value) is not None
 
 
+DEFERRED = ConfigDict(defer_build=True)
+"""A ``TypeAdapter``'s config: its validator is built on first use, not when its module is imported."""
+
+
+def on_first_use(tp: Any) -> GetPydanticSchema:
+    """``Annotated[X, on_first_use(X)]``: a field of type ``X`` whose validator is built the first time a file
+    gives the field, not with the model holding it. For the sections most files never use (``matrix``,
+    ``schedule``, ``joins``, ``hooks``...): a model's validator holds those of every model it nests, so
+    without this a one-line job builds the matrix generators' too. Same errors (pydantic prefixes the field's
+    location to those of the section), same field type for the introspection of error messages."""
+    adapters: list[TypeAdapter[Any]] = []
+
+    def validate(value: Any, info: ValidationInfo) -> Any:
+        if not adapters:
+            adapters.append(TypeAdapter(tp))  # built once; two threads racing here build two, both right
+        return adapters[0].validate_python(value, context=info.context)
+
+    return GetPydanticSchema(lambda _tp, _handler: core_schema.with_info_plain_validator_function(validate))
+
+
 class Model(BaseModel):
-    """Base of every spec model: camelCase keys, unknown keys rejected."""
+    """Base of every spec model: camelCase keys, unknown keys rejected.
+
+    ``defer_build``: a model's validator is built when it first validates, not when its class is made, so a
+    command pays only for the models it uses (a file's ``Component``, with what it nests, in one build) and
+    a command that validates nothing pays for none. The forward references between the models (a DAG's ops
+    are operations) are resolved then too: no ``model_rebuild()`` at import."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -28,7 +53,16 @@ class Model(BaseModel):
         alias_generator=to_camel,
         validate_default=False,
         use_enum_values=False,
+        defer_build=True,
     )
+
+
+class SharedModel(Model):
+    """A model many others nest (a container: in every run kind, its init containers and sidecars, each replica of
+    a distributed run): built with its class, once. A deferred model is generated anew inside each model that
+    nests it (a container 19 times in a component), a built one is reused."""
+
+    model_config = ConfigDict(defer_build=False)
 
 
 def nested_error(loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:

@@ -11,12 +11,12 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from polynb.spec.base import Model, is_ref_field
+from polynb.spec.base import SharedModel, is_ref_field
 
 # ------------------------------------------------------------------------- containers (k8s shapes)
 
 
-class EnvVar(Model):
+class EnvVar(SharedModel):
     name: str
     value: str | None = None
     value_from: dict[str, Any] | None = None
@@ -27,7 +27,7 @@ class EnvVar(Model):
         return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
-class ContainerPort(Model):
+class ContainerPort(SharedModel):
     container_port: int
     name: str | None = None
     protocol: str | None = None
@@ -35,13 +35,13 @@ class ContainerPort(Model):
     host_ip: str | None = Field(default=None, alias="hostIP")
 
 
-class Resources(Model):
+class Resources(SharedModel):
     limits: dict[str, str | int | float] | None = None
     requests: dict[str, str | int | float] | None = None
     claims: list[dict[str, Any]] | None = None
 
 
-class VolumeMount(Model):
+class VolumeMount(SharedModel):
     name: str
     mount_path: str
     read_only: bool | None = None
@@ -65,7 +65,7 @@ def argv(value: Any) -> Any:
     return value
 
 
-class Container(Model):
+class Container(SharedModel):
     """A Kubernetes container as Polyaxon takes it (``image`` is ignored by the local executor)."""
 
     name: str | None = None
@@ -114,7 +114,7 @@ class Container(Model):
         return self._strings
 
 
-class Environment(Model):
+class Environment(SharedModel):
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
     node_selector: dict[str, str] | None = None
@@ -135,19 +135,19 @@ class Environment(Model):
     restart_policy: str | None = None
 
 
-class GitType(Model):
+class GitType(SharedModel):
     url: str | None = None
     revision: str | None = None
     flags: list[str] | None = None
 
 
-class ArtifactsType(Model):
+class ArtifactsType(SharedModel):
     files: list[str | list[str]] | None = None
     dirs: list[str | list[str]] | None = None
     workers: int | None = None
 
 
-class FileType(Model):
+class FileType(SharedModel):
     content: str
     filename: str | None = None
     kind: str | None = None
@@ -159,7 +159,7 @@ class FileType(Model):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-class TensorboardType(Model):
+class TensorboardType(SharedModel):
     port: int | str | None = None
     uuids: list[str] | str | None = None
     use_names: bool | str | None = None
@@ -176,7 +176,7 @@ def _ref_or_list(value: Any) -> Any:
     return value
 
 
-class DockerfileType(Model):
+class DockerfileType(SharedModel):
     """A Dockerfile init writes (Polyaxon's ``V1DockerfileType``): ``FROM image``, then env, path, copy, run."""
 
     image: str
@@ -216,7 +216,7 @@ INIT_SCHEMAS = ("artifacts", "paths", "git", "dockerfile", "file", "tensorboard"
                  "artifact_ref")  # fmt: skip
 
 
-class Init(Model):
+class Init(SharedModel):
     """One init entry; at most one of its kinds, optionally with a custom ``container``."""
 
     artifacts: ArtifactsType | None = None

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import field_validator
 
-from polynb.spec.base import Model, int_or_template
+from polynb.spec.base import Model, SharedModel, int_or_template
 from polynb.spec.containers import Container, Environment, Init, check_volume
 
 
@@ -23,7 +23,7 @@ def _int_or_ref(value: Any, info: Any) -> Any:
     return None if value is None else int_or_template(value, f"`{info.field_name}`")
 
 
-class Replica(Model):
+class Replica(SharedModel):
     """One group of identical pods of a distributed run."""
 
     replicas: int | str | None = None
@@ -38,7 +38,7 @@ class Replica(Model):
     _volumes = field_validator("volumes")(check_volume)
 
 
-class SchedulingPolicy(Model):
+class SchedulingPolicy(SharedModel):
     min_available: int | str | None = None
     queue: str | None = None
     min_resources: int | str | None = None

@@ -6,10 +6,12 @@ import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, ForwardRef, Literal, Union, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from polynb.spec import models
@@ -380,6 +382,19 @@ def _quoted_list(text: str) -> list[str]:
 # ---------------------------------------------------------------------------- model introspection
 
 
+def _field_type(model: type[BaseModel], name: str, field: FieldInfo) -> Any:
+    """``field``'s type, its forward references resolved: a model that has not validated yet (built on first use)
+    keeps those it could not resolve when its class was made (a DAG's ``list[Operation]``) as ``ForwardRef``."""
+    if isinstance(field.annotation, ForwardRef | str):
+        return _resolved_hints(model)[name]
+    return field.annotation
+
+
+@cache
+def _resolved_hints(model: type[BaseModel]) -> dict[str, Any]:
+    return get_type_hints(model, include_extras=True)
+
+
 def _aliases(model: type[BaseModel]) -> list[str]:
     return [field.alias or name for name, field in model.model_fields.items()]
 
@@ -391,10 +406,10 @@ def _annotation_at(root: type[BaseModel], path: Sequence[PathPart], data: Any) -
     for part in path:
         tp = _pick(tp, node)
         if isinstance(tp, type) and issubclass(tp, BaseModel):
-            field = next((f for n, f in tp.model_fields.items() if (f.alias or n) == part or n == part), None)
-            if field is None:
+            found = next(((n, f) for n, f in tp.model_fields.items() if (f.alias or n) == part or n == part), None)
+            if found is None:
                 return None
-            tp = field.annotation
+            tp = _field_type(tp, *found)
         elif get_origin(tp) is list and isinstance(part, int):
             tp = get_args(tp)[0]
         elif get_origin(tp) is dict:
@@ -440,7 +455,10 @@ def _kind_values(model: type[BaseModel]) -> tuple[Any, ...]:
     if field is None:
         return ()
     return tuple(
-        arg for member in _flatten(field.annotation) if get_origin(member) is Literal for arg in get_args(member)
+        arg
+        for member in _flatten(_field_type(model, "kind", field))
+        if get_origin(member) is Literal
+        for arg in get_args(member)
     )
 
 
@@ -457,7 +475,7 @@ def _expected_tags(root: type[BaseModel], path: Sequence[PathPart], data: Any) -
     if not (isinstance(tp, type) and issubclass(tp, BaseModel)):
         return ""
     field = tp.model_fields.get(str(path[-1]))
-    members = _flatten(_unannotate(field.annotation)) if field is not None else []
+    members = _flatten(_unannotate(_field_type(tp, str(path[-1]), field))) if field is not None else []
     kinds = [k for m in members if isinstance(m, type) and issubclass(m, BaseModel) for k in _kind_values(m)]
     return ", ".join(f"'{k}'" for k in dict.fromkeys(kinds))
 

@@ -24,7 +24,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator
 
-from polynb.spec.base import Model, int_or_template, is_ref_field
+from polynb.spec.base import DEFERRED, Model, int_or_template, is_ref_field
 
 HpKind = Literal["choice", "pchoice", "range", "daterange", "datetimerange", "linspace", "logspace", "geomspace",
                  "uniform", "quniform", "loguniform", "qloguniform", "normal", "qnormal", "lognormal",
@@ -56,9 +56,9 @@ DISTRIBUTIONS = frozenset({"pchoice", "uniform", "quniform", "loguniform", "qlog
 NUMERIC = frozenset({"range", "linspace", "logspace", "geomspace", *DISTRIBUTIONS} - {"pchoice"})
 """Generators of numbers: the input they feed is of type int or float (Polyaxon's ``validate_io``)."""
 
-_DATE = TypeAdapter(date)
-_DATETIME = TypeAdapter(datetime)
-_TIMEDELTA = TypeAdapter(timedelta)
+_DATE = TypeAdapter(date, config=DEFERRED)
+_DATETIME = TypeAdapter(datetime, config=DEFERRED)
+_TIMEDELTA = TypeAdapter(timedelta, config=DEFERRED)
 
 
 def _number(text: Any, what: str) -> float:
@@ -531,6 +531,3 @@ def input_type_problem(param: HpParam, io_type: str | None) -> str | None:
     if param.kind == "datetimerange" and io_type != "datetime":
         return f"a `datetimerange` gives datetimes: the input must be of type datetime (it is {io_type or 'untyped'})"
     return None
-
-
-UtilityFunction.model_rebuild()

@@ -33,6 +33,7 @@ from polynb.limits import MAX_OPS
 from polynb.spec import iotypes, shortcuts
 from polynb.spec.base import Model as Model
 from polynb.spec.base import nested_error as _nested_error
+from polynb.spec.base import on_first_use
 from polynb.spec.containers import Container as Container
 from polynb.spec.containers import Environment as Environment
 from polynb.spec.containers import EnvVar as EnvVar
@@ -383,7 +384,7 @@ class Dag(Model):
     connections: list[str] | None = None
     volumes: list[dict[str, Any]] | None = None
     concurrency: PositiveInt | None = None
-    early_stopping: list[EarlyStopping] | None = None
+    early_stopping: Annotated[list[EarlyStopping] | None, on_first_use(list[EarlyStopping] | None)] = None
 
     _volumes = field_validator("volumes")(check_volume)
 
@@ -427,16 +428,16 @@ class Polyaxonfile(Model):
     namespace: str | None = None
     cache: Cache | None = None
     termination: Termination | None = None
-    plugins: Plugins | None = None
-    build: Build | None = None
-    hooks: list[Hook] | None = None
+    plugins: Annotated[Plugins | None, on_first_use(Plugins | None)] = None
+    build: Annotated[Build | None, on_first_use(Build | None)] = None
+    hooks: Annotated[list[Hook] | None, on_first_use(list[Hook] | None)] = None
     is_approved: bool | None = None
     cost: float | None = None
     mount: list[Any] | None = None
-    schedule: Schedule | None = None
-    events: list[EventTrigger] | None = None
-    matrix: Matrix | None = None
-    joins: list[Join] | None = None
+    schedule: Annotated[Schedule | None, on_first_use(Schedule | None)] = None
+    events: Annotated[list[EventTrigger] | None, on_first_use(list[EventTrigger] | None)] = None
+    matrix: Annotated[Matrix | None, on_first_use(Matrix | None)] = None
+    joins: Annotated[list[Join] | None, on_first_use(list[Join] | None)] = None
     dependencies: list[str] | None = None
     trigger: TriggerPolicy | None = None
     conditions: str | None = None
@@ -609,11 +610,6 @@ class Operation(Polyaxonfile):
             raise ValueError("an operation needs one of hubRef, dagRef, pathRef, urlRef, component or run")
         return self
 
-
-Dag.model_rebuild()
-Polyaxonfile.model_rebuild()
-Component.model_rebuild()
-Operation.model_rebuild()
 
 PolyaxonfileKind = Literal["component", "operation"]
 

@@ -21,11 +21,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from polynb.spec.base import Model, int_or_template, is_ref_field
+from polynb.spec.base import DEFERRED, Model, int_or_template, is_ref_field
 
-_DATETIME = TypeAdapter(datetime)
-_TIMEDELTA = TypeAdapter(timedelta)
-_BOOL = TypeAdapter(bool)
+_DATETIME = TypeAdapter(datetime, config=DEFERRED)
+_TIMEDELTA = TypeAdapter(timedelta, config=DEFERRED)
+_BOOL = TypeAdapter(bool, config=DEFERRED)
 
 CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")

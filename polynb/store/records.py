@@ -151,6 +151,30 @@ class Transition:
     def __bool__(self) -> bool:
         return self.applied
 
+    @property
+    def status(self) -> Status:
+        """The run's status after the request."""
+        return self.run.status
+
+    @property
+    def attempt(self) -> int:
+        return self.run.attempt
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """The result of :meth:`Store.move`: a :class:`Transition` without the run's record (what the engine's
+    hot path needs). ``status`` and ``attempt`` are the run's after the request."""
+
+    applied: bool
+    previous: Status
+    status: Status
+    attempt: int
+    events: tuple[EventRecord, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.applied
+
 
 RUN_COLUMNS = (
     "uuid, name, kind, status, reason, message, dag_uuid, hook_of, hook_trigger, spec, inputs, outputs, "

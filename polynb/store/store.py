@@ -37,6 +37,7 @@ from polynb.store.records import (
     DAG_ATTEMPT_KEY,
     RUN_COLUMNS,
     EventRecord,
+    Move,
     NewRun,
     RunRecord,
     StatusChange,
@@ -60,6 +61,21 @@ _SET_STATUS = (
 )
 _UPDATE_STATUS = f"UPDATE runs SET {_SET_STATUS} WHERE uuid = ?"  # noqa: S608 -- constant SQL
 _UPDATE_CLAIMED = f"UPDATE runs SET {_SET_STATUS}, attempt = ?, executor = ?, spec = ?, inputs = ? WHERE uuid = ?"  # noqa: S608
+# A status change in one statement when the caller knows the current status (a compare-and-set on it): the run's
+# LifeCycle bookkeeping (started_at and wait_time on the first running-ish status, finished_at and duration on a
+# final one; as ``_advanced``) in SQL, and back only what the event needs. ?1 status, ?2 reason, ?3 message,
+# ?4 now, ?5 running-ish, ?6 final, ?7 uuid, ?8 the status the caller knows, ?9 1 for a claim (else 0), ?10 the
+# claimer's executor (None: keep).
+_MOVE = (
+    "UPDATE runs SET status = ?1, reason = ?2, message = ?3, updated_at = ?4,"
+    " attempt = attempt + ?9, executor = coalesce(?10, executor),"
+    " started_at = CASE WHEN started_at IS NULL AND ?5 THEN ?4 ELSE started_at END,"
+    " wait_time = CASE WHEN started_at IS NULL AND ?5 THEN max(0.0, ?4 - created_at) ELSE wait_time END,"
+    " finished_at = CASE WHEN ?6 THEN ?4 END,"
+    " duration = CASE WHEN ?6 THEN max(0.0, ?4 - CASE WHEN started_at IS NULL AND ?5 THEN ?4"
+    " ELSE coalesce(started_at, created_at) END) END"
+    " WHERE uuid = ?7 AND status = ?8 RETURNING name, kind, dag_uuid, attempt"
+)
 _HEX_RE = re.compile(r"[0-9a-f]{1,32}")
 _CURRENT_ATTEMPT = "(SELECT max(attempt, 1) FROM runs WHERE uuid = ?)"
 _OP_OF_CURRENT_ATTEMPT = f"coalesce(json_extract(meta, '$.{DAG_ATTEMPT_KEY}'), 1) = {_CURRENT_ATTEMPT}"
@@ -242,6 +258,56 @@ class Store:
                 conn, run, target, reason, message, now, expected, claim=_Claim(executor, spec, inputs)
             )
 
+    def move(
+        self,
+        uuid: str,
+        status: Status | str,
+        *,
+        known: Status,
+        reason: str | None = None,
+        message: str | None = None,
+        at: datetime | None = None,
+        claim: bool = False,
+        executor: str | None = None,
+    ) -> Move:
+        """``set_status`` (or, with ``claim``, ``claim`` from the submittable statuses, recording ``executor``) for
+        a caller that knows the run's current status (``known``, e.g. the engine's view) and needs no record
+        back: one UPDATE (a compare-and-set on ``known``) and the event and history INSERTs, without reading the
+        run. The same rules and writes as those two, which decide when ``known`` is not the stored status or
+        ``known`` → ``status`` is not a transition."""
+        target = _storable(status)
+        if not can_transition(known, target) or (claim and known not in SUBMITTABLE_VALUES):
+            return _as_move(self._change(uuid, target, reason, message, at, claim, executor))
+        now = to_ts(at)
+        params = (
+            target.value, reason, message, now, target in RUNNING_VALUES, target in FINAL, uuid, known.value,
+            int(claim), executor,
+        )  # fmt: skip
+        with self._pool.write() as conn:
+            rows = conn.execute(_MOVE, params).fetchall()
+            if not rows:  # moved meanwhile (by another process), or gone: decide on what is stored
+                run = self._load(conn, uuid)
+                expected = SUBMITTABLE_VALUES if claim else None
+                claimed = _Claim(executor, None, None) if claim else None
+                return _as_move(self._transition(conn, run, target, reason, message, now, expected, claimed))
+            name, kind, dag_uuid, attempt = rows[0]
+            events = _append_change(conn, uuid, name, kind, dag_uuid, attempt, target, known, reason, message, now)
+        return Move(True, known, target, attempt, events)
+
+    def _change(
+        self,
+        uuid: str,
+        target: Status,
+        reason: str | None,
+        message: str | None,
+        at: datetime | None,
+        claim: bool,
+        executor: str | None,
+    ) -> Transition:
+        if claim:
+            return self.claim(uuid, status=target, executor=executor, reason=reason, message=message, at=at)
+        return self.set_status(uuid, target, reason=reason, message=message, at=at)
+
     def _transition(
         self,
         conn: sqlite3.Connection,
@@ -296,29 +362,10 @@ class Store:
         conn: sqlite3.Connection, run: RunRecord, previous: Status | None, now: float
     ) -> tuple[EventRecord, ...]:
         """Append the history row and the status events of ``run``'s new status (already written)."""
-        payload = {
-            "name": run.name,
-            "run_kind": run.kind,
-            "status": run.status.value,
-            "previous": None if previous is None else previous.value,
-            "reason": run.reason,
-            "message": run.message,
-            "attempt": run.attempt,
-        }
-        kinds = [event_kind(run.status)]
-        if run.status in FINAL:
-            kinds.append(DONE_EVENT)
-        text = dumps(payload)
-        events = []
-        for kind in kinds:
-            seq = conn.execute(_INSERT_EVENT, (now, run.uuid, run.dag_uuid, kind, text)).lastrowid
-            assert seq is not None
-            events.append(EventRecord(seq, _dt(now), run.uuid, run.dag_uuid, kind, dict(payload)))
-        conn.execute(
-            _INSERT_CHANGE,
-            (run.uuid, events[0].seq, run.status.value, payload["previous"], run.reason, run.message, now),
-        )
-        return tuple(events)
+        return _append_change(
+            conn, run.uuid, run.name, run.kind, run.dag_uuid, run.attempt, run.status, previous,
+            run.reason, run.message, now,
+        )  # fmt: skip
 
     # -- other writes -------------------------------------------------------------------------------
 
@@ -594,6 +641,46 @@ def _advanced(
         duration=duration,
         **claimed,
     )
+
+
+def _append_change(
+    conn: sqlite3.Connection,
+    uuid: str,
+    name: str,
+    kind: str,
+    dag_uuid: str | None,
+    attempt: int,
+    status: Status,
+    previous: Status | None,
+    reason: str | None,
+    message: str | None,
+    now: float,
+) -> tuple[EventRecord, ...]:
+    """Append the status events and the history row of run ``uuid``'s new ``status`` (already written)."""
+    payload = {
+        "name": name,
+        "run_kind": kind,
+        "status": status.value,
+        "previous": None if previous is None else previous.value,
+        "reason": reason,
+        "message": message,
+        "attempt": attempt,
+    }
+    text = dumps(payload)
+    at = _dt(now)
+    seq = conn.execute(_INSERT_EVENT, (now, uuid, dag_uuid, event_kind(status), text)).lastrowid
+    assert seq is not None
+    events = [EventRecord(seq, at, uuid, dag_uuid, event_kind(status), payload)]
+    if status in FINAL:
+        done = conn.execute(_INSERT_EVENT, (now, uuid, dag_uuid, DONE_EVENT, text)).lastrowid
+        assert done is not None
+        events.append(EventRecord(done, at, uuid, dag_uuid, DONE_EVENT, dict(payload)))
+    conn.execute(_INSERT_CHANGE, (uuid, seq, status.value, payload["previous"], reason, message, now))
+    return tuple(events)
+
+
+def _as_move(transition: Transition) -> Move:
+    return Move(transition.applied, transition.previous, transition.status, transition.attempt, transition.events)
 
 
 def _ts_or_none(at: datetime | None) -> float | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -216,3 +219,25 @@ def test_suggestions() -> None:
     assert closest("run-status-running", ["run_status_running"]) == "run_status_running"
     assert closest("zzz", ["hubRef"]) is None
     assert did_you_mean("zzz", ["hubRef"]) == ""
+
+
+def test_the_first_file_a_process_reads_gets_the_same_errors() -> None:
+    """The models are built when they first validate: a fresh interpreter's first file (a misspelled key in a
+    DAG's op, a typo in its hooks and in a matrix) gets the errors, positions and suggestions a later one gets."""
+    text = (
+        VALID.replace("    trigger: all_done\n", "    dependecies: [experiment]\n").replace(
+            "trigger: failed", "trigger: faild"
+        )
+        + "matrix: {kind: grid, parms: {lr: {kind: choice, value: [1]}}}\n"
+    )
+    expected = [str(error) for error in errors_of(text)]
+    code = (
+        "import sys\nfrom polynb.spec.errors import SpecErrors\nfrom polynb.spec.load import load_text\n"
+        "try:\n    load_text(sys.stdin.read(), 'f.yaml')\nexcept SpecErrors as exc:\n"
+        "    print('\\n'.join(str(e) for e in exc.errors))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", code], input=text, capture_output=True, text=True, env=env, check=True)
+    assert len(expected) == 3
+    assert done.stdout.splitlines() == expected

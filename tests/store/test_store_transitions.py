@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -185,3 +186,61 @@ def test_unknown_runs_are_reported(store: Store) -> None:
     with pytest.raises(RunNotFoundError):
         store.get_run(missing)
     assert store.last_seq() == 0
+
+
+def _written(store: Store, uuid: str) -> tuple[object, ...]:
+    """What a run's changes wrote, without what differs between two runs (uuid, event seqs)."""
+    run = store.get_run(uuid)
+    history = [(c.status, c.previous, c.reason, c.message, c.at) for c in store.status_history(uuid)]
+    events = [(e.kind, e.at, e.payload) for e in store.events(run_uuid=uuid)]
+    fields = (run.status, run.reason, run.message, run.attempt, run.executor, run.spec, run.inputs)
+    times = (run.created_at, run.updated_at, run.started_at, run.finished_at, run.wait_time, run.duration)
+    return fields, times, history, events
+
+
+def test_move_writes_what_set_status_and_claim_write(tmp_path: Path) -> None:
+    spec = {"kind": "operation", "component": {"run": {"kind": "job"}}}
+    with Store(tmp_path / "a.db") as full, Store(tmp_path / "b.db") as lean:
+        a = new_job(full, spec=spec, inputs={"lr": 0.1})
+        b = new_job(lean, spec=spec, inputs={"lr": 0.1})
+        full.set_status(a, Status.COMPILED, reason="Created", at=at(1))
+        full.claim(a, executor="local", reason="Queued", at=at(2))
+        full.set_status(a, Status.STARTING, message="pid 42", at=at(3))
+        full.set_status(a, Status.RUNNING, at=at(4))
+        full.set_status(a, Status.FAILED, reason="Error", message="exit 1", at=at(9))
+        moves = [
+            lean.move(b, Status.COMPILED, known=Status.CREATED, reason="Created", at=at(1)),
+            lean.move(b, Status.QUEUED, known=Status.COMPILED, claim=True, executor="local", reason="Queued", at=at(2)),
+            lean.move(b, Status.STARTING, known=Status.QUEUED, message="pid 42", at=at(3)),
+            lean.move(b, Status.RUNNING, known=Status.STARTING, at=at(4)),
+            lean.move(b, Status.FAILED, known=Status.RUNNING, reason="Error", message="exit 1", at=at(9)),
+        ]
+        assert all(moves)
+        assert [(m.previous, m.status, m.attempt) for m in moves][1:3] == [
+            (Status.COMPILED, Status.QUEUED, 1),
+            (Status.QUEUED, Status.STARTING, 1),
+        ]
+        assert [e.kind for e in moves[-1].events] == ["run_status_failed", "run_status_done"]
+        assert [e.seq for e in moves[-1].events] == [e.seq for e in lean.events(run_uuid=b)][-2:]
+        assert _written(lean, b) == _written(full, a)
+
+
+def test_move_decides_on_the_stored_status_when_the_known_one_is_stale(store: Store) -> None:
+    uuid = new_job(store)
+    store.claim(uuid, executor="local", at=at(1))
+    store.set_status(uuid, Status.RUNNING, at=at(2))
+    store.set_status(uuid, Status.STOPPING, reason="Stopped by user", at=at(3))  # another process, say
+
+    refused = store.move(uuid, Status.SUCCEEDED, known=Status.CREATED, claim=True, at=at(4))
+    assert (refused.applied, refused.previous, refused.status, refused.events) == (
+        False,
+        Status.STOPPING,
+        Status.STOPPING,
+        (),
+    )
+    assert not store.move(uuid, Status.RUNNING, known=Status.RUNNING, at=at(4))  # not final: refused
+    done = store.move(uuid, Status.STOPPED, known=Status.RUNNING, at=at(5))
+    assert (done.applied, done.previous, done.status, done.attempt) == (True, Status.STOPPING, Status.STOPPED, 1)
+    assert store.status_history(uuid)[-1].previous == Status.STOPPING
+    with pytest.raises(RunNotFoundError):
+        store.move("f" * 32, Status.RUNNING, known=Status.QUEUED)
