@@ -72,8 +72,7 @@ def _config(cli: Cli, bucket: str, env: list[dict[str, str]]) -> Path:
 
 
 def _objects(server: MotoServer, root: str) -> dict[str, bytes]:
-    fs = server.fs()
-    return {p[len(root) + 1 :]: fs.cat_file(p) for p in fs.find(root)}
+    return server.objects(root)
 
 
 def test_a_local_run_is_synced_to_the_bucket_store_and_records_it(cli: Cli, server: MotoServer) -> None:

@@ -67,8 +67,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def objects(server: MotoServer, root: str) -> dict[str, bytes]:
-    fs = server.fs()
-    return {p[len(root) + 1 :]: fs.cat_file(p) for p in fs.find(root)}
+    return server.objects(root)
 
 
 def test_up_once_to_a_folder_copies_new_files_and_then_only_changed_ones(tmp_path: Path) -> None:

@@ -71,3 +71,18 @@ class MotoServer:
         return s3fs.S3FileSystem(key=KEYS["AWS_ACCESS_KEY_ID"], secret=KEYS["AWS_SECRET_ACCESS_KEY"],
                                  endpoint_url=self.url, skip_instance_cache=True,
                                  use_listings_cache=False)  # fmt: skip
+
+    def objects(self, root: str) -> dict[str, bytes]:
+        """The objects under ``root`` (``bucket/prefix``) by key relative to it, with their bytes, as a reader
+        polling a bucket that is being written sees them: only objects, and none that vanished between the
+        listing and the read (s3fs may list the prefix itself while a put is under way)."""
+        fs = self.fs()
+        found: dict[str, bytes] = {}
+        for path, info in fs.find(root, detail=True).items():
+            if info.get("type") != "file" or not path.startswith(root + "/"):
+                continue
+            try:
+                found[path[len(root) + 1 :]] = fs.cat_file(path)
+            except FileNotFoundError:
+                continue
+        return found
