@@ -1,7 +1,8 @@
 """The local executor: every op runs as subprocesses on this machine, supervised by a shim per run.
 
-``submit`` writes the run's spec into ``<run>/.executor/`` and starts a shim (:mod:`.shim`) in a session of
-its own, forked by the executor's fork server or spawned (:mod:`.launch`, ``POLYNB_LOCAL_SPAWN``); the shim
+``submit`` makes ``<run>/.executor/`` and starts a shim (:mod:`.shim`) in a session of its own, forked by the
+executor's fork server (its spec sent with the request) or spawned (:mod:`.launch`, ``POLYNB_LOCAL_SPAWN``; its
+spec written to ``.executor/spec.bin``); the shim
 runs the containers and appends each transition to ``<run>/status.jsonl`` (the folder's names:
 :mod:`.layout`). One watcher thread serves every run: it blocks in ``epoll`` on the shims' stdout pipes (a
 byte per transition, EOF at exit) and, for runs re-attached after an engine restart, on pidfds, and turns
@@ -55,8 +56,15 @@ from polynb.connections import cluster_env_refusal, local_env, local_init_refusa
 from polynb.executors.base import BASE_DIR_LABEL as BASE_DIR_LABEL
 from polynb.executors.base import FINAL_EXECUTOR_STATUSES, ExecutorUpdate, UpdateCallback
 from polynb.executors.local import shim as local_shim
+from polynb.executors.local.launch import (
+    INLINE_SPEC_MAX,
+    ForkServer,
+    ForkServerError,
+    fork_unavailable,
+    spawn_mode,
+    spawn_shim,
+)
 from polynb.executors.local.launch import PACKAGE_ROOT as PACKAGE_ROOT
-from polynb.executors.local.launch import ForkServer, ForkServerError, fork_unavailable, spawn_mode, spawn_shim
 from polynb.executors.local.layout import (
     CREATED_FILE,
     INTERNAL_DIR,
@@ -242,10 +250,7 @@ class LocalExecutor:
                 with contextlib.suppress(FileNotFoundError):
                     (internal / stale).unlink()
             offset = _size(run_dir / STATUS_FILE)  # a retry appends (kept by cleanup(), so looked for even if fresh)
-            spec_path = internal / SPEC_FILE
-            with open(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-                marshal.dump(self._shim_spec(op, offset), f)
-            pid, pipe_fd = self._spawn_shim(spec_path, internal / SHIM_LOG, lock_fd)
+            pid, pipe_fd = self._spawn_shim(marshal.dumps(self._shim_spec(op, offset)), internal, lock_fd)
         finally:
             os.close(lock_fd)  # the shim holds the lock now (or, if it did not start, nobody)
         with self._lock:
@@ -278,10 +283,23 @@ class LocalExecutor:
             "base_url": op.placement.base_url,
         }
 
-    def _spawn_shim(self, spec_path: Path, shim_log: Path, lock_fd: int) -> tuple[int, int]:
-        """Start a shim holding ``lock_fd`` on fd 3: (pid, read end of its stdout); see :mod:`.launch`."""
+    def _spawn_shim(self, spec: bytes, internal: Path, lock_fd: int) -> tuple[int, int]:
+        """Start a shim holding ``lock_fd`` on fd 3: (pid, read end of its stdout); see :mod:`.launch`.
+
+        A forked shim gets its spec (``marshal``) inside the fork server's request; ``spec.bin`` is written only
+        for a spawned shim or a spec too large for one message.
+        """
+        shim_log = internal / SHIM_LOG
         server = self._forkserver
-        if server is not None:
+        if server is not None and len(spec) <= INLINE_SPEC_MAX:
+            try:
+                return server.spawn(spec, shim_log, lock_fd)
+            except ForkServerError as exc:
+                self._drop_forkserver(str(exc))
+        spec_path = internal / SPEC_FILE
+        with open(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            f.write(spec)
+        if (server := self._forkserver) is not None:
             try:
                 return server.spawn(spec_path, shim_log, lock_fd)
             except ForkServerError as exc:

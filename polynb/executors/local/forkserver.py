@@ -9,8 +9,10 @@ SIGTERM and SIGINT blocked until the shim has its handlers, the engine's environ
 
 Requests and replies are ``marshal``-ed tuples, one per message:
 
-- ``("spawn", spec path, shim log, environ or None, cwd or None)`` with the pipe's write end and the lock
-  → ``("ok", pid)`` or ``("error", errno, message)``. ``environ``/``cwd`` are sent when they changed.
+- ``("spawn", spec, shim log, environ or None, cwd or None)`` with the pipe's write end and the lock
+  → ``("ok", pid)`` or ``("error", errno, message)``. ``spec`` is the shim's spec (``marshal`` bytes; no file
+  to create and read back per run) or, when it is too large for one message, the path of ``spec.bin``.
+  ``environ``/``cwd`` are sent when they changed.
 - ``("exit", pid)`` → ``("ok", exit code or None)``: how a shim that wrote no final status ended (the
   server is its parent, so only the server can tell).
 
@@ -120,14 +122,14 @@ class Server:
 
     def handle(self, request: tuple[Any, ...], fds: list[int]) -> tuple[Any, ...]:
         if request[0] == "spawn" and len(fds) == FDS_PER_REQUEST:
-            _, spec_path, shim_log, environ, cwd = request
+            _, spec, shim_log, environ, cwd = request
             try:
                 if environ is not None:
                     os.environ.clear()
                     os.environ.update(environ)
                 if cwd is not None:
                     os.chdir(cwd)
-                return ("ok", self.spawn(spec_path, shim_log, fds[0], fds[1]))
+                return ("ok", self.spawn(spec, shim_log, fds[0], fds[1]))
             except OSError as exc:
                 return ("error", exc.errno or 0, str(exc))
             except ValueError as exc:  # a variable putenv() refuses
@@ -136,7 +138,7 @@ class Server:
             return ("ok", self.exit_code(request[1]))
         return ("error", 0, f"bad request {request[0]!r} with {len(fds)} fds")
 
-    def spawn(self, spec_path: str, shim_log: str, pipe_w: int, lock_fd: int) -> int:
+    def spawn(self, spec: bytes | str, shim_log: str, pipe_w: int, lock_fd: int) -> int:
         log_fd = os.open(shim_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
             # SIGCHLD too: a child that ends at once is reaped after its pid's stale exit code is dropped.
@@ -145,7 +147,7 @@ class Server:
                 sys.stderr.flush()  # nothing buffered may be written twice
                 pid = os.fork()
                 if pid == 0:
-                    self.child(spec_path, pipe_w, log_fd, lock_fd)
+                    self.child(spec, pipe_w, log_fd, lock_fd)
                 self.codes.pop(pid, None)  # a reused pid: the old code is someone else's
             finally:
                 _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
@@ -153,7 +155,7 @@ class Server:
             os.close(log_fd)
         return pid
 
-    def child(self, spec_path: str, pipe_w: int, log_fd: int, lock_fd: int) -> NoReturn:
+    def child(self, spec: bytes | str, pipe_w: int, log_fd: int, lock_fd: int) -> NoReturn:
         """Become the shim: the state ``launch.spawn_shim`` gives one, then ``shim.main``."""
         try:
             _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)  # the shim waits for its own children
@@ -166,7 +168,7 @@ class Server:
             os.dup2(lock_fd, LOCK_FD)
             os.closerange(LOCK_FD + 1, self.max_fd)  # the server's socket, the fds of this request
             _signal.pthread_sigmask(_signal.SIG_SETMASK, BLOCKED_AT_START)
-            shim.main(spec_path)  # never returns: it ends the process
+            shim.main(spec)  # never returns: it ends the process
         except BaseException:
             _print_exception()
         finally:

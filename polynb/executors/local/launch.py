@@ -36,6 +36,9 @@ PACKAGE_ROOT: Final = str(Path(__file__).resolve().parents[3])
 would import the package root, whose lazy ``polynb.run`` reaches the notebook layer)."""
 SPAWN_MODE_ENV: Final = "POLYNB_LOCAL_SPAWN"
 SPAWN_MODES: Final = ("fork", "spawn")
+INLINE_SPEC_MAX: Final = 64 * 1024
+"""The largest shim spec sent inside a fork server request (its environment may ride along, and the whole
+message must fit the socket's buffer and :data:`.forkserver.MAX_MESSAGE`); a larger one is written to a file."""
 # Dispositions a new interpreter must not inherit from the engine (e.g. SIGHUP ignored under nohup).
 _DEFAULT_SIGNALS: Final = (signal.SIGPIPE, signal.SIGHUP, signal.SIGINT, signal.SIGTERM)
 
@@ -119,8 +122,11 @@ class ForkServer:
                 with contextlib.suppress(ForkServerError):
                     self._launch()
 
-    def spawn(self, spec_path: Path, shim_log: Path, lock_fd: int) -> tuple[int, int]:
+    def spawn(self, spec: bytes | Path, shim_log: Path, lock_fd: int) -> tuple[int, int]:
         """Fork a shim: (pid, read end of its stdout), as :func:`spawn_shim` returns, but not our child.
+
+        ``spec``: the shim's spec (``marshal``, at most :data:`INLINE_SPEC_MAX` bytes), sent with the request, or
+        the path of a file holding it.
 
         Raises :class:`ForkServerError` when the server is unusable and no shim was started, OSError when
         the server could not start this one (as ``posix_spawn`` would).
@@ -131,7 +137,8 @@ class ForkServer:
                 sock = self._started()
                 environ = dict(os.environ)
                 cwd = _cwd()
-                request = ("spawn", str(spec_path), str(shim_log), _changed(environ, self._environ),
+                spec_arg = spec if isinstance(spec, bytes) else str(spec)
+                request = ("spawn", spec_arg, str(shim_log), _changed(environ, self._environ),
                            _changed(cwd, self._cwd))  # fmt: skip
                 try:
                     sock.sendmsg(
@@ -145,8 +152,8 @@ class ForkServer:
                 try:
                     reply = self._receive(sock)
                 except ForkServerError as exc:
-                    if _a_shim_may_run(read_fd, spec_path.parent):
-                        run_dir = spec_path.parent.parent
+                    if _a_shim_may_run(read_fd, shim_log.parent):
+                        run_dir = shim_log.parent.parent
                         raise RuntimeError(f"{exc} while forking the shim of {run_dir}, which may run") from None
                     raise
                 # On an error, what the server took of them is unknown: send both again next time.

@@ -26,7 +26,8 @@ TENSORBOARD_DIR = "tensorboard"
 
 INTERNAL_DIR = ".executor"
 SPEC_FILE = "spec.bin"
-"""marshal: written by the executor, read by the shim (same interpreter)."""
+"""marshal: written by the executor, read by the shim (same interpreter); only for a spawned shim or a spec too
+large for a fork server request (a forked shim gets its spec with the request)."""
 OP_FILE = "op.json"
 """The CompiledOp, for humans and for TensorBoard run names."""
 SHIM_FILE = "shim"

@@ -1,5 +1,6 @@
 """The supervisor of one local run: ``python -I -S -c "<LAUNCHER>" <package root> <run>/.executor/spec.bin``,
-or a fork of the executor's fork server (:mod:`.forkserver`) calling :func:`main` in the same state.
+or a fork of the executor's fork server (:mod:`.forkserver`) calling :func:`main` in the same state with the
+spec it received.
 
 The local executor starts one shim per run, in a session of its own, so a run outlives the engine that
 started it (a kernel restart, a SIGKILLed ``polynb run``). The shim makes the run's ``logs/`` and ``outputs/``
@@ -541,12 +542,16 @@ LAUNCHER = (
 its cached bytecode: compiling this file on every start would cost more than the rest of the start-up."""
 
 
-def main(spec_path: str) -> NoReturn:
+def main(spec: bytes | str) -> NoReturn:
+    """The shim's whole life; ``spec``: its spec (``marshal``, from a fork server's request) or the path of
+    ``spec.bin`` (a spawned shim's argument)."""
     # The run's lock: ours until we exit, never our children's (they may outlive us; the lock says we live).
     os.set_inheritable(LOCK_FD, False)
-    with open(spec_path, "rb") as f:
-        spec = marshal.load(f)  # noqa: S302 - written by our engine, mode 0600, same interpreter
-    code = Shim(spec).main()
+    if isinstance(spec, str):
+        with open(spec, "rb") as f:
+            spec = f.read()
+    # From our engine (a socket pair, or a file of mode 0600 in a folder of mode 0700), same interpreter.
+    code = Shim(marshal.loads(spec)).main()  # noqa: S302
     # Skip interpreter teardown: nothing is left to flush but stderr, and it costs milliseconds per op.
     sys.stderr.flush()
     os._exit(code)

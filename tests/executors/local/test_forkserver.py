@@ -21,7 +21,7 @@ from support.execkit import PY, MakeExecutor, alive, container, make_op, wait_de
 from support.recorder import UpdateRecorder
 
 from polynb.executors.local.executor import PACKAGE_ROOT, LocalExecutor
-from polynb.executors.local.launch import SPAWN_MODE_ENV
+from polynb.executors.local.launch import INLINE_SPEC_MAX, SPAWN_MODE_ENV
 
 TESTS = Path(__file__).resolve().parents[2]
 WAIT_FOR_GO = "while [ ! -f go ]; do sleep 0.02; done"
@@ -178,13 +178,28 @@ def test_a_server_killed_with_a_request_in_flight_starts_nothing_and_the_run_is_
     op = make_op(executor, container("sh", "-c", "echo ran >> ran.txt"))
     submitting = threading.Thread(target=executor.submit, args=(op, recorder))
     submitting.start()
-    spec = Path(op.placement.run_artifacts_path) / ".executor" / "spec.bin"
-    wait_until(spec.exists, "the submit to reach the server")
+    lock = Path(op.placement.run_artifacts_path) / ".executor" / "lock"
+    wait_until(lock.exists, "the submit to reach the server")
     os.kill(server, signal.SIGKILL)  # whether the request was sent yet or not, no shim was forked
     submitting.join()
     assert recorder.final().status == "succeeded"
     assert (workdir / "ran.txt").read_text() == "ran\n"  # once
     (workdir / "go").touch()
+
+
+def test_a_forked_shim_gets_its_spec_with_the_request_and_a_spawned_one_or_a_large_one_from_a_file(
+    make_executor: MakeExecutor, spawn_mode: str
+) -> None:
+    executor = make_executor()
+    small = make_op(executor, container("sh", "-c", 'echo "${#BIG}"', env={"BIG": "x"}))
+    large = make_op(executor, container("sh", "-c", 'echo "${#BIG}"', env={"BIG": "x" * (INLINE_SPEC_MAX + 1)}))
+    for op, length in ((small, "1"), (large, str(INLINE_SPEC_MAX + 1))):
+        recorder = UpdateRecorder()
+        executor.submit(op, recorder)
+        assert recorder.final().status == "succeeded"
+        assert list(executor.logs(op.uuid)) == [length]
+    spec_files = [(Path(op.placement.run_artifacts_path) / ".executor" / "spec.bin").exists() for op in (small, large)]
+    assert spec_files == ([False, True] if spawn_mode == "fork" else [True, True])
 
 
 def test_a_shim_that_cannot_start_fails_its_submit_and_the_next_runs_start_as_before(
