@@ -246,9 +246,11 @@ class LocalExecutor:
         try:
             # Ours until the shim inherits it: no other shim of this run may start, and what an earlier
             # attempt left is ours to clear (a stale shim file would name the wrong process).
-            for stale in () if fresh else (STOP_FILE, SHIM_FILE, STORE_SYNCED_FILE):
-                with contextlib.suppress(FileNotFoundError):
-                    (internal / stale).unlink()
+            if not fresh:
+                os.ftruncate(lock_fd, 0)  # the previous attempt's containers
+                for stale in (STOP_FILE, SHIM_FILE, STORE_SYNCED_FILE, PROCS_FILE):
+                    with contextlib.suppress(FileNotFoundError):
+                        (internal / stale).unlink()
             offset = _size(run_dir / STATUS_FILE)  # a retry appends (kept by cleanup(), so looked for even if fresh)
             pid, pipe_fd = self._spawn_shim(marshal.dumps(self._shim_spec(op, offset)), internal, lock_fd)
         finally:
@@ -1017,8 +1019,13 @@ def _size(path: Path) -> int:
 
 
 def _read_shim_file(run_dir: Path) -> tuple[int, int | None, int] | None:
+    """The shim file's ``(pid, start time, status offset)``; None while it is not there or not whole (the shim
+    writes it in place: a line without its newline is one being written)."""
     try:
-        pid, start, offset = (run_dir / INTERNAL_DIR / SHIM_FILE).read_text().split()
+        text = (run_dir / INTERNAL_DIR / SHIM_FILE).read_text()
+        if not text.endswith("\n"):
+            return None
+        pid, start, offset = text.split()
     except (OSError, ValueError):
         return None
     return int(pid), None if start == "None" else int(start), int(offset)
@@ -1030,10 +1037,10 @@ def _kill_orphans(run_dir: Path) -> None:
     A group whose leader is alive is killed only if the leader's start time matches; a group whose leader
     is gone is killed by id, which the kernel does not hand out again while the group has members.
     """
-    try:
-        lines = (run_dir / INTERNAL_DIR / PROCS_FILE).read_text().splitlines()
-    except OSError:
-        return
+    lines: list[str] = []
+    for name in (LOCK_FILE, PROCS_FILE):  # the procs file: a run started by an earlier polynb
+        with contextlib.suppress(OSError):
+            lines += (run_dir / INTERNAL_DIR / name).read_text().splitlines()
     for line in lines:
         parts = line.split(maxsplit=2)
         if len(parts) < 2:

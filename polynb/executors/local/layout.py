@@ -35,11 +35,13 @@ SHIM_FILE = "shim"
 the executor after the spawn): the run's handle on disk."""
 LOCK_FILE = "lock"
 """``flock()``ed by the shim all its life: taken by the executor before the spawn and inherited, so "held"
-means "a shim of this run is alive" even before its pid is known."""
+means "a shim of this run is alive" even before its pid is known. The shim appends ``<pid> <start time> <name>``
+to it per container it starts, to kill the orphans of a lost shim (emptied by the executor before a retry)."""
 LOCK_FD = 3
 """The file descriptor where the shim finds that lock."""
 PROCS_FILE = "procs"
-"""``<pid> <start time> <name>`` per container, written by the shim, to kill the orphans of a lost shim."""
+"""Where the shims of earlier polynb versions wrote the lines now in the lock file (read for their runs, never
+written)."""
 CREATED_FILE = "created"
 """Paths made by init entries, one a line, removed by ``cleanup()``."""
 STOP_FILE = "stop"

@@ -37,7 +37,6 @@ from polynb.executors.local.layout import (
     LOGS_DIR,
     MAIN_LOG,
     OP_FILE,
-    PROCS_FILE,
     SERVICE_PAGE,
     SHIM_FILE,
     STATUS_FILE,
@@ -195,7 +194,6 @@ class Shim:
         self.make_folders()
         self.write_identity()
         self.status_fd = os.open(os.path.join(self.run_dir, STATUS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self.procs_fd = os.open(os.path.join(self.internal, PROCS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         os.set_blocking(self.wake_r, False)
@@ -221,13 +219,16 @@ class Shim:
     def write_identity(self) -> None:
         """Write the shim file before any status line: a line in the file implies its shim is known.
 
-        Renamed into place, so a reader never sees half of it (an engine re-attaching after a crash).
+        One ``write`` of one line into a new file (no temporary file and rename: each costs a directory change):
+        a reader (an engine re-attaching after a crash) takes it only whole, newline included, and otherwise
+        treats the shim as not known yet, which the run's lock covers.
         """
         pid = os.getpid()
-        path = os.path.join(self.internal, SHIM_FILE)
-        with open(path + ".tmp", "w") as f:
-            f.write(f"{pid} {proc_start_time(pid)} {self.spec['status_offset']}\n")
-        os.rename(path + ".tmp", path)
+        fd = os.open(os.path.join(self.internal, SHIM_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, f"{pid} {proc_start_time(pid)} {self.spec['status_offset']}\n".encode())
+        finally:
+            os.close(fd)
 
     # -- reporting -----------------------------------------------------------------------------------
 
@@ -281,7 +282,8 @@ class Shim:
         finally:
             os.close(log_fd)
         proc = Proc(container["name"], pid, log)
-        os.write(self.procs_fd, f"{pid} {proc_start_time(pid)} {proc.name}\n".encode())
+        # Into the run's lock file, which the shim holds open (one file fewer to create per run).
+        os.write(LOCK_FD, f"{pid} {proc_start_time(pid)} {proc.name}\n".encode())
         self.live.append(proc)
         return proc
 

@@ -17,6 +17,7 @@ from support.execkit import PY, MakeExecutor, alive, container, make_op, read_pi
 from support.recorder import UpdateRecorder
 
 from polynb.compiler.types import CompiledOp
+from polynb.executors.local.executor import _read_shim_file
 from polynb.executors.local.shim import status_line
 
 # Notes its pid, waits for `go`, reports an output, exits 0.
@@ -194,3 +195,28 @@ def test_only_one_engine_writes_the_end_of_a_lost_run(make_executor: MakeExecuto
         # Its shim was killed, and the other engine of this story is the test: let the container end.
         (workdir / "go").touch()
         wait_dead(main_pid)
+
+
+def test_the_orphans_of_a_lost_shim_of_an_earlier_polynb_are_killed(make_executor: MakeExecutor, workdir: Path) -> None:
+    # Earlier shims listed their containers in `.executor/procs`; now they go into the lock file they hold.
+    op, record, _ = long_op(make_executor, workdir)
+    main_pid = read_pid(workdir / "main.pid")
+    internal = Path(op.placement.run_artifacts_path) / ".executor"
+    assert str(main_pid) in (internal / "lock").read_text()
+    (internal / "procs").write_text((internal / "lock").read_text())
+    os.truncate(internal / "lock", 0)
+    os.kill(int(str(record["shim_pid"])), signal.SIGKILL)
+    recorder = UpdateRecorder()
+    assert make_executor().reattach(op, record, recorder)
+    assert recorder.final().reason == "ProcessLost"
+    wait_dead(main_pid)
+
+
+def test_a_shim_file_being_written_is_not_taken_for_the_shim(tmp_path: Path) -> None:
+    # The shim writes its file in place (no rename): a line without its newline may be cut anywhere.
+    (tmp_path / ".executor").mkdir()
+    shim_file = tmp_path / ".executor" / "shim"
+    shim_file.write_text("4242 99 12")  # of "4242 99 123\n"
+    assert _read_shim_file(tmp_path) is None
+    shim_file.write_text("4242 99 123\n")
+    assert _read_shim_file(tmp_path) == (4242, 99, 123)
