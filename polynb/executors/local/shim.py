@@ -4,9 +4,10 @@ spec it received.
 
 The local executor starts one shim per run, in a session of its own, so a run outlives the engine that
 started it (a kernel restart, a SIGKILLed ``polynb run``). The shim makes the run's ``logs/`` and ``outputs/``
-folders and writes ``.executor/op.json`` (the engine makes only ``.executor/``), runs the init entries, starts the
+folders (the engine makes only ``.executor/``), runs the init entries, starts the
 sidecars and the main container, checks a service's port, stops everything that is left, and appends
-every transition as one JSON line to ``<run>/status.jsonl``: that file is the source of truth. After each
+every transition as one JSON line to ``<run>/status.jsonl``: that file is the source of truth. It writes
+``.executor/op.json`` once the main container has started (or at the end, if it never did). After each
 line it writes one byte to its stdout, a pipe the live engine waits on; when the engine is gone the
 write fails with EPIPE and the shim carries on. It holds the run's lock (fd 3, taken by the engine before
 the spawn) until it exits, and writes its pid file before its first line: a restarted engine can tell a
@@ -191,6 +192,7 @@ class Shim:
         self.live: list[Proc] = []
         self.store_sync: Proc | None = None  # not in ``live``: it outlives the containers, for the final sync
         self.stopping = False
+        self.op_written = False
         self.make_folders()
         self.write_identity()
         self.status_fd = os.open(os.path.join(self.run_dir, STATUS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -206,13 +208,22 @@ class Shim:
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, (_signal.SIGTERM, _signal.SIGINT))
 
     def make_folders(self) -> None:
-        """The run's ``outputs/``, ``outputs/tensorboard/`` and ``logs/``, and ``.executor/op.json`` (the
-        engine made ``.executor/``): here, not in the engine, whose few submitting threads serve every run."""
+        """The run's ``outputs/``, ``outputs/tensorboard/`` and ``logs/`` (the engine made ``.executor/``): here,
+        not in the engine, whose few submitting threads serve every run, and before the op starts (it may write
+        there from its first line)."""
         for folder in self.spec["folders"]:
             try:  # noqa: SIM105 - contextlib costs start-up time
                 os.mkdir(folder)
             except FileExistsError:
                 pass
+
+    def write_op(self) -> None:
+        """``.executor/op.json``, once: after the main container started (nothing the op runs reads it; a file
+        created costs a fraction of a millisecond on the way to the start), or at the end of a run that never
+        got that far."""
+        if self.op_written:
+            return
+        self.op_written = True
         with open(os.path.join(self.internal, OP_FILE), "w", encoding="utf-8") as f:
             f.write(self.spec["op_json"])
 
@@ -371,6 +382,12 @@ class Shim:
             self.terminate(self.live, 1.0)
             status, reason, message = "failed", "ExecutorError", f"{type(exc).__name__}: {exc}"
         try:
+            self.write_op()  # a run that ended before its main container started
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        try:
             self.finish_store_sync()  # before the final status: a warning it raises is read with the run's events
         except BaseException:
             import traceback
@@ -441,9 +458,11 @@ class Shim:
             self.spawn(sidecar, sidecar_log(sidecar["name"]))
         main = self.spawn(spec["main"], MAIN_LOG)
         if spec["kind"] == "service" and spec["ports"]:
+            self.write_op()
             self.await_port(main)
         else:
             self.emit("running", "ProcessStarted", f"pid {main.pid}")
+            self.write_op()
         while main.code is None:
             self.wait([main], None)
         self.check_stop()  # a stop that raced with the exit still ends as stopped

@@ -58,3 +58,17 @@ def test_an_op_finds_its_outputs_and_tensorboard_folders_and_the_run_keeps_its_o
     assert (recorded["uuid"], recorded["name"]) == (op.uuid, "trainer")
     # The op's spec holds the env of the connections it names (credentials): its owner's only.
     assert stat.S_IMODE((run_dir / ".executor").stat().st_mode) == 0o700
+
+
+def test_a_run_that_never_started_its_main_container_still_keeps_its_op(executor: LocalExecutor) -> None:
+    # op.json is written once the main container started, or at the end of a run that did not get that far.
+    failing_init = [InitStep(kind="container", container=container("false", name="setup"))]
+    for op in (
+        make_op(executor, container("true"), name="init-failed", init=failing_init),
+        make_op(executor, container("no-such-command-here"), name="spawn-failed"),
+    ):
+        recorder = UpdateRecorder()
+        executor.submit(op, recorder)
+        assert recorder.final().status == "failed"
+        recorded = json.loads((Path(op.placement.run_artifacts_path) / ".executor" / "op.json").read_text())
+        assert recorded["name"] == op.name
