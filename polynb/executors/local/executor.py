@@ -60,6 +60,7 @@ from polynb.executors.local.launch import (
     INLINE_SPEC_MAX,
     ForkServer,
     ForkServerError,
+    StartedShim,
     fork_unavailable,
     spawn_mode,
     spawn_shim,
@@ -252,12 +253,18 @@ class LocalExecutor:
                     with contextlib.suppress(FileNotFoundError):
                         (internal / stale).unlink()
             offset = _size(run_dir / STATUS_FILE)  # a retry appends (kept by cleanup(), so looked for even if fresh)
-            pid, pipe_fd = self._spawn_shim(marshal.dumps(self._shim_spec(op, offset)), internal, lock_fd)
+            started = self._spawn_shim(marshal.dumps(self._shim_spec(op, offset)), internal, lock_fd)
         finally:
             os.close(lock_fd)  # the shim holds the lock now (or, if it did not start, nobody)
+        pid, pipe_fd = started.pid, started.pipe_fd
         with self._lock:
             child = pid in self._children
-        pidfd, start_time = (None, proc_start_time(pid)) if child else _identify(pid, pipe_fd)
+        if child:
+            pidfd, start_time = None, proc_start_time(pid)
+        elif started.pidfd is not None:  # from the fork server
+            pidfd, start_time = started.pidfd, started.start_time
+        else:
+            pidfd, start_time = _identify(pid, pipe_fd)
         watch = _Watch(
             uuid=op.uuid,
             on_update=on_update,
@@ -285,8 +292,8 @@ class LocalExecutor:
             "base_url": op.placement.base_url,
         }
 
-    def _spawn_shim(self, spec: bytes, internal: Path, lock_fd: int) -> tuple[int, int]:
-        """Start a shim holding ``lock_fd`` on fd 3: (pid, read end of its stdout); see :mod:`.launch`.
+    def _spawn_shim(self, spec: bytes, internal: Path, lock_fd: int) -> StartedShim:
+        """Start a shim holding ``lock_fd`` on fd 3 (:mod:`.launch`).
 
         A forked shim gets its spec (``marshal``) inside the fork server's request; ``spec.bin`` is written only
         for a spawned shim or a spec too large for one message.
@@ -306,10 +313,10 @@ class LocalExecutor:
                 return server.spawn(spec_path, shim_log, lock_fd)
             except ForkServerError as exc:
                 self._drop_forkserver(str(exc))
-        pid, pipe_fd = spawn_shim(self.python, spec_path, shim_log, lock_fd)
+        started = spawn_shim(self.python, spec_path, shim_log, lock_fd)
         with self._lock:
-            self._children.add(pid)
-        return pid, pipe_fd
+            self._children.add(started.pid)
+        return started
 
     def _drop_forkserver(self, why: str) -> None:
         """Spawn every shim from now on, and say why once."""

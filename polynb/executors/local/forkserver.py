@@ -10,9 +10,10 @@ SIGTERM and SIGINT blocked until the shim has its handlers, the engine's environ
 Requests and replies are ``marshal``-ed tuples, one per message:
 
 - ``("spawn", spec, shim log, environ or None, cwd or None)`` with the pipe's write end and the lock
-  → ``("ok", pid)`` or ``("error", errno, message)``. ``spec`` is the shim's spec (``marshal`` bytes; no file
-  to create and read back per run) or, when it is too large for one message, the path of ``spec.bin``.
-  ``environ``/``cwd`` are sent when they changed.
+  → ``("ok", pid, start time)`` with a pidfd of the shim (opened before the server could reap it, so surely
+  the shim's: the engine signals through it) or ``("error", errno, message)``. ``spec`` is the shim's spec
+  (``marshal`` bytes; no file to create and read back per run) or, when it is too large for one message, the
+  path of ``spec.bin``. ``environ``/``cwd`` are sent when they changed.
 - ``("exit", pid)`` → ``("ok", exit code or None)``: how a shim that wrote no final status ended (the
   server is its parent, so only the server can tell).
 
@@ -77,6 +78,8 @@ class Server:
         self.sock = sock
         self.codes: dict[int, int] = {}
         self.max_fd = os.sysconf("SC_OPEN_MAX")
+        self.buffer = bytearray(MAX_MESSAGE)  # one buffer for every request (no 256 KiB allocation each)
+        self.pidfd: int | None = None  # of the shim just forked, sent with the reply
 
     def reap(self, signum: int = 0, frame: object = None) -> None:
         """SIGCHLD: reap every shim that ended (runs between two bytecodes of the loop)."""
@@ -97,28 +100,37 @@ class Server:
         space = _socket.CMSG_SPACE(4 * FDS_PER_REQUEST)
         while True:
             try:
-                data, ancdata, flags, _ = self.sock.recvmsg(MAX_MESSAGE, space)
+                size, ancdata, flags, _ = self.sock.recvmsg_into([self.buffer], space)
             except OSError:  # ECONNRESET: the engine is gone
                 return
             fds = decode_fds(ancdata)
             try:
-                if not data:
+                if not size:
                     return  # EOF: the executor shut down or the engine died
                 if flags & (_socket.MSG_TRUNC | _socket.MSG_CTRUNC):
                     reply: tuple[Any, ...] = ("error", 0, "request truncated")
                 else:
-                    request = marshal.loads(data)  # noqa: S302 - from our engine, over a socket pair
+                    # From our engine, over a socket pair.
+                    request = marshal.loads(memoryview(self.buffer)[:size])  # noqa: S302
                     reply = self.handle(request, fds)
             finally:
                 for fd in fds:
                     os.close(fd)  # before the reply: the lock and the pipe are the shim's alone now
+            pidfd, self.pidfd = self.pidfd, None
             try:
-                self.send(reply)
+                self.send(reply, pidfd)
             except OSError:  # EPIPE: the engine died while we worked
                 return
+            finally:
+                if pidfd is not None:
+                    os.close(pidfd)
 
-    def send(self, reply: tuple[Any, ...]) -> None:
-        self.sock.sendall(marshal.dumps(reply))
+    def send(self, reply: tuple[Any, ...], pidfd: int | None = None) -> None:
+        if pidfd is None:
+            self.sock.sendall(marshal.dumps(reply))
+        else:
+            rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, encode_fds([pidfd]))]
+            self.sock.sendmsg([marshal.dumps(reply)], rights)
 
     def handle(self, request: tuple[Any, ...], fds: list[int]) -> tuple[Any, ...]:
         if request[0] == "spawn" and len(fds) == FDS_PER_REQUEST:
@@ -129,7 +141,7 @@ class Server:
                     os.environ.update(environ)
                 if cwd is not None:
                     os.chdir(cwd)
-                return ("ok", self.spawn(spec, shim_log, fds[0], fds[1]))
+                return ("ok", *self.spawn(spec, shim_log, fds[0], fds[1]))
             except OSError as exc:
                 return ("error", exc.errno or 0, str(exc))
             except ValueError as exc:  # a variable putenv() refuses
@@ -138,10 +150,12 @@ class Server:
             return ("ok", self.exit_code(request[1]))
         return ("error", 0, f"bad request {request[0]!r} with {len(fds)} fds")
 
-    def spawn(self, spec: bytes | str, shim_log: str, pipe_w: int, lock_fd: int) -> int:
+    def spawn(self, spec: bytes | str, shim_log: str, pipe_w: int, lock_fd: int) -> tuple[int, int | None]:
+        """Fork a shim: its pid and start time (its pidfd in ``self.pidfd``, for the reply)."""
         log_fd = os.open(shim_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
-            # SIGCHLD too: a child that ends at once is reaped after its pid's stale exit code is dropped.
+            # SIGCHLD too: a child that ends at once is reaped after its pid's stale exit code is dropped, and
+            # not before its pidfd is open and its start time read (the pid is surely the shim's until then).
             mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, (*BLOCKED_AT_START, _signal.SIGCHLD))
             try:
                 sys.stderr.flush()  # nothing buffered may be written twice
@@ -149,11 +163,16 @@ class Server:
                 if pid == 0:
                     self.child(spec, pipe_w, log_fd, lock_fd)
                 self.codes.pop(pid, None)  # a reused pid: the old code is someone else's
+                try:
+                    self.pidfd = os.pidfd_open(pid)
+                except OSError:  # (out of fds) the shim runs all the same: the engine opens one itself
+                    self.pidfd = None
+                start_time = shim.proc_start_time(pid)
             finally:
                 _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
         finally:
             os.close(log_fd)
-        return pid
+        return pid, start_time
 
     def child(self, spec: bytes | str, pipe_w: int, log_fd: int, lock_fd: int) -> NoReturn:
         """Become the shim: the state ``launch.spawn_shim`` gives one, then ``shim.main``."""

@@ -25,7 +25,7 @@ import signal
 import socket
 import threading
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from polynb.executors.local import forkserver
 from polynb.executors.local import shim as local_shim
@@ -36,6 +36,8 @@ PACKAGE_ROOT: Final = str(Path(__file__).resolve().parents[3])
 would import the package root, whose lazy ``polynb.run`` reaches the notebook layer)."""
 SPAWN_MODE_ENV: Final = "POLYNB_LOCAL_SPAWN"
 SPAWN_MODES: Final = ("fork", "spawn")
+MAX_REPLY: Final = 1 << 16
+"""Above any reply of the fork server (a pid and a start time, or an error message)."""
 INLINE_SPEC_MAX: Final = 64 * 1024
 """The largest shim spec sent inside a fork server request (its environment may ride along, and the whole
 message must fit the socket's buffer and :data:`.forkserver.MAX_MESSAGE`); a larger one is written to a file."""
@@ -64,8 +66,17 @@ def fork_unavailable() -> str | None:
     return None
 
 
-def spawn_shim(python: str, spec_path: Path, shim_log: Path, lock_fd: int) -> tuple[int, int]:
-    """Start a shim as a new interpreter, a child of ours: (pid, read end of its stdout)."""
+class StartedShim(NamedTuple):
+    """A shim just started: its pid and the read end of its stdout; a pidfd and its start time if it was forked."""
+
+    pid: int
+    pipe_fd: int
+    pidfd: int | None = None
+    start_time: int | None = None
+
+
+def spawn_shim(python: str, spec_path: Path, shim_log: Path, lock_fd: int) -> StartedShim:
+    """Start a shim as a new interpreter, a child of ours (no pidfd: it is ours to wait for)."""
     read_fd, write_fd = os.pipe()
     try:
         pid = os.posix_spawn(
@@ -90,7 +101,7 @@ def spawn_shim(python: str, spec_path: Path, shim_log: Path, lock_fd: int) -> tu
         raise
     finally:
         os.close(write_fd)
-    return pid, read_fd
+    return StartedShim(pid, read_fd)
 
 
 class ForkServerError(Exception):
@@ -122,8 +133,9 @@ class ForkServer:
                 with contextlib.suppress(ForkServerError):
                     self._launch()
 
-    def spawn(self, spec: bytes | Path, shim_log: Path, lock_fd: int) -> tuple[int, int]:
-        """Fork a shim: (pid, read end of its stdout), as :func:`spawn_shim` returns, but not our child.
+    def spawn(self, spec: bytes | Path, shim_log: Path, lock_fd: int) -> StartedShim:
+        """Fork a shim: its pid and the read end of its stdout, as :func:`spawn_shim` returns, but not our child,
+        so with a pidfd and its start time (from the server, which opened it before it could reap the shim).
 
         ``spec``: the shim's spec (``marshal``, at most :data:`INLINE_SPEC_MAX` bytes), sent with the request, or
         the path of a file holding it.
@@ -150,7 +162,7 @@ class ForkServer:
                 os.close(write_fd)
                 write_fd = -1
                 try:
-                    reply = self._receive(sock)
+                    reply, fds = self._receive(sock)
                 except ForkServerError as exc:
                     if _a_shim_may_run(read_fd, shim_log.parent):
                         run_dir = shim_log.parent.parent
@@ -159,8 +171,11 @@ class ForkServer:
                 # On an error, what the server took of them is unknown: send both again next time.
                 self._environ, self._cwd = (environ, cwd) if reply[0] == "ok" else ({}, None)
             if reply[0] != "ok":
+                for fd in fds:
+                    os.close(fd)
                 raise OSError(reply[1] or None, f"fork server: {reply[2]}")
-            return int(reply[1]), read_fd
+            start_time = reply[2] if isinstance(reply[2], int) else None
+            return StartedShim(int(reply[1]), read_fd, fds[0] if fds else None, start_time)
         except BaseException:
             os.close(read_fd)
             raise
@@ -175,7 +190,7 @@ class ForkServer:
                 return None
             try:
                 self._sock.sendall(marshal.dumps(("exit", pid)))
-                reply = self._receive(self._sock)
+                reply, _ = self._receive(self._sock)
             except (OSError, ForkServerError):
                 return None
         code = reply[1]
@@ -197,7 +212,7 @@ class ForkServer:
             self._launch()
         assert self._sock is not None
         if not self._ready:
-            hello = self._receive(self._sock, starting=True)
+            hello, _ = self._receive(self._sock, starting=True)
             if hello[0] != "ready":
                 raise ForkServerError(self._lost(f"the fork server said {hello!r} at start-up"))
             self._ready = True
@@ -231,9 +246,12 @@ class ForkServer:
         self._sock = ours
         self._environ, self._cwd = dict(os.environ), _cwd()
 
-    def _receive(self, sock: socket.socket, *, starting: bool = False) -> tuple[Any, ...]:
+    def _receive(self, sock: socket.socket, *, starting: bool = False) -> tuple[tuple[Any, ...], list[int]]:
+        """A reply and the fds it carried (a forked shim's pidfd)."""
+        fds: list[int] = []
         try:
-            data = sock.recv(forkserver.MAX_MESSAGE)
+            data, ancdata, _, _ = sock.recvmsg(MAX_REPLY, socket.CMSG_SPACE(4))
+            fds = forkserver.decode_fds(ancdata)
         except OSError as exc:
             data, why = b"", str(exc)
         else:
@@ -244,7 +262,7 @@ class ForkServer:
             raise ForkServerError(self._lost(f"the fork server died{f' ({why})' if why else ''}", stderr=True))
         reply = marshal.loads(data)  # noqa: S302 - from our own server, over a socket pair
         assert isinstance(reply, tuple)
-        return reply
+        return reply, fds
 
     def _lost(self, why: str, *, stderr: bool = False, kill: bool = False) -> str:
         """Close our end, reap the server, and say why it is unusable.

@@ -22,6 +22,7 @@ from support.recorder import UpdateRecorder
 
 from polynb.executors.local.executor import PACKAGE_ROOT, LocalExecutor
 from polynb.executors.local.launch import INLINE_SPEC_MAX, SPAWN_MODE_ENV
+from polynb.executors.local.shim import proc_start_time
 
 TESTS = Path(__file__).resolve().parents[2]
 WAIT_FOR_GO = "while [ ! -f go ]; do sleep 0.02; done"
@@ -200,6 +201,17 @@ def test_a_forked_shim_gets_its_spec_with_the_request_and_a_spawned_one_or_a_lar
         assert list(executor.logs(op.uuid)) == [length]
     spec_files = [(Path(op.placement.run_artifacts_path) / ".executor" / "spec.bin").exists() for op in (small, large)]
     assert spec_files == ([False, True] if spawn_mode == "fork" else [True, True])
+
+
+def test_the_run_record_names_its_shim_by_pid_and_start_time(make_executor: MakeExecutor, workdir: Path) -> None:
+    # Forked: both come with the server's reply (with a pidfd it opened before it could reap the shim).
+    executor = make_executor()
+    recorder = UpdateRecorder()
+    record = executor.submit(make_op(executor, container("sh", "-c", WAIT_FOR_GO)), recorder)
+    recorder.until("running")
+    assert record["shim_start_time"] == proc_start_time(int(str(record["shim_pid"])))
+    executor.stop(str(record["run_uuid"]), grace=5)  # signalled through that pidfd when forked
+    assert recorder.final().status == "stopped"
 
 
 def test_a_shim_that_cannot_start_fails_its_submit_and_the_next_runs_start_as_before(
