@@ -96,6 +96,8 @@ from polynb.store.remote import StoreAccess
 log = logging.getLogger(__name__)
 
 
+STATUS_READ: Final = 1 << 16
+"""Bytes of a status file read at once (a wake-up brings one line of about a hundred)."""
 TAIL_INTERVAL: Final = 0.25
 """How often the status file of a re-attached live run is re-read (no pipe to it any more)."""
 STOP_SLACK: Final = 5.0
@@ -130,6 +132,7 @@ class _Watch:
     kill_at: float | None = None
     seq: int = 0
     exit_code: int | None = None
+    status_fd: int | None = None  # the status file, open while the watcher thread reads it
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -602,13 +605,24 @@ class LocalExecutor:
     # -- called by the watcher thread --------------------------------------------------------------
 
     def _read_status(self, watch: _Watch) -> None:
-        """Deliver every complete line of the status file after ``watch.offset``."""
-        try:
-            with open(watch.status_path, "rb") as f:
-                f.seek(watch.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return
+        """Deliver every complete line of the status file after ``watch.offset``.
+
+        The file is kept open while the run is watched (one ``pread`` per wake-up, not an open, a few seeks and
+        a close: the watcher thread shares the engine's GIL).
+        """
+        if watch.status_fd is None:
+            try:
+                watch.status_fd = os.open(watch.status_path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return
+        chunks: list[bytes] = []
+        position = watch.offset
+        while chunk := os.pread(watch.status_fd, STATUS_READ, position):
+            chunks.append(chunk)
+            position += len(chunk)
+            if len(chunk) < STATUS_READ:
+                break
+        data = b"".join(chunks)
         end = data.rfind(b"\n") + 1
         watch.offset += end
         for raw in data[:end].splitlines():
@@ -692,6 +706,7 @@ class LocalExecutor:
                 self._watcher.add(watch)
                 return
         self._catch_up(watch)
+        _close_status(watch)
         watch.done.set()
 
     def _catch_up(self, watch: _Watch) -> None:
@@ -808,6 +823,7 @@ class _Watcher(threading.Thread):
             for fd in (watch.pipe_fd, watch.pidfd):
                 if fd is not None:
                     os.close(fd)
+            _close_status(watch)
         self._by_fd.clear()
         self._epoll.close()
         os.close(self._wake_r)
@@ -885,6 +901,12 @@ class _Watcher(threading.Thread):
             with self._executor._lock:  # _signal() checks alive under this lock before using the pidfd
                 for f in fds:
                     os.close(f)
+
+
+def _close_status(watch: _Watch) -> None:
+    fd, watch.status_fd = watch.status_fd, None
+    if fd is not None:
+        os.close(fd)
 
 
 def _call(watch: _Watch, update: ExecutorUpdate) -> None:
