@@ -251,14 +251,17 @@ class Shim:
     def emit(self, status: str, reason: str, message: str = "", url: str | None = None) -> None:
         self.seq += 1
         os.write(self.status_fd, status_line(self.seq, time.time(), status, reason, message, url))
-        if status in FINAL:
-            # Only the final line is made durable: an earlier line lost in a machine crash changes
-            # nothing, since the processes it describes die with the machine too.
-            os.fdatasync(self.status_fd)
         try:  # noqa: SIM105 - contextlib costs start-up time
-            os.write(1, b"\n")  # wake the engine; it reads the line from the file
+            os.write(1, b"\n")  # wake the engine; it reads the line from the file (the page cache)
         except OSError:
             pass  # EPIPE: the engine is gone; the file has it all for the next one
+        if status in FINAL:
+            # Only the final line is made durable: an earlier line lost in a machine crash changes nothing,
+            # since the processes it describes die with the machine too. After the wake-up, so the engine
+            # reads the line while the disk writes it (a millisecond or more, on every op's way to the next):
+            # durable before this shim exits and frees the run's lock. The engine may act on it that long
+            # before; its own commits (synchronous=NORMAL) are not durable at once either.
+            os.fdatasync(self.status_fd)
 
     # -- processes -----------------------------------------------------------------------------------
 
