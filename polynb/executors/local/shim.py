@@ -4,14 +4,15 @@ spec it received.
 
 The local executor starts one shim per run, in a session of its own, so a run outlives the engine that
 started it (a kernel restart, a SIGKILLed ``polynb run``). The shim makes the run's ``logs/`` and ``outputs/``
-folders (the engine makes only ``.executor/``), runs the init entries, starts the
-sidecars and the main container, checks a service's port, stops everything that is left, and appends
-every transition as one JSON line to ``<run>/status.jsonl``: that file is the source of truth. It writes
-``.executor/op.json`` once the main container has started (or at the end, if it never did). After each
-line it writes one byte to its stdout, a pipe the live engine waits on; when the engine is gone the
-write fails with EPIPE and the shim carries on. It holds the run's lock (fd 3, taken by the engine before
-the spawn) until it exits, and writes its pid file before its first line: a restarted engine can tell a
-live shim from a dead one even if its engine died a microsecond after the spawn.
+folders (the engine makes only ``.executor/``), runs the init entries, starts the sidecars and the main
+container, checks a service's port, stops everything that is left, and appends every transition as one JSON
+line to ``<run>/status.jsonl``: that file is the source of truth. It writes ``.executor/op.json`` once the
+main container has started (or at the end, if it never did). After a line it writes one byte to its stdout, a
+pipe the live engine waits on (after ``starting`` only if init entries, sidecars, a sync or a service's port
+come before ``running``, which else wakes it for both); when the engine is gone the write fails with EPIPE and the
+shim carries on. It holds the run's lock (fd 3, taken by the engine before the spawn) until it exits, and
+writes its pid file before its first line: a restarted engine can tell a live shim from a dead one even if
+its engine died a microsecond after the spawn.
 
 Start-up time is paid by every spawned op (and a fork server's imports by every forked one), so this
 module imports only what a bare interpreter has at hand: ``_signal`` rather than ``signal`` (which pulls
@@ -248,13 +249,15 @@ class Shim:
 
     # -- reporting -----------------------------------------------------------------------------------
 
-    def emit(self, status: str, reason: str, message: str = "", url: str | None = None) -> None:
+    def emit(self, status: str, reason: str, message: str = "", url: str | None = None, *, wake: bool = True) -> None:
+        """Append a status line and (``wake``) wake the engine, which reads every line it has not read yet."""
         self.seq += 1
         os.write(self.status_fd, status_line(self.seq, time.time(), status, reason, message, url))
-        try:  # noqa: SIM105 - contextlib costs start-up time
-            os.write(1, b"\n")  # wake the engine; it reads the line from the file (the page cache)
-        except OSError:
-            pass  # EPIPE: the engine is gone; the file has it all for the next one
+        if wake:
+            try:  # noqa: SIM105 - contextlib costs start-up time
+                os.write(1, b"\n")  # wake the engine; it reads the line from the file (the page cache)
+            except OSError:
+                pass  # EPIPE: the engine is gone; the file has it all for the next one
         if status in FINAL:
             # Only the final line is made durable: an earlier line lost in a machine crash changes nothing,
             # since the processes it describes die with the machine too. After the wake-up, so the engine
@@ -457,7 +460,11 @@ class Shim:
 
     def run(self) -> tuple[str, str, str]:
         spec = self.spec
-        self.emit("starting", "Initializing" if spec["init"] else "Starting")
+        # With nothing to run before the main container and no port to wait for, the engine reads this line with
+        # the next one, a moment later (after the spawn): one wake-up and one turn of its loop fewer per run.
+        service = spec["kind"] == "service" and spec["ports"]
+        quick = not (spec["init"] or spec["sidecars"] or spec.get("store") or service)
+        self.emit("starting", "Initializing" if spec["init"] else "Starting", wake=not quick)
         self.start_store_sync()
         for index, step in enumerate(spec["init"]):
             self.check_stop()
