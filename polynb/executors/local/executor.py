@@ -133,6 +133,7 @@ class _Watch:
     seq: int = 0
     exit_code: int | None = None
     status_fd: int | None = None  # the status file, open while the watcher thread reads it
+    bucket: bool | None = None  # synced to a bucket store (None: not asked yet)
     done: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -256,7 +257,8 @@ class LocalExecutor:
                     with contextlib.suppress(FileNotFoundError):
                         (internal / stale).unlink()
             offset = _size(run_dir / STATUS_FILE)  # a retry appends (kept by cleanup(), so looked for even if fresh)
-            started = self._spawn_shim(marshal.dumps(self._shim_spec(op, offset)), internal, lock_fd)
+            store = self._store_of(op.uuid)  # asked once a run: a run keeps the store it was created with
+            started = self._spawn_shim(marshal.dumps(self._shim_spec(op, offset, store)), internal, lock_fd)
         finally:
             os.close(lock_fd)  # the shim holds the lock now (or, if it did not start, nobody)
         pid, pipe_fd = started.pid, started.pipe_fd
@@ -280,6 +282,7 @@ class LocalExecutor:
             pipe_fd=pipe_fd,
             pidfd=pidfd,
             forked=not child,
+            bucket=store is not None,
         )
         with self._lock:
             self._runs[op.uuid] = watch
@@ -329,7 +332,7 @@ class LocalExecutor:
             log.warning("local executor: %s; each shim is spawned from now on (a new interpreter per run)", why)
             server.close()
 
-    def _shim_spec(self, op: CompiledOp, status_offset: int) -> dict[str, Any]:
+    def _shim_spec(self, op: CompiledOp, status_offset: int, store: StoreAccess | None) -> dict[str, Any]:
         placement = op.placement
         base_dir = Path(op.labels.get(BASE_DIR_LABEL) or self.base_dir)
         bin_dir = os.path.dirname(self.python)
@@ -373,7 +376,7 @@ class LocalExecutor:
             "sidecar_grace": self.sidecar_grace,
             "stop_grace": self.stop_grace,
             "status_offset": status_offset,
-            "store": self._store_sync(op.uuid, placement.run_artifacts_path, final=False),
+            "store": self._store_sync(op.uuid, placement.run_artifacts_path, store, final=False),
             "store_grace": self.store_grace,
             # Written by the shim (a file created costs the submitting thread a fraction of a millisecond).
             "op_json": json.dumps(op.to_dict(), indent=1, default=str),
@@ -392,10 +395,9 @@ class LocalExecutor:
             return None
         return dict(archive.connection)
 
-    def _store_sync(self, uuid: str, run_dir: str, *, final: bool) -> dict[str, Any] | None:
-        """The process that syncs the run's folder to its bucket store (:mod:`polynb.runtime.store_sync`): every
+    def _store_sync(self, uuid: str, run_dir: str, store: StoreAccess | None, *, final: bool) -> dict[str, Any] | None:
+        """The process that syncs the run's folder to its bucket ``store`` (:mod:`polynb.runtime.store_sync`): every
         ``artifactsSyncInterval`` seconds while the shim lives, then once more; or (``final``) once."""
-        store = self._store_of(uuid)
         if store is None:
             return None
         argv = [self.python, "-m", "polynb.runtime.store_sync", "up", "--source", run_dir,
@@ -655,8 +657,13 @@ class LocalExecutor:
             at=float(line.get("at") or time.time()),
         )
         archive = self.log_archive
-        synced = self._store_of(watch.uuid) is not None  # its folder, logs included, goes to the bucket already
-        if watch.final and archive is not None and not synced and not archive.holds(watch.run_dir / LOGS_DIR):
+        # A run synced to a bucket has its folder, logs included, there already.
+        if (
+            watch.final
+            and archive is not None
+            and not self._bucket(watch)
+            and not archive.holds(watch.run_dir / LOGS_DIR)
+        ):
             # Off the watcher thread (an upload may take seconds); the final status follows the archive, so a
             # run reported final has its logs in the store (or a warning saying they stayed here).
             thread = threading.Thread(target=self._archive_then_deliver, args=(watch, update, archive),
@@ -709,12 +716,18 @@ class LocalExecutor:
         _close_status(watch)
         watch.done.set()
 
+    def _bucket(self, watch: _Watch) -> bool:
+        """Whether the run is synced to a bucket store (asked of the store once per run)."""
+        if watch.bucket is None:
+            watch.bucket = self._store_of(watch.uuid) is not None
+        return watch.bucket
+
     def _catch_up(self, watch: _Watch) -> None:
         """Redo the final sync of a run whose shim did not finish it (killed, or the machine went down): in a
         thread of its own, since the watcher serves every run."""
-        if (watch.run_dir / INTERNAL_DIR / STORE_SYNCED_FILE).exists():
+        if not self._bucket(watch) or (watch.run_dir / INTERNAL_DIR / STORE_SYNCED_FILE).exists():
             return
-        sync = self._store_sync(watch.uuid, str(watch.run_dir), final=True)
+        sync = self._store_sync(watch.uuid, str(watch.run_dir), self._store_of(watch.uuid), final=True)
         if sync is None:
             return
         thread = threading.Thread(target=self._final_sync, args=(watch, sync), name=f"polynb-store-sync-{watch.uuid}")
