@@ -184,6 +184,7 @@ class LocalExecutor:
         self._image_noted = False
         self._closed = False
         self._children: set[int] = set()  # shims spawned as our children, not reaped yet
+        self._identities: dict[int, tuple[int, int | None]] = {}  # forked shims' pidfds and start times, by pid
         self._forkserver: ForkServer | None = None
         if spawn_mode() == "fork":
             unavailable = fork_unavailable()
@@ -258,16 +259,16 @@ class LocalExecutor:
                         (internal / stale).unlink()
             offset = _size(run_dir / STATUS_FILE)  # a retry appends (kept by cleanup(), so looked for even if fresh)
             store = self._store_of(op.uuid)  # asked once a run: a run keeps the store it was created with
-            started = self._spawn_shim(marshal.dumps(self._shim_spec(op, offset, store)), internal, lock_fd)
+            pid, pipe_fd = self._spawn_shim(marshal.dumps(self._shim_spec(op, offset, store)), internal, lock_fd)
         finally:
             os.close(lock_fd)  # the shim holds the lock now (or, if it did not start, nobody)
-        pid, pipe_fd = started.pid, started.pipe_fd
         with self._lock:
             child = pid in self._children
+            identity = self._identities.pop(pid, None)
         if child:
             pidfd, start_time = None, proc_start_time(pid)
-        elif started.pidfd is not None:  # from the fork server
-            pidfd, start_time = started.pidfd, started.start_time
+        elif identity is not None:  # from the fork server
+            pidfd, start_time = identity
         else:
             pidfd, start_time = _identify(pid, pipe_fd)
         watch = _Watch(
@@ -298,8 +299,9 @@ class LocalExecutor:
             "base_url": op.placement.base_url,
         }
 
-    def _spawn_shim(self, spec: bytes, internal: Path, lock_fd: int) -> StartedShim:
-        """Start a shim holding ``lock_fd`` on fd 3 (:mod:`.launch`).
+    def _spawn_shim(self, spec: bytes, internal: Path, lock_fd: int) -> tuple[int, int]:
+        """Start a shim holding ``lock_fd`` on fd 3: (pid, read end of its stdout); see :mod:`.launch`. A forked
+        shim's pidfd and start time, from the fork server, are left in ``_identities`` for ``submit``.
 
         A forked shim gets its spec (``marshal``) inside the fork server's request; ``spec.bin`` is written only
         for a spawned shim or a spec too large for one message.
@@ -308,7 +310,7 @@ class LocalExecutor:
         server = self._forkserver
         if server is not None and len(spec) <= INLINE_SPEC_MAX:
             try:
-                return server.spawn(spec, shim_log, lock_fd)
+                return self._forked(server.spawn(spec, shim_log, lock_fd))
             except ForkServerError as exc:
                 self._drop_forkserver(str(exc))
         spec_path = internal / SPEC_FILE
@@ -316,13 +318,19 @@ class LocalExecutor:
             f.write(spec)
         if (server := self._forkserver) is not None:
             try:
-                return server.spawn(spec_path, shim_log, lock_fd)
+                return self._forked(server.spawn(spec_path, shim_log, lock_fd))
             except ForkServerError as exc:
                 self._drop_forkserver(str(exc))
         started = spawn_shim(self.python, spec_path, shim_log, lock_fd)
         with self._lock:
             self._children.add(started.pid)
-        return started
+        return started.pid, started.pipe_fd
+
+    def _forked(self, started: StartedShim) -> tuple[int, int]:
+        if started.pidfd is not None:
+            with self._lock:
+                self._identities[started.pid] = (started.pidfd, started.start_time)
+        return started.pid, started.pipe_fd
 
     def _drop_forkserver(self, why: str) -> None:
         """Spawn every shim from now on, and say why once."""
