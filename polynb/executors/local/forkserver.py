@@ -4,7 +4,8 @@ Started by the executor (:mod:`.launch`) as ``python -I -S -c "<LAUNCHER>" <pack
 its own, with one end of a ``SOCK_SEQPACKET`` socket pair on fd 3. It imports the shim once; each request
 then costs a ``fork()`` (about a millisecond) where a new interpreter costs ten or more. A forked child is
 exactly what ``launch.spawn_shim`` would have started: its own session, ``/dev/null`` on 0, the
-engine's pipe on 1, ``shim.log`` on 2, the run's lock on 3 (both sent with the request, ``SCM_RIGHTS``),
+engine's pipe on 1, ``shim.log`` on 2 (made only when the shim first writes to ``sys.stderr``, see
+:class:`.shim.LazyStderr`; ``/dev/null`` until then), the run's lock on 3 (sent with the pipe, ``SCM_RIGHTS``),
 SIGTERM and SIGINT blocked until the shim has its handlers, the engine's environment and folder.
 
 Requests and replies are ``marshal``-ed tuples, one per message:
@@ -152,7 +153,10 @@ class Server:
 
     def spawn(self, spec: bytes | str, shim_log: str, pipe_w: int, lock_fd: int) -> tuple[int, int | None]:
         """Fork a shim: its pid and start time (its pidfd in ``self.pidfd``, for the reply)."""
-        log_fd = os.open(shim_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:  # (not made here: most shims never write to it; see ``child``)
+            log_fd: int | None = os.open(shim_log, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)  # an earlier attempt's
+        except FileNotFoundError:
+            log_fd = None
         try:
             # SIGCHLD too: a child that ends at once is reaped after its pid's stale exit code is dropped, and
             # not before its pidfd is open and its start time read (the pid is surely the shim's until then).
@@ -161,7 +165,7 @@ class Server:
                 sys.stderr.flush()  # nothing buffered may be written twice
                 pid = os.fork()
                 if pid == 0:
-                    self.child(spec, pipe_w, log_fd, lock_fd)
+                    self.child(spec, pipe_w, log_fd, shim_log, lock_fd)
                 self.codes.pop(pid, None)  # a reused pid: the old code is someone else's
                 try:
                     self.pidfd = os.pidfd_open(pid)
@@ -171,19 +175,24 @@ class Server:
             finally:
                 _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
         finally:
-            os.close(log_fd)
+            if log_fd is not None:
+                os.close(log_fd)
         return pid, start_time
 
-    def child(self, spec: bytes | str, pipe_w: int, log_fd: int, lock_fd: int) -> NoReturn:
+    def child(self, spec: bytes | str, pipe_w: int, log_fd: int | None, shim_log: str, lock_fd: int) -> NoReturn:
         """Become the shim: the state ``launch.spawn_shim`` gives one, then ``shim.main``."""
         try:
             _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)  # the shim waits for its own children
             os.setsid()
-            null = os.open(os.devnull, os.O_RDONLY)
+            null = os.open(os.devnull, os.O_RDWR)
             # Every source fd is above 3 (0-3 are open in the server), so no dup2 overwrites another.
             os.dup2(null, 0)
             os.dup2(pipe_w, 1)
-            os.dup2(log_fd, 2)
+            if log_fd is None:
+                os.dup2(null, 2)
+                sys.stderr = shim.LazyStderr(shim_log)
+            else:
+                os.dup2(log_fd, 2)
             os.dup2(lock_fd, LOCK_FD)
             os.closerange(LOCK_FD + 1, self.max_fd)  # the server's socket, the fds of this request
             _signal.pthread_sigmask(_signal.SIG_SETMASK, BLOCKED_AT_START)

@@ -23,6 +23,7 @@ Everything slower (init entries, sockets for services) is imported when a run ne
 
 from __future__ import annotations
 
+import io
 import marshal
 import os
 import select
@@ -181,6 +182,25 @@ class Proc:
         self.log = log
         self.pidfd = os.pidfd_open(pid)
         self.code: int | None = None
+
+
+class LazyStderr(io.TextIOBase):
+    """A forked shim's ``sys.stderr`` until it first writes: ``.executor/shim.log`` is made then, on fd 2 (a run
+    whose shim never writes there, the usual case, has no such file: one file fewer on the way to the start)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def write(self, text: str) -> int:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError:
+            pass  # nowhere to write it: fd 2 stays /dev/null
+        else:
+            os.dup2(fd, 2)
+            os.close(fd)
+        sys.stderr = sys.__stderr__  # fd 2's own file object, on the log now
+        return sys.stderr.write(text) if sys.stderr is not None else len(text)
 
 
 class Shim:

@@ -214,6 +214,23 @@ def test_the_run_record_names_its_shim_by_pid_and_start_time(make_executor: Make
     assert recorder.final().status == "stopped"
 
 
+def test_a_shim_log_holds_what_the_shim_wrote_and_a_forked_shim_makes_one_only_then(
+    make_executor: MakeExecutor, spawn_mode: str
+) -> None:
+    executor = make_executor()
+    quiet = make_op(executor, container("true"))
+    broken = make_op(executor, container("true", env={"BAD": "a\0b"}))  # posix_spawn refuses it: a shim bug's way
+    finals = []
+    for op in (quiet, broken):
+        recorder = UpdateRecorder()
+        executor.submit(op, recorder)
+        finals.append(recorder.final())
+    assert [(f.status, f.reason) for f in finals] == [("succeeded", "ExitCode"), ("failed", "ExecutorError")]
+    logs = [Path(op.placement.run_artifacts_path) / ".executor" / "shim.log" for op in (quiet, broken)]
+    assert logs[0].exists() == (spawn_mode == "spawn")  # a spawned shim's stderr is opened before it starts
+    assert "Traceback" in logs[1].read_text() and "ValueError" in logs[1].read_text()
+
+
 def test_a_shim_that_cannot_start_fails_its_submit_and_the_next_runs_start_as_before(
     make_executor: MakeExecutor, workdir: Path, spawn_mode: str
 ) -> None:
