@@ -60,6 +60,7 @@ from polynb.executors.local.launch import (
     INLINE_SPEC_MAX,
     ForkServer,
     ForkServerError,
+    RequestTooLarge,
     StartedShim,
     fork_unavailable,
     spawn_mode,
@@ -311,6 +312,8 @@ class LocalExecutor:
         if server is not None and len(spec) <= INLINE_SPEC_MAX:
             try:
                 return self._forked(server.spawn(spec, shim_log, lock_fd))
+            except RequestTooLarge:
+                pass  # with the environment sent along: the spec goes by file
             except ForkServerError as exc:
                 self._drop_forkserver(str(exc))
         spec_path = internal / SPEC_FILE

@@ -39,8 +39,10 @@ SPAWN_MODES: Final = ("fork", "spawn")
 MAX_REPLY: Final = 1 << 16
 """Above any reply of the fork server (a pid and a start time, or an error message)."""
 INLINE_SPEC_MAX: Final = 64 * 1024
-"""The largest shim spec sent inside a fork server request (its environment may ride along, and the whole
-message must fit the socket's buffer and :data:`.forkserver.MAX_MESSAGE`); a larger one is written to a file."""
+"""The largest shim spec sent inside a fork server request; a larger one is written to a file."""
+MAX_INLINE_REQUEST: Final = 160 * 1024
+"""The largest request that carries a spec (the engine's environment rides along when it changed): below the
+socket's default send buffer (208 KiB) and :data:`.forkserver.MAX_MESSAGE`. Above it, :class:`RequestTooLarge`."""
 # Dispositions a new interpreter must not inherit from the engine (e.g. SIGHUP ignored under nohup).
 _DEFAULT_SIGNALS: Final = (signal.SIGPIPE, signal.SIGHUP, signal.SIGINT, signal.SIGTERM)
 
@@ -104,6 +106,10 @@ def spawn_shim(python: str, spec_path: Path, shim_log: Path, lock_fd: int) -> St
     return StartedShim(pid, read_fd)
 
 
+class RequestTooLarge(Exception):
+    """A spec too large to send with this request (nothing was sent): send the path of a file holding it."""
+
+
 class ForkServerError(Exception):
     """The fork server cannot be used (and the request that found out started no shim)."""
 
@@ -141,7 +147,8 @@ class ForkServer:
         the path of a file holding it.
 
         Raises :class:`ForkServerError` when the server is unusable and no shim was started, OSError when
-        the server could not start this one (as ``posix_spawn`` would).
+        the server could not start this one (as ``posix_spawn`` would), :class:`RequestTooLarge` (nothing sent)
+        when ``spec`` and the environment sent along are too large for one message.
         """
         read_fd, write_fd = os.pipe()
         try:
@@ -152,9 +159,12 @@ class ForkServer:
                 spec_arg = spec if isinstance(spec, bytes) else str(spec)
                 request = ("spawn", spec_arg, str(shim_log), _changed(environ, self._environ),
                            _changed(cwd, self._cwd))  # fmt: skip
+                data = marshal.dumps(request)
+                if isinstance(spec, bytes) and len(data) > MAX_INLINE_REQUEST:
+                    raise RequestTooLarge(f"{len(data)} bytes")
                 try:
                     sock.sendmsg(
-                        [marshal.dumps(request)],
+                        [data],
                         [(socket.SOL_SOCKET, socket.SCM_RIGHTS, forkserver.encode_fds([write_fd, lock_fd]))],
                     )
                 except OSError as exc:  # nothing was sent

@@ -203,6 +203,26 @@ def test_a_forked_shim_gets_its_spec_with_the_request_and_a_spawned_one_or_a_lar
     assert spec_files == ([False, True] if spawn_mode == "fork" else [True, True])
 
 
+@FORK_ONLY
+def test_a_spec_too_large_to_send_with_the_engines_environment_goes_by_file(
+    make_executor: MakeExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executor = make_executor()
+    run_true(executor)  # the server has the environment as it is now
+    # 170 kB of environment, sent with the next request: fits the socket's 208 KiB alone, not with the spec.
+    for name in ("POLYNB_TEST_A", "POLYNB_TEST_B"):
+        monkeypatch.setenv(name, "y" * 85_000)  # (one variable: at most 128 KiB to exec)
+    spec_size = 25_000  # in the spec twice (the container's env and op.json): under INLINE_SPEC_MAX
+    op = make_op(executor, container("sh", "-c", 'echo "${#BIG} ${#POLYNB_TEST_B}"', env={"BIG": "x" * spec_size}))
+    recorder = UpdateRecorder()
+    record = executor.submit(op, recorder)
+    assert recorder.final().status == "succeeded"
+    assert list(executor.logs(op.uuid)) == [f"{spec_size} 85000"]
+    assert (Path(op.placement.run_artifacts_path) / ".executor" / "spec.bin").exists()
+    assert parent_of(int(str(record["shim_pid"]))) != os.getpid()  # forked all the same
+    assert parent_of(run_true(executor)) != os.getpid()  # and the server is still used
+
+
 def test_the_run_record_names_its_shim_by_pid_and_start_time(make_executor: MakeExecutor, workdir: Path) -> None:
     # Forked: both come with the server's reply (with a pidfd it opened before it could reap the shim).
     executor = make_executor()
