@@ -13,14 +13,25 @@ import threading
 from collections.abc import Sequence
 from typing import NoReturn
 
-from polynb.cli import app
-
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """The console script and ``python -m polynb.cli``: run the command (:func:`app.main`, which returns its exit
-    status and is what code calls in-process), then leave at once."""
+    status and is what code calls in-process), then leave at once.
+
+    From the command line (``argv`` not given) the command runs in the warm command server when one serves this
+    interpreter and these sources (:mod:`polynb.cli.served`); otherwise here, and then a server is started for
+    the next command."""
+    if argv is None:
+        from polynb.cli import served
+
+        status = served.run(sys.argv[1:])
+        if status is not None:
+            exit_now(status)
+        atexit.register(served.start_server)  # after the command's own output and clean-up
+    from polynb.cli import app
+
     exit_now(app.main(argv))
 
 
