@@ -29,6 +29,7 @@ import os
 import selectors
 import signal
 import socket
+import struct
 import sys
 import time
 from typing import Any, NoReturn
@@ -68,6 +69,7 @@ CHECK_EVERY = 30.0
 """Seconds between two looks at the sources and the socket while idle."""
 BACKLOG = 64
 REQUEST_FIELDS = 11
+PEERCRED = struct.calcsize("3i")
 
 
 class Server:
@@ -127,6 +129,10 @@ class Server:
         self.last_active = time.monotonic()
         fds: list[int] = []
         try:
+            # The folder is 0700, so only this user can connect; checked again (a socket passed on, a bind mount).
+            pid, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED))
+            if uid != os.getuid():
+                raise PermissionError(f"a client of another user (uid {uid}, pid {pid})")
             data, ancdata, flags, _ = conn.recvmsg(served.MAX_MESSAGE, socket.CMSG_SPACE(4 * served.MAX_FDS))
             fds = _decode_fds(ancdata)
             request = marshal.loads(data) if data else None  # noqa: S302 - our own client, 0600 socket in a 0700 folder
@@ -138,7 +144,7 @@ class Server:
                 return
             assert request is not None  # _refusal said so
             pid = self.fork(request, fds, conn)
-        except (OSError, ValueError, EOFError, TypeError) as exc:
+        except (OSError, ValueError, EOFError, TypeError, struct.error) as exc:
             _log(f"request refused: {exc!r}")
             conn.close()
             return

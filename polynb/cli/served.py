@@ -208,8 +208,16 @@ def run(argv: list[str]) -> int | None:
         sock.close()
 
 
+_NO_SERVER: list[bool] = []
+"""Set when :func:`run` found no server listening: :func:`start_server` then starts one (not when one refused)."""
+
+
 def _start(sock: _socket.socket, path: str, sig: bytes, argv: list[str]) -> int:
-    sock.connect(path)  # OSError when no server listens
+    try:
+        sock.connect(path)
+    except OSError:  # no socket, or nobody listening on it (a server killed without removing it)
+        _NO_SERVER.append(True)
+        raise
     fds = inherited_fds(sock.fileno())
     mask = os.umask(0o077)
     os.umask(mask)
@@ -327,8 +335,9 @@ def _status(waitstatus: int) -> int:
 
 def start_server() -> None:
     """Start this signature's server in the background (it exits at once if another one won), with this
-    process's interpreter, import path and environment. Called after a command that ran in-process."""
-    if not enabled(os.environ):
+    process's interpreter, import path and environment. Called after a command that ran in-process because
+    no server listened."""
+    if not _NO_SERVER or not enabled(os.environ):
         return
     try:
         sig = signature()
