@@ -82,6 +82,8 @@ _OP_OF_CURRENT_ATTEMPT = f"coalesce(json_extract(meta, '$.{DAG_ATTEMPT_KEY}'), 1
 # A run of DAG ``?`` (every ``?`` is that DAG's uuid) in its current attempt: an op made for it, a hook of such an
 # op, or a hook of the DAG itself. Until the DAG is retried every run is: the JSON is read only then.
 _OPS_OF_CURRENT_ATTEMPT = f"SELECT uuid FROM runs WHERE dag_uuid = ? AND hook_of IS NULL AND {_OP_OF_CURRENT_ATTEMPT}"  # noqa: S608
+_IN_CHUNK = 500
+"""uuids per ``IN (...)`` list: far below SQLite's limit on a statement's parameters."""
 _IN_CURRENT_ATTEMPT = (
     f"({_CURRENT_ATTEMPT} = 1 OR CASE WHEN hook_of IS NULL THEN {_OP_OF_CURRENT_ATTEMPT}"
     f" WHEN hook_of = ? THEN 1 ELSE hook_of IN ({_OPS_OF_CURRENT_ATTEMPT}) END)"
@@ -433,6 +435,17 @@ class Store:
     def get_run(self, uuid: str) -> RunRecord:
         """The run with this uuid; RunNotFoundError if there is none."""
         return self._load(self._pool.get(), uuid)
+
+    def get_runs(self, uuids: Collection[str]) -> dict[str, RunRecord]:
+        """The runs with these uuids (unknown ones left out), by uuid: one statement per 500, where a follower
+        refreshing what a burst of events touched would otherwise make one each."""
+        wanted = list(dict.fromkeys(uuids))
+        found: dict[str, RunRecord] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            for run in self._select_runs([f"uuid IN ({', '.join('?' * len(chunk))})"], chunk, order="rowid"):
+                found[run.uuid] = run
+        return found
 
     def artifacts_root_of(self, uuid: str) -> Path:
         """The artifacts root recorded for run ``uuid`` when it was created; ``$POLYNB_HOME/artifacts`` for a
