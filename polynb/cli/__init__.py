@@ -9,9 +9,11 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-import threading
-from collections.abc import Sequence
-from typing import NoReturn
+
+TYPE_CHECKING = False  # ``typing`` only for the type checker: a served command's client imports just this
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import NoReturn
 
 __all__ = ["main"]
 
@@ -45,9 +47,11 @@ def exit_now(status: int) -> NoReturn:
         sys.stderr.flush()
     except (OSError, ValueError):
         sys.exit(status)
-    main_thread = threading.main_thread()
-    if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
-        sys.exit(status)
+    threading = sys.modules.get("threading")  # never imported: no thread was started through it
+    if threading is not None:
+        main_thread = threading.main_thread()
+        if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
+            sys.exit(status)
     atexit._run_exitfuncs()
     try:
         sys.stdout.flush()
