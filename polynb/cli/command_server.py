@@ -130,7 +130,8 @@ class Server:
         fds: list[int] = []
         try:
             # The folder is 0700, so only this user can connect; checked again (a socket passed on, a bind mount).
-            pid, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED))
+            peer = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED)
+            pid, uid, _ = struct.unpack("3i", peer)
             if uid != os.getuid():
                 raise PermissionError(f"a client of another user (uid {uid}, pid {pid})")
             data, ancdata, flags, _ = conn.recvmsg(served.MAX_MESSAGE, socket.CMSG_SPACE(4 * served.MAX_FDS))

@@ -300,7 +300,7 @@ def _outlive(pid: int) -> int:
     directly), then end with 1, since only its parent could have told how it ended."""
     try:
         pidfd = os.pidfd_open(pid)
-    except OSError:  # already gone
+    except (OSError, AttributeError):  # already gone (or no pidfds here: then it is not waited for)
         pidfd = None
     if pidfd is not None:
         import select
