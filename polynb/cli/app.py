@@ -12,12 +12,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from polynb.cli import approvals, attach, check, connections, forward, run, runs, watch
+from polynb.cli import approvals, attach, check, connections, forward, run, runs, servers, watch
 
 EXIT_USAGE = 2
 
 # Command modules, in the order of `polynb --help`. Each imports what its commands need only when they run.
-COMMAND_MODULES = (check, run, runs, approvals, watch, attach, forward, connections)
+COMMAND_MODULES = (check, run, runs, approvals, watch, attach, forward, connections, servers)
 
 
 class _Version(argparse.Action):

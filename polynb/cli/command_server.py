@@ -89,6 +89,8 @@ class Server:
         self.wake_w = wake_w
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # wakes the selector through the pipe
+        self.stopping = False
+        signal.signal(signal.SIGTERM, self.stop)  # ``polynb server stop``: no new command, the running ones end
         self.selector.register(listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wake_r, selectors.EVENT_READ, "reap")
         self.last_active = time.monotonic()
@@ -104,6 +106,10 @@ class Server:
                     self.reap()
                 else:
                     self.client_message(what)
+            if self.stopping:
+                self.close_listener()
+                if not self.children:
+                    return
             now = time.monotonic()
             if self.children:
                 self.last_active = now
@@ -111,6 +117,20 @@ class Server:
                 return
             if now - self.last_check >= CHECK_EVERY:
                 self.last_check = now
+
+    def stop(self, signum: int, frame: object) -> None:
+        self.stopping = True  # acted on by the loop, woken through the pipe
+
+    def close_listener(self) -> None:
+        """Accept no more commands: new clients find no socket and run their commands in-process."""
+        if self.listener.fileno() < 0:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(self.listener)
+        self.listener.close()
+        with contextlib.suppress(OSError):
+            if os.stat(self.path).st_ino == self.inode:
+                os.unlink(self.path)
 
     def stale(self) -> bool:
         """Sources or import path changed (clients now have another signature), or the socket is not ours any more."""

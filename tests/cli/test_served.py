@@ -305,3 +305,27 @@ def test_a_folder_another_user_could_write_to_is_refused(tmp_path: Path) -> None
     own = tmp_path / "own"
     assert served.private_dir(str(own))
     assert own.stat().st_mode & 0o777 == 0o700
+
+
+def test_server_stop_lets_the_commands_it_runs_finish_and_report_their_status(cli: ServedCli) -> None:
+    cli.warm_up()
+    (pid,) = cli.server_pids()
+    status = cli.run("server", "status")
+    assert status.returncode == 0, status.stderr
+    assert f"pid {pid}" in status.stdout
+    assert "this installation" in status.stdout
+    path = cli.write("sleepy.yaml", SLEEPY)
+    proc = cli.start("run", "-f", str(path))
+    cli.wait_for(lambda s: (op := cli.op(s, "sleepy", "sleeper")) is not None and op.status == Status.RUNNING,
+                 "the sleeper running")  # fmt: skip
+    with cli.store() as store:
+        assert is_server_child(engine_pid(store))
+    stopped = cli.run("server", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped 1 command server" in stopped.stdout
+    wait_until(lambda: not cli.sockets(), "the server to stop listening")
+    assert alive(pid)  # still the parent of the run's command
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=DEADLOCK_GUARD)
+    assert proc.returncode == 130  # the exit status still reached its client
+    wait_until(lambda: not alive(pid), "the server to exit once its last command ended")
