@@ -26,6 +26,7 @@ import importlib
 import io
 import marshal
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -68,8 +69,10 @@ run: {kind: job, container: {image: warm, command: ["true"]}}
 CHECK_EVERY = 30.0
 """Seconds between two looks at the sources and the socket while idle."""
 BACKLOG = 64
-REQUEST_FIELDS = 11
+REQUEST_FIELDS = 12
 PEERCRED = struct.calcsize("3i")
+REQUEST_WAIT = 5.0
+"""Seconds a client has to send its request once connected (ours sends it at once)."""
 
 
 class Server:
@@ -150,6 +153,7 @@ class Server:
         fds: list[int] = []
         try:
             # The folder is 0700, so only this user can connect; checked again (a socket passed on, a bind mount).
+            conn.settimeout(REQUEST_WAIT)  # a client that connects and says nothing must not hold the others
             peer = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED)
             pid, uid, _ = struct.unpack("3i", peer)
             if uid != os.getuid():
@@ -164,6 +168,7 @@ class Server:
                 conn.close()
                 return
             assert request is not None  # _refusal said so
+            conn.settimeout(None)
             pid = self.fork(request, fds, conn)
         except (OSError, ValueError, EOFError, TypeError, struct.error) as exc:
             _log(f"request refused: {exc!r}")
@@ -273,11 +278,27 @@ def _refusal(request: Any, fds: list[int], flags: int, sig: bytes) -> str | None
         return "stdin, stdout and stderr not passed"
     if request[1] != sig:
         return "another signature (interpreter, import path or sources)"
+    why = _settings_refusal(request[11])
+    if why is not None:
+        return why
     cwd, first = request[4], request[8]
     if served.is_working_folder(first) or first == cwd:
         shadows = sorted(_shadowing(cwd))
         if shadows:  # the command, run in-process, would import these from its folder, not the server's modules
             return f"modules in the working folder shadow imported ones: {', '.join(shadows)}"
+    return None
+
+
+def _settings_refusal(settings: Any) -> str | None:
+    """Why the client's limits or niceness cannot be given to a child of this server (an unprivileged process
+    can lower its limits and raise its niceness, never the other way)."""
+    limits, nice, _ = settings
+    for name, _soft, hard in limits:
+        _, own_hard = resource.getrlimit(getattr(resource, name))
+        if own_hard != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or hard > own_hard):
+            return f"the client's {name} hard limit is above the server's"
+    if nice < os.getpriority(os.PRIO_PROCESS, 0):
+        return "the client runs at a higher priority than the server"
     return None
 
 
@@ -314,8 +335,14 @@ _TOP_LEVEL: list[frozenset[str]] = []
 
 def _become(request: tuple[Any, ...], fds: list[int]) -> NoReturn:
     """In the forked child: take the client's streams, folder, umask and environment, then run the command."""
-    _, _, argv0, argv, cwd, environ, umask, streams, first, targets, client = request
+    _, _, argv0, argv, cwd, environ, umask, streams, first, targets, client, (limits, nice, cpus) = request
     os.setpgid(0, 0)  # a group of its own, like a job a shell starts: a signal to the server's group misses it
+    for name, soft, hard in limits:
+        resource.setrlimit(getattr(resource, name), (soft, hard))
+    os.setpriority(os.PRIO_PROCESS, 0, nice)
+    if cpus:
+        with contextlib.suppress(OSError):  # a CPU gone offline meanwhile: the command still runs
+            os.sched_setaffinity(0, cpus)
     _take_fds(fds, targets)
     serve_for(client)
     os.chdir(cwd)

@@ -10,8 +10,9 @@ such command starts a server for the next ones, once it has finished.
 
 A server serves only clients that share its *signature*: the interpreter, its flags and warning options, its
 import path (and the times its site-packages folders changed, which an install or uninstall touches), the
-``PYTHON*`` and locale variables, and every ``polynb`` source file's size and time. Edit a source file or
-install a package and the next command starts a new server; the old one exits within half a minute.
+``PYTHON*`` and locale variables, the user and groups, and every ``polynb`` source file's size and time. Edit a
+source file or install a package and the next command starts a new server; the old one exits within half a
+minute. The limits (``ulimit``), niceness and CPUs (``taskset``) of the client are the served command's too.
 
 This module runs before the command's imports, so it imports only what the interpreter has loaded at start
 (``os``, ``sys``, ``marshal``, ``stat``) and the C halves of ``socket`` and ``signal``.
@@ -133,9 +134,11 @@ def signature(package: str | None = None) -> bytes:
     )
     xoptions = sorted((str(k), str(v)) for k, v in sys._xoptions.items())
     flags = tuple(int(f) for f in sys.flags)
+    ids = (os.getuid(), os.geteuid(), os.getgid(), os.getegid(), sorted(os.getgroups()))  # ``sg``, ``newgrp``
     return marshal.dumps(
-        (PROTOCOL, sys.executable, sys.version, flags, sys.warnoptions, xoptions, paths, variables, sorted(sources))
-    )
+        (PROTOCOL, sys.executable, sys.version, flags, sys.warnoptions, xoptions, paths, variables, sorted(sources),
+         ids)
+    )  # fmt: skip
 
 
 def is_working_folder(entry: str) -> bool:
@@ -223,12 +226,30 @@ def _start(sock: _socket.socket, path: str, sig: bytes, argv: list[str]) -> int:
     os.umask(mask)
     first = sys.path[0] if sys.path else ""
     request = ("run", sig, sys.argv[0], argv, os.getcwd(), dict(os.environ), mask, stream_settings(), first, fds,
-               os.getpid())  # fmt: skip
+               os.getpid(), process_settings())  # fmt: skip
     sock.sendmsg([marshal.dumps(request)], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, encode_fds(fds))])
     reply = _receive(sock)
     if reply is None or reply[0] != "started":
         raise Unserved(reply[1] if reply else "the server closed the connection")
     return int(reply[1])
+
+
+RLIMITS = ("RLIMIT_AS", "RLIMIT_CORE", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_MEMLOCK",
+           "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_STACK", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO",
+           "RLIMIT_SIGPENDING")  # fmt: skip
+"""The limits ``ulimit`` sets: a served command runs under its client's."""
+
+
+def process_settings() -> tuple[list[tuple[str, int, int]], int, list[int]]:
+    """What a shell's ``ulimit``, ``nice`` and ``taskset`` gave this process: (limits, niceness, CPUs)."""
+    import resource  # a C module: a fraction of a millisecond
+
+    limits = [(name, *resource.getrlimit(getattr(resource, name))) for name in RLIMITS if hasattr(resource, name)]
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = []
+    return limits, os.getpriority(os.PRIO_PROCESS, 0), cpus
 
 
 def inherited_fds(own: int) -> list[int]:

@@ -329,3 +329,36 @@ def test_server_stop_lets_the_commands_it_runs_finish_and_report_their_status(cl
     proc.communicate(timeout=DEADLOCK_GUARD)
     assert proc.returncode == 130  # the exit status still reached its client
     wait_until(lambda: not alive(pid), "the server to exit once its last command ended")
+
+
+LIMITS = """\
+version: 1.1
+kind: component
+name: limits
+run: {kind: job, container: {command: ["sh", "-c", "echo files=$(ulimit -n) nice=$(nice)"]}}
+"""
+
+
+def test_a_served_command_runs_under_its_clients_limits_and_niceness(cli: ServedCli) -> None:
+    import resource
+
+    cli.warm_up()
+    path = cli.write("limits.yaml", LIMITS)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowered = min(soft, 500) - 7
+
+    def lower() -> None:  # as `ulimit -n` and `nice -n 3` in the shell that starts polynb
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowered, hard))
+        os.nice(3)
+
+    record = cli.tmp / "modules.json"
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(record), "run", "-f", str(path), "--json"], cwd=cli.tmp, env=cli.env(),
+        capture_output=True, text=True, timeout=DEADLOCK_GUARD, preexec_fn=lower,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "pydantic" not in json.loads(record.read_text())  # served
+    (run,) = cli.runs()
+    logs = "".join(cli_logs(cli, run.uuid))
+    assert f"files={lowered}" in logs
+    assert f"nice={os.getpriority(os.PRIO_PROCESS, 0) + 3}" in logs
