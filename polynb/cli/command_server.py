@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import importlib
 import io
 import marshal
@@ -63,9 +64,15 @@ WARM_SPEC = """\
 version: 1.1
 kind: component
 name: warm
-run: {kind: job, container: {image: warm, command: ["true"]}}
+inputs: [{name: n, type: int, value: 1}]
+run:
+  kind: dag
+  operations:
+    - name: op
+      params: {n: {value: "{{ n }}"}}
+      component: {inputs: [{name: n, type: int}], run: {kind: job, container: {image: warm, command: ["true"]}}}
 """
-"""A file of the most common shape: loading it builds the spec models nearly every command validates."""
+"""A file of a common shape, loaded once: what validating it needs beyond the models is made then too."""
 CHECK_EVERY = 30.0
 """Seconds between two looks at the sources and the socket while idle."""
 BACKLOG = 64
@@ -424,14 +431,27 @@ def _log(message: str) -> None:
 
 
 def warm() -> None:
-    """Import what commands need and build the spec models of the common shapes, once, before any fork."""
+    """Import what commands need, build every spec model and module-level type adapter of polynb (pydantic
+    builds them on first use: the first ``Operation`` of a command cost it ~50 ms), build the argparse parser,
+    then freeze what exists: the garbage collector never walks it again, so no child copies its pages for it."""
     for name in WARM:
         importlib.import_module(name)
+    from pydantic import TypeAdapter
+
     from polynb.cli import app
+    from polynb.spec.base import build_everything
     from polynb.spec.load import load_text
 
+    build_everything()
+    for name, module in list(sys.modules.items()):
+        if name.startswith("polynb.") and module is not None:
+            for value in list(vars(module).values()):
+                if isinstance(value, TypeAdapter):
+                    value.rebuild(raise_errors=False)
     load_text(WARM_SPEC, "<warm>")
     app.prebuild()
+    gc.collect()
+    gc.freeze()
 
 
 def main(path: str) -> NoReturn:
