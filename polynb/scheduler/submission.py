@@ -290,8 +290,8 @@ class Submission:
             self._statuses.set(run, Status.COMPILED, "Compiled", f"a nested DAG: {len(outcome.inputs)} inputs bound")
             return
         run.compiled = outcome.op
-        self._state.store.set_spec(run.uuid, outcome.op.to_dict(), inputs=outcome.inputs)
-        self._statuses.set(run, Status.COMPILED, "Compiled", outcome.message)
+        spec, inputs = outcome.op.to_dict(), outcome.inputs
+        self._statuses.set(run, Status.COMPILED, "Compiled", outcome.message, spec=spec, inputs=inputs)
         self._reuse_cached(run, outcome.op)
 
     def _reuse_cached(self, run: RunState, op: CompiledOp) -> None:

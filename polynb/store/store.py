@@ -69,6 +69,7 @@ _UPDATE_CLAIMED = f"UPDATE runs SET {_SET_STATUS}, attempt = ?, executor = ?, sp
 _MOVE = (
     "UPDATE runs SET status = ?1, reason = ?2, message = ?3, updated_at = ?4,"
     " attempt = attempt + ?9, executor = coalesce(?10, executor),"
+    " spec = coalesce(?11, spec), inputs = coalesce(?12, inputs),"
     " started_at = CASE WHEN started_at IS NULL AND ?5 THEN ?4 ELSE started_at END,"
     " wait_time = CASE WHEN started_at IS NULL AND ?5 THEN max(0.0, ?4 - created_at) ELSE wait_time END,"
     " finished_at = CASE WHEN ?6 THEN ?4 END,"
@@ -76,6 +77,7 @@ _MOVE = (
     " ELSE coalesce(started_at, created_at) END) END"
     " WHERE uuid = ?7 AND status = ?8 RETURNING name, kind, dag_uuid, attempt"
 )
+_ARTIFACTS_ROOT = f"SELECT json_extract(meta, '$.{ARTIFACTS_ROOT_KEY}') FROM runs WHERE uuid = ?"  # noqa: S608
 _HEX_RE = re.compile(r"[0-9a-f]{1,32}")
 _CURRENT_ATTEMPT = "(SELECT max(attempt, 1) FROM runs WHERE uuid = ?)"
 _OP_OF_CURRENT_ATTEMPT = f"coalesce(json_extract(meta, '$.{DAG_ATTEMPT_KEY}'), 1) = {_CURRENT_ATTEMPT}"
@@ -269,23 +271,31 @@ class Store:
         at: datetime | None = None,
         claim: bool = False,
         executor: str | None = None,
+        spec: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, Any] | None = None,
     ) -> Move:
         """``set_status`` (or, with ``claim``, ``claim`` from the submittable statuses, recording ``executor``) for
         a caller that knows the run's current status (``known``, e.g. the engine's view) and needs no record
         back: one UPDATE (a compare-and-set on ``known``) and the event and history INSERTs, without reading the
         run. The same rules and writes as those two, which decide when ``known`` is not the stored status or
-        ``known`` → ``status`` is not a transition."""
+        ``known`` → ``status`` is not a transition. ``spec`` and ``inputs``, if given, are written as
+        ``set_spec`` writes them (whether or not the status changes), in the same UPDATE when it does."""
         target = _storable(status)
+        spec_text = None if spec is None else dumps(spec)
+        inputs_text = None if inputs is None else dumps(inputs)
         if not can_transition(known, target) or (claim and known not in SUBMITTABLE_VALUES):
-            return _as_move(self._change(uuid, target, reason, message, at, claim, executor))
+            with self._pool.atomic():
+                self._write_spec(self._pool.get(), uuid, spec_text, inputs_text)
+                return _as_move(self._change(uuid, target, reason, message, at, claim, executor))
         now = to_ts(at)
         params = (
             target.value, reason, message, now, target in RUNNING_VALUES, target in FINAL, uuid, known.value,
-            int(claim), executor,
+            int(claim), executor, spec_text, inputs_text,
         )  # fmt: skip
         with self._pool.write() as conn:
             rows = conn.execute(_MOVE, params).fetchall()
             if not rows:  # moved meanwhile (by another process), or gone: decide on what is stored
+                self._write_spec(conn, uuid, spec_text, inputs_text)
                 run = self._load(conn, uuid)
                 expected = SUBMITTABLE_VALUES if claim else None
                 claimed = _Claim(executor, None, None) if claim else None
@@ -293,6 +303,13 @@ class Store:
             name, kind, dag_uuid, attempt = rows[0]
             events = _append_change(conn, uuid, name, kind, dag_uuid, attempt, target, known, reason, message, now)
         return Move(True, known, target, attempt, events)
+
+    def _write_spec(self, conn: sqlite3.Connection, uuid: str, spec: str | None, inputs: str | None) -> None:
+        if spec is not None or inputs is not None:
+            conn.execute(
+                "UPDATE runs SET spec = coalesce(?, spec), inputs = coalesce(?, inputs), updated_at = ? WHERE uuid = ?",
+                (spec, inputs, to_ts(None), uuid),
+            )
 
     def _change(
         self,
@@ -437,8 +454,9 @@ class Store:
     def artifacts_root_of(self, uuid: str) -> Path:
         """The artifacts root recorded for run ``uuid`` when it was created; ``$POLYNB_HOME/artifacts`` for a
         run without one (created before a root was configured) or an unknown run."""
-        row = self._pool.get().execute("SELECT meta FROM runs WHERE uuid = ?", (uuid,)).fetchone()
-        return recorded_root(loads(row[0]) if row is not None else {})
+        # The one key, not the whole meta (an op's holds its plan): read on every op's end.
+        row = self._pool.get().execute(_ARTIFACTS_ROOT, (uuid,)).fetchone()
+        return recorded_root({ARTIFACTS_ROOT_KEY: row[0]} if row is not None else {})
 
     def artifacts_store_of(self, uuid: str) -> StoreAccess | None:
         """The bucket store recorded for run ``uuid`` when it was created, reached with this store's connection
