@@ -225,6 +225,28 @@ def test_move_writes_what_set_status_and_claim_write(tmp_path: Path) -> None:
         assert _written(lean, b) == _written(full, a)
 
 
+def test_move_writes_a_compiled_spec_with_the_status_or_alone_when_refused(store: Store) -> None:
+    spec = {"kind": "operation", "component": {"run": {"kind": "job"}}}
+    compiled = new_job(store)
+    assert store.move(compiled, Status.COMPILED, known=Status.CREATED, spec=spec, inputs={"lr": 0.1}, at=at(1))
+    run = store.get_run(compiled)
+    assert (run.status, run.spec, run.inputs) == (Status.COMPILED, spec, {"lr": 0.1})
+    assert [c.status for c in store.status_history(compiled)] == [Status.CREATED, Status.COMPILED]
+
+    # Stopped meanwhile (by another process, say): the status stays, the spec is stored as set_spec would.
+    stopped = new_job(store, inputs={"lr": 0.5})
+    store.set_status(stopped, Status.STOPPED, at=at(1))
+    for known in (Status.CREATED, Status.STOPPED):  # the UPDATE matches nothing / not a transition at all
+        refused = store.move(stopped, Status.COMPILED, known=known, spec={**spec, "v": known.value}, at=at(2))
+        run = store.get_run(stopped)
+        assert (refused.applied, run.status, run.spec, run.inputs) == (
+            False,
+            Status.STOPPED,
+            {**spec, "v": known.value},
+            {"lr": 0.5},
+        )
+
+
 def test_move_decides_on_the_stored_status_when_the_known_one_is_stale(store: Store) -> None:
     uuid = new_job(store)
     store.claim(uuid, executor="local", at=at(1))
