@@ -7,10 +7,10 @@ never race. Each message costs O(edges of the run that moved), not O(ops): see `
 blocks on ``queue.get(timeout=<next timer deadline>)``: there is no poll loop.
 
 Turns. The loop takes the messages queued at once (for up to ``TURN_SECONDS``, or ``ACTING_SECONDS`` more
-once one leaves a run to submit or stop) as one turn, written in one store transaction (``Store.batch``): one commit instead of one
-per status change. Nothing acts on a status before it is committed: the turn's submissions, stops and
-events (``outbox``), its waiters and the answers to its calls all wait for the commit. Subscribers are
-called on the engine thread then, in seq order.
+once one leaves a run to submit or stop) as one turn, written in one store transaction (``Store.batch``): one
+commit instead of one per status change. Nothing acts on a status before it is committed: the turn's
+submissions, stops and events (``outbox``), its waiters and the answers to its calls all wait for the commit.
+Subscribers are called on the engine thread then, in seq order.
 
 This module holds the public API and the loop; the work is done by collaborators that share one
 :class:`~polynb.scheduler.state.EngineState`: ``statuses`` (every status change, hooks created with the
