@@ -304,6 +304,40 @@ class Store:
             events = _append_change(conn, uuid, name, kind, dag_uuid, attempt, target, known, reason, message, now)
         return Move(True, known, target, attempt, events)
 
+    def compile_and_claim(
+        self,
+        uuid: str,
+        *,
+        spec: Mapping[str, Any],
+        inputs: Mapping[str, Any] | None,
+        executor: str | None,
+        compiled: tuple[str, str | None],
+        reason: str = "Queued",
+        at: datetime | None = None,
+    ) -> Move | None:
+        """A ``created`` run compiled and claimed at once, as ``move`` to ``compiled`` (with ``spec`` and
+        ``inputs``; ``compiled`` is its reason and message) then ``move`` to ``queued`` with ``claim`` write
+        them, in one UPDATE: both history rows and both events, in that order, at the same instant. None,
+        with nothing written, if the run is not ``created`` in the store: the caller makes the two moves."""
+        now = to_ts(at)
+        target = Status.QUEUED
+        params = (
+            target.value, reason, None, now, False, False, uuid, Status.CREATED.value, 1, executor, dumps(spec),
+            None if inputs is None else dumps(inputs),
+        )  # fmt: skip
+        with self._pool.write() as conn:
+            rows = conn.execute(_MOVE, params).fetchall()
+            if not rows:
+                return None
+            name, kind, dag_uuid, attempt = rows[0]
+            first = _append_change(
+                conn, uuid, name, kind, dag_uuid, attempt - 1, Status.COMPILED, Status.CREATED, *compiled, now
+            )
+            then = _append_change(
+                conn, uuid, name, kind, dag_uuid, attempt, target, Status.COMPILED, reason, None, now
+            )  # fmt: skip
+        return Move(True, Status.CREATED, target, attempt, first + then)
+
     def _write_spec(self, conn: sqlite3.Connection, uuid: str, spec: str | None, inputs: str | None) -> None:
         if spec is not None or inputs is not None:
             conn.execute(
