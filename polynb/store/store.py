@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -77,6 +78,8 @@ _MOVE = (
     " ELSE coalesce(started_at, created_at) END) END"
     " WHERE uuid = ?7 AND status = ?8 RETURNING name, kind, dag_uuid, attempt"
 )
+_ROOTS_KEPT = 4096
+_UNKNOWN = object()
 _ARTIFACTS_ROOT = f"SELECT json_extract(meta, '$.{ARTIFACTS_ROOT_KEY}') FROM runs WHERE uuid = ?"  # noqa: S608
 _HEX_RE = re.compile(r"[0-9a-f]{1,32}")
 _CURRENT_ATTEMPT = "(SELECT max(attempt, 1) FROM runs WHERE uuid = ?)"
@@ -112,6 +115,10 @@ class Store:
         self.artifacts_store = artifacts_store
         """The bucket every new local run is synced to (recorded in its meta, without credentials), and the
         connection that reaches it from here. None: runs stay on this machine only."""
+        self._roots: dict[str, object] = {}
+        """The artifacts root recorded in the meta of the runs this store created last (``_ROOTS_KEPT``): the
+        engine thread asks for an op's twice (its placement, its events file), and the key never changes."""
+        self._roots_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._pool = ConnectionPool(self.path)
         self._checkpointer = Checkpointer(self._pool.get)
@@ -187,6 +194,11 @@ class Store:
                 run = _fresh_record(new, now)
                 self._record_change(conn, run, None, now)
                 created.append(run)
+        with self._roots_lock:
+            for new in batch:
+                self._roots[new.uuid] = new.meta.get(ARTIFACTS_ROOT_KEY)
+            while len(self._roots) > _ROOTS_KEPT:
+                del self._roots[next(iter(self._roots))]
         return created
 
     def _with_root(self, new: NewRun) -> NewRun:
@@ -488,7 +500,10 @@ class Store:
     def artifacts_root_of(self, uuid: str) -> Path:
         """The artifacts root recorded for run ``uuid`` when it was created; ``$POLYNB_HOME/artifacts`` for a
         run without one (created before a root was configured) or an unknown run."""
-        # The one key, not the whole meta (an op's holds its plan): read on every op's end.
+        known = self._roots.get(uuid, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return recorded_root({ARTIFACTS_ROOT_KEY: known})
+        # The one key, not the whole meta (an op's holds its plan).
         row = self._pool.get().execute(_ARTIFACTS_ROOT, (uuid,)).fetchone()
         return recorded_root({ARTIFACTS_ROOT_KEY: row[0]} if row is not None else {})
 
