@@ -4,7 +4,9 @@
 
 What a user waits for, from start to exit: ``polynb run -f FILE``, ``python flow.py run`` (Metaflow),
 ``dagster job execute`` (Dagster, with its in-process and its multiprocess executor) and
-``luigi --local-scheduler`` (Luigi), on
+``luigi --local-scheduler`` (Luigi). polynb twice: as a user's commands run (served by the command server the
+warm-up round started) and with ``POLYNB_COMMAND_SERVER=0`` (each command imports everything, as a first one).
+On
 
 - ``1-step``: the smallest flow (Metaflow's is ``start → end``): the fixed overhead of one command;
 - ``chain``: ``--chain`` steps one after another; per hop = (chain - 1-step) / (chain - 1);
@@ -64,6 +66,8 @@ class Tool:
     command: Callable[[Context, str], list[str] | None]
     """The argv for a shape, None when the tool cannot express it."""
     succeeded: Callable[[subprocess.CompletedProcess[str]], bool] = lambda done: done.returncode == 0
+    env: tuple[tuple[str, str], ...] = ()
+    """Variables set for this tool's commands only."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ def luigi_command(ctx: Context, shape: str) -> list[str] | None:
 
 TOOLS = (
     Tool("polynb", "polynb", None, polynb_command),
+    # The same commands with the command server off: each imports everything itself, as the first command does.
+    Tool("polynb_cold", "polynb, no command server", None, polynb_command, env=(("POLYNB_COMMAND_SERVER", "0"),)),
     Tool("metaflow", "Metaflow 2.19 (process per step)", "metaflow", metaflow_command),
     Tool("dagster_mp", "Dagster 1.13 multiprocess", "dagster", dagster_command("multiprocess"), dagster_succeeded),
     Tool("dagster_ip", "Dagster 1.13 in-process", "dagster", dagster_command("in_process"), dagster_succeeded),
@@ -155,6 +161,8 @@ def prepare(ctx: Context, tools: list[Tool]) -> dict[str, str]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # every tool gets its bytecode cached, as on a user's machine
     env.update(
         POLYNB_HOME=str(ctx.work / "polynb-home"),
+        # polynb's command servers live in the work folder, so the bench can stop them when it ends.
+        POLYNB_COMMAND_SERVER_DIR=str(ctx.work / "command-servers"),
         # Metaflow: a user name (it refuses to run without one), a local datastore and metadata, no user config.
         METAFLOW_USER="bench",
         METAFLOW_HOME=str(ctx.work / "metaflow-config"),
@@ -167,6 +175,15 @@ def prepare(ctx: Context, tools: list[Tool]) -> dict[str, str]:
         PYTHONPATH=os.pathsep.join(p for p in (env.get("PYTHONPATH"), str(FLOWS)) if p),
     )
     return env
+
+
+def stop_command_servers(folder: Path) -> None:
+    """End the polynb command servers the bench started (each wrote its pid into its lock file)."""
+    for lock in folder.glob("cmd-*.lock"):
+        pid = lock.read_text().strip()
+        if pid.isdigit():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGTERM)
 
 
 # -- measuring -------------------------------------------------------------------------------------------------
@@ -190,6 +207,7 @@ def run_once(tool: Tool, shape: str, ctx: Context, env: dict[str, str]) -> Sampl
     cwd = ctx.work / "metaflow" if tool.key == "metaflow" else ctx.work  # Metaflow keeps .metaflow/ there
     started = time.perf_counter()
     # A session of its own: a hung or interrupted command is ended with every process it started.
+    env = {**env, **dict(tool.env)}
     with subprocess.Popen(argv, cwd=cwd, env=env, stdout=PIPE, stderr=PIPE, text=True, start_new_session=True) as proc:
         try:
             stdout, stderr = proc.communicate(timeout=GUARD)
@@ -276,8 +294,8 @@ def print_table(tools: list[Tool], shapes: list[str], samples: dict[str, dict[st
         row = [label]
         for tool in tools:
             value, base = figures[tool.key][shape], figures.get("polynb", {}).get(shape)
-            if shape == "watch" and tool.key == "polynb":
-                delay = median(samples["polynb"]["watch"], lambda s: s.delay)
+            if shape == "watch" and tool.key.startswith("polynb"):
+                delay = median(samples[tool.key]["watch"], lambda s: s.delay)
                 row.append("-" if delay is None else f"{delay * 1000:.0f} ms from the upstream's running")
             elif value is None and shape == "hop":
                 row.append("-")
@@ -321,6 +339,7 @@ def main() -> int:
         env = prepare(ctx, tools)
         samples = measure(tools, shapes, ctx, env, args.rounds)
     finally:
+        stop_command_servers(work / "command-servers")
         if args.keep:
             print(f"work folder kept: {work}", file=sys.stderr)
         else:

@@ -9,18 +9,31 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-import threading
-from collections.abc import Sequence
-from typing import NoReturn
 
-from polynb.cli import app
+TYPE_CHECKING = False  # ``typing`` only for the type checker: a served command's client imports just this
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import NoReturn
 
 __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """The console script and ``python -m polynb.cli``: run the command (:func:`app.main`, which returns its exit
-    status and is what code calls in-process), then leave at once."""
+    status and is what code calls in-process), then leave at once.
+
+    From the command line (``argv`` not given) the command runs in the warm command server when one serves this
+    interpreter and these sources (:mod:`polynb.cli.served`); otherwise here, and then a server is started for
+    the next command."""
+    if argv is None:
+        from polynb.cli import served
+
+        status = served.run(sys.argv[1:])
+        if status is not None:
+            exit_now(status)
+        atexit.register(served.start_server)  # after the command's own output and clean-up
+    from polynb.cli import app
+
     exit_now(app.main(argv))
 
 
@@ -34,9 +47,11 @@ def exit_now(status: int) -> NoReturn:
         sys.stderr.flush()
     except (OSError, ValueError):
         sys.exit(status)
-    main_thread = threading.main_thread()
-    if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
-        sys.exit(status)
+    threading = sys.modules.get("threading")  # never imported: no thread was started through it
+    if threading is not None:
+        main_thread = threading.main_thread()
+        if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
+            sys.exit(status)
     atexit._run_exitfuncs()
     try:
         sys.stdout.flush()

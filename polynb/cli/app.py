@@ -12,12 +12,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from polynb.cli import approvals, attach, check, connections, forward, run, runs, watch
+from polynb.cli import approvals, attach, check, connections, forward, run, runs, servers, watch
 
 EXIT_USAGE = 2
 
 # Command modules, in the order of `polynb --help`. Each imports what its commands need only when they run.
-COMMAND_MODULES = (check, run, runs, approvals, watch, attach, forward, connections)
+COMMAND_MODULES = (check, run, runs, approvals, watch, attach, forward, connections, servers)
 
 
 class _Version(argparse.Action):
@@ -46,8 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_prebuilt: list[argparse.ArgumentParser] = []
+"""A parser the command server built before forking (:func:`prebuild`): the next ``main`` takes it."""
+
+
+def prebuild() -> None:
+    """Build the parser now, for the next command of this process (argparse's help texts pass through
+    ``gettext``, which looks for catalogues on disk for every one of them: ~15 ms a command)."""
+    _prebuilt[:] = [build_parser()]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = _prebuilt.pop() if _prebuilt else build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on usage errors and --help

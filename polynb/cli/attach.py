@@ -43,7 +43,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
         local_artifacts_root,
         local_artifacts_store,
     )
-    from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive
+    from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive, shown_pid
     from polynb.spec.errors import SpecErrors
     from polynb.store import Store, resolve_run, root_of
 
@@ -65,7 +65,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
     owner = root.meta.get(OWNER_KEY)
     if owner_alive(owner, me=new_owner()):
         assert owner is not None
-        where = f"process {owner.get('pid')}" + (f" on {owner.get('host')}" if owner.get("host") else "")
+        where = f"process {shown_pid(owner)}" + (f" on {owner.get('host')}" if owner.get("host") else "")
         error(
             f"{label} is run by the engine in {where}, which is alive: follow it with `polynb logs -f"
             f" {root.uuid[:12]}` or `polynb events {root.uuid[:12]}`, stop it with `polynb stop {root.uuid[:12]}`"

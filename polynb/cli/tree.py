@@ -75,8 +75,14 @@ class RunTree:
     def _absorb(self, new: list[EventRecord]) -> None:
         for event in new:
             self.events.setdefault(event.run_uuid, []).append(event)
-        for uuid in dict.fromkeys(e.run_uuid for e in new):
+        touched = dict.fromkeys(e.run_uuid for e in new)
+        if len(touched) == 1:
+            (uuid,) = touched
             self.runs[uuid] = self.store.get_run(uuid)
+        elif touched:
+            fresh = self.store.get_runs(touched)
+            for uuid in touched:  # in the order of the events: a run first seen here keeps its creation order
+                self.runs[uuid] = fresh[uuid] if uuid in fresh else self.store.get_run(uuid)
 
     def _nested(self) -> list[str]:
         """The ops of this tree that have runs under them: a nested DAG's (a run of kind ``dag`` under another

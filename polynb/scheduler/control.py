@@ -36,7 +36,7 @@ from typing import Any, Literal, Protocol
 from polynb.compiler.types import CompiledOp
 from polynb.executors.base import Executor, ExecutorUpdate
 from polynb.lifecycle import CUSTOM_EVENT_KINDS, FINAL, REASON_STOPPED, Status
-from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive, process_start_time
+from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive, process_start_time, shown_pid
 from polynb.store import RunRecord, Store
 
 logger = logging.getLogger(__name__)
@@ -229,7 +229,7 @@ def stop(
         except OSError as exc:
             if owner_alive(owner, me=me):
                 raise ControlError(
-                    f"run {root.uuid} is managed by the engine in process {owner.get('pid')}, which does not take"
+                    f"run {root.uuid} is managed by the engine in process {shown_pid(owner)}, which does not take"
                     f" commands from other processes ({exc}); stop it from there"
                 ) from None
         else:

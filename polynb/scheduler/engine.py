@@ -6,11 +6,11 @@ enqueue the outcome. Everything that decides or writes statuses runs on the engi
 never race. Each message costs O(edges of the run that moved), not O(ops): see ``tallies``. The loop
 blocks on ``queue.get(timeout=<next timer deadline>)``: there is no poll loop.
 
-Turns. The loop takes the messages queued at once (for up to ``TURN_SECONDS``, or until one leaves a run to
-submit or stop) as one turn, written in one store transaction (``Store.batch``): one commit instead of one
-per status change. Nothing acts on a status before it is committed: the turn's submissions, stops and
-events (``outbox``), its waiters and the answers to its calls all wait for the commit. Subscribers are
-called on the engine thread then, in seq order.
+Turns. The loop takes the messages queued at once (for up to ``TURN_SECONDS``, or ``ACTING_SECONDS`` more
+once one leaves a run to submit or stop) as one turn, written in one store transaction (``Store.batch``): one
+commit instead of one per status change. Nothing acts on a status before it is committed: the turn's
+submissions, stops and events (``outbox``), its waiters and the answers to its calls all wait for the commit.
+Subscribers are called on the engine thread then, in seq order.
 
 This module holds the public API and the loop; the work is done by collaborators that share one
 :class:`~polynb.scheduler.state.EngineState`: ``statuses`` (every status change, hooks created with the
@@ -73,9 +73,13 @@ DEFAULT_RETRY_DELAY = 0.5
 """Seconds between a failed attempt and the next (a timer, not a sleep)."""
 
 TURN_SECONDS = 0.005
-"""How long a turn goes on taking queued messages (status updates, mostly): its writes are one commit.
-A message that leaves something to act on (a run to submit, one to stop) ends the turn at once: nothing
-acts before the commit, and a submission must not wait for the rest of the queue."""
+"""How long a turn goes on taking queued messages (status updates, mostly): its writes are one commit."""
+
+ACTING_SECONDS = 0.001
+"""How much longer a turn goes on once a message has left something to act on (a run to submit, one to
+stop): nothing acts before the commit, so a submission waits at most this for the messages already queued
+behind it (with many chains in flight, a commit per submission would cost more than it saves; alone, the
+queue is empty and the turn ends at once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,8 +426,8 @@ class Engine:
                 go_on = self._turn(None)  # a listener called the engine back while the turn was delivered
 
     def _turn(self, message: object) -> bool:
-        """Handle ``message`` and those queued behind it (for up to ``TURN_SECONDS``, or until one leaves a run
-        to submit or stop) as one turn.
+        """Handle ``message`` and those queued behind it (for up to ``TURN_SECONDS``, or ``ACTING_SECONDS`` more
+        once one leaves a run to submit or stop) as one turn.
 
         The turn's writes are one transaction, so they cost one commit; what acts on them (submissions,
         stops, listeners, waiters, the public API's callers) is done once it is committed (``outbox``).
@@ -432,13 +436,17 @@ class Engine:
         state = self._state
         replies: list[_Reply] = []
         deadline = time.monotonic() + TURN_SECONDS
+        acting = False
         go_on = True
         state.outbox.holding = True
         try:
             with state.store.batch():
                 while True:
                     self._handle(message, replies)
-                    if state.outbox.acting or time.monotonic() >= deadline:
+                    now = time.monotonic()
+                    if not acting and state.outbox.acting:
+                        acting, deadline = True, min(deadline, now + ACTING_SECONDS)
+                    if now >= deadline:
                         break
                     try:
                         message = self._queue.get_nowait()

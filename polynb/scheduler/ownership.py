@@ -32,9 +32,28 @@ def process_start_time(pid: int) -> int | None:
         return None
 
 
+_CLIENT: list[int] = []
+"""The ``polynb`` process this one runs a command for, when the command server runs it (``serve_for``)."""
+
+
+def serve_for(pid: int) -> None:
+    """This process runs a command for the ``polynb`` process ``pid`` (polynb.cli's command server): runs record
+    it beside the engine's own pid, which is what decides whether the engine lives. It is the process a user
+    started and sees, so messages name it."""
+    _CLIENT[:] = [pid]
+
+
 def new_owner() -> dict[str, Any]:
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "start": process_start_time(pid), "token": uuid.uuid4().hex}
+    owner = {"host": socket.gethostname(), "pid": pid, "start": process_start_time(pid), "token": uuid.uuid4().hex}
+    if _CLIENT:
+        owner["client"] = _CLIENT[0]
+    return owner
+
+
+def shown_pid(owner: Mapping[str, Any]) -> Any:
+    """The process to name to a user: the ``polynb`` command they started, which may serve the engine's."""
+    return owner.get("client", owner.get("pid"))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from polynb.lifecycle import CUSTOM_EVENT_KINDS, FINAL
 from polynb.scheduler.control import ControlError, request
-from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive
+from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive, shown_pid
 from polynb.scheduler.readiness import APPROVED_EVENT, INVALIDATED_EVENT
 from polynb.store import RunRecord, Store, root_of
 
@@ -67,7 +67,7 @@ def approve(
         try:
             answer = request(owner, body)
         except OSError as exc:
-            raise ControlError(f"the engine in process {owner.get('pid')} does not take commands ({exc})") from None
+            raise ControlError(f"the engine in process {shown_pid(owner)} does not take commands ({exc})") from None
         if not answer.get("ok"):
             raise ControlError(str(answer.get("error") or "the engine refused the request"))
         return "engine"
@@ -97,7 +97,7 @@ def emit(store: Store, kind: str, payload: Mapping[str, Any], *, skip_pid: int |
         try:
             answer = request(owner, {"cmd": "emit", "kind": kind, "payload": dict(payload)})
         except OSError as exc:
-            logger.warning("the engine in process %s does not take commands (%s)", owner.get("pid"), exc)
+            logger.warning("the engine in process %s does not take commands (%s)", shown_pid(owner), exc)
             continue
         if not answer.get("ok"):
             raise ControlError(str(answer.get("error") or "the engine refused the event"))

@@ -8,8 +8,10 @@ e.g. a claim); ``adopt`` starts managing a run the store holds. What the engine 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
 from datetime import datetime
+from typing import Any
 
 from polynb.lifecycle import Status, event_kind
 from polynb.scheduler.hooks import HookFactory
@@ -75,12 +77,26 @@ class Statuses:
         self._changed(run)
         return True
 
-    def set(self, run: RunState, status: Status, reason: str, message: str = "", at: datetime | None = None) -> bool:
-        """Record ``status``; ``at`` is when the executor saw it (None: now)."""
+    def set(
+        self,
+        run: RunState,
+        status: Status,
+        reason: str,
+        message: str = "",
+        at: datetime | None = None,
+        *,
+        spec: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record ``status``; ``at`` is when the executor saw it (None: now). ``spec`` and ``inputs`` (a compiled
+        op's) are stored with it, in the same statement, or alone if the run is final already."""
+        store = self._state.store
         if run.is_final:
+            if spec is not None:
+                store.set_spec(run.uuid, spec, inputs=inputs)
             return False
-        transition = self._state.store.move(
-            run.uuid, status, known=run.status, reason=reason, message=message or None, at=at
+        transition = store.move(
+            run.uuid, status, known=run.status, reason=reason, message=message or None, at=at, spec=spec, inputs=inputs
         )
         return self.apply(run, transition)
 
@@ -98,7 +114,7 @@ class Statuses:
             return
         state = self._state
         selected = self._hooks.select(run, status) if run.hookable and not state.shutting_down else []
-        with state.store.atomic():
+        with state.store.atomic() if selected else nullcontext():  # a move alone is whole already
             transition = state.store.move(
                 run.uuid, status, known=run.status, reason=reason, message=message or None, at=at
             )

@@ -264,9 +264,51 @@ class Submission:
             self._statuses.set(run, Status.COMPILED, "Compiled", "a schedule: each tick's run compiles when it fires")
             self.enqueue(run, dag)
             return
-        self._apply_compiled(run, self.compile(run, dag))
+        outcome = self.compile(run, dag)
+        if isinstance(outcome, Compiled) and self._claimable_now(run, dag) and self._compile_and_claim(run, outcome):
+            return
+        self._apply_compiled(run, outcome)
         if run.status == Status.COMPILED:
             self.enqueue(run, dag)
+
+    def _claimable_now(self, run: RunState, dag: DagState | None) -> bool:
+        """Would ``run``, once compiled, be claimed at once (``enqueue``, ``dispatch``)? A plain op (no cache to
+        reuse, not a sweep, a schedule nor a nested DAG) with, in its DAG, no op queued for a slot before it and
+        a slot free."""
+        plan = run.plan
+        if plan is None or run.hook is not None or run.status != Status.CREATED:
+            return False
+        if run.stop_requested or self._state.closing:
+            return False
+        op = plan.operation
+        if op.matrix is not None or op.schedule is not None or plan.kind == "dag":
+            return False
+        if cache_of(op, plan.component) is not None:
+            return False
+        if dag is None:
+            return True
+        assert dag.index is not None
+        limit = dag.plan.concurrency
+        return not dag.ready and (limit is None or dag.index.active < limit)
+
+    def _compile_and_claim(self, run: RunState, outcome: Compiled) -> bool:
+        """``compiled`` then ``queued`` (claimed) in one store write (``Store.compile_and_claim``): each status
+        has its history row and its event, as two moves would write them. False, with nothing written, if the
+        run moved meanwhile (another process): the caller makes the two moves, which decide on it."""
+        state = self._state
+        moved = state.store.compile_and_claim(
+            run.uuid,
+            spec=outcome.op.to_dict(),
+            inputs=outcome.inputs,
+            executor=run.executor,
+            compiled=("Compiled", outcome.message or None),
+        )
+        if moved is None:
+            return False
+        run.compiled = outcome.op
+        self._statuses.apply(run, moved)
+        self._submit_claimed(run)
+        return True
 
     def prepare_and_submit(self, run: RunState) -> None:
         """Single runs and hook runs: no DAG, no concurrency limit."""
@@ -290,8 +332,8 @@ class Submission:
             self._statuses.set(run, Status.COMPILED, "Compiled", f"a nested DAG: {len(outcome.inputs)} inputs bound")
             return
         run.compiled = outcome.op
-        self._state.store.set_spec(run.uuid, outcome.op.to_dict(), inputs=outcome.inputs)
-        self._statuses.set(run, Status.COMPILED, "Compiled", outcome.message)
+        spec, inputs = outcome.op.to_dict(), outcome.inputs
+        self._statuses.set(run, Status.COMPILED, "Compiled", outcome.message, spec=spec, inputs=inputs)
         self._reuse_cached(run, outcome.op)
 
     def _reuse_cached(self, run: RunState, op: CompiledOp) -> None:
@@ -382,6 +424,12 @@ class Submission:
         if not self._statuses.apply(run, queued):
             logger.warning("run %s not claimed (status %s): not submitted", run.uuid, queued.previous)
             return
+        self._submit_claimed(run)
+
+    def _submit_claimed(self, run: RunState) -> None:
+        """``run`` is claimed (``queued``): it holds its slot; it is submitted once the claim is committed."""
+        state = self._state
+        assert run.compiled is not None
         self._statuses.hold_slot(run, True)
         run.in_flight = True
         run.claimed_at = time.monotonic()

@@ -31,12 +31,39 @@ def on_first_use(tp: Any) -> GetPydanticSchema:
     location to those of the section), same field type for the introspection of error messages."""
     adapters: list[TypeAdapter[Any]] = []
 
-    def validate(value: Any, info: ValidationInfo) -> Any:
+    def build() -> TypeAdapter[Any]:
         if not adapters:
             adapters.append(TypeAdapter(tp))  # built once; two threads racing here build two, both right
-        return adapters[0].validate_python(value, context=info.context)
+        return adapters[0]
 
+    def validate(value: Any, info: ValidationInfo) -> Any:
+        return build().validate_python(value, context=info.context)
+
+    _FIRST_USE.append(build)
     return GetPydanticSchema(lambda _tp, _handler: core_schema.with_info_plain_validator_function(validate))
+
+
+_FIRST_USE: list[Any] = []
+"""The builders of every ``on_first_use`` section, for :func:`build_everything`."""
+
+
+def build_everything() -> None:
+    """Build every spec model's validator and serializer, and every section's, now rather than on first use.
+
+    For a process that forks one child per command (the CLI's command server): built once before the forks,
+    never again in a child, whatever file a command reads."""
+    pending: list[type[BaseModel]] = [Model]
+    seen: set[type[BaseModel]] = set()
+    while pending:
+        cls = pending.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        pending += cls.__subclasses__()
+        if cls is not Model and cls is not SharedModel and not cls.__pydantic_generic_metadata__["parameters"]:
+            cls.model_rebuild()
+    for build in list(_FIRST_USE):
+        build()
 
 
 class Model(BaseModel):

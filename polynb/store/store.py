@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -69,6 +70,7 @@ _UPDATE_CLAIMED = f"UPDATE runs SET {_SET_STATUS}, attempt = ?, executor = ?, sp
 _MOVE = (
     "UPDATE runs SET status = ?1, reason = ?2, message = ?3, updated_at = ?4,"
     " attempt = attempt + ?9, executor = coalesce(?10, executor),"
+    " spec = coalesce(?11, spec), inputs = coalesce(?12, inputs),"
     " started_at = CASE WHEN started_at IS NULL AND ?5 THEN ?4 ELSE started_at END,"
     " wait_time = CASE WHEN started_at IS NULL AND ?5 THEN max(0.0, ?4 - created_at) ELSE wait_time END,"
     " finished_at = CASE WHEN ?6 THEN ?4 END,"
@@ -76,12 +78,17 @@ _MOVE = (
     " ELSE coalesce(started_at, created_at) END) END"
     " WHERE uuid = ?7 AND status = ?8 RETURNING name, kind, dag_uuid, attempt"
 )
+_ROOTS_KEPT = 4096
+_UNKNOWN = object()
+_ARTIFACTS_ROOT = f"SELECT json_extract(meta, '$.{ARTIFACTS_ROOT_KEY}') FROM runs WHERE uuid = ?"  # noqa: S608
 _HEX_RE = re.compile(r"[0-9a-f]{1,32}")
 _CURRENT_ATTEMPT = "(SELECT max(attempt, 1) FROM runs WHERE uuid = ?)"
 _OP_OF_CURRENT_ATTEMPT = f"coalesce(json_extract(meta, '$.{DAG_ATTEMPT_KEY}'), 1) = {_CURRENT_ATTEMPT}"
 # A run of DAG ``?`` (every ``?`` is that DAG's uuid) in its current attempt: an op made for it, a hook of such an
 # op, or a hook of the DAG itself. Until the DAG is retried every run is: the JSON is read only then.
 _OPS_OF_CURRENT_ATTEMPT = f"SELECT uuid FROM runs WHERE dag_uuid = ? AND hook_of IS NULL AND {_OP_OF_CURRENT_ATTEMPT}"  # noqa: S608
+_IN_CHUNK = 500
+"""uuids per ``IN (...)`` list: far below SQLite's limit on a statement's parameters."""
 _IN_CURRENT_ATTEMPT = (
     f"({_CURRENT_ATTEMPT} = 1 OR CASE WHEN hook_of IS NULL THEN {_OP_OF_CURRENT_ATTEMPT}"
     f" WHEN hook_of = ? THEN 1 ELSE hook_of IN ({_OPS_OF_CURRENT_ATTEMPT}) END)"
@@ -110,6 +117,10 @@ class Store:
         self.artifacts_store = artifacts_store
         """The bucket every new local run is synced to (recorded in its meta, without credentials), and the
         connection that reaches it from here. None: runs stay on this machine only."""
+        self._roots: dict[str, object] = {}
+        """The artifacts root recorded in the meta of the runs this store created last (``_ROOTS_KEPT``): the
+        engine thread asks for an op's twice (its placement, its events file), and the key never changes."""
+        self._roots_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._pool = ConnectionPool(self.path)
         self._checkpointer = Checkpointer(self._pool.get)
@@ -185,6 +196,11 @@ class Store:
                 run = _fresh_record(new, now)
                 self._record_change(conn, run, None, now)
                 created.append(run)
+        with self._roots_lock:
+            for new in batch:
+                self._roots[new.uuid] = new.meta.get(ARTIFACTS_ROOT_KEY)
+            while len(self._roots) > _ROOTS_KEPT:
+                del self._roots[next(iter(self._roots))]
         return created
 
     def _with_root(self, new: NewRun) -> NewRun:
@@ -269,23 +285,31 @@ class Store:
         at: datetime | None = None,
         claim: bool = False,
         executor: str | None = None,
+        spec: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, Any] | None = None,
     ) -> Move:
         """``set_status`` (or, with ``claim``, ``claim`` from the submittable statuses, recording ``executor``) for
         a caller that knows the run's current status (``known``, e.g. the engine's view) and needs no record
         back: one UPDATE (a compare-and-set on ``known``) and the event and history INSERTs, without reading the
         run. The same rules and writes as those two, which decide when ``known`` is not the stored status or
-        ``known`` → ``status`` is not a transition."""
+        ``known`` → ``status`` is not a transition. ``spec`` and ``inputs``, if given, are written as
+        ``set_spec`` writes them (whether or not the status changes), in the same UPDATE when it does."""
         target = _storable(status)
+        spec_text = None if spec is None else dumps(spec)
+        inputs_text = None if inputs is None else dumps(inputs)
         if not can_transition(known, target) or (claim and known not in SUBMITTABLE_VALUES):
-            return _as_move(self._change(uuid, target, reason, message, at, claim, executor))
+            with self._pool.atomic():
+                self._write_spec(self._pool.get(), uuid, spec_text, inputs_text)
+                return _as_move(self._change(uuid, target, reason, message, at, claim, executor))
         now = to_ts(at)
         params = (
             target.value, reason, message, now, target in RUNNING_VALUES, target in FINAL, uuid, known.value,
-            int(claim), executor,
+            int(claim), executor, spec_text, inputs_text,
         )  # fmt: skip
         with self._pool.write() as conn:
             rows = conn.execute(_MOVE, params).fetchall()
             if not rows:  # moved meanwhile (by another process), or gone: decide on what is stored
+                self._write_spec(conn, uuid, spec_text, inputs_text)
                 run = self._load(conn, uuid)
                 expected = SUBMITTABLE_VALUES if claim else None
                 claimed = _Claim(executor, None, None) if claim else None
@@ -293,6 +317,47 @@ class Store:
             name, kind, dag_uuid, attempt = rows[0]
             events = _append_change(conn, uuid, name, kind, dag_uuid, attempt, target, known, reason, message, now)
         return Move(True, known, target, attempt, events)
+
+    def compile_and_claim(
+        self,
+        uuid: str,
+        *,
+        spec: Mapping[str, Any],
+        inputs: Mapping[str, Any] | None,
+        executor: str | None,
+        compiled: tuple[str, str | None],
+        reason: str = "Queued",
+        at: datetime | None = None,
+    ) -> Move | None:
+        """A ``created`` run compiled and claimed at once, as ``move`` to ``compiled`` (with ``spec`` and
+        ``inputs``; ``compiled`` is its reason and message) then ``move`` to ``queued`` with ``claim`` write
+        them, in one UPDATE: both history rows and both events, in that order, at the same instant. None,
+        with nothing written, if the run is not ``created`` in the store: the caller makes the two moves."""
+        now = to_ts(at)
+        target = Status.QUEUED
+        params = (
+            target.value, reason, None, now, False, False, uuid, Status.CREATED.value, 1, executor, dumps(spec),
+            None if inputs is None else dumps(inputs),
+        )  # fmt: skip
+        with self._pool.write() as conn:
+            rows = conn.execute(_MOVE, params).fetchall()
+            if not rows:
+                return None
+            name, kind, dag_uuid, attempt = rows[0]
+            first = _append_change(
+                conn, uuid, name, kind, dag_uuid, attempt - 1, Status.COMPILED, Status.CREATED, *compiled, now
+            )
+            then = _append_change(
+                conn, uuid, name, kind, dag_uuid, attempt, target, Status.COMPILED, reason, None, now
+            )  # fmt: skip
+        return Move(True, Status.CREATED, target, attempt, first + then)
+
+    def _write_spec(self, conn: sqlite3.Connection, uuid: str, spec: str | None, inputs: str | None) -> None:
+        if spec is not None or inputs is not None:
+            conn.execute(
+                "UPDATE runs SET spec = coalesce(?, spec), inputs = coalesce(?, inputs), updated_at = ? WHERE uuid = ?",
+                (spec, inputs, to_ts(None), uuid),
+            )
 
     def _change(
         self,
@@ -434,11 +499,26 @@ class Store:
         """The run with this uuid; RunNotFoundError if there is none."""
         return self._load(self._pool.get(), uuid)
 
+    def get_runs(self, uuids: Collection[str]) -> dict[str, RunRecord]:
+        """The runs with these uuids (unknown ones left out), by uuid: one statement per 500, where a follower
+        refreshing what a burst of events touched would otherwise make one each."""
+        wanted = list(dict.fromkeys(uuids))
+        found: dict[str, RunRecord] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            for run in self._select_runs([f"uuid IN ({', '.join('?' * len(chunk))})"], chunk, order="rowid"):
+                found[run.uuid] = run
+        return found
+
     def artifacts_root_of(self, uuid: str) -> Path:
         """The artifacts root recorded for run ``uuid`` when it was created; ``$POLYNB_HOME/artifacts`` for a
         run without one (created before a root was configured) or an unknown run."""
-        row = self._pool.get().execute("SELECT meta FROM runs WHERE uuid = ?", (uuid,)).fetchone()
-        return recorded_root(loads(row[0]) if row is not None else {})
+        known = self._roots.get(uuid, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return recorded_root({ARTIFACTS_ROOT_KEY: known})
+        # The one key, not the whole meta (an op's holds its plan).
+        row = self._pool.get().execute(_ARTIFACTS_ROOT, (uuid,)).fetchone()
+        return recorded_root({ARTIFACTS_ROOT_KEY: row[0]} if row is not None else {})
 
     def artifacts_store_of(self, uuid: str) -> StoreAccess | None:
         """The bucket store recorded for run ``uuid`` when it was created, reached with this store's connection

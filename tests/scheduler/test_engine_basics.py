@@ -50,6 +50,10 @@ def test_every_run_goes_through_polyaxon_statuses(env: Env) -> None:
     assert kinds[-2:] == ["run_status_succeeded", "run_status_done"]
     history = env.store.status_history(a.uuid)
     assert all(change.reason for change in history[1:])
+    # Compiled and claimed in one write, still a history row each, with the compiled op stored.
+    assert [change.status for change in history[:3]] == [Status.CREATED, Status.COMPILED, Status.QUEUED]
+    assert (history[1].reason, history[2].reason, a.attempt) == ("Compiled", "Queued", 1)
+    assert a.spec["uuid"] == a.uuid
     assert env.kinds(uuid)[-2:] == ["run_status_succeeded", "run_status_done"]
 
 

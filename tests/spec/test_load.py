@@ -241,3 +241,34 @@ def test_the_first_file_a_process_reads_gets_the_same_errors() -> None:
     done = subprocess.run([sys.executable, "-c", code], input=text, capture_output=True, text=True, env=env, check=True)
     assert len(expected) == 3
     assert done.stdout.splitlines() == expected
+
+
+def test_built_everything_ahead_a_process_validates_without_building_and_with_the_same_errors() -> None:
+    """``build_everything`` (what the CLI's command server does before it forks): afterwards no file builds a
+    model, a section (matrix, hooks) included, and errors, positions and suggestions are those of a lazy build."""
+    bad = (
+        VALID.replace("    trigger: all_done\n", "    dependecies: [experiment]\n").replace(
+            "trigger: failed", "trigger: faild"
+        )
+        + "matrix: {kind: grid, parms: {lr: {kind: choice, value: [1]}}}\n"
+    )
+    good = VALID + "matrix: {kind: grid, params: {lr: {kind: choice, value: [1]}}}\n"
+    code = (
+        "import sys\nfrom polynb.spec.base import build_everything\nfrom polynb.spec.errors import SpecErrors\n"
+        "from polynb.spec.load import load_text\nimport pydantic._internal._model_construction as construction\n"
+        "build_everything()\nbuilt = []\nreal = construction.complete_model_class\n"
+        "construction.complete_model_class = lambda cls, *a, **k: built.append(cls.__name__) or real(cls, *a, **k)\n"
+        "good, bad = sys.stdin.read().split('\\n---8<---\\n')\nload_text(good, 'g.yaml')\n"
+        "try:\n    load_text(bad, 'f.yaml')\nexcept SpecErrors as exc:\n"
+        "    print('\\n'.join(str(e) for e in exc.errors))\nprint('built:', built)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-c", code], input=good + "\n---8<---\n" + bad, capture_output=True, text=True, env=env,
+        check=True,
+    )  # fmt: skip
+    *errors, built = done.stdout.splitlines()
+    assert errors == [str(error) for error in errors_of(bad)]
+    assert len(errors) == 3
+    assert built == "built: []"

@@ -95,6 +95,19 @@ def test_runs_without_a_recorded_root_keep_the_default_one(monkeypatch: pytest.M
     assert recorded_root({ARTIFACTS_ROOT_KEY: "/data/runs"}) == Path("/data/runs")
 
 
+def test_the_root_of_a_run_is_the_one_recorded_whichever_store_created_it(tmp_path: Path) -> None:
+    with (
+        Store(tmp_path / "polynb.db", artifacts_root=tmp_path / "a") as a,
+        Store(tmp_path / "polynb.db", artifacts_root=tmp_path / "b") as b,
+    ):
+        in_a, in_b = a.create_run(NewRun(name="x", kind="job")), b.create_run(NewRun(name="y", kind="job"))
+        for store in (a, b):  # each store remembers the runs it made; the other's it reads from the file
+            assert (store.artifacts_root_of(in_a.uuid), store.artifacts_root_of(in_b.uuid)) == (
+                tmp_path / "a",
+                tmp_path / "b",
+            )
+
+
 def test_a_relative_artifacts_root_is_recorded_absolute(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     with Store(tmp_path / "polynb.db", artifacts_root="runs") as store:

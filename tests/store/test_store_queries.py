@@ -57,6 +57,18 @@ def test_dag_runs_keep_their_spec_and_params_for_a_resume(store: Store) -> None:
     assert store.get_run(dag.uuid).inputs == {"epochs": 3}
 
 
+def test_get_runs_reads_many_runs_at_once_as_get_run_reads_each(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("polynb.store.store._IN_CHUNK", 3)  # several statements, as for more than 500 uuids
+    _dag, children = make_dag(store, ops=7)
+    store.set_status(children[4].uuid, Status.COMPILED)
+    wanted = [c.uuid for c in children] + [children[0].uuid, "f" * 32]  # a duplicate, an unknown uuid
+    found = store.get_runs(wanted)
+    assert set(found) == {c.uuid for c in children}
+    assert all(found[c.uuid] == store.get_run(c.uuid) for c in children)
+    assert found[children[4].uuid].status == Status.COMPILED
+    assert store.get_runs([]) == {}
+
+
 def test_children_hooks_and_listing(store: Store) -> None:
     dag, ops = make_dag(store, ops=3)
     hook = store.create_run(

@@ -225,6 +225,51 @@ def test_move_writes_what_set_status_and_claim_write(tmp_path: Path) -> None:
         assert _written(lean, b) == _written(full, a)
 
 
+def test_move_writes_a_compiled_spec_with_the_status_or_alone_when_refused(store: Store) -> None:
+    spec = {"kind": "operation", "component": {"run": {"kind": "job"}}}
+    compiled = new_job(store)
+    assert store.move(compiled, Status.COMPILED, known=Status.CREATED, spec=spec, inputs={"lr": 0.1}, at=at(1))
+    run = store.get_run(compiled)
+    assert (run.status, run.spec, run.inputs) == (Status.COMPILED, spec, {"lr": 0.1})
+    assert [c.status for c in store.status_history(compiled)] == [Status.CREATED, Status.COMPILED]
+
+    # Stopped meanwhile (by another process, say): the status stays, the spec is stored as set_spec would.
+    stopped = new_job(store, inputs={"lr": 0.5})
+    store.set_status(stopped, Status.STOPPED, at=at(1))
+    for known in (Status.CREATED, Status.STOPPED):  # the UPDATE matches nothing / not a transition at all
+        refused = store.move(stopped, Status.COMPILED, known=known, spec={**spec, "v": known.value}, at=at(2))
+        run = store.get_run(stopped)
+        assert (refused.applied, run.status, run.spec, run.inputs) == (
+            False,
+            Status.STOPPED,
+            {**spec, "v": known.value},
+            {"lr": 0.5},
+        )
+
+
+def test_compile_and_claim_writes_what_the_two_moves_write(tmp_path: Path) -> None:
+    spec = {"kind": "operation", "component": {"run": {"kind": "job"}}}
+    with Store(tmp_path / "a.db") as two, Store(tmp_path / "b.db") as one:
+        a, b = new_job(two, inputs={"lr": 0.1}), new_job(one, inputs={"lr": 0.1})
+        two.move(a, Status.COMPILED, known=Status.CREATED, reason="Compiled", message="1 input", spec=spec, at=at(1))
+        two.move(a, Status.QUEUED, known=Status.COMPILED, claim=True, executor="local", reason="Queued", at=at(1))
+        moved = one.compile_and_claim(
+            b, spec=spec, inputs=None, executor="local", compiled=("Compiled", "1 input"), at=at(1)
+        )
+        assert moved is not None
+        assert (moved.applied, moved.previous, moved.status, moved.attempt) == (True, Status.CREATED, Status.QUEUED, 1)
+        assert [e.seq for e in moved.events] == [e.seq for e in one.events(run_uuid=b)][1:]
+        assert _written(one, b) == _written(two, a)
+
+
+def test_compile_and_claim_writes_nothing_for_a_run_no_longer_created(store: Store) -> None:
+    uuid = new_job(store)
+    store.set_status(uuid, Status.STOPPED, at=at(1))
+    seq = store.last_seq()
+    assert store.compile_and_claim(uuid, spec={}, inputs=None, executor="local", compiled=("Compiled", None)) is None
+    assert (store.get_run(uuid).status, store.get_run(uuid).attempt, store.last_seq()) == (Status.STOPPED, 0, seq)
+
+
 def test_move_decides_on_the_stored_status_when_the_known_one_is_stale(store: Store) -> None:
     uuid = new_job(store)
     store.claim(uuid, executor="local", at=at(1))
