@@ -37,6 +37,7 @@ import time
 from typing import Any, NoReturn
 
 from polynb.cli import served
+from polynb.executors.local.forkserver import decode_fds
 from polynb.scheduler.ownership import serve_for
 
 WARM = (
@@ -166,7 +167,7 @@ class Server:
             if uid != os.getuid():
                 raise PermissionError(f"a client of another user (uid {uid}, pid {pid})")
             data, ancdata, flags, _ = conn.recvmsg(served.MAX_MESSAGE, socket.CMSG_SPACE(4 * served.MAX_FDS))
-            fds = _decode_fds(ancdata)
+            fds = decode_fds(ancdata)
             request = marshal.loads(data) if data else None  # noqa: S302 - our own client, 0600 socket in a 0700 folder
             why = _refusal(request, fds, flags, self.sig)
             if why is not None:
@@ -264,15 +265,6 @@ class Server:
                     conn.send(marshal.dumps(("exit", status)))
                 conn.close()
             self.last_active = time.monotonic()
-
-
-def _decode_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
-    fds: list[int] = []
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            usable = len(data) - len(data) % 4
-            fds += [int.from_bytes(data[i : i + 4], sys.byteorder, signed=True) for i in range(0, usable, 4)]
-    return fds
 
 
 def _refusal(request: Any, fds: list[int], flags: int, sig: bytes) -> str | None:

@@ -187,14 +187,19 @@ def cli_logs(cli: Cli, uuid: str) -> list[str]:
     return result.stdout.splitlines(keepends=True)
 
 
-def test_ctrl_c_reaches_the_served_command_which_stops_the_dag_and_exits_130(cli: ServedCli) -> None:
-    cli.warm_up()
+def start_sleeper(cli: ServedCli) -> tuple[subprocess.Popen[str], int]:
+    """``polynb run`` of a DAG whose op sleeps, once the op runs: the client and the pid of the engine's process."""
     path = cli.write("sleepy.yaml", SLEEPY)
     proc = cli.start("run", "-f", str(path))
     cli.wait_for(lambda s: (op := cli.op(s, "sleepy", "sleeper")) is not None and op.status == Status.RUNNING,
                  "the sleeper running")  # fmt: skip
     with cli.store() as store:
-        pid = engine_pid(store)
+        return proc, engine_pid(store)
+
+
+def test_ctrl_c_reaches_the_served_command_which_stops_the_dag_and_exits_130(cli: ServedCli) -> None:
+    cli.warm_up()
+    proc, pid = start_sleeper(cli)
     assert pid != proc.pid
     assert is_server_child(pid)
     proc.send_signal(signal.SIGINT)
@@ -208,12 +213,7 @@ def test_ctrl_c_reaches_the_served_command_which_stops_the_dag_and_exits_130(cli
 
 def test_a_killed_client_takes_its_command_with_it(cli: ServedCli) -> None:
     cli.warm_up()
-    path = cli.write("sleepy.yaml", SLEEPY)
-    proc = cli.start("run", "-f", str(path))
-    cli.wait_for(lambda s: (op := cli.op(s, "sleepy", "sleeper")) is not None and op.status == Status.RUNNING,
-                 "the sleeper running")  # fmt: skip
-    with cli.store() as store:
-        pid = engine_pid(store)
+    proc, pid = start_sleeper(cli)
     assert is_server_child(pid)
     proc.kill()
     proc.wait(timeout=DEADLOCK_GUARD)
@@ -225,12 +225,7 @@ def test_a_killed_client_takes_its_command_with_it(cli: ServedCli) -> None:
 
 def test_a_command_killed_by_a_signal_ends_its_client_by_the_same_signal(cli: ServedCli) -> None:
     cli.warm_up()
-    path = cli.write("sleepy.yaml", SLEEPY)
-    proc = cli.start("run", "-f", str(path))
-    cli.wait_for(lambda s: (op := cli.op(s, "sleepy", "sleeper")) is not None and op.status == Status.RUNNING,
-                 "the sleeper running")  # fmt: skip
-    with cli.store() as store:
-        pid = engine_pid(store)
+    proc, pid = start_sleeper(cli)
     os.kill(pid, signal.SIGKILL)
     proc.communicate(timeout=DEADLOCK_GUARD)
     assert proc.returncode == -signal.SIGKILL
@@ -314,12 +309,8 @@ def test_server_stop_lets_the_commands_it_runs_finish_and_report_their_status(cl
     assert status.returncode == 0, status.stderr
     assert f"pid {pid}" in status.stdout
     assert "this installation" in status.stdout
-    path = cli.write("sleepy.yaml", SLEEPY)
-    proc = cli.start("run", "-f", str(path))
-    cli.wait_for(lambda s: (op := cli.op(s, "sleepy", "sleeper")) is not None and op.status == Status.RUNNING,
-                 "the sleeper running")  # fmt: skip
-    with cli.store() as store:
-        assert is_server_child(engine_pid(store))
+    proc, engine = start_sleeper(cli)
+    assert is_server_child(engine)
     stopped = cli.run("server", "stop")
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped 1 command server" in stopped.stdout
