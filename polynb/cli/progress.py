@@ -6,13 +6,16 @@ from the engine thread: a slow terminal then cannot hold up scheduling.
 
 from __future__ import annotations
 
-from collections import deque
+import time
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from polynb.cli.common import format_duration, local_time, one_line, run_duration, style_of
 from polynb.cli.tree import RunTree, hook_label, is_status_change, short_kind
-from polynb.lifecycle import is_status_event
+from polynb.lifecycle import FINAL, PENDING_VALUES, Status, is_status_event
 
 if TYPE_CHECKING:  # rich is imported by the live view alone: a pipe or `--no-live` does without it
     from rich.console import Console, RenderableType
@@ -23,6 +26,16 @@ if TYPE_CHECKING:  # rich is imported by the live view alone: a pipe or `--no-li
 TIMELINE_LENGTH = 12
 WIDE = 110
 """Terminal columns from which the live table also shows the events each op fired."""
+MIN_REDRAW_INTERVAL = 0.1
+"""Shortest pause between two redraws of the live view (the statuses' times are exact either way)."""
+REDRAW_SHARE = 0.2
+"""Most of the main thread's time the live view may take: a redraw that cost ``c`` waits ``c / share`` before
+the next. Rendering is Python code that holds the GIL the engine thread needs to schedule the next op."""
+TABLE_CHROME = 3
+"""Lines of the table that are not rows: the title above it, its header and the rule under the header."""
+MIN_TIMELINE = 3
+MIN_OP_ROWS = 5
+PROBLEMS: frozenset[Status] = frozenset({Status.FAILED, Status.UPSTREAM_FAILED, Status.STOPPED, Status.STOPPING})
 
 
 class Progress(Protocol):
@@ -61,9 +74,48 @@ class LineProgress:
         self.stream.flush()
 
 
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One run of the live table: an op, a hook (``↳ …``) or an op of a nested DAG (``outer/inner``)."""
+
+    name: str
+    run: RunRecord
+
+
+def fit_rows(rows: Sequence[Row], budget: int) -> tuple[list[Row], Counter[str]]:
+    """The rows to show when at most ``budget`` fit (one of them saying what is left out), in their order,
+    and the statuses of the rows left out.
+
+    What a user watches comes first: runs that failed or were stopped, then those under way, then the next
+    to start, then the most recently finished."""
+    if len(rows) <= budget:
+        return list(rows), Counter()
+    shown = max(budget - 1, 0)
+
+    def rank(index: int) -> tuple[int, float]:
+        run = rows[index].run
+        if run.status in PROBLEMS:
+            return 0, index
+        if run.status in FINAL:
+            finished = run.finished_at or run.updated_at
+            return 3, -finished.timestamp() if finished is not None else index
+        if run.status in PENDING_VALUES:
+            return 2, index
+        return 1, index
+
+    kept = set(sorted(range(len(rows)), key=rank)[:shown])
+    hidden = Counter(rows[i].run.status.value for i in range(len(rows)) if i not in kept)
+    return [rows[i] for i in sorted(kept)], hidden
+
+
 class LiveProgress:
     """A rich table of the ops (status in colour, reason, duration, events fired, service URL) above the
-    timeline of the latest events. Redrawn by the main thread after each poll, so nothing races."""
+    timeline of the latest events. Redrawn by the main thread after a poll, so nothing races.
+
+    While the run goes on, the view fits the terminal (the runs a user watches first, a line counting the others)
+    and is redrawn at most every :data:`MIN_REDRAW_INTERVAL` and within :data:`REDRAW_SHARE` of the time: a
+    table of hundreds of ops redrawn after every poll took most of a core from the engine (a 200-op fan-out ran
+    three times slower on a terminal than into a pipe). The last view, left on the terminal, shows every run."""
 
     def __init__(self, console: Console) -> None:
         from rich.live import Live
@@ -73,6 +125,7 @@ class LiveProgress:
         self.notes: list[str] = []
         self._tree: RunTree | None = None
         self._live = Live(console=console, auto_refresh=False, transient=False, redirect_stdout=False)
+        self._next_draw = 0.0
         self._live.start()
 
     def update(self, tree: RunTree, new: list[EventRecord]) -> None:
@@ -81,17 +134,39 @@ class LiveProgress:
             if is_status_event(event.kind) and not is_status_change(event):
                 continue  # run_status_done repeats the final status just shown
             self.timeline.append((event, tree.label(tree.runs[event.run_uuid])))
-        self._live.update(self._render(), refresh=True)
+        if time.monotonic() >= self._next_draw:
+            self._draw()
+        # else: the follower calls again within its wake interval, with or without new events
 
     def note(self, message: str) -> None:
         self.notes.append(message)
-        self._live.update(self._render(), refresh=True)
+        self._draw()
 
     def close(self) -> None:
-        self._live.update(self._render(), refresh=True)
-        self._live.stop()
+        self._live.update(self._render(fit=False), refresh=False)
+        self._live.stop()  # draws it, taller than the terminal if need be: the record left in its scrollback
 
-    def _render(self) -> RenderableType:
+    def _draw(self) -> None:
+        start = time.monotonic()
+        self._live.update(self._render(fit=True), refresh=True)
+        end = time.monotonic()
+        self._next_draw = end + max(MIN_REDRAW_INTERVAL, (end - start) / REDRAW_SHARE)
+
+    def _rows(self, tree: RunTree) -> list[Row]:
+        """Every run of the table in its order: each op, its hooks, the ops of the nested DAG it runs, and the
+        DAG's own hooks last."""
+        rows: list[Row] = []
+        ops = tree.ops()
+        while ops:
+            op = ops.pop(0)
+            rows.append(Row(tree.label(op), op))
+            rows += [Row(f"  ↳ {hook_label(hook, op.name)}", hook) for hook in tree.hooks(op.uuid)]
+            ops[:0] = tree.nested_ops(op)
+        if tree.is_dag:
+            rows += [Row(f"↳ {hook_label(hook, tree.top.name)}", hook) for hook in tree.hooks(tree.root)]
+        return rows
+
+    def _render(self, *, fit: bool) -> RenderableType:
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
@@ -102,7 +177,10 @@ class LiveProgress:
         now = datetime.now(UTC)
         top = tree.top
         title = Text.assemble((top.name, "bold"), "  ", (top.status.value, style_of(top.status.value)), f"  {top.uuid}")
-        table = Table(title=title, title_justify="left", expand=False, show_edge=False, pad_edge=False)
+        # The title above the table, not in it: a table's title wraps at the table's width (the uuid would take a
+        # second line of a narrow table), this one only at the terminal's.
+        title.no_wrap, title.overflow = True, "ellipsis"
+        table = Table(expand=False, show_edge=False, pad_edge=False)
         # Names, statuses and URLs must stay readable on an 80-column terminal; the rest gives way.
         wide = self.console.width >= WIDE
         table.add_column("op", no_wrap=True)
@@ -112,24 +190,31 @@ class LiveProgress:
         if wide:
             table.add_column("events", no_wrap=True, overflow="ellipsis", max_width=32)
         table.add_column("url", no_wrap=True)
-        ops = tree.ops()
-        while ops:  # each op, then the ops of the nested DAG it runs (``outer-op/inner-op``)
-            op = ops.pop(0)
-            table.add_row(*self._row(tree, op, now, wide=wide, name=tree.label(op)))
-            for hook in tree.hooks(op.uuid):
-                table.add_row(*self._row(tree, hook, now, wide=wide, name=f"  ↳ {hook_label(hook, op.name)}"))
-            ops[:0] = tree.nested_ops(op)
-        if tree.is_dag:
-            for hook in tree.hooks(tree.root):
-                table.add_row(*self._row(tree, hook, now, wide=wide, name=f"↳ {hook_label(hook, top.name)}"))
+        rows = self._rows(tree)
+        events = list(self.timeline)
+        hidden: Counter[str] = Counter()
+        if fit:
+            height = self.console.size.height
+            events = events[-max(MIN_TIMELINE, min(TIMELINE_LENGTH, height // 4)) :]
+            # What is not a row: the table's chrome, a blank line, "events" and its lines, the notes, the cursor.
+            budget = height - TABLE_CHROME - 2 - len(events) - len(self.notes) - 1
+            rows, hidden = fit_rows(rows, max(MIN_OP_ROWS, budget))
+        for row in rows:
+            table.add_row(*self._row(tree, row.run, now, wide=wide, name=row.name))
+        if hidden:
+            counts = ", ".join(f"{count} {status}" for status, count in hidden.most_common())
+            table.caption = Text(
+                f"… and {hidden.total()} more: {counts}", style="dim", no_wrap=True, overflow="ellipsis"
+            )
+            table.caption_justify = "left"
         timeline = Table.grid(padding=(0, 2))
-        for event, name in self.timeline:
+        for event, name in events:
             timeline.add_row(
                 Text(local_time(event.at), style="dim"),
                 Text(name),
                 Text(short_kind(event.kind), style=style_of(short_kind(event.kind))),
             )
-        parts: list[RenderableType] = [table, Text(""), Text("events", style="bold"), timeline]
+        parts: list[RenderableType] = [title, table, Text(""), Text("events", style="bold"), timeline]
         parts += [Text(note) for note in self.notes]
         return Group(*parts)
 
