@@ -4,9 +4,10 @@
 
 What a user waits for, from start to exit: ``polynb run -f FILE``, ``python flow.py run`` (Metaflow),
 ``dagster job execute`` (Dagster, with its in-process and its multiprocess executor) and
-``luigi --local-scheduler`` (Luigi). polynb twice: as a user's commands run (served by the command server the
-warm-up round started) and with ``POLYNB_COMMAND_SERVER=0`` (each command imports everything, as a first one).
-On
+``luigi --local-scheduler`` (Luigi). polynb three times: as a user's commands run (served by the command server
+the warm-up round started), with ``POLYNB_COMMAND_SERVER=0`` (each command imports everything, as a first one),
+and with its live view on a terminal (a pseudo-terminal of 50 x 120, as a user at a shell sees it; the others
+write into pipes). On
 
 - ``1-step``: the smallest flow (Metaflow's is ``start → end``): the fixed overhead of one command;
 - ``chain``: ``--chain`` steps one after another; per hop = (chain - 1-step) / (chain - 1);
@@ -30,26 +31,33 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
+import pty
+import select
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from subprocess import PIPE
+from subprocess import DEVNULL, PIPE
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOWS = ROOT / "bench" / "peers"
 VENVS = ROOT / "bench" / ".venvs"
 GUARD = 1800.0
 """Seconds one command may take before the bench gives up on it."""
+TERMINAL = (50, 120)
+"""Rows and columns of the pseudo-terminal of the tools that write to one."""
 
 PINS = {"metaflow": "metaflow==2.19.39", "dagster": "dagster==1.13.29", "luigi": "luigi==3.8.1"}
 SHAPES = ("one", "chain", "fan", "watch")
@@ -68,6 +76,8 @@ class Tool:
     succeeded: Callable[[subprocess.CompletedProcess[str]], bool] = lambda done: done.returncode == 0
     env: tuple[tuple[str, str], ...] = ()
     """Variables set for this tool's commands only."""
+    terminal: bool = False
+    """Its output (stdout and stderr) goes to a pseudo-terminal, not to pipes."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,12 @@ class Context:
 def polynb_command(ctx: Context, shape: str) -> list[str]:
     argv = [sys.executable, "-m", "polynb.cli", "run", "-f", str(ctx.work / "polynb" / f"{shape}.yaml"), "--no-live"]
     return [*argv, "--json"] if shape == "watch" else argv
+
+
+def polynb_live_command(ctx: Context, shape: str) -> list[str] | None:
+    if shape == "watch":  # its delay is read from `--json`, which has no live view
+        return None
+    return [sys.executable, "-m", "polynb.cli", "run", "-f", str(ctx.work / "polynb" / f"{shape}.yaml"), "--live"]
 
 
 def metaflow_command(ctx: Context, shape: str) -> list[str] | None:
@@ -122,6 +138,7 @@ TOOLS = (
     Tool("polynb", "polynb", None, polynb_command),
     # The same commands with the command server off: each imports everything itself, as the first command does.
     Tool("polynb_cold", "polynb, no command server", None, polynb_command, env=(("POLYNB_COMMAND_SERVER", "0"),)),
+    Tool("polynb_live", "polynb, live view on a terminal", None, polynb_live_command, terminal=True),
     Tool("metaflow", "Metaflow 2.19 (process per step)", "metaflow", metaflow_command),
     Tool("dagster_mp", "Dagster 1.13 multiprocess", "dagster", dagster_command("multiprocess"), dagster_succeeded),
     Tool("dagster_ip", "Dagster 1.13 in-process", "dagster", dagster_command("in_process"), dagster_succeeded),
@@ -205,22 +222,70 @@ def run_once(tool: Tool, shape: str, ctx: Context, env: dict[str, str]) -> Sampl
     if argv is None:
         return None
     cwd = ctx.work / "metaflow" if tool.key == "metaflow" else ctx.work  # Metaflow keeps .metaflow/ there
-    started = time.perf_counter()
-    # A session of its own: a hung or interrupted command is ended with every process it started.
     env = {**env, **dict(tool.env)}
-    with subprocess.Popen(argv, cwd=cwd, env=env, stdout=PIPE, stderr=PIPE, text=True, start_new_session=True) as proc:
-        try:
-            stdout, stderr = proc.communicate(timeout=GUARD)
-        except subprocess.TimeoutExpired as exc:
-            raise Failed(f"{tool.key} {shape}: no end after {GUARD:.0f} s: {' '.join(argv)}") from exc
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # what is left of it, if anything
+    started = time.perf_counter()
+    done = run_on_terminal(argv, cwd, env) if tool.terminal else run_into_pipes(argv, cwd, env)
     wall = time.perf_counter() - started
-    done = subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+    if done is None:
+        raise Failed(f"{tool.key} {shape}: no end after {GUARD:.0f} s: {' '.join(argv)}")
     if not tool.succeeded(done):
         raise Failed(f"{tool.key} {shape} failed ({done.returncode}): {' '.join(argv)}\n{done.stderr[-3000:]}")
     return Sample(wall, watch_delay(done.stdout) if shape == "watch" else None)
+
+
+def run_into_pipes(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str] | None:
+    """The command with its output into pipes; None if it did not end within :data:`GUARD`."""
+    # A session of its own: a hung or interrupted command is ended with every process it started.
+    with subprocess.Popen(argv, cwd=cwd, env=env, stdout=PIPE, stderr=PIPE, text=True, start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=GUARD)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # what is left of it, if anything
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+
+def run_on_terminal(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str] | None:
+    """The command with its output on a pseudo-terminal of :data:`TERMINAL` (read until every writer closed it;
+    what it wrote is the result's stdout and stderr); None if it did not end within :data:`GUARD`."""
+    main, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", *TERMINAL, 0, 0))
+    output = bytearray()
+    deadline = time.monotonic() + GUARD
+    try:
+        sized = {k: v for k, v in env.items() if k not in ("LINES", "COLUMNS")}  # the terminal's size, not these
+        with subprocess.Popen(
+            argv, cwd=cwd, env=sized, stdin=DEVNULL, stdout=terminal, stderr=terminal, start_new_session=True
+        ) as proc:
+            os.close(terminal)
+            terminal = -1
+            try:
+                while (left := deadline - time.monotonic()) > 0:
+                    if not select.select([main], [], [], left)[0]:
+                        continue
+                    try:
+                        chunk = os.read(main, 1 << 16)
+                    except OSError:  # EIO: every writer closed the terminal
+                        break
+                    if not chunk:
+                        break
+                    output += chunk
+                else:
+                    return None
+                proc.wait(timeout=max(deadline - time.monotonic(), 0))
+            except subprocess.TimeoutExpired:
+                return None
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        os.close(main)
+        if terminal >= 0:
+            os.close(terminal)
+    text = output.decode(errors="replace")
+    return subprocess.CompletedProcess(argv, proc.returncode, text, text)
 
 
 def watch_delay(stdout: str) -> float:
