@@ -260,6 +260,19 @@ class _RunState:
     emitted: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What a snapshot takes from the set of runs alone (their places and plans): kept until a run is added or
+    replaced, so a snapshot of a large DAG rebuilds only the views of the runs that changed."""
+
+    ordered: list[str]
+    names: dict[str, str]
+    waits: dict[str, list[tuple[str, set[str]]]]
+    hooks: dict[str, list[_RunState]]
+    edges: tuple[EdgeView, ...]
+    source_edges: list[EdgeView]
+
+
 class RunTracker:
     """Follows one top-level run through the store (UI thread only); see the module docstring."""
 
@@ -289,6 +302,11 @@ class RunTracker:
         """trial uuid -> the uuid of its op"""
         self._strangers: set[str] = set()
         """Runs met under a sweeping op that are not its trials (their hook runs): not followed."""
+        self._shape: _Shape | None = None
+        self._views: dict[str, OpView] = {}
+        """The view of each run as of the last snapshot, rebuilt when :attr:`_stale` names it or the shape changed."""
+        self._stale: set[str] = set()
+        self._sweeping: list[str] | None = None
         self._add(root)
         if self.is_dag:
             for child in store.children(root.uuid):
@@ -344,8 +362,11 @@ class RunTracker:
         return found
 
     def _sweeping_ops(self) -> list[str]:
-        """The ops tracked that sweep (their trials' runs are under them, not under the DAG)."""
-        return [u for u in self._order if u != self.uuid and _sweeps(self._runs[u].record)]
+        """The ops tracked that sweep (their trials' runs are under them, not under the DAG); found again only
+        when the runs tracked changed (each refresh asks)."""
+        if self._sweeping is None:
+            self._sweeping = [u for u in self._order if u != self.uuid and _sweeps(self._runs[u].record)]
+        return self._sweeping
 
     def _peek(self, uuid: str) -> RunRecord:
         record = self._peeked.get(uuid)
@@ -389,6 +410,9 @@ class RunTracker:
                     name, status = str(p.get("name", "")), status_of_event(event.kind)
                     self._log.append(LogLine(event.seq, at, name, status, p.get("reason"), p.get("message")))
                 continue
+            self._stale.add(event.run_uuid)
+            if state.record.hook_of is not None:
+                self._stale.add(state.record.hook_of)  # its main run's view marks the hook's start
             state.emitted.setdefault(event.kind, at)
             source = _external_source(event, event.run_uuid == self.uuid or state.record.kind == "dag")
             if source is not None:
@@ -449,10 +473,14 @@ class RunTracker:
         finished = [s.end for s in self._runs.values() if s.end is not None]
         all_final = all(s.status in FINAL for s in self._runs.values())
         elapsed = max(finished, default=0.0) if all_final else max(0.0, now - self.origin)
-        by_uuid = {u: self._label(u) for u in self._order}
-        waits = _awaited((self._runs[u].record, by_uuid[u]) for u in self._order)
-        ops = [self._view(uuid, by_uuid, waits) for uuid in self._ordered()]
-        source_edges = self._source_edges()
+        shape = self._shape
+        if shape is None:
+            shape = self._shape = self._new_shape()
+            self._views.clear()
+        for uuid in shape.ordered:
+            if uuid in self._stale or uuid not in self._views:
+                self._views[uuid] = self._view(uuid, shape.names, shape.waits, shape.hooks.get(uuid, ()))
+        self._stale.clear()
         return RunSnapshot(
             uuid=self.uuid,
             name=root.record.name,
@@ -461,15 +489,31 @@ class RunTracker:
             reason=root.reason,
             message=root.message,
             elapsed=elapsed,
-            ops=tuple(ops),
-            edges=tuple(self._edges()) + tuple(source_edges),
+            ops=tuple(self._views[uuid] for uuid in shape.ordered),
+            edges=shape.edges,
             log=tuple(self._log),
             links=tuple(links),
             notes=tuple(notes),
             last_seq=self.last_seq,
             sweep=self._sweep() if root.record.kind == "matrix" else None,
-            sources=self._sources(source_edges),
-            op_sweeps=tuple(self._op_sweeps(by_uuid)),
+            sources=self._sources(shape.source_edges),
+            op_sweeps=tuple(self._op_sweeps(shape)),
+        )
+
+    def _new_shape(self) -> _Shape:
+        names = {u: self._label(u) for u in self._order}
+        hooks: dict[str, list[_RunState]] = {}  # one pass, not one per op: a DAG of n ops is O(n), not O(n²)
+        for state in self._runs.values():
+            if state.record.hook_of is not None:
+                hooks.setdefault(state.record.hook_of, []).append(state)
+        source_edges = self._source_edges()
+        return _Shape(
+            ordered=self._ordered(),
+            names=names,
+            waits=_awaited((self._runs[u].record, names[u]) for u in self._order),
+            hooks=hooks,
+            edges=tuple(self._edges()) + tuple(source_edges),
+            source_edges=source_edges,
         )
 
     def _source_edges(self) -> list[EdgeView]:
@@ -503,14 +547,15 @@ class RunTracker:
             for name in names
         )
 
-    def _op_sweeps(self, names: Mapping[str, str]) -> list[OpSweep]:
+    def _op_sweeps(self, shape: _Shape) -> list[OpSweep]:
         out: list[OpSweep] = []
-        for uuid in self._ordered():
+        sweeping = self._sweeping_ops()
+        for uuid in shape.ordered if sweeping else ():
             record = self._runs[uuid].record
-            if uuid == self.uuid or not _sweeps(record) or "sweep" not in record.meta:
+            if uuid not in sweeping or "sweep" not in record.meta:
                 continue  # not a sweeping op, or not started yet (its ``sweep`` meta comes with its running)
             trials = [(s.record, s.status, s.end) for s in self._trials.get(uuid, {}).values()]
-            out.append(OpSweep(uuid, names[uuid], sweep_view(trials, record.meta["sweep"])))
+            out.append(OpSweep(uuid, shape.names[uuid], sweep_view(trials, record.meta["sweep"])))
         return out
 
     def _sweep(self) -> SweepView:
@@ -546,6 +591,8 @@ class RunTracker:
             self._order = [u for u in self._order if u not in old]
             for uuid in old:
                 del self._runs[uuid]
+                self._views.pop(uuid, None)
+            self._shape = self._sweeping = None
         return self._add(record)
 
     def _under(self, uuid: str, dag: str) -> bool:
@@ -568,6 +615,7 @@ class RunTracker:
         state = _RunState(record, record.status.value, record.reason, record.message)
         self._runs[record.uuid] = state
         self._order.append(record.uuid)
+        self._shape = self._sweeping = None
         return state
 
     def _ordered(self) -> list[str]:
@@ -601,7 +649,13 @@ class RunTracker:
             visit(hook)
         return out
 
-    def _view(self, uuid: str, names: Mapping[str, str], waits: dict[str, list[tuple[str, set[str]]]]) -> OpView:
+    def _view(
+        self,
+        uuid: str,
+        names: Mapping[str, str],
+        waits: dict[str, list[tuple[str, set[str]]]],
+        hooks: Iterable[_RunState],
+    ) -> OpView:
         state = self._runs[uuid]
         record = state.record
         segments: list[Segment] = []
@@ -616,9 +670,9 @@ class RunTracker:
             hits = [state.emitted[k] for k in kinds if k in state.emitted]
             if hits:
                 markers.append(Marker(min(hits), f"→ {dst}", "event"))
-        for other in self._runs.values():
-            if other.record.hook_of == uuid and other.segments:
-                markers.append(Marker(other.segments[0][1], f"hook {names[other.record.uuid]}", "hook"))
+        for hook in hooks:
+            if hook.segments:
+                markers.append(Marker(hook.segments[0][1], f"hook {names[hook.record.uuid]}", "hook"))
         role = (
             "dag"
             if uuid == self.uuid and self.is_dag

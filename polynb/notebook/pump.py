@@ -3,8 +3,9 @@
 The engine calls :meth:`UiPump.notify` on its own thread for every event; that only enqueues. The pump
 thread routes events to the top-level runs being shown, and refreshes a run's views (reading the store's
 event log from the last seq it saw) at most ``max_rate`` times a second, whatever the event rate: every
-widget therefore gets at most ``max_rate`` messages a second. Views of live runs are also refreshed once a
-second without events, so durations and the "now" line move.
+widget therefore gets at most ``max_rate`` messages a second. A run whose refresh is costly (a DAG of hundreds
+of ops) is refreshed less often, so its refreshes take at most :data:`UI_SHARE` of the time. Views of live runs
+are also refreshed once a second without events, so durations and the "now" line move.
 
 Widget traits are written directly from this thread: ipykernel sends ``comm_msg`` updates from any thread
 and they reach the front end even while a cell is busy. Marshalling them onto the kernel's event loop
@@ -30,6 +31,11 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_RATE = 10.0
 TICK = 1.0
 """Seconds between refreshes of a live run's views when no event comes."""
+UI_SHARE = 0.2
+"""Most of the time the refreshes of one run may take: one that cost ``c`` seconds waits ``c / UI_SHARE`` before
+the next, whatever ``max_rate`` allows. The snapshot and the widget's HTML are Python code holding the GIL the
+engine thread needs (the kernel runs both), and grow with the run's ops: a DAG of a thousand is redrawn less
+often instead of slowing its own scheduling."""
 
 
 class View(Protocol):
@@ -87,6 +93,8 @@ class UiPump:
         self._strangers: set[str] = set()
         self._dirty: set[str] = set()
         self._last_flush: dict[str, float] = {}
+        self._interval: dict[str, float] = {}
+        """Per run: the shortest pause before its next refresh (``min_interval``, or longer for a costly one)."""
         self._live: set[str] = set()
         self._thread = threading.Thread(target=self._loop, name="polynb-ui", daemon=True)
         self.flushes = 0
@@ -154,8 +162,8 @@ class UiPump:
         if not self._dirty and not self._live:
             return None
         now = time.monotonic()
-        due = [self._last_flush.get(r, 0.0) + self.min_interval for r in self._dirty]
-        due += [self._last_flush.get(r, 0.0) + TICK for r in self._live]
+        due = [self._last_flush.get(r, 0.0) + self._interval.get(r, self.min_interval) for r in self._dirty]
+        due += [self._last_flush.get(r, 0.0) + max(TICK, self._interval.get(r, 0.0)) for r in self._live]
         return max(0.0, min(due) - now)
 
     def _take(self, item: object) -> None:
@@ -205,12 +213,16 @@ class UiPump:
         now = time.monotonic()
         for root in list(self._dirty | self._live):
             last = self._last_flush.get(root)
-            interval = self.min_interval if root in self._dirty else TICK
+            interval = self._interval.get(root, self.min_interval)
+            if root not in self._dirty:
+                interval = max(interval, TICK)
             if last is not None and now - last < interval:
                 continue
             self._dirty.discard(root)
             self._last_flush[root] = now
             self._flush(root)
+            cost = time.monotonic() - now
+            self._interval[root] = max(self.min_interval, cost / UI_SHARE)
 
     def _flush(self, root: str) -> None:
         tracker = self._trackers[root]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
 
 from polynb.lifecycle import Status
 from polynb.notebook.model import RunSnapshot, RunTracker
-from polynb.notebook.pump import UiPump
+from polynb.notebook.pump import UI_SHARE, UiPump
 from polynb.scheduler.events import EngineEvent
 from polynb.store import NewRun, Store
 
@@ -88,6 +89,41 @@ def test_a_burst_of_events_gives_at_most_max_rate_refreshes_a_second_and_loses_n
     assert len(refreshes) <= window_all * 10.0 + 2, (len(refreshes), window, window_all)
     assert view.shown[-1][1].last_seq == seq  # every event reached the view in the end
     assert view.threads == {"polynb-ui"}  # one writer thread
+
+
+def test_a_run_whose_refresh_is_costly_is_refreshed_less_often_and_loses_no_event(tmp_path: Path) -> None:
+    """A refresh that takes ``c`` seconds is followed by none for ``c / UI_SHARE``: the UI thread's share of the
+    interpreter stays bounded whatever the run's size (the engine thread schedules in that interpreter)."""
+    store = Store(tmp_path / "db")
+    root, ops = dag(store, 4)
+    cost = 0.05
+
+    def costly(tracker: RunTracker, now: float) -> RunSnapshot:
+        time.sleep(cost)  # as a large DAG's snapshot and HTML would take
+        return tracker.snapshot(now)
+
+    pump = UiPump(store, snapshot=costly, max_rate=10.0)
+    pump.start()
+    view = CountingView(root)
+    try:
+        pump.attach(view)
+        seq = 0
+        deadline = time.monotonic() + 1.5
+        i = 0
+        while time.monotonic() < deadline:  # events all along: the run always has something new to show
+            store.set_status(ops[i % len(ops)], Status.WARNING if i % 2 else Status.RUNNING)
+            seq = publish(pump, store, seq)
+            i += 1
+            time.sleep(0.005)
+        view.wait_for_seq(store.last_seq())
+    finally:
+        pump.stop()
+        store.close()
+    # Shown at the end of each refresh: two shows are at least (the pause after the first) + (the second's cost).
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(view.shown)]
+    assert len(gaps) >= 2, view.shown
+    assert min(gaps) >= cost / UI_SHARE * 0.99, gaps
+    assert view.shown[-1][1].last_seq == seq
 
 
 def test_hook_runs_of_a_single_run_are_routed_to_it(tmp_path: Path) -> None:
