@@ -58,9 +58,14 @@ class LineProgress:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        self._width = 0
+        self._measured = 0  # how many runs the tree had when the names' width was measured
 
     def update(self, tree: RunTree, new: list[EventRecord]) -> None:
-        width = max((len(tree.label(r)) for r in tree.runs.values()), default=0)
+        if len(tree.runs) != self._measured:  # a DAG's runs come all at once: measured once, not every poll
+            self._measured = len(tree.runs)
+            self._width = max((len(tree.label(r)) for r in tree.runs.values()), default=0)
+        width = self._width
         for event in new:
             if is_status_change(event):
                 run = tree.runs[event.run_uuid]
