@@ -11,8 +11,9 @@ main container has started (or at the end, if it never did). After a line it wri
 pipe the live engine waits on (after ``starting`` only if init entries, sidecars, a sync or a service's port
 come before ``running``, which else wakes it for both); when the engine is gone the write fails with EPIPE and the
 shim carries on. It holds the run's lock (fd 3, taken by the engine before the spawn) until it exits, and
-writes its pid file before its first line: a restarted engine can tell a live shim from a dead one even if
-its engine died a microsecond after the spawn.
+writes its identity (pid, start time, status offset) as the lock file's first line before its first status
+line: a restarted engine can tell a live shim from a dead one even if its engine died a microsecond after the
+spawn.
 
 Start-up time is paid by every spawned op (and a fork server's imports by every forked one), so this
 module imports only what a bare interpreter has at hand: ``_signal`` rather than ``signal`` (which pulls
@@ -41,11 +42,11 @@ from polynb.executors.local.layout import (
     MAIN_LOG,
     OP_FILE,
     SERVICE_PAGE,
-    SHIM_FILE,
     STATUS_FILE,
     STOP_FILE,
     STORE_SYNC_LOG,
     STORE_SYNCED_FILE,
+    identity_line,
     init_log,
     sidecar_log,
 )
@@ -254,18 +255,16 @@ class Shim:
             f.write(self.spec["op_json"])
 
     def write_identity(self) -> None:
-        """Write the shim file before any status line: a line in the file implies its shim is known.
+        """Write the shim's identity as the first line of the run's lock file before any status line: a line in the
+        status file implies its shim is known.
 
-        One ``write`` of one line into a new file (no temporary file and rename: each costs a directory change):
-        a reader (an engine re-attaching after a crash) takes it only whole, newline included, and otherwise
-        treats the shim as not known yet, which the run's lock covers.
+        One ``write`` of one line, at the start of the file the shim holds (no file to create): a reader (an engine
+        re-attaching after a crash) takes it only whole, newline included, and otherwise treats the shim as not
+        known yet, which the run's lock covers. The lock is empty here (new, or emptied by the executor before a
+        retry); the containers' lines follow it.
         """
         pid = os.getpid()
-        fd = os.open(os.path.join(self.internal, SHIM_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, f"{pid} {proc_start_time(pid)} {self.spec['status_offset']}\n".encode())
-        finally:
-            os.close(fd)
+        os.write(LOCK_FD, identity_line(pid, proc_start_time(pid), self.spec["status_offset"]))
 
     # -- reporting -----------------------------------------------------------------------------------
 
