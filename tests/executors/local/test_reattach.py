@@ -150,7 +150,7 @@ def test_a_live_shim_not_known_by_pid_yet_is_followed_and_stopped(make_executor:
     lock_file = Path(op.placement.run_artifacts_path) / ".executor" / "lock"
     os.kill(shim_pid, signal.SIGSTOP)
     try:
-        lines = lock_file.read_bytes()
+        hidden = lock_file.read_bytes()
         os.truncate(lock_file, 0)
         second = make_executor()
         recorder = UpdateRecorder()
@@ -158,7 +158,7 @@ def test_a_live_shim_not_known_by_pid_yet_is_followed_and_stopped(make_executor:
         second.stop(op.uuid, grace=5)  # cannot be signalled yet: sent once the shim is found
         fd = os.open(lock_file, os.O_WRONLY)
         try:
-            os.pwrite(fd, lines, 0)
+            os.pwrite(fd, hidden, 0)
         finally:
             os.close(fd)
     finally:
