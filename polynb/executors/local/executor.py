@@ -13,7 +13,8 @@ data, so a restarted engine replays exactly what the old one may have missed. A 
 Whether a run's shim is alive is never guessed from what an engine managed to record before it died: the
 engine takes ``<run>/.executor/lock`` (``flock``) before the spawn and the shim inherits it (a fork server
 gets it with the request and closes its copy before it replies), so the lock is held from before the shim
-exists until it exits. The shim writes its own pid file before its first status line. A re-attaching
+exists until it exits. The shim writes its identity (pid, start time, status offset) as the lock file's first
+line before its first status line (runs of earlier versions have it in ``.executor/shim``). A re-attaching
 engine that finds the lock held but no pid yet follows the run and looks for its pid at every tick; a
 submit that finds the lock held refuses to start a second shim.
 
@@ -69,6 +70,7 @@ from polynb.executors.local.launch import (
 from polynb.executors.local.launch import PACKAGE_ROOT as PACKAGE_ROOT
 from polynb.executors.local.layout import (
     CREATED_FILE,
+    IDENTITY_TAG,
     INTERNAL_DIR,
     KEPT,
     LOCK_FD,
@@ -87,6 +89,7 @@ from polynb.executors.local.layout import (
     STORE_SYNCED_FILE,
     TENSORBOARD_DIR,
     init_log_index,
+    parse_identity,
 )
 from polynb.executors.local.ports import PortAllocator
 from polynb.executors.local.shim import proc_start_time, status_line
@@ -99,6 +102,8 @@ log = logging.getLogger(__name__)
 
 STATUS_READ: Final = 1 << 16
 """Bytes of a status file read at once (a wake-up brings one line of about a hundred)."""
+IDENTITY_READ: Final = 256
+"""Bytes of the lock file that surely hold its first line, the shim's identity (about 40)."""
 TAIL_INTERVAL: Final = 0.25
 """How often the status file of a re-attached live run is re-read (no pipe to it any more)."""
 STOP_SLACK: Final = 5.0
@@ -252,10 +257,10 @@ class LocalExecutor:
             raise RuntimeError(f"run {op.uuid} is already running: a supervisor holds {internal / LOCK_FILE}")
         try:
             # Ours until the shim inherits it: no other shim of this run may start, and what an earlier
-            # attempt left is ours to clear (a stale shim file would name the wrong process).
+            # attempt left is ours to clear (a stale identity would name the wrong process).
             if not fresh:
-                os.ftruncate(lock_fd, 0)  # the previous attempt's containers
-                for stale in (STOP_FILE, SHIM_FILE, STORE_SYNCED_FILE, PROCS_FILE):
+                os.ftruncate(lock_fd, 0)  # the previous attempt's identity and containers
+                for stale in (STOP_FILE, SHIM_FILE, STORE_SYNCED_FILE, PROCS_FILE):  # (shim, procs: earlier versions')
                     with contextlib.suppress(FileNotFoundError):
                         (internal / stale).unlink()
             offset = _size(run_dir / STATUS_FILE)  # a retry appends (kept by cleanup(), so looked for even if fresh)
@@ -492,7 +497,7 @@ class LocalExecutor:
         if self._closed:
             raise RuntimeError("the local executor is shut down")
         run_dir = Path(record.get("run_dir") or op.placement.run_artifacts_path)
-        # The size first: a shim writes its shim file before its first line, so if the file is missing
+        # The size first: a shim writes its identity before its first line, so if it is missing
         # below, every line of this attempt comes after this size.
         size = _size(run_dir / STATUS_FILE)
         shim = _read_shim_file(run_dir)
@@ -784,7 +789,7 @@ class LocalExecutor:
         self._read_status(watch)
 
     def _locate(self, watch: _Watch) -> bool:
-        """A re-attached run whose shim was not known by pid: open a pidfd once its shim file names it.
+        """A re-attached run whose shim was not known by pid: open a pidfd once its identity names it.
 
         Returns False when there is nothing to wait for any more (the shim is gone: it held the run's lock).
         """
@@ -1072,16 +1077,19 @@ def _size(path: Path) -> int:
 
 
 def _read_shim_file(run_dir: Path) -> tuple[int, int | None, int] | None:
-    """The shim file's ``(pid, start time, status offset)``; None while it is not there or not whole (the shim
-    writes it in place: a line without its newline is one being written)."""
+    """The shim's ``(pid, start time, status offset)``: the first line of the run's lock file, or for a run of an
+    earlier polynb its ``.executor/shim`` file; None while neither has it whole (the shim writes it in place: a
+    line without its newline is one being written)."""
+    internal = run_dir / INTERNAL_DIR
+    with contextlib.suppress(OSError):
+        with open(internal / LOCK_FILE, "rb") as f:
+            identity = parse_identity(f.read(IDENTITY_READ))
+        if identity is not None:
+            return identity
     try:
-        text = (run_dir / INTERNAL_DIR / SHIM_FILE).read_text()
-        if not text.endswith("\n"):
-            return None
-        pid, start, offset = text.split()
-    except (OSError, ValueError):
+        return parse_identity((internal / SHIM_FILE).read_bytes(), shim_file=True)
+    except OSError:
         return None
-    return int(pid), None if start == "None" else int(start), int(offset)
 
 
 def _kill_orphans(run_dir: Path) -> None:
@@ -1096,8 +1104,8 @@ def _kill_orphans(run_dir: Path) -> None:
             lines += (run_dir / INTERNAL_DIR / name).read_text().splitlines()
     for line in lines:
         parts = line.split(maxsplit=2)
-        if len(parts) < 2:
-            continue
+        if len(parts) < 2 or (len(parts) == 3 and parts[2].startswith(IDENTITY_TAG + " ")):
+            continue  # (the identity line: the shim, gone already)
         pid, start = int(parts[0]), parts[1]
         current = proc_start_time(pid)
         if current is not None and str(current) != start:

@@ -8,6 +8,14 @@ engine's pipe on 1, ``shim.log`` on 2 (made only when the shim first writes to `
 :class:`.shim.LazyStderr`; ``/dev/null`` until then), the run's lock on 3 (sent with the pipe, ``SCM_RIGHTS``),
 SIGTERM and SIGINT blocked until the shim has its handlers, the engine's environment and folder.
 
+The fork is made ahead of the request: once it has replied and no request waits, the server forks a *spare*
+(its own session, ``/dev/null`` on 0, its pidfd opened and start time read by the server), which waits on a
+``SOCK_SEQPACKET`` pair of its own. A request is then passed to the spare as it came, with its fds (and an
+earlier attempt's ``shim.log``), and the reply follows at once: the fork, the pidfd and the start time are off
+the way from the request to the shim's start. The spare holds nothing of a run until then (no pipe, no lock,
+not the engine's socket), and it exits at EOF on its socket, so it never outlives the server. Under a burst
+(a request already waiting) and when the spare is gone, a request forks its shim itself, as a spare would.
+
 Requests and replies are ``marshal``-ed tuples, one per message:
 
 - ``("spawn", spec, shim log, environ or None, cwd or None)`` with the pipe's write end and the lock
@@ -18,8 +26,9 @@ Requests and replies are ``marshal``-ed tuples, one per message:
 - ``("exit", pid)`` → ``("ok", exit code or None)``: how a shim that wrote no final status ended (the
   server is its parent, so only the server can tell).
 
-The server closes its copies of the pipe and the lock before it replies: "lock held" still means "a shim
-of this run is alive", and EOF on the pipe still means the shim is gone. Its first message is
+The server closes its copies of the pipe and the lock before it replies (passed to a spare, they are the
+spare's): "lock held" still means "a shim of this run is alive", and EOF on the pipe still means the shim is
+gone. Its first message is
 ``("ready", pid)``. It exits when its peer's end of the socket closes (the engine died); an executor that
 shuts down kills it (it is idle then) and reaps it. The shims it forked carry on either way, reparented
 like any orphan. Like the shim, it imports only what a bare interpreter has at hand.
@@ -29,6 +38,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import select
 import sys
 
 from polynb.executors.local import shim
@@ -72,6 +82,25 @@ def decode_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
     return fds
 
 
+class Spare:
+    """A child forked ahead of its request (:meth:`Server.prefork`): the next shim, waiting on a socket of its own."""
+
+    __slots__ = ("pid", "pidfd", "sock", "start_time")
+
+    def __init__(self, pid: int, pidfd: int | None, start_time: int | None, sock: _socket.socket) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.start_time = start_time
+        self.sock = sock  # the server's end
+
+    def close(self) -> None:
+        """The server's part: a spare that was not handed a request sees EOF and exits."""
+        self.sock.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
 class Server:
     """The request loop; the parent of every shim it forks (it reaps them and keeps their exit codes)."""
 
@@ -81,6 +110,7 @@ class Server:
         self.max_fd = os.sysconf("SC_OPEN_MAX")
         self.buffer = bytearray(MAX_MESSAGE)  # one buffer for every request (no 256 KiB allocation each)
         self.pidfd: int | None = None  # of the shim just forked, sent with the reply
+        self.spare: Spare | None = None
 
     def reap(self, signum: int = 0, frame: object = None) -> None:
         """SIGCHLD: reap every shim that ended (runs between two bytecodes of the loop)."""
@@ -99,7 +129,13 @@ class Server:
         _signal.signal(_signal.SIGCHLD, self.reap)
         self.send(("ready", os.getpid()))
         space = _socket.CMSG_SPACE(4 * FDS_PER_REQUEST)
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
         while True:
+            if self.spare is None and not poller.poll(0):
+                # Idle (no request waiting; under a burst each request forks its own): the next request finds its
+                # shim forked already.
+                self.prefork()
             try:
                 size, ancdata, flags, _ = self.sock.recvmsg_into([self.buffer], space)
             except OSError:  # ECONNRESET: the engine is gone
@@ -113,7 +149,7 @@ class Server:
                 else:
                     # From our engine, over a socket pair.
                     request = marshal.loads(memoryview(self.buffer)[:size])  # noqa: S302
-                    reply = self.handle(request, fds)
+                    reply = self.handle(request, fds, size)
             finally:
                 for fd in fds:
                     os.close(fd)  # before the reply: the lock and the pipe are the shim's alone now
@@ -133,16 +169,19 @@ class Server:
             rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, encode_fds([pidfd]))]
             self.sock.sendmsg([marshal.dumps(reply)], rights)
 
-    def handle(self, request: tuple[Any, ...], fds: list[int]) -> tuple[Any, ...]:
+    def handle(self, request: tuple[Any, ...], fds: list[int], size: int) -> tuple[Any, ...]:
         if request[0] == "spawn" and len(fds) == FDS_PER_REQUEST:
             _, spec, shim_log, environ, cwd = request
             try:
+                # Here first, whether a spare takes the request or not: the children forked later inherit them,
+                # and what the spare would fail on fails here, before any reply.
                 if environ is not None:
                     os.environ.clear()
                     os.environ.update(environ)
                 if cwd is not None:
                     os.chdir(cwd)
-                return ("ok", *self.spawn(spec, shim_log, fds[0], fds[1]))
+                handed = self.hand_over(size, shim_log, fds[0], fds[1])
+                return ("ok", *(handed or self.spawn(spec, shim_log, fds[0], fds[1])))
             except OSError as exc:
                 return ("error", exc.errno or 0, str(exc))
             except ValueError as exc:  # a variable putenv() refuses
@@ -151,12 +190,105 @@ class Server:
             return ("ok", self.exit_code(request[1]))
         return ("error", 0, f"bad request {request[0]!r} with {len(fds)} fds")
 
+    def prefork(self) -> None:
+        """Fork the next shim ahead of its request (a spare): the fork, the pidfd and the start time are then off
+        the way from a request to its reply. The spare holds nothing of any run until it is handed one, and ends
+        when its socket's other end, the server's, closes: it never outlives the server. Nothing if it cannot."""
+        try:
+            ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        except OSError:
+            return
+        try:
+            mask = _signal.pthread_sigmask(_signal.SIG_BLOCK, (*BLOCKED_AT_START, _signal.SIGCHLD))
+            try:
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    ours.close()
+                    self.wait_as_spare(theirs)
+                self.codes.pop(pid, None)
+                try:
+                    pidfd: int | None = os.pidfd_open(pid)
+                except OSError:
+                    pidfd = None
+                start_time = shim.proc_start_time(pid)
+            finally:
+                _signal.pthread_sigmask(_signal.SIG_SETMASK, mask)
+        except OSError:  # (fork: EAGAIN, ENOMEM) requests fork their shims themselves
+            ours.close()
+            return
+        finally:
+            theirs.close()
+        self.spare = Spare(pid, pidfd, start_time, ours)
+
+    def hand_over(self, size: int, shim_log: str, pipe_w: int, lock_fd: int) -> tuple[int, int | None] | None:
+        """Send the request in ``self.buffer`` and its fds to the spare: its pid and start time (its pidfd in
+        ``self.pidfd``), or None when there is no spare or it is gone (the request was not sent)."""
+        spare, self.spare = self.spare, None
+        if spare is None:
+            return None
+        try:
+            if spare.pid in self.codes:  # reaped: it died waiting
+                return None
+            log_fd = _open_log(shim_log)
+            fds = [pipe_w, lock_fd] if log_fd is None else [pipe_w, lock_fd, log_fd]
+            try:
+                rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, encode_fds(fds))]
+                spare.sock.sendmsg([memoryview(self.buffer)[:size]], rights)
+            except OSError:  # EPIPE, ECONNREFUSED: it died waiting (nothing was sent)
+                return None
+            finally:
+                if log_fd is not None:
+                    os.close(log_fd)
+            self.pidfd, spare.pidfd = spare.pidfd, None
+            return spare.pid, spare.start_time
+        finally:
+            spare.close()
+
+    def wait_as_spare(self, sock: _socket.socket) -> NoReturn:
+        """A spare's life: the state ``child`` gives a shim, but for the run's fds, then its request, then the shim."""
+        try:
+            _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 0)
+            os.dup2(null, SERVER_FD)  # the engine's socket is the server's alone (its EOF must reach the server)
+            keep = sock.fileno()
+            os.closerange(SERVER_FD + 1, keep)  # the other spare's socket, if any: nothing but our own
+            os.closerange(keep + 1, self.max_fd)
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, BLOCKED_AT_START)
+            start_time = shim.proc_start_time(os.getpid())  # for the shim's identity, read while idle
+            space = _socket.CMSG_SPACE(4 * (FDS_PER_REQUEST + 1))
+            size, ancdata, flags, _ = sock.recvmsg_into([self.buffer], space)
+            fds = decode_fds(ancdata)
+            if not size:
+                os._exit(0)  # EOF: the server is gone (or dropped us), and we hold nothing
+            if flags & (_socket.MSG_TRUNC | _socket.MSG_CTRUNC) or len(fds) < FDS_PER_REQUEST:
+                raise RuntimeError("a spare shim's request was truncated")
+            _, spec, shim_log, environ, cwd = marshal.loads(memoryview(self.buffer)[:size])  # noqa: S302
+            if environ is not None:  # (the server took them already: forked before, we have the old ones)
+                os.environ.clear()
+                os.environ.update(environ)
+            if cwd is not None:
+                os.chdir(cwd)
+            pipe_w, lock_fd, *log = fds
+            os.dup2(pipe_w, 1)
+            if log:
+                os.dup2(log[0], 2)
+            else:
+                os.dup2(null, 2)
+                sys.stderr = shim.LazyStderr(shim_log)
+            os.dup2(lock_fd, LOCK_FD)
+            os.closerange(LOCK_FD + 1, self.max_fd)  # our socket, the fds of the request
+            shim.main(spec, start_time)  # never returns: it ends the process
+        except BaseException:
+            _print_exception()
+        finally:
+            os._exit(1)
+
     def spawn(self, spec: bytes | str, shim_log: str, pipe_w: int, lock_fd: int) -> tuple[int, int | None]:
         """Fork a shim: its pid and start time (its pidfd in ``self.pidfd``, for the reply)."""
-        try:  # (not made here: most shims never write to it; see ``child``)
-            log_fd: int | None = os.open(shim_log, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)  # an earlier attempt's
-        except FileNotFoundError:
-            log_fd = None
+        log_fd = _open_log(shim_log)
         try:
             # SIGCHLD too: a child that ends at once is reaped after its pid's stale exit code is dropped, and
             # not before its pidfd is open and its start time read (the pid is surely the shim's until then).
@@ -215,6 +347,15 @@ class Server:
             else:
                 self.codes[pid] = os.waitstatus_to_exitcode(status)
         return self.codes.get(pid)
+
+
+def _open_log(shim_log: str) -> int | None:
+    """An earlier attempt's ``shim.log``, None if there is none (not made here: most shims never write to it; see
+    :class:`.shim.LazyStderr`)."""
+    try:
+        return os.open(shim_log, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
 
 
 def _print_exception() -> None:

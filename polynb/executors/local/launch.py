@@ -29,7 +29,7 @@ from typing import Any, Final, NamedTuple
 
 from polynb.executors.local import forkserver
 from polynb.executors.local import shim as local_shim
-from polynb.executors.local.layout import LOCK_FD, SHIM_FILE
+from polynb.executors.local.layout import LOCK_FD, LOCK_FILE, parse_identity
 
 PACKAGE_ROOT: Final = str(Path(__file__).resolve().parents[3])
 """The folder holding the ``polynb`` package, put on the shim's path (found from this file: ``polynb.__file__``
@@ -326,9 +326,16 @@ def _a_shim_may_run(read_fd: int, internal: Path) -> bool:
     """After the server died mid-request: did it fork the shim first?
 
     The server is reaped, so only a forked shim can hold the pipe's write end; one that ended already
-    wrote its shim file first. Neither: nothing was started, and the run can be spawned instead.
+    wrote its identity into the run's lock file first. Neither: nothing was started, and the run can be spawned
+    instead.
     """
     poller = select.poll()
     poller.register(read_fd, select.POLLIN)
     hung_up = any(events & select.POLLHUP for _, events in poller.poll(0))
-    return not hung_up or (internal / SHIM_FILE).exists()
+    if not hung_up:
+        return True
+    try:
+        with open(internal / LOCK_FILE, "rb") as f:
+            return parse_identity(f.readline()) is not None
+    except OSError:
+        return False

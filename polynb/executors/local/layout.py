@@ -31,12 +31,18 @@ large for a fork server request (a forked shim gets its spec with the request)."
 OP_FILE = "op.json"
 """The CompiledOp, for humans and for TensorBoard run names."""
 SHIM_FILE = "shim"
-"""``<pid> <start time> <status offset>`` of the shim, one line written in place by the shim before its first
-status line (read only whole, newline included): the run's handle on disk."""
+"""``<pid> <start time> <status offset>`` of the shim, one line: where the shims of earlier polynb versions wrote
+their identity (read for their runs, never written; see :data:`LOCK_FILE`)."""
 LOCK_FILE = "lock"
 """``flock()``ed by the shim all its life: taken by the executor before the spawn and inherited, so "held"
-means "a shim of this run is alive" even before its pid is known. The shim appends ``<pid> <start time> <name>``
-to it per container it starts, to kill the orphans of a lost shim (emptied by the executor before a retry)."""
+means "a shim of this run is alive" even before its pid is known. Its first line is the shim's identity,
+``<pid> <start time> shim <status offset>`` (:func:`identity_line`), written with one ``write`` before its
+first status line and read only whole, newline included: the run's handle on disk. The shim then appends
+``<pid> <start time> <name>`` per container it starts, to kill the orphans of a lost shim (the file is emptied
+by the executor before a retry)."""
+IDENTITY_TAG = "shim"
+"""The third word of the identity line: never a container's name, which has no spaces (a line of an earlier
+polynb's lock file, ``<pid> <start time> <name>``, is never taken for it)."""
 LOCK_FD = 3
 """The file descriptor where the shim finds that lock."""
 PROCS_FILE = "procs"
@@ -56,6 +62,28 @@ without it lost its shim before that, and the engine that ends the run does the 
 
 KEPT = (LOGS_DIR, OUTPUTS_DIR, STATUS_FILE)
 """What ``cleanup()`` never removes."""
+
+
+def identity_line(pid: int, start_time: int | None, status_offset: int) -> bytes:
+    """The first line of the lock file: who the shim is, and where its status lines begin."""
+    return f"{pid} {start_time} {IDENTITY_TAG} {status_offset}\n".encode()
+
+
+def parse_identity(data: bytes, *, shim_file: bool = False) -> tuple[int, int | None, int] | None:
+    """``(pid, start time, status offset)`` from the start of a lock file (``shim_file``: the whole of an earlier
+    version's shim file, ``<pid> <start time> <status offset>``); None unless that first line is whole (a line
+    without its newline is one being written) and is an identity."""
+    line, newline, _ = data.partition(b"\n")
+    words = line.split()
+    if shim_file and len(words) == 3:
+        words.insert(2, IDENTITY_TAG.encode())
+    if not newline or len(words) != 4 or words[2] != IDENTITY_TAG.encode():
+        return None
+    try:
+        pid, start, offset = int(words[0]), words[1], int(words[3])
+        return pid, None if start == b"None" else int(start), offset
+    except ValueError:
+        return None
 
 
 def init_log(index: int, kind: str) -> str:

@@ -11,8 +11,9 @@ main container has started (or at the end, if it never did). After a line it wri
 pipe the live engine waits on (after ``starting`` only if init entries, sidecars, a sync or a service's port
 come before ``running``, which else wakes it for both); when the engine is gone the write fails with EPIPE and the
 shim carries on. It holds the run's lock (fd 3, taken by the engine before the spawn) until it exits, and
-writes its pid file before its first line: a restarted engine can tell a live shim from a dead one even if
-its engine died a microsecond after the spawn.
+writes its identity (pid, start time, status offset) as the lock file's first line before its first status
+line: a restarted engine can tell a live shim from a dead one even if its engine died a microsecond after the
+spawn.
 
 Start-up time is paid by every spawned op (and a fork server's imports by every forked one), so this
 module imports only what a bare interpreter has at hand: ``_signal`` rather than ``signal`` (which pulls
@@ -41,11 +42,11 @@ from polynb.executors.local.layout import (
     MAIN_LOG,
     OP_FILE,
     SERVICE_PAGE,
-    SHIM_FILE,
     STATUS_FILE,
     STOP_FILE,
     STORE_SYNC_LOG,
     STORE_SYNCED_FILE,
+    identity_line,
     init_log,
     sidecar_log,
 )
@@ -206,7 +207,8 @@ class LazyStderr(io.TextIOBase):
 class Shim:
     """Runs one op from its spec; ``main()`` is the whole life of the process."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: dict[str, Any], start_time: int | None = None) -> None:
+        """``start_time``: this process's, if known already (a fork server's spare reads it while it waits)."""
         self.spec = spec
         self.run_dir: str = spec["run_dir"]
         self.internal = os.path.join(self.run_dir, INTERNAL_DIR)
@@ -220,7 +222,7 @@ class Shim:
         self.stopping = False
         self.op_written = False
         self.make_folders()
-        self.write_identity()
+        self.write_identity(start_time)
         self.status_fd = os.open(os.path.join(self.run_dir, STATUS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
@@ -253,19 +255,18 @@ class Shim:
         with open(os.path.join(self.internal, OP_FILE), "w", encoding="utf-8") as f:
             f.write(self.spec["op_json"])
 
-    def write_identity(self) -> None:
-        """Write the shim file before any status line: a line in the file implies its shim is known.
+    def write_identity(self, start_time: int | None) -> None:
+        """Write the shim's identity as the first line of the run's lock file before any status line: a line in the
+        status file implies its shim is known.
 
-        One ``write`` of one line into a new file (no temporary file and rename: each costs a directory change):
-        a reader (an engine re-attaching after a crash) takes it only whole, newline included, and otherwise
-        treats the shim as not known yet, which the run's lock covers.
+        One ``write`` of one line, at the start of the file the shim holds (no file to create): a reader (an engine
+        re-attaching after a crash) takes it only whole, newline included, and otherwise treats the shim as not
+        known yet, which the run's lock covers. The lock is empty here (new, or emptied by the executor before a
+        retry); the containers' lines follow it.
         """
         pid = os.getpid()
-        fd = os.open(os.path.join(self.internal, SHIM_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, f"{pid} {proc_start_time(pid)} {self.spec['status_offset']}\n".encode())
-        finally:
-            os.close(fd)
+        start_time = start_time if start_time is not None else proc_start_time(pid)
+        os.write(LOCK_FD, identity_line(pid, start_time, self.spec["status_offset"]))
 
     # -- reporting -----------------------------------------------------------------------------------
 
@@ -598,16 +599,16 @@ LAUNCHER = (
 its cached bytecode: compiling this file on every start would cost more than the rest of the start-up."""
 
 
-def main(spec: bytes | str) -> NoReturn:
+def main(spec: bytes | str, start_time: int | None = None) -> NoReturn:
     """The shim's whole life; ``spec``: its spec (``marshal``, from a fork server's request) or the path of
-    ``spec.bin`` (a spawned shim's argument)."""
+    ``spec.bin`` (a spawned shim's argument); ``start_time``: this process's, when known already."""
     # The run's lock: ours until we exit, never our children's (they may outlive us; the lock says we live).
     os.set_inheritable(LOCK_FD, False)
     if isinstance(spec, str):
         with open(spec, "rb") as f:
             spec = f.read()
     # From our engine (a socket pair, or a file of mode 0600 in a folder of mode 0700), same interpreter.
-    code = Shim(marshal.loads(spec)).main()  # noqa: S302
+    code = Shim(marshal.loads(spec), start_time).main()  # noqa: S302
     # Skip interpreter teardown: nothing is left to flush but stderr, and it costs milliseconds per op.
     sys.stderr.flush()
     os._exit(code)

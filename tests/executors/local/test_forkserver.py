@@ -114,12 +114,14 @@ def test_the_server_of_a_killed_engine_exits_and_its_runs_carry_on(workdir: Path
         shim = int(shim_pid)
         server = parent_of(shim)
         assert parent_of(server) == engine.pid
+        spare = spare_of(server, {shim})
     finally:
         engine.kill()  # SIGKILL: no shutdown, the server only sees its socket's peer go away
         engine.wait()
         if engine.stdout is not None:
             engine.stdout.close()
     wait_dead(server)
+    wait_dead(spare)  # nor does the shim it forked ahead outlive it
     assert alive(shim)
     (workdir / "go").touch()
     status = Path(run_dir) / "status.jsonl"
@@ -205,7 +207,7 @@ def test_a_forked_shim_gets_its_spec_with_the_request_and_a_spawned_one_or_a_lar
 
 @FORK_ONLY
 def test_a_spec_too_large_to_send_with_the_engines_environment_goes_by_file(
-    make_executor: MakeExecutor, monkeypatch: pytest.MonkeyPatch
+    make_executor: MakeExecutor, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     executor = make_executor()
     run_true(executor)  # the server has the environment as it is now
@@ -213,14 +215,21 @@ def test_a_spec_too_large_to_send_with_the_engines_environment_goes_by_file(
     for name in ("POLYNB_TEST_A", "POLYNB_TEST_B"):
         monkeypatch.setenv(name, "y" * 85_000)  # (one variable: at most 128 KiB to exec)
     spec_size = 25_000  # in the spec twice (the container's env and op.json): under INLINE_SPEC_MAX
-    op = make_op(executor, container("sh", "-c", 'echo "${#BIG} ${#POLYNB_TEST_B}"', env={"BIG": "x" * spec_size}))
+    script = f'{WAIT_FOR_GO}; echo "${{#BIG}} ${{#POLYNB_TEST_B}}"'
+    op = make_op(executor, container("sh", "-c", script, env={"BIG": "x" * spec_size}))
     recorder = UpdateRecorder()
     record = executor.submit(op, recorder)
+    recorder.until("running")
+    assert parent_of(int(str(record["shim_pid"]))) != os.getpid()  # forked all the same (asked while it lives)
+    (workdir / "go").touch()
     assert recorder.final().status == "succeeded"
     assert list(executor.logs(op.uuid)) == [f"{spec_size} 85000"]
     assert (Path(op.placement.run_artifacts_path) / ".executor" / "spec.bin").exists()
-    assert parent_of(int(str(record["shim_pid"]))) != os.getpid()  # forked all the same
-    assert parent_of(run_true(executor)) != os.getpid()  # and the server is still used
+    (workdir / "go").unlink()
+    shim, recorder, _ = waiting_op(executor)
+    assert parent_of(shim) != os.getpid()  # and the server is still used
+    (workdir / "go").touch()
+    assert recorder.final().status == "succeeded"
 
 
 def test_the_run_record_names_its_shim_by_pid_and_start_time(make_executor: MakeExecutor, workdir: Path) -> None:
@@ -332,3 +341,84 @@ def test_an_unknown_spawn_mode_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv(SPAWN_MODE_ENV, "vfork")
     with pytest.raises(ValueError, match=r"POLYNB_LOCAL_SPAWN='vfork': expected 'fork' or 'spawn'"):
         LocalExecutor()
+
+
+def children_of(pid: int) -> set[int]:
+    found: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != pid:
+            with contextlib.suppress(OSError, ValueError):  # gone meanwhile
+                if parent_of(int(entry)) == pid and alive(int(entry)):
+                    found.add(int(entry))
+    return found
+
+
+def spare_of(server: int, shims: set[int]) -> int:
+    """The child the idle server forked ahead of the next request (re-checked: it forks it after its reply)."""
+    spares: list[int] = []
+
+    def forked() -> bool:
+        spares[:] = sorted(children_of(server) - shims)
+        return len(spares) == 1
+
+    wait_until(forked, "the server to fork a spare shim")
+    return spares[0]
+
+
+def files_of(pid: int) -> list[str]:
+    files = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            files.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    return files
+
+
+@FORK_ONLY
+def test_the_next_shim_is_forked_while_the_server_is_idle_and_holds_nothing_of_a_run_until_then(
+    make_executor: MakeExecutor, workdir: Path, tmp_path: Path
+) -> None:
+    executor = make_executor()
+    shim, _, _ = waiting_op(executor)
+    server = parent_of(shim)
+    spare = spare_of(server, {shim})
+    # What the server has (its stderr) and a socket of its own: no run's pipe or lock.
+    server_files = files_of(server)
+    assert [f for f in files_of(spare) if f not in server_files and f != "/dev/null" and "socket:" not in f] == []
+    assert not [f for f in files_of(spare) if f.startswith(str(tmp_path))]
+    assert os.getsid(spare) == spare  # in a session of its own already
+    nxt, recorder, _ = waiting_op(executor)
+    assert nxt == spare  # the next run's shim is that child
+    assert spare_of(server, {shim, nxt}) not in (shim, nxt)  # and a new one waits for the run after
+    (workdir / "go").touch()
+    assert recorder.final().status == "succeeded"
+
+
+@FORK_ONLY
+def test_a_spare_that_died_waiting_is_replaced_by_a_fork_on_request(make_executor: MakeExecutor, workdir: Path) -> None:
+    executor = make_executor()
+    shim, _, _ = waiting_op(executor)
+    server = parent_of(shim)
+    spare = spare_of(server, {shim})
+    os.kill(spare, signal.SIGKILL)
+    wait_dead(spare)
+    second, recorder, _ = waiting_op(executor)
+    assert second != spare
+    assert parent_of(second) == server
+    assert spare_of(server, {shim, second}) != spare  # forked ahead again
+    (workdir / "go").touch()
+    assert recorder.final().status == "succeeded"
+
+
+@FORK_ONLY
+def test_the_spare_ends_with_the_server_when_the_executor_shuts_down(
+    make_executor: MakeExecutor, workdir: Path
+) -> None:
+    executor = make_executor()
+    shim, _, _ = waiting_op(executor)
+    server = parent_of(shim)
+    spare = spare_of(server, {shim})
+    executor.shutdown(stop_running=False)
+    wait_dead(spare)
+    assert alive(shim)  # the runs carry on
+    (workdir / "go").touch()
+    wait_dead(shim)

@@ -141,21 +141,26 @@ def test_a_run_whose_shim_is_alive_is_never_started_again(make_executor: MakeExe
 
 
 def test_a_live_shim_not_known_by_pid_yet_is_followed_and_stopped(make_executor: MakeExecutor, workdir: Path) -> None:
-    """Issue 11.1: an engine that died before the shim wrote its shim file left a live run the next engine
-    took for lost. Made here by hiding the shim file of a paused shim until after the re-attach."""
+    """Issue 11.1: an engine that died before the shim wrote its identity left a live run the next engine
+    took for lost. Made here by hiding the identity (the lock file's lines) of a paused shim until after the
+    re-attach; the file stays, and so does the shim's lock on it."""
     op, record, _ = long_op(make_executor, workdir)
     main_pid = read_pid(workdir / "main.pid")
     shim_pid = int(str(record["shim_pid"]))
-    shim_file = Path(op.placement.run_artifacts_path) / ".executor" / "shim"
-    hidden = shim_file.with_name("shim.hidden")
+    lock_file = Path(op.placement.run_artifacts_path) / ".executor" / "lock"
     os.kill(shim_pid, signal.SIGSTOP)
     try:
-        shim_file.rename(hidden)
+        hidden = lock_file.read_bytes()
+        os.truncate(lock_file, 0)
         second = make_executor()
         recorder = UpdateRecorder()
         assert second.reattach(op, {}, recorder)
         second.stop(op.uuid, grace=5)  # cannot be signalled yet: sent once the shim is found
-        hidden.rename(shim_file)
+        fd = os.open(lock_file, os.O_WRONLY)
+        try:
+            os.pwrite(fd, hidden, 0)
+        finally:
+            os.close(fd)
     finally:
         os.kill(shim_pid, signal.SIGCONT)
     final = recorder.final()
@@ -164,6 +169,65 @@ def test_a_live_shim_not_known_by_pid_yet_is_followed_and_stopped(make_executor:
     wait_dead(shim_pid)
     lines = [json.loads(line) for line in (Path(op.placement.run_artifacts_path) / "status.jsonl").open()]
     assert [(line["seq"], line["status"]) for line in lines] == [(1, "starting"), (2, "running"), (3, "stopped")]
+
+
+def as_earlier_layout(internal: Path) -> None:
+    """Rewrite a live run's folder as a shim of an earlier polynb left it: its identity in ``.executor/shim``,
+    only its containers in the lock file (which the shim holds, and adds nothing to afterwards here)."""
+    identity, containers = (internal / "lock").read_text().split("\n", 1)
+    pid, start, tag, offset = identity.split()
+    assert tag == "shim"
+    (internal / "shim").write_text(f"{pid} {start} {offset}\n")
+    fd = os.open(internal / "lock", os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, containers.encode())
+    finally:
+        os.close(fd)
+
+
+def test_the_shim_is_known_from_the_lock_file_alone(make_executor: MakeExecutor, workdir: Path) -> None:
+    # No file of its own: the shim's identity is the first line of the lock it holds, its containers follow.
+    op, record, _ = long_op(make_executor, workdir)
+    main_pid = read_pid(workdir / "main.pid")
+    internal = Path(op.placement.run_artifacts_path) / ".executor"
+    assert not (internal / "shim").exists()
+    identity, main_line = (internal / "lock").read_text().splitlines()
+    assert identity == f"{record['shim_pid']} {record['shim_start_time']} shim 0"
+    assert main_line.split()[::2] == [str(main_pid), "main"]
+    recorder = UpdateRecorder()
+    second = make_executor()
+    assert second.reattach(op, {}, recorder)  # from the run folder alone
+    recorder.until("running")
+    second.stop(op.uuid, grace=5)  # signalled through the pidfd of the shim the lock file names
+    assert recorder.final().message == "stopped on request"
+    wait_dead(main_pid)
+
+
+def test_a_run_of_an_earlier_layout_is_re_attached_and_followed(make_executor: MakeExecutor, workdir: Path) -> None:
+    op, _, _ = long_op(make_executor, workdir)
+    as_earlier_layout(Path(op.placement.run_artifacts_path) / ".executor")
+    recorder = UpdateRecorder()
+    assert make_executor().reattach(op, {}, recorder)
+    recorder.until("running")
+    (workdir / "go").touch()
+    assert recorder.final().status == "succeeded"
+    assert recorder.statuses == ["starting", "running", "succeeded"]
+
+
+def test_a_lost_shim_of_an_earlier_layout_is_found_and_its_orphans_killed(
+    make_executor: MakeExecutor, workdir: Path
+) -> None:
+    op, record, _ = long_op(make_executor, workdir)
+    main_pid = read_pid(workdir / "main.pid")
+    shim_pid = int(str(record["shim_pid"]))
+    as_earlier_layout(Path(op.placement.run_artifacts_path) / ".executor")
+    os.kill(shim_pid, signal.SIGKILL)
+    recorder = UpdateRecorder()
+    assert make_executor().reattach(op, {}, recorder)
+    final = recorder.final()
+    assert (final.status, final.reason) == ("failed", "ProcessLost")
+    assert str(shim_pid) in final.message  # known from the old shim file
+    wait_dead(main_pid)
 
 
 def test_only_one_engine_writes_the_end_of_a_lost_run(make_executor: MakeExecutor, workdir: Path) -> None:
@@ -212,11 +276,21 @@ def test_the_orphans_of_a_lost_shim_of_an_earlier_polynb_are_killed(make_executo
     wait_dead(main_pid)
 
 
-def test_a_shim_file_being_written_is_not_taken_for_the_shim(tmp_path: Path) -> None:
-    # The shim writes its file in place (no rename): a line without its newline may be cut anywhere.
+def test_an_identity_being_written_is_not_taken_for_the_shim(tmp_path: Path) -> None:
+    # The shim writes its identity in place (no rename): a line without its newline may be cut anywhere.
     (tmp_path / ".executor").mkdir()
+    lock_file = tmp_path / ".executor" / "lock"
+    lock_file.write_text("4242 99 shim 12")  # of "4242 99 shim 123\n"
+    assert _read_shim_file(tmp_path) is None
+    lock_file.write_text("4242 99 shim 123\n4300 100 main\n")
+    assert _read_shim_file(tmp_path) == (4242, 99, 123)
+
+
+def test_an_earlier_versions_shim_file_is_read_and_its_lock_lines_are_never_the_identity(tmp_path: Path) -> None:
+    (tmp_path / ".executor").mkdir()
+    (tmp_path / ".executor" / "lock").write_text("4300 100 123\n")  # a container named "123", of an earlier shim
     shim_file = tmp_path / ".executor" / "shim"
-    shim_file.write_text("4242 99 12")  # of "4242 99 123\n"
+    shim_file.write_text("4242 99 12")
     assert _read_shim_file(tmp_path) is None
     shim_file.write_text("4242 99 123\n")
     assert _read_shim_file(tmp_path) == (4242, 99, 123)
