@@ -19,7 +19,7 @@ from polynb.store.paths import (
     recorded_root,
     run_paths,
 )
-from polynb.store.records import EventRecord, Move, NewRun, RunRecord, StatusChange, Transition, new_uuid
+from polynb.store.records import EventRecord, Move, NewRun, RunRecord, StatusChange, Step, Transition, new_uuid
 from polynb.store.schema import SCHEMA_VERSION
 from polynb.store.store import Store
 
@@ -37,6 +37,7 @@ __all__ = [
     "RunRecord",
     "SchemaVersionError",
     "StatusChange",
+    "Step",
     "Store",
     "StoreError",
     "Transition",

@@ -182,6 +182,17 @@ class Move:
         return self.applied
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One status of several a run took at once (:meth:`Store.advance`): what ``move`` would be given."""
+
+    status: Status
+    reason: str | None = None
+    message: str | None = None
+    at: datetime | None = None
+    """When it happened (None: when it is written)."""
+
+
 RUN_COLUMNS = (
     "uuid, name, kind, status, reason, message, dag_uuid, hook_of, hook_trigger, spec, inputs, outputs, "
     "meta, executor, handle, attempt, url, created_at, updated_at, started_at, finished_at, wait_time, "

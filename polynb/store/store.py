@@ -7,11 +7,12 @@ produced. Any number of threads and processes may use the same file.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sqlite3
 import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ from polynb.store.records import (
     NewRun,
     RunRecord,
     StatusChange,
+    Step,
     Transition,
     change_from_row,
     dumps,
@@ -54,9 +56,8 @@ from polynb.store.remote import ARTIFACTS_STORE_KEY, StoreAccess, access, record
 
 _SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs"  # noqa: S608 -- a constant column list
 _INSERT_EVENT = "INSERT INTO events (at, run_uuid, dag_uuid, kind, payload) VALUES (?, ?, ?, ?, ?)"
-_INSERT_CHANGE = (
-    "INSERT INTO status_history (run_uuid, seq, status, previous, reason, message, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT_EVENT_ROWS = "INSERT INTO events (at, run_uuid, dag_uuid, kind, payload) VALUES "
+_INSERT_CHANGE_ROWS = "INSERT INTO status_history (run_uuid, seq, status, previous, reason, message, at) VALUES "
 _SET_STATUS = (
     "status = ?, reason = ?, message = ?, updated_at = ?, started_at = ?, finished_at = ?, wait_time = ?, duration = ?"
 )
@@ -77,6 +78,15 @@ _MOVE = (
     " duration = CASE WHEN ?6 THEN max(0.0, ?4 - CASE WHEN started_at IS NULL AND ?5 THEN ?4"
     " ELSE coalesce(started_at, created_at) END) END"
     " WHERE uuid = ?7 AND status = ?8 RETURNING name, kind, dag_uuid, attempt"
+)
+# Several non-final statuses at once (``advance``): the last one's status, reason, message and time (?1-?4); ?5 the
+# time of the first running-ish one (NULL: none); a compare-and-set on ?7, the status the caller knows.
+_ADVANCE = (
+    "UPDATE runs SET status = ?1, reason = ?2, message = ?3, updated_at = ?4,"
+    " started_at = CASE WHEN started_at IS NULL AND ?5 IS NOT NULL THEN ?5 ELSE started_at END,"
+    " wait_time = CASE WHEN started_at IS NULL AND ?5 IS NOT NULL THEN max(0.0, ?5 - created_at) ELSE wait_time END,"
+    " finished_at = NULL, duration = NULL"
+    " WHERE uuid = ?6 AND status = ?7 RETURNING name, kind, dag_uuid, attempt"
 )
 _ROOTS_KEPT = 4096
 _UNKNOWN = object()
@@ -193,9 +203,9 @@ class Store:
                     )
                 except sqlite3.IntegrityError as exc:
                     raise DuplicateRunError(f"a run with uuid {new.uuid} exists already") from exc
-                run = _fresh_record(new, now)
-                self._record_change(conn, run, None, now)
-                created.append(run)
+                created.append(_fresh_record(new, now))
+            _append_changes(conn, [(r.uuid, r.name, r.kind, r.dag_uuid, 0, r.status, None, None, r.message, now)
+                                   for r in created])  # fmt: skip
         with self._roots_lock:
             for new in batch:
                 self._roots[new.uuid] = new.meta.get(ARTIFACTS_ROOT_KEY)
@@ -344,13 +354,50 @@ class Store:
             if not rows:
                 return None
             name, kind, dag_uuid, attempt = rows[0]
-            first = _append_change(
-                conn, uuid, name, kind, dag_uuid, attempt - 1, Status.COMPILED, Status.CREATED, *compiled, now
-            )
-            then = _append_change(
-                conn, uuid, name, kind, dag_uuid, attempt, target, Status.COMPILED, reason, None, now
-            )  # fmt: skip
-        return Move(True, Status.CREATED, target, attempt, first + then)
+            steps: list[_Change] = [
+                (uuid, name, kind, dag_uuid, attempt - 1, Status.COMPILED, Status.CREATED, *compiled, now),
+                (uuid, name, kind, dag_uuid, attempt, target, Status.COMPILED, reason, None, now),
+            ]
+            events = _append_changes(conn, steps)
+        return Move(True, Status.CREATED, target, attempt, events)
+
+    def advance(self, uuid: str, steps: Sequence[Step], *, known: Status) -> tuple[Move, ...] | None:
+        """Several statuses a run took one after another (``queued`` → ``starting`` → ``running``, as an executor
+        reports them together), as ``move`` would write them one by one, in one UPDATE: every status its history
+        row and its event, in order, each at its own instant; ``started_at`` and ``wait_time`` from the first
+        running-ish one. Non-final statuses only, each a transition from the one before (``known`` first).
+        None, with nothing written, if the run is not ``known`` in the store: the caller makes the moves one by
+        one, which decide on what is stored. Returns one :class:`Move` per step."""
+        if not steps:
+            return ()
+        previous = known
+        for step in steps:
+            if step.status in FINAL or not can_transition(previous, step.status):
+                raise ValueError(f"run {uuid}: {previous.value} -> {step.status.value} is not a step to advance by")
+            previous = step.status
+        times = [to_ts(step.at) for step in steps]
+        running_at = next((t for step, t in zip(steps, times, strict=True) if step.status in RUNNING_VALUES), None)
+        last = steps[-1]
+        params = (last.status.value, last.reason, last.message, times[-1], running_at, uuid, known.value)
+        with self._pool.write() as conn:
+            rows = conn.execute(_ADVANCE, params).fetchall()
+            if not rows:
+                return None
+            name, kind, dag_uuid, attempt = rows[0]
+            changes: list[_Change] = []
+            before: Status = known
+            for step, now in zip(steps, times, strict=True):
+                changes.append(
+                    (uuid, name, kind, dag_uuid, attempt, step.status, before, step.reason, step.message, now)
+                )
+                before = step.status
+            events = _append_changes(conn, changes)
+        moves: list[Move] = []
+        before, i = known, 0
+        for step in steps:
+            moves.append(Move(True, before, step.status, attempt, events[i : i + 1]))
+            before, i = step.status, i + 1
+        return tuple(moves)
 
     def _write_spec(self, conn: sqlite3.Connection, uuid: str, spec: str | None, inputs: str | None) -> None:
         if spec is not None or inputs is not None:
@@ -737,26 +784,72 @@ def _append_change(
     now: float,
 ) -> tuple[EventRecord, ...]:
     """Append the status events and the history row of run ``uuid``'s new ``status`` (already written)."""
-    payload = {
-        "name": name,
-        "run_kind": kind,
-        "status": status.value,
-        "previous": None if previous is None else previous.value,
-        "reason": reason,
-        "message": message,
-        "attempt": attempt,
-    }
-    text = dumps(payload)
-    at = _dt(now)
-    seq = conn.execute(_INSERT_EVENT, (now, uuid, dag_uuid, event_kind(status), text)).lastrowid
-    assert seq is not None
-    events = [EventRecord(seq, at, uuid, dag_uuid, event_kind(status), payload)]
-    if status in FINAL:
-        done = conn.execute(_INSERT_EVENT, (now, uuid, dag_uuid, DONE_EVENT, text)).lastrowid
-        assert done is not None
-        events.append(EventRecord(done, at, uuid, dag_uuid, DONE_EVENT, dict(payload)))
-    conn.execute(_INSERT_CHANGE, (uuid, seq, status.value, payload["previous"], reason, message, now))
-    return tuple(events)
+    return _append_changes(conn, [(uuid, name, kind, dag_uuid, attempt, status, previous, reason, message, now)])
+
+
+_Change = tuple[str, str, str, "str | None", int, Status, "Status | None", "str | None", "str | None", float]
+"""A status a run took (already in its row): uuid, name, kind, dag_uuid, attempt, the status, the one before,
+reason, message, when."""
+
+_CHANGES_PER_INSERT = 64
+"""Rows of one multi-row INSERT: 128 events of 5 parameters at most, far below SQLite's limit on a statement's."""
+
+
+def _append_changes(conn: sqlite3.Connection, changes: Sequence[_Change]) -> tuple[EventRecord, ...]:
+    """Append the status events (``run_status_done`` too after a final status) and the history rows of the
+    statuses in ``changes``, in order: one INSERT for the events and one for the history per 64 changes, not
+    two or three per change. The rows of one INSERT get increasing seqs in the order listed (this connection
+    holds the write lock), so the sorted ``RETURNING`` seqs are the rows' in that order."""
+    records: list[EventRecord] = []
+    for first in range(0, len(changes), _CHANGES_PER_INSERT):
+        records += _append_chunk(conn, changes[first : first + _CHANGES_PER_INSERT])
+    return tuple(records)
+
+
+def _append_chunk(conn: sqlite3.Connection, changes: Sequence[_Change]) -> list[EventRecord]:
+    rows: list[tuple[float, str, str | None, str, str | None]] = []
+    events: list[tuple[datetime, str, str | None, str, dict[str, Any]]] = []
+    for uuid, name, kind, dag_uuid, attempt, status, previous, reason, message, now in changes:
+        payload = {
+            "name": name,
+            "run_kind": kind,
+            "status": status.value,
+            "previous": None if previous is None else previous.value,
+            "reason": reason,
+            "message": message,
+            "attempt": attempt,
+        }
+        text = dumps(payload)
+        at = _dt(now)
+        status_kind = event_kind(status)
+        rows.append((now, uuid, dag_uuid, status_kind, text))
+        events.append((at, uuid, dag_uuid, status_kind, payload))
+        if status in FINAL:
+            rows.append((now, uuid, dag_uuid, DONE_EVENT, text))
+            events.append((at, uuid, dag_uuid, DONE_EVENT, dict(payload)))
+    seqs = sorted(seq for (seq,) in conn.execute(_insert_many(_INSERT_EVENT_ROWS, len(rows), 5), _flat(rows)))
+    records = [EventRecord(seq, *event) for seq, event in zip(seqs, events, strict=True)]
+    in_order = iter(records)
+    history: list[tuple[str, int, str, str | None, str | None, str | None, float]] = []
+    for uuid, _name, _kind, _dag, _attempt, status, previous, reason, message, now in changes:
+        seq = next(in_order).seq
+        if status in FINAL:
+            next(in_order)  # its run_status_done
+        history.append((uuid, seq, status.value, None if previous is None else previous.value, reason, message, now))
+    conn.execute(_insert_many(_INSERT_CHANGE_ROWS, len(history), 7), _flat(history))
+    return records
+
+
+@functools.cache
+def _insert_many(head: str, rows: int, columns: int) -> str:
+    """``head`` with ``rows`` rows of ``columns`` parameters: one statement (prepared once, by its text)."""
+    row = "(" + ", ".join("?" * columns) + ")"
+    returning = " RETURNING seq" if head.startswith("INSERT INTO events") else ""
+    return head + ", ".join([row] * rows) + returning
+
+
+def _flat(rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+    return [value for row in rows for value in row]
 
 
 def _as_move(transition: Transition) -> Move:
