@@ -108,6 +108,13 @@ class _Update:
     update: ExecutorUpdate
 
 
+@dataclass(frozen=True, slots=True)
+class _Updates:
+    """Updates of one run that were queued one behind the other (``Engine._take_updates``)."""
+
+    updates: tuple[ExecutorUpdate, ...]
+
+
 _QUIT = object()
 
 
@@ -442,16 +449,20 @@ class Engine:
         try:
             with state.store.batch():
                 while True:
+                    message, taken = self._take_updates(message)
                     self._handle(message, replies)
                     now = time.monotonic()
                     if not acting and state.outbox.acting:
                         acting, deadline = True, min(deadline, now + ACTING_SECONDS)
-                    if now >= deadline:
+                    if taken is not None:
+                        message = taken  # out of the queue already: handled in this turn
+                    elif now >= deadline:
                         break
-                    try:
-                        message = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
+                    else:
+                        try:
+                            message = self._queue.get_nowait()
+                        except queue.Empty:
+                            break
                     if message is _QUIT:
                         go_on = False
                         break
@@ -469,6 +480,23 @@ class Engine:
             reply.send()
         return go_on
 
+    def _take_updates(self, message: object) -> tuple[object, object | None]:
+        """An executor update and those of the same run queued right behind it (``starting`` and ``running``,
+        reported together), as one message: ``Updates.handle_all`` writes them at once. Returns it and the
+        message taken from the queue after them, if any (to be handled next)."""
+        if not isinstance(message, _Update):
+            return message, None
+        updates = [message.update]
+        while True:
+            try:
+                taken = self._queue.get_nowait()
+            except queue.Empty:
+                taken = None
+            if not isinstance(taken, _Update) or taken.update.run_uuid != message.update.run_uuid:
+                break
+            updates.append(taken.update)
+        return (message if len(updates) == 1 else _Updates(tuple(updates))), taken
+
     def _handle(self, message: object, replies: list[_Reply]) -> None:
         timers = self._state.timers
         try:
@@ -476,9 +504,10 @@ class Engine:
                 self._run_call(message, replies)
             elif isinstance(message, _Update):
                 self._updates.handle(message.update)
+            elif isinstance(message, _Updates):
+                self._updates.handle_all(message.updates)
             elif isinstance(message, Submitted):
-                for update in self._submission.on_submitted(message):
-                    self._updates.handle(update)
+                self._updates.handle_all(self._submission.on_submitted(message))
             for key, payload in timers.pop_due():
                 self._on_timer(key, payload)
             self._settle()
