@@ -10,7 +10,10 @@ Turns. The loop takes the messages queued at once (for up to ``TURN_SECONDS``, o
 once one leaves a run to submit or stop) as one turn, written in one store transaction (``Store.batch``): one
 commit instead of one per status change. Nothing acts on a status before it is committed: the turn's
 submissions, stops and events (``outbox``), its waiters and the answers to its calls all wait for the commit.
-Subscribers are called on the engine thread then, in seq order.
+Subscribers are called on the engine thread then, in seq order. One message that starts many ops commits
+early, between two of them, once a submission has waited ``ACTING_SECONDS`` (``Outbox.act_if_waited``), so the
+first ops run while the rest compile. An update and those of the same run queued right behind it are one message
+(``_take_updates``): their statuses are one store write.
 
 This module holds the public API and the loop; the work is done by collaborators that share one
 :class:`~polynb.scheduler.state.EngineState`: ``statuses`` (every status change, hooks created with the
@@ -46,6 +49,7 @@ from polynb.scheduler.hooks import HookFactory
 from polynb.scheduler.intake import EventIntake
 from polynb.scheduler.log_index import ArchiveSource, DagLogIndex
 from polynb.scheduler.nesting import Nesting, nested_hooks
+from polynb.scheduler.outbox import ACTING_SECONDS
 from polynb.scheduler.ownership import new_owner
 from polynb.scheduler.plan import DagPlan, plan_from_pipeline_op
 from polynb.scheduler.recovery import Adopter
@@ -74,12 +78,6 @@ DEFAULT_RETRY_DELAY = 0.5
 
 TURN_SECONDS = 0.005
 """How long a turn goes on taking queued messages (status updates, mostly): its writes are one commit."""
-
-ACTING_SECONDS = 0.001
-"""How much longer a turn goes on once a message has left something to act on (a run to submit, one to
-stop): nothing acts before the commit, so a submission waits at most this for the messages already queued
-behind it (with many chains in flight, a commit per submission would cost more than it saves; alone, the
-queue is empty and the turn ends at once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,7 +445,8 @@ class Engine:
         go_on = True
         state.outbox.holding = True
         try:
-            with state.store.batch():
+            with state.store.batch() as batch:
+                state.outbox.commit = lambda: not state.store.in_atomic() and (batch.commit() or True)
                 while True:
                     message, taken = self._take_updates(message)
                     self._handle(message, replies)
@@ -474,6 +473,7 @@ class Engine:
             replies = [_Reply(reply.future, error=exc) for reply in replies]
         finally:
             state.outbox.holding = False
+            state.outbox.commit = None
         state.outbox.deliver()
         self._publish_settled()
         for reply in replies:

@@ -156,6 +156,10 @@ class Store:
         with self._pool.atomic():
             yield
 
+    def in_atomic(self) -> bool:
+        """This thread is inside an ``atomic`` block (a batch cannot be committed there)."""
+        return self._pool.in_atomic()
+
     @contextmanager
     def batch(self) -> Iterator[Batch]:
         """Make this thread's writes one transaction until ``batch.commit()`` or the end of the block, so
