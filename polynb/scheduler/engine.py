@@ -454,7 +454,10 @@ class Engine:
                     if not acting and state.outbox.acting:
                         acting, deadline = True, min(deadline, now + ACTING_SECONDS)
                     if taken is not None:
-                        message = taken  # out of the queue already: handled in this turn
+                        message = taken  # out of the queue already: handled in this turn (alone if it is over)
+                        if now >= deadline and message is not _QUIT:
+                            self._handle(message, replies)
+                            break
                     elif now >= deadline:
                         break
                     else:
