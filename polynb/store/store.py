@@ -7,7 +7,6 @@ produced. Any number of threads and processes may use the same file.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import sqlite3
@@ -56,8 +55,9 @@ from polynb.store.remote import ARTIFACTS_STORE_KEY, StoreAccess, access, record
 
 _SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs"  # noqa: S608 -- a constant column list
 _INSERT_EVENT = "INSERT INTO events (at, run_uuid, dag_uuid, kind, payload) VALUES (?, ?, ?, ?, ?)"
-_INSERT_EVENT_ROWS = "INSERT INTO events (at, run_uuid, dag_uuid, kind, payload) VALUES "
-_INSERT_CHANGE_ROWS = "INSERT INTO status_history (run_uuid, seq, status, previous, reason, message, at) VALUES "
+_INSERT_CHANGE = (
+    "INSERT INTO status_history (run_uuid, seq, status, previous, reason, message, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 _SET_STATUS = (
     "status = ?, reason = ?, message = ?, updated_at = ?, started_at = ?, finished_at = ?, wait_time = ?, duration = ?"
 )
@@ -207,9 +207,9 @@ class Store:
                     )
                 except sqlite3.IntegrityError as exc:
                     raise DuplicateRunError(f"a run with uuid {new.uuid} exists already") from exc
-                created.append(_fresh_record(new, now))
-            _append_changes(conn, [(r.uuid, r.name, r.kind, r.dag_uuid, 0, r.status, None, None, r.message, now)
-                                   for r in created])  # fmt: skip
+                run = _fresh_record(new, now)
+                self._record_change(conn, run, None, now)
+                created.append(run)
         with self._roots_lock:
             for new in batch:
                 self._roots[new.uuid] = new.meta.get(ARTIFACTS_ROOT_KEY)
@@ -358,12 +358,13 @@ class Store:
             if not rows:
                 return None
             name, kind, dag_uuid, attempt = rows[0]
-            steps: list[_Change] = [
-                (uuid, name, kind, dag_uuid, attempt - 1, Status.COMPILED, Status.CREATED, *compiled, now),
-                (uuid, name, kind, dag_uuid, attempt, target, Status.COMPILED, reason, None, now),
-            ]
-            events = _append_changes(conn, steps)
-        return Move(True, Status.CREATED, target, attempt, events)
+            first = _append_change(
+                conn, uuid, name, kind, dag_uuid, attempt - 1, Status.COMPILED, Status.CREATED, *compiled, now
+            )
+            then = _append_change(
+                conn, uuid, name, kind, dag_uuid, attempt, target, Status.COMPILED, reason, None, now
+            )  # fmt: skip
+        return Move(True, Status.CREATED, target, attempt, first + then)
 
     def advance(self, uuid: str, steps: Sequence[Step], *, known: Status) -> tuple[Move, ...] | None:
         """Several statuses a run took one after another (``queued`` → ``starting`` → ``running``, as an executor
@@ -788,72 +789,40 @@ def _append_change(
     now: float,
 ) -> tuple[EventRecord, ...]:
     """Append the status events and the history row of run ``uuid``'s new ``status`` (already written)."""
-    return _append_changes(conn, [(uuid, name, kind, dag_uuid, attempt, status, previous, reason, message, now)])
+    payload = {
+        "name": name,
+        "run_kind": kind,
+        "status": status.value,
+        "previous": None if previous is None else previous.value,
+        "reason": reason,
+        "message": message,
+        "attempt": attempt,
+    }
+    text = dumps(payload)
+    at = _dt(now)
+    seq = conn.execute(_INSERT_EVENT, (now, uuid, dag_uuid, event_kind(status), text)).lastrowid
+    assert seq is not None
+    events = [EventRecord(seq, at, uuid, dag_uuid, event_kind(status), payload)]
+    if status in FINAL:
+        done = conn.execute(_INSERT_EVENT, (now, uuid, dag_uuid, DONE_EVENT, text)).lastrowid
+        assert done is not None
+        events.append(EventRecord(done, at, uuid, dag_uuid, DONE_EVENT, dict(payload)))
+    conn.execute(_INSERT_CHANGE, (uuid, seq, status.value, payload["previous"], reason, message, now))
+    return tuple(events)
 
 
 _Change = tuple[str, str, str, "str | None", int, Status, "Status | None", "str | None", "str | None", float]
 """A status a run took (already in its row): uuid, name, kind, dag_uuid, attempt, the status, the one before,
 reason, message, when."""
 
-_CHANGES_PER_INSERT = 64
-"""Rows of one multi-row INSERT: 128 events of 5 parameters at most, far below SQLite's limit on a statement's."""
-
 
 def _append_changes(conn: sqlite3.Connection, changes: Sequence[_Change]) -> tuple[EventRecord, ...]:
-    """Append the status events (``run_status_done`` too after a final status) and the history rows of the
-    statuses in ``changes``, in order: one INSERT for the events and one for the history per 64 changes, not
-    two or three per change. The rows of one INSERT get increasing seqs in the order listed (this connection
-    holds the write lock), so the sorted ``RETURNING`` seqs are the rows' in that order."""
-    records: list[EventRecord] = []
-    for first in range(0, len(changes), _CHANGES_PER_INSERT):
-        records += _append_chunk(conn, changes[first : first + _CHANGES_PER_INSERT])
-    return tuple(records)
-
-
-def _append_chunk(conn: sqlite3.Connection, changes: Sequence[_Change]) -> list[EventRecord]:
-    rows: list[tuple[float, str, str | None, str, str | None]] = []
-    events: list[tuple[datetime, str, str | None, str, dict[str, Any]]] = []
-    for uuid, name, kind, dag_uuid, attempt, status, previous, reason, message, now in changes:
-        payload = {
-            "name": name,
-            "run_kind": kind,
-            "status": status.value,
-            "previous": None if previous is None else previous.value,
-            "reason": reason,
-            "message": message,
-            "attempt": attempt,
-        }
-        text = dumps(payload)
-        at = _dt(now)
-        status_kind = event_kind(status)
-        rows.append((now, uuid, dag_uuid, status_kind, text))
-        events.append((at, uuid, dag_uuid, status_kind, payload))
-        if status in FINAL:
-            rows.append((now, uuid, dag_uuid, DONE_EVENT, text))
-            events.append((at, uuid, dag_uuid, DONE_EVENT, dict(payload)))
-    seqs = sorted(seq for (seq,) in conn.execute(_insert_many(_INSERT_EVENT_ROWS, len(rows), 5), _flat(rows)))
-    records = [EventRecord(seq, *event) for seq, event in zip(seqs, events, strict=True)]
-    in_order = iter(records)
-    history: list[tuple[str, int, str, str | None, str | None, str | None, float]] = []
-    for uuid, _name, _kind, _dag, _attempt, status, previous, reason, message, now in changes:
-        seq = next(in_order).seq
-        if status in FINAL:
-            next(in_order)  # its run_status_done
-        history.append((uuid, seq, status.value, None if previous is None else previous.value, reason, message, now))
-    conn.execute(_insert_many(_INSERT_CHANGE_ROWS, len(history), 7), _flat(history))
-    return records
-
-
-@functools.cache
-def _insert_many(head: str, rows: int, columns: int) -> str:
-    """``head`` with ``rows`` rows of ``columns`` parameters: one statement (prepared once, by its text)."""
-    row = "(" + ", ".join("?" * columns) + ")"
-    returning = " RETURNING seq" if head.startswith("INSERT INTO events") else ""
-    return head + ", ".join([row] * rows) + returning
-
-
-def _flat(rows: Sequence[tuple[Any, ...]]) -> list[Any]:
-    return [value for row in rows for value in row]
+    """``_append_change`` for each of ``changes``, in order. (One multi-row INSERT for them all was tried: it took
+    9% more instructions per op than these, the rows and their indexes being the cost, not the statements.)"""
+    events: list[EventRecord] = []
+    for change in changes:
+        events += _append_change(conn, *change)
+    return tuple(events)
 
 
 def _as_move(transition: Transition) -> Move:
