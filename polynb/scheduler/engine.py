@@ -502,6 +502,7 @@ class Engine:
 
     def _handle(self, message: object, replies: list[_Reply]) -> None:
         timers = self._state.timers
+        self._state.outbox.next_message()
         try:
             if isinstance(message, _Call):
                 self._run_call(message, replies)

@@ -55,6 +55,13 @@ class Outbox:
         else:
             _attempt(action, what)
 
+    def next_message(self) -> None:
+        """The turn goes on with another message: what earlier ones posted waits for the end of the turn, which
+        comes ``ACTING_SECONDS`` after the first action at the latest, unless this message runs that long itself
+        (``act_if_waited`` counts from now)."""
+        if self._acting_since is not None:
+            self._acting_since = time.monotonic()
+
     def act_if_waited(self, seconds: float) -> None:
         """Within a turn, between two pieces of work that are each whole (two ops of a DAG being started): if an
         action has waited ``seconds`` for the commit, commit what is written so far and do the actions now, so a
