@@ -38,6 +38,8 @@ class Outbox:
         self._listeners = listeners
         self._actions: list[tuple[Action, str]] = []
         self._events: list[EventRecord] = []
+        self._committed: list[EventRecord] = []
+        """Events whose writes a commit within the turn made durable: published at its end, whatever follows."""
         self._acting_since: float | None = None
         self.holding = False
         """A turn is open: what is posted waits for its commit."""
@@ -72,13 +74,14 @@ class Outbox:
         try:
             committed = self.commit()
         except BaseException:
-            # Not committed: nothing written since the turn began is durable, so none of its actions may happen.
-            dropped = len(self._actions)
-            self._actions, self._acting_since = [], None
-            logger.critical("engine: a commit failed; %d submissions and stops dropped", dropped)
+            # Not committed: nothing written since the last commit is durable, so nothing it posted may happen.
+            dropped = self.drop()
+            logger.critical("engine: a commit within a turn failed; %d submissions, stops and events dropped", dropped)
             raise
         if committed:
             actions, self._actions, self._acting_since = self._actions, [], None
+            self._committed += self._events
+            self._events = []
             for action, what in actions:
                 _attempt(action, what)
 
@@ -98,6 +101,7 @@ class Outbox:
         """The turn's writes are committed: do the actions, then publish the events (the actions first: a
         submission waits for no listener). Listeners may call the engine back; what that posts is done too."""
         self._acting_since = None
+        self._events[:0], self._committed = self._committed, []
         while self._actions or self._events:
             actions, self._actions = self._actions, []
             events, self._events = self._events, []
@@ -106,7 +110,8 @@ class Outbox:
             self._listeners.publish(events)
 
     def drop(self) -> int:
-        """The turn's commit failed: nothing it posted may happen. Returns how many items are dropped."""
+        """The turn's commit failed: nothing it posted since its last commit may happen (the events of what a
+        commit within it made durable are still published). Returns how many items are dropped."""
         dropped = len(self._actions) + len(self._events)
         self._actions, self._events, self._acting_since = [], [], None
         return dropped
