@@ -80,10 +80,14 @@ Decisions DESIGN §3 leaves open (each pinned by a test in ``tests/scheduler``):
   flight is sent as soon as the executor has the run (a refused submission then ends ``stopped``, not
   ``failed``); a timeout still counts from the claim.
 * **Turns.** The loop handles the messages queued at once (for up to ``engine.TURN_SECONDS``, or
-  ``engine.ACTING_SECONDS`` more once one leaves a run to submit or stop) as one turn whose writes are one
+  ``outbox.ACTING_SECONDS`` more once one leaves a run to submit or stop) as one turn whose writes are one
   store transaction. Nothing acts on a status before it is committed: submissions, stops, events to
   subscribers, waiters and the answers to API calls wait for the turn's commit (``outbox``), so an engine
-  killed mid-turn leaves nothing that happened unrecorded.
+  killed mid-turn leaves nothing that happened unrecorded. A message that starts many ops (a fan-out) commits
+  what it wrote so far once a submission has waited ``ACTING_SECONDS``, between two ops, and hands those
+  submissions over while it starts the rest; events still wait for the end of the turn. Progress updates of a
+  run queued together (``starting`` then ``running``) are written as one store write (``Store.advance``), each
+  status with its history row and event, in order.
 * **Sweeps.** A matrix run (or a DAG's op with a ``matrix``) is final once every trial is: ``failed`` if any
   trial failed, else ``stopped`` if all were, else ``succeeded`` (Polyaxon's pipeline rule); early stopping
   starts no more trials and stops the running ones. Trials are ``dag_uuid``-children of the sweep, role

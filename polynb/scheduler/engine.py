@@ -10,7 +10,10 @@ Turns. The loop takes the messages queued at once (for up to ``TURN_SECONDS``, o
 once one leaves a run to submit or stop) as one turn, written in one store transaction (``Store.batch``): one
 commit instead of one per status change. Nothing acts on a status before it is committed: the turn's
 submissions, stops and events (``outbox``), its waiters and the answers to its calls all wait for the commit.
-Subscribers are called on the engine thread then, in seq order.
+Subscribers are called on the engine thread then, in seq order. One message that starts many ops commits
+early, between two of them, once a submission has waited ``ACTING_SECONDS`` (``Outbox.act_if_waited``), so the
+first ops run while the rest compile. An update and those of the same run queued right behind it are one message
+(``_take_updates``): their statuses are one store write.
 
 This module holds the public API and the loop; the work is done by collaborators that share one
 :class:`~polynb.scheduler.state.EngineState`: ``statuses`` (every status change, hooks created with the
@@ -46,6 +49,7 @@ from polynb.scheduler.hooks import HookFactory
 from polynb.scheduler.intake import EventIntake
 from polynb.scheduler.log_index import ArchiveSource, DagLogIndex
 from polynb.scheduler.nesting import Nesting, nested_hooks
+from polynb.scheduler.outbox import ACTING_SECONDS
 from polynb.scheduler.ownership import new_owner
 from polynb.scheduler.plan import DagPlan, plan_from_pipeline_op
 from polynb.scheduler.recovery import Adopter
@@ -75,12 +79,6 @@ DEFAULT_RETRY_DELAY = 0.5
 TURN_SECONDS = 0.005
 """How long a turn goes on taking queued messages (status updates, mostly): its writes are one commit."""
 
-ACTING_SECONDS = 0.001
-"""How much longer a turn goes on once a message has left something to act on (a run to submit, one to
-stop): nothing acts before the commit, so a submission waits at most this for the messages already queued
-behind it (with many chains in flight, a commit per submission would cost more than it saves; alone, the
-queue is empty and the turn ends at once)."""
-
 
 @dataclass(frozen=True, slots=True)
 class _Call:
@@ -106,6 +104,13 @@ class _Reply:
 @dataclass(frozen=True, slots=True)
 class _Update:
     update: ExecutorUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class _Updates:
+    """Updates of one run that were queued one behind the other (``Engine._take_updates``)."""
+
+    updates: tuple[ExecutorUpdate, ...]
 
 
 _QUIT = object()
@@ -440,18 +445,26 @@ class Engine:
         go_on = True
         state.outbox.holding = True
         try:
-            with state.store.batch():
+            with state.store.batch() as batch:
+                state.outbox.commit = lambda: not state.store.in_atomic() and (batch.commit() or True)
                 while True:
+                    message, taken = self._take_updates(message)
                     self._handle(message, replies)
                     now = time.monotonic()
                     if not acting and state.outbox.acting:
                         acting, deadline = True, min(deadline, now + ACTING_SECONDS)
-                    if now >= deadline:
+                    if taken is not None:
+                        message = taken  # out of the queue already: handled in this turn (alone if it is over)
+                        if now >= deadline and message is not _QUIT:
+                            self._handle(message, replies)
+                            break
+                    elif now >= deadline:
                         break
-                    try:
-                        message = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
+                    else:
+                        try:
+                            message = self._queue.get_nowait()
+                        except queue.Empty:
+                            break
                     if message is _QUIT:
                         go_on = False
                         break
@@ -463,22 +476,42 @@ class Engine:
             replies = [_Reply(reply.future, error=exc) for reply in replies]
         finally:
             state.outbox.holding = False
+            state.outbox.commit = None
         state.outbox.deliver()
         self._publish_settled()
         for reply in replies:
             reply.send()
         return go_on
 
+    def _take_updates(self, message: object) -> tuple[object, object | None]:
+        """An executor update and those of the same run queued right behind it (``starting`` and ``running``,
+        reported together), as one message: ``Updates.handle_all`` writes them at once. Returns it and the
+        message taken from the queue after them, if any (to be handled next)."""
+        if not isinstance(message, _Update):
+            return message, None
+        updates = [message.update]
+        while True:
+            try:
+                taken = self._queue.get_nowait()
+            except queue.Empty:
+                taken = None
+            if not isinstance(taken, _Update) or taken.update.run_uuid != message.update.run_uuid:
+                break
+            updates.append(taken.update)
+        return (message if len(updates) == 1 else _Updates(tuple(updates))), taken
+
     def _handle(self, message: object, replies: list[_Reply]) -> None:
         timers = self._state.timers
+        self._state.outbox.next_message()
         try:
             if isinstance(message, _Call):
                 self._run_call(message, replies)
             elif isinstance(message, _Update):
                 self._updates.handle(message.update)
+            elif isinstance(message, _Updates):
+                self._updates.handle_all(message.updates)
             elif isinstance(message, Submitted):
-                for update in self._submission.on_submitted(message):
-                    self._updates.handle(update)
+                self._updates.handle_all(self._submission.on_submitted(message))
             for key, payload in timers.pop_due():
                 self._on_timer(key, payload)
             self._settle()

@@ -13,6 +13,7 @@ from polynb.lifecycle import CONNECTION_REF_PREFIX, REASON_STOPPED, Status
 from polynb.scheduler.connection_waits import received
 from polynb.scheduler.dag_status import counts_status
 from polynb.scheduler.early_stopping import REASON_EARLY_STOPPING, failures_reached, metric_reached
+from polynb.scheduler.outbox import ACTING_SECONDS
 from polynb.scheduler.readiness import Action, UpstreamState, Verdict, evaluate, evaluate_tallied
 from polynb.scheduler.run_state import RunState
 from polynb.scheduler.state import DagState, EngineState
@@ -60,6 +61,8 @@ class DagEvaluator:
                 verdict = self._verdict(dag, index, run)
                 if verdict.action == Action.START:
                     self._submission.prepare(run, dag)
+                    # Ops started so far go to their executor while the rest compile (1,000 at once in a fan-out).
+                    state.outbox.act_if_waited(ACTING_SECONDS)
                 elif verdict.action == Action.SKIP:
                     self._statuses.finish(run, Status.SKIPPED, verdict.reason, verdict.message)
                 elif verdict.action == Action.UPSTREAM_FAILED:

@@ -31,7 +31,7 @@ from polynb.scheduler.submitter import Submitted, Submitter
 from polynb.scheduler.sweep_state import SWEEP_KIND
 from polynb.scheduler.tallies import DagIndex, awaits_events
 from polynb.scheduler.termination import Termination
-from polynb.store import NewRun, RunRecord, new_uuid
+from polynb.store import NewRun, RunRecord, new_uuid, new_uuids
 from polynb.store.records import DAG_ATTEMPT_KEY
 
 REASON_CACHED = "Cached"
@@ -489,9 +489,10 @@ def op_runs(dag_uuid: str, ops: list[OpPlan], executor: str, *, attempt: int) ->
         NewRun(
             name=op.name,
             kind=_run_kind(op),
+            uuid=uuid,
             dag_uuid=dag_uuid,
             meta={"role": "op", "plan": op.to_meta(), DAG_ATTEMPT_KEY: attempt},
             executor=executor,
         )
-        for op in ops
+        for op, uuid in zip(ops, new_uuids(len(ops)), strict=True)
     ]

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from polynb.executors.base import ExecutorUpdate
-from polynb.lifecycle import Status, event_kind
+from polynb.lifecycle import Status, can_transition, event_kind
 from polynb.scheduler.run_state import RunState
 from polynb.scheduler.state import EngineState
 from polynb.scheduler.statuses import Statuses
 from polynb.scheduler.termination import REASON_TIMEOUT, Termination
+from polynb.store import Step
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ RUNNING_EVENT = event_kind(Status.RUNNING)
 
 _PROGRESS = {Status.QUEUED: 0, Status.SCHEDULED: 1, Status.STARTING: 2, Status.RUNNING: 3}
 """The order a submitted run moves in: an update behind the run's current status is not applied."""
+_ADVANCING = frozenset(s.value for s in _PROGRESS)
 
 
 class Updates:
@@ -37,6 +39,50 @@ class Updates:
         self._termination = termination
         self.before: Callable[[RunState, ExecutorUpdate], None] | None = None
         """Called before an update of a live run is applied (``intake``: read the op's events file first)."""
+
+    def handle_all(self, updates: Sequence[ExecutorUpdate]) -> None:
+        """Apply ``updates`` in order. Progress updates of one run that follow each other (``starting`` then
+        ``running``, as an executor often reports them together) are written as one store write
+        (``Store.advance``): the same statuses, history rows and events, in the same order, for one UPDATE."""
+        i = 0
+        while i < len(updates):
+            run = self._state.runs.get(updates[i].run_uuid)
+            steps = self._progress(run, updates, i) if run is not None else 0
+            if steps > 1:
+                assert run is not None
+                self._advance(run, updates[i : i + steps])
+                i += steps
+            else:
+                self.handle(updates[i])
+                i += 1
+
+    def _progress(self, run: RunState, updates: Sequence[ExecutorUpdate], start: int) -> int:
+        """How many updates from ``start`` on are progress of ``run`` that ``handle`` would each apply as one
+        ``Statuses.set`` (a status ahead of the one before, nothing else to store)."""
+        if run.in_flight or run.is_final or not run.submitted:
+            return 0
+        status, count = run.status, 0
+        for update in updates[start:]:
+            if update.run_uuid != run.uuid or update.url or update.outputs or update.status not in _ADVANCING:
+                break
+            target = Status(update.status)
+            if _PROGRESS[target] <= _PROGRESS.get(status, -1) or not can_transition(status, target):
+                break
+            status, count = target, count + 1
+        return count
+
+    def _advance(self, run: RunState, updates: Sequence[ExecutorUpdate]) -> None:
+        if self.before is not None:
+            for update in updates:
+                self.before(run, update)  # non-final: may start watching the op's events file (once)
+        steps = [Step(Status(u.status), u.reason, u.message or None, observed_at(u)) for u in updates]
+        moves = self._state.store.advance(run.uuid, steps, known=run.status)
+        if moves is None:  # moved meanwhile (another process): one by one, each decides on what is stored
+            for step, update in zip(steps, updates, strict=True):
+                self._statuses.set(run, step.status, update.reason, update.message, step.at)
+            return
+        for move in moves:
+            self._statuses.apply(run, move)
 
     def handle(self, update: ExecutorUpdate) -> None:
         state = self._state

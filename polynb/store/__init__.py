@@ -19,7 +19,17 @@ from polynb.store.paths import (
     recorded_root,
     run_paths,
 )
-from polynb.store.records import EventRecord, Move, NewRun, RunRecord, StatusChange, Transition, new_uuid
+from polynb.store.records import (
+    EventRecord,
+    Move,
+    NewRun,
+    RunRecord,
+    StatusChange,
+    Step,
+    Transition,
+    new_uuid,
+    new_uuids,
+)
 from polynb.store.schema import SCHEMA_VERSION
 from polynb.store.store import Store
 
@@ -37,6 +47,7 @@ __all__ = [
     "RunRecord",
     "SchemaVersionError",
     "StatusChange",
+    "Step",
     "Store",
     "StoreError",
     "Transition",
@@ -44,6 +55,7 @@ __all__ = [
     "db_path",
     "default_artifacts_root",
     "new_uuid",
+    "new_uuids",
     "polynb_home",
     "recorded_root",
     "resolve_run",

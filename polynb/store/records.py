@@ -7,12 +7,13 @@ Timestamps are timezone-aware UTC datetimes; durations are seconds. JSON columns
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from polynb.lifecycle import FINAL, Status
 
@@ -20,6 +21,13 @@ from polynb.lifecycle import FINAL, Status
 def new_uuid() -> str:
     """A fresh run uuid: 32 lowercase hex digits, no dashes."""
     return uuid4().hex
+
+
+def new_uuids(count: int) -> list[str]:
+    """``count`` fresh run uuids, as ``new_uuid`` makes them (version 4), from one read of the OS's random
+    source: a DAG of 1,000 ops made one each, a system call that lets the other threads take the GIL."""
+    random = os.urandom(16 * count)
+    return [UUID(bytes=random[i : i + 16], version=4).hex for i in range(0, 16 * count, 16)]
 
 
 def to_ts(at: datetime | None) -> float:
@@ -180,6 +188,17 @@ class Move:
 
     def __bool__(self) -> bool:
         return self.applied
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One status of several a run took at once (:meth:`Store.advance`): what ``move`` would be given."""
+
+    status: Status
+    reason: str | None = None
+    message: str | None = None
+    at: datetime | None = None
+    """When it happened (None: when it is written)."""
 
 
 RUN_COLUMNS = (

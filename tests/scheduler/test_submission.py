@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from polynb.lifecycle import Status
 from polynb.scheduler.engine import Engine
 from polynb.scheduler.events import EngineEvent
 from polynb.scheduler.ownership import OWNER_KEY
-from polynb.store import Store
+from polynb.store import Move, Step, Store
 
 
 class GatedExecutor(LocalExecutor):
@@ -118,6 +118,54 @@ def test_updates_that_arrive_before_the_handle_are_applied_after_it_in_order(sto
             )
     finally:
         engine.shutdown()
+
+
+class AdvanceCountingStore(Store):
+    """The store, counting the writes of several statuses at once (``Store.advance``)."""
+
+    advanced = 0
+
+    def advance(self, uuid: str, steps: Sequence[Step], *, known: Status) -> tuple[Move, ...] | None:
+        moves = super().advance(uuid, steps, known=known)
+        self.advanced += moves is not None
+        return moves
+
+
+def test_statuses_reported_together_are_written_at_once_each_with_its_row_and_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    store = AdvanceCountingStore(tmp_path / "home" / "polynb.db")
+    executor = GatedExecutor(base_dir=tmp_path)
+    engine, recorder = engine_with(store, executor)
+    # The handle comes back once the run ended: `starting`, `running` and `succeeded` reach the engine first
+    # and are applied after it, together; `b` waits for a's `running` event.
+    executor.after = lambda op: executor.wait_delivered(op.uuid, "succeeded")
+    b = job("b", ["true"], extra="events: [{ref: ops.a, kinds: [run_status_running]}]\n")
+    try:
+        uuid = engine.submit(build(dag(job("a", ["true"]), b)))
+        assert engine.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded"
+    finally:
+        engine.shutdown()
+        store.close()
+    reader = Store(tmp_path / "home" / "polynb.db")
+    try:
+        assert store.advanced >= 2  # each op's `starting` and `running` in one write
+        expected = ["created", "compiled", "queued", "starting", "running", "succeeded"]
+        for record in reader.children(uuid):
+            history = reader.status_history(record.uuid)
+            events = [e for e in reader.events(run_uuid=record.uuid) if e.kind != "run_status_done"]
+            assert [c.status.value for c in history] == expected
+            assert [(c.seq, f"run_status_{c.status.value}") for c in history] == [(e.seq, e.kind) for e in events]
+            assert [c.previous for c in history][1:] == [c.status for c in history][:-1]
+            starting = history[3]
+            assert (record.started_at, record.handle is not None) == (starting.at, True)
+            assert record.wait_time == pytest.approx((starting.at - record.created_at).total_seconds(), abs=1e-5)
+        # Listeners got every status event once, in seq order.
+        seqs = [e.seq for e in recorder.events if e.run_uuid in {r.uuid for r in reader.children(uuid)}]
+        assert seqs == sorted(set(seqs))
+    finally:
+        reader.close()
 
 
 def test_a_failed_attempt_reported_before_its_handle_is_retried_with_the_new_handle(

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ import pytest
 from support.recorder import Recorder
 from support.schedkit import DEADLOCK_GUARD, build, dag, describe, job
 
-from polynb.compiler.types import CompiledOp
+from polynb.compiler.types import CompiledOp, OpKind, Placement
 from polynb.executors.base import UpdateCallback
 from polynb.executors.local.executor import LocalExecutor
 from polynb.lifecycle import Status
+from polynb.scheduler import evaluation
 from polynb.scheduler.engine import Engine
 from polynb.scheduler.events import EngineEvent
 from polynb.store import Store
@@ -89,6 +91,53 @@ def test_runs_are_submitted_and_events_published_only_once_committed(
         store.close()
 
 
+class FirstSubmitGated(ClaimCheckingExecutor):
+    """Compiling the fourth op (root, m0, m1, then m2) waits until an op of the fan was handed to ``submit``."""
+
+    def __init__(self, db: Path, **kwargs: Any) -> None:
+        super().__init__(db, **kwargs)
+        self.submitted = threading.Event()
+        self.placed = 0
+        self.waited: bool | None = None
+
+    def place(self, run_uuid: str, kind: OpKind, port_count: int) -> Placement:
+        self.placed += 1
+        if self.placed == 4:
+            self.waited = self.submitted.wait(DEADLOCK_GUARD)
+        return super().place(run_uuid, kind, port_count)
+
+    def submit(self, op: CompiledOp, on_update: UpdateCallback) -> dict[str, Any]:
+        handle = super().submit(op, on_update)
+        if op.name != "root":
+            self.submitted.set()
+        return handle
+
+
+def test_ops_a_message_starts_are_submitted_while_it_starts_the_others_once_their_claims_are_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("POLYNB_HOME", str(home))
+    monkeypatch.setattr(evaluation, "ACTING_SECONDS", 0.0)  # commit and submit after every op started
+    log = tmp_path / "ran.txt"
+    store = Store(home / "polynb.db")
+    executor = FirstSubmitGated(home / "polynb.db", base_dir=tmp_path)
+    engine = Engine(store=store, executors={"local": executor})
+    engine.start()
+    try:
+        uuid = engine.submit(build(fan(log, 6)))
+        assert engine.wait(uuid, timeout=DEADLOCK_GUARD) == "succeeded", describe(store, uuid)
+        # root's `succeeded` starts the six in one turn: the first went to the executor before m2 compiled...
+        assert executor.waited is True
+        # ...and every submission found its claim committed, as when the turn ends first.
+        assert executor.claims == {r.uuid: (Status.QUEUED, 1) for r in store.children(uuid)}
+        assert sorted(log.read_text().split()) == sorted(["root", *(f"m{i}" for i in range(6))])
+    finally:
+        engine.shutdown()
+        executor.reader.close()
+        store.close()
+
+
 # The engine is SIGKILLed in the middle of a turn: root's `succeeded` is written and the DAG evaluation is
 # compiling the ops it starts (the third `place` call: root, then two of them), nothing of it committed.
 KILLED_MID_TURN = """
@@ -96,6 +145,7 @@ import os, signal, sys
 sys.path.insert(0, {tests!r})
 from support.schedkit import build
 from polynb.executors.local.executor import LocalExecutor
+from polynb.scheduler import evaluation
 from polynb.scheduler.engine import Engine
 from polynb.store import Store
 

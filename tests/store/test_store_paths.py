@@ -17,6 +17,8 @@ from polynb.store import (
     recorded_root,
     run_paths,
 )
+from polynb.store.paths import check_uuid
+from polynb.store.records import new_uuid, new_uuids
 
 UUID = "0123456789abcdef0123456789abcdef"
 
@@ -113,3 +115,11 @@ def test_a_relative_artifacts_root_is_recorded_absolute(monkeypatch: pytest.Monk
     with Store(tmp_path / "polynb.db", artifacts_root="runs") as store:
         run = store.create_run(NewRun(name="a", kind="job"))
         assert store.artifacts_root_of(run.uuid) == tmp_path / "runs"
+
+
+def test_uuids_made_together_are_run_uuids_like_one_made_alone() -> None:
+    made = new_uuids(300)
+    assert len(set(made)) == 300 and new_uuids(0) == []
+    for uuid in [*made, new_uuid()]:
+        assert check_uuid(uuid) == uuid
+        assert uuid[12] == "4" and uuid[16] in "89ab"  # version 4, RFC 4122 variant, as uuid4() gives

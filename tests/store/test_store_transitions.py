@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from polynb.lifecycle import FINAL, Status
-from polynb.store import NewRun, RunNotFoundError, Store
+from polynb.store import NewRun, RunNotFoundError, Step, Store
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -268,6 +268,47 @@ def test_compile_and_claim_writes_nothing_for_a_run_no_longer_created(store: Sto
     seq = store.last_seq()
     assert store.compile_and_claim(uuid, spec={}, inputs=None, executor="local", compiled=("Compiled", None)) is None
     assert (store.get_run(uuid).status, store.get_run(uuid).attempt, store.last_seq()) == (Status.STOPPED, 0, seq)
+
+
+def test_advance_writes_what_the_moves_one_by_one_write(tmp_path: Path) -> None:
+    with Store(tmp_path / "a.db") as one_by_one, Store(tmp_path / "b.db") as at_once:
+        a, b = new_job(one_by_one), new_job(at_once)
+        for store, uuid in ((one_by_one, a), (at_once, b)):
+            store.move(uuid, Status.QUEUED, known=Status.CREATED, claim=True, executor="local", at=at(1))
+        one_by_one.move(a, Status.STARTING, known=Status.QUEUED, reason="ProcessStarted", message="pid 42", at=at(3))
+        one_by_one.move(a, Status.RUNNING, known=Status.STARTING, reason="Running", at=at(4))
+        steps = [Step(Status.STARTING, "ProcessStarted", "pid 42", at(3)), Step(Status.RUNNING, "Running", at=at(4))]
+        moves = at_once.advance(b, steps, known=Status.QUEUED)
+        assert moves is not None
+        assert [(m.applied, m.previous, m.status, m.attempt) for m in moves] == [
+            (True, Status.QUEUED, Status.STARTING, 1),
+            (True, Status.STARTING, Status.RUNNING, 1),
+        ]
+        assert [e.seq for m in moves for e in m.events] == [e.seq for e in at_once.events(run_uuid=b)][-2:]
+        assert [e.kind for m in moves for e in m.events] == ["run_status_starting", "run_status_running"]
+        assert _written(at_once, b) == _written(one_by_one, a)
+        # Then its end, as one move again: started_at (and so duration) is the first running-ish step's.
+        for store, uuid in ((one_by_one, a), (at_once, b)):
+            done = store.move(uuid, Status.SUCCEEDED, known=Status.RUNNING, reason="Completed", at=at(9))
+            assert [e.kind for e in done.events] == ["run_status_succeeded", "run_status_done"]
+            assert [e.seq for e in done.events] == [e.seq for e in store.events(run_uuid=uuid)][-2:]
+        assert _written(at_once, b) == _written(one_by_one, a)
+        assert at_once.get_run(b).duration == pytest.approx(6.0)
+
+
+def test_advance_writes_nothing_for_a_run_no_longer_where_the_caller_knows_it(store: Store) -> None:
+    uuid = new_job(store)
+    store.claim(uuid, executor="local", at=at(1))
+    store.set_status(uuid, Status.STOPPING, at=at(2))  # another process, say
+    seq = store.last_seq()
+    steps = [Step(Status.STARTING, at=at(3)), Step(Status.RUNNING, at=at(4))]
+    assert store.advance(uuid, steps, known=Status.QUEUED) is None
+    assert (store.get_run(uuid).status, store.last_seq()) == (Status.STOPPING, seq)
+    # Only non-final steps, each a transition from the one before.
+    for bad in ([Step(Status.SUCCEEDED)], [Step(Status.STARTING), Step(Status.STARTING)], [Step(Status.CREATED)]):
+        with pytest.raises(ValueError, match="not a step to advance by"):
+            store.advance(uuid, bad, known=Status.QUEUED)
+    assert store.last_seq() == seq
 
 
 def test_move_decides_on_the_stored_status_when_the_known_one_is_stale(store: Store) -> None:
