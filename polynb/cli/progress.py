@@ -220,8 +220,26 @@ class LiveProgress:
                 Text(short_kind(event.kind), style=style_of(short_kind(event.kind))),
             )
         parts: list[RenderableType] = [title, table, Text(""), Text("events", style="bold"), timeline]
+        if not fit:
+            parts += self._failures(rows)
         parts += [Text(note) for note in self.notes]
         return Group(*parts)
+
+    @staticmethod
+    def _failures(rows: Sequence[Row]) -> list[RenderableType]:
+        """The last view's account of each failed run: its reason and whole message (an exit code and the
+        last lines of its log), which the table's reason column cuts to a few words."""
+        from rich.table import Table
+        from rich.text import Text
+
+        failed = [row for row in rows if row.run.status is Status.FAILED]
+        if not failed:
+            return []
+        grid = Table.grid(padding=(0, 2))
+        for row in failed:
+            detail = ": ".join(part for part in (row.run.reason, row.run.message) if part)
+            grid.add_row(Text(row.name.strip(), style="bold"), Text(detail or "failed", style=style_of("failed")))
+        return [Text(""), Text("failed", style="bold"), grid]
 
     @staticmethod
     def _row(tree: RunTree, run: RunRecord, now: datetime, *, wide: bool, name: str | None = None) -> list[Text]:

@@ -77,7 +77,7 @@ run:
       component: {run: {kind: job, container: {command: [sleep, "0.3"]}}}
     - name: bad
       dependencies: [root]
-      component: {run: {kind: job, container: {command: [sh, -c, "exit 3"]}}}
+      component: {run: {kind: job, container: {command: [sh, -c, "echo the disk is full >&2; exit 3"]}}}
 """
 WORKERS = 30
 ROWS, COLUMNS = 24, 100
@@ -146,3 +146,6 @@ def test_the_live_view_fits_the_terminal_and_its_last_view_shows_every_op(cli: C
     table = [line.split("│")[0].strip() for line in last.splitlines() if "│" in line]
     assert table == ["root", "bad", *(f"w{i}" for i in range(WORKERS))], last
     assert "more: " not in last
+    # The table cuts a failed op's reason; the last view says it whole, with the end of the op's log.
+    failures = last.split("\nfailed\n", 1)[1]
+    assert re.search(r"^bad +ExitCode: exit code 3 *\n +the disk is full *$", failures, re.MULTILINE), last
