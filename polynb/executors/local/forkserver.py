@@ -18,11 +18,14 @@ not the engine's socket), and it exits at EOF on its socket, so it never outlive
 
 Requests and replies are ``marshal``-ed tuples, one per message:
 
-- ``("spawn", spec, shim log, environ or None, cwd or None)`` with the pipe's write end and the lock
-  → ``("ok", pid, start time)`` with a pidfd of the shim (opened before the server could reap it, so surely
-  the shim's: the engine signals through it) or ``("error", errno, message)``. ``spec`` is the shim's spec
-  (``marshal`` bytes; no file to create and read back per run) or, when it is too large for one message, the
-  path of ``spec.bin``. ``environ``/``cwd`` are sent when they changed.
+- ``("spawn", spec, shim log, environ or None, cwd or None, settings or None)`` with the pipe's write end and
+  the lock → ``("ok", pid, start time)`` with a pidfd of the shim (opened before the server could reap it, so
+  surely the shim's: the engine signals through it), ``("error", errno, message)``, or ``("unfit", message)``
+  when the server cannot take the engine's settings (the engine then spawns its shims). ``spec`` is the shim's
+  spec (``marshal`` bytes; no file to create and read back per run) or, when it is too large for one message,
+  the path of ``spec.bin``. ``environ``/``cwd``/``settings`` are sent when they changed; ``settings`` is
+  ``(umask or None, ((resource, soft, hard), ...))``, what a spawned shim would inherit from the engine at its
+  spawn and a server took at its start (see :func:`apply_settings`).
 - ``("exit", pid)`` → ``("ok", exit code or None)``: how a shim that wrote no final status ended (the
   server is its parent, so only the server can tell).
 
@@ -171,7 +174,7 @@ class Server:
 
     def handle(self, request: tuple[Any, ...], fds: list[int], size: int) -> tuple[Any, ...]:
         if request[0] == "spawn" and len(fds) == FDS_PER_REQUEST:
-            _, spec, shim_log, environ, cwd = request
+            _, spec, shim_log, environ, cwd, settings = request
             try:
                 # Here first, whether a spare takes the request or not: the children forked later inherit them,
                 # and what the spare would fail on fails here, before any reply.
@@ -180,6 +183,11 @@ class Server:
                     os.environ.update(environ)
                 if cwd is not None:
                     os.chdir(cwd)
+                if settings is not None:
+                    try:
+                        apply_settings(settings)
+                    except (OSError, ValueError) as exc:  # a limit above our hard one: spawning is faithful
+                        return ("unfit", f"cannot take the engine's resource limits ({exc})")
                 handed = self.hand_over(size, shim_log, fds[0], fds[1])
                 return ("ok", *(handed or self.spawn(spec, shim_log, fds[0], fds[1])))
             except OSError as exc:
@@ -265,12 +273,14 @@ class Server:
                 os._exit(0)  # EOF: the server is gone (or dropped us), and we hold nothing
             if flags & (_socket.MSG_TRUNC | _socket.MSG_CTRUNC) or len(fds) < FDS_PER_REQUEST:
                 raise RuntimeError("a spare shim's request was truncated")
-            _, spec, shim_log, environ, cwd = marshal.loads(memoryview(self.buffer)[:size])  # noqa: S302
+            _, spec, shim_log, environ, cwd, settings = marshal.loads(memoryview(self.buffer)[:size])  # noqa: S302
             if environ is not None:  # (the server took them already: forked before, we have the old ones)
                 os.environ.clear()
                 os.environ.update(environ)
             if cwd is not None:
                 os.chdir(cwd)
+            if settings is not None:
+                apply_settings(settings)
             pipe_w, lock_fd, *log = fds
             os.dup2(pipe_w, 1)
             if log:
@@ -347,6 +357,21 @@ class Server:
             else:
                 self.codes[pid] = os.waitstatus_to_exitcode(status)
         return self.codes.get(pid)
+
+
+def apply_settings(settings: tuple[int | None, tuple[tuple[int, int, int], ...]]) -> None:
+    """Take the engine's file-creation mask and resource limits, as they are now: a notebook may set them between
+    two runs (``os.umask``, ``resource.setrlimit``), and a shim spawned then would have inherited them. A limit
+    is set only where it differs (``resource`` imported only then)."""
+    umask, limits = settings
+    if umask is not None:
+        os.umask(umask)
+    if limits:
+        import resource
+
+        for which, soft, hard in limits:
+            if resource.getrlimit(which) != (soft, hard):
+                resource.setrlimit(which, (soft, hard))
 
 
 def _open_log(shim_log: str) -> int | None:

@@ -9,10 +9,12 @@
 - ``spawn``: :func:`spawn_shim`, one ``posix_spawn`` of ``python -I -S`` per run: the shim is the
   engine's child.
 
-Either way the shim gets the same fds, session, signal mask, environment and folder, and writes the same
-records; the executor takes the run's lock before either and follows the shim by its pipe. The executor
+Either way the shim gets the same fds, session, signal mask, environment, folder, file-creation mask and
+resource limits (as the engine has them at the submit: a notebook may change them between runs), and writes the
+same records; the executor takes the run's lock before either and follows the shim by its pipe. The executor
 falls back to spawning, and says why once, where forking cannot be used: a platform without ``fork``,
-``SOCK_SEQPACKET`` or ``SCM_RIGHTS``, a server that cannot start, or one that died.
+``SOCK_SEQPACKET`` or ``SCM_RIGHTS``, a server that cannot start, one that died, or one that cannot take a
+resource limit the engine has now.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import marshal
 import os
+import resource
 import select
 import signal
 import socket
@@ -126,6 +129,7 @@ class ForkServer:
         self._failed: str | None = None  # why it cannot be used any more
         self._environ: dict[str, str] = {}  # what the server has, so it is sent only when it changed
         self._cwd: str | None = None
+        self._settings: Settings | None = None
         self._ready = False  # its "ready" message read (a prestarted server's is read by the first request)
 
     def prestart(self) -> None:
@@ -156,9 +160,10 @@ class ForkServer:
                 sock = self._started()
                 environ = dict(os.environ)
                 cwd = _cwd()
+                settings = process_settings()
                 spec_arg = spec if isinstance(spec, bytes) else str(spec)
                 request = ("spawn", spec_arg, str(shim_log), _changed(environ, self._environ),
-                           _changed(cwd, self._cwd))  # fmt: skip
+                           _changed(cwd, self._cwd), _changed(settings, self._settings))  # fmt: skip
                 data = marshal.dumps(request)
                 if isinstance(spec, bytes) and len(data) > MAX_INLINE_REQUEST:
                     raise RequestTooLarge(f"{len(data)} bytes")
@@ -178,8 +183,11 @@ class ForkServer:
                         run_dir = shim_log.parent.parent
                         raise RuntimeError(f"{exc} while forking the shim of {run_dir}, which may run") from None
                     raise
-                # On an error, what the server took of them is unknown: send both again next time.
-                self._environ, self._cwd = (environ, cwd) if reply[0] == "ok" else ({}, None)
+                if reply[0] == "unfit":  # it cannot start a shim as spawning would: spawn them from now on
+                    raise ForkServerError(self._lost(f"the fork server {reply[1]}", kill=True))
+                # On an error, what the server took of them is unknown: send them all again next time.
+                ok = reply[0] == "ok"
+                self._environ, self._cwd, self._settings = (environ, cwd, settings) if ok else ({}, None, None)
             if reply[0] != "ok":
                 for fd in fds:
                     os.close(fd)
@@ -254,7 +262,7 @@ class ForkServer:
             theirs.close()
         self._pidfd = os.pidfd_open(self.pid)  # our child, not reaped yet: surely the server
         self._sock = ours
-        self._environ, self._cwd = dict(os.environ), _cwd()
+        self._environ, self._cwd, self._settings = dict(os.environ), _cwd(), process_settings()
 
     def _receive(self, sock: socket.socket, *, starting: bool = False) -> tuple[tuple[Any, ...], list[int]]:
         """A reply and the fds it carried (a forked shim's pidfd)."""
@@ -300,6 +308,32 @@ class ForkServer:
             self.pid = None
         self._failed = why
         return why
+
+
+Settings = tuple[int | None, tuple[tuple[int, int, int], ...]]
+"""What a child inherits of the process-wide state a fork server took at its start (see
+:func:`.forkserver.apply_settings`): the file-creation mask (None where ``/proc`` cannot tell it) and every resource
+limit as ``(resource, soft, hard)``. Not the niceness: Linux keeps it per thread, and a spawned shim has its
+submitting thread's."""
+_LIMITS: Final = tuple(sorted({getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}))
+
+
+def process_settings() -> Settings:
+    """This process's :data:`Settings` now (~20 µs: the mask from ``/proc``, a ``getrlimit`` per resource)."""
+    return _umask(), tuple((which, *resource.getrlimit(which)) for which in _LIMITS)
+
+
+def _umask() -> int | None:
+    """The file-creation mask, read where no other thread can see it change: ``os.umask`` can only read it by
+    setting it, and a file another thread created meanwhile would get the wrong mode."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None  # no /proc (or a kernel before 4.7): the server keeps the mask it started with
 
 
 def _changed(value: Any, sent: Any) -> Any:

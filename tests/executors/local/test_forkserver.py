@@ -10,16 +10,19 @@ import contextlib
 import gc
 import logging
 import os
+import resource
 import signal
 import subprocess
 import textwrap
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.execkit import PY, MakeExecutor, alive, container, make_op, wait_dead, wait_until
 from support.recorder import UpdateRecorder
 
+from polynb.executors.local import launch
 from polynb.executors.local.executor import PACKAGE_ROOT, LocalExecutor
 from polynb.executors.local.launch import INLINE_SPEC_MAX, SPAWN_MODE_ENV
 from polynb.executors.local.shim import proc_start_time
@@ -300,6 +303,64 @@ def test_environment_changes_reach_the_ops_started_after_them(
     executor.submit(op, recorder)
     assert recorder.final().status == "succeeded"
     assert list(executor.logs(op.uuid)) == ["new=set later gone=unset"]
+
+
+@pytest.fixture
+def restore_umask_and_limits() -> Iterator[None]:
+    """This process's umask and open-files limit, put back after the test that changes them."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    yield
+    os.umask(mask)
+    resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+
+
+def umask_and_limit(executor: LocalExecutor) -> tuple[str, str, str]:
+    """What an op started now sees: its umask, its open-files limit, the mode of a file it creates."""
+    recorder = UpdateRecorder()
+    op = make_op(executor, container("sh", "-c", "umask; ulimit -n; touch made; stat -c %a made; rm made"))
+    executor.submit(op, recorder)
+    assert recorder.final().status == "succeeded"
+    mask, limit, mode = executor.logs(op.uuid)
+    return mask, limit, mode
+
+
+@pytest.mark.usefixtures("restore_umask_and_limits")
+def test_a_umask_and_limits_set_between_runs_reach_the_ops_started_after_them(make_executor: MakeExecutor) -> None:
+    # A notebook sets them between two runs (os.umask, resource.setrlimit); the fork server and its spare were
+    # made before, and a shim spawned now would have inherited them.
+    os.umask(0o022)
+    executor = make_executor()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert umask_and_limit(executor) == ("0022", str(soft), "644")
+    os.umask(0o027)
+    lower = min(soft, 4096) - 17
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lower, hard))
+    assert umask_and_limit(executor) == ("0027", str(lower), "640")
+    os.umask(0o022)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert umask_and_limit(executor) == ("0022", str(soft), "644")  # and back again
+
+
+@FORK_ONLY
+def test_a_server_that_cannot_take_the_engines_limits_hands_over_to_spawning_and_says_why_once(
+    make_executor: MakeExecutor, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A limit the server may not set (say, a hard limit above its own, raised by a privileged engine since the
+    # server started): the run is spawned, with the engine's own limits, as every run after it.
+    executor = make_executor()
+    caplog.set_level(logging.WARNING, logger="polynb.executors.local.executor")
+    first = run_true(executor)
+    assert parent_of(first) != os.getpid()
+    no_such_resource = (1000, 1, 1)  # "invalid resource specified", as an EPERM would be
+    real = launch.process_settings
+    monkeypatch.setattr(launch, "process_settings", lambda: (real()[0], (*real()[1], no_such_resource)))
+    assert parent_of(run_true(executor)) == os.getpid()
+    assert parent_of(run_true(executor)) == os.getpid()
+    (message,) = warnings(caplog)
+    assert "the fork server cannot take the engine's resource limits" in message
+    assert "each shim is spawned" in message
 
 
 def open_fds() -> dict[str, str]:
