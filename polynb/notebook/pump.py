@@ -219,10 +219,10 @@ class UiPump:
             if last is not None and now - last < interval:
                 continue
             self._dirty.discard(root)
-            self._last_flush[root] = now
+            start = time.monotonic()  # not `now`: the runs refreshed before this one in the loop are not its cost
+            self._last_flush[root] = start
             self._flush(root)
-            cost = time.monotonic() - now
-            self._interval[root] = max(self.min_interval, cost / UI_SHARE)
+            self._interval[root] = max(self.min_interval, (time.monotonic() - start) / UI_SHARE)
 
     def _flush(self, root: str) -> None:
         tracker = self._trackers[root]

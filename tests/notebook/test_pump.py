@@ -7,9 +7,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from polynb.lifecycle import Status
 from polynb.notebook.model import RunSnapshot, RunTracker
-from polynb.notebook.pump import UI_SHARE, UiPump
+from polynb.notebook.pump import UI_SHARE, UiPump, _Attach
 from polynb.scheduler.events import EngineEvent
 from polynb.store import NewRun, Store
 
@@ -219,3 +221,51 @@ def test_a_retried_dag_shows_the_ops_of_its_current_attempt_followed_live_or_dra
             assert [line.status for line in snap.log if line.name == "d"][-2:] == ["retrying", "running"]
     finally:
         store.close()
+
+
+class FakeClock:
+    """``time`` as the pump module sees it: only a costly snapshot moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_each_runs_refreshes_are_spaced_by_its_own_cost_not_by_the_runs_refreshed_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's pause after a refresh is that refresh's cost / ``UI_SHARE``: a large DAG shown in one cell does not
+    slow the refreshes of a small one shown in another (whichever of the two is refreshed first in a pass)."""
+    import polynb.notebook.pump as pump_module
+
+    clock = FakeClock()
+    monkeypatch.setattr(pump_module, "time", clock)
+    store = Store(tmp_path / "db")
+    costs = {}
+    for name, cost in (("b", 0.05), ("c", 0.03)):
+        costs[store.create_runs([NewRun(name=name, kind="dag", uuid=name * 32)])[0].uuid] = cost
+
+    def snapshot(tracker: RunTracker, now: float) -> RunSnapshot:
+        clock.now += costs[tracker.uuid]  # as building a DAG's snapshot and HTML would take
+        return tracker.snapshot(now)
+
+    pump = UiPump(store, snapshot=snapshot, max_rate=10.0)  # not started: driven here, one pass at a time
+    views = [CountingView(root) for root in costs]
+    try:
+        for view in views:
+            pump._take(_Attach(view, None))
+        for _ in range(3):  # both due in every pass
+            pump._dirty |= set(costs)
+            pump._flush_due()
+            clock.now += 0.5
+    finally:
+        store.close()
+    assert {root: pump._interval[root] for root in costs} == {
+        root: pytest.approx(cost / UI_SHARE) for root, cost in costs.items()
+    }
+    assert [len(view.shown) for view in views] == [3, 3]
