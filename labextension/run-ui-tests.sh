@@ -70,10 +70,11 @@ jlpm install --immutable > "$SCRATCH/ui-install.log" 2>&1 || { cat "$SCRATCH/ui-
 echo "run-ui-tests: playwright on port $POLYNB_UI_PORT"
 status=0
 jlpm playwright test "$@" > "$SCRATCH/playwright.log" 2>&1 || status=$?
-# the test lines and the summary; the server's own log only when something failed
+# the test lines and the summary; the server's own log (the kernels' stderr too) only when something failed,
+# even if a retry passed: a flaky test's first failure is the one to read
 grep -v '^\[WebServer\]' "$SCRATCH/playwright.log" || true
-if [ "$status" != 0 ]; then
-  echo "---- Jupyter server log (last 80 lines) ----"
-  grep '^\[WebServer\]' "$SCRATCH/playwright.log" | tail -n 80 || true
+if [ "$status" != 0 ] || grep -qE '^ +[0-9]+ flaky' "$SCRATCH/playwright.log"; then
+  echo "---- Jupyter server log (last 200 lines) ----"
+  grep '^\[WebServer\]' "$SCRATCH/playwright.log" | tail -n 200 || true
 fi
 exit "$status"
