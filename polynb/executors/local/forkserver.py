@@ -359,7 +359,13 @@ class Server:
         return self.codes.get(pid)
 
 
-def apply_settings(settings: tuple[int | None, tuple[tuple[int, int, int], ...]]) -> None:
+Settings = tuple[int | None, tuple[tuple[int, int, int], ...]]
+"""What a child inherits of the process-wide state a server took at its start: the file-creation mask (None where
+``/proc`` cannot tell it) and every resource limit as ``(resource, soft, hard)`` (``launch.process_settings``). Not
+the niceness: Linux keeps it per thread, and a spawned shim has its submitting thread's."""
+
+
+def apply_settings(settings: Settings) -> None:
     """Take the engine's file-creation mask and resource limits, as they are now: a notebook may set them between
     two runs (``os.umask``, ``resource.setrlimit``), and a shim spawned then would have inherited them. A limit
     is set only where it differs (``resource`` imported only then)."""

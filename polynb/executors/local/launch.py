@@ -129,7 +129,7 @@ class ForkServer:
         self._failed: str | None = None  # why it cannot be used any more
         self._environ: dict[str, str] = {}  # what the server has, so it is sent only when it changed
         self._cwd: str | None = None
-        self._settings: Settings | None = None
+        self._settings: forkserver.Settings | None = None
         self._ready = False  # its "ready" message read (a prestarted server's is read by the first request)
 
     def prestart(self) -> None:
@@ -310,22 +310,17 @@ class ForkServer:
         return why
 
 
-Settings = tuple[int | None, tuple[tuple[int, int, int], ...]]
-"""What a child inherits of the process-wide state a fork server took at its start (see
-:func:`.forkserver.apply_settings`): the file-creation mask (None where ``/proc`` cannot tell it) and every resource
-limit as ``(resource, soft, hard)``. Not the niceness: Linux keeps it per thread, and a spawned shim has its
-submitting thread's."""
 _LIMITS: Final = tuple(sorted({getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}))
 
 
-def process_settings() -> Settings:
-    """This process's :data:`Settings` now (~20 µs: the mask from ``/proc``, a ``getrlimit`` per resource)."""
+def process_settings() -> forkserver.Settings:
+    """This process's :data:`.forkserver.Settings` now (~20 µs: the mask from ``/proc``, a ``getrlimit`` each)."""
     return _umask(), tuple((which, *resource.getrlimit(which)) for which in _LIMITS)
 
 
 def _umask() -> int | None:
-    """The file-creation mask, read where no other thread can see it change: ``os.umask`` can only read it by
-    setting it, and a file another thread created meanwhile would get the wrong mode."""
+    """The file-creation mask, read without changing it: ``os.umask`` reads it only by setting it, and a file
+    another of our threads created meanwhile would get the wrong mode."""
     try:
         with open("/proc/self/status", "rb") as f:
             for line in f:
