@@ -64,6 +64,7 @@ from polynb.executors.local.launch import (
     RequestTooLarge,
     StartedShim,
     fork_unavailable,
+    read_umask,
     spawn_mode,
     spawn_shim,
 )
@@ -93,6 +94,7 @@ from polynb.executors.local.layout import (
 )
 from polynb.executors.local.ports import PortAllocator
 from polynb.executors.local.shim import proc_start_time, status_line
+from polynb.executors.local.spare_folders import spare_prefix, spares_dir, take_spare
 from polynb.log_archive import LogArchive
 from polynb.store.paths import artifacts_dir, check_uuid, default_artifacts_root, polynb_home
 from polynb.store.remote import StoreAccess
@@ -244,7 +246,12 @@ class LocalExecutor:
         run_dir = Path(op.placement.run_artifacts_path)
         outputs_dir = Path(op.placement.run_outputs_path)
         internal = run_dir / INTERNAL_DIR
-        fresh = _make_internal(internal)  # logs/ and outputs/: made by the shim
+        # A spare folder has every entry of a first attempt's (else logs/ and outputs/ are made by the shim); a
+        # spare is taken only if made under the umask and by the user its folders would have here.
+        umask = read_umask()
+        prefix = None if umask is None else spare_prefix(umask)
+        premade = prefix is not None and take_spare(str(run_dir), prefix)
+        fresh = premade or _make_internal(internal)
         with self._lock:
             current = self._runs.get(op.uuid)
             # A final status seen is enough: that shim has nothing left to do but exit.
@@ -265,7 +272,8 @@ class LocalExecutor:
                         (internal / stale).unlink()
             offset = _size(run_dir / STATUS_FILE)  # a retry appends (kept by cleanup(), so looked for even if fresh)
             store = self._store_of(op.uuid)  # asked once a run: a run keeps the store it was created with
-            pid, pipe_fd = self._spawn_shim(marshal.dumps(self._shim_spec(op, offset, store)), internal, lock_fd)
+            spec = self._shim_spec(op, offset, store, premade=premade, spare_prefix=prefix)
+            pid, pipe_fd = self._spawn_shim(marshal.dumps(spec), internal, lock_fd)
         finally:
             os.close(lock_fd)  # the shim holds the lock now (or, if it did not start, nobody)
         with self._lock:
@@ -348,7 +356,15 @@ class LocalExecutor:
             log.warning("local executor: %s; each shim is spawned from now on (a new interpreter per run)", why)
             server.close()
 
-    def _shim_spec(self, op: CompiledOp, status_offset: int, store: StoreAccess | None) -> dict[str, Any]:
+    def _shim_spec(
+        self,
+        op: CompiledOp,
+        status_offset: int,
+        store: StoreAccess | None,
+        *,
+        premade: bool = False,
+        spare_prefix: str | None = None,
+    ) -> dict[str, Any]:
         placement = op.placement
         base_dir = Path(op.labels.get(BASE_DIR_LABEL) or self.base_dir)
         bin_dir = os.path.dirname(self.python)
@@ -396,7 +412,12 @@ class LocalExecutor:
             "store_grace": self.store_grace,
             # Written by the shim (a file created costs the submitting thread a fraction of a millisecond).
             "op_json": json.dumps(op.to_dict(), indent=1, default=str),
-            "folders": [
+            # Topped up by the shim once its run's final status is written (see ``spare_folders``).
+            "spares": None if spare_prefix is None else [spares_dir(placement.artifacts_path), spare_prefix],
+            "premade": premade,
+            "folders": []
+            if premade
+            else [
                 placement.run_outputs_path,
                 os.path.join(placement.run_outputs_path, TENSORBOARD_DIR),
                 os.path.join(placement.run_artifacts_path, LOGS_DIR),

@@ -45,6 +45,7 @@ import select
 import sys
 
 from polynb.executors.local import shim
+from polynb.executors.local import spare_folders as spare_folders  # for the shims' end: loaded once, here
 from polynb.executors.local.layout import LOCK_FD
 
 TYPE_CHECKING = False

@@ -315,10 +315,10 @@ _LIMITS: Final = tuple(sorted({getattr(resource, name) for name in dir(resource)
 
 def process_settings() -> forkserver.Settings:
     """This process's :data:`.forkserver.Settings` now (~20 µs: the mask from ``/proc``, a ``getrlimit`` each)."""
-    return _umask(), tuple((which, *resource.getrlimit(which)) for which in _LIMITS)
+    return read_umask(), tuple((which, *resource.getrlimit(which)) for which in _LIMITS)
 
 
-def _umask() -> int | None:
+def read_umask() -> int | None:
     """The file-creation mask, read without changing it: ``os.umask`` reads it only by setting it, and a file
     another of our threads created meanwhile would get the wrong mode."""
     try:

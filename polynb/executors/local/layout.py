@@ -24,10 +24,16 @@ SERVICE_PAGE = "service-page.json"
 TENSORBOARD_DIR = "tensorboard"
 """In ``outputs/``."""
 
+SPARE_FOLDERS_DIR = ".polynb-spare"
+"""In an artifacts root, beside the run folders: run folders made ahead (:mod:`.spare_folders`)."""
+
 INTERNAL_DIR = ".executor"
 SPEC_FILE = "spec.bin"
 """marshal: written by the executor, read by the shim (same interpreter); only for a spawned shim or a spec too
 large for a fork server request (a forked shim gets its spec with the request)."""
+SPARE_MAIN_LOG = "main.log.spare"
+"""In a spare run folder (:mod:`.spare_folders`): an empty file the shim renames to ``logs/main.log`` when it starts
+the main container (``main.log`` exists once that container has started: readers of the logs rely on it)."""
 OP_FILE = "op.json"
 """The CompiledOp, for humans and for TensorBoard run names."""
 SHIM_FILE = "shim"

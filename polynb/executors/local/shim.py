@@ -42,6 +42,7 @@ from polynb.executors.local.layout import (
     MAIN_LOG,
     OP_FILE,
     SERVICE_PAGE,
+    SPARE_MAIN_LOG,
     STATUS_FILE,
     STOP_FILE,
     STORE_SYNC_LOG,
@@ -149,6 +150,26 @@ def which(command: str, path: str | None) -> str:
         if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
             return candidate
     raise FileNotFoundError(f"{command}: command not found in PATH")
+
+
+def yield_cpu() -> None:
+    """Give this process's CPU to any other that wants it from now on (for work nothing waits for): the lowest
+    niceness, and the lowest weight for its session's scheduling group where the kernel groups sessions (Linux's
+    autogroups, on by default: niceness alone then weighs only within the session, and ours is the shim's own)."""
+    try:  # noqa: SIM105 - contextlib costs start-up time
+        os.setpriority(os.PRIO_PROCESS, 0, 19)
+    except OSError:
+        pass
+    try:
+        fd = os.open("/proc/self/autogroup", os.O_WRONLY)
+    except OSError:  # no autogroups
+        return
+    try:
+        os.write(fd, b"19")
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def killpg(pgid: int, sig: int) -> None:
@@ -298,6 +319,11 @@ class Shim:
         env.update(container["env"])
         env.update(self.env_overlay)
         log = os.path.join(logs_dir or self.logs_dir, log_name)
+        if log_name == MAIN_LOG and logs_dir is None and self.spec.get("premade"):
+            try:  # noqa: SIM105 - contextlib costs start-up time
+                os.rename(os.path.join(self.internal, SPARE_MAIN_LOG), log)  # made ahead: no inode to allocate now
+            except OSError:
+                pass  # made here, as usual
         cwd: str = container["cwd"]
         try:
             # posix_spawn has no cwd argument; the shim is single-threaded and uses absolute paths only.
@@ -426,7 +452,24 @@ class Shim:
 
             traceback.print_exc()
         self.emit(status, reason, message)
+        self.top_up_spares()
         return 0
+
+    def top_up_spares(self) -> None:
+        """Make the spare run folders of our artifacts root that the next runs there take (see
+        :mod:`.spare_folders`): after the final status, which nothing here may delay."""
+        spares = self.spec.get("spares")
+        if spares is None:
+            return
+        # Imported here, after the run (a fork server has it loaded already).
+        from polynb.executors.local.spare_folders import replenish
+
+        yield_cpu()
+
+        try:  # noqa: SIM105 - contextlib costs start-up time
+            replenish(*spares)
+        except OSError:  # a read-only or full disk: runs make their folders on the spot, as they did
+            pass
 
     # -- the bucket artifacts store ------------------------------------------------------------------
 

@@ -388,14 +388,15 @@ def test_no_file_descriptor_is_left_open_after_shutdown(make_executor: MakeExecu
 
 
 def test_the_fork_server_imports_nothing_the_shim_does_not() -> None:
-    # Every shim is a copy of the server: what it imports, each shim carries.
+    # Every shim is a copy of the server: what it imports, each shim carries (but for `spare_folders`, which every
+    # shim loads at its end, once its run's final status is written).
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1]); import polynb.executors.local.shim;"
         "before = set(sys.modules); import polynb.executors.local.forkserver;"
         "print(' '.join(sorted(set(sys.modules) - before)))"
     )
     out = subprocess.run([PY, "-I", "-S", "-c", probe, PACKAGE_ROOT], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["_socket", "polynb.executors.local.forkserver"]
+    assert out.split() == ["_socket", "polynb.executors.local.forkserver", "polynb.executors.local.spare_folders"]
 
 
 def test_an_unknown_spawn_mode_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
