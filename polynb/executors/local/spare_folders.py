@@ -87,6 +87,10 @@ def take_spare(run_dir: str, prefix: str) -> bool:
             continue  # taken by another engine sharing the root
         except OSError:  # (ENOTEMPTY: made meanwhile; EXDEV: a mount in between) on the spot
             return False
+        try:  # noqa: SIM105 - contextlib costs start-up time
+            os.utime(run_dir)  # made now, as far as `ls -t` can tell: not when the spare was
+        except OSError:
+            pass
         return True
     return False
 

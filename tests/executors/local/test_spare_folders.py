@@ -163,6 +163,19 @@ def test_two_engines_taking_from_the_same_spares_never_share_one(tmp_path: Path)
         assert sorted(p.name for p in run_dir.iterdir()) == [".executor", "logs", "outputs", "status.jsonl"]
 
 
+def test_a_run_folder_made_from_an_old_spare_is_dated_when_taken(tmp_path: Path) -> None:
+    # `ls -t` over the artifacts root finds the newest run first, however long its spare waited.
+    root = tmp_path / "artifacts"
+    folder = root / SPARE_FOLDERS_DIR
+    folder.mkdir(parents=True)
+    name = make_spare(str(folder), spare_prefix(0o022))
+    long_ago = time.time() - 7 * 86400
+    os.utime(folder / name, (long_ago, long_ago))
+    before = time.time()
+    assert take_spare(str(root / "run-1"), spare_prefix(0o022))
+    assert (root / "run-1").stat().st_mtime >= before - 1
+
+
 def test_half_made_spares_are_never_taken_and_old_ones_are_swept(tmp_path: Path) -> None:
     root = tmp_path / "artifacts"
     folder = root / SPARE_FOLDERS_DIR
