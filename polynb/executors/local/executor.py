@@ -273,7 +273,7 @@ class LocalExecutor:
             offset = _size(run_dir / STATUS_FILE)  # a retry appends (kept by cleanup(), so looked for even if fresh)
             store = self._store_of(op.uuid)  # asked once a run: a run keeps the store it was created with
             spec = self._shim_spec(op, offset, store, premade=premade, spare_prefix=prefix)
-            pid, pipe_fd = self._spawn_shim(marshal.dumps(spec), internal, lock_fd)
+            pid, pipe_fd = self._spawn_shim(marshal.dumps(spec), internal, lock_fd, umask)
         finally:
             os.close(lock_fd)  # the shim holds the lock now (or, if it did not start, nobody)
         with self._lock:
@@ -313,7 +313,7 @@ class LocalExecutor:
             "base_url": op.placement.base_url,
         }
 
-    def _spawn_shim(self, spec: bytes, internal: Path, lock_fd: int) -> tuple[int, int]:
+    def _spawn_shim(self, spec: bytes, internal: Path, lock_fd: int, umask: int | None) -> tuple[int, int]:
         """Start a shim holding ``lock_fd`` on fd 3: (pid, read end of its stdout); see :mod:`.launch`. A forked
         shim's pidfd and start time, from the fork server, are left in ``_identities`` for ``submit``.
 
@@ -324,7 +324,7 @@ class LocalExecutor:
         server = self._forkserver
         if server is not None and len(spec) <= INLINE_SPEC_MAX:
             try:
-                return self._forked(server.spawn(spec, shim_log, lock_fd))
+                return self._forked(server.spawn(spec, shim_log, lock_fd, umask))
             except RequestTooLarge:
                 pass  # with the environment sent along: the spec goes by file
             except ForkServerError as exc:
@@ -334,7 +334,7 @@ class LocalExecutor:
             f.write(spec)
         if (server := self._forkserver) is not None:
             try:
-                return self._forked(server.spawn(spec_path, shim_log, lock_fd))
+                return self._forked(server.spawn(spec_path, shim_log, lock_fd, umask))
             except ForkServerError as exc:
                 self._drop_forkserver(str(exc))
         started = spawn_shim(self.python, spec_path, shim_log, lock_fd)

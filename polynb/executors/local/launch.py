@@ -143,12 +143,12 @@ class ForkServer:
                 with contextlib.suppress(ForkServerError):
                     self._launch()
 
-    def spawn(self, spec: bytes | Path, shim_log: Path, lock_fd: int) -> StartedShim:
+    def spawn(self, spec: bytes | Path, shim_log: Path, lock_fd: int, umask: int | None) -> StartedShim:
         """Fork a shim: its pid and the read end of its stdout, as :func:`spawn_shim` returns, but not our child,
         so with a pidfd and its start time (from the server, which opened it before it could reap the shim).
 
         ``spec``: the shim's spec (``marshal``, at most :data:`INLINE_SPEC_MAX` bytes), sent with the request, or
-        the path of a file holding it.
+        the path of a file holding it. ``umask``: this process's, as :func:`read_umask` read it for this submit.
 
         Raises :class:`ForkServerError` when the server is unusable and no shim was started, OSError when
         the server could not start this one (as ``posix_spawn`` would), :class:`RequestTooLarge` (nothing sent)
@@ -160,7 +160,7 @@ class ForkServer:
                 sock = self._started()
                 environ = dict(os.environ)
                 cwd = _cwd()
-                settings = process_settings()
+                settings = process_settings(umask)
                 spec_arg = spec if isinstance(spec, bytes) else str(spec)
                 request = ("spawn", spec_arg, str(shim_log), _changed(environ, self._environ),
                            _changed(cwd, self._cwd), _changed(settings, self._settings))  # fmt: skip
@@ -262,7 +262,7 @@ class ForkServer:
             theirs.close()
         self._pidfd = os.pidfd_open(self.pid)  # our child, not reaped yet: surely the server
         self._sock = ours
-        self._environ, self._cwd, self._settings = dict(os.environ), _cwd(), process_settings()
+        self._environ, self._cwd, self._settings = dict(os.environ), _cwd(), process_settings(read_umask())
 
     def _receive(self, sock: socket.socket, *, starting: bool = False) -> tuple[tuple[Any, ...], list[int]]:
         """A reply and the fds it carried (a forked shim's pidfd)."""
@@ -313,9 +313,10 @@ class ForkServer:
 _LIMITS: Final = tuple(sorted({getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}))
 
 
-def process_settings() -> forkserver.Settings:
-    """This process's :data:`.forkserver.Settings` now (~20 µs: the mask from ``/proc``, a ``getrlimit`` each)."""
-    return read_umask(), tuple((which, *resource.getrlimit(which)) for which in _LIMITS)
+def process_settings(umask: int | None) -> forkserver.Settings:
+    """This process's :data:`.forkserver.Settings` now, with ``umask`` as :func:`read_umask` gave it (~20 µs, as
+    much again: a ``getrlimit`` each)."""
+    return umask, tuple((which, *resource.getrlimit(which)) for which in _LIMITS)
 
 
 def read_umask() -> int | None:
