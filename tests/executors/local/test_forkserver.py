@@ -355,7 +355,7 @@ def test_a_server_that_cannot_take_the_engines_limits_hands_over_to_spawning_and
     assert parent_of(first) != os.getpid()
     no_such_resource = (1000, 1, 1)  # "invalid resource specified", as an EPERM would be
     real = launch.process_settings
-    monkeypatch.setattr(launch, "process_settings", lambda: (real()[0], (*real()[1], no_such_resource)))
+    monkeypatch.setattr(launch, "process_settings", lambda umask: (umask, (*real(umask)[1], no_such_resource)))
     assert parent_of(run_true(executor)) == os.getpid()
     assert parent_of(run_true(executor)) == os.getpid()
     (message,) = warnings(caplog)
