@@ -1,4 +1,4 @@
-"""Run folders made ahead of their runs: a submit renames one into place instead of making six entries.
+"""Run folders made ahead of their runs: a submit renames one into place instead of making nine entries.
 
 A first attempt's run folder needs ``<uuid>/``, ``.executor/`` with its ``lock`` and ``op.json``, ``outputs/``,
 ``outputs/tensorboard/``, ``logs/`` with ``main.log``, and ``status.jsonl``: on ext4 each costs tens of
