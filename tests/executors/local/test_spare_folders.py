@@ -13,7 +13,7 @@ import pytest
 from support.execkit import MakeExecutor, container, make_op, wait_dead
 from support.recorder import UpdateRecorder
 
-from polynb.compiler.types import InitStep
+from polynb.compiler.types import CompiledOp, InitStep
 from polynb.executors.local import spare_folders
 from polynb.executors.local.executor import LocalExecutor
 from polynb.executors.local.layout import SPARE_FOLDERS_DIR
@@ -206,29 +206,32 @@ def test_no_spares_where_they_cannot_be_made(make_executor: MakeExecutor) -> Non
     assert spares().read_text() == "not a folder\n"
 
 
+def submit_after_a_run(executor: LocalExecutor, init_script: str) -> tuple[CompiledOp, UpdateRecorder, int]:
+    """Submit an op whose init entry runs ``init_script`` and whose main container echoes ``main``, after a run
+    whose shim made the spares (so its folder is a spare): the op, its updates, its shim's pid."""
+    run(executor)
+    init = [InitStep(kind="container", container=container("sh", "-c", init_script, name="i"))]
+    op = make_op(executor, container("echo", "main"), init=init)
+    recorder = UpdateRecorder()
+    record = executor.submit(op, recorder)
+    return op, recorder, int(str(record["shim_pid"]))
+
+
 def test_logs_followed_in_a_spare_folder_keep_every_init_line(make_executor: MakeExecutor) -> None:
     # `main.log` existing tells a follower that the init entries' logs are complete: in a spare folder it must
     # appear when the main container starts, not before.
     executor = make_executor()
-    run(executor)
-    init = [InitStep(kind="container", container=container("sh", "-c", "sleep 0.3; echo late init line", name="i"))]
-    op = make_op(executor, container("echo", "main"), init=init)
-    recorder = UpdateRecorder()
-    record = executor.submit(op, recorder)
+    op, recorder, shim_pid = submit_after_a_run(executor, "sleep 0.3; echo late init line")
     assert (Path(op.placement.run_artifacts_path) / ".executor" / "main.log.spare").exists()  # a spare's
     assert list(executor.logs(op.uuid, follow=True)) == ["late init line", "main"]
     assert recorder.final().status == "succeeded"
-    wait_dead(int(str(record["shim_pid"])))
+    wait_dead(shim_pid)
     assert not (Path(op.placement.run_artifacts_path) / ".executor" / "main.log.spare").exists()  # renamed
 
 
 def test_a_run_that_never_starts_its_main_container_has_no_main_log(make_executor: MakeExecutor) -> None:
     executor = make_executor()
-    run(executor)
-    init = [InitStep(kind="container", container=container("sh", "-c", "echo init fails; exit 3", name="i"))]
-    op = make_op(executor, container("echo", "main"), init=init)
-    recorder = UpdateRecorder()
-    executor.submit(op, recorder)
+    op, recorder, _ = submit_after_a_run(executor, "echo init fails; exit 3")
     assert recorder.final().status == "failed"
     run_dir = Path(op.placement.run_artifacts_path)
     assert not (run_dir / "logs" / "main.log").exists()
