@@ -259,12 +259,14 @@ class Server:
         try:
             _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
             os.setsid()
-            null = os.open(os.devnull, os.O_RDWR)
-            os.dup2(null, 0)
-            os.dup2(null, SERVER_FD)  # the engine's socket is the server's alone (its EOF must reach the server)
             keep = sock.fileno()
             os.closerange(SERVER_FD + 1, keep)  # the other spare's socket, if any: nothing but our own
             os.closerange(keep + 1, self.max_fd)
+            # Opened after those closes, which would else take it with them when it lands below our socket (its
+            # number would then go to a fd of the request, the engine's pipe, and fd 2 become that pipe).
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 0)
+            os.dup2(null, SERVER_FD)  # the engine's socket is the server's alone (its EOF must reach the server)
             _signal.pthread_sigmask(_signal.SIG_SETMASK, BLOCKED_AT_START)
             start_time = shim.proc_start_time(os.getpid())  # for the shim's identity, read while idle
             space = _socket.CMSG_SPACE(4 * (FDS_PER_REQUEST + 1))

@@ -455,6 +455,41 @@ def test_the_next_shim_is_forked_while_the_server_is_idle_and_holds_nothing_of_a
     assert recorder.final().status == "succeeded"
 
 
+def standard_fds(pid: int) -> list[str]:
+    """What a process has on fds 0-3."""
+    return [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in range(4)]
+
+
+def test_every_shim_starts_with_nothing_on_0_and_2_the_engines_pipe_on_1_and_the_runs_lock_on_3(
+    make_executor: MakeExecutor, workdir: Path, spawn_mode: str
+) -> None:
+    # Whichever way it started: spawned, forked by a spare, or forked on request (no spare left). On 2, a byte a
+    # shim's C code writes (a fatal error's report) must not reach the engine's pipe, whose bytes are wake-ups.
+    executor = make_executor()
+    shims = [waiting_op(executor)]
+    if spawn_mode == "fork":
+        server = parent_of(shims[0][0])
+        spare = spare_of(server, {shims[0][0]})
+        shims.append(waiting_op(executor))
+        assert shims[-1][0] == spare
+        spare = spare_of(server, {pid for pid, _, _ in shims})
+        os.kill(spare, signal.SIGKILL)
+        wait_dead(spare)
+        shims.append(waiting_op(executor))
+        assert shims[-1][0] != spare
+    for pid, _, status in shims:
+        internal = status.parent / ".executor"
+        stdin, stdout, stderr, lock = standard_fds(pid)
+        assert stdin == "/dev/null"
+        assert stdout.startswith("pipe:")
+        # A forked shim makes its log when it first writes there; a spawned one is started on it.
+        assert stderr == ("/dev/null" if spawn_mode == "fork" else str(internal / "shim.log"))
+        assert lock == str(internal / "lock")
+    (workdir / "go").touch()
+    for _, recorder, _ in shims:
+        assert recorder.final().status == "succeeded"
+
+
 @FORK_ONLY
 def test_a_spare_that_died_waiting_is_replaced_by_a_fork_on_request(make_executor: MakeExecutor, workdir: Path) -> None:
     executor = make_executor()
