@@ -930,7 +930,11 @@ class _Watcher(threading.Thread):
             pending, self._pending = self._pending, []
         for watch in pending:
             fd = watch.pipe_fd if watch.pipe_fd is not None else watch.pidfd
-            self._executor._read_status(watch)  # a re-attached run replays what it has so far
+            if watch.pipe_fd is None:
+                # A re-attached run replays what it has so far. A submitted one (its pipe ours) is read when its shim
+                # wakes us: a line it writes without a wake-up (a quick run's ``starting``) waits for the next
+                # one's, and read here it would cost a turn of the engine of its own while the op starts.
+                self._executor._read_status(watch)
             if not watch.alive:
                 self._executor._finish(watch)
                 continue
