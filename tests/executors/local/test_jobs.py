@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -139,6 +140,23 @@ def test_logs_go_to_one_file_per_container_stdout_and_stderr_interleaved(executo
     log = Path(op.placement.run_artifacts_path) / "logs" / "main.log"
     assert log.read_text() == "out1\nerr1\nout2\n"
     assert list(executor.logs(op.uuid)) == ["out1", "err1", "out2"]
+
+
+def test_an_op_has_its_stdin_and_log_open_and_no_file_the_engine_was_given(executor: LocalExecutor) -> None:
+    # An fd the engine's own parent left it (say, the pipe a CI step reads the engine's output from): an op that
+    # held it would keep that step waiting as long as the op runs, and an op may outlive its engine by design.
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)
+    script = "import os\nfor fd in range(3, 4096):\n    try: os.fstat(fd)\n    except OSError: continue\n    print(fd)"
+    recorder = UpdateRecorder()
+    op = make_op(executor, container(PY, "-c", script))
+    try:
+        executor.submit(op, recorder)
+        assert recorder.final().status == "succeeded"
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert list(executor.logs(op.uuid)) == []  # nothing open above stderr
 
 
 def test_logs_follow_tails_until_the_run_is_final(executor: LocalExecutor, workdir: Path) -> None:
