@@ -725,8 +725,12 @@ class LocalExecutor:
         """The shim is gone: reap it, deliver the rest, and end the run ourselves if it could not."""
         with self._lock:
             if watch.child:
-                _, wait_status = os.waitpid(watch.pid, 0)
-                watch.exit_code = os.waitstatus_to_exitcode(wait_status)
+                try:
+                    _, wait_status = os.waitpid(watch.pid, 0)
+                except ChildProcessError:  # reaped by the kernel: this process ignores SIGCHLD (its parent did)
+                    pass
+                else:
+                    watch.exit_code = os.waitstatus_to_exitcode(wait_status)
                 self._children.discard(watch.pid)
             elif watch.pid > 0 and not watch.forked:  # (waitpid(0) would reap any child of ours)
                 with contextlib.suppress(ChildProcessError):

@@ -46,8 +46,9 @@ INLINE_SPEC_MAX: Final = 64 * 1024
 MAX_INLINE_REQUEST: Final = 160 * 1024
 """The largest request that carries a spec (the engine's environment rides along when it changed): below the
 socket's default send buffer (208 KiB) and :data:`.forkserver.MAX_MESSAGE`. Above it, :class:`RequestTooLarge`."""
-# Dispositions a new interpreter must not inherit from the engine (e.g. SIGHUP ignored under nohup).
-_DEFAULT_SIGNALS: Final = (signal.SIGPIPE, signal.SIGHUP, signal.SIGINT, signal.SIGTERM)
+# Dispositions a new interpreter must not inherit from the engine (e.g. SIGHUP ignored under nohup, SIGCHLD ignored
+# by a parent: its children would be reaped by the kernel, and a shim could never wait for its op).
+_DEFAULT_SIGNALS: Final = (signal.SIGPIPE, signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
 
 
 def spawn_mode() -> str:

@@ -62,9 +62,11 @@ else:
 FINAL = ("succeeded", "failed", "stopped")
 LOG_TAIL_LINES = 20
 LOG_TAIL_BYTES = 8192
-# Dispositions a child must not inherit: Python ignores SIGPIPE and SIGXFSZ, and an engine started under
-# nohup ignores SIGHUP; exec keeps ignored signals ignored.
+# Dispositions a child must not inherit: Python ignores SIGPIPE and SIGXFSZ, an engine started under nohup ignores
+# SIGHUP, one whose parent ignores SIGCHLD ignores it too (a shell's `wait` then finds no child); exec keeps ignored
+# signals ignored.
 CHILD_DEFAULT_SIGNALS = (
+    _signal.SIGCHLD,
     _signal.SIGPIPE,
     _signal.SIGXFSZ,
     _signal.SIGHUP,

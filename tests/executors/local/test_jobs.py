@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import threading
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from support.recorder import UpdateRecorder
 
 from polynb.compiler.types import ContainerSpec
 from polynb.executors.base import Executor
-from polynb.executors.local.executor import BASE_DIR_LABEL, LocalExecutor
+from polynb.executors.local.executor import BASE_DIR_LABEL, PACKAGE_ROOT, LocalExecutor
+from polynb.executors.local.launch import SPAWN_MODE_ENV
 
 
 def run(executor: LocalExecutor, main: ContainerSpec, **kw: object) -> UpdateRecorder:
@@ -157,6 +159,35 @@ def test_an_op_has_its_stdin_and_log_open_and_no_file_the_engine_was_given(execu
         os.close(read_end)
         os.close(write_end)
     assert list(executor.logs(op.uuid)) == []  # nothing open above stderr
+
+
+IGNORING_ENGINE = """
+import signal, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # as an engine started by a parent that ignores it inherits it
+sys.path.insert(0, {tests!r})
+from support.execkit import container, make_op
+from support.recorder import UpdateRecorder
+from polynb.executors.local.executor import LocalExecutor
+
+executor = LocalExecutor(base_dir={workdir!r})
+recorder = UpdateRecorder()
+op = make_op(executor, container("sh", "-c", 'sleep 0.05 & wait $!; echo "waited $?"'))
+executor.submit(op, recorder)
+print(recorder.final().status, *executor.logs(op.uuid), flush=True)
+executor.shutdown()
+"""
+
+
+def test_an_engine_that_ignores_sigchld_still_runs_ops_that_wait_for_their_children(
+    workdir: Path, spawn_mode: str
+) -> None:
+    # An ignored SIGCHLD survives exec: children are reaped by the kernel and `wait` finds none. A shim and its
+    # ops get the default whatever the engine has, as the ops of a shell do.
+    script = IGNORING_ENGINE.format(tests=str(Path(__file__).resolve().parents[2]), workdir=str(workdir))
+    env = {**os.environ, "PYTHONPATH": PACKAGE_ROOT, SPAWN_MODE_ENV: spawn_mode}
+    engine = subprocess.run([PY, "-c", script], capture_output=True, text=True, env=env, timeout=60, check=True)
+    assert engine.stdout.split() == ["succeeded", "waited", "0"]
+    assert "Traceback" not in engine.stderr  # (the executor's threads log what they cannot handle there)
 
 
 def test_logs_follow_tails_until_the_run_is_final(executor: LocalExecutor, workdir: Path) -> None:
