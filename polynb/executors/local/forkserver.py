@@ -292,7 +292,6 @@ class Server:
                 os.dup2(null, 2)
                 sys.stderr = shim.LazyStderr(shim_log)
             os.dup2(lock_fd, LOCK_FD)
-            os.closerange(LOCK_FD + 1, self.max_fd)  # our socket, the fds of the request
             shim.main(spec, start_time)  # never returns: it ends the process
         except BaseException:
             _print_exception()
@@ -339,7 +338,6 @@ class Server:
             else:
                 os.dup2(log_fd, 2)
             os.dup2(lock_fd, LOCK_FD)
-            os.closerange(LOCK_FD + 1, self.max_fd)  # the server's socket, the fds of this request
             _signal.pthread_sigmask(_signal.SIG_SETMASK, BLOCKED_AT_START)
             shim.main(spec)  # never returns: it ends the process
         except BaseException:

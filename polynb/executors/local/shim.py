@@ -647,8 +647,9 @@ its cached bytecode: compiling this file on every start would cost more than the
 def main(spec: bytes | str, start_time: int | None = None) -> NoReturn:
     """The shim's whole life; ``spec``: its spec (``marshal``, from a fork server's request) or the path of
     ``spec.bin`` (a spawned shim's argument); ``start_time``: this process's, when known already."""
-    # What a spawned shim inherited from the engine beyond its four fds (what the engine's own parent left it open:
-    # the pipe a CI step reads, say) is not the op's to keep open. A forked one has nothing more already.
+    # Only fds 0-3 are the shim's. A forked one still has its server's socket and its request's fds; a spawned one
+    # what the engine inherited (what the engine's own parent left it open: the pipe a CI step reads, say), which is
+    # not the op's to keep open.
     os.closerange(LOCK_FD + 1, os.sysconf("SC_OPEN_MAX"))
     # The run's lock: ours until we exit, never our children's (they may outlive us; the lock says we live).
     os.set_inheritable(LOCK_FD, False)
