@@ -8,14 +8,18 @@
     hops alternate between an event trigger on the upstream's ``run_status_running`` and a dependency (the
     upstream's ``run_status_succeeded``). Latency = when the executor's ``submit`` is called for the
     downstream (a timing wrapper around the local executor: the public protocol, no patching) minus the
-    upstream event's timestamp in the store (taken as it is written).
+    upstream event's timestamp in the store (taken as it is written). With every chain's op in the engine's
+    queue at once, an event waits behind the other chains' ops: p50 ~ chains x the engine process's CPU per op
+    (its threads share one interpreter lock), printed beside.
 (b) 40 sequential ``true`` ops: wall from ``submit`` to the DAG's end, overhead per hop against the ops' own
     time (running → succeeded) and against 40 sequential ``subprocess.run(["true"])``; with the published
     figures of peers beside (Airflow 2.7.3 116 s for 40 tiny tasks, Windmill 4.4 s,
     Argo's 10 s requeue per pod event).
 (c) A 1,000-op fan-out/fan-in DAG (root → 998 → sink): wall, the engine thread's CPU
     (``pthread_getcpuclockid``), the engine process's CPU (children excluded), peak RSS; beside it the wall
-    of starting as many bare interpreters as the local executor's shims (``python -I -S``), all at once.
+    of starting as many bare interpreters as the local executor's shims (``python -I -S``), all at once; the CPU
+    per op of the engine process and of everything the executor started (fork server, shims, ops), and the
+    machine's busy and idle CPU per op over the fan (``/proc/stat``, all cores: what bounds it).
 (d) CPU of the engine process while ``sleepers`` ops sleep: one core's percentage over a window in which
     all are running and none ends.
 (e) The engine alone: the ``chains`` chains of (a) on an executor that reports each op ``starting``,
@@ -176,6 +180,21 @@ def process_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def children_cpu() -> float:
+    """CPU of this process's reaped descendants (each counted once its parent has reaped it)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def machine_cpu() -> tuple[float, float]:
+    """Seconds of CPU the whole machine spent busy and idle so far, summed over its cores (``/proc/stat``)."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (ticks + [0] * 8)[:8]
+    hz = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq + steal) / hz, (idle + iowait) / hz
+
+
 @dataclass
 class EngineRun:
     harness: Harness
@@ -241,10 +260,10 @@ def chains_dag(name: str, chains: int, hops: int) -> tuple[str, list[tuple[str, 
 def run_chains(h: Harness, label: str, chains: int, hops: int) -> dict[str, Any]:
     """Submit ``chains`` chains and wait for them; the latency of every hop and the engine thread's CPU."""
     yaml_text, edges = chains_dag(f"latency-{label}", chains, hops)
-    thread0 = h.engine_thread_cpu()
+    thread0, process0 = h.engine_thread_cpu(), process_cpu()
     dag = h.submit(yaml_text)
     status = h.engine.wait(dag, timeout=GUARD)
-    thread_cpu = h.engine_thread_cpu() - thread0
+    thread_cpu, cpu = h.engine_thread_cpu() - thread0, process_cpu() - process0
     by_name = {name: r.uuid for name, r in h.ops(dag).items()}
     latencies: dict[str, list[float]] = {"run_status_running": [], "run_status_succeeded": []}
     for up, down, kind in edges:
@@ -253,7 +272,8 @@ def run_chains(h: Harness, label: str, chains: int, hops: int) -> dict[str, Any]
         if submitted is not None and event_at is not None:
             latencies[kind].append((submitted - event_at) * 1000)
     ops = len(by_name)
-    return {"status": status, "chains": chains, "ops": ops, "latencies_ms": latencies, "thread_cpu": thread_cpu}
+    return {"status": status, "chains": chains, "ops": ops, "latencies_ms": latencies, "thread_cpu": thread_cpu,
+            "cpu": cpu}  # fmt: skip
 
 
 def scenario_a(args: argparse.Namespace) -> dict[str, Any]:
@@ -320,17 +340,21 @@ def scenario_c(args: argparse.Namespace) -> dict[str, Any]:
     ops = [op_yaml("root", ["true"])]
     ops += [op_yaml(name, ["true"], "  dependencies: [root]\n") for name in middle]
     ops.append(op_yaml("sink", ["true"], f"  dependencies: [{', '.join(middle)}]\n"))
+    children0 = children_cpu()
     run = open_engine()
     h = run.harness
     try:
-        cpu0, thread0 = process_cpu(), h.engine_thread_cpu()
+        cpu0, thread0, machine0 = process_cpu(), h.engine_thread_cpu(), machine_cpu()
         started = time.perf_counter()
         dag = h.submit(dag_yaml("fan", ops))
         status = h.engine.wait(dag, timeout=GUARD)
         wall = time.perf_counter() - started
+        machine = [after - before for before, after in zip(machine0, machine_cpu(), strict=True)]
         cpu, thread_cpu = process_cpu() - cpu0, h.engine_thread_cpu() - thread0
     finally:
         run.close()
+    # The fork server is reaped by the close above, and it reaped the shims, which reaped the ops: all of their CPU.
+    children = children_cpu() - children0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # What the ops cost at the least: one interpreter start per op (the local executor's shim), all at once.
     started = time.perf_counter()
@@ -344,6 +368,9 @@ def scenario_c(args: argparse.Namespace) -> dict[str, Any]:
         "wall": wall,
         "cpu": cpu,
         "thread_cpu": thread_cpu,
+        "children_cpu": children,
+        "machine_busy": machine[0],
+        "machine_idle": machine[1],
         "rss_mb": rss_mb,
         "baseline": baseline,
     }
@@ -430,6 +457,13 @@ def latency_rows(scenario: str, part: dict[str, Any]) -> list[tuple[str, str, st
     if "thread_cpu" in part:
         rows.append((f"({scenario}) engine-thread CPU per op{alone}, {chains}", ms(part["thread_cpu"] / part["ops"]),
                      "", f"{part['ops']} ops"))  # fmt: skip
+    if "cpu" in part and part["chains"] > 1:
+        # Little's law: each chain has one op in the engine's queue at a time, and the engine process's threads share
+        # one interpreter lock, so an event waits behind the other chains' ops: p50 ~ chains x this, less their start.
+        per_op = part["cpu"] / part["ops"]
+        label = f"({scenario}) engine-process CPU per op{alone} · x {part['chains']} chains"
+        rows.append((label, f"{ms(per_op)} · {ms(per_op * part['chains'])}", "",
+                     "what an event waits behind (Little's law): ~ p50"))  # fmt: skip
     return rows
 
 
@@ -464,6 +498,13 @@ def print_table(results: dict[str, dict[str, Any]]) -> None:
                      f"{c['thread_cpu']:.2f} s · {c['cpu']:.2f} s",
                      "", f"engine thread busy {100 * c['thread_cpu'] / c['wall']:.0f}% of the wall"))  # fmt: skip
         rows.append(("(c) peak RSS of the engine process", f"{c['rss_mb']:.0f} MB", "", ""))
+        if "children_cpu" in c:
+            rows.append(("(c) CPU per op: engine process · fork server, shims and ops",
+                         f"{ms(c['cpu'] / n)} · {ms(c['children_cpu'] / n)}", "",
+                         "the ops are `true`: what is left is polynb's and the kernel's"))  # fmt: skip
+            rows.append(("(c) the machine per op: busy · idle (all cores)",
+                         f"{ms(c['machine_busy'] / n)} · {ms(c['machine_idle'] / n)}", "",
+                         "idle near 0: the fan is bound by the machine's CPU"))  # fmt: skip
     if "d" in results:
         d = results["d"]
         note = "" if d["clean_window"] else "(an op ended inside the window)"
