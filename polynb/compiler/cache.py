@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
+from polynb.compiler.errors import CompileError, TemplateError
+from polynb.compiler.templates import is_template, render_value, to_bool
 from polynb.compiler.types import CompiledOp
 from polynb.spec.models import Component, Operation
 from polynb.spec.plugins import Cache
@@ -34,6 +37,46 @@ def cache_of(operation: Operation | None, component: Component) -> Cache | None:
     if cache is None or cache.disable is True:
         return None
     return cache
+
+
+def rendered_cache(cache: Cache, context: Mapping[str, Any]) -> Cache | None:
+    """``cache`` with its templated fields rendered in the op's ``context`` (``disable: "{{ no_cache }}"``), as
+    Polyaxon renders them when it compiles; None when it renders to ``disable: true``. A field that renders to
+    something it cannot be raises :class:`CompileError` (the op fails before anything runs)."""
+    fields: dict[str, Any] = {}
+    for name in ("disable", "ttl", "io", "sections"):
+        value = getattr(cache, name)
+        if not (isinstance(value, str) and is_template(value)):
+            continue
+        try:
+            value = render_value(value, context)
+        except TemplateError as exc:
+            raise CompileError(f"cache.{name}: {exc.message}") from exc
+        fields[name] = _cache_field(name, value)
+    if not fields:
+        return None if cache.disable is True else cache
+    out = cache.model_copy(update=fields)
+    return None if out.disable is True else out
+
+
+def _cache_field(name: str, value: Any) -> Any:
+    if name == "disable":
+        flag = to_bool(value)
+        if flag is None:
+            raise CompileError(f"cache.disable: expected true or false, the template gave {value!r}")
+        return flag
+    if name == "ttl":
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise CompileError(f"cache.ttl: expected a number of seconds, the template gave {value!r}")
+        return value
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise CompileError(f"cache.{name}: expected a list of names, the template gave {value!r}")
+    if name == "sections" and (unknown := [s for s in value if s not in DEFAULT_SECTIONS]):
+        raise CompileError(f"cache.sections: {', '.join(map(repr, unknown))} is not a section "
+                           f"({', '.join(DEFAULT_SECTIONS)})")  # fmt: skip
+    return value
 
 
 def ttl_of(cache: Cache) -> float | None:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from polynb.compiler import compile as compiler
-from polynb.compiler.context import run_globals
+from polynb.compiler.cache import cache_of, rendered_cache
+from polynb.compiler.context import op_context, run_globals
 from polynb.compiler.errors import CompilerError, ConditionError
 from polynb.compiler.params import RunView, resolve_params
 from polynb.compiler.registry import ComponentRegistry
@@ -26,6 +27,7 @@ from polynb.lifecycle import Status, is_status_event
 from polynb.scheduler.joining import join_params
 from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan, dump
 from polynb.spec.models import Component, Hook, Operation
+from polynb.spec.plugins import Cache
 from polynb.store import EventRecord, RunNotFoundError, RunRecord, Store, recorded_root, run_paths
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ class Compiled:
     op: CompiledOp
     inputs: dict[str, Any]
     message: str = ""
+    cache: Cache | None = None
+    """The op's ``cache`` section, rendered (``compiler.cache``); None when it has none or it is disabled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,9 +229,13 @@ class OpCompiler:
                 operation=plan.operation,
                 termination=_termination(plan),
             )
+            cache = cache_of(plan.operation, plan.component)
+            if cache is not None:
+                context = op_context(plan.component, inputs=inputs, contexts=contexts, globals_=globals_)
+                cache = rendered_cache(cache, context)
         except CompilerError as exc:
             return Outcome(Status.FAILED, REASON_COMPILE, exc.message)
-        return Compiled(op, inputs, f"{len(inputs)} inputs bound")
+        return Compiled(op, inputs, f"{len(inputs)} inputs bound", cache)
 
     # -- hooks --------------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from polynb.scheduler.submitter import Submitted, Submitter
 from polynb.scheduler.sweep_state import SWEEP_KIND
 from polynb.scheduler.tallies import DagIndex, awaits_events
 from polynb.scheduler.termination import Termination
+from polynb.spec.plugins import Cache
 from polynb.store import NewRun, RunRecord, new_uuid, new_uuids
 from polynb.store.records import DAG_ATTEMPT_KEY
 
@@ -334,15 +335,13 @@ class Submission:
         run.compiled = outcome.op
         spec, inputs = outcome.op.to_dict(), outcome.inputs
         self._statuses.set(run, Status.COMPILED, "Compiled", outcome.message, spec=spec, inputs=inputs)
-        self._reuse_cached(run, outcome.op)
+        self._reuse_cached(run, outcome.op, outcome.cache)
 
-    def _reuse_cached(self, run: RunState, op: CompiledOp) -> None:
-        """An op with a ``cache`` section (``compiler.cache``): record its key; a run that succeeded with the
-        same key within ``ttl`` gives it its outputs, and it ends ``succeeded`` (reason ``Cached``) unrun."""
-        if run.plan is None or run.hook is not None:
-            return
-        cache = cache_of(run.plan.operation, run.plan.component)
-        if cache is None:
+    def _reuse_cached(self, run: RunState, op: CompiledOp, cache: Cache | None) -> None:
+        """An op with a ``cache`` section (``compiler.cache``, rendered with the op): record its key; a run that
+        succeeded with the same key within ``ttl`` gives it its outputs, and it ends ``succeeded`` (reason
+        ``Cached``) unrun."""
+        if cache is None or run.plan is None or run.hook is not None:
             return
         store = self._state.store
         key = cache_key(op, cache)

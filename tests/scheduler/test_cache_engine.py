@@ -80,3 +80,45 @@ def test_a_hit_older_than_the_ttl_is_not_reused(env: Env) -> None:
     assert env.wait(later) == "succeeded"
     assert runs_of(counter) == 2
     assert env.store.get_run(later).status == Status.SUCCEEDED
+
+
+def templated_cache_job(counter: Path, *, no_cache: str, ttl: str = '"{{ keep }}"') -> str:
+    """A job whose ``cache`` fields are templates of its own inputs (Polyaxon renders them when it compiles)."""
+    code = f"open({str(counter)!r}, 'a').write('ran\\n')"
+    return f"""
+version: 1.1
+kind: operation
+name: train
+params: {{no_cache: {{value: {no_cache}}}, keep: {{value: 3600}}}}
+cache: {{disable: "{{{{ no_cache }}}}", ttl: {ttl}}}
+component:
+  name: train
+  inputs: [{{name: no_cache, type: bool}}, {{name: keep, type: int}}]
+  run: {{kind: job, container: {{command: {json.dumps([PY, "-c", code])}}}}}
+"""
+
+
+def test_cache_fields_written_as_templates_are_rendered_with_the_ops_inputs(env: Env) -> None:
+    counter = env.tmp / "count.txt"
+    # `disable: "{{ no_cache }}"` with no_cache true: every run runs (the template is not a truthy string).
+    for _ in range(2):
+        uuid = env.run(templated_cache_job(counter, no_cache="true"))
+        assert env.wait(uuid) == "succeeded", describe(env.store, uuid)
+        assert env.store.get_run(uuid).reason != "Cached"
+    assert runs_of(counter) == 2
+    # With no_cache false the section applies, `ttl` rendered from `keep`: the second run reuses the first.
+    first = env.run(templated_cache_job(counter, no_cache="false"))
+    assert env.wait(first) == "succeeded", describe(env.store, first)
+    second = env.run(templated_cache_job(counter, no_cache="false"))
+    assert env.wait(second) == "succeeded", describe(env.store, second)
+    assert runs_of(counter) == 3
+    assert env.store.get_run(second).reason == "Cached"
+
+
+def test_a_cache_template_that_renders_to_the_wrong_type_fails_the_op_unrun(env: Env) -> None:
+    counter = env.tmp / "count.txt"
+    uuid = env.run(templated_cache_job(counter, no_cache="false", ttl='"{{ no_cache }}"'))
+    assert env.wait(uuid) == "failed"
+    record = env.store.get_run(uuid)
+    assert "cache.ttl: expected a number of seconds" in (record.message or ""), describe(env.store, uuid)
+    assert runs_of(counter) == 0
