@@ -609,6 +609,12 @@ class _Builder:
                 continue
             if param.ref is not None or _templated(param.value):
                 continue
+            if param.value is None and not io.is_optional and not io.delay_validation and name not in given:
+                # Else a DAG's ops upstream of it would run before it fails to bind (as the engine refuses it).
+                self.add(op_where, (*params_path, name, "value"),
+                         f"param `{name}` is null, and input `{name}` of `{component.name or 'the component'}` is "
+                         "required: give it a value, or mark the input `isOptional`")  # fmt: skip
+                continue
             try:
                 value = iotypes.check_value(io.type, param.value, is_list=bool(io.is_list))
             except ValueError as exc:
