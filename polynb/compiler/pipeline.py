@@ -554,7 +554,7 @@ class _Builder:
                 )
                 continue
             try:
-                values[name] = coerce(io, raw) if io is not None else raw
+                values[name] = iotypes.require_finite(coerce(io, raw) if io is not None else raw)
             except ValueError as exc:
                 self.add(root, (CLI_PARAMS, name), f"param `{name}` (-P {name}={raw}): {exc}")
         self.check_params(literal, component, where, root, ("params",), strict=bool(spec.strict_params),
@@ -616,7 +616,7 @@ class _Builder:
                          "required: give it a value, or mark the input `isOptional`")  # fmt: skip
                 continue
             try:
-                value = iotypes.check_value(io.type, param.value, is_list=bool(io.is_list))
+                value = iotypes.require_finite(iotypes.check_value(io.type, param.value, is_list=bool(io.is_list)))
             except ValueError as exc:
                 self.add(op_where, (*params_path, name, "value"), f"param `{name}`: {exc}")
                 continue

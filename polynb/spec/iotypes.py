@@ -7,6 +7,7 @@ param on the command line, and a value flowing from an upstream output.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -92,6 +93,20 @@ def _check_scalar(type_name: str, value: Any) -> Any:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
         raise ValueError(f"expected a string ({type_name}), got {value!r}")
+    return value
+
+
+def require_finite(value: Any) -> Any:
+    """``value`` if no number in it is NaN or infinite, else ``ValueError``: a run's params and inputs are
+    stored as JSON, which has no such numbers (SQLite's JSON functions refuse the rows that hold them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a finite number (JSON, which records a run's params, has none)")
+    if isinstance(value, list | tuple):
+        for item in value:
+            require_finite(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            require_finite(item)
     return value
 
 

@@ -186,6 +186,7 @@ class IO(Model):
         name = info.data.get("name", "?")
         try:
             value = iotypes.check_value(info.data.get("type"), value, is_list=bool(info.data.get("is_list")))
+            iotypes.require_finite(value)
         except ValueError as exc:
             raise ValueError(f"value of `{name}`: {exc}") from None
         options = info.data.get("options")

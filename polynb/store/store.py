@@ -90,10 +90,12 @@ _ADVANCE = (
 )
 _ROOTS_KEPT = 4096
 _UNKNOWN = object()
-_ARTIFACTS_ROOT = f"SELECT json_extract(meta, '$.{ARTIFACTS_ROOT_KEY}') FROM runs WHERE uuid = ?"  # noqa: S608
 _HEX_RE = re.compile(r"[0-9a-f]{1,32}")
 _CURRENT_ATTEMPT = "(SELECT max(attempt, 1) FROM runs WHERE uuid = ?)"
-_OP_OF_CURRENT_ATTEMPT = f"coalesce(json_extract(meta, '$.{DAG_ATTEMPT_KEY}'), 1) = {_CURRENT_ATTEMPT}"
+# A key of ``meta`` read in SQL, NULL where the text is not JSON to SQLite (a NaN an older version wrote): a row
+# SQLite cannot parse would else fail every statement that reads it, as long as it is in the store.
+_META_KEY = "CASE WHEN json_valid(meta) THEN json_extract(meta, '$.{}') END"
+_OP_OF_CURRENT_ATTEMPT = f"coalesce({_META_KEY.format(DAG_ATTEMPT_KEY)}, 1) = {_CURRENT_ATTEMPT}"
 # A run of DAG ``?`` (every ``?`` is that DAG's uuid) in its current attempt: an op made for it, a hook of such an
 # op, or a hook of the DAG itself. Until the DAG is retried every run is: the JSON is read only then.
 _OPS_OF_CURRENT_ATTEMPT = f"SELECT uuid FROM runs WHERE dag_uuid = ? AND hook_of IS NULL AND {_OP_OF_CURRENT_ATTEMPT}"  # noqa: S608
@@ -104,6 +106,8 @@ _IN_CURRENT_ATTEMPT = (
     f" WHEN hook_of = ? THEN 1 ELSE hook_of IN ({_OPS_OF_CURRENT_ATTEMPT}) END)"
 )
 _AMBIGUOUS_SHOWN = 10
+# The key, or where SQLite cannot read the JSON the whole text, for Python to.
+_ARTIFACTS_ROOT = f"SELECT json_valid(meta), CASE WHEN json_valid(meta) THEN json_extract(meta, '$.{ARTIFACTS_ROOT_KEY}') ELSE meta END FROM runs WHERE uuid = ?"  # noqa: E501, S608
 
 
 class Store:
@@ -570,7 +574,9 @@ class Store:
             return recorded_root({ARTIFACTS_ROOT_KEY: known})
         # The one key, not the whole meta (an op's holds its plan).
         row = self._pool.get().execute(_ARTIFACTS_ROOT, (uuid,)).fetchone()
-        return recorded_root({ARTIFACTS_ROOT_KEY: row[0]} if row is not None else {})
+        if row is not None and not row[0]:
+            return recorded_root(loads(row[1]))  # Python's JSON reads what SQLite's does not
+        return recorded_root({ARTIFACTS_ROOT_KEY: row[1]} if row is not None else {})
 
     def artifacts_store_of(self, uuid: str) -> StoreAccess | None:
         """The bucket store recorded for run ``uuid`` when it was created, reached with this store's connection
@@ -627,7 +633,7 @@ class Store:
         """The newest run that ``succeeded`` with cache key ``key`` (``meta.cache_key``), finished at or after
         ``since`` (a Unix time; None: any), other than ``exclude``. A scan of the succeeded runs: the cache is
         opt-in per op, so few runs carry a key."""
-        clauses = ["status = ?", "json_extract(meta, '$.cache_key') = ?", "uuid != ?"]
+        clauses = ["status = ?", f"{_META_KEY.format('cache_key')} = ?", "uuid != ?"]
         params: list[Any] = [Status.SUCCEEDED.value, key, exclude]
         if since is not None:
             clauses.append("finished_at >= ?")

@@ -136,6 +136,25 @@ def test_params_apply_to_the_top_level_component(tmp_path: Path) -> None:
     assert (wrong.path, wrong.line, wrong.column) == ("-P.lr", 0, 0)
 
 
+def test_nan_and_infinite_numbers_are_refused_wherever_a_value_is_given(tmp_path: Path) -> None:
+    # A run's params are recorded as JSON, which has no such numbers: SQLite refused the rows that held them.
+    text = "kind: component\nname: j\ninputs: [{name: lr, type: float}]\nrun: {kind: job, container: {command: [x]}}\n"
+    file = write(tmp_path, "j.yaml", text)
+    for raw in ("nan", "inf", "-inf"):
+        (error,) = check([file], params={"lr": raw}).errors
+        assert error.path == "-P.lr" and "is not a finite number" in error.message
+    default = text.replace("type: float}", "type: float, value: .inf, isOptional: true}")
+    (error,) = check([write(tmp_path, "d.yaml", default)]).errors
+    assert (error.path, error.line) == ("inputs[0].value", 3) and "is not a finite number" in error.message
+    op = (
+        "kind: operation\nname: o\nparams: {lr: .nan}\ncomponent:\n  inputs: [{name: lr, type: float}]\n"
+        "  run: {kind: job, container: {command: [x]}}\n"
+    )
+    (error,) = check([write(tmp_path, "o.yaml", op)]).errors
+    assert (error.path, error.line) == ("params.lr", 3) and "is not a finite number" in error.message
+    assert check([file], params={"lr": "1e308"}).valid
+
+
 def test_short_form_param_errors_point_at_the_param(tmp_path: Path) -> None:
     base = (
         "kind: operation\nname: o\n{params}\ncomponent:\n  inputs: [{{name: n, type: int}}]\n"

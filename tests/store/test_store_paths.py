@@ -123,3 +123,28 @@ def test_uuids_made_together_are_run_uuids_like_one_made_alone() -> None:
     for uuid in [*made, new_uuid()]:
         assert check_uuid(uuid) == uuid
         assert uuid[12] == "4" and uuid[16] in "89ab"  # version 4, RFC 4122 variant, as uuid4() gives
+
+
+def test_a_run_whose_meta_sqlite_cannot_read_breaks_no_query(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Python writes NaN as a bare ``NaN``, which SQLite's JSON functions refuse: every statement that read such a
+    row failed (an older version stored a ``-P lr=nan`` so), for as long as the row was in the store."""
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    shared = tmp_path / "shared"
+    with Store(tmp_path / "polynb.db", artifacts_root=shared) as store:
+        dag, op, cached = store.create_runs(
+            [
+                NewRun(name="d", kind="dag"),
+                NewRun(name="a", kind="job", meta={"plan": {"lr": float("nan")}}),
+                NewRun(name="b", kind="job", meta={"cache_key": "k"}),
+            ]
+        )
+        store.set_meta(op.uuid, {"cache_key": "k", "lr": float("inf")})
+        for run in (op, cached):
+            for status in ("compiled", "queued", "running", "succeeded"):
+                store.set_status(run.uuid, status)
+    with Store(tmp_path / "polynb.db") as store:  # a new process's store: the roots are read from the rows
+        assert store.artifacts_root_of(op.uuid) == shared  # read by Python when SQLite cannot
+        assert store.artifacts_root_of(cached.uuid) == shared
+        hit = store.find_cached("k", since=None, exclude=dag.uuid)
+        assert hit is not None and hit.uuid == cached.uuid  # the unreadable row is no hit, and no failure
+        assert store.get_run(op.uuid).meta["lr"] == float("inf")
