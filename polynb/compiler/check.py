@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polynb.compiler.pipeline import CLI_PARAMS, Pipeline, analyze_pipeline
+from polynb.compiler.pipeline import CLI_PARAMS, Pipeline, Problem, analyze_pipeline
+from polynb.compiler.template_syntax import template_problems
 from polynb.spec.dag import ORPHAN_REF
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.load import SchemaErrors, load_data
@@ -26,7 +27,6 @@ from polynb.spec.salvage import Salvaged, salvage
 from polynb.spec.yaml_loader import Document, gc_paused, parse, read_source
 
 if TYPE_CHECKING:
-    from polynb.compiler.pipeline import Problem
     from polynb.compiler.registry import ComponentRegistry
 
 
@@ -184,6 +184,7 @@ def _check_one(
         return [locator.locate(p) for p in problems]
 
     errors = located(report.errors)
+    errors += located([Problem(path, message) for path, message in template_problems(document.data)])
     unsupported = located(report.unsupported)
     warnings = [*unsupported, *located(report.warnings)]
     if salvaged is not None:

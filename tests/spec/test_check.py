@@ -155,6 +155,26 @@ def test_nan_and_infinite_numbers_are_refused_wherever_a_value_is_given(tmp_path
     assert check([file], params={"lr": "1e308"}).valid
 
 
+def test_a_template_that_cannot_render_is_an_error_at_its_field(tmp_path: Path) -> None:
+    text = (
+        "kind: component\nname: j\ndescription: 'free text {{ not a template'\n"
+        "inputs: [{name: lr, type: float, value: 0.1, isOptional: true}]\n"
+        "run:\n  kind: job\n  container:\n    command: [x]\n    args: [ARGS]\n"
+    )
+    syntax, unknown_filter, fine = (
+        check([write(tmp_path, f"{n}.yaml", text.replace("ARGS", args))])
+        for n, args in enumerate(
+            ('"--lr={{ lr }"', '"{{ lr | roundd }}"', '"{{ lr | round }}", "{% if lr %}x{% endif %}"')
+        )
+    )
+    (error,) = syntax.errors
+    assert (error.path, error.line, error.column) == ("run.container.args[0]", 9, 12)
+    assert "does not parse: unexpected '}'" in error.message
+    (error,) = unknown_filter.errors
+    assert error.path == "run.container.args[0]" and "no filter named `roundd`; did you mean `round`?" in error.message
+    assert fine.valid, fine.errors  # a description is free text, never rendered
+
+
 def test_short_form_param_errors_point_at_the_param(tmp_path: Path) -> None:
     base = (
         "kind: operation\nname: o\n{params}\ncomponent:\n  inputs: [{{name: n, type: int}}]\n"
