@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from polynb.buckets import BUCKET_KINDS, Bucket, BucketError, bucket_of
+from polynb.lifecycle import PIPELINE_KINDS
 
 if TYPE_CHECKING:
     from polynb.store import RunRecord, Store
@@ -69,7 +70,7 @@ def log_runs(store: Store, dag_uuid: str, prefix: str = "") -> list[tuple[str, R
     nested DAG or a schedule, the runs under it (``outer-op/inner-op``, ``op/op-1``)."""
     found: list[tuple[str, RunRecord]] = []
     for run in store.children(dag_uuid, include_hooks=True):
-        if run.kind in ("dag", "schedule") and run.hook_of is None:
+        if run.kind in PIPELINE_KINDS and run.hook_of is None:
             found += log_runs(store, run.uuid, f"{prefix}{run.name}/")
         else:
             found.append((prefix + run.name, run))

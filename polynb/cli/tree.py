@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from polynb.store import EventRecord, RunRecord, Store
 
 
-_OVER = ("dag", "schedule")
+_OVER = PIPELINE_KINDS
 """Kinds of an op of a DAG that has runs under it, followed and listed with the DAG's."""
 
 

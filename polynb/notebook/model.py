@@ -34,8 +34,9 @@ EMIT_SOURCE = "polynb emit"
 """The node of the custom events sent to the DAG (``ref: dag``: ``polynb.emit`` in a cell, ``polynb emit``)."""
 APPROVAL_SOURCE = "polynb approve"
 """The node of the approvals its ``isApproved: false`` ops wait for (the Approve buttons, ``polynb approve``)."""
-_OVER = ("dag", "schedule")
-"""Kinds of an op of a DAG with runs under it, shown under the op: a nested DAG's ops, a schedule's ticks'."""
+_OVER = PIPELINE_KINDS
+"""Kinds of an op of a DAG with runs under it, shown under the op: a nested DAG's ops, a sweep's trials, a
+schedule's ticks'."""
 LOG_KEPT = 200
 """Event log lines kept per run (the widget shows the newest few)."""
 

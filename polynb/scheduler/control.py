@@ -35,7 +35,7 @@ from typing import Any, Literal, Protocol
 
 from polynb.compiler.types import CompiledOp
 from polynb.executors.base import Executor, ExecutorUpdate
-from polynb.lifecycle import CUSTOM_EVENT_KINDS, FINAL, REASON_STOPPED, Status
+from polynb.lifecycle import CUSTOM_EVENT_KINDS, FINAL, PIPELINE_KINDS, REASON_STOPPED, Status
 from polynb.scheduler.ownership import OWNER_KEY, new_owner, owner_alive, process_start_time, shown_pid
 from polynb.store import RunRecord, Store
 
@@ -243,8 +243,9 @@ def stop(
     return "direct"
 
 
-_OVER_RUNS = ("dag", "schedule")
-"""Kinds whose status follows the runs under them: a DAG's ops, a schedule's ticks' runs (a stop stops those)."""
+_OVER_RUNS = PIPELINE_KINDS
+"""Kinds whose status follows the runs under them: a DAG's ops, a sweep's trials, a schedule's ticks' runs (a stop
+stops those)."""
 
 
 def _tree(store: Store, run: RunRecord) -> list[RunRecord]:

@@ -125,3 +125,54 @@ def test_run_json_lists_a_retried_nested_dags_current_ops_once(cli: Cli, tmp_pat
         "succeeded",
         [("a", "succeeded")],
     )
+
+
+SWEEP = """
+version: 1.1
+kind: component
+name: swept
+run:
+  kind: dag
+  operations:
+    - name: prep
+      component: {run: {kind: job, container: {command: [echo, prep]}}}
+    - name: tune
+      dependencies: [prep]
+      matrix: {kind: grid, params: {lr: {kind: choice, value: [0.1, 0.2]}}}
+      component:
+        inputs: [{name: lr, type: float}]
+        run: {kind: job, container: {command: [sh, -c, "echo trial {{ lr }}; sleep SLEEP"]}}
+"""
+
+
+def test_run_events_and_logs_of_a_dag_show_its_sweeps_trials(cli: Cli) -> None:
+    result = cli.run("run", "-f", str(cli.write("sweep.yaml", SWEEP.replace("SLEEP", "0"))))
+    assert result.returncode == 0, result.stderr
+    assert "tune/tune-1" in result.stdout and "tune/tune-2" in result.stdout
+    code, events = cli.run_json("events", "swept", "--json")
+    assert code == 0
+    done = sorted(e["op"] for e in events if e["kind"] == "run_status_succeeded")
+    assert done == ["prep", "swept", "tune", "tune/tune-1", "tune/tune-2"]
+    logs = sorted(cli.run("logs", "swept").stdout.splitlines())
+    assert logs == ["prep | prep", "tune/tune-1 | trial 0.1", "tune/tune-2 | trial 0.2"]
+
+
+def test_stop_of_a_dag_with_no_engine_stops_its_sweeps_trials(cli: Cli) -> None:
+    proc = cli.start("run", "-f", str(cli.write("sweep.yaml", SWEEP.replace("SLEEP", "300"))))
+
+    def trials_running(store: Store) -> bool:
+        trials = [r for r in store.list_runs() if r.name.startswith("tune-")]
+        return len(trials) == 2 and all(r.status == Status.RUNNING for r in trials)
+
+    cli.wait_for(trials_running, "both trials running")
+    proc.kill()  # the engine dies; the trials' processes live on
+    result = cli.run("stop", "swept", "--grace", "2")
+    assert result.returncode == 0, result.stderr
+    proc.communicate(timeout=DEADLOCK_GUARD)
+    with cli.store() as store:
+        trials = [r for r in store.list_runs() if r.name.startswith("tune-")]
+        assert {r.status for r in trials} == {Status.STOPPED}, [(r.name, r.status) for r in trials]
+        pids = [int(r.handle["shim_pid"]) for r in trials if r.handle is not None]
+    assert len(pids) == 2
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
