@@ -76,8 +76,9 @@ class Executor(Protocol):
         """Start the run; return a JSON-serialisable handle record for the store (used by ``reattach``)."""
         ...
 
-    def stop(self, run_uuid: str, *, grace: float = 10.0) -> None:
-        """Ask the run to stop (SIGTERM, then SIGKILL after ``grace``); the final ``stopped`` is an update."""
+    def stop(self, run_uuid: str, *, grace: float | None = None) -> None:
+        """Ask the run to stop (SIGTERM, then SIGKILL after ``grace`` seconds; None: the executor's own default,
+        ``stop_grace``); the final ``stopped`` is an update."""
         ...
 
     def logs(self, run_uuid: str, *, follow: bool = False) -> Iterator[str]:

@@ -250,6 +250,9 @@ class KernelSession:
         if self._unserve is not None:
             self._unserve()
         if engine is not None:
+            for executor in self._executors.values():  # `%config PolynbMagics.stop_grace` after they were built
+                if isinstance(getattr(executor, "stop_grace", None), float | int):
+                    executor.stop_grace = self.config.stop_grace  # type: ignore[attr-defined]
             try:
                 engine.shutdown(stop_running=not self.config.keep_runs_on_exit)
             except Exception:
@@ -378,7 +381,7 @@ class KernelSession:
         if all(r.status in FINAL for r in (record, *below)):
             return "final"
         try:
-            self.engine.stop(uuid)
+            self.engine.stop(uuid, grace=self.config.stop_grace)
         except LookupError:
             from polynb.scheduler import control
 

@@ -17,8 +17,9 @@ nothing else can start meanwhile: the run stopped is the top-level one, or that 
 an op of a DAG that is not being stopped, the engine would go on with the DAG (start its next ops): the op
 is left ``stopping`` instead, and the next engine (``polynb attach``) records its end and runs its hooks.
 
-Protocol: one JSON request line (``{"cmd": "stop", "run": uuid}`` or ``{"cmd": "ping"}``; ``approve`` and
-``emit``: see ``remote_events``), one JSON answer line (``{"ok": true}`` or ``{"ok": false, "error": "..."}``).
+Protocol: one JSON request line (``{"cmd": "stop", "run": uuid, "grace": seconds or null}`` or ``{"cmd": "ping"}``;
+``approve`` and ``emit``: see ``remote_events``), one JSON answer line (``{"ok": true}`` or ``{"ok": false,
+"error": "..."}``).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class ControlError(Exception):
 
 
 class Stoppable(Protocol):
-    def stop(self, uuid: str) -> None: ...
+    def stop(self, uuid: str, *, grace: float | None = None) -> None: ...
 
 
 def address(pid: int, start: int | None) -> str:
@@ -114,9 +115,12 @@ class _Server:
             return {"ok": False, "error": f"unknown request {request!r}"}
         with self.lock:
             engines = list(self.engines)
+        grace = request.get("grace")
+        if grace is not None and (not isinstance(grace, int | float) or isinstance(grace, bool) or grace < 0):
+            return {"ok": False, "error": f"bad grace {grace!r}: expected seconds"}
         for engine in engines:
             try:
-                engine.stop(request["run"])
+                engine.stop(request["run"], grace=None if grace is None else float(grace))
             except LookupError:
                 continue  # another engine of this process may manage it
             return {"ok": True}
@@ -225,7 +229,7 @@ def stop(
         if owner.get("host") != me["host"]:
             raise ControlError(f"run {root.uuid} is managed by an engine on host {owner.get('host')}; stop it there")
         try:
-            answer = request(owner, {"cmd": "stop", "run": run.uuid})
+            answer = request(owner, {"cmd": "stop", "run": run.uuid, "grace": grace})
         except OSError as exc:
             if owner_alive(owner, me=me):
                 raise ControlError(

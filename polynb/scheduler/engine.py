@@ -255,12 +255,20 @@ class Engine:
         uuid: str = self._call(lambda: then(self._submission.create(kind, dag_plan, ops, hook_components, name)))
         return uuid
 
-    def stop(self, uuid: str) -> None:
+    def stop(self, uuid: str, *, grace: float | None = None) -> None:
         """Stop a run: an op (``stopping`` → ``stopped``), a whole DAG (its pending ops become ``stopped``), a
         sweep (no trial starts any more, the running ones are stopped) or a schedule (no tick fires any more,
-        its ticks' live runs are stopped)."""
+        its ticks' live runs are stopped). ``grace``: seconds their processes get before they are killed (None:
+        each executor's own)."""
 
         def stop() -> None:
+            self._state.stop_grace = grace
+            try:
+                stop_now()
+            finally:
+                self._state.stop_grace = None
+
+        def stop_now() -> None:
             sweep = self._state.sweeps.get(uuid)
             schedule = self._state.schedules.get(uuid)
             if sweep is not None:

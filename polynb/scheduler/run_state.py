@@ -42,6 +42,9 @@ class RunState:
     claimed_at: float = 0.0
     """``time.monotonic()`` of the last claim: the timeout counts from it."""
     stop_requested: bool = False
+    stop_grace: float | None = None
+    """Seconds the stop of this run gives its processes before they are killed (``polynb stop --grace``); None:
+    its executor's own."""
     timed_out: bool = False
 
     @property

@@ -114,14 +114,17 @@ class EngineState:
     """``shutdown(stop_running=True)``: everything is being stopped; no hook, retry or new op starts."""
     closing: bool = False
     """No new claims: the engine is shutting down (runs not claimed yet stay for the next engine)."""
+    stop_grace: float | None = None
+    """While ``Engine.stop`` is being made: the grace it gives the processes of the runs it stops (None: each
+    executor's own)."""
 
     def __post_init__(self) -> None:
         self.outbox = Outbox(self.listeners)
 
     def stop_later(self, run: RunState) -> None:
         """Ask ``run``'s executor to stop it once its ``stopping`` is committed."""
-        executor, uuid = self.executor(run), run.uuid
-        self.outbox.post(lambda: executor.stop(uuid), f"stopping run {uuid}")
+        executor, uuid, grace = self.executor(run), run.uuid, run.stop_grace
+        self.outbox.post(lambda: executor.stop(uuid, grace=grace), f"stopping run {uuid}")
 
     def executor(self, run: RunState) -> Executor:
         try:

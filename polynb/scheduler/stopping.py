@@ -29,7 +29,7 @@ class Stopping:
         """Stops ``run`` if it is a sweep (its trials, then itself) and says so (set by the engine)."""
 
     def stop(self, uuid: str) -> None:
-        """``Engine.stop``: a DAG run stops every op, any other run stops itself."""
+        """``Engine.stop``: a DAG run stops every op, any other run stops itself (with ``state.stop_grace``)."""
         state = self._state
         run = state.runs.get(uuid)
         if run is None:
@@ -65,7 +65,11 @@ class Stopping:
         state.dirty_dags.add(dag.uuid)
 
     def stop_run(self, run: RunState, reason: str, message: str) -> None:
-        if run.is_final or self.stop_sweep(run, reason, message):
+        if run.is_final:
+            return
+        if run.stop_grace is None:
+            run.stop_grace = self._state.stop_grace
+        if self.stop_sweep(run, reason, message):
             return
         nested = self._state.dags.get(run.uuid) if run.role == "op" else None
         if nested is not None:  # an op running a nested DAG: its ops are stopped, then it ends stopped

@@ -159,7 +159,7 @@ def test_stop_from_another_process_stops_a_running_dag(cli: Cli) -> None:
     proc = cli.start("run", "-f", str(cli.write("dag.yaml", SLEEPY_DAG)))
     cli.wait_for(lambda s: (op := cli.op(s, "sleepy", "sleeper")) is not None and op.status == Status.RUNNING,
                  "the sleeper running")  # fmt: skip
-    result = cli.run("stop", "sleepy")
+    result = cli.run("stop", "sleepy", "--grace", "1.5")
     assert result.returncode == 0, result.stderr
     assert "by the engine running it" in result.stdout
     proc.communicate(timeout=DEADLOCK_GUARD)
@@ -167,6 +167,10 @@ def test_stop_from_another_process_stops_a_running_dag(cli: Cli) -> None:
     with cli.store() as store:
         (dag,) = store.list_runs(top_level_only=True)
         assert dag.status == Status.STOPPED
+        sleeper = cli.op(store, "sleepy", "sleeper")
+        assert sleeper is not None
+        # The grace asked for reached the engine running it, and from it the op's shim.
+        assert (cli.home / "artifacts" / sleeper.uuid / ".executor" / "stop").read_text() == "1.5\n"
         assert {r.name: r.status for r in store.children(dag.uuid)} == {
             "sleeper": Status.STOPPED,
             "after": Status.STOPPED,

@@ -114,7 +114,7 @@ class InstantExecutor:
         threading.Thread(target=on_update, args=(ExecutorUpdate(op.uuid, "succeeded", "ExitCode", "0"),)).start()
         return {"uuid": op.uuid}
 
-    def stop(self, run_uuid: str, *, grace: float = 10.0) -> None: ...
+    def stop(self, run_uuid: str, *, grace: float | None = None) -> None: ...
     def logs(self, run_uuid: str, *, follow: bool = False) -> Any:
         return iter(())
 

@@ -47,7 +47,7 @@ class ChattyExecutor:
             time.sleep(1.0 / self.rate)
         on_update(ExecutorUpdate(uuid, "stopped" if stop.is_set() else "succeeded", "Done"))
 
-    def stop(self, run_uuid: str, *, grace: float = 10.0) -> None:
+    def stop(self, run_uuid: str, *, grace: float | None = None) -> None:
         self._stop.setdefault(run_uuid, threading.Event()).set()
 
     def logs(self, run_uuid: str, *, follow: bool = False) -> Iterator[str]:

@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 BACKGROUND: Final = "Background"
 MAX_ATTEMPTS: Final = 100
 LOG_WAIT: Final = 5.0
+DEFAULT_STOP_GRACE: Final = 10.0
+"""Seconds a stopped run's pod gets before it is killed, when the stop names none."""
 """Seconds between re-checks while a log waits for its container (woken at once by any pod event)."""
 EVENTS_DRAIN: Final = 60.0
 """Seconds a final run's followed log may take to end (the API server ends it with the container) before it
@@ -1078,7 +1080,8 @@ class KubernetesExecutor:
 
     # -- control --------------------------------------------------------------------------------------
 
-    def stop(self, run_uuid: str, *, grace: float = 10.0) -> None:
+    def stop(self, run_uuid: str, *, grace: float | None = None) -> None:
+        grace = DEFAULT_STOP_GRACE if grace is None else grace
         with self._lock:
             run = self._runs.get(run_uuid)
             if run is None or run.final or run.stop_requested:

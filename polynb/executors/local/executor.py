@@ -480,7 +480,8 @@ class LocalExecutor:
 
     # -- control -----------------------------------------------------------------------------------
 
-    def stop(self, run_uuid: str, *, grace: float = 10.0) -> None:
+    def stop(self, run_uuid: str, *, grace: float | None = None) -> None:
+        grace = self.stop_grace if grace is None else grace
         with self._lock:
             watch = self._runs.get(run_uuid)
             if watch is None or watch.done.is_set():

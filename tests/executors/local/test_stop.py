@@ -8,6 +8,7 @@ from support.execkit import MakeExecutor, alive, container, make_op, read_pid, w
 from support.recorder import UpdateRecorder
 
 from polynb.executors.local.executor import LocalExecutor
+from polynb.executors.local.layout import INTERNAL_DIR, STOP_FILE
 
 
 def test_stop_terminates_the_run_and_reports_stopped(executor: LocalExecutor, workdir: Path) -> None:
@@ -33,6 +34,21 @@ def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(executor: L
     assert recorder.final().status == "stopped"
     assert not alive(pid)
     assert "got TERM" in (Path(op.placement.run_artifacts_path) / "logs" / "main.log").read_text()
+
+
+def test_a_stop_that_names_no_grace_gives_the_executors_own(make_executor: MakeExecutor, workdir: Path) -> None:
+    """The engine asks without one unless the user gave one (``polynb stop --grace``): the executor's ``stop_grace``
+    (``%config PolynbMagics.stop_grace``) applies, not a fixed 10 s."""
+    executor = make_executor(stop_grace=0.5)
+    script = 'trap "echo got TERM" TERM; echo $$ > main.pid; while true; do sleep 0.05; done'
+    recorder = UpdateRecorder()
+    op = make_op(executor, container("sh", "-c", script))
+    executor.submit(op, recorder)
+    recorder.until("running")
+    executor.stop(op.uuid)
+    assert (executor.run_dir(op.uuid) / INTERNAL_DIR / STOP_FILE).read_text() == "0.5\n"  # what the shim waits
+    assert recorder.final().status == "stopped"
+    assert not alive(read_pid(workdir / "main.pid"))
 
 
 def test_the_whole_process_group_dies_grandchildren_too(executor: LocalExecutor, workdir: Path) -> None:
