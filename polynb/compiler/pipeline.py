@@ -59,7 +59,8 @@ from polynb.spec.dag import DagGraph, DagIssue, OpNode, analyze, check_refs, nam
 from polynb.spec.errors import SpecError, SpecErrors, format_path
 from polynb.spec.joins import join_value_problem
 from polynb.spec.matrix import EarlyStopping as EarlyStoppingPolicy
-from polynb.spec.matrix import MatrixSpec, MetricEarlyStopping, gives_input, hp_param, input_type_problem
+from polynb.spec.matrix import HpParam, MatrixSpec, MetricEarlyStopping, gives_input, hp_param, input_type_problem
+from polynb.spec.matrix import Mapping as MatrixMapping
 from polynb.spec.models import (
     IO,
     Component,
@@ -659,6 +660,24 @@ class _Builder:
             problem = input_type_problem(param, iotypes.normalize_type(io.type)[0] if io.type else None)
             if problem is not None:
                 self.add(where, ("matrix", "params", io.name), f"matrix param `{io.name}`: {problem}")
+                continue
+            for i, value in _listed_values(param):
+                # Else the trials given that value fail one by one, after the others ran (semantics: a generator
+                # must fit the input it feeds).
+                if (problem := _value_problem(io, value)) is not None:
+                    message = f"matrix param `{io.name}`: {value!r} does not fit input `{io.name}`: {problem}"
+                    self.add(where, ("matrix", "params", io.name, "value", i), message)
+                    break
+        if isinstance(matrix, MatrixMapping) and isinstance(matrix.values, list):
+            declared = {io.name: io for io in component.inputs or ()}
+            for row_index, row in enumerate(matrix.values):
+                for name, value in row.items():
+                    fed = declared.get(name)
+                    if fed is None or name in params or (problem := _value_problem(fed, value)) is None:
+                        continue
+                    self.add(where, ("matrix", "values", row_index, name),
+                             f"matrix row {row_index}: `{name}` is {value!r}, which does not fit input `{name}`: "
+                             f"{problem}")  # fmt: skip
 
     def check_joins(self, op: Polyaxonfile, component: Component, where: _Where) -> None:
         """A join's params against the inputs they feed, as Polyaxon checks them (``ParamSpec``): a value
@@ -1116,3 +1135,25 @@ def _inlined(component: Component, dag: Dag, ops: Mapping[str, PipelineOp]) -> C
     # Presets were applied where the ops were built: none is read again when the engine builds it.
     run = dag.model_copy(update={"operations": operations, "components": None})
     return component.model_copy(update={"run": run, "presets": None})
+
+
+def _listed_values(param: HpParam) -> list[tuple[int, Any]]:
+    """The values a ``choice`` (or ``pchoice``) lists, by index: the generators that name values, not ranges."""
+    if param.kind == "choice" and isinstance(param.value, list):
+        return list(enumerate(param.value))
+    if param.kind == "pchoice" and isinstance(param.value, list):
+        return [(i, pair[0]) for i, pair in enumerate(param.value) if isinstance(pair, list | tuple) and pair]
+    return []
+
+
+def _value_problem(io: IO, value: Any) -> str | None:
+    """Why ``value`` cannot be given to input ``io`` (None: it can, or a template decides it at run time)."""
+    if _templated(value):
+        return None
+    try:
+        iotypes.require_finite(iotypes.check_value(io.type, value, is_list=bool(io.is_list)))
+    except ValueError as exc:
+        return str(exc)
+    if io.options is not None and value not in io.options:
+        return f"not one of the options {io.options}"
+    return None
