@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -109,6 +110,40 @@ def pipe_safe(command: Callable[[Any], int]) -> Callable[[Any], int]:
             return EXIT_OK
 
     return run
+
+
+class ReaderGone:
+    """A text stream whose reader may go away (``polynb run -f x | head``): from then on what is written is dropped,
+    so the command goes on to its end (a run is neither left half-run nor abandoned to no engine) and its exit
+    status still says how it ended."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self.gone = True
+        # /dev/null in its place, so the interpreter's final flush of what is buffered does not fail again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def error(message: str, *, stream: TextIO | None = None) -> None:

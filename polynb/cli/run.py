@@ -14,9 +14,9 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from polynb.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, format_duration, run_duration
+from polynb.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ReaderGone, format_duration, run_duration
 from polynb.cli.detach import detach, report_uuid, run_argv, take_uuid_fd
 from polynb.cli.follow import Follower, Interrupted
 from polynb.cli.progress import Progress, make_progress
@@ -251,7 +251,7 @@ class Runner:
         self.pipeline = pipeline
         self.executors = executors
         self.executor = executor
-        self.stream = stream
+        self.stream = cast(TextIO, ReaderGone(stream))  # `polynb run ... | head`: the run goes on, quietly
         self.live = live
         self.adopt = adopt
         self.store = store
@@ -336,7 +336,7 @@ class Runner:
     def _report(self, tree: RunTree, *, json_out: bool, interrupted: bool) -> None:
         top = tree.top
         if json_out:
-            print(json.dumps(tree.summary(), indent=1))
+            print(json.dumps(tree.summary(), indent=1), file=ReaderGone(sys.stdout))
         say = self._say
         say(f"{top.name} {top.status.value} in {format_duration(run_duration(top))} — run {top.uuid}")
         short = top.uuid[:12]

@@ -152,6 +152,35 @@ def test_without_a_terminal_each_status_change_is_one_line(cli: Cli) -> None:
     assert f"run {dag.uuid}" in result.stdout
 
 
+CHAIN = """
+version: 1.1
+kind: component
+name: chain
+run:
+  kind: dag
+  operations:
+    - {name: a, component: {run: {kind: job, container: {command: [sleep, "0.3"]}}}}
+    - {name: b, dependencies: [a], component: {run: {kind: job, container: {command: [sleep, "0.3"]}}}}
+    - {name: c, dependencies: [b], component: {run: {kind: job, container: {command: ["true"]}}}}
+"""
+
+
+@pytest.mark.parametrize("served", [True, False])
+def test_a_reader_that_goes_away_leaves_the_run_to_go_on_to_its_end(cli: Cli, served: bool) -> None:
+    """`polynb run -f x | head -1`: no traceback, the DAG is not abandoned to no engine; the exit status is its."""
+    cli.extra_env["POLYNB_COMMAND_SERVER"] = "1" if served else "0"
+    proc = cli.start("run", "-f", str(cli.write("chain.yaml", CHAIN)))
+    assert proc.stdout is not None and proc.stdout.readline()
+    proc.stdout.close()  # as `head -1` exits
+    _, err = proc.communicate(timeout=DEADLOCK_GUARD)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "Broken pipe" not in err
+    with cli.store() as store:
+        (dag,) = store.list_runs(top_level_only=True)
+        assert dag.status == Status.SUCCEEDED
+        assert {r.name: r.status for r in store.children(dag.uuid)} == dict.fromkeys("abc", Status.SUCCEEDED)
+
+
 def test_ctrl_c_stops_the_dag_and_exits_130(cli: Cli) -> None:
     path = cli.write("dag.yaml", SLEEPY_DAG)
     proc = cli.start("run", "-f", str(path))
