@@ -9,6 +9,7 @@ positioned (and named) as written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,8 +139,13 @@ def to_cell(errors: Sequence[SpecError], *, wrapped: bool, own: str | None = Non
         inner = path.removeprefix("run.")
         if wrapped and path.startswith("run.") and inner.split("[")[0].split(".")[0] in DAG_RUN_KEYS:
             path = inner
-        out.append(SpecError(e.file, e.line + BODY_OFFSET if e.line else 0, e.column, path, e.message))
+        message = _AT_LINE.sub(lambda m: f"{m[1]}{int(m[2]) + BODY_OFFSET}", e.message)  # lines named in it too
+        out.append(SpecError(e.file, e.line + BODY_OFFSET if e.line else 0, e.column, path, message))
     return out
+
+
+_AT_LINE = re.compile(r"(\((?:the construct started|first defined) at line )(\d+)")
+"""The body's lines the YAML loader's messages name (``yaml_loader``)."""
 
 
 def diagnostics(errors: Sequence[SpecError], filename: str) -> list[dict[str, Any]]:

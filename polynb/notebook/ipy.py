@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, cast
 
 from IPython.core import magic_arguments as _ma
+from IPython.core.error import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,5 +26,10 @@ def argument(*args: Any, **kwargs: Any) -> Decorator:
 
 
 def parse_argstring(magic: Callable[..., Any], line: str) -> argparse.Namespace:
-    """Parse a magic's line; a bad line raises ``UsageError`` (shown without a traceback)."""
-    return cast(argparse.Namespace, _ma.parse_argstring(magic, line))  # type: ignore[no-untyped-call]
+    """Parse a magic's line, quoted as a shell does (``-P who="Ada Lovelace"``, as the CLI and ``%polyaxon`` read
+    it: IPython's own splitter keeps the quotes); a bad line raises ``UsageError`` (shown without a traceback)."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:  # an unclosed quote
+        raise UsageError(f"{exc}: {line}") from None
+    return cast(argparse.Namespace, magic.parser.parse_args(argv))  # type: ignore[attr-defined]

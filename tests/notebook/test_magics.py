@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,12 @@ def test_yaml_error_points_at_the_cells_own_line_and_column(
     message = usage_error(ip, text, capsys)
     # `kind: jobb` is line 5 of the cell (the %% line is line 1), its value at column 9.
     assert "<cell polyaxon_component broken>:5:9: run.kind" in message
+    # A YAML syntax error names the line its construct started on: the cell's line too (the `[` on line 5).
+    text = "%%polyaxon_component y2\nversion: 1.1\nkind: component\nrun:\n  command: [python, -c\n"
+    message = usage_error(ip, text, capsys)
+    assert "(the construct started at line 5)" in message, message
+    text = "%%polyaxon_component dup\nversion: 1.1\nkind: component\nversion: 1.1\n"
+    assert "first defined at line 2," in usage_error(ip, text, capsys)
 
 
 def test_dag_body_errors_are_positioned_and_named_as_written(
@@ -89,11 +96,21 @@ def test_unknown_event_kind_is_rejected_before_anything_runs(
     assert not session.started
 
 
+def test_magic_lines_are_quoted_as_a_shell_and_the_cli_quote_them(ip: InteractiveShell, session: KernelSession) -> None:
+    cell(ip, HELLO)
+    for line, expected in (('-P who="Ada Lovelace"', 12), ("-P 'who=Ada Lovelace'", 12), ("-P who='Ada'", 3)):
+        handle = cell(ip, f"%%polyaxon_dag greet {line}\ninputs: [{{name: who, type: str}}]\noperations:\n"
+                          "  - {name: hi, hubRef: hello, params: {who: {ref: dag, value: inputs.who}}}\n")  # fmt: skip
+        assert handle.wait(timeout=GUARD) == "succeeded", line
+        assert handle.outputs == {"hi": {"n": expected}}, line  # the length of what the op got: no quote in it
+
+
 def test_bad_magic_arguments_are_usage_errors(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
     usage_error(ip, "%%polyaxon_dag\noperations: []\n", capsys)
     usage_error(ip, "%%polyaxon_python step --input 1x:int\npass\n", capsys)
     usage_error(ip, "%%polyaxon_python step --input x:integer\npass\n", capsys)
     usage_error(ip, "%polyaxon nosuchcommand", capsys)
+    assert "No closing quotation" in usage_error(ip, "%%polyaxon_dag d -P 'who=x\noperations: []\n", capsys)
 
 
 def test_python_syntax_error_points_at_the_cell_line(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
@@ -207,6 +224,19 @@ def test_stop_a_running_dag_from_the_widget_button(ip: InteractiveShell) -> None
     widget.stop_button.click()  # what a click does: the UI thread stops the run
     assert handle.wait(timeout=GUARD, include_services=True) == "stopped"
     assert handle.ops["s"].status == "stopped"
+
+
+def test_config_stop_grace_set_once_the_engine_runs_is_the_grace_of_a_stop(ip: InteractiveShell, home: Path) -> None:
+    cell(ip, "%%polyaxon_dag first\noperations:\n  - {name: a, run: {kind: job, container: {command: ['true']}}}\n")
+    ip.run_line_magic("config", "PolynbMagics.stop_grace = 0.7")  # the engine and its executor exist already
+    handle = cell(ip, "%%polyaxon_dag stubborn\noperations:\n  - name: s\n    run: {kind: job, container: "
+                      "{command: [sh, -c, 'trap \"\" TERM; sleep 60']}}\n")  # fmt: skip
+    deadline = time.monotonic() + GUARD
+    while handle.ops["s"].status != "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    handle.stop()
+    assert handle.ops["s"].status == "stopped"
+    assert (home / "artifacts" / handle.ops["s"].uuid / ".executor" / "stop").read_text() == "0.7\n"
 
 
 def test_the_default_executor_follows_polynb_executor_like_the_cli(
