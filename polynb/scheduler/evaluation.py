@@ -18,7 +18,7 @@ from polynb.scheduler.readiness import Action, UpstreamState, Verdict, evaluate,
 from polynb.scheduler.run_state import RunState
 from polynb.scheduler.state import DagState, EngineState
 from polynb.scheduler.statuses import Statuses
-from polynb.scheduler.stopping import Stopping
+from polynb.scheduler.stopping import REASON_SHUTDOWN, Stopping
 from polynb.scheduler.submission import Submission
 from polynb.scheduler.tallies import DagIndex
 from polynb.scheduler.termination import REASON_TIMEOUT, Termination
@@ -89,7 +89,7 @@ class DagEvaluator:
         elif status == Status.FAILED and self._termination.dag_retries_left(dag):
             self._termination.retry_dag(dag, summary)
         else:
-            reason = REASON_STOPPED if dag.stopping else REASON_OPS_DONE
+            reason = (REASON_SHUTDOWN if state.shutting_down else REASON_STOPPED) if dag.stopping else REASON_OPS_DONE
             if status == Status.SUCCEEDED and dag_run.role == "op":
                 self.nested_succeeded(dag)
             self._statuses.finish(dag_run, status, reason, summary)

@@ -97,8 +97,15 @@ class Stopping:
             if not state.runs[dag.uuid].is_final or any(not state.runs[u].is_final for u in dag.ops.values()):
                 dag.stopping = True
                 dag.ready.clear()
+        message = "the engine is shutting down"
         for run in list(state.runs.values()):
-            self.stop_run(run, REASON_SHUTDOWN, "the engine is shutting down")
+            of_dag = state.dags.get(run.uuid)
+            if of_dag is not None and run.role != "op":
+                # A DAG ends once its ops have (``DagEvaluator``), as after a user's stop: not `stopped` before them.
+                if not run.is_final:
+                    self.stop_dag(of_dag, REASON_SHUTDOWN, message, op_reason=REASON_SHUTDOWN, op_message=message)
+                continue
+            self.stop_run(run, REASON_SHUTDOWN, message)
 
     def release(self) -> None:
         """Clean shutdown without stopping runs: give their ownership up so the next engine adopts them."""

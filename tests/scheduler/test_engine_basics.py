@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
-from support.schedkit import PY, Env, build
+from support.schedkit import DEADLOCK_GUARD, PY, Env, build
 
 from polynb.executors.local.executor import LocalExecutor
 from polynb.lifecycle import Status
+from polynb.scheduler.engine import Engine
+from polynb.store import Store
 
 TWO_STEPS = f"""
 version: 1.1
@@ -69,3 +74,29 @@ def test_an_executor_added_after_start_runs_ops_submitted_to_it(env: Env) -> Non
             env.engine.add_executor("second", other)
     finally:
         other.shutdown()
+
+
+def test_a_shutdown_that_stops_a_dag_ends_it_after_its_ops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As after a user's stop: the DAG is `stopped` once its ops are, never while one is still `stopping`."""
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    up = tmp_path / "up"
+    text = (
+        "version: 1.1\nkind: component\nname: d\nrun:\n  kind: dag\n  operations:\n"
+        '  - {name: slow, component: {run: {kind: job, container: {command: [sh, -c, \'trap "sleep 0.3; exit 1" '
+        f"TERM; touch {up}; while true; do sleep 0.05; done']}}}}}}}}\n"
+        "  - {name: after, dependencies: [slow], component: {run: {kind: job, container: {command: ['true']}}}}\n"
+    )
+    with Store(tmp_path / "home" / "polynb.db") as store:
+        engine = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path, stop_grace=5.0)})
+        engine.start()
+        uuid = engine.submit(build(text))
+        deadline = time.monotonic() + DEADLOCK_GUARD
+        while not up.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        engine.shutdown(stop_running=True)
+        dag = store.get_run(uuid)
+        assert (dag.status, dag.reason) == (Status.STOPPED, "EngineShutdown")
+        ops = {r.name: r for r in store.children(uuid)}
+        assert {name: r.status for name, r in ops.items()} == {"slow": Status.STOPPED, "after": Status.STOPPED}
+        final = {e.run_uuid: e.seq for e in store.events(dag_uuid=uuid) if e.kind == "run_status_stopped"}
+        assert final[uuid] > final[ops["slow"].uuid]
