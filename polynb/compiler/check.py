@@ -184,12 +184,22 @@ def _check_one(
         return [locator.locate(p) for p in problems]
 
     errors = located(report.errors)
-    errors += located([Problem(path, message) for path, message in template_problems(document.data)])
+    errors += template_errors(document)
     unsupported = located(report.unsupported)
     warnings = [*unsupported, *located(report.warnings)]
     if salvaged is not None:
         return None, [*schema_errors, *errors], warnings, unsupported
     return report.pipeline, errors, warnings, unsupported
+
+
+def template_errors(document: Document) -> list[SpecError]:
+    """The document's templates that cannot render (``template_syntax``), positioned in it."""
+    out = []
+    for path, message in template_problems(document.data):
+        parts = as_written(path, document.data)
+        line, column = document.position(parts)
+        out.append(SpecError(document.filename, line, column, format_path(parts), message))
+    return out
 
 
 def _repeats(problem: Problem, salvaged: Salvaged) -> bool:

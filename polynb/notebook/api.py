@@ -9,7 +9,9 @@ from typing import Any
 
 from polynb.notebook.handle import RunHandle
 from polynb.notebook.session import get_session
+from polynb.spec.errors import SpecErrors
 from polynb.spec.models import Component, Operation
+from polynb.spec.yaml_loader import Document
 
 
 def run(
@@ -30,6 +32,7 @@ def run(
     """
     from polynb.compiler.pipeline import build_pipeline
     from polynb.spec.load import load, load_text
+    from polynb.spec.yaml_loader import parse, read_source
 
     session = get_session()
     base_dir = Path.cwd()
@@ -37,9 +40,11 @@ def run(
     if isinstance(spec, Component | Operation):
         model = spec
     elif isinstance(spec, str) and "\n" in spec:
+        _refuse_bad_templates(parse(spec, "<string>"))
         model = load_text(spec, "<string>")
     else:
         path = Path(spec)
+        _refuse_bad_templates(parse(read_source(path), str(path)))
         model = load(path)
         base_dir, source = path.resolve().parent, str(path)
     values = dict(params or {})
@@ -50,6 +55,15 @@ def run(
         model = _with_params(model, values)
         pipeline = build_pipeline(model, registry=session.registry, base_dir=base_dir, source=source)
     return session.submit(pipeline, executor=executor, kubernetes=kubernetes)
+
+
+def _refuse_bad_templates(document: Document) -> None:
+    """A template that cannot render fails the run before anything is submitted, as ``polynb check`` says."""
+    from polynb.compiler.check import template_errors
+
+    errors = template_errors(document)
+    if errors:
+        raise SpecErrors(errors)
 
 
 def _with_params(spec: Component | Operation, values: Mapping[str, Any]) -> Operation:

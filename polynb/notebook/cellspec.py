@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from polynb.compiler.check import as_written
+from polynb.compiler.check import as_written, template_errors
 from polynb.compiler.pipeline import CLI_PARAMS, Pipeline, PipelineReport, analyze_pipeline
 from polynb.compiler.registry import ComponentRegistry
 from polynb.spec.errors import SpecError, SpecErrors, format_path
@@ -71,8 +71,10 @@ def load_cell(body: str, *, magic: str, name: str, dag_body: bool = False) -> Ce
     """Parse and validate a cell body; raise ``SpecErrors`` positioned in the cell."""
     filename = cell_filename(magic, name)
     wrapped = False
+    templates: list[SpecError] = []
     try:
         document = parse(body, filename)
+        templates = to_cell(template_errors(document), wrapped=False)  # paths as written in the body
         data = document.data
         wrapped = bool(dag_body and isinstance(data, dict) and "kind" not in data and "operations" in data)
         if wrapped:
@@ -80,7 +82,10 @@ def load_cell(body: str, *, magic: str, name: str, dag_body: bool = False) -> Ce
             document = _Wrapped(document, data)
         spec = load_data(document)
     except SpecErrors as exc:
-        raise SpecErrors(to_cell(exc.errors, wrapped=wrapped)) from None
+        errors = [*to_cell(exc.errors, wrapped=wrapped), *templates]
+        raise SpecErrors(sorted(errors, key=lambda e: (e.line, e.column))) from None
+    if templates:
+        raise SpecErrors(templates)
     return CellSpec(spec, document, wrapped, data)
 
 

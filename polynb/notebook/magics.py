@@ -130,7 +130,9 @@ class PolynbMagics(Magics, Configurable):
                        "component cell needs `kind: component` (or no `kind`) and a `run`")])  # fmt: skip
         if loaded.spec.run is None:
             self._fail("polyaxon_component", args.name, [_root_error(loaded, "a component needs a `run`")])
-        self.session.registry.register(args.name, loaded.spec)
+        # Named as the cell names it, unless it names itself: runs of it are then called so (not `main`).
+        spec = loaded.spec if loaded.spec.name else loaded.spec.model_copy(update={"name": args.name})
+        self.session.registry.register(args.name, spec)
         self._clear_diagnostics("polyaxon_component")
         if args.save:
             _save(Path(args.save), cell)

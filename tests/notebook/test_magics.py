@@ -47,8 +47,13 @@ def usage_error(ip: InteractiveShell, text: str, capsys: pytest.CaptureFixture[s
 
 
 def test_component_cell_registers_it_for_hubref(ip: InteractiveShell, session: KernelSession) -> None:
+    import polynb
+
     cell(ip, HELLO)
     assert "hello" in session.registry.registered()
+    single = polynb.run("version: 1.1\nkind: operation\nhubRef: hello\nparams: {who: {value: ada}}\n")
+    assert single.wait(timeout=GUARD) == "succeeded"
+    assert single.outputs == {"hello": {"n": 3}}  # the run is named as the cell named the component
     handle = cell(ip, "%%polyaxon_dag greet -P who=ada\ninputs: [{name: who, type: str}]\noperations:\n"
                       "  - {name: hi, hubRef: hello, params: {who: {ref: dag, value: inputs.who}}}\n")  # fmt: skip
     assert isinstance(handle, RunHandle)
@@ -103,6 +108,21 @@ def test_magic_lines_are_quoted_as_a_shell_and_the_cli_quote_them(ip: Interactiv
                           "  - {name: hi, hubRef: hello, params: {who: {ref: dag, value: inputs.who}}}\n")  # fmt: skip
         assert handle.wait(timeout=GUARD) == "succeeded", line
         assert handle.outputs == {"hi": {"n": expected}}, line  # the length of what the op got: no quote in it
+
+
+def test_a_template_that_cannot_render_is_refused_before_anything_runs(
+    ip: InteractiveShell, session: KernelSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import polynb
+    from polynb.spec.errors import SpecErrors
+
+    body = "operations:\n  - {name: a, run: {kind: job, container: {command: [echo, '{{ 1 + }}']}}}\n"
+    message = usage_error(ip, f"%%polyaxon_dag broken\n{body}", capsys)
+    assert "<cell polyaxon_dag broken>:3:" in message and "does not parse" in message, message
+    text = "version: 1.1\nkind: component\nrun: {kind: job, container: {command: [echo, '{{ x | nofilter }}']}}\n"
+    with pytest.raises(SpecErrors, match="no filter named `nofilter`"):
+        polynb.run(text)
+    assert session.store.list_runs() == []  # nothing was submitted
 
 
 def test_bad_magic_arguments_are_usage_errors(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
