@@ -19,7 +19,7 @@ from typing import Any
 
 from polynb.cli.common import EXIT_FAILED, EXIT_OK, error
 from polynb.executors.registry import BuildOptions, ExecutorSetupError, build
-from polynb.lifecycle import FINAL, PIPELINE_KINDS
+from polynb.lifecycle import FINAL, PIPELINE_KINDS, Status
 
 
 def register(subparsers: Any) -> None:
@@ -61,7 +61,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
     live = [r for r in members if r.status not in FINAL]
     if not live:
         print(f"{label} is already {root.status.value}: nothing to attach to")
-        return EXIT_OK
+        return EXIT_OK if root.status == Status.SUCCEEDED else EXIT_FAILED  # as after attaching: how it ended
     owner = root.meta.get(OWNER_KEY)
     if owner_alive(owner, me=new_owner()):
         assert owner is not None

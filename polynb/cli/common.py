@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import os
@@ -144,6 +145,27 @@ class ReaderGone:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a count of at least 1 (``--limit 0`` would list nothing and say there is nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
+class Once(argparse.Action):
+    """An option given at most once (``run -f a.yaml -f b.yaml`` would run b alone, a silently dropped)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:  # fmt: skip
+        if getattr(namespace, self.dest, None) not in (None, self.default):
+            parser.error(f"{option_string} is given once (one file per run)")
+        setattr(namespace, self.dest, values)
 
 
 def error(message: str, *, stream: TextIO | None = None) -> None:

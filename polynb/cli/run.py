@@ -16,7 +16,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
-from polynb.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ReaderGone, format_duration, run_duration
+from polynb.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Once,
+    ReaderGone,
+    format_duration,
+    run_duration,
+)
 from polynb.cli.detach import detach, report_uuid, run_argv, take_uuid_fd
 from polynb.cli.follow import Follower, Interrupted
 from polynb.cli.progress import Progress, make_progress
@@ -37,7 +45,7 @@ UNFINISHED = frozenset(Status) - FINAL
 def register(subparsers: Any) -> None:
     """Add ``run`` to the ``polynb`` argument parser."""
     p = subparsers.add_parser("run", help="run a pipeline (Polyaxonfile) and wait for it")
-    p.add_argument("-f", "--file", required=True, help="the Polyaxonfile (YAML) to run")
+    p.add_argument("-f", "--file", required=True, action=Once, help="the Polyaxonfile (YAML) to run")
     p.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE", help="set an input (repeatable)")
     p.add_argument("--executor", help=f"where ops run: {' or '.join(KNOWN)} (default: ${EXECUTOR_ENV}, else local)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (progress on stderr)")

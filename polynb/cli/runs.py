@@ -27,6 +27,7 @@ from polynb.cli.common import (
     local_time,
     one_line,
     pipe_safe,
+    positive_int,
     print_table,
     run_duration,
 )
@@ -50,7 +51,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("ls", help="list runs (top-level runs; --all: with their ops and hooks)")
     p.add_argument("--all", "-a", action="store_true", help="include the ops and hooks of each run")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--limit", "-n", type=int, default=50, help="at most this many top-level runs (default 50)")
+    p.add_argument("--limit", "-n", type=positive_int, default=50, help="at most this many top-level runs (default 50)")
     p.set_defaults(func=cmd_ls)
 
     p = subparsers.add_parser(
@@ -64,7 +65,8 @@ def register(subparsers: Any) -> None:
         "events", help="print the event log of a run (a DAG: with its ops and hooks); no RUN: the latest events"
     )
     p.add_argument("run", metavar="RUN", nargs="?", help="uuid, uuid prefix or run name (latest)")
-    p.add_argument("--limit", "-n", type=int, default=50, help="without RUN: this many latest events (default 50)")
+    p.add_argument("--limit", "-n", type=positive_int, default=50,
+                   help="without RUN: this many latest events (default 50)")  # fmt: skip
     p.add_argument("--watch", metavar="NAME", help="the events a `polynb watch` handled (its cursor), with their runs")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_events)

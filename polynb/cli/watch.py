@@ -15,14 +15,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from polynb.cli.common import EXIT_FAILED, EXIT_OK, local_time
+from polynb.cli.common import EXIT_FAILED, EXIT_OK, Once, local_time
 
 EXIT_INTERRUPTED = 130
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("watch", help="run a pipeline once per event of the connections it names")
-    p.add_argument("-f", "--file", required=True, help="the Polyaxonfile; its top-level `events` name connections")
+    p.add_argument("-f", "--file", required=True, action=Once,
+                   help="the Polyaxonfile; its top-level `events` name connections")  # fmt: skip
     p.add_argument("-P", "--param", action="append", default=[], metavar="NAME=VALUE", help="set an input (repeatable)")
     p.add_argument("--name", help="the watch's name: its cursor in the store (default: the pipeline's name)")
     p.add_argument("--max-runs", type=int, default=None, help="stop after this many runs are done")

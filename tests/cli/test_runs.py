@@ -390,7 +390,9 @@ def test_a_direct_stop_runs_the_stopped_hooks_of_the_ops_and_of_the_dag(cli: Cli
         hooks = [r for r in runs if r.hook_of is not None]
         assert len(hooks) == 3
         assert all(h.status == Status.SUCCEEDED and h.hook_trigger == "stopped" for h in hooks)
-    assert "nothing to attach to" in cli.run("attach", "hooked").stdout
+    done = cli.run("attach", "hooked")
+    assert "nothing to attach to" in done.stdout
+    assert done.returncode == 1  # stopped: the exit status says how it ended, as once attached
     assert "no engine runs it" not in cli.run("ls").stdout
 
 
@@ -466,3 +468,14 @@ def test_multi_line_messages_and_hooks_of_one_component_keep_every_table_one_row
         "↳ notify-on-done",
         "↳ notify-on-failed-2",
     ], live  # one row a run, the multi-line reason included
+
+
+def test_options_that_would_drop_what_was_asked_are_usage_errors(cli: Cli) -> None:
+    file = str(cli.write("dag.yaml", SMALL_DAG))
+    twice = cli.run("run", "-f", file, "-f", file)
+    assert twice.returncode == 2 and "-f is given once" in twice.stderr  # the first file was silently dropped
+    for command in ("ls", "events"):
+        none = cli.run(command, "--limit", "0")
+        assert none.returncode == 2 and "expected 1 or more" in none.stderr  # `ls` said "no runs yet"
+    with cli.store() as store:
+        assert store.list_runs() == []
