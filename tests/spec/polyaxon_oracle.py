@@ -13,8 +13,9 @@ Polyaxon fetches ``hubRef`` and ``urlRef`` components over the network during a 
 offline. The oracle therefore swaps the ``ConfigSpec`` used by Polyaxon's reference collection
 (``polyaxon._polyaxonfile.references``) for an offline one:
 
-* ``hubRef: NAME[:TAG]`` reads ``NAME.yaml`` from ``--hub-dir`` (polynb's built-in hub), so Polyaxon checks
-  a file against the same component polynb resolves. An unknown name is an error, as it is for polynb.
+* ``hubRef: NAME[:TAG]`` reads ``NAME.yaml`` (``NAME/TAG.yaml`` for a tag, as polynb's registry does) from
+  ``--hub-dir`` (polynb's built-in hub), so Polyaxon checks a file against the same component polynb resolves.
+  An unknown name or tag is an error, as it is for polynb.
 * ``urlRef`` is refused with "urlRef is not fetched (offline)"; the corpus's urlRef names an unreachable
   URL, which polynb fails to fetch, so both say invalid.
 
@@ -44,9 +45,8 @@ def install_offline_references(hub_dir: str | None) -> None:
         @classmethod
         def get_from(cls, value: Any, config_type: str | None = None) -> Any:
             if config_type == "hub":
-                name = str(value).split(":", 1)[0]
-                path = os.path.join(hub_dir, f"{name}.yaml") if hub_dir else ""
-                if not path or not os.path.isfile(path):
+                path = hub_file(hub_dir, str(value))
+                if path is None:
                     raise PolyaxonfileError(f"hub component `{value}` not found in the offline hub")
                 return ConfigSpec.get_from(path)
             if config_type == "url":
@@ -54,6 +54,20 @@ def install_offline_references(hub_dir: str | None) -> None:
             return ConfigSpec.get_from(value, config_type)
 
     references.ConfigSpec = OfflineConfigSpec
+
+
+def hub_file(hub_dir: str | None, ref: str) -> str | None:
+    """The file polynb's registry reads for ``NAME[:TAG]``: ``NAME.yaml`` untagged or ``latest``, ``NAME/TAG.yaml``
+    (``.yml``) tagged, so both tools check a file against the same component; None for an unknown tag."""
+    if not hub_dir:
+        return None
+    name, _, tag = (part.strip() for part in ref.partition(":"))
+    candidates = [os.path.join(hub_dir, f"{name}.yaml")] if tag in ("", "latest") else []
+    if tag:
+        candidates += [os.path.join(hub_dir, name, f"{tag}{ext}") for ext in (".yaml", ".yml")]
+    if tag == "latest":
+        candidates.append(os.path.join(hub_dir, name, "latest.yaml"))
+    return next((path for path in candidates if os.path.isfile(path)), None)
 
 
 def describe(exc: BaseException) -> str:
