@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from polynb.spec.base import SharedModel, is_ref_field
+from polynb.spec.base import SharedModel, int_or_template, is_ref_field
 
 # ------------------------------------------------------------------------- containers (k8s shapes)
 
@@ -138,13 +138,22 @@ class Environment(SharedModel):
 class GitType(SharedModel):
     url: str | None = None
     revision: str | None = None
-    flags: list[str] | None = None
+    flags: list[str] | str | None = None
+
+    _flags = field_validator("flags", mode="before")(lambda v: _ref_or_list(v))
 
 
 class ArtifactsType(SharedModel):
-    files: list[str | list[str]] | None = None
-    dirs: list[str | list[str]] | None = None
-    workers: int | None = None
+    # A list, or one template that renders to one (``dirs: '{{ uuids | map("map_format", "%s/outputs") | list }}'``,
+    # as Polyaxon's hub tensorboard writes it): rendered when the op compiles.
+    files: list[str | list[str]] | str | None = None
+    dirs: list[str | list[str]] | str | None = None
+    workers: int | str | None = None
+
+    _lists = field_validator("files", "dirs", mode="before")(lambda v: _ref_or_list(v))
+    _workers = field_validator("workers", mode="before")(
+        lambda v: None if v is None else int_or_template(v, "`workers`")
+    )
 
 
 class FileType(SharedModel):
@@ -220,7 +229,7 @@ class Init(SharedModel):
     """One init entry; at most one of its kinds, optionally with a custom ``container``."""
 
     artifacts: ArtifactsType | None = None
-    paths: list[str | list[str]] | None = None
+    paths: list[str | list[str]] | str | None = None
     git: GitType | None = None
     dockerfile: DockerfileType | None = None
     file: FileType | None = None
@@ -231,6 +240,8 @@ class Init(SharedModel):
     connection: str | None = None
     path: str | None = None
     container: Container | None = None
+
+    _paths = field_validator("paths", mode="before")(lambda v: _ref_or_list(v))
 
     @model_validator(mode="after")
     def _one_kind(self) -> Init:

@@ -196,6 +196,25 @@ def test_init_entries_and_sidecars() -> None:
     assert op.sidecars[1].command == ("sleep", "2")
 
 
+def test_init_lists_written_as_one_template_render_to_lists() -> None:
+    """As Polyaxon's hub tensorboard writes them: the list is the template's value, rendered with the op."""
+    comp = component(
+        "inputs: [{name: uuids, type: str, isList: true}]\n"
+        "run:\n  kind: job\n  init:\n"
+        "    - artifacts: {dirs: '{{ uuids | map(\"map_format\", \"%s/outputs\") | list }}', files: '{{ uuids }}'}\n"
+        '    - paths: \'{{ uuids | map("map_format", "%s/logs") | list }}\'\n'
+        "    - {git: {url: 'https://github.com/org/repo.git', flags: '{{ [\"--depth\", \"1\"] }}'}}\n"
+        "  container: {command: ['true']}\n"
+    )
+    artifacts, paths, git = build(comp, inputs={"uuids": [TRAIN_UUID, OTHER_UUID]}).init
+    assert artifacts.spec == {
+        "dirs": [f"{TRAIN_UUID}/outputs", f"{OTHER_UUID}/outputs"],
+        "files": [TRAIN_UUID, OTHER_UUID],
+    }
+    assert paths.spec == {"paths": [f"{TRAIN_UUID}/logs", f"{OTHER_UUID}/logs"]}
+    assert git.spec["flags"] == ["--depth", "1"]
+
+
 def test_tensorboard_init_refuses_non_uuids() -> None:
     comp = component("run: {kind: job, init: [{tensorboard: {uuids: '../../etc'}}], container: {command: ['true']}}")
     with pytest.raises(CompileError, match=r"tensorboard\.uuids: `\.\./\.\./etc` is not a run uuid"):
