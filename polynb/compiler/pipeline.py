@@ -354,12 +354,26 @@ class _Builder:
         run = component.run
         if isinstance(run, Dag):
             ops, graph = self.dag(run, where / ("run",), component, component_base)
+            self.check_concurrency_and_services(run, ops, where / ("run",))
             end = self.dag_termination(spec, component, where)
             return Pipeline(name, "dag", spec, inputs, ops, graph, run.concurrency, hooks, base_dir, self.source,
                             tuple(run.early_stopping or ()), end)  # fmt: skip
         op = PipelineOp(name, operation, component, frozenset(), tuple(operation.events or ()), component_base)
         graph = DagGraph(nodes={name: OpNode(name)}, edges=[], stages=[[name]])
         return Pipeline(name, "single", spec, inputs, {name: op}, graph, None, hooks, base_dir, self.source)
+
+    def check_concurrency_and_services(self, run: Dag, ops: Mapping[str, PipelineOp], where: _Where) -> None:
+        """A service holds its slot of the DAG's ``concurrency`` until it is stopped: with as many services as
+        slots, no other op would ever start once they run (nothing is refused: a warning)."""
+        limit = run.concurrency
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            return
+        services = [name for name, op in ops.items() if isinstance(op.component.run, Service)]
+        if services and len(services) >= limit and len(ops) > len(services):
+            self.add(where, ("concurrency",),
+                     f"concurrency {limit} and {len(services)} service op(s) ({', '.join(services)}): a service holds "
+                     "its slot until it is stopped, so once they run no other op starts (raise the limit)",
+                     "warning")  # fmt: skip
 
     def check_sweep(self, spec: Component | Operation, component: Component, where: _Where, at: _Where) -> None:
         """A matrix (written at ``at``) runs as a sweep (``scheduler.sweeps``) if polynb can run its kind; a

@@ -218,3 +218,18 @@ def test_string_args_of_a_shell_are_the_idiom_and_not_warned() -> None:
     assert result.valid and not [w for w in result.warnings if "ONE argument" in w.message]
     text = "kind: component\nrun:\n  kind: job\n  container:\n    command: [python]\n    args: a.py --n 3\n"
     assert [w.path for w in check(text).warnings if "ONE argument" in w.message] == ["run.container.args"]
+
+
+def test_a_concurrency_the_services_fill_is_a_warning(tmp_path: Path) -> None:
+    text = (
+        "kind: component\nname: d\nrun:\n  kind: dag\n  concurrency: LIMIT\n  operations:\n"
+        "  - {name: web, component: {run: {kind: service, ports: [80], container: {command: [x]}}}}\n"
+        "  - {name: client, events: [{ref: ops.web, kinds: [run_status_running]}],"
+        " component: {run: {kind: job, container: {command: [x]}}}}\n"
+    )
+    full = check([write(tmp_path, "one.yaml", text.replace("LIMIT", "1"))])
+    assert full.valid  # runnable: the service may be stopped by hand
+    (warning,) = full.warnings
+    assert (warning.path, warning.line) == ("run.concurrency", 5)
+    assert "service holds its slot until it is stopped" in warning.message
+    assert check([write(tmp_path, "two.yaml", text.replace("LIMIT", "2"))]).warnings == []
