@@ -171,7 +171,7 @@ def _check_one(
         # Check what can be checked anyway (the graph above all), so one pass reports every error.
         salvaged = salvage(document.data, exc.details)
         if salvaged is None:
-            return None, list(exc.errors), [], []
+            return None, [*exc.errors, *template_errors(document)], [], []
         spec = salvaged.spec
         schema_errors = list(exc.errors)
     stubs = salvaged.stubs if salvaged is not None else frozenset()
@@ -180,7 +180,7 @@ def _check_one(
 
     def located(problems: list[Problem]) -> list[SpecError]:
         if salvaged is not None:
-            problems = [p for p in problems if not _repeats(p, salvaged)]
+            problems = [p for p in problems if not repeats_schema_error(p, salvaged)]
         return [locator.locate(p) for p in problems]
 
     errors = located(report.errors)
@@ -202,7 +202,7 @@ def template_errors(document: Document) -> list[SpecError]:
     return out
 
 
-def _repeats(problem: Problem, salvaged: Salvaged) -> bool:
+def repeats_schema_error(problem: Problem, salvaged: Salvaged) -> bool:
     """Whether a problem found in a salvaged document only follows from its schema errors."""
     if problem.file is not None or problem.located is not None:
         return False  # in another file

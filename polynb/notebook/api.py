@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from polynb.compiler.registry import ComponentRegistry
 from polynb.notebook.handle import RunHandle
 from polynb.notebook.session import get_session
 from polynb.spec.errors import SpecErrors
 from polynb.spec.models import Component, Operation
-from polynb.spec.yaml_loader import Document
 
 
 def run(
@@ -32,22 +32,21 @@ def run(
     """
     from polynb.compiler.pipeline import build_pipeline
     from polynb.spec.load import load, load_text
-    from polynb.spec.yaml_loader import parse, read_source
 
     session = get_session()
     base_dir = Path.cwd()
     source: str | None = None
+    values = dict(params or {})
     if isinstance(spec, Component | Operation):
         model = spec
     elif isinstance(spec, str) and "\n" in spec:
-        _refuse_bad_templates(parse(spec, "<string>"))
+        _refuse_problems(spec, values, session.registry)
         model = load_text(spec, "<string>")
     else:
         path = Path(spec)
-        _refuse_bad_templates(parse(read_source(path), str(path)))
+        _refuse_problems(path, values, session.registry)
         model = load(path)
         base_dir, source = path.resolve().parent, str(path)
-    values = dict(params or {})
     pipeline = build_pipeline(model, params=values, registry=session.registry, base_dir=base_dir, source=source)
     if pipeline.kind == "single" and values:
         # The engine compiles a single op from its operation's own params (not from the top-level inputs
@@ -57,13 +56,14 @@ def run(
     return session.submit(pipeline, executor=executor, kubernetes=kubernetes)
 
 
-def _refuse_bad_templates(document: Document) -> None:
-    """A template that cannot render fails the run before anything is submitted, as ``polynb check`` says."""
-    from polynb.compiler.check import template_errors
+def _refuse_problems(source: str | Path, params: Mapping[str, Any], registry: ComponentRegistry) -> None:
+    """Every problem ``polynb check`` finds in the file or text (not only the first schema error), before anything
+    is submitted."""
+    from polynb.compiler.check import check
 
-    errors = template_errors(document)
-    if errors:
-        raise SpecErrors(errors)
+    result = check(source, params=params or None, registry=registry)
+    if result.errors:
+        raise SpecErrors(result.errors)
 
 
 def _with_params(spec: Component | Operation, values: Mapping[str, Any]) -> Operation:

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from polynb.compiler.check import as_written, template_errors
+from polynb.compiler.check import as_written, repeats_schema_error, template_errors
 from polynb.compiler.pipeline import CLI_PARAMS, Pipeline, PipelineReport, analyze_pipeline
 from polynb.compiler.registry import ComponentRegistry
 from polynb.spec.errors import SpecError, SpecErrors, format_path
-from polynb.spec.load import load_data
+from polynb.spec.load import SchemaErrors, load_data
 from polynb.spec.models import Component, Operation
+from polynb.spec.salvage import Salvaged, salvage
 from polynb.spec.yaml_loader import Document, PathPart, parse
 
 BODY_OFFSET = 1
@@ -44,6 +45,10 @@ class CellSpec:
     wrapped: bool
     data: dict[str, Any]
     """What the spec was validated from (for ``--save`` of a wrapped body)."""
+    schema_errors: tuple[SpecError, ...] = ()
+    """With ``salvaged``: the body's schema errors (positioned in the cell); ``spec`` is what could be salvaged, so
+    the graph is checked too and one pass reports every problem, as ``polynb check`` does."""
+    salvaged: Salvaged | None = None
 
 
 class _Wrapped(Document):
@@ -67,8 +72,9 @@ def unwrap_path(path: Sequence[PathPart]) -> tuple[PathPart, ...]:
     return parts
 
 
-def load_cell(body: str, *, magic: str, name: str, dag_body: bool = False) -> CellSpec:
-    """Parse and validate a cell body; raise ``SpecErrors`` positioned in the cell."""
+def load_cell(body: str, *, magic: str, name: str, dag_body: bool = False, salvage_ok: bool = False) -> CellSpec:
+    """Parse and validate a cell body; raise ``SpecErrors`` positioned in the cell. With ``salvage_ok``, a body with
+    schema errors whose graph can still be checked comes back salvaged (``build_cell_pipeline`` reports all)."""
     filename = cell_filename(magic, name)
     wrapped = False
     templates: list[SpecError] = []
@@ -80,13 +86,20 @@ def load_cell(body: str, *, magic: str, name: str, dag_body: bool = False) -> Ce
         if wrapped:
             data = wrap_dag_body(data, name)
             document = _Wrapped(document, data)
-        spec = load_data(document)
+        try:
+            spec = load_data(document)
+        except SchemaErrors as exc:
+            salvaged = salvage(document.data, exc.details) if salvage_ok else None
+            if salvaged is None:
+                raise
+            found = (*to_cell(exc.errors, wrapped=wrapped), *templates)
+            return CellSpec(salvaged.spec, document, wrapped, data, found, salvaged)
     except SpecErrors as exc:
         errors = [*to_cell(exc.errors, wrapped=wrapped), *templates]
         raise SpecErrors(sorted(errors, key=lambda e: (e.line, e.column))) from None
-    if templates:
+    if templates and not salvage_ok:
         raise SpecErrors(templates)
-    return CellSpec(spec, document, wrapped, data)
+    return CellSpec(spec, document, wrapped, data, tuple(templates))
 
 
 def wrap_dag_body(body: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -103,11 +116,12 @@ def build_cell_pipeline(
     base_dir: Path,
 ) -> Pipeline:
     """Resolve, bind and validate; raise ``SpecErrors`` positioned in the cell (or in the files it refers to)."""
+    stubs = cell.salvaged.stubs if cell.salvaged is not None else frozenset()
     report = analyze_pipeline(
-        cell.spec, params=params, registry=registry, base_dir=base_dir, source=cell.document.filename
+        cell.spec, params=params, registry=registry, base_dir=base_dir, source=cell.document.filename, stubs=stubs
     )
-    errors = report_errors(report, cell)
-    if errors or report.pipeline is None:
+    errors = sorted([*cell.schema_errors, *report_errors(report, cell)], key=lambda e: (e.file, e.line, e.column))
+    if errors or report.pipeline is None or cell.salvaged is not None:
         raise SpecErrors(errors or [SpecError(cell.document.filename, 0, 0, "", "the pipeline could not be built")])
     return report.pipeline
 
@@ -115,8 +129,9 @@ def build_cell_pipeline(
 def report_errors(report: PipelineReport, cell: CellSpec) -> list[SpecError]:
     out = []
     own = cell.document.filename
+    salvaged = cell.salvaged
     for problem in report.problems:
-        if problem.severity == "warning":
+        if problem.severity == "warning" or (salvaged is not None and repeats_schema_error(problem, salvaged)):
             continue
         if problem.located is not None:
             out.append(problem.located)

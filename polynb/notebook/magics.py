@@ -354,7 +354,8 @@ class PolynbMagics(Magics, Configurable):
 
     def _load(self, magic: str, name: str, cell: str, *, dag_body: bool = False) -> cellspec.CellSpec:
         try:
-            return cellspec.load_cell(cell, magic=magic, name=name, dag_body=dag_body)
+            # A DAG cell's graph is checked even with schema errors (every problem at once): it is built next.
+            return cellspec.load_cell(cell, magic=magic, name=name, dag_body=dag_body, salvage_ok=dag_body)
         except SpecErrors as exc:
             self._fail(magic, name, exc.errors)
 

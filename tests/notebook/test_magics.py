@@ -85,6 +85,21 @@ def test_dag_body_errors_are_positioned_and_named_as_written(
     assert not session.started  # nothing was submitted
 
 
+def test_a_dag_cell_reports_every_problem_at_once_as_check_does(
+    ip: InteractiveShell, session: KernelSession, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = "component: {run: {kind: job, container: {command: [echo]}}}"
+    text = (
+        f"%%polyaxon_dag g1\noperations:\n  - name: a\n    {job}\n  - name: b\n    dependencies: [zz]\n"
+        f"    events: [{{ref: ops.a, kinds: [run_status_runing]}}]\n    {job}\n  - name: a\n    {job}\n"
+    )
+    message = usage_error(ip, text, capsys)
+    assert "run_status_runing" in message  # the schema error
+    assert "`zz` is not an op of this DAG" in message  # the graph's, found although the schema failed
+    assert "several ops named `a`" in message and "(3 problems)" in message
+    assert not session.started
+
+
 def test_unknown_event_kind_is_rejected_before_anything_runs(
     ip: InteractiveShell, session: KernelSession, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -122,6 +137,11 @@ def test_a_template_that_cannot_render_is_refused_before_anything_runs(
     text = "version: 1.1\nkind: component\nrun: {kind: job, container: {command: [echo, '{{ x | nofilter }}']}}\n"
     with pytest.raises(SpecErrors, match="no filter named `nofilter`"):
         polynb.run(text)
+    # Every problem at once, as `polynb check` says them (a schema error and a template's).
+    text = text.replace("kind: job", "kind: jobb")
+    with pytest.raises(SpecErrors) as raised:
+        polynb.run(text)
+    assert len(raised.value.errors) == 2, raised.value.errors
     assert session.store.list_runs() == []  # nothing was submitted
 
 

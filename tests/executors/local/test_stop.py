@@ -45,10 +45,11 @@ def test_a_stop_that_names_no_grace_gives_the_executors_own(make_executor: MakeE
     op = make_op(executor, container("sh", "-c", script))
     executor.submit(op, recorder)
     recorder.until("running")
+    pid = read_pid(workdir / "main.pid")  # its TERM trap is set: `running` comes as the shell starts
     executor.stop(op.uuid)
     assert (executor.run_dir(op.uuid) / INTERNAL_DIR / STOP_FILE).read_text() == "0.5\n"  # what the shim waits
     assert recorder.final().status == "stopped"
-    assert not alive(read_pid(workdir / "main.pid"))
+    assert not alive(pid)
 
 
 def test_the_whole_process_group_dies_grandchildren_too(executor: LocalExecutor, workdir: Path) -> None:
