@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1078,23 +1079,42 @@ def _given_params(spec: Polyaxonfile) -> set[str]:
 _SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ash", "ksh"})
 
 
+_TEMPLATE_SPAN = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+"""A template inside a string: its own spaces do not split the string."""
+
+
 def _one_argument(key: str, container: Container) -> str | None:
     """The warning for ``command``/``args`` written as one string, or None where one argument is surely meant
-    (a word without spaces, a ``{{ ... }}`` list, or ``args`` of a shell's ``-c``)."""
+    (a word without spaces, one ``{{ ... }}`` that may render to a list, or ``args`` of a shell's ``-c``). A string
+    with spaces around its templates (``python train.py --lr={{ lr }}``) is still one argument."""
     items = getattr(container, key) or []
     text = items[0] if items else ""
-    if not any(c.isspace() for c in text.strip()) or _templated(text):
+    bare = text.strip()
+    whole_template = bare.startswith("{{") and bare.endswith("}}") and bare.count("{{") == 1
+    if whole_template or not any(c.isspace() for c in _TEMPLATE_SPAN.sub("x", bare)):
         return None
     command = container.command or []
     if key == "args" and len(command) >= 2 and command[-1] == "-c" and command[-2].rsplit("/", 1)[-1] in _SHELLS:
         return None
-    program = text.strip().split()[0]
+    words = _words(bare)
     return (
         f"`{key}` is a string, so it is ONE argument (as in Polyaxon, which passes it to Kubernetes whole): "
-        f"{'the program named' if key == 'command' else 'the program receives'} {text.strip()[:40]!r}"
-        f"{'' if key == 'command' else ' as a single argument'}, not `{program}` and its arguments; write a "
-        f"list such as [{', '.join(text.split()[:3])}], or `command: [sh, -c]` with the string as `args` for a shell"
+        f"{'the program named' if key == 'command' else 'the program receives'} {bare[:40]!r}"
+        f"{'' if key == 'command' else ' as a single argument'}, not `{words[0]}` and its arguments; write a "
+        f"list such as [{', '.join(words[:3])}], or `command: [sh, -c]` with the string as `args` for a shell"
     )
+
+
+def _words(text: str) -> list[str]:
+    """``text`` split at its spaces, a template's own spaces left alone (``--lr={{ lr }}`` is one word)."""
+    spans = _TEMPLATE_SPAN.findall(text)
+    masked = _TEMPLATE_SPAN.sub("\0", text)
+    out = []
+    for word in masked.split():
+        while "\0" in word:
+            word = word.replace("\0", spans.pop(0), 1)
+        out.append(word)
+    return out
 
 
 def _within(data: Any, path: tuple[str | int, ...]) -> tuple[str | int, ...]:

@@ -210,6 +210,12 @@ def test_a_string_command_is_valid_with_a_warning_that_it_is_one_argument() -> N
     [warning] = [w for w in result.warnings if w.path == "run.container.command"]
     assert (warning.line, warning.column) == (5, 14)
     assert "ONE argument" in warning.message and "[python, train.py, --lr]" in warning.message
+    # Templates in it change nothing (six of Polyaxon's own fixtures are written so); one whole `{{ }}` may be a list.
+    text = "kind: component\nrun:\n  kind: job\n  container:\n    command: train --lr={{ lr }} --loss={{ loss }}\n"
+    [warning] = [w for w in check(text).warnings if w.path == "run.container.command"]
+    assert "[train, --lr={{ lr }}, --loss={{ loss }}]" in warning.message
+    text = 'kind: component\nrun:\n  kind: job\n  container:\n    command: \'{{ cmd | default(["a", "b c"]) }}\'\n'
+    assert not [w for w in check(text).warnings if "ONE argument" in w.message]
 
 
 def test_string_args_of_a_shell_are_the_idiom_and_not_warned() -> None:
