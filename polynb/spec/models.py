@@ -194,6 +194,15 @@ class IO(Model):
             raise ValueError(f"value {value!r} of `{name}` is not one of the options {options}")
         return value
 
+    @model_validator(mode="after")
+    def _optional_if_defaulted(self) -> IO:
+        # As Polyaxon: a default value with `isOptional` written false (or null) says two things at once.
+        if "is_optional" in self.model_fields_set and not self.is_optional and self.value is not None:
+            written = "false" if self.is_optional is False else "null"
+            raise ValueError(f"`{self.name}` has a default value ({self.value!r}) but `isOptional: {written}`: make it "
+                             "optional (`isOptional: true`, or leave the key out) or remove the value")  # fmt: skip
+        return self
+
     @property
     def required(self) -> bool:
         return not self.is_optional and self.value is None
