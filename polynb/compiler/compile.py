@@ -355,6 +355,8 @@ def compile_op(
         extra_inits = param_inits(component, params, values)
     except ParamError as exc:
         raise CompileError(f"op `{name}`: {exc.message}") from exc
+    if run.container is None:
+        raise CompileError(f"op `{name}`: the {kind} has no container (none in its component, its runPatch or presets)")
     main = _container_spec(
         run.container,
         context,

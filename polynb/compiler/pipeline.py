@@ -315,6 +315,7 @@ class _Builder:
             where = root
             if component.presets:
                 component = spec = self.presetted(component, component, root, root, own_component=True)[1]
+            self.check_has_container(component, where)
             operation = _operation_for(component)
             literal: dict[str, Param] = {}
             component_base = base_dir
@@ -325,6 +326,7 @@ class _Builder:
             component = self.patched(spec, resolved.component, root)
             where = self.component_where(spec, resolved, root, None)
             spec, component = self.presetted(spec, component, root, where)
+            self.check_has_container(component, where)
             operation = spec
             literal = dict(spec.params or {})
             component_base = resolved.base_dir
@@ -767,6 +769,7 @@ class _Builder:
             c_where = self.component_where(op, resolved, op_where, where)
             if op.presets or component.presets:
                 op, component = self.presetted(op, component, op_where, c_where)
+            self.check_has_container(component, c_where)
             if (c_where.file is not None and id(component) not in self._infos) or c_where.path[-1:] == ("component",):
                 self.check_fields(component, c_where)  # a file's component: once, however many ops use it
             components[name] = component
@@ -881,7 +884,8 @@ class _Builder:
                     self.check_init_connection(init, k, where)
                 if init.container is not None:
                     self.check_container(init.container, where / ("run", "init", k, "container"))
-            self.check_container(run.container, where / ("run", "container"))
+            if run.container is not None:  # else said where it runs (``check_has_container``): a patch may give one
+                self.check_container(run.container, where / ("run", "container"))
             for k, sidecar in enumerate(run.sidecars or ()):
                 self.check_container(sidecar, where / ("run", "sidecars", k))
             self.check_restart_policy(run, where)
@@ -1013,6 +1017,14 @@ class _Builder:
                              "unsupported")  # fmt: skip
             elif not isinstance(value, bool) or value != (name in ALREADY_ON):
                 self.add(where, (key,), f"plugin `{key}` is not applied: {IGNORED_PLUGINS[name]}", "warning")
+
+    def check_has_container(self, component: Component, where: _Where) -> None:
+        """A job or service runs a container: written in its component, or given by the operation's ``runPatch``
+        or a preset (checked once those are applied, as Polyaxon does)."""
+        run = component.run
+        if isinstance(run, Job) and not isinstance(run, DistributedRun) and run.container is None:
+            self.add(where, ("run", "container"), "missing required field 'container' (a job runs one: write it "
+                     "in the component, or give it with the operation's `runPatch` or a preset)")  # fmt: skip
 
     def check_container(self, container: Container, where: _Where) -> None:
         """What the compiler refuses in a container (``compiler.compile``), said by ``check`` as well."""

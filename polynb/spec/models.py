@@ -361,7 +361,9 @@ class Job(Model):
     volumes: list[dict[str, Any]] | None = None
     init: list[Init] | None = None
     sidecars: list[Container] | None = None
-    container: Container
+    container: Container | None = None
+    """Required by the time the job runs: written here, or given by an operation's ``runPatch`` or a preset
+    (``check`` says when an op's job has none)."""
 
     _volumes = field_validator("volumes")(check_volume)
 
@@ -547,7 +549,7 @@ class Polyaxonfile(Model):
                 f"{', '.join(_ALIAS[u] for u in used)} cannot be set at the top level of a "
                 f"`{run.kind}`; put them in the ops' components"
             )
-        container = run.container
+        container = run.container or Container()
         if self.container is not None and self.container is not container:
             container = self.container
         updates: dict[str, Any] = {}

@@ -71,11 +71,11 @@ component:
 def test_the_pipeline_runs_the_patched_component() -> None:
     pipeline = build_pipeline(load_text(OP.format(strategy="post_merge")))
     run = pipeline.ops["train"].component.run
-    assert isinstance(run, Job)
+    assert isinstance(run, Job) and run.container is not None
     assert run.container.image == "python:3.12"
     assert [e.name for e in run.container.env or ()] == ["BASE", "EXTRA"]
     pre = build_pipeline(load_text(OP.format(strategy="pre_merge"))).ops["train"].component.run
-    assert isinstance(pre, Job) and pre.container.image == "python:3.11"
+    assert isinstance(pre, Job) and pre.container is not None and pre.container.image == "python:3.11"
 
 
 def test_a_dag_op_is_patched_too() -> None:
@@ -90,7 +90,8 @@ run:
     - {name: job, run: {kind: job, container: {image: "python:3.11", command: [python, t.py]}}}
 """
     ops = build_pipeline(load_text(text)).ops
-    images = {name: op.component.run.container.image for name, op in ops.items() if isinstance(op.component.run, Job)}
+    images = {name: op.component.run.container.image for name, op in ops.items()
+              if isinstance(op.component.run, Job) and op.component.run.container is not None}  # fmt: skip
     assert images == {"a": "python:3.12", "b": "python:3.11"}
 
 

@@ -59,6 +59,7 @@ def test_a_preset_patches_the_run_and_the_operation(presets: Path) -> None:
     assert run.environment is not None
     assert run.environment.node_selector == {"pool": "gpu"}  # post_merge: the preset's value wins
     assert run.environment.labels == {"team": "ml"}  # what it does not set stays
+    assert run.container is not None
     assert [e.name for e in run.container.env or ()] == ["A", "CUDA"]  # lists: appended
     termination = operation.termination
     assert termination is not None

@@ -110,7 +110,8 @@ def test_top_level_shortcuts_are_lowered_into_run() -> None:
     )
     assert isinstance(comp.run, Service)
     assert comp.run.ports == [6006]
-    assert comp.run.container.env is not None and comp.run.container.env[0].value == "1"
+    assert comp.run.container is not None and comp.run.container.env is not None
+    assert comp.run.container.env[0].value == "1"
 
 
 def test_shortcuts_are_polyaxons_cmd_a_script_env_a_mapping_resources_flat() -> None:
@@ -128,6 +129,7 @@ def test_shortcuts_are_polyaxons_cmd_a_script_env_a_mapping_resources_flat() -> 
     )  # fmt: skip
     assert isinstance(comp.run, Job)
     container = comp.run.container
+    assert container is not None
     assert container.command == ["/bin/sh", "-c"]
     assert container.args == ["set -e\npip install -r requirements.txt\npython train.py"]
     assert [(e.name, e.value) for e in container.env or ()] == [("K", "k"), ("A", "new"), ("B", "2")]
@@ -157,9 +159,10 @@ def test_shortcut_mistakes_as_polyaxon_reports_them(field: str, value: Any, frag
 
 def test_numbers_in_argument_lists_become_strings_and_a_string_is_one_argument() -> None:
     comp = parse_polyaxonfile({"kind": "component", "run": {"kind": "job", "container": {"args": ["--n", 3]}}})
-    assert isinstance(comp.run, Job) and comp.run.container.args == ["--n", "3"]
+    assert isinstance(comp.run, Job) and comp.run.container is not None and comp.run.container.args == ["--n", "3"]
     comp = parse_polyaxonfile({"kind": "component", "run": {"kind": "job", "container": {"command": "python a.py"}}})
-    assert isinstance(comp.run, Job) and comp.run.container.command == ["python a.py"]
+    assert isinstance(comp.run, Job) and comp.run.container is not None
+    assert comp.run.container.command == ["python a.py"]
     assert comp.run.container.written_as_string == {"command"}
 
 
@@ -232,5 +235,5 @@ def test_shortcuts_of_a_dag_op_are_lowered_once() -> None:
     )
     assert isinstance(comp.run, Dag)
     op_run = comp.run.operations[0].run
-    assert isinstance(op_run, Job)
+    assert isinstance(op_run, Job) and op_run.container is not None
     assert [(e.name, e.value) for e in op_run.container.env or ()] == [("A", "1")]
