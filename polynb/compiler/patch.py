@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from polynb.spec.base import DEFERRED
 from polynb.spec.models import Component, PatchStrategy, Run
@@ -33,6 +33,9 @@ _MODEL_KEYS = frozenset({"environment", "container", "chief", "ps", "worker", "e
 # Polyaxon patches the entries of these mappings that the run has (`_FIELDS_DICT_PATCH`), each as a model.
 _MODEL_MAPS = frozenset({"workers"})
 _RUN = TypeAdapter(Run, config=DEFERRED)
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 
 def _deep_update(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -106,8 +109,29 @@ def apply_run_patch(component: Component, patch: Mapping[str, Any], strategy: Pa
     try:
         new_run = _RUN.validate_python(merged)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        loc = tuple(first["loc"][1:])  # loc[0] is the run kind's tag
-        where = ".".join(str(p) for p in loc) or "run"
-        raise RunPatchError(f"the patched run is not a valid `{kind}`: {where}: {first['msg']}", loc) from None
+        errors = exc.errors(include_url=False)
+        loc = tuple(errors[0]["loc"][1:])  # loc[0] is the run kind's tag
+        said = _said(errors, merged, type(run))
+        raise RunPatchError(f"the patched run is not a valid `{kind}`: {said}", loc) from None
     return component.model_copy(update={"run": new_run})
+
+
+_OPERATION_KEYS = frozenset({"termination", "params", "presets", "queue", "cache", "plugins", "hooks", "matrix",
+                             "joins", "schedule", "events", "dependencies", "trigger", "conditions"})  # fmt: skip
+"""Keys of an operation (or a component) that a run does not have: a patch naming one is misplaced."""
+
+
+def _said(errors: list[Any], merged: dict[str, Any], model: type[BaseModel]) -> str:
+    """The first problem in the words ``check`` uses elsewhere (``unexpected key 'imagee'; did you mean 'image'?``),
+    not pydantic's, with where it is in the run."""
+    from polynb.spec.load import translate
+    from polynb.spec.yaml_loader import Document
+
+    first = errors[0]
+    loc = tuple(first["loc"][1:])
+    where = ".".join(str(p) for p in loc) or "run"
+    if first["type"] == "extra_forbidden" and len(loc) == 1 and loc[0] in _OPERATION_KEYS:
+        return f"{where}: `{loc[0]}` is not a field of a run: write it on the operation itself, not in `runPatch`"
+    shifted = [cast("ErrorDetails", {**e, "loc": tuple(e["loc"][1:])}) for e in errors[:1]]
+    translated = translate(shifted, Document(merged, "<runPatch>", "{}"), model)
+    return f"{where}: {translated[0].message}" if translated else f"{where}: {first['msg']}"

@@ -99,7 +99,9 @@ run:
     ("patch", "path", "fragment"),
     [
         ("runPatch: {foo: 1}", "runPatch.foo", "not a valid `job`"),
-        ("runPatch: {container: {imagee: x}}", "runPatch.container.imagee", "not a valid `job`"),
+        ("runPatch: {container: {imagee: x}}", "runPatch.container.imagee", "unexpected key 'imagee'; did you mean"),
+        ("runPatch: {termination: {timeout: 9}}", "runPatch.termination", "write it on the operation itself"),
+        ("runPatch: {environment: 'x: y'}", "runPatch.environment", "expected a mapping, got 'x: y'"),
         ("runPatch: {ports: [8080]}", "runPatch.ports", "not a valid `job`"),
         ("runPatch: {kind: service}", "runPatch.kind", "cannot change the run kind"),
         ("patchStrategy: merge\nrunPatch: {}", "patchStrategy", "did you mean 'pre_merge'"),
