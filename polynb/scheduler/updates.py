@@ -111,7 +111,9 @@ class Updates:
                 statuses.set(run, Status.RUNNING, REASON_RAN, "reported succeeded before running", at)
             statuses.finish(run, Status.SUCCEEDED, update.reason, update.message, at)
         elif status == "failed":
-            if run.timed_out:
+            # The executor's own backstop of the timeout (the local shim's) fired before or without this engine's
+            # timer: a timeout too, never retried.
+            if run.timed_out or update.reason == REASON_TIMEOUT:
                 statuses.finish(run, Status.FAILED, REASON_TIMEOUT, self._termination.timeout_message(run), at)
             elif self._termination.retries_left(run):
                 self._termination.retry(run, update)

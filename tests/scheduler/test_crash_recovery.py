@@ -382,3 +382,35 @@ def test_an_engine_killed_right_after_starting_a_shim_never_fails_or_kills_that_
     finally:
         engine.shutdown()
         store.close()
+
+
+def test_an_op_whose_timeout_passed_while_no_engine_ran_is_stopped_and_failed_not_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's timer dies with it; the op's shim stops it itself past its timeout, and the next engine records
+    a timeout, never retried (maxRetries is for failures, as when the engine's own timer fires)."""
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path / "home"))
+    pid_file = tmp_path / "op.pid"
+    with Store(tmp_path / "home" / "polynb.db") as store:
+        first = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+        recorder = Recorder[EngineEvent]()
+        first.subscribe(recorder)
+        first.start()
+        text = dag(job("slow", ["sh", "-c", f'echo $$ > "{pid_file}"; exec sleep 1000'],
+                       extra="termination: {timeout: 1, maxRetries: 2}\n"))  # fmt: skip
+        uuid = first.submit(build(text))
+        slow = next(r.uuid for r in store.children(uuid) if r.name == "slow")
+        recorder.wait_for(lambda evs: any(e.run_uuid == slow and e.kind == "run_status_running" for e in evs))
+        first.shutdown(stop_running=False)  # the engine goes; the op runs on
+        status_file = artifacts_dir(slow) / "status.jsonl"
+        wait_until(lambda: '"failed"' in status_file.read_text())  # its shim stopped it: no engine asked
+        pid = int(pid_file.read_text())
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+        second = Engine(store=store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+        second.start()
+        try:
+            assert second.wait(uuid, timeout=DEADLOCK_GUARD) == "failed"
+        finally:
+            second.shutdown()
+        op = store.get_run(slow)
+        assert (op.status, op.reason, op.attempt) == (Status.FAILED, "Timeout", 1)

@@ -109,6 +109,9 @@ IDENTITY_READ: Final = 256
 TAIL_INTERVAL: Final = 0.25
 """How often the status file of a re-attached live run is re-read (no pipe to it any more)."""
 STOP_SLACK: Final = 5.0
+TIMEOUT_BACKSTOP: Final = 2.0
+"""Seconds after an op's ``termination.timeout`` at which its shim stops it itself, if no engine has (as
+``activeDeadlineSeconds`` backs a pod's up on Kubernetes)."""
 STORE_GRACE: Final = 120.0
 """Seconds the shim waits for a run's final sync to its bucket store before it gives up on it (the files stay in
 the run's folder, and the run gets a warning)."""
@@ -407,6 +410,9 @@ class LocalExecutor:
             "readiness_timeout": self.readiness_timeout,
             "sidecar_grace": self.sidecar_grace,
             "stop_grace": self.stop_grace,
+            # The engine's timer stops a run at its timeout; the shim's own, a little later, holds without an engine.
+            "timeout": op.termination.timeout,
+            "timeout_at": time.time() + op.termination.timeout + TIMEOUT_BACKSTOP if op.termination.timeout else None,
             "status_offset": status_offset,
             "store": self._store_sync(op.uuid, placement.run_artifacts_path, store, final=False),
             "store_grace": self.store_grace,

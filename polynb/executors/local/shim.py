@@ -186,6 +186,11 @@ class StopRequested(Exception):
     """SIGTERM (or SIGINT) reached the shim: the engine asked the run to stop."""
 
 
+class RunTimedOut(Exception):
+    """The run's ``termination.timeout`` (and the backstop's slack) passed: the engine's own timer stops a run first;
+    this holds when no engine runs any more (a service left by ``polynb run``, a kernel that died)."""
+
+
 class RunFailed(Exception):
     """The run ends as failed with this reason and message."""
 
@@ -243,6 +248,8 @@ class Shim:
         self.live: list[Proc] = []
         self.store_sync: Proc | None = None  # not in ``live``: it outlives the containers, for the final sync
         self.stopping = False
+        self.timeout_at: float | None = spec.get("timeout_at")
+        """Wall-clock time (``time.time()``) past which the run is stopped and fails with reason ``Timeout``."""
         self.op_written = False
         self.make_folders()
         self.write_identity(start_time)
@@ -376,6 +383,11 @@ class Shim:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if stoppable and self.timeout_at is not None:
+                left = self.timeout_at - time.time()
+                if left <= 0:
+                    raise RunTimedOut
+                remaining = left if remaining is None else min(remaining, left)
             ready = {fd for fd, _ in poller.poll(None if remaining is None else remaining * 1000)}
             if self.wake_r in ready:
                 self.drain_signals()
@@ -400,6 +412,8 @@ class Shim:
         self.drain_signals()
         if self.stopping:
             raise StopRequested
+        if self.timeout_at is not None and time.time() >= self.timeout_at:
+            raise RunTimedOut
 
     def terminate(self, procs: list[Proc], grace: float) -> None:
         """SIGTERM each group, SIGKILL after ``grace``, and wait until every process is reaped."""
@@ -432,6 +446,10 @@ class Shim:
             except StopRequested:
                 self.terminate(self.live, self.stop_grace())
                 status, reason, message = "stopped", "Stopped", "stopped on request"
+            except RunTimedOut:
+                self.terminate(self.live, self.stop_grace())
+                timeout = float(self.spec.get("timeout") or 0)
+                status, reason, message = "failed", "Timeout", f"stopped after termination.timeout of {timeout:g} s"
             except RunFailed as exc:
                 self.terminate(self.live, float(self.spec["sidecar_grace"]))
                 status, reason, message = "failed", exc.reason, exc.message

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from support.execkit import MakeExecutor, alive, container, make_op, read_pid, wait_dead
 from support.recorder import UpdateRecorder
 
+from polynb.compiler.types import TerminationSpec
 from polynb.executors.local.executor import LocalExecutor
 from polynb.executors.local.layout import INTERNAL_DIR, STOP_FILE
 
@@ -49,6 +51,21 @@ def test_a_stop_that_names_no_grace_gives_the_executors_own(make_executor: MakeE
     executor.stop(op.uuid)
     assert (executor.run_dir(op.uuid) / INTERNAL_DIR / STOP_FILE).read_text() == "0.5\n"  # what the shim waits
     assert recorder.final().status == "stopped"
+    assert not alive(pid)
+
+
+def test_a_run_past_its_timeout_is_stopped_by_its_own_shim(executor: LocalExecutor, workdir: Path) -> None:
+    """The engine's timer stops a run at ``termination.timeout``; with no engine (a service ``polynb run`` left, a
+    kernel that died) the shim does it itself a little later, as activeDeadlineSeconds does for a pod."""
+    recorder = UpdateRecorder()
+    op = make_op(executor, container("sh", "-c", "echo $$ > main.pid; exec sleep 1000"), kind="service")
+    op = dataclasses.replace(op, termination=TerminationSpec(timeout=0.5))
+    executor.submit(op, recorder)
+    recorder.until("running")
+    pid = read_pid(workdir / "main.pid")
+    final = recorder.final()  # nothing asked it to stop
+    assert (final.status, final.reason) == ("failed", "Timeout")
+    assert "termination.timeout of 0.5 s" in final.message
     assert not alive(pid)
 
 
