@@ -22,7 +22,7 @@ from polynb.compiler.pipeline import CLI_PARAMS, Pipeline, Problem, analyze_pipe
 from polynb.compiler.template_syntax import template_problems
 from polynb.spec.dag import ORPHAN_REF
 from polynb.spec.errors import SpecError, SpecErrors, format_path
-from polynb.spec.load import SchemaErrors, load_data
+from polynb.spec.load import SchemaErrors, drop_explained_missing, load_data
 from polynb.spec.salvage import Salvaged, salvage
 from polynb.spec.yaml_loader import Document, gc_paused, parse, read_source
 
@@ -188,7 +188,7 @@ def _check_one(
     unsupported = located(report.unsupported)
     warnings = [*unsupported, *located(report.warnings)]
     if salvaged is not None:
-        return None, [*schema_errors, *errors], warnings, unsupported
+        return None, drop_explained_missing([*schema_errors, *errors]), warnings, unsupported
     return report.pipeline, errors, warnings, unsupported
 
 

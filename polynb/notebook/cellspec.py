@@ -19,7 +19,7 @@ from polynb.compiler.check import as_written, repeats_schema_error, template_err
 from polynb.compiler.pipeline import CLI_PARAMS, Pipeline, PipelineReport, analyze_pipeline
 from polynb.compiler.registry import ComponentRegistry
 from polynb.spec.errors import SpecError, SpecErrors, format_path
-from polynb.spec.load import SchemaErrors, load_data
+from polynb.spec.load import SchemaErrors, drop_explained_missing, load_data
 from polynb.spec.models import Component, Operation
 from polynb.spec.salvage import Salvaged, salvage
 from polynb.spec.yaml_loader import Document, PathPart, parse
@@ -120,7 +120,8 @@ def build_cell_pipeline(
     report = analyze_pipeline(
         cell.spec, params=params, registry=registry, base_dir=base_dir, source=cell.document.filename, stubs=stubs
     )
-    errors = sorted([*cell.schema_errors, *report_errors(report, cell)], key=lambda e: (e.file, e.line, e.column))
+    found = drop_explained_missing([*cell.schema_errors, *report_errors(report, cell)])
+    errors = sorted(found, key=lambda e: (e.file, e.line, e.column))
     if errors or report.pipeline is None or cell.salvaged is not None:
         raise SpecErrors(errors or [SpecError(cell.document.filename, 0, 0, "", "the pipeline could not be built")])
     return report.pipeline

@@ -128,12 +128,13 @@ def translate(errors: Sequence[ErrorDetails], document: Document, root: type[Bas
     out: list[SpecError] = []
     for group in _fold_unions(entries):
         out.append(_to_spec_error(group, document, root))
-    return _drop_explained_missing(list({(e.line, e.column, e.path, e.message): e for e in out}.values()))
+    return drop_explained_missing(list({(e.line, e.column, e.path, e.message): e for e in out}.values()))
 
 
-def _drop_explained_missing(errors: list[SpecError]) -> list[SpecError]:
-    """A misspelled required key is one mistake, not two: ``containr:`` makes pydantic report both the
-    unexpected ``containr`` and the missing ``container``; keep the first, which says "did you mean"."""
+def drop_explained_missing(errors: list[SpecError]) -> list[SpecError]:
+    """A misspelled required key is one mistake, not two: ``containr:`` makes pydantic (or ``check``, for a key
+    required once patches apply) report both the unexpected ``containr`` and the missing ``container``; keep the
+    first, which says "did you mean"."""
     suggested = {
         (_parent(e.path), hint)
         for e in errors
@@ -143,7 +144,8 @@ def _drop_explained_missing(errors: list[SpecError]) -> list[SpecError]:
         e
         for e in errors
         if not (
-            e.message == f"missing required field '{_leaf(e.path)}'" and (_parent(e.path), _leaf(e.path)) in suggested
+            e.message.startswith(f"missing required field '{_leaf(e.path)}'")
+            and (_parent(e.path), _leaf(e.path)) in suggested
         )
     ]
 
