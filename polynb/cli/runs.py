@@ -73,7 +73,8 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser("stop", help="stop a run (a DAG, an op or a service) from any terminal")
     p.add_argument("run", metavar="RUN", help="uuid, uuid prefix or run name (latest)")
-    p.add_argument("--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL (default 10)")
+    p.add_argument("--grace", type=float, default=None,
+                   help="seconds between SIGTERM and SIGKILL (default: the engine's own, 10 without one)")  # fmt: skip
     p.add_argument("--no-wait", action="store_true", help="return once the stop is delivered")
     p.set_defaults(func=cmd_stop)
 
@@ -452,7 +453,7 @@ def _drain(lines: queue.Queue[str]) -> None:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from polynb.scheduler.control import ControlError, hook_runs, stop  # lazily, with the executors
+    from polynb.scheduler.control import DEFAULT_GRACE, ControlError, hook_runs, stop  # lazily, with the executors
     from polynb.store import root_of
 
     with _open_store() as store:
@@ -469,7 +470,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
             print(f"{run.name} ({run.uuid}) is already {run.status.value}: nothing to stop")
             return EXIT_OK
         if how == "engine" and not args.no_wait:
-            deadline = time.monotonic() + args.grace + STOP_WAIT
+            deadline = time.monotonic() + (DEFAULT_GRACE if args.grace is None else args.grace) + STOP_WAIT
             while store.get_run(run.uuid).status not in FINAL and time.monotonic() < deadline:
                 time.sleep(FOLLOW_POLL)
         final = store.get_run(run.uuid)

@@ -47,6 +47,9 @@ CLIENT_TIMEOUT = 30.0
 """Seconds a client waits for an answer (the engine only records ``stopping`` before it answers)."""
 UNOWNED_SLACK = 10.0
 """Seconds beyond the grace period to wait for the processes of an unowned run to report their end."""
+DEFAULT_GRACE = 10.0
+"""Seconds between SIGTERM and SIGKILL of a stop that names none, made here (no engine runs the run); an engine
+that runs it gives its executor's own."""
 _SUBMITTED = frozenset({Status.QUEUED, Status.SCHEDULED, Status.STARTING, Status.RUNNING})
 """Statuses of a run its engine claimed for an executor: it may have processes even without a handle."""
 
@@ -206,7 +209,7 @@ def stop(
     run: RunRecord,
     *,
     executors: Callable[[], Mapping[str, Executor]],
-    grace: float = 10.0,
+    grace: float | None = None,
 ) -> Literal["engine", "direct", "pending", "final"]:
     """Stop ``run`` (a DAG, an op or a single run) from any process; return how it was done.
 
@@ -240,7 +243,7 @@ def stop(
             if not answer.get("ok"):
                 raise ControlError(str(answer.get("error") or "the engine refused the request"))
             return "engine"
-    stop_unowned(store, targets, executors(), grace=grace)
+    stop_unowned(store, targets, executors(), grace=DEFAULT_GRACE if grace is None else grace)
     if run.uuid != root.uuid and not store.get_run(root.uuid).is_final:
         return "pending"
     finish_unowned(store, root, run, executors())

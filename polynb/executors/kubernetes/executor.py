@@ -66,9 +66,9 @@ log = logging.getLogger(__name__)
 BACKGROUND: Final = "Background"
 MAX_ATTEMPTS: Final = 100
 LOG_WAIT: Final = 5.0
+"""Seconds between re-checks while a log waits for its container (woken at once by any pod event)."""
 DEFAULT_STOP_GRACE: Final = 10.0
 """Seconds a stopped run's pod gets before it is killed, when the stop names none."""
-"""Seconds between re-checks while a log waits for its container (woken at once by any pod event)."""
 EVENTS_DRAIN: Final = 60.0
 """Seconds a final run's followed log may take to end (the API server ends it with the container) before it
 is cut and the final status delivered anyway."""
