@@ -34,8 +34,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeVar
 
@@ -331,7 +331,8 @@ class _Builder:
             literal = dict(spec.params or {})
             component_base = resolved.base_dir
             if where != root:
-                self.check_fields(component, where, top=True)
+                with self.patched_at(spec, where, root):
+                    self.check_fields(component, where, top=True)
             for name, param in literal.items():
                 ref = param.parsed_ref
                 if ref is not None and ref.kind != "runs":
@@ -445,6 +446,23 @@ class _Builder:
         except RunPatchError as exc:
             self.add(where, ("runPatch", *_within(op.run_patch, exc.location)), str(exc))
             return component
+
+    @contextlib.contextmanager
+    def patched_at(self, op: Operation, c_where: _Where, op_where: _Where) -> Iterator[None]:
+        """Problems found in the patched component under a key the operation's ``runPatch`` sets are the patch's:
+        said at ``runPatch.<key>`` in the user's file, not in the component (maybe polynb's own hub file)."""
+        start = len(self.problems)
+        yield
+        keys = set(op.run_patch or ())
+        if not keys:
+            return
+        prefix = (*c_where.path, "run")
+        for i in range(start, len(self.problems)):
+            problem = self.problems[i]
+            rest = problem.path[len(prefix) :]
+            if problem.file == c_where.file and problem.path[: len(prefix)] == prefix and rest and rest[0] in keys:
+                self.problems[i] = replace(problem, path=(*op_where.path, "runPatch", *rest),
+                                                       file=op_where.file)  # fmt: skip
 
     def presetted(self, op: _Spec, component: Component, where: _Where, c_where: _Where, *,
                   own_component: bool = False) -> tuple[_Spec, Component]:  # fmt: skip
@@ -771,7 +789,8 @@ class _Builder:
                 op, component = self.presetted(op, component, op_where, c_where)
             self.check_has_container(component, c_where)
             if (c_where.file is not None and id(component) not in self._infos) or c_where.path[-1:] == ("component",):
-                self.check_fields(component, c_where)  # a file's component: once, however many ops use it
+                with self.patched_at(op, c_where, op_where):
+                    self.check_fields(component, c_where)  # a file's component: once, however many ops use it
             components[name] = component
             self.check_params(op.params or {}, component, c_where, op_where, ("params",),
                               strict=bool(op.strict_params), given=_given_params(op), matrix=op.matrix)  # fmt: skip

@@ -3,6 +3,7 @@ own ``V1Job.patch`` on the same inputs), and the patched run is what the pipelin
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -115,3 +116,22 @@ def test_a_patch_that_breaks_the_run_is_an_error_where_it_is_written(patch: str,
     result = check(text)
     assert not result.valid
     assert any(e.path == path and fragment in e.message and e.line > 0 for e in result.errors), result.errors
+
+
+def test_what_is_wrong_with_a_patched_key_is_said_at_the_patch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not in the component (polynb's own hub file for a hubRef): the user wrote it in `runPatch`."""
+    monkeypatch.setenv("POLYNB_HOME", str(tmp_path))
+    (tmp_path / "config.yaml").write_text(
+        "connections:\n  - {name: data, kind: host_path, schema: {hostPath: /tmp, mountPath: /data}}\n"
+    )
+    inline = (
+        "kind: operation\nname: o\nrunPatch:\n  connections: [nope]\n"
+        "component:\n  run: {kind: job, container: {image: python:3.11, command: [echo]}}\n"
+    )
+    hub = (
+        "kind: operation\nname: o\nhubRef: tensorboard:path\nparams: {path: {value: logs}}\n"
+        "runPatch:\n  connections: [nope]\n"
+    )
+    for text, line in ((inline, 4), (hub, 6)):
+        problems = [e for e in check(text).errors if "nope" in e.message]
+        assert [(e.file, e.path, e.line) for e in problems] == [("<string>", "runPatch.connections[0]", line)], problems
