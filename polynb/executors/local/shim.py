@@ -408,11 +408,11 @@ class Shim:
         except BlockingIOError:
             pass
 
-    def check_stop(self) -> None:
+    def check_stop(self, *, timeout: bool = True) -> None:
         self.drain_signals()
         if self.stopping:
             raise StopRequested
-        if self.timeout_at is not None and time.time() >= self.timeout_at:
+        if timeout and self.timeout_at is not None and time.time() >= self.timeout_at:
             raise RunTimedOut
 
     def terminate(self, procs: list[Proc], grace: float) -> None:
@@ -564,7 +564,7 @@ class Shim:
             self.write_op()
         while main.code is None:
             self.wait([main], None)
-        self.check_stop()  # a stop that raced with the exit still ends as stopped
+        self.check_stop(timeout=False)  # a stop that raced with the exit still ends as stopped; its end was in time
         sidecars = [p for p in self.live if p is not main]
         self.terminate(sidecars, float(spec["sidecar_grace"]))
         if main.code == 0:
