@@ -8,9 +8,10 @@
     hops alternate between an event trigger on the upstream's ``run_status_running`` and a dependency (the
     upstream's ``run_status_succeeded``). Latency = when the executor's ``submit`` is called for the
     downstream (a timing wrapper around the local executor: the public protocol, no patching) minus the
-    upstream event's timestamp in the store (taken as it is written). With every chain's op in the engine's
-    queue at once, an event waits behind the other chains' ops: p50 ~ chains x the engine process's CPU per op
-    (its threads share one interpreter lock), printed beside.
+    upstream event's timestamp in the store (when its shim saw the status). Split into the engine's part (to
+    the downstream's ``queued``, written when it is claimed), the wait for a submitting thread, and the submit
+    call itself. With 20 chains the machine is busy: a chain's hop is then chains x the wall per op (Little's
+    law), printed with the machine's busy share, and event→submit is where that hop queues.
 (b) 40 sequential ``true`` ops: wall from ``submit`` to the DAG's end, overhead per hop against the ops' own
     time (running → succeeded) and against 40 sequential ``subprocess.run(["true"])``; with the published
     figures of peers beside (Airflow 2.7.3 116 s for 40 tiny tasks, Windmill 4.4 s,
@@ -66,13 +67,17 @@ class TimedExecutor:
         self.inner = inner
         self.name = inner.name
         self.submitted: dict[str, float] = {}
+        self.returned: dict[str, float] = {}
 
     def place(self, *args: Any, **kwargs: Any) -> Any:
         return self.inner.place(*args, **kwargs)
 
     def submit(self, op: Any, on_update: Any) -> Any:
         self.submitted[op.uuid] = time.time()
-        return self.inner.submit(op, on_update)
+        try:
+            return self.inner.submit(op, on_update)
+        finally:
+            self.returned[op.uuid] = time.time()
 
     def stop(self, *args: Any, **kwargs: Any) -> Any:
         return self.inner.stop(*args, **kwargs)
@@ -260,20 +265,31 @@ def chains_dag(name: str, chains: int, hops: int) -> tuple[str, list[tuple[str, 
 def run_chains(h: Harness, label: str, chains: int, hops: int) -> dict[str, Any]:
     """Submit ``chains`` chains and wait for them; the latency of every hop and the engine thread's CPU."""
     yaml_text, edges = chains_dag(f"latency-{label}", chains, hops)
-    thread0, process0 = h.engine_thread_cpu(), process_cpu()
+    thread0, process0, machine0, wall0 = h.engine_thread_cpu(), process_cpu(), machine_cpu(), time.monotonic()
     dag = h.submit(yaml_text)
     status = h.engine.wait(dag, timeout=GUARD)
-    thread_cpu, cpu = h.engine_thread_cpu() - thread0, process_cpu() - process0
+    wall = time.monotonic() - wall0
+    thread_cpu, cpu, machine1 = h.engine_thread_cpu() - thread0, process_cpu() - process0, machine_cpu()
     by_name = {name: r.uuid for name, r in h.ops(dag).items()}
     latencies: dict[str, list[float]] = {"run_status_running": [], "run_status_succeeded": []}
+    # Where each latency goes: the engine (the event read, its turn: the DAG evaluated, the downstream compiled
+    # and claimed, which writes its ``queued``), then the wait for a submitting thread, then the submit call.
+    stages: dict[str, list[float]] = {"engine": [], "waiting to be submitted": [], "submit call": []}
+    returned = getattr(h.executor, "returned", {})
     for up, down, kind in edges:
         submitted = h.executor.submitted.get(by_name[down])
         event_at = h.recorder.at.get((by_name[up], kind))
         if submitted is not None and event_at is not None:
             latencies[kind].append((submitted - event_at) * 1000)
+            queued_at = h.recorder.at.get((by_name[down], "run_status_queued"))
+            if queued_at is not None and by_name[down] in returned:
+                stages["engine"].append((queued_at - event_at) * 1000)
+                stages["waiting to be submitted"].append((submitted - queued_at) * 1000)
+                stages["submit call"].append((returned[by_name[down]] - submitted) * 1000)
     ops = len(by_name)
+    busy, idle = (machine1[0] - machine0[0]) / wall, (machine1[1] - machine0[1]) / wall
     return {"status": status, "chains": chains, "ops": ops, "latencies_ms": latencies, "thread_cpu": thread_cpu,
-            "cpu": cpu}  # fmt: skip
+            "cpu": cpu, "wall": wall, "stages_ms": stages, "machine_busy": busy / (busy + idle)}  # fmt: skip
 
 
 def scenario_a(args: argparse.Namespace) -> dict[str, Any]:
@@ -457,13 +473,21 @@ def latency_rows(scenario: str, part: dict[str, Any]) -> list[tuple[str, str, st
     if "thread_cpu" in part:
         rows.append((f"({scenario}) engine-thread CPU per op{alone}, {chains}", ms(part["thread_cpu"] / part["ops"]),
                      "", f"{part['ops']} ops"))  # fmt: skip
-    if "cpu" in part and part["chains"] > 1:
-        # Little's law: each chain has one op in the engine's queue at a time, and the engine process's threads share
-        # one interpreter lock, so an event waits behind the other chains' ops: p50 ~ chains x this, less their start.
-        per_op = part["cpu"] / part["ops"]
-        label = f"({scenario}) engine-process CPU per op{alone} · x {part['chains']} chains"
-        rows.append((label, f"{ms(per_op)} · {ms(per_op * part['chains'])}", "",
-                     "what an event waits behind (Little's law): ~ p50"))  # fmt: skip
+    if "cpu" in part:
+        rows.append((f"({scenario}) engine-process CPU per op{alone}, {chains}", ms(part["cpu"] / part["ops"]), "",
+                     "all its threads (engine, watcher, submitters)"))  # fmt: skip
+    stages = {name: values for name, values in part.get("stages_ms", {}).items() if values}
+    if stages:
+        rows.append((f"({scenario}) event→submit p50, {chains}: " + " · ".join(stages),
+                     " · ".join(f"{percentile(values, 50):.2f} ms" for values in stages.values()), "",
+                     "engine: to the downstream's queued; then a submitting thread; then the submit"))  # fmt: skip
+    if "wall" in part and part["chains"] > 1:
+        # Little's law: the chains are the ops in flight, so a chain's hop = chains x the wall per op. Once the
+        # machine is busy, the wall per op is its CPU per op over its cores, whichever process queues for it.
+        hop = part["wall"] / part["ops"] * part["chains"]
+        rows.append((f"({scenario}) a chain's hop: {part['chains']} x the wall per op · machine busy{alone}",
+                     f"{ms(hop)} · {100 * part['machine_busy']:.0f}%", "",
+                     "event→submit is the part of this hop spent queued before the submit"))  # fmt: skip
     return rows
 
 
