@@ -13,6 +13,7 @@ Hooks compile like ops, with the main run's context (see :func:`hook_params`).
 
 from __future__ import annotations
 
+import re
 import uuid as uuid_mod
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -290,22 +291,36 @@ def _alias(kind: str) -> str:
 # ------------------------------------------------------------------------------------------- ops
 
 
-def _termination(component: Component, operation: Operation | None) -> TerminationSpec:
-    """Field by field, the operation's termination wins over the component's."""
+_TERMINATION_FIELDS = {"max_retries": "maxRetries", "timeout": "timeout", "ttl": "ttl"}
+
+
+def _termination(component: Component, operation: Operation | None, context: Mapping[str, Any]) -> TerminationSpec:
+    """Field by field, the operation's termination wins over the component's. A field written as a template
+    (``timeout: "{{ timeout }}"``) is rendered in the op's ``context``, as Polyaxon renders it when it compiles;
+    what it gives must be a whole number, 0 or more, else :class:`CompileError` (the op fails unrun)."""
     layers: list[Termination] = [t for t in (component.termination, operation and operation.termination) if t]
-
-    def pick(name: str) -> Any:
-        for layer in reversed(layers):
-            value = getattr(layer, name)
-            if value is not None:
-                return value
-        return None
-
+    values: dict[str, int | None] = {}
+    for name, key in _TERMINATION_FIELDS.items():
+        value = next((v for layer in reversed(layers) if (v := getattr(layer, name)) is not None), None)
+        if isinstance(value, str):  # a template (``spec.models.Termination`` accepts no other string)
+            value = _whole_number(_render(value, context, f"termination.{key}"), value, f"termination.{key}")
+        values[name] = value
+    timeout, ttl = values["timeout"], values["ttl"]
     return TerminationSpec(
-        max_retries=pick("max_retries") or 0,
-        timeout=float(t) if (t := pick("timeout")) is not None else None,
-        ttl=float(t) if (t := pick("ttl")) is not None else None,
+        max_retries=values["max_retries"] or 0,
+        timeout=float(timeout) if timeout else None,  # 0: no timeout
+        ttl=float(ttl) if ttl is not None else None,
     )
+
+
+def _whole_number(value: Any, template: str, where: str) -> int:
+    """What a termination template gave, as Polyaxon reads it: an integer, or the text of one (blanks around it
+    ignored); then, as polynb requires of a written number, 0 or more. A float, a boolean or other text fails."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise CompileError(f"{where}: expected a whole number, 0 or more; the template `{template}` gave {value!r}")
 
 
 def compile_op(
@@ -380,7 +395,7 @@ def compile_op(
         placement=placement,
         init=tuple(init),
         sidecars=tuple(sidecars),
-        termination=termination or _termination(component, operation),
+        termination=termination or _termination(component, operation, context),
         inputs={**contexts, **inputs},
         dag_uuid=dag_uuid,
         labels={**(env_labels or {}), **(labels or {})},

@@ -21,7 +21,7 @@ from polynb.compiler.errors import CompilerError, ConditionError
 from polynb.compiler.params import RunView, resolve_params
 from polynb.compiler.registry import ComponentRegistry
 from polynb.compiler.templates import evaluate_conditions
-from polynb.compiler.types import CompiledOp, TerminationSpec
+from polynb.compiler.types import CompiledOp
 from polynb.executors.base import BASE_DIR_LABEL, Executor
 from polynb.lifecycle import Status, is_status_event
 from polynb.scheduler.joining import join_params
@@ -136,11 +136,6 @@ def run_view(record: RunRecord, *, status: Status | None = None, events: Iterabl
     )
 
 
-def _termination(plan: OpPlan) -> TerminationSpec:
-    t = plan.termination
-    return TerminationSpec(max_retries=t.max_retries, timeout=t.timeout, ttl=t.ttl)
-
-
 class OpCompiler:
     """Binds the compiler's functions to the store (upstream runs) and the component registry (hooks)."""
 
@@ -226,8 +221,7 @@ class OpCompiler:
                 globals_=globals_,
                 dag_uuid=dag_uuid,
                 labels={BASE_DIR_LABEL: base_dir} if base_dir else None,
-                operation=plan.operation,
-                termination=_termination(plan),
+                operation=plan.operation,  # its termination over the component's, templates rendered
             )
             cache = cache_of(plan.operation, plan.component)
             if cache is not None:

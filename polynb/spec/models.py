@@ -32,8 +32,8 @@ from polynb.lifecycle import Status as Status
 from polynb.limits import MAX_OPS
 from polynb.spec import iotypes, shortcuts
 from polynb.spec.base import Model as Model
+from polynb.spec.base import is_ref_field, on_first_use
 from polynb.spec.base import nested_error as _nested_error
-from polynb.spec.base import on_first_use
 from polynb.spec.containers import Container as Container
 from polynb.spec.containers import Environment as Environment
 from polynb.spec.containers import EnvVar as EnvVar
@@ -342,13 +342,29 @@ class Build(Model):
     patch_strategy: PatchStrategy | None = None
 
 
+def _count_or_template(value: Any) -> Any:
+    """A whole number, 0 or more, or a ``{{ ... }}`` template of the op's params (Polyaxon's ``IntOrRef``: a
+    string that is no template, ``"10"`` included, is refused as Polyaxon refuses it). The template is rendered
+    when the op compiles (``compiler.compile``); what it gives is checked then."""
+    if value is None or is_ref_field(value):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"expected a number of at least 0, got {value}")
+        return value
+    shown = repr(value) if isinstance(value, str) else str(value)
+    raise ValueError(f"expected an integer or a `{{{{ ... }}}}` param reference, got {shown}")
+
+
 class Termination(Model):
-    max_retries: int | None = Field(default=None, ge=0)
-    ttl: int | None = Field(default=None, ge=0)
-    timeout: int | None = Field(default=None, ge=0)
+    max_retries: int | str | None = None
+    ttl: int | str | None = None
+    timeout: int | str | None = None
     culling: dict[str, Any] | None = None
     probe: dict[str, Any] | None = None
     pod_failure_policy: dict[str, Any] | None = None
+
+    _numbers = field_validator("max_retries", "ttl", "timeout", mode="before")(_count_or_template)
 
 
 # -------------------------------------------------------------------------------------- run kinds

@@ -148,6 +148,32 @@ def test_operation_termination_overrides_the_component() -> None:
     )
 
 
+TEMPLATED_TERMINATION = """
+inputs: [{name: n, type: any}, {name: m, type: any}]
+termination: {maxRetries: "{{ n }}", timeout: "{{ m }}0", ttl: 5}
+run: {kind: job, container: {command: ["true"]}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("n", "m", "expected"),
+    [(2, 3, TerminationSpec(max_retries=2, timeout=30.0, ttl=5.0)),
+     (" 3 ", " 4", TerminationSpec(max_retries=3, timeout=40.0, ttl=5.0)),  # Polyaxon reads the text " 3 " as 3
+     (0, 0, TerminationSpec(max_retries=0, timeout=None, ttl=5.0))],  # "00" seconds: no timeout, as a written 0
+)  # fmt: skip
+def test_termination_templates_render_with_the_ops_inputs(n: Any, m: Any, expected: TerminationSpec) -> None:
+    assert build(component(TEMPLATED_TERMINATION), inputs={"n": n, "m": m}).termination == expected
+
+
+@pytest.mark.parametrize("n", [1.5, 2.0, True, "two", -1, None])
+def test_a_termination_template_that_gives_no_whole_number_is_a_compile_error(n: Any) -> None:
+    # Polyaxon refuses these too (a StrictInt after rendering), except a negative number: polynb refuses a
+    # negative written number, and a rendered one alike.
+    with pytest.raises(CompileError, match=r"^termination\.maxRetries: expected a whole number, 0 or more; "
+                       r"the template `\{\{ n \}\}` gave "):  # fmt: skip
+        build(component(TEMPLATED_TERMINATION), inputs={"n": n, "m": 1})
+
+
 INIT = """
 inputs: [{name: uuids, type: str, isList: true}, {name: branch, type: str, value: main}]
 run:
