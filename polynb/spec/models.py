@@ -16,11 +16,14 @@ from pydantic import (
     Field,
     PositiveInt,
     PrivateAttr,
+    TypeAdapter,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 from polynb.lifecycle import (
     CONNECTION_REF_PREFIX,
@@ -31,8 +34,8 @@ from polynb.lifecycle import (
 from polynb.lifecycle import Status as Status
 from polynb.limits import MAX_OPS
 from polynb.spec import iotypes, shortcuts
+from polynb.spec.base import DEFERRED, is_ref_field, on_first_use
 from polynb.spec.base import Model as Model
-from polynb.spec.base import is_ref_field, on_first_use
 from polynb.spec.base import nested_error as _nested_error
 from polynb.spec.containers import Container as Container
 from polynb.spec.containers import Environment as Environment
@@ -342,18 +345,20 @@ class Build(Model):
     patch_strategy: PatchStrategy | None = None
 
 
+_COUNT: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=0)], config=DEFERRED)
+
+
 def _count_or_template(value: Any) -> Any:
-    """A whole number, 0 or more, or a ``{{ ... }}`` template of the op's params (Polyaxon's ``IntOrRef``: a
-    string that is no template, ``"10"`` included, is refused as Polyaxon refuses it). The template is rendered
-    when the op compiles (``compiler.compile``); what it gives is checked then."""
+    """A whole number, 0 or more (read as before: ``3600.0`` and ``"3600"`` are 3600), or a ``{{ ... }}``
+    template of the op's params (Polyaxon's ``IntOrRef``), rendered when the op compiles (``compiler.compile``),
+    where what it gives is checked. Any other value fails with the error it always did (``expected an integer``)."""
     if value is None or is_ref_field(value):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"expected a number of at least 0, got {value}")
-        return value
-    shown = repr(value) if isinstance(value, str) else str(value)
-    raise ValueError(f"expected an integer or a `{{{{ ... }}}}` param reference, got {shown}")
+    try:
+        return _COUNT.validate_python(value)
+    except ValidationError as exc:
+        error = exc.errors()[0]  # the one error of one value, re-raised as this field's (same type and context)
+        raise PydanticCustomError(error["type"], error["msg"], error.get("ctx")) from None
 
 
 class Termination(Model):

@@ -131,8 +131,7 @@ def test_unknown_top_level_key() -> None:
 def test_expected_integer() -> None:
     error = only_error("kind: component\nrun: {kind: job, container: {image: a}}\ntermination:\n  maxRetries: abc\n")
     assert (error.line, error.column, error.path) == (4, 15, "termination.maxRetries")
-    # A template (`"{{ retries }}"`) is rendered when the op compiles; a literal word never is a number.
-    assert error.message == "expected an integer or a `{{ ... }}` param reference, got 'abc'"
+    assert error.message == "expected an integer, got 'abc'"
 
 
 def test_missing_required_field_points_at_the_parent() -> None:
