@@ -17,13 +17,11 @@ from pydantic import (
     PositiveInt,
     PrivateAttr,
     TypeAdapter,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
 
 from polynb.lifecycle import (
     CONNECTION_REF_PREFIX,
@@ -345,20 +343,22 @@ class Build(Model):
     patch_strategy: PatchStrategy | None = None
 
 
+def _or_template(adapter: TypeAdapter[Any]) -> Any:
+    """A field validator: a ``{{ ... }}`` template of the op's params (Polyaxon's ``...OrRef`` fields), kept as
+    written and rendered when the op compiles (``compiler.compile``), where what it gives is checked; any other
+    value is read by ``adapter`` as the field always read it, with the same errors (``expected an integer``)."""
+
+    def validate(value: Any) -> Any:
+        if value is None or is_ref_field(value):
+            return value
+        return adapter.validate_python(value)  # its errors are this field's: pydantic prefixes the location
+
+    return validate
+
+
 _COUNT: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=0)], config=DEFERRED)
-
-
-def _count_or_template(value: Any) -> Any:
-    """A whole number, 0 or more (read as before: ``3600.0`` and ``"3600"`` are 3600), or a ``{{ ... }}``
-    template of the op's params (Polyaxon's ``IntOrRef``), rendered when the op compiles (``compiler.compile``),
-    where what it gives is checked. Any other value fails with the error it always did (``expected an integer``)."""
-    if value is None or is_ref_field(value):
-        return value
-    try:
-        return _COUNT.validate_python(value)
-    except ValidationError as exc:
-        error = exc.errors()[0]  # the one error of one value, re-raised as this field's (same type and context)
-        raise PydanticCustomError(error["type"], error["msg"], error.get("ctx")) from None
+_PORTS: TypeAdapter[list[int]] = TypeAdapter(list[int], config=DEFERRED)
+_FLAG: TypeAdapter[bool] = TypeAdapter(bool, config=DEFERRED)
 
 
 class Termination(Model):
@@ -369,7 +369,7 @@ class Termination(Model):
     probe: dict[str, Any] | None = None
     pod_failure_policy: dict[str, Any] | None = None
 
-    _numbers = field_validator("max_retries", "ttl", "timeout", mode="before")(_count_or_template)
+    _numbers = field_validator("max_retries", "ttl", "timeout", mode="before")(_or_template(_COUNT))
 
 
 # -------------------------------------------------------------------------------------- run kinds
@@ -403,10 +403,14 @@ class Tuner(Job):
 
 class Service(Job):
     kind: Literal["service"] = "service"  # type: ignore[assignment]
-    ports: list[int] | None = None
-    rewrite_path: bool | None = None
-    is_external: bool | None = None
-    replicas: int | None = Field(default=None, ge=0)
+    ports: list[int] | str | None = None
+    rewrite_path: bool | str | None = None
+    is_external: bool | str | None = None
+    replicas: int | str | None = None
+
+    _ports = field_validator("ports", mode="before")(_or_template(_PORTS))
+    _flags = field_validator("rewrite_path", "is_external", mode="before")(_or_template(_FLAG))
+    _replicas = field_validator("replicas", mode="before")(_or_template(_COUNT))
 
 
 class Dag(Model):
