@@ -13,6 +13,9 @@ Hooks compile like ops, with the main run's context (see :func:`hook_params`).
 
 from __future__ import annotations
 
+import contextlib
+import json
+import re
 import uuid as uuid_mod
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -21,7 +24,7 @@ from polynb.compiler.context import op_context, placement_globals, run_globals, 
 from polynb.compiler.dockerfile import OUTPUTS_DIR, DockerfileError, filename_of, render_dockerfile
 from polynb.compiler.errors import CompileError, ParamError, TemplateError
 from polynb.compiler.params import RunView, bind_params, param_env, param_inits, read_value
-from polynb.compiler.templates import is_template, render_str, render_value
+from polynb.compiler.templates import is_template, render_str, render_value, to_bool
 from polynb.compiler.types import CompiledOp, ContainerSpec, InitStep, OpKind, Placement, TerminationSpec
 from polynb.spec.models import Component, Container, Hook, Init, Job, Operation, Param, Service, Termination
 
@@ -29,6 +32,7 @@ __all__ = [
     "compile_hook",
     "compile_op",
     "hook_condition_context",
+    "hook_inputs",
     "hook_params",
     "op_kind",
     "port_count",
@@ -59,12 +63,41 @@ def op_kind(component: Component) -> OpKind:
     raise CompileError(f"run kind `{kind}` is not supported yet")
 
 
-def port_count(component: Component) -> int:
-    """How many ports the executor must place: a service's ``ports`` (``[80]`` when none), 0 for a job."""
+def port_count(component: Component, context: Mapping[str, Any] | None = None) -> int:
+    """How many ports the executor must place: a service's ``ports`` (``[80]`` when none), 0 for a job.
+    ``ports`` written as a template is rendered in ``context``: the op's params, before it is placed."""
     run = component.run
     if isinstance(run, Service):
-        return len(run.ports or DEFAULT_SERVICE_PORTS)
+        return len(_service_ports(run, context) or DEFAULT_SERVICE_PORTS)
     return 0
+
+
+def _service_ports(run: Service, context: Mapping[str, Any] | None) -> list[int] | None:
+    """A service's ``ports``; a template (Polyaxon renders ``run`` when the op compiles) must give a list of
+    integers, or the JSON text of one, else :class:`CompileError`."""
+    ports = run.ports
+    if not isinstance(ports, str):
+        return ports
+    if context is None:
+        raise CompileError(f"run.ports: the template `{ports}` needs the op's params")
+    value = _render(ports, context, "run.ports")
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    if not isinstance(value, list) or not all(isinstance(p, int) and not isinstance(p, bool) for p in value):
+        raise CompileError(f"run.ports: expected a list of port numbers; the template `{ports}` gave {value!r}")
+    return value
+
+
+def _check_service_templates(run: Service, context: Mapping[str, Any]) -> None:
+    """``replicas``, ``isExternal`` and ``rewritePath`` written as templates: rendered so that one Polyaxon would
+    fail the op with fails it here too, before it runs (polynb applies none of them)."""
+    if isinstance(run.replicas, str):
+        _whole_number(_render(run.replicas, context, "run.replicas"), run.replicas, "run.replicas")
+    for name, key in (("is_external", "isExternal"), ("rewrite_path", "rewritePath")):
+        template = getattr(run, name)
+        if isinstance(template, str) and to_bool(value := _render(template, context, f"run.{key}")) is None:
+            raise CompileError(f"run.{key}: expected true or false; the template `{template}` gave {value!r}")
 
 
 def _render(value: Any, context: Mapping[str, Any], where: str) -> Any:
@@ -290,22 +323,36 @@ def _alias(kind: str) -> str:
 # ------------------------------------------------------------------------------------------- ops
 
 
-def _termination(component: Component, operation: Operation | None) -> TerminationSpec:
-    """Field by field, the operation's termination wins over the component's."""
+_TERMINATION_FIELDS = {"max_retries": "maxRetries", "timeout": "timeout", "ttl": "ttl"}
+
+
+def _termination(component: Component, operation: Operation | None, context: Mapping[str, Any]) -> TerminationSpec:
+    """Field by field, the operation's termination wins over the component's. A field written as a template
+    (``timeout: "{{ timeout }}"``) is rendered in the op's ``context``, as Polyaxon renders it when it compiles;
+    what it gives must be a whole number, 0 or more, else :class:`CompileError` (the op fails unrun)."""
     layers: list[Termination] = [t for t in (component.termination, operation and operation.termination) if t]
-
-    def pick(name: str) -> Any:
-        for layer in reversed(layers):
-            value = getattr(layer, name)
-            if value is not None:
-                return value
-        return None
-
+    values: dict[str, int | None] = {}
+    for name, key in _TERMINATION_FIELDS.items():
+        value = next((v for layer in reversed(layers) if (v := getattr(layer, name)) is not None), None)
+        if isinstance(value, str):  # a template (``spec.models.Termination`` accepts no other string)
+            value = _whole_number(_render(value, context, f"termination.{key}"), value, f"termination.{key}")
+        values[name] = value
+    timeout, ttl = values["timeout"], values["ttl"]
     return TerminationSpec(
-        max_retries=pick("max_retries") or 0,
-        timeout=float(t) if (t := pick("timeout")) is not None else None,
-        ttl=float(t) if (t := pick("ttl")) is not None else None,
+        max_retries=values["max_retries"] or 0,
+        timeout=float(timeout) if timeout else None,  # 0: no timeout
+        ttl=float(ttl) if ttl is not None else None,
     )
+
+
+def _whole_number(value: Any, template: str, where: str) -> int:
+    """What a termination template gave, as Polyaxon reads it: an integer, or the text of one (blanks around it
+    ignored); then, as polynb requires of a written number, 0 or more. A float, a boolean or other text fails."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise CompileError(f"{where}: expected a whole number, 0 or more; the template `{template}` gave {value!r}")
 
 
 def compile_op(
@@ -335,11 +382,6 @@ def compile_op(
     kind = op_kind(component)
     run = component.run
     assert isinstance(run, Job)  # op_kind accepted it: a job or a service
-    ports_needed = port_count(component)
-    if len(placement.ports) < ports_needed:
-        raise CompileError(
-            f"op `{name}`: the service needs {ports_needed} port(s), the placement has {len(placement.ports)}"
-        )
     full_globals = {
         **run_globals(uuid=uuid, name=name),
         **globals_,
@@ -348,6 +390,13 @@ def compile_op(
         **placement_globals(placement),
     }
     context = op_context(component, inputs=inputs, contexts=contexts, globals_=full_globals)
+    ports_needed = port_count(component, context)
+    if len(placement.ports) < ports_needed:
+        raise CompileError(
+            f"op `{name}`: the service needs {ports_needed} port(s), the placement has {len(placement.ports)}"
+        )
+    if isinstance(run, Service):
+        _check_service_templates(run, context)
     params = operation.params if operation is not None else None
     values = {**contexts, **inputs}
     try:
@@ -380,7 +429,7 @@ def compile_op(
         placement=placement,
         init=tuple(init),
         sidecars=tuple(sidecars),
-        termination=termination or _termination(component, operation),
+        termination=termination or _termination(component, operation, context),
         inputs={**contexts, **inputs},
         dag_uuid=dag_uuid,
         labels={**(env_labels or {}), **(labels or {})},
@@ -500,6 +549,25 @@ def _hook_param_value(
     raise ValueError(f"`{ref}` is not available to a hook: use `ops.{main.name}` (the main run) or `runs.<uuid>`")
 
 
+def hook_inputs(
+    hook: Hook,
+    component: Component,
+    main: RunView,
+    *,
+    name: str,
+    main_kind: str | None = None,
+    lookup_run: Callable[[str], RunView | None] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The hook run's ``(inputs, contexts)``: its params (:func:`hook_params`) bound to ``component``. Raise
+    :class:`ParamError`."""
+    values = hook_params(hook, main, main_kind=main_kind, lookup_run=lookup_run)
+    params = {
+        **{key: Param(value=None, context_only=True) for key in values},
+        **(hook.params or {}),
+    }
+    return bind_params(component, values, op_name=name, params=params, strict=bool(component.strict_params))
+
+
 def compile_hook(
     *,
     hook: Hook,
@@ -521,14 +589,7 @@ def compile_hook(
     defaults to ``<main name>-<hubRef>`` (``:tag`` dropped). Raise :class:`ParamError` or :class:`CompileError`.
     """
     run_name = name or f"{main.name}-{hook.hub_ref.split(':')[0].replace('/', '-')}"
-    values = hook_params(hook, main, main_kind=main_kind, lookup_run=lookup_run)
-    params = {
-        **{key: Param(value=None, context_only=True) for key in values},
-        **(hook.params or {}),
-    }
-    inputs, contexts = bind_params(
-        component, values, op_name=run_name, params=params, strict=bool(component.strict_params)
-    )
+    inputs, contexts = hook_inputs(hook, component, main, name=run_name, main_kind=main_kind, lookup_run=lookup_run)
     return compile_op(
         uuid=uuid,
         name=run_name,

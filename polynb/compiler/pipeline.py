@@ -24,7 +24,8 @@ when the op compiles (``scheduler.joining``). What parses but is refused as "not
 (docs/semantics.md: never silently ignored): ``build``, distributed and ``tuner`` run kinds, a templated DAG
 ``earlyStopping`` threshold, ``connection_*`` event kinds on ops (``lifecycle.UNSUPPORTED_EVENT_KINDS``),
 ``lineageRef``/``modelRef``/``artifactRef`` init entries, and a DAG's own ``termination.ttl`` (its
-``termination.timeout`` and ``termination.maxRetries`` are honoured: ``Pipeline.termination``). ``cache`` on
+``termination.timeout`` and ``termination.maxRetries`` are honoured: ``Pipeline.termination``; a template there
+is an error, as Polyaxon never renders a DAG's termination, while an op's is rendered when it compiles). ``cache`` on
 an op is applied: the op may reuse an earlier run's outputs (``compiler.cache``). ``notifier`` and
 ``cleaner`` runs are jobs with another name (as in Polyaxon).
 """
@@ -101,6 +102,9 @@ _UNSUPPORTED_SECTIONS = (
 """Sections that parse and are checked field by field, then refused by ``polynb run``, with the reason."""
 _SCHEDULE_ON_COMPONENT = "`schedule` on the component of an operation is not supported: write it on the operation"
 _DAG_TTL = "`termination.ttl` on a DAG is not supported yet: a DAG has no resources of its own; set it on its ops"
+_DAG_TEMPLATE = ("a DAG's own termination is not rendered (Polyaxon reads it as written, so the template "
+                 "never becomes a number): write the number; templates are rendered in the termination of its "
+                 "ops")  # fmt: skip
 _INIT_REASONS = {
     "lineageRef": "polynb has no lineage store to resolve it from",
     "modelRef": "polynb has no model registry to resolve it from",
@@ -492,10 +496,12 @@ class _Builder:
         for termination, at in sources:
             if termination is None:
                 continue
-            if termination.timeout is not None and "timeout" not in seen:
+            if self.dag_templates(termination, at):
+                continue  # an error: no pipeline is built
+            if isinstance(termination.timeout, int) and "timeout" not in seen:
                 seen.add("timeout")
                 timeout = termination.timeout
-            if termination.max_retries is not None and "maxRetries" not in seen:
+            if isinstance(termination.max_retries, int) and "maxRetries" not in seen:
                 seen.add("maxRetries")
                 max_retries = termination.max_retries
             if termination.ttl is not None and "ttl" not in seen:
@@ -504,6 +510,16 @@ class _Builder:
         if not timeout and not max_retries:
             return None
         return Termination(timeout=timeout or None, max_retries=max_retries or None)
+
+    def dag_templates(self, termination: Termination, where: _Where) -> bool:
+        """Refuse the templates of a DAG's own termination (the top-level one's, a nested DAG op's): Polyaxon
+        renders an op's termination when it compiles, never a DAG's. True when there was one."""
+        found = False
+        for name, key in (("max_retries", "maxRetries"), ("timeout", "timeout"), ("ttl", "ttl")):
+            if isinstance(getattr(termination, name), str):
+                self.add(where, ("termination", key), _DAG_TEMPLATE)
+                found = True
+        return found
 
     def check_name_length(self, name: str, where: _Where) -> None:
         """The top-level run's name, as an op's (``spec.dag.analyze`` checks those)."""
@@ -798,6 +814,9 @@ class _Builder:
             self.check_sweep(op, component, c_where, op_where)
             self.check_schedule(op, component, c_where, op_where)
             if isinstance(component.run, Dag):
+                for termination, at in ((op.termination, op_where), (component.termination, c_where)):
+                    if termination is not None:
+                        self.dag_templates(termination, at)
                 ref_where = op_where / ((op.reference[0],) if op.reference is not None else ())
                 component = self.nested(component, c_where, resolved.base_dir, ref_where)
             node = graph.nodes[name]

@@ -21,12 +21,12 @@ from polynb.compiler.errors import CompilerError, ConditionError
 from polynb.compiler.params import RunView, resolve_params
 from polynb.compiler.registry import ComponentRegistry
 from polynb.compiler.templates import evaluate_conditions
-from polynb.compiler.types import CompiledOp, TerminationSpec
+from polynb.compiler.types import CompiledOp
 from polynb.executors.base import BASE_DIR_LABEL, Executor
 from polynb.lifecycle import Status, is_status_event
 from polynb.scheduler.joining import join_params
 from polynb.scheduler.plan import DagPlan, HookPlan, OpPlan, dump
-from polynb.spec.models import Component, Hook, Operation
+from polynb.spec.models import Component, Hook, Operation, Service
 from polynb.spec.plugins import Cache
 from polynb.store import EventRecord, RunNotFoundError, RunRecord, Store, recorded_root, run_paths
 
@@ -136,11 +136,6 @@ def run_view(record: RunRecord, *, status: Status | None = None, events: Iterabl
     )
 
 
-def _termination(plan: OpPlan) -> TerminationSpec:
-    t = plan.termination
-    return TerminationSpec(max_retries=t.max_retries, timeout=t.timeout, ttl=t.ttl)
-
-
 class OpCompiler:
     """Binds the compiler's functions to the store (upstream runs) and the component registry (hooks)."""
 
@@ -209,7 +204,12 @@ class OpCompiler:
             return skipped or Bound(inputs)
         try:
             kind = compiler.op_kind(plan.component)
-            placement = executor.place(uuid, kind, compiler.port_count(plan.component))
+            if _templated_ports(plan.component):  # rendered with its params before the op is placed
+                unplaced = op_context(plan.component, inputs=inputs, contexts=contexts, globals_=own)
+                ports = compiler.port_count(plan.component, unplaced)
+            else:
+                ports = compiler.port_count(plan.component)
+            placement = executor.place(uuid, kind, ports)
             globals_ = run_globals(uuid=uuid, name=plan.name, placement=placement, project_name=dag_plan.name,
                                    schedule_at=schedule_at)  # fmt: skip
             skipped = _conditions_outcome(plan, inputs, contexts, globals_)
@@ -226,8 +226,7 @@ class OpCompiler:
                 globals_=globals_,
                 dag_uuid=dag_uuid,
                 labels={BASE_DIR_LABEL: base_dir} if base_dir else None,
-                operation=plan.operation,
-                termination=_termination(plan),
+                operation=plan.operation,  # its termination over the component's, templates rendered
             )
             cache = cache_of(plan.operation, plan.component)
             if cache is not None:
@@ -273,8 +272,16 @@ class OpCompiler:
         main = self._store.get_run(main_uuid)
         try:
             kind = compiler.op_kind(plan.component)
-            placement = executor.place(uuid, kind, compiler.port_count(plan.component))
             name = self._store.get_run(uuid).name  # hook_run_name(), given at creation
+            if _templated_ports(plan.component):  # rendered with the hook's params before the run is placed
+                inputs, contexts = compiler.hook_inputs(plan.hook, plan.component, run_view(main), name=name,
+                                                        main_kind=main.kind, lookup_run=self.lookup_run)  # fmt: skip
+                unplaced = op_context(plan.component, inputs=inputs, contexts=contexts,
+                                      globals_=run_globals(uuid=uuid, name=name))  # fmt: skip
+                ports = compiler.port_count(plan.component, unplaced)
+            else:
+                ports = compiler.port_count(plan.component)
+            placement = executor.place(uuid, kind, ports)
             op = compiler.compile_hook(
                 hook=plan.hook,
                 component=plan.component,
@@ -290,6 +297,10 @@ class OpCompiler:
         except CompilerError as exc:
             return Outcome(Status.FAILED, REASON_COMPILE, exc.message)
         return Compiled(op, dict(op.inputs), "hook compiled")
+
+
+def _templated_ports(component: Component) -> bool:
+    return isinstance(component.run, Service) and isinstance(component.run.ports, str)
 
 
 def _conditions_outcome(

@@ -25,7 +25,7 @@ from typing import Any
 from polynb.compiler.pipeline import build_pipeline
 from polynb.compiler.registry import ComponentRegistry
 from polynb.lifecycle import Status
-from polynb.scheduler.plan import DagPlan, plan_from_pipeline_op
+from polynb.scheduler.plan import DagPlan, dag_op_termination, plan_from_pipeline_op
 from polynb.scheduler.run_state import RunState
 from polynb.scheduler.state import DagState, EngineState
 from polynb.scheduler.statuses import Statuses
@@ -90,14 +90,15 @@ class Nesting:
                                 message="evaluating the nested DAG's ops' triggers")  # fmt: skip
             if claim and problem is None:
                 term = pipeline.termination
-                timeout = run.plan.termination.timeout or (float(term.timeout) if term and term.timeout else None)
+                own = dag_op_termination(run.plan)
+                timeout = own.timeout or (float(term.timeout) if term and term.timeout else None)
                 plan = DagPlan(
                     name=run.name,
                     inputs=dict(pipeline.inputs),
                     concurrency=pipeline.concurrency,
                     base_dir=base_dir,
                     timeout=timeout,
-                    max_retries=run.plan.termination.max_retries,  # the op's, else its DAG component's
+                    max_retries=own.max_retries,  # the op's, else its DAG component's
                     early_stopping=pipeline.early_stopping,
                 )
                 ops = [plan_from_pipeline_op(op) for op in pipeline.ops.values()]

@@ -49,9 +49,10 @@ def _pick(op: Operation, component: Component, name: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class TerminationPlan:
+    """The ``termination`` of an op that runs a nested DAG (:func:`dag_op_termination`)."""
+
     max_retries: int = 0
     timeout: float | None = None
-    ttl: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,6 @@ class OpPlan:
     requirements: OpRequirements
     kind: str
     conditions: str | None
-    termination: TerminationPlan
     hooks: tuple[Hook, ...]
 
     @property
@@ -110,21 +110,6 @@ def make_op_plan(*, name: str, operation: Operation, component: Component, upstr
     )
     run = component.run
     kind = str(getattr(run, "kind", "job")) if run is not None else "job"
-    op_term = operation.termination
-    comp_term = component.termination
-
-    def term(field_name: str) -> Any:
-        for source in (op_term, comp_term):
-            value = getattr(source, field_name, None) if source is not None else None
-            if value is not None:
-                return value
-        return None
-
-    termination = TerminationPlan(
-        max_retries=int(term("max_retries") or 0),
-        timeout=float(term("timeout")) if term("timeout") else None,
-        ttl=float(term("ttl")) if term("ttl") is not None else None,
-    )
     return OpPlan(
         name=name,
         operation=operation,
@@ -133,10 +118,27 @@ def make_op_plan(*, name: str, operation: Operation, component: Component, upstr
         requirements=req,
         kind=kind,
         conditions=_pick(operation, component, "conditions"),
-        termination=termination,
         # The operation's hooks, then its component's: both apply (as ``PipelineOp.hooks``).
         hooks=tuple(operation.hooks or ()) + tuple(component.hooks or ()),
     )
+
+
+def dag_op_termination(plan: OpPlan) -> TerminationPlan:
+    """The termination of an op that runs a nested DAG: the operation's fields over its DAG component's.
+
+    An op's termination is read when it compiles (``CompiledOp.termination``, templates rendered with its
+    params); a nested DAG op is not compiled, and Polyaxon renders no DAG's termination, so ``polynb check``
+    refuses templates there (``compiler.pipeline``) and the numbers are read as written."""
+
+    def term(field_name: str) -> int | None:
+        for source in (plan.operation.termination, plan.component.termination):
+            value = getattr(source, field_name, None) if source is not None else None
+            if isinstance(value, int):
+                return value
+        return None
+
+    timeout = term("timeout")
+    return TerminationPlan(max_retries=term("max_retries") or 0, timeout=float(timeout) if timeout else None)
 
 
 def plan_from_pipeline_op(op: PipelineOpLike) -> OpPlan:
@@ -211,6 +213,7 @@ __all__ = [
     "OpPlan",
     "OpRequirements",
     "TerminationPlan",
+    "dag_op_termination",
     "event_key",
     "make_op_plan",
     "plan_from_pipeline_op",

@@ -158,7 +158,7 @@ class Statuses:
             state.timers.cancel(("retry", run.uuid))
             if run.submitted:
                 self.hold_slot(run, False)
-                ttl = run.plan.termination.ttl if run.plan is not None else None
+                ttl = run.compiled.termination.ttl if run.compiled is not None else None  # rendered
                 if ttl is not None:
                     state.timers.schedule(("ttl", run.uuid), ttl, run.uuid)
         if run.role == "trial" and run.is_final and run.dag_uuid is not None:

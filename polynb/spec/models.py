@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     PositiveInt,
     PrivateAttr,
+    TypeAdapter,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -31,9 +32,9 @@ from polynb.lifecycle import (
 from polynb.lifecycle import Status as Status
 from polynb.limits import MAX_OPS
 from polynb.spec import iotypes, shortcuts
+from polynb.spec.base import DEFERRED, is_ref_field, on_first_use
 from polynb.spec.base import Model as Model
 from polynb.spec.base import nested_error as _nested_error
-from polynb.spec.base import on_first_use
 from polynb.spec.containers import Container as Container
 from polynb.spec.containers import Environment as Environment
 from polynb.spec.containers import EnvVar as EnvVar
@@ -342,13 +343,33 @@ class Build(Model):
     patch_strategy: PatchStrategy | None = None
 
 
+def _or_template(adapter: TypeAdapter[Any]) -> Any:
+    """A field validator: a ``{{ ... }}`` template of the op's params (Polyaxon's ``...OrRef`` fields), kept as
+    written and rendered when the op compiles (``compiler.compile``), where what it gives is checked; any other
+    value is read by ``adapter`` as the field always read it, with the same errors (``expected an integer``)."""
+
+    def validate(value: Any) -> Any:
+        if value is None or is_ref_field(value):
+            return value
+        return adapter.validate_python(value)  # its errors are this field's: pydantic prefixes the location
+
+    return validate
+
+
+_COUNT: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=0)], config=DEFERRED)
+_PORTS: TypeAdapter[list[int]] = TypeAdapter(list[int], config=DEFERRED)
+_FLAG: TypeAdapter[bool] = TypeAdapter(bool, config=DEFERRED)
+
+
 class Termination(Model):
-    max_retries: int | None = Field(default=None, ge=0)
-    ttl: int | None = Field(default=None, ge=0)
-    timeout: int | None = Field(default=None, ge=0)
+    max_retries: int | str | None = None
+    ttl: int | str | None = None
+    timeout: int | str | None = None
     culling: dict[str, Any] | None = None
     probe: dict[str, Any] | None = None
     pod_failure_policy: dict[str, Any] | None = None
+
+    _numbers = field_validator("max_retries", "ttl", "timeout", mode="before")(_or_template(_COUNT))
 
 
 # -------------------------------------------------------------------------------------- run kinds
@@ -382,10 +403,14 @@ class Tuner(Job):
 
 class Service(Job):
     kind: Literal["service"] = "service"  # type: ignore[assignment]
-    ports: list[int] | None = None
-    rewrite_path: bool | None = None
-    is_external: bool | None = None
-    replicas: int | None = Field(default=None, ge=0)
+    ports: list[int] | str | None = None
+    rewrite_path: bool | str | None = None
+    is_external: bool | str | None = None
+    replicas: int | str | None = None
+
+    _ports = field_validator("ports", mode="before")(_or_template(_PORTS))
+    _flags = field_validator("rewrite_path", "is_external", mode="before")(_or_template(_FLAG))
+    _replicas = field_validator("replicas", mode="before")(_or_template(_COUNT))
 
 
 class Dag(Model):

@@ -148,6 +148,62 @@ def test_operation_termination_overrides_the_component() -> None:
     )
 
 
+TEMPLATED_TERMINATION = """
+inputs: [{name: n, type: any}, {name: m, type: any}]
+termination: {maxRetries: "{{ n }}", timeout: "{{ m }}0", ttl: 5}
+run: {kind: job, container: {command: ["true"]}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("n", "m", "expected"),
+    [(2, 3, TerminationSpec(max_retries=2, timeout=30.0, ttl=5.0)),
+     (" 3 ", " 4", TerminationSpec(max_retries=3, timeout=40.0, ttl=5.0)),  # Polyaxon reads the text " 3 " as 3
+     (0, 0, TerminationSpec(max_retries=0, timeout=None, ttl=5.0))],  # "00" seconds: no timeout, as a written 0
+)  # fmt: skip
+def test_termination_templates_render_with_the_ops_inputs(n: Any, m: Any, expected: TerminationSpec) -> None:
+    assert build(component(TEMPLATED_TERMINATION), inputs={"n": n, "m": m}).termination == expected
+
+
+@pytest.mark.parametrize("n", [1.5, 2.0, True, "two", -1, None])
+def test_a_termination_template_that_gives_no_whole_number_is_a_compile_error(n: Any) -> None:
+    # Polyaxon refuses these too (a StrictInt after rendering), except a negative number: polynb refuses a
+    # negative written number, and a rendered one alike.
+    with pytest.raises(CompileError, match=r"^termination\.maxRetries: expected a whole number, 0 or more; "
+                       r"the template `\{\{ n \}\}` gave "):  # fmt: skip
+        build(component(TEMPLATED_TERMINATION), inputs={"n": n, "m": 1})
+
+
+TEMPLATED_SERVICE = """
+inputs: [{name: p, type: any}, {name: r, type: any, value: 1, isOptional: true},
+         {name: ext, type: any, value: false, isOptional: true}]
+run: {kind: service, ports: "{{ p }}", replicas: "{{ r }}", isExternal: "{{ ext }}", container: {command: [x]}}
+"""
+
+
+@pytest.mark.parametrize(("p", "count"), [([6006, 6007], 2), ("[6006, 6007, 6008]", 3), ([], 1)])
+def test_a_services_ports_template_renders_with_the_ops_params_before_placement(p: Any, count: int) -> None:
+    # A list, or the text of one as Polyaxon reads it; none: the default port, as for a written `ports: []`.
+    assert port_count(component(TEMPLATED_SERVICE), {"p": p}) == count
+    inputs = {"p": p, "r": 2, "ext": " True "}
+    assert build(component(TEMPLATED_SERVICE), inputs=inputs, placement=placement(*range(count))).kind == "service"
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [({"p": "6006"}, "run.ports: expected a list of port numbers; the template `{{ p }}` gave 6006"),
+     ({"p": [True]}, "run.ports: expected a list of port numbers; the template `{{ p }}` gave [True]"),
+     ({"p": [1], "r": -1}, "run.replicas: expected a whole number, 0 or more; the template `{{ r }}` gave -1"),
+     ({"p": [1], "ext": "maybe"}, "run.isExternal: expected true or false; the template `{{ ext }}` gave 'maybe'")],
+)  # fmt: skip
+def test_a_service_template_that_gives_what_the_field_cannot_be_is_a_compile_error(
+    inputs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(CompileError) as caught:
+        build(component(TEMPLATED_SERVICE), inputs={"r": 1, "ext": False, **inputs}, placement=placement(1))
+    assert caught.value.message == message
+
+
 INIT = """
 inputs: [{name: uuids, type: str, isList: true}, {name: branch, type: str, value: main}]
 run:

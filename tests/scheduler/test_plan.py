@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from support.schedkit import build, dag, job
 
-from polynb.scheduler.plan import DagPlan, OpPlan, make_op_plan, plan_from_pipeline_op
+from polynb.scheduler.plan import (
+    DagPlan,
+    OpPlan,
+    TerminationPlan,
+    dag_op_termination,
+    make_op_plan,
+    plan_from_pipeline_op,
+)
+from polynb.spec.models import Termination
 
 
 def test_op_plan_round_trips_through_meta() -> None:
@@ -23,18 +31,18 @@ def test_op_plan_round_trips_through_meta() -> None:
     plan = plan_from_pipeline_op(pipeline.ops["b"])
     again = OpPlan.from_meta(plan.to_meta())
     assert again.requirements == plan.requirements
-    assert again.termination == plan.termination
+    assert again.operation.termination == plan.operation.termination
     assert again.conditions == plan.conditions
     assert again.requirements.policy_upstream == frozenset({"a"})  # explicit dependency wins
-    assert again.termination.max_retries == 2
+    assert again.operation.termination is not None and again.operation.termination.max_retries == 2
 
 
-def test_operation_fields_override_the_component() -> None:
+def test_a_nested_dag_ops_termination_is_the_operations_over_its_components() -> None:
     pipeline = build(dag(job("a", ["true"], extra="termination: {timeout: 5}\n")))
     op = pipeline.ops["a"]
-    component = op.component.model_copy(update={"termination": None})
+    component = op.component.model_copy(update={"termination": Termination(timeout=9, max_retries=2)})
     plan = make_op_plan(name="a", operation=op.operation, component=component, upstream=())
-    assert plan.termination.timeout == 5
+    assert dag_op_termination(plan) == TerminationPlan(max_retries=2, timeout=5.0)
 
 
 def test_dag_plan_round_trips_through_meta() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from support.execkit import wait_until
 from support.schedkit import PY, Env, dag, describe, job, wait_flag
 
 from polynb.lifecycle import Status
@@ -182,3 +183,74 @@ def test_a_dag_done_within_its_timeout_succeeds(env: Env) -> None:
     uuid = env.run(dag(job("quick", ["true"]), extra="termination: {timeout: 3600}\n"))
     assert env.wait(uuid) == "succeeded"
     assert env.store.get_run(uuid).reason == "OpsDone"
+
+
+def templated_op(name: str, argv: list[str], *, termination: str, params: str, component_termination: str = "") -> str:
+    """An op of a DAG whose ``termination`` fields are templates of its params (Polyaxon renders them when the
+    op compiles); ``component_termination`` is its component's, which the op's fields override."""
+    inputs = ", ".join(f"{{name: {key.split(':')[0].strip()}, type: any}}" for key in params.split(",") if key)
+    extra = f"params: {{{params}}}\ntermination: {{{termination}}}\n"
+    op = job(name, argv, extra=extra)
+    component = f"  inputs: [{inputs}]\n"
+    if component_termination:
+        component += f"  termination: {{{component_termination}}}\n"
+    return op.replace(f"component:\n  name: {name}\n", f"component:\n  name: {name}\n{component}")
+
+
+def test_termination_written_as_templates_is_rendered_with_the_ops_params(env: Env) -> None:
+    counter = env.tmp / "count"
+    uuid = env.run(
+        dag(
+            # Always fails: `maxRetries: "{{ retries }}"` with retries 2 gives it 3 attempts.
+            templated_op("flaky", ["sh", "-c", f'echo x >> "{counter}"; exit 1'],
+                         termination='maxRetries: "{{ retries }}"', params="retries: {value: 2}"),
+            # The op's `timeout` (the template of `limit`) wins over its component's (60 s).
+            templated_op("slow", wait_flag(env.tmp / "never"), termination='timeout: "{{ limit }}"',
+                         params="limit: {value: 1}", component_termination='timeout: "{{ limit * 60 }}"'),
+        )
+    )  # fmt: skip
+    assert env.wait(uuid) == "failed", describe(env.store, uuid)
+    ops = env.ops(uuid)
+    assert ops["flaky"].attempt == 3, describe(env.store, uuid)
+    assert counter.read_text().count("x") == 3
+    assert env.kinds(ops["flaky"].uuid).count("run_status_retrying") == 2
+    assert ops["slow"].reason == "Timeout", describe(env.store, uuid)
+    assert ops["slow"].message == "stopped after termination.timeout of 1 s"
+
+
+def test_a_termination_template_that_gives_no_number_fails_the_op_unrun(env: Env) -> None:
+    ran = env.tmp / "ran"
+    uuid = env.run(
+        dag(
+            templated_op("word", ["touch", str(ran)], termination='maxRetries: "{{ retries }}"',
+                         params="retries: {value: abc}"),
+            templated_op("negative", ["touch", str(ran)], termination='timeout: "{{ limit - 10 }}"',
+                         params="limit: {value: 5}"),
+        )
+    )  # fmt: skip
+    assert env.wait(uuid) == "failed"
+    ops = env.ops(uuid)
+    assert ops["word"].status == ops["negative"].status == Status.FAILED
+    assert ops["word"].reason == ops["negative"].reason == "CompilationFailed"
+    assert ops["word"].message == (
+        "termination.maxRetries: expected a whole number, 0 or more; the template `{{ retries }}` gave 'abc'"
+    )
+    assert ops["negative"].message == (
+        "termination.timeout: expected a whole number, 0 or more; the template `{{ limit - 10 }}` gave -5"
+    )
+    assert "run_status_queued" not in env.kinds(ops["word"].uuid)
+    assert not ran.exists()
+
+
+def test_a_ttl_written_as_a_template_cleans_up_the_run_once_it_ends(env: Env) -> None:
+    uuid = env.run(
+        dag(
+            templated_op("kept-briefly", ["true"], termination='ttl: "{{ keep }}"', params="keep: {value: 0}"),
+            job("kept", ["true"]),
+        )
+    )
+    assert env.wait(uuid) == "succeeded", describe(env.store, uuid)
+    ops = env.ops(uuid)
+    briefly, kept = (env.executor.run_dir(ops[name].uuid) / ".executor" for name in ("kept-briefly", "kept"))
+    wait_until(lambda: not briefly.exists(), f"the clean-up of {briefly}")
+    assert kept.is_dir()

@@ -1,0 +1,64 @@
+"""Compiling an op in the engine: what is rendered before the op is placed on its executor."""
+
+from __future__ import annotations
+
+import yaml
+from support.execkit import wait_until
+from support.schedkit import PY, Env, dag, describe, job
+
+from polynb.lifecycle import Status
+from polynb.spec.models import Component
+
+
+def service(name: str, ports: str, out: str) -> str:
+    """A service op whose ``ports`` is a template of its ``ports`` param: it writes the ports it was given, then
+    serves on the first."""
+    return f"""name: {name}
+params: {{ports: {{value: {ports}}}}}
+component:
+  name: {name}
+  inputs: [{{name: ports, type: any}}]
+  run:
+    kind: service
+    ports: "{{{{ ports }}}}"
+    container:
+      command: [sh, -c, 'echo "$@" > {out}; exec "{PY}" -m http.server "$1" --bind 127.0.0.1', sh,
+                "{{{{ globals.ports }}}}"]"""
+
+
+def test_a_services_ports_written_as_a_template_are_rendered_before_it_is_placed(env: Env) -> None:
+    out = env.tmp / "ports.txt"
+    uuid = env.run(dag(service("board", "[8000, 8001]", str(out))))
+    board = env.ops(uuid)["board"].uuid
+    wait_until(lambda: out.exists() and out.read_text().strip() != "", f"{out}")
+    # Two ports asked, two free ports given (the numbers written are placeholders, as for a literal list).
+    given = out.read_text().split()
+    assert len(given) == 2 and all(port.isdigit() for port in given)
+    assert env.store.get_run(board).spec["placement"]["ports"] == [int(port) for port in given]
+    env.engine.stop(board)
+    assert env.wait(uuid, include_services=True) == "stopped", describe(env.store, uuid)
+
+
+def test_a_ports_template_that_gives_no_list_of_ports_fails_the_op_unrun(env: Env) -> None:
+    out = env.tmp / "ports.txt"
+    uuid = env.run(dag(service("board", "eighty", str(out))))
+    assert env.wait(uuid, include_services=True) == "failed"
+    board = env.ops(uuid)["board"]
+    assert (board.status, board.reason) == (Status.FAILED, "CompilationFailed")
+    assert board.message == "run.ports: expected a list of port numbers; the template `{{ ports }}` gave 'eighty'"
+    assert not out.exists()
+
+
+def test_a_hooks_service_with_templated_ports_is_placed_with_the_hooks_params(env: Env) -> None:
+    out = env.tmp / "ports.txt"
+    # The op's text, as a hub component: a hook's `ports` renders with the hook's own params.
+    body = yaml.safe_load(service("board", "[1, 2, 3]", str(out)))["component"]
+    env.registry.register("board", Component.model_validate(body))
+    uuid = env.run(dag(job("train", ["true"], extra="hooks: [{hubRef: board, params: {ports: {value: [1, 2, 3]}}}]\n")))
+    assert env.wait(uuid, include_hooks=False) == "succeeded", describe(env.store, uuid)
+    wait_until(lambda: out.exists() and out.read_text().strip() != "", f"{out}")
+    assert len(out.read_text().split()) == 3  # three ports for the hook's three
+    (hook,) = env.store.hooks_of(env.ops(uuid)["train"].uuid)
+    env.engine.stop(hook.uuid)
+    assert env.wait(uuid) == "succeeded", describe(env.store, uuid)  # its hooks final too
+    assert env.store.get_run(hook.uuid).status == Status.STOPPED
