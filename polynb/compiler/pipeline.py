@@ -927,6 +927,8 @@ class _Builder:
             for k, sidecar in enumerate(run.sidecars or ()):
                 self.check_container(sidecar, where / ("run", "sidecars", k))
             self.check_restart_policy(run, where)
+            if isinstance(run, Service):
+                self.check_service_fields(run, where)
             if run.connections:
                 self.check_connections(run.connections, where)
 
@@ -1041,6 +1043,17 @@ class _Builder:
                 " (retries are `termination.maxRetries`)"
             )
             self.add(where, at, message)
+
+    def check_service_fields(self, run: Service, where: _Where) -> None:
+        """``replicas`` and ``isExternal``: checked (and rendered at compile) but not applied, so a value that would
+        change what runs or who reaches it is said, not silently dropped. (``rewritePath: true`` is what polynb
+        does anyway: a service is reached at its own address, so the app sees its paths from ``/``.)"""
+        if run.replicas is not None and run.replicas != 1:
+            self.add(where, ("run", "replicas"), f"replicas {run.replicas!r} is not applied: polynb runs one "
+                     "replica of a service", "warning")  # fmt: skip
+        if run.is_external is not None and run.is_external is not False:
+            self.add(where, ("run", "isExternal"), "isExternal is not applied: a local service listens on this machine "
+                     "and a cluster's is reached through `polynb port-forward`/`polynb open`", "warning")  # fmt: skip
 
     def check_plugins(self, plugins: Plugins, where: _Where) -> None:
         """Each plugin set: refused where its absence changes what the run can do, else a warning."""

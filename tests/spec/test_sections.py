@@ -113,3 +113,17 @@ def test_cache_is_checked() -> None:
     assert on_dag.valid and "`cache` on a DAG is not applied" in on_dag.warnings[0].message
     bad = check("kind: component\ncache: {sections: [outputs]}\n" + JOB)
     assert bad.errors[0].path == "cache.sections[0]"
+
+
+def test_service_fields_polynb_does_not_apply_are_warned() -> None:
+    service = "kind: component\nrun:\n  kind: service\n  ports: [8000]\n  container: {image: x, command: [serve]}\n"
+    assert check(service).warnings == []
+    ok = check(service + "  replicas: 1\n  rewritePath: true\n  isExternal: false\n")
+    assert ok.valid and ok.warnings == []  # one replica, served from its own address: what polynb does
+    more = check(service + "  replicas: 3\n  isExternal: true\n")
+    assert more.valid
+    assert [(w.path, w.line) for w in more.warnings] == [("run.replicas", 6), ("run.isExternal", 7)]
+    assert "replicas 3 is not applied: polynb runs one replica" in more.warnings[0].message
+    templated = check(service.replace("kind: component\n", "kind: component\ninputs: [{name: n, type: int}]\n")
+                      + "  replicas: '{{ n }}'\n")  # fmt: skip
+    assert "replicas '{{ n }}' is not applied" in templated.warnings[0].message
