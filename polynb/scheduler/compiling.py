@@ -21,7 +21,7 @@ from polynb.compiler.errors import CompilerError, ConditionError
 from polynb.compiler.params import RunView, resolve_params
 from polynb.compiler.registry import ComponentRegistry
 from polynb.compiler.templates import evaluate_conditions
-from polynb.compiler.types import CompiledOp, TerminationSpec
+from polynb.compiler.types import CompiledOp, Placement, TerminationSpec
 from polynb.executors.base import BASE_DIR_LABEL, Executor
 from polynb.lifecycle import Status, is_status_event
 from polynb.scheduler.joining import join_params
@@ -174,7 +174,17 @@ class OpCompiler:
         run is made for (``globals.schedule_at``)."""
         views = _UpstreamViews(self._store, upstream)
         dag_globals = {"uuid": dag_uuid, "name": dag_name, "status": "running"} if dag_uuid else {}
-        own = run_globals(uuid=uuid, name=plan.name, project_name=dag_plan.name, schedule_at=schedule_at)
+        placement: Placement | None = None
+        if plan.kind != "dag":
+            # Placed before the params: `value: "{{ globals.run_outputs_path }}"` is the op's own folder (the
+            # paths Polyaxon's params reference documents), as the command and the conditions see it.
+            try:
+                placement = executor.place(uuid, compiler.op_kind(plan.component), compiler.port_count(plan.component))
+            except CompilerError as exc:
+                return Outcome(Status.FAILED, REASON_COMPILE, exc.message)
+        own = run_globals(
+            uuid=uuid, name=plan.name, placement=placement, project_name=dag_plan.name, schedule_at=schedule_at
+        )
         joins = plan.operation.joins or plan.component.joins
         joined: dict[str, Any] = {}
         if joins:
@@ -207,12 +217,9 @@ class OpCompiler:
         if plan.kind == "dag":
             skipped = _conditions_outcome(plan, inputs, contexts, own)
             return skipped or Bound(inputs)
+        assert placement is not None  # placed above: the op is not a DAG
         try:
-            kind = compiler.op_kind(plan.component)
-            placement = executor.place(uuid, kind, compiler.port_count(plan.component))
-            globals_ = run_globals(uuid=uuid, name=plan.name, placement=placement, project_name=dag_plan.name,
-                                   schedule_at=schedule_at)  # fmt: skip
-            skipped = _conditions_outcome(plan, inputs, contexts, globals_)
+            skipped = _conditions_outcome(plan, inputs, contexts, own)
             if skipped is not None:
                 return skipped
             base_dir = dag_plan.base_dir
@@ -223,7 +230,7 @@ class OpCompiler:
                 inputs=inputs,
                 contexts=contexts,
                 placement=placement,
-                globals_=globals_,
+                globals_=own,
                 dag_uuid=dag_uuid,
                 labels={BASE_DIR_LABEL: base_dir} if base_dir else None,
                 operation=plan.operation,
@@ -231,7 +238,7 @@ class OpCompiler:
             )
             cache = cache_of(plan.operation, plan.component)
             if cache is not None:
-                context = op_context(plan.component, inputs=inputs, contexts=contexts, globals_=globals_)
+                context = op_context(plan.component, inputs=inputs, contexts=contexts, globals_=own)
                 cache = rendered_cache(cache, context)
         except CompilerError as exc:
             return Outcome(Status.FAILED, REASON_COMPILE, exc.message)

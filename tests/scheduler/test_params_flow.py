@@ -122,3 +122,26 @@ component:
     uuid = env.run(dag(op))
     env.wait(uuid)
     assert env.ops(uuid)["op"].inputs == {"score": 7}
+
+
+def test_a_param_templated_from_the_ops_own_artifact_paths_gets_them(env: Env) -> None:
+    # Polyaxon's params reference: `value: {{ globals.run_outputs_path }}` is the op's own outputs folder.
+    op = """name: paths
+params:
+  out: {value: "{{ globals.run_outputs_path }}"}
+  root: {value: "{{ globals.run_artifacts_path }}"}
+  store: {value: "{{ globals.artifacts_path }}"}
+component:
+  name: paths
+  inputs: [{name: out, type: str}, {name: root, type: str}, {name: store, type: str}]
+  run: {kind: job, container: {command: ["sh", "-c", "echo \\"$0\\" > \\"$0/seen.txt\\"", "{{ out }}"]}}"""
+    uuid = env.run(dag(op))
+    assert env.wait(uuid) == "succeeded", describe(env.store, uuid)
+    record = env.ops(uuid)["paths"]
+    run_dir = env.executor.run_dir(record.uuid)
+    assert record.inputs == {
+        "out": str(run_dir / "outputs"),
+        "root": str(run_dir),
+        "store": str(run_dir.parent),
+    }
+    assert (run_dir / "outputs" / "seen.txt").read_text().strip() == str(run_dir / "outputs")
