@@ -36,6 +36,7 @@ __all__ = [
     "check_input",
     "param_env",
     "param_inits",
+    "param_values",
     "read_value",
     "resolve_params",
 ]
@@ -280,6 +281,60 @@ def resolve_params(
     """
     params = dict(op.operation.params or {})
     overrides = overrides or {}
+    values, sources, context, errors = _param_values(
+        op, params, dag_inputs=dag_inputs, dag_globals=dag_globals, upstream=upstream, lookup_run=lookup_run,
+        overrides=overrides, globals_=globals_,
+    )  # fmt: skip
+    # Keep the params' declaration order (templated ones were set last).
+    ordered = {name: values[name] for name in [*params, *overrides] if name in values}
+    component = op.component
+    strict = bool(component.strict_params or op.operation.strict_params)
+    try:
+        inputs, contexts = bind_params(
+            component, ordered, op_name=op.name, params=params, sources=sources, context=context, strict=strict
+        )
+    except ParamError as exc:
+        errors.append(exc.message)
+        inputs, contexts = {}, {}
+    if errors:
+        raise ParamError("; ".join(errors))
+    return inputs, contexts
+
+
+def param_values(
+    op: OpLike,
+    *,
+    dag_inputs: Mapping[str, Any],
+    dag_globals: Mapping[str, Any],
+    upstream: Mapping[str, RunView],
+    lookup_run: Callable[[str], RunView | None],
+    globals_: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The values of the op's params, read and rendered as :func:`resolve_params` reads them, not yet bound to
+    the inputs: what a join's query may name (Polyaxon's map-reduce reads `pipeline: {{ map_controller }}`,
+    a contextOnly param). Raise :class:`ParamError` naming every param that failed."""
+    params = dict(op.operation.params or {})
+    values, _sources, _context, errors = _param_values(
+        op, params, dag_inputs=dag_inputs, dag_globals=dag_globals, upstream=upstream, lookup_run=lookup_run,
+        overrides={}, globals_=globals_,
+    )  # fmt: skip
+    if errors:
+        raise ParamError("; ".join(errors))
+    return values
+
+
+def _param_values(
+    op: OpLike,
+    params: Mapping[str, Param],
+    *,
+    dag_inputs: Mapping[str, Any],
+    dag_globals: Mapping[str, Any],
+    upstream: Mapping[str, RunView],
+    lookup_run: Callable[[str], RunView | None],
+    overrides: Mapping[str, Any],
+    globals_: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, str], dict[str, Any], list[str]]:
+    """``(values, sources, template context, errors)`` of the params (see :func:`resolve_params`)."""
     dag = RunView(
         uuid=str(dag_globals.get("uuid", "")),
         name=str(dag_globals.get("name", "dag")),
@@ -318,20 +373,7 @@ def resolve_params(
             values[name] = render_value(value, context)
         except TemplateError as exc:
             errors.append(f"param `{name}`: {exc.message}")
-    # Keep the params' declaration order (templated ones were set last).
-    ordered = {name: values[name] for name in [*params, *overrides] if name in values}
-    component = op.component
-    strict = bool(component.strict_params or op.operation.strict_params)
-    try:
-        inputs, contexts = bind_params(
-            component, ordered, op_name=op.name, params=params, sources=sources, context=context, strict=strict
-        )
-    except ParamError as exc:
-        errors.append(exc.message)
-        inputs, contexts = {}, {}
-    if errors:
-        raise ParamError("; ".join(errors))
-    return inputs, contexts
+    return values, sources, context, errors
 
 
 def _has_template(value: Any) -> bool:

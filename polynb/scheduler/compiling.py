@@ -18,7 +18,7 @@ from polynb.compiler import compile as compiler
 from polynb.compiler.cache import cache_of, rendered_cache
 from polynb.compiler.context import op_context, run_globals
 from polynb.compiler.errors import CompilerError, ConditionError
-from polynb.compiler.params import RunView, resolve_params
+from polynb.compiler.params import RunView, param_values, resolve_params
 from polynb.compiler.registry import ComponentRegistry
 from polynb.compiler.templates import evaluate_conditions
 from polynb.compiler.types import CompiledOp, Placement, TerminationSpec
@@ -188,8 +188,19 @@ class OpCompiler:
         joins = plan.operation.joins or plan.component.joins
         joined: dict[str, Any] = {}
         if joins:
-            # The runs the joins select become the op's params, as lists (``joining``).
-            context = {**dag_plan.inputs, "globals": own, "dag": dag_globals}
+            # The runs the joins select become the op's params, as lists (``joining``). The queries read the
+            # op's own params by name too (Polyaxon's map-reduce: `pipeline: {{ map_controller }}`).
+            try:
+                values = param_values(
+                    _OpView(plan), dag_inputs=dag_plan.inputs, dag_globals=dag_globals, upstream=views,
+                    lookup_run=self.lookup_run, globals_=own,
+                )  # fmt: skip
+            except CompilerError as exc:
+                return Outcome(Status.FAILED, REASON_PARAMS, exc.message)
+            # A DAG's op: its own params win over the DAG's inputs; a single-op pipeline's inputs are its
+            # params as overridden (`-P`), so they win.
+            named = {**values, **dag_plan.inputs} if dag_uuid is None else {**dag_plan.inputs, **values}
+            context = {**named, "globals": own, "dag": dag_globals}
             try:
                 joined = join_params(joins, self._store.list_runs(), context, exclude=uuid)
             except CompilerError as exc:

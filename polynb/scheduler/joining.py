@@ -2,10 +2,10 @@
 
 When an op with ``joins`` is compiled, each join's ``query``, ``sort``, ``limit`` and ``offset`` are
 rendered (a ``{{ globals.uuid }}`` reads the op's own globals, ``{{ dag.uuid }}`` its DAG's, and the DAG's
-inputs are there by name), then :func:`polynb.compiler.joins.select` picks the runs among every run of the
-store but the op itself, and :func:`polynb.compiler.joins.aggregate` makes each param's list, in the order
-the sort gives (creation order without one). The lists become the op's params (a ``contextOnly`` one a
-context value only), so they are checked against the inputs as any param is.
+inputs and the op's own params are there by name), then :func:`polynb.compiler.joins.select` picks the runs
+among every run of the store but the op itself, and :func:`polynb.compiler.joins.aggregate` makes each
+param's list, in the order the sort gives (creation order without one). The lists become the op's params (a
+``contextOnly`` one a context value only), so they are checked against the inputs as any param is.
 
 A run as a query sees it: ``uuid``, ``name``, ``kind``, ``status``, ``created_at``, ``started_at``,
 ``finished_at``, ``duration``, ``wait_time``, ``inputs``, ``outputs`` and ``metrics`` (polynb records a run's

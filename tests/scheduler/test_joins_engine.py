@@ -103,3 +103,68 @@ def test_a_join_reads_the_trials_of_a_sweep(env: Env) -> None:
     )
     assert env.wait(best) == "succeeded", env.store.get_run(best).message
     assert env.store.get_run(best).inputs["xs"] == [3, 2]
+
+
+def test_a_query_reads_the_ops_own_params_as_polyaxons_map_reduce_does(env: Env) -> None:
+    # Polyaxon's map-reduce fixture: the reducer's query is `pipeline: {{ map_controller }}`, a contextOnly
+    # param holding the uuid of the mapping op, so the join selects that sweep's trials.
+    mapper = """name: mapper
+matrix:
+  kind: mapping
+  values: [{loss: 0.5}, {loss: 0.25}]
+component:
+  name: mapper
+  inputs: [{name: loss, type: float}]
+  outputs: [{name: result, type: float}]
+  run:
+    kind: job
+    container:
+      command: [sh, -c, 'echo "{\\"result\\": $0}" > "$POLYAXON_RUN_OUTPUTS_PATH/outputs.json"', "{{ loss }}"]"""
+    reducer = f"""name: reducer
+dependencies: [mapper, other]
+params:
+  map_controller: {{ref: ops.mapper, value: globals.uuid, contextOnly: true}}
+joins:
+- query: 'pipeline: {{{{ map_controller }}}}'
+  sort: metrics.result
+  params:
+    results: {{value: outputs.result}}
+component:
+  name: reducer
+  inputs: [{{name: results, type: float, isList: true}}]
+  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}"""
+    uuid = env.run(dag(mapper, job("other", write_outputs(result=0.1)), reducer))
+    env.wait(uuid)
+    ops = env.ops(uuid)
+    record = ops["reducer"]
+    assert record.status == Status.SUCCEEDED, record.message
+    assert record.inputs["results"] == [0.25, 0.5]
+
+
+def test_a_top_level_ops_query_reads_its_params_as_overridden(env: Env) -> None:
+    # Polyaxon's fixture get_fxt_job_with_inputs_and_joins: `limit: '{{ top }}'` with `top` a contextOnly param.
+    # A `-P top=1` (the pipeline's params) wins over the file's value, in the join as in the command.
+    earlier = env.run(dag(job("a", write_outputs(loss=0.3)), job("b", write_outputs(loss=0.1))))
+    env.wait(earlier)
+    text = f"""version: 1.1
+kind: operation
+name: report
+joins:
+- query: 'pipeline: {earlier}'
+  sort: metrics.loss
+  limit: '{{{{ top }}}}'
+  params:
+    losses: {{value: outputs.loss}}
+    names: {{value: globals.name}}
+params:
+  top: {{value: 2, contextOnly: true}}
+component:
+  name: report
+  inputs: [{{name: losses, type: float, isList: true}}, {{name: names, type: str, isList: true}}]
+  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}
+"""
+    uuid = env.run(text, params={"top": 1})
+    env.wait(uuid)
+    record = env.store.get_run(uuid)
+    assert record.status == Status.SUCCEEDED, record.message
+    assert record.inputs["names"] == ["b"]
