@@ -9,8 +9,9 @@ param's list, in the order the sort gives (creation order without one). The list
 
 A run as a query sees it: ``uuid``, ``name``, ``kind``, ``status``, ``created_at``, ``started_at``,
 ``finished_at``, ``duration``, ``wait_time``, ``inputs``, ``outputs`` and ``metrics`` (polynb records a run's
-metrics as its outputs, so ``metrics.loss`` and ``outputs.loss`` are the same value) and ``pipeline`` (the
-uuid of the DAG or sweep the run is under). A join param's ``value`` reads ``inputs.X``, ``outputs.X``,
+metrics as its outputs, so ``metrics.loss`` and ``outputs.loss`` are the same value), ``pipeline`` (the
+uuid of the DAG or sweep the run is under) and ``project.name`` (its ``globals.project_name``: the DAG it is an
+op of, or its own name at the top level). A join param's ``value`` reads ``inputs.X``, ``outputs.X``,
 ``globals.uuid``/``globals.name``, or ``inputs``/``outputs`` whole.
 """
 
@@ -27,8 +28,17 @@ from polynb.spec.models import Param
 from polynb.store import RunRecord
 
 
-def run_fields(record: RunRecord) -> dict[str, Any]:
-    """A run as join queries read it (see the module docstring)."""
+def project_of(record: RunRecord, runs: Mapping[str, RunRecord]) -> str:
+    """The run's project as its ``globals.project_name`` says it: the pipeline it is an op of (a sweep's or a
+    schedule's trials belong to the pipeline of their op), else its own name (a top-level run)."""
+    parent = runs.get(record.dag_uuid) if record.dag_uuid else None
+    while parent is not None and parent.kind in _OP_RUNS_OVER and parent.dag_uuid:
+        parent = runs.get(parent.dag_uuid)
+    return parent.name if parent is not None else record.name
+
+
+def run_fields(record: RunRecord, runs: Mapping[str, RunRecord] | None = None) -> dict[str, Any]:
+    """A run as join queries read it (see the module docstring); ``runs`` by uuid give its project."""
     outputs = dict(record.outputs)
     return {
         "uuid": record.uuid,
@@ -44,7 +54,12 @@ def run_fields(record: RunRecord) -> dict[str, Any]:
         "outputs": outputs,
         "metrics": outputs,
         "pipeline": record.dag_uuid,
+        "project": {"name": project_of(record, runs or {})},
     }
+
+
+_OP_RUNS_OVER = frozenset({"matrix", "schedule"})
+"""Kinds of the run an op has over its trials or ticks: the trials are in the op's pipeline's project."""
 
 
 def _rendered(value: Any, context: Mapping[str, Any], what: str) -> Any:
@@ -69,7 +84,8 @@ def join_params(
     joins: Sequence[Join], runs: Sequence[RunRecord], context: Mapping[str, Any], *, exclude: str
 ) -> dict[str, Param]:
     """The params the joins give (``CompilerError`` for a query that cannot be read once rendered)."""
-    candidates = [run_fields(r) for r in sorted(runs, key=lambda r: r.created_at) if r.uuid != exclude]
+    by_uuid = {r.uuid: r for r in runs}
+    candidates = [run_fields(r, by_uuid) for r in sorted(runs, key=lambda r: r.created_at) if r.uuid != exclude]
     params: dict[str, Param] = {}
     for j, join in enumerate(joins):
         query = str(_rendered(join.query, context, "query"))

@@ -168,3 +168,38 @@ component:
     record = env.store.get_run(uuid)
     assert record.status == Status.SUCCEEDED, record.message
     assert record.inputs["names"] == ["b"]
+
+
+def test_a_query_on_the_project_selects_the_runs_of_this_pipeline(env: Env) -> None:
+    # Polyaxon's quick-start (joins/map_reduce_tune_join.yaml) joins with `project.name: {{ globals.project_name }}`;
+    # locally the project is the pipeline: a DAG's ops (its sweeps' trials included) are in the DAG's project.
+    other = env.run(dag(job("old", write_outputs(loss=0.9)), name="elsewhere"))
+    env.wait(other)
+    sweep = """name: tune
+matrix: {kind: mapping, values: [{loss: 0.2}, {loss: 0.4}]}
+component:
+  name: tune
+  inputs: [{name: loss, type: float}]
+  outputs: [{name: loss, type: float}]
+  run:
+    kind: job
+    container:
+      command: [sh, -c, 'echo "{\\"loss\\": $0}" > "$POLYAXON_RUN_OUTPUTS_PATH/outputs.json"', "{{ loss }}"]"""
+    best = f"""name: best
+dependencies: [a, tune]
+joins:
+- query: 'project.name: {{{{ globals.project_name }}}}, kind: job, metrics.loss: >0'
+  sort: metrics.loss
+  params:
+    losses: {{value: outputs.loss}}
+    names: {{value: globals.name}}
+component:
+  name: best
+  inputs: [{{name: losses, type: float, isList: true}}, {{name: names, type: str, isList: true}}]
+  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}"""
+    uuid = env.run(dag(job("a", write_outputs(loss=0.3)), sweep, best, name="tuning"))
+    env.wait(uuid)
+    record = env.ops(uuid)["best"]
+    assert record.status == Status.SUCCEEDED, record.message
+    assert record.inputs["names"] == ["tune-1", "a", "tune-2"]
+    assert record.inputs["losses"] == [0.2, 0.3, 0.4]
