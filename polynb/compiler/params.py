@@ -34,6 +34,7 @@ __all__ = [
     "artifacts_of",
     "bind_params",
     "check_input",
+    "has_template",
     "param_env",
     "param_inits",
     "param_values",
@@ -216,7 +217,7 @@ def bind_params(
             value, origin = values[io.name], sources.get(io.name, "its value")
         elif io.value is not None:
             value, origin = copy.deepcopy(io.value), "its default"
-            if _has_template(value):
+            if has_template(value):
                 try:
                     value = render_value(value, context or {})
                 except TemplateError as exc:
@@ -360,7 +361,7 @@ def _param_values(
                 errors.append(f"param `{name}`: {exc}")
                 continue
             sources[name] = f"`{path}` of `{ref}`"
-        elif _has_template(param.value):
+        elif has_template(param.value):
             templated[name] = param.value
         else:
             values[name] = copy.deepcopy(param.value)
@@ -376,13 +377,14 @@ def _param_values(
     return values, sources, context, errors
 
 
-def _has_template(value: Any) -> bool:
+def has_template(value: Any) -> bool:
+    """Whether a param value (a string, or a list or mapping holding one) has a ``{{ }}`` template."""
     if isinstance(value, str):
         return is_template(value)
     if isinstance(value, dict):
-        return any(_has_template(v) for v in value.values())
+        return any(has_template(v) for v in value.values())
     if isinstance(value, list | tuple):
-        return any(_has_template(v) for v in value)
+        return any(has_template(v) for v in value)
     return False
 
 

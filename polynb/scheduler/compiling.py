@@ -18,7 +18,7 @@ from polynb.compiler import compile as compiler
 from polynb.compiler.cache import cache_of, rendered_cache
 from polynb.compiler.context import op_context, run_globals
 from polynb.compiler.errors import CompilerError, ConditionError
-from polynb.compiler.params import RunView, param_values, resolve_params
+from polynb.compiler.params import RunView, has_template, param_values, resolve_params
 from polynb.compiler.registry import ComponentRegistry
 from polynb.compiler.templates import evaluate_conditions
 from polynb.compiler.types import CompiledOp, Placement, TerminationSpec
@@ -217,7 +217,7 @@ class OpCompiler:
                 # A single-op pipeline's bound params (with -P) are the pipeline's inputs: they win over
                 # the component's defaults. A DAG's ops read the DAG's inputs through `ref: dag` instead.
                 overrides=(
-                    {k: v for k, v in dag_plan.inputs.items() if k not in joined}
+                    {k: v for k, v in dag_plan.inputs.items() if k not in joined and not _as_written(plan, k, v)}
                     if dag_uuid is None
                     else dict(event_params or {})
                 ),
@@ -308,6 +308,13 @@ class OpCompiler:
         except CompilerError as exc:
             return Outcome(Status.FAILED, REASON_COMPILE, exc.message)
         return Compiled(op, dict(op.inputs), "hook compiled")
+
+
+def _as_written(plan: OpPlan, name: str, value: Any) -> bool:
+    """Whether a single-op pipeline's input ``name`` is the op's own templated param as written in the file
+    (not a ``-P`` value): it is resolved, and its template rendered, as a param, not passed on as an input."""
+    param = (plan.operation.params or {}).get(name)
+    return param is not None and param.ref is None and param.value == value and has_template(value)
 
 
 def _conditions_outcome(
