@@ -18,7 +18,7 @@ from polynb.compiler import compile as compiler
 from polynb.compiler.cache import cache_of, rendered_cache
 from polynb.compiler.context import op_context, run_globals
 from polynb.compiler.errors import CompilerError, ConditionError
-from polynb.compiler.params import RunView, has_template, param_values, resolve_params
+from polynb.compiler.params import RunView, artifacts_of, has_template, param_values, resolve_params
 from polynb.compiler.registry import ComponentRegistry
 from polynb.compiler.templates import evaluate_conditions
 from polynb.compiler.types import CompiledOp, Placement, TerminationSpec
@@ -154,6 +154,10 @@ class OpCompiler:
         except RunNotFoundError:
             return None
 
+    def _artifacts(self, uuid: str) -> dict[str, Any]:
+        view = self.lookup_run(uuid)
+        return artifacts_of(view) if view is not None else {}
+
     # -- ops ----------------------------------------------------------------------------------------
 
     def compile_op(
@@ -202,7 +206,7 @@ class OpCompiler:
             named = {**values, **dag_plan.inputs} if dag_uuid is None else {**dag_plan.inputs, **values}
             context = {**named, "globals": own, "dag": dag_globals}
             try:
-                joined = join_params(joins, self._store.list_runs(), context, exclude=uuid)
+                joined = join_params(joins, self._store.list_runs(), context, exclude=uuid, artifacts=self._artifacts)
             except CompilerError as exc:
                 return Outcome(Status.FAILED, REASON_JOINS, exc.message)
             operation = plan.operation.model_copy(update={"params": {**(plan.operation.params or {}), **joined}})

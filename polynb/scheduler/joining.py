@@ -12,12 +12,13 @@ A run as a query sees it: ``uuid``, ``name``, ``kind``, ``status``, ``created_at
 metrics as its outputs, so ``metrics.loss`` and ``outputs.loss`` are the same value), ``pipeline`` (the
 uuid of the DAG or sweep the run is under) and ``project.name`` (its ``globals.project_name``: the DAG it is an
 op of, or its own name at the top level). A join param's ``value`` reads ``inputs.X``, ``outputs.X``,
-``globals.uuid``/``globals.name``, or ``inputs``/``outputs`` whole.
+``globals.uuid``/``globals.name``, ``inputs``/``outputs`` whole, or ``artifacts.base``/``artifacts.outputs``/... (the
+run's paths relative to the artifacts root, and its lineage, as a ``ref`` param reads them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from polynb.compiler.errors import CompilerError
@@ -68,6 +69,17 @@ def _rendered(value: Any, context: Mapping[str, Any], what: str) -> Any:
     return value
 
 
+def _artifact(artifacts: Mapping[str, Any], key: str) -> Any:
+    """``artifacts`` whole, ``artifacts.outputs`` or ``artifacts.<lineage>.<field>`` of one run (None if absent)."""
+    if not key:
+        return dict(artifacts)
+    name, _, field = key.partition(".")
+    value = artifacts.get(name)
+    if field:
+        return value.get(field) if isinstance(value, Mapping) else None
+    return value
+
+
 def _count(value: Any, what: str) -> int | None:
     if value is None:
         return None
@@ -81,9 +93,15 @@ def _count(value: Any, what: str) -> int | None:
 
 
 def join_params(
-    joins: Sequence[Join], runs: Sequence[RunRecord], context: Mapping[str, Any], *, exclude: str
+    joins: Sequence[Join],
+    runs: Sequence[RunRecord],
+    context: Mapping[str, Any],
+    *,
+    exclude: str,
+    artifacts: Callable[[str], Mapping[str, Any]] = lambda uuid: {},
 ) -> dict[str, Param]:
-    """The params the joins give (``CompilerError`` for a query that cannot be read once rendered)."""
+    """The params the joins give (``CompilerError`` for a query that cannot be read once rendered).
+    ``artifacts`` gives a run's artifacts by uuid (``compiler.params.artifacts_of``), for ``artifacts.*``."""
     by_uuid = {r.uuid: r for r in runs}
     candidates = [run_fields(r, by_uuid) for r in sorted(runs, key=lambda r: r.created_at) if r.uuid != exclude]
     params: dict[str, Param] = {}
@@ -98,6 +116,10 @@ def join_params(
             raise CompilerError(f"joins[{j}]: {exc} (query `{query}`)") from None
         values = {name: p.value for name, p in (join.params or {}).items() if isinstance(p.value, str)}
         lists = aggregate(found, values)
+        for name, value in values.items():
+            head, _, key = value.strip().partition(".")
+            if head == "artifacts":  # the runs' folders (and lineage), as a ref param reads them
+                lists[name] = [_artifact(artifacts(str(run["uuid"])), key) for run in found]
         for name, param in (join.params or {}).items():
             if name in lists:
                 params[name] = Param(value=lists[name], context_only=param.context_only)

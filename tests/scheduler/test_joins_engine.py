@@ -203,3 +203,28 @@ component:
     assert record.status == Status.SUCCEEDED, record.message
     assert record.inputs["names"] == ["tune-1", "a", "tune-2"]
     assert record.inputs["losses"] == [0.2, 0.3, 0.4]
+
+
+def test_a_join_param_reads_the_artifacts_paths_of_the_runs_found(env: Env) -> None:
+    # Polyaxon's V1Join docs and fixtures: `value: artifacts.base`, `artifacts.outputs` (the runs' folders, as
+    # `{ref: ops.X, value: artifacts.outputs}` reads them: relative to the artifacts root).
+    reader = f"""name: reader
+dependencies: [a, b]
+joins:
+- query: 'pipeline: {{{{ dag.uuid }}}}, status: succeeded'
+  sort: metrics.loss
+  params:
+    bases: {{value: artifacts.base}}
+    outs: {{value: artifacts.outputs}}
+component:
+  name: reader
+  inputs: [{{name: bases, type: str, isList: true}}, {{name: outs, type: str, isList: true}}]
+  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}"""
+    uuid = env.run(dag(job("a", write_outputs(loss=0.3)), job("b", write_outputs(loss=0.1)), reader))
+    env.wait(uuid)
+    ops = env.ops(uuid)
+    record = ops["reader"]
+    assert record.status == Status.SUCCEEDED, record.message
+    a, b = ops["a"].uuid, ops["b"].uuid
+    assert record.inputs["bases"] == [b, a]
+    assert record.inputs["outs"] == [f"{b}/outputs", f"{a}/outputs"]
