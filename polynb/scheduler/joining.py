@@ -18,6 +18,7 @@ run's paths relative to the artifacts root, and its lineage, as a ``ref`` param 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -69,6 +70,15 @@ def _rendered(value: Any, context: Mapping[str, Any], what: str) -> Any:
     return value
 
 
+_BRACES = re.compile(r"^\{\{\s*(.+?)\s*\}\}$")
+
+
+def _path(value: str) -> str:
+    """A join param's ``value`` path: ``{{ outputs.loss }}`` is ``outputs.loss`` (as for a param with a ref)."""
+    match = _BRACES.match(value.strip())
+    return match.group(1) if match else value.strip()
+
+
 def _artifact(artifacts: Mapping[str, Any], key: str) -> Any:
     """``artifacts`` whole, ``artifacts.outputs`` or ``artifacts.<lineage>.<field>`` of one run (None if absent)."""
     if not key:
@@ -114,7 +124,7 @@ def join_params(
             found = select(candidates, query, sort=str(sort) if sort else None, limit=limit, offset=offset)
         except QueryError as exc:
             raise CompilerError(f"joins[{j}]: {exc} (query `{query}`)") from None
-        values = {name: p.value for name, p in (join.params or {}).items() if isinstance(p.value, str)}
+        values = {name: _path(p.value) for name, p in (join.params or {}).items() if isinstance(p.value, str)}
         lists = aggregate(found, values)
         for name, value in values.items():
             head, _, key = value.strip().partition(".")

@@ -228,3 +228,25 @@ component:
     a, b = ops["a"].uuid, ops["b"].uuid
     assert record.inputs["bases"] == [b, a]
     assert record.inputs["outs"] == [f"{b}/outputs", f"{a}/outputs"]
+
+
+def test_a_join_params_value_may_be_written_in_braces(env: Env) -> None:
+    # As a param's `value` with a ref, a join param's may be written `{{ outputs.loss }}` (Polyaxon's
+    # ParamValueMixin.get_spec strips the braces): the same path.
+    reader = f"""name: reader
+dependencies: [a, b]
+joins:
+- query: 'pipeline: {{{{ dag.uuid }}}}, status: succeeded'
+  sort: metrics.loss
+  params:
+    losses: {{value: "{{{{ outputs.loss }}}}"}}
+    names: {{value: "{{{{ globals.name }}}}"}}
+component:
+  name: reader
+  inputs: [{{name: losses, type: float, isList: true}}, {{name: names, type: str, isList: true}}]
+  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}"""
+    uuid = env.run(dag(job("a", write_outputs(loss=0.3)), job("b", write_outputs(loss=0.1)), reader))
+    env.wait(uuid)
+    record = env.ops(uuid)["reader"]
+    assert record.status == Status.SUCCEEDED, record.message
+    assert record.inputs == {"losses": [0.1, 0.3], "names": ["b", "a"]}
