@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from polynb.compiler.errors import CompilerError
@@ -130,6 +131,8 @@ def join_params(
             head, _, key = value.strip().partition(".")
             if head == "artifacts":  # the runs' folders (and lineage), as a ref param reads them
                 lists[name] = [_artifact(artifacts(str(run["uuid"])), key) for run in found]
+            elif head == "globals":  # times as ISO 8601 text, as a ref param reads them
+                lists[name] = [v.isoformat() if isinstance(v, datetime) else v for v in lists.get(name, ())]
         for name, param in (join.params or {}).items():
             if name in lists:
                 params[name] = Param(value=lists[name], context_only=param.context_only)

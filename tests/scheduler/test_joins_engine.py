@@ -250,3 +250,26 @@ component:
     record = env.ops(uuid)["reader"]
     assert record.status == Status.SUCCEEDED, record.message
     assert record.inputs == {"losses": [0.1, 0.3], "names": ["b", "a"]}
+
+
+def test_a_join_param_reads_a_runs_times_as_a_ref_param_does(env: Env) -> None:
+    # `globals.created_at` of the runs found: ISO 8601 text, as `{ref: ops.X, value: globals.created_at}` gives.
+    reader = f"""name: reader
+dependencies: [a]
+joins:
+- query: 'pipeline: {{{{ dag.uuid }}}}, status: succeeded'
+  params:
+    created: {{value: globals.created_at}}
+    finished: {{value: globals.finished_at}}
+component:
+  name: reader
+  inputs: [{{name: created, type: str, isList: true}}, {{name: finished, type: str, isList: true}}]
+  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}"""
+    uuid = env.run(dag(job("a", write_outputs(loss=0.3)), reader))
+    env.wait(uuid)
+    ops = env.ops(uuid)
+    record = ops["reader"]
+    assert record.status == Status.SUCCEEDED, record.message
+    a = ops["a"]
+    assert a.finished_at is not None
+    assert record.inputs == {"created": [a.created_at.isoformat()], "finished": [a.finished_at.isoformat()]}
