@@ -309,15 +309,17 @@ def param_values(
     dag_globals: Mapping[str, Any],
     upstream: Mapping[str, RunView],
     lookup_run: Callable[[str], RunView | None],
+    overrides: Mapping[str, Any] | None = None,
     globals_: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The values of the op's params, read and rendered as :func:`resolve_params` reads them, not yet bound to
-    the inputs: what a join's query may name (Polyaxon's map-reduce reads `pipeline: {{ map_controller }}`,
-    a contextOnly param). Raise :class:`ParamError` naming every param that failed."""
+    """The values of the op's params (``overrides`` included), read and rendered as :func:`resolve_params`
+    reads them, not yet bound to the inputs: what a join's query may name (Polyaxon's map-reduce reads
+    `pipeline: {{ map_controller }}`, a contextOnly param). Raise :class:`ParamError` naming every param that
+    failed."""
     params = dict(op.operation.params or {})
     values, _sources, _context, errors = _param_values(
         op, params, dag_inputs=dag_inputs, dag_globals=dag_globals, upstream=upstream, lookup_run=lookup_run,
-        overrides={}, globals_=globals_,
+        overrides=overrides or {}, globals_=globals_,
     )  # fmt: skip
     if errors:
         raise ParamError("; ".join(errors))

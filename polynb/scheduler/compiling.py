@@ -189,21 +189,28 @@ class OpCompiler:
         own = run_globals(
             uuid=uuid, name=plan.name, placement=placement, project_name=dag_plan.name, schedule_at=schedule_at
         )
+        # A single-op pipeline's bound params (with -P) are the pipeline's inputs: they win over the component's
+        # defaults (its own templated params as written are resolved as params). A DAG's ops read the DAG's inputs
+        # through `ref: dag` instead; what an awaited connection event gives wins over their params.
+        overrides = (
+            {k: v for k, v in dag_plan.inputs.items() if not _as_written(plan, k, v)}
+            if dag_uuid is None
+            else dict(event_params or {})
+        )
         joins = plan.operation.joins or plan.component.joins
         joined: dict[str, Any] = {}
         if joins:
             # The runs the joins select become the op's params, as lists (``joining``). The queries read the
-            # op's own params by name too (Polyaxon's map-reduce: `pipeline: {{ map_controller }}`).
+            # op's own params by name too (Polyaxon's map-reduce: `pipeline: {{ map_controller }}`), over the
+            # DAG's inputs.
             try:
                 values = param_values(
                     _OpView(plan), dag_inputs=dag_plan.inputs, dag_globals=dag_globals, upstream=views,
-                    lookup_run=self.lookup_run, globals_=own,
+                    lookup_run=self.lookup_run, overrides=overrides, globals_=own,
                 )  # fmt: skip
             except CompilerError as exc:
                 return Outcome(Status.FAILED, REASON_PARAMS, exc.message)
-            # A DAG's op: its own params win over the DAG's inputs; a single-op pipeline's inputs are its
-            # params as overridden (`-P`), so they win.
-            named = {**values, **dag_plan.inputs} if dag_uuid is None else {**dag_plan.inputs, **values}
+            named = values if dag_uuid is None else {**dag_plan.inputs, **values}
             context = {**named, "globals": own, "dag": dag_globals}
             try:
                 joined = join_params(joins, self._store.list_runs(), context, exclude=uuid, artifacts=self._artifacts)
@@ -218,13 +225,7 @@ class OpCompiler:
                 dag_globals=dag_globals,
                 upstream=views,
                 lookup_run=self.lookup_run,
-                # A single-op pipeline's bound params (with -P) are the pipeline's inputs: they win over
-                # the component's defaults. A DAG's ops read the DAG's inputs through `ref: dag` instead.
-                overrides=(
-                    {k: v for k, v in dag_plan.inputs.items() if k not in joined and not _as_written(plan, k, v)}
-                    if dag_uuid is None
-                    else dict(event_params or {})
-                ),
+                overrides={k: v for k, v in overrides.items() if k not in joined} if dag_uuid is None else overrides,
                 globals_=own,
             )
         except CompilerError as exc:

@@ -273,3 +273,32 @@ component:
     a = ops["a"]
     assert a.finished_at is not None
     assert record.inputs == {"created": [a.created_at.isoformat()], "finished": [a.finished_at.isoformat()]}
+
+
+def test_a_single_ops_query_reads_its_templated_params_rendered(env: Env) -> None:
+    # A top-level op's param written as a template (`value: "{{ globals.name }}-"`) is rendered before the
+    # query reads it, as anywhere else.
+    earlier = env.run(
+        dag(job("rep-a", write_outputs(loss=0.3)), job("rep-b", write_outputs(loss=0.1)), job("x", ["true"]))
+    )
+    env.wait(earlier)
+    text = f"""version: 1.1
+kind: operation
+name: rep
+joins:
+- query: 'name: {{{{ prefix }}}}%, status: succeeded'
+  sort: name
+  params:
+    names: {{value: globals.name}}
+params:
+  prefix: {{value: "{{{{ globals.name }}}}-", contextOnly: true}}
+component:
+  name: rep
+  inputs: [{{name: names, type: str, isList: true}}]
+  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}
+"""
+    uuid = env.run(text)
+    env.wait(uuid)
+    record = env.store.get_run(uuid)
+    assert record.status == Status.SUCCEEDED, record.message
+    assert record.inputs["names"] == ["rep-a", "rep-b"]
