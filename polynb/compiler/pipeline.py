@@ -871,8 +871,10 @@ class _Builder:
                         f"event kind `{kind.value}` is not supported yet: {refused}",
                         "unsupported",
                     )
+        # An operation's hooks have it as their main run (a component's serve every op that runs it).
+        main = spec.name if isinstance(spec, Operation) else None
         for h, hook in enumerate(spec.hooks or ()):
-            self.check_hook(hook, where / ("hooks", h))
+            self.check_hook(hook, where / ("hooks", h), main=main)
         if spec.plugins is not None:
             self.check_plugins(spec.plugins, where / ("plugins",))
         run = spec.run
@@ -1059,7 +1061,16 @@ class _Builder:
                 self.add(where, ("env", k, "valueFrom"), f"{KUBERNETES_ONLY}env `{var.name}`: valueFrom reads the "
                          "cluster's objects; the local executor refuses the op", "warning")  # fmt: skip
 
-    def check_hook(self, hook: Hook, where: _Where) -> None:
+    def check_hook(self, hook: Hook, where: _Where, *, main: str | None = None) -> None:
+        """``main``: the name of the hook's main run when known (an operation's hooks)."""
+        for name, param in (hook.params or {}).items():
+            # A hook reads its main run (`ops.<main>`) or a run by uuid, as compile_hook resolves it: any other
+            # ref would fail the hook run when it compiles, after its main run ended.
+            ref = param.parsed_ref
+            if ref is None or ref.kind == "runs" or (ref.kind == "ops" and (main is None or ref.target == main)):
+                continue
+            use = f"`ops.{main}` (the main run)" if main is not None else "`ops.<the main op>`"
+            self.add(where, ("params", name, "ref"), f"`{ref}` is not available to a hook: use {use} or `runs.<uuid>`")
         resolved = self._resolution(self.hub(hook.hub_ref), where)
         if resolved is None:
             return
