@@ -324,6 +324,43 @@ run:
     assert "`ops.first` is not available to a hook: use `ops.train` (the main run) or `runs.<uuid>`" in errors[1]
 
 
+def test_an_op_waiting_for_a_service_to_end_is_warned_about() -> None:
+    # A service runs until it is stopped: an op that depends on it (or reads it through a param, with no event
+    # on it) would wait for ever, and `polynb run` with it. An event on the service, or a timeout, ends the wait.
+    text = """
+kind: component
+name: pipe
+run:
+  kind: dag
+  operations:
+    - name: web
+      component: {run: {kind: service, ports: [8000], container: {command: [serve]}}}
+    - name: timed
+      termination: {timeout: 60}
+      component: {run: {kind: service, ports: [8001], container: {command: [serve]}}}
+    - name: after
+      dependencies: [web]
+      trigger: all_done
+      component: {run: {kind: job, container: {command: [echo]}}}
+    - name: reader
+      params: {url: {ref: ops.web, value: globals.uuid}}
+      component: {inputs: [{name: url, type: str}], run: {kind: job, container: {command: [echo]}}}
+    - name: on-event
+      params: {url: {ref: ops.web, value: globals.uuid}}
+      events: [{ref: ops.web, kinds: [run_status_running]}]
+      component: {inputs: [{name: url, type: str}], run: {kind: job, container: {command: [echo]}}}
+    - name: after-timed
+      dependencies: [timed]
+      component: {run: {kind: job, container: {command: [echo]}}}
+"""
+    report = analyze_pipeline(spec(text))
+    assert not report.errors, report.errors
+    waits = [(format_path(p.path), p.message) for p in report.warnings if "service" in p.message]
+    assert [path for path, _ in waits] == ["run.operations[2].dependencies[0]", "run.operations[3].params.url.ref"]
+    assert "`after` waits for service `web` to end" in waits[0][1]
+    assert "`reader` waits for service `web` to end" in waits[1][1]
+
+
 def test_each_reference_is_resolved_once_per_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
     ops = "".join(
         f"    - name: op-{i}\n      dagRef: job\n"
