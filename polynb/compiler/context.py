@@ -67,7 +67,8 @@ def template_context(
     output values when known (a hook's main run, declared output defaults), ``ios`` the declarations that
     give ``params.<n>.type`` and flags. Bare names: contexts, then outputs, then inputs (later wins);
     ``params`` and ``globals`` always mean the structured values, whatever a param is called.
-    ``params.as_args`` lists every non-empty ``as_arg``, context-only params included (as Polyaxon).
+    ``params.as_args`` lists every non-empty ``as_arg``, context-only params included (as Polyaxon). A flag
+    (``isFlag``) by bare name is ``--name`` when true and ``''`` otherwise, as in Polyaxon.
     """
     declared = {io.name: io for io in ios}
     context: dict[str, Any] = {**contexts, **(outputs or {}), **inputs}
@@ -78,6 +79,12 @@ def template_context(
         params[name] = info
         if info["as_arg"]:
             as_args.append(info["as_arg"])
+    for name, io in declared.items():
+        if io.is_flag and name in context:
+            # As Polyaxon (ParamSpec.get_display_value): a flag by bare name is its option, `--name`, when
+            # true and `` otherwise, so `args: "train {{ verbose }}"` passes the option; `params.<n>.value`
+            # keeps the bool.
+            context[name] = f"--{name}" if context[name] else ""
     params["as_args"] = as_args
     context["params"] = params
     context["globals"] = dict(globals_)

@@ -34,8 +34,10 @@ __all__ = [
     "artifacts_of",
     "bind_params",
     "check_input",
+    "has_template",
     "param_env",
     "param_inits",
+    "param_values",
     "read_value",
     "resolve_params",
 ]
@@ -215,7 +217,7 @@ def bind_params(
             value, origin = values[io.name], sources.get(io.name, "its value")
         elif io.value is not None:
             value, origin = copy.deepcopy(io.value), "its default"
-            if _has_template(value):
+            if has_template(value):
                 try:
                     value = render_value(value, context or {})
                 except TemplateError as exc:
@@ -280,6 +282,62 @@ def resolve_params(
     """
     params = dict(op.operation.params or {})
     overrides = overrides or {}
+    values, sources, context, errors = _param_values(
+        op, params, dag_inputs=dag_inputs, dag_globals=dag_globals, upstream=upstream, lookup_run=lookup_run,
+        overrides=overrides, globals_=globals_,
+    )  # fmt: skip
+    # Keep the params' declaration order (templated ones were set last).
+    ordered = {name: values[name] for name in [*params, *overrides] if name in values}
+    component = op.component
+    strict = bool(component.strict_params or op.operation.strict_params)
+    try:
+        inputs, contexts = bind_params(
+            component, ordered, op_name=op.name, params=params, sources=sources, context=context, strict=strict
+        )
+    except ParamError as exc:
+        errors.append(exc.message)
+        inputs, contexts = {}, {}
+    if errors:
+        raise ParamError("; ".join(errors))
+    return inputs, contexts
+
+
+def param_values(
+    op: OpLike,
+    *,
+    dag_inputs: Mapping[str, Any],
+    dag_globals: Mapping[str, Any],
+    upstream: Mapping[str, RunView],
+    lookup_run: Callable[[str], RunView | None],
+    overrides: Mapping[str, Any] | None = None,
+    globals_: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The values of the op's params (``overrides`` included), read and rendered as :func:`resolve_params`
+    reads them, not yet bound to the inputs: what a join's query may name (Polyaxon's map-reduce reads
+    `pipeline: {{ map_controller }}`, a contextOnly param). Raise :class:`ParamError` naming every param that
+    failed."""
+    params = dict(op.operation.params or {})
+    values, _sources, _context, errors = _param_values(
+        op, params, dag_inputs=dag_inputs, dag_globals=dag_globals, upstream=upstream, lookup_run=lookup_run,
+        overrides=overrides or {}, globals_=globals_,
+    )  # fmt: skip
+    if errors:
+        raise ParamError("; ".join(errors))
+    return values
+
+
+def _param_values(
+    op: OpLike,
+    params: Mapping[str, Param],
+    *,
+    dag_inputs: Mapping[str, Any],
+    dag_globals: Mapping[str, Any],
+    upstream: Mapping[str, RunView],
+    lookup_run: Callable[[str], RunView | None],
+    overrides: Mapping[str, Any],
+    globals_: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, str], dict[str, Any], list[str]]:
+    """``(values, sources, template context, errors)`` of the params (see :func:`resolve_params`)."""
     dag = RunView(
         uuid=str(dag_globals.get("uuid", "")),
         name=str(dag_globals.get("name", "dag")),
@@ -305,7 +363,7 @@ def resolve_params(
                 errors.append(f"param `{name}`: {exc}")
                 continue
             sources[name] = f"`{path}` of `{ref}`"
-        elif _has_template(param.value):
+        elif has_template(param.value):
             templated[name] = param.value
         else:
             values[name] = copy.deepcopy(param.value)
@@ -318,29 +376,17 @@ def resolve_params(
             values[name] = render_value(value, context)
         except TemplateError as exc:
             errors.append(f"param `{name}`: {exc.message}")
-    # Keep the params' declaration order (templated ones were set last).
-    ordered = {name: values[name] for name in [*params, *overrides] if name in values}
-    component = op.component
-    strict = bool(component.strict_params or op.operation.strict_params)
-    try:
-        inputs, contexts = bind_params(
-            component, ordered, op_name=op.name, params=params, sources=sources, context=context, strict=strict
-        )
-    except ParamError as exc:
-        errors.append(exc.message)
-        inputs, contexts = {}, {}
-    if errors:
-        raise ParamError("; ".join(errors))
-    return inputs, contexts
+    return values, sources, context, errors
 
 
-def _has_template(value: Any) -> bool:
+def has_template(value: Any) -> bool:
+    """Whether a param value (a string, or a list or mapping holding one) has a ``{{ }}`` template."""
     if isinstance(value, str):
         return is_template(value)
     if isinstance(value, dict):
-        return any(_has_template(v) for v in value.values())
+        return any(has_template(v) for v in value.values())
     if isinstance(value, list | tuple):
-        return any(_has_template(v) for v in value)
+        return any(has_template(v) for v in value)
     return False
 
 

@@ -363,6 +363,7 @@ class _Builder:
         if isinstance(run, Dag):
             ops, graph = self.dag(run, where / ("run",), component, component_base)
             self.check_concurrency_and_services(run, ops, where / ("run",))
+            self.check_waits_for_services(ops, where / ("run",))
             end = self.dag_termination(spec, component, where)
             return Pipeline(name, "dag", spec, inputs, ops, graph, run.concurrency, hooks, base_dir, self.source,
                             tuple(run.early_stopping or ()), end)  # fmt: skip
@@ -382,6 +383,34 @@ class _Builder:
                      f"concurrency {limit} and {len(services)} service op(s) ({', '.join(services)}): a service holds "
                      "its slot until it is stopped, so once they run no other op starts (raise the limit)",
                      "warning")  # fmt: skip
+
+    def check_waits_for_services(self, ops: Mapping[str, PipelineOp], where: _Where) -> None:
+        """An op whose trigger policy waits for a service (a dependency, or a param's ref with no event on it: the
+        scheduler's policy upstreams) waits until the service ends, and a service runs until it is stopped: with
+        no ``termination.timeout`` on it, the op, its DAG and ``polynb run`` wait for ever (a warning)."""
+        endless = {
+            name for name, op in ops.items()
+            if isinstance(op.component.run, Service) and _timeout(op.operation, op.component) is None
+        }  # fmt: skip
+        if not endless:
+            return
+        for i, (name, op) in enumerate(ops.items()):
+            events = {e.parsed_ref.target for e in op.events if e.connection is None and e.parsed_ref.kind == "ops"}
+            waits: list[tuple[str, Path_]] = []
+            for j, dep in enumerate(op.operation.dependencies or ()):
+                waits.append((dep, ("dependencies", j)))
+            for pname, param in (op.operation.params or {}).items():
+                ref = param.parsed_ref
+                if ref is not None and ref.kind == "ops" and ref.target not in events:
+                    waits.append((str(ref.target), ("params", pname, "ref")))
+            seen: set[str] = set()
+            for target, path in waits:
+                if target in endless and target not in seen:
+                    seen.add(target)
+                    self.add(where, ("operations", i, *path),
+                             f"`{name}` waits for service `{target}` to end, and a service runs until it is stopped: "
+                             f"give `{target}` a `termination.timeout`, or await its `run_status_running` with "
+                             "`events` (`polynb run` would wait until it is stopped)", "warning")  # fmt: skip
 
     def check_sweep(self, spec: Component | Operation, component: Component, where: _Where, at: _Where) -> None:
         """A matrix (written at ``at``) runs as a sweep (``scheduler.sweeps``) if polynb can run its kind; a
@@ -890,8 +919,10 @@ class _Builder:
                         f"event kind `{kind.value}` is not supported yet: {refused}",
                         "unsupported",
                     )
+        # An operation's hooks have it as their main run (a component's serve every op that runs it).
+        main = spec.name if isinstance(spec, Operation) else None
         for h, hook in enumerate(spec.hooks or ()):
-            self.check_hook(hook, where / ("hooks", h))
+            self.check_hook(hook, where / ("hooks", h), main=main)
         if spec.plugins is not None:
             self.check_plugins(spec.plugins, where / ("plugins",))
         run = spec.run
@@ -1091,7 +1122,16 @@ class _Builder:
                 self.add(where, ("env", k, "valueFrom"), f"{KUBERNETES_ONLY}env `{var.name}`: valueFrom reads the "
                          "cluster's objects; the local executor refuses the op", "warning")  # fmt: skip
 
-    def check_hook(self, hook: Hook, where: _Where) -> None:
+    def check_hook(self, hook: Hook, where: _Where, *, main: str | None = None) -> None:
+        """``main``: the name of the hook's main run when known (an operation's hooks)."""
+        for name, param in (hook.params or {}).items():
+            # A hook reads its main run (`ops.<main>`) or a run by uuid, as compile_hook resolves it: any other
+            # ref would fail the hook run when it compiles, after its main run ended.
+            ref = param.parsed_ref
+            if ref is None or ref.kind == "runs" or (ref.kind == "ops" and (main is None or ref.target == main)):
+                continue
+            use = f"`ops.{main}` (the main run)" if main is not None else "`ops.<the main op>`"
+            self.add(where, ("params", name, "ref"), f"`{ref}` is not available to a hook: use {use} or `runs.<uuid>`")
         resolved = self._resolution(self.hub(hook.hub_ref), where)
         if resolved is None:
             return
@@ -1106,6 +1146,14 @@ class _Builder:
 
 
 # ---------------------------------------------------------------------------------------- helpers
+
+
+def _timeout(operation: Operation, component: Component) -> float | str | None:
+    """The op's ``termination.timeout``: its operation's, else its component's."""
+    for termination in (operation.termination, component.termination):
+        if termination is not None and termination.timeout is not None:
+            return termination.timeout
+    return None
 
 
 def coerce(io: IO, value: Any) -> Any:

@@ -8,6 +8,7 @@ exception: a param that cannot be resolved fails the op, conditions that are fal
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,10 +19,10 @@ from polynb.compiler import compile as compiler
 from polynb.compiler.cache import cache_of, rendered_cache
 from polynb.compiler.context import op_context, run_globals
 from polynb.compiler.errors import CompilerError, ConditionError
-from polynb.compiler.params import RunView, resolve_params
+from polynb.compiler.params import RunView, artifacts_of, has_template, param_values, resolve_params
 from polynb.compiler.registry import ComponentRegistry
 from polynb.compiler.templates import evaluate_conditions
-from polynb.compiler.types import CompiledOp
+from polynb.compiler.types import CompiledOp, Placement
 from polynb.executors.base import BASE_DIR_LABEL, Executor
 from polynb.lifecycle import Status, is_status_event
 from polynb.scheduler.joining import join_params
@@ -149,6 +150,10 @@ class OpCompiler:
         except RunNotFoundError:
             return None
 
+    def _artifacts(self, uuid: str) -> dict[str, Any]:
+        view = self.lookup_run(uuid)
+        return artifacts_of(view) if view is not None else {}
+
     # -- ops ----------------------------------------------------------------------------------------
 
     def compile_op(
@@ -169,50 +174,76 @@ class OpCompiler:
         run is made for (``globals.schedule_at``)."""
         views = _UpstreamViews(self._store, upstream)
         dag_globals = {"uuid": dag_uuid, "name": dag_name, "status": "running"} if dag_uuid else {}
-        own = run_globals(uuid=uuid, name=plan.name, project_name=dag_plan.name, schedule_at=schedule_at)
+        placement: Placement | None = None
+        if plan.kind != "dag" and not _templated_ports(plan.component):
+            # Placed before the params: `value: "{{ globals.run_outputs_path }}"` is the op's own folder (the
+            # paths Polyaxon's params reference documents), as the command and the conditions see it.
+            try:
+                placement = executor.place(uuid, compiler.op_kind(plan.component), compiler.port_count(plan.component))
+            except CompilerError as exc:
+                return Outcome(Status.FAILED, REASON_COMPILE, exc.message)
+        own = run_globals(
+            uuid=uuid, name=plan.name, placement=placement, project_name=dag_plan.name, schedule_at=schedule_at
+        )
+        # A single-op pipeline's bound params (with -P) are the pipeline's inputs: they win over the component's
+        # defaults (its own templated params as written are resolved as params). A DAG's ops read the DAG's inputs
+        # through `ref: dag` instead; what an awaited connection event gives wins over their params.
+        overrides = (
+            {k: v for k, v in dag_plan.inputs.items() if not _as_written(plan, k, v)}
+            if dag_uuid is None
+            else dict(event_params or {})
+        )
         joins = plan.operation.joins or plan.component.joins
         joined: dict[str, Any] = {}
         if joins:
-            # The runs the joins select become the op's params, as lists (``joining``).
-            context = {**dag_plan.inputs, "globals": own, "dag": dag_globals}
+            # The runs the joins select become the op's params, as lists (``joining``). The queries read the
+            # op's own params by name too (Polyaxon's map-reduce: `pipeline: {{ map_controller }}`), over the
+            # DAG's inputs.
             try:
-                joined = join_params(joins, self._store.list_runs(), context, exclude=uuid)
+                values = param_values(
+                    _OpView(plan), dag_inputs=dag_plan.inputs, dag_globals=dag_globals, upstream=views,
+                    lookup_run=self.lookup_run, overrides=overrides, globals_=own,
+                )  # fmt: skip
+            except CompilerError as exc:
+                return Outcome(Status.FAILED, REASON_PARAMS, exc.message)
+            named = values if dag_uuid is None else {**dag_plan.inputs, **values}
+            context = {**named, "globals": own, "dag": dag_globals}
+            try:
+                joined = join_params(joins, self._store.list_runs(), context, exclude=uuid, artifacts=self._artifacts)
             except CompilerError as exc:
                 return Outcome(Status.FAILED, REASON_JOINS, exc.message)
             operation = plan.operation.model_copy(update={"params": {**(plan.operation.params or {}), **joined}})
             plan = dataclasses.replace(plan, operation=operation)
+        bound = {k: v for k, v in overrides.items() if k not in joined} if dag_uuid is None else overrides
+        resolve = functools.partial(
+            resolve_params, _OpView(plan), dag_inputs=dag_plan.inputs, dag_globals=dag_globals, upstream=views,
+            lookup_run=self.lookup_run, overrides=bound,
+        )  # fmt: skip
         try:
-            inputs, contexts = resolve_params(
-                _OpView(plan),
-                dag_inputs=dag_plan.inputs,
-                dag_globals=dag_globals,
-                upstream=views,
-                lookup_run=self.lookup_run,
-                # A single-op pipeline's bound params (with -P) are the pipeline's inputs: they win over
-                # the component's defaults. A DAG's ops read the DAG's inputs through `ref: dag` instead.
-                overrides=(
-                    {k: v for k, v in dag_plan.inputs.items() if k not in joined}
-                    if dag_uuid is None
-                    else dict(event_params or {})
-                ),
-                globals_=own,
-            )
+            inputs, contexts = resolve(globals_=own)
         except CompilerError as exc:
             return Outcome(Status.FAILED, REASON_PARAMS, exc.message)
         if plan.kind == "dag":
             skipped = _conditions_outcome(plan, inputs, contexts, own)
             return skipped or Bound(inputs)
-        try:
-            kind = compiler.op_kind(plan.component)
-            if _templated_ports(plan.component):  # rendered with its params before the op is placed
+        if placement is None:
+            # A service's `ports` written as a template gives its number of ports: rendered with its params, then
+            # the op is placed, and its params resolved again, so that they see its own paths and ports too.
+            try:
                 unplaced = op_context(plan.component, inputs=inputs, contexts=contexts, globals_=own)
                 ports = compiler.port_count(plan.component, unplaced)
-            else:
-                ports = compiler.port_count(plan.component)
-            placement = executor.place(uuid, kind, ports)
-            globals_ = run_globals(uuid=uuid, name=plan.name, placement=placement, project_name=dag_plan.name,
-                                   schedule_at=schedule_at)  # fmt: skip
-            skipped = _conditions_outcome(plan, inputs, contexts, globals_)
+                placement = executor.place(uuid, compiler.op_kind(plan.component), ports)
+            except CompilerError as exc:
+                return Outcome(Status.FAILED, REASON_COMPILE, exc.message)
+            own = run_globals(
+                uuid=uuid, name=plan.name, placement=placement, project_name=dag_plan.name, schedule_at=schedule_at
+            )
+            try:
+                inputs, contexts = resolve(globals_=own)
+            except CompilerError as exc:
+                return Outcome(Status.FAILED, REASON_PARAMS, exc.message)
+        try:
+            skipped = _conditions_outcome(plan, inputs, contexts, own)
             if skipped is not None:
                 return skipped
             base_dir = dag_plan.base_dir
@@ -223,14 +254,14 @@ class OpCompiler:
                 inputs=inputs,
                 contexts=contexts,
                 placement=placement,
-                globals_=globals_,
+                globals_=own,
                 dag_uuid=dag_uuid,
                 labels={BASE_DIR_LABEL: base_dir} if base_dir else None,
                 operation=plan.operation,  # its termination over the component's, templates rendered
             )
             cache = cache_of(plan.operation, plan.component)
             if cache is not None:
-                context = op_context(plan.component, inputs=inputs, contexts=contexts, globals_=globals_)
+                context = op_context(plan.component, inputs=inputs, contexts=contexts, globals_=own)
                 cache = rendered_cache(cache, context)
         except CompilerError as exc:
             return Outcome(Status.FAILED, REASON_COMPILE, exc.message)
@@ -301,6 +332,13 @@ class OpCompiler:
 
 def _templated_ports(component: Component) -> bool:
     return isinstance(component.run, Service) and isinstance(component.run.ports, str)
+
+
+def _as_written(plan: OpPlan, name: str, value: Any) -> bool:
+    """Whether a single-op pipeline's input ``name`` is the op's own templated param as written in the file
+    (not a ``-P`` value): it is resolved, and its template rendered, as a param, not passed on as an input."""
+    param = (plan.operation.params or {}).get(name)
+    return param is not None and param.ref is None and param.value == value and has_template(value)
 
 
 def _conditions_outcome(

@@ -52,6 +52,9 @@ class DagEvaluator:
         dag_run = state.runs[dag.uuid]
         index = dag.index
         assert index is not None
+        if dag.plan.early_stopping and not (dag_run.is_final or dag.stopping or dag.between_attempts):
+            # Before anything starts: a slot freed by the op that met a policy goes to no one.
+            self._early_stop(dag)
         if dag.stopping or state.shutting_down or dag.between_attempts:
             index.dirty.clear()  # pending ops are never started now
         else:
@@ -70,8 +73,6 @@ class DagEvaluator:
             self._submission.dispatch(dag)
         if dag_run.is_final:
             return
-        if dag.plan.early_stopping and not dag.stopping and not dag.between_attempts:
-            self._early_stop(dag)
         if dag.between_attempts:
             self._between_attempts(dag)
             return

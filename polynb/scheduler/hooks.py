@@ -26,6 +26,8 @@ HOOK_TRIGGERS: frozenset[Status] = frozenset(
     {Status.SUCCEEDED, Status.FAILED, Status.STOPPED, Status.SKIPPED, Status.UPSTREAM_FAILED, Status.DONE}
 )
 
+_PIPELINE_ROLES = frozenset({"dag", "sweep", "schedule"})
+"""Roles of a top-level run with runs under it (``RunState.role``)."""
 DEFAULT_CONTEXT_KEYS = ("name", "uuid", "kind", "status", "inputs", "outputs", "duration", "wait_time")
 
 
@@ -171,7 +173,9 @@ class HookFactory:
             new = NewRun(
                 name=hook_run_name(run.name, hooks, index),
                 kind=str(getattr(selection.component.run, "kind", "job")),
-                dag_uuid=run.dag_uuid if run.role != "dag" else run.uuid,
+                # A pipeline's own hooks are under it (a DAG's, a top-level sweep's or schedule's), as the
+                # hooks of its ops are: `polynb events`/`logs`/`run` of the pipeline show them.
+                dag_uuid=run.uuid if run.role in _PIPELINE_ROLES else run.dag_uuid,
                 hook_of=run.uuid,
                 hook_trigger=hook.trigger.value if hook.trigger is not None else "done",
                 meta={"role": "hook", "hook": plan.to_meta()},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +54,32 @@ def test_polynb_events_of_a_sweep_has_each_trials_statuses(cli: Cli) -> None:
     assert code == 0
     done = {e["op"] for e in events if e["kind"] == "run_status_succeeded"}
     assert done == {"sweep", "sweep-1", "sweep-2", "sweep-3"}
+
+
+NOTE = """
+version: 1.1
+kind: component
+name: note
+inputs:
+- {name: name, type: str, isOptional: true, value: none}
+- {name: status, type: str, isOptional: true, value: none}
+run: {kind: job, container: {command: [sh, -c, "echo noted $0 $1", "{{ name }}", "{{ status }}"]}}
+"""
+
+
+def test_the_hook_of_a_sweeps_operation_is_shown_with_the_sweep(cli: Cli) -> None:
+    # The operation's hooks run once for the sweep (docs/semantics.md, Sweeps): its run, its events and its logs
+    # are the sweep's, as a DAG's own hooks are the DAG's.
+    (cli.hub / "note.yaml").write_text(textwrap.dedent(NOTE))
+    hooked = SWEEP.replace("name: sweep\n", "name: sweep\nhooks: [{hubRef: note}]\n")
+    result = cli.run("run", "-f", str(cli.write("sweep.yaml", hooked)))
+    assert result.returncode == 0, result.stderr
+    assert "sweep-note" in result.stdout, result.stdout
+    code, events = cli.run_json("events", "sweep", "--json")
+    assert code == 0
+    assert {e["op"] for e in events if e["kind"] == "run_status_succeeded"} >= {"sweep", "sweep-note"}
+    logs = cli.run("logs", "sweep")
+    assert "noted sweep succeeded" in logs.stdout, logs.stdout
 
 
 DAG_SWEEP = """

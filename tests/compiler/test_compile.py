@@ -104,6 +104,26 @@ def test_set_flag_is_passed() -> None:
     assert op.container.args[2] == "--verbose"
 
 
+def test_a_flag_by_bare_name_is_its_option_or_nothing_as_in_polyaxon() -> None:
+    # Polyaxon's fixture typing/inputs_delayed_validation.yml writes `{{ flag }}` in a shell line: Polyaxon
+    # renders an isFlag input by bare name as `--flag` when true and `` when false (ParamSpec.get_display_value).
+    flags = component(
+        """
+inputs:
+  - {name: flag, type: bool, isFlag: true}
+  - {name: quiet, type: bool, isFlag: true}
+  - {name: steps, type: int}
+run:
+  kind: job
+  container:
+    command: ["/bin/sh", "-c"]
+    args: ["train --steps={{ steps }} {{ flag }} {{ quiet }}", "{{ flag }}", "{{ quiet }}", "{{ params.flag.value }}"]
+"""
+    )
+    op = build(flags, inputs={"flag": True, "quiet": False, "steps": 3})
+    assert op.container.args == ("train --steps=3 --flag ", "--flag", "True")
+
+
 def test_compiled_op_round_trips_through_json() -> None:
     op = build(component(JOB), inputs={"lr": 0.1, "note": "n", "verbose": True}, labels={"polynb.io/run": UUID})
     assert CompiledOp.from_dict(json.loads(json.dumps(op.to_dict()))) == op

@@ -287,6 +287,80 @@ def test_hooks_are_resolved_and_checked() -> None:
     assert "input `url` of `webhook` is required" in errors_of(text)[0]
 
 
+def test_a_hook_param_reading_what_a_hook_cannot_see_is_an_error() -> None:
+    # A hook runs after its main run, on its own: its params read the main run (`ops.<main op>`) or a run by
+    # uuid. `ref: dag` or another op would fail the hook run when it compiles, after the op ran.
+    text = """
+kind: component
+name: pipe
+inputs: [{name: thr, type: float, value: 0.5, isOptional: true}]
+run:
+  kind: dag
+  operations:
+    - name: first
+      component: {run: {kind: job, container: {command: [echo]}}}
+    - name: train
+      dependencies: [first]
+      hooks:
+        - hubRef: webhook
+          params:
+            url: {value: "http://127.0.0.1/x"}
+            payload: {ref: dag, value: inputs.thr}
+        - hubRef: webhook
+          params:
+            url: {value: "http://127.0.0.1/x"}
+            payload: {ref: ops.first, value: globals.uuid}
+        - hubRef: webhook
+          params:
+            url: {value: "http://127.0.0.1/x"}
+            payload: {ref: ops.train, value: globals.uuid}
+      component: {run: {kind: job, container: {command: [echo]}}}
+"""
+    errors = errors_of(text)
+    assert len(errors) == 2, errors
+    assert "run.operations[1].hooks[0].params.payload.ref" in errors[0]
+    assert "`dag` is not available to a hook" in errors[0]
+    assert "run.operations[1].hooks[1].params.payload.ref" in errors[1]
+    assert "`ops.first` is not available to a hook: use `ops.train` (the main run) or `runs.<uuid>`" in errors[1]
+
+
+def test_an_op_waiting_for_a_service_to_end_is_warned_about() -> None:
+    # A service runs until it is stopped: an op that depends on it (or reads it through a param, with no event
+    # on it) would wait for ever, and `polynb run` with it. An event on the service, or a timeout, ends the wait.
+    text = """
+kind: component
+name: pipe
+run:
+  kind: dag
+  operations:
+    - name: web
+      component: {run: {kind: service, ports: [8000], container: {command: [serve]}}}
+    - name: timed
+      termination: {timeout: 60}
+      component: {run: {kind: service, ports: [8001], container: {command: [serve]}}}
+    - name: after
+      dependencies: [web]
+      trigger: all_done
+      component: {run: {kind: job, container: {command: [echo]}}}
+    - name: reader
+      params: {url: {ref: ops.web, value: globals.uuid}}
+      component: {inputs: [{name: url, type: str}], run: {kind: job, container: {command: [echo]}}}
+    - name: on-event
+      params: {url: {ref: ops.web, value: globals.uuid}}
+      events: [{ref: ops.web, kinds: [run_status_running]}]
+      component: {inputs: [{name: url, type: str}], run: {kind: job, container: {command: [echo]}}}
+    - name: after-timed
+      dependencies: [timed]
+      component: {run: {kind: job, container: {command: [echo]}}}
+"""
+    report = analyze_pipeline(spec(text))
+    assert not report.errors, report.errors
+    waits = [(format_path(p.path), p.message) for p in report.warnings if "service" in p.message]
+    assert [path for path, _ in waits] == ["run.operations[2].dependencies[0]", "run.operations[3].params.url.ref"]
+    assert "`after` waits for service `web` to end" in waits[0][1]
+    assert "`reader` waits for service `web` to end" in waits[1][1]
+
+
 def test_each_reference_is_resolved_once_per_analysis(monkeypatch: pytest.MonkeyPatch) -> None:
     ops = "".join(
         f"    - name: op-{i}\n      dagRef: job\n"

@@ -56,3 +56,17 @@ def test_failures_over_the_percent_stop_the_dag_which_fails(env: Env) -> None:
     record = env.store.get_run(uuid)
     assert record.reason == "EarlyStopping" and (record.message or "").startswith("1 of 3 ops failed (>= 30%)")
     assert env.ops(uuid)["slow"].status == Status.STOPPED
+
+
+def test_an_op_waiting_for_a_slot_is_not_started_once_the_policy_is_met(env: Env) -> None:
+    # concurrency 1: `later` waits for the slot `good` holds; `good` meets the policy as it ends, so the slot it
+    # frees must not go to `later` (it was queued, then stopped, in the same pass).
+    ran = env.tmp / "later-ran"
+    policy = METRIC + "  concurrency: 1\n"
+    uuid = env.run(with_policy(dag(producer("good", 0.05), job("later", ["touch", str(ran)])), policy))
+    assert env.wait(uuid) == "succeeded", describe(env.store, uuid)
+    later = env.ops(uuid)["later"]
+    assert later.status == Status.STOPPED
+    history = [c.status for c in env.store.status_history(later.uuid)]
+    assert Status.QUEUED not in history, history
+    assert not ran.exists()

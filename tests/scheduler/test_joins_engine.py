@@ -103,3 +103,202 @@ def test_a_join_reads_the_trials_of_a_sweep(env: Env) -> None:
     )
     assert env.wait(best) == "succeeded", env.store.get_run(best).message
     assert env.store.get_run(best).inputs["xs"] == [3, 2]
+
+
+def test_a_query_reads_the_ops_own_params_as_polyaxons_map_reduce_does(env: Env) -> None:
+    # Polyaxon's map-reduce fixture: the reducer's query is `pipeline: {{ map_controller }}`, a contextOnly
+    # param holding the uuid of the mapping op, so the join selects that sweep's trials.
+    mapper = """name: mapper
+matrix:
+  kind: mapping
+  values: [{loss: 0.5}, {loss: 0.25}]
+component:
+  name: mapper
+  inputs: [{name: loss, type: float}]
+  outputs: [{name: result, type: float}]
+  run:
+    kind: job
+    container:
+      command: [sh, -c, 'echo "{\\"result\\": $0}" > "$POLYAXON_RUN_OUTPUTS_PATH/outputs.json"', "{{ loss }}"]"""
+    reducer = f"""name: reducer
+dependencies: [mapper, other]
+params:
+  map_controller: {{ref: ops.mapper, value: globals.uuid, contextOnly: true}}
+joins:
+- query: 'pipeline: {{{{ map_controller }}}}'
+  sort: metrics.result
+  params:
+    results: {{value: outputs.result}}
+component:
+  name: reducer
+  inputs: [{{name: results, type: float, isList: true}}]
+  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}"""
+    uuid = env.run(dag(mapper, job("other", write_outputs(result=0.1)), reducer))
+    env.wait(uuid)
+    ops = env.ops(uuid)
+    record = ops["reducer"]
+    assert record.status == Status.SUCCEEDED, record.message
+    assert record.inputs["results"] == [0.25, 0.5]
+
+
+def test_a_top_level_ops_query_reads_its_params_as_overridden(env: Env) -> None:
+    # Polyaxon's fixture get_fxt_job_with_inputs_and_joins: `limit: '{{ top }}'` with `top` a contextOnly param.
+    # A `-P top=1` (the pipeline's params) wins over the file's value, in the join as in the command.
+    earlier = env.run(dag(job("a", write_outputs(loss=0.3)), job("b", write_outputs(loss=0.1))))
+    env.wait(earlier)
+    text = f"""version: 1.1
+kind: operation
+name: report
+joins:
+- query: 'pipeline: {earlier}'
+  sort: metrics.loss
+  limit: '{{{{ top }}}}'
+  params:
+    losses: {{value: outputs.loss}}
+    names: {{value: globals.name}}
+params:
+  top: {{value: 2, contextOnly: true}}
+component:
+  name: report
+  inputs: [{{name: losses, type: float, isList: true}}, {{name: names, type: str, isList: true}}]
+  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}
+"""
+    uuid = env.run(text, params={"top": 1})
+    env.wait(uuid)
+    record = env.store.get_run(uuid)
+    assert record.status == Status.SUCCEEDED, record.message
+    assert record.inputs["names"] == ["b"]
+
+
+def test_a_query_on_the_project_selects_the_runs_of_this_pipeline(env: Env) -> None:
+    # Polyaxon's quick-start (joins/map_reduce_tune_join.yaml) joins with `project.name: {{ globals.project_name }}`;
+    # locally the project is the pipeline: a DAG's ops (its sweeps' trials included) are in the DAG's project.
+    other = env.run(dag(job("old", write_outputs(loss=0.9)), name="elsewhere"))
+    env.wait(other)
+    sweep = """name: tune
+matrix: {kind: mapping, values: [{loss: 0.2}, {loss: 0.4}]}
+component:
+  name: tune
+  inputs: [{name: loss, type: float}]
+  outputs: [{name: loss, type: float}]
+  run:
+    kind: job
+    container:
+      command: [sh, -c, 'echo "{\\"loss\\": $0}" > "$POLYAXON_RUN_OUTPUTS_PATH/outputs.json"', "{{ loss }}"]"""
+    best = f"""name: best
+dependencies: [a, tune]
+joins:
+- query: 'project.name: {{{{ globals.project_name }}}}, kind: job, metrics.loss: >0'
+  sort: metrics.loss
+  params:
+    losses: {{value: outputs.loss}}
+    names: {{value: globals.name}}
+component:
+  name: best
+  inputs: [{{name: losses, type: float, isList: true}}, {{name: names, type: str, isList: true}}]
+  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}"""
+    uuid = env.run(dag(job("a", write_outputs(loss=0.3)), sweep, best, name="tuning"))
+    env.wait(uuid)
+    record = env.ops(uuid)["best"]
+    assert record.status == Status.SUCCEEDED, record.message
+    assert record.inputs["names"] == ["tune-1", "a", "tune-2"]
+    assert record.inputs["losses"] == [0.2, 0.3, 0.4]
+
+
+def test_a_join_param_reads_the_artifacts_paths_of_the_runs_found(env: Env) -> None:
+    # Polyaxon's V1Join docs and fixtures: `value: artifacts.base`, `artifacts.outputs` (the runs' folders, as
+    # `{ref: ops.X, value: artifacts.outputs}` reads them: relative to the artifacts root).
+    reader = f"""name: reader
+dependencies: [a, b]
+joins:
+- query: 'pipeline: {{{{ dag.uuid }}}}, status: succeeded'
+  sort: metrics.loss
+  params:
+    bases: {{value: artifacts.base}}
+    outs: {{value: artifacts.outputs}}
+component:
+  name: reader
+  inputs: [{{name: bases, type: str, isList: true}}, {{name: outs, type: str, isList: true}}]
+  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}"""
+    uuid = env.run(dag(job("a", write_outputs(loss=0.3)), job("b", write_outputs(loss=0.1)), reader))
+    env.wait(uuid)
+    ops = env.ops(uuid)
+    record = ops["reader"]
+    assert record.status == Status.SUCCEEDED, record.message
+    a, b = ops["a"].uuid, ops["b"].uuid
+    assert record.inputs["bases"] == [b, a]
+    assert record.inputs["outs"] == [f"{b}/outputs", f"{a}/outputs"]
+
+
+def test_a_join_params_value_may_be_written_in_braces(env: Env) -> None:
+    # As a param's `value` with a ref, a join param's may be written `{{ outputs.loss }}` (Polyaxon's
+    # ParamValueMixin.get_spec strips the braces): the same path.
+    reader = f"""name: reader
+dependencies: [a, b]
+joins:
+- query: 'pipeline: {{{{ dag.uuid }}}}, status: succeeded'
+  sort: metrics.loss
+  params:
+    losses: {{value: "{{{{ outputs.loss }}}}"}}
+    names: {{value: "{{{{ globals.name }}}}"}}
+component:
+  name: reader
+  inputs: [{{name: losses, type: float, isList: true}}, {{name: names, type: str, isList: true}}]
+  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}"""
+    uuid = env.run(dag(job("a", write_outputs(loss=0.3)), job("b", write_outputs(loss=0.1)), reader))
+    env.wait(uuid)
+    record = env.ops(uuid)["reader"]
+    assert record.status == Status.SUCCEEDED, record.message
+    assert record.inputs == {"losses": [0.1, 0.3], "names": ["b", "a"]}
+
+
+def test_a_join_param_reads_a_runs_times_as_a_ref_param_does(env: Env) -> None:
+    # `globals.created_at` of the runs found: ISO 8601 text, as `{ref: ops.X, value: globals.created_at}` gives.
+    reader = f"""name: reader
+dependencies: [a]
+joins:
+- query: 'pipeline: {{{{ dag.uuid }}}}, status: succeeded'
+  params:
+    created: {{value: globals.created_at}}
+    finished: {{value: globals.finished_at}}
+component:
+  name: reader
+  inputs: [{{name: created, type: str, isList: true}}, {{name: finished, type: str, isList: true}}]
+  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}"""
+    uuid = env.run(dag(job("a", write_outputs(loss=0.3)), reader))
+    env.wait(uuid)
+    ops = env.ops(uuid)
+    record = ops["reader"]
+    assert record.status == Status.SUCCEEDED, record.message
+    a = ops["a"]
+    assert a.finished_at is not None
+    assert record.inputs == {"created": [a.created_at.isoformat()], "finished": [a.finished_at.isoformat()]}
+
+
+def test_a_single_ops_query_reads_its_templated_params_rendered(env: Env) -> None:
+    # A top-level op's param written as a template (`value: "{{ globals.name }}-"`) is rendered before the
+    # query reads it, as anywhere else.
+    earlier = env.run(
+        dag(job("rep-a", write_outputs(loss=0.3)), job("rep-b", write_outputs(loss=0.1)), job("x", ["true"]))
+    )
+    env.wait(earlier)
+    text = f"""version: 1.1
+kind: operation
+name: rep
+joins:
+- query: 'name: {{{{ prefix }}}}%, status: succeeded'
+  sort: name
+  params:
+    names: {{value: globals.name}}
+params:
+  prefix: {{value: "{{{{ globals.name }}}}-", contextOnly: true}}
+component:
+  name: rep
+  inputs: [{{name: names, type: str, isList: true}}]
+  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}
+"""
+    uuid = env.run(text)
+    env.wait(uuid)
+    record = env.store.get_run(uuid)
+    assert record.status == Status.SUCCEEDED, record.message
+    assert record.inputs["names"] == ["rep-a", "rep-b"]

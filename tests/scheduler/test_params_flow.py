@@ -122,3 +122,52 @@ component:
     uuid = env.run(dag(op))
     env.wait(uuid)
     assert env.ops(uuid)["op"].inputs == {"score": 7}
+
+
+def test_a_param_templated_from_the_ops_own_artifact_paths_gets_them(env: Env) -> None:
+    # Polyaxon's params reference: `value: {{ globals.run_outputs_path }}` is the op's own outputs folder.
+    op = """name: paths
+params:
+  out: {value: "{{ globals.run_outputs_path }}"}
+  root: {value: "{{ globals.run_artifacts_path }}"}
+  store: {value: "{{ globals.artifacts_path }}"}
+component:
+  name: paths
+  inputs: [{name: out, type: str}, {name: root, type: str}, {name: store, type: str}]
+  run: {kind: job, container: {command: ["sh", "-c", "echo \\"$0\\" > \\"$0/seen.txt\\"", "{{ out }}"]}}"""
+    uuid = env.run(dag(op))
+    assert env.wait(uuid) == "succeeded", describe(env.store, uuid)
+    record = env.ops(uuid)["paths"]
+    run_dir = env.executor.run_dir(record.uuid)
+    assert record.inputs == {
+        "out": str(run_dir / "outputs"),
+        "root": str(run_dir),
+        "store": str(run_dir.parent),
+    }
+    assert (run_dir / "outputs" / "seen.txt").read_text().strip() == str(run_dir / "outputs")
+
+
+def test_a_single_ops_templated_params_are_rendered(env: Env) -> None:
+    # Polyaxon's schedules docs: `params: {schedule_at: {value: '{{ globals.schedule_at }}', contextOnly: true}}`
+    # on a top-level operation. A single op's params are its pipeline's inputs; their templates are rendered
+    # as an op's of a DAG are, not passed on as written.
+    text = """version: 1.1
+kind: operation
+name: solo
+params:
+  mine: {value: "{{ globals.uuid }}", contextOnly: true}
+  out: {value: "{{ globals.run_outputs_path }}"}
+  given: {value: "{{ globals.name }}"}
+component:
+  name: solo
+  inputs: [{name: out, type: str}, {name: given, type: str}]
+  run:
+    kind: job
+    container: {command: ["sh", "-c", "echo \\"$0 $1\\" > \\"$1/seen.txt\\"", "{{ mine }}", "{{ out }}"]}
+"""
+    uuid = env.run(text, params={"given": "from -P"})
+    assert env.wait(uuid) == "succeeded", describe(env.store, uuid)
+    record = env.store.get_run(uuid)
+    outputs = env.executor.run_dir(uuid) / "outputs"
+    assert record.inputs == {"out": str(outputs), "given": "from -P"}
+    assert (outputs / "seen.txt").read_text().split() == [uuid, str(outputs)]
