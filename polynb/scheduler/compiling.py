@@ -175,11 +175,14 @@ class OpCompiler:
         views = _UpstreamViews(self._store, upstream)
         dag_globals = {"uuid": dag_uuid, "name": dag_name, "status": "running"} if dag_uuid else {}
         placement: Placement | None = None
-        if plan.kind != "dag" and not _templated_ports(plan.component):
+        templated_ports = _templated_ports(plan.component)
+        if plan.kind != "dag":
             # Placed before the params: `value: "{{ globals.run_outputs_path }}"` is the op's own folder (the
-            # paths Polyaxon's params reference documents), as the command and the conditions see it.
+            # paths Polyaxon's params reference documents), as the command and the conditions see it. A service
+            # whose `ports` is a template is placed with no port first (its paths), then again below.
             try:
-                placement = executor.place(uuid, compiler.op_kind(plan.component), compiler.port_count(plan.component))
+                count = 0 if templated_ports else compiler.port_count(plan.component)
+                placement = executor.place(uuid, compiler.op_kind(plan.component), count)
             except CompilerError as exc:
                 return Outcome(Status.FAILED, REASON_COMPILE, exc.message)
         own = run_globals(
@@ -226,9 +229,10 @@ class OpCompiler:
         if plan.kind == "dag":
             skipped = _conditions_outcome(plan, inputs, contexts, own)
             return skipped or Bound(inputs)
-        if placement is None:
+        assert placement is not None  # placed above: the op is not a DAG
+        if templated_ports:
             # A service's `ports` written as a template gives its number of ports: rendered with its params, then
-            # the op is placed, and its params resolved again, so that they see its own paths and ports too.
+            # the op is placed with them, and its params resolved again, so that they see its ports too.
             try:
                 unplaced = op_context(plan.component, inputs=inputs, contexts=contexts, globals_=own)
                 ports = compiler.port_count(plan.component, unplaced)

@@ -62,3 +62,26 @@ def test_a_hooks_service_with_templated_ports_is_placed_with_the_hooks_params(en
     env.engine.stop(hook.uuid)
     assert env.wait(uuid) == "succeeded", describe(env.store, uuid)  # its hooks final too
     assert env.store.get_run(hook.uuid).status == Status.STOPPED
+
+
+def test_a_service_with_templated_ports_has_its_own_paths_in_its_params(env: Env) -> None:
+    # Its ports render with its params before it is placed; its params then see what the placement gave.
+    out = env.tmp / "seen.txt"
+    op = f"""name: board
+params: {{ports: {{value: [1, 2]}}, where: {{value: "{{{{ globals.run_outputs_path }}}}"}}}}
+component:
+  name: board
+  inputs: [{{name: ports, type: any}}, {{name: where, type: str}}]
+  run:
+    kind: service
+    ports: "{{{{ ports }}}}"
+    container:
+      command: [sh, -c, 'echo "$1" > {out}; exec "{PY}" -m http.server "$2" --bind 127.0.0.1', sh,
+                "{{{{ where }}}}", "{{{{ globals.ports[0] }}}}"]"""
+    uuid = env.run(dag(op))
+    board = env.ops(uuid)["board"].uuid
+    wait_until(lambda: out.exists() and out.read_text().strip() != "", f"{out}")
+    placement = env.store.get_run(board).spec["placement"]
+    assert out.read_text().strip() == placement["run_outputs_path"] and len(placement["ports"]) == 2
+    env.engine.stop(board)
+    assert env.wait(uuid, include_services=True) == "stopped", describe(env.store, uuid)
