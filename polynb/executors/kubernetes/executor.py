@@ -47,7 +47,7 @@ from polynb.executors.base import EVENTS_AWAITED_LABEL, EventSink, ExecutorUpdat
 from polynb.executors.kubernetes import bundle, names, sources, stepcode, store_outputs, storesync
 from polynb.executors.kubernetes import kernel as k8s_kernel
 from polynb.executors.kubernetes import manifests as k8s_manifests
-from polynb.executors.kubernetes.client import Api, K8sError, path
+from polynb.executors.kubernetes.client import Api, K8sError, Stream, path
 from polynb.executors.kubernetes.config import ClusterConfig, load
 from polynb.executors.kubernetes.events import EventFollower, strip_marker
 from polynb.executors.kubernetes.forbidden import explain as explain_forbidden
@@ -104,6 +104,17 @@ class K8sSubmitError(RuntimeError):
 
 
 @dataclass(eq=False)
+class _KeptLogs:
+    """A stopped run's logs (init entries in order, then the main container), read before its pod goes."""
+
+    lines: dict[str, list[str]] = field(default_factory=dict)
+    follow: str | None = None
+    """The container that was running when the stop came: its log is read until it ends."""
+    stream: Stream | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(eq=False)
 class _Run:
     uuid: str
     op_name: str
@@ -141,6 +152,8 @@ class _Run:
     """The bucket store the pod syncs to (where outputs too large for the termination message are read)."""
     fetching: bool = False
     """Its outputs are being read from the store: the final status waits for them."""
+    kept_logs: _KeptLogs | None = None
+    """Its logs, read as a stop deletes its pod (the pod's logs go with it): what the archive is made of."""
 
 
 def _store_config(s: KubernetesSettings) -> dict[str, Any]:
@@ -849,6 +862,16 @@ class KubernetesExecutor:
             run.finished.set()
 
     def _archive_logs(self, run: _Run) -> None:
+        kept = run.kept_logs
+        if kept is not None:  # stopped: its pod may be gone already
+            if not kept.done.wait(EVENTS_DRAIN):
+                log.warning("run %s: its log did not end %gs after the stop: archived as it is", run.uuid,
+                            EVENTS_DRAIN)  # fmt: skip
+            folder = artifacts_dir(run.uuid) / "logs"
+            for i, (container, lines) in enumerate(list(kept.lines.items())):
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{i:02d}-{container}.log").write_text("".join(f"{x}\n" for x in lines), encoding="utf-8")
+            return
         pod = self._cached_pod(run)
         if pod is None:
             return
@@ -973,18 +996,89 @@ class KubernetesExecutor:
         if grace is not None:
             query["gracePeriodSeconds"] = int(grace)
         plural = "jobs" if run.kind == "job" else "pods"
+        keeping = self._keep_logs(run) if run.stop_requested else None
         try:
             self.api.request("DELETE", path(plural, self.namespace, run.name), query=query)
         except K8sError as exc:
             if exc.code != 404:
                 log.warning("run %s: cannot delete %s %s: %s", run.uuid, plural[:-1], run.name, exc)
+                if keeping is not None:
+                    keeping.done.set()
                 return
+        finally:
+            if keeping is not None:
+                threading.Thread(
+                    target=self._follow_kept_logs, args=(run, keeping), name=f"polynb-k8s-keep-{run.uuid[:8]}",
+                    daemon=True,
+                ).start()  # fmt: skip
         if run.kind == "job" and run.stop_requested and run.pod is not None and grace is not None:
             # The Job's GC deletes pods with their own grace period; ours is the one asked for.
             with contextlib.suppress(K8sError):
                 self.api.request("DELETE", path("pods", self.namespace, run.pod), query=query)
         if run.stop_requested and run.pod is None:
             self._report(run, Observed("stopped", "Stopped", "stopped on request before its pod started"))
+
+    def _keep_logs(self, run: _Run) -> _KeptLogs | None:
+        """Before a stop deletes a run's pod (its logs go with it, and the pod may be gone by the time the run
+        is final): the logs of its containers that ended, and a followed stream of the last one that started,
+        opened now so that what it prints in its grace period is read to its end (:meth:`_follow_kept_logs`)."""
+        pod = self._cached_pod(run)
+        if pod is None or run.pod is None:
+            return None
+        kept = _KeptLogs()
+        log_path = path("pods", self.namespace, run.pod, "log")
+        statuses = {
+            cs.get("name"): cs.get("state") or {}
+            for cs in [*((pod.get("status") or {}).get("initContainerStatuses") or ()),
+                       *((pod.get("status") or {}).get("containerStatuses") or ())]
+        }  # fmt: skip
+        for container in self._log_order(pod, run.main):
+            state = statuses.get(container) or {}
+            if "running" in state:
+                kept.lines[container] = []
+                kept.follow = container
+                with contextlib.suppress(K8sError):  # then _follow_kept_logs reads it as it can
+                    kept.stream = self.api.stream(
+                        log_path, query={"container": container, "follow": True, "timestamps": True},
+                        timeout=(10.0, 300.0),
+                    )  # fmt: skip
+                break
+            if "terminated" not in state:
+                break  # not started: nor are the next ones
+            try:
+                text = self.api.text(log_path, query={"container": container})
+            except K8sError:
+                continue
+            kept.lines[container] = list(_visible(text.splitlines()))
+        run.kept_logs = kept
+        return kept
+
+    def _follow_kept_logs(self, run: _Run, kept: _KeptLogs) -> None:
+        """A thread of its own (a stop's grace can be long): the stopped run's running container's log until
+        it ends, through the stream :meth:`_keep_logs` opened (reopened from its last line if it drops)."""
+        container, stream, pod = kept.follow, kept.stream, run.pod
+        try:
+            if container is None or pod is None:
+                return
+            resume = Resume()
+            lines = kept.lines[container]
+            if stream is not None:
+                try:
+                    for raw in stream.lines():
+                        ts, text = split_timestamp(raw)
+                        if resume.accept(ts, text) and (shown := strip_marker(text)) is not None:
+                            lines.append(shown)
+                except Exception as exc:  # dropped: read on from its last line while the pod is there
+                    log.debug("log of %s/%s dropped: %s", pod, container, exc)
+                finally:
+                    stream.close()
+                if self._container_state(pod, container) in ("terminated", "gone"):
+                    return
+            lines.extend(self._container_log(run.uuid, pod, container, follow=True, resume=resume))
+        except Exception:
+            log.exception("run %s: reading its log while it stops failed", run.uuid)
+        finally:
+            kept.done.set()
 
     def _check_stuck(self) -> None:
         """Periodic (heartbeat thread; tests call it after moving the clock).
@@ -1257,7 +1351,10 @@ class KubernetesExecutor:
                 return next((k for k in ("terminated", "running") if k in state), "waiting")
         return "waiting"
 
-    def _container_log(self, run_uuid: str, pod: str, container: str, *, follow: bool) -> Iterator[str]:
+    def _container_log(
+        self, run_uuid: str, pod: str, container: str, *, follow: bool, resume: Resume | None = None
+    ) -> Iterator[str]:
+        """The container's log; ``follow`` reads on until it ends, from ``resume`` (where a reader left it)."""
         log_path = path("pods", self.namespace, pod, "log")
         if not follow:
             try:
@@ -1266,7 +1363,7 @@ class KubernetesExecutor:
                 return  # not started (400) or gone (404): nothing to show
             yield from _visible(text.splitlines())
             return
-        resume = Resume()
+        resume = Resume() if resume is None else resume
         while True:
             state = self._container_state(pod, container)
             if state == "gone":

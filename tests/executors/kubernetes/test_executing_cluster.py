@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from k8s_emulator import Emulator, testkit
-from k8s_emulator.testkit import make_op
+from k8s_emulator.testkit import eventually, make_op
 from support.recorder import UpdateRecorder
 
 from polynb.compiler.types import ContainerSpec, InitStep
@@ -70,3 +70,31 @@ def test_an_op_needing_what_its_image_lacks_fails_on_a_stock_image(executor: Kub
     final = rec.final()
     assert final.status == "failed"
     assert "No module named 'polynb.notebook'" in (final.message or "") + "".join(executor.logs(op.uuid))
+
+
+STOPPABLE = (
+    "import signal, sys, time\n"
+    "def bye(*_):\n"
+    "    print('saving a checkpoint', flush=True)\n"
+    "    sys.exit(0)\n"
+    "signal.signal(signal.SIGTERM, bye)\n"
+    "print('training', flush=True)\n"
+    "time.sleep(300)"
+)
+
+
+def test_a_stopped_job_keeps_its_logs_those_of_its_grace_period_too(
+    executing_emulator: Emulator, executor: KubernetesExecutor, home: Path
+) -> None:
+    # `polynb stop` (or termination.timeout) deletes the pod, and with it its logs: they are kept first,
+    # including what the op prints between the SIGTERM and its exit.
+    rec = UpdateRecorder()
+    op = make_op(executor, image="python:3.11-slim", command=("python3", "-c", STOPPABLE))
+    executor.submit(op, rec)
+    rec.until("running")
+    eventually(lambda: "training" in list(executor.logs(op.uuid)), what="the op's first line")
+    executor.stop(op.uuid, grace=30)
+    assert rec.final().status == "stopped"
+    eventually(lambda: not executing_emulator.objects("pods", selector=f"polynb.io/run={op.uuid}"), what="pod gone")
+    assert list(executor.logs(op.uuid)) == ["training", "saving a checkpoint"]
+    assert sorted(p.name for p in (home / "artifacts" / op.uuid / "logs").iterdir()) == ["00-main.log"]
