@@ -273,6 +273,34 @@ def test_a_job_retries_real_pods_up_to_its_backoff_limit(executing_emulator: Emu
     api.close()
 
 
+def test_a_deleted_pod_counts_as_a_failure_of_its_job(executing_emulator: Emulator, core: Any) -> None:
+    # The Job controller counts a pod deleted before it succeeded as failed (its job-tracking finalizer keeps
+    # it until counted; pkg/controller/job isPodFailed), so a Job with backoffLimit 0 fails and gets no new
+    # pod: https://kubernetes.io/docs/concepts/workloads/controllers/job/#pod-backoff-failure-policy
+    assert executing_emulator.kubeconfig is not None
+    api = config.new_client_from_config(str(executing_emulator.kubeconfig))
+    batch: Any = client.BatchV1Api(api)
+    template = {"spec": {"restartPolicy": "Never", "containers": [py("main", READY_THEN_REPORT_TERM)]}}
+    batch.create_namespaced_job(
+        "default", {"metadata": {"name": "once"}, "spec": {"backoffLimit": 0, "template": template}}
+    )
+    first = testkit.eventually(lambda: core.list_namespaced_pod("default", label_selector="job-name=once").items)
+    name = first[0].metadata.name
+    wait_log(executing_emulator, core, name, "ready")
+    core.delete_namespaced_pod(name, "default")
+    testkit.wait_gone(core, name)
+
+    def failed() -> Any:
+        job = batch.read_namespaced_job("once", "default")
+        return next((c for c in job.status.conditions or () if c.type == "Failed" and c.status == "True"), None)
+
+    assert testkit.eventually(failed, what="the Job to fail").reason == "BackoffLimitExceeded"
+    executing_emulator.settle()
+    assert core.list_namespaced_pod("default", label_selector="job-name=once").items == []
+    assert batch.read_namespaced_job("once", "default").status.failed == 1
+    api.close()
+
+
 def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
     home = kubeconfig.parent / "kubectl-home"
     home.mkdir(exist_ok=True)
