@@ -957,6 +957,16 @@ class KubernetesExecutor:
                 log.warning("run %s: cannot read Job %s: %s", run.uuid, run.name, exc)
             return
         verdict = interpret_job(job)
+        if verdict is None or verdict.reason == "BackoffLimitExceeded":
+            # With backoffLimit 0 the Job counts the deleted pod as its one failure (now, or once its controller
+            # has seen the deletion: the Job is watched by no one, so not waited for) and makes no other: the
+            # run did not fail by itself (that is reported from the pod before any deletion), its pod was
+            # deleted. A deadline (DeadlineExceeded) fails the Job before it deletes the pod.
+            observed = interpret_pod(pod, run.main)
+            if observed.final and (pod.get("status") or {}).get("reason"):
+                verdict = observed  # e.g. evicted
+            else:
+                verdict = Observed("stopped", "Deleted", f"pod {run.pod} was deleted outside polynb")
         if verdict is not None:
             self._report(run, verdict)
 

@@ -98,3 +98,22 @@ def test_a_stopped_job_keeps_its_logs_those_of_its_grace_period_too(
     eventually(lambda: not executing_emulator.objects("pods", selector=f"polynb.io/run={op.uuid}"), what="pod gone")
     assert list(executor.logs(op.uuid)) == ["training", "saving a checkpoint"]
     assert sorted(p.name for p in (home / "artifacts" / op.uuid / "logs").iterdir()) == ["00-main.log"]
+
+
+def test_a_pod_deleted_outside_polynb_stops_its_run_and_is_not_run_again(
+    executing_emulator: Emulator, executor: KubernetesExecutor
+) -> None:
+    # `kubectl delete pod`: the Job (backoffLimit 0) counts the pod as failed and makes no other; the run is
+    # not reported as a failure of its own (BackoffLimitExceeded) but as deleted outside polynb.
+    rec = UpdateRecorder()
+    op = make_op(executor, image="python:3.11-slim", command=("python3", "-c", STOPPABLE))
+    executor.submit(op, rec)
+    rec.until("running")
+    eventually(lambda: "training" in list(executor.logs(op.uuid)), what="the op's first line")
+    (pod,) = executing_emulator.objects("pods", selector=f"polynb.io/run={op.uuid}")
+    executing_emulator.store.delete("pods", "default", pod["metadata"]["name"], {})
+    final = rec.final()
+    assert (final.status, final.reason) == ("stopped", "Deleted")
+    assert pod["metadata"]["name"] in (final.message or "")
+    eventually(lambda: not executing_emulator.objects("jobs", selector=f"polynb.io/run={op.uuid}"), what="Job gone")
+    assert executing_emulator.objects("pods", selector=f"polynb.io/run={op.uuid}") == []
