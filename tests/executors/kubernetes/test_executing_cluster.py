@@ -117,3 +117,24 @@ def test_a_pod_deleted_outside_polynb_stops_its_run_and_is_not_run_again(
     assert pod["metadata"]["name"] in (final.message or "")
     eventually(lambda: not executing_emulator.objects("jobs", selector=f"polynb.io/run={op.uuid}"), what="Job gone")
     assert executing_emulator.objects("pods", selector=f"polynb.io/run={op.uuid}") == []
+
+
+def test_a_failed_init_entry_says_why_in_the_runs_message(executor: KubernetesExecutor) -> None:
+    # A failed init container's log tail is its termination message (FallbackToLogsOnError), as the main
+    # container's: the failure names its cause (a clone that cannot reach its host, a missing file), not
+    # only an exit code.
+    fetch = InitStep(
+        kind="container",
+        container=ContainerSpec(
+            name="fetch",
+            image="busybox:1.36",
+            command=("sh", "-c", "echo 'cannot resolve host data.example' >&2; exit 3"),
+        ),
+    )
+    rec = UpdateRecorder()
+    op = make_op(executor, image="python:3.11-slim", command=("python3", "-c", "print('never')"), init=(fetch,))
+    executor.submit(op, rec)
+    final = rec.final()
+    assert (final.status, final.reason) == ("failed", "InitFailed")
+    assert "exited with code 3" in (final.message or "")
+    assert "cannot resolve host data.example" in (final.message or "")
