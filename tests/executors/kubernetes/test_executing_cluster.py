@@ -138,3 +138,20 @@ def test_a_failed_init_entry_says_why_in_the_runs_message(executor: KubernetesEx
     assert (final.status, final.reason) == ("failed", "InitFailed")
     assert "exited with code 3" in (final.message or "")
     assert "cannot resolve host data.example" in (final.message or "")
+
+
+def test_a_pod_no_node_can_hold_is_unschedulable_with_the_schedulers_message(
+    executing_emulator: Emulator, executor: KubernetesExecutor
+) -> None:
+    # resources.limits a node cannot give (no GPU; more memory than it has): the scheduler leaves the pod
+    # Pending with PodScheduled=False/Unschedulable, and the run says so until it is stopped.
+    rec = UpdateRecorder()
+    resources = {"limits": {"nvidia.com/gpu": 1, "memory": "64Gi"}}
+    op = make_op(executor, image="python:3.11-slim", command=("python3", "-c", "print('never')"),
+                 k8s={"resources": resources})  # fmt: skip
+    executor.submit(op, rec)
+    update = rec.until("unschedulable")
+    assert "Insufficient memory" in update.message and "Insufficient nvidia.com/gpu" in update.message
+    executor.stop(op.uuid)
+    assert rec.final().status == "stopped"
+    assert "running" not in rec.statuses
