@@ -599,7 +599,7 @@ class ControlPlane(threading.Thread):
                 status["completionTime"] = now
                 status.pop("active", None)
                 self.event(job, "Completed", "Job completed", component="job-controller")
-            elif failed > spec["backoffLimit"]:
+            elif failed > spec["backoffLimit"] or self._past_backoff_on_failure(spec, active):
                 status["failed"] = failed
                 self._fail_job(
                     job, status, active, "BackoffLimitExceeded", "Job has reached the specified backoff limit"
@@ -651,6 +651,23 @@ class ControlPlane(threading.Thread):
             new = copy.deepcopy(job)
             new["status"] = status
             self.store.write(("jobs", ns, name), new, job)
+
+    @staticmethod
+    def _past_backoff_on_failure(spec: dict[str, Any], active: list[dict[str, Any]]) -> bool:
+        """Under ``restartPolicy: OnFailure`` the kubelet restarts a failed container in place, and the Job
+        counts those restarts against its backoffLimit (pkg/controller/job pastBackoffLimitOnFailure: with a
+        limit of 0, the first restart fails the Job):
+        https://kubernetes.io/docs/concepts/workloads/controllers/job/#pod-backoff-failure-policy"""
+        if spec["template"]["spec"].get("restartPolicy") != "OnFailure":
+            return False
+        restarts = sum(
+            int(c.get("restartCount") or 0)
+            for p in active
+            if p["status"].get("phase") in ("Running", "Pending")
+            for c in [*(p["status"].get("initContainerStatuses") or ()), *(p["status"].get("containerStatuses") or ())]
+        )
+        limit = int(spec["backoffLimit"])
+        return restarts > 0 if limit == 0 else restarts >= limit
 
     def _fail_job(
         self, job: dict[str, Any], status: dict[str, Any], active: list[dict[str, Any]], reason: str, message: str
