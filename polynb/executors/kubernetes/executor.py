@@ -55,7 +55,14 @@ from polynb.executors.kubernetes.logs import Resume, split_timestamp
 from polynb.executors.kubernetes.manifests import ManifestConfig
 from polynb.executors.kubernetes.portforward import Connect, PodLookup, PortForward, official_connect
 from polynb.executors.kubernetes.settings import BucketStore, KubernetesSettings
-from polynb.executors.kubernetes.status import FATAL_WAITING, IMAGE_PULL, Observed, interpret_job, interpret_pod
+from polynb.executors.kubernetes.status import (
+    FATAL_WAITING,
+    IMAGE_PULL,
+    Observed,
+    interpret_job,
+    interpret_pod,
+    interpret_restarted,
+)
 from polynb.executors.kubernetes.watch import PodInformer
 from polynb.log_archive import LogArchive
 from polynb.runtime.tracking import EVENTS_STDOUT_ENV
@@ -152,6 +159,8 @@ class _Run:
     """The bucket store the pod syncs to (where outputs too large for the termination message are read)."""
     fetching: bool = False
     """Its outputs are being read from the store: the final status waits for them."""
+    last_pod: dict[str, Any] | None = None
+    """The run's pod as last seen (its containers' final states once the pod is gone)."""
     kept_logs: _KeptLogs | None = None
     """Its logs, read as a stop deletes its pod (the pod's logs go with it): what the archive is made of."""
 
@@ -612,6 +621,7 @@ class KubernetesExecutor:
         if run is None or run.final:
             return
         run.pod = pod["metadata"]["name"]
+        run.last_pod = pod
         labels = pod["metadata"].get("labels") or {}
         if kind == "DELETED" and labels.get(names.KERNEL) != self.kernel_label:
             # It left our selector: another kernel adopted it (re-attach). Not ours to report any more.
@@ -872,7 +882,7 @@ class KubernetesExecutor:
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / f"{i:02d}-{container}.log").write_text("".join(f"{x}\n" for x in lines), encoding="utf-8")
             return
-        pod = self._cached_pod(run)
+        pod = self._cached_pod(run) or run.last_pod
         if pod is None:
             return
         folder = artifacts_dir(run.uuid) / "logs"
@@ -880,7 +890,12 @@ class KubernetesExecutor:
             try:
                 text = self.api.text(path("pods", self.namespace, run.pod, "log"), query={"container": container})
             except K8sError:
-                continue  # never started, or gone
+                # Never started, or gone: the Job deleted a pod whose container failed under OnFailure as it
+                # restarted it. A failed container's termination message is its log's tail (FallbackToLogsOnError).
+                tail = _failed_tail(pod, container)
+                if tail is None:
+                    continue
+                text = tail
             folder.mkdir(parents=True, exist_ok=True)
             lines = list(_visible(text.splitlines()))
             (folder / f"{i:02d}-{container}.log").write_text("".join(f"{x}\n" for x in lines), encoding="utf-8")
@@ -965,6 +980,8 @@ class KubernetesExecutor:
             observed = interpret_pod(pod, run.main)
             if observed.final and (pod.get("status") or {}).get("reason"):
                 verdict = observed  # e.g. evicted
+            elif (restarted := interpret_restarted(pod, run.main)) is not None:
+                verdict = restarted  # OnFailure: the Job failed at the container's first restart
             else:
                 verdict = Observed("stopped", "Deleted", f"pod {run.pod} was deleted outside polynb")
         if verdict is not None:
@@ -1437,6 +1454,25 @@ def _store_failure(pod: dict[str, Any]) -> str | None:
             return None
         detail = " ".join(str(term.get("message") or "").split())[-500:]
         return f"container {storesync.UP} exited with code {code}" + (f": {detail}" if detail else "")
+    return None
+
+
+def _failed_tail(pod: dict[str, Any], container: str) -> str | None:
+    """The log tail a failed container left in its termination message (its last failure's, if it was restarted),
+    when its policy is ``FallbackToLogsOnError``; None otherwise."""
+    spec = pod.get("spec") or {}
+    containers = [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]
+    policy = next((c.get("terminationMessagePolicy") for c in containers if c.get("name") == container), None)
+    if policy != "FallbackToLogsOnError":
+        return None
+    status = pod.get("status") or {}
+    for cs in [*(status.get("initContainerStatuses") or ()), *(status.get("containerStatuses") or ())]:
+        if cs.get("name") != container:
+            continue
+        for state in (cs.get("state") or {}, cs.get("lastState") or {}):
+            term = state.get("terminated") or {}
+            if term.get("exitCode") not in (0, None) and term.get("message"):
+                return str(term["message"])
     return None
 
 

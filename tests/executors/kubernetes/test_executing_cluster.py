@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from k8s_emulator import Emulator, testkit
-from k8s_emulator.testkit import eventually, make_op
+from k8s_emulator.testkit import MakeExecutor, eventually, make_op
 from support.recorder import UpdateRecorder
 
 from polynb.compiler.types import ContainerSpec, InitStep
@@ -155,3 +156,27 @@ def test_a_pod_no_node_can_hold_is_unschedulable_with_the_schedulers_message(
     executor.stop(op.uuid)
     assert rec.final().status == "stopped"
     assert "running" not in rec.statuses
+
+
+CRASH = "import sys; print('boom: no such dataset', file=sys.stderr); sys.exit(2)"
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_job_crashing_under_on_failure_fails_with_its_log_and_is_not_restarted_for_ever(
+    executing_emulator: Emulator, make_executor: MakeExecutor, keep: bool
+) -> None:
+    # restartPolicy OnFailure: the kubelet restarts the container in place, and with backoffLimit 0 the Job
+    # fails at the first restart (BackoffLimitExceeded) and deletes its pod. The run fails with the
+    # container's own exit and log, whichever of the pod's states the watch saw, and its log is kept.
+    executor = make_executor(keep_finished=keep)
+    rec = UpdateRecorder()
+    op = make_op(executor, image="python:3.11-slim", command=("python3", "-c", CRASH),
+                 environment={"restartPolicy": "OnFailure"})  # fmt: skip
+    executor.submit(op, rec)
+    final = rec.final()
+    assert (final.status, final.reason) == ("failed", "Error")
+    assert "exited with code 2" in (final.message or "") and "boom: no such dataset" in (final.message or "")
+    selector = f"polynb.io/run={op.uuid}"
+    eventually(lambda: not executing_emulator.objects("pods", selector=selector), what="no pod restarting")
+    if not keep:  # archived before its objects are deleted (a kept run's log is the pod's, which the Job deleted)
+        assert "boom: no such dataset" in list(executor.logs(op.uuid))
