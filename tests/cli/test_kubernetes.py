@@ -243,3 +243,11 @@ def test_a_bucket_store_whose_credentials_secret_is_missing_refuses_the_run(cli:
     assert "config.yaml:1:17: connection 'runs' (the artifacts store, s3://team-runs/polynb)" in message
     assert "Secret 'aws-creds', which does not exist in namespace 'default'" in message
     assert cli.runs() == [] and emulator.objects("jobs") == [] and emulator.objects("pods") == []
+
+
+def test_a_missing_namespace_is_one_clear_line_not_a_traceback(cli: Cli) -> None:
+    result = cli.run("run", "-f", str(cli.write("dag.yaml", DAG)), "--executor", "kubernetes", "--k8s-namespace", "ml")
+    assert result.returncode == 1
+    assert "namespace 'ml' does not exist" in result.stderr
+    assert "kubectl create namespace ml" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from polynb.compiler.types import CompiledOp, OpKind, Placement
-from polynb.executors.base import EVENTS_AWAITED_LABEL, EventSink, ExecutorUpdate, UpdateCallback
+from polynb.executors.base import EVENTS_AWAITED_LABEL, EventSink, ExecutorUpdate, SubmitRefusedError, UpdateCallback
 from polynb.executors.kubernetes import bundle, names, sources, stepcode, store_outputs, storesync
 from polynb.executors.kubernetes import kernel as k8s_kernel
 from polynb.executors.kubernetes import manifests as k8s_manifests
@@ -106,7 +106,7 @@ def preferred_local_port(run_uuid: str) -> int:
     return first + int(hashlib.sha256(run_uuid.encode()).hexdigest()[:8], 16) % count
 
 
-class K8sSubmitError(RuntimeError):
+class K8sSubmitError(RuntimeError, SubmitRefusedError):
     """The cluster refused a run (or cannot be used); the message says why and what to do."""
 
 
