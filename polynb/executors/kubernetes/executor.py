@@ -141,6 +141,8 @@ class _Run:
     """When the stop was asked (wall clock): a container that finished before it ended by itself."""
     created_at: float = 0.0
     stuck_checked: bool = False
+    creating_checked: bool = False
+    """Its pod's warnings were told once while it could not start its containers (FailedMount, ...)."""
     forward: PortForward | None = None
     keep: bool = False
     """Leave the objects when final (``termination.ttl``: the scheduler cleans up later; ``keep_finished``)."""
@@ -1140,12 +1142,49 @@ class KubernetesExecutor:
                 for r in self._runs.values()
                 if not r.final and r.pull_failing_since is not None and now - r.pull_failing_since >= s.image_pull_grace
             ]
+            creating = [
+                r
+                for r in self._runs.values()
+                if not r.final
+                and r.pod is not None
+                and not r.creating_checked
+                and r.last is not None
+                and r.last[0] == "starting"
+                and now - r.created_at >= s.pod_start_timeout
+            ]
         for run in podless:
             self._check_podless(run, now - run.created_at)
+        for run in creating:
+            self._check_creating(run)
         for run in pulling:
             pod = self._cached_pod(run)
             if pod is not None:
                 self._on_pod("MODIFIED", pod)
+
+    def _check_creating(self, run: _Run) -> None:
+        """A pod still starting ``pod_start_timeout`` after the run's creation: its last warning event, if it has
+        one (a volume that cannot be mounted: a Secret, ConfigMap or claim that does not exist, a volume held on
+        another node), becomes a ``warning``. The kubelet retries for ever (what is missing may come), so the run
+        is not failed; a pod that is only slow (a long init entry) has no warning and says nothing."""
+        try:
+            events = self.api.request(
+                "GET",
+                path("events", self.namespace),
+                query={"fieldSelector": f"involvedObject.kind=Pod,involvedObject.name={run.pod}"},
+            )
+        except K8sError as exc:
+            log.warning("run %s: cannot read events: %s", run.uuid, exc)
+            return
+        warnings = [e for e in events.get("items") or () if e.get("type") == "Warning"]
+        if not warnings:
+            return
+        run.creating_checked = True
+        last = warnings[-1]
+        message = f"pod {run.pod} cannot start its containers: {last.get('message') or ''}"
+        with self._lock:
+            still_starting = not run.final and run.last is not None and run.last[0] == "starting"
+        if still_starting:
+            self._report(run, Observed("warning", str(last.get("reason") or "Warning"), message))
 
     def _check_podless(self, run: _Run, age: float) -> None:
         try:

@@ -3,11 +3,12 @@ that contain no polynb, so what a cluster would make of an op is what the test s
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 from k8s_emulator import Emulator, testkit
-from k8s_emulator.testkit import MakeExecutor, eventually, make_op
+from k8s_emulator.testkit import MakeExecutor, ManualClock, eventually, make_op
 from support.recorder import UpdateRecorder
 
 from polynb.compiler.types import ContainerSpec, InitStep
@@ -180,3 +181,27 @@ def test_a_job_crashing_under_on_failure_fails_with_its_log_and_is_not_restarted
     eventually(lambda: not executing_emulator.objects("pods", selector=selector), what="no pod restarting")
     if not keep:  # archived before its objects are deleted (a kept run's log is the pod's, which the Job deleted)
         assert "boom: no such dataset" in list(executor.logs(op.uuid))
+
+
+def test_a_pod_stuck_mounting_a_missing_secret_warns_with_the_kubelets_event(
+    executing_emulator: Emulator, make_executor: MakeExecutor
+) -> None:
+    # The kubelet retries the mount for ever (the Secret may come later): the run is not failed, but it must
+    # not sit in `starting` without a word: after pod_start_timeout it warns with the pod's FailedMount event.
+    clock = ManualClock()
+    executor = make_executor(clock=clock, pod_start_timeout=60)
+    rec = UpdateRecorder()
+    op = make_op(executor, image="python:3.11-slim", command=("ls", "/creds"),
+                 k8s={"volumeMounts": [{"name": "creds", "mountPath": "/creds"}]})  # fmt: skip
+    op = dataclasses.replace(op, volumes=({"name": "creds", "secret": {"secretName": "team-creds"}},))
+    executor.submit(op, rec)
+    rec.until("starting")
+    eventually(lambda: any(e["reason"] == "FailedMount" for e in executing_emulator.objects("events")),
+               what="the FailedMount event")  # fmt: skip
+    executor._check_stuck()
+    clock.advance(61)
+    executor._check_stuck()
+    warning = rec.until("warning", reason="FailedMount")
+    assert 'secret "team-creds" not found' in warning.message
+    executor.stop(op.uuid)
+    assert rec.final().status == "stopped"
