@@ -881,8 +881,7 @@ class KubernetesExecutor:
                             EVENTS_DRAIN)  # fmt: skip
             folder = artifacts_dir(run.uuid) / "logs"
             for i, (container, lines) in enumerate(list(kept.lines.items())):
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / f"{i:02d}-{container}.log").write_text("".join(f"{x}\n" for x in lines), encoding="utf-8")
+                _write_log(folder / f"{i:02d}-{container}.log", lines, again=run.attempt > 1)
             return
         pod = self._cached_pod(run) or run.last_pod
         if pod is None:
@@ -898,9 +897,7 @@ class KubernetesExecutor:
                 if tail is None:
                     continue
                 text = tail
-            folder.mkdir(parents=True, exist_ok=True)
-            lines = list(_visible(text.splitlines()))
-            (folder / f"{i:02d}-{container}.log").write_text("".join(f"{x}\n" for x in lines), encoding="utf-8")
+            _write_log(folder / f"{i:02d}-{container}.log", list(_visible(text.splitlines())), again=run.attempt > 1)
 
     def _cached_pod(self, run: _Run) -> dict[str, Any] | None:
         informer = self._informer
@@ -1494,6 +1491,14 @@ def _store_failure(pod: dict[str, Any]) -> str | None:
         detail = " ".join(str(term.get("message") or "").split())[-500:]
         return f"container {storesync.UP} exited with code {code}" + (f": {detail}" if detail else "")
     return None
+
+
+def _write_log(file: Path, lines: Sequence[str], *, again: bool) -> None:
+    """A container's archived log; a retry's attempt (``again``) adds to the earlier attempts' (the run's one
+    archive, as the local executor's log), where the first attempt writes it anew."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with file.open("a" if again else "w", encoding="utf-8") as out:
+        out.write("".join(f"{x}\n" for x in lines))
 
 
 def _failed_tail(pod: dict[str, Any], container: str) -> str | None:
