@@ -1280,12 +1280,28 @@ class KubernetesExecutor:
             # Finished while nobody watched; its pod (if still there) has the details and the outputs.
             self._replay(run)
             if not run.final:
+                if observed.reason == "BackoffLimitExceeded" and restart_policy(obj) == "Never" and self._podless(run):
+                    # No pod left: a pod that failed by itself stays (Failed), so this one was deleted, and the
+                    # Job counted the deletion as its failure (under OnFailure, the Job deletes it at a restart).
+                    observed = Observed("stopped", "Deleted", f"the pod of Job {run.name} was deleted outside polynb")
                 self._report(run, observed)
             return True
         if op.kind == "service":
             self._on_pod("MODIFIED", obj)
         self._replay(run)
         return True
+
+    def _podless(self, run: _Run) -> bool:
+        """The run's attempt has no pod at all (asked of the API server: a re-attached pod enters the watch only
+        once relabelled)."""
+        if run.pod is not None:
+            return False
+        selector = names.selector({names.RUN: names.label_value(run.uuid), names.ATTEMPT: str(run.attempt)})
+        try:
+            data = self.api.request("GET", path("pods", self.namespace), query={"labelSelector": selector})
+        except K8sError:
+            return False
+        return not data.get("items")
 
     def cleanup(self, run_uuid: str) -> None:
         with self._lock:
@@ -1491,6 +1507,12 @@ def _store_failure(pod: dict[str, Any]) -> str | None:
         detail = " ".join(str(term.get("message") or "").split())[-500:]
         return f"container {storesync.UP} exited with code {code}" + (f": {detail}" if detail else "")
     return None
+
+
+def restart_policy(job: dict[str, Any]) -> str:
+    """The restartPolicy of a Job's pods (``Never`` when unset, as polynb writes it)."""
+    template = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return str(template.get("restartPolicy") or "Never")
 
 
 def _write_log(file: Path, lines: Sequence[str], *, again: bool) -> None:

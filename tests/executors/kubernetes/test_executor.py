@@ -228,6 +228,24 @@ def test_reattach_to_a_run_that_finished_meanwhile(emulator: Emulator, make_exec
     assert "running" in rec.statuses  # it did run: reported before its end
 
 
+def test_reattach_to_a_run_whose_pod_was_deleted_meanwhile(emulator: Emulator, make_executor: MakeExecutor) -> None:
+    # `kubectl delete pod` while no engine ran: the Job failed (BackoffLimitExceeded: the deleted pod is its one
+    # failure) and no pod is left; a restartPolicy Never pod that failed by itself would still be there.
+    old = make_executor(kernel_id="before")
+    op = make_op(old, script={"main": {"hold": True}})
+    handle = old.submit(op, UpdateRecorder())
+    wait_for(lambda: (emulator.pod_of(op.uuid) or {}).get("status", {}).get("phase") == "Running", emulator)
+    old.shutdown(stop_running=False)
+    emulator.store.delete("pods", "default", emulator.require_pod_of(op.uuid)["metadata"]["name"], {})
+    job = names.resource_name(op.name, op.uuid)
+    wait_for(lambda: any(c["type"] == "Failed" for c in (emulator.store.get("jobs", "default", job).get("status") or {})
+                         .get("conditions") or ()), emulator, what="the Job failed")  # fmt: skip
+    rec = UpdateRecorder()
+    assert make_executor(kernel_id="after").reattach(op, handle, rec)
+    final = rec.final()
+    assert (final.status, final.reason) == ("stopped", "Deleted")
+
+
 def test_shutdown_removes_this_kernels_runs(emulator: Emulator, make_executor: MakeExecutor) -> None:
     mine = make_executor(kernel_id="mine")
     theirs = make_executor(kernel_id="theirs")
