@@ -140,6 +140,8 @@ class _Run:
     stop_at: float = 0.0
     """When the stop was asked (wall clock): a container that finished before it ended by itself."""
     created_at: float = 0.0
+    adopted_at: float = 0.0
+    """When it was re-attached (wall clock; 0: submitted by this executor)."""
     stuck_checked: bool = False
     creating_checked: bool = False
     """Its pod's warnings were told once while it could not start its containers (FailedMount, ...)."""
@@ -763,7 +765,7 @@ class KubernetesExecutor:
                     observed.message,
                     outputs=observed.outputs if observed.final else None,
                     url=url,
-                    at=time.time(),
+                    at=self._when(run, observed),
                 )
             )
             self._changed.notify_all()
@@ -790,6 +792,16 @@ class KubernetesExecutor:
         if observed.final and not run.keep and not self._closed:
             with contextlib.suppress(RuntimeError):  # the pool is shut down: shutdown() deletes the runs
                 self._workers.submit(self._finish, run)
+
+    @staticmethod
+    def _when(run: _Run, observed: Observed) -> float:
+        """When the update happened: now, as the watch sees it; but a run that ended while no executor watched
+        (found ended on re-attach) ended when its container did (``finishedAt``, the node's clock, whole seconds:
+        a second of slack), not when it was re-attached."""
+        now = time.time()
+        if observed.final and observed.at is not None and run.adopted_at and observed.at < run.adopted_at - 1:
+            return observed.at
+        return now
 
     @staticmethod
     def _deliver(run: _Run, updates: Sequence[ExecutorUpdate]) -> None:
@@ -1260,6 +1272,7 @@ class KubernetesExecutor:
         attempt = int(record.get("attempt") or 1)
         run = self._new_run(op, on_update, attempt)
         run.name = str(record.get("name") or run.name)
+        run.adopted_at = time.time()
         plural = "jobs" if op.kind == "job" else "pods"
         try:
             obj = self.api.request("GET", path(plural, self.namespace, run.name))
