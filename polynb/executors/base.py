@@ -26,6 +26,11 @@ FINAL_EXECUTOR_STATUSES: Final = frozenset({"succeeded", "failed", "stopped"})
 """An update with one of these is the last one for the run (until it is submitted again)."""
 
 
+class SubmitRefusedError(Exception):
+    """An executor refuses a run for a reason its message says in full (a missing namespace, RBAC, a quota):
+    the engine records the message as the run's failure and logs it without a traceback."""
+
+
 @dataclass(frozen=True, slots=True)
 class ExecutorUpdate:
     """One observed status change of a run.

@@ -335,6 +335,15 @@ class Adopter:
             detail = f"{type(exc).__name__}: {exc}"
         else:
             detail = "the executor has no trace of it"
+            if not attached and record.status == Status.STOPPING:
+                # Its stop was asked and carried out while no engine watched (`polynb stop` without an engine,
+                # an engine that died while stopping it): an executor whose stop deletes the run's objects (the
+                # kubernetes one) keeps no trace of a stopped run. Stopped, as asked: not lost.
+                if record.reason == REASON_TIMEOUT:
+                    self._statuses.finish(run, Status.FAILED, REASON_TIMEOUT, record.message or "timed out")
+                else:
+                    self._statuses.finish(run, Status.STOPPED, REASON_STOPPED, record.message or "stopped")
+                return
         if not attached:
             self._statuses.finish(run, Status.FAILED, REASON_LOST, f"could not re-attach after a restart: {detail}")
             return

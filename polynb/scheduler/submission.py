@@ -16,7 +16,7 @@ from typing import Any
 
 from polynb.compiler.cache import CACHE_META_KEY, cache_key, cache_of, ttl_of
 from polynb.compiler.types import CompiledOp
-from polynb.executors.base import EVENTS_AWAITED_LABEL, ExecutorUpdate, UpdateCallback
+from polynb.executors.base import EVENTS_AWAITED_LABEL, ExecutorUpdate, SubmitRefusedError, UpdateCallback
 from polynb.lifecycle import REASON_STOPPED, Status
 from polynb.scheduler.compiling import Bound, Compiled, OpCompiler, Outcome
 from polynb.scheduler.connection_waits import event_inputs, payload_for
@@ -455,7 +455,10 @@ class Submission:
         run.in_flight = False
         early, run.early = run.early, []
         if done.error is not None:
-            logger.error("executor %s refused run %s", run.executor, run.uuid, exc_info=done.error)
+            if isinstance(done.error, SubmitRefusedError):  # says it all: no traceback
+                logger.error("executor %s refused run %s: %s", run.executor, run.uuid, done.error)
+            else:
+                logger.error("executor %s refused run %s", run.executor, run.uuid, exc_info=done.error)
             if run.stop_requested:
                 self._statuses.finish(run, Status.STOPPED, REASON_STOPPED, "stopped before the executor started it")
             else:

@@ -124,8 +124,10 @@ class Updates:
                 statuses.finish(run, Status.FAILED, REASON_TIMEOUT, self._termination.timeout_message(run), at)
             else:
                 statuses.finish(run, Status.STOPPED, update.reason, update.message, at)
-        elif _PROGRESS.get(Status(status), -1) < _PROGRESS.get(run.status, -1):
+        elif status in _ADVANCING and _PROGRESS[Status(status)] < _PROGRESS.get(run.status, -1):
             # A re-attached executor replays what it recorded; what the store already has moved past is old.
+            # Only progress is ordered: `warning` and `unschedulable` (a pull that fails, no node that fits)
+            # come while a run is scheduled, starting or running, and are never behind.
             logger.debug("ignoring %s for %s, already %s", status, run.uuid, run.status)
         else:
             statuses.set(run, Status(status), update.reason, update.message, at)

@@ -84,6 +84,24 @@ def test_polynb_executor_chooses_kubernetes_and_stop_reaches_the_engine(cli: Cli
         assert {r.executor for r in store.children(uuid)} == {"kubernetes"}
 
 
+def test_stopping_a_kubernetes_run_whose_engine_was_killed_records_it_stopped(cli: Cli, emulator: Emulator) -> None:
+    # No engine runs it any more: `polynb stop` re-attaches to the Job and deletes it, so the engine that then
+    # records the end finds no trace of it: it was stopped, not lost.
+    cli.start("run", "-f", str(cli.write("dag.yaml", HOLDING)), "--executor", "kubernetes")
+    cli.wait_for(lambda s: (op := cli.op(s, "holding", "forever")) is not None and op.status == Status.RUNNING,
+                 "the op running on kubernetes")  # fmt: skip
+    proc = cli.started[-1]
+    proc.kill()  # SIGKILL: the Job and its pod live on
+    proc.communicate(timeout=120)
+    stopped = cli.run("stop", "holding")
+    assert stopped.returncode == 0, stopped.stderr
+    with cli.store() as store:
+        op = cli.op(store, "holding", "forever")
+        assert op is not None and op.status == Status.STOPPED, (op and op.status, op and op.message)
+        assert store.get_run(op.dag_uuid or "").status == Status.STOPPED
+    assert emulator.objects("jobs") == []
+
+
 def test_kubernetes_without_a_cluster_configuration_submits_nothing(cli: Cli) -> None:
     cli.extra_env["KUBECONFIG"] = str(cli.tmp / "missing-kubeconfig")
     result = cli.run("run", "-f", str(cli.write("dag.yaml", DAG)), "--executor", "kubernetes")
@@ -225,3 +243,11 @@ def test_a_bucket_store_whose_credentials_secret_is_missing_refuses_the_run(cli:
     assert "config.yaml:1:17: connection 'runs' (the artifacts store, s3://team-runs/polynb)" in message
     assert "Secret 'aws-creds', which does not exist in namespace 'default'" in message
     assert cli.runs() == [] and emulator.objects("jobs") == [] and emulator.objects("pods") == []
+
+
+def test_a_missing_namespace_is_one_clear_line_not_a_traceback(cli: Cli) -> None:
+    result = cli.run("run", "-f", str(cli.write("dag.yaml", DAG)), "--executor", "kubernetes", "--k8s-namespace", "ml")
+    assert result.returncode == 1
+    assert "namespace 'ml' does not exist" in result.stderr
+    assert "kubectl create namespace ml" in result.stderr
+    assert "Traceback" not in result.stderr

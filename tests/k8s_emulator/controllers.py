@@ -55,7 +55,9 @@ class ControlPlane(threading.Thread):
         self.failed_creates: dict[str, str] = {}
         """Job name -> FailedCreate message: the job controller cannot create its pods."""
         self.held: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self._deleted_active: dict[str, int] = {}
+        self._failed_pods: dict[str, set[str]] = {}
+        """Job uid -> the uids of its pods counted as failed, once each, even after they are removed (the job
+        controller's ``batch.kubernetes.io/job-tracking`` finalizer keeps a pod until it is counted)."""
         self._failed_create_seen: set[str] = set()
         self._stopped = False
         self.errors: list[str] = []
@@ -104,9 +106,11 @@ class ControlPlane(threading.Thread):
         if change.plural == "pods":
             owner = self._job_owner(obj)
             if change.type == "DELETED":
-                phase = (obj.get("status") or {}).get("phase")
-                if owner and phase not in ("Succeeded", "Failed"):
-                    self._deleted_active[owner[1]] = self._deleted_active.get(owner[1], 0) + 1
+                # Removed before it succeeded: a failure, whatever phase the kubelet wrote as it stopped it
+                # (Failed, or none for a pod never started), as pkg/controller/job's isPodFailed counts "a
+                # deleted Pod" (https://kubernetes.io/docs/concepts/workloads/controllers/job/#pod-backoff-failure-policy).
+                if owner and (obj.get("status") or {}).get("phase") != "Succeeded":
+                    self._failed_pods.setdefault(owner[1], set()).add(meta["uid"])
             elif self.kubelet is None:
                 self._kubelet_step(meta["namespace"], meta["name"])
             if owner:
@@ -571,7 +575,14 @@ class ControlPlane(threading.Thread):
                 and not p["metadata"].get("deletionTimestamp")
             ]
             succeeded = sum(p["status"].get("phase") == "Succeeded" for p in pods)
-            failed = sum(p["status"].get("phase") == "Failed" for p in pods) + self._deleted_active.get(uid, 0)
+            counted = self._failed_pods.setdefault(uid, set())
+            counted.update(
+                p["metadata"]["uid"]
+                for p in pods
+                if p["status"].get("phase") == "Failed"
+                or (p["metadata"].get("deletionTimestamp") and p["status"].get("phase") != "Succeeded")
+            )
+            failed = len(counted)
             now = self.store.clock.iso()
             status.setdefault("startTime", now)
             if succeeded >= spec["completions"]:
@@ -588,7 +599,8 @@ class ControlPlane(threading.Thread):
                 status["completionTime"] = now
                 status.pop("active", None)
                 self.event(job, "Completed", "Job completed", component="job-controller")
-            elif failed > spec["backoffLimit"]:
+            elif failed > spec["backoffLimit"] or self._past_backoff_on_failure(spec, active):
+                status["failed"] = failed
                 self._fail_job(
                     job, status, active, "BackoffLimitExceeded", "Job has reached the specified backoff limit"
                 )
@@ -639,6 +651,23 @@ class ControlPlane(threading.Thread):
             new = copy.deepcopy(job)
             new["status"] = status
             self.store.write(("jobs", ns, name), new, job)
+
+    @staticmethod
+    def _past_backoff_on_failure(spec: dict[str, Any], active: list[dict[str, Any]]) -> bool:
+        """Under ``restartPolicy: OnFailure`` the kubelet restarts a failed container in place, and the Job
+        counts those restarts against its backoffLimit (pkg/controller/job pastBackoffLimitOnFailure: with a
+        limit of 0, the first restart fails the Job):
+        https://kubernetes.io/docs/concepts/workloads/controllers/job/#pod-backoff-failure-policy"""
+        if spec["template"]["spec"].get("restartPolicy") != "OnFailure":
+            return False
+        restarts = sum(
+            int(c.get("restartCount") or 0)
+            for p in active
+            if p["status"].get("phase") in ("Running", "Pending")
+            for c in [*(p["status"].get("initContainerStatuses") or ()), *(p["status"].get("containerStatuses") or ())]
+        )
+        limit = int(spec["backoffLimit"])
+        return restarts > 0 if limit == 0 else restarts >= limit
 
     def _fail_job(
         self, job: dict[str, Any], status: dict[str, Any], active: list[dict[str, Any]], reason: str, message: str

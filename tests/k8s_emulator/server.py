@@ -567,8 +567,17 @@ class Handler(BaseHTTPRequestHandler):
                     return dict(s.get("state") or {})
             return {}
 
+        def restarted(obj: dict[str, Any]) -> bool:
+            status = obj.get("status") or {}
+            return any(
+                s["name"] == container and int(s.get("restartCount") or 0) > 0
+                for s in [*(status.get("initContainerStatuses") or ()), *(status.get("containerStatuses") or ())]
+            )
+
         state = state_of(pod) or {}
-        if "running" not in state and "terminated" not in state:
+        if "running" not in state and "terminated" not in state and not restarted(pod):
+            # A container restarting (CrashLoopBackOff) has a log: its last instance's, which `kubectl logs`
+            # shows; only one that never ran is "waiting to start".
             reason = (state.get("waiting") or {}).get("reason", "ContainerCreating")
             raise ApiError(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: {reason}')
         follow = query.get("follow") in ("true", "1")

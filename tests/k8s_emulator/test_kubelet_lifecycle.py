@@ -273,6 +273,34 @@ def test_a_job_retries_real_pods_up_to_its_backoff_limit(executing_emulator: Emu
     api.close()
 
 
+def test_a_deleted_pod_counts_as_a_failure_of_its_job(executing_emulator: Emulator, core: Any) -> None:
+    # The Job controller counts a pod deleted before it succeeded as failed (its job-tracking finalizer keeps
+    # it until counted; pkg/controller/job isPodFailed), so a Job with backoffLimit 0 fails and gets no new
+    # pod: https://kubernetes.io/docs/concepts/workloads/controllers/job/#pod-backoff-failure-policy
+    assert executing_emulator.kubeconfig is not None
+    api = config.new_client_from_config(str(executing_emulator.kubeconfig))
+    batch: Any = client.BatchV1Api(api)
+    template = {"spec": {"restartPolicy": "Never", "containers": [py("main", READY_THEN_REPORT_TERM)]}}
+    batch.create_namespaced_job(
+        "default", {"metadata": {"name": "once"}, "spec": {"backoffLimit": 0, "template": template}}
+    )
+    first = testkit.eventually(lambda: core.list_namespaced_pod("default", label_selector="job-name=once").items)
+    name = first[0].metadata.name
+    wait_log(executing_emulator, core, name, "ready")
+    core.delete_namespaced_pod(name, "default")
+    testkit.wait_gone(core, name)
+
+    def failed() -> Any:
+        job = batch.read_namespaced_job("once", "default")
+        return next((c for c in job.status.conditions or () if c.type == "Failed" and c.status == "True"), None)
+
+    assert testkit.eventually(failed, what="the Job to fail").reason == "BackoffLimitExceeded"
+    executing_emulator.settle()
+    assert core.list_namespaced_pod("default", label_selector="job-name=once").items == []
+    assert batch.read_namespaced_job("once", "default").status.failed == 1
+    api.close()
+
+
 def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
     home = kubeconfig.parent / "kubectl-home"
     home.mkdir(exist_ok=True)
@@ -364,6 +392,51 @@ def test_on_failure_restarts_the_container_in_place(core: Any) -> None:
     assert status.restart_count == 1
     assert status.last_state.terminated.exit_code == 1
     assert log(core, "again").splitlines()[-1] == "second try"
+
+
+def test_a_job_under_on_failure_fails_at_the_first_restart_with_backoff_limit_0(
+    executing_emulator: Emulator, core: Any
+) -> None:
+    # pkg/controller/job pastBackoffLimitOnFailure: the containers' restarts count against the backoffLimit;
+    # with 0, the first restart fails the Job, which deletes its pod.
+    # https://kubernetes.io/docs/concepts/workloads/controllers/job/#pod-backoff-failure-policy
+    assert executing_emulator.kubeconfig is not None
+    api = config.new_client_from_config(str(executing_emulator.kubeconfig))
+    batch: Any = client.BatchV1Api(api)
+    template = {
+        "spec": {"restartPolicy": "OnFailure", "containers": [py("main", "print('boom'); raise SystemExit(2)")]}
+    }
+    batch.create_namespaced_job(
+        "default", {"metadata": {"name": "crash"}, "spec": {"backoffLimit": 0, "template": template}}
+    )
+
+    def failed() -> Any:
+        job = batch.read_namespaced_job("crash", "default")
+        return next((c for c in job.status.conditions or () if c.type == "Failed" and c.status == "True"), None)
+
+    assert testkit.eventually(failed, what="the Job to fail").reason == "BackoffLimitExceeded"
+    testkit.eventually(lambda: not core.list_namespaced_pod("default", label_selector="job-name=crash").items,
+                       what="its pod deleted")  # fmt: skip
+    api.close()
+
+
+def test_a_crash_looping_containers_log_is_its_last_runs(tmp_path: Path) -> None:
+    # `kubectl logs` of a container waiting in CrashLoopBackOff shows its last run's log, not "waiting to start".
+    with testkit.executing(tmp_path, crash_backoff=600) as emu:  # it waits in CrashLoopBackOff while we read
+        assert emu.kubeconfig is not None
+        api = config.new_client_from_config(str(emu.kubeconfig))
+        core = client.CoreV1Api(api)
+        code = "print('boom'); raise SystemExit(2)"
+        core.create_namespaced_pod("default", pod("looping", py("main", code), restartPolicy="OnFailure"))
+
+        def looping(p: Any) -> bool:
+            s = (p.status.container_statuses or [None])[0]
+            return s is not None and s.restart_count > 0 and s.state.waiting is not None
+
+        wait_pod(core, "looping", looping)
+        assert log(core, "looping") == "boom\n"
+        core.delete_namespaced_pod("looping", "default", grace_period_seconds=0)
+        api.close()
 
 
 def test_pods_spread_over_the_two_nodes(executing_emulator: Emulator, core: Any) -> None:

@@ -43,11 +43,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from polynb.compiler.types import CompiledOp, OpKind, Placement
-from polynb.executors.base import EVENTS_AWAITED_LABEL, EventSink, ExecutorUpdate, UpdateCallback
+from polynb.executors.base import EVENTS_AWAITED_LABEL, EventSink, ExecutorUpdate, SubmitRefusedError, UpdateCallback
 from polynb.executors.kubernetes import bundle, names, sources, stepcode, store_outputs, storesync
 from polynb.executors.kubernetes import kernel as k8s_kernel
 from polynb.executors.kubernetes import manifests as k8s_manifests
-from polynb.executors.kubernetes.client import Api, K8sError, path
+from polynb.executors.kubernetes.client import Api, K8sError, Stream, path
 from polynb.executors.kubernetes.config import ClusterConfig, load
 from polynb.executors.kubernetes.events import EventFollower, strip_marker
 from polynb.executors.kubernetes.forbidden import explain as explain_forbidden
@@ -55,7 +55,14 @@ from polynb.executors.kubernetes.logs import Resume, split_timestamp
 from polynb.executors.kubernetes.manifests import ManifestConfig
 from polynb.executors.kubernetes.portforward import Connect, PodLookup, PortForward, official_connect
 from polynb.executors.kubernetes.settings import BucketStore, KubernetesSettings
-from polynb.executors.kubernetes.status import FATAL_WAITING, IMAGE_PULL, Observed, interpret_job, interpret_pod
+from polynb.executors.kubernetes.status import (
+    FATAL_WAITING,
+    IMAGE_PULL,
+    Observed,
+    interpret_job,
+    interpret_pod,
+    interpret_restarted,
+)
 from polynb.executors.kubernetes.watch import PodInformer
 from polynb.log_archive import LogArchive
 from polynb.runtime.tracking import EVENTS_STDOUT_ENV
@@ -99,8 +106,19 @@ def preferred_local_port(run_uuid: str) -> int:
     return first + int(hashlib.sha256(run_uuid.encode()).hexdigest()[:8], 16) % count
 
 
-class K8sSubmitError(RuntimeError):
+class K8sSubmitError(RuntimeError, SubmitRefusedError):
     """The cluster refused a run (or cannot be used); the message says why and what to do."""
+
+
+@dataclass(eq=False)
+class _KeptLogs:
+    """A stopped run's logs (init entries in order, then the main container), read before its pod goes."""
+
+    lines: dict[str, list[str]] = field(default_factory=dict)
+    follow: str | None = None
+    """The container that was running when the stop came: its log is read until it ends."""
+    stream: Stream | None = None
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(eq=False)
@@ -122,7 +140,11 @@ class _Run:
     stop_at: float = 0.0
     """When the stop was asked (wall clock): a container that finished before it ended by itself."""
     created_at: float = 0.0
+    adopted_at: float = 0.0
+    """When it was re-attached (wall clock; 0: submitted by this executor)."""
     stuck_checked: bool = False
+    creating_checked: bool = False
+    """Its pod's warnings were told once while it could not start its containers (FailedMount, ...)."""
     forward: PortForward | None = None
     keep: bool = False
     """Leave the objects when final (``termination.ttl``: the scheduler cleans up later; ``keep_finished``)."""
@@ -141,6 +163,10 @@ class _Run:
     """The bucket store the pod syncs to (where outputs too large for the termination message are read)."""
     fetching: bool = False
     """Its outputs are being read from the store: the final status waits for them."""
+    last_pod: dict[str, Any] | None = None
+    """The run's pod as last seen (its containers' final states once the pod is gone)."""
+    kept_logs: _KeptLogs | None = None
+    """Its logs, read as a stop deletes its pod (the pod's logs go with it): what the archive is made of."""
 
 
 def _store_config(s: KubernetesSettings) -> dict[str, Any]:
@@ -599,6 +625,7 @@ class KubernetesExecutor:
         if run is None or run.final:
             return
         run.pod = pod["metadata"]["name"]
+        run.last_pod = pod
         labels = pod["metadata"].get("labels") or {}
         if kind == "DELETED" and labels.get(names.KERNEL) != self.kernel_label:
             # It left our selector: another kernel adopted it (re-attach). Not ours to report any more.
@@ -738,7 +765,7 @@ class KubernetesExecutor:
                     observed.message,
                     outputs=observed.outputs if observed.final else None,
                     url=url,
-                    at=time.time(),
+                    at=self._when(run, observed),
                 )
             )
             self._changed.notify_all()
@@ -765,6 +792,16 @@ class KubernetesExecutor:
         if observed.final and not run.keep and not self._closed:
             with contextlib.suppress(RuntimeError):  # the pool is shut down: shutdown() deletes the runs
                 self._workers.submit(self._finish, run)
+
+    @staticmethod
+    def _when(run: _Run, observed: Observed) -> float:
+        """When the update happened: now, as the watch sees it; but a run that ended while no executor watched
+        (found ended on re-attach) ended when its container did (``finishedAt``, the node's clock, whole seconds:
+        a second of slack), not when it was re-attached."""
+        now = time.time()
+        if observed.final and observed.at is not None and run.adopted_at and observed.at < run.adopted_at - 1:
+            return observed.at
+        return now
 
     @staticmethod
     def _deliver(run: _Run, updates: Sequence[ExecutorUpdate]) -> None:
@@ -849,7 +886,16 @@ class KubernetesExecutor:
             run.finished.set()
 
     def _archive_logs(self, run: _Run) -> None:
-        pod = self._cached_pod(run)
+        kept = run.kept_logs
+        if kept is not None:  # stopped: its pod may be gone already
+            if not kept.done.wait(EVENTS_DRAIN):
+                log.warning("run %s: its log did not end %gs after the stop: archived as it is", run.uuid,
+                            EVENTS_DRAIN)  # fmt: skip
+            folder = artifacts_dir(run.uuid) / "logs"
+            for i, (container, lines) in enumerate(list(kept.lines.items())):
+                _write_log(folder / f"{i:02d}-{container}.log", lines, again=run.attempt > 1)
+            return
+        pod = self._cached_pod(run) or run.last_pod
         if pod is None:
             return
         folder = artifacts_dir(run.uuid) / "logs"
@@ -857,10 +903,13 @@ class KubernetesExecutor:
             try:
                 text = self.api.text(path("pods", self.namespace, run.pod, "log"), query={"container": container})
             except K8sError:
-                continue  # never started, or gone
-            folder.mkdir(parents=True, exist_ok=True)
-            lines = list(_visible(text.splitlines()))
-            (folder / f"{i:02d}-{container}.log").write_text("".join(f"{x}\n" for x in lines), encoding="utf-8")
+                # Never started, or gone: the Job deleted a pod whose container failed under OnFailure as it
+                # restarted it. A failed container's termination message is its log's tail (FallbackToLogsOnError).
+                tail = _failed_tail(pod, container)
+                if tail is None:
+                    continue
+                text = tail
+            _write_log(folder / f"{i:02d}-{container}.log", list(_visible(text.splitlines())), again=run.attempt > 1)
 
     def _cached_pod(self, run: _Run) -> dict[str, Any] | None:
         informer = self._informer
@@ -934,6 +983,18 @@ class KubernetesExecutor:
                 log.warning("run %s: cannot read Job %s: %s", run.uuid, run.name, exc)
             return
         verdict = interpret_job(job)
+        if verdict is None or verdict.reason == "BackoffLimitExceeded":
+            # With backoffLimit 0 the Job counts the deleted pod as its one failure (now, or once its controller
+            # has seen the deletion: the Job is watched by no one, so not waited for) and makes no other: the
+            # run did not fail by itself (that is reported from the pod before any deletion), its pod was
+            # deleted. A deadline (DeadlineExceeded) fails the Job before it deletes the pod.
+            observed = interpret_pod(pod, run.main)
+            if observed.final and (pod.get("status") or {}).get("reason"):
+                verdict = observed  # e.g. evicted
+            elif (restarted := interpret_restarted(pod, run.main)) is not None:
+                verdict = restarted  # OnFailure: the Job failed at the container's first restart
+            else:
+                verdict = Observed("stopped", "Deleted", f"pod {run.pod} was deleted outside polynb")
         if verdict is not None:
             self._report(run, verdict)
 
@@ -973,18 +1034,89 @@ class KubernetesExecutor:
         if grace is not None:
             query["gracePeriodSeconds"] = int(grace)
         plural = "jobs" if run.kind == "job" else "pods"
+        keeping = self._keep_logs(run) if run.stop_requested else None
         try:
             self.api.request("DELETE", path(plural, self.namespace, run.name), query=query)
         except K8sError as exc:
             if exc.code != 404:
                 log.warning("run %s: cannot delete %s %s: %s", run.uuid, plural[:-1], run.name, exc)
+                if keeping is not None:
+                    keeping.done.set()
                 return
+        finally:
+            if keeping is not None:
+                threading.Thread(
+                    target=self._follow_kept_logs, args=(run, keeping), name=f"polynb-k8s-keep-{run.uuid[:8]}",
+                    daemon=True,
+                ).start()  # fmt: skip
         if run.kind == "job" and run.stop_requested and run.pod is not None and grace is not None:
             # The Job's GC deletes pods with their own grace period; ours is the one asked for.
             with contextlib.suppress(K8sError):
                 self.api.request("DELETE", path("pods", self.namespace, run.pod), query=query)
         if run.stop_requested and run.pod is None:
             self._report(run, Observed("stopped", "Stopped", "stopped on request before its pod started"))
+
+    def _keep_logs(self, run: _Run) -> _KeptLogs | None:
+        """Before a stop deletes a run's pod (its logs go with it, and the pod may be gone by the time the run
+        is final): the logs of its containers that ended, and a followed stream of the last one that started,
+        opened now so that what it prints in its grace period is read to its end (:meth:`_follow_kept_logs`)."""
+        pod = self._cached_pod(run)
+        if pod is None or run.pod is None:
+            return None
+        kept = _KeptLogs()
+        log_path = path("pods", self.namespace, run.pod, "log")
+        statuses = {
+            cs.get("name"): cs.get("state") or {}
+            for cs in [*((pod.get("status") or {}).get("initContainerStatuses") or ()),
+                       *((pod.get("status") or {}).get("containerStatuses") or ())]
+        }  # fmt: skip
+        for container in self._log_order(pod, run.main):
+            state = statuses.get(container) or {}
+            if "running" in state:
+                kept.lines[container] = []
+                kept.follow = container
+                with contextlib.suppress(K8sError):  # then _follow_kept_logs reads it as it can
+                    kept.stream = self.api.stream(
+                        log_path, query={"container": container, "follow": True, "timestamps": True},
+                        timeout=(10.0, 300.0),
+                    )  # fmt: skip
+                break
+            if "terminated" not in state:
+                break  # not started: nor are the next ones
+            try:
+                text = self.api.text(log_path, query={"container": container})
+            except K8sError:
+                continue
+            kept.lines[container] = list(_visible(text.splitlines()))
+        run.kept_logs = kept
+        return kept
+
+    def _follow_kept_logs(self, run: _Run, kept: _KeptLogs) -> None:
+        """A thread of its own (a stop's grace can be long): the stopped run's running container's log until
+        it ends, through the stream :meth:`_keep_logs` opened (reopened from its last line if it drops)."""
+        container, stream, pod = kept.follow, kept.stream, run.pod
+        try:
+            if container is None or pod is None:
+                return
+            resume = Resume()
+            lines = kept.lines[container]
+            if stream is not None:
+                try:
+                    for raw in stream.lines():
+                        ts, text = split_timestamp(raw)
+                        if resume.accept(ts, text) and (shown := strip_marker(text)) is not None:
+                            lines.append(shown)
+                except Exception as exc:  # dropped: read on from its last line while the pod is there
+                    log.debug("log of %s/%s dropped: %s", pod, container, exc)
+                finally:
+                    stream.close()
+                if self._container_state(pod, container) in ("terminated", "gone"):
+                    return
+            lines.extend(self._container_log(run.uuid, pod, container, follow=True, resume=resume))
+        except Exception:
+            log.exception("run %s: reading its log while it stops failed", run.uuid)
+        finally:
+            kept.done.set()
 
     def _check_stuck(self) -> None:
         """Periodic (heartbeat thread; tests call it after moving the clock).
@@ -1019,12 +1151,49 @@ class KubernetesExecutor:
                 for r in self._runs.values()
                 if not r.final and r.pull_failing_since is not None and now - r.pull_failing_since >= s.image_pull_grace
             ]
+            creating = [
+                r
+                for r in self._runs.values()
+                if not r.final
+                and r.pod is not None
+                and not r.creating_checked
+                and r.last is not None
+                and r.last[0] == "starting"
+                and now - r.created_at >= s.pod_start_timeout
+            ]
         for run in podless:
             self._check_podless(run, now - run.created_at)
+        for run in creating:
+            self._check_creating(run)
         for run in pulling:
             pod = self._cached_pod(run)
             if pod is not None:
                 self._on_pod("MODIFIED", pod)
+
+    def _check_creating(self, run: _Run) -> None:
+        """A pod still starting ``pod_start_timeout`` after the run's creation: its last warning event, if it has
+        one (a volume that cannot be mounted: a Secret, ConfigMap or claim that does not exist, a volume held on
+        another node), becomes a ``warning``. The kubelet retries for ever (what is missing may come), so the run
+        is not failed; a pod that is only slow (a long init entry) has no warning and says nothing."""
+        try:
+            events = self.api.request(
+                "GET",
+                path("events", self.namespace),
+                query={"fieldSelector": f"involvedObject.kind=Pod,involvedObject.name={run.pod}"},
+            )
+        except K8sError as exc:
+            log.warning("run %s: cannot read events: %s", run.uuid, exc)
+            return
+        warnings = [e for e in events.get("items") or () if e.get("type") == "Warning"]
+        if not warnings:
+            return
+        run.creating_checked = True
+        last = warnings[-1]
+        message = f"pod {run.pod} cannot start its containers: {last.get('message') or ''}"
+        with self._lock:
+            still_starting = not run.final and run.last is not None and run.last[0] == "starting"
+        if still_starting:
+            self._report(run, Observed("warning", str(last.get("reason") or "Warning"), message))
 
     def _check_podless(self, run: _Run, age: float) -> None:
         try:
@@ -1103,6 +1272,7 @@ class KubernetesExecutor:
         attempt = int(record.get("attempt") or 1)
         run = self._new_run(op, on_update, attempt)
         run.name = str(record.get("name") or run.name)
+        run.adopted_at = time.time()
         plural = "jobs" if op.kind == "job" else "pods"
         try:
             obj = self.api.request("GET", path(plural, self.namespace, run.name))
@@ -1123,12 +1293,28 @@ class KubernetesExecutor:
             # Finished while nobody watched; its pod (if still there) has the details and the outputs.
             self._replay(run)
             if not run.final:
+                if observed.reason == "BackoffLimitExceeded" and restart_policy(obj) == "Never" and self._podless(run):
+                    # No pod left: a pod that failed by itself stays (Failed), so this one was deleted, and the
+                    # Job counted the deletion as its failure (under OnFailure, the Job deletes it at a restart).
+                    observed = Observed("stopped", "Deleted", f"the pod of Job {run.name} was deleted outside polynb")
                 self._report(run, observed)
             return True
         if op.kind == "service":
             self._on_pod("MODIFIED", obj)
         self._replay(run)
         return True
+
+    def _podless(self, run: _Run) -> bool:
+        """The run's attempt has no pod at all (asked of the API server: a re-attached pod enters the watch only
+        once relabelled)."""
+        if run.pod is not None:
+            return False
+        selector = names.selector({names.RUN: names.label_value(run.uuid), names.ATTEMPT: str(run.attempt)})
+        try:
+            data = self.api.request("GET", path("pods", self.namespace), query={"labelSelector": selector})
+        except K8sError:
+            return False
+        return not data.get("items")
 
     def cleanup(self, run_uuid: str) -> None:
         with self._lock:
@@ -1257,7 +1443,10 @@ class KubernetesExecutor:
                 return next((k for k in ("terminated", "running") if k in state), "waiting")
         return "waiting"
 
-    def _container_log(self, run_uuid: str, pod: str, container: str, *, follow: bool) -> Iterator[str]:
+    def _container_log(
+        self, run_uuid: str, pod: str, container: str, *, follow: bool, resume: Resume | None = None
+    ) -> Iterator[str]:
+        """The container's log; ``follow`` reads on until it ends, from ``resume`` (where a reader left it)."""
         log_path = path("pods", self.namespace, pod, "log")
         if not follow:
             try:
@@ -1266,7 +1455,7 @@ class KubernetesExecutor:
                 return  # not started (400) or gone (404): nothing to show
             yield from _visible(text.splitlines())
             return
-        resume = Resume()
+        resume = Resume() if resume is None else resume
         while True:
             state = self._container_state(pod, container)
             if state == "gone":
@@ -1330,6 +1519,39 @@ def _store_failure(pod: dict[str, Any]) -> str | None:
             return None
         detail = " ".join(str(term.get("message") or "").split())[-500:]
         return f"container {storesync.UP} exited with code {code}" + (f": {detail}" if detail else "")
+    return None
+
+
+def restart_policy(job: dict[str, Any]) -> str:
+    """The restartPolicy of a Job's pods (``Never`` when unset, as polynb writes it)."""
+    template = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return str(template.get("restartPolicy") or "Never")
+
+
+def _write_log(file: Path, lines: Sequence[str], *, again: bool) -> None:
+    """A container's archived log; a retry's attempt (``again``) adds to the earlier attempts' (the run's one
+    archive, as the local executor's log), where the first attempt writes it anew."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with file.open("a" if again else "w", encoding="utf-8") as out:
+        out.write("".join(f"{x}\n" for x in lines))
+
+
+def _failed_tail(pod: dict[str, Any], container: str) -> str | None:
+    """The log tail a failed container left in its termination message (its last failure's, if it was restarted),
+    when its policy is ``FallbackToLogsOnError``; None otherwise."""
+    spec = pod.get("spec") or {}
+    containers = [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]
+    policy = next((c.get("terminationMessagePolicy") for c in containers if c.get("name") == container), None)
+    if policy != "FallbackToLogsOnError":
+        return None
+    status = pod.get("status") or {}
+    for cs in [*(status.get("initContainerStatuses") or ()), *(status.get("containerStatuses") or ())]:
+        if cs.get("name") != container:
+            continue
+        for state in (cs.get("state") or {}, cs.get("lastState") or {}):
+            term = state.get("terminated") or {}
+            if term.get("exitCode") not in (0, None) and term.get("message"):
+                return str(term["message"])
     return None
 
 

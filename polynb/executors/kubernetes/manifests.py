@@ -305,6 +305,9 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
         )
         base["name"] = unique(base["name"])
         container = _container(base, run_env, mounts, base.get("_k8s") or {})
+        # A failed entry's log tail is its termination message, which the run's failure quotes (InitFailed: a
+        # clone that cannot reach its host says so), as for the main container.
+        container.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
         # The connection the entry reads (a repository's or a bucket's credentials): its secret and env, in this
         # init container only.
         read = base.get("_connection") or entry.spec.get("connection")

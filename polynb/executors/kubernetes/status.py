@@ -207,6 +207,22 @@ def interpret_pod(pod: dict[str, Any], main: str) -> Observed:
     return Observed("scheduled", "PodCreated", "")
 
 
+def interpret_restarted(pod: dict[str, Any], main: str) -> Observed | None:
+    """The failure of a main container the kubelet restarted in place (``restartPolicy: OnFailure``), from its
+    ``lastState``: what the run ended with when its Job failed at that restart and deleted the pod."""
+    status = pod.get("status") or {}
+    for cs in status.get("containerStatuses") or ():
+        if not isinstance(cs, dict) or cs.get("name") != main or not int(cs.get("restartCount") or 0):
+            continue
+        last = (cs.get("lastState") or {}).get("terminated")
+        if not last or last.get("exitCode") in (0, None):
+            return None
+        before = {**pod, "status": {**status, "phase": "Running", "reason": None,
+                                    "containerStatuses": [{**cs, "state": {"terminated": last}}]}}  # fmt: skip
+        return interpret_pod(before, main)
+    return None
+
+
 def interpret_job(job: dict[str, Any]) -> Observed | None:
     """A final status from a Job's conditions (``Complete``/``Failed``), or None while it is not final."""
     conditions = _conditions(job)

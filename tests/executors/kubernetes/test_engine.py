@@ -4,6 +4,7 @@ re-attach after an engine restart. Pods are scripted by image (``emulator.script
 
 from __future__ import annotations
 
+import json
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_emulator import Emulator, testkit
+from k8s_emulator import SCRIPT_ANNOTATION, Emulator, testkit
 from k8s_emulator.testkit import TIMEOUT, wait_for
 
 from polynb.compiler.pipeline import build_pipeline
@@ -296,3 +297,26 @@ def test_the_hubs_jupyterlab_is_refused_on_kubernetes_with_the_reason(env: K8sEn
     assert "no image with JupyterLab" in str(exc.value)
     assert env.store.list_runs() == []  # nothing half-submitted
     assert env.emulator.counts()["create"] == 0
+
+
+def test_an_unschedulable_pod_and_a_failing_pull_are_recorded_with_the_clusters_message(env: K8sEnv) -> None:
+    # The executor reports them (`unschedulable`, `warning`) while the run is scheduled or starting: the engine
+    # records them, with the scheduler's or the kubelet's message, instead of dropping them as "behind".
+    gpu = "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."
+    environment = json.dumps({"annotations": {SCRIPT_ANNOTATION: json.dumps({"unschedulable": gpu})}})
+    big_job = f"""\
+  - name: big
+    component:
+      name: big
+      run: {{kind: job, environment: {environment}, container: {{image: emu/hold, command: [python, train.py]}}}}
+"""
+    uuid = env.run(dag(big_job, job("pull", "emu/nopull")))
+    ops = env.ops(uuid)
+    big, pull = ops["big"].uuid, ops["pull"].uuid
+    env.wait_event(lambda e: e.run_uuid == big and e.kind == "run_status_unschedulable")
+    assert (env.store.get_run(big).status, env.store.get_run(big).message) == (Status.UNSCHEDULABLE, gpu)
+    assert env.wait(pull) == "failed"
+    assert "run_status_warning" in env.kinds(pull)
+    env.engine.stop(big)
+    assert env.wait(uuid) == "failed"
+    assert env.store.get_run(big).status == Status.STOPPED

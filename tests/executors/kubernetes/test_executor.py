@@ -14,6 +14,7 @@ from polynb.compiler.types import ContainerSpec, InitStep
 from polynb.executors.kubernetes import kernel as k8s_kernel
 from polynb.executors.kubernetes import names
 from polynb.executors.kubernetes.executor import K8sSubmitError, KubernetesExecutor
+from polynb.executors.kubernetes.status import parse_time
 
 emulator = testkit.emulator
 kubeconfig = testkit.kubeconfig
@@ -226,6 +227,47 @@ def test_reattach_to_a_run_that_finished_meanwhile(emulator: Emulator, make_exec
     final = rec.final()
     assert (final.status, final.reason) == ("failed", "Error")
     assert "running" in rec.statuses  # it did run: reported before its end
+
+
+def test_a_run_that_ended_while_no_one_watched_is_reported_with_its_own_end(
+    emulator: Emulator, make_executor: MakeExecutor
+) -> None:
+    # A restarted engine must record when the run ended (the container's finishedAt), not when someone
+    # re-attached: an op that took 3 s must not show, nor hand its hooks, the time until the attach.
+    old = make_executor(kernel_id="before")
+    op = make_op(old, script={"main": {"hold": True}})
+    handle = old.submit(op, UpdateRecorder())
+    wait_for(lambda: (emulator.pod_of(op.uuid) or {}).get("status", {}).get("phase") == "Running", emulator)
+    old.shutdown(stop_running=False)
+    emulator.finish(emulator.require_pod_of(op.uuid)["metadata"]["name"], exit_code=0)
+    emulator.settle()
+    state = emulator.require_pod_of(op.uuid)["status"]["containerStatuses"][0]["state"]
+    ended = parse_time(state["terminated"]["finishedAt"])
+    assert ended is not None
+    testkit.eventually(lambda: time.time() > ended + 3, what="the end a few seconds behind")  # the attach comes later
+    rec = UpdateRecorder()
+    assert make_executor(kernel_id="after").reattach(op, handle, rec)
+    final = rec.final()
+    assert final.status == "succeeded"
+    assert final.at == ended
+
+
+def test_reattach_to_a_run_whose_pod_was_deleted_meanwhile(emulator: Emulator, make_executor: MakeExecutor) -> None:
+    # `kubectl delete pod` while no engine ran: the Job failed (BackoffLimitExceeded: the deleted pod is its one
+    # failure) and no pod is left; a restartPolicy Never pod that failed by itself would still be there.
+    old = make_executor(kernel_id="before")
+    op = make_op(old, script={"main": {"hold": True}})
+    handle = old.submit(op, UpdateRecorder())
+    wait_for(lambda: (emulator.pod_of(op.uuid) or {}).get("status", {}).get("phase") == "Running", emulator)
+    old.shutdown(stop_running=False)
+    emulator.store.delete("pods", "default", emulator.require_pod_of(op.uuid)["metadata"]["name"], {})
+    job = names.resource_name(op.name, op.uuid)
+    wait_for(lambda: any(c["type"] == "Failed" for c in (emulator.store.get("jobs", "default", job).get("status") or {})
+                         .get("conditions") or ()), emulator, what="the Job failed")  # fmt: skip
+    rec = UpdateRecorder()
+    assert make_executor(kernel_id="after").reattach(op, handle, rec)
+    final = rec.final()
+    assert (final.status, final.reason) == ("stopped", "Deleted")
 
 
 def test_shutdown_removes_this_kernels_runs(emulator: Emulator, make_executor: MakeExecutor) -> None:

@@ -143,3 +143,16 @@ def test_a_long_lived_executor_sweeps_every_lease(emulator: Emulator, make_execu
     live._check_stuck()
     wait_for(lambda: gone(emulator, finished), emulator, what="the released kernel's runs swept")
     assert emulator.objects("configmaps", selector=f"{names.KERNEL}=done") == []
+
+
+def test_a_retried_runs_archive_keeps_every_attempts_log(emulator: Emulator, executor: KubernetesExecutor) -> None:
+    # The scheduler submits the same run again for each retry (maxRetries); each attempt's Job is archived then
+    # deleted: the archive adds to the earlier attempts' logs (as the local executor's log does), never replaces
+    # them, or the failures that were retried would leave no trace.
+    op = make_op(executor, script={"main": {"logs": ["loading", "diverged"], "exit": 1}})
+    for _ in range(2):
+        rec = UpdateRecorder()
+        executor.submit(op, rec)
+        assert rec.final().status == "failed"
+        wait_for(lambda: gone(emulator, op.uuid), emulator, what="the attempt's Job deleted")
+    assert list(executor.logs(op.uuid)) == ["loading", "diverged", "loading", "diverged"]

@@ -20,7 +20,7 @@ from polynb.executors.kubernetes import manifests, names
 from polynb.executors.kubernetes.init import GIT_SCRIPT, INIT_SCRIPT, init_container
 from polynb.executors.kubernetes.logs import Resume, split_timestamp, ts_key
 from polynb.executors.kubernetes.portforward import PortForward
-from polynb.executors.kubernetes.status import interpret_job, interpret_pod, parse_outputs
+from polynb.executors.kubernetes.status import interpret_job, interpret_pod, interpret_restarted, parse_outputs
 
 CFG = manifests.ManifestConfig(namespace="ml", kernel_label="k1", kernel_id="k1")
 UUID = "0123456789abcdef0123456789abcdef"
@@ -398,3 +398,14 @@ def test_a_container_that_never_started_has_no_start_time() -> None:
     assert observed.status == "failed" and observed.started_at is None
     ran = {"exitCode": 1, "reason": "Error", "startedAt": "2026-12-06T10:00:00Z"}
     assert interpret_pod(pod("Failed", main={"terminated": ran}), "main").started_at is not None
+
+
+def test_a_container_restarted_under_on_failure_tells_its_last_failure() -> None:
+    crashed = {"terminated": {"exitCode": 2, "reason": "Error", "message": "boom\n"}}
+    looping = pod("Running", main={"waiting": {"reason": "CrashLoopBackOff"}})
+    looping["status"]["containerStatuses"][0].update(restartCount=1, lastState=crashed)
+    observed = interpret_restarted(looping, "main")
+    assert observed is not None
+    assert (observed.status, observed.reason) == ("failed", "Error")
+    assert "exited with code 2" in observed.message and "boom" in observed.message
+    assert interpret_restarted(pod("Running", main={"running": {}}), "main") is None  # never restarted
