@@ -207,6 +207,20 @@ class KernelSession:
             if not self._atexit_registered:
                 atexit.register(self.shutdown)
                 self._atexit_registered = True
+            self._follow_adopted(engine, pump)
+
+    def _follow_adopted(self, engine: Engine, pump: UiPump) -> None:
+        """The runs the engine adopted as it started (a previous kernel's, after a restart) are this kernel's
+        from now on, as those it submits: the last run of ``%polyaxon wait``, listed to the Lab, tracked by
+        the UI thread (their TensorBoard opens in a Lab tab)."""
+        adopted = [
+            r.uuid for r in self.store.unfinished_runs() if not (r.dag_uuid or r.hook_of) and engine.manages(r.uuid)
+        ]
+        for uuid in adopted:  # oldest first
+            self._remember(uuid)
+            pump.attach(_Headless(uuid))
+        if adopted:
+            self.bridge.ensure_open()
 
     def _executors_to_resume(self, have: Mapping[str, Executor]) -> dict[str, Executor]:
         """The executors of runs a previous kernel left unfinished (Kubernetes ones, typically): the engine

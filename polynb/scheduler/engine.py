@@ -317,6 +317,11 @@ class Engine:
             assert status is not None
             return status
 
+    def manages(self, uuid: str) -> bool:
+        """Whether this engine runs the top-level run ``uuid``: submitted here or adopted at ``start``."""
+        with self._cond:
+            return uuid in self._settled
+
     def emit(self, kind: str, payload: Mapping[str, Any] | None = None, *, run: str | None = None) -> list[int]:
         """Record a custom event; returns the seqs of the events written.
 

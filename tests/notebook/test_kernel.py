@@ -204,3 +204,38 @@ def test_a_killed_kernel_s_dag_is_finished_by_the_next_kernel_with_no_double_sub
         assert sorted(queued.values()) == [1, 1, 1]  # no op was claimed twice
         kinds = [e.kind for e in store.events(run_uuid=dag.uuid)]
         assert kinds.count("run_status_succeeded") == 1
+
+
+ADOPTED_DAG = """\
+%%polyaxon_dag adopted
+operations:
+  - name: train
+    run: {{kind: job, container: {{image: x, command: [sh, -c, 'while [ ! -e {release} ]; do sleep 0.05; done']}}}}
+  - name: tensorboard
+    hubRef: tensorboard-fake
+    termination: {{timeout: 120}}
+    events: [{{ref: ops.train, kinds: [run_status_succeeded]}}]
+"""
+
+
+def test_a_restarted_kernel_follows_the_runs_it_adopted_as_its_own(kernel: Kernel, tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    kernel.execute("%load_ext polynb\n%config PolynbMagics.keep_runs_on_exit = True")
+    kernel.execute(FAKE_TENSORBOARD)
+    kernel.execute(ADOPTED_DAG.format(release=release))
+    kernel.restart()  # while `train` runs: the kernel releases the DAG at its exit
+    try:
+        kernel.execute("%load_ext polynb")  # adopts it
+        release.touch()
+        done = kernel.execute("%polyaxon wait")  # this kernel's last run: the one it goes on with
+        assert "".join(kernel.text(done)).splitlines()[0] == "polynb run adopted (dag): succeeded"
+        # The TensorBoard that starts now opens in a Lab tab, as one of a run started in this kernel does,
+        # and the Lab's runs panel lists the run.
+        assert open_message(kernel).content["data"]["title"] == "TensorBoard · adopted"
+        listed = kernel.execute("from polynb.notebook.session import get_session\n"
+                                "[r['name'] for r in get_session().runs_summary()]")  # fmt: skip
+        assert kernel.text(listed) == ["['adopted']"]
+    finally:
+        release.touch()
+        kernel.execute("%polyaxon stop adopted\n%polyaxon wait adopted --services", allow_errors=True)
+    assert wait_until_no_process_mentions(str(tmp_path)) == []  # no op, no shim left
