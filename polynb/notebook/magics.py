@@ -22,9 +22,9 @@ from traitlets import Bool, Dict, Enum, Float, Unicode, default, observe
 from traitlets.config import Configurable
 
 from polynb.executors.registry import EXECUTOR_ENV, KNOWN, ExecutorSetupError, default_name
-from polynb.lifecycle import DONE_EVENT, status_of_event
+from polynb.lifecycle import DONE_EVENT, PIPELINE_KINDS, status_of_event
 from polynb.notebook import cellspec, pystep
-from polynb.notebook.handle import RunHandle
+from polynb.notebook.handle import RunHandle, tree_runs
 from polynb.notebook.ipy import argument, magic_arguments, parse_argstring
 from polynb.notebook.render import GraphNode, graph_svg, graph_text
 from polynb.notebook.session import KernelSession, get_session
@@ -269,11 +269,14 @@ class PolynbMagics(Magics, Configurable):
     def _cmd_logs(self, args: argparse.Namespace) -> None:
         record = self._record(args.run)
         store = self.session.store
-        targets = store.children(record.uuid) if record.kind == "dag" else [record]
-        for target in targets:
+        if record.kind in PIPELINE_KINDS:  # every run with logs under it, named as `polynb logs` names them
+            targets = [(label, r) for label, r in tree_runs(store, record.uuid) if r.kind not in PIPELINE_KINDS]
+        else:
+            targets = [(record.name, record)]
+        for label, target in targets:
             lines, _title = self.session.logs(target.uuid, tail=args.tail)
-            if len(targets) > 1:
-                print(f"── {target.name} ({target.status.value})")
+            if record.kind in PIPELINE_KINDS:
+                print(f"── {label} ({target.status.value})")
             for text in lines:
                 print(text)
 
@@ -295,7 +298,9 @@ class PolynbMagics(Magics, Configurable):
         if not events:
             return
         origin = events[0].at
-        names = {op.uuid: op.name for op in handle.ops.values()} | {handle.uuid: handle.name}
+        store = self.session.store
+        names = {r.uuid: label for label, r in tree_runs(store, handle.uuid)} | {handle.uuid: handle.name}
+        names |= {op.uuid: op.name for op in handle.ops.values()}  # a single run's hooks
         for event in events:
             if event.kind == DONE_EVENT:
                 continue
@@ -304,6 +309,7 @@ class PolynbMagics(Magics, Configurable):
             if event.status is None and event.kind != DONE_EVENT:
                 why = json.dumps(event.payload, sort_keys=True)  # artifacts, metrics, alerts, approvals
             name = names.get(event.run_uuid, event.run_uuid[:12])
+            why = " ⏎ ".join(line.strip() for line in why.splitlines() if line.strip())  # a row per event
             print(f"+{offset:7.2f}s  {name:<20} {event.status or event.kind:<16} {why}".rstrip())
 
     def _cmd_watch(self, args: argparse.Namespace) -> WatchHandle:

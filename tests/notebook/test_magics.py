@@ -293,3 +293,42 @@ def test_the_default_executor_follows_polynb_executor_like_the_cli(
         assert PolynbMagics(shell, session).default_executor == "local"
     finally:
         InteractiveShell.clear_instance()
+
+
+NESTED = """%%polyaxon_dag outer
+operations:
+  - {name: a, hooks: [{hubRef: note}], run: {kind: job, container: {image: x, command: [sh, -c, 'echo from-a']}}}
+  - name: nest
+    component:
+      run:
+        kind: dag
+        operations:
+          - {name: inner, run: {kind: job, container: {image: x, command: [sh, -c, 'echo from-inner']}}}
+  - name: sweep
+    matrix: {kind: grid, params: {x: {kind: choice, value: [1, 2]}}}
+    component:
+      inputs: [{name: x, type: int}]
+      run: {kind: job, container: {image: x, command: [sh, -c, 'echo from-trial-{{ x }}; echo second line >&2']}}
+"""
+
+
+def test_logs_and_events_of_a_dag_show_every_run_under_it_as_the_cli_does(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cell(ip, "%%polyaxon_component note\nversion: 1.1\nkind: component\n"
+             "run: {kind: job, container: {image: x, command: [sh, -c, 'echo from-hook']}}\n")  # fmt: skip
+    handle = cell(ip, NESTED)
+    assert handle.wait(timeout=GUARD) == "succeeded"
+    capsys.readouterr()
+    cell(ip, "%polyaxon logs outer")
+    out = capsys.readouterr().out.splitlines()
+    # The ops of the nested DAG, the sweep's trials and the hook runs, named as `polynb logs` names them.
+    for head, line in [("── a (succeeded)", "from-a"), ("── a-note (succeeded)", "from-hook"),
+                       ("── nest/inner (succeeded)", "from-inner"), ("── sweep/sweep-1 (succeeded)", "from-trial-1"),
+                       ("── sweep/sweep-2 (succeeded)", "from-trial-2")]:  # fmt: skip
+        assert head in out and out[out.index(head) + 1] == line, (head, out)
+    cell(ip, "%polyaxon events outer")
+    rows = capsys.readouterr().out.splitlines()
+    succeeded = {row.split()[2] for row in rows if row.split()[3:4] == ["succeeded"]}
+    assert succeeded == {"outer", "a", "a-note", "nest", "nest/inner", "sweep", "sweep/sweep-1", "sweep/sweep-2"}
+    assert {e.run_uuid for e in handle.events} >= {op.uuid for op in handle.ops.values()}
