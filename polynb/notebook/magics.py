@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from traitlets import Bool, Dict, Enum, Float, Unicode, default, observe
+from traitlets import Bool, Dict, Enum, Float, TraitError, Unicode, default, observe, validate
 from traitlets.config import Configurable
 
 from polynb.executors.registry import EXECUTOR_ENV, KNOWN, ExecutorSetupError, default_name
@@ -81,6 +81,20 @@ class PolynbMagics(Magics, Configurable):
         # The same default as `polynb run`: a kernel started with POLYNB_EXECUTOR=kubernetes runs there.
         return default_name()
 
+    @validate("max_rate")
+    def _valid_rate(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if not value > 0:  # NaN too
+            raise TraitError(f"PolynbMagics.max_rate must be a positive number of messages a second, not {value}")
+        return value
+
+    @validate("stop_grace")
+    def _valid_grace(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if not value >= 0:
+            raise TraitError(f"PolynbMagics.stop_grace must be 0 or more seconds, not {value}")
+        return value
+
     def __init__(self, shell: Any, session: KernelSession | None = None) -> None:
         Configurable.__init__(self, config=shell.config)
         Magics.__init__(self, shell=shell)
@@ -104,6 +118,7 @@ class PolynbMagics(Magics, Configurable):
     def _apply_config(self) -> None:
         config = self.session.config
         config.max_rate = float(self.max_rate)
+        self.session.set_max_rate(config.max_rate)  # the UI thread may run already
         config.keep_runs_on_exit = bool(self.keep_runs_on_exit)
         config.stop_grace = float(self.stop_grace)
         config.proxy = "always" if self.proxy == "always" else "never" if self.proxy == "never" else "auto"

@@ -222,6 +222,12 @@ class KernelSession:
         if adopted:
             self.bridge.ensure_open()
 
+    def set_max_rate(self, rate: float) -> None:
+        """``%config PolynbMagics.max_rate``: from the next refresh on when the UI thread runs already."""
+        self.config.max_rate = rate
+        if self._pump is not None:
+            self._pump.set_max_rate(rate)
+
     def _executors_to_resume(self, have: Mapping[str, Executor]) -> dict[str, Executor]:
         """The executors of runs a previous kernel left unfinished (Kubernetes ones, typically): the engine
         re-attaches to those runs as it starts, and a Kubernetes service gets its tunnel (and link) again.

@@ -332,3 +332,20 @@ def test_logs_and_events_of_a_dag_show_every_run_under_it_as_the_cli_does(
     succeeded = {row.split()[2] for row in rows if row.split()[3:4] == ["succeeded"]}
     assert succeeded == {"outer", "a", "a-note", "nest", "nest/inner", "sweep", "sweep/sweep-1", "sweep/sweep-2"}
     assert {e.run_uuid for e in handle.events} >= {op.uuid for op in handle.ops.values()}
+
+
+def test_config_max_rate_reaches_a_running_session_and_nonsense_values_are_refused(
+    ip: InteractiveShell, session: KernelSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    one_op = "operations:\n  - {name: a, run: {kind: job, container: {command: ['true']}}}\n"
+    cell(ip, "%%polyaxon_dag first\n" + one_op)
+    cell(ip, "%config PolynbMagics.max_rate = 2")  # the UI thread runs already
+    assert session.pump.min_interval == 0.5
+    before = (session.config.max_rate, session.config.stop_grace)
+    for line in ("PolynbMagics.max_rate = 0", "PolynbMagics.stop_grace = -1"):
+        caplog.clear()
+        cell(ip, f"%config {line}")  # %config logs what a configurable refuses (the cell shows it, as ERROR:)
+        assert any(f"{line.split()[0]} must be" in r.getMessage() for r in caplog.records), line
+    assert (session.config.max_rate, session.config.stop_grace) == before  # as they were
+    handle = cell(ip, "%%polyaxon_dag second\n" + one_op)
+    assert handle.wait(timeout=GUARD) == "succeeded"
