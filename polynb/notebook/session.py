@@ -31,6 +31,7 @@ from polynb.notebook.comm import LabBridge
 from polynb.notebook.links import ProxyMode, default_base_url, is_jupyterlab, links_for, service_token
 from polynb.notebook.model import RunSnapshot, RunTracker
 from polynb.notebook.pump import DEFAULT_MAX_RATE, UiPump
+from polynb.scheduler.ownership import orphaned
 from polynb.store import RunRecord, Store
 
 if TYPE_CHECKING:
@@ -207,9 +208,9 @@ class KernelSession:
             if not self._atexit_registered:
                 atexit.register(self.shutdown)
                 self._atexit_registered = True
-            self._follow_adopted(engine, pump)
+            self._follow_adopted(engine)
 
-    def _follow_adopted(self, engine: Engine, pump: UiPump) -> None:
+    def _follow_adopted(self, engine: Engine) -> None:
         """The runs the engine adopted as it started (a previous kernel's, after a restart) are this kernel's
         from now on, as those it submits: the last run of ``%polyaxon wait``, listed to the Lab, tracked by
         the UI thread (their TensorBoard opens in a Lab tab)."""
@@ -217,10 +218,13 @@ class KernelSession:
             r.uuid for r in self.store.unfinished_runs() if not (r.dag_uuid or r.hook_of) and engine.manages(r.uuid)
         ]
         for uuid in adopted:  # oldest first
-            self._remember(uuid)
-            pump.attach(_Headless(uuid))
-        if adopted:
-            self.bridge.ensure_open()
+            self._follow(uuid)
+
+    def _follow(self, uuid: str) -> None:
+        """A run this kernel's engine adopted once running: followed as one it submitted (``_follow_adopted``)."""
+        self._remember(uuid)
+        self.pump.attach(_Headless(uuid))
+        self.bridge.ensure_open()
 
     def set_max_rate(self, rate: float) -> None:
         """``%config PolynbMagics.max_rate``: from the next refresh on when the UI thread runs already."""
@@ -543,6 +547,11 @@ class KernelSession:
                 record = self.store.get_run(uuid)
                 if record.status in FINAL:
                     return record.status.value
+                if orphaned([record]) and self.engine.adopt(uuid):
+                    # Its engine is gone (a kernel that died): this one goes on with it, as `polynb attach` would.
+                    self._follow(uuid)
+                    managed = True
+                    continue
                 time.sleep(step)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"run {uuid} not done after {timeout} s")

@@ -239,3 +239,35 @@ def test_a_restarted_kernel_follows_the_runs_it_adopted_as_its_own(kernel: Kerne
         release.touch()
         kernel.execute("%polyaxon stop adopted\n%polyaxon wait adopted --services", allow_errors=True)
     assert wait_until_no_process_mentions(str(tmp_path)) == []  # no op, no shim left
+
+
+@pytest.mark.usefixtures("stop_survive")
+def test_a_kernel_waiting_on_a_dag_whose_kernel_died_goes_on_with_it(tmp_path: Path, home: Path) -> None:
+    log, release = tmp_path / "ran.txt", tmp_path / "release"
+    first, second = Kernel(tmp_path, home), Kernel(tmp_path, home)
+    killed = False
+    try:
+        first.execute("%load_ext polynb")
+        first.execute(textwrap.dedent(CHILD_DAG).format(log=log, release=release))
+        second.execute("%load_ext polynb")  # its engine starts (the store has a run going): the first one's
+        first.execute(
+            "from polynb.notebook.session import get_session\nimport time\ns = get_session()\n"
+            "deadline = time.monotonic() + 60\n"
+            "while s.store.find_by_prefix('b').status.value != 'running' and time.monotonic() < deadline:\n"
+            "    time.sleep(0.05)"
+        )
+        first.kill()  # the DAG's engine is gone; the second kernel's was started before
+        killed = True
+        release.touch()
+        done = second.execute("%polyaxon wait survive --timeout 60", allow_errors=True)  # a deadlock guard
+        assert "".join(second.text(done)).splitlines() == [
+            "polynb run survive (dag): succeeded",
+            "  a  job      succeeded",
+            "  b  job      succeeded",
+            "  c  job      succeeded",
+        ]
+    finally:
+        if not killed:
+            first.kill()
+        second.close()
+    assert sorted(log.read_text().split()) == ["a", "b", "c"]  # each op ran exactly once
