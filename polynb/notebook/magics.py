@@ -419,10 +419,29 @@ class PolynbMagics(Magics, Configurable):
             if last is None:
                 raise UsageError("no run in this kernel yet: name one (uuid, uuid prefix or name)")
             return self.session.store.get_run(last)
+        store = self.session.store
         try:
-            return resolve_run(self.session.store, ref)
+            record = resolve_run(store, ref)
         except (StoreError, LookupError) as exc:
             raise UsageError(str(exc)) from None
+        if record.name == ref.strip():
+            # A name: the latest run of it in this kernel (a top-level run first, then an op or a hook of one), not
+            # one another kernel or a terminal on the same store ran since.
+            return self._mine_named(record.name) or record
+        return record
+
+    def _mine_named(self, name: str) -> Any:
+        store = self.session.store
+        mine = [store.get_run(uuid) for uuid in reversed(self.session.known_runs)]  # newest first
+        for root in mine:
+            if root.name == name:
+                return root
+        for root in mine:
+            below = [r for _label, r in tree_runs(store, root.uuid)] if root.kind in PIPELINE_KINDS else []
+            named = [r for r in [*below, *store.hooks_of(root.uuid)] if r.name == name]
+            if named:
+                return max(named, key=lambda r: r.created_at)
+        return None
 
     def _root(self, ref: str | None) -> str:
         from polynb.store import root_of
@@ -457,7 +476,8 @@ def _command_parser() -> _Parser:
     p.add_argument("-n", "--limit", type=int, default=20)
     for name, text in (("status", "show a run's widget, redrawn from the store"), ("wait", "wait for a run")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("run", nargs="?", help="uuid, uuid prefix or name (default: this kernel's last run)")
+        p.add_argument("run", nargs="?", help="uuid, uuid prefix or name, this kernel's runs first (default: its "
+                       "last run)")  # fmt: skip
         if name == "wait":
             p.add_argument("--timeout", type=float, default=None)
             p.add_argument("--services", action="store_true", help="also wait for services (TensorBoard)")

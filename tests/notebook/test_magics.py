@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -349,3 +350,26 @@ def test_config_max_rate_reaches_a_running_session_and_nonsense_values_are_refus
     assert (session.config.max_rate, session.config.stop_grace) == before  # as they were
     handle = cell(ip, "%%polyaxon_dag second\n" + one_op)
     assert handle.wait(timeout=GUARD) == "succeeded"
+
+
+def test_a_run_named_in_a_line_magic_is_this_kernel_s_before_another_process_s(
+    ip: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    dag = "operations:\n  - {{name: hi, run: {{kind: job, container: {{command: [echo, {who}]}}}}}}\n"
+    handle = cell(ip, "%%polyaxon_dag greet\n" + dag.format(who="from-this-kernel"))
+    assert handle.wait(timeout=GUARD) == "succeeded"
+    # Then a terminal (or another kernel) on the same store runs a DAG of the same name.
+    (tmp_path / "greet.yaml").write_text("version: 1.1\nkind: component\nname: greet\nrun:\n  kind: dag\n  "
+                                         + dag.format(who="from-a-terminal").replace("\n  -", "\n    -"))  # fmt: skip
+    env = {**os.environ, "POLYNB_COMMAND_SERVER": "0"}
+    cli = [sys.executable, "-m", "polynb.cli", "run", "-f", str(tmp_path / "greet.yaml")]
+    assert subprocess.run(cli, env=env, capture_output=True, timeout=GUARD, check=False).returncode == 0
+    capsys.readouterr()
+    cell(ip, "%polyaxon logs greet")
+    assert capsys.readouterr().out.splitlines() == ["── hi (succeeded)", "from-this-kernel"]
+    cell(ip, "%polyaxon logs hi")  # an op of it by name, too
+    assert capsys.readouterr().out.splitlines() == ["from-this-kernel"]
+    assert cell(ip, "%polyaxon status greet").uuid == handle.uuid
