@@ -96,10 +96,9 @@ class PolynbMagics(Magics, Configurable):
         return value
 
     def __init__(self, shell: Any, session: KernelSession | None = None) -> None:
+        self.session = session or get_session()  # first: loading the shell's config sets options
         Configurable.__init__(self, config=shell.config)
-        Magics.__init__(self, shell=shell)
-        shell.configurables.append(self)  # `%config PolynbMagics` lists and sets the options
-        self.session = session or get_session()
+        Magics.__init__(self, shell=shell)  # adds it to the shell's configurables: `%config PolynbMagics`
         self._apply_config()
 
     @observe(
@@ -112,7 +111,9 @@ class PolynbMagics(Magics, Configurable):
         "default_executor",
         "kubernetes",
     )
-    def _config_changed(self, _change: Any) -> None:
+    def _option_changed(self, _change: Any) -> None:
+        # Not `_config_changed`: that is Configurable's observer of `config`, which loads the options from the
+        # shell's config (ipython_kernel_config.py, earlier %config lines) when the magics are made.
         self._apply_config()
 
     def _apply_config(self) -> None:
@@ -554,6 +555,7 @@ def unload_ipython_extension(ip: Any) -> None:
         for name in names:
             manager.magics[kind].pop(name, None)
     manager.registry.pop("PolynbMagics", None)
+    ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, PolynbMagics)]
     get_session().bridge.unregister_target()
 
 

@@ -373,3 +373,25 @@ def test_a_run_named_in_a_line_magic_is_this_kernel_s_before_another_process_s(
     cell(ip, "%polyaxon logs hi")  # an op of it by name, too
     assert capsys.readouterr().out.splitlines() == ["from-this-kernel"]
     assert cell(ip, "%polyaxon status greet").uuid == handle.uuid
+
+
+def test_options_from_the_kernel_s_config_file_and_config_survive_reload_ext(session: KernelSession) -> None:
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryAccessor.enabled = False
+    config.PolynbMagics.keep_runs_on_exit = True  # what ipython_kernel_config.py says
+    config.PolynbMagics.stop_grace = 1.5
+    shell = InteractiveShell.instance(config=config)
+    try:
+        shell.run_line_magic("load_ext", "polynb")
+        assert (session.config.keep_runs_on_exit, session.config.stop_grace) == (True, 1.5)
+        shell.run_line_magic("config", "PolynbMagics.stop_grace = 0.5")
+        shell.run_line_magic("reload_ext", "polynb")  # a new PolynbMagics: the options stay as set
+        assert (session.config.keep_runs_on_exit, session.config.stop_grace) == (True, 0.5)
+        assert [type(c).__name__ for c in shell.configurables].count("PolynbMagics") == 1  # what %config lists
+        shell.run_line_magic("unload_ext", "polynb")
+    finally:
+        assert shell.extension_manager is not None
+        shell.extension_manager.loaded.discard("polynb")
+        InteractiveShell.clear_instance()
