@@ -398,8 +398,9 @@ class KernelSession:
 
     def stop(self, uuid: str) -> str:
         """Stop a run (an op, a hook or a DAG): through this kernel's engine, else its owner or directly.
-        Returns how: ``engine``, ``direct``, ``pending`` (an op of a DAG no engine runs: its end and hooks
-        are the next engine's) or ``final`` (nothing left to stop); see ``control.stop``."""
+        Returns how: ``engine`` (an op of a DAG whose engine is gone too: this kernel adopts the DAG), ``direct``,
+        ``pending`` (an op of a DAG this kernel could not take over: its end and hooks are the next engine's) or
+        ``final`` (nothing left to stop); see ``control.stop``."""
         record = self.store.get_run(uuid)
         below = self.store.list_runs(uuid) if record.kind in PIPELINE_KINDS else self.store.hooks_of(uuid)
         if all(r.status in FINAL for r in (record, *below)):
@@ -408,7 +409,16 @@ class KernelSession:
             self.engine.stop(uuid, grace=self.config.stop_grace)
         except LookupError:
             from polynb.scheduler import control
+            from polynb.store import root_of
 
+            root = root_of(self.store, record)
+            if root.uuid != record.uuid and orphaned([root]) and self.engine.adopt(root.uuid):
+                # An op of a DAG whose engine is gone (a kernel that died): stopped directly, its DAG would never
+                # end. This kernel goes on with the DAG (as `polynb attach`), so the op's end, its hooks and the
+                # DAG's end are recorded.
+                self._follow(root.uuid)
+                self.engine.stop(uuid, grace=self.config.stop_grace)
+                return "engine"
             return control.stop(self.store, record, executors=self._stop_executors, grace=self.config.stop_grace)
         return "engine"
 

@@ -271,3 +271,41 @@ def test_a_kernel_waiting_on_a_dag_whose_kernel_died_goes_on_with_it(tmp_path: P
             first.kill()
         second.close()
     assert sorted(log.read_text().split()) == ["a", "b", "c"]  # each op ran exactly once
+
+
+@pytest.mark.usefixtures("stop_survive")
+def test_stopping_an_op_of_a_dag_whose_kernel_died_ends_the_dag(tmp_path: Path, home: Path) -> None:
+    log, release = tmp_path / "ran.txt", tmp_path / "release"
+    first, second = Kernel(tmp_path, home), Kernel(tmp_path, home)
+    killed = False
+    try:
+        first.execute("%load_ext polynb")
+        first.execute(textwrap.dedent(CHILD_DAG).format(log=log, release=release))
+        second.execute("%load_ext polynb")  # its engine starts while the first kernel's runs the DAG
+        first.execute(
+            "from polynb.notebook.session import get_session\nimport time\ns = get_session()\n"
+            "deadline = time.monotonic() + 60\n"
+            "while s.store.find_by_prefix('b').status.value != 'running' and time.monotonic() < deadline:\n"
+            "    time.sleep(0.05)"
+        )
+        first.kill()
+        killed = True
+        second.execute("%polyaxon stop b")
+        # Its DAG ends (nothing else would end it: no engine runs it), as if its own kernel had stopped it.
+        ended = second.execute(
+            "from polynb.notebook.session import get_session\nimport time\ns = get_session()\n"
+            "deadline = time.monotonic() + 60\n"  # a deadlock guard
+            "while not s.store.find_by_prefix('survive').is_final and time.monotonic() < deadline:\n"
+            "    time.sleep(0.05)\nprint(s.handle(s.store.find_by_prefix('survive').uuid).text())"
+        )
+        assert "".join(second.text(ended)).splitlines() == [
+            "polynb run survive (dag): stopped",
+            "  a  job      succeeded",
+            "  b  job      stopped",
+            "  c  job      upstream_failed",
+        ]
+    finally:
+        release.touch()
+        if not killed:
+            first.kill()
+        second.close()
