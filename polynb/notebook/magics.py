@@ -278,9 +278,20 @@ class PolynbMagics(Magics, Configurable):
         return self.session.handle(self._root(args.run))
 
     def _cmd_stop(self, args: argparse.Namespace) -> None:
+        from polynb.store import root_of
+
         record = self._record(args.run)
         how = self.session.stop(record.uuid)
-        print(f"{record.name}: " + ("already final" if how == "final" else "stopping"))
+        store = self.session.store
+        if how == "direct":  # done: no engine runs it (a service a terminal's `polynb run` left running)
+            status = store.get_run(record.uuid).status.value
+            print(f"{record.name}: {status}, stopped directly (no engine was running it)")
+        elif how == "pending":
+            root = root_of(store, record)
+            print(f"{record.name}: its processes are stopped; no engine runs {root.name}, so its end is recorded and"
+                  f" its hooks run when one goes on with it (`polynb attach {root.uuid[:12]}`)")  # fmt: skip
+        else:
+            print(f"{record.name}: " + ("already final" if how == "final" else "stopping"))
 
     def _cmd_logs(self, args: argparse.Namespace) -> None:
         record = self._record(args.run)

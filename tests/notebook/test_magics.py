@@ -395,3 +395,37 @@ def test_options_from_the_kernel_s_config_file_and_config_survive_reload_ext(ses
         assert shell.extension_manager is not None
         shell.extension_manager.loaded.discard("polynb")
         InteractiveShell.clear_instance()
+
+
+def test_stop_says_how_a_run_no_engine_runs_was_stopped(
+    ip: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    cell(ip, "%%polyaxon_dag first\noperations:\n  - {name: a, run: {kind: job, container: {command: ['true']}}}\n")
+    # Then a terminal's `polynb run` leaves its service running when it exits (the README's TensorBoard); this
+    # kernel's engine, started before, does not run it.
+    (tmp_path / "svc.yaml").write_text(
+        "version: 1.1\nkind: component\nname: served\nrun:\n  kind: dag\n  operations:\n"
+        "    - {name: quick, run: {kind: job, container: {command: ['true']}}}\n"
+        "    - name: page\n      termination: {timeout: 120}\n"
+        "      run: {kind: service, ports: [8000], container: {command: [python, -m, http.server,"
+        ' "{{ globals.ports[0] }}", --bind, 127.0.0.1]}}\n'
+    )
+    env = {**os.environ, "POLYNB_COMMAND_SERVER": "0"}
+    cli = [sys.executable, "-m", "polynb.cli", "run", "-f", str(tmp_path / "svc.yaml")]
+
+    def quiet(argv: list[str]) -> int:  # no pipe: the service the run leaves would hold it open
+        null = subprocess.DEVNULL
+        done = subprocess.run(argv, env=env, stdin=null, stdout=null, stderr=null, timeout=GUARD, check=False)
+        return done.returncode
+
+    try:
+        assert quiet(cli) == 0
+        capsys.readouterr()
+        cell(ip, "%polyaxon stop page")
+        assert capsys.readouterr().out == "page: stopped, stopped directly (no engine was running it)\n"
+    finally:
+        stop = [sys.executable, "-m", "polynb.cli", "stop", "page"]  # "already stopped" once the magic did it
+        quiet(stop)
