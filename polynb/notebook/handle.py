@@ -10,6 +10,7 @@ from polynb.lifecycle import PIPELINE_KINDS
 from polynb.notebook.model import RunSnapshot, RunTracker, SweepView
 from polynb.notebook.render import run_text
 from polynb.scheduler.events import EngineEvent
+from polynb.store import RunRecord, Store
 
 if TYPE_CHECKING:
     from polynb.notebook.session import KernelSession
@@ -66,10 +67,16 @@ class RunHandle:
 
     @property
     def events(self) -> list[EngineEvent]:
+        """The run's event log in sequence order: a DAG's with its ops' and hooks', and those of the runs under
+        its ops (a nested DAG's ops, a sweep's trials, a schedule's ticks' runs), as ``polynb events`` lists it."""
         store = self._session.store
         root = store.get_run(self.uuid)
         if root.kind in PIPELINE_KINDS:
             records = store.events(dag_uuid=self.uuid)
+            for _label, run in tree_runs(store, self.uuid):
+                if run.kind in PIPELINE_KINDS and run.hook_of is None:
+                    records += store.events(dag_uuid=run.uuid)
+            records = sorted({e.seq: e for e in records}.values(), key=lambda e: e.seq)
         else:
             records = store.events(run_uuid=self.uuid)
             for hook in store.hooks_of(self.uuid):
@@ -164,6 +171,18 @@ class RunHandle:
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs)
         return bundle
+
+
+def tree_runs(store: Store, uuid: str, prefix: str = "") -> list[tuple[str, RunRecord]]:
+    """The runs under a DAG (or a sweep, a schedule) with their labels, in creation order: its ops and hooks, each
+    op followed by the runs under it when it runs a nested DAG, sweeps or ticks (``outer-op/inner-op``,
+    ``op/op-1``), as ``polynb logs`` and ``polynb events`` name them."""
+    found: list[tuple[str, RunRecord]] = []
+    for run in store.children(uuid, include_hooks=True):
+        found.append((prefix + run.name, run))
+        if run.kind in PIPELINE_KINDS and run.hook_of is None:
+            found += tree_runs(store, run.uuid, f"{prefix}{run.name}/")
+    return found
 
 
 def _best(sweep: SweepView | None) -> dict[str, Any] | None:

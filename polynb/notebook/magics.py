@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from traitlets import Bool, Dict, Enum, Float, Unicode, default, observe
+from traitlets import Bool, Dict, Enum, Float, TraitError, Unicode, default, observe, validate
 from traitlets.config import Configurable
 
 from polynb.executors.registry import EXECUTOR_ENV, KNOWN, ExecutorSetupError, default_name
-from polynb.lifecycle import DONE_EVENT, status_of_event
+from polynb.lifecycle import DONE_EVENT, PIPELINE_KINDS, status_of_event
 from polynb.notebook import cellspec, pystep
-from polynb.notebook.handle import RunHandle
+from polynb.notebook.handle import RunHandle, tree_runs
 from polynb.notebook.ipy import argument, magic_arguments, parse_argstring
 from polynb.notebook.render import GraphNode, graph_svg, graph_text
 from polynb.notebook.session import KernelSession, get_session
@@ -81,11 +81,24 @@ class PolynbMagics(Magics, Configurable):
         # The same default as `polynb run`: a kernel started with POLYNB_EXECUTOR=kubernetes runs there.
         return default_name()
 
+    @validate("max_rate")
+    def _valid_rate(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if not value > 0:  # NaN too
+            raise TraitError(f"PolynbMagics.max_rate must be a positive number of messages a second, not {value}")
+        return value
+
+    @validate("stop_grace")
+    def _valid_grace(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if not value >= 0:
+            raise TraitError(f"PolynbMagics.stop_grace must be 0 or more seconds, not {value}")
+        return value
+
     def __init__(self, shell: Any, session: KernelSession | None = None) -> None:
+        self.session = session or get_session()  # first: loading the shell's config sets options
         Configurable.__init__(self, config=shell.config)
-        Magics.__init__(self, shell=shell)
-        shell.configurables.append(self)  # `%config PolynbMagics` lists and sets the options
-        self.session = session or get_session()
+        Magics.__init__(self, shell=shell)  # adds it to the shell's configurables: `%config PolynbMagics`
         self._apply_config()
 
     @observe(
@@ -98,12 +111,15 @@ class PolynbMagics(Magics, Configurable):
         "default_executor",
         "kubernetes",
     )
-    def _config_changed(self, _change: Any) -> None:
+    def _option_changed(self, _change: Any) -> None:
+        # Not `_config_changed`: that is Configurable's observer of `config`, which loads the options from the
+        # shell's config (ipython_kernel_config.py, earlier %config lines) when the magics are made.
         self._apply_config()
 
     def _apply_config(self) -> None:
         config = self.session.config
         config.max_rate = float(self.max_rate)
+        self.session.set_max_rate(config.max_rate)  # the UI thread may run already
         config.keep_runs_on_exit = bool(self.keep_runs_on_exit)
         config.stop_grace = float(self.stop_grace)
         config.proxy = "always" if self.proxy == "always" else "never" if self.proxy == "never" else "auto"
@@ -262,18 +278,32 @@ class PolynbMagics(Magics, Configurable):
         return self.session.handle(self._root(args.run))
 
     def _cmd_stop(self, args: argparse.Namespace) -> None:
+        from polynb.store import root_of
+
         record = self._record(args.run)
         how = self.session.stop(record.uuid)
-        print(f"{record.name}: " + ("already final" if how == "final" else "stopping"))
+        store = self.session.store
+        if how == "direct":  # done: no engine runs it (a service a terminal's `polynb run` left running)
+            status = store.get_run(record.uuid).status.value
+            print(f"{record.name}: {status}, stopped directly (no engine was running it)")
+        elif how == "pending":
+            root = root_of(store, record)
+            print(f"{record.name}: its processes are stopped; no engine runs {root.name}, so its end is recorded and"
+                  f" its hooks run when one goes on with it (`polynb attach {root.uuid[:12]}`)")  # fmt: skip
+        else:
+            print(f"{record.name}: " + ("already final" if how == "final" else "stopping"))
 
     def _cmd_logs(self, args: argparse.Namespace) -> None:
         record = self._record(args.run)
         store = self.session.store
-        targets = store.children(record.uuid) if record.kind == "dag" else [record]
-        for target in targets:
+        if record.kind in PIPELINE_KINDS:  # every run with logs under it, named as `polynb logs` names them
+            targets = [(label, r) for label, r in tree_runs(store, record.uuid) if r.kind not in PIPELINE_KINDS]
+        else:
+            targets = [(record.name, record)]
+        for label, target in targets:
             lines, _title = self.session.logs(target.uuid, tail=args.tail)
-            if len(targets) > 1:
-                print(f"── {target.name} ({target.status.value})")
+            if record.kind in PIPELINE_KINDS:
+                print(f"── {label} ({target.status.value})")
             for text in lines:
                 print(text)
 
@@ -295,7 +325,9 @@ class PolynbMagics(Magics, Configurable):
         if not events:
             return
         origin = events[0].at
-        names = {op.uuid: op.name for op in handle.ops.values()} | {handle.uuid: handle.name}
+        store = self.session.store
+        names = {r.uuid: label for label, r in tree_runs(store, handle.uuid)} | {handle.uuid: handle.name}
+        names |= {op.uuid: op.name for op in handle.ops.values()}  # a single run's hooks
         for event in events:
             if event.kind == DONE_EVENT:
                 continue
@@ -304,6 +336,7 @@ class PolynbMagics(Magics, Configurable):
             if event.status is None and event.kind != DONE_EVENT:
                 why = json.dumps(event.payload, sort_keys=True)  # artifacts, metrics, alerts, approvals
             name = names.get(event.run_uuid, event.run_uuid[:12])
+            why = " ⏎ ".join(line.strip() for line in why.splitlines() if line.strip())  # a row per event
             print(f"+{offset:7.2f}s  {name:<20} {event.status or event.kind:<16} {why}".rstrip())
 
     def _cmd_watch(self, args: argparse.Namespace) -> WatchHandle:
@@ -398,10 +431,29 @@ class PolynbMagics(Magics, Configurable):
             if last is None:
                 raise UsageError("no run in this kernel yet: name one (uuid, uuid prefix or name)")
             return self.session.store.get_run(last)
+        store = self.session.store
         try:
-            return resolve_run(self.session.store, ref)
+            record = resolve_run(store, ref)
         except (StoreError, LookupError) as exc:
             raise UsageError(str(exc)) from None
+        if record.name == ref.strip():
+            # A name: the latest run of it in this kernel (a top-level run first, then an op or a hook of one), not
+            # one another kernel or a terminal on the same store ran since.
+            return self._mine_named(record.name) or record
+        return record
+
+    def _mine_named(self, name: str) -> Any:
+        store = self.session.store
+        mine = [store.get_run(uuid) for uuid in reversed(self.session.known_runs)]  # newest first
+        for root in mine:
+            if root.name == name:
+                return root
+        for root in mine:
+            below = [r for _label, r in tree_runs(store, root.uuid)] if root.kind in PIPELINE_KINDS else []
+            named = [r for r in [*below, *store.hooks_of(root.uuid)] if r.name == name]
+            if named:
+                return max(named, key=lambda r: r.created_at)
+        return None
 
     def _root(self, ref: str | None) -> str:
         from polynb.store import root_of
@@ -436,7 +488,8 @@ def _command_parser() -> _Parser:
     p.add_argument("-n", "--limit", type=int, default=20)
     for name, text in (("status", "show a run's widget, redrawn from the store"), ("wait", "wait for a run")):
         p = sub.add_parser(name, help=text)
-        p.add_argument("run", nargs="?", help="uuid, uuid prefix or name (default: this kernel's last run)")
+        p.add_argument("run", nargs="?", help="uuid, uuid prefix or name, this kernel's runs first (default: its "
+                       "last run)")  # fmt: skip
         if name == "wait":
             p.add_argument("--timeout", type=float, default=None)
             p.add_argument("--services", action="store_true", help="also wait for services (TensorBoard)")
@@ -513,6 +566,7 @@ def unload_ipython_extension(ip: Any) -> None:
         for name in names:
             manager.magics[kind].pop(name, None)
     manager.registry.pop("PolynbMagics", None)
+    ip.configurables[:] = [c for c in ip.configurables if not isinstance(c, PolynbMagics)]
     get_session().bridge.unregister_target()
 
 

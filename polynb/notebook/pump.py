@@ -103,6 +103,13 @@ class UiPump:
     def start(self) -> None:
         self._thread.start()
 
+    def set_max_rate(self, max_rate: float) -> None:
+        """A new ``max_rate`` (any thread): each run's next refresh is spaced by it (and by its own cost after)."""
+        if not max_rate > 0:
+            raise ValueError("max_rate must be positive")
+        self.min_interval = 1.0 / max_rate
+        self.call(self._interval.clear)
+
     def stop(self) -> None:
         if self._thread.is_alive():
             self._queue.put(_QUIT)

@@ -31,6 +31,7 @@ from polynb.notebook.comm import LabBridge
 from polynb.notebook.links import ProxyMode, default_base_url, is_jupyterlab, links_for, service_token
 from polynb.notebook.model import RunSnapshot, RunTracker
 from polynb.notebook.pump import DEFAULT_MAX_RATE, UiPump
+from polynb.scheduler.ownership import orphaned
 from polynb.store import RunRecord, Store
 
 if TYPE_CHECKING:
@@ -207,6 +208,29 @@ class KernelSession:
             if not self._atexit_registered:
                 atexit.register(self.shutdown)
                 self._atexit_registered = True
+            self._follow_adopted(engine)
+
+    def _follow_adopted(self, engine: Engine) -> None:
+        """The runs the engine adopted as it started (a previous kernel's, after a restart) are this kernel's
+        from now on, as those it submits: the last run of ``%polyaxon wait``, listed to the Lab, tracked by
+        the UI thread (their TensorBoard opens in a Lab tab)."""
+        adopted = [
+            r.uuid for r in self.store.unfinished_runs() if not (r.dag_uuid or r.hook_of) and engine.manages(r.uuid)
+        ]
+        for uuid in adopted:  # oldest first
+            self._follow(uuid)
+
+    def _follow(self, uuid: str) -> None:
+        """A run this kernel's engine adopted once running: followed as one it submitted (``_follow_adopted``)."""
+        self._remember(uuid)
+        self.pump.attach(_Headless(uuid))
+        self.bridge.ensure_open()
+
+    def set_max_rate(self, rate: float) -> None:
+        """``%config PolynbMagics.max_rate``: from the next refresh on when the UI thread runs already."""
+        self.config.max_rate = rate
+        if self._pump is not None:
+            self._pump.set_max_rate(rate)
 
     def _executors_to_resume(self, have: Mapping[str, Executor]) -> dict[str, Executor]:
         """The executors of runs a previous kernel left unfinished (Kubernetes ones, typically): the engine
@@ -374,8 +398,9 @@ class KernelSession:
 
     def stop(self, uuid: str) -> str:
         """Stop a run (an op, a hook or a DAG): through this kernel's engine, else its owner or directly.
-        Returns how: ``engine``, ``direct``, ``pending`` (an op of a DAG no engine runs: its end and hooks
-        are the next engine's) or ``final`` (nothing left to stop); see ``control.stop``."""
+        Returns how: ``engine`` (an op of a DAG whose engine is gone too: this kernel adopts the DAG), ``direct``,
+        ``pending`` (an op of a DAG this kernel could not take over: its end and hooks are the next engine's) or
+        ``final`` (nothing left to stop); see ``control.stop``."""
         record = self.store.get_run(uuid)
         below = self.store.list_runs(uuid) if record.kind in PIPELINE_KINDS else self.store.hooks_of(uuid)
         if all(r.status in FINAL for r in (record, *below)):
@@ -384,7 +409,16 @@ class KernelSession:
             self.engine.stop(uuid, grace=self.config.stop_grace)
         except LookupError:
             from polynb.scheduler import control
+            from polynb.store import root_of
 
+            root = root_of(self.store, record)
+            if root.uuid != record.uuid and orphaned([root]) and self.engine.adopt(root.uuid):
+                # An op of a DAG whose engine is gone (a kernel that died): stopped directly, its DAG would never
+                # end. This kernel goes on with the DAG (as `polynb attach`), so the op's end, its hooks and the
+                # DAG's end are recorded.
+                self._follow(root.uuid)
+                self.engine.stop(uuid, grace=self.config.stop_grace)
+                return "engine"
             return control.stop(self.store, record, executors=self._stop_executors, grace=self.config.stop_grace)
         return "engine"
 
@@ -523,6 +557,11 @@ class KernelSession:
                 record = self.store.get_run(uuid)
                 if record.status in FINAL:
                     return record.status.value
+                if orphaned([record]) and self.engine.adopt(uuid):
+                    # Its engine is gone (a kernel that died): this one goes on with it, as `polynb attach` would.
+                    self._follow(uuid)
+                    managed = True
+                    continue
                 time.sleep(step)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"run {uuid} not done after {timeout} s")

@@ -317,6 +317,18 @@ class Engine:
             assert status is not None
             return status
 
+    def manages(self, uuid: str) -> bool:
+        """Whether this engine runs the top-level run ``uuid``: submitted here or adopted at ``start``."""
+        with self._cond:
+            return uuid in self._settled
+
+    def adopt(self, uuid: str) -> bool:
+        """Go on with the top-level run ``uuid`` if the engine that ran it is gone, as ``start`` does with every
+        such run (a run another live engine runs is left to it). True when this engine runs it now."""
+        if not self.manages(uuid):
+            self._call(lambda: self._adopter.recover([uuid]))
+        return self.manages(uuid)
+
     def emit(self, kind: str, payload: Mapping[str, Any] | None = None, *, run: str | None = None) -> list[int]:
         """Record a custom event; returns the seqs of the events written.
 

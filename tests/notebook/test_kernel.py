@@ -204,3 +204,108 @@ def test_a_killed_kernel_s_dag_is_finished_by_the_next_kernel_with_no_double_sub
         assert sorted(queued.values()) == [1, 1, 1]  # no op was claimed twice
         kinds = [e.kind for e in store.events(run_uuid=dag.uuid)]
         assert kinds.count("run_status_succeeded") == 1
+
+
+ADOPTED_DAG = """\
+%%polyaxon_dag adopted
+operations:
+  - name: train
+    run: {{kind: job, container: {{image: x, command: [sh, -c, 'while [ ! -e {release} ]; do sleep 0.05; done']}}}}
+  - name: tensorboard
+    hubRef: tensorboard-fake
+    termination: {{timeout: 120}}
+    events: [{{ref: ops.train, kinds: [run_status_succeeded]}}]
+"""
+
+
+def test_a_restarted_kernel_follows_the_runs_it_adopted_as_its_own(kernel: Kernel, tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    kernel.execute("%load_ext polynb\n%config PolynbMagics.keep_runs_on_exit = True")
+    kernel.execute(FAKE_TENSORBOARD)
+    kernel.execute(ADOPTED_DAG.format(release=release))
+    kernel.restart()  # while `train` runs: the kernel releases the DAG at its exit
+    try:
+        kernel.execute("%load_ext polynb")  # adopts it
+        release.touch()
+        done = kernel.execute("%polyaxon wait")  # this kernel's last run: the one it goes on with
+        assert "".join(kernel.text(done)).splitlines()[0] == "polynb run adopted (dag): succeeded"
+        # The TensorBoard that starts now opens in a Lab tab, as one of a run started in this kernel does,
+        # and the Lab's runs panel lists the run.
+        assert open_message(kernel).content["data"]["title"] == "TensorBoard · adopted"
+        listed = kernel.execute("from polynb.notebook.session import get_session\n"
+                                "[r['name'] for r in get_session().runs_summary()]")  # fmt: skip
+        assert kernel.text(listed) == ["['adopted']"]
+    finally:
+        release.touch()
+        kernel.execute("%polyaxon stop adopted\n%polyaxon wait adopted --services", allow_errors=True)
+    assert wait_until_no_process_mentions(str(tmp_path)) == []  # no op, no shim left
+
+
+@pytest.mark.usefixtures("stop_survive")
+def test_a_kernel_waiting_on_a_dag_whose_kernel_died_goes_on_with_it(tmp_path: Path, home: Path) -> None:
+    log, release = tmp_path / "ran.txt", tmp_path / "release"
+    first, second = Kernel(tmp_path, home), Kernel(tmp_path, home)
+    killed = False
+    try:
+        first.execute("%load_ext polynb")
+        first.execute(textwrap.dedent(CHILD_DAG).format(log=log, release=release))
+        second.execute("%load_ext polynb")  # its engine starts (the store has a run going): the first one's
+        first.execute(
+            "from polynb.notebook.session import get_session\nimport time\ns = get_session()\n"
+            "deadline = time.monotonic() + 60\n"
+            "while s.store.find_by_prefix('b').status.value != 'running' and time.monotonic() < deadline:\n"
+            "    time.sleep(0.05)"
+        )
+        first.kill()  # the DAG's engine is gone; the second kernel's was started before
+        killed = True
+        release.touch()
+        done = second.execute("%polyaxon wait survive --timeout 60", allow_errors=True)  # a deadlock guard
+        assert "".join(second.text(done)).splitlines() == [
+            "polynb run survive (dag): succeeded",
+            "  a  job      succeeded",
+            "  b  job      succeeded",
+            "  c  job      succeeded",
+        ]
+    finally:
+        if not killed:
+            first.kill()
+        second.close()
+    assert sorted(log.read_text().split()) == ["a", "b", "c"]  # each op ran exactly once
+
+
+@pytest.mark.usefixtures("stop_survive")
+def test_stopping_an_op_of_a_dag_whose_kernel_died_ends_the_dag(tmp_path: Path, home: Path) -> None:
+    log, release = tmp_path / "ran.txt", tmp_path / "release"
+    first, second = Kernel(tmp_path, home), Kernel(tmp_path, home)
+    killed = False
+    try:
+        first.execute("%load_ext polynb")
+        first.execute(textwrap.dedent(CHILD_DAG).format(log=log, release=release))
+        second.execute("%load_ext polynb")  # its engine starts while the first kernel's runs the DAG
+        first.execute(
+            "from polynb.notebook.session import get_session\nimport time\ns = get_session()\n"
+            "deadline = time.monotonic() + 60\n"
+            "while s.store.find_by_prefix('b').status.value != 'running' and time.monotonic() < deadline:\n"
+            "    time.sleep(0.05)"
+        )
+        first.kill()
+        killed = True
+        second.execute("%polyaxon stop b")
+        # Its DAG ends (nothing else would end it: no engine runs it), as if its own kernel had stopped it.
+        ended = second.execute(
+            "from polynb.notebook.session import get_session\nimport time\ns = get_session()\n"
+            "deadline = time.monotonic() + 60\n"  # a deadlock guard
+            "while not s.store.find_by_prefix('survive').is_final and time.monotonic() < deadline:\n"
+            "    time.sleep(0.05)\nprint(s.handle(s.store.find_by_prefix('survive').uuid).text())"
+        )
+        assert "".join(second.text(ended)).splitlines() == [
+            "polynb run survive (dag): stopped",
+            "  a  job      succeeded",
+            "  b  job      stopped",
+            "  c  job      upstream_failed",
+        ]
+    finally:
+        release.touch()
+        if not killed:
+            first.kill()
+        second.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -293,3 +294,138 @@ def test_the_default_executor_follows_polynb_executor_like_the_cli(
         assert PolynbMagics(shell, session).default_executor == "local"
     finally:
         InteractiveShell.clear_instance()
+
+
+NESTED = """%%polyaxon_dag outer
+operations:
+  - {name: a, hooks: [{hubRef: note}], run: {kind: job, container: {image: x, command: [sh, -c, 'echo from-a']}}}
+  - name: nest
+    component:
+      run:
+        kind: dag
+        operations:
+          - {name: inner, run: {kind: job, container: {image: x, command: [sh, -c, 'echo from-inner']}}}
+  - name: sweep
+    matrix: {kind: grid, params: {x: {kind: choice, value: [1, 2]}}}
+    component:
+      inputs: [{name: x, type: int}]
+      run: {kind: job, container: {image: x, command: [sh, -c, 'echo from-trial-{{ x }}; echo second line >&2']}}
+"""
+
+
+def test_logs_and_events_of_a_dag_show_every_run_under_it_as_the_cli_does(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cell(ip, "%%polyaxon_component note\nversion: 1.1\nkind: component\n"
+             "run: {kind: job, container: {image: x, command: [sh, -c, 'echo from-hook']}}\n")  # fmt: skip
+    handle = cell(ip, NESTED)
+    assert handle.wait(timeout=GUARD) == "succeeded"
+    capsys.readouterr()
+    cell(ip, "%polyaxon logs outer")
+    out = capsys.readouterr().out.splitlines()
+    # The ops of the nested DAG, the sweep's trials and the hook runs, named as `polynb logs` names them.
+    for head, line in [("── a (succeeded)", "from-a"), ("── a-note (succeeded)", "from-hook"),
+                       ("── nest/inner (succeeded)", "from-inner"), ("── sweep/sweep-1 (succeeded)", "from-trial-1"),
+                       ("── sweep/sweep-2 (succeeded)", "from-trial-2")]:  # fmt: skip
+        assert head in out and out[out.index(head) + 1] == line, (head, out)
+    cell(ip, "%polyaxon events outer")
+    rows = capsys.readouterr().out.splitlines()
+    succeeded = {row.split()[2] for row in rows if row.split()[3:4] == ["succeeded"]}
+    assert succeeded == {"outer", "a", "a-note", "nest", "nest/inner", "sweep", "sweep/sweep-1", "sweep/sweep-2"}
+    assert {e.run_uuid for e in handle.events} >= {op.uuid for op in handle.ops.values()}
+
+
+def test_config_max_rate_reaches_a_running_session_and_nonsense_values_are_refused(
+    ip: InteractiveShell, session: KernelSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    one_op = "operations:\n  - {name: a, run: {kind: job, container: {command: ['true']}}}\n"
+    cell(ip, "%%polyaxon_dag first\n" + one_op)
+    cell(ip, "%config PolynbMagics.max_rate = 2")  # the UI thread runs already
+    assert session.pump.min_interval == 0.5
+    before = (session.config.max_rate, session.config.stop_grace)
+    for line in ("PolynbMagics.max_rate = 0", "PolynbMagics.stop_grace = -1"):
+        caplog.clear()
+        cell(ip, f"%config {line}")  # %config logs what a configurable refuses (the cell shows it, as ERROR:)
+        assert any(f"{line.split()[0]} must be" in r.getMessage() for r in caplog.records), line
+    assert (session.config.max_rate, session.config.stop_grace) == before  # as they were
+    handle = cell(ip, "%%polyaxon_dag second\n" + one_op)
+    assert handle.wait(timeout=GUARD) == "succeeded"
+
+
+def test_a_run_named_in_a_line_magic_is_this_kernel_s_before_another_process_s(
+    ip: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    dag = "operations:\n  - {{name: hi, run: {{kind: job, container: {{command: [echo, {who}]}}}}}}\n"
+    handle = cell(ip, "%%polyaxon_dag greet\n" + dag.format(who="from-this-kernel"))
+    assert handle.wait(timeout=GUARD) == "succeeded"
+    # Then a terminal (or another kernel) on the same store runs a DAG of the same name.
+    (tmp_path / "greet.yaml").write_text("version: 1.1\nkind: component\nname: greet\nrun:\n  kind: dag\n  "
+                                         + dag.format(who="from-a-terminal").replace("\n  -", "\n    -"))  # fmt: skip
+    env = {**os.environ, "POLYNB_COMMAND_SERVER": "0"}
+    cli = [sys.executable, "-m", "polynb.cli", "run", "-f", str(tmp_path / "greet.yaml")]
+    assert subprocess.run(cli, env=env, capture_output=True, timeout=GUARD, check=False).returncode == 0
+    capsys.readouterr()
+    cell(ip, "%polyaxon logs greet")
+    assert capsys.readouterr().out.splitlines() == ["── hi (succeeded)", "from-this-kernel"]
+    cell(ip, "%polyaxon logs hi")  # an op of it by name, too
+    assert capsys.readouterr().out.splitlines() == ["from-this-kernel"]
+    assert cell(ip, "%polyaxon status greet").uuid == handle.uuid
+
+
+def test_options_from_the_kernel_s_config_file_and_config_survive_reload_ext(session: KernelSession) -> None:
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryAccessor.enabled = False
+    config.PolynbMagics.keep_runs_on_exit = True  # what ipython_kernel_config.py says
+    config.PolynbMagics.stop_grace = 1.5
+    shell = InteractiveShell.instance(config=config)
+    try:
+        shell.run_line_magic("load_ext", "polynb")
+        assert (session.config.keep_runs_on_exit, session.config.stop_grace) == (True, 1.5)
+        shell.run_line_magic("config", "PolynbMagics.stop_grace = 0.5")
+        shell.run_line_magic("reload_ext", "polynb")  # a new PolynbMagics: the options stay as set
+        assert (session.config.keep_runs_on_exit, session.config.stop_grace) == (True, 0.5)
+        assert [type(c).__name__ for c in shell.configurables].count("PolynbMagics") == 1  # what %config lists
+        shell.run_line_magic("unload_ext", "polynb")
+    finally:
+        assert shell.extension_manager is not None
+        shell.extension_manager.loaded.discard("polynb")
+        InteractiveShell.clear_instance()
+
+
+def test_stop_says_how_a_run_no_engine_runs_was_stopped(
+    ip: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    cell(ip, "%%polyaxon_dag first\noperations:\n  - {name: a, run: {kind: job, container: {command: ['true']}}}\n")
+    # Then a terminal's `polynb run` leaves its service running when it exits (the README's TensorBoard); this
+    # kernel's engine, started before, does not run it.
+    (tmp_path / "svc.yaml").write_text(
+        "version: 1.1\nkind: component\nname: served\nrun:\n  kind: dag\n  operations:\n"
+        "    - {name: quick, run: {kind: job, container: {command: ['true']}}}\n"
+        "    - name: page\n      termination: {timeout: 120}\n"
+        "      run: {kind: service, ports: [8000], container: {command: [python, -m, http.server,"
+        ' "{{ globals.ports[0] }}", --bind, 127.0.0.1]}}\n'
+    )
+    env = {**os.environ, "POLYNB_COMMAND_SERVER": "0"}
+    cli = [sys.executable, "-m", "polynb.cli", "run", "-f", str(tmp_path / "svc.yaml")]
+
+    def quiet(argv: list[str]) -> int:  # no pipe: the service the run leaves would hold it open
+        null = subprocess.DEVNULL
+        done = subprocess.run(argv, env=env, stdin=null, stdout=null, stderr=null, timeout=GUARD, check=False)
+        return done.returncode
+
+    try:
+        assert quiet(cli) == 0
+        capsys.readouterr()
+        cell(ip, "%polyaxon stop page")
+        assert capsys.readouterr().out == "page: stopped, stopped directly (no engine was running it)\n"
+    finally:
+        stop = [sys.executable, "-m", "polynb.cli", "stop", "page"]  # "already stopped" once the magic did it
+        quiet(stop)

@@ -149,6 +149,26 @@ class Kernel:
         process.wait()
         self.close(shutdown=False)
 
+    def restart(self) -> None:
+        """Restart the kernel as JupyterLab's "Restart Kernel" does: a clean shutdown (atexit runs), then a new
+        process on the same connection; the messages recorded so far are kept. Returns once the new kernel's
+        IOPub messages arrive (a subscriber reconnects late: what the kernel publishes before is lost)."""
+        self.km.restart_kernel(now=False)
+        deadline = time.monotonic() + GUARD
+        while True:
+            msg_id = self.kc.kernel_info()
+            reply = self.kc.get_shell_msg(timeout=GUARD)
+            while reply["parent_header"].get("msg_id") != msg_id:
+                reply = self.kc.get_shell_msg(timeout=GUARD)
+            if self._answered(msg_id, timeout=0.5):
+                return
+            assert time.monotonic() < deadline, "deadlock guard: the restarted kernel's IOPub never came"
+
+    def _answered(self, msg_id: str, *, timeout: float) -> bool:
+        """Whether an IOPub message answering ``msg_id`` arrives within ``timeout`` seconds."""
+        with self._cond:
+            return self._cond.wait_for(lambda: any(m.parent_id == msg_id for m in self.messages), timeout)
+
     def close(self, *, shutdown: bool = True) -> None:
         self._stop.set()
         # The reader polls the IOPub socket: closing a zmq socket another thread is using trips a libzmq
