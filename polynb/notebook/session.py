@@ -2,8 +2,8 @@
 
 Started on first use (or at ``%load_ext polynb`` when the store has unfinished runs: the engine's crash
 recovery re-attaches to the runs a previous kernel left running, with no second submission). Stopped at
-kernel exit (``atexit``): local ops are stopped unless ``keep_runs_on_exit``, in which case they are
-released and the next kernel adopts them.
+kernel exit (``atexit``): the runs this kernel started are stopped unless ``keep_runs_on_exit``, in which case
+they are released and the next kernel adopts them; the runs it adopted are released either way.
 
 Output isolation: nothing here prints. The ``polynb`` loggers are captured while a session runs (a
 background thread logging to stderr would write into whichever cell runs at that moment); recent warnings

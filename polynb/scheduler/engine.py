@@ -76,6 +76,11 @@ T = TypeVar("T")
 DEFAULT_RETRY_DELAY = 0.5
 """Seconds between a failed attempt and the next (a timer, not a sleep)."""
 
+DEFAULT_STOP_GRACE = 10.0
+"""Seconds a stop gives a process when its executor names no grace of its own (``Executor.stop``)."""
+STOP_WAIT_SLACK = 10.0
+"""How much longer than that grace a shutdown waits for the runs it stopped to be final."""
+
 TURN_SECONDS = 0.005
 """How long a turn goes on taking queued messages (status updates, mostly): its writes are one commit."""
 
@@ -374,12 +379,15 @@ class Engine:
         return name in self._state.executors
 
     def shutdown(self, *, stop_running: bool = True) -> None:
-        """Stop the engine. With ``stop_running`` every live run is stopped (and its status recorded) first;
-        without, runs keep running and are released so the next engine on this store re-attaches to them."""
+        """Stop the engine. With ``stop_running`` every live run it started is stopped (and its status recorded)
+        first; the runs it adopted from an engine that is gone (a previous kernel's, a service ``polynb run``
+        left running) are not its to end: they keep running and are released, as every run is without
+        ``stop_running``, so the next engine on this store re-attaches to them."""
         if self._thread is None:
             return
+        kept: set[str] = set()
         if stop_running:
-            self._call(self._stopping.stop_everything)
+            kept = self._call(self._stopping.stop_everything)
         else:
             self._call(self._close)
         # Submissions already queued are made; wait for them and for their handles to be stored (and for
@@ -387,12 +395,16 @@ class Engine:
         self._submitter.drain()
         self._call(lambda: None)
         self._submitter.close()
+        if kept:
+            # An executor that shuts down stopping its runs would stop the adopted ones too: it shuts down as
+            # for a release instead, once the runs stopped above are final.
+            self._wait_stopped(exclude=kept)
         for executor in self._state.executors.values():
             try:
-                executor.shutdown(stop_running=stop_running)
+                executor.shutdown(stop_running=stop_running and not kept)
             except Exception:
                 logger.exception("executor %s failed to shut down", executor)
-        if not stop_running:
+        if kept or not stop_running:
             self._call(self._stopping.release)
         self._intake.close()
         self._queue.put(_QUIT)
@@ -400,6 +412,21 @@ class Engine:
         self._thread = None
         self._waits.close()
         self._log_index.close()
+
+    def _wait_stopped(self, *, exclude: set[str]) -> None:
+        """Wait until the top-level runs not in ``exclude`` are final, services and hooks too, for as long as
+        their executors take to stop a process (their grace, and then some); what is not final by then is
+        released with the rest."""
+        roots = self._call(lambda: {r.root for r in self._state.runs.values() if not r.is_final} - exclude)
+        graces = [getattr(e, "stop_grace", None) for e in self._state.executors.values()]
+        timeout = max((float(g) for g in graces if isinstance(g, int | float)), default=DEFAULT_STOP_GRACE)
+
+        def done(root: str) -> bool:
+            settled = self._settled.get(root)
+            return settled is None or (settled.status is not None and settled.services_done and settled.hooks_done)
+
+        with self._cond:
+            self._cond.wait_for(lambda: all(done(root) for root in roots), timeout=timeout + STOP_WAIT_SLACK)
 
     # -- the loop -----------------------------------------------------------------------------------
 

@@ -126,6 +126,7 @@ class Adopter:
         state = self._state
         store = state.store
         store.set_meta(root.uuid, {OWNER_KEY: state.owner})
+        state.adopted.add(root.uuid)
         if root.kind == "matrix":
             logger.info("resuming sweep %s (%s)", root.uuid, root.name)
             self._state.dirty_roots.add(root.uuid)

@@ -110,6 +110,9 @@ class EngineState:
     """schedules to re-evaluate (a tick is due, or one of their ticks' runs is final)"""
     dirty_roots: set[str] = field(default_factory=set)
     """top-level runs whose ``Settled`` state must be published to waiters"""
+    adopted: set[str] = field(default_factory=set)
+    """top-level runs this engine adopted from one that is gone (``recovery``): at a shutdown that stops runs,
+    released for the next engine instead (their engine left them running, or died; it is not ours to end them)"""
     shutting_down: bool = False
     """``shutdown(stop_running=True)``: everything is being stopped; no hook, retry or new op starts."""
     closing: bool = False

@@ -88,17 +88,23 @@ class Stopping:
             self._statuses.set(run, Status.STOPPING, reason, message)
             self._statuses.finish(run, Status.STOPPED, reason, message)
 
-    def stop_everything(self) -> None:
-        """``shutdown(stop_running=True)``: stop every run; nothing new starts from now on."""
+    def stop_everything(self) -> set[str]:
+        """``shutdown(stop_running=True)``: stop every run this engine started; nothing new starts from now on.
+        Returns the top-level runs it adopted that are not final: left running, to be released (``release``)."""
         state = self._state
         state.shutting_down = True
         state.closing = True
+        kept = {root for root in state.adopted if root in state.runs and not state.runs[root].is_final}
         for dag in list(state.dags.values()):
+            if state.runs[dag.uuid].root in kept:
+                continue
             if not state.runs[dag.uuid].is_final or any(not state.runs[u].is_final for u in dag.ops.values()):
                 dag.stopping = True
                 dag.ready.clear()
         message = "the engine is shutting down"
         for run in list(state.runs.values()):
+            if run.root in kept:
+                continue
             of_dag = state.dags.get(run.uuid)
             if of_dag is not None and run.role != "op":
                 # A DAG ends once its ops have (``DagEvaluator``), as after a user's stop: not `stopped` before them.
@@ -106,6 +112,7 @@ class Stopping:
                     self.stop_dag(of_dag, REASON_SHUTDOWN, message, op_reason=REASON_SHUTDOWN, op_message=message)
                 continue
             self.stop_run(run, REASON_SHUTDOWN, message)
+        return kept
 
     def release(self) -> None:
         """Clean shutdown without stopping runs: give their ownership up so the next engine adopts them."""

@@ -226,6 +226,32 @@ def test_clean_shutdown_without_stopping_hands_runs_to_the_next_engine(
         handed.store.close()
 
 
+def test_an_engine_that_stops_its_runs_at_shutdown_releases_those_it_adopted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel that adopted what a terminal's `polynb run` left running (a service, a DAG handed over) must not
+    end it when it exits: it stops the runs it started and releases the others, running, for the next engine."""
+    handed = hand_over(tmp_path, monkeypatch)
+    try:
+        second = Engine(store=handed.store, executors={"local": LocalExecutor(base_dir=tmp_path)})
+        second.start()
+        assert second.manages(handed.uuid)  # adopted: the first engine released it
+        own = second.submit(build(dag(job("mine", ["sleep", "600"]))))
+        mine = next(r.uuid for r in handed.store.children(own))
+        wait_until(lambda: handed.store.get_run(mine).status == Status.RUNNING)
+        second.shutdown()  # stop_running=True, as a kernel's exit by default
+        # Its own DAG was stopped, and recorded so before the engine went.
+        assert handed.store.get_run(own).status == Status.STOPPED, describe(handed.store, own)
+        assert handed.store.get_run(mine).status == Status.STOPPED
+        # The adopted one runs on, released: a third engine adopts it and it ends as it would have.
+        assert not handed.store.get_run(handed.a_uuid).is_final
+        assert handed.store.get_run(handed.uuid).meta.get("engine") is None
+        finish(handed)
+        assert handed.store.get_run(handed.a_uuid).status == Status.SUCCEEDED
+    finally:
+        handed.store.close()
+
+
 def test_a_run_started_before_its_handle_was_recorded_is_re_attached_not_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
