@@ -13,12 +13,14 @@ show up in the widgets as notes instead.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
+import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -277,10 +279,11 @@ class KernelSession:
             for executor in self._executors.values():  # `%config PolynbMagics.stop_grace` after they were built
                 if isinstance(getattr(executor, "stop_grace", None), float | int):
                     executor.stop_grace = self.config.stop_grace  # type: ignore[attr-defined]
-            try:
-                engine.shutdown(stop_running=not self.config.keep_runs_on_exit)
-            except Exception:
-                log.exception("polynb: engine shutdown failed")
+            with _terminate_after():
+                try:
+                    engine.shutdown(stop_running=not self.config.keep_runs_on_exit)
+                except Exception:
+                    log.exception("polynb: engine shutdown failed")
         self.bridge.close()
         if self._store is not None:
             self._store.close()
@@ -681,3 +684,26 @@ def set_session(session: KernelSession | None) -> KernelSession | None:
     with _session_lock:
         previous, _session = _session, session
         return previous
+
+
+@contextlib.contextmanager
+def _terminate_after() -> Iterator[None]:
+    """Hold a SIGTERM off until the block is through, then act on it. Jupyter shuts a kernel down by asking it,
+    SIGTERM half-way through its ``shutdown_wait_time`` (2.5 s of 5 by default) and SIGKILL at the end: the
+    engine's stop of the ops (their grace, 3 s by default) and the record of their ends would be cut at 2.5 s,
+    leaving them ``stopping`` until another engine came. Only the main thread can take a signal's handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    asked: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: asked.append(signum))
+    except (ValueError, OSError):  # no signals here (an embedded interpreter)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)  # (None: set outside Python)
+        if asked:
+            signal.raise_signal(signal.SIGTERM)  # the termination asked meanwhile, now that the runs are recorded

@@ -309,3 +309,33 @@ def test_stopping_an_op_of_a_dag_whose_kernel_died_ends_the_dag(tmp_path: Path, 
         if not killed:
             first.kill()
         second.close()
+
+
+STUBBORN_DAG = """\
+%%polyaxon_dag stubborn
+operations:
+  - name: hold
+    run: {{kind: job, container: {{image: x, command: [sh, -c, "trap '' TERM; while true; do sleep 0.1; done # {mark}"]}}}}
+"""
+
+
+def test_a_kernel_shut_down_by_jupyter_records_the_ops_it_stopped(tmp_path: Path, home: Path) -> None:
+    """Jupyter asks a kernel to shut down, SIGTERMs it 2.5 s later and SIGKILLs it at 5 s: an op that ignores
+    SIGTERM takes the whole grace (3 s) before its shim kills it, and the kernel records its end before it goes."""
+    mark = tmp_path.name
+    kernel = Kernel(tmp_path, home)
+    try:
+        kernel.execute("%load_ext polynb")
+        kernel.execute(textwrap.dedent(STUBBORN_DAG).format(mark=mark))
+        kernel.execute(
+            "from polynb.notebook.session import get_session\nimport time\ns = get_session()\n"
+            "deadline = time.monotonic() + 60\n"
+            "while s.store.find_by_prefix('hold').status.value != 'running' and time.monotonic() < deadline:\n"
+            "    time.sleep(0.05)"
+        )
+    finally:
+        kernel.close()  # shutdown_kernel(now=False), as JupyterLab's "Shut Down Kernel"
+    with Store(home / "polynb.db") as store:
+        hold, dag = store.find_by_prefix("hold"), store.find_by_prefix("stubborn")
+        assert (hold.status.value, dag.status.value) == ("stopped", "stopped"), (hold.reason, dag.reason)
+    assert wait_until_no_process_mentions(mark) == []
