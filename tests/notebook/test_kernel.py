@@ -315,7 +315,9 @@ STUBBORN_DAG = """\
 %%polyaxon_dag stubborn
 operations:
   - name: hold
-    run: {{kind: job, container: {{image: x, command: [sh, -c, "trap '' TERM; while true; do sleep 0.1; done # {mark}"]}}}}
+    run:
+      kind: job
+      container: {{image: x, command: [sh, -c, "trap '' TERM; while true; do sleep 0.1; done # {mark}"]}}
 """
 
 
