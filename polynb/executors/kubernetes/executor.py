@@ -1175,16 +1175,7 @@ class KubernetesExecutor:
         one (a volume that cannot be mounted: a Secret, ConfigMap or claim that does not exist, a volume held on
         another node), becomes a ``warning``. The kubelet retries for ever (what is missing may come), so the run
         is not failed; a pod that is only slow (a long init entry) has no warning and says nothing."""
-        try:
-            events = self.api.request(
-                "GET",
-                path("events", self.namespace),
-                query={"fieldSelector": f"involvedObject.kind=Pod,involvedObject.name={run.pod}"},
-            )
-        except K8sError as exc:
-            log.warning("run %s: cannot read events: %s", run.uuid, exc)
-            return
-        warnings = [e for e in events.get("items") or () if e.get("type") == "Warning"]
+        warnings = self._warning_events(run, "Pod", run.pod)
         if not warnings:
             return
         run.creating_checked = True
@@ -1195,17 +1186,23 @@ class KubernetesExecutor:
         if still_starting:
             self._report(run, Observed("warning", str(last.get("reason") or "Warning"), message))
 
-    def _check_podless(self, run: _Run, age: float) -> None:
+    def _warning_events(self, run: _Run, kind: str, name: str | None) -> list[dict[str, Any]] | None:
+        """The ``Warning`` events of ``run``'s object ``kind``/``name``, oldest first; None when they cannot be read."""
         try:
             events = self.api.request(
                 "GET",
                 path("events", self.namespace),
-                query={"fieldSelector": f"involvedObject.kind=Job,involvedObject.name={run.name}"},
+                query={"fieldSelector": f"involvedObject.kind={kind},involvedObject.name={name}"},
             )
         except K8sError as exc:
             log.warning("run %s: cannot read events: %s", run.uuid, exc)
+            return None
+        return [e for e in events.get("items") or () if e.get("type") == "Warning"]
+
+    def _check_podless(self, run: _Run, age: float) -> None:
+        warnings = self._warning_events(run, "Job", run.name)
+        if warnings is None:
             return
-        warnings = [e for e in events.get("items") or () if e.get("type") == "Warning"]
         failed_creates = [e for e in warnings if e.get("reason") == "FailedCreate"]
         if failed_creates and age >= self.settings.failed_create_timeout:
             message = str(failed_creates[-1].get("message") or "")
