@@ -33,11 +33,14 @@ class OpInfo:
 class RunHandle:
     """A top-level run of this kernel's session (any run of the store can be looked at)."""
 
-    def __init__(self, session: KernelSession, uuid: str) -> None:
+    def __init__(self, session: KernelSession, uuid: str, *, submitted_here: bool = False) -> None:
         self._session = session
         self.uuid = uuid
         self.name = session.store.get_run(uuid).name
         self._widget: RunWidget | None = None
+        # The cell that submitted the run: its result reads "submitted" even when the run has already ended
+        # by the time it is drawn (a saved notebook's output must not depend on how fast the ops were).
+        self._submitted_in = _current_cell() if submitted_here else None
 
     @property
     def status(self) -> str:
@@ -165,12 +168,27 @@ class RunHandle:
         """The stable text summary (what nbval compares)."""
         return run_text(self._snapshot())
 
+    def _shown_text(self) -> str:
+        in_its_cell = self._submitted_in is not None and _current_cell() == self._submitted_in
+        return run_text(self._snapshot(), as_submitted=in_its_cell)
+
     def __repr__(self) -> str:
-        return self.text()
+        return self._shown_text()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle: dict[str, Any] = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = self._shown_text()
         return bundle
+
+
+def _current_cell() -> int | None:
+    """The number of the cell IPython is running (None outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return None if shell is None else int(shell.execution_count)
 
 
 def tree_runs(store: Store, uuid: str, prefix: str = "") -> list[tuple[str, RunRecord]]:

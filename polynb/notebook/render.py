@@ -542,24 +542,27 @@ def run_html(snapshot: RunSnapshot, *, selected: str | None = None) -> str:
     return f'<div class="polynb-run" style="line-height:1.4;color:{_INK}">{body}</div>'
 
 
-def run_text(snapshot: RunSnapshot) -> str:
+def run_text(snapshot: RunSnapshot, *, as_submitted: bool = False) -> str:
     """Stable text: statuses only once the run is final (so an output saved while it ran never depends
-    on timing), ops with their kinds and, when final, statuses and outputs; no uuids, times or ports."""
-    if snapshot.is_final:
+    on timing), ops with their kinds and, when final, statuses and outputs; no uuids, times or ports.
+    ``as_submitted``: the run as it was when submitted, whatever it is now (the cell that submits a run
+    shows the same text whether the run ended before the cell's result was drawn or not)."""
+    final = snapshot.is_final and not as_submitted
+    if final:
         lines = [f"polynb run {snapshot.name} ({snapshot.kind}): {snapshot.status}"]
     else:
         lines = [f"polynb run {snapshot.name} ({snapshot.kind}): submitted — live status in the widget"]
     if snapshot.sweep is not None:
         # A sweep: the trials ranked by the metric once final (their count and order depend on timing before).
-        return "\n".join([*lines, *(sweep_text(snapshot.sweep) if snapshot.is_final else [])])
+        return "\n".join([*lines, *(sweep_text(snapshot.sweep) if final else [])])
     members = snapshot.members if snapshot.kind == "dag" else snapshot.ops[1:]
-    if not snapshot.is_final:
+    if not final:
         # Hook runs appear when their main op ends: listing them while running would depend on timing.
         members = tuple(op for op in members if op.role != "hook")
     width = max((len(_row_name(op)) for op in members), default=0)
     for op in members:
         row = f"  {_row_name(op).ljust(width)}  {op.kind:<7}"
-        if snapshot.is_final:
+        if final:
             row += f"  {op.status}"
             if op.outputs:
                 row += "  " + ", ".join(f"{k}={_show(v)}" for k, v in op.outputs)

@@ -359,7 +359,7 @@ class KernelSession:
         self._remember(uuid)
         self.bridge.ensure_open()
         self.pump.attach(_Headless(uuid))
-        return RunHandle(self, uuid)
+        return RunHandle(self, uuid, submitted_here=True)
 
     def handle(self, uuid: str) -> RunHandle:
         from polynb.notebook.handle import RunHandle

@@ -226,6 +226,24 @@ def test_python_step_missing_output_fails_the_op_with_a_clear_message(ip: Intera
     assert any("declared output result not set" in line for line in lines)
 
 
+def test_the_submitting_cell_shows_the_run_as_submitted_even_when_it_ended_first(
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A saved notebook's output of a submitting cell must not depend on how fast the ops were: nbval failed
+    on CI when a DAG had ended before the cell's result was drawn. A later cell shows the run as it is."""
+    cell(ip, HELLO)
+    body = "operations:\n  - {name: hi, hubRef: hello, params: {who: {value: bob}}}\n"
+    capsys.readouterr()
+    # Numbered cells, as a kernel runs a notebook's (a silent run_cell keeps one number for all).
+    submit = f"run = get_ipython().run_cell_magic('polyaxon_dag', 'greet', {body!r})\nrun.wait({GUARD})\nrun"
+    assert ip.run_cell(submit, store_history=True).success
+    shown = capsys.readouterr().out
+    assert "polynb run greet (dag): submitted — live status in the widget\n  hi  job\n" in shown
+    assert "succeeded" not in shown
+    assert ip.run_cell("run", store_history=True).success
+    assert "polynb run greet (dag): succeeded\n  hi  job      succeeded  n=3" in capsys.readouterr().out
+
+
 def test_polyaxon_line_commands(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
     cell(ip, HELLO)
     cell(ip, "%%polyaxon_dag greet\noperations:\n  - {name: hi, hubRef: hello, params: {who: {value: bob}}}\n")
