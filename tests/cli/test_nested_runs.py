@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.clikit import DEADLOCK_GUARD, Cli
+from support.execkit import wait_dead
 
 from polynb.lifecycle import Status
 from polynb.store import RunRecord, Store
@@ -109,8 +110,9 @@ def test_stop_of_the_outer_dag_stops_the_nested_dags_processes(cli: Cli, engine_
         assert statuses == dict.fromkeys(("sleepy", "first", "sleeper", "after"), Status.STOPPED)
         held = sleeper(cli, store)
         assert held is not None and held.handle is not None
-    pid = int(held.handle["shim_pid"])
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+    # Its shim, which ended the op, ends too: once its stopped status is written it only tops up the spare run
+    # folders (at niceness 19: on a busy machine that can outlast the stop by a moment).
+    wait_dead(int(held.handle["shim_pid"]))
 
 
 def test_run_json_lists_a_retried_nested_dags_current_ops_once(cli: Cli, tmp_path: Path) -> None:
