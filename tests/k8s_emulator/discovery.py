@@ -8,7 +8,12 @@ from typing import Any
 from .store import RESOURCES
 
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-SUB_VERBS = {"status": ["get", "patch", "update"], "log": ["get"], "portforward": ["create", "get"]}
+SUB_VERBS = {
+    "status": ["get", "patch", "update"],
+    "log": ["get"],
+    "portforward": ["create", "get"],
+    "eviction": ["create"],
+}
 VERSION = {
     "major": "1",
     "minor": "32",
@@ -44,15 +49,18 @@ def resource_list(group: str, version: str) -> dict[str, Any]:
             entry["categories"] = ["all"]
         resources.append(entry)
         for sub in r.subresources:
-            resources.append(
-                {
-                    "name": f"{r.plural}/{sub}",
-                    "singularName": "",
-                    "namespaced": r.namespaced,
-                    "kind": "PodPortForwardOptions" if sub == "portforward" else r.kind,
-                    "verbs": SUB_VERBS[sub],
-                }
-            )
+            entry = {
+                "name": f"{r.plural}/{sub}",
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "kind": "PodPortForwardOptions" if sub == "portforward" else r.kind,
+                "verbs": SUB_VERBS[sub],
+            }
+            if sub == "eviction":
+                # Its kind is of another group: kubectl drain reads group and version here (without them it
+                # deletes the pods instead of evicting them).
+                entry.update(kind="Eviction", group="policy", version="v1")
+            resources.append(entry)
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
 

@@ -41,6 +41,9 @@ FALLBACK_BYTES = 2048
 FALLBACK_LINES = 80
 """``FallbackToLogsOnError``: the log's tail, "limited to 2048 bytes or 80 lines, whichever is smaller"."""
 
+KUBELET_CONDITIONS = frozenset({"PodScheduled", "Ready", "Initialized", "ContainersReady", "PodReadyToStartContainers"})
+"""The pod conditions the kubelet owns (``PodConditionsByKubelet``): a status it writes replaces these only."""
+
 
 class Stopped(Exception):
     """The pod is being deleted: stop what is being waited for."""
@@ -148,6 +151,13 @@ class PodWorker(threading.Thread):
                 return
             new = copy.deepcopy(old)
             new["status"] = copy.deepcopy(self.status)
+            # The kubelet's status manager writes the conditions it owns and keeps the others the pod has
+            # (mergePodStatus in pkg/kubelet/status/status_manager.go): an eviction's DisruptionTarget stays.
+            kept = [
+                c for c in (old.get("status") or {}).get("conditions") or () if c.get("type") not in KUBELET_CONDITIONS
+            ]
+            if kept:
+                new["status"]["conditions"] = [*new["status"].get("conditions", []), *copy.deepcopy(kept)]
             self.store.write(key, new, old)
 
     def event(self, reason: str, message: str, type_: str = "Normal") -> None:

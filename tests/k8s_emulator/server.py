@@ -333,6 +333,12 @@ class Handler(BaseHTTPRequestHandler):
         if sub == "log":
             self.logs(ns or "", name, query)
             return
+        if sub == "eviction":
+            if method != "POST":
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the subresource")
+            store.evict(ns or "", name, self.body())
+            self.send_json(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+            return
         if sub == "portforward":
             self.emu.portforward(self, ns or "", name, query)
             return

@@ -44,7 +44,7 @@ RESOURCES: dict[str, Resource] = {
     for r in (
         Resource("namespaces", "", "v1", "Namespace", False, ("ns",), ("status",)),
         Resource("nodes", "", "v1", "Node", False, ("no",), ("status",)),
-        Resource("pods", "", "v1", "Pod", True, ("po",), ("status", "log", "portforward")),
+        Resource("pods", "", "v1", "Pod", True, ("po",), ("status", "log", "portforward", "eviction")),
         Resource("services", "", "v1", "Service", True, ("svc",), ("status",)),
         Resource("configmaps", "", "v1", "ConfigMap", True, ("cm",)),
         Resource("secrets", "", "v1", "Secret", True),
@@ -391,6 +391,46 @@ class Store:
                 '"Background", "Orphan", "nil"',
             )
         return str(policy)
+
+    def evict(self, ns: str, name: str, body: Any) -> None:
+        """The pods/eviction subresource (what ``kubectl drain`` posts), as the API server's eviction handler
+        does it with no PodDisruptionBudget in the namespace (the emulator serves none): a pod that is not
+        terminating yet gets the ``DisruptionTarget`` condition (reason ``EvictionByEvictionAPI``), then is
+        deleted with the Eviction's ``deleteOptions``, gracefully as any deletion. Pod disruption conditions:
+        https://kubernetes.io/docs/concepts/workloads/pods/disruptions/#pod-disruption-conditions"""
+        # A body without kind and apiVersion is read as the endpoint's own (policy/v1 Eviction), as the API
+        # server's decoder does: the official Python client sends none unless they are set.
+        if not isinstance(body, dict) or body.get("kind", "Eviction") != "Eviction":
+            raise ApiError(400, "BadRequest", "the body of a pods/eviction request must be an Eviction")
+        if body.get("apiVersion", "policy/v1") not in ("policy/v1", "policy/v1beta1"):
+            version = body.get("apiVersion")
+            raise ApiError(400, "BadRequest", f'no kind "Eviction" is registered for version "{version}"')
+        if (body.get("metadata") or {}).get("name") != name:
+            raise ApiError(400, "BadRequest", "name in URL does not match name in Eviction object")
+        opts = body.get("deleteOptions") or {}
+        with self.lock:
+            key = self._key("pods", ns, name)
+            old = self.objects.get(key)
+            if old is None:
+                raise not_found("pods", "", name)
+            if old["metadata"].get("deletionTimestamp"):
+                return  # already going: nothing more to do
+            if (old.get("status") or {}).get("phase") not in ("Succeeded", "Failed") and not opts.get("dryRun"):
+                new = copy.deepcopy(old)
+                conditions = new.setdefault("status", {}).setdefault("conditions", [])
+                conditions[:] = [c for c in conditions if c.get("type") != "DisruptionTarget"]
+                conditions.append(
+                    {
+                        "type": "DisruptionTarget",
+                        "status": "True",
+                        "lastProbeTime": None,
+                        "lastTransitionTime": self.clock.iso(),
+                        "reason": "EvictionByEvictionAPI",
+                        "message": "Eviction API: evicting",
+                    }
+                )
+                self.write(key, new, old)
+            self.delete("pods", ns, name, opts)
 
     def finalize_pod(self, ns: str, name: str) -> None:
         """The kubelet is done with a terminating pod: remove it."""

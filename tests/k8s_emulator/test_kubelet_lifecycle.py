@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 from kubernetes import client, config, watch
 
 from k8s_emulator import Emulator, testkit
-from k8s_emulator.testkit import TIMEOUT, wait_pod
+from k8s_emulator.testkit import TIMEOUT, kubectl, wait_pod
 
 executing_emulator = testkit.executing_emulator
 
@@ -301,23 +300,6 @@ def test_a_deleted_pod_counts_as_a_failure_of_its_job(executing_emulator: Emulat
     api.close()
 
 
-def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
-    home = kubeconfig.parent / "kubectl-home"
-    home.mkdir(exist_ok=True)
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(home), "KUBE_FEATURE_WatchListClient": "false"}
-    done = subprocess.run(
-        ["kubectl", "--request-timeout=20s", f"--cache-dir={home / 'cache'}", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
-    return done.stdout
-
-
 def test_kubectl_applies_a_pod_waits_for_it_and_reads_its_log(executing_emulator: Emulator) -> None:
     assert executing_emulator.kubeconfig is not None
     manifest = {"apiVersion": "v1", "kind": "Pod", **pod("via-kubectl", py("main", "print('from kubectl')"))}
@@ -519,3 +501,27 @@ def test_an_init_container_is_retried_under_on_failure(core: Any) -> None:
     setup = done.status.init_container_statuses[0]
     assert (setup.restart_count, setup.last_state.terminated.exit_code) == (1, 1)
     assert setup.state.terminated.reason == "Completed"
+
+
+def test_an_eviction_marks_the_pod_as_disrupted_then_deletes_it_gracefully(
+    executing_emulator: Emulator, core: Any
+) -> None:
+    # What `kubectl drain` (and a cluster autoscaler's scale-down) posts: the pods/eviction subresource. With no
+    # PodDisruptionBudget, the API server adds the DisruptionTarget condition, then deletes the pod as any
+    # deletion does (SIGTERM, grace period, removal).
+    core.create_namespaced_pod("default", pod("drained", py("main", READY_THEN_REPORT_TERM)))
+    wait_log(executing_emulator, core, "drained", "ready")
+    with pytest.raises(client.exceptions.ApiException) as wrong:
+        core.create_namespaced_pod_eviction("drained", "default", {"metadata": {"name": "other"}})
+    assert wrong.value.status == 400
+    before = core.read_namespaced_pod("drained", "default").metadata.resource_version
+    core.create_namespaced_pod_eviction(
+        "drained", "default", client.V1Eviction(metadata=client.V1ObjectMeta(name="drained"))
+    )
+    final = last_state_before_removal(core, "drained", before)
+    [disruption] = [c for c in final.status.conditions if c.type == "DisruptionTarget"]
+    assert (disruption.status, disruption.reason) == ("True", "EvictionByEvictionAPI")
+    assert states(final)["main"].terminated.exit_code == 143
+    with pytest.raises(client.exceptions.ApiException) as gone:
+        core.create_namespaced_pod_eviction("drained", "default", {"metadata": {"name": "drained"}})
+    assert gone.value.status == 404

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
 import threading
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
@@ -67,6 +69,26 @@ def executing_kubeconfig(executing_emulator: Emulator) -> Path:
     ``make_executor``/``executor`` drive executors against pods that really run."""
     assert executing_emulator.kubeconfig is not None
     return executing_emulator.kubeconfig
+
+
+def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
+    """Run kubectl against the emulator (its own home and cache beside the kubeconfig); fails the test on an
+    error. kubectl >= 1.35 lists through a watch with ``sendInitialEvents`` (client-go's WatchListClient), which
+    the emulator does not model: it is asked for the classic list-then-watch that polynb's executor uses too."""
+    home = kubeconfig.parent / "kubectl-home"
+    home.mkdir(exist_ok=True)
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(home), "KUBE_FEATURE_WatchListClient": "false"}
+    done = subprocess.run(
+        ["kubectl", "--request-timeout=20s", f"--cache-dir={home / 'cache'}", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+    return done.stdout
 
 
 def eventually(predicate: Callable[[], Any], *, what: str = "condition") -> Any:

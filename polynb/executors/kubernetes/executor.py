@@ -59,6 +59,7 @@ from polynb.executors.kubernetes.status import (
     FATAL_WAITING,
     IMAGE_PULL,
     Observed,
+    interpret_disruption,
     interpret_job,
     interpret_pod,
     interpret_restarted,
@@ -652,6 +653,14 @@ class KubernetesExecutor:
             return
         if kind == "DELETED" or pod["metadata"].get("deletionTimestamp"):
             # Deleted, not by us: the container's exit code (SIGTERM) is a consequence, not the reason.
+            if run.kept_logs is None and kind != "DELETED":
+                # A drain's eviction or `kubectl delete pod`: the logs go with the pod, so they are read while
+                # the kubelet stops it, as for a stop (what it prints in its grace period too).
+                kept = run.kept_logs = _KeptLogs()
+                threading.Thread(
+                    target=self._keep_deleted_logs, args=(run, kept), name=f"polynb-k8s-keep-{run.uuid[:8]}",
+                    daemon=True,
+                ).start()  # fmt: skip
             if kind == "DELETED":
                 self._workers.submit(self._vanished, run, pod)
             return
@@ -887,14 +896,15 @@ class KubernetesExecutor:
 
     def _archive_logs(self, run: _Run) -> None:
         kept = run.kept_logs
-        if kept is not None:  # stopped: its pod may be gone already
+        if kept is not None:  # stopped or deleted: its pod may be gone already
             if not kept.done.wait(EVENTS_DRAIN):
                 log.warning("run %s: its log did not end %gs after the stop: archived as it is", run.uuid,
                             EVENTS_DRAIN)  # fmt: skip
             folder = artifacts_dir(run.uuid) / "logs"
             for i, (container, lines) in enumerate(list(kept.lines.items())):
                 _write_log(folder / f"{i:02d}-{container}.log", lines, again=run.attempt > 1)
-            return
+            if kept.lines:
+                return
         pod = self._cached_pod(run) or run.last_pod
         if pod is None:
             return
@@ -966,7 +976,11 @@ class KubernetesExecutor:
     # -- side requests (worker threads) ---------------------------------------------------------------
 
     def _vanished(self, run: _Run, pod: dict[str, Any]) -> None:
-        """The pod was deleted, not on our request: its Job says why (a deadline, a deletion by hand)."""
+        """The pod was deleted, not on our request: a disruption (a drain) says why, else its Job does (a deadline,
+        a deletion by hand)."""
+        if (disrupted := interpret_disruption(pod)) is not None:
+            self._report(run, disrupted)
+            return
         if run.kind == "service":
             observed = interpret_pod(pod, run.main)
             if observed.final and (pod.get("status") or {}).get("reason"):
@@ -1056,14 +1070,22 @@ class KubernetesExecutor:
         if run.stop_requested and run.pod is None:
             self._report(run, Observed("stopped", "Stopped", "stopped on request before its pod started"))
 
-    def _keep_logs(self, run: _Run) -> _KeptLogs | None:
+    def _keep_deleted_logs(self, run: _Run, kept: _KeptLogs) -> None:
+        """A thread of its own: the logs of a run whose pod is being deleted outside polynb, to their end."""
+        if self._keep_logs(run, kept) is None:
+            kept.done.set()
+            return
+        self._follow_kept_logs(run, kept)
+
+    def _keep_logs(self, run: _Run, kept: _KeptLogs | None = None) -> _KeptLogs | None:
         """Before a stop deletes a run's pod (its logs go with it, and the pod may be gone by the time the run
         is final): the logs of its containers that ended, and a followed stream of the last one that started,
-        opened now so that what it prints in its grace period is read to its end (:meth:`_follow_kept_logs`)."""
+        opened now so that what it prints in its grace period is read to its end (:meth:`_follow_kept_logs`).
+        ``kept``: fill that one (a deletion outside polynb, already under way)."""
         pod = self._cached_pod(run)
         if pod is None or run.pod is None:
             return None
-        kept = _KeptLogs()
+        kept = kept if kept is not None else _KeptLogs()
         log_path = path("pods", self.namespace, run.pod, "log")
         statuses = {
             cs.get("name"): cs.get("state") or {}
@@ -1391,6 +1413,10 @@ class KubernetesExecutor:
             yield from archived_logs(run_uuid)
             return
         pod = self._find_pod(run_uuid)
+        if run is not None and run.attempt > 1 and has_archive(run_uuid):
+            # A retry: the earlier attempts' logs are archived (their pods are gone), as one log across
+            # attempts, which is what the local executor's run log holds too.
+            yield from archived_logs(run_uuid)
         if pod is None:
             return
         spec = pod.get("spec") or {}

@@ -14,6 +14,8 @@ Rules (in order):
   since Kubernetes would wait forever; ``ErrImagePull``/``ImagePullBackOff`` (registries recover; the
   executor fails the run after its ``image_pull_grace``) and a crash-looping sidecar are ``warning``;
 * the pod ``Failed`` or ``Succeeded`` without a main-container state (evicted, deadline exceeded): that;
+* (:func:`interpret_disruption`) a pod deleted with a ``DisruptionTarget`` condition (a drain, a preemption):
+  ``failed`` with the condition's reason, not ``stopped`` as a pod deleted by hand;
 * the main container ``running``: ``running`` — only then, not when the pod is scheduled;
 * ``PodScheduled=False`` with reason ``Unschedulable``: ``unschedulable`` with the scheduler's message;
 * scheduled, containers being created or init entries running: ``starting``; else ``scheduled``.
@@ -221,6 +223,22 @@ def interpret_restarted(pod: dict[str, Any], main: str) -> Observed | None:
                                     "containerStatuses": [{**cs, "state": {"terminated": last}}]}}  # fmt: skip
         return interpret_pod(before, main)
     return None
+
+
+def interpret_disruption(pod: dict[str, Any]) -> Observed | None:
+    """A pod deleted by a disruption (a drain's eviction, a preemption, a taint, the kubelet's node
+    shutdown): ``failed`` with the reason of its ``DisruptionTarget`` condition, which Kubernetes adds before
+    such a deletion ("Pod disruption conditions", Kubernetes docs); None for a pod deleted by hand. The run did
+    not end by itself, but it did not end on anyone's request to stop it either: its ``maxRetries`` apply."""
+    cond = _conditions(pod).get("DisruptionTarget")
+    if not cond or cond.get("status") != "True":
+        return None
+    reason = str(cond.get("reason") or "DisruptionTarget")
+    name = (pod.get("metadata") or {}).get("name", "")
+    node = (pod.get("spec") or {}).get("nodeName")
+    where = f" from node {node}" if node else ""
+    detail = str(cond.get("message") or "").strip()
+    return Observed("failed", reason, f"pod {name} was evicted{where} ({reason}" + (f": {detail})" if detail else ")"))
 
 
 def interpret_job(job: dict[str, Any]) -> Observed | None:

