@@ -1,9 +1,11 @@
 """A container's environment and argv, resolved as the kubelet does (test-only emulator).
 
 ``envFrom`` first (ConfigMaps/Secrets, with ``prefix``), then ``env`` in order (``value`` with ``$(VAR)``
-expansion against what is defined so far, ``valueFrom`` field/configMap/secret refs); a missing required
-ConfigMap, Secret or key fails the start with ``CreateContainerConfigError`` and the kubelet's message.
-``command``/``args`` expand ``$(VAR)`` against the result; ``$$`` escapes; an undefined reference stays as
+expansion against what is defined so far and the service variables, ``valueFrom`` field/configMap/secret refs);
+a missing required ConfigMap, Secret or key fails the start with ``CreateContainerConfigError`` and the kubelet's
+message. ``command``/``args`` expand ``$(VAR)`` against the result (the kubelet's variables: the service ones,
+``envFrom`` and ``env``; never the image's ``ENV``, ``HOSTNAME`` or ``HOME``, which the runtime adds and the kubelet
+does not see; the image's ENTRYPOINT and CMD are not expanded); ``$$`` escapes; an undefined reference stays as
 written. See https://kubernetes.io/docs/tasks/inject-data-application/define-interdependent-environment-variables/
 and https://kubernetes.io/docs/tasks/inject-data-application/define-command-argument-container/.
 """
@@ -98,21 +100,16 @@ def _field(pod: dict[str, Any], path: str) -> str:
     raise ConfigError(f"unsupported fieldRef {path}")
 
 
-def environment(
+def declared(
     pod: dict[str, Any],
     container: dict[str, Any],
-    image: Image,
     lookup: Lookup,
     services: list[dict[str, Any]] | None = None,
 ) -> dict[str, str]:
-    """The container's environment: the image's, the service variables, ``envFrom``, then ``env``."""
+    """What the kubelet gives the runtime (``makeEnvironmentVariables``), and expands ``command``/``args``
+    against: the service variables, ``envFrom``, then ``env``."""
     ns = pod["metadata"]["namespace"]
-    env: dict[str, str] = {
-        "PATH": image.env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    }
-    env.update(image.env)
-    env["HOSTNAME"] = pod["metadata"]["name"]
-    env.update(service_env(pod, services))
+    services_env = service_env(pod, services)
     defined: dict[str, str] = {}
     for source in container.get("envFrom") or ():
         prefix = source.get("prefix", "")
@@ -131,7 +128,7 @@ def environment(
     for item in container.get("env") or ():
         name = item["name"]
         if "valueFrom" not in item:
-            defined[name] = expand(str(item.get("value", "")), {**env, **defined})
+            defined[name] = expand(str(item.get("value", "")), {**services_env, **defined})
             continue
         source = item["valueFrom"]
         value: str | None
@@ -147,7 +144,25 @@ def environment(
             value = ""
         if value is not None:
             defined[name] = value
-    env.update(defined)
+    return {**services_env, **defined}
+
+
+def environment(
+    pod: dict[str, Any],
+    container: dict[str, Any],
+    image: Image,
+    lookup: Lookup,
+    services: list[dict[str, Any]] | None = None,
+    kubelet: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The process's environment, as the runtime makes it: the image's ``ENV``, ``HOSTNAME``, the kubelet's
+    variables (``kubelet``: :func:`declared`, computed here when not given), ``HOME`` if still unset."""
+    env: dict[str, str] = {
+        "PATH": image.env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    }
+    env.update(image.env)
+    env["HOSTNAME"] = pod["metadata"]["name"]
+    env.update(declared(pod, container, lookup, services) if kubelet is None else kubelet)
     env.setdefault("HOME", "/root")
     return env
 
@@ -187,16 +202,16 @@ def service_env(pod: dict[str, Any], services: list[dict[str, Any]] | None) -> d
 
 
 def argv(container: dict[str, Any], image: Image, env: dict[str, str]) -> list[str]:
-    """``command`` replaces the image's ENTRYPOINT (and drops its CMD), ``args`` replace its CMD."""
-    command = container.get("command")
-    args = container.get("args")
+    """``command`` replaces the image's ENTRYPOINT (and drops its CMD), ``args`` replace its CMD; ``command``
+    and ``args`` are expanded against ``env``, the kubelet's variables (:func:`declared`), the image's words
+    are not (``ExpandContainerCommandAndArgs``)."""
+    command = [expand(str(w), env) for w in container.get("command") or ()]
+    args = None if container.get("args") is None else [expand(str(w), env) for w in container["args"]]
     if command:
-        words = [*command, *(args or [])]
-    elif args is not None:
-        words = [*image.entrypoint, *args]
-    else:
-        words = [*image.entrypoint, *image.cmd]
-    return [expand(str(w), env) for w in words]
+        return [*command, *(args or [])]
+    if args is not None:
+        return [*image.entrypoint, *args]
+    return [*image.entrypoint, *image.cmd]
 
 
 def identity(pod: dict[str, Any], container: dict[str, Any], image: Image) -> tuple[int, int]:

@@ -388,7 +388,8 @@ class PodWorker(threading.Thread):
             delay = min(delay * 2, self.kubelet.pull_backoff * 8)  # the kubelet doubles it, up to a cap
             self.event("Pulling", f'Pulling image "{name}"')
 
-    def _environment(self, container: dict[str, Any], image: Image) -> dict[str, str]:
+    def _environment(self, container: dict[str, Any], image: Image) -> tuple[dict[str, str], dict[str, str]]:
+        """(the kubelet's variables, the process's environment)."""
         last = None
         while True:
             obj = self.store.find("pods", self.ns, self.name) or self.pod
@@ -396,7 +397,8 @@ class PodWorker(threading.Thread):
             try:
                 podenv.identity(obj, container, image)
                 services = self.store.list("services", self.ns)[0]
-                return podenv.environment(obj, container, image, self._lookup, services)
+                kubelet = podenv.declared(obj, container, self._lookup, services)
+                return kubelet, podenv.environment(obj, container, image, self._lookup, services, kubelet)
             except podenv.ConfigError as exc:
                 message = str(exc)
                 self._set_state(
@@ -412,8 +414,8 @@ class PodWorker(threading.Thread):
         """Pull, resolve the config, start the process: the container is running (or failed to start)."""
         name = container["name"]
         image = self._pull(container)
-        env = self._environment(container, image)
-        argv = podenv.argv(container, image, env)
+        kubelet_env, env = self._environment(container, image)
+        argv = podenv.argv(container, image, kubelet_env)
         restarts = int(self._state(name).get("restartCount", 0))
         state_dir = self.dir / "containers" / f"{name}-{restarts}"
         state_dir.mkdir(parents=True)

@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
+from support.expansion_cases import CASES, ENV, ENV_ENTRIES
 
 from k8s_emulator import podenv
 from k8s_emulator.images import CATALOGUE
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("$(A)", "1"),
-        ("x-$(A)-$(B)", "x-1-two"),
-        ("$$(A)", "$(A)"),
-        ("$(MISSING)", "$(MISSING)"),
-        ("$(A", "$(A"),
-        ("cost: $5", "cost: $5"),
-        ("$$", "$"),
-    ],
-)
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_expansion_follows_kubernetes(text: str, expected: str) -> None:
-    assert podenv.expand(text, {"A": "1", "B": "two"}) == expected
+    assert podenv.expand(text, ENV) == expected
+
+
+@pytest.mark.parametrize(("entries", "expected"), ENV_ENTRIES)
+def test_env_entries_see_the_ones_declared_before_them(
+    entries: list[tuple[str, str]], expected: dict[str, str]
+) -> None:
+    container = {"env": [{"name": k, "value": v} for k, v in entries]}
+    env = podenv.environment(pod(), container, CATALOGUE["busybox:1.36"], lambda p, n: None)
+    assert {k: env[k] for k in expected} == expected
 
 
 def pod(**meta: Any) -> dict[str, Any]:
@@ -82,3 +82,31 @@ def test_service_variables_as_the_kubelet_writes_them() -> None:
     assert "TB_SVC_SERVICE_HOST" not in podenv.environment(
         no_links, {}, CATALOGUE["busybox:1.36"], lambda p, n: None, [service]
     )
+
+
+def test_only_the_kubelets_variables_are_references() -> None:
+    # The kubelet expands against what it declares (service variables, envFrom, env); the image's ENV, HOSTNAME
+    # and HOME are the runtime's, which the kubelet never sees: a reference to them stays as written.
+    image = CATALOGUE["python:3.11"]
+    container = {
+        "command": ["run", "$(PATH)", "$(HOSTNAME)", "$(HOME)", "$(KUBERNETES_SERVICE_HOST)", "$(OWN)", "$(AFTER)"],
+        "env": [{"name": "OWN", "value": "$(PATH):$(KUBERNETES_SERVICE_PORT)"}, {"name": "AFTER", "value": "a"}],
+    }
+    kubelet = podenv.declared(pod(), container, lambda p, n: None)
+    env = podenv.environment(pod(), container, image, lambda p, n: None)
+    assert podenv.argv(container, image, kubelet) == [
+        "run",
+        "$(PATH)",
+        "$(HOSTNAME)",
+        "$(HOME)",
+        "10.96.0.1",
+        "$(PATH):443",
+        "a",
+    ]
+    assert env["OWN"] == "$(PATH):443" and env["HOSTNAME"] == "p" and env["PATH"] == image.env["PATH"]
+
+
+def test_the_images_own_words_are_not_expanded() -> None:
+    image = dataclasses.replace(CATALOGUE["busybox:1.36"], entrypoint=("echo", "$$(X)"), cmd=("$(X)",))
+    assert podenv.argv({}, image, {"X": "1"}) == ["echo", "$$(X)", "$(X)"]
+    assert podenv.argv({"args": ["$(X)", "$$"]}, image, {"X": "1"}) == ["echo", "$$(X)", "1", "$"]

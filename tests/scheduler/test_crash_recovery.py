@@ -422,7 +422,7 @@ def test_an_op_whose_timeout_passed_while_no_engine_ran_is_stopped_and_failed_no
         recorder = Recorder[EngineEvent]()
         first.subscribe(recorder)
         first.start()
-        text = dag(job("slow", ["sh", "-c", f'echo $$ > "{pid_file}"; exec sleep 1000'],
+        text = dag(job("slow", ["sh", "-c", f'echo $$$$ > "{pid_file}"; exec sleep 1000'],
                        extra="termination: {timeout: 1, maxRetries: 2}\n"))  # fmt: skip
         uuid = first.submit(build(text))
         slow = next(r.uuid for r in store.children(uuid) if r.name == "slow")

@@ -27,6 +27,8 @@ Environment of every container: the engine's environment, the engine interpreter
 ``PATH`` and ``PYTHONUNBUFFERED=1`` (so ``python`` is this environment's and prints reach the log live),
 then the container's ``env``, then ``POLYAXON_RUN_UUID``, ``POLYAXON_RUN_OUTPUTS_PATH``,
 ``POLYAXON_RUN_ARTIFACTS_PATH`` and ``POLYNB_HOME``, which always win (``tracking`` depends on them).
+``command``/``args`` and ``env`` values get Kubernetes' ``$(VAR_NAME)`` expansion, against the variables a pod
+declares for the container (not the engine's environment): the same file gives the same argv on a cluster.
 
 Outputs: ``outputs.json`` in the run's outputs folder is read when the final status arrives. A file that
 is not a JSON object does not change the status (the op did run); the final update then carries no
@@ -47,7 +49,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -56,6 +58,7 @@ from polynb.compiler.types import CompiledOp, ContainerSpec, OpKind, Placement
 from polynb.connections import cluster_env_refusal, local_env, local_init_refusal, local_refusal
 from polynb.executors.base import BASE_DIR_LABEL as BASE_DIR_LABEL
 from polynb.executors.base import FINAL_EXECUTOR_STATUSES, ExecutorUpdate, UpdateCallback
+from polynb.executors.expansion import declared_env, expand_argv
 from polynb.executors.local import shim as local_shim
 from polynb.executors.local.launch import (
     INLINE_SPEC_MAX,
@@ -375,6 +378,11 @@ class LocalExecutor:
         defaults = {"PYTHONUNBUFFERED": os.environ.get("PYTHONUNBUFFERED", "1")}
         if path.split(os.pathsep, 1)[0] != bin_dir:
             defaults["PATH"] = bin_dir + os.pathsep + path
+        run_env = {
+            "POLYAXON_RUN_UUID": op.uuid,
+            "POLYAXON_RUN_OUTPUTS_PATH": placement.run_outputs_path,
+            "POLYAXON_RUN_ARTIFACTS_PATH": placement.run_artifacts_path,
+        }
         return {
             "uuid": op.uuid,
             "name": op.name,
@@ -386,24 +394,18 @@ class LocalExecutor:
             "base_dir": str(base_dir),
             "package_root": PACKAGE_ROOT,
             "env_defaults": defaults,
-            "env": {
-                "POLYAXON_RUN_UUID": op.uuid,
-                "POLYAXON_RUN_OUTPUTS_PATH": placement.run_outputs_path,
-                "POLYAXON_RUN_ARTIFACTS_PATH": placement.run_artifacts_path,
-                "POLYNB_HOME": str(polynb_home()),
-            },
-            # A connection's env and host path first: the op's own env wins, as on Kubernetes.
-            "main": _container(op.container, base_dir, "main", local_env(op.connections)),
+            "env": {**run_env, "POLYNB_HOME": str(polynb_home())},
+            "main": _container(op.container, base_dir, "main", run_env, op.connections),
             "init": [
                 {
                     "kind": step.kind,
                     "spec": step.spec,
                     "path": step.path,
-                    "container": _container(step.container, base_dir, f"init-{i}") if step.container else None,
+                    "container": _container(step.container, base_dir, f"init-{i}", run_env) if step.container else None,
                 }
                 for i, step in enumerate(op.init)
             ],
-            "sidecars": [_container(c, base_dir, f"sidecar-{i}") for i, c in enumerate(op.sidecars)],
+            "sidecars": [_container(c, base_dir, f"sidecar-{i}", run_env) for i, c in enumerate(op.sidecars)],
             "ports": list(placement.ports),
             "host": placement.host,
             "base_url": placement.base_url,
@@ -982,13 +984,26 @@ def _call(watch: _Watch, update: ExecutorUpdate) -> None:
 
 
 def _container(
-    spec: ContainerSpec, base_dir: Path, default_name: str, connection_env: Mapping[str, str] | None = None
+    spec: ContainerSpec,
+    base_dir: Path,
+    default_name: str,
+    run_env: Mapping[str, str],
+    connections: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
+    """A container as the shim runs it: ``command``/``args`` and ``env`` values expanded by Kubernetes' rule
+    (:mod:`polynb.executors.expansion`) against what a pod declares for it, in the pod's order: its own ``env``,
+    polynb's run variables (``run_env``), then the ``env`` of its connections that these do not set. What
+    only this machine has (a host path's variable, the engine's environment) is in the process's environment
+    but is not a reference, as on a cluster."""
     name = _LOG_NAME.sub("-", spec.name or default_name).strip("-") or default_name
+    declared = {**declared_env(spec.env), **run_env}
+    linked = [(str(v["name"]), str(v.get("value", ""))) for c in connections for v in c.get("env") or ()]
+    declared = declared_env([(k, v) for k, v in linked if k not in declared], declared)
     return {
         "name": name,
-        "argv": list(spec.argv),
-        "env": {**(connection_env or {}), **dict(spec.env)},
+        "argv": expand_argv(spec.argv, declared),
+        # A connection's host path first: the op's own env wins, as on Kubernetes.
+        "env": {**local_env(connections), **declared},
         "cwd": str(base_dir / spec.working_dir) if spec.working_dir else str(base_dir),
     }
 

@@ -37,6 +37,27 @@ def test_env_and_host_path_files_from_connections(executor: LocalExecutor, tmp_p
     assert json.loads(log) == ["eu-west-1", "own", "cat,dog\n"]
 
 
+def test_a_connections_env_is_declared_for_the_main_container_its_host_path_is_not(
+    executor: LocalExecutor, tmp_path: Path
+) -> None:
+    # As in a pod: a connection's env entries come after the container's own and polynb's run variables (they
+    # may refer to those), and are references in command/args; a host path's variable exists on this machine only.
+    connections = (
+        {"name": "incoming", "kind": "host_path", "schema": {"hostPath": str(tmp_path)}},
+        {"name": "aws", "kind": "s3", "schema": {"bucket": "s3://team"},
+         "env": [{"name": "BUCKET", "value": "s3://team/$(USER_DIR)/$$x"}, {"name": "MODE", "value": "conn"}]},
+    )  # fmt: skip
+    script = "import json, os, sys; print(json.dumps([sys.argv[1:], os.environ['BUCKET']]))"
+    main = container(PY, "-c", script, "$(BUCKET)", "$(MODE)", "$(POLYNB_CONNECTION_INCOMING_PATH)",
+                     env={"USER_DIR": "me", "MODE": "own"})  # fmt: skip
+    op = dataclasses.replace(make_op(executor, main), connections=connections)
+    recorder = UpdateRecorder()
+    executor.submit(op, recorder)
+    assert recorder.final().status == "succeeded"
+    log = (Path(op.placement.run_artifacts_path) / "logs" / "main.log").read_text()
+    assert json.loads(log) == [["s3://team/me/$x", "own", "$(POLYNB_CONNECTION_INCOMING_PATH)"], "s3://team/me/$x"]
+
+
 @pytest.mark.parametrize(
     ("connection", "reason"),
     [

@@ -13,7 +13,7 @@ import pytest
 from support.execkit import PY, container, make_op
 from support.recorder import UpdateRecorder
 
-from polynb.compiler.types import ContainerSpec
+from polynb.compiler.types import ContainerSpec, InitStep
 from polynb.executors.base import Executor
 from polynb.executors.local.executor import BASE_DIR_LABEL, PACKAGE_ROOT, LocalExecutor
 from polynb.executors.local.launch import SPAWN_MODE_ENV
@@ -82,6 +82,41 @@ def test_arguments_are_never_interpreted_by_a_shell(executor: LocalExecutor, wor
     final = run(executor, container("echo", "$(touch pwned)", "; touch pwned2", "`touch pwned3`")).seen[-1]
     assert final.status == "succeeded"
     assert not list(workdir.iterdir())
+
+
+def test_command_and_args_get_kubernetes_expansion_against_the_declared_env(
+    executor: LocalExecutor, workdir: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the kubelet does: `$(NAME)` of a variable declared for the container (its env, polynb's run variables),
+    # `$$` -> `$`, anything else as written; the engine's own environment is not declared, so not a reference.
+    monkeypatch.setenv("POLYNB_TEST_INHERITED", "yes")
+    script = "import json, os, sys; print(json.dumps([sys.argv[1:], os.environ['B'], os.environ['PASS']]))"
+    words = ["$(LR)", "--lr=$(LR)", "$$(LR)", "$(UNDEFINED)", "$(B)", "$(SPACED)", "$(POLYAXON_RUN_UUID)"]
+    words += ["$(POLYNB_TEST_INHERITED)", "$(POLYNB_HOME)", "$(HOME)", "pid:$$", "$HOME"]
+    env = {"LR": "0.1", "B": "$(LR)/$(LATER)", "LATER": "x", "PASS": "p$$w", "SPACED": "a b; touch pwned"}
+    init = [InitStep(kind="container", container=container("sh", "-c", "echo $(WHO) > init.txt", env={"WHO": "i"}))]
+    op = make_op(executor, container(PY, "-c", script, *words, env=env), init=init)
+    recorder = UpdateRecorder()
+    executor.submit(op, recorder)
+    assert recorder.final().status == "succeeded"
+    argv, b, password = json.loads((Path(op.placement.run_artifacts_path) / "logs" / "main.log").read_text())
+    assert argv == [
+        "0.1",
+        "--lr=0.1",
+        "$(LR)",
+        "$(UNDEFINED)",
+        "0.1/$(LATER)",  # an env value sees the entries before it only
+        "a b; touch pwned",  # one argument, never a shell's
+        op.uuid,
+        "$(POLYNB_TEST_INHERITED)",
+        "$(POLYNB_HOME)",
+        "$(HOME)",
+        "pid:$",
+        "$HOME",
+    ]
+    assert (b, password) == ("0.1/$(LATER)", "p$w")
+    assert (workdir / "init.txt").read_text() == "i\n"
+    assert not (workdir / "pwned").exists()
 
 
 def test_sh_c_works_when_the_user_writes_it(executor: LocalExecutor, workdir: Path) -> None:

@@ -21,7 +21,7 @@ from polynb.executors.local.executor import _read_shim_file
 from polynb.executors.local.shim import status_line
 
 # Notes its pid, waits for `go`, reports an output, exits 0.
-SCRIPT = f"""echo $$ > main.pid
+SCRIPT = f"""echo $$$$ > main.pid
 while [ ! -f go ]; do sleep 0.02; done
 {PY} -c 'from polynb.tracking import log_outputs; log_outputs(done=True)'"""
 

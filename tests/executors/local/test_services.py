@@ -23,7 +23,7 @@ while True:
 
 
 def test_a_sidecar_runs_during_main_and_is_stopped_after_it(executor: LocalExecutor, workdir: Path) -> None:
-    sidecar = container("sh", "-c", "echo $$ > sidecar.pid; exec sleep 1000", name="collector")
+    sidecar = container("sh", "-c", "echo $$$$ > sidecar.pid; exec sleep 1000", name="collector")
     main = container("sh", "-c", "while [ ! -s sidecar.pid ]; do sleep 0.02; done; kill -0 $(cat sidecar.pid)")
     recorder = UpdateRecorder()
     op = make_op(executor, main, sidecars=[sidecar])
@@ -62,7 +62,7 @@ def test_a_service_is_running_only_once_its_port_accepts_connections(executor: L
 def test_a_service_that_never_opens_its_port_is_not_ready(make_executor: MakeExecutor, workdir: Path) -> None:
     executor = make_executor(readiness_timeout=0.3, sidecar_grace=0.5)
     recorder = UpdateRecorder()
-    main = container("sh", "-c", "echo waiting; echo $$ > service.pid; exec sleep 1000")
+    main = container("sh", "-c", "echo waiting; echo $$$$ > service.pid; exec sleep 1000")
     op = make_op(executor, main, kind="service", ports=1)
     executor.submit(op, recorder)
     final = recorder.final()

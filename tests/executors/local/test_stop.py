@@ -12,10 +12,12 @@ from polynb.compiler.types import TerminationSpec
 from polynb.executors.local.executor import LocalExecutor
 from polynb.executors.local.layout import INTERNAL_DIR, STOP_FILE
 
+# `$$$$` in a command is the shell's `$$` (its pid): Kubernetes' expansion reduces `$$` to `$` on every executor.
+
 
 def test_stop_terminates_the_run_and_reports_stopped(executor: LocalExecutor, workdir: Path) -> None:
     recorder = UpdateRecorder()
-    op = make_op(executor, container("sh", "-c", "echo $$ > main.pid; exec sleep 1000"))
+    op = make_op(executor, container("sh", "-c", "echo $$$$ > main.pid; exec sleep 1000"))
     executor.submit(op, recorder)
     recorder.until("running")
     pid = read_pid(workdir / "main.pid")
@@ -26,7 +28,7 @@ def test_stop_terminates_the_run_and_reports_stopped(executor: LocalExecutor, wo
 
 
 def test_a_process_ignoring_sigterm_is_killed_after_the_grace_period(executor: LocalExecutor, workdir: Path) -> None:
-    script = 'trap "echo got TERM" TERM; echo $$ > main.pid; while true; do sleep 0.05; done'
+    script = 'trap "echo got TERM" TERM; echo $$$$ > main.pid; while true; do sleep 0.05; done'
     recorder = UpdateRecorder()
     op = make_op(executor, container("sh", "-c", script))
     executor.submit(op, recorder)
@@ -42,7 +44,7 @@ def test_a_stop_that_names_no_grace_gives_the_executors_own(make_executor: MakeE
     """The engine asks without one unless the user gave one (``polynb stop --grace``): the executor's ``stop_grace``
     (``%config PolynbMagics.stop_grace``) applies, not a fixed 10 s."""
     executor = make_executor(stop_grace=0.5)
-    script = 'trap "echo got TERM" TERM; echo $$ > main.pid; while true; do sleep 0.05; done'
+    script = 'trap "echo got TERM" TERM; echo $$$$ > main.pid; while true; do sleep 0.05; done'
     recorder = UpdateRecorder()
     op = make_op(executor, container("sh", "-c", script))
     executor.submit(op, recorder)
@@ -58,7 +60,7 @@ def test_a_run_past_its_timeout_is_stopped_by_its_own_shim(executor: LocalExecut
     """The engine's timer stops a run at ``termination.timeout``; with no engine (a service ``polynb run`` left, a
     kernel that died) the shim does it itself a little later, as activeDeadlineSeconds does for a pod."""
     recorder = UpdateRecorder()
-    op = make_op(executor, container("sh", "-c", "echo $$ > main.pid; exec sleep 1000"), kind="service")
+    op = make_op(executor, container("sh", "-c", "echo $$$$ > main.pid; exec sleep 1000"), kind="service")
     op = dataclasses.replace(op, termination=TerminationSpec(timeout=0.5))
     executor.submit(op, recorder)
     recorder.until("running")
@@ -93,7 +95,7 @@ def test_a_grandchild_left_behind_by_a_finished_main_is_killed(executor: LocalEx
 def test_stop_during_init_stops_the_init_container(executor: LocalExecutor, workdir: Path) -> None:
     from polynb.compiler.types import InitStep
 
-    init = [InitStep(kind="container", container=container("sh", "-c", "echo $$ > init.pid; exec sleep 1000"))]
+    init = [InitStep(kind="container", container=container("sh", "-c", "echo $$$$ > init.pid; exec sleep 1000"))]
     recorder = UpdateRecorder()
     op = make_op(executor, container("sh", "-c", "touch main-ran"), init=init)
     executor.submit(op, recorder)
@@ -119,7 +121,7 @@ def test_shutdown_stops_every_run_and_leaves_nothing_running(make_executor: Make
     recorders, pids = [], []
     for i in range(3):
         recorder = UpdateRecorder()
-        main = container("sh", "-c", f"trap '' TERM; echo $$ > main{i}.pid; exec sleep 1000")
+        main = container("sh", "-c", f"trap '' TERM; echo $$$$ > main{i}.pid; exec sleep 1000")
         executor.submit(make_op(executor, main, sidecars=[container("sleep", "1000", name="s")]), recorder)
         recorder.until("running")
         recorders.append(recorder)
