@@ -206,7 +206,9 @@ def argv(container: dict[str, Any], image: Image, env: dict[str, str]) -> list[s
     and ``args`` are expanded against ``env``, the kubelet's variables (:func:`declared`), the image's words
     are not (``ExpandContainerCommandAndArgs``)."""
     command = [expand(str(w), env) for w in container.get("command") or ()]
-    args = None if container.get("args") is None else [expand(str(w), env) for w in container["args"]]
+    # An empty list is no list: `args: []` is dropped when the API server stores the pod (omitempty), and the
+    # runtime looks at lengths (containerd's CRI: the image's ENTRYPOINT and CMD unless command or args is given).
+    args = [expand(str(w), env) for w in container["args"]] if container.get("args") else None
     if command:
         return [*command, *(args or [])]
     if args is not None:

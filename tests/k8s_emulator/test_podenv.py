@@ -62,6 +62,7 @@ def test_command_replaces_the_entrypoint_and_args_the_cmd() -> None:
     assert podenv.argv({}, git, {}) == ["git", "--help"]
     assert podenv.argv({"args": ["clone", "$(URL)"]}, git, {"URL": "u"}) == ["git", "clone", "u"]
     assert podenv.argv({"command": ["sh"]}, git, {}) == ["sh"]
+    assert podenv.argv({"args": []}, git, {}) == ["git", "--help"]  # an empty list is no list (omitempty)
 
 
 def test_service_variables_as_the_kubelet_writes_them() -> None:
