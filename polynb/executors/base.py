@@ -98,7 +98,9 @@ class Executor(Protocol):
         ...
 
     def cleanup(self, run_uuid: str) -> None:
-        """After ``termination.ttl``: remove the run's working resources (never its logs or outputs)."""
+        """After ``termination.ttl``: remove the run's working resources (never its logs or outputs). Also called,
+        at once, for a service placed but never submitted (skipped, stopped before it started, refused): what
+        ``place`` reserved for it (ports) is given back."""
         ...
 
     def shutdown(self, *, stop_running: bool = True) -> None:

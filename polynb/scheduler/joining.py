@@ -7,13 +7,15 @@ among every run of the store but the op itself, and :func:`polynb.compiler.joins
 param's list, in the order the sort gives (creation order without one). The lists become the op's params (a
 ``contextOnly`` one a context value only), so they are checked against the inputs as any param is.
 
-A run as a query sees it: ``uuid``, ``name``, ``kind``, ``status``, ``created_at``, ``started_at``,
-``finished_at``, ``duration``, ``wait_time``, ``inputs``, ``outputs`` and ``metrics`` (polynb records a run's
-metrics as its outputs, so ``metrics.loss`` and ``outputs.loss`` are the same value), ``pipeline`` (the
-uuid of the DAG or sweep the run is under) and ``project.name`` (its ``globals.project_name``: the DAG it is an
-op of, or its own name at the top level). A join param's ``value`` reads ``inputs.X``, ``outputs.X``,
-``globals.uuid``/``globals.name``, ``inputs``/``outputs`` whole, or ``artifacts.base``/``artifacts.outputs``/... (the
-run's paths relative to the artifacts root, and its lineage, as a ``ref`` param reads them).
+A run as a query sees it: ``uuid``, ``name`` (a sweep's trials and a schedule's ticks are named like their op,
+as in Polyaxon and in their own ``globals.name``: ``name: tune`` finds the trials of ``tune``), ``kind``,
+``status``, ``created_at``, ``started_at``, ``finished_at``, ``duration``, ``wait_time``, ``inputs``,
+``outputs`` and ``metrics`` (polynb records a run's metrics as its outputs, so ``metrics.loss`` and
+``outputs.loss`` are the same value), ``pipeline`` (the uuid of the DAG or sweep the run is under) and
+``project.name`` (its ``globals.project_name``: the DAG it is an op of, or its own name at the top level). A
+join param's ``value`` reads ``inputs.X``, ``outputs.X``, ``globals.uuid``/``globals.name``, ``inputs``/``outputs``
+whole, or ``artifacts.base``/``artifacts.outputs``/... (the run's paths relative to the artifacts root, and its
+lineage, as a ``ref`` param reads them).
 """
 
 from __future__ import annotations
@@ -40,12 +42,19 @@ def project_of(record: RunRecord, runs: Mapping[str, RunRecord]) -> str:
     return parent.name if parent is not None else record.name
 
 
+def name_of(record: RunRecord, runs: Mapping[str, RunRecord]) -> str:
+    """The run's name as Polyaxon gives it: a sweep's trial or a schedule's tick is named like its op (the run
+    over them), as its own ``globals.name`` says; polynb's ``tune-1``, ``tune-2`` only tell them apart in lists."""
+    parent = runs.get(record.dag_uuid) if record.dag_uuid and record.hook_of is None else None
+    return parent.name if parent is not None and parent.kind in _OP_RUNS_OVER else record.name
+
+
 def run_fields(record: RunRecord, runs: Mapping[str, RunRecord] | None = None) -> dict[str, Any]:
     """A run as join queries read it (see the module docstring); ``runs`` by uuid give its project."""
     outputs = dict(record.outputs)
     return {
         "uuid": record.uuid,
-        "name": record.name,
+        "name": name_of(record, runs or {}),
         "kind": record.kind,
         "status": record.status.value,
         "created_at": record.created_at,

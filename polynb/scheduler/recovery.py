@@ -16,7 +16,9 @@ the engine thread hears back from it. So after a crash:
 
 A sweep (a ``matrix`` run, or an op of a DAG sweeping) is resumed: its live trials are adopted like single
 runs and ``Sweeps.resume`` rebuilds its suggester from its trials. One it cannot rebuild ends ``failed``
-(``SweepInterrupted``), its live trials taken over all the same.
+(``SweepInterrupted``), its live trials taken over all the same. A schedule likewise (``Schedules.resume``). The
+hook runs under a sweep or a schedule (the operation's, its trials' or ticks') are adopted with it, as a DAG's are,
+also once it has ended: an ended sweep or schedule is not resumed, what is left under it is.
 
 A DAG retried by its ``maxRetries`` is adopted with the ops of its current attempt (those of earlier ones are
 final). One found ``retrying`` starts its next attempt after the retry delay, as in the engine that died; one
@@ -214,8 +216,10 @@ class Adopter:
             state.dirty_dags.add(run.uuid)
 
     def _resume_sweep(self, sweep: RunState, record: RunRecord) -> None:
-        """Adopt a sweep's live trials and resume it (``Sweeps.resume``), then re-attach them. One that cannot be
-        resumed ends ``failed`` (``SweepInterrupted``) with the reason; its trials end on their own."""
+        """Adopt a sweep's live trials and resume it (``Sweeps.resume``), then re-attach them, and its hook runs
+        and its trials' (``_adopt_hooks_under``). One that cannot be resumed ends ``failed``
+        (``SweepInterrupted``) with the reason; its trials end on their own. One already final is not resumed:
+        what is left of it (trials taken over, hooks) is."""
         state = self._state
         trials = [r for r in state.store.children(sweep.uuid) if r.hook_of is None and not r.is_final]
         adopted = []
@@ -225,13 +229,14 @@ class Adopter:
             if trial.spec and "placement" in trial.spec:
                 run.compiled = CompiledOp.from_dict(trial.spec)
             adopted.append((run, trial))
-        why = self.resume_sweep(sweep, record, [run.uuid for run, _ in adopted])
+        why = None if record.is_final else self.resume_sweep(sweep, record, [run.uuid for run, _ in adopted])
         if why is not None:
             logger.warning("sweep %s (%s) cannot be resumed: %s", sweep.uuid, sweep.name, why)
             self._statuses.finish(sweep, Status.FAILED, REASON_SWEEP_INTERRUPTED,
                                   f"the engine running this sweep stopped and it cannot be resumed: {why}")  # fmt: skip
         for run, trial in adopted:
             self._recover_run(run, trial)
+        self._adopt_hooks_under(sweep, record)
 
     def _resume_schedule(self, root: RunRecord) -> None:
         """A top-level schedule goes on where it was (``_resume_ticks``)."""
@@ -241,7 +246,9 @@ class Adopter:
 
     def _resume_ticks(self, schedule: RunState, record: RunRecord) -> None:
         """A schedule (top-level, or an op of a DAG) goes on where it was (its next tick and count are in its
-        ``meta``); its ticks' runs still unfinished are taken over like single runs."""
+        ``meta``); its ticks' runs still unfinished are taken over like single runs, and its hook runs and its
+        ticks' are resumed (``_adopt_hooks_under``). One already final fires no tick: only what is left of it
+        is resumed."""
         state = self._state
         adopted = []
         for tick in state.store.children(record.uuid):
@@ -252,18 +259,38 @@ class Adopter:
             if tick.spec and "placement" in tick.spec:
                 run.compiled = CompiledOp.from_dict(tick.spec)
             adopted.append((run, tick))
-        self.resume_schedule(schedule, record, [run.uuid for run, _ in adopted])
+        if not record.is_final:
+            self.resume_schedule(schedule, record, [run.uuid for run, _ in adopted])
         for run, tick in adopted:
             self._recover_run(run, tick)
+        self._adopt_hooks_under(schedule, record)
+
+    def _adopt_hooks_under(self, over: RunState, record: RunRecord) -> None:
+        """The hook runs under a sweep or a schedule (``over``): a top-level one's own, its trials' or ticks', and
+        theirs, in creation order. Adopted as a DAG's are (the final ones too: a hook's chain of hooks is read from
+        them), those not final resumed as any run: re-attached, or started if they were only created."""
+        state = self._state
+        store = state.store
+        found = store.children(record.uuid, include_hooks=True, all_attempts=True)
+        adopted = []
+        for hook in (r for r in found if r.hook_of is not None and r.uuid not in state.runs):
+            plan = HookPlan.from_meta(hook.meta["hook"]) if "hook" in hook.meta else None
+            emitted = () if hook.is_final else {e.kind for e in store.events(run_uuid=hook.uuid)}
+            run = self._statuses.adopt(hook, role="hook", root=over.root, hook=plan, emitted=emitted)
+            if hook.spec and "placement" in hook.spec:
+                run.compiled = CompiledOp.from_dict(hook.spec)
+            adopted.append((run, hook))
+        for run, hook in adopted:
+            self._recover_run(run, hook)
 
     def _recover_run(self, run: RunState, record: RunRecord) -> None:
         if run.role == "dag" or run.uuid in self._state.dags:  # a DAG, or an op running a nested one
             return
-        if run.role == "op" and "sweep" in record.meta and not record.is_final:
-            self._resume_sweep(run, record)  # an op of a DAG that was sweeping
+        if run.role == "op" and "sweep" in record.meta:
+            self._resume_sweep(run, record)  # an op of a DAG that was sweeping (or swept: its trials' hooks)
             return
-        if run.role == "op" and SCHEDULE_KEY in record.meta and not record.is_final:
-            self._resume_ticks(run, record)  # an op of a DAG that was ticking
+        if run.role == "op" and SCHEDULE_KEY in record.meta:
+            self._resume_ticks(run, record)  # an op of a DAG that was ticking (or ticked: its ticks' hooks)
             return
         statuses = self._statuses
         action = classify(record.status, has_handle=record.handle is not None)

@@ -34,6 +34,9 @@ class RunState:
     compiled: CompiledOp | None = None
     submitted: bool = False
     """Claimed and handed to the executor, not final yet: holds a concurrency slot."""
+    placed: bool = False
+    """A service placed on its executor (its ports reserved: ``Executor.place``) that the executor does not have
+    yet: if it ends so (skipped, stopped in its DAG's queue, refused), the executor gives them back at once."""
     in_flight: bool = False
     """Claimed and queued for ``executor.submit``, whose handle has not come back yet."""
     early: list[ExecutorUpdate] = field(default_factory=list)

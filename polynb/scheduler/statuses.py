@@ -161,6 +161,10 @@ class Statuses:
                 ttl = run.compiled.termination.ttl if run.compiled is not None else None  # rendered
                 if ttl is not None:
                     state.timers.schedule(("ttl", run.uuid), ttl, run.uuid)
+            if run.placed:  # a service that ends unsubmitted: what its placement reserved (ports) is free again
+                run.placed = False
+                executor, uuid = state.executor(run), run.uuid
+                state.outbox.post(lambda: executor.cleanup(uuid), f"release of the placement of run {uuid}")
         if run.role == "trial" and run.is_final and run.dag_uuid is not None:
             state.dirty_sweeps.add(run.dag_uuid)
         if run.role == "tick" and run.is_final and run.dag_uuid is not None:

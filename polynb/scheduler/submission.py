@@ -195,6 +195,8 @@ class Submission:
         An op some op of its DAG awaits a non-status event of is labelled so (``EVENTS_AWAITED_LABEL``): an
         executor whose pods' files the engine cannot read brings the events back from them."""
         result = self._compile(run, dag)
+        if run.is_service and not isinstance(result, Bound):
+            run.placed = True  # its ports are reserved until the executor has it, or it ends (``Statuses``)
         awaited = dag is not None and dag.index is not None and awaits_events(dag.index, run.name)
         if isinstance(result, Compiled) and awaited:
             labels = {**result.op.labels, EVENTS_AWAITED_LABEL: "true"}
@@ -466,6 +468,7 @@ class Submission:
                 self._statuses.finish(run, Status.FAILED, REASON_SUBMIT_FAILED, message)
             return []
         state.store.set_handle(run.uuid, done.handle, executor=run.executor)
+        run.placed = False  # the executor has it: its ports are given back when it is cleaned up
         if run.is_final:
             return []
         if run.stop_requested:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 from support.execkit import wait_until
-from support.schedkit import PY, Env, dag, describe, job
+from support.schedkit import PY, Env, dag, describe, job, wait_flag
 
 from polynb.lifecycle import Status
 from polynb.spec.models import Component
@@ -85,3 +85,43 @@ component:
     assert out.read_text().strip() == placement["run_outputs_path"] and len(placement["ports"]) == 2
     env.engine.stop(board)
     assert env.wait(uuid, include_services=True) == "stopped", describe(env.store, uuid)
+
+
+def _board(name: str, extra: str = "") -> str:
+    """A service with two ports that would serve until stopped."""
+    return f"""name: {name}
+{extra}component:
+  name: {name}
+  run: {{kind: service, ports: [6006, 6007], container: {{command: [sleep, "600"]}}}}"""
+
+
+def test_a_service_skipped_by_its_conditions_gives_its_ports_back(env: Env) -> None:
+    # Placed (its ports reserved) before its conditions are read, it never runs: the ports are free again at once,
+    # not held until the engine exits (a kernel's engine lives long and runs many pipelines).
+    uuid = env.run(dag(_board("board", "conditions: '{{ false }}'\n"), job("a", ["true"])))
+    assert env.wait(uuid) == "succeeded", describe(env.store, uuid)
+    board = env.ops(uuid)["board"]
+    assert (board.status, board.reason) == (Status.SKIPPED, "ConditionsNotMet")
+    wait_until(lambda: env.executor.reserved_ports() == {}, "the skipped service's ports given back")
+
+
+def test_a_service_stopped_in_its_dags_queue_gives_its_ports_back(env: Env) -> None:
+    # Compiled and placed, it waits for a slot of its DAG (concurrency 1) when the DAG is stopped: it never runs.
+    flag = env.tmp / "never"
+    text = dag(job("a", wait_flag(flag)), _board("board")).replace("  kind: dag\n", "  kind: dag\n  concurrency: 1\n")
+    uuid = env.run(text)
+    wait_until(lambda: env.ops(uuid)["board"].status == Status.COMPILED, "board compiled, waiting for a slot")
+    board = env.ops(uuid)["board"].uuid
+    assert len(env.executor.reserved_ports().get(board, ())) == 2
+    env.engine.stop(uuid)
+    assert env.wait(uuid, include_services=True) == "stopped", describe(env.store, uuid)
+    assert env.store.get_run(board).status == Status.STOPPED
+    wait_until(lambda: env.executor.reserved_ports() == {}, "the stopped service's ports given back")
+
+
+def test_a_service_upstream_failed_reserves_no_port(env: Env) -> None:
+    # Decided before it is compiled: it is never placed.
+    uuid = env.run(dag(job("a", ["false"]), _board("board", "dependencies: [a]\n")))
+    assert env.wait(uuid) == "failed", describe(env.store, uuid)
+    assert env.ops(uuid)["board"].status == Status.UPSTREAM_FAILED
+    assert env.executor.reserved_ports() == {}

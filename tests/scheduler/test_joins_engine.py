@@ -201,8 +201,59 @@ component:
     env.wait(uuid)
     record = env.ops(uuid)["best"]
     assert record.status == Status.SUCCEEDED, record.message
-    assert record.inputs["names"] == ["tune-1", "a", "tune-2"]
+    assert record.inputs["names"] == ["tune", "a", "tune"]  # a trial is named like its op (see below)
     assert record.inputs["losses"] == [0.2, 0.3, 0.4]
+
+
+def test_a_query_by_the_ops_name_finds_its_sweeps_trials(env: Env) -> None:
+    # In Polyaxon every trial of the op `tune` is named `tune` (get_ops_from_suggestions keeps the op's name), as
+    # each trial's own `globals.name` is in polynb: `name: tune` is how a join collects a sweep's outputs. polynb
+    # stores the trials as `tune-1`, `tune-2` to tell them apart in its lists; a join reads them by the op's name.
+    sweep = """name: tune
+matrix: {kind: mapping, values: [{loss: 0.4}, {loss: 0.2}]}
+component:
+  name: tune
+  inputs: [{name: loss, type: float}]
+  outputs: [{name: loss, type: float}]
+  run:
+    kind: job
+    container:
+      command: [sh, -c, 'echo "{\\"loss\\": $0}" > "$POLYAXON_RUN_OUTPUTS_PATH/outputs.json"', "{{ loss }}"]"""
+    report = f"""name: report
+dependencies: [tune]
+joins:
+- query: 'name: tune, kind: job'
+  sort: metrics.loss
+  params:
+    losses: {{value: outputs.loss}}
+    names: {{value: globals.name}}
+component:
+  name: report
+  inputs: [{{name: losses, type: float, isList: true}}, {{name: names, type: str, isList: true}}]
+  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}"""
+    uuid = env.run(dag(sweep, report))
+    env.wait(uuid)
+    record = env.ops(uuid)["report"]
+    assert record.status == Status.SUCCEEDED, record.message
+    assert record.inputs == {"losses": [0.2, 0.4], "names": ["tune", "tune"]}
+
+
+def test_a_query_by_the_ops_name_finds_its_schedules_ticks(env: Env) -> None:
+    # A tick's run is named like its op too, in Polyaxon (get_op_from_schedule) and in its own `globals.name`.
+    ticking = env.run(
+        "version: 1.1\nkind: operation\nname: nightly\n"
+        "schedule: {kind: interval, frequency: 1, maxRuns: 1}\n"
+        f"component:\n  run: {{kind: job, container: {{command: {json.dumps(write_outputs(loss=0.5))}}}}}\n"
+    )
+    assert env.wait(ticking) == "succeeded"
+    best = env.run(
+        "version: 1.1\nkind: operation\nname: pick\n"
+        "joins: [{query: 'name: nightly, kind: job', params: {losses: {value: outputs.loss}}}]\n"
+        "component:\n  inputs: [{name: losses, type: float, isList: true}]\n"
+        f"  run: {{kind: job, container: {{command: {json.dumps(_ECHO)}}}}}\n"
+    )
+    assert env.wait(best) == "succeeded", env.store.get_run(best).message
+    assert env.store.get_run(best).inputs["losses"] == [0.5]
 
 
 def test_a_join_param_reads_the_artifacts_paths_of_the_runs_found(env: Env) -> None:

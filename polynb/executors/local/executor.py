@@ -234,6 +234,11 @@ class LocalExecutor:
             host=self.host,
         )
 
+    def reserved_ports(self) -> dict[str, tuple[int, ...]]:
+        """The ports this executor holds, by run: from ``place`` until ``cleanup`` (after the run's ``ttl``, or at
+        once for a run that ends without being submitted)."""
+        return self._ports.reserved()
+
     def submit(self, op: CompiledOp, on_update: UpdateCallback) -> dict[str, Any]:
         if self._closed:
             raise RuntimeError("the local executor is shut down")

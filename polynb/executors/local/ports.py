@@ -41,6 +41,11 @@ class PortAllocator:
             self._by_owner.setdefault(owner, []).extend(ports)
         return tuple(ports)
 
+    def reserved(self) -> dict[str, tuple[int, ...]]:
+        """The ports held now, by owner."""
+        with self._lock:
+            return {owner: tuple(ports) for owner, ports in self._by_owner.items()}
+
     def release(self, owner: str) -> None:
         with self._lock:
             for port in self._by_owner.pop(owner, ()):
