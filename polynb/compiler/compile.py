@@ -7,6 +7,10 @@ value with spaces or ``;`` is never split or handed to a shell). Two convenience
   one argv element per item;
 * an element that is a template and renders to ``""`` is dropped (``"{{ params.verbose.as_arg }}"`` of an
   unset flag), so programs never receive a stray empty argument. A literal ``""`` is kept.
+* an element that is a template and renders to ``None`` (``"{{ n }}"`` of an optional input given no value) is
+  dropped as Polyaxon 2.18 drops it: its parser omits a container's ``command``/``args`` item whose template
+  renders the text ``None``, so a value whose text is ``None`` is dropped too. Inside a longer element the text
+  stays (``"--n={{ n }}"`` gives ``--n=None``, as in Polyaxon).
 
 Hooks compile like ops, with the main run's context (see :func:`hook_params`).
 """
@@ -130,7 +134,7 @@ def _argv(items: Iterable[str] | None, context: Mapping[str, Any], where: str) -
         value = _render(item, context, f"{where}[{i}]")
         if isinstance(value, list | tuple):
             out.extend(_arg_text(v) for v in value)
-        elif (text := _arg_text(value)) != "":
+        elif (text := _arg_text(value)) not in ("", "None"):
             out.append(text)
     return tuple(out)
 

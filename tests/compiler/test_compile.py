@@ -99,6 +99,22 @@ def test_job_container_is_rendered_as_argv() -> None:
     assert op.inputs == {"lr": 0.1, "note": "a b; rm -rf / && echo $HOME", "verbose": False}
 
 
+OPTIONAL = """
+inputs: [{name: n, type: int, isOptional: true}]
+run:
+  kind: job
+  container: {command: [prog, "{{ n }}", "--n={{ n }}", "{{ 'None' }}", "None"], args: ["{{ n }}"]}
+"""
+
+
+def test_an_item_that_renders_none_is_left_out_as_in_polyaxon() -> None:
+    """Polyaxon 2.18 omits a command/args item whose template renders the text None (an optional input given no
+    value); a literal None and None inside a longer item stay (tests/spec/test_polyaxon_argv.py)."""
+    op = build(component(OPTIONAL), inputs={"n": None})
+    assert op.container.command == ("prog", "--n=None", "None")
+    assert op.container.args == ()
+
+
 def test_set_flag_is_passed() -> None:
     op = build(component(JOB), inputs={"lr": 0.1, "note": "n", "verbose": True})
     assert op.container.args[2] == "--verbose"
