@@ -361,13 +361,49 @@ _PORTS: TypeAdapter[list[int]] = TypeAdapter(list[int], config=DEFERRED)
 _FLAG: TypeAdapter[bool] = TypeAdapter(bool, config=DEFERRED)
 
 
+class Culling(Model):
+    """Stop a service once idle for ``timeout`` seconds (Polyaxon's ``V1Culling``); read, not applied (a warning)."""
+
+    timeout: int | None = None
+
+
+class HttpActivity(Model):
+    """Kubernetes' ``HTTPGetAction``, as Polyaxon's activity probe reads it: ``port`` is required."""
+
+    port: int | str
+    path: str | None = None
+    host: str | None = None
+    scheme: str | None = None
+    http_headers: list[dict[str, Any]] | None = None
+
+
+class ExecActivity(Model):
+    """Kubernetes' ``ExecAction``."""
+
+    command: list[str] | str | None = None
+
+
+class ActivityProbe(Model):
+    """What tells culling a service is idle (Polyaxon's ``V1ActivityProbe``): a command or an HTTP request."""
+
+    exec_: ExecActivity | None = Field(default=None, alias="exec")
+    http: HttpActivity | None = None
+
+
+class PodFailurePolicy(Model):
+    """A batch/v1 Job's ``podFailurePolicy``: its ``rules`` are required, and read as Kubernetes' client reads
+    them (as given); not applied (a warning)."""
+
+    rules: list[dict[str, Any]]
+
+
 class Termination(Model):
     max_retries: int | str | None = None
     ttl: int | str | None = None
     timeout: int | str | None = None
-    culling: dict[str, Any] | None = None
-    probe: dict[str, Any] | None = None
-    pod_failure_policy: dict[str, Any] | None = None
+    culling: Culling | None = None
+    probe: ActivityProbe | None = None
+    pod_failure_policy: PodFailurePolicy | None = None
 
     _numbers = field_validator("max_retries", "ttl", "timeout", mode="before")(_or_template(_COUNT))
 
