@@ -25,7 +25,8 @@ when the op compiles (``scheduler.joining``). What parses but is refused as "not
 ``earlyStopping`` threshold, ``connection_*`` event kinds on ops (``lifecycle.UNSUPPORTED_EVENT_KINDS``),
 ``lineageRef``/``modelRef``/``artifactRef`` init entries, and a DAG's own ``termination.ttl`` (its
 ``termination.timeout`` and ``termination.maxRetries`` are honoured: ``Pipeline.termination``; a template there
-is an error, as Polyaxon never renders a DAG's termination, while an op's is rendered when it compiles). ``cache`` on
+is an error, as Polyaxon never renders a DAG's termination, while an op's is rendered when it compiles, field by
+field or written whole as one template, as its ``cache`` and ``plugins`` may be: ``compiler.compile``). ``cache`` on
 an op is applied: the op may reuse an earlier run's outputs (``compiler.cache``). ``notifier`` and
 ``cleaner`` runs are jobs with another name (as in Polyaxon).
 """
@@ -115,6 +116,9 @@ _DAG_TTL = "`termination.ttl` on a DAG is not supported yet: a DAG has no resour
 _DAG_TEMPLATE = ("a DAG's own termination is not rendered (Polyaxon reads it as written, so the template "
                  "never becomes a number): write the number; templates are rendered in the termination of its "
                  "ops")  # fmt: skip
+_DAG_WHOLE_TEMPLATE = ("a DAG's own termination is not rendered (Polyaxon 2.18 keeps a DAG's `termination` written "
+                       "as one template as written, so the DAG gets no timeout nor retries from it): write the "
+                       "section out; a termination written as one template is rendered on its ops")  # fmt: skip
 _INIT_REASONS = {
     "lineageRef": "polynb has no lineage store to resolve it from",
     "modelRef": "polynb has no model registry to resolve it from",
@@ -553,6 +557,9 @@ class _Builder:
     def dag_templates(self, termination: Termination, where: _Where) -> bool:
         """Refuse the templates of a DAG's own termination (the top-level one's, a nested DAG op's): Polyaxon
         renders an op's termination when it compiles, never a DAG's. True when there was one."""
+        if termination.whole_template is not None:
+            self.add(where, ("termination",), _DAG_WHOLE_TEMPLATE)
+            return True
         found = False
         for name, key in (("max_retries", "maxRetries"), ("timeout", "timeout"), ("ttl", "ttl")):
             if isinstance(getattr(termination, name), str):
@@ -1121,6 +1128,11 @@ class _Builder:
 
     def check_plugins(self, plugins: Plugins, where: _Where) -> None:
         """Each plugin set: refused where its absence changes what the run can do, else a warning."""
+        if plugins.whole_template is not None:
+            self.add(where, (), "plugins written as one template are rendered when the op compiles: polynb applies "
+                     f"none of them, and fails the op if they set {', '.join(map(to_camel, REFUSED_PLUGINS))}",
+                     "warning")  # fmt: skip
+            return
         for name in sorted(plugins.model_fields_set):
             value = getattr(plugins, name)
             key = to_camel(name)
@@ -1186,6 +1198,8 @@ def _timeout(operation: Operation, component: Component) -> float | str | None:
     for termination in (operation.termination, component.termination):
         if termination is not None and termination.timeout is not None:
             return termination.timeout
+        if termination is not None and termination.whole_template is not None:
+            return termination.whole_template  # may give a timeout when the op compiles
     return None
 
 

@@ -32,7 +32,7 @@ from polynb.lifecycle import (
 from polynb.lifecycle import Status as Status
 from polynb.limits import MAX_OPS
 from polynb.spec import iotypes, shortcuts
-from polynb.spec.base import DEFERRED, is_ref_field, on_first_use
+from polynb.spec.base import DEFERRED, TemplatedSection, is_ref_field, on_first_use
 from polynb.spec.base import Model as Model
 from polynb.spec.base import nested_error as _nested_error
 from polynb.spec.containers import Container as Container
@@ -397,7 +397,7 @@ class PodFailurePolicy(Model):
     rules: list[dict[str, Any]]
 
 
-class Termination(Model):
+class Termination(TemplatedSection):
     max_retries: int | str | None = None
     ttl: int | str | None = None
     timeout: int | str | None = None

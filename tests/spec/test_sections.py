@@ -176,3 +176,20 @@ def test_an_ops_own_termination_fields_are_warned_in_a_dag() -> None:
     result = check(text)
     assert result.valid
     assert [(w.path, w.line) for w in result.warnings] == [("run.operations[0].termination.culling", 6)]
+
+
+def test_termination_cache_and_plugins_may_be_written_as_one_template() -> None:
+    """Polyaxon 2.18's ``Union[V1X, RefField]``: rendered when the op compiles (``compiler.compile``), so ``check``
+    takes them; plugins get a warning (none is applied), a DAG's own termination an error (never rendered)."""
+    job = "run: {kind: job, container: {image: x, command: [echo]}}\n"
+    text = ("kind: component\ninputs: [{name: s, type: dict, value: {}}]\ntermination: '{{ s }}'\n"
+            "cache: '{{ s }}'\nplugins: '{{ s }}'\n" + job)  # fmt: skip
+    result = check(text)
+    assert result.valid and result.unsupported == []
+    assert [(w.path, w.line) for w in result.warnings] == [("plugins", 5)]
+    assert "plugins written as one template are rendered when the op compiles" in result.warnings[0].message
+    assert "expected a mapping" in check(text.replace("'{{ s }}'", "'s'", 1)).errors[0].message
+    dag = check("kind: component\ntermination: '{{ s }}'\nrun: {kind: dag, operations: [{name: a, component: {"
+                + job.strip() + "}}]}\n")  # fmt: skip
+    assert dag.errors[0].path == "termination"
+    assert dag.errors[0].message.startswith("a DAG's own termination is not rendered")
