@@ -20,6 +20,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from polynb.compiler.compile import render_section
 from polynb.compiler.errors import CompileError, TemplateError
 from polynb.compiler.templates import is_template, render_value, to_bool
 from polynb.compiler.types import CompiledOp
@@ -40,9 +41,15 @@ def cache_of(operation: Operation | None, component: Component) -> Cache | None:
 
 
 def rendered_cache(cache: Cache, context: Mapping[str, Any]) -> Cache | None:
-    """``cache`` with its templated fields rendered in the op's ``context`` (``disable: "{{ no_cache }}"``), as
-    Polyaxon renders them when it compiles; None when it renders to ``disable: true``. A field that renders to
+    """``cache`` with its templated fields rendered in the op's ``context`` (``disable: "{{ no_cache }}"``), or the
+    whole section written as one template (``cache: "{{ c }}"``), as Polyaxon renders them when it compiles; None
+    when it renders to ``disable: true`` (or to nothing). A field that renders to
     something it cannot be raises :class:`CompileError` (the op fails before anything runs)."""
+    rendered = render_section(cache, context, "cache")  # written whole as one template: rendered first
+    if rendered is None:
+        return None
+    if rendered is not cache:
+        return None if rendered.disable is True else rendered
     fields: dict[str, Any] = {}
     for name in ("disable", "ttl", "io", "sections"):
         value = getattr(cache, name)

@@ -7,6 +7,10 @@ value with spaces or ``;`` is never split or handed to a shell). Two convenience
   one argv element per item;
 * an element that is a template and renders to ``""`` is dropped (``"{{ params.verbose.as_arg }}"`` of an
   unset flag), so programs never receive a stray empty argument. A literal ``""`` is kept.
+* an element that is a template and renders to ``None`` (``"{{ n }}"`` of an optional input given no value) is
+  dropped as Polyaxon 2.18 drops it: its parser omits a container's ``command``/``args`` item whose template
+  renders the text ``None``, so a value whose text is ``None`` is dropped too. Inside a longer element the text
+  stays (``"--n={{ n }}"`` gives ``--n=None``, as in Polyaxon).
 
 Hooks compile like ops, with the main run's context (see :func:`hook_params`).
 """
@@ -18,7 +22,10 @@ import json
 import re
 import uuid as uuid_mod
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from polynb.compiler.context import op_context, placement_globals, run_globals, template_context
 from polynb.compiler.dockerfile import OUTPUTS_DIR, DockerfileError, filename_of, render_dockerfile
@@ -26,7 +33,9 @@ from polynb.compiler.errors import CompileError, ParamError, TemplateError
 from polynb.compiler.params import RunView, bind_params, param_env, param_inits, read_value
 from polynb.compiler.templates import is_template, render_str, render_value, to_bool
 from polynb.compiler.types import CompiledOp, ContainerSpec, InitStep, OpKind, Placement, TerminationSpec
+from polynb.spec.base import TemplatedSection
 from polynb.spec.models import Component, Container, Hook, Init, Job, Operation, Param, Service, Termination
+from polynb.spec.plugins import REFUSED_PLUGINS, Plugins
 
 __all__ = [
     "compile_hook",
@@ -100,6 +109,20 @@ def _check_service_templates(run: Service, context: Mapping[str, Any]) -> None:
             raise CompileError(f"run.{key}: expected true or false; the template `{template}` gave {value!r}")
 
 
+def _check_plugins(component: Component, operation: Operation | None, context: Mapping[str, Any]) -> None:
+    """``plugins`` written whole as one template, rendered as Polyaxon renders it when the op compiles: one that
+    gives what ``polynb check`` refuses written out (``docker``, ``tmux``, ``sandbox``, ``ssh``, ``notifications``)
+    fails the op before it runs; the others are not applied, as written out."""
+    for plugins in (operation.plugins if operation is not None else None, component.plugins):
+        rendered: Plugins | None = render_section(plugins, context, "plugins")
+        if rendered is None or plugins is None or plugins.whole_template is None:
+            continue
+        for name, reason in REFUSED_PLUGINS.items():
+            if getattr(rendered, name) not in (None, False, []):
+                raise CompileError(f"plugins: plugin `{to_camel(name)}` is not supported yet: {reason} (the "
+                                   f"template `{plugins.whole_template}` sets it)")  # fmt: skip
+
+
 def _render(value: Any, context: Mapping[str, Any], where: str) -> Any:
     try:
         return render_value(value, context)
@@ -130,7 +153,7 @@ def _argv(items: Iterable[str] | None, context: Mapping[str, Any], where: str) -
         value = _render(item, context, f"{where}[{i}]")
         if isinstance(value, list | tuple):
             out.extend(_arg_text(v) for v in value)
-        elif (text := _arg_text(value)) != "":
+        elif (text := _arg_text(value)) not in ("", "None"):
             out.append(text)
     return tuple(out)
 
@@ -324,13 +347,47 @@ def _alias(kind: str) -> str:
 
 
 _TERMINATION_FIELDS = {"max_retries": "maxRetries", "timeout": "timeout", "ttl": "ttl"}
+_Section = TypeVar("_Section", bound=TemplatedSection)
+
+
+def render_section(section: _Section | None, context: Mapping[str, Any], key: str) -> _Section | None:
+    """A section written whole as one template (``termination: "{{ t }}"``) rendered in the op's ``context`` and
+    read as that section, as Polyaxon renders it when the op compiles: a mapping, or the JSON text of one; None
+    (an optional param given no value) is no section. Anything else, or a section that does not validate, raises
+    :class:`CompileError`. What the template gives is data: a template in it is an error, never rendered again.
+    A section written field by field is returned as is."""
+    if section is None or (template := section.whole_template) is None:
+        return section
+    value = _render(template, context, key)
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = json.loads(value)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise CompileError(f"{key}: expected a mapping; the template `{template}` gave {value!r}")
+    if is_template(json.dumps(value, default=str)):
+        raise CompileError(f"{key}: the template `{template}` gave {value!r}, which holds a template: what a "
+                           "template gives is not rendered again")  # fmt: skip
+    try:
+        return type(section).model_validate(value)
+    except ValidationError as exc:
+        from polynb.spec.load import translate  # the words ``check`` uses (``unexpected key 'timeot'``)
+        from polynb.spec.yaml_loader import Document
+
+        said = translate(exc.errors(include_url=False), Document(value, f"<{key}>", "{}"), type(section))[0]
+        where = ".".join(str(part) for part in (key, said.path) if part)
+        message = said.message.replace(" at the top level of a Polyaxonfile", "")  # its root is the section
+        raise CompileError(f"{where}: {message} (the template `{template}` gave {value!r})") from None
 
 
 def _termination(component: Component, operation: Operation | None, context: Mapping[str, Any]) -> TerminationSpec:
     """Field by field, the operation's termination wins over the component's. A field written as a template
     (``timeout: "{{ timeout }}"``) is rendered in the op's ``context``, as Polyaxon renders it when it compiles;
-    what it gives must be a whole number, 0 or more, else :class:`CompileError` (the op fails unrun)."""
-    layers: list[Termination] = [t for t in (component.termination, operation and operation.termination) if t]
+    what it gives must be a whole number, 0 or more, else :class:`CompileError` (the op fails unrun). A whole
+    termination written as one template is rendered first (:func:`render_section`)."""
+    written = [t for t in (component.termination, operation and operation.termination) if t]
+    layers: list[Termination] = [t for w in written if (t := render_section(w, context, "termination")) is not None]
     values: dict[str, int | None] = {}
     for name, key in _TERMINATION_FIELDS.items():
         value = next((v for layer in reversed(layers) if (v := getattr(layer, name)) is not None), None)
@@ -397,6 +454,7 @@ def compile_op(
         )
     if isinstance(run, Service):
         _check_service_templates(run, context)
+    _check_plugins(component, operation, context)
     params = operation.params if operation is not None else None
     values = {**contexts, **inputs}
     try:

@@ -25,7 +25,8 @@ when the op compiles (``scheduler.joining``). What parses but is refused as "not
 ``earlyStopping`` threshold, ``connection_*`` event kinds on ops (``lifecycle.UNSUPPORTED_EVENT_KINDS``),
 ``lineageRef``/``modelRef``/``artifactRef`` init entries, and a DAG's own ``termination.ttl`` (its
 ``termination.timeout`` and ``termination.maxRetries`` are honoured: ``Pipeline.termination``; a template there
-is an error, as Polyaxon never renders a DAG's termination, while an op's is rendered when it compiles). ``cache`` on
+is an error, as Polyaxon never renders a DAG's termination, while an op's is rendered when it compiles, field by
+field or written whole as one template, as its ``cache`` and ``plugins`` may be: ``compiler.compile``). ``cache`` on
 an op is applied: the op may reuse an earlier run's outputs (``compiler.cache``). ``notifier`` and
 ``cleaner`` runs are jobs with another name (as in Polyaxon).
 """
@@ -100,11 +101,24 @@ _UNSUPPORTED_SECTIONS = (
     ("build", "build", "polynb builds no container images (the build section is checked, not run)"),
 )
 """Sections that parse and are checked field by field, then refused by ``polynb run``, with the reason."""
+_NOT_APPLIED = {
+    "culling": "`termination.culling` is not applied: polynb's executors never stop a run for being idle (set "
+    "`termination.timeout` to bound it)",
+    "probe": "`termination.probe` is not applied: it is the activity probe of culling, which polynb's executors do "
+    "not do",
+    "podFailurePolicy": "`termination.podFailurePolicy` is not applied: polynb's Kubernetes Jobs fail at their pod's "
+    "first failure (`backoffLimit: 0`) and retries are the scheduler's `termination.maxRetries`",
+    "mount": "`mount` is not applied: polynb uploads no local files into runs",
+}
+"""Fields that parse but that no executor applies: ``polynb check`` warns at each (``check_not_applied``)."""
 _SCHEDULE_ON_COMPONENT = "`schedule` on the component of an operation is not supported: write it on the operation"
 _DAG_TTL = "`termination.ttl` on a DAG is not supported yet: a DAG has no resources of its own; set it on its ops"
 _DAG_TEMPLATE = ("a DAG's own termination is not rendered (Polyaxon reads it as written, so the template "
                  "never becomes a number): write the number; templates are rendered in the termination of its "
                  "ops")  # fmt: skip
+_DAG_WHOLE_TEMPLATE = ("a DAG's own termination is not rendered (Polyaxon 2.18 keeps a DAG's `termination` written "
+                       "as one template as written, so the DAG gets no timeout nor retries from it): write the "
+                       "section out; a termination written as one template is rendered on its ops")  # fmt: skip
 _INIT_REASONS = {
     "lineageRef": "polynb has no lineage store to resolve it from",
     "modelRef": "polynb has no model registry to resolve it from",
@@ -543,6 +557,9 @@ class _Builder:
     def dag_templates(self, termination: Termination, where: _Where) -> bool:
         """Refuse the templates of a DAG's own termination (the top-level one's, a nested DAG op's): Polyaxon
         renders an op's termination when it compiles, never a DAG's. True when there was one."""
+        if termination.whole_template is not None:
+            self.add(where, ("termination",), _DAG_WHOLE_TEMPLATE)
+            return True
         found = False
         for name, key in (("max_retries", "maxRetries"), ("timeout", "timeout"), ("ttl", "ttl")):
             if isinstance(getattr(termination, name), str):
@@ -882,6 +899,8 @@ class _Builder:
     def check_fields(self, spec: Polyaxonfile, where: _Where, *, top: bool = False) -> None:
         """``top``: the top-level operation or component, or the component the top-level operation runs
         (their ``schedule`` is checked by ``check_schedule``)."""
+        if spec.termination is not None or spec.inputs or spec.outputs or spec.mount or spec.template:
+            self.check_not_applied(spec, where)
         if (
             spec.run is None and not spec.events and not spec.hooks and spec.matrix is None and spec.schedule is None
             and spec.joins is None and spec.build is None and spec.run_patch is None and spec.cache is None
@@ -1086,8 +1105,34 @@ class _Builder:
             self.add(where, ("run", "isExternal"), "isExternal is not applied: a local service listens on this machine "
                      "and a cluster's is reached through `polynb port-forward`/`polynb open`", "warning")  # fmt: skip
 
+    def check_not_applied(self, spec: Polyaxonfile, where: _Where) -> None:
+        """Fields polynb reads but no executor applies (``_NOT_APPLIED``), and an enabled ``template``: a warning at
+        each, so a file that counts on them is told, not silently run without them."""
+        termination = spec.termination
+        for name, key in (("culling", "culling"), ("probe", "probe"), ("pod_failure_policy", "podFailurePolicy")):
+            if termination is not None and getattr(termination, name) is not None:
+                self.add(where, ("termination", key), _NOT_APPLIED[key], "warning")
+        for section in ("inputs", "outputs"):
+            for k, io in enumerate(getattr(spec, section) or ()):
+                if io.validation:
+                    self.add(where, (section, k, "validation"), f"`validation` of `{io.name}` is not applied: "
+                             "polynb does not check the value against it", "warning")  # fmt: skip
+        if spec.mount:
+            self.add(where, ("mount",), _NOT_APPLIED["mount"], "warning")
+        template = spec.template or {}
+        if template.get("enabled") not in (None, False):
+            details = "".join(f"; {k}: {', '.join(v) if isinstance(v, list) else v}"
+                              for k in ("description", "fields") if (v := template.get(k)))  # fmt: skip
+            self.add(where, ("template",), "marked as a template by its owner: it is not meant to run without "
+                     f"changes{details}", "warning")  # fmt: skip
+
     def check_plugins(self, plugins: Plugins, where: _Where) -> None:
         """Each plugin set: refused where its absence changes what the run can do, else a warning."""
+        if plugins.whole_template is not None:
+            self.add(where, (), "plugins written as one template are rendered when the op compiles: polynb applies "
+                     f"none of them, and fails the op if they set {', '.join(map(to_camel, REFUSED_PLUGINS))}",
+                     "warning")  # fmt: skip
+            return
         for name in sorted(plugins.model_fields_set):
             value = getattr(plugins, name)
             key = to_camel(name)
@@ -1153,6 +1198,8 @@ def _timeout(operation: Operation, component: Component) -> float | str | None:
     for termination in (operation.termination, component.termination):
         if termination is not None and termination.timeout is not None:
             return termination.timeout
+        if termination is not None and termination.whole_template is not None:
+            return termination.whole_template  # may give a timeout when the op compiles
     return None
 
 

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, GetPydanticSchema, TypeAdapter, ValidationError, ValidationInfo
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    GetPydanticSchema,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    model_serializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
@@ -90,6 +102,35 @@ class SharedModel(Model):
     nests it (a container 19 times in a component), a built one is reused."""
 
     model_config = ConfigDict(defer_build=False)
+
+
+class TemplatedSection(Model):
+    """A section Polyaxon 2.18 also accepts written whole as one ``{{ ... }}`` template (its ``Union[V1X, RefField]``
+    fields: ``termination``, ``cache``, ``plugins``), rendered with the op's params when the op compiles.
+
+    Such a section is read as an empty one that keeps the template (``whole_template``): what reads the section
+    before the op compiles sees no field set; the compiler renders the template and reads what it gives as the
+    section (``compiler.compile.render_section``). It is dumped as the template, so it reads back the same."""
+
+    _whole_template: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _written_whole(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        if is_ref_field(data):
+            section = handler({})
+            section._whole_template = data
+            return section
+        return handler(data)
+
+    @model_serializer(mode="wrap")
+    def _dumped_as_written(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return self._whole_template if self._whole_template is not None else handler(self)
+
+    @property
+    def whole_template(self) -> str | None:
+        """The template the whole section was written as; None when it was written field by field."""
+        return self._whole_template
 
 
 def nested_error(loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:

@@ -32,7 +32,7 @@ from polynb.lifecycle import (
 from polynb.lifecycle import Status as Status
 from polynb.limits import MAX_OPS
 from polynb.spec import iotypes, shortcuts
-from polynb.spec.base import DEFERRED, is_ref_field, on_first_use
+from polynb.spec.base import DEFERRED, TemplatedSection, is_ref_field, on_first_use
 from polynb.spec.base import Model as Model
 from polynb.spec.base import nested_error as _nested_error
 from polynb.spec.containers import Container as Container
@@ -359,15 +359,52 @@ def _or_template(adapter: TypeAdapter[Any]) -> Any:
 _COUNT: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=0)], config=DEFERRED)
 _PORTS: TypeAdapter[list[int]] = TypeAdapter(list[int], config=DEFERRED)
 _FLAG: TypeAdapter[bool] = TypeAdapter(bool, config=DEFERRED)
+_COST: TypeAdapter[float] = TypeAdapter(float, config=DEFERRED)
 
 
-class Termination(Model):
+class Culling(Model):
+    """Stop a service once idle for ``timeout`` seconds (Polyaxon's ``V1Culling``); read, not applied (a warning)."""
+
+    timeout: int | None = None
+
+
+class HttpActivity(Model):
+    """Kubernetes' ``HTTPGetAction``, as Polyaxon's activity probe reads it: ``port`` is required."""
+
+    port: int | str
+    path: str | None = None
+    host: str | None = None
+    scheme: str | None = None
+    http_headers: list[dict[str, Any]] | None = None
+
+
+class ExecActivity(Model):
+    """Kubernetes' ``ExecAction``."""
+
+    command: list[str] | str | None = None
+
+
+class ActivityProbe(Model):
+    """What tells culling a service is idle (Polyaxon's ``V1ActivityProbe``): a command or an HTTP request."""
+
+    exec_: ExecActivity | None = Field(default=None, alias="exec")
+    http: HttpActivity | None = None
+
+
+class PodFailurePolicy(Model):
+    """A batch/v1 Job's ``podFailurePolicy``: its ``rules`` are required, and read as Kubernetes' client reads
+    them (as given); not applied (a warning)."""
+
+    rules: list[dict[str, Any]]
+
+
+class Termination(TemplatedSection):
     max_retries: int | str | None = None
     ttl: int | str | None = None
     timeout: int | str | None = None
-    culling: dict[str, Any] | None = None
-    probe: dict[str, Any] | None = None
-    pod_failure_policy: dict[str, Any] | None = None
+    culling: Culling | None = None
+    probe: ActivityProbe | None = None
+    pod_failure_policy: PodFailurePolicy | None = None
 
     _numbers = field_validator("max_retries", "ttl", "timeout", mode="before")(_or_template(_COUNT))
 
@@ -451,6 +488,22 @@ _REFS = ("hub_ref", "dag_ref", "url_ref", "path_ref", "component")
 _ALIAS = {name: to_camel(name) for name in (*_SHORTCUTS, *_REFS)}
 
 
+_NOT_WHOLE_TEMPLATES = {
+    "hooks": ("hooks", "Polyaxon 2.18 takes it but never renders it (the compiled op keeps the template), so no hook "
+              "would run; write the list of hooks (their params may be templates)"),
+    "events": ("events", "the events an op awaits are known before its params are (Polyaxon 2.18 refuses it in a "
+               "DAG, and drops it from a single op when it compiles); write the list of event triggers"),
+    "dependencies": ("dependencies", "the DAG's edges are known before any op's params are (Polyaxon 2.18 refuses "
+                     "it in a DAG too); write the list of op names"),
+    "trigger": ("trigger", "the trigger policy decides when the op starts, before its params are rendered; write "
+                "one of all_succeeded, all_failed, all_done, one_succeeded, one_failed, one_done"),
+    "is_approved": ("isApproved", "polynb decides whether an op waits for an approval when the op is created, "
+                    "before its params are rendered (Polyaxon 2.18 renders it when the op compiles); write true "
+                    "or false"),
+}  # fmt: skip
+"""Fields Polyaxon's schema takes written as one ``{{ ... }}`` template that polynb refuses, with the reason."""
+
+
 class Polyaxonfile(Model):
     """The fields shared by components and operations (one field set in Polyaxon 2.18)."""
 
@@ -469,7 +522,8 @@ class Polyaxonfile(Model):
     build: Annotated[Build | None, on_first_use(Build | None)] = None
     hooks: Annotated[list[Hook] | None, on_first_use(list[Hook] | None)] = None
     is_approved: bool | None = None
-    cost: float | None = None
+    cost: float | str | None = None
+    """Not used by polynb; a ``{{ ... }}`` template of the op's params is taken, as Polyaxon's ``FloatOrRef``."""
     mount: list[Any] | None = None
     schedule: Annotated[Schedule | None, on_first_use(Schedule | None)] = None
     events: Annotated[list[EventTrigger] | None, on_first_use(list[EventTrigger] | None)] = None
@@ -508,10 +562,21 @@ class Polyaxonfile(Model):
 
     _check_name = field_validator("name")(_check_name)
     _split_tags = field_validator("tags", "presets", mode="before")(_split_csv)
+    _cost = field_validator("cost", mode="before")(_or_template(_COST))
     _cmd = field_validator("cmd", mode="before")(shortcuts.check_cmd)
     _env = field_validator("env", mode="before")(shortcuts.check_env)
     _resources = field_validator("resources", mode="before")(shortcuts.check_resources)
     _volumes = field_validator("volumes")(check_volume)
+
+    @field_validator(*_NOT_WHOLE_TEMPLATES, mode="before")
+    @classmethod
+    def _not_one_template(cls, value: Any, info: ValidationInfo) -> Any:
+        # Polyaxon 2.18's schema takes these written whole as one template too (RefField); say why polynb does not,
+        # rather than "expected a list". (``termination``, ``cache`` and ``plugins`` may be: ``TemplatedSection``.)
+        if is_ref_field(value):
+            key, reason = _NOT_WHOLE_TEMPLATES[str(info.field_name)]
+            raise ValueError(f"`{key}` written as one template is not supported: {reason}")
+        return value
 
     @field_validator("version", mode="before")
     @classmethod

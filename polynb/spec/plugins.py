@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import field_validator
 
-from polynb.spec.base import Model, int_or_template, is_ref_field
+from polynb.spec.base import Model, TemplatedSection, int_or_template, is_ref_field
 
 Statuses = Literal["created", "resuming", "on_schedule", "compiled", "queued", "scheduled", "starting", "running",
                    "processing", "stopping", "failed", "stopped", "succeeded", "skipped", "warning", "unschedulable",
@@ -48,7 +48,7 @@ _SWITCHES = ("auth", "docker", "shm", "tmux", "sandbox", "ssh", "mount_artifacts
              "collect_logs", "collect_resources", "sync_statuses", "auto_resume", "external_host")  # fmt: skip
 
 
-class Plugins(Model):
+class Plugins(TemplatedSection):
     auth: bool | str | None = None
     docker: bool | str | None = None
     shm: bool | str | None = None
@@ -97,7 +97,7 @@ ALREADY_ON = frozenset({"shm", "mount_artifacts_store", "collect_artifacts", "co
 """Plugins that ask for what polynb does anyway when true (a warning when false); the others warn when true."""
 
 
-class Cache(Model):
+class Cache(TemplatedSection):
     """Reuse a previous run's outputs when its cache key matches (``compiler.cache``)."""
 
     disable: bool | str | None = None

@@ -279,6 +279,56 @@ def test_a_template_that_is_a_whole_argument_runs_whatever_jinja_returns(cli: Cl
     assert cli.run("logs", doc["uuid"]).stdout.strip() == '{"a": 1} 1 a'
 
 
+OPTIONAL_INPUTS = Path(__file__).parents[1] / "spec" / "argv" / "optional_inputs.yaml"
+
+
+@pytest.mark.parametrize(
+    ("params", "argv"),
+    [
+        # What Polyaxon 2.18 puts in the container (tests/spec/test_polyaxon_argv.py compares with it): an item that
+        # is one template rendering None is left out; inside a longer item None stays text.
+        ([], ["--n=None", "3", "xNone", "default", "end"]),
+        (["-P", "n=5", "-P", "s=None"], ["5", "--n=5", "3", "x5", "--n=5", "5", "end"]),
+    ],
+)
+def test_an_optional_input_given_no_value_reaches_the_op_as_polyaxon_gives_it(
+    cli: Cli, params: list[str], argv: list[str]
+) -> None:
+    code, doc = cli.run_json("run", "-f", str(OPTIONAL_INPUTS), *params, "--json")
+    assert (code, doc["status"]) == (0, "succeeded"), doc
+    assert cli.run("logs", doc["uuid"]).stdout.strip() == "".join(f"{arg}|" for arg in argv)
+
+
+WHOLE_SECTIONS = """
+version: 1.1
+kind: component
+name: whole-sections
+inputs:
+  - {name: t, type: dict, isOptional: true}
+  - {name: c, type: dict, isOptional: true}
+  - {name: p, type: dict, isOptional: true}
+termination: "{{ t }}"
+cache: "{{ c }}"
+plugins: "{{ p }}"
+run: {kind: job, container: {command: [sleep, "2"]}}
+"""
+
+
+def test_sections_written_as_one_template_are_rendered_and_applied_as_in_polyaxon(cli: Cli) -> None:
+    """``termination``, ``cache`` and ``plugins`` written whole as one template, as Polyaxon 2.18 renders them when
+    the op compiles (polynb refused the file)."""
+    path = cli.write("job.yaml", WHOLE_SECTIONS)
+    code, doc = cli.run_json("run", "-f", str(path), "-P", 't={"timeout": 1}', "--json")
+    assert (code, doc["status"], doc["ops"][0]["reason"]) == (1, "failed", "Timeout"), doc
+    cached = ["-P", 'c={"ttl": 3600}', "-P", 'p={"collectLogs": true}']
+    first = cli.run_json("run", "-f", str(path), *cached, "--json")[1]
+    second = cli.run_json("run", "-f", str(path), *cached, "--json")[1]
+    assert (first["status"], first["ops"][0]["reason"]) != ("succeeded", "Cached"), first
+    assert (second["status"], second["ops"][0]["reason"]) == ("succeeded", "Cached"), second
+    code, doc = cli.run_json("run", "-f", str(path), "-P", 'p={"docker": true}', "--json")
+    assert (code, doc["status"], doc["ops"][0]["reason"]) == (1, "failed", "CompilationFailed"), doc
+
+
 ENV_FROM_DAG = """
 version: 1.1
 kind: component

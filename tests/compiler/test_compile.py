@@ -99,6 +99,22 @@ def test_job_container_is_rendered_as_argv() -> None:
     assert op.inputs == {"lr": 0.1, "note": "a b; rm -rf / && echo $HOME", "verbose": False}
 
 
+OPTIONAL = """
+inputs: [{name: n, type: int, isOptional: true}]
+run:
+  kind: job
+  container: {command: [prog, "{{ n }}", "--n={{ n }}", "{{ 'None' }}", "None"], args: ["{{ n }}"]}
+"""
+
+
+def test_an_item_that_renders_none_is_left_out_as_in_polyaxon() -> None:
+    """Polyaxon 2.18 omits a command/args item whose template renders the text None (an optional input given no
+    value); a literal None and None inside a longer item stay (tests/spec/test_polyaxon_argv.py)."""
+    op = build(component(OPTIONAL), inputs={"n": None})
+    assert op.container.command == ("prog", "--n=None", "None")
+    assert op.container.args == ()
+
+
 def test_set_flag_is_passed() -> None:
     op = build(component(JOB), inputs={"lr": 0.1, "note": "n", "verbose": True})
     assert op.container.args[2] == "--verbose"
@@ -192,6 +208,70 @@ def test_a_termination_template_that_gives_no_whole_number_is_a_compile_error(n:
     with pytest.raises(CompileError, match=r"^termination\.maxRetries: expected a whole number, 0 or more; "
                        r"the template `\{\{ n \}\}` gave "):  # fmt: skip
         build(component(TEMPLATED_TERMINATION), inputs={"n": n, "m": 1})
+
+
+WHOLE_SECTIONS = """
+inputs: [{name: t, type: any, isOptional: true}, {name: c, type: any, isOptional: true},
+         {name: p, type: any, isOptional: true}]
+termination: "{{ t }}"
+cache: "{{ c }}"
+plugins: "{{ p }}"
+run: {kind: job, container: {command: ["true"]}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("t", "expected"),
+    [({"maxRetries": 2, "timeout": 30}, TerminationSpec(max_retries=2, timeout=30.0)),
+     ('{"ttl": 5, "timeout": "60"}', TerminationSpec(max_retries=0, timeout=60.0, ttl=5.0)),  # the JSON text of one
+     (None, TerminationSpec(max_retries=0))],  # an optional param given no value: no termination
+)  # fmt: skip
+def test_a_termination_written_as_one_template_renders_with_the_ops_params(t: Any, expected: TerminationSpec) -> None:
+    """As Polyaxon 2.18 renders ``termination: "{{ t }}"`` when the op compiles; polynb refused the file."""
+    assert build(component(WHOLE_SECTIONS), inputs={"t": t, "c": None, "p": None}).termination == expected
+    operation = Operation.model_validate({"hubRef": "x", "termination": "{{ t }}"})
+    over = build(component(JOB.replace("lr}}", "lr }}")), inputs={"lr": 0.1, "note": "n", "verbose": False, "t": t},
+                 operation=operation)  # fmt: skip
+    assert over.termination.timeout == (expected.timeout if t is not None else 60.0)  # the operation's wins
+
+
+@pytest.mark.parametrize(
+    ("t", "message"),
+    [(3, r"^termination: expected a mapping; the template `\{\{ t \}\}` gave 3$"),
+     ({"timeout": "{{ x }}"}, r"^termination: the template .* holds a template: what a template gives is not "),
+     ({"timeot": 5}, r"^termination\.timeot: unexpected key 'timeot'; did you mean 'timeout'\? \(the template "),
+     ({"timeout": -1}, r"^termination\.timeout: expected a number of at least 0, got -1 \(the template ")],
+)  # fmt: skip
+def test_a_whole_termination_template_that_gives_no_termination_fails_the_op(t: Any, message: str) -> None:
+    with pytest.raises(CompileError, match=message):
+        build(component(WHOLE_SECTIONS), inputs={"t": t, "c": None, "p": None})
+
+
+def test_plugins_written_as_one_template_fail_the_op_when_they_ask_for_what_polynb_refuses() -> None:
+    inputs = {"t": None, "c": None, "p": {"auth": True, "collectLogs": False}}
+    assert build(component(WHOLE_SECTIONS), inputs=inputs).termination == TerminationSpec(max_retries=0)
+    with pytest.raises(CompileError, match=r"^plugins: plugin `docker` is not supported yet: polynb mounts no Docker "):
+        build(component(WHOLE_SECTIONS), inputs={**inputs, "p": {"docker": True}})
+
+
+def test_a_cache_written_as_one_template_renders_with_the_ops_params() -> None:
+    from polynb.compiler.cache import cache_of, rendered_cache
+    from polynb.compiler.context import op_context
+
+    comp = component(WHOLE_SECTIONS)
+    cache = cache_of(None, comp)
+    assert cache is not None and cache.whole_template == "{{ c }}"
+
+    def rendered(c: Any) -> Any:
+        context = op_context(comp, inputs={"t": None, "c": c, "p": None}, contexts={}, globals_={})
+        return rendered_cache(cache, context)
+
+    got = rendered({"ttl": 60, "io": ["t"]})
+    assert (got.ttl, got.io, got.whole_template) == (60, ["t"], None)
+    assert rendered({"disable": True}) is None
+    assert rendered(None) is None
+    with pytest.raises(CompileError, match=r"^cache\.sections\[0\]: 'outputs' is not an allowed value"):
+        rendered({"sections": ["outputs"]})
 
 
 TEMPLATED_SERVICE = """

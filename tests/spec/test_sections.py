@@ -127,3 +127,69 @@ def test_service_fields_polynb_does_not_apply_are_warned() -> None:
     templated = check(service.replace("kind: component\n", "kind: component\ninputs: [{name: n, type: int}]\n")
                       + "  replicas: '{{ n }}'\n")  # fmt: skip
     assert "replicas '{{ n }}' is not applied" in templated.warnings[0].message
+
+
+NOT_APPLIED = """\
+kind: component
+name: idle
+template: {enabled: true, description: set the bucket first, fields: [inputs, run.connections]}
+mount: [data]
+inputs: [{name: lr, type: float, value: 0.1, validation: {gt: 0}}]
+outputs: [{name: loss, type: float, validation: {lt: 1}}]
+termination:
+  timeout: 60
+  culling: {timeout: 3600}
+  probe: {http: {path: /api/status, port: 8888}}
+  podFailurePolicy: {rules: [{action: Ignore, onPodConditions: [{type: DisruptionTarget}]}]}
+run: {kind: job, container: {image: x, command: [echo, "{{ lr }}"]}}
+"""
+
+
+def test_fields_no_executor_applies_are_warned_where_they_are_written() -> None:
+    """They used to be read as free mappings and dropped without a word."""
+    result = check(NOT_APPLIED)
+    assert result.valid and result.unsupported == []
+    assert [(w.path, w.line, w.column) for w in result.warnings] == [
+        ("template", 3, 11),
+        ("mount", 4, 8),
+        ("inputs[0].validation", 5, 58),
+        ("outputs[0].validation", 6, 49),
+        ("termination.culling", 9, 12),
+        ("termination.probe", 10, 10),
+        ("termination.podFailurePolicy", 11, 21),
+    ]
+    messages = [w.message for w in result.warnings]
+    assert messages[0].endswith("description: set the bucket first; fields: inputs, run.connections")
+    assert "`validation` of `lr` is not applied" in messages[2]
+    assert messages[4].startswith("`termination.culling` is not applied: polynb's executors never stop a run")
+    assert "activity probe of culling" in messages[5]
+    assert "`termination.podFailurePolicy` is not applied" in messages[6]
+    plain = check(NOT_APPLIED.replace("enabled: true", "enabled: false").split("mount:")[0] + "run: {kind: job, "
+                  "container: {image: x, command: [echo]}}\n")  # fmt: skip
+    assert plain.valid and plain.warnings == []
+
+
+def test_an_ops_own_termination_fields_are_warned_in_a_dag() -> None:
+    text = ("kind: component\nrun:\n  kind: dag\n  operations:\n    - name: a\n"
+            "      termination: {culling: {timeout: 9}}\n"
+            "      component: {run: {kind: job, container: {image: x, command: [echo]}}}\n")  # fmt: skip
+    result = check(text)
+    assert result.valid
+    assert [(w.path, w.line) for w in result.warnings] == [("run.operations[0].termination.culling", 6)]
+
+
+def test_termination_cache_and_plugins_may_be_written_as_one_template() -> None:
+    """Polyaxon 2.18's ``Union[V1X, RefField]``: rendered when the op compiles (``compiler.compile``), so ``check``
+    takes them; plugins get a warning (none is applied), a DAG's own termination an error (never rendered)."""
+    job = "run: {kind: job, container: {image: x, command: [echo]}}\n"
+    text = ("kind: component\ninputs: [{name: s, type: dict, value: {}}]\ntermination: '{{ s }}'\n"
+            "cache: '{{ s }}'\nplugins: '{{ s }}'\n" + job)  # fmt: skip
+    result = check(text)
+    assert result.valid and result.unsupported == []
+    assert [(w.path, w.line) for w in result.warnings] == [("plugins", 5)]
+    assert "plugins written as one template are rendered when the op compiles" in result.warnings[0].message
+    assert "expected a mapping" in check(text.replace("'{{ s }}'", "'s'", 1)).errors[0].message
+    dag = check("kind: component\ntermination: '{{ s }}'\nrun: {kind: dag, operations: [{name: a, component: {"
+                + job.strip() + "}}]}\n")  # fmt: skip
+    assert dag.errors[0].path == "termination"
+    assert dag.errors[0].message.startswith("a DAG's own termination is not rendered")
