@@ -51,6 +51,7 @@ from polynb.executors.kubernetes.client import Api, K8sError, Stream, path
 from polynb.executors.kubernetes.config import ClusterConfig, load
 from polynb.executors.kubernetes.events import EventFollower, strip_marker
 from polynb.executors.kubernetes.forbidden import explain as explain_forbidden
+from polynb.executors.kubernetes.init import FOLDERS_CONTAINER
 from polynb.executors.kubernetes.logs import Resume, split_timestamp
 from polynb.executors.kubernetes.manifests import ManifestConfig
 from polynb.executors.kubernetes.portforward import Connect, PodLookup, PortForward, official_connect
@@ -929,9 +930,13 @@ class KubernetesExecutor:
 
     @staticmethod
     def _log_order(pod: dict[str, Any], main: str) -> list[str]:
-        """Init entries in order, then the main container (the sidecars' logs are not the run's)."""
+        """Init entries in order, then the main container (the sidecars' logs are not the run's). The container
+        making the run's folders comes first when it warned or failed (its terminated state says so), else it is
+        left out: its log is empty, and reading it would cost every run a request."""
         spec = pod.get("spec") or {}
         order = [c["name"] for c in spec.get("initContainers") or () if c.get("restartPolicy") != "Always"]
+        if FOLDERS_CONTAINER in order and not _has_news(pod, FOLDERS_CONTAINER):
+            order.remove(FOLDERS_CONTAINER)
         return [*order, main]
 
     def _delete_finished(self, run: _Run) -> None:
@@ -1557,6 +1562,15 @@ def _write_log(file: Path, lines: Sequence[str], *, again: bool) -> None:
     file.parent.mkdir(parents=True, exist_ok=True)
     with file.open("a" if again else "w", encoding="utf-8") as out:
         out.write("".join(f"{x}\n" for x in lines))
+
+
+def _has_news(pod: dict[str, Any], init: str) -> bool:
+    """The init container ``init`` ended with a termination message or an error."""
+    for cs in (pod.get("status") or {}).get("initContainerStatuses") or ():
+        if isinstance(cs, dict) and cs.get("name") == init:
+            term = (cs.get("state") or {}).get("terminated") or {}
+            return bool(term.get("message")) or term.get("exitCode") not in (0, None)
+    return False
 
 
 def _failed_tail(pod: dict[str, Any], container: str) -> str | None:

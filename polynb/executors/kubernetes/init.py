@@ -11,6 +11,14 @@ Every init container mounts the artifacts volume, so results land in the run's a
 local executor (``path`` relative to it unless absolute). Sources of ``artifacts``/``paths`` are relative to
 the artifacts root, which is shared between runs only when the executor has an ``artifacts_claim`` (a
 ReadWriteMany PVC); with the default ``emptyDir`` they see this run's folder only.
+
+**The run's folders.** Before any init entry and the main container, the run's folder, ``outputs/`` and
+``outputs/tensorboard/`` are made on the artifacts volume, as the local executor has them when an op starts
+(Polyaxon's init container makes the first two): by the pod's first init entry when it runs in the tools image
+(:data:`INIT_SCRIPT` makes the folders its arguments name first), else by :func:`folders_container`, an init
+container of its own, first in the pod. Paths are arguments, never part of a shell line. Best effort
+(:data:`MAKE_FOLDERS`): a folder that cannot be made (an artifacts claim whose root the container's user cannot
+write) is a warning in that container's log, not a failure: a run that never writes outputs must not fail for it.
 """
 
 from __future__ import annotations
@@ -22,7 +30,54 @@ from typing import Any, Final
 from polynb.compiler.types import InitStep
 from polynb.connections import GIT_CREDENTIAL_HELPER
 
-INIT_SCRIPT: Final = r"""
+MAKE_FOLDERS: Final = r"""
+import os, sys
+def make_folders(paths):
+    for path in paths:
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if os.path.isdir(path):
+                continue  # a retry's, or another container's: left as it is
+            problem = "it exists and is not a folder"
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+        else:
+            try:
+                # Every container of the pod writes here, whatever its user (polynb's own run as root or as
+                # 65534, the op's image as its own): as Polyaxon's `mkdir -m 0777`.
+                os.chmod(path, 0o777)
+            except OSError:
+                pass
+            continue
+        return (f"polynb: warning: cannot create the run's folder {path} ({problem}; uid {os.getuid()}): "
+                "the op must create it before writing there")
+    return ""
+"""
+"""Makes the folders its caller names, in order (each in the one before): those that exist are left as they are,
+the new ones are made writable by any user. The first that cannot be made ends it, with a warning (returned)."""
+
+FOLDERS_SCRIPT: Final = (
+    MAKE_FOLDERS
+    + r"""
+warning = make_folders(sys.argv[1:])
+if warning:
+    print(warning, file=sys.stderr, flush=True)
+    # The termination message says so without reading the log (the executor reads this container's log then).
+    with open("/dev/termination-log", "w", encoding="utf-8") as f:
+        f.write(warning)
+"""
+)
+"""The script of :func:`folders_container`; its arguments: the folders to make, parents first."""
+FOLDERS_CONTAINER: Final = "polynb-folders"
+"""The name of the init container that makes the run's folders when no init entry of the pod can."""
+
+INIT_SCRIPT: Final = (
+    MAKE_FOLDERS
+    + r"""
+warning = make_folders(sys.argv[1:])  # the first tools entry of a pod makes the run's folders (none else)
+if warning:
+    print(warning, file=sys.stderr, flush=True)
 import json, os, shutil, sys
 e = json.loads(os.environ["POLYNB_INIT"])
 kind, spec, run_dir, root = e["kind"], e.get("spec") or {}, e["run_dir"], e["artifacts_root"]
@@ -70,6 +125,7 @@ elif kind == "tensorboard":
 else:
     sys.exit(f"init kind {kind!r} is not supported by the kubernetes executor")
 """
+)
 
 GIT_SCRIPT: Final = (
     'set -e; url="$1"; dest="$2"; rev="$3"; helper="$4"; shift 4; rm -rf "$dest"; mkdir -p "$(dirname "$dest")"; '
@@ -155,6 +211,25 @@ def init_container(
         "image": tools_image,
         "command": ["python3", "-c", INIT_SCRIPT],
         "_env": {"POLYNB_INIT": json.dumps(payload, sort_keys=True)},
+        "_makes_folders": True,  # the run's folders may be appended to its command (run_folders)
+    }
+
+
+def run_folders(run_dir: str) -> list[str]:
+    """The folders of a run that exist when its op starts, parents first (the local executor's too)."""
+    outputs = _join(run_dir, "outputs")
+    return [run_dir, outputs, _join(outputs, "tensorboard")]
+
+
+def folders_container(run_dir: str, *, tools_image: str) -> dict[str, Any]:
+    """The init container making the run's folders (:func:`run_folders`), first in a pod whose first init entry
+    cannot make them; without env and mounts (the manifest builder adds the artifacts volume)."""
+    return {
+        "name": FOLDERS_CONTAINER,
+        "image": tools_image,
+        "command": ["python3", "-c", FOLDERS_SCRIPT, *run_folders(run_dir)],
+        # A warning is its termination message (the executor then reads its log); a crash, its log's tail.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
 
 

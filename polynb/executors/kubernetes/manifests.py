@@ -7,6 +7,9 @@ runtime bundle). The shape (see ``docs/kubernetes.md``):
   on Jobs: retries are the scheduler's;
 * with ``security_profile: restricted`` every container gets the container-level ``securityContext`` that
   PodSecurity ``restricted`` demands (its own keys win), polynb's own init containers a non-root uid too;
+* the run's folder, ``outputs/`` and ``outputs/tensorboard/`` exist before any init entry and the main container
+  start (as on the local executor): the first init entry makes them when it runs in the tools image, else an
+  init container of their own, first in the pod (:func:`~polynb.executors.kubernetes.init.folders_container`);
 * init entries become init containers in order (:mod:`polynb.executors.kubernetes.init`), then the sidecars as
   *native sidecars* (init containers with ``restartPolicy: Always``, Kubernetes >= 1.29: started after the
   init entries, stopped after the main container) or, with ``native_sidecars=False``, plain containers
@@ -23,7 +26,8 @@ runtime bundle). The shape (see ``docs/kubernetes.md``):
   (:mod:`~polynb.executors.kubernetes.stepcode`);
 * outputs come back in the main container's termination message: the op writes its outputs as a JSON
   object to ``/dev/termination-log`` (``$POLYNB_TERMINATION_LOG``, at most
-  ``$POLYNB_TERMINATION_LOG_LIMIT`` bytes: 4 KiB, less in a pod of more than 3 containers); with
+  ``$POLYNB_TERMINATION_LOG_LIMIT`` bytes: 4 KiB, less in a pod of more than 3 containers, init containers
+  included); with
   ``FallbackToLogsOnError`` a failed container's message is the tail of its log instead; with a bucket
   store (``$POLYNB_OUTPUTS_VIA_STORE``) outputs that do not fit stay in ``outputs.json``, which the engine reads
   from the bucket (:mod:`~polynb.executors.kubernetes.store_outputs`);
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -44,7 +49,7 @@ from polynb.executors.base import EVENTS_AWAITED_LABEL
 from polynb.executors.kubernetes import bundle as runtime
 from polynb.executors.kubernetes import names
 from polynb.executors.kubernetes.connections import connection_mounts
-from polynb.executors.kubernetes.init import init_container
+from polynb.executors.kubernetes.init import FOLDERS_CONTAINER, folders_container, init_container, run_folders
 from polynb.executors.kubernetes.settings import BucketStore, KubernetesSettings
 from polynb.executors.kubernetes.status import termination_limit
 from polynb.executors.kubernetes.stepcode import MOUNT_PATH as STEP_MOUNT
@@ -116,6 +121,9 @@ RESTRICTED: Final[dict[str, Any]] = {
 NOBODY: Final = 65534
 """The uid of polynb's own containers under ``restricted``: the stock images they use run as root, which
 ``runAsNonRoot`` refuses at container start (CreateContainerConfigError) unless a non-zero uid is given."""
+_FOLDERS_RESOURCES: Final = ("cpu", "memory")
+_QUANTITY: Final = re.compile(r"[+-]?[0-9.]+[eEinumkKMGTP]*[-+]?[0-9]*")
+"""A resource quantity as the API server checks it (its message quotes this pattern)."""
 JOB_RESTART_POLICIES: Final = ("Never", "OnFailure")
 """What a Job's pod template accepts (Kubernetes refuses ``Always``); ``polynb check`` refuses the rest."""
 
@@ -256,7 +264,27 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
     run_dir = f"{ARTIFACTS_ROOT}/{op.uuid}"
     bundle = runtime.runtime_bundle()
     store = _store_sidecars(op, cfg)
-    containers = len(op.init) + len(op.sidecars) + 1 + len(store.sidecars)
+    entries = [
+        init_container(
+            entry,
+            i,
+            run_dir=run_dir,
+            artifacts_root=ARTIFACTS_ROOT,
+            tools_image=cfg.tools_image,
+            git_image=cfg.git_image,
+            default_image=op.container.image or cfg.default_image,
+            store_image=cfg.store_image,
+            bucket_store=cfg.artifacts_store.connection if cfg.artifacts_store is not None else None,
+        )
+        for i, entry in enumerate(op.init)
+    ]
+    # The run's folders exist before any init entry and the main container start: the first entry makes them
+    # when it runs in the tools image, else an init container of their own does (one more in the pod).
+    folded = bool(entries) and bool(entries[0].get("_makes_folders"))
+    if folded:
+        entries[0]["command"] = [*entries[0]["command"], *run_folders(run_dir)]
+    # Init containers count in the kubelet's 12 KiB of termination messages per pod (status_manager.go).
+    containers = (0 if folded else 1) + len(op.init) + len(op.sidecars) + 1 + len(store.sidecars)
     run_env = {
         "POLYAXON_RUN_UUID": op.uuid,
         "POLYAXON_RUN_OUTPUTS_PATH": op.placement.run_outputs_path,
@@ -288,21 +316,11 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
         return candidate
 
     used.update(c["name"] for c in store.sidecars)  # the store's names are fixed (the executor finds them by name)
+    used.add(FOLDERS_CONTAINER)
     main_name = unique(main_container_name(op))
-    init: list[dict[str, Any]] = []
+    init: list[dict[str, Any]] = [] if folded else [_folders_container(op, cfg, run_dir)]
     init_volumes: list[dict[str, Any]] = []
-    for i, entry in enumerate(op.init):
-        base = init_container(
-            entry,
-            i,
-            run_dir=run_dir,
-            artifacts_root=ARTIFACTS_ROOT,
-            tools_image=cfg.tools_image,
-            git_image=cfg.git_image,
-            default_image=op.container.image or cfg.default_image,
-            store_image=cfg.store_image,
-            bucket_store=cfg.artifacts_store.connection if cfg.artifacts_store is not None else None,
-        )
+    for entry, base in zip(op.init, entries, strict=True):
         base["name"] = unique(base["name"])
         container = _container(base, run_env, mounts, base.get("_k8s") or {})
         # A failed entry's log tail is its termination message, which the run's failure quotes (InitFailed: a
@@ -386,6 +404,36 @@ def pod_spec(op: CompiledOp, cfg: ManifestConfig, step: StepCode | None = None) 
         # The store's last sync runs after the main container ended (or the pod was deleted): give it time.
         spec["terminationGracePeriodSeconds"] = cfg.store_grace
     return spec
+
+
+def _folders_container(op: CompiledOp, cfg: ManifestConfig, run_dir: str) -> dict[str, Any]:
+    """The init container making the run's folders, for a pod whose first init entry cannot.
+
+    It mounts the artifacts volume only, and asks for the main container's CPU and memory: a ResourceQuota on
+    them refuses a pod any of whose containers, init containers included, names none, and an init container's
+    requests add nothing to the pod's (the largest init container's, or the sum of the others' if more). It runs
+    as the pod's ``runAsUser`` when the pod sets one (the main container's user, as a rule), else as 65534 where
+    a non-root user is demanded (the ``restricted`` profile, or the pod's ``runAsNonRoot``: the tools image runs
+    as root)."""
+    container = folders_container(run_dir, tools_image=cfg.tools_image)
+    container["volumeMounts"] = [{"name": ARTIFACTS_VOLUME, "mountPath": ARTIFACTS_ROOT}]
+    own = op.container.k8s.get("resources")
+    if isinstance(own, dict):
+        resources = {
+            # (a value Kubernetes refuses is left to the main container, where the user wrote it)
+            group: {k: v for k, v in amounts.items() if k in _FOLDERS_RESOURCES and _QUANTITY.fullmatch(str(v))}
+            for group, amounts in own.items()
+            if group in ("requests", "limits") and isinstance(amounts, dict)
+        }
+        if any(resources.values()):
+            container["resources"] = {group: amounts for group, amounts in resources.items() if amounts}
+    pod = op.environment.get("securityContext")
+    pod = pod if isinstance(pod, dict) else {}
+    if cfg.security_profile == "restricted":
+        container["securityContext"] = restricted_context(None, generated="runAsUser" not in pod)
+    elif pod.get("runAsNonRoot") and "runAsUser" not in pod:
+        container["securityContext"] = {"runAsUser": NOBODY}  # the tools image runs as root: refused otherwise
+    return container
 
 
 def _store_sidecars(op: CompiledOp, cfg: ManifestConfig) -> StoreContainers:

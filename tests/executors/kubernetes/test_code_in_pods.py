@@ -664,3 +664,140 @@ def test_a_run_evicted_by_a_node_drain_is_retried_on_another_node(seed_cluster: 
     nodes = {p["metadata"]["labels"]["polynb.io/attempt"]: p["spec"]["nodeName"]
              for p in cluster.emulator.objects("pods", selector=f"polynb.io/run={uuid}")}  # fmt: skip
     assert node not in nodes.values()
+
+
+# -- the run's folders ----------------------------------------------------------------------------------
+
+WRITER = """
+import os, sys
+outputs = os.environ["POLYAXON_RUN_OUTPUTS_PATH"]
+# No makedirs: the folders are there when the op starts, as on the local executor.
+with open(os.path.join(outputs, "model.pt"), "wb") as f:
+    f.write(b"weights")
+with open(os.path.join(outputs, "tensorboard", "events.out.tfevents.1"), "wb") as f:
+    f.write(b"scalars")
+print("wrote", sorted(os.listdir(outputs)), "as uid", os.getuid())
+"""
+FIRST_ENTRIES = {
+    "none": "",
+    # polynb's tools image makes the folders, then writes its file
+    "file": "init: [{file: {filename: cfg.txt, content: hi}}]",
+    # the user's own image writes into them before the main container starts
+    "container": 'init: [{container: {name: prepare, image: busybox:1.36, command: [sh, -c, "echo ready >'
+    ' $POLYAXON_RUN_OUTPUTS_PATH/tensorboard/prepared"]}}]',
+}
+
+
+def one_job(cluster: Cluster, code: str, *, run: str = "", component: str = "") -> Pipeline:
+    text = f"""\
+kind: component
+name: writer
+{component}
+run:
+  kind: job
+  {run}
+  container: {{image: python:3.11-slim, command: [python3, -c, {json.dumps(textwrap.dedent(code))}]}}
+"""
+    return build_pipeline(load_text(text), registry=cluster.registry, base_dir=cluster.home)
+
+
+@pytest.mark.parametrize(("volume", "first"), [
+    ("emptyDir", "none"), ("emptyDir", "file"), ("claim", "none"), ("claim", "container"),
+])  # fmt: skip
+def test_a_job_writes_into_its_outputs_folders_without_making_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, volume: str, first: str
+) -> None:
+    maker = make_seed_cluster if volume == "claim" else make_cluster
+    with contextlib.contextmanager(maker)(tmp_path, monkeypatch) as cluster:
+        uuid = cluster.submit(one_job(cluster, WRITER, run=FIRST_ENTRIES[first]))
+        assert cluster.wait(uuid) == "succeeded", cluster.logs(uuid)
+        assert "wrote ['model.pt', 'tensorboard']" in cluster.logs(uuid)
+        assert cluster.emulator.kubelet is not None
+        if volume == "claim":
+            outputs = claim_folder(cluster.emulator.kubelet.root, "default", CLAIM) / uuid / "outputs"
+            assert (outputs / "model.pt").read_bytes() == b"weights"
+            assert (outputs / "tensorboard" / "events.out.tfevents.1").read_bytes() == b"scalars"
+            assert (outputs / "tensorboard" / "prepared").exists() == (first == "container")
+        # Nothing to read in the run's log but its own (the folders' container is left out when it has nothing
+        # to say).
+        logs = sorted(p.name for p in (cluster.home / "artifacts" / uuid / "logs").iterdir())
+        assert not any("folders" in name for name in logs), logs
+
+
+def test_under_the_restricted_profile_the_folders_are_the_pods_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pod's runAsUser makes the folders (then writes there); polynb's tools init entries run as 65534.
+    with contextlib.contextmanager(make_cluster)(tmp_path, monkeypatch, security_profile="restricted") as cluster:
+        run = "environment: {securityContext: {runAsUser: 1000, runAsGroup: 1000}}"
+        uuid = cluster.submit(one_job(cluster, WRITER, run=run))
+        assert cluster.wait(uuid) == "succeeded", cluster.logs(uuid)
+        assert "as uid 1000" in cluster.logs(uuid)
+
+
+def test_a_retry_finds_the_folders_of_the_attempt_before_on_the_claim(seed_cluster: Cluster) -> None:
+    cluster = seed_cluster
+    code = """
+        import os, sys
+        outputs = os.environ["POLYAXON_RUN_OUTPUTS_PATH"]
+        first = not os.path.exists(os.path.join(outputs, "attempts"))
+        with open(os.path.join(outputs, "attempts"), "a") as f:
+            f.write("x")
+        with open(os.path.join(outputs, "tensorboard", "events"), "a") as f:
+            f.write("x")
+        sys.exit("the first attempt fails" if first else 0)
+    """
+    uuid = cluster.submit(one_job(cluster, code, component="termination: {maxRetries: 1}"))
+    assert cluster.wait(uuid) == "succeeded", cluster.logs(uuid)
+    assert cluster.emulator.kubelet is not None
+    outputs = claim_folder(cluster.emulator.kubelet.root, "default", CLAIM) / uuid / "outputs"
+    assert (outputs / "attempts").read_text() == "xx" and (outputs / "tensorboard" / "events").read_text() == "xx"
+    assert "run_status_retrying" in {e.kind for e in cluster.store.events(run_uuid=uuid)}
+
+
+def test_a_service_finds_its_outputs_folders(seed_cluster: Cluster) -> None:
+    cluster = seed_cluster
+    code = """
+        import os, time
+        path = os.path.join(os.environ["POLYAXON_RUN_OUTPUTS_PATH"], "tensorboard", "serving")
+        with open(path, "w") as f:
+            f.write("up")
+        time.sleep(600)
+    """
+    spec = load_text(f"""\
+kind: component
+name: board
+run:
+  kind: service
+  ports: [6006]
+  container: {{image: python:3.11-slim, command: [python3, -c, {json.dumps(textwrap.dedent(code))}]}}
+""")
+    uuid = cluster.submit(build_pipeline(spec, registry=cluster.registry, base_dir=cluster.home))
+    assert cluster.emulator.kubelet is not None
+    outputs = claim_folder(cluster.emulator.kubelet.root, "default", CLAIM) / uuid / "outputs"
+    serving = outputs / "tensorboard" / "serving"
+    testkit.eventually(lambda: serving.exists() or cluster.store.get_run(uuid).is_final, what="the service's file")
+    assert serving.read_text() == "up", cluster.logs(uuid)
+    cluster.engine.stop(uuid)
+    assert cluster.wait(uuid) == "stopped"
+
+
+def test_a_claim_the_pods_user_cannot_write_warns_and_a_run_writing_no_outputs_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A claim whose root only root may write (many provisioners make it so), pods under `restricted`: the
+    # folders cannot be made. Best effort: a warning in the run's log, and a run that writes no outputs runs.
+    with contextlib.contextmanager(make_seed_cluster)(tmp_path, monkeypatch, security_profile="restricted") as cluster:
+        assert cluster.emulator.kubelet is not None
+        root = claim_folder(cluster.emulator.kubelet.root, "default", CLAIM)
+        root.mkdir(parents=True)
+        root.chmod(0o755)  # owned by root, as the emulator runs
+        run = "environment: {securityContext: {runAsUser: 1000}}"
+        uuid = cluster.submit(one_job(cluster, "print('evaluated, nothing to keep')", run=run))
+        assert cluster.wait(uuid) == "succeeded", cluster.logs(uuid)
+        logs = cluster.logs(uuid)
+        assert f"polynb: warning: cannot create the run's folder /plx-context/artifacts/{uuid} (" in logs
+        assert "uid 1000" in logs and "evaluated, nothing to keep" in logs
+        assert not (root / uuid).exists()
+        archived = sorted(p.name for p in (cluster.home / "artifacts" / uuid / "logs").iterdir())
+        assert archived == ["00-polynb-folders.log", "01-main.log"]

@@ -54,7 +54,7 @@ def test_a_git_connection_is_cloned_with_credentials_from_its_secret(
         rec = UpdateRecorder()
         op = make_op(executor, image="busybox:1.36", init=(step,),
                      command=("sh", "-c", 'cat "$POLYAXON_RUN_ARTIFACTS_PATH/project/README"'))  # fmt: skip
-        init = manifests.pod_spec(op, executor.config)["initContainers"][0]
+        [init] = [c for c in manifests.pod_spec(op, executor.config)["initContainers"] if c["name"] == "init-0-git"]
         assert init["envFrom"] == [{"secretRef": {"name": "git-creds"}}]
         assert SECRET not in repr(init)
         executor.submit(op, rec)
@@ -85,7 +85,7 @@ def test_a_bucket_connection_is_fetched_in_polynbs_image(executor: KubernetesExe
     rec = UpdateRecorder()
     command = ("sh", "-c", 'cd "$POLYAXON_RUN_ARTIFACTS_PATH" && cat data/a.csv data/sub/b.csv')
     op = make_op(executor, image="busybox:1.36", init=(step,), command=command)
-    init = manifests.pod_spec(op, executor.config)["initContainers"][0]
+    [init] = [c for c in manifests.pod_spec(op, executor.config)["initContainers"] if c["name"] == "init-0-artifacts"]
     assert init["image"] == POLYNB_IMAGE
     assert "testing" not in " ".join(init["command"])  # the keys are variables, never arguments
     executor.submit(op, rec)

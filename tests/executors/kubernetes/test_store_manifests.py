@@ -19,6 +19,7 @@ from polynb.compiler.types import CompiledOp, ContainerSpec, InitStep
 from polynb.config_file import parse_config
 from polynb.executors.kubernetes import manifests, storesync
 from polynb.executors.kubernetes.executor import K8sSubmitError, KubernetesExecutor
+from polynb.executors.kubernetes.init import FOLDERS_CONTAINER
 from polynb.executors.kubernetes.settings import BucketStore, KubernetesSettings
 from polynb.executors.kubernetes.sources import resolve
 from polynb.scheduler.engine import Engine
@@ -100,7 +101,8 @@ def test_a_tensorboard_pod_pulls_the_event_files_of_the_runs_it_shows() -> None:
 def test_without_a_bucket_store_pods_are_unchanged() -> None:
     plain = manifests.ManifestConfig(namespace="ml", kernel_label="k1", kernel_id="k1")
     spec = manifests.pod_spec(op(), plain)
-    assert "initContainers" not in spec and "terminationGracePeriodSeconds" not in spec
+    assert [c["name"] for c in spec["initContainers"]] == [FOLDERS_CONTAINER]  # the run's folders, as every pod
+    assert "terminationGracePeriodSeconds" not in spec
 
 
 def test_secret_files_and_the_restricted_profile_reach_the_sidecar() -> None:
