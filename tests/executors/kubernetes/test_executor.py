@@ -22,7 +22,10 @@ make_executor = testkit.make_executor
 executor = testkit.executor
 
 
-def test_job_lifecycle_outputs_and_objects(emulator: Emulator, executor: KubernetesExecutor) -> None:
+def test_job_lifecycle_outputs_and_objects(emulator: Emulator, make_executor: MakeExecutor) -> None:
+    # Finished runs kept, to look at their Job (by default a final run's objects are deleted once its logs are
+    # archived, which can be before this test reads them).
+    executor = make_executor(keep_finished=True)
     rec = UpdateRecorder()
     op = make_op(
         executor,
