@@ -139,6 +139,14 @@ def _render_text(value: str | None, context: Mapping[str, Any], where: str) -> s
         raise CompileError(f"{where}: {exc.message}") from exc
 
 
+def _render_setting(value: str | None, context: Mapping[str, Any], where: str) -> str | None:
+    """A container's text setting (``workingDir``, an env value): one whose template renders ``None`` (an optional
+    input given no value) is not set, as Polyaxon 2.18 leaves it (its compile gives ``None``: no ``workingDir``,
+    an env variable without a value, which Kubernetes makes empty), not the word ``None``."""
+    text = _render_text(value, context, where)
+    return None if value is not None and is_template(value) and text == "None" else text
+
+
 def _arg_text(value: Any) -> str:
     # As Jinja would print it, so `{{ x }}` and `x={{ x }}` agree on how x looks.
     return value if isinstance(value, str) else str(value)
@@ -165,7 +173,7 @@ def _env(container: Container, context: Mapping[str, Any], where: str) -> dict[s
     for var in container.env or ():
         if var.value_from is not None:
             continue
-        env[var.name] = _render_text(var.value, context, f"{where}.env `{var.name}`") or ""
+        env[var.name] = _render_setting(var.value, context, f"{where}.env `{var.name}`") or ""
     return env
 
 
@@ -183,7 +191,7 @@ def _container_spec(
         command=_argv(container.command, context, f"{where}.command"),
         args=_argv(container.args, context, f"{where}.args"),
         env=tuple(env.items()),
-        working_dir=_render_text(container.working_dir, context, f"{where}.workingDir"),
+        working_dir=_render_setting(container.working_dir, context, f"{where}.workingDir"),
         image=_render_text(container.image, context, f"{where}.image"),
         k8s=_k8s_fields(container),
     )

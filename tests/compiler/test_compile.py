@@ -115,6 +115,25 @@ def test_an_item_that_renders_none_is_left_out_as_in_polyaxon() -> None:
     assert op.container.args == ()
 
 
+def test_a_working_dir_or_env_value_that_renders_none_is_not_set_as_in_polyaxon() -> None:
+    """Polyaxon 2.18 compiles `workingDir: "{{ d }}"` and an env value `"{{ d }}"` of an optional input given no
+    value to None (no workingDir; a variable without a value, empty on Kubernetes), not to the text None: a
+    local op ran in a folder named None."""
+    spec = component(
+        """
+inputs: [{name: d, type: str, isOptional: true}]
+run:
+  kind: job
+  container: {workingDir: "{{ d }}", env: [{name: D, value: "{{ d }}"}, {name: E, value: "x{{ d }}"}], command: [c]}
+"""
+    )
+    unset = build(spec, inputs={"d": None})
+    assert unset.container.working_dir is None
+    assert dict(unset.container.env)["D"] == "" and dict(unset.container.env)["E"] == "xNone"
+    given = build(spec, inputs={"d": "/data"})
+    assert given.container.working_dir == "/data" and dict(given.container.env)["D"] == "/data"
+
+
 def test_set_flag_is_passed() -> None:
     op = build(component(JOB), inputs={"lr": 0.1, "note": "n", "verbose": True})
     assert op.container.args[2] == "--verbose"
