@@ -24,6 +24,21 @@ def report(joins: str) -> str:
     )
 
 
+def loss_sweep(name: str, losses: list[float], *, output: str = "loss") -> str:
+    """An op of a DAG sweeping its input `loss` over ``losses`` (a mapping), each trial writing it as ``output``."""
+    values = ", ".join(f"{{loss: {loss}}}" for loss in losses)
+    write = f"""'echo "{{\\"{output}\\": $0}}" > "$POLYAXON_RUN_OUTPUTS_PATH/outputs.json"'"""
+    return (
+        f"name: {name}\n"
+        f"matrix: {{kind: mapping, values: [{values}]}}\n"
+        "component:\n"
+        f"  name: {name}\n"
+        "  inputs: [{name: loss, type: float}]\n"
+        f"  outputs: [{{name: {output}, type: float}}]\n"
+        f'  run: {{kind: job, container: {{command: [sh, -c, {write}, "{{{{ loss }}}}"]}}}}'
+    )
+
+
 def producers() -> list[str]:
     return [
         job("a", write_outputs(loss=0.3)),
@@ -108,18 +123,7 @@ def test_a_join_reads_the_trials_of_a_sweep(env: Env) -> None:
 def test_a_query_reads_the_ops_own_params_as_polyaxons_map_reduce_does(env: Env) -> None:
     # Polyaxon's map-reduce fixture: the reducer's query is `pipeline: {{ map_controller }}`, a contextOnly
     # param holding the uuid of the mapping op, so the join selects that sweep's trials.
-    mapper = """name: mapper
-matrix:
-  kind: mapping
-  values: [{loss: 0.5}, {loss: 0.25}]
-component:
-  name: mapper
-  inputs: [{name: loss, type: float}]
-  outputs: [{name: result, type: float}]
-  run:
-    kind: job
-    container:
-      command: [sh, -c, 'echo "{\\"result\\": $0}" > "$POLYAXON_RUN_OUTPUTS_PATH/outputs.json"', "{{ loss }}"]"""
+    mapper = loss_sweep("mapper", [0.5, 0.25], output="result")
     reducer = f"""name: reducer
 dependencies: [mapper, other]
 params:
@@ -175,16 +179,7 @@ def test_a_query_on_the_project_selects_the_runs_of_this_pipeline(env: Env) -> N
     # locally the project is the pipeline: a DAG's ops (its sweeps' trials included) are in the DAG's project.
     other = env.run(dag(job("old", write_outputs(loss=0.9)), name="elsewhere"))
     env.wait(other)
-    sweep = """name: tune
-matrix: {kind: mapping, values: [{loss: 0.2}, {loss: 0.4}]}
-component:
-  name: tune
-  inputs: [{name: loss, type: float}]
-  outputs: [{name: loss, type: float}]
-  run:
-    kind: job
-    container:
-      command: [sh, -c, 'echo "{\\"loss\\": $0}" > "$POLYAXON_RUN_OUTPUTS_PATH/outputs.json"', "{{ loss }}"]"""
+    sweep = loss_sweep("tune", [0.2, 0.4])
     best = f"""name: best
 dependencies: [a, tune]
 joins:
@@ -209,16 +204,7 @@ def test_a_query_by_the_ops_name_finds_its_sweeps_trials(env: Env) -> None:
     # In Polyaxon every trial of the op `tune` is named `tune` (get_ops_from_suggestions keeps the op's name), as
     # each trial's own `globals.name` is in polynb: `name: tune` is how a join collects a sweep's outputs. polynb
     # stores the trials as `tune-1`, `tune-2` to tell them apart in its lists; a join reads them by the op's name.
-    sweep = """name: tune
-matrix: {kind: mapping, values: [{loss: 0.4}, {loss: 0.2}]}
-component:
-  name: tune
-  inputs: [{name: loss, type: float}]
-  outputs: [{name: loss, type: float}]
-  run:
-    kind: job
-    container:
-      command: [sh, -c, 'echo "{\\"loss\\": $0}" > "$POLYAXON_RUN_OUTPUTS_PATH/outputs.json"', "{{ loss }}"]"""
+    sweep = loss_sweep("tune", [0.4, 0.2])
     report = f"""name: report
 dependencies: [tune]
 joins:

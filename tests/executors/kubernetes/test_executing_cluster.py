@@ -12,7 +12,7 @@ from k8s_emulator import Emulator, testkit
 from k8s_emulator.testkit import MakeExecutor, ManualClock, eventually, kubectl, make_op
 from support.recorder import UpdateRecorder
 
-from polynb.compiler.types import ContainerSpec, InitStep
+from polynb.compiler.types import CompiledOp, ContainerSpec, InitStep
 from polynb.executors.kubernetes.executor import KubernetesExecutor
 
 executing_emulator = testkit.executing_emulator
@@ -86,16 +86,22 @@ STOPPABLE = (
 )
 
 
-def test_a_stopped_job_keeps_its_logs_those_of_its_grace_period_too(
-    executing_emulator: Emulator, executor: KubernetesExecutor, home: Path
-) -> None:
-    # `polynb stop` (or termination.timeout) deletes the pod, and with it its logs: they are kept first,
-    # including what the op prints between the SIGTERM and its exit.
+def training(executor: KubernetesExecutor) -> tuple[CompiledOp, UpdateRecorder]:
+    """A job op running STOPPABLE, once it has printed its first line: the op and its updates."""
     rec = UpdateRecorder()
     op = make_op(executor, image="python:3.11-slim", command=("python3", "-c", STOPPABLE))
     executor.submit(op, rec)
     rec.until("running")
     eventually(lambda: "training" in list(executor.logs(op.uuid)), what="the op's first line")
+    return op, rec
+
+
+def test_a_stopped_job_keeps_its_logs_those_of_its_grace_period_too(
+    executing_emulator: Emulator, executor: KubernetesExecutor, home: Path
+) -> None:
+    # `polynb stop` (or termination.timeout) deletes the pod, and with it its logs: they are kept first,
+    # including what the op prints between the SIGTERM and its exit.
+    op, rec = training(executor)
     executor.stop(op.uuid, grace=30)
     assert rec.final().status == "stopped"
     eventually(lambda: not executing_emulator.objects("pods", selector=f"polynb.io/run={op.uuid}"), what="pod gone")
@@ -108,11 +114,7 @@ def test_a_pod_deleted_outside_polynb_stops_its_run_and_is_not_run_again(
 ) -> None:
     # `kubectl delete pod`: the Job (backoffLimit 0) counts the pod as failed and makes no other; the run is
     # not reported as a failure of its own (BackoffLimitExceeded) but as deleted outside polynb.
-    rec = UpdateRecorder()
-    op = make_op(executor, image="python:3.11-slim", command=("python3", "-c", STOPPABLE))
-    executor.submit(op, rec)
-    rec.until("running")
-    eventually(lambda: "training" in list(executor.logs(op.uuid)), what="the op's first line")
+    op, rec = training(executor)
     (pod,) = executing_emulator.objects("pods", selector=f"polynb.io/run={op.uuid}")
     executing_emulator.store.delete("pods", "default", pod["metadata"]["name"], {})
     final = rec.final()
@@ -130,11 +132,7 @@ def test_a_pod_evicted_by_a_node_drain_fails_its_run_with_the_eviction_and_keeps
     # `kubectl drain` (a node upgrade, an autoscaler's scale-down) evicts the pod: a disruption, not the user's
     # deletion. The run fails with the eviction as its reason, so its maxRetries run it again elsewhere (a
     # pod deleted by hand is `stopped` and not retried); what it printed in its grace period is kept.
-    rec = UpdateRecorder()
-    op = make_op(executor, image="python:3.11-slim", command=("python3", "-c", STOPPABLE))
-    executor.submit(op, rec)
-    rec.until("running")
-    eventually(lambda: "training" in list(executor.logs(op.uuid)), what="the op's first line")
+    op, rec = training(executor)
     (pod,) = executing_emulator.objects("pods", selector=f"polynb.io/run={op.uuid}")
     node = pod["spec"]["nodeName"]
     assert executing_emulator.kubeconfig is not None
