@@ -259,9 +259,12 @@ def test_metric_early_stopping_after_the_restart_ends_the_resumed_sweep(tmp_path
         assert record.status == Status.SUCCEEDED
         assert record.reason == "EarlyStopping"
         assert "loss = 0" in (record.message or "")
-        lrs = [r.meta["trial"]["params"]["lr"] for r in _trials(store, uuid)]
+        trials = _trials(store, uuid)
+        lrs = [r.meta["trial"]["params"]["lr"] for r in trials]
         assert lrs[:4] == [0.1, 0.5, 0.7, 0.3]
-        assert len(lrs) <= 5  # 0.9 starts only if 0.7 ended before 0.3
+        # 0.9 starts only if 0.7 ended before 0.3 did, and 0.2 only if 0.9 did too (a loaded machine, CI failed on
+        # it): how many is timing, the grid's order is not.
+        assert lrs == [0.1, 0.5, 0.7, 0.3, 0.9, 0.2][: len(lrs)]
     finally:
         store.close()
 
